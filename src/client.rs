@@ -1,0 +1,136 @@
+//! A client: the state Redis keeps per connection (db, protocol, name, auth, reply mode).
+//!
+//! Shared as `Rc<RefCell<Client>>` between the connection task that owns it and the
+//! accepting shard's registry (which CLIENT LIST / KILL walk). Plain data: no socket.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    Skip,
+    /// Internal: the command that set SKIP is itself answered; the next one is skipped.
+    SkipNext,
+}
+
+#[derive(Debug)]
+pub struct Client {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub fd: i32,
+    /// Shard whose core accepted the connection.
+    pub shard: usize,
+    pub db: usize,
+    /// RESP version, 2 or 3.
+    pub resp: u8,
+    pub name: Option<String>,
+    pub lib_name: Option<String>,
+    pub lib_ver: Option<String>,
+    pub authenticated: bool,
+    pub user: String,
+    pub reply_mode: ReplyMode,
+    pub no_evict: bool,
+    pub no_touch: bool,
+    /// Unix ms of connection and of the last command.
+    pub created_ms: u64,
+    pub last_interaction_ms: u64,
+    /// Lower-case name of the last command (`client|list`).
+    pub last_cmd: String,
+    /// Set by QUIT or a protocol error: close after the pending replies are written.
+    pub close_after_reply: bool,
+    /// Set by CLIENT KILL from any core.
+    pub killed: bool,
+    /// Bytes waiting in the query / output buffers (CLIENT LIST qbuf / omem).
+    pub qbuf: usize,
+    pub obuf: usize,
+    /// Total commands this client ran.
+    pub commands: u64,
+    /// Config values that the client check needs at each command.
+    pub requirepass_set: bool,
+}
+
+pub type ClientRef = Rc<RefCell<Client>>;
+
+impl Client {
+    pub fn new(
+        id: u64,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        fd: i32,
+        shard: usize,
+        requirepass_set: bool,
+    ) -> Client {
+        let now = crate::shard::now_ms();
+        Client {
+            id,
+            addr,
+            laddr,
+            fd,
+            shard,
+            db: 0,
+            resp: 2,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            authenticated: !requirepass_set,
+            user: "default".into(),
+            reply_mode: ReplyMode::On,
+            no_evict: false,
+            no_touch: false,
+            created_ms: now,
+            last_interaction_ms: now,
+            last_cmd: "NULL".into(),
+            close_after_reply: false,
+            killed: false,
+            qbuf: 0,
+            obuf: 0,
+            commands: 0,
+            requirepass_set,
+        }
+    }
+
+    /// A client for tests and internal use, on loopback.
+    pub fn detached(id: u64) -> Client {
+        let a: SocketAddr = "127.0.0.1:0".parse().expect("static address parses");
+        Client::new(id, a, a, -1, 0, false)
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO, with Redis 7.0's fields.
+    pub fn info_line(&self, now_ms: u64) -> String {
+        let mut flags = String::new();
+        if self.no_evict {
+            flags.push('e');
+        }
+        if self.no_touch {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            self.name.as_deref().unwrap_or(""),
+            now_ms.saturating_sub(self.created_ms) / 1000,
+            now_ms.saturating_sub(self.last_interaction_ms) / 1000,
+            flags,
+            self.db,
+            self.qbuf,
+            self.obuf,
+            self.last_cmd,
+            self.user,
+            self.resp,
+            self.lib_name.as_deref().unwrap_or(""),
+            self.lib_ver.as_deref().unwrap_or(""),
+            self.shard,
+        )
+    }
+}

@@ -1,0 +1,359 @@
+//! The command table and the context commands run in.
+//!
+//! Every command is one [`Command`] entry in its family's file (`string.rs`, `keys.rs`,
+//! `connection.rs`, `server.rs` ...), registered in [`table`]. The entry drives
+//! everything else: arity errors, COMMAND INFO / DOCS / GETKEYS, routing to the shard
+//! that owns the keys, and stats. The one idea to hold: a command never touches a socket
+//! or a channel. A [`Exec::Shard`] handler gets a [`Ctx`] (one shard, one db) and the
+//! argv, and returns a [`Reply`]; the runtime decides where it runs, including running it
+//! over a gathered view when its keys live on several shards. [`Exec::Conn`] handlers
+//! see only the client's own state, and [`Exec::Server`] handlers reach all shards
+//! through the [`Shards`] handle, asynchronously.
+
+pub mod bitmap;
+pub mod connection;
+pub mod expire;
+pub mod keys;
+pub mod server;
+pub mod string;
+
+use crate::client::{Client, ClientRef};
+use crate::protocol::Reply;
+use crate::runtime::Shards;
+use crate::shard::Shard;
+use crate::storage::db::{lru_clock, Entry};
+use crate::storage::Db;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Runs on the shard owning the command's keys (or the local shard if it has none).
+pub type ShardFn = fn(&mut Ctx, &[Bytes]) -> Reply;
+/// Runs on the connection, with the client's state only (PING, SELECT, HELLO...).
+pub type ConnFn = fn(&mut Client, &[Bytes]) -> Reply;
+/// Runs on the connection and may reach every shard (INFO, DBSIZE, KEYS, FLUSHALL...).
+pub type ServerFn = for<'a> fn(&'a ClientRef, &'a Shards, &'a [Bytes]) -> LocalBoxFuture<'a, Reply>;
+
+#[derive(Clone, Copy)]
+pub enum Exec {
+    Shard(ShardFn),
+    Conn(ConnFn),
+    Server(ServerFn),
+    /// A container (CLIENT, CONFIG, OBJECT...): the real entry is a subcommand.
+    Container,
+}
+
+/// How a multi-key [`Exec::Shard`] command is split when its keys span shards.
+/// Without a `Merge` it runs once over a gathered view of all its keys instead.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Merge {
+    /// Each part returns an integer; the reply is the sum (DEL, EXISTS, TOUCH, UNLINK).
+    SumInt,
+    /// Each part returns an array, one element per key; reassembled in key order (MGET).
+    Ordered,
+    /// Each part returns +OK (MSET).
+    AllOk,
+}
+
+#[derive(Clone, Copy)]
+pub struct Command {
+    /// Lower case; subcommands are `container|sub`.
+    pub name: &'static str,
+    /// Redis's arity: N = exactly N args (name included), -N = at least N.
+    pub arity: i32,
+    /// Space-separated Redis flags: write readonly denyoom fast admin noscript loading stale ...
+    pub flags: &'static str,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub key_step: i32,
+    /// Space-separated ACL categories without '@' (`read string fast`).
+    pub acl: &'static str,
+    pub exec: Exec,
+    pub split: Option<Merge>,
+    pub subcommands: &'static [Command],
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub complexity: &'static str,
+}
+
+impl Command {
+    /// A command entry; fill in the rest with the builder methods.
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: &'static str,
+        acl: &'static str,
+        exec: Exec,
+    ) -> Command {
+        Command {
+            name,
+            arity,
+            flags,
+            first_key: 0,
+            last_key: 0,
+            key_step: 0,
+            acl,
+            exec,
+            split: None,
+            subcommands: &[],
+            group: "generic",
+            summary: "",
+            since: "1.0.0",
+            complexity: "O(1)",
+        }
+    }
+    pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Command {
+        self.first_key = first;
+        self.last_key = last;
+        self.key_step = step;
+        self
+    }
+    pub const fn split(mut self, m: Merge) -> Command {
+        self.split = Some(m);
+        self
+    }
+    pub const fn subcommands(mut self, s: &'static [Command]) -> Command {
+        self.subcommands = s;
+        self
+    }
+    pub const fn doc(
+        mut self,
+        group: &'static str,
+        since: &'static str,
+        summary: &'static str,
+    ) -> Command {
+        self.group = group;
+        self.since = since;
+        self.summary = summary;
+        self
+    }
+    pub const fn complexity(mut self, c: &'static str) -> Command {
+        self.complexity = c;
+        self
+    }
+
+    pub fn has_flag(&self, f: &str) -> bool {
+        self.flags.split(' ').any(|x| x == f)
+    }
+    pub fn is_write(&self) -> bool {
+        self.has_flag("write")
+    }
+
+    /// Indexes into argv of this command's keys, per first/last/step.
+    pub fn key_indexes(&self, argc: usize) -> Vec<usize> {
+        if self.first_key <= 0 || argc == 0 {
+            return Vec::new();
+        }
+        let first = self.first_key as usize;
+        let last = if self.last_key < 0 {
+            argc as i32 + self.last_key
+        } else {
+            self.last_key
+        };
+        if last < 0 || first >= argc {
+            return Vec::new();
+        }
+        let last = (last as usize).min(argc - 1);
+        let step = self.key_step.max(1) as usize;
+        (first..=last).step_by(step).collect()
+    }
+
+    /// Arity check as Redis does it.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        (self.arity > 0 && argc == self.arity as usize)
+            || (self.arity < 0 && argc >= (-self.arity) as usize)
+    }
+}
+
+/// All top-level commands, by family.
+pub fn families() -> impl Iterator<Item = &'static Command> {
+    [
+        string::COMMANDS,
+        bitmap::COMMANDS,
+        keys::COMMANDS,
+        expire::COMMANDS,
+        connection::COMMANDS,
+        server::COMMANDS,
+    ]
+    .into_iter()
+    .flat_map(|f| f.iter())
+}
+
+/// Lookup table from lower-case name to entry.
+pub fn table() -> &'static HashMap<&'static str, &'static Command> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static Command>> = OnceLock::new();
+    TABLE.get_or_init(|| families().map(|c| (c.name, c)).collect())
+}
+
+/// Find a command by name, case-insensitively, without allocating for short names.
+pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    table().get(lower).copied()
+}
+
+/// Find a subcommand of `container`, case-insensitively.
+pub fn lookup_sub(container: &'static Command, sub: &[u8]) -> Option<&'static Command> {
+    let want = String::from_utf8_lossy(sub).to_ascii_lowercase();
+    container
+        .subcommands
+        .iter()
+        .find(|c| c.name.rsplit('|').next() == Some(want.as_str()))
+}
+
+/// What a command runs with on its shard.
+pub struct Ctx<'a> {
+    pub shard: &'a mut Shard,
+    pub db: usize,
+    pub now_ms: u64,
+    /// CLIENT NO-TOUCH: reads do not update LRU.
+    pub no_touch: bool,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(shard: &'a mut Shard, db: usize) -> Ctx<'a> {
+        Ctx {
+            shard,
+            db,
+            now_ms: crate::shard::now_ms(),
+            no_touch: false,
+        }
+    }
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.shard.dbs[self.db]
+    }
+    /// Lookup for reading: counts keyspace hits / misses and touches LRU.
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        let touch = !self.no_touch;
+        let stats = &mut self.shard.stats;
+        match self.shard.dbs[self.db].lookup(key, now) {
+            Some(e) => {
+                stats.keyspace_hits += 1;
+                if touch {
+                    e.lru = lru_clock();
+                }
+                Some(e)
+            }
+            None => {
+                stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+    /// Lookup for writing: no hit/miss accounting.
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        self.shard.dbs[self.db].lookup(key, now)
+    }
+    /// True if the key exists (expiring it if due), without touching stats.
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        self.shard.dbs[self.db].contains(key, now)
+    }
+}
+
+/// Error replies whose text must match Redis exactly, built in one place.
+pub mod errors {
+    use crate::protocol::Reply;
+
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    pub const NO_SUCH_KEY: &str = "ERR no such key";
+    pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const NOAUTH: &str = "NOAUTH Authentication required.";
+
+    pub fn wrongtype() -> Reply {
+        Reply::err(WRONGTYPE)
+    }
+    pub fn syntax() -> Reply {
+        Reply::err(SYNTAX)
+    }
+    pub fn not_integer() -> Reply {
+        Reply::err(NOT_INTEGER)
+    }
+    pub fn not_float() -> Reply {
+        Reply::err(NOT_FLOAT)
+    }
+    pub fn wrong_arity(name: &str) -> Reply {
+        Reply::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            name
+        ))
+    }
+    /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `
+    pub fn unknown_command(argv: &[bytes::Bytes]) -> Reply {
+        let name = String::from_utf8_lossy(&argv[0]);
+        let mut args = String::new();
+        for a in argv[1..].iter() {
+            if args.len() >= 128 {
+                break;
+            }
+            let a = String::from_utf8_lossy(a);
+            let room = 128usize.saturating_sub(args.len());
+            let shown: String = a.chars().take(room).collect();
+            args.push_str(&format!("'{}' ", shown));
+        }
+        Reply::error(format!(
+            "ERR unknown command '{}', with args beginning with: {}",
+            truncate(&name, 128),
+            args
+        ))
+    }
+    /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
+    pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
+        Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            truncate(&String::from_utf8_lossy(sub), 128),
+            container.to_ascii_uppercase()
+        ))
+    }
+    fn truncate(s: &str, n: usize) -> String {
+        s.chars().take(n).collect()
+    }
+}
+
+/// Argument helpers shared by every family.
+pub mod args {
+    use super::errors;
+    use crate::protocol::parse::parse_i64;
+    use crate::protocol::Reply;
+
+    /// Parse an integer argument with Redis's rules, or the standard error.
+    pub fn int(b: &[u8]) -> Result<i64, Reply> {
+        parse_i64(b).ok_or_else(errors::not_integer)
+    }
+    pub fn eq(a: &[u8], lit: &str) -> bool {
+        a.eq_ignore_ascii_case(lit.as_bytes())
+    }
+    /// Parse a float as Redis's `string2ld`/`strtod` (no spaces, no NaN).
+    pub fn float(b: &[u8]) -> Result<f64, Reply> {
+        let s = std::str::from_utf8(b).map_err(|_| errors::not_float())?;
+        if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+            return Err(errors::not_float());
+        }
+        let v: f64 = match s.to_ascii_lowercase().as_str() {
+            "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+            "-inf" | "-infinity" => f64::NEG_INFINITY,
+            _ => s.parse().map_err(|_| errors::not_float())?,
+        };
+        if v.is_nan() {
+            return Err(errors::not_float());
+        }
+        Ok(v)
+    }
+}

@@ -1,0 +1,10 @@
+//! Shardis: a Redis-compatible server with one shard per core. See DESIGN.md in the
+//! team's shared folder for the architecture; each module's doc comment says what it owns.
+
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod protocol;
+pub mod runtime;
+pub mod shard;
+pub mod storage;

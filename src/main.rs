@@ -1,0 +1,21 @@
+//! The `shardis` binary: read the configuration, start the shards.
+
+use mimalloc::MiMalloc;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match shardis::config::load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = shardis::runtime::run(shardis::config::ConfigHandle::new(config)) {
+        shardis::runtime::log(&e);
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,394 @@
+//! Request parser: multibulk (`*N\r\n$L\r\n...`) and inline (`SET a b\n`) forms.
+//!
+//! Mirrors `processMultibulkBuffer` / `processInlineBuffer` in Redis 7.0 so the same
+//! bytes produce the same error text. The parser is resumable by re-parsing: it never
+//! consumes a partial request, so the caller keeps unread bytes and calls again after
+//! the next socket read. Hand-written rather than a crate because it is the hottest
+//! function in the server and must match Redis's error texts byte for byte.
+
+use bytes::{Bytes, BytesMut};
+
+/// Largest inline request or multibulk/bulk header line Redis accepts (PROTO_INLINE_MAX_SIZE).
+pub const INLINE_MAX: usize = 64 * 1024;
+
+/// Protocol limits, as configured (`proto-max-bulk-len`) and per-connection state.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_bulk_len: usize,
+    /// True while the connection still has to AUTH: Redis then caps request sizes hard.
+    pub unauthenticated: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            unauthenticated: false,
+        }
+    }
+}
+
+/// A malformed request. `Display` gives Redis's exact text (without the `ERR ` prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    TooBigInline,
+    UnbalancedQuotes,
+    TooBigMbulkCount,
+    InvalidMultibulkLength,
+    UnauthenticatedMultibulkLength,
+    ExpectedDollar(u8),
+    InvalidBulkLength,
+    UnauthenticatedBulkLength,
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use ProtocolError::*;
+        match self {
+            TooBigInline => write!(f, "Protocol error: too big inline request"),
+            UnbalancedQuotes => write!(f, "Protocol error: unbalanced quotes in request"),
+            TooBigMbulkCount => write!(f, "Protocol error: too big mbulk count string"),
+            InvalidMultibulkLength => write!(f, "Protocol error: invalid multibulk length"),
+            UnauthenticatedMultibulkLength => {
+                write!(f, "Protocol error: unauthenticated multibulk length")
+            }
+            ExpectedDollar(c) => write!(f, "Protocol error: expected '$', got '{}'", *c as char),
+            InvalidBulkLength => write!(f, "Protocol error: invalid bulk length"),
+            UnauthenticatedBulkLength => write!(f, "Protocol error: unauthenticated bulk length"),
+        }
+    }
+}
+
+/// What one parse attempt found at the front of the buffer.
+#[derive(Debug, PartialEq)]
+pub enum ParseOutcome {
+    /// A whole request; its bytes have been split off the buffer. May be empty
+    /// (`*0\r\n`, a blank inline line): the caller skips it, as Redis does.
+    Request(Vec<Bytes>),
+    /// Not enough bytes yet; nothing consumed.
+    Incomplete,
+    /// Malformed; Redis replies with the error and closes the connection.
+    Error(ProtocolError),
+}
+
+/// Parse one request from the front of `buf`, consuming it only when complete.
+pub fn parse_request(buf: &mut BytesMut, limits: Limits) -> ParseOutcome {
+    if buf.is_empty() {
+        return ParseOutcome::Incomplete;
+    }
+    if buf[0] == b'*' {
+        parse_multibulk(buf, limits)
+    } else {
+        parse_inline(buf)
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    // Redis looks for '\r' and then requires the byte after it to be present.
+    memchr(b'\r', &buf[from..]).map(|i| from + i)
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// Parse a decimal integer as Redis's `string2ll` does: optional '-', no '+', no
+/// leading zeros (except "0"), no spaces, fits in i64.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > (i64::MAX as u64) + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+fn parse_multibulk(buf: &mut BytesMut, limits: Limits) -> ParseOutcome {
+    let Some(nl) = find_crlf(buf, 1) else {
+        if buf.len() > INLINE_MAX {
+            return ParseOutcome::Error(ProtocolError::TooBigMbulkCount);
+        }
+        return ParseOutcome::Incomplete;
+    };
+    if nl + 1 >= buf.len() {
+        return ParseOutcome::Incomplete;
+    }
+    let count = match parse_i64(&buf[1..nl]) {
+        Some(n) if n <= i32::MAX as i64 => n,
+        _ => return ParseOutcome::Error(ProtocolError::InvalidMultibulkLength),
+    };
+    if count > 10 && limits.unauthenticated {
+        return ParseOutcome::Error(ProtocolError::UnauthenticatedMultibulkLength);
+    }
+    let mut pos = nl + 2;
+    if count <= 0 {
+        let _ = buf.split_to(pos);
+        return ParseOutcome::Request(Vec::new());
+    }
+    // First pass: validate and locate every bulk without consuming anything.
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity((count as usize).min(1024));
+    for _ in 0..count {
+        if pos >= buf.len() {
+            return ParseOutcome::Incomplete;
+        }
+        let Some(nl) = find_crlf(buf, pos) else {
+            if buf.len() - pos > INLINE_MAX {
+                return ParseOutcome::Error(ProtocolError::TooBigInline);
+            }
+            return ParseOutcome::Incomplete;
+        };
+        if nl + 1 >= buf.len() {
+            return ParseOutcome::Incomplete;
+        }
+        if buf[pos] != b'$' {
+            return ParseOutcome::Error(ProtocolError::ExpectedDollar(buf[pos]));
+        }
+        let len = match parse_i64(&buf[pos + 1..nl]) {
+            Some(n) if n >= 0 && (n as u64) <= limits.max_bulk_len as u64 => n as usize,
+            _ => return ParseOutcome::Error(ProtocolError::InvalidBulkLength),
+        };
+        if limits.unauthenticated && len > 16384 {
+            return ParseOutcome::Error(ProtocolError::UnauthenticatedBulkLength);
+        }
+        let start = nl + 2;
+        if buf.len() < start + len + 2 {
+            return ParseOutcome::Incomplete;
+        }
+        spans.push((start, len));
+        pos = start + len + 2;
+    }
+    let frozen = buf.split_to(pos).freeze();
+    ParseOutcome::Request(
+        spans
+            .into_iter()
+            .map(|(s, l)| frozen.slice(s..s + l))
+            .collect(),
+    )
+}
+
+fn parse_inline(buf: &mut BytesMut) -> ParseOutcome {
+    let Some(nl) = memchr(b'\n', buf) else {
+        if buf.len() > INLINE_MAX {
+            return ParseOutcome::Error(ProtocolError::TooBigInline);
+        }
+        return ParseOutcome::Incomplete;
+    };
+    let line = buf.split_to(nl + 1);
+    let mut end = nl;
+    if end > 0 && line[end - 1] == b'\r' {
+        end -= 1;
+    }
+    match split_args(&line[..end]) {
+        Some(args) => ParseOutcome::Request(args.into_iter().map(Bytes::from).collect()),
+        None => ParseOutcome::Error(ProtocolError::UnbalancedQuotes),
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Split an inline line into arguments like Redis's `sdssplitargs`: whitespace
+/// separated, with "double quotes" (backslash escapes, `\xHH`) and 'single quotes'.
+/// A closing quote must be followed by whitespace or the end. `None` = unbalanced.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            if inq {
+                if i >= n {
+                    return None;
+                }
+                if line[i] == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && hex_val(line[i + 2]).is_some()
+                    && hex_val(line[i + 3]).is_some()
+                {
+                    cur.push(hex_val(line[i + 2]).unwrap() * 16 + hex_val(line[i + 3]).unwrap());
+                    i += 3;
+                } else if line[i] == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        c => c,
+                    });
+                } else if line[i] == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(line[i]);
+                }
+            } else if insq {
+                if i >= n {
+                    return None;
+                }
+                if line[i] == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if line[i] == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(line[i]);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        i += 1;
+                        break;
+                    }
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        out.push(cur);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &[u8]) -> (ParseOutcome, usize) {
+        let mut b = BytesMut::from(s);
+        let r = parse_request(&mut b, Limits::default());
+        (r, b.len())
+    }
+
+    fn req(v: &[&str]) -> ParseOutcome {
+        ParseOutcome::Request(
+            v.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn multibulk() {
+        assert_eq!(
+            parse(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n"),
+            (req(&["GET", "a"]), 0)
+        );
+        assert_eq!(
+            parse(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\nPING"),
+            (req(&["GET", "a"]), 4)
+        );
+        assert_eq!(
+            parse(b"*2\r\n$3\r\nGET\r\n$1\r\na\r").0,
+            ParseOutcome::Incomplete
+        );
+        assert_eq!(parse(b"*0\r\n"), (ParseOutcome::Request(vec![]), 0));
+        assert_eq!(parse(b"*-1\r\n"), (ParseOutcome::Request(vec![]), 0));
+    }
+
+    #[test]
+    fn multibulk_errors() {
+        use ProtocolError::*;
+        assert_eq!(
+            parse(b"*x\r\n").0,
+            ParseOutcome::Error(InvalidMultibulkLength)
+        );
+        assert_eq!(
+            parse(b"*1\r\n+a\r\n").0,
+            ParseOutcome::Error(ExpectedDollar(b'+'))
+        );
+        assert_eq!(
+            parse(b"*1\r\n$-1\r\n").0,
+            ParseOutcome::Error(InvalidBulkLength)
+        );
+        assert_eq!(
+            parse(b"*1\r\n$600000000\r\n").0,
+            ParseOutcome::Error(InvalidBulkLength)
+        );
+        assert_eq!(
+            parse(b"*3000000000\r\n").0,
+            ParseOutcome::Error(InvalidMultibulkLength)
+        );
+        let big = vec![b'1'; INLINE_MAX + 2];
+        let mut s = b"*".to_vec();
+        s.extend_from_slice(&big);
+        assert_eq!(parse(&s).0, ParseOutcome::Error(TooBigMbulkCount));
+    }
+
+    #[test]
+    fn inline() {
+        assert_eq!(parse(b"PING\r\n"), (req(&["PING"]), 0));
+        assert_eq!(parse(b"set a \"b c\"\n"), (req(&["set", "a", "b c"]), 0));
+        assert_eq!(parse(b"set a 'x\\'y'\n"), (req(&["set", "a", "x'y"]), 0));
+        assert_eq!(parse(b"echo \"\\x41\\n\"\n"), (req(&["echo", "A\n"]), 0));
+        assert_eq!(parse(b"\r\n"), (ParseOutcome::Request(vec![]), 0));
+        assert_eq!(parse(b"PING").0, ParseOutcome::Incomplete);
+        assert_eq!(
+            parse(b"set a \"b\n").0,
+            ParseOutcome::Error(ProtocolError::UnbalancedQuotes)
+        );
+        assert_eq!(
+            parse(b"set a \"b\"c\n").0,
+            ParseOutcome::Error(ProtocolError::UnbalancedQuotes)
+        );
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"01"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b"-0"), None);
+        assert_eq!(parse_i64(b" 1"), None);
+    }
+}

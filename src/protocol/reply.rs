@@ -1,0 +1,249 @@
+//! Reply values and their RESP2 / RESP3 encodings.
+//!
+//! Commands return a [`Reply`]; the connection encodes it for its protocol version.
+//! RESP3-only types degrade the way Redis degrades them for RESP2 clients: maps become
+//! flat arrays, sets arrays, doubles bulk strings, booleans integers, `Null` becomes
+//! `$-1` (or `*-1` for [`Reply::NullArray`]). `Reply` is `Send` so a shard can answer a
+//! hop from another core.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`-style status line.
+    Status(Cow<'static, str>),
+    /// Error line; the text includes the code (`ERR ...`, `WRONGTYPE ...`).
+    Error(Cow<'static, str>),
+    Int(i64),
+    Bulk(Bytes),
+    /// Null bulk in RESP2 (`$-1`), `_` in RESP3.
+    Null,
+    /// Null array in RESP2 (`*-1`), `_` in RESP3.
+    NullArray,
+    Array(Vec<Reply>),
+    Map(Vec<(Reply, Reply)>),
+    Set(Vec<Reply>),
+    Double(f64),
+    Bool(bool),
+    BigNumber(String),
+    /// Verbatim string with its 3-letter format (`txt`, `mkd`).
+    Verbatim(&'static str, Bytes),
+    Push(Vec<Reply>),
+    /// Nothing at all is written (CLIENT REPLY OFF/SKIP, QUIT handled by caller).
+    NoReply,
+}
+
+pub const OK: Reply = Reply::Status(Cow::Borrowed("OK"));
+
+impl Reply {
+    pub fn ok() -> Reply {
+        OK
+    }
+    pub fn status(s: &'static str) -> Reply {
+        Reply::Status(Cow::Borrowed(s))
+    }
+    /// An error with static text, e.g. `Reply::err("ERR syntax error")`.
+    pub fn err(s: &'static str) -> Reply {
+        Reply::Error(Cow::Borrowed(s))
+    }
+    pub fn error(s: String) -> Reply {
+        Reply::Error(Cow::Owned(s))
+    }
+    pub fn bulk(b: &[u8]) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(b))
+    }
+    pub fn bulk_str(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Append this reply's encoding for protocol `proto` (2 or 3) to `out`.
+    pub fn encode(&self, proto: u8, out: &mut BytesMut) {
+        match self {
+            Reply::Status(s) => line(out, b'+', s.as_bytes()),
+            Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::Int(i) => int_line(out, b':', *i),
+            Reply::Bulk(b) => bulk(out, b),
+            Reply::Null if proto >= 3 => out.put_slice(b"_\r\n"),
+            Reply::Null => out.put_slice(b"$-1\r\n"),
+            Reply::NullArray if proto >= 3 => out.put_slice(b"_\r\n"),
+            Reply::NullArray => out.put_slice(b"*-1\r\n"),
+            Reply::Array(items) => {
+                int_line(out, b'*', items.len() as i64);
+                items.iter().for_each(|r| r.encode(proto, out));
+            }
+            Reply::Set(items) => {
+                int_line(
+                    out,
+                    if proto >= 3 { b'~' } else { b'*' },
+                    items.len() as i64,
+                );
+                items.iter().for_each(|r| r.encode(proto, out));
+            }
+            Reply::Push(items) => {
+                int_line(
+                    out,
+                    if proto >= 3 { b'>' } else { b'*' },
+                    items.len() as i64,
+                );
+                items.iter().for_each(|r| r.encode(proto, out));
+            }
+            Reply::Map(pairs) => {
+                if proto >= 3 {
+                    int_line(out, b'%', pairs.len() as i64);
+                } else {
+                    int_line(out, b'*', 2 * pairs.len() as i64);
+                }
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Reply::Double(d) => {
+                let s = format_double_resp(*d);
+                if proto >= 3 {
+                    line(out, b',', s.as_bytes());
+                } else {
+                    bulk(out, s.as_bytes());
+                }
+            }
+            Reply::Bool(b) if proto >= 3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Reply::Bool(b) => int_line(out, b':', *b as i64),
+            Reply::BigNumber(s) if proto >= 3 => line(out, b'(', s.as_bytes()),
+            Reply::BigNumber(s) => bulk(out, s.as_bytes()),
+            Reply::Verbatim(fmt, b) if proto >= 3 => {
+                int_line(out, b'=', b.len() as i64 + 4);
+                out.put_slice(fmt.as_bytes());
+                out.put_u8(b':');
+                out.put_slice(b);
+                out.put_slice(b"\r\n");
+            }
+            Reply::Verbatim(_, b) => bulk(out, b),
+            Reply::NoReply => {}
+        }
+    }
+}
+
+fn line(out: &mut BytesMut, prefix: u8, s: &[u8]) {
+    out.reserve(s.len() + 3);
+    out.put_u8(prefix);
+    // Redis replaces newlines in status/error lines so the protocol stays intact.
+    if s.iter().any(|&c| c == b'\r' || c == b'\n') {
+        out.extend(
+            s.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
+    } else {
+        out.put_slice(s);
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn int_line(out: &mut BytesMut, prefix: u8, i: i64) {
+    let mut buf = itoa::Buffer::new();
+    let s = buf.format(i);
+    out.reserve(s.len() + 3);
+    out.put_u8(prefix);
+    out.put_slice(s.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn bulk(out: &mut BytesMut, b: &[u8]) {
+    int_line(out, b'$', b.len() as i64);
+    out.put_slice(b);
+    out.put_slice(b"\r\n");
+}
+
+/// Format a double as Redis's RESP3 `addReplyDouble` does (`%.17g`, `inf`, `-inf`, `nan`).
+pub fn format_double_resp(d: f64) -> String {
+    if d.is_nan() {
+        "nan".into()
+    } else if d.is_infinite() {
+        if d > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
+    } else {
+        format_g17(d)
+    }
+}
+
+/// C's `printf("%.17g", d)` for finite `d`.
+pub fn format_g17(d: f64) -> String {
+    format_g(d, 17)
+}
+
+/// C's `printf("%.{prec}g", d)` for finite `d`: shortest of %e / %f with `prec`
+/// significant digits, trailing zeros removed.
+pub fn format_g(d: f64, prec: usize) -> String {
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let p = prec.max(1);
+    let e = format!("{:.*e}", p - 1, d);
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= p as i32 {
+        let mant = trim_zeros(mant);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", mant, sign, exp.abs())
+    } else {
+        let decimals = (p as i32 - 1 - exp).max(0) as usize;
+        trim_zeros(&format!("{:.*}", decimals, d)).to_string()
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(r: &Reply, proto: u8) -> String {
+        let mut b = BytesMut::new();
+        r.encode(proto, &mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    #[test]
+    fn resp2_and_3() {
+        let m = Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]);
+        assert_eq!(enc(&m, 2), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&m, 3), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Null, 2), "$-1\r\n");
+        assert_eq!(enc(&Reply::NullArray, 2), "*-1\r\n");
+        assert_eq!(enc(&Reply::Null, 3), "_\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), 3), ",1.5\r\n");
+        assert_eq!(enc(&Reply::Double(f64::INFINITY), 2), "$3\r\ninf\r\n");
+        assert_eq!(
+            enc(&Reply::Verbatim("txt", Bytes::from_static(b"hi")), 3),
+            "=6\r\ntxt:hi\r\n"
+        );
+        assert_eq!(enc(&Reply::Bool(true), 3), "#t\r\n");
+        assert_eq!(enc(&Reply::Error("ERR a\r\nb".into()), 2), "-ERR a  b\r\n");
+    }
+
+    #[test]
+    fn g_format() {
+        assert_eq!(format_g17(1.5), "1.5");
+        assert_eq!(format_g17(0.1), "0.10000000000000001");
+        assert_eq!(format_g17(1e20), "1e+20");
+        assert_eq!(format_g17(123456.0), "123456");
+        assert_eq!(format_g17(1e-5), "1.0000000000000001e-05");
+        assert_eq!(format_g(3.0, 17), "3");
+    }
+}

@@ -1,0 +1,161 @@
+//! One client connection: read, parse every complete request, dispatch, write replies.
+//!
+//! The loop reads as much as the socket has, parses all complete requests (pipelining),
+//! runs them as one batch (see `dispatch`), encodes the replies in order into one output
+//! buffer and writes it with one call. Limits as Redis: `client-query-buffer-limit`
+//! closes the connection silently; a protocol error is answered, then the connection is
+//! closed once the replies before it are written.
+
+use crate::client::{Client, ClientRef};
+use crate::protocol::{parse_request, Limits, ParseOutcome, Reply};
+use crate::runtime::dispatch::run_batch;
+use crate::runtime::Shards;
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::cell::RefCell;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Keeps the process-wide connection count right however the connection ends.
+struct ConnectedGuard<'a>(&'a AtomicUsize);
+impl Drop for ConnectedGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+const DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+
+/// Serve one accepted connection until it closes.
+pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
+    let _ = stream.set_nodelay(true);
+    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let config = shards.local.borrow().config.clone();
+    if config.protected_mode && config.requirepass.is_none() && !addr.ip().is_loopback() {
+        let mut out = BytesMut::new();
+        Reply::err(DENIED).encode(2, &mut out);
+        let _ = stream.write_all(&out).await;
+        shards.local.borrow_mut().stats.rejected_connections += 1;
+        return;
+    }
+    let connected = shards
+        .server
+        .connected_clients
+        .fetch_add(1, Ordering::Relaxed);
+    let _guard = ConnectedGuard(&shards.server.connected_clients);
+    if connected >= config.maxclients {
+        let mut out = BytesMut::new();
+        Reply::err("ERR max number of clients reached").encode(2, &mut out);
+        let _ = stream.write_all(&out).await;
+        shards.local.borrow_mut().stats.rejected_connections += 1;
+        return;
+    }
+    let id = shards.server.new_client_id();
+    let client: ClientRef = Rc::new(RefCell::new(Client::new(
+        id,
+        addr,
+        laddr,
+        stream.as_raw_fd(),
+        shards.local_id,
+        config.requirepass.is_some(),
+    )));
+    {
+        let mut s = shards.local.borrow_mut();
+        s.stats.connections_received += 1;
+        s.clients.insert(id, client.clone());
+    }
+    let _ = session(&mut stream, &shards, &client).await;
+    shards.local.borrow_mut().clients.remove(&id);
+}
+
+async fn session(
+    stream: &mut TcpStream,
+    shards: &Shards,
+    client: &ClientRef,
+) -> std::io::Result<()> {
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 || client.borrow().killed {
+            return Ok(());
+        }
+        rbuf.extend_from_slice(&chunk[..n]);
+        let (limits, qlimit) = {
+            let s = shards.local.borrow();
+            let c = client.borrow();
+            let l = Limits {
+                max_bulk_len: s.config.proto_max_bulk_len,
+                unauthenticated: !c.authenticated,
+            };
+            (l, s.config.client_query_buffer_limit)
+        };
+        shards.local.borrow_mut().stats.net_input_bytes += n as u64;
+        let mut requests = Vec::new();
+        let mut protocol_error = None;
+        loop {
+            match parse_request(&mut rbuf, limits) {
+                ParseOutcome::Request(argv) if argv.is_empty() => continue,
+                ParseOutcome::Request(argv) => requests.push(argv),
+                ParseOutcome::Incomplete => break,
+                ParseOutcome::Error(e) => {
+                    protocol_error = Some(e);
+                    break;
+                }
+            }
+        }
+        if rbuf.len() > qlimit {
+            // Redis logs and closes without a reply.
+            eprintln!(
+                "Closing client that reached max query buffer length (qbuf={})",
+                rbuf.len()
+            );
+            return Ok(());
+        }
+        client.borrow_mut().qbuf = rbuf.len();
+        let mut close = false;
+        if !requests.is_empty() {
+            let batch = run_batch(client, shards, requests).await;
+            let proto = client.borrow().resp;
+            let mut s = shards.local.borrow_mut();
+            for r in batch.replies.into_iter().flatten() {
+                if let Reply::Error(e) = &r {
+                    s.stats.record_error(e);
+                }
+                r.encode(proto, &mut out);
+            }
+            close = batch.close;
+        }
+        if let Some(e) = protocol_error {
+            let text = format!("ERR {e}");
+            shards.local.borrow_mut().stats.record_error(&text);
+            Reply::error(text).encode(client.borrow().resp, &mut out);
+            close = true;
+        }
+        {
+            let mut c = client.borrow_mut();
+            c.last_interaction_ms = crate::shard::now_ms();
+        }
+        if !out.is_empty() {
+            shards.local.borrow_mut().stats.net_output_bytes += out.len() as u64;
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        if close || client.borrow().killed {
+            return Ok(());
+        }
+        if rbuf.capacity() > 4 * READ_CHUNK && rbuf.is_empty() {
+            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        if out.capacity() > 4 * READ_CHUNK {
+            out = BytesMut::with_capacity(READ_CHUNK);
+        }
+    }
+}

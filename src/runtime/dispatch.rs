@@ -1,0 +1,455 @@
+//! Dispatch: from a parsed request to a reply, wherever the keys live.
+//!
+//! For each request of one socket read, in order:
+//! - resolve it in the command table (unknown command, subcommand, arity, auth errors);
+//! - `Conn` commands run at once on the client's state;
+//! - `Shard` commands whose keys all live on one shard run inline if it is this core's
+//!   shard, else are appended to that shard's batch (one hop per shard per read);
+//! - commands that reach several shards (`Server` commands, and `Shard` commands whose
+//!   keys span shards) first flush the pending batches, so they observe every earlier
+//!   command of the same pipeline, then run: split per shard and merged (`Merge`), or
+//!   run once over a gathered copy of their keys whose changes are written back.
+//! Replies are slotted by request index, so they leave in request order.
+//!
+//! Gathered execution gives the right result but is not isolated from concurrent
+//! writers on other cores; the transaction scheduler (issue 3) replaces that step.
+
+use crate::client::{ClientRef, ReplyMode};
+use crate::commands::{self, errors, Command, Ctx, Exec, Merge};
+use crate::protocol::Reply;
+use crate::runtime::Shards;
+use crate::shard::slowlog::{self, Caller};
+use crate::shard::Shard;
+use crate::storage::db::Entry;
+use bytes::Bytes;
+use std::time::Instant;
+
+/// Find the table entry for `argv`, or the error Redis gives.
+pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, (Reply, Option<&'static str>)> {
+    let Some(cmd) = commands::lookup(&argv[0]) else {
+        return Err((errors::unknown_command(argv), None));
+    };
+    if !cmd.arity_ok(argv.len()) {
+        return Err((errors::wrong_arity(cmd.name), Some(cmd.name)));
+    }
+    if let Exec::Container = cmd.exec {
+        let Some(sub) = commands::lookup_sub(cmd, &argv[1]) else {
+            return Err((
+                errors::unknown_subcommand(cmd.name, &argv[1]),
+                Some(cmd.name),
+            ));
+        };
+        if !sub.arity_ok(argv.len()) {
+            return Err((errors::wrong_arity(sub.name), Some(sub.name)));
+        }
+        return Ok(sub);
+    }
+    Ok(cmd)
+}
+
+/// Run a `Shard` command on `shard`, recording stats and the slow log.
+pub fn execute(
+    shard: &mut Shard,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    no_touch: bool,
+    caller: &Caller,
+) -> Reply {
+    let Exec::Shard(f) = cmd.exec else {
+        unreachable!("only Shard commands are executed on a shard")
+    };
+    let start = Instant::now();
+    let reply = {
+        let mut ctx = Ctx::new(shard, db);
+        ctx.no_touch = no_touch;
+        f(&mut ctx, argv)
+    };
+    record(shard, cmd, argv, start, &reply, caller);
+    reply
+}
+
+/// Stats and slow log for one executed command.
+pub fn record(
+    shard: &mut Shard,
+    cmd: &Command,
+    argv: &[Bytes],
+    start: Instant,
+    reply: &Reply,
+    caller: &Caller,
+) {
+    let us = start.elapsed().as_micros() as u64;
+    shard.stats.record_call(cmd.name, us, reply.is_error());
+    let threshold = shard.config.slowlog_log_slower_than;
+    if threshold >= 0 && us >= threshold as u64 {
+        let max = shard.config.slowlog_max_len;
+        shard
+            .slowlog
+            .push(slowlog::next_id(), argv, us, caller, max);
+    }
+}
+
+struct Pending {
+    index: usize,
+    db: usize,
+    cmd: &'static Command,
+    argv: Vec<Bytes>,
+}
+
+/// Replies for one read's requests, in order; `None` replies are not written.
+pub struct Batch {
+    pub replies: Vec<Option<Reply>>,
+    /// Stop reading: QUIT, or a command that closes the connection.
+    pub close: bool,
+}
+
+/// Execute every request of one read and return the replies in order.
+pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<Bytes>>) -> Batch {
+    let n = requests.len();
+    let mut replies: Vec<Option<Reply>> = (0..n).map(|_| None).collect();
+    let mut suppressed = vec![false; n];
+    let mut pending: Vec<Vec<Pending>> = (0..shards.count()).map(|_| Vec::new()).collect();
+    let caller = {
+        let c = client.borrow();
+        Caller {
+            addr: c.addr,
+            name: c.name.as_deref().map(Into::into),
+        }
+    };
+    let mut close = false;
+    for (i, argv) in requests.into_iter().enumerate() {
+        let (db, no_touch, authed, mode) = {
+            let c = client.borrow();
+            (c.db, c.no_touch, c.authenticated, c.reply_mode)
+        };
+        suppressed[i] = matches!(mode, ReplyMode::Off | ReplyMode::Skip);
+        let resolved = resolve(&argv);
+        let cmd = match resolved {
+            Err((reply, name)) => {
+                shards.local.borrow_mut().stats.record_rejected(name);
+                replies[i] = Some(reply);
+                advance_reply_mode(client);
+                continue;
+            }
+            Ok(cmd) => cmd,
+        };
+        if !authed && !cmd.has_flag("no_auth") {
+            shards
+                .local
+                .borrow_mut()
+                .stats
+                .record_rejected(Some(cmd.name));
+            replies[i] = Some(Reply::err(errors::NOAUTH));
+            advance_reply_mode(client);
+            continue;
+        }
+        {
+            let mut c = client.borrow_mut();
+            c.last_cmd.clear();
+            c.last_cmd.push_str(cmd.name);
+            c.commands += 1;
+        }
+        match cmd.exec {
+            Exec::Conn(f) => {
+                let start = Instant::now();
+                let reply = f(&mut client.borrow_mut(), &argv);
+                record(
+                    &mut shards.local.borrow_mut(),
+                    cmd,
+                    &argv,
+                    start,
+                    &reply,
+                    &caller,
+                );
+                replies[i] = Some(reply);
+            }
+            Exec::Server(f) => {
+                flush(shards, &mut pending, &mut replies, no_touch, &caller).await;
+                let start = Instant::now();
+                let reply = f(client, shards, &argv).await;
+                record(
+                    &mut shards.local.borrow_mut(),
+                    cmd,
+                    &argv,
+                    start,
+                    &reply,
+                    &caller,
+                );
+                replies[i] = Some(reply);
+            }
+            Exec::Shard(_) => match target_shard(cmd, &argv, shards) {
+                Target::One(s) if s == shards.local_id => {
+                    let reply = execute(
+                        &mut shards.local.borrow_mut(),
+                        cmd,
+                        db,
+                        &argv,
+                        no_touch,
+                        &caller,
+                    );
+                    replies[i] = Some(reply);
+                }
+                Target::One(s) => pending[s].push(Pending {
+                    index: i,
+                    db,
+                    cmd,
+                    argv,
+                }),
+                Target::Many => {
+                    flush(shards, &mut pending, &mut replies, no_touch, &caller).await;
+                    let start = Instant::now();
+                    let reply = match cmd.split {
+                        Some(m) => run_split(shards, cmd, db, &argv, m, no_touch, &caller).await,
+                        None => run_gathered(shards, cmd, db, &argv).await,
+                    };
+                    record(
+                        &mut shards.local.borrow_mut(),
+                        cmd,
+                        &argv,
+                        start,
+                        &reply,
+                        &caller,
+                    );
+                    replies[i] = Some(reply);
+                }
+            },
+            Exec::Container => unreachable!("resolve returns subcommands"),
+        }
+        advance_reply_mode(client);
+        if client.borrow().close_after_reply {
+            close = true;
+            replies.truncate(i + 1);
+            suppressed.truncate(i + 1);
+            break;
+        }
+    }
+    flush(shards, &mut pending, &mut replies, false, &caller).await;
+    for (r, s) in replies.iter_mut().zip(suppressed) {
+        if s && !matches!(r, Some(Reply::NoReply)) {
+            // Errors are still counted in stats by the caller; the bytes are not sent.
+            if let Some(Reply::Error(e)) = r {
+                shards.local.borrow_mut().stats.record_error(e);
+            }
+            *r = None;
+        }
+    }
+    Batch { replies, close }
+}
+
+/// CLIENT REPLY SKIP applies to the command after the one that set it.
+fn advance_reply_mode(client: &ClientRef) {
+    let mut c = client.borrow_mut();
+    c.reply_mode = match c.reply_mode {
+        ReplyMode::Skip => ReplyMode::On,
+        ReplyMode::SkipNext => ReplyMode::Skip,
+        m => m,
+    };
+}
+
+enum Target {
+    One(usize),
+    Many,
+}
+
+fn target_shard(cmd: &Command, argv: &[Bytes], shards: &Shards) -> Target {
+    let idx = cmd.key_indexes(argv.len());
+    let Some(&first) = idx.first() else {
+        return Target::One(shards.local_id);
+    };
+    let s = shards.shard_of(&argv[first]);
+    if idx[1..].iter().all(|&k| shards.shard_of(&argv[k]) == s) {
+        Target::One(s)
+    } else {
+        Target::Many
+    }
+}
+
+/// Send every pending per-shard batch (one hop each) and slot the replies.
+async fn flush(
+    shards: &Shards,
+    pending: &mut [Vec<Pending>],
+    replies: &mut [Option<Reply>],
+    no_touch: bool,
+    caller: &Caller,
+) {
+    let mut waiting = Vec::new();
+    for (sid, items) in pending.iter_mut().enumerate() {
+        if items.is_empty() {
+            continue;
+        }
+        let items = std::mem::take(items);
+        let indexes: Vec<usize> = items.iter().map(|p| p.index).collect();
+        let caller = caller.clone();
+        let rx = shards.send(sid, move |s: &mut Shard| {
+            items
+                .into_iter()
+                .map(|p| execute(s, p.cmd, p.db, &p.argv, no_touch, &caller))
+                .collect::<Vec<Reply>>()
+        });
+        waiting.push((indexes, rx));
+    }
+    for (indexes, rx) in waiting {
+        let got = rx
+            .recv_async()
+            .await
+            .expect("a shard never drops a job it accepted");
+        for (i, r) in indexes.into_iter().zip(got) {
+            replies[i] = Some(r);
+        }
+    }
+}
+
+/// Split a multi-key command into one part per shard, run the parts, merge replies.
+async fn run_split(
+    shards: &Shards,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    merge: Merge,
+    no_touch: bool,
+    caller: &Caller,
+) -> Reply {
+    let idx = cmd.key_indexes(argv.len());
+    let step = cmd.key_step.max(1) as usize;
+    // Per shard: the argv of its part, and the positions (in key order) it answers for.
+    let mut parts: Vec<(Vec<Bytes>, Vec<usize>)> = (0..shards.count())
+        .map(|_| (vec![argv[0].clone()], Vec::new()))
+        .collect();
+    for (pos, &k) in idx.iter().enumerate() {
+        let s = shards.shard_of(&argv[k]);
+        parts[s]
+            .0
+            .extend_from_slice(&argv[k..(k + step).min(argv.len())]);
+        parts[s].1.push(pos);
+    }
+    let mut waiting = Vec::new();
+    for (sid, (part, positions)) in parts.into_iter().enumerate() {
+        if positions.is_empty() {
+            continue;
+        }
+        let caller = caller.clone();
+        let rx = shards.send_or_local(sid, move |s: &mut Shard| {
+            execute(s, cmd, db, &part, no_touch, &caller)
+        });
+        waiting.push((positions, rx));
+    }
+    let mut sum = 0i64;
+    let mut ordered: Vec<Reply> = vec![Reply::Null; idx.len()];
+    for (positions, rx) in waiting {
+        let reply = rx.get().await;
+        match (merge, reply) {
+            (_, e @ Reply::Error(_)) => return e,
+            (Merge::SumInt, Reply::Int(n)) => sum += n,
+            (Merge::Ordered, Reply::Array(items)) => {
+                for (p, r) in positions.into_iter().zip(items) {
+                    ordered[p] = r;
+                }
+            }
+            _ => {}
+        }
+    }
+    match merge {
+        Merge::SumInt => Reply::Int(sum),
+        Merge::Ordered => Reply::Array(ordered),
+        Merge::AllOk => Reply::ok(),
+    }
+}
+
+/// A key's state as copied from its shard for gathered execution.
+type Gathered = Vec<(usize, Bytes, Option<(Entry, Option<u64>)>)>;
+
+/// Run `cmd` once over copies of all its keys (in every database, for COPY ... DB),
+/// then write back what changed to the owning shards.
+async fn run_gathered(shards: &Shards, cmd: &'static Command, db: usize, argv: &[Bytes]) -> Reply {
+    let keys: Vec<Bytes> = cmd
+        .key_indexes(argv.len())
+        .into_iter()
+        .map(|k| argv[k].clone())
+        .collect();
+    let mut by_shard: Vec<Vec<Bytes>> = (0..shards.count()).map(|_| Vec::new()).collect();
+    for k in &keys {
+        by_shard[shards.shard_of(k)].push(k.clone());
+    }
+    let mut before: Gathered = Vec::new();
+    for (sid, ks) in by_shard.into_iter().enumerate() {
+        if ks.is_empty() {
+            continue;
+        }
+        let got = shards
+            .on(sid, move |s: &mut Shard| {
+                let now = crate::shard::now_ms();
+                let mut out: Gathered = Vec::new();
+                for (dbi, d) in s.dbs.iter_mut().enumerate() {
+                    for k in &ks {
+                        let e = d.lookup(k, now).cloned();
+                        let ttl = d.expire_of(k);
+                        out.push((dbi, k.clone(), e.map(|e| (e, ttl))));
+                    }
+                }
+                out
+            })
+            .await;
+        before.extend(got);
+    }
+    // A private shard holding only the gathered keys.
+    let mut scratch = Shard::new(
+        shards.local_id,
+        shards.count(),
+        shards.local.borrow().config_handle.clone(),
+    );
+    for (dbi, k, e) in &before {
+        if let Some((entry, ttl)) = e {
+            let d = &mut scratch.dbs[*dbi];
+            d.set(k, entry.value.clone(), false);
+            if let Some(at) = ttl {
+                d.set_expire(k, *at);
+            }
+        }
+    }
+    let reply = {
+        let Exec::Shard(f) = cmd.exec else {
+            unreachable!("gathered commands are Shard commands")
+        };
+        let mut ctx = Ctx::new(&mut scratch, db);
+        f(&mut ctx, argv)
+    };
+    // Write back every key whose value or TTL changed.
+    let mut writes: Vec<Vec<(usize, Bytes, Option<(Entry, Option<u64>)>)>> =
+        (0..shards.count()).map(|_| Vec::new()).collect();
+    for (dbi, k, old) in before {
+        let d = &mut scratch.dbs[dbi];
+        let new = d.keys.get(&k[..]).cloned().map(|e| (e, d.expire_of(&k)));
+        let changed = match (&old, &new) {
+            (None, None) => false,
+            (Some((a, ta)), Some((b, tb))) => a.value != b.value || ta != tb,
+            _ => true,
+        };
+        if changed {
+            writes[shards.shard_of(&k)].push((dbi, k, new));
+        }
+    }
+    for (sid, w) in writes.into_iter().enumerate() {
+        if w.is_empty() {
+            continue;
+        }
+        shards
+            .on(sid, move |s: &mut Shard| {
+                for (dbi, k, new) in w {
+                    let d = &mut s.dbs[dbi];
+                    match new {
+                        None => {
+                            d.remove(&k);
+                        }
+                        Some((e, ttl)) => {
+                            d.set(&k, e.value, false);
+                            if let Some(at) = ttl {
+                                d.set_expire(&k, at);
+                            }
+                        }
+                    }
+                }
+            })
+            .await;
+    }
+    reply
+}

@@ -1,0 +1,276 @@
+//! The runtime: one pinned glommio executor per shard, accepting on the shared port.
+//!
+//! This is the only module that knows glommio (executors, sockets, timers); everything
+//! above it sees [`Shards`] and plain futures, so another backend (epoll) could replace
+//! it without touching commands or storage. Start-up: probe io_uring (and explain the
+//! fix if it is blocked), build the slot table, start `threads` executors pinned to the
+//! allowed cores, each with its shard, its inbox loop, its cron, and a listener on every
+//! `bind` address with SO_REUSEPORT (the kernel spreads connections over the cores).
+
+pub mod connection;
+pub mod dispatch;
+pub mod hop;
+pub mod slots;
+
+pub use hop::{ServerInfo, Shards};
+
+use crate::config::ConfigHandle;
+use crate::shard::{expire, Shard};
+use glommio::{LocalExecutorBuilder, Placement};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Check that io_uring can be used here; on failure, a message saying what to change.
+pub fn probe_io_uring() -> Result<(), String> {
+    // io_uring_setup(entries, params): a tiny ring, closed again at once.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes exactly one `struct io_uring_params`
+    // (120 bytes on every kernel that has the call) at the pointer we pass, which points
+    // to a live 120-byte buffer for the duration of the call.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd >= 0 {
+        // SAFETY: fd is a descriptor the kernel just returned to us and nothing else owns.
+        unsafe { libc::close(fd as i32) };
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    let disabled =
+        std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").unwrap_or_default();
+    Err(format!(
+        "io_uring is unavailable ({err}). Shardis needs it (one glommio event loop per core). Fix one of: \
+         the kernel sysctl kernel.io_uring_disabled (now {}) must be 0 (`sysctl -w kernel.io_uring_disabled=0`); \
+         a container's seccomp profile must allow io_uring_setup, io_uring_enter and io_uring_register \
+         (docker: --security-opt seccomp=<profile allowing them> or seccomp=unconfined); \
+         the memlock limit must allow the rings (ulimit -l unlimited, systemd LimitMEMLOCK=infinity); \
+         the kernel must be 5.8 or newer.",
+        disabled.trim()
+    ))
+}
+
+/// Start all shards and block until they exit (SHUTDOWN or a signal ends the process).
+pub fn run(config: ConfigHandle) -> Result<(), String> {
+    probe_io_uring()?;
+    let cfg = config.current();
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let ncores = cores.len().max(1);
+    let nshards = if cfg.threads == 0 {
+        ncores
+    } else {
+        cfg.threads
+    };
+    let slots = Arc::new(slots::SlotTable::new(nshards));
+    let server = Arc::new(ServerInfo::new(config.clone()));
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..nshards).map(|_| flume::unbounded::<hop::Job>()).unzip();
+    let inboxes = Arc::new(senders);
+    install_signal_handlers(server.clone());
+    log(&format!(
+        "Shardis {} starting: {} shard(s) on {} core(s), port {}",
+        env!("CARGO_PKG_VERSION"),
+        nshards,
+        ncores,
+        cfg.port
+    ));
+    let mut handles = Vec::new();
+    for (id, inbox) in receivers.into_iter().enumerate() {
+        let placement = match cores.get(id % ncores) {
+            Some(c) if nshards <= ncores => Placement::Fixed(c.id),
+            _ => Placement::Unbound,
+        };
+        let (inboxes, slots, server, config) = (
+            inboxes.clone(),
+            slots.clone(),
+            server.clone(),
+            config.clone(),
+        );
+        let h = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{id}"))
+            .spawn(move || async move {
+                let shard = Rc::new(RefCell::new(Shard::new(id, nshards, config)));
+                let shards = Rc::new(Shards::new(id, shard.clone(), inboxes, slots, server));
+                glommio::spawn_local(hop::serve_inbox(shard.clone(), inbox)).detach();
+                glommio::spawn_local(cron(shard.clone())).detach();
+                accept_loop(shards).await
+            })
+            .map_err(|e| format!("cannot start shard {id}: {e}"))?;
+        handles.push(h);
+    }
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(format!("shard failed: {e}")),
+        }
+    }
+    Ok(())
+}
+
+async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
+    let cfg = shards.local.borrow().config.clone();
+    let mut listeners = Vec::new();
+    for addr in &cfg.bind {
+        let (optional, host) = match addr.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, addr.as_str()),
+        };
+        let sockaddr = if host.contains(':') {
+            format!("[{host}]:{}", cfg.port)
+        } else {
+            format!("{host}:{}", cfg.port)
+        };
+        match glommio::net::TcpListener::bind(sockaddr.as_str()) {
+            Ok(l) => listeners.push(l),
+            Err(e) if optional => {
+                if shards.local_id == 0 {
+                    log(&format!("Skipping optional bind address {sockaddr}: {e}"));
+                }
+            }
+            Err(e) => {
+                let msg = format!("Could not create server TCP listening socket {sockaddr}: {e}");
+                log(&msg);
+                std::process::exit(1);
+            }
+        }
+    }
+    if listeners.is_empty() {
+        log("No listening address could be bound");
+        std::process::exit(1);
+    }
+    if shards.local_id == 0 {
+        log(&format!(
+            "Ready to accept connections tcp on port {}",
+            cfg.port
+        ));
+    }
+    let mut tasks = Vec::new();
+    for l in listeners {
+        let shards = shards.clone();
+        tasks.push(glommio::spawn_local(async move {
+            loop {
+                match l.accept().await {
+                    Ok(stream) => {
+                        glommio::spawn_local(connection::serve(stream, shards.clone())).detach();
+                    }
+                    Err(e) => {
+                        log(&format!("Accepting client connection: {e}"));
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await;
+    }
+    Ok(())
+}
+
+/// Periodic shard work, `hz` times a second: active expiry, incremental rehash,
+/// config refresh, CPU accounting.
+async fn cron(shard: Rc<RefCell<Shard>>) {
+    loop {
+        let hz = shard.borrow().config.hz.clamp(1, 500);
+        let period = Duration::from_micros(1_000_000 / hz as u64);
+        glommio::timer::sleep(period).await;
+        let mut s = shard.borrow_mut();
+        s.refresh_config();
+        let now = crate::shard::now_ms();
+        // Redis spends at most 25% of a cron period on the slow expire cycle.
+        expire::active_expire_cycle(&mut s, now, period / 4);
+        for db in s.dbs.iter_mut() {
+            db.keys.shrink_if_needed();
+            db.expires.shrink_if_needed();
+            if db.keys.is_rehashing() {
+                db.keys.rehash_for(Duration::from_millis(1));
+            }
+            if db.expires.is_rehashing() {
+                db.expires.rehash_for(Duration::from_millis(1));
+            }
+        }
+        let (u, sy) = thread_cpu();
+        s.cpu_user = u;
+        s.cpu_sys = sy;
+    }
+}
+
+/// User and system CPU seconds used by the calling thread.
+pub fn thread_cpu() -> (f64, f64) {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one `struct rusage` to the pointer, which points to
+    // zero-initialised storage of exactly that type; we read it only on success.
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_THREAD, ru.as_mut_ptr()) } == 0;
+    if !ok {
+        return (0.0, 0.0);
+    }
+    // SAFETY: getrusage returned 0, so the struct is initialised.
+    let ru = unsafe { ru.assume_init() };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+fn install_signal_handlers(server: Arc<ServerInfo>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        log("cannot install signal handlers");
+        return;
+    };
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                log(&format!("Received {name} scheduling shutdown..."));
+                shutdown(&server);
+            }
+        })
+        .ok();
+}
+
+/// Stop the server: nothing to save yet (persistence comes with its issue), so log and exit.
+pub fn shutdown(server: &ServerInfo) -> ! {
+    server.shutting_down.store(true, Ordering::SeqCst);
+    log("User requested shutdown...");
+    log("Shardis is now ready to exit, bye bye...");
+    std::process::exit(0)
+}
+
+/// Log a line in Redis's format (`pid:M dd Mon yyyy hh:mm:ss.mmm * msg`) to stderr.
+pub fn log(msg: &str) {
+    let ms = crate::shard::now_ms();
+    let secs = (ms / 1000) as i64;
+    let (y, mo, d, h, mi, s) = civil(secs);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    eprintln!(
+        "{}:M {:02} {} {} {:02}:{:02}:{:02}.{:03} * {}",
+        std::process::id(),
+        d,
+        MONTHS[(mo - 1) as usize],
+        y,
+        h,
+        mi,
+        s,
+        ms % 1000,
+        msg
+    );
+}
+
+/// UTC calendar fields from unix seconds (days-from-civil inverse).
+fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}

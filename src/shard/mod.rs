@@ -1,0 +1,96 @@
+//! A shard: everything one core owns. Its databases, its statistics and slow log, its
+//! active-expiry state, and the clients connected through it.
+//!
+//! The one idea to hold: a `Shard` is only ever touched by its own thread. Other cores
+//! reach it by sending it work (see `runtime::hop`), never by sharing a reference. So
+//! nothing here needs a lock, and a command that runs with `&mut Shard` sees the shard
+//! alone for its whole duration — the basis of per-command atomicity.
+
+pub mod expire;
+pub mod slowlog;
+pub mod stats;
+
+use crate::client::ClientRef;
+use crate::config::{Config, ConfigHandle};
+use crate::storage::Db;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use stats::ShardStats;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Unix time in microseconds.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub nshards: usize,
+    pub dbs: Vec<Db>,
+    pub stats: ShardStats,
+    pub rng: SmallRng,
+    /// This shard's cached copy of the configuration (refreshed when it changes).
+    pub config: Arc<Config>,
+    pub config_handle: ConfigHandle,
+    pub expire: expire::CycleState,
+    pub slowlog: slowlog::Slowlog,
+    /// Clients whose connections this shard's core accepted (CLIENT LIST / KILL).
+    pub clients: BTreeMap<u64, ClientRef>,
+    /// CPU time this shard's thread has used, sampled by the cron (seconds).
+    pub cpu_user: f64,
+    pub cpu_sys: f64,
+}
+
+impl Shard {
+    pub fn new(id: usize, nshards: usize, config_handle: ConfigHandle) -> Shard {
+        let config = config_handle.current();
+        let dbs = (0..config.databases.max(1))
+            .map(|_| Db::default())
+            .collect();
+        Shard {
+            id,
+            nshards,
+            dbs,
+            stats: ShardStats::new(),
+            rng: SmallRng::from_entropy(),
+            config,
+            config_handle,
+            expire: expire::CycleState::default(),
+            slowlog: slowlog::Slowlog::default(),
+            clients: BTreeMap::new(),
+            cpu_user: 0.0,
+            cpu_sys: 0.0,
+        }
+    }
+
+    /// Refresh the cached configuration if CONFIG SET changed it.
+    pub fn refresh_config(&mut self) {
+        if self.config_handle.generation() != self.config.generation {
+            self.config = self.config_handle.current();
+        }
+    }
+
+    pub fn db(&mut self, idx: usize) -> &mut Db {
+        &mut self.dbs[idx]
+    }
+
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(|d| d.len()).sum()
+    }
+    pub fn expired_keys(&self) -> u64 {
+        self.dbs.iter().map(|d| d.expired).sum()
+    }
+}

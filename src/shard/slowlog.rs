@@ -1,0 +1,83 @@
+//! The slow log (Redis's `slowlog.c`), kept per shard and merged by SLOWLOG GET.
+//!
+//! An entry is recorded on the shard that ran the command when it took longer than
+//! `slowlog-log-slower-than` microseconds. Ids come from one global counter, so merging
+//! the shards' logs by id gives Redis's newest-first order.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Redis keeps at most 32 arguments, each cut to 128 bytes.
+const MAX_ARGC: usize = 32;
+const MAX_ARG_LEN: usize = 128;
+
+#[derive(Clone, Debug)]
+pub struct SlowlogEntry {
+    pub id: u64,
+    pub time_s: u64,
+    pub duration_us: u64,
+    pub argv: Vec<Bytes>,
+    pub addr: SocketAddr,
+    pub name: String,
+}
+
+/// Who sent a command, for the slow log.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub addr: SocketAddr,
+    pub name: Option<Arc<str>>,
+}
+
+#[derive(Default)]
+pub struct Slowlog {
+    pub entries: VecDeque<SlowlogEntry>,
+}
+
+impl Slowlog {
+    pub fn push(
+        &mut self,
+        id: u64,
+        argv: &[Bytes],
+        duration_us: u64,
+        caller: &Caller,
+        max_len: usize,
+    ) {
+        let mut args: Vec<Bytes> = Vec::with_capacity(argv.len().min(MAX_ARGC));
+        for (i, a) in argv.iter().enumerate() {
+            if i == MAX_ARGC - 1 && argv.len() > MAX_ARGC {
+                args.push(Bytes::from(format!(
+                    "... ({} more arguments)",
+                    argv.len() - MAX_ARGC + 1
+                )));
+                break;
+            }
+            if a.len() > MAX_ARG_LEN {
+                let mut s = a[..MAX_ARG_LEN].to_vec();
+                s.extend_from_slice(
+                    format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes(),
+                );
+                args.push(Bytes::from(s));
+            } else {
+                args.push(a.clone());
+            }
+        }
+        self.entries.push_front(SlowlogEntry {
+            id,
+            time_s: crate::shard::now_ms() / 1000,
+            duration_us,
+            argv: args,
+            addr: caller.addr,
+            name: caller.name.as_deref().unwrap_or("").to_string(),
+        });
+        self.entries.truncate(max_len);
+    }
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A process-wide slow log id, so the shards' logs merge into one sequence.
+pub fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

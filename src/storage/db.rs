@@ -1,0 +1,117 @@
+//! One logical database (SELECT 0..15) on one shard: the key dict plus the expires dict.
+//!
+//! As in Redis, a key with a TTL appears in both dicts; the expires dict holds the
+//! absolute deadline in unix milliseconds and is what the active expire cycle samples.
+//! Every lookup goes through [`Db::lookup`], which deletes an expired key on the spot
+//! (lazy expiry), so no command can ever see a dead key.
+
+use super::{CompactBytes, Dict, Value};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub value: Value,
+    /// Last access, in seconds of the LRU clock (OBJECT IDLETIME).
+    pub lru: u32,
+}
+
+#[derive(Default)]
+pub struct Db {
+    pub keys: Dict<CompactBytes, Entry>,
+    pub expires: Dict<CompactBytes, u64>,
+    /// Keys deleted because their TTL passed (lazily or by the active cycle).
+    pub expired: u64,
+}
+
+/// Seconds clock used for LRU stamps (wraps after 136 years).
+pub fn lru_clock() -> u32 {
+    (crate::shard::now_ms() / 1000) as u32
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Deadline of `key` in unix ms, if it has one (does not check liveness).
+    pub fn expire_of(&self, key: &[u8]) -> Option<u64> {
+        if self.expires.is_empty() {
+            return None;
+        }
+        self.expires.get(key).copied()
+    }
+
+    /// Delete `key` if its deadline has passed; true if it was deleted.
+    pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
+        match self.expire_of(key) {
+            Some(at) if at <= now_ms => {
+                self.keys.remove(key);
+                self.expires.remove(key);
+                self.expired += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The live entry under `key`, expiring it first if due.
+    pub fn lookup(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        if self.expire_if_needed(key, now_ms) {
+            return None;
+        }
+        self.keys.get_mut(key)
+    }
+
+    /// True if `key` exists and is live (does not touch LRU).
+    pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
+        !self.expire_if_needed(key, now_ms) && self.keys.contains_key(key)
+    }
+
+    /// Store `value` under `key`. The old TTL is dropped unless `keep_ttl`.
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        let entry = Entry {
+            value,
+            lru: lru_clock(),
+        };
+        match self.keys.get_mut(key) {
+            Some(e) => *e = entry,
+            None => {
+                self.keys.insert(CompactBytes::new(key), entry);
+            }
+        }
+        if !keep_ttl && !self.expires.is_empty() {
+            self.expires.remove(key);
+        }
+    }
+
+    /// Remove `key` and its TTL; returns the entry if it was present.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let e = self.keys.remove(key).map(|(_, e)| e);
+        if e.is_some() && !self.expires.is_empty() {
+            self.expires.remove(key);
+        }
+        e
+    }
+
+    /// Set an absolute deadline; the key must exist.
+    pub fn set_expire(&mut self, key: &[u8], at_ms: u64) {
+        match self.expires.get_mut(key) {
+            Some(d) => *d = at_ms,
+            None => {
+                self.expires.insert(CompactBytes::new(key), at_ms);
+            }
+        }
+    }
+
+    /// Remove the TTL; true if there was one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        self.expires.remove(key).is_some()
+    }
+
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.expires.clear();
+    }
+}

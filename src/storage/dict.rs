@@ -1,0 +1,492 @@
+//! The keyspace hash table: chained buckets, two tables, incremental rehashing.
+//!
+//! Same design as Redis's `dict.c`, for the same reasons:
+//! - Growing never pauses the shard: when the table is full a second one of twice the
+//!   size is allocated and buckets move over a few at a time, on each lookup/insert and
+//!   in the shard's cron (`rehash_for`). Lookups consult both tables meanwhile.
+//! - SCAN uses Redis's reverse-binary cursor, which guarantees that every key present
+//!   for the whole iteration is returned even if the table grows or shrinks in between.
+//! - Random sampling (RANDOMKEY, the active expire cycle, eviction) picks a random
+//!   non-empty bucket, which a flat open-addressing map cannot offer cheaply.
+//!
+//! Chains are `Option<Box<Node>>`, so the code is safe Rust; a node holds key, value and
+//! next pointer in one allocation.
+
+use rand::Rng;
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+
+type Link<K, V> = Option<Box<Node<K, V>>>;
+
+struct Node<K, V> {
+    key: K,
+    value: V,
+    next: Link<K, V>,
+}
+
+struct Table<K, V> {
+    buckets: Vec<Link<K, V>>,
+    used: usize,
+}
+
+impl<K, V> Table<K, V> {
+    fn with_size(size: usize) -> Self {
+        let mut buckets = Vec::with_capacity(size);
+        buckets.resize_with(size, || None);
+        Table { buckets, used: 0 }
+    }
+    fn mask(&self) -> usize {
+        self.buckets.len().wrapping_sub(1)
+    }
+}
+
+const INITIAL_SIZE: usize = 4;
+/// Shrink when fewer than 1 in 10 buckets would be used (Redis's HASHTABLE_MIN_FILL).
+const MIN_FILL: usize = 10;
+
+pub struct Dict<K, V> {
+    t: [Table<K, V>; 2],
+    /// Next bucket of `t[0]` to move into `t[1]`; `None` when not rehashing.
+    rehash_idx: Option<usize>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl<K: Hash + Eq, V> Default for Dict<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Hash + Eq, V> Dict<K, V> {
+    pub fn new() -> Self {
+        Dict {
+            t: [Table::with_size(0), Table::with_size(0)],
+            rehash_idx: None,
+            hasher: foldhash::fast::FixedState::with_seed(rand::random()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.t[0].used + self.t[1].used
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn is_rehashing(&self) -> bool {
+        self.rehash_idx.is_some()
+    }
+    /// Number of buckets across both tables (INFO / DEBUG HTSTATS style figures).
+    pub fn buckets(&self) -> usize {
+        self.t[0].buckets.len() + self.t[1].buckets.len()
+    }
+
+    fn hash<Q: Hash + ?Sized>(&self, k: &Q) -> usize {
+        self.hasher.hash_one(k) as usize
+    }
+
+    /// Move up to `n` buckets from the old table to the new one, visiting at most
+    /// `10 * n` empty buckets. Returns true while rehashing is still in progress.
+    pub fn rehash(&mut self, n: usize) -> bool {
+        let Some(mut idx) = self.rehash_idx else {
+            return false;
+        };
+        let mut empty_visits = n * 10;
+        let mut moved = 0;
+        while moved < n && self.t[0].used > 0 {
+            while self.t[0].buckets[idx].is_none() {
+                idx += 1;
+                empty_visits -= 1;
+                if empty_visits == 0 {
+                    self.rehash_idx = Some(idx);
+                    return true;
+                }
+            }
+            let mut chain = self.t[0].buckets[idx].take();
+            while let Some(mut node) = chain {
+                chain = node.next.take();
+                let b = self.hash(&node.key) & self.t[1].mask();
+                node.next = self.t[1].buckets[b].take();
+                self.t[1].buckets[b] = Some(node);
+                self.t[0].used -= 1;
+                self.t[1].used += 1;
+            }
+            idx += 1;
+            moved += 1;
+        }
+        if self.t[0].used == 0 {
+            self.t.swap(0, 1);
+            self.t[1] = Table::with_size(0);
+            self.rehash_idx = None;
+            return false;
+        }
+        self.rehash_idx = Some(idx);
+        true
+    }
+
+    /// Rehash in steps of 100 buckets until done or `budget` has elapsed.
+    pub fn rehash_for(&mut self, budget: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        while self.rehash(100) {
+            if start.elapsed() >= budget {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn step(&mut self) {
+        if self.rehash_idx.is_some() {
+            self.rehash(1);
+        }
+    }
+
+    fn start_resize(&mut self, size: usize) {
+        let size = size.max(INITIAL_SIZE).next_power_of_two();
+        if self.is_rehashing() || size == self.t[0].buckets.len() {
+            return;
+        }
+        if self.t[0].buckets.is_empty() {
+            self.t[0] = Table::with_size(size);
+            return;
+        }
+        self.t[1] = Table::with_size(size);
+        self.rehash_idx = Some(0);
+    }
+
+    fn grow_if_needed(&mut self) {
+        if self.is_rehashing() {
+            return;
+        }
+        let size = self.t[0].buckets.len();
+        if size == 0 {
+            self.start_resize(INITIAL_SIZE);
+        } else if self.t[0].used >= size {
+            self.start_resize(self.t[0].used + 1);
+        }
+    }
+
+    /// Start shrinking if the table is mostly empty (called from cron and deletes).
+    pub fn shrink_if_needed(&mut self) {
+        let size = self.t[0].buckets.len();
+        if !self.is_rehashing() && size > INITIAL_SIZE && self.t[0].used * 100 / size < MIN_FILL {
+            self.start_resize(self.t[0].used);
+        }
+    }
+
+    fn find<Q>(&self, key: &Q) -> Option<(usize, usize)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.is_empty() {
+            return None;
+        }
+        let h = self.hash(key);
+        for ti in 0..2 {
+            let t = &self.t[ti];
+            if t.buckets.is_empty() {
+                continue;
+            }
+            let b = h & t.mask();
+            let mut cur = t.buckets[b].as_deref();
+            while let Some(n) = cur {
+                if n.key.borrow() == key {
+                    return Some((ti, b));
+                }
+                cur = n.next.as_deref();
+            }
+            if !self.is_rehashing() {
+                break;
+            }
+        }
+        None
+    }
+
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_key_value(key).map(|(_, v)| v)
+    }
+
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (ti, b) = self.find(key)?;
+        let mut cur = self.t[ti].buckets[b].as_deref();
+        while let Some(n) = cur {
+            if n.key.borrow() == key {
+                return Some((&n.key, &n.value));
+            }
+            cur = n.next.as_deref();
+        }
+        None
+    }
+
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(key).is_some()
+    }
+
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.step();
+        let (ti, b) = self.find(key)?;
+        let mut cur = self.t[ti].buckets[b].as_deref_mut();
+        while let Some(n) = cur {
+            if n.key.borrow() == key {
+                return Some(&mut n.value);
+            }
+            cur = n.next.as_deref_mut();
+        }
+        None
+    }
+
+    /// Insert or replace; returns the previous value.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        self.step();
+        if let Some(v) = self.get_mut(&key) {
+            return Some(std::mem::replace(v, value));
+        }
+        self.grow_if_needed();
+        let h = self.hash(&key);
+        let ti = if self.is_rehashing() { 1 } else { 0 };
+        let t = &mut self.t[ti];
+        let b = h & t.mask();
+        let next = t.buckets[b].take();
+        t.buckets[b] = Some(Box::new(Node { key, value, next }));
+        t.used += 1;
+        None
+    }
+
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.step();
+        let (ti, b) = self.find(key)?;
+        let t = &mut self.t[ti];
+        let mut link = &mut t.buckets[b];
+        loop {
+            match link {
+                None => return None,
+                Some(n) if n.key.borrow() == key => {
+                    let mut node = link.take().unwrap();
+                    *link = node.next.take();
+                    t.used -= 1;
+                    return Some((node.key, node.value));
+                }
+                Some(n) => link = &mut n.next,
+            }
+        }
+    }
+
+    /// Drop everything and release the tables.
+    pub fn clear(&mut self) {
+        // Unlink chains iteratively so a long chain cannot overflow the stack on drop.
+        for t in self.t.iter_mut() {
+            for b in t.buckets.iter_mut() {
+                let mut cur = b.take();
+                while let Some(mut n) = cur {
+                    cur = n.next.take();
+                }
+            }
+        }
+        self.t = [Table::with_size(0), Table::with_size(0)];
+        self.rehash_idx = None;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.t.iter().flat_map(|t| {
+            t.buckets.iter().flat_map(|b| {
+                std::iter::successors(b.as_deref(), |n| n.next.as_deref())
+                    .map(|n| (&n.key, &n.value))
+            })
+        })
+    }
+
+    /// A uniformly chosen non-empty bucket, then a uniform element of its chain.
+    pub fn random_entry<R: Rng>(&mut self, rng: &mut R) -> Option<(&K, &V)> {
+        if self.is_empty() {
+            return None;
+        }
+        self.step();
+        let (ti, b) = self.random_bucket(rng);
+        let chain =
+            || std::iter::successors(self.t[ti].buckets[b].as_deref(), |n| n.next.as_deref());
+        let len = chain().count();
+        chain()
+            .nth(rng.gen_range(0..len))
+            .map(|n| (&n.key, &n.value))
+    }
+
+    fn random_bucket<R: Rng>(&self, rng: &mut R) -> (usize, usize) {
+        // Buckets below rehash_idx in t[0] are empty by construction; skip them.
+        let lo = self.rehash_idx.unwrap_or(0);
+        let total = self.t[0].buckets.len() - lo + self.t[1].buckets.len();
+        for _ in 0..1000 {
+            let i = rng.gen_range(0..total);
+            let (ti, b) = if i < self.t[0].buckets.len() - lo {
+                (0, lo + i)
+            } else {
+                (1, i - (self.t[0].buckets.len() - lo))
+            };
+            if self.t[ti].buckets[b].is_some() {
+                return (ti, b);
+            }
+        }
+        // Very sparse table: walk from a random start to the first non-empty bucket.
+        let start = rng.gen_range(0..total);
+        (0..total)
+            .map(|k| (start + k) % total)
+            .map(|i| {
+                if i < self.t[0].buckets.len() - lo {
+                    (0, lo + i)
+                } else {
+                    (1, i - (self.t[0].buckets.len() - lo))
+                }
+            })
+            .find(|&(ti, b)| self.t[ti].buckets[b].is_some())
+            .expect("non-empty dict has a non-empty bucket")
+    }
+
+    /// One step of a SCAN: calls `f` for every entry in the bucket(s) at `cursor`
+    /// and returns the next cursor (0 when the iteration is complete).
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&K, &V)) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        let mut v = cursor;
+        let mut emit = |t: &Table<K, V>, idx: u64| {
+            let mut cur = t.buckets[(idx & t.mask() as u64) as usize].as_deref();
+            while let Some(n) = cur {
+                f(&n.key, &n.value);
+                cur = n.next.as_deref();
+            }
+        };
+        if !self.is_rehashing() {
+            let m0 = self.t[0].mask() as u64;
+            emit(&self.t[0], v);
+            v |= !m0;
+            v = v.reverse_bits().wrapping_add(1).reverse_bits();
+        } else {
+            let (small, large) = if self.t[0].buckets.len() <= self.t[1].buckets.len() {
+                (&self.t[0], &self.t[1])
+            } else {
+                (&self.t[1], &self.t[0])
+            };
+            let (m0, m1) = (small.mask() as u64, large.mask() as u64);
+            emit(small, v);
+            loop {
+                emit(large, v);
+                v |= !m1;
+                v = v.reverse_bits().wrapping_add(1).reverse_bits();
+                if v & (m0 ^ m1) == 0 {
+                    break;
+                }
+            }
+        }
+        v
+    }
+}
+
+impl<K, V> Drop for Dict<K, V> {
+    fn drop(&mut self) {
+        for t in self.t.iter_mut() {
+            for b in t.buckets.iter_mut() {
+                let mut cur = b.take();
+                while let Some(mut n) = cur {
+                    cur = n.next.take();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashSet};
+
+    #[test]
+    fn grows_incrementally_and_scans_everything() {
+        let mut d: Dict<u64, u64> = Dict::new();
+        let mut cursor = 0;
+        let mut seen = HashSet::new();
+        for i in 0..10_000u64 {
+            d.insert(i, i * 2);
+            // Interleave a scan with growth: keys present throughout must all be seen.
+            if i % 7 == 0 {
+                cursor = d.scan(cursor, |k, _| {
+                    seen.insert(*k);
+                });
+            }
+        }
+        loop {
+            cursor = d.scan(cursor, |k, _| {
+                seen.insert(*k);
+            });
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(d.len(), 10_000);
+        for i in 0..10_000u64 {
+            assert_eq!(d.get(&i), Some(&(i * 2)));
+        }
+        // The first key inserted existed for the whole scan.
+        assert!(seen.contains(&0));
+    }
+
+    #[test]
+    fn random_entry_hits_everything() {
+        let mut d: Dict<u32, ()> = Dict::new();
+        for i in 0..8 {
+            d.insert(i, ());
+        }
+        let mut rng = rand::thread_rng();
+        let mut seen = HashSet::new();
+        for _ in 0..2000 {
+            seen.insert(*d.random_entry(&mut rng).unwrap().0);
+        }
+        assert_eq!(seen.len(), 8);
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_btreemap(ops in proptest::collection::vec((0u8..3, 0u16..300, any::<u32>()), 0..2000)) {
+            let mut d: Dict<u16, u32> = Dict::new();
+            let mut m = BTreeMap::new();
+            for (op, k, v) in ops {
+                match op {
+                    0 => prop_assert_eq!(d.insert(k, v), m.insert(k, v)),
+                    1 => prop_assert_eq!(d.remove(&k).map(|x| x.1), m.remove(&k)),
+                    _ => { d.shrink_if_needed(); d.rehash(3); }
+                }
+                prop_assert_eq!(d.len(), m.len());
+            }
+            for (k, v) in &m {
+                prop_assert_eq!(d.get(k), Some(v));
+            }
+            let mut all: Vec<_> = d.iter().map(|(k, v)| (*k, *v)).collect();
+            all.sort();
+            prop_assert_eq!(all, m.into_iter().collect::<Vec<_>>());
+            // A full scan returns every key exactly as present.
+            let mut seen = HashSet::new();
+            let mut c = 0;
+            loop { c = d.scan(c, |k, _| { seen.insert(*k); }); if c == 0 { break; } }
+            prop_assert_eq!(seen.len(), d.len());
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Shard-local data: the dict, compact byte strings, values and the per-db keyspace.
+//!
+//! Owns: plain data structures with no knowledge of commands, clients or cores. The one
+//! idea to hold: everything here is touched by exactly one thread (its shard), so there
+//! are no locks, and no operation may take time proportional to the keyspace (the dict
+//! grows and shrinks incrementally; expiry samples instead of scanning).
+
+pub mod compact;
+pub mod db;
+pub mod dict;
+pub mod glob;
+pub mod value;
+
+pub use compact::CompactBytes;
+pub use db::Db;
+pub use dict::Dict;
+pub use value::{StrValue, Value};
