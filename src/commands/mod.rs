@@ -11,10 +11,13 @@
 //! through the [`Shards`] handle, asynchronously.
 
 pub mod bitmap;
+pub mod config;
 pub mod connection;
 pub mod expire;
+pub mod info;
 pub mod keys;
 pub mod server;
+pub mod slowlog;
 pub mod string;
 
 use crate::client::{Client, ClientRef};
