@@ -26,6 +26,8 @@ pub struct Client {
     /// Shard whose core accepted the connection.
     pub shard: usize,
     pub db: usize,
+    /// Number of databases SELECT accepts (`databases` at connect time).
+    pub databases: usize,
     /// RESP version, 2 or 3.
     pub resp: u8,
     pub name: Option<String>,
@@ -73,6 +75,7 @@ impl Client {
             fd,
             shard,
             db: 0,
+            databases: 16,
             resp: 2,
             name: None,
             lib_name: None,

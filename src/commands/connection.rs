@@ -1,6 +1,818 @@
 //! Connection commands (Redis's `networking.c`): PING, ECHO, QUIT, RESET, SELECT, AUTH,
-//! HELLO, CLIENT *.
+//! HELLO and the CLIENT subcommands.
+//!
+//! These act on the client's own state ([`Client`]); only AUTH / HELLO (which read the
+//! password) and CLIENT LIST / KILL (which walk every shard's client registry) need the
+//! [`Shards`] handle. The one idea to hold: every reply and error text here is one that
+//! client libraries parse or match on during their handshake (redis-py sends HELLO 3 and
+//! CLIENT SETINFO first), so they must be Redis's to the byte.
 
-use super::Command;
+use super::{args, errors, Command, Exec, LocalBoxFuture};
+use crate::client::{Client, ClientRef, ReplyMode};
+use crate::protocol::Reply;
+use crate::runtime::Shards;
+use crate::shard::Shard;
+use bytes::Bytes;
 
-pub static COMMANDS: &[Command] = &[];
+/// The version we announce to clients (HELLO, INFO redis_version) so feature checks pass.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+const CONN: &str = "noscript loading stale fast no_auth allow_busy";
+
+pub static COMMANDS: &[Command] = &[
+    Command::new("ping", -1, "fast", "fast connection", Exec::Conn(ping))
+        .tips("request_policy:all_shards response_policy:all_succeeded")
+        .doc(
+            "connection",
+            "1.0.0",
+            "Returns the server's liveliness response.",
+        ),
+    Command::new(
+        "echo",
+        2,
+        "loading stale fast",
+        "fast connection",
+        Exec::Conn(echo),
+    )
+    .doc("connection", "1.0.0", "Returns the given string."),
+    Command::new("quit", -1, CONN, "fast connection", Exec::Conn(quit)).doc(
+        "connection",
+        "1.0.0",
+        "Closes the connection.",
+    ),
+    Command::new("reset", 1, CONN, "fast connection", Exec::Conn(reset)).doc(
+        "connection",
+        "6.2.0",
+        "Resets the connection.",
+    ),
+    Command::new(
+        "select",
+        2,
+        "loading stale fast",
+        "fast connection",
+        Exec::Conn(select),
+    )
+    .doc("connection", "1.0.0", "Changes the selected database."),
+    Command::new("auth", -2, CONN, "fast connection", Exec::Server(auth)).doc(
+        "connection",
+        "1.0.0",
+        "Authenticates the connection.",
+    ),
+    Command::new("hello", -1, CONN, "fast connection", Exec::Server(hello)).doc(
+        "connection",
+        "6.0.0",
+        "Handshakes with the Redis server.",
+    ),
+    Command::new("client", -2, "", "slow", Exec::Container)
+        .subcommands(CLIENT)
+        .doc(
+            "connection",
+            "2.4.0",
+            "A container for client connection commands.",
+        ),
+];
+
+const CSUB: &str = "noscript loading stale";
+const CADMIN: &str = "admin noscript loading stale";
+const CACL: &str = "slow connection";
+const CACL_ADMIN: &str = "admin slow dangerous connection";
+
+static CLIENT: &[Command] = &[
+    Command::new("client|id", 2, CSUB, CACL, Exec::Conn(client_id)).doc(
+        "connection",
+        "5.0.0",
+        "Returns the unique client ID of the connection.",
+    ),
+    Command::new("client|getname", 2, CSUB, CACL, Exec::Conn(client_getname)).doc(
+        "connection",
+        "2.6.9",
+        "Returns the name of the connection.",
+    ),
+    Command::new("client|setname", 3, CSUB, CACL, Exec::Conn(client_setname)).doc(
+        "connection",
+        "2.6.9",
+        "Sets the connection name.",
+    ),
+    Command::new("client|setinfo", 4, CSUB, CACL, Exec::Conn(client_setinfo))
+        .tips("request_policy:all_nodes response_policy:all_succeeded")
+        .doc(
+            "connection",
+            "7.2.0",
+            "Sets information specific to the client or connection.",
+        ),
+    Command::new("client|info", 2, CSUB, CACL, Exec::Conn(client_info))
+        .tips("nondeterministic_output")
+        .doc(
+            "connection",
+            "6.2.0",
+            "Returns information about the connection.",
+        ),
+    Command::new(
+        "client|list",
+        -2,
+        CADMIN,
+        CACL_ADMIN,
+        Exec::Server(client_list),
+    )
+    .tips("nondeterministic_output")
+    .doc("connection", "2.4.0", "Lists open connections."),
+    Command::new(
+        "client|kill",
+        -3,
+        CADMIN,
+        CACL_ADMIN,
+        Exec::Server(client_kill),
+    )
+    .doc("connection", "2.4.0", "Terminates open connections."),
+    Command::new("client|reply", 3, CSUB, CACL, Exec::Conn(client_reply)).doc(
+        "connection",
+        "3.2.0",
+        "Instructs the server whether to reply to commands.",
+    ),
+    Command::new(
+        "client|no-evict",
+        3,
+        CADMIN,
+        CACL_ADMIN,
+        Exec::Conn(client_no_evict),
+    )
+    .doc(
+        "connection",
+        "7.0.0",
+        "Sets the client eviction mode of the connection.",
+    ),
+    Command::new(
+        "client|no-touch",
+        3,
+        CSUB,
+        CACL,
+        Exec::Conn(client_no_touch),
+    )
+    .doc(
+        "connection",
+        "7.2.0",
+        "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+    ),
+    Command::new(
+        "client|getredir",
+        2,
+        CSUB,
+        CACL,
+        Exec::Conn(client_getredir),
+    )
+    .doc(
+        "connection",
+        "6.0.0",
+        "Returns the client ID to which the connection's tracking notifications are redirected.",
+    ),
+    Command::new(
+        "client|unblock",
+        -3,
+        CADMIN,
+        CACL_ADMIN,
+        Exec::Conn(client_unblock),
+    )
+    .doc(
+        "connection",
+        "5.0.0",
+        "Unblocks a client blocked by a blocking command from a different connection.",
+    ),
+    Command::new(
+        "client|help",
+        2,
+        "loading stale",
+        CACL,
+        Exec::Conn(client_help),
+    )
+    .doc(
+        "connection",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+fn ping(_c: &mut Client, argv: &[Bytes]) -> Reply {
+    match argv.len() {
+        1 => Reply::status("PONG"),
+        2 => Reply::Bulk(argv[1].clone()),
+        _ => errors::wrong_arity("ping"),
+    }
+}
+
+fn echo(_c: &mut Client, argv: &[Bytes]) -> Reply {
+    Reply::Bulk(argv[1].clone())
+}
+
+fn quit(c: &mut Client, _argv: &[Bytes]) -> Reply {
+    c.close_after_reply = true;
+    Reply::ok()
+}
+
+fn reset(c: &mut Client, _argv: &[Bytes]) -> Reply {
+    c.db = 0;
+    c.resp = 2;
+    c.name = None;
+    c.reply_mode = ReplyMode::On;
+    c.no_evict = false;
+    c.no_touch = false;
+    c.authenticated = !c.requirepass_set;
+    Reply::status("RESET")
+}
+
+fn select(c: &mut Client, argv: &[Bytes]) -> Reply {
+    let idx = match args::int(&argv[1]) {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    if idx < 0 || idx as usize >= c.databases {
+        return Reply::err(errors::DB_INDEX);
+    }
+    c.db = idx as usize;
+    Reply::ok()
+}
+
+/// Check a password for `user` against `requirepass` (only the default user exists).
+fn check_password(shard: &Shard, user: &[u8], pass: &[u8]) -> bool {
+    user == b"default" && shard.config.requirepass.as_deref().map(str::as_bytes) == Some(pass)
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+fn auth<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        if argv.len() > 3 {
+            return errors::syntax();
+        }
+        let shard = s.local.borrow();
+        let (user, pass): (&[u8], &[u8]) = if argv.len() == 3 {
+            (&argv[1], &argv[2])
+        } else {
+            (b"default", &argv[1])
+        };
+        if argv.len() == 2 && shard.config.requirepass.is_none() {
+            return Reply::err(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            );
+        }
+        let ok = if shard.config.requirepass.is_none() {
+            // No password: the default user accepts any password (nopass).
+            user == b"default"
+        } else {
+            check_password(&shard, user, pass)
+        };
+        let mut c = c.borrow_mut();
+        if ok {
+            c.authenticated = true;
+            Reply::ok()
+        } else {
+            Reply::err(WRONGPASS)
+        }
+    })
+}
+
+fn hello<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        let mut proto = None;
+        if argv.len() >= 2 {
+            match args::int(&argv[1]) {
+                Ok(v) if (2..=3).contains(&v) => proto = Some(v as u8),
+                Ok(_) => return Reply::err("NOPROTO unsupported protocol version"),
+                Err(_) => {
+                    return Reply::err("ERR Protocol version is not an integer or out of range")
+                }
+            }
+        }
+        let mut auth: Option<(&Bytes, &Bytes)> = None;
+        let mut setname: Option<&Bytes> = None;
+        let mut i = 2;
+        while i < argv.len() {
+            let more = argv.len() - i - 1;
+            if args::eq(&argv[i], "auth") && more >= 2 {
+                auth = Some((&argv[i + 1], &argv[i + 2]));
+                i += 3;
+            } else if args::eq(&argv[i], "setname") && more >= 1 {
+                setname = Some(&argv[i + 1]);
+                i += 2;
+            } else {
+                return Reply::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&argv[i])
+                ));
+            }
+        }
+        let shard = s.local.borrow();
+        let mut c = c.borrow_mut();
+        if let Some((user, pass)) = auth {
+            let ok = match shard.config.requirepass {
+                None => user.as_ref() == b"default",
+                Some(_) => check_password(&shard, user, pass),
+            };
+            if !ok {
+                return Reply::err(WRONGPASS);
+            }
+            c.authenticated = true;
+        }
+        if !c.authenticated {
+            return Reply::err(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            );
+        }
+        if let Some(name) = setname {
+            if let Err(e) = set_name(&mut c, name) {
+                return e;
+            }
+        }
+        if let Some(p) = proto {
+            c.resp = p;
+        }
+        Reply::Map(vec![
+            (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+            (Reply::bulk_str("version"), Reply::bulk_str(REDIS_VERSION)),
+            (Reply::bulk_str("proto"), Reply::Int(c.resp as i64)),
+            (Reply::bulk_str("id"), Reply::Int(c.id as i64)),
+            (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+            (Reply::bulk_str("role"), Reply::bulk_str("master")),
+            (Reply::bulk_str("modules"), Reply::Array(vec![])),
+        ])
+    })
+}
+
+fn client_id(c: &mut Client, _argv: &[Bytes]) -> Reply {
+    Reply::Int(c.id as i64)
+}
+
+fn client_getname(c: &mut Client, _argv: &[Bytes]) -> Reply {
+    match &c.name {
+        Some(n) => Reply::bulk_str(n),
+        None => Reply::Null,
+    }
+}
+
+/// Redis allows names of printable ASCII without spaces (`validateClientName`-like).
+fn printable_no_space(b: &[u8]) -> bool {
+    b.iter().all(|&ch| (b'!'..=b'~').contains(&ch))
+}
+
+fn set_name(c: &mut Client, name: &[u8]) -> Result<(), Reply> {
+    if name.is_empty() {
+        c.name = None;
+        return Ok(());
+    }
+    if !printable_no_space(name) {
+        return Err(Reply::err(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    c.name = Some(String::from_utf8_lossy(name).into_owned());
+    Ok(())
+}
+
+fn client_setname(c: &mut Client, argv: &[Bytes]) -> Reply {
+    match set_name(c, &argv[2]) {
+        Ok(()) => Reply::ok(),
+        Err(e) => e,
+    }
+}
+
+fn client_setinfo(c: &mut Client, argv: &[Bytes]) -> Reply {
+    let attr = String::from_utf8_lossy(&argv[2]).to_ascii_lowercase();
+    let value = &argv[3];
+    let slot = match attr.as_str() {
+        "lib-name" => &mut c.lib_name,
+        "lib-ver" => &mut c.lib_ver,
+        _ => {
+            return Reply::error(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&argv[2])
+            ))
+        }
+    };
+    if !printable_no_space(value) {
+        return Reply::error(format!(
+            "ERR {attr} cannot contain spaces, newlines or special characters."
+        ));
+    }
+    *slot = if value.is_empty() {
+        None
+    } else {
+        Some(String::from_utf8_lossy(value).into_owned())
+    };
+    Reply::ok()
+}
+
+fn client_info(c: &mut Client, _argv: &[Bytes]) -> Reply {
+    let mut line = c.info_line(crate::shard::now_ms());
+    line.push('\n');
+    Reply::Verbatim("txt", Bytes::from(line))
+}
+
+fn client_reply(c: &mut Client, argv: &[Bytes]) -> Reply {
+    let a = &argv[2];
+    if args::eq(a, "on") {
+        c.reply_mode = ReplyMode::On;
+        Reply::ok()
+    } else if args::eq(a, "off") {
+        c.reply_mode = ReplyMode::Off;
+        Reply::NoReply
+    } else if args::eq(a, "skip") {
+        if c.reply_mode != ReplyMode::Off {
+            c.reply_mode = ReplyMode::SkipNext;
+        }
+        Reply::NoReply
+    } else {
+        errors::syntax()
+    }
+}
+
+fn on_off(a: &[u8]) -> Option<bool> {
+    if args::eq(a, "on") {
+        Some(true)
+    } else if args::eq(a, "off") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn client_no_evict(c: &mut Client, argv: &[Bytes]) -> Reply {
+    match on_off(&argv[2]) {
+        Some(v) => {
+            c.no_evict = v;
+            Reply::ok()
+        }
+        None => errors::syntax(),
+    }
+}
+
+fn client_no_touch(c: &mut Client, argv: &[Bytes]) -> Reply {
+    match on_off(&argv[2]) {
+        Some(v) => {
+            c.no_touch = v;
+            Reply::ok()
+        }
+        None => errors::syntax(),
+    }
+}
+
+fn client_getredir(_c: &mut Client, _argv: &[Bytes]) -> Reply {
+    // Client-side caching (tracking) is not implemented: never redirecting.
+    Reply::Int(-1)
+}
+
+fn client_unblock(_c: &mut Client, argv: &[Bytes]) -> Reply {
+    if args::int(&argv[2]).is_err() {
+        return Reply::err("ERR value is not an integer or out of range");
+    }
+    if argv.len() == 4 && !(args::eq(&argv[3], "timeout") || args::eq(&argv[3], "error")) {
+        return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+    }
+    if argv.len() > 4 {
+        return errors::syntax();
+    }
+    // No blocking commands exist yet, so no client can be blocked.
+    Reply::Int(0)
+}
+
+/// Which clients a CLIENT LIST / KILL filter selects.
+#[derive(Clone, Default)]
+struct ClientFilter {
+    ids: Option<Vec<u64>>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    user: Option<String>,
+    kind: Option<String>,
+    maxage: Option<u64>,
+    /// Id of the client to skip (SKIPME yes, the default for the filter form).
+    skip: Option<u64>,
+}
+
+impl ClientFilter {
+    fn matches(&self, c: &Client, now_ms: u64) -> bool {
+        if self.skip == Some(c.id) {
+            return false;
+        }
+        if let Some(ids) = &self.ids {
+            if !ids.contains(&c.id) {
+                return false;
+            }
+        }
+        if let Some(a) = &self.addr {
+            if c.addr.to_string() != *a {
+                return false;
+            }
+        }
+        if let Some(a) = &self.laddr {
+            if c.laddr.to_string() != *a {
+                return false;
+            }
+        }
+        if let Some(u) = &self.user {
+            if c.user != *u {
+                return false;
+            }
+        }
+        if let Some(k) = &self.kind {
+            // Every client is a normal one until replication and pub/sub exist.
+            if k != "normal" {
+                return false;
+            }
+        }
+        if let Some(age) = self.maxage {
+            if now_ms.saturating_sub(c.created_ms) / 1000 < age {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn parse_type(a: &[u8]) -> Result<String, Reply> {
+    let t = String::from_utf8_lossy(a).to_ascii_lowercase();
+    match t.as_str() {
+        "normal" | "master" | "pubsub" => Ok(t),
+        "replica" | "slave" => Ok("replica".into()),
+        _ => Err(Reply::error(format!(
+            "ERR Unknown client type '{}'",
+            String::from_utf8_lossy(a)
+        ))),
+    }
+}
+
+fn client_list<'a>(
+    _c: &'a ClientRef,
+    s: &'a Shards,
+    argv: &'a [Bytes],
+) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        let mut filter = ClientFilter::default();
+        let mut i = 2;
+        while i < argv.len() {
+            if args::eq(&argv[i], "type") && i + 1 < argv.len() {
+                match parse_type(&argv[i + 1]) {
+                    Ok(t) => filter.kind = Some(t),
+                    Err(e) => return e,
+                }
+                i += 2;
+            } else if args::eq(&argv[i], "id") && i + 1 < argv.len() {
+                let mut ids = Vec::new();
+                for a in &argv[i + 1..] {
+                    match args::int(a) {
+                        Ok(v) if v > 0 => ids.push(v as u64),
+                        _ => return Reply::err("ERR Invalid client ID"),
+                    }
+                }
+                filter.ids = Some(ids);
+                i = argv.len();
+            } else {
+                return errors::syntax();
+            }
+        }
+        let lines = s
+            .all(move |shard: &mut Shard| {
+                let now = crate::shard::now_ms();
+                shard
+                    .clients
+                    .values()
+                    .filter_map(|c| {
+                        c.try_borrow()
+                            .ok()
+                            .filter(|c| filter.matches(c, now))
+                            .map(|c| (c.id, c.info_line(now)))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await;
+        let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
+        all.sort_by_key(|(id, _)| *id);
+        let mut out = String::new();
+        for (_, l) in all {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        Reply::Verbatim("txt", Bytes::from(out))
+    })
+}
+
+fn client_kill<'a>(
+    c: &'a ClientRef,
+    s: &'a Shards,
+    argv: &'a [Bytes],
+) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        let me = c.borrow().id;
+        let mut filter = ClientFilter::default();
+        let old_form = argv.len() == 3;
+        if old_form {
+            filter.addr = Some(String::from_utf8_lossy(&argv[2]).into_owned());
+        } else {
+            filter.skip = Some(me);
+            let mut i = 2;
+            while i < argv.len() {
+                if i + 1 >= argv.len() {
+                    return errors::syntax();
+                }
+                let (opt, val) = (&argv[i], &argv[i + 1]);
+                if args::eq(opt, "id") {
+                    match args::int(val) {
+                        Ok(v) if v > 0 => filter.ids = Some(vec![v as u64]),
+                        _ => return Reply::err("ERR client-id should be greater than 0"),
+                    }
+                } else if args::eq(opt, "type") {
+                    match parse_type(val) {
+                        Ok(t) => filter.kind = Some(t),
+                        Err(e) => return e,
+                    }
+                } else if args::eq(opt, "addr") {
+                    filter.addr = Some(String::from_utf8_lossy(val).into_owned());
+                } else if args::eq(opt, "laddr") {
+                    filter.laddr = Some(String::from_utf8_lossy(val).into_owned());
+                } else if args::eq(opt, "user") {
+                    filter.user = Some(String::from_utf8_lossy(val).into_owned());
+                } else if args::eq(opt, "skipme") {
+                    if args::eq(val, "yes") {
+                        filter.skip = Some(me);
+                    } else if args::eq(val, "no") {
+                        filter.skip = None;
+                    } else {
+                        return errors::syntax();
+                    }
+                } else if args::eq(opt, "maxage") {
+                    match args::int(val) {
+                        Ok(v) if v >= 0 => filter.maxage = Some(v as u64),
+                        _ => return errors::syntax(),
+                    }
+                } else {
+                    return errors::syntax();
+                }
+                i += 2;
+            }
+        }
+        let shared = filter.clone();
+        let killed: u64 = s
+            .all(move |shard: &mut Shard| {
+                let filter = &shared;
+                let now = crate::shard::now_ms();
+                let mut n = 0;
+                for client in shard.clients.values() {
+                    // The caller is handled after the fan-out: it must reply first.
+                    let Ok(mut cl) = client.try_borrow_mut() else {
+                        continue;
+                    };
+                    if cl.id != me && filter.matches(&cl, now) {
+                        cl.killed = true;
+                        shutdown_socket(cl.fd);
+                        n += 1;
+                    }
+                }
+                n
+            })
+            .await
+            .into_iter()
+            .sum();
+        // Killing yourself: Redis replies, then closes.
+        {
+            let mut me_c = c.borrow_mut();
+            let now = crate::shard::now_ms();
+            if filter.matches(&me_c, now) {
+                me_c.close_after_reply = true;
+            }
+        }
+        if old_form {
+            if killed == 0 && !c.borrow().close_after_reply {
+                return Reply::err("ERR No such client");
+            }
+            return Reply::ok();
+        }
+        let self_killed = c.borrow().close_after_reply as u64;
+        Reply::Int((killed + self_killed) as i64)
+    })
+}
+
+/// Wake a connection blocked in a read so it notices it was killed.
+fn shutdown_socket(fd: i32) {
+    if fd >= 0 {
+        // SAFETY: `fd` belongs to a connection still registered on this shard; the
+        // connection removes itself from the registry before its socket is closed, and
+        // both happen on this thread, so the descriptor cannot have been reused.
+        // shutdown(2) only changes the socket's state; it touches no memory of ours.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+fn client_help(_c: &mut Client, _argv: &[Bytes]) -> Reply {
+    help_reply(
+        "CLIENT",
+        &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are:",
+            "    * ADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made from the specified address",
+            "    * LADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made to specified local address",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Kill connections by type.",
+            "    * USER <username>",
+            "      Kill connections authenticated by <username>.",
+            "    * SKIPME (YES|NO)",
+            "      Skip killing current connection (default: yes).",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+        ],
+    )
+}
+
+/// A HELP reply as Redis's `addReplyHelp` builds it.
+pub fn help_reply(container: &str, lines: &[&str]) -> Reply {
+    let mut out = vec![Reply::Status(
+        format!("{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").into(),
+    )];
+    out.extend(lines.iter().map(|l| Reply::Status(l.to_string().into())));
+    out.push(Reply::status("HELP"));
+    out.push(Reply::status("    Print this help."));
+    Reply::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(v: &[&str]) -> Vec<Bytes> {
+        v.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn select_and_names() {
+        let mut c = Client::detached(1);
+        assert_eq!(select(&mut c, &argv(&["select", "3"])), Reply::ok());
+        assert_eq!(c.db, 3);
+        assert_eq!(
+            select(&mut c, &argv(&["select", "16"])),
+            Reply::err(errors::DB_INDEX)
+        );
+        assert_eq!(
+            select(&mut c, &argv(&["select", "x"])),
+            errors::not_integer()
+        );
+        assert!(client_setname(&mut c, &argv(&["client", "setname", "a b"])).is_error());
+        assert_eq!(
+            client_setname(&mut c, &argv(&["client", "setname", "ab"])),
+            Reply::ok()
+        );
+        assert_eq!(
+            client_getname(&mut c, &argv(&["client", "getname"])),
+            Reply::bulk_str("ab")
+        );
+        assert_eq!(reset(&mut c, &argv(&["reset"])), Reply::status("RESET"));
+        assert_eq!(c.db, 0);
+        assert_eq!(c.name, None);
+    }
+
+    #[test]
+    fn reply_modes() {
+        let mut c = Client::detached(1);
+        assert_eq!(
+            client_reply(&mut c, &argv(&["client", "reply", "skip"])),
+            Reply::NoReply
+        );
+        assert_eq!(c.reply_mode, ReplyMode::SkipNext);
+        assert_eq!(
+            client_reply(&mut c, &argv(&["client", "reply", "x"])),
+            errors::syntax()
+        );
+    }
+}

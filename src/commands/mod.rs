@@ -82,6 +82,8 @@ pub struct Command {
     pub summary: &'static str,
     pub since: &'static str,
     pub complexity: &'static str,
+    /// Space-separated command tips (`nondeterministic_output request_policy:all_shards`).
+    pub tips: &'static str,
 }
 
 impl Command {
@@ -108,6 +110,7 @@ impl Command {
             summary: "",
             since: "1.0.0",
             complexity: "O(1)",
+            tips: "",
         }
     }
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Command {
@@ -133,6 +136,10 @@ impl Command {
         self.group = group;
         self.since = since;
         self.summary = summary;
+        self
+    }
+    pub const fn tips(mut self, t: &'static str) -> Command {
+        self.tips = t;
         self
     }
     pub const fn complexity(mut self, c: &'static str) -> Command {

@@ -65,6 +65,7 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
         shards.local_id,
         config.requirepass.is_some(),
     )));
+    client.borrow_mut().databases = config.databases;
     {
         let mut s = shards.local.borrow_mut();
         s.stats.connections_received += 1;

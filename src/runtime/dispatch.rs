@@ -32,7 +32,7 @@ pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, (Reply, Option<&'stat
     if !cmd.arity_ok(argv.len()) {
         return Err((errors::wrong_arity(cmd.name), Some(cmd.name)));
     }
-    if let Exec::Container = cmd.exec {
+    if !cmd.subcommands.is_empty() && argv.len() >= 2 {
         let Some(sub) = commands::lookup_sub(cmd, &argv[1]) else {
             return Err((
                 errors::unknown_subcommand(cmd.name, &argv[1]),

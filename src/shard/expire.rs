@@ -23,11 +23,16 @@ pub struct CycleState {
     pub next_db: usize,
     /// Cycles that stopped because the time budget ran out.
     pub time_cap_reached: u64,
+    /// DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry runs.
+    pub disabled: bool,
 }
 
 /// Run one active expire cycle on `shard` with the given time budget.
 /// Returns the number of keys deleted.
 pub fn active_expire_cycle(shard: &mut Shard, now_ms: u64, budget: Duration) -> u64 {
+    if shard.expire.disabled {
+        return 0;
+    }
     let start = Instant::now();
     let ndb = shard.dbs.len();
     let mut deleted = 0u64;

@@ -1,0 +1,494 @@
+//! Test harness: start the real `shardis` binary or a real `redis-server` on a free
+//! loopback port, wait until it answers, and kill it when the handle drops.
+//!
+//! The one idea to hold: every process a test starts is owned by a [`Server`] value, so
+//! it is killed and reaped by `Drop` on every path out of the test, panics included.
+//! Server output goes to a log file (not a pipe, which could fill and stall the
+//! server); a start-up failure panics with that log so the cause is on screen.
+//!
+//! [`RawConn`] speaks RESP over a plain `TcpStream` for the tests that need exact
+//! bytes (protocol errors, inline commands, RESP3 type markers).
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which program a [`Server`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Shardis,
+    Redis,
+}
+
+/// A running server process, killed and reaped on drop.
+pub struct Server {
+    pub kind: Kind,
+    pub port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+    dir: PathBuf,
+}
+
+/// A port that was free a moment ago (bind port 0, read it, release it).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+fn scratch_dir(tag: &str, port: u16) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "shardis-test-{}-{}-{}",
+        std::process::id(),
+        tag,
+        port
+    ));
+    std::fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+impl Server {
+    /// Shardis with `threads` shards and no persistence.
+    pub fn shardis(threads: usize) -> Server {
+        Server::shardis_with(threads, &[])
+    }
+
+    /// Shardis with `threads` shards, no persistence, and extra `--name value` flags.
+    pub fn shardis_with(threads: usize, extra: &[&str]) -> Server {
+        let threads = threads.to_string();
+        let mut args = vec!["--threads", threads.as_str()];
+        args.extend_from_slice(extra);
+        Server::start(Kind::Shardis, &args)
+    }
+
+    /// A real redis-server with no persistence.
+    pub fn redis() -> Server {
+        Server::redis_with(&[])
+    }
+
+    pub fn redis_with(extra: &[&str]) -> Server {
+        Server::start(Kind::Redis, extra)
+    }
+
+    fn start(kind: Kind, extra: &[&str]) -> Server {
+        // The port may be taken between probing and binding by a test running in
+        // parallel; when the process dies at start-up, try again on another port.
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let tag = match kind {
+                Kind::Shardis => "shardis",
+                Kind::Redis => "redis",
+            };
+            let dir = scratch_dir(tag, port);
+            let log = dir.join("server.log");
+            let out = std::fs::File::create(&log).expect("create server log");
+            let err = out.try_clone().expect("clone log handle");
+            let program = match kind {
+                Kind::Shardis => env!("CARGO_BIN_EXE_shardis").to_string(),
+                Kind::Redis => "redis-server".to_string(),
+            };
+            let mut cmd = Command::new(&program);
+            cmd.arg("--port").arg(port.to_string());
+            if kind == Kind::Redis {
+                cmd.args(["--daemonize", "no"]);
+            }
+            cmd.args(["--save", "", "--appendonly", "no"]);
+            cmd.arg("--dir").arg(&dir);
+            cmd.args(extra);
+            cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+            let child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => panic!("cannot start {program}: {e} (is it installed and on PATH?)"),
+            };
+            let mut server = Server {
+                kind,
+                port,
+                child: Some(child),
+                log,
+                dir,
+            };
+            match server.wait_ready(Duration::from_secs(10)) {
+                Ok(()) => return server,
+                Err(why) => {
+                    last_log = server.log_text();
+                    let exited = server.try_exit_status().is_some();
+                    drop(server);
+                    if exited && last_log.contains("ddress already in use") {
+                        continue;
+                    }
+                    panic!(
+                        "{kind:?} on port {port} did not answer PING within 10 s ({why}).\n\
+                         args: {extra:?}\n--- server output ---\n{last_log}\n---------------------"
+                    );
+                }
+            }
+        }
+        panic!("{kind:?} could not bind a free port in 5 attempts; last output:\n{last_log}");
+    }
+
+    /// Poll until a PING gets any complete reply line (an error counts: the server is
+    /// up and parsing), or the process exits, or the deadline passes.
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_exit_status() {
+                return Err(format!("process exited with {st}"));
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok() {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 256];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                        if got.ends_with(b"\r\n") {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err("timed out".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("redis client")
+    }
+
+    /// A RESP2 connection through the `redis` crate.
+    pub fn conn(&self) -> redis::Connection {
+        self.client()
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "connect to {:?} at {}: {e}\n--- server output ---\n{}",
+                    self.kind,
+                    self.addr(),
+                    self.log_text()
+                )
+            })
+    }
+
+    /// A raw TCP connection with a 10 s read timeout.
+    pub fn raw(&self) -> RawConn {
+        RawConn::connect(self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The exit status if the process has ended.
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Wait up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_exit_status() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A RESP reply as bytes on the wire say it, kept exact for comparisons.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Frame {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    /// `$-1`
+    NullBulk,
+    /// `*-1`
+    NullArray,
+    Array(Vec<Frame>),
+    /// RESP3 types, with their marker and raw payload where it is scalar.
+    Null,
+    Double(String),
+    Bool(bool),
+    BigNumber(String),
+    Verbatim(Vec<u8>),
+    Map(Vec<(Frame, Frame)>),
+    Set(Vec<Frame>),
+    Push(Vec<Frame>),
+}
+
+/// A minimal blocking RESP client over a plain socket.
+pub struct RawConn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub fn connect(port: u16) -> RawConn {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set_read_timeout");
+        let _ = stream.set_nodelay(true);
+        RawConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to server");
+    }
+
+    /// Send argv as a multibulk request.
+    pub fn send_cmd(&mut self, argv: &[&[u8]]) {
+        let req = encode_request(argv);
+        self.send(&req);
+    }
+
+    /// Send argv and read one reply.
+    pub fn cmd(&mut self, argv: &[&str]) -> Frame {
+        let v: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+        self.send_cmd(&v);
+        self.read_frame()
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut tmp = [0u8; 16384];
+        match self.stream.read(&mut tmp) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                n
+            }
+            Err(e) => panic!(
+                "read from server failed: {e}; unparsed so far: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+        }
+    }
+
+    /// Read one whole reply; panics on EOF or timeout.
+    pub fn read_frame(&mut self) -> Frame {
+        loop {
+            if let Some((f, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                return f;
+            }
+            if self.fill() == 0 {
+                panic!(
+                    "server closed the connection; unparsed bytes: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
+            }
+        }
+    }
+
+    /// Read everything until the server closes the connection (or 10 s pass).
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        let mut tmp = [0u8; 16384];
+        loop {
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return out,
+                Ok(n) => out.extend_from_slice(&tmp[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+                Err(e) => panic!(
+                    "waiting for close: {e}; got so far {:?}",
+                    String::from_utf8_lossy(&out)
+                ),
+            }
+        }
+    }
+
+    /// True if the server has closed the connection (reads EOF within the timeout).
+    pub fn is_closed(&mut self, timeout: Duration) -> bool {
+        let _ = self.stream.set_read_timeout(Some(timeout));
+        let mut tmp = [0u8; 64];
+        let closed = match self.stream.read(&mut tmp) {
+            Ok(0) => true,
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                false
+            }
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(10)));
+        closed
+    }
+
+    pub fn close(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+pub fn encode_request(argv: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", argv.len()).into_bytes();
+    for a in argv {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn line(buf: &[u8]) -> Option<(&[u8], usize)> {
+    let i = buf.windows(2).position(|w| w == b"\r\n")?;
+    Some((&buf[..i], i + 2))
+}
+
+fn parse_len(b: &[u8]) -> i64 {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad length in reply: {:?}", String::from_utf8_lossy(b)))
+}
+
+/// Parse one reply from the front of `buf`: `Some((frame, bytes used))` when complete.
+pub fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
+    let (&marker, _) = buf.split_first()?;
+    let (body, mut used) = line(&buf[1..])?;
+    used += 1;
+    let text = || String::from_utf8_lossy(body).into_owned();
+    let f = match marker {
+        b'+' => Frame::Simple(text()),
+        b'-' => Frame::Error(text()),
+        b':' => Frame::Int(parse_len(body)),
+        b'_' => Frame::Null,
+        b',' => Frame::Double(text()),
+        b'#' => Frame::Bool(body == b"t"),
+        b'(' => Frame::BigNumber(text()),
+        b'$' | b'=' => {
+            let n = parse_len(body);
+            if n < 0 {
+                Frame::NullBulk
+            } else {
+                let n = n as usize;
+                if buf.len() < used + n + 2 {
+                    return None;
+                }
+                let data = buf[used..used + n].to_vec();
+                used += n + 2;
+                if marker == b'$' {
+                    Frame::Bulk(data)
+                } else {
+                    Frame::Verbatim(data)
+                }
+            }
+        }
+        b'*' | b'~' | b'>' | b'%' => {
+            let n = parse_len(body);
+            if n < 0 {
+                Frame::NullArray
+            } else {
+                let count = if marker == b'%' { n * 2 } else { n } as usize;
+                let mut items = Vec::with_capacity(count.min(1024));
+                for _ in 0..count {
+                    let (f, u) = parse_frame(&buf[used..])?;
+                    used += u;
+                    items.push(f);
+                }
+                match marker {
+                    b'*' => Frame::Array(items),
+                    b'~' => Frame::Set(items),
+                    b'>' => Frame::Push(items),
+                    _ => {
+                        let mut pairs = Vec::with_capacity(items.len() / 2);
+                        let mut it = items.into_iter();
+                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                            pairs.push((k, v));
+                        }
+                        Frame::Map(pairs)
+                    }
+                }
+            }
+        }
+        other => panic!(
+            "unexpected reply marker {:?} in {:?}",
+            other as char,
+            String::from_utf8_lossy(buf)
+        ),
+    };
+    Some((f, used))
+}
+
+/// Quote one argument the way `redis-cli` would print it back.
+pub fn cli_quote(a: &[u8]) -> String {
+    let plain = !a.is_empty()
+        && a.iter()
+            .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\');
+    if plain {
+        return String::from_utf8_lossy(a).into_owned();
+    }
+    let mut s = String::from("\"");
+    for &b in a {
+        match b {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// One request as a `redis-cli` line.
+pub fn cli_line(argv: &[Vec<u8>]) -> String {
+    argv.iter()
+        .map(|a| cli_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Poll `f` every 50 ms until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
