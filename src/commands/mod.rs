@@ -194,9 +194,12 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
     .flat_map(|f| f.iter())
 }
 
+/// Name -> entry, hashed with foldhash: looked up for every request.
+pub type CommandMap = HashMap<&'static str, &'static Command, foldhash::fast::RandomState>;
+
 /// Lookup table from lower-case name to entry.
-pub fn table() -> &'static HashMap<&'static str, &'static Command> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static Command>> = OnceLock::new();
+pub fn table() -> &'static CommandMap {
+    static TABLE: OnceLock<CommandMap> = OnceLock::new();
     TABLE.get_or_init(|| families().map(|c| (c.name, c)).collect())
 }
 

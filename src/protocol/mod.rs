@@ -9,5 +9,5 @@
 pub mod parse;
 pub mod reply;
 
-pub use parse::{parse_request, Limits, ParseOutcome, ProtocolError};
+pub use parse::{parse_request, Limits, ParseOutcome, ProtocolError, RequestParser};
 pub use reply::Reply;

@@ -7,7 +7,7 @@
 //! closed once the replies before it are written.
 
 use crate::client::{Client, ClientRef};
-use crate::protocol::{parse_request, Limits, ParseOutcome, Reply};
+use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::dispatch::run_batch;
 use crate::runtime::Shards;
 use bytes::BytesMut;
@@ -26,7 +26,7 @@ impl Drop for ConnectedGuard<'_> {
     }
 }
 
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 const DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 
@@ -83,6 +83,7 @@ async fn session(
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut parser = RequestParser::default();
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 || client.borrow().killed {
@@ -102,7 +103,7 @@ async fn session(
         let mut requests = Vec::new();
         let mut protocol_error = None;
         loop {
-            match parse_request(&mut rbuf, limits) {
+            match parser.parse(&mut rbuf, limits) {
                 ParseOutcome::Request(argv) if argv.is_empty() => continue,
                 ParseOutcome::Request(argv) => requests.push(argv),
                 ParseOutcome::Incomplete => break,

@@ -92,6 +92,7 @@ pub fn record(
 struct Pending {
     index: usize,
     db: usize,
+    no_touch: bool,
     cmd: &'static Command,
     argv: Vec<Bytes>,
 }
@@ -164,7 +165,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                 replies[i] = Some(reply);
             }
             Exec::Server(f) => {
-                flush(shards, &mut pending, &mut replies, no_touch, &caller).await;
+                flush(shards, &mut pending, &mut replies, &caller).await;
                 let start = Instant::now();
                 let reply = f(client, shards, &argv).await;
                 record(
@@ -192,11 +193,12 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                 Target::One(s) => pending[s].push(Pending {
                     index: i,
                     db,
+                    no_touch,
                     cmd,
                     argv,
                 }),
                 Target::Many => {
-                    flush(shards, &mut pending, &mut replies, no_touch, &caller).await;
+                    flush(shards, &mut pending, &mut replies, &caller).await;
                     let start = Instant::now();
                     let reply = match cmd.split {
                         Some(m) => run_split(shards, cmd, db, &argv, m, no_touch, &caller).await,
@@ -223,7 +225,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
             break;
         }
     }
-    flush(shards, &mut pending, &mut replies, false, &caller).await;
+    flush(shards, &mut pending, &mut replies, &caller).await;
     for (r, s) in replies.iter_mut().zip(suppressed) {
         if s && !matches!(r, Some(Reply::NoReply)) {
             // Errors are still counted in stats by the caller; the bytes are not sent.
@@ -269,7 +271,6 @@ async fn flush(
     shards: &Shards,
     pending: &mut [Vec<Pending>],
     replies: &mut [Option<Reply>],
-    no_touch: bool,
     caller: &Caller,
 ) {
     let mut waiting = Vec::new();
@@ -283,7 +284,7 @@ async fn flush(
         let rx = shards.send(sid, move |s: &mut Shard| {
             items
                 .into_iter()
-                .map(|p| execute(s, p.cmd, p.db, &p.argv, no_touch, &caller))
+                .map(|p| execute(s, p.cmd, p.db, &p.argv, p.no_touch, &caller))
                 .collect::<Vec<Reply>>()
         });
         waiting.push((indexes, rx));

@@ -4,6 +4,9 @@
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
 
+/// Stats maps are looked up once per command: a fast non-cryptographic hasher.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Clone)]
 pub struct CommandStats {
     pub calls: u64,
@@ -51,9 +54,9 @@ pub struct ShardStats {
     pub hops_sent: u64,
     pub hops_served: u64,
     /// Keyed by lower-case command name (`get`, `client|list`).
-    pub commands: HashMap<String, CommandStats>,
+    pub commands: FastMap<String, CommandStats>,
     /// Keyed by error code (`ERR`, `WRONGTYPE`).
-    pub errors: HashMap<String, u64>,
+    pub errors: FastMap<String, u64>,
 }
 
 impl ShardStats {
