@@ -82,6 +82,9 @@ pub struct Command {
     pub summary: &'static str,
     pub since: &'static str,
     pub complexity: &'static str,
+    /// Key-spec flags as COMMAND INFO reports them (`RW access update`); empty = derived
+    /// from the write/readonly flag.
+    pub key_flags: &'static str,
     /// Space-separated command tips (`nondeterministic_output request_policy:all_shards`).
     pub tips: &'static str,
 }
@@ -111,6 +114,7 @@ impl Command {
             since: "1.0.0",
             complexity: "O(1)",
             tips: "",
+            key_flags: "",
         }
     }
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Command {
@@ -136,6 +140,10 @@ impl Command {
         self.group = group;
         self.since = since;
         self.summary = summary;
+        self
+    }
+    pub const fn key_flags(mut self, f: &'static str) -> Command {
+        self.key_flags = f;
         self
     }
     pub const fn tips(mut self, t: &'static str) -> Command {
@@ -236,10 +244,14 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(shard: &'a mut Shard, db: usize) -> Ctx<'a> {
+        Self::at(shard, db, crate::shard::now_ms())
+    }
+    /// A context whose clock reads `now_ms` (one clock read serves a whole batch).
+    pub fn at(shard: &'a mut Shard, db: usize, now_ms: u64) -> Ctx<'a> {
         Ctx {
             shard,
             db,
-            now_ms: crate::shard::now_ms(),
+            now_ms,
             no_touch: false,
         }
     }

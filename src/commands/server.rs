@@ -103,7 +103,9 @@ fn status_set(words: &str, prefix: &str) -> Reply {
 }
 
 fn key_spec_flags(c: &Command) -> &'static str {
-    if c.is_write() {
+    if !c.key_flags.is_empty() {
+        c.key_flags
+    } else if c.is_write() {
         "RW update"
     } else {
         "RO access"

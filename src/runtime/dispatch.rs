@@ -55,18 +55,25 @@ pub fn execute(
     argv: &[Bytes],
     no_touch: bool,
     caller: &Caller,
+    now_ms: u64,
 ) -> Reply {
     let Exec::Shard(f) = cmd.exec else {
         unreachable!("only Shard commands are executed on a shard")
     };
     let start = Instant::now();
     let reply = {
-        let mut ctx = Ctx::new(shard, db);
+        let mut ctx = Ctx::at(shard, db, now_ms);
         ctx.no_touch = no_touch;
         f(&mut ctx, argv)
     };
     record(shard, cmd, argv, start, &reply, caller);
     reply
+}
+
+/// True when the key arguments fill whole steps (MSET's key/value pairs).
+fn keys_complete(cmd: &Command, argc: usize) -> bool {
+    let step = cmd.key_step.max(1) as usize;
+    cmd.last_key != -1 || (argc.saturating_sub(cmd.first_key as usize)) % step == 0
 }
 
 /// Stats and slow log for one executed command.
@@ -118,6 +125,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         }
     };
     let mut close = false;
+    let now = crate::shard::now_ms();
     for (i, argv) in requests.into_iter().enumerate() {
         let (db, no_touch, authed, mode) = {
             let c = client.borrow();
@@ -187,6 +195,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                         &argv,
                         no_touch,
                         &caller,
+                        now,
                     );
                     replies[i] = Some(reply);
                 }
@@ -201,6 +210,8 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                     flush(shards, &mut pending, &mut replies, &caller).await;
                     let start = Instant::now();
                     let reply = match cmd.split {
+                        // An odd MSET must fail whole, before any part is applied.
+                        Some(_) if !keys_complete(cmd, argv.len()) => errors::wrong_arity(cmd.name),
                         Some(m) => run_split(shards, cmd, db, &argv, m, no_touch, &caller).await,
                         None => run_gathered(shards, cmd, db, &argv).await,
                     };
@@ -282,9 +293,10 @@ async fn flush(
         let indexes: Vec<usize> = items.iter().map(|p| p.index).collect();
         let caller = caller.clone();
         let rx = shards.send(sid, move |s: &mut Shard| {
+            let now = crate::shard::now_ms();
             items
                 .into_iter()
-                .map(|p| execute(s, p.cmd, p.db, &p.argv, p.no_touch, &caller))
+                .map(|p| execute(s, p.cmd, p.db, &p.argv, p.no_touch, &caller, now))
                 .collect::<Vec<Reply>>()
         });
         waiting.push((indexes, rx));
@@ -330,7 +342,7 @@ async fn run_split(
         }
         let caller = caller.clone();
         let rx = shards.send_or_local(sid, move |s: &mut Shard| {
-            execute(s, cmd, db, &part, no_touch, &caller)
+            execute(s, cmd, db, &part, no_touch, &caller, crate::shard::now_ms())
         });
         waiting.push((positions, rx));
     }

@@ -177,6 +177,7 @@ async fn cron(shard: Rc<RefCell<Shard>>) {
         glommio::timer::sleep(period).await;
         let mut s = shard.borrow_mut();
         s.refresh_config();
+        crate::storage::db::refresh_lru_clock();
         let now = crate::shard::now_ms();
         // Redis spends at most 25% of a cron period on the slow expire cycle.
         expire::active_expire_cycle(&mut s, now, period / 4);

@@ -6,6 +6,7 @@
 //! (lazy expiry), so no command can ever see a dead key.
 
 use super::{CompactBytes, Dict, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
@@ -22,9 +23,23 @@ pub struct Db {
     pub expired: u64,
 }
 
+/// The LRU clock in seconds, cached like Redis's `server.lruclock`: the shards' cron
+/// refreshes it, so stamping an access costs a relaxed load instead of a clock read.
+static LRU_CLOCK: AtomicU32 = AtomicU32::new(0);
+
 /// Seconds clock used for LRU stamps (wraps after 136 years).
 pub fn lru_clock() -> u32 {
-    (crate::shard::now_ms() / 1000) as u32
+    match LRU_CLOCK.load(Ordering::Relaxed) {
+        0 => refresh_lru_clock(),
+        c => c,
+    }
+}
+
+/// Re-read the wall clock into the cached LRU clock (called from each shard's cron).
+pub fn refresh_lru_clock() -> u32 {
+    let c = (crate::shard::now_ms() / 1000) as u32;
+    LRU_CLOCK.store(c, Ordering::Relaxed);
+    c
 }
 
 impl Db {

@@ -5,10 +5,12 @@
 //! are no locks, and no operation may take time proportional to the keyspace (the dict
 //! grows and shrinks incrementally; expiry samples instead of scanning).
 
+pub mod bits;
 pub mod compact;
 pub mod db;
 pub mod dict;
 pub mod glob;
+pub mod long_double;
 pub mod value;
 
 pub use compact::CompactBytes;
