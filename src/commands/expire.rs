@@ -182,7 +182,7 @@ impl Conditions {
         if self.xx && current.is_none() {
             return false;
         }
-        if self.gt && current.map_or(true, |cur| when <= cur) {
+        if self.gt && current.is_none_or(|cur| when <= cur) {
             return false;
         }
         if self.lt && current.is_some_and(|cur| when >= cur) {
@@ -221,7 +221,7 @@ fn expire_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str, base: i64, unit: Un
     };
     let invalid = || Reply::error(format!("ERR invalid expire time in '{name}' command"));
     if unit == Unit::Seconds {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return invalid();
         }
         when *= 1000;

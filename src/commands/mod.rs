@@ -197,6 +197,9 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         expire::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        info::COMMANDS,
+        config::COMMANDS,
+        slowlog::COMMANDS,
     ]
     .into_iter()
     .flat_map(|f| f.iter())

@@ -57,17 +57,28 @@ pub fn execute(
     caller: &Caller,
     now_ms: u64,
 ) -> Reply {
+    let start = Instant::now();
+    let reply = run_handler(shard, cmd, db, argv, no_touch, now_ms);
+    record(shard, cmd, argv, start, &reply, caller);
+    reply
+}
+
+/// Run a `Shard` command's handler without recording it (a part of a split command:
+/// the whole command is recorded once by its caller).
+fn run_handler(
+    shard: &mut Shard,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    no_touch: bool,
+    now_ms: u64,
+) -> Reply {
     let Exec::Shard(f) = cmd.exec else {
         unreachable!("only Shard commands are executed on a shard")
     };
-    let start = Instant::now();
-    let reply = {
-        let mut ctx = Ctx::at(shard, db, now_ms);
-        ctx.no_touch = no_touch;
-        f(&mut ctx, argv)
-    };
-    record(shard, cmd, argv, start, &reply, caller);
-    reply
+    let mut ctx = Ctx::at(shard, db, now_ms);
+    ctx.no_touch = no_touch;
+    f(&mut ctx, argv)
 }
 
 /// True when the key arguments fill whole steps (MSET's key/value pairs).
@@ -212,7 +223,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                     let reply = match cmd.split {
                         // An odd MSET must fail whole, before any part is applied.
                         Some(_) if !keys_complete(cmd, argv.len()) => errors::wrong_arity(cmd.name),
-                        Some(m) => run_split(shards, cmd, db, &argv, m, no_touch, &caller).await,
+                        Some(m) => run_split(shards, cmd, db, &argv, m, no_touch).await,
                         None => run_gathered(shards, cmd, db, &argv).await,
                     };
                     record(
@@ -320,7 +331,6 @@ async fn run_split(
     argv: &[Bytes],
     merge: Merge,
     no_touch: bool,
-    caller: &Caller,
 ) -> Reply {
     let idx = cmd.key_indexes(argv.len());
     let step = cmd.key_step.max(1) as usize;
@@ -340,9 +350,8 @@ async fn run_split(
         if positions.is_empty() {
             continue;
         }
-        let caller = caller.clone();
         let rx = shards.send_or_local(sid, move |s: &mut Shard| {
-            execute(s, cmd, db, &part, no_touch, &caller, crate::shard::now_ms())
+            run_handler(s, cmd, db, &part, no_touch, crate::shard::now_ms())
         });
         waiting.push((positions, rx));
     }
