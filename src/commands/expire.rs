@@ -281,7 +281,8 @@ fn ttl_generic(ctx: &mut Ctx, key: &[u8], form: TtlForm, unit: Unit) -> Reply {
     .max(0);
     Reply::Int(match unit {
         Unit::Millis => t,
-        Unit::Seconds => (t + 500) / 1000,
+        // i128: a deadline near i64::MAX must round, not overflow.
+        Unit::Seconds => ((t as i128 + 500) / 1000) as i64,
     })
 }
 

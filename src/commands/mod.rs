@@ -325,21 +325,25 @@ pub mod errors {
     }
     /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `
     pub fn unknown_command(argv: &[bytes::Bytes]) -> Reply {
-        let name = String::from_utf8_lossy(&argv[0]);
-        let mut args = String::new();
+        // As Redis: each argument quoted, cut so the list stays within 128 bytes, and
+        // (being printed with %s) each string ends at its first NUL byte.
+        let c_str = |b: &[u8]| -> Vec<u8> { b.split(|&c| c == 0).next().unwrap_or(&[]).to_vec() };
+        let mut args: Vec<u8> = Vec::new();
         for a in argv[1..].iter() {
             if args.len() >= 128 {
                 break;
             }
-            let a = String::from_utf8_lossy(a);
-            let room = 128usize.saturating_sub(args.len());
-            let shown: String = a.chars().take(room).collect();
-            args.push_str(&format!("'{}' ", shown));
+            let room = 128 - args.len();
+            let a = c_str(a);
+            args.push(b'\'');
+            args.extend_from_slice(&a[..a.len().min(room)]);
+            args.extend_from_slice(b"' ");
         }
+        let name = c_str(&argv[0]);
         Reply::error(format!(
             "ERR unknown command '{}', with args beginning with: {}",
-            truncate(&name, 128),
-            args
+            String::from_utf8_lossy(&name[..name.len().min(128)]),
+            String::from_utf8_lossy(&args)
         ))
     }
     /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`

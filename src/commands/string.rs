@@ -661,7 +661,7 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let need = offset as usize + value.len();
     if old_len.is_none() {
         ctx.db()
-            .set(key, Value::Str(StrValue::Raw(Vec::new())), false);
+            .set(key, Value::Str(StrValue::raw(Vec::new())), false);
     }
     let Some(Ok(s)) = ctx.lookup_write(key).map(as_str_mut) else {
         return errors::wrongtype();

@@ -37,6 +37,7 @@ pub enum ProtocolError {
     InvalidMultibulkLength,
     UnauthenticatedMultibulkLength,
     ExpectedDollar(u8),
+    TooBigBulkCount,
     InvalidBulkLength,
     UnauthenticatedBulkLength,
 }
@@ -53,6 +54,7 @@ impl std::fmt::Display for ProtocolError {
                 write!(f, "Protocol error: unauthenticated multibulk length")
             }
             ExpectedDollar(c) => write!(f, "Protocol error: expected '$', got '{}'", *c as char),
+            TooBigBulkCount => write!(f, "Protocol error: too big bulk count string"),
             InvalidBulkLength => write!(f, "Protocol error: invalid bulk length"),
             UnauthenticatedBulkLength => write!(f, "Protocol error: unauthenticated bulk length"),
         }
@@ -194,7 +196,9 @@ fn multibulk_header(buf: &mut BytesMut, limits: Limits) -> Result<Option<Resume>
         _ => return Err(ParseOutcome::Error(ProtocolError::InvalidMultibulkLength)),
     };
     if count > 10 && limits.unauthenticated {
-        return Err(ParseOutcome::Error(ProtocolError::UnauthenticatedMultibulkLength));
+        return Err(ParseOutcome::Error(
+            ProtocolError::UnauthenticatedMultibulkLength,
+        ));
     }
     let pos = nl + 2;
     if count <= 0 {
@@ -202,7 +206,11 @@ fn multibulk_header(buf: &mut BytesMut, limits: Limits) -> Result<Option<Resume>
         return Err(ParseOutcome::Request(Vec::new()));
     }
     let count = count as usize;
-    Ok(Some(Resume { count, pos, spans: Vec::with_capacity(count.min(1024)) }))
+    Ok(Some(Resume {
+        count,
+        pos,
+        spans: Vec::with_capacity(count.min(1024)),
+    }))
 }
 
 /// Locate the remaining bulks; `Err(state)` when more bytes are needed.
@@ -214,7 +222,7 @@ fn parse_bulks(buf: &mut BytesMut, limits: Limits, mut st: Resume) -> Result<Par
         }
         let Some(nl) = find_crlf(buf, pos) else {
             if buf.len() - pos > INLINE_MAX {
-                return Ok(ParseOutcome::Error(ProtocolError::TooBigInline));
+                return Ok(ParseOutcome::Error(ProtocolError::TooBigBulkCount));
             }
             return Err(st);
         };
@@ -229,7 +237,9 @@ fn parse_bulks(buf: &mut BytesMut, limits: Limits, mut st: Resume) -> Result<Par
             _ => return Ok(ParseOutcome::Error(ProtocolError::InvalidBulkLength)),
         };
         if limits.unauthenticated && len > 16384 {
-            return Ok(ParseOutcome::Error(ProtocolError::UnauthenticatedBulkLength));
+            return Ok(ParseOutcome::Error(
+                ProtocolError::UnauthenticatedBulkLength,
+            ));
         }
         let start = nl + 2;
         if buf.len() < start + len + 2 {
@@ -239,7 +249,12 @@ fn parse_bulks(buf: &mut BytesMut, limits: Limits, mut st: Resume) -> Result<Par
         st.pos = start + len + 2;
     }
     let frozen = buf.split_to(st.pos).freeze();
-    Ok(ParseOutcome::Request(st.spans.into_iter().map(|(s, l)| frozen.slice(s..s + l)).collect()))
+    Ok(ParseOutcome::Request(
+        st.spans
+            .into_iter()
+            .map(|(s, l)| frozen.slice(s..s + l))
+            .collect(),
+    ))
 }
 
 fn parse_inline(buf: &mut BytesMut) -> ParseOutcome {

@@ -78,7 +78,18 @@ fn run_handler(
     };
     let mut ctx = Ctx::at(shard, db, now_ms);
     ctx.no_touch = no_touch;
-    f(&mut ctx, argv)
+    // A bug in one command must not take the shard (and every key on it) down with it:
+    // answer an error, keep the event loop running, and leave the panic in the log.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut ctx, argv))) {
+        Ok(reply) => reply,
+        Err(_) => {
+            crate::runtime::log(&format!(
+                "BUG: command '{}' panicked; see the message above",
+                cmd.name
+            ));
+            Reply::error(format!("ERR internal error while running '{}'", cmd.name))
+        }
+    }
 }
 
 /// True when the key arguments fill whole steps (MSET's key/value pairs).

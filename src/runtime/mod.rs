@@ -23,6 +23,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Registered (memlocked) I/O memory per shard.
+const IO_MEMORY: usize = 1 << 20;
+
 /// Check that io_uring can be used here; on failure, a message saying what to change.
 pub fn probe_io_uring() -> Result<(), String> {
     // io_uring_setup(entries, params): a tiny ring, closed again at once.
@@ -88,6 +91,9 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
         );
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
+            // glommio's registered I/O memory serves DMA file I/O, which Shardis does not
+            // use; its 10 MiB default would be most of an idle shard's footprint.
+            .io_memory(IO_MEMORY)
             .spawn(move || async move {
                 let shard = Rc::new(RefCell::new(Shard::new(id, nshards, config)));
                 let shards = Rc::new(Shards::new(id, shard.clone(), inboxes, slots, server));

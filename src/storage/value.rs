@@ -5,18 +5,37 @@
 //! as `Emb` (Redis's embstr); anything longer, or any string modified in place (APPEND,
 //! SETRANGE, SETBIT), as `Raw`. Collections join this enum in later issues.
 
-use super::CompactBytes;
 use crate::protocol::parse::parse_i64;
 use std::borrow::Cow;
 
 /// Longest string Redis stores as embstr.
 pub const EMBSTR_MAX: usize = 44;
 
-#[derive(Clone, Debug, PartialEq)]
+/// Longest embstr kept inside the value itself (no allocation).
+const INLINE: usize = 22;
+
+/// A string value, in 24 bytes: with the 8-byte LRU stamp and the 24-byte key, a dict
+/// node holding a short string is exactly 64 bytes, one allocator size class.
+#[derive(Clone, Debug)]
 pub enum StrValue {
     Int(i64),
-    Emb(CompactBytes),
-    Raw(Vec<u8>),
+    /// embstr of at most 22 bytes, stored inline.
+    Inline {
+        len: u8,
+        buf: [u8; INLINE],
+    },
+    /// embstr of 23..=44 bytes.
+    Emb(Box<[u8]>),
+    /// raw: long, or modified in place. Boxed so the enum stays small; a raw string
+    /// grows amortised (APPEND in a loop is linear).
+    Raw(Box<Vec<u8>>),
+}
+
+impl PartialEq for StrValue {
+    /// Equal when the bytes and the encoding are equal.
+    fn eq(&self, o: &Self) -> bool {
+        self.encoding() == o.encoding() && self.as_bytes() == o.as_bytes()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -36,16 +55,28 @@ impl StrValue {
     }
     /// A string not tried as an integer (embstr when short, as `createStringObject`).
     pub fn from_bytes(b: &[u8]) -> StrValue {
-        if b.len() <= EMBSTR_MAX {
-            StrValue::Emb(CompactBytes::new(b))
+        if b.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            StrValue::Inline {
+                len: b.len() as u8,
+                buf,
+            }
+        } else if b.len() <= EMBSTR_MAX {
+            StrValue::Emb(b.into())
         } else {
-            StrValue::Raw(b.to_vec())
+            StrValue::Raw(Box::new(b.to_vec()))
         }
+    }
+    /// A raw-encoded string owning `v`.
+    pub fn raw(v: Vec<u8>) -> StrValue {
+        StrValue::Raw(Box::new(v))
     }
     pub fn as_bytes(&self) -> Cow<'_, [u8]> {
         match self {
             StrValue::Int(i) => Cow::Owned(itoa::Buffer::new().format(*i).as_bytes().to_vec()),
-            StrValue::Emb(b) => Cow::Borrowed(b.as_slice()),
+            StrValue::Inline { len, buf } => Cow::Borrowed(&buf[..*len as usize]),
+            StrValue::Emb(b) => Cow::Borrowed(b),
             StrValue::Raw(v) => Cow::Borrowed(v),
         }
     }
@@ -53,13 +84,13 @@ impl StrValue {
     pub fn write_to(&self, out: &mut Vec<u8>) {
         match self {
             StrValue::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-            StrValue::Emb(b) => out.extend_from_slice(b),
-            StrValue::Raw(v) => out.extend_from_slice(v),
+            other => out.extend_from_slice(&other.as_bytes()),
         }
     }
     pub fn len(&self) -> usize {
         match self {
             StrValue::Int(i) => itoa::Buffer::new().format(*i).len(),
+            StrValue::Inline { len, .. } => *len as usize,
             StrValue::Emb(b) => b.len(),
             StrValue::Raw(v) => v.len(),
         }
@@ -71,7 +102,7 @@ impl StrValue {
     /// `dbUnshareStringValue` does before APPEND / SETRANGE / SETBIT).
     pub fn make_raw(&mut self) -> &mut Vec<u8> {
         if !matches!(self, StrValue::Raw(_)) {
-            *self = StrValue::Raw(self.as_bytes().into_owned());
+            *self = StrValue::raw(self.as_bytes().into_owned());
         }
         match self {
             StrValue::Raw(v) => v,
@@ -81,7 +112,7 @@ impl StrValue {
     pub fn encoding(&self) -> &'static str {
         match self {
             StrValue::Int(_) => "int",
-            StrValue::Emb(_) => "embstr",
+            StrValue::Inline { .. } | StrValue::Emb(_) => "embstr",
             StrValue::Raw(_) => "raw",
         }
     }
@@ -103,9 +134,9 @@ impl Value {
     /// Approximate heap bytes owned beyond the dict node (for INFO memory).
     pub fn heap_size(&self) -> usize {
         match self {
-            Value::Str(StrValue::Emb(b)) => b.heap_size(),
-            Value::Str(StrValue::Raw(v)) => v.capacity(),
-            Value::Str(StrValue::Int(_)) => 0,
+            Value::Str(StrValue::Emb(b)) => b.len(),
+            Value::Str(StrValue::Raw(v)) => v.capacity() + 24,
+            Value::Str(StrValue::Int(_) | StrValue::Inline { .. }) => 0,
         }
     }
 }
@@ -127,6 +158,8 @@ mod tests {
         v.make_raw().push(b'3');
         assert_eq!(v.encoding(), "raw");
         assert_eq!(&*v.as_bytes(), b"123");
-        assert!(std::mem::size_of::<Value>() <= 32);
+        assert_eq!(std::mem::size_of::<StrValue>(), 24);
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::size_of::<crate::storage::db::Entry>(), 32);
     }
 }

@@ -61,7 +61,12 @@ impl Server {
         let threads = threads.to_string();
         let mut args = vec!["--threads", threads.as_str()];
         args.extend_from_slice(extra);
-        Server::start(Kind::Shardis, &args)
+        Server::start(Kind::Shardis, None, &args)
+    }
+
+    /// Shardis reading `config_file` first, then the harness's flags and `extra`.
+    pub fn shardis_config(config_file: &str, extra: &[&str]) -> Server {
+        Server::start(Kind::Shardis, Some(config_file), extra)
     }
 
     /// A real redis-server with no persistence.
@@ -70,10 +75,10 @@ impl Server {
     }
 
     pub fn redis_with(extra: &[&str]) -> Server {
-        Server::start(Kind::Redis, extra)
+        Server::start(Kind::Redis, None, extra)
     }
 
-    fn start(kind: Kind, extra: &[&str]) -> Server {
+    fn start(kind: Kind, config_file: Option<&str>, extra: &[&str]) -> Server {
         // The port may be taken between probing and binding by a test running in
         // parallel; when the process dies at start-up, try again on another port.
         let mut last_log = String::new();
@@ -92,6 +97,9 @@ impl Server {
                 Kind::Redis => "redis-server".to_string(),
             };
             let mut cmd = Command::new(&program);
+            if let Some(f) = config_file {
+                cmd.arg(f);
+            }
             cmd.arg("--port").arg(port.to_string());
             if kind == Kind::Redis {
                 cmd.args(["--daemonize", "no"]);
@@ -202,7 +210,9 @@ impl Server {
 
     /// The exit status if the process has ended.
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Wait up to `timeout` for the process to exit by itself.
@@ -266,6 +276,13 @@ impl RawConn {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("set_read_timeout");
         let _ = stream.set_nodelay(true);
+        RawConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn from_stream(stream: TcpStream) -> RawConn {
         RawConn {
             stream,
             buf: Vec::new(),
@@ -490,5 +507,41 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A reply as one readable line: strings quoted the redis-cli way, types marked.
+pub fn show(f: &Frame) -> String {
+    match f {
+        Frame::Simple(s) => format!("+{s}"),
+        Frame::Error(e) => format!("-{e}"),
+        Frame::Int(i) => format!(":{i}"),
+        Frame::Bulk(b) => format!("${}", cli_quote_always(b)),
+        Frame::NullBulk => "$-1 (nil)".into(),
+        Frame::NullArray => "*-1 (nil)".into(),
+        Frame::Null => "_ (null)".into(),
+        Frame::Double(d) => format!(",{d}"),
+        Frame::Bool(b) => format!("#{b}"),
+        Frame::BigNumber(n) => format!("({n}"),
+        Frame::Verbatim(v) => format!("={}", cli_quote_always(v)),
+        Frame::Array(xs) => format!("*[{}]", xs.iter().map(show).collect::<Vec<_>>().join(", ")),
+        Frame::Set(xs) => format!("~[{}]", xs.iter().map(show).collect::<Vec<_>>().join(", ")),
+        Frame::Push(xs) => format!(">[{}]", xs.iter().map(show).collect::<Vec<_>>().join(", ")),
+        Frame::Map(kv) => format!(
+            "%{{{}}}",
+            kv.iter()
+                .map(|(k, v)| format!("{} => {}", show(k), show(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn cli_quote_always(b: &[u8]) -> String {
+    let q = cli_quote(b);
+    if q.starts_with('"') {
+        q
+    } else {
+        format!("\"{q}\"")
     }
 }
