@@ -9,6 +9,7 @@
 //!   keys span shards) first flush the pending batches, so they observe every earlier
 //!   command of the same pipeline, then run: split per shard and merged (`Merge`), or
 //!   run once over a gathered copy of their keys whose changes are written back.
+//!
 //! Replies are slotted by request index, so they leave in request order.
 //!
 //! Gathered execution gives the right result but is not isolated from concurrent
@@ -95,7 +96,7 @@ fn run_handler(
 /// True when the key arguments fill whole steps (MSET's key/value pairs).
 fn keys_complete(cmd: &Command, argc: usize) -> bool {
     let step = cmd.key_step.max(1) as usize;
-    cmd.last_key != -1 || (argc.saturating_sub(cmd.first_key as usize)) % step == 0
+    cmd.last_key != -1 || argc.saturating_sub(cmd.first_key as usize).is_multiple_of(step)
 }
 
 /// Stats and slow log for one executed command.
@@ -388,8 +389,9 @@ async fn run_split(
     }
 }
 
-/// A key's state as copied from its shard for gathered execution.
-type Gathered = Vec<(usize, Bytes, Option<(Entry, Option<u64>)>)>;
+/// A key's state as copied from its shard for gathered execution: (db, key, entry and TTL).
+type KeyState = (usize, Bytes, Option<(Entry, Option<u64>)>);
+type Gathered = Vec<KeyState>;
 
 /// Run `cmd` once over copies of all its keys (in every database, for COPY ... DB),
 /// then write back what changed to the owning shards.
@@ -447,7 +449,7 @@ async fn run_gathered(shards: &Shards, cmd: &'static Command, db: usize, argv: &
         f(&mut ctx, argv)
     };
     // Write back every key whose value or TTL changed.
-    let mut writes: Vec<Vec<(usize, Bytes, Option<(Entry, Option<u64>)>)>> =
+    let mut writes: Vec<Gathered> =
         (0..shards.count()).map(|_| Vec::new()).collect();
     for (dbi, k, old) in before {
         let d = &mut scratch.dbs[dbi];
