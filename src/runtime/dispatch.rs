@@ -288,6 +288,9 @@ enum Target {
 }
 
 fn target_shard(cmd: &Command, argv: &[Bytes], shards: &Shards) -> Target {
+    if shards.count() == 1 {
+        return Target::One(shards.local_id);
+    }
     let idx = cmd.key_indexes(argv.len());
     let Some(&first) = idx.first() else {
         return Target::One(shards.local_id);
