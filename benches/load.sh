@@ -59,7 +59,9 @@ trap cleanup EXIT INT TERM
 free_port() {
     local p
     while :; do
-        p=$(( (RANDOM % 20000) + 30000 ))
+        # Below the kernel's ephemeral range (32768+), where redis-benchmark's own
+        # client sockets could already hold the port for a wildcard bind.
+        p=$(( (RANDOM % 12000) + 20000 ))
         # A refused connection means nothing listens there.
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"

@@ -96,7 +96,10 @@ fn run_handler(
 /// True when the key arguments fill whole steps (MSET's key/value pairs).
 fn keys_complete(cmd: &Command, argc: usize) -> bool {
     let step = cmd.key_step.max(1) as usize;
-    cmd.last_key != -1 || argc.saturating_sub(cmd.first_key as usize).is_multiple_of(step)
+    cmd.last_key != -1
+        || argc
+            .saturating_sub(cmd.first_key as usize)
+            .is_multiple_of(step)
 }
 
 /// Stats and slow log for one executed command.
@@ -452,8 +455,7 @@ async fn run_gathered(shards: &Shards, cmd: &'static Command, db: usize, argv: &
         f(&mut ctx, argv)
     };
     // Write back every key whose value or TTL changed.
-    let mut writes: Vec<Gathered> =
-        (0..shards.count()).map(|_| Vec::new()).collect();
+    let mut writes: Vec<Gathered> = (0..shards.count()).map(|_| Vec::new()).collect();
     for (dbi, k, old) in before {
         let d = &mut scratch.dbs[dbi];
         let new = d.keys.get(&k[..]).cloned().map(|e| (e, d.expire_of(&k)));

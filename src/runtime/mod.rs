@@ -23,6 +23,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest uninterrupted stretch of active expiry.
+const EXPIRE_SLICE: Duration = Duration::from_millis(1);
+
 /// Registered (memlocked) I/O memory per shard.
 const IO_MEMORY: usize = 1 << 20;
 
@@ -181,12 +184,31 @@ async fn cron(shard: Rc<RefCell<Shard>>) {
         let hz = shard.borrow().config.hz.clamp(1, 500);
         let period = Duration::from_micros(1_000_000 / hz as u64);
         glommio::timer::sleep(period).await;
-        let mut s = shard.borrow_mut();
-        s.refresh_config();
+        shard.borrow_mut().refresh_config();
         crate::storage::db::refresh_lru_clock();
-        let now = crate::shard::now_ms();
-        // Redis spends at most 25% of a cron period on the slow expire cycle.
-        expire::active_expire_cycle(&mut s, now, period / 4);
+        // Redis spends up to 25% of a cron period on the slow expire cycle in one go;
+        // we spend the same budget in slices of at most EXPIRE_SLICE, letting the
+        // connections run between slices, so reclaiming a mass of expired keys never
+        // stalls the shard for more than a slice.
+        let budget = period / 4;
+        let started = std::time::Instant::now();
+        loop {
+            let capped = {
+                let mut s = shard.borrow_mut();
+                let before = s.expire.time_cap_reached;
+                expire::active_expire_cycle(
+                    &mut s,
+                    crate::shard::now_ms(),
+                    EXPIRE_SLICE.min(budget),
+                );
+                s.expire.time_cap_reached != before
+            };
+            if !capped || started.elapsed() >= budget {
+                break;
+            }
+            futures_lite::future::yield_now().await;
+        }
+        let mut s = shard.borrow_mut();
         for db in s.dbs.iter_mut() {
             db.keys.shrink_if_needed();
             db.expires.shrink_if_needed();
