@@ -569,3 +569,31 @@ fn shutdown_nosave_stops_the_process() {
         .expect("process still running 10 s after SHUTDOWN NOSAVE");
     assert!(status.success(), "exit status {status}");
 }
+
+#[test]
+fn idle_clients_are_closed_after_timeout() {
+    let server = Server::shardis_with(1, &["--timeout", "1"]);
+    let mut c = server.raw();
+    assert_eq!(c.cmd(&["PING"]), simple("PONG"));
+    // Nothing is sent: the server must close the connection on its own.
+    assert!(
+        c.is_closed(Duration::from_secs(10)),
+        "idle client still open after 10 s with timeout 1"
+    );
+    // A fresh connection still works.
+    assert_eq!(server.raw().cmd(&["PING"]), simple("PONG"));
+}
+
+#[test]
+fn debug_is_refused_unless_enabled_as_redis() {
+    let redis = Server::redis();
+    let shardis = Server::shardis(1);
+    let theirs = redis.raw().cmd(&["DEBUG", "SLEEP", "0"]);
+    let ours = shardis.raw().cmd(&["DEBUG", "SLEEP", "0"]);
+    assert_eq!(
+        ours, theirs,
+        "DEBUG with enable-debug-command at its default"
+    );
+    let enabled = Server::shardis_with(1, &["--enable-debug-command", "yes"]);
+    assert_eq!(enabled.raw().cmd(&["DEBUG", "SLEEP", "0"]), simple("OK"));
+}

@@ -384,8 +384,30 @@ fn shutdown<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
     })
 }
 
-fn debug<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+/// `enable-debug-command`: `no` (Redis's default) refuses DEBUG, `local` allows it from
+/// loopback only, `yes` from anywhere.
+fn debug_allowed(c: &ClientRef, s: &Shards) -> bool {
+    let setting = s
+        .local
+        .borrow()
+        .config
+        .get("enable-debug-command")
+        .unwrap_or("no")
+        .to_ascii_lowercase();
+    match setting.as_str() {
+        "yes" => true,
+        "local" => c.borrow().addr.ip().is_loopback(),
+        _ => false,
+    }
+}
+
+fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
+        if !debug_allowed(c, s) {
+            return Reply::err(
+                "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+            );
+        }
         let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
         match (sub.as_str(), argv.len()) {
             ("sleep", 3) => {

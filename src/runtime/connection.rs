@@ -84,7 +84,15 @@ async fn session(
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = RequestParser::default();
+    let mut idle_timeout = 0;
     loop {
+        // `timeout`: close a client idle for that many seconds (0 = never), as Redis.
+        let timeout = shards.local.borrow().config.timeout;
+        if timeout != idle_timeout {
+            idle_timeout = timeout;
+            stream
+                .set_read_timeout((timeout > 0).then(|| std::time::Duration::from_secs(timeout)))?;
+        }
         let n = stream.read(&mut chunk).await?;
         if n == 0 || client.borrow().killed {
             return Ok(());
