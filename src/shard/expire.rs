@@ -13,6 +13,9 @@ use super::Shard;
 use std::time::{Duration, Instant};
 
 const KEYS_PER_LOOP: usize = 20;
+/// Empty buckets a sample may probe before the cycle stops early; a table this sparse
+/// is being shrunk by the cron, and walking it would stall the shard.
+const SPARSE_TRIES: usize = 64;
 const ACCEPTABLE_STALE_PERC: usize = 10;
 
 #[derive(Default, Debug)]
@@ -48,7 +51,8 @@ pub fn active_expire_cycle(shard: &mut Shard, now_ms: u64, budget: Duration) -> 
             let mut expired = 0;
             let n = KEYS_PER_LOOP.min(db.expires.len());
             for _ in 0..n {
-                let Some((key, &at)) = db.expires.random_entry(&mut shard.rng) else {
+                let Some((key, &at)) = db.expires.random_entry_within(&mut shard.rng, SPARSE_TRIES)
+                else {
                     break;
                 };
                 sampled += 1;

@@ -18,6 +18,7 @@ use std::hash::{BuildHasher, Hash};
 
 type Link<K, V> = Option<Box<Node<K, V>>>;
 
+#[derive(Clone)]
 struct Node<K, V> {
     key: K,
     value: V,
@@ -29,12 +30,19 @@ struct Table<K, V> {
     used: usize,
 }
 
-impl<K, V> Table<K, V> {
+impl<K: Clone, V: Clone> Table<K, V> {
+    /// `vec![None; n]` of a nullable pointer is a zeroed allocation, which the
+    /// allocator serves from fresh (already zero) pages without writing them: growing
+    /// to millions of buckets costs no pass over the new table.
     fn with_size(size: usize) -> Self {
-        let mut buckets = Vec::with_capacity(size);
-        buckets.resize_with(size, || None);
-        Table { buckets, used: 0 }
+        Table {
+            buckets: vec![None; size],
+            used: 0,
+        }
     }
+}
+
+impl<K, V> Table<K, V> {
     fn mask(&self) -> usize {
         self.buckets.len().wrapping_sub(1)
     }
@@ -51,13 +59,13 @@ pub struct Dict<K, V> {
     hasher: foldhash::fast::FixedState,
 }
 
-impl<K: Hash + Eq, V> Default for Dict<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> Default for Dict<K, V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K: Hash + Eq, V> Dict<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
     pub fn new() -> Self {
         Dict {
             t: [Table::with_size(0), Table::with_size(0)],
@@ -330,17 +338,47 @@ impl<K: Hash + Eq, V> Dict<K, V> {
             .map(|n| (&n.key, &n.value))
     }
 
-    fn random_bucket<R: Rng>(&self, rng: &mut R) -> (usize, usize) {
-        // Buckets below rehash_idx in t[0] are empty by construction; skip them.
+    /// Like [`Dict::random_entry`], but gives up (`None`) after `tries` empty buckets
+    /// instead of walking a very sparse table: for samplers (the active expire cycle)
+    /// that must stay O(1) per sample and can simply stop early.
+    pub fn random_entry_within<R: Rng>(&mut self, rng: &mut R, tries: usize) -> Option<(&K, &V)> {
+        if self.is_empty() {
+            return None;
+        }
+        self.step();
+        let total = self.live_buckets();
+        let (ti, b) = (0..tries)
+            .map(|_| self.bucket_at(rng.gen_range(0..total)))
+            .find(|&(ti, b)| self.t[ti].buckets[b].is_some())?;
+        let chain =
+            || std::iter::successors(self.t[ti].buckets[b].as_deref(), |n| n.next.as_deref());
+        let len = chain().count();
+        chain()
+            .nth(rng.gen_range(0..len))
+            .map(|n| (&n.key, &n.value))
+    }
+
+    /// Buckets that can hold entries: both tables, less the already-moved prefix of
+    /// the old one while rehashing.
+    fn live_buckets(&self) -> usize {
+        self.t[0].buckets.len() - self.rehash_idx.unwrap_or(0) + self.t[1].buckets.len()
+    }
+
+    /// The `i`-th live bucket as (table, index), for `i < live_buckets()`.
+    fn bucket_at(&self, i: usize) -> (usize, usize) {
         let lo = self.rehash_idx.unwrap_or(0);
-        let total = self.t[0].buckets.len() - lo + self.t[1].buckets.len();
+        let old = self.t[0].buckets.len() - lo;
+        if i < old {
+            (0, lo + i)
+        } else {
+            (1, i - old)
+        }
+    }
+
+    fn random_bucket<R: Rng>(&self, rng: &mut R) -> (usize, usize) {
+        let total = self.live_buckets();
         for _ in 0..1000 {
-            let i = rng.gen_range(0..total);
-            let (ti, b) = if i < self.t[0].buckets.len() - lo {
-                (0, lo + i)
-            } else {
-                (1, i - (self.t[0].buckets.len() - lo))
-            };
+            let (ti, b) = self.bucket_at(rng.gen_range(0..total));
             if self.t[ti].buckets[b].is_some() {
                 return (ti, b);
             }
@@ -348,14 +386,7 @@ impl<K: Hash + Eq, V> Dict<K, V> {
         // Very sparse table: walk from a random start to the first non-empty bucket.
         let start = rng.gen_range(0..total);
         (0..total)
-            .map(|k| (start + k) % total)
-            .map(|i| {
-                if i < self.t[0].buckets.len() - lo {
-                    (0, lo + i)
-                } else {
-                    (1, i - (self.t[0].buckets.len() - lo))
-                }
-            })
+            .map(|k| self.bucket_at((start + k) % total))
             .find(|&(ti, b)| self.t[ti].buckets[b].is_some())
             .expect("non-empty dict has a non-empty bucket")
     }
