@@ -79,18 +79,22 @@ fn run_handler(
     };
     let mut ctx = Ctx::at(shard, db, now_ms);
     ctx.no_touch = no_touch;
-    // A bug in one command must not take the shard (and every key on it) down with it:
-    // answer an error, keep the event loop running, and leave the panic in the log.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut ctx, argv))) {
-        Ok(reply) => reply,
-        Err(_) => {
-            crate::runtime::log(&format!(
-                "BUG: command '{}' panicked; see the message above",
-                cmd.name
-            ));
-            Reply::error(format!("ERR internal error while running '{}'", cmd.name))
-        }
-    }
+    guarded(cmd, || f(&mut ctx, argv))
+}
+
+/// Run a handler so that a bug in one command cannot take the shard (and every key on
+/// it) down with it: a panic becomes an error reply, the event loop keeps running, and
+/// the panic message stays in the log.
+fn guarded(cmd: &Command, f: impl FnOnce() -> Reply) -> Reply {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| panicked(cmd))
+}
+
+fn panicked(cmd: &Command) -> Reply {
+    crate::runtime::log(&format!(
+        "BUG: command '{}' panicked; see the message above",
+        cmd.name
+    ));
+    Reply::error(format!("ERR internal error while running '{}'", cmd.name))
 }
 
 /// True when the key arguments fill whole steps (MSET's key/value pairs).
@@ -187,7 +191,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         match cmd.exec {
             Exec::Conn(f) => {
                 let start = Instant::now();
-                let reply = f(&mut client.borrow_mut(), &argv);
+                let reply = guarded(cmd, || f(&mut client.borrow_mut(), &argv));
                 record(
                     &mut shards.local.borrow_mut(),
                     cmd,
@@ -201,7 +205,11 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
             Exec::Server(f) => {
                 flush(shards, &mut pending, &mut replies, &caller).await;
                 let start = Instant::now();
-                let reply = f(client, shards, &argv).await;
+                let reply = futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(f(
+                    client, shards, &argv,
+                )))
+                .await
+                .unwrap_or_else(|_| panicked(cmd));
                 record(
                     &mut shards.local.borrow_mut(),
                     cmd,
