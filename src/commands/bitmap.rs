@@ -527,20 +527,8 @@ fn bitfield_ro(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, ConfigHandle};
+    use crate::commands::testing::{run, shard};
     use crate::shard::Shard;
-
-    fn shard() -> Shard {
-        Shard::new(0, 1, ConfigHandle::new(Config::default()))
-    }
-    fn run(s: &mut Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, args: &[&str]) -> Reply {
-        let argv: Vec<Bytes> = args
-            .iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect();
-        let mut ctx = Ctx::new(s, 0);
-        f(&mut ctx, &argv)
-    }
     fn set(s: &mut Shard, key: &str, v: &[u8]) {
         s.dbs[0].set(key.as_bytes(), Value::Str(StrValue::from_set(v)), false);
     }

@@ -769,11 +769,7 @@ pub fn help_reply(container: &str, lines: &[&str]) -> Reply {
 mod tests {
     use super::*;
 
-    fn argv(v: &[&str]) -> Vec<Bytes> {
-        v.iter()
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect()
-    }
+    use crate::commands::testing::argv;
 
     #[test]
     fn select_and_names() {

@@ -312,13 +312,10 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 mod tests {
     use super::*;
     use crate::commands::errors;
-    use crate::config::{Config, ConfigHandle};
     use crate::shard::Shard;
     use crate::storage::{StrValue, Value};
 
-    fn shard() -> Shard {
-        Shard::new(0, 1, ConfigHandle::new(Config::default()))
-    }
+    use crate::commands::testing::shard;
     fn argv(s: &str) -> Vec<Bytes> {
         s.split(' ')
             .map(|a| Bytes::copy_from_slice(a.as_bytes()))

@@ -732,9 +732,7 @@ mod tests {
     use std::rc::Rc;
     use std::sync::Arc;
 
-    fn shard() -> Shard {
-        Shard::new(0, 1, ConfigHandle::new(Config::default()))
-    }
+    use crate::commands::testing::shard;
     fn argv(s: &str) -> Vec<Bytes> {
         s.split(' ')
             .map(|a| Bytes::copy_from_slice(a.as_bytes()))

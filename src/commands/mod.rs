@@ -236,6 +236,30 @@ pub fn lookup_sub(container: &'static Command, sub: &[u8]) -> Option<&'static Co
         .find(|c| c.name.rsplit('|').next() == Some(want.as_str()))
 }
 
+/// Helpers for the families' unit tests: a lone shard and argv from strings.
+#[cfg(test)]
+pub mod testing {
+    use super::Ctx;
+    use crate::config::{Config, ConfigHandle};
+    use crate::protocol::Reply;
+    use crate::shard::Shard;
+    use bytes::Bytes;
+
+    /// A one-shard server's shard with the default configuration.
+    pub fn shard() -> Shard {
+        Shard::new(0, 1, ConfigHandle::new(Config::default()))
+    }
+    pub fn argv(v: &[&str]) -> Vec<Bytes> {
+        v.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+    /// Run handler `f` on db 0 of `s` with `args` as argv.
+    pub fn run(s: &mut Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, args: &[&str]) -> Reply {
+        f(&mut Ctx::new(s, 0), &argv(args))
+    }
+}
+
 /// What a command runs with on its shard.
 pub struct Ctx<'a> {
     pub shard: &'a mut Shard,

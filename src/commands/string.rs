@@ -837,20 +837,8 @@ impl<'s> LcsTable<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, ConfigHandle};
+    use crate::commands::testing::{run, shard};
     use crate::shard::Shard;
-
-    fn shard() -> Shard {
-        Shard::new(0, 1, ConfigHandle::new(Config::default()))
-    }
-    fn run(s: &mut Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, args: &[&str]) -> Reply {
-        let argv: Vec<Bytes> = args
-            .iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect();
-        let mut ctx = Ctx::new(s, 0);
-        f(&mut ctx, &argv)
-    }
     fn bulk(s: &str) -> Reply {
         Reply::bulk_str(s)
     }
