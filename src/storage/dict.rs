@@ -330,12 +330,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         }
         self.step();
         let (ti, b) = self.random_bucket(rng);
-        let chain =
-            || std::iter::successors(self.t[ti].buckets[b].as_deref(), |n| n.next.as_deref());
-        let len = chain().count();
-        chain()
-            .nth(rng.gen_range(0..len))
-            .map(|n| (&n.key, &n.value))
+        self.random_in_bucket(ti, b, rng)
     }
 
     /// Like [`Dict::random_entry`], but gives up (`None`) after `tries` empty buckets
@@ -350,11 +345,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         let (ti, b) = (0..tries)
             .map(|_| self.bucket_at(rng.gen_range(0..total)))
             .find(|&(ti, b)| self.t[ti].buckets[b].is_some())?;
+        self.random_in_bucket(ti, b, rng)
+    }
+
+    /// A uniform element of the chain in bucket `b` of table `ti`.
+    fn random_in_bucket<R: Rng>(&self, ti: usize, b: usize, rng: &mut R) -> Option<(&K, &V)> {
         let chain =
             || std::iter::successors(self.t[ti].buckets[b].as_deref(), |n| n.next.as_deref());
         let len = chain().count();
         chain()
-            .nth(rng.gen_range(0..len))
+            .nth(rng.gen_range(0..len.max(1)))
             .map(|n| (&n.key, &n.value))
     }
 
