@@ -52,11 +52,27 @@ pub struct Client {
     pub obuf: usize,
     /// Total commands this client ran.
     pub commands: u64,
+    /// Commands queued since MULTI (`None` outside a transaction).
+    pub multi: Option<Vec<Vec<bytes::Bytes>>>,
+    /// A command was rejected while queuing: EXEC answers EXECABORT.
+    pub multi_aborted: bool,
+    /// Keys under WATCH.
+    pub watched: Vec<WatchedKey>,
     /// Config values that the client check needs at each command.
     pub requirepass_set: bool,
 }
 
 pub type ClientRef = Rc<RefCell<Client>>;
+
+/// A key this client WATCHes: where it lives, and its version and existence then.
+#[derive(Clone, Debug)]
+pub struct WatchedKey {
+    pub shard: usize,
+    pub db: usize,
+    pub key: bytes::Bytes,
+    pub version: u64,
+    pub existed: bool,
+}
 
 impl Client {
     pub fn new(
@@ -93,6 +109,9 @@ impl Client {
             qbuf: 0,
             obuf: 0,
             commands: 0,
+            multi: None,
+            multi_aborted: false,
+            watched: Vec::new(),
             requirepass_set,
         }
     }
@@ -115,8 +134,13 @@ impl Client {
         if flags.is_empty() {
             flags.push('N');
         }
+        if self.multi.is_some() {
+            flags = flags.replace('N', "");
+            flags.push('x');
+        }
+        let multi = self.multi.as_ref().map_or(-1, |q| q.len() as i64);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
             self.id,
             self.addr,
             self.laddr,
@@ -126,6 +150,7 @@ impl Client {
             now_ms.saturating_sub(self.last_interaction_ms) / 1000,
             flags,
             self.db,
+            multi,
             self.qbuf,
             self.obuf,
             self.last_cmd,

@@ -9,6 +9,16 @@
 //! near, so no reply depends on when it runs; TTL-like replies are compared within a
 //! small tolerance and RANDOMKEY by shape only.
 //!
+//! Transactions: the generator also sends MULTI / EXEC / DISCARD / WATCH / UNWATCH (with
+//! their arity errors, nested MULTI, EXEC without MULTI), so random commands get queued,
+//! unknown commands and arity errors abort transactions (EXECABORT), and runtime errors
+//! land inside EXEC's reply. A second connection (`[conn 2]` in the printed sequence,
+//! always in db 0) sometimes writes between WATCH and EXEC, so watched keys are
+//! invalidated from outside as well as from inside. The generator only ever draws from
+//! its seeded RNG, never from replies, so a seed still fixes the whole sequence; the
+//! comparison side follows Redis's replies to know which commands were queued, so EXEC's
+//! array is compared element by element with each queued command's own comparison.
+//!
 //! Replies are read with the harness's raw RESP reader rather than the `redis` crate so
 //! that the comparison is exact (simple vs bulk string, error text, null kinds) and no
 //! client handshake traffic (CLIENT SETINFO) is mixed in.
@@ -51,6 +61,11 @@ enum Cmp {
 
 struct Gen {
     rng: StdRng,
+    /// What the generator believes (from what it sent): inside MULTI on connection 1,
+    /// and whether WATCH was sent since the last EXEC/DISCARD/UNWATCH. Only steers the
+    /// odds; the comparison side tracks the real state from Redis's replies.
+    in_multi: bool,
+    watching: bool,
     /// Non-string types, included when this Shardis build has their commands.
     collections: bool,
     skip: Vec<String>,
@@ -262,16 +277,93 @@ impl Gen {
         }
     }
 
-    fn command(&mut self) -> (Argv, Cmp) {
+    /// The next command and the connection (0 = main, 1 = the other client) to send it on.
+    fn command(&mut self) -> (usize, Argv, Cmp) {
+        let p_other = if self.watching || self.in_multi {
+            0.12
+        } else {
+            0.02
+        };
+        if self.chance(p_other) {
+            let (argv, cmp) = self.other_command();
+            return (1, argv, cmp);
+        }
+        loop {
+            let p_ctl = if self.in_multi { 0.2 } else { 0.06 };
+            let (mut argv, cmp) = if self.chance(p_ctl) {
+                self.transaction_command()
+            } else {
+                self.command_any()
+            };
+            let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+            if self.skip.contains(&name) {
+                continue;
+            }
+            match (name.as_str(), argv.len()) {
+                ("multi", 1) => self.in_multi = true,
+                ("exec", _) | ("discard", 1) => {
+                    self.in_multi = false;
+                    self.watching = false;
+                }
+                ("unwatch", 1) if !self.in_multi => self.watching = false,
+                ("watch", n) if n > 1 && !self.in_multi => self.watching = true,
+                _ => {}
+            }
+            argv[0] = self.case(&name.to_ascii_uppercase());
+            return (0, argv, cmp);
+        }
+    }
+
+    /// A command for the second client: anything but SELECT (it stays in db 0) and the
+    /// transaction commands, plus now and then a whole-keyspace write.
+    fn other_command(&mut self) -> (Argv, Cmp) {
+        match self.rng.gen_range(0..60) {
+            0 => return (argv!["FLUSHALL"], Cmp::Exact),
+            1 => return (argv!["FLUSHDB"], Cmp::Exact),
+            2 => return (argv!["SWAPDB", "0", "1"], Cmp::Exact),
+            _ => {}
+        }
         loop {
             let (mut argv, cmp) = self.command_any();
             let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
-            if self.skip.contains(&name) {
+            if name == "select" || self.skip.contains(&name) {
                 continue;
             }
             argv[0] = self.case(&name.to_ascii_uppercase());
             return (argv, cmp);
         }
+    }
+
+    /// MULTI / EXEC / DISCARD / WATCH / UNWATCH, mostly well-formed, weighted by whether
+    /// a transaction is (believed to be) open.
+    fn transaction_command(&mut self) -> (Argv, Cmp) {
+        let a = if self.in_multi {
+            match self.rng.gen_range(0..20) {
+                0..=10 => argv!["EXEC"],
+                11..=13 => argv!["DISCARD"],
+                14 => argv!["MULTI"],
+                15 => argv!["WATCH", self.key()],
+                16 => argv!["UNWATCH"],
+                17 => argv!["EXEC", "extra"],
+                18 => argv!["DISCARD", "extra"],
+                _ => argv!["MULTI", "extra"],
+            }
+        } else {
+            match self.rng.gen_range(0..20) {
+                0..=8 => argv!["MULTI"],
+                9..=13 => {
+                    let mut a = argv!["WATCH"];
+                    a.extend(self.keys(3));
+                    a
+                }
+                14 | 15 => argv!["UNWATCH"],
+                16 => argv!["EXEC"],
+                17 => argv!["DISCARD"],
+                18 => argv!["WATCH"],
+                _ => argv![self.pick(&["UNWATCH", "MULTI"]).to_string(), "x"],
+            }
+        };
+        (a, Cmp::Exact)
     }
 
     fn command_any(&mut self) -> (Argv, Cmp) {
@@ -718,8 +810,15 @@ struct Pair {
     _redis: Server,
     s: RawConn,
     r: RawConn,
+    /// The second client's connections (always in db 0, never in MULTI).
+    s2: RawConn,
+    r2: RawConn,
     history: Vec<String>,
     db: u8,
+    /// Connection 1 is inside MULTI (by Redis's replies), and what it queued so far with
+    /// each command's own comparison, for EXEC's array.
+    in_multi: bool,
+    queued: Vec<(Argv, Cmp)>,
     test: &'static str,
 }
 
@@ -735,14 +834,20 @@ impl Pair {
         let redis = Server::redis();
         let s = shardis.raw();
         let r = redis.raw();
+        let s2 = shardis.raw();
+        let r2 = redis.raw();
         let mut p = Pair {
             seed,
             shardis,
             _redis: redis,
             s,
             r,
+            s2,
+            r2,
             history: Vec::new(),
             db: 0,
+            in_multi: false,
+            queued: Vec::new(),
             test: if resp3 {
                 "same_replies_as_redis_resp3"
             } else {
@@ -752,7 +857,7 @@ impl Pair {
         if resp3 {
             // HELLO's reply names the server and connection id: check its shape only.
             let argv = vec![b"HELLO".to_vec(), b"3".to_vec()];
-            let (a, b) = p.send(&argv);
+            let (a, b) = p.send(0, &argv);
             if !matches!((&a, &b), (Frame::Map(_), Frame::Map(_))) {
                 p.fail("HELLO 3 must return a map on both", &a, &b);
             }
@@ -760,14 +865,22 @@ impl Pair {
         p
     }
 
-    fn send(&mut self, argv: &[Vec<u8>]) -> (Frame, Frame) {
-        self.history.push(cli_line(argv));
+    fn send(&mut self, conn: usize, argv: &[Vec<u8>]) -> (Frame, Frame) {
+        if conn == 0 {
+            self.history.push(cli_line(argv));
+        } else {
+            self.history.push(format!("[conn 2] {}", cli_line(argv)));
+        }
         let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-        self.s.send_cmd(&refs);
-        self.r.send_cmd(&refs);
-        let r = self.r.read_frame();
-        let s = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.s.read_frame()))
-        {
+        let (sc, rc) = if conn == 0 {
+            (&mut self.s, &mut self.r)
+        } else {
+            (&mut self.s2, &mut self.r2)
+        };
+        sc.send_cmd(&refs);
+        rc.send_cmd(&refs);
+        let r = rc.read_frame();
+        let s = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sc.read_frame())) {
             Ok(f) => f,
             Err(_) => {
                 let log = self.shardis.log_text();
@@ -833,45 +946,81 @@ impl Pair {
         )
     }
 
-    /// Send to both, compare, and return Redis's reply.
+    /// Send to both on connection 1, compare, and return Redis's reply.
     fn check(&mut self, argv: &[Vec<u8>], cmp: Cmp) -> Frame {
-        let (s, r) = self.send(argv);
-        let same = match cmp {
-            Cmp::Exact => s == r,
-            Cmp::Shape => matches!(
-                (&s, &r),
-                (Frame::NullBulk, Frame::NullBulk)
-                    | (Frame::Null, Frame::Null)
-                    | (Frame::Bulk(_), Frame::Bulk(_))
-            ),
-            Cmp::Loose(tol) => match (&s, &r) {
-                (Frame::Int(a), Frame::Int(b)) if *a < 0 || *b < 0 => a == b,
-                (Frame::Int(a), Frame::Int(b)) => (a - b).abs() <= tol,
-                _ => s == r,
-            },
-            Cmp::Unordered => match (&s, &r) {
-                (Frame::Array(a), Frame::Array(b)) => {
-                    let mut a: Vec<String> = a.iter().map(|f| format!("{f:?}")).collect();
-                    let mut b: Vec<String> = b.iter().map(|f| format!("{f:?}")).collect();
-                    a.sort();
-                    b.sort();
-                    a == b
+        self.check_on(0, argv, cmp)
+    }
+
+    /// Send to both on connection `conn` (0 or 1), compare, and return Redis's reply.
+    fn check_on(&mut self, conn: usize, argv: &[Vec<u8>], cmp: Cmp) -> Frame {
+        let (s, r) = self.send(conn, argv);
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        // EXEC ends a transaction even with extra arguments (Redis answers EXECABORT);
+        // DISCARD with extra arguments is an arity error that leaves it open.
+        let ends_multi = conn == 0
+            && self.in_multi
+            && (name == "exec" || (name == "discard" && argv.len() == 1));
+        let same = if ends_multi && name == "exec" && argv.len() == 1 {
+            // EXEC's array: each element compared as its queued command asks.
+            match (&s, &r) {
+                (Frame::Array(a), Frame::Array(b))
+                    if a.len() == b.len() && b.len() == self.queued.len() =>
+                {
+                    a.iter()
+                        .zip(b)
+                        .zip(&self.queued)
+                        .all(|((x, y), (_, c))| same_reply(*c, x, y))
                 }
                 _ => s == r,
-            },
+            }
+        } else if conn == 0 && self.in_multi {
+            // Queued (+QUEUED) or refused at once: the command's own comparison is for
+            // its result, which comes inside EXEC's array.
+            s == r
+        } else {
+            same_reply(cmp, &s, &r)
         };
         if !same {
             self.fail("replies differ", &s, &r);
         }
-        let is_select = argv[0].eq_ignore_ascii_case(b"select") && argv.len() == 2;
-        if is_select && matches!(r, Frame::Simple(ref ok) if ok == "OK") {
-            self.db = if argv[1] == b"1" { 1 } else { 0 };
+        if conn != 0 {
+            return r;
+        }
+        let ok = |f: &Frame| matches!(f, Frame::Simple(ref ok) if ok == "OK");
+        if ends_multi {
+            self.in_multi = false;
+            let queued = std::mem::take(&mut self.queued);
+            if let Frame::Array(results) = &r {
+                for ((a, _), res) in queued.iter().zip(results) {
+                    self.track_select(a, res);
+                }
+            }
+        } else if self.in_multi {
+            if r == Frame::Simple("QUEUED".into()) {
+                self.queued.push((argv.to_vec(), cmp));
+            }
+        } else if name == "multi" && ok(&r) {
+            self.in_multi = true;
+            self.queued.clear();
+        } else {
+            self.track_select(argv, &r);
         }
         r
     }
 
-    /// Compare the whole visible state of both databases key by key.
+    fn track_select(&mut self, argv: &[Vec<u8>], reply: &Frame) {
+        let is_select = argv[0].eq_ignore_ascii_case(b"select") && argv.len() == 2;
+        if is_select && matches!(reply, Frame::Simple(ref ok) if ok == "OK") {
+            self.db = if argv[1] == b"1" { 1 } else { 0 };
+        }
+    }
+
+    /// Compare the whole visible state of both databases key by key (closing an open
+    /// transaction with EXEC first, so the reads are not queued).
     fn check_state(&mut self) {
+        if self.in_multi {
+            self.check(&argv!["EXEC"], Cmp::Exact);
+        }
         let cur = self.db;
         for db in [0u8, 1] {
             self.check(&argv!["SELECT", db.to_string()], Cmp::Exact);
@@ -885,6 +1034,34 @@ impl Pair {
             }
         }
         self.check(&argv!["SELECT", cur.to_string()], Cmp::Exact);
+    }
+}
+
+/// Whether Shardis's reply `s` counts as Redis's reply `r` under `cmp`.
+fn same_reply(cmp: Cmp, s: &Frame, r: &Frame) -> bool {
+    match cmp {
+        Cmp::Exact => s == r,
+        Cmp::Shape => matches!(
+            (s, r),
+            (Frame::NullBulk, Frame::NullBulk)
+                | (Frame::Null, Frame::Null)
+                | (Frame::Bulk(_), Frame::Bulk(_))
+        ),
+        Cmp::Loose(tol) => match (s, r) {
+            (Frame::Int(a), Frame::Int(b)) if *a < 0 || *b < 0 => a == b,
+            (Frame::Int(a), Frame::Int(b)) => (a - b).abs() <= tol,
+            _ => s == r,
+        },
+        Cmp::Unordered => match (s, r) {
+            (Frame::Array(a), Frame::Array(b)) | (Frame::Set(a), Frame::Set(b)) => {
+                let mut a: Vec<String> = a.iter().map(|f| format!("{f:?}")).collect();
+                let mut b: Vec<String> = b.iter().map(|f| format!("{f:?}")).collect();
+                a.sort();
+                b.sort();
+                a == b
+            }
+            _ => s == r,
+        },
     }
 }
 
@@ -934,25 +1111,49 @@ fn run_seed(seed: u64, n: usize, resp3: bool) {
             .iter()
             .all(|c| shardis_has(&mut probe, c))
     };
+    let mut skip = skip_list();
+    if !shardis_has(&mut pair.shardis.raw(), "multi") {
+        // Like the collections above: left out only while the command does not exist.
+        eprintln!("seed {seed}: this Shardis has no MULTI; transactions left out");
+        for c in ["multi", "exec", "discard", "watch", "unwatch"] {
+            skip.push(c.to_string());
+        }
+    }
     let mut gen = Gen {
         rng: StdRng::seed_from_u64(seed),
+        in_multi: false,
+        watching: false,
         collections,
-        skip: skip_list(),
+        skip,
     };
     let stats = std::env::var_os("SHARDIS_DIFF_STATS").is_some();
     let mut tally: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     for i in 0..n {
-        let (argv, cmp) = gen.command();
-        let r = pair.check(&argv, cmp);
+        let (conn, argv, cmp) = gen.command();
+        let r = pair.check_on(conn, &argv, cmp);
         if stats {
-            let e = tally
-                .entry(String::from_utf8_lossy(&argv[0]).to_ascii_uppercase())
-                .or_default();
+            let mut name = String::from_utf8_lossy(&argv[0]).to_ascii_uppercase();
+            if conn == 1 {
+                name = format!("{name} (conn 2)");
+            }
+            if name == "EXEC" {
+                // Outcomes of EXEC, to see that transactions run, abort and get
+                // invalidated.
+                name = match &r {
+                    Frame::NullArray | Frame::Null => "EXEC -> nil".into(),
+                    Frame::Error(e) if e.starts_with("EXECABORT") => "EXEC -> abort".into(),
+                    Frame::Error(_) => "EXEC -> error".into(),
+                    _ => "EXEC -> ran".into(),
+                };
+            }
+            let e = tally.entry(name).or_default();
             e.0 += 1;
             e.1 += matches!(r, Frame::Error(_)) as usize;
         }
         if i % 250 == 249 {
             pair.check_state();
+            gen.in_multi = false;
+            gen.watching = false;
         }
     }
     pair.check_state();

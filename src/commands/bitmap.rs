@@ -140,7 +140,7 @@ fn string_for_bit_write<'c>(
     max_bit: u64,
 ) -> Result<&'c mut Vec<u8>, Reply> {
     let len = (max_bit >> 3) as usize + 1;
-    let exists = match ctx.lookup_write(key) {
+    let exists = match ctx.modify(key) {
         None => false,
         Some(e) => as_str(e).map(|_| true)?,
     };
@@ -148,7 +148,7 @@ fn string_for_bit_write<'c>(
         ctx.db()
             .set(key, Value::Str(StrValue::raw(vec![0; len])), false);
     }
-    let e = ctx.lookup_write(key).ok_or_else(errors::wrongtype)?;
+    let e = ctx.modify(key).ok_or_else(errors::wrongtype)?;
     let raw = as_str_mut(e)?.make_raw();
     if raw.len() < len {
         raw.resize(len, 0);

@@ -215,6 +215,8 @@ fn reset(c: &mut Client, _argv: &[Bytes]) -> Reply {
     c.reply_mode = ReplyMode::On;
     c.no_evict = false;
     c.no_touch = false;
+    c.multi = None;
+    c.multi_aborted = false;
     c.authenticated = !c.requirepass_set;
     Reply::status("RESET")
 }

@@ -494,7 +494,16 @@ fn swapdb<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
         if a >= databases || b >= databases {
             return Reply::err(errors::DB_INDEX);
         }
-        s.all(move |sh: &mut Shard| sh.dbs.swap(a, b)).await;
+        s.all(move |sh: &mut Shard| {
+            sh.dbs.swap(a, b);
+            // WATCH: a watched key is touched if it exists in either database.
+            let Shard { dbs, watches, .. } = sh;
+            let dbs = &*dbs;
+            let present = |k: &[u8]| dbs[a].keys.contains_key(k) || dbs[b].keys.contains_key(k);
+            watches.touch_db_where(a, present);
+            watches.touch_db_where(b, present);
+        })
+        .await;
         Reply::ok()
     })
 }

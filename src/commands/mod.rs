@@ -19,6 +19,7 @@ pub mod keys;
 pub mod server;
 pub mod slowlog;
 pub mod string;
+pub mod transaction;
 
 use crate::client::{Client, ClientRef};
 use crate::protocol::Reply;
@@ -200,6 +201,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         info::COMMANDS,
         config::COMMANDS,
         slowlog::COMMANDS,
+        transaction::COMMANDS,
     ]
     .into_iter()
     .flat_map(|f| f.iter())
@@ -308,6 +310,12 @@ impl<'a> Ctx<'a> {
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now_ms;
         self.shard.dbs[self.db].lookup(key, now)
+    }
+    /// Lookup of an entry the caller is about to change in place (APPEND, INCR,
+    /// SETRANGE, SETBIT...): counts as a modification for WATCH.
+    pub fn modify(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        self.shard.dbs[self.db].lookup_modify(key, now)
     }
     /// True if the key exists (expiring it if due), without touching stats.
     pub fn exists(&mut self, key: &[u8]) -> bool {

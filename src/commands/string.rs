@@ -474,7 +474,7 @@ fn msetnx(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 /// APPEND key value: the new length.
 fn append(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let (key, add) = (&argv[1][..], &argv[2][..]);
-    let old_len = match ctx.lookup_write(key) {
+    let old_len = match ctx.modify(key) {
         None => {
             let v = StrValue::from_set(add);
             let len = v.len();
@@ -489,7 +489,7 @@ fn append(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if let Err(e) = check_string_length(ctx, old_len as u64, add.len() as u64) {
         return e;
     }
-    let Some(Ok(s)) = ctx.lookup_write(key).map(as_str_mut) else {
+    let Some(Ok(s)) = ctx.modify(key).map(as_str_mut) else {
         return errors::wrongtype();
     };
     let raw = s.make_raw();
@@ -511,7 +511,7 @@ fn strlen(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 
 /// Redis's `incrDecrCommand`: add `by` to the integer at `key` (0 if missing).
 fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) -> Reply {
-    let current = match ctx.lookup_write(key) {
+    let current = match ctx.modify(key) {
         None => None,
         Some(e) => match as_str(e) {
             Ok(StrValue::Int(i)) => Some(*i),
@@ -529,7 +529,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) -> Reply {
     match current {
         // In place: the key keeps its TTL.
         Some(_) => {
-            if let Some(e) = ctx.lookup_write(key) {
+            if let Some(e) = ctx.modify(key) {
                 e.value = Value::Str(StrValue::Int(new));
             }
         }
@@ -569,7 +569,7 @@ fn decrby(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 /// stored and returned as `%.17Lf` without trailing zeros.
 fn incrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let key = &argv[1][..];
-    let (exists, current) = match ctx.lookup_write(key) {
+    let (exists, current) = match ctx.modify(key) {
         None => (false, Some(LongDouble::ZERO)),
         Some(e) => match as_str(e) {
             Ok(StrValue::Int(i)) => (true, Some(LongDouble::from_i64(*i))),
@@ -586,7 +586,7 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     }
     let text = sum.to_human_string();
     let value = Value::Str(StrValue::from_bytes(text.as_bytes()));
-    match ctx.lookup_write(key) {
+    match ctx.modify(key) {
         Some(e) if exists => e.value = value,
         _ => ctx.db().set(key, value, false),
     }
@@ -645,7 +645,7 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(o) => o as u64,
         Err(e) => return e,
     };
-    let old_len = match ctx.lookup_write(key) {
+    let old_len = match ctx.modify(key) {
         None => None,
         Some(e) => match as_str(e) {
             Ok(s) => Some(s.len()),
@@ -663,7 +663,7 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         ctx.db()
             .set(key, Value::Str(StrValue::raw(Vec::new())), false);
     }
-    let Some(Ok(s)) = ctx.lookup_write(key).map(as_str_mut) else {
+    let Some(Ok(s)) = ctx.modify(key).map(as_str_mut) else {
         return errors::wrongtype();
     };
     let raw = s.make_raw();

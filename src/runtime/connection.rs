@@ -72,6 +72,7 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
         s.clients.insert(id, client.clone());
     }
     let _ = session(&mut stream, &shards, &client).await;
+    crate::runtime::transaction::unwatch_all(&client, &shards);
     shards.local.borrow_mut().clients.remove(&id);
 }
 

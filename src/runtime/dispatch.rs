@@ -18,8 +18,10 @@
 use crate::client::{ClientRef, ReplyMode};
 use crate::commands::{self, errors, Command, Ctx, Exec, Merge};
 use crate::protocol::Reply;
+use crate::runtime::transaction::{self, Tx};
 use crate::runtime::Shards;
-use crate::shard::slowlog::{self, Caller};
+use crate::shard::slowlog;
+pub use crate::shard::slowlog::Caller;
 use crate::shard::Shard;
 use crate::storage::db::Entry;
 use bytes::Bytes;
@@ -77,9 +79,68 @@ fn run_handler(
     let Exec::Shard(f) = cmd.exec else {
         unreachable!("only Shard commands are executed on a shard")
     };
+    // WATCH: a write that changed something touches the watched keys it wrote.
+    let watched = if cmd.is_write() && !shard.watches.is_empty() {
+        watched_args(shard, cmd, db, argv, now_ms)
+    } else {
+        Vec::new()
+    };
+    let dirty_before = shard.dirty();
     let mut ctx = Ctx::at(shard, db, now_ms);
     ctx.no_touch = no_touch;
-    guarded(cmd, || f(&mut ctx, argv))
+    let reply = guarded(cmd, || f(&mut ctx, argv));
+    if !watched.is_empty() && shard.dirty() != dirty_before && !reply.is_error() {
+        touch_watched(shard, cmd, db, argv, &watched);
+    }
+    reply
+}
+
+/// MOVE and COPY ... DB also write their key in another database.
+fn writes_other_db(cmd: &Command) -> bool {
+    matches!(cmd.name, "move" | "copy")
+}
+
+/// The watched keys among `cmd`'s arguments: (argv index, existed before the command).
+fn watched_args(
+    shard: &mut Shard,
+    cmd: &Command,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: u64,
+) -> Vec<(usize, bool)> {
+    let scope = if writes_other_db(cmd) { None } else { Some(db) };
+    cmd.key_indexes(argv.len())
+        .into_iter()
+        .filter(|&k| shard.watches.is_watched(scope, &argv[k]))
+        .map(|k| (k, shard.dbs[db].contains(&argv[k], now_ms)))
+        .collect()
+}
+
+/// Bump the versions of the watched keys a write command modified, with Redis's
+/// per-command precision: DEL / UNLINK touch only keys that existed; COPY and BITOP
+/// only their destination; every other write all the keys it names.
+fn touch_watched(
+    shard: &mut Shard,
+    cmd: &Command,
+    db: usize,
+    argv: &[Bytes],
+    watched: &[(usize, bool)],
+) {
+    for &(k, existed) in watched {
+        let touched = match cmd.name {
+            "del" | "unlink" => existed,
+            "copy" | "bitop" => k == 2,
+            _ => true,
+        };
+        if !touched {
+            continue;
+        }
+        if writes_other_db(cmd) {
+            shard.watches.touch_any_db(&argv[k]);
+        } else {
+            shard.watches.touch(db, &argv[k]);
+        }
+    }
 }
 
 /// Run a handler so that a bug in one command cannot take the shard (and every key on
@@ -147,13 +208,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
     let mut replies: Vec<Option<Reply>> = (0..n).map(|_| None).collect();
     let mut suppressed = vec![false; n];
     let mut pending: Vec<Vec<Pending>> = (0..shards.count()).map(|_| Vec::new()).collect();
-    let caller = {
-        let c = client.borrow();
-        Caller {
-            addr: c.addr,
-            name: c.name.as_deref().map(Into::into),
-        }
-    };
+    let caller = caller_of(client);
     let mut close = false;
     let now = crate::shard::now_ms();
     for (i, argv) in requests.into_iter().enumerate() {
@@ -163,22 +218,46 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         };
         suppressed[i] = matches!(mode, ReplyMode::Off | ReplyMode::Skip);
         let resolved = resolve(&argv);
-        let cmd = match resolved {
-            Err((reply, name)) => {
-                shards.local.borrow_mut().stats.record_rejected(name);
-                replies[i] = Some(reply);
-                advance_reply_mode(client);
-                continue;
+        let rejected = match &resolved {
+            Err((reply, name)) => Some((reply.clone(), *name)),
+            Ok(cmd) if !authed && !cmd.has_flag("no_auth") => {
+                Some((Reply::err(errors::NOAUTH), Some(cmd.name)))
             }
-            Ok(cmd) => cmd,
+            Ok(cmd) if queues_in_multi(client, cmd) && cmd.has_flag("no_multi") => Some((
+                Reply::err("ERR Command not allowed inside a transaction"),
+                Some(cmd.name),
+            )),
+            Ok(_) => None,
         };
-        if !authed && !cmd.has_flag("no_auth") {
-            shards
-                .local
-                .borrow_mut()
-                .stats
-                .record_rejected(Some(cmd.name));
-            replies[i] = Some(Reply::err(errors::NOAUTH));
+        if let Some((mut reply, name)) = rejected {
+            if name == Some("exec") {
+                // A refused EXEC discards the transaction, as Redis's execCommandAbort.
+                reply = exec_abort(reply);
+                let mut c = client.borrow_mut();
+                c.multi = None;
+                c.multi_aborted = false;
+                drop(c);
+                transaction::unwatch_all(client, shards);
+            }
+            // A command refused while queuing dooms the transaction (EXECABORT).
+            let mut c = client.borrow_mut();
+            if c.multi.is_some() {
+                c.multi_aborted = true;
+            }
+            drop(c);
+            shards.local.borrow_mut().stats.record_rejected(name);
+            replies[i] = Some(reply);
+            advance_reply_mode(client);
+            continue;
+        }
+        let Ok(cmd) = resolved else {
+            unreachable!("rejections handled above")
+        };
+        if queues_in_multi(client, cmd) {
+            if let Some(q) = client.borrow_mut().multi.as_mut() {
+                q.push(argv);
+            }
+            replies[i] = Some(Reply::status("QUEUED"));
             advance_reply_mode(client);
             continue;
         }
@@ -205,11 +284,20 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
             Exec::Server(f) => {
                 flush(shards, &mut pending, &mut replies, &caller).await;
                 let start = Instant::now();
+                // A server-wide write (FLUSHALL, FLUSHDB, SWAPDB) holds every shard.
+                let tx = if cmd.is_write() {
+                    let all: Vec<usize> = (0..shards.count()).collect();
+                    Some(Tx::begin(shards, &all).await)
+                } else {
+                    None
+                };
+                let handle = tx.as_ref().map_or(shards, |t| &t.shards);
                 let reply = futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(f(
-                    client, shards, &argv,
+                    client, handle, &argv,
                 )))
                 .await
                 .unwrap_or_else(|_| panicked(cmd));
+                drop(tx);
                 record(
                     &mut shards.local.borrow_mut(),
                     cmd,
@@ -221,7 +309,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                 replies[i] = Some(reply);
             }
             Exec::Shard(_) => match target_shard(cmd, &argv, shards) {
-                Target::One(s) if s == shards.local_id => {
+                Target::One(s) if s == shards.local_id && shards.local_is_free() => {
                     let reply = execute(
                         &mut shards.local.borrow_mut(),
                         cmd,
@@ -243,12 +331,10 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                 Target::Many => {
                     flush(shards, &mut pending, &mut replies, &caller).await;
                     let start = Instant::now();
-                    let reply = match cmd.split {
-                        // An odd MSET must fail whole, before any part is applied.
-                        Some(_) if !keys_complete(cmd, argv.len()) => errors::wrong_arity(cmd.name),
-                        Some(m) => run_split(shards, cmd, db, &argv, m, no_touch).await,
-                        None => run_gathered(shards, cmd, db, &argv).await,
-                    };
+                    let set = transaction::shards_of(shards, cmd, &argv).unwrap_or_default();
+                    let tx = Tx::begin(shards, &set).await;
+                    let reply = run_multi_shard(&tx.shards, cmd, db, &argv, no_touch).await;
+                    drop(tx);
                     record(
                         &mut shards.local.borrow_mut(),
                         cmd,
@@ -261,6 +347,9 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                 }
             },
             Exec::Container => unreachable!("resolve returns subcommands"),
+        }
+        if cmd.name == "reset" {
+            transaction::unwatch_all(client, shards);
         }
         advance_reply_mode(client);
         if client.borrow().close_after_reply {
@@ -281,6 +370,49 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         }
     }
     Batch { replies, close }
+}
+
+/// `EXECABORT Transaction discarded because of: <why>`, `why` without its ERR code.
+fn exec_abort(reply: Reply) -> Reply {
+    let Reply::Error(e) = reply else { return reply };
+    let why = e.strip_prefix("ERR ").unwrap_or(&e);
+    Reply::error(format!("EXECABORT Transaction discarded because of: {why}"))
+}
+
+/// The caller's address and name, for the slow log.
+pub fn caller_of(client: &ClientRef) -> Caller {
+    let c = client.borrow();
+    Caller {
+        addr: c.addr,
+        name: c.name.as_deref().map(Into::into),
+    }
+}
+
+/// True if `cmd` is queued rather than run: inside MULTI, everything but the commands
+/// that control the transaction or the connection (as Redis's `processCommand`).
+fn queues_in_multi(client: &ClientRef, cmd: &Command) -> bool {
+    client.borrow().multi.is_some()
+        && !matches!(
+            cmd.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
+}
+
+/// A keyed command whose keys span shards, run by a handle that holds those shards:
+/// split per shard and merged, or run once over a gathered copy of its keys.
+pub async fn run_multi_shard(
+    t: &Shards,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    no_touch: bool,
+) -> Reply {
+    match cmd.split {
+        // An odd MSET must fail whole, before any part is applied.
+        Some(_) if !keys_complete(cmd, argv.len()) => errors::wrong_arity(cmd.name),
+        Some(m) => run_split(t, cmd, db, argv, m, no_touch).await,
+        None => run_gathered(t, cmd, db, argv).await,
+    }
 }
 
 /// CLIENT REPLY SKIP applies to the command after the one that set it.
@@ -483,6 +615,7 @@ async fn run_gathered(shards: &Shards, cmd: &'static Command, db: usize, argv: &
         shards
             .on(sid, move |s: &mut Shard| {
                 for (dbi, k, new) in w {
+                    s.watches.touch(dbi, &k);
                     let d = &mut s.dbs[dbi];
                     match new {
                         None => {

@@ -5,8 +5,14 @@
 //! glommio wakes a task from a foreign thread through its notifier, so a connection task
 //! awaiting a remote answer costs nothing while it waits. [`Shards`] is the handle every
 //! connection task holds: `on` runs a closure on one shard (inline when it is the local
-//! one), `all` on every shard concurrently. The transaction scheduler of the next issue
-//! builds on these two primitives.
+//! one), `all` on every shard concurrently.
+//!
+//! Every job says on whose behalf it runs ([`JobKind`]). While a multi-shard
+//! transaction holds a shard (see `transaction`), a job of anyone else is parked on the
+//! shard and runs when the transaction releases it; the transaction's own jobs, and the
+//! lock requests themselves, run at once. A handle made by `Shards::for_tx` sends its
+//! jobs as the transaction's. The same rule applies to the local shard: work that would
+//! run inline on a shard held by someone else goes through the inbox instead.
 
 use crate::config::ConfigHandle;
 use crate::runtime::slots::SlotTable;
@@ -16,7 +22,21 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub type Job = Box<dyn FnOnce(&mut Shard) + Send>;
+/// On whose behalf a job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// Ordinary work: waits while another transaction holds the shard.
+    Normal,
+    /// Work of the transaction with this id.
+    Tx(u64),
+    /// Lock management: always runs at once.
+    Control,
+}
+
+pub struct Job {
+    pub kind: JobKind,
+    pub run: Box<dyn FnOnce(&mut Shard) + Send>,
+}
 
 /// Process-wide facts shared by all shards.
 pub struct ServerInfo {
@@ -58,6 +78,8 @@ impl ServerInfo {
 
 /// One core's view of all shards.
 pub struct Shards {
+    /// The transaction this handle acts for (see `for_tx`), if any.
+    pub tx: Option<u64>,
     pub local_id: usize,
     pub local: Rc<RefCell<Shard>>,
     inboxes: Arc<Vec<flume::Sender<Job>>>,
@@ -74,6 +96,7 @@ impl Shards {
         server: Arc<ServerInfo>,
     ) -> Shards {
         Shards {
+            tx: None,
             local_id,
             local,
             inboxes,
@@ -91,12 +114,34 @@ impl Shards {
     }
 
     /// Run `f` on shard `id` and return its result.
+    /// A handle whose work runs as transaction `tx`'s (it passes `tx`'s locks).
+    pub fn for_tx(&self, tx: u64) -> Shards {
+        Shards {
+            tx: Some(tx),
+            local_id: self.local_id,
+            local: self.local.clone(),
+            inboxes: self.inboxes.clone(),
+            slots: self.slots.clone(),
+            server: self.server.clone(),
+        }
+    }
+
+    /// True if work of this handle may run inline on the local shard right now.
+    pub fn local_is_free(&self) -> bool {
+        !self.local.borrow().lock.blocks(self.tx)
+    }
+
+    fn kind(&self) -> JobKind {
+        self.tx.map_or(JobKind::Normal, JobKind::Tx)
+    }
+
+    /// Run `f` on shard `id` and return its result.
     pub async fn on<R: Send + 'static>(
         &self,
         id: usize,
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> R {
-        if id == self.local_id {
+        if id == self.local_id && self.local_is_free() {
             return f(&mut self.local.borrow_mut());
         }
         let rx = self.send(id, f);
@@ -105,19 +150,38 @@ impl Shards {
             .expect("a shard never drops a job it accepted")
     }
 
-    /// Queue `f` on remote shard `id`; the answer arrives on the returned channel.
+    /// Queue `f` on shard `id` (possibly this core's own, when it is held by another
+    /// transaction); the answer arrives on the returned channel.
     pub fn send<R: Send + 'static>(
         &self,
         id: usize,
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> flume::Receiver<R> {
+        self.send_as(self.kind(), id, f)
+    }
+
+    /// Queue `f` on shard `id` as lock management: it runs even on a held shard.
+    pub fn send_control<R: Send + 'static>(
+        &self,
+        id: usize,
+        f: impl FnOnce(&mut Shard) -> R + Send + 'static,
+    ) -> flume::Receiver<R> {
+        self.send_as(JobKind::Control, id, f)
+    }
+
+    fn send_as<R: Send + 'static>(
+        &self,
+        kind: JobKind,
+        id: usize,
+        f: impl FnOnce(&mut Shard) -> R + Send + 'static,
+    ) -> flume::Receiver<R> {
         let (tx, rx) = flume::bounded(1);
-        let job: Job = Box::new(move |s: &mut Shard| {
+        let run = Box::new(move |s: &mut Shard| {
             s.stats.hops_served += 1;
             let _ = tx.send(f(s));
         });
         self.local.borrow_mut().stats.hops_sent += 1;
-        if self.inboxes[id].send(job).is_err() {
+        if self.inboxes[id].send(Job { kind, run }).is_err() {
             panic!("shard {id} inbox closed while the server runs");
         }
         rx
@@ -131,7 +195,7 @@ impl Shards {
         let f = Arc::new(f);
         let pending: Vec<_> = (0..self.count())
             .map(|id| {
-                if id == self.local_id {
+                if id == self.local_id && self.local_is_free() {
                     None
                 } else {
                     let f = f.clone();
@@ -161,11 +225,25 @@ impl Shards {
 pub async fn serve_inbox(shard: Rc<RefCell<Shard>>, inbox: flume::Receiver<Job>) {
     while let Ok(job) = inbox.recv_async().await {
         let mut s = shard.borrow_mut();
-        job(&mut s);
+        run_job(&mut s, job);
         // Drain what else is queued without another wake-up.
         while let Ok(job) = inbox.try_recv() {
-            job(&mut s);
+            run_job(&mut s, job);
         }
+    }
+}
+
+/// Run a job now, or park it if another transaction holds the shard.
+fn run_job(s: &mut Shard, job: Job) {
+    let waits = match job.kind {
+        JobKind::Normal => s.lock.holder.is_some(),
+        JobKind::Tx(id) => s.lock.blocks(Some(id)),
+        JobKind::Control => false,
+    };
+    if waits {
+        s.lock.deferred.push_back(job.run);
+    } else {
+        (job.run)(s);
     }
 }
 
@@ -195,7 +273,7 @@ impl Shards {
         id: usize,
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> Answer<R> {
-        if id == self.local_id {
+        if id == self.local_id && self.local_is_free() {
             Answer::Ready(f(&mut self.local.borrow_mut()))
         } else {
             Answer::Remote(self.send(id, f))

@@ -11,6 +11,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod hop;
 pub mod slots;
+pub mod transaction;
 
 pub use hop::{ServerInfo, Shards};
 

@@ -7,8 +7,10 @@
 //! alone for its whole duration — the basis of per-command atomicity.
 
 pub mod expire;
+pub mod lock;
 pub mod slowlog;
 pub mod stats;
+pub mod watch;
 
 use crate::client::ClientRef;
 use crate::config::{Config, ConfigHandle};
@@ -47,6 +49,10 @@ pub struct Shard {
     pub config_handle: ConfigHandle,
     pub expire: expire::CycleState,
     pub slowlog: slowlog::Slowlog,
+    /// Held by a multi-shard transaction (see `runtime::transaction`).
+    pub lock: lock::ShardLock,
+    /// Keys WATCHed by clients, with their versions.
+    pub watches: watch::WatchRegistry,
     /// Clients whose connections this shard's core accepted (CLIENT LIST / KILL).
     pub clients: BTreeMap<u64, ClientRef>,
     /// CPU time this shard's thread has used, sampled by the cron (seconds).
@@ -70,6 +76,8 @@ impl Shard {
             config_handle,
             expire: expire::CycleState::default(),
             slowlog: slowlog::Slowlog::default(),
+            lock: lock::ShardLock::default(),
+            watches: watch::WatchRegistry::default(),
             clients: BTreeMap::new(),
             cpu_user: 0.0,
             cpu_sys: 0.0,
@@ -89,6 +97,10 @@ impl Shard {
 
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(|d| d.len()).sum()
+    }
+    /// Modifications made so far over all databases (see `Db::dirty`).
+    pub fn dirty(&self) -> u64 {
+        self.dbs.iter().map(|d| d.dirty).sum()
     }
     pub fn expired_keys(&self) -> u64 {
         self.dbs.iter().map(|d| d.expired).sum()

@@ -21,6 +21,11 @@ pub struct Db {
     pub expires: Dict<CompactBytes, u64>,
     /// Keys deleted because their TTL passed (lazily or by the active cycle).
     pub expired: u64,
+    /// Modifications made by commands (Redis's `server.dirty`): every mutating method
+    /// counts one, and so does `Ctx::modify` for in-place changes. WATCH uses it to
+    /// tell a write that changed something from one that did not (SET NX on a key
+    /// that exists).
+    pub dirty: u64,
 }
 
 /// The LRU clock in seconds, cached like Redis's `server.lruclock`: the shards' cron
@@ -79,6 +84,15 @@ impl Db {
         self.keys.get_mut(key)
     }
 
+    /// [`Db::lookup`] for an entry about to be changed in place: counts a modification.
+    pub fn lookup_modify(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        if self.expire_if_needed(key, now_ms) {
+            return None;
+        }
+        let dirty = &mut self.dirty;
+        self.keys.get_mut(key).inspect(|_| *dirty += 1)
+    }
+
     /// True if `key` exists and is live (does not touch LRU).
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
         !self.expire_if_needed(key, now_ms) && self.keys.contains_key(key)
@@ -86,6 +100,7 @@ impl Db {
 
     /// Store `value` under `key`. The old TTL is dropped unless `keep_ttl`.
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        self.dirty += 1;
         let entry = Entry {
             value,
             lru: lru_clock(),
@@ -104,14 +119,18 @@ impl Db {
     /// Remove `key` and its TTL; returns the entry if it was present.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let e = self.keys.remove(key).map(|(_, e)| e);
-        if e.is_some() && !self.expires.is_empty() {
-            self.expires.remove(key);
+        if e.is_some() {
+            self.dirty += 1;
+            if !self.expires.is_empty() {
+                self.expires.remove(key);
+            }
         }
         e
     }
 
     /// Set an absolute deadline; the key must exist.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) {
+        self.dirty += 1;
         match self.expires.get_mut(key) {
             Some(d) => *d = at_ms,
             None => {
@@ -122,10 +141,13 @@ impl Db {
 
     /// Remove the TTL; true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
-        self.expires.remove(key).is_some()
+        let had = self.expires.remove(key).is_some();
+        self.dirty += had as u64;
+        had
     }
 
     pub fn clear(&mut self) {
+        self.dirty += !self.keys.is_empty() as u64;
         self.keys.clear();
         self.expires.clear();
     }

@@ -7,7 +7,10 @@
 //! server); a start-up failure panics with that log so the cause is on screen.
 //!
 //! [`RawConn`] speaks RESP over a plain `TcpStream` for the tests that need exact
-//! bytes (protocol errors, inline commands, RESP3 type markers).
+//! bytes (protocol errors, inline commands, RESP3 type markers). [`key_slot`] and
+//! [`shard_of`] compute where Shardis puts a key, so tests can choose keys on
+//! different shards on purpose; [`Duo`] sends the same script of commands, over several
+//! connections, to Shardis and to redis-server and compares every reply.
 
 #![allow(dead_code)]
 
@@ -543,5 +546,138 @@ fn cli_quote_always(b: &[u8]) -> String {
         q
     } else {
         format!("\"{q}\"")
+    }
+}
+
+/// Redis's key slot: CRC16-XMODEM of the hash tag (the first non-empty `{...}`), mod 16384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let mut tagged = key;
+    if let Some(open) = key.iter().position(|&c| c == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|&c| c == b'}') {
+            if len > 0 {
+                tagged = &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    crc16::State::<crc16::XMODEM>::calculate(tagged) & 16383
+}
+
+/// The shard that owns `key` when Shardis runs `nshards` shards (contiguous slot ranges).
+pub fn shard_of(key: &[u8], nshards: usize) -> usize {
+    key_slot(key) as usize * nshards / 16384
+}
+
+/// `n` keys named `<prefix><i>`, the first `min(n, nshards)` of them on pairwise
+/// different shards, the rest cycling through the shards again.
+pub fn keys_on_distinct_shards(prefix: &str, n: usize, nshards: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(n);
+    let mut i = 0u32;
+    while out.len() < n {
+        let want = out.len() % nshards;
+        let k = format!("{prefix}{i}");
+        if shard_of(k.as_bytes(), nshards) == want {
+            out.push(k);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// One step of a [`Duo`] script.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Send argv on connection `conn` and compare both servers' replies.
+    Cmd(usize, Vec<String>),
+    /// Send argv on connection `conn` but compare only that both replied (HELLO).
+    Any(usize, Vec<String>),
+    /// Sleep this many milliseconds (both servers at once).
+    Sleep(u64),
+    /// Close connection `conn` on both sides and open a fresh one in its place.
+    Reconnect(usize),
+}
+
+/// `Step::Cmd` from a redis-cli-like line (arguments split on spaces).
+pub fn on(conn: usize, line: &str) -> Step {
+    Step::Cmd(conn, line.split_whitespace().map(str::to_string).collect())
+}
+
+/// Shardis and redis-server side by side, with `n` connections to each, for scripts
+/// whose every reply must be the same on both.
+pub struct Duo {
+    pub shardis: Server,
+    pub redis: Server,
+    pub s: Vec<RawConn>,
+    pub r: Vec<RawConn>,
+    transcript: Vec<String>,
+}
+
+impl Duo {
+    pub fn new(shardis: Server, conns: usize) -> Duo {
+        let redis = Server::redis();
+        let s = (0..conns).map(|_| shardis.raw()).collect();
+        let r = (0..conns).map(|_| redis.raw()).collect();
+        Duo {
+            shardis,
+            redis,
+            s,
+            r,
+            transcript: Vec::new(),
+        }
+    }
+
+    /// Run `steps` from the current state; panics on the first differing reply with
+    /// the whole transcript of this Duo so far (`[conn] command -> reply`).
+    pub fn run(&mut self, name: &str, steps: &[Step]) {
+        self.transcript.push(format!("--- {name} ---"));
+        for step in steps {
+            match step {
+                Step::Sleep(ms) => {
+                    self.transcript.push(format!("(sleep {ms} ms)"));
+                    std::thread::sleep(Duration::from_millis(*ms));
+                }
+                Step::Reconnect(c) => {
+                    self.transcript.push(format!("[{c}] (reconnect)"));
+                    let fresh_s = self.shardis.raw();
+                    let fresh_r = self.redis.raw();
+                    std::mem::replace(&mut self.s[*c], fresh_s).close();
+                    std::mem::replace(&mut self.r[*c], fresh_r).close();
+                }
+                Step::Cmd(c, argv) | Step::Any(c, argv) => {
+                    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+                    let line = format!("[{c}] {}", argv.join(" "));
+                    let r = self.r[*c].cmd(&refs);
+                    let s = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.s[*c].cmd(&refs)
+                    })) {
+                        Ok(f) => f,
+                        Err(_) => panic!(
+                            "{name}: Shardis gave no reply to `{line}`\n--- transcript ---\n{}\n\
+                             --- shardis output ---\n{}",
+                            self.transcript.join("\n"),
+                            self.shardis.log_text()
+                        ),
+                    };
+                    let exact = matches!(step, Step::Cmd(..));
+                    if exact && s != r {
+                        panic!(
+                            "{name}: replies differ at `{line}`\nshardis: {}\nredis:   {}\n\
+                             --- transcript (redis's replies) ---\n{}\n{line}",
+                            show(&s),
+                            show(&r),
+                            self.transcript.join("\n"),
+                        );
+                    }
+                    self.transcript.push(format!("{line} -> {}", show(&r)));
+                }
+            }
+        }
+    }
+
+    /// FLUSHALL on both and fresh connections, so the next script starts clean.
+    pub fn reset(&mut self) {
+        for c in 0..self.s.len() {
+            self.run("reset", &[Step::Reconnect(c)]);
+        }
+        self.run("reset", &[on(0, "FLUSHALL")]);
     }
 }

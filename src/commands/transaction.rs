@@ -1,0 +1,114 @@
+//! Transaction commands (Redis's `multi.c`): MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//!
+//! MULTI only marks the client; while it is set, the dispatcher queues every command
+//! (answering +QUEUED) except these and QUIT / RESET, and a command it has to refuse
+//! dooms the transaction. EXEC hands the queue to the scheduler
+//! (`runtime::transaction::exec`), which runs it as one operation over all the shards
+//! its commands and watched keys live on. WATCH registers keys on their own shards.
+
+use super::{Command, Exec, LocalBoxFuture};
+use crate::client::{Client, ClientRef};
+use crate::protocol::Reply;
+use crate::runtime::transaction;
+use crate::runtime::Shards;
+use bytes::Bytes;
+
+const FLAGS: &str = "noscript loading stale fast allow_busy";
+const ACL: &str = "fast transaction";
+
+pub static COMMANDS: &[Command] = &[
+    Command::new("multi", 1, FLAGS, ACL, Exec::Conn(multi)).doc(
+        "transactions",
+        "1.2.0",
+        "Starts a transaction.",
+    ),
+    Command::new(
+        "exec",
+        1,
+        "noscript loading stale skip_slowlog",
+        "slow transaction",
+        Exec::Server(exec),
+    )
+    .doc(
+        "transactions",
+        "1.2.0",
+        "Executes all commands in a transaction.",
+    )
+    .complexity("Depends on commands in the transaction"),
+    Command::new("discard", 1, FLAGS, ACL, Exec::Server(discard))
+        .doc("transactions", "2.0.0", "Discards a transaction.")
+        .complexity("O(N), when N is the number of queued commands"),
+    Command::new("watch", -2, FLAGS, ACL, Exec::Server(watch))
+        .keys(1, -1, 1)
+        .key_flags("RO")
+        .doc(
+            "transactions",
+            "2.2.0",
+            "Monitors changes to keys to determine the execution of a transaction.",
+        )
+        .complexity("O(1) for every key."),
+    Command::new("unwatch", 1, FLAGS, ACL, Exec::Server(unwatch))
+        .doc(
+            "transactions",
+            "2.2.0",
+            "Forgets about watched keys of a transaction.",
+        )
+        .complexity("O(N)"),
+];
+
+fn multi(c: &mut Client, _argv: &[Bytes]) -> Reply {
+    if c.multi.is_some() {
+        return Reply::err("ERR MULTI calls can not be nested");
+    }
+    c.multi = Some(Vec::new());
+    c.multi_aborted = false;
+    Reply::ok()
+}
+
+fn exec<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        let (queued, aborted) = {
+            let mut cl = c.borrow_mut();
+            let Some(q) = cl.multi.take() else {
+                return Reply::err("ERR EXEC without MULTI");
+            };
+            (q, std::mem::take(&mut cl.multi_aborted))
+        };
+        if aborted {
+            transaction::unwatch_all(c, s);
+            return Reply::err("EXECABORT Transaction discarded because of previous errors.");
+        }
+        transaction::exec(c, s, queued).await
+    })
+}
+
+fn discard<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        {
+            let mut cl = c.borrow_mut();
+            if cl.multi.take().is_none() {
+                return Reply::err("ERR DISCARD without MULTI");
+            }
+            cl.multi_aborted = false;
+        }
+        transaction::unwatch_all(c, s);
+        Reply::ok()
+    })
+}
+
+fn watch<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        if c.borrow().multi.is_some() {
+            return Reply::err("ERR WATCH inside MULTI is not allowed");
+        }
+        transaction::watch(c, s, &argv[1..]).await;
+        Reply::ok()
+    })
+}
+
+fn unwatch<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        transaction::unwatch_all(c, s);
+        Reply::ok()
+    })
+}

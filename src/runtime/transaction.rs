@@ -1,0 +1,381 @@
+//! The scheduler: running one operation over several shards atomically, and EXEC.
+//!
+//! # The plan
+//! Every operation that touches more than one shard (a multi-key command whose keys
+//! live on different cores, FLUSHALL / FLUSHDB / SWAPDB, an EXEC whose commands or
+//! watched keys span shards) runs as a [`Tx`]:
+//!
+//! 1. **Schedule.** It takes an id from one global counter and acquires the shard lock
+//!    (`shard::lock`) of every shard it touches, **in ascending shard order**, waiting
+//!    in each shard's FIFO of waiting transactions.
+//! 2. **Execute.** It runs its hops through a handle made by `Shards::for_tx`, whose
+//!    jobs pass its own locks. Anything else that reaches a held shard (a hop from
+//!    another connection, a command that would run inline on this core) is parked on
+//!    the shard and runs when the lock is released.
+//! 3. **Conclude.** Dropping the `Tx` releases every lock (synchronously: a control job
+//!    per remote shard, inline for the local one), so an early return, an error or a
+//!    panic cannot leave a shard held. A client that disconnects does not cancel its
+//!    connection task, which finishes the operation and releases.
+//!
+//! Operations that touch one shard take the fast path: no id, no lock, one job that
+//! runs everything on that shard in one go (which is atomic because a shard runs one
+//! job at a time). So single-key commands, multi-key commands whose keys share a shard
+//! (hash tags), and an EXEC confined to one shard pay nothing for the scheduler.
+//!
+//! # Why it cannot deadlock
+//! A transaction only ever waits for a lock while holding locks of lower-numbered
+//! shards, and never waits for anything else while holding a lock (its hops to held
+//! shards run at once; parked work never holds a lock). Any cycle of waiting
+//! transactions would need one of them to wait for a lower-numbered shard than one it
+//! holds. Ordinary work never holds a lock, so it only waits for a transaction that
+//! is itself making progress.
+//!
+//! # Why it is isolated
+//! While a transaction holds all its shards, no other work runs on them. Its effects
+//! therefore appear at once to everyone else, and it sees no one else's partial effects:
+//! every transaction behaves as if it ran alone at the moment it held its last lock.
+//! Single-shard work is serialised by the shard itself.
+//!
+//! # Costs and what comes later
+//! Locks are per shard, not per key (DESIGN.md §2's "simple first version"), so two
+//! transactions on disjoint keys of the same shard still queue behind each other, and
+//! acquisition is sequential (one round trip per shard). Per-key intents and
+//! acquisition of all locks in one round, ordered by transaction id, are the next step
+//! if the benchmarks ask for them.
+
+use crate::client::{ClientRef, WatchedKey};
+use crate::commands::{errors, Command, Exec};
+use crate::protocol::Reply;
+use crate::runtime::dispatch::{self, Caller};
+use crate::runtime::Shards;
+use crate::shard::Shard;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static NEXT_TX: AtomicU64 = AtomicU64::new(1);
+
+/// A multi-shard operation holding its shards; dropping it releases them.
+pub struct Tx {
+    pub id: u64,
+    /// Handle whose work runs as this transaction.
+    pub shards: Shards,
+    held: Vec<usize>,
+}
+
+impl Tx {
+    /// Acquire every shard in `set` (any order, duplicates allowed), lowest id first.
+    pub async fn begin(shards: &Shards, set: &[usize]) -> Tx {
+        let id = NEXT_TX.fetch_add(1, Ordering::Relaxed);
+        let mut order: Vec<usize> = set.to_vec();
+        order.sort_unstable();
+        order.dedup();
+        let mut tx = Tx {
+            id,
+            shards: shards.for_tx(id),
+            held: Vec::with_capacity(order.len()),
+        };
+        for sid in order {
+            let (grant, granted) = flume::bounded(1);
+            if sid == shards.local_id {
+                shards.local.borrow_mut().lock_for(id, grant);
+            } else {
+                let _ = shards.send_control(sid, move |s: &mut Shard| s.lock_for(id, grant));
+            }
+            // Held from here on, even if this task is dropped while waiting.
+            tx.held.push(sid);
+            granted
+                .recv_async()
+                .await
+                .expect("a shard never drops a lock grant");
+        }
+        tx
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let id = self.id;
+        for &sid in &self.held {
+            if sid == self.shards.local_id {
+                self.shards.local.borrow_mut().unlock_for(id);
+            } else {
+                let _ = self
+                    .shards
+                    .send_control(sid, move |s: &mut Shard| s.unlock_for(id));
+            }
+        }
+    }
+}
+
+/// The shards a command touches: `None` for a connection-only command, all shards for
+/// a server-wide one.
+pub fn shards_of(shards: &Shards, cmd: &Command, argv: &[Bytes]) -> Option<Vec<usize>> {
+    match cmd.exec {
+        Exec::Conn(_) | Exec::Container => None,
+        Exec::Server(_) => Some((0..shards.count()).collect()),
+        Exec::Shard(_) => {
+            let keys = cmd.key_indexes(argv.len());
+            if keys.is_empty() {
+                return Some(vec![shards.local_id]);
+            }
+            let mut v: Vec<usize> = keys.iter().map(|&k| shards.shard_of(&argv[k])).collect();
+            v.sort_unstable();
+            v.dedup();
+            Some(v)
+        }
+    }
+}
+
+/// WATCH: register each key on its shard and remember its version and existence.
+pub async fn watch(client: &ClientRef, shards: &Shards, keys: &[Bytes]) {
+    let db = client.borrow().db;
+    for key in keys {
+        let already = client
+            .borrow()
+            .watched
+            .iter()
+            .any(|w| w.db == db && w.key == *key);
+        if already {
+            continue;
+        }
+        let shard = shards.shard_of(key);
+        let k = key.clone();
+        let (version, existed) = shards
+            .on(shard, move |s: &mut Shard| {
+                let now = crate::shard::now_ms();
+                let existed = s.dbs[db].contains(&k, now);
+                (s.watches.watch(db, &k), existed)
+            })
+            .await;
+        client.borrow_mut().watched.push(WatchedKey {
+            shard,
+            db,
+            key: key.clone(),
+            version,
+            existed,
+        });
+    }
+}
+
+/// Forget every key the client watches (UNWATCH, EXEC, DISCARD, RESET, disconnect).
+/// Fire and forget: nothing waits for the shards to process it.
+pub fn unwatch_all(client: &ClientRef, shards: &Shards) {
+    let watched = std::mem::take(&mut client.borrow_mut().watched);
+    for w in watched {
+        let WatchedKey { shard, db, key, .. } = w;
+        if shard == shards.local_id && shards.local_is_free() {
+            shards.local.borrow_mut().watches.unwatch(db, &key);
+        } else {
+            let _ = shards.send(shard, move |s: &mut Shard| s.watches.unwatch(db, &key));
+        }
+    }
+}
+
+/// True if a watched key changed since WATCH (checked on its shard, inside the
+/// operation that runs EXEC).
+fn watch_broken(s: &mut Shard, w: &WatchedKey) -> bool {
+    let now = crate::shard::now_ms();
+    let exists = s.dbs[w.db].contains(&w.key, now);
+    s.watches.version(w.db, &w.key) != w.version || exists != w.existed
+}
+
+/// Consecutive single-shard commands of an EXEC for one shard: the shard, and each
+/// command's db, entry and argv.
+type Run = (usize, Vec<(usize, &'static Command, Vec<Bytes>)>);
+
+/// A queued command, resolved again at EXEC time.
+struct Queued {
+    cmd: &'static Command,
+    argv: Vec<Bytes>,
+}
+
+/// EXEC: run the queued commands as one operation. `None` when a watched key changed.
+pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) -> Reply {
+    let caller = dispatch::caller_of(client);
+    let watched = client.borrow().watched.clone();
+    let queued: Vec<Queued> = queued
+        .into_iter()
+        .filter_map(|argv| {
+            dispatch::resolve(&argv)
+                .ok()
+                .map(|cmd| Queued { cmd, argv })
+        })
+        .collect();
+    let mut set: Vec<usize> = watched.iter().map(|w| w.shard).collect();
+    let mut server_wide = false;
+    for q in &queued {
+        if let Some(v) = shards_of(shards, q.cmd, &q.argv) {
+            server_wide |= matches!(q.cmd.exec, Exec::Server(_));
+            set.extend(v);
+        }
+    }
+    set.sort_unstable();
+    set.dedup();
+    let reply = if set.len() <= 1 && !server_wide {
+        exec_on_one_shard(
+            client,
+            shards,
+            queued,
+            watched,
+            set.first().copied(),
+            caller,
+        )
+        .await
+    } else {
+        exec_locked(client, shards, queued, watched, &set, caller).await
+    };
+    unwatch_all(client, shards);
+    reply
+}
+
+/// Fast path: every command and watched key is on one shard (or there are none). One
+/// job checks the watches and runs every keyed command; connection commands run on the
+/// client afterwards, with SELECTs' effect on later commands' db worked out in advance.
+async fn exec_on_one_shard(
+    client: &ClientRef,
+    shards: &Shards,
+    queued: Vec<Queued>,
+    watched: Vec<crate::client::WatchedKey>,
+    shard: Option<usize>,
+    caller: Caller,
+) -> Reply {
+    let (mut db, no_touch) = {
+        let c = client.borrow();
+        (c.db, c.no_touch)
+    };
+    let databases = client.borrow().databases;
+    // (index, db, cmd, argv) of the keyed commands, in order.
+    let mut keyed = Vec::new();
+    for (i, q) in queued.iter().enumerate() {
+        match q.cmd.exec {
+            Exec::Shard(_) => keyed.push((i, db, q.cmd, q.argv.clone())),
+            _ if q.cmd.name == "select" => {
+                if let Ok(n) = crate::commands::args::int(&q.argv[1]) {
+                    if n >= 0 && (n as usize) < databases {
+                        db = n as usize;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let shard = shard.unwrap_or(shards.local_id);
+    let results = shards
+        .on(shard, move |s: &mut Shard| {
+            if watched.iter().any(|w| watch_broken(s, w)) {
+                return None;
+            }
+            let now = crate::shard::now_ms();
+            let out: Vec<(usize, Reply)> = keyed
+                .into_iter()
+                .map(|(i, db, cmd, argv)| {
+                    (
+                        i,
+                        dispatch::execute(s, cmd, db, &argv, no_touch, &caller, now),
+                    )
+                })
+                .collect();
+            Some(out)
+        })
+        .await;
+    let Some(results) = results else {
+        return Reply::NullArray;
+    };
+    let mut replies: Vec<Option<Reply>> = (0..queued.len()).map(|_| None).collect();
+    for (i, r) in results {
+        replies[i] = Some(r);
+    }
+    for (i, q) in queued.iter().enumerate() {
+        if let Exec::Conn(f) = q.cmd.exec {
+            replies[i] = Some(f(&mut client.borrow_mut(), &q.argv));
+        }
+    }
+    Reply::Array(
+        replies
+            .into_iter()
+            .map(|r| r.unwrap_or(Reply::Null))
+            .collect(),
+    )
+}
+
+/// General path: hold every involved shard, check the watches, run the commands in
+/// order (consecutive commands for the same shard in one hop), release.
+async fn exec_locked(
+    client: &ClientRef,
+    shards: &Shards,
+    queued: Vec<Queued>,
+    watched: Vec<WatchedKey>,
+    set: &[usize],
+    caller: Caller,
+) -> Reply {
+    let tx = Tx::begin(shards, set).await;
+    let t = &tx.shards;
+    let mut watch_shards: Vec<usize> = watched.iter().map(|w| w.shard).collect();
+    watch_shards.sort_unstable();
+    watch_shards.dedup();
+    for sid in watch_shards {
+        let ws: Vec<WatchedKey> = watched.iter().filter(|w| w.shard == sid).cloned().collect();
+        if t.on(sid, move |s: &mut Shard| {
+            ws.iter().any(|w| watch_broken(s, w))
+        })
+        .await
+        {
+            return Reply::NullArray;
+        }
+    }
+    let mut replies: Vec<Reply> = Vec::with_capacity(queued.len());
+    // Consecutive single-shard commands for one shard: (shard, [(db, cmd, argv)]).
+    let mut run: Option<Run> = None;
+    let no_touch = client.borrow().no_touch;
+    for q in queued {
+        let target = shards_of(t, q.cmd, &q.argv);
+        if let (Exec::Shard(_), Some(v)) = (q.cmd.exec, &target) {
+            if v.len() == 1 {
+                let db = client.borrow().db;
+                match &mut run {
+                    Some((sid, items)) if *sid == v[0] => items.push((db, q.cmd, q.argv)),
+                    _ => {
+                        flush_run(t, run.take(), &mut replies, no_touch, &caller).await;
+                        run = Some((v[0], vec![(db, q.cmd, q.argv)]));
+                    }
+                }
+                continue;
+            }
+        }
+        flush_run(t, run.take(), &mut replies, no_touch, &caller).await;
+        let reply = match q.cmd.exec {
+            Exec::Conn(f) => f(&mut client.borrow_mut(), &q.argv),
+            Exec::Server(f) => f(client, t, &q.argv).await,
+            Exec::Shard(_) => {
+                let db = client.borrow().db;
+                dispatch::run_multi_shard(t, q.cmd, db, &q.argv, no_touch).await
+            }
+            Exec::Container => errors::syntax(),
+        };
+        replies.push(reply);
+    }
+    flush_run(t, run.take(), &mut replies, no_touch, &caller).await;
+    drop(tx);
+    Reply::Array(replies)
+}
+
+async fn flush_run(
+    t: &Shards,
+    run: Option<Run>,
+    replies: &mut Vec<Reply>,
+    no_touch: bool,
+    caller: &Caller,
+) {
+    let Some((sid, items)) = run else { return };
+    let caller = caller.clone();
+    let got = t
+        .on(sid, move |s: &mut Shard| {
+            let now = crate::shard::now_ms();
+            items
+                .into_iter()
+                .map(|(db, cmd, argv)| dispatch::execute(s, cmd, db, &argv, no_touch, &caller, now))
+                .collect::<Vec<Reply>>()
+        })
+        .await;
+    replies.extend(got);
+}
