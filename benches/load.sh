@@ -5,8 +5,16 @@
 # runs `redis-benchmark -t {set,get} -c 50 -n N -r 100000 -P {1,16} -d 16 --csv`
 # against each server, samples the server's CPU time (utime+stime from /proc/PID/stat)
 # around each run, and prints medians over the rounds as a markdown table: requests/s,
-# p50 and p99 latency, and server CPU microseconds per request. Then it starts both
-# servers afresh, loads 1,000,000 keys `key:NNNNNNNN` with 16-byte values through
+# p50 and p99 latency, and server CPU microseconds per request. In the same rounds it
+# runs two multi-shard workloads on both servers:
+#   MSET10  redis-benchmark sending `MSET {s10}:__rand_int__ v ... {s1}:__rand_int__ v`,
+#           ten keys whose hash tags (printed by `txload --tags 10`) have slots in ten
+#           evenly spaced ranges, so every MSET spans min(THREADS, 10) shards;
+#   MULTI5  benches/txload.rs: MULTI; SET; INCR; GET; SET; INCR; EXEC over TX_CONNS
+#           connections, keys in five evenly spaced slot ranges (same idea); req/s is
+#           then transactions/s, latency the round trip of one write (PIPELINE blocks),
+#           and CPU µs is per transaction.
+# Then it starts both servers afresh, loads 1,000,000 keys `key:NNNNNNNN` with 16-byte values through
 # `redis-cli --pipe`, and reports each server's VmRSS.
 #
 # Environment (defaults in brackets):
@@ -15,9 +23,15 @@
 #   ROUNDS    rounds, alternating the order of the servers [4]
 #   CLIENTS   redis-benchmark connections [50]
 #   KEYS_RSS  keys loaded for the memory figures [1000000]
+#   MSET_N    MSET requests per run [N/10]
+#   TX_N      transactions per txload run [N/10]
+#   TX_CONNS  txload connections (one thread each) [16]
+#   TESTS     which workloads, any of "set get mset tx" [all four]
 #   SKIP_BUILD=1  use the existing target/release/shardis
+#   SHARDIS_BIN   run this binary instead (e.g. a debug build for a quick check of the
+#                 script; never for recorded numbers)
 #   SERVER_CPUS / CLIENT_CPUS  optional taskset CPU lists for servers / redis-benchmark
-# Default total runtime is about 2-4 minutes on a small machine.
+# Default total runtime is about 3-5 minutes on a small machine.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -27,9 +41,13 @@ N=${N:-200000}
 ROUNDS=${ROUNDS:-4}
 CLIENTS=${CLIENTS:-50}
 KEYS_RSS=${KEYS_RSS:-1000000}
+MSET_N=${MSET_N:-$((N / 10))}
+TX_N=${TX_N:-$((N / 10))}
+TX_CONNS=${TX_CONNS:-16}
+TESTS=${TESTS:-set get mset tx}
 CLK_TCK=$(getconf CLK_TCK)
 
-for tool in redis-server redis-benchmark redis-cli awk; do
+for tool in redis-server redis-benchmark redis-cli awk rustc; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 redis_version=$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')
@@ -41,7 +59,7 @@ esac
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release >&2
 fi
-SHARDIS=target/release/shardis
+SHARDIS=${SHARDIS_BIN:-target/release/shardis}
 
 WORK=$(mktemp -d /tmp/shardis-load.XXXXXX)
 PIDS=()
@@ -55,6 +73,15 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
+
+# txload uses only std: a plain rustc build takes seconds and needs no crate build.
+TXLOAD="$WORK/txload"
+rustc --edition 2021 -O benches/txload.rs -o "$TXLOAD" >&2
+# MSET10: ten keys, one per tenth of the slot space.
+MSET_ARGS=(mset)
+for tag in $("$TXLOAD" --tags 10); do
+    MSET_ARGS+=("{$tag}:__rand_int__" vvvvvvvvvvvvvvvv)
+done
 
 free_port() {
     local p
@@ -141,30 +168,61 @@ run_one() {
     local name=$1 test=$2 pipeline=$3
     local port_var="PORT_$name" pid_var="PID_$name"
     local port=${!port_var} pid=${!pid_var}
-    local before after csv
+    local before after csv n label
+    case "$test" in
+        tx) run_tx "$name" "$pipeline"; return ;;
+        mset) n=$MSET_N label=MSET10 ;;
+        *) n=$N label=${test^^} ;;
+    esac
     before=$(cpu_us "$pid")
-    csv=$("${CLIENT_PREFIX[@]}" redis-benchmark -p "$port" -t "$test" -c "$CLIENTS" \
-        -n "$N" -r 100000 -P "$pipeline" -d 16 --csv 2>/dev/null)
+    if [ "$test" = mset ]; then
+        csv=$("${CLIENT_PREFIX[@]}" redis-benchmark -p "$port" -c "$CLIENTS" -n "$n" \
+            -r 100000 -P "$pipeline" --csv "${MSET_ARGS[@]}" 2>/dev/null)
+    else
+        csv=$("${CLIENT_PREFIX[@]}" redis-benchmark -p "$port" -t "$test" -c "$CLIENTS" \
+            -n "$n" -r 100000 -P "$pipeline" -d 16 --csv 2>/dev/null)
+    fi
     after=$(cpu_us "$pid")
-    # CSV: "test","rps","avg","min","p50","p95","p99","max"
-    echo "$csv" | awk -F, -v s="$name" -v t="$test" -v p="$pipeline" -v th="$(threads_of "$name")" \
-        -v cpu="$((after - before))" -v n="$N" '
+    # CSV: "test","rps","avg","min","p50","p95","p99","max" (a custom command's test
+    # name is the command line itself, which has no commas here).
+    echo "$csv" | awk -F, -v s="$name" -v t="$label" -v p="$pipeline" -v th="$(threads_of "$name")" \
+        -v cpu="$((after - before))" -v n="$n" '
         NR > 1 {
             gsub(/"/, "")
-            printf "%s\t%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.2f\n", s, th, toupper(t), p, $2, $5, $7, cpu / n
+            printf "%s\t%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.2f\n", s, th, t, p, $2, $5, $7, cpu / n
         }' >>"$RESULTS"
+}
+
+# MULTI/EXEC of 5 commands through txload; "req/s" is transactions/s here.
+run_tx() {
+    local name=$1 pipeline=$2
+    local port_var="PORT_$name" pid_var="PID_$name"
+    local port=${!port_var} pid=${!pid_var}
+    local before after line
+    before=$(cpu_us "$pid")
+    line=$("${CLIENT_PREFIX[@]}" "$TXLOAD" --port "$port" --conns "$TX_CONNS" --txs "$TX_N" \
+        --pipeline "$pipeline" 2>"$WORK/txload.err") || {
+        echo "txload against $name failed:" >&2
+        cat "$WORK/txload.err" >&2
+        exit 1
+    }
+    after=$(cpu_us "$pid")
+    # txload: tx_per_s p50_ms p99_ms txs errors secs
+    echo "$line" | awk -F'\t' -v s="$name" -v p="$pipeline" -v th="$(threads_of "$name")" \
+        -v cpu="$((after - before))" '
+        { printf "%s\t%s\tMULTI5\t%s\t%.0f\t%.3f\t%.3f\t%.2f\n", s, th, p, $1, $2, $3, cpu / $4 }' >>"$RESULTS"
 }
 
 start_server shardis
 start_server redis
 echo "Shardis $THREADS shard(s) on port $PORT_shardis, redis-server $redis_version on port $PORT_redis;" \
-    "$ROUNDS rounds of $N requests per run, $CLIENTS clients" >&2
+    "$ROUNDS rounds of $N requests per run ($MSET_N MSETs, $TX_N transactions), $CLIENTS clients" >&2
 
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) = 1 ]; then order="shardis redis"; else order="redis shardis"; fi
     echo "round $round/$ROUNDS ($order)" >&2
     for pipeline in 1 16; do
-        for test in set get; do
+        for test in $TESTS; do
             for name in $order; do
                 run_one "$name" "$test" "$pipeline"
             done
@@ -177,12 +235,16 @@ stop_server redis
 echo
 echo "### Throughput and latency (median of $ROUNDS rounds, $N requests per run, $CLIENTS clients, 16-byte values)"
 echo
+echo "MSET10: $MSET_N MSETs of 10 keys on spread slots per run; MULTI5: $TX_N MULTI/EXEC blocks of"
+echo "5 commands per run over $TX_CONNS connections (req/s = transactions/s, latency = one write's"
+echo "round trip, CPU µs per MSET / per transaction)."
+echo
 echo "| server | threads | test | pipeline | req/s | p50 ms | p99 ms | CPU µs/req |"
 echo "|---|---|---|---|---|---|---|---|"
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for name in shardis redis; do
     for pipeline in 1 16; do
-        for test in SET GET; do
+        for test in SET GET MSET10 MULTI5; do
             rows=$(awk -F'\t' -v s="$name" -v t="$test" -v p="$pipeline" '$1 == s && $3 == t && $4 == p' "$RESULTS")
             [ -n "$rows" ] || continue
             rps=$(echo "$rows" | cut -f5 | median)

@@ -548,6 +548,28 @@ fn watch_invalidation_matches_redis() {
             ],
         ),
         (
+            "SWAPDB of a db with itself touches nothing",
+            vec![
+                l(0, format!("SET {k} v")),
+                l(0, format!("WATCH {k}")),
+                l(1, "SWAPDB 0 0".into()),
+                l(0, "MULTI".into()),
+                l(0, format!("GET {k}")),
+                l(0, "EXEC".into()),
+            ],
+        ),
+        (
+            "SWAPDB with the watched key in neither db",
+            vec![
+                l(0, format!("SET {other} v")),
+                l(0, format!("WATCH {k}")),
+                l(1, "SWAPDB 0 1".into()),
+                l(0, "MULTI".into()),
+                l(0, format!("GET {k}")),
+                l(0, "EXEC".into()),
+            ],
+        ),
+        (
             "write to the same key name in another db does not abort",
             vec![
                 l(0, format!("SET {k} v")),
@@ -664,6 +686,7 @@ fn watch_invalidation_matches_redis() {
             l(0, "EXEC".into()),
         ],
     );
+    println!("{}", duo.transcript());
 }
 
 // ---------------------------------------------------------------------------------
@@ -843,6 +866,7 @@ fn transaction_errors_match_redis() {
         duo.run(name, &steps);
         duo.reset();
     }
+    println!("{}", duo.transcript());
 }
 
 // ---------------------------------------------------------------------------------

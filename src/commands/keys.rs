@@ -494,6 +494,10 @@ fn swapdb<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
         if a >= databases || b >= databases {
             return Reply::err(errors::DB_INDEX);
         }
+        if a == b {
+            // Redis answers at once and touches nothing (no WATCH is invalidated).
+            return Reply::ok();
+        }
         s.all(move |sh: &mut Shard| {
             sh.dbs.swap(a, b);
             // WATCH: a watched key is touched if it exists in either database.

@@ -357,37 +357,36 @@ pub mod errors {
     }
     /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `
     pub fn unknown_command(argv: &[bytes::Bytes]) -> Reply {
-        // As Redis: each argument quoted, cut so the list stays within 128 bytes, and
-        // (being printed with %s) each string ends at its first NUL byte.
+        // As Redis: the client's bytes as sent, each argument quoted, cut so the list
+        // stays within 128 bytes, and (being printed with %s) each string ending at
+        // its first NUL byte.
         let c_str = |b: &[u8]| -> Vec<u8> { b.split(|&c| c == 0).next().unwrap_or(&[]).to_vec() };
-        let mut args: Vec<u8> = Vec::new();
+        let mut out = b"ERR unknown command '".to_vec();
+        let name = c_str(&argv[0]);
+        out.extend_from_slice(&name[..name.len().min(128)]);
+        out.extend_from_slice(b"', with args beginning with: ");
+        let mut args_len = 0;
         for a in argv[1..].iter() {
-            if args.len() >= 128 {
+            if args_len >= 128 {
                 break;
             }
-            let room = 128 - args.len();
             let a = c_str(a);
-            args.push(b'\'');
-            args.extend_from_slice(&a[..a.len().min(room)]);
-            args.extend_from_slice(b"' ");
+            let shown = &a[..a.len().min(128 - args_len)];
+            out.push(b'\'');
+            out.extend_from_slice(shown);
+            out.extend_from_slice(b"' ");
+            args_len += shown.len() + 3;
         }
-        let name = c_str(&argv[0]);
-        Reply::error(format!(
-            "ERR unknown command '{}', with args beginning with: {}",
-            String::from_utf8_lossy(&name[..name.len().min(128)]),
-            String::from_utf8_lossy(&args)
-        ))
+        Reply::ErrorBytes(bytes::Bytes::from(out))
     }
     /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
     pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
-        Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try {} HELP.",
-            truncate(&String::from_utf8_lossy(sub), 128),
-            container.to_ascii_uppercase()
-        ))
-    }
-    fn truncate(s: &str, n: usize) -> String {
-        s.chars().take(n).collect()
+        let mut out = b"ERR unknown subcommand '".to_vec();
+        out.extend_from_slice(&sub[..sub.len().min(128)]);
+        out.extend_from_slice(
+            format!("'. Try {} HELP.", container.to_ascii_uppercase()).as_bytes(),
+        );
+        Reply::ErrorBytes(bytes::Bytes::from(out))
     }
 }
 

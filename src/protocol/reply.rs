@@ -15,6 +15,9 @@ pub enum Reply {
     Status(Cow<'static, str>),
     /// Error line; the text includes the code (`ERR ...`, `WRONGTYPE ...`).
     Error(Cow<'static, str>),
+    /// Error line with arbitrary bytes (Redis echoes a client's bytes in some errors,
+    /// such as an unknown command's name and arguments).
+    ErrorBytes(Bytes),
     Int(i64),
     Bulk(Bytes),
     /// Null bulk in RESP2 (`$-1`), `_` in RESP3.
@@ -57,7 +60,15 @@ impl Reply {
         Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
     }
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
+        matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
+    }
+    /// The text of an error reply (lossy for non-UTF-8 bytes), for stats and logs.
+    pub fn error_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Reply::Error(e) => Some(Cow::Borrowed(e)),
+            Reply::ErrorBytes(b) => Some(String::from_utf8_lossy(b)),
+            _ => None,
+        }
     }
 
     /// Append this reply's encoding for protocol `proto` (2 or 3) to `out`.
@@ -65,6 +76,7 @@ impl Reply {
         match self {
             Reply::Status(s) => line(out, b'+', s.as_bytes()),
             Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::ErrorBytes(b) => line(out, b'-', b),
             Reply::Int(i) => int_line(out, b':', *i),
             Reply::Bulk(b) => bulk(out, b),
             Reply::Null if proto >= 3 => out.put_slice(b"_\r\n"),

@@ -137,8 +137,8 @@ async fn session(
             let proto = client.borrow().resp;
             let mut s = shards.local.borrow_mut();
             for r in batch.replies.into_iter().flatten() {
-                if let Reply::Error(e) = &r {
-                    s.stats.record_error(e);
+                if let Some(e) = r.error_text() {
+                    s.stats.record_error(&e);
                 }
                 r.encode(proto, &mut out);
             }

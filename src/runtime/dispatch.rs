@@ -363,8 +363,8 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
     for (r, s) in replies.iter_mut().zip(suppressed) {
         if s && !matches!(r, Some(Reply::NoReply)) {
             // Errors are still counted in stats by the caller; the bytes are not sent.
-            if let Some(Reply::Error(e)) = r {
-                shards.local.borrow_mut().stats.record_error(e);
+            if let Some(e) = r.as_ref().and_then(Reply::error_text) {
+                shards.local.borrow_mut().stats.record_error(&e);
             }
             *r = None;
         }
@@ -518,7 +518,7 @@ async fn run_split(
     for (positions, rx) in waiting {
         let reply = rx.get().await;
         match (merge, reply) {
-            (_, e @ Reply::Error(_)) => return e,
+            (_, e) if e.is_error() => return e,
             (Merge::SumInt, Reply::Int(n)) => sum += n,
             (Merge::Ordered, Reply::Array(items)) => {
                 for (p, r) in positions.into_iter().zip(items) {

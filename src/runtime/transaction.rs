@@ -5,9 +5,11 @@
 //! live on different cores, FLUSHALL / FLUSHDB / SWAPDB, an EXEC whose commands or
 //! watched keys span shards) runs as a [`Tx`]:
 //!
-//! 1. **Schedule.** It takes an id from one global counter and acquires the shard lock
-//!    (`shard::lock`) of every shard it touches, **in ascending shard order**, waiting
-//!    in each shard's FIFO of waiting transactions.
+//! 1. **Schedule.** It takes an id from one global counter and asks every shard it
+//!    touches for its lock (`shard::lock`), all at once: it pushes one request into each
+//!    shard's inbox while holding a global mutex (held only for those pushes, never
+//!    across an await), then waits for all the grants. Each shard grants its lock to
+//!    the requests in the order they arrive.
 //! 2. **Execute.** It runs its hops through a handle made by `Shards::for_tx`, whose
 //!    jobs pass its own locks. Anything else that reaches a held shard (a hop from
 //!    another connection, a command that would run inline on this core) is parked on
@@ -23,12 +25,14 @@
 //! (hash tags), and an EXEC confined to one shard pay nothing for the scheduler.
 //!
 //! # Why it cannot deadlock
-//! A transaction only ever waits for a lock while holding locks of lower-numbered
-//! shards, and never waits for anything else while holding a lock (its hops to held
-//! shards run at once; parked work never holds a lock). Any cycle of waiting
-//! transactions would need one of them to wait for a lower-numbered shard than one it
-//! holds. Ordinary work never holds a lock, so it only waits for a transaction that
-//! is itself making progress.
+//! The mutex puts all transactions in one order (the order they pushed their
+//! requests), and because each shard's inbox is FIFO and requests are pushed under the
+//! mutex, every shard queues its requests in that same order (this core's shard too:
+//! its request goes through the inbox, never straight to the lock). A transaction
+//! therefore only ever waits for transactions earlier in the order, so the waits
+//! cannot form a cycle. While holding its locks it never waits for anything else: its
+//! own hops pass its locks, and parked work holds none. Ordinary work never holds a
+//! lock, so it only waits for a transaction that is itself making progress.
 //!
 //! # Why it is isolated
 //! While a transaction holds all its shards, no other work runs on them. Its effects
@@ -37,11 +41,10 @@
 //! Single-shard work is serialised by the shard itself.
 //!
 //! # Costs and what comes later
-//! Locks are per shard, not per key (DESIGN.md §2's "simple first version"), so two
-//! transactions on disjoint keys of the same shard still queue behind each other, and
-//! acquisition is sequential (one round trip per shard). Per-key intents and
-//! acquisition of all locks in one round, ordered by transaction id, are the next step
-//! if the benchmarks ask for them.
+//! Acquisition is one round trip whatever the number of shards. Locks are per shard,
+//! not per key (DESIGN.md §2's "simple first version"), so two transactions on
+//! disjoint keys of the same shard still queue behind each other; per-key intents are
+//! the next step if the benchmarks ask for them.
 
 use crate::client::{ClientRef, WatchedKey};
 use crate::commands::{errors, Command, Exec};
@@ -51,6 +54,7 @@ use crate::runtime::Shards;
 use crate::shard::Shard;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 static NEXT_TX: AtomicU64 = AtomicU64::new(1);
 
@@ -62,27 +66,36 @@ pub struct Tx {
     held: Vec<usize>,
 }
 
+/// Serialises the *queueing* of lock requests (never held across an await): every
+/// transaction pushes all its requests while holding it, so every shard's queue orders
+/// transactions the same way.
+static ORDER: Mutex<()> = Mutex::new(());
+
 impl Tx {
-    /// Acquire every shard in `set` (any order, duplicates allowed), lowest id first.
+    /// Acquire every shard in `set` (any order, duplicates allowed) in one round.
     pub async fn begin(shards: &Shards, set: &[usize]) -> Tx {
         let id = NEXT_TX.fetch_add(1, Ordering::Relaxed);
         let mut order: Vec<usize> = set.to_vec();
         order.sort_unstable();
         order.dedup();
-        let mut tx = Tx {
+        let mut grants = Vec::with_capacity(order.len());
+        {
+            let _queueing = ORDER.lock().unwrap_or_else(|e| e.into_inner());
+            for &sid in &order {
+                let (grant, granted) = flume::bounded(1);
+                // Through the inbox even for this core's shard, so that the request
+                // queues behind requests other cores pushed earlier.
+                let _ = shards.send_control(sid, move |s: &mut Shard| s.lock_for(id, grant));
+                grants.push(granted);
+            }
+        }
+        // Held (or queued for) from here on: dropping the Tx releases or withdraws.
+        let tx = Tx {
             id,
             shards: shards.for_tx(id),
-            held: Vec::with_capacity(order.len()),
+            held: order,
         };
-        for sid in order {
-            let (grant, granted) = flume::bounded(1);
-            if sid == shards.local_id {
-                shards.local.borrow_mut().lock_for(id, grant);
-            } else {
-                let _ = shards.send_control(sid, move |s: &mut Shard| s.lock_for(id, grant));
-            }
-            // Held from here on, even if this task is dropped while waiting.
-            tx.held.push(sid);
+        for granted in grants {
             granted
                 .recv_async()
                 .await

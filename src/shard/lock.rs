@@ -41,6 +41,8 @@ impl Shard {
     /// Release the shard held by `tx`: run what was deferred, then grant the next waiter.
     pub fn unlock_for(&mut self, tx: u64) {
         if self.lock.holder != Some(tx) {
+            // Not granted yet: withdraw the request so it is never granted to no one.
+            self.lock.waiting.retain(|(id, _)| *id != tx);
             return;
         }
         self.lock.holder = None;

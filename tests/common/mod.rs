@@ -399,12 +399,26 @@ fn parse_len(b: &[u8]) -> i64 {
         .unwrap_or_else(|| panic!("bad length in reply: {:?}", String::from_utf8_lossy(b)))
 }
 
+/// A status or error line as text, with every byte that is not valid UTF-8 written as
+/// `\xNN` (not U+FFFD, which would make a raw byte and a replacement character look
+/// the same, and hide a server that mangles the bytes it echoes in an error).
+pub fn exact_text(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        s.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            s.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    s
+}
+
 /// Parse one reply from the front of `buf`: `Some((frame, bytes used))` when complete.
 pub fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
     let (&marker, _) = buf.split_first()?;
     let (body, mut used) = line(&buf[1..])?;
     used += 1;
-    let text = || String::from_utf8_lossy(body).into_owned();
+    let text = || exact_text(body);
     let f = match marker {
         b'+' => Frame::Simple(text()),
         b'-' => Frame::Error(text()),
@@ -671,6 +685,11 @@ impl Duo {
                 }
             }
         }
+    }
+
+    /// Everything sent so far with Redis's replies (print with `--nocapture` to review).
+    pub fn transcript(&self) -> String {
+        self.transcript.join("\n")
     }
 
     /// FLUSHALL on both and fresh connections, so the next script starts clean.
