@@ -18,7 +18,7 @@
 use crate::client::{ClientRef, ReplyMode};
 use crate::commands::{self, errors, Command, Ctx, Exec, Merge};
 use crate::protocol::Reply;
-use crate::runtime::transaction::{self, Tx};
+use crate::runtime::transaction::{self, FirstStep, Tx};
 use crate::runtime::Shards;
 use crate::shard::slowlog;
 pub use crate::shard::slowlog::Caller;
@@ -331,10 +331,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                 Target::Many => {
                     flush(shards, &mut pending, &mut replies, &caller).await;
                     let start = Instant::now();
-                    let set = transaction::shards_of(shards, cmd, &argv).unwrap_or_default();
-                    let tx = Tx::begin(shards, &set).await;
-                    let reply = run_multi_shard(&tx.shards, cmd, db, &argv, no_touch).await;
-                    drop(tx);
+                    let reply = run_multi_shard_tx(shards, cmd, db, &argv, no_touch).await;
                     record(
                         &mut shards.local.borrow_mut(),
                         cmd,
@@ -481,18 +478,15 @@ async fn flush(
     }
 }
 
-/// Split a multi-key command into one part per shard, run the parts, merge replies.
-async fn run_split(
+/// The parts of a split command: for each shard with keys, its argv and the
+/// positions (in key order) of the keys it answers for.
+fn split_parts(
     shards: &Shards,
-    cmd: &'static Command,
-    db: usize,
+    cmd: &Command,
     argv: &[Bytes],
-    merge: Merge,
-    no_touch: bool,
-) -> Reply {
+) -> Vec<(usize, Vec<Bytes>, Vec<usize>)> {
     let idx = cmd.key_indexes(argv.len());
     let step = cmd.key_step.max(1) as usize;
-    // Per shard: the argv of its part, and the positions (in key order) it answers for.
     let mut parts: Vec<(Vec<Bytes>, Vec<usize>)> = (0..shards.count())
         .map(|_| (vec![argv[0].clone()], Vec::new()))
         .collect();
@@ -503,20 +497,19 @@ async fn run_split(
             .extend_from_slice(&argv[k..(k + step).min(argv.len())]);
         parts[s].1.push(pos);
     }
-    let mut waiting = Vec::new();
-    for (sid, (part, positions)) in parts.into_iter().enumerate() {
-        if positions.is_empty() {
-            continue;
-        }
-        let rx = shards.send_or_local(sid, move |s: &mut Shard| {
-            run_handler(s, cmd, db, &part, no_touch, crate::shard::now_ms())
-        });
-        waiting.push((positions, rx));
-    }
+    parts
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (_, positions))| !positions.is_empty())
+        .map(|(sid, (part, positions))| (sid, part, positions))
+        .collect()
+}
+
+/// Merge the parts' replies (each with the key positions it answers for).
+fn merge_parts(merge: Merge, nkeys: usize, results: Vec<(Vec<usize>, Reply)>) -> Reply {
     let mut sum = 0i64;
-    let mut ordered: Vec<Reply> = vec![Reply::Null; idx.len()];
-    for (positions, rx) in waiting {
-        let reply = rx.get().await;
+    let mut ordered: Vec<Reply> = vec![Reply::Null; nkeys];
+    for (positions, reply) in results {
         match (merge, reply) {
             (_, e) if e.is_error() => return e,
             (Merge::SumInt, Reply::Int(n)) => sum += n,
@@ -535,44 +528,87 @@ async fn run_split(
     }
 }
 
+/// Split a multi-key command into one part per shard, run the parts, merge replies
+/// (inside a transaction that already holds the shards: EXEC).
+async fn run_split(
+    shards: &Shards,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    merge: Merge,
+    no_touch: bool,
+) -> Reply {
+    let nkeys = cmd.key_indexes(argv.len()).len();
+    let waiting: Vec<_> = split_parts(shards, cmd, argv)
+        .into_iter()
+        .map(|(sid, part, positions)| {
+            let rx = shards.send_or_local(sid, move |s: &mut Shard| {
+                run_handler(s, cmd, db, &part, no_touch, crate::shard::now_ms())
+            });
+            (positions, rx)
+        })
+        .collect();
+    let mut results = Vec::with_capacity(waiting.len());
+    for (positions, rx) in waiting {
+        results.push((positions, rx.get().await));
+    }
+    merge_parts(merge, nkeys, results)
+}
+
 /// A key's state as copied from its shard for gathered execution: (db, key, entry and TTL).
 type KeyState = (usize, Bytes, Option<(Entry, Option<u64>)>);
 type Gathered = Vec<KeyState>;
 
-/// Run `cmd` once over copies of all its keys (in every database, for COPY ... DB),
-/// then write back what changed to the owning shards.
-async fn run_gathered(shards: &Shards, cmd: &'static Command, db: usize, argv: &[Bytes]) -> Reply {
-    let keys: Vec<Bytes> = cmd
-        .key_indexes(argv.len())
-        .into_iter()
-        .map(|k| argv[k].clone())
-        .collect();
+/// The command's keys grouped by owning shard.
+fn keys_by_shard(shards: &Shards, cmd: &Command, argv: &[Bytes]) -> Vec<(usize, Vec<Bytes>)> {
     let mut by_shard: Vec<Vec<Bytes>> = (0..shards.count()).map(|_| Vec::new()).collect();
-    for k in &keys {
-        by_shard[shards.shard_of(k)].push(k.clone());
+    for k in cmd.key_indexes(argv.len()) {
+        by_shard[shards.shard_of(&argv[k])].push(argv[k].clone());
     }
-    let mut before: Gathered = Vec::new();
-    for (sid, ks) in by_shard.into_iter().enumerate() {
-        if ks.is_empty() {
-            continue;
+    by_shard
+        .into_iter()
+        .enumerate()
+        .filter(|(_, ks)| !ks.is_empty())
+        .collect()
+}
+
+/// Copy the state of `keys` in every database (COPY ... DB reaches another one).
+fn gather(s: &mut Shard, keys: &[Bytes]) -> Gathered {
+    let now = crate::shard::now_ms();
+    let mut out: Gathered = Vec::new();
+    for (dbi, d) in s.dbs.iter_mut().enumerate() {
+        for k in keys {
+            let e = d.lookup(k, now).cloned();
+            let ttl = d.expire_of(k);
+            out.push((dbi, k.clone(), e.map(|e| (e, ttl))));
         }
-        let got = shards
-            .on(sid, move |s: &mut Shard| {
-                let now = crate::shard::now_ms();
-                let mut out: Gathered = Vec::new();
-                for (dbi, d) in s.dbs.iter_mut().enumerate() {
-                    for k in &ks {
-                        let e = d.lookup(k, now).cloned();
-                        let ttl = d.expire_of(k);
-                        out.push((dbi, k.clone(), e.map(|e| (e, ttl))));
-                    }
-                }
-                out
-            })
-            .await;
-        before.extend(got);
     }
-    // A private shard holding only the gathered keys.
+    out
+}
+
+/// Run `cmd` once over copies of all its keys, then write back what changed to the
+/// owning shards (inside a transaction that already holds the shards: EXEC).
+async fn run_gathered(shards: &Shards, cmd: &'static Command, db: usize, argv: &[Bytes]) -> Reply {
+    let waiting: Vec<_> = keys_by_shard(shards, cmd, argv)
+        .into_iter()
+        .map(|(sid, ks)| shards.send_or_local(sid, move |s: &mut Shard| gather(s, &ks)))
+        .collect();
+    let mut before: Gathered = Vec::new();
+    for rx in waiting {
+        before.extend(rx.get().await);
+    }
+    finish_gathered(shards, cmd, db, argv, before).await
+}
+
+/// Run `cmd` on a private shard holding the gathered keys, and write back every key
+/// whose value or TTL changed, to all owning shards at once.
+async fn finish_gathered(
+    shards: &Shards,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    before: Gathered,
+) -> Reply {
     let mut scratch = Shard::new(
         shards.local_id,
         shards.count(),
@@ -594,7 +630,6 @@ async fn run_gathered(shards: &Shards, cmd: &'static Command, db: usize, argv: &
         let mut ctx = Ctx::new(&mut scratch, db);
         f(&mut ctx, argv)
     };
-    // Write back every key whose value or TTL changed.
     let mut writes: Vec<Gathered> = (0..shards.count()).map(|_| Vec::new()).collect();
     for (dbi, k, old) in before {
         let d = &mut scratch.dbs[dbi];
@@ -608,29 +643,85 @@ async fn run_gathered(shards: &Shards, cmd: &'static Command, db: usize, argv: &
             writes[shards.shard_of(&k)].push((dbi, k, new));
         }
     }
-    for (sid, w) in writes.into_iter().enumerate() {
-        if w.is_empty() {
-            continue;
-        }
-        shards
-            .on(sid, move |s: &mut Shard| {
-                for (dbi, k, new) in w {
-                    s.watches.touch(dbi, &k);
-                    let d = &mut s.dbs[dbi];
-                    match new {
-                        None => {
-                            d.remove(&k);
-                        }
-                        Some((e, ttl)) => {
-                            d.set(&k, e.value, false);
-                            if let Some(at) = ttl {
-                                d.set_expire(&k, at);
-                            }
-                        }
-                    }
-                }
-            })
-            .await;
+    let waiting: Vec<_> = writes
+        .into_iter()
+        .enumerate()
+        .filter(|(_, w)| !w.is_empty())
+        .map(|(sid, w)| shards.send_or_local(sid, move |s: &mut Shard| write_back(s, w)))
+        .collect();
+    for rx in waiting {
+        rx.get().await;
     }
     reply
+}
+
+fn write_back(s: &mut Shard, writes: Gathered) {
+    for (dbi, k, new) in writes {
+        s.watches.touch(dbi, &k);
+        let d = &mut s.dbs[dbi];
+        match new {
+            None => {
+                d.remove(&k);
+            }
+            Some((e, ttl)) => {
+                d.set(&k, e.value, false);
+                if let Some(at) = ttl {
+                    d.set_expire(&k, at);
+                }
+            }
+        }
+    }
+}
+
+/// A multi-key command whose keys span shards, as its own transaction: each shard's
+/// part (or, for a gathered command, the copy of its keys) runs in the same message
+/// that grants the shard, so a split command costs one round trip.
+async fn run_multi_shard_tx(
+    shards: &Shards,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    no_touch: bool,
+) -> Reply {
+    match cmd.split {
+        // An odd MSET must fail whole, before any part is applied.
+        Some(_) if !keys_complete(cmd, argv.len()) => errors::wrong_arity(cmd.name),
+        Some(m) => {
+            let nkeys = cmd.key_indexes(argv.len()).len();
+            let mut positions = Vec::new();
+            let steps: Vec<(usize, FirstStep<Reply>)> = split_parts(shards, cmd, argv)
+                .into_iter()
+                .map(|(sid, part, pos)| {
+                    positions.push(pos);
+                    let step: FirstStep<Reply> = Box::new(move |s: &mut Shard| {
+                        run_handler(s, cmd, db, &part, no_touch, crate::shard::now_ms())
+                    });
+                    (sid, step)
+                })
+                .collect();
+            let (tx, replies) = Tx::begin_with(shards, steps).await;
+            drop(tx);
+            merge_parts(m, nkeys, positions.into_iter().zip(replies).collect())
+        }
+        None => {
+            let steps: Vec<(usize, FirstStep<Gathered>)> = keys_by_shard(shards, cmd, argv)
+                .into_iter()
+                .map(|(sid, ks)| {
+                    let step: FirstStep<Gathered> = Box::new(move |s: &mut Shard| gather(s, &ks));
+                    (sid, step)
+                })
+                .collect();
+            let (tx, gathered) = Tx::begin_with(shards, steps).await;
+            let reply = finish_gathered(
+                &tx.shards,
+                cmd,
+                db,
+                argv,
+                gathered.into_iter().flatten().collect(),
+            )
+            .await;
+            drop(tx);
+            reply
+        }
+    }
 }

@@ -51,6 +51,7 @@ use crate::commands::{errors, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::dispatch::{self, Caller};
 use crate::runtime::Shards;
+use crate::shard::lock::OnGrant;
 use crate::shard::Shard;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,37 +72,66 @@ pub struct Tx {
 /// transactions the same way.
 static ORDER: Mutex<()> = Mutex::new(());
 
+/// A transaction's first step on one shard, run as soon as the shard is granted.
+pub type FirstStep<R> = Box<dyn FnOnce(&mut Shard) -> R + Send>;
+
 impl Tx {
     /// Acquire every shard in `set` (any order, duplicates allowed) in one round.
     pub async fn begin(shards: &Shards, set: &[usize]) -> Tx {
-        let id = NEXT_TX.fetch_add(1, Ordering::Relaxed);
         let mut order: Vec<usize> = set.to_vec();
         order.sort_unstable();
         order.dedup();
-        let mut grants = Vec::with_capacity(order.len());
+        let steps: Vec<(usize, FirstStep<()>)> = order
+            .into_iter()
+            .map(|s| (s, Box::new(|_: &mut Shard| ()) as FirstStep<()>))
+            .collect();
+        Tx::begin_with(shards, steps).await.0
+    }
+
+    /// Acquire the shards of `steps` (one entry per shard) in one round, running each
+    /// shard's step the moment that shard is granted. Returns the steps' results in
+    /// the order given.
+    ///
+    /// Running a step before the other shards are granted is safe: nobody else can see
+    /// its effects until the `Tx` is dropped, which releases every shard only after all
+    /// steps ran; and a transaction ahead of this one on a later shard is ahead of it
+    /// on every shard it shares, so it has already finished on the earlier ones.
+    pub async fn begin_with<R: Send + 'static>(
+        shards: &Shards,
+        steps: Vec<(usize, FirstStep<R>)>,
+    ) -> (Tx, Vec<R>) {
+        let id = NEXT_TX.fetch_add(1, Ordering::Relaxed);
+        let mut held = Vec::with_capacity(steps.len());
+        let mut results = Vec::with_capacity(steps.len());
         {
             let _queueing = ORDER.lock().unwrap_or_else(|e| e.into_inner());
-            for &sid in &order {
-                let (grant, granted) = flume::bounded(1);
+            for (sid, step) in steps {
+                let (done, result) = flume::bounded(1);
+                let on_grant: OnGrant = Box::new(move |s: &mut Shard| {
+                    let _ = done.send(step(s));
+                });
                 // Through the inbox even for this core's shard, so that the request
                 // queues behind requests other cores pushed earlier.
-                let _ = shards.send_control(sid, move |s: &mut Shard| s.lock_for(id, grant));
-                grants.push(granted);
+                let _ = shards.send_control(sid, move |s: &mut Shard| s.lock_for(id, on_grant));
+                held.push(sid);
+                results.push(result);
             }
         }
         // Held (or queued for) from here on: dropping the Tx releases or withdraws.
         let tx = Tx {
             id,
             shards: shards.for_tx(id),
-            held: order,
+            held,
         };
-        for granted in grants {
-            granted
-                .recv_async()
-                .await
-                .expect("a shard never drops a lock grant");
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            out.push(
+                r.recv_async()
+                    .await
+                    .expect("a shard never drops a granted step"),
+            );
         }
-        tx
+        (tx, out)
     }
 }
 
@@ -224,6 +254,12 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     }
     set.sort_unstable();
     set.dedup();
+    // A command that spans shards, or the whole server, must run in queue order.
+    let ordered = queued.iter().any(|q| match q.cmd.exec {
+        Exec::Server(_) => true,
+        Exec::Shard(_) => shards_of(shards, q.cmd, &q.argv).is_some_and(|v| v.len() > 1),
+        _ => false,
+    });
     let reply = if set.len() <= 1 && !server_wide {
         exec_on_one_shard(
             client,
@@ -234,6 +270,8 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
             caller,
         )
         .await
+    } else if !ordered {
+        exec_parallel(client, shards, queued, watched, &set, caller).await
     } else {
         exec_locked(client, shards, queued, watched, &set, caller).await
     };
@@ -241,23 +279,19 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     reply
 }
 
-/// Fast path: every command and watched key is on one shard (or there are none). One
-/// job checks the watches and runs every keyed command; connection commands run on the
-/// client afterwards, with SELECTs' effect on later commands' db worked out in advance.
-async fn exec_on_one_shard(
-    client: &ClientRef,
-    shards: &Shards,
-    queued: Vec<Queued>,
-    watched: Vec<crate::client::WatchedKey>,
-    shard: Option<usize>,
-    caller: Caller,
-) -> Reply {
-    let (mut db, no_touch) = {
+/// Replies of keyed commands by queue index.
+type Replies = Vec<(usize, Reply)>;
+
+/// Keyed commands of an EXEC: (queue index, db, entry, argv), in order.
+type Keyed = Vec<(usize, usize, &'static Command, Vec<Bytes>)>;
+
+/// The keyed commands with the db each runs in: SELECTs are connection commands that
+/// run after the keyed ones, so their effect on later commands is worked out here.
+fn plan_keyed(client: &ClientRef, queued: &[Queued]) -> Keyed {
+    let (mut db, databases) = {
         let c = client.borrow();
-        (c.db, c.no_touch)
+        (c.db, c.databases)
     };
-    let databases = client.borrow().databases;
-    // (index, db, cmd, argv) of the keyed commands, in order.
     let mut keyed = Vec::new();
     for (i, q) in queued.iter().enumerate() {
         match q.cmd.exec {
@@ -272,28 +306,30 @@ async fn exec_on_one_shard(
             _ => {}
         }
     }
-    let shard = shard.unwrap_or(shards.local_id);
-    let results = shards
-        .on(shard, move |s: &mut Shard| {
-            if watched.iter().any(|w| watch_broken(s, w)) {
-                return None;
-            }
-            let now = crate::shard::now_ms();
-            let out: Vec<(usize, Reply)> = keyed
-                .into_iter()
-                .map(|(i, db, cmd, argv)| {
-                    (
-                        i,
-                        dispatch::execute(s, cmd, db, &argv, no_touch, &caller, now),
-                    )
-                })
-                .collect();
-            Some(out)
+    keyed
+}
+
+/// Run keyed commands on their shard, in order.
+fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool, caller: &Caller) -> Vec<(usize, Reply)> {
+    let now = crate::shard::now_ms();
+    keyed
+        .into_iter()
+        .map(|(i, db, cmd, argv)| {
+            (
+                i,
+                dispatch::execute(s, cmd, db, &argv, no_touch, caller, now),
+            )
         })
-        .await;
-    let Some(results) = results else {
-        return Reply::NullArray;
-    };
+        .collect()
+}
+
+/// EXEC's reply: the keyed commands' replies by index, then the connection commands
+/// run on the client in order.
+fn assemble(
+    client: &ClientRef,
+    queued: &[Queued],
+    results: impl IntoIterator<Item = (usize, Reply)>,
+) -> Reply {
     let mut replies: Vec<Option<Reply>> = (0..queued.len()).map(|_| None).collect();
     for (i, r) in results {
         replies[i] = Some(r);
@@ -309,6 +345,102 @@ async fn exec_on_one_shard(
             .map(|r| r.unwrap_or(Reply::Null))
             .collect(),
     )
+}
+
+/// Fast path: every command and watched key is on one shard (or there are none). One
+/// job checks the watches and runs every keyed command.
+async fn exec_on_one_shard(
+    client: &ClientRef,
+    shards: &Shards,
+    queued: Vec<Queued>,
+    watched: Vec<WatchedKey>,
+    shard: Option<usize>,
+    caller: Caller,
+) -> Reply {
+    let keyed = plan_keyed(client, &queued);
+    let no_touch = client.borrow().no_touch;
+    let shard = shard.unwrap_or(shards.local_id);
+    let results = shards
+        .on(shard, move |s: &mut Shard| {
+            if watched.iter().any(|w| watch_broken(s, w)) {
+                return None;
+            }
+            Some(run_keyed(s, keyed, no_touch, &caller))
+        })
+        .await;
+    match results {
+        Some(results) => assemble(client, &queued, results),
+        None => Reply::NullArray,
+    }
+}
+
+/// Commands on several shards, none of which spans shards or the whole server: the
+/// commands of different shards commute, so each shard runs its own commands, in
+/// order, as its first step of the transaction (one round trip); with watched keys, a
+/// first round checks them on every shard and a second runs the commands.
+async fn exec_parallel(
+    client: &ClientRef,
+    shards: &Shards,
+    queued: Vec<Queued>,
+    watched: Vec<WatchedKey>,
+    set: &[usize],
+    caller: Caller,
+) -> Reply {
+    let no_touch = client.borrow().no_touch;
+    let mut by_shard: Vec<(usize, Keyed)> = set.iter().map(|&sid| (sid, Vec::new())).collect();
+    for item in plan_keyed(client, &queued) {
+        let sid = shards_of(shards, item.2, &item.3)
+            .and_then(|v| v.first().copied())
+            .unwrap_or(shards.local_id);
+        if let Some((_, v)) = by_shard.iter_mut().find(|(s, _)| *s == sid) {
+            v.push(item);
+        }
+    }
+    let results: Vec<(usize, Reply)> = if watched.is_empty() {
+        let steps: Vec<(usize, FirstStep<Replies>)> = by_shard
+            .into_iter()
+            .map(|(sid, keyed)| {
+                let caller = caller.clone();
+                let step: FirstStep<Vec<(usize, Reply)>> =
+                    Box::new(move |s: &mut Shard| run_keyed(s, keyed, no_touch, &caller));
+                (sid, step)
+            })
+            .collect();
+        let (tx, results) = Tx::begin_with(shards, steps).await;
+        drop(tx);
+        results.into_iter().flatten().collect()
+    } else {
+        let steps: Vec<(usize, FirstStep<bool>)> = set
+            .iter()
+            .map(|&sid| {
+                let ws: Vec<WatchedKey> =
+                    watched.iter().filter(|w| w.shard == sid).cloned().collect();
+                let step: FirstStep<bool> =
+                    Box::new(move |s: &mut Shard| ws.iter().any(|w| watch_broken(s, w)));
+                (sid, step)
+            })
+            .collect();
+        let (tx, broken) = Tx::begin_with(shards, steps).await;
+        if broken.into_iter().any(|b| b) {
+            return Reply::NullArray;
+        }
+        let waiting: Vec<_> = by_shard
+            .into_iter()
+            .map(|(sid, keyed)| {
+                let caller = caller.clone();
+                tx.shards.send_or_local(sid, move |s: &mut Shard| {
+                    run_keyed(s, keyed, no_touch, &caller)
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for rx in waiting {
+            results.extend(rx.get().await);
+        }
+        drop(tx);
+        results
+    };
+    assemble(client, &queued, results)
 }
 
 /// General path: hold every involved shard, check the watches, run the commands in

@@ -9,13 +9,16 @@ use super::Shard;
 use std::collections::VecDeque;
 
 pub type Deferred = Box<dyn FnOnce(&mut Shard) + Send>;
+/// What a transaction runs on a shard the moment the shard is granted to it: at
+/// least the grant notice, often the transaction's first step on that shard too.
+pub type OnGrant = Box<dyn FnOnce(&mut Shard) + Send>;
 
 #[derive(Default)]
 pub struct ShardLock {
     /// Transaction id holding this shard.
     pub holder: Option<u64>,
-    /// Transactions waiting for the shard, with the channel that grants it to them.
-    pub waiting: VecDeque<(u64, flume::Sender<()>)>,
+    /// Transactions waiting for the shard, with what to run when it is theirs.
+    pub waiting: VecDeque<(u64, OnGrant)>,
     /// Work from others that arrived while the shard was held.
     pub deferred: VecDeque<Deferred>,
 }
@@ -28,13 +31,14 @@ impl ShardLock {
 }
 
 impl Shard {
-    /// Grant the shard to `tx` now, or queue the grant (sent on `grant` later).
-    pub fn lock_for(&mut self, tx: u64, grant: flume::Sender<()>) {
+    /// Grant the shard to `tx` and run `on_grant` now if the shard is free, or queue
+    /// both for when it is released.
+    pub fn lock_for(&mut self, tx: u64, on_grant: OnGrant) {
         if self.lock.holder.is_none() {
             self.lock.holder = Some(tx);
-            let _ = grant.send(());
+            on_grant(self);
         } else {
-            self.lock.waiting.push_back((tx, grant));
+            self.lock.waiting.push_back((tx, on_grant));
         }
     }
 
@@ -53,9 +57,9 @@ impl Shard {
                 return;
             }
         }
-        if let Some((next, grant)) = self.lock.waiting.pop_front() {
+        if let Some((next, on_grant)) = self.lock.waiting.pop_front() {
             self.lock.holder = Some(next);
-            let _ = grant.send(());
+            on_grant(self);
         }
     }
 }
