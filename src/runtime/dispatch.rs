@@ -80,12 +80,13 @@ fn run_handler(
         unreachable!("only Shard commands are executed on a shard")
     };
     // WATCH: a write that changed something touches the watched keys it wrote.
-    let watched = if cmd.is_write() && !shard.watches.is_empty() {
+    // (Checked in this order so the common case, nobody watching, costs one test.)
+    let watched = if !shard.watches.is_empty() && cmd.is_write() {
         watched_args(shard, cmd, db, argv, now_ms)
     } else {
         Vec::new()
     };
-    let dirty_before = shard.dirty();
+    let dirty_before = if watched.is_empty() { 0 } else { shard.dirty() };
     let mut ctx = Ctx::at(shard, db, now_ms);
     ctx.no_touch = no_touch;
     let reply = guarded(cmd, || f(&mut ctx, argv));
