@@ -347,6 +347,19 @@ fn assemble(
     )
 }
 
+/// For each shard of `set`, a first step that tells whether one of the watched keys
+/// living there changed.
+fn watch_steps(set: &[usize], watched: &[WatchedKey]) -> Vec<(usize, FirstStep<bool>)> {
+    set.iter()
+        .map(|&sid| {
+            let ws: Vec<WatchedKey> = watched.iter().filter(|w| w.shard == sid).cloned().collect();
+            let step: FirstStep<bool> =
+                Box::new(move |s: &mut Shard| ws.iter().any(|w| watch_broken(s, w)));
+            (sid, step)
+        })
+        .collect()
+}
+
 /// Fast path: every command and watched key is on one shard (or there are none). One
 /// job checks the watches and runs every keyed command.
 async fn exec_on_one_shard(
@@ -410,17 +423,7 @@ async fn exec_parallel(
         drop(tx);
         results.into_iter().flatten().collect()
     } else {
-        let steps: Vec<(usize, FirstStep<bool>)> = set
-            .iter()
-            .map(|&sid| {
-                let ws: Vec<WatchedKey> =
-                    watched.iter().filter(|w| w.shard == sid).cloned().collect();
-                let step: FirstStep<bool> =
-                    Box::new(move |s: &mut Shard| ws.iter().any(|w| watch_broken(s, w)));
-                (sid, step)
-            })
-            .collect();
-        let (tx, broken) = Tx::begin_with(shards, steps).await;
+        let (tx, broken) = Tx::begin_with(shards, watch_steps(set, &watched)).await;
         if broken.into_iter().any(|b| b) {
             return Reply::NullArray;
         }
@@ -453,21 +456,12 @@ async fn exec_locked(
     set: &[usize],
     caller: Caller,
 ) -> Reply {
-    let tx = Tx::begin(shards, set).await;
-    let t = &tx.shards;
-    let mut watch_shards: Vec<usize> = watched.iter().map(|w| w.shard).collect();
-    watch_shards.sort_unstable();
-    watch_shards.dedup();
-    for sid in watch_shards {
-        let ws: Vec<WatchedKey> = watched.iter().filter(|w| w.shard == sid).cloned().collect();
-        if t.on(sid, move |s: &mut Shard| {
-            ws.iter().any(|w| watch_broken(s, w))
-        })
-        .await
-        {
-            return Reply::NullArray;
-        }
+    // Hold every shard, checking the watched keys on each as it is granted.
+    let (tx, broken) = Tx::begin_with(shards, watch_steps(set, &watched)).await;
+    if broken.into_iter().any(|b| b) {
+        return Reply::NullArray;
     }
+    let t = &tx.shards;
     let mut replies: Vec<Reply> = Vec::with_capacity(queued.len());
     // Consecutive single-shard commands for one shard: (shard, [(db, cmd, argv)]).
     let mut run: Option<Run> = None;
