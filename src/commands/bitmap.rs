@@ -133,14 +133,15 @@ fn bit_offset(ctx: &Ctx, arg: &[u8], field_bits: Option<u32>) -> Result<u64, Rep
 }
 
 /// Redis's `lookupStringForBitCommand`: the string at `key` as raw bytes, created or
-/// zero-extended so that bit `max_bit` exists.
+/// zero-extended so that bit `max_bit` exists, and whether it was created or grown
+/// (which counts as a modification whatever the caller then writes).
 fn string_for_bit_write<'c>(
     ctx: &'c mut Ctx,
     key: &[u8],
     max_bit: u64,
-) -> Result<&'c mut Vec<u8>, Reply> {
+) -> Result<(&'c mut Vec<u8>, bool), Reply> {
     let len = (max_bit >> 3) as usize + 1;
-    let exists = match ctx.modify(key) {
+    let exists = match ctx.lookup_write(key) {
         None => false,
         Some(e) => as_str(e).map(|_| true)?,
     };
@@ -148,12 +149,13 @@ fn string_for_bit_write<'c>(
         ctx.db()
             .set(key, Value::Str(StrValue::raw(vec![0; len])), false);
     }
-    let e = ctx.modify(key).ok_or_else(errors::wrongtype)?;
+    let e = ctx.lookup_write(key).ok_or_else(errors::wrongtype)?;
     let raw = as_str_mut(e)?.make_raw();
+    let grew = !exists || raw.len() < len;
     if raw.len() < len {
         raw.resize(len, 0);
     }
-    Ok(raw)
+    Ok((raw, grew))
 }
 
 /// The string at `key` for reading: `Ok(None)` if missing, WRONGTYPE if another type.
@@ -175,10 +177,19 @@ fn setbit(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Some(1) => true,
         _ => return Reply::err(BAD_BIT),
     };
-    match string_for_bit_write(ctx, &argv[1], offset) {
-        Ok(raw) => Reply::Int(bits::set_bit(raw, offset, on) as i64),
-        Err(e) => e,
+    let (old, changed) = match string_for_bit_write(ctx, &argv[1], offset) {
+        Ok((raw, grew)) => {
+            let old = bits::set_bit(raw, offset, on);
+            (old, grew || old != on)
+        }
+        Err(e) => return e,
+    };
+    // As Redis 7.0: a SETBIT that leaves the string as it was is not a modification
+    // (WATCH is not invalidated).
+    if changed {
+        ctx.db().dirty += 1;
     }
+    Reply::Int(old as i64)
 }
 
 /// GETBIT key offset
@@ -499,18 +510,28 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], read_only: bool) -> Reply {
     if read_only {
         return Reply::err("ERR BITFIELD_RO only supports the GET subcommand");
     }
-    let raw = match string_for_bit_write(ctx, &argv[1], highest) {
-        Ok(raw) => raw,
+    let (raw, _) = match string_for_bit_write(ctx, &argv[1], highest) {
+        Ok(r) => r,
         Err(e) => return e,
     };
-    Reply::Array(
-        ops.iter()
-            .map(|op| match op.kind {
-                FieldOpKind::Get => field_read(raw, op),
-                _ => field_write(raw, op),
-            })
-            .collect(),
-    )
+    let mut changes = 0;
+    let replies = ops
+        .iter()
+        .map(|op| match op.kind {
+            FieldOpKind::Get => field_read(raw, op),
+            _ => {
+                let r = field_write(raw, op);
+                // A write refused by OVERFLOW FAIL (nil) changes nothing.
+                changes += (r != Reply::Null) as u64;
+                r
+            }
+        })
+        .collect();
+    // As Redis: the key is modified (for WATCH) when a SET or INCRBY was applied.
+    if changes > 0 {
+        ctx.db().dirty += 1;
+    }
+    Reply::Array(replies)
 }
 
 /// BITFIELD key [GET type offset | [OVERFLOW WRAP|SAT|FAIL] SET type offset value |

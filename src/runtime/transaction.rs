@@ -232,7 +232,8 @@ struct Queued {
     argv: Vec<Bytes>,
 }
 
-/// EXEC: run the queued commands as one operation. `None` when a watched key changed.
+/// EXEC: run the queued commands as one operation; a null array when a watched key
+/// changed.
 pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) -> Reply {
     let caller = dispatch::caller_of(client);
     let watched = client.borrow().watched.clone();
