@@ -645,7 +645,8 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(o) => o as u64,
         Err(e) => return e,
     };
-    let old_len = match ctx.modify(key) {
+    // Only a non-empty value modifies the key (an empty one just reports the length).
+    let old_len = match ctx.lookup_write(key) {
         None => None,
         Some(e) => match as_str(e) {
             Ok(s) => Some(s.len()),

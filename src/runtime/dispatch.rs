@@ -119,7 +119,8 @@ fn watched_args(
 
 /// Bump the versions of the watched keys a write command modified, with Redis's
 /// per-command precision: DEL / UNLINK touch only keys that existed; COPY and BITOP
-/// only their destination; every other write all the keys it names.
+/// only their destination (COPY's in its DB option's database); MOVE its key in both
+/// databases; every other write all the keys it names.
 fn touch_watched(
     shard: &mut Shard,
     cmd: &Command,
@@ -127,19 +128,32 @@ fn touch_watched(
     argv: &[Bytes],
     watched: &[(usize, bool)],
 ) {
+    let db_arg = |b: &[u8]| {
+        crate::protocol::parse::parse_i64(b)
+            .filter(|&n| n >= 0)
+            .map(|n| n as usize)
+    };
     for &(k, existed) in watched {
-        let touched = match cmd.name {
-            "del" | "unlink" => existed,
-            "copy" | "bitop" => k == 2,
-            _ => true,
-        };
-        if !touched {
-            continue;
-        }
-        if writes_other_db(cmd) {
-            shard.watches.touch_any_db(&argv[k]);
-        } else {
-            shard.watches.touch(db, &argv[k]);
+        let key = &argv[k];
+        match cmd.name {
+            "del" | "unlink" if !existed => {}
+            "bitop" | "copy" if k != 2 => {}
+            "copy" => {
+                let dst_db = argv
+                    .iter()
+                    .position(|a| a.eq_ignore_ascii_case(b"db"))
+                    .and_then(|i| argv.get(i + 1))
+                    .and_then(|a| db_arg(a))
+                    .unwrap_or(db);
+                shard.watches.touch(dst_db, key);
+            }
+            "move" => {
+                shard.watches.touch(db, key);
+                if let Some(to) = db_arg(&argv[2]) {
+                    shard.watches.touch(to, key);
+                }
+            }
+            _ => shard.watches.touch(db, key),
         }
     }
 }

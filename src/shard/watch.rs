@@ -65,15 +65,6 @@ impl WatchRegistry {
         }
     }
 
-    /// A modification of `key` in whichever database (MOVE, COPY ... DB).
-    pub fn touch_any_db(&mut self, key: &[u8]) {
-        for ((_, k), w) in self.keys.iter_mut() {
-            if k.as_slice() == key {
-                w.version += 1;
-            }
-        }
-    }
-
     /// Every watched key of `db` for which `pred(key)` holds (SWAPDB, FLUSHDB).
     pub fn touch_db_where(&mut self, db: usize, mut pred: impl FnMut(&[u8]) -> bool) {
         for ((d, k), w) in self.keys.iter_mut() {
