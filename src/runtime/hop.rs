@@ -203,19 +203,16 @@ impl Shards {
                 }
             })
             .collect();
+        // The local part runs after every remote job is queued, so they overlap.
         let mut out = Vec::with_capacity(pending.len());
-        for (id, rx) in pending.into_iter().enumerate() {
-            match rx {
-                None => out.push(f(&mut self.local.borrow_mut())),
-                Some(rx) => {
-                    let _ = id;
-                    out.push(
-                        rx.recv_async()
-                            .await
-                            .expect("a shard never drops a job it accepted"),
-                    );
-                }
-            }
+        for rx in pending {
+            out.push(match rx {
+                None => f(&mut self.local.borrow_mut()),
+                Some(rx) => rx
+                    .recv_async()
+                    .await
+                    .expect("a shard never drops a job it accepted"),
+            });
         }
         out
     }

@@ -222,9 +222,8 @@ fn watch_broken(s: &mut Shard, w: &WatchedKey) -> bool {
     s.watches.version(w.db, &w.key) != w.version || exists != w.existed
 }
 
-/// Consecutive single-shard commands of an EXEC for one shard: the shard, and each
-/// command's db, entry and argv.
-type Run = (usize, Vec<(usize, &'static Command, Vec<Bytes>)>);
+/// Consecutive single-shard commands of an EXEC for one shard, and that shard.
+type Run = (usize, Keyed);
 
 /// A queued command, resolved again at EXEC time.
 struct Queued {
@@ -467,16 +466,16 @@ async fn exec_locked(
     // Consecutive single-shard commands for one shard: (shard, [(db, cmd, argv)]).
     let mut run: Option<Run> = None;
     let no_touch = client.borrow().no_touch;
-    for q in queued {
+    for (i, q) in queued.into_iter().enumerate() {
         let target = shards_of(t, q.cmd, &q.argv);
         if let (Exec::Shard(_), Some(v)) = (q.cmd.exec, &target) {
             if v.len() == 1 {
                 let db = client.borrow().db;
                 match &mut run {
-                    Some((sid, items)) if *sid == v[0] => items.push((db, q.cmd, q.argv)),
+                    Some((sid, items)) if *sid == v[0] => items.push((i, db, q.cmd, q.argv)),
                     _ => {
                         flush_run(t, run.take(), &mut replies, no_touch, &caller).await;
-                        run = Some((v[0], vec![(db, q.cmd, q.argv)]));
+                        run = Some((v[0], vec![(i, db, q.cmd, q.argv)]));
                     }
                 }
                 continue;
@@ -506,16 +505,13 @@ async fn flush_run(
     no_touch: bool,
     caller: &Caller,
 ) {
-    let Some((sid, items)) = run else { return };
+    let Some((sid, keyed)) = run else { return };
     let caller = caller.clone();
     let got = t
         .on(sid, move |s: &mut Shard| {
-            let now = crate::shard::now_ms();
-            items
-                .into_iter()
-                .map(|(db, cmd, argv)| dispatch::execute(s, cmd, db, &argv, no_touch, &caller, now))
-                .collect::<Vec<Reply>>()
+            run_keyed(s, keyed, no_touch, &caller)
         })
         .await;
-    replies.extend(got);
+    // Runs are flushed in queue order, so their replies append in order.
+    replies.extend(got.into_iter().map(|(_, r)| r));
 }
