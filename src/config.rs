@@ -536,6 +536,8 @@ pub struct Config {
     pub loglevel: String,
     pub maxmemory: u64,
     pub maxmemory_policy: String,
+    /// Thresholds at which collections convert from their compact encodings.
+    pub encoding: EncodingLimits,
     /// The file the configuration was loaded from (CONFIG REWRITE target), absolute.
     pub config_file: Option<String>,
     /// Every option's normalized value (what CONFIG GET shows), by canonical name.
@@ -544,6 +546,35 @@ pub struct Config {
     pub renamed_commands: Vec<(String, String)>,
     /// `user ...` ACL lines from the file, verbatim arguments.
     pub users: Vec<Vec<String>>,
+}
+
+/// The collection encoding thresholds, by their Redis 7.0 names (`hash-max-listpack-entries`
+/// ...; the old `ziplist` names are aliases). The defaults are redis-server 7.0's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EncodingLimits {
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
+    /// Positive: entries per quicklist node; -1..-5: node size 4, 8, 16, 32, 64 KiB.
+    pub list_max_listpack_size: i64,
+    /// Nodes at each end of a quicklist left uncompressed (0 = none compressed).
+    pub list_compress_depth: usize,
+}
+
+impl Default for EncodingLimits {
+    fn default() -> Self {
+        EncodingLimits {
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            list_compress_depth: 0,
+        }
+    }
 }
 
 impl Default for Config {
@@ -571,6 +602,7 @@ impl Default for Config {
             loglevel: "notice".into(),
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
+            encoding: EncodingLimits::default(),
             config_file: None,
             values: BTreeMap::new(),
             renamed_commands: Vec::new(),
@@ -652,6 +684,13 @@ impl Config {
             "loglevel" => self.loglevel = v,
             "maxmemory" => self.maxmemory = int() as u64,
             "maxmemory-policy" => self.maxmemory_policy = v,
+            "hash-max-listpack-entries" => self.encoding.hash_max_listpack_entries = int() as usize,
+            "hash-max-listpack-value" => self.encoding.hash_max_listpack_value = int() as usize,
+            "set-max-intset-entries" => self.encoding.set_max_intset_entries = int() as usize,
+            "zset-max-listpack-entries" => self.encoding.zset_max_listpack_entries = int() as usize,
+            "zset-max-listpack-value" => self.encoding.zset_max_listpack_value = int() as usize,
+            "list-max-listpack-size" => self.encoding.list_max_listpack_size = int(),
+            "list-compress-depth" => self.encoding.list_compress_depth = int() as usize,
             _ => {}
         }
     }

@@ -767,6 +767,7 @@ mod tests {
             .lookup(key.as_bytes(), crate::shard::now_ms())
             .map(|e| match &e.value {
                 Value::Str(s) => s.as_bytes().into_owned(),
+                other => panic!("not a string: {other:?}"),
             })
     }
     fn later() -> u64 {
@@ -913,8 +914,9 @@ mod tests {
         assert_eq!(enc(&mut sh, "nokey"), Reply::Null);
         // An in-place modification makes it raw; RENAME / COPY keep the encoding.
         if let Some(e) = sh.dbs[0].keys.get_mut(&b"e"[..]) {
-            let Value::Str(s) = &mut e.value;
-            s.make_raw().push(b'!');
+            if let Value::Str(s) = &mut e.value {
+                s.make_raw().push(b'!');
+            }
         }
         assert_eq!(enc(&mut sh, "e"), Reply::bulk_str("raw"));
         run(&mut sh, rename, "rename i i2");

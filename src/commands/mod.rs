@@ -14,12 +14,19 @@ pub mod bitmap;
 pub mod config;
 pub mod connection;
 pub mod expire;
+pub mod geo;
+pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod keys;
+pub mod list;
 pub mod server;
+pub mod set;
 pub mod slowlog;
+pub mod sort;
 pub mod string;
 pub mod transaction;
+pub mod zset;
 
 use crate::client::{Client, ClientRef};
 use crate::protocol::Reply;
@@ -77,6 +84,9 @@ pub struct Command {
     /// Space-separated ACL categories without '@' (`read string fast`).
     pub acl: &'static str,
     pub exec: Exec,
+    /// Finds the keys of a command whose keys move (`movablekeys`: ZUNIONSTORE's
+    /// numkeys, SORT's STORE...); first/last/step still give COMMAND INFO's key spec.
+    pub find_keys: Option<fn(&[Bytes]) -> Vec<usize>>,
     pub split: Option<Merge>,
     pub subcommands: &'static [Command],
     pub group: &'static str,
@@ -108,6 +118,7 @@ impl Command {
             key_step: 0,
             acl,
             exec,
+            find_keys: None,
             split: None,
             subcommands: &[],
             group: "generic",
@@ -122,6 +133,11 @@ impl Command {
         self.first_key = first;
         self.last_key = last;
         self.key_step = step;
+        self
+    }
+    /// Keys found by `f` over argv (indexes; out-of-range ones are ignored).
+    pub const fn find_keys(mut self, f: fn(&[Bytes]) -> Vec<usize>) -> Command {
+        self.find_keys = Some(f);
         self
     }
     pub const fn split(mut self, m: Merge) -> Command {
@@ -163,8 +179,21 @@ impl Command {
         self.has_flag("write")
     }
 
-    /// Indexes into argv of this command's keys, per first/last/step.
-    pub fn key_indexes(&self, argc: usize) -> Vec<usize> {
+    /// Indexes into argv of this command's keys: its key finder's, or per
+    /// first/last/step.
+    pub fn key_indexes(&self, argv: &[Bytes]) -> Vec<usize> {
+        match self.find_keys {
+            Some(f) => {
+                let mut keys = f(argv);
+                keys.retain(|&k| k > 0 && k < argv.len());
+                keys
+            }
+            None => self.fixed_key_indexes(argv.len()),
+        }
+    }
+
+    /// Indexes of the keys per first/last/step for `argc` arguments.
+    pub fn fixed_key_indexes(&self, argc: usize) -> Vec<usize> {
         if self.first_key <= 0 || argc == 0 {
             return Vec::new();
         }
@@ -202,6 +231,13 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         config::COMMANDS,
         slowlog::COMMANDS,
         transaction::COMMANDS,
+        list::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
+        zset::COMMANDS,
+        hll::COMMANDS,
+        geo::COMMANDS,
+        sort::COMMANDS,
     ]
     .into_iter()
     .flat_map(|f| f.iter())
@@ -402,6 +438,28 @@ pub mod args {
     }
     pub fn eq(a: &[u8], lit: &str) -> bool {
         a.eq_ignore_ascii_case(lit.as_bytes())
+    }
+    /// A blocking command's timeout in seconds (fractions allowed), as Redis's
+    /// `getTimeoutFromObjectOrReply`: milliseconds to wait, 0 meaning forever.
+    pub fn timeout_ms(b: &[u8]) -> Result<u64, Reply> {
+        use crate::storage::long_double::LongDouble;
+        let not_float = || Reply::err("ERR timeout is not a float or out of range");
+        let secs: f64 = match LongDouble::parse(b).ok_or_else(not_float)? {
+            LongDouble::Finite { .. } => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(not_float)?,
+            _ => return Err(Reply::err("ERR timeout is out of range")),
+        };
+        // (long long)(ftval * 1000.0): truncation toward zero, so -0.0001 is 0.
+        let ms = (secs * 1000.0).trunc();
+        if ms < 0.0 {
+            return Err(Reply::err("ERR timeout is negative"));
+        }
+        if ms >= i64::MAX as f64 / 2.0 {
+            return Err(Reply::err("ERR timeout is out of range"));
+        }
+        Ok(ms as u64)
     }
     /// Parse a float as Redis's `string2ld`/`strtod` (no spaces, no NaN).
     pub fn float(b: &[u8]) -> Result<f64, Reply> {

@@ -289,7 +289,7 @@ fn getkeys(argv: &[Bytes]) -> Result<(&'static Command, Vec<usize>), Reply> {
             "ERR Invalid number of arguments specified for command",
         ));
     }
-    let keys = cmd.key_indexes(target.len());
+    let keys = cmd.key_indexes(target);
     if keys.is_empty() {
         return Err(Reply::err("ERR The command has no key arguments"));
     }

@@ -110,7 +110,7 @@ fn watched_args(
     now_ms: u64,
 ) -> Vec<(usize, bool)> {
     let scope = if writes_other_db(cmd) { None } else { Some(db) };
-    cmd.key_indexes(argv.len())
+    cmd.key_indexes(argv)
         .into_iter()
         .filter(|&k| shard.watches.is_watched(scope, &argv[k]))
         .map(|k| (k, shard.dbs[db].contains(&argv[k], now_ms)))
@@ -446,7 +446,7 @@ fn target_shard(cmd: &Command, argv: &[Bytes], shards: &Shards) -> Target {
     if shards.count() == 1 {
         return Target::One(shards.local_id);
     }
-    let idx = cmd.key_indexes(argv.len());
+    let idx = cmd.key_indexes(argv);
     let Some(&first) = idx.first() else {
         return Target::One(shards.local_id);
     };
@@ -500,7 +500,7 @@ fn split_parts(
     cmd: &Command,
     argv: &[Bytes],
 ) -> Vec<(usize, Vec<Bytes>, Vec<usize>)> {
-    let idx = cmd.key_indexes(argv.len());
+    let idx = cmd.key_indexes(argv);
     let step = cmd.key_step.max(1) as usize;
     let mut parts: Vec<(Vec<Bytes>, Vec<usize>)> = (0..shards.count())
         .map(|_| (vec![argv[0].clone()], Vec::new()))
@@ -553,7 +553,7 @@ async fn run_split(
     merge: Merge,
     no_touch: bool,
 ) -> Reply {
-    let nkeys = cmd.key_indexes(argv.len()).len();
+    let nkeys = cmd.key_indexes(argv).len();
     let waiting: Vec<_> = split_parts(shards, cmd, argv)
         .into_iter()
         .map(|(sid, part, positions)| {
@@ -577,7 +577,7 @@ type Gathered = Vec<KeyState>;
 /// The command's keys grouped by owning shard.
 fn keys_by_shard(shards: &Shards, cmd: &Command, argv: &[Bytes]) -> Vec<(usize, Vec<Bytes>)> {
     let mut by_shard: Vec<Vec<Bytes>> = (0..shards.count()).map(|_| Vec::new()).collect();
-    for k in cmd.key_indexes(argv.len()) {
+    for k in cmd.key_indexes(argv) {
         by_shard[shards.shard_of(&argv[k])].push(argv[k].clone());
     }
     by_shard
@@ -702,7 +702,7 @@ async fn run_multi_shard_tx(
         // An odd MSET must fail whole, before any part is applied.
         Some(_) if !keys_complete(cmd, argv.len()) => errors::wrong_arity(cmd.name),
         Some(m) => {
-            let nkeys = cmd.key_indexes(argv.len()).len();
+            let nkeys = cmd.key_indexes(argv).len();
             let mut positions = Vec::new();
             let steps: Vec<(usize, FirstStep<Reply>)> = split_parts(shards, cmd, argv)
                 .into_iter()

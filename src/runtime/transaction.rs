@@ -157,7 +157,7 @@ pub fn shards_of(shards: &Shards, cmd: &Command, argv: &[Bytes]) -> Option<Vec<u
         Exec::Conn(_) | Exec::Container => None,
         Exec::Server(_) => Some((0..shards.count()).collect()),
         Exec::Shard(_) => {
-            let keys = cmd.key_indexes(argv.len());
+            let keys = cmd.key_indexes(argv);
             if keys.is_empty() {
                 return Some(vec![shards.local_id]);
             }

@@ -3,8 +3,11 @@
 //! Strings follow Redis's `tryObjectEncoding`: a value written by SET-like commands that
 //! is a canonical 64-bit integer (≤ 20 chars) is stored as `Int`; one of at most 44 bytes
 //! as `Emb` (Redis's embstr); anything longer, or any string modified in place (APPEND,
-//! SETRANGE, SETBIT), as `Raw`. Collections join this enum in later issues.
+//! SETRANGE, SETBIT), as `Raw`. Collections (list, hash, set, zset) live in their own
+//! modules, each an enum of its encodings; a collection is never stored empty (the
+//! command that empties it deletes the key, as in Redis).
 
+use super::{hash::Hash, list::List, set::Set, zset::ZSet};
 use crate::protocol::parse::parse_i64;
 use std::borrow::Cow;
 
@@ -38,9 +41,15 @@ impl PartialEq for StrValue {
     }
 }
 
+/// A key's value. Collections are boxed so that a dict node holding a string stays one
+/// 64-byte allocation; each collection type picks its own encoding (see its module).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
 }
 
 impl StrValue {
@@ -123,12 +132,20 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
     /// The name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
     /// Approximate heap bytes owned beyond the dict node (for INFO memory).
@@ -137,6 +154,21 @@ impl Value {
             Value::Str(StrValue::Emb(b)) => b.len(),
             Value::Str(StrValue::Raw(v)) => v.capacity() + 24,
             Value::Str(StrValue::Int(_) | StrValue::Inline { .. }) => 0,
+            Value::List(l) => l.heap_size(),
+            Value::Hash(h) => h.heap_size(),
+            Value::Set(s) => s.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
+        }
+    }
+    /// Number of elements of a collection (1 for a string); UNLINK and the lazy-free
+    /// heuristics use it as the cost of freeing the value.
+    pub fn elements(&self) -> usize {
+        match self {
+            Value::Str(_) => 1,
+            Value::List(l) => l.len(),
+            Value::Hash(h) => h.len(),
+            Value::Set(s) => s.len(),
+            Value::ZSet(z) => z.len(),
         }
     }
 }
