@@ -14,8 +14,12 @@
 #           connections, keys in five evenly spaced slot ranges (same idea); req/s is
 #           then transactions/s, latency the round trip of one write (PIPELINE blocks),
 #           and CPU µs is per transaction.
+# Collections (TESTS lpush lpop sadd hset zadd zrange): redis-benchmark's own LPUSH /
+# LPOP / SADD / HSET tests, `ZADD zs __rand_int__ m:__rand_int__` (random scores over
+# 100k members) and `ZRANGE zs 0 99` on the set those ZADDs built (run after them).
 # Then it starts both servers afresh, loads 1,000,000 keys `key:NNNNNNNN` with 16-byte values through
-# `redis-cli --pipe`, and reports each server's VmRSS.
+# `redis-cli --pipe`, and reports each server's VmRSS; likewise for HASHES_RSS hashes of
+# 10 fields (listpack-encoded in both) and ZSETS_RSS sorted sets of 100 members.
 #
 # Environment (defaults in brackets):
 #   THREADS   Shardis shards [number of online CPUs]
@@ -26,7 +30,9 @@
 #   MSET_N    MSET requests per run [N/10]
 #   TX_N      transactions per txload run [N/10]
 #   TX_CONNS  txload connections (one thread each) [16]
-#   TESTS     which workloads, any of "set get mset tx" [all four]
+#   TESTS     which workloads, any of "set get mset tx lpush lpop sadd hset zadd zrange"
+#             [all]
+#   HASHES_RSS / ZSETS_RSS  collections loaded for the memory figures [100000 / 10000]
 #   SKIP_BUILD=1  use the existing target/release/shardis
 #   SHARDIS_BIN   run this binary instead (e.g. a debug build for a quick check of the
 #                 script; never for recorded numbers)
@@ -44,7 +50,9 @@ KEYS_RSS=${KEYS_RSS:-1000000}
 MSET_N=${MSET_N:-$((N / 10))}
 TX_N=${TX_N:-$((N / 10))}
 TX_CONNS=${TX_CONNS:-16}
-TESTS=${TESTS:-set get mset tx}
+TESTS=${TESTS:-set get mset tx lpush lpop sadd hset zadd zrange}
+HASHES_RSS=${HASHES_RSS:-100000}
+ZSETS_RSS=${ZSETS_RSS:-10000}
 CLK_TCK=$(getconf CLK_TCK)
 
 for tool in redis-server redis-benchmark redis-cli awk rustc; do
@@ -169,15 +177,18 @@ run_one() {
     local port_var="PORT_$name" pid_var="PID_$name"
     local port=${!port_var} pid=${!pid_var}
     local before after csv n label
+    local -a custom
     case "$test" in
         tx) run_tx "$name" "$pipeline"; return ;;
-        mset) n=$MSET_N label=MSET10 ;;
-        *) n=$N label=${test^^} ;;
+        mset) n=$MSET_N label=MSET10 custom=("${MSET_ARGS[@]}") ;;
+        zadd) n=$N label=ZADD custom=(zadd zs __rand_int__ m:__rand_int__) ;;
+        zrange) n=$((N / 10)) label=ZRANGE100 custom=(zrange zs 0 99) ;;
+        *) n=$N label=${test^^} custom=() ;;
     esac
     before=$(cpu_us "$pid")
-    if [ "$test" = mset ]; then
+    if [ "${#custom[@]}" -gt 0 ]; then
         csv=$("${CLIENT_PREFIX[@]}" redis-benchmark -p "$port" -c "$CLIENTS" -n "$n" \
-            -r 100000 -P "$pipeline" --csv "${MSET_ARGS[@]}" 2>/dev/null)
+            -r 100000 -P "$pipeline" --csv "${custom[@]}" 2>/dev/null)
     else
         csv=$("${CLIENT_PREFIX[@]}" redis-benchmark -p "$port" -t "$test" -c "$CLIENTS" \
             -n "$n" -r 100000 -P "$pipeline" -d 16 --csv 2>/dev/null)
@@ -244,7 +255,7 @@ echo "|---|---|---|---|---|---|---|---|"
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for name in shardis redis; do
     for pipeline in 1 16; do
-        for test in SET GET MSET10 MULTI5; do
+        for test in SET GET MSET10 MULTI5 LPUSH LPOP SADD HSET ZADD ZRANGE100; do
             rows=$(awk -F'\t' -v s="$name" -v t="$test" -v p="$pipeline" '$1 == s && $3 == t && $4 == p' "$RESULTS")
             [ -n "$rows" ] || continue
             rps=$(echo "$rows" | cut -f5 | median)
@@ -283,4 +294,50 @@ for name in shardis redis; do
         "$(echo "$empty / 1024" | awk '{ print $1 / $3 }')" \
         "$(echo "$loaded / 1024" | awk '{ print $1 / $3 }')" "$keys"
     stop_server "$name"
+done
+
+# Memory of small collections: HASHES_RSS hashes of 10 fields, ZSETS_RSS sorted sets of
+# 100 members, each loaded into fresh servers through `redis-cli --pipe`.
+echo
+echo "### Memory of collections ($HASHES_RSS hashes of 10 fields; $ZSETS_RSS sorted sets of 100 members)"
+echo
+echo "| server | threads | data | RSS empty MiB | RSS loaded MiB | keys | encoding |"
+echo "|---|---|---|---|---|---|---|"
+for data in hashes zsets; do
+    for name in shardis redis; do
+        start_server "$name"
+        port_var="PORT_$name"
+        pid_var="PID_$name"
+        port=${!port_var}
+        pid=${!pid_var}
+        empty=$(rss_kb "$pid")
+        if [ "$data" = hashes ]; then
+            awk -v n="$HASHES_RSS" 'BEGIN {
+                for (i = 0; i < n; i++) {
+                    printf "*22\r\n$4\r\nHSET\r\n$13\r\nhash:%08d\r\n", i
+                    for (f = 0; f < 10; f++)
+                        printf "$7\r\nfield:%d\r\n$8\r\n%08d\r\n", f, i + f
+                }
+            }' | redis-cli -p "$port" --pipe >"$WORK/$name.pipe.log" 2>&1
+            probe=hash:00000000
+        else
+            awk -v n="$ZSETS_RSS" 'BEGIN {
+                for (i = 0; i < n; i++) {
+                    printf "*202\r\n$4\r\nZADD\r\n$13\r\nzset:%08d\r\n", i
+                    for (m = 0; m < 100; m++) {
+                        s = sprintf("%d", (i * 7 + m * 13) % 1000)
+                        printf "$%d\r\n%s\r\n$10\r\nmember:%03d\r\n", length(s), s, m
+                    }
+                }
+            }' | redis-cli -p "$port" --pipe >"$WORK/$name.pipe.log" 2>&1
+            probe=zset:00000000
+        fi
+        keys=$(redis-cli -p "$port" DBSIZE)
+        enc=$(redis-cli -p "$port" OBJECT ENCODING "$probe")
+        loaded=$(rss_kb "$pid")
+        printf "| %s | %s | %s | %.1f | %.1f | %s | %s |\n" "$name" "$(threads_of "$name")" "$data" \
+            "$(echo "$empty / 1024" | awk '{ print $1 / $3 }')" \
+            "$(echo "$loaded / 1024" | awk '{ print $1 / $3 }')" "$keys" "$enc"
+        stop_server "$name"
+    done
 done

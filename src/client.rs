@@ -58,6 +58,9 @@ pub struct Client {
     pub multi_aborted: bool,
     /// Keys under WATCH.
     pub watched: Vec<WatchedKey>,
+    /// While blocked (BLPOP...): the claim CLIENT UNBLOCK takes, and the reply it
+    /// gives with TIMEOUT.
+    pub blocked: Option<(crate::shard::blocking::Ticket, crate::protocol::Reply)>,
     /// Config values that the client check needs at each command.
     pub requirepass_set: bool,
 }
@@ -112,6 +115,7 @@ impl Client {
             multi: None,
             multi_aborted: false,
             watched: Vec::new(),
+            blocked: None,
             requirepass_set,
         }
     }
@@ -137,6 +141,10 @@ impl Client {
         if self.multi.is_some() {
             flags = flags.replace('N', "");
             flags.push('x');
+        }
+        if self.blocked.is_some() {
+            flags = flags.replace('N', "");
+            flags.push('b');
         }
         let multi = self.multi.as_ref().map_or(-1, |q| q.len() as i64);
         format!(

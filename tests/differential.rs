@@ -35,6 +35,41 @@
 
 mod common;
 
+/// Per-family command generators, one file each under `tests/diff/`.
+#[path = "diff/geo.rs"]
+mod geo_gen;
+#[path = "diff/hash.rs"]
+mod hash_gen;
+#[path = "diff/hll.rs"]
+mod hll_gen;
+#[path = "diff/list.rs"]
+mod list_gen;
+#[path = "diff/set.rs"]
+mod set_gen;
+#[path = "diff/sort.rs"]
+mod sort_gen;
+#[path = "diff/zset.rs"]
+mod zset_gen;
+
+/// A family's generator: a random command of the family and how to compare its reply,
+/// or `None` when the family has nothing to send (its file is still a template).
+type Family = fn(&mut Gen) -> Option<(Argv, Cmp)>;
+
+/// The families, each with a command that tells whether this Shardis build has them.
+const FAMILIES: &[(&str, Family)] = &[
+    ("rpush", list_gen::command),
+    ("hset", hash_gen::command),
+    ("sadd", set_gen::command),
+    ("zadd", zset_gen::command),
+    ("pfadd", hll_gen::command),
+    ("geoadd", geo_gen::command),
+    ("sort", sort_gen::command),
+];
+
+/// Slots of `command_any`'s draw given to each family (the string and key commands
+/// have 69).
+const FAMILY_WEIGHT: usize = 14;
+
 use common::{cli_line, show, Frame, RawConn, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -57,6 +92,10 @@ enum Cmp {
     Loose(i64),
     /// Arrays compared as sorted multisets (KEYS).
     Unordered,
+    /// Field/value pairs (a flat array in RESP2, a map in RESP3) as a multiset (HGETALL).
+    UnorderedPairs,
+    /// Random picks: arrays of the same length (or both the same non-array reply).
+    SameLen,
 }
 
 struct Gen {
@@ -68,6 +107,8 @@ struct Gen {
     watching: bool,
     /// Non-string types, included when this Shardis build has their commands.
     collections: bool,
+    /// The collection families whose commands this Shardis build has (see `FAMILIES`).
+    families: Vec<Family>,
     skip: Vec<String>,
 }
 
@@ -369,7 +410,15 @@ impl Gen {
     fn command_any(&mut self) -> (Argv, Cmp) {
         use Cmp::*;
         let n = if self.collections { 72 } else { 69 };
+        let n = n + FAMILY_WEIGHT * self.families.len();
         let c = self.rng.gen_range(0..n);
+        if c >= 72 {
+            let family = self.families[(c - 72) / FAMILY_WEIGHT];
+            if let Some(cmd) = family(self) {
+                return cmd;
+            }
+            return exact_cmd(argv!["EXISTS", self.key()]);
+        }
         let exact = |a: Argv| (a, Exact);
         match c {
             // --- strings ---
@@ -802,6 +851,10 @@ impl Gen {
     }
 }
 
+fn exact_cmd(a: Argv) -> (Argv, Cmp) {
+    (a, Cmp::Exact)
+}
+
 /// Both servers plus the history of what was sent, for the failure report.
 struct Pair {
     seed: u64,
@@ -1028,8 +1081,18 @@ impl Pair {
             for k in KEYS {
                 let t = self.check(&argv!["TYPE", *k], Cmp::Exact);
                 self.check(&argv!["PTTL", *k], Cmp::Loose(2000));
-                if t == Frame::Simple("string".into()) {
-                    self.check(&argv!["GET", *k], Cmp::Exact);
+                let Frame::Simple(t) = t else { continue };
+                // Contents per type, and the encoding Redis 7.0 chose for them.
+                match t.as_str() {
+                    "string" => self.check(&argv!["GET", *k], Cmp::Exact),
+                    "list" => self.check(&argv!["LRANGE", *k, "0", "-1"], Cmp::Exact),
+                    "hash" => self.check(&argv!["HGETALL", *k], Cmp::UnorderedPairs),
+                    "set" => self.check(&argv!["SMEMBERS", *k], Cmp::Unordered),
+                    "zset" => self.check(&argv!["ZRANGE", *k, "0", "-1", "WITHSCORES"], Cmp::Exact),
+                    _ => Frame::Null,
+                };
+                if t != "none" {
+                    self.check(&argv!["OBJECT", "ENCODING", *k], Cmp::Exact);
                 }
             }
         }
@@ -1050,6 +1113,32 @@ fn same_reply(cmp: Cmp, s: &Frame, r: &Frame) -> bool {
         Cmp::Loose(tol) => match (s, r) {
             (Frame::Int(a), Frame::Int(b)) if *a < 0 || *b < 0 => a == b,
             (Frame::Int(a), Frame::Int(b)) => (a - b).abs() <= tol,
+            _ => s == r,
+        },
+        Cmp::UnorderedPairs => {
+            let pairs = |f: &Frame| -> Option<Vec<String>> {
+                let mut v: Vec<String> = match f {
+                    Frame::Array(a) if a.len() % 2 == 0 => a
+                        .chunks(2)
+                        .map(|p| format!("{:?}={:?}", p[0], p[1]))
+                        .collect(),
+                    Frame::Map(m) => m.iter().map(|(k, v)| format!("{k:?}={v:?}")).collect(),
+                    _ => return None,
+                };
+                v.sort();
+                Some(v)
+            };
+            match (pairs(s), pairs(r)) {
+                (Some(a), Some(b)) => a == b,
+                _ => s == r,
+            }
+        }
+        Cmp::SameLen => match (s, r) {
+            (Frame::Array(a), Frame::Array(b)) | (Frame::Set(a), Frame::Set(b)) => {
+                a.len() == b.len()
+            }
+            (Frame::Map(a), Frame::Map(b)) => a.len() == b.len(),
+            (Frame::Bulk(_), Frame::Bulk(_)) => true,
             _ => s == r,
         },
         Cmp::Unordered => match (s, r) {
@@ -1119,11 +1208,20 @@ fn run_seed(seed: u64, n: usize, resp3: bool) {
             skip.push(c.to_string());
         }
     }
+    let families = {
+        let mut probe = pair.shardis.raw();
+        FAMILIES
+            .iter()
+            .filter(|(c, _)| shardis_has(&mut probe, c) && !skip.iter().any(|s| s == c))
+            .map(|&(_, f)| f)
+            .collect()
+    };
     let mut gen = Gen {
         rng: StdRng::seed_from_u64(seed),
         in_multi: false,
         watching: false,
         collections,
+        families,
         skip,
     };
     let stats = std::env::var_os("SHARDIS_DIFF_STATS").is_some();

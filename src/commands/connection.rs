@@ -170,7 +170,7 @@ static CLIENT: &[Command] = &[
         -3,
         CADMIN,
         CACL_ADMIN,
-        Exec::Conn(client_unblock),
+        Exec::Server(client_unblock),
     )
     .doc(
         "connection",
@@ -461,18 +461,29 @@ fn client_getredir(_c: &mut Client, _argv: &[Bytes]) -> Reply {
     Reply::Int(-1)
 }
 
-fn client_unblock(_c: &mut Client, argv: &[Bytes]) -> Reply {
-    if args::int(&argv[2]).is_err() {
-        return Reply::err("ERR value is not an integer or out of range");
-    }
-    if argv.len() == 4 && !(args::eq(&argv[3], "timeout") || args::eq(&argv[3], "error")) {
-        return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
-    }
-    if argv.len() > 4 {
-        return errors::syntax();
-    }
-    // No blocking commands exist yet, so no client can be blocked.
-    Reply::Int(0)
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: the client may be connected to any core.
+fn client_unblock<'a>(
+    _c: &'a ClientRef,
+    s: &'a Shards,
+    argv: &'a [Bytes],
+) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        let Ok(id) = args::int(&argv[2]) else {
+            return Reply::err("ERR value is not an integer or out of range");
+        };
+        if argv.len() == 4 && !(args::eq(&argv[3], "timeout") || args::eq(&argv[3], "error")) {
+            return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+        }
+        if argv.len() > 4 {
+            return errors::syntax();
+        }
+        let error = argv.len() == 4 && args::eq(&argv[3], "error");
+        let id = id as u64;
+        let done = s
+            .all(move |sh| crate::runtime::blocking::unblock(sh, id, error))
+            .await;
+        Reply::Int(done.into_iter().any(|d| d) as i64)
+    })
 }
 
 /// Which clients a CLIENT LIST / KILL filter selects.

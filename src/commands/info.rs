@@ -247,6 +247,11 @@ pub fn render(
                 w.field("connected_clients", facts.connected_clients);
                 w.field("cluster_connections", 0);
                 w.field("maxclients", cfg.maxclients);
+                w.field("client_recent_max_input_buffer", 0);
+                w.field("client_recent_max_output_buffer", 0);
+                w.field("blocked_clients", total.blocked_clients);
+                w.field("tracking_clients", 0);
+                w.field("clients_in_timeout_table", total.blocked_clients);
             }
             "memory" => memory(&mut w, cfg),
             "persistence" => persistence(&mut w, facts),

@@ -500,6 +500,11 @@ fn swapdb<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
         }
         s.all(move |sh: &mut Shard| {
             sh.dbs.swap(a, b);
+            // Clients blocked on keys of either database may now find them (as Redis's
+            // scanDatabaseForReadyKeys).
+            let waited = sh.blocking.keys_in(a, b);
+            sh.blocking.retry.extend(waited);
+            crate::runtime::blocking::after_command(sh);
             // WATCH: a watched key is touched if it exists in either database.
             let Shard { dbs, watches, .. } = sh;
             let dbs = &*dbs;

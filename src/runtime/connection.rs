@@ -8,6 +8,7 @@
 
 use crate::client::{Client, ClientRef};
 use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
+use crate::runtime::blocking;
 use crate::runtime::dispatch::run_batch;
 use crate::runtime::Shards;
 use bytes::BytesMut;
@@ -29,6 +30,29 @@ impl Drop for ConnectedGuard<'_> {
 const READ_CHUNK: usize = 64 * 1024;
 
 const DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+
+/// The entry of `argv`'s command if it is a blocking one (BLPOP...).
+fn blocking_command(argv: &[bytes::Bytes]) -> Option<&'static crate::commands::Command> {
+    crate::commands::lookup(argv.first()?)
+        .filter(|c| blocking::is_blocking(c) && c.arity_ok(argv.len()))
+}
+
+/// Encode replies in order, counting the errors among them.
+fn encode_replies(
+    shards: &Shards,
+    client: &ClientRef,
+    replies: Vec<Option<Reply>>,
+    out: &mut BytesMut,
+) {
+    let proto = client.borrow().resp;
+    let mut s = shards.local.borrow_mut();
+    for r in replies.into_iter().flatten() {
+        if let Some(e) = r.error_text() {
+            s.stats.record_error(&e);
+        }
+        r.encode(proto, out);
+    }
+}
 
 /// Serve one accepted connection until it closes.
 pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
@@ -132,17 +156,41 @@ async fn session(
         }
         client.borrow_mut().qbuf = rbuf.len();
         let mut close = false;
-        if !requests.is_empty() {
-            let batch = run_batch(client, shards, requests).await;
-            let proto = client.borrow().resp;
-            let mut s = shards.local.borrow_mut();
-            for r in batch.replies.into_iter().flatten() {
-                if let Some(e) = r.error_text() {
-                    s.stats.record_error(&e);
-                }
-                r.encode(proto, &mut out);
-            }
+        // A blocking command ends a batch: what follows it waits until it is served.
+        while !requests.is_empty() && !close {
+            let cut = requests
+                .iter()
+                .position(|a| blocking_command(a).is_some())
+                .map_or(requests.len(), |i| i + 1);
+            let rest = requests.split_off(cut);
+            let blocking = requests
+                .last()
+                .and_then(|a| blocking_command(a).map(|c| (c, a.clone())));
+            let mut batch = run_batch(client, shards, requests).await;
+            requests = rest;
             close = batch.close;
+            let mut blocked = None;
+            if let Some((cmd, argv)) = blocking {
+                let nothing = matches!(batch.replies.last(), Some(Some(r)) if blocking::found_nothing(cmd, r));
+                if nothing && client.borrow().multi.is_none() {
+                    batch.replies.pop();
+                    blocked = Some((cmd, argv));
+                }
+            }
+            encode_replies(shards, client, batch.replies, &mut out);
+            if let Some((cmd, argv)) = blocked {
+                // Replies before the blocking command leave now, as in Redis.
+                if !out.is_empty() {
+                    shards.local.borrow_mut().stats.net_output_bytes += out.len() as u64;
+                    stream.write_all(&out).await?;
+                    out.clear();
+                }
+                let fd = stream.as_raw_fd();
+                match blocking::block(client, shards, cmd, argv, fd).await {
+                    Some(r) => encode_replies(shards, client, vec![Some(r)], &mut out),
+                    None => return Ok(()),
+                }
+            }
         }
         if let Some(e) = protocol_error {
             let text = format!("ERR {e}");

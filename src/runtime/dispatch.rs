@@ -63,6 +63,7 @@ pub fn execute(
     let start = Instant::now();
     let reply = run_handler(shard, cmd, db, argv, no_touch, now_ms);
     record(shard, cmd, argv, start, &reply, caller);
+    crate::runtime::blocking::after_command(shard);
     reply
 }
 

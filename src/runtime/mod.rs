@@ -7,6 +7,7 @@
 //! allowed cores, each with its shard, its inbox loop, its cron, and a listener on every
 //! `bind` address with SO_REUSEPORT (the kernel spreads connections over the cores).
 
+pub mod blocking;
 pub mod connection;
 pub mod dispatch;
 pub mod hop;
@@ -225,6 +226,8 @@ async fn cron(shard: Rc<RefCell<Shard>>) {
                 db.expires.rehash_for(Duration::from_millis(1));
             }
         }
+        blocking::serve_ready(&mut s);
+        s.stats.blocking_keys = s.blocking.keys() as u64;
         let (u, sy) = thread_cpu();
         s.cpu_user = u;
         s.cpu_sys = sy;

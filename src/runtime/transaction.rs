@@ -135,16 +135,23 @@ impl Tx {
     }
 }
 
+/// Release transaction `id`'s hold on `s`, then serve the clients blocked on keys the
+/// transaction made ready.
+fn release(s: &mut Shard, id: u64) {
+    s.unlock_for(id);
+    crate::runtime::blocking::after_command(s);
+}
+
 impl Drop for Tx {
     fn drop(&mut self) {
         let id = self.id;
         for &sid in &self.held {
             if sid == self.shards.local_id {
-                self.shards.local.borrow_mut().unlock_for(id);
+                release(&mut self.shards.local.borrow_mut(), id);
             } else {
                 let _ = self
                     .shards
-                    .send_control(sid, move |s: &mut Shard| s.unlock_for(id));
+                    .send_control(sid, move |s: &mut Shard| release(s, id));
             }
         }
     }
@@ -312,7 +319,9 @@ fn plan_keyed(client: &ClientRef, queued: &[Queued]) -> Keyed {
 /// Run keyed commands on their shard, in order.
 fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool, caller: &Caller) -> Vec<(usize, Reply)> {
     let now = crate::shard::now_ms();
-    keyed
+    // Blocked clients are served after the whole transaction, as Redis does after EXEC.
+    let was_busy = std::mem::replace(&mut s.blocking.busy, true);
+    let replies = keyed
         .into_iter()
         .map(|(i, db, cmd, argv)| {
             (
@@ -320,7 +329,10 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool, caller: &Caller) -> Ve
                 dispatch::execute(s, cmd, db, &argv, no_touch, caller, now),
             )
         })
-        .collect()
+        .collect();
+    s.blocking.busy = was_busy;
+    crate::runtime::blocking::after_command(s);
+    replies
 }
 
 /// EXEC's reply: the keyed commands' replies by index, then the connection commands

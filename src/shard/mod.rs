@@ -6,6 +6,7 @@
 //! nothing here needs a lock, and a command that runs with `&mut Shard` sees the shard
 //! alone for its whole duration — the basis of per-command atomicity.
 
+pub mod blocking;
 pub mod expire;
 pub mod lock;
 pub mod slowlog;
@@ -53,6 +54,8 @@ pub struct Shard {
     pub lock: lock::ShardLock,
     /// Keys WATCHed by clients, with their versions.
     pub watches: watch::WatchRegistry,
+    /// Clients blocked on this shard's keys.
+    pub blocking: blocking::BlockingRegistry,
     /// Clients whose connections this shard's core accepted (CLIENT LIST / KILL).
     pub clients: BTreeMap<u64, ClientRef>,
     /// CPU time this shard's thread has used, sampled by the cron (seconds).
@@ -78,6 +81,7 @@ impl Shard {
             slowlog: slowlog::Slowlog::default(),
             lock: lock::ShardLock::default(),
             watches: watch::WatchRegistry::default(),
+            blocking: Default::default(),
             clients: BTreeMap::new(),
             cpu_user: 0.0,
             cpu_sys: 0.0,

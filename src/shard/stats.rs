@@ -42,6 +42,10 @@ impl CommandStats {
 
 #[derive(Clone, Default)]
 pub struct ShardStats {
+    /// Connections of this core blocked in BLPOP & co (a gauge, not reset).
+    pub blocked_clients: u64,
+    /// Keys of this shard that blocked clients wait on (a gauge).
+    pub blocking_keys: u64,
     pub commands_processed: u64,
     pub connections_received: u64,
     pub rejected_connections: u64,
@@ -103,6 +107,8 @@ impl ShardStats {
 
     pub fn merge(&mut self, o: &ShardStats) {
         self.commands_processed += o.commands_processed;
+        self.blocked_clients += o.blocked_clients;
+        self.blocking_keys += o.blocking_keys;
         self.connections_received += o.connections_received;
         self.rejected_connections += o.rejected_connections;
         self.keyspace_hits += o.keyspace_hits;

@@ -26,6 +26,11 @@ pub struct Db {
     /// tell a write that changed something from one that did not (SET NX on a key
     /// that exists).
     pub dirty: u64,
+    /// Set while some client of this shard is blocked on a key (BLPOP...): lists and
+    /// sorted sets stored under a key are then noted in `ready`, as Redis's
+    /// `signalKeyAsReady` in `dbAdd`, for the blocked clients to be served.
+    pub signal_ready: bool,
+    pub ready: Vec<bytes::Bytes>,
 }
 
 /// The LRU clock in seconds, cached like Redis's `server.lruclock`: the shards' cron
@@ -101,6 +106,9 @@ impl Db {
     /// Store `value` under `key`. The old TTL is dropped unless `keep_ttl`.
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
         self.dirty += 1;
+        if self.signal_ready && matches!(value, Value::List(_) | Value::ZSet(_)) {
+            self.ready.push(bytes::Bytes::copy_from_slice(key));
+        }
         let entry = Entry {
             value,
             lru: lru_clock(),

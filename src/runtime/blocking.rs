@@ -1,0 +1,386 @@
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX,
+//! BZMPOP): waiting on keys that may live on any core.
+//!
+//! Plan. A blocking command's handler is its non-blocking attempt: it pops if it can
+//! and otherwise returns the null reply Redis gives on timeout. When the connection
+//! sees that null (outside MULTI), it blocks:
+//!
+//! 1. **Register** on each shard owning one of the keys it waits on, in key order. The
+//!    registration job notes the keys as ready and serves at once, so a push that
+//!    landed between the first attempt and the registration is not missed.
+//! 2. **Serve.** After every command (and when a transaction releases the shard), the
+//!    shard looks at the keys that became lists / sorted sets (`Db::set` notes them, as
+//!    Redis's `signalKeyAsReady`) and, for each, runs its waiters' handlers in arrival
+//!    order until one finds nothing. Running the handler on the shard makes the pop and
+//!    the reply one atomic step, with Redis's FIFO among waiters. A waiter registered on
+//!    several shards carries one shared claim ([`Ticket`]): a shard takes it before
+//!    running the handler (and gives it back if the handler found nothing), so two
+//!    shards never both serve one client. BLMOVE whose source and destination live on
+//!    different shards cannot run on one shard: it is woken to retry through the
+//!    dispatcher (which runs it atomically over both shards) and blocks again if it
+//!    lost the race.
+//! 3. **Finish.** The connection waits for the wake-up, its deadline, CLIENT UNBLOCK,
+//!    or its peer going away (checked every 100 ms without reading the socket). Timeout
+//!    and disconnect take the claim too, so a reply is never produced for a client that
+//!    already gave up; then its registrations are withdrawn.
+//!
+//! Not like Redis 7.0: with keys on several shards, each shard checks its own keys, so
+//! when keys of different shards become ready at the same moment the one served may not
+//! be the first in argument order.
+
+use crate::client::ClientRef;
+use crate::commands::Command;
+use crate::protocol::Reply;
+use crate::runtime::dispatch::{self, run_batch};
+use crate::runtime::Shards;
+use crate::shard::blocking::{Ticket, Waiter, Wake, DONE, FREE, TRYING};
+use crate::shard::Shard;
+use bytes::Bytes;
+use futures_lite::FutureExt;
+use std::sync::atomic::{AtomicU64, AtomicU8};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a blocked connection checks that its peer is still there.
+const PEER_CHECK: Duration = Duration::from_millis(100);
+
+static NEXT_WAITER: AtomicU64 = AtomicU64::new(1);
+
+/// True for the commands that block when they find nothing.
+pub fn is_blocking(cmd: &Command) -> bool {
+    cmd.has_flag("blocking")
+}
+
+/// The reply a blocking command gives when nothing could be served.
+pub fn timeout_reply(cmd: &Command) -> Reply {
+    match cmd.name {
+        "blmove" | "brpoplpush" => Reply::Null,
+        _ => Reply::NullArray,
+    }
+}
+
+/// True if `reply` is `cmd`'s "nothing to serve" answer.
+pub fn found_nothing(cmd: &Command, reply: &Reply) -> bool {
+    matches!(
+        (timeout_reply(cmd), reply),
+        (Reply::Null, Reply::Null) | (Reply::NullArray, Reply::NullArray)
+    )
+}
+
+/// The timeout argument: BLMPOP / BZMPOP have it first, the others last.
+fn timeout_ms(cmd: &Command, argv: &[Bytes]) -> u64 {
+    let arg = match cmd.name {
+        "blmpop" | "bzmpop" => argv.get(1),
+        _ => argv.last(),
+    };
+    arg.and_then(|a| crate::commands::args::timeout_ms(a).ok())
+        .unwrap_or(0)
+}
+
+/// The keys a blocked command waits on: BLMOVE / BRPOPLPUSH only on their source.
+fn wait_keys(cmd: &Command, argv: &[Bytes]) -> Vec<Bytes> {
+    let idx = cmd.key_indexes(argv);
+    match cmd.name {
+        "blmove" | "brpoplpush" => idx.into_iter().take(1).map(|i| argv[i].clone()).collect(),
+        _ => idx.into_iter().map(|i| argv[i].clone()).collect(),
+    }
+}
+
+/// Block the client until `cmd` can be served, times out, is unblocked, or the peer
+/// goes away (`None`: the connection is gone and nothing must be written).
+pub async fn block(
+    client: &ClientRef,
+    shards: &Shards,
+    cmd: &'static Command,
+    argv: Vec<Bytes>,
+    fd: i32,
+) -> Option<Reply> {
+    let timeout = timeout_ms(cmd, &argv);
+    let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout));
+    let keys = wait_keys(cmd, &argv);
+    // Shards in the order their first key appears.
+    let mut order: Vec<usize> = Vec::new();
+    for k in &keys {
+        let sid = shards.shard_of(k);
+        if !order.contains(&sid) {
+            order.push(sid);
+        }
+    }
+    let retry_only = match cmd.name {
+        "blmove" | "brpoplpush" => {
+            let idx = cmd.key_indexes(&argv);
+            idx.len() == 2 && shards.shard_of(&argv[idx[0]]) != shards.shard_of(&argv[idx[1]])
+        }
+        _ => false,
+    };
+    let (db, no_touch) = {
+        let c = client.borrow();
+        (c.db, c.no_touch)
+    };
+    let caller = dispatch::caller_of(client);
+    shards.local.borrow_mut().stats.blocked_clients += 1;
+    let _unblocked = BlockedGuard(shards);
+    loop {
+        let (wake_tx, wake_rx) = flume::bounded(1);
+        let ticket = Ticket {
+            claim: Arc::new(AtomicU8::new(FREE)),
+            wake: wake_tx,
+        };
+        let id = NEXT_WAITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        client.borrow_mut().blocked = Some((ticket.clone(), timeout_reply(cmd)));
+        for &sid in &order {
+            let w = Waiter {
+                db,
+                keys: keys
+                    .iter()
+                    .filter(|k| shards.shard_of(k) == sid)
+                    .cloned()
+                    .collect(),
+                cmd,
+                argv: argv.clone(),
+                no_touch,
+                caller: caller.clone(),
+                ticket: ticket.clone(),
+                retry_only,
+            };
+            shards
+                .on(sid, move |s: &mut Shard| register(s, id, w))
+                .await;
+        }
+        let outcome = wait(client, &ticket, &wake_rx, deadline, fd, cmd).await;
+        client.borrow_mut().blocked = None;
+        for &sid in &order {
+            drop(shards.send(sid, move |s: &mut Shard| withdraw(s, id)));
+        }
+        match outcome {
+            Outcome::Reply(r) => return Some(r),
+            Outcome::Gone => return None,
+            Outcome::Retry => {
+                let mut batch = run_batch(client, shards, vec![argv.clone()]).await;
+                if let Some(Some(r)) = batch.replies.pop() {
+                    if !found_nothing(cmd, &r) {
+                        return Some(r);
+                    }
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Some(timeout_reply(cmd));
+                }
+            }
+        }
+    }
+}
+
+/// Keeps INFO's `blocked_clients` right however the wait ends.
+struct BlockedGuard<'a>(&'a Shards);
+impl Drop for BlockedGuard<'_> {
+    fn drop(&mut self) {
+        self.0.local.borrow_mut().stats.blocked_clients -= 1;
+    }
+}
+
+enum Outcome {
+    Reply(Reply),
+    Retry,
+    Gone,
+}
+
+/// Wait for a wake-up, the deadline, or the peer closing.
+async fn wait(
+    client: &ClientRef,
+    ticket: &Ticket,
+    wake: &flume::Receiver<Wake>,
+    deadline: Option<Instant>,
+    fd: i32,
+    cmd: &Command,
+) -> Outcome {
+    enum Event {
+        Wake(Wake),
+        Deadline,
+        Tick,
+    }
+    let mut deadline = deadline;
+    loop {
+        let tick = PEER_CHECK
+            .min(deadline.map_or(PEER_CHECK, |d| d.saturating_duration_since(Instant::now())));
+        let woken = async {
+            match wake.recv_async().await {
+                Ok(w) => Event::Wake(w),
+                // Every sender is a registration that was withdrawn: cannot happen
+                // while we hold `ticket`, but treat it as a tick.
+                Err(_) => Event::Tick,
+            }
+        };
+        let timer = async {
+            glommio::timer::sleep(tick).await;
+            match deadline {
+                Some(d) if Instant::now() >= d => Event::Deadline,
+                _ => Event::Tick,
+            }
+        };
+        match woken.or(timer).await {
+            Event::Wake(Wake::Served(r)) | Event::Wake(Wake::Unblocked(r)) => {
+                return Outcome::Reply(r)
+            }
+            Event::Wake(Wake::Retry) => return Outcome::Retry,
+            Event::Deadline => {
+                if ticket.take(DONE).is_ok() {
+                    return Outcome::Reply(timeout_reply(cmd));
+                }
+                // A shard is serving us right now: its reply is on the way.
+                deadline = None;
+            }
+            Event::Tick => {
+                if (client.borrow().killed || peer_closed(fd)) && ticket.take(DONE).is_ok() {
+                    return Outcome::Gone;
+                }
+            }
+        }
+    }
+}
+
+/// True if the peer closed the connection (EOF or error pending), without consuming
+/// any bytes it sent meanwhile: they are read after the command is served.
+fn peer_closed(fd: i32) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: `b` is a valid, writable 1-byte buffer for the duration of the call, and
+    // recv with MSG_PEEK | MSG_DONTWAIT neither blocks nor takes data off the socket;
+    // `fd` is this connection's socket, open while the connection task runs.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            b.as_mut_ptr() as *mut libc::c_void,
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n == 0 {
+        return true;
+    }
+    if n < 0 {
+        let e = std::io::Error::last_os_error().raw_os_error();
+        return !matches!(e, Some(libc::EAGAIN) | Some(libc::EINTR));
+    }
+    false
+}
+
+/// Register waiter `id` on this shard and serve at once if its keys are ready.
+fn register(s: &mut Shard, id: u64, w: Waiter) {
+    let ready: Vec<(usize, Bytes)> = w.keys.iter().map(|k| (w.db, k.clone())).collect();
+    s.blocking.register(id, w);
+    set_signal(s);
+    s.blocking.retry.extend(ready);
+    serve_ready(s);
+}
+
+/// Withdraw waiter `id` (it was served elsewhere, timed out or left).
+fn withdraw(s: &mut Shard, id: u64) {
+    if s.blocking.remove(id) {
+        set_signal(s);
+    }
+}
+
+/// Keep the dbs' ready-key notes on exactly while someone waits here.
+fn set_signal(s: &mut Shard) {
+    let on = !s.blocking.is_empty();
+    for db in s.dbs.iter_mut() {
+        db.signal_ready = on;
+        if !on {
+            db.ready.clear();
+        }
+    }
+}
+
+/// Called after every command on a shard: serve blocked clients whose keys became
+/// ready, unless a transaction is running here (then its release serves them).
+pub fn after_command(s: &mut Shard) {
+    if !s.blocking.is_empty() {
+        serve_ready(s);
+    }
+}
+
+/// Serve the waiters of every ready key, in arrival order per key, until no key is
+/// ready (serving one client can make another key ready: BLMOVE's destination).
+pub fn serve_ready(s: &mut Shard) {
+    if s.blocking.busy || s.lock.holder.is_some() {
+        return;
+    }
+    s.blocking.busy = true;
+    let mut later = Vec::new();
+    loop {
+        let mut ready = std::mem::take(&mut s.blocking.retry);
+        for (i, db) in s.dbs.iter_mut().enumerate() {
+            ready.extend(db.ready.drain(..).map(|k| (i, k)));
+        }
+        if ready.is_empty() {
+            break;
+        }
+        for (db, key) in ready {
+            serve_key(s, db, &key, &mut later);
+        }
+    }
+    s.blocking.retry = later;
+    s.blocking.busy = false;
+    set_signal(s);
+}
+
+/// Serve the waiters on one key until one of them finds nothing.
+fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Bytes)>) {
+    while let Some(id) = s.blocking.first_on(db, key) {
+        let w = &s.blocking.waiters[&id];
+        let ticket = w.ticket.clone();
+        match ticket.take(TRYING) {
+            Ok(()) => {}
+            Err(TRYING) => {
+                // Another shard is running this client's command: look again later.
+                later.push((db, key.clone()));
+                return;
+            }
+            Err(_) => {
+                // Completed elsewhere; its withdrawal is on the way.
+                s.blocking.remove(id);
+                continue;
+            }
+        }
+        if w.retry_only {
+            let exists = s.dbs[db].contains(key, crate::shard::now_ms());
+            if !exists {
+                ticket.set(FREE);
+                return;
+            }
+            ticket.set(DONE);
+            let _ = ticket.wake.send(Wake::Retry);
+            s.blocking.remove(id);
+            continue;
+        }
+        let (cmd, argv, no_touch, caller) = (w.cmd, w.argv.clone(), w.no_touch, w.caller.clone());
+        let reply = dispatch::execute(s, cmd, db, &argv, no_touch, &caller, crate::shard::now_ms());
+        if found_nothing(cmd, &reply) {
+            ticket.set(FREE);
+            return;
+        }
+        ticket.set(DONE);
+        let _ = ticket.wake.send(Wake::Served(reply));
+        s.blocking.remove(id);
+    }
+}
+
+/// CLIENT UNBLOCK on this core's clients: complete client `id`'s wait with its timeout
+/// reply or an UNBLOCKED error. True if it was blocked.
+pub fn unblock(s: &mut Shard, id: u64, error: bool) -> bool {
+    let Some(c) = s.clients.get(&id) else {
+        return false;
+    };
+    let Some((ticket, timeout)) = c.borrow().blocked.clone() else {
+        return false;
+    };
+    if ticket.take(DONE).is_err() {
+        return false;
+    }
+    let reply = if error {
+        Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    } else {
+        timeout
+    };
+    let _ = ticket.wake.send(Wake::Unblocked(reply));
+    true
+}
