@@ -70,6 +70,9 @@ pub enum Merge {
     AllOk,
 }
 
+/// Finds a command's key indexes in argv (see [`Command::find_keys`]).
+pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
+
 #[derive(Clone, Copy)]
 pub struct Command {
     /// Lower case; subcommands are `container|sub`.
@@ -86,7 +89,7 @@ pub struct Command {
     pub exec: Exec,
     /// Finds the keys of a command whose keys move (`movablekeys`: ZUNIONSTORE's
     /// numkeys, SORT's STORE...); first/last/step still give COMMAND INFO's key spec.
-    pub find_keys: Option<fn(&[Bytes]) -> Vec<usize>>,
+    pub find_keys: Option<KeyFinder>,
     pub split: Option<Merge>,
     pub subcommands: &'static [Command],
     pub group: &'static str,
@@ -136,7 +139,7 @@ impl Command {
         self
     }
     /// Keys found by `f` over argv (indexes; out-of-range ones are ignored).
-    pub const fn find_keys(mut self, f: fn(&[Bytes]) -> Vec<usize>) -> Command {
+    pub const fn find_keys(mut self, f: KeyFinder) -> Command {
         self.find_keys = Some(f);
         self
     }
@@ -445,18 +448,30 @@ pub mod args {
         use crate::storage::long_double::LongDouble;
         let not_float = || Reply::err("ERR timeout is not a float or out of range");
         let secs: f64 = match LongDouble::parse(b).ok_or_else(not_float)? {
+            // Decimal through Rust's parser; what it refuses (hex floats) through C's
+            // strtod rules, which the string already passed as a whole.
             LongDouble::Finite { .. } => std::str::from_utf8(b)
                 .ok()
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(not_float)?,
-            _ => return Err(Reply::err("ERR timeout is out of range")),
+                .unwrap_or_else(|| crate::storage::zset::strtod(b).0),
+            LongDouble::Inf { neg } => {
+                if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                }
+            }
+            LongDouble::NaN => return Err(not_float()),
         };
-        // (long long)(ftval * 1000.0): truncation toward zero, so -0.0001 is 0.
+        // (long long)(ftval * 1000.0): truncation toward zero, so -0.0001 is 0; on x86
+        // a value beyond the range of long long (inf included) becomes LLONG_MIN,
+        // which Redis then reports as negative.
         let ms = (secs * 1000.0).trunc();
-        if ms < 0.0 {
+        if !(0.0..9.223_372_036_854_776e18).contains(&ms) {
             return Err(Reply::err("ERR timeout is negative"));
         }
-        if ms >= i64::MAX as f64 / 2.0 {
+        let ms = ms as i64;
+        if ms > i64::MAX - crate::shard::now_ms() as i64 {
             return Err(Reply::err("ERR timeout is out of range"));
         }
         Ok(ms as u64)
@@ -476,5 +491,61 @@ pub mod args {
             return Err(errors::not_float());
         }
         Ok(v)
+    }
+
+    /// A SCAN-family cursor, parsed as Redis's `parseScanCursorOrReply` (`strtoul`:
+    /// an optional sign, a negative value wrapping around, nothing else around the
+    /// digits), or `ERR invalid cursor`.
+    pub fn scan_cursor(b: &[u8]) -> Result<u64, Reply> {
+        let invalid = || Reply::err("ERR invalid cursor");
+        let (neg, digits) = match b.first() {
+            Some(b'-') => (true, &b[1..]),
+            Some(b'+') => (false, &b[1..]),
+            _ => (false, b),
+        };
+        if digits.is_empty() {
+            // strtoul("") parses nothing and ends at the (empty) end: cursor 0; a lone
+            // sign leaves the end on the sign: invalid.
+            return if b.is_empty() { Ok(0) } else { Err(invalid()) };
+        }
+        let mut v: u64 = 0;
+        for &c in digits {
+            if !c.is_ascii_digit() {
+                return Err(invalid());
+            }
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add((c - b'0') as u64))
+                .ok_or_else(invalid)?;
+        }
+        Ok(if neg { v.wrapping_neg() } else { v })
+    }
+
+    /// SSCAN / HSCAN / ZSCAN options from `argv[3..]` (Redis 7.0's
+    /// `scanGenericCommand` on a key): `COUNT n` (n >= 1), `MATCH pattern`; anything
+    /// else, TYPE included, is a syntax error. Returns (count, pattern), the pattern
+    /// `None` when absent or `*`.
+    pub fn collection_scan_options(
+        argv: &[bytes::Bytes],
+    ) -> Result<(usize, Option<bytes::Bytes>), Reply> {
+        let (mut count, mut pattern) = (10usize, None);
+        let mut i = 3;
+        while i < argv.len() {
+            let more = i + 1 < argv.len();
+            if eq(&argv[i], "count") && more {
+                let n = int(&argv[i + 1])?;
+                if n < 1 {
+                    return Err(errors::syntax());
+                }
+                count = usize::try_from(n).unwrap_or(usize::MAX);
+            } else if eq(&argv[i], "match") && more {
+                let p = argv[i + 1].clone();
+                pattern = if p[..] == b"*"[..] { None } else { Some(p) };
+            } else {
+                return Err(errors::syntax());
+            }
+            i += 2;
+        }
+        Ok((count, pattern))
     }
 }

@@ -26,8 +26,18 @@ pub enum Reply {
     NullArray,
     Array(Vec<Reply>),
     Map(Vec<(Reply, Reply)>),
+    /// Pairs that Redis sends flat in RESP2 and as an array of 2-element arrays in
+    /// RESP3 (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES, ZPOPMIN with a count).
+    Pairs(Vec<(Reply, Reply)>),
+    /// Bytes already encoded, identical in RESP2 and RESP3 (an array of bulk strings):
+    /// lets a command with a huge reply (SRANDMEMBER -100000000) build it as compactly
+    /// as Redis's output buffer does, instead of one `Reply` per element.
+    Raw(Bytes),
     Set(Vec<Reply>),
     Double(f64),
+    /// A double already formatted (Redis's `addReplyHumanLongDouble`: GEOPOS): a bulk
+    /// string in RESP2, a `,` double with exactly this text in RESP3.
+    DoubleText(String),
     Bool(bool),
     BigNumber(String),
     /// Verbatim string with its 3-letter format (`txt`, `mkd`).
@@ -72,6 +82,35 @@ impl Reply {
     }
 
     /// Append this reply's encoding for protocol `proto` (2 or 3) to `out`.
+    /// The reply as a RESP2 client reads it: [`Reply::Pairs`] flattened, a
+    /// [`Reply::Raw`] array of bulk strings unpacked, [`Reply::DoubleText`] as the bulk
+    /// string it is in RESP2, all the way down (for tests and comparisons).
+    pub fn resp2_view(self) -> Reply {
+        match self {
+            Reply::Array(items) => Reply::Array(items.into_iter().map(Reply::resp2_view).collect()),
+            Reply::DoubleText(s) => Reply::Bulk(Bytes::from(s)),
+            Reply::Pairs(p) => Reply::Array(p.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+            Reply::Raw(b) => {
+                // `*n\r\n` then `$len\r\n<len bytes>\r\n` per element.
+                let mut items = Vec::new();
+                let line_end = |from: usize| b[from..].windows(2).position(|w| w == b"\r\n");
+                let mut at = line_end(0).map_or(b.len(), |e| e + 2);
+                while at < b.len() && b[at] == b'$' {
+                    let Some(e) = line_end(at) else { break };
+                    let len: usize = std::str::from_utf8(&b[at + 1..at + e])
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let start = at + e + 2;
+                    let end = (start + len).min(b.len());
+                    items.push(Reply::Bulk(b.slice(start..end)));
+                    at = end + 2;
+                }
+                Reply::Array(items)
+            }
+            other => other,
+        }
+    }
     pub fn encode(&self, proto: u8, out: &mut BytesMut) {
         match self {
             Reply::Status(s) => line(out, b'+', s.as_bytes()),
@@ -103,6 +142,25 @@ impl Reply {
                 );
                 items.iter().for_each(|r| r.encode(proto, out));
             }
+            Reply::Pairs(pairs) => {
+                if proto >= 3 {
+                    int_line(out, b'*', pairs.len() as i64);
+                    for (k, v) in pairs {
+                        out.put_slice(b"*2\r\n");
+                        k.encode(proto, out);
+                        v.encode(proto, out);
+                    }
+                } else {
+                    int_line(out, b'*', 2 * pairs.len() as i64);
+                    for (k, v) in pairs {
+                        k.encode(proto, out);
+                        v.encode(proto, out);
+                    }
+                }
+            }
+            Reply::Raw(b) => out.put_slice(b),
+            Reply::DoubleText(s) if proto >= 3 => line(out, b',', s.as_bytes()),
+            Reply::DoubleText(s) => bulk(out, s.as_bytes()),
             Reply::Map(pairs) => {
                 if proto >= 3 {
                     int_line(out, b'%', pairs.len() as i64);
@@ -167,6 +225,16 @@ fn bulk(out: &mut BytesMut, b: &[u8]) {
     int_line(out, b'$', b.len() as i64);
     out.put_slice(b);
     out.put_slice(b"\r\n");
+}
+
+/// Start a [`Reply::Raw`] array of `n` bulk strings; add each with [`push_raw_bulk`].
+pub fn raw_array_header(n: usize, out: &mut BytesMut) {
+    int_line(out, b'*', n as i64);
+}
+
+/// Append one bulk string to a [`Reply::Raw`] being built.
+pub fn push_raw_bulk(b: &[u8], out: &mut BytesMut) {
+    bulk(out, b);
 }
 
 /// Format a double as Redis's RESP3 `addReplyDouble` does (`%.17g`, `inf`, `-inf`, `nan`).
@@ -240,6 +308,16 @@ mod tests {
         assert_eq!(enc(&Reply::NullArray, 2), "*-1\r\n");
         assert_eq!(enc(&Reply::Null, 3), "_\r\n");
         assert_eq!(enc(&Reply::Double(1.5), 3), ",1.5\r\n");
+        let pairs = Reply::Pairs(vec![(Reply::bulk_str("a"), Reply::Double(1.0))]);
+        assert_eq!(enc(&pairs, 2), "*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+        assert_eq!(enc(&pairs, 3), "*1\r\n*2\r\n$1\r\na\r\n,1\r\n");
+        let mut raw = BytesMut::new();
+        raw_array_header(2, &mut raw);
+        push_raw_bulk(b"x", &mut raw);
+        push_raw_bulk(b"", &mut raw);
+        let raw = Reply::Raw(raw.freeze());
+        assert_eq!(enc(&raw, 2), "*2\r\n$1\r\nx\r\n$0\r\n\r\n");
+        assert_eq!(enc(&raw, 3), enc(&raw, 2));
         assert_eq!(enc(&Reply::Double(f64::INFINITY), 2), "$3\r\ninf\r\n");
         assert_eq!(
             enc(&Reply::Verbatim("txt", Bytes::from_static(b"hi")), 3),

@@ -82,7 +82,8 @@ fn run_handler(
     };
     // WATCH: a write that changed something touches the watched keys it wrote.
     // (Checked in this order so the common case, nobody watching, costs one test.)
-    let watched = if !shard.watches.is_empty() && cmd.is_write() {
+    // (PFCOUNT is read-only but rewrites its cached count, which Redis signals.)
+    let watched = if !shard.watches.is_empty() && (cmd.is_write() || cmd.name == "pfcount") {
         watched_args(shard, cmd, db, argv, now_ms)
     } else {
         Vec::new()
@@ -92,7 +93,7 @@ fn run_handler(
     ctx.no_touch = no_touch;
     let reply = guarded(cmd, || f(&mut ctx, argv));
     if !watched.is_empty() && shard.dirty() != dirty_before && !reply.is_error() {
-        touch_watched(shard, cmd, db, argv, &watched);
+        touch_watched(shard, cmd, db, argv, &watched, &reply);
     }
     reply
 }
@@ -121,14 +122,24 @@ fn watched_args(
 /// Bump the versions of the watched keys a write command modified, with Redis's
 /// per-command precision: DEL / UNLINK touch only keys that existed; COPY and BITOP
 /// only their destination (COPY's in its DB option's database); MOVE its key in both
-/// databases; every other write all the keys it names.
+/// databases; the STORE forms of set / sorted-set / geo / SORT commands only their
+/// destination; the pops over several keys only the key they popped from (the first
+/// element of their reply); every other write all the keys it names.
 fn touch_watched(
     shard: &mut Shard,
     cmd: &Command,
     db: usize,
     argv: &[Bytes],
     watched: &[(usize, bool)],
+    reply: &Reply,
 ) {
+    let popped = match reply {
+        Reply::Array(items) => match items.first() {
+            Some(Reply::Bulk(k)) => Some(k.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
     let db_arg = |b: &[u8]| {
         crate::protocol::parse::parse_i64(b)
             .filter(|&n| n >= 0)
@@ -139,6 +150,13 @@ fn touch_watched(
         match cmd.name {
             "del" | "unlink" if !existed => {}
             "bitop" | "copy" if k != 2 => {}
+            "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore"
+            | "zdiffstore" | "zrangestore" | "geosearchstore"
+                if k != 1 => {}
+            "sort" | "georadius" | "georadiusbymember" if k == 1 => {}
+            "lmpop" | "blmpop" | "blpop" | "brpop" | "zmpop" | "bzmpop" | "bzpopmin"
+            | "bzpopmax"
+                if popped.as_deref() != Some(&key[..]) => {}
             "copy" => {
                 let dst_db = argv
                     .iter()
@@ -347,7 +365,11 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                 Target::Many => {
                     flush(shards, &mut pending, &mut replies, &caller).await;
                     let start = Instant::now();
-                    let reply = run_multi_shard_tx(shards, cmd, db, &argv, no_touch).await;
+                    let reply = if matches!(cmd.name, "sort" | "sort_ro") {
+                        crate::runtime::sort::sort_across_shards(shards, cmd, db, &argv).await
+                    } else {
+                        run_multi_shard_tx(shards, cmd, db, &argv, no_touch).await
+                    };
                     record(
                         &mut shards.local.borrow_mut(),
                         cmd,
@@ -446,6 +468,12 @@ enum Target {
 fn target_shard(cmd: &Command, argv: &[Bytes], shards: &Shards) -> Target {
     if shards.count() == 1 {
         return Target::One(shards.local_id);
+    }
+    // SORT's BY / GET patterns may name keys on any shard.
+    if matches!(cmd.name, "sort" | "sort_ro")
+        && crate::runtime::sort::reaches_other_keys(shards, argv)
+    {
+        return Target::Many;
     }
     let idx = cmd.key_indexes(argv);
     let Some(&first) = idx.first() else {

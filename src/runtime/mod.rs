@@ -12,6 +12,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod hop;
 pub mod slots;
+pub mod sort;
 pub mod transaction;
 
 pub use hop::{ServerInfo, Shards};

@@ -1,0 +1,165 @@
+//! SORT whose BY / GET patterns name keys, on a server with several shards.
+//!
+//! The keys a pattern names depend on the data (`BY weight_*` names one key per
+//! element), so they cannot be routed up front like other multi-key commands. Plan:
+//! hold every shard (one transaction, as FLUSHALL does), read the sorted key's elements
+//! on its shard, then run the pure sort (`commands::sort::sort_elements`) here over a
+//! lookup that answers from keys fetched so far and records the ones it missed; fetch
+//! those from their shards (one hop per shard) and run it again, until nothing is
+//! missing (BY lookups first, then GET lookups for the rows LIMIT keeps: at most a few
+//! rounds). STORE writes the result on the destination's shard before the shards are
+//! released, so the whole command is atomic, as in Redis.
+//!
+//! Inside MULTI, SORT runs on its key's shard and its patterns see that shard's keys
+//! only (listed as a known difference in the README).
+
+use crate::commands::sort::{self, Elements, SortLookup, SortOptions};
+use crate::commands::{Command, Ctx};
+use crate::protocol::Reply;
+use crate::runtime::transaction::Tx;
+use crate::runtime::Shards;
+use crate::shard::Shard;
+use crate::storage::Value;
+use bytes::Bytes;
+use std::collections::HashMap;
+
+/// A key a pattern names, and the hash field when the pattern has `->field`.
+type Wanted = (Vec<u8>, Option<Vec<u8>>);
+
+/// True if this SORT must take the all-shards path: several shards, and a pattern that
+/// names keys (BY with `*`, or GET other than `#`).
+pub fn reaches_other_keys(shards: &Shards, argv: &[Bytes]) -> bool {
+    if shards.count() == 1 {
+        return false;
+    }
+    let readonly = argv[0].eq_ignore_ascii_case(b"sort_ro");
+    match SortOptions::parse(argv, readonly) {
+        Ok(o) => (o.by.is_some() && !o.dontsort) || o.gets.iter().any(|g| &g[..] != b"#"),
+        Err(_) => false,
+    }
+}
+
+/// Answers from `found`; records what it lacks in `missing`.
+struct Fetched<'a> {
+    found: &'a HashMap<Wanted, Option<Vec<u8>>>,
+    missing: Vec<Wanted>,
+}
+
+impl Fetched<'_> {
+    fn get(&mut self, w: Wanted) -> Option<Vec<u8>> {
+        match self.found.get(&w) {
+            Some(v) => v.clone(),
+            None => {
+                self.missing.push(w);
+                None
+            }
+        }
+    }
+}
+
+impl SortLookup for Fetched<'_> {
+    fn string(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get((key.to_vec(), None))
+    }
+    fn hash_field(&mut self, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
+        self.get((key.to_vec(), Some(field.to_vec())))
+    }
+}
+
+/// Run SORT / SORT_RO over all shards (see the module comment).
+pub async fn sort_across_shards(
+    shards: &Shards,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+) -> Reply {
+    let readonly = cmd.name == "sort_ro";
+    let opts = match SortOptions::parse(argv, readonly) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let all: Vec<usize> = (0..shards.count()).collect();
+    let tx = Tx::begin(shards, &all).await;
+    let held = &tx.shards;
+    let key = argv[1].clone();
+    let load_opts = opts.clone();
+    let loaded: Result<Elements, Reply> = held
+        .on(shards.shard_of(&key), move |s: &mut Shard| {
+            let mut ctx = Ctx::new(s, db);
+            match ctx.lookup_read(&key) {
+                None => Ok(Elements::empty()),
+                Some(entry) => {
+                    if let Value::ZSet(z) = &mut entry.value {
+                        if z.encoding() == "listpack" {
+                            z.convert_to_skiplist();
+                        }
+                    }
+                    sort::load(&load_opts, Some(&entry.value))
+                }
+            }
+        })
+        .await;
+    let elements = match loaded {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let mut found: HashMap<Wanted, Option<Vec<u8>>> = HashMap::new();
+    let rows = loop {
+        let mut lookup = Fetched {
+            found: &found,
+            missing: Vec::new(),
+        };
+        let result = sort::sort_elements(&opts, elements.clone(), &mut lookup);
+        let mut missing = lookup.missing;
+        if missing.is_empty() {
+            match result {
+                Ok(rows) => break rows,
+                Err(r) => return r,
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        let mut by_shard: HashMap<usize, Vec<Wanted>> = HashMap::new();
+        for w in missing {
+            by_shard.entry(shards.shard_of(&w.0)).or_default().push(w);
+        }
+        for (sid, wanted) in by_shard {
+            let got = held
+                .on(sid, move |s: &mut Shard| {
+                    let mut ctx = Ctx::new(s, db);
+                    wanted
+                        .into_iter()
+                        .map(|w| {
+                            let v = match &w.1 {
+                                None => ctx.string(&w.0),
+                                Some(f) => ctx.hash_field(&w.0, f),
+                            };
+                            (w, v)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await;
+            found.extend(got);
+        }
+    };
+    let reply = match opts.store.clone() {
+        None => Reply::Array(
+            rows.into_iter()
+                .map(|r| r.map_or(Reply::Null, |v| Reply::Bulk(Bytes::from(v))))
+                .collect(),
+        ),
+        Some(dest) => {
+            held.on(shards.shard_of(&dest), move |s: &mut Shard| {
+                let before = s.dbs[db].dirty;
+                let r = sort::store(&mut Ctx::new(s, db), &dest, rows);
+                if s.dbs[db].dirty != before {
+                    s.watches.touch(db, &dest);
+                }
+                r
+            })
+            .await
+        }
+    };
+    drop(tx);
+    reply
+}
