@@ -28,7 +28,8 @@ pub type Item<'a> = LpEntry<'a>;
 pub enum Hash {
     /// field, value, field, value ... in insertion order.
     Listpack(Listpack),
-    Table(Dict<CompactBytes, CompactBytes>),
+    /// Boxed: the dict header is 88 bytes, a listpack 24, and most hashes are small.
+    Table(Box<Dict<CompactBytes, CompactBytes>>),
 }
 
 /// What [`Hash::set`] did.
@@ -120,7 +121,7 @@ impl Hash {
         for (f, v) in pairs(lp) {
             t.insert(item_bytes(f), item_bytes(v));
         }
-        *self = Hash::Table(t);
+        *self = Hash::Table(Box::new(t));
     }
 
     /// Position of `field`'s entry in a field/value listpack.
@@ -377,7 +378,7 @@ impl Clone for Hash {
                 for (k, v) in t.iter() {
                     c.insert(k.clone(), v.clone());
                 }
-                Hash::Table(c)
+                Hash::Table(Box::new(c))
             }
         }
     }

@@ -654,6 +654,10 @@ impl Listpack {
     fn resize_gap(&mut self, at: usize, old: usize, new: usize) {
         let len = self.buf.len();
         if new > old {
+            // Grow to the exact size, as Redis's lpInsert reallocs: a listpack is small
+            // and long-lived, so doubling would leave up to half of it unused (most of
+            // the memory of a small hash or sorted set).
+            self.buf.reserve_exact(new - old);
             self.buf.resize(len + new - old, 0);
             self.buf.copy_within(at + old..len, at + new);
         } else if new < old {

@@ -22,7 +22,8 @@ const INTSET_ENTRIES_CAP: usize = 1 << 30;
 
 pub enum Set {
     Intset(Intset),
-    Table(Dict<CompactBytes, ()>),
+    /// Boxed: the dict header is 88 bytes, an intset 24, and most sets are small.
+    Table(Box<Dict<CompactBytes, ()>>),
 }
 
 /// One member as stored: intsets hold integers, tables byte strings.
@@ -61,7 +62,7 @@ impl Set {
     pub fn for_member(first: &[u8]) -> Set {
         match parse_i64(first) {
             Some(_) => Set::default(),
-            None => Set::Table(Dict::new()),
+            None => Set::Table(Box::default()),
         }
     }
 
@@ -141,7 +142,7 @@ impl Set {
             for v in s.iter() {
                 d.insert(CompactBytes::new(buf.format(v).as_bytes()), ());
             }
-            *self = Set::Table(d);
+            *self = Set::Table(Box::new(d));
         }
     }
 
@@ -211,7 +212,7 @@ impl Clone for Set {
                 for (k, _) in d.iter() {
                     copy.insert(k.clone(), ());
                 }
-                Set::Table(copy)
+                Set::Table(Box::new(copy))
             }
         }
     }
