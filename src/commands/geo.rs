@@ -794,13 +794,7 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::testing::{argv, shard};
-    use crate::shard::Shard;
-
-    /// Run a handler and look at its reply as a RESP2 client does.
-    fn run(s: &mut Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, args: &[&str]) -> Reply {
-        crate::commands::testing::run(s, f, args).resp2_view()
-    }
+    use crate::commands::testing::{argv, run_resp2 as run, shard};
 
     fn bulk(s: &str) -> Reply {
         Reply::bulk_str(s)

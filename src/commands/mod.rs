@@ -299,6 +299,10 @@ pub mod testing {
     pub fn run(s: &mut Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, args: &[&str]) -> Reply {
         f(&mut Ctx::new(s, 0), &argv(args))
     }
+    /// [`run`], with the reply as a RESP2 client reads it ([`Reply::resp2_view`]).
+    pub fn run_resp2(s: &mut Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, args: &[&str]) -> Reply {
+        run(s, f, args).resp2_view()
+    }
 }
 
 /// What a command runs with on its shard.
