@@ -117,7 +117,6 @@ pub async fn block(
         let c = client.borrow();
         (c.db, c.no_touch)
     };
-    let caller = dispatch::caller_of(client);
     shards.local.borrow_mut().stats.blocked_clients += 1;
     let _unblocked = BlockedGuard(shards);
     loop {
@@ -139,7 +138,6 @@ pub async fn block(
                 cmd,
                 argv: argv.clone(),
                 no_touch,
-                caller: caller.clone(),
                 ticket: ticket.clone(),
                 retry_only,
             };
@@ -352,8 +350,10 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
             s.blocking.remove(id);
             continue;
         }
-        let (cmd, argv, no_touch, caller) = (w.cmd, w.argv.clone(), w.no_touch, w.caller.clone());
-        let reply = dispatch::execute(s, cmd, db, &argv, no_touch, &caller, crate::shard::now_ms());
+        let (cmd, argv, no_touch) = (w.cmd, w.argv.clone(), w.no_touch);
+        // Not recorded as another call: Redis counts a blocked command once, when it
+        // first runs (its stats on unblock add time, not calls).
+        let reply = dispatch::run_handler(s, cmd, db, &argv, no_touch, crate::shard::now_ms());
         if found_nothing(cmd, &reply) {
             ticket.set(FREE);
             return;

@@ -69,7 +69,7 @@ pub fn execute(
 
 /// Run a `Shard` command's handler without recording it (a part of a split command:
 /// the whole command is recorded once by its caller).
-fn run_handler(
+pub(crate) fn run_handler(
     shard: &mut Shard,
     cmd: &'static Command,
     db: usize,

@@ -10,7 +10,6 @@
 
 use crate::commands::Command;
 use crate::protocol::Reply;
-use crate::shard::slowlog::Caller;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -62,7 +61,6 @@ pub struct Waiter {
     pub cmd: &'static Command,
     pub argv: Vec<Bytes>,
     pub no_touch: bool,
-    pub caller: Caller,
     pub ticket: Ticket,
     /// Wake the client to retry instead of running the command here.
     pub retry_only: bool,
