@@ -130,3 +130,71 @@ fn set_and_sorted_set_algebra_across_shards() {
         r.cmd(&["LRANGE", "src", "0", "-1"])
     );
 }
+
+#[test]
+fn watch_is_invalidated_only_by_what_redis_modifies() {
+    let shardis = Server::shardis(SHARDS);
+    let redis = Server::redis();
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    let (mut s2, mut r2) = (shardis.raw(), redis.raw());
+    // Each case: setup, the key watched, what the other client runs, then EXEC.
+    let cases: &[(&[&[&str]], &str, &[&str])] = &[
+        // SMOVE of a member the destination already has: only the source changes.
+        (
+            &[&["SADD", "{s}src", "x"], &["SADD", "{s}dst", "x"]],
+            "{s}dst",
+            &["SMOVE", "{s}src", "{s}dst", "x"],
+        ),
+        (
+            &[&["SADD", "{s}src", "y"]],
+            "{s}dst",
+            &["SMOVE", "{s}src", "{s}dst", "y"],
+        ),
+        // STORE forms touch their destination, not their sources.
+        (
+            &[&["SADD", "{s}a", "1"]],
+            "{s}a",
+            &["SUNIONSTORE", "{s}out", "{s}a"],
+        ),
+        (
+            &[&["ZADD", "{z}a", "1", "m"]],
+            "{z}a",
+            &["ZUNIONSTORE", "{z}out", "1", "{z}a"],
+        ),
+        (&[], "{z}out", &["ZUNIONSTORE", "{z}out", "1", "{z}a"]),
+        // A pop over several keys touches the key it popped from only.
+        (
+            &[&["RPUSH", "{l}b", "v"]],
+            "{l}a",
+            &["LMPOP", "2", "{l}a", "{l}b", "LEFT"],
+        ),
+        (
+            &[&["RPUSH", "{l}b", "v"]],
+            "{l}b",
+            &["LMPOP", "2", "{l}a", "{l}b", "LEFT"],
+        ),
+    ];
+    for (setup, watched, other) in cases {
+        for c in [&mut s, &mut r] {
+            c.cmd(&["FLUSHALL"]);
+            for cmd in setup.iter() {
+                c.cmd(cmd);
+            }
+            c.cmd(&["WATCH", watched]);
+        }
+        let (x, y) = (s2.cmd(other), r2.cmd(other));
+        assert_eq!(x, y, "{other:?}");
+        for c in [&mut s, &mut r] {
+            c.cmd(&["MULTI"]);
+            c.cmd(&["PING"]);
+        }
+        let (x, y) = (s.cmd(&["EXEC"]), r.cmd(&["EXEC"]));
+        assert_eq!(
+            x,
+            y,
+            "EXEC after WATCH {watched} and {other:?}: shardis {} redis {}",
+            show(&x),
+            show(&y)
+        );
+    }
+}

@@ -103,7 +103,8 @@ fn writes_other_db(cmd: &Command) -> bool {
     matches!(cmd.name, "move" | "copy")
 }
 
-/// The watched keys among `cmd`'s arguments: (argv index, existed before the command).
+/// The watched keys among `cmd`'s arguments: (argv index, existed before the command;
+/// for SMOVE's destination: already held the member, so SMOVE will not change it).
 fn watched_args(
     shard: &mut Shard,
     cmd: &Command,
@@ -112,11 +113,34 @@ fn watched_args(
     now_ms: u64,
 ) -> Vec<(usize, bool)> {
     let scope = if writes_other_db(cmd) { None } else { Some(db) };
-    cmd.key_indexes(argv)
+    let watched: Vec<usize> = cmd
+        .key_indexes(argv)
         .into_iter()
         .filter(|&k| shard.watches.is_watched(scope, &argv[k]))
-        .map(|k| (k, shard.dbs[db].contains(&argv[k], now_ms)))
+        .collect();
+    watched
+        .into_iter()
+        .map(|k| {
+            if cmd.name == "smove" && k == 2 {
+                let has = match shard_value(shard, db, &argv[2], now_ms) {
+                    Some(crate::storage::Value::Set(set)) => set.contains(&argv[3]),
+                    _ => false,
+                };
+                return (k, has);
+            }
+            (k, shard.dbs[db].contains(&argv[k], now_ms))
+        })
         .collect()
+}
+
+/// The live value at `key`, without touching stats or LRU.
+fn shard_value<'s>(
+    s: &'s mut Shard,
+    db: usize,
+    key: &[u8],
+    now_ms: u64,
+) -> Option<&'s crate::storage::Value> {
+    s.dbs[db].lookup(key, now_ms).map(|e| &e.value)
 }
 
 /// Bump the versions of the watched keys a write command modified, with Redis's
@@ -149,6 +173,8 @@ fn touch_watched(
         let key = &argv[k];
         match cmd.name {
             "del" | "unlink" if !existed => {}
+            // SMOVE touches its destination only if the member was added there.
+            "smove" if k == 2 && existed => {}
             "bitop" | "copy" if k != 2 => {}
             "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore"
             | "zdiffstore" | "zrangestore" | "geosearchstore"
