@@ -11,14 +11,14 @@
 //! ([`parse_score`]): hex floats are accepted, overflow is refused, as Redis does.
 
 use super::{args, errors, Command, Ctx, Exec};
-use crate::protocol::reply::format_double_resp;
+use crate::protocol::reply::{format_double_resp, push_raw_bulk, raw_array_header};
 use crate::protocol::Reply;
 use crate::storage::glob::glob_match;
 use crate::storage::listpack::LpEntry;
 use crate::storage::set::Set;
 use crate::storage::zset::{strtod, AddFlags, Added, LexRange, Limits, ScoreRange, ZSet};
 use crate::storage::Value;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand::Rng;
 use std::collections::HashMap;
 
@@ -336,13 +336,47 @@ fn pairs(items: Vec<(Reply, Reply)>) -> Reply {
     Reply::Pairs(items)
 }
 
-/// Members, with their scores when asked.
-fn members_reply<'a>(items: impl Iterator<Item = (LpEntry<'a>, f64)>, withscores: bool) -> Reply {
+/// Members, with their scores when asked. Members alone are written straight into a
+/// [`Reply::Raw`] array of bulk strings (the same bytes in RESP2 and RESP3), one buffer
+/// instead of a `Reply` and an allocation per member; `count`, when the caller knows
+/// it, lets the header go first so the body is not copied.
+fn members_reply<'a>(
+    items: impl Iterator<Item = (LpEntry<'a>, f64)>,
+    withscores: bool,
+    count: Option<usize>,
+) -> Reply {
     if withscores {
-        pairs(items.map(|(m, s)| (member(m), Reply::Double(s))).collect())
-    } else {
-        Reply::Array(items.map(|(m, _)| member(m)).collect())
+        return pairs(items.map(|(m, s)| (member(m), Reply::Double(s))).collect());
     }
+    let mut body = BytesMut::with_capacity(16 + 16 * count.unwrap_or(8).min(1024));
+    if let Some(n) = count {
+        raw_array_header(n, &mut body);
+    }
+    let mut n = 0usize;
+    for (m, _) in items {
+        n += 1;
+        match m {
+            LpEntry::Str(s) => push_raw_bulk(s, &mut body),
+            LpEntry::Int(i) => push_raw_bulk(itoa::Buffer::new().format(i).as_bytes(), &mut body),
+        }
+    }
+    if count == Some(n) {
+        return Reply::Raw(body.freeze());
+    }
+    // Count unknown (or the iterator ended early): header in front of the body.
+    let body = match count {
+        Some(c) => body.split_off(header_len(c)),
+        None => body,
+    };
+    let mut out = BytesMut::with_capacity(body.len() + 24);
+    raw_array_header(n, &mut out);
+    out.extend_from_slice(&body);
+    Reply::Raw(out.freeze())
+}
+
+/// Bytes of the `*n\r\n` header [`raw_array_header`] writes.
+fn header_len(n: usize) -> usize {
+    itoa::Buffer::new().format(n).len() + 3
 }
 
 /// Pairs that are always nested (ZMPOP / BZMPOP in both protocols).
@@ -730,7 +764,7 @@ fn zrange_generic(
         }
     };
     let Some(dst) = dst else {
-        return members_reply(items, withscores);
+        return members_reply(items, withscores, hint);
     };
     let found: Vec<(Vec<u8>, f64)> = items.map(|(m, s)| (m.to_vec(), s)).collect();
     let lim = limits(ctx);
@@ -1475,13 +1509,8 @@ fn zscan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::testing::shard;
+    use crate::commands::testing::{run_resp2 as run, shard};
     use crate::shard::Shard;
-
-    /// Run a handler and look at its reply as a RESP2 client does.
-    fn run(s: &mut Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, args: &[&str]) -> Reply {
-        crate::commands::testing::run(s, f, args).resp2_view()
-    }
 
     fn bulk(s: &str) -> Reply {
         Reply::bulk_str(s)

@@ -6,12 +6,16 @@
 //! the number of level-0 steps a forward link jumps). Levels are drawn with p = 1/4 up
 //! to 32, as Redis draws them.
 //!
-//! The one idea to hold: nodes live in an arena (`Vec<Node>`) and link to each other by
-//! index, so the structure is plain safe Rust with no `Rc` and no `unsafe`. The header is
-//! not a node: [`HEAD`] names it, and `link`/`link_mut` read its levels from `head`. A
-//! freed slot goes on a free list and is reused by the next insert; when most slots are
-//! free the arena is rebuilt in list order (O(n), amortised over the deletes that made
-//! the holes), so memory follows the set's size.
+//! The one idea to hold: nodes live in arenas (`Vec<Node>`) and link to each other by
+//! index, so the structure is plain safe Rust with no `Rc` and no `unsafe`. There is one
+//! arena per height class (1, 2, 3 or more levels) and a [`NodeId`] carries its class
+//! in its top bits: a search spends most of its steps on the upper levels, which only
+//! tall nodes have, so keeping those nodes dense (as a size-class allocator keeps
+//! Redis's) keeps a search's cache and TLB footprint small. The header is not a node:
+//! [`HEAD`] names it, and `link`/`link_mut` read its levels from `head`. A freed slot
+//! goes on its arena's free list and is reused by the next insert of that class; when
+//! most slots are free the arenas are rebuilt in list order (O(n), amortised over the
+//! deletes that made the holes), so memory follows the set's size.
 
 use super::CompactBytes;
 use std::cmp::Ordering;
@@ -26,6 +30,19 @@ pub type NodeId = u32;
 const NIL: u32 = u32::MAX;
 /// The header, as a link source.
 const HEAD: u32 = u32::MAX - 1;
+/// A node id is `class << CLASS_SHIFT | index in that class's arena`; class 3 is left
+/// to NIL and HEAD.
+const CLASS_SHIFT: u32 = 30;
+const INDEX_MASK: u32 = (1 << CLASS_SHIFT) - 1;
+/// Height classes: 1 level, 2 levels, 3 or more.
+const CLASSES: usize = 3;
+
+fn class_of(level: usize) -> usize {
+    level.min(CLASSES) - 1
+}
+fn split(id: u32) -> (usize, usize) {
+    ((id >> CLASS_SHIFT) as usize, (id & INDEX_MASK) as usize)
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Link {
@@ -37,37 +54,44 @@ struct Link {
 
 const NO_LINK: Link = Link { next: NIL, span: 0 };
 
-/// A node's forward links: three nodes in four have one level, so that case is kept
-/// inline.
+/// A node's forward links: fifteen nodes in sixteen have one or two levels, so those
+/// are kept inline (a search step to such a node reads one cache line, not two); taller
+/// nodes, few enough to stay cached, keep theirs on the heap.
 #[derive(Clone, Debug)]
 enum Links {
     One(Link),
+    Two([Link; 2]),
     Many(Box<[Link]>),
 }
 
 impl Links {
     fn new(level: usize) -> Links {
-        if level == 1 {
-            Links::One(NO_LINK)
-        } else {
-            Links::Many(vec![NO_LINK; level].into_boxed_slice())
+        match level {
+            1 => Links::One(NO_LINK),
+            2 => Links::Two([NO_LINK; 2]),
+            _ => Links::Many(vec![NO_LINK; level].into_boxed_slice()),
         }
     }
     fn as_slice(&self) -> &[Link] {
         match self {
             Links::One(l) => std::slice::from_ref(l),
+            Links::Two(ls) => ls,
             Links::Many(ls) => ls,
         }
     }
     fn as_mut_slice(&mut self) -> &mut [Link] {
         match self {
             Links::One(l) => std::slice::from_mut(l),
+            Links::Two(ls) => ls,
             Links::Many(ls) => ls,
         }
     }
 }
 
+/// 64 bytes, aligned to 64: one node is one cache line, so a search step that reads a
+/// node's score, member and (inline) links misses the cache once.
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 struct Node {
     member: CompactBytes,
     score: f64,
@@ -76,11 +100,14 @@ struct Node {
     links: Links,
 }
 
+const _: () = assert!(std::mem::size_of::<Node>() == 64);
+
 #[derive(Clone)]
 pub struct SkipList {
-    nodes: Vec<Node>,
-    /// Freed arena slots, reused by inserts.
-    free: Vec<u32>,
+    /// One arena per height class (see the module comment).
+    nodes: [Vec<Node>; CLASSES],
+    /// Freed arena slots (node ids), per class, reused by inserts.
+    free: [Vec<u32>; CLASSES],
     head: [Link; MAX_LEVEL],
     tail: u32,
     /// Levels in use (at least 1).
@@ -130,8 +157,8 @@ pub fn cmp_entries(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
 impl SkipList {
     pub fn new() -> SkipList {
         SkipList {
-            nodes: Vec::new(),
-            free: Vec::new(),
+            nodes: Default::default(),
+            free: Default::default(),
             head: [NO_LINK; MAX_LEVEL],
             tail: NIL,
             level: 1,
@@ -150,23 +177,27 @@ impl SkipList {
 
     /// Approximate heap bytes owned (arena, spilled links, long members), in O(1).
     pub fn heap_size(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>() + self.free.capacity() * 4 + self.extra
+        let arenas: usize = self.nodes.iter().map(Vec::capacity).sum();
+        let free: usize = self.free.iter().map(Vec::capacity).sum();
+        arenas * std::mem::size_of::<Node>() + free * 4 + self.extra
     }
 
     /// Heap bytes a node owns beyond its arena slot.
     fn node_extra(n: &Node) -> usize {
         let links = match &n.links {
-            Links::One(_) => 0,
+            Links::One(_) | Links::Two(_) => 0,
             Links::Many(ls) => ls.len() * std::mem::size_of::<Link>(),
         };
         links + n.member.heap_size()
     }
 
     fn node(&self, id: u32) -> &Node {
-        &self.nodes[id as usize]
+        let (c, i) = split(id);
+        &self.nodes[c][i]
     }
     fn node_mut(&mut self, id: u32) -> &mut Node {
-        &mut self.nodes[id as usize]
+        let (c, i) = split(id);
+        &mut self.nodes[c][i]
     }
     fn link(&self, x: u32, i: usize) -> Link {
         if x == HEAD {
@@ -179,7 +210,7 @@ impl SkipList {
         if x == HEAD {
             &mut self.head[i]
         } else {
-            &mut self.nodes[x as usize].links.as_mut_slice()[i]
+            &mut self.node_mut(x).links.as_mut_slice()[i]
         }
     }
     fn opt(id: u32) -> Option<NodeId> {
@@ -234,16 +265,22 @@ impl SkipList {
 
     fn alloc(&mut self, node: Node) -> u32 {
         self.extra += Self::node_extra(&node);
-        match self.free.pop() {
+        let class = class_of(node.links.as_slice().len());
+        match self.free[class].pop() {
             Some(id) => {
-                self.nodes[id as usize] = node;
+                *self.node_mut(id) = node;
                 id
             }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
+            None => Self::push_node(&mut self.nodes[class], class, node),
         }
+    }
+
+    /// Append `node` to `arena` (of height class `class`); returns its id.
+    fn push_node(arena: &mut Vec<Node>, class: usize, node: Node) -> u32 {
+        let index = arena.len();
+        assert!(index <= INDEX_MASK as usize, "skiplist arena full");
+        arena.push(node);
+        (class as u32) << CLASS_SHIFT | index as u32
     }
 
     fn release(&mut self, id: u32) -> CompactBytes {
@@ -251,13 +288,21 @@ impl SkipList {
         let n = self.node_mut(id);
         n.links = Links::One(NO_LINK);
         let member = std::mem::replace(&mut n.member, CompactBytes::new(b""));
-        self.free.push(id);
+        self.free[split(id).0].push(id);
         member
     }
 
-    /// True when `x`'s entry sorts before (score, member).
-    fn before(&self, x: u32, score: f64, member: &[u8]) -> bool {
-        let n = self.node(x);
+    /// Freed arena slots, all classes.
+    fn free_slots(&self) -> usize {
+        self.free.iter().map(Vec::len).sum()
+    }
+
+    /// True when link `l` leads to a node that sorts before (score, member).
+    fn leads_before(&self, l: Link, score: f64, member: &[u8]) -> bool {
+        if l.next == NIL {
+            return false;
+        }
+        let n = self.node(l.next);
         n.score < score || (n.score == score && n.member.as_slice() < member)
     }
 
@@ -271,7 +316,7 @@ impl SkipList {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
                 let l = self.link(x, i);
-                if l.next != NIL && self.before(l.next, score, member) {
+                if self.leads_before(l, score, member) {
                     rank[i] += l.span;
                     x = l.next;
                 } else {
@@ -320,7 +365,20 @@ impl SkipList {
 
     /// For each level, the last node before (score, member).
     fn path_to(&self, score: f64, member: &[u8]) -> [u32; MAX_LEVEL] {
-        self.path_while(|n| self.before(n, score, member))
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if self.leads_before(l, score, member) {
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        update
     }
 
     /// For each level, the last node for which `before` holds (it must hold for a
@@ -530,7 +588,8 @@ impl SkipList {
 
     /// Rebuild the arena in list order once most of its slots are free.
     fn maybe_compact(&mut self) {
-        if self.free.len() < 64 || self.free.len() < 2 * self.len {
+        let free = self.free_slots();
+        if free < 64 || free < 2 * self.len {
             return;
         }
         if self.len == 0 {
@@ -540,17 +599,35 @@ impl SkipList {
             };
             return;
         }
-        let mut new_id = vec![NIL; self.nodes.len()];
-        for (i, id) in self.iter().enumerate() {
-            new_id[id as usize] = i as u32;
+        // New ids: each class's nodes renumbered in list order.
+        let mut new_id: [Vec<u32>; CLASSES] = Default::default();
+        for (c, arena) in self.nodes.iter().enumerate() {
+            new_id[c] = vec![NIL; arena.len()];
         }
-        let map = |id: u32| if id == NIL { NIL } else { new_id[id as usize] };
+        let mut counts = [0u32; CLASSES];
         let order: Vec<u32> = self.iter().collect();
+        for &id in &order {
+            let (c, i) = split(id);
+            new_id[c][i] = (c as u32) << CLASS_SHIFT | counts[c];
+            counts[c] += 1;
+        }
+        let map = |id: u32| {
+            if id == NIL {
+                NIL
+            } else {
+                let (c, i) = split(id);
+                new_id[c][i]
+            }
+        };
         let mut old = std::mem::take(&mut self.nodes);
-        let mut nodes = Vec::with_capacity(self.len);
+        let mut nodes: [Vec<Node>; CLASSES] = Default::default();
+        for (c, arena) in nodes.iter_mut().enumerate() {
+            arena.reserve_exact(counts[c] as usize);
+        }
         for id in order {
+            let (c, i) = split(id);
             let mut n = std::mem::replace(
-                &mut old[id as usize],
+                &mut old[c][i],
                 Node {
                     member: CompactBytes::new(b""),
                     score: 0.0,
@@ -562,14 +639,14 @@ impl SkipList {
             for l in n.links.as_mut_slice() {
                 l.next = map(l.next);
             }
-            nodes.push(n);
+            nodes[c].push(n);
         }
         for l in self.head.iter_mut() {
             l.next = map(l.next);
         }
         self.tail = map(self.tail);
         self.nodes = nodes;
-        self.free = Vec::new();
+        self.free = Default::default();
     }
 
     /// Check every invariant (tests): order, spans, back links, length, tail.
@@ -577,9 +654,15 @@ impl SkipList {
     pub fn check(&self) {
         let ids: Vec<u32> = self.iter().collect();
         assert_eq!(ids.len(), self.len);
-        let mut pos = vec![usize::MAX; self.nodes.len()];
+        let mut pos = std::collections::HashMap::new();
         for (i, &id) in ids.iter().enumerate() {
-            pos[id as usize] = i + 1;
+            let (c, _) = split(id);
+            assert_eq!(
+                c,
+                class_of(self.node(id).links.as_slice().len()),
+                "height class"
+            );
+            pos.insert(id, i + 1);
             if i > 0 {
                 let p = ids[i - 1];
                 assert_eq!(self.node(id).prev, p);
@@ -605,8 +688,9 @@ impl SkipList {
                 if l.next == NIL {
                     break;
                 }
-                let to = pos[l.next as usize];
+                let to = pos[&l.next];
                 assert_eq!(to - at, l.span as usize, "span at level {i}");
+
                 at = to;
                 x = l.next;
             }
@@ -718,7 +802,7 @@ mod tests {
         let n = l.remove_rank_range(10, 4900, |_| {});
         assert_eq!(n, 4891);
         l.check();
-        assert!(l.nodes.len() < 1000);
+        assert!(l.nodes.iter().map(Vec::len).sum::<usize>() < 1000);
         assert_eq!(l.len(), 109);
         for (i, id) in l.iter().enumerate() {
             assert_eq!(l.rank(l.score(id), l.member(id)), i + 1);

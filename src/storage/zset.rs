@@ -833,8 +833,9 @@ impl ZSet {
         let ZSet::SkipList(z) = self else {
             unreachable!("converted above")
         };
-        match z.dict.get(member).copied() {
-            Some(cur) => {
+        match z.dict.get_mut(member) {
+            Some(slot) => {
+                let cur = *slot;
                 let new = match existing(cur) {
                     Ok(n) => n,
                     Err(a) => return a,
@@ -842,10 +843,8 @@ impl ZSet {
                 if new == cur {
                     return Added::Same(new);
                 }
+                *slot = new;
                 z.list.update_score(cur, member, new);
-                if let Some(s) = z.dict.get_mut(member) {
-                    *s = new;
-                }
                 Added::Updated(new)
             }
             None if flags.xx => Added::Skipped,
