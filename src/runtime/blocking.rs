@@ -46,9 +46,9 @@ const PEER_CHECK: Duration = Duration::from_millis(100);
 
 static NEXT_WAITER: AtomicU64 = AtomicU64::new(1);
 
-/// True for the commands that block when they find nothing.
+/// True for the commands that block when they find nothing (all named B...).
 pub fn is_blocking(cmd: &Command) -> bool {
-    cmd.has_flag("blocking")
+    cmd.name.starts_with('b') && cmd.has_flag("blocking")
 }
 
 /// The reply a blocking command gives when nothing could be served.
