@@ -131,6 +131,9 @@ fn set_and_sorted_set_algebra_across_shards() {
     );
 }
 
+/// Setup commands, the key watched, and what the other client runs.
+type WatchCase<'a> = (&'a [&'a [&'a str]], &'a str, &'a [&'a str]);
+
 #[test]
 fn watch_is_invalidated_only_by_what_redis_modifies() {
     let shardis = Server::shardis(SHARDS);
@@ -138,7 +141,7 @@ fn watch_is_invalidated_only_by_what_redis_modifies() {
     let (mut s, mut r) = (shardis.raw(), redis.raw());
     let (mut s2, mut r2) = (shardis.raw(), redis.raw());
     // Each case: setup, the key watched, what the other client runs, then EXEC.
-    let cases: &[(&[&[&str]], &str, &[&str])] = &[
+    let cases: &[WatchCase] = &[
         // SMOVE of a member the destination already has: only the source changes.
         (
             &[&["SADD", "{s}src", "x"], &["SADD", "{s}dst", "x"]],
