@@ -1091,6 +1091,32 @@ fn zrandmember(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 /// random order); a positive one gives distinct members: the whole set (from the
 /// highest score down, as Redis walks it) when it asks for as many, else a random
 /// subset.
+/// ZRANDMEMBER key -count: members drawn with repetition, encoded as they are drawn
+/// (a few bytes each, like SRANDMEMBER's; no per-draw allocation, so a huge count is
+/// bounded by the reply size, as Redis's output buffer bounds it).
+fn random_members_raw(ctx: &mut Ctx, key: &[u8], count: u64) -> Reply {
+    use crate::commands::set::MAX_RANDOM_REPLY_BYTES;
+    use crate::protocol::reply::{push_raw_bulk, raw_array_header};
+    let members: Vec<Vec<u8>> = match peek(ctx, key) {
+        Some(z) => z.iter(false).map(|(m, _)| m.to_vec()).collect(),
+        None => return Reply::Array(vec![]),
+    };
+    let mut body = bytes::BytesMut::new();
+    for _ in 0..count {
+        let i = ctx.shard.rng.gen_range(0..members.len());
+        push_raw_bulk(&members[i], &mut body);
+        if body.len() > MAX_RANDOM_REPLY_BYTES {
+            return Reply::error(format!(
+                "ERR reply too large: more than {MAX_RANDOM_REPLY_BYTES} bytes"
+            ));
+        }
+    }
+    let mut out = bytes::BytesMut::with_capacity(body.len() + 24);
+    raw_array_header(count as usize, &mut out);
+    out.extend_from_slice(&body);
+    Reply::Raw(out.freeze())
+}
+
 fn zrandmember_count(ctx: &mut Ctx, key: &[u8], l: i64, withscores: bool) -> Reply {
     let size = match read(ctx, key) {
         Err(e) => return e,
@@ -1101,6 +1127,9 @@ fn zrandmember_count(ctx: &mut Ctx, key: &[u8], l: i64, withscores: bool) -> Rep
     let unique = l >= 0;
     if count == 0 {
         return Reply::Array(vec![]);
+    }
+    if !unique && !withscores {
+        return random_members_raw(ctx, key, count);
     }
     let wanted = if unique {
         count.min(size as u64)
@@ -2018,10 +2047,11 @@ mod tests {
             ),
             Reply::err("ERR value is out of range")
         );
-        assert_eq!(
-            run(&mut s, zrandmember, &["zrandmember", "z", "-99999999999"]),
-            Reply::err("ERR value is out of range")
-        );
+        // Repetition without scores: any count, built as bytes.
+        match run(&mut s, zrandmember, &["zrandmember", "z", "-5000"]) {
+            Reply::Array(v) => assert_eq!(v.len(), 5000),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             run(&mut s, zrandmember, &["zrandmember", "nokey"]),
             Reply::Null
