@@ -365,12 +365,21 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
         return Reply::err("ERR value is out of range");
     }
+    // Drawn with repetition, each element takes at least 6 bytes of reply (`$0\r\n\r\n`),
+    // 12 with its value: a count beyond the reply cap is refused before drawing, so no
+    // count can keep the shard busy for long.
+    let min_bytes = if with_values { 12 } else { 6 };
+    let cap = crate::commands::set::MAX_RANDOM_REPLY_BYTES as u64;
+    let too_large = count < 0 && count.unsigned_abs().saturating_mul(min_bytes) > cap;
     with_rng(ctx, |ctx, rng| {
         let h = match read(ctx, &argv[1]) {
             Err(e) => return e,
             Ok(None) => return Reply::Array(Vec::new()),
             Ok(Some(h)) => h,
         };
+        if too_large {
+            return Reply::error(format!("ERR reply too large: more than {cap} bytes"));
+        }
         if with_values {
             // Flat in RESP2, [field, value] arrays in RESP3.
             let mut pairs = Vec::new();
@@ -381,12 +390,23 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         }
         // Fields only: encoded as they are drawn, so a huge count costs what Redis's
         // output buffer costs (a few bytes per field), not a `Reply` per field.
+        use crate::commands::set::MAX_RANDOM_REPLY_BYTES;
         let mut n = 0usize;
         let mut body = bytes::BytesMut::new();
+        let mut too_large = false;
         h.random_pairs(rng, count.unsigned_abs(), count >= 0, |f, _| {
+            if body.len() > MAX_RANDOM_REPLY_BYTES {
+                too_large = true;
+                return;
+            }
             n += 1;
             crate::protocol::reply::push_raw_bulk(&f.to_vec(), &mut body);
         });
+        if too_large {
+            return Reply::error(format!(
+                "ERR reply too large: more than {MAX_RANDOM_REPLY_BYTES} bytes"
+            ));
+        }
         let mut out = bytes::BytesMut::with_capacity(body.len() + 16);
         crate::protocol::reply::raw_array_header(n, &mut out);
         out.extend_from_slice(&body);

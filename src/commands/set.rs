@@ -416,6 +416,10 @@ fn random_picks(s: &mut Set, count: u64, rng: &mut SmallRng) -> Result<Reply, Re
             "ERR reply too large: more than {MAX_RANDOM_REPLY_BYTES} bytes"
         ))
     };
+    if count.saturating_mul(6) > MAX_RANDOM_REPLY_BYTES as u64 {
+        // Each element is at least `$0\r\n\r\n`: refused before drawing.
+        return Err(too_large());
+    }
     let mut body = bytes::BytesMut::new();
     let mut n = 0usize;
     if count >= s.len() as u64 {

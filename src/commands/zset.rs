@@ -1101,6 +1101,12 @@ fn random_members_raw(ctx: &mut Ctx, key: &[u8], count: u64) -> Reply {
         Some(z) => z.iter(false).map(|(m, _)| m.to_vec()).collect(),
         None => return Reply::Array(vec![]),
     };
+    if count.saturating_mul(6) > MAX_RANDOM_REPLY_BYTES as u64 {
+        // Each element is at least `$0\r\n\r\n`: refused before drawing.
+        return Reply::error(format!(
+            "ERR reply too large: more than {MAX_RANDOM_REPLY_BYTES} bytes"
+        ));
+    }
     let mut body = bytes::BytesMut::new();
     for _ in 0..count {
         let i = ctx.shard.rng.gen_range(0..members.len());
