@@ -368,9 +368,13 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     // Drawn with repetition, each element takes at least 6 bytes of reply (`$0\r\n\r\n`),
     // 12 with its value: a count beyond the reply cap is refused before drawing, so no
     // count can keep the shard busy for long.
+    // With values each pair is a `Reply` (about 100 bytes in memory), so those are
+    // capped at 2^24 pairs, as ZRANDMEMBER WITHSCORES is.
     let min_bytes = if with_values { 12 } else { 6 };
     let cap = crate::commands::set::MAX_RANDOM_REPLY_BYTES as u64;
-    let too_large = count < 0 && count.unsigned_abs().saturating_mul(min_bytes) > cap;
+    let too_large = count < 0
+        && (count.unsigned_abs().saturating_mul(min_bytes) > cap
+            || (with_values && count.unsigned_abs() > 1 << 24));
     with_rng(ctx, |ctx, rng| {
         let h = match read(ctx, &argv[1]) {
             Err(e) => return e,
