@@ -196,10 +196,13 @@ async fn wait(
         Deadline,
         Tick,
     }
-    let mut deadline = deadline;
     loop {
+        // Past the deadline but a shard held the claim: look again in a millisecond
+        // (its attempt is synchronous, so it has either replied or given the claim
+        // back by then).
         let tick = PEER_CHECK
-            .min(deadline.map_or(PEER_CHECK, |d| d.saturating_duration_since(Instant::now())));
+            .min(deadline.map_or(PEER_CHECK, |d| d.saturating_duration_since(Instant::now())))
+            .max(Duration::from_millis(1));
         let woken = async {
             match wake.recv_async().await {
                 Ok(w) => Event::Wake(w),
@@ -224,8 +227,9 @@ async fn wait(
                 if ticket.take(DONE).is_ok() {
                     return Outcome::Reply(timeout_reply(cmd));
                 }
-                // A shard is serving us right now: its reply is on the way.
-                deadline = None;
+                // A shard is trying to serve us right now: either its reply arrives
+                // or, if it found nothing after all, the claim is free again at the
+                // next tick and the timeout takes it then.
             }
             Event::Tick => {
                 if (client.borrow().killed || peer_closed(fd)) && ticket.take(DONE).is_ok() {
