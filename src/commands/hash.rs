@@ -9,9 +9,10 @@
 //! deletes the key. `ctx.db().dirty` moves by what Redis adds to `server.dirty`, and
 //! not at all when nothing changed (HSETNX of a present field).
 
-use super::{args, errors, Command, Ctx, Exec};
+use super::{args, errors, random_reply, Command, Ctx, Exec};
 use crate::config::EncodingLimits;
 use crate::protocol::parse::parse_i64;
+use crate::protocol::reply::RawArray;
 use crate::protocol::Reply;
 use crate::storage::db::Entry;
 use crate::storage::glob::glob_match;
@@ -365,24 +366,24 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
         return Reply::err("ERR value is out of range");
     }
-    // Drawn with repetition, each element takes at least 6 bytes of reply (`$0\r\n\r\n`),
-    // 12 with its value: a count beyond the reply cap is refused before drawing, so no
-    // count can keep the shard busy for long.
-    // With values each pair is a `Reply` (about 100 bytes in memory), so those are
-    // capped at 2^24 pairs, as ZRANDMEMBER WITHSCORES is.
-    let min_bytes = if with_values { 12 } else { 6 };
-    let cap = crate::commands::set::MAX_RANDOM_REPLY_BYTES as u64;
-    let too_large = count < 0
-        && (count.unsigned_abs().saturating_mul(min_bytes) > cap
-            || (with_values && count.unsigned_abs() > 1 << 24));
+    // Drawn with repetition: each field takes at least 6 bytes of reply, so a count
+    // beyond the reply cap is refused before drawing. With values each pair is a
+    // `Reply` (about 100 bytes in memory), so those are capped at 2^24 pairs (well
+    // within the byte cap), as ZRANDMEMBER WITHSCORES is.
+    let refused = match (count < 0, with_values) {
+        (false, _) => Ok(()),
+        (true, true) if count.unsigned_abs() > 1 << 24 => Err(random_reply::too_large()),
+        (true, true) => Ok(()),
+        (true, false) => random_reply::check(count.unsigned_abs(), 6),
+    };
     with_rng(ctx, |ctx, rng| {
         let h = match read(ctx, &argv[1]) {
             Err(e) => return e,
             Ok(None) => return Reply::Array(Vec::new()),
             Ok(Some(h)) => h,
         };
-        if too_large {
-            return Reply::error(format!("ERR reply too large: more than {cap} bytes"));
+        if let Err(e) = refused {
+            return e;
         }
         if with_values {
             // Flat in RESP2, [field, value] arrays in RESP3.
@@ -394,27 +395,22 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         }
         // Fields only: encoded as they are drawn, so a huge count costs what Redis's
         // output buffer costs (a few bytes per field), not a `Reply` per field.
-        use crate::commands::set::MAX_RANDOM_REPLY_BYTES;
-        let mut n = 0usize;
-        let mut body = bytes::BytesMut::new();
+        let mut out = RawArray::new();
         let mut too_large = false;
         h.random_pairs(rng, count.unsigned_abs(), count >= 0, |f, _| {
-            if body.len() > MAX_RANDOM_REPLY_BYTES {
+            if out.byte_len() > random_reply::MAX_BYTES {
                 too_large = true;
                 return;
             }
-            n += 1;
-            crate::protocol::reply::push_raw_bulk(&f.to_vec(), &mut body);
+            match f {
+                LpEntry::Str(s) => out.push(s),
+                LpEntry::Int(i) => out.push_int(i),
+            }
         });
         if too_large {
-            return Reply::error(format!(
-                "ERR reply too large: more than {MAX_RANDOM_REPLY_BYTES} bytes"
-            ));
+            return random_reply::too_large();
         }
-        let mut out = bytes::BytesMut::with_capacity(body.len() + 16);
-        crate::protocol::reply::raw_array_header(n, &mut out);
-        out.extend_from_slice(&body);
-        Reply::Raw(out.freeze())
+        out.finish()
     })
 }
 

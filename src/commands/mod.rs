@@ -433,6 +433,29 @@ pub mod errors {
     }
 }
 
+/// Replies drawn with repetition (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER with a negative
+/// count): built as bytes while drawing, a few per element like Redis's output buffer,
+/// and capped, since Redis answers any count and one huge count could otherwise take
+/// all the memory or keep a shard busy for hours.
+pub mod random_reply {
+    use crate::protocol::Reply;
+
+    /// Largest reply built.
+    pub const MAX_BYTES: usize = 1 << 31;
+
+    pub fn too_large() -> Reply {
+        Reply::error(format!("ERR reply too large: more than {MAX_BYTES} bytes"))
+    }
+    /// Refuse, before drawing, `count` elements of at least `min_bytes` each (6 for
+    /// `$0\r\n\r\n`) that cannot fit.
+    pub fn check(count: u64, min_bytes: u64) -> Result<(), Reply> {
+        if count.saturating_mul(min_bytes) > MAX_BYTES as u64 {
+            return Err(too_large());
+        }
+        Ok(())
+    }
+}
+
 /// Argument helpers shared by every family.
 pub mod args {
     use super::errors;

@@ -13,12 +13,13 @@
 //!
 //! Huge counts: `SRANDMEMBER key -N` answers N members, as Redis does, encoded as they
 //! are drawn into one buffer (a few bytes per member, like Redis's output buffer; never
-//! allocated from N up front); past [`MAX_RANDOM_REPLY_BYTES`] of reply it answers an
+//! allocated from N up front); past [`random_reply::MAX_BYTES`] of reply it answers an
 //! error instead of exhausting memory (Redis would grow its output buffer until the
 //! client-output-buffer-limit or the OOM killer stops it).
 
-use super::{args, errors, Command, Ctx, Exec};
+use super::{args, errors, random_reply, Command, Ctx, Exec};
 use crate::protocol::parse::parse_i64;
+use crate::protocol::reply::RawArray;
 use crate::protocol::Reply;
 use crate::storage::db::Entry;
 use crate::storage::glob::glob_match;
@@ -130,9 +131,6 @@ const INTER_COMPLEXITY: &str =
 const TOTAL_COMPLEXITY: &str = "O(N) where N is the total number of elements in all given sets.";
 
 const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
-
-/// Largest reply one SRANDMEMBER with a negative count builds (see the module comment).
-pub const MAX_RANDOM_REPLY_BYTES: usize = 1 << 31;
 
 /// SPOP keeps the survivors in a new set when fewer than count/5 survive.
 const SPOP_MOVE_STRATEGY_MUL: usize = 5;
@@ -407,43 +405,27 @@ fn srandmember_count(ctx: &mut Ctx, argv: &[Bytes]) -> Result<Reply, Reply> {
     })
 }
 
-/// `count` members drawn with repetition. The reply grows one member at a time; when
-/// the draws outnumber the members, each member's bytes are made once and shared.
+/// `count` members drawn with repetition, encoded as they are drawn; when the draws
+/// outnumber the members, each member's bytes are made once.
 fn random_picks(s: &mut Set, count: u64, rng: &mut SmallRng) -> Result<Reply, Reply> {
-    use crate::protocol::reply::{push_raw_bulk, raw_array_header};
-    let too_large = || {
-        Reply::error(format!(
-            "ERR reply too large: more than {MAX_RANDOM_REPLY_BYTES} bytes"
-        ))
-    };
-    if count.saturating_mul(6) > MAX_RANDOM_REPLY_BYTES as u64 {
-        // Each element is at least `$0\r\n\r\n`: refused before drawing.
-        return Err(too_large());
-    }
-    let mut body = bytes::BytesMut::new();
-    let mut n = 0usize;
+    random_reply::check(count, 6)?;
+    let mut out = RawArray::with_len(count as usize);
     if count >= s.len() as u64 {
         let members: Vec<Bytes> = s.iter().map(bytes_of).collect();
         for _ in 0..count {
-            let i = rng.gen_range(0..members.len());
-            push_raw_bulk(&members[i], &mut body);
-            n += 1;
-            if body.len() > MAX_RANDOM_REPLY_BYTES {
-                return Err(too_large());
+            out.push(&members[rng.gen_range(0..members.len())]);
+            if out.byte_len() > random_reply::MAX_BYTES {
+                return Err(random_reply::too_large());
             }
         }
     } else {
         for _ in 0..count {
             if let Some(m) = s.random(rng) {
-                push_raw_bulk(&bytes_of(m), &mut body);
-                n += 1;
+                out.push(&bytes_of(m));
             }
         }
     }
-    let mut out = bytes::BytesMut::with_capacity(body.len() + 24);
-    raw_array_header(n, &mut out);
-    out.extend_from_slice(&body);
-    Ok(Reply::Raw(out.freeze()))
+    Ok(out.finish())
 }
 
 /// SMOVE source destination member

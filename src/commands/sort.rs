@@ -497,19 +497,7 @@ fn sort_generic(ctx: &mut Ctx, argv: &[Bytes], readonly: bool) -> Reply {
         Ok(o) => o,
         Err(r) => return r,
     };
-    let loaded = match ctx.lookup_read(&argv[1]) {
-        None => Ok(Elements::empty()),
-        Some(entry) => {
-            // Redis converts a listpack sorted set to a skiplist before sorting it.
-            if let Value::ZSet(z) = &mut entry.value {
-                if z.encoding() == "listpack" {
-                    z.convert_to_skiplist();
-                }
-            }
-            load(&opts, Some(&entry.value))
-        }
-    };
-    let elements = match loaded {
+    let elements = match load_key(ctx, &argv[1], &opts) {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -518,13 +506,32 @@ fn sort_generic(ctx: &mut Ctx, argv: &[Bytes], readonly: bool) -> Reply {
         Err(r) => return r,
     };
     match &opts.store {
-        None => Reply::Array(
-            rows.into_iter()
-                .map(|r| r.map_or(Reply::Null, |v| Reply::Bulk(Bytes::from(v))))
-                .collect(),
-        ),
+        None => rows_reply(rows),
         Some(dest) => store(ctx, dest, rows),
     }
+}
+
+/// Read the elements of the sorted key (a read for stats), converting a listpack sorted
+/// set to a skiplist first, as Redis does before sorting it.
+pub fn load_key(ctx: &mut Ctx, key: &[u8], opts: &SortOptions) -> Result<Elements, Reply> {
+    let Some(entry) = ctx.lookup_read(key) else {
+        return Ok(Elements::empty());
+    };
+    if let Value::ZSet(z) = &mut entry.value {
+        if z.encoding() == "listpack" {
+            z.convert_to_skiplist();
+        }
+    }
+    load(opts, Some(&entry.value))
+}
+
+/// The reply without STORE: each row a bulk string, a missing GET a null.
+pub fn rows_reply(rows: Vec<Option<Vec<u8>>>) -> Reply {
+    Reply::Array(
+        rows.into_iter()
+            .map(|r| r.map_or(Reply::Null, |v| Reply::Bulk(Bytes::from(v))))
+            .collect(),
+    )
 }
 
 /// STORE: the rows of [`sort_elements`] become a new list at `dest` (its TTL dropped; a

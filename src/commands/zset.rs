@@ -10,15 +10,15 @@
 //! that empties a set deletes its key. Scores are parsed with C's `strtod` rules
 //! ([`parse_score`]): hex floats are accepted, overflow is refused, as Redis does.
 
-use super::{args, errors, Command, Ctx, Exec};
-use crate::protocol::reply::{format_double_resp, push_raw_bulk, raw_array_header};
+use super::{args, errors, random_reply, Command, Ctx, Exec};
+use crate::protocol::reply::{format_double_resp, RawArray};
 use crate::protocol::Reply;
 use crate::storage::glob::glob_match;
 use crate::storage::listpack::LpEntry;
 use crate::storage::set::Set;
 use crate::storage::zset::{strtod, AddFlags, Added, LexRange, Limits, ScoreRange, ZSet};
 use crate::storage::Value;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::Rng;
 use std::collections::HashMap;
 
@@ -348,35 +348,14 @@ fn members_reply<'a>(
     if withscores {
         return pairs(items.map(|(m, s)| (member(m), Reply::Double(s))).collect());
     }
-    let mut body = BytesMut::with_capacity(16 + 16 * count.unwrap_or(8).min(1024));
-    if let Some(n) = count {
-        raw_array_header(n, &mut body);
-    }
-    let mut n = 0usize;
+    let mut out = count.map_or_else(RawArray::new, RawArray::with_len);
     for (m, _) in items {
-        n += 1;
         match m {
-            LpEntry::Str(s) => push_raw_bulk(s, &mut body),
-            LpEntry::Int(i) => push_raw_bulk(itoa::Buffer::new().format(i).as_bytes(), &mut body),
+            LpEntry::Str(s) => out.push(s),
+            LpEntry::Int(i) => out.push_int(i),
         }
     }
-    if count == Some(n) {
-        return Reply::Raw(body.freeze());
-    }
-    // Count unknown (or the iterator ended early): header in front of the body.
-    let body = match count {
-        Some(c) => body.split_off(header_len(c)),
-        None => body,
-    };
-    let mut out = BytesMut::with_capacity(body.len() + 24);
-    raw_array_header(n, &mut out);
-    out.extend_from_slice(&body);
-    Reply::Raw(out.freeze())
-}
-
-/// Bytes of the `*n\r\n` header [`raw_array_header`] writes.
-fn header_len(n: usize) -> usize {
-    itoa::Buffer::new().format(n).len() + 3
+    out.finish()
 }
 
 /// Pairs that are always nested (ZMPOP / BZMPOP in both protocols).
@@ -1087,42 +1066,30 @@ fn zrandmember(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     }
 }
 
-/// `zrandmemberWithCountCommand`: a negative count may repeat members (and answers in
-/// random order); a positive one gives distinct members: the whole set (from the
-/// highest score down, as Redis walks it) when it asks for as many, else a random
-/// subset.
 /// ZRANDMEMBER key -count: members drawn with repetition, encoded as they are drawn
-/// (a few bytes each, like SRANDMEMBER's; no per-draw allocation, so a huge count is
-/// bounded by the reply size, as Redis's output buffer bounds it).
+/// (see `commands::random_reply`).
 fn random_members_raw(ctx: &mut Ctx, key: &[u8], count: u64) -> Reply {
-    use crate::commands::set::MAX_RANDOM_REPLY_BYTES;
-    use crate::protocol::reply::{push_raw_bulk, raw_array_header};
     let members: Vec<Vec<u8>> = match peek(ctx, key) {
         Some(z) => z.iter(false).map(|(m, _)| m.to_vec()).collect(),
         None => return Reply::Array(vec![]),
     };
-    if count.saturating_mul(6) > MAX_RANDOM_REPLY_BYTES as u64 {
-        // Each element is at least `$0\r\n\r\n`: refused before drawing.
-        return Reply::error(format!(
-            "ERR reply too large: more than {MAX_RANDOM_REPLY_BYTES} bytes"
-        ));
+    if let Err(e) = random_reply::check(count, 6) {
+        return e;
     }
-    let mut body = bytes::BytesMut::new();
+    let mut out = RawArray::with_len(count as usize);
     for _ in 0..count {
-        let i = ctx.shard.rng.gen_range(0..members.len());
-        push_raw_bulk(&members[i], &mut body);
-        if body.len() > MAX_RANDOM_REPLY_BYTES {
-            return Reply::error(format!(
-                "ERR reply too large: more than {MAX_RANDOM_REPLY_BYTES} bytes"
-            ));
+        out.push(&members[ctx.shard.rng.gen_range(0..members.len())]);
+        if out.byte_len() > random_reply::MAX_BYTES {
+            return random_reply::too_large();
         }
     }
-    let mut out = bytes::BytesMut::with_capacity(body.len() + 24);
-    raw_array_header(count as usize, &mut out);
-    out.extend_from_slice(&body);
-    Reply::Raw(out.freeze())
+    out.finish()
 }
 
+/// `zrandmemberWithCountCommand`: a negative count may repeat members (and answers in
+/// random order); a positive one gives distinct members: the whole set (from the
+/// highest score down, as Redis walks it) when it asks for as many, else a random
+/// subset.
 fn zrandmember_count(ctx: &mut Ctx, key: &[u8], l: i64, withscores: bool) -> Reply {
     let size = match read(ctx, key) {
         Err(e) => return e,

@@ -227,14 +227,57 @@ fn bulk(out: &mut BytesMut, b: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-/// Start a [`Reply::Raw`] array of `n` bulk strings; add each with [`push_raw_bulk`].
-pub fn raw_array_header(n: usize, out: &mut BytesMut) {
-    int_line(out, b'*', n as i64);
+/// Builds a [`Reply::Raw`] array of bulk strings one element at a time. When the
+/// length is announced up front ([`RawArray::with_len`]) the header goes first and
+/// the buffer is the reply; otherwise (or if fewer elements came) the header is put in
+/// front at the end.
+#[derive(Default)]
+pub struct RawArray {
+    buf: BytesMut,
+    n: usize,
+    announced: Option<usize>,
 }
 
-/// Append one bulk string to a [`Reply::Raw`] being built.
-pub fn push_raw_bulk(b: &[u8], out: &mut BytesMut) {
-    bulk(out, b);
+impl RawArray {
+    pub fn new() -> RawArray {
+        RawArray::default()
+    }
+    /// An array expected to hold `n` elements (a hint: a different count still works).
+    pub fn with_len(n: usize) -> RawArray {
+        let mut buf = BytesMut::with_capacity(16 + 16 * n.min(1024));
+        int_line(&mut buf, b'*', n as i64);
+        RawArray {
+            buf,
+            n: 0,
+            announced: Some(n),
+        }
+    }
+    pub fn push(&mut self, b: &[u8]) {
+        bulk(&mut self.buf, b);
+        self.n += 1;
+    }
+    /// Append an integer as its decimal bulk string.
+    pub fn push_int(&mut self, i: i64) {
+        self.push(itoa::Buffer::new().format(i).as_bytes());
+    }
+    /// Bytes built so far (for callers that cap a reply's size).
+    pub fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+    pub fn finish(self) -> Reply {
+        if self.announced == Some(self.n) {
+            return Reply::Raw(self.buf.freeze());
+        }
+        let mut body = self.buf;
+        if let Some(a) = self.announced {
+            let header = itoa::Buffer::new().format(a).len() + 3;
+            body = body.split_off(header);
+        }
+        let mut out = BytesMut::with_capacity(body.len() + 24);
+        int_line(&mut out, b'*', self.n as i64);
+        out.extend_from_slice(&body);
+        Reply::Raw(out.freeze())
+    }
 }
 
 /// Format a double as Redis's RESP3 `addReplyDouble` does (`%.17g`, `inf`, `-inf`, `nan`).
@@ -311,13 +354,19 @@ mod tests {
         let pairs = Reply::Pairs(vec![(Reply::bulk_str("a"), Reply::Double(1.0))]);
         assert_eq!(enc(&pairs, 2), "*2\r\n$1\r\na\r\n$1\r\n1\r\n");
         assert_eq!(enc(&pairs, 3), "*1\r\n*2\r\n$1\r\na\r\n,1\r\n");
-        let mut raw = BytesMut::new();
-        raw_array_header(2, &mut raw);
-        push_raw_bulk(b"x", &mut raw);
-        push_raw_bulk(b"", &mut raw);
-        let raw = Reply::Raw(raw.freeze());
+        let mut raw = RawArray::new();
+        raw.push(b"x");
+        raw.push(b"");
+        let raw = raw.finish();
         assert_eq!(enc(&raw, 2), "*2\r\n$1\r\nx\r\n$0\r\n\r\n");
         assert_eq!(enc(&raw, 3), enc(&raw, 2));
+        // An announced length that turned out wrong is corrected.
+        for announced in [0, 2, 12] {
+            let mut r = RawArray::with_len(announced);
+            r.push(b"x");
+            r.push_int(-7);
+            assert_eq!(enc(&r.finish(), 2), "*2\r\n$1\r\nx\r\n$2\r\n-7\r\n");
+        }
         assert_eq!(enc(&Reply::Double(f64::INFINITY), 2), "$3\r\ninf\r\n");
         assert_eq!(
             enc(&Reply::Verbatim("txt", Bytes::from_static(b"hi")), 3),

@@ -46,9 +46,9 @@ const PEER_CHECK: Duration = Duration::from_millis(100);
 
 static NEXT_WAITER: AtomicU64 = AtomicU64::new(1);
 
-/// True for the commands that block when they find nothing (all named B...).
+/// True for the commands that block when they find nothing.
 pub fn is_blocking(cmd: &Command) -> bool {
-    cmd.name.starts_with('b') && cmd.has_flag("blocking")
+    cmd.has_flag("blocking")
 }
 
 /// The reply a blocking command gives when nothing could be served.
@@ -77,13 +77,33 @@ fn timeout_ms(cmd: &Command, argv: &[Bytes]) -> u64 {
         .unwrap_or(0)
 }
 
-/// The keys a blocked command waits on: BLMOVE / BRPOPLPUSH only on their source.
-fn wait_keys(cmd: &Command, argv: &[Bytes]) -> Vec<Bytes> {
-    let idx = cmd.key_indexes(argv);
-    match cmd.name {
-        "blmove" | "brpoplpush" => idx.into_iter().take(1).map(|i| argv[i].clone()).collect(),
-        _ => idx.into_iter().map(|i| argv[i].clone()).collect(),
+/// The keys a blocked command waits on, grouped by shard in the order each shard's
+/// first key appears (BLMOVE / BRPOPLPUSH wait on their source only).
+fn wait_keys(
+    shards: &Shards,
+    cmd: &Command,
+    argv: &[Bytes],
+    idx: &[usize],
+) -> Vec<(usize, Vec<Bytes>)> {
+    let waited = if moves(cmd) {
+        &idx[..idx.len().min(1)]
+    } else {
+        idx
+    };
+    let mut by_shard: Vec<(usize, Vec<Bytes>)> = Vec::new();
+    for &i in waited {
+        let sid = shards.shard_of(&argv[i]);
+        match by_shard.iter_mut().find(|(s, _)| *s == sid) {
+            Some((_, keys)) => keys.push(argv[i].clone()),
+            None => by_shard.push((sid, vec![argv[i].clone()])),
+        }
     }
+    by_shard
+}
+
+/// BLMOVE and BRPOPLPUSH: pop from one list, push to another.
+fn moves(cmd: &Command) -> bool {
+    matches!(cmd.name, "blmove" | "brpoplpush")
 }
 
 /// Block the client until `cmd` can be served, times out, is unblocked, or the peer
@@ -97,22 +117,12 @@ pub async fn block(
 ) -> Option<Reply> {
     let timeout = timeout_ms(cmd, &argv);
     let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout));
-    let keys = wait_keys(cmd, &argv);
-    // Shards in the order their first key appears.
-    let mut order: Vec<usize> = Vec::new();
-    for k in &keys {
-        let sid = shards.shard_of(k);
-        if !order.contains(&sid) {
-            order.push(sid);
-        }
-    }
-    let retry_only = match cmd.name {
-        "blmove" | "brpoplpush" => {
-            let idx = cmd.key_indexes(&argv);
-            idx.len() == 2 && shards.shard_of(&argv[idx[0]]) != shards.shard_of(&argv[idx[1]])
-        }
-        _ => false,
-    };
+    let idx = cmd.key_indexes(&argv);
+    let keys = wait_keys(shards, cmd, &argv, &idx);
+    // A move between shards cannot run on one shard: it is woken to retry.
+    let retry_only = moves(cmd)
+        && idx.len() == 2
+        && shards.shard_of(&argv[idx[0]]) != shards.shard_of(&argv[idx[1]]);
     let (db, no_touch) = {
         let c = client.borrow();
         (c.db, c.no_touch)
@@ -127,14 +137,10 @@ pub async fn block(
         };
         let id = NEXT_WAITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         client.borrow_mut().blocked = Some((ticket.clone(), timeout_reply(cmd)));
-        for &sid in &order {
+        for (sid, shard_keys) in &keys {
             let w = Waiter {
                 db,
-                keys: keys
-                    .iter()
-                    .filter(|k| shards.shard_of(k) == sid)
-                    .cloned()
-                    .collect(),
+                keys: shard_keys.clone(),
                 cmd,
                 argv: argv.clone(),
                 no_touch,
@@ -142,12 +148,12 @@ pub async fn block(
                 retry_only,
             };
             shards
-                .on(sid, move |s: &mut Shard| register(s, id, w))
+                .on(*sid, move |s: &mut Shard| register(s, id, w))
                 .await;
         }
         let outcome = wait(client, &ticket, &wake_rx, deadline, fd, cmd).await;
         client.borrow_mut().blocked = None;
-        for &sid in &order {
+        for &(sid, _) in &keys {
             drop(shards.send(sid, move |s: &mut Shard| withdraw(s, id)));
         }
         match outcome {

@@ -122,25 +122,15 @@ fn watched_args(
         .into_iter()
         .map(|k| {
             if cmd.name == "smove" && k == 2 {
-                let has = match shard_value(shard, db, &argv[2], now_ms) {
-                    Some(crate::storage::Value::Set(set)) => set.contains(&argv[3]),
-                    _ => false,
+                let has = match shard.dbs[db].lookup(&argv[2], now_ms) {
+                    Some(e) => matches!(&e.value, crate::storage::Value::Set(set) if set.contains(&argv[3])),
+                    None => false,
                 };
                 return (k, has);
             }
             (k, shard.dbs[db].contains(&argv[k], now_ms))
         })
         .collect()
-}
-
-/// The live value at `key`, without touching stats or LRU.
-fn shard_value<'s>(
-    s: &'s mut Shard,
-    db: usize,
-    key: &[u8],
-    now_ms: u64,
-) -> Option<&'s crate::storage::Value> {
-    s.dbs[db].lookup(key, now_ms).map(|e| &e.value)
 }
 
 /// Bump the versions of the watched keys a write command modified, with Redis's

@@ -19,7 +19,6 @@ use crate::protocol::Reply;
 use crate::runtime::transaction::Tx;
 use crate::runtime::Shards;
 use crate::shard::Shard;
-use crate::storage::Value;
 use bytes::Bytes;
 use std::collections::HashMap;
 
@@ -85,18 +84,7 @@ pub async fn sort_across_shards(
     let load_opts = opts.clone();
     let loaded: Result<Elements, Reply> = held
         .on(shards.shard_of(&key), move |s: &mut Shard| {
-            let mut ctx = Ctx::new(s, db);
-            match ctx.lookup_read(&key) {
-                None => Ok(Elements::empty()),
-                Some(entry) => {
-                    if let Value::ZSet(z) = &mut entry.value {
-                        if z.encoding() == "listpack" {
-                            z.convert_to_skiplist();
-                        }
-                    }
-                    sort::load(&load_opts, Some(&entry.value))
-                }
-            }
+            sort::load_key(&mut Ctx::new(s, db), &key, &load_opts)
         })
         .await;
     let elements = match loaded {
@@ -143,11 +131,7 @@ pub async fn sort_across_shards(
         }
     };
     let reply = match opts.store.clone() {
-        None => Reply::Array(
-            rows.into_iter()
-                .map(|r| r.map_or(Reply::Null, |v| Reply::Bulk(Bytes::from(v))))
-                .collect(),
-        ),
+        None => sort::rows_reply(rows),
         Some(dest) => {
             held.on(shards.shard_of(&dest), move |s: &mut Shard| {
                 let before = s.dbs[db].dirty;
