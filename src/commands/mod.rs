@@ -13,6 +13,7 @@
 pub mod bitmap;
 pub mod config;
 pub mod connection;
+pub mod debug;
 pub mod expire;
 pub mod geo;
 pub mod hash;
@@ -230,6 +231,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         expire::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        debug::COMMANDS,
         info::COMMANDS,
         config::COMMANDS,
         slowlog::COMMANDS,

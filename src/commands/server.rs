@@ -1,5 +1,5 @@
 //! Server commands (Redis's `server.c` and `debug.c`): COMMAND and its subcommands,
-//! TIME, SHUTDOWN, DEBUG.
+//! TIME, SHUTDOWN (DEBUG is in `debug.rs`).
 //!
 //! COMMAND is generated from the command table, so what it reports (arity, flags, key
 //! positions, ACL categories) is by construction what routing and arity checks use. The
@@ -26,9 +26,6 @@ pub static COMMANDS: &[Command] = &[
     Command::new("shutdown", -1, "admin noscript loading stale no_multi allow_busy", "admin slow dangerous", Exec::Server(shutdown))
         .doc("server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.")
         .complexity("O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)"),
-    Command::new("debug", -2, "admin noscript loading stale", "admin slow dangerous", Exec::Server(debug))
-        .doc("server", "1.0.0", "A container for debugging commands.")
-        .complexity("Depends on subcommand."),
 ];
 
 const CMD: &str = "loading stale";
@@ -386,59 +383,6 @@ fn shutdown<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
 
 /// `enable-debug-command`: `no` (Redis's default) refuses DEBUG, `local` allows it from
 /// loopback only, `yes` from anywhere.
-fn debug_allowed(c: &ClientRef, s: &Shards) -> bool {
-    let setting = s
-        .local
-        .borrow()
-        .config
-        .get("enable-debug-command")
-        .unwrap_or("no")
-        .to_ascii_lowercase();
-    match setting.as_str() {
-        "yes" => true,
-        "local" => c.borrow().addr.ip().is_loopback(),
-        _ => false,
-    }
-}
-
-fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(async move {
-        if !debug_allowed(c, s) {
-            return Reply::err(
-                "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-            );
-        }
-        let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
-        match (sub.as_str(), argv.len()) {
-            ("sleep", 3) => {
-                let Ok(secs) = args::float(&argv[2]) else { return errors::not_float() };
-                // Like Redis, DEBUG SLEEP blocks the server: here, this core's shard.
-                let _held = s.local.borrow_mut();
-                std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
-                Reply::ok()
-            }
-            ("set-active-expire", 3) => {
-                let on = args::int(&argv[2]).map(|v| v != 0).unwrap_or(true);
-                s.all(move |shard| shard.expire.disabled = !on).await;
-                Reply::ok()
-            }
-            ("help", 2) => help_reply(
-                "DEBUG",
-                &[
-                    "SLEEP <seconds>",
-                    "    Stop the server for <seconds>. Decimals allowed.",
-                    "SET-ACTIVE-EXPIRE <0|1>",
-                    "    Setting it to 0 disables expiring keys in background when they are not accessed (otherwise the Redis behavior). Setting it to 1 reenables back the default.",
-                ],
-            ),
-            _ => Reply::error(format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-                String::from_utf8_lossy(&argv[1])
-            )),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,12 @@ pub struct ServerInfo {
     pub connected_clients: std::sync::atomic::AtomicUsize,
     pub executable: String,
     pub tcp_port: u16,
+    /// Snapshot state: saves in progress, last save, INFO persistence's RDB fields.
+    pub persistence: crate::persistence::save::Status,
+    /// AOF state: the manifest and rewrites.
+    pub aof: crate::persistence::aof::Global,
+    /// True while the data set is loaded at start (commands get `-LOADING`).
+    pub loading: AtomicBool,
 }
 
 impl ServerInfo {
@@ -69,6 +75,9 @@ impl ServerInfo {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             tcp_port: port,
+            persistence: Default::default(),
+            aof: Default::default(),
+            loading: AtomicBool::new(false),
         }
     }
     pub fn new_client_id(&self) -> u64 {

@@ -58,9 +58,7 @@ pub fn active_expire_cycle(shard: &mut Shard, now_ms: u64, budget: Duration) -> 
                 sampled += 1;
                 if at <= now_ms {
                     let key = key.clone();
-                    db.keys.remove(key.as_slice());
-                    db.expires.remove(key.as_slice());
-                    db.expired += 1;
+                    db.delete_expired(key.as_slice());
                     expired += 1;
                 }
             }

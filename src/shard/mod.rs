@@ -61,6 +61,8 @@ pub struct Shard {
     /// CPU time this shard's thread has used, sampled by the cron (seconds).
     pub cpu_user: f64,
     pub cpu_sys: f64,
+    /// This shard's append-only file (see `persistence::aof`).
+    pub aof: crate::persistence::aof::ShardAof,
 }
 
 impl Shard {
@@ -85,6 +87,7 @@ impl Shard {
             clients: BTreeMap::new(),
             cpu_user: 0.0,
             cpu_sys: 0.0,
+            aof: Default::default(),
         }
     }
 

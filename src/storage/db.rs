@@ -31,6 +31,10 @@ pub struct Db {
     /// `signalKeyAsReady` in `dbAdd`, for the blocked clients to be served.
     pub signal_ready: bool,
     pub ready: Vec<bytes::Bytes>,
+    /// Set while the shard keeps an AOF: keys deleted because their TTL passed are
+    /// noted here, for the AOF to append a DEL before the next record (Redis
+    /// propagates expirations the same way).
+    pub aof_expired: Option<Vec<bytes::Bytes>>,
 }
 
 /// The LRU clock in seconds, cached like Redis's `server.lruclock`: the shards' cron
@@ -72,12 +76,20 @@ impl Db {
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
         match self.expire_of(key) {
             Some(at) if at <= now_ms => {
-                self.keys.remove(key);
-                self.expires.remove(key);
-                self.expired += 1;
+                self.delete_expired(key);
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Delete `key`, whose deadline has passed (lazy or active expiry).
+    pub fn delete_expired(&mut self, key: &[u8]) {
+        self.keys.remove(key);
+        self.expires.remove(key);
+        self.expired += 1;
+        if let Some(log) = &mut self.aof_expired {
+            log.push(bytes::Bytes::copy_from_slice(key));
         }
     }
 
