@@ -9,11 +9,15 @@ use crate::protocol::Reply;
 use crate::runtime::Shards;
 use bytes::Bytes;
 
-pub static COMMANDS: &[Command] = &[
-    Command::new("debug", -2, "admin noscript loading stale", "admin slow dangerous", Exec::Server(debug))
-        .doc("server", "1.0.0", "A container for debugging commands.")
-        .complexity("Depends on subcommand."),
-];
+pub static COMMANDS: &[Command] = &[Command::new(
+    "debug",
+    -2,
+    "admin noscript loading stale",
+    "admin slow dangerous",
+    Exec::Server(debug),
+)
+.doc("server", "1.0.0", "A container for debugging commands.")
+.complexity("Depends on subcommand.")];
 
 fn debug_allowed(c: &ClientRef, s: &Shards) -> bool {
     let setting = s
@@ -52,11 +56,23 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 Reply::ok()
             }
             ("digest", 2) => crate::persistence::digest::debug_digest(s).await,
-            ("digest-value", _) => crate::persistence::digest::debug_digest_value(s, &argv[2..]).await,
+            ("digest-value", _) => {
+                let db = c.borrow().db;
+                crate::persistence::digest::debug_digest_value_in(s, db, &argv[2..]).await
+            }
             ("reload", _) => crate::persistence::save::debug_reload(s, &argv[2..]).await,
             ("help", 2) => help_reply(
                 "DEBUG",
                 &[
+                    "DIGEST",
+                    "    Output a hex signature representing the current DB content.",
+                    "DIGEST-VALUE <key> [<key> ...]",
+                    "    Output a hex signature of the values of all the specified keys.",
+                    "RELOAD [option ...]",
+                    "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+                    "    * MERGE: Merge the content of the RDB instead of flushing the current dataset.",
+                    "    * NOFLUSH: Do not flush the current dataset before loading the RDB.",
+                    "    * NOSAVE: the database will be loaded from an existing RDB file.",
                     "SLEEP <seconds>",
                     "    Stop the server for <seconds>. Decimals allowed.",
                     "SET-ACTIVE-EXPIRE <0|1>",
@@ -70,4 +86,3 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
         }
     })
 }
-

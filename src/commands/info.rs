@@ -166,14 +166,26 @@ fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
         let wanted = requested_sections(&argv[1..]);
         let counts = wanted.contains(&"commandstats");
         let latency = wanted.contains(&"latencystats");
-        let snaps = s.all(move |sh| snapshot(sh, counts, latency)).await;
+        let server = s.server.clone();
+        let snaps = s
+            .all(move |sh| {
+                // Publish the change counters now, so rdb_changes_since_last_save is exact.
+                server
+                    .persistence
+                    .publish_dirty(sh.id, sh.nshards, sh.dirty());
+                snapshot(sh, counts, latency)
+            })
+            .await;
         let _ = c;
+        let mut persistence = crate::persistence::save::info_fields(&s.server);
+        persistence.extend(crate::persistence::aof::info_fields(&s.server));
         let facts = ServerFacts {
             run_id: s.server.run_id.clone(),
             started_ms: s.server.started_ms,
             executable: s.server.executable.clone(),
             tcp_port: s.server.tcp_port,
             connected_clients: s.server.connected_clients.load(Ordering::Relaxed),
+            persistence,
         };
         let text = render(&wanted, &s.server.config.current(), &facts, &snaps);
         Reply::Verbatim("txt", Bytes::from(text))
@@ -202,6 +214,8 @@ pub struct ServerFacts {
     pub executable: String,
     pub tcp_port: u16,
     pub connected_clients: usize,
+    /// INFO persistence's fields, from the RDB and AOF modules, in order.
+    pub persistence: Vec<(&'static str, String)>,
 }
 
 /// Format the requested sections, Redis's layout: `# Name` headers, `field:value`
@@ -444,24 +458,10 @@ fn memory(w: &mut Section, cfg: &Config) {
 }
 
 fn persistence(w: &mut Section, f: &ServerFacts) {
-    // No RDB or AOF yet: nothing has been loaded or saved since start.
     w.header("Persistence");
-    w.field("loading", 0);
-    w.field("async_loading", 0);
-    w.field("rdb_bgsave_in_progress", 0);
-    w.field("rdb_last_save_time", f.started_ms / 1000);
-    w.field("rdb_last_bgsave_status", "ok");
-    w.field("rdb_last_bgsave_time_sec", -1);
-    w.field("rdb_current_bgsave_time_sec", -1);
-    w.field("rdb_saves", 0);
-    w.field("aof_enabled", 0);
-    w.field("aof_rewrite_in_progress", 0);
-    w.field("aof_rewrite_scheduled", 0);
-    w.field("aof_last_rewrite_time_sec", -1);
-    w.field("aof_current_rewrite_time_sec", -1);
-    w.field("aof_last_bgrewrite_status", "ok");
-    w.field("aof_rewrites", 0);
-    w.field("aof_last_write_status", "ok");
+    for (name, value) in &f.persistence {
+        w.field(name, value);
+    }
 }
 
 /// (time, commands, input bytes, output bytes) samples for the instantaneous rates.
@@ -631,6 +631,7 @@ mod tests {
             executable: "/usr/bin/shardis".into(),
             tcp_port: 6379,
             connected_clients: 3,
+            persistence: vec![("loading", "0".into()), ("aof_enabled", "0".into())],
         }
     }
 

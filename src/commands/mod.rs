@@ -10,10 +10,12 @@
 //! see only the client's own state, and [`Exec::Server`] handlers reach all shards
 //! through the [`Shards`] handle, asynchronously.
 
+pub mod aof;
 pub mod bitmap;
 pub mod config;
 pub mod connection;
 pub mod debug;
+pub mod dump;
 pub mod expire;
 pub mod geo;
 pub mod hash;
@@ -21,6 +23,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod persistence;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -232,6 +235,9 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         connection::COMMANDS,
         server::COMMANDS,
         debug::COMMANDS,
+        persistence::COMMANDS,
+        aof::COMMANDS,
+        dump::COMMANDS,
         info::COMMANDS,
         config::COMMANDS,
         slowlog::COMMANDS,

@@ -375,9 +375,15 @@ fn shutdown<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
         if abort {
             return Reply::err("ERR No shutdown in progress.");
         }
-        // Nothing is persisted yet (RDB/AOF arrive with the persistence issue), so SAVE
-        // and NOSAVE both stop at once.
-        crate::runtime::shutdown(&s.server)
+        let save = if save {
+            Some(true)
+        } else if nosave {
+            Some(false)
+        } else {
+            None
+        };
+        crate::runtime::shutdown(s, save).await;
+        Reply::err("ERR Errors trying to SHUTDOWN. Check logs.")
     })
 }
 

@@ -1,1 +1,176 @@
-//! OWNER: lead.
+//! Loading at start, and DEBUG RELOAD's load: the RDB file, decoded on its own thread,
+//! each key sent to the shard that owns its slot *now* (so a dump made with another
+//! `threads` value, or by Redis, loads whole).
+//!
+//! Keys whose TTL has passed are dropped, as a master does. Entries travel in batches
+//! per shard through a bounded channel and a bounded number of hops in flight, so the
+//! decoder cannot run ahead of the shards by more than a few batches.
+
+use crate::persistence::rdb::decode::{Item, Reader};
+use crate::runtime::{log, Shards};
+use crate::shard::{now_ms, Shard};
+use crate::storage::db::lru_clock;
+use crate::storage::Value;
+use bytes::Bytes;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Entries per batch sent to a shard.
+const BATCH: usize = 512;
+/// Batches waiting between the decoder and the shards.
+const IN_FLIGHT: usize = 32;
+
+/// One key as loaded: (db, key, value, deadline, idle seconds).
+type Loaded = (usize, Bytes, Value, Option<u64>, Option<u64>);
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadStats {
+    pub keys: u64,
+    pub expired: u64,
+    pub secs: f64,
+}
+
+/// Load the RDB file at `path` into the shards. With `merge`, a key already present is
+/// replaced (DEBUG RELOAD MERGE); otherwise the shards are expected to be empty.
+pub async fn rdb_into_shards(
+    shards: &Shards,
+    path: &Path,
+    merge: bool,
+) -> Result<LoadStats, String> {
+    let _ = merge;
+    let started = Instant::now();
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("Cannot open the RDB file {}: {e}", path.display()))?;
+    let limits = shards.local.borrow().config.encoding;
+    let databases = shards.local.borrow().dbs.len();
+    let nshards = shards.count();
+    let slots = shards.slots.clone();
+    let (tx, rx) = flume::bounded::<(usize, Vec<Loaded>)>(IN_FLIGHT);
+    let name = path.display().to_string();
+    let decoder = std::thread::Builder::new()
+        .name("rdb-loader".into())
+        .spawn(move || -> Result<(u64, u64), String> {
+            let mut reader = Reader::new(std::io::BufReader::with_capacity(1 << 20, file), limits)
+                .map_err(|e| format!("{name}: {e}"))?;
+            let now = now_ms();
+            let mut batches: Vec<Vec<Loaded>> = (0..nshards).map(|_| Vec::new()).collect();
+            let (mut keys, mut expired) = (0u64, 0u64);
+            while let Some(item) = reader.next().map_err(|e| format!("{name}: {e}"))? {
+                match item {
+                    Item::Entry { db, key, value, expire_ms, idle, .. } => {
+                        if db >= databases {
+                            return Err(format!("{name}: the file has keys in database {db}, but `databases` is {databases}"));
+                        }
+                        if matches!(expire_ms, Some(at) if at <= now) {
+                            expired += 1;
+                            continue;
+                        }
+                        keys += 1;
+                        let sid = slots.shard_of(&key);
+                        batches[sid].push((db, key, value, expire_ms, idle));
+                        if batches[sid].len() >= BATCH {
+                            let b = std::mem::take(&mut batches[sid]);
+                            if tx.send((sid, b)).is_err() {
+                                return Err("loading was abandoned".into());
+                            }
+                        }
+                    }
+                    Item::Aux { key, value } if &key[..] == b"redis-ver" => {
+                        log(&format!("Loading RDB produced by version {}", String::from_utf8_lossy(&value)));
+                    }
+                    Item::Function(_) => log("The RDB file holds a function library: functions are not supported, skipped"),
+                    _ => {}
+                }
+            }
+            for (sid, b) in batches.into_iter().enumerate() {
+                if !b.is_empty() && tx.send((sid, b)).is_err() {
+                    return Err("loading was abandoned".into());
+                }
+            }
+            Ok((keys, expired))
+        })
+        .map_err(|e| format!("cannot start the RDB loader: {e}"))?;
+    let mut pending = std::collections::VecDeque::new();
+    while let Ok((sid, batch)) = rx.recv_async().await {
+        pending.push_back(shards.send_or_local(sid, move |s: &mut Shard| insert(s, batch)));
+        if pending.len() >= IN_FLIGHT {
+            if let Some(a) = pending.pop_front() {
+                a.get().await;
+            }
+        }
+    }
+    for a in pending {
+        a.get().await;
+    }
+    let (keys, expired) = decoder
+        .join()
+        .map_err(|_| "the RDB loader failed".to_string())??;
+    let secs = started.elapsed().as_secs_f64();
+    let st = &shards.server.persistence;
+    st.last_load_keys_loaded.store(keys, Ordering::Relaxed);
+    st.last_load_keys_expired.store(expired, Ordering::Relaxed);
+    Ok(LoadStats {
+        keys,
+        expired,
+        secs,
+    })
+}
+
+/// Store a batch on its shard. Loading is not a change: the shard's change counter is
+/// left as it was (so `rdb_changes_since_last_save` reads 0 after a load).
+fn insert(s: &mut Shard, batch: Vec<Loaded>) {
+    let clock = lru_clock();
+    for (db, key, value, expire, idle) in batch {
+        let db = &mut s.dbs[db];
+        let dirty = db.dirty;
+        db.set(&key, value, false);
+        if let Some(at) = expire {
+            db.set_expire(&key, at);
+        }
+        if let (Some(idle), Some(e)) = (idle, db.keys.get_mut(&key[..])) {
+            e.lru = clock.wrapping_sub(idle.min(u32::MAX as u64) as u32);
+        }
+        db.dirty = dirty;
+    }
+}
+
+/// At start: the AOF when `appendonly yes`, else the RDB file if there is one. Runs on
+/// shard 0 while every core already answers `-LOADING`. A file that cannot be loaded
+/// stops the server, as Redis does, rather than start with part of the data.
+pub async fn at_start(shards: &Shards) {
+    let cfg = shards.local.borrow().config.clone();
+    let started = Instant::now();
+    let result = if cfg.get_bool("appendonly") {
+        crate::persistence::aof::load(shards).await.map(|_| None)
+    } else {
+        let path = super::save::rdb_path(&cfg);
+        if path.exists() {
+            rdb_into_shards(shards, &path, false).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    match result {
+        Ok(Some(st)) => log(&format!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.\n DB loaded from disk: {:.3} seconds ({:.0} keys/s)",
+            st.keys,
+            st.expired,
+            st.secs,
+            st.keys as f64 / st.secs.max(1e-9)
+        )),
+        Ok(None) => {
+            if cfg.get_bool("appendonly") {
+                log(&format!(
+                    "DB loaded from append only file: {:.3} seconds",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        Err(e) => {
+            log(&format!("Fatal error loading the DB: {e}. Exiting."));
+            std::process::exit(1);
+        }
+    }
+    shards.server.loading.store(false, Ordering::SeqCst);
+}

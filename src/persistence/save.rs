@@ -1,14 +1,609 @@
-//! OWNER: lead.
+//! RDB files: SAVE, BGSAVE, save points, SHUTDOWN's save, DEBUG RELOAD, and the writer
+//! that turns the shards' snapshot chunks into one file.
+//!
+//! # How a save runs
+//! 1. [`Status::try_begin`] makes sure no other snapshot (BGSAVE or an AOF rewrite) is
+//!    running; one at a time, as Redis allows one child.
+//! 2. A writer thread opens `dir/temp-<pid>-<n>.rdb` and writes the header.
+//! 3. One multi-shard transaction takes every shard's lock and starts the snapshot on
+//!    each (`snapshot::begin`) as it is granted, then releases: no command runs on any
+//!    shard between the first start and the last, so the file is one instant's image.
+//! 4. Each shard's [`driver`] task writes its records in slices between requests and
+//!    sends the chunks to the writer (a bounded channel: a slow disk slows the
+//!    snapshot, not the shard's clients).
+//! 5. When every shard is done the writer appends EOF and the CRC64, fsyncs, renames
+//!    the file over `dir/dbfilename`, fsyncs the directory, and records the outcome in
+//!    [`Status`] (INFO persistence, LASTSAVE). A failure leaves the old file in place,
+//!    logs the reason, and with `stop-writes-on-bgsave-error yes` makes writes fail
+//!    with `-MISCONF` until a save succeeds.
 
+use crate::persistence::rdb::crc64::Crc64;
+use crate::persistence::rdb::encode;
+use crate::persistence::snapshot::{self, Chunk, Progress};
 use crate::protocol::Reply;
-use crate::runtime::Shards;
+use crate::runtime::hop::ServerInfo;
+use crate::runtime::transaction::{FirstStep, Tx};
+use crate::runtime::{log, Shards};
+use crate::shard::{now_ms, Shard};
 use bytes::Bytes;
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, empty, load.
-pub async fn debug_reload(_s: &Shards, _opts: &[Bytes]) -> Reply {
-    Reply::err("ERR DEBUG RELOAD is not implemented yet")
+/// What a shard's snapshot sends to the writer.
+pub enum ToWriter {
+    Chunk(Chunk),
+    Done { progress: Progress },
+}
+
+/// Chunks in flight per save before the shards wait for the disk.
+const QUEUE: usize = 64;
+/// Longest stretch a background snapshot works before letting clients run.
+const SLICE: Duration = Duration::from_millis(1);
+/// The pause between slices of a background snapshot.
+const PAUSE: Duration = Duration::from_micros(200);
+/// Redis's CONFIG_BGSAVE_RETRY_DELAY: a failed automatic save is retried after 5 s.
+const RETRY_DELAY_MS: u64 = 5000;
+
+/// The snapshot activity running now (one at a time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    Bgsave,
+    AofRewrite,
 }
 
 /// Process-wide snapshot state (INFO persistence, LASTSAVE), in `ServerInfo`.
 #[derive(Default)]
-pub struct Status {}
+pub struct Status {
+    activity: Mutex<Option<Activity>>,
+    /// BGSAVE SCHEDULE asked for a save when the running activity ends.
+    pub scheduled: AtomicBool,
+    pub bgsave_started_ms: AtomicU64,
+    /// Unix seconds of the last successful save (LASTSAVE); the start time at first.
+    pub last_save_s: AtomicU64,
+    pub last_bgsave_failed: AtomicBool,
+    pub last_bgsave_time_s: AtomicI64,
+    pub last_attempt_ms: AtomicU64,
+    pub saves: AtomicU64,
+    pub last_cow_size: AtomicU64,
+    /// Sum of the shards' change counters when the last successful save started.
+    pub dirty_at_last_save: AtomicU64,
+    /// Each shard's change counter, published by its cron (save points, INFO).
+    pub shard_dirty: Mutex<Vec<u64>>,
+    pub last_load_keys_loaded: AtomicU64,
+    pub last_load_keys_expired: AtomicU64,
+    pub last_error: Mutex<String>,
+}
+
+impl Status {
+    /// Claim the snapshot machinery for `what`; the running activity if busy.
+    pub fn try_begin(&self, what: Activity) -> Result<(), Activity> {
+        let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        match *a {
+            Some(other) => Err(other),
+            None => {
+                *a = Some(what);
+                Ok(())
+            }
+        }
+    }
+    pub fn end(&self) {
+        *self.activity.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+    pub fn activity(&self) -> Option<Activity> {
+        *self.activity.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn dirty_now(&self) -> u64 {
+        self.shard_dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .sum()
+    }
+    pub fn publish_dirty(&self, shard: usize, nshards: usize, dirty: u64) {
+        let mut v = self.shard_dirty.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() < nshards {
+            v.resize(nshards, 0);
+        }
+        v[shard] = dirty;
+    }
+    /// `-MISCONF` applies: the last background save failed and writes must stop.
+    pub fn writes_refused(&self, config: &crate::config::Config) -> bool {
+        self.last_bgsave_failed.load(Ordering::Relaxed)
+            && config.get_bool("stop-writes-on-bgsave-error")
+            && !config.save_params().is_empty()
+    }
+}
+
+/// The `-MISCONF` reply.
+pub fn misconf() -> Reply {
+    Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")
+}
+
+/// The RDB file's path: `dir/dbfilename`.
+pub fn rdb_path(config: &crate::config::Config) -> PathBuf {
+    Path::new(&config.dir).join(&config.dbfilename)
+}
+
+/// Per-shard task, started with the shard: runs the shard's snapshot when there is one.
+pub async fn driver(shard: Rc<RefCell<Shard>>) {
+    loop {
+        let running = shard
+            .borrow()
+            .snapshot
+            .as_ref()
+            .map(|s| (s.sink.clone(), s.foreground));
+        let Some((sink, foreground)) = running else {
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+            continue;
+        };
+        let (chunks, done) = snapshot::step(&mut shard.borrow_mut(), SLICE);
+        let mut failed = false;
+        for c in chunks {
+            if sink.send_async(ToWriter::Chunk(c)).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if failed {
+            // The writer gave up (disk error): it reports the failure.
+            snapshot::abort(&mut shard.borrow_mut());
+            continue;
+        }
+        if done {
+            let progress = shard.borrow_mut().snapshot.take().map(|s| s.progress);
+            let _ = sink
+                .send_async(ToWriter::Done {
+                    progress: progress.unwrap_or_default(),
+                })
+                .await;
+            continue;
+        }
+        if !foreground {
+            glommio::timer::sleep(PAUSE).await;
+        } else {
+            glommio::yield_if_needed().await;
+        }
+    }
+}
+
+/// What the writer reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Written {
+    pub keys: u64,
+    pub bytes: u64,
+    pub peak_bytes: u64,
+}
+
+/// The writer: chunks from `parts` shards into `path` (via a temp file), as one RDB.
+fn write_file(
+    path: &Path,
+    parts: usize,
+    rx: flume::Receiver<ToWriter>,
+    aof_base: bool,
+    checksum: bool,
+) -> Result<Written, String> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        "temp-{}-{}.rdb",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = write_parts(&tmp, parts, &rx, aof_base, checksum).and_then(|w| {
+        std::fs::rename(&tmp, path)
+            .map_err(|e| format!("Error moving temp DB file {} on the final destination {} (in server root dir {}): {e}", tmp.display(), path.display(), cwd()))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(w)
+    });
+    if result.is_err() {
+        drop(rx); // the shards' sends fail and they abandon their snapshots
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn cwd() -> String {
+    std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+fn write_parts(
+    tmp: &Path,
+    parts: usize,
+    rx: &flume::Receiver<ToWriter>,
+    aof_base: bool,
+    checksum: bool,
+) -> Result<Written, String> {
+    let file = std::fs::File::create(tmp).map_err(|e| {
+        format!(
+            "Failed opening the temp RDB file {} (in server root dir {}) for saving: {e}",
+            tmp.display(),
+            cwd()
+        )
+    })?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut crc = Crc64::default();
+    let mut put = |bytes: &[u8], out: &mut std::io::BufWriter<std::fs::File>| {
+        if checksum {
+            crc.update(bytes);
+        }
+        out.write_all(bytes)
+            .map_err(|e| format!("Write error saving DB on disk: {e}"))
+    };
+    let mut head = Vec::new();
+    encode::header(&mut head, aof_base, crate::commands::info::rss_bytes(), &[]);
+    put(&head, &mut out)?;
+    let mut written = Written::default();
+    let mut current_db = usize::MAX;
+    let mut done = 0;
+    while done < parts {
+        match rx.recv() {
+            Ok(ToWriter::Chunk(c)) => {
+                if c.db != current_db {
+                    let mut sel = Vec::new();
+                    encode::select_db(&mut sel, c.db);
+                    put(&sel, &mut out)?;
+                    current_db = c.db;
+                }
+                put(&c.bytes, &mut out)?;
+            }
+            Ok(ToWriter::Done { progress }) => {
+                done += 1;
+                written.keys += progress.keys;
+                written.peak_bytes += progress.peak_bytes;
+            }
+            Err(_) => return Err("a shard stopped before finishing its snapshot".into()),
+        }
+    }
+    let mut tail = Vec::new();
+    encode::eof(&mut tail);
+    put(&tail, &mut out)?;
+    let sum = if checksum { crc.value() } else { 0 };
+    out.write_all(&sum.to_le_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| format!("Write error saving DB on disk: {e}"))?;
+    let file = out.into_inner().map_err(|e| e.to_string())?;
+    file.sync_all()
+        .map_err(|e| format!("Write error saving DB on disk (fsync): {e}"))?;
+    written.bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok(written)
+}
+
+/// A shard's answer to the start: whether its snapshot began, and its change counter.
+type Started = (Result<(), String>, u64);
+
+/// Start a snapshot of every shard into `path`; resolves when the file is in place.
+/// The caller must hold the snapshot machinery (`Status::try_begin`).
+async fn save_all(shards: &Shards, path: PathBuf, foreground: bool) -> Result<Written, String> {
+    let (tx, rx) = flume::bounded(QUEUE);
+    let parts = shards.count();
+    let checksum = shards.local.borrow().config.get_bool("rdbchecksum");
+    let (done_tx, done_rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("rdb-writer".into())
+        .spawn(move || {
+            let _ = done_tx.send(write_file(&path, parts, rx, false, checksum));
+        })
+        .map_err(|e| format!("cannot start the RDB writer: {e}"))?;
+    let steps: Vec<(usize, FirstStep<Started>)> = (0..parts)
+        .map(|sid| {
+            let tx = tx.clone();
+            let step: FirstStep<Started> =
+                Box::new(move |s: &mut Shard| (snapshot::begin(s, tx, foreground), s.dirty()));
+            (sid, step)
+        })
+        .collect();
+    drop(tx);
+    let (t, started) = Tx::begin_with(shards, steps).await;
+    drop(t);
+    let dirty: u64 = started.iter().map(|(_, d)| d).sum();
+    if let Some((Err(e), _)) = started.iter().find(|(r, _)| r.is_err()) {
+        let e = e.clone();
+        shards.all(|s: &mut Shard| snapshot::abort(s)).await;
+        return Err(e);
+    }
+    let server = &shards.server.persistence;
+    server.bgsave_started_ms.store(now_ms(), Ordering::Relaxed);
+    let result = done_rx
+        .recv_async()
+        .await
+        .unwrap_or_else(|_| Err("the RDB writer stopped".into()));
+    if result.is_ok() {
+        server.dirty_at_last_save.store(dirty, Ordering::Relaxed);
+    }
+    result
+}
+
+/// Run a whole save (SAVE, BGSAVE, save points, SHUTDOWN) and record its outcome.
+async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, String> {
+    let st = &shards.server.persistence;
+    let started = Instant::now();
+    st.last_attempt_ms.store(now_ms(), Ordering::Relaxed);
+    let path = rdb_path(&shards.local.borrow().config);
+    let result = save_all(shards, path, foreground).await;
+    let secs = started.elapsed().as_secs_f64();
+    st.last_bgsave_time_s
+        .store(secs.round() as i64, Ordering::Relaxed);
+    match &result {
+        Ok(w) => {
+            st.last_bgsave_failed.store(false, Ordering::Relaxed);
+            st.last_save_s.store(now_ms() / 1000, Ordering::Relaxed);
+            st.saves.fetch_add(1, Ordering::Relaxed);
+            st.last_cow_size.store(w.peak_bytes, Ordering::Relaxed);
+            log(&format!(
+                "DB saved on disk: {} keys, {} bytes in {:.3} seconds ({:.0} keys/s); snapshot memory peak {} bytes",
+                w.keys,
+                w.bytes,
+                secs,
+                w.keys as f64 / secs.max(1e-9),
+                w.peak_bytes
+            ));
+        }
+        Err(e) => {
+            st.last_bgsave_failed.store(true, Ordering::Relaxed);
+            *st.last_error.lock().unwrap_or_else(|e| e.into_inner()) = e.clone();
+            log(&format!("Background saving error: {e}"));
+        }
+    }
+    st.bgsave_started_ms.store(0, Ordering::Relaxed);
+    result
+}
+
+/// SAVE: write the file now and reply when it is on disk.
+pub async fn save(shards: &Shards) -> Reply {
+    if shards
+        .server
+        .persistence
+        .try_begin(Activity::Bgsave)
+        .is_err()
+    {
+        return Reply::err("ERR Background save already in progress");
+    }
+    let r = save_and_record(shards, true).await;
+    shards.server.persistence.end();
+    match r {
+        Ok(_) => Reply::ok(),
+        Err(_) => Reply::err("ERR"),
+    }
+}
+
+/// BGSAVE [SCHEDULE]: start a save and reply at once.
+pub async fn bgsave(shards: &Shards, schedule: bool) -> Reply {
+    let st = &shards.server.persistence;
+    match st.try_begin(Activity::Bgsave) {
+        Ok(()) => {}
+        Err(Activity::Bgsave) => return Reply::err("ERR Background save already in progress"),
+        Err(Activity::AofRewrite) if schedule => {
+            st.scheduled.store(true, Ordering::Relaxed);
+            return Reply::Status("Background saving scheduled".into());
+        }
+        Err(Activity::AofRewrite) => return Reply::err("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."),
+    }
+    log("Background saving started");
+    spawn_save(shards.detached());
+    Reply::Status("Background saving started".into())
+}
+
+/// Run a background save that already holds the machinery, releasing it at the end.
+fn spawn_save(shards: Rc<Shards>) {
+    glommio::spawn_local(async move {
+        let _ = save_and_record(&shards, false).await;
+        shards.server.persistence.end();
+    })
+    .detach();
+}
+
+/// Shard 0's task: save points (`save 3600 1 300 100 ...`) and scheduled BGSAVEs.
+pub async fn save_points(shards: Rc<Shards>) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        let st = &shards.server.persistence;
+        if shards.server.loading.load(Ordering::Relaxed) || st.activity().is_some() {
+            continue;
+        }
+        if st.scheduled.swap(false, Ordering::Relaxed) {
+            if st.try_begin(Activity::Bgsave).is_ok() {
+                log("Background saving started (scheduled)");
+                spawn_save(shards.clone());
+            }
+            continue;
+        }
+        let params = shards.local.borrow().config.save_params();
+        let changes = st
+            .dirty_now()
+            .saturating_sub(st.dirty_at_last_save.load(Ordering::Relaxed));
+        let now = now_ms();
+        let since_save = (now / 1000).saturating_sub(st.last_save_s.load(Ordering::Relaxed));
+        let retry_ok = !st.last_bgsave_failed.load(Ordering::Relaxed)
+            || now.saturating_sub(st.last_attempt_ms.load(Ordering::Relaxed)) >= RETRY_DELAY_MS;
+        let due = params
+            .iter()
+            .find(|&&(secs, n)| changes >= n && since_save >= secs);
+        if let (Some(&(secs, _)), true) = (due, retry_ok) {
+            if st.try_begin(Activity::Bgsave).is_ok() {
+                log(&format!("{changes} changes in {secs} seconds. Saving..."));
+                log("Background saving started");
+                spawn_save(shards.clone());
+            }
+        }
+    }
+}
+
+/// SHUTDOWN and SIGTERM: save if asked to, or if save points are set (`save` true /
+/// false / None = by the configuration). Err: the save failed and shutdown must stop.
+pub async fn save_for_shutdown(shards: &Shards, save: Option<bool>) -> Result<(), String> {
+    let wanted = save.unwrap_or_else(|| !shards.local.borrow().config.save_params().is_empty());
+    if !wanted {
+        return Ok(());
+    }
+    log("Saving the final RDB snapshot before exiting.");
+    // Wait for a running background save or rewrite rather than fail.
+    let st = &shards.server.persistence;
+    while st.try_begin(Activity::Bgsave).is_err() {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    let r = save_and_record(shards, true).await;
+    st.end();
+    r.map(|_| log("DB saved on disk"))
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, empty, load the file again.
+pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
+    let (mut merge, mut noflush, mut nosave) = (false, false, false);
+    for o in opts {
+        match o.to_ascii_lowercase().as_slice() {
+            b"merge" => merge = true,
+            b"noflush" => noflush = true,
+            b"nosave" => nosave = true,
+            _ => {
+                return Reply::err(
+                    "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                )
+            }
+        }
+    }
+    if !nosave {
+        if s.server.persistence.try_begin(Activity::Bgsave).is_err() {
+            return Reply::err("ERR Background save already in progress");
+        }
+        let r = save_and_record(s, true).await;
+        s.server.persistence.end();
+        if r.is_err() {
+            return Reply::err("ERR Error trying to save the DB.");
+        }
+    }
+    if !noflush && !merge {
+        s.all(|sh: &mut Shard| {
+            for db in sh.dbs.iter_mut() {
+                db.clear();
+            }
+        })
+        .await;
+    }
+    let path = rdb_path(&s.local.borrow().config);
+    match super::load::rdb_into_shards(s, &path, merge).await {
+        Ok(_) => Reply::ok(),
+        Err(e) => {
+            log(&format!("DEBUG RELOAD: {e}"));
+            Reply::error(format!("ERR Error trying to load the RDB dump: {e}"))
+        }
+    }
+}
+
+/// Write shard `sid`'s keys as an RDB file at `path` (an AOF rewrite's base, with
+/// `aof-base:1` when `aof_base`), from a snapshot started on that shard in the same
+/// job as `at_start`. Resolves when the file is written, fsynced and renamed in place.
+/// The caller holds the machinery (`Status::try_begin(Activity::AofRewrite)`).
+pub async fn shard_to_file(
+    shards: &Shards,
+    sid: usize,
+    path: PathBuf,
+    aof_base: bool,
+    at_start: Box<dyn FnOnce(&mut Shard) + Send>,
+) -> Result<u64, String> {
+    let (tx, rx) = flume::bounded(QUEUE);
+    let checksum = shards.local.borrow().config.get_bool("rdbchecksum");
+    let (done_tx, done_rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("rdb-writer".into())
+        .spawn(move || {
+            let _ = done_tx.send(write_file(&path, 1, rx, aof_base, checksum));
+        })
+        .map_err(|e| format!("cannot start the RDB writer: {e}"))?;
+    let started = shards
+        .on(sid, move |s: &mut Shard| {
+            let r = snapshot::begin(s, tx, false);
+            if r.is_ok() {
+                at_start(s);
+            }
+            r
+        })
+        .await;
+    started?;
+    let w = done_rx
+        .recv_async()
+        .await
+        .unwrap_or_else(|_| Err("the RDB writer stopped".into()))?;
+    Ok(w.bytes)
+}
+
+/// INFO persistence's RDB fields, Redis's names and order.
+pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
+    let st = &server.persistence;
+    let started = st.bgsave_started_ms.load(Ordering::Relaxed);
+    let in_progress = st.activity() == Some(Activity::Bgsave);
+    let changes = st
+        .dirty_now()
+        .saturating_sub(st.dirty_at_last_save.load(Ordering::Relaxed));
+    let last_status = if st.last_bgsave_failed.load(Ordering::Relaxed) {
+        "err"
+    } else {
+        "ok"
+    };
+    let last_time = if st.last_attempt_ms.load(Ordering::Relaxed) == 0 {
+        -1
+    } else {
+        st.last_bgsave_time_s.load(Ordering::Relaxed)
+    };
+    let current = if in_progress && started != 0 {
+        (now_ms().saturating_sub(started) / 1000) as i64
+    } else {
+        -1
+    };
+    vec![
+        (
+            "loading",
+            (server.loading.load(Ordering::Relaxed) as u8).to_string(),
+        ),
+        ("async_loading", "0".into()),
+        ("current_cow_peak", "0".into()),
+        ("current_cow_size", "0".into()),
+        ("current_cow_size_age", "0".into()),
+        ("current_fork_perc", "0.00".into()),
+        ("current_save_keys_processed", "0".into()),
+        ("current_save_keys_total", "0".into()),
+        ("rdb_changes_since_last_save", changes.to_string()),
+        ("rdb_bgsave_in_progress", (in_progress as u8).to_string()),
+        (
+            "rdb_last_save_time",
+            st.last_save_s.load(Ordering::Relaxed).to_string(),
+        ),
+        ("rdb_last_bgsave_status", last_status.into()),
+        ("rdb_last_bgsave_time_sec", last_time.to_string()),
+        ("rdb_current_bgsave_time_sec", current.to_string()),
+        ("rdb_saves", st.saves.load(Ordering::Relaxed).to_string()),
+        (
+            "rdb_last_cow_size",
+            st.last_cow_size.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "rdb_last_load_keys_expired",
+            st.last_load_keys_expired
+                .load(Ordering::Relaxed)
+                .to_string(),
+        ),
+        (
+            "rdb_last_load_keys_loaded",
+            st.last_load_keys_loaded.load(Ordering::Relaxed).to_string(),
+        ),
+    ]
+}
+
+/// Set LASTSAVE's starting point (Redis: the start time).
+pub fn init(server: &Arc<ServerInfo>) {
+    server
+        .persistence
+        .last_save_s
+        .store(now_ms() / 1000, Ordering::Relaxed);
+}

@@ -185,6 +185,7 @@ async fn session(
             if let Some((cmd, argv)) = blocked {
                 // Replies before the blocking command leave now, as in Redis.
                 if !out.is_empty() {
+                    crate::persistence::aof::durable(&shards.server.aof).await;
                     shards.local.borrow_mut().stats.net_output_bytes += out.len() as u64;
                     stream.write_all(&out).await?;
                     out.clear();
@@ -207,6 +208,8 @@ async fn session(
             c.last_interaction_ms = crate::shard::now_ms();
         }
         if !out.is_empty() {
+            // `appendfsync always`: what these replies show must be on disk first.
+            crate::persistence::aof::durable(&shards.server.aof).await;
             shards.local.borrow_mut().stats.net_output_bytes += out.len() as u64;
             stream.write_all(&out).await?;
             out.clear();

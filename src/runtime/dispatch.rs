@@ -17,6 +17,7 @@
 
 use crate::client::{ClientRef, ReplyMode};
 use crate::commands::{self, errors, Command, Ctx, Exec, Merge};
+use crate::persistence::aof;
 use crate::protocol::Reply;
 use crate::runtime::transaction::{self, FirstStep, Tx};
 use crate::runtime::Shards;
@@ -25,7 +26,10 @@ pub use crate::shard::slowlog::Caller;
 use crate::shard::Shard;
 use crate::storage::db::Entry;
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+const LOADING: &str = "LOADING Redis is loading the dataset in memory";
 
 /// Find the table entry for `argv`, or the error Redis gives.
 pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, (Reply, Option<&'static str>)> {
@@ -80,6 +84,16 @@ pub(crate) fn run_handler(
     let Exec::Shard(f) = cmd.exec else {
         unreachable!("only Shard commands are executed on a shard")
     };
+    // AOF: a write is refused while the file cannot be written; one that changed data
+    // is logged after it ran.
+    let aof_dirty = if shard.aof.enabled() {
+        if let Some(refused) = aof::refuse_write(shard, cmd) {
+            return refused;
+        }
+        Some(shard.dirty())
+    } else {
+        None
+    };
     // WATCH: a write that changed something touches the watched keys it wrote.
     // (Checked in this order so the common case, nobody watching, costs one test.)
     // (PFCOUNT is read-only but rewrites its cached count, which Redis signals.)
@@ -94,6 +108,9 @@ pub(crate) fn run_handler(
     let reply = guarded(cmd, || f(&mut ctx, argv));
     if !watched.is_empty() && shard.dirty() != dirty_before && !reply.is_error() {
         touch_watched(shard, cmd, db, argv, &watched, &reply);
+    }
+    if let Some(before) = aof_dirty {
+        aof::after_command(shard, db, argv, &reply, before);
     }
     reply
 }
@@ -273,6 +290,29 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
             Ok(cmd) if !authed && !cmd.has_flag("no_auth") => {
                 Some((Reply::err(errors::NOAUTH), Some(cmd.name)))
             }
+            Ok(cmd)
+                if shards.server.loading.load(Ordering::Relaxed)
+                    && !cmd.has_flag("loading")
+                    && client.borrow().id != aof::REPLAY_CLIENT =>
+            {
+                Some((Reply::err(LOADING), Some(cmd.name)))
+            }
+            // After a failed background save, with stop-writes-on-bgsave-error: writes
+            // (and PING, as Redis) get -MISCONF.
+            Ok(cmd)
+                if (cmd.is_write() || cmd.name == "ping")
+                    && shards
+                        .server
+                        .persistence
+                        .last_bgsave_failed
+                        .load(Ordering::Relaxed)
+                    && shards
+                        .server
+                        .persistence
+                        .writes_refused(&shards.local.borrow().config) =>
+            {
+                Some((crate::persistence::save::misconf(), Some(cmd.name)))
+            }
             Ok(cmd) if queues_in_multi(client, cmd) && cmd.has_flag("no_multi") => Some((
                 Reply::err("ERR Command not allowed inside a transaction"),
                 Some(cmd.name),
@@ -347,7 +387,14 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                 )))
                 .await
                 .unwrap_or_else(|_| panicked(cmd));
-                drop(tx);
+                if let Some(tx) = tx {
+                    // Logged once, meeting every shard's stream on replay.
+                    if !reply.is_error() && aof::enabled(&shards.server) {
+                        let all: Vec<usize> = (0..shards.count()).collect();
+                        aof::tx_log(tx.id, &all, db, std::slice::from_ref(&argv));
+                    }
+                    tx.finish().await;
+                }
                 record(
                     &mut shards.local.borrow_mut(),
                     cmd,
@@ -643,6 +690,8 @@ fn gather(s: &mut Shard, keys: &[Bytes]) -> Gathered {
             out.push((dbi, k.clone(), e.map(|e| (e, ttl))));
         }
     }
+    // Keys found expired are logged before the command that follows.
+    aof::flush_expired(s);
     out
 }
 
@@ -690,6 +739,7 @@ async fn finish_gathered(
         let mut ctx = Ctx::new(&mut scratch, db);
         f(&mut ctx, argv)
     };
+    let met: Vec<usize> = before.iter().map(|(_, k, _)| shards.shard_of(k)).collect();
     let mut writes: Vec<Gathered> = (0..shards.count()).map(|_| Vec::new()).collect();
     for (dbi, k, old) in before {
         let d = &mut scratch.dbs[dbi];
@@ -702,6 +752,12 @@ async fn finish_gathered(
         if changed {
             writes[shards.shard_of(&k)].push((dbi, k, new));
         }
+    }
+    let wrote = writes.iter().any(|w| !w.is_empty());
+    if let (true, Some(id)) = (wrote && aof::enabled(&shards.server), shards.tx) {
+        // Logged as run, in the transaction that holds every shard of its keys.
+        let records = aof::record::propagate(&mut scratch, db, argv, &reply);
+        aof::tx_log(id, &met, db, &records);
     }
     let waiting: Vec<_> = writes
         .into_iter()
@@ -760,7 +816,7 @@ async fn run_multi_shard_tx(
                 })
                 .collect();
             let (tx, replies) = Tx::begin_with(shards, steps).await;
-            drop(tx);
+            tx.finish().await;
             merge_parts(m, nkeys, positions.into_iter().zip(replies).collect())
         }
         None => {
@@ -780,7 +836,7 @@ async fn run_multi_shard_tx(
                 gathered.into_iter().flatten().collect(),
             )
             .await;
-            drop(tx);
+            tx.finish().await;
             reply
         }
     }

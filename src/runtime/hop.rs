@@ -135,6 +135,19 @@ impl Shards {
         }
     }
 
+    /// A plain handle of this core's (not a transaction's), owned, for a task that
+    /// outlives the command that started it (BGSAVE).
+    pub fn detached(&self) -> Rc<Shards> {
+        Rc::new(Shards {
+            tx: None,
+            local_id: self.local_id,
+            local: self.local.clone(),
+            inboxes: self.inboxes.clone(),
+            slots: self.slots.clone(),
+            server: self.server.clone(),
+        })
+    }
+
     /// True if work of this handle may run inline on the local shard right now.
     pub fn local_is_free(&self) -> bool {
         !self.local.borrow().lock.blocks(self.tx)

@@ -77,7 +77,18 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..nshards).map(|_| flume::unbounded::<hop::Job>()).unzip();
     let inboxes = Arc::new(senders);
-    install_signal_handlers(server.clone());
+    crate::persistence::save::init(&server);
+    // Until shard 0 has loaded the data set, every core answers -LOADING.
+    let to_load = if cfg.get_bool("appendonly") {
+        std::path::Path::new(&cfg.dir)
+            .join(cfg.get("appenddirname").unwrap_or(""))
+            .exists()
+    } else {
+        crate::persistence::save::rdb_path(&cfg).exists()
+    };
+    server.loading.store(to_load, Ordering::SeqCst);
+    let (shutdown_tx, shutdown_rx) = flume::bounded::<()>(1);
+    install_signal_handlers(shutdown_tx);
     log(&format!(
         "Shardis {} starting: {} shard(s) on {} core(s), port {}",
         env!("CARGO_PKG_VERSION"),
@@ -91,11 +102,12 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
             Some(c) if nshards <= ncores => Placement::Fixed(c.id),
             _ => Placement::Unbound,
         };
-        let (inboxes, slots, server, config) = (
+        let (inboxes, slots, server, config, shutdown_rx) = (
             inboxes.clone(),
             slots.clone(),
             server.clone(),
             config.clone(),
+            shutdown_rx.clone(),
         );
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
@@ -104,9 +116,31 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
             .io_memory(IO_MEMORY)
             .spawn(move || async move {
                 let shard = Rc::new(RefCell::new(Shard::new(id, nshards, config)));
-                let shards = Rc::new(Shards::new(id, shard.clone(), inboxes, slots, server));
+                let shards = Rc::new(Shards::new(
+                    id,
+                    shard.clone(),
+                    inboxes,
+                    slots,
+                    server.clone(),
+                ));
                 glommio::spawn_local(hop::serve_inbox(shard.clone(), inbox)).detach();
-                glommio::spawn_local(cron(shard.clone())).detach();
+                glommio::spawn_local(cron(shard.clone(), server)).detach();
+                glommio::spawn_local(crate::persistence::save::driver(shard.clone())).detach();
+                if id == 0 {
+                    let shards = shards.clone();
+                    glommio::spawn_local(async move {
+                        crate::persistence::load::at_start(&shards).await;
+                        let on_signal = shards.clone();
+                        glommio::spawn_local(async move {
+                            if shutdown_rx.recv_async().await.is_ok() {
+                                shutdown(&on_signal, None).await;
+                            }
+                        })
+                        .detach();
+                        crate::persistence::save::save_points(shards).await
+                    })
+                    .detach();
+                }
                 accept_loop(shards).await
             })
             .map_err(|e| format!("cannot start shard {id}: {e}"))?;
@@ -184,7 +218,7 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
 
 /// Periodic shard work, `hz` times a second: active expiry, incremental rehash,
 /// config refresh, CPU accounting.
-async fn cron(shard: Rc<RefCell<Shard>>) {
+async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     loop {
         let hz = shard.borrow().config.hz.clamp(1, 500);
         let period = Duration::from_micros(1_000_000 / hz as u64);
@@ -217,9 +251,15 @@ async fn cron(shard: Rc<RefCell<Shard>>) {
             glommio::timer::sleep(EXPIRE_PAUSE).await;
         }
         let mut s = shard.borrow_mut();
+        crate::persistence::aof::cron(&mut s);
+        let (sid, n, dirty) = (s.id, s.nshards, s.dirty());
+        server.persistence.publish_dirty(sid, n, dirty);
         for db in s.dbs.iter_mut() {
-            db.keys.shrink_if_needed();
-            db.expires.shrink_if_needed();
+            // A snapshot's cursor needs the table not to shrink under it.
+            if db.snapshot.is_none() {
+                db.keys.shrink_if_needed();
+                db.expires.shrink_if_needed();
+            }
             if db.keys.is_rehashing() {
                 db.keys.rehash_for(Duration::from_millis(1));
             }
@@ -250,7 +290,7 @@ pub fn thread_cpu() -> (f64, f64) {
     (t(ru.ru_utime), t(ru.ru_stime))
 }
 
-fn install_signal_handlers(server: Arc<ServerInfo>) {
+fn install_signal_handlers(shutdown: flume::Sender<()>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
         log("cannot install signal handlers");
@@ -262,16 +302,24 @@ fn install_signal_handlers(server: Arc<ServerInfo>) {
             if let Some(sig) = signals.forever().next() {
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                 log(&format!("Received {name} scheduling shutdown..."));
-                shutdown(&server);
+                let _ = shutdown.send(());
             }
         })
         .ok();
 }
 
-/// Stop the server: nothing to save yet (persistence comes with its issue), so log and exit.
-pub fn shutdown(server: &ServerInfo) -> ! {
-    server.shutting_down.store(true, Ordering::SeqCst);
+/// Stop the server: save the RDB file first when `save` says so (None: when save
+/// points are configured, as Redis), and flush the AOF. Returns only if the save
+/// failed (SHUTDOWN then replies with an error and the server keeps running).
+pub async fn shutdown(shards: &Shards, save: Option<bool>) -> String {
+    shards.server.shutting_down.store(true, Ordering::SeqCst);
     log("User requested shutdown...");
+    if let Err(e) = crate::persistence::save::save_for_shutdown(shards, save).await {
+        log(&format!("Error trying to save the DB, can't exit: {e}"));
+        shards.server.shutting_down.store(false, Ordering::SeqCst);
+        return e;
+    }
+    crate::persistence::aof::stop(&shards.server);
     log("Shardis is now ready to exit, bye bye...");
     std::process::exit(0)
 }

@@ -135,6 +135,29 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Conclude: append the transaction's AOF parts on every shard of its set (see
+    /// `persistence::aof`), all of them before any shard is released, then release.
+    pub async fn finish(self) {
+        if let Some((set, body)) = crate::persistence::aof::take_tx(self.id) {
+            let (id, body) = (self.id, std::sync::Arc::new(body));
+            let waiting: Vec<_> = set
+                .iter()
+                .map(|&sid| {
+                    let (set, body) = (set.clone(), body.clone());
+                    self.shards.send_or_local(sid, move |s: &mut Shard| {
+                        crate::persistence::aof::close_tx(s, id, &set, &body)
+                    })
+                })
+                .collect();
+            for w in waiting {
+                w.get().await;
+            }
+        }
+        drop(self)
+    }
+}
+
 /// Release transaction `id`'s hold on `s`, then serve the clients blocked on keys the
 /// transaction made ready.
 fn release(s: &mut Shard, id: u64) {
@@ -145,13 +168,21 @@ fn release(s: &mut Shard, id: u64) {
 impl Drop for Tx {
     fn drop(&mut self) {
         let id = self.id;
+        // Not concluded by `finish` (an early return): append the AOF parts as the
+        // shards are released.
+        let log = crate::persistence::aof::take_tx(id).map(std::sync::Arc::new);
         for &sid in &self.held {
+            let log = log.clone();
+            let release = move |s: &mut Shard| {
+                if let Some(l) = &log {
+                    crate::persistence::aof::close_tx(s, id, &l.0, &l.1);
+                }
+                release(s, id)
+            };
             if sid == self.shards.local_id {
-                release(&mut self.shards.local.borrow_mut(), id);
+                release(&mut self.shards.local.borrow_mut());
             } else {
-                let _ = self
-                    .shards
-                    .send_control(sid, move |s: &mut Shard| release(s, id));
+                let _ = self.shards.send_control(sid, release);
             }
         }
     }
@@ -321,6 +352,7 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool, caller: &Caller) -> Ve
     let now = crate::shard::now_ms();
     // Blocked clients are served after the whole transaction, as Redis does after EXEC.
     let was_busy = std::mem::replace(&mut s.blocking.busy, true);
+    crate::persistence::aof::begin_block(s);
     let replies = keyed
         .into_iter()
         .map(|(i, db, cmd, argv)| {
@@ -330,6 +362,7 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool, caller: &Caller) -> Ve
             )
         })
         .collect();
+    crate::persistence::aof::end_block(s);
     s.blocking.busy = was_busy;
     crate::runtime::blocking::after_command(s);
     replies
@@ -432,7 +465,7 @@ async fn exec_parallel(
             })
             .collect();
         let (tx, results) = Tx::begin_with(shards, steps).await;
-        drop(tx);
+        tx.finish().await;
         results.into_iter().flatten().collect()
     } else {
         let (tx, broken) = Tx::begin_with(shards, watch_steps(set, &watched)).await;
@@ -452,7 +485,7 @@ async fn exec_parallel(
         for rx in waiting {
             results.extend(rx.get().await);
         }
-        drop(tx);
+        tx.finish().await;
         results
     };
     assemble(client, &queued, results)
@@ -506,7 +539,7 @@ async fn exec_locked(
         replies.push(reply);
     }
     flush_run(t, run.take(), &mut replies, no_touch, &caller).await;
-    drop(tx);
+    tx.finish().await;
     Reply::Array(replies)
 }
 

@@ -63,6 +63,10 @@ pub struct Shard {
     pub cpu_sys: f64,
     /// This shard's append-only file (see `persistence::aof`).
     pub aof: crate::persistence::aof::ShardAof,
+    /// The snapshot running on this shard (BGSAVE, SAVE, an AOF rewrite's base).
+    pub snapshot: Option<crate::persistence::snapshot::ShardSnapshot>,
+    /// Epoch of the latest snapshot started here (entries stamped with it are done).
+    pub snapshot_epoch: u32,
 }
 
 impl Shard {
@@ -88,6 +92,8 @@ impl Shard {
             cpu_user: 0.0,
             cpu_sys: 0.0,
             aof: Default::default(),
+            snapshot: None,
+            snapshot_epoch: 0,
         }
     }
 

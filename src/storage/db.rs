@@ -6,6 +6,7 @@
 //! (lazy expiry), so no command can ever see a dead key.
 
 use super::{CompactBytes, Dict, Value};
+use crate::persistence::snapshot::DbSnapshot;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +14,20 @@ pub struct Entry {
     pub value: Value,
     /// Last access, in seconds of the LRU clock (OBJECT IDLETIME).
     pub lru: u32,
+    /// The epoch of the snapshot that has already written this entry, or that must
+    /// skip it because it was created after the start (see `persistence::snapshot`).
+    /// Fits in what was padding.
+    pub snap: u32,
+}
+
+impl Entry {
+    pub fn new(value: Value) -> Entry {
+        Entry {
+            value,
+            lru: lru_clock(),
+            snap: 0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -35,6 +50,9 @@ pub struct Db {
     /// noted here, for the AOF to append a DEL before the next record (Redis
     /// propagates expirations the same way).
     pub aof_expired: Option<Vec<bytes::Bytes>>,
+    /// This database's share of a running snapshot: every change below first lets it
+    /// write the entry it is about to change (`persistence::snapshot`).
+    pub snapshot: Option<Box<DbSnapshot>>,
 }
 
 /// The LRU clock in seconds, cached like Redis's `server.lruclock`: the shards' cron
@@ -98,7 +116,18 @@ impl Db {
         if self.expire_if_needed(key, now_ms) {
             return None;
         }
+        self.before_write(key);
         self.keys.get_mut(key)
+    }
+
+    /// Let a running snapshot write `key`'s entry before it may change (every path to
+    /// a mutable entry goes through here). Returns the stamp a new entry must carry.
+    #[inline]
+    fn before_write(&mut self, key: &[u8]) -> u32 {
+        match &mut self.snapshot {
+            None => 0,
+            Some(s) => s.before_write(&mut self.keys, &self.expires, key),
+        }
     }
 
     /// [`Db::lookup`] for an entry about to be changed in place: counts a modification.
@@ -106,6 +135,7 @@ impl Db {
         if self.expire_if_needed(key, now_ms) {
             return None;
         }
+        self.before_write(key);
         let dirty = &mut self.dirty;
         self.keys.get_mut(key).inspect(|_| *dirty += 1)
     }
@@ -124,6 +154,7 @@ impl Db {
         let entry = Entry {
             value,
             lru: lru_clock(),
+            snap: self.before_write(key),
         };
         match self.keys.get_mut(key) {
             Some(e) => *e = entry,
@@ -138,6 +169,7 @@ impl Db {
 
     /// Remove `key` and its TTL; returns the entry if it was present.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.before_write(key);
         let e = self.keys.remove(key).map(|(_, e)| e);
         if e.is_some() {
             self.dirty += 1;
@@ -150,6 +182,7 @@ impl Db {
 
     /// Set an absolute deadline; the key must exist.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) {
+        self.before_write(key);
         self.dirty += 1;
         match self.expires.get_mut(key) {
             Some(d) => *d = at_ms,
@@ -161,6 +194,7 @@ impl Db {
 
     /// Remove the TTL; true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
+        self.before_write(key);
         let had = self.expires.remove(key).is_some();
         self.dirty += had as u64;
         had
@@ -168,7 +202,15 @@ impl Db {
 
     pub fn clear(&mut self) {
         self.dirty += !self.keys.is_empty() as u64;
-        self.keys.clear();
-        self.expires.clear();
+        match &mut self.snapshot {
+            Some(s) if !s.is_done() => s.detach(
+                std::mem::take(&mut self.keys),
+                std::mem::take(&mut self.expires),
+            ),
+            _ => {
+                self.keys.clear();
+                self.expires.clear();
+            }
+        }
     }
 }

@@ -1,9 +1,726 @@
-//! The append-only file. OWNER: helper B (see the issue-5 brief).
+//! The append-only file: every shard logs the writes it applies, in RESP, to its own
+//! stream of files in `dir/appenddirname/`, listed by one manifest.
+//!
+//! # The plan, and why
+//! - **Files** (`manifest`): per shard a base and increments, as Redis 7's multi-part
+//!   AOF, plus a generation number: a restart with another `threads` value starts a
+//!   new generation (the old one is replayed first), a rewrite replaces every
+//!   generation by one. The manifest is replaced atomically; a manifest naming a
+//!   missing file, or one that does not parse, refuses the start naming the file.
+//! - **Records** (`record`): appended in `dispatch::run_handler` after a command whose
+//!   run changed data (`Shard::dirty` moved), rewritten as Redis 7.0 propagates them
+//!   (absolute expiries, deterministic forms of random and blocking commands), with
+//!   `SELECT` when the db changes. Keys deleted by expiry (lazily or by the active
+//!   cycle) are logged as `DEL` before the next record, as Redis does.
+//! - **Durability** (`writer`): one writer thread per shard owns its current file; the
+//!   shard only appends to a buffer, so the event loop never waits for the disk. With
+//!   `appendfsync always` a connection writes a batch's replies only once every
+//!   shard's stream is durable up to where it was when the batch's commands were done
+//!   (so reads wait too, and no client ever sees a write that a crash could undo);
+//!   one fsync covers everyone who appended meanwhile (group commit). When nothing is
+//!   pending the check costs one atomic load per shard.
+//! - **Transactions**: an EXEC confined to one shard is logged as `MULTI` ... `EXEC`
+//!   (a torn tail drops the whole block). A multi-shard transaction logs its records,
+//!   whichever shard runs them, into one log of its own, in the order they ran
+//!   (`tx_log`); before it releases any shard (`Tx::finish`) it appends, on every
+//!   shard of its set (the shards it wrote, and every shard whose keys a gathered or
+//!   server-wide command read), `MULTI`, the records (on the highest shard of the set
+//!   only), `SHARDIS.TXEND <tag> <set>`, `EXEC`. Because all parts are appended before
+//!   any lock is released, any later command's reply waits (see above) for every part
+//!   to be durable: a transaction that could be lost has no acknowledged successor on
+//!   any shard. On load, a transaction whose part is missing on some shard of its set
+//!   is cut from every shard at its start (with everything after it, which was not
+//!   acknowledged), repeated until none is left (`load::complete_prefixes`). So a
+//!   crash never replays half of one. Replay meets the streams of its set at the
+//!   transaction and runs its records in their original order, so commands run over a
+//!   gathered copy of keys (RENAME, SMOVE, SUNIONSTORE... across shards, logged as
+//!   received) and server-wide writes (FLUSHALL, SWAPDB, logged once) see the same
+//!   data again.
+//! - **Loading** (`load`): each generation's shard streams are parsed, torn tails cut
+//!   (`aof-load-truncated`), incomplete transactions cut, then merged in transaction
+//!   order and replayed through `dispatch::run_batch` as one client, so every key goes
+//!   to the shard owning it now. RDB-preamble bases go through
+//!   `persistence::load::rdb_into_shards`.
+//!
+//! - **Rewrite** (`rewrite`): BGREWRITEAOF, the automatic rewrite by growth and
+//!   `CONFIG SET appendonly`: new bases from per-shard snapshots, new increments
+//!   switched to at one instant, the manifest replaced atomically.
+//!
+//! Not done yet: keys written by SORT ... STORE across shards (`runtime::sort`) are
+//! not logged.
 
-/// A shard's AOF state (its current increment file's buffer and durability).
-#[derive(Default)]
-pub struct ShardAof {}
+pub mod load;
+pub mod manifest;
+pub mod record;
+pub mod rewrite;
+pub mod writer;
 
-/// Process-wide AOF state (the manifest, rewrite status), in `ServerInfo`.
+pub use rewrite::{auto_rewrite, bgrewriteaof};
+
+use crate::commands::Command;
+use crate::protocol::Reply;
+use crate::runtime::hop::ServerInfo;
+use crate::runtime::Shards;
+use crate::shard::Shard;
+use bytes::Bytes;
+use manifest::{Entry, FileType, Manifest};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use writer::{Fsync, Lane};
+
+/// A shard's AOF state: its lane and what it is staging.
 #[derive(Default)]
-pub struct Global {}
+pub struct ShardAof {
+    lane: Option<Arc<Lane>>,
+    /// The db the stream's last SELECT named.
+    selected: Option<usize>,
+    /// Records held back until their block closes (EXEC, or a transaction's end).
+    stage: Vec<u8>,
+    /// Staging a single-shard EXEC block.
+    in_block: bool,
+}
+
+impl ShardAof {
+    pub fn enabled(&self) -> bool {
+        self.lane.is_some()
+    }
+}
+
+/// Process-wide AOF state, in `ServerInfo`.
+#[derive(Default)]
+pub struct Global {
+    lanes: RwLock<Vec<Arc<Lane>>>,
+    enabled: AtomicBool,
+    files: Mutex<Option<Files>>,
+    last_write_error: AtomicBool,
+    rewrites: AtomicU64,
+    /// BGREWRITEAOF arrived while a BGSAVE ran: rewrite when it ends.
+    rewrite_scheduled: AtomicBool,
+    /// Start of the running rewrite (0: none).
+    rewrite_started_ms: AtomicU64,
+    /// Some rewrite ran (else INFO says -1 for its time).
+    rewrite_ran: AtomicBool,
+    last_rewrite_secs: AtomicI64,
+    last_rewrite_failed: AtomicBool,
+    rewrite_failures: AtomicU64,
+    /// When the last rewrite failed (automatic ones wait before retrying).
+    failed_at_ms: AtomicU64,
+    /// Bytes in the manifest's files other than the live increments.
+    closed_size: AtomicU64,
+    /// `aof_current_size` after the last rewrite or at start: growth counts from it.
+    base_size: AtomicU64,
+}
+
+impl Global {
+    /// Bytes in the AOF now: closed files plus what the lanes wrote to the live ones.
+    fn current_size(&self) -> u64 {
+        let lanes: Vec<Arc<Lane>> = self.lanes.read().map(|l| l.clone()).unwrap_or_default();
+        let live: u64 = lanes
+            .iter()
+            .map(|l| l.written.load(Ordering::Relaxed))
+            .sum();
+        self.closed_size.load(Ordering::Relaxed) + live
+    }
+}
+
+/// Where the AOF lives and what the manifest says now.
+struct Files {
+    dir: PathBuf,
+    #[allow(dead_code)] // kept with the directory it names files in
+    prefix: String,
+    manifest: Manifest,
+}
+
+/// The log of each multi-shard transaction in progress: its records in the order
+/// they ran, whichever shard ran them, and the shards it must meet on replay.
+#[derive(Default)]
+struct TxLog {
+    body: Vec<u8>,
+    selected: Option<usize>,
+    shards: Vec<usize>,
+}
+
+static TX_LOGS: Mutex<Option<HashMap<u64, TxLog>>> = Mutex::new(None);
+/// Set once any transaction logged: until then `take_tx` skips the mutex.
+static TX_LOGGING: AtomicBool = AtomicBool::new(false);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This process's transaction tags are `<start ms>-<tx id>`: unique across restarts.
+fn tx_tag(id: u64) -> String {
+    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    format!("{}-{id}", EPOCH.get_or_init(crate::shard::now_ms))
+}
+
+/// Append records to transaction `id`'s log, noting `shards` as shards it must meet
+/// on replay (those whose keys the records read or wrote).
+pub fn tx_log(id: u64, shards: &[usize], db: usize, records: &[Vec<Bytes>]) {
+    TX_LOGGING.store(true, Ordering::Relaxed);
+    let mut g = lock(&TX_LOGS);
+    let log = g.get_or_insert_with(HashMap::new).entry(id).or_default();
+    for &s in shards {
+        if !log.shards.contains(&s) {
+            log.shards.push(s);
+        }
+    }
+    for argv in records {
+        if log.selected != Some(db) {
+            record::encode(&mut log.body, &[b"SELECT", db.to_string().as_bytes()]);
+            log.selected = Some(db);
+        }
+        record::encode_owned(&mut log.body, argv);
+    }
+}
+
+/// Transaction `id`'s shard set (sorted) and records, forgetting them; None if it
+/// logged nothing.
+pub fn take_tx(id: u64) -> Option<(Vec<usize>, Vec<u8>)> {
+    if !TX_LOGGING.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut log = lock(&TX_LOGS).as_mut()?.remove(&id)?;
+    log.shards.sort_unstable();
+    Some((log.shards, log.body))
+}
+
+// ---- Hooks on the shard ------------------------------------------------------------
+
+/// `-MISCONF` for a write while the AOF cannot be written, as Redis.
+pub fn refuse_write(shard: &Shard, cmd: &Command) -> Option<Reply> {
+    let lane = shard.aof.lane.as_ref()?;
+    if !cmd.is_write() || !lane.failed.load(Ordering::Relaxed) {
+        return None;
+    }
+    let why = lock(&lane.error).clone();
+    Some(Reply::error(format!(
+        "MISCONF Errors writing to the AOF file: {why}"
+    )))
+}
+
+/// After a command ran on `shard`: log the keys it expired, then its own records if
+/// it changed data (`dirty_before` is `Shard::dirty` before it ran).
+pub fn after_command(
+    shard: &mut Shard,
+    db: usize,
+    argv: &[Bytes],
+    reply: &Reply,
+    dirty_before: u64,
+) {
+    if shard.aof.lane.is_none() {
+        return;
+    }
+    flush_expired(shard);
+    if shard.dirty() == dirty_before {
+        return;
+    }
+    for rec in record::propagate(shard, db, argv, reply) {
+        emit(shard, db, &rec);
+    }
+}
+
+/// Log the keys expired since the last record as `DEL`s.
+pub fn flush_expired(shard: &mut Shard) {
+    if shard.aof.lane.is_none() {
+        return;
+    }
+    for dbi in 0..shard.dbs.len() {
+        let keys = match &mut shard.dbs[dbi].aof_expired {
+            Some(v) if !v.is_empty() => std::mem::take(v),
+            _ => continue,
+        };
+        for k in keys {
+            emit(shard, dbi, &[Bytes::from_static(b"DEL"), k]);
+        }
+    }
+}
+
+/// Append one record: to the transaction holding the shard, staged inside an EXEC
+/// block, or handed to the lane.
+fn emit(shard: &mut Shard, db: usize, argv: &[Bytes]) {
+    if let Some(id) = shard.lock.holder {
+        tx_log(id, &[shard.id], db, std::slice::from_ref(&argv.to_vec()));
+        return;
+    }
+    let aof = &mut shard.aof;
+    let Some(lane) = aof.lane.clone() else { return };
+    let mut direct = Vec::new();
+    let out = if aof.in_block {
+        &mut aof.stage
+    } else {
+        &mut direct
+    };
+    if aof.selected != Some(db) {
+        record::encode(out, &[b"SELECT", db.to_string().as_bytes()]);
+        aof.selected = Some(db);
+    }
+    record::encode_owned(out, argv);
+    if !aof.in_block {
+        lane.append(direct);
+    }
+}
+
+/// A single-shard EXEC starts: stage its records (no-op inside a multi-shard
+/// transaction, which stages anyway).
+pub fn begin_block(shard: &mut Shard) {
+    if shard.aof.lane.is_some() && shard.lock.holder.is_none() {
+        flush_expired(shard);
+        shard.aof.in_block = true;
+    }
+}
+
+/// A single-shard EXEC ends: append its records as `MULTI` ... `EXEC`.
+pub fn end_block(shard: &mut Shard) {
+    let aof = &mut shard.aof;
+    if !aof.in_block {
+        return;
+    }
+    aof.in_block = false;
+    let Some(lane) = &aof.lane else { return };
+    if aof.stage.is_empty() {
+        return;
+    }
+    let mut out = Vec::with_capacity(aof.stage.len() + 32);
+    record::encode(&mut out, &[b"MULTI"]);
+    out.append(&mut aof.stage);
+    record::encode(&mut out, &[b"EXEC"]);
+    lane.append(out);
+}
+
+/// Transaction `id` is about to release `shard`, one of its `set`: append its part,
+/// `MULTI`, the transaction's records if this is the highest shard of the set (so
+/// they replay in the order they ran), `SHARDIS.TXEND <tag> <set>`, `EXEC`.
+pub fn close_tx(shard: &mut Shard, id: u64, set: &[usize], body: &[u8]) {
+    let aof = &mut shard.aof;
+    let Some(lane) = &aof.lane else { return };
+    if !set.contains(&shard.id) {
+        return;
+    }
+    let last = set.last() == Some(&shard.id);
+    let set_text: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+    let mut out = Vec::with_capacity(if last { body.len() } else { 0 } + 64);
+    record::encode(&mut out, &[b"MULTI"]);
+    if last {
+        out.extend_from_slice(body);
+        aof.selected = None;
+    }
+    record::encode(
+        &mut out,
+        &[
+            load::TXEND,
+            tx_tag(id).as_bytes(),
+            set_text.join(",").as_bytes(),
+        ],
+    );
+    record::encode(&mut out, &[b"EXEC"]);
+    lane.append(out);
+}
+
+/// True while the AOF is on (multi-shard coordinators check it before logging).
+pub fn enabled(server: &ServerInfo) -> bool {
+    server.aof.enabled.load(Ordering::Acquire)
+}
+
+/// Per-shard cron: log keys the active cycle expired, follow `appendfsync`.
+pub fn cron(shard: &mut Shard) {
+    let Some(lane) = &shard.aof.lane else { return };
+    lane.set_policy(Fsync::parse(
+        shard.config.get("appendfsync").unwrap_or("everysec"),
+    ));
+    if shard.lock.holder.is_none() && !shard.aof.in_block {
+        flush_expired(shard);
+    }
+}
+
+// ---- Durability, on the connection -------------------------------------------------
+
+/// With `appendfsync always`: wait until every shard's stream is durable up to where
+/// it is now (call after a batch ran, before its replies are written).
+pub async fn durable(global: &Global) {
+    if !global.enabled.load(Ordering::Acquire) {
+        return;
+    }
+    let lanes: Vec<Arc<Lane>> = match global.lanes.read() {
+        Ok(l) => l.clone(),
+        Err(e) => e.into_inner().clone(),
+    };
+    for lane in lanes {
+        if lane.policy() != Fsync::Always {
+            continue;
+        }
+        let target = lane.appended.load(Ordering::Acquire);
+        if lane.durable.load(Ordering::Acquire) >= target {
+            continue;
+        }
+        std::future::poll_fn(|cx| {
+            if lane.wait_for(target, cx.waker()) {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+    }
+}
+
+// ---- Start-up ----------------------------------------------------------------------
+
+/// Load the AOF at start and open the shards' streams (see `load`'s comment). Runs on
+/// shard 0 before clients are served. No manifest: an old single `appendonly.aof` is
+/// moved into the directory as a base, else the data set starts empty.
+pub async fn load(shards: &Shards) -> Result<(), String> {
+    let cfg = shards.local.borrow().config.clone();
+    let prefix = cfg
+        .get("appendfilename")
+        .unwrap_or("appendonly.aof")
+        .to_string();
+    let dir = Path::new(&cfg.dir).join(cfg.get("appenddirname").unwrap_or("appendonlydir"));
+    let mname = format!("{prefix}{}", manifest::NAME_SUFFIX);
+    let mpath = dir.join(&mname);
+    let started = std::time::Instant::now();
+    let mut m = if mpath.exists() {
+        let text = std::fs::read_to_string(&mpath)
+            .map_err(|e| format!("Can't read the AOF manifest {}: {e}", mpath.display()))?;
+        Manifest::parse(&text).map_err(|e| format!("{e} in {}", mpath.display()))?
+    } else {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("Can't create the AOF directory {}: {e}", dir.display()))?;
+        adopt_old_file(&cfg.dir, &dir, &prefix)?
+    };
+    load::check_files(&dir, &m)?;
+    let truncated_ok = cfg.get_bool("aof-load-truncated");
+    let mut records = 0u64;
+    for (gen, count) in m.generations() {
+        let mut chains = Vec::with_capacity(count);
+        for k in 0..count {
+            let entries = m.chain(gen, k);
+            let mut chain = load::read_chain(&dir, &entries)?;
+            for base in &chain.bases_rdb {
+                crate::persistence::load::rdb_into_shards(shards, base, true).await?;
+            }
+            if let Some(t) = chain.torn.take() {
+                let name = &entries[t.file].name;
+                if !truncated_ok {
+                    return Err(format!(
+                        "Unexpected end of file reading the append only file {name}. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server."
+                    ));
+                }
+                crate::runtime::log(&format!(
+                    "!!! Warning: short read while loading the AOF file {name}!!!"
+                ));
+                crate::runtime::log(&format!(
+                    "!!! Truncating the AOF incr file {name} at offset {} !!!",
+                    t.offset
+                ));
+                load::truncate_at(&chain.files, (t.file, t.offset))
+                    .map_err(|e| format!("Error truncating the AOF file {name}: {e}"))?;
+                crate::runtime::log("AOF loaded anyway because aof-load-truncated is enabled");
+            }
+            chains.push(chain);
+        }
+        let txs: Vec<Vec<_>> = chains
+            .iter()
+            .map(|c| c.units.iter().map(|u| u.tx.clone()).collect())
+            .collect();
+        let keep = load::complete_prefixes(&txs);
+        for (k, c) in chains.iter_mut().enumerate() {
+            if keep[k] < c.units.len() {
+                let at = c.units[keep[k]].at;
+                crate::runtime::log(&format!(
+                    "AOF of shard {k}: a multi-shard transaction was not complete on every shard; cutting {} at offset {} ({} record group(s) dropped)",
+                    c.files[at.0].display(),
+                    at.1,
+                    c.units.len() - keep[k]
+                ));
+                load::truncate_at(&c.files, at)
+                    .map_err(|e| format!("Error truncating {}: {e}", c.files[at.0].display()))?;
+                c.units.truncate(keep[k]);
+            }
+        }
+        let cmds = load::merge(chains.into_iter().map(|c| c.units).collect())?;
+        records += cmds.len() as u64;
+        replay(shards, cmds).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if records > 0 {
+        crate::runtime::log(&format!(
+            "AOF loaded: {records} records in {secs:.3} seconds ({:.0} records/s)",
+            records as f64 / secs.max(1e-9)
+        ));
+    }
+    open_streams(shards, &dir, &prefix, &mname, &mut m).await?;
+    rewrite::refresh_sizes(&shards.server.aof, true);
+    glommio::spawn_local(auto_rewrite(shards.detached())).detach();
+    Ok(())
+}
+
+/// No manifest: move an old single-file AOF (`dir/appendonly.aof`) in as a base.
+fn adopt_old_file(data_dir: &str, dir: &Path, prefix: &str) -> Result<Manifest, String> {
+    let old = Path::new(data_dir).join(prefix);
+    if !old.is_file() {
+        return Ok(Manifest::default());
+    }
+    let rdb = std::fs::read(&old)
+        .map(|b| b.starts_with(b"REDIS"))
+        .unwrap_or(false);
+    let name = manifest::file_name(prefix, 0, 1, FileType::Base, rdb);
+    std::fs::rename(&old, dir.join(&name))
+        .map_err(|e| format!("Can't move {} into {}: {e}", old.display(), dir.display()))?;
+    crate::runtime::log(&format!(
+        "Successfully migrated an old-style AOF into the AOF directory as {name}"
+    ));
+    Ok(Manifest {
+        files: vec![Entry {
+            name,
+            seq: 1,
+            kind: FileType::Base,
+            shard: 0,
+            shards: 1,
+            gen: 1,
+        }],
+    })
+}
+
+/// Replay loaded records as one client would send them.
+async fn replay(shards: &Shards, cmds: Vec<(usize, Vec<Bytes>)>) {
+    let client = replay_client(shards);
+    let mut db = usize::MAX;
+    let mut batch: Vec<Vec<Bytes>> = Vec::with_capacity(1024);
+    let mut errors = 0u64;
+    let mut it = cmds.into_iter().peekable();
+    while it.peek().is_some() {
+        for (d, argv) in it.by_ref() {
+            if d != db {
+                batch.push(vec![
+                    Bytes::from_static(b"SELECT"),
+                    Bytes::from(d.to_string()),
+                ]);
+                db = d;
+            }
+            batch.push(argv);
+            if batch.len() >= 1024 {
+                break;
+            }
+        }
+        let requests = std::mem::take(&mut batch);
+        let names: Vec<Bytes> = requests.iter().map(|a| a[0].clone()).collect();
+        let out = crate::runtime::dispatch::run_batch(&client, shards, requests).await;
+        for (r, name) in out.replies.iter().zip(names) {
+            if let Some(e) = r.as_ref().and_then(Reply::error_text) {
+                errors += 1;
+                if errors <= 10 {
+                    crate::runtime::log(&format!(
+                        "AOF replay: '{}' answered {e}",
+                        String::from_utf8_lossy(&name)
+                    ));
+                }
+            }
+        }
+    }
+    if errors > 10 {
+        crate::runtime::log(&format!("AOF replay: {errors} records answered an error"));
+    }
+}
+
+/// The id of the client that replays the AOF (served while the server is loading).
+pub const REPLAY_CLIENT: u64 = u64::MAX;
+
+fn replay_client(shards: &Shards) -> crate::client::ClientRef {
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    let mut c = crate::client::Client::new(REPLAY_CLIENT, addr, addr, -1, shards.local_id, false);
+    c.databases = shards.local.borrow().config.databases;
+    c.authenticated = true;
+    std::rc::Rc::new(std::cell::RefCell::new(c))
+}
+
+/// Open every shard's increment (the last one of the last generation when it was
+/// written by as many shards as now, else a new generation), write the manifest,
+/// start the writer threads and attach the lanes to the shards.
+async fn open_streams(
+    shards: &Shards,
+    dir: &Path,
+    prefix: &str,
+    mname: &str,
+    m: &mut Manifest,
+) -> Result<(), String> {
+    let n = shards.count();
+    let cfg = shards.local.borrow().config.clone();
+    let policy = Fsync::parse(cfg.get("appendfsync").unwrap_or("everysec"));
+    let last = m.last_gen();
+    let reuse = matches!(last, Some((_, c)) if c == n);
+    let gen = match last {
+        Some((g, _)) if reuse => g,
+        Some((g, _)) => g + 1,
+        None => 1,
+    };
+    let mut next_seq = m.max_seq() + 1;
+    let mut lanes = Vec::with_capacity(n);
+    for k in 0..n {
+        let existing = if reuse {
+            m.chain(gen, k)
+                .into_iter()
+                .rfind(|e| e.kind == FileType::Incr)
+                .cloned()
+        } else {
+            None
+        };
+        let entry = match existing {
+            Some(e) => e,
+            None => {
+                let e = Entry {
+                    name: manifest::file_name(prefix, k, next_seq, FileType::Incr, false),
+                    seq: next_seq,
+                    kind: FileType::Incr,
+                    shard: k,
+                    shards: n,
+                    gen,
+                };
+                next_seq += 1;
+                crate::runtime::log(&format!(
+                    "Creating AOF incr file {} on server start",
+                    e.name
+                ));
+                m.files.push(e.clone());
+                e
+            }
+        };
+        let path = dir.join(&entry.name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("Can't open the append-only file {}: {e}", path.display()))?;
+        let size = file.metadata().map(|md| md.len()).unwrap_or(0);
+        let lane = Lane::start(k, file, size, policy)
+            .map_err(|e| format!("Can't start the AOF writer thread: {e}"))?;
+        lanes.push(lane);
+    }
+    m.write_atomic(dir, mname)
+        .map_err(|e| format!("Can't write the AOF manifest in {}: {e}", dir.display()))?;
+    let g = &shards.server.aof;
+    *g.lanes.write().unwrap_or_else(|e| e.into_inner()) = lanes.clone();
+    g.enabled.store(true, Ordering::Release);
+    *lock(&g.files) = Some(Files {
+        dir: dir.to_path_buf(),
+        prefix: prefix.to_string(),
+        manifest: m.clone(),
+    });
+    let lanes = Arc::new(lanes);
+    shards
+        .all(move |s: &mut Shard| {
+            s.aof.lane = Some(lanes[s.id].clone());
+            s.aof.selected = None;
+            for d in s.dbs.iter_mut() {
+                d.aof_expired = Some(Vec::new());
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// INFO persistence's AOF fields, with Redis's names.
+pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
+    let g = &server.aof;
+    let enabled = g.enabled.load(Ordering::Relaxed);
+    let lanes: Vec<Arc<Lane>> = g.lanes.read().map(|l| l.clone()).unwrap_or_default();
+    let failed = lanes.iter().any(|l| l.failed.load(Ordering::Relaxed));
+    if failed {
+        g.last_write_error.store(true, Ordering::Relaxed);
+    }
+    let started = g.rewrite_started_ms.load(Ordering::Relaxed);
+    let last_time = if g.rewrite_ran.load(Ordering::Relaxed) {
+        g.last_rewrite_secs.load(Ordering::Relaxed)
+    } else {
+        -1
+    };
+    let current_time = if started == 0 {
+        -1
+    } else {
+        (crate::shard::now_ms().saturating_sub(started) / 1000) as i64
+    };
+    let mut v = vec![
+        ("aof_enabled", (enabled as u8).to_string()),
+        (
+            "aof_rewrite_in_progress",
+            ((started != 0) as u8).to_string(),
+        ),
+        (
+            "aof_rewrite_scheduled",
+            (g.rewrite_scheduled.load(Ordering::Relaxed) as u8).to_string(),
+        ),
+        ("aof_last_rewrite_time_sec", last_time.to_string()),
+        ("aof_current_rewrite_time_sec", current_time.to_string()),
+        (
+            "aof_last_bgrewrite_status",
+            if g.last_rewrite_failed.load(Ordering::Relaxed) {
+                "err"
+            } else {
+                "ok"
+            }
+            .to_string(),
+        ),
+        (
+            "aof_rewrites",
+            g.rewrites.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "aof_rewrites_consecutive_failures",
+            g.rewrite_failures.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "aof_last_write_status",
+            if failed { "err" } else { "ok" }.to_string(),
+        ),
+        ("aof_last_cow_size", "0".to_string()),
+    ];
+    if enabled {
+        let pending: u64 = lanes
+            .iter()
+            .map(|l| {
+                l.appended.load(Ordering::Relaxed)
+                    - l.durable
+                        .load(Ordering::Relaxed)
+                        .min(l.appended.load(Ordering::Relaxed))
+            })
+            .sum();
+        let delayed: u64 = lanes
+            .iter()
+            .map(|l| l.delayed_fsync.load(Ordering::Relaxed))
+            .sum();
+        v.extend([
+            ("aof_current_size", g.current_size().to_string()),
+            (
+                "aof_base_size",
+                g.base_size.load(Ordering::Relaxed).to_string(),
+            ),
+            ("aof_pending_rewrite", "0".to_string()),
+            ("aof_buffer_length", pending.to_string()),
+            ("aof_pending_bio_fsync", "0".to_string()),
+            ("aof_delayed_fsync", delayed.to_string()),
+        ]);
+    }
+    v
+}
+
+/// Flush every shard's stream and stop the writer threads (SHUTDOWN).
+pub fn stop(server: &ServerInfo) {
+    let lanes: Vec<Arc<Lane>> = server
+        .aof
+        .lanes
+        .read()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    for l in &lanes {
+        l.stop();
+    }
+    for l in &lanes {
+        let target = l.appended.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while l.durable.load(Ordering::Acquire) < target && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Snapshot commands (Redis's `rdb.c`): SAVE, BGSAVE, LASTSAVE. The work is in
+//! `persistence::save`; these only parse arguments.
+
+use super::{args, errors, Command, Exec, LocalBoxFuture};
+use crate::client::ClientRef;
+use crate::persistence::save;
+use crate::protocol::Reply;
+use crate::runtime::Shards;
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+pub static COMMANDS: &[Command] = &[
+    Command::new(
+        "save",
+        1,
+        "admin noscript no_async_loading no_multi",
+        "admin slow dangerous",
+        Exec::Server(save_cmd),
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Synchronously saves the database(s) to disk.",
+    )
+    .complexity("O(N) where N is the total number of keys in all databases"),
+    Command::new(
+        "bgsave",
+        -1,
+        "admin noscript no_async_loading",
+        "admin slow dangerous",
+        Exec::Server(bgsave),
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Asynchronously saves the database(s) to disk.",
+    )
+    .complexity("O(1)"),
+    Command::new(
+        "lastsave",
+        1,
+        "loading stale fast",
+        "admin fast dangerous",
+        Exec::Server(lastsave),
+    )
+    .tips("nondeterministic_output")
+    .doc(
+        "server",
+        "1.0.0",
+        "Returns the Unix timestamp of the last successful save to disk.",
+    ),
+];
+
+fn save_cmd<'a>(_c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(save::save(s))
+}
+
+fn bgsave<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        let schedule = match argv.len() {
+            1 => false,
+            2 if args::eq(&argv[1], "schedule") => true,
+            _ => return errors::syntax(),
+        };
+        save::bgsave(s, schedule).await
+    })
+}
+
+fn lastsave<'a>(_c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(
+        async move { Reply::Int(s.server.persistence.last_save_s.load(Ordering::Relaxed) as i64) },
+    )
+}
