@@ -880,11 +880,11 @@ impl Pair {
         // SHARDIS_DIFF_SELFTEST=1 puts a second redis-server in Shardis's place, to check
         // that the generator itself produces only deterministic replies.
         let shardis = if std::env::var_os("SHARDIS_DIFF_SELFTEST").is_some() {
-            Server::redis()
+            Server::redis_with(&["--enable-debug-command", "yes"])
         } else {
-            Server::shardis(4)
+            Server::shardis_with(4, &["--enable-debug-command", "yes"])
         };
-        let redis = Server::redis();
+        let redis = Server::redis_with(&["--enable-debug-command", "yes"]);
         let s = shardis.raw();
         let r = redis.raw();
         let s2 = shardis.raw();
@@ -1070,10 +1070,17 @@ impl Pair {
 
     /// Compare the whole visible state of both databases key by key (closing an open
     /// transaction with EXEC first, so the reads are not queued).
-    fn check_state(&mut self) {
+    /// Compare every key's type, TTL, contents and encoding, and the DEBUG DIGEST of
+    /// the whole data set; with `reload`, both servers first save their RDB file and
+    /// load it again (DEBUG RELOAD), so the comparison covers the round trip.
+    fn check_state(&mut self, reload: bool) {
         if self.in_multi {
             self.check(&argv!["EXEC"], Cmp::Exact);
         }
+        if reload {
+            self.check(&argv!["DEBUG", "RELOAD"], Cmp::Exact);
+        }
+        self.check(&argv!["DEBUG", "DIGEST"], Cmp::Exact);
         let cur = self.db;
         for db in [0u8, 1] {
             self.check(&argv!["SELECT", db.to_string()], Cmp::Exact);
@@ -1249,12 +1256,12 @@ fn run_seed(seed: u64, n: usize, resp3: bool) {
             e.1 += matches!(r, Frame::Error(_)) as usize;
         }
         if i % 250 == 249 {
-            pair.check_state();
+            pair.check_state(i % 1000 == 999);
             gen.in_multi = false;
             gen.watching = false;
         }
     }
-    pair.check_state();
+    pair.check_state(true);
     if stats {
         for (name, (total, errors)) in tally {
             println!("seed {seed}: {name:<14} {total:>5} sent, {errors:>5} errors");

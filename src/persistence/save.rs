@@ -485,7 +485,11 @@ pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
     }
     if !noflush && !merge {
         s.all(|sh: &mut Shard| {
-            for db in sh.dbs.iter_mut() {
+            let now = now_ms();
+            let Shard { dbs, watches, .. } = sh;
+            for (i, db) in dbs.iter_mut().enumerate() {
+                // As Redis's flush: WATCHed keys that existed are touched.
+                watches.touch_db_where(i, |k| db.contains(k, now));
                 db.clear();
             }
         })

@@ -137,6 +137,8 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
                             }
                         })
                         .detach();
+                        glommio::spawn_local(crate::persistence::aof::auto_rewrite(shards.clone()))
+                            .detach();
                         crate::persistence::save::save_points(shards).await
                     })
                     .detach();

@@ -101,11 +101,10 @@ pub async fn auto_rewrite(shards: Rc<Shards>) {
             stop_at_runtime(&shards).await;
             continue;
         }
-        let why = if wanted && !on {
+        let retry_ok = g.failed_at_ms.load(Ordering::Relaxed) + RETRY_DELAY_MS <= now_ms();
+        let why = if (wanted && !on && retry_ok) || g.rewrite_scheduled.load(Ordering::Relaxed) {
             Some(None)
-        } else if g.rewrite_scheduled.load(Ordering::Relaxed) {
-            Some(None)
-        } else if on && g.failed_at_ms.load(Ordering::Relaxed) + RETRY_DELAY_MS <= now_ms() {
+        } else if on && retry_ok {
             growth_due(g, &cfg).map(Some)
         } else {
             None

@@ -576,19 +576,17 @@ impl<R: Read> Reader<R> {
                     return Err(ValueError::Empty);
                 }
                 let mut fields = std::collections::HashSet::new();
-                let mut longest = 0;
                 {
                     let mut it = lp.iter();
-                    while let (Some(f), Some(v)) = (it.next(), it.next()) {
-                        longest = longest.max(f.str_len()).max(v.str_len());
+                    while let (Some(f), Some(_)) = (it.next(), it.next()) {
                         if !fields.insert(f.to_vec()) {
                             return Err(src.err("duplicate hash field").into());
                         }
                     }
                 }
-                if lp.len() / 2 > limits.hash_max_listpack_entries
-                    || longest > limits.hash_max_listpack_value
-                {
+                // By entry count only, as Redis 7.0 (values longer than the limit stay,
+                // as after a CONFIG SET).
+                if lp.len() / 2 > limits.hash_max_listpack_entries {
                     let mut t: Dict<CompactBytes, CompactBytes> = Dict::new();
                     let mut it = lp.iter();
                     while let (Some(f), Some(v)) = (it.next(), it.next()) {
@@ -701,7 +699,6 @@ fn zset_from_listpack(lp: Listpack, limits: Limits) -> Result<ZSet, Option<&'sta
     }
     let mut seen = std::collections::HashSet::new();
     let mut prev: Option<(f64, Vec<u8>)> = None;
-    let mut longest = 0;
     let mut it = lp.iter();
     while let (Some(m), Some(s)) = (it.next(), it.next()) {
         let member = m.to_vec();
@@ -723,15 +720,16 @@ fn zset_from_listpack(lp: Listpack, limits: Limits) -> Result<ZSet, Option<&'sta
                 return Err(Some("sorted set listpack out of order"));
             }
         }
-        longest = longest.max(member.len());
         if !seen.insert(member.clone()) {
             return Err(Some("duplicate sorted set member"));
         }
         prev = Some((score, member));
     }
     drop(it);
+    // Redis 7.0 converts a listpack from the file by its entry count only (a member
+    // longer than zset-max-listpack-value stays, as after a CONFIG SET).
     let mut z = ZSet::Listpack(lp);
-    if z.len() > limits.entries || longest > limits.value {
+    if z.len() > limits.entries {
         z.convert_to_skiplist();
     }
     Ok(z)
