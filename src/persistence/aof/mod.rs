@@ -337,8 +337,9 @@ pub fn cron(shard: &mut Shard) {
 
 // ---- Durability, on the connection -------------------------------------------------
 
-/// With `appendfsync always`: wait until every shard's stream is durable up to where
-/// it is now (call after a batch ran, before its replies are written).
+/// Wait until every shard's stream is durable up to where it is now (fsynced with
+/// `appendfsync always`, written to the file otherwise); call after a batch ran,
+/// before its replies are written.
 pub async fn durable(global: &Global) {
     if !global.enabled.load(Ordering::Acquire) {
         return;
@@ -348,9 +349,9 @@ pub async fn durable(global: &Global) {
         Err(e) => e.into_inner().clone(),
     };
     for lane in lanes {
-        if lane.policy() != Fsync::Always {
-            continue;
-        }
+        // `durable` is "fsynced" under `always` and "written" otherwise: like Redis,
+        // which writes before it replies, a killed process loses no acknowledged write
+        // with `everysec` or `no` either (only a machine crash can lose up to a second).
         let target = lane.appended.load(Ordering::Acquire);
         if lane.durable.load(Ordering::Acquire) >= target {
             continue;
