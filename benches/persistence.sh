@@ -55,7 +55,7 @@ start() {
     echo "$kind did not start; log:" >&2; cat "$dir/log" >&2; exit 1
 }
 stop() { redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true; sleep 0.3; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+rss_kb() { local v; v=$(awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || true); echo "${v:-0}"; }
 children_rss_kb() {
     local total=0
     for c in $(pgrep -P "$1" 2>/dev/null); do total=$((total + $(rss_kb "$c"))); done
