@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Persistence comparison: Shardis vs redis-server 7.0, in the same run.
 #
-# 1. SAVE and load: KEYS keys `key:NNNNNNNN` with 16-byte values are loaded through
+# 1. SAVE and load: KEYS keys `key:NNNNNNNNNNNN` (redis-benchmark's key names) with 16-byte values are loaded through
 #    `redis-cli --pipe`; SAVE is timed from the client; the server is restarted on the
 #    file and the load time is taken from its own log line ("DB loaded from disk: X
 #    seconds", which both servers print).
 # 2. BGSAVE under writes: on the same data set, BGSAVE starts while redis-benchmark
-#    rewrites half of the keys (SET key:NNNNNNNN over the first KEYS/2 keys, -P 16).
+#    rewrites half of the keys (its SET key:__rand_int__ over the first KEYS/2 keys, -P 16).
 #    Reported: the server's rdb_last_cow_size (Redis: the fork child's copied pages;
 #    Shardis: its snapshot's peak buffered bytes) and the peak growth of the server's
 #    VmRSS (plus the fork child's for Redis) sampled every 10 ms, as a share of the
@@ -62,7 +62,7 @@ children_rss_kb() {
     echo "$total"
 }
 fill() {
-    awk -v n="$KEYS" 'BEGIN { for (i = 0; i < n; i++) printf "*3\r\n$3\r\nSET\r\n$12\r\nkey:%08d\r\n$16\r\nvalue-%010d\r\n", i, i }' |
+    awk -v n="$KEYS" 'BEGIN { for (i = 0; i < n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$16\r\nvalue-%010d\r\n", i, i }' |
         redis-cli -p "$1" --pipe >/dev/null
 }
 now() { date +%s.%N; }

@@ -40,8 +40,9 @@ pub enum ToWriter {
     Done { progress: Progress },
 }
 
-/// Chunks in flight per save before the shards wait for the disk.
-const QUEUE: usize = 64;
+/// Chunks in flight per save before the shards wait for the disk (8 x 32 KiB: the
+/// snapshot's memory stays a fraction of a megabyte whatever the data set).
+const QUEUE: usize = 8;
 /// Longest stretch a background snapshot works before letting clients run.
 const SLICE: Duration = Duration::from_millis(1);
 /// The pause between slices of a background snapshot.
@@ -232,7 +233,7 @@ fn write_parts(
             cwd()
         )
     })?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
     let mut crc = Crc64::default();
     let mut put = |bytes: &[u8], out: &mut std::io::BufWriter<std::fs::File>| {
         if checksum {

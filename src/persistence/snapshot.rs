@@ -33,7 +33,7 @@ use crate::storage::{CompactBytes, Dict};
 use std::time::{Duration, Instant};
 
 /// Bytes of records gathered before a chunk is handed to the writer.
-pub const CHUNK_BYTES: usize = 128 * 1024;
+pub const CHUNK_BYTES: usize = 32 * 1024;
 
 /// A database's key and expire dicts, handed over by FLUSHDB.
 type Detached = (Dict<CompactBytes, Entry>, Dict<CompactBytes, u64>);
