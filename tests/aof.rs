@@ -728,3 +728,33 @@ fn config_set_appendonly_yes_from_a_server_started_without_it() {
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SORT ... BY a pattern whose keys live on other shards, with STORE: the destination's
+/// shard cannot replay the command alone, so its effect is logged; it survives a kill.
+#[test]
+fn sort_store_across_shards_survives_a_kill() {
+    let dir = scratch("sort-store");
+    let p = start(&dir, 3, &["--appendfsync", "always"]).unwrap();
+    let mut c = p.conn();
+    for i in 0..20 {
+        let _: () = c.rpush("src", i).unwrap();
+        let _: () = c.set(format!("w_{i}"), 100 - i).unwrap();
+    }
+    let n: i64 = redis::cmd("SORT")
+        .arg("src")
+        .arg("BY")
+        .arg("w_*")
+        .arg("STORE")
+        .arg("dest")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 20);
+    let want: Vec<String> = c.lrange("dest", 0, -1).unwrap();
+    assert_eq!(want.first().map(String::as_str), Some("19"));
+    p.kill9();
+    let p = start(&dir, 3, &["--appendfsync", "always"]).unwrap();
+    let got: Vec<String> = p.conn().lrange("dest", 0, -1).unwrap();
+    assert_eq!(got, want);
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}

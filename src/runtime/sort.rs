@@ -19,6 +19,8 @@ use crate::protocol::Reply;
 use crate::runtime::transaction::Tx;
 use crate::runtime::Shards;
 use crate::shard::Shard;
+use crate::storage::db::Entry;
+use crate::storage::Value;
 use bytes::Bytes;
 use std::collections::HashMap;
 
@@ -135,15 +137,38 @@ pub async fn sort_across_shards(
         Some(dest) => {
             held.on(shards.shard_of(&dest), move |s: &mut Shard| {
                 let before = s.dbs[db].dirty;
+                let dirty_before = s.dirty();
                 let r = sort::store(&mut Ctx::new(s, db), &dest, rows);
                 if s.dbs[db].dirty != before {
                     s.watches.touch(db, &dest);
+                    log_stored(s, db, &dest, dirty_before);
                 }
                 r
             })
             .await
         }
     };
-    drop(tx);
+    tx.finish().await;
     reply
+}
+
+/// The AOF records of a SORT ... STORE whose inputs lived on other shards: its
+/// effect (`DEL dest`, then `RPUSH dest` with the stored list), since the command
+/// could not be replayed by the destination's shard alone. They join the
+/// transaction's log, so they replay whole or not at all.
+fn log_stored(s: &mut Shard, db: usize, dest: &Bytes, dirty_before: u64) {
+    let del = [Bytes::from_static(b"DEL"), dest.clone()];
+    crate::persistence::aof::after_command(s, db, &del, &Reply::Int(1), dirty_before);
+    let items: Vec<Bytes> = match s.dbs[db].keys.get(&dest[..]) {
+        Some(Entry {
+            value: Value::List(l),
+            ..
+        }) => l.iter().map(|e| Bytes::from(e.to_vec())).collect(),
+        _ => return,
+    };
+    let mut push = Vec::with_capacity(items.len() + 2);
+    push.push(Bytes::from_static(b"RPUSH"));
+    push.push(dest.clone());
+    push.extend(items);
+    crate::persistence::aof::after_command(s, db, &push, &Reply::Int(0), dirty_before);
 }
