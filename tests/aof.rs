@@ -424,6 +424,15 @@ fn rewritten_records_replay_to_the_same_state() {
 
 // ---- Rewrite (BGREWRITEAOF, automatic, CONFIG SET appendonly) -----------------------
 
+fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(c)
+        .unwrap();
+}
+
 fn info_field(c: &mut redis::Connection, name: &str) -> String {
     let text: String = redis::cmd("INFO").arg("persistence").query(c).unwrap();
     text.lines()
@@ -667,12 +676,7 @@ fn config_set_appendonly_off_and_on_at_runtime() {
     let p = start(&dir, 2, &["--appendfsync", "always"]).unwrap();
     let mut c = p.conn();
     let _: () = c.set("before", 1).unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("appendonly")
-        .arg("no")
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "appendonly", "no");
     let deadline = Instant::now() + Duration::from_secs(10);
     while info_field(&mut c, "aof_enabled") != "0" {
         assert!(Instant::now() < deadline, "AOF did not stop");
@@ -681,12 +685,7 @@ fn config_set_appendonly_off_and_on_at_runtime() {
     for i in 0..100 {
         let _: () = c.set(format!("off{i}"), i).unwrap();
     }
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("appendonly")
-        .arg("yes")
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "appendonly", "yes");
     wait_rewrites(&mut c, 1);
     assert_eq!(info_field(&mut c, "aof_enabled"), "1");
     let _: () = c.set("after", 2).unwrap();
@@ -711,12 +710,7 @@ fn config_set_appendonly_yes_from_a_server_started_without_it() {
     for i in 0..100 {
         let _: () = c.set(format!("k{i}"), i).unwrap();
     }
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("appendonly")
-        .arg("yes")
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "appendonly", "yes");
     wait_rewrites(&mut c, 1);
     let _: () = c.set("after", 2).unwrap();
     std::thread::sleep(Duration::from_millis(1200)); // everysec

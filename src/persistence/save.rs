@@ -120,6 +120,9 @@ impl Status {
     }
 }
 
+/// SAVE / BGSAVE / DEBUG RELOAD while a save runs.
+const BUSY: &str = "ERR Background save already in progress";
+
 /// The `-MISCONF` reply.
 pub fn misconf() -> Reply {
     Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")
@@ -281,22 +284,44 @@ fn write_parts(
     Ok(written)
 }
 
+/// Where the writer reports how the file went.
+type WriterDone = flume::Receiver<Result<Written, String>>;
+
+/// Start the writer thread for `parts` snapshots' chunks into the RDB file at `path`:
+/// the sender the snapshots write to, and where the outcome arrives.
+fn spawn_writer(
+    shards: &Shards,
+    path: PathBuf,
+    parts: usize,
+    aof_base: bool,
+) -> Result<(flume::Sender<ToWriter>, WriterDone), String> {
+    let (tx, rx) = flume::bounded(QUEUE);
+    let checksum = shards.local.borrow().config.get_bool("rdbchecksum");
+    let (done_tx, done_rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("rdb-writer".into())
+        .spawn(move || {
+            let _ = done_tx.send(write_file(&path, parts, rx, aof_base, checksum));
+        })
+        .map_err(|e| format!("cannot start the RDB writer: {e}"))?;
+    Ok((tx, done_rx))
+}
+
+/// The writer's outcome, once the file is in place (or not).
+async fn written(done: WriterDone) -> Result<Written, String> {
+    done.recv_async()
+        .await
+        .unwrap_or_else(|_| Err("the RDB writer stopped".into()))
+}
+
 /// A shard's answer to the start: whether its snapshot began, and its change counter.
 type Started = (Result<(), String>, u64);
 
 /// Start a snapshot of every shard into `path`; resolves when the file is in place.
 /// The caller must hold the snapshot machinery (`Status::try_begin`).
 async fn save_all(shards: &Shards, path: PathBuf, foreground: bool) -> Result<Written, String> {
-    let (tx, rx) = flume::bounded(QUEUE);
     let parts = shards.count();
-    let checksum = shards.local.borrow().config.get_bool("rdbchecksum");
-    let (done_tx, done_rx) = flume::bounded(1);
-    std::thread::Builder::new()
-        .name("rdb-writer".into())
-        .spawn(move || {
-            let _ = done_tx.send(write_file(&path, parts, rx, false, checksum));
-        })
-        .map_err(|e| format!("cannot start the RDB writer: {e}"))?;
+    let (tx, done) = spawn_writer(shards, path, parts, false)?;
     let steps: Vec<(usize, FirstStep<Started>)> = (0..parts)
         .map(|sid| {
             let tx = tx.clone();
@@ -316,17 +341,15 @@ async fn save_all(shards: &Shards, path: PathBuf, foreground: bool) -> Result<Wr
     }
     let server = &shards.server.persistence;
     server.bgsave_started_ms.store(now_ms(), Ordering::Relaxed);
-    let result = done_rx
-        .recv_async()
-        .await
-        .unwrap_or_else(|_| Err("the RDB writer stopped".into()));
+    let result = written(done).await;
     if result.is_ok() {
         server.dirty_at_last_save.store(dirty, Ordering::Relaxed);
     }
     result
 }
 
-/// Run a whole save (SAVE, BGSAVE, save points, SHUTDOWN) and record its outcome.
+/// Run a whole save (SAVE, BGSAVE, save points, SHUTDOWN) and record its outcome. The
+/// caller has claimed the machinery (`Status::try_begin`); it is released here.
 async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, String> {
     let st = &shards.server.persistence;
     let started = Instant::now();
@@ -358,24 +381,22 @@ async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, S
         }
     }
     st.bgsave_started_ms.store(0, Ordering::Relaxed);
+    st.end();
     result
+}
+
+/// Claim the machinery and save in the foreground; None if a save or rewrite runs.
+async fn save_now(shards: &Shards) -> Option<Result<Written, String>> {
+    shards.server.persistence.try_begin(Activity::Bgsave).ok()?;
+    Some(save_and_record(shards, true).await)
 }
 
 /// SAVE: write the file now and reply when it is on disk.
 pub async fn save(shards: &Shards) -> Reply {
-    if shards
-        .server
-        .persistence
-        .try_begin(Activity::Bgsave)
-        .is_err()
-    {
-        return Reply::err("ERR Background save already in progress");
-    }
-    let r = save_and_record(shards, true).await;
-    shards.server.persistence.end();
-    match r {
-        Ok(_) => Reply::ok(),
-        Err(_) => Reply::err("ERR"),
+    match save_now(shards).await {
+        None => Reply::err(BUSY),
+        Some(Ok(_)) => Reply::ok(),
+        Some(Err(_)) => Reply::err("ERR"),
     }
 }
 
@@ -384,7 +405,7 @@ pub async fn bgsave(shards: &Shards, schedule: bool) -> Reply {
     let st = &shards.server.persistence;
     match st.try_begin(Activity::Bgsave) {
         Ok(()) => {}
-        Err(Activity::Bgsave) => return Reply::err("ERR Background save already in progress"),
+        Err(Activity::Bgsave) => return Reply::err(BUSY),
         Err(Activity::AofRewrite) if schedule => {
             st.scheduled.store(true, Ordering::Relaxed);
             return Reply::Status("Background saving scheduled".into());
@@ -400,7 +421,6 @@ pub async fn bgsave(shards: &Shards, schedule: bool) -> Reply {
 fn spawn_save(shards: Rc<Shards>) {
     glommio::spawn_local(async move {
         let _ = save_and_record(&shards, false).await;
-        shards.server.persistence.end();
     })
     .detach();
 }
@@ -454,9 +474,9 @@ pub async fn save_for_shutdown(shards: &Shards, save: Option<bool>) -> Result<()
     while st.try_begin(Activity::Bgsave).is_err() {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
-    let r = save_and_record(shards, true).await;
-    st.end();
-    r.map(|_| log("DB saved on disk"))
+    save_and_record(shards, true)
+        .await
+        .map(|_| log("DB saved on disk"))
 }
 
 /// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, empty, load the file again.
@@ -475,13 +495,10 @@ pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
         }
     }
     if !nosave {
-        if s.server.persistence.try_begin(Activity::Bgsave).is_err() {
-            return Reply::err("ERR Background save already in progress");
-        }
-        let r = save_and_record(s, true).await;
-        s.server.persistence.end();
-        if r.is_err() {
-            return Reply::err("ERR Error trying to save the DB.");
+        match save_now(s).await {
+            None => return Reply::err(BUSY),
+            Some(Err(_)) => return Reply::err("ERR Error trying to save the DB."),
+            Some(Ok(_)) => {}
         }
     }
     if !noflush && !merge {
@@ -517,15 +534,7 @@ pub async fn shard_to_file(
     aof_base: bool,
     at_start: Box<dyn FnOnce(&mut Shard) + Send>,
 ) -> Result<u64, String> {
-    let (tx, rx) = flume::bounded(QUEUE);
-    let checksum = shards.local.borrow().config.get_bool("rdbchecksum");
-    let (done_tx, done_rx) = flume::bounded(1);
-    std::thread::Builder::new()
-        .name("rdb-writer".into())
-        .spawn(move || {
-            let _ = done_tx.send(write_file(&path, 1, rx, aof_base, checksum));
-        })
-        .map_err(|e| format!("cannot start the RDB writer: {e}"))?;
+    let (tx, done) = spawn_writer(shards, path, 1, aof_base)?;
     let started = shards
         .on(sid, move |s: &mut Shard| {
             let r = snapshot::begin(s, tx, false);
@@ -536,11 +545,7 @@ pub async fn shard_to_file(
         })
         .await;
     started?;
-    let w = done_rx
-        .recv_async()
-        .await
-        .unwrap_or_else(|_| Err("the RDB writer stopped".into()))?;
-    Ok(w.bytes)
+    Ok(written(done).await?.bytes)
 }
 
 /// INFO persistence's RDB fields, Redis's names and order.

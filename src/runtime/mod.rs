@@ -80,9 +80,7 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
     crate::persistence::save::init(&server);
     // Until shard 0 has loaded the data set, every core answers -LOADING.
     let to_load = if cfg.get_bool("appendonly") {
-        std::path::Path::new(&cfg.dir)
-            .join(cfg.get("appenddirname").unwrap_or(""))
-            .exists()
+        crate::persistence::aof::has_files(&cfg)
     } else {
         crate::persistence::save::rdb_path(&cfg).exists()
     };

@@ -344,18 +344,22 @@ pub async fn durable(global: &Global) {
     if !global.enabled.load(Ordering::Acquire) {
         return;
     }
-    let lanes: Vec<Arc<Lane>> = match global.lanes.read() {
-        Ok(l) => l.clone(),
-        Err(e) => e.into_inner().clone(),
+    // `durable` is "fsynced" under `always` and "written" otherwise: like Redis, which
+    // writes before it replies, a killed process loses no acknowledged write with
+    // `everysec` or `no` either (only a machine crash can lose up to a second).
+    // Every stream's position is taken now, in one pass under the lock; only the
+    // streams still behind are kept (usually none: no allocation per batch).
+    let pending: Vec<(Arc<Lane>, u64)> = {
+        let lanes = global.lanes.read().unwrap_or_else(|e| e.into_inner());
+        lanes
+            .iter()
+            .filter_map(|lane| {
+                let target = lane.appended.load(Ordering::Acquire);
+                (lane.durable.load(Ordering::Acquire) < target).then(|| (lane.clone(), target))
+            })
+            .collect()
     };
-    for lane in lanes {
-        // `durable` is "fsynced" under `always` and "written" otherwise: like Redis,
-        // which writes before it replies, a killed process loses no acknowledged write
-        // with `everysec` or `no` either (only a machine crash can lose up to a second).
-        let target = lane.appended.load(Ordering::Acquire);
-        if lane.durable.load(Ordering::Acquire) >= target {
-            continue;
-        }
+    for (lane, target) in pending {
         std::future::poll_fn(|cx| {
             if lane.wait_for(target, cx.waker()) {
                 std::task::Poll::Pending
@@ -369,17 +373,31 @@ pub async fn durable(global: &Global) {
 
 // ---- Start-up ----------------------------------------------------------------------
 
-/// Load the AOF at start and open the shards' streams (see `load`'s comment). Runs on
-/// shard 0 before clients are served. No manifest: an old single `appendonly.aof` is
-/// moved into the directory as a base, else the data set starts empty.
-pub async fn load(shards: &Shards) -> Result<(), String> {
-    let cfg = shards.local.borrow().config.clone();
+/// Where the AOF lives: its directory, the file name prefix (`appendfilename`) and the
+/// manifest's name.
+pub fn paths(cfg: &crate::config::Config) -> (PathBuf, String, String) {
     let prefix = cfg
         .get("appendfilename")
         .unwrap_or("appendonly.aof")
         .to_string();
     let dir = Path::new(&cfg.dir).join(cfg.get("appenddirname").unwrap_or("appendonlydir"));
     let mname = format!("{prefix}{}", manifest::NAME_SUFFIX);
+    (dir, prefix, mname)
+}
+
+/// True if [`load`] will find something: the AOF directory, or an old single-file AOF
+/// it adopts.
+pub fn has_files(cfg: &crate::config::Config) -> bool {
+    let (dir, prefix, _) = paths(cfg);
+    dir.exists() || Path::new(&cfg.dir).join(prefix).is_file()
+}
+
+/// Load the AOF at start and open the shards' streams (see `load`'s comment). Runs on
+/// shard 0 before clients are served. No manifest: an old single `appendonly.aof` is
+/// moved into the directory as a base, else the data set starts empty.
+pub async fn load(shards: &Shards) -> Result<(), String> {
+    let cfg = shards.local.borrow().config.clone();
+    let (dir, prefix, mname) = paths(&cfg);
     let mpath = dir.join(&mname);
     let started = std::time::Instant::now();
     let mut m = if mpath.exists() {

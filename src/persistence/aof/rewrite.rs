@@ -29,7 +29,7 @@ use crate::persistence::save::{self, Activity};
 use crate::runtime::transaction::Tx;
 use crate::runtime::{log, Shards};
 use crate::shard::{now_ms, Shard};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -174,18 +174,6 @@ async fn run_and_record(shards: &Shards) {
     }
 }
 
-/// Where the AOF lives, from the configuration.
-fn paths(shards: &Shards) -> (PathBuf, String, String) {
-    let cfg = shards.server.config.current();
-    let prefix = cfg
-        .get("appendfilename")
-        .unwrap_or("appendonly.aof")
-        .to_string();
-    let dir = Path::new(&cfg.dir).join(cfg.get("appenddirname").unwrap_or("appendonlydir"));
-    let mname = format!("{prefix}{}", manifest::NAME_SUFFIX);
-    (dir, prefix, mname)
-}
-
 /// The manifest in force: the running AOF's, else the one on disk (if it parses).
 fn manifest_now(g: &Global, dir: &Path, mname: &str) -> Manifest {
     if let Some(f) = lock(&g.files).as_ref() {
@@ -209,7 +197,7 @@ fn open_append(path: &Path) -> Result<std::fs::File, String> {
 async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
     let n = shards.count();
     let g = &shards.server.aof;
-    let (dir, prefix, mname) = paths(shards);
+    let (dir, prefix, mname) = super::paths(&shards.server.config.current());
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("Can't create the AOF directory {}: {e}", dir.display()))?;
     let old = manifest_now(g, &dir, &mname);
