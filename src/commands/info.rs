@@ -179,6 +179,9 @@ fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
         let _ = c;
         let mut persistence = crate::persistence::save::info_fields(&s.server);
         persistence.extend(crate::persistence::aof::info_fields(&s.server));
+        // No modules, so no module fork: Redis prints these two whatever.
+        persistence.push(("module_fork_in_progress", "0".into()));
+        persistence.push(("module_fork_last_cow_size", "0".into()));
         let facts = ServerFacts {
             run_id: s.server.run_id.clone(),
             started_ms: s.server.started_ms,
