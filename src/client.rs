@@ -86,7 +86,7 @@ impl Client {
         shard: usize,
         requirepass_set: bool,
     ) -> Client {
-        let now = crate::shard::now_ms();
+        let now = crate::clock::now_ms();
         Client {
             id,
             addr,

@@ -2,8 +2,10 @@
 //! team's shared folder for the architecture; each module's doc comment says what it owns.
 
 pub mod client;
+pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod log;
 pub mod persistence;
 pub mod protocol;
 pub mod runtime;

@@ -15,7 +15,7 @@ fn main() {
         }
     };
     if let Err(e) = shardis::runtime::run(shardis::config::ConfigHandle::new(config)) {
-        shardis::runtime::log(&e);
+        shardis::log::log(&e);
         std::process::exit(1);
     }
 }

@@ -7,7 +7,7 @@
 //! user-given offset can never allocate more than Redis itself would (512MB).
 
 use super::string::{as_str, as_str_mut};
-use super::{args, errors, Command, Ctx, Exec};
+use super::{args, errors, Command, Ctx, Exec, Touch};
 use crate::protocol::parse::parse_i64;
 use crate::protocol::Reply;
 use crate::storage::bits::{self, BitOp, Overflow};
@@ -29,7 +29,8 @@ pub static COMMANDS: &[Command] = &[
         "2.2.0",
         "Sets or clears the bit at offset in the string value stored at key",
     )
-    .key_flags("RW access update"),
+    .key_flags("RW access update")
+    .verbatim(),
     Command::new(
         "getbit",
         3,
@@ -79,7 +80,9 @@ pub static COMMANDS: &[Command] = &[
         "2.6.0",
         "Perform bitwise operations between strings",
     )
-    .complexity("O(N)"),
+    .complexity("O(N)")
+    .verbatim()
+    .touch(Touch::Only(2)),
     Command::new(
         "bitfield",
         -2,
@@ -94,7 +97,8 @@ pub static COMMANDS: &[Command] = &[
         "Perform arbitrary bitfield integer operations on strings",
     )
     .complexity("O(1) for each subcommand specified")
-    .key_flags("RW access update variable_flags"),
+    .key_flags("RW access update variable_flags")
+    .verbatim(),
     Command::new(
         "bitfield_ro",
         -2,

@@ -7,7 +7,7 @@
 //! client libraries parse or match on during their handshake (redis-py sends HELLO 3 and
 //! CLIENT SETINFO first), so they must be Redis's to the byte.
 
-use super::{args, errors, Command, Exec, LocalBoxFuture};
+use super::{args, errors, traits, Command, Exec, LocalBoxFuture};
 use crate::client::{Client, ClientRef, ReplyMode};
 use crate::protocol::Reply;
 use crate::runtime::Shards;
@@ -26,7 +26,8 @@ pub static COMMANDS: &[Command] = &[
             "connection",
             "1.0.0",
             "Returns the server's liveliness response.",
-        ),
+        )
+        .traits(traits::REFUSED_ON_DISK_ERROR),
     Command::new(
         "echo",
         2,
@@ -35,16 +36,12 @@ pub static COMMANDS: &[Command] = &[
         Exec::Conn(echo),
     )
     .doc("connection", "1.0.0", "Returns the given string."),
-    Command::new("quit", -1, CONN, "fast connection", Exec::Conn(quit)).doc(
-        "connection",
-        "1.0.0",
-        "Closes the connection.",
-    ),
-    Command::new("reset", 1, CONN, "fast connection", Exec::Conn(reset)).doc(
-        "connection",
-        "6.2.0",
-        "Resets the connection.",
-    ),
+    Command::new("quit", -1, CONN, "fast connection", Exec::Conn(quit))
+        .doc("connection", "1.0.0", "Closes the connection.")
+        .traits(traits::RUNS_IN_MULTI),
+    Command::new("reset", 1, CONN, "fast connection", Exec::Conn(reset))
+        .doc("connection", "6.2.0", "Resets the connection.")
+        .traits(traits::RUNS_IN_MULTI | traits::UNWATCHES),
     Command::new(
         "select",
         2,
@@ -52,7 +49,8 @@ pub static COMMANDS: &[Command] = &[
         "fast connection",
         Exec::Conn(select),
     )
-    .doc("connection", "1.0.0", "Changes the selected database."),
+    .doc("connection", "1.0.0", "Changes the selected database.")
+    .traits(traits::SELECTS_DB),
     Command::new("auth", -2, CONN, "fast connection", Exec::Server(auth)).doc(
         "connection",
         "1.0.0",
@@ -403,7 +401,7 @@ fn client_setinfo(c: &mut Client, argv: &[Bytes]) -> Reply {
 }
 
 fn client_info(c: &mut Client, _argv: &[Bytes]) -> Reply {
-    let mut line = c.info_line(crate::shard::now_ms());
+    let mut line = c.info_line(crate::clock::now_ms());
     line.push('\n');
     Reply::Verbatim("txt", Bytes::from(line))
 }
@@ -582,7 +580,7 @@ fn client_list<'a>(
         }
         let lines = s
             .all(move |shard: &mut Shard| {
-                let now = crate::shard::now_ms();
+                let now = crate::clock::now_ms();
                 shard
                     .clients
                     .values()
@@ -664,7 +662,7 @@ fn client_kill<'a>(
         let killed: u64 = s
             .all(move |shard: &mut Shard| {
                 let filter = &shared;
-                let now = crate::shard::now_ms();
+                let now = crate::clock::now_ms();
                 let mut n = 0;
                 for client in shard.clients.values() {
                     // The caller is handled after the fan-out: it must reply first.
@@ -685,7 +683,7 @@ fn client_kill<'a>(
         // Killing yourself: Redis replies, then closes.
         {
             let mut me_c = c.borrow_mut();
-            let now = crate::shard::now_ms();
+            let now = crate::clock::now_ms();
             if filter.matches(&me_c, now) {
                 me_c.close_after_reply = true;
             }

@@ -6,7 +6,7 @@
 //! input from another server, so RESTORE checks the trailer (version, CRC64) before it
 //! reads a byte of the body, and builds the value with this server's encoding limits.
 
-use super::{args, errors, Command, Ctx, Exec};
+use super::{args, errors, propagate, Command, Ctx, Exec};
 use crate::persistence::rdb::dump;
 use crate::persistence::rdb::encode::Options;
 use crate::protocol::Reply;
@@ -24,12 +24,14 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, 1, 1)
         .key_flags("OW update")
         .doc("generic", "2.6.0", "Create a key using the provided serialized value, previously obtained using DUMP.")
-        .complexity("O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N))."),
+        .complexity("O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).")
+        .propagate(propagate::restore),
     Command::new("restore-asking", -4, "write denyoom asking", "keyspace write slow dangerous", Exec::Shard(restore))
         .keys(1, 1, 1)
         .key_flags("OW update")
         .doc("server", "3.0.0", "An internal command for migrating keys in a cluster")
-        .complexity("O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N))."),
+        .complexity("O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).")
+        .verbatim(),
 ];
 
 /// DUMP key: the payload, or nil for a missing key.

@@ -8,7 +8,7 @@
 //! (TTL, PTTL, EXPIRETIME, PEXPIRETIME) count as keyspace hits / misses but do not
 //! touch the key's LRU stamp.
 
-use super::{args, Command, Ctx, Exec};
+use super::{args, propagate, Command, Ctx, Exec};
 use crate::protocol::Reply;
 use bytes::Bytes;
 
@@ -21,7 +21,8 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(expire),
     )
     .keys(1, 1, 1)
-    .doc("generic", "1.0.0", "Set a key's time to live in seconds"),
+    .doc("generic", "1.0.0", "Set a key's time to live in seconds")
+    .propagate(propagate::deadline),
     Command::new(
         "pexpire",
         -3,
@@ -34,7 +35,8 @@ pub static COMMANDS: &[Command] = &[
         "generic",
         "2.6.0",
         "Set a key's time to live in milliseconds",
-    ),
+    )
+    .propagate(propagate::deadline),
     Command::new(
         "expireat",
         -3,
@@ -47,7 +49,8 @@ pub static COMMANDS: &[Command] = &[
         "generic",
         "1.2.0",
         "Set the expiration for a key as a UNIX timestamp",
-    ),
+    )
+    .propagate(propagate::deadline),
     Command::new(
         "pexpireat",
         -3,
@@ -60,7 +63,8 @@ pub static COMMANDS: &[Command] = &[
         "generic",
         "2.6.0",
         "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
-    ),
+    )
+    .propagate(propagate::deadline),
     Command::new(
         "ttl",
         2,
@@ -121,7 +125,8 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(persist),
     )
     .keys(1, 1, 1)
-    .doc("generic", "2.2.0", "Remove the expiration from a key"),
+    .doc("generic", "2.2.0", "Remove the expiration from a key")
+    .verbatim(),
 ];
 
 /// The time argument's unit.

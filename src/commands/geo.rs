@@ -13,7 +13,7 @@
 //! sort, which COUNT ANY and unsorted replies expose.
 
 use super::zset::parse_score;
-use super::{args, errors, Command, Ctx, Exec};
+use super::{args, errors, Command, Ctx, Exec, Touch};
 use crate::protocol::Reply;
 use crate::storage::geohash::{self, Shape, ShapeKind};
 use crate::storage::long_double::LongDouble;
@@ -36,7 +36,8 @@ pub static COMMANDS: &[Command] = &[
         .complexity(
             "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
         )
-        .key_flags("RW update"),
+        .key_flags("RW update")
+        .verbatim(),
     Command::new("geopos", -2, "readonly", "read geo slow", Exec::Shard(geopos))
         .keys(1, 1, 1)
         .doc(
@@ -95,7 +96,9 @@ pub static COMMANDS: &[Command] = &[
         "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle, and store the result in another key.",
     )
     .complexity(SEARCH_COMPLEXITY)
-    .key_flags("OW update"),
+    .key_flags("OW update")
+    .verbatim()
+    .touch(Touch::Only(1)),
     Command::new(
         "georadius",
         -6,
@@ -111,7 +114,9 @@ pub static COMMANDS: &[Command] = &[
         "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a point",
     )
     .complexity(RADIUS_COMPLEXITY)
-    .key_flags("RO access"),
+    .key_flags("RO access")
+    .verbatim()
+    .touch(Touch::AllBut(1)),
     Command::new(
         "georadiusbymember",
         -5,
@@ -127,7 +132,9 @@ pub static COMMANDS: &[Command] = &[
         "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a member",
     )
     .complexity(RADIUS_COMPLEXITY)
-    .key_flags("RO access"),
+    .key_flags("RO access")
+    .verbatim()
+    .touch(Touch::AllBut(1)),
     Command::new(
         "georadius_ro",
         -6,

@@ -9,7 +9,7 @@
 //! deletes the key. `ctx.db().dirty` moves by what Redis adds to `server.dirty`, and
 //! not at all when nothing changed (HSETNX of a present field).
 
-use super::{args, errors, random_reply, Command, Ctx, Exec};
+use super::{args, errors, propagate, random_reply, Command, Ctx, Exec};
 use crate::config::EncodingLimits;
 use crate::protocol::parse::parse_i64;
 use crate::protocol::reply::RawArray;
@@ -29,11 +29,13 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, 1, 1)
         .doc("hash", "2.0.0", "Set the string value of a hash field")
         .complexity("O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.")
-        .key_flags("RW update"),
+        .key_flags("RW update")
+        .verbatim(),
     Command::new("hsetnx", 4, "write denyoom fast", "write hash fast", Exec::Shard(hsetnx))
         .keys(1, 1, 1)
         .doc("hash", "2.0.0", "Set the value of a hash field, only if the field does not exist")
-        .key_flags("RW insert"),
+        .key_flags("RW insert")
+        .verbatim(),
     Command::new("hget", 3, "readonly fast", "read hash fast", Exec::Shard(hget))
         .keys(1, 1, 1)
         .doc("hash", "2.0.0", "Get the value of a hash field")
@@ -47,12 +49,14 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, 1, 1)
         .doc("hash", "2.0.0", "Set multiple hash fields to multiple values")
         .complexity("O(N) where N is the number of fields being set.")
-        .key_flags("RW update"),
+        .key_flags("RW update")
+        .verbatim(),
     Command::new("hdel", -3, "write fast", "write hash fast", Exec::Shard(hdel))
         .keys(1, 1, 1)
         .doc("hash", "2.0.0", "Delete one or more hash fields")
         .complexity("O(N) where N is the number of fields to be removed.")
-        .key_flags("RW delete"),
+        .key_flags("RW delete")
+        .verbatim(),
     Command::new("hlen", 2, "readonly fast", "read hash fast", Exec::Shard(hlen))
         .keys(1, 1, 1)
         .doc("hash", "2.0.0", "Get the number of fields in a hash")
@@ -86,11 +90,13 @@ pub static COMMANDS: &[Command] = &[
     Command::new("hincrby", 4, "write denyoom fast", "write hash fast", Exec::Shard(hincrby))
         .keys(1, 1, 1)
         .doc("hash", "2.0.0", "Increment the integer value of a hash field by the given number")
-        .key_flags("RW access update"),
+        .key_flags("RW access update")
+        .verbatim(),
     Command::new("hincrbyfloat", 4, "write denyoom fast", "write hash fast", Exec::Shard(hincrbyfloat))
         .keys(1, 1, 1)
         .doc("hash", "2.6.0", "Increment the float value of a hash field by the given amount")
-        .key_flags("RW access update"),
+        .key_flags("RW access update")
+        .propagate(propagate::hincrbyfloat),
     Command::new("hrandfield", -2, "readonly", "read hash slow", Exec::Shard(hrandfield))
         .keys(1, 1, 1)
         .doc("hash", "6.2.0", "Get one or multiple random fields from a hash")

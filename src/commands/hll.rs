@@ -10,7 +10,7 @@
 //! writes the cardinality it computed into the header and counts that as a change.
 
 use super::string::{as_str, as_str_mut};
-use super::{Command, Ctx, Exec};
+use super::{traits, Command, Ctx, Exec};
 use crate::protocol::Reply;
 use crate::storage::hll::{self, Corrupt, REGISTERS};
 use crate::storage::{StrValue, Value};
@@ -32,7 +32,8 @@ pub static COMMANDS: &[Command] = &[
         "Adds the specified elements to the specified HyperLogLog.",
     )
     .complexity("O(1) to add every element.")
-    .key_flags("RW insert"),
+    .key_flags("RW insert")
+    .verbatim(),
     Command::new(
         "pfcount",
         -2,
@@ -47,7 +48,8 @@ pub static COMMANDS: &[Command] = &[
         "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).",
     )
     .complexity("O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.")
-    .key_flags("RW access"),
+    .key_flags("RW access")
+    .traits(traits::TOUCHES_ON_READ),
     Command::new(
         "pfmerge",
         -2,
@@ -62,7 +64,8 @@ pub static COMMANDS: &[Command] = &[
         "Merge N different HyperLogLogs into a single one.",
     )
     .complexity("O(N) to merge N HyperLogLogs, but with high constant times.")
-    .key_flags("RW access insert"),
+    .key_flags("RW access insert")
+    .verbatim(),
     Command::new(
         "pfdebug",
         3,
@@ -77,7 +80,8 @@ pub static COMMANDS: &[Command] = &[
         "Internal commands for debugging HyperLogLog values",
     )
     .complexity("N/A")
-    .key_flags("RW access"),
+    .key_flags("RW access")
+    .verbatim(),
     Command::new(
         "pfselftest",
         1,

@@ -102,7 +102,7 @@ const TTL_SAMPLES: usize = 64;
 /// Copy a shard's figures; `counts` / `latency` say whether to copy the per-command
 /// counters / histograms.
 pub fn snapshot(shard: &mut Shard, counts: bool, latency: bool) -> ShardSnapshot {
-    let now = crate::shard::now_ms();
+    let now = crate::clock::now_ms();
     let Shard { dbs, rng, .. } = shard;
     let dbs = dbs
         .iter_mut()
@@ -358,7 +358,7 @@ impl Section {
 }
 
 fn server(w: &mut Section, cfg: &Config, f: &ServerFacts) {
-    let now_us = crate::shard::now_us();
+    let now_us = crate::clock::now_us();
     let uptime = (now_us / 1000).saturating_sub(f.started_ms) / 1000;
     let read = |p: &str| {
         std::fs::read_to_string(p)
@@ -630,7 +630,7 @@ mod tests {
     fn facts() -> ServerFacts {
         ServerFacts {
             run_id: "a".repeat(40),
-            started_ms: crate::shard::now_ms(),
+            started_ms: crate::clock::now_ms(),
             executable: "/usr/bin/shardis".into(),
             tcp_port: 6379,
             connected_clients: 3,
@@ -687,7 +687,7 @@ mod tests {
             crate::storage::Value::Str(crate::storage::value::StrValue::from_bytes(b"v")),
             false,
         );
-        shard.dbs[0].set_expire(b"k", crate::shard::now_ms() + 100_000);
+        shard.dbs[0].set_expire(b"k", crate::clock::now_ms() + 100_000);
         shard.dbs[3].set(
             b"x",
             crate::storage::Value::Str(crate::storage::value::StrValue::from_bytes(b"v")),

@@ -10,7 +10,7 @@
 //! `Dict::scan`'s reverse-binary cursor guarantees that a full iteration returns every
 //! key present from start to end, even while the dict grows or shrinks between calls.
 
-use super::{args, errors, Command, Ctx, Exec, LocalBoxFuture, Merge};
+use super::{args, errors, Command, Ctx, Exec, LocalBoxFuture, Merge, Touch};
 use crate::client::ClientRef;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
@@ -27,12 +27,16 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, -1, 1)
         .split(Merge::SumInt)
         .doc("generic", "1.0.0", "Delete a key")
-        .complexity("O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1)."),
+        .complexity("O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).")
+        .verbatim()
+        .touch(Touch::Existing),
     Command::new("unlink", -2, "write fast", "keyspace write fast", Exec::Shard(del))
         .keys(1, -1, 1)
         .split(Merge::SumInt)
         .doc("generic", "4.0.0", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.")
-        .complexity("O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of."),
+        .complexity("O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.")
+        .verbatim()
+        .touch(Touch::Existing),
     Command::new("exists", -2, "readonly fast", "keyspace read fast", Exec::Shard(exists))
         .keys(1, -1, 1)
         .split(Merge::SumInt)
@@ -48,20 +52,27 @@ pub static COMMANDS: &[Command] = &[
         .doc("generic", "1.0.0", "Determine the type stored at key"),
     Command::new("rename", 3, "write", "keyspace write slow", Exec::Shard(rename))
         .keys(1, 2, 1)
-        .doc("generic", "1.0.0", "Rename a key"),
+        .doc("generic", "1.0.0", "Rename a key")
+        .verbatim(),
     Command::new("renamenx", 3, "write fast", "keyspace write fast", Exec::Shard(renamenx))
         .keys(1, 2, 1)
-        .doc("generic", "1.0.0", "Rename a key, only if the new key does not exist"),
+        .doc("generic", "1.0.0", "Rename a key, only if the new key does not exist")
+        .verbatim(),
     Command::new("copy", -3, "write denyoom", "keyspace write slow", Exec::Shard(copy))
         .keys(1, 2, 1)
         .doc("generic", "6.2.0", "Copy a key")
-        .complexity("O(N) worst case for collections, where N is the number of nested items. O(1) for string values."),
+        .complexity("O(N) worst case for collections, where N is the number of nested items. O(1) for string values.")
+        .verbatim()
+        .touch(Touch::OnlyInDbOption(2)),
     Command::new("move", 3, "write fast", "keyspace write fast", Exec::Shard(move_cmd))
         .keys(1, 1, 1)
-        .doc("generic", "1.0.0", "Move a key to another database"),
+        .doc("generic", "1.0.0", "Move a key to another database")
+        .verbatim()
+        .touch(Touch::AlsoInDbArg(2)),
     Command::new("swapdb", 3, "write fast", "keyspace write fast dangerous", Exec::Server(swapdb))
         .doc("server", "4.0.0", "Swaps two Redis databases")
-        .complexity("O(N) where N is the count of clients watching or blocking on keys from both databases."),
+        .complexity("O(N) where N is the count of clients watching or blocking on keys from both databases.")
+        .verbatim(),
     Command::new("dbsize", 1, "readonly fast", "keyspace read fast", Exec::Server(dbsize))
         .doc("server", "1.0.0", "Return the number of keys in the selected database"),
     Command::new("keys", 2, "readonly", "keyspace read slow dangerous", Exec::Server(keys))
@@ -74,10 +85,12 @@ pub static COMMANDS: &[Command] = &[
         .doc("generic", "1.0.0", "Return a random key from the keyspace"),
     Command::new("flushdb", -1, "write", "keyspace write slow dangerous", Exec::Server(flushdb))
         .doc("server", "1.0.0", "Remove all keys from the current database")
-        .complexity("O(N) where N is the number of keys in the selected database"),
+        .complexity("O(N) where N is the number of keys in the selected database")
+        .verbatim(),
     Command::new("flushall", -1, "write", "keyspace write slow dangerous", Exec::Server(flushall))
         .doc("server", "1.0.0", "Remove all keys from all databases")
-        .complexity("O(N) where N is the total number of keys in all databases"),
+        .complexity("O(N) where N is the total number of keys in all databases")
+        .verbatim(),
     Command::new("object", -2, "", "slow", Exec::Container)
         .subcommands(OBJECT_SUBCOMMANDS)
         .doc("generic", "2.2.3", "A container for object introspection commands")
@@ -523,7 +536,7 @@ fn keys<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
     Box::pin(async move {
         let db = client_db(c);
         let pattern = argv[1].clone();
-        let now = crate::shard::now_ms();
+        let now = crate::clock::now_ms();
         let parts = s
             .all(move |sh: &mut Shard| {
                 let all = pattern[..] == b"*"[..];
@@ -660,7 +673,7 @@ fn scan<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
         let mut keys: Vec<Reply> = Vec::new();
         let next = loop {
             let o = opts.clone();
-            let now = crate::shard::now_ms();
+            let now = crate::clock::now_ms();
             let (next, got) = s
                 .on(shard, move |sh: &mut Shard| {
                     scan_shard(sh, db, dict_cursor, &o, now)
@@ -726,7 +739,7 @@ fn randomkey<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBo
                 }
                 pick -= n;
             }
-            let now = crate::shard::now_ms();
+            let now = crate::clock::now_ms();
             if let Some(k) = s
                 .on(shard, move |sh: &mut Shard| random_key(sh, db, now))
                 .await
@@ -769,14 +782,14 @@ mod tests {
     }
     fn get(sh: &mut Shard, db: usize, key: &str) -> Option<Vec<u8>> {
         sh.dbs[db]
-            .lookup(key.as_bytes(), crate::shard::now_ms())
+            .lookup(key.as_bytes(), crate::clock::now_ms())
             .map(|e| match &e.value {
                 Value::Str(s) => s.as_bytes().into_owned(),
                 other => panic!("not a string: {other:?}"),
             })
     }
     fn later() -> u64 {
-        crate::shard::now_ms() + 100_000
+        crate::clock::now_ms() + 100_000
     }
 
     #[test]

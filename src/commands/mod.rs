@@ -24,6 +24,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod persistence;
+pub mod propagate;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -77,6 +78,118 @@ pub enum Merge {
 /// Finds a command's key indexes in argv (see [`Command::find_keys`]).
 pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
 
+/// Which of its keys a write modifies, for WATCH (and, later, keyspace events): Redis
+/// signals exactly these (`signalModifiedKey`), only when the command changed data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Touch {
+    /// Every key it names (most writes).
+    Keys,
+    /// Only the keys that existed before it ran (DEL, UNLINK).
+    Existing,
+    /// Only the key at this argv index: the destination of BITOP and the STORE forms.
+    Only(usize),
+    /// Every key but the one at this argv index (SORT's and GEORADIUS's source).
+    AllBut(usize),
+    /// Only the key its reply names first: the pops over several keys.
+    Popped,
+    /// Every key; the key at argv `key` only if the set there did not already hold
+    /// argv `member` (SMOVE's destination).
+    UnlessMember { key: usize, member: usize },
+    /// Only the key at this argv index, in the database its `DB` option names
+    /// (COPY's destination).
+    OnlyInDbOption(usize),
+    /// Every key, in this database and in the one named at this argv index (MOVE).
+    AlsoInDbArg(usize),
+}
+
+impl Touch {
+    /// True if the rule reaches databases other than the client's.
+    pub fn crosses_dbs(self) -> bool {
+        matches!(self, Touch::OnlyInDbOption(_) | Touch::AlsoInDbArg(_))
+    }
+}
+
+/// How a write's effect leaves through the propagation hook (AOF, replication).
+#[derive(Clone, Copy)]
+pub enum Propagation {
+    /// Not declared: the metadata test fails for a write command left like this.
+    Unset,
+    /// As received.
+    Verbatim,
+    /// Rewritten as Redis 7.0 propagates it (see [`propagate`]): the records to log,
+    /// from the state the command left, its argv and its reply.
+    Rewrite(propagate::RewriteFn),
+}
+
+/// Where a blocking command's timeout is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TimeoutArg {
+    Last,
+    At(usize),
+}
+
+/// How a blocking command blocks (its handler is the non-blocking attempt).
+#[derive(Clone, Copy, Debug)]
+pub struct Blocking {
+    pub timeout: TimeoutArg,
+    /// Its reply when nothing was served: null array (the pops) or null bulk (BLMOVE).
+    pub null_bulk: bool,
+    /// It moves an element to its second key (BLMOVE, BRPOPLPUSH): waits on the
+    /// first key only, and may have to run over two shards when served.
+    pub moves: bool,
+}
+
+impl Blocking {
+    /// Waits on every key, timeout last, null array when nothing came (BLPOP...).
+    pub const POP: Blocking = Blocking {
+        timeout: TimeoutArg::Last,
+        null_bulk: false,
+        moves: false,
+    };
+    /// BLMPOP / BZMPOP: the timeout first.
+    pub const MPOP: Blocking = Blocking {
+        timeout: TimeoutArg::At(1),
+        null_bulk: false,
+        moves: false,
+    };
+    /// BLMOVE / BRPOPLPUSH.
+    pub const MOVE: Blocking = Blocking {
+        timeout: TimeoutArg::Last,
+        null_bulk: true,
+        moves: true,
+    };
+}
+
+/// Facts about a command that Redis's flags do not carry but our runtime needs; each
+/// is a bit of [`Command::traits`].
+pub mod traits {
+    /// Refused with -MISCONF after a failed background save, though not a write
+    /// (PING, as Redis's `processCommand`).
+    pub const REFUSED_ON_DISK_ERROR: u16 = 1;
+    /// Read-only, yet signals its key modified for WATCH (PFCOUNT rewrites its cache).
+    pub const TOUCHES_ON_READ: u16 = 1 << 1;
+    /// Runs at once inside MULTI instead of being queued (EXEC, DISCARD, MULTI, WATCH,
+    /// QUIT, RESET).
+    pub const RUNS_IN_MULTI: u16 = 1 << 2;
+    /// Ends a transaction: refused, it discards it (EXEC).
+    pub const ENDS_MULTI: u16 = 1 << 3;
+    /// Forgets the client's watched keys on every shard (RESET).
+    pub const UNWATCHES: u16 = 1 << 4;
+    /// Changes the client's database (SELECT): EXEC works out the db of what follows.
+    pub const SELECTS_DB: u16 = 1 << 5;
+}
+
+/// A command whose keys may include ones not named by its key spec (SORT's BY / GET
+/// patterns) runs its own way when those reach other shards.
+#[derive(Clone, Copy)]
+pub struct Spread {
+    /// True if this invocation reaches keys on shards other than its key's.
+    pub reaches: fn(&Shards, &Command, &[Bytes]) -> bool,
+    /// Runs it over every shard it reaches, atomically.
+    pub run:
+        for<'a> fn(&'a Shards, &'static Command, usize, &'a [Bytes]) -> LocalBoxFuture<'a, Reply>,
+}
+
 #[derive(Clone, Copy)]
 pub struct Command {
     /// Lower case; subcommands are `container|sub`.
@@ -105,6 +218,16 @@ pub struct Command {
     pub key_flags: &'static str,
     /// Space-separated command tips (`nondeterministic_output request_policy:all_shards`).
     pub tips: &'static str,
+    /// Which keys a write modifies, for WATCH.
+    pub touch: Touch,
+    /// How a write's effect is propagated (AOF, replication).
+    pub propagation: Propagation,
+    /// How it blocks, for commands flagged `blocking`.
+    pub blocking: Option<Blocking>,
+    /// Bits of [`traits`].
+    pub traits: u16,
+    /// Its own multi-shard path, for keys its key spec does not name.
+    pub spread: Option<Spread>,
 }
 
 impl Command {
@@ -134,7 +257,43 @@ impl Command {
             complexity: "O(1)",
             tips: "",
             key_flags: "",
+            touch: Touch::Keys,
+            propagation: Propagation::Unset,
+            blocking: None,
+            traits: 0,
+            spread: None,
         }
+    }
+    /// Which keys it modifies for WATCH, when not all it names.
+    pub const fn touch(mut self, t: Touch) -> Command {
+        self.touch = t;
+        self
+    }
+    /// Propagated as received.
+    pub const fn verbatim(mut self) -> Command {
+        self.propagation = Propagation::Verbatim;
+        self
+    }
+    /// Propagated as `f` rewrites it.
+    pub const fn propagate(mut self, f: propagate::RewriteFn) -> Command {
+        self.propagation = Propagation::Rewrite(f);
+        self
+    }
+    pub const fn blocking(mut self, b: Blocking) -> Command {
+        self.blocking = Some(b);
+        self
+    }
+    /// Add bits of [`traits`].
+    pub const fn traits(mut self, t: u16) -> Command {
+        self.traits |= t;
+        self
+    }
+    pub const fn spread(mut self, s: Spread) -> Command {
+        self.spread = Some(s);
+        self
+    }
+    pub fn has_trait(&self, t: u16) -> bool {
+        self.traits & t != 0
     }
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Command {
         self.first_key = first;
@@ -285,6 +444,78 @@ pub fn lookup_sub(container: &'static Command, sub: &[u8]) -> Option<&'static Co
         .find(|c| c.name.rsplit('|').next() == Some(want.as_str()))
 }
 
+/// The table's own consistency: every fact the runtime reads from an entry is there.
+#[cfg(test)]
+mod metadata_tests {
+    use super::*;
+
+    fn all() -> impl Iterator<Item = &'static Command> {
+        families().flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+    }
+
+    #[test]
+    fn every_write_declares_how_it_propagates() {
+        let missing: Vec<&str> = all()
+            .filter(|c| c.is_write() && matches!(c.propagation, Propagation::Unset))
+            .map(|c| c.name)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "write commands without a propagation rule: {missing:?}"
+        );
+        let stray: Vec<&str> = all()
+            .filter(|c| !c.is_write() && !matches!(c.propagation, Propagation::Unset))
+            .map(|c| c.name)
+            .collect();
+        assert!(
+            stray.is_empty(),
+            "read-only commands with a propagation rule: {stray:?}"
+        );
+    }
+
+    #[test]
+    fn every_blocking_command_declares_how_it_blocks() {
+        for c in all() {
+            assert_eq!(
+                c.has_flag("blocking"),
+                c.blocking.is_some(),
+                "{}: the `blocking` flag and the blocking rule disagree",
+                c.name
+            );
+            if let Some(b) = c.blocking {
+                if let TimeoutArg::At(i) = b.timeout {
+                    assert!(
+                        c.arity.unsigned_abs() as usize > i,
+                        "{}: timeout past arity",
+                        c.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn touch_rules_name_key_arguments() {
+        for c in all() {
+            let i = match c.touch {
+                Touch::Only(i) | Touch::AllBut(i) | Touch::OnlyInDbOption(i) => i,
+                Touch::UnlessMember { key, .. } => key,
+                _ => continue,
+            };
+            assert!(
+                c.is_write(),
+                "{}: a touch rule on a read-only command",
+                c.name
+            );
+            assert!(
+                i >= 1 && (c.first_key as usize <= i || c.find_keys.is_some()),
+                "{}",
+                c.name
+            );
+        }
+    }
+}
+
 /// Helpers for the families' unit tests: a lone shard and argv from strings.
 #[cfg(test)]
 pub mod testing {
@@ -324,7 +555,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(shard: &'a mut Shard, db: usize) -> Ctx<'a> {
-        Self::at(shard, db, crate::shard::now_ms())
+        Self::at(shard, db, crate::clock::now_ms())
     }
     /// A context whose clock reads `now_ms` (one clock read serves a whole batch).
     pub fn at(shard: &'a mut Shard, db: usize, now_ms: u64) -> Ctx<'a> {
@@ -387,6 +618,8 @@ pub mod errors {
     pub const NO_SUCH_KEY: &str = "ERR no such key";
     pub const DB_INDEX: &str = "ERR DB index is out of range";
     pub const NOAUTH: &str = "NOAUTH Authentication required.";
+    pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
+    pub const NOT_IN_MULTI: &str = "ERR Command not allowed inside a transaction";
 
     pub fn wrongtype() -> Reply {
         Reply::err(WRONGTYPE)
@@ -506,7 +739,7 @@ pub mod args {
             return Err(Reply::err("ERR timeout is negative"));
         }
         let ms = ms as i64;
-        if ms > i64::MAX - crate::shard::now_ms() as i64 {
+        if ms > i64::MAX - crate::clock::now_ms() as i64 {
             return Err(Reply::err("ERR timeout is out of range"));
         }
         Ok(ms as u64)

@@ -347,7 +347,7 @@ fn command_help(_c: &mut Client, _argv: &[Bytes]) -> Reply {
 }
 
 fn time(_c: &mut Client, _argv: &[Bytes]) -> Reply {
-    let us = crate::shard::now_us();
+    let us = crate::clock::now_us();
     Reply::Array(vec![
         Reply::bulk_str(&(us / 1_000_000).to_string()),
         Reply::bulk_str(&(us % 1_000_000).to_string()),

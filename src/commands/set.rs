@@ -17,7 +17,7 @@
 //! error instead of exhausting memory (Redis would grow its output buffer until the
 //! client-output-buffer-limit or the OOM killer stops it).
 
-use super::{args, errors, random_reply, Command, Ctx, Exec};
+use super::{args, errors, propagate, random_reply, Command, Ctx, Exec, Touch};
 use crate::protocol::parse::parse_i64;
 use crate::protocol::reply::RawArray;
 use crate::protocol::Reply;
@@ -34,12 +34,14 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, 1, 1)
         .doc("set", "1.0.0", "Add one or more members to a set")
         .complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.")
-        .key_flags("RW insert"),
+        .key_flags("RW insert")
+        .verbatim(),
     Command::new("srem", -3, "write fast", "write set fast", Exec::Shard(srem))
         .keys(1, 1, 1)
         .doc("set", "1.0.0", "Remove one or more members from a set")
         .complexity("O(N) where N is the number of members to be removed.")
-        .key_flags("RW delete"),
+        .key_flags("RW delete")
+        .verbatim(),
     Command::new("smembers", 2, "readonly", "read set slow", Exec::Shard(smembers))
         .keys(1, 1, 1)
         .doc("set", "1.0.0", "Get all the members in a set")
@@ -64,7 +66,8 @@ pub static COMMANDS: &[Command] = &[
         .doc("set", "1.0.0", "Remove and return one or multiple random members from a set")
         .complexity("Without the count argument O(1), otherwise O(N) where N is the value of the passed count.")
         .key_flags("RW access delete")
-        .tips("nondeterministic_output"),
+        .tips("nondeterministic_output")
+        .propagate(propagate::spop),
     Command::new("srandmember", -2, "readonly", "read set slow", Exec::Shard(srandmember))
         .keys(1, 1, 1)
         .doc("set", "1.0.0", "Get one or multiple random members from a set")
@@ -76,7 +79,9 @@ pub static COMMANDS: &[Command] = &[
     Command::new("smove", 4, "write fast", "write set fast", Exec::Shard(smove))
         .keys(1, 2, 1)
         .doc("set", "1.0.0", "Move a member from one set to another")
-        .key_flags("RW access delete"),
+        .key_flags("RW access delete")
+        .verbatim()
+        .touch(Touch::UnlessMember { key: 2, member: 3 }),
     Command::new("sinter", -2, "readonly", "read set slow", Exec::Shard(sinter))
         .keys(1, -1, 1)
         .doc("set", "1.0.0", "Intersect multiple sets")
@@ -95,7 +100,9 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, -1, 1)
         .doc("set", "1.0.0", "Intersect multiple sets and store the resulting set in a key")
         .complexity(INTER_COMPLEXITY)
-        .key_flags("RW update"),
+        .key_flags("RW update")
+        .verbatim()
+        .touch(Touch::Only(1)),
     Command::new("sunion", -2, "readonly", "read set slow", Exec::Shard(sunion))
         .keys(1, -1, 1)
         .doc("set", "1.0.0", "Add multiple sets")
@@ -106,7 +113,9 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, -1, 1)
         .doc("set", "1.0.0", "Add multiple sets and store the resulting set in a key")
         .complexity(TOTAL_COMPLEXITY)
-        .key_flags("OW update"),
+        .key_flags("OW update")
+        .verbatim()
+        .touch(Touch::Only(1)),
     Command::new("sdiff", -2, "readonly", "read set slow", Exec::Shard(sdiff))
         .keys(1, -1, 1)
         .doc("set", "1.0.0", "Subtract multiple sets")
@@ -117,7 +126,9 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, -1, 1)
         .doc("set", "1.0.0", "Subtract multiple sets and store the resulting set in a key")
         .complexity(TOTAL_COMPLEXITY)
-        .key_flags("OW update"),
+        .key_flags("OW update")
+        .verbatim()
+        .touch(Touch::Only(1)),
     Command::new("sscan", -3, "readonly", "read set slow", Exec::Shard(sscan))
         .keys(1, 1, 1)
         .doc("set", "2.8.0", "Incrementally iterate Set elements")

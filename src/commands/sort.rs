@@ -22,7 +22,7 @@
 //! a missing BY key sorts as 0, or first under ALPHA; a sorted set in listpack encoding
 //! is converted to a skiplist, as Redis does before sorting it (OBJECT ENCODING shows it).
 
-use super::{args, errors, Command, Ctx, Exec};
+use super::{args, errors, Command, Ctx, Exec, Touch};
 use crate::protocol::Reply;
 use crate::storage::list::{End, List};
 use crate::storage::zset::strtod;
@@ -50,7 +50,10 @@ pub static COMMANDS: &[Command] = &[
         "Sort the elements in a list, set or sorted set",
     )
     .complexity(COMPLEXITY)
-    .key_flags("RO access"),
+    .key_flags("RO access")
+    .verbatim()
+    .touch(Touch::AllBut(1))
+    .spread(crate::runtime::sort::SPREAD),
     Command::new(
         "sort_ro",
         -2,
@@ -66,7 +69,8 @@ pub static COMMANDS: &[Command] = &[
         "Sort the elements in a list, set or sorted set. Read-only variant of SORT.",
     )
     .complexity(COMPLEXITY)
-    .key_flags("RO access"),
+    .key_flags("RO access")
+    .spread(crate::runtime::sort::SPREAD),
 ];
 
 /// SORT's keys as Redis's `sortGetKeys`: the sorted key, and the argument after the

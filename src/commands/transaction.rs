@@ -6,7 +6,7 @@
 //! (`runtime::transaction::exec`), which runs it as one operation over all the shards
 //! its commands and watched keys live on. WATCH registers keys on their own shards.
 
-use super::{Command, Exec, LocalBoxFuture};
+use super::{traits, Command, Exec, LocalBoxFuture};
 use crate::client::{Client, ClientRef};
 use crate::protocol::Reply;
 use crate::runtime::transaction;
@@ -17,11 +17,9 @@ const FLAGS: &str = "noscript loading stale fast allow_busy";
 const ACL: &str = "fast transaction";
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("multi", 1, FLAGS, ACL, Exec::Conn(multi)).doc(
-        "transactions",
-        "1.2.0",
-        "Starts a transaction.",
-    ),
+    Command::new("multi", 1, FLAGS, ACL, Exec::Conn(multi))
+        .doc("transactions", "1.2.0", "Starts a transaction.")
+        .traits(traits::RUNS_IN_MULTI),
     Command::new(
         "exec",
         1,
@@ -34,10 +32,12 @@ pub static COMMANDS: &[Command] = &[
         "1.2.0",
         "Executes all commands in a transaction.",
     )
-    .complexity("Depends on commands in the transaction"),
+    .complexity("Depends on commands in the transaction")
+    .traits(traits::RUNS_IN_MULTI | traits::ENDS_MULTI),
     Command::new("discard", 1, FLAGS, ACL, Exec::Server(discard))
         .doc("transactions", "2.0.0", "Discards a transaction.")
-        .complexity("O(N), when N is the number of queued commands"),
+        .complexity("O(N), when N is the number of queued commands")
+        .traits(traits::RUNS_IN_MULTI),
     Command::new("watch", -2, FLAGS, ACL, Exec::Server(watch))
         .keys(1, -1, 1)
         .key_flags("RO")
@@ -46,7 +46,8 @@ pub static COMMANDS: &[Command] = &[
             "2.2.0",
             "Monitors changes to keys to determine the execution of a transaction.",
         )
-        .complexity("O(1) for every key."),
+        .complexity("O(1) for every key.")
+        .traits(traits::RUNS_IN_MULTI),
     Command::new("unwatch", 1, FLAGS, ACL, Exec::Server(unwatch))
         .doc(
             "transactions",

@@ -10,7 +10,7 @@
 //! that empties a set deletes its key. Scores are parsed with C's `strtod` rules
 //! ([`parse_score`]): hex floats are accepted, overflow is refused, as Redis does.
 
-use super::{args, errors, random_reply, Command, Ctx, Exec};
+use super::{args, errors, propagate, random_reply, Blocking, Command, Ctx, Exec, Touch};
 use crate::protocol::reply::{format_double_resp, RawArray};
 use crate::protocol::Reply;
 use crate::storage::glob::glob_match;
@@ -29,17 +29,20 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, 1, 1)
         .doc("sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists")
         .complexity("O(log(N)) for each item added, where N is the number of elements in the sorted set.")
-        .key_flags("RW update"),
+        .key_flags("RW update")
+        .verbatim(),
     Command::new("zincrby", 4, "write denyoom fast", "write sortedset fast", Exec::Shard(zincrby))
         .keys(1, 1, 1)
         .doc("sorted-set", "1.2.0", "Increment the score of a member in a sorted set")
         .complexity("O(log(N)) where N is the number of elements in the sorted set.")
-        .key_flags("RW access update"),
+        .key_flags("RW access update")
+        .verbatim(),
     Command::new("zrem", -3, "write fast", "write sortedset fast", Exec::Shard(zrem))
         .keys(1, 1, 1)
         .doc("sorted-set", "1.2.0", "Remove one or more members from a sorted set")
         .complexity("O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.")
-        .key_flags("RW delete"),
+        .key_flags("RW delete")
+        .verbatim(),
     Command::new("zcard", 2, "readonly fast", "read sortedset fast", Exec::Shard(zcard))
         .keys(1, 1, 1)
         .doc("sorted-set", "1.2.0", "Get the number of members in a sorted set")
@@ -107,37 +110,46 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, 2, 1)
         .doc("sorted-set", "6.2.0", "Store a range of members from sorted set into another key")
         .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.")
-        .key_flags("OW update"),
+        .key_flags("OW update")
+        .verbatim()
+        .touch(Touch::Only(1)),
     Command::new("zremrangebyrank", 4, "write", "write sortedset slow", Exec::Shard(zremrangebyrank))
         .keys(1, 1, 1)
         .doc("sorted-set", "2.0.0", "Remove all members in a sorted set within the given indexes")
         .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.")
-        .key_flags("RW delete"),
+        .key_flags("RW delete")
+        .verbatim(),
     Command::new("zremrangebyscore", 4, "write", "write sortedset slow", Exec::Shard(zremrangebyscore))
         .keys(1, 1, 1)
         .doc("sorted-set", "1.2.0", "Remove all members in a sorted set within the given scores")
         .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.")
-        .key_flags("RW delete"),
+        .key_flags("RW delete")
+        .verbatim(),
     Command::new("zremrangebylex", 4, "write", "write sortedset slow", Exec::Shard(zremrangebylex))
         .keys(1, 1, 1)
         .doc("sorted-set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range")
         .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.")
-        .key_flags("RW delete"),
+        .key_flags("RW delete")
+        .verbatim(),
     Command::new("zpopmin", -2, "write fast", "write sortedset fast", Exec::Shard(zpopmin))
         .keys(1, 1, 1)
         .doc("sorted-set", "5.0.0", "Remove and return members with the lowest scores in a sorted set")
         .complexity("O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.")
-        .key_flags("RW access delete"),
+        .key_flags("RW access delete")
+        .verbatim(),
     Command::new("zpopmax", -2, "write fast", "write sortedset fast", Exec::Shard(zpopmax))
         .keys(1, 1, 1)
         .doc("sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set")
         .complexity("O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.")
-        .key_flags("RW access delete"),
+        .key_flags("RW access delete")
+        .verbatim(),
     Command::new("zmpop", -4, "write movablekeys", "write sortedset slow", Exec::Shard(zmpop))
         .find_keys(numkeys_at_1)
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set")
         .complexity("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.")
-        .key_flags("RW access delete"),
+        .key_flags("RW access delete")
+        .propagate(propagate::zmpop)
+        .touch(Touch::Popped),
     Command::new("zrandmember", -2, "readonly", "read sortedset slow", Exec::Shard(zrandmember))
         .keys(1, 1, 1)
         .doc("sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set")
@@ -164,19 +176,25 @@ pub static COMMANDS: &[Command] = &[
         .find_keys(store_numkeys_at_2)
         .doc("sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key")
         .complexity("O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.")
-        .key_flags("OW update"),
+        .key_flags("OW update")
+        .verbatim()
+        .touch(Touch::Only(1)),
     Command::new("zinterstore", -4, "write denyoom movablekeys", "write sortedset slow", Exec::Shard(zinterstore))
         .keys(1, 1, 1)
         .find_keys(store_numkeys_at_2)
         .doc("sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key")
         .complexity("O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.")
-        .key_flags("OW update"),
+        .key_flags("OW update")
+        .verbatim()
+        .touch(Touch::Only(1)),
     Command::new("zdiffstore", -4, "write denyoom movablekeys", "write sortedset slow", Exec::Shard(zdiffstore))
         .keys(1, 1, 1)
         .find_keys(store_numkeys_at_2)
         .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key")
         .complexity("O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.")
-        .key_flags("OW update"),
+        .key_flags("OW update")
+        .verbatim()
+        .touch(Touch::Only(1)),
     Command::new("zintercard", -3, "readonly movablekeys", "read sortedset slow", Exec::Shard(zintercard))
         .find_keys(numkeys_at_1)
         .doc("sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result")
@@ -192,17 +210,26 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, -2, 1)
         .doc("sorted-set", "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available")
         .complexity("O(log(N)) with N being the number of elements in the sorted set.")
-        .key_flags("RW access delete"),
+        .key_flags("RW access delete")
+        .propagate(propagate::blocking_pop)
+        .touch(Touch::Popped)
+        .blocking(Blocking::POP),
     Command::new("bzpopmax", -3, "write noscript blocking fast", "write sortedset fast blocking", Exec::Shard(bzpopmax))
         .keys(1, -2, 1)
         .doc("sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available")
         .complexity("O(log(N)) with N being the number of elements in the sorted set.")
-        .key_flags("RW access delete"),
+        .key_flags("RW access delete")
+        .propagate(propagate::blocking_pop)
+        .touch(Touch::Popped)
+        .blocking(Blocking::POP),
     Command::new("bzmpop", -5, "write blocking movablekeys", "write sortedset slow blocking", Exec::Shard(bzmpop))
         .find_keys(numkeys_at_2)
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set or block until one is available")
         .complexity("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.")
-        .key_flags("RW access delete"),
+        .key_flags("RW access delete")
+        .propagate(propagate::zmpop)
+        .touch(Touch::Popped)
+        .blocking(Blocking::MPOP),
 ];
 
 // ---------------------------------------------------------------------------------

@@ -6,9 +6,11 @@
 //! per shard through a bounded channel and a bounded number of hops in flight, so the
 //! decoder cannot run ahead of the shards by more than a few batches.
 
+use crate::clock::now_ms;
+use crate::log::log;
 use crate::persistence::rdb::decode::{Item, Reader};
-use crate::runtime::{log, Shards};
-use crate::shard::{now_ms, Shard};
+use crate::runtime::Shards;
+use crate::shard::Shard;
 use crate::storage::db::lru_clock;
 use crate::storage::Value;
 use bytes::Bytes;

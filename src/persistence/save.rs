@@ -17,14 +17,16 @@
 //!    logs the reason, and with `stop-writes-on-bgsave-error yes` makes writes fail
 //!    with `-MISCONF` until a save succeeds.
 
+use crate::clock::now_ms;
+use crate::log::log;
 use crate::persistence::rdb::crc64::Crc64;
 use crate::persistence::rdb::encode;
 use crate::persistence::snapshot::{self, Chunk, Progress};
 use crate::protocol::Reply;
 use crate::runtime::hop::ServerInfo;
 use crate::runtime::transaction::{FirstStep, Tx};
-use crate::runtime::{log, Shards};
-use crate::shard::{now_ms, Shard};
+use crate::runtime::Shards;
+use crate::shard::Shard;
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::io::Write;

@@ -28,7 +28,7 @@
 
 use crate::persistence::rdb::encode::{self, Options};
 use crate::shard::Shard;
-use crate::storage::db::Entry;
+use crate::storage::db::{BeforeWrite, Entry};
 use crate::storage::{CompactBytes, Dict};
 use std::time::{Duration, Instant};
 
@@ -70,10 +70,12 @@ impl DbSnapshot {
     pub fn is_done(&self) -> bool {
         self.done
     }
+}
 
+impl BeforeWrite for DbSnapshot {
     /// Copy-on-write, called before `key` is changed, replaced or deleted. Returns the
     /// stamp an entry created under `key` now must carry (0: none needed).
-    pub fn before_write(
+    fn before_write(
         &mut self,
         keys: &mut Dict<CompactBytes, Entry>,
         expires: &Dict<CompactBytes, u64>,
@@ -96,13 +98,23 @@ impl DbSnapshot {
         self.epoch
     }
 
+    fn wants_contents(&self) -> bool {
+        !self.done
+    }
+
     /// FLUSHDB during the snapshot: keep the old contents to finish from.
-    pub fn detach(&mut self, keys: Dict<CompactBytes, Entry>, expires: Dict<CompactBytes, u64>) {
+    fn detach(&mut self, keys: Dict<CompactBytes, Entry>, expires: Dict<CompactBytes, u64>) {
         if !self.done && self.detached.is_none() {
             self.detached = Some(Box::new((keys, expires)));
         }
     }
 
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+impl DbSnapshot {
     /// Advance the cursor until `out` holds a chunk or `deadline` passes.
     fn advance(
         &mut self,
@@ -196,7 +208,11 @@ pub fn step(shard: &mut Shard, budget: Duration) -> (Vec<Chunk>, bool) {
     let mut all_done = true;
     let mut held = 0u64;
     for db in shard.dbs.iter_mut() {
-        let Some(snap) = db.snapshot.as_mut() else {
+        let Some(snap) = db
+            .snapshot
+            .as_mut()
+            .and_then(|s| s.as_any_mut().downcast_mut::<DbSnapshot>())
+        else {
             continue;
         };
         // Every slice moves every unfinished cursor at least one step.
@@ -222,8 +238,10 @@ pub fn step(shard: &mut Shard, budget: Duration) -> (Vec<Chunk>, bool) {
     if all_done {
         let mut keys = 0;
         for db in shard.dbs.iter_mut() {
-            if let Some(s) = db.snapshot.take() {
-                keys += s.keys_written;
+            if let Some(mut s) = db.snapshot.take() {
+                if let Some(s) = s.as_any_mut().downcast_mut::<DbSnapshot>() {
+                    keys += s.keys_written;
+                }
             }
         }
         if let Some(s) = shard.snapshot.as_mut() {
@@ -304,7 +322,7 @@ mod tests {
     #[test]
     fn writes_the_state_at_the_start_despite_writes_during() {
         let mut sh = shard();
-        let now = crate::shard::now_ms();
+        let now = crate::clock::now_ms();
         for i in 0..5000 {
             sh.dbs[0].set(format!("k{i}").as_bytes(), string(&format!("v{i}")), false);
         }

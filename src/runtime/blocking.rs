@@ -29,9 +29,9 @@
 //! be the first in argument order.
 
 use crate::client::ClientRef;
-use crate::commands::Command;
+use crate::commands::{Blocking, Command, TimeoutArg};
 use crate::protocol::Reply;
-use crate::runtime::dispatch::{self, run_batch};
+use crate::runtime::dispatch::run_batch;
 use crate::runtime::Shards;
 use crate::shard::blocking::{Ticket, Waiter, Wake, DONE, FREE, TRYING};
 use crate::shard::Shard;
@@ -48,14 +48,21 @@ static NEXT_WAITER: AtomicU64 = AtomicU64::new(1);
 
 /// True for the commands that block when they find nothing.
 pub fn is_blocking(cmd: &Command) -> bool {
-    cmd.has_flag("blocking")
+    cmd.blocking.is_some()
+}
+
+/// How `cmd` blocks (its table entry's rule).
+fn rule(cmd: &Command) -> Blocking {
+    cmd.blocking
+        .expect("blocking commands declare how they block")
 }
 
 /// The reply a blocking command gives when nothing could be served.
 pub fn timeout_reply(cmd: &Command) -> Reply {
-    match cmd.name {
-        "blmove" | "brpoplpush" => Reply::Null,
-        _ => Reply::NullArray,
+    if rule(cmd).null_bulk {
+        Reply::Null
+    } else {
+        Reply::NullArray
     }
 }
 
@@ -69,9 +76,9 @@ pub fn found_nothing(cmd: &Command, reply: &Reply) -> bool {
 
 /// The timeout argument: BLMPOP / BZMPOP have it first, the others last.
 fn timeout_ms(cmd: &Command, argv: &[Bytes]) -> u64 {
-    let arg = match cmd.name {
-        "blmpop" | "bzmpop" => argv.get(1),
-        _ => argv.last(),
+    let arg = match rule(cmd).timeout {
+        TimeoutArg::At(i) => argv.get(i),
+        TimeoutArg::Last => argv.last(),
     };
     arg.and_then(|a| crate::commands::args::timeout_ms(a).ok())
         .unwrap_or(0)
@@ -103,7 +110,7 @@ fn wait_keys(
 
 /// BLMOVE and BRPOPLPUSH: pop from one list, push to another.
 fn moves(cmd: &Command) -> bool {
-    matches!(cmd.name, "blmove" | "brpoplpush")
+    rule(cmd).moves
 }
 
 /// Block the client until `cmd` can be served, times out, is unblocked, or the peer
@@ -350,7 +357,7 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
             }
         }
         if w.retry_only {
-            let exists = s.dbs[db].contains(key, crate::shard::now_ms());
+            let exists = s.dbs[db].contains(key, crate::clock::now_ms());
             if !exists {
                 ticket.set(FREE);
                 return;
@@ -363,7 +370,7 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
         let (cmd, argv, no_touch) = (w.cmd, w.argv.clone(), w.no_touch);
         // Not recorded as another call: Redis counts a blocked command once, when it
         // first runs (its stats on unblock add time, not calls).
-        let reply = dispatch::run_handler(s, cmd, db, &argv, no_touch, crate::shard::now_ms());
+        let reply = crate::runtime::call::run(s, cmd, db, &argv, no_touch, crate::clock::now_ms());
         if found_nothing(cmd, &reply) {
             ticket.set(FREE);
             return;

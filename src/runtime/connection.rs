@@ -205,7 +205,7 @@ async fn session(
         }
         {
             let mut c = client.borrow_mut();
-            c.last_interaction_ms = crate::shard::now_ms();
+            c.last_interaction_ms = crate::clock::now_ms();
         }
         if !out.is_empty() {
             // `appendfsync always`: what these replies show must be on disk first.

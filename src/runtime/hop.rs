@@ -16,6 +16,7 @@
 
 use crate::config::ConfigHandle;
 use crate::runtime::slots::SlotTable;
+use crate::shard::propagation::TxLog;
 use crate::shard::Shard;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -65,7 +66,7 @@ impl ServerInfo {
         let port = config.current().port;
         ServerInfo {
             run_id,
-            started_ms: crate::shard::now_ms(),
+            started_ms: crate::clock::now_ms(),
             config,
             next_client_id: AtomicU64::new(1),
             next_slowlog_id: AtomicU64::new(0),
@@ -89,6 +90,8 @@ impl ServerInfo {
 pub struct Shards {
     /// The transaction this handle acts for (see `for_tx`), if any.
     pub tx: Option<u64>,
+    /// That transaction's log of propagated effects.
+    pub tx_log: Option<Arc<TxLog>>,
     pub local_id: usize,
     pub local: Rc<RefCell<Shard>>,
     inboxes: Arc<Vec<flume::Sender<Job>>>,
@@ -106,6 +109,7 @@ impl Shards {
     ) -> Shards {
         Shards {
             tx: None,
+            tx_log: None,
             local_id,
             local,
             inboxes,
@@ -122,11 +126,12 @@ impl Shards {
         self.slots.shard_of(key)
     }
 
-    /// Run `f` on shard `id` and return its result.
-    /// A handle whose work runs as transaction `tx`'s (it passes `tx`'s locks).
-    pub fn for_tx(&self, tx: u64) -> Shards {
+    /// A handle whose work runs as transaction `tx`'s (it passes `tx`'s locks), and
+    /// whose coordinator-side records go to its `log`.
+    pub fn for_tx(&self, tx: u64, log: Arc<TxLog>) -> Shards {
         Shards {
             tx: Some(tx),
+            tx_log: Some(log),
             local_id: self.local_id,
             local: self.local.clone(),
             inboxes: self.inboxes.clone(),
@@ -140,6 +145,7 @@ impl Shards {
     pub fn detached(&self) -> Rc<Shards> {
         Rc::new(Shards {
             tx: None,
+            tx_log: None,
             local_id: self.local_id,
             local: self.local.clone(),
             inboxes: self.inboxes.clone(),

@@ -1,16 +1,25 @@
 //! The runtime: one pinned glommio executor per shard, accepting on the shared port.
 //!
-//! This is the only module that knows glommio (executors, sockets, timers); everything
-//! above it sees [`Shards`] and plain futures, so another backend (epoll) could replace
-//! it without touching commands or storage. Start-up: probe io_uring (and explain the
+//! The parts of a request's way through a core, in order: [`connection`] (read, parse,
+//! write), [`admission`] (may it run now), [`dispatch`] (route and batch by shard),
+//! [`call`] (run it on its shard: WATCH, propagation, stats), [`multishard`] and
+//! [`transaction`] (work over several shards, atomically), [`blocking`].
+//!
+//! glommio is used here (executors, sockets, timers, `hop`'s channels) and, for now,
+//! by persistence's background tasks (`save`, `aof`); commands and storage see only
+//! [`Shards`] and plain futures, so a second backend (epoll) replaces this layer and
+//! those tasks' timers, not the commands. Start-up: probe io_uring (and explain the
 //! fix if it is blocked), build the slot table, start `threads` executors pinned to the
 //! allowed cores, each with its shard, its inbox loop, its cron, and a listener on every
 //! `bind` address with SO_REUSEPORT (the kernel spreads connections over the cores).
 
+pub mod admission;
 pub mod blocking;
+pub mod call;
 pub mod connection;
 pub mod dispatch;
 pub mod hop;
+pub mod multishard;
 pub mod slots;
 pub mod sort;
 pub mod transaction;
@@ -18,6 +27,7 @@ pub mod transaction;
 pub use hop::{ServerInfo, Shards};
 
 use crate::config::ConfigHandle;
+use crate::log::log;
 use crate::shard::{expire, Shard};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
@@ -237,7 +247,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
                 let before = s.expire.time_cap_reached;
                 expire::active_expire_cycle(
                     &mut s,
-                    crate::shard::now_ms(),
+                    crate::clock::now_ms(),
                     EXPIRE_SLICE.min(budget),
                 );
                 s.expire.time_cap_reached != before
@@ -252,6 +262,9 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         }
         let mut s = shard.borrow_mut();
         crate::persistence::aof::cron(&mut s);
+        if !s.propagation.in_transaction() {
+            s.propagate_expired();
+        }
         let (sid, n, dirty) = (s.id, s.nshards, s.dirty());
         server.persistence.publish_dirty(sid, n, dirty);
         for db in s.dbs.iter_mut() {
@@ -322,42 +335,4 @@ pub async fn shutdown(shards: &Shards, save: Option<bool>) -> String {
     crate::persistence::aof::stop(&shards.server);
     log("Shardis is now ready to exit, bye bye...");
     std::process::exit(0)
-}
-
-/// Log a line in Redis's format (`pid:M dd Mon yyyy hh:mm:ss.mmm * msg`) to stderr.
-pub fn log(msg: &str) {
-    let ms = crate::shard::now_ms();
-    let secs = (ms / 1000) as i64;
-    let (y, mo, d, h, mi, s) = civil(secs);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    eprintln!(
-        "{}:M {:02} {} {} {:02}:{:02}:{:02}.{:03} * {}",
-        std::process::id(),
-        d,
-        MONTHS[(mo - 1) as usize],
-        y,
-        h,
-        mi,
-        s,
-        ms % 1000,
-        msg
-    );
-}
-
-/// UTC calendar fields from unix seconds (days-from-civil inverse).
-fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }

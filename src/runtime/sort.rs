@@ -14,27 +14,33 @@
 //! only (listed as a known difference in the README).
 
 use crate::commands::sort::{self, Elements, SortLookup, SortOptions};
-use crate::commands::{Command, Ctx};
+use crate::commands::{Command, Ctx, Spread};
 use crate::protocol::Reply;
 use crate::runtime::transaction::Tx;
 use crate::runtime::Shards;
+use crate::shard::propagation::Effect;
 use crate::shard::Shard;
 use crate::storage::db::Entry;
 use crate::storage::Value;
 use bytes::Bytes;
 use std::collections::HashMap;
 
+/// SORT's and SORT_RO's own multi-shard path (their table entries name it).
+pub const SPREAD: Spread = Spread {
+    reaches: reaches_other_keys,
+    run: |shards, cmd, db, argv| Box::pin(sort_across_shards(shards, cmd, db, argv)),
+};
+
 /// A key a pattern names, and the hash field when the pattern has `->field`.
 type Wanted = (Vec<u8>, Option<Vec<u8>>);
 
 /// True if this SORT must take the all-shards path: several shards, and a pattern that
 /// names keys (BY with `*`, or GET other than `#`).
-pub fn reaches_other_keys(shards: &Shards, argv: &[Bytes]) -> bool {
+pub fn reaches_other_keys(shards: &Shards, cmd: &Command, argv: &[Bytes]) -> bool {
     if shards.count() == 1 {
         return false;
     }
-    let readonly = argv[0].eq_ignore_ascii_case(b"sort_ro");
-    match SortOptions::parse(argv, readonly) {
+    match SortOptions::parse(argv, !cmd.is_write()) {
         Ok(o) => (o.by.is_some() && !o.dontsort) || o.gets.iter().any(|g| &g[..] != b"#"),
         Err(_) => false,
     }
@@ -74,8 +80,7 @@ pub async fn sort_across_shards(
     db: usize,
     argv: &[Bytes],
 ) -> Reply {
-    let readonly = cmd.name == "sort_ro";
-    let opts = match SortOptions::parse(argv, readonly) {
+    let opts = match SortOptions::parse(argv, !cmd.is_write()) {
         Ok(o) => o,
         Err(r) => return r,
     };
@@ -137,11 +142,10 @@ pub async fn sort_across_shards(
         Some(dest) => {
             held.on(shards.shard_of(&dest), move |s: &mut Shard| {
                 let before = s.dbs[db].dirty;
-                let dirty_before = s.dirty();
                 let r = sort::store(&mut Ctx::new(s, db), &dest, rows);
                 if s.dbs[db].dirty != before {
                     s.watches.touch(db, &dest);
-                    log_stored(s, db, &dest, dirty_before);
+                    log_stored(s, db, &dest);
                 }
                 r
             })
@@ -152,23 +156,29 @@ pub async fn sort_across_shards(
     reply
 }
 
-/// The AOF records of a SORT ... STORE whose inputs lived on other shards: its
-/// effect (`DEL dest`, then `RPUSH dest` with the stored list), since the command
-/// could not be replayed by the destination's shard alone. They join the
-/// transaction's log, so they replay whole or not at all.
-fn log_stored(s: &mut Shard, db: usize, dest: &Bytes, dirty_before: u64) {
-    let del = [Bytes::from_static(b"DEL"), dest.clone()];
-    crate::persistence::aof::after_command(s, db, &del, &Reply::Int(1), dirty_before);
-    let items: Vec<Bytes> = match s.dbs[db].keys.get(&dest[..]) {
-        Some(Entry {
-            value: Value::List(l),
-            ..
-        }) => l.iter().map(|e| Bytes::from(e.to_vec())).collect(),
-        _ => return,
-    };
-    let mut push = Vec::with_capacity(items.len() + 2);
-    push.push(Bytes::from_static(b"RPUSH"));
-    push.push(dest.clone());
-    push.extend(items);
-    crate::persistence::aof::after_command(s, db, &push, &Reply::Int(0), dirty_before);
+/// The records of a SORT ... STORE whose inputs lived on other shards: its effect
+/// (`DEL dest`, then `RPUSH dest` with the stored list), since the command could not
+/// be replayed by the destination's shard alone. They join the transaction's log, so
+/// they replay whole or not at all.
+fn log_stored(s: &mut Shard, db: usize, dest: &Bytes) {
+    if !s.propagation.active() {
+        return;
+    }
+    s.propagate_expired();
+    let mut effects = vec![Effect {
+        db,
+        argv: vec![Bytes::from_static(b"DEL"), dest.clone()],
+    }];
+    if let Some(Entry {
+        value: Value::List(l),
+        ..
+    }) = s.dbs[db].keys.get(&dest[..])
+    {
+        let mut push = Vec::with_capacity(l.len() + 2);
+        push.push(Bytes::from_static(b"RPUSH"));
+        push.push(dest.clone());
+        push.extend(l.iter().map(|e| Bytes::from(e.to_vec())));
+        effects.push(Effect { db, argv: push });
+    }
+    s.propagation.emit(s.id, effects);
 }

@@ -52,16 +52,19 @@ use crate::protocol::Reply;
 use crate::runtime::dispatch::{self, Caller};
 use crate::runtime::Shards;
 use crate::shard::lock::OnGrant;
+use crate::shard::propagation::TxLog;
 use crate::shard::Shard;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 static NEXT_TX: AtomicU64 = AtomicU64::new(1);
 
 /// A multi-shard operation holding its shards; dropping it releases them.
 pub struct Tx {
     pub id: u64,
+    /// Its propagated effects, in the order they ran (see `shard::propagation`).
+    pub log: Arc<TxLog>,
     /// Handle whose work runs as this transaction.
     pub shards: Shards,
     held: Vec<usize>,
@@ -101,13 +104,16 @@ impl Tx {
         steps: Vec<(usize, FirstStep<R>)>,
     ) -> (Tx, Vec<R>) {
         let id = NEXT_TX.fetch_add(1, Ordering::Relaxed);
+        let log = Arc::new(TxLog::default());
         let mut held = Vec::with_capacity(steps.len());
         let mut results = Vec::with_capacity(steps.len());
         {
             let _queueing = ORDER.lock().unwrap_or_else(|e| e.into_inner());
             for (sid, step) in steps {
                 let (done, result) = flume::bounded(1);
+                let granted_log = log.clone();
                 let on_grant: OnGrant = Box::new(move |s: &mut Shard| {
+                    s.propagation.enter_tx(granted_log);
                     let _ = done.send(step(s));
                 });
                 // Through the inbox even for this core's shard, so that the request
@@ -120,7 +126,8 @@ impl Tx {
         // Held (or queued for) from here on: dropping the Tx releases or withdraws.
         let tx = Tx {
             id,
-            shards: shards.for_tx(id),
+            shards: shards.for_tx(id, log.clone()),
+            log,
             held,
         };
         let mut out = Vec::with_capacity(results.len());
@@ -139,14 +146,14 @@ impl Tx {
     /// Conclude: append the transaction's AOF parts on every shard of its set (see
     /// `persistence::aof`), all of them before any shard is released, then release.
     pub async fn finish(self) {
-        if let Some((set, body)) = crate::persistence::aof::take_tx(self.id) {
-            let (id, body) = (self.id, std::sync::Arc::new(body));
+        if let Some((set, effects)) = self.log.take() {
+            let (id, effects) = (self.id, Arc::new(effects));
             let waiting: Vec<_> = set
                 .iter()
                 .map(|&sid| {
-                    let (set, body) = (set.clone(), body.clone());
+                    let (set, effects) = (set.clone(), effects.clone());
                     self.shards.send_or_local(sid, move |s: &mut Shard| {
-                        crate::persistence::aof::close_tx(s, id, &set, &body)
+                        s.propagation.conclude(s.id, id, &set, &effects)
                     })
                 })
                 .collect();
@@ -161,6 +168,9 @@ impl Tx {
 /// Release transaction `id`'s hold on `s`, then serve the clients blocked on keys the
 /// transaction made ready.
 fn release(s: &mut Shard, id: u64) {
+    if s.lock.holder == Some(id) {
+        s.propagation.leave_tx();
+    }
     s.unlock_for(id);
     crate::runtime::blocking::after_command(s);
 }
@@ -168,14 +178,14 @@ fn release(s: &mut Shard, id: u64) {
 impl Drop for Tx {
     fn drop(&mut self) {
         let id = self.id;
-        // Not concluded by `finish` (an early return): append the AOF parts as the
-        // shards are released.
-        let log = crate::persistence::aof::take_tx(id).map(std::sync::Arc::new);
+        // Not concluded by `finish` (an early return): conclude as the shards are
+        // released.
+        let log = self.log.take().map(Arc::new);
         for &sid in &self.held {
             let log = log.clone();
             let release = move |s: &mut Shard| {
                 if let Some(l) = &log {
-                    crate::persistence::aof::close_tx(s, id, &l.0, &l.1);
+                    s.propagation.conclude(s.id, id, &l.0, &l.1);
                 }
                 release(s, id)
             };
@@ -223,7 +233,7 @@ pub async fn watch(client: &ClientRef, shards: &Shards, keys: &[Bytes]) {
         let k = key.clone();
         let (version, existed) = shards
             .on(shard, move |s: &mut Shard| {
-                let now = crate::shard::now_ms();
+                let now = crate::clock::now_ms();
                 let existed = s.dbs[db].contains(&k, now);
                 (s.watches.watch(db, &k), existed)
             })
@@ -255,7 +265,7 @@ pub fn unwatch_all(client: &ClientRef, shards: &Shards) {
 /// True if a watched key changed since WATCH (checked on its shard, inside the
 /// operation that runs EXEC).
 fn watch_broken(s: &mut Shard, w: &WatchedKey) -> bool {
-    let now = crate::shard::now_ms();
+    let now = crate::clock::now_ms();
     let exists = s.dbs[w.db].contains(&w.key, now);
     s.watches.version(w.db, &w.key) != w.version || exists != w.existed
 }
@@ -334,7 +344,7 @@ fn plan_keyed(client: &ClientRef, queued: &[Queued]) -> Keyed {
     for (i, q) in queued.iter().enumerate() {
         match q.cmd.exec {
             Exec::Shard(_) => keyed.push((i, db, q.cmd, q.argv.clone())),
-            _ if q.cmd.name == "select" => {
+            _ if q.cmd.has_trait(crate::commands::traits::SELECTS_DB) => {
                 if let Ok(n) = crate::commands::args::int(&q.argv[1]) {
                     if n >= 0 && (n as usize) < databases {
                         db = n as usize;
@@ -349,20 +359,23 @@ fn plan_keyed(client: &ClientRef, queued: &[Queued]) -> Keyed {
 
 /// Run keyed commands on their shard, in order.
 fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool, caller: &Caller) -> Vec<(usize, Reply)> {
-    let now = crate::shard::now_ms();
+    let now = crate::clock::now_ms();
     // Blocked clients are served after the whole transaction, as Redis does after EXEC.
     let was_busy = std::mem::replace(&mut s.blocking.busy, true);
-    crate::persistence::aof::begin_block(s);
+    if s.propagation.active() {
+        s.propagate_expired();
+    }
+    s.propagation.begin_block();
     let replies = keyed
         .into_iter()
         .map(|(i, db, cmd, argv)| {
             (
                 i,
-                dispatch::execute(s, cmd, db, &argv, no_touch, caller, now),
+                crate::runtime::call::call(s, cmd, db, &argv, no_touch, caller, now),
             )
         })
         .collect();
-    crate::persistence::aof::end_block(s);
+    s.propagation.end_block();
     s.blocking.busy = was_busy;
     crate::runtime::blocking::after_command(s);
     replies
@@ -532,7 +545,7 @@ async fn exec_locked(
             Exec::Server(f) => f(client, t, &q.argv).await,
             Exec::Shard(_) => {
                 let db = client.borrow().db;
-                dispatch::run_multi_shard(t, q.cmd, db, &q.argv, no_touch).await
+                crate::runtime::multishard::run(t, q.cmd, db, &q.argv, no_touch).await
             }
             Exec::Container => errors::syntax(),
         };

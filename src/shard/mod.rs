@@ -9,6 +9,7 @@
 pub mod blocking;
 pub mod expire;
 pub mod lock;
+pub mod propagation;
 pub mod slowlog;
 pub mod stats;
 pub mod watch;
@@ -22,22 +23,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use stats::ShardStats;
-
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Unix time in microseconds.
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
 
 pub struct Shard {
     pub id: usize,
@@ -61,8 +46,8 @@ pub struct Shard {
     /// CPU time this shard's thread has used, sampled by the cron (seconds).
     pub cpu_user: f64,
     pub cpu_sys: f64,
-    /// This shard's append-only file (see `persistence::aof`).
-    pub aof: crate::persistence::aof::ShardAof,
+    /// The propagation hook: where the effects of its commands leave (the AOF...).
+    pub propagation: propagation::Propagation,
     /// The snapshot running on this shard (BGSAVE, SAVE, an AOF rewrite's base).
     pub snapshot: Option<crate::persistence::snapshot::ShardSnapshot>,
     /// Epoch of the latest snapshot started here (entries stamped with it are done).
@@ -91,9 +76,44 @@ impl Shard {
             clients: BTreeMap::new(),
             cpu_user: 0.0,
             cpu_sys: 0.0,
-            aof: Default::default(),
+            propagation: Default::default(),
             snapshot: None,
             snapshot_epoch: 0,
+        }
+    }
+
+    /// Attach a consumer of this shard's effects; keys deleted by expiry are noted
+    /// from now on, to be propagated as DELs.
+    pub fn attach(&mut self, c: Box<dyn propagation::Consumer>) {
+        self.propagation.attach(c);
+        for d in self.dbs.iter_mut() {
+            d.expired_log.get_or_insert_with(Vec::new);
+        }
+    }
+    /// Detach the consumers of type `T`.
+    pub fn detach<T: propagation::Consumer>(&mut self) {
+        self.propagation.detach::<T>();
+        if !self.propagation.active() {
+            for d in self.dbs.iter_mut() {
+                d.expired_log = None;
+            }
+        }
+    }
+    /// Propagate the keys expired since the last record as `DEL`s.
+    pub fn propagate_expired(&mut self) {
+        for dbi in 0..self.dbs.len() {
+            let keys = match &mut self.dbs[dbi].expired_log {
+                Some(v) if !v.is_empty() => std::mem::take(v),
+                _ => continue,
+            };
+            let effects = keys
+                .into_iter()
+                .map(|k| propagation::Effect {
+                    db: dbi,
+                    argv: vec![bytes::Bytes::from_static(b"DEL"), k],
+                })
+                .collect();
+            self.propagation.emit(self.id, effects);
         }
     }
 

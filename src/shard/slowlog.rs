@@ -66,7 +66,7 @@ impl Slowlog {
         self.entries.push_front(SlowlogEntry {
             id,
             // Redis stamps an entry with the time the command started.
-            time_s: crate::shard::now_us().saturating_sub(duration_us) / 1_000_000,
+            time_s: crate::clock::now_us().saturating_sub(duration_us) / 1_000_000,
             duration_us,
             argv: args,
             addr: caller.addr,

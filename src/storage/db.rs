@@ -6,7 +6,6 @@
 //! (lazy expiry), so no command can ever see a dead key.
 
 use super::{CompactBytes, Dict, Value};
-use crate::persistence::snapshot::DbSnapshot;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -46,13 +45,32 @@ pub struct Db {
     /// `signalKeyAsReady` in `dbAdd`, for the blocked clients to be served.
     pub signal_ready: bool,
     pub ready: Vec<bytes::Bytes>,
-    /// Set while the shard keeps an AOF: keys deleted because their TTL passed are
-    /// noted here, for the AOF to append a DEL before the next record (Redis
-    /// propagates expirations the same way).
-    pub aof_expired: Option<Vec<bytes::Bytes>>,
+    /// Set while the shard propagates its effects (AOF...): keys deleted because their
+    /// TTL passed are noted here, to be propagated as DELs before the next record
+    /// (as Redis propagates expirations).
+    pub expired_log: Option<Vec<bytes::Bytes>>,
     /// This database's share of a running snapshot: every change below first lets it
     /// write the entry it is about to change (`persistence::snapshot`).
-    pub snapshot: Option<Box<DbSnapshot>>,
+    pub snapshot: Option<Box<dyn BeforeWrite>>,
+}
+
+/// What must see an entry before it changes: a running snapshot writes it first
+/// (entry-level copy-on-write, `persistence::snapshot`). Defined here so the keyspace
+/// knows nothing of persistence.
+pub trait BeforeWrite: std::any::Any {
+    /// Called before `key` is changed, replaced or deleted. Returns the stamp an
+    /// entry created under `key` now must carry (0: none needed).
+    fn before_write(
+        &mut self,
+        keys: &mut Dict<CompactBytes, Entry>,
+        expires: &Dict<CompactBytes, u64>,
+        key: &[u8],
+    ) -> u32;
+    /// True while it still needs the contents a FLUSHDB is about to drop.
+    fn wants_contents(&self) -> bool;
+    /// FLUSHDB: keep the old contents to finish from.
+    fn detach(&mut self, keys: Dict<CompactBytes, Entry>, expires: Dict<CompactBytes, u64>);
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 /// The LRU clock in seconds, cached like Redis's `server.lruclock`: the shards' cron
@@ -69,7 +87,7 @@ pub fn lru_clock() -> u32 {
 
 /// Re-read the wall clock into the cached LRU clock (called from each shard's cron).
 pub fn refresh_lru_clock() -> u32 {
-    let c = (crate::shard::now_ms() / 1000) as u32;
+    let c = (crate::clock::now_ms() / 1000) as u32;
     LRU_CLOCK.store(c, Ordering::Relaxed);
     c
 }
@@ -106,7 +124,7 @@ impl Db {
         self.keys.remove(key);
         self.expires.remove(key);
         self.expired += 1;
-        if let Some(log) = &mut self.aof_expired {
+        if let Some(log) = &mut self.expired_log {
             log.push(bytes::Bytes::copy_from_slice(key));
         }
     }
@@ -203,7 +221,7 @@ impl Db {
     pub fn clear(&mut self) {
         self.dirty += !self.keys.is_empty() as u64;
         match &mut self.snapshot {
-            Some(s) if !s.is_done() => s.detach(
+            Some(s) if s.wants_contents() => s.detach(
                 std::mem::take(&mut self.keys),
                 std::mem::take(&mut self.expires),
             ),

@@ -7,11 +7,12 @@
 //!   new generation (the old one is replayed first), a rewrite replaces every
 //!   generation by one. The manifest is replaced atomically; a manifest naming a
 //!   missing file, or one that does not parse, refuses the start naming the file.
-//! - **Records** (`record`): appended in `dispatch::run_handler` after a command whose
-//!   run changed data (`Shard::dirty` moved), rewritten as Redis 7.0 propagates them
-//!   (absolute expiries, deterministic forms of random and blocking commands), with
-//!   `SELECT` when the db changes. Keys deleted by expiry (lazily or by the active
-//!   cycle) are logged as `DEL` before the next record, as Redis does.
+//! - **Records**: the AOF is a consumer ([`AofFeed`]) of the shard's propagation hook
+//!   (`shard::propagation`), which the call path (`runtime::call`) feeds after a
+//!   command whose run changed data, in the forms Redis 7.0 propagates
+//!   (`commands::propagate`); it encodes them in RESP (`record`), with `SELECT` when
+//!   the db changes. Keys deleted by expiry are propagated as `DEL`s before the next
+//!   record, as Redis does.
 //! - **Durability** (`writer`): one writer thread per shard owns its current file; the
 //!   shard only appends to a buffer, so the event loop never waits for the disk. With
 //!   `appendfsync always` a connection writes a batch's replies only once every
@@ -21,8 +22,8 @@
 //!   pending the check costs one atomic load per shard.
 //! - **Transactions**: an EXEC confined to one shard is logged as `MULTI` ... `EXEC`
 //!   (a torn tail drops the whole block). A multi-shard transaction logs its records,
-//!   whichever shard runs them, into one log of its own, in the order they ran
-//!   (`tx_log`); before it releases any shard (`Tx::finish`) it appends, on every
+//!   whichever shard runs them, into one log it carries (`TxLog`), in the order they
+//!   ran; before it releases any shard (`Tx::finish`) it appends, on every
 //!   shard of its set (the shards it wrote, and every shard whose keys a gathered or
 //!   server-wide command read), `MULTI`, the records (on the highest shard of the set
 //!   only), `SHARDIS.TXEND <tag> <set>`, `EXEC`. Because all parts are appended before
@@ -46,8 +47,7 @@
 //!   `CONFIG SET appendonly`: new bases from per-shard snapshots, new increments
 //!   switched to at one instant, the manifest replaced atomically.
 //!
-//! Not done yet: keys written by SORT ... STORE across shards (`runtime::sort`) are
-//! not logged.
+//! SORT ... STORE across shards (`runtime::sort`) logs its effect (`DEL` + `RPUSH`).
 
 pub mod load;
 pub mod manifest;
@@ -57,34 +57,110 @@ pub mod writer;
 
 pub use rewrite::{auto_rewrite, bgrewriteaof};
 
-use crate::commands::Command;
 use crate::protocol::Reply;
 use crate::runtime::hop::ServerInfo;
 use crate::runtime::Shards;
+use crate::shard::propagation::{Consumer, Effect, Unit};
 use crate::shard::Shard;
 use bytes::Bytes;
 use manifest::{Entry, FileType, Manifest};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use writer::{Fsync, Lane};
 
-/// A shard's AOF state: its lane and what it is staging.
-#[derive(Default)]
-pub struct ShardAof {
-    lane: Option<Arc<Lane>>,
+/// A shard's AOF: the consumer of its propagated effects that appends them to its
+/// lane.
+pub struct AofFeed {
+    lane: Arc<Lane>,
     /// The db the stream's last SELECT named.
     selected: Option<usize>,
-    /// Records held back until their block closes (EXEC, or a transaction's end).
-    stage: Vec<u8>,
-    /// Staging a single-shard EXEC block.
-    in_block: bool,
 }
 
-impl ShardAof {
-    pub fn enabled(&self) -> bool {
-        self.lane.is_some()
+impl AofFeed {
+    pub fn new(lane: Arc<Lane>) -> AofFeed {
+        AofFeed {
+            lane,
+            selected: None,
+        }
+    }
+    /// Continue the stream in `file` (a rewrite's switch); it starts with its own
+    /// SELECT.
+    pub fn switch(&mut self, file: std::fs::File) {
+        self.lane.switch(file);
+        self.selected = None;
+    }
+    /// Encode `effects` after `out`, with a SELECT whenever the db changes.
+    fn encode(&mut self, out: &mut Vec<u8>, effects: &[Effect]) {
+        for e in effects {
+            if self.selected != Some(e.db) {
+                record::encode(out, &[b"SELECT", e.db.to_string().as_bytes()]);
+                self.selected = Some(e.db);
+            }
+            record::encode_owned(out, &e.argv);
+        }
+    }
+}
+
+impl Consumer for AofFeed {
+    fn apply(&mut self, unit: Unit<'_>) {
+        let mut out = Vec::new();
+        match unit {
+            Unit::Command(effects) => self.encode(&mut out, effects),
+            // A torn tail drops the whole block.
+            Unit::Block(effects) => {
+                record::encode(&mut out, &[b"MULTI"]);
+                self.encode(&mut out, effects);
+                record::encode(&mut out, &[b"EXEC"]);
+            }
+            // Every shard of the set appends `MULTI`, the records if it is the
+            // highest shard (so they replay in the order they ran), `SHARDIS.TXEND
+            // <tag> <set>`, `EXEC`.
+            Unit::Transaction {
+                shard,
+                id,
+                set,
+                effects,
+            } => {
+                if !set.contains(&shard) {
+                    return;
+                }
+                record::encode(&mut out, &[b"MULTI"]);
+                if set.last() == Some(&shard) {
+                    self.selected = None;
+                    self.encode(&mut out, effects);
+                    self.selected = None;
+                }
+                let set_text: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+                record::encode(
+                    &mut out,
+                    &[
+                        load::TXEND,
+                        tx_tag(id).as_bytes(),
+                        set_text.join(",").as_bytes(),
+                    ],
+                );
+                record::encode(&mut out, &[b"EXEC"]);
+            }
+        }
+        if !out.is_empty() {
+            self.lane.append(out);
+        }
+    }
+
+    /// `-MISCONF` for a write while the file cannot be written, as Redis.
+    fn refuses_writes(&self) -> Option<String> {
+        if !self.lane.failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(format!(
+            "Errors writing to the AOF file: {}",
+            lock(&self.lane.error)
+        ))
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 
@@ -133,19 +209,6 @@ struct Files {
     manifest: Manifest,
 }
 
-/// The log of each multi-shard transaction in progress: its records in the order
-/// they ran, whichever shard ran them, and the shards it must meet on replay.
-#[derive(Default)]
-struct TxLog {
-    body: Vec<u8>,
-    selected: Option<usize>,
-    shards: Vec<usize>,
-}
-
-static TX_LOGS: Mutex<Option<HashMap<u64, TxLog>>> = Mutex::new(None);
-/// Set once any transaction logged: until then `take_tx` skips the mutex.
-static TX_LOGGING: AtomicBool = AtomicBool::new(false);
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -153,170 +216,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// This process's transaction tags are `<start ms>-<tx id>`: unique across restarts.
 fn tx_tag(id: u64) -> String {
     static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    format!("{}-{id}", EPOCH.get_or_init(crate::shard::now_ms))
-}
-
-/// Append records to transaction `id`'s log, noting `shards` as shards it must meet
-/// on replay (those whose keys the records read or wrote).
-pub fn tx_log(id: u64, shards: &[usize], db: usize, records: &[Vec<Bytes>]) {
-    TX_LOGGING.store(true, Ordering::Relaxed);
-    let mut g = lock(&TX_LOGS);
-    let log = g.get_or_insert_with(HashMap::new).entry(id).or_default();
-    for &s in shards {
-        if !log.shards.contains(&s) {
-            log.shards.push(s);
-        }
-    }
-    for argv in records {
-        if log.selected != Some(db) {
-            record::encode(&mut log.body, &[b"SELECT", db.to_string().as_bytes()]);
-            log.selected = Some(db);
-        }
-        record::encode_owned(&mut log.body, argv);
-    }
-}
-
-/// Transaction `id`'s shard set (sorted) and records, forgetting them; None if it
-/// logged nothing.
-pub fn take_tx(id: u64) -> Option<(Vec<usize>, Vec<u8>)> {
-    if !TX_LOGGING.load(Ordering::Relaxed) {
-        return None;
-    }
-    let mut log = lock(&TX_LOGS).as_mut()?.remove(&id)?;
-    log.shards.sort_unstable();
-    Some((log.shards, log.body))
-}
-
-// ---- Hooks on the shard ------------------------------------------------------------
-
-/// `-MISCONF` for a write while the AOF cannot be written, as Redis.
-pub fn refuse_write(shard: &Shard, cmd: &Command) -> Option<Reply> {
-    let lane = shard.aof.lane.as_ref()?;
-    if !cmd.is_write() || !lane.failed.load(Ordering::Relaxed) {
-        return None;
-    }
-    let why = lock(&lane.error).clone();
-    Some(Reply::error(format!(
-        "MISCONF Errors writing to the AOF file: {why}"
-    )))
-}
-
-/// After a command ran on `shard`: log the keys it expired, then its own records if
-/// it changed data (`dirty_before` is `Shard::dirty` before it ran).
-pub fn after_command(
-    shard: &mut Shard,
-    db: usize,
-    argv: &[Bytes],
-    reply: &Reply,
-    dirty_before: u64,
-) {
-    if shard.aof.lane.is_none() {
-        return;
-    }
-    flush_expired(shard);
-    if shard.dirty() == dirty_before {
-        return;
-    }
-    for rec in record::propagate(shard, db, argv, reply) {
-        emit(shard, db, &rec);
-    }
-}
-
-/// Log the keys expired since the last record as `DEL`s.
-pub fn flush_expired(shard: &mut Shard) {
-    if shard.aof.lane.is_none() {
-        return;
-    }
-    for dbi in 0..shard.dbs.len() {
-        let keys = match &mut shard.dbs[dbi].aof_expired {
-            Some(v) if !v.is_empty() => std::mem::take(v),
-            _ => continue,
-        };
-        for k in keys {
-            emit(shard, dbi, &[Bytes::from_static(b"DEL"), k]);
-        }
-    }
-}
-
-/// Append one record: to the transaction holding the shard, staged inside an EXEC
-/// block, or handed to the lane.
-fn emit(shard: &mut Shard, db: usize, argv: &[Bytes]) {
-    if let Some(id) = shard.lock.holder {
-        tx_log(id, &[shard.id], db, std::slice::from_ref(&argv.to_vec()));
-        return;
-    }
-    let aof = &mut shard.aof;
-    let Some(lane) = aof.lane.clone() else { return };
-    let mut direct = Vec::new();
-    let out = if aof.in_block {
-        &mut aof.stage
-    } else {
-        &mut direct
-    };
-    if aof.selected != Some(db) {
-        record::encode(out, &[b"SELECT", db.to_string().as_bytes()]);
-        aof.selected = Some(db);
-    }
-    record::encode_owned(out, argv);
-    if !aof.in_block {
-        lane.append(direct);
-    }
-}
-
-/// A single-shard EXEC starts: stage its records (no-op inside a multi-shard
-/// transaction, which stages anyway).
-pub fn begin_block(shard: &mut Shard) {
-    if shard.aof.lane.is_some() && shard.lock.holder.is_none() {
-        flush_expired(shard);
-        shard.aof.in_block = true;
-    }
-}
-
-/// A single-shard EXEC ends: append its records as `MULTI` ... `EXEC`.
-pub fn end_block(shard: &mut Shard) {
-    let aof = &mut shard.aof;
-    if !aof.in_block {
-        return;
-    }
-    aof.in_block = false;
-    let Some(lane) = &aof.lane else { return };
-    if aof.stage.is_empty() {
-        return;
-    }
-    let mut out = Vec::with_capacity(aof.stage.len() + 32);
-    record::encode(&mut out, &[b"MULTI"]);
-    out.append(&mut aof.stage);
-    record::encode(&mut out, &[b"EXEC"]);
-    lane.append(out);
-}
-
-/// Transaction `id` is about to release `shard`, one of its `set`: append its part,
-/// `MULTI`, the transaction's records if this is the highest shard of the set (so
-/// they replay in the order they ran), `SHARDIS.TXEND <tag> <set>`, `EXEC`.
-pub fn close_tx(shard: &mut Shard, id: u64, set: &[usize], body: &[u8]) {
-    let aof = &mut shard.aof;
-    let Some(lane) = &aof.lane else { return };
-    if !set.contains(&shard.id) {
-        return;
-    }
-    let last = set.last() == Some(&shard.id);
-    let set_text: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-    let mut out = Vec::with_capacity(if last { body.len() } else { 0 } + 64);
-    record::encode(&mut out, &[b"MULTI"]);
-    if last {
-        out.extend_from_slice(body);
-        aof.selected = None;
-    }
-    record::encode(
-        &mut out,
-        &[
-            load::TXEND,
-            tx_tag(id).as_bytes(),
-            set_text.join(",").as_bytes(),
-        ],
-    );
-    record::encode(&mut out, &[b"EXEC"]);
-    lane.append(out);
+    format!("{}-{id}", EPOCH.get_or_init(crate::clock::now_ms))
 }
 
 /// True while the AOF is on (multi-shard coordinators check it before logging).
@@ -326,13 +226,11 @@ pub fn enabled(server: &ServerInfo) -> bool {
 
 /// Per-shard cron: log keys the active cycle expired, follow `appendfsync`.
 pub fn cron(shard: &mut Shard) {
-    let Some(lane) = &shard.aof.lane else { return };
-    lane.set_policy(Fsync::parse(
-        shard.config.get("appendfsync").unwrap_or("everysec"),
-    ));
-    if shard.lock.holder.is_none() && !shard.aof.in_block {
-        flush_expired(shard);
-    }
+    let policy = Fsync::parse(shard.config.get("appendfsync").unwrap_or("everysec"));
+    let Some(feed) = shard.propagation.consumer_mut::<AofFeed>() else {
+        return;
+    };
+    feed.lane.set_policy(policy);
 }
 
 // ---- Durability, on the connection -------------------------------------------------
@@ -427,16 +325,16 @@ pub async fn load(shards: &Shards) -> Result<(), String> {
                         "Unexpected end of file reading the append only file {name}. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server."
                     ));
                 }
-                crate::runtime::log(&format!(
+                crate::log::log(&format!(
                     "!!! Warning: short read while loading the AOF file {name}!!!"
                 ));
-                crate::runtime::log(&format!(
+                crate::log::log(&format!(
                     "!!! Truncating the AOF incr file {name} at offset {} !!!",
                     t.offset
                 ));
                 load::truncate_at(&chain.files, (t.file, t.offset))
                     .map_err(|e| format!("Error truncating the AOF file {name}: {e}"))?;
-                crate::runtime::log("AOF loaded anyway because aof-load-truncated is enabled");
+                crate::log::log("AOF loaded anyway because aof-load-truncated is enabled");
             }
             chains.push(chain);
         }
@@ -448,7 +346,7 @@ pub async fn load(shards: &Shards) -> Result<(), String> {
         for (k, c) in chains.iter_mut().enumerate() {
             if keep[k] < c.units.len() {
                 let at = c.units[keep[k]].at;
-                crate::runtime::log(&format!(
+                crate::log::log(&format!(
                     "AOF of shard {k}: a multi-shard transaction was not complete on every shard; cutting {} at offset {} ({} record group(s) dropped)",
                     c.files[at.0].display(),
                     at.1,
@@ -465,7 +363,7 @@ pub async fn load(shards: &Shards) -> Result<(), String> {
     }
     let secs = started.elapsed().as_secs_f64();
     if records > 0 {
-        crate::runtime::log(&format!(
+        crate::log::log(&format!(
             "AOF loaded: {records} records in {secs:.3} seconds ({:.0} records/s)",
             records as f64 / secs.max(1e-9)
         ));
@@ -488,7 +386,7 @@ fn adopt_old_file(data_dir: &str, dir: &Path, prefix: &str) -> Result<Manifest, 
     let name = manifest::file_name(prefix, 0, 1, FileType::Base, rdb);
     std::fs::rename(&old, dir.join(&name))
         .map_err(|e| format!("Can't move {} into {}: {e}", old.display(), dir.display()))?;
-    crate::runtime::log(&format!(
+    crate::log::log(&format!(
         "Successfully migrated an old-style AOF into the AOF directory as {name}"
     ));
     Ok(Manifest {
@@ -531,7 +429,7 @@ async fn replay(shards: &Shards, cmds: Vec<(usize, Vec<Bytes>)>) {
             if let Some(e) = r.as_ref().and_then(Reply::error_text) {
                 errors += 1;
                 if errors <= 10 {
-                    crate::runtime::log(&format!(
+                    crate::log::log(&format!(
                         "AOF replay: '{}' answered {e}",
                         String::from_utf8_lossy(&name)
                     ));
@@ -540,7 +438,7 @@ async fn replay(shards: &Shards, cmds: Vec<(usize, Vec<Bytes>)>) {
         }
     }
     if errors > 10 {
-        crate::runtime::log(&format!("AOF replay: {errors} records answered an error"));
+        crate::log::log(&format!("AOF replay: {errors} records answered an error"));
     }
 }
 
@@ -598,7 +496,7 @@ async fn open_streams(
                     gen,
                 };
                 next_seq += 1;
-                crate::runtime::log(&format!(
+                crate::log::log(&format!(
                     "Creating AOF incr file {} on server start",
                     e.name
                 ));
@@ -630,11 +528,7 @@ async fn open_streams(
     let lanes = Arc::new(lanes);
     shards
         .all(move |s: &mut Shard| {
-            s.aof.lane = Some(lanes[s.id].clone());
-            s.aof.selected = None;
-            for d in s.dbs.iter_mut() {
-                d.aof_expired = Some(Vec::new());
-            }
+            s.attach(Box::new(AofFeed::new(lanes[s.id].clone())));
         })
         .await;
     Ok(())
@@ -658,7 +552,7 @@ pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
     let current_time = if started == 0 {
         -1
     } else {
-        (crate::shard::now_ms().saturating_sub(started) / 1000) as i64
+        (crate::clock::now_ms().saturating_sub(started) / 1000) as i64
     };
     let mut v = vec![
         ("aof_enabled", (enabled as u8).to_string()),

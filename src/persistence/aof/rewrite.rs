@@ -24,11 +24,13 @@
 
 use super::manifest::{self, Entry, FileType, Manifest};
 use super::writer::{Fsync, Lane};
-use super::{lock, Files, Global};
+use super::{lock, AofFeed, Files, Global};
+use crate::clock::now_ms;
+use crate::log::log;
 use crate::persistence::save::{self, Activity};
 use crate::runtime::transaction::Tx;
-use crate::runtime::{log, Shards};
-use crate::shard::{now_ms, Shard};
+use crate::runtime::Shards;
+use crate::shard::Shard;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -281,7 +283,7 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
     // 2. Switch every shard at one instant for multi-shard transactions.
     let all: Vec<usize> = (0..n).collect();
     let tx = Tx::begin(shards, &all).await;
-    let handle = Rc::new(tx.shards.for_tx(tx.id));
+    let handle = Rc::new(tx.shards.for_tx(tx.id, tx.log.clone()));
     let (switched_tx, switched_rx) = flume::unbounded::<usize>();
     let mut files = files.into_iter();
     let mut tasks = Vec::with_capacity(n);
@@ -421,30 +423,19 @@ fn sweep(dir: &Path, prefix: &str, keep: &[&str]) {
 
 /// At the switch: continue this shard's stream in `file`.
 fn switch_increment(s: &mut Shard, file: std::fs::File) {
-    if let Some(lane) = &s.aof.lane {
-        lane.switch(file);
-        // The new file starts with its own SELECT.
-        s.aof.selected = None;
+    if let Some(feed) = s.propagation.consumer_mut::<AofFeed>() {
+        feed.switch(file);
     }
 }
 
 /// Turning the AOF on: this shard starts logging to `lane`.
 fn attach(s: &mut Shard, lane: Arc<Lane>) {
-    s.aof.lane = Some(lane);
-    s.aof.selected = None;
-    for d in s.dbs.iter_mut() {
-        d.aof_expired = Some(Vec::new());
-    }
+    s.detach::<AofFeed>();
+    s.attach(Box::new(AofFeed::new(lane)));
 }
 
 fn detach(s: &mut Shard) {
-    s.aof.lane = None;
-    s.aof.selected = None;
-    s.aof.stage.clear();
-    s.aof.in_block = false;
-    for d in s.dbs.iter_mut() {
-        d.aof_expired = None;
-    }
+    s.detach::<AofFeed>();
 }
 
 /// Stop logging on every shard, flush and close the files, stop the writers.

@@ -260,7 +260,7 @@ fn os_error(e: &std::io::Error) -> String {
 
 fn failed(lane: &Lane, why: &str) {
     if !lane.failed.swap(true, Ordering::AcqRel) {
-        crate::runtime::log(&format!("Error writing to the AOF file: {why}"));
+        crate::log::log(&format!("Error writing to the AOF file: {why}"));
     }
     *lock(&lane.error) = why.to_string();
     std::thread::sleep(Duration::from_secs(1));
@@ -268,7 +268,7 @@ fn failed(lane: &Lane, why: &str) {
 
 fn recovered(lane: &Lane) {
     if lane.failed.swap(false, Ordering::AcqRel) {
-        crate::runtime::log("AOF write error looks solved, Redis can write again.");
+        crate::log::log("AOF write error looks solved, Redis can write again.");
     }
 }
 

@@ -38,7 +38,7 @@ pub struct Options {
 /// `aof-base`, plus the given ones).
 pub fn header(out: &mut Vec<u8>, aof_base: bool, used_mem: u64, extra_aux: &[(&str, &str)]) {
     out.extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
-    let ctime = crate::shard::now_ms() / 1000;
+    let ctime = crate::clock::now_ms() / 1000;
     aux(out, "redis-ver", REDIS_VER.as_bytes());
     aux(out, "redis-bits", b"64");
     aux(out, "ctime", ctime.to_string().as_bytes());

@@ -1,0 +1,137 @@
+//! Admission: whether a request may run now, before it is routed anywhere.
+//!
+//! In Redis's `processCommand` order: the command and its arity must exist
+//! ([`resolve`]); an unauthenticated client may run only `no_auth` commands; while the
+//! data set loads, only `loading` commands run; after a failed background save (with
+//! `stop-writes-on-bgsave-error`) writes and PING get `-MISCONF`; inside MULTI a
+//! `no_multi` command is refused and dooms the transaction, and every command the
+//! table does not mark [`traits::RUNS_IN_MULTI`] is queued instead of run.
+
+use crate::client::ClientRef;
+use crate::commands::{self, errors, traits, Command};
+use crate::persistence::aof;
+use crate::protocol::Reply;
+use crate::runtime::transaction;
+use crate::runtime::Shards;
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+/// Find the table entry for `argv`, or the error Redis gives.
+pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, (Reply, Option<&'static Command>)> {
+    let Some(cmd) = commands::lookup(&argv[0]) else {
+        return Err((errors::unknown_command(argv), None));
+    };
+    if !cmd.arity_ok(argv.len()) {
+        return Err((errors::wrong_arity(cmd.name), Some(cmd)));
+    }
+    if !cmd.subcommands.is_empty() && argv.len() >= 2 {
+        let Some(sub) = commands::lookup_sub(cmd, &argv[1]) else {
+            return Err((errors::unknown_subcommand(cmd.name, &argv[1]), Some(cmd)));
+        };
+        if !sub.arity_ok(argv.len()) {
+            return Err((errors::wrong_arity(sub.name), Some(sub)));
+        }
+        return Ok(sub);
+    }
+    Ok(cmd)
+}
+
+/// What admission decided for one request.
+pub enum Admitted {
+    /// Run it (its argv handed back).
+    Run(&'static Command, Vec<Bytes>),
+    /// Answer this without running it (refused, or QUEUED inside MULTI).
+    Answer(Reply),
+}
+
+/// Admit `argv` from `client`: resolve it, check it may run now, queue it inside MULTI.
+pub fn admit(client: &ClientRef, shards: &Shards, argv: Vec<Bytes>) -> Admitted {
+    let cmd = match resolve(&argv).and_then(|cmd| check(client, shards, cmd)) {
+        Ok(cmd) => cmd,
+        Err((reply, cmd)) => return Admitted::Answer(refused(client, shards, reply, cmd)),
+    };
+    if queues_in_multi(client, cmd) {
+        if let Some(q) = client.borrow_mut().multi.as_mut() {
+            q.push(argv);
+        }
+        return Admitted::Answer(Reply::status("QUEUED"));
+    }
+    Admitted::Run(cmd, argv)
+}
+
+/// The refusals that depend on the client's and the server's state.
+fn check(
+    client: &ClientRef,
+    shards: &Shards,
+    cmd: &'static Command,
+) -> Result<&'static Command, (Reply, Option<&'static Command>)> {
+    let refuse = |reply: Reply| Err((reply, Some(cmd)));
+    let (authed, id) = {
+        let c = client.borrow();
+        (c.authenticated, c.id)
+    };
+    if !authed && !cmd.has_flag("no_auth") {
+        return refuse(Reply::err(errors::NOAUTH));
+    }
+    if shards.server.loading.load(Ordering::Relaxed)
+        && !cmd.has_flag("loading")
+        && id != aof::REPLAY_CLIENT
+    {
+        return refuse(Reply::err(errors::LOADING));
+    }
+    if (cmd.is_write() || cmd.has_trait(traits::REFUSED_ON_DISK_ERROR)) && misconf(shards) {
+        return refuse(crate::persistence::save::misconf());
+    }
+    if queues_in_multi(client, cmd) && cmd.has_flag("no_multi") {
+        return refuse(Reply::err(errors::NOT_IN_MULTI));
+    }
+    Ok(cmd)
+}
+
+/// True after a failed background save while `stop-writes-on-bgsave-error` holds.
+fn misconf(shards: &Shards) -> bool {
+    let p = &shards.server.persistence;
+    p.last_bgsave_failed.load(Ordering::Relaxed) && p.writes_refused(&shards.local.borrow().config)
+}
+
+/// A refused request's reply: a refused EXEC discards the transaction (Redis's
+/// `execCommandAbort`), and any refusal while queuing dooms it (EXECABORT).
+fn refused(
+    client: &ClientRef,
+    shards: &Shards,
+    mut reply: Reply,
+    cmd: Option<&'static Command>,
+) -> Reply {
+    if cmd.is_some_and(|c| c.has_trait(traits::ENDS_MULTI)) {
+        reply = exec_abort(reply);
+        let mut c = client.borrow_mut();
+        c.multi = None;
+        c.multi_aborted = false;
+        drop(c);
+        transaction::unwatch_all(client, shards);
+    }
+    let mut c = client.borrow_mut();
+    if c.multi.is_some() {
+        c.multi_aborted = true;
+    }
+    drop(c);
+    shards
+        .local
+        .borrow_mut()
+        .stats
+        .record_rejected(cmd.map(|c| c.name));
+    reply
+}
+
+/// `EXECABORT Transaction discarded because of: <why>`, `why` without its ERR code.
+fn exec_abort(reply: Reply) -> Reply {
+    let Reply::Error(e) = reply else { return reply };
+    let why = e.strip_prefix("ERR ").unwrap_or(&e);
+    Reply::error(format!("EXECABORT Transaction discarded because of: {why}"))
+}
+
+/// True if `cmd` is queued rather than run: inside MULTI, everything but the commands
+/// that control the transaction or the connection (as Redis's `processCommand`).
+fn queues_in_multi(client: &ClientRef, cmd: &Command) -> bool {
+    client.borrow().multi.is_some() && !cmd.has_trait(traits::RUNS_IN_MULTI)
+}

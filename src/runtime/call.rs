@@ -1,0 +1,243 @@
+//! The call path: running one command on the shard that owns its keys, and everything
+//! that follows from it having run, in one place (Redis's `call()`).
+//!
+//! For a command run on its shard, in order:
+//! 1. **Refuse** a write that a consumer of the propagation hook cannot take (the AOF
+//!    file cannot be written: `-MISCONF`).
+//! 2. **Watch, before**: if anyone watches a key the command may modify, note what
+//!    its table entry's [`Touch`] rule needs to know beforehand (did the key exist).
+//! 3. **Execute** the handler, a panic becoming an error reply.
+//! 4. **Watch, after**: if it changed data, bump the watched keys its rule names.
+//! 5. **Propagate**: if it changed data and some consumer listens, the keys found
+//!    expired meanwhile as `DEL`s, then its records (its table entry's
+//!    [`Propagation`](crate::commands::Propagation) rule) go to the shard's hook.
+//! 6. **Record**: stats and slow log ([`call`]; a part of a split command is recorded
+//!    once, by whoever ran the whole), then serve the clients blocked on keys it made
+//!    ready.
+//!
+//! The one idea to hold: the runtime asks the command's table entry, never its name.
+//! A command added to the table with its rules gets WATCH, the AOF and blocking right.
+
+use crate::commands::traits;
+use crate::commands::{propagate, Command, Ctx, Exec, Touch};
+use crate::protocol::Reply;
+use crate::runtime::hop::ServerInfo;
+use crate::shard::propagation::Effect;
+use crate::shard::slowlog::{self, Caller};
+use crate::shard::Shard;
+use bytes::Bytes;
+use std::time::Instant;
+
+/// Run a `Shard` command on `shard`, with stats, the slow log and blocked clients.
+pub fn call(
+    shard: &mut Shard,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    no_touch: bool,
+    caller: &Caller,
+    now_ms: u64,
+) -> Reply {
+    let start = Instant::now();
+    let reply = run(shard, cmd, db, argv, no_touch, now_ms);
+    record(shard, cmd, argv, start, &reply, caller);
+    crate::runtime::blocking::after_command(shard);
+    reply
+}
+
+/// Steps 1-5 of a `Shard` command (a part of a split command: the whole command is
+/// recorded once by its caller).
+pub fn run(
+    shard: &mut Shard,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    no_touch: bool,
+    now_ms: u64,
+) -> Reply {
+    let Exec::Shard(f) = cmd.exec else {
+        unreachable!("only Shard commands are executed on a shard")
+    };
+    let propagating = shard.propagation.active();
+    if propagating && cmd.is_write() {
+        if let Some(why) = shard.propagation.refuses_writes() {
+            return Reply::error(format!("MISCONF {why}"));
+        }
+    }
+    // (Checked in this order so the common case, nobody watching, costs one test.)
+    let watched = if !shard.watches.is_empty()
+        && (cmd.is_write() || cmd.has_trait(traits::TOUCHES_ON_READ))
+    {
+        watched_args(shard, cmd, db, argv, now_ms)
+    } else {
+        Vec::new()
+    };
+    // The dirty counter is a sum over databases: read only when someone needs it.
+    let counting = propagating || !watched.is_empty();
+    let dirty_before = if counting { shard.dirty() } else { 0 };
+    let mut ctx = Ctx::at(shard, db, now_ms);
+    ctx.no_touch = no_touch;
+    let reply = guarded(cmd, || f(&mut ctx, argv));
+    let changed = counting && shard.dirty() != dirty_before;
+    if !watched.is_empty() && changed && !reply.is_error() {
+        touch_watched(shard, cmd, db, argv, &watched, &reply);
+    }
+    if propagating {
+        shard.propagate_expired();
+        if changed {
+            propagate_effects(shard, cmd, db, argv, &reply);
+        }
+    }
+    reply
+}
+
+/// Hand `cmd`'s records to the shard's propagation hook.
+pub fn propagate_effects(
+    shard: &mut Shard,
+    cmd: &Command,
+    db: usize,
+    argv: &[Bytes],
+    reply: &Reply,
+) {
+    let effects = propagate::records(cmd, &mut shard.dbs[db], argv, reply)
+        .into_iter()
+        .map(|argv| Effect { db, argv })
+        .collect();
+    shard.propagation.emit(shard.id, effects);
+}
+
+/// True while effects are propagated anywhere (coordinators of multi-shard work check
+/// it before building records on their side).
+pub fn propagating(server: &ServerInfo) -> bool {
+    crate::persistence::aof::enabled(server)
+}
+
+/// The watched keys among `cmd`'s arguments: (argv index, what its touch rule needs
+/// to know beforehand: did the key exist; for [`Touch::UnlessMember`]'s key, did the
+/// set already hold the member).
+fn watched_args(
+    shard: &mut Shard,
+    cmd: &Command,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: u64,
+) -> Vec<(usize, bool)> {
+    let scope = if cmd.touch.crosses_dbs() {
+        None
+    } else {
+        Some(db)
+    };
+    let watched: Vec<usize> = cmd
+        .key_indexes(argv)
+        .into_iter()
+        .filter(|&k| shard.watches.is_watched(scope, &argv[k]))
+        .collect();
+    watched
+        .into_iter()
+        .map(|k| match cmd.touch {
+            Touch::UnlessMember { key, member } if k == key => {
+                let has = match shard.dbs[db].lookup(&argv[key], now_ms) {
+                    Some(e) => matches!(&e.value, crate::storage::Value::Set(set) if set.contains(&argv[member])),
+                    None => false,
+                };
+                (k, has)
+            }
+            _ => (k, shard.dbs[db].contains(&argv[k], now_ms)),
+        })
+        .collect()
+}
+
+/// Bump the versions of the watched keys a write modified, per its [`Touch`] rule
+/// (Redis's per-command precision).
+fn touch_watched(
+    shard: &mut Shard,
+    cmd: &Command,
+    db: usize,
+    argv: &[Bytes],
+    watched: &[(usize, bool)],
+    reply: &Reply,
+) {
+    let db_arg = |b: &[u8]| {
+        crate::protocol::parse::parse_i64(b)
+            .filter(|&n| n >= 0)
+            .map(|n| n as usize)
+    };
+    for &(k, before) in watched {
+        let key = &argv[k];
+        match cmd.touch {
+            Touch::Keys => shard.watches.touch(db, key),
+            Touch::Existing if before => shard.watches.touch(db, key),
+            Touch::Existing => {}
+            Touch::Only(i) if k == i => shard.watches.touch(db, key),
+            Touch::Only(_) => {}
+            Touch::AllBut(i) if k != i => shard.watches.touch(db, key),
+            Touch::AllBut(_) => {}
+            Touch::Popped if popped_key(reply) == Some(&key[..]) => shard.watches.touch(db, key),
+            Touch::Popped => {}
+            Touch::UnlessMember { key: i, .. } if k == i && before => {}
+            Touch::UnlessMember { .. } => shard.watches.touch(db, key),
+            Touch::OnlyInDbOption(i) if k == i => {
+                let dst_db = argv
+                    .iter()
+                    .position(|a| a.eq_ignore_ascii_case(b"db"))
+                    .and_then(|i| argv.get(i + 1))
+                    .and_then(|a| db_arg(a))
+                    .unwrap_or(db);
+                shard.watches.touch(dst_db, key);
+            }
+            Touch::OnlyInDbOption(_) => {}
+            Touch::AlsoInDbArg(i) => {
+                shard.watches.touch(db, key);
+                if let Some(to) = db_arg(&argv[i]) {
+                    shard.watches.touch(to, key);
+                }
+            }
+        }
+    }
+}
+
+/// The key a pop over several keys popped from: the first element of its reply.
+fn popped_key(reply: &Reply) -> Option<&[u8]> {
+    match reply {
+        Reply::Array(items) => match items.first() {
+            Some(Reply::Bulk(k)) => Some(&k[..]),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Run a handler so that a bug in one command cannot take the shard (and every key on
+/// it) down with it: a panic becomes an error reply, the event loop keeps running, and
+/// the panic message stays in the log.
+pub fn guarded(cmd: &Command, f: impl FnOnce() -> Reply) -> Reply {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| panicked(cmd))
+}
+
+pub fn panicked(cmd: &Command) -> Reply {
+    crate::log::log(&format!(
+        "BUG: command '{}' panicked; see the message above",
+        cmd.name
+    ));
+    Reply::error(format!("ERR internal error while running '{}'", cmd.name))
+}
+
+/// Stats and slow log for one executed command.
+pub fn record(
+    shard: &mut Shard,
+    cmd: &Command,
+    argv: &[Bytes],
+    start: Instant,
+    reply: &Reply,
+    caller: &Caller,
+) {
+    let us = start.elapsed().as_micros() as u64;
+    shard.stats.record_call(cmd.name, us, reply.is_error());
+    let threshold = shard.config.slowlog_log_slower_than;
+    if threshold >= 0 && us >= threshold as u64 {
+        let max = shard.config.slowlog_max_len;
+        shard
+            .slowlog
+            .push(slowlog::next_id(), argv, us, caller, max);
+    }
+}
