@@ -241,3 +241,117 @@ pub fn record(
             .push(slowlog::next_id(), argv, us, caller, max);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::testing::{argv, shard};
+    use crate::shard::propagation::{Consumer, TxLog, Unit};
+    use std::sync::{Arc, Mutex};
+
+    /// A consumer that writes down what it receives, as text.
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    fn show(effects: &[Effect]) -> String {
+        effects
+            .iter()
+            .map(|e| {
+                let words: Vec<String> = e
+                    .argv
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                format!("{}:{}", e.db, words.join(" "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    impl Consumer for Recorder {
+        fn apply(&mut self, unit: Unit<'_>) {
+            let line = match unit {
+                Unit::Command(e) => format!("command {}", show(e)),
+                Unit::Block(e) => format!("block {}", show(e)),
+                Unit::Transaction {
+                    shard,
+                    id,
+                    set,
+                    effects,
+                } => {
+                    format!("tx {id} on {shard} of {set:?}: {}", show(effects))
+                }
+            };
+            self.0.lock().unwrap().push(line);
+        }
+        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+            self
+        }
+    }
+
+    fn run_line(s: &mut Shard, line: &str) -> Reply {
+        let args: Vec<&str> = line.split(' ').collect();
+        let argv = argv(&args);
+        let cmd = crate::commands::lookup(&argv[0]).unwrap();
+        run(s, cmd, 0, &argv, false, crate::clock::now_ms())
+    }
+
+    #[test]
+    fn the_hook_receives_each_write_in_its_propagated_form_and_nothing_else() {
+        let mut s = shard();
+        // Nothing attached: nothing is built.
+        run_line(&mut s, "SET a 1");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        s.attach(Box::new(Recorder(seen.clone())));
+        run_line(&mut s, "SET k v EX 100");
+        run_line(&mut s, "GET k");
+        run_line(&mut s, "SET k v NX"); // changed nothing
+        run_line(&mut s, "INCRBYFLOAT f 1.5");
+        // A key found expired is propagated as DEL before the next record.
+        s.dbs[0].set_expire(b"a", 1);
+        run_line(&mut s, "GET a");
+        run_line(&mut s, "SET b 2");
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got[0].starts_with("command 0:SET k v PXAT "), "{got:?}");
+        assert_eq!(got[1], "command 0:SET f 1.5 KEEPTTL");
+        assert_eq!(got[2], "command 0:DEL a");
+        assert_eq!(got[3], "command 0:SET b 2");
+    }
+
+    #[test]
+    fn blocks_and_transactions_leave_whole() {
+        let mut s = shard();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        s.attach(Box::new(Recorder(seen.clone())));
+        s.propagation.begin_block();
+        run_line(&mut s, "SET x 1");
+        run_line(&mut s, "INCR x");
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "staged until the block ends"
+        );
+        s.propagation.end_block();
+        // Held by a multi-shard transaction: records go to its log, in order.
+        let log = Arc::new(TxLog::default());
+        s.propagation.enter_tx(log.clone());
+        run_line(&mut s, "SET y 1");
+        run_line(&mut s, "DEL y");
+        s.propagation.leave_tx();
+        let (set, effects) = log.take().unwrap();
+        assert_eq!(set, vec![0]);
+        s.propagation.conclude(0, 7, &set, &effects);
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            [
+                "block 0:SET x 1; 0:INCR x",
+                "tx 7 on 0 of [0]: 0:SET y 1; 0:DEL y"
+            ]
+        );
+        // Detached: nothing more is received, and nothing is noted for expiry.
+        s.detach::<Recorder>();
+        run_line(&mut s, "SET z 1");
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert!(s.dbs[0].expired_log.is_none());
+    }
+}

@@ -30,7 +30,8 @@ pub struct Effect {
 
 /// What a consumer receives, always whole.
 pub enum Unit<'a> {
-    /// One command's records (or expired keys' DELs) outside any transaction.
+    /// One command's records (or expired keys' DELs) outside any transaction; several
+    /// records must be applied whole (Redis 7.0 wraps them in MULTI / EXEC).
     Command(&'a [Effect]),
     /// A single-shard MULTI / EXEC (or a command run in EXEC's isolation).
     Block(&'a [Effect]),

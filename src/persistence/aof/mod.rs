@@ -106,9 +106,10 @@ impl Consumer for AofFeed {
     fn apply(&mut self, unit: Unit<'_>) {
         let mut out = Vec::new();
         match unit {
-            Unit::Command(effects) => self.encode(&mut out, effects),
-            // A torn tail drops the whole block.
-            Unit::Block(effects) => {
+            Unit::Command([one]) => self.encode(&mut out, std::slice::from_ref(one)),
+            // A torn tail drops the whole block; several records of one command are
+            // one block too (Redis 7.0 wraps them in MULTI / EXEC as well).
+            Unit::Command(effects) | Unit::Block(effects) => {
                 record::encode(&mut out, &[b"MULTI"]);
                 self.encode(&mut out, effects);
                 record::encode(&mut out, &[b"EXEC"]);
