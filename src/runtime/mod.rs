@@ -88,9 +88,11 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
         (0..nshards).map(|_| flume::unbounded::<hop::Job>()).unzip();
     let inboxes = Arc::new(senders);
     crate::persistence::save::init(&server);
-    // Until shard 0 has loaded the data set, every core answers -LOADING.
+    // Until shard 0 has loaded the data set, every core answers -LOADING. With the AOF
+    // on, also while there is nothing to load: a write accepted before every shard has
+    // its AOF attached would not be logged, and a crash would lose it acknowledged.
     let to_load = if cfg.get_bool("appendonly") {
-        crate::persistence::aof::has_files(&cfg)
+        true
     } else {
         crate::persistence::save::rdb_path(&cfg).exists()
     };

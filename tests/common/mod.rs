@@ -141,8 +141,8 @@ impl Server {
         panic!("{kind:?} could not bind a free port in 5 attempts; last output:\n{last_log}");
     }
 
-    /// Poll until a PING gets any complete reply line (an error counts: the server is
-    /// up and parsing), or the process exits, or the deadline passes.
+    /// Poll until a PING gets any complete reply line but -LOADING (an error counts: the
+    /// server is up and parsing), or the process exits, or the deadline passes.
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -160,6 +160,10 @@ impl Server {
                         }
                         got.extend_from_slice(&buf[..n]);
                         if got.ends_with(b"\r\n") {
+                            // Still loading (or attaching its AOF): not ready for writes.
+                            if got.starts_with(b"-LOADING") {
+                                break;
+                            }
                             return Ok(());
                         }
                     }

@@ -284,13 +284,6 @@ pub fn paths(cfg: &crate::config::Config) -> (PathBuf, String, String) {
     (dir, prefix, mname)
 }
 
-/// True if [`load`] will find something: the AOF directory, or an old single-file AOF
-/// it adopts.
-pub fn has_files(cfg: &crate::config::Config) -> bool {
-    let (dir, prefix, _) = paths(cfg);
-    dir.exists() || Path::new(&cfg.dir).join(prefix).is_file()
-}
-
 /// Load the AOF at start and open the shards' streams (see `load`'s comment). Runs on
 /// shard 0 before clients are served. No manifest: an old single `appendonly.aof` is
 /// moved into the directory as a base, else the data set starts empty.
