@@ -597,3 +597,87 @@ fn debug_is_refused_unless_enabled_as_redis() {
     let enabled = Server::shardis_with(1, &["--enable-debug-command", "yes"]);
     assert_eq!(enabled.raw().cmd(&["DEBUG", "SLEEP", "0"]), simple("OK"));
 }
+
+/// Send `requests` in one write, then `PING <marker>`, and return every reply up to the
+/// marker's: the replies a client gets, none of the suppressed ones.
+fn replies_before_marker(c: &mut RawConn, requests: &[&[&str]], marker: &str) -> Vec<Frame> {
+    let mut bytes = Vec::new();
+    for argv in requests {
+        let a: Vec<&[u8]> = argv.iter().map(|s| s.as_bytes()).collect();
+        bytes.extend_from_slice(&encode_request(&a));
+    }
+    bytes.extend_from_slice(&encode_request(&[b"PING", marker.as_bytes()]));
+    c.send(&bytes);
+    let mut got = Vec::new();
+    loop {
+        let f = c.read_frame();
+        if f == bulk(marker) {
+            return got;
+        }
+        got.push(f);
+    }
+}
+
+#[test]
+fn client_reply_on_off_skip_answer_as_redis() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let scripts: &[&[&[&str]]] = &[
+        // ON after OFF answers +OK (it used to be swallowed: clients hung).
+        &[
+            &["CLIENT", "REPLY", "OFF"],
+            &["PING"],
+            &["CLIENT", "REPLY", "ON"],
+        ],
+        // ON while SKIP is in force is answered too.
+        &[
+            &["CLIENT", "REPLY", "SKIP"],
+            &["CLIENT", "REPLY", "ON"],
+            &["PING"],
+        ],
+        &[&["CLIENT", "REPLY", "SKIP"], &["PING", "a"], &["PING", "b"]],
+        &[
+            &["CLIENT", "REPLY", "SKIP"],
+            &["CLIENT", "REPLY", "SKIP"],
+            &["PING", "a"],
+            &["PING", "b"],
+        ],
+        &[
+            &["CLIENT", "REPLY", "OFF"],
+            &["CLIENT", "REPLY", "SKIP"],
+            &["PING"],
+            &["CLIENT", "REPLY", "ON"],
+            &["PING"],
+        ],
+        &[
+            &["CLIENT", "REPLY", "SKIP"],
+            &["CLIENT", "REPLY", "OFF"],
+            &["PING", "a"],
+            &["CLIENT", "REPLY", "ON"],
+            &["PING", "b"],
+        ],
+        // Errors are dropped under OFF as well.
+        &[
+            &["CLIENT", "REPLY", "OFF"],
+            &["CLIENT", "REPLY", "FOO"],
+            &["NOSUCH"],
+            &["GET"],
+            &["CLIENT", "REPLY", "ON"],
+        ],
+        // RESET ends OFF and is answered; under SKIP its own reply is dropped.
+        &[&["CLIENT", "REPLY", "OFF"], &["RESET"], &["PING"]],
+        &[&["CLIENT", "REPLY", "SKIP"], &["RESET"], &["PING"]],
+    ];
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    for (i, script) in scripts.iter().enumerate() {
+        let marker = format!("end-{i}");
+        let want = replies_before_marker(&mut r, script, &marker);
+        let got = replies_before_marker(&mut s, script, &marker);
+        assert_eq!(got, want, "replies to {script:?}");
+    }
+    // Each command on its own write, waiting for the +OK of ON (the hang reported).
+    s.send(&encode_request(&[b"CLIENT", b"REPLY", b"OFF"]));
+    s.send(&encode_request(&[b"SET", b"k", b"v"]));
+    assert_eq!(s.cmd(&["CLIENT", "REPLY", "ON"]), simple("OK"));
+    assert_eq!(s.cmd(&["GET", "k"]), bulk("v"));
+}

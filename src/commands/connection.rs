@@ -212,7 +212,11 @@ fn reset(c: &mut Client, _argv: &[Bytes]) -> Reply {
     c.db = 0;
     c.resp = 2;
     c.name = None;
-    c.reply_mode = ReplyMode::On;
+    // As Redis's clearClientConnectionState: OFF ends, but a SKIP in force still
+    // drops RESET's own reply.
+    if c.reply_mode != ReplyMode::Skip {
+        c.reply_mode = ReplyMode::On;
+    }
     c.no_evict = false;
     c.no_touch = false;
     c.multi = None;

@@ -279,11 +279,10 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
     let mut close = false;
     let now = crate::shard::now_ms();
     for (i, argv) in requests.into_iter().enumerate() {
-        let (db, no_touch, authed, mode) = {
+        let (db, no_touch, authed) = {
             let c = client.borrow();
-            (c.db, c.no_touch, c.authenticated, c.reply_mode)
+            (c.db, c.no_touch, c.authenticated)
         };
-        suppressed[i] = matches!(mode, ReplyMode::Off | ReplyMode::Skip);
         let resolved = resolve(&argv);
         let rejected = match &resolved {
             Err((reply, name)) => Some((reply.clone(), *name)),
@@ -337,7 +336,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
             drop(c);
             shards.local.borrow_mut().stats.record_rejected(name);
             replies[i] = Some(reply);
-            advance_reply_mode(client);
+            suppressed[i] = advance_reply_mode(client);
             continue;
         }
         let Ok(cmd) = resolved else {
@@ -348,7 +347,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
                 q.push(argv);
             }
             replies[i] = Some(Reply::status("QUEUED"));
-            advance_reply_mode(client);
+            suppressed[i] = advance_reply_mode(client);
             continue;
         }
         {
@@ -449,7 +448,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         if cmd.name == "reset" {
             transaction::unwatch_all(client, shards);
         }
-        advance_reply_mode(client);
+        suppressed[i] = advance_reply_mode(client);
         if client.borrow().close_after_reply {
             close = true;
             replies.truncate(i + 1);
@@ -513,14 +512,21 @@ pub async fn run_multi_shard(
     }
 }
 
-/// CLIENT REPLY SKIP applies to the command after the one that set it.
-fn advance_reply_mode(client: &ClientRef) {
+/// Whether the reply of the command that just ran is dropped, and the reply mode for
+/// the next one (CLIENT REPLY SKIP applies to the command after the one that set it).
+///
+/// As Redis, which checks the client's flags when the reply is added: the mode *after*
+/// the command decides, so CLIENT REPLY ON answers +OK even under OFF or SKIP, and
+/// RESET (which clears OFF) answers +RESET.
+fn advance_reply_mode(client: &ClientRef) -> bool {
     let mut c = client.borrow_mut();
+    let suppressed = matches!(c.reply_mode, ReplyMode::Off | ReplyMode::Skip);
     c.reply_mode = match c.reply_mode {
         ReplyMode::Skip => ReplyMode::On,
         ReplyMode::SkipNext => ReplyMode::Skip,
         m => m,
     };
+    suppressed
 }
 
 enum Target {
