@@ -681,3 +681,115 @@ fn client_reply_on_off_skip_answer_as_redis() {
     assert_eq!(s.cmd(&["CLIENT", "REPLY", "ON"]), simple("OK"));
     assert_eq!(s.cmd(&["GET", "k"]), bulk("v"));
 }
+
+/// `name=value` fields of a CLIENT LIST / CLIENT INFO line.
+fn client_fields(line: &str) -> std::collections::HashMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn text_of(f: Frame) -> String {
+    match f {
+        Frame::Bulk(v) | Frame::Verbatim(v) => String::from_utf8_lossy(&v).into_owned(),
+        other => panic!("expected a bulk reply, got {other:?}"),
+    }
+}
+
+/// Send `bytes` in one write and read `n` replies, as text.
+fn bulks_after(c: &mut RawConn, bytes: &[u8], n: usize) -> Vec<String> {
+    c.send(bytes);
+    (0..n)
+        .map(|_| match c.read_frame() {
+            Frame::Bulk(v) | Frame::Verbatim(v) => String::from_utf8_lossy(&v).into_owned(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn client_list_qbuf_and_argv_mem_are_redis_figures() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let info = encode_request(&[b"CLIENT", b"INFO"]);
+    let mut cases: Vec<(String, Vec<u8>, usize)> = vec![
+        ("CLIENT INFO alone".into(), info.clone(), 1),
+        ("inline CLIENT INFO".into(), b"CLIENT INFO\r\n".to_vec(), 1),
+        (
+            "two pipelined".into(),
+            [info.clone(), info.clone()].concat(),
+            2,
+        ),
+        (
+            "after a SET".into(),
+            [encode_request(&[b"SET", b"k", b"v"]), info.clone()].concat(),
+            2,
+        ),
+        (
+            "with a partial request after it".into(),
+            [info.clone(), b"*2\r\n$3\r\nGET".to_vec()].concat(),
+            1,
+        ),
+        (
+            "completing the partial request".into(),
+            [b"\r\n$1\r\nk\r\n".to_vec(), info.clone()].concat(),
+            2,
+        ),
+    ];
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    for (what, bytes, n) in cases.drain(..) {
+        // Only the CLIENT INFO lines (not SET's +OK, nor the completed GET's "v").
+        let lines = |v: Vec<String>| -> Vec<String> {
+            v.into_iter().filter(|l| l.starts_with("id=")).collect()
+        };
+        let want = lines(bulks_after(&mut r, &bytes, n));
+        let got = lines(bulks_after(&mut s, &bytes, n));
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (g, w) in got.iter().zip(&want) {
+            let (g, w) = (client_fields(g), client_fields(w));
+            for field in ["qbuf", "argv-mem", "cmd"] {
+                assert_eq!(g[field], w[field], "{field} for {what}: shardis {g:?}");
+            }
+            // Ours cannot be Redis's allocation, but it is a real one.
+            for field in ["qbuf-free", "tot-mem"] {
+                let v: u64 = g[field].parse().expect("a number");
+                assert!(v > 0, "{field}=0 for {what}");
+            }
+        }
+    }
+
+    // Another client, idle or blocked, as CLIENT LIST shows it.
+    for (server, conn) in [(&shardis, &mut s), (&redis, &mut r)] {
+        let mut other = server.raw();
+        let id = match other.cmd(&["CLIENT", "ID"]) {
+            Frame::Int(n) => n.to_string(),
+            f => panic!("CLIENT ID: {f:?}"),
+        };
+        let req = encode_request(&[b"CLIENT", b"LIST", b"ID", id.as_bytes()]);
+        let line = &bulks_after(conn, &req, 1)[0];
+        let f = client_fields(line);
+        assert_eq!(
+            (&f["qbuf"][..], &f["argv-mem"][..]),
+            ("0", "0"),
+            "idle: {line}"
+        );
+        other.send(&encode_request(&[b"BLPOP", b"nosuchlist", b"0"]));
+        let mut blocked = String::new();
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                blocked = bulks_after(conn, &req, 1).remove(0);
+                blocked.contains(" flags=b ")
+            }),
+            "{:?} never showed the client blocked: {blocked}",
+            server.kind
+        );
+        let f = client_fields(&blocked);
+        // BLPOP nosuchlist 0: 5 + 10 + 1 bytes of arguments, kept while blocked.
+        assert_eq!(
+            (&f["qbuf"][..], &f["argv-mem"][..]),
+            ("0", "16"),
+            "blocked: {blocked}"
+        );
+    }
+}

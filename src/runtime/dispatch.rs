@@ -280,7 +280,8 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
     let now = crate::shard::now_ms();
     for (i, argv) in requests.into_iter().enumerate() {
         let (db, no_touch, authed) = {
-            let c = client.borrow();
+            let mut c = client.borrow_mut();
+            c.argv_mem = crate::client::Client::argv_len_sum(&argv);
             (c.db, c.no_touch, c.authenticated)
         };
         let resolved = resolve(&argv);
@@ -457,6 +458,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         }
     }
     flush(shards, &mut pending, &mut replies, &caller).await;
+    client.borrow_mut().argv_mem = 0;
     for (r, s) in replies.iter_mut().zip(suppressed) {
         if s && !matches!(r, Some(Reply::NoReply)) {
             // Errors are still counted in stats by the caller; the bytes are not sent.
