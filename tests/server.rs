@@ -793,3 +793,60 @@ fn client_list_qbuf_and_argv_mem_are_redis_figures() {
         );
     }
 }
+
+#[test]
+fn client_kill_filters_answer_as_redis() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    for argv in [
+        &["CLIENT", "KILL", "USER", "nosuchuser"][..],
+        &["CLIENT", "KILL", "USER", "DEFAULT"],
+        &["CLIENT", "KILL", "USER", "nosuch", "ID", "0"],
+        &["CLIENT", "KILL", "ID", "0", "USER", "nosuch"],
+        &["CLIENT", "KILL", "ID", "0"],
+        &["CLIENT", "KILL", "ID", "-5"],
+        &["CLIENT", "KILL", "ID", "abc"],
+        &["CLIENT", "KILL", "ID", "9223372036854775808"],
+        &["CLIENT", "KILL", "ID", "99999"],
+        &["CLIENT", "KILL", "TYPE", "foo"],
+        &["CLIENT", "KILL", "TYPE", "master"],
+        &["CLIENT", "KILL", "TYPE", "pubsub", "ID", "x"],
+        &["CLIENT", "KILL", "MAXAGE", "5"],
+        &["CLIENT", "KILL", "SKIPME", "maybe"],
+        &["CLIENT", "KILL", "ADDR", "1.2.3.4:5"],
+        &["CLIENT", "KILL", "LADDR", "1.2.3.4:5"],
+        &["CLIENT", "KILL", "1.2.3.4:5"],
+        &["CLIENT", "KILL", "ID", "1", "X"],
+        &["CLIENT", "KILL", "FOO", "bar"],
+        &["CLIENT", "KILL"],
+    ] {
+        assert_eq!(s.cmd(argv), r.cmd(argv), "reply to {argv:?}");
+    }
+
+    // USER default kills every other client of the default user (all of them here).
+    for (server, me) in [(&shardis, &mut s), (&redis, &mut r)] {
+        let mut others: Vec<RawConn> = (0..3).map(|_| server.raw()).collect();
+        for o in &mut others {
+            assert_eq!(o.cmd(&["PING"]), simple("PONG"));
+        }
+        // Only these four clients: the harness's start-up probe has gone.
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                text_of(me.cmd(&["CLIENT", "LIST"])).lines().count() == 4
+            }),
+            "{:?}: stray clients",
+            server.kind
+        );
+        assert_eq!(
+            me.cmd(&["CLIENT", "KILL", "USER", "default"]),
+            Frame::Int(3),
+            "{:?}",
+            server.kind
+        );
+        for o in &mut others {
+            assert!(o.is_closed(Duration::from_secs(5)), "{:?}", server.kind);
+        }
+        assert_eq!(me.cmd(&["PING"]), simple("PONG"), "SKIPME yes by default");
+    }
+}
