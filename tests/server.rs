@@ -850,3 +850,58 @@ fn client_kill_filters_answer_as_redis() {
         assert_eq!(me.cmd(&["PING"]), simple("PONG"), "SKIPME yes by default");
     }
 }
+
+/// COMMAND INFO's entry with its subcommands in name order (Redis lists them in its
+/// dict's order).
+fn sorted_subcommands(f: Frame) -> Frame {
+    let Frame::Array(mut entries) = f else {
+        panic!("COMMAND INFO: {f:?}")
+    };
+    for e in &mut entries {
+        if let Frame::Array(fields) = e {
+            if let Some(Frame::Array(subs)) = fields.get_mut(9) {
+                subs.sort_by_key(|s| format!("{s:?}"));
+            }
+        }
+    }
+    Frame::Array(entries)
+}
+
+#[test]
+fn cluster_commands_answer_as_a_redis_without_cluster_support() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    for argv in [
+        &["CLUSTER"][..],
+        &["CLUSTER", "HELP"],
+        &["CLUSTER", "help", "x"],
+        &["CLUSTER", "KEYSLOT", "x"],
+        &["CLUSTER", "KEYSLOT"],
+        &["CLUSTER", "INFO"],
+        &["CLUSTER", "INFO", "x"],
+        &["cluster", "nodes"],
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "SHARDS"],
+        &["CLUSTER", "MYID"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "10"],
+        &["CLUSTER", "SETSLOT", "1", "NODE", "x"],
+        &["CLUSTER", "RESET"],
+        &["CLUSTER", "FOO"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["ASKING"],
+        &["READONLY", "x"],
+    ] {
+        assert_eq!(s.cmd(argv), r.cmd(argv), "reply to {argv:?}");
+    }
+    for name in ["cluster", "readonly", "readwrite", "asking"] {
+        let argv = ["COMMAND", "INFO", name];
+        assert_eq!(
+            sorted_subcommands(s.cmd(&argv)),
+            sorted_subcommands(r.cmd(&argv)),
+            "COMMAND INFO {name}"
+        );
+    }
+}
