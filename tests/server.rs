@@ -905,3 +905,74 @@ fn cluster_commands_answer_as_a_redis_without_cluster_support() {
         );
     }
 }
+
+fn rdb_changes(c: &mut RawConn) -> i64 {
+    let info = text_of(c.cmd(&["INFO", "persistence"]));
+    info_field(&info, "rdb_changes_since_last_save").expect("rdb_changes_since_last_save")
+}
+
+#[test]
+fn setbit_and_bitfield_count_changes_as_redis() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    let script: &[&[&str]] = &[
+        &["SETBIT", "b", "7", "1"],
+        &["SETBIT", "b", "7", "1"],
+        &["SETBIT", "b", "7", "0"],
+        &["SETBIT", "b", "7", "0"],
+        &["SETBIT", "b", "100", "0"],
+        &["SETBIT", "b", "100", "0"],
+        &["SETBIT", "new", "3", "0"],
+        &["SET", "s", "x"],
+        &["SETBIT", "s", "1", "1"],
+        &["BITFIELD", "f", "SET", "u8", "0", "255"],
+        &["BITFIELD", "f", "SET", "u8", "0", "255"],
+        &["BITFIELD", "f", "GET", "u8", "0"],
+        &["BITFIELD", "missing", "GET", "u8", "0"],
+        &["BITFIELD_RO", "f", "GET", "u8", "0"],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "10",
+        ],
+        &[
+            "BITFIELD", "created", "OVERFLOW", "FAIL", "SET", "u2", "0", "7",
+        ],
+        &["EXISTS", "created"],
+        &[
+            "BITFIELD", "f", "SET", "u8", "0", "1", "SET", "u8", "8", "2", "INCRBY", "u8", "0", "1",
+        ],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "1000", "INCRBY", "u8", "8",
+            "1",
+        ],
+        &["BITFIELD", "f", "SET", "u8", "200", "0"],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "SAT", "INCRBY", "u8", "0", "1000",
+        ],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "SAT", "INCRBY", "u8", "0", "1000",
+        ],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "WRAP", "INCRBY", "u8", "0", "256",
+        ],
+        &[
+            "BITFIELD", "g", "SET", "u8", "0", "0", "SET", "u8", "8", "0",
+        ],
+        &[
+            "BITFIELD", "g", "SET", "u8", "400", "0", "GET", "u8", "0", "SET", "u8", "0", "0",
+        ],
+        &[
+            "BITFIELD", "g", "OVERFLOW", "FAIL", "SET", "u2", "8000", "7",
+        ],
+        &["STRLEN", "g"],
+        &[
+            "BITFIELD", "g", "SET", "i8", "0", "-1", "SET", "i8", "0", "-1",
+        ],
+    ];
+    for argv in script {
+        let (s0, r0) = (rdb_changes(&mut s), rdb_changes(&mut r));
+        assert_eq!(s.cmd(argv), r.cmd(argv), "reply to {argv:?}");
+        let (ds, dr) = (rdb_changes(&mut s) - s0, rdb_changes(&mut r) - r0);
+        assert_eq!(ds, dr, "rdb_changes_since_last_save delta of {argv:?}");
+    }
+}
