@@ -912,7 +912,7 @@ fn rdb_changes(c: &mut RawConn) -> i64 {
 }
 
 #[test]
-fn setbit_and_bitfield_count_changes_as_redis() {
+fn setbit_bitfield_setrange_count_changes_as_redis() {
     let shardis = Server::shardis(2);
     let redis = Server::redis();
     let (mut s, mut r) = (shardis.raw(), redis.raw());
@@ -968,6 +968,11 @@ fn setbit_and_bitfield_count_changes_as_redis() {
         &[
             "BITFIELD", "g", "SET", "i8", "0", "-1", "SET", "i8", "0", "-1",
         ],
+        &["SETRANGE", "r", "0", ""],
+        &["SETRANGE", "r", "2", "abc"],
+        &["SETRANGE", "r", "2", "abc"],
+        &["SETRANGE", "r", "1", ""],
+        &["SETRANGE", "s", "0", "x"],
     ];
     for argv in script {
         let (s0, r0) = (rdb_changes(&mut s), rdb_changes(&mut r));
