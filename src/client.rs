@@ -47,8 +47,19 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Set by CLIENT KILL from any core.
     pub killed: bool,
-    /// Bytes waiting in the query / output buffers (CLIENT LIST qbuf / omem).
+    /// CLIENT LIST `qbuf`: the bytes of the query buffer, as Redis counts them. While
+    /// a read's requests run, all of that read (served ones included: Redis trims its
+    /// buffer only after the read's requests are processed); while blocked, what
+    /// follows the blocking command; between reads, an incomplete request's bytes.
     pub qbuf: usize,
+    /// CLIENT LIST `qbuf-free`: room left in the query buffer's allocation.
+    pub qbuf_free: usize,
+    /// CLIENT LIST `argv-mem`: the summed argument lengths of the command running (or
+    /// blocked), 0 between commands (Redis's `argv_len_sum`).
+    pub argv_mem: usize,
+    /// Bytes allocated for the connection's read, query and reply buffers (part of
+    /// CLIENT LIST `tot-mem`).
+    pub buffers_mem: usize,
     pub obuf: usize,
     /// Total commands this client ran.
     pub commands: u64,
@@ -110,6 +121,9 @@ impl Client {
             close_after_reply: false,
             killed: false,
             qbuf: 0,
+            qbuf_free: 0,
+            argv_mem: 0,
+            buffers_mem: 0,
             obuf: 0,
             commands: 0,
             multi: None,
@@ -124,6 +138,18 @@ impl Client {
     pub fn detached(id: u64) -> Client {
         let a: SocketAddr = "127.0.0.1:0".parse().expect("static address parses");
         Client::new(id, a, a, -1, 0, false)
+    }
+
+    /// Redis's `argv_len_sum` of a request: its arguments' lengths added up.
+    pub fn argv_len_sum(argv: &[bytes::Bytes]) -> usize {
+        argv.iter().map(|a| a.len()).sum()
+    }
+
+    /// CLIENT LIST `tot-mem`: this struct, its connection's buffers and the current
+    /// command's arguments (Redis adds its own client struct and buffers alike, so the
+    /// figures are comparable, not equal).
+    pub fn total_mem(&self) -> usize {
+        std::mem::size_of::<Client>() + self.buffers_mem + self.argv_mem
     }
 
     /// One line of CLIENT LIST / CLIENT INFO, with Redis 7.0's fields.
@@ -148,7 +174,7 @@ impl Client {
         }
         let multi = self.multi.as_ref().map_or(-1, |q| q.len() as i64);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
             self.id,
             self.addr,
             self.laddr,
@@ -160,7 +186,10 @@ impl Client {
             self.db,
             multi,
             self.qbuf,
+            self.qbuf_free,
+            self.argv_mem,
             self.obuf,
+            self.total_mem(),
             self.last_cmd,
             self.user,
             self.resp,

@@ -597,3 +597,448 @@ fn debug_is_refused_unless_enabled_as_redis() {
     let enabled = Server::shardis_with(1, &["--enable-debug-command", "yes"]);
     assert_eq!(enabled.raw().cmd(&["DEBUG", "SLEEP", "0"]), simple("OK"));
 }
+
+/// Send `requests` in one write, then `PING <marker>`, and return every reply up to the
+/// marker's: the replies a client gets, none of the suppressed ones.
+fn replies_before_marker(c: &mut RawConn, requests: &[&[&str]], marker: &str) -> Vec<Frame> {
+    let mut bytes = Vec::new();
+    for argv in requests {
+        let a: Vec<&[u8]> = argv.iter().map(|s| s.as_bytes()).collect();
+        bytes.extend_from_slice(&encode_request(&a));
+    }
+    bytes.extend_from_slice(&encode_request(&[b"PING", marker.as_bytes()]));
+    c.send(&bytes);
+    let mut got = Vec::new();
+    loop {
+        let f = c.read_frame();
+        if f == bulk(marker) {
+            return got;
+        }
+        got.push(f);
+    }
+}
+
+#[test]
+fn client_reply_on_off_skip_answer_as_redis() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let scripts: &[&[&[&str]]] = &[
+        // ON after OFF answers +OK (it used to be swallowed: clients hung).
+        &[
+            &["CLIENT", "REPLY", "OFF"],
+            &["PING"],
+            &["CLIENT", "REPLY", "ON"],
+        ],
+        // ON while SKIP is in force is answered too.
+        &[
+            &["CLIENT", "REPLY", "SKIP"],
+            &["CLIENT", "REPLY", "ON"],
+            &["PING"],
+        ],
+        &[&["CLIENT", "REPLY", "SKIP"], &["PING", "a"], &["PING", "b"]],
+        &[
+            &["CLIENT", "REPLY", "SKIP"],
+            &["CLIENT", "REPLY", "SKIP"],
+            &["PING", "a"],
+            &["PING", "b"],
+        ],
+        &[
+            &["CLIENT", "REPLY", "OFF"],
+            &["CLIENT", "REPLY", "SKIP"],
+            &["PING"],
+            &["CLIENT", "REPLY", "ON"],
+            &["PING"],
+        ],
+        &[
+            &["CLIENT", "REPLY", "SKIP"],
+            &["CLIENT", "REPLY", "OFF"],
+            &["PING", "a"],
+            &["CLIENT", "REPLY", "ON"],
+            &["PING", "b"],
+        ],
+        // Errors are dropped under OFF as well.
+        &[
+            &["CLIENT", "REPLY", "OFF"],
+            &["CLIENT", "REPLY", "FOO"],
+            &["NOSUCH"],
+            &["GET"],
+            &["CLIENT", "REPLY", "ON"],
+        ],
+        // RESET ends OFF and is answered; under SKIP its own reply is dropped.
+        &[&["CLIENT", "REPLY", "OFF"], &["RESET"], &["PING"]],
+        &[&["CLIENT", "REPLY", "SKIP"], &["RESET"], &["PING"]],
+    ];
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    for (i, script) in scripts.iter().enumerate() {
+        let marker = format!("end-{i}");
+        let want = replies_before_marker(&mut r, script, &marker);
+        let got = replies_before_marker(&mut s, script, &marker);
+        assert_eq!(got, want, "replies to {script:?}");
+    }
+    // Each command on its own write, waiting for the +OK of ON (the hang reported).
+    s.send(&encode_request(&[b"CLIENT", b"REPLY", b"OFF"]));
+    s.send(&encode_request(&[b"SET", b"k", b"v"]));
+    assert_eq!(s.cmd(&["CLIENT", "REPLY", "ON"]), simple("OK"));
+    assert_eq!(s.cmd(&["GET", "k"]), bulk("v"));
+}
+
+/// `name=value` fields of a CLIENT LIST / CLIENT INFO line.
+fn client_fields(line: &str) -> std::collections::HashMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn text_of(f: Frame) -> String {
+    match f {
+        Frame::Bulk(v) | Frame::Verbatim(v) => String::from_utf8_lossy(&v).into_owned(),
+        other => panic!("expected a bulk reply, got {other:?}"),
+    }
+}
+
+/// Send `bytes` in one write and read `n` replies, as text.
+fn bulks_after(c: &mut RawConn, bytes: &[u8], n: usize) -> Vec<String> {
+    c.send(bytes);
+    (0..n)
+        .map(|_| match c.read_frame() {
+            Frame::Bulk(v) | Frame::Verbatim(v) => String::from_utf8_lossy(&v).into_owned(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn client_list_qbuf_and_argv_mem_are_redis_figures() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let info = encode_request(&[b"CLIENT", b"INFO"]);
+    let mut cases: Vec<(String, Vec<u8>, usize)> = vec![
+        ("CLIENT INFO alone".into(), info.clone(), 1),
+        ("inline CLIENT INFO".into(), b"CLIENT INFO\r\n".to_vec(), 1),
+        (
+            "two pipelined".into(),
+            [info.clone(), info.clone()].concat(),
+            2,
+        ),
+        (
+            "after a SET".into(),
+            [encode_request(&[b"SET", b"k", b"v"]), info.clone()].concat(),
+            2,
+        ),
+        (
+            "with a partial request after it".into(),
+            [info.clone(), b"*2\r\n$3\r\nGET".to_vec()].concat(),
+            1,
+        ),
+        (
+            "completing the partial request".into(),
+            [b"\r\n$1\r\nk\r\n".to_vec(), info.clone()].concat(),
+            2,
+        ),
+    ];
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    for (what, bytes, n) in cases.drain(..) {
+        // Only the CLIENT INFO lines (not SET's +OK, nor the completed GET's "v").
+        let lines = |v: Vec<String>| -> Vec<String> {
+            v.into_iter().filter(|l| l.starts_with("id=")).collect()
+        };
+        let want = lines(bulks_after(&mut r, &bytes, n));
+        let got = lines(bulks_after(&mut s, &bytes, n));
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (g, w) in got.iter().zip(&want) {
+            let (g, w) = (client_fields(g), client_fields(w));
+            for field in ["qbuf", "argv-mem", "cmd"] {
+                assert_eq!(g[field], w[field], "{field} for {what}: shardis {g:?}");
+            }
+            // Ours cannot be Redis's allocation, but it is a real one.
+            for field in ["qbuf-free", "tot-mem"] {
+                let v: u64 = g[field].parse().expect("a number");
+                assert!(v > 0, "{field}=0 for {what}");
+            }
+        }
+    }
+
+    // Another client, idle or blocked, as CLIENT LIST shows it.
+    for (server, conn) in [(&shardis, &mut s), (&redis, &mut r)] {
+        let mut other = server.raw();
+        let id = match other.cmd(&["CLIENT", "ID"]) {
+            Frame::Int(n) => n.to_string(),
+            f => panic!("CLIENT ID: {f:?}"),
+        };
+        let req = encode_request(&[b"CLIENT", b"LIST", b"ID", id.as_bytes()]);
+        let line = &bulks_after(conn, &req, 1)[0];
+        let f = client_fields(line);
+        assert_eq!(
+            (&f["qbuf"][..], &f["argv-mem"][..]),
+            ("0", "0"),
+            "idle: {line}"
+        );
+        other.send(&encode_request(&[b"BLPOP", b"nosuchlist", b"0"]));
+        let mut blocked = String::new();
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                blocked = bulks_after(conn, &req, 1).remove(0);
+                blocked.contains(" flags=b ")
+            }),
+            "{:?} never showed the client blocked: {blocked}",
+            server.kind
+        );
+        let f = client_fields(&blocked);
+        // BLPOP nosuchlist 0: 5 + 10 + 1 bytes of arguments, kept while blocked.
+        assert_eq!(
+            (&f["qbuf"][..], &f["argv-mem"][..]),
+            ("0", "16"),
+            "blocked: {blocked}"
+        );
+    }
+}
+
+#[test]
+fn client_kill_filters_answer_as_redis() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    for argv in [
+        &["CLIENT", "KILL", "USER", "nosuchuser"][..],
+        &["CLIENT", "KILL", "USER", "DEFAULT"],
+        &["CLIENT", "KILL", "USER", "nosuch", "ID", "0"],
+        &["CLIENT", "KILL", "ID", "0", "USER", "nosuch"],
+        &["CLIENT", "KILL", "ID", "0"],
+        &["CLIENT", "KILL", "ID", "-5"],
+        &["CLIENT", "KILL", "ID", "abc"],
+        &["CLIENT", "KILL", "ID", "9223372036854775808"],
+        &["CLIENT", "KILL", "ID", "99999"],
+        &["CLIENT", "KILL", "TYPE", "foo"],
+        &["CLIENT", "KILL", "TYPE", "master"],
+        &["CLIENT", "KILL", "TYPE", "pubsub", "ID", "x"],
+        &["CLIENT", "KILL", "MAXAGE", "5"],
+        &["CLIENT", "KILL", "SKIPME", "maybe"],
+        &["CLIENT", "KILL", "ADDR", "1.2.3.4:5"],
+        &["CLIENT", "KILL", "LADDR", "1.2.3.4:5"],
+        &["CLIENT", "KILL", "1.2.3.4:5"],
+        &["CLIENT", "KILL", "ID", "1", "X"],
+        &["CLIENT", "KILL", "FOO", "bar"],
+        &["CLIENT", "KILL"],
+    ] {
+        assert_eq!(s.cmd(argv), r.cmd(argv), "reply to {argv:?}");
+    }
+
+    // USER default kills every other client of the default user (all of them here).
+    for (server, me) in [(&shardis, &mut s), (&redis, &mut r)] {
+        let mut others: Vec<RawConn> = (0..3).map(|_| server.raw()).collect();
+        for o in &mut others {
+            assert_eq!(o.cmd(&["PING"]), simple("PONG"));
+        }
+        // Only these four clients: the harness's start-up probe has gone.
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                text_of(me.cmd(&["CLIENT", "LIST"])).lines().count() == 4
+            }),
+            "{:?}: stray clients",
+            server.kind
+        );
+        assert_eq!(
+            me.cmd(&["CLIENT", "KILL", "USER", "default"]),
+            Frame::Int(3),
+            "{:?}",
+            server.kind
+        );
+        for o in &mut others {
+            assert!(o.is_closed(Duration::from_secs(5)), "{:?}", server.kind);
+        }
+        assert_eq!(me.cmd(&["PING"]), simple("PONG"), "SKIPME yes by default");
+    }
+}
+
+/// COMMAND INFO's entry with its subcommands in name order (Redis lists them in its
+/// dict's order).
+fn sorted_subcommands(f: Frame) -> Frame {
+    let Frame::Array(mut entries) = f else {
+        panic!("COMMAND INFO: {f:?}")
+    };
+    for e in &mut entries {
+        if let Frame::Array(fields) = e {
+            if let Some(Frame::Array(subs)) = fields.get_mut(9) {
+                subs.sort_by_key(|s| format!("{s:?}"));
+            }
+        }
+    }
+    Frame::Array(entries)
+}
+
+#[test]
+fn cluster_commands_answer_as_a_redis_without_cluster_support() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    for argv in [
+        &["CLUSTER"][..],
+        &["CLUSTER", "HELP"],
+        &["CLUSTER", "help", "x"],
+        &["CLUSTER", "KEYSLOT", "x"],
+        &["CLUSTER", "KEYSLOT"],
+        &["CLUSTER", "INFO"],
+        &["CLUSTER", "INFO", "x"],
+        &["cluster", "nodes"],
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "SHARDS"],
+        &["CLUSTER", "MYID"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "10"],
+        &["CLUSTER", "SETSLOT", "1", "NODE", "x"],
+        &["CLUSTER", "RESET"],
+        &["CLUSTER", "FOO"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["ASKING"],
+        &["READONLY", "x"],
+    ] {
+        assert_eq!(s.cmd(argv), r.cmd(argv), "reply to {argv:?}");
+    }
+    for name in ["cluster", "readonly", "readwrite", "asking"] {
+        let argv = ["COMMAND", "INFO", name];
+        assert_eq!(
+            sorted_subcommands(s.cmd(&argv)),
+            sorted_subcommands(r.cmd(&argv)),
+            "COMMAND INFO {name}"
+        );
+    }
+}
+
+fn rdb_changes(c: &mut RawConn) -> i64 {
+    let info = text_of(c.cmd(&["INFO", "persistence"]));
+    info_field(&info, "rdb_changes_since_last_save").expect("rdb_changes_since_last_save")
+}
+
+#[test]
+fn setbit_bitfield_setrange_count_changes_as_redis() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    let script: &[&[&str]] = &[
+        &["SETBIT", "b", "7", "1"],
+        &["SETBIT", "b", "7", "1"],
+        &["SETBIT", "b", "7", "0"],
+        &["SETBIT", "b", "7", "0"],
+        &["SETBIT", "b", "100", "0"],
+        &["SETBIT", "b", "100", "0"],
+        &["SETBIT", "new", "3", "0"],
+        &["SET", "s", "x"],
+        &["SETBIT", "s", "1", "1"],
+        &["BITFIELD", "f", "SET", "u8", "0", "255"],
+        &["BITFIELD", "f", "SET", "u8", "0", "255"],
+        &["BITFIELD", "f", "GET", "u8", "0"],
+        &["BITFIELD", "missing", "GET", "u8", "0"],
+        &["BITFIELD_RO", "f", "GET", "u8", "0"],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "10",
+        ],
+        &[
+            "BITFIELD", "created", "OVERFLOW", "FAIL", "SET", "u2", "0", "7",
+        ],
+        &["EXISTS", "created"],
+        &[
+            "BITFIELD", "f", "SET", "u8", "0", "1", "SET", "u8", "8", "2", "INCRBY", "u8", "0", "1",
+        ],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "1000", "INCRBY", "u8", "8",
+            "1",
+        ],
+        &["BITFIELD", "f", "SET", "u8", "200", "0"],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "SAT", "INCRBY", "u8", "0", "1000",
+        ],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "SAT", "INCRBY", "u8", "0", "1000",
+        ],
+        &[
+            "BITFIELD", "f", "OVERFLOW", "WRAP", "INCRBY", "u8", "0", "256",
+        ],
+        &[
+            "BITFIELD", "g", "SET", "u8", "0", "0", "SET", "u8", "8", "0",
+        ],
+        &[
+            "BITFIELD", "g", "SET", "u8", "400", "0", "GET", "u8", "0", "SET", "u8", "0", "0",
+        ],
+        &[
+            "BITFIELD", "g", "OVERFLOW", "FAIL", "SET", "u2", "8000", "7",
+        ],
+        &["STRLEN", "g"],
+        &[
+            "BITFIELD", "g", "SET", "i8", "0", "-1", "SET", "i8", "0", "-1",
+        ],
+        &["SETRANGE", "r", "0", ""],
+        &["SETRANGE", "r", "2", "abc"],
+        &["SETRANGE", "r", "2", "abc"],
+        &["SETRANGE", "r", "1", ""],
+        &["SETRANGE", "s", "0", "x"],
+    ];
+    for argv in script {
+        let (s0, r0) = (rdb_changes(&mut s), rdb_changes(&mut r));
+        assert_eq!(s.cmd(argv), r.cmd(argv), "reply to {argv:?}");
+        let (ds, dr) = (rdb_changes(&mut s) - s0, rdb_changes(&mut r) - r0);
+        assert_eq!(ds, dr, "rdb_changes_since_last_save delta of {argv:?}");
+    }
+}
+
+/// Pearson's chi-square of the counts of `draws` against the uniform distribution.
+fn chi_square(counts: &std::collections::HashMap<Vec<u8>, u64>, members: usize) -> f64 {
+    let draws: u64 = counts.values().sum();
+    let expected = draws as f64 / members as f64;
+    let seen: f64 = counts
+        .values()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
+    // Members never drawn count too.
+    seen + (members - counts.len()) as f64 * expected
+}
+
+fn draw_counts(c: &mut RawConn, argv: &[&str]) -> std::collections::HashMap<Vec<u8>, u64> {
+    let Frame::Array(items) = c.cmd(argv) else {
+        panic!("{argv:?} did not answer an array")
+    };
+    let mut counts = std::collections::HashMap::new();
+    for i in items {
+        let Frame::Bulk(m) = i else {
+            panic!("{argv:?}: {i:?}")
+        };
+        *counts.entry(m).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// SRANDMEMBER / HRANDFIELD on hashtable encodings draw every member equally often.
+/// 100,000 draws from 50 members: chi-square at 49 degrees of freedom has mean 49 and
+/// exceeds 130 with probability below 1e-8; the old pick (a non-empty bucket, then an
+/// element of its chain) scored about 72 per 10,000 draws, so several hundred here.
+#[test]
+fn srandmember_and_hrandfield_are_uniform_on_hashtables() {
+    let shardis = Server::shardis(1);
+    let redis = Server::redis();
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    let value = "v".repeat(100);
+    for i in 0..50 {
+        let m = format!("member-{i}");
+        for c in [&mut s, &mut r] {
+            assert_eq!(c.cmd(&["SADD", "set", &m]), Frame::Int(1));
+            // A value over hash-max-listpack-value makes the hash a hashtable.
+            assert_eq!(c.cmd(&["HSET", "hash", &m, &value]), Frame::Int(1));
+        }
+    }
+    for key in ["set", "hash"] {
+        let argv = ["OBJECT", "ENCODING", key];
+        assert_eq!(s.cmd(&argv), bulk("hashtable"), "{key}");
+        assert_eq!(s.cmd(&argv), r.cmd(&argv), "{key}");
+    }
+    for argv in [
+        &["SRANDMEMBER", "set", "-100000"][..],
+        &["HRANDFIELD", "hash", "-100000"],
+    ] {
+        let counts = draw_counts(&mut s, argv);
+        assert_eq!(counts.values().sum::<u64>(), 100_000);
+        let chi2 = chi_square(&counts, 50);
+        eprintln!("{argv:?}: chi-square {chi2:.1} at 49 dof");
+        assert!(chi2 < 130.0, "{argv:?}: chi-square {chi2:.1} at 49 dof");
+    }
+}

@@ -150,8 +150,12 @@ fn string_for_bit_write<'c>(
         Some(e) => as_str(e).map(|_| true)?,
     };
     if !exists {
-        ctx.db()
-            .set(key, Value::Str(StrValue::raw(vec![0; len])), false);
+        // Creating the key is not a change by itself: as Redis's
+        // lookupStringForBitCommand, the caller counts one if it writes (`grew`).
+        let db = ctx.db();
+        let dirty = db.dirty;
+        db.set(key, Value::Str(StrValue::raw(vec![0; len])), false);
+        db.dirty = dirty;
     }
     let e = ctx.lookup_write(key).ok_or_else(errors::wrongtype)?;
     let raw = as_str_mut(e)?.make_raw();
@@ -451,9 +455,9 @@ fn parse_field_ops(ctx: &Ctx, argv: &[Bytes]) -> Result<Vec<FieldOp>, Reply> {
     Ok(ops)
 }
 
-/// Run one SET / INCRBY on `raw` (already long enough): the reply, nil when
-/// OVERFLOW FAIL refused the write.
-fn field_write(raw: &mut [u8], op: &FieldOp) -> Reply {
+/// Run one SET / INCRBY on `raw` (already long enough): the reply (nil when
+/// OVERFLOW FAIL refused the write) and whether the field's value changed.
+fn field_write(raw: &mut [u8], op: &FieldOp) -> (Reply, bool) {
     let (offset, nbits) = (op.offset, op.bits);
     if op.signed {
         let old = bits::get_signed(raw, offset, nbits);
@@ -461,26 +465,32 @@ fn field_write(raw: &mut [u8], op: &FieldOp) -> Reply {
             FieldOpKind::IncrBy => bits::signed_add(old, op.arg, nbits, op.overflow),
             _ => bits::signed_add(op.arg, 0, nbits, op.overflow),
         };
-        let Some(new) = new else { return Reply::Null };
+        let Some(new) = new else {
+            return (Reply::Null, false);
+        };
         bits::set_field(raw, offset, nbits, new as u64);
-        Reply::Int(if op.kind == FieldOpKind::IncrBy {
+        let reply = Reply::Int(if op.kind == FieldOpKind::IncrBy {
             new
         } else {
             old
-        })
+        });
+        (reply, new != old)
     } else {
         let old = bits::get_unsigned(raw, offset, nbits);
         let (new, _) = match op.kind {
             FieldOpKind::IncrBy => bits::unsigned_add(old, op.arg, nbits, op.overflow),
             _ => bits::unsigned_add(op.arg as u64, 0, nbits, op.overflow),
         };
-        let Some(new) = new else { return Reply::Null };
+        let Some(new) = new else {
+            return (Reply::Null, false);
+        };
         bits::set_field(raw, offset, nbits, new);
-        Reply::Int(if op.kind == FieldOpKind::IncrBy {
+        let reply = Reply::Int(if op.kind == FieldOpKind::IncrBy {
             new
         } else {
             old
-        } as i64)
+        } as i64);
+        (reply, new != old)
     }
 }
 
@@ -514,7 +524,7 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], read_only: bool) -> Reply {
     if read_only {
         return Reply::err("ERR BITFIELD_RO only supports the GET subcommand");
     }
-    let (raw, _) = match string_for_bit_write(ctx, &argv[1], highest) {
+    let (raw, grew) = match string_for_bit_write(ctx, &argv[1], highest) {
         Ok(r) => r,
         Err(e) => return e,
     };
@@ -524,17 +534,18 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], read_only: bool) -> Reply {
         .map(|op| match op.kind {
             FieldOpKind::Get => field_read(raw, op),
             _ => {
-                let r = field_write(raw, op);
-                // A write refused by OVERFLOW FAIL (nil) changes nothing.
-                changes += (r != Reply::Null) as u64;
+                let (r, changed) = field_write(raw, op);
+                // As Redis 7.0: each applied SET / INCRBY counts one change if it
+                // changed its field or the command created or grew the string; one
+                // refused by OVERFLOW FAIL (nil) counts none.
+                changes += (r != Reply::Null && (grew || changed)) as u64;
                 r
             }
         })
         .collect();
-    // As Redis: the key is modified (for WATCH) when a SET or INCRBY was applied.
-    if changes > 0 {
-        ctx.db().dirty += 1;
-    }
+    // The dirty counter grows by the number of changes (Redis's `server.dirty +=
+    // changes`); any change makes the key modified for WATCH.
+    ctx.db().dirty += changes;
     Reply::Array(replies)
 }
 

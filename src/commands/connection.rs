@@ -210,7 +210,11 @@ fn reset(c: &mut Client, _argv: &[Bytes]) -> Reply {
     c.db = 0;
     c.resp = 2;
     c.name = None;
-    c.reply_mode = ReplyMode::On;
+    // As Redis's clearClientConnectionState: OFF ends, but a SKIP in force still
+    // drops RESET's own reply.
+    if c.reply_mode != ReplyMode::Skip {
+        c.reply_mode = ReplyMode::On;
+    }
     c.no_evict = false;
     c.no_touch = false;
     c.multi = None;
@@ -492,13 +496,12 @@ struct ClientFilter {
     laddr: Option<String>,
     user: Option<String>,
     kind: Option<String>,
-    maxage: Option<u64>,
     /// Id of the client to skip (SKIPME yes, the default for the filter form).
     skip: Option<u64>,
 }
 
 impl ClientFilter {
-    fn matches(&self, c: &Client, now_ms: u64) -> bool {
+    fn matches(&self, c: &Client) -> bool {
         if self.skip == Some(c.id) {
             return false;
         }
@@ -525,11 +528,6 @@ impl ClientFilter {
         if let Some(k) = &self.kind {
             // Every client is a normal one until replication and pub/sub exist.
             if k != "normal" {
-                return false;
-            }
-        }
-        if let Some(age) = self.maxage {
-            if now_ms.saturating_sub(c.created_ms) / 1000 < age {
                 return false;
             }
         }
@@ -587,7 +585,7 @@ fn client_list<'a>(
                     .filter_map(|c| {
                         c.try_borrow()
                             .ok()
-                            .filter(|c| filter.matches(c, now))
+                            .filter(|c| filter.matches(c))
                             .map(|c| (c.id, c.info_line(now)))
                     })
                     .collect::<Vec<_>>()
@@ -638,7 +636,15 @@ fn client_kill<'a>(
                 } else if args::eq(opt, "laddr") {
                     filter.laddr = Some(String::from_utf8_lossy(val).into_owned());
                 } else if args::eq(opt, "user") {
-                    filter.user = Some(String::from_utf8_lossy(val).into_owned());
+                    // Only the default user exists (no ACL users), matched as ACL
+                    // names are: case-sensitively.
+                    if val.as_ref() != b"default" {
+                        return Reply::error(format!(
+                            "ERR No such user '{}'",
+                            String::from_utf8_lossy(val)
+                        ));
+                    }
+                    filter.user = Some("default".into());
                 } else if args::eq(opt, "skipme") {
                     if args::eq(val, "yes") {
                         filter.skip = Some(me);
@@ -647,12 +653,8 @@ fn client_kill<'a>(
                     } else {
                         return errors::syntax();
                     }
-                } else if args::eq(opt, "maxage") {
-                    match args::int(val) {
-                        Ok(v) if v >= 0 => filter.maxage = Some(v as u64),
-                        _ => return errors::syntax(),
-                    }
                 } else {
+                    // (MAXAGE is Redis 7.4's: 7.0 answers it with a syntax error.)
                     return errors::syntax();
                 }
                 i += 2;
@@ -662,14 +664,13 @@ fn client_kill<'a>(
         let killed: u64 = s
             .all(move |shard: &mut Shard| {
                 let filter = &shared;
-                let now = crate::clock::now_ms();
                 let mut n = 0;
                 for client in shard.clients.values() {
                     // The caller is handled after the fan-out: it must reply first.
                     let Ok(mut cl) = client.try_borrow_mut() else {
                         continue;
                     };
-                    if cl.id != me && filter.matches(&cl, now) {
+                    if cl.id != me && filter.matches(&cl) {
                         cl.killed = true;
                         shutdown_socket(cl.fd);
                         n += 1;
@@ -683,8 +684,7 @@ fn client_kill<'a>(
         // Killing yourself: Redis replies, then closes.
         {
             let mut me_c = c.borrow_mut();
-            let now = crate::clock::now_ms();
-            if filter.matches(&me_c, now) {
+            if filter.matches(&me_c) {
                 me_c.close_after_reply = true;
             }
         }

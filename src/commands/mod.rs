@@ -12,6 +12,7 @@
 
 pub mod aof;
 pub mod bitmap;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod debug;
@@ -408,6 +409,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         hll::COMMANDS,
         geo::COMMANDS,
         sort::COMMANDS,
+        cluster::COMMANDS,
     ]
     .into_iter()
     .flat_map(|f| f.iter())

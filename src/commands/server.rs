@@ -159,7 +159,8 @@ pub fn command_entry(c: &Command) -> Reply {
         Reply::Int(c.last_key as i64),
         Reply::Int(c.key_step as i64),
         status_set(&acl.join(" "), "@"),
-        status_set(c.tips, ""),
+        // Tips are bulk strings where flags and categories are statuses (as Redis).
+        Reply::Set(c.tips.split_whitespace().map(Reply::bulk_str).collect()),
         key_specs(c),
         Reply::Array(c.subcommands.iter().map(command_entry).collect()),
     ])

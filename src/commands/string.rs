@@ -677,8 +677,12 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     }
     let need = offset as usize + value.len();
     if old_len.is_none() {
-        ctx.db()
-            .set(key, Value::Str(StrValue::raw(Vec::new())), false);
+        // Creating the key is not a change of its own: the write below counts one,
+        // as Redis's single `server.dirty++` (SETRANGE on a new key counted 2).
+        let db = ctx.db();
+        let dirty = db.dirty;
+        db.set(key, Value::Str(StrValue::raw(Vec::new())), false);
+        db.dirty = dirty;
     }
     let Some(Ok(s)) = ctx.modify(key).map(as_str_mut) else {
         return errors::wrongtype();

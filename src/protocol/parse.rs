@@ -174,6 +174,22 @@ impl RequestParser {
             Ok(o) => o,
         }
     }
+
+    /// Of the incomplete request at the front of `buf` (after a call that returned
+    /// `Incomplete`), the bytes Redis would already have taken off its query buffer:
+    /// the `*N` line, every complete argument, and the `$len` line of the argument
+    /// being read. Redis's CLIENT LIST `qbuf` counts only the rest.
+    pub fn consumed_of_incomplete(&self, buf: &[u8]) -> usize {
+        let Some(st) = &self.resume else { return 0 };
+        let pos = st.pos;
+        if pos >= buf.len() || buf[pos] != b'$' {
+            return pos.min(buf.len());
+        }
+        match find_crlf(buf, pos) {
+            Some(nl) if nl + 1 < buf.len() => nl + 2,
+            _ => pos,
+        }
+    }
 }
 
 fn parse_multibulk(buf: &mut BytesMut, limits: Limits) -> ParseOutcome {
@@ -371,6 +387,32 @@ mod tests {
         let mut b = BytesMut::from(s);
         let r = parse_request(&mut b, Limits::default());
         (r, b.len())
+    }
+
+    /// What Redis 7.0 leaves in its query buffer of a request cut at each point
+    /// (measured with CLIENT LIST qbuf): the argument being read, header aside.
+    #[test]
+    fn consumed_of_incomplete_follows_redis() {
+        for (partial, left) in [
+            (&b"*2"[..], 2),
+            (b"*2\r\n", 0),
+            (b"*2\r\n$3", 2),
+            (b"*2\r\n$3\r\n", 0),
+            (b"*2\r\n$3\r\nGET", 3),
+            (b"*2\r\n$3\r\nGET\r\n$1", 2),
+            (b"PING", 4),
+        ] {
+            let mut p = RequestParser::default();
+            let mut b = BytesMut::from(partial);
+            assert_eq!(p.parse(&mut b, Limits::default()), ParseOutcome::Incomplete);
+            let consumed = p.consumed_of_incomplete(&b);
+            assert_eq!(
+                b.len() - consumed,
+                left,
+                "{:?}",
+                String::from_utf8_lossy(partial)
+            );
+        }
     }
 
     fn req(v: &[&str]) -> ParseOutcome {

@@ -143,7 +143,12 @@ pub async fn block(
             wake: wake_tx,
         };
         let id = NEXT_WAITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        client.borrow_mut().blocked = Some((ticket.clone(), timeout_reply(cmd)));
+        {
+            // A blocked client keeps its command's arguments (CLIENT LIST argv-mem).
+            let mut c = client.borrow_mut();
+            c.blocked = Some((ticket.clone(), timeout_reply(cmd)));
+            c.argv_mem = crate::client::Client::argv_len_sum(&argv);
+        }
         for (sid, shard_keys) in &keys {
             let w = Waiter {
                 db,
@@ -159,7 +164,11 @@ pub async fn block(
                 .await;
         }
         let outcome = wait(client, &ticket, &wake_rx, deadline, fd, cmd).await;
-        client.borrow_mut().blocked = None;
+        {
+            let mut c = client.borrow_mut();
+            c.blocked = None;
+            c.argv_mem = 0;
+        }
         for &(sid, _) in &keys {
             drop(shards.send(sid, move |s: &mut Shard| withdraw(s, id)));
         }

@@ -113,6 +113,12 @@ async fn session(
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = RequestParser::default();
+    // Where each request of the current read ends, in bytes from the read's start
+    // (CLIENT LIST qbuf while blocked); reused across reads.
+    let mut ends: Vec<usize> = Vec::new();
+    // Bytes at the front of `rbuf` (an incomplete request's) that Redis would have
+    // taken off its query buffer already: not counted in CLIENT LIST qbuf.
+    let mut consumed = 0;
     let mut idle_timeout = 0;
     loop {
         // `timeout`: close a client idle for that many seconds (0 = never), as Redis.
@@ -127,6 +133,8 @@ async fn session(
             return Ok(());
         }
         rbuf.extend_from_slice(&chunk[..n]);
+        let read_len = rbuf.len();
+        ends.clear();
         let (limits, qlimit) = {
             let s = shards.local.borrow();
             let c = client.borrow();
@@ -142,7 +150,10 @@ async fn session(
         loop {
             match parser.parse(&mut rbuf, limits) {
                 ParseOutcome::Request(argv) if argv.is_empty() => continue,
-                ParseOutcome::Request(argv) => requests.push(argv),
+                ParseOutcome::Request(argv) => {
+                    requests.push(argv);
+                    ends.push(read_len - rbuf.len());
+                }
                 ParseOutcome::Incomplete => break,
                 ParseOutcome::Error(e) => {
                     protocol_error = Some(e);
@@ -158,7 +169,14 @@ async fn session(
             );
             return Ok(());
         }
-        client.borrow_mut().qbuf = rbuf.len();
+        {
+            let mut c = client.borrow_mut();
+            c.qbuf = read_len - consumed;
+            c.qbuf_free = rbuf.capacity() - rbuf.len();
+            c.buffers_mem = chunk.len() + rbuf.capacity() + out.capacity();
+        }
+        // Requests of this read already answered before a blocking command.
+        let mut done = 0;
         let mut close = false;
         // A blocking command ends a batch: what follows it waits until it is served.
         while !requests.is_empty() && !close {
@@ -171,6 +189,7 @@ async fn session(
                 .last()
                 .and_then(|a| blocking_command(a).map(|c| (c, a.clone())));
             let mut batch = run_batch(client, shards, requests).await;
+            done += cut;
             requests = rest;
             close = batch.close;
             let mut blocked = None;
@@ -190,6 +209,8 @@ async fn session(
                     stream.write_all(&out).await?;
                     out.clear();
                 }
+                // Redis trims the served requests off its query buffer when it blocks.
+                client.borrow_mut().qbuf = read_len - ends[done - 1];
                 let fd = stream.as_raw_fd();
                 match blocking::block(client, shards, cmd, argv, fd).await {
                     Some(r) => encode_replies(shards, client, vec![Some(r)], &mut out),
@@ -206,6 +227,10 @@ async fn session(
         {
             let mut c = client.borrow_mut();
             c.last_interaction_ms = crate::clock::now_ms();
+            // Between reads only an incomplete request is left in the query buffer.
+            consumed = parser.consumed_of_incomplete(&rbuf);
+            c.qbuf = rbuf.len() - consumed;
+            c.qbuf_free = rbuf.capacity() - rbuf.len();
         }
         if !out.is_empty() {
             // `appendfsync always`: what these replies show must be on disk first.

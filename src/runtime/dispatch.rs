@@ -69,12 +69,12 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
     };
     let mut close = false;
     for (i, argv) in requests.into_iter().enumerate() {
-        run.suppressed[i] = matches!(client.borrow().reply_mode, ReplyMode::Off | ReplyMode::Skip);
+        client.borrow_mut().argv_mem = crate::client::Client::argv_len_sum(&argv);
         match admission::admit(client, shards, argv) {
             Admitted::Answer(reply) => run.replies[i] = Some(reply),
             Admitted::Run(cmd, argv) => run.one(i, cmd, argv).await,
         }
-        advance_reply_mode(client);
+        run.suppressed[i] = advance_reply_mode(client);
         if client.borrow().close_after_reply {
             close = true;
             run.replies.truncate(i + 1);
@@ -83,6 +83,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         }
     }
     run.flush().await;
+    client.borrow_mut().argv_mem = 0;
     Batch {
         replies: run.finish(),
         close,
@@ -254,14 +255,21 @@ pub fn caller_of(client: &ClientRef) -> Caller {
     }
 }
 
-/// CLIENT REPLY SKIP applies to the command after the one that set it.
-fn advance_reply_mode(client: &ClientRef) {
+/// Whether the reply of the command that just ran is dropped, and the reply mode for
+/// the next one (CLIENT REPLY SKIP applies to the command after the one that set it).
+///
+/// As Redis, which checks the client's flags when the reply is added: the mode *after*
+/// the command decides, so CLIENT REPLY ON answers +OK even under OFF or SKIP, and
+/// RESET (which clears OFF) answers +RESET.
+fn advance_reply_mode(client: &ClientRef) -> bool {
     let mut c = client.borrow_mut();
+    let suppressed = matches!(c.reply_mode, ReplyMode::Off | ReplyMode::Skip);
     c.reply_mode = match c.reply_mode {
         ReplyMode::Skip => ReplyMode::On,
         ReplyMode::SkipNext => ReplyMode::Skip,
         m => m,
     };
+    suppressed
 }
 
 enum Target {
