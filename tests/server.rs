@@ -597,3 +597,146 @@ fn debug_is_refused_unless_enabled_as_redis() {
     let enabled = Server::shardis_with(1, &["--enable-debug-command", "yes"]);
     assert_eq!(enabled.raw().cmd(&["DEBUG", "SLEEP", "0"]), simple("OK"));
 }
+
+/// `Frame::Array`'s items, or a panic naming what came instead.
+fn items(f: &Frame) -> &[Frame] {
+    match f {
+        Frame::Array(a) => a,
+        other => panic!("expected an array, got {other:?}"),
+    }
+}
+
+fn text(f: &Frame) -> String {
+    match f {
+        Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("expected a bulk string, got {other:?}"),
+    }
+}
+
+/// LATEST's one entry: the event name, and the latest and all-time latencies.
+fn latest_entry(f: &Frame) -> (String, i64, i64) {
+    let events = items(f);
+    assert_eq!(events.len(), 1, "one event expected: {events:?}");
+    let e = items(&events[0]);
+    assert_eq!(e.len(), 4, "event, time, latest, max: {e:?}");
+    let int = |f: &Frame| match f {
+        Frame::Int(n) => *n,
+        other => panic!("expected an integer, got {other:?}"),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t = int(&e[1]);
+    assert!(
+        t <= now && t > now - 600,
+        "sample time {t} is a recent unix time"
+    );
+    (text(&e[0]), int(&e[2]), int(&e[3]))
+}
+
+#[test]
+fn latency_monitor_records_slow_commands_as_redis() {
+    let flags = [
+        "--enable-debug-command",
+        "yes",
+        "--latency-monitor-threshold",
+        "1",
+    ];
+    let redis = Server::redis_with(&flags);
+    let shardis = Server::shardis_with(2, &flags);
+    let (mut r, mut s) = (redis.raw(), shardis.raw());
+    let mut same = |argv: &[&str]| {
+        let (theirs, ours) = (r.cmd(argv), s.cmd(argv));
+        assert_eq!(ours, theirs, "{argv:?}");
+        ours
+    };
+    same(&["CONFIG", "GET", "latency-monitor-threshold"]);
+    assert_eq!(same(&["LATENCY", "LATEST"]), Frame::Array(vec![]));
+    same(&["LATENCY", "HISTORY", "command"]);
+    same(&["LATENCY", "GRAPH", "command"]);
+    same(&["LATENCY", "RESET"]);
+    // Wrong arity and unknown subcommands.
+    for argv in [
+        &["LATENCY"][..],
+        &["LATENCY", "LATEST", "x"],
+        &["LATENCY", "HISTORY"],
+        &["LATENCY", "HISTORY", "a", "b"],
+        &["LATENCY", "GRAPH"],
+        &["LATENCY", "DOCTOR", "x"],
+        &["LATENCY", "HELP", "x"],
+        &["LATENCY", "NOPE"],
+        &["LATENCY", "NOPE", "x"],
+    ] {
+        assert!(matches!(same(argv), Frame::Error(_)), "{argv:?}");
+    }
+    same(&["LATENCY", "HELP"]);
+
+    // DEBUG SLEEP is not a fast command: Redis records it as `command`. It runs on a
+    // second connection too, which may be served by the other shard: both samples are
+    // one event when read.
+    same(&["DEBUG", "SLEEP", "0.05"]);
+    let (mut r2, mut s2) = (redis.raw(), shardis.raw());
+    assert_eq!(
+        s2.cmd(&["DEBUG", "SLEEP", "0.05"]),
+        r2.cmd(&["DEBUG", "SLEEP", "0.05"])
+    );
+    let theirs = latest_entry(&r.cmd(&["LATENCY", "LATEST"]));
+    let ours = latest_entry(&s.cmd(&["LATENCY", "LATEST"]));
+    assert_eq!(theirs.0, "command");
+    assert_eq!(ours.0, theirs.0);
+    assert!(ours.1 >= 50 && ours.2 >= ours.1, "{ours:?}");
+    assert!(theirs.1 >= 50 && theirs.2 >= theirs.1, "{theirs:?}");
+
+    let history = |f: Frame| items(&f).iter().map(|x| items(x).len()).collect::<Vec<_>>();
+    let (hr, hs) = (
+        history(r.cmd(&["LATENCY", "HISTORY", "command"])),
+        history(s.cmd(&["LATENCY", "HISTORY", "command"])),
+    );
+    assert!(!hr.is_empty() && hr.iter().all(|&n| n == 2), "{hr:?}");
+    assert!(!hs.is_empty() && hs.iter().all(|&n| n == 2), "{hs:?}");
+
+    // GRAPH: Redis's layout (title, 80 dashes, 4 bar rows, a blank row, vertical
+    // labels); numbers may differ by a millisecond or a second.
+    let shape = |f: Frame| -> Vec<String> {
+        text(&f)
+            .lines()
+            .map(|l| {
+                l.chars()
+                    .map(|c| if c.is_ascii_digit() { 'N' } else { c })
+                    .collect()
+            })
+            .collect()
+    };
+    let (gr, gs) = (
+        shape(r.cmd(&["LATENCY", "GRAPH", "command"])),
+        shape(s.cmd(&["LATENCY", "GRAPH", "command"])),
+    );
+    if hr.len() == hs.len() {
+        assert_eq!(gs, gr);
+    } else {
+        assert_eq!(gs[..2], gr[..2]);
+    }
+    for f in [r.cmd(&["LATENCY", "DOCTOR"]), s.cmd(&["LATENCY", "DOCTOR"])] {
+        let t = text(&f);
+        assert!(t.starts_with("Dave, I have observed latency spikes"), "{t}");
+        assert!(t.contains("1. command: "), "{t}");
+    }
+
+    // RESET counts the events it forgot, once each however many shards held them.
+    assert_eq!(
+        s.cmd(&["LATENCY", "RESET", "nope", "command", "command"]),
+        r.cmd(&["LATENCY", "RESET", "nope", "command", "command"])
+    );
+    assert_eq!(s.cmd(&["LATENCY", "LATEST"]), Frame::Array(vec![]));
+    s.cmd(&["DEBUG", "SLEEP", "0.01"]);
+    r.cmd(&["DEBUG", "SLEEP", "0.01"]);
+    assert_eq!(s.cmd(&["LATENCY", "RESET"]), r.cmd(&["LATENCY", "RESET"]));
+
+    // Threshold 0 turns the monitor off.
+    let mut same = |argv: &[&str]| assert_eq!(s.cmd(argv), r.cmd(argv), "{argv:?}");
+    same(&["CONFIG", "SET", "latency-monitor-threshold", "0"]);
+    same(&["DEBUG", "SLEEP", "0.01"]);
+    same(&["LATENCY", "LATEST"]);
+    same(&["LATENCY", "DOCTOR"]);
+}

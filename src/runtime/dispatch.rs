@@ -245,6 +245,18 @@ pub fn record(
 ) {
     let us = start.elapsed().as_micros() as u64;
     shard.stats.record_call(cmd.name, us, reply.is_error());
+    let latency_threshold = shard.config.latency_monitor_threshold;
+    if latency_threshold != 0 && us / 1000 >= latency_threshold {
+        // Redis's call(): the event names the command's speed class.
+        let event = if cmd.has_flag("fast") {
+            "fast-command"
+        } else {
+            "command"
+        };
+        shard
+            .latency
+            .add_if_needed(latency_threshold, event, us / 1000);
+    }
     let threshold = shard.config.slowlog_log_slower_than;
     if threshold >= 0 && us >= threshold as u64 {
         let max = shard.config.slowlog_max_len;

@@ -235,11 +235,16 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
             let capped = {
                 let mut s = shard.borrow_mut();
                 let before = s.expire.time_cap_reached;
+                let slice = std::time::Instant::now();
                 expire::active_expire_cycle(
                     &mut s,
                     crate::shard::now_ms(),
                     EXPIRE_SLICE.min(budget),
                 );
+                let us = slice.elapsed().as_micros() as u64;
+                let ms = us / 1000;
+                let threshold = s.config.latency_monitor_threshold;
+                s.latency.add_if_needed(threshold, "expire-cycle", ms);
                 s.expire.time_cap_reached != before
             };
             if !capped || started.elapsed() >= budget {

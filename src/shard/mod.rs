@@ -8,6 +8,7 @@
 
 pub mod blocking;
 pub mod expire;
+pub mod latency;
 pub mod lock;
 pub mod slowlog;
 pub mod stats;
@@ -50,6 +51,8 @@ pub struct Shard {
     pub config_handle: ConfigHandle,
     pub expire: expire::CycleState,
     pub slowlog: slowlog::Slowlog,
+    /// Latency monitor events measured on this shard (LATENCY LATEST & co).
+    pub latency: latency::LatencyMonitor,
     /// Held by a multi-shard transaction (see `runtime::transaction`).
     pub lock: lock::ShardLock,
     /// Keys WATCHed by clients, with their versions.
@@ -72,6 +75,10 @@ pub struct Shard {
 impl Shard {
     pub fn new(id: usize, nshards: usize, config_handle: ConfigHandle) -> Shard {
         let config = config_handle.current();
+        latency::THRESHOLD_MS.store(
+            config.latency_monitor_threshold,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let dbs = (0..config.databases.max(1))
             .map(|_| Db::default())
             .collect();
@@ -85,6 +92,7 @@ impl Shard {
             config_handle,
             expire: expire::CycleState::default(),
             slowlog: slowlog::Slowlog::default(),
+            latency: latency::LatencyMonitor::new(),
             lock: lock::ShardLock::default(),
             watches: watch::WatchRegistry::default(),
             blocking: Default::default(),
@@ -100,6 +108,10 @@ impl Shard {
     /// Refresh the cached configuration if CONFIG SET changed it.
     pub fn refresh_config(&mut self) {
         if self.config_handle.generation() != self.config.generation {
+            latency::THRESHOLD_MS.store(
+                self.config.latency_monitor_threshold,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             self.config = self.config_handle.current();
         }
     }

@@ -9,6 +9,7 @@
 //! write error is kept (INFO, `-MISCONF`) and retried every second; `durable` does not
 //! move past data that is not written, so no reply is released on top of it.
 
+use crate::shard::latency;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
@@ -193,7 +194,9 @@ fn run(lane: Arc<Lane>, mut file: File) {
         for item in items {
             match item {
                 Item::Data(d) => {
+                    let t = Instant::now();
                     write_retrying(&lane, &mut file, &d);
+                    latency::add_background("aof-write", t.elapsed().as_millis() as u64);
                     pos += d.len() as u64;
                     unsynced = true;
                 }
@@ -213,6 +216,9 @@ fn run(lane: Arc<Lane>, mut file: File) {
         {
             let t = Instant::now();
             sync_retrying(&lane, &file);
+            if policy == Fsync::Always {
+                latency::add_background("aof-fsync-always", t.elapsed().as_millis() as u64);
+            }
             if t.elapsed() > Duration::from_secs(2) {
                 lane.delayed_fsync.fetch_add(1, Ordering::Relaxed);
             }
