@@ -108,11 +108,11 @@ impl Shard {
     /// Refresh the cached configuration if CONFIG SET changed it.
     pub fn refresh_config(&mut self) {
         if self.config_handle.generation() != self.config.generation {
+            self.config = self.config_handle.current();
             latency::THRESHOLD_MS.store(
                 self.config.latency_monitor_threshold,
                 std::sync::atomic::Ordering::Relaxed,
             );
-            self.config = self.config_handle.current();
         }
     }
 
