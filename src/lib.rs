@@ -4,6 +4,7 @@
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod memory;
 pub mod persistence;
 pub mod protocol;
 pub mod runtime;

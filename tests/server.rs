@@ -740,3 +740,102 @@ fn latency_monitor_records_slow_commands_as_redis() {
     same(&["LATENCY", "LATEST"]);
     same(&["LATENCY", "DOCTOR"]);
 }
+
+/// `INFO everything` as (section, field names in order).
+fn info_field_names(server: &Server) -> Vec<(String, Vec<String>)> {
+    let info = text(&server.raw().cmd(&["INFO", "everything"]));
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in info.lines() {
+        if let Some(name) = line.strip_prefix("# ") {
+            out.push((name.to_string(), Vec::new()));
+        } else if let Some((field, _)) = line.split_once(':') {
+            out.last_mut()
+                .expect("a field after a header")
+                .1
+                .push(field.to_string());
+        }
+    }
+    out
+}
+
+/// Fields and sections Shardis has that Redis 7.0 has not: its own version and the
+/// per-shard section.
+const INFO_OURS_ONLY: &[&str] = &["shardis_version"];
+const INFO_SECTIONS_OURS_ONLY: &[&str] = &["Shards"];
+
+#[test]
+fn info_sections_list_redis_fields_in_redis_order() {
+    let redis = Server::redis();
+    let shardis = Server::shardis(2);
+    // The same commands on both, so the per-command sections list the same names.
+    for server in [&redis, &shardis] {
+        let mut c = server.raw();
+        c.cmd(&["SET", "k", "v"]);
+        c.cmd(&["GET", "k"]);
+        c.cmd(&["NOSUCHCOMMAND"]);
+    }
+    let theirs = info_field_names(&redis);
+    let ours: Vec<(String, Vec<String>)> = info_field_names(&shardis)
+        .into_iter()
+        .filter(|(s, _)| !INFO_SECTIONS_OURS_ONLY.contains(&s.as_str()))
+        .map(|(s, f)| {
+            let f = f
+                .into_iter()
+                .filter(|n| !INFO_OURS_ONLY.contains(&n.as_str()))
+                .collect();
+            (s, f)
+        })
+        .collect();
+    let names = |v: &[(String, Vec<String>)]| v.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ours), names(&theirs), "sections");
+    for ((section, o), (_, t)) in ours.iter().zip(&theirs) {
+        let (mut o, mut t) = (o.clone(), t.clone());
+        // Redis lists commands in its command table's hash order.
+        if section == "Commandstats" || section == "Latencystats" {
+            o.sort();
+            t.sort();
+        }
+        assert_eq!(o, t, "fields of # {section}");
+    }
+}
+
+#[test]
+fn info_memory_counts_allocated_bytes() {
+    let shardis = Server::shardis(2);
+    let mut c = shardis.raw();
+    let field = |c: &mut RawConn, name: &str| -> i64 {
+        let info = text(&c.cmd(&["INFO", "memory"]));
+        info_field(&info, name).unwrap_or_else(|| panic!("{name} in {info}"))
+    };
+    let empty = field(&mut c, "used_memory");
+    let rss = field(&mut c, "used_memory_rss");
+    assert!(empty < rss, "allocated {empty} is below the RSS {rss}");
+    // 20k values of 1000 bytes: used_memory grows by at least their size.
+    let value = "x".repeat(1000);
+    for i in 0..20 {
+        let mut pipe = Vec::new();
+        for j in 0..1000 {
+            let key = format!("k{i}:{j}");
+            pipe.extend_from_slice(&encode_request(&[b"SET", key.as_bytes(), value.as_bytes()]));
+        }
+        c.send(&pipe);
+        for _ in 0..1000 {
+            c.read_frame();
+        }
+    }
+    let full = field(&mut c, "used_memory");
+    assert!(full - empty >= 20_000_000, "{empty} -> {full}");
+    let dataset = field(&mut c, "used_memory_dataset");
+    let overhead = field(&mut c, "used_memory_overhead");
+    let startup = field(&mut c, "used_memory_startup");
+    assert!(
+        overhead >= startup && dataset >= 20_000_000,
+        "{overhead} {startup} {dataset}"
+    );
+    c.cmd(&["FLUSHALL"]);
+    let flushed = field(&mut c, "used_memory");
+    assert!(
+        flushed < full - 15_000_000,
+        "FLUSHALL frees: {full} -> {flushed}"
+    );
+}

@@ -188,6 +188,7 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
         std::process::exit(1);
     }
     if shards.local_id == 0 {
+        crate::memory::mark_startup();
         log(&format!(
             "Ready to accept connections tcp on port {}",
             cfg.port
@@ -217,7 +218,7 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
 }
 
 /// Periodic shard work, `hz` times a second: active expiry, incremental rehash,
-/// config refresh, CPU accounting.
+/// config refresh.
 async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     loop {
         let hz = shard.borrow().config.hz.clamp(1, 500);
@@ -242,6 +243,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
                     EXPIRE_SLICE.min(budget),
                 );
                 let us = slice.elapsed().as_micros() as u64;
+                s.stats.expire_cycle_us += us;
                 let ms = us / 1000;
                 let threshold = s.config.latency_monitor_threshold;
                 s.latency.add_if_needed(threshold, "expire-cycle", ms);
@@ -274,9 +276,6 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         }
         blocking::serve_ready(&mut s);
         s.stats.blocking_keys = s.blocking.keys() as u64;
-        let (u, sy) = thread_cpu();
-        s.cpu_user = u;
-        s.cpu_sys = sy;
     }
 }
 

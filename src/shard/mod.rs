@@ -61,9 +61,6 @@ pub struct Shard {
     pub blocking: blocking::BlockingRegistry,
     /// Clients whose connections this shard's core accepted (CLIENT LIST / KILL).
     pub clients: BTreeMap<u64, ClientRef>,
-    /// CPU time this shard's thread has used, sampled by the cron (seconds).
-    pub cpu_user: f64,
-    pub cpu_sys: f64,
     /// This shard's append-only file (see `persistence::aof`).
     pub aof: crate::persistence::aof::ShardAof,
     /// The snapshot running on this shard (BGSAVE, SAVE, an AOF rewrite's base).
@@ -97,8 +94,6 @@ impl Shard {
             watches: watch::WatchRegistry::default(),
             blocking: Default::default(),
             clients: BTreeMap::new(),
-            cpu_user: 0.0,
-            cpu_sys: 0.0,
             aof: Default::default(),
             snapshot: None,
             snapshot_epoch: 0,
