@@ -571,10 +571,8 @@ mod sparkline {
         hi: u64,
         range: std::ops::Range<usize>,
     ) {
-        let relmax = match (hi - lo) as f64 {
-            r if r == 0.0 => 1.0,
-            r => r,
-        };
+        // Redis divides by 1 when all samples are equal.
+        let relmax = (hi - lo).max(1) as f64;
         let steps = (CHARSET_FILL.len() * ROWS) as i64;
         let mut row = 0usize;
         loop {

@@ -221,8 +221,7 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
 /// config refresh.
 async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     loop {
-        let hz = shard.borrow().config.hz.clamp(1, 500);
-        let period = Duration::from_micros(1_000_000 / hz as u64);
+        let period = cron_period(&shard.borrow().config);
         glommio::timer::sleep(period).await;
         shard.borrow_mut().refresh_config();
         crate::storage::db::refresh_lru_clock();
@@ -277,6 +276,12 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         blocking::serve_ready(&mut s);
         s.stats.blocking_keys = s.blocking.keys() as u64;
     }
+}
+
+/// The period of the `hz` timers (the shards' cron, shard 0's save-point and AOF
+/// rewrite checks): Redis's serverCron period. Nothing else wakes an idle shard.
+pub fn cron_period(cfg: &crate::config::Config) -> Duration {
+    Duration::from_micros(1_000_000 / cfg.hz.clamp(1, 500) as u64)
 }
 
 /// User and system CPU seconds used by the calling thread.

@@ -67,6 +67,9 @@ pub struct Shard {
     pub snapshot: Option<crate::persistence::snapshot::ShardSnapshot>,
     /// Epoch of the latest snapshot started here (entries stamped with it are done).
     pub snapshot_epoch: u32,
+    /// The save driver waiting for a snapshot to start (woken when one does, so an idle
+    /// shard has no timer for it).
+    pub snapshot_waiter: Option<std::task::Waker>,
 }
 
 impl Shard {
@@ -97,6 +100,7 @@ impl Shard {
             aof: Default::default(),
             snapshot: None,
             snapshot_epoch: 0,
+            snapshot_waiter: None,
         }
     }
 

@@ -177,11 +177,16 @@ fn run(lane: Arc<Lane>, mut file: File) {
             let mut q = lock(&lane.queue);
             while q.items.is_empty() && !q.stop {
                 q.idle = true;
-                let (g, _) = lane
-                    .wake
-                    .wait_timeout(q, Duration::from_millis(250))
-                    .unwrap_or_else(|e| e.into_inner());
-                q = g;
+                // With nothing left to fsync, sleep until the next append: an idle
+                // server's writer costs nothing. Otherwise wake for the everysec fsync.
+                q = if unsynced {
+                    lane.wake
+                        .wait_timeout(q, Duration::from_millis(250))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                } else {
+                    lane.wake.wait(q).unwrap_or_else(|e| e.into_inner())
+                };
                 if q.items.is_empty() && unsynced && last_fsync.elapsed() >= Duration::from_secs(1)
                 {
                     break;
