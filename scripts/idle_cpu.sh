@@ -19,10 +19,14 @@ RPID=$!
 # Let both finish starting before measuring.
 sleep 2
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-S0=$(ticks $SPID); R0=$(ticks $RPID)
+# schedstat: nanoseconds on CPU per thread, finer than stat's 10 ms ticks.
+nanos() { cat /proc/"$1"/task/*/schedstat | awk '{ n += $1 } END { print n }'; }
+S0=$(ticks $SPID); R0=$(ticks $RPID); SN0=$(nanos $SPID); RN0=$(nanos $RPID)
 sleep $SECS
-S1=$(ticks $SPID); R1=$(ticks $RPID)
+S1=$(ticks $SPID); R1=$(ticks $RPID); SN1=$(nanos $SPID); RN1=$(nanos $RPID)
 HZ=$(getconf CLK_TCK)
 secs() { awk -v a="$1" -v b="$2" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }'; }
 cleanup
-echo "idle CPU over ${SECS}s: shardis (2 shards) $(secs "$S0" "$S1") s, redis-server $(secs "$R0" "$R1") s"
+ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }
+echo "idle CPU over ${SECS}s (utime+stime): shardis (2 shards) $(secs "$S0" "$S1") s, redis-server $(secs "$R0" "$R1") s"
+echo "idle CPU over ${SECS}s (schedstat):   shardis (2 shards) $(ms "$SN0" "$SN1") ms, redis-server $(ms "$RN0" "$RN1") ms"
