@@ -528,6 +528,8 @@ pub struct Config {
     pub client_query_buffer_limit: usize,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: usize,
+    /// `latency-monitor-threshold` in milliseconds (0 = the latency monitor is off).
+    pub latency_monitor_threshold: u64,
     pub latency_tracking: bool,
     pub latency_tracking_info_percentiles: Vec<f64>,
     pub dir: String,
@@ -594,6 +596,7 @@ impl Default for Config {
             client_query_buffer_limit: 1024 * 1024 * 1024,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
             latency_tracking: true,
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
             dir: ".".into(),
@@ -671,6 +674,7 @@ impl Config {
             "client-query-buffer-limit" => self.client_query_buffer_limit = int() as usize,
             "slowlog-log-slower-than" => self.slowlog_log_slower_than = int(),
             "slowlog-max-len" => self.slowlog_max_len = int() as usize,
+            "latency-monitor-threshold" => self.latency_monitor_threshold = int().max(0) as u64,
             "latency-tracking" => self.latency_tracking = v == "yes",
             "latency-tracking-info-percentiles" => {
                 self.latency_tracking_info_percentiles = v

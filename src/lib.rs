@@ -6,6 +6,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod log;
+pub mod memory;
 pub mod persistence;
 pub mod protocol;
 pub mod runtime;

@@ -1,9 +1,8 @@
 //! The `shardis` binary: read the configuration, start the shards.
 
-use mimalloc::MiMalloc;
-
+/// mimalloc, counting the bytes in use for INFO's `used_memory` (see `shardis::memory`).
 #[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
+static GLOBAL: shardis::memory::CountingAlloc = shardis::memory::CountingAlloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

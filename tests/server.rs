@@ -1042,3 +1042,245 @@ fn srandmember_and_hrandfield_are_uniform_on_hashtables() {
         assert!(chi2 < 130.0, "{argv:?}: chi-square {chi2:.1} at 49 dof");
     }
 }
+
+/// `Frame::Array`'s items, or a panic naming what came instead.
+fn items(f: &Frame) -> &[Frame] {
+    match f {
+        Frame::Array(a) => a,
+        other => panic!("expected an array, got {other:?}"),
+    }
+}
+
+fn text(f: &Frame) -> String {
+    match f {
+        Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("expected a bulk string, got {other:?}"),
+    }
+}
+
+/// LATEST's one entry: the event name, and the latest and all-time latencies.
+fn latest_entry(f: &Frame) -> (String, i64, i64) {
+    let events = items(f);
+    assert_eq!(events.len(), 1, "one event expected: {events:?}");
+    let e = items(&events[0]);
+    assert_eq!(e.len(), 4, "event, time, latest, max: {e:?}");
+    let int = |f: &Frame| match f {
+        Frame::Int(n) => *n,
+        other => panic!("expected an integer, got {other:?}"),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t = int(&e[1]);
+    assert!(
+        t <= now && t > now - 600,
+        "sample time {t} is a recent unix time"
+    );
+    (text(&e[0]), int(&e[2]), int(&e[3]))
+}
+
+#[test]
+fn latency_monitor_records_slow_commands_as_redis() {
+    let flags = [
+        "--enable-debug-command",
+        "yes",
+        "--latency-monitor-threshold",
+        "1",
+    ];
+    let redis = Server::redis_with(&flags);
+    let shardis = Server::shardis_with(2, &flags);
+    let (mut r, mut s) = (redis.raw(), shardis.raw());
+    let mut same = |argv: &[&str]| {
+        let (theirs, ours) = (r.cmd(argv), s.cmd(argv));
+        assert_eq!(ours, theirs, "{argv:?}");
+        ours
+    };
+    same(&["CONFIG", "GET", "latency-monitor-threshold"]);
+    assert_eq!(same(&["LATENCY", "LATEST"]), Frame::Array(vec![]));
+    same(&["LATENCY", "HISTORY", "command"]);
+    same(&["LATENCY", "GRAPH", "command"]);
+    same(&["LATENCY", "RESET"]);
+    // Wrong arity and unknown subcommands.
+    for argv in [
+        &["LATENCY"][..],
+        &["LATENCY", "LATEST", "x"],
+        &["LATENCY", "HISTORY"],
+        &["LATENCY", "HISTORY", "a", "b"],
+        &["LATENCY", "GRAPH"],
+        &["LATENCY", "DOCTOR", "x"],
+        &["LATENCY", "HELP", "x"],
+        &["LATENCY", "NOPE"],
+        &["LATENCY", "NOPE", "x"],
+    ] {
+        assert!(matches!(same(argv), Frame::Error(_)), "{argv:?}");
+    }
+    same(&["LATENCY", "HELP"]);
+
+    // DEBUG SLEEP is not a fast command: Redis records it as `command`. It runs on a
+    // second connection too, which may be served by the other shard: both samples are
+    // one event when read.
+    same(&["DEBUG", "SLEEP", "0.05"]);
+    let (mut r2, mut s2) = (redis.raw(), shardis.raw());
+    assert_eq!(
+        s2.cmd(&["DEBUG", "SLEEP", "0.05"]),
+        r2.cmd(&["DEBUG", "SLEEP", "0.05"])
+    );
+    let theirs = latest_entry(&r.cmd(&["LATENCY", "LATEST"]));
+    let ours = latest_entry(&s.cmd(&["LATENCY", "LATEST"]));
+    assert_eq!(theirs.0, "command");
+    assert_eq!(ours.0, theirs.0);
+    assert!(ours.1 >= 50 && ours.2 >= ours.1, "{ours:?}");
+    assert!(theirs.1 >= 50 && theirs.2 >= theirs.1, "{theirs:?}");
+
+    let history = |f: Frame| items(&f).iter().map(|x| items(x).len()).collect::<Vec<_>>();
+    let (hr, hs) = (
+        history(r.cmd(&["LATENCY", "HISTORY", "command"])),
+        history(s.cmd(&["LATENCY", "HISTORY", "command"])),
+    );
+    assert!(!hr.is_empty() && hr.iter().all(|&n| n == 2), "{hr:?}");
+    assert!(!hs.is_empty() && hs.iter().all(|&n| n == 2), "{hs:?}");
+
+    // GRAPH: Redis's layout (title, 80 dashes, 4 bar rows, a blank row, vertical
+    // labels); numbers may differ by a millisecond or a second.
+    let shape = |f: Frame| -> Vec<String> {
+        text(&f)
+            .lines()
+            .map(|l| {
+                l.chars()
+                    .map(|c| if c.is_ascii_digit() { 'N' } else { c })
+                    .collect()
+            })
+            .collect()
+    };
+    let (gr, gs) = (
+        shape(r.cmd(&["LATENCY", "GRAPH", "command"])),
+        shape(s.cmd(&["LATENCY", "GRAPH", "command"])),
+    );
+    if hr.len() == hs.len() {
+        assert_eq!(gs, gr);
+    } else {
+        assert_eq!(gs[..2], gr[..2]);
+    }
+    for f in [r.cmd(&["LATENCY", "DOCTOR"]), s.cmd(&["LATENCY", "DOCTOR"])] {
+        let t = text(&f);
+        assert!(t.starts_with("Dave, I have observed latency spikes"), "{t}");
+        assert!(t.contains("1. command: "), "{t}");
+    }
+
+    // RESET counts the events it forgot, once each however many shards held them.
+    assert_eq!(
+        s.cmd(&["LATENCY", "RESET", "nope", "command", "command"]),
+        r.cmd(&["LATENCY", "RESET", "nope", "command", "command"])
+    );
+    assert_eq!(s.cmd(&["LATENCY", "LATEST"]), Frame::Array(vec![]));
+    s.cmd(&["DEBUG", "SLEEP", "0.01"]);
+    r.cmd(&["DEBUG", "SLEEP", "0.01"]);
+    assert_eq!(s.cmd(&["LATENCY", "RESET"]), r.cmd(&["LATENCY", "RESET"]));
+
+    // Threshold 0 turns the monitor off.
+    let mut same = |argv: &[&str]| assert_eq!(s.cmd(argv), r.cmd(argv), "{argv:?}");
+    same(&["CONFIG", "SET", "latency-monitor-threshold", "0"]);
+    same(&["DEBUG", "SLEEP", "0.01"]);
+    same(&["LATENCY", "LATEST"]);
+    same(&["LATENCY", "DOCTOR"]);
+}
+
+/// `INFO everything` as (section, field names in order).
+fn info_field_names(server: &Server) -> Vec<(String, Vec<String>)> {
+    let info = text(&server.raw().cmd(&["INFO", "everything"]));
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in info.lines() {
+        if let Some(name) = line.strip_prefix("# ") {
+            out.push((name.to_string(), Vec::new()));
+        } else if let Some((field, _)) = line.split_once(':') {
+            out.last_mut()
+                .expect("a field after a header")
+                .1
+                .push(field.to_string());
+        }
+    }
+    out
+}
+
+/// Fields and sections Shardis has that Redis 7.0 has not: its own version and the
+/// per-shard section.
+const INFO_OURS_ONLY: &[&str] = &["shardis_version"];
+const INFO_SECTIONS_OURS_ONLY: &[&str] = &["Shards"];
+
+#[test]
+fn info_sections_list_redis_fields_in_redis_order() {
+    let redis = Server::redis();
+    let shardis = Server::shardis(2);
+    // The same commands on both, so the per-command sections list the same names.
+    for server in [&redis, &shardis] {
+        let mut c = server.raw();
+        c.cmd(&["SET", "k", "v"]);
+        c.cmd(&["GET", "k"]);
+        c.cmd(&["NOSUCHCOMMAND"]);
+    }
+    let theirs = info_field_names(&redis);
+    let ours: Vec<(String, Vec<String>)> = info_field_names(&shardis)
+        .into_iter()
+        .filter(|(s, _)| !INFO_SECTIONS_OURS_ONLY.contains(&s.as_str()))
+        .map(|(s, f)| {
+            let f = f
+                .into_iter()
+                .filter(|n| !INFO_OURS_ONLY.contains(&n.as_str()))
+                .collect();
+            (s, f)
+        })
+        .collect();
+    let names = |v: &[(String, Vec<String>)]| v.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ours), names(&theirs), "sections");
+    for ((section, o), (_, t)) in ours.iter().zip(&theirs) {
+        let (mut o, mut t) = (o.clone(), t.clone());
+        // Redis lists commands in its command table's hash order.
+        if section == "Commandstats" || section == "Latencystats" {
+            o.sort();
+            t.sort();
+        }
+        assert_eq!(o, t, "fields of # {section}");
+    }
+}
+
+#[test]
+fn info_memory_counts_allocated_bytes() {
+    let shardis = Server::shardis(2);
+    let mut c = shardis.raw();
+    let field = |c: &mut RawConn, name: &str| -> i64 {
+        let info = text(&c.cmd(&["INFO", "memory"]));
+        info_field(&info, name).unwrap_or_else(|| panic!("{name} in {info}"))
+    };
+    let empty = field(&mut c, "used_memory");
+    let rss = field(&mut c, "used_memory_rss");
+    assert!(empty < rss, "allocated {empty} is below the RSS {rss}");
+    // 20k values of 1000 bytes: used_memory grows by at least their size.
+    let value = "x".repeat(1000);
+    for i in 0..20 {
+        let mut pipe = Vec::new();
+        for j in 0..1000 {
+            let key = format!("k{i}:{j}");
+            pipe.extend_from_slice(&encode_request(&[b"SET", key.as_bytes(), value.as_bytes()]));
+        }
+        c.send(&pipe);
+        for _ in 0..1000 {
+            c.read_frame();
+        }
+    }
+    let full = field(&mut c, "used_memory");
+    assert!(full - empty >= 20_000_000, "{empty} -> {full}");
+    let dataset = field(&mut c, "used_memory_dataset");
+    let overhead = field(&mut c, "used_memory_overhead");
+    let startup = field(&mut c, "used_memory_startup");
+    assert!(
+        overhead >= startup && dataset >= 20_000_000,
+        "{overhead} {startup} {dataset}"
+    );
+    c.cmd(&["FLUSHALL"]);
+    let flushed = field(&mut c, "used_memory");
+    assert!(
+        flushed < full - 15_000_000,
+        "FLUSHALL frees: {full} -> {flushed}"
+    );
+}

@@ -95,6 +95,8 @@ pub struct ShardSnapshot {
     pub cpu_user: f64,
     pub cpu_sys: f64,
     pub clients: usize,
+    /// Bytes of keyspace table structure (see `Dict::overhead_bytes`).
+    pub dict_overhead: u64,
 }
 
 const TTL_SAMPLES: usize = 64;
@@ -146,6 +148,13 @@ pub fn snapshot(shard: &mut Shard, counts: bool, latency: bool) -> ShardSnapshot
     } else {
         BTreeMap::new()
     };
+    let dict_overhead = shard
+        .dbs
+        .iter()
+        .map(|d| d.keys.overhead_bytes() + d.expires.overhead_bytes())
+        .sum::<usize>() as u64;
+    // Taken on the shard's own thread, so this is its thread's CPU time right now.
+    let (cpu_user, cpu_sys) = crate::runtime::thread_cpu();
     ShardSnapshot {
         id: shard.id,
         stats,
@@ -155,9 +164,10 @@ pub fn snapshot(shard: &mut Shard, counts: bool, latency: bool) -> ShardSnapshot
         expired: shard.expired_keys(),
         stale_perc: shard.expire.stale_perc,
         time_cap_reached: shard.expire.time_cap_reached,
-        cpu_user: shard.cpu_user,
-        cpu_sys: shard.cpu_sys,
+        cpu_user,
+        cpu_sys,
         clients: shard.clients.len(),
+        dict_overhead,
     }
 }
 
@@ -270,11 +280,11 @@ pub fn render(
                 w.field("tracking_clients", 0);
                 w.field("clients_in_timeout_table", total.blocked_clients);
             }
-            "memory" => memory(&mut w, cfg),
+            "memory" => memory(&mut w, cfg, snaps),
             "persistence" => persistence(&mut w, facts),
             "stats" => stats(&mut w, &total, snaps),
             "replication" => replication(&mut w, cfg),
-            "cpu" => cpu(&mut w),
+            "cpu" => cpu(&mut w, snaps),
             "modules" => w.header("Modules"),
             "commandstats" => {
                 w.header("Commandstats");
@@ -370,6 +380,7 @@ fn server(w: &mut Section, cfg: &Config, f: &ServerFacts) {
     w.field("shardis_version", env!("CARGO_PKG_VERSION"));
     w.field("redis_git_sha1", "00000000");
     w.field("redis_git_dirty", 0);
+    w.field("redis_build_id", build_id());
     w.field("redis_mode", "standalone");
     w.field(
         "os",
@@ -381,7 +392,13 @@ fn server(w: &mut Section, cfg: &Config, f: &ServerFacts) {
         ),
     );
     w.field("arch_bits", usize::BITS);
+    // std's Instant reads clock_gettime(CLOCK_MONOTONIC).
+    w.field("monotonic_clock", "POSIX clock_gettime");
     w.field("multiplexing_api", "io_uring");
+    // Rust's atomics are C11's memory model, compiled to the same instructions.
+    w.field("atomicvar_api", "c11-builtin");
+    // Not built by GCC: Redis prints 0.0.0 then.
+    w.field("gcc_version", "0.0.0");
     w.field("process_id", std::process::id());
     w.field("process_supervised", "no");
     w.field("run_id", &f.run_id);
@@ -435,29 +452,100 @@ fn total_system_memory() -> u64 {
 
 static PEAK_MEMORY: AtomicU64 = AtomicU64::new(0);
 
-fn memory(w: &mut Section, cfg: &Config) {
-    let used = rss_bytes();
+/// Redis's `build_id`: a hex digest of what the binary is (name, version, target).
+fn build_id() -> String {
+    let text = format!(
+        "{} {} {} {}",
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    );
+    format!(
+        "{:016x}",
+        std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::with_seed(0), text)
+    )
+}
+
+/// Redis's `getMemoryOverheadData` in our terms: the start-up footprint plus the
+/// keyspace tables' structure. Client buffers, the replication backlog and the AOF
+/// buffer are not counted apart (we have no replication; client and AOF buffers are
+/// in the data figure).
+fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
+    let used = crate::memory::used_memory();
+    let rss = rss_bytes();
+    let (committed, _) = crate::memory::allocator();
+    let startup = crate::memory::startup_memory();
+    let overhead = startup + snaps.iter().map(|s| s.dict_overhead).sum::<u64>();
+    let dataset = used.saturating_sub(overhead);
+    let net = used.saturating_sub(startup).max(1);
     let peak = PEAK_MEMORY.fetch_max(used, Ordering::Relaxed).max(used);
     let system = total_system_memory();
+    let ratio = |a: u64, b: u64| format!("{:.2}", a as f64 / b.max(1) as f64);
+    let diff = |a: u64, b: u64| a as i64 - b as i64;
+    // What the allocator holds: mimalloc's committed segment memory, both as the
+    // pages it keeps for allocations (jemalloc's "active") and as what it has mapped
+    // resident; it has no finer split.
+    let (allocated, active, resident) = (used, committed.max(used), committed.max(used));
     w.header("Memory");
     w.field("used_memory", used);
     w.field("used_memory_human", bytes_to_human(used));
-    w.field("used_memory_rss", used);
-    w.field("used_memory_rss_human", bytes_to_human(used));
+    w.field("used_memory_rss", rss);
+    w.field("used_memory_rss_human", bytes_to_human(rss));
     w.field("used_memory_peak", peak);
     w.field("used_memory_peak_human", bytes_to_human(peak));
     w.field(
         "used_memory_peak_perc",
         format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
     );
+    w.field("used_memory_overhead", overhead);
+    w.field("used_memory_startup", startup);
+    w.field("used_memory_dataset", dataset);
+    w.field(
+        "used_memory_dataset_perc",
+        format!("{:.2}%", dataset as f64 * 100.0 / net as f64),
+    );
+    w.field("allocator_allocated", allocated);
+    w.field("allocator_active", active);
+    w.field("allocator_resident", resident);
     w.field("total_system_memory", system);
     w.field("total_system_memory_human", bytes_to_human(system));
+    // No scripting engine: nothing is used for Lua, scripts or functions.
+    w.field("used_memory_lua", 0);
+    w.field("used_memory_vm_eval", 0);
+    w.field("used_memory_lua_human", "0B");
+    w.field("used_memory_scripts_eval", 0);
+    w.field("number_of_cached_scripts", 0);
+    w.field("number_of_functions", 0);
+    w.field("number_of_libraries", 0);
+    w.field("used_memory_vm_functions", 0);
+    w.field("used_memory_vm_total", 0);
+    w.field("used_memory_vm_total_human", "0B");
+    w.field("used_memory_functions", 0);
+    w.field("used_memory_scripts", 0);
+    w.field("used_memory_scripts_human", "0B");
     w.field("maxmemory", cfg.maxmemory);
     w.field("maxmemory_human", bytes_to_human(cfg.maxmemory));
     w.field("maxmemory_policy", &cfg.maxmemory_policy);
+    w.field("allocator_frag_ratio", ratio(active, allocated));
+    w.field("allocator_frag_bytes", diff(active, allocated));
+    w.field("allocator_rss_ratio", ratio(resident, active));
+    w.field("allocator_rss_bytes", diff(resident, active));
+    w.field("rss_overhead_ratio", ratio(rss, resident));
+    w.field("rss_overhead_bytes", diff(rss, resident));
+    w.field("mem_fragmentation_ratio", ratio(rss, used));
+    w.field("mem_fragmentation_bytes", diff(rss, used));
+    w.field("mem_not_counted_for_evict", 0);
+    w.field("mem_replication_backlog", 0);
+    w.field("mem_total_replication_buffers", 0);
+    w.field("mem_clients_slaves", 0);
+    w.field("mem_clients_normal", 0);
+    w.field("mem_cluster_links", 0);
+    w.field("mem_aof_buffer", 0);
     w.field("mem_allocator", "mimalloc");
     w.field("active_defrag_running", 0);
     w.field("lazyfree_pending_objects", 0);
+    w.field("lazyfreed_objects", 0);
 }
 
 fn persistence(w: &mut Section, f: &ServerFacts) {
@@ -530,19 +618,55 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot]) {
     w.field("instantaneous_ops_per_sec", ops.round() as u64);
     w.field("total_net_input_bytes", t.net_input_bytes);
     w.field("total_net_output_bytes", t.net_output_bytes);
+    // No replication, pub/sub, defragmentation, client tracking, MIGRATE or I/O
+    // threads: their counters are zero, as Redis's are when unused.
+    w.field("total_net_repl_input_bytes", 0);
+    w.field("total_net_repl_output_bytes", 0);
     w.field("instantaneous_input_kbps", format!("{:.2}", inb / 1024.0));
     w.field("instantaneous_output_kbps", format!("{:.2}", outb / 1024.0));
+    w.field("instantaneous_input_repl_kbps", "0.00");
+    w.field("instantaneous_output_repl_kbps", "0.00");
     w.field("rejected_connections", t.rejected_connections);
+    w.field("sync_full", 0);
+    w.field("sync_partial_ok", 0);
+    w.field("sync_partial_err", 0);
     w.field("expired_keys", expired);
     w.field("expired_stale_perc", format!("{:.2}", stale * 100.0));
     w.field("expired_time_cap_reached_count", cap);
+    w.field("expire_cycle_cpu_milliseconds", t.expire_cycle_us / 1000);
     w.field("evicted_keys", 0);
     w.field("evicted_clients", 0);
+    w.field("total_eviction_exceeded_time", 0);
+    w.field("current_eviction_exceeded_time", 0);
     w.field("keyspace_hits", t.keyspace_hits);
     w.field("keyspace_misses", t.keyspace_misses);
+    w.field("pubsub_channels", 0);
+    w.field("pubsub_patterns", 0);
+    w.field("pubsubshard_channels", 0);
     w.field("latest_fork_usec", 0);
     w.field("total_forks", 0);
+    w.field("migrate_cached_sockets", 0);
+    w.field("slave_expires_tracked_keys", 0);
+    w.field("active_defrag_hits", 0);
+    w.field("active_defrag_misses", 0);
+    w.field("active_defrag_key_hits", 0);
+    w.field("active_defrag_key_misses", 0);
+    w.field("total_active_defrag_time", 0);
+    w.field("current_active_defrag_time", 0);
+    w.field("tracking_total_keys", 0);
+    w.field("tracking_total_items", 0);
+    w.field("tracking_total_prefixes", 0);
+    // Error replies to a master or while loading the AOF: neither happens here.
+    w.field("unexpected_error_replies", 0);
     w.field("total_error_replies", t.total_error_replies);
+    // sanitize-dump-payload is not implemented: no deep sanitization ever runs.
+    w.field("dump_payload_sanitizations", 0);
+    w.field("total_reads_processed", t.reads_processed);
+    w.field("total_writes_processed", t.writes_processed);
+    w.field("io_threaded_reads_processed", 0);
+    w.field("io_threaded_writes_processed", 0);
+    w.field("reply_buffer_shrinks", 0);
+    w.field("reply_buffer_expands", 0);
 }
 
 /// This process's replication id: 40 hex digits, fixed for the process's life.
@@ -585,13 +709,20 @@ fn process_cpu() -> (f64, f64, f64, f64) {
     (g(0), g(1), g(2), g(3))
 }
 
-fn cpu(w: &mut Section) {
+/// The `_main_thread` figures are shard 0's thread (getrusage RUSAGE_THREAD, read on
+/// that thread during this INFO): the thread that plays Redis's main thread (it loads
+/// the data set and runs the save points), where the process figures sum all shards.
+fn cpu(w: &mut Section, snaps: &[ShardSnapshot]) {
     let (user, sys, cuser, csys) = process_cpu();
+    let main = snaps.iter().find(|s| s.id == 0);
+    let (muser, msys) = main.map_or((0.0, 0.0), |s| (s.cpu_user, s.cpu_sys));
     w.header("CPU");
     w.field("used_cpu_sys", format!("{sys:.6}"));
     w.field("used_cpu_user", format!("{user:.6}"));
     w.field("used_cpu_sys_children", format!("{csys:.6}"));
     w.field("used_cpu_user_children", format!("{cuser:.6}"));
+    w.field("used_cpu_sys_main_thread", format!("{msys:.6}"));
+    w.field("used_cpu_user_main_thread", format!("{muser:.6}"));
 }
 
 fn keyspace(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {

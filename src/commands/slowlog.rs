@@ -7,19 +7,21 @@
 //! Redis's newest-first order. Each shard keeps up to `slowlog-max-len` entries; GET and
 //! LEN show at most `slowlog-max-len` of the merged newest, as one Redis log would.
 //!
-//! LATENCY HISTOGRAM is complete (Redis 7.0's format: per command, `calls` and a map of
-//! power-of-two microsecond buckets to cumulative counts). The latency *monitor*
-//! (`latency-monitor-threshold`, events such as `command` or `fast-command`) is not
-//! implemented: no events are ever recorded, so LATEST and HISTORY answer the empty
-//! array Redis gives when nothing was recorded, RESET answers 0, GRAPH answers Redis's
-//! "no samples" error, and DOCTOR gives Redis's text for "monitor disabled" (threshold
-//! 0) or "no spike observed" (threshold set).
+//! LATENCY HISTOGRAM: Redis 7.0's format (per command, `calls` and a map of power-of-two
+//! microsecond buckets to cumulative counts). The latency *monitor* (LATEST, HISTORY,
+//! RESET, GRAPH, DOCTOR) reads the events every shard and the AOF writer threads record
+//! (`shard::latency`: `command`, `fast-command`, `expire-cycle`, `aof-write`,
+//! `aof-fsync-always`), merged per second on read. LATEST lists events by name (Redis
+//! lists them in its dict's order, which has no meaning). GRAPH draws Redis's sparkline;
+//! DOCTOR keeps Redis's texts for "disabled" and "no spike" and its per-event statistics
+//! line, without Redis's per-event advice.
 
 use super::config::help_reply;
 use super::{args, Command, Exec, LocalBoxFuture};
 use crate::client::ClientRef;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
+use crate::shard::latency;
 use crate::shard::slowlog::SlowlogEntry;
 use crate::shard::stats::CommandStats;
 use bytes::Bytes;
@@ -337,45 +339,166 @@ fn latency_histogram<'a>(
     })
 }
 
+/// Every source's latency events merged (see `shard::latency`).
+async fn merged_events(s: &Shards) -> BTreeMap<&'static str, latency::Merged> {
+    let mut parts = s.all(|sh| sh.latency.export()).await;
+    parts.push(
+        latency::BACKGROUND
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .export(),
+    );
+    latency::merge(parts)
+}
+
+fn now_s() -> u64 {
+    crate::clock::now_ms() / 1000
+}
+
 fn latency_latest<'a>(
     _c: &'a ClientRef,
-    _s: &'a Shards,
+    s: &'a Shards,
     _argv: &'a [Bytes],
 ) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(async move { Reply::Array(Vec::new()) })
+    Box::pin(async move {
+        let events = merged_events(s).await;
+        Reply::Array(
+            events
+                .iter()
+                .map(|(event, m)| {
+                    let last = m.samples.last().copied().unwrap_or_default();
+                    Reply::Array(vec![
+                        Reply::bulk_str(event),
+                        Reply::Int(last.time as i64),
+                        Reply::Int(last.latency as i64),
+                        Reply::Int(m.max as i64),
+                    ])
+                })
+                .collect(),
+        )
+    })
 }
 
 fn latency_history<'a>(
     _c: &'a ClientRef,
-    _s: &'a Shards,
-    _argv: &'a [Bytes],
+    s: &'a Shards,
+    argv: &'a [Bytes],
 ) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(async move { Reply::Array(Vec::new()) })
+    Box::pin(async move {
+        let events = merged_events(s).await;
+        let samples = events
+            .iter()
+            .find(|(e, _)| e.as_bytes() == &argv[2][..])
+            .map(|(_, m)| m.samples.clone())
+            .unwrap_or_default();
+        Reply::Array(
+            samples
+                .iter()
+                .map(|x| {
+                    Reply::Array(vec![
+                        Reply::Int(x.time as i64),
+                        Reply::Int(x.latency as i64),
+                    ])
+                })
+                .collect(),
+        )
+    })
 }
 
 fn latency_reset<'a>(
     _c: &'a ClientRef,
-    _s: &'a Shards,
-    _argv: &'a [Bytes],
+    s: &'a Shards,
+    argv: &'a [Bytes],
 ) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(async move { Reply::Int(0) })
+    Box::pin(async move {
+        let wanted: Vec<Option<Bytes>> = if argv.len() == 2 {
+            vec![None]
+        } else {
+            argv[2..].iter().cloned().map(Some).collect()
+        };
+        let reset_all = |m: &mut latency::LatencyMonitor, wanted: &[Option<Bytes>]| {
+            wanted
+                .iter()
+                .flat_map(|w| m.reset(w.as_deref()))
+                .collect::<Vec<&'static str>>()
+        };
+        let w = wanted.clone();
+        let mut parts = s.all(move |sh| reset_all(&mut sh.latency, &w)).await;
+        parts.push(reset_all(
+            &mut latency::BACKGROUND
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            &wanted,
+        ));
+        // An event held by several shards is one event, as in one Redis process.
+        let distinct: std::collections::BTreeSet<&str> = parts.into_iter().flatten().collect();
+        Reply::Int(distinct.len() as i64)
+    })
 }
 
 fn latency_graph<'a>(
     _c: &'a ClientRef,
-    _s: &'a Shards,
+    s: &'a Shards,
     argv: &'a [Bytes],
 ) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
-        Reply::error(format!(
-            "ERR No samples available for event '{}'",
-            String::from_utf8_lossy(&argv[2])
-        ))
+        let events = merged_events(s).await;
+        match events.iter().find(|(e, _)| e.as_bytes() == &argv[2][..]) {
+            Some((event, m)) => Reply::Verbatim(
+                "txt",
+                Bytes::from(sparkline::graph(event, m, now_s()).into_bytes()),
+            ),
+            None => Reply::error(format!(
+                "ERR No samples available for event '{}'",
+                String::from_utf8_lossy(&argv[2])
+            )),
+        }
     })
 }
 
 const DOCTOR_DISABLED: &str = "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n";
 const DOCTOR_NO_SPIKE: &str = "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n";
+const DOCTOR_SPIKES: &str = "Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n";
+const DOCTOR_NO_FIX: &str = "\nWhile there are latency events logged, I'm not able to suggest any easy fix. Please use the Redis community to get some help, providing this report in your request.\n";
+
+/// Redis's createLatencyReport, without its per-event advice: one line of statistics
+/// per event (Redis's analyzeLatencyForEvent), then its "no easy fix" closing.
+fn doctor_report(threshold: u64, events: &BTreeMap<&'static str, latency::Merged>) -> String {
+    if events.is_empty() {
+        return if threshold == 0 {
+            DOCTOR_DISABLED
+        } else {
+            DOCTOR_NO_SPIKE
+        }
+        .to_string();
+    }
+    let now = now_s();
+    let mut out = DOCTOR_SPIKES.to_string();
+    for (n, (event, m)) in events.iter().enumerate() {
+        let count = m.samples.len().max(1) as u64;
+        let avg = m.samples.iter().map(|x| x.latency).sum::<u64>() / count;
+        let mad = m
+            .samples
+            .iter()
+            .map(|x| x.latency.abs_diff(avg))
+            .sum::<u64>()
+            / count;
+        let oldest = m.samples.first().map_or(now, |x| x.time);
+        let period = now.saturating_sub(oldest).max(1);
+        out.push_str(&format!(
+            "{}. {}: {} latency spikes (average {}ms, mean deviation {}ms, period {:.2} sec). Worst all time event {}ms.\n",
+            n + 1,
+            event,
+            m.samples.len(),
+            avg,
+            mad,
+            period as f64 / count as f64,
+            m.max
+        ));
+    }
+    out.push_str(DOCTOR_NO_FIX);
+    out
+}
 
 fn latency_doctor<'a>(
     _c: &'a ClientRef,
@@ -383,19 +506,150 @@ fn latency_doctor<'a>(
     _argv: &'a [Bytes],
 ) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
-        let enabled = s
-            .server
-            .config
-            .current()
-            .get_int("latency-monitor-threshold")
-            > 0;
-        let text = if enabled {
-            DOCTOR_NO_SPIKE
-        } else {
-            DOCTOR_DISABLED
-        };
-        Reply::Verbatim("txt", Bytes::from_static(text.as_bytes()))
+        let threshold = s.server.config.current().latency_monitor_threshold;
+        let events = merged_events(s).await;
+        Reply::Verbatim(
+            "txt",
+            Bytes::from(doctor_report(threshold, &events).into_bytes()),
+        )
     })
+}
+
+/// LATENCY GRAPH's drawing: Redis's `sparkline.c` with its settings (80 columns, 4
+/// rows, filled), labelled with how long ago each sample was.
+mod sparkline {
+    use crate::shard::latency::Merged;
+
+    const COLS: usize = 80;
+    const ROWS: usize = 4;
+    const CHARSET_FILL: &[u8] = b"_o#";
+
+    /// How long ago, as Redis labels it: `12s`, `3m`, `5h`, `2d`.
+    fn label(elapsed: u64) -> String {
+        match elapsed {
+            e if e < 60 => format!("{e}s"),
+            e if e < 3600 => format!("{}m", e / 60),
+            e if e < 3600 * 24 => format!("{}h", e / 3600),
+            e => format!("{}d", e / (3600 * 24)),
+        }
+    }
+
+    pub fn graph(event: &str, m: &Merged, now_s: u64) -> String {
+        let values: Vec<u64> = m.samples.iter().map(|s| s.latency).collect();
+        let labels: Vec<String> = m
+            .samples
+            .iter()
+            .map(|s| label(now_s.saturating_sub(s.time)))
+            .collect();
+        let (lo, hi) = (
+            values.iter().copied().min().unwrap_or(0),
+            values.iter().copied().max().unwrap_or(0),
+        );
+        let mut out = format!(
+            "{event} - high {hi} ms, low {lo} ms (all time high {} ms)\n",
+            m.max
+        );
+        out.push_str(&"-".repeat(COLS));
+        out.push('\n');
+        for start in (0..values.len()).step_by(COLS) {
+            if start != 0 {
+                out.push('\n');
+            }
+            let end = (start + COLS).min(values.len());
+            render_range(&mut out, &values, &labels, lo, hi, start..end);
+        }
+        out
+    }
+
+    /// Redis's sparklineRenderRange: ROWS rows of bars, a blank line, then the labels
+    /// written vertically.
+    fn render_range(
+        out: &mut String,
+        values: &[u64],
+        labels: &[String],
+        lo: u64,
+        hi: u64,
+        range: std::ops::Range<usize>,
+    ) {
+        // Redis divides by 1 when all samples are equal.
+        let relmax = (hi - lo).max(1) as f64;
+        let steps = (CHARSET_FILL.len() * ROWS) as i64;
+        let mut row = 0usize;
+        loop {
+            let mut chars = vec![b' '; range.len()];
+            let mut more = false;
+            for (col, j) in range.clone().enumerate() {
+                if row < ROWS {
+                    let relval = (values[j] - lo) as f64;
+                    let step = (((relval * steps as f64) as i64) as f64 / relmax) as i64;
+                    let step = step.clamp(0, steps - 1);
+                    let charidx = step - ((ROWS - row - 1) * CHARSET_FILL.len()) as i64;
+                    more = true;
+                    if (0..CHARSET_FILL.len() as i64).contains(&charidx) {
+                        chars[col] = CHARSET_FILL[charidx as usize];
+                    } else if charidx >= CHARSET_FILL.len() as i64 {
+                        chars[col] = b'|';
+                    }
+                } else if row == ROWS {
+                    // The label margin: one blank line.
+                    more = true;
+                    break;
+                } else {
+                    let k = row - ROWS - 1;
+                    if let Some(&c) = labels[j].as_bytes().get(k) {
+                        more = true;
+                        chars[col] = c;
+                    }
+                }
+            }
+            if !more {
+                return;
+            }
+            row += 1;
+            out.push_str(&String::from_utf8_lossy(&chars));
+            out.push('\n');
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::shard::latency::Sample;
+
+        #[test]
+        fn one_sample_draws_like_redis() {
+            let m = Merged {
+                max: 50,
+                samples: vec![Sample {
+                    time: 100,
+                    latency: 50,
+                }],
+            };
+            let g = graph("command", &m, 103);
+            let want = format!(
+                "command - high 50 ms, low 50 ms (all time high 50 ms)\n{}\n \n \n \n_\n \n3\ns\n",
+                "-".repeat(80)
+            );
+            assert_eq!(g, want);
+        }
+
+        #[test]
+        fn bars_grow_with_latency() {
+            let m = Merged {
+                max: 100,
+                samples: (0..3)
+                    .map(|i| Sample {
+                        time: 100 + i,
+                        latency: [10, 55, 100][i as usize],
+                    })
+                    .collect(),
+            };
+            let g = graph("x", &m, 110);
+            let lines: Vec<&str> = g.lines().collect();
+            assert_eq!(&lines[2..6], &["  #", " _|", " ||", "_||"]);
+            assert_eq!(&lines[6..], &["   ", "198", "0ss", "s  "]);
+        }
+    }
 }
 
 fn latency_help<'a>(

@@ -135,6 +135,21 @@ pub fn rdb_path(config: &crate::config::Config) -> PathBuf {
     Path::new(&config.dir).join(&config.dbfilename)
 }
 
+/// Resolves once the shard has a snapshot to run (`snapshot::begin` wakes it): an idle
+/// shard spends nothing on its driver.
+async fn snapshot_started(shard: &Rc<RefCell<Shard>>) {
+    std::future::poll_fn(|cx| {
+        let mut s = shard.borrow_mut();
+        if s.snapshot.is_some() {
+            std::task::Poll::Ready(())
+        } else {
+            s.snapshot_waiter = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
 /// Per-shard task, started with the shard: runs the shard's snapshot when there is one.
 pub async fn driver(shard: Rc<RefCell<Shard>>) {
     loop {
@@ -144,7 +159,7 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
             .as_ref()
             .map(|s| (s.sink.clone(), s.foreground));
         let Some((sink, foreground)) = running else {
-            glommio::timer::sleep(Duration::from_millis(2)).await;
+            snapshot_started(&shard).await;
             continue;
         };
         let (chunks, done) = snapshot::step(&mut shard.borrow_mut(), SLICE);
@@ -430,7 +445,8 @@ fn spawn_save(shards: Rc<Shards>) {
 /// Shard 0's task: save points (`save 3600 1 300 100 ...`) and scheduled BGSAVEs.
 pub async fn save_points(shards: Rc<Shards>) {
     loop {
-        glommio::timer::sleep(Duration::from_millis(100)).await;
+        let period = crate::runtime::cron_period(&shards.local.borrow().config);
+        glommio::timer::sleep(period).await;
         let st = &shards.server.persistence;
         if shards.server.loading.load(Ordering::Relaxed) || st.activity().is_some() {
             continue;

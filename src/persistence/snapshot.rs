@@ -197,6 +197,10 @@ pub fn begin(
         progress: Progress::default(),
         foreground,
     });
+    // The shard's save driver sleeps until a snapshot exists: wake it.
+    if let Some(w) = shard.snapshot_waiter.take() {
+        w.wake();
+    }
     Ok(())
 }
 

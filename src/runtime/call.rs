@@ -11,7 +11,7 @@
 //! 5. **Propagate**: if it changed data and some consumer listens, the keys found
 //!    expired meanwhile as `DEL`s, then its records (its table entry's
 //!    [`Propagation`](crate::commands::Propagation) rule) go to the shard's hook.
-//! 6. **Record**: stats and slow log ([`call`]; a part of a split command is recorded
+//! 6. **Record**: stats, slow log and latency monitor ([`call`]; a part of a split command is recorded
 //!    once, by whoever ran the whole), then serve the clients blocked on keys it made
 //!    ready.
 //!
@@ -222,7 +222,7 @@ pub fn panicked(cmd: &Command) -> Reply {
     Reply::error(format!("ERR internal error while running '{}'", cmd.name))
 }
 
-/// Stats and slow log for one executed command.
+/// Stats, slow log and latency monitor for one executed command.
 pub fn record(
     shard: &mut Shard,
     cmd: &Command,
@@ -233,6 +233,18 @@ pub fn record(
 ) {
     let us = start.elapsed().as_micros() as u64;
     shard.stats.record_call(cmd.name, us, reply.is_error());
+    let latency_threshold = shard.config.latency_monitor_threshold;
+    if latency_threshold != 0 && us / 1000 >= latency_threshold {
+        // Redis's call(): the event names the command's speed class.
+        let event = if cmd.has_flag("fast") {
+            "fast-command"
+        } else {
+            "command"
+        };
+        shard
+            .latency
+            .add_if_needed(latency_threshold, event, us / 1000);
+    }
     let threshold = shard.config.slowlog_log_slower_than;
     if threshold >= 0 && us >= threshold as u64 {
         let max = shard.config.slowlog_max_len;

@@ -144,7 +144,11 @@ async fn session(
             };
             (l, s.config.client_query_buffer_limit)
         };
-        shards.local.borrow_mut().stats.net_input_bytes += n as u64;
+        {
+            let mut s = shards.local.borrow_mut();
+            s.stats.net_input_bytes += n as u64;
+            s.stats.reads_processed += 1;
+        }
         let mut requests = Vec::new();
         let mut protocol_error = None;
         loop {
@@ -205,7 +209,7 @@ async fn session(
                 // Replies before the blocking command leave now, as in Redis.
                 if !out.is_empty() {
                     crate::persistence::aof::durable(&shards.server.aof).await;
-                    shards.local.borrow_mut().stats.net_output_bytes += out.len() as u64;
+                    shards.local.borrow_mut().stats.wrote(out.len());
                     stream.write_all(&out).await?;
                     out.clear();
                 }
@@ -235,7 +239,7 @@ async fn session(
         if !out.is_empty() {
             // `appendfsync always`: what these replies show must be on disk first.
             crate::persistence::aof::durable(&shards.server.aof).await;
-            shards.local.borrow_mut().stats.net_output_bytes += out.len() as u64;
+            shards.local.borrow_mut().stats.wrote(out.len());
             stream.write_all(&out).await?;
             out.clear();
         }

@@ -200,6 +200,7 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
         std::process::exit(1);
     }
     if shards.local_id == 0 {
+        crate::memory::mark_startup();
         log(&format!(
             "Ready to accept connections tcp on port {}",
             cfg.port
@@ -229,11 +230,10 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
 }
 
 /// Periodic shard work, `hz` times a second: active expiry, incremental rehash,
-/// config refresh, CPU accounting.
+/// config refresh.
 async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     loop {
-        let hz = shard.borrow().config.hz.clamp(1, 500);
-        let period = Duration::from_micros(1_000_000 / hz as u64);
+        let period = cron_period(&shard.borrow().config);
         glommio::timer::sleep(period).await;
         shard.borrow_mut().refresh_config();
         crate::storage::db::refresh_lru_clock();
@@ -247,11 +247,17 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
             let capped = {
                 let mut s = shard.borrow_mut();
                 let before = s.expire.time_cap_reached;
+                let slice = std::time::Instant::now();
                 expire::active_expire_cycle(
                     &mut s,
                     crate::clock::now_ms(),
                     EXPIRE_SLICE.min(budget),
                 );
+                let us = slice.elapsed().as_micros() as u64;
+                s.stats.expire_cycle_us += us;
+                let ms = us / 1000;
+                let threshold = s.config.latency_monitor_threshold;
+                s.latency.add_if_needed(threshold, "expire-cycle", ms);
                 s.expire.time_cap_reached != before
             };
             if !capped || started.elapsed() >= budget {
@@ -284,10 +290,13 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         }
         blocking::serve_ready(&mut s);
         s.stats.blocking_keys = s.blocking.keys() as u64;
-        let (u, sy) = thread_cpu();
-        s.cpu_user = u;
-        s.cpu_sys = sy;
     }
+}
+
+/// The period of the `hz` timers (the shards' cron, shard 0's save-point and AOF
+/// rewrite checks): Redis's serverCron period. Nothing else wakes an idle shard.
+pub fn cron_period(cfg: &crate::config::Config) -> Duration {
+    Duration::from_micros(1_000_000 / cfg.hz.clamp(1, 500) as u64)
 }
 
 /// User and system CPU seconds used by the calling thread.

@@ -8,6 +8,7 @@
 
 pub mod blocking;
 pub mod expire;
+pub mod latency;
 pub mod lock;
 pub mod propagation;
 pub mod slowlog;
@@ -35,6 +36,8 @@ pub struct Shard {
     pub config_handle: ConfigHandle,
     pub expire: expire::CycleState,
     pub slowlog: slowlog::Slowlog,
+    /// Latency monitor events measured on this shard (LATENCY LATEST & co).
+    pub latency: latency::LatencyMonitor,
     /// Held by a multi-shard transaction (see `runtime::transaction`).
     pub lock: lock::ShardLock,
     /// Keys WATCHed by clients, with their versions.
@@ -43,20 +46,24 @@ pub struct Shard {
     pub blocking: blocking::BlockingRegistry,
     /// Clients whose connections this shard's core accepted (CLIENT LIST / KILL).
     pub clients: BTreeMap<u64, ClientRef>,
-    /// CPU time this shard's thread has used, sampled by the cron (seconds).
-    pub cpu_user: f64,
-    pub cpu_sys: f64,
     /// The propagation hook: where the effects of its commands leave (the AOF...).
     pub propagation: propagation::Propagation,
     /// The snapshot running on this shard (BGSAVE, SAVE, an AOF rewrite's base).
     pub snapshot: Option<crate::persistence::snapshot::ShardSnapshot>,
     /// Epoch of the latest snapshot started here (entries stamped with it are done).
     pub snapshot_epoch: u32,
+    /// The save driver waiting for a snapshot to start (woken when one does, so an idle
+    /// shard has no timer for it).
+    pub snapshot_waiter: Option<std::task::Waker>,
 }
 
 impl Shard {
     pub fn new(id: usize, nshards: usize, config_handle: ConfigHandle) -> Shard {
         let config = config_handle.current();
+        latency::THRESHOLD_MS.store(
+            config.latency_monitor_threshold,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let dbs = (0..config.databases.max(1))
             .map(|_| Db::default())
             .collect();
@@ -70,15 +77,15 @@ impl Shard {
             config_handle,
             expire: expire::CycleState::default(),
             slowlog: slowlog::Slowlog::default(),
+            latency: latency::LatencyMonitor::new(),
             lock: lock::ShardLock::default(),
             watches: watch::WatchRegistry::default(),
             blocking: Default::default(),
             clients: BTreeMap::new(),
-            cpu_user: 0.0,
-            cpu_sys: 0.0,
             propagation: Default::default(),
             snapshot: None,
             snapshot_epoch: 0,
+            snapshot_waiter: None,
         }
     }
 
@@ -121,6 +128,10 @@ impl Shard {
     pub fn refresh_config(&mut self) {
         if self.config_handle.generation() != self.config.generation {
             self.config = self.config_handle.current();
+            latency::THRESHOLD_MS.store(
+                self.config.latency_monitor_threshold,
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
     }
 

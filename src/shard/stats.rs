@@ -54,6 +54,11 @@ pub struct ShardStats {
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub total_error_replies: u64,
+    /// Socket reads and writes (INFO total_reads_processed / total_writes_processed).
+    pub reads_processed: u64,
+    pub writes_processed: u64,
+    /// Time spent in the active expire cycle, microseconds.
+    pub expire_cycle_us: u64,
     /// Hops this shard sent to / served for other shards.
     pub hops_sent: u64,
     pub hops_served: u64,
@@ -66,6 +71,12 @@ pub struct ShardStats {
 impl ShardStats {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Record one write of `bytes` to a client's socket.
+    pub fn wrote(&mut self, bytes: usize) {
+        self.net_output_bytes += bytes as u64;
+        self.writes_processed += 1;
     }
 
     /// Record one executed command.
@@ -115,6 +126,9 @@ impl ShardStats {
         self.keyspace_misses += o.keyspace_misses;
         self.net_input_bytes += o.net_input_bytes;
         self.net_output_bytes += o.net_output_bytes;
+        self.reads_processed += o.reads_processed;
+        self.writes_processed += o.writes_processed;
+        self.expire_cycle_us += o.expire_cycle_us;
         self.total_error_replies += o.total_error_replies;
         self.hops_sent += o.hops_sent;
         self.hops_served += o.hops_served;

@@ -113,6 +113,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         self.t[0].buckets.len() + self.t[1].buckets.len()
     }
 
+    /// Bytes of table structure: the bucket arrays and each entry's chain link, what
+    /// Redis counts as a dict's overhead in INFO `used_memory_overhead`.
+    pub fn overhead_bytes(&self) -> usize {
+        (self.buckets() + self.len()) * std::mem::size_of::<Link<K, V>>()
+    }
+
     fn hash<Q: Hash + ?Sized>(&self, k: &Q) -> usize {
         self.hasher.hash_one(k) as usize
     }

@@ -35,7 +35,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A failed automatic rewrite is retried after this long (Redis waits too).
 const RETRY_DELAY_MS: u64 = 5000;
@@ -85,7 +85,8 @@ pub async fn auto_rewrite(shards: Rc<Shards>) {
         return;
     }
     loop {
-        glommio::timer::sleep(Duration::from_millis(100)).await;
+        let period = crate::runtime::cron_period(&shards.local.borrow().config);
+        glommio::timer::sleep(period).await;
         if shards.server.loading.load(Ordering::Relaxed)
             || shards.server.shutting_down.load(Ordering::Relaxed)
         {

@@ -9,6 +9,7 @@
 //! write error is kept (INFO, `-MISCONF`) and retried every second; `durable` does not
 //! move past data that is not written, so no reply is released on top of it.
 
+use crate::shard::latency;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
@@ -176,11 +177,16 @@ fn run(lane: Arc<Lane>, mut file: File) {
             let mut q = lock(&lane.queue);
             while q.items.is_empty() && !q.stop {
                 q.idle = true;
-                let (g, _) = lane
-                    .wake
-                    .wait_timeout(q, Duration::from_millis(250))
-                    .unwrap_or_else(|e| e.into_inner());
-                q = g;
+                // With nothing left to fsync, sleep until the next append: an idle
+                // server's writer costs nothing. Otherwise wake for the everysec fsync.
+                q = if unsynced {
+                    lane.wake
+                        .wait_timeout(q, Duration::from_millis(250))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                } else {
+                    lane.wake.wait(q).unwrap_or_else(|e| e.into_inner())
+                };
                 if q.items.is_empty() && unsynced && last_fsync.elapsed() >= Duration::from_secs(1)
                 {
                     break;
@@ -193,7 +199,9 @@ fn run(lane: Arc<Lane>, mut file: File) {
         for item in items {
             match item {
                 Item::Data(d) => {
+                    let t = Instant::now();
                     write_retrying(&lane, &mut file, &d);
+                    latency::add_background("aof-write", t.elapsed().as_millis() as u64);
                     pos += d.len() as u64;
                     unsynced = true;
                 }
@@ -213,6 +221,9 @@ fn run(lane: Arc<Lane>, mut file: File) {
         {
             let t = Instant::now();
             sync_retrying(&lane, &file);
+            if policy == Fsync::Always {
+                latency::add_background("aof-fsync-always", t.elapsed().as_millis() as u64);
+            }
             if t.elapsed() > Duration::from_secs(2) {
                 lane.delayed_fsync.fetch_add(1, Ordering::Relaxed);
             }
