@@ -54,7 +54,8 @@ pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, (Reply, Option<&'stat
     Ok(cmd)
 }
 
-/// Run a `Shard` command on `shard`, recording stats and the slow log.
+/// Run a `Shard` command on `shard`, recording stats and the slow log (a blocking
+/// command that found nothing is logged when its wait ends, see [`record`]).
 pub fn execute(
     shard: &mut Shard,
     cmd: &'static Command,
@@ -69,6 +70,24 @@ pub fn execute(
     record(shard, cmd, argv, start, &reply, caller);
     crate::runtime::blocking::after_command(shard);
     reply
+}
+
+/// [`execute`] for a command EXEC runs: its stats are recorded, and its duration is
+/// returned for EXEC to log it in the slow log in queue order (a blocking command
+/// there never blocks, so it is logged whatever it found).
+pub fn execute_queued(
+    shard: &mut Shard,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    no_touch: bool,
+    now_ms: u64,
+) -> (Reply, u64) {
+    let start = Instant::now();
+    let reply = run_handler(shard, cmd, db, argv, no_touch, now_ms);
+    let us = record_stats(shard, cmd, start, &reply);
+    crate::runtime::blocking::after_command(shard);
+    (reply, us)
 }
 
 /// Run a `Shard` command's handler without recording it (a part of a split command:
@@ -234,7 +253,10 @@ fn keys_complete(cmd: &Command, argc: usize) -> bool {
             .is_multiple_of(step)
 }
 
-/// Stats and slow log for one executed command.
+/// Stats and slow log for one executed command. A blocking command that found nothing
+/// (outside EXEC: its connection now blocks) is left out of the slow log here: Redis
+/// logs it once, when it is served, times out or is unblocked
+/// (`blocking::log_unblocked`).
 pub fn record(
     shard: &mut Shard,
     cmd: &Command,
@@ -243,10 +265,26 @@ pub fn record(
     reply: &Reply,
     caller: &Caller,
 ) {
+    let us = record_stats(shard, cmd, start, reply);
+    let blocks = crate::runtime::blocking::is_blocking(cmd)
+        && crate::runtime::blocking::found_nothing(cmd, reply);
+    if !blocks {
+        slowlog_push(shard, cmd, argv, us, caller);
+    }
+}
+
+/// Command stats for one executed command; returns its duration in microseconds.
+pub fn record_stats(shard: &mut Shard, cmd: &Command, start: Instant, reply: &Reply) -> u64 {
     let us = start.elapsed().as_micros() as u64;
     shard.stats.record_call(cmd.name, us, reply.is_error());
+    us
+}
+
+/// Add `argv` to the slow log if it took long enough. Commands flagged `skip_slowlog`
+/// (EXEC: Redis 7.0 logs the commands it runs instead) never are.
+pub fn slowlog_push(shard: &mut Shard, cmd: &Command, argv: &[Bytes], us: u64, caller: &Caller) {
     let threshold = shard.config.slowlog_log_slower_than;
-    if threshold >= 0 && us >= threshold as u64 {
+    if threshold >= 0 && us >= threshold as u64 && !cmd.has_flag("skip_slowlog") {
         let max = shard.config.slowlog_max_len;
         shard
             .slowlog
