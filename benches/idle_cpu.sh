@@ -2,7 +2,7 @@
 # Idle CPU of Shardis and redis-server: start both with their default settings (Shardis
 # with config.toml and 2 shards), wait 10 s without clients, and print each one's CPU
 # time (utime + stime from /proc/<pid>/stat) over those 10 s. No threshold: a figure to
-# compare. Usage: scripts/idle_cpu.sh [path to the shardis binary] (default: the debug
+# compare. Usage: benches/idle_cpu.sh [path to the shardis binary] (default: the debug
 # build, target/debug/shardis).
 set -eu
 cd "$(dirname "$0")/.."

@@ -138,26 +138,42 @@ pub struct Blocking {
     /// It moves an element to its second key (BLMOVE, BRPOPLPUSH): waits on the
     /// first key only, and may have to run over two shards when served.
     pub moves: bool,
+    /// It is served from sorted sets (BZPOPMIN...), else from lists.
+    pub sorted_set: bool,
+    /// Its keys follow a count of them (BLMPOP / BZMPOP's numkeys).
+    pub counted_keys: bool,
 }
 
 impl Blocking {
-    /// Waits on every key, timeout last, null array when nothing came (BLPOP...).
+    /// BLPOP / BRPOP: waits on every key, timeout last, null array when nothing came.
     pub const POP: Blocking = Blocking {
         timeout: TimeoutArg::Last,
         null_bulk: false,
         moves: false,
+        sorted_set: false,
+        counted_keys: false,
     };
-    /// BLMPOP / BZMPOP: the timeout first.
+    /// BZPOPMIN / BZPOPMAX.
+    pub const ZPOP: Blocking = Blocking {
+        sorted_set: true,
+        ..Blocking::POP
+    };
+    /// BLMPOP: the timeout first, then numkeys.
     pub const MPOP: Blocking = Blocking {
         timeout: TimeoutArg::At(1),
-        null_bulk: false,
-        moves: false,
+        counted_keys: true,
+        ..Blocking::POP
+    };
+    /// BZMPOP.
+    pub const ZMPOP: Blocking = Blocking {
+        sorted_set: true,
+        ..Blocking::MPOP
     };
     /// BLMOVE / BRPOPLPUSH.
     pub const MOVE: Blocking = Blocking {
-        timeout: TimeoutArg::Last,
         null_bulk: true,
         moves: true,
+        ..Blocking::POP
     };
 }
 

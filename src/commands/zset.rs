@@ -213,7 +213,7 @@ pub static COMMANDS: &[Command] = &[
         .key_flags("RW access delete")
         .propagate(propagate::blocking_pop)
         .touch(Touch::Popped)
-        .blocking(Blocking::POP),
+        .blocking(Blocking::ZPOP),
     Command::new("bzpopmax", -3, "write noscript blocking fast", "write sortedset fast blocking", Exec::Shard(bzpopmax))
         .keys(1, -2, 1)
         .doc("sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available")
@@ -221,7 +221,7 @@ pub static COMMANDS: &[Command] = &[
         .key_flags("RW access delete")
         .propagate(propagate::blocking_pop)
         .touch(Touch::Popped)
-        .blocking(Blocking::POP),
+        .blocking(Blocking::ZPOP),
     Command::new("bzmpop", -5, "write blocking movablekeys", "write sortedset slow blocking", Exec::Shard(bzmpop))
         .find_keys(numkeys_at_2)
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set or block until one is available")
@@ -229,7 +229,7 @@ pub static COMMANDS: &[Command] = &[
         .key_flags("RW access delete")
         .propagate(propagate::zmpop)
         .touch(Touch::Popped)
-        .blocking(Blocking::MPOP),
+        .blocking(Blocking::ZMPOP),
 ];
 
 // ---------------------------------------------------------------------------------

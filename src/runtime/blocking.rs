@@ -31,7 +31,7 @@
 use crate::client::ClientRef;
 use crate::commands::{Blocking, Command, TimeoutArg};
 use crate::protocol::Reply;
-use crate::runtime::dispatch::run_batch;
+use crate::runtime::dispatch::{self, run_batch};
 use crate::runtime::Shards;
 use crate::shard::blocking::{Ticket, Waiter, Wake, DONE, FREE, TRYING};
 use crate::shard::Shard;
@@ -57,8 +57,9 @@ fn rule(cmd: &Command) -> Blocking {
         .expect("blocking commands declare how they block")
 }
 
-/// The reply a blocking command gives when nothing could be served.
-pub fn timeout_reply(cmd: &Command) -> Reply {
+/// The reply a blocking command's handler gives when nothing could be served (what it
+/// answers inside MULTI).
+fn nothing_reply(cmd: &Command) -> Reply {
     if rule(cmd).null_bulk {
         Reply::Null
     } else {
@@ -66,10 +67,17 @@ pub fn timeout_reply(cmd: &Command) -> Reply {
     }
 }
 
+/// The reply to a blocked client that timed out or got CLIENT UNBLOCK ... TIMEOUT:
+/// Redis 7.0 answers a null array to every blocking command, BLMOVE / BRPOPLPUSH
+/// included (its replyToBlockedClientTimedOut), unlike their null inside MULTI.
+pub fn timeout_reply(_cmd: &Command) -> Reply {
+    Reply::NullArray
+}
+
 /// True if `reply` is `cmd`'s "nothing to serve" answer.
 pub fn found_nothing(cmd: &Command, reply: &Reply) -> bool {
     matches!(
-        (timeout_reply(cmd), reply),
+        (nothing_reply(cmd), reply),
         (Reply::Null, Reply::Null) | (Reply::NullArray, Reply::NullArray)
     )
 }
@@ -134,6 +142,7 @@ pub async fn block(
         let c = client.borrow();
         (c.db, c.no_touch)
     };
+    let caller = dispatch::caller_of(client);
     shards.local.borrow_mut().stats.blocked_clients += 1;
     let _unblocked = BlockedGuard(shards);
     loop {
@@ -158,6 +167,7 @@ pub async fn block(
                 no_touch,
                 ticket: ticket.clone(),
                 retry_only,
+                caller: caller.clone(),
             };
             shards
                 .on(*sid, move |s: &mut Shard| register(s, id, w))
@@ -173,7 +183,19 @@ pub async fn block(
             drop(shards.send(sid, move |s: &mut Shard| withdraw(s, id)));
         }
         match outcome {
-            Outcome::Reply(r) => return Some(r),
+            Outcome::Served(r) => return Some(r),
+            Outcome::Ended(r) => {
+                // Timed out or CLIENT UNBLOCK: Redis logs the command now (a command
+                // served is logged by the shard that served it).
+                crate::runtime::call::slowlog_push(
+                    &mut shards.local.borrow_mut(),
+                    cmd,
+                    &argv,
+                    0,
+                    &caller,
+                );
+                return Some(r);
+            }
             Outcome::Gone => return None,
             Outcome::Retry => {
                 let mut batch = run_batch(client, shards, vec![argv.clone()]).await;
@@ -199,7 +221,10 @@ impl Drop for BlockedGuard<'_> {
 }
 
 enum Outcome {
-    Reply(Reply),
+    /// Served by a shard.
+    Served(Reply),
+    /// Timed out or unblocked.
+    Ended(Reply),
     Retry,
     Gone,
 }
@@ -241,13 +266,12 @@ async fn wait(
             }
         };
         match woken.or(timer).await {
-            Event::Wake(Wake::Served(r)) | Event::Wake(Wake::Unblocked(r)) => {
-                return Outcome::Reply(r)
-            }
+            Event::Wake(Wake::Served(r)) => return Outcome::Served(r),
+            Event::Wake(Wake::Unblocked(r)) => return Outcome::Ended(r),
             Event::Wake(Wake::Retry) => return Outcome::Retry,
             Event::Deadline => {
                 if ticket.take(DONE).is_ok() {
-                    return Outcome::Reply(timeout_reply(cmd));
+                    return Outcome::Ended(timeout_reply(cmd));
                 }
                 // A shard is trying to serve us right now: either its reply arrives
                 // or, if it found nothing after all, the claim is free again at the
@@ -347,11 +371,30 @@ pub fn serve_ready(s: &mut Shard) {
     set_signal(s);
 }
 
-/// Serve the waiters on one key until one of them finds nothing.
+/// Serve the waiters on one key, in arrival order, until one of them finds nothing.
+/// As Redis's handleClientsBlockedOnKeys, readiness is judged now (after the command
+/// or the whole transaction): a key that is gone serves nobody, and a key of one type
+/// serves only the clients blocked for that type (a list serves BLPOP / BLMOVE /
+/// BLMPOP, a sorted set BZPOPMIN / BZMPOP); the others stay blocked.
 fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Bytes)>) {
-    while let Some(id) = s.blocking.first_on(db, key) {
-        let w = &s.blocking.waiters[&id];
-        let ticket = w.ticket.clone();
+    let Some(queue) = s.blocking.by_key.get(&(db, key.clone())) else {
+        return;
+    };
+    let ids: Vec<u64> = queue.iter().copied().collect();
+    for id in ids {
+        let Some(kind) = kind_of(s, db, key) else {
+            return;
+        };
+        let Some(w) = s.blocking.waiters.get(&id) else {
+            continue;
+        };
+        if waits_for(w.cmd) != kind {
+            continue;
+        }
+        let (ticket, retry_only, cmd, no_touch) =
+            (w.ticket.clone(), w.retry_only, w.cmd, w.no_touch);
+        let caller = w.caller.clone();
+        let argv = w.argv.clone();
         match ticket.take(TRYING) {
             Ok(()) => {}
             Err(TRYING) => {
@@ -365,29 +408,95 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
                 continue;
             }
         }
-        if w.retry_only {
-            let exists = s.dbs[db].contains(key, crate::clock::now_ms());
-            if !exists {
-                ticket.set(FREE);
-                return;
-            }
+        if retry_only {
             ticket.set(DONE);
             let _ = ticket.wake.send(Wake::Retry);
             s.blocking.remove(id);
             continue;
         }
-        let (cmd, argv, no_touch) = (w.cmd, w.argv.clone(), w.no_touch);
+        let start = std::time::Instant::now();
+        let Some(run) = ready_argv(s, db, cmd, argv.clone()) else {
+            ticket.set(FREE);
+            return;
+        };
         // Not recorded as another call: Redis counts a blocked command once, when it
         // first runs (its stats on unblock add time, not calls).
-        let reply = crate::runtime::call::run(s, cmd, db, &argv, no_touch, crate::clock::now_ms());
+        let reply = crate::runtime::call::run(s, cmd, db, &run, no_touch, crate::clock::now_ms());
         if found_nothing(cmd, &reply) {
             ticket.set(FREE);
             return;
         }
         ticket.set(DONE);
+        // Logged now, with the arguments the client sent, as Redis on unblocking.
+        let us = start.elapsed().as_micros() as u64;
+        crate::runtime::call::slowlog_push(s, cmd, &argv, us, &caller);
         let _ = ticket.wake.send(Wake::Served(reply));
         s.blocking.remove(id);
     }
+}
+
+/// The type of value a key holds, as far as blocked clients care.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    List,
+    ZSet,
+    Other,
+}
+
+/// What `key` holds on this shard now (`None`: nothing).
+fn kind_of(s: &mut Shard, db: usize, key: &[u8]) -> Option<Kind> {
+    let d = &mut s.dbs[db];
+    if d.expire_if_needed(key, crate::clock::now_ms()) {
+        return None;
+    }
+    d.keys.get(key).map(|e| match e.value {
+        crate::storage::Value::List(_) => Kind::List,
+        crate::storage::Value::ZSet(_) => Kind::ZSet,
+        _ => Kind::Other,
+    })
+}
+
+/// The type of key a blocked command is served from.
+fn waits_for(cmd: &Command) -> Kind {
+    if rule(cmd).sorted_set {
+        Kind::ZSet
+    } else {
+        Kind::List
+    }
+}
+
+/// `argv` for serving a waiter here: its keys that hold its type on this shard, the
+/// others left out (they are empty, elsewhere, or of another type, and must neither
+/// be served nor answer WRONGTYPE: Redis serves the ready key, it does not run the
+/// command again). `None` if no key is left.
+fn ready_argv(s: &mut Shard, db: usize, cmd: &Command, argv: Vec<Bytes>) -> Option<Vec<Bytes>> {
+    if moves(cmd) {
+        return Some(argv);
+    }
+    let want = waits_for(cmd);
+    let idx = cmd.key_indexes(&argv);
+    let (first, last) = (*idx.first()?, *idx.last()?);
+    let keep: Vec<usize> = idx
+        .iter()
+        .copied()
+        .filter(|&i| kind_of(s, db, &argv[i]) == Some(want))
+        .collect();
+    if keep.is_empty() {
+        return None;
+    }
+    if keep.len() == idx.len() {
+        return Some(argv);
+    }
+    let mut out = Vec::with_capacity(argv.len());
+    out.extend_from_slice(&argv[..first]);
+    if rule(cmd).counted_keys {
+        // BLMPOP timeout numkeys key... : numkeys just before the first key.
+        out.pop();
+        out.push(Bytes::from(keep.len().to_string()));
+    }
+    out.extend(keep.iter().map(|&i| argv[i].clone()));
+    out.extend_from_slice(&argv[last + 1..]);
+    Some(out)
 }
 
 /// CLIENT UNBLOCK on this core's clients: complete client `id`'s wait with its timeout

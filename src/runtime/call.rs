@@ -222,7 +222,10 @@ pub fn panicked(cmd: &Command) -> Reply {
     Reply::error(format!("ERR internal error while running '{}'", cmd.name))
 }
 
-/// Stats, slow log and latency monitor for one executed command.
+/// Stats, latency monitor and slow log for one executed command. A blocking command
+/// that found nothing (outside EXEC: its connection now blocks) is left out of the
+/// slow log here: Redis logs it once, when it is served, times out or is unblocked
+/// (`blocking::log_unblocked`).
 pub fn record(
     shard: &mut Shard,
     cmd: &Command,
@@ -231,6 +234,34 @@ pub fn record(
     reply: &Reply,
     caller: &Caller,
 ) {
+    let us = record_stats(shard, cmd, start, reply);
+    let blocks = cmd.blocking.is_some() && crate::runtime::blocking::found_nothing(cmd, reply);
+    if !blocks {
+        slowlog_push(shard, cmd, argv, us, caller);
+    }
+}
+
+/// [`call`] for a command EXEC runs: its stats are recorded, and its duration is
+/// returned for EXEC to log it in the slow log in queue order (a blocking command
+/// there never blocks, so it is logged whatever it found).
+pub fn call_queued(
+    shard: &mut Shard,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    no_touch: bool,
+    now_ms: u64,
+) -> (Reply, u64) {
+    let start = Instant::now();
+    let reply = run(shard, cmd, db, argv, no_touch, now_ms);
+    let us = record_stats(shard, cmd, start, &reply);
+    crate::runtime::blocking::after_command(shard);
+    (reply, us)
+}
+
+/// Command stats and the latency monitor for one executed command; returns its
+/// duration in microseconds.
+pub fn record_stats(shard: &mut Shard, cmd: &Command, start: Instant, reply: &Reply) -> u64 {
     let us = start.elapsed().as_micros() as u64;
     shard.stats.record_call(cmd.name, us, reply.is_error());
     let latency_threshold = shard.config.latency_monitor_threshold;
@@ -245,8 +276,14 @@ pub fn record(
             .latency
             .add_if_needed(latency_threshold, event, us / 1000);
     }
+    us
+}
+
+/// Add `argv` to the slow log if it took long enough. Commands flagged `skip_slowlog`
+/// (EXEC: Redis 7.0 logs the commands it runs instead) never are.
+pub fn slowlog_push(shard: &mut Shard, cmd: &Command, argv: &[Bytes], us: u64, caller: &Caller) {
     let threshold = shard.config.slowlog_log_slower_than;
-    if threshold >= 0 && us >= threshold as u64 {
+    if threshold >= 0 && us >= threshold as u64 && !cmd.has_flag("skip_slowlog") {
         let max = shard.config.slowlog_max_len;
         shard
             .slowlog

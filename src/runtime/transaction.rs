@@ -49,6 +49,7 @@
 use crate::client::{ClientRef, WatchedKey};
 use crate::commands::{errors, Command, Exec};
 use crate::protocol::Reply;
+use crate::runtime::call;
 use crate::runtime::dispatch::{self, Caller};
 use crate::runtime::Shards;
 use crate::shard::lock::OnGrant;
@@ -327,8 +328,9 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     reply
 }
 
-/// Replies of keyed commands by queue index.
-type Replies = Vec<(usize, Reply)>;
+/// Replies of keyed commands by queue index, with their durations (us) for the slow
+/// log.
+type Replies = Vec<(usize, Reply, u64)>;
 
 /// Keyed commands of an EXEC: (queue index, db, entry, argv), in order.
 type Keyed = Vec<(usize, usize, &'static Command, Vec<Bytes>)>;
@@ -358,7 +360,7 @@ fn plan_keyed(client: &ClientRef, queued: &[Queued]) -> Keyed {
 }
 
 /// Run keyed commands on their shard, in order.
-fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool, caller: &Caller) -> Vec<(usize, Reply)> {
+fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool) -> Replies {
     let now = crate::clock::now_ms();
     // Blocked clients are served after the whole transaction, as Redis does after EXEC.
     let was_busy = std::mem::replace(&mut s.blocking.busy, true);
@@ -369,10 +371,8 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool, caller: &Caller) -> Ve
     let replies = keyed
         .into_iter()
         .map(|(i, db, cmd, argv)| {
-            (
-                i,
-                crate::runtime::call::call(s, cmd, db, &argv, no_touch, caller, now),
-            )
+            let (reply, us) = call::call_queued(s, cmd, db, &argv, no_touch, now);
+            (i, reply, us)
         })
         .collect();
     s.propagation.end_block();
@@ -382,27 +382,57 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool, caller: &Caller) -> Ve
 }
 
 /// EXEC's reply: the keyed commands' replies by index, then the connection commands
-/// run on the client in order.
+/// run on the client in order. Every command is then logged in the slow log in queue
+/// order, as Redis's EXEC runs (and logs) them one after the other.
 fn assemble(
     client: &ClientRef,
+    shards: &Shards,
+    caller: &Caller,
     queued: &[Queued],
-    results: impl IntoIterator<Item = (usize, Reply)>,
+    results: Replies,
 ) -> Reply {
     let mut replies: Vec<Option<Reply>> = (0..queued.len()).map(|_| None).collect();
-    for (i, r) in results {
+    let mut took: Vec<Option<u64>> = vec![None; queued.len()];
+    for (i, r, us) in results {
         replies[i] = Some(r);
+        took[i] = Some(us);
     }
     for (i, q) in queued.iter().enumerate() {
         if let Exec::Conn(f) = q.cmd.exec {
-            replies[i] = Some(f(&mut client.borrow_mut(), &q.argv));
+            let start = std::time::Instant::now();
+            let reply = f(&mut client.borrow_mut(), &q.argv);
+            let us = call::record_stats(&mut shards.local.borrow_mut(), q.cmd, start, &reply);
+            replies[i] = Some(reply);
+            took[i] = Some(us);
         }
     }
+    log_in_order(
+        shards,
+        caller,
+        queued.iter().map(|q| (q.cmd, &q.argv[..])),
+        took,
+    );
     Reply::Array(
         replies
             .into_iter()
             .map(|r| r.unwrap_or(Reply::Null))
             .collect(),
     )
+}
+
+/// The slow log entries of an EXEC's commands, in queue order (`None`: did not run).
+fn log_in_order<'a>(
+    shards: &Shards,
+    caller: &Caller,
+    commands: impl Iterator<Item = (&'a Command, &'a [Bytes])>,
+    took: Vec<Option<u64>>,
+) {
+    let mut local = shards.local.borrow_mut();
+    for ((cmd, argv), us) in commands.zip(took) {
+        if let Some(us) = us {
+            call::slowlog_push(&mut local, cmd, argv, us, caller);
+        }
+    }
 }
 
 /// For each shard of `set`, a first step that tells whether one of the watched keys
@@ -436,11 +466,11 @@ async fn exec_on_one_shard(
             if watched.iter().any(|w| watch_broken(s, w)) {
                 return None;
             }
-            Some(run_keyed(s, keyed, no_touch, &caller))
+            Some(run_keyed(s, keyed, no_touch))
         })
         .await;
     match results {
-        Some(results) => assemble(client, &queued, results),
+        Some(results) => assemble(client, shards, &caller, &queued, results),
         None => Reply::NullArray,
     }
 }
@@ -467,13 +497,12 @@ async fn exec_parallel(
             v.push(item);
         }
     }
-    let results: Vec<(usize, Reply)> = if watched.is_empty() {
+    let results: Replies = if watched.is_empty() {
         let steps: Vec<(usize, FirstStep<Replies>)> = by_shard
             .into_iter()
             .map(|(sid, keyed)| {
-                let caller = caller.clone();
-                let step: FirstStep<Vec<(usize, Reply)>> =
-                    Box::new(move |s: &mut Shard| run_keyed(s, keyed, no_touch, &caller));
+                let step: FirstStep<Replies> =
+                    Box::new(move |s: &mut Shard| run_keyed(s, keyed, no_touch));
                 (sid, step)
             })
             .collect();
@@ -488,10 +517,8 @@ async fn exec_parallel(
         let waiting: Vec<_> = by_shard
             .into_iter()
             .map(|(sid, keyed)| {
-                let caller = caller.clone();
-                tx.shards.send_or_local(sid, move |s: &mut Shard| {
-                    run_keyed(s, keyed, no_touch, &caller)
-                })
+                tx.shards
+                    .send_or_local(sid, move |s: &mut Shard| run_keyed(s, keyed, no_touch))
             })
             .collect();
         let mut results = Vec::new();
@@ -501,7 +528,7 @@ async fn exec_parallel(
         tx.finish().await;
         results
     };
-    assemble(client, &queued, results)
+    assemble(client, shards, &caller, &queued, results)
 }
 
 /// General path: hold every involved shard, check the watches, run the commands in
@@ -521,6 +548,10 @@ async fn exec_locked(
     }
     let t = &tx.shards;
     let mut replies: Vec<Reply> = Vec::with_capacity(queued.len());
+    // Durations, for the slow log (written in queue order at the end).
+    let mut took: Vec<Option<u64>> = Vec::with_capacity(queued.len());
+    let logged: Vec<(&'static Command, Vec<Bytes>)> =
+        queued.iter().map(|q| (q.cmd, q.argv.clone())).collect();
     // Consecutive single-shard commands for one shard: (shard, [(db, cmd, argv)]).
     let mut run: Option<Run> = None;
     let no_touch = client.borrow().no_touch;
@@ -532,14 +563,15 @@ async fn exec_locked(
                 match &mut run {
                     Some((sid, items)) if *sid == v[0] => items.push((i, db, q.cmd, q.argv)),
                     _ => {
-                        flush_run(t, run.take(), &mut replies, no_touch, &caller).await;
+                        flush_run(t, run.take(), &mut replies, &mut took, no_touch).await;
                         run = Some((v[0], vec![(i, db, q.cmd, q.argv)]));
                     }
                 }
                 continue;
             }
         }
-        flush_run(t, run.take(), &mut replies, no_touch, &caller).await;
+        flush_run(t, run.take(), &mut replies, &mut took, no_touch).await;
+        let start = std::time::Instant::now();
         let reply = match q.cmd.exec {
             Exec::Conn(f) => f(&mut client.borrow_mut(), &q.argv),
             Exec::Server(f) => f(client, t, &q.argv).await,
@@ -549,10 +581,18 @@ async fn exec_locked(
             }
             Exec::Container => errors::syntax(),
         };
+        let us = call::record_stats(&mut t.local.borrow_mut(), q.cmd, start, &reply);
+        took.push(Some(us));
         replies.push(reply);
     }
-    flush_run(t, run.take(), &mut replies, no_touch, &caller).await;
+    flush_run(t, run.take(), &mut replies, &mut took, no_touch).await;
     tx.finish().await;
+    log_in_order(
+        shards,
+        &caller,
+        logged.iter().map(|(c, a)| (*c, &a[..])),
+        took,
+    );
     Reply::Array(replies)
 }
 
@@ -560,16 +600,16 @@ async fn flush_run(
     t: &Shards,
     run: Option<Run>,
     replies: &mut Vec<Reply>,
+    took: &mut Vec<Option<u64>>,
     no_touch: bool,
-    caller: &Caller,
 ) {
     let Some((sid, keyed)) = run else { return };
-    let caller = caller.clone();
     let got = t
-        .on(sid, move |s: &mut Shard| {
-            run_keyed(s, keyed, no_touch, &caller)
-        })
+        .on(sid, move |s: &mut Shard| run_keyed(s, keyed, no_touch))
         .await;
     // Runs are flushed in queue order, so their replies append in order.
-    replies.extend(got.into_iter().map(|(_, r)| r));
+    for (_, r, us) in got {
+        replies.push(r);
+        took.push(Some(us));
+    }
 }

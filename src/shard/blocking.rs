@@ -64,6 +64,8 @@ pub struct Waiter {
     pub ticket: Ticket,
     /// Wake the client to retry instead of running the command here.
     pub retry_only: bool,
+    /// Who asked, for the slow log entry written when it is served here.
+    pub caller: crate::shard::slowlog::Caller,
 }
 
 #[derive(Default)]
