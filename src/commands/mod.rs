@@ -23,6 +23,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod meta;
 pub mod persistence;
 pub mod server;
 pub mod set;
