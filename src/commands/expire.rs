@@ -20,8 +20,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace write fast",
         Exec::Shard(expire),
     )
-    .keys(1, 1, 1)
-    .doc("generic", "1.0.0", "Set a key's time to live in seconds"),
+    .keys(1, 1, 1),
     Command::new(
         "pexpire",
         -3,
@@ -29,12 +28,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace write fast",
         Exec::Shard(pexpire),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "2.6.0",
-        "Set a key's time to live in milliseconds",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "expireat",
         -3,
@@ -42,12 +36,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace write fast",
         Exec::Shard(expireat),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "1.2.0",
-        "Set the expiration for a key as a UNIX timestamp",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "pexpireat",
         -3,
@@ -55,12 +44,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace write fast",
         Exec::Shard(pexpireat),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "2.6.0",
-        "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "ttl",
         2,
@@ -68,12 +52,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace read fast",
         Exec::Shard(ttl),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "1.0.0",
-        "Get the time to live for a key in seconds",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "pttl",
         2,
@@ -81,12 +60,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace read fast",
         Exec::Shard(pttl),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "2.6.0",
-        "Get the time to live for a key in milliseconds",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "expiretime",
         2,
@@ -94,12 +68,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace read fast",
         Exec::Shard(expiretime),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "7.0.0",
-        "Get the expiration Unix timestamp for a key",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "pexpiretime",
         2,
@@ -107,12 +76,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace read fast",
         Exec::Shard(pexpiretime),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "7.0.0",
-        "Get the expiration Unix timestamp for a key in milliseconds",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "persist",
         2,
@@ -120,8 +84,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace write fast",
         Exec::Shard(persist),
     )
-    .keys(1, 1, 1)
-    .doc("generic", "2.2.0", "Remove the expiration from a key"),
+    .keys(1, 1, 1),
 ];
 
 /// The time argument's unit.

@@ -30,8 +30,6 @@ use crate::storage::Value;
 use bytes::Bytes;
 use std::cmp::Ordering;
 
-const COMPLEXITY: &str = "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).";
-
 // Redis gives SORT three key specs (the sorted key; BY/GET keys, unknown; the STORE
 // destination, unknown, OW update) and SORT_RO two; the table has one, the sorted key's.
 pub static COMMANDS: &[Command] = &[
@@ -43,14 +41,7 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(sort),
     )
     .keys(1, 1, 1)
-    .find_keys(sort_keys)
-    .doc(
-        "generic",
-        "1.0.0",
-        "Sort the elements in a list, set or sorted set",
-    )
-    .complexity(COMPLEXITY)
-    .key_flags("RO access"),
+    .find_keys(sort_keys),
     Command::new(
         "sort_ro",
         -2,
@@ -59,14 +50,7 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(sort_ro),
     )
     .keys(1, 1, 1)
-    .find_keys(sort_ro_keys)
-    .doc(
-        "generic",
-        "7.0.0",
-        "Sort the elements in a list, set or sorted set. Read-only variant of SORT.",
-    )
-    .complexity(COMPLEXITY)
-    .key_flags("RO access"),
+    .find_keys(sort_ro_keys),
 ];
 
 /// SORT's keys as Redis's `sortGetKeys`: the sorted key, and the argument after the

@@ -17,43 +17,17 @@ const FLAGS: &str = "noscript loading stale fast allow_busy";
 const ACL: &str = "fast transaction";
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("multi", 1, FLAGS, ACL, Exec::Conn(multi)).doc(
-        "transactions",
-        "1.2.0",
-        "Starts a transaction.",
-    ),
+    Command::new("multi", 1, FLAGS, ACL, Exec::Conn(multi)),
     Command::new(
         "exec",
         1,
         "noscript loading stale skip_slowlog",
         "slow transaction",
         Exec::Server(exec),
-    )
-    .doc(
-        "transactions",
-        "1.2.0",
-        "Executes all commands in a transaction.",
-    )
-    .complexity("Depends on commands in the transaction"),
-    Command::new("discard", 1, FLAGS, ACL, Exec::Server(discard))
-        .doc("transactions", "2.0.0", "Discards a transaction.")
-        .complexity("O(N), when N is the number of queued commands"),
-    Command::new("watch", -2, FLAGS, ACL, Exec::Server(watch))
-        .keys(1, -1, 1)
-        .key_flags("RO")
-        .doc(
-            "transactions",
-            "2.2.0",
-            "Monitors changes to keys to determine the execution of a transaction.",
-        )
-        .complexity("O(1) for every key."),
-    Command::new("unwatch", 1, FLAGS, ACL, Exec::Server(unwatch))
-        .doc(
-            "transactions",
-            "2.2.0",
-            "Forgets about watched keys of a transaction.",
-        )
-        .complexity("O(N)"),
+    ),
+    Command::new("discard", 1, FLAGS, ACL, Exec::Server(discard)),
+    Command::new("watch", -2, FLAGS, ACL, Exec::Server(watch)).keys(1, -1, 1),
+    Command::new("unwatch", 1, FLAGS, ACL, Exec::Server(unwatch)),
 ];
 
 fn multi(c: &mut Client, _argv: &[Bytes]) -> Reply {
