@@ -121,7 +121,7 @@ pub struct KeySpec {
 
 impl KeySpec {
     pub fn has_flag(&self, f: &str) -> bool {
-        self.flags.iter().any(|x| *x == f)
+        self.flags.contains(&f)
     }
 }
 
