@@ -503,3 +503,41 @@ fn getkeys_and_getkeysandflags_match_redis() {
         );
     }
 }
+
+/// COMMAND (what cluster clients ask at start) and COMMAND INFO without names: Redis's
+/// entries restricted to our commands, compared by name.
+#[test]
+fn command_without_names_is_redis_restricted_to_our_commands() {
+    let shardis = Server::shardis(1);
+    let redis = Server::redis();
+    for proto in [2, 3] {
+        let (mut s, mut r) = (conn(&shardis, proto), conn(&redis, proto));
+        let names = command_list(&mut s);
+        for argv in [&["COMMAND"][..], &["COMMAND", "INFO"][..]] {
+            let by_name = |f: Frame| -> BTreeMap<String, Frame> {
+                match normalize_info(&f, &names) {
+                    Frame::Array(es) => es
+                        .into_iter()
+                        .map(|e| match &e {
+                            Frame::Array(fields) => (text(&fields[0]), e.clone()),
+                            other => panic!("entry: {}", show(other)),
+                        })
+                        .collect(),
+                    other => panic!("{argv:?}: {}", show(&other)),
+                }
+            };
+            let ours = by_name(s.cmd(argv));
+            let theirs = by_name(r.cmd(argv));
+            let top = names.iter().filter(|n| !n.contains('|'));
+            let want = top.filter(|n| keep(n, &names)).count();
+            assert_eq!(ours.len(), want, "{argv:?}: one entry per command of ours");
+            assert_eq!(
+                ours.keys().collect::<Vec<_>>(),
+                theirs.keys().collect::<Vec<_>>()
+            );
+            for (name, e) in &ours {
+                assert_eq!(e, &theirs[name], "RESP{proto} {argv:?}: {name}");
+            }
+        }
+    }
+}
