@@ -14,13 +14,7 @@ pub static COMMANDS: &[Command] = &[Command::new(
     "admin noscript no_async_loading",
     "admin slow dangerous",
     Exec::Server(bgrewriteaof),
-)
-.doc(
-    "server",
-    "1.0.0",
-    "Asynchronously rewrites the append-only file to disk.",
-)
-.complexity("O(1)")];
+)];
 
 fn bgrewriteaof<'a>(
     _c: &'a ClientRef,

@@ -24,12 +24,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(setbit),
     )
     .keys(1, 1, 1)
-    .doc(
-        "bitmap",
-        "2.2.0",
-        "Sets or clears the bit at offset in the string value stored at key",
-    )
-    .key_flags("RW access update")
     .verbatim(),
     Command::new(
         "getbit",
@@ -38,13 +32,7 @@ pub static COMMANDS: &[Command] = &[
         "read bitmap fast",
         Exec::Shard(getbit),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "bitmap",
-        "2.2.0",
-        "Returns the bit value at offset in the string value stored at key",
-    )
-    .key_flags("RO access"),
+    .keys(1, 1, 1),
     Command::new(
         "bitcount",
         -2,
@@ -52,10 +40,7 @@ pub static COMMANDS: &[Command] = &[
         "read bitmap slow",
         Exec::Shard(bitcount),
     )
-    .keys(1, 1, 1)
-    .doc("bitmap", "2.6.0", "Count set bits in a string")
-    .complexity("O(N)")
-    .key_flags("RO access"),
+    .keys(1, 1, 1),
     Command::new(
         "bitpos",
         -3,
@@ -63,10 +48,7 @@ pub static COMMANDS: &[Command] = &[
         "read bitmap slow",
         Exec::Shard(bitpos),
     )
-    .keys(1, 1, 1)
-    .doc("bitmap", "2.8.7", "Find first bit set or clear in a string")
-    .complexity("O(N)")
-    .key_flags("RO access"),
+    .keys(1, 1, 1),
     Command::new(
         "bitop",
         -4,
@@ -75,12 +57,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(bitop),
     )
     .keys(2, -1, 1)
-    .doc(
-        "bitmap",
-        "2.6.0",
-        "Perform bitwise operations between strings",
-    )
-    .complexity("O(N)")
     .verbatim()
     .touch(Touch::Only(2)),
     Command::new(
@@ -91,13 +67,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(bitfield),
     )
     .keys(1, 1, 1)
-    .doc(
-        "bitmap",
-        "3.2.0",
-        "Perform arbitrary bitfield integer operations on strings",
-    )
-    .complexity("O(1) for each subcommand specified")
-    .key_flags("RW access update variable_flags")
     .verbatim(),
     Command::new(
         "bitfield_ro",
@@ -106,14 +75,7 @@ pub static COMMANDS: &[Command] = &[
         "read bitmap fast",
         Exec::Shard(bitfield_ro),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "bitmap",
-        "6.0.0",
-        "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD",
-    )
-    .complexity("O(1) for each subcommand specified")
-    .key_flags("RO access"),
+    .keys(1, 1, 1),
 ];
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";

@@ -16,20 +16,13 @@ use bytes::Bytes;
 const DISABLED: &str = "ERR This instance has cluster support disabled";
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("cluster", -2, "", "slow", Exec::Container)
-        .subcommands(CLUSTER)
-        .doc("cluster", "3.0.0", "A container for cluster commands"),
+    Command::new("cluster", -2, "", "slow", Exec::Container).subcommands(CLUSTER),
     Command::new(
         "readonly",
         1,
         "loading stale fast",
         "fast connection",
         Exec::Conn(disabled),
-    )
-    .doc(
-        "cluster",
-        "3.0.0",
-        "Enables read queries for a connection to a cluster replica node",
     ),
     Command::new(
         "readwrite",
@@ -37,17 +30,8 @@ pub static COMMANDS: &[Command] = &[
         "loading stale fast",
         "fast connection",
         Exec::Conn(disabled),
-    )
-    .doc(
-        "cluster",
-        "3.0.0",
-        "Disables read queries for a connection to a cluster replica node",
     ),
-    Command::new("asking", 1, "fast", "fast connection", Exec::Conn(disabled)).doc(
-        "cluster",
-        "3.0.0",
-        "Sent by cluster clients after an -ASK redirect",
-    ),
+    Command::new("asking", 1, "fast", "fast connection", Exec::Conn(disabled)),
 ];
 
 /// Flags and ACL categories shared by most subcommands, as Redis 7.0 lists them.
@@ -61,111 +45,33 @@ const fn sub(name: &'static str, arity: i32, flags: &'static str, acl: &'static 
 }
 
 static CLUSTER: &[Command] = &[
-    sub("cluster|addslots", -3, ADMIN, ADMIN_ACL)
-        .doc("cluster", "3.0.0", "Assign new hash slots to receiving node")
-        .complexity("O(N) where N is the total number of hash slot arguments"),
-    sub("cluster|addslotsrange", -4, ADMIN, ADMIN_ACL)
-        .doc("cluster", "7.0.0", "Assign new hash slots to receiving node")
-        .complexity("O(N) where N is the total number of the slots between the start slot and end slot arguments."),
-    sub("cluster|bumpepoch", 2, ADMIN, ADMIN_ACL)
-        .tips("nondeterministic_output")
-        .doc("cluster", "3.0.0", "Advance the cluster config epoch"),
-    sub("cluster|count-failure-reports", 3, ADMIN_SYNC, ADMIN_ACL)
-        .tips("nondeterministic_output")
-        .doc("cluster", "3.0.0", "Return the number of failure reports active for a given node")
-        .complexity("O(N) where N is the number of failure reports"),
-    sub("cluster|countkeysinslot", 3, "stale", "slow").doc(
-        "cluster",
-        "3.0.0",
-        "Return the number of local keys in the specified hash slot",
-    ),
-    sub("cluster|delslots", -3, ADMIN, ADMIN_ACL)
-        .doc("cluster", "3.0.0", "Set hash slots as unbound in receiving node")
-        .complexity("O(N) where N is the total number of hash slot arguments"),
-    sub("cluster|delslotsrange", -4, ADMIN, ADMIN_ACL)
-        .doc("cluster", "7.0.0", "Set hash slots as unbound in receiving node")
-        .complexity("O(N) where N is the total number of the slots between the start slot and end slot arguments."),
-    sub("cluster|failover", -2, ADMIN, ADMIN_ACL).doc(
-        "cluster",
-        "3.0.0",
-        "Forces a replica to perform a manual failover of its master.",
-    ),
-    sub("cluster|flushslots", 2, ADMIN, ADMIN_ACL).doc(
-        "cluster",
-        "3.0.0",
-        "Delete a node's own slots information",
-    ),
-    sub("cluster|forget", 3, ADMIN, ADMIN_ACL).doc(
-        "cluster",
-        "3.0.0",
-        "Remove a node from the nodes table",
-    ),
-    sub("cluster|getkeysinslot", 4, "stale", "slow")
-        .tips("nondeterministic_output")
-        .doc("cluster", "3.0.0", "Return local key names in the specified hash slot")
-        .complexity("O(log(N)) where N is the number of requested keys"),
-    sub("cluster|help", 2, "loading stale", "slow").doc(
-        "cluster",
-        "5.0.0",
-        "Show helpful text about the different subcommands",
-    ),
-    sub("cluster|info", 2, "stale", "slow")
-        .tips("nondeterministic_output")
-        .doc("cluster", "3.0.0", "Provides info about Redis Cluster node state"),
-    sub("cluster|keyslot", 3, "stale", "slow")
-        .doc("cluster", "3.0.0", "Returns the hash slot of the specified key")
-        .complexity("O(N) where N is the number of bytes in the key"),
-    sub("cluster|links", 2, "stale", "slow")
-        .tips("nondeterministic_output")
-        .doc("cluster", "7.0.0", "Returns a list of all TCP links to and from peer nodes in cluster")
-        .complexity("O(N) where N is the total number of Cluster nodes"),
-    sub("cluster|meet", -4, ADMIN, ADMIN_ACL).doc(
-        "cluster",
-        "3.0.0",
-        "Force a node cluster to handshake with another node",
-    ),
-    sub("cluster|myid", 2, "stale", "slow").doc("cluster", "3.0.0", "Return the node id"),
-    sub("cluster|nodes", 2, "stale", "slow")
-        .tips("nondeterministic_output")
-        .doc("cluster", "3.0.0", "Get Cluster config for the node")
-        .complexity("O(N) where N is the total number of Cluster nodes"),
-    sub("cluster|replicas", 3, ADMIN_SYNC, ADMIN_ACL)
-        .tips("nondeterministic_output")
-        .doc("cluster", "5.0.0", "List replica nodes of the specified master node"),
-    sub("cluster|replicate", 3, ADMIN, ADMIN_ACL).doc(
-        "cluster",
-        "3.0.0",
-        "Reconfigure a node as a replica of the specified master node",
-    ),
-    sub("cluster|reset", -2, "admin noscript stale", ADMIN_ACL)
-        .doc("cluster", "3.0.0", "Reset a Redis Cluster node")
-        .complexity("O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect."),
-    sub("cluster|saveconfig", 2, ADMIN, ADMIN_ACL).doc(
-        "cluster",
-        "3.0.0",
-        "Forces the node to save cluster state on disk",
-    ),
-    sub("cluster|set-config-epoch", 3, ADMIN, ADMIN_ACL).doc(
-        "cluster",
-        "3.0.0",
-        "Set the configuration epoch in a new node",
-    ),
-    sub("cluster|setslot", -4, ADMIN, ADMIN_ACL).doc(
-        "cluster",
-        "3.0.0",
-        "Bind a hash slot to a specific node",
-    ),
-    sub("cluster|shards", 2, "stale", "slow")
-        .tips("nondeterministic_output")
-        .doc("cluster", "7.0.0", "Get array of cluster slots to node mappings")
-        .complexity("O(N) where N is the total number of cluster nodes"),
-    sub("cluster|slaves", 3, ADMIN_SYNC, ADMIN_ACL)
-        .tips("nondeterministic_output")
-        .doc("cluster", "3.0.0", "List replica nodes of the specified master node"),
-    sub("cluster|slots", 2, "stale", "slow")
-        .tips("nondeterministic_output")
-        .doc("cluster", "3.0.0", "Get array of Cluster slot to node mappings")
-        .complexity("O(N) where N is the total number of Cluster nodes"),
+    sub("cluster|addslots", -3, ADMIN, ADMIN_ACL),
+    sub("cluster|addslotsrange", -4, ADMIN, ADMIN_ACL),
+    sub("cluster|bumpepoch", 2, ADMIN, ADMIN_ACL),
+    sub("cluster|count-failure-reports", 3, ADMIN_SYNC, ADMIN_ACL),
+    sub("cluster|countkeysinslot", 3, "stale", "slow"),
+    sub("cluster|delslots", -3, ADMIN, ADMIN_ACL),
+    sub("cluster|delslotsrange", -4, ADMIN, ADMIN_ACL),
+    sub("cluster|failover", -2, ADMIN, ADMIN_ACL),
+    sub("cluster|flushslots", 2, ADMIN, ADMIN_ACL),
+    sub("cluster|forget", 3, ADMIN, ADMIN_ACL),
+    sub("cluster|getkeysinslot", 4, "stale", "slow"),
+    sub("cluster|help", 2, "loading stale", "slow"),
+    sub("cluster|info", 2, "stale", "slow"),
+    sub("cluster|keyslot", 3, "stale", "slow"),
+    sub("cluster|links", 2, "stale", "slow"),
+    sub("cluster|meet", -4, ADMIN, ADMIN_ACL),
+    sub("cluster|myid", 2, "stale", "slow"),
+    sub("cluster|nodes", 2, "stale", "slow"),
+    sub("cluster|replicas", 3, ADMIN_SYNC, ADMIN_ACL),
+    sub("cluster|replicate", 3, ADMIN, ADMIN_ACL),
+    sub("cluster|reset", -2, "admin noscript stale", ADMIN_ACL),
+    sub("cluster|saveconfig", 2, ADMIN, ADMIN_ACL),
+    sub("cluster|set-config-epoch", 3, ADMIN, ADMIN_ACL),
+    sub("cluster|setslot", -4, ADMIN, ADMIN_ACL),
+    sub("cluster|shards", 2, "stale", "slow"),
+    sub("cluster|slaves", 3, ADMIN_SYNC, ADMIN_ACL),
+    sub("cluster|slots", 2, "stale", "slow"),
 ];
 
 /// Every cluster command on a server without cluster support, CLUSTER HELP included

@@ -19,39 +19,21 @@ const ADMIN: &str = "admin noscript loading stale";
 const ADMIN_ACL: &str = "admin slow dangerous";
 
 static SUBCOMMANDS: &[Command] = &[
-    Command::new("config|get", -3, ADMIN, ADMIN_ACL, Exec::Server(config_get))
-        .doc(
-            "server",
-            "2.0.0",
-            "Returns the effective values of configuration parameters.",
-        )
-        .complexity("O(N) when N is the number of configuration parameters provided"),
-    Command::new("config|set", -4, ADMIN, ADMIN_ACL, Exec::Server(config_set))
-        .doc(
-            "server",
-            "2.0.0",
-            "Sets configuration parameters in-flight.",
-        )
-        .complexity("O(N) when N is the number of configuration parameters provided"),
+    Command::new("config|get", -3, ADMIN, ADMIN_ACL, Exec::Server(config_get)),
+    Command::new("config|set", -4, ADMIN, ADMIN_ACL, Exec::Server(config_set)),
     Command::new(
         "config|resetstat",
         2,
         ADMIN,
         ADMIN_ACL,
         Exec::Server(config_resetstat),
-    )
-    .doc("server", "2.0.0", "Resets the server's statistics."),
+    ),
     Command::new(
         "config|rewrite",
         2,
         ADMIN,
         ADMIN_ACL,
         Exec::Server(config_rewrite),
-    )
-    .doc(
-        "server",
-        "2.8.0",
-        "Persists the effective configuration to file.",
     ),
     Command::new(
         "config|help",
@@ -59,22 +41,11 @@ static SUBCOMMANDS: &[Command] = &[
         "loading stale",
         "slow",
         Exec::Server(config_help),
-    )
-    .doc(
-        "server",
-        "5.0.0",
-        "Returns helpful text about the different subcommands.",
     ),
 ];
 
-pub static COMMANDS: &[Command] = &[Command::new("config", -2, "", "slow", Exec::Container)
-    .subcommands(SUBCOMMANDS)
-    .doc(
-        "server",
-        "2.0.0",
-        "A container for server configuration commands.",
-    )
-    .complexity("Depends on subcommand.")];
+pub static COMMANDS: &[Command] =
+    &[Command::new("config", -2, "", "slow", Exec::Container).subcommands(SUBCOMMANDS)];
 
 /// The CONFIG GET reply for `patterns`: exact names (aliases and hidden options too)
 /// are echoed as given; glob patterns match names and aliases case-insensitively.

@@ -21,12 +21,6 @@ const CONN: &str = "noscript loading stale fast no_auth allow_busy";
 
 pub static COMMANDS: &[Command] = &[
     Command::new("ping", -1, "fast", "fast connection", Exec::Conn(ping))
-        .tips("request_policy:all_shards response_policy:all_succeeded")
-        .doc(
-            "connection",
-            "1.0.0",
-            "Returns the server's liveliness response.",
-        )
         .traits(traits::REFUSED_ON_DISK_ERROR),
     Command::new(
         "echo",
@@ -34,13 +28,10 @@ pub static COMMANDS: &[Command] = &[
         "loading stale fast",
         "fast connection",
         Exec::Conn(echo),
-    )
-    .doc("connection", "1.0.0", "Returns the given string."),
+    ),
     Command::new("quit", -1, CONN, "fast connection", Exec::Conn(quit))
-        .doc("connection", "1.0.0", "Closes the connection.")
         .traits(traits::RUNS_IN_MULTI),
     Command::new("reset", 1, CONN, "fast connection", Exec::Conn(reset))
-        .doc("connection", "6.2.0", "Resets the connection.")
         .traits(traits::RUNS_IN_MULTI | traits::UNWATCHES),
     Command::new(
         "select",
@@ -49,25 +40,10 @@ pub static COMMANDS: &[Command] = &[
         "fast connection",
         Exec::Conn(select),
     )
-    .doc("connection", "1.0.0", "Changes the selected database.")
     .traits(traits::SELECTS_DB),
-    Command::new("auth", -2, CONN, "fast connection", Exec::Server(auth)).doc(
-        "connection",
-        "1.0.0",
-        "Authenticates the connection.",
-    ),
-    Command::new("hello", -1, CONN, "fast connection", Exec::Server(hello)).doc(
-        "connection",
-        "6.0.0",
-        "Handshakes with the Redis server.",
-    ),
-    Command::new("client", -2, "", "slow", Exec::Container)
-        .subcommands(CLIENT)
-        .doc(
-            "connection",
-            "2.4.0",
-            "A container for client connection commands.",
-        ),
+    Command::new("auth", -2, CONN, "fast connection", Exec::Server(auth)),
+    Command::new("hello", -1, CONN, "fast connection", Exec::Server(hello)),
+    Command::new("client", -2, "", "slow", Exec::Container).subcommands(CLIENT),
 ];
 
 const CSUB: &str = "noscript loading stale";
@@ -76,68 +52,32 @@ const CACL: &str = "slow connection";
 const CACL_ADMIN: &str = "admin slow dangerous connection";
 
 static CLIENT: &[Command] = &[
-    Command::new("client|id", 2, CSUB, CACL, Exec::Conn(client_id)).doc(
-        "connection",
-        "5.0.0",
-        "Returns the unique client ID of the connection.",
-    ),
-    Command::new("client|getname", 2, CSUB, CACL, Exec::Conn(client_getname)).doc(
-        "connection",
-        "2.6.9",
-        "Returns the name of the connection.",
-    ),
-    Command::new("client|setname", 3, CSUB, CACL, Exec::Conn(client_setname)).doc(
-        "connection",
-        "2.6.9",
-        "Sets the connection name.",
-    ),
-    Command::new("client|setinfo", 4, CSUB, CACL, Exec::Conn(client_setinfo))
-        .tips("request_policy:all_nodes response_policy:all_succeeded")
-        .doc(
-            "connection",
-            "7.2.0",
-            "Sets information specific to the client or connection.",
-        ),
-    Command::new("client|info", 2, CSUB, CACL, Exec::Conn(client_info))
-        .tips("nondeterministic_output")
-        .doc(
-            "connection",
-            "6.2.0",
-            "Returns information about the connection.",
-        ),
+    Command::new("client|id", 2, CSUB, CACL, Exec::Conn(client_id)),
+    Command::new("client|getname", 2, CSUB, CACL, Exec::Conn(client_getname)),
+    Command::new("client|setname", 3, CSUB, CACL, Exec::Conn(client_setname)),
+    Command::new("client|setinfo", 4, CSUB, CACL, Exec::Conn(client_setinfo)),
+    Command::new("client|info", 2, CSUB, CACL, Exec::Conn(client_info)),
     Command::new(
         "client|list",
         -2,
         CADMIN,
         CACL_ADMIN,
         Exec::Server(client_list),
-    )
-    .tips("nondeterministic_output")
-    .doc("connection", "2.4.0", "Lists open connections."),
+    ),
     Command::new(
         "client|kill",
         -3,
         CADMIN,
         CACL_ADMIN,
         Exec::Server(client_kill),
-    )
-    .doc("connection", "2.4.0", "Terminates open connections."),
-    Command::new("client|reply", 3, CSUB, CACL, Exec::Conn(client_reply)).doc(
-        "connection",
-        "3.2.0",
-        "Instructs the server whether to reply to commands.",
     ),
+    Command::new("client|reply", 3, CSUB, CACL, Exec::Conn(client_reply)),
     Command::new(
         "client|no-evict",
         3,
         CADMIN,
         CACL_ADMIN,
         Exec::Conn(client_no_evict),
-    )
-    .doc(
-        "connection",
-        "7.0.0",
-        "Sets the client eviction mode of the connection.",
     ),
     Command::new(
         "client|no-touch",
@@ -145,11 +85,6 @@ static CLIENT: &[Command] = &[
         CSUB,
         CACL,
         Exec::Conn(client_no_touch),
-    )
-    .doc(
-        "connection",
-        "7.2.0",
-        "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
     ),
     Command::new(
         "client|getredir",
@@ -157,11 +92,6 @@ static CLIENT: &[Command] = &[
         CSUB,
         CACL,
         Exec::Conn(client_getredir),
-    )
-    .doc(
-        "connection",
-        "6.0.0",
-        "Returns the client ID to which the connection's tracking notifications are redirected.",
     ),
     Command::new(
         "client|unblock",
@@ -169,11 +99,6 @@ static CLIENT: &[Command] = &[
         CADMIN,
         CACL_ADMIN,
         Exec::Server(client_unblock),
-    )
-    .doc(
-        "connection",
-        "5.0.0",
-        "Unblocks a client blocked by a blocking command from a different connection.",
     ),
     Command::new(
         "client|help",
@@ -181,11 +106,6 @@ static CLIENT: &[Command] = &[
         "loading stale",
         CACL,
         Exec::Conn(client_help),
-    )
-    .doc(
-        "connection",
-        "5.0.0",
-        "Returns helpful text about the different subcommands.",
     ),
 ];
 

@@ -15,9 +15,7 @@ pub static COMMANDS: &[Command] = &[Command::new(
     "admin noscript loading stale",
     "admin slow dangerous",
     Exec::Server(debug),
-)
-.doc("server", "1.0.0", "A container for debugging commands.")
-.complexity("Depends on subcommand.")];
+)];
 
 fn debug_allowed(c: &ClientRef, s: &Shards) -> bool {
     let setting = s

@@ -14,24 +14,32 @@ use crate::storage::db::lru_clock;
 use bytes::Bytes;
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("dump", 2, "readonly", "keyspace read slow", Exec::Shard(dump_cmd))
-        .keys(1, 1, 1)
-        .key_flags("RO access")
-        .tips("nondeterministic_output")
-        .doc("generic", "2.6.0", "Return a serialized version of the value stored at the specified key.")
-        .complexity("O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1)."),
-    Command::new("restore", -4, "write denyoom", "keyspace write slow dangerous", Exec::Shard(restore))
-        .keys(1, 1, 1)
-        .key_flags("OW update")
-        .doc("generic", "2.6.0", "Create a key using the provided serialized value, previously obtained using DUMP.")
-        .complexity("O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).")
-        .propagate(propagate::restore),
-    Command::new("restore-asking", -4, "write denyoom asking", "keyspace write slow dangerous", Exec::Shard(restore))
-        .keys(1, 1, 1)
-        .key_flags("OW update")
-        .doc("server", "3.0.0", "An internal command for migrating keys in a cluster")
-        .complexity("O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).")
-        .verbatim(),
+    Command::new(
+        "dump",
+        2,
+        "readonly",
+        "keyspace read slow",
+        Exec::Shard(dump_cmd),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "restore",
+        -4,
+        "write denyoom",
+        "keyspace write slow dangerous",
+        Exec::Shard(restore),
+    )
+    .keys(1, 1, 1)
+    .propagate(propagate::restore),
+    Command::new(
+        "restore-asking",
+        -4,
+        "write denyoom asking",
+        "keyspace write slow dangerous",
+        Exec::Shard(restore),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
 ];
 
 /// DUMP key: the payload, or nil for a missing key.

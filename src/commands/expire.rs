@@ -21,7 +21,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(expire),
     )
     .keys(1, 1, 1)
-    .doc("generic", "1.0.0", "Set a key's time to live in seconds")
     .propagate(propagate::deadline),
     Command::new(
         "pexpire",
@@ -31,11 +30,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(pexpire),
     )
     .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "2.6.0",
-        "Set a key's time to live in milliseconds",
-    )
     .propagate(propagate::deadline),
     Command::new(
         "expireat",
@@ -45,11 +39,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(expireat),
     )
     .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "1.2.0",
-        "Set the expiration for a key as a UNIX timestamp",
-    )
     .propagate(propagate::deadline),
     Command::new(
         "pexpireat",
@@ -59,11 +48,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(pexpireat),
     )
     .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "2.6.0",
-        "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
-    )
     .propagate(propagate::deadline),
     Command::new(
         "ttl",
@@ -72,12 +56,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace read fast",
         Exec::Shard(ttl),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "1.0.0",
-        "Get the time to live for a key in seconds",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "pttl",
         2,
@@ -85,12 +64,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace read fast",
         Exec::Shard(pttl),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "2.6.0",
-        "Get the time to live for a key in milliseconds",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "expiretime",
         2,
@@ -98,12 +72,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace read fast",
         Exec::Shard(expiretime),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "7.0.0",
-        "Get the expiration Unix timestamp for a key",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "pexpiretime",
         2,
@@ -111,12 +80,7 @@ pub static COMMANDS: &[Command] = &[
         "keyspace read fast",
         Exec::Shard(pexpiretime),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "generic",
-        "7.0.0",
-        "Get the expiration Unix timestamp for a key in milliseconds",
-    ),
+    .keys(1, 1, 1),
     Command::new(
         "persist",
         2,
@@ -125,7 +89,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(persist),
     )
     .keys(1, 1, 1)
-    .doc("generic", "2.2.0", "Remove the expiration from a key")
     .verbatim(),
 ];
 

@@ -22,51 +22,40 @@ use crate::storage::Value;
 use bytes::Bytes;
 use std::cmp::Ordering::Equal;
 
-const SEARCH_COMPLEXITY: &str = "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape";
-const RADIUS_COMPLEXITY: &str = "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.";
-
 pub static COMMANDS: &[Command] = &[
-    Command::new("geoadd", -5, "write denyoom", "write geo slow", Exec::Shard(geoadd))
-        .keys(1, 1, 1)
-        .doc(
-            "geo",
-            "3.2.0",
-            "Add one or more geospatial items in the geospatial index represented using a sorted set",
-        )
-        .complexity(
-            "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
-        )
-        .key_flags("RW update")
-        .verbatim(),
-    Command::new("geopos", -2, "readonly", "read geo slow", Exec::Shard(geopos))
-        .keys(1, 1, 1)
-        .doc(
-            "geo",
-            "3.2.0",
-            "Returns longitude and latitude of members of a geospatial index",
-        )
-        .complexity("O(N) where N is the number of members requested.")
-        .key_flags("RO access"),
-    Command::new("geodist", -4, "readonly", "read geo slow", Exec::Shard(geodist))
-        .keys(1, 1, 1)
-        .doc(
-            "geo",
-            "3.2.0",
-            "Returns the distance between two members of a geospatial index",
-        )
-        .complexity("O(log(N))")
-        .key_flags("RO access"),
-    Command::new("geohash", -2, "readonly", "read geo slow", Exec::Shard(geohash))
-        .keys(1, 1, 1)
-        .doc(
-            "geo",
-            "3.2.0",
-            "Returns members of a geospatial index as standard geohash strings",
-        )
-        .complexity(
-            "O(log(N)) for each member requested, where N is the number of elements in the sorted set.",
-        )
-        .key_flags("RO access"),
+    Command::new(
+        "geoadd",
+        -5,
+        "write denyoom",
+        "write geo slow",
+        Exec::Shard(geoadd),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "geopos",
+        -2,
+        "readonly",
+        "read geo slow",
+        Exec::Shard(geopos),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "geodist",
+        -4,
+        "readonly",
+        "read geo slow",
+        Exec::Shard(geodist),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "geohash",
+        -2,
+        "readonly",
+        "read geo slow",
+        Exec::Shard(geohash),
+    )
+    .keys(1, 1, 1),
     Command::new(
         "geosearch",
         -7,
@@ -74,14 +63,7 @@ pub static COMMANDS: &[Command] = &[
         "read geo slow",
         Exec::Shard(geosearch),
     )
-    .keys(1, 1, 1)
-    .doc(
-        "geo",
-        "6.2.0",
-        "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle.",
-    )
-    .complexity(SEARCH_COMPLEXITY)
-    .key_flags("RO access"),
+    .keys(1, 1, 1),
     Command::new(
         "geosearchstore",
         -8,
@@ -90,13 +72,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(geosearchstore),
     )
     .keys(1, 2, 1)
-    .doc(
-        "geo",
-        "6.2.0",
-        "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle, and store the result in another key.",
-    )
-    .complexity(SEARCH_COMPLEXITY)
-    .key_flags("OW update")
     .verbatim()
     .touch(Touch::Only(1)),
     Command::new(
@@ -108,13 +83,6 @@ pub static COMMANDS: &[Command] = &[
     )
     .keys(1, 1, 1)
     .find_keys(radius_store_keys)
-    .doc(
-        "geo",
-        "3.2.0",
-        "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a point",
-    )
-    .complexity(RADIUS_COMPLEXITY)
-    .key_flags("RO access")
     .verbatim()
     .touch(Touch::AllBut(1)),
     Command::new(
@@ -126,13 +94,6 @@ pub static COMMANDS: &[Command] = &[
     )
     .keys(1, 1, 1)
     .find_keys(radius_store_keys)
-    .doc(
-        "geo",
-        "3.2.0",
-        "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a member",
-    )
-    .complexity(RADIUS_COMPLEXITY)
-    .key_flags("RO access")
     .verbatim()
     .touch(Touch::AllBut(1)),
     Command::new(
@@ -142,10 +103,7 @@ pub static COMMANDS: &[Command] = &[
         "read geo slow",
         Exec::Shard(georadius_ro),
     )
-    .keys(1, 1, 1)
-    .doc("geo", "3.2.10", "A read-only variant for GEORADIUS")
-    .complexity(RADIUS_COMPLEXITY)
-    .key_flags("RO access"),
+    .keys(1, 1, 1),
     Command::new(
         "georadiusbymember_ro",
         -5,
@@ -153,10 +111,7 @@ pub static COMMANDS: &[Command] = &[
         "read geo slow",
         Exec::Shard(georadiusbymember_ro),
     )
-    .keys(1, 1, 1)
-    .doc("geo", "3.2.10", "A read-only variant for GEORADIUSBYMEMBER")
-    .complexity(RADIUS_COMPLEXITY)
-    .key_flags("RO access"),
+    .keys(1, 1, 1),
 ];
 
 /// GEORADIUS / GEORADIUSBYMEMBER keys: the source, then what Redis 7.0's key specs

@@ -25,90 +25,126 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("hset", -4, "write denyoom fast", "write hash fast", Exec::Shard(hset))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Set the string value of a hash field")
-        .complexity("O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.")
-        .key_flags("RW update")
-        .verbatim(),
-    Command::new("hsetnx", 4, "write denyoom fast", "write hash fast", Exec::Shard(hsetnx))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Set the value of a hash field, only if the field does not exist")
-        .key_flags("RW insert")
-        .verbatim(),
-    Command::new("hget", 3, "readonly fast", "read hash fast", Exec::Shard(hget))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Get the value of a hash field")
-        .key_flags("RO access"),
-    Command::new("hmget", -3, "readonly fast", "read hash fast", Exec::Shard(hmget))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Get the values of all the given hash fields")
-        .complexity("O(N) where N is the number of fields being requested.")
-        .key_flags("RO access"),
-    Command::new("hmset", -4, "write denyoom fast", "write hash fast", Exec::Shard(hmset))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Set multiple hash fields to multiple values")
-        .complexity("O(N) where N is the number of fields being set.")
-        .key_flags("RW update")
-        .verbatim(),
-    Command::new("hdel", -3, "write fast", "write hash fast", Exec::Shard(hdel))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Delete one or more hash fields")
-        .complexity("O(N) where N is the number of fields to be removed.")
-        .key_flags("RW delete")
-        .verbatim(),
-    Command::new("hlen", 2, "readonly fast", "read hash fast", Exec::Shard(hlen))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Get the number of fields in a hash")
-        .key_flags("RO"),
-    Command::new("hstrlen", 3, "readonly fast", "read hash fast", Exec::Shard(hstrlen))
-        .keys(1, 1, 1)
-        .doc("hash", "3.2.0", "Get the length of the value of a hash field")
-        .key_flags("RO"),
-    Command::new("hexists", 3, "readonly fast", "read hash fast", Exec::Shard(hexists))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Determine if a hash field exists")
-        .key_flags("RO"),
-    Command::new("hkeys", 2, "readonly", "read hash slow", Exec::Shard(hkeys))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Get all the fields in a hash")
-        .complexity("O(N) where N is the size of the hash.")
-        .key_flags("RO access")
-        .tips("nondeterministic_output_order"),
-    Command::new("hvals", 2, "readonly", "read hash slow", Exec::Shard(hvals))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Get all the values in a hash")
-        .complexity("O(N) where N is the size of the hash.")
-        .key_flags("RO access")
-        .tips("nondeterministic_output_order"),
-    Command::new("hgetall", 2, "readonly", "read hash slow", Exec::Shard(hgetall))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Get all the fields and values in a hash")
-        .complexity("O(N) where N is the size of the hash.")
-        .key_flags("RO access")
-        .tips("nondeterministic_output_order"),
-    Command::new("hincrby", 4, "write denyoom fast", "write hash fast", Exec::Shard(hincrby))
-        .keys(1, 1, 1)
-        .doc("hash", "2.0.0", "Increment the integer value of a hash field by the given number")
-        .key_flags("RW access update")
-        .verbatim(),
-    Command::new("hincrbyfloat", 4, "write denyoom fast", "write hash fast", Exec::Shard(hincrbyfloat))
-        .keys(1, 1, 1)
-        .doc("hash", "2.6.0", "Increment the float value of a hash field by the given amount")
-        .key_flags("RW access update")
-        .propagate(propagate::hincrbyfloat),
-    Command::new("hrandfield", -2, "readonly", "read hash slow", Exec::Shard(hrandfield))
-        .keys(1, 1, 1)
-        .doc("hash", "6.2.0", "Get one or multiple random fields from a hash")
-        .complexity("O(N) where N is the number of fields returned")
-        .key_flags("RO access")
-        .tips("nondeterministic_output"),
-    Command::new("hscan", -3, "readonly", "read hash slow", Exec::Shard(hscan))
-        .keys(1, 1, 1)
-        .doc("hash", "2.8.0", "Incrementally iterate hash fields and associated values")
-        .complexity("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..")
-        .key_flags("RO access")
-        .tips("nondeterministic_output"),
+    Command::new(
+        "hset",
+        -4,
+        "write denyoom fast",
+        "write hash fast",
+        Exec::Shard(hset),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "hsetnx",
+        4,
+        "write denyoom fast",
+        "write hash fast",
+        Exec::Shard(hsetnx),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "hget",
+        3,
+        "readonly fast",
+        "read hash fast",
+        Exec::Shard(hget),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "hmget",
+        -3,
+        "readonly fast",
+        "read hash fast",
+        Exec::Shard(hmget),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "hmset",
+        -4,
+        "write denyoom fast",
+        "write hash fast",
+        Exec::Shard(hmset),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "hdel",
+        -3,
+        "write fast",
+        "write hash fast",
+        Exec::Shard(hdel),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "hlen",
+        2,
+        "readonly fast",
+        "read hash fast",
+        Exec::Shard(hlen),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "hstrlen",
+        3,
+        "readonly fast",
+        "read hash fast",
+        Exec::Shard(hstrlen),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "hexists",
+        3,
+        "readonly fast",
+        "read hash fast",
+        Exec::Shard(hexists),
+    )
+    .keys(1, 1, 1),
+    Command::new("hkeys", 2, "readonly", "read hash slow", Exec::Shard(hkeys)).keys(1, 1, 1),
+    Command::new("hvals", 2, "readonly", "read hash slow", Exec::Shard(hvals)).keys(1, 1, 1),
+    Command::new(
+        "hgetall",
+        2,
+        "readonly",
+        "read hash slow",
+        Exec::Shard(hgetall),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "hincrby",
+        4,
+        "write denyoom fast",
+        "write hash fast",
+        Exec::Shard(hincrby),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "hincrbyfloat",
+        4,
+        "write denyoom fast",
+        "write hash fast",
+        Exec::Shard(hincrbyfloat),
+    )
+    .keys(1, 1, 1)
+    .propagate(propagate::hincrbyfloat),
+    Command::new(
+        "hrandfield",
+        -2,
+        "readonly",
+        "read hash slow",
+        Exec::Shard(hrandfield),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "hscan",
+        -3,
+        "readonly",
+        "read hash slow",
+        Exec::Shard(hscan),
+    )
+    .keys(1, 1, 1),
 ];
 
 const NOT_INTEGER: &str = "ERR hash value is not an integer";

@@ -26,13 +26,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(pfadd),
     )
     .keys(1, 1, 1)
-    .doc(
-        "hyperloglog",
-        "2.8.9",
-        "Adds the specified elements to the specified HyperLogLog.",
-    )
-    .complexity("O(1) to add every element.")
-    .key_flags("RW insert")
     .verbatim(),
     Command::new(
         "pfcount",
@@ -42,13 +35,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(pfcount),
     )
     .keys(1, -1, 1)
-    .doc(
-        "hyperloglog",
-        "2.8.9",
-        "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).",
-    )
-    .complexity("O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.")
-    .key_flags("RW access")
     .traits(traits::TOUCHES_ON_READ),
     Command::new(
         "pfmerge",
@@ -58,13 +44,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(pfmerge),
     )
     .keys(1, -1, 1)
-    .doc(
-        "hyperloglog",
-        "2.8.9",
-        "Merge N different HyperLogLogs into a single one.",
-    )
-    .complexity("O(N) to merge N HyperLogLogs, but with high constant times.")
-    .key_flags("RW access insert")
     .verbatim(),
     Command::new(
         "pfdebug",
@@ -74,13 +53,6 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(pfdebug),
     )
     .keys(2, 2, 1)
-    .doc(
-        "hyperloglog",
-        "2.8.9",
-        "Internal commands for debugging HyperLogLog values",
-    )
-    .complexity("N/A")
-    .key_flags("RW access")
     .verbatim(),
     Command::new(
         "pfselftest",
@@ -88,13 +60,7 @@ pub static COMMANDS: &[Command] = &[
         "admin",
         "hyperloglog admin slow dangerous",
         Exec::Shard(pfselftest),
-    )
-    .doc(
-        "hyperloglog",
-        "2.8.9",
-        "An internal command for testing HyperLogLog values",
-    )
-    .complexity("N/A"),
+    ),
 ];
 
 const NOT_HLL: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";

@@ -42,11 +42,6 @@ pub static COMMANDS: &[Command] = &[Command::new(
     "loading stale",
     "slow dangerous",
     Exec::Server(info),
-)
-.doc(
-    "server",
-    "1.0.0",
-    "Returns information and statistics about the server.",
 )];
 
 /// Sections in Redis's order; `default` marks those INFO without arguments shows.

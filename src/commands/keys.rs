@@ -26,75 +26,136 @@ pub static COMMANDS: &[Command] = &[
     Command::new("del", -2, "write", "keyspace write slow", Exec::Shard(del))
         .keys(1, -1, 1)
         .split(Merge::SumInt)
-        .doc("generic", "1.0.0", "Delete a key")
-        .complexity("O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).")
         .verbatim()
         .touch(Touch::Existing),
-    Command::new("unlink", -2, "write fast", "keyspace write fast", Exec::Shard(del))
-        .keys(1, -1, 1)
-        .split(Merge::SumInt)
-        .doc("generic", "4.0.0", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.")
-        .complexity("O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.")
-        .verbatim()
-        .touch(Touch::Existing),
-    Command::new("exists", -2, "readonly fast", "keyspace read fast", Exec::Shard(exists))
-        .keys(1, -1, 1)
-        .split(Merge::SumInt)
-        .doc("generic", "1.0.0", "Determine if a key exists")
-        .complexity("O(N) where N is the number of keys to check."),
-    Command::new("touch", -2, "readonly fast", "keyspace read fast", Exec::Shard(touch))
-        .keys(1, -1, 1)
-        .split(Merge::SumInt)
-        .doc("generic", "3.2.1", "Alters the last access time of a key(s). Returns the number of existing keys specified.")
-        .complexity("O(N) where N is the number of keys that will be touched."),
-    Command::new("type", 2, "readonly fast", "keyspace read fast", Exec::Shard(type_cmd))
-        .keys(1, 1, 1)
-        .doc("generic", "1.0.0", "Determine the type stored at key"),
-    Command::new("rename", 3, "write", "keyspace write slow", Exec::Shard(rename))
-        .keys(1, 2, 1)
-        .doc("generic", "1.0.0", "Rename a key")
-        .verbatim(),
-    Command::new("renamenx", 3, "write fast", "keyspace write fast", Exec::Shard(renamenx))
-        .keys(1, 2, 1)
-        .doc("generic", "1.0.0", "Rename a key, only if the new key does not exist")
-        .verbatim(),
-    Command::new("copy", -3, "write denyoom", "keyspace write slow", Exec::Shard(copy))
-        .keys(1, 2, 1)
-        .doc("generic", "6.2.0", "Copy a key")
-        .complexity("O(N) worst case for collections, where N is the number of nested items. O(1) for string values.")
-        .verbatim()
-        .touch(Touch::OnlyInDbOption(2)),
-    Command::new("move", 3, "write fast", "keyspace write fast", Exec::Shard(move_cmd))
-        .keys(1, 1, 1)
-        .doc("generic", "1.0.0", "Move a key to another database")
-        .verbatim()
-        .touch(Touch::AlsoInDbArg(2)),
-    Command::new("swapdb", 3, "write fast", "keyspace write fast dangerous", Exec::Server(swapdb))
-        .doc("server", "4.0.0", "Swaps two Redis databases")
-        .complexity("O(N) where N is the count of clients watching or blocking on keys from both databases.")
-        .verbatim(),
-    Command::new("dbsize", 1, "readonly fast", "keyspace read fast", Exec::Server(dbsize))
-        .doc("server", "1.0.0", "Return the number of keys in the selected database"),
-    Command::new("keys", 2, "readonly", "keyspace read slow dangerous", Exec::Server(keys))
-        .doc("generic", "1.0.0", "Find all keys matching the given pattern")
-        .complexity("O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length."),
-    Command::new("scan", -2, "readonly", "keyspace read slow", Exec::Server(scan))
-        .doc("generic", "2.8.0", "Incrementally iterate the keys space")
-        .complexity("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection."),
-    Command::new("randomkey", 1, "readonly", "keyspace read slow", Exec::Server(randomkey))
-        .doc("generic", "1.0.0", "Return a random key from the keyspace"),
-    Command::new("flushdb", -1, "write", "keyspace write slow dangerous", Exec::Server(flushdb))
-        .doc("server", "1.0.0", "Remove all keys from the current database")
-        .complexity("O(N) where N is the number of keys in the selected database")
-        .verbatim(),
-    Command::new("flushall", -1, "write", "keyspace write slow dangerous", Exec::Server(flushall))
-        .doc("server", "1.0.0", "Remove all keys from all databases")
-        .complexity("O(N) where N is the total number of keys in all databases")
-        .verbatim(),
-    Command::new("object", -2, "", "slow", Exec::Container)
-        .subcommands(OBJECT_SUBCOMMANDS)
-        .doc("generic", "2.2.3", "A container for object introspection commands")
-        .complexity("Depends on subcommand."),
+    Command::new(
+        "unlink",
+        -2,
+        "write fast",
+        "keyspace write fast",
+        Exec::Shard(del),
+    )
+    .keys(1, -1, 1)
+    .split(Merge::SumInt)
+    .verbatim()
+    .touch(Touch::Existing),
+    Command::new(
+        "exists",
+        -2,
+        "readonly fast",
+        "keyspace read fast",
+        Exec::Shard(exists),
+    )
+    .keys(1, -1, 1)
+    .split(Merge::SumInt),
+    Command::new(
+        "touch",
+        -2,
+        "readonly fast",
+        "keyspace read fast",
+        Exec::Shard(touch),
+    )
+    .keys(1, -1, 1)
+    .split(Merge::SumInt),
+    Command::new(
+        "type",
+        2,
+        "readonly fast",
+        "keyspace read fast",
+        Exec::Shard(type_cmd),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "rename",
+        3,
+        "write",
+        "keyspace write slow",
+        Exec::Shard(rename),
+    )
+    .keys(1, 2, 1)
+    .verbatim(),
+    Command::new(
+        "renamenx",
+        3,
+        "write fast",
+        "keyspace write fast",
+        Exec::Shard(renamenx),
+    )
+    .keys(1, 2, 1)
+    .verbatim(),
+    Command::new(
+        "copy",
+        -3,
+        "write denyoom",
+        "keyspace write slow",
+        Exec::Shard(copy),
+    )
+    .keys(1, 2, 1)
+    .verbatim()
+    .touch(Touch::OnlyInDbOption(2)),
+    Command::new(
+        "move",
+        3,
+        "write fast",
+        "keyspace write fast",
+        Exec::Shard(move_cmd),
+    )
+    .keys(1, 1, 1)
+    .verbatim()
+    .touch(Touch::AlsoInDbArg(2)),
+    Command::new(
+        "swapdb",
+        3,
+        "write fast",
+        "keyspace write fast dangerous",
+        Exec::Server(swapdb),
+    )
+    .verbatim(),
+    Command::new(
+        "dbsize",
+        1,
+        "readonly fast",
+        "keyspace read fast",
+        Exec::Server(dbsize),
+    ),
+    Command::new(
+        "keys",
+        2,
+        "readonly",
+        "keyspace read slow dangerous",
+        Exec::Server(keys),
+    ),
+    Command::new(
+        "scan",
+        -2,
+        "readonly",
+        "keyspace read slow",
+        Exec::Server(scan),
+    ),
+    Command::new(
+        "randomkey",
+        1,
+        "readonly",
+        "keyspace read slow",
+        Exec::Server(randomkey),
+    ),
+    Command::new(
+        "flushdb",
+        -1,
+        "write",
+        "keyspace write slow dangerous",
+        Exec::Server(flushdb),
+    )
+    .verbatim(),
+    Command::new(
+        "flushall",
+        -1,
+        "write",
+        "keyspace write slow dangerous",
+        Exec::Server(flushall),
+    )
+    .verbatim(),
+    Command::new("object", -2, "", "slow", Exec::Container).subcommands(OBJECT_SUBCOMMANDS),
 ];
 
 static OBJECT_SUBCOMMANDS: &[Command] = &[
@@ -104,11 +165,6 @@ static OBJECT_SUBCOMMANDS: &[Command] = &[
         "loading stale",
         "keyspace slow",
         Exec::Shard(object_help),
-    )
-    .doc(
-        "generic",
-        "6.2.0",
-        "Show helpful text about the different subcommands",
     ),
     Command::new(
         "object|freq",
@@ -117,12 +173,7 @@ static OBJECT_SUBCOMMANDS: &[Command] = &[
         "keyspace read slow",
         Exec::Shard(object_freq),
     )
-    .keys(2, 2, 1)
-    .doc(
-        "generic",
-        "4.0.0",
-        "Get the logarithmic access frequency counter of a Redis object",
-    ),
+    .keys(2, 2, 1),
     Command::new(
         "object|encoding",
         3,
@@ -130,12 +181,7 @@ static OBJECT_SUBCOMMANDS: &[Command] = &[
         "keyspace read slow",
         Exec::Shard(object_encoding),
     )
-    .keys(2, 2, 1)
-    .doc(
-        "generic",
-        "2.2.3",
-        "Inspect the internal encoding of a Redis object",
-    ),
+    .keys(2, 2, 1),
     Command::new(
         "object|idletime",
         3,
@@ -143,12 +189,7 @@ static OBJECT_SUBCOMMANDS: &[Command] = &[
         "keyspace read slow",
         Exec::Shard(object_idletime),
     )
-    .keys(2, 2, 1)
-    .doc(
-        "generic",
-        "2.2.3",
-        "Get the time since a Redis object was last accessed",
-    ),
+    .keys(2, 2, 1),
     Command::new(
         "object|refcount",
         3,
@@ -156,12 +197,7 @@ static OBJECT_SUBCOMMANDS: &[Command] = &[
         "keyspace read slow",
         Exec::Shard(object_refcount),
     )
-    .keys(2, 2, 1)
-    .doc(
-        "generic",
-        "2.2.3",
-        "Get the number of references to the value of the key",
-    ),
+    .keys(2, 2, 1),
 ];
 
 const SAME_OBJECT: &str = "ERR source and destination objects are the same";

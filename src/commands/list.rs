@@ -24,143 +24,135 @@ const W_SLOW: &str = "write list slow";
 const R_FAST: &str = "read list fast";
 const R_SLOW: &str = "read list slow";
 const W_BLOCK: &str = "write list slow blocking";
-const PUSH_COMPLEXITY: &str = "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.";
-const MPOP_COMPLEXITY: &str =
-    "O(N+M) where N is the number of provided keys and M is the number of elements returned.";
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("lpush", -3, "write denyoom fast", W_FAST, Exec::Shard(lpush))
-        .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Prepend one or multiple elements to a list")
-        .complexity(PUSH_COMPLEXITY)
-        .key_flags("RW insert")
-        .verbatim(),
-    Command::new("rpush", -3, "write denyoom fast", W_FAST, Exec::Shard(rpush))
-        .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Append one or multiple elements to a list")
-        .complexity(PUSH_COMPLEXITY)
-        .key_flags("RW insert")
-        .verbatim(),
-    Command::new("lpushx", -3, "write denyoom fast", W_FAST, Exec::Shard(lpushx))
-        .keys(1, 1, 1)
-        .doc("list", "2.2.0", "Prepend an element to a list, only if the list exists")
-        .complexity(PUSH_COMPLEXITY)
-        .key_flags("RW insert")
-        .verbatim(),
-    Command::new("rpushx", -3, "write denyoom fast", W_FAST, Exec::Shard(rpushx))
-        .keys(1, 1, 1)
-        .doc("list", "2.2.0", "Append an element to a list, only if the list exists")
-        .complexity(PUSH_COMPLEXITY)
-        .key_flags("RW insert")
-        .verbatim(),
+    Command::new(
+        "lpush",
+        -3,
+        "write denyoom fast",
+        W_FAST,
+        Exec::Shard(lpush),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "rpush",
+        -3,
+        "write denyoom fast",
+        W_FAST,
+        Exec::Shard(rpush),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "lpushx",
+        -3,
+        "write denyoom fast",
+        W_FAST,
+        Exec::Shard(lpushx),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "rpushx",
+        -3,
+        "write denyoom fast",
+        W_FAST,
+        Exec::Shard(rpushx),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
     Command::new("lpop", -2, "write fast", W_FAST, Exec::Shard(lpop))
         .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Remove and get the first elements in a list")
-        .complexity("O(N) where N is the number of elements returned")
-        .key_flags("RW access delete")
         .verbatim(),
     Command::new("rpop", -2, "write fast", W_FAST, Exec::Shard(rpop))
         .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Remove and get the last elements in a list")
-        .complexity("O(N) where N is the number of elements returned")
-        .key_flags("RW access delete")
         .verbatim(),
-    Command::new("llen", 2, "readonly fast", R_FAST, Exec::Shard(llen))
-        .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Get the length of a list")
-        .key_flags("RO"),
-    Command::new("lindex", 3, "readonly", R_SLOW, Exec::Shard(lindex))
-        .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Get an element from a list by its index")
-        .complexity("O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).")
-        .key_flags("RO access"),
+    Command::new("llen", 2, "readonly fast", R_FAST, Exec::Shard(llen)).keys(1, 1, 1),
+    Command::new("lindex", 3, "readonly", R_SLOW, Exec::Shard(lindex)).keys(1, 1, 1),
     Command::new("lset", 4, "write denyoom", W_SLOW, Exec::Shard(lset))
         .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Set the value of an element in a list by its index")
-        .complexity("O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).")
-        .key_flags("RW update")
         .verbatim(),
-    Command::new("lrange", 4, "readonly", R_SLOW, Exec::Shard(lrange))
-        .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Get a range of elements from a list")
-        .complexity("O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.")
-        .key_flags("RO access"),
+    Command::new("lrange", 4, "readonly", R_SLOW, Exec::Shard(lrange)).keys(1, 1, 1),
     Command::new("ltrim", 4, "write", W_SLOW, Exec::Shard(ltrim))
         .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Trim a list to the specified range")
-        .complexity("O(N) where N is the number of elements to be removed by the operation.")
-        .key_flags("RW delete")
         .verbatim(),
     Command::new("lrem", 4, "write", W_SLOW, Exec::Shard(lrem))
         .keys(1, 1, 1)
-        .doc("list", "1.0.0", "Remove elements from a list")
-        .complexity("O(N+M) where N is the length of the list and M is the number of elements removed.")
-        .key_flags("RW delete")
         .verbatim(),
     Command::new("linsert", 5, "write denyoom", W_SLOW, Exec::Shard(linsert))
         .keys(1, 1, 1)
-        .doc("list", "2.2.0", "Insert an element before or after another element in a list")
-        .complexity("O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).")
-        .key_flags("RW insert")
         .verbatim(),
-    Command::new("lpos", -3, "readonly", R_SLOW, Exec::Shard(lpos))
-        .keys(1, 1, 1)
-        .doc("list", "6.0.6", "Return the index of matching elements on a list")
-        .complexity("O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.")
-        .key_flags("RO access"),
+    Command::new("lpos", -3, "readonly", R_SLOW, Exec::Shard(lpos)).keys(1, 1, 1),
     Command::new("lmove", 5, "write denyoom", W_SLOW, Exec::Shard(lmove))
         .keys(1, 2, 1)
-        .doc("list", "6.2.0", "Pop an element from a list, push it to another list and return it")
-        .key_flags("RW access delete")
         .verbatim(),
-    Command::new("rpoplpush", 3, "write denyoom", W_SLOW, Exec::Shard(rpoplpush))
-        .keys(1, 2, 1)
-        .doc("list", "1.2.0", "Remove the last element in a list, prepend it to another list and return it")
-        .key_flags("RW access delete")
-        .verbatim(),
+    Command::new(
+        "rpoplpush",
+        3,
+        "write denyoom",
+        W_SLOW,
+        Exec::Shard(rpoplpush),
+    )
+    .keys(1, 2, 1)
+    .verbatim(),
     Command::new("lmpop", -4, "write movablekeys", W_SLOW, Exec::Shard(lmpop))
         .find_keys(lmpop_keys)
-        .doc("list", "7.0.0", "Pop elements from a list")
-        .complexity(MPOP_COMPLEXITY)
-        .key_flags("RW access delete")
         .propagate(propagate::lmpop)
         .touch(Touch::Popped),
-    Command::new("blpop", -3, "write noscript blocking", W_BLOCK, Exec::Shard(blpop))
-        .keys(1, -2, 1)
-        .doc("list", "2.0.0", "Remove and get the first element in a list, or block until one is available")
-        .complexity("O(N) where N is the number of provided keys.")
-        .key_flags("RW access delete")
-        .propagate(propagate::blocking_pop)
-        .touch(Touch::Popped)
-        .blocking(Blocking::POP),
-    Command::new("brpop", -3, "write noscript blocking", W_BLOCK, Exec::Shard(brpop))
-        .keys(1, -2, 1)
-        .doc("list", "2.0.0", "Remove and get the last element in a list, or block until one is available")
-        .complexity("O(N) where N is the number of provided keys.")
-        .key_flags("RW access delete")
-        .propagate(propagate::blocking_pop)
-        .touch(Touch::Popped)
-        .blocking(Blocking::POP),
-    Command::new("blmove", 6, "write denyoom noscript blocking", W_BLOCK, Exec::Shard(blmove))
-        .keys(1, 2, 1)
-        .doc("list", "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available")
-        .key_flags("RW access delete")
-        .propagate(propagate::blmove)
-        .blocking(Blocking::MOVE),
-    Command::new("brpoplpush", 4, "write denyoom noscript blocking", W_BLOCK, Exec::Shard(brpoplpush))
-        .keys(1, 2, 1)
-        .doc("list", "2.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available")
-        .key_flags("RW access delete")
-        .propagate(propagate::brpoplpush)
-        .blocking(Blocking::MOVE),
-    Command::new("blmpop", -5, "write blocking movablekeys", W_BLOCK, Exec::Shard(blmpop))
-        .find_keys(blmpop_keys)
-        .doc("list", "7.0.0", "Pop elements from a list, or block until one is available")
-        .complexity(MPOP_COMPLEXITY)
-        .key_flags("RW access delete")
-        .propagate(propagate::lmpop)
-        .touch(Touch::Popped)
-        .blocking(Blocking::MPOP),
+    Command::new(
+        "blpop",
+        -3,
+        "write noscript blocking",
+        W_BLOCK,
+        Exec::Shard(blpop),
+    )
+    .keys(1, -2, 1)
+    .propagate(propagate::blocking_pop)
+    .touch(Touch::Popped)
+    .blocking(Blocking::POP),
+    Command::new(
+        "brpop",
+        -3,
+        "write noscript blocking",
+        W_BLOCK,
+        Exec::Shard(brpop),
+    )
+    .keys(1, -2, 1)
+    .propagate(propagate::blocking_pop)
+    .touch(Touch::Popped)
+    .blocking(Blocking::POP),
+    Command::new(
+        "blmove",
+        6,
+        "write denyoom noscript blocking",
+        W_BLOCK,
+        Exec::Shard(blmove),
+    )
+    .keys(1, 2, 1)
+    .propagate(propagate::blmove)
+    .blocking(Blocking::MOVE),
+    Command::new(
+        "brpoplpush",
+        4,
+        "write denyoom noscript blocking",
+        W_BLOCK,
+        Exec::Shard(brpoplpush),
+    )
+    .keys(1, 2, 1)
+    .propagate(propagate::brpoplpush)
+    .blocking(Blocking::MOVE),
+    Command::new(
+        "blmpop",
+        -5,
+        "write blocking movablekeys",
+        W_BLOCK,
+        Exec::Shard(blmpop),
+    )
+    .find_keys(blmpop_keys)
+    .propagate(propagate::lmpop)
+    .touch(Touch::Popped)
+    .blocking(Blocking::MPOP),
 ];
 
 // ---- shared pieces -------------------------------------------------------------------

@@ -2,8 +2,9 @@
 //!
 //! Every command is one [`Command`] entry in its family's file (`string.rs`, `keys.rs`,
 //! `connection.rs`, `server.rs` ...), registered in [`table`]. The entry drives
-//! everything else: arity errors, COMMAND INFO / DOCS / GETKEYS, routing to the shard
-//! that owns the keys, and stats. The one idea to hold: a command never touches a socket
+//! everything else: arity errors, COMMAND INFO / GETKEYS, routing to the shard that owns
+//! the keys, and stats; what is only documentary (COMMAND DOCS, tips, key specs) is
+//! Redis's own metadata, in [`meta`]. The one idea to hold: a command never touches a socket
 //! or a channel. A [`Exec::Shard`] handler gets a [`Ctx`] (one shard, one db) and the
 //! argv, and returns a [`Reply`]; the runtime decides where it runs, including running it
 //! over a gathered view when its keys live on several shards. [`Exec::Conn`] handlers
@@ -24,6 +25,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod meta;
 pub mod persistence;
 pub mod propagate;
 pub mod server;
@@ -222,19 +224,10 @@ pub struct Command {
     pub acl: &'static str,
     pub exec: Exec,
     /// Finds the keys of a command whose keys move (`movablekeys`: ZUNIONSTORE's
-    /// numkeys, SORT's STORE...); first/last/step still give COMMAND INFO's key spec.
+    /// numkeys, SORT's STORE...); first/last/step are still COMMAND INFO's legacy range.
     pub find_keys: Option<KeyFinder>,
     pub split: Option<Merge>,
     pub subcommands: &'static [Command],
-    pub group: &'static str,
-    pub summary: &'static str,
-    pub since: &'static str,
-    pub complexity: &'static str,
-    /// Key-spec flags as COMMAND INFO reports them (`RW access update`); empty = derived
-    /// from the write/readonly flag.
-    pub key_flags: &'static str,
-    /// Space-separated command tips (`nondeterministic_output request_policy:all_shards`).
-    pub tips: &'static str,
     /// Which keys a write modifies, for WATCH.
     pub touch: Touch,
     /// How a write's effect is propagated (AOF, replication).
@@ -268,12 +261,6 @@ impl Command {
             find_keys: None,
             split: None,
             subcommands: &[],
-            group: "generic",
-            summary: "",
-            since: "1.0.0",
-            complexity: "O(1)",
-            tips: "",
-            key_flags: "",
             touch: Touch::Keys,
             propagation: Propagation::Unset,
             blocking: None,
@@ -331,30 +318,6 @@ impl Command {
         self.subcommands = s;
         self
     }
-    pub const fn doc(
-        mut self,
-        group: &'static str,
-        since: &'static str,
-        summary: &'static str,
-    ) -> Command {
-        self.group = group;
-        self.since = since;
-        self.summary = summary;
-        self
-    }
-    pub const fn key_flags(mut self, f: &'static str) -> Command {
-        self.key_flags = f;
-        self
-    }
-    pub const fn tips(mut self, t: &'static str) -> Command {
-        self.tips = t;
-        self
-    }
-    pub const fn complexity(mut self, c: &'static str) -> Command {
-        self.complexity = c;
-        self
-    }
-
     pub fn has_flag(&self, f: &str) -> bool {
         self.flags.split(' ').any(|x| x == f)
     }

@@ -16,38 +16,20 @@ pub static COMMANDS: &[Command] = &[
         "admin noscript no_async_loading no_multi",
         "admin slow dangerous",
         Exec::Server(save_cmd),
-    )
-    .doc(
-        "server",
-        "1.0.0",
-        "Synchronously saves the database(s) to disk.",
-    )
-    .complexity("O(N) where N is the total number of keys in all databases"),
+    ),
     Command::new(
         "bgsave",
         -1,
         "admin noscript no_async_loading",
         "admin slow dangerous",
         Exec::Server(bgsave),
-    )
-    .doc(
-        "server",
-        "1.0.0",
-        "Asynchronously saves the database(s) to disk.",
-    )
-    .complexity("O(1)"),
+    ),
     Command::new(
         "lastsave",
         1,
         "loading stale fast",
         "admin fast dangerous",
         Exec::Server(lastsave),
-    )
-    .tips("nondeterministic_output")
-    .doc(
-        "server",
-        "1.0.0",
-        "Returns the Unix timestamp of the last successful save to disk.",
     ),
 ];
 

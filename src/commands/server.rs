@@ -1,12 +1,16 @@
 //! Server commands (Redis's `server.c` and `debug.c`): COMMAND and its subcommands,
 //! TIME, SHUTDOWN (DEBUG is in `debug.rs`).
 //!
-//! COMMAND is generated from the command table, so what it reports (arity, flags, key
-//! positions, ACL categories) is by construction what routing and arity checks use. The
-//! key specs are derived from first/last/step; Redis's hand-written specs carry finer
-//! flags (OW vs RW, INSERT vs UPDATE) that we approximate as RO/ACCESS and RW/UPDATE.
+//! COMMAND INFO reports from the command table what drives execution (arity, flags,
+//! key range, ACL categories), so it is by construction what routing and arity checks
+//! use; a unit test holds those fields equal to Redis 7.0's for every command we
+//! implement. The tips, the key specs and everything COMMAND DOCS says come from
+//! Redis's own metadata ([`meta`]), and COMMAND GETKEYS / GETKEYSANDFLAGS find keys with those key
+//! specs as Redis does, falling back like Redis to the command's own key finder where
+//! the specs cannot say (SORT's STORE, SET's and BITFIELD's variable flags).
 
 use super::connection::help_reply;
+use super::meta::{self, Begin, Find, KeySpec};
 use super::{args, errors, families, lookup, lookup_sub, Command, Exec, LocalBoxFuture};
 use crate::client::{Client, ClientRef};
 use crate::protocol::Reply;
@@ -15,79 +19,47 @@ use crate::storage::glob::glob_match;
 use bytes::Bytes;
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("command", -1, "loading stale", "slow connection", Exec::Conn(command_all))
-        .subcommands(COMMAND)
-        .tips("nondeterministic_output_order")
-        .doc("server", "2.8.13", "Returns detailed information about all commands.")
-        .complexity("O(N) where N is the total number of Redis commands"),
-    Command::new("time", 1, "loading stale fast", "fast", Exec::Conn(time))
-        .tips("nondeterministic_output")
-        .doc("server", "2.6.0", "Returns the server time."),
-    Command::new("shutdown", -1, "admin noscript loading stale no_multi allow_busy", "admin slow dangerous", Exec::Server(shutdown))
-        .doc("server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.")
-        .complexity("O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)"),
+    Command::new(
+        "command",
+        -1,
+        "loading stale",
+        "slow connection",
+        Exec::Conn(command_all),
+    )
+    .subcommands(COMMAND),
+    Command::new("time", 1, "loading stale fast", "fast", Exec::Conn(time)),
+    Command::new(
+        "shutdown",
+        -1,
+        "admin noscript loading stale no_multi allow_busy",
+        "admin slow dangerous",
+        Exec::Server(shutdown),
+    ),
 ];
 
 const CMD: &str = "loading stale";
 const CMD_ACL: &str = "slow connection";
 
 static COMMAND: &[Command] = &[
-    Command::new("command|count", 2, CMD, CMD_ACL, Exec::Conn(command_count)).doc(
-        "server",
-        "2.8.13",
-        "Returns a count of commands.",
-    ),
-    Command::new("command|info", -2, CMD, CMD_ACL, Exec::Conn(command_info))
-        .tips("nondeterministic_output_order")
-        .doc(
-            "server",
-            "2.8.13",
-            "Returns information about one, multiple or all commands.",
-        )
-        .complexity("O(N) where N is the number of commands to look up"),
-    Command::new("command|docs", -2, CMD, CMD_ACL, Exec::Conn(command_docs))
-        .tips("nondeterministic_output_order")
-        .doc(
-            "server",
-            "7.0.0",
-            "Returns documentary information about one, multiple or all commands.",
-        )
-        .complexity("O(N) where N is the number of commands to look up"),
-    Command::new("command|list", -2, CMD, CMD_ACL, Exec::Conn(command_list))
-        .tips("nondeterministic_output_order")
-        .doc("server", "7.0.0", "Returns a list of command names.")
-        .complexity("O(N) where N is the total number of Redis commands"),
+    Command::new("command|count", 2, CMD, CMD_ACL, Exec::Conn(command_count)),
+    Command::new("command|info", -2, CMD, CMD_ACL, Exec::Conn(command_info)),
+    Command::new("command|docs", -2, CMD, CMD_ACL, Exec::Conn(command_docs)),
+    Command::new("command|list", -2, CMD, CMD_ACL, Exec::Conn(command_list)),
     Command::new(
         "command|getkeys",
         -4,
         CMD,
         CMD_ACL,
         Exec::Conn(command_getkeys),
-    )
-    .doc(
-        "server",
-        "2.8.13",
-        "Extracts the key names from an arbitrary command.",
-    )
-    .complexity("O(N) where N is the number of arguments to the command"),
+    ),
     Command::new(
         "command|getkeysandflags",
         -4,
         CMD,
         CMD_ACL,
         Exec::Conn(command_getkeysandflags),
-    )
-    .doc(
-        "server",
-        "7.0.0",
-        "Extracts the key names and access flags for an arbitrary command.",
-    )
-    .complexity("O(N) where N is the number of arguments to the command"),
-    Command::new("command|help", 2, CMD, CMD_ACL, Exec::Conn(command_help)).doc(
-        "server",
-        "5.0.0",
-        "Returns helpful text about the different subcommands.",
     ),
+    Command::new("command|help", 2, CMD, CMD_ACL, Exec::Conn(command_help)),
 ];
 
 fn status_set(words: &str, prefix: &str) -> Reply {
@@ -99,58 +71,21 @@ fn status_set(words: &str, prefix: &str) -> Reply {
     )
 }
 
-fn key_spec_flags(c: &Command) -> &'static str {
-    if !c.key_flags.is_empty() {
-        c.key_flags
-    } else if c.is_write() {
-        "RW update"
-    } else {
-        "RO access"
-    }
-}
-
-fn key_specs(c: &Command) -> Reply {
-    if c.first_key <= 0 {
-        return Reply::Array(vec![]);
-    }
-    let lastkey = if c.last_key < 0 {
-        c.last_key
-    } else {
-        c.last_key - c.first_key
-    };
-    let st = |s: &str| Reply::bulk_str(s);
-    Reply::Array(vec![Reply::Map(vec![
-        (st("flags"), status_set(key_spec_flags(c), "")),
-        (
-            st("begin_search"),
-            Reply::Map(vec![
-                (st("type"), st("index")),
-                (
-                    st("spec"),
-                    Reply::Map(vec![(st("index"), Reply::Int(c.first_key as i64))]),
-                ),
-            ]),
-        ),
-        (
-            st("find_keys"),
-            Reply::Map(vec![
-                (st("type"), st("range")),
-                (
-                    st("spec"),
-                    Reply::Map(vec![
-                        (st("lastkey"), Reply::Int(lastkey as i64)),
-                        (st("keystep"), Reply::Int(c.key_step as i64)),
-                        (st("limit"), Reply::Int(0)),
-                    ]),
-                ),
-            ]),
-        ),
-    ])])
-}
-
-/// One entry of COMMAND / COMMAND INFO (Redis 7's ten fields).
+/// One entry of COMMAND / COMMAND INFO (Redis 7's ten fields): what drives execution
+/// (arity, flags, key range, ACL categories) from our table, the tips and key specs
+/// from Redis's metadata, the subcommands we implement. As Redis: a command without
+/// subcommands has an empty set there, a container an array.
 pub fn command_entry(c: &Command) -> Reply {
     let acl: Vec<&str> = c.acl.split_whitespace().collect();
+    let (tips, key_specs) = match meta::get(c.name) {
+        Some(m) => (m.info[7].clone(), m.info[8].clone()),
+        None => (Reply::Set(vec![]), Reply::Set(vec![])),
+    };
+    let subcommands = if c.subcommands.is_empty() {
+        Reply::Set(vec![])
+    } else {
+        Reply::Array(c.subcommands.iter().map(command_entry).collect())
+    };
     Reply::Array(vec![
         Reply::bulk_str(c.name),
         Reply::Int(c.arity as i64),
@@ -159,36 +94,22 @@ pub fn command_entry(c: &Command) -> Reply {
         Reply::Int(c.last_key as i64),
         Reply::Int(c.key_step as i64),
         status_set(&acl.join(" "), "@"),
-        // Tips are bulk strings where flags and categories are statuses (as Redis).
-        Reply::Set(c.tips.split_whitespace().map(Reply::bulk_str).collect()),
-        key_specs(c),
-        Reply::Array(c.subcommands.iter().map(command_entry).collect()),
+        tips,
+        key_specs,
+        subcommands,
     ])
 }
 
+/// COMMAND DOCS's map for a command: Redis's, then the subcommands we implement.
 fn doc_entry(c: &Command) -> Reply {
-    let st = |s: &str| Reply::bulk_str(s);
-    let summary = c.summary.trim_end_matches('.');
-    let mut fields = vec![
-        (st("summary"), st(summary)),
-        (st("since"), st(c.since)),
-        (st("group"), st(c.group)),
-        (
-            st("complexity"),
-            st(if c.subcommands.is_empty() {
-                c.complexity
-            } else {
-                "Depends on subcommand."
-            }),
-        ),
-    ];
+    let mut fields = meta::get(c.name).map_or_else(Vec::new, |m| m.docs.clone());
     if !c.subcommands.is_empty() {
         fields.push((
-            st("subcommands"),
+            Reply::bulk_str("subcommands"),
             Reply::Map(
                 c.subcommands
                     .iter()
-                    .map(|s| (st(s.name), doc_entry(s)))
+                    .map(|s| (Reply::bulk_str(s.name), doc_entry(s)))
                     .collect(),
             ),
         ));
@@ -270,8 +191,133 @@ fn command_list(_c: &mut Client, argv: &[Bytes]) -> Reply {
     }
 }
 
-/// The command and key positions of the full command in `argv[2..]`.
-fn getkeys(argv: &[Bytes]) -> Result<(&'static Command, Vec<usize>), Reply> {
+/// A key's position in GETKEYS's argv and its flags, in COMMAND INFO's order.
+type KeyRef = (usize, Vec<&'static str>);
+
+/// Redis 7.0's `getKeysUsingKeySpecs`: the keys the specs find, `None` for a spec that
+/// cannot say (unknown begin or find, an unparsable or out-of-range keynum), which
+/// makes the caller fall back to the command's own key finder.
+fn keys_from_specs(specs: &[KeySpec], argv: &[Bytes], arity: i32) -> Option<Vec<KeyRef>> {
+    let argc = argv.len() as i64;
+    let mut keys = Vec::new();
+    for spec in specs.iter().filter(|s| !s.has_flag("not_key")) {
+        let mut first = match &spec.begin {
+            Begin::Index(i) => *i,
+            Begin::Keyword { keyword, startfrom } => {
+                let (start, end) = if *startfrom > 0 {
+                    (*startfrom, argc - 1)
+                } else {
+                    (argc + startfrom, 1)
+                };
+                let mut found = 0;
+                let mut i = start;
+                while i != end {
+                    if i >= argc || i < 1 {
+                        break;
+                    }
+                    if argv[i as usize].eq_ignore_ascii_case(keyword) {
+                        found = i + 1;
+                        break;
+                    }
+                    i += if start <= end { 1 } else { -1 };
+                }
+                if found == 0 {
+                    continue;
+                }
+                found
+            }
+            Begin::Unknown => return None,
+        };
+        let (last, step) = match spec.find {
+            Find::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => {
+                let last = if lastkey >= 0 {
+                    first + lastkey
+                } else if limit == 0 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / limit + lastkey)
+                };
+                (last, keystep)
+            }
+            Find::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => {
+                if keynumidx >= argc - first {
+                    if arity < 0 {
+                        continue;
+                    }
+                    return None;
+                }
+                let n = crate::protocol::parse::parse_i64(&argv[(first + keynumidx) as usize])
+                    .filter(|n| *n >= 0)?;
+                first += firstkey;
+                (first + n - 1, keystep)
+            }
+            Find::Unknown => return None,
+        };
+        if last >= argc || last < first || first >= argc {
+            return None;
+        }
+        let mut i = first;
+        while i <= last {
+            keys.push((i as usize, spec.flags.clone()));
+            i += step.max(1);
+        }
+    }
+    Some(keys)
+}
+
+/// The flags Redis 7.0's own key finders (`setGetKeys`, `bitfieldGetKeys`,
+/// `sortGetKeys`, `sortROGetKeys`) give key `i` of `argv`, for the commands whose key
+/// specs cannot (variable flags, unknown positions).
+fn native_key_flags(c: &Command, argv: &[Bytes], i: usize) -> Vec<&'static str> {
+    const RO: &[&str] = &["RO", "access"];
+    const RW: &[&str] = &["RW", "access", "update"];
+    const OW: &[&str] = &["OW", "update"];
+    let flags = match c.name {
+        "set" if argv.iter().skip(3).any(|a| args::eq(a, "get")) => RW,
+        "set" => OW,
+        "bitfield" => {
+            let mut readonly = true;
+            let mut j = 2;
+            while j < argv.len() {
+                let rem = argv.len() - j - 1;
+                if args::eq(&argv[j], "get") && rem >= 2 {
+                    j += 2;
+                } else if args::eq(&argv[j], "overflow") && rem >= 1 {
+                    j += 1;
+                } else {
+                    readonly = false;
+                    break;
+                }
+                j += 1;
+            }
+            if readonly {
+                RO
+            } else {
+                RW
+            }
+        }
+        "sort" if i > 1 => OW,
+        _ => {
+            return meta::get(c.name)
+                .and_then(|m| m.key_specs.first())
+                .map_or_else(|| RO.to_vec(), |s| s.flags.clone())
+        }
+    };
+    flags.to_vec()
+}
+
+/// The command and its keys (with flags) of the full command in `argv[2..]`, as Redis
+/// 7.0's `getKeysSubcommandImpl`: the key specs when they can say, else the command's
+/// own key finder.
+fn getkeys(argv: &[Bytes]) -> Result<Vec<KeyRef>, Reply> {
     let target = &argv[2..];
     let Some(mut cmd) = lookup(&target[0]) else {
         return Err(Reply::err("ERR Invalid command specified"));
@@ -282,23 +328,46 @@ fn getkeys(argv: &[Bytes]) -> Result<(&'static Command, Vec<usize>), Reply> {
             None => return Err(Reply::err("ERR Invalid command specified")),
         }
     }
+    let specs = meta::get(cmd.name).map_or(&[][..], |m| &m.key_specs[..]);
+    let has_keyspec = specs.iter().any(|s| !s.has_flag("not_key"));
+    if !has_keyspec && cmd.find_keys.is_none() {
+        return Err(Reply::err("ERR The command has no key arguments"));
+    }
     if !cmd.arity_ok(target.len()) {
         return Err(Reply::err(
             "ERR Invalid number of arguments specified for command",
         ));
     }
-    let keys = cmd.key_indexes(target);
-    if keys.is_empty() {
-        return Err(Reply::err("ERR The command has no key arguments"));
+    // Specs of known kinds that fail on this argv (a key count out of range) leave no
+    // keys: Redis's own finders for those commands refuse the same arguments.
+    let known = specs
+        .iter()
+        .all(|s| s.begin != Begin::Unknown && s.find != Find::Unknown);
+    let from_specs = if has_keyspec && !specs.iter().any(|s| s.has_flag("variable_flags")) {
+        match keys_from_specs(specs, target, cmd.arity) {
+            None if known => Some(Vec::new()),
+            found => found,
+        }
+    } else {
+        None
+    };
+    let keys = from_specs.unwrap_or_else(|| {
+        cmd.key_indexes(target)
+            .into_iter()
+            .map(|i| (i, native_key_flags(cmd, target, i)))
+            .collect()
+    });
+    if keys.is_empty() && !cmd.has_flag("no_mandatory_keys") {
+        return Err(Reply::err("ERR Invalid arguments specified for command"));
     }
-    Ok((cmd, keys))
+    Ok(keys)
 }
 
 fn command_getkeys(_c: &mut Client, argv: &[Bytes]) -> Reply {
     match getkeys(argv) {
-        Ok((_, keys)) => Reply::Array(
+        Ok(keys) => Reply::Array(
             keys.into_iter()
-                .map(|k| Reply::Bulk(argv[2 + k].clone()))
+                .map(|(k, _)| Reply::Bulk(argv[2 + k].clone()))
                 .collect(),
         ),
         Err(e) => e,
@@ -307,12 +376,12 @@ fn command_getkeys(_c: &mut Client, argv: &[Bytes]) -> Reply {
 
 fn command_getkeysandflags(_c: &mut Client, argv: &[Bytes]) -> Reply {
     match getkeys(argv) {
-        Ok((cmd, keys)) => Reply::Array(
+        Ok(keys) => Reply::Array(
             keys.into_iter()
-                .map(|k| {
+                .map(|(k, flags)| {
                     Reply::Array(vec![
                         Reply::Bulk(argv[2 + k].clone()),
-                        status_set(key_spec_flags(cmd), ""),
+                        Reply::Set(flags.into_iter().map(|f| Reply::Status(f.into())).collect()),
                     ])
                 })
                 .collect(),
@@ -407,6 +476,34 @@ mod tests {
             command_getkeys(&mut c, &argv(&["command", "getkeys", "ping", "x"])),
             Reply::err("ERR The command has no key arguments")
         );
+    }
+
+    /// What COMMAND INFO reports from our table (name, arity, flags, first, last,
+    /// step, ACL categories) is what Redis 7.0 reports, for every command we
+    /// implement, and every one has Redis's metadata. No exceptions: the two commands
+    /// Redis 7.0 lacks (`meta/extra.txt`) are held to Redis 7.2's entries.
+    #[test]
+    fn table_agrees_with_redis_command_info() {
+        const FIELDS: [&str; 7] = ["name", "arity", "flags", "first", "last", "step", "acl"];
+        let mut differ = Vec::new();
+        for c in all_with_subcommands() {
+            let Some(m) = meta::get(c.name) else {
+                differ.push(format!("{}: no metadata", c.name));
+                continue;
+            };
+            let Reply::Array(ours) = command_entry(c) else {
+                unreachable!()
+            };
+            for (i, field) in FIELDS.iter().enumerate() {
+                if ours[i] != m.info[i] {
+                    differ.push(format!(
+                        "{} {field}: ours {:?}, Redis {:?}",
+                        c.name, ours[i], m.info[i]
+                    ));
+                }
+            }
+        }
+        assert!(differ.is_empty(), "{}", differ.join("\n"));
     }
 
     #[test]

@@ -30,116 +30,145 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("sadd", -3, "write denyoom fast", "write set fast", Exec::Shard(sadd))
-        .keys(1, 1, 1)
-        .doc("set", "1.0.0", "Add one or more members to a set")
-        .complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.")
-        .key_flags("RW insert")
-        .verbatim(),
-    Command::new("srem", -3, "write fast", "write set fast", Exec::Shard(srem))
-        .keys(1, 1, 1)
-        .doc("set", "1.0.0", "Remove one or more members from a set")
-        .complexity("O(N) where N is the number of members to be removed.")
-        .key_flags("RW delete")
-        .verbatim(),
-    Command::new("smembers", 2, "readonly", "read set slow", Exec::Shard(smembers))
-        .keys(1, 1, 1)
-        .doc("set", "1.0.0", "Get all the members in a set")
-        .complexity("O(N) where N is the set cardinality.")
-        .key_flags("RO access")
-        .tips("nondeterministic_output_order"),
-    Command::new("sismember", 3, "readonly fast", "read set fast", Exec::Shard(sismember))
-        .keys(1, 1, 1)
-        .doc("set", "1.0.0", "Determine if a given value is a member of a set")
-        .key_flags("RO"),
-    Command::new("smismember", -3, "readonly fast", "read set fast", Exec::Shard(smismember))
-        .keys(1, 1, 1)
-        .doc("set", "6.2.0", "Returns the membership associated with the given elements for a set")
-        .complexity("O(N) where N is the number of elements being checked for membership")
-        .key_flags("RO access"),
-    Command::new("scard", 2, "readonly fast", "read set fast", Exec::Shard(scard))
-        .keys(1, 1, 1)
-        .doc("set", "1.0.0", "Get the number of members in a set")
-        .key_flags("RO"),
-    Command::new("spop", -2, "write fast", "write set fast", Exec::Shard(spop))
-        .keys(1, 1, 1)
-        .doc("set", "1.0.0", "Remove and return one or multiple random members from a set")
-        .complexity("Without the count argument O(1), otherwise O(N) where N is the value of the passed count.")
-        .key_flags("RW access delete")
-        .tips("nondeterministic_output")
-        .propagate(propagate::spop),
-    Command::new("srandmember", -2, "readonly", "read set slow", Exec::Shard(srandmember))
-        .keys(1, 1, 1)
-        .doc("set", "1.0.0", "Get one or multiple random members from a set")
-        .complexity("Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.")
-        .key_flags("RO access")
-        .tips("nondeterministic_output"),
+    Command::new(
+        "sadd",
+        -3,
+        "write denyoom fast",
+        "write set fast",
+        Exec::Shard(sadd),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "srem",
+        -3,
+        "write fast",
+        "write set fast",
+        Exec::Shard(srem),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "smembers",
+        2,
+        "readonly",
+        "read set slow",
+        Exec::Shard(smembers),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "sismember",
+        3,
+        "readonly fast",
+        "read set fast",
+        Exec::Shard(sismember),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "smismember",
+        -3,
+        "readonly fast",
+        "read set fast",
+        Exec::Shard(smismember),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "scard",
+        2,
+        "readonly fast",
+        "read set fast",
+        Exec::Shard(scard),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "spop",
+        -2,
+        "write fast",
+        "write set fast",
+        Exec::Shard(spop),
+    )
+    .keys(1, 1, 1)
+    .propagate(propagate::spop),
+    Command::new(
+        "srandmember",
+        -2,
+        "readonly",
+        "read set slow",
+        Exec::Shard(srandmember),
+    )
+    .keys(1, 1, 1),
     // Redis gives SMOVE two key specs (source RW access delete, destination RW
     // insert); the table has one, so it carries the source's flags.
-    Command::new("smove", 4, "write fast", "write set fast", Exec::Shard(smove))
-        .keys(1, 2, 1)
-        .doc("set", "1.0.0", "Move a member from one set to another")
-        .key_flags("RW access delete")
-        .verbatim()
-        .touch(Touch::UnlessMember { key: 2, member: 3 }),
-    Command::new("sinter", -2, "readonly", "read set slow", Exec::Shard(sinter))
-        .keys(1, -1, 1)
-        .doc("set", "1.0.0", "Intersect multiple sets")
-        .complexity(INTER_COMPLEXITY)
-        .key_flags("RO access")
-        .tips("nondeterministic_output_order"),
-    Command::new("sintercard", -3, "readonly movablekeys", "read set slow", Exec::Shard(sintercard))
-        .keys(0, 0, 0)
-        .find_keys(sintercard_keys)
-        .doc("set", "7.0.0", "Intersect multiple sets and return the cardinality of the result")
-        .complexity(INTER_COMPLEXITY)
-        .key_flags("RO access"),
+    Command::new(
+        "smove",
+        4,
+        "write fast",
+        "write set fast",
+        Exec::Shard(smove),
+    )
+    .keys(1, 2, 1)
+    .verbatim()
+    .touch(Touch::UnlessMember { key: 2, member: 3 }),
+    Command::new(
+        "sinter",
+        -2,
+        "readonly",
+        "read set slow",
+        Exec::Shard(sinter),
+    )
+    .keys(1, -1, 1),
+    Command::new(
+        "sintercard",
+        -3,
+        "readonly movablekeys",
+        "read set slow",
+        Exec::Shard(sintercard),
+    )
+    .keys(0, 0, 0)
+    .find_keys(sintercard_keys),
     // The STORE forms: Redis's two key specs (destination, sources) become one with
     // the destination's flags.
-    Command::new("sinterstore", -3, "write denyoom", "write set slow", Exec::Shard(sinterstore))
-        .keys(1, -1, 1)
-        .doc("set", "1.0.0", "Intersect multiple sets and store the resulting set in a key")
-        .complexity(INTER_COMPLEXITY)
-        .key_flags("RW update")
-        .verbatim()
-        .touch(Touch::Only(1)),
-    Command::new("sunion", -2, "readonly", "read set slow", Exec::Shard(sunion))
-        .keys(1, -1, 1)
-        .doc("set", "1.0.0", "Add multiple sets")
-        .complexity(TOTAL_COMPLEXITY)
-        .key_flags("RO access")
-        .tips("nondeterministic_output_order"),
-    Command::new("sunionstore", -3, "write denyoom", "write set slow", Exec::Shard(sunionstore))
-        .keys(1, -1, 1)
-        .doc("set", "1.0.0", "Add multiple sets and store the resulting set in a key")
-        .complexity(TOTAL_COMPLEXITY)
-        .key_flags("OW update")
-        .verbatim()
-        .touch(Touch::Only(1)),
-    Command::new("sdiff", -2, "readonly", "read set slow", Exec::Shard(sdiff))
-        .keys(1, -1, 1)
-        .doc("set", "1.0.0", "Subtract multiple sets")
-        .complexity(TOTAL_COMPLEXITY)
-        .key_flags("RO access")
-        .tips("nondeterministic_output_order"),
-    Command::new("sdiffstore", -3, "write denyoom", "write set slow", Exec::Shard(sdiffstore))
-        .keys(1, -1, 1)
-        .doc("set", "1.0.0", "Subtract multiple sets and store the resulting set in a key")
-        .complexity(TOTAL_COMPLEXITY)
-        .key_flags("OW update")
-        .verbatim()
-        .touch(Touch::Only(1)),
-    Command::new("sscan", -3, "readonly", "read set slow", Exec::Shard(sscan))
-        .keys(1, 1, 1)
-        .doc("set", "2.8.0", "Incrementally iterate Set elements")
-        .complexity("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..")
-        .key_flags("RO access")
-        .tips("nondeterministic_output"),
+    Command::new(
+        "sinterstore",
+        -3,
+        "write denyoom",
+        "write set slow",
+        Exec::Shard(sinterstore),
+    )
+    .keys(1, -1, 1)
+    .verbatim()
+    .touch(Touch::Only(1)),
+    Command::new(
+        "sunion",
+        -2,
+        "readonly",
+        "read set slow",
+        Exec::Shard(sunion),
+    )
+    .keys(1, -1, 1),
+    Command::new(
+        "sunionstore",
+        -3,
+        "write denyoom",
+        "write set slow",
+        Exec::Shard(sunionstore),
+    )
+    .keys(1, -1, 1)
+    .verbatim()
+    .touch(Touch::Only(1)),
+    Command::new("sdiff", -2, "readonly", "read set slow", Exec::Shard(sdiff)).keys(1, -1, 1),
+    Command::new(
+        "sdiffstore",
+        -3,
+        "write denyoom",
+        "write set slow",
+        Exec::Shard(sdiffstore),
+    )
+    .keys(1, -1, 1)
+    .verbatim()
+    .touch(Touch::Only(1)),
+    Command::new("sscan", -3, "readonly", "read set slow", Exec::Shard(sscan)).keys(1, 1, 1),
 ];
-
-const INTER_COMPLEXITY: &str =
-    "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.";
-const TOTAL_COMPLEXITY: &str = "O(N) where N is the total number of elements in all given sets.";
 
 const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 

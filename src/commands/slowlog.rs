@@ -38,20 +38,13 @@ static SLOWLOG_SUBCOMMANDS: &[Command] = &[
         ADMIN,
         ADMIN_ACL,
         Exec::Server(slowlog_get),
-    )
-    .doc("server", "2.2.12", "Returns the slow log's entries.")
-    .complexity("O(N) where N is the number of entries returned"),
+    ),
     Command::new(
         "slowlog|len",
         2,
         ADMIN,
         ADMIN_ACL,
         Exec::Server(slowlog_len),
-    )
-    .doc(
-        "server",
-        "2.2.12",
-        "Returns the number of entries in the slow log.",
     ),
     Command::new(
         "slowlog|reset",
@@ -59,20 +52,13 @@ static SLOWLOG_SUBCOMMANDS: &[Command] = &[
         ADMIN,
         ADMIN_ACL,
         Exec::Server(slowlog_reset),
-    )
-    .doc("server", "2.2.12", "Clears all entries from the slow log.")
-    .complexity("O(N) where N is the number of entries in the slowlog"),
+    ),
     Command::new(
         "slowlog|help",
         2,
         "loading stale",
         "slow",
         Exec::Server(slowlog_help),
-    )
-    .doc(
-        "server",
-        "6.2.0",
-        "Show helpful text about the different subcommands",
     ),
 ];
 
@@ -83,11 +69,6 @@ static LATENCY_SUBCOMMANDS: &[Command] = &[
         ADMIN_NOSCRIPT,
         ADMIN_ACL,
         Exec::Server(latency_doctor),
-    )
-    .doc(
-        "server",
-        "2.8.13",
-        "Returns a human-readable latency analysis report.",
     ),
     Command::new(
         "latency|graph",
@@ -95,19 +76,13 @@ static LATENCY_SUBCOMMANDS: &[Command] = &[
         ADMIN_NOSCRIPT,
         ADMIN_ACL,
         Exec::Server(latency_graph),
-    )
-    .doc("server", "2.8.13", "Returns a latency graph for an event."),
+    ),
     Command::new(
         "latency|history",
         3,
         ADMIN_NOSCRIPT,
         ADMIN_ACL,
         Exec::Server(latency_history),
-    )
-    .doc(
-        "server",
-        "2.8.13",
-        "Returns timestamp-latency samples for an event.",
     ),
     Command::new(
         "latency|latest",
@@ -115,11 +90,6 @@ static LATENCY_SUBCOMMANDS: &[Command] = &[
         ADMIN_NOSCRIPT,
         ADMIN_ACL,
         Exec::Server(latency_latest),
-    )
-    .doc(
-        "server",
-        "2.8.13",
-        "Returns the latest latency samples for all events.",
     ),
     Command::new(
         "latency|reset",
@@ -127,11 +97,6 @@ static LATENCY_SUBCOMMANDS: &[Command] = &[
         ADMIN_NOSCRIPT,
         ADMIN_ACL,
         Exec::Server(latency_reset),
-    )
-    .doc(
-        "server",
-        "2.8.13",
-        "Resets the latency data for one or more events.",
     ),
     Command::new(
         "latency|histogram",
@@ -139,40 +104,19 @@ static LATENCY_SUBCOMMANDS: &[Command] = &[
         ADMIN_NOSCRIPT,
         ADMIN_ACL,
         Exec::Server(latency_histogram),
-    )
-    .doc(
-        "server",
-        "7.0.0",
-        "Returns the cumulative distribution of latencies of a subset or all commands.",
-    )
-    .complexity("O(N) where N is the number of commands with latency information being retrieved."),
+    ),
     Command::new(
         "latency|help",
         2,
         "loading stale",
         "slow",
         Exec::Server(latency_help),
-    )
-    .doc(
-        "server",
-        "2.8.13",
-        "Returns helpful text about the different subcommands.",
     ),
 ];
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("slowlog", -2, "", "slow", Exec::Container)
-        .subcommands(SLOWLOG_SUBCOMMANDS)
-        .doc("server", "2.2.12", "A container for slow log commands.")
-        .complexity("Depends on subcommand."),
-    Command::new("latency", -2, "", "slow", Exec::Container)
-        .subcommands(LATENCY_SUBCOMMANDS)
-        .doc(
-            "server",
-            "2.8.13",
-            "A container for latency diagnostics commands.",
-        )
-        .complexity("Depends on subcommand."),
+    Command::new("slowlog", -2, "", "slow", Exec::Container).subcommands(SLOWLOG_SUBCOMMANDS),
+    Command::new("latency", -2, "", "slow", Exec::Container).subcommands(LATENCY_SUBCOMMANDS),
 ];
 
 /// Merge the shards' logs (each newest first) into the `count` newest entries by id.

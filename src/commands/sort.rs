@@ -30,8 +30,6 @@ use crate::storage::Value;
 use bytes::Bytes;
 use std::cmp::Ordering;
 
-const COMPLEXITY: &str = "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).";
-
 // Redis gives SORT three key specs (the sorted key; BY/GET keys, unknown; the STORE
 // destination, unknown, OW update) and SORT_RO two; the table has one, the sorted key's.
 pub static COMMANDS: &[Command] = &[
@@ -44,13 +42,6 @@ pub static COMMANDS: &[Command] = &[
     )
     .keys(1, 1, 1)
     .find_keys(sort_keys)
-    .doc(
-        "generic",
-        "1.0.0",
-        "Sort the elements in a list, set or sorted set",
-    )
-    .complexity(COMPLEXITY)
-    .key_flags("RO access")
     .verbatim()
     .touch(Touch::AllBut(1))
     .spread(crate::runtime::sort::SPREAD),
@@ -63,13 +54,6 @@ pub static COMMANDS: &[Command] = &[
     )
     .keys(1, 1, 1)
     .find_keys(sort_ro_keys)
-    .doc(
-        "generic",
-        "7.0.0",
-        "Sort the elements in a list, set or sorted set. Read-only variant of SORT.",
-    )
-    .complexity(COMPLEXITY)
-    .key_flags("RO access")
     .spread(crate::runtime::sort::SPREAD),
 ];
 

@@ -18,126 +18,194 @@ use crate::storage::{StrValue, Value};
 use bytes::Bytes;
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("get", 2, "readonly fast", "read string fast", Exec::Shard(get))
-        .keys(1, 1, 1)
-        .doc("string", "1.0.0", "Get the value of a key")
-        .key_flags("RO access"),
-    Command::new("set", -3, "write denyoom", "write string slow", Exec::Shard(set))
-        .keys(1, 1, 1)
-        .doc("string", "1.0.0", "Set the string value of a key")
-        .key_flags("RW access update variable_flags")
-        .propagate(propagate::set),
-    Command::new("setnx", 3, "write denyoom fast", "write string fast", Exec::Shard(setnx))
-        .keys(1, 1, 1)
-        .doc("string", "1.0.0", "Set the value of a key, only if the key does not exist")
-        .key_flags("OW insert")
-        .verbatim(),
-    Command::new("setex", 4, "write denyoom", "write string slow", Exec::Shard(setex))
-        .keys(1, 1, 1)
-        .doc("string", "2.0.0", "Set the value and expiration of a key")
-        .key_flags("OW update")
-        .propagate(propagate::setex),
-    Command::new("psetex", 4, "write denyoom", "write string slow", Exec::Shard(psetex))
-        .keys(1, 1, 1)
-        .doc("string", "2.6.0", "Set the value and expiration in milliseconds of a key")
-        .key_flags("OW update")
-        .propagate(propagate::setex),
-    Command::new("getset", 3, "write denyoom fast", "write string fast", Exec::Shard(getset))
-        .keys(1, 1, 1)
-        .doc("string", "1.0.0", "Set the string value of a key and return its old value")
-        .key_flags("RW access update")
-        .verbatim(),
-    Command::new("getdel", 2, "write fast", "write string fast", Exec::Shard(getdel))
-        .keys(1, 1, 1)
-        .doc("string", "6.2.0", "Get the value of a key and delete the key")
-        .key_flags("RW access delete")
-        .verbatim(),
-    Command::new("getex", -2, "write fast", "write string fast", Exec::Shard(getex))
-        .keys(1, 1, 1)
-        .doc("string", "6.2.0", "Get the value of a key and optionally set its expiration")
-        .key_flags("RW access update")
-        .propagate(propagate::deadline),
-    Command::new("mget", -2, "readonly fast", "read string fast", Exec::Shard(mget))
-        .keys(1, -1, 1)
-        .split(Merge::Ordered)
-        .doc("string", "1.0.0", "Get the values of all the given keys")
-        .complexity("O(N) where N is the number of keys to retrieve.")
-        .key_flags("RO access")
-        .tips("request_policy:multi_shard"),
-    Command::new("mset", -3, "write denyoom", "write string slow", Exec::Shard(mset))
-        .keys(1, -1, 2)
-        .split(Merge::AllOk)
-        .doc("string", "1.0.1", "Set multiple keys to multiple values")
-        .complexity("O(N) where N is the number of keys to set.")
-        .key_flags("OW update")
-        .tips("request_policy:multi_shard response_policy:all_succeeded")
-        .verbatim(),
-    Command::new("msetnx", -3, "write denyoom", "write string slow", Exec::Shard(msetnx))
-        .keys(1, -1, 2)
-        .doc("string", "1.0.1", "Set multiple keys to multiple values, only if none of the keys exist")
-        .complexity("O(N) where N is the number of keys to set.")
-        .key_flags("OW insert")
-        .tips("request_policy:multi_shard response_policy:agg_min")
-        .verbatim(),
-    Command::new("append", 3, "write denyoom fast", "write string fast", Exec::Shard(append))
-        .keys(1, 1, 1)
-        .doc("string", "2.0.0", "Append a value to a key")
-        .complexity("O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.")
-        .key_flags("RW insert")
-        .verbatim(),
-    Command::new("strlen", 2, "readonly fast", "read string fast", Exec::Shard(strlen))
-        .keys(1, 1, 1)
-        .doc("string", "2.2.0", "Get the length of the value stored in a key")
-        .key_flags("RO"),
-    Command::new("incr", 2, "write denyoom fast", "write string fast", Exec::Shard(incr))
-        .keys(1, 1, 1)
-        .doc("string", "1.0.0", "Increment the integer value of a key by one")
-        .key_flags("RW access update")
-        .verbatim(),
-    Command::new("decr", 2, "write denyoom fast", "write string fast", Exec::Shard(decr))
-        .keys(1, 1, 1)
-        .doc("string", "1.0.0", "Decrement the integer value of a key by one")
-        .key_flags("RW access update")
-        .verbatim(),
-    Command::new("incrby", 3, "write denyoom fast", "write string fast", Exec::Shard(incrby))
-        .keys(1, 1, 1)
-        .doc("string", "1.0.0", "Increment the integer value of a key by the given amount")
-        .key_flags("RW access update")
-        .verbatim(),
-    Command::new("decrby", 3, "write denyoom fast", "write string fast", Exec::Shard(decrby))
-        .keys(1, 1, 1)
-        .doc("string", "1.0.0", "Decrement the integer value of a key by the given number")
-        .key_flags("RW access update")
-        .verbatim(),
-    Command::new("incrbyfloat", 3, "write denyoom fast", "write string fast", Exec::Shard(incrbyfloat))
-        .keys(1, 1, 1)
-        .doc("string", "2.6.0", "Increment the float value of a key by the given amount")
-        .key_flags("RW access update")
-        .propagate(propagate::incrbyfloat),
-    Command::new("getrange", 4, "readonly", "read string slow", Exec::Shard(getrange))
-        .keys(1, 1, 1)
-        .doc("string", "2.4.0", "Get a substring of the string stored at a key")
-        .complexity(RANGE_COMPLEXITY)
-        .key_flags("RO access"),
-    Command::new("setrange", 4, "write denyoom", "write string slow", Exec::Shard(setrange))
-        .keys(1, 1, 1)
-        .doc("string", "2.2.0", "Overwrite part of a string at key starting at the specified offset")
-        .complexity("O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.")
-        .key_flags("RW update")
-        .verbatim(),
-    Command::new("substr", 4, "readonly", "read string slow", Exec::Shard(getrange))
-        .keys(1, 1, 1)
-        .doc("string", "1.0.0", "Get a substring of the string stored at a key")
-        .complexity(RANGE_COMPLEXITY)
-        .key_flags("RO access"),
-    Command::new("lcs", -3, "readonly", "read string slow", Exec::Shard(lcs))
-        .keys(1, 2, 1)
-        .doc("string", "7.0.0", "Find longest common substring")
-        .complexity("O(N*M) where N and M are the lengths of s1 and s2, respectively")
-        .key_flags("RO access"),
+    Command::new(
+        "get",
+        2,
+        "readonly fast",
+        "read string fast",
+        Exec::Shard(get),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "set",
+        -3,
+        "write denyoom",
+        "write string slow",
+        Exec::Shard(set),
+    )
+    .keys(1, 1, 1)
+    .propagate(propagate::set),
+    Command::new(
+        "setnx",
+        3,
+        "write denyoom fast",
+        "write string fast",
+        Exec::Shard(setnx),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "setex",
+        4,
+        "write denyoom",
+        "write string slow",
+        Exec::Shard(setex),
+    )
+    .keys(1, 1, 1)
+    .propagate(propagate::setex),
+    Command::new(
+        "psetex",
+        4,
+        "write denyoom",
+        "write string slow",
+        Exec::Shard(psetex),
+    )
+    .keys(1, 1, 1)
+    .propagate(propagate::setex),
+    Command::new(
+        "getset",
+        3,
+        "write denyoom fast",
+        "write string fast",
+        Exec::Shard(getset),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "getdel",
+        2,
+        "write fast",
+        "write string fast",
+        Exec::Shard(getdel),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "getex",
+        -2,
+        "write fast",
+        "write string fast",
+        Exec::Shard(getex),
+    )
+    .keys(1, 1, 1)
+    .propagate(propagate::deadline),
+    Command::new(
+        "mget",
+        -2,
+        "readonly fast",
+        "read string fast",
+        Exec::Shard(mget),
+    )
+    .keys(1, -1, 1)
+    .split(Merge::Ordered),
+    Command::new(
+        "mset",
+        -3,
+        "write denyoom",
+        "write string slow",
+        Exec::Shard(mset),
+    )
+    .keys(1, -1, 2)
+    .split(Merge::AllOk)
+    .verbatim(),
+    Command::new(
+        "msetnx",
+        -3,
+        "write denyoom",
+        "write string slow",
+        Exec::Shard(msetnx),
+    )
+    .keys(1, -1, 2)
+    .verbatim(),
+    Command::new(
+        "append",
+        3,
+        "write denyoom fast",
+        "write string fast",
+        Exec::Shard(append),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "strlen",
+        2,
+        "readonly fast",
+        "read string fast",
+        Exec::Shard(strlen),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "incr",
+        2,
+        "write denyoom fast",
+        "write string fast",
+        Exec::Shard(incr),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "decr",
+        2,
+        "write denyoom fast",
+        "write string fast",
+        Exec::Shard(decr),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "incrby",
+        3,
+        "write denyoom fast",
+        "write string fast",
+        Exec::Shard(incrby),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "decrby",
+        3,
+        "write denyoom fast",
+        "write string fast",
+        Exec::Shard(decrby),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "incrbyfloat",
+        3,
+        "write denyoom fast",
+        "write string fast",
+        Exec::Shard(incrbyfloat),
+    )
+    .keys(1, 1, 1)
+    .propagate(propagate::incrbyfloat),
+    Command::new(
+        "getrange",
+        4,
+        "readonly",
+        "read string slow",
+        Exec::Shard(getrange),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "setrange",
+        4,
+        "write denyoom",
+        "write string slow",
+        Exec::Shard(setrange),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "substr",
+        4,
+        "readonly",
+        "read string slow",
+        Exec::Shard(getrange),
+    )
+    .keys(1, 1, 1),
+    Command::new("lcs", -3, "readonly", "read string slow", Exec::Shard(lcs)).keys(1, 2, 1),
 ];
-
-const RANGE_COMPLEXITY: &str = "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.";
 
 pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 

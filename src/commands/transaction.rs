@@ -17,9 +17,7 @@ const FLAGS: &str = "noscript loading stale fast allow_busy";
 const ACL: &str = "fast transaction";
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("multi", 1, FLAGS, ACL, Exec::Conn(multi))
-        .doc("transactions", "1.2.0", "Starts a transaction.")
-        .traits(traits::RUNS_IN_MULTI),
+    Command::new("multi", 1, FLAGS, ACL, Exec::Conn(multi)).traits(traits::RUNS_IN_MULTI),
     Command::new(
         "exec",
         1,
@@ -27,34 +25,12 @@ pub static COMMANDS: &[Command] = &[
         "slow transaction",
         Exec::Server(exec),
     )
-    .doc(
-        "transactions",
-        "1.2.0",
-        "Executes all commands in a transaction.",
-    )
-    .complexity("Depends on commands in the transaction")
     .traits(traits::RUNS_IN_MULTI | traits::ENDS_MULTI),
-    Command::new("discard", 1, FLAGS, ACL, Exec::Server(discard))
-        .doc("transactions", "2.0.0", "Discards a transaction.")
-        .complexity("O(N), when N is the number of queued commands")
-        .traits(traits::RUNS_IN_MULTI),
+    Command::new("discard", 1, FLAGS, ACL, Exec::Server(discard)).traits(traits::RUNS_IN_MULTI),
     Command::new("watch", -2, FLAGS, ACL, Exec::Server(watch))
         .keys(1, -1, 1)
-        .key_flags("RO")
-        .doc(
-            "transactions",
-            "2.2.0",
-            "Monitors changes to keys to determine the execution of a transaction.",
-        )
-        .complexity("O(1) for every key.")
         .traits(traits::RUNS_IN_MULTI),
-    Command::new("unwatch", 1, FLAGS, ACL, Exec::Server(unwatch))
-        .doc(
-            "transactions",
-            "2.2.0",
-            "Forgets about watched keys of a transaction.",
-        )
-        .complexity("O(N)"),
+    Command::new("unwatch", 1, FLAGS, ACL, Exec::Server(unwatch)),
 ];
 
 fn multi(c: &mut Client, _argv: &[Bytes]) -> Reply {

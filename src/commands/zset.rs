@@ -22,214 +22,317 @@ use bytes::Bytes;
 use rand::Rng;
 use std::collections::HashMap;
 
-const RANGE_COMPLEXITY: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).";
-
 pub static COMMANDS: &[Command] = &[
-    Command::new("zadd", -4, "write denyoom fast", "write sortedset fast", Exec::Shard(zadd))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists")
-        .complexity("O(log(N)) for each item added, where N is the number of elements in the sorted set.")
-        .key_flags("RW update")
-        .verbatim(),
-    Command::new("zincrby", 4, "write denyoom fast", "write sortedset fast", Exec::Shard(zincrby))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "1.2.0", "Increment the score of a member in a sorted set")
-        .complexity("O(log(N)) where N is the number of elements in the sorted set.")
-        .key_flags("RW access update")
-        .verbatim(),
-    Command::new("zrem", -3, "write fast", "write sortedset fast", Exec::Shard(zrem))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "1.2.0", "Remove one or more members from a sorted set")
-        .complexity("O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.")
-        .key_flags("RW delete")
-        .verbatim(),
-    Command::new("zcard", 2, "readonly fast", "read sortedset fast", Exec::Shard(zcard))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "1.2.0", "Get the number of members in a sorted set")
-        .key_flags("RO"),
-    Command::new("zcount", 4, "readonly fast", "read sortedset fast", Exec::Shard(zcount))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.0.0", "Count the members in a sorted set with scores within the given values")
-        .complexity("O(log(N)) with N being the number of elements in the sorted set.")
-        .key_flags("RO access"),
-    Command::new("zlexcount", 4, "readonly fast", "read sortedset fast", Exec::Shard(zlexcount))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.8.9", "Count the number of members in a sorted set between a given lexicographical range")
-        .complexity("O(log(N)) with N being the number of elements in the sorted set.")
-        .key_flags("RO access"),
-    Command::new("zscore", 3, "readonly fast", "read sortedset fast", Exec::Shard(zscore))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "1.2.0", "Get the score associated with the given member in a sorted set")
-        .key_flags("RO access"),
-    Command::new("zmscore", -3, "readonly fast", "read sortedset fast", Exec::Shard(zmscore))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "6.2.0", "Get the score associated with the given members in a sorted set")
-        .complexity("O(N) where N is the number of members being requested.")
-        .key_flags("RO access"),
-    Command::new("zrank", 3, "readonly fast", "read sortedset fast", Exec::Shard(zrank))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.0.0", "Determine the index of a member in a sorted set")
-        .complexity("O(log(N))")
-        .key_flags("RO access"),
-    Command::new("zrevrank", 3, "readonly fast", "read sortedset fast", Exec::Shard(zrevrank))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.0.0", "Determine the index of a member in a sorted set, with scores ordered from high to low")
-        .complexity("O(log(N))")
-        .key_flags("RO access"),
-    Command::new("zrange", -4, "readonly", "read sortedset slow", Exec::Shard(zrange))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "1.2.0", "Return a range of members in a sorted set")
-        .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.")
-        .key_flags("RO access"),
-    Command::new("zrangebyscore", -4, "readonly", "read sortedset slow", Exec::Shard(zrangebyscore))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "1.0.5", "Return a range of members in a sorted set, by score")
-        .complexity(RANGE_COMPLEXITY)
-        .key_flags("RO access"),
-    Command::new("zrevrangebyscore", -4, "readonly", "read sortedset slow", Exec::Shard(zrevrangebyscore))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.2.0", "Return a range of members in a sorted set, by score, with scores ordered from high to low")
-        .complexity(RANGE_COMPLEXITY)
-        .key_flags("RO access"),
-    Command::new("zrangebylex", -4, "readonly", "read sortedset slow", Exec::Shard(zrangebylex))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range")
-        .complexity(RANGE_COMPLEXITY)
-        .key_flags("RO access"),
-    Command::new("zrevrangebylex", -4, "readonly", "read sortedset slow", Exec::Shard(zrevrangebylex))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.")
-        .complexity(RANGE_COMPLEXITY)
-        .key_flags("RO access"),
-    Command::new("zrevrange", -4, "readonly", "read sortedset slow", Exec::Shard(zrevrange))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "1.2.0", "Return a range of members in a sorted set, by index, with scores ordered from high to low")
-        .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.")
-        .key_flags("RO access"),
-    Command::new("zrangestore", -5, "write denyoom", "write sortedset slow", Exec::Shard(zrangestore))
-        .keys(1, 2, 1)
-        .doc("sorted-set", "6.2.0", "Store a range of members from sorted set into another key")
-        .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.")
-        .key_flags("OW update")
-        .verbatim()
-        .touch(Touch::Only(1)),
-    Command::new("zremrangebyrank", 4, "write", "write sortedset slow", Exec::Shard(zremrangebyrank))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.0.0", "Remove all members in a sorted set within the given indexes")
-        .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.")
-        .key_flags("RW delete")
-        .verbatim(),
-    Command::new("zremrangebyscore", 4, "write", "write sortedset slow", Exec::Shard(zremrangebyscore))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "1.2.0", "Remove all members in a sorted set within the given scores")
-        .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.")
-        .key_flags("RW delete")
-        .verbatim(),
-    Command::new("zremrangebylex", 4, "write", "write sortedset slow", Exec::Shard(zremrangebylex))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range")
-        .complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.")
-        .key_flags("RW delete")
-        .verbatim(),
-    Command::new("zpopmin", -2, "write fast", "write sortedset fast", Exec::Shard(zpopmin))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "5.0.0", "Remove and return members with the lowest scores in a sorted set")
-        .complexity("O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.")
-        .key_flags("RW access delete")
-        .verbatim(),
-    Command::new("zpopmax", -2, "write fast", "write sortedset fast", Exec::Shard(zpopmax))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set")
-        .complexity("O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.")
-        .key_flags("RW access delete")
-        .verbatim(),
-    Command::new("zmpop", -4, "write movablekeys", "write sortedset slow", Exec::Shard(zmpop))
-        .find_keys(numkeys_at_1)
-        .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set")
-        .complexity("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.")
-        .key_flags("RW access delete")
-        .propagate(propagate::zmpop)
-        .touch(Touch::Popped),
-    Command::new("zrandmember", -2, "readonly", "read sortedset slow", Exec::Shard(zrandmember))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set")
-        .complexity("O(N) where N is the number of elements returned")
-        .key_flags("RO access")
-        .tips("nondeterministic_output"),
-    Command::new("zunion", -3, "readonly movablekeys", "read sortedset slow", Exec::Shard(zunion))
-        .find_keys(numkeys_at_1)
-        .doc("sorted-set", "6.2.0", "Add multiple sorted sets")
-        .complexity("O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.")
-        .key_flags("RO access"),
-    Command::new("zinter", -3, "readonly movablekeys", "read sortedset slow", Exec::Shard(zinter))
-        .find_keys(numkeys_at_1)
-        .doc("sorted-set", "6.2.0", "Intersect multiple sorted sets")
-        .complexity("O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.")
-        .key_flags("RO access"),
-    Command::new("zdiff", -3, "readonly movablekeys", "read sortedset slow", Exec::Shard(zdiff))
-        .find_keys(numkeys_at_1)
-        .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets")
-        .complexity("O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.")
-        .key_flags("RO access"),
-    Command::new("zunionstore", -4, "write denyoom movablekeys", "write sortedset slow", Exec::Shard(zunionstore))
-        .keys(1, 1, 1)
-        .find_keys(store_numkeys_at_2)
-        .doc("sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key")
-        .complexity("O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.")
-        .key_flags("OW update")
-        .verbatim()
-        .touch(Touch::Only(1)),
-    Command::new("zinterstore", -4, "write denyoom movablekeys", "write sortedset slow", Exec::Shard(zinterstore))
-        .keys(1, 1, 1)
-        .find_keys(store_numkeys_at_2)
-        .doc("sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key")
-        .complexity("O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.")
-        .key_flags("OW update")
-        .verbatim()
-        .touch(Touch::Only(1)),
-    Command::new("zdiffstore", -4, "write denyoom movablekeys", "write sortedset slow", Exec::Shard(zdiffstore))
-        .keys(1, 1, 1)
-        .find_keys(store_numkeys_at_2)
-        .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key")
-        .complexity("O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.")
-        .key_flags("OW update")
-        .verbatim()
-        .touch(Touch::Only(1)),
-    Command::new("zintercard", -3, "readonly movablekeys", "read sortedset slow", Exec::Shard(zintercard))
-        .find_keys(numkeys_at_1)
-        .doc("sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result")
-        .complexity("O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.")
-        .key_flags("RO access"),
-    Command::new("zscan", -3, "readonly", "read sortedset slow", Exec::Shard(zscan))
-        .keys(1, 1, 1)
-        .doc("sorted-set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores")
-        .complexity("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..")
-        .key_flags("RO access")
-        .tips("nondeterministic_output"),
-    Command::new("bzpopmin", -3, "write noscript blocking fast", "write sortedset fast blocking", Exec::Shard(bzpopmin))
-        .keys(1, -2, 1)
-        .doc("sorted-set", "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available")
-        .complexity("O(log(N)) with N being the number of elements in the sorted set.")
-        .key_flags("RW access delete")
-        .propagate(propagate::blocking_pop)
-        .touch(Touch::Popped)
-        .blocking(Blocking::ZPOP),
-    Command::new("bzpopmax", -3, "write noscript blocking fast", "write sortedset fast blocking", Exec::Shard(bzpopmax))
-        .keys(1, -2, 1)
-        .doc("sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available")
-        .complexity("O(log(N)) with N being the number of elements in the sorted set.")
-        .key_flags("RW access delete")
-        .propagate(propagate::blocking_pop)
-        .touch(Touch::Popped)
-        .blocking(Blocking::ZPOP),
-    Command::new("bzmpop", -5, "write blocking movablekeys", "write sortedset slow blocking", Exec::Shard(bzmpop))
-        .find_keys(numkeys_at_2)
-        .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set or block until one is available")
-        .complexity("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.")
-        .key_flags("RW access delete")
-        .propagate(propagate::zmpop)
-        .touch(Touch::Popped)
-        .blocking(Blocking::ZMPOP),
+    Command::new(
+        "zadd",
+        -4,
+        "write denyoom fast",
+        "write sortedset fast",
+        Exec::Shard(zadd),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "zincrby",
+        4,
+        "write denyoom fast",
+        "write sortedset fast",
+        Exec::Shard(zincrby),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "zrem",
+        -3,
+        "write fast",
+        "write sortedset fast",
+        Exec::Shard(zrem),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "zcard",
+        2,
+        "readonly fast",
+        "read sortedset fast",
+        Exec::Shard(zcard),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zcount",
+        4,
+        "readonly fast",
+        "read sortedset fast",
+        Exec::Shard(zcount),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zlexcount",
+        4,
+        "readonly fast",
+        "read sortedset fast",
+        Exec::Shard(zlexcount),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zscore",
+        3,
+        "readonly fast",
+        "read sortedset fast",
+        Exec::Shard(zscore),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zmscore",
+        -3,
+        "readonly fast",
+        "read sortedset fast",
+        Exec::Shard(zmscore),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zrank",
+        3,
+        "readonly fast",
+        "read sortedset fast",
+        Exec::Shard(zrank),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zrevrank",
+        3,
+        "readonly fast",
+        "read sortedset fast",
+        Exec::Shard(zrevrank),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zrange",
+        -4,
+        "readonly",
+        "read sortedset slow",
+        Exec::Shard(zrange),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zrangebyscore",
+        -4,
+        "readonly",
+        "read sortedset slow",
+        Exec::Shard(zrangebyscore),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zrevrangebyscore",
+        -4,
+        "readonly",
+        "read sortedset slow",
+        Exec::Shard(zrevrangebyscore),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zrangebylex",
+        -4,
+        "readonly",
+        "read sortedset slow",
+        Exec::Shard(zrangebylex),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zrevrangebylex",
+        -4,
+        "readonly",
+        "read sortedset slow",
+        Exec::Shard(zrevrangebylex),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zrevrange",
+        -4,
+        "readonly",
+        "read sortedset slow",
+        Exec::Shard(zrevrange),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zrangestore",
+        -5,
+        "write denyoom",
+        "write sortedset slow",
+        Exec::Shard(zrangestore),
+    )
+    .keys(1, 2, 1)
+    .verbatim()
+    .touch(Touch::Only(1)),
+    Command::new(
+        "zremrangebyrank",
+        4,
+        "write",
+        "write sortedset slow",
+        Exec::Shard(zremrangebyrank),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "zremrangebyscore",
+        4,
+        "write",
+        "write sortedset slow",
+        Exec::Shard(zremrangebyscore),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "zremrangebylex",
+        4,
+        "write",
+        "write sortedset slow",
+        Exec::Shard(zremrangebylex),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "zpopmin",
+        -2,
+        "write fast",
+        "write sortedset fast",
+        Exec::Shard(zpopmin),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "zpopmax",
+        -2,
+        "write fast",
+        "write sortedset fast",
+        Exec::Shard(zpopmax),
+    )
+    .keys(1, 1, 1)
+    .verbatim(),
+    Command::new(
+        "zmpop",
+        -4,
+        "write movablekeys",
+        "write sortedset slow",
+        Exec::Shard(zmpop),
+    )
+    .find_keys(numkeys_at_1)
+    .propagate(propagate::zmpop)
+    .touch(Touch::Popped),
+    Command::new(
+        "zrandmember",
+        -2,
+        "readonly",
+        "read sortedset slow",
+        Exec::Shard(zrandmember),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "zunion",
+        -3,
+        "readonly movablekeys",
+        "read sortedset slow",
+        Exec::Shard(zunion),
+    )
+    .find_keys(numkeys_at_1),
+    Command::new(
+        "zinter",
+        -3,
+        "readonly movablekeys",
+        "read sortedset slow",
+        Exec::Shard(zinter),
+    )
+    .find_keys(numkeys_at_1),
+    Command::new(
+        "zdiff",
+        -3,
+        "readonly movablekeys",
+        "read sortedset slow",
+        Exec::Shard(zdiff),
+    )
+    .find_keys(numkeys_at_1),
+    Command::new(
+        "zunionstore",
+        -4,
+        "write denyoom movablekeys",
+        "write sortedset slow",
+        Exec::Shard(zunionstore),
+    )
+    .keys(1, 1, 1)
+    .find_keys(store_numkeys_at_2)
+    .verbatim()
+    .touch(Touch::Only(1)),
+    Command::new(
+        "zinterstore",
+        -4,
+        "write denyoom movablekeys",
+        "write sortedset slow",
+        Exec::Shard(zinterstore),
+    )
+    .keys(1, 1, 1)
+    .find_keys(store_numkeys_at_2)
+    .verbatim()
+    .touch(Touch::Only(1)),
+    Command::new(
+        "zdiffstore",
+        -4,
+        "write denyoom movablekeys",
+        "write sortedset slow",
+        Exec::Shard(zdiffstore),
+    )
+    .keys(1, 1, 1)
+    .find_keys(store_numkeys_at_2)
+    .verbatim()
+    .touch(Touch::Only(1)),
+    Command::new(
+        "zintercard",
+        -3,
+        "readonly movablekeys",
+        "read sortedset slow",
+        Exec::Shard(zintercard),
+    )
+    .find_keys(numkeys_at_1),
+    Command::new(
+        "zscan",
+        -3,
+        "readonly",
+        "read sortedset slow",
+        Exec::Shard(zscan),
+    )
+    .keys(1, 1, 1),
+    Command::new(
+        "bzpopmin",
+        -3,
+        "write noscript blocking fast",
+        "write sortedset fast blocking",
+        Exec::Shard(bzpopmin),
+    )
+    .keys(1, -2, 1)
+    .propagate(propagate::blocking_pop)
+    .touch(Touch::Popped)
+    .blocking(Blocking::ZPOP),
+    Command::new(
+        "bzpopmax",
+        -3,
+        "write noscript blocking fast",
+        "write sortedset fast blocking",
+        Exec::Shard(bzpopmax),
+    )
+    .keys(1, -2, 1)
+    .propagate(propagate::blocking_pop)
+    .touch(Touch::Popped)
+    .blocking(Blocking::ZPOP),
+    Command::new(
+        "bzmpop",
+        -5,
+        "write blocking movablekeys",
+        "write sortedset slow blocking",
+        Exec::Shard(bzmpop),
+    )
+    .find_keys(numkeys_at_2)
+    .propagate(propagate::zmpop)
+    .touch(Touch::Popped)
+    .blocking(Blocking::ZMPOP),
 ];
 
 // ---------------------------------------------------------------------------------
