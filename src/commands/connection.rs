@@ -10,7 +10,7 @@
 use super::{args, errors, traits, Command, Exec, LocalBoxFuture};
 use crate::client::{Client, ClientRef, ReplyMode};
 use crate::protocol::Reply;
-use crate::runtime::Shards;
+use crate::runtime::{clients, Shards};
 use crate::shard::Shard;
 use bytes::Bytes;
 
@@ -402,7 +402,7 @@ fn client_unblock<'a>(
         let error = argv.len() == 4 && args::eq(&argv[3], "error");
         let id = id as u64;
         let done = s
-            .all(move |sh| crate::runtime::blocking::unblock(sh, id, error))
+            .all(move |_| crate::runtime::blocking::unblock(id, error))
             .await;
         Reply::Int(done.into_iter().any(|d| d) as i64)
     })
@@ -497,18 +497,18 @@ fn client_list<'a>(
             }
         }
         let lines = s
-            .all(move |shard: &mut Shard| {
+            // Run on every core's thread: each sees its own clients.
+            .all(move |_: &mut Shard| {
                 let now = crate::clock::now_ms();
-                shard
-                    .clients
-                    .values()
-                    .filter_map(|c| {
+                clients::each(|all| {
+                    all.filter_map(|c| {
                         c.try_borrow()
                             .ok()
                             .filter(|c| filter.matches(c))
                             .map(|c| (c.id, c.info_line(now)))
                     })
                     .collect::<Vec<_>>()
+                })
             })
             .await;
         let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
@@ -582,20 +582,23 @@ fn client_kill<'a>(
         }
         let shared = filter.clone();
         let killed: u64 = s
-            .all(move |shard: &mut Shard| {
+            // Run on every core's thread: each sees its own clients.
+            .all(move |_: &mut Shard| {
                 let filter = &shared;
                 let mut n = 0;
-                for client in shard.clients.values() {
-                    // The caller is handled after the fan-out: it must reply first.
-                    let Ok(mut cl) = client.try_borrow_mut() else {
-                        continue;
-                    };
-                    if cl.id != me && filter.matches(&cl) {
-                        cl.killed = true;
-                        shutdown_socket(cl.fd);
-                        n += 1;
+                clients::each(|all| {
+                    for client in all {
+                        // The caller is handled after the fan-out: it must reply first.
+                        let Ok(mut cl) = client.try_borrow_mut() else {
+                            continue;
+                        };
+                        if cl.id != me && filter.matches(&cl) {
+                            cl.killed = true;
+                            shutdown_socket(cl.fd);
+                            n += 1;
+                        }
                     }
-                }
+                });
                 n
             })
             .await

@@ -161,7 +161,7 @@ pub fn snapshot(shard: &mut Shard, counts: bool, latency: bool) -> ShardSnapshot
         time_cap_reached: shard.expire.time_cap_reached,
         cpu_user,
         cpu_sys,
-        clients: shard.clients.len(),
+        clients: crate::runtime::clients::count(),
         dict_overhead,
     }
 }

@@ -501,8 +501,8 @@ fn ready_argv(s: &mut Shard, db: usize, cmd: &Command, argv: Vec<Bytes>) -> Opti
 
 /// CLIENT UNBLOCK on this core's clients: complete client `id`'s wait with its timeout
 /// reply or an UNBLOCKED error. True if it was blocked.
-pub fn unblock(s: &mut Shard, id: u64, error: bool) -> bool {
-    let Some(c) = s.clients.get(&id) else {
+pub fn unblock(id: u64, error: bool) -> bool {
+    let Some(c) = crate::runtime::clients::get(id) else {
         return false;
     };
     let Some((ticket, timeout)) = c.borrow().blocked.clone() else {

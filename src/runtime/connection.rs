@@ -94,14 +94,11 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
         config.requirepass.is_some(),
     )));
     client.borrow_mut().databases = config.databases;
-    {
-        let mut s = shards.local.borrow_mut();
-        s.stats.connections_received += 1;
-        s.clients.insert(id, client.clone());
-    }
+    shards.local.borrow_mut().stats.connections_received += 1;
+    crate::runtime::clients::register(id, client.clone());
     let _ = session(&mut stream, &shards, &client).await;
     crate::runtime::transaction::unwatch_all(&client, &shards);
-    shards.local.borrow_mut().clients.remove(&id);
+    crate::runtime::clients::unregister(id);
 }
 
 async fn session(

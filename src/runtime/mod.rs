@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod blocking;
 pub mod call;
+pub mod clients;
 pub mod connection;
 pub mod dispatch;
 pub mod hop;

@@ -1,5 +1,5 @@
 //! A shard: everything one core owns. Its databases, its statistics and slow log, its
-//! active-expiry state, and the clients connected through it.
+//! active-expiry state, WATCH versions, blocked clients, the propagation hook.
 //!
 //! The one idea to hold: a `Shard` is only ever touched by its own thread. Other cores
 //! reach it by sending it work (see `runtime::hop`), never by sharing a reference. So
@@ -15,12 +15,10 @@ pub mod slowlog;
 pub mod stats;
 pub mod watch;
 
-use crate::client::ClientRef;
 use crate::config::{Config, ConfigHandle};
 use crate::storage::Db;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use stats::ShardStats;
@@ -44,8 +42,6 @@ pub struct Shard {
     pub watches: watch::WatchRegistry,
     /// Clients blocked on this shard's keys.
     pub blocking: blocking::BlockingRegistry,
-    /// Clients whose connections this shard's core accepted (CLIENT LIST / KILL).
-    pub clients: BTreeMap<u64, ClientRef>,
     /// The propagation hook: where the effects of its commands leave (the AOF...).
     pub propagation: propagation::Propagation,
     /// The snapshot running on this shard (BGSAVE, SAVE, an AOF rewrite's base).
@@ -81,7 +77,6 @@ impl Shard {
             lock: lock::ShardLock::default(),
             watches: watch::WatchRegistry::default(),
             blocking: Default::default(),
-            clients: BTreeMap::new(),
             propagation: Default::default(),
             snapshot: None,
             snapshot_epoch: 0,
