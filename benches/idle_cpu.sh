@@ -12,9 +12,9 @@ TMP=$(mktemp -d)
 SPID=; RPID=
 cleanup() { kill -9 $SPID $RPID 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
-"$BIN" config.toml --threads 2 --port 17391 --dir "$TMP" >"$TMP/shardis.log" 2>&1 &
+"$BIN" config.toml --threads 2 --port ${SPORT:-17391} --dir "$TMP" >"$TMP/shardis.log" 2>&1 &
 SPID=$!
-redis-server --port 17392 --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+redis-server --port ${RPORT:-17392} --dir "$TMP" >"$TMP/redis.log" 2>&1 &
 RPID=$!
 # Let both finish starting before measuring.
 sleep 2
