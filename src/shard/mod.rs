@@ -44,6 +44,8 @@ pub struct Shard {
     pub blocking: blocking::BlockingRegistry,
     /// The propagation hook: where the effects of its commands leave (the AOF...).
     pub propagation: propagation::Propagation,
+    /// The dirty counter as the cron last published it (for the save points).
+    pub published_dirty: u64,
     /// The snapshot running on this shard (BGSAVE, SAVE, an AOF rewrite's base).
     pub snapshot: Option<crate::persistence::snapshot::ShardSnapshot>,
     /// Epoch of the latest snapshot started here (entries stamped with it are done).
@@ -78,6 +80,7 @@ impl Shard {
             watches: watch::WatchRegistry::default(),
             blocking: Default::default(),
             propagation: Default::default(),
+            published_dirty: 0,
             snapshot: None,
             snapshot_epoch: 0,
             snapshot_waiter: None,
