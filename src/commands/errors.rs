@@ -87,7 +87,9 @@ pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const INVALID_CURSOR: &str = "ERR invalid cursor";
 pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
+/// RESTORE: the payload's trailer (version or checksum) is wrong.
 pub const DUMP_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+/// RESTORE: the payload checks out but its contents do not parse.
 pub const BAD_DATA_FORMAT: &str = "ERR Bad data format";
 pub const RESTORE_TTL_NEGATIVE: &str = "ERR Invalid TTL value, must be >= 0";
 pub const RESTORE_IDLETIME_NEGATIVE: &str = "ERR Invalid IDLETIME value, must be >= 0";
@@ -338,6 +340,7 @@ pub fn config_rewrite_failed(why: &str) -> Reply {
 
 pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
 pub const MISCONF_BGSAVE: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+/// SAVE / BGSAVE / DEBUG RELOAD while a save runs.
 pub const BGSAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
 pub const BGSAVE_AOF_ACTIVE: &str = "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.";
 pub const AOF_REWRITE_IN_PROGRESS: &str =

@@ -123,8 +123,6 @@ impl Status {
     }
 }
 
-/// SAVE / BGSAVE / DEBUG RELOAD while a save runs.
-
 /// The `-MISCONF` reply.
 pub fn misconf() -> Reply {
     Reply::err(errors::MISCONF_BGSAVE)

@@ -15,9 +15,6 @@ use crate::commands::errors;
 use crate::config::EncodingLimits;
 use crate::storage::Value;
 
-/// Reply when the trailer's version or checksum is wrong.
-/// Reply when the payload checks out but its contents do not parse.
-
 /// The DUMP payload of `value`.
 pub fn payload(value: &Value, opts: Options) -> Vec<u8> {
     let mut out = Vec::with_capacity(16);
