@@ -78,22 +78,17 @@ pub static COMMANDS: &[Command] = &[
     .keys(1, 1, 1),
 ];
 
-const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";
-const BAD_BIT: &str = "ERR bit is not an integer or out of range";
-const BAD_TYPE: &str =
-    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
-
 /// Redis's `getBitOffsetFromArgument`: a bit offset, or `#N` meaning `N * bits` when
 /// `bits` is given (BITFIELD). Refused once its byte reaches `proto-max-bulk-len`.
 fn bit_offset(ctx: &Ctx, arg: &[u8], field_bits: Option<u32>) -> Result<u64, Reply> {
     let hash = field_bits.is_some() && arg.first() == Some(&b'#');
     let digits = if hash { &arg[1..] } else { arg };
-    let mut off = parse_i64(digits).ok_or_else(|| Reply::err(BAD_OFFSET))?;
+    let mut off = parse_i64(digits).ok_or_else(|| Reply::err(errors::BIT_OFFSET_NOT_INTEGER))?;
     if let (true, Some(bits)) = (hash, field_bits) {
         off = off.wrapping_mul(bits as i64);
     }
     if off < 0 || (off >> 3) as u64 >= ctx.shard.config.proto_max_bulk_len as u64 {
-        return Err(Reply::err(BAD_OFFSET));
+        return Err(Reply::err(errors::BIT_OFFSET_NOT_INTEGER));
     }
     Ok(off as u64)
 }
@@ -145,7 +140,7 @@ fn setbit(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let on = match parse_i64(&argv[3]) {
         Some(0) => false,
         Some(1) => true,
-        _ => return Reply::err(BAD_BIT),
+        _ => return Reply::err(errors::BIT_NOT_INTEGER),
     };
     let (old, changed) = match string_for_bit_write(ctx, &argv[1], offset) {
         Ok((raw, grew)) => {
@@ -253,7 +248,7 @@ fn bitpos(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let bit = match args::int(&argv[2]) {
         Ok(0) => false,
         Ok(1) => true,
-        Ok(_) => return Reply::err("ERR The bit argument must be 1 or 0."),
+        Ok(_) => return Reply::err(errors::BIT_NOT_0_OR_1),
         Err(e) => return e,
     };
     let s = match read_bytes(ctx, &argv[1]) {
@@ -313,7 +308,7 @@ fn bitop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         _ => return errors::syntax(),
     };
     if op == BitOp::Not && argv.len() != 4 {
-        return Reply::err("ERR BITOP NOT must be called with a single source key.");
+        return Reply::err(errors::BITOP_NOT_ONE_SOURCE);
     }
     let mut sources: Vec<Vec<u8>> = Vec::with_capacity(argv.len() - 3);
     for key in &argv[3..] {
@@ -359,11 +354,11 @@ fn field_type(arg: &[u8]) -> Result<(bool, u32), Reply> {
     let signed = match arg.first() {
         Some(b'i' | b'I') => true,
         Some(b'u' | b'U') => false,
-        _ => return Err(Reply::err(BAD_TYPE)),
+        _ => return Err(Reply::err(errors::BITFIELD_BAD_TYPE)),
     };
     match parse_i64(&arg[1..]) {
         Some(b) if b >= 1 && b <= if signed { 64 } else { 63 } => Ok((signed, b as u32)),
-        _ => Err(Reply::err(BAD_TYPE)),
+        _ => Err(Reply::err(errors::BITFIELD_BAD_TYPE)),
     }
 }
 
@@ -390,7 +385,7 @@ fn parse_field_ops(ctx: &Ctx, argv: &[Bytes]) -> Result<Vec<FieldOp>, Reply> {
             } else if args::eq(mode, "fail") {
                 Overflow::Fail
             } else {
-                return Err(Reply::err("ERR Invalid OVERFLOW type specified"));
+                return Err(Reply::err(errors::BITFIELD_BAD_OVERFLOW));
             };
             j += 2;
             continue;
@@ -484,7 +479,7 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], read_only: bool) -> Reply {
         return Reply::Array(ops.iter().map(|op| field_read(&s, op)).collect());
     };
     if read_only {
-        return Reply::err("ERR BITFIELD_RO only supports the GET subcommand");
+        return Reply::err(errors::BITFIELD_RO_GET_ONLY);
     }
     let (raw, grew) = match string_for_bit_write(ctx, &argv[1], highest) {
         Ok(r) => r,
@@ -550,19 +545,19 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, setbit, &["setbit", "k", "7", "2"]),
-            err(BAD_BIT)
+            err(errors::BIT_NOT_INTEGER)
         );
         assert_eq!(
             run(&mut s, setbit, &["setbit", "k", "-1", "1"]),
-            err(BAD_OFFSET)
+            err(errors::BIT_OFFSET_NOT_INTEGER)
         );
         assert_eq!(
             run(&mut s, setbit, &["setbit", "k", "4294967296", "1"]),
-            err(BAD_OFFSET)
+            err(errors::BIT_OFFSET_NOT_INTEGER)
         );
         assert_eq!(
             run(&mut s, getbit, &["getbit", "k", "4294967296"]),
-            err(BAD_OFFSET)
+            err(errors::BIT_OFFSET_NOT_INTEGER)
         );
         assert_eq!(
             run(&mut s, getbit, &["getbit", "k", "4294967295"]),
@@ -739,15 +734,27 @@ mod tests {
             ),
             ints(&[0, i64::MAX])
         );
-        assert_eq!(bf(&mut s, &["get", "u64", "0"]), err(BAD_TYPE));
-        assert_eq!(bf(&mut s, &["get", "i65", "0"]), err(BAD_TYPE));
-        assert_eq!(bf(&mut s, &["get", "x8", "0"]), err(BAD_TYPE));
+        assert_eq!(
+            bf(&mut s, &["get", "u64", "0"]),
+            err(errors::BITFIELD_BAD_TYPE)
+        );
+        assert_eq!(
+            bf(&mut s, &["get", "i65", "0"]),
+            err(errors::BITFIELD_BAD_TYPE)
+        );
+        assert_eq!(
+            bf(&mut s, &["get", "x8", "0"]),
+            err(errors::BITFIELD_BAD_TYPE)
+        );
         assert_eq!(bf(&mut s, &["get", "u8"]), err("ERR syntax error"));
         assert_eq!(
             bf(&mut s, &["overflow", "foo", "get", "u8", "0"]),
             err("ERR Invalid OVERFLOW type specified")
         );
-        assert_eq!(bf(&mut s, &["get", "u8", "#-1"]), err(BAD_OFFSET));
+        assert_eq!(
+            bf(&mut s, &["get", "u8", "#-1"]),
+            err(errors::BIT_OFFSET_NOT_INTEGER)
+        );
         assert_eq!(
             bf(&mut s, &["set", "u8", "0", "x"]),
             err("ERR value is not an integer or out of range")

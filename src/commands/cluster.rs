@@ -8,12 +8,10 @@
 //! arity and unknown-subcommand errors and COMMAND INFO / DOCS are Redis's, and a
 //! client library probing for cluster mode reads the answer it expects.
 
-use super::{Command, Exec};
+use super::{errors, Command, Exec};
 use crate::client::Client;
 use crate::protocol::Reply;
 use bytes::Bytes;
-
-const DISABLED: &str = "ERR This instance has cluster support disabled";
 
 pub static COMMANDS: &[Command] = &[
     Command::new("cluster", -2, "", "slow", Exec::Container).subcommands(CLUSTER),
@@ -77,7 +75,7 @@ static CLUSTER: &[Command] = &[
 /// Every cluster command on a server without cluster support, CLUSTER HELP included
 /// (Redis checks `cluster_enabled` before looking at the subcommand).
 fn disabled(_c: &mut Client, _argv: &[Bytes]) -> Reply {
-    Reply::err(DISABLED)
+    Reply::err(errors::CLUSTER_DISABLED)
 }
 
 #[cfg(test)]
@@ -93,7 +91,10 @@ mod tests {
             let Exec::Conn(f) = s.exec else {
                 panic!("{} does not run on the connection", s.name)
             };
-            assert_eq!(f(&mut c, &argv(&["cluster", "x"])), Reply::err(DISABLED));
+            assert_eq!(
+                f(&mut c, &argv(&["cluster", "x"])),
+                Reply::err(errors::CLUSTER_DISABLED)
+            );
         }
         assert_eq!(CLUSTER.len(), 27, "Redis 7.0 has 27 CLUSTER subcommands");
     }

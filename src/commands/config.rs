@@ -7,7 +7,7 @@
 //! it then refreshes every shard's cached copy before replying, so a setting such as
 //! `slowlog-log-slower-than` is in force for the next command on any core.
 
-use super::{Command, Exec, LocalBoxFuture};
+use super::{errors, Command, Exec, LocalBoxFuture};
 use crate::client::ClientRef;
 use crate::config::{self, Config, OptDef, HIDDEN, IMMUTABLE, PROTECTED};
 use crate::protocol::Reply;
@@ -101,15 +101,9 @@ pub fn apply_set(c: &mut Config, pairs: &[Bytes], local: bool) -> Result<(), Rep
     let mut checked: Vec<(&'static OptDef, String, String)> = Vec::new();
     for pair in pairs.chunks_exact(2) {
         let name = String::from_utf8_lossy(&pair[0]).into_owned();
-        let failed = |why: &str| {
-            Reply::error(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
-            ))
-        };
+        let failed = |why: &str| errors::config_set_failed(&name, why);
         let Some(def) = config::find(&name) else {
-            return Err(Reply::error(format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-            )));
+            return Err(errors::config_set_unknown(&name));
         };
         if def.flags & IMMUTABLE != 0 {
             return Err(failed("can't set immutable config"));
@@ -135,9 +129,7 @@ pub fn apply_set(c: &mut Config, pairs: &[Bytes], local: bool) -> Result<(), Rep
     let mut next = c.clone();
     for (def, name, value) in &checked {
         if let Err(why) = next.set_option(def.name, value) {
-            return Err(Reply::error(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
-            )));
+            return Err(errors::config_set_failed(name, &why));
         }
     }
     let generation = c.generation;
@@ -191,7 +183,7 @@ fn config_rewrite<'a>(
     Box::pin(async move {
         match config::rewrite(&s.server.config.current()) {
             Ok(()) => Reply::ok(),
-            Err(e) => Reply::error(format!("ERR {e}")),
+            Err(e) => errors::config_rewrite_failed(&e.to_string()),
         }
     })
 }

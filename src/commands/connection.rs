@@ -160,8 +160,6 @@ fn check_password(shard: &Shard, user: &[u8], pass: &[u8]) -> bool {
     user == b"default" && shard.config.requirepass.as_deref().map(str::as_bytes) == Some(pass)
 }
 
-const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
-
 fn auth<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         if argv.len() > 3 {
@@ -174,9 +172,7 @@ fn auth<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
             (b"default", &argv[1])
         };
         if argv.len() == 2 && shard.config.requirepass.is_none() {
-            return Reply::err(
-                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-            );
+            return Reply::err(errors::AUTH_NO_PASSWORD);
         }
         let ok = if shard.config.requirepass.is_none() {
             // No password: the default user accepts any password (nopass).
@@ -189,7 +185,7 @@ fn auth<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
             c.authenticated = true;
             Reply::ok()
         } else {
-            Reply::err(WRONGPASS)
+            Reply::err(errors::WRONGPASS)
         }
     })
 }
@@ -200,10 +196,8 @@ fn hello<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
         if argv.len() >= 2 {
             match args::int(&argv[1]) {
                 Ok(v) if (2..=3).contains(&v) => proto = Some(v as u8),
-                Ok(_) => return Reply::err("NOPROTO unsupported protocol version"),
-                Err(_) => {
-                    return Reply::err("ERR Protocol version is not an integer or out of range")
-                }
+                Ok(_) => return Reply::err(errors::NOPROTO),
+                Err(_) => return Reply::err(errors::PROTOCOL_NOT_INTEGER),
             }
         }
         let mut auth: Option<(&Bytes, &Bytes)> = None;
@@ -218,10 +212,7 @@ fn hello<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 setname = Some(&argv[i + 1]);
                 i += 2;
             } else {
-                return Reply::error(format!(
-                    "ERR Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(&argv[i])
-                ));
+                return errors::hello_syntax(&String::from_utf8_lossy(&argv[i]));
             }
         }
         let shard = s.local.borrow();
@@ -232,14 +223,12 @@ fn hello<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 Some(_) => check_password(&shard, user, pass),
             };
             if !ok {
-                return Reply::err(WRONGPASS);
+                return Reply::err(errors::WRONGPASS);
             }
             c.authenticated = true;
         }
         if !c.authenticated {
-            return Reply::err(
-                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
-            );
+            return Reply::err(errors::HELLO_NOAUTH);
         }
         if let Some(name) = setname {
             if let Err(e) = set_name(&mut c, name) {
@@ -283,9 +272,7 @@ fn set_name(c: &mut Client, name: &[u8]) -> Result<(), Reply> {
         return Ok(());
     }
     if !printable_no_space(name) {
-        return Err(Reply::err(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(Reply::err(errors::CLIENT_NAME_INVALID));
     }
     c.name = Some(String::from_utf8_lossy(name).into_owned());
     Ok(())
@@ -304,17 +291,10 @@ fn client_setinfo(c: &mut Client, argv: &[Bytes]) -> Reply {
     let slot = match attr.as_str() {
         "lib-name" => &mut c.lib_name,
         "lib-ver" => &mut c.lib_ver,
-        _ => {
-            return Reply::error(format!(
-                "ERR Unrecognized option '{}'",
-                String::from_utf8_lossy(&argv[2])
-            ))
-        }
+        _ => return errors::unrecognized_option(&String::from_utf8_lossy(&argv[2])),
     };
     if !printable_no_space(value) {
-        return Reply::error(format!(
-            "ERR {attr} cannot contain spaces, newlines or special characters."
-        ));
+        return errors::client_info_invalid(&attr);
     }
     *slot = if value.is_empty() {
         None
@@ -391,10 +371,10 @@ fn client_unblock<'a>(
 ) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         let Ok(id) = args::int(&argv[2]) else {
-            return Reply::err("ERR value is not an integer or out of range");
+            return Reply::err(errors::NOT_INTEGER);
         };
         if argv.len() == 4 && !(args::eq(&argv[3], "timeout") || args::eq(&argv[3], "error")) {
-            return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+            return Reply::err(errors::UNBLOCK_REASON);
         }
         if argv.len() > 4 {
             return errors::syntax();
@@ -460,10 +440,7 @@ fn parse_type(a: &[u8]) -> Result<String, Reply> {
     match t.as_str() {
         "normal" | "master" | "pubsub" => Ok(t),
         "replica" | "slave" => Ok("replica".into()),
-        _ => Err(Reply::error(format!(
-            "ERR Unknown client type '{}'",
-            String::from_utf8_lossy(a)
-        ))),
+        _ => Err(errors::unknown_client_type(&String::from_utf8_lossy(a))),
     }
 }
 
@@ -487,7 +464,7 @@ fn client_list<'a>(
                 for a in &argv[i + 1..] {
                     match args::int(a) {
                         Ok(v) if v > 0 => ids.push(v as u64),
-                        _ => return Reply::err("ERR Invalid client ID"),
+                        _ => return Reply::err(errors::INVALID_CLIENT_ID),
                     }
                 }
                 filter.ids = Some(ids);
@@ -544,7 +521,7 @@ fn client_kill<'a>(
                 if args::eq(opt, "id") {
                     match args::int(val) {
                         Ok(v) if v > 0 => filter.ids = Some(vec![v as u64]),
-                        _ => return Reply::err("ERR client-id should be greater than 0"),
+                        _ => return Reply::err(errors::CLIENT_ID_NOT_POSITIVE),
                     }
                 } else if args::eq(opt, "type") {
                     match parse_type(val) {
@@ -559,10 +536,7 @@ fn client_kill<'a>(
                     // Only the default user exists (no ACL users), matched as ACL
                     // names are: case-sensitively.
                     if val.as_ref() != b"default" {
-                        return Reply::error(format!(
-                            "ERR No such user '{}'",
-                            String::from_utf8_lossy(val)
-                        ));
+                        return errors::no_such_user(&String::from_utf8_lossy(val));
                     }
                     filter.user = Some("default".into());
                 } else if args::eq(opt, "skipme") {
@@ -613,7 +587,7 @@ fn client_kill<'a>(
         }
         if old_form {
             if killed == 0 && !c.borrow().close_after_reply {
-                return Reply::err("ERR No such client");
+                return Reply::err(errors::NO_SUCH_CLIENT);
             }
             return Reply::ok();
         }

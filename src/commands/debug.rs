@@ -35,9 +35,7 @@ fn debug_allowed(c: &ClientRef, s: &Shards) -> bool {
 fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         if !debug_allowed(c, s) {
-            return Reply::err(
-                "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-            );
+            return Reply::err(errors::DEBUG_NOT_ALLOWED);
         }
         let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
         match (sub.as_str(), argv.len()) {
@@ -77,10 +75,7 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                     "    Setting it to 0 disables expiring keys in background when they are not accessed (otherwise the Redis behavior). Setting it to 1 reenables back the default.",
                 ],
             ),
-            _ => Reply::error(format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-                String::from_utf8_lossy(&argv[1])
-            )),
+            _ => errors::debug_unknown_subcommand(&String::from_utf8_lossy(&argv[1])),
         }
     })
 }

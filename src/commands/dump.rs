@@ -70,7 +70,7 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 Err(e) => return e,
             };
             if v < 0 {
-                return Reply::err("ERR Invalid IDLETIME value, must be >= 0");
+                return Reply::err(errors::RESTORE_IDLETIME_NEGATIVE);
             }
             idle = Some(v);
             j += 1;
@@ -80,7 +80,7 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 Err(e) => return e,
             };
             if !(0..=255).contains(&v) {
-                return Reply::err("ERR Invalid FREQ value, must be >= 0 and <= 255");
+                return Reply::err(errors::RESTORE_FREQ_RANGE);
             }
             freq = Some(v);
             j += 1;
@@ -90,10 +90,10 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         j += 1;
     }
     if !replace && ctx.lookup_write(key).is_some() {
-        return Reply::err("BUSYKEY Target key name already exists.");
+        return Reply::err(errors::BUSYKEY);
     }
     let ttl = match args::int(&argv[2]) {
-        Ok(v) if v < 0 => return Reply::err("ERR Invalid TTL value, must be >= 0"),
+        Ok(v) if v < 0 => return Reply::err(errors::RESTORE_TTL_NEGATIVE),
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(call(&mut s, dump_cmd, &[b"dump", b"nokey"]), Reply::Null);
         assert_eq!(
             call(&mut s, restore, &[b"restore", b"k", b"0", &p]),
-            Reply::err("BUSYKEY Target key name already exists.")
+            Reply::err(errors::BUSYKEY)
         );
         assert_eq!(
             call(&mut s, restore, &[b"restore", b"k2", b"0", &p]),
@@ -175,7 +175,7 @@ mod tests {
         assert!(lru_clock() - Ctx::new(&mut s, 0).lookup_write(b"k2").map_or(0, |e| e.lru) >= 99);
         assert_eq!(
             call(&mut s, restore, &[b"restore", b"k3", b"-1", &p]),
-            Reply::err("ERR Invalid TTL value, must be >= 0")
+            Reply::err(errors::RESTORE_TTL_NEGATIVE)
         );
         assert_eq!(
             call(&mut s, restore, &[b"restore", b"k3", b"x", &p]),
@@ -204,7 +204,7 @@ mod tests {
                 restore,
                 &[b"restore", b"k3", b"0", &p, b"FREQ", b"256"]
             ),
-            Reply::err("ERR Invalid FREQ value, must be >= 0 and <= 255")
+            Reply::err(errors::RESTORE_FREQ_RANGE)
         );
         assert_eq!(
             call(
@@ -212,7 +212,7 @@ mod tests {
                 restore,
                 &[b"restore", b"k3", b"0", &p, b"IDLETIME", b"-1"]
             ),
-            Reply::err("ERR Invalid IDLETIME value, must be >= 0")
+            Reply::err(errors::RESTORE_IDLETIME_NEGATIVE)
         );
         assert_eq!(
             call(
@@ -220,7 +220,7 @@ mod tests {
                 restore,
                 &[b"restore", b"k3", b"0", b"garbage-payload"]
             ),
-            Reply::err(dump::ERR_PAYLOAD)
+            Reply::err(errors::DUMP_PAYLOAD)
         );
         // A TTL in the past with ABSTTL: REPLACE deletes, nothing is created.
         assert_eq!(
@@ -248,7 +248,7 @@ mod tests {
         let mut s = shard();
         assert_eq!(
             call(&mut s, restore, &[b"restore", b"k", b"0", &body]),
-            Reply::err(dump::ERR_BAD_DATA)
+            Reply::err(errors::BAD_DATA_FORMAT)
         );
     }
 }

@@ -8,7 +8,7 @@
 //! (TTL, PTTL, EXPIRETIME, PEXPIRETIME) count as keyspace hits / misses but do not
 //! touch the key's LRU stamp.
 
-use super::{args, propagate, Command, Ctx, Exec};
+use super::{args, errors, propagate, Command, Ctx, Exec};
 use crate::protocol::Reply;
 use bytes::Bytes;
 
@@ -126,18 +126,14 @@ impl Conditions {
                     .chars()
                     .map(|ch| if ch == '\r' || ch == '\n' { ' ' } else { ch })
                     .collect();
-                return Err(Reply::error(format!("ERR Unsupported option {shown}")));
+                return Err(errors::unsupported_option(&shown));
             }
         }
         if c.nx && (c.xx || c.gt || c.lt) {
-            return Err(Reply::err(
-                "ERR NX and XX, GT or LT options at the same time are not compatible",
-            ));
+            return Err(Reply::err(errors::EXPIRE_NX_WITH_OTHERS));
         }
         if c.gt && c.lt {
-            return Err(Reply::err(
-                "ERR GT and LT options at the same time are not compatible",
-            ));
+            return Err(Reply::err(errors::EXPIRE_GT_AND_LT));
         }
         Ok(c)
     }
@@ -187,7 +183,7 @@ fn expire_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str, base: i64, unit: Un
         Ok(w) => w,
         Err(e) => return e,
     };
-    let invalid = || Reply::error(format!("ERR invalid expire time in '{name}' command"));
+    let invalid = || errors::invalid_expire_time(name);
     if unit == Unit::Seconds {
         if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return invalid();
@@ -343,22 +339,22 @@ mod tests {
     fn option_errors() {
         let mut sh = shard();
         put(&mut sh, "k");
-        let nx = Reply::err("ERR NX and XX, GT or LT options at the same time are not compatible");
+        let nx = Reply::err(errors::EXPIRE_NX_WITH_OTHERS);
         for c in ["expire k 1 nx xx", "expire k 1 nx gt", "expire k 1 lt nx"] {
             assert_eq!(run(&mut sh, expire, c, NOW), nx);
         }
         assert_eq!(
             run(&mut sh, expire, "expire k 1 gt lt", NOW),
-            Reply::err("ERR GT and LT options at the same time are not compatible")
+            Reply::err(errors::EXPIRE_GT_AND_LT)
         );
         assert_eq!(
             run(&mut sh, expire, "expire k 1 foo", NOW),
-            Reply::err("ERR Unsupported option foo")
+            errors::unsupported_option("foo")
         );
         // Options are checked before the number.
         assert_eq!(
             run(&mut sh, expire, "expire k a foo", NOW),
-            Reply::err("ERR Unsupported option foo")
+            errors::unsupported_option("foo")
         );
         assert_eq!(
             run(&mut sh, expire, "expire k a", NOW),
@@ -366,15 +362,15 @@ mod tests {
         );
         assert_eq!(
             run(&mut sh, expire, "expire k 9223372036854775807", NOW),
-            Reply::err("ERR invalid expire time in 'expire' command")
+            errors::invalid_expire_time("expire")
         );
         assert_eq!(
             run(&mut sh, pexpire, "pexpire k 9223372036854775807", NOW),
-            Reply::err("ERR invalid expire time in 'pexpire' command")
+            errors::invalid_expire_time("pexpire")
         );
         assert_eq!(
             run(&mut sh, expire, "expire k -9223372036854775808", NOW),
-            Reply::err("ERR invalid expire time in 'expire' command")
+            errors::invalid_expire_time("expire")
         );
         // Absolute forms have no base to overflow with.
         assert_eq!(

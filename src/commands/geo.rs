@@ -168,9 +168,7 @@ fn lon_lat_args(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), Reply> {
     if !(geohash::LONG_MIN..=geohash::LONG_MAX).contains(&lon)
         || !(geohash::LAT_MIN..=geohash::LAT_MAX).contains(&lat)
     {
-        return Err(Reply::error(format!(
-            "ERR invalid longitude,latitude pair {lon:.6},{lat:.6}"
-        )));
+        return Err(errors::invalid_lon_lat(lon, lat));
     }
     Ok((lon, lat))
 }
@@ -186,27 +184,25 @@ fn unit_arg(b: &[u8]) -> Result<f64, Reply> {
     } else if args::eq(b, "mi") {
         Ok(1609.34)
     } else {
-        Err(Reply::err(
-            "ERR unsupported unit provided. please use M, KM, FT, MI",
-        ))
+        Err(Reply::err(errors::GEO_UNSUPPORTED_UNIT))
     }
 }
 
 /// `extractDistanceOrReply`: a radius and its unit, as (radius, meters per unit).
 fn radius_args(radius: &[u8], unit: &[u8]) -> Result<(f64, f64), Reply> {
-    let r = double_arg(radius, Some("ERR need numeric radius"))?;
+    let r = double_arg(radius, Some(errors::GEO_NEED_RADIUS))?;
     if r < 0.0 {
-        return Err(Reply::err("ERR radius cannot be negative"));
+        return Err(Reply::err(errors::GEO_RADIUS_NEGATIVE));
     }
     Ok((r, unit_arg(unit)?))
 }
 
 /// `extractBoxOrReply`: width, height and meters per unit.
 fn box_args(width: &[u8], height: &[u8], unit: &[u8]) -> Result<(f64, f64, f64), Reply> {
-    let w = double_arg(width, Some("ERR need numeric width"))?;
-    let h = double_arg(height, Some("ERR need numeric height"))?;
+    let w = double_arg(width, Some(errors::GEO_NEED_WIDTH))?;
+    let h = double_arg(height, Some(errors::GEO_NEED_HEIGHT))?;
     if h < 0.0 || w < 0.0 {
-        return Err(Reply::err("ERR height or width cannot be negative"));
+        return Err(Reply::err(errors::GEO_BOX_NEGATIVE));
     }
     Ok((w, h, unit_arg(unit)?))
 }
@@ -322,7 +318,7 @@ fn geoadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     }
     match super::lookup(b"zadd").map(|c| c.exec) {
         Some(Exec::Shard(zadd)) => zadd(ctx, &zadd_argv),
-        _ => Reply::err("ERR unknown command 'zadd'"),
+        _ => Reply::err(errors::GEO_NO_ZADD),
     }
 }
 
@@ -539,7 +535,7 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
         Variant::RadiusMember { .. } => {
             match zset.and_then(|z| member_position(z, &argv[2])) {
                 Some(p) => center = Some(p),
-                None => return Reply::err("ERR could not decode requested zset member"),
+                None => return Reply::err(errors::GEO_DECODE_MEMBER),
             }
             match radius_args(&argv[3], &argv[4]) {
                 Ok((radius, conv)) => kind = Some((ShapeKind::Radius { radius }, conv)),
@@ -588,7 +584,7 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
                 Err(e) => return e,
             };
             if count <= 0 {
-                return Reply::err("ERR COUNT must be > 0");
+                return Reply::err(errors::GEO_COUNT_NOT_POSITIVE);
             }
             i += 1;
         } else if (args::eq(arg, "store") || args::eq(arg, "storedist"))
@@ -604,7 +600,7 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
             if let Some(z) = zset {
                 match member_position(z, &rest[i + 1]) {
                     Some(p) => center = Some(p),
-                    None => return Reply::err("ERR could not decode requested zset member"),
+                    None => return Reply::err(errors::GEO_DECODE_MEMBER),
                 }
             }
             frommember = true;
@@ -638,26 +634,20 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
 
     if storekey.is_some() && (withdist || withhash || withcoord) {
         return Reply::err(if is_searchstore {
-            "ERR GEOSEARCHSTORE is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
+            errors::GEOSEARCHSTORE_WITH
         } else {
-            "ERR STORE option in GEORADIUS is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
+            errors::GEORADIUS_STORE_WITH
         });
     }
     let name = || String::from_utf8_lossy(&argv[0]).into_owned();
     if is_search && !(frommember || fromloc) {
-        return Reply::error(format!(
-            "ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for {}",
-            name()
-        ));
+        return errors::geo_one_origin(&name());
     }
     if is_search && !(byradius || bybox) {
-        return Reply::error(format!(
-            "ERR exactly one of BYRADIUS and BYBOX can be specified for {}",
-            name()
-        ));
+        return errors::geo_one_shape(&name());
     }
     if any && count == 0 {
-        return Reply::err("ERR the ANY argument requires COUNT argument");
+        return Reply::err(errors::GEO_ANY_WITHOUT_COUNT);
     }
 
     let Some(z) = zset else {
@@ -832,7 +822,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, geoadd, &["geoadd", "Sicily", "200", "10", "x"]),
-            Reply::err("ERR invalid longitude,latitude pair 200.000000,10.000000")
+            errors::invalid_lon_lat(200.0, 10.0)
         );
         assert_eq!(
             run(&mut s, geoadd, &["geoadd", "Sicily", "abc", "10", "x"]),
@@ -883,7 +873,7 @@ mod tests {
                 geodist,
                 &["geodist", "Sicily", "Palermo", "Catania", "yd"]
             ),
-            Reply::err("ERR unsupported unit provided. please use M, KM, FT, MI")
+            Reply::err(errors::GEO_UNSUPPORTED_UNIT)
         );
         assert_eq!(
             run(

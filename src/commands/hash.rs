@@ -147,9 +147,6 @@ pub static COMMANDS: &[Command] = &[
     .keys(1, 1, 1),
 ];
 
-const NOT_INTEGER: &str = "ERR hash value is not an integer";
-const NOT_FLOAT: &str = "ERR hash value is not a float";
-
 /// The hash in `e`, or WRONGTYPE.
 fn as_hash(e: &mut Entry) -> Result<&mut Hash, Reply> {
     match &mut e.value {
@@ -276,7 +273,7 @@ fn hincrby(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         let old = match h.get(field) {
             None => 0,
             Some(LpEntry::Int(i)) => i,
-            Some(LpEntry::Str(s)) => parse_i64(s).ok_or(Reply::err(NOT_INTEGER))?,
+            Some(LpEntry::Str(s)) => parse_i64(s).ok_or(Reply::err(errors::HASH_NOT_INTEGER))?,
         };
         let new = old.checked_add(incr).ok_or(Reply::err(errors::OVERFLOW))?;
         h.set(field, itoa::Buffer::new().format(new).as_bytes(), limits);
@@ -292,18 +289,20 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         return errors::not_float();
     };
     if !incr.is_finite() {
-        return Reply::err("ERR value is NaN or Infinity");
+        return Reply::err(errors::VALUE_NAN);
     }
     let field = &argv[2][..];
     let r = write(ctx, &argv[1], |h, limits| {
         let old = match h.get(field) {
             None => LongDouble::ZERO,
             Some(LpEntry::Int(i)) => LongDouble::from_i64(i),
-            Some(LpEntry::Str(s)) => LongDouble::parse(s).ok_or(Reply::err(NOT_FLOAT))?,
+            Some(LpEntry::Str(s)) => {
+                LongDouble::parse(s).ok_or(Reply::err(errors::HASH_NOT_FLOAT))?
+            }
         };
         let sum = old + incr;
         if !sum.is_finite() {
-            return Err(Reply::err("ERR increment would produce NaN or Infinity"));
+            return Err(Reply::err(errors::INCREMENT_NAN));
         }
         let text = sum.to_human_string();
         h.set(field, text.as_bytes(), limits);
@@ -392,11 +391,7 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         });
     }
     let count = match args::int(&argv[2]) {
-        Ok(c) if c == i64::MIN => {
-            return Reply::err(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            )
-        }
+        Ok(c) if c == i64::MIN => return Reply::err(errors::COUNT_LLONG_MIN),
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -406,7 +401,7 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         _ => return errors::syntax(),
     };
     if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Reply::err("ERR value is out of range");
+        return Reply::err(errors::OUT_OF_RANGE);
     }
     // Drawn with repetition: each field takes at least 6 bytes of reply, so a count
     // beyond the reply cap is refused before drawing. With values each pair is a
@@ -729,7 +724,7 @@ mod tests {
         for f in ["s", "sp"] {
             assert_eq!(
                 run(&mut s, hincrby, &["hincrby", "h", f, "1"]),
-                err(NOT_INTEGER)
+                err(errors::HASH_NOT_INTEGER)
             );
         }
         assert_eq!(
@@ -798,7 +793,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, hincrbyfloat, &["hincrbyfloat", "h", "s", "1"]),
-            err(NOT_FLOAT)
+            err(errors::HASH_NOT_FLOAT)
         );
         assert_eq!(
             run(&mut s, hincrbyfloat, &["hincrbyfloat", "h", "inf", "1"]),

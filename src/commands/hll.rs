@@ -10,7 +10,7 @@
 //! writes the cardinality it computed into the header and counts that as a change.
 
 use super::string::{as_str, as_str_mut};
-use super::{traits, Command, Ctx, Exec};
+use super::{errors, traits, Command, Ctx, Exec};
 use crate::protocol::Reply;
 use crate::storage::hll::{self, Corrupt, REGISTERS};
 use crate::storage::{StrValue, Value};
@@ -63,7 +63,6 @@ pub static COMMANDS: &[Command] = &[
     ),
 ];
 
-const NOT_HLL: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
 const CORRUPT: &str = "INVALIDOBJ Corrupted HLL object detected";
 
 fn corrupt(_: Corrupt) -> Reply {
@@ -96,7 +95,7 @@ fn read_sketch<'c>(
     let s = as_str(entry)?;
     // An int-encoded string is never a sketch (Redis checks for an sds first).
     if matches!(s, StrValue::Int(_)) || !hll::is_valid_header(&s.as_bytes()) {
-        return Err(Reply::err(NOT_HLL));
+        return Err(Reply::err(errors::NOT_HLL));
     }
     Ok(Some(s.as_bytes()))
 }
@@ -231,7 +230,7 @@ fn pfdebug(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let key = &argv[2];
     match check_sketch(ctx, key, true) {
         Err(e) => return e,
-        Ok(false) => return Reply::err("ERR The specified key does not exist"),
+        Ok(false) => return Reply::err(errors::KEY_DOES_NOT_EXIST),
         Ok(true) => {}
     }
     let sketch = sketch_mut(ctx, key);
@@ -248,7 +247,7 @@ fn pfdebug(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Reply::Array(regs.into_iter().map(|r| Reply::Int(r as i64)).collect())
     } else if sub_is("decode") {
         if !hll::is_sparse(sketch) {
-            return Reply::err("ERR HLL encoding is not sparse");
+            return Reply::err(errors::HLL_NOT_SPARSE);
         }
         Reply::bulk_str(&hll::decode_sparse(sketch))
     } else if sub_is("encoding") {
@@ -269,10 +268,7 @@ fn pfdebug(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     } else {
         // Redis prints the name with %s: it ends at a NUL byte.
         let name = sub.split(|&b| b == 0).next().unwrap_or(&[]);
-        Reply::error(format!(
-            "ERR Unknown PFDEBUG subcommand '{}'",
-            String::from_utf8_lossy(name)
-        ))
+        errors::unknown_pfdebug_subcommand(&String::from_utf8_lossy(name))
     }
 }
 
@@ -282,18 +278,18 @@ fn pfselftest(_ctx: &mut Ctx, _argv: &[Bytes]) -> Reply {
     let mut sparse = hll::new_sparse();
     let mut dense = hll::new_sparse();
     if hll::to_dense(&mut dense).is_err() {
-        return Reply::err("ERR TESTFAILED dense conversion");
+        return Reply::err(errors::HLL_TEST_DENSE_CONVERSION);
     }
     for i in 0..10_000u32 {
         let e = i.to_le_bytes();
         if hll::add(&mut sparse, &e, usize::MAX).is_err()
             || hll::add(&mut dense, &e, usize::MAX).is_err()
         {
-            return Reply::err("ERR TESTFAILED corrupted sketch");
+            return Reply::err(errors::HLL_TEST_CORRUPTED);
         }
     }
     if hll::count(&sparse) != hll::count(&dense) {
-        return Reply::err("ERR TESTFAILED Sparse and dense sketches disagree");
+        return Reply::err(errors::HLL_TEST_DISAGREE);
     }
     Reply::ok()
 }
@@ -389,7 +385,7 @@ mod tests {
     #[test]
     fn errors_match_redis() {
         let mut s = shard();
-        let wrong_hll = Reply::err(NOT_HLL);
+        let wrong_hll = Reply::err(errors::NOT_HLL);
         s.dbs[0].set(b"str", Value::Str(StrValue::from_set(b"hello")), false);
         s.dbs[0].set(b"int", Value::Str(StrValue::from_set(b"12345")), false);
         assert_eq!(run(&mut s, pfadd, &["pfadd", "str", "a"]), wrong_hll);
@@ -408,12 +404,12 @@ mod tests {
         assert_eq!(run(&mut s, pfadd, &["pfadd", "bad", "a"]), Reply::Int(1));
         assert_eq!(
             run(&mut s, pfdebug, &["pfdebug", "getreg", "nokey"]),
-            Reply::err("ERR The specified key does not exist")
+            Reply::err(errors::KEY_DOES_NOT_EXIST)
         );
         run(&mut s, pfadd, &["pfadd", "h", "a"]);
         assert_eq!(
             run(&mut s, pfdebug, &["pfdebug", "nope", "h"]),
-            Reply::err("ERR Unknown PFDEBUG subcommand 'nope'")
+            errors::unknown_pfdebug_subcommand("nope")
         );
         assert_eq!(
             run(&mut s, pfdebug, &["pfdebug", "encoding", "h"]),
@@ -425,7 +421,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, pfdebug, &["pfdebug", "decode", "h"]),
-            Reply::err("ERR HLL encoding is not sparse")
+            Reply::err(errors::HLL_NOT_SPARSE)
         );
         assert_eq!(run(&mut s, pfselftest, &["pfselftest"]), Reply::ok());
         let _ = argv(&[]);

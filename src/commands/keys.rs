@@ -200,7 +200,6 @@ static OBJECT_SUBCOMMANDS: &[Command] = &[
     .keys(2, 2, 1),
 ];
 
-const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 /// Redis's `OBJ_SHARED_REFCOUNT`: what OBJECT REFCOUNT answers for a shared integer.
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// Redis shares the integers 0..OBJ_SHARED_INTEGERS.
@@ -340,7 +339,7 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     }
     let (src, dst) = (&argv[1], &argv[2]);
     if dst_db == ctx.db && src == dst {
-        return Reply::err(SAME_OBJECT);
+        return Reply::err(errors::SAME_OBJECT);
     }
     let Some(value) = ctx.lookup_read(src).map(|e| e.value.clone()) else {
         return Reply::Int(0);
@@ -369,7 +368,7 @@ fn move_cmd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     if dst_db == ctx.db {
-        return Reply::err(SAME_OBJECT);
+        return Reply::err(errors::SAME_OBJECT);
     }
     let key = &argv[1];
     let Some(lru) = ctx.lookup_write(key).map(|e| e.lru) else {
@@ -434,7 +433,7 @@ fn object_idletime(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         return Reply::Null;
     };
     if lfu {
-        return Reply::err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+        return Reply::err(errors::IDLETIME_UNDER_LFU);
     }
     Reply::Int(crate::storage::db::lru_clock().saturating_sub(lru) as i64)
 }
@@ -448,7 +447,7 @@ fn object_freq(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         return Reply::Null;
     };
     if !lfu {
-        return Reply::err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+        return Reply::err(errors::FREQ_WITHOUT_LFU);
     }
     // No per-key LFU counter is kept yet: report the initial counter decayed by one per
     // idle minute, as `LFUDecrAndReturn` would with the default lfu-decay-time of 1.
@@ -528,11 +527,11 @@ fn swapdb<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
                 .and_then(|i| i32::try_from(i).ok())
                 .ok_or_else(|| Reply::err(msg))
         };
-        let a = match parse(&argv[1], "ERR invalid first DB index") {
+        let a = match parse(&argv[1], errors::INVALID_FIRST_DB) {
             Ok(a) => a,
             Err(e) => return e,
         };
-        let b = match parse(&argv[2], "ERR invalid second DB index") {
+        let b = match parse(&argv[2], errors::INVALID_SECOND_DB) {
             Ok(b) => b,
             Err(e) => return e,
         };
@@ -696,7 +695,7 @@ fn scan_shard(
 fn scan<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         let Some(cursor) = parse_cursor(&argv[1]) else {
-            return Reply::err("ERR invalid cursor");
+            return Reply::err(errors::INVALID_CURSOR);
         };
         let opts = match parse_scan_opts(argv) {
             Ok(o) => std::sync::Arc::new(o),
@@ -869,11 +868,11 @@ mod tests {
         // Missing source; same key.
         assert_eq!(
             run(&mut sh, rename, "rename nokey x"),
-            Reply::err("ERR no such key")
+            Reply::err(errors::NO_SUCH_KEY)
         );
         assert_eq!(
             run(&mut sh, rename, "rename nokey nokey"),
-            Reply::err("ERR no such key")
+            Reply::err(errors::NO_SUCH_KEY)
         );
         assert_eq!(run(&mut sh, rename, "rename b b"), Reply::ok());
         assert_eq!(run(&mut sh, renamenx, "renamenx b b"), Reply::Int(0));
@@ -904,14 +903,20 @@ mod tests {
         assert_eq!(get(&mut sh, 3, "a").as_deref(), Some(&b"12"[..]));
         assert_eq!(sh.dbs[3].expire_of(b"a"), Some(at));
         // Errors, in Redis's order.
-        assert_eq!(run(&mut sh, copy, "copy a a"), Reply::err(SAME_OBJECT));
-        assert_eq!(run(&mut sh, copy, "copy a a db 0"), Reply::err(SAME_OBJECT));
+        assert_eq!(
+            run(&mut sh, copy, "copy a a"),
+            Reply::err(errors::SAME_OBJECT)
+        );
+        assert_eq!(
+            run(&mut sh, copy, "copy a a db 0"),
+            Reply::err(errors::SAME_OBJECT)
+        );
         assert_eq!(run(&mut sh, copy, "copy a b foo"), errors::syntax());
         assert_eq!(run(&mut sh, copy, "copy a b db"), errors::syntax());
         assert_eq!(run(&mut sh, copy, "copy a b db x"), errors::not_integer());
         assert_eq!(
             run(&mut sh, copy, "copy a b db 16"),
-            Reply::err("ERR DB index is out of range")
+            Reply::err(errors::DB_INDEX)
         );
         assert_eq!(run(&mut sh, copy, "copy nokey b"), Reply::Int(0));
         // The copy keeps the encoding.
@@ -937,14 +942,17 @@ mod tests {
         assert_eq!(run(&mut sh, move_cmd, "move a 1"), Reply::Int(0));
         assert_eq!(get(&mut sh, 0, "a").as_deref(), Some(&b"other"[..]));
         assert_eq!(run(&mut sh, move_cmd, "move nokey 1"), Reply::Int(0));
-        assert_eq!(run(&mut sh, move_cmd, "move a 0"), Reply::err(SAME_OBJECT));
+        assert_eq!(
+            run(&mut sh, move_cmd, "move a 0"),
+            Reply::err(errors::SAME_OBJECT)
+        );
         assert_eq!(
             run(&mut sh, move_cmd, "move a 16"),
-            Reply::err("ERR DB index is out of range")
+            Reply::err(errors::DB_INDEX)
         );
         assert_eq!(
             run(&mut sh, move_cmd, "move a -1"),
-            Reply::err("ERR DB index is out of range")
+            Reply::err(errors::DB_INDEX)
         );
         assert_eq!(run(&mut sh, move_cmd, "move a x"), errors::not_integer());
         assert_eq!(
@@ -1150,7 +1158,7 @@ mod tests {
         assert!(!all.contains(&b"a:0"[..]));
         let (_, none) = scan_reply(h.server(scan, "scan 0 count 1000 type list"));
         assert!(none.is_empty());
-        assert_eq!(h.server(scan, "scan x"), Reply::err("ERR invalid cursor"));
+        assert_eq!(h.server(scan, "scan x"), Reply::err(errors::INVALID_CURSOR));
         assert_eq!(h.server(scan, "scan 0 count 0"), errors::syntax());
         assert_eq!(h.server(scan, "scan 0 count a"), errors::not_integer());
         assert_eq!(h.server(scan, "scan 0 match"), errors::syntax());
@@ -1183,19 +1191,19 @@ mod tests {
         assert_eq!(h.server(swapdb, "swapdb 1 0"), Reply::ok());
         assert_eq!(
             h.server(swapdb, "swapdb a 0"),
-            Reply::err("ERR invalid first DB index")
+            Reply::err(errors::INVALID_FIRST_DB)
         );
         assert_eq!(
             h.server(swapdb, "swapdb 0 a"),
-            Reply::err("ERR invalid second DB index")
+            Reply::err(errors::INVALID_SECOND_DB)
         );
         assert_eq!(
             h.server(swapdb, "swapdb 0 16"),
-            Reply::err("ERR DB index is out of range")
+            Reply::err(errors::DB_INDEX)
         );
         assert_eq!(
             h.server(swapdb, "swapdb -1 0"),
-            Reply::err("ERR DB index is out of range")
+            Reply::err(errors::DB_INDEX)
         );
         // FLUSHDB / FLUSHALL, and their option syntax.
         assert_eq!(h.server(flushdb, "flushdb foo"), errors::syntax());

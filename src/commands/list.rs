@@ -288,7 +288,7 @@ fn pop(ctx: &mut Ctx, argv: &[Bytes], end: End) -> Reply {
         return errors::wrong_arity(if end == End::Head { "lpop" } else { "rpop" });
     }
     let count = match argv.get(2) {
-        Some(b) => match int_at_least(b, 0, "ERR value is out of range, must be positive") {
+        Some(b) => match int_at_least(b, 0, errors::NOT_POSITIVE) {
             Ok(n) => Some(count_usize(n)),
             Err(e) => return e,
         },
@@ -340,7 +340,7 @@ fn mpop(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> Reply {
 /// LMPOP / BLMPOP's arguments after the timeout: `numkeys key... LEFT|RIGHT [COUNT n]`
 /// starting at `at`; the keys, the end and the count.
 fn mpop_args(argv: &[Bytes], at: usize) -> Result<(&[Bytes], End, usize), Reply> {
-    let numkeys = int_at_least(&argv[at], 1, "ERR numkeys should be greater than 0")?;
+    let numkeys = int_at_least(&argv[at], 1, errors::NUMKEYS_NOT_POSITIVE)?;
     let first = at + 1;
     let where_idx = match count_usize(numkeys).checked_add(first) {
         Some(i) if i < argv.len() => i,
@@ -351,7 +351,7 @@ fn mpop_args(argv: &[Bytes], at: usize) -> Result<(&[Bytes], End, usize), Reply>
     let mut j = where_idx + 1;
     while j < argv.len() {
         if count.is_none() && args::eq(&argv[j], "count") && j + 1 < argv.len() {
-            let n = int_at_least(&argv[j + 1], 1, "ERR count should be greater than 0")?;
+            let n = int_at_least(&argv[j + 1], 1, errors::COUNT_NOT_POSITIVE)?;
             count = Some(count_usize(n));
             j += 2;
         } else {
@@ -429,19 +429,17 @@ fn lpos(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         let opt = &argv[j];
         if args::eq(opt, "rank") && has_value {
             rank = match args::int(&argv[j + 1]) {
-                Ok(0) => {
-                    return Reply::err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list")
-                }
+                Ok(0) => return Reply::err(errors::RANK_ZERO),
                 Ok(r) => r,
                 Err(e) => return e,
             };
         } else if args::eq(opt, "count") && has_value {
-            match int_at_least(&argv[j + 1], 0, "ERR COUNT can't be negative") {
+            match int_at_least(&argv[j + 1], 0, errors::COUNT_NEGATIVE) {
                 Ok(n) => count = Some(count_usize(n)),
                 Err(e) => return e,
             }
         } else if args::eq(opt, "maxlen") && has_value {
-            match int_at_least(&argv[j + 1], 0, "ERR MAXLEN can't be negative") {
+            match int_at_least(&argv[j + 1], 0, errors::MAXLEN_NEGATIVE) {
                 Ok(n) => maxlen = count_usize(n),
                 Err(e) => return e,
             }
@@ -477,7 +475,7 @@ fn lset(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     if !l.set(index, &argv[3]) {
-        return Reply::err("ERR index out of range");
+        return Reply::err(errors::INDEX_OUT_OF_RANGE);
     }
     settle(ctx, &argv[1], false, before, 1);
     Reply::ok()
@@ -700,7 +698,7 @@ mod tests {
     #[test]
     fn pop_argument_errors() {
         let mut s = shard();
-        let out_of_range = Reply::err("ERR value is out of range, must be positive");
+        let out_of_range = Reply::err(errors::NOT_POSITIVE);
         assert_eq!(run(&mut s, lpop, &["lpop", "l", "-1"]), out_of_range);
         assert_eq!(run(&mut s, lpop, &["lpop", "l", "x"]), out_of_range);
         assert_eq!(
@@ -755,11 +753,11 @@ mod tests {
         assert_eq!(run(&mut s, lset, &["lset", "l", "1", "B"]), Reply::ok());
         assert_eq!(
             run(&mut s, lset, &["lset", "l", "9", "B"]),
-            Reply::err("ERR index out of range")
+            Reply::err(errors::INDEX_OUT_OF_RANGE)
         );
         assert_eq!(
             run(&mut s, lset, &["lset", "nokey", "0", "B"]),
-            Reply::err("ERR no such key")
+            Reply::err(errors::NO_SUCH_KEY)
         );
         assert_eq!(
             run(&mut s, lrange, &["lrange", "l", "1", "-2"]),
@@ -852,15 +850,15 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, lpos, &["lpos", "nokey", "c", "rank", "0"]),
-            Reply::err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list")
+            Reply::err(errors::RANK_ZERO)
         );
         assert_eq!(
             run(&mut s, lpos, &["lpos", "l", "c", "count", "x"]),
-            Reply::err("ERR COUNT can't be negative")
+            Reply::err(errors::COUNT_NEGATIVE)
         );
         assert_eq!(
             run(&mut s, lpos, &["lpos", "l", "c", "maxlen", "-1"]),
-            Reply::err("ERR MAXLEN can't be negative")
+            Reply::err(errors::MAXLEN_NEGATIVE)
         );
         assert_eq!(
             run(&mut s, lpos, &["lpos", "l", "c", "count"]),
@@ -940,7 +938,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, lmpop, &["lmpop", "0", "a", "left"]),
-            Reply::err("ERR numkeys should be greater than 0")
+            Reply::err(errors::NUMKEYS_NOT_POSITIVE)
         );
         assert_eq!(
             run(&mut s, lmpop, &["lmpop", "2", "a", "left"]),
@@ -956,7 +954,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, lmpop, &["lmpop", "1", "a", "left", "count", "0"]),
-            Reply::err("ERR count should be greater than 0")
+            Reply::err(errors::COUNT_NOT_POSITIVE)
         );
         assert_eq!(
             run(
@@ -981,7 +979,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, blmpop, &["blmpop", "x", "0", "b", "left"]),
-            Reply::err("ERR numkeys should be greater than 0")
+            Reply::err(errors::NUMKEYS_NOT_POSITIVE)
         );
         assert_eq!(
             run(&mut s, blpop, &["blpop", "a", "b", "0"]),
@@ -989,7 +987,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, blpop, &["blpop", "a", "-1"]),
-            Reply::err("ERR timeout is negative")
+            Reply::err(errors::TIMEOUT_NEGATIVE)
         );
         run(&mut s, rpush, &["rpush", "b", "x", "y"]);
         assert_eq!(

@@ -18,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod dump;
+pub mod errors;
 pub mod expire;
 pub mod geo;
 pub mod hash;
@@ -588,73 +589,6 @@ impl<'a> Ctx<'a> {
 }
 
 /// Error replies whose text must match Redis exactly, built in one place.
-pub mod errors {
-    use crate::protocol::Reply;
-
-    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-    pub const SYNTAX: &str = "ERR syntax error";
-    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
-    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
-    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
-    pub const NO_SUCH_KEY: &str = "ERR no such key";
-    pub const DB_INDEX: &str = "ERR DB index is out of range";
-    pub const NOAUTH: &str = "NOAUTH Authentication required.";
-    pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
-    pub const NOT_IN_MULTI: &str = "ERR Command not allowed inside a transaction";
-
-    pub fn wrongtype() -> Reply {
-        Reply::err(WRONGTYPE)
-    }
-    pub fn syntax() -> Reply {
-        Reply::err(SYNTAX)
-    }
-    pub fn not_integer() -> Reply {
-        Reply::err(NOT_INTEGER)
-    }
-    pub fn not_float() -> Reply {
-        Reply::err(NOT_FLOAT)
-    }
-    pub fn wrong_arity(name: &str) -> Reply {
-        Reply::error(format!(
-            "ERR wrong number of arguments for '{}' command",
-            name
-        ))
-    }
-    /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `
-    pub fn unknown_command(argv: &[bytes::Bytes]) -> Reply {
-        // As Redis: the client's bytes as sent, each argument quoted, cut so the list
-        // stays within 128 bytes, and (being printed with %s) each string ending at
-        // its first NUL byte.
-        let c_str = |b: &[u8]| -> Vec<u8> { b.split(|&c| c == 0).next().unwrap_or(&[]).to_vec() };
-        let mut out = b"ERR unknown command '".to_vec();
-        let name = c_str(&argv[0]);
-        out.extend_from_slice(&name[..name.len().min(128)]);
-        out.extend_from_slice(b"', with args beginning with: ");
-        let mut args_len = 0;
-        for a in argv[1..].iter() {
-            if args_len >= 128 {
-                break;
-            }
-            let a = c_str(a);
-            let shown = &a[..a.len().min(128 - args_len)];
-            out.push(b'\'');
-            out.extend_from_slice(shown);
-            out.extend_from_slice(b"' ");
-            args_len += shown.len() + 3;
-        }
-        Reply::ErrorBytes(bytes::Bytes::from(out))
-    }
-    /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
-    pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
-        let mut out = b"ERR unknown subcommand '".to_vec();
-        out.extend_from_slice(&sub[..sub.len().min(128)]);
-        out.extend_from_slice(
-            format!("'. Try {} HELP.", container.to_ascii_uppercase()).as_bytes(),
-        );
-        Reply::ErrorBytes(bytes::Bytes::from(out))
-    }
-}
-
 /// Replies drawn with repetition (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER with a negative
 /// count): built as bytes while drawing, a few per element like Redis's output buffer,
 /// and capped, since Redis answers any count and one huge count could otherwise take
@@ -666,7 +600,7 @@ pub mod random_reply {
     pub const MAX_BYTES: usize = 1 << 31;
 
     pub fn too_large() -> Reply {
-        Reply::error(format!("ERR reply too large: more than {MAX_BYTES} bytes"))
+        super::errors::reply_too_large(MAX_BYTES)
     }
     /// Refuse, before drawing, `count` elements of at least `min_bytes` each (6 for
     /// `$0\r\n\r\n`) that cannot fit.
@@ -695,7 +629,7 @@ pub mod args {
     /// `getTimeoutFromObjectOrReply`: milliseconds to wait, 0 meaning forever.
     pub fn timeout_ms(b: &[u8]) -> Result<u64, Reply> {
         use crate::storage::long_double::LongDouble;
-        let not_float = || Reply::err("ERR timeout is not a float or out of range");
+        let not_float = || Reply::err(errors::TIMEOUT_NOT_FLOAT);
         let secs: f64 = match LongDouble::parse(b).ok_or_else(not_float)? {
             // Decimal through Rust's parser; what it refuses (hex floats) through C's
             // strtod rules, which the string already passed as a whole.
@@ -717,11 +651,11 @@ pub mod args {
         // which Redis then reports as negative.
         let ms = (secs * 1000.0).trunc();
         if !(0.0..9.223_372_036_854_776e18).contains(&ms) {
-            return Err(Reply::err("ERR timeout is negative"));
+            return Err(Reply::err(errors::TIMEOUT_NEGATIVE));
         }
         let ms = ms as i64;
         if ms > i64::MAX - crate::clock::now_ms() as i64 {
-            return Err(Reply::err("ERR timeout is out of range"));
+            return Err(Reply::err(errors::TIMEOUT_OUT_OF_RANGE));
         }
         Ok(ms as u64)
     }
@@ -746,7 +680,7 @@ pub mod args {
     /// an optional sign, a negative value wrapping around, nothing else around the
     /// digits), or `ERR invalid cursor`.
     pub fn scan_cursor(b: &[u8]) -> Result<u64, Reply> {
-        let invalid = || Reply::err("ERR invalid cursor");
+        let invalid = || Reply::err(errors::INVALID_CURSOR);
         let (neg, digits) = match b.first() {
             Some(b'-') => (true, &b[1..]),
             Some(b'+') => (false, &b[1..]),

@@ -320,23 +320,21 @@ fn native_key_flags(c: &Command, argv: &[Bytes], i: usize) -> Vec<&'static str> 
 fn getkeys(argv: &[Bytes]) -> Result<Vec<KeyRef>, Reply> {
     let target = &argv[2..];
     let Some(mut cmd) = lookup(&target[0]) else {
-        return Err(Reply::err("ERR Invalid command specified"));
+        return Err(Reply::err(errors::INVALID_COMMAND));
     };
     if !cmd.subcommands.is_empty() && target.len() >= 2 {
         match lookup_sub(cmd, &target[1]) {
             Some(s) => cmd = s,
-            None => return Err(Reply::err("ERR Invalid command specified")),
+            None => return Err(Reply::err(errors::INVALID_COMMAND)),
         }
     }
     let specs = meta::get(cmd.name).map_or(&[][..], |m| &m.key_specs[..]);
     let has_keyspec = specs.iter().any(|s| !s.has_flag("not_key"));
     if !has_keyspec && cmd.find_keys.is_none() {
-        return Err(Reply::err("ERR The command has no key arguments"));
+        return Err(Reply::err(errors::NO_KEY_ARGUMENTS));
     }
     if !cmd.arity_ok(target.len()) {
-        return Err(Reply::err(
-            "ERR Invalid number of arguments specified for command",
-        ));
+        return Err(Reply::err(errors::INVALID_COMMAND_ARITY));
     }
     // Specs of known kinds that fail on this argv (a key count out of range) leave no
     // keys: Redis's own finders for those commands refuse the same arguments.
@@ -358,7 +356,7 @@ fn getkeys(argv: &[Bytes]) -> Result<Vec<KeyRef>, Reply> {
             .collect()
     });
     if keys.is_empty() && !cmd.has_flag("no_mandatory_keys") {
-        return Err(Reply::err("ERR Invalid arguments specified for command"));
+        return Err(Reply::err(errors::INVALID_COMMAND_ARGUMENTS));
     }
     Ok(keys)
 }
@@ -443,7 +441,7 @@ fn shutdown<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
             return errors::syntax();
         }
         if abort {
-            return Reply::err("ERR No shutdown in progress.");
+            return Reply::err(errors::NO_SHUTDOWN);
         }
         let save = if save {
             Some(true)
@@ -453,7 +451,7 @@ fn shutdown<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
             None
         };
         crate::runtime::shutdown(s, save).await;
-        Reply::err("ERR Errors trying to SHUTDOWN. Check logs.")
+        Reply::err(errors::SHUTDOWN_FAILED)
     })
 }
 
@@ -470,11 +468,11 @@ mod tests {
         let mut c = Client::detached(1);
         assert_eq!(
             command_getkeys(&mut c, &argv(&["command", "getkeys", "nosuch", "a"])),
-            Reply::err("ERR Invalid command specified")
+            Reply::err(errors::INVALID_COMMAND)
         );
         assert_eq!(
             command_getkeys(&mut c, &argv(&["command", "getkeys", "ping", "x"])),
-            Reply::err("ERR The command has no key arguments")
+            Reply::err(errors::NO_KEY_ARGUMENTS)
         );
     }
 

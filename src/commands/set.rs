@@ -170,8 +170,6 @@ pub static COMMANDS: &[Command] = &[
     Command::new("sscan", -3, "readonly", "read set slow", Exec::Shard(sscan)).keys(1, 1, 1),
 ];
 
-const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
-
 /// SPOP keeps the survivors in a new set when fewer than count/5 survive.
 const SPOP_MOVE_STRATEGY_MUL: usize = 5;
 /// SRANDMEMBER copies the set and drops members when count is more than a third of it.
@@ -324,7 +322,7 @@ fn spop_count(ctx: &mut Ctx, argv: &[Bytes]) -> Result<Reply, Reply> {
     let key = &argv[1];
     let count = parse_i64(&argv[2])
         .filter(|&n| n >= 0)
-        .ok_or(Reply::err(NOT_POSITIVE))?;
+        .ok_or(Reply::err(errors::NOT_POSITIVE))?;
     let max = max_intset(ctx);
     let Some(s) = write(ctx, key)? else {
         return Ok(Reply::Set(vec![]));
@@ -397,9 +395,7 @@ fn srandmember(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 fn srandmember_count(ctx: &mut Ctx, argv: &[Bytes]) -> Result<Reply, Reply> {
     let n = args::int(&argv[2])?;
     if n == i64::MIN {
-        return Err(Reply::err(
-            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        ));
+        return Err(Reply::err(errors::COUNT_LLONG_MIN));
     }
     let (count, unique) = (n.unsigned_abs(), n >= 0);
     with_rng(ctx, |ctx, rng| {
@@ -589,11 +585,9 @@ fn sintercard(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     reply((|| {
         let numkeys = parse_i64(&argv[1])
             .filter(|&n| n >= 1)
-            .ok_or(Reply::err("ERR numkeys should be greater than 0"))?;
+            .ok_or(Reply::err(errors::NUMKEYS_NOT_POSITIVE))?;
         if numkeys as u64 > (argv.len() - 2) as u64 {
-            return Err(Reply::err(
-                "ERR Number of keys can't be greater than number of args",
-            ));
+            return Err(Reply::err(errors::NUMKEYS_TOO_MANY));
         }
         let end = 2 + numkeys as usize;
         let mut limit = 0u64;
@@ -602,8 +596,7 @@ fn sintercard(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             if args::eq(&argv[i], "limit") && i + 1 < argv.len() {
                 limit = parse_i64(&argv[i + 1])
                     .filter(|&n| n >= 0)
-                    .ok_or(Reply::err("ERR LIMIT can't be negative"))?
-                    as u64;
+                    .ok_or(Reply::err(errors::LIMIT_NEGATIVE))? as u64;
                 i += 2;
             } else {
                 return Err(errors::syntax());
@@ -919,7 +912,7 @@ mod tests {
         // Argument errors come before the key.
         assert_eq!(
             run(&mut s, spop, &["spop", "str", "-1"]),
-            Reply::err(NOT_POSITIVE)
+            Reply::err(errors::NOT_POSITIVE)
         );
         assert_eq!(
             run(&mut s, srandmember, &["srandmember", "str", "x"]),
@@ -927,7 +920,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, sscan, &["sscan", "str", "x"]),
-            Reply::err("ERR invalid cursor")
+            Reply::err(errors::INVALID_CURSOR)
         );
     }
 
@@ -938,8 +931,8 @@ mod tests {
         let e = |t: &'static str| Reply::err(t);
         let cases: Vec<(ShardFn, Vec<&str>, Reply)> = vec![
             (spop, vec!["spop", "k", "1", "2"], errors::syntax()),
-            (spop, vec!["spop", "k", "abc"], e(NOT_POSITIVE)),
-            (spop, vec!["spop", "nokey", "-1"], e(NOT_POSITIVE)),
+            (spop, vec!["spop", "k", "abc"], e(errors::NOT_POSITIVE)),
+            (spop, vec!["spop", "nokey", "-1"], e(errors::NOT_POSITIVE)),
             (srandmember, vec!["srandmember", "k", "1", "2"], errors::syntax()),
             (
                 srandmember,

@@ -17,7 +17,7 @@
 //! line, without Redis's per-event advice.
 
 use super::config::help_reply;
-use super::{args, Command, Exec, LocalBoxFuture};
+use super::{args, errors, Command, Exec, LocalBoxFuture};
 use crate::client::ClientRef;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
@@ -145,9 +145,7 @@ fn slowlog_get<'a>(
 ) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         if argv.len() > 3 {
-            return Reply::err(
-                "ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.",
-            );
+            return Reply::err(errors::SLOWLOG_GET_ARGS);
         }
         let max = s.server.config.current().slowlog_max_len;
         let count = match argv.get(2) {
@@ -155,7 +153,7 @@ fn slowlog_get<'a>(
             Some(a) => match args::int(a) {
                 Ok(-1) => max,
                 Ok(n) if n >= 0 => (n as usize).min(max),
-                _ => return Reply::err("ERR count should be greater than or equal to -1"),
+                _ => return Reply::err(errors::SLOWLOG_COUNT),
             },
         };
         let logs = s
@@ -392,10 +390,7 @@ fn latency_graph<'a>(
                 "txt",
                 Bytes::from(sparkline::graph(event, m, now_s()).into_bytes()),
             ),
-            None => Reply::error(format!(
-                "ERR No samples available for event '{}'",
-                String::from_utf8_lossy(&argv[2])
-            )),
+            None => errors::no_latency_samples(&String::from_utf8_lossy(&argv[2])),
         }
     })
 }

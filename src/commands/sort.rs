@@ -421,9 +421,7 @@ pub fn sort_elements(
                 keyed.push((key, item));
             }
             if bad_score {
-                return Err(Reply::err(
-                    "ERR One or more scores can't be converted into double",
-                ));
+                return Err(Reply::err(errors::SORT_SCORE_NOT_DOUBLE));
             }
             let text_cmp = |a: &[u8], b: &[u8]| if storing { a.cmp(b) } else { collate(a, b) };
             keyed.sort_by(|(ka, ea), (kb, eb)| {
@@ -673,7 +671,7 @@ mod tests {
             put_list(&mut s, "f", &["1", bad]);
             assert_eq!(
                 run(&mut s, sort, &["sort", "f"]),
-                Reply::err("ERR One or more scores can't be converted into double"),
+                Reply::err(errors::SORT_SCORE_NOT_DOUBLE),
                 "{bad}"
             );
         }

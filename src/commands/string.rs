@@ -207,8 +207,6 @@ pub static COMMANDS: &[Command] = &[
     Command::new("lcs", -3, "readonly", "read string slow", Exec::Shard(lcs)).keys(1, 2, 1),
 ];
 
-pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
-
 /// The string in `e`, or WRONGTYPE.
 #[allow(unreachable_patterns)]
 pub fn as_str(e: &Entry) -> Result<&StrValue, Reply> {
@@ -251,7 +249,7 @@ fn read_str<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c StrValue>, Re
 pub fn check_string_length(ctx: &Ctx, size: u64, add: u64) -> Result<(), Reply> {
     match size.checked_add(add) {
         Some(total) if total <= ctx.shard.config.proto_max_bulk_len as u64 => Ok(()),
-        _ => Err(Reply::err(STRING_TOO_LONG)),
+        _ => Err(Reply::err(errors::STRING_TOO_LONG)),
     }
 }
 
@@ -322,7 +320,7 @@ fn expire_flag(opt: &[u8]) -> Option<u32> {
 }
 
 fn invalid_expire(cmd: &str) -> Reply {
-    Reply::error(format!("ERR invalid expire time in '{}' command", cmd))
+    errors::invalid_expire_time(cmd)
 }
 
 /// Redis's `getExpireMillisecondsOrReply`: the absolute deadline in unix ms.
@@ -643,7 +641,7 @@ fn incrby(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 /// DECRBY key decrement
 fn decrby(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     match args::int(&argv[2]) {
-        Ok(i64::MIN) => Reply::err("ERR decrement would overflow"),
+        Ok(i64::MIN) => Reply::err(errors::DECREMENT_OVERFLOW),
         Ok(by) => incr_decr(ctx, &argv[1], -by),
         Err(e) => e,
     }
@@ -666,7 +664,7 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     };
     let sum = current + by;
     if !sum.is_finite() {
-        return Reply::err("ERR increment would produce NaN or Infinity");
+        return Reply::err(errors::INCREMENT_NAN);
     }
     let text = sum.to_human_string();
     let value = Value::Str(StrValue::from_bytes(text.as_bytes()));
@@ -725,7 +723,7 @@ fn substring(len: usize, mut start: i64, mut end: i64) -> Option<(usize, usize)>
 fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let (key, value) = (&argv[1][..], &argv[3][..]);
     let offset = match args::int(&argv[2]) {
-        Ok(o) if o < 0 => return Reply::err("ERR offset is out of range"),
+        Ok(o) if o < 0 => return Reply::err(errors::OFFSET_OUT_OF_RANGE),
         Ok(o) => o as u64,
         Err(e) => return e,
     };
@@ -779,7 +777,7 @@ fn lcs(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     for (slot, got) in strings.iter_mut().zip(looked) {
         match got {
             Ok(s) => *slot = s,
-            Err(_) => return Reply::err("ERR The specified keys must contain string values"),
+            Err(_) => return Reply::err(errors::LCS_NOT_STRINGS),
         }
     }
     let (mut want_len, mut want_idx, mut with_match_len) = (false, false, false);
@@ -805,20 +803,18 @@ fn lcs(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         j += 1;
     }
     if want_idx && want_len {
-        return Reply::err("ERR If you want both the length and indexes, please just use IDX.");
+        return Reply::err(errors::LCS_LEN_AND_IDX);
     }
     let [a, b] = &strings;
     if a.len() as u64 >= u32::MAX as u64 - 1 || b.len() as u64 >= u32::MAX as u64 - 1 {
-        return Reply::err("ERR String too long for LCS");
+        return Reply::err(errors::LCS_STRING_TOO_LONG);
     }
     let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
     if cells * 4 > ctx.shard.config.proto_max_bulk_len as u64 {
-        return Reply::err(
-            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        );
+        return Reply::err(errors::LCS_OVER_MAX_BULK);
     }
     let Some(table) = LcsTable::build(a, b) else {
-        return Reply::err("ERR Insufficient memory, failed allocating transient memory for LCS");
+        return Reply::err(errors::LCS_NO_MEMORY);
     };
     if want_len {
         return Reply::Int(table.len() as i64);
@@ -1111,7 +1107,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, setrange, &["setrange", "r", "536870911", "xx"]),
-            err(STRING_TOO_LONG)
+            err(errors::STRING_TOO_LONG)
         );
         assert_eq!(
             run(
@@ -1119,7 +1115,7 @@ mod tests {
                 setrange,
                 &["setrange", "r", "9223372036854775807", "x"]
             ),
-            err(STRING_TOO_LONG)
+            err(errors::STRING_TOO_LONG)
         );
         run(&mut s, set, &["set", "h", "Hello World"]);
         let gr = |s: &mut Shard, a: &str, b: &str| run(s, getrange, &["getrange", "h", a, b]);

@@ -6,7 +6,7 @@
 //! (`runtime::transaction::exec`), which runs it as one operation over all the shards
 //! its commands and watched keys live on. WATCH registers keys on their own shards.
 
-use super::{traits, Command, Exec, LocalBoxFuture};
+use super::{errors, traits, Command, Exec, LocalBoxFuture};
 use crate::client::{Client, ClientRef};
 use crate::protocol::Reply;
 use crate::runtime::transaction;
@@ -35,7 +35,7 @@ pub static COMMANDS: &[Command] = &[
 
 fn multi(c: &mut Client, _argv: &[Bytes]) -> Reply {
     if c.multi.is_some() {
-        return Reply::err("ERR MULTI calls can not be nested");
+        return Reply::err(errors::MULTI_NESTED);
     }
     c.multi = Some(Vec::new());
     c.multi_aborted = false;
@@ -47,13 +47,13 @@ fn exec<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFutu
         let (queued, aborted) = {
             let mut cl = c.borrow_mut();
             let Some(q) = cl.multi.take() else {
-                return Reply::err("ERR EXEC without MULTI");
+                return Reply::err(errors::EXEC_WITHOUT_MULTI);
             };
             (q, std::mem::take(&mut cl.multi_aborted))
         };
         if aborted {
             transaction::unwatch_all(c, s);
-            return Reply::err("EXECABORT Transaction discarded because of previous errors.");
+            return Reply::err(errors::EXECABORT);
         }
         transaction::exec(c, s, queued).await
     })
@@ -64,7 +64,7 @@ fn discard<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxF
         {
             let mut cl = c.borrow_mut();
             if cl.multi.take().is_none() {
-                return Reply::err("ERR DISCARD without MULTI");
+                return Reply::err(errors::DISCARD_WITHOUT_MULTI);
             }
             cl.multi_aborted = false;
         }
@@ -76,7 +76,7 @@ fn discard<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxF
 fn watch<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         if c.borrow().multi.is_some() {
-            return Reply::err("ERR WATCH inside MULTI is not allowed");
+            return Reply::err(errors::WATCH_INSIDE_MULTI);
         }
         transaction::watch(c, s, &argv[1..]).await;
         Reply::ok()

@@ -369,10 +369,6 @@ fn store_numkeys_at_2(argv: &[Bytes]) -> Vec<usize> {
 // ---------------------------------------------------------------------------------
 // Shared helpers.
 
-const MIN_MAX_NOT_FLOAT: &str = "ERR min or max is not a float";
-const MIN_MAX_NOT_LEX: &str = "ERR min or max not valid string range item";
-const NAN_RESULT: &str = "ERR resulting score is not a number (NaN)";
-
 /// Parse a score, increment or weight as Redis's `string2d`: C `strtod` over the
 /// whole argument, no leading space, NaN refused, overflow and underflow to zero
 /// refused (`1e400`, `1e-400`), hex floats (`0x1p3`) accepted.
@@ -554,13 +550,13 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], incr: bool) -> Reply {
     }
     let pairs_n = elements / 2;
     if f.nx && f.xx {
-        return Reply::err("ERR XX and NX options at the same time are not compatible");
+        return Reply::err(errors::ZADD_XX_AND_NX);
     }
     if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
-        return Reply::err("ERR GT, LT, and/or NX options at the same time are not compatible");
+        return Reply::err(errors::ZADD_GT_LT_NX);
     }
     if f.incr && pairs_n > 1 {
-        return Reply::err("ERR INCR option supports a single increment-element pair");
+        return Reply::err(errors::ZADD_INCR_PAIRS);
     }
     let mut scores = Vec::with_capacity(pairs_n);
     for j in 0..pairs_n {
@@ -582,7 +578,7 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], incr: bool) -> Reply {
     let mut run = |z: &mut ZSet| -> Result<(), Reply> {
         for (j, &score) in scores.iter().enumerate() {
             match z.add(score, &argv[i + 1 + 2 * j], f, lim) {
-                Added::NaN => return Err(Reply::err(NAN_RESULT)),
+                Added::NaN => return Err(Reply::err(errors::SCORE_NAN)),
                 Added::Skipped => {}
                 Added::Added(s) => {
                     added += 1;
@@ -710,7 +706,7 @@ fn rank_generic(ctx: &mut Ctx, argv: &[Bytes], reverse: bool) -> Reply {
 
 fn zcount(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let Some(r) = ScoreRange::parse(&argv[2], &argv[3]) else {
-        return Reply::err(MIN_MAX_NOT_FLOAT);
+        return Reply::err(errors::MIN_MAX_NOT_FLOAT);
     };
     match read(ctx, &argv[1]) {
         Err(e) => e,
@@ -720,7 +716,7 @@ fn zcount(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 
 fn zlexcount(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let Some(r) = LexRange::parse(&argv[2], &argv[3]) else {
-        return Reply::err(MIN_MAX_NOT_LEX);
+        return Reply::err(errors::MIN_MAX_NOT_LEX);
     };
     match read(ctx, &argv[1]) {
         Err(e) => e,
@@ -816,12 +812,10 @@ fn zrange_generic(
         by = By::Rank;
     }
     if limit != -1 && by == By::Rank {
-        return Reply::err(
-            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        );
+        return Reply::err(errors::LIMIT_WITHOUT_BY);
     }
     if withscores && by == By::Lex {
-        return Reply::err("ERR syntax error, WITHSCORES not supported in combination with BYLEX");
+        return Reply::err(errors::WITHSCORES_BYLEX);
     }
     if reverse && by != By::Rank {
         std::mem::swap(&mut minidx, &mut maxidx);
@@ -829,11 +823,11 @@ fn zrange_generic(
     let range = match by {
         By::Score => match ScoreRange::parse(&argv[minidx], &argv[maxidx]) {
             Some(r) => Range::Score(r),
-            None => return Reply::err(MIN_MAX_NOT_FLOAT),
+            None => return Reply::err(errors::MIN_MAX_NOT_FLOAT),
         },
         By::Lex => match LexRange::parse(&argv[minidx], &argv[maxidx]) {
             Some(r) => Range::Lex(r),
-            None => return Reply::err(MIN_MAX_NOT_LEX),
+            None => return Reply::err(errors::MIN_MAX_NOT_LEX),
         },
         _ => match (args::int(&argv[minidx]), args::int(&argv[maxidx])) {
             (Ok(a), Ok(b)) => Range::Rank(a, b),
@@ -929,14 +923,14 @@ fn zremrangebyrank(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 fn zremrangebyscore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     match ScoreRange::parse(&argv[2], &argv[3]) {
         Some(r) => zremrange_generic(ctx, argv, Range::Score(r)),
-        None => Reply::err(MIN_MAX_NOT_FLOAT),
+        None => Reply::err(errors::MIN_MAX_NOT_FLOAT),
     }
 }
 
 fn zremrangebylex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     match LexRange::parse(&argv[2], &argv[3]) {
         Some(r) => zremrange_generic(ctx, argv, Range::Lex(r)),
-        None => Reply::err(MIN_MAX_NOT_LEX),
+        None => Reply::err(errors::MIN_MAX_NOT_LEX),
     }
 }
 
@@ -1052,12 +1046,7 @@ fn zpop_minmax(ctx: &mut Ctx, argv: &[Bytes], max: bool) -> Reply {
     }
     let (count, shape) = match argv.get(2) {
         None => (1, PopShape::Flat),
-        Some(c) => match long_in(
-            c,
-            0,
-            i64::MAX,
-            "ERR value is out of range, must be positive",
-        ) {
+        Some(c) => match long_in(c, 0, i64::MAX, errors::NOT_POSITIVE) {
             Ok(n) => (usize::try_from(n).unwrap_or(usize::MAX), PopShape::Pairs),
             Err(e) => return e,
         },
@@ -1068,12 +1057,7 @@ fn zpop_minmax(ctx: &mut Ctx, argv: &[Bytes], max: bool) -> Reply {
 /// ZMPOP / BZMPOP's `numkeys key... MIN|MAX [COUNT count]` from argv[`at`]: the keys'
 /// range in argv, MAX?, and the count.
 fn parse_mpop(argv: &[Bytes], at: usize) -> Result<(std::ops::Range<usize>, bool, usize), Reply> {
-    let numkeys = long_in(
-        &argv[at],
-        1,
-        i64::MAX,
-        "ERR numkeys should be greater than 0",
-    )? as u64;
+    let numkeys = long_in(&argv[at], 1, i64::MAX, errors::NUMKEYS_NOT_POSITIVE)? as u64;
     let where_idx = (at as u64 + 1).saturating_add(numkeys);
     if where_idx >= argv.len() as u64 {
         return Err(errors::syntax());
@@ -1094,7 +1078,7 @@ fn parse_mpop(argv: &[Bytes], at: usize) -> Result<(std::ops::Range<usize>, bool
                 &argv[j + 1],
                 1,
                 i64::MAX,
-                "ERR count should be greater than 0",
+                errors::COUNT_NOT_POSITIVE,
             )?);
             j += 2;
         } else {
@@ -1168,11 +1152,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if argv.len() >= 3 {
         let l = match crate::protocol::parse::parse_i64(&argv[2]) {
             None => return errors::not_integer(),
-            Some(i64::MIN) => {
-                return Reply::err(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                )
-            }
+            Some(i64::MIN) => return Reply::err(errors::COUNT_LLONG_MIN),
             Some(l) => l,
         };
         if argv.len() > 4 || (argv.len() == 4 && !args::eq(&argv[3], "withscores")) {
@@ -1180,7 +1160,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         }
         let withscores = argv.len() == 4;
         if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
-            return Reply::err("ERR value is out of range");
+            return Reply::err(errors::OUT_OF_RANGE);
         }
         return zrandmember_count(ctx, &argv[1], l, withscores);
     }
@@ -1240,7 +1220,7 @@ fn zrandmember_count(ctx: &mut Ctx, key: &[u8], l: i64, withscores: bool) -> Rep
         count
     };
     if wanted.saturating_mul(1 + withscores as u64) > RANDMEMBER_MAX {
-        return Reply::err("ERR value is out of range");
+        return Reply::err(errors::OUT_OF_RANGE);
     }
     let wanted = wanted as usize;
     let ranks: Vec<usize> = if !unique || count == 1 {
@@ -1418,10 +1398,7 @@ fn setop_generic(
         Err(e) => return e,
     };
     if setnum < 1 {
-        return Reply::error(format!(
-            "ERR at least 1 input key is needed for '{}' command",
-            String::from_utf8_lossy(&argv[0]).to_ascii_lowercase()
-        ));
+        return errors::no_input_key(&String::from_utf8_lossy(&argv[0]).to_ascii_lowercase());
     }
     if setnum as u64 > (argv.len() - (numkeys_at + 1)) as u64 {
         return errors::syntax();
@@ -1449,7 +1426,7 @@ fn setop_generic(
             for (i, w) in weights.iter_mut().enumerate() {
                 match parse_score(&argv[j + 1 + i]) {
                     Some(v) => *w = v,
-                    None => return Reply::err("ERR weight value is not a float"),
+                    None => return Reply::err(errors::WEIGHT_NOT_FLOAT),
                 }
             }
             j += 1 + setnum;
@@ -1469,7 +1446,7 @@ fn setop_generic(
             withscores = true;
             j += 1;
         } else if card_only && remaining >= 2 && args::eq(a, "limit") {
-            match long_in(&argv[j + 1], 0, i64::MAX, "ERR LIMIT can't be negative") {
+            match long_in(&argv[j + 1], 0, i64::MAX, errors::LIMIT_NEGATIVE) {
                 Ok(l) => limit = l as u64,
                 Err(e) => return e,
             }
@@ -1697,15 +1674,15 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, zadd, &["zadd", "z", "nx", "xx", "1", "a"]),
-            Reply::err("ERR XX and NX options at the same time are not compatible")
+            Reply::err(errors::ZADD_XX_AND_NX)
         );
         assert_eq!(
             run(&mut s, zadd, &["zadd", "z", "gt", "lt", "1", "a"]),
-            Reply::err("ERR GT, LT, and/or NX options at the same time are not compatible")
+            Reply::err(errors::ZADD_GT_LT_NX)
         );
         assert_eq!(
             run(&mut s, zadd, &["zadd", "z", "incr", "1", "a", "2", "b"]),
-            Reply::err("ERR INCR option supports a single increment-element pair")
+            Reply::err(errors::ZADD_INCR_PAIRS)
         );
         assert_eq!(
             run(&mut s, zadd, &["zadd", "z", "1", "a", "2"]),
@@ -1726,7 +1703,7 @@ mod tests {
         run(&mut s, zadd, &["zadd", "i", "inf", "a"]);
         assert_eq!(
             run(&mut s, zincrby, &["zincrby", "i", "-inf", "a"]),
-            Reply::err(NAN_RESULT)
+            Reply::err(errors::SCORE_NAN)
         );
         assert_eq!(
             run(&mut s, zadd, &["zadd", "x", "xx", "1", "a"]),
@@ -1880,8 +1857,12 @@ mod tests {
             arr(&["a", "b", "c", "d"])
         );
         assert_eq!(
-            run(&mut s, zrange, &["zrange", "z", "0", "-1", "limit", "0", "1"]),
-            Reply::err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+            run(
+                &mut s,
+                zrange,
+                &["zrange", "z", "0", "-1", "limit", "0", "1"]
+            ),
+            Reply::err(errors::LIMIT_WITHOUT_BY)
         );
         assert_eq!(
             run(
@@ -1889,7 +1870,7 @@ mod tests {
                 zrange,
                 &["zrange", "z", "-", "+", "bylex", "withscores"]
             ),
-            Reply::err("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+            Reply::err(errors::WITHSCORES_BYLEX)
         );
         assert_eq!(
             run(
@@ -1901,11 +1882,11 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, zrangebyscore, &["zrangebyscore", "z", "x", "2"]),
-            Reply::err(MIN_MAX_NOT_FLOAT)
+            Reply::err(errors::MIN_MAX_NOT_FLOAT)
         );
         assert_eq!(
             run(&mut s, zrangebylex, &["zrangebylex", "z", "a", "+"]),
-            Reply::err(MIN_MAX_NOT_LEX)
+            Reply::err(errors::MIN_MAX_NOT_LEX)
         );
         assert_eq!(
             run(&mut s, zcount, &["zcount", "z", "(1", "3"]),
@@ -1956,7 +1937,7 @@ mod tests {
         assert_eq!(run(&mut s, zpopmax, &["zpopmax", "z", "0"]), arr(&[]));
         assert_eq!(
             run(&mut s, zpopmax, &["zpopmax", "z", "-1"]),
-            Reply::err("ERR value is out of range, must be positive")
+            Reply::err(errors::NOT_POSITIVE)
         );
         assert_eq!(run(&mut s, zpopmin, &["zpopmin", "nokey"]), arr(&[]));
         assert_eq!(
@@ -1988,11 +1969,11 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, bzmpop, &["bzmpop", "-1", "1", "z", "min"]),
-            Reply::err("ERR timeout is negative")
+            Reply::err(errors::TIMEOUT_NEGATIVE)
         );
         assert_eq!(
             run(&mut s, zmpop, &["zmpop", "0", "z", "min"]),
-            Reply::err("ERR numkeys should be greater than 0")
+            Reply::err(errors::NUMKEYS_NOT_POSITIVE)
         );
         assert_eq!(
             run(&mut s, zmpop, &["zmpop", "5", "z", "min"]),
@@ -2076,15 +2057,15 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, zintercard, &["zintercard", "1", "a", "limit", "x"]),
-            Reply::err("ERR LIMIT can't be negative")
+            Reply::err(errors::LIMIT_NEGATIVE)
         );
         assert_eq!(
             run(&mut s, zunionstore, &["zunionstore", "d", "0", "a"]),
-            Reply::err("ERR at least 1 input key is needed for 'zunionstore' command")
+            errors::no_input_key("zunionstore")
         );
         assert_eq!(
             run(&mut s, zunion, &["zunion", "1", "a", "weights", "x"]),
-            Reply::err("ERR weight value is not a float")
+            Reply::err(errors::WEIGHT_NOT_FLOAT)
         );
         assert_eq!(
             run(&mut s, zunion, &["zunion", "1", "a", "aggregate", "mul"]),
@@ -2139,8 +2120,12 @@ mod tests {
         assert_eq!(v.len(), 2);
         assert_ne!(v[0], v[1]);
         assert_eq!(
-            run(&mut s, zrandmember, &["zrandmember", "z", "-9223372036854775808"]),
-            Reply::err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+            run(
+                &mut s,
+                zrandmember,
+                &["zrandmember", "z", "-9223372036854775808"]
+            ),
+            Reply::err(errors::COUNT_LLONG_MIN)
         );
         assert_eq!(
             run(
@@ -2148,7 +2133,7 @@ mod tests {
                 zrandmember,
                 &["zrandmember", "z", "-9223372036854775807", "withscores"]
             ),
-            Reply::err("ERR value is out of range")
+            Reply::err(errors::OUT_OF_RANGE)
         );
         // Repetition without scores: any count, built as bytes.
         match run(&mut s, zrandmember, &["zrandmember", "z", "-5000"]) {
@@ -2169,7 +2154,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut s, zscan, &["zscan", "z", "x"]),
-            Reply::err("ERR invalid cursor")
+            Reply::err(errors::INVALID_CURSOR)
         );
         assert_eq!(
             run(&mut s, zscan, &["zscan", "z", "0", "count", "0"]),

@@ -18,6 +18,7 @@
 //!    with `-MISCONF` until a save succeeds.
 
 use crate::clock::now_ms;
+use crate::commands::errors;
 use crate::log::log;
 use crate::persistence::rdb::crc64::Crc64;
 use crate::persistence::rdb::encode;
@@ -122,12 +123,9 @@ impl Status {
     }
 }
 
-/// SAVE / BGSAVE / DEBUG RELOAD while a save runs.
-const BUSY: &str = "ERR Background save already in progress";
-
 /// The `-MISCONF` reply.
 pub fn misconf() -> Reply {
-    Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")
+    Reply::err(errors::MISCONF_BGSAVE)
 }
 
 /// The RDB file's path: `dir/dbfilename`.
@@ -411,9 +409,9 @@ async fn save_now(shards: &Shards) -> Option<Result<Written, String>> {
 /// SAVE: write the file now and reply when it is on disk.
 pub async fn save(shards: &Shards) -> Reply {
     match save_now(shards).await {
-        None => Reply::err(BUSY),
+        None => Reply::err(errors::BGSAVE_IN_PROGRESS),
         Some(Ok(_)) => Reply::ok(),
-        Some(Err(_)) => Reply::err("ERR"),
+        Some(Err(_)) => Reply::err(errors::SAVE_FAILED),
     }
 }
 
@@ -422,12 +420,12 @@ pub async fn bgsave(shards: &Shards, schedule: bool) -> Reply {
     let st = &shards.server.persistence;
     match st.try_begin(Activity::Bgsave) {
         Ok(()) => {}
-        Err(Activity::Bgsave) => return Reply::err(BUSY),
+        Err(Activity::Bgsave) => return Reply::err(errors::BGSAVE_IN_PROGRESS),
         Err(Activity::AofRewrite) if schedule => {
             st.scheduled.store(true, Ordering::Relaxed);
             return Reply::Status("Background saving scheduled".into());
         }
-        Err(Activity::AofRewrite) => return Reply::err("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."),
+        Err(Activity::AofRewrite) => return Reply::err(errors::BGSAVE_AOF_ACTIVE),
     }
     log("Background saving started");
     spawn_save(shards.detached());
@@ -505,17 +503,13 @@ pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
             b"merge" => merge = true,
             b"noflush" => noflush = true,
             b"nosave" => nosave = true,
-            _ => {
-                return Reply::err(
-                    "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
-                )
-            }
+            _ => return Reply::err(errors::DEBUG_RELOAD_OPTIONS),
         }
     }
     if !nosave {
         match save_now(s).await {
-            None => return Reply::err(BUSY),
-            Some(Err(_)) => return Reply::err("ERR Error trying to save the DB."),
+            None => return Reply::err(errors::BGSAVE_IN_PROGRESS),
+            Some(Err(_)) => return Reply::err(errors::DEBUG_RELOAD_SAVE_FAILED),
             Some(Ok(_)) => {}
         }
     }
@@ -536,7 +530,7 @@ pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
         Ok(_) => Reply::ok(),
         Err(e) => {
             log(&format!("DEBUG RELOAD: {e}"));
-            Reply::error(format!("ERR Error trying to load the RDB dump: {e}"))
+            errors::rdb_load_failed(&e.to_string())
         }
     }
 }

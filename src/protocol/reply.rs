@@ -56,7 +56,7 @@ impl Reply {
     pub fn status(s: &'static str) -> Reply {
         Reply::Status(Cow::Borrowed(s))
     }
-    /// An error with static text, e.g. `Reply::err("ERR syntax error")`.
+    /// An error with static text, e.g. `Reply::err(errors::SYNTAX)` (client-facing texts live in `commands::errors`).
     pub fn err(s: &'static str) -> Reply {
         Reply::Error(Cow::Borrowed(s))
     }

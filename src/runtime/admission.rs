@@ -127,7 +127,7 @@ fn refused(
 fn exec_abort(reply: Reply) -> Reply {
     let Reply::Error(e) = reply else { return reply };
     let why = e.strip_prefix("ERR ").unwrap_or(&e);
-    Reply::error(format!("EXECABORT Transaction discarded because of: {why}"))
+    errors::exec_abort(why)
 }
 
 /// True if `cmd` is queued rather than run: inside MULTI, everything but the commands

@@ -29,7 +29,7 @@
 //! be the first in argument order.
 
 use crate::client::ClientRef;
-use crate::commands::{Blocking, Command, TimeoutArg};
+use crate::commands::{errors, Blocking, Command, TimeoutArg};
 use crate::protocol::Reply;
 use crate::runtime::dispatch::{self, run_batch};
 use crate::runtime::Shards;
@@ -512,7 +512,7 @@ pub fn unblock(id: u64, error: bool) -> bool {
         return false;
     }
     let reply = if error {
-        Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        Reply::err(errors::UNBLOCKED)
     } else {
         timeout
     };

@@ -18,6 +18,7 @@
 //! The one idea to hold: the runtime asks the command's table entry, never its name.
 //! A command added to the table with its rules gets WATCH, the AOF and blocking right.
 
+use crate::commands::errors;
 use crate::commands::traits;
 use crate::commands::{propagate, Command, Ctx, Exec, Touch};
 use crate::protocol::Reply;
@@ -61,7 +62,7 @@ pub fn run(
     let propagating = shard.propagation.active();
     if propagating && cmd.is_write() {
         if let Some(why) = shard.propagation.refuses_writes() {
-            return Reply::error(format!("MISCONF {why}"));
+            return errors::misconf(&why);
         }
     }
     // (Checked in this order so the common case, nobody watching, costs one test.)
@@ -219,7 +220,7 @@ pub fn panicked(cmd: &Command) -> Reply {
         "BUG: command '{}' panicked; see the message above",
         cmd.name
     ));
-    Reply::error(format!("ERR internal error while running '{}'", cmd.name))
+    errors::internal_error(cmd.name)
 }
 
 /// Stats, latency monitor and slow log for one executed command. A blocking command

@@ -7,6 +7,7 @@
 //! closed once the replies before it are written.
 
 use crate::client::{Client, ClientRef};
+use crate::commands::errors;
 use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::blocking;
 use crate::runtime::dispatch::run_batch;
@@ -79,7 +80,7 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
     let _guard = ConnectedGuard(&shards.server.connected_clients);
     if connected >= config.maxclients {
         let mut out = BytesMut::new();
-        Reply::err("ERR max number of clients reached").encode(2, &mut out);
+        Reply::err(errors::MAX_CLIENTS).encode(2, &mut out);
         let _ = stream.write_all(&out).await;
         shards.local.borrow_mut().stats.rejected_connections += 1;
         return;
@@ -220,9 +221,10 @@ async fn session(
             }
         }
         if let Some(e) = protocol_error {
-            let text = format!("ERR {e}");
+            let reply = errors::protocol_error(&e.to_string());
+            let text = reply.error_text().unwrap_or_default().into_owned();
             shards.local.borrow_mut().stats.record_error(&text);
-            Reply::error(text).encode(client.borrow().resp, &mut out);
+            reply.encode(client.borrow().resp, &mut out);
             close = true;
         }
         {

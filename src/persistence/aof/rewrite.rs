@@ -26,6 +26,7 @@ use super::manifest::{self, Entry, FileType, Manifest};
 use super::writer::{Fsync, Lane};
 use super::{lock, AofFeed, Files, Global};
 use crate::clock::now_ms;
+use crate::commands::errors;
 use crate::log::log;
 use crate::persistence::save::{self, Activity};
 use crate::runtime::transaction::Tx;
@@ -61,9 +62,7 @@ pub fn bgrewriteaof(shards: &Shards) -> crate::protocol::Reply {
     let g = &shards.server.aof;
     match st.try_begin(Activity::AofRewrite) {
         Ok(()) => {}
-        Err(Activity::AofRewrite) => {
-            return Reply::err("ERR Background append only file rewriting already in progress")
-        }
+        Err(Activity::AofRewrite) => return Reply::err(errors::AOF_REWRITE_IN_PROGRESS),
         Err(Activity::Bgsave) => {
             g.rewrite_scheduled.store(true, Ordering::Relaxed);
             return Reply::Status("Background append only file rewriting scheduled".into());

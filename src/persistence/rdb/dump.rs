@@ -11,13 +11,9 @@ use super::crc64::crc64;
 use super::decode::Reader;
 use super::encode::{self, Options, RDB_VERSION};
 use super::MAX_READ_VERSION;
+use crate::commands::errors;
 use crate::config::EncodingLimits;
 use crate::storage::Value;
-
-/// Reply when the trailer's version or checksum is wrong.
-pub const ERR_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
-/// Reply when the payload checks out but its contents do not parse.
-pub const ERR_BAD_DATA: &str = "ERR Bad data format";
 
 /// The DUMP payload of `value`.
 pub fn payload(value: &Value, opts: Options) -> Vec<u8> {
@@ -50,12 +46,12 @@ pub fn verify(bytes: &[u8]) -> bool {
 /// text when the trailer is wrong or the contents do not parse.
 pub fn restore(bytes: &[u8], limits: &EncodingLimits) -> Result<Value, &'static str> {
     if !verify(bytes) {
-        return Err(ERR_PAYLOAD);
+        return Err(errors::DUMP_PAYLOAD);
     }
     let body = &bytes[..bytes.len() - 10];
     let mut r = Reader::raw(body, *limits);
-    let ty = r.read_type().map_err(|_| ERR_BAD_DATA)?;
-    r.read_object(ty).map_err(|_| ERR_BAD_DATA)
+    let ty = r.read_type().map_err(|_| errors::BAD_DATA_FORMAT)?;
+    r.read_object(ty).map_err(|_| errors::BAD_DATA_FORMAT)
 }
 
 #[cfg(test)]
@@ -73,10 +69,13 @@ mod tests {
         assert_eq!(restore(&p, &EncodingLimits::default()), Ok(v));
         let mut bad = p.clone();
         bad[3] ^= 1;
-        assert_eq!(restore(&bad, &EncodingLimits::default()), Err(ERR_PAYLOAD));
+        assert_eq!(
+            restore(&bad, &EncodingLimits::default()),
+            Err(errors::DUMP_PAYLOAD)
+        );
         assert_eq!(
             restore(b"short", &EncodingLimits::default()),
-            Err(ERR_PAYLOAD)
+            Err(errors::DUMP_PAYLOAD)
         );
     }
 }
