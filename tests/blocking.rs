@@ -9,8 +9,9 @@
 
 mod common;
 
-use common::{keys_on_distinct_shards, shard_of, wait_until, Frame, RawConn, Server};
-use std::time::Duration;
+use common::{
+    await_blocked, blocked_clients, keys_on_distinct_shards, shard_of, Frame, RawConn, Server,
+};
 
 const SHARDS: usize = 4;
 
@@ -35,26 +36,6 @@ fn conn_on(s: &Server, core: usize) -> RawConn {
         }
     }
     panic!("no connection landed on core {core}");
-}
-
-fn blocked_clients(c: &mut RawConn) -> usize {
-    match c.cmd(&["INFO", "clients"]) {
-        Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b)
-            .lines()
-            .find_map(|l| l.strip_prefix("blocked_clients:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0),
-        other => panic!("INFO: {other:?}"),
-    }
-}
-
-/// Wait until `n` clients are blocked.
-fn await_blocked(c: &mut RawConn, n: usize) {
-    assert!(
-        wait_until(Duration::from_secs(10), || blocked_clients(c) == n),
-        "expected {n} blocked clients, have {}",
-        blocked_clients(c)
-    );
 }
 
 fn client_id(c: &mut RawConn) -> String {

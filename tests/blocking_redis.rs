@@ -8,30 +8,13 @@
 
 mod common;
 
-use common::{keys_on_distinct_shards, parse_frame, show, wait_until, Frame, RawConn, Server};
+use common::{
+    await_blocked, blocked_clients, keys_on_distinct_shards, parse_frame, show, Frame, RawConn,
+    Server,
+};
 use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn blocked_clients(c: &mut RawConn) -> usize {
-    match c.cmd(&["INFO", "clients"]) {
-        Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b)
-            .lines()
-            .find_map(|l| l.strip_prefix("blocked_clients:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0),
-        other => panic!("INFO: {other:?}"),
-    }
-}
-
-/// Wait until `n` clients are blocked (bounded: a hang fails).
-fn await_blocked(c: &mut RawConn, n: usize) {
-    assert!(
-        wait_until(Duration::from_secs(10), || blocked_clients(c) == n),
-        "expected {n} blocked clients, have {}",
-        blocked_clients(c)
-    );
-}
 
 /// Send a blocking command on `w` and wait until the server counts `n` blocked clients.
 fn block_on(ctl: &mut RawConn, w: &mut RawConn, line: &str, n: usize) {

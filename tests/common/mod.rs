@@ -704,3 +704,24 @@ impl Duo {
         self.run("reset", &[on(0, "FLUSHALL")]);
     }
 }
+
+/// `blocked_clients` from INFO clients.
+pub fn blocked_clients(c: &mut RawConn) -> usize {
+    match c.cmd(&["INFO", "clients"]) {
+        Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b)
+            .lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        other => panic!("INFO: {other:?}"),
+    }
+}
+
+/// Wait until `n` clients are blocked (bounded: a hang fails).
+pub fn await_blocked(c: &mut RawConn, n: usize) {
+    assert!(
+        wait_until(Duration::from_secs(10), || blocked_clients(c) == n),
+        "expected {n} blocked clients, have {}",
+        blocked_clients(c)
+    );
+}
