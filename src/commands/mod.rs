@@ -3,7 +3,11 @@
 //! Every command is one [`Command`] entry in its family's file (`string.rs`, `keys.rs`,
 //! `connection.rs`, `server.rs` ...), registered in [`table`]. The entry drives
 //! everything else: arity errors, COMMAND INFO / GETKEYS, routing to the shard that owns
-//! the keys, and stats; what is only documentary (COMMAND DOCS, tips, key specs) is
+//! the keys, stats, and what the call path (`runtime::call`) must know of it: which keys
+//! a write signals for WATCH ([`Touch`]), how its effect is propagated to the AOF and
+//! replicas ([`Propagation`], rules in [`propagate`]), how it blocks ([`Blocking`]), and
+//! the runtime [`traits`] Redis's flags do not carry; the runtime never matches a
+//! command by name. What is only documentary (COMMAND DOCS, tips, key specs) is
 //! Redis's own metadata, in [`meta`]. The one idea to hold: a command never touches a socket
 //! or a channel. A [`Exec::Shard`] handler gets a [`Ctx`] (one shard, one db) and the
 //! argv, and returns a [`Reply`]; the runtime decides where it runs, including running it
