@@ -233,18 +233,17 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
 /// Periodic shard work, `hz` times a second: active expiry, incremental rehash,
 /// config refresh.
 async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
-    let mut idle_for = 0;
     loop {
         let period = cron_period(&shard.borrow().config);
-        glommio::timer::sleep(period).await;
-        // An idle shard (see `idle`) runs its cron only every IDLE_PERIODS periods:
-        // each wake-up costs about 0.2 ms of CPU, and an idle server should cost what
-        // an idle Redis costs. Shard 0 keeps `hz` (it also checks the save points).
-        if idle(&shard.borrow()) && idle_for + 1 < IDLE_PERIODS {
-            idle_for += 1;
-            continue;
-        }
-        idle_for = 0;
+        // An idle shard (see `idle`) sleeps IDLE_PERIODS periods: each wake-up of a
+        // core costs about 0.2 ms of CPU (glommio's park: ~9 io_uring_enter), and an
+        // idle server should cost what an idle Redis costs. Shard 0 keeps `hz` (it also
+        // checks the save points and refreshes the LRU clock). What an idle shard
+        // delays: the first active-expiry cycle after a key gets a TTL (by up to a
+        // second at hz 10; lazy expiry is unaffected), and the cron's retry of a
+        // deferred blocked-client serve (see `blocking::serve_ready`).
+        let idle = idle(&shard.borrow());
+        glommio::timer::sleep(if idle { period * IDLE_PERIODS } else { period }).await;
         shard.borrow_mut().refresh_config();
         crate::storage::db::refresh_lru_clock();
         // Redis spends up to 25% of a cron period on the slow expire cycle in one go;
@@ -304,7 +303,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     }
 }
 
-/// At most this many cron periods pass between two crons of an idle shard.
+/// How many cron periods an idle shard sleeps.
 const IDLE_PERIODS: u32 = 10;
 
 /// True if the shard's cron has nothing to do now: not shard 0, no key with a TTL, no
