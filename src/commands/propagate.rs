@@ -155,7 +155,7 @@ fn popped_key(pop: &[u8], reply: &Reply, count: Option<usize>) -> Vec<Vec<Bytes>
 
 /// LMPOP / BLMPOP: `LPOP key n` or `RPOP key n` for the key it popped.
 pub fn lmpop(_d: &mut Db, argv: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
-    let right = argv[2..].iter().any(|a| a.eq_ignore_ascii_case(b"right"));
+    let right = mpop_end(argv).eq_ignore_ascii_case(b"right");
     popped_key(
         if right { b"rpop" } else { b"lpop" },
         reply,
@@ -165,12 +165,28 @@ pub fn lmpop(_d: &mut Db, argv: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
 
 /// ZMPOP / BZMPOP: `ZPOPMIN key n` or `ZPOPMAX key n` for the key it popped.
 pub fn zmpop(_d: &mut Db, argv: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
-    let max = argv[2..].iter().any(|a| a.eq_ignore_ascii_case(b"max"));
+    let max = mpop_end(argv).eq_ignore_ascii_case(b"max");
     popped_key(
         if max { b"zpopmax" } else { b"zpopmin" },
         reply,
         Some(popped_count(reply)),
     )
+}
+
+/// The LEFT / RIGHT / MIN / MAX argument of an MPOP that ran (so its arguments
+/// parsed): right after its `numkeys` keys. `numkeys` is argv[1], or argv[2] after the
+/// blocking forms' timeout. Searching for the word instead would take a key named
+/// `right` or `max` for it.
+fn mpop_end(argv: &[Bytes]) -> &[u8] {
+    let at = if argv[0][0].eq_ignore_ascii_case(&b'b') {
+        2
+    } else {
+        1
+    };
+    let numkeys = crate::protocol::parse::parse_i64(&argv[at])
+        .unwrap_or(0)
+        .max(0) as usize;
+    argv.get(at + 1 + numkeys).map_or(&[], |a| &a[..])
 }
 
 /// How many elements an MPOP reply (`[key, [elements]]`) holds.
@@ -286,6 +302,13 @@ mod tests {
             ["RPOP l 2"]
         );
         assert_eq!(text(&mut d, "zmpop 1 l max", &mpop), ["ZPOPMAX l 2"]);
+        // Keys named like a direction are keys, not the direction.
+        assert_eq!(text(&mut d, "lmpop 2 right l LEFT", &mpop), ["LPOP l 2"]);
+        assert_eq!(
+            text(&mut d, "blmpop 0 2 left l right count 2", &mpop),
+            ["RPOP l 2"]
+        );
+        assert_eq!(text(&mut d, "bzmpop 0 2 max l MIN", &mpop), ["ZPOPMIN l 2"]);
         assert_eq!(
             text(&mut d, "blmove a b left right 0", &Reply::Null),
             ["LMOVE a b left right"]
