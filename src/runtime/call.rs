@@ -39,11 +39,25 @@ pub fn call(
     caller: &Caller,
     now_ms: u64,
 ) -> Reply {
-    let start = Instant::now();
-    let reply = run(shard, cmd, db, argv, no_touch, now_ms);
-    record(shard, cmd, argv, start, &reply, caller);
+    let (reply, us) = run_timed(shard, cmd, db, argv, no_touch, now_ms);
+    slowlog_unless_blocked(shard, cmd, argv, us, &reply, caller);
     crate::runtime::blocking::after_command(shard);
     reply
+}
+
+/// [`run`] with command stats and the latency monitor; returns its duration (us).
+fn run_timed(
+    shard: &mut Shard,
+    cmd: &'static Command,
+    db: usize,
+    argv: &[Bytes],
+    no_touch: bool,
+    now_ms: u64,
+) -> (Reply, u64) {
+    let start = Instant::now();
+    let reply = run(shard, cmd, db, argv, no_touch, now_ms);
+    let us = record_stats(shard, cmd, start, &reply);
+    (reply, us)
 }
 
 /// Steps 1-5 of a `Shard` command (a part of a split command: the whole command is
@@ -100,11 +114,22 @@ pub fn propagate_effects(
     argv: &[Bytes],
     reply: &Reply,
 ) {
-    let effects = propagate::records(cmd, &mut shard.dbs[db], argv, reply)
+    let effects = effects(cmd, &mut shard.dbs[db], db, argv, reply);
+    shard.propagation.emit(shard.id, effects);
+}
+
+/// `cmd`'s propagated records, as effects in database `db` (whose keyspace is `d`).
+pub fn effects(
+    cmd: &Command,
+    d: &mut crate::storage::Db,
+    db: usize,
+    argv: &[Bytes],
+    reply: &Reply,
+) -> Vec<Effect> {
+    propagate::records(cmd, d, argv, reply)
         .into_iter()
         .map(|argv| Effect { db, argv })
-        .collect();
-    shard.propagation.emit(shard.id, effects);
+        .collect()
 }
 
 /// True while effects are propagated anywhere (coordinators of multi-shard work check
@@ -236,6 +261,19 @@ pub fn record(
     caller: &Caller,
 ) {
     let us = record_stats(shard, cmd, start, reply);
+    slowlog_unless_blocked(shard, cmd, argv, us, reply, caller);
+}
+
+/// The slow log entry of a command that ran, except for a blocking command that found
+/// nothing: it is logged when its wait ends.
+fn slowlog_unless_blocked(
+    shard: &mut Shard,
+    cmd: &Command,
+    argv: &[Bytes],
+    us: u64,
+    reply: &Reply,
+    caller: &Caller,
+) {
     let blocks = cmd.blocking.is_some() && crate::runtime::blocking::found_nothing(cmd, reply);
     if !blocks {
         slowlog_push(shard, cmd, argv, us, caller);
@@ -253,9 +291,7 @@ pub fn call_queued(
     no_touch: bool,
     now_ms: u64,
 ) -> (Reply, u64) {
-    let start = Instant::now();
-    let reply = run(shard, cmd, db, argv, no_touch, now_ms);
-    let us = record_stats(shard, cmd, start, &reply);
+    let (reply, us) = run_timed(shard, cmd, db, argv, no_touch, now_ms);
     crate::runtime::blocking::after_command(shard);
     (reply, us)
 }

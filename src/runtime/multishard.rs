@@ -19,7 +19,6 @@ use crate::protocol::Reply;
 use crate::runtime::call;
 use crate::runtime::transaction::{FirstStep, Tx};
 use crate::runtime::Shards;
-use crate::shard::propagation::Effect;
 use crate::shard::Shard;
 use crate::storage::db::Entry;
 use bytes::Bytes;
@@ -184,9 +183,7 @@ fn gather(s: &mut Shard, keys: &[Bytes]) -> Gathered {
         }
     }
     // Keys found expired are propagated before the command that follows.
-    if s.propagation.active() {
-        s.propagate_expired();
-    }
+    s.propagate_expired();
     out
 }
 
@@ -225,10 +222,10 @@ async fn finish_gathered(
     let wrote = writes.iter().any(|w| !w.is_empty());
     if let (true, Some(log)) = (wrote && call::propagating(&shards.server), &shards.tx_log) {
         // Logged as run, in the transaction that holds every shard of its keys.
-        let effects = crate::commands::propagate::records(cmd, &mut scratch.dbs[db], argv, &reply)
-            .into_iter()
-            .map(|argv| Effect { db, argv });
-        log.push(&met, effects);
+        log.push(
+            &met,
+            call::effects(cmd, &mut scratch.dbs[db], db, argv, &reply),
+        );
     }
     let waiting: Vec<_> = writes
         .into_iter()

@@ -364,9 +364,7 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool) -> Replies {
     let now = crate::clock::now_ms();
     // Blocked clients are served after the whole transaction, as Redis does after EXEC.
     let was_busy = std::mem::replace(&mut s.blocking.busy, true);
-    if s.propagation.active() {
-        s.propagate_expired();
-    }
+    s.propagate_expired();
     s.propagation.begin_block();
     let replies = keyed
         .into_iter()

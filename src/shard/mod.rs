@@ -104,8 +104,12 @@ impl Shard {
             }
         }
     }
-    /// Propagate the keys expired since the last record as `DEL`s.
+    /// Propagate the keys expired since the last record as `DEL`s (nothing to do when
+    /// no consumer listens: no database notes them then).
     pub fn propagate_expired(&mut self) {
+        if !self.propagation.active() {
+            return;
+        }
         for dbi in 0..self.dbs.len() {
             let keys = match &mut self.dbs[dbi].expired_log {
                 Some(v) if !v.is_empty() => std::mem::take(v),
