@@ -107,12 +107,18 @@ const LL: i64 = i64::MAX;
 const INT: i64 = i32::MAX as i64;
 const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
 
-/// Every option Redis 7.0 knows, plus Shardis's own `threads`. Defaults are Redis 7.0's
+/// Every option Redis 7.0 knows, plus Shardis's own `threads` and `runtime`. Defaults are Redis 7.0's
 /// except `bind` (loopback only), `port`'s mutability (Shardis cannot rebind live, so
 /// `port` and `bind` are immutable here) and `daemonize` (not supported: `no` only).
 pub static OPTIONS: &[OptDef] = &[
     // Shardis's own.
     opt("threads", Int(0, 1024), "0", IMMUTABLE),
+    opt(
+        "runtime",
+        Enum(&["auto", "io_uring", "epoll"]),
+        "auto",
+        IMMUTABLE,
+    ),
     // Network and clients.
     opt("port", Int(0, 65535), "6379", IMMUTABLE),
     opt("bind", Bind, "127.0.0.1 -::1", IMMUTABLE),

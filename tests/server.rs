@@ -1286,3 +1286,22 @@ fn info_memory_counts_allocated_bytes() {
         "FLUSHALL frees: {full} -> {flushed}"
     );
 }
+
+/// The migration users do by hand: stop redis-server while clients are connected and
+/// start Shardis on the same port at once. The old server's side of each connection
+/// lingers (FIN-WAIT-2, then TIME_WAIT); a listener without SO_REUSEADDR cannot bind
+/// the port until they are gone, Redis's own listeners (and ours) can.
+#[test]
+fn binds_the_port_a_stopped_server_left_connections_on() {
+    let redis = Server::redis();
+    let port = redis.port;
+    let mut clients: Vec<RawConn> = (0..3).map(|_| redis.raw()).collect();
+    for c in clients.iter_mut() {
+        assert_eq!(c.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    }
+    drop(redis);
+    let shardis = Server::shardis_on_port(port, 2);
+    let mut c = shardis.raw();
+    assert_eq!(c.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    drop(clients);
+}

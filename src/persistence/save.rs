@@ -183,9 +183,9 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
             continue;
         }
         if !foreground {
-            glommio::timer::sleep(PAUSE).await;
+            crate::runtime::backend::sleep(PAUSE).await;
         } else {
-            glommio::yield_if_needed().await;
+            crate::runtime::backend::yield_now().await;
         }
     }
 }
@@ -434,7 +434,7 @@ pub async fn bgsave(shards: &Shards, schedule: bool) -> Reply {
 
 /// Run a background save that already holds the machinery, releasing it at the end.
 fn spawn_save(shards: Rc<Shards>) {
-    glommio::spawn_local(async move {
+    crate::runtime::backend::spawn(async move {
         let _ = save_and_record(&shards, false).await;
     })
     .detach();
@@ -444,7 +444,7 @@ fn spawn_save(shards: Rc<Shards>) {
 pub async fn save_points(shards: Rc<Shards>) {
     loop {
         let period = crate::runtime::cron_period(&shards.local.borrow().config);
-        glommio::timer::sleep(period).await;
+        crate::runtime::backend::sleep(period).await;
         let st = &shards.server.persistence;
         if shards.server.loading.load(Ordering::Relaxed) || st.activity().is_some() {
             continue;
@@ -488,7 +488,7 @@ pub async fn save_for_shutdown(shards: &Shards, save: Option<bool>) -> Result<()
     // Wait for a running background save or rewrite rather than fail.
     let st = &shards.server.persistence;
     while st.try_begin(Activity::Bgsave).is_err() {
-        glommio::timer::sleep(Duration::from_millis(5)).await;
+        crate::runtime::backend::sleep(Duration::from_millis(5)).await;
     }
     save_and_record(shards, true)
         .await

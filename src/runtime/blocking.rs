@@ -259,7 +259,7 @@ async fn wait(
             }
         };
         let timer = async {
-            glommio::timer::sleep(tick).await;
+            crate::runtime::backend::sleep(tick).await;
             match deadline {
                 Some(d) if Instant::now() >= d => Event::Deadline,
                 _ => Event::Tick,

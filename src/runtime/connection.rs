@@ -9,16 +9,16 @@
 use crate::client::{Client, ClientRef};
 use crate::commands::errors;
 use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
+use crate::runtime::backend::{self, TcpStream};
 use crate::runtime::blocking;
 use crate::runtime::dispatch::run_batch;
 use crate::runtime::Shards;
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 
 /// Keeps the process-wide connection count right however the connection ends.
 struct ConnectedGuard<'a>(&'a AtomicUsize);
@@ -28,7 +28,60 @@ impl Drop for ConnectedGuard<'_> {
     }
 }
 
+/// The most one read takes from a socket.
 const READ_CHUNK: usize = 64 * 1024;
+/// An output buffer larger than this is given back while the connection waits.
+const KEEP_OUT: usize = 1024;
+/// A query buffer takes at least this much when it must grow (Redis: PROTO_IOBUF_LEN).
+const QUERY_BUF: usize = 16 * 1024;
+
+thread_local! {
+    /// The core's read buffer, shared by its connections: a read copies what it got
+    /// into the connection's query buffer at once, so an idle connection holds no
+    /// buffer (Redis frees an idle client's query buffer likewise).
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// Read what the socket has onto the end of `rbuf`; 0 at end of stream. With
+/// `timeout` (seconds, 0 = none) a silent peer ends the wait with `TimedOut`. While it
+/// waits, the connection holds no empty query buffer and no large output buffer.
+async fn read_into(
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    out: &mut BytesMut,
+    timeout: u64,
+) -> std::io::Result<usize> {
+    let read = std::future::poll_fn(|cx| {
+        SCRATCH.with_borrow_mut(|chunk| {
+            let r = stream.poll_read(cx, chunk);
+            match r {
+                Poll::Ready(Ok(n)) => {
+                    // Room for the next reads too, as Redis's query buffer has.
+                    rbuf.reserve(n.max(QUERY_BUF));
+                    rbuf.extend_from_slice(&chunk[..n]);
+                }
+                Poll::Pending => {
+                    if rbuf.is_empty() && rbuf.capacity() > 0 {
+                        *rbuf = BytesMut::new();
+                    }
+                    if out.capacity() > KEEP_OUT {
+                        *out = BytesMut::new();
+                    }
+                }
+                Poll::Ready(Err(_)) => {}
+            }
+            r
+        })
+    });
+    if timeout == 0 {
+        return read.await;
+    }
+    let expired = async {
+        backend::sleep(std::time::Duration::from_secs(timeout)).await;
+        Err(std::io::ErrorKind::TimedOut.into())
+    };
+    futures_lite::future::or(read, expired).await
+}
 
 const DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 
@@ -107,9 +160,8 @@ async fn session(
     shards: &Shards,
     client: &ClientRef,
 ) -> std::io::Result<()> {
-    let mut chunk = vec![0u8; READ_CHUNK];
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut rbuf = BytesMut::new();
+    let mut out = BytesMut::new();
     let mut parser = RequestParser::default();
     // Where each request of the current read ends, in bytes from the read's start
     // (CLIENT LIST qbuf while blocked); reused across reads.
@@ -117,20 +169,13 @@ async fn session(
     // Bytes at the front of `rbuf` (an incomplete request's) that Redis would have
     // taken off its query buffer already: not counted in CLIENT LIST qbuf.
     let mut consumed = 0;
-    let mut idle_timeout = 0;
     loop {
         // `timeout`: close a client idle for that many seconds (0 = never), as Redis.
         let timeout = shards.local.borrow().config.timeout;
-        if timeout != idle_timeout {
-            idle_timeout = timeout;
-            stream
-                .set_read_timeout((timeout > 0).then(|| std::time::Duration::from_secs(timeout)))?;
-        }
-        let n = stream.read(&mut chunk).await?;
+        let n = read_into(stream, &mut rbuf, &mut out, timeout).await?;
         if n == 0 || client.borrow().killed {
             return Ok(());
         }
-        rbuf.extend_from_slice(&chunk[..n]);
         let read_len = rbuf.len();
         ends.clear();
         let (limits, qlimit) = {
@@ -175,7 +220,7 @@ async fn session(
             let mut c = client.borrow_mut();
             c.qbuf = read_len - consumed;
             c.qbuf_free = rbuf.capacity() - rbuf.len();
-            c.buffers_mem = chunk.len() + rbuf.capacity() + out.capacity();
+            c.buffers_mem = rbuf.capacity() + out.capacity();
         }
         // Requests of this read already answered before a blocking command.
         let mut done = 0;
@@ -244,12 +289,6 @@ async fn session(
         }
         if close || client.borrow().killed {
             return Ok(());
-        }
-        if rbuf.capacity() > 4 * READ_CHUNK && rbuf.is_empty() {
-            rbuf = BytesMut::with_capacity(READ_CHUNK);
-        }
-        if out.capacity() > 4 * READ_CHUNK {
-            out = BytesMut::with_capacity(READ_CHUNK);
         }
     }
 }

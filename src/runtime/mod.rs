@@ -14,6 +14,7 @@
 //! `bind` address with SO_REUSEPORT (the kernel spreads connections over the cores).
 
 pub mod admission;
+pub mod backend;
 pub mod blocking;
 pub mod call;
 pub mod clients;
@@ -30,7 +31,6 @@ pub use hop::{ServerInfo, Shards};
 use crate::config::ConfigHandle;
 use crate::log::log;
 use crate::shard::{expire, Shard};
-use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -42,40 +42,10 @@ const EXPIRE_SLICE: Duration = Duration::from_millis(1);
 /// Pause between slices, during which connections are served.
 const EXPIRE_PAUSE: Duration = Duration::from_micros(200);
 
-/// Registered (memlocked) I/O memory per shard.
-const IO_MEMORY: usize = 1 << 20;
-
-/// Check that io_uring can be used here; on failure, a message saying what to change.
-pub fn probe_io_uring() -> Result<(), String> {
-    // io_uring_setup(entries, params): a tiny ring, closed again at once.
-    let mut params = [0u8; 120];
-    // SAFETY: io_uring_setup reads and writes exactly one `struct io_uring_params`
-    // (120 bytes on every kernel that has the call) at the pointer we pass, which points
-    // to a live 120-byte buffer for the duration of the call.
-    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
-    if fd >= 0 {
-        // SAFETY: fd is a descriptor the kernel just returned to us and nothing else owns.
-        unsafe { libc::close(fd as i32) };
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    let disabled =
-        std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").unwrap_or_default();
-    Err(format!(
-        "io_uring is unavailable ({err}). Shardis needs it (one glommio event loop per core). Fix one of: \
-         the kernel sysctl kernel.io_uring_disabled (now {}) must be 0 (`sysctl -w kernel.io_uring_disabled=0`); \
-         a container's seccomp profile must allow io_uring_setup, io_uring_enter and io_uring_register \
-         (docker: --security-opt seccomp=<profile allowing them> or seccomp=unconfined); \
-         the memlock limit must allow the rings (ulimit -l unlimited, systemd LimitMEMLOCK=infinity); \
-         the kernel must be 5.8 or newer.",
-        disabled.trim()
-    ))
-}
-
 /// Start all shards and block until they exit (SHUTDOWN or a signal ends the process).
 pub fn run(config: ConfigHandle) -> Result<(), String> {
-    probe_io_uring()?;
     let cfg = config.current();
+    let (kind, why) = backend::choose(cfg.get("runtime").unwrap_or("auto"))?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let ncores = cores.len().max(1);
     let nshards = if cfg.threads == 0 {
@@ -101,17 +71,18 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
     let (shutdown_tx, shutdown_rx) = flume::bounded::<()>(1);
     install_signal_handlers(shutdown_tx);
     log(&format!(
-        "Shardis {} starting: {} shard(s) on {} core(s), port {}",
+        "Shardis {} starting: {} shard(s) on {} core(s), port {}, {} event loop ({why})",
         env!("CARGO_PKG_VERSION"),
         nshards,
         ncores,
-        cfg.port
+        cfg.port,
+        kind.name(),
     ));
     let mut handles = Vec::new();
     for (id, inbox) in receivers.into_iter().enumerate() {
-        let placement = match cores.get(id % ncores) {
-            Some(c) if nshards <= ncores => Placement::Fixed(c.id),
-            _ => Placement::Unbound,
+        let core = match cores.get(id % ncores) {
+            Some(c) if nshards <= ncores => Some(c.id),
+            _ => None,
         };
         let (inboxes, slots, server, config, shutdown_rx) = (
             inboxes.clone(),
@@ -120,43 +91,41 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
             config.clone(),
             shutdown_rx.clone(),
         );
-        let h = LocalExecutorBuilder::new(placement)
-            .name(&format!("shard-{id}"))
-            // glommio's registered I/O memory serves DMA file I/O, which Shardis does not
-            // use; its 10 MiB default would be most of an idle shard's footprint.
-            .io_memory(IO_MEMORY)
-            .spawn(move || async move {
-                let shard = Rc::new(RefCell::new(Shard::new(id, nshards, config)));
-                let shards = Rc::new(Shards::new(
-                    id,
-                    shard.clone(),
-                    inboxes,
-                    slots,
-                    server.clone(),
-                ));
-                glommio::spawn_local(hop::serve_inbox(shard.clone(), inbox)).detach();
-                glommio::spawn_local(cron(shard.clone(), server)).detach();
-                glommio::spawn_local(crate::persistence::save::driver(shard.clone())).detach();
-                if id == 0 {
-                    let shards = shards.clone();
-                    glommio::spawn_local(async move {
-                        crate::persistence::load::at_start(&shards).await;
-                        let on_signal = shards.clone();
-                        glommio::spawn_local(async move {
-                            if shutdown_rx.recv_async().await.is_ok() {
-                                shutdown(&on_signal, None).await;
-                            }
-                        })
-                        .detach();
-                        glommio::spawn_local(crate::persistence::aof::auto_rewrite(shards.clone()))
-                            .detach();
-                        crate::persistence::save::save_points(shards).await
+        let h = backend::start(kind, &format!("shard-{id}"), core, move || async move {
+            let shard = Rc::new(RefCell::new(Shard::new(id, nshards, config)));
+            let shards = Rc::new(Shards::new(
+                id,
+                shard.clone(),
+                inboxes,
+                slots,
+                server.clone(),
+            ));
+            crate::runtime::backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
+            crate::runtime::backend::spawn(cron(shard.clone(), server)).detach();
+            crate::runtime::backend::spawn(crate::persistence::save::driver(shard.clone()))
+                .detach();
+            if id == 0 {
+                let shards = shards.clone();
+                crate::runtime::backend::spawn(async move {
+                    crate::persistence::load::at_start(&shards).await;
+                    let on_signal = shards.clone();
+                    crate::runtime::backend::spawn(async move {
+                        if shutdown_rx.recv_async().await.is_ok() {
+                            shutdown(&on_signal, None).await;
+                        }
                     })
                     .detach();
-                }
-                accept_loop(shards).await
-            })
-            .map_err(|e| format!("cannot start shard {id}: {e}"))?;
+                    crate::runtime::backend::spawn(crate::persistence::aof::auto_rewrite(
+                        shards.clone(),
+                    ))
+                    .detach();
+                    crate::persistence::save::save_points(shards).await
+                })
+                .detach();
+            }
+            accept_loop(shards).await
+        })
+        .map_err(|e| format!("cannot start shard {id}: {e}"))?;
         handles.push(h);
     }
     for h in handles {
@@ -171,6 +140,10 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
 
 async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
     let cfg = shards.local.borrow().config.clone();
+    let backlog = cfg
+        .get("tcp-backlog")
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(511);
     let mut listeners = Vec::new();
     for addr in &cfg.bind {
         let (optional, host) = match addr.strip_prefix('-') {
@@ -182,7 +155,13 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
         } else {
             format!("{host}:{}", cfg.port)
         };
-        match glommio::net::TcpListener::bind(sockaddr.as_str()) {
+        let bound = std::net::ToSocketAddrs::to_socket_addrs(sockaddr.as_str())
+            .and_then(|mut a| {
+                a.next()
+                    .ok_or_else(|| std::io::ErrorKind::AddrNotAvailable.into())
+            })
+            .and_then(|a| backend::TcpListener::bind(a, backlog));
+        match bound {
             Ok(l) => listeners.push(l),
             Err(e) if optional => {
                 if shards.local_id == 0 {
@@ -210,15 +189,16 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
     let mut tasks = Vec::new();
     for l in listeners {
         let shards = shards.clone();
-        tasks.push(glommio::spawn_local(async move {
+        tasks.push(crate::runtime::backend::spawn(async move {
             loop {
                 match l.accept().await {
                     Ok(stream) => {
-                        glommio::spawn_local(connection::serve(stream, shards.clone())).detach();
+                        crate::runtime::backend::spawn(connection::serve(stream, shards.clone()))
+                            .detach();
                     }
                     Err(e) => {
                         log(&format!("Accepting client connection: {e}"));
-                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                        crate::runtime::backend::sleep(Duration::from_millis(10)).await;
                     }
                 }
             }
@@ -243,7 +223,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         // second at hz 10; lazy expiry is unaffected), and the cron's retry of a
         // deferred blocked-client serve (see `blocking::serve_ready`).
         let idle = idle(&shard.borrow());
-        glommio::timer::sleep(if idle { period * IDLE_PERIODS } else { period }).await;
+        crate::runtime::backend::sleep(if idle { period * IDLE_PERIODS } else { period }).await;
         shard.borrow_mut().refresh_config();
         crate::storage::db::refresh_lru_clock();
         // Redis spends up to 25% of a cron period on the slow expire cycle in one go;
@@ -275,7 +255,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
             // A short sleep, not a yield: glommio polls the socket completions only
             // when no task is runnable, so a yielding loop would starve connections
             // for the whole budget.
-            glommio::timer::sleep(EXPIRE_PAUSE).await;
+            crate::runtime::backend::sleep(EXPIRE_PAUSE).await;
         }
         let mut s = shard.borrow_mut();
         crate::persistence::aof::cron(&mut s);

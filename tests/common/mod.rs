@@ -67,6 +67,12 @@ impl Server {
         Server::start(Kind::Shardis, None, &args)
     }
 
+    /// Shardis with `threads` shards on the given port (no retry on another one).
+    pub fn shardis_on_port(port: u16, threads: usize) -> Server {
+        let threads = threads.to_string();
+        Server::start_on(Kind::Shardis, Some(port), None, &["--threads", &threads])
+    }
+
     /// Shardis reading `config_file` first, then the harness's flags and `extra`.
     pub fn shardis_config(config_file: &str, extra: &[&str]) -> Server {
         Server::start(Kind::Shardis, Some(config_file), extra)
@@ -82,11 +88,20 @@ impl Server {
     }
 
     fn start(kind: Kind, config_file: Option<&str>, extra: &[&str]) -> Server {
+        Server::start_on(kind, None, config_file, extra)
+    }
+
+    fn start_on(
+        kind: Kind,
+        fixed: Option<u16>,
+        config_file: Option<&str>,
+        extra: &[&str],
+    ) -> Server {
         // The port may be taken between probing and binding by a test running in
         // parallel; when the process dies at start-up, try again on another port.
         let mut last_log = String::new();
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = fixed.unwrap_or_else(free_port);
             let tag = match kind {
                 Kind::Shardis => "shardis",
                 Kind::Redis => "redis",
@@ -109,6 +124,10 @@ impl Server {
             }
             cmd.args(["--save", "", "--appendonly", "no"]);
             cmd.arg("--dir").arg(&dir);
+            // SHARDIS_RUNTIME=epoll (or io_uring) runs the suite on that backend.
+            if let (Kind::Shardis, Ok(rt)) = (kind, std::env::var("SHARDIS_RUNTIME")) {
+                cmd.args(["--runtime", rt.as_str()]);
+            }
             cmd.args(extra);
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             let child = match cmd.spawn() {
@@ -128,7 +147,7 @@ impl Server {
                     last_log = server.log_text();
                     let exited = server.try_exit_status().is_some();
                     drop(server);
-                    if exited && last_log.contains("ddress already in use") {
+                    if exited && last_log.contains("ddress already in use") && fixed.is_none() {
                         continue;
                     }
                     panic!(

@@ -364,7 +364,7 @@ pub async fn load(shards: &Shards) -> Result<(), String> {
     }
     open_streams(shards, &dir, &prefix, &mname, &mut m).await?;
     rewrite::refresh_sizes(&shards.server.aof, true);
-    glommio::spawn_local(auto_rewrite(shards.detached())).detach();
+    crate::runtime::backend::spawn(auto_rewrite(shards.detached())).detach();
     Ok(())
 }
 

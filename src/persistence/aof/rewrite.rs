@@ -69,7 +69,7 @@ pub fn bgrewriteaof(shards: &Shards) -> crate::protocol::Reply {
         }
     }
     let handle = shards.detached();
-    glommio::spawn_local(async move {
+    crate::runtime::backend::spawn(async move {
         run_and_record(&handle).await;
         handle.server.persistence.end();
     })
@@ -85,7 +85,7 @@ pub async fn auto_rewrite(shards: Rc<Shards>) {
     }
     loop {
         let period = crate::runtime::cron_period(&shards.local.borrow().config);
-        glommio::timer::sleep(period).await;
+        crate::runtime::backend::sleep(period).await;
         if shards.server.loading.load(Ordering::Relaxed)
             || shards.server.shutting_down.load(Ordering::Relaxed)
         {
@@ -306,7 +306,7 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
             let _ = done.send(k);
         });
         let (h, done) = (handle.clone(), switched_tx.clone());
-        tasks.push(glommio::spawn_local(async move {
+        tasks.push(crate::runtime::backend::spawn(async move {
             let r = save::shard_to_file(&h, k, path, true, at_start).await;
             if r.is_err() {
                 let _ = done.send(k); // it may not have switched: do not wait for it

@@ -1,0 +1,590 @@
+//! The readiness-based backend: one single-threaded executor per core on epoll.
+//!
+//! Why our own and not another runtime: what Shardis needs from an executor is small
+//! (spawn, timers, TCP accept/read/write, wake-ups from other cores) and the part that
+//! decides its speed, how a core waits for work from another core, is exactly what
+//! general runtimes hide. So this is ~400 lines over two maintained crates: `mio` (the
+//! epoll registry, its eventfd waker, non-blocking sockets) and `async-task` (task
+//! allocation, wakers, join handles), with no `unsafe` of ours.
+//!
+//! Shape:
+//! - **Tasks** live on the thread that spawned them. A waker fired on that thread
+//!   pushes the task on the local run queue; a waker fired on another thread (a hop's
+//!   answer, a blocked client's wake-up) pushes it on the executor's [`Remote`] queue
+//!   and, only if the executor is parked in `epoll_wait`, writes its eventfd. The
+//!   parked flag and the pending flag are both `SeqCst`, so either the sleeper sees the
+//!   work before it sleeps or the waker sees it asleep (no lost wake-up).
+//! - **I/O** is edge-triggered: a socket is registered once for read and write; a read
+//!   or write is tried first and only a `WouldBlock` stores the task's waker, which the
+//!   next edge wakes. Events are handled between tasks, on the same thread, so a waker
+//!   is always stored before the event that must wake it is looked at.
+//! - **Timers**: an ordered map of deadlines; the earliest bounds the epoll timeout.
+//! - **The loop**: run up to [`BATCH`] ready tasks, take the remote queue, fire due
+//!   timers, then look at I/O: without waiting when tasks are still ready, else wait.
+//!   Before waiting it polls its remote queue for up to [`SPIN`] while this core awaits
+//!   answers from other cores (the hint set by [`set_spin_hint`]): an answer usually
+//!   comes back within a few microseconds, and catching it without sleeping saves the
+//!   eventfd write on the other core and the wake-up on this one (the cost glommio pays
+//!   as a `membarrier` IPI on every park).
+
+use async_task::{Runnable, Task};
+use mio::{Events, Interest, Poll, Token};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll as TaskPoll, Waker};
+use std::time::{Duration, Instant};
+
+/// Most tasks run between two looks at I/O.
+const BATCH: usize = 128;
+/// Longest poll of the remote queue before parking while answers are awaited.
+const SPIN: Duration = Duration::from_micros(50);
+/// The token of the eventfd that wakes a parked executor.
+const WAKE: Token = Token(usize::MAX);
+
+/// What other threads reach of an executor: its remote run queue and its waker.
+struct Remote {
+    queue: Mutex<Vec<Runnable>>,
+    /// Something is in `queue`.
+    pending: AtomicBool,
+    /// The executor is (about to be) in `epoll_wait`.
+    parked: AtomicBool,
+    waker: mio::Waker,
+}
+
+impl Remote {
+    fn push(&self, r: Runnable) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(r);
+        self.pending.store(true, Ordering::SeqCst);
+        if self.parked.swap(false, Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The waiters of one registered socket.
+#[derive(Default)]
+struct IoWaiters {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+/// One core's executor state, reached through the thread-local [`EXECUTOR`].
+struct Executor {
+    remote: Arc<Remote>,
+    queue: RefCell<VecDeque<Runnable>>,
+    poll: RefCell<Poll>,
+    io: RefCell<Vec<IoWaiters>>,
+    free_io: RefCell<Vec<usize>>,
+    timers: RefCell<BTreeMap<(Instant, u64), Waker>>,
+    next_timer: Cell<u64>,
+    spin_hint: RefCell<Option<Arc<AtomicUsize>>>,
+}
+
+thread_local! {
+    static EXECUTOR: RefCell<Option<Rc<Executor>>> = const { RefCell::new(None) };
+}
+
+fn with<R>(f: impl FnOnce(&Rc<Executor>) -> R) -> R {
+    EXECUTOR.with(|e| {
+        let e = e.borrow();
+        f(e.as_ref().expect("called outside an epoll executor"))
+    })
+}
+
+/// Run `main` on this thread's new executor until it completes.
+pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Result<T> {
+    let poll = Poll::new()?;
+    let waker = mio::Waker::new(poll.registry(), WAKE)?;
+    let ex = Rc::new(Executor {
+        remote: Arc::new(Remote {
+            queue: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            waker,
+        }),
+        queue: RefCell::new(VecDeque::new()),
+        poll: RefCell::new(poll),
+        io: RefCell::new(Vec::new()),
+        free_io: RefCell::new(Vec::new()),
+        timers: RefCell::new(BTreeMap::new()),
+        next_timer: Cell::new(0),
+        spin_hint: RefCell::new(None),
+    });
+    EXECUTOR.with(|e| *e.borrow_mut() = Some(ex.clone()));
+    let main = spawn(main);
+    let mut events = Events::with_capacity(256);
+    loop {
+        let mut ran = 0;
+        while ran < BATCH {
+            let Some(r) = ex.queue.borrow_mut().pop_front() else {
+                break;
+            };
+            r.run();
+            ran += 1;
+        }
+        if main.is_finished() {
+            break;
+        }
+        take_remote(&ex);
+        let next = fire_timers(&ex);
+        let busy = !ex.queue.borrow().is_empty();
+        let timeout = if busy {
+            Some(Duration::ZERO)
+        } else {
+            spin(&ex);
+            if ex.remote.pending.load(Ordering::SeqCst) {
+                Some(Duration::ZERO)
+            } else {
+                next.map(|d| d.saturating_duration_since(Instant::now()))
+            }
+        };
+        wait_io(&ex, &mut events, timeout)?;
+    }
+    EXECUTOR.with(|e| *e.borrow_mut() = None);
+    Ok(futures_lite::future::block_on(main))
+}
+
+/// Move the tasks woken by other threads to the local run queue.
+fn take_remote(ex: &Executor) {
+    if ex.remote.pending.swap(false, Ordering::SeqCst) {
+        let woken = std::mem::take(&mut *ex.remote.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        ex.queue.borrow_mut().extend(woken);
+    }
+}
+
+/// Wake the sleepers whose deadline has passed; the earliest deadline left.
+fn fire_timers(ex: &Executor) -> Option<Instant> {
+    let mut timers = ex.timers.borrow_mut();
+    let first = *timers.keys().next()?;
+    let now = Instant::now();
+    if first.0 > now {
+        return Some(first.0);
+    }
+    let later = timers.split_off(&(now, u64::MAX));
+    let due = std::mem::replace(&mut *timers, later);
+    let next = timers.keys().next().map(|k| k.0);
+    drop(timers);
+    for (_, w) in due {
+        w.wake();
+    }
+    next
+}
+
+/// While this core awaits answers from other cores, poll the remote queue for a
+/// bounded time instead of parking at once.
+fn spin(ex: &Executor) {
+    let awaited = ex
+        .spin_hint
+        .borrow()
+        .as_ref()
+        .is_some_and(|h| h.load(Ordering::Relaxed) > 0);
+    if !awaited {
+        return;
+    }
+    let start = Instant::now();
+    while !ex.remote.pending.load(Ordering::SeqCst) && start.elapsed() < SPIN {
+        std::hint::spin_loop();
+    }
+}
+
+/// Wait for I/O (at most `timeout`; None: until something happens) and wake the
+/// tasks whose sockets became ready.
+fn wait_io(ex: &Executor, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+    let parks = timeout != Some(Duration::ZERO);
+    if parks {
+        ex.remote.parked.store(true, Ordering::SeqCst);
+    }
+    // Checked after `parked` is set: a push before this load is seen here, a push
+    // after it sees `parked` and writes the eventfd.
+    let timeout = if parks && ex.remote.pending.load(Ordering::SeqCst) {
+        Some(Duration::ZERO)
+    } else {
+        timeout
+    };
+    let res = ex.poll.borrow_mut().poll(events, timeout);
+    if parks {
+        ex.remote.parked.store(false, Ordering::SeqCst);
+    }
+    match res {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let mut woken = Vec::new();
+    {
+        let mut io = ex.io.borrow_mut();
+        for ev in events.iter() {
+            let Some(w) = io.get_mut(ev.token().0) else {
+                continue;
+            };
+            let failed = ev.is_error();
+            if ev.is_readable() || ev.is_read_closed() || failed {
+                woken.extend(w.reader.take());
+            }
+            if ev.is_writable() || ev.is_write_closed() || failed {
+                woken.extend(w.writer.take());
+            }
+        }
+    }
+    for w in woken {
+        w.wake();
+    }
+    Ok(())
+}
+
+/// Spawn a task on this thread's executor.
+pub fn spawn<T: 'static>(f: impl Future<Output = T> + 'static) -> Task<T> {
+    let remote = with(|ex| ex.remote.clone());
+    let schedule = move |r: Runnable| {
+        let local = EXECUTOR.with(|e| {
+            e.try_borrow().ok().and_then(|e| {
+                e.as_ref()
+                    .filter(|ex| Arc::ptr_eq(&ex.remote, &remote))
+                    .cloned()
+            })
+        });
+        match local {
+            Some(ex) => ex.queue.borrow_mut().push_back(r),
+            None => remote.push(r),
+        }
+    };
+    let (runnable, task) = async_task::spawn_local(f, schedule);
+    runnable.schedule();
+    task
+}
+
+/// While `hint` is above zero, an idle executor polls before parking (see [`SPIN`]).
+pub fn set_spin_hint(hint: Arc<AtomicUsize>) {
+    with(|ex| *ex.spin_hint.borrow_mut() = Some(hint));
+}
+
+/// A future that completes at `deadline`.
+pub struct Sleep {
+    deadline: Instant,
+    id: Option<u64>,
+}
+
+pub fn sleep(d: Duration) -> Sleep {
+    Sleep {
+        deadline: Instant::now() + d,
+        id: None,
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> TaskPoll<()> {
+        if Instant::now() >= self.deadline {
+            if let Some(id) = self.id.take() {
+                with(|ex| ex.timers.borrow_mut().remove(&(self.deadline, id)));
+            }
+            return TaskPoll::Ready(());
+        }
+        let deadline = self.deadline;
+        let id = *self.id.get_or_insert_with(|| {
+            with(|ex| {
+                let id = ex.next_timer.get();
+                ex.next_timer.set(id + 1);
+                id
+            })
+        });
+        with(|ex| {
+            let mut timers = ex.timers.borrow_mut();
+            match timers.get_mut(&(deadline, id)) {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                Some(w) => *w = cx.waker().clone(),
+                None => {
+                    timers.insert((deadline, id), cx.waker().clone());
+                }
+            }
+        });
+        TaskPoll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            let key = (self.deadline, id);
+            let _ = EXECUTOR.try_with(|e| {
+                if let Some(ex) = e.borrow().as_ref() {
+                    ex.timers.borrow_mut().remove(&key);
+                }
+            });
+        }
+    }
+}
+
+/// Give the other ready tasks (and I/O) a turn.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return TaskPoll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        TaskPoll::Pending
+    })
+    .await
+}
+
+/// A socket registered with this thread's executor; deregistered on drop.
+struct Registration {
+    token: usize,
+}
+
+impl Registration {
+    fn new(source: &mut impl mio::event::Source) -> io::Result<Registration> {
+        with(|ex| {
+            let token = match ex.free_io.borrow_mut().pop() {
+                Some(t) => t,
+                None => {
+                    let mut io = ex.io.borrow_mut();
+                    io.push(IoWaiters::default());
+                    io.len() - 1
+                }
+            };
+            let res = ex.poll.borrow().registry().register(
+                source,
+                Token(token),
+                Interest::READABLE | Interest::WRITABLE,
+            );
+            if let Err(e) = res {
+                ex.free_io.borrow_mut().push(token);
+                return Err(e);
+            }
+            Ok(Registration { token })
+        })
+    }
+
+    /// Store the waker of the task that must be woken when the socket is ready.
+    fn wait(&self, cx: &Context<'_>, write: bool) {
+        with(|ex| {
+            let mut io = ex.io.borrow_mut();
+            let w = &mut io[self.token];
+            let slot = if write { &mut w.writer } else { &mut w.reader };
+            match slot {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *slot = Some(cx.waker().clone()),
+            }
+        })
+    }
+
+    /// Forget the socket (it is closed right after, which also removes it from epoll).
+    fn release(&self, source: &mut impl mio::event::Source) {
+        let _ = EXECUTOR.try_with(|e| {
+            if let Some(ex) = e.borrow().as_ref() {
+                let _ = ex.poll.borrow().registry().deregister(source);
+                ex.io.borrow_mut()[self.token] = IoWaiters::default();
+                ex.free_io.borrow_mut().push(self.token);
+            }
+        });
+    }
+}
+
+/// Try `op` until it does not block; on `WouldBlock`, wait for the socket's next edge.
+fn poll_io<T>(
+    reg: &Registration,
+    cx: &Context<'_>,
+    write: bool,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> TaskPoll<io::Result<T>> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                reg.wait(cx, write);
+                return TaskPoll::Pending;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            res => return TaskPoll::Ready(res),
+        }
+    }
+}
+
+pub struct TcpListener {
+    inner: mio::net::TcpListener,
+    reg: Registration,
+}
+
+impl TcpListener {
+    /// Take a bound, listening socket.
+    pub fn from_std(l: std::net::TcpListener) -> io::Result<TcpListener> {
+        l.set_nonblocking(true)?;
+        let mut inner = mio::net::TcpListener::from_std(l);
+        let reg = Registration::new(&mut inner)?;
+        Ok(TcpListener { inner, reg })
+    }
+
+    pub async fn accept(&self) -> io::Result<TcpStream> {
+        let (stream, _) =
+            std::future::poll_fn(|cx| poll_io(&self.reg, cx, false, || self.inner.accept()))
+                .await?;
+        TcpStream::new(stream)
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        self.reg.release(&mut self.inner);
+    }
+}
+
+pub struct TcpStream {
+    inner: mio::net::TcpStream,
+    reg: Registration,
+}
+
+impl TcpStream {
+    fn new(mut inner: mio::net::TcpStream) -> io::Result<TcpStream> {
+        let reg = Registration::new(&mut inner)?;
+        Ok(TcpStream { inner, reg })
+    }
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.inner.set_nodelay(on)
+    }
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+    pub fn poll_read(&mut self, cx: &Context<'_>, buf: &mut [u8]) -> TaskPoll<io::Result<usize>> {
+        let inner = &mut self.inner;
+        poll_io(&self.reg, cx, false, || inner.read(buf))
+    }
+    pub fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> TaskPoll<io::Result<usize>> {
+        let inner = &mut self.inner;
+        poll_io(&self.reg, cx, true, || inner.write(buf))
+    }
+}
+
+impl std::os::fd::AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        self.reg.release(&mut self.inner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn runs_tasks_and_timers_in_order() {
+        let out = block_on(async {
+            let log = Rc::new(RefCell::new(Vec::new()));
+            let (a, b) = (log.clone(), log.clone());
+            let t1 = spawn(async move {
+                sleep(Duration::from_millis(20)).await;
+                a.borrow_mut().push(2);
+            });
+            let t2 = spawn(async move {
+                sleep(Duration::from_millis(5)).await;
+                b.borrow_mut().push(1);
+            });
+            t1.await;
+            t2.await;
+            let v = log.borrow().clone();
+            v
+        })
+        .unwrap();
+        assert_eq!(out, vec![1, 2]);
+    }
+
+    #[test]
+    fn wakes_from_another_thread() {
+        let hits = Arc::new(AtomicU32::new(0));
+        let h = hits.clone();
+        let got = block_on(async move {
+            let (tx, rx) = flume::bounded::<u32>(1);
+            let th = std::thread::spawn(move || {
+                for i in 0..1000 {
+                    tx.send(i).unwrap();
+                }
+            });
+            let mut sum = 0u64;
+            while let Ok(v) = rx.recv_async().await {
+                sum += v as u64;
+                h.fetch_add(1, Ordering::Relaxed);
+            }
+            th.join().unwrap();
+            sum
+        })
+        .unwrap();
+        assert_eq!(got, (0..1000u64).sum::<u64>());
+        assert_eq!(hits.load(Ordering::Relaxed), 1000);
+    }
+
+    #[test]
+    fn echoes_over_tcp() {
+        let got = block_on(async {
+            let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = std_l.local_addr().unwrap();
+            let l = TcpListener::from_std(std_l).unwrap();
+            let client = std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let big = vec![7u8; 1 << 20];
+                s.write_all(&big).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut back = Vec::new();
+                s.read_to_end(&mut back).unwrap();
+                back.len()
+            });
+            let mut s = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = std::future::poll_fn(|cx| s.poll_read(cx, &mut buf))
+                    .await
+                    .unwrap();
+                if n == 0 {
+                    break;
+                }
+                let mut off = 0;
+                while off < n {
+                    off += std::future::poll_fn(|cx| s.poll_write(cx, &buf[off..n]))
+                        .await
+                        .unwrap();
+                }
+            }
+            drop(s);
+            client.join().unwrap()
+        })
+        .unwrap();
+        assert_eq!(got, 1 << 20);
+    }
+
+    #[test]
+    fn dropped_sleep_leaves_no_timer() {
+        block_on(async {
+            let s = sleep(Duration::from_secs(60));
+            let r = futures_lite::future::or(
+                async {
+                    s.await;
+                    1
+                },
+                async {
+                    sleep(Duration::from_millis(1)).await;
+                    2
+                },
+            )
+            .await;
+            assert_eq!(r, 2);
+            with(|ex| assert!(ex.timers.borrow().is_empty()));
+        })
+        .unwrap();
+    }
+}

@@ -1,0 +1,343 @@
+//! The runtime boundary: executors, tasks, timers and TCP sockets, on one of two
+//! backends chosen at start (option `runtime`, flag `--runtime`).
+//!
+//! - `io_uring`: glommio's executor (io_uring for readiness and timers).
+//! - `epoll`: our own executor on epoll ([`epoll`]), for the places that block
+//!   io_uring: Docker since 25, containerd's default seccomp profile and so
+//!   Kubernetes' RuntimeDefault, hosts with `kernel.io_uring_disabled`.
+//! - `auto` (default): io_uring when a probe ring can be set up, else epoll, with one
+//!   log line saying which runs and why.
+//!
+//! Both are thread-per-core with the same semantics: a task stays on the thread that
+//! spawned it, wakers may fire from any thread (that is how hops answer), sockets are
+//! readiness-based (a read is tried, and only a `WouldBlock` waits). Everything above
+//! this module (connections, hops, cron, persistence's background tasks) uses only what
+//! is here: [`spawn`], [`sleep`], [`yield_now`], [`TcpListener`], [`TcpStream`],
+//! [`start`]. Which backend a thread runs is a thread-local set by [`start`].
+//!
+//! Listening sockets are made here for both backends, as Redis makes them:
+//! SO_REUSEADDR (so a port freed by a stopped server whose connections linger in
+//! TIME_WAIT can be bound at once), SO_REUSEPORT (one listener per core, the kernel
+//! spreads connections), backlog `tcp-backlog`.
+
+pub mod epoll;
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Which event loop drives the cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    IoUring,
+    Epoll,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::IoUring => "io_uring",
+            Kind::Epoll => "epoll",
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<Kind>> = const { Cell::new(None) };
+}
+
+fn current() -> Kind {
+    CURRENT
+        .get()
+        .expect("runtime call outside a shard's executor")
+}
+
+/// Pick the backend for the `runtime` option's value; the reason goes to the log.
+pub fn choose(option: &str) -> Result<(Kind, String), String> {
+    match option {
+        "epoll" => Ok((Kind::Epoll, "runtime epoll".into())),
+        "io_uring" => match probe_io_uring() {
+            Ok(()) => Ok((Kind::IoUring, "runtime io_uring".into())),
+            Err(e) => Err(format!(
+                "{e} (runtime io_uring was asked for; `runtime epoll` or `runtime auto` runs without it)"
+            )),
+        },
+        _ => match probe_io_uring() {
+            Ok(()) => Ok((Kind::IoUring, "runtime auto, io_uring available".into())),
+            Err(e) => Ok((Kind::Epoll, format!("runtime auto, {e}"))),
+        },
+    }
+}
+
+/// Check that io_uring can be used here; on failure, what blocks it and how to allow it.
+pub fn probe_io_uring() -> Result<(), String> {
+    // io_uring_setup(entries, params): a tiny ring, closed again at once.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes exactly one `struct io_uring_params`
+    // (120 bytes on every kernel that has the call) at the pointer we pass, which points
+    // to a live 120-byte buffer for the duration of the call.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd >= 0 {
+        // SAFETY: fd is a descriptor the kernel just returned to us and nothing else owns.
+        unsafe { libc::close(fd as i32) };
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    let disabled =
+        std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").unwrap_or_default();
+    Err(format!(
+        "io_uring is unavailable ({err}). To use it: \
+         the kernel sysctl kernel.io_uring_disabled (now {}) must be 0 (`sysctl -w kernel.io_uring_disabled=0`); \
+         a container's seccomp profile must allow io_uring_setup, io_uring_enter and io_uring_register \
+         (docker: --security-opt seccomp=<profile allowing them> or seccomp=unconfined); \
+         the memlock limit must allow the rings (ulimit -l unlimited, systemd LimitMEMLOCK=infinity); \
+         the kernel must be 5.8 or newer",
+        disabled.trim()
+    ))
+}
+
+/// Registered (memlocked) I/O memory per glommio executor: glommio's registered
+/// buffers serve DMA file I/O, which Shardis does not use; its 10 MiB default would be
+/// most of an idle shard's footprint.
+const IO_MEMORY: usize = 1 << 20;
+
+/// A started core's thread.
+pub struct Thread<T: Send + 'static>(ThreadInner<T>);
+
+enum ThreadInner<T: Send + 'static> {
+    IoUring(glommio::ExecutorJoinHandle<T>),
+    Epoll(std::thread::JoinHandle<io::Result<T>>),
+}
+
+impl<T: Send + 'static> Thread<T> {
+    pub fn join(self) -> Result<T, String> {
+        match self.0 {
+            ThreadInner::IoUring(h) => h.join().map_err(|e| e.to_string()),
+            ThreadInner::Epoll(h) => match h.join() {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("the thread panicked".into()),
+            },
+        }
+    }
+}
+
+/// Start a thread named `name`, pinned to `core` when given, running an executor of
+/// `kind` whose main task is `main()`.
+pub fn start<T, F, Fut>(
+    kind: Kind,
+    name: &str,
+    core: Option<usize>,
+    main: F,
+) -> io::Result<Thread<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    match kind {
+        Kind::IoUring => {
+            let placement = match core {
+                Some(c) => glommio::Placement::Fixed(c),
+                None => glommio::Placement::Unbound,
+            };
+            glommio::LocalExecutorBuilder::new(placement)
+                .name(name)
+                .io_memory(IO_MEMORY)
+                .spawn(move || {
+                    CURRENT.set(Some(Kind::IoUring));
+                    main()
+                })
+                .map(|h| Thread(ThreadInner::IoUring(h)))
+                .map_err(|e| io::Error::other(e.to_string()))
+        }
+        Kind::Epoll => std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                if let Some(c) = core {
+                    core_affinity::set_for_current(core_affinity::CoreId { id: c });
+                }
+                CURRENT.set(Some(Kind::Epoll));
+                epoll::block_on(main())
+            })
+            .map(|h| Thread(ThreadInner::Epoll(h))),
+    }
+}
+
+/// A spawned task: await it for its output, or `detach` it to let it run on its own.
+/// Dropping it without detaching cancels the task.
+pub struct Task<T>(TaskInner<T>);
+
+enum TaskInner<T> {
+    IoUring(glommio::Task<T>),
+    Epoll(async_task::Task<T>),
+}
+
+impl<T> Task<T> {
+    pub fn detach(self) {
+        match self.0 {
+            TaskInner::IoUring(t) => {
+                t.detach();
+            }
+            TaskInner::Epoll(t) => t.detach(),
+        }
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match &mut self.get_mut().0 {
+            TaskInner::IoUring(t) => Pin::new(t).poll(cx),
+            TaskInner::Epoll(t) => Pin::new(t).poll(cx),
+        }
+    }
+}
+
+/// Spawn a task on this core.
+pub fn spawn<T: 'static>(f: impl Future<Output = T> + 'static) -> Task<T> {
+    Task(match current() {
+        Kind::IoUring => TaskInner::IoUring(glommio::spawn_local(f)),
+        Kind::Epoll => TaskInner::Epoll(epoll::spawn(f)),
+    })
+}
+
+/// Complete after `d`.
+pub async fn sleep(d: Duration) {
+    match current() {
+        Kind::IoUring => {
+            glommio::timer::sleep(d).await;
+        }
+        Kind::Epoll => epoll::sleep(d).await,
+    }
+}
+
+/// Let the core's other tasks and its I/O run before going on (when they wait).
+pub async fn yield_now() {
+    match current() {
+        Kind::IoUring => glommio::yield_if_needed().await,
+        Kind::Epoll => epoll::yield_now().await,
+    }
+}
+
+/// While `hint` is above zero this core awaits answers from other cores: an idle
+/// executor then polls briefly before parking (epoll backend; glommio parks at once).
+pub fn set_spin_hint(hint: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    if current() == Kind::Epoll {
+        epoll::set_spin_hint(hint);
+    }
+}
+
+/// A listening socket on this core.
+pub enum TcpListener {
+    IoUring(glommio::net::TcpListener),
+    Epoll(epoll::TcpListener),
+}
+
+impl TcpListener {
+    /// Bind `addr` as Redis does (SO_REUSEADDR, and SO_REUSEPORT so that every core
+    /// has its own listener on the same port), listening with `backlog`.
+    pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let sk = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            sk.set_only_v6(true)?;
+        }
+        sk.set_reuse_address(true)?;
+        sk.set_reuse_port(true)?;
+        sk.bind(&addr.into())?;
+        sk.listen(backlog)?;
+        sk.set_nonblocking(true)?;
+        let std: std::net::TcpListener = sk.into();
+        Ok(match current() {
+            Kind::IoUring => {
+                use std::os::fd::{FromRawFd, IntoRawFd};
+                let fd = std.into_raw_fd();
+                // SAFETY: `fd` is a bound, listening TCP socket whose ownership
+                // `into_raw_fd` just gave up; glommio's listener takes it over and is
+                // its only owner (it closes it on drop).
+                TcpListener::IoUring(unsafe { glommio::net::TcpListener::from_raw_fd(fd) })
+            }
+            Kind::Epoll => TcpListener::Epoll(epoll::TcpListener::from_std(std)?),
+        })
+    }
+
+    pub async fn accept(&self) -> io::Result<TcpStream> {
+        match self {
+            TcpListener::IoUring(l) => l
+                .accept()
+                .await
+                .map(TcpStream::IoUring)
+                .map_err(io::Error::from),
+            TcpListener::Epoll(l) => l.accept().await.map(TcpStream::Epoll),
+        }
+    }
+}
+
+/// A connected socket on this core.
+pub enum TcpStream {
+    IoUring(glommio::net::TcpStream),
+    Epoll(epoll::TcpStream),
+}
+
+impl TcpStream {
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        match self {
+            TcpStream::IoUring(s) => s.set_nodelay(on).map_err(io::Error::from),
+            TcpStream::Epoll(s) => s.set_nodelay(on),
+        }
+    }
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            TcpStream::IoUring(s) => s.peer_addr().map_err(io::Error::from),
+            TcpStream::Epoll(s) => s.peer_addr(),
+        }
+    }
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            TcpStream::IoUring(s) => s.local_addr().map_err(io::Error::from),
+            TcpStream::Epoll(s) => s.local_addr(),
+        }
+    }
+
+    /// Read into `buf` what the socket has (at least one byte; 0 at end of stream).
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self {
+            TcpStream::IoUring(s) => futures_lite::AsyncRead::poll_read(Pin::new(s), cx, buf),
+            TcpStream::Epoll(s) => s.poll_read(cx, buf),
+        }
+    }
+
+    /// Write what the socket takes of `buf` now (at least one byte).
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            TcpStream::IoUring(s) => futures_lite::AsyncWrite::poll_write(Pin::new(s), cx, buf),
+            TcpStream::Epoll(s) => s.poll_write(cx, buf),
+        }
+    }
+
+    /// Write all of `buf`.
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = std::future::poll_fn(|cx| self.poll_write(cx, buf)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            TcpStream::IoUring(s) => s.as_raw_fd(),
+            TcpStream::Epoll(s) => s.as_raw_fd(),
+        }
+    }
+}
