@@ -15,6 +15,7 @@
 //! run inline on a shard held by someone else goes through the inbox instead.
 
 use crate::config::ConfigHandle;
+use crate::runtime::durability::Durability;
 use crate::runtime::slots::SlotTable;
 use crate::shard::propagation::TxLog;
 use crate::shard::Shard;
@@ -50,16 +51,15 @@ pub struct ServerInfo {
     pub connected_clients: std::sync::atomic::AtomicUsize,
     pub executable: String,
     pub tcp_port: u16,
-    /// Snapshot state: saves in progress, last save, INFO persistence's RDB fields.
-    pub persistence: crate::persistence::save::Status,
-    /// AOF state: the manifest and rewrites.
-    pub aof: crate::persistence::aof::Global,
+    /// Persistence's hooks and state (snapshots, the AOF), installed at start; the
+    /// runtime sees only the hooks (see `durability`).
+    pub durability: Box<dyn Durability>,
     /// True while the data set is loaded at start (commands get `-LOADING`).
     pub loading: AtomicBool,
 }
 
 impl ServerInfo {
-    pub fn new(config: ConfigHandle) -> ServerInfo {
+    pub fn new(config: ConfigHandle, durability: Box<dyn Durability>) -> ServerInfo {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() & 15))
             .collect();
@@ -76,8 +76,7 @@ impl ServerInfo {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             tcp_port: port,
-            persistence: Default::default(),
-            aof: Default::default(),
+            durability,
             loading: AtomicBool::new(false),
         }
     }

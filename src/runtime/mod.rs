@@ -19,6 +19,7 @@ pub mod call;
 pub mod clients;
 pub mod connection;
 pub mod dispatch;
+pub mod durability;
 pub mod hop;
 pub mod multishard;
 pub mod slots;
@@ -84,7 +85,10 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
         cfg.threads
     };
     let slots = Arc::new(slots::SlotTable::new(nshards));
-    let server = Arc::new(ServerInfo::new(config.clone()));
+    let server = Arc::new(ServerInfo::new(
+        config.clone(),
+        Box::<crate::persistence::Persistence>::default(),
+    ));
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..nshards).map(|_| flume::unbounded::<hop::Job>()).unzip();
     let inboxes = Arc::new(senders);
@@ -278,13 +282,11 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
             glommio::timer::sleep(EXPIRE_PAUSE).await;
         }
         let mut s = shard.borrow_mut();
-        crate::persistence::aof::cron(&mut s);
+        server.durability.cron(&mut s);
         if !s.propagation.in_transaction() {
             s.propagate_expired();
         }
-        let (sid, n, dirty) = (s.id, s.nshards, s.dirty());
-        server.persistence.publish_dirty(sid, n, dirty);
-        s.published_dirty = dirty;
+        s.published_dirty = s.dirty();
         for db in s.dbs.iter_mut() {
             // A snapshot's cursor needs the table not to shrink under it.
             if db.snapshot.is_none() {
