@@ -38,10 +38,13 @@ pub mod save;
 pub mod snapshot;
 
 use crate::config::Config;
+use crate::log::log;
 use crate::protocol::Reply;
 use crate::runtime::durability::{Durability, Wait};
 use crate::runtime::hop::ServerInfo;
+use crate::runtime::Shards;
 use crate::shard::Shard;
+use std::sync::atomic::Ordering;
 
 /// Process-wide persistence state, installed in `ServerInfo` at start as its
 /// [`Durability`].
@@ -80,4 +83,20 @@ impl Durability for Persistence {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+/// Stop the server: save the RDB file first when `save` says so (None: when save
+/// points are configured, as Redis), and flush the AOF. Returns only if the save
+/// failed (SHUTDOWN then replies with an error and the server keeps running).
+pub async fn shutdown(shards: &Shards, save: Option<bool>) -> String {
+    shards.server.shutting_down.store(true, Ordering::SeqCst);
+    log("User requested shutdown...");
+    if let Err(e) = save::save_for_shutdown(shards, save).await {
+        log(&format!("Error trying to save the DB, can't exit: {e}"));
+        shards.server.shutting_down.store(false, Ordering::SeqCst);
+        return e;
+    }
+    aof::stop(&shards.server);
+    log("Shardis is now ready to exit, bye bye...");
+    std::process::exit(0)
 }
