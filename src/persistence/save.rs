@@ -151,11 +151,7 @@ async fn snapshot_started(shard: &Rc<RefCell<Shard>>) {
 /// Per-shard task, started with the shard: runs the shard's snapshot when there is one.
 pub async fn driver(shard: Rc<RefCell<Shard>>) {
     loop {
-        let running = shard
-            .borrow()
-            .snapshot
-            .as_ref()
-            .map(|s| (s.sink.clone(), s.foreground));
+        let running = snapshot::running(&shard.borrow()).map(|s| (s.sink.clone(), s.foreground));
         let Some((sink, foreground)) = running else {
             snapshot_started(&shard).await;
             continue;
@@ -174,7 +170,7 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
             continue;
         }
         if done {
-            let progress = shard.borrow_mut().snapshot.take().map(|s| s.progress);
+            let progress = snapshot::take(&mut shard.borrow_mut()).map(|s| s.progress);
             let _ = sink
                 .send_async(ToWriter::Done {
                     progress: progress.unwrap_or_default(),
