@@ -23,6 +23,7 @@
 #
 # Environment (defaults in brackets):
 #   THREADS   Shardis shards [number of online CPUs]
+#   RUNTIME   Shardis's event loop: auto, io_uring or epoll [auto]
 #   N         requests per redis-benchmark run [200000]
 #   ROUNDS    rounds, alternating the order of the servers [4]
 #   CLIENTS   redis-benchmark connections [50]
@@ -43,6 +44,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 THREADS=${THREADS:-$(getconf _NPROCESSORS_ONLN)}
+RUNTIME=${RUNTIME:-auto}
 N=${N:-200000}
 ROUNDS=${ROUNDS:-4}
 CLIENTS=${CLIENTS:-50}
@@ -134,7 +136,8 @@ start_server() {
     mkdir -p "$WORK/$name"
     if [ "$name" = shardis ]; then
         "${SERVER_PREFIX[@]}" "$SHARDIS" --port "$port" --threads "$THREADS" \
-            --save '' --appendonly no --dir "$WORK/$name" >"$WORK/$name.log" 2>&1 &
+            --runtime "$RUNTIME" --save '' --appendonly no --dir "$WORK/$name" \
+            >"$WORK/$name.log" 2>&1 &
     else
         "${SERVER_PREFIX[@]}" redis-server --port "$port" --save '' --appendonly no \
             --daemonize no --dir "$WORK/$name" >"$WORK/$name.log" 2>&1 &

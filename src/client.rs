@@ -78,6 +78,10 @@ pub struct Client {
 
 pub type ClientRef = Rc<RefCell<Client>>;
 
+/// The id of the client that replays the AOF at start: admitted while the server is
+/// loading, when every other client gets `-LOADING`.
+pub const REPLAY_CLIENT: u64 = u64::MAX;
+
 /// A key this client WATCHes: where it lives, and its version and existence then.
 #[derive(Clone, Debug)]
 pub struct WatchedKey {

@@ -10,5 +10,6 @@ pub mod memory;
 pub mod persistence;
 pub mod protocol;
 pub mod runtime;
+pub mod server;
 pub mod shard;
 pub mod storage;

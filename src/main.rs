@@ -13,7 +13,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = shardis::runtime::run(shardis::config::ConfigHandle::new(config)) {
+    if let Err(e) = shardis::server::run(shardis::config::ConfigHandle::new(config)) {
         shardis::log::log(&e);
         std::process::exit(1);
     }

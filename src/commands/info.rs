@@ -175,8 +175,8 @@ fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
         let snaps = s
             .all(move |sh| {
                 // Publish the change counters now, so rdb_changes_since_last_save is exact.
-                server
-                    .persistence
+                crate::persistence::of(&server)
+                    .save
                     .publish_dirty(sh.id, sh.nshards, sh.dirty());
                 snapshot(sh, counts, latency)
             })

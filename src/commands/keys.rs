@@ -1063,7 +1063,10 @@ mod tests {
                 local,
                 Arc::new(vec![tx]),
                 Arc::new(SlotTable::new(1)),
-                Arc::new(ServerInfo::new(config)),
+                Arc::new(ServerInfo::new(
+                    config,
+                    Box::<crate::persistence::Persistence>::default(),
+                )),
             );
             let addr = "127.0.0.1:1".parse().expect("address");
             let client = Rc::new(RefCell::new(Client::new(1, addr, addr, -1, 0, false)));

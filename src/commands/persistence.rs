@@ -49,7 +49,12 @@ fn bgsave<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
 }
 
 fn lastsave<'a>(_c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(
-        async move { Reply::Int(s.server.persistence.last_save_s.load(Ordering::Relaxed) as i64) },
-    )
+    Box::pin(async move {
+        Reply::Int(
+            crate::persistence::of(&s.server)
+                .save
+                .last_save_s
+                .load(Ordering::Relaxed) as i64,
+        )
+    })
 }

@@ -450,7 +450,7 @@ fn shutdown<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
         } else {
             None
         };
-        crate::runtime::shutdown(s, save).await;
+        crate::persistence::shutdown(s, save).await;
         Reply::err(errors::SHUTDOWN_FAILED)
     })
 }

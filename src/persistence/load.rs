@@ -109,7 +109,7 @@ pub async fn rdb_into_shards(
         .join()
         .map_err(|_| "the RDB loader failed".to_string())??;
     let secs = started.elapsed().as_secs_f64();
-    let st = &shards.server.persistence;
+    let st = &crate::persistence::of(&shards.server).save;
     st.last_load_keys_loaded.store(keys, Ordering::Relaxed);
     st.last_load_keys_expired.store(expired, Ordering::Relaxed);
     Ok(LoadStats {

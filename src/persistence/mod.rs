@@ -22,6 +22,13 @@
 //!   decoder thread sends each key to the shard that owns its slot now, so a different
 //!   `threads` loses nothing. Clients get `-LOADING` meanwhile.
 //! - **AOF** (`aof`): see its module comment.
+//!
+//! # Where it sits
+//! Above the runtime: persistence drives the shards through `runtime::Shards` and its
+//! transactions, and `crate::server` starts its tasks (the save drivers, loading, the
+//! save points and automatic rewrites). The runtime meets it only through the hooks of
+//! `runtime::durability`, which [`Persistence`] implements; that object is also where
+//! the process-wide state lives, reached with [`of`].
 
 pub mod aof;
 pub mod digest;
@@ -29,3 +36,67 @@ pub mod load;
 pub mod rdb;
 pub mod save;
 pub mod snapshot;
+
+use crate::config::Config;
+use crate::log::log;
+use crate::protocol::Reply;
+use crate::runtime::durability::{Durability, Wait};
+use crate::runtime::hop::ServerInfo;
+use crate::runtime::Shards;
+use crate::shard::Shard;
+use std::sync::atomic::Ordering;
+
+/// Process-wide persistence state, installed in `ServerInfo` at start as its
+/// [`Durability`].
+#[derive(Default)]
+pub struct Persistence {
+    /// Snapshots: saves in progress, last save, INFO persistence's RDB fields.
+    pub save: save::Status,
+    /// The AOF: the manifest, the shards' streams, rewrites.
+    pub aof: aof::Global,
+}
+
+/// `server`'s persistence state.
+pub fn of(server: &ServerInfo) -> &Persistence {
+    server
+        .durability
+        .as_any()
+        .downcast_ref()
+        .expect("the server's durability is persistence's (installed at start)")
+}
+
+impl Durability for Persistence {
+    fn writes_refused(&self, config: &Config) -> Option<Reply> {
+        self.save.writes_refused(config).then(save::misconf)
+    }
+    fn durable(&self) -> Option<Wait> {
+        aof::durable(&self.aof)
+    }
+    fn propagating(&self) -> bool {
+        aof::enabled(&self.aof)
+    }
+    fn cron(&self, shard: &mut Shard) {
+        aof::cron(shard);
+        self.save
+            .publish_dirty(shard.id, shard.nshards, shard.dirty());
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Stop the server: save the RDB file first when `save` says so (None: when save
+/// points are configured, as Redis), and flush the AOF. Returns only if the save
+/// failed (SHUTDOWN then replies with an error and the server keeps running).
+pub async fn shutdown(shards: &Shards, save: Option<bool>) -> String {
+    shards.server.shutting_down.store(true, Ordering::SeqCst);
+    log("User requested shutdown...");
+    if let Err(e) = save::save_for_shutdown(shards, save).await {
+        log(&format!("Error trying to save the DB, can't exit: {e}"));
+        shards.server.shutting_down.store(false, Ordering::SeqCst);
+        return e;
+    }
+    aof::stop(&shards.server);
+    log("Shardis is now ready to exit, bye bye...");
+    std::process::exit(0)
+}

@@ -151,11 +151,7 @@ async fn snapshot_started(shard: &Rc<RefCell<Shard>>) {
 /// Per-shard task, started with the shard: runs the shard's snapshot when there is one.
 pub async fn driver(shard: Rc<RefCell<Shard>>) {
     loop {
-        let running = shard
-            .borrow()
-            .snapshot
-            .as_ref()
-            .map(|s| (s.sink.clone(), s.foreground));
+        let running = snapshot::running(&shard.borrow()).map(|s| (s.sink.clone(), s.foreground));
         let Some((sink, foreground)) = running else {
             snapshot_started(&shard).await;
             continue;
@@ -174,7 +170,7 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
             continue;
         }
         if done {
-            let progress = shard.borrow_mut().snapshot.take().map(|s| s.progress);
+            let progress = snapshot::take(&mut shard.borrow_mut()).map(|s| s.progress);
             let _ = sink
                 .send_async(ToWriter::Done {
                     progress: progress.unwrap_or_default(),
@@ -354,7 +350,7 @@ async fn save_all(shards: &Shards, path: PathBuf, foreground: bool) -> Result<Wr
         shards.all(|s: &mut Shard| snapshot::abort(s)).await;
         return Err(e);
     }
-    let server = &shards.server.persistence;
+    let server = &crate::persistence::of(&shards.server).save;
     server.bgsave_started_ms.store(now_ms(), Ordering::Relaxed);
     let result = written(done).await;
     if result.is_ok() {
@@ -366,7 +362,7 @@ async fn save_all(shards: &Shards, path: PathBuf, foreground: bool) -> Result<Wr
 /// Run a whole save (SAVE, BGSAVE, save points, SHUTDOWN) and record its outcome. The
 /// caller has claimed the machinery (`Status::try_begin`); it is released here.
 async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, String> {
-    let st = &shards.server.persistence;
+    let st = &crate::persistence::of(&shards.server).save;
     let started = Instant::now();
     st.last_attempt_ms.store(now_ms(), Ordering::Relaxed);
     let path = rdb_path(&shards.local.borrow().config);
@@ -402,7 +398,10 @@ async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, S
 
 /// Claim the machinery and save in the foreground; None if a save or rewrite runs.
 async fn save_now(shards: &Shards) -> Option<Result<Written, String>> {
-    shards.server.persistence.try_begin(Activity::Bgsave).ok()?;
+    crate::persistence::of(&shards.server)
+        .save
+        .try_begin(Activity::Bgsave)
+        .ok()?;
     Some(save_and_record(shards, true).await)
 }
 
@@ -417,7 +416,7 @@ pub async fn save(shards: &Shards) -> Reply {
 
 /// BGSAVE [SCHEDULE]: start a save and reply at once.
 pub async fn bgsave(shards: &Shards, schedule: bool) -> Reply {
-    let st = &shards.server.persistence;
+    let st = &crate::persistence::of(&shards.server).save;
     match st.try_begin(Activity::Bgsave) {
         Ok(()) => {}
         Err(Activity::Bgsave) => return Reply::err(errors::BGSAVE_IN_PROGRESS),
@@ -445,7 +444,7 @@ pub async fn save_points(shards: Rc<Shards>) {
     loop {
         let period = crate::runtime::cron_period(&shards.local.borrow().config);
         crate::runtime::backend::sleep(period).await;
-        let st = &shards.server.persistence;
+        let st = &crate::persistence::of(&shards.server).save;
         if shards.server.loading.load(Ordering::Relaxed) || st.activity().is_some() {
             continue;
         }
@@ -486,7 +485,7 @@ pub async fn save_for_shutdown(shards: &Shards, save: Option<bool>) -> Result<()
     }
     log("Saving the final RDB snapshot before exiting.");
     // Wait for a running background save or rewrite rather than fail.
-    let st = &shards.server.persistence;
+    let st = &crate::persistence::of(&shards.server).save;
     while st.try_begin(Activity::Bgsave).is_err() {
         crate::runtime::backend::sleep(Duration::from_millis(5)).await;
     }
@@ -562,7 +561,7 @@ pub async fn shard_to_file(
 
 /// INFO persistence's RDB fields, Redis's names and order.
 pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
-    let st = &server.persistence;
+    let st = &crate::persistence::of(server).save;
     let started = st.bgsave_started_ms.load(Ordering::Relaxed);
     let in_progress = st.activity() == Some(Activity::Bgsave);
     let changes = st
@@ -624,8 +623,8 @@ pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
 
 /// Set LASTSAVE's starting point (Redis: the start time).
 pub fn init(server: &Arc<ServerInfo>) {
-    server
-        .persistence
+    crate::persistence::of(server)
+        .save
         .last_save_s
         .store(now_ms() / 1000, Ordering::Relaxed);
 }

@@ -164,13 +164,33 @@ pub struct Progress {
     pub peak_bytes: u64,
 }
 
-/// The snapshot running on a shard (in `Shard::snapshot`).
+/// The snapshot running on a shard (in `Shard::snapshot`, which holds it opaquely:
+/// reach it with [`running`], [`running_mut`], [`take`]).
 pub struct ShardSnapshot {
     pub epoch: u32,
     pub sink: flume::Sender<super::save::ToWriter>,
     pub progress: Progress,
     /// Write as fast as possible (SAVE, SHUTDOWN) instead of leaving room to clients.
     pub foreground: bool,
+}
+
+/// The snapshot running on `shard`, if any.
+pub fn running(shard: &Shard) -> Option<&ShardSnapshot> {
+    shard.snapshot.as_ref()?.downcast_ref()
+}
+
+/// The snapshot running on `shard`, if any, to update.
+pub fn running_mut(shard: &mut Shard) -> Option<&mut ShardSnapshot> {
+    shard.snapshot.as_mut()?.downcast_mut()
+}
+
+/// Remove the (finished) snapshot from `shard`.
+pub fn take(shard: &mut Shard) -> Option<ShardSnapshot> {
+    shard
+        .snapshot
+        .take()
+        .and_then(|s| s.downcast().ok())
+        .map(|s| *s)
 }
 
 /// Start a snapshot of `shard` now: every database gets a cursor at its start.
@@ -191,12 +211,12 @@ pub fn begin(
     for (i, db) in shard.dbs.iter_mut().enumerate() {
         db.snapshot = Some(Box::new(DbSnapshot::new(epoch, i, opts)));
     }
-    shard.snapshot = Some(ShardSnapshot {
+    shard.snapshot = Some(Box::new(ShardSnapshot {
         epoch,
         sink,
         progress: Progress::default(),
         foreground,
-    });
+    }));
     // The shard's save driver sleeps until a snapshot exists: wake it.
     if let Some(w) = shard.snapshot_waiter.take() {
         w.wake();
@@ -235,7 +255,7 @@ pub fn step(shard: &mut Shard, budget: Duration) -> (Vec<Chunk>, bool) {
         }
         all_done &= snap.done && snap.out.is_empty();
     }
-    if let Some(s) = shard.snapshot.as_mut() {
+    if let Some(s) = running_mut(shard) {
         s.progress.peak_bytes = s.progress.peak_bytes.max(held);
         s.progress.bytes += chunks.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
     }
@@ -248,7 +268,7 @@ pub fn step(shard: &mut Shard, budget: Duration) -> (Vec<Chunk>, bool) {
                 }
             }
         }
-        if let Some(s) = shard.snapshot.as_mut() {
+        if let Some(s) = running_mut(shard) {
             s.progress.keys = keys;
         }
     }

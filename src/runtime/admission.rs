@@ -9,7 +9,6 @@
 
 use crate::client::ClientRef;
 use crate::commands::{self, errors, traits, Command};
-use crate::persistence::aof;
 use crate::protocol::Reply;
 use crate::runtime::transaction;
 use crate::runtime::Shards;
@@ -75,12 +74,14 @@ fn check(
     }
     if shards.server.loading.load(Ordering::Relaxed)
         && !cmd.has_flag("loading")
-        && id != aof::REPLAY_CLIENT
+        && id != crate::client::REPLAY_CLIENT
     {
         return refuse(Reply::err(errors::LOADING));
     }
-    if (cmd.is_write() || cmd.has_trait(traits::REFUSED_ON_DISK_ERROR)) && misconf(shards) {
-        return refuse(crate::persistence::save::misconf());
+    if cmd.is_write() || cmd.has_trait(traits::REFUSED_ON_DISK_ERROR) {
+        if let Some(reply) = writes_refused(shards) {
+            return refuse(reply);
+        }
     }
     if queues_in_multi(client, cmd) && cmd.has_flag("no_multi") {
         return refuse(Reply::err(errors::NOT_IN_MULTI));
@@ -88,10 +89,12 @@ fn check(
     Ok(cmd)
 }
 
-/// True after a failed background save while `stop-writes-on-bgsave-error` holds.
-fn misconf(shards: &Shards) -> bool {
-    let p = &shards.server.persistence;
-    p.last_bgsave_failed.load(Ordering::Relaxed) && p.writes_refused(&shards.local.borrow().config)
+/// `-MISCONF` after a failed background save while `stop-writes-on-bgsave-error` holds.
+fn writes_refused(shards: &Shards) -> Option<Reply> {
+    shards
+        .server
+        .durability
+        .writes_refused(&shards.local.borrow().config)
 }
 
 /// A refused request's reply: a refused EXEC discards the transaction (Redis's

@@ -388,11 +388,11 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
         let Some(w) = s.blocking.waiters.get(&id) else {
             continue;
         };
-        if waits_for(w.cmd) != kind {
+        let cmd = command_of(w);
+        if waits_for(cmd) != kind {
             continue;
         }
-        let (ticket, retry_only, cmd, no_touch) =
-            (w.ticket.clone(), w.retry_only, w.cmd, w.no_touch);
+        let (ticket, retry_only, no_touch) = (w.ticket.clone(), w.retry_only, w.no_touch);
         let caller = w.caller.clone();
         let argv = w.argv.clone();
         match ticket.take(TRYING) {
@@ -433,6 +433,13 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
         let _ = ticket.wake.send(Wake::Served(reply));
         s.blocking.remove(id);
     }
+}
+
+/// The command `w` runs when served (registered by [`block`], always a table entry).
+fn command_of(w: &Waiter) -> &'static Command {
+    w.cmd
+        .downcast_ref()
+        .expect("a waiter's command is a command table entry")
 }
 
 /// The type of value a key holds, as far as blocked clients care.

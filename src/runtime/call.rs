@@ -135,7 +135,7 @@ pub fn effects(
 /// True while effects are propagated anywhere (coordinators of multi-shard work check
 /// it before building records on their side).
 pub fn propagating(server: &ServerInfo) -> bool {
-    crate::persistence::aof::enabled(server)
+    server.durability.propagating()
 }
 
 /// The watched keys among `cmd`'s arguments: (argv index, what its touch rule needs

@@ -251,7 +251,9 @@ async fn session(
             if let Some((cmd, argv)) = blocked {
                 // Replies before the blocking command leave now, as in Redis.
                 if !out.is_empty() {
-                    crate::persistence::aof::durable(&shards.server.aof).await;
+                    if let Some(wait) = shards.server.durability.durable() {
+                        wait.await;
+                    }
                     shards.local.borrow_mut().stats.wrote(out.len());
                     stream.write_all(&out).await?;
                     out.clear();
@@ -282,7 +284,9 @@ async fn session(
         }
         if !out.is_empty() {
             // `appendfsync always`: what these replies show must be on disk first.
-            crate::persistence::aof::durable(&shards.server.aof).await;
+            if let Some(wait) = shards.server.durability.durable() {
+                wait.await;
+            }
             shards.local.borrow_mut().stats.wrote(out.len());
             stream.write_all(&out).await?;
             out.clear();

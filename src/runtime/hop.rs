@@ -15,12 +15,13 @@
 //! run inline on a shard held by someone else goes through the inbox instead.
 
 use crate::config::ConfigHandle;
+use crate::runtime::durability::Durability;
 use crate::runtime::slots::SlotTable;
 use crate::shard::propagation::TxLog;
 use crate::shard::Shard;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// On whose behalf a job runs.
@@ -50,16 +51,15 @@ pub struct ServerInfo {
     pub connected_clients: std::sync::atomic::AtomicUsize,
     pub executable: String,
     pub tcp_port: u16,
-    /// Snapshot state: saves in progress, last save, INFO persistence's RDB fields.
-    pub persistence: crate::persistence::save::Status,
-    /// AOF state: the manifest and rewrites.
-    pub aof: crate::persistence::aof::Global,
+    /// Persistence's hooks and state (snapshots, the AOF), installed at start; the
+    /// runtime sees only the hooks (see `durability`).
+    pub durability: Box<dyn Durability>,
     /// True while the data set is loaded at start (commands get `-LOADING`).
     pub loading: AtomicBool,
 }
 
 impl ServerInfo {
-    pub fn new(config: ConfigHandle) -> ServerInfo {
+    pub fn new(config: ConfigHandle, durability: Box<dyn Durability>) -> ServerInfo {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() & 15))
             .collect();
@@ -76,8 +76,7 @@ impl ServerInfo {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             tcp_port: port,
-            persistence: Default::default(),
-            aof: Default::default(),
+            durability,
             loading: AtomicBool::new(false),
         }
     }
@@ -97,6 +96,9 @@ pub struct Shards {
     inboxes: Arc<Vec<flume::Sender<Job>>>,
     pub slots: Arc<SlotTable>,
     pub server: Arc<ServerInfo>,
+    /// Jobs this core has sent and the other shard has not answered yet: while above
+    /// zero the executor polls briefly before parking (see `backend::set_spin_hint`).
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 impl Shards {
@@ -115,6 +117,7 @@ impl Shards {
             inboxes,
             slots,
             server,
+            in_flight: Arc::default(),
         }
     }
 
@@ -137,6 +140,7 @@ impl Shards {
             inboxes: self.inboxes.clone(),
             slots: self.slots.clone(),
             server: self.server.clone(),
+            in_flight: self.in_flight.clone(),
         }
     }
 
@@ -151,6 +155,7 @@ impl Shards {
             inboxes: self.inboxes.clone(),
             slots: self.slots.clone(),
             server: self.server.clone(),
+            in_flight: self.in_flight.clone(),
         })
     }
 
@@ -204,9 +209,12 @@ impl Shards {
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> flume::Receiver<R> {
         let (tx, rx) = flume::bounded(1);
+        let in_flight = self.in_flight.clone();
+        in_flight.fetch_add(1, Ordering::Relaxed);
         let run = Box::new(move |s: &mut Shard| {
             s.stats.hops_served += 1;
             let _ = tx.send(f(s));
+            in_flight.fetch_sub(1, Ordering::Relaxed);
         });
         self.local.borrow_mut().stats.hops_sent += 1;
         if self.inboxes[id].send(Job { kind, run }).is_err() {

@@ -1,17 +1,23 @@
-//! The runtime: one pinned glommio executor per shard, accepting on the shared port.
+//! The runtime: one pinned executor per shard, accepting on the shared port.
 //!
 //! The parts of a request's way through a core, in order: [`connection`] (read, parse,
 //! write), [`admission`] (may it run now), [`dispatch`] (route and batch by shard),
 //! [`call`] (run it on its shard: WATCH, propagation, stats), [`multishard`] and
 //! [`transaction`] (work over several shards, atomically), [`blocking`].
 //!
-//! glommio is used here (executors, sockets, timers, `hop`'s channels) and, for now,
-//! by persistence's background tasks (`save`, `aof`); commands and storage see only
-//! [`Shards`] and plain futures, so a second backend (epoll) replaces this layer and
-//! those tasks' timers, not the commands. Start-up: probe io_uring (and explain the
-//! fix if it is blocked), build the slot table, start `threads` executors pinned to the
-//! allowed cores, each with its shard, its inbox loop, its cron, and a listener on every
-//! `bind` address with SO_REUSEPORT (the kernel spreads connections over the cores).
+//! The runtime sits below persistence: it never names it. What a request needs of
+//! durability (MISCONF, replies held until the AOF has them, the cron's part) it asks
+//! through the [`durability`] hooks installed in [`ServerInfo`]; the orchestration
+//! (what is loaded at start, the save and rewrite tasks, signals, shutdown) is
+//! `crate::server`'s, which hands [`run`] a hook that starts each shard's tasks.
+//!
+//! The event loop is [`backend`]'s (io_uring via glommio, or our epoll executor): the
+//! rest of the runtime, `crate::server` and persistence's background tasks spawn, time
+//! and do socket I/O only through it. Start-up ([`run`]): choose the backend (option
+//! `runtime`), build the slot table, start `threads` executors pinned to the allowed
+//! cores, each with its shard, its inbox loop, its cron, the caller's start hook, and a
+//! listener on every `bind` address (SO_REUSEADDR and SO_REUSEPORT: the kernel spreads
+//! connections over the cores).
 
 pub mod admission;
 pub mod backend;
@@ -20,6 +26,7 @@ pub mod call;
 pub mod clients;
 pub mod connection;
 pub mod dispatch;
+pub mod durability;
 pub mod hop;
 pub mod multishard;
 pub mod slots;
@@ -28,12 +35,10 @@ pub mod transaction;
 
 pub use hop::{ServerInfo, Shards};
 
-use crate::config::ConfigHandle;
 use crate::log::log;
 use crate::shard::{expire, Shard};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +48,13 @@ const EXPIRE_SLICE: Duration = Duration::from_millis(1);
 const EXPIRE_PAUSE: Duration = Duration::from_micros(200);
 
 /// Start all shards and block until they exit (SHUTDOWN or a signal ends the process).
-pub fn run(config: ConfigHandle) -> Result<(), String> {
+/// `on_start` runs on each shard's thread once its shard, inbox loop and cron are up,
+/// before it accepts connections: where the caller starts the shard's other tasks.
+pub fn run<F>(server: Arc<ServerInfo>, on_start: F) -> Result<(), String>
+where
+    F: Fn(Rc<Shards>) + Send + Sync + 'static,
+{
+    let config = server.config.clone();
     let cfg = config.current();
     let (kind, why) = backend::choose(cfg.get("runtime").unwrap_or("auto"))?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -54,22 +65,10 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
         cfg.threads
     };
     let slots = Arc::new(slots::SlotTable::new(nshards));
-    let server = Arc::new(ServerInfo::new(config.clone()));
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..nshards).map(|_| flume::unbounded::<hop::Job>()).unzip();
     let inboxes = Arc::new(senders);
-    crate::persistence::save::init(&server);
-    // Until shard 0 has loaded the data set, every core answers -LOADING. With the AOF
-    // on, also while there is nothing to load: a write accepted before every shard has
-    // its AOF attached would not be logged, and a crash would lose it acknowledged.
-    let to_load = if cfg.get_bool("appendonly") {
-        true
-    } else {
-        crate::persistence::save::rdb_path(&cfg).exists()
-    };
-    server.loading.store(to_load, Ordering::SeqCst);
-    let (shutdown_tx, shutdown_rx) = flume::bounded::<()>(1);
-    install_signal_handlers(shutdown_tx);
+    let on_start = Arc::new(on_start);
     log(&format!(
         "Shardis {} starting: {} shard(s) on {} core(s), port {}, {} event loop ({why})",
         env!("CARGO_PKG_VERSION"),
@@ -84,12 +83,12 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
             Some(c) if nshards <= ncores => Some(c.id),
             _ => None,
         };
-        let (inboxes, slots, server, config, shutdown_rx) = (
+        let (inboxes, slots, server, config, on_start) = (
             inboxes.clone(),
             slots.clone(),
             server.clone(),
             config.clone(),
-            shutdown_rx.clone(),
+            on_start.clone(),
         );
         let h = backend::start(kind, &format!("shard-{id}"), core, move || async move {
             let shard = Rc::new(RefCell::new(Shard::new(id, nshards, config)));
@@ -100,29 +99,10 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
                 slots,
                 server.clone(),
             ));
-            crate::runtime::backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
-            crate::runtime::backend::spawn(cron(shard.clone(), server)).detach();
-            crate::runtime::backend::spawn(crate::persistence::save::driver(shard.clone()))
-                .detach();
-            if id == 0 {
-                let shards = shards.clone();
-                crate::runtime::backend::spawn(async move {
-                    crate::persistence::load::at_start(&shards).await;
-                    let on_signal = shards.clone();
-                    crate::runtime::backend::spawn(async move {
-                        if shutdown_rx.recv_async().await.is_ok() {
-                            shutdown(&on_signal, None).await;
-                        }
-                    })
-                    .detach();
-                    crate::runtime::backend::spawn(crate::persistence::aof::auto_rewrite(
-                        shards.clone(),
-                    ))
-                    .detach();
-                    crate::persistence::save::save_points(shards).await
-                })
-                .detach();
-            }
+            backend::set_spin_hint(shards.in_flight.clone());
+            backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
+            backend::spawn(cron(shard.clone(), server)).detach();
+            on_start(shards.clone());
             accept_loop(shards).await
         })
         .map_err(|e| format!("cannot start shard {id}: {e}"))?;
@@ -258,13 +238,11 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
             crate::runtime::backend::sleep(EXPIRE_PAUSE).await;
         }
         let mut s = shard.borrow_mut();
-        crate::persistence::aof::cron(&mut s);
+        server.durability.cron(&mut s);
         if !s.propagation.in_transaction() {
             s.propagate_expired();
         }
-        let (sid, n, dirty) = (s.id, s.nshards, s.dirty());
-        server.persistence.publish_dirty(sid, n, dirty);
-        s.published_dirty = dirty;
+        s.published_dirty = s.dirty();
         for db in s.dbs.iter_mut() {
             // A snapshot's cursor needs the table not to shrink under it.
             if db.snapshot.is_none() {
@@ -320,38 +298,4 @@ pub fn thread_cpu() -> (f64, f64) {
     let ru = unsafe { ru.assume_init() };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     (t(ru.ru_utime), t(ru.ru_stime))
-}
-
-fn install_signal_handlers(shutdown: flume::Sender<()>) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
-        log("cannot install signal handlers");
-        return;
-    };
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                log(&format!("Received {name} scheduling shutdown..."));
-                let _ = shutdown.send(());
-            }
-        })
-        .ok();
-}
-
-/// Stop the server: save the RDB file first when `save` says so (None: when save
-/// points are configured, as Redis), and flush the AOF. Returns only if the save
-/// failed (SHUTDOWN then replies with an error and the server keeps running).
-pub async fn shutdown(shards: &Shards, save: Option<bool>) -> String {
-    shards.server.shutting_down.store(true, Ordering::SeqCst);
-    log("User requested shutdown...");
-    if let Err(e) = crate::persistence::save::save_for_shutdown(shards, save).await {
-        log(&format!("Error trying to save the DB, can't exit: {e}"));
-        shards.server.shutting_down.store(false, Ordering::SeqCst);
-        return e;
-    }
-    crate::persistence::aof::stop(&shards.server);
-    log("Shardis is now ready to exit, bye bye...");
-    std::process::exit(0)
 }

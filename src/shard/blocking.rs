@@ -8,7 +8,6 @@
 //! ([`Ticket`]) makes sure at most one of them, or the timeout, or CLIENT UNBLOCK, ever
 //! completes it.
 
-use crate::commands::Command;
 use crate::protocol::Reply;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -58,7 +57,9 @@ pub struct Waiter {
     pub db: usize,
     /// The keys it waits on that live on this shard.
     pub keys: Vec<Bytes>,
-    pub cmd: &'static Command,
+    /// The command to run again when a key is ready: the runtime's table entry, opaque
+    /// here (the shard stores waiters, `runtime::blocking` runs them).
+    pub cmd: &'static (dyn std::any::Any + Send + Sync),
     pub argv: Vec<Bytes>,
     pub no_touch: bool,
     pub ticket: Ticket,

@@ -47,7 +47,10 @@ pub struct Shard {
     /// The dirty counter as the cron last published it (for the save points).
     pub published_dirty: u64,
     /// The snapshot running on this shard (BGSAVE, SAVE, an AOF rewrite's base).
-    pub snapshot: Option<crate::persistence::snapshot::ShardSnapshot>,
+    /// Opaque here, as the databases' `BeforeWrite` hooks: persistence owns the type
+    /// and reaches it through `persistence::snapshot::running`; the shard and the
+    /// runtime only ask whether there is one.
+    pub snapshot: Option<Box<dyn std::any::Any>>,
     /// Epoch of the latest snapshot started here (entries stamped with it are done).
     pub snapshot_epoch: u32,
     /// The save driver waiting for a snapshot to start (woken when one does, so an idle

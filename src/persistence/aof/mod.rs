@@ -57,7 +57,9 @@ pub mod writer;
 
 pub use rewrite::{auto_rewrite, bgrewriteaof};
 
+use crate::client::REPLAY_CLIENT;
 use crate::protocol::Reply;
+use crate::runtime::durability::Wait;
 use crate::runtime::hop::ServerInfo;
 use crate::runtime::Shards;
 use crate::shard::propagation::{Consumer, Effect, Unit};
@@ -221,11 +223,11 @@ fn tx_tag(id: u64) -> String {
 }
 
 /// True while the AOF is on (multi-shard coordinators check it before logging).
-pub fn enabled(server: &ServerInfo) -> bool {
-    server.aof.enabled.load(Ordering::Acquire)
+pub fn enabled(global: &Global) -> bool {
+    global.enabled.load(Ordering::Acquire)
 }
 
-/// Per-shard cron: log keys the active cycle expired, follow `appendfsync`.
+/// Per-shard cron: follow `appendfsync`.
 pub fn cron(shard: &mut Shard) {
     let policy = Fsync::parse(shard.config.get("appendfsync").unwrap_or("everysec"));
     let Some(feed) = shard.propagation.consumer_mut::<AofFeed>() else {
@@ -236,12 +238,12 @@ pub fn cron(shard: &mut Shard) {
 
 // ---- Durability, on the connection -------------------------------------------------
 
-/// Wait until every shard's stream is durable up to where it is now (fsynced with
-/// `appendfsync always`, written to the file otherwise); call after a batch ran,
-/// before its replies are written.
-pub async fn durable(global: &Global) {
+/// What to await until every shard's stream is durable up to where it is now (fsynced
+/// with `appendfsync always`, written to the file otherwise); `None` when every stream
+/// is there already. Asked after a batch ran, before its replies are written.
+pub fn durable(global: &Global) -> Option<Wait> {
     if !global.enabled.load(Ordering::Acquire) {
-        return;
+        return None;
     }
     // `durable` is "fsynced" under `always` and "written" otherwise: like Redis, which
     // writes before it replies, a killed process loses no acknowledged write with
@@ -258,16 +260,21 @@ pub async fn durable(global: &Global) {
             })
             .collect()
     };
-    for (lane, target) in pending {
-        std::future::poll_fn(|cx| {
-            if lane.wait_for(target, cx.waker()) {
-                std::task::Poll::Pending
-            } else {
-                std::task::Poll::Ready(())
-            }
-        })
-        .await;
+    if pending.is_empty() {
+        return None;
     }
+    Some(Box::pin(async move {
+        for (lane, target) in pending {
+            std::future::poll_fn(|cx| {
+                if lane.wait_for(target, cx.waker()) {
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(())
+                }
+            })
+            .await;
+        }
+    }))
 }
 
 // ---- Start-up ----------------------------------------------------------------------
@@ -363,7 +370,7 @@ pub async fn load(shards: &Shards) -> Result<(), String> {
         ));
     }
     open_streams(shards, &dir, &prefix, &mname, &mut m).await?;
-    rewrite::refresh_sizes(&shards.server.aof, true);
+    rewrite::refresh_sizes(&crate::persistence::of(&shards.server).aof, true);
     crate::runtime::backend::spawn(auto_rewrite(shards.detached())).detach();
     Ok(())
 }
@@ -435,9 +442,6 @@ async fn replay(shards: &Shards, cmds: Vec<(usize, Vec<Bytes>)>) {
         crate::log::log(&format!("AOF replay: {errors} records answered an error"));
     }
 }
-
-/// The id of the client that replays the AOF (served while the server is loading).
-pub const REPLAY_CLIENT: u64 = u64::MAX;
 
 fn replay_client(shards: &Shards) -> crate::client::ClientRef {
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -511,7 +515,7 @@ async fn open_streams(
     }
     m.write_atomic(dir, mname)
         .map_err(|e| format!("Can't write the AOF manifest in {}: {e}", dir.display()))?;
-    let g = &shards.server.aof;
+    let g = &crate::persistence::of(&shards.server).aof;
     *g.lanes.write().unwrap_or_else(|e| e.into_inner()) = lanes.clone();
     g.enabled.store(true, Ordering::Release);
     *lock(&g.files) = Some(Files {
@@ -530,7 +534,7 @@ async fn open_streams(
 
 /// INFO persistence's AOF fields, with Redis's names.
 pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
-    let g = &server.aof;
+    let g = &crate::persistence::of(server).aof;
     let enabled = g.enabled.load(Ordering::Relaxed);
     let lanes: Vec<Arc<Lane>> = g.lanes.read().map(|l| l.clone()).unwrap_or_default();
     let failed = lanes.iter().any(|l| l.failed.load(Ordering::Relaxed));
@@ -614,7 +618,7 @@ pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
 
 /// Flush every shard's stream and stop the writer threads (SHUTDOWN).
 pub fn stop(server: &ServerInfo) {
-    let lanes: Vec<Arc<Lane>> = server
+    let lanes: Vec<Arc<Lane>> = crate::persistence::of(server)
         .aof
         .lanes
         .read()

@@ -58,8 +58,8 @@ enum Mode {
 /// BGREWRITEAOF's reply; starts the rewrite in the background.
 pub fn bgrewriteaof(shards: &Shards) -> crate::protocol::Reply {
     use crate::protocol::Reply;
-    let st = &shards.server.persistence;
-    let g = &shards.server.aof;
+    let st = &crate::persistence::of(&shards.server).save;
+    let g = &crate::persistence::of(&shards.server).aof;
     match st.try_begin(Activity::AofRewrite) {
         Ok(()) => {}
         Err(Activity::AofRewrite) => return Reply::err(errors::AOF_REWRITE_IN_PROGRESS),
@@ -71,7 +71,7 @@ pub fn bgrewriteaof(shards: &Shards) -> crate::protocol::Reply {
     let handle = shards.detached();
     crate::runtime::backend::spawn(async move {
         run_and_record(&handle).await;
-        handle.server.persistence.end();
+        crate::persistence::of(&handle.server).save.end();
     })
     .detach();
     Reply::Status("Background append only file rewriting started".into())
@@ -91,8 +91,8 @@ pub async fn auto_rewrite(shards: Rc<Shards>) {
         {
             continue;
         }
-        let st = &shards.server.persistence;
-        let g = &shards.server.aof;
+        let st = &crate::persistence::of(&shards.server).save;
+        let g = &crate::persistence::of(&shards.server).aof;
         let cfg = shards.server.config.current();
         let wanted = cfg.get_bool("appendonly");
         let on = g.enabled.load(Ordering::Acquire);
@@ -143,7 +143,7 @@ fn growth_due(g: &Global, cfg: &crate::config::Config) -> Option<u64> {
 
 /// Run one rewrite (the caller holds the machinery) and record its outcome for INFO.
 async fn run_and_record(shards: &Shards) {
-    let g = &shards.server.aof;
+    let g = &crate::persistence::of(&shards.server).aof;
     let mode = if g.enabled.load(Ordering::Acquire) {
         Mode::Switch
     } else if shards.server.config.current().get_bool("appendonly") {
@@ -198,7 +198,7 @@ fn open_append(path: &Path) -> Result<std::fs::File, String> {
 /// The rewrite itself (see the module comment).
 async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
     let n = shards.count();
-    let g = &shards.server.aof;
+    let g = &crate::persistence::of(&shards.server).aof;
     let (dir, prefix, mname) = super::paths(&shards.server.config.current());
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("Can't create the AOF directory {}: {e}", dir.display()))?;
@@ -440,7 +440,7 @@ fn detach(s: &mut Shard) {
 
 /// Stop logging on every shard, flush and close the files, stop the writers.
 async fn detach_all(shards: &Shards) {
-    let g = &shards.server.aof;
+    let g = &crate::persistence::of(&shards.server).aof;
     g.enabled.store(false, Ordering::Release);
     shards.all(detach).await;
     super::stop(&shards.server);

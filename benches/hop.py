@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Cost of a hop, and of an unpipelined request, beside redis-server in the same run.
+
+One redis-benchmark connection sends `SET {tag}:__rand_int__ v` (P16 and P1) for two
+tags, one owned by each of Shardis's two shards: whichever shard accepted the
+connection, one tag is local and the other remote (INFO shards' hops_served tells
+which). Then 50 connections at P1 (SET and GET, keys spread over both shards). For
+each workload and server: requests/s and server CPU microseconds per request
+(utime+stime of the process from /proc around the run), median of ROUNDS rounds, the
+servers alternating which goes first.
+
+usage: benches/hop.py [shardis-binary]   env: RUNTIMES="io_uring epoll" ROUNDS=3 N=100000
+"""
+import os, re, socket, statistics, subprocess, sys, tempfile, time
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/shardis"
+RUNTIMES = os.environ.get("RUNTIMES", "io_uring epoll").split()
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+N = int(os.environ.get("N", "100000"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def crc16(data):
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def tag_on(shard, nshards=2):
+    """A hash tag whose slot the given shard owns (slots split in equal ranges)."""
+    for i in range(10000):
+        t = f"t{i}".encode()
+        if (crc16(t) & 16383) * nshards // 16384 == shard:
+            return t.decode()
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def start(cmd, port):
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            time.sleep(0.2)
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{cmd[0]} did not start")
+
+
+def hops_served(port):
+    out = subprocess.run(["redis-cli", "-p", str(port), "INFO", "shards"], capture_output=True, text=True).stdout
+    return [int(x) for x in re.findall(r"hops_served=(\d+)", out)]
+
+
+def bench(port, pid, args):
+    c0 = cpu_s(pid)
+    out = subprocess.run(["redis-benchmark", "-p", str(port), "-q", "--csv"] + args, capture_output=True, text=True).stdout
+    c1 = cpu_s(pid)
+    rps = float(out.strip().splitlines()[-1].split(",")[1].strip('"'))
+    n = int(args[args.index("-n") + 1])
+    return rps, (c1 - c0) * 1e6 / n
+
+
+def workloads(tags):
+    w = []
+    for p in ("16", "1"):
+        n = N if p == "16" else N // 5
+        for t in tags:
+            w.append((f"P{p} c1 {{{t}}}", ["-c", "1", "-P", p, "-n", str(n), "-r", "100000", "SET", f"{{{t}}}:__rand_int__", "v"]))
+    for t in ("set", "get"):
+        w.append((f"P1 c50 {t.upper()}", ["-c", "50", "-P", "1", "-n", str(N), "-r", "100000", "-t", t]))
+    return w
+
+
+def main():
+    tags = [tag_on(0), tag_on(1)]
+    results = {}
+    for rt in RUNTIMES:
+        sp, rp = free_port(), free_port()
+        sh = start([BIN, "--port", str(sp), "--threads", "2", "--runtime", rt, "--save", "", "--appendonly", "no"], sp)
+        rd = start(["redis-server", "--port", str(rp), "--save", "", "--appendonly", "no"], rp)
+        try:
+            for r in range(ROUNDS):
+                for name, args in workloads(tags):
+                    order = [("shardis", sp, sh), ("redis", rp, rd)]
+                    if r % 2:
+                        order.reverse()
+                    for srv, port, proc in order:
+                        if srv == "shardis":
+                            before = hops_served(port)
+                        rps, us = bench(port, proc.pid, args)
+                        if srv == "shardis" and "c1" in name:
+                            after = hops_served(port)
+                            hops = sum(after) - sum(before)
+                            # A P16 run that hops sends n/16 of them; INFO itself hops once.
+                            n = int(args[args.index("-n") + 1])
+                            kind = "remote" if hops > n // 32 else "local"
+                            label = name.split(" {")[0] + " " + kind
+                        else:
+                            label = name.split(" {")[0] + (" (tag)" if "{" in name else "")
+                        if srv == "redis" and "c1" in name:
+                            label = None  # redis has no local/remote: pooled below
+                        key = (rt, srv, label or name.split(" {")[0])
+                        results.setdefault(key, []).append((rps, us))
+        finally:
+            sh.kill(); rd.kill(); sh.wait(); rd.wait()
+    print(f"| workload | server | req/s | CPU µs/req |")
+    print(f"|---|---|---|---|")
+    for (rt, srv, label), v in sorted(results.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
+        rps = statistics.median(x[0] for x in v)
+        us = statistics.median(x[1] for x in v)
+        who = f"shardis {rt}" if srv == "shardis" else f"redis (with {rt} run)"
+        print(f"| {label} | {who} | {rps:,.0f} | {us:.2f} |")
+
+
+main()

@@ -1,0 +1,78 @@
+//! The server's start-up: what runs before the shards, and what each shard starts
+//! besides serving clients.
+//!
+//! The runtime knows cores, connections and hops; persistence knows files and drives
+//! the shards through the runtime. This module is above both and puts them together:
+//! it builds the process-wide [`ServerInfo`] with persistence installed as its
+//! durability hooks, decides whether a data set is to be loaded (clients get
+//! `-LOADING` until it is), turns SIGINT / SIGTERM into a shutdown, and has the
+//! runtime start the shards with a hook that starts each shard's persistence tasks:
+//! its snapshot driver, and on shard 0 the load, then the signal watch, automatic AOF
+//! rewrites and the save points. Stopping is `persistence::shutdown` (SHUTDOWN and the
+//! signals both end there).
+
+use crate::config::ConfigHandle;
+use crate::log::log;
+use crate::persistence::{self, aof, load, save, Persistence};
+use crate::runtime::{self, ServerInfo, Shards};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Start the server and block until it exits (SHUTDOWN or a signal ends the process).
+pub fn run(config: ConfigHandle) -> Result<(), String> {
+    let cfg = config.current();
+    let server = Arc::new(ServerInfo::new(config, Box::<Persistence>::default()));
+    save::init(&server);
+    // Until shard 0 has loaded the data set, every core answers -LOADING. With the AOF
+    // on, also while there is nothing to load: a write accepted before every shard has
+    // its AOF attached would not be logged, and a crash would lose it acknowledged.
+    let to_load = if cfg.get_bool("appendonly") {
+        true
+    } else {
+        save::rdb_path(&cfg).exists()
+    };
+    server.loading.store(to_load, Ordering::SeqCst);
+    let (shutdown_tx, shutdown_rx) = flume::bounded::<()>(1);
+    install_signal_handlers(shutdown_tx);
+    runtime::run(server, move |shards| start_shard(shards, &shutdown_rx))
+}
+
+/// A shard's persistence tasks, started on its thread before it accepts connections.
+fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
+    runtime::backend::spawn(save::driver(shards.local.clone())).detach();
+    if shards.local_id == 0 {
+        let shutdown_rx = shutdown_rx.clone();
+        runtime::backend::spawn(async move {
+            load::at_start(&shards).await;
+            let on_signal = shards.clone();
+            runtime::backend::spawn(async move {
+                if shutdown_rx.recv_async().await.is_ok() {
+                    persistence::shutdown(&on_signal, None).await;
+                }
+            })
+            .detach();
+            runtime::backend::spawn(aof::auto_rewrite(shards.clone())).detach();
+            save::save_points(shards).await
+        })
+        .detach();
+    }
+}
+
+fn install_signal_handlers(shutdown: flume::Sender<()>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        log("cannot install signal handlers");
+        return;
+    };
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                log(&format!("Received {name} scheduling shutdown..."));
+                let _ = shutdown.send(());
+            }
+        })
+        .ok();
+}
