@@ -3,7 +3,7 @@
 # with config.toml and 2 shards), wait 10 s without clients, and print each one's CPU
 # time (utime + stime from /proc/<pid>/stat) over those 10 s. No threshold: a figure to
 # compare. Usage: benches/idle_cpu.sh [path to the shardis binary] (default: the debug
-# build, target/debug/shardis).
+# build, target/debug/shardis); RUNTIME=epoll or io_uring picks the event loop.
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${1:-target/debug/shardis}
@@ -12,7 +12,7 @@ TMP=$(mktemp -d)
 SPID=; RPID=
 cleanup() { kill -9 $SPID $RPID 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
-"$BIN" config.toml --threads 2 --port ${SPORT:-17391} --dir "$TMP" >"$TMP/shardis.log" 2>&1 &
+"$BIN" config.toml --threads 2 --runtime "${RUNTIME:-auto}" --port ${SPORT:-17391} --dir "$TMP" >"$TMP/shardis.log" 2>&1 &
 SPID=$!
 redis-server --port ${RPORT:-17392} --dir "$TMP" >"$TMP/redis.log" 2>&1 &
 RPID=$!

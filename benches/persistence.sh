@@ -14,7 +14,7 @@
 # 3. AOF: SET throughput with appendonly yes and appendfsync always / everysec,
 #    redis-benchmark -c CLIENTS -n AOF_N -d 16 -r 100000 (no pipelining), on each server.
 #
-# Environment: THREADS [online CPUs], KEYS [1000000], CLIENTS [50], AOF_N [50000],
+# Environment: THREADS [online CPUs], RUNTIME [auto], KEYS [1000000], CLIENTS [50], AOF_N [50000],
 # SKIP_BUILD=1, SHARDIS_BIN, DIR (scratch dir, on the disk to measure) [mktemp -d].
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +42,7 @@ start() {
     local kind=$1 dir=$2 p=$3; shift 3
     mkdir -p "$dir"
     if [ "$kind" = shardis ]; then
-        "$SHARDIS_BIN" --port "$p" --threads "$THREADS" --dir "$dir" --save "" "$@" >"$dir/log" 2>&1 &
+        "$SHARDIS_BIN" --port "$p" --threads "$THREADS" --runtime "${RUNTIME:-auto}" --dir "$dir" --save "" "$@" >"$dir/log" 2>&1 &
     else
         redis-server --port "$p" --dir "$dir" --save "" --daemonize no "$@" >"$dir/log" 2>&1 &
     fi

@@ -1305,3 +1305,63 @@ fn binds_the_port_a_stopped_server_left_connections_on() {
     assert_eq!(c.cmd(&["PING"]), Frame::Simple("PONG".into()));
     drop(clients);
 }
+
+/// Where io_uring cannot run (here: a locked-memory limit below what glommio needs, as
+/// in a container without `--ulimit memlock`), `runtime io_uring` exits with code 1 and
+/// a line naming the cause and the fix, and `runtime auto` serves on epoll.
+#[test]
+fn runtime_option_when_io_uring_cannot_run() {
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_shardis");
+    let port = common::free_port().to_string();
+    let dir = std::env::temp_dir().join(format!("shardis-memlock-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let args = |rt: &str| {
+        let mut c = Command::new("prlimit");
+        c.args([
+            "--memlock=0:0",
+            bin,
+            "--port",
+            &port,
+            "--save",
+            "",
+            "--runtime",
+            rt,
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdin(Stdio::null());
+        c
+    };
+    let out = args("io_uring")
+        .output()
+        .expect("prlimit (util-linux) runs");
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("locked-memory limit is 0 KiB") && log.contains("ulimit -l"),
+        "{log}"
+    );
+
+    let log_path = dir.join("auto.log");
+    let mut child = args("auto")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let served = wait_until(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok()
+    });
+    let pong = served
+        && RawConn::connect(port.parse().unwrap()).cmd(&["PING"]) == Frame::Simple("PONG".into());
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(pong, "runtime auto did not serve: {log}");
+    assert!(
+        log.contains("epoll event loop (runtime auto, io_uring cannot be used"),
+        "{log}"
+    );
+}

@@ -188,8 +188,12 @@ fn spin(ex: &Executor) {
     if !awaited {
         return;
     }
+    let spin = std::env::var("SHARDIS_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(SPIN, Duration::from_micros);
     let start = Instant::now();
-    while !ex.remote.pending.load(Ordering::SeqCst) && start.elapsed() < SPIN {
+    while !ex.remote.pending.load(Ordering::SeqCst) && start.elapsed() < spin {
         std::hint::spin_loop();
     }
 }

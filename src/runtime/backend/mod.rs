@@ -76,6 +76,16 @@ pub fn choose(option: &str) -> Result<(Kind, String), String> {
 
 /// Check that io_uring can be used here; on failure, what blocks it and how to allow it.
 pub fn probe_io_uring() -> Result<(), String> {
+    let memlock = memlock_limit();
+    if memlock < MIN_MEMLOCK {
+        return Err(format!(
+            "io_uring cannot be used: the locked-memory limit is {} KiB and glommio needs at \
+             least {} KiB per process for its rings. To use it: `ulimit -l unlimited` (or \
+             LimitMEMLOCK=infinity in the systemd unit, --ulimit memlock=-1:-1 for docker)",
+            memlock / 1024,
+            MIN_MEMLOCK / 1024
+        ));
+    }
     // io_uring_setup(entries, params): a tiny ring, closed again at once.
     let mut params = [0u8; 120];
     // SAFETY: io_uring_setup reads and writes exactly one `struct io_uring_params`
@@ -99,6 +109,23 @@ pub fn probe_io_uring() -> Result<(), String> {
          the kernel must be 5.8 or newer",
         disabled.trim()
     ))
+}
+
+/// glommio refuses to start an executor under this RLIMIT_MEMLOCK (its reactor's check).
+const MIN_MEMLOCK: u64 = 512 * 1024;
+
+/// The soft RLIMIT_MEMLOCK in bytes (u64::MAX when unlimited or unknown).
+fn memlock_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `struct rlimit` to the pointer, which points to a
+    // live, properly aligned `libc::rlimit` owned by this frame.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return u64::MAX;
+    }
+    lim.rlim_cur as u64
 }
 
 /// Registered (memlocked) I/O memory per glommio executor: glommio's registered
