@@ -125,7 +125,7 @@ fn memlock_limit() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
         return u64::MAX;
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// Registered (memlocked) I/O memory per glommio executor: glommio's registered
