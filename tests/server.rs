@@ -430,6 +430,9 @@ fn client_setname_getname_list_kill() {
 
     // Kill by address (old form replies +OK).
     let mut c = shardis.raw();
+    // Served once, so the server has accepted it (another shard may accept it later
+    // than `b`'s command arrives otherwise).
+    assert_eq!(c.cmd(&["PING"]), simple("PONG"));
     let addr = c.stream.local_addr().expect("local addr").to_string();
     assert_eq!(b.cmd(&["CLIENT", "KILL", &addr]), simple("OK"));
     assert!(

@@ -13,7 +13,10 @@
 //!   answer, a blocked client's wake-up) pushes it on the executor's [`Remote`] queue
 //!   and, only if the executor is parked in `epoll_wait`, writes its eventfd. The
 //!   parked flag and the pending flag are both `SeqCst`, so either the sleeper sees the
-//!   work before it sleeps or the waker sees it asleep (no lost wake-up).
+//!   work before it sleeps or the waker sees it asleep (no lost wake-up). A waker on
+//!   another executor's thread writes that eventfd at the end of its loop turn, once
+//!   per destination: the hops of all the connections served in one turn cost the
+//!   destination one wake-up, not one each.
 //! - **I/O** is edge-triggered: a socket is registered once for read and write; a read
 //!   or write is tried first and only a `WouldBlock` stores the task's waker, which the
 //!   next edge wakes. Events are handled between tasks, on the same thread, so a waker
@@ -21,11 +24,13 @@
 //! - **Timers**: an ordered map of deadlines; the earliest bounds the epoll timeout.
 //! - **The loop**: run up to [`BATCH`] ready tasks, take the remote queue, fire due
 //!   timers, then look at I/O: without waiting when tasks are still ready, else wait.
-//!   Before waiting it polls its remote queue for up to [`SPIN`] while this core awaits
-//!   answers from other cores (the hint set by [`set_spin_hint`]): an answer usually
+//!   Before waiting it polls for up to [`SPIN`] while this core awaits answers from
+//!   other cores (the hint set by [`set_spin_hint`]): the remote queue for
+//!   [`SPIN_SLICE`], then the sockets without sleeping, and again. An answer usually
 //!   comes back within a few microseconds, and catching it without sleeping saves the
 //!   eventfd write on the other core and the wake-up on this one (the cost glommio pays
-//!   as a `membarrier` IPI on every park).
+//!   as a `membarrier` IPI on every park); looking at the sockets meanwhile keeps the
+//!   other connections served instead of waiting out the spin.
 
 use async_task::{Runnable, Task};
 use mio::{Events, Interest, Poll, Token};
@@ -43,8 +48,10 @@ use std::time::{Duration, Instant};
 
 /// Most tasks run between two looks at I/O.
 const BATCH: usize = 128;
-/// Longest poll of the remote queue before parking while answers are awaited.
+/// Longest poll (remote queue and sockets) before parking while answers are awaited.
 const SPIN: Duration = Duration::from_micros(50);
+/// How long the remote queue is watched between two looks at the sockets while polling.
+const SPIN_SLICE: Duration = Duration::from_micros(2);
 /// The token of the eventfd that wakes a parked executor.
 const WAKE: Token = Token(usize::MAX);
 
@@ -59,12 +66,33 @@ struct Remote {
 }
 
 impl Remote {
-    fn push(&self, r: Runnable) {
+    /// Queue `r` for this executor. If it is parked, it must be woken: from another
+    /// executor's thread, at the end of that thread's loop turn (one eventfd write per
+    /// parked destination per turn, however many hops the turn sent it); from any
+    /// other thread, now.
+    fn push(self: &Arc<Self>, r: Runnable) {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(r);
         self.pending.store(true, Ordering::SeqCst);
         if self.parked.swap(false, Ordering::SeqCst) {
-            let _ = self.waker.wake();
+            let deferred = DEFERRED_WAKES.with(|d| match d.try_borrow_mut() {
+                Ok(mut d) if EXECUTOR.with(|e| e.try_borrow().is_ok_and(|e| e.is_some())) => {
+                    d.push(self.clone());
+                    true
+                }
+                _ => false,
+            });
+            if !deferred {
+                let _ = self.waker.wake();
+            }
         }
+    }
+}
+
+/// Write the eventfds of the executors this thread's turn queued work for.
+fn flush_wakes() {
+    let wakes = DEFERRED_WAKES.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for r in wakes {
+        let _ = r.waker.wake();
     }
 }
 
@@ -89,6 +117,8 @@ struct Executor {
 
 thread_local! {
     static EXECUTOR: RefCell<Option<Rc<Executor>>> = const { RefCell::new(None) };
+    /// Parked executors this thread's current loop turn queued work for.
+    static DEFERRED_WAKES: RefCell<Vec<Arc<Remote>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn with<R>(f: impl FnOnce(&Rc<Executor>) -> R) -> R {
@@ -120,6 +150,8 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
     EXECUTOR.with(|e| *e.borrow_mut() = Some(ex.clone()));
     let main = spawn(main);
     let mut events = Events::with_capacity(256);
+    // When the run queue last went empty (for the bounded poll before parking).
+    let mut idle_since: Option<Instant> = None;
     loop {
         let mut ran = 0;
         while ran < BATCH {
@@ -129,21 +161,29 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
             r.run();
             ran += 1;
         }
+        flush_wakes();
         if main.is_finished() {
             break;
         }
         take_remote(&ex);
         let next = fire_timers(&ex);
+        if ran > 0 {
+            idle_since = None;
+        }
         let busy = !ex.queue.borrow().is_empty();
-        let timeout = if busy {
+        // Idle while answers are awaited: poll (remote queue, then sockets without
+        // sleeping) for up to SPIN before parking.
+        let polling = !busy && awaiting(&ex) && {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            since.elapsed() < SPIN
+        };
+        let timeout = if busy || polling {
+            if polling {
+                spin_slice(&ex);
+            }
             Some(Duration::ZERO)
         } else {
-            spin(&ex);
-            if ex.remote.pending.load(Ordering::SeqCst) {
-                Some(Duration::ZERO)
-            } else {
-                next.map(|d| d.saturating_duration_since(Instant::now()))
-            }
+            next.map(|d| d.saturating_duration_since(Instant::now()))
         };
         wait_io(&ex, &mut events, timeout)?;
     }
@@ -177,24 +217,27 @@ fn fire_timers(ex: &Executor) -> Option<Instant> {
     next
 }
 
-/// While this core awaits answers from other cores, poll the remote queue for a
-/// bounded time instead of parking at once.
-fn spin(ex: &Executor) {
-    let awaited = ex
-        .spin_hint
+/// True while this core awaits answers from other cores (the hint is above zero).
+fn awaiting(ex: &Executor) -> bool {
+    ex.spin_hint
         .borrow()
         .as_ref()
-        .is_some_and(|h| h.load(Ordering::Relaxed) > 0);
-    if !awaited {
-        return;
-    }
-    let spin = std::env::var("SHARDIS_SPIN_US")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(SPIN, Duration::from_micros);
+        .is_some_and(|h| h.load(Ordering::Relaxed) > 0)
+}
+
+/// Watch the remote queue for up to [`SPIN_SLICE`]; true if work arrived.
+fn spin_slice(ex: &Executor) -> bool {
     let start = Instant::now();
-    while !ex.remote.pending.load(Ordering::SeqCst) && start.elapsed() < spin {
-        std::hint::spin_loop();
+    loop {
+        for _ in 0..64 {
+            if ex.remote.pending.load(Ordering::SeqCst) {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN_SLICE {
+            return false;
+        }
     }
 }
 
