@@ -13,10 +13,7 @@
 //!   answer, a blocked client's wake-up) pushes it on the executor's [`Remote`] queue
 //!   and, only if the executor is parked in `epoll_wait`, writes its eventfd. The
 //!   parked flag and the pending flag are both `SeqCst`, so either the sleeper sees the
-//!   work before it sleeps or the waker sees it asleep (no lost wake-up). A waker on
-//!   another executor's thread writes that eventfd at the end of its loop turn, once
-//!   per destination: the hops of all the connections served in one turn cost the
-//!   destination one wake-up, not one each.
+//!   work before it sleeps or the waker sees it asleep (no lost wake-up).
 //! - **I/O** is edge-triggered: a socket is registered once for read and write; a read
 //!   or write is tried first and only a `WouldBlock` stores the task's waker, which the
 //!   next edge wakes. Events are handled between tasks, on the same thread, so a waker
@@ -24,13 +21,13 @@
 //! - **Timers**: an ordered map of deadlines; the earliest bounds the epoll timeout.
 //! - **The loop**: run up to [`BATCH`] ready tasks, take the remote queue, fire due
 //!   timers, then look at I/O: without waiting when tasks are still ready, else wait.
-//!   Before waiting it polls for up to [`SPIN`] while this core awaits answers from
-//!   other cores (the hint set by [`set_spin_hint`]): the remote queue for
-//!   [`SPIN_SLICE`], then the sockets without sleeping, and again. An answer usually
-//!   comes back within a few microseconds, and catching it without sleeping saves the
-//!   eventfd write on the other core and the wake-up on this one (the cost glommio pays
-//!   as a `membarrier` IPI on every park); looking at the sockets meanwhile keeps the
-//!   other connections served instead of waiting out the spin.
+//!   Before waiting it watches its remote queue for up to [`SPIN`] while this core
+//!   awaits answers from other cores (the hint set by [`set_spin_hint`]): an answer
+//!   usually comes back within a few microseconds, and catching it without sleeping
+//!   saves the eventfd write on the other core and the wake-up on this one (the cost
+//!   glommio pays as a `membarrier` IPI on every park). Measured alternatives (looking
+//!   at the sockets between short spins; deferring wake-ups to the end of a loop turn)
+//!   were slower for multi-shard work, see `benches/README.md`.
 
 use async_task::{Runnable, Task};
 use mio::{Events, Interest, Poll, Token};
@@ -50,8 +47,6 @@ use std::time::{Duration, Instant};
 const BATCH: usize = 128;
 /// Longest poll (remote queue and sockets) before parking while answers are awaited.
 const SPIN: Duration = Duration::from_micros(50);
-/// How long the remote queue is watched between two looks at the sockets while polling.
-const SPIN_SLICE: Duration = Duration::from_micros(2);
 /// The token of the eventfd that wakes a parked executor.
 const WAKE: Token = Token(usize::MAX);
 
@@ -66,33 +61,18 @@ struct Remote {
 }
 
 impl Remote {
-    /// Queue `r` for this executor. If it is parked, it must be woken: from another
-    /// executor's thread, at the end of that thread's loop turn (one eventfd write per
-    /// parked destination per turn, however many hops the turn sent it); from any
-    /// other thread, now.
-    fn push(self: &Arc<Self>, r: Runnable) {
+    /// Queue `r` for this executor, and wake it if it is parked.
+    ///
+    /// (Tried and measured: deferring the eventfd write to the end of the waking
+    /// thread's loop turn, to wake a destination once per turn instead of once per hop.
+    /// MSET10 and MULTI5 over two shards lost 20-40% of their throughput, because a
+    /// transaction's steps are a chain of round trips and each waited out a turn.)
+    fn push(&self, r: Runnable) {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(r);
         self.pending.store(true, Ordering::SeqCst);
         if self.parked.swap(false, Ordering::SeqCst) {
-            let deferred = DEFERRED_WAKES.with(|d| match d.try_borrow_mut() {
-                Ok(mut d) if EXECUTOR.with(|e| e.try_borrow().is_ok_and(|e| e.is_some())) => {
-                    d.push(self.clone());
-                    true
-                }
-                _ => false,
-            });
-            if !deferred {
-                let _ = self.waker.wake();
-            }
+            let _ = self.waker.wake();
         }
-    }
-}
-
-/// Write the eventfds of the executors this thread's turn queued work for.
-fn flush_wakes() {
-    let wakes = DEFERRED_WAKES.with(|d| std::mem::take(&mut *d.borrow_mut()));
-    for r in wakes {
-        let _ = r.waker.wake();
     }
 }
 
@@ -117,8 +97,6 @@ struct Executor {
 
 thread_local! {
     static EXECUTOR: RefCell<Option<Rc<Executor>>> = const { RefCell::new(None) };
-    /// Parked executors this thread's current loop turn queued work for.
-    static DEFERRED_WAKES: RefCell<Vec<Arc<Remote>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn with<R>(f: impl FnOnce(&Rc<Executor>) -> R) -> R {
@@ -150,7 +128,7 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
     EXECUTOR.with(|e| *e.borrow_mut() = Some(ex.clone()));
     let main = spawn(main);
     let mut events = Events::with_capacity(256);
-    // When the run queue last went empty (for the bounded poll before parking).
+    // Set once the loop has spun since it last ran a task (one spin per idle stretch).
     let mut idle_since: Option<Instant> = None;
     loop {
         let mut ran = 0;
@@ -161,7 +139,6 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
             r.run();
             ran += 1;
         }
-        flush_wakes();
         if main.is_finished() {
             break;
         }
@@ -171,15 +148,13 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
             idle_since = None;
         }
         let busy = !ex.queue.borrow().is_empty();
-        // Idle while answers are awaited: poll (remote queue, then sockets without
-        // sleeping) for up to SPIN before parking.
-        let polling = !busy && awaiting(&ex) && {
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            since.elapsed() < SPIN
-        };
+        // Idle while answers are awaited: watch the remote queue for up to SPIN, then
+        // look at the sockets once without sleeping, before parking.
+        let polling = !busy && awaiting(&ex) && idle_since.is_none();
         let timeout = if busy || polling {
             if polling {
-                spin_slice(&ex);
+                spin(&ex, SPIN);
+                idle_since = Some(Instant::now());
             }
             Some(Duration::ZERO)
         } else {
@@ -225,8 +200,8 @@ fn awaiting(ex: &Executor) -> bool {
         .is_some_and(|h| h.load(Ordering::Relaxed) > 0)
 }
 
-/// Watch the remote queue for up to [`SPIN_SLICE`]; true if work arrived.
-fn spin_slice(ex: &Executor) -> bool {
+/// Watch the remote queue for up to `limit`; true if work arrived.
+fn spin(ex: &Executor, limit: Duration) -> bool {
     let start = Instant::now();
     loop {
         for _ in 0..64 {
@@ -235,7 +210,7 @@ fn spin_slice(ex: &Executor) -> bool {
             }
             std::hint::spin_loop();
         }
-        if start.elapsed() >= SPIN_SLICE {
+        if start.elapsed() >= limit {
             return false;
         }
     }
