@@ -24,7 +24,7 @@ use crate::runtime::Shards;
 use crate::shard::propagation::Effect;
 pub use crate::shard::slowlog::Caller;
 use crate::shard::Shard;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::time::Instant;
 
 pub use admission::resolve;
@@ -40,6 +40,9 @@ struct Pending {
 /// Replies for one read's requests, in order; `None` replies are not written.
 pub struct Batch {
     pub replies: Vec<Option<Reply>>,
+    /// Messages queued for this connection (Pub/Sub) while request `i` ran, encoded:
+    /// written just before reply `i`, where Redis's one output buffer has them.
+    pub pushed: Vec<(usize, BytesMut)>,
     /// Stop reading: QUIT, or a command that closes the connection.
     pub close: bool,
 }
@@ -52,6 +55,7 @@ struct Run<'a> {
     now: u64,
     replies: Vec<Option<Reply>>,
     suppressed: Vec<bool>,
+    pushed: Vec<(usize, BytesMut)>,
     pending: Vec<Vec<Pending>>,
 }
 
@@ -65,6 +69,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         now: crate::clock::now_ms(),
         replies: (0..n).map(|_| None).collect(),
         suppressed: vec![false; n],
+        pushed: Vec::new(),
         pending: (0..shards.count()).map(|_| Vec::new()).collect(),
     };
     let mut close = false;
@@ -75,6 +80,9 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
             Admitted::Run(cmd, argv) => run.one(i, cmd, argv).await,
         }
         run.suppressed[i] = advance_reply_mode(client);
+        if let Some(pushed) = queued_pushes(client) {
+            run.pushed.push((i, pushed));
+        }
         if client.borrow().close_after_reply {
             close = true;
             run.replies.truncate(i + 1);
@@ -84,8 +92,10 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
     }
     run.flush().await;
     client.borrow_mut().argv_mem = 0;
+    let pushed = std::mem::take(&mut run.pushed);
     Batch {
         replies: run.finish(),
+        pushed,
         close,
     }
 }
@@ -122,6 +132,9 @@ impl Run<'_> {
         self.replies[i] = Some(reply);
         if cmd.has_trait(traits::UNWATCHES) {
             transaction::unwatch_all(self.client, self.shards);
+        }
+        if cmd.has_trait(traits::UNSUBSCRIBES) {
+            crate::runtime::pubsub::unsubscribe_all(self.client, self.shards);
         }
     }
 
@@ -244,6 +257,11 @@ async fn run_server(
         tx.finish().await;
     }
     reply
+}
+
+/// The messages queued for `client` so far, if it ever subscribed and some are.
+pub fn queued_pushes(client: &ClientRef) -> Option<BytesMut> {
+    client.borrow().pubsub.pushes.as_ref()?.take()
 }
 
 /// The caller's address and name, for the slow log.
