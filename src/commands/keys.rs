@@ -789,14 +789,8 @@ fn randomkey<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Client;
     use crate::config::{Config, ConfigHandle};
-    use crate::runtime::hop::ServerInfo;
-    use crate::runtime::slots::SlotTable;
-    use std::cell::RefCell;
     use std::collections::HashSet;
-    use std::rc::Rc;
-    use std::sync::Arc;
 
     use crate::commands::testing::shard;
     fn argv(s: &str) -> Vec<Bytes> {
