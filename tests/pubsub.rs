@@ -404,3 +404,50 @@ fn client_list_and_kill_see_pubsub_clients_on_every_core() {
         &mut probe, "a"
     ) == 0));
 }
+
+/// Hops sent by every shard so far (INFO shards).
+fn hops_sent(c: &mut RawConn) -> u64 {
+    text(c.cmd(&["INFO", "shards"]))
+        .split([',', '\n'])
+        .filter_map(|f| f.trim().strip_prefix("hops_sent="))
+        .map(|v| v.parse::<u64>().expect("hops_sent is a number"))
+        .sum()
+}
+
+#[test]
+fn a_pipeline_of_publishes_costs_one_hop_per_listening_core() {
+    let server = Server::shardis(2);
+    let mut conns = spread_conns(&server, 2);
+    let (mut sub, sub_shard) = conns.remove(0);
+    let i = conns
+        .iter()
+        .position(|(_, s)| *s != sub_shard)
+        .expect("a connection on the other core");
+    let (mut publisher, _) = conns.remove(i);
+    sub.cmd(&["SUBSCRIBE", "feed"]);
+    let mut probe = server.raw();
+    let before = hops_sent(&mut probe);
+    const N: usize = 200;
+    let mut buf = Vec::new();
+    for i in 0..N {
+        let msg = format!("m{i}");
+        buf.extend(common::encode_request(&[
+            b"PUBLISH",
+            b"feed",
+            msg.as_bytes(),
+        ]));
+    }
+    publisher.send(&buf);
+    for _ in 0..N {
+        assert_eq!(publisher.read_frame(), Frame::Int(1));
+    }
+    // The INFO calls hop too (one each); a few reads may split the pipeline.
+    let spent = hops_sent(&mut probe) - before;
+    assert!(spent < 20, "{N} pipelined PUBLISHes cost {spent} hops");
+    for i in 0..N {
+        assert_eq!(
+            sub.read_frame(),
+            Frame::Array(vec![bulk("message"), bulk("feed"), bulk(&format!("m{i}"))])
+        );
+    }
+}

@@ -207,6 +207,11 @@ pub mod traits {
     /// Allowed to a RESP2 client in subscribe mode: (P|S)(UN)SUBSCRIBE, PING, QUIT,
     /// RESET (Redis's `processCommand`).
     pub const SUBSCRIBE_CONTEXT: u16 = 1 << 7;
+    /// PUBLISH (argv: name, channel, message): outside MULTI the runtime delivers it
+    /// itself, so a read's PUBLISHes cost one job per listening core, not one each.
+    pub const PUBLISHES: u16 = 1 << 8;
+    /// SPUBLISH: as [`PUBLISHES`], to shard channels.
+    pub const PUBLISHES_SHARD: u16 = 1 << 9;
 }
 
 /// A command whose keys may include ones not named by its key spec (SORT's BY / GET

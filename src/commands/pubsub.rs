@@ -39,8 +39,11 @@ pub static COMMANDS: &[Command] = &[
     Command::new("sunsubscribe", -1, SUB, SUB_ACL, Exec::Server(sunsubscribe))
         .keys(1, -1, 1)
         .traits(traits::SUBSCRIBE_CONTEXT),
-    Command::new("publish", 3, PUB, PUB_ACL, Exec::Server(publish)),
-    Command::new("spublish", 3, PUB, PUB_ACL, Exec::Server(spublish)).keys(1, 1, 1),
+    // Their handlers serve MULTI/EXEC; elsewhere `dispatch` batches them (the traits).
+    Command::new("publish", 3, PUB, PUB_ACL, Exec::Server(publish)).traits(traits::PUBLISHES),
+    Command::new("spublish", 3, PUB, PUB_ACL, Exec::Server(spublish))
+        .keys(1, 1, 1)
+        .traits(traits::PUBLISHES_SHARD),
     Command::new("pubsub", -2, "", "slow", Exec::Container).subcommands(PUBSUB),
 ];
 

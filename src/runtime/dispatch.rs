@@ -4,6 +4,8 @@
 //! For each request, in order: [`admission`] decides whether it runs (or is answered
 //! at once: refused, QUEUED); then by its table entry's kind:
 //! - `Conn` commands run at once on the client's state;
+//! - PUBLISH / SPUBLISH deliver on this core at once and join each listening core's
+//!   batch of messages (see `pubsub`);
 //! - `Shard` commands whose keys all live on one shard run inline if it is this core's
 //!   shard (and free), else join that shard's batch: one hop per shard per read;
 //! - commands that reach several shards (`Server` commands, and `Shard` commands whose
@@ -13,12 +15,14 @@
 //!
 //! What happens on the shard once a command runs is the call path's ([`call`]).
 
+use crate::client::Subscription;
 use crate::client::{ClientRef, ReplyMode};
 use crate::commands::{traits, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::admission::{self, Admitted};
 use crate::runtime::call;
 use crate::runtime::multishard;
+use crate::runtime::pubsub;
 use crate::runtime::transaction::{self, Tx};
 use crate::runtime::Shards;
 use crate::shard::propagation::Effect;
@@ -57,6 +61,8 @@ struct Run<'a> {
     suppressed: Vec<bool>,
     pushed: Vec<(usize, BytesMut)>,
     pending: Vec<Vec<Pending>>,
+    /// Per core, the messages of this read's PUBLISHes for it, by request index.
+    published: Vec<Vec<(usize, pubsub::Message)>>,
 }
 
 /// Execute every request of one read and return the replies in order.
@@ -71,6 +77,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         suppressed: vec![false; n],
         pushed: Vec::new(),
         pending: (0..shards.count()).map(|_| Vec::new()).collect(),
+        published: (0..shards.count()).map(|_| Vec::new()).collect(),
     };
     let mut close = false;
     for (i, argv) in requests.into_iter().enumerate() {
@@ -112,6 +119,9 @@ impl Run<'_> {
         };
         let start = Instant::now();
         let reply = match cmd.exec {
+            _ if cmd.has_trait(traits::PUBLISHES | traits::PUBLISHES_SHARD) => {
+                self.publish(i, cmd, &argv)
+            }
             Exec::Conn(f) => call::guarded(cmd, || f(&mut self.client.borrow_mut(), &argv)),
             Exec::Server(f) => {
                 self.flush().await;
@@ -181,8 +191,36 @@ impl Run<'_> {
         }
     }
 
+    /// PUBLISH / SPUBLISH: delivered here at once, queued for the other cores that
+    /// may have receivers; the reply counts this core's receivers until `flush` adds
+    /// the others'.
+    fn publish(&mut self, i: usize, cmd: &Command, argv: &[Bytes]) -> Reply {
+        let kind = if cmd.has_trait(traits::PUBLISHES_SHARD) {
+            Subscription::ShardChannel
+        } else {
+            Subscription::Channel
+        };
+        let (channel, message) = (&argv[1], &argv[2]);
+        for core in pubsub::listening_cores(self.shards, kind, channel) {
+            self.published[core].push((i, (kind, channel.clone(), message.clone())));
+        }
+        Reply::Int(pubsub::deliver(kind, channel, message) as i64)
+    }
+
     /// Send every pending per-shard batch (one hop each) and slot the replies.
     async fn flush(&mut self) {
+        let mut messages = Vec::new();
+        for (core, items) in self.published.iter_mut().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let (indexes, batch): (Vec<usize>, pubsub::Outgoing) =
+                std::mem::take(items).into_iter().unzip();
+            let rx = self
+                .shards
+                .send_control(core, move |_| pubsub::deliver_all(&batch));
+            messages.push((indexes, rx));
+        }
         let mut waiting = Vec::new();
         for (sid, items) in self.pending.iter_mut().enumerate() {
             if items.is_empty() {
@@ -207,6 +245,17 @@ impl Run<'_> {
                 .expect("a shard never drops a job it accepted");
             for (i, r) in indexes.into_iter().zip(got) {
                 self.replies[i] = Some(r);
+            }
+        }
+        for (indexes, rx) in messages {
+            let got = rx
+                .recv_async()
+                .await
+                .expect("a shard never drops a job it accepted");
+            for (i, n) in indexes.into_iter().zip(got) {
+                if let Some(Reply::Int(local)) = &mut self.replies[i] {
+                    *local += n as i64;
+                }
             }
         }
     }

@@ -40,8 +40,15 @@
 //! [`Presence`] so nobody listening costs nothing, one job per interested core, and the
 //! client's [`Pushes`] queue to write from.
 //!
-//! Not yet: pipelined PUBLISHes are not batched into one job per core per read (each
-//! awaits its counts), and PUBLISH is not propagated to replicas (no replication yet).
+//! **Batching.** Outside MULTI, `dispatch` runs a PUBLISH itself (the table's
+//! `PUBLISHES` trait): it delivers on this core at once, queues the message for each
+//! listening core with the read's other work for that core, and sends one
+//! [`Outgoing`] job per core when the read's batches are flushed, so a pipeline of
+//! PUBLISHes costs one hop per listening core, not one per message; the replies get
+//! the remote counts added then. Inside EXEC, [`publish`] sends one job per message.
+//!
+//! Not yet: PUBLISH is not propagated to replicas (no replication yet), and a
+//! connection's queue has no output buffer limit (`client-output-buffer-limit`).
 
 use crate::client::{ClientRef, Pushes, Subscription};
 use crate::protocol::Reply;
@@ -237,10 +244,8 @@ pub async fn publish(
     channel: &Bytes,
     message: &Bytes,
 ) -> usize {
-    let cores = shards.server.pubsub.cores(shards.count());
     // Remote jobs first, so they run while this core delivers its own.
-    let remote: Vec<_> = (0..shards.count())
-        .filter(|&id| id != shards.local_id && cores[id].may_hear(kind, channel))
+    let remote: Vec<_> = listening_cores(shards, kind, channel)
         .map(|id| {
             let (ch, msg) = (channel.clone(), message.clone());
             shards.send_control(id, move |_| deliver(kind, &ch, &msg))
@@ -254,6 +259,31 @@ pub async fn publish(
             .expect("a shard never drops a job it accepted");
     }
     receivers
+}
+
+/// The other cores that may have a receiver for a message on `channel`.
+pub fn listening_cores<'a>(
+    shards: &'a Shards,
+    kind: Subscription,
+    channel: &'a [u8],
+) -> impl Iterator<Item = usize> + 'a {
+    let cores = shards.server.pubsub.cores(shards.count());
+    (0..shards.count())
+        .filter(move |&id| id != shards.local_id && cores[id].may_hear(kind, channel))
+}
+
+/// One message: its kind of channel, the channel, the payload.
+pub type Message = (Subscription, Bytes, Bytes);
+
+/// Messages for one core, sent as one job (a read's PUBLISHes: see `dispatch`).
+pub type Outgoing = Vec<Message>;
+
+/// Deliver a batch of messages on this core, in order; the receivers of each.
+pub fn deliver_all(batch: &Outgoing) -> Vec<usize> {
+    batch
+        .iter()
+        .map(|(k, ch, msg)| deliver(*k, ch, msg))
+        .collect()
 }
 
 /// Encodings of one message, made once per protocol on first need.
