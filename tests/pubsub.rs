@@ -267,6 +267,20 @@ fn bulk(s: &str) -> Frame {
     Frame::Bulk(s.as_bytes().to_vec())
 }
 
+/// `n` PUBLISHes to `channel` in one buffer, the messages `<prefix><i>`.
+fn publishes(channel: &str, prefix: &str, n: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for i in 0..n {
+        let msg = format!("{prefix}{i}");
+        buf.extend(common::encode_request(&[
+            b"PUBLISH",
+            channel.as_bytes(),
+            msg.as_bytes(),
+        ]));
+    }
+    buf
+}
+
 #[test]
 fn messages_cross_cores_in_publish_order() {
     let server = Server::shardis(2);
@@ -286,16 +300,7 @@ fn messages_cross_cores_in_publish_order() {
     let mut pubs = spread_conns(&server, 2);
     const N: usize = 300;
     for (k, (p, _)) in pubs.iter_mut().enumerate() {
-        let mut buf = Vec::new();
-        for i in 0..N {
-            let msg = format!("p{k}-{i}");
-            buf.extend(common::encode_request(&[
-                b"PUBLISH",
-                b"news",
-                msg.as_bytes(),
-            ]));
-        }
-        p.send(&buf);
+        p.send(&publishes("news", &format!("p{k}-"), N));
         for i in 0..N {
             assert_eq!(p.read_frame(), Frame::Int(receivers), "publish {i} of {k}");
         }
@@ -428,16 +433,7 @@ fn a_pipeline_of_publishes_costs_one_hop_per_listening_core() {
     let mut probe = server.raw();
     let before = hops_sent(&mut probe);
     const N: usize = 200;
-    let mut buf = Vec::new();
-    for i in 0..N {
-        let msg = format!("m{i}");
-        buf.extend(common::encode_request(&[
-            b"PUBLISH",
-            b"feed",
-            msg.as_bytes(),
-        ]));
-    }
-    publisher.send(&buf);
+    publisher.send(&publishes("feed", "m", N));
     for _ in 0..N {
         assert_eq!(publisher.read_frame(), Frame::Int(1));
     }

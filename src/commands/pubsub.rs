@@ -92,41 +92,25 @@ static PUBSUB: &[Command] = &[
     ),
 ];
 
-/// The subscribe family's handlers: `Server` commands for the client and the core's
-/// handle, answered at once (they never leave the core: see `runtime::pubsub`).
-macro_rules! subscription_command {
+/// The handlers that differ only by the kind of subscription they serve.
+macro_rules! kind_command {
     ($name:ident, $op:ident, $kind:ident) => {
         fn $name<'a>(
             c: &'a ClientRef,
             s: &'a Shards,
             argv: &'a [Bytes],
         ) -> LocalBoxFuture<'a, Reply> {
-            let reply = pubsub::$op(c, s, Subscription::$kind, &argv[1..]);
-            Box::pin(std::future::ready(reply))
+            Box::pin($op(c, s, Subscription::$kind, argv))
         }
     };
 }
 
-subscription_command!(subscribe, subscribe, Channel);
-subscription_command!(psubscribe, subscribe, Pattern);
-subscription_command!(ssubscribe, subscribe, ShardChannel);
-subscription_command!(unsubscribe, unsubscribe, Channel);
-subscription_command!(punsubscribe, unsubscribe, Pattern);
-subscription_command!(sunsubscribe, unsubscribe, ShardChannel);
-
-/// The other handlers that differ only by the kind of subscription they serve.
-macro_rules! kind_command {
-    ($name:ident, $op:ident, $kind:ident) => {
-        fn $name<'a>(
-            _c: &'a ClientRef,
-            s: &'a Shards,
-            argv: &'a [Bytes],
-        ) -> LocalBoxFuture<'a, Reply> {
-            Box::pin($op(s, Subscription::$kind, argv))
-        }
-    };
-}
-
+kind_command!(subscribe, subscribing, Channel);
+kind_command!(psubscribe, subscribing, Pattern);
+kind_command!(ssubscribe, subscribing, ShardChannel);
+kind_command!(unsubscribe, unsubscribing, Channel);
+kind_command!(punsubscribe, unsubscribing, Pattern);
+kind_command!(sunsubscribe, unsubscribing, ShardChannel);
 kind_command!(publish, publish_to, Channel);
 kind_command!(spublish, publish_to, ShardChannel);
 kind_command!(pubsub_channels, active, Channel);
@@ -134,14 +118,24 @@ kind_command!(pubsub_shardchannels, active, ShardChannel);
 kind_command!(pubsub_numsub, numsub, Channel);
 kind_command!(pubsub_shardnumsub, numsub, ShardChannel);
 
+/// (P|S)SUBSCRIBE name ...: answered at once (it never leaves the core).
+async fn subscribing(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
+    pubsub::subscribe(c, s, kind, &argv[1..])
+}
+
+/// (P|S)UNSUBSCRIBE [name ...]: answered at once.
+async fn unsubscribing(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
+    pubsub::unsubscribe(c, s, kind, &argv[1..])
+}
+
 /// PUBLISH / SPUBLISH channel message: the number of receivers.
-async fn publish_to(s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
+async fn publish_to(_c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
     let n = pubsub::publish(s, kind, &argv[1], &argv[2]).await;
     Reply::Int(n as i64)
 }
 
 /// PUBSUB CHANNELS / SHARDCHANNELS [pattern].
-async fn active(s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
+async fn active(_c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
     if argv.len() > 3 {
         return errors::unknown_subcommand_or_arity("PUBSUB", &argv[1]);
     }
@@ -152,7 +146,7 @@ async fn active(s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
 
 /// PUBSUB NUMSUB / SHARDNUMSUB [channel ...]: channel, count pairs (flat, as Redis
 /// sends them in RESP3 too).
-async fn numsub(s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
+async fn numsub(_c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
     let names = &argv[2..];
     let counts = pubsub::counts(s, kind, names).await;
     let mut out = Vec::with_capacity(2 * names.len());
