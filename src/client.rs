@@ -2,10 +2,16 @@
 //!
 //! Shared as `Rc<RefCell<Client>>` between the connection task that owns it and the
 //! accepting shard's registry (which CLIENT LIST / KILL walk). Plain data: no socket.
+//! The one thing that is not: [`Pushes`], the queue of messages nobody asked for
+//! (Pub/Sub messages now; later keyspace events, MONITOR lines, invalidations) that
+//! the core's registries fill and the connection task writes between replies.
 
-use std::cell::RefCell;
+use bytes::{Bytes, BytesMut};
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyMode {
@@ -74,6 +80,105 @@ pub struct Client {
     pub blocked: Option<(crate::shard::blocking::Ticket, crate::protocol::Reply)>,
     /// Config values that the client check needs at each command.
     pub requirepass_set: bool,
+    /// What it is subscribed to (Pub/Sub), and the queue its messages arrive on.
+    pub pubsub: PubSub,
+}
+
+/// The three kinds of Pub/Sub subscription, as Redis keeps them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subscription {
+    Channel = 0,
+    Pattern = 1,
+    /// A shard channel (SSUBSCRIBE): its own namespace, counted apart.
+    ShardChannel = 2,
+}
+
+impl Subscription {
+    pub const ALL: [Subscription; 3] = [
+        Subscription::Channel,
+        Subscription::Pattern,
+        Subscription::ShardChannel,
+    ];
+}
+
+/// A client's Pub/Sub state (Redis's `pubsub_channels`, `pubsub_patterns`,
+/// `pubsubshard_channels` of the client struct).
+#[derive(Debug, Default)]
+pub struct PubSub {
+    /// Names subscribed to, indexed by [`Subscription`].
+    pub subscribed: [HashSet<Bytes>; 3],
+    /// Created at the first subscription and kept until the connection ends.
+    pub pushes: Option<Rc<Pushes>>,
+}
+
+impl PubSub {
+    pub fn of(&self, kind: Subscription) -> &HashSet<Bytes> {
+        &self.subscribed[kind as usize]
+    }
+    /// The count SUBSCRIBE and friends reply with: channels and patterns together,
+    /// shard channels on their own (Redis 7.0).
+    pub fn count(&self, kind: Subscription) -> usize {
+        match kind {
+            Subscription::ShardChannel => self.of(kind).len(),
+            _ => self.of(Subscription::Channel).len() + self.of(Subscription::Pattern).len(),
+        }
+    }
+    /// True while subscribed to anything (Redis's CLIENT_PUBSUB flag).
+    pub fn active(&self) -> bool {
+        self.subscribed.iter().any(|s| !s.is_empty())
+    }
+}
+
+/// Messages encoded for one connection, waiting to be written: filled by the core
+/// that owns the connection (never another thread), drained by its connection task.
+pub struct Pushes {
+    /// The connection's protocol (2 or 3), to encode for.
+    pub resp: Cell<u8>,
+    queued: RefCell<BytesMut>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl std::fmt::Debug for Pushes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pushes")
+            .field("resp", &self.resp.get())
+            .field("queued", &self.queued.borrow().len())
+            .finish()
+    }
+}
+
+impl Pushes {
+    pub fn new(resp: u8) -> Pushes {
+        Pushes {
+            resp: Cell::new(resp),
+            queued: RefCell::new(BytesMut::new()),
+            waker: Cell::new(None),
+        }
+    }
+    /// Queue already encoded bytes and wake the connection task.
+    pub fn push(&self, encoded: &[u8]) {
+        self.queued.borrow_mut().extend_from_slice(encoded);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+    /// What is queued, if anything, leaving the queue empty.
+    pub fn take(&self) -> Option<BytesMut> {
+        let mut q = self.queued.borrow_mut();
+        (!q.is_empty()).then(|| q.split())
+    }
+    /// Ready once something is queued (cancel-safe: it only registers a waker).
+    pub async fn ready(&self) {
+        std::future::poll_fn(|cx| {
+            if self.queued.borrow().is_empty() {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await
+    }
 }
 
 pub type ClientRef = Rc<RefCell<Client>>;
@@ -135,6 +240,7 @@ impl Client {
             watched: Vec::new(),
             blocked: None,
             requirepass_set,
+            pubsub: PubSub::default(),
         }
     }
 
@@ -149,6 +255,14 @@ impl Client {
         argv.iter().map(|a| a.len()).sum()
     }
 
+    /// Switch protocol (HELLO, RESET); queued messages follow from the next one on.
+    pub fn set_resp(&mut self, resp: u8) {
+        self.resp = resp;
+        if let Some(p) = &self.pubsub.pushes {
+            p.resp.set(resp);
+        }
+    }
+
     /// CLIENT LIST `tot-mem`: this struct, its connection's buffers and the current
     /// command's arguments (Redis adds its own client struct and buffers alike, so the
     /// figures are comparable, not equal).
@@ -158,27 +272,25 @@ impl Client {
 
     /// One line of CLIENT LIST / CLIENT INFO, with Redis 7.0's fields.
     pub fn info_line(&self, now_ms: u64) -> String {
+        // In Redis's order (`catClientInfoString`).
         let mut flags = String::new();
-        if self.no_evict {
-            flags.push('e');
-        }
-        if self.no_touch {
-            flags.push('T');
+        for (on, f) in [
+            (self.pubsub.active(), 'P'),
+            (self.multi.is_some(), 'x'),
+            (self.blocked.is_some(), 'b'),
+            (self.no_evict, 'e'),
+            (self.no_touch, 'T'),
+        ] {
+            if on {
+                flags.push(f);
+            }
         }
         if flags.is_empty() {
             flags.push('N');
         }
-        if self.multi.is_some() {
-            flags = flags.replace('N', "");
-            flags.push('x');
-        }
-        if self.blocked.is_some() {
-            flags = flags.replace('N', "");
-            flags.push('b');
-        }
         let multi = self.multi.as_ref().map_or(-1, |q| q.len() as i64);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
             self.id,
             self.addr,
             self.laddr,
@@ -188,6 +300,9 @@ impl Client {
             now_ms.saturating_sub(self.last_interaction_ms) / 1000,
             flags,
             self.db,
+            self.pubsub.of(Subscription::Channel).len(),
+            self.pubsub.of(Subscription::Pattern).len(),
+            self.pubsub.of(Subscription::ShardChannel).len(),
             multi,
             self.qbuf,
             self.qbuf_free,

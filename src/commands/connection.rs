@@ -21,7 +21,7 @@ const CONN: &str = "noscript loading stale fast no_auth allow_busy";
 
 pub static COMMANDS: &[Command] = &[
     Command::new("ping", -1, "fast", "fast connection", Exec::Conn(ping))
-        .traits(traits::REFUSED_ON_DISK_ERROR),
+        .traits(traits::REFUSED_ON_DISK_ERROR | traits::SUBSCRIBE_CONTEXT),
     Command::new(
         "echo",
         2,
@@ -30,9 +30,13 @@ pub static COMMANDS: &[Command] = &[
         Exec::Conn(echo),
     ),
     Command::new("quit", -1, CONN, "fast connection", Exec::Conn(quit))
-        .traits(traits::RUNS_IN_MULTI),
-    Command::new("reset", 1, CONN, "fast connection", Exec::Conn(reset))
-        .traits(traits::RUNS_IN_MULTI | traits::UNWATCHES),
+        .traits(traits::RUNS_IN_MULTI | traits::SUBSCRIBE_CONTEXT),
+    Command::new("reset", 1, CONN, "fast connection", Exec::Conn(reset)).traits(
+        traits::RUNS_IN_MULTI
+            | traits::UNWATCHES
+            | traits::UNSUBSCRIBES
+            | traits::SUBSCRIBE_CONTEXT,
+    ),
     Command::new(
         "select",
         2,
@@ -109,7 +113,12 @@ static CLIENT: &[Command] = &[
     ),
 ];
 
-fn ping(_c: &mut Client, argv: &[Bytes]) -> Reply {
+fn ping(c: &mut Client, argv: &[Bytes]) -> Reply {
+    if argv.len() <= 2 && c.resp == 2 && c.pubsub.active() {
+        // RESP2 subscribe mode: the reply must look like a message (Redis).
+        let arg = argv.get(1).cloned().unwrap_or_default();
+        return Reply::Array(vec![Reply::bulk_str("pong"), Reply::Bulk(arg)]);
+    }
     match argv.len() {
         1 => Reply::status("PONG"),
         2 => Reply::Bulk(argv[1].clone()),
@@ -128,7 +137,7 @@ fn quit(c: &mut Client, _argv: &[Bytes]) -> Reply {
 
 fn reset(c: &mut Client, _argv: &[Bytes]) -> Reply {
     c.db = 0;
-    c.resp = 2;
+    c.set_resp(2);
     c.name = None;
     // As Redis's clearClientConnectionState: OFF ends, but a SKIP in force still
     // drops RESET's own reply.
@@ -236,7 +245,7 @@ fn hello<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
             }
         }
         if let Some(p) = proto {
-            c.resp = p;
+            c.set_resp(p);
         }
         Reply::Map(vec![
             (Reply::bulk_str("server"), Reply::bulk_str("redis")),
@@ -426,8 +435,13 @@ impl ClientFilter {
             }
         }
         if let Some(k) = &self.kind {
-            // Every client is a normal one until replication and pub/sub exist.
-            if k != "normal" {
+            // No replication yet: a client is a pubsub one while subscribed, else normal.
+            let kind = if c.pubsub.active() {
+                "pubsub"
+            } else {
+                "normal"
+            };
+            if k != kind {
                 return false;
             }
         }

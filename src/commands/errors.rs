@@ -312,6 +312,20 @@ pub fn debug_unknown_subcommand(sub: &str) -> Reply {
         "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try DEBUG HELP."
     ))
 }
+/// `<container> <sub>` with the wrong arguments, `sub` as the client wrote it
+/// (Redis's `addReplySubcommandSyntaxError`).
+pub fn unknown_subcommand_or_arity(container: &str, sub: &[u8]) -> Reply {
+    let mut out = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+    out.extend_from_slice(&sub[..sub.len().min(128)]);
+    out.extend_from_slice(format!("'. Try {container} HELP.").as_bytes());
+    Reply::ErrorBytes(bytes::Bytes::from(out))
+}
+/// A RESP2 client in subscribe mode ran another command (`name`: its full name).
+pub fn only_subscribe_commands(name: &str) -> Reply {
+    Reply::error(format!(
+        "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    ))
+}
 /// LATENCY GRAPH for an event with no samples.
 pub fn no_latency_samples(event: &str) -> Reply {
     Reply::error(format!("ERR No samples available for event '{event}'"))

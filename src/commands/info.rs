@@ -5,7 +5,7 @@
 //! `shards.all(...)` (owned copies of the counters, never references), then formats
 //! from the snapshots alone, so it never holds a shard while it writes text. A field is
 //! printed only when Shardis can give its true value; fields for features that do not
-//! exist yet (pubsub counts, fork and COW figures, replication sync counters...) are
+//! exist yet (fork and COW figures, replication sync counters...) are
 //! left out rather than invented, and a tool that reads them sees them missing.
 //!
 //! Measures that differ from Redis, and how they are taken:
@@ -23,7 +23,7 @@
 //!   per database, sampled at INFO time.
 
 use super::{Command, Exec, LocalBoxFuture};
-use crate::client::ClientRef;
+use crate::client::{ClientRef, Subscription};
 use crate::config::Config;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
@@ -92,6 +92,9 @@ pub struct ShardSnapshot {
     pub clients: usize,
     /// Bytes of keyspace table structure (see `Dict::overhead_bytes`).
     pub dict_overhead: u64,
+    /// The core's Pub/Sub channels, patterns and shard channels (counted distinct
+    /// over cores).
+    pub pubsub: [Vec<Bytes>; 3],
 }
 
 const TTL_SAMPLES: usize = 64;
@@ -163,6 +166,7 @@ pub fn snapshot(shard: &mut Shard, counts: bool, latency: bool) -> ShardSnapshot
         cpu_sys,
         clients: crate::runtime::clients::count(),
         dict_overhead,
+        pubsub: Subscription::ALL.map(|k| crate::runtime::pubsub::local_names(k, None)),
     }
 }
 
@@ -613,7 +617,7 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot]) {
     w.field("instantaneous_ops_per_sec", ops.round() as u64);
     w.field("total_net_input_bytes", t.net_input_bytes);
     w.field("total_net_output_bytes", t.net_output_bytes);
-    // No replication, pub/sub, defragmentation, client tracking, MIGRATE or I/O
+    // No replication, defragmentation, client tracking, MIGRATE or I/O
     // threads: their counters are zero, as Redis's are when unused.
     w.field("total_net_repl_input_bytes", 0);
     w.field("total_net_repl_output_bytes", 0);
@@ -635,9 +639,13 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot]) {
     w.field("current_eviction_exceeded_time", 0);
     w.field("keyspace_hits", t.keyspace_hits);
     w.field("keyspace_misses", t.keyspace_misses);
-    w.field("pubsub_channels", 0);
-    w.field("pubsub_patterns", 0);
-    w.field("pubsubshard_channels", 0);
+    let distinct = |k: Subscription| {
+        let per_core = snaps.iter().map(|s| s.pubsub[k as usize].clone()).collect();
+        crate::runtime::pubsub::distinct(per_core).len()
+    };
+    w.field("pubsub_channels", distinct(Subscription::Channel));
+    w.field("pubsub_patterns", distinct(Subscription::Pattern));
+    w.field("pubsubshard_channels", distinct(Subscription::ShardChannel));
     w.field("latest_fork_usec", 0);
     w.field("total_forks", 0);
     w.field("migrate_cached_sockets", 0);

@@ -789,14 +789,8 @@ fn randomkey<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Client;
     use crate::config::{Config, ConfigHandle};
-    use crate::runtime::hop::ServerInfo;
-    use crate::runtime::slots::SlotTable;
-    use std::cell::RefCell;
     use std::collections::HashSet;
-    use std::rc::Rc;
-    use std::sync::Arc;
 
     use crate::commands::testing::shard;
     fn argv(s: &str) -> Vec<Bytes> {
@@ -1055,22 +1049,10 @@ mod tests {
     }
     impl Harness {
         fn new() -> Harness {
-            let config = ConfigHandle::new(Config::default());
-            let local = Rc::new(RefCell::new(Shard::new(0, 1, config.clone())));
-            let (tx, _rx) = flume::unbounded();
-            let shards = Shards::new(
-                0,
-                local,
-                Arc::new(vec![tx]),
-                Arc::new(SlotTable::new(1)),
-                Arc::new(ServerInfo::new(
-                    config,
-                    Box::<crate::persistence::Persistence>::default(),
-                )),
-            );
-            let addr = "127.0.0.1:1".parse().expect("address");
-            let client = Rc::new(RefCell::new(Client::new(1, addr, addr, -1, 0, false)));
-            Harness { shards, client }
+            Harness {
+                shards: crate::commands::testing::one_shard(),
+                client: crate::commands::testing::client(1),
+            }
         }
         fn server(&self, f: crate::commands::ServerFn, cmd: &str) -> Reply {
             let a = argv(cmd);

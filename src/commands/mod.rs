@@ -33,6 +33,7 @@ pub mod list;
 pub mod meta;
 pub mod persistence;
 pub mod propagate;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -201,6 +202,16 @@ pub mod traits {
     pub const UNWATCHES: u16 = 1 << 4;
     /// Changes the client's database (SELECT): EXEC works out the db of what follows.
     pub const SELECTS_DB: u16 = 1 << 5;
+    /// Drops every Pub/Sub subscription of the client, on every core (RESET).
+    pub const UNSUBSCRIBES: u16 = 1 << 6;
+    /// Allowed to a RESP2 client in subscribe mode: (P|S)(UN)SUBSCRIBE, PING, QUIT,
+    /// RESET (Redis's `processCommand`).
+    pub const SUBSCRIBE_CONTEXT: u16 = 1 << 7;
+    /// PUBLISH (argv: name, channel, message): outside MULTI the runtime delivers it
+    /// itself, so a read's PUBLISHes cost one job per listening core, not one each.
+    pub const PUBLISHES: u16 = 1 << 8;
+    /// SPUBLISH: as [`PUBLISHES`], to shard channels.
+    pub const PUBLISHES_SHARD: u16 = 1 << 9;
 }
 
 /// A command whose keys may include ones not named by its key spec (SORT's BY / GET
@@ -394,6 +405,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         geo::COMMANDS,
         sort::COMMANDS,
         cluster::COMMANDS,
+        pubsub::COMMANDS,
     ]
     .into_iter()
     .flat_map(|f| f.iter())
@@ -523,6 +535,31 @@ pub mod testing {
     /// Run handler `f` on db 0 of `s` with `args` as argv.
     pub fn run(s: &mut Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, args: &[&str]) -> Reply {
         f(&mut Ctx::new(s, 0), &argv(args))
+    }
+    /// A one-shard server's `Shards` handle (its inbox read by nobody), for `Server`
+    /// handlers.
+    pub fn one_shard() -> crate::runtime::Shards {
+        use crate::runtime::hop::ServerInfo;
+        use std::sync::Arc;
+        let config = ConfigHandle::new(Config::default());
+        let local = std::rc::Rc::new(std::cell::RefCell::new(Shard::new(0, 1, config.clone())));
+        let (tx, _rx) = flume::unbounded();
+        crate::runtime::Shards::new(
+            0,
+            local,
+            Arc::new(vec![tx]),
+            Arc::new(crate::runtime::slots::SlotTable::new(1)),
+            Arc::new(ServerInfo::new(
+                config,
+                Box::<crate::persistence::Persistence>::default(),
+            )),
+        )
+    }
+    /// A client on loopback with id `id`.
+    pub fn client(id: u64) -> crate::client::ClientRef {
+        let addr = "127.0.0.1:1".parse().expect("address");
+        let c = crate::client::Client::new(id, addr, addr, -1, 0, false);
+        std::rc::Rc::new(std::cell::RefCell::new(c))
     }
     /// [`run`], with the reply as a RESP2 client reads it ([`Reply::resp2_view`]).
     pub fn run_resp2(s: &mut Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, args: &[&str]) -> Reply {

@@ -43,6 +43,9 @@ pub enum Reply {
     /// Verbatim string with its 3-letter format (`txt`, `mkd`).
     Verbatim(&'static str, Bytes),
     Push(Vec<Reply>),
+    /// Several replies in a row from one command (SUBSCRIBE a b answers one message
+    /// per channel), each encoded in turn.
+    Sequence(Vec<Reply>),
     /// Nothing at all is written (CLIENT REPLY OFF/SKIP, QUIT handled by caller).
     NoReply,
 }
@@ -158,6 +161,7 @@ impl Reply {
                     }
                 }
             }
+            Reply::Sequence(items) => items.iter().for_each(|r| r.encode(proto, out)),
             Reply::Raw(b) => out.put_slice(b),
             Reply::DoubleText(s) if proto >= 3 => line(out, b',', s.as_bytes()),
             Reply::DoubleText(s) => bulk(out, s.as_bytes()),

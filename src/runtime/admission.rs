@@ -3,7 +3,8 @@
 //! In Redis's `processCommand` order: the command and its arity must exist
 //! ([`resolve`]); an unauthenticated client may run only `no_auth` commands; while the
 //! data set loads, only `loading` commands run; after a failed background save (with
-//! `stop-writes-on-bgsave-error`) writes and PING get `-MISCONF`; inside MULTI a
+//! `stop-writes-on-bgsave-error`) writes and PING get `-MISCONF`; a RESP2 client
+//! subscribed to anything may run only the [`traits::SUBSCRIBE_CONTEXT`] commands; inside MULTI a
 //! `no_multi` command is refused and dooms the transaction, and every command the
 //! table does not mark [`traits::RUNS_IN_MULTI`] is queued instead of run.
 
@@ -65,9 +66,9 @@ fn check(
     cmd: &'static Command,
 ) -> Result<&'static Command, (Reply, Option<&'static Command>)> {
     let refuse = |reply: Reply| Err((reply, Some(cmd)));
-    let (authed, id) = {
+    let (authed, id, subscribe_mode) = {
         let c = client.borrow();
-        (c.authenticated, c.id)
+        (c.authenticated, c.id, c.resp == 2 && c.pubsub.active())
     };
     if !authed && !cmd.has_flag("no_auth") {
         return refuse(Reply::err(errors::NOAUTH));
@@ -82,6 +83,9 @@ fn check(
         if let Some(reply) = writes_refused(shards) {
             return refuse(reply);
         }
+    }
+    if subscribe_mode && !cmd.has_trait(traits::SUBSCRIBE_CONTEXT) {
+        return refuse(errors::only_subscribe_commands(cmd.name));
     }
     if queues_in_multi(client, cmd) && cmd.has_flag("no_multi") {
         return refuse(Reply::err(errors::NOT_IN_MULTI));

@@ -5,6 +5,11 @@
 //! buffer and writes it with one call. Limits as Redis: `client-query-buffer-limit`
 //! closes the connection silently; a protocol error is answered, then the connection is
 //! closed once the replies before it are written.
+//!
+//! A connection that has subscribed (Pub/Sub) also waits for messages queued for it
+//! (`Client::pubsub.pushes`, filled by `runtime::pubsub` on this core) and writes them
+//! as they come; those queued while its own requests run go out between the replies,
+//! where `dispatch` placed them.
 
 use crate::client::{Client, ClientRef};
 use crate::commands::errors;
@@ -95,21 +100,65 @@ fn blocking_command(argv: &[bytes::Bytes]) -> Option<&'static crate::commands::C
     crate::commands::lookup(name).filter(|c| blocking::is_blocking(c) && c.arity_ok(argv.len()))
 }
 
-/// Encode replies in order, counting the errors among them.
+/// Encode replies in order, counting the errors among them; the messages queued
+/// while request `i` ran go just before reply `i` (those of a reply held back, such as
+/// a blocking command's, after the rest).
 fn encode_replies(
     shards: &Shards,
     client: &ClientRef,
     replies: Vec<Option<Reply>>,
+    pushed: Vec<(usize, BytesMut)>,
     out: &mut BytesMut,
 ) {
     let proto = client.borrow().resp;
     let mut s = shards.local.borrow_mut();
-    for r in replies.into_iter().flatten() {
+    let mut pushed = pushed.into_iter().peekable();
+    for (i, r) in replies.into_iter().enumerate() {
+        while let Some((_, p)) = pushed.next_if(|(at, _)| *at == i) {
+            out.extend_from_slice(&p);
+        }
+        let Some(r) = r else { continue };
         if let Some(e) = r.error_text() {
             s.stats.record_error(&e);
         }
         r.encode(proto, out);
     }
+    for (_, p) in pushed {
+        out.extend_from_slice(&p);
+    }
+}
+
+/// What woke an idle connection.
+enum Woken {
+    Read(std::io::Result<usize>),
+    /// Messages were queued for it (Pub/Sub).
+    Pushes,
+}
+
+/// Wait for input, or, for a connection that has subscribed, for queued messages.
+async fn next_event(
+    stream: &mut TcpStream,
+    client: &ClientRef,
+    rbuf: &mut BytesMut,
+    out: &mut BytesMut,
+    timeout: u64,
+) -> Woken {
+    let pushes = client.borrow().pubsub.pushes.clone();
+    let Some(pushes) = pushes else {
+        return Woken::Read(read_into(stream, rbuf, out, timeout).await);
+    };
+    // Redis does not time out a subscribed client.
+    let timeout = if client.borrow().pubsub.active() {
+        0
+    } else {
+        timeout
+    };
+    let read = async { Woken::Read(read_into(stream, rbuf, out, timeout).await) };
+    let queued = async {
+        pushes.ready().await;
+        Woken::Pushes
+    };
+    futures_lite::future::or(read, queued).await
 }
 
 /// Serve one accepted connection until it closes.
@@ -152,6 +201,7 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
     crate::runtime::clients::register(id, client.clone());
     let _ = session(&mut stream, &shards, &client).await;
     crate::runtime::transaction::unwatch_all(&client, &shards);
+    crate::runtime::pubsub::unsubscribe_all(&client, &shards);
     crate::runtime::clients::unregister(id);
 }
 
@@ -172,7 +222,13 @@ async fn session(
     loop {
         // `timeout`: close a client idle for that many seconds (0 = never), as Redis.
         let timeout = shards.local.borrow().config.timeout;
-        let n = read_into(stream, &mut rbuf, &mut out, timeout).await?;
+        let n = match next_event(stream, client, &mut rbuf, &mut out, timeout).await {
+            Woken::Read(n) => n?,
+            Woken::Pushes => {
+                write_pushes(stream, shards, client).await?;
+                continue;
+            }
+        };
         if n == 0 || client.borrow().killed {
             return Ok(());
         }
@@ -247,7 +303,7 @@ async fn session(
                     blocked = Some((cmd, argv));
                 }
             }
-            encode_replies(shards, client, batch.replies, &mut out);
+            encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
             if let Some((cmd, argv)) = blocked {
                 // Replies before the blocking command leave now, as in Redis.
                 if !out.is_empty() {
@@ -262,7 +318,7 @@ async fn session(
                 client.borrow_mut().qbuf = read_len - ends[done - 1];
                 let fd = stream.as_raw_fd();
                 match blocking::block(client, shards, cmd, argv, fd).await {
-                    Some(r) => encode_replies(shards, client, vec![Some(r)], &mut out),
+                    Some(r) => encode_replies(shards, client, vec![Some(r)], Vec::new(), &mut out),
                     None => return Ok(()),
                 }
             }
@@ -282,6 +338,9 @@ async fn session(
             c.qbuf = rbuf.len() - consumed;
             c.qbuf_free = rbuf.capacity() - rbuf.len();
         }
+        if let Some(p) = crate::runtime::dispatch::queued_pushes(client) {
+            out.extend_from_slice(&p);
+        }
         if !out.is_empty() {
             // `appendfsync always`: what these replies show must be on disk first.
             if let Some(wait) = shards.server.durability.durable() {
@@ -295,4 +354,17 @@ async fn session(
             return Ok(());
         }
     }
+}
+
+/// Write the messages queued for an idle connection.
+async fn write_pushes(
+    stream: &mut TcpStream,
+    shards: &Shards,
+    client: &ClientRef,
+) -> std::io::Result<()> {
+    if let Some(p) = crate::runtime::dispatch::queued_pushes(client) {
+        shards.local.borrow_mut().stats.wrote(p.len());
+        stream.write_all(&p).await?;
+    }
+    Ok(())
 }

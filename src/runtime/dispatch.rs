@@ -4,6 +4,8 @@
 //! For each request, in order: [`admission`] decides whether it runs (or is answered
 //! at once: refused, QUEUED); then by its table entry's kind:
 //! - `Conn` commands run at once on the client's state;
+//! - PUBLISH / SPUBLISH deliver on this core at once and join each listening core's
+//!   batch of messages (see `pubsub`);
 //! - `Shard` commands whose keys all live on one shard run inline if it is this core's
 //!   shard (and free), else join that shard's batch: one hop per shard per read;
 //! - commands that reach several shards (`Server` commands, and `Shard` commands whose
@@ -13,18 +15,20 @@
 //!
 //! What happens on the shard once a command runs is the call path's ([`call`]).
 
+use crate::client::Subscription;
 use crate::client::{ClientRef, ReplyMode};
 use crate::commands::{traits, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::admission::{self, Admitted};
 use crate::runtime::call;
 use crate::runtime::multishard;
+use crate::runtime::pubsub;
 use crate::runtime::transaction::{self, Tx};
 use crate::runtime::Shards;
 use crate::shard::propagation::Effect;
 pub use crate::shard::slowlog::Caller;
 use crate::shard::Shard;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::time::Instant;
 
 pub use admission::resolve;
@@ -40,6 +44,9 @@ struct Pending {
 /// Replies for one read's requests, in order; `None` replies are not written.
 pub struct Batch {
     pub replies: Vec<Option<Reply>>,
+    /// Messages queued for this connection (Pub/Sub) while request `i` ran, encoded:
+    /// written just before reply `i`, where Redis's one output buffer has them.
+    pub pushed: Vec<(usize, BytesMut)>,
     /// Stop reading: QUIT, or a command that closes the connection.
     pub close: bool,
 }
@@ -52,7 +59,10 @@ struct Run<'a> {
     now: u64,
     replies: Vec<Option<Reply>>,
     suppressed: Vec<bool>,
+    pushed: Vec<(usize, BytesMut)>,
     pending: Vec<Vec<Pending>>,
+    /// Per core, the messages of this read's PUBLISHes for it, by request index.
+    published: Vec<Vec<(usize, pubsub::Message)>>,
 }
 
 /// Execute every request of one read and return the replies in order.
@@ -65,7 +75,9 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         now: crate::clock::now_ms(),
         replies: (0..n).map(|_| None).collect(),
         suppressed: vec![false; n],
+        pushed: Vec::new(),
         pending: (0..shards.count()).map(|_| Vec::new()).collect(),
+        published: (0..shards.count()).map(|_| Vec::new()).collect(),
     };
     let mut close = false;
     for (i, argv) in requests.into_iter().enumerate() {
@@ -75,6 +87,9 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
             Admitted::Run(cmd, argv) => run.one(i, cmd, argv).await,
         }
         run.suppressed[i] = advance_reply_mode(client);
+        if let Some(pushed) = queued_pushes(client) {
+            run.pushed.push((i, pushed));
+        }
         if client.borrow().close_after_reply {
             close = true;
             run.replies.truncate(i + 1);
@@ -84,8 +99,10 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
     }
     run.flush().await;
     client.borrow_mut().argv_mem = 0;
+    let pushed = std::mem::take(&mut run.pushed);
     Batch {
         replies: run.finish(),
+        pushed,
         close,
     }
 }
@@ -102,6 +119,9 @@ impl Run<'_> {
         };
         let start = Instant::now();
         let reply = match cmd.exec {
+            _ if cmd.has_trait(traits::PUBLISHES | traits::PUBLISHES_SHARD) => {
+                self.publish(i, cmd, &argv)
+            }
             Exec::Conn(f) => call::guarded(cmd, || f(&mut self.client.borrow_mut(), &argv)),
             Exec::Server(f) => {
                 self.flush().await;
@@ -122,6 +142,9 @@ impl Run<'_> {
         self.replies[i] = Some(reply);
         if cmd.has_trait(traits::UNWATCHES) {
             transaction::unwatch_all(self.client, self.shards);
+        }
+        if cmd.has_trait(traits::UNSUBSCRIBES) {
+            crate::runtime::pubsub::unsubscribe_all(self.client, self.shards);
         }
     }
 
@@ -168,8 +191,36 @@ impl Run<'_> {
         }
     }
 
+    /// PUBLISH / SPUBLISH: delivered here at once, queued for the other cores that
+    /// may have receivers; the reply counts this core's receivers until `flush` adds
+    /// the others'.
+    fn publish(&mut self, i: usize, cmd: &Command, argv: &[Bytes]) -> Reply {
+        let kind = if cmd.has_trait(traits::PUBLISHES_SHARD) {
+            Subscription::ShardChannel
+        } else {
+            Subscription::Channel
+        };
+        let (channel, message) = (&argv[1], &argv[2]);
+        for core in pubsub::listening_cores(self.shards, kind, channel) {
+            self.published[core].push((i, (kind, channel.clone(), message.clone())));
+        }
+        Reply::Int(pubsub::deliver(kind, channel, message) as i64)
+    }
+
     /// Send every pending per-shard batch (one hop each) and slot the replies.
     async fn flush(&mut self) {
+        let mut messages = Vec::new();
+        for (core, items) in self.published.iter_mut().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let (indexes, batch): (Vec<usize>, pubsub::Outgoing) =
+                std::mem::take(items).into_iter().unzip();
+            let rx = self
+                .shards
+                .send_control(core, move |_| pubsub::deliver_all(&batch));
+            messages.push((indexes, rx));
+        }
         let mut waiting = Vec::new();
         for (sid, items) in self.pending.iter_mut().enumerate() {
             if items.is_empty() {
@@ -194,6 +245,17 @@ impl Run<'_> {
                 .expect("a shard never drops a job it accepted");
             for (i, r) in indexes.into_iter().zip(got) {
                 self.replies[i] = Some(r);
+            }
+        }
+        for (indexes, rx) in messages {
+            let got = rx
+                .recv_async()
+                .await
+                .expect("a shard never drops a job it accepted");
+            for (i, n) in indexes.into_iter().zip(got) {
+                if let Some(Reply::Int(local)) = &mut self.replies[i] {
+                    *local += n as i64;
+                }
             }
         }
     }
@@ -244,6 +306,11 @@ async fn run_server(
         tx.finish().await;
     }
     reply
+}
+
+/// The messages queued for `client` so far, if it ever subscribed and some are.
+pub fn queued_pushes(client: &ClientRef) -> Option<BytesMut> {
+    client.borrow().pubsub.pushes.as_ref()?.take()
 }
 
 /// The caller's address and name, for the slow log.

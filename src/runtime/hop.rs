@@ -56,6 +56,8 @@ pub struct ServerInfo {
     pub durability: Box<dyn Durability>,
     /// True while the data set is loaded at start (commands get `-LOADING`).
     pub loading: AtomicBool,
+    /// Which cores may have Pub/Sub subscribers (see `pubsub`).
+    pub pubsub: crate::runtime::pubsub::Presence,
 }
 
 impl ServerInfo {
@@ -78,6 +80,7 @@ impl ServerInfo {
             tcp_port: port,
             durability,
             loading: AtomicBool::new(false),
+            pubsub: Default::default(),
         }
     }
     pub fn new_client_id(&self) -> u64 {

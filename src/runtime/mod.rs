@@ -29,6 +29,7 @@ pub mod dispatch;
 pub mod durability;
 pub mod hop;
 pub mod multishard;
+pub mod pubsub;
 pub mod slots;
 pub mod sort;
 pub mod transaction;

@@ -1,0 +1,402 @@
+//! Pub/Sub across cores: who is subscribed where, and how a message reaches them.
+//!
+//! **Where the registries live.** A connection stays on the core that accepted it, so
+//! each core keeps the subscriptions of its own connections in a thread-local
+//! [`Registry`] (channel → subscribers, pattern → subscribers, shard channel →
+//! subscribers, in subscription order), next to its client registry (`clients`).
+//! Subscribing and unsubscribing never leave the core: no hop, no lock. The client
+//! itself keeps the names it is subscribed to (`Client::pubsub`, as Redis's client
+//! struct does) for its replies' counts, CLIENT LIST and cleanup.
+//!
+//! **Who must hear a PUBLISH.** Besides its registry each core publishes a coarse
+//! summary of it in [`Presence`], shared by all cores (in `ServerInfo`): per core, a
+//! count of its distinct channels in each of 256 hash buckets (shard channels apart),
+//! and its number of distinct patterns. PUBLISH reads, for every other core, the one
+//! bucket of the channel and the pattern count (relaxed atomic loads of lines that
+//! change only when a core gains or loses a channel), and sends a job only to the cores
+//! that may have a receiver: a PUBLISH nobody else listens to costs no hop, and a
+//! channel with subscribers on many cores costs one job per core, not per subscriber.
+//! A bucket collision only costs a wasted hop. A core with any pattern hears every
+//! PUBLISH, since only it can match its patterns (Redis too matches every pattern on
+//! every PUBLISH). The exact per-channel map of cores was not chosen: it needs a
+//! shared map locked on every first/last subscription and read on every PUBLISH.
+//!
+//! **Delivery and order.** On the receiving core, [`deliver`] encodes the message once
+//! per protocol and appends it to each subscriber's [`Pushes`] queue, waking its
+//! connection task, which writes it while waiting for input (see `connection`). The
+//! jobs go as control jobs (`Shards::send_control`): delivery touches no shard data, so
+//! it does not wait for a transaction that holds the shard. PUBLISH awaits every core's
+//! count, so one connection's PUBLISHes are sent one after another; each core's inbox
+//! is FIFO and the local path is synchronous, so every subscriber sees one publisher's
+//! messages in publish order. A connection's own replies and its queued messages are
+//! interleaved at command boundaries (`dispatch` takes what was queued while a command
+//! ran and writes it before that command's reply), which is where Redis's single
+//! output buffer puts them: a RESP3 client that publishes to itself gets the message
+//! before PUBLISH's count, as from Redis.
+//!
+//! **Reuse.** Keyspace notifications are PUBLISHes on `__keyspace@…` channels and can
+//! go through [`publish`] as they are; MONITOR and tracking invalidations need another
+//! key than a channel name but the same parts: a per-core registry, a summary in
+//! [`Presence`] so nobody listening costs nothing, one job per interested core, and the
+//! client's [`Pushes`] queue to write from.
+//!
+//! **Batching.** Outside MULTI, `dispatch` runs a PUBLISH itself (the table's
+//! `PUBLISHES` trait): it delivers on this core at once, queues the message for each
+//! listening core with the read's other work for that core, and sends one
+//! [`Outgoing`] job per core when the read's batches are flushed, so a pipeline of
+//! PUBLISHes costs one hop per listening core, not one per message; the replies get
+//! the remote counts added then. Inside EXEC, [`publish`] sends one job per message.
+//!
+//! Not yet: PUBLISH is not propagated to replicas (no replication yet), and a
+//! connection's queue has no output buffer limit (`client-output-buffer-limit`).
+
+use crate::client::{ClientRef, Pushes, Subscription};
+use crate::protocol::Reply;
+use crate::runtime::Shards;
+use crate::storage::glob::glob_match;
+use bytes::{Bytes, BytesMut};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// A subscriber: its client id and its queue.
+type Subscribers = Vec<(u64, Rc<Pushes>)>;
+
+/// One core's subscriptions, by kind ([`Subscription`] as index).
+#[derive(Default)]
+struct Registry {
+    by_kind: [HashMap<Bytes, Subscribers>; 3],
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Registry> = RefCell::default();
+}
+
+const BUCKETS: usize = 256;
+
+/// What every core may know of another's subscriptions (see the module doc).
+#[derive(Default)]
+pub struct Presence {
+    cores: OnceLock<Box<[CorePresence]>>,
+}
+
+struct CorePresence {
+    /// Distinct channels per bucket: `[0]` channels, `[1]` shard channels.
+    buckets: [Box<[AtomicU32]>; 2],
+    patterns: AtomicU32,
+}
+
+impl CorePresence {
+    fn new() -> CorePresence {
+        let buckets = || (0..BUCKETS).map(|_| AtomicU32::new(0)).collect();
+        CorePresence {
+            buckets: [buckets(), buckets()],
+            patterns: AtomicU32::new(0),
+        }
+    }
+    /// The counter a name of `kind` moves.
+    fn counter(&self, kind: Subscription, name: &[u8]) -> &AtomicU32 {
+        match kind {
+            Subscription::Channel => &self.buckets[0][bucket(name)],
+            Subscription::ShardChannel => &self.buckets[1][bucket(name)],
+            Subscription::Pattern => &self.patterns,
+        }
+    }
+    /// True if this core may have a receiver for a message on `channel`.
+    fn may_hear(&self, kind: Subscription, channel: &[u8]) -> bool {
+        self.counter(kind, channel).load(Ordering::Acquire) > 0
+            || (kind == Subscription::Channel && self.patterns.load(Ordering::Acquire) > 0)
+    }
+}
+
+impl Presence {
+    fn cores(&self, n: usize) -> &[CorePresence] {
+        self.cores
+            .get_or_init(|| (0..n).map(|_| CorePresence::new()).collect())
+    }
+    /// The summary of the core `shards` runs on.
+    fn here(&self, shards: &Shards) -> &CorePresence {
+        &self.cores(shards.count())[shards.local_id]
+    }
+}
+
+fn bucket(name: &[u8]) -> usize {
+    foldhash::fast::FixedState::with_seed(0).hash_one(name) as usize % BUCKETS
+}
+
+/// The word a reply or message of `kind` starts with.
+fn words(kind: Subscription) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        Subscription::Channel => ("subscribe", "unsubscribe", "message"),
+        Subscription::Pattern => ("psubscribe", "punsubscribe", "pmessage"),
+        Subscription::ShardChannel => ("ssubscribe", "sunsubscribe", "smessage"),
+    }
+}
+
+/// SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE: one reply per name, with the running count.
+pub fn subscribe(
+    client: &ClientRef,
+    shards: &Shards,
+    kind: Subscription,
+    names: &[Bytes],
+) -> Reply {
+    let mut c = client.borrow_mut();
+    let resp = c.resp;
+    let pushes = c
+        .pubsub
+        .pushes
+        .get_or_insert_with(|| Rc::new(Pushes::new(resp)))
+        .clone();
+    let id = c.id;
+    let presence = shards.server.pubsub.here(shards);
+    let mut replies = Vec::with_capacity(names.len());
+    for name in names {
+        if c.pubsub.subscribed[kind as usize].insert(name.clone()) {
+            REGISTRY.with_borrow_mut(|r| {
+                let subs = r.by_kind[kind as usize].entry(name.clone()).or_default();
+                if subs.is_empty() {
+                    presence.counter(kind, name).fetch_add(1, Ordering::Release);
+                }
+                subs.push((id, pushes.clone()));
+            });
+        }
+        let count = c.pubsub.count(kind);
+        replies.push(confirmation(
+            words(kind).0,
+            Reply::Bulk(name.clone()),
+            count,
+        ));
+    }
+    Reply::Sequence(replies)
+}
+
+/// UNSUBSCRIBE / PUNSUBSCRIBE / SUNSUBSCRIBE: the names given, or every one of the
+/// kind; one reply per name (a nil name and count 0 when there was none).
+pub fn unsubscribe(
+    client: &ClientRef,
+    shards: &Shards,
+    kind: Subscription,
+    names: &[Bytes],
+) -> Reply {
+    let mut c = client.borrow_mut();
+    let names: Vec<Bytes> = if names.is_empty() {
+        c.pubsub.of(kind).iter().cloned().collect()
+    } else {
+        names.to_vec()
+    };
+    let word = words(kind).1;
+    if names.is_empty() {
+        return confirmation(word, Reply::Null, c.pubsub.count(kind));
+    }
+    let presence = shards.server.pubsub.here(shards);
+    let mut replies = Vec::with_capacity(names.len());
+    for name in names {
+        if c.pubsub.subscribed[kind as usize].remove(&name) {
+            forget(presence, kind, &name, c.id);
+        }
+        let count = c.pubsub.count(kind);
+        replies.push(confirmation(word, Reply::Bulk(name), count));
+    }
+    Reply::Sequence(replies)
+}
+
+/// Drop every subscription of `client`, silently (RESET, disconnection).
+pub fn unsubscribe_all(client: &ClientRef, shards: &Shards) {
+    let mut c = client.borrow_mut();
+    if !c.pubsub.active() {
+        return;
+    }
+    let presence = shards.server.pubsub.here(shards);
+    let id = c.id;
+    for kind in Subscription::ALL {
+        for name in std::mem::take(&mut c.pubsub.subscribed[kind as usize]) {
+            forget(presence, kind, &name, id);
+        }
+    }
+}
+
+/// Take client `id` off `name`'s subscribers on this core.
+fn forget(presence: &CorePresence, kind: Subscription, name: &Bytes, id: u64) {
+    REGISTRY.with_borrow_mut(|r| {
+        let map = &mut r.by_kind[kind as usize];
+        if let Some(subs) = map.get_mut(name) {
+            subs.retain(|(c, _)| *c != id);
+            if subs.is_empty() {
+                map.remove(name);
+                presence.counter(kind, name).fetch_sub(1, Ordering::Release);
+            }
+        }
+    });
+}
+
+fn confirmation(word: &'static str, name: Reply, count: usize) -> Reply {
+    Reply::Push(vec![Reply::bulk_str(word), name, Reply::Int(count as i64)])
+}
+
+/// PUBLISH / SPUBLISH: deliver on every core that may have a receiver; the number of
+/// receivers (pattern matches included).
+pub async fn publish(
+    shards: &Shards,
+    kind: Subscription,
+    channel: &Bytes,
+    message: &Bytes,
+) -> usize {
+    // Remote jobs first, so they run while this core delivers its own.
+    let remote: Vec<_> = listening_cores(shards, kind, channel)
+        .map(|id| {
+            let (ch, msg) = (channel.clone(), message.clone());
+            shards.send_control(id, move |_| deliver(kind, &ch, &msg))
+        })
+        .collect();
+    let mut receivers = deliver(kind, channel, message);
+    for rx in remote {
+        receivers += rx
+            .recv_async()
+            .await
+            .expect("a shard never drops a job it accepted");
+    }
+    receivers
+}
+
+/// The other cores that may have a receiver for a message on `channel`.
+pub fn listening_cores<'a>(
+    shards: &'a Shards,
+    kind: Subscription,
+    channel: &'a [u8],
+) -> impl Iterator<Item = usize> + 'a {
+    let cores = shards.server.pubsub.cores(shards.count());
+    (0..shards.count())
+        .filter(move |&id| id != shards.local_id && cores[id].may_hear(kind, channel))
+}
+
+/// One message: its kind of channel, the channel, the payload.
+pub type Message = (Subscription, Bytes, Bytes);
+
+/// Messages for one core, sent as one job (a read's PUBLISHes: see `dispatch`).
+pub type Outgoing = Vec<Message>;
+
+/// Deliver a batch of messages on this core, in order; the receivers of each.
+pub fn deliver_all(batch: &Outgoing) -> Vec<usize> {
+    batch
+        .iter()
+        .map(|(k, ch, msg)| deliver(*k, ch, msg))
+        .collect()
+}
+
+/// Encodings of one message, made once per protocol on first need.
+struct Encoded {
+    reply: Reply,
+    done: [Option<BytesMut>; 2],
+}
+
+impl Encoded {
+    fn new(items: Vec<Reply>) -> Self {
+        Encoded {
+            reply: Reply::Push(items),
+            done: [None, None],
+        }
+    }
+    fn send(&mut self, to: &Pushes) {
+        let resp = to.resp.get();
+        let slot = &mut self.done[usize::from(resp >= 3)];
+        let bytes = slot.get_or_insert_with(|| {
+            let mut b = BytesMut::new();
+            self.reply.encode(resp, &mut b);
+            b
+        });
+        to.push(bytes);
+    }
+}
+
+/// Deliver a message to this core's subscribers of `channel` (and, for a channel,
+/// of every matching pattern); how many received it.
+pub fn deliver(kind: Subscription, channel: &Bytes, message: &Bytes) -> usize {
+    REGISTRY.with_borrow(|r| {
+        let mut n = 0;
+        let word = words(kind).2;
+        if let Some(subs) = r.by_kind[kind as usize].get(channel) {
+            let mut m = Encoded::new(vec![
+                Reply::bulk_str(word),
+                Reply::Bulk(channel.clone()),
+                Reply::Bulk(message.clone()),
+            ]);
+            for (_, p) in subs {
+                m.send(p);
+            }
+            n += subs.len();
+        }
+        if kind == Subscription::Channel {
+            for (pattern, subs) in &r.by_kind[Subscription::Pattern as usize] {
+                if !glob_match(pattern, channel, false) {
+                    continue;
+                }
+                let mut m = Encoded::new(vec![
+                    Reply::bulk_str("pmessage"),
+                    Reply::Bulk(pattern.clone()),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ]);
+                for (_, p) in subs {
+                    m.send(p);
+                }
+                n += subs.len();
+            }
+        }
+        n
+    })
+}
+
+/// This core's names of `kind` matching `pattern` (all without one).
+pub fn local_names(kind: Subscription, pattern: Option<&[u8]>) -> Vec<Bytes> {
+    REGISTRY.with_borrow(|r| {
+        r.by_kind[kind as usize]
+            .keys()
+            .filter(|n| pattern.is_none_or(|p| glob_match(p, n, false)))
+            .cloned()
+            .collect()
+    })
+}
+
+/// This core's subscriber count for each of `names`.
+pub fn local_counts(kind: Subscription, names: &[Bytes]) -> Vec<usize> {
+    REGISTRY.with_borrow(|r| {
+        names
+            .iter()
+            .map(|n| r.by_kind[kind as usize].get(n).map_or(0, Vec::len))
+            .collect()
+    })
+}
+
+/// The distinct names of `kind` over every core matching `pattern`, in no order.
+pub async fn names(shards: &Shards, kind: Subscription, pattern: Option<Bytes>) -> Vec<Bytes> {
+    let per_core = shards
+        .all(move |_| local_names(kind, pattern.as_deref()))
+        .await;
+    distinct(per_core)
+}
+
+/// The union of per-core name lists.
+pub fn distinct(per_core: Vec<Vec<Bytes>>) -> Vec<Bytes> {
+    let mut seen = std::collections::HashSet::new();
+    per_core
+        .into_iter()
+        .flatten()
+        .filter(|n| seen.insert(n.clone()))
+        .collect()
+}
+
+/// Subscribers of each of `names`, summed over every core.
+pub async fn counts(shards: &Shards, kind: Subscription, names: &[Bytes]) -> Vec<usize> {
+    let owned = names.to_vec();
+    let per_core = shards.all(move |_| local_counts(kind, &owned)).await;
+    let mut total = vec![0; names.len()];
+    for core in per_core {
+        for (t, n) in total.iter_mut().zip(core) {
+            *t += n;
+        }
+    }
+    total
+}
