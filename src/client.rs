@@ -3,7 +3,7 @@
 //! Shared as `Rc<RefCell<Client>>` between the connection task that owns it and the
 //! accepting shard's registry (which CLIENT LIST / KILL walk). Plain data: no socket.
 //! The one thing that is not: [`Pushes`], the queue of messages nobody asked for
-//! (Pub/Sub messages now; later keyspace events, MONITOR lines, invalidations) that
+//! (Pub/Sub messages and MONITOR lines now; later keyspace events, invalidations) that
 //! the core's registries fill and the connection task writes between replies.
 
 use bytes::{Bytes, BytesMut};
@@ -80,8 +80,15 @@ pub struct Client {
     pub blocked: Option<(crate::shard::blocking::Ticket, crate::protocol::Reply)>,
     /// Config values that the client check needs at each command.
     pub requirepass_set: bool,
-    /// What it is subscribed to (Pub/Sub), and the queue its messages arrive on.
+    /// What it is subscribed to (Pub/Sub).
     pub pubsub: PubSub,
+    /// The queue Pub/Sub messages and MONITOR lines arrive on: created at the first
+    /// subscription or MONITOR and kept until the connection ends.
+    pub pushes: Option<Rc<Pushes>>,
+    /// In MONITOR mode (Redis's CLIENT_MONITOR): every command's line is queued for it.
+    pub monitor: bool,
+    /// Running EXEC's commands (Redis's CLIENT_DENY_BLOCKING): MONITOR is refused.
+    pub deny_blocking: bool,
 }
 
 /// The three kinds of Pub/Sub subscription, as Redis keeps them apart.
@@ -107,8 +114,6 @@ impl Subscription {
 pub struct PubSub {
     /// Names subscribed to, indexed by [`Subscription`].
     pub subscribed: [HashSet<Bytes>; 3],
-    /// Created at the first subscription and kept until the connection ends.
-    pub pushes: Option<Rc<Pushes>>,
 }
 
 impl PubSub {
@@ -241,6 +246,9 @@ impl Client {
             blocked: None,
             requirepass_set,
             pubsub: PubSub::default(),
+            pushes: None,
+            monitor: false,
+            deny_blocking: false,
         }
     }
 
@@ -255,10 +263,18 @@ impl Client {
         argv.iter().map(|a| a.len()).sum()
     }
 
+    /// The queue for messages nobody asked for, created on first need.
+    pub fn push_queue(&mut self) -> Rc<Pushes> {
+        let resp = self.resp;
+        self.pushes
+            .get_or_insert_with(|| Rc::new(Pushes::new(resp)))
+            .clone()
+    }
+
     /// Switch protocol (HELLO, RESET); queued messages follow from the next one on.
     pub fn set_resp(&mut self, resp: u8) {
         self.resp = resp;
-        if let Some(p) = &self.pubsub.pushes {
+        if let Some(p) = &self.pushes {
             p.resp.set(resp);
         }
     }
@@ -275,6 +291,7 @@ impl Client {
         // In Redis's order (`catClientInfoString`).
         let mut flags = String::new();
         for (on, f) in [
+            (self.monitor, 'O'),
             (self.pubsub.active(), 'P'),
             (self.multi.is_some(), 'x'),
             (self.blocked.is_some(), 'b'),

@@ -35,6 +35,7 @@ pub static COMMANDS: &[Command] = &[
         traits::RUNS_IN_MULTI
             | traits::UNWATCHES
             | traits::UNSUBSCRIBES
+            | traits::ENDS_MONITOR
             | traits::SUBSCRIBE_CONTEXT,
     ),
     Command::new(
@@ -45,8 +46,8 @@ pub static COMMANDS: &[Command] = &[
         Exec::Conn(select),
     )
     .traits(traits::SELECTS_DB),
-    Command::new("auth", -2, CONN, "fast connection", Exec::Server(auth)),
-    Command::new("hello", -1, CONN, "fast connection", Exec::Server(hello)),
+    Command::new("auth", -2, CONN, "fast connection", Exec::Server(auth)).redacts(auth_secrets),
+    Command::new("hello", -1, CONN, "fast connection", Exec::Server(hello)).redacts(hello_secrets),
     Command::new("client", -2, "", "slow", Exec::Container).subcommands(CLIENT),
 ];
 
@@ -150,6 +151,37 @@ fn reset(c: &mut Client, _argv: &[Bytes]) -> Reply {
     c.multi_aborted = false;
     c.authenticated = !c.requirepass_set;
     Reply::status("RESET")
+}
+
+/// AUTH's arguments, which MONITOR hides, unless there are too many (Redis answers
+/// the syntax error before it redacts them).
+fn auth_secrets(argv: &[Bytes]) -> Vec<usize> {
+    if argv.len() > 3 {
+        return Vec::new();
+    }
+    (1..argv.len()).collect()
+}
+
+/// The user and password after each AUTH option of HELLO, which MONITOR hides, up to
+/// where Redis stops reading the options (an unsupported version: none at all).
+fn hello_secrets(argv: &[Bytes]) -> Vec<usize> {
+    if argv.len() >= 2 && !matches!(args::int(&argv[1]), Ok(2 | 3)) {
+        return Vec::new();
+    }
+    let mut secrets = Vec::new();
+    let mut j = 2;
+    while j < argv.len() {
+        let more = argv.len() - 1 - j;
+        if args::eq(&argv[j], "auth") && more >= 2 {
+            secrets.extend([j + 1, j + 2]);
+            j += 3;
+        } else if args::eq(&argv[j], "setname") && more >= 1 {
+            j += 2;
+        } else {
+            break;
+        }
+    }
+    secrets
 }
 
 fn select(c: &mut Client, argv: &[Bytes]) -> Reply {

@@ -255,6 +255,10 @@ pub fn exec_abort(why: &str) -> Reply {
 
 // ---- Connection & client ----------------------------------------------------------
 
+/// A monitoring client (a replica to Redis) ran a read or a write.
+pub const REPLICA_KEYSPACE: &str = "ERR Replica can't interact with the keyspace";
+/// MONITOR inside EXEC.
+pub const MONITOR_DENY_BLOCKING: &str = "ERR MONITOR isn't allowed for DENY BLOCKING client";
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 pub const AUTH_NO_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";

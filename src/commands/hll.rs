@@ -35,7 +35,7 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(pfcount),
     )
     .keys(1, -1, 1)
-    .traits(traits::TOUCHES_ON_READ),
+    .traits(traits::TOUCHES_ON_READ | traits::MAY_REPLICATE),
     Command::new(
         "pfmerge",
         -2,

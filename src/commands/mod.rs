@@ -212,7 +212,15 @@ pub mod traits {
     pub const PUBLISHES: u16 = 1 << 8;
     /// SPUBLISH: as [`PUBLISHES`], to shard channels.
     pub const PUBLISHES_SHARD: u16 = 1 << 9;
+    /// Ends MONITOR mode on the client's core (RESET).
+    pub const ENDS_MONITOR: u16 = 1 << 10;
+    /// Redis's `may_replicate` flag, which COMMAND INFO does not show (PUBLISH,
+    /// SPUBLISH, PFCOUNT): with reads and writes, refused to a monitoring client.
+    pub const MAY_REPLICATE: u16 = 1 << 11;
 }
+
+/// The indexes of a request's arguments that MONITOR shows as `"(redacted)"`.
+pub type RedactFn = fn(&[Bytes]) -> Vec<usize>;
 
 /// A command whose keys may include ones not named by its key spec (SORT's BY / GET
 /// patterns) runs its own way when those reach other shards.
@@ -254,6 +262,8 @@ pub struct Command {
     pub traits: u16,
     /// Its own multi-shard path, for keys its key spec does not name.
     pub spread: Option<Spread>,
+    /// Its secret arguments, hidden from MONITOR (AUTH's password).
+    pub redact: Option<RedactFn>,
 }
 
 impl Command {
@@ -282,7 +292,13 @@ impl Command {
             blocking: None,
             traits: 0,
             spread: None,
+            redact: None,
         }
+    }
+    /// Arguments MONITOR must not show, as `f` finds them.
+    pub const fn redacts(mut self, f: RedactFn) -> Command {
+        self.redact = Some(f);
+        self
     }
     /// Which keys it modifies for WATCH, when not all it names.
     pub const fn touch(mut self, t: Touch) -> Command {

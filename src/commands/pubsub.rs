@@ -40,10 +40,11 @@ pub static COMMANDS: &[Command] = &[
         .keys(1, -1, 1)
         .traits(traits::SUBSCRIBE_CONTEXT),
     // Their handlers serve MULTI/EXEC; elsewhere `dispatch` batches them (the traits).
-    Command::new("publish", 3, PUB, PUB_ACL, Exec::Server(publish)).traits(traits::PUBLISHES),
+    Command::new("publish", 3, PUB, PUB_ACL, Exec::Server(publish))
+        .traits(traits::PUBLISHES | traits::MAY_REPLICATE),
     Command::new("spublish", 3, PUB, PUB_ACL, Exec::Server(spublish))
         .keys(1, 1, 1)
-        .traits(traits::PUBLISHES_SHARD),
+        .traits(traits::PUBLISHES_SHARD | traits::MAY_REPLICATE),
     Command::new("pubsub", -2, "", "slow", Exec::Container).subcommands(PUBSUB),
 ];
 
@@ -208,7 +209,7 @@ mod tests {
     }
 
     fn queued(c: &ClientRef) -> Vec<u8> {
-        let p = c.borrow().pubsub.pushes.clone().expect("subscribed once");
+        let p = c.borrow().pushes.clone().expect("subscribed once");
         p.take().map(|b| b.to_vec()).unwrap_or_default()
     }
 

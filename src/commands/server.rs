@@ -1,5 +1,5 @@
 //! Server commands (Redis's `server.c` and `debug.c`): COMMAND and its subcommands,
-//! TIME, SHUTDOWN (DEBUG is in `debug.rs`).
+//! TIME, SHUTDOWN, MONITOR (its lines are `runtime::monitor`'s; DEBUG is in `debug.rs`).
 //!
 //! COMMAND INFO reports from the command table what drives execution (arity, flags,
 //! key range, ACL categories), so it is by construction what routing and arity checks
@@ -19,6 +19,13 @@ use crate::storage::glob::glob_match;
 use bytes::Bytes;
 
 pub static COMMANDS: &[Command] = &[
+    Command::new(
+        "monitor",
+        1,
+        "admin noscript loading stale",
+        "admin slow dangerous",
+        Exec::Server(monitor),
+    ),
     Command::new(
         "command",
         -1,
@@ -412,6 +419,17 @@ fn command_help(_c: &mut Client, _argv: &[Bytes]) -> Reply {
             "    Return the keys and the access flags from a full Redis command.",
         ],
     )
+}
+
+/// MONITOR: every command run from now on, as a line (refused inside EXEC, as Redis
+/// refuses it to a client that expects one reply per command).
+fn monitor<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        if c.borrow().deny_blocking {
+            return Reply::err(errors::MONITOR_DENY_BLOCKING);
+        }
+        crate::runtime::monitor::start(c, s)
+    })
 }
 
 fn time(_c: &mut Client, _argv: &[Bytes]) -> Reply {

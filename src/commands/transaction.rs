@@ -55,7 +55,10 @@ fn exec<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFutu
             transaction::unwatch_all(c, s);
             return Reply::err(errors::EXECABORT);
         }
-        transaction::exec(c, s, queued).await
+        c.borrow_mut().deny_blocking = true;
+        let reply = transaction::exec(c, s, queued).await;
+        c.borrow_mut().deny_blocking = false;
+        reply
     })
 }
 

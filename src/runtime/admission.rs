@@ -4,7 +4,8 @@
 //! ([`resolve`]); an unauthenticated client may run only `no_auth` commands; while the
 //! data set loads, only `loading` commands run; after a failed background save (with
 //! `stop-writes-on-bgsave-error`) writes and PING get `-MISCONF`; a RESP2 client
-//! subscribed to anything may run only the [`traits::SUBSCRIBE_CONTEXT`] commands; inside MULTI a
+//! subscribed to anything may run only the [`traits::SUBSCRIBE_CONTEXT`] commands; a
+//! monitoring client (a replica to Redis) no read or write; inside MULTI a
 //! `no_multi` command is refused and dooms the transaction, and every command the
 //! table does not mark [`traits::RUNS_IN_MULTI`] is queued instead of run.
 
@@ -66,9 +67,14 @@ fn check(
     cmd: &'static Command,
 ) -> Result<&'static Command, (Reply, Option<&'static Command>)> {
     let refuse = |reply: Reply| Err((reply, Some(cmd)));
-    let (authed, id, subscribe_mode) = {
+    let (authed, id, subscribe_mode, monitor) = {
         let c = client.borrow();
-        (c.authenticated, c.id, c.resp == 2 && c.pubsub.active())
+        (
+            c.authenticated,
+            c.id,
+            c.resp == 2 && c.pubsub.active(),
+            c.monitor,
+        )
     };
     if !authed && !cmd.has_flag("no_auth") {
         return refuse(Reply::err(errors::NOAUTH));
@@ -87,10 +93,19 @@ fn check(
     if subscribe_mode && !cmd.has_trait(traits::SUBSCRIBE_CONTEXT) {
         return refuse(errors::only_subscribe_commands(cmd.name));
     }
+    if monitor && touches_keyspace(cmd) {
+        return refuse(Reply::err(errors::REPLICA_KEYSPACE));
+    }
     if queues_in_multi(client, cmd) && cmd.has_flag("no_multi") {
         return refuse(Reply::err(errors::NOT_IN_MULTI));
     }
     Ok(cmd)
+}
+
+/// A read, a write or a command that may propagate: refused to a monitoring client,
+/// which Redis holds for a replica.
+fn touches_keyspace(cmd: &Command) -> bool {
+    cmd.is_write() || cmd.has_flag("readonly") || cmd.has_trait(traits::MAY_REPLICATE)
 }
 
 /// `-MISCONF` after a failed background save while `stop-writes-on-bgsave-error` holds.

@@ -31,7 +31,7 @@
 use crate::client::ClientRef;
 use crate::commands::{errors, Blocking, Command, TimeoutArg};
 use crate::protocol::Reply;
-use crate::runtime::dispatch::{self, run_batch};
+use crate::runtime::dispatch;
 use crate::runtime::Shards;
 use crate::shard::blocking::{Ticket, Waiter, Wake, DONE, FREE, TRYING};
 use crate::shard::Shard;
@@ -198,7 +198,8 @@ pub async fn block(
             }
             Outcome::Gone => return None,
             Outcome::Retry => {
-                let mut batch = run_batch(client, shards, vec![argv.clone()]).await;
+                let mut batch =
+                    dispatch::run_batch_unmonitored(client, shards, vec![argv.clone()]).await;
                 if let Some(Some(r)) = batch.replies.pop() {
                     if !found_nothing(cmd, &r) {
                         return Some(r);

@@ -6,10 +6,10 @@
 //! closes the connection silently; a protocol error is answered, then the connection is
 //! closed once the replies before it are written.
 //!
-//! A connection that has subscribed (Pub/Sub) also waits for messages queued for it
-//! (`Client::pubsub.pushes`, filled by `runtime::pubsub` on this core) and writes them
-//! as they come; those queued while its own requests run go out between the replies,
-//! where `dispatch` placed them.
+//! A connection that has subscribed (Pub/Sub) or monitors also waits for messages
+//! queued for it (`Client::pushes`, filled by `runtime::pubsub` and `runtime::monitor`
+//! on this core) and writes them as they come; those queued while its own requests run
+//! go out between the replies, where `dispatch` placed them.
 
 use crate::client::{Client, ClientRef};
 use crate::commands::errors;
@@ -143,12 +143,12 @@ async fn next_event(
     out: &mut BytesMut,
     timeout: u64,
 ) -> Woken {
-    let pushes = client.borrow().pubsub.pushes.clone();
+    let pushes = client.borrow().pushes.clone();
     let Some(pushes) = pushes else {
         return Woken::Read(read_into(stream, rbuf, out, timeout).await);
     };
-    // Redis does not time out a subscribed client.
-    let timeout = if client.borrow().pubsub.active() {
+    // Redis does not time out a subscribed or monitoring client.
+    let timeout = if client.borrow().pubsub.active() || client.borrow().monitor {
         0
     } else {
         timeout
@@ -202,6 +202,7 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
     let _ = session(&mut stream, &shards, &client).await;
     crate::runtime::transaction::unwatch_all(&client, &shards);
     crate::runtime::pubsub::unsubscribe_all(&client, &shards);
+    crate::runtime::monitor::stop(&client, &shards);
     crate::runtime::clients::unregister(id);
 }
 
@@ -338,7 +339,9 @@ async fn session(
             c.qbuf = rbuf.len() - consumed;
             c.qbuf_free = rbuf.capacity() - rbuf.len();
         }
-        if let Some(p) = crate::runtime::dispatch::queued_pushes(client) {
+        // After QUIT's reply nothing more is written (Redis refuses to add to the
+        // output of a client that closes after its reply).
+        if let Some(p) = crate::runtime::dispatch::queued_pushes(client).filter(|_| !close) {
             out.extend_from_slice(&p);
         }
         if !out.is_empty() {

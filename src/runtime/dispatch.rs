@@ -13,6 +13,9 @@
 //!   command of the same pipeline, then run as a transaction ([`multishard`], or the
 //!   command's own [`Spread`](crate::commands::Spread) path).
 //!
+//! Once a command has run (or joined its shard's batch), its MONITOR line is fed, in
+//! request order, if anyone monitors (see `monitor`).
+//!
 //! What happens on the shard once a command runs is the call path's ([`call`]).
 
 use crate::client::Subscription;
@@ -21,6 +24,7 @@ use crate::commands::{traits, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::admission::{self, Admitted};
 use crate::runtime::call;
+use crate::runtime::monitor;
 use crate::runtime::multishard;
 use crate::runtime::pubsub;
 use crate::runtime::transaction::{self, Tx};
@@ -67,6 +71,25 @@ struct Run<'a> {
 
 /// Execute every request of one read and return the replies in order.
 pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<Bytes>>) -> Batch {
+    run_requests(client, shards, requests, true).await
+}
+
+/// [`run_batch`] for requests MONITOR does not show (again): a blocked command retried
+/// (shown once, when it was sent) and the AOF replayed at start, as Redis.
+pub async fn run_batch_unmonitored(
+    client: &ClientRef,
+    shards: &Shards,
+    requests: Vec<Vec<Bytes>>,
+) -> Batch {
+    run_requests(client, shards, requests, false).await
+}
+
+async fn run_requests(
+    client: &ClientRef,
+    shards: &Shards,
+    requests: Vec<Vec<Bytes>>,
+    monitored: bool,
+) -> Batch {
     let n = requests.len();
     let mut run = Run {
         client,
@@ -82,13 +105,23 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
     let mut close = false;
     for (i, argv) in requests.into_iter().enumerate() {
         client.borrow_mut().argv_mem = crate::client::Client::argv_len_sum(&argv);
+        let mut shown = None;
         match admission::admit(client, shards, argv) {
             Admitted::Answer(reply) => run.replies[i] = Some(reply),
-            Admitted::Run(cmd, argv) => run.one(i, cmd, argv).await,
+            Admitted::Run(cmd, argv) => {
+                if monitored && shards.server.monitors.active() {
+                    shown = Some(monitor::Shown::before(client, cmd, &argv));
+                }
+                run.one(i, cmd, argv).await
+            }
         }
         run.suppressed[i] = advance_reply_mode(client);
         if let Some(pushed) = queued_pushes(client) {
             run.pushed.push((i, pushed));
+        }
+        // After the pushes are taken: a monitor's own line follows its reply.
+        if let Some(shown) = shown {
+            shown.feed(client, shards, run.replies[i].as_ref());
         }
         if client.borrow().close_after_reply {
             close = true;
@@ -98,6 +131,7 @@ pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<By
         }
     }
     run.flush().await;
+    monitor::flush(shards);
     client.borrow_mut().argv_mem = 0;
     let pushed = std::mem::take(&mut run.pushed);
     Batch {
@@ -145,6 +179,9 @@ impl Run<'_> {
         }
         if cmd.has_trait(traits::UNSUBSCRIBES) {
             crate::runtime::pubsub::unsubscribe_all(self.client, self.shards);
+        }
+        if cmd.has_trait(traits::ENDS_MONITOR) {
+            monitor::stop(self.client, self.shards);
         }
     }
 
@@ -310,7 +347,7 @@ async fn run_server(
 
 /// The messages queued for `client` so far, if it ever subscribed and some are.
 pub fn queued_pushes(client: &ClientRef) -> Option<BytesMut> {
-    client.borrow().pubsub.pushes.as_ref()?.take()
+    client.borrow().pushes.as_ref()?.take()
 }
 
 /// The caller's address and name, for the slow log.

@@ -58,6 +58,8 @@ pub struct ServerInfo {
     pub loading: AtomicBool,
     /// Which cores may have Pub/Sub subscribers (see `pubsub`).
     pub pubsub: crate::runtime::pubsub::Presence,
+    /// How many connections MONITOR, in all and per core (see `monitor`).
+    pub monitors: crate::runtime::monitor::Monitors,
 }
 
 impl ServerInfo {
@@ -81,6 +83,7 @@ impl ServerInfo {
             durability,
             loading: AtomicBool::new(false),
             pubsub: Default::default(),
+            monitors: Default::default(),
         }
     }
     pub fn new_client_id(&self) -> u64 {

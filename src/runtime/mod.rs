@@ -28,6 +28,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod durability;
 pub mod hop;
+pub mod monitor;
 pub mod multishard;
 pub mod pubsub;
 pub mod slots;

@@ -38,7 +38,7 @@
 //! go through [`publish`] as they are; MONITOR and tracking invalidations need another
 //! key than a channel name but the same parts: a per-core registry, a summary in
 //! [`Presence`] so nobody listening costs nothing, one job per interested core, and the
-//! client's [`Pushes`] queue to write from.
+//! client's [`Pushes`] queue to write from (`monitor` does so).
 //!
 //! **Batching.** Outside MULTI, `dispatch` runs a PUBLISH itself (the table's
 //! `PUBLISHES` trait): it delivers on this core at once, queues the message for each
@@ -144,12 +144,7 @@ pub fn subscribe(
     names: &[Bytes],
 ) -> Reply {
     let mut c = client.borrow_mut();
-    let resp = c.resp;
-    let pushes = c
-        .pubsub
-        .pushes
-        .get_or_insert_with(|| Rc::new(Pushes::new(resp)))
-        .clone();
+    let pushes = c.push_queue();
     let id = c.id;
     let presence = shards.server.pubsub.here(shards);
     let mut replies = Vec::with_capacity(names.len());

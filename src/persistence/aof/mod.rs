@@ -425,7 +425,7 @@ async fn replay(shards: &Shards, cmds: Vec<(usize, Vec<Bytes>)>) {
         }
         let requests = std::mem::take(&mut batch);
         let names: Vec<Bytes> = requests.iter().map(|a| a[0].clone()).collect();
-        let out = crate::runtime::dispatch::run_batch(&client, shards, requests).await;
+        let out = crate::runtime::dispatch::run_batch_unmonitored(&client, shards, requests).await;
         for (r, name) in out.replies.iter().zip(names) {
             if let Some(e) = r.as_ref().and_then(Reply::error_text) {
                 errors += 1;
