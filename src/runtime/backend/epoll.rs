@@ -106,6 +106,16 @@ fn with<R>(f: impl FnOnce(&Rc<Executor>) -> R) -> R {
     })
 }
 
+/// Run `f` on this thread's executor if one still runs (a drop may come after it ended
+/// or while the thread exits): cleanup that has nothing to undo otherwise.
+fn with_running(f: impl FnOnce(&Executor)) {
+    let _ = EXECUTOR.try_with(|e| {
+        if let Some(ex) = e.borrow().as_ref() {
+            f(ex);
+        }
+    });
+}
+
 /// Run `main` on this thread's new executor until it completes.
 pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Result<T> {
     let poll = Poll::new()?;
@@ -128,8 +138,8 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
     EXECUTOR.with(|e| *e.borrow_mut() = Some(ex.clone()));
     let main = spawn(main);
     let mut events = Events::with_capacity(256);
-    // Set once the loop has spun since it last ran a task (one spin per idle stretch).
-    let mut idle_since: Option<Instant> = None;
+    // The loop has spun since it last ran a task (one spin per idle stretch).
+    let mut spun = false;
     loop {
         let mut ran = 0;
         while ran < BATCH {
@@ -145,16 +155,16 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
         take_remote(&ex);
         let next = fire_timers(&ex);
         if ran > 0 {
-            idle_since = None;
+            spun = false;
         }
         let busy = !ex.queue.borrow().is_empty();
         // Idle while answers are awaited: watch the remote queue for up to SPIN, then
         // look at the sockets once without sleeping, before parking.
-        let polling = !busy && awaiting(&ex) && idle_since.is_none();
+        let polling = !busy && !spun && awaiting(&ex);
         let timeout = if busy || polling {
             if polling {
-                spin(&ex, SPIN);
-                idle_since = Some(Instant::now());
+                spin(&ex);
+                spun = true;
             }
             Some(Duration::ZERO)
         } else {
@@ -200,18 +210,18 @@ fn awaiting(ex: &Executor) -> bool {
         .is_some_and(|h| h.load(Ordering::Relaxed) > 0)
 }
 
-/// Watch the remote queue for up to `limit`; true if work arrived.
-fn spin(ex: &Executor, limit: Duration) -> bool {
+/// Watch the remote queue until work arrives, for at most [`SPIN`].
+fn spin(ex: &Executor) {
     let start = Instant::now();
     loop {
         for _ in 0..64 {
             if ex.remote.pending.load(Ordering::SeqCst) {
-                return true;
+                return;
             }
             std::hint::spin_loop();
         }
-        if start.elapsed() >= limit {
-            return false;
+        if start.elapsed() >= SPIN {
+            return;
         }
     }
 }
@@ -335,10 +345,8 @@ impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(id) = self.id {
             let key = (self.deadline, id);
-            let _ = EXECUTOR.try_with(|e| {
-                if let Some(ex) = e.borrow().as_ref() {
-                    ex.timers.borrow_mut().remove(&key);
-                }
+            with_running(|ex| {
+                ex.timers.borrow_mut().remove(&key);
             });
         }
     }
@@ -402,12 +410,10 @@ impl Registration {
 
     /// Forget the socket (it is closed right after, which also removes it from epoll).
     fn release(&self, source: &mut impl mio::event::Source) {
-        let _ = EXECUTOR.try_with(|e| {
-            if let Some(ex) = e.borrow().as_ref() {
-                let _ = ex.poll.borrow().registry().deregister(source);
-                ex.io.borrow_mut()[self.token] = IoWaiters::default();
-                ex.free_io.borrow_mut().push(self.token);
-            }
+        with_running(|ex| {
+            let _ = ex.poll.borrow().registry().deregister(source);
+            ex.io.borrow_mut()[self.token] = IoWaiters::default();
+            ex.free_io.borrow_mut().push(self.token);
         });
     }
 }
