@@ -5,7 +5,9 @@ Shardis and redis-server started side by side.
 
 usage: benches/conn_mem.py [shardis-binary] [N]   (env: RUNTIME=epoll|io_uring)
 """
-import os, socket, subprocess, sys, time
+import os, socket, sys, time
+
+from benchlib import free_port, start
 
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -14,18 +16,9 @@ def rss_kib(pid):
                 return int(line.split()[1])
     return 0
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
 def measure(cmd, port, n):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start(cmd, port)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port)).close(); break
-            except OSError:
-                time.sleep(0.05)
-        time.sleep(0.3)
         before = rss_kib(proc.pid)
         socks = []
         for _ in range(n):

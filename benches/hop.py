@@ -11,13 +11,13 @@ servers alternating which goes first.
 
 usage: benches/hop.py [shardis-binary]   env: RUNTIMES="io_uring epoll" ROUNDS=3 N=100000
 """
-import os, re, socket, statistics, subprocess, sys, tempfile, time
+import os, re, statistics, subprocess, sys
+from benchlib import cpu_s, free_port, start
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/shardis"
 RUNTIMES = os.environ.get("RUNTIMES", "io_uring epoll").split()
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 N = int(os.environ.get("N", "100000"))
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def crc16(data):
@@ -38,26 +38,10 @@ def tag_on(shard, nshards=2):
             return t.decode()
 
 
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
-def start(cmd, port):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            time.sleep(0.2)
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{cmd[0]} did not start")
 
 
 def hops_served(port):

@@ -11,7 +11,8 @@ and a PNG plot of req/s against shards (stdlib only: the device machine has no p
 usage: benches/scaling.py [shardis-binary] [out.png]
 env: SHARDS="1 2 4 8 12" RUNTIME=auto N=2000000 CLIENTS=200 ROUNDS=1
 """
-import os, socket, struct, subprocess, sys, time, zlib
+import os, struct, subprocess, sys, zlib
+from benchlib import cpu_s, free_port, start
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/shardis"
 PNG = sys.argv[2] if len(sys.argv) > 2 else "benches/scaling.png"
@@ -20,31 +21,14 @@ SHARDS = [int(s) for s in os.environ.get("SHARDS", "1 2 4 8 12").split() if int(
 RUNTIME = os.environ.get("RUNTIME", "auto")
 N = int(os.environ.get("N", "2000000"))
 CLIENTS = int(os.environ.get("CLIENTS", "200"))
-TICK = os.sysconf("SC_CLK_TCK")
 WORKLOADS = [("GET P16", ["-t", "get", "-P", "16"]), ("SET P16", ["-t", "set", "-P", "16"]),
              ("SET P1", ["-t", "set", "-P", "1"])]
 
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def start(cmd, port):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            time.sleep(0.3)
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{cmd} did not start")
 
 
 def bench(port, pid, first_client_cpu, args):
