@@ -2,8 +2,9 @@
 //!
 //! Each shard has one inbox (a `flume` MPSC channel) of boxed closures that run with
 //! `&mut Shard` on the shard's own thread; the answer comes back on a one-shot channel.
-//! glommio wakes a task from a foreign thread through its notifier, so a connection task
-//! awaiting a remote answer costs nothing while it waits. [`Shards`] is the handle every
+//! Both backends wake a task from a foreign thread (see `backend`), so a connection
+//! task awaiting a remote answer costs nothing while it waits; while answers are
+//! awaited (`in_flight`), the epoll backend spins briefly before parking. [`Shards`] is the handle every
 //! connection task holds: `on` runs a closure on one shard (inline when it is the local
 //! one), `all` on every shard concurrently.
 //!

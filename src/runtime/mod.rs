@@ -198,7 +198,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     loop {
         let period = cron_period(&shard.borrow().config);
         // An idle shard (see `idle`) sleeps IDLE_PERIODS periods: each wake-up of a
-        // core costs about 0.2 ms of CPU (glommio's park: ~9 io_uring_enter), and an
+        // core costs CPU (about 0.2 ms with glommio's park: ~9 io_uring_enter), and an
         // idle server should cost what an idle Redis costs. Shard 0 keeps `hz` (it also
         // checks the save points and refreshes the LRU clock). What an idle shard
         // delays: the first active-expiry cycle after a key gets a TTL (by up to a
@@ -235,8 +235,8 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
                 break;
             }
             // A short sleep, not a yield: glommio polls the socket completions only
-            // when no task is runnable, so a yielding loop would starve connections
-            // for the whole budget.
+            // when no task is runnable, so on that backend a yielding loop would
+            // starve connections for the whole budget.
             crate::runtime::backend::sleep(EXPIRE_PAUSE).await;
         }
         let mut s = shard.borrow_mut();
