@@ -538,6 +538,8 @@ pub struct Config {
     pub latency_monitor_threshold: u64,
     pub latency_tracking: bool,
     pub latency_tracking_info_percentiles: Vec<f64>,
+    /// `notify-keyspace-events` as `notify` flags.
+    pub notify_keyspace_events: u32,
     pub dir: String,
     pub dbfilename: String,
     pub logfile: String,
@@ -603,6 +605,7 @@ impl Default for Config {
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,
+            notify_keyspace_events: 0,
             latency_tracking: true,
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
             dir: ".".into(),
@@ -659,6 +662,11 @@ impl Config {
         let v = normalize(def, value, current)?;
         self.values.insert(def.name, v);
         self.apply_typed(def.name);
+        if def.name == "notify-keyspace-events" {
+            // From the value given, not the text shown: Redis prints `An` as `A` but
+            // keeps `n` on.
+            self.notify_keyspace_events = crate::notify::parse(value).unwrap_or(0);
+        }
         Ok(())
     }
 
@@ -1020,27 +1028,11 @@ fn client_output_buffer_limit(value: &str, current: &str) -> Result<String, Stri
 }
 
 /// `notify-keyspace-events`: parse the class characters and print them back in Redis's
-/// canonical order (`A` for all of `g$lshzxetd`, then `K`, `E`, `m`, `n`).
+/// canonical order (see `notify::format`).
 fn notify_events(value: &str) -> Result<String, String> {
-    const ALL: &str = "g$lshzxetd";
-    let mut set = std::collections::HashSet::new();
-    for c in value.chars() {
-        match c {
-            'A' => set.extend(ALL.chars()),
-            'g' | '$' | 'l' | 's' | 'h' | 'z' | 'x' | 'e' | 'K' | 'E' | 't' | 'm' | 'd' | 'n' => {
-                set.insert(c);
-            }
-            _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
-        }
-    }
-    let mut out = String::new();
-    if ALL.chars().all(|c| set.contains(&c)) {
-        out.push('A');
-    } else {
-        out.extend(ALL.chars().filter(|c| set.contains(c)));
-    }
-    out.extend("KEmn".chars().filter(|c| set.contains(c)));
-    Ok(out)
+    crate::notify::parse(value)
+        .map(crate::notify::format)
+        .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into())
 }
 
 /// The shared, swappable configuration.

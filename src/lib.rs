@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod log;
 pub mod memory;
+pub mod notify;
 pub mod persistence;
 pub mod protocol;
 pub mod runtime;

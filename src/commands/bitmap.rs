@@ -8,6 +8,7 @@
 
 use super::string::{as_str, as_str_mut};
 use super::{args, errors, Command, Ctx, Exec, Touch};
+use crate::notify;
 use crate::protocol::parse::parse_i64;
 use crate::protocol::Reply;
 use crate::storage::bits::{self, BitOp, Overflow};
@@ -153,6 +154,7 @@ fn setbit(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     // (WATCH is not invalidated).
     if changed {
         ctx.db().dirty += 1;
+        ctx.notify(notify::STRING, "setbit", &argv[1]);
     }
     Reply::Int(old as i64)
 }
@@ -324,8 +326,9 @@ fn bitop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let dest = &argv[2][..];
     if len > 0 {
         ctx.db().set(dest, Value::Str(StrValue::raw(result)), false);
-    } else {
-        ctx.db().remove(dest);
+        ctx.notify(notify::STRING, "set", dest);
+    } else if ctx.db().remove(dest).is_some() {
+        ctx.notify(notify::GENERIC, "del", dest);
     }
     Reply::Int(len as i64)
 }
@@ -503,6 +506,9 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], read_only: bool) -> Reply {
     // The dirty counter grows by the number of changes (Redis's `server.dirty +=
     // changes`); any change makes the key modified for WATCH.
     ctx.db().dirty += changes;
+    if changes > 0 {
+        ctx.notify(notify::STRING, "setbit", &argv[1]);
+    }
     Reply::Array(replies)
 }
 

@@ -7,6 +7,7 @@
 //! reads a byte of the body, and builds the value with this server's encoding limits.
 
 use super::{args, errors, propagate, Command, Ctx, Exec};
+use crate::notify;
 use crate::persistence::rdb::dump;
 use crate::persistence::rdb::encode::Options;
 use crate::protocol::Reply;
@@ -102,9 +103,7 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(v) => v,
         Err(e) => return Reply::err(e),
     };
-    if replace {
-        ctx.db().remove(key);
-    }
+    let deleted = replace && ctx.db().remove(key).is_some();
     let deadline = match (ttl, absttl) {
         (0, _) => None,
         (t, true) => Some(t as u64),
@@ -113,6 +112,9 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if let Some(at) = deadline {
         if at <= ctx.now_ms {
             // Already expired: nothing is created (a replaced key stays deleted).
+            if deleted {
+                ctx.notify(notify::GENERIC, "del", key);
+            }
             return Reply::ok();
         }
     }
@@ -127,6 +129,7 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         }
     }
     let _ = freq; // No LFU counters are kept: FREQ is validated and ignored.
+    ctx.notify(notify::GENERIC, "restore", key);
     Reply::ok()
 }
 

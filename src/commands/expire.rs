@@ -9,6 +9,7 @@
 //! touch the key's LRU stamp.
 
 use super::{args, errors, propagate, Command, Ctx, Exec};
+use crate::notify;
 use crate::protocol::Reply;
 use bytes::Bytes;
 
@@ -205,8 +206,10 @@ fn expire_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str, base: i64, unit: Un
     if when <= ctx.now_ms as i64 {
         // Already due: delete now, as Redis does (and still answer 1).
         ctx.db().remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
     } else {
         ctx.db().set_expire(key, when as u64);
+        ctx.notify(notify::GENERIC, "expire", key);
     }
     Reply::Int(1)
 }
@@ -269,7 +272,11 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if ctx.lookup_write(key).is_none() {
         return Reply::Int(0);
     }
-    Reply::Int(ctx.db().persist(key) as i64)
+    let removed = ctx.db().persist(key);
+    if removed {
+        ctx.notify(notify::GENERIC, "persist", key);
+    }
+    Reply::Int(removed as i64)
 }
 
 #[cfg(test)]

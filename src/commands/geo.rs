@@ -14,6 +14,7 @@
 
 use super::zset::parse_score;
 use super::{args, errors, Command, Ctx, Exec, Touch};
+use crate::notify;
 use crate::protocol::Reply;
 use crate::storage::geohash::{self, Shape, ShapeKind};
 use crate::storage::long_double::LongDouble;
@@ -653,7 +654,9 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
     let Some(z) = zset else {
         return match storekey {
             Some(dest) => {
-                ctx.db().remove(dest);
+                if ctx.db().remove(dest).is_some() {
+                    ctx.notify(notify::GENERIC, "del", dest);
+                }
                 Reply::Int(0)
             }
             None => Reply::Array(vec![]),
@@ -724,7 +727,9 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
     };
     let dest = dest.clone();
     if returned == 0 {
-        ctx.db().remove(&dest);
+        if ctx.db().remove(&dest).is_some() {
+            ctx.notify(notify::GENERIC, "del", &dest);
+        }
         return Reply::Int(0);
     }
     let limits = Limits::of(&ctx.shard.config.encoding);
@@ -740,6 +745,12 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
     ctx.db().set(&dest, Value::ZSet(Box::new(stored)), false);
     // Redis counts one change per stored member; Db::set counted one.
     ctx.db().dirty += returned as u64 - 1;
+    let event = if is_search {
+        "geosearchstore"
+    } else {
+        "georadiusstore"
+    };
+    ctx.notify(notify::ZSET, event, &dest);
     Reply::Int(returned as i64)
 }
 

@@ -11,6 +11,7 @@
 
 use super::{args, errors, propagate, random_reply, Command, Ctx, Exec};
 use crate::config::EncodingLimits;
+use crate::notify;
 use crate::protocol::parse::parse_i64;
 use crate::protocol::reply::RawArray;
 use crate::protocol::Reply;
@@ -212,14 +213,16 @@ fn set_pairs(ctx: &mut Ctx, argv: &[Bytes], name: &str) -> Result<i64, Reply> {
     if argv.len() % 2 == 1 {
         return Err(errors::wrong_arity(name));
     }
-    write(ctx, &argv[1], |h, limits| {
+    let created = write(ctx, &argv[1], |h, limits| {
         h.prepare_write(argv[2..].iter().map(|a| &a[..]), limits);
         let created = argv[2..]
             .chunks_exact(2)
             .filter(|p| h.set(&p[0], &p[1], limits) == SetOutcome::Inserted)
             .count();
         Ok((created as i64, (argv.len() as u64 - 2) / 2))
-    })
+    })?;
+    ctx.notify(notify::HASH, "hset", &argv[1]);
+    Ok(created)
 }
 
 /// `HSETNX key field value`: 1 if the field was created, 0 if it existed.
@@ -233,6 +236,9 @@ fn hsetnx(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         h.set(field, value, limits);
         Ok((1, 1))
     });
+    if r == Ok(1) {
+        ctx.notify(notify::HASH, "hset", &argv[1]);
+    }
     reply_of(r, Reply::Int)
 }
 
@@ -255,8 +261,12 @@ fn hdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             }
         }
     }
+    if deleted > 0 {
+        ctx.notify(notify::HASH, "hdel", key);
+    }
     if emptied {
         ctx.db().remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
     }
     ctx.db().dirty += deleted;
     Reply::Int(deleted as i64)
@@ -279,6 +289,9 @@ fn hincrby(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         h.set(field, itoa::Buffer::new().format(new).as_bytes(), limits);
         Ok((new, 1))
     });
+    if r.is_ok() {
+        ctx.notify(notify::HASH, "hincrby", &argv[1]);
+    }
     reply_of(r, Reply::Int)
 }
 
@@ -308,6 +321,9 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         h.set(field, text.as_bytes(), limits);
         Ok((text, 1))
     });
+    if r.is_ok() {
+        ctx.notify(notify::HASH, "hincrbyfloat", &argv[1]);
+    }
     reply_of(r, |text| Reply::Bulk(Bytes::from(text.into_bytes())))
 }
 

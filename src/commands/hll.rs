@@ -11,6 +11,7 @@
 
 use super::string::{as_str, as_str_mut};
 use super::{errors, traits, Command, Ctx, Exec};
+use crate::notify;
 use crate::protocol::Reply;
 use crate::storage::hll::{self, Corrupt, REGISTERS};
 use crate::storage::{StrValue, Value};
@@ -139,6 +140,7 @@ fn pfadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         // Redis counts one change per register raised, plus one for the creation,
         // which Db::set has counted already.
         ctx.db().dirty += updated - created as u64;
+        ctx.notify(notify::STRING, "pfadd", key);
     }
     Reply::Int((updated > 0) as i64)
 }
@@ -221,6 +223,8 @@ fn pfmerge(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     hll::invalidate_cache(sketch);
     // One change in all, the creation (counted by Db::set) included.
     ctx.db().dirty += 1 - created as u64;
+    // As Redis: a merge is a mass PFADD.
+    ctx.notify(notify::STRING, "pfadd", dest);
     Reply::ok()
 }
 

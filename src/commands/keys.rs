@@ -12,6 +12,7 @@
 
 use super::{args, errors, Command, Ctx, Exec, LocalBoxFuture, Merge, Touch};
 use crate::client::ClientRef;
+use crate::notify;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
 use crate::shard::Shard;
@@ -209,15 +210,20 @@ const SHARED_INTEGERS: i64 = 10_000;
 // Per-key commands
 
 /// A read lookup that counts hits / misses but leaves the LRU stamp alone
-/// (Redis's `LOOKUP_NOTOUCH`, used by EXISTS, TYPE, TTL and OBJECT).
-fn lookup_no_touch<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut Entry> {
+/// (Redis's `LOOKUP_NOTOUCH`, used by EXISTS, TYPE and OBJECT); a miss raises
+/// `keymiss` unless `quiet` (OBJECT's `LOOKUP_NONOTIFY`).
+fn lookup_no_touch<'c>(ctx: &'c mut Ctx, key: &[u8], quiet: bool) -> Option<&'c mut Entry> {
     let now = ctx.now_ms;
+    let db = ctx.db;
     let shard = &mut *ctx.shard;
-    let found = shard.dbs[ctx.db].lookup(key, now);
+    let found = shard.dbs[db].lookup(key, now);
     if found.is_some() {
         shard.stats.keyspace_hits += 1;
     } else {
         shard.stats.keyspace_misses += 1;
+        if !quiet {
+            notify::raise(notify::KEY_MISS, "keymiss", db, key);
+        }
     }
     found
 }
@@ -227,6 +233,7 @@ fn del(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let mut n = 0;
     for key in &argv[1..] {
         if ctx.exists(key) && ctx.db().remove(key).is_some() {
+            ctx.notify(notify::GENERIC, "del", key);
             n += 1;
         }
     }
@@ -237,7 +244,7 @@ fn del(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 fn exists(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let n = argv[1..]
         .iter()
-        .filter(|k| lookup_no_touch(ctx, k).is_some())
+        .filter(|k| lookup_no_touch(ctx, k, false).is_some())
         .count();
     Reply::Int(n as i64)
 }
@@ -253,7 +260,7 @@ fn touch(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 
 /// `TYPE key`: a status reply, `none` for a missing key.
 fn type_cmd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    match lookup_no_touch(ctx, &argv[1]) {
+    match lookup_no_touch(ctx, &argv[1], false) {
         Some(e) => Reply::status(e.value.type_name()),
         None => Reply::status("none"),
     }
@@ -287,6 +294,8 @@ fn rename_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], nx: bool) -> Reply {
         return Reply::err(errors::NO_SUCH_KEY);
     };
     place(db, dst, entry.value, lru, expire);
+    ctx.notify(notify::GENERIC, "rename_from", src);
+    ctx.notify(notify::GENERIC, "rename_to", dst);
     if nx {
         Reply::Int(1)
     } else {
@@ -357,6 +366,7 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if let Some(at) = expire {
         target.set_expire(dst, at);
     }
+    notify::raise(notify::GENERIC, "copy_to", dst_db, dst);
     Reply::Int(1)
 }
 
@@ -383,6 +393,8 @@ fn move_cmd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         return Reply::Int(0);
     };
     place(&mut ctx.shard.dbs[dst_db], key, entry.value, lru, expire);
+    ctx.notify(notify::GENERIC, "move_from", key);
+    notify::raise(notify::GENERIC, "move_to", dst_db, key);
     Reply::Int(1)
 }
 
@@ -421,7 +433,7 @@ fn lfu_policy(ctx: &Ctx) -> bool {
 }
 
 fn object_encoding(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    match lookup_no_touch(ctx, &argv[2]) {
+    match lookup_no_touch(ctx, &argv[2], true) {
         Some(e) => Reply::bulk_str(e.value.encoding()),
         None => Reply::Null,
     }
@@ -429,7 +441,7 @@ fn object_encoding(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 
 fn object_idletime(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let lfu = lfu_policy(ctx);
-    let Some(lru) = lookup_no_touch(ctx, &argv[2]).map(|e| e.lru) else {
+    let Some(lru) = lookup_no_touch(ctx, &argv[2], true).map(|e| e.lru) else {
         return Reply::Null;
     };
     if lfu {
@@ -443,7 +455,7 @@ const LFU_INIT_VAL: i64 = 5;
 
 fn object_freq(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let lfu = lfu_policy(ctx);
-    let Some(lru) = lookup_no_touch(ctx, &argv[2]).map(|e| e.lru) else {
+    let Some(lru) = lookup_no_touch(ctx, &argv[2], true).map(|e| e.lru) else {
         return Reply::Null;
     };
     if !lfu {
@@ -459,7 +471,7 @@ fn object_refcount(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let cfg = ctx.shard.config.clone();
     let sharing = cfg.maxmemory == 0
         || !(cfg.maxmemory_policy.contains("lru") || cfg.maxmemory_policy.contains("lfu"));
-    match lookup_no_touch(ctx, &argv[2]) {
+    match lookup_no_touch(ctx, &argv[2], true) {
         Some(e) => match e.value {
             Value::Str(StrValue::Int(i)) if sharing && (0..SHARED_INTEGERS).contains(&i) => {
                 Reply::Int(SHARED_REFCOUNT)
@@ -548,6 +560,7 @@ fn swapdb<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
         }
         s.all(move |sh: &mut Shard| {
             sh.dbs.swap(a, b);
+            (sh.dbs[a].id, sh.dbs[b].id) = (a, b);
             // Clients blocked on keys of either database may now find them (as Redis's
             // scanDatabaseForReadyKeys).
             let waited = sh.blocking.keys_in(a, b);

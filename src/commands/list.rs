@@ -12,6 +12,7 @@
 //! trimmed.
 
 use super::{args, errors, propagate, Blocking, Command, Ctx, Exec, Touch};
+use crate::notify;
 use crate::protocol::parse::parse_i64;
 use crate::protocol::Reply;
 use crate::storage::list::{End, List};
@@ -184,15 +185,28 @@ fn store_new(ctx: &mut Ctx, key: &[u8], l: List) {
     ctx.db().set(key, Value::List(Box::new(l)), false);
 }
 
-/// After a command changed lists: delete `key` if its list is now empty, and make the
-/// db's dirty counter `before + changes`, Redis's count for the command (the
-/// `Db::set` / `Db::remove` calls made on the way count one each on their own).
+/// After a command changed lists (and raised its event): delete `key` if its list is
+/// now empty (raising `del`), and make the db's dirty counter `before + changes`,
+/// Redis's count for the command (the `Db::set` / `Db::remove` calls made on the way
+/// count one each on their own).
 fn settle(ctx: &mut Ctx, key: &[u8], now_empty: bool, before: u64, changes: usize) {
-    let db = ctx.db();
     if now_empty {
-        db.remove(key);
+        ctx.db().remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
     }
-    db.dirty = before + changes as u64;
+    ctx.db().dirty = before + changes as u64;
+}
+
+/// Raise the event of a push at `end` of the list at `key`.
+fn pushed(ctx: &Ctx, key: &[u8], end: End) {
+    let name = if end == End::Head { "lpush" } else { "rpush" };
+    ctx.notify(notify::LIST, name, key);
+}
+
+/// Raise the event of a pop from `end` of the list at `key`.
+fn popped(ctx: &Ctx, key: &[u8], end: End) {
+    let name = if end == End::Head { "lpop" } else { "rpop" };
+    ctx.notify(notify::LIST, name, key);
 }
 
 fn bulk(e: LpEntry<'_>) -> Reply {
@@ -268,6 +282,7 @@ fn push(ctx: &mut Ctx, argv: &[Bytes], end: End, only_existing: bool) -> Reply {
             len
         }
     };
+    pushed(ctx, key, end);
     settle(ctx, key, false, before, values.len());
     Reply::Int(len as i64)
 }
@@ -313,6 +328,7 @@ fn pop(ctx: &mut Ctx, argv: &[Bytes], end: End) -> Reply {
             }
         },
     };
+    self::popped(ctx, key, end);
     settle(ctx, key, empty, before, popped);
     reply
 }
@@ -331,6 +347,7 @@ fn mpop(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> Reply {
                 (values, l.is_empty())
             }
         };
+        popped(ctx, key, end);
         settle(ctx, key, empty, before, values.len());
         return Reply::Array(vec![Reply::Bulk(key.clone()), bulks(values)]);
     }
@@ -477,6 +494,7 @@ fn lset(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if !l.set(index, &argv[3]) {
         return Reply::err(errors::INDEX_OUT_OF_RANGE);
     }
+    ctx.notify(notify::LIST, "lset", &argv[1]);
     settle(ctx, &argv[1], false, before, 1);
     Reply::ok()
 }
@@ -493,6 +511,7 @@ fn ltrim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(Some(l)) => (l.trim(start, stop), l.is_empty()),
     };
     // Redis signals the key as modified even when nothing was trimmed (WATCH sees it).
+    ctx.notify(notify::LIST, "ltrim", &argv[1]);
     settle(ctx, &argv[1], empty, before, removed.max(1));
     Reply::ok()
 }
@@ -508,6 +527,9 @@ fn lrem(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Int(0),
         Ok(Some(l)) => (l.remove(&argv[3], count), l.is_empty()),
     };
+    if removed > 0 {
+        ctx.notify(notify::LIST, "lrem", &argv[1]);
+    }
     settle(ctx, &argv[1], empty, before, removed);
     Reply::Int(removed as i64)
 }
@@ -532,6 +554,7 @@ fn linsert(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             l.len()
         }
     };
+    ctx.notify(notify::LIST, "linsert", &argv[1]);
     settle(ctx, &argv[1], false, before, 1);
     Reply::Int(len as i64)
 }
@@ -564,6 +587,9 @@ fn move_element(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
                 return Reply::Null;
             };
             l.push(&v, to);
+            // As Redis: the push's event, then the pop's.
+            pushed(ctx, dst, to);
+            popped(ctx, src, from);
             settle(ctx, src, false, before, 1);
             return Reply::Bulk(Bytes::from(v));
         }
@@ -587,6 +613,8 @@ fn move_element(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
             store_new(ctx, dst, l);
         }
     }
+    pushed(ctx, dst, to);
+    popped(ctx, src, from);
     settle(ctx, src, src_empty, before, 1);
     Reply::Bulk(Bytes::from(v))
 }
@@ -616,6 +644,7 @@ fn blocking_pop(ctx: &mut Ctx, argv: &[Bytes], end: End) -> Reply {
                 None => continue,
             },
         };
+        popped(ctx, key, end);
         settle(ctx, key, empty, before, 1);
         return Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(Bytes::from(v))]);
     }

@@ -623,6 +623,7 @@ impl<'a> Ctx<'a> {
             }
             None => {
                 stats.keyspace_misses += 1;
+                crate::notify::raise(crate::notify::KEY_MISS, "keymiss", self.db, key);
                 None
             }
         }
@@ -637,6 +638,12 @@ impl<'a> Ctx<'a> {
     pub fn modify(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now_ms;
         self.shard.dbs[self.db].lookup_modify(key, now)
+    }
+    /// Raise keyspace event `name` of `class` on `key` in this database (see
+    /// [`crate::notify`]); nothing unless that class is on.
+    #[inline]
+    pub fn notify(&self, class: u32, name: &'static str, key: &[u8]) {
+        crate::notify::raise(class, name, self.db, key);
     }
     /// True if the key exists (expiring it if due), without touching stats.
     pub fn exists(&mut self, key: &[u8]) -> bool {

@@ -18,6 +18,7 @@
 //! client-output-buffer-limit or the OOM killer stops it).
 
 use super::{args, errors, propagate, random_reply, Command, Ctx, Exec, Touch};
+use crate::notify;
 use crate::protocol::parse::parse_i64;
 use crate::protocol::reply::RawArray;
 use crate::protocol::Reply;
@@ -237,6 +238,9 @@ fn sadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             }
         };
         ctx.db().dirty += added as u64;
+        if added > 0 {
+            ctx.notify(notify::SET, "sadd", key);
+        }
         Ok(Reply::Int(added as i64))
     })())
 }
@@ -258,8 +262,12 @@ fn srem(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             }
         }
         let emptied = s.is_empty();
+        if removed > 0 {
+            ctx.notify(notify::SET, "srem", key);
+        }
         if emptied {
             ctx.db().remove(key);
+            ctx.notify(notify::GENERIC, "del", key);
         }
         ctx.db().dirty += removed - u64::from(emptied);
         Ok(Reply::Int(removed as i64))
@@ -310,8 +318,10 @@ fn spop_one(ctx: &mut Ctx, key: &[u8]) -> Result<Reply, Reply> {
     let Some((m, emptied)) = popped else {
         return Ok(Reply::Null);
     };
+    ctx.notify(notify::SET, "spop", key);
     if emptied {
         ctx.db().remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
     } else {
         ctx.db().dirty += 1;
     }
@@ -324,6 +334,7 @@ fn spop_count(ctx: &mut Ctx, argv: &[Bytes]) -> Result<Reply, Reply> {
         .filter(|&n| n >= 0)
         .ok_or(Reply::err(errors::NOT_POSITIVE))?;
     let max = max_intset(ctx);
+    let db = ctx.db;
     let Some(s) = write(ctx, key)? else {
         return Ok(Reply::Set(vec![]));
     };
@@ -332,11 +343,13 @@ fn spop_count(ctx: &mut Ctx, argv: &[Bytes]) -> Result<Reply, Reply> {
     }
     let size = s.len();
     let count = usize::try_from(count).unwrap_or(usize::MAX);
+    notify::raise(notify::SET, "spop", db, key);
     // CASE 1: everything goes; the reply is the set as SUNION of it would give it.
     if count >= size {
         let all = union(&[Some(&*s)], max);
         let out = members_reply(&all);
         ctx.db().remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
         ctx.db().dirty += size as u64 - 1;
         return Ok(out);
     }
@@ -486,21 +499,29 @@ fn smove(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         if !s.remove(m) {
             return Ok(Reply::Int(0));
         }
-        if s.is_empty() {
+        let emptied = s.is_empty();
+        ctx.notify(notify::SET, "srem", src);
+        if emptied {
             ctx.db().remove(src);
+            ctx.notify(notify::GENERIC, "del", src);
         } else {
             ctx.db().dirty += 1;
         }
-        if dst_exists {
-            if let Some(d) = write(ctx, dst)? {
-                if d.add(m, max) {
-                    ctx.db().dirty += 1;
-                }
+        let added = if dst_exists {
+            let d = write(ctx, dst)?;
+            let added = d.is_some_and(|d| d.add(m, max));
+            if added {
+                ctx.db().dirty += 1;
             }
+            added
         } else {
             let mut d = Set::for_member(m);
             d.add(m, max);
             ctx.db().set(dst, Value::Set(Box::new(d)), false);
+            true
+        };
+        if added {
+            ctx.notify(notify::SET, "sadd", dst);
         }
         Ok(Reply::Int(1))
     })())
@@ -616,13 +637,15 @@ fn sintercard(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     })())
 }
 
-/// Store `result` at `dst` (dropping any TTL), or delete `dst` when it is empty.
-fn store(ctx: &mut Ctx, dst: &[u8], result: Set) -> Reply {
+/// Store `result` at `dst` (dropping any TTL) and raise `event`, or delete `dst` when
+/// it is empty (raising `del` if there was one).
+fn store(ctx: &mut Ctx, dst: &[u8], result: Set, event: &'static str) -> Reply {
     let n = result.len();
     if n > 0 {
         ctx.db().set(dst, Value::Set(Box::new(result)), false);
-    } else {
-        ctx.db().remove(dst);
+        ctx.notify(notify::SET, event, dst);
+    } else if ctx.db().remove(dst).is_some() {
+        ctx.notify(notify::GENERIC, "del", dst);
     }
     Reply::Int(n as i64)
 }
@@ -633,7 +656,7 @@ fn sinterstore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         let (dst, keys) = (&argv[1], &argv[2..]);
         let max = max_intset(ctx);
         if check_sets(ctx, keys)?.contains(&false) {
-            return Ok(store(ctx, dst, Set::default()));
+            return Ok(store(ctx, dst, Set::default(), "sinterstore"));
         }
         let mut sets: Vec<&Set> = sets_of(ctx, keys).into_iter().flatten().collect();
         let mut result = Set::default();
@@ -644,7 +667,7 @@ fn sinterstore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             result.add(&buf, max);
             true
         });
-        Ok(store(ctx, dst, result))
+        Ok(store(ctx, dst, result, "sinterstore"))
     })())
 }
 
@@ -723,7 +746,10 @@ fn union_or_diff(ctx: &mut Ctx, keys: &[Bytes], dst: Option<&[u8]>, diff: bool) 
             union(&sets, max)
         };
         Ok(match dst {
-            Some(dst) => store(ctx, dst, result),
+            Some(dst) => {
+                let event = if diff { "sdiffstore" } else { "sunionstore" };
+                store(ctx, dst, result, event)
+            }
             None => members_reply(&result),
         })
     })())

@@ -23,6 +23,7 @@
 //! is converted to a skiplist, as Redis does before sorting it (OBJECT ENCODING shows it).
 
 use super::{args, errors, Command, Ctx, Exec, Touch};
+use crate::notify;
 use crate::protocol::Reply;
 use crate::storage::list::{End, List};
 use crate::storage::zset::strtod;
@@ -525,7 +526,9 @@ pub fn rows_reply(rows: Vec<Option<Vec<u8>>>) -> Reply {
 pub fn store(ctx: &mut Ctx, dest: &[u8], rows: Vec<Option<Vec<u8>>>) -> Reply {
     let n = rows.len();
     if n == 0 {
-        ctx.db().remove(dest);
+        if ctx.db().remove(dest).is_some() {
+            ctx.notify(notify::GENERIC, "del", dest);
+        }
         return Reply::Int(0);
     }
     let mut list = List::new(ctx.shard.config.encoding.list_max_listpack_size);
@@ -536,6 +539,7 @@ pub fn store(ctx: &mut Ctx, dest: &[u8], rows: Vec<Option<Vec<u8>>>) -> Reply {
     db.set(dest, Value::List(Box::new(list)), false);
     // Redis counts one change per stored element; `set` counted one.
     db.dirty += n as u64 - 1;
+    ctx.notify(notify::LIST, "sortstore", dest);
     Reply::Int(n as i64)
 }
 

@@ -10,6 +10,7 @@
 //! [`Ctx::lookup_write`], exactly where Redis uses `lookupKeyRead` / `lookupKeyWrite`.
 
 use super::{args, errors, propagate, Command, Ctx, Exec, Merge};
+use crate::notify;
 use crate::protocol::parse::parse_i64;
 use crate::protocol::Reply;
 use crate::storage::db::Entry;
@@ -379,10 +380,12 @@ fn set_generic(
         Value::Str(StrValue::from_set(val)),
         flags & flag::KEEPTTL != 0,
     );
+    ctx.notify(notify::STRING, "set", key);
     if let Some(at) = deadline {
         // A deadline already past leaves a logically expired key, as in Redis 7.0:
         // the next access (or the active cycle) deletes it.
-        db.set_expire(key, at);
+        ctx.db().set_expire(key, at);
+        ctx.notify(notify::GENERIC, "expire", key);
     }
     if flags & flag::GET != 0 {
         old
@@ -470,6 +473,7 @@ fn getset(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     };
     ctx.db()
         .set(&argv[1], Value::Str(StrValue::from_set(&argv[2])), false);
+    ctx.notify(notify::STRING, "set", &argv[1]);
     old
 }
 
@@ -481,6 +485,7 @@ fn getdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     ctx.db().remove(&argv[1]);
+    ctx.notify(notify::GENERIC, "del", &argv[1]);
     old
 }
 
@@ -504,11 +509,13 @@ fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         };
         if flags & (flag::EXAT | flag::PXAT) != 0 && at <= now {
             ctx.db().remove(key);
+            ctx.notify(notify::GENERIC, "del", key);
         } else {
             ctx.db().set_expire(key, at);
+            ctx.notify(notify::GENERIC, "expire", key);
         }
-    } else if flags & flag::PERSIST != 0 {
-        ctx.db().persist(key);
+    } else if flags & flag::PERSIST != 0 && ctx.db().persist(key) {
+        ctx.notify(notify::GENERIC, "persist", key);
     }
     reply
 }
@@ -534,6 +541,7 @@ fn mset(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     for pair in argv[1..].chunks_exact(2) {
         ctx.db()
             .set(&pair[0], Value::Str(StrValue::from_set(&pair[1])), false);
+        ctx.notify(notify::STRING, "set", &pair[0]);
     }
     Reply::ok()
 }
@@ -549,6 +557,7 @@ fn msetnx(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     for pair in argv[1..].chunks_exact(2) {
         ctx.db()
             .set(&pair[0], Value::Str(StrValue::from_set(&pair[1])), false);
+        ctx.notify(notify::STRING, "set", &pair[0]);
     }
     Reply::Int(1)
 }
@@ -561,6 +570,7 @@ fn append(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             let v = StrValue::from_set(add);
             let len = v.len();
             ctx.db().set(key, Value::Str(v), false);
+            ctx.notify(notify::STRING, "append", key);
             return Reply::Int(len as i64);
         }
         Some(e) => match as_str(e) {
@@ -576,7 +586,9 @@ fn append(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     };
     let raw = s.make_raw();
     raw.extend_from_slice(add);
-    Reply::Int(raw.len() as i64)
+    let len = raw.len();
+    ctx.notify(notify::STRING, "append", key);
+    Reply::Int(len as i64)
 }
 
 /// STRLEN key
@@ -617,6 +629,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) -> Reply {
         }
         None => ctx.db().set(key, Value::Str(StrValue::Int(new)), false),
     }
+    ctx.notify(notify::STRING, "incrby", key);
     Reply::Int(new)
 }
 
@@ -672,6 +685,7 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Some(e) if exists => e.value = value,
         _ => ctx.db().set(key, value, false),
     }
+    ctx.notify(notify::STRING, "incrbyfloat", key);
     Reply::Bulk(Bytes::from(text.into_bytes()))
 }
 
@@ -758,7 +772,9 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         raw.resize(need, 0);
     }
     raw[offset as usize..need].copy_from_slice(value);
-    Reply::Int(raw.len() as i64)
+    let len = raw.len();
+    ctx.notify(notify::STRING, "setrange", key);
+    Reply::Int(len as i64)
 }
 
 // ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 //! ([`parse_score`]): hex floats are accepted, overflow is refused, as Redis does.
 
 use super::{args, errors, propagate, random_reply, Blocking, Command, Ctx, Exec, Touch};
+use crate::notify;
 use crate::protocol::reply::{format_double_resp, RawArray};
 use crate::protocol::Reply;
 use crate::storage::glob::glob_match;
@@ -424,23 +425,29 @@ fn dirty(ctx: &mut Ctx, n: usize) {
     ctx.db().dirty += n as u64;
 }
 
-/// Delete a key whose set became empty. Redis counts the removed members, not the
-/// deletion, so the deletion's own dirty count is taken back.
+/// Delete a key whose set became empty (raising `del`, after the command's own
+/// event). Redis counts the removed members, not the deletion, so the deletion's own
+/// dirty count is taken back.
 fn drop_emptied(ctx: &mut Ctx, key: &[u8]) {
     let db = ctx.db();
     if db.remove(key).is_some() {
         db.dirty -= 1;
+        ctx.notify(notify::GENERIC, "del", key);
     }
 }
 
-/// Store `z` under `key` as a new value (TTL dropped), or delete `key` when `z` is
-/// empty, as Redis's STORE commands do; returns the reply (the stored length).
-fn store(ctx: &mut Ctx, key: &[u8], z: ZSet) -> Reply {
+/// Store `z` under `key` as a new value (TTL dropped) and raise `event`, or delete
+/// `key` when `z` is empty (raising `del` if it existed), as Redis's STORE commands
+/// do; returns the reply (the stored length).
+fn store(ctx: &mut Ctx, key: &[u8], z: ZSet, event: &'static str) -> Reply {
     let n = z.len();
     if n == 0 {
-        ctx.db().remove(key);
+        if ctx.db().remove(key).is_some() {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
     } else {
         ctx.db().set(key, Value::ZSet(Box::new(z)), false);
+        ctx.notify(notify::ZSET, event, key);
     }
     Reply::Int(n as i64)
 }
@@ -619,6 +626,9 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], incr: bool) -> Reply {
             dirty(ctx, (added + updated).saturating_sub(1));
         }
     }
+    if added + updated > 0 {
+        ctx.notify(notify::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+    }
     if f.incr {
         if processed > 0 {
             Reply::Double(last)
@@ -645,6 +655,9 @@ fn zrem(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             emptied = true;
             break;
         }
+    }
+    if deleted > 0 {
+        ctx.notify(notify::ZSET, "zrem", key);
     }
     if emptied {
         drop_emptied(ctx, key);
@@ -838,7 +851,7 @@ fn zrange_generic(
         Err(e) => return e,
         Ok(None) => {
             return match dst {
-                Some(d) => store(ctx, d, ZSet::new_listpack()),
+                Some(d) => store(ctx, d, ZSet::new_listpack(), "zrangestore"),
                 None => Reply::Array(vec![]),
             }
         }
@@ -880,7 +893,7 @@ fn zrange_generic(
     for (m, s) in &found {
         out.insert(*s, m, lim);
     }
-    store(ctx, dst, out)
+    store(ctx, dst, out, "zrangestore")
 }
 
 /// Clamp ZRANGE-style indexes (negative from the end) to a set of `len`: the first
@@ -949,7 +962,16 @@ fn zremrange_generic(ctx: &mut Ctx, argv: &[Bytes], range: Range) -> Reply {
         Range::Score(r) => z.remove_range_by_score(r),
         Range::Lex(r) => z.remove_range_by_lex(r),
     };
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if deleted > 0 {
+        let event = match range {
+            Range::Rank(..) => "zremrangebyrank",
+            Range::Score(_) => "zremrangebyscore",
+            Range::Lex(_) => "zremrangebylex",
+        };
+        ctx.notify(notify::ZSET, event, key);
+    }
+    if emptied {
         drop_emptied(ctx, key);
     }
     dirty(ctx, deleted);
@@ -1005,7 +1027,11 @@ fn zpop_generic(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: usize, shape: P
             None => break,
         }
     }
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if !popped.is_empty() {
+        ctx.notify(notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
+    if emptied {
         drop_emptied(ctx, key);
     }
     dirty(ctx, popped.len());
@@ -1542,7 +1568,12 @@ fn setop_generic(
         Some(d) => {
             let lim = limits(ctx);
             let z = ZSet::from_pairs(result.iter().map(|(m, s)| (&m[..], *s)), lim);
-            store(ctx, d, z)
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            store(ctx, d, z, event)
         }
         None if withscores => pairs(
             result

@@ -120,8 +120,13 @@ pub async fn rdb_into_shards(
 }
 
 /// Store a batch on its shard. Loading is not a change: the shard's change counter is
-/// left as it was (so `rdb_changes_since_last_save` reads 0 after a load).
+/// left as it was (so `rdb_changes_since_last_save` reads 0 after a load), and no
+/// keyspace event is raised (Redis's `dbAddRDBLoad`).
 fn insert(s: &mut Shard, batch: Vec<Loaded>) {
+    crate::notify::muted(|| insert_keys(s, batch));
+}
+
+fn insert_keys(s: &mut Shard, batch: Vec<Loaded>) {
     let clock = lru_clock();
     for (db, key, value, expire, idle) in batch {
         let db = &mut s.dbs[db];

@@ -93,6 +93,8 @@ pub fn run(
     let mut ctx = Ctx::at(shard, db, now_ms);
     ctx.no_touch = no_touch;
     let reply = guarded(cmd, || f(&mut ctx, argv));
+    // Its keyspace events leave before its reply (see `notify`).
+    crate::runtime::pubsub::publish_events(crate::notify::take());
     let changed = counting && shard.dirty() != dirty_before;
     if !watched.is_empty() && changed && !reply.is_error() {
         touch_watched(shard, cmd, db, argv, &watched, &reply);

@@ -166,6 +166,23 @@ impl Shards {
         })
     }
 
+    /// What work running on this core's shard needs to post to other cores.
+    pub fn peers(&self) -> Peers {
+        Peers {
+            local_id: self.local_id,
+            inboxes: self.inboxes.clone(),
+            server: self.server.clone(),
+        }
+    }
+
+    /// Run `f` inline on the local shard; the keyspace events it raised outside a
+    /// command (a lookup's `keymiss` or `expired`) leave with it, as a job's do.
+    fn run_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let r = f(&mut self.local.borrow_mut());
+        crate::runtime::pubsub::publish_events(crate::notify::take());
+        r
+    }
+
     /// True if work of this handle may run inline on the local shard right now.
     pub fn local_is_free(&self) -> bool {
         !self.local.borrow().lock.blocks(self.tx)
@@ -182,7 +199,7 @@ impl Shards {
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> R {
         if id == self.local_id && self.local_is_free() {
-            return f(&mut self.local.borrow_mut());
+            return self.run_local(f);
         }
         let rx = self.send(id, f);
         rx.recv_async()
@@ -250,7 +267,7 @@ impl Shards {
         let mut out = Vec::with_capacity(pending.len());
         for rx in pending {
             out.push(match rx {
-                None => f(&mut self.local.borrow_mut()),
+                None => self.run_local(|s| f(s)),
                 Some(rx) => rx
                     .recv_async()
                     .await
@@ -258,6 +275,31 @@ impl Shards {
             });
         }
         out
+    }
+}
+
+/// A core's way to post work to the others from code that runs on its shard (and so
+/// cannot use [`Shards`], whose local shard it borrows): fire and forget, as control
+/// jobs, which run even on a shard a transaction holds.
+pub struct Peers {
+    pub local_id: usize,
+    inboxes: Arc<Vec<flume::Sender<Job>>>,
+    pub server: Arc<ServerInfo>,
+}
+
+impl Peers {
+    pub fn count(&self) -> usize {
+        self.inboxes.len()
+    }
+    /// Queue `f` on core `id`; nobody waits for it.
+    pub fn post(&self, id: usize, f: impl FnOnce(&mut Shard) + Send + 'static) {
+        let job = Job {
+            kind: JobKind::Control,
+            run: Box::new(f),
+        };
+        if self.inboxes[id].send(job).is_err() {
+            panic!("shard {id} inbox closed while the server runs");
+        }
     }
 }
 
@@ -284,6 +326,8 @@ fn run_job(s: &mut Shard, job: Job) {
         s.lock.deferred.push_back(job.run);
     } else {
         (job.run)(s);
+        // Keyspace events a job raised outside a command (a lazy expiry in KEYS...).
+        crate::runtime::pubsub::publish_events(crate::notify::take());
     }
 }
 
@@ -314,7 +358,7 @@ impl Shards {
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> Answer<R> {
         if id == self.local_id && self.local_is_free() {
-            Answer::Ready(f(&mut self.local.borrow_mut()))
+            Answer::Ready(self.run_local(f))
         } else {
             Answer::Remote(self.send(id, f))
         }

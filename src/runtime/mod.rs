@@ -102,6 +102,7 @@ where
                 server.clone(),
             ));
             backend::set_spin_hint(shards.in_flight.clone());
+            pubsub::install(&shards);
             backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
             backend::spawn(cron(shard.clone(), server)).detach();
             on_start(shards.clone());
@@ -229,6 +230,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
                 let ms = us / 1000;
                 let threshold = s.config.latency_monitor_threshold;
                 s.latency.add_if_needed(threshold, "expire-cycle", ms);
+                pubsub::publish_events(crate::notify::take());
                 s.expire.time_cap_reached != before
             };
             if !capped || started.elapsed() >= budget {

@@ -201,21 +201,28 @@ async fn finish_gathered(
         shards.count(),
         shards.local.borrow().config_handle.clone(),
     );
-    for (dbi, k, e) in &before {
-        if let Some((entry, ttl)) = e {
-            let d = &mut scratch.dbs[*dbi];
-            d.set(k, entry.value.clone(), false);
-            if let Some(at) = ttl {
-                d.set_expire(k, *at);
+    // The copies are not changes: they raise no keyspace event. The command's own
+    // events are raised on the scratch shard, with its databases' indexes, and
+    // published from this core like any command's.
+    crate::notify::muted(|| {
+        for (dbi, k, e) in &before {
+            if let Some((entry, ttl)) = e {
+                let d = &mut scratch.dbs[*dbi];
+                d.set(k, entry.value.clone(), false);
+                if let Some(at) = ttl {
+                    d.set_expire(k, *at);
+                }
             }
         }
-    }
+    });
     let reply = {
         let Exec::Shard(f) = cmd.exec else {
             unreachable!("gathered commands are Shard commands")
         };
         let mut ctx = Ctx::new(&mut scratch, db);
-        call::guarded(cmd, || f(&mut ctx, argv))
+        let reply = call::guarded(cmd, || f(&mut ctx, argv));
+        crate::runtime::pubsub::publish_events(crate::notify::take());
+        reply
     };
     let met: Vec<usize> = before.iter().map(|(_, k, _)| shards.shard_of(k)).collect();
     let writes = changed_keys(shards, &mut scratch, before);
@@ -257,7 +264,12 @@ fn changed_keys(shards: &Shards, scratch: &mut Shard, before: Gathered) -> Vec<G
     writes
 }
 
+/// (Muted: the command raised its keyspace events where it ran.)
 fn write_back(s: &mut Shard, writes: Gathered) {
+    crate::notify::muted(|| write_back_keys(s, writes));
+}
+
+fn write_back_keys(s: &mut Shard, writes: Gathered) {
     for (dbi, k, new) in writes {
         s.watches.touch(dbi, &k);
         let d = &mut s.dbs[dbi];

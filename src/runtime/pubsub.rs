@@ -34,9 +34,22 @@
 //! output buffer puts them: a RESP3 client that publishes to itself gets the message
 //! before PUBLISH's count, as from Redis.
 //!
-//! **Reuse.** Keyspace notifications are PUBLISHes on `__keyspace@…` channels and can
-//! go through [`publish`] as they are; MONITOR and tracking invalidations need another
-//! key than a channel name but the same parts: a per-core registry, a summary in
+//! **Messages raised on a shard.** Keyspace notifications (see `notify`) are messages
+//! on `__keyspace@…` / `__keyevent@…` channels raised by commands while they run on
+//! their shard, where no [`Shards`] handle can be used (it borrows the shard). The call
+//! path hands them to [`publish_events`] right after the command, before its reply
+//! leaves the shard: posted as one control job per core that may hear any of them,
+//! this one included, through this core's [`Peers`] (installed at start); nobody waits
+//! for a count. Even this core's subscribers get them through its inbox, not at once:
+//! a command's events are queued on every inbox before its reply leaves, so a client's
+//! next command, on any shard, queues its own events behind them; delivering at once
+//! here could overtake the events of the client's previous command, still in this
+//! core's inbox. (A PUBLISH delivers on its own core at once, so a subscriber on the
+//! publisher's core may get a PUBLISH before the keyspace events of the command sent
+//! just before it; Redis, one thread, keeps them in order.)
+//!
+//! **Reuse.** MONITOR and tracking invalidations need another key than a channel name
+//! but the same parts: a per-core registry, a summary in
 //! [`Presence`] so nobody listening costs nothing, one job per interested core, and the
 //! client's [`Pushes`] queue to write from (`monitor` does so).
 //!
@@ -51,11 +64,13 @@
 //! connection's queue has no output buffer limit (`client-output-buffer-limit`).
 
 use crate::client::{ClientRef, Pushes, Subscription};
+use crate::notify::{self, Event};
 use crate::protocol::Reply;
+use crate::runtime::hop::Peers;
 use crate::runtime::Shards;
 use crate::storage::glob::glob_match;
 use bytes::{Bytes, BytesMut};
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
@@ -73,6 +88,15 @@ struct Registry {
 
 thread_local! {
     static REGISTRY: RefCell<Registry> = RefCell::default();
+    /// This core's way to the others for messages raised on its shard.
+    static PEERS: OnceCell<Peers> = const { OnceCell::new() };
+}
+
+/// Let messages raised on this core's shard reach the other cores (at start).
+pub fn install(shards: &Shards) {
+    PEERS.with(|p| {
+        let _ = p.set(shards.peers());
+    });
 }
 
 const BUCKETS: usize = 256;
@@ -265,6 +289,55 @@ pub fn listening_cores<'a>(
     let cores = shards.server.pubsub.cores(shards.count());
     (0..shards.count())
         .filter(move |&id| id != shards.local_id && cores[id].may_hear(kind, channel))
+}
+
+/// Publish keyspace events raised on this core's shard (see the module doc): each as
+/// `__keyspace@<db>__:<key>` / `<event>` and `__keyevent@<db>__:<event>` / `<key>`,
+/// as the `K` and `E` flags say, in the order raised.
+pub fn publish_events(events: Vec<Event>) {
+    if events.is_empty() {
+        return;
+    }
+    let flags = notify::flags();
+    let mut messages: Outgoing = Vec::with_capacity(events.len() * 2);
+    let channel = |space: &str, db: usize, tail: &[u8]| {
+        let mut c = BytesMut::with_capacity(16 + tail.len());
+        c.extend_from_slice(format!("__key{space}@{db}__:").as_bytes());
+        c.extend_from_slice(tail);
+        c.freeze()
+    };
+    for e in events {
+        let name = Bytes::from_static(e.name.as_bytes());
+        if flags & notify::KEYSPACE != 0 {
+            let ch = channel("space", e.db, &e.key);
+            messages.push((Subscription::Channel, ch, name.clone()));
+        }
+        if flags & notify::KEYEVENT != 0 {
+            let ch = channel("event", e.db, &name);
+            messages.push((Subscription::Channel, ch, e.key));
+        }
+    }
+    PEERS.with(|p| match p.get() {
+        Some(peers) => {
+            let cores = peers.server.pubsub.cores(peers.count());
+            for (id, core) in cores.iter().enumerate() {
+                let batch: Outgoing = messages
+                    .iter()
+                    .filter(|(kind, ch, _)| core.may_hear(*kind, ch))
+                    .cloned()
+                    .collect();
+                if !batch.is_empty() {
+                    peers.post(id, move |_| {
+                        deliver_all(&batch);
+                    });
+                }
+            }
+        }
+        // No runtime (a command run by a unit test): this core is the only one.
+        None => {
+            deliver_all(&messages);
+        }
+    });
 }
 
 /// One message: its kind of channel, the channel, the payload.

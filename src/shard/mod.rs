@@ -65,8 +65,12 @@ impl Shard {
             config.latency_monitor_threshold,
             std::sync::atomic::Ordering::Relaxed,
         );
+        crate::notify::set_flags(config.notify_keyspace_events);
         let dbs = (0..config.databases.max(1))
-            .map(|_| Db::default())
+            .map(|id| Db {
+                id,
+                ..Db::default()
+            })
             .collect();
         Shard {
             id,
@@ -133,6 +137,7 @@ impl Shard {
     pub fn refresh_config(&mut self) {
         if self.config_handle.generation() != self.config.generation {
             self.config = self.config_handle.current();
+            crate::notify::set_flags(self.config.notify_keyspace_events);
             latency::THRESHOLD_MS.store(
                 self.config.latency_monitor_threshold,
                 std::sync::atomic::Ordering::Relaxed,

@@ -31,6 +31,8 @@ impl Entry {
 
 #[derive(Default)]
 pub struct Db {
+    /// Its index (SELECT n), for the keyspace events it raises (`notify`).
+    pub id: usize,
     pub keys: Dict<CompactBytes, Entry>,
     pub expires: Dict<CompactBytes, u64>,
     /// Keys deleted because their TTL passed (lazily or by the active cycle).
@@ -124,6 +126,7 @@ impl Db {
         self.keys.remove(key);
         self.expires.remove(key);
         self.expired += 1;
+        crate::notify::raise(crate::notify::EXPIRED, "expired", self.id, key);
         if let Some(log) = &mut self.expired_log {
             log.push(bytes::Bytes::copy_from_slice(key));
         }
@@ -178,6 +181,7 @@ impl Db {
             Some(e) => *e = entry,
             None => {
                 self.keys.insert(CompactBytes::new(key), entry);
+                crate::notify::raise(crate::notify::NEW, "new", self.id, key);
             }
         }
         if !keep_ttl && !self.expires.is_empty() {
