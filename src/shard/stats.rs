@@ -140,8 +140,11 @@ impl ShardStats {
         }
     }
 
-    /// CONFIG RESETSTAT.
+    /// CONFIG RESETSTAT: the counters, not the gauges (a client blocked now is still
+    /// blocked, and its wait's end takes it off the count).
     pub fn reset(&mut self) {
+        let gauges = (self.blocked_clients, self.blocking_keys);
         *self = ShardStats::default();
+        (self.blocked_clients, self.blocking_keys) = gauges;
     }
 }
