@@ -12,8 +12,8 @@
 
 mod common;
 
-use common::{await_blocked, blocked_clients, keys_on_distinct_shards, show};
-use common::{wait_until, Frame, RawConn, Server};
+use common::{await_blocked, blocked_clients, client_field as field, conn_on};
+use common::{keys_on_distinct_shards, show, wait_until, Frame, RawConn, Server};
 use std::time::{Duration, Instant};
 
 const SHARDS: usize = 2;
@@ -34,32 +34,6 @@ fn text(f: &Frame) -> String {
         Frame::Simple(s) => s.clone(),
         other => panic!("expected text, got {}", show(other)),
     }
-}
-
-fn field(line: &str, name: &str) -> String {
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name}= in {line}"))
-        .to_string()
-}
-
-fn core_of(c: &mut RawConn) -> usize {
-    field(&text(&c.cmd(&["CLIENT", "INFO"])), "shard")
-        .parse()
-        .expect("shard= is a number")
-}
-
-/// A Shardis connection that landed on `core`. (Right after start-up a core may not
-/// listen yet: keep trying for a while.)
-fn conn_on(s: &Server, core: usize) -> RawConn {
-    for _ in 0..500 {
-        let mut c = s.raw();
-        if core_of(&mut c) == core {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("no connection landed on core {core} in 500 tries");
 }
 
 fn argv(line: &str) -> Vec<&[u8]> {
