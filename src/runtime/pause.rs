@@ -43,11 +43,17 @@
 //!    own core's last, so they run after its reply, as in Redis).
 //! 5. **Expiry** (`Shard::hold_expiry`): the shard skips its active cycle and its
 //!    databases keep expired keys until the end (eviction, when it comes, must ask
-//!    `Shard::expiry_held` too). The hold ends by itself at the end
-//!    (it is a deadline); UNPAUSE clears it. A write that runs during the pause (one
-//!    already on its way to a shard when the pause began, or one queued in the
-//!    EXEC that paused) deletes the expired keys it meets, as any write must (Redis
-//!    7.0 asserts instead).
+//!    `Shard::expiry_held` too). The hold is a deadline, so it ends by itself;
+//!    UNPAUSE clears it. A write that runs during the pause (one already on its way
+//!    to a shard when the pause began, or one queued in the EXEC that paused) deletes
+//!    the expired keys it meets, as any write must (Redis 7.0.15 fails an assertion).
+//!
+//! Not like Redis 7.0: a write already on its way to another core's shard when the
+//! pause begins may run after CLIENT PAUSE has replied; the order of waking is each
+//! core's, not a global one; a held connection reads nothing more until it is woken;
+//! the pause ends at its timeout, not at the next cron tick. Where 7.0.15 crashes or
+//! hangs we do what later Redis does: CLIENT UNBLOCK leaves a held client held
+//! (answers 0), and RANDOMKEY gives up on a database of expired keys (answers nil).
 
 use crate::client::ClientRef;
 use crate::commands::{traits, Command};
