@@ -78,6 +78,8 @@ pub struct Client {
     /// While blocked (BLPOP...): the claim CLIENT UNBLOCK takes, and the reply it
     /// gives with TIMEOUT.
     pub blocked: Option<(crate::shard::blocking::Ticket, crate::protocol::Reply)>,
+    /// Its command is postponed by CLIENT PAUSE (Redis's BLOCKED_POSTPONE).
+    pub paused: bool,
     /// Config values that the client check needs at each command.
     pub requirepass_set: bool,
     /// What it is subscribed to (Pub/Sub).
@@ -244,6 +246,7 @@ impl Client {
             multi_aborted: false,
             watched: Vec::new(),
             blocked: None,
+            paused: false,
             requirepass_set,
             pubsub: PubSub::default(),
             pushes: None,
@@ -294,7 +297,7 @@ impl Client {
             (self.monitor, 'O'),
             (self.pubsub.active(), 'P'),
             (self.multi.is_some(), 'x'),
-            (self.blocked.is_some(), 'b'),
+            (self.blocked.is_some() || self.paused, 'b'),
             (self.no_evict, 'e'),
             (self.no_touch, 'T'),
         ] {

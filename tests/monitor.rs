@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{show, Frame, RawConn, Server};
+use common::{client_field as field, core_of, show, Frame, RawConn, Server};
 
 fn text(f: Frame) -> String {
     match f {
@@ -19,31 +19,12 @@ fn text(f: Frame) -> String {
     }
 }
 
-fn field(line: &str, name: &str) -> String {
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name}= in {line}"))
-        .to_string()
-}
-
-fn shard_of(c: &mut RawConn) -> usize {
-    field(&text(c.cmd(&["CLIENT", "INFO"])), "shard")
-        .parse()
-        .expect("shard= is a number")
-}
-
 /// A connection to `server` on core `core` (any connection for redis-server).
 fn conn_on(server: &Server, core: Option<usize>) -> RawConn {
-    let Some(core) = core else {
-        return server.raw();
-    };
-    for _ in 0..200 {
-        let mut c = server.raw();
-        if shard_of(&mut c) == core {
-            return c;
-        }
+    match core {
+        Some(core) => common::conn_on(server, core),
+        None => server.raw(),
     }
-    panic!("no connection landed on core {core}");
 }
 
 /// A monitor line without what differs between servers: `[db ip] args`. Panics if
@@ -278,7 +259,7 @@ fn conn_on_authed(server: &Server, core: Option<usize>) -> RawConn {
     for _ in 0..200 {
         let mut c = server.raw();
         assert_eq!(show(&c.cmd(&["AUTH", "secret"])), "+OK");
-        if core.is_none_or(|core| shard_of(&mut c) == core) {
+        if core.is_none_or(|core| core_of(&mut c) == core) {
             return c;
         }
     }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{show, wait_until, Frame, RawConn, Server};
+use common::{client_field as field, core_of, show, wait_until, Frame, RawConn, Server};
 use std::time::Duration;
 
 /// Shardis and redis-server connections side by side.
@@ -80,25 +80,11 @@ impl Pair {
     }
 }
 
-fn field(line: &str, name: &str) -> String {
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name}= in {line}"))
-        .to_string()
-}
-
 fn text(f: Frame) -> String {
     match f {
         Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b).into_owned(),
         other => panic!("expected text, got {other:?}"),
     }
-}
-
-/// The core a connection landed on.
-fn shard_of(c: &mut RawConn) -> usize {
-    field(&text(c.cmd(&["CLIENT", "INFO"])), "shard")
-        .parse()
-        .expect("shard= is a number")
 }
 
 fn info_field(c: &mut RawConn, name: &str) -> String {
@@ -248,7 +234,7 @@ fn spread_conns(server: &Server, n: usize) -> Vec<(RawConn, usize)> {
     let mut conns: Vec<(RawConn, usize)> = Vec::new();
     for _ in 0..200 {
         let mut c = server.raw();
-        let shard = shard_of(&mut c);
+        let shard = core_of(&mut c);
         conns.push((c, shard));
         let on = |s| conns.iter().filter(|(_, x)| *x == s).count();
         if conns.len() >= n && on(0) > 0 && on(1) > 0 {

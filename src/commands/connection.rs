@@ -2,15 +2,16 @@
 //! HELLO and the CLIENT subcommands.
 //!
 //! These act on the client's own state ([`Client`]); only AUTH / HELLO (which read the
-//! password) and CLIENT LIST / KILL (which walk every shard's client registry) need the
-//! [`Shards`] handle. The one idea to hold: every reply and error text here is one that
+//! password), CLIENT LIST / KILL / UNBLOCK (which walk every core's clients) and CLIENT
+//! PAUSE / UNPAUSE (which reach every core, see `runtime::pause`) need the [`Shards`]
+//! handle. The one idea to hold: every reply and error text here is one that
 //! client libraries parse or match on during their handshake (redis-py sends HELLO 3 and
 //! CLIENT SETINFO first), so they must be Redis's to the byte.
 
 use super::{args, errors, traits, Command, Exec, LocalBoxFuture};
 use crate::client::{Client, ClientRef, ReplyMode};
 use crate::protocol::Reply;
-use crate::runtime::{clients, Shards};
+use crate::runtime::{clients, pause, Shards};
 use crate::shard::Shard;
 use bytes::Bytes;
 
@@ -104,6 +105,20 @@ static CLIENT: &[Command] = &[
         CADMIN,
         CACL_ADMIN,
         Exec::Server(client_unblock),
+    ),
+    Command::new(
+        "client|pause",
+        -3,
+        CADMIN,
+        CACL_ADMIN,
+        Exec::Server(client_pause),
+    ),
+    Command::new(
+        "client|unpause",
+        2,
+        CADMIN,
+        CACL_ADMIN,
+        Exec::Server(client_unpause),
     ),
     Command::new(
         "client|help",
@@ -426,6 +441,54 @@ fn client_unblock<'a>(
             .all(move |_| crate::runtime::blocking::unblock(id, error))
             .await;
         Reply::Int(done.into_iter().any(|d| d) as i64)
+    })
+}
+
+/// CLIENT PAUSE timeout-ms [WRITE|ALL]: hold every client's commands (ALL, the
+/// default) or their writes (WRITE) on every core until the timeout, as Redis 7.0
+/// (see `runtime::pause`). The mode is checked before the timeout, as Redis does; a
+/// timeout of 0 pauses nothing new (it can still make a WRITE pause in force ALL).
+fn client_pause<'a>(
+    _c: &'a ClientRef,
+    s: &'a Shards,
+    argv: &'a [Bytes],
+) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        if argv.len() > 4 {
+            return errors::unknown_subcommand_or_arity("CLIENT", &argv[1]);
+        }
+        let kind = match argv.get(3) {
+            None => pause::Kind::All,
+            Some(a) if args::eq(a, "write") => pause::Kind::Write,
+            Some(a) if args::eq(a, "all") => pause::Kind::All,
+            Some(_) => return Reply::err(errors::PAUSE_MODE),
+        };
+        let Some(ms) = crate::protocol::parse::parse_i64(&argv[2]) else {
+            return Reply::err(errors::TIMEOUT_NOT_INTEGER);
+        };
+        if ms < 0 {
+            return Reply::err(errors::TIMEOUT_NEGATIVE);
+        }
+        // Redis adds the timeout to the clock as a long long: a huge one wraps to a
+        // past end, which pauses nothing.
+        let end = match ms {
+            0 => 0,
+            ms => ms.wrapping_add(crate::clock::now_ms() as i64),
+        };
+        pause::pause(s, kind, end).await;
+        Reply::ok()
+    })
+}
+
+/// CLIENT UNPAUSE: end the pause on every core; the postponed commands run.
+fn client_unpause<'a>(
+    _c: &'a ClientRef,
+    s: &'a Shards,
+    _argv: &'a [Bytes],
+) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        pause::unpause(s).await;
+        Reply::ok()
     })
 }
 

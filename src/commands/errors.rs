@@ -268,6 +268,8 @@ pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client alre
 pub const CLIENT_NAME_INVALID: &str =
     "ERR Client names cannot contain spaces, newlines or special characters.";
 pub const UNBLOCK_REASON: &str = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR";
+pub const PAUSE_MODE: &str = "ERR CLIENT PAUSE mode must be WRITE or ALL";
+pub const TIMEOUT_NOT_INTEGER: &str = "ERR timeout is not an integer or out of range";
 pub const INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
 pub const CLIENT_ID_NOT_POSITIVE: &str = "ERR client-id should be greater than 0";
 pub const NO_SUCH_CLIENT: &str = "ERR No such client";

@@ -275,7 +275,11 @@ pub fn render(
                 w.field("maxclients", cfg.maxclients);
                 w.field("client_recent_max_input_buffer", 0);
                 w.field("client_recent_max_output_buffer", 0);
-                w.field("blocked_clients", total.blocked_clients);
+                // Postponed by CLIENT PAUSE counts as blocked (without a timeout).
+                w.field(
+                    "blocked_clients",
+                    total.blocked_clients + total.paused_clients,
+                );
                 w.field("tracking_clients", 0);
                 w.field("clients_in_timeout_table", total.blocked_clients);
             }

@@ -6,12 +6,14 @@
 //! `stop-writes-on-bgsave-error`) writes and PING get `-MISCONF`; a RESP2 client
 //! subscribed to anything may run only the [`traits::SUBSCRIBE_CONTEXT`] commands; a
 //! monitoring client (a replica to Redis) no read or write; inside MULTI a
-//! `no_multi` command is refused and dooms the transaction, and every command the
-//! table does not mark [`traits::RUNS_IN_MULTI`] is queued instead of run.
+//! `no_multi` command is refused and dooms the transaction; then, while CLIENT PAUSE
+//! holds it, a command is postponed (see `pause`); and every command the table does
+//! not mark [`traits::RUNS_IN_MULTI`] is queued inside MULTI instead of run.
 
 use crate::client::ClientRef;
 use crate::commands::{self, errors, traits, Command};
 use crate::protocol::Reply;
+use crate::runtime::pause;
 use crate::runtime::transaction;
 use crate::runtime::Shards;
 use bytes::Bytes;
@@ -43,14 +45,24 @@ pub enum Admitted {
     Run(&'static Command, Vec<Bytes>),
     /// Answer this without running it (refused, or QUEUED inside MULTI).
     Answer(Reply),
+    /// Not now: CLIENT PAUSE holds commands of this class. Admit it again when the
+    /// pause ends (its argv handed back).
+    Postponed(&'static Command, pause::Class, Vec<Bytes>),
 }
 
 /// Admit `argv` from `client`: resolve it, check it may run now, queue it inside MULTI.
-pub fn admit(client: &ClientRef, shards: &Shards, argv: Vec<Bytes>) -> Admitted {
+/// Only a `pausable` request (a client's, not one the server replays or retries
+/// itself) is postponed by CLIENT PAUSE.
+pub fn admit(client: &ClientRef, shards: &Shards, argv: Vec<Bytes>, pausable: bool) -> Admitted {
     let cmd = match resolve(&argv).and_then(|cmd| check(client, shards, cmd)) {
         Ok(cmd) => cmd,
         Err((reply, cmd)) => return Admitted::Answer(refused(client, shards, reply, cmd)),
     };
+    if pausable {
+        if let Some(class) = pause::postpones(client, &shards.server, cmd) {
+            return Admitted::Postponed(cmd, class, argv);
+        }
+    }
     if queues_in_multi(client, cmd) {
         if let Some(q) = client.borrow_mut().multi.as_mut() {
             q.push(argv);

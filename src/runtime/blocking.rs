@@ -289,7 +289,7 @@ async fn wait(
 
 /// True if the peer closed the connection (EOF or error pending), without consuming
 /// any bytes it sent meanwhile: they are read after the command is served.
-fn peer_closed(fd: i32) -> bool {
+pub fn peer_closed(fd: i32) -> bool {
     let mut b = [0u8; 1];
     // SAFETY: `b` is a valid, writable 1-byte buffer for the duration of the call, and
     // recv with MSG_PEEK | MSG_DONTWAIT neither blocks nor takes data off the socket;

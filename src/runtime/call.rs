@@ -6,7 +6,8 @@
 //!    file cannot be written: `-MISCONF`).
 //! 2. **Watch, before**: if anyone watches a key the command may modify, note what
 //!    its table entry's [`Touch`] rule needs to know beforehand (did the key exist).
-//! 3. **Execute** the handler, a panic becoming an error reply.
+//! 3. **Execute** the handler, a panic becoming an error reply. (While CLIENT PAUSE
+//!    holds expiry, a write's lazy expiry deletes as usual: see `pause`.)
 //! 4. **Watch, after**: if it changed data, bump the watched keys its rule names.
 //! 5. **Propagate**: if it changed data and some consumer listens, the keys found
 //!    expired meanwhile as `DEL`s, then its records (its table entry's
@@ -90,9 +91,19 @@ pub fn run(
     // The dirty counter is a sum over databases: read only when someone needs it.
     let counting = propagating || !watched.is_empty();
     let dirty_before = if counting { shard.dirty() } else { 0 };
+    // While CLIENT PAUSE holds expiry, a write that runs all the same (it was on its
+    // way before the pause, or EXEC paused) deletes the expired keys it meets: it
+    // must not find a dead key in its place.
+    let lifted = shard.expiry_held(now_ms) && cmd.is_write();
+    if lifted {
+        shard.hold_expiry_for_reads_only(false);
+    }
     let mut ctx = Ctx::at(shard, db, now_ms);
     ctx.no_touch = no_touch;
     let reply = guarded(cmd, || f(&mut ctx, argv));
+    if lifted {
+        shard.hold_expiry_for_reads_only(true);
+    }
     // Its keyspace events leave before its reply (see `notify`).
     crate::runtime::pubsub::publish_events(crate::notify::take());
     let changed = counting && shard.dirty() != dirty_before;
@@ -441,5 +452,29 @@ mod tests {
         run_line(&mut s, "SET z 1");
         assert_eq!(seen.lock().unwrap().len(), 2);
         assert!(s.dbs[0].expired_log.is_none());
+    }
+
+    #[test]
+    fn held_expiry_keeps_expired_keys_from_reads_not_from_writes() {
+        let mut s = shard();
+        run_line(&mut s, "SET a 1");
+        run_line(&mut s, "SET b 1");
+        s.dbs[0].set_expire(b"a", 1);
+        s.dbs[0].set_expire(b"b", 1);
+        s.hold_expiry(crate::clock::now_ms() + 60_000);
+        // A read finds it missing and leaves it (the data set stays constant).
+        assert_eq!(run_line(&mut s, "GET a"), Reply::Null);
+        assert_eq!(run_line(&mut s, "EXISTS a"), Reply::Int(0));
+        assert_eq!(s.dbs[0].len(), 2);
+        // A write replaces it as if it were gone, its old TTL with it.
+        assert_eq!(run_line(&mut s, "SET b 2 KEEPTTL"), Reply::ok());
+        assert_eq!(s.dbs[0].expire_of(b"b"), None);
+        assert_eq!(run_line(&mut s, "GET b"), Reply::bulk_str("2"));
+        // And reads keep holding after it.
+        assert_eq!(run_line(&mut s, "GET a"), Reply::Null);
+        assert_eq!(s.dbs[0].len(), 2);
+        s.hold_expiry(0);
+        assert_eq!(run_line(&mut s, "GET a"), Reply::Null);
+        assert_eq!(s.dbs[0].len(), 1);
     }
 }

@@ -6,6 +6,10 @@
 //! closes the connection silently; a protocol error is answered, then the connection is
 //! closed once the replies before it are written.
 //!
+//! A request that CLIENT PAUSE postpones stops the batch: the replies before it are
+//! written, the connection waits for the pause to end (see `pause`), then goes on
+//! from that request, in order.
+//!
 //! A connection that has subscribed (Pub/Sub) or monitors also waits for messages
 //! queued for it (`Client::pushes`, filled by `runtime::pubsub` and `runtime::monitor`
 //! on this core) and writes them as they come; those queued while its own requests run
@@ -17,6 +21,7 @@ use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::backend::{self, TcpStream};
 use crate::runtime::blocking;
 use crate::runtime::dispatch::run_batch;
+use crate::runtime::pause;
 use crate::runtime::Shards;
 use bytes::BytesMut;
 use std::cell::RefCell;
@@ -293,9 +298,25 @@ async fn session(
                 .last()
                 .and_then(|a| blocking_command(a).map(|c| (c, a.clone())));
             let mut batch = run_batch(client, shards, requests).await;
-            done += cut;
             requests = rest;
             close = batch.close;
+            if let Some(postponed) = batch.postponed.take() {
+                // CLIENT PAUSE: the replies before the postponed request leave now, as
+                // in Redis; it and the requests behind it run when the pause ends.
+                done += batch.replies.len();
+                encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
+                write_out(stream, shards, &mut out).await?;
+                // Redis trims its query buffer up to the postponed command.
+                client.borrow_mut().qbuf = read_len - ends[done];
+                let fd = stream.as_raw_fd();
+                let first = &postponed.requests[0];
+                if !pause::wait(client, shards, postponed.class, first, fd).await {
+                    return Ok(());
+                }
+                requests = postponed.requests.into_iter().chain(requests).collect();
+                continue;
+            }
+            done += cut;
             let mut blocked = None;
             if let Some((cmd, argv)) = blocking {
                 let nothing = matches!(batch.replies.last(), Some(Some(r)) if blocking::found_nothing(cmd, r));
@@ -307,14 +328,7 @@ async fn session(
             encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
             if let Some((cmd, argv)) = blocked {
                 // Replies before the blocking command leave now, as in Redis.
-                if !out.is_empty() {
-                    if let Some(wait) = shards.server.durability.durable() {
-                        wait.await;
-                    }
-                    shards.local.borrow_mut().stats.wrote(out.len());
-                    stream.write_all(&out).await?;
-                    out.clear();
-                }
+                write_out(stream, shards, &mut out).await?;
                 // Redis trims the served requests off its query buffer when it blocks.
                 client.borrow_mut().qbuf = read_len - ends[done - 1];
                 let fd = stream.as_raw_fd();
@@ -344,19 +358,30 @@ async fn session(
         if let Some(p) = crate::runtime::dispatch::queued_pushes(client).filter(|_| !close) {
             out.extend_from_slice(&p);
         }
-        if !out.is_empty() {
-            // `appendfsync always`: what these replies show must be on disk first.
-            if let Some(wait) = shards.server.durability.durable() {
-                wait.await;
-            }
-            shards.local.borrow_mut().stats.wrote(out.len());
-            stream.write_all(&out).await?;
-            out.clear();
-        }
+        write_out(stream, shards, &mut out).await?;
         if close || client.borrow().killed {
             return Ok(());
         }
     }
+}
+
+/// Write the encoded replies, if any, and empty `out`.
+async fn write_out(
+    stream: &mut TcpStream,
+    shards: &Shards,
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    // `appendfsync always`: what these replies show must be on disk first.
+    if let Some(wait) = shards.server.durability.durable() {
+        wait.await;
+    }
+    shards.local.borrow_mut().stats.wrote(out.len());
+    stream.write_all(out).await?;
+    out.clear();
+    Ok(())
 }
 
 /// Write the messages queued for an idle connection.

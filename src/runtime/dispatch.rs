@@ -2,7 +2,9 @@
 //! live, and putting the replies back in request order.
 //!
 //! For each request, in order: [`admission`] decides whether it runs (or is answered
-//! at once: refused, QUEUED); then by its table entry's kind:
+//! at once: refused, QUEUED; or postponed by CLIENT PAUSE, which ends the batch
+//! there: the postponed request and those behind it go back to the connection, to
+//! run once the pause lets them, see `pause`); then by its table entry's kind:
 //! - `Conn` commands run at once on the client's state;
 //! - PUBLISH / SPUBLISH deliver on this core at once and join each listening core's
 //!   batch of messages (see `pubsub`);
@@ -53,6 +55,15 @@ pub struct Batch {
     pub pushed: Vec<(usize, BytesMut)>,
     /// Stop reading: QUIT, or a command that closes the connection.
     pub close: bool,
+    /// The requests not run because CLIENT PAUSE postponed the first of them: the
+    /// replies above are those of the requests before it.
+    pub postponed: Option<Postponed>,
+}
+
+/// Requests waiting for a pause to end, the first one postponed.
+pub struct Postponed {
+    pub class: crate::runtime::pause::Class,
+    pub requests: Vec<Vec<Bytes>>,
 }
 
 /// One read's requests on their way: replies slotted by index, batches per shard.
@@ -69,13 +80,15 @@ struct Run<'a> {
     published: Vec<Vec<(usize, pubsub::Message)>>,
 }
 
-/// Execute every request of one read and return the replies in order.
+/// Execute every request of one read (up to one CLIENT PAUSE postpones) and return
+/// the replies in order.
 pub async fn run_batch(client: &ClientRef, shards: &Shards, requests: Vec<Vec<Bytes>>) -> Batch {
     run_requests(client, shards, requests, true).await
 }
 
-/// [`run_batch`] for requests MONITOR does not show (again): a blocked command retried
-/// (shown once, when it was sent) and the AOF replayed at start, as Redis.
+/// [`run_batch`] for requests the server runs itself, which MONITOR does not show
+/// (again) and CLIENT PAUSE does not postpone: a blocked command retried (shown once,
+/// when it was sent) and the AOF replayed at start, as Redis.
 pub async fn run_batch_unmonitored(
     client: &ClientRef,
     shards: &Shards,
@@ -84,11 +97,12 @@ pub async fn run_batch_unmonitored(
     run_requests(client, shards, requests, false).await
 }
 
+/// `from_client`: the client sent these (shown by MONITOR, postponed by a pause).
 async fn run_requests(
     client: &ClientRef,
     shards: &Shards,
     requests: Vec<Vec<Bytes>>,
-    monitored: bool,
+    from_client: bool,
 ) -> Batch {
     let n = requests.len();
     let mut run = Run {
@@ -103,16 +117,33 @@ async fn run_requests(
         published: (0..shards.count()).map(|_| Vec::new()).collect(),
     };
     let mut close = false;
-    for (i, argv) in requests.into_iter().enumerate() {
+    let mut postponed = None;
+    let mut requests = requests.into_iter().enumerate();
+    while let Some((i, argv)) = requests.next() {
         client.borrow_mut().argv_mem = crate::client::Client::argv_len_sum(&argv);
         let mut shown = None;
-        match admission::admit(client, shards, argv) {
+        match admission::admit(client, shards, argv, from_client) {
             Admitted::Answer(reply) => run.replies[i] = Some(reply),
             Admitted::Run(cmd, argv) => {
-                if monitored && shards.server.monitors.active() {
+                if from_client && shards.server.monitors.active() {
                     shown = Some(monitor::Shown::before(client, cmd, &argv));
                 }
                 run.one(i, cmd, argv).await
+            }
+            Admitted::Postponed(cmd, class, argv) => {
+                // Redis names the command it postponed (CLIENT LIST cmd=).
+                let mut c = client.borrow_mut();
+                c.last_cmd.clear();
+                c.last_cmd.push_str(cmd.name);
+                drop(c);
+                let requests = std::iter::once(argv).chain(requests.map(|(_, a)| a));
+                postponed = Some(Postponed {
+                    class,
+                    requests: requests.collect(),
+                });
+                run.replies.truncate(i);
+                run.suppressed.truncate(i);
+                break;
             }
         }
         run.suppressed[i] = advance_reply_mode(client);
@@ -138,6 +169,7 @@ async fn run_requests(
         replies: run.finish(),
         pushed,
         close,
+        postponed,
     }
 }
 

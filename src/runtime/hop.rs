@@ -61,6 +61,8 @@ pub struct ServerInfo {
     pub pubsub: crate::runtime::pubsub::Presence,
     /// How many connections MONITOR, in all and per core (see `monitor`).
     pub monitors: crate::runtime::monitor::Monitors,
+    /// The CLIENT PAUSE in force, if any (see `pause`).
+    pub pause: crate::runtime::pause::Pause,
 }
 
 impl ServerInfo {
@@ -85,6 +87,7 @@ impl ServerInfo {
             loading: AtomicBool::new(false),
             pubsub: Default::default(),
             monitors: Default::default(),
+            pause: Default::default(),
         }
     }
     pub fn new_client_id(&self) -> u64 {

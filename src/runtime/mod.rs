@@ -3,7 +3,8 @@
 //! The parts of a request's way through a core, in order: [`connection`] (read, parse,
 //! write), [`admission`] (may it run now), [`dispatch`] (route and batch by shard),
 //! [`call`] (run it on its shard: WATCH, propagation, stats), [`multishard`] and
-//! [`transaction`] (work over several shards, atomically), [`blocking`].
+//! [`transaction`] (work over several shards, atomically), [`blocking`], [`pause`]
+//! (CLIENT PAUSE: commands held at admission until the pause ends).
 //!
 //! The runtime sits below persistence: it never names it. What a request needs of
 //! durability (MISCONF, replies held until the AOF has them, the cron's part) it asks
@@ -30,6 +31,7 @@ pub mod durability;
 pub mod hop;
 pub mod monitor;
 pub mod multishard;
+pub mod pause;
 pub mod pubsub;
 pub mod slots;
 pub mod sort;
@@ -193,8 +195,8 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
     Ok(())
 }
 
-/// Periodic shard work, `hz` times a second: active expiry, incremental rehash,
-/// config refresh.
+/// Periodic shard work, `hz` times a second: active expiry (skipped while CLIENT PAUSE
+/// holds expiry, see `pause`), incremental rehash, config refresh.
 async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     loop {
         let period = cron_period(&shard.borrow().config);

@@ -8,6 +8,10 @@
 //! reclaimed over a few cron ticks without a pause of more than the budget.
 //! `stale_perc` is the running estimate of expired-but-not-yet-reclaimed keys that
 //! INFO reports as `expired_stale_perc`.
+//!
+//! While expiry is held ([`Shard::hold_expiry`], CLIENT PAUSE) the cycle does not run
+//! and the databases' lazy expiry keeps the keys it finds expired: the data set stays
+//! constant until the hold's end, as Redis's while clients are paused.
 
 use super::Shard;
 use std::time::{Duration, Instant};
@@ -28,12 +32,39 @@ pub struct CycleState {
     pub time_cap_reached: u64,
     /// DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry runs.
     pub disabled: bool,
+    /// Expiry is held while the clock is at or before this (unix ms; 0: not held).
+    pub held_until: u64,
+}
+
+impl Shard {
+    /// Hold expiry until `until_ms` (inclusive; 0 releases it): no active cycle, and
+    /// lazy expiry reports expired keys missing without deleting them.
+    pub fn hold_expiry(&mut self, until_ms: u64) {
+        self.expire.held_until = until_ms;
+        for db in self.dbs.iter_mut() {
+            db.expiry_held_until = until_ms;
+        }
+    }
+
+    /// While expiry is held, let the databases' lazy expiry delete (`false`: for a
+    /// write about to run) or keep expired keys again (`true`).
+    pub fn hold_expiry_for_reads_only(&mut self, held: bool) {
+        let until = if held { self.expire.held_until } else { 0 };
+        for db in self.dbs.iter_mut() {
+            db.expiry_held_until = until;
+        }
+    }
+
+    /// True while expiry is held at `now_ms`.
+    pub fn expiry_held(&self, now_ms: u64) -> bool {
+        now_ms <= self.expire.held_until
+    }
 }
 
 /// Run one active expire cycle on `shard` with the given time budget.
 /// Returns the number of keys deleted.
 pub fn active_expire_cycle(shard: &mut Shard, now_ms: u64, budget: Duration) -> u64 {
-    if shard.expire.disabled {
+    if shard.expire.disabled || shard.expiry_held(now_ms) {
         return 0;
     }
     let start = Instant::now();
@@ -90,4 +121,44 @@ fn update_stale(shard: &mut Shard, sampled: usize, expired: usize) {
         0.0
     };
     shard.expire.stale_perc = current * 0.05 + shard.expire.stale_perc * 0.95;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::value::StrValue;
+    use crate::storage::Value;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn shard_with_expired_key() -> Shard {
+        let mut s = crate::commands::testing::shard();
+        let d = &mut s.dbs[0];
+        d.set(b"k", Value::Str(StrValue::from_set(b"v")), false);
+        d.set_expire(b"k", NOW - 1);
+        s
+    }
+
+    #[test]
+    fn held_expiry_keeps_expired_keys_but_reports_them_missing() {
+        let mut s = shard_with_expired_key();
+        s.hold_expiry(NOW + 100);
+        assert_eq!(active_expire_cycle(&mut s, NOW, Duration::from_secs(1)), 0);
+        assert!(s.dbs[0].lookup(b"k", NOW).is_none());
+        assert!(!s.dbs[0].contains(b"k", NOW));
+        assert_eq!(s.dbs[0].len(), 1, "still there while held");
+        // The hold ends by itself after its end.
+        assert!(!s.dbs[0].contains(b"k", NOW + 101));
+        assert_eq!(s.dbs[0].len(), 0);
+    }
+
+    #[test]
+    fn released_expiry_runs_again() {
+        let mut s = shard_with_expired_key();
+        s.hold_expiry(NOW + 100);
+        assert_eq!(active_expire_cycle(&mut s, NOW, Duration::from_secs(1)), 0);
+        s.hold_expiry(0);
+        assert_eq!(active_expire_cycle(&mut s, NOW, Duration::from_secs(1)), 1);
+        assert_eq!(s.dbs[0].len(), 0);
+    }
 }

@@ -44,6 +44,9 @@ impl CommandStats {
 pub struct ShardStats {
     /// Connections of this core blocked in BLPOP & co (a gauge, not reset).
     pub blocked_clients: u64,
+    /// Connections of this core whose command CLIENT PAUSE postponed (a gauge, not
+    /// reset; INFO counts them among `blocked_clients`, as Redis).
+    pub paused_clients: u64,
     /// Keys of this shard that blocked clients wait on (a gauge).
     pub blocking_keys: u64,
     pub commands_processed: u64,
@@ -119,6 +122,7 @@ impl ShardStats {
     pub fn merge(&mut self, o: &ShardStats) {
         self.commands_processed += o.commands_processed;
         self.blocked_clients += o.blocked_clients;
+        self.paused_clients += o.paused_clients;
         self.blocking_keys += o.blocking_keys;
         self.connections_received += o.connections_received;
         self.rejected_connections += o.rejected_connections;
@@ -140,8 +144,19 @@ impl ShardStats {
         }
     }
 
-    /// CONFIG RESETSTAT.
+    /// CONFIG RESETSTAT: the counters, not the gauges (a client blocked now is still
+    /// blocked, and its wait's end takes it off the count).
     pub fn reset(&mut self) {
+        let gauges = (
+            self.blocked_clients,
+            self.paused_clients,
+            self.blocking_keys,
+        );
         *self = ShardStats::default();
+        (
+            self.blocked_clients,
+            self.paused_clients,
+            self.blocking_keys,
+        ) = gauges;
     }
 }

@@ -3,7 +3,8 @@
 //! As in Redis, a key with a TTL appears in both dicts; the expires dict holds the
 //! absolute deadline in unix milliseconds and is what the active expire cycle samples.
 //! Every lookup goes through [`Db::lookup`], which deletes an expired key on the spot
-//! (lazy expiry), so no command can ever see a dead key.
+//! (lazy expiry), so no command can ever see a dead key. While expiry is held
+//! (`expiry_held_until`, CLIENT PAUSE) the key is reported missing but left in place.
 
 use super::{CompactBytes, Dict, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -51,6 +52,11 @@ pub struct Db {
     /// TTL passed are noted here, to be propagated as DELs before the next record
     /// (as Redis propagates expirations).
     pub expired_log: Option<Vec<bytes::Bytes>>,
+    /// While the clock is at or before this (unix ms), lazy expiry reports an expired
+    /// key missing without deleting it: CLIENT PAUSE keeps the data set constant, as
+    /// Redis's `expireIfNeeded` does while clients are paused. 0: never. Set by the
+    /// shard for all its databases (`Shard::hold_expiry`).
+    pub expiry_held_until: u64,
     /// This database's share of a running snapshot: every change below first lets it
     /// write the entry it is about to change (`persistence::snapshot`).
     pub snapshot: Option<Box<dyn BeforeWrite>>,
@@ -110,11 +116,14 @@ impl Db {
         self.expires.get(key).copied()
     }
 
-    /// Delete `key` if its deadline has passed; true if it was deleted.
+    /// Delete `key` if its deadline has passed (unless expiry is held); true if it
+    /// has passed, the key being dead to the caller either way.
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
         match self.expire_of(key) {
             Some(at) if at <= now_ms => {
-                self.delete_expired(key);
+                if now_ms > self.expiry_held_until {
+                    self.delete_expired(key);
+                }
                 true
             }
             _ => false,

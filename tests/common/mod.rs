@@ -536,6 +536,39 @@ pub fn cli_line(argv: &[Vec<u8>]) -> String {
         .join(" ")
 }
 
+/// The value of `name=` in a CLIENT LIST / CLIENT INFO line.
+pub fn client_field(line: &str, name: &str) -> String {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name}= in {line}"))
+        .to_string()
+}
+
+/// The core a Shardis connection landed on (CLIENT INFO `shard=`).
+pub fn core_of(c: &mut RawConn) -> usize {
+    let info = match c.cmd(&["CLIENT", "INFO"]) {
+        Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("CLIENT INFO: {}", show(&other)),
+    };
+    client_field(&info, "shard")
+        .parse()
+        .expect("shard= is a number")
+}
+
+/// A connection to Shardis that landed on `core`. Right after start-up a core may not
+/// listen yet (the first to answer PING made the server ready), so this keeps trying
+/// for a few seconds.
+pub fn conn_on(server: &Server, core: usize) -> RawConn {
+    for _ in 0..500 {
+        let mut c = server.raw();
+        if core_of(&mut c) == core {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no connection landed on core {core} in 500 tries");
+}
+
 /// Poll `f` every 50 ms until it returns true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
