@@ -30,6 +30,7 @@ pub mod durability;
 pub mod hop;
 pub mod monitor;
 pub mod multishard;
+pub mod output;
 pub mod pubsub;
 pub mod slots;
 pub mod sort;
