@@ -57,3 +57,80 @@
 //! `mem_clients_normal` sums the `tot-mem` of normal and Pub/Sub clients when INFO asks
 //! (Redis keeps a running sum updated by its cron).
 
+#[cfg(doc)]
+use crate::client::{limit_reached, set_output_limits, Client, Pushes};
+use crate::client::{ClientClass, ClientRef, OverLimit};
+use std::cell::Cell;
+
+/// Seconds of history kept for INFO's recent maxima (Redis's
+/// `CLIENTS_PEAK_MEM_USAGE_SLOTS`).
+const PEAK_SLOTS: usize = 8;
+
+thread_local! {
+    /// Per second (unix second modulo [`PEAK_SLOTS`]): the largest input and output
+    /// buffers seen on this core.
+    static PEAKS: Cell<[(u64, u64); PEAK_SLOTS]> = const { Cell::new([(0, 0); PEAK_SLOTS]) };
+    /// The unix second of the last sample.
+    static LAST_SECOND: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The cron's pass over this core's clients: the limits' soft seconds, and the
+/// recent maxima for INFO.
+pub fn cron() {
+    let second = crate::clock::now_ms() / 1000;
+    let mut peaks = PEAKS.get();
+    // Forget the seconds that passed since the last sample (all of them after a pause).
+    let last = LAST_SECOND.replace(second);
+    for s in (last + 1).max(second.saturating_sub(PEAK_SLOTS as u64 - 1))..=second {
+        peaks[s as usize % PEAK_SLOTS] = (0, 0);
+    }
+    let slot = &mut peaks[second as usize % PEAK_SLOTS];
+    crate::runtime::clients::each(|all| {
+        for client in all {
+            // A client borrowed by its running command is looked at next time.
+            let Ok(c) = client.try_borrow() else {
+                continue;
+            };
+            let input = (c.qbuf + c.qbuf_free + c.argv_mem) as u64;
+            let output = c.pushes.omem() as u64;
+            slot.0 = slot.0.max(input);
+            slot.1 = slot.1.max(output);
+            c.pushes.enforce_limit(OverLimit::Cron);
+        }
+    });
+    PEAKS.set(peaks);
+}
+
+/// This core's largest input buffer and `omem` of the last [`PEAK_SLOTS`] seconds.
+pub fn recent_max() -> (u64, u64) {
+    PEAKS
+        .get()
+        .iter()
+        .fold((0, 0), |(i, o), &(pi, po)| (i.max(pi), o.max(po)))
+}
+
+/// The memory of this core's normal and Pub/Sub clients (INFO `mem_clients_normal`).
+pub fn clients_memory() -> u64 {
+    crate::runtime::clients::each(|all| {
+        all.filter_map(|c| c.try_borrow().ok())
+            .filter(|c| c.class() != ClientClass::Replica)
+            .map(|c| c.total_mem() as u64)
+            .sum()
+    })
+}
+
+/// Log Redis's warning if `client` is being closed for its output buffer limit.
+pub fn log_if_over_limit(client: &ClientRef) {
+    let c = client.borrow();
+    let Some(how) = c.pushes.over_limit() else {
+        return;
+    };
+    let what = match how {
+        OverLimit::Scheduled => "scheduled to be closed ASAP",
+        OverLimit::Cron => "closed",
+    };
+    let line = c.info_line(crate::clock::now_ms());
+    crate::log::warning(&format!(
+        "Client {line} {what} for overcoming of output buffer limits."
+    ));
+}
