@@ -4,11 +4,15 @@
 //! accepting shard's registry (which CLIENT LIST / KILL walk). Plain data: no socket.
 //! The one thing that is not: [`Pushes`], the queue of messages nobody asked for
 //! (Pub/Sub messages and MONITOR lines now; later keyspace events, invalidations) that
-//! the core's registries fill and the connection task writes between replies.
+//! the core's registries fill and the connection task writes between replies. It also
+//! counts everything the connection has yet to write and applies the
+//! `client-output-buffer-limit` of the client's class where output is added (the plan
+//! is in `runtime::output`).
 
+use crate::config::{OutputLimit, DEFAULT_OUTPUT_LIMITS};
 use bytes::{Bytes, BytesMut};
-use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::cell::{Cell, Ref, RefCell};
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -66,7 +70,6 @@ pub struct Client {
     /// Bytes allocated for the connection's read, query and reply buffers (part of
     /// CLIENT LIST `tot-mem`).
     pub buffers_mem: usize,
-    pub obuf: usize,
     /// Total commands this client ran.
     pub commands: u64,
     /// Commands queued since MULTI (`None` outside a transaction).
@@ -84,9 +87,9 @@ pub struct Client {
     pub requirepass_set: bool,
     /// What it is subscribed to (Pub/Sub).
     pub pubsub: PubSub,
-    /// The queue Pub/Sub messages and MONITOR lines arrive on: created at the first
-    /// subscription or MONITOR and kept until the connection ends.
-    pub pushes: Option<Rc<Pushes>>,
+    /// What the connection has to write: the queue Pub/Sub messages and MONITOR lines
+    /// arrive on, its unwritten replies, and its output buffer limit's state.
+    pub pushes: Rc<Pushes>,
     /// In MONITOR mode (Redis's CLIENT_MONITOR): every command's line is queued for it.
     pub monitor: bool,
     /// Running EXEC's commands (Redis's CLIENT_DENY_BLOCKING): MONITOR is refused.
@@ -136,12 +139,56 @@ impl PubSub {
     }
 }
 
-/// Messages encoded for one connection, waiting to be written: filled by the core
-/// that owns the connection (never another thread), drained by its connection task.
+/// Redis's `PROTO_REPLY_CHUNK_BYTES`: queued messages are kept in blocks that grow
+/// with the queue up to this size (a block holds at least one whole message), so a
+/// long queue costs what it holds plus at most one block, never the doubling of one
+/// growing buffer, and a short one (one small message for each of many subscribers)
+/// costs about its size.
+const BLOCK: usize = 16 * 1024;
+
+/// The size of Redis's fixed reply buffer (CLIENT LIST `rbs`): the first this many
+/// bytes a client has to write are its `obl`, the rest its `omem`, which alone counts
+/// against the output buffer limit (see `runtime::output`).
+pub const REPLY_BUFFER: usize = 16 * 1024;
+
+/// Why a connection is being closed for its output buffer limit; the log line differs
+/// as Redis's does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverLimit {
+    /// Found when output was added (a message queued, replies encoded): Redis's
+    /// `freeClientAsync` case, "scheduled to be closed ASAP".
+    Scheduled,
+    /// Found by the cron (the soft limit's time ran out while nothing was added):
+    /// Redis's `freeClient` case, "closed".
+    Cron,
+}
+
+/// What a connection has to write, and the `client-output-buffer-limit` kept on it
+/// (see `runtime::output` for the whole plan). Filled by the core that owns the
+/// connection (never another thread), drained by its connection task:
+/// - the queue of messages nobody asked for (Pub/Sub messages, MONITOR lines), in
+///   blocks of up to [`BLOCK`] bytes, as Redis's reply list;
+/// - the count of reply bytes the connection task has encoded and not yet written;
+/// - of all that, the part beyond the first [`REPLY_BUFFER`] bytes is `omem`;
+/// - the limit's state: the client's class, since when the soft limit is reached, and
+///   whether the client is over the limit, after which nothing more is queued and the
+///   connection task closes the connection.
 pub struct Pushes {
     /// The connection's protocol (2 or 3), to encode for.
     pub resp: Cell<u8>,
-    queued: RefCell<BytesMut>,
+    queued: RefCell<VecDeque<BytesMut>>,
+    /// Bytes in `queued`.
+    queued_bytes: Cell<usize>,
+    /// Reply bytes the connection task holds unwritten.
+    unwritten: Cell<usize>,
+    /// The client's class, whose limit applies.
+    class: Cell<ClientClass>,
+    /// Unix seconds at which the soft limit was found reached (0: it is not).
+    soft_since: Cell<u64>,
+    over_limit: Cell<Option<OverLimit>>,
+    /// Set at the first subscription or MONITOR: from then on the connection task waits
+    /// for queued messages as well as for input.
+    listening: Cell<bool>,
     waker: Cell<Option<Waker>>,
 }
 
@@ -149,35 +196,149 @@ impl std::fmt::Debug for Pushes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pushes")
             .field("resp", &self.resp.get())
-            .field("queued", &self.queued.borrow().len())
+            .field("queued", &self.queued_bytes.get())
+            .field("unwritten", &self.unwritten.get())
+            .field("over_limit", &self.over_limit.get())
             .finish()
     }
+}
+
+/// A client's class, as Redis's `getClientType` gives it for output buffer limits and
+/// CLIENT LIST / KILL `TYPE`: the index of its `client-output-buffer-limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientClass {
+    Normal = 0,
+    /// Never given yet: there is no replication.
+    Replica = 1,
+    Pubsub = 2,
+}
+
+impl ClientClass {
+    /// The name CLIENT LIST / KILL `TYPE` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientClass::Normal => "normal",
+            ClientClass::Replica => "replica",
+            ClientClass::Pubsub => "pubsub",
+        }
+    }
+}
+
+thread_local! {
+    /// The `client-output-buffer-limit` in force on this core, by class: set by the
+    /// runtime from the configuration (`runtime::refresh_config`).
+    static OUTPUT_LIMITS: Cell<[OutputLimit; 3]> = const { Cell::new(DEFAULT_OUTPUT_LIMITS) };
+}
+
+/// Put `limits` in force for this core's connections.
+pub fn set_output_limits(limits: [OutputLimit; 3]) {
+    OUTPUT_LIMITS.set(limits);
+}
+
+/// Redis's `checkClientOutputBufferLimits`: true if `used` bytes reach the hard limit,
+/// or have stayed at or above the soft limit for more than its seconds. `soft_since`
+/// is when the soft limit was first found reached (0: not), kept up to date here;
+/// `now` gives unix seconds (read only when the soft limit is reached).
+pub fn limit_reached(
+    limit: OutputLimit,
+    used: u64,
+    soft_since: &Cell<u64>,
+    now: impl FnOnce() -> u64,
+) -> bool {
+    let hard = limit.hard > 0 && used >= limit.hard;
+    let mut soft = limit.soft > 0 && used >= limit.soft;
+    if soft {
+        let now = now();
+        if soft_since.get() == 0 {
+            // The first time it is seen reached.
+            soft_since.set(now);
+            soft = false;
+        } else if now.saturating_sub(soft_since.get()) <= limit.soft_seconds {
+            soft = false;
+        }
+    } else {
+        soft_since.set(0);
+    }
+    hard || soft
 }
 
 impl Pushes {
     pub fn new(resp: u8) -> Pushes {
         Pushes {
             resp: Cell::new(resp),
-            queued: RefCell::new(BytesMut::new()),
+            queued: RefCell::new(VecDeque::new()),
+            queued_bytes: Cell::new(0),
+            unwritten: Cell::new(0),
+            class: Cell::new(ClientClass::Normal),
+            soft_since: Cell::new(0),
+            over_limit: Cell::new(None),
+            listening: Cell::new(false),
             waker: Cell::new(None),
         }
     }
-    /// Queue already encoded bytes and wake the connection task.
+
+    /// Queue already encoded bytes and wake the connection task; dropped if the client
+    /// is over its output buffer limit (it is being closed).
     pub fn push(&self, encoded: &[u8]) {
-        self.queued.borrow_mut().extend_from_slice(encoded);
-        if let Some(w) = self.waker.take() {
-            w.wake();
+        if self.over_limit.get().is_some() {
+            return;
         }
+        {
+            let mut q = self.queued.borrow_mut();
+            let mut rest = encoded;
+            if let Some(tail) = q.back_mut() {
+                let n = rest.len().min(tail.capacity() - tail.len());
+                tail.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+            }
+            if !rest.is_empty() {
+                let grown = self.queued_bytes.get().clamp(64, BLOCK);
+                let mut block = BytesMut::with_capacity(rest.len().max(grown));
+                block.extend_from_slice(rest);
+                q.push_back(block);
+            }
+        }
+        self.queued_bytes
+            .set(self.queued_bytes.get() + encoded.len());
+        self.enforce_limit(OverLimit::Scheduled);
+        self.wake();
     }
-    /// What is queued, if anything, leaving the queue empty.
+
+    /// What is queued, if anything, as one buffer, leaving the queue empty.
     pub fn take(&self) -> Option<BytesMut> {
         let mut q = self.queued.borrow_mut();
-        (!q.is_empty()).then(|| q.split())
+        let mut all = q.pop_front()?;
+        for block in q.drain(..) {
+            all.extend_from_slice(&block);
+        }
+        self.queued_bytes.set(0);
+        Some(all)
     }
-    /// Ready once something is queued (cancel-safe: it only registers a waker).
+
+    /// The queue's first block, to write from (then [`consume`](Self::consume) what was
+    /// written).
+    pub fn front(&self) -> Option<Ref<'_, [u8]>> {
+        Ref::filter_map(self.queued.borrow(), |q| q.front().map(|b| &b[..])).ok()
+    }
+
+    /// `n` bytes of the queue's front were written.
+    pub fn consume(&self, n: usize) {
+        let mut q = self.queued.borrow_mut();
+        if let Some(front) = q.front_mut() {
+            let n = n.min(front.len());
+            bytes::Buf::advance(front, n);
+            self.queued_bytes.set(self.queued_bytes.get() - n);
+            if front.is_empty() {
+                q.pop_front();
+            }
+        }
+    }
+
+    /// Ready once something is queued or the client is over its limit (cancel-safe: it
+    /// only registers a waker).
     pub async fn ready(&self) {
         std::future::poll_fn(|cx| {
-            if self.queued.borrow().is_empty() {
+            if self.queued_bytes.get() == 0 && self.over_limit.get().is_none() {
                 self.waker.set(Some(cx.waker().clone()));
                 Poll::Pending
             } else {
@@ -185,6 +346,81 @@ impl Pushes {
             }
         })
         .await
+    }
+
+    /// Wake the connection task when something is queued or the client goes over its
+    /// limit (its writes register here while the socket is full).
+    pub fn register(&self, waker: &Waker) {
+        self.waker.set(Some(waker.clone()));
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// The connection task holds `n` reply bytes unwritten.
+    pub fn set_unwritten(&self, n: usize) {
+        self.unwritten.set(n);
+    }
+
+    /// Everything the connection has to write: queued messages and unwritten replies.
+    pub fn pending(&self) -> usize {
+        self.queued_bytes.get() + self.unwritten.get()
+    }
+
+    /// The part of [`pending`](Self::pending) Redis would hold in its fixed reply
+    /// buffer (CLIENT LIST `obl`).
+    pub fn obl(&self) -> usize {
+        self.pending().min(REPLY_BUFFER)
+    }
+
+    /// The part beyond it, Redis's reply list (CLIENT LIST `omem`): what the output
+    /// buffer limit is checked against.
+    pub fn omem(&self) -> usize {
+        self.pending().saturating_sub(REPLY_BUFFER)
+    }
+
+    /// Blocks in the message queue (CLIENT LIST `oll`).
+    pub fn blocks(&self) -> usize {
+        self.queued.borrow().len()
+    }
+
+    /// Set when the client subscribes or monitors.
+    pub fn set_listening(&self) {
+        self.listening.set(true);
+    }
+
+    /// True once the client has subscribed or monitored.
+    pub fn listening(&self) -> bool {
+        self.listening.get()
+    }
+
+    pub fn set_class(&self, class: ClientClass) {
+        self.class.set(class);
+    }
+
+    /// Set if the client went over its output buffer limit.
+    pub fn over_limit(&self) -> Option<OverLimit> {
+        self.over_limit.get()
+    }
+
+    /// Check the output against the limit of the client's class; once over it, mark the
+    /// client (`how` it was found), free nothing yet (the log line shows what it held)
+    /// and wake the connection task to close. True if the client is over its limit.
+    pub fn enforce_limit(&self, how: OverLimit) -> bool {
+        if self.over_limit.get().is_some() {
+            return true;
+        }
+        let limit = OUTPUT_LIMITS.get()[self.class.get() as usize];
+        let now = || crate::clock::now_ms() / 1000;
+        if !limit_reached(limit, self.omem() as u64, &self.soft_since, now) {
+            return false;
+        }
+        self.over_limit.set(Some(how));
+        self.wake();
+        true
     }
 }
 
@@ -240,7 +476,6 @@ impl Client {
             qbuf_free: 0,
             argv_mem: 0,
             buffers_mem: 0,
-            obuf: 0,
             commands: 0,
             multi: None,
             multi_aborted: false,
@@ -249,7 +484,7 @@ impl Client {
             paused: false,
             requirepass_set,
             pubsub: PubSub::default(),
-            pushes: None,
+            pushes: Rc::new(Pushes::new(2)),
             monitor: false,
             deny_blocking: false,
         }
@@ -266,27 +501,44 @@ impl Client {
         argv.iter().map(|a| a.len()).sum()
     }
 
-    /// The queue for messages nobody asked for, created on first need.
+    /// The queue for messages nobody asked for: from now on the connection task waits
+    /// for them as well as for input.
     pub fn push_queue(&mut self) -> Rc<Pushes> {
-        let resp = self.resp;
-        self.pushes
-            .get_or_insert_with(|| Rc::new(Pushes::new(resp)))
-            .clone()
+        self.pushes.set_listening();
+        self.pushes.clone()
     }
 
     /// Switch protocol (HELLO, RESET); queued messages follow from the next one on.
     pub fn set_resp(&mut self, resp: u8) {
         self.resp = resp;
-        if let Some(p) = &self.pushes {
-            p.resp.set(resp);
+        self.pushes.resp.set(resp);
+    }
+
+    /// Redis's `getClientType`: a client with any subscription is a Pub/Sub client,
+    /// any other a normal one (MONITOR does not change the class: Redis 7.0 flags a
+    /// monitor as a replica but classes it as normal). No replicas yet.
+    pub fn class(&self) -> ClientClass {
+        if self.pubsub.active() {
+            ClientClass::Pubsub
+        } else {
+            ClientClass::Normal
         }
     }
 
-    /// CLIENT LIST `tot-mem`: this struct, its connection's buffers and the current
-    /// command's arguments (Redis adds its own client struct and buffers alike, so the
-    /// figures are comparable, not equal).
+    /// Give the output buffer limit the client's class (after its subscriptions change).
+    pub fn update_class(&self) {
+        self.pushes.set_class(self.class());
+    }
+
+    /// CLIENT LIST `tot-mem`: this struct, its connection's buffers, what it has to
+    /// write and the current command's arguments (Redis adds its own client struct and
+    /// buffers alike, so the figures are comparable, not equal).
     pub fn total_mem(&self) -> usize {
-        std::mem::size_of::<Client>() + self.buffers_mem + self.argv_mem
+        std::mem::size_of::<Client>()
+            + std::mem::size_of::<Pushes>()
+            + self.buffers_mem
+            + self.pushes.pending()
+            + self.argv_mem
     }
 
     /// One line of CLIENT LIST / CLIENT INFO, with Redis 7.0's fields.
@@ -310,7 +562,7 @@ impl Client {
         }
         let multi = self.multi.as_ref().map_or(-1, |q| q.len() as i64);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl={} oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
             self.id,
             self.addr,
             self.laddr,
@@ -327,8 +579,12 @@ impl Client {
             self.qbuf,
             self.qbuf_free,
             self.argv_mem,
-            self.obuf,
+            self.pushes.obl(),
+            self.pushes.blocks(),
+            self.pushes.omem(),
             self.total_mem(),
+            // Redis waits for the socket to take more ('w') while output is pending.
+            if self.pushes.pending() > 0 { "rw" } else { "r" },
             self.last_cmd,
             self.user,
             self.resp,
@@ -336,5 +592,83 @@ impl Client {
             self.lib_ver.as_deref().unwrap_or(""),
             self.shard,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: OutputLimit = OutputLimit {
+        hard: 1000,
+        soft: 100,
+        soft_seconds: 2,
+    };
+
+    #[test]
+    fn the_hard_limit_is_reached_at_once_the_soft_one_after_its_seconds() {
+        let since = Cell::new(0);
+        assert!(!limit_reached(LIMIT, 99, &since, || 10));
+        assert!(limit_reached(LIMIT, 1000, &since, || 10));
+        let since = Cell::new(0);
+        // Reached at 10: not over before more than 2 seconds have passed.
+        assert!(!limit_reached(LIMIT, 100, &since, || 10));
+        assert_eq!(since.get(), 10);
+        assert!(!limit_reached(LIMIT, 500, &since, || 12));
+        assert!(limit_reached(LIMIT, 500, &since, || 13));
+        // Falling under it starts the count again.
+        assert!(!limit_reached(LIMIT, 99, &since, || 14));
+        assert_eq!(since.get(), 0);
+        assert!(!limit_reached(LIMIT, 100, &since, || 20));
+        // 0 turns a limit off.
+        let off = OutputLimit::default();
+        assert!(!limit_reached(off, u64::MAX, &Cell::new(1), || 1000));
+    }
+
+    #[test]
+    fn the_queue_counts_blocks_and_bytes_and_drops_what_follows_the_limit() {
+        let p = Pushes::new(2);
+        // Blocks grow with the queue: 100 bytes, then 100 more, then 200...
+        p.push(&[b'a'; 100]);
+        p.push(&[b'b'; 150]);
+        assert_eq!((p.pending(), p.blocks()), (250, 2));
+        assert_eq!(&p.front().unwrap()[..], &[b'a'; 100][..]);
+        p.consume(100);
+        assert_eq!((p.pending(), p.blocks()), (150, 1));
+        p.push(&[b'c'; 50]);
+        assert_eq!((p.pending(), p.blocks()), (200, 2));
+        assert_eq!(
+            p.take().unwrap()[..],
+            [vec![b'b'; 150], vec![b'c'; 50]].concat()[..]
+        );
+        // ... up to 16 KiB blocks, each message split over the tail block's room.
+        for _ in 0..100 {
+            p.push(&[b'd'; 1000]);
+        }
+        assert_eq!(p.pending(), 100_000);
+        assert!(p.blocks() < 12, "{} blocks", p.blocks());
+        assert_eq!((p.obl(), p.omem()), (REPLY_BUFFER, 100_000 - REPLY_BUFFER));
+        p.set_unwritten(10);
+        assert_eq!(p.pending(), 100_010);
+        assert_eq!(p.take().unwrap().len(), 100_000);
+        p.set_unwritten(0);
+        // Normal class, hard limit 64 KiB of omem: over it, later pushes are dropped.
+        set_output_limits([
+            OutputLimit {
+                hard: 64 * 1024,
+                ..OutputLimit::default()
+            },
+            OutputLimit::default(),
+            OutputLimit::default(),
+        ]);
+        while p.over_limit().is_none() {
+            p.push(&[b'c'; 1000]);
+        }
+        assert_eq!(p.over_limit(), Some(OverLimit::Scheduled));
+        assert!((64 * 1024..65 * 1024).contains(&p.omem()));
+        let held = p.pending();
+        p.push(b"more");
+        assert_eq!(p.pending(), held);
+        set_output_limits(DEFAULT_OUTPUT_LIMITS);
     }
 }

@@ -546,6 +546,8 @@ pub struct Config {
     pub loglevel: String,
     pub maxmemory: u64,
     pub maxmemory_policy: String,
+    /// `client-output-buffer-limit`, by client class (see [`OutputLimit`]).
+    pub client_output_buffer_limit: [OutputLimit; 3],
     /// Thresholds at which collections convert from their compact encodings.
     pub encoding: EncodingLimits,
     /// The file the configuration was loaded from (CONFIG REWRITE target), absolute.
@@ -556,6 +558,58 @@ pub struct Config {
     pub renamed_commands: Vec<(String, String)>,
     /// `user ...` ACL lines from the file, verbatim arguments.
     pub users: Vec<Vec<String>>,
+}
+
+/// One client class's `client-output-buffer-limit`: a client whose unwritten output
+/// reaches `hard` bytes, or stays at or above `soft` bytes for more than
+/// `soft_seconds`, is disconnected. 0 turns a limit off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_seconds: u64,
+}
+
+/// The classes of `client-output-buffer-limit`, in Redis's order (`CLIENT_TYPE_NORMAL`,
+/// `_SLAVE`, `_PUBSUB`): the index of a class's limit. CONFIG GET names the replica
+/// class `slave`, CONFIG REWRITE `replica`.
+pub const OUTPUT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// Redis 7.0's defaults: normal clients unlimited, replicas 256mb / 64mb for 60 s,
+/// Pub/Sub clients 32mb / 8mb for 60 s.
+pub const DEFAULT_OUTPUT_LIMITS: [OutputLimit; 3] = [
+    OutputLimit {
+        hard: 0,
+        soft: 0,
+        soft_seconds: 0,
+    },
+    OutputLimit {
+        hard: 256 << 20,
+        soft: 64 << 20,
+        soft_seconds: 60,
+    },
+    OutputLimit {
+        hard: 32 << 20,
+        soft: 8 << 20,
+        soft_seconds: 60,
+    },
+];
+
+/// The limits of a normalized `client-output-buffer-limit` value (all three classes).
+fn output_limits_of(v: &str) -> [OutputLimit; 3] {
+    let mut limits = DEFAULT_OUTPUT_LIMITS;
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    for g in parts.chunks_exact(4) {
+        if let Some(i) = OUTPUT_CLASSES.iter().position(|c| *c == g[0]) {
+            let n = |s: &str| s.parse().unwrap_or(0);
+            limits[i] = OutputLimit {
+                hard: n(g[1]),
+                soft: n(g[2]),
+                soft_seconds: n(g[3]),
+            };
+        }
+    }
+    limits
 }
 
 /// The collection encoding thresholds, by their Redis 7.0 names (`hash-max-listpack-entries`
@@ -614,6 +668,7 @@ impl Default for Config {
             loglevel: "notice".into(),
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
+            client_output_buffer_limit: DEFAULT_OUTPUT_LIMITS,
             encoding: EncodingLimits::default(),
             config_file: None,
             values: BTreeMap::new(),
@@ -702,6 +757,9 @@ impl Config {
             "loglevel" => self.loglevel = v,
             "maxmemory" => self.maxmemory = int() as u64,
             "maxmemory-policy" => self.maxmemory_policy = v,
+            "client-output-buffer-limit" => {
+                self.client_output_buffer_limit = output_limits_of(&v);
+            }
             "hash-max-listpack-entries" => self.encoding.hash_max_listpack_entries = int() as usize,
             "hash-max-listpack-value" => self.encoding.hash_max_listpack_value = int() as usize,
             "set-max-intset-entries" => self.encoding.set_max_intset_entries = int() as usize,
@@ -769,6 +827,11 @@ impl Config {
                 }
             }
             state.save_seen = true;
+        }
+        // One empty argument: Redis hands it to the option as is (CONFIG SET splits
+        // an empty value into no arguments, which changes nothing).
+        if def.kind == ClientOutputBufferLimit && value.is_empty() {
+            return Err("Wrong number of arguments in buffer limit configuration.".into());
         }
         if def.kind == ReplicaOf
             && args.len() == 2
@@ -977,24 +1040,19 @@ fn normalize(def: &OptDef, value: &str, current: &str) -> Result<String, String>
 }
 
 /// `client-output-buffer-limit`: groups of `class hard soft seconds` merged into the
-/// current three classes; the normalized form names all three, as Redis shows it.
+/// current three classes; the normalized form names all three, as CONFIG GET shows it.
+/// As Redis's `updateClientOutputBufferLimit`: the value is split on single spaces (so
+/// an empty value changes nothing, and a double space makes an empty argument), the
+/// whole value is checked before any class changes, sizes are read by [`memtoull`] and
+/// the seconds as C's `strtoll` stored in an `int`.
 fn client_output_buffer_limit(value: &str, current: &str) -> Result<String, String> {
-    const CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
-    let mut limits: [[u64; 3]; 3] = [
-        [0, 0, 0],
-        [268435456, 67108864, 60],
-        [33554432, 8388608, 60],
-    ];
-    let cur: Vec<&str> = current.split_whitespace().collect();
-    for g in cur.chunks_exact(4) {
-        if let Some(i) = CLASSES.iter().position(|c| *c == g[0]) {
-            for k in 0..3 {
-                limits[i][k] = g[k + 1].parse().unwrap_or(0);
-            }
-        }
-    }
-    let parts: Vec<&str> = value.split_whitespace().collect();
-    if parts.is_empty() || !parts.len().is_multiple_of(4) {
+    let mut limits = output_limits_of(current);
+    let parts: Vec<&str> = if value.is_empty() {
+        Vec::new()
+    } else {
+        value.split(' ').collect()
+    };
+    if !parts.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     for g in parts.chunks_exact(4) {
@@ -1006,11 +1064,14 @@ fn client_output_buffer_limit(value: &str, current: &str) -> Result<String, Stri
                 return Err("Invalid client class specified in buffer limit configuration.".into())
             }
         };
-        let hard = parse_memory(g[1]);
-        let soft = parse_memory(g[2]);
-        let secs = parse_i64(g[3].as_bytes()).filter(|n| *n >= 0);
-        match (hard, soft, secs) {
-            (Some(h), Some(s), Some(t)) => limits[class] = [h, s, t as u64],
+        match (memtoull(g[1]), memtoull(g[2]), c_int(g[3])) {
+            (Some(hard), Some(soft), Some(secs)) if secs >= 0 => {
+                limits[class] = OutputLimit {
+                    hard,
+                    soft,
+                    soft_seconds: secs as u64,
+                }
+            }
             _ => {
                 return Err(
                     "Error in hard, soft or soft_seconds setting in buffer limit configuration."
@@ -1019,12 +1080,65 @@ fn client_output_buffer_limit(value: &str, current: &str) -> Result<String, Stri
             }
         }
     }
-    Ok(CLASSES
+    Ok(OUTPUT_CLASSES
         .iter()
         .zip(limits.iter())
-        .map(|(c, l)| format!("{c} {} {} {}", l[0], l[1], l[2]))
+        .map(|(c, l)| format!("{c} {} {} {}", l.hard, l.soft, l.soft_seconds))
         .collect::<Vec<_>>()
         .join(" "))
+}
+
+/// Redis's `memtoull`, quirks included, for `client-output-buffer-limit`: digits (none
+/// reads as 0) and an optional unit (`b`, `k`, `kb`, `m`, `mb`, `g`, `gb`, any case); a
+/// number too large for 64 bits saturates, and the unit's product wraps. ([`parse_memory`],
+/// which the other memory options use, refuses those cases instead.)
+fn memtoull(s: &str) -> Option<u64> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let mul: u64 = match s[digits..].to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    if digits >= 128 {
+        return None;
+    }
+    let n = s[..digits]
+        .bytes()
+        .try_fold(0u64, |n, d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .unwrap_or(u64::MAX);
+    Some(n.wrapping_mul(mul))
+}
+
+/// C's `strtoll` on a whole argument, stored in an `int` as Redis does with
+/// `soft_seconds`: an optional sign and digits (an empty argument reads as 0), saturating at the
+/// 64-bit bounds, then truncated to 32 bits; `None` if anything else follows.
+fn c_int(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    // A lone sign converts nothing, so the end pointer stays on it: an error.
+    if !digits.bytes().all(|c| c.is_ascii_digit()) || (digits.is_empty() && digits != s) {
+        return None;
+    }
+    let magnitude = digits.bytes().try_fold(0i64, |n, d| {
+        n.checked_mul(10)?.checked_add(i64::from(d - b'0'))
+    });
+    let n = match (magnitude, neg) {
+        (Some(m), true) => -m,
+        (Some(m), false) => m,
+        (None, true) => i64::MIN,
+        (None, false) => i64::MAX,
+    };
+    Some(i64::from(n as i32))
 }
 
 /// `notify-keyspace-events`: parse the class characters and print them back in Redis's
@@ -1329,6 +1443,10 @@ fn option_lines(c: &Config, def: &OptDef, toml: bool) -> Vec<String> {
         let lit = match def.kind {
             Mem(..) if memory_text(&v) != v => toml::Value::String(memory_text(&v)).to_string(),
             Int(..) | Mem(..) if v.parse::<i64>().is_ok() => v,
+            ClientOutputBufferLimit => {
+                let groups: Vec<String> = (0..3).map(|i| output_limit_text(c, i)).collect();
+                toml::Value::String(groups.join(" ")).to_string()
+            }
             _ => toml::Value::String(v).to_string(),
         };
         return vec![format!("{} = {lit}", def.name)];
@@ -1340,16 +1458,7 @@ fn option_lines(c: &Config, def: &OptDef, toml: bool) -> Vec<String> {
                 .map(|p| format!("save {}", p.join(" ")))
                 .collect()
         }
-        ClientOutputBufferLimit => {
-            let parts: Vec<&str> = v.split_whitespace().collect();
-            parts
-                .chunks(4)
-                .map(|g| {
-                    let class = if g[0] == "slave" { "replica" } else { g[0] };
-                    format!("{} {class} {}", def.name, g[1..].join(" "))
-                })
-                .collect()
-        }
+        ClientOutputBufferLimit => (0..3).map(|i| output_limit_line(c, i)).collect(),
         Save | Bind | OomValues | Percentiles | ReplicaOf if !v.is_empty() => {
             vec![format!("{} {v}", def.name)]
         }
@@ -1359,6 +1468,28 @@ fn option_lines(c: &Config, def: &OptDef, toml: bool) -> Vec<String> {
         Mem(..) => vec![format!("{} {}", def.name, memory_text(&v))],
         _ => vec![format!("{} {v}", def.name)],
     }
+}
+
+/// One class's `client-output-buffer-limit` as Redis's CONFIG REWRITE writes it:
+/// `replica` for the replica class, sizes in the largest exact unit.
+fn output_limit_text(c: &Config, class: usize) -> String {
+    let l = c.client_output_buffer_limit[class];
+    let name = match OUTPUT_CLASSES[class] {
+        "slave" => "replica",
+        n => n,
+    };
+    let size = |n: u64| memory_text(&n.to_string());
+    format!(
+        "{name} {} {} {}",
+        size(l.hard),
+        size(l.soft),
+        l.soft_seconds
+    )
+}
+
+/// The redis.conf line of one class's `client-output-buffer-limit`.
+fn output_limit_line(c: &Config, class: usize) -> String {
+    format!("client-output-buffer-limit {}", output_limit_text(c, class))
 }
 
 /// True if `line` (one option line of the old file) sets `def` to its current value.
@@ -1403,6 +1534,8 @@ fn memory_text(v: &str) -> String {
 fn rewrite_text(c: &Config, old: &str, toml: bool) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut done: Vec<&'static str> = Vec::new();
+    // How many `client-output-buffer-limit` lines the file had (redis.conf only).
+    let mut output_lines_seen = 0;
     for line in old.lines() {
         let t = line.trim();
         let key = if toml {
@@ -1416,6 +1549,14 @@ fn rewrite_text(c: &Config, old: &str, toml: bool) -> String {
             find(key)
         };
         match def {
+            // As Redis: one class per line, in class order, each taking the place of
+            // the option's next line in the file; lines beyond the three are dropped.
+            Some(d) if d.kind == ClientOutputBufferLimit && !toml => {
+                if output_lines_seen < 3 {
+                    out.push(output_limit_line(c, output_lines_seen));
+                }
+                output_lines_seen += 1;
+            }
             Some(d) => {
                 if !done.contains(&d.name) {
                     done.push(d.name);
@@ -1431,8 +1572,29 @@ fn rewrite_text(c: &Config, old: &str, toml: bool) -> String {
         }
     }
     let mut header = false;
+    let mut append = |out: &mut Vec<String>, lines: Vec<String>| {
+        if !header {
+            out.push("# Generated by CONFIG REWRITE".into());
+            header = true;
+        }
+        out.extend(lines);
+    };
     for d in OPTIONS {
         if done.contains(&d.name) {
+            continue;
+        }
+        if d.kind == ClientOutputBufferLimit && !toml {
+            // The classes the file had no line for, each only if it is not Redis's
+            // default for that class.
+            let limits = c
+                .client_output_buffer_limit
+                .iter()
+                .zip(DEFAULT_OUTPUT_LIMITS);
+            for (class, (limit, default)) in limits.enumerate().skip(output_lines_seen) {
+                if *limit != default {
+                    append(&mut out, vec![output_limit_line(c, class)]);
+                }
+            }
             continue;
         }
         let cur = c.values.get(d.name).map(String::as_str).unwrap_or("");
@@ -1440,11 +1602,7 @@ fn rewrite_text(c: &Config, old: &str, toml: bool) -> String {
         if cur == default {
             continue;
         }
-        if !header {
-            out.push("# Generated by CONFIG REWRITE".into());
-            header = true;
-        }
-        out.extend(option_lines(c, d, toml));
+        append(&mut out, option_lines(c, d, toml));
     }
     let mut s = out.join("\n");
     s.push('\n');
@@ -1687,6 +1845,110 @@ mod tests {
         assert_eq!(c.get("save"), Some("60 10"));
         assert_eq!(c.requirepass.as_deref(), Some("--x"));
         assert!(load_with_default(&args(&["--daemonize", "yes"]), None).is_err());
+    }
+
+    #[test]
+    fn client_output_buffer_limit_reads_values_as_redis() {
+        let mut c = Config::default();
+        let get = |c: &Config| c.get("client-output-buffer-limit").unwrap().to_string();
+        c.set_option(
+            "client-output-buffer-limit",
+            "pubsub 64mb 16mb 90 Normal 1KB 2k 3",
+        )
+        .unwrap();
+        assert_eq!(
+            get(&c),
+            "normal 1024 2000 3 slave 268435456 67108864 60 pubsub 67108864 16777216 90"
+        );
+        assert_eq!(
+            c.client_output_buffer_limit[2],
+            OutputLimit {
+                hard: 64 << 20,
+                soft: 16 << 20,
+                soft_seconds: 90
+            }
+        );
+        // Empty: nothing changes. Single spaces split: a double one is an argument.
+        c.set_option("client-output-buffer-limit", "").unwrap();
+        assert!(get(&c).starts_with("normal 1024 2000 3 "));
+        let count = "Wrong number of arguments in buffer limit configuration.";
+        let class = "Invalid client class specified in buffer limit configuration.";
+        let value = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        for (v, e) in [
+            ("normal  1 2 3", count),
+            ("normal 1 2", count),
+            ("master 1 2 3", class),
+            ("normal 1.5mb 0 0", value),
+            ("normal -1 0 0", value),
+            ("normal 1 2 -1", value),
+            ("normal 1 2 +", value),
+            ("normal 1 2 3000000000", value),
+            // All or nothing: the first group is not applied either.
+            ("replica 1 1 1 foo 1 2 3", class),
+        ] {
+            assert_eq!(
+                c.set_option("client-output-buffer-limit", v),
+                Err(e.to_string()),
+                "{v}"
+            );
+        }
+        assert!(get(&c).contains(" slave 268435456 67108864 60 "));
+        // memtoull's and strtoll's quirks: no digits read as 0, overflow saturates,
+        // the seconds are truncated to an int.
+        c.set_option("client-output-buffer-limit", "normal mb 2 +5")
+            .unwrap();
+        assert!(get(&c).starts_with("normal 0 2 5 "));
+        c.set_option(
+            "client-output-buffer-limit",
+            "slave 99999999999999999999 1 ",
+        )
+        .unwrap();
+        assert!(get(&c).contains(" slave 18446744073709551615 1 0 "));
+        c.set_option("client-output-buffer-limit", "replica 1 2 99999999999")
+            .unwrap();
+        assert!(get(&c).contains(" slave 1 2 1215752191 "));
+        // In a file, one empty argument is one argument.
+        let p = tmpfile("cobl.conf", "client-output-buffer-limit \"\"\n");
+        assert!(load_with_default(&args(&[&p]), None)
+            .unwrap_err()
+            .ends_with(count));
+    }
+
+    #[test]
+    fn client_output_buffer_limit_is_rewritten_one_class_a_line() {
+        let mut c = Config::default();
+        c.set_option(
+            "client-output-buffer-limit",
+            "pubsub 64mb 16mb 90 normal 1000 0 0",
+        )
+        .unwrap();
+        // Not in the file: only the classes that differ from Redis's defaults.
+        assert_eq!(
+            rewrite_text(&c, "port 6379\n", false),
+            "port 6379\n# Generated by CONFIG REWRITE\n\
+             client-output-buffer-limit normal 1000 0 0\n\
+             client-output-buffer-limit pubsub 64mb 16mb 90\n"
+        );
+        // In the file: each class takes the option's next line; extra lines go, and a
+        // class left without a line is appended only if it differs from the default.
+        assert_eq!(
+            rewrite_text(&c, "client-output-buffer-limit normal 0 0 0\n# x\n", false),
+            "client-output-buffer-limit normal 1000 0 0\n# x\n# Generated by CONFIG REWRITE\n\
+             client-output-buffer-limit pubsub 64mb 16mb 90\n"
+        );
+        let four = "client-output-buffer-limit pubsub 1 0 0\n".repeat(4);
+        assert_eq!(
+            rewrite_text(&c, &four, false),
+            "client-output-buffer-limit normal 1000 0 0\n\
+             client-output-buffer-limit replica 256mb 64mb 60\n\
+             client-output-buffer-limit pubsub 64mb 16mb 90\n"
+        );
+        // TOML: one key, the three classes with units.
+        assert_eq!(
+            rewrite_text(&c, "", true),
+            "# Generated by CONFIG REWRITE\n\
+             client-output-buffer-limit = \"normal 1000 0 0 replica 256mb 64mb 60 pubsub 64mb 16mb 90\"\n"
+        );
     }
 
     #[test]

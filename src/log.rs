@@ -2,6 +2,15 @@
 
 /// Log a line in Redis's format (`pid:M dd Mon yyyy hh:mm:ss.mmm * msg`) to stderr.
 pub fn log(msg: &str) {
+    write(b'*', msg);
+}
+
+/// Log a warning: Redis marks its `LL_WARNING` lines with `#` instead of `*`.
+pub fn warning(msg: &str) {
+    write(b'#', msg);
+}
+
+fn write(level: u8, msg: &str) {
     let ms = crate::clock::now_ms();
     let secs = (ms / 1000) as i64;
     let (y, mo, d, h, mi, s) = civil(secs);
@@ -9,7 +18,7 @@ pub fn log(msg: &str) {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     eprintln!(
-        "{}:M {:02} {} {} {:02}:{:02}:{:02}.{:03} * {}",
+        "{}:M {:02} {} {} {:02}:{:02}:{:02}.{:03} {} {}",
         std::process::id(),
         d,
         MONTHS[(mo - 1) as usize],
@@ -18,6 +27,7 @@ pub fn log(msg: &str) {
         mi,
         s,
         ms % 1000,
+        level as char,
         msg
     );
 }

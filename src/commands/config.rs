@@ -148,7 +148,7 @@ fn config_set<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBo
         if let Err(e) = result {
             return e;
         }
-        s.all(|shard| shard.refresh_config()).await;
+        s.all(crate::runtime::refresh_config).await;
         Reply::ok()
     })
 }

@@ -530,13 +530,7 @@ impl ClientFilter {
             }
         }
         if let Some(k) = &self.kind {
-            // No replication yet: a client is a pubsub one while subscribed, else normal.
-            let kind = if c.pubsub.active() {
-                "pubsub"
-            } else {
-                "normal"
-            };
-            if k != kind {
+            if k != c.class().name() {
                 return false;
             }
         }

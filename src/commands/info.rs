@@ -90,6 +90,10 @@ pub struct ShardSnapshot {
     pub cpu_user: f64,
     pub cpu_sys: f64,
     pub clients: usize,
+    /// Memory of the core's normal and Pub/Sub clients (see `runtime::output`).
+    pub clients_mem: u64,
+    /// The core's largest input and output buffers of the last seconds.
+    pub recent_max_buffers: (u64, u64),
     /// Bytes of keyspace table structure (see `Dict::overhead_bytes`).
     pub dict_overhead: u64,
     /// The core's Pub/Sub channels, patterns and shard channels (counted distinct
@@ -165,6 +169,8 @@ pub fn snapshot(shard: &mut Shard, counts: bool, latency: bool) -> ShardSnapshot
         cpu_user,
         cpu_sys,
         clients: crate::runtime::clients::count(),
+        clients_mem: crate::runtime::output::clients_memory(),
+        recent_max_buffers: crate::runtime::output::recent_max(),
         dict_overhead,
         pubsub: Subscription::ALL.map(|k| crate::runtime::pubsub::local_names(k, None)),
     }
@@ -273,8 +279,11 @@ pub fn render(
                 w.field("connected_clients", facts.connected_clients);
                 w.field("cluster_connections", 0);
                 w.field("maxclients", cfg.maxclients);
-                w.field("client_recent_max_input_buffer", 0);
-                w.field("client_recent_max_output_buffer", 0);
+                let (input, output) = snaps.iter().fold((0, 0), |(i, o), s| {
+                    (i.max(s.recent_max_buffers.0), o.max(s.recent_max_buffers.1))
+                });
+                w.field("client_recent_max_input_buffer", input);
+                w.field("client_recent_max_output_buffer", output);
                 // Postponed by CLIENT PAUSE counts as blocked (without a timeout).
                 w.field(
                     "blocked_clients",
@@ -470,16 +479,17 @@ fn build_id() -> String {
     )
 }
 
-/// Redis's `getMemoryOverheadData` in our terms: the start-up footprint plus the
-/// keyspace tables' structure. Client buffers, the replication backlog and the AOF
-/// buffer are not counted apart (we have no replication; client and AOF buffers are
-/// in the data figure).
+/// Redis's `getMemoryOverheadData` in our terms: the start-up footprint, the clients
+/// (`mem_clients_normal`: normal and Pub/Sub clients with their buffers) and the
+/// keyspace tables' structure. The replication backlog and the AOF buffer are not
+/// counted apart (we have no replication; the AOF buffer is in the data figure).
 fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
     let used = crate::memory::used_memory();
     let rss = rss_bytes();
     let (committed, _) = crate::memory::allocator();
     let startup = crate::memory::startup_memory();
-    let overhead = startup + snaps.iter().map(|s| s.dict_overhead).sum::<u64>();
+    let clients: u64 = snaps.iter().map(|s| s.clients_mem).sum();
+    let overhead = startup + clients + snaps.iter().map(|s| s.dict_overhead).sum::<u64>();
     let dataset = used.saturating_sub(overhead);
     let net = used.saturating_sub(startup).max(1);
     let peak = PEAK_MEMORY.fetch_max(used, Ordering::Relaxed).max(used);
@@ -542,7 +552,7 @@ fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
     w.field("mem_replication_backlog", 0);
     w.field("mem_total_replication_buffers", 0);
     w.field("mem_clients_slaves", 0);
-    w.field("mem_clients_normal", 0);
+    w.field("mem_clients_normal", clients);
     w.field("mem_cluster_links", 0);
     w.field("mem_aof_buffer", 0);
     w.field("mem_allocator", "mimalloc");

@@ -279,7 +279,11 @@ async fn wait(
                 // next tick and the timeout takes it then.
             }
             Event::Tick => {
-                if (client.borrow().killed || peer_closed(fd)) && ticket.take(DONE).is_ok() {
+                let gone = {
+                    let c = client.borrow();
+                    c.killed || c.pushes.over_limit().is_some()
+                };
+                if (gone || peer_closed(fd)) && ticket.take(DONE).is_ok() {
                     return Outcome::Gone;
                 }
             }

@@ -12,10 +12,15 @@
 //!
 //! A connection that has subscribed (Pub/Sub) or monitors also waits for messages
 //! queued for it (`Client::pushes`, filled by `runtime::pubsub` and `runtime::monitor`
-//! on this core) and writes them as they come; those queued while its own requests run
-//! go out between the replies, where `dispatch` placed them.
+//! on this core) and writes them as they come, straight from the queue's blocks; those
+//! queued while its own requests run go out between the replies, where `dispatch`
+//! placed them.
+//!
+//! Every write keeps the client's count of unwritten bytes current and gives up once
+//! the client is over its `client-output-buffer-limit`; a read's replies are checked
+//! against the limit before they are written (see `output`).
 
-use crate::client::{Client, ClientRef};
+use crate::client::{Client, ClientRef, OverLimit, Pushes};
 use crate::commands::errors;
 use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::backend::{self, TcpStream};
@@ -140,18 +145,19 @@ enum Woken {
     Pushes,
 }
 
-/// Wait for input, or, for a connection that has subscribed, for queued messages.
+/// Wait for input, or, for a connection that has subscribed or monitors, for queued
+/// messages (or its being over its output buffer limit).
 async fn next_event(
     stream: &mut TcpStream,
     client: &ClientRef,
+    pushes: &Pushes,
     rbuf: &mut BytesMut,
     out: &mut BytesMut,
     timeout: u64,
 ) -> Woken {
-    let pushes = client.borrow().pushes.clone();
-    let Some(pushes) = pushes else {
+    if !pushes.listening() {
         return Woken::Read(read_into(stream, rbuf, out, timeout).await);
-    };
+    }
     // Redis does not time out a subscribed or monitoring client.
     let timeout = if client.borrow().pubsub.active() || client.borrow().monitor {
         0
@@ -205,6 +211,8 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
     shards.local.borrow_mut().stats.connections_received += 1;
     crate::runtime::clients::register(id, client.clone());
     let _ = session(&mut stream, &shards, &client).await;
+    // Logged before the cleanup, so the line shows the subscriptions it had.
+    crate::runtime::output::log_if_over_limit(&client);
     crate::runtime::transaction::unwatch_all(&client, &shards);
     crate::runtime::pubsub::unsubscribe_all(&client, &shards);
     crate::runtime::monitor::stop(&client, &shards);
@@ -218,6 +226,7 @@ async fn session(
 ) -> std::io::Result<()> {
     let mut rbuf = BytesMut::new();
     let mut out = BytesMut::new();
+    let pushes = client.borrow().pushes.clone();
     let mut parser = RequestParser::default();
     // Where each request of the current read ends, in bytes from the read's start
     // (CLIENT LIST qbuf while blocked); reused across reads.
@@ -228,10 +237,10 @@ async fn session(
     loop {
         // `timeout`: close a client idle for that many seconds (0 = never), as Redis.
         let timeout = shards.local.borrow().config.timeout;
-        let n = match next_event(stream, client, &mut rbuf, &mut out, timeout).await {
+        let n = match next_event(stream, client, &pushes, &mut rbuf, &mut out, timeout).await {
             Woken::Read(n) => n?,
             Woken::Pushes => {
-                write_pushes(stream, shards, client).await?;
+                write_pushes(stream, shards, &pushes).await?;
                 continue;
             }
         };
@@ -305,7 +314,7 @@ async fn session(
                 // in Redis; it and the requests behind it run when the pause ends.
                 done += batch.replies.len();
                 encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
-                write_out(stream, shards, &mut out).await?;
+                write_replies(stream, shards, &pushes, &mut out).await?;
                 // Redis trims its query buffer up to the postponed command.
                 client.borrow_mut().qbuf = read_len - ends[done];
                 let fd = stream.as_raw_fd();
@@ -328,7 +337,7 @@ async fn session(
             encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
             if let Some((cmd, argv)) = blocked {
                 // Replies before the blocking command leave now, as in Redis.
-                write_out(stream, shards, &mut out).await?;
+                write_replies(stream, shards, &pushes, &mut out).await?;
                 // Redis trims the served requests off its query buffer when it blocks.
                 client.borrow_mut().qbuf = read_len - ends[done - 1];
                 let fd = stream.as_raw_fd();
@@ -358,41 +367,110 @@ async fn session(
         if let Some(p) = crate::runtime::dispatch::queued_pushes(client).filter(|_| !close) {
             out.extend_from_slice(&p);
         }
-        write_out(stream, shards, &mut out).await?;
+        write_replies(stream, shards, &pushes, &mut out).await?;
         if close || client.borrow().killed {
             return Ok(());
         }
     }
 }
 
-/// Write the encoded replies, if any, and empty `out`.
-async fn write_out(
+/// The error a write ends with when the client went over its output buffer limit.
+fn over_limit() -> std::io::Error {
+    std::io::Error::other("client is over its output buffer limit")
+}
+
+/// Write a read's replies (and the messages placed among them): first check them
+/// against the output buffer limit, as Redis does when it adds replies to its buffer;
+/// then, `appendfsync always` permitting, write them whole.
+async fn write_replies(
     stream: &mut TcpStream,
     shards: &Shards,
+    pushes: &Pushes,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
+    }
+    pushes.set_unwritten(out.len());
+    if pushes.enforce_limit(OverLimit::Scheduled) {
+        return Err(over_limit());
     }
     // `appendfsync always`: what these replies show must be on disk first.
     if let Some(wait) = shards.server.durability.durable() {
         wait.await;
     }
     shards.local.borrow_mut().stats.wrote(out.len());
-    stream.write_all(out).await?;
+    let written = write_out(stream, pushes, out).await;
+    pushes.set_unwritten(0);
     out.clear();
-    Ok(())
+    written
 }
 
-/// Write the messages queued for an idle connection.
+/// Write `buf` whole, keeping the client's count of unwritten reply bytes current;
+/// ends with an error as soon as the client is over its output buffer limit (the mark
+/// wakes this write while the socket is full).
+async fn write_out(stream: &mut TcpStream, pushes: &Pushes, buf: &[u8]) -> std::io::Result<()> {
+    let mut at = 0;
+    std::future::poll_fn(|cx| loop {
+        if pushes.over_limit().is_some() {
+            return Poll::Ready(Err(over_limit()));
+        }
+        match stream.poll_write(cx, &buf[at..]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => {
+                at += n;
+                pushes.set_unwritten(buf.len() - at);
+                if at == buf.len() {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {
+                pushes.register(cx.waker());
+                return Poll::Pending;
+            }
+        }
+    })
+    .await
+}
+
+/// Write the messages queued for an idle connection, straight from the queue's
+/// blocks: as much as was queued when it started (so that input is read again between
+/// bursts), or until the client is over its output buffer limit.
 async fn write_pushes(
     stream: &mut TcpStream,
     shards: &Shards,
-    client: &ClientRef,
+    pushes: &Pushes,
 ) -> std::io::Result<()> {
-    if let Some(p) = crate::runtime::dispatch::queued_pushes(client) {
-        shards.local.borrow_mut().stats.wrote(p.len());
-        stream.write_all(&p).await?;
+    let budget = pushes.pending();
+    let mut written = 0;
+    let result = std::future::poll_fn(|cx| loop {
+        if pushes.over_limit().is_some() {
+            return Poll::Ready(Err(over_limit()));
+        }
+        if written >= budget {
+            return Poll::Ready(Ok(()));
+        }
+        let polled = match pushes.front() {
+            Some(block) => stream.poll_write(cx, &block),
+            None => return Poll::Ready(Ok(())),
+        };
+        match polled {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => {
+                pushes.consume(n);
+                written += n;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {
+                pushes.register(cx.waker());
+                return Poll::Pending;
+            }
+        }
+    })
+    .await;
+    if written > 0 {
+        shards.local.borrow_mut().stats.wrote(written);
     }
-    Ok(())
+    result
 }

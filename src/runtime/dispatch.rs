@@ -377,9 +377,9 @@ async fn run_server(
     reply
 }
 
-/// The messages queued for `client` so far, if it ever subscribed and some are.
+/// The messages queued for `client` so far, if some are.
 pub fn queued_pushes(client: &ClientRef) -> Option<BytesMut> {
-    client.borrow().pushes.as_ref()?.take()
+    client.borrow().pushes.take()
 }
 
 /// The caller's address and name, for the slow log.

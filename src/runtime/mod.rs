@@ -31,6 +31,7 @@ pub mod durability;
 pub mod hop;
 pub mod monitor;
 pub mod multishard;
+pub mod output;
 pub mod pause;
 pub mod pubsub;
 pub mod slots;
@@ -96,6 +97,7 @@ where
         );
         let h = backend::start(kind, &format!("shard-{id}"), core, move || async move {
             let shard = Rc::new(RefCell::new(Shard::new(id, nshards, config)));
+            refresh_config(&mut shard.borrow_mut());
             let shards = Rc::new(Shards::new(
                 id,
                 shard.clone(),
@@ -196,7 +198,8 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
 }
 
 /// Periodic shard work, `hz` times a second: active expiry (skipped while CLIENT PAUSE
-/// holds expiry, see `pause`), incremental rehash, config refresh.
+/// holds expiry, see `pause`), incremental rehash, config refresh, the clients' output
+/// buffer limits (`output::cron`).
 async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     loop {
         let period = cron_period(&shard.borrow().config);
@@ -209,7 +212,8 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         // deferred blocked-client serve (see `blocking::serve_ready`).
         let idle = idle(&shard.borrow());
         crate::runtime::backend::sleep(if idle { period * IDLE_PERIODS } else { period }).await;
-        shard.borrow_mut().refresh_config();
+        refresh_config(&mut shard.borrow_mut());
+        output::cron();
         crate::storage::db::refresh_lru_clock();
         // Redis spends up to 25% of a cron period on the slow expire cycle in one go;
         // we spend the same budget in slices of at most EXPIRE_SLICE, letting the
@@ -265,6 +269,13 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         blocking::serve_ready(&mut s);
         s.stats.blocking_keys = s.blocking.keys() as u64;
     }
+}
+
+/// Refresh the shard's copy of the configuration, and what this core's connections
+/// read from it (the output buffer limits; see `output`). On the shard's own thread.
+pub fn refresh_config(shard: &mut Shard) {
+    shard.refresh_config();
+    crate::client::set_output_limits(shard.config.client_output_buffer_limit);
 }
 
 /// How many cron periods an idle shard sleeps.

@@ -33,6 +33,11 @@
 //! AUTH's) are shown as `"(redacted)"`. A command that blocks is shown once, when it is
 //! issued. The line is Redis's byte for byte: `+<secs>.<micros> [<db> <ip:port>]`, then
 //! each argument quoted as `sdscatrepr` does, written as is in RESP2 and RESP3.
+//!
+//! **Output buffer limit.** A monitor is of the `normal` class, as in Redis 7.0 (it is
+//! flagged as a replica there but classed as normal), so the normal class's
+//! `client-output-buffer-limit` (none by default) applies to its queue, checked as each
+//! line is queued (see `output`).
 
 use crate::client::{ClientRef, Pushes};
 use crate::commands::{traits, Command};

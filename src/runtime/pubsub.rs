@@ -60,8 +60,14 @@
 //! PUBLISHes costs one hop per listening core, not one per message; the replies get
 //! the remote counts added then. Inside EXEC, [`publish`] sends one job per message.
 //!
-//! Not yet: PUBLISH is not propagated to replicas (no replication yet), and a
-//! connection's queue has no output buffer limit (`client-output-buffer-limit`).
+//! **Output buffer limit.** A subscriber is of the `pubsub` class while it has any
+//! subscription (`Client::update_class` after each change); [`Pushes::push`] checks
+//! that class's `client-output-buffer-limit` as each message is queued, and once it is
+//! overcome drops the subscriber's further messages and wakes its connection task to
+//! close the connection (see `output`). A message queued for a subscriber about to be
+//! closed still counts in PUBLISH's reply, as in Redis until the client is freed.
+//!
+//! Not yet: PUBLISH is not propagated to replicas (no replication yet).
 
 use crate::client::{ClientRef, Pushes, Subscription};
 use crate::notify::{self, Event};
@@ -189,6 +195,7 @@ pub fn subscribe(
             count,
         ));
     }
+    c.update_class();
     Reply::Sequence(replies)
 }
 
@@ -219,6 +226,7 @@ pub fn unsubscribe(
         let count = c.pubsub.count(kind);
         replies.push(confirmation(word, Reply::Bulk(name), count));
     }
+    c.update_class();
     Reply::Sequence(replies)
 }
 
@@ -235,6 +243,7 @@ pub fn unsubscribe_all(client: &ClientRef, shards: &Shards) {
             forget(presence, kind, &name, id);
         }
     }
+    c.update_class();
 }
 
 /// Take client `id` off `name`'s subscribers on this core.

@@ -87,6 +87,12 @@ impl Server {
         Server::start(Kind::Redis, None, extra)
     }
 
+    /// A real redis-server reading `config_file` first, then the harness's flags and
+    /// `extra`.
+    pub fn redis_config(config_file: &str, extra: &[&str]) -> Server {
+        Server::start(Kind::Redis, Some(config_file), extra)
+    }
+
     fn start(kind: Kind, config_file: Option<&str>, extra: &[&str]) -> Server {
         Server::start_on(kind, None, config_file, extra)
     }
