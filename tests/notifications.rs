@@ -193,9 +193,8 @@ fn a_session_is_heard_as_redis_tells_it_on_every_core() {
             show(&rc.cmd(&argv)),
             "reply to {line}"
         );
-        // The marker is itself an event, from the same connection: a client's
-        // commands' events keep their order (a PUBLISH on the subscriber's own core
-        // may overtake them, a known difference).
+        // The marker is itself an event from the same connection (a PUBLISH would
+        // do as well: see the next test).
         for c in [&mut *sc, &mut *rc] {
             c.cmd(&["SELECT", "15"]);
             c.cmd(&["SET", &format!("marker-{i}"), "x"]);
@@ -209,6 +208,38 @@ fn a_session_is_heard_as_redis_tells_it_on_every_core() {
         );
     }
     assert_eq!(cores.len(), 2, "listeners on every core");
+}
+
+#[test]
+fn a_publish_never_overtakes_the_events_of_the_command_before_it() {
+    let shardis = Server::shardis_with(2, &["--notify-keyspace-events", "KA"]);
+    for core in 0..2 {
+        let mut sub = conn_on(&shardis, core);
+        sub.send_cmd(&[b"PSUBSCRIBE", b"__keyspace@0__:*"]);
+        sub.read_frame();
+        sub.send_cmd(&[b"SUBSCRIBE", b"done"]);
+        sub.read_frame();
+        // From the subscriber's core (PUBLISH delivered at once) and from the other
+        // one; keys on both shards.
+        for from in 0..2 {
+            let mut c = conn_on(&shardis, from);
+            for i in 0..100 {
+                let key = format!("key:{core}:{from}:{i}");
+                // Pipelined, so the PUBLISH runs right behind the SET.
+                c.send_cmd(&[b"SET", key.as_bytes(), b"v"]);
+                c.send_cmd(&[b"PUBLISH", b"done", key.as_bytes()]);
+                c.read_frame();
+                c.read_frame();
+                let event = show(&sub.read_frame());
+                let done = show(&sub.read_frame());
+                assert!(
+                    event.contains(&format!("__keyspace@0__:{key}")),
+                    "{key}: first {event}, then {done}"
+                );
+                assert!(done.contains("\"done\"") && done.contains(&key), "{done}");
+            }
+        }
+    }
 }
 
 #[test]

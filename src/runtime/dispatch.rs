@@ -186,7 +186,7 @@ impl Run<'_> {
         let start = Instant::now();
         let reply = match cmd.exec {
             _ if cmd.has_trait(traits::PUBLISHES | traits::PUBLISHES_SHARD) => {
-                self.publish(i, cmd, &argv)
+                self.publish(i, cmd, &argv).await
             }
             Exec::Conn(f) => call::guarded(cmd, || f(&mut self.client.borrow_mut(), &argv)),
             Exec::Server(f) => {
@@ -262,8 +262,13 @@ impl Run<'_> {
 
     /// PUBLISH / SPUBLISH: delivered here at once, queued for the other cores that
     /// may have receivers; the reply counts this core's receivers until `flush` adds
-    /// the others'.
-    fn publish(&mut self, i: usize, cmd: &Command, argv: &[Bytes]) -> Reply {
+    /// the others'. Commands before it in the batch that wait for another shard run
+    /// first: a subscriber that hears the message must find their effects (and hear
+    /// their keyspace events first), as Redis runs them in order.
+    async fn publish(&mut self, i: usize, cmd: &Command, argv: &[Bytes]) -> Reply {
+        if self.pending.iter().any(|p| !p.is_empty()) {
+            self.flush().await;
+        }
         let kind = if cmd.has_trait(traits::PUBLISHES_SHARD) {
             Subscription::ShardChannel
         } else {

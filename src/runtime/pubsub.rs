@@ -38,15 +38,16 @@
 //! on `__keyspace@…` / `__keyevent@…` channels raised by commands while they run on
 //! their shard, where no [`Shards`] handle can be used (it borrows the shard). The call
 //! path hands them to [`publish_events`] right after the command, before its reply
-//! leaves the shard: posted as one control job per core that may hear any of them,
-//! this one included, through this core's [`Peers`] (installed at start); nobody waits
-//! for a count. Even this core's subscribers get them through its inbox, not at once:
-//! a command's events are queued on every inbox before its reply leaves, so a client's
-//! next command, on any shard, queues its own events behind them; delivering at once
-//! here could overtake the events of the client's previous command, still in this
-//! core's inbox. (A PUBLISH delivers on its own core at once, so a subscriber on the
-//! publisher's core may get a PUBLISH before the keyspace events of the command sent
-//! just before it; Redis, one thread, keeps them in order.)
+//! leaves the shard: queued as one batch for each core that may hear any of them, this
+//! one included, on that core's queue of raised messages (in [`Presence`]), which a
+//! task of that core drains; nobody waits for a count. Even this core's subscribers
+//! get them through the queue, not at once: a command's events are queued for every
+//! core before its reply leaves, so a client's next command, on any shard, queues its
+//! own events behind them; delivering at once could overtake the events of the
+//! client's previous command, still queued. And every other delivery on a core (a
+//! PUBLISH, at once or from another core's job) first delivers what is queued there
+//! ([`deliver`] catches up), so a PUBLISH sent after a command's reply never reaches a
+//! subscriber before that command's events.
 //!
 //! **Reuse.** MONITOR and tracking invalidations need another key than a channel name
 //! but the same parts: a per-core registry, a summary in
@@ -96,13 +97,45 @@ thread_local! {
     static REGISTRY: RefCell<Registry> = RefCell::default();
     /// This core's way to the others for messages raised on its shard.
     static PEERS: OnceCell<Peers> = const { OnceCell::new() };
+    /// This core's queue of messages raised on shards for its subscribers.
+    static RAISED: OnceCell<flume::Receiver<Outgoing>> = const { OnceCell::new() };
 }
 
-/// Let messages raised on this core's shard reach the other cores (at start).
+/// Let messages raised on this core's shard reach the other cores, and those raised
+/// for this core's subscribers reach them (at start, on the core's executor).
 pub fn install(shards: &Shards) {
     PEERS.with(|p| {
         let _ = p.set(shards.peers());
     });
+    let rx = shards.server.pubsub.here(shards).raised.1.clone();
+    RAISED.with(|r| {
+        let _ = r.set(rx.clone());
+    });
+    crate::runtime::backend::spawn(async move {
+        while let Ok(batch) = rx.recv_async().await {
+            deliver_now(&batch);
+            catch_up();
+        }
+    })
+    .detach();
+}
+
+/// Deliver, in order, the raised messages queued for this core so far: called before
+/// any other delivery here, so nothing overtakes a message raised before it.
+fn catch_up() {
+    RAISED.with(|r| {
+        if let Some(rx) = r.get() {
+            while let Ok(batch) = rx.try_recv() {
+                deliver_now(&batch);
+            }
+        }
+    });
+}
+
+fn deliver_now(batch: &Outgoing) {
+    for (kind, ch, msg) in batch {
+        deliver_one(*kind, ch, msg);
+    }
 }
 
 const BUCKETS: usize = 256;
@@ -117,6 +150,9 @@ struct CorePresence {
     /// Distinct channels per bucket: `[0]` channels, `[1]` shard channels.
     buckets: [Box<[AtomicU32]>; 2],
     patterns: AtomicU32,
+    /// Messages raised on shards for this core's subscribers (keyspace events), in
+    /// the order they were raised (see the module doc).
+    raised: (flume::Sender<Outgoing>, flume::Receiver<Outgoing>),
 }
 
 impl CorePresence {
@@ -125,6 +161,7 @@ impl CorePresence {
         CorePresence {
             buckets: [buckets(), buckets()],
             patterns: AtomicU32::new(0),
+            raised: flume::unbounded(),
         }
     }
     /// The counter a name of `kind` moves.
@@ -329,16 +366,15 @@ pub fn publish_events(events: Vec<Event>) {
     PEERS.with(|p| match p.get() {
         Some(peers) => {
             let cores = peers.server.pubsub.cores(peers.count());
-            for (id, core) in cores.iter().enumerate() {
+            for core in cores.iter() {
                 let batch: Outgoing = messages
                     .iter()
                     .filter(|(kind, ch, _)| core.may_hear(*kind, ch))
                     .cloned()
                     .collect();
                 if !batch.is_empty() {
-                    peers.post(id, move |_| {
-                        deliver_all(&batch);
-                    });
+                    // An unbounded queue: sending never fails while the server runs.
+                    let _ = core.raised.0.send(batch);
                 }
             }
         }
@@ -357,9 +393,10 @@ pub type Outgoing = Vec<Message>;
 
 /// Deliver a batch of messages on this core, in order; the receivers of each.
 pub fn deliver_all(batch: &Outgoing) -> Vec<usize> {
+    catch_up();
     batch
         .iter()
-        .map(|(k, ch, msg)| deliver(*k, ch, msg))
+        .map(|(k, ch, msg)| deliver_one(*k, ch, msg))
         .collect()
 }
 
@@ -389,8 +426,14 @@ impl Encoded {
 }
 
 /// Deliver a message to this core's subscribers of `channel` (and, for a channel,
-/// of every matching pattern); how many received it.
+/// of every matching pattern), after the raised messages queued here; how many
+/// received it.
 pub fn deliver(kind: Subscription, channel: &Bytes, message: &Bytes) -> usize {
+    catch_up();
+    deliver_one(kind, channel, message)
+}
+
+fn deliver_one(kind: Subscription, channel: &Bytes, message: &Bytes) -> usize {
     REGISTRY.with_borrow(|r| {
         let mut n = 0;
         let word = words(kind).2;
