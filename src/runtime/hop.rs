@@ -63,6 +63,8 @@ pub struct ServerInfo {
     pub monitors: crate::runtime::monitor::Monitors,
     /// The CLIENT PAUSE in force, if any (see `pause`).
     pub pause: crate::runtime::pause::Pause,
+    /// Cores whose listeners are bound (none accepts before all are).
+    pub listening: AtomicUsize,
 }
 
 impl ServerInfo {
@@ -88,6 +90,7 @@ impl ServerInfo {
             pubsub: Default::default(),
             monitors: Default::default(),
             pause: Default::default(),
+            listening: AtomicUsize::new(0),
         }
     }
     pub fn new_client_id(&self) -> u64 {

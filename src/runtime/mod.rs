@@ -44,6 +44,7 @@ use crate::log::log;
 use crate::shard::{expire, Shard};
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -165,6 +166,13 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
     if listeners.is_empty() {
         log("No listening address could be bound");
         std::process::exit(1);
+    }
+    // No core accepts before every core listens: the kernel spreads connections over
+    // the listeners bound so far, so the first clients would all land on the cores
+    // that bound first (and "Ready" would be logged before the server is).
+    shards.server.listening.fetch_add(1, Ordering::AcqRel);
+    while shards.server.listening.load(Ordering::Acquire) < shards.count() {
+        backend::sleep(Duration::from_millis(1)).await;
     }
     if shards.local_id == 0 {
         crate::memory::mark_startup();
