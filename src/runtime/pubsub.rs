@@ -304,6 +304,8 @@ pub fn listening_cores<'a>(
 /// `__keyspace@<db>__:<key>` / `<event>` and `__keyevent@<db>__:<event>` / `<key>`,
 /// as the `K` and `E` flags say, in the order raised.
 pub fn publish_events(events: Vec<Event>) {
+    // Invalidations noted with them (client-side caching) leave first.
+    crate::runtime::tracking::send_pending();
     if events.is_empty() {
         return;
     }
