@@ -112,7 +112,8 @@ impl Side {
             })
             .collect();
         got.sort();
-        self.log.push(format!("[{c}] <- (any order) {}", got.join(" | ")));
+        self.log
+            .push(format!("[{c}] <- (any order) {}", got.join(" | ")));
     }
 
     fn subst(&self, line: &str) -> String {
