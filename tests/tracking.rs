@@ -402,3 +402,44 @@ fn bad_input_errors() {
         s.cmd(0, "CLIENT TRACKINGINFO");
     });
 }
+
+#[test]
+fn cross_shard_writes_and_the_table_limit() {
+    let k = keys();
+    same("cross-shard", &[0, 1], |s| {
+        s.hello3(0);
+        s.cmd(0, "CLIENT TRACKING ON");
+        s.cmd(1, &format!("SET {} 1", k[0]));
+        s.cmd(0, &format!("GET {}", k[0]));
+        s.cmd(0, &format!("GET {}", k[1]));
+        // A gathered command over both shards: both keys modified, the order of the
+        // two invalidations is the shards'.
+        s.cmd(1, &format!("RENAME {} {}", k[0], k[1]));
+        s.read_unordered(0, 2);
+        // A split one.
+        s.cmd(1, &format!("SET {} 1", k[0]));
+        s.cmd(0, &format!("MGET {} {}", k[0], k[1]));
+        s.cmd(1, &format!("DEL {} {}", k[0], k[1]));
+        s.read_unordered(0, 2);
+        // tracking-table-max-keys: over it, a key is evicted with an invalidation
+        // (Redis picks it at random before the next command; which one is masked).
+        s.cmd(1, "CONFIG SET tracking-table-max-keys 1");
+        s.cmd(0, &format!("GET {}", k[0]));
+        let (a, b) = (k[0].clone(), k[1].clone());
+        s.conns[0].send_cmd(&[b"GET", b.as_bytes()]);
+        s.conns[0].send_cmd(&[b"PING"]);
+        let mut got: Vec<String> = (0..3)
+            .map(|_| {
+                let f = s.conns[0].read_frame();
+                show(&f)
+                    .replace(&format!("\"{a}\""), "<k>")
+                    .replace(&format!("\"{b}\""), "<k>")
+            })
+            .collect();
+        got.sort();
+        s.log
+            .push(format!("[0] <- (any order) {}", got.join(" | ")));
+        s.info(1, "tracking_total_keys");
+        s.cmd(1, "CONFIG SET tracking-table-max-keys 0");
+    });
+}

@@ -270,6 +270,12 @@ fn write_back(s: &mut Shard, writes: Gathered) {
 }
 
 fn write_back_keys(s: &mut Shard, writes: Gathered) {
+    // Client-side caching: each key written back is a modified key (the writer is
+    // not known here: NOLOOP does not apply).
+    if crate::tracking::active() {
+        let keys: Vec<Bytes> = writes.iter().map(|(_, k, _)| k.clone()).collect();
+        crate::tracking::invalidate(&keys, 0);
+    }
     for (dbi, k, new) in writes {
         s.watches.touch(dbi, &k);
         let d = &mut s.dbs[dbi];
