@@ -333,6 +333,16 @@ fn noloop_and_own_writes() {
         s.cmd(0, &format!("SET {} mine", k[0]));
         s.cmd(1, &format!("SET {} theirs", k[1]));
         s.read(0);
+        // Reads inside EXEC are tracked; its own writes there are not sent back.
+        s.cmd(0, "MULTI");
+        s.cmd(0, &format!("GET {}", k[2]));
+        s.cmd(0, &format!("GET {}", k[1]));
+        s.cmd(0, "EXEC");
+        s.cmd(0, "MULTI");
+        s.cmd(0, &format!("SET {} mine", k[2]));
+        s.cmd(0, "EXEC");
+        s.cmd(1, &format!("SET {} theirs", k[1]));
+        s.read(0);
         s.cmd(0, "CLIENT TRACKING ON");
         s.cmd(0, &format!("GET {}", k[0]));
         s.cmd(0, &format!("GET {}", k[1]));
