@@ -4,11 +4,14 @@
 //! For a command run on its shard, in order:
 //! 1. **Refuse** a write that a consumer of the propagation hook cannot take (the AOF
 //!    file cannot be written: `-MISCONF`).
-//! 2. **Watch, before**: if anyone watches a key the command may modify, note what
-//!    its table entry's [`Touch`] rule needs to know beforehand (did the key exist).
+//! 2. **Watch, before**: if anyone watches a key the command may modify (or, for a
+//!    write, any client tracks keys for client-side caching), note what its table
+//!    entry's [`Touch`] rule needs to know beforehand (did the key exist).
 //! 3. **Execute** the handler, a panic becoming an error reply. (While CLIENT PAUSE
 //!    holds expiry, a write's lazy expiry deletes as usual: see `pause`.)
-//! 4. **Watch, after**: if it changed data, bump the watched keys its rule names.
+//! 4. **Watch, after**: if it changed data, invalidate the tracked keys its rule names
+//!    (`crate::tracking`; sent with its keyspace events, before its reply) and bump
+//!    the watched ones: one function (`modified`) applies the rule for both.
 //! 5. **Propagate**: if it changed data and some consumer listens, the keys found
 //!    expired meanwhile as `DEL`s, then its records (its table entry's
 //!    [`Propagation`](crate::commands::Propagation) rule) go to the shard's hook.

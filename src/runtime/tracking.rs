@@ -22,7 +22,7 @@
 //! broken and posts `tracking-redir-broken` to the tracker (RESP3 only).
 //!
 //! Zero cost when nobody tracks: every hook starts with `crate::tracking::active()`,
-//! one relaxed load, and `send_pending` with a thread-local emptiness test.
+//! one relaxed load.
 
 use crate::client::{ClientRef, Pushes};
 use crate::commands::Command;
@@ -106,6 +106,11 @@ pub fn stop(client: &mut crate::client::Client) {
 
 /// Post the invalidations noted on this core, one job per destination core.
 pub fn send_pending() {
+    // (Notes left when the last tracker stopped leave with the next ones: at worst a
+    // spurious invalidation.)
+    if !tracking::active() {
+        return;
+    }
     let notes = tracking::take();
     if notes.is_empty() {
         return;
