@@ -343,6 +343,12 @@ fn noloop_and_own_writes() {
         s.cmd(0, "EXEC");
         s.cmd(1, &format!("SET {} theirs", k[1]));
         s.read(0);
+        // Its own writes over both shards, split (MSET) or gathered (RENAME).
+        s.cmd(0, &format!("MGET {} {} {}", k[0], k[1], k[3]));
+        s.cmd(0, &format!("MSET {} a {} b", k[0], k[1]));
+        s.cmd(0, &format!("RENAME {} {}", k[0], k[1]));
+        s.cmd(1, &format!("SET {} theirs", k[3]));
+        s.read(0);
         s.cmd(0, "CLIENT TRACKING ON");
         s.cmd(0, &format!("GET {}", k[0]));
         s.cmd(0, &format!("GET {}", k[1]));

@@ -260,7 +260,7 @@ impl Run<'_> {
             Some(spread) if (spread.reaches)(self.shards, cmd, argv) => {
                 (spread.run)(self.shards, cmd, db, argv).await
             }
-            _ => multishard::run(self.shards, cmd, db, argv, no_touch).await,
+            _ => multishard::run(self.shards, cmd, db, argv, no_touch, self.caller.id).await,
         }
     }
 

@@ -594,7 +594,15 @@ async fn exec_locked(
             Exec::Server(f) => f(client, t, &q.argv).await,
             Exec::Shard(_) => {
                 let db = client.borrow().db;
-                crate::runtime::multishard::run(t, q.cmd, db, &q.argv, no_touch.no_touch).await
+                crate::runtime::multishard::run(
+                    t,
+                    q.cmd,
+                    db,
+                    &q.argv,
+                    no_touch.no_touch,
+                    no_touch.id,
+                )
+                .await
             }
             Exec::Container => errors::syntax(),
         };
