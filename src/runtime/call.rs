@@ -101,7 +101,7 @@ pub fn run(
         Vec::new()
     };
     // Client-side caching: while someone tracks, every key a write modifies.
-    let tracked = if cmd.is_write() && crate::tracking::active() {
+    let tracked = if crate::tracking::active() && cmd.is_write() {
         touched_before(shard, cmd, db, argv, cmd.key_indexes(argv), now_ms)
     } else {
         Vec::new()
