@@ -94,6 +94,11 @@ pub struct Client {
     pub monitor: bool,
     /// Running EXEC's commands (Redis's CLIENT_DENY_BLOCKING): MONITOR is refused.
     pub deny_blocking: bool,
+    /// Client-side caching: its mode while tracking is on (a copy of what the shared
+    /// table holds, see `crate::tracking`).
+    pub tracking: Option<crate::tracking::Tracker>,
+    /// CLIENT CACHING YES / NO given for the next command.
+    pub tracking_caching: bool,
 }
 
 /// The three kinds of Pub/Sub subscription, as Redis keeps them apart.
@@ -487,6 +492,8 @@ impl Client {
             pushes: Rc::new(Pushes::new(2)),
             monitor: false,
             deny_blocking: false,
+            tracking: None,
+            tracking_caching: false,
         }
     }
 

@@ -540,6 +540,8 @@ pub struct Config {
     pub latency_tracking_info_percentiles: Vec<f64>,
     /// `notify-keyspace-events` as `notify` flags.
     pub notify_keyspace_events: u32,
+    /// `tracking-table-max-keys` (0: no limit).
+    pub tracking_table_max_keys: u64,
     pub dir: String,
     pub dbfilename: String,
     pub logfile: String,
@@ -660,6 +662,7 @@ impl Default for Config {
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,
             notify_keyspace_events: 0,
+            tracking_table_max_keys: 1_000_000,
             latency_tracking: true,
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
             dir: ".".into(),
@@ -745,6 +748,7 @@ impl Config {
             "slowlog-max-len" => self.slowlog_max_len = int() as usize,
             "latency-monitor-threshold" => self.latency_monitor_threshold = int().max(0) as u64,
             "latency-tracking" => self.latency_tracking = v == "yes",
+            "tracking-table-max-keys" => self.tracking_table_max_keys = int().max(0) as u64,
             "latency-tracking-info-percentiles" => {
                 self.latency_tracking_info_percentiles = v
                     .split_whitespace()

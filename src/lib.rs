@@ -14,3 +14,4 @@ pub mod runtime;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod tracking;

@@ -100,6 +100,21 @@ static CLIENT: &[Command] = &[
         Exec::Conn(client_getredir),
     ),
     Command::new(
+        "client|tracking",
+        -3,
+        CSUB,
+        CACL,
+        Exec::Server(client_tracking),
+    ),
+    Command::new("client|caching", 3, CSUB, CACL, Exec::Conn(client_caching)),
+    Command::new(
+        "client|trackinginfo",
+        2,
+        CSUB,
+        CACL,
+        Exec::Conn(client_trackinginfo),
+    ),
+    Command::new(
         "client|unblock",
         -3,
         CADMIN,
@@ -165,6 +180,7 @@ fn reset(c: &mut Client, _argv: &[Bytes]) -> Reply {
     c.multi = None;
     c.multi_aborted = false;
     c.authenticated = !c.requirepass_set;
+    crate::runtime::tracking::stop(c);
     Reply::status("RESET")
 }
 
@@ -414,9 +430,184 @@ fn client_no_touch(c: &mut Client, argv: &[Bytes]) -> Reply {
     }
 }
 
-fn client_getredir(_c: &mut Client, _argv: &[Bytes]) -> Reply {
-    // Client-side caching (tracking) is not implemented: never redirecting.
-    Reply::Int(-1)
+/// CLIENT GETREDIR: the client invalidations are redirected to, 0 for none, -1 when
+/// not tracking.
+fn client_getredir(c: &mut Client, _argv: &[Bytes]) -> Reply {
+    Reply::Int(c.tracking.as_ref().map_or(-1, |t| t.redirect as i64))
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN] [OPTOUT]
+/// [NOLOOP]: options parsed, then checked in Redis's order, each with its text.
+fn client_tracking<'a>(
+    c: &'a ClientRef,
+    s: &'a Shards,
+    argv: &'a [Bytes],
+) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move {
+        let mut t = crate::tracking::Tracker {
+            core: s.local_id,
+            ..Default::default()
+        };
+        let mut prefixes: Vec<Bytes> = Vec::new();
+        let mut j = 3;
+        while j < argv.len() {
+            let more = j + 1 < argv.len();
+            let a = &argv[j];
+            if args::eq(a, "redirect") && more {
+                j += 1;
+                if t.redirect != 0 {
+                    return Reply::err(errors::TRACKING_ONE_REDIRECT);
+                }
+                let Ok(id) = args::int(&argv[j]) else {
+                    return Reply::err(errors::NOT_INTEGER);
+                };
+                let found = s
+                    .all(move |_| clients::get(id as u64).is_some())
+                    .await
+                    .into_iter()
+                    .position(|here| here);
+                let Some(core) = found.filter(|_| id > 0) else {
+                    return Reply::err(errors::TRACKING_NO_REDIRECT_CLIENT);
+                };
+                t.redirect = id as u64;
+                t.redirect_core = core;
+            } else if args::eq(a, "bcast") {
+                t.bcast = true;
+            } else if args::eq(a, "optin") {
+                t.optin = true;
+            } else if args::eq(a, "optout") {
+                t.optout = true;
+            } else if args::eq(a, "noloop") {
+                t.noloop = true;
+            } else if args::eq(a, "prefix") && more {
+                j += 1;
+                prefixes.push(argv[j].clone());
+            } else {
+                return errors::syntax();
+            }
+            j += 1;
+        }
+        let mut c = c.borrow_mut();
+        if args::eq(&argv[2], "off") {
+            crate::runtime::tracking::stop(&mut c);
+            return Reply::ok();
+        }
+        if !args::eq(&argv[2], "on") {
+            return errors::syntax();
+        }
+        if !t.bcast && !prefixes.is_empty() {
+            return Reply::err(errors::TRACKING_PREFIX_NEEDS_BCAST);
+        }
+        if let Some(old) = &c.tracking {
+            if old.bcast != t.bcast {
+                return Reply::err(errors::TRACKING_BCAST_SWITCH);
+            }
+        }
+        if t.bcast && (t.optin || t.optout) {
+            return Reply::err(errors::TRACKING_OPT_WITH_BCAST);
+        }
+        if t.optin && t.optout {
+            return Reply::err(errors::TRACKING_OPTIN_AND_OPTOUT);
+        }
+        if let Some(old) = &c.tracking {
+            if (t.optin && old.optout) || (t.optout && old.optin) {
+                return Reply::err(errors::TRACKING_OPT_SWITCH);
+            }
+        }
+        if t.bcast {
+            let existing = c.tracking.as_ref().map(|o| o.prefixes.clone());
+            for (i, p) in prefixes.iter().enumerate() {
+                for e in existing.iter().flatten() {
+                    if overlap(e, p) {
+                        return errors::prefix_overlap(p, e, false);
+                    }
+                }
+                for q in &prefixes[i + 1..] {
+                    if overlap(p, q) {
+                        return errors::prefix_overlap(p, q, true);
+                    }
+                }
+            }
+        }
+        let id = c.id;
+        // Its connection task now also waits for what is queued for it.
+        c.push_queue();
+        crate::tracking::enable(id, t, &prefixes);
+        c.tracking = crate::tracking::tracker(id);
+        Reply::ok()
+    })
+}
+
+/// Two prefixes overlap if one starts the other (Redis's `stringCheckPrefix`).
+fn overlap(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().min(b.len());
+    a[..n] == b[..n]
+}
+
+/// CLIENT CACHING YES|NO: whether the next command's reads are tracked, in OPTIN /
+/// OPTOUT mode.
+fn client_caching(c: &mut Client, argv: &[Bytes]) -> Reply {
+    let Some(t) = &c.tracking else {
+        return Reply::err(errors::CACHING_NOT_TRACKING);
+    };
+    if args::eq(&argv[2], "yes") {
+        if !t.optin {
+            return Reply::err(errors::CACHING_YES_NOT_OPTIN);
+        }
+    } else if args::eq(&argv[2], "no") {
+        if !t.optout {
+            return Reply::err(errors::CACHING_NO_NOT_OPTOUT);
+        }
+    } else {
+        return errors::syntax();
+    }
+    c.tracking_caching = true;
+    Reply::ok()
+}
+
+/// CLIENT TRACKINGINFO: flags, redirect and prefixes, as Redis's map.
+fn client_trackinginfo(c: &mut Client, _argv: &[Bytes]) -> Reply {
+    // The shared copy knows whether the redirect was found broken since.
+    let t = c
+        .tracking
+        .as_ref()
+        .and_then(|t| crate::tracking::tracker(c.id).or(Some(t.clone())));
+    let mut flags = vec![if t.is_some() { "on" } else { "off" }];
+    if let Some(t) = &t {
+        if t.bcast {
+            flags.push("bcast");
+        }
+        if t.optin {
+            flags.push("optin");
+            if c.tracking_caching {
+                flags.push("caching-yes");
+            }
+        }
+        if t.optout {
+            flags.push("optout");
+            if c.tracking_caching {
+                flags.push("caching-no");
+            }
+        }
+        if t.noloop {
+            flags.push("noloop");
+        }
+        if t.broken {
+            flags.push("broken_redirect");
+        }
+    }
+    let redirect = t.as_ref().map_or(-1, |t| t.redirect as i64);
+    let prefixes = t
+        .map(|t| t.prefixes.into_iter().map(Reply::Bulk).collect())
+        .unwrap_or_default();
+    Reply::Map(vec![
+        (
+            Reply::bulk_str("flags"),
+            Reply::Set(flags.into_iter().map(Reply::bulk_str).collect()),
+        ),
+        (Reply::bulk_str("redirect"), Reply::Int(redirect)),
+        (Reply::bulk_str("prefixes"), Reply::Array(prefixes)),
+    ])
 }
 
 /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: the client may be connected to any core.

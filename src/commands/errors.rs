@@ -380,6 +380,37 @@ pub fn rdb_load_failed(why: &str) -> Reply {
     Reply::error(format!("ERR Error trying to load the RDB dump: {why}"))
 }
 
+// Client-side caching (CLIENT TRACKING / CACHING), as Redis 7.0's `clientCommand`.
+pub const TRACKING_ONE_REDIRECT: &str = "ERR A client can only redirect to a single other client";
+pub const TRACKING_NO_REDIRECT_CLIENT: &str =
+    "ERR The client ID you want redirect to does not exist";
+pub const TRACKING_PREFIX_NEEDS_BCAST: &str = "ERR PREFIX option requires BCAST mode to be enabled";
+pub const TRACKING_BCAST_SWITCH: &str = "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.";
+pub const TRACKING_OPT_WITH_BCAST: &str = "ERR OPTIN and OPTOUT are not compatible with BCAST";
+pub const TRACKING_OPTIN_AND_OPTOUT: &str = "ERR You can't specify both OPTIN mode and OPTOUT mode";
+pub const TRACKING_OPT_SWITCH: &str = "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.";
+pub const CACHING_NOT_TRACKING: &str = "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled";
+pub const CACHING_YES_NOT_OPTIN: &str =
+    "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.";
+pub const CACHING_NO_NOT_OPTOUT: &str =
+    "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.";
+
+/// A BCAST prefix overlapping another of the client's (Redis's
+/// `checkPrefixCollisionsOrReply`): with one given in the same command (`given`) or
+/// one it already has.
+pub fn prefix_overlap(prefix: &[u8], other: &[u8], given: bool) -> Reply {
+    let which = if given {
+        "another provided"
+    } else {
+        "an existing"
+    };
+    Reply::error(format!(
+        "ERR Prefix '{}' overlaps with {which} prefix '{}'. Prefixes for a single client must not overlap.",
+        String::from_utf8_lossy(prefix),
+        String::from_utf8_lossy(other)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

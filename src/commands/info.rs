@@ -289,7 +289,7 @@ pub fn render(
                     "blocked_clients",
                     total.blocked_clients + total.paused_clients,
                 );
-                w.field("tracking_clients", 0);
+                w.field("tracking_clients", crate::tracking::stats().0);
                 w.field("clients_in_timeout_table", total.blocked_clients);
             }
             "memory" => memory(&mut w, cfg, snaps),
@@ -670,9 +670,10 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot]) {
     w.field("active_defrag_key_misses", 0);
     w.field("total_active_defrag_time", 0);
     w.field("current_active_defrag_time", 0);
-    w.field("tracking_total_keys", 0);
-    w.field("tracking_total_items", 0);
-    w.field("tracking_total_prefixes", 0);
+    let (_, keys, items, prefixes) = crate::tracking::stats();
+    w.field("tracking_total_keys", keys);
+    w.field("tracking_total_items", items);
+    w.field("tracking_total_prefixes", prefixes);
     // Error replies to a master or while loading the AOF: neither happens here.
     w.field("unexpected_error_replies", 0);
     w.field("total_error_replies", t.total_error_replies);

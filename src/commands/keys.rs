@@ -515,6 +515,7 @@ fn flushdb<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
         }
         let db = client_db(c);
         s.all(move |sh: &mut Shard| sh.dbs[db].clear()).await;
+        crate::runtime::tracking::flushed();
         Reply::ok()
     })
 }
@@ -526,6 +527,7 @@ fn flushall<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
         }
         s.all(|sh: &mut Shard| sh.dbs.iter_mut().for_each(|d| d.clear()))
             .await;
+        crate::runtime::tracking::flushed();
         Reply::ok()
     })
 }

@@ -626,6 +626,7 @@ mod tests {
 
     fn caller() -> Caller {
         Caller {
+            id: 0,
             addr: "127.0.0.1:5000".parse().unwrap(),
             name: Some("me".into()),
         }

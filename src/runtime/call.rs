@@ -4,11 +4,14 @@
 //! For a command run on its shard, in order:
 //! 1. **Refuse** a write that a consumer of the propagation hook cannot take (the AOF
 //!    file cannot be written: `-MISCONF`).
-//! 2. **Watch, before**: if anyone watches a key the command may modify, note what
-//!    its table entry's [`Touch`] rule needs to know beforehand (did the key exist).
+//! 2. **Watch, before**: if anyone watches a key the command may modify (or, for a
+//!    write, any client tracks keys for client-side caching), note what its table
+//!    entry's [`Touch`] rule needs to know beforehand (did the key exist).
 //! 3. **Execute** the handler, a panic becoming an error reply. (While CLIENT PAUSE
 //!    holds expiry, a write's lazy expiry deletes as usual: see `pause`.)
-//! 4. **Watch, after**: if it changed data, bump the watched keys its rule names.
+//! 4. **Watch, after**: if it changed data, invalidate the tracked keys its rule names
+//!    (`crate::tracking`; sent with its keyspace events, before its reply) and bump
+//!    the watched ones: one function (`modified`) applies the rule for both.
 //! 5. **Propagate**: if it changed data and some consumer listens, the keys found
 //!    expired meanwhile as `DEL`s, then its records (its table entry's
 //!    [`Propagation`](crate::commands::Propagation) rule) go to the shard's hook.
@@ -40,7 +43,9 @@ pub fn call(
     caller: &Caller,
     now_ms: u64,
 ) -> Reply {
+    crate::tracking::set_writer(caller.id);
     let (reply, us) = run_timed(shard, cmd, db, argv, no_touch, now_ms);
+    crate::tracking::set_writer(0);
     slowlog_unless_blocked(shard, cmd, argv, us, &reply, caller);
     crate::runtime::blocking::after_command(shard);
     reply
@@ -84,12 +89,25 @@ pub fn run(
     let watched = if !shard.watches.is_empty()
         && (cmd.is_write() || cmd.has_trait(traits::TOUCHES_ON_READ))
     {
-        watched_args(shard, cmd, db, argv, now_ms)
+        let scope = (!cmd.touch.crosses_dbs()).then_some(db);
+        let watches = &shard.watches;
+        let keys: Vec<usize> = cmd
+            .key_indexes(argv)
+            .into_iter()
+            .filter(|&k| watches.is_watched(scope, &argv[k]))
+            .collect();
+        touched_before(shard, cmd, db, argv, keys, now_ms)
+    } else {
+        Vec::new()
+    };
+    // Client-side caching: while someone tracks, every key a write modifies.
+    let tracked = if crate::tracking::active() && cmd.is_write() {
+        touched_before(shard, cmd, db, argv, cmd.key_indexes(argv), now_ms)
     } else {
         Vec::new()
     };
     // The dirty counter is a sum over databases: read only when someone needs it.
-    let counting = propagating || !watched.is_empty();
+    let counting = propagating || !watched.is_empty() || !tracked.is_empty();
     let dirty_before = if counting { shard.dirty() } else { 0 };
     // While CLIENT PAUSE holds expiry, a write that runs all the same (it was on its
     // way before the pause, or EXEC paused) deletes the expired keys it meets: it
@@ -104,11 +122,19 @@ pub fn run(
     if lifted {
         shard.hold_expiry_for_reads_only(true);
     }
-    // Its keyspace events leave before its reply (see `notify`).
-    crate::runtime::pubsub::publish_events(crate::notify::take());
     let changed = counting && shard.dirty() != dirty_before;
+    if !tracked.is_empty() && changed && !reply.is_error() {
+        let mut keys = Vec::new();
+        modified(cmd, db, argv, &tracked, &reply, |_, k| keys.push(k.clone()));
+        crate::tracking::invalidate(&keys, crate::tracking::writer());
+    }
+    // Its keyspace events (and invalidations) leave before its reply (see `notify`).
+    crate::runtime::pubsub::publish_events(crate::notify::take());
     if !watched.is_empty() && changed && !reply.is_error() {
-        touch_watched(shard, cmd, db, argv, &watched, &reply);
+        let watches = &mut shard.watches;
+        modified(cmd, db, argv, &watched, &reply, |db, k| {
+            watches.touch(db, k)
+        });
     }
     if propagating {
         shard.propagate_expired();
@@ -151,28 +177,18 @@ pub fn propagating(server: &ServerInfo) -> bool {
     server.durability.propagating()
 }
 
-/// The watched keys among `cmd`'s arguments: (argv index, what its touch rule needs
-/// to know beforehand: did the key exist; for [`Touch::UnlessMember`]'s key, did the
-/// set already hold the member).
-fn watched_args(
+/// For the keys at `keys` in `argv` (those watched, or all of them for tracking):
+/// (argv index, what `cmd`'s touch rule needs to know beforehand: did the key exist;
+/// for [`Touch::UnlessMember`]'s key, did the set already hold the member).
+fn touched_before(
     shard: &mut Shard,
     cmd: &Command,
     db: usize,
     argv: &[Bytes],
+    keys: Vec<usize>,
     now_ms: u64,
 ) -> Vec<(usize, bool)> {
-    let scope = if cmd.touch.crosses_dbs() {
-        None
-    } else {
-        Some(db)
-    };
-    let watched: Vec<usize> = cmd
-        .key_indexes(argv)
-        .into_iter()
-        .filter(|&k| shard.watches.is_watched(scope, &argv[k]))
-        .collect();
-    watched
-        .into_iter()
+    keys.into_iter()
         .map(|k| match cmd.touch {
             Touch::UnlessMember { key, member } if k == key => {
                 let has = match shard.dbs[db].lookup(&argv[key], now_ms) {
@@ -186,35 +202,36 @@ fn watched_args(
         .collect()
 }
 
-/// Bump the versions of the watched keys a write modified, per its [`Touch`] rule
-/// (Redis's per-command precision).
-fn touch_watched(
-    shard: &mut Shard,
+/// The keys among `before`'s that a write modified, per its [`Touch`] rule (Redis's
+/// per-command precision), each given to `touch` with its database: WATCH bumps their
+/// versions, client-side caching invalidates them.
+fn modified(
     cmd: &Command,
     db: usize,
     argv: &[Bytes],
-    watched: &[(usize, bool)],
+    before: &[(usize, bool)],
     reply: &Reply,
+    mut touch: impl FnMut(usize, &Bytes),
 ) {
     let db_arg = |b: &[u8]| {
         crate::protocol::parse::parse_i64(b)
             .filter(|&n| n >= 0)
             .map(|n| n as usize)
     };
-    for &(k, before) in watched {
+    for &(k, before) in before {
         let key = &argv[k];
         match cmd.touch {
-            Touch::Keys => shard.watches.touch(db, key),
-            Touch::Existing if before => shard.watches.touch(db, key),
+            Touch::Keys => touch(db, key),
+            Touch::Existing if before => touch(db, key),
             Touch::Existing => {}
-            Touch::Only(i) if k == i => shard.watches.touch(db, key),
+            Touch::Only(i) if k == i => touch(db, key),
             Touch::Only(_) => {}
-            Touch::AllBut(i) if k != i => shard.watches.touch(db, key),
+            Touch::AllBut(i) if k != i => touch(db, key),
             Touch::AllBut(_) => {}
-            Touch::Popped if popped_key(reply) == Some(&key[..]) => shard.watches.touch(db, key),
+            Touch::Popped if popped_key(reply) == Some(&key[..]) => touch(db, key),
             Touch::Popped => {}
             Touch::UnlessMember { key: i, .. } if k == i && before => {}
-            Touch::UnlessMember { .. } => shard.watches.touch(db, key),
+            Touch::UnlessMember { .. } => touch(db, key),
             Touch::OnlyInDbOption(i) if k == i => {
                 let dst_db = argv
                     .iter()
@@ -222,13 +239,13 @@ fn touch_watched(
                     .and_then(|i| argv.get(i + 1))
                     .and_then(|a| db_arg(a))
                     .unwrap_or(db);
-                shard.watches.touch(dst_db, key);
+                touch(dst_db, key);
             }
             Touch::OnlyInDbOption(_) => {}
             Touch::AlsoInDbArg(i) => {
-                shard.watches.touch(db, key);
+                touch(db, key);
                 if let Some(to) = db_arg(&argv[i]) {
-                    shard.watches.touch(to, key);
+                    touch(to, key);
                 }
             }
         }

@@ -216,6 +216,7 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
     crate::runtime::transaction::unwatch_all(&client, &shards);
     crate::runtime::pubsub::unsubscribe_all(&client, &shards);
     crate::runtime::monitor::stop(&client, &shards);
+    crate::runtime::tracking::stop(&mut client.borrow_mut());
     crate::runtime::clients::unregister(id);
 }
 

@@ -183,6 +183,10 @@ impl Run<'_> {
             c.commands += 1;
             (c.db, c.no_touch)
         };
+        if crate::tracking::active() {
+            crate::runtime::tracking::before_command(self.client, cmd, &argv);
+            crate::runtime::tracking::after_command(self.client, cmd);
+        }
         let start = Instant::now();
         let reply = match cmd.exec {
             _ if cmd.has_trait(traits::PUBLISHES | traits::PUBLISHES_SHARD) => {
@@ -256,7 +260,7 @@ impl Run<'_> {
             Some(spread) if (spread.reaches)(self.shards, cmd, argv) => {
                 (spread.run)(self.shards, cmd, db, argv).await
             }
-            _ => multishard::run(self.shards, cmd, db, argv, no_touch).await,
+            _ => multishard::run(self.shards, cmd, db, argv, no_touch, self.caller.id).await,
         }
     }
 
@@ -391,6 +395,7 @@ pub fn queued_pushes(client: &ClientRef) -> Option<BytesMut> {
 pub fn caller_of(client: &ClientRef) -> Caller {
     let c = client.borrow();
     Caller {
+        id: c.id,
         addr: c.addr,
         name: c.name.as_deref().map(Into::into),
     }

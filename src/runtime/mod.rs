@@ -36,6 +36,7 @@ pub mod pause;
 pub mod pubsub;
 pub mod slots;
 pub mod sort;
+pub mod tracking;
 pub mod transaction;
 
 pub use hop::{ServerInfo, Shards};
@@ -108,6 +109,7 @@ where
             ));
             backend::set_spin_hint(shards.in_flight.clone());
             pubsub::install(&shards);
+            tracking::install(shards.peers());
             backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
             backend::spawn(cron(shard.clone(), server)).detach();
             on_start(shards.clone());

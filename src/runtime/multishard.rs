@@ -24,13 +24,15 @@ use crate::storage::db::Entry;
 use bytes::Bytes;
 
 /// Run a keyed command whose keys span shards, atomically: inside the transaction
-/// `shards` acts for, or as its own.
+/// `shards` acts for, or as its own. `writer`: the client's id (client-side caching's
+/// NOLOOP), 0 for none.
 pub async fn run(
     shards: &Shards,
     cmd: &'static Command,
     db: usize,
     argv: &[Bytes],
     no_touch: bool,
+    writer: u64,
 ) -> Reply {
     match cmd.split {
         // An odd MSET must fail whole, before any part is applied.
@@ -43,7 +45,10 @@ pub async fn run(
                 .map(|(sid, part, pos)| {
                     positions.push(pos);
                     let step: FirstStep<Reply> = Box::new(move |s: &mut Shard| {
-                        call::run(s, cmd, db, &part, no_touch, crate::clock::now_ms())
+                        crate::tracking::set_writer(writer);
+                        let r = call::run(s, cmd, db, &part, no_touch, crate::clock::now_ms());
+                        crate::tracking::set_writer(0);
+                        r
                     });
                     (sid, step)
                 })
@@ -65,7 +70,7 @@ pub async fn run(
             let (tx, gathered) = steps_in_tx(shards, steps).await;
             let handle = tx.as_ref().map_or(shards, |t| &t.shards);
             let before = gathered.into_iter().flatten().collect();
-            let reply = finish_gathered(handle, cmd, db, argv, before).await;
+            let reply = finish_gathered(handle, cmd, db, argv, before, writer).await;
             if let Some(tx) = tx {
                 tx.finish().await;
             }
@@ -195,6 +200,7 @@ async fn finish_gathered(
     db: usize,
     argv: &[Bytes],
     before: Gathered,
+    writer: u64,
 ) -> Reply {
     let mut scratch = Shard::new(
         shards.local_id,
@@ -238,7 +244,7 @@ async fn finish_gathered(
         .into_iter()
         .enumerate()
         .filter(|(_, w)| !w.is_empty())
-        .map(|(sid, w)| shards.send_or_local(sid, move |s: &mut Shard| write_back(s, w)))
+        .map(|(sid, w)| shards.send_or_local(sid, move |s: &mut Shard| write_back(s, w, writer)))
         .collect();
     for rx in waiting {
         rx.get().await;
@@ -265,7 +271,12 @@ fn changed_keys(shards: &Shards, scratch: &mut Shard, before: Gathered) -> Vec<G
 }
 
 /// (Muted: the command raised its keyspace events where it ran.)
-fn write_back(s: &mut Shard, writes: Gathered) {
+fn write_back(s: &mut Shard, writes: Gathered, writer: u64) {
+    // Client-side caching: each key written back is a modified key, by `writer`.
+    if crate::tracking::active() {
+        let keys: Vec<Bytes> = writes.iter().map(|(_, k, _)| k.clone()).collect();
+        crate::tracking::invalidate(&keys, writer);
+    }
     crate::notify::muted(|| write_back_keys(s, writes));
 }
 

@@ -52,7 +52,8 @@
 //! **Reuse.** MONITOR and tracking invalidations need another key than a channel name
 //! but the same parts: a per-core registry, a summary in
 //! [`Presence`] so nobody listening costs nothing, one job per interested core, and the
-//! client's [`Pushes`] queue to write from (`monitor` does so).
+//! client's [`Pushes`] queue to write from (`monitor` and `tracking` do so; the
+//! invalidations noted on this core leave first thing in [`publish_events`]).
 //!
 //! **Batching.** Outside MULTI, `dispatch` runs a PUBLISH itself (the table's
 //! `PUBLISHES` trait): it delivers on this core at once, queues the message for each
@@ -341,6 +342,8 @@ pub fn listening_cores<'a>(
 /// `__keyspace@<db>__:<key>` / `<event>` and `__keyevent@<db>__:<event>` / `<key>`,
 /// as the `K` and `E` flags say, in the order raised.
 pub fn publish_events(events: Vec<Event>) {
+    // Invalidations noted with them (client-side caching) leave first.
+    crate::runtime::tracking::send_pending();
     if events.is_empty() {
         return;
     }

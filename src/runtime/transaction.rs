@@ -359,8 +359,26 @@ fn plan_keyed(client: &ClientRef, queued: &[Queued]) -> Keyed {
     keyed
 }
 
+/// What the queued commands need of their client on the shards: CLIENT NO-TOUCH, and
+/// its id (the writer client-side caching's NOLOOP skips).
+#[derive(Clone, Copy)]
+struct Of {
+    no_touch: bool,
+    id: u64,
+}
+
+fn of(client: &ClientRef) -> Of {
+    let c = client.borrow();
+    Of {
+        no_touch: c.no_touch,
+        id: c.id,
+    }
+}
+
 /// Run keyed commands on their shard, in order.
-fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool) -> Replies {
+fn run_keyed(s: &mut Shard, keyed: Keyed, of: Of) -> Replies {
+    let no_touch = of.no_touch;
+    crate::tracking::set_writer(of.id);
     let now = crate::clock::now_ms();
     // Blocked clients are served after the whole transaction, as Redis does after EXEC.
     let was_busy = std::mem::replace(&mut s.blocking.busy, true);
@@ -374,6 +392,7 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, no_touch: bool) -> Replies {
         })
         .collect();
     s.propagation.end_block();
+    crate::tracking::set_writer(0);
     s.blocking.busy = was_busy;
     crate::runtime::blocking::after_command(s);
     replies
@@ -457,7 +476,7 @@ async fn exec_on_one_shard(
     caller: Caller,
 ) -> Reply {
     let keyed = plan_keyed(client, &queued);
-    let no_touch = client.borrow().no_touch;
+    let no_touch = of(client);
     let shard = shard.unwrap_or(shards.local_id);
     let results = shards
         .on(shard, move |s: &mut Shard| {
@@ -485,7 +504,7 @@ async fn exec_parallel(
     set: &[usize],
     caller: Caller,
 ) -> Reply {
-    let no_touch = client.borrow().no_touch;
+    let no_touch = of(client);
     let mut by_shard: Vec<(usize, Keyed)> = set.iter().map(|&sid| (sid, Vec::new())).collect();
     for item in plan_keyed(client, &queued) {
         let sid = shards_of(shards, item.2, &item.3)
@@ -552,7 +571,7 @@ async fn exec_locked(
         queued.iter().map(|q| (q.cmd, q.argv.clone())).collect();
     // Consecutive single-shard commands for one shard: (shard, [(db, cmd, argv)]).
     let mut run: Option<Run> = None;
-    let no_touch = client.borrow().no_touch;
+    let no_touch = of(client);
     for (i, q) in queued.into_iter().enumerate() {
         let target = shards_of(t, q.cmd, &q.argv);
         if let (Exec::Shard(_), Some(v)) = (q.cmd.exec, &target) {
@@ -575,7 +594,15 @@ async fn exec_locked(
             Exec::Server(f) => f(client, t, &q.argv).await,
             Exec::Shard(_) => {
                 let db = client.borrow().db;
-                crate::runtime::multishard::run(t, q.cmd, db, &q.argv, no_touch).await
+                crate::runtime::multishard::run(
+                    t,
+                    q.cmd,
+                    db,
+                    &q.argv,
+                    no_touch.no_touch,
+                    no_touch.id,
+                )
+                .await
             }
             Exec::Container => errors::syntax(),
         };
@@ -599,7 +626,7 @@ async fn flush_run(
     run: Option<Run>,
     replies: &mut Vec<Reply>,
     took: &mut Vec<Option<u64>>,
-    no_touch: bool,
+    no_touch: Of,
 ) {
     let Some((sid, keyed)) = run else { return };
     let got = t

@@ -66,6 +66,7 @@ impl Shard {
             std::sync::atomic::Ordering::Relaxed,
         );
         crate::notify::set_flags(config.notify_keyspace_events);
+        crate::tracking::set_max_keys(config.tracking_table_max_keys);
         let dbs = (0..config.databases.max(1))
             .map(|id| Db {
                 id,
@@ -138,6 +139,7 @@ impl Shard {
         if self.config_handle.generation() != self.config.generation {
             self.config = self.config_handle.current();
             crate::notify::set_flags(self.config.notify_keyspace_events);
+            crate::tracking::set_max_keys(self.config.tracking_table_max_keys);
             latency::THRESHOLD_MS.store(
                 self.config.latency_monitor_threshold,
                 std::sync::atomic::Ordering::Relaxed,

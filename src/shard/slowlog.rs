@@ -26,6 +26,8 @@ pub struct SlowlogEntry {
 /// Who sent a command, for the slow log.
 #[derive(Clone, Debug)]
 pub struct Caller {
+    /// The client's id (0: none), which client-side caching's NOLOOP needs.
+    pub id: u64,
     pub addr: SocketAddr,
     pub name: Option<Arc<str>>,
 }

@@ -136,6 +136,9 @@ impl Db {
         self.expires.remove(key);
         self.expired += 1;
         crate::notify::raise(crate::notify::EXPIRED, "expired", self.id, key);
+        if crate::tracking::active() {
+            crate::tracking::invalidate(&[bytes::Bytes::copy_from_slice(key)], 0);
+        }
         if let Some(log) = &mut self.expired_log {
             log.push(bytes::Bytes::copy_from_slice(key));
         }

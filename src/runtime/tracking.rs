@@ -1,0 +1,204 @@
+//! Client-side caching in the runtime: recording a tracking client's reads, and
+//! carrying the invalidations noted in the table (`crate::tracking`, whose doc explains
+//! the table and why it is shared) to the clients' connections.
+//!
+//! **Reads.** [`before_command`], called by `dispatch` for each admitted command while
+//! some client tracks, records the keys of a read-only command of a tracking client
+//! (not in BCAST mode; OPTIN needs CLIENT CACHING YES just before, OPTOUT skips after
+//! CLIENT CACHING NO) *before* it runs, whatever path it takes then; EXEC records its
+//! queued reads. A write between the record and the read costs a spurious
+//! invalidation, never a missed one.
+//!
+//! **Writes.** The call path gives the table the keys a write modified (its `Touch`
+//! rule, as WATCH), the keyspace its expired keys, FLUSHALL/FLUSHDB a flush; each
+//! appends notes on its core. [`send_pending`] takes them (it runs first thing in
+//! `pubsub::publish_events`, i.e. wherever a command's keyspace events leave, before
+//! its reply) and posts one control job per destination core through this core's
+//! [`Peers`]: the tracker's core, or its redirect target's. There, [`deliver`] finds
+//! the client in the core's registry (`clients`) and queues on its [`Pushes`] queue a
+//! RESP3 push `invalidate` with the keys (a null after a flush), or for a RESP2 redirect
+//! target in Pub/Sub mode a `message` on `__redis__:invalidate`, as Redis's
+//! `sendTrackingMessage`. A redirect target found gone marks the tracker's redirect
+//! broken and posts `tracking-redir-broken` to the tracker (RESP3 only).
+//!
+//! Zero cost when nobody tracks: every hook starts with `crate::tracking::active()`,
+//! one relaxed load.
+
+use crate::client::{ClientRef, Pushes};
+use crate::commands::Command;
+use crate::protocol::Reply;
+use crate::runtime::clients;
+use crate::runtime::hop::Peers;
+use crate::tracking::{self, Note};
+use bytes::{Bytes, BytesMut};
+use std::cell::OnceCell;
+
+thread_local! {
+    static PEERS: OnceCell<Peers> = const { OnceCell::new() };
+}
+
+/// Let invalidations noted on this core reach the others (at start).
+pub fn install(peers: Peers) {
+    PEERS.with(|p| {
+        let _ = p.set(peers);
+    });
+}
+
+/// Before `cmd` runs for `client`: remember the keys it reads if the client tracks.
+pub fn before_command(client: &ClientRef, cmd: &Command, argv: &[Bytes]) {
+    let c = client.borrow();
+    let Some(t) = &c.tracking else {
+        return;
+    };
+    if t.bcast || (t.optin && !c.tracking_caching) || (t.optout && c.tracking_caching) {
+        return;
+    }
+    let id = c.id;
+    if cmd.name == "exec" {
+        let queued = c.multi.clone().unwrap_or_default();
+        drop(c);
+        for q in &queued {
+            if let Ok(qc) = crate::runtime::admission::resolve(q) {
+                remember(id, qc, q);
+            }
+        }
+    } else {
+        drop(c);
+        remember(id, cmd, argv);
+    }
+    send_pending();
+}
+
+fn remember(id: u64, cmd: &Command, argv: &[Bytes]) {
+    if !cmd.has_flag("readonly") || cmd.has_flag("pubsub") {
+        return;
+    }
+    let idx = cmd.key_indexes(argv);
+    if !idx.is_empty() {
+        tracking::remember(id, idx.iter().map(|&i| &argv[i]));
+    }
+}
+
+/// Once a command's reads are recorded: CLIENT CACHING applied to it only (outside
+/// MULTI, and CLIENT subcommands leave it, as Redis's `resetClient`).
+pub fn after_command(client: &ClientRef, cmd: &Command) {
+    let mut c = client.borrow_mut();
+    if c.tracking_caching && c.multi.is_none() && !cmd.name.starts_with("client|") {
+        c.tracking_caching = false;
+    }
+}
+
+/// Every key is gone (FLUSHALL, FLUSHDB): every tracker gets a null invalidation.
+pub fn flushed() {
+    if tracking::active() {
+        tracking::invalidate_all();
+        send_pending();
+    }
+}
+
+/// Tracking ends for `client` (CLIENT TRACKING OFF, RESET, disconnection).
+pub fn stop(client: &mut crate::client::Client) {
+    if client.tracking.take().is_some() {
+        tracking::disable(client.id);
+    }
+    client.tracking_caching = false;
+}
+
+/// Post the invalidations noted on this core, one job per destination core.
+pub fn send_pending() {
+    // (Notes left when the last tracker stopped leave with the next ones: at worst a
+    // spurious invalidation.)
+    if !tracking::active() {
+        return;
+    }
+    let notes = tracking::take();
+    if notes.is_empty() {
+        return;
+    }
+    PEERS.with(|p| match p.get() {
+        Some(peers) => {
+            let mut per_core: Vec<Vec<Note>> = (0..peers.count()).map(|_| Vec::new()).collect();
+            for n in notes {
+                let dest = if n.redirect != 0 {
+                    n.redirect_core
+                } else {
+                    n.core
+                };
+                per_core[dest.min(peers.count() - 1)].push(n);
+            }
+            for (core, batch) in per_core.into_iter().enumerate() {
+                if !batch.is_empty() {
+                    peers.post(core, move |_| batch.iter().for_each(deliver));
+                }
+            }
+        }
+        // No runtime (a unit test): this core is the only one.
+        None => notes.iter().for_each(deliver),
+    });
+}
+
+fn queue(to: &Pushes, resp: u8, msg: Reply) {
+    let mut b = BytesMut::new();
+    msg.encode(resp, &mut b);
+    to.set_listening();
+    to.push(&b);
+}
+
+fn keys_reply(keys: &Option<Vec<Bytes>>) -> Reply {
+    match keys {
+        Some(ks) => Reply::Array(ks.iter().cloned().map(Reply::Bulk).collect()),
+        None => Reply::Null,
+    }
+}
+
+/// Deliver one invalidation on this core (see the module doc).
+pub fn deliver(n: &Note) {
+    if n.redirect == 0 {
+        let Some(c) = clients::get(n.client) else {
+            return;
+        };
+        let c = c.borrow();
+        if c.resp >= 3 {
+            let msg = Reply::Push(vec![Reply::bulk_str("invalidate"), keys_reply(&n.keys)]);
+            queue(&c.pushes, c.resp, msg);
+        }
+        return;
+    }
+    match clients::get(n.redirect) {
+        Some(r) => {
+            let r = r.borrow();
+            let msg = if r.resp >= 3 {
+                Reply::Push(vec![Reply::bulk_str("invalidate"), keys_reply(&n.keys)])
+            } else if r.pubsub.active() {
+                Reply::Push(vec![
+                    Reply::bulk_str("message"),
+                    Reply::bulk_str("__redis__:invalidate"),
+                    keys_reply(&n.keys),
+                ])
+            } else {
+                return;
+            };
+            queue(&r.pushes, r.resp, msg);
+        }
+        None => {
+            tracking::mark_broken(n.client);
+            let (client, redirect) = (n.client, n.redirect);
+            let broken = move || {
+                if let Some(c) = clients::get(client) {
+                    let c = c.borrow();
+                    if c.resp >= 3 {
+                        let msg = Reply::Push(vec![
+                            Reply::bulk_str("tracking-redir-broken"),
+                            Reply::Int(redirect as i64),
+                        ]);
+                        queue(&c.pushes, c.resp, msg);
+                    }
+                }
+            };
+            PEERS.with(|p| match p.get() {
+                Some(peers) => peers.post(n.core, move |_| broken()),
+                None => broken(),
+            });
+        }
+    }
+}
