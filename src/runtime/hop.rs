@@ -172,15 +172,6 @@ impl Shards {
         })
     }
 
-    /// What work running on this core's shard needs to post to other cores.
-    pub fn peers(&self) -> Peers {
-        Peers {
-            local_id: self.local_id,
-            inboxes: self.inboxes.clone(),
-            server: self.server.clone(),
-        }
-    }
-
     /// Run `f` inline on the local shard; the keyspace events it raised outside a
     /// command (a lookup's `keymiss` or `expired`) leave with it, as a job's do.
     fn run_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
@@ -281,31 +272,6 @@ impl Shards {
             });
         }
         out
-    }
-}
-
-/// A core's way to post work to the others from code that runs on its shard (and so
-/// cannot use [`Shards`], whose local shard it borrows): fire and forget, as control
-/// jobs, which run even on a shard a transaction holds.
-pub struct Peers {
-    pub local_id: usize,
-    inboxes: Arc<Vec<flume::Sender<Job>>>,
-    pub server: Arc<ServerInfo>,
-}
-
-impl Peers {
-    pub fn count(&self) -> usize {
-        self.inboxes.len()
-    }
-    /// Queue `f` on core `id`; nobody waits for it.
-    pub fn post(&self, id: usize, f: impl FnOnce(&mut Shard) + Send + 'static) {
-        let job = Job {
-            kind: JobKind::Control,
-            run: Box::new(f),
-        };
-        if self.inboxes[id].send(job).is_err() {
-            panic!("shard {id} inbox closed while the server runs");
-        }
     }
 }
 

@@ -109,7 +109,6 @@ where
             ));
             backend::set_spin_hint(shards.in_flight.clone());
             pubsub::install(&shards);
-            tracking::install(shards.peers());
             backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
             backend::spawn(cron(shard.clone(), server)).detach();
             on_start(shards.clone());

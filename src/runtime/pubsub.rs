@@ -39,8 +39,9 @@
 //! their shard, where no [`Shards`] handle can be used (it borrows the shard). The call
 //! path hands them to [`publish_events`] right after the command, before its reply
 //! leaves the shard: queued as one batch for each core that may hear any of them, this
-//! one included, on that core's queue of raised messages (in [`Presence`]), which a
-//! task of that core drains; nobody waits for a count. Even this core's subscribers
+//! one included, on that core's queue of raised work (in [`Presence`]; [`raise_on`]),
+//! which a task of that core drains; nobody waits for a count. Tracking's
+//! invalidations take the same queue, for the same order. Even this core's subscribers
 //! get them through the queue, not at once: a command's events are queued for every
 //! core before its reply leaves, so a client's next command, on any shard, queues its
 //! own events behind them; delivering at once could overtake the events of the
@@ -53,7 +54,8 @@
 //! but the same parts: a per-core registry, a summary in
 //! [`Presence`] so nobody listening costs nothing, one job per interested core, and the
 //! client's [`Pushes`] queue to write from (`monitor` and `tracking` do so; the
-//! invalidations noted on this core leave first thing in [`publish_events`]).
+//! invalidations noted on this core leave first thing in [`publish_events`], through
+//! [`raise_on`]).
 //!
 //! **Batching.** Outside MULTI, `dispatch` runs a PUBLISH itself (the table's
 //! `PUBLISHES` trait): it delivers on this core at once, queues the message for each
@@ -74,7 +76,7 @@
 use crate::client::{ClientRef, Pushes, Subscription};
 use crate::notify::{self, Event};
 use crate::protocol::Reply;
-use crate::runtime::hop::Peers;
+use crate::runtime::hop::ServerInfo;
 use crate::runtime::Shards;
 use crate::storage::glob::glob_match;
 use bytes::{Bytes, BytesMut};
@@ -83,7 +85,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// A subscriber: its client id and its queue.
 type Subscribers = Vec<(u64, Rc<Pushes>)>;
@@ -96,38 +98,56 @@ struct Registry {
 
 thread_local! {
     static REGISTRY: RefCell<Registry> = RefCell::default();
-    /// This core's way to the others for messages raised on its shard.
-    static PEERS: OnceCell<Peers> = const { OnceCell::new() };
-    /// This core's queue of messages raised on shards for its subscribers.
-    static RAISED: OnceCell<flume::Receiver<Outgoing>> = const { OnceCell::new() };
+    /// The server this core runs, and its number of cores: what code running on this
+    /// core's shard (where no [`Shards`] handle can be used) needs to reach every
+    /// core's queue of raised work.
+    static SERVER: OnceCell<(Arc<ServerInfo>, usize)> = const { OnceCell::new() };
+    /// This core's queue of work raised on shards for its connections.
+    static RAISED: OnceCell<flume::Receiver<Raised>> = const { OnceCell::new() };
+}
+
+/// Work raised on a shard for a core's connections, run there in order.
+pub type Raised = Box<dyn FnOnce() + Send>;
+
+/// Queue `job` on core `core`'s queue of raised work, behind what was raised for it
+/// before (see the module doc); without a runtime (a unit test), run it now.
+pub fn raise_on(core: usize, job: impl FnOnce() + Send + 'static) {
+    SERVER.with(|s| match s.get() {
+        Some((server, n)) => {
+            let cores = server.pubsub.cores(*n);
+            // An unbounded queue: sending never fails while the server runs.
+            let _ = cores[core.min(n - 1)].raised.0.send(Box::new(job));
+        }
+        None => job(),
+    });
 }
 
 /// Let messages raised on this core's shard reach the other cores, and those raised
 /// for this core's subscribers reach them (at start, on the core's executor).
 pub fn install(shards: &Shards) {
-    PEERS.with(|p| {
-        let _ = p.set(shards.peers());
+    SERVER.with(|s| {
+        let _ = s.set((shards.server.clone(), shards.count()));
     });
     let rx = shards.server.pubsub.here(shards).raised.1.clone();
     RAISED.with(|r| {
         let _ = r.set(rx.clone());
     });
     crate::runtime::backend::spawn(async move {
-        while let Ok(batch) = rx.recv_async().await {
-            deliver_now(&batch);
+        while let Ok(job) = rx.recv_async().await {
+            job();
             catch_up();
         }
     })
     .detach();
 }
 
-/// Deliver, in order, the raised messages queued for this core so far: called before
-/// any other delivery here, so nothing overtakes a message raised before it.
+/// Run, in order, the raised work queued for this core so far: called before any
+/// other delivery here, so nothing overtakes what was raised before it.
 fn catch_up() {
     RAISED.with(|r| {
         if let Some(rx) = r.get() {
-            while let Ok(batch) = rx.try_recv() {
-                deliver_now(&batch);
+            while let Ok(job) = rx.try_recv() {
+                job();
             }
         }
     });
@@ -151,9 +171,9 @@ struct CorePresence {
     /// Distinct channels per bucket: `[0]` channels, `[1]` shard channels.
     buckets: [Box<[AtomicU32]>; 2],
     patterns: AtomicU32,
-    /// Messages raised on shards for this core's subscribers (keyspace events), in
-    /// the order they were raised (see the module doc).
-    raised: (flume::Sender<Outgoing>, flume::Receiver<Outgoing>),
+    /// Work raised on shards for this core's connections (keyspace events' messages,
+    /// tracking invalidations), in the order it was raised (see the module doc).
+    raised: (flume::Sender<Raised>, flume::Receiver<Raised>),
 }
 
 impl CorePresence {
@@ -366,10 +386,9 @@ pub fn publish_events(events: Vec<Event>) {
             messages.push((Subscription::Channel, ch, e.key));
         }
     }
-    PEERS.with(|p| match p.get() {
-        Some(peers) => {
-            let cores = peers.server.pubsub.cores(peers.count());
-            for core in cores.iter() {
+    SERVER.with(|s| match s.get() {
+        Some((server, n)) => {
+            for core in server.pubsub.cores(*n) {
                 let batch: Outgoing = messages
                     .iter()
                     .filter(|(kind, ch, _)| core.may_hear(*kind, ch))
@@ -377,7 +396,7 @@ pub fn publish_events(events: Vec<Event>) {
                     .collect();
                 if !batch.is_empty() {
                     // An unbounded queue: sending never fails while the server runs.
-                    let _ = core.raised.0.send(batch);
+                    let _ = core.raised.0.send(Box::new(move || deliver_now(&batch)));
                 }
             }
         }

@@ -13,8 +13,10 @@
 //! rule, as WATCH), the keyspace its expired keys, FLUSHALL/FLUSHDB a flush; each
 //! appends notes on its core. [`send_pending`] takes them (it runs first thing in
 //! `pubsub::publish_events`, i.e. wherever a command's keyspace events leave, before
-//! its reply) and posts one control job per destination core through this core's
-//! [`Peers`]: the tracker's core, or its redirect target's. There, [`deliver`] finds
+//! its reply) and queues one batch per destination core on that core's queue of
+//! raised work (`pubsub::raise_on`, which keyspace events take too, so a PUBLISH sent
+//! after the write's reply never overtakes its invalidation): the tracker's core, or
+//! its redirect target's. There, [`deliver`] finds
 //! the client in the core's registry (`clients`) and queues on its [`Pushes`] queue a
 //! RESP3 push `invalidate` with the keys (a null after a flush), or for a RESP2 redirect
 //! target in Pub/Sub mode a `message` on `__redis__:invalidate`, as Redis's
@@ -28,21 +30,10 @@ use crate::client::{ClientRef, Pushes};
 use crate::commands::Command;
 use crate::protocol::Reply;
 use crate::runtime::clients;
-use crate::runtime::hop::Peers;
+use crate::runtime::pubsub::raise_on;
 use crate::tracking::{self, Note};
 use bytes::{Bytes, BytesMut};
-use std::cell::OnceCell;
-
-thread_local! {
-    static PEERS: OnceCell<Peers> = const { OnceCell::new() };
-}
-
-/// Let invalidations noted on this core reach the others (at start).
-pub fn install(peers: Peers) {
-    PEERS.with(|p| {
-        let _ = p.set(peers);
-    });
-}
+use std::collections::BTreeMap;
 
 /// Before `cmd` runs for `client`: remember the keys it reads if the client tracks.
 pub fn before_command(client: &ClientRef, cmd: &Command, argv: &[Bytes]) {
@@ -104,7 +95,7 @@ pub fn stop(client: &mut crate::client::Client) {
     client.tracking_caching = false;
 }
 
-/// Post the invalidations noted on this core, one job per destination core.
+/// Queue the invalidations noted on this core, one batch per destination core.
 pub fn send_pending() {
     // (Notes left when the last tracker stopped leave with the next ones: at worst a
     // spurious invalidation.)
@@ -115,26 +106,18 @@ pub fn send_pending() {
     if notes.is_empty() {
         return;
     }
-    PEERS.with(|p| match p.get() {
-        Some(peers) => {
-            let mut per_core: Vec<Vec<Note>> = (0..peers.count()).map(|_| Vec::new()).collect();
-            for n in notes {
-                let dest = if n.redirect != 0 {
-                    n.redirect_core
-                } else {
-                    n.core
-                };
-                per_core[dest.min(peers.count() - 1)].push(n);
-            }
-            for (core, batch) in per_core.into_iter().enumerate() {
-                if !batch.is_empty() {
-                    peers.post(core, move |_| batch.iter().for_each(deliver));
-                }
-            }
-        }
-        // No runtime (a unit test): this core is the only one.
-        None => notes.iter().for_each(deliver),
-    });
+    let mut per_core: BTreeMap<usize, Vec<Note>> = BTreeMap::new();
+    for n in notes {
+        let dest = if n.redirect != 0 {
+            n.redirect_core
+        } else {
+            n.core
+        };
+        per_core.entry(dest).or_default().push(n);
+    }
+    for (core, batch) in per_core {
+        raise_on(core, move || batch.iter().for_each(deliver));
+    }
 }
 
 fn queue(to: &Pushes, resp: u8, msg: Reply) {
@@ -195,10 +178,7 @@ pub fn deliver(n: &Note) {
                     }
                 }
             };
-            PEERS.with(|p| match p.get() {
-                Some(peers) => peers.post(n.core, move |_| broken()),
-                None => broken(),
-            });
+            raise_on(n.core, broken);
         }
     }
 }
