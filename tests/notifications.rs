@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{show, wait_until, Frame, RawConn, Server};
+use common::{conn_on, core_of, show, wait_until, Frame, RawConn, Server};
 use std::time::Duration;
 
 fn text(f: Frame) -> String {
@@ -19,15 +19,6 @@ fn text(f: Frame) -> String {
         Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b).into_owned(),
         other => panic!("expected text, got {other:?}"),
     }
-}
-
-/// The core a connection landed on (0 on Redis, which has no `shard=`).
-fn shard_of(c: &mut RawConn) -> usize {
-    text(c.cmd(&["CLIENT", "INFO"]))
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("shard="))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Subscribers of one server, one per kind of subscription, spread over its cores.
@@ -45,32 +36,21 @@ const LISTENERS: &[(&str, &str, bool)] = &[
     ("SUBSCRIBE", "__keyevent@0__:expired", true),
 ];
 
-/// A connection on core `want` (any connection on Redis), opening new ones until the
-/// kernel's SO_REUSEPORT spreading puts one there.
-fn conn_on(server: &Server, want: usize) -> RawConn {
-    for _ in 0..200 {
-        let mut c = server.raw();
-        let core = shard_of(&mut c);
-        if core == want || !is_shardis(&mut c) {
-            return c;
-        }
-    }
-    panic!("no connection landed on core {want}");
-}
-
-fn is_shardis(c: &mut RawConn) -> bool {
-    text(c.cmd(&["CLIENT", "INFO"])).contains("shard=")
-}
-
 impl Listeners {
-    fn new(server: &Server) -> Listeners {
+    /// On Shardis (`spread`) the listeners alternate between cores 0 and 1; on Redis
+    /// any connection will do (its cores read 0).
+    fn new(server: &Server, spread: bool) -> Listeners {
         let mut cores = Vec::new();
         let conns = LISTENERS
             .iter()
             .enumerate()
             .map(|(i, &(cmd, arg, resp3))| {
-                let mut c = conn_on(server, i % 2);
-                cores.push(shard_of(&mut c));
+                let mut c = if spread {
+                    conn_on(server, i % 2)
+                } else {
+                    server.raw()
+                };
+                cores.push(if spread { core_of(&mut c) } else { 0 });
                 if resp3 {
                     c.cmd(&["HELLO", "3"]);
                 }
@@ -173,8 +153,8 @@ const SESSION: &[&str] = &[
 fn a_session_is_heard_as_redis_tells_it_on_every_core() {
     let shardis = Server::shardis_with(2, &["--notify-keyspace-events", "KEA"]);
     let redis = Server::redis_with(&["--notify-keyspace-events", "KEA"]);
-    let mut s_listen = Listeners::new(&shardis);
-    let mut r_listen = Listeners::new(&redis);
+    let mut s_listen = Listeners::new(&shardis, true);
+    let mut r_listen = Listeners::new(&redis, false);
     let cores: std::collections::HashSet<usize> = s_listen.cores.iter().copied().collect();
     // The commands come from connections on both cores, in turn.
     let (mut s, mut r) = (conn_on(&shardis, 0), redis.raw());

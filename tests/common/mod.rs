@@ -561,9 +561,8 @@ pub fn core_of(c: &mut RawConn) -> usize {
         .expect("shard= is a number")
 }
 
-/// A connection to Shardis that landed on `core`. Right after start-up a core may not
-/// listen yet (the first to answer PING made the server ready), so this keeps trying
-/// for a few seconds.
+/// A connection to Shardis that landed on `core`, opening new ones until the kernel's
+/// SO_REUSEPORT spreading puts one there (for a few seconds at most).
 pub fn conn_on(server: &Server, core: usize) -> RawConn {
     for _ in 0..500 {
         let mut c = server.raw();
