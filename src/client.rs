@@ -321,8 +321,18 @@ impl Pushes {
     }
 
     /// The queue's first block, to write from (then [`consume`](Self::consume) what was
-    /// written).
+    /// written). The small blocks behind it are merged into it first, up to [`BLOCK`]
+    /// bytes, so that a burst of small messages (each subscriber's share of a pipeline
+    /// of PUBLISHes) leaves in one write, as from Redis's output buffer, rather than one
+    /// write per block of the queue's growth.
     pub fn front(&self) -> Option<Ref<'_, [u8]>> {
+        {
+            let mut q = self.queued.borrow_mut();
+            while q.len() > 1 && q[0].len() + q[1].len() <= BLOCK {
+                let next = q.remove(1).expect("two blocks at least");
+                q[0].extend_from_slice(&next);
+            }
+        }
         Ref::filter_map(self.queued.borrow(), |q| q.front().map(|b| &b[..])).ok()
     }
 
