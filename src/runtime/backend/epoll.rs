@@ -81,6 +81,11 @@ impl Remote {
 struct IoWaiters {
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// A read (write) met `WouldBlock` and no edge has come since: trying again would
+    /// only cost a system call that blocks again (a subscriber's connection polls its
+    /// socket each time it is woken to write messages).
+    read_blocked: bool,
+    write_blocked: bool,
 }
 
 /// One core's executor state, reached through the thread-local [`EXECUTOR`].
@@ -258,9 +263,11 @@ fn wait_io(ex: &Executor, events: &mut Events, timeout: Option<Duration>) -> io:
             };
             let failed = ev.is_error();
             if ev.is_readable() || ev.is_read_closed() || failed {
+                w.read_blocked = false;
                 woken.extend(w.reader.take());
             }
             if ev.is_writable() || ev.is_write_closed() || failed {
+                w.write_blocked = false;
                 woken.extend(w.writer.take());
             }
         }
@@ -395,11 +402,30 @@ impl Registration {
         })
     }
 
-    /// Store the waker of the task that must be woken when the socket is ready.
+    /// True if the last try in that direction blocked and no edge has come since.
+    fn blocked(&self, write: bool) -> bool {
+        with(|ex| {
+            let io = ex.io.borrow();
+            let w = &io[self.token];
+            if write {
+                w.write_blocked
+            } else {
+                w.read_blocked
+            }
+        })
+    }
+
+    /// Store the waker of the task that must be woken when the socket is ready (its
+    /// last try in that direction blocked).
     fn wait(&self, cx: &Context<'_>, write: bool) {
         with(|ex| {
             let mut io = ex.io.borrow_mut();
             let w = &mut io[self.token];
+            if write {
+                w.write_blocked = true;
+            } else {
+                w.read_blocked = true;
+            }
             let slot = if write { &mut w.writer } else { &mut w.reader };
             match slot {
                 Some(w) if w.will_wake(cx.waker()) => {}
@@ -419,12 +445,17 @@ impl Registration {
 }
 
 /// Try `op` until it does not block; on `WouldBlock`, wait for the socket's next edge.
+/// While the last try blocked and no edge has come since, wait without trying.
 fn poll_io<T>(
     reg: &Registration,
     cx: &Context<'_>,
     write: bool,
     mut op: impl FnMut() -> io::Result<T>,
 ) -> TaskPoll<io::Result<T>> {
+    if reg.blocked(write) {
+        reg.wait(cx, write);
+        return TaskPoll::Pending;
+    }
     loop {
         match op() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
