@@ -131,7 +131,7 @@ async fn unsubscribing(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[By
 
 /// PUBLISH / SPUBLISH channel message: the number of receivers.
 async fn publish_to(_c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
-    let n = pubsub::publish(s, kind, &argv[1], &argv[2]).await;
+    let n = pubsub::publish(s, kind, &argv[1], &argv[2]);
     Reply::Int(n as i64)
 }
 

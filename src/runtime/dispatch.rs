@@ -287,17 +287,20 @@ impl Run<'_> {
 
     /// Send every pending per-shard batch (one hop each) and slot the replies.
     async fn flush(&mut self) {
-        let mut messages = Vec::new();
-        for (core, items) in self.published.iter_mut().enumerate() {
-            if items.is_empty() {
+        for core in 0..self.published.len() {
+            if self.published[core].is_empty() {
                 continue;
             }
             let (indexes, batch): (Vec<usize>, pubsub::Outgoing) =
-                std::mem::take(items).into_iter().unzip();
-            let rx = self
-                .shards
-                .send_control(core, move |_| pubsub::deliver_all(&batch));
-            messages.push((indexes, rx));
+                std::mem::take(&mut self.published[core])
+                    .into_iter()
+                    .unzip();
+            let counts = pubsub::send(self.shards, core, batch);
+            for (i, n) in indexes.into_iter().zip(counts) {
+                if let Some(Reply::Int(local)) = &mut self.replies[i] {
+                    *local += n as i64;
+                }
+            }
         }
         let mut waiting = Vec::new();
         for (sid, items) in self.pending.iter_mut().enumerate() {
@@ -323,17 +326,6 @@ impl Run<'_> {
                 .expect("a shard never drops a job it accepted");
             for (i, r) in indexes.into_iter().zip(got) {
                 self.replies[i] = Some(r);
-            }
-        }
-        for (indexes, rx) in messages {
-            let got = rx
-                .recv_async()
-                .await
-                .expect("a shard never drops a job it accepted");
-            for (i, n) in indexes.into_iter().zip(got) {
-                if let Some(Reply::Int(local)) = &mut self.replies[i] {
-                    *local += n as i64;
-                }
             }
         }
     }
