@@ -99,6 +99,12 @@ pub struct Client {
     pub tracking: Option<crate::tracking::Tracker>,
     /// CLIENT CACHING YES / NO given for the next command.
     pub tracking_caching: bool,
+    /// Replication: what a replica told us in REPLCONF, and whether this connection is
+    /// a replica we feed or our master's link.
+    pub repl: crate::replication::master::Peer,
+    /// Set by PSYNC / SYNC: after this read's replies the connection becomes a
+    /// replica's feed (see `replication::master::serve`).
+    pub handoff: Option<crate::replication::master::Handoff>,
 }
 
 /// The three kinds of Pub/Sub subscription, as Redis keeps them apart.
@@ -213,9 +219,11 @@ impl std::fmt::Debug for Pushes {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientClass {
     Normal = 0,
-    /// Never given yet: there is no replication.
+    /// A replica we feed (from its PSYNC / SYNC on).
     Replica = 1,
     Pubsub = 2,
+    /// Our master's link (no output buffer limit: Redis checks it as normal).
+    Master = 3,
 }
 
 impl ClientClass {
@@ -225,6 +233,7 @@ impl ClientClass {
             ClientClass::Normal => "normal",
             ClientClass::Replica => "replica",
             ClientClass::Pubsub => "pubsub",
+            ClientClass::Master => "master",
         }
     }
 }
@@ -428,7 +437,7 @@ impl Pushes {
         if self.over_limit.get().is_some() {
             return true;
         }
-        let limit = OUTPUT_LIMITS.get()[self.class.get() as usize];
+        let limit = OUTPUT_LIMITS.get()[(self.class.get() as usize) % 3];
         let now = || crate::clock::now_ms() / 1000;
         if !limit_reached(limit, self.omem() as u64, &self.soft_since, now) {
             return false;
@@ -504,6 +513,8 @@ impl Client {
             deny_blocking: false,
             tracking: None,
             tracking_caching: false,
+            repl: Default::default(),
+            handoff: None,
         }
     }
 
@@ -535,7 +546,11 @@ impl Client {
     /// any other a normal one (MONITOR does not change the class: Redis 7.0 flags a
     /// monitor as a replica but classes it as normal). No replicas yet.
     pub fn class(&self) -> ClientClass {
-        if self.pubsub.active() {
+        if self.repl.is_master {
+            ClientClass::Master
+        } else if self.repl.is_replica {
+            ClientClass::Replica
+        } else if self.pubsub.active() {
             ClientClass::Pubsub
         } else {
             ClientClass::Normal
@@ -563,6 +578,8 @@ impl Client {
         // In Redis's order (`catClientInfoString`).
         let mut flags = String::new();
         for (on, f) in [
+            (self.repl.is_replica, 'S'),
+            (self.repl.is_master, 'M'),
             (self.monitor, 'O'),
             (self.pubsub.active(), 'P'),
             (self.multi.is_some(), 'x'),

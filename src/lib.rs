@@ -10,6 +10,7 @@ pub mod memory;
 pub mod notify;
 pub mod persistence;
 pub mod protocol;
+pub mod replication;
 pub mod runtime;
 pub mod server;
 pub mod shard;

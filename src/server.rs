@@ -14,6 +14,7 @@
 use crate::config::ConfigHandle;
 use crate::log::log;
 use crate::persistence::{self, aof, load, save, Persistence};
+use crate::replication;
 use crate::runtime::{self, ServerInfo, Shards};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -53,6 +54,18 @@ fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
             })
             .detach();
             runtime::backend::spawn(aof::auto_rewrite(shards.clone())).detach();
+            runtime::backend::spawn(replication::master::ping_task(shards.clone())).detach();
+            let replicaof = shards
+                .local
+                .borrow()
+                .config
+                .get("replicaof")
+                .map(str::to_owned);
+            if let Some((host, port)) = replicaof.as_deref().and_then(|v| v.split_once(' ')) {
+                if let Ok(port) = port.trim().parse::<u16>() {
+                    replication::replica::start(&shards, host.to_string(), port).await;
+                }
+            }
             save::save_points(shards).await
         })
         .detach();

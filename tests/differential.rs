@@ -875,6 +875,9 @@ struct Pair {
     test: &'static str,
     /// Keyspace events, when this run compares them (see [`Events`]).
     events: Option<Events>,
+    /// Replicas following each server, when this run checks replication: a
+    /// redis-server following Shardis and a Shardis (3 shards) following redis-server.
+    replicas: Option<(Server, Server)>,
 }
 
 /// Keyspace notifications beside the replies: a subscriber on each server hears every
@@ -974,6 +977,7 @@ impl Pair {
                 "same_replies_as_redis"
             },
             events: None,
+            replicas: None,
         };
         if events {
             p.events = Some(Events::new(&p.shardis, &p._redis));
@@ -1120,6 +1124,18 @@ impl Pair {
     fn check_on(&mut self, conn: usize, argv: &[Vec<u8>], cmp: Cmp) -> Frame {
         let (s, r) = self.send(conn, argv);
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        if name == "config" && matches!(&s, Frame::Simple(ok) if ok == "OK") {
+            // CONFIG SET is not replicated, yet encoding limits shape the values:
+            // replicas get the same settings, as an operator would give them.
+            if let Some((a, b)) = &self.replicas {
+                let args: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
+                for replica in [a, b] {
+                    let mut c = replica.raw();
+                    c.send_cmd(&args);
+                    c.read_frame();
+                }
+            }
+        }
         // EXEC ends a transaction even with extra arguments (Redis answers EXECABORT);
         // DISCARD with extra arguments is an arity error that leaves it open.
         let ends_multi = conn == 0
@@ -1186,6 +1202,30 @@ impl Pair {
     /// Compare every key's type, TTL, contents and encoding, and the DEBUG DIGEST of
     /// the whole data set; with `reload`, both servers first save their RDB file and
     /// load it again (DEBUG RELOAD), so the comparison covers the round trip.
+    /// Start the replicas (see `replicas`) and wait until both synced.
+    fn attach_replicas(&mut self) {
+        let of_shardis = Server::redis_with(&["--enable-debug-command", "yes"]);
+        let of_redis = Server::shardis_with(3, &["--enable-debug-command", "yes"]);
+        // The encoding limits CONFIG SET changed so far (see `check_on`).
+        for (master, replica) in [(&self.shardis, &of_shardis), (&self._redis, &of_redis)] {
+            let (mut m, mut r) = (master.raw(), replica.raw());
+            for pattern in ["*-max-*", "list-compress-depth"] {
+                let Frame::Array(items) = m.cmd(&["CONFIG", "GET", pattern]) else {
+                    continue;
+                };
+                for pair in items.chunks(2) {
+                    if let [Frame::Bulk(k), Frame::Bulk(v)] = pair {
+                        r.send_cmd(&[b"CONFIG", b"SET", k, v]);
+                        r.read_frame();
+                    }
+                }
+            }
+        }
+        common::follow(&of_shardis, &self.shardis);
+        common::follow(&of_redis, &self._redis);
+        self.replicas = Some((of_shardis, of_redis));
+    }
+
     fn check_state(&mut self, reload: bool) {
         if self.in_multi {
             self.check(&argv!["EXEC"], Cmp::Exact);
@@ -1313,10 +1353,10 @@ fn shardis_has(conn: &mut RawConn, name: &str) -> bool {
 }
 
 fn run_seed(seed: u64, n: usize, resp3: bool) {
-    run_seed_with(seed, n, resp3, false)
+    run_seed_with(seed, n, resp3, false, false)
 }
 
-fn run_seed_with(seed: u64, n: usize, resp3: bool, events: bool) {
+fn run_seed_with(seed: u64, n: usize, resp3: bool, events: bool, replicas: bool) {
     let mut pair = Pair::new(seed, resp3, events);
     let collections = {
         let mut probe = pair.shardis.raw();
@@ -1376,9 +1416,21 @@ fn run_seed_with(seed: u64, n: usize, resp3: bool, events: bool) {
             pair.check_state(i % 1000 == 999);
             gen.in_multi = false;
             gen.watching = false;
+            if replicas && pair.replicas.is_none() {
+                // After some data exists, so the full sync carries it; between
+                // DEBUG RELOADs, which a sync's snapshot would make wait.
+                pair.attach_replicas();
+            }
         }
     }
     pair.check_state(true);
+    if let Some((of_shardis, of_redis)) = &pair.replicas {
+        if let Ok(path) = std::env::var("SHARDIS_DIFF_HISTORY") {
+            let _ = std::fs::write(path, pair.history.join("\n"));
+        }
+        common::assert_in_sync(&pair.shardis, of_shardis);
+        common::assert_in_sync(&pair._redis, of_redis);
+    }
     if stats {
         for (name, (total, errors)) in tally {
             println!("seed {seed}: {name:<14} {total:>5} sent, {errors:>5} errors");
@@ -1400,7 +1452,19 @@ fn same_replies_as_redis() {
 fn same_keyspace_events_as_redis() {
     let n = commands_per_seed(DEFAULT_N / 5);
     for seed in seeds().into_iter().take(2) {
-        run_seed_with(seed, n, false, true);
+        run_seed_with(seed, n, false, true, false);
+    }
+}
+
+/// The random sequences with a replica following each server from the 250th command
+/// on (a full sync with data, then the stream): a redis-server following Shardis (4
+/// shards) and a Shardis (3 shards) following redis-server must end with their
+/// master's data (DEBUG DIGEST) at their master's offset.
+#[test]
+fn replicas_follow_random_writes() {
+    let n = commands_per_seed(DEFAULT_N / 2);
+    for seed in seeds().into_iter().take(2) {
+        run_seed_with(seed, n, false, false, true);
     }
 }
 

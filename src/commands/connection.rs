@@ -891,7 +891,7 @@ fn client_kill<'a>(
 }
 
 /// Wake a connection blocked in a read so it notices it was killed.
-fn shutdown_socket(fd: i32) {
+pub fn shutdown_socket(fd: i32) {
     if fd >= 0 {
         // SAFETY: `fd` belongs to a connection still registered on this shard; the
         // connection removes itself from the registry before its socket is closed, and

@@ -256,6 +256,9 @@ pub fn exec_abort(why: &str) -> Reply {
 // ---- Connection & client ----------------------------------------------------------
 
 /// A monitoring client (a replica to Redis) ran a read or a write.
+pub const READONLY_REPLICA: &str = "READONLY You can't write against a read only replica.";
+pub const MASTERDOWN: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 pub const REPLICA_KEYSPACE: &str = "ERR Replica can't interact with the keyspace";
 /// MONITOR inside EXEC.
 pub const MONITOR_DENY_BLOCKING: &str = "ERR MONITOR isn't allowed for DENY BLOCKING client";

@@ -204,6 +204,15 @@ fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
             tcp_port: s.server.tcp_port,
             connected_clients: s.server.connected_clients.load(Ordering::Relaxed),
             persistence,
+            replication: crate::replication::info_fields(&s.server),
+            syncs: {
+                let r = crate::replication::of(&s.server);
+                [
+                    r.sync_full.load(Ordering::Relaxed),
+                    r.sync_partial_ok.load(Ordering::Relaxed),
+                    r.sync_partial_err.load(Ordering::Relaxed),
+                ]
+            },
         };
         let text = render(&wanted, &s.server.config.current(), &facts, &snaps);
         Reply::Verbatim("txt", Bytes::from(text))
@@ -234,6 +243,10 @@ pub struct ServerFacts {
     pub connected_clients: usize,
     /// INFO persistence's fields, from the RDB and AOF modules, in order.
     pub persistence: Vec<(&'static str, String)>,
+    /// INFO replication's fields (`crate::replication::info_fields`), in order.
+    pub replication: Vec<(String, String)>,
+    /// INFO stats' sync_full, sync_partial_ok, sync_partial_err.
+    pub syncs: [u64; 3],
 }
 
 /// Format the requested sections, Redis's layout: `# Name` headers, `field:value`
@@ -294,8 +307,8 @@ pub fn render(
             }
             "memory" => memory(&mut w, cfg, snaps),
             "persistence" => persistence(&mut w, facts),
-            "stats" => stats(&mut w, &total, snaps),
-            "replication" => replication(&mut w, cfg),
+            "stats" => stats(&mut w, &total, snaps, facts),
+            "replication" => replication(&mut w, facts),
             "cpu" => cpu(&mut w, snaps),
             "modules" => w.header("Modules"),
             "commandstats" => {
@@ -611,7 +624,7 @@ fn rates(now: Sample) -> (f64, f64, f64) {
     }
 }
 
-fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot]) {
+fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFacts) {
     let (ops, inb, outb) = rates((
         Instant::now(),
         t.commands_processed,
@@ -640,9 +653,9 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot]) {
     w.field("instantaneous_input_repl_kbps", "0.00");
     w.field("instantaneous_output_repl_kbps", "0.00");
     w.field("rejected_connections", t.rejected_connections);
-    w.field("sync_full", 0);
-    w.field("sync_partial_ok", 0);
-    w.field("sync_partial_err", 0);
+    w.field("sync_full", f.syncs[0]);
+    w.field("sync_partial_ok", f.syncs[1]);
+    w.field("sync_partial_err", f.syncs[2]);
     w.field("expired_keys", expired);
     w.field("expired_stale_perc", format!("{:.2}", stale * 100.0));
     w.field("expired_time_cap_reached_count", cap);
@@ -687,29 +700,11 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot]) {
     w.field("reply_buffer_expands", 0);
 }
 
-/// This process's replication id: 40 hex digits, fixed for the process's life.
-pub fn master_replid() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| {
-        (0..40)
-            .map(|_| format!("{:x}", rand::random::<u8>() & 15))
-            .collect()
-    })
-}
-
-fn replication(w: &mut Section, cfg: &Config) {
+fn replication(w: &mut Section, f: &ServerFacts) {
     w.header("Replication");
-    w.field("role", "master");
-    w.field("connected_slaves", 0);
-    w.field("master_failover_state", "no-failover");
-    w.field("master_replid", master_replid());
-    w.field("master_replid2", "0".repeat(40));
-    w.field("master_repl_offset", 0);
-    w.field("second_repl_offset", -1);
-    w.field("repl_backlog_active", 0);
-    w.field("repl_backlog_size", cfg.get_int("repl-backlog-size"));
-    w.field("repl_backlog_first_byte_offset", 0);
-    w.field("repl_backlog_histlen", 0);
+    for (k, v) in &f.replication {
+        w.field(k, v);
+    }
 }
 
 /// (user, system, children user, children system) CPU seconds of the process.
@@ -784,6 +779,8 @@ mod tests {
             tcp_port: 6379,
             connected_clients: 3,
             persistence: vec![("loading", "0".into()), ("aof_enabled", "0".into())],
+            replication: vec![("role".into(), "master".into())],
+            syncs: [0; 3],
         }
     }
 

@@ -34,6 +34,7 @@ pub mod meta;
 pub mod persistence;
 pub mod propagate;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -422,6 +423,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         sort::COMMANDS,
         cluster::COMMANDS,
         pubsub::COMMANDS,
+        replication::COMMANDS,
     ]
     .into_iter()
     .flat_map(|f| f.iter())

@@ -102,6 +102,11 @@ fn check(
             return refuse(reply);
         }
     }
+    if crate::replication::is_replica(&shards.server) && !client.borrow().repl.is_master {
+        if let Some(reply) = replica_refuses(shards, cmd) {
+            return refuse(reply);
+        }
+    }
     if subscribe_mode && !cmd.has_trait(traits::SUBSCRIBE_CONTEXT) {
         return refuse(errors::only_subscribe_commands(cmd.name));
     }
@@ -112,6 +117,23 @@ fn check(
         return refuse(Reply::err(errors::NOT_IN_MULTI));
     }
     Ok(cmd)
+}
+
+/// On a replica: `-READONLY` for a write under `replica-read-only`, `-MASTERDOWN` for
+/// a command without the `stale` flag while the link is down and
+/// `replica-serve-stale-data` is off (Redis's order).
+fn replica_refuses(shards: &Shards, cmd: &Command) -> Option<Reply> {
+    let cfg = &shards.local.borrow().config;
+    if cmd.is_write() && cfg.get_bool("replica-read-only") {
+        return Some(Reply::err(errors::READONLY_REPLICA));
+    }
+    if !cfg.get_bool("replica-serve-stale-data")
+        && !cmd.has_flag("stale")
+        && !crate::replication::link_up(&shards.server)
+    {
+        return Some(Reply::err(errors::MASTERDOWN));
+    }
+    None
 }
 
 /// A read, a write or a command that may propagate: refused to a monitoring client,

@@ -112,13 +112,19 @@ pub fn run(
     // While CLIENT PAUSE holds expiry, a write that runs all the same (it was on its
     // way before the pause, or EXEC paused) deletes the expired keys it meets: it
     // must not find a dead key in its place.
-    let lifted = shard.expiry_held(now_ms) && cmd.is_write();
+    let replica_write = shard.expire.replica && cmd.is_write();
+    let lifted = !replica_write && shard.expiry_held(now_ms) && cmd.is_write();
     if lifted {
         shard.hold_expiry_for_reads_only(false);
     }
     let mut ctx = Ctx::at(shard, db, now_ms);
     ctx.no_touch = no_touch;
-    let reply = guarded(cmd, || f(&mut ctx, argv));
+    let reply = if replica_write {
+        // A replica's writes are its master's: the master decides what has expired.
+        crate::storage::db::ignoring_ttl(|| guarded(cmd, || f(&mut ctx, argv)))
+    } else {
+        guarded(cmd, || f(&mut ctx, argv))
+    };
     if lifted {
         shard.hold_expiry_for_reads_only(true);
     }
@@ -175,6 +181,10 @@ pub fn effects(
 /// it before building records on their side).
 pub fn propagating(server: &ServerInfo) -> bool {
     server.durability.propagating()
+        || server
+            .replication
+            .feeding
+            .load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// For the keys at `keys` in `argv` (those watched, or all of them for tracking):

@@ -372,6 +372,12 @@ async fn session(
         if close || client.borrow().killed {
             return Ok(());
         }
+        // PSYNC / SYNC: from here on the connection feeds a replica.
+        let handoff = client.borrow_mut().handoff.take();
+        if let Some(how) = handoff {
+            crate::replication::master::serve(stream, shards, client, how).await;
+            return Ok(());
+        }
     }
 }
 

@@ -65,6 +65,8 @@ pub struct ServerInfo {
     pub pause: crate::runtime::pause::Pause,
     /// Cores whose listeners are bound (none accepts before all are).
     pub listening: AtomicUsize,
+    /// Replication: the stream, the replicas, the master link (see `replication`).
+    pub replication: crate::replication::State,
 }
 
 impl ServerInfo {
@@ -91,6 +93,7 @@ impl ServerInfo {
             monitors: Default::default(),
             pause: Default::default(),
             listening: AtomicUsize::new(0),
+            replication: Default::default(),
         }
     }
     pub fn new_client_id(&self) -> u64 {

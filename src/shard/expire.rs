@@ -34,6 +34,10 @@ pub struct CycleState {
     pub disabled: bool,
     /// Expiry is held while the clock is at or before this (unix ms; 0: not held).
     pub held_until: u64,
+    /// This server is a replica: expiry is held for good (its master sends the DELs;
+    /// reads find expired keys missing), and writes, its master's, see every key
+    /// alive (Redis's `expireIfNeeded` on a replica).
+    pub replica: bool,
 }
 
 impl Shard {
@@ -41,8 +45,23 @@ impl Shard {
     /// lazy expiry reports expired keys missing without deleting them.
     pub fn hold_expiry(&mut self, until_ms: u64) {
         self.expire.held_until = until_ms;
+        self.set_dbs_hold(until_ms);
+    }
+
+    /// Hold expiry for good while this server is a replica (`on`), or give it back.
+    pub fn set_replica_expiry(&mut self, on: bool) {
+        self.expire.replica = on;
+        self.set_dbs_hold(self.expire.held_until);
+    }
+
+    fn set_dbs_hold(&mut self, until_ms: u64) {
+        let until = if self.expire.replica {
+            u64::MAX
+        } else {
+            until_ms
+        };
         for db in self.dbs.iter_mut() {
-            db.expiry_held_until = until_ms;
+            db.expiry_held_until = until;
         }
     }
 
@@ -50,14 +69,12 @@ impl Shard {
     /// write about to run) or keep expired keys again (`true`).
     pub fn hold_expiry_for_reads_only(&mut self, held: bool) {
         let until = if held { self.expire.held_until } else { 0 };
-        for db in self.dbs.iter_mut() {
-            db.expiry_held_until = until;
-        }
+        self.set_dbs_hold(until);
     }
 
     /// True while expiry is held at `now_ms`.
     pub fn expiry_held(&self, now_ms: u64) -> bool {
-        now_ms <= self.expire.held_until
+        self.expire.replica || now_ms <= self.expire.held_until
     }
 }
 

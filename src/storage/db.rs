@@ -100,6 +100,20 @@ pub fn refresh_lru_clock() -> u32 {
     c
 }
 
+thread_local! {
+    /// Set while a replica applies its master's write: no key has expired.
+    static TTL_IGNORED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` with every key alive whatever its TTL (a replica applying its master's
+/// write: the master sends a DEL when a key expires there).
+pub fn ignoring_ttl<R>(f: impl FnOnce() -> R) -> R {
+    TTL_IGNORED.set(true);
+    let r = f();
+    TTL_IGNORED.set(false);
+    r
+}
+
 impl Db {
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -120,7 +134,7 @@ impl Db {
     /// has passed, the key being dead to the caller either way.
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
         match self.expire_of(key) {
-            Some(at) if at <= now_ms => {
+            Some(at) if at <= now_ms && !TTL_IGNORED.get() => {
                 if now_ms > self.expiry_held_until {
                     self.delete_expired(key);
                 }

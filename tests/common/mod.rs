@@ -782,3 +782,88 @@ pub fn await_blocked(c: &mut RawConn, n: usize) {
         blocked_clients(c)
     );
 }
+
+/// A field of INFO (every section) from `c`, or an empty string if it has none.
+pub fn info_field(c: &mut RawConn, name: &str) -> String {
+    let text = match c.cmd(&["INFO", "everything"]) {
+        Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("INFO: {}", show(&other)),
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// Make `replica` follow `master` (REPLICAOF) and wait until its link is up.
+pub fn follow(replica: &Server, master: &Server) {
+    let mut c = replica.raw();
+    let port = master.port.to_string();
+    let r = c.cmd(&["REPLICAOF", "127.0.0.1", &port]);
+    assert!(matches!(r, Frame::Simple(_)), "REPLICAOF: {}", show(&r));
+    let up = wait_until(Duration::from_secs(30), || {
+        info_field(&mut c, "master_link_status") == "up"
+    });
+    assert!(up, "replica of {} never synced", master.port);
+}
+
+/// Wait until `replica` applied everything `master` sent (equal `master_repl_offset`)
+/// and both hold the same data (`DEBUG DIGEST`, so both need `enable-debug-command`);
+/// panics with both digests and offsets if they never agree.
+pub fn assert_in_sync(master: &Server, replica: &Server) {
+    let (mut m, mut r) = (master.raw(), replica.raw());
+    let mut last = String::new();
+    let same = wait_until(Duration::from_secs(60), || {
+        let mo = info_field(&mut m, "master_repl_offset");
+        let ro = info_field(&mut r, "master_repl_offset");
+        let md = show(&m.cmd(&["DEBUG", "DIGEST"]));
+        let rd = show(&r.cmd(&["DEBUG", "DIGEST"]));
+        last = format!("master offset {mo} digest {md}, replica offset {ro} digest {rd}");
+        mo == ro && md == rd
+    });
+    if !same {
+        panic!(
+            "replica never caught up: {last}\n{}",
+            differences(&mut m, &mut r)
+        );
+    }
+}
+
+/// The keys whose type, value (DEBUG DIGEST-VALUE) or TTL differ between two servers,
+/// one line each, for a failure report.
+fn differences(a: &mut RawConn, b: &mut RawConn) -> String {
+    let mut out = String::new();
+    for db in 0..16 {
+        let db = db.to_string();
+        a.cmd(&["SELECT", &db]);
+        b.cmd(&["SELECT", &db]);
+        let keys = |c: &mut RawConn| match c.cmd(&["KEYS", "*"]) {
+            Frame::Array(items) => items
+                .into_iter()
+                .map(|f| match f {
+                    Frame::Bulk(k) => k,
+                    other => panic!("KEYS: {}", show(&other)),
+                })
+                .collect::<std::collections::BTreeSet<_>>(),
+            other => panic!("KEYS: {}", show(&other)),
+        };
+        let all: std::collections::BTreeSet<Vec<u8>> = keys(a).union(&keys(b)).cloned().collect();
+        for k in all {
+            let k = String::from_utf8_lossy(&k).into_owned();
+            let probe = |c: &mut RawConn| {
+                format!(
+                    "{} {} ttl {}",
+                    show(&c.cmd(&["TYPE", &k])),
+                    show(&c.cmd(&["DEBUG", "DIGEST-VALUE", &k])),
+                    show(&c.cmd(&["PTTL", &k]))
+                )
+            };
+            let (x, y) = (probe(a), probe(b));
+            if x != y {
+                out += &format!("db {db} key {k:?}: master {x} / replica {y}\n");
+            }
+        }
+    }
+    out
+}

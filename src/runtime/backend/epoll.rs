@@ -502,6 +502,11 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
+    /// Take a connected socket (an outgoing connection).
+    pub fn from_std(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        s.set_nonblocking(true)?;
+        TcpStream::new(mio::net::TcpStream::from_std(s))
+    }
     fn new(mut inner: mio::net::TcpStream) -> io::Result<TcpStream> {
         let reg = Registration::new(&mut inner)?;
         Ok(TcpStream { inner, reg })

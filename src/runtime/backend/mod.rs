@@ -305,6 +305,40 @@ impl TcpListener {
     }
 }
 
+/// Connect to `addr` (host:port) within `timeout`: the connect runs on a helper thread
+/// so the core's loop never blocks on it, then the socket joins this core's loop.
+pub async fn connect(addr: String, timeout: std::time::Duration) -> io::Result<TcpStream> {
+    let (tx, rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("connect".into())
+        .spawn(move || {
+            use std::net::ToSocketAddrs;
+            let r = addr.to_socket_addrs().and_then(|mut a| {
+                let a = a
+                    .next()
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
+                std::net::TcpStream::connect_timeout(&a, timeout)
+            });
+            let _ = tx.send(r);
+        })?;
+    let std = rx
+        .recv_async()
+        .await
+        .map_err(|_| io::Error::other("the connecting thread stopped"))??;
+    std.set_nonblocking(true)?;
+    Ok(match current() {
+        Kind::IoUring => {
+            use std::os::fd::{FromRawFd, IntoRawFd};
+            let fd = std.into_raw_fd();
+            // SAFETY: `fd` is a connected TCP socket whose ownership `into_raw_fd` just
+            // gave up; glommio's stream takes it over and is its only owner (it closes
+            // it on drop).
+            TcpStream::IoUring(unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
+        }
+        Kind::Epoll => TcpStream::Epoll(epoll::TcpStream::from_std(std)?),
+    })
+}
+
 /// A connected socket on this core.
 pub enum TcpStream {
     IoUring(glommio::net::TcpStream),

@@ -1,0 +1,601 @@
+//! The master side: REPLCONF, PSYNC / SYNC, and feeding a replica its full sync and the
+//! stream (see the module doc of `replication` for the plan).
+//!
+//! PSYNC decides between `+CONTINUE` and `+FULLRESYNC` and registers the replica as a
+//! reader of the stream at once (so the backlog keeps its bytes), then hands the
+//! connection over: after the read's replies, the connection task runs [`serve`]
+//! instead of reading commands. `serve` sends the RDB (a full sync), then the stream,
+//! and reads the replica's REPLCONF ACKs, until either side closes.
+
+use super::stream::ReaderState;
+use crate::client::{ClientClass, ClientRef};
+use crate::commands::errors;
+use crate::log::log;
+use crate::persistence::rdb::crc64::Crc64;
+use crate::persistence::rdb::encode;
+use crate::persistence::save::{Activity, ToWriter};
+use crate::persistence::snapshot;
+use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
+use crate::runtime::backend::{self, TcpStream};
+use crate::runtime::transaction::{FirstStep, Tx};
+use crate::runtime::Shards;
+use crate::shard::Shard;
+use bytes::{Bytes, BytesMut};
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// What a replica said about itself (REPLCONF), and what the connection is.
+#[derive(Debug, Default)]
+pub struct Peer {
+    pub listening_port: u16,
+    pub ip: Option<String>,
+    pub capa_eof: bool,
+    pub rdb_only: bool,
+    /// A replica we feed.
+    pub is_replica: bool,
+    /// Our master's link.
+    pub is_master: bool,
+}
+
+/// How a connection becomes a replica's feed.
+#[derive(Debug)]
+pub enum Handoff {
+    /// `+FULLRESYNC` (PSYNC) or nothing (SYNC), then an RDB, then the stream.
+    Full { psync: bool },
+    /// `+CONTINUE`, then the stream after the offset the reader was registered at.
+    Continue,
+}
+
+/// REPLCONF option value ...: the handshake's options, ACK and GETACK.
+pub fn replconf(c: &ClientRef, shards: &Shards, argv: &[Bytes]) -> Reply {
+    if argv.len().is_multiple_of(2) {
+        return errors::syntax();
+    }
+    let mut cl = c.borrow_mut();
+    for pair in argv[1..].chunks(2) {
+        let (opt, val) = (&pair[0], &pair[1]);
+        let opt_s = String::from_utf8_lossy(opt).to_ascii_lowercase();
+        match opt_s.as_str() {
+            "listening-port" => match crate::commands::args::int(val) {
+                Ok(p) if (0..=65535).contains(&p) => cl.repl.listening_port = p as u16,
+                _ => return Reply::err(errors::NOT_INTEGER),
+            },
+            "ip-address" => cl.repl.ip = Some(String::from_utf8_lossy(val).into_owned()),
+            "capa" => {
+                if val.eq_ignore_ascii_case(b"eof") {
+                    cl.repl.capa_eof = true;
+                }
+            }
+            "rdb-only" => cl.repl.rdb_only = val.as_ref() == b"1",
+            "ack" | "fack" => {
+                // From a replica we feed: no reply (handled in `serve` normally).
+                if let Ok(off) = crate::commands::args::int(val) {
+                    if cl.repl.is_replica {
+                        super::of(&shards.server)
+                            .lock()
+                            .ack(cl.id, off.max(0) as u64);
+                    }
+                }
+                return Reply::NoReply;
+            }
+            "getack" => {
+                // Only a master asks; a replica answers it on the link (`replica`).
+                return Reply::NoReply;
+            }
+            _ => {
+                return Reply::error(format!(
+                    "ERR Unrecognized REPLCONF option: {}",
+                    String::from_utf8_lossy(opt)
+                ))
+            }
+        }
+    }
+    Reply::ok()
+}
+
+/// PSYNC replid offset / SYNC: decide full or partial, register the reader, hand the
+/// connection over after this reply.
+pub fn psync(c: &ClientRef, shards: &Shards, argv: &[Bytes], is_psync: bool) -> Reply {
+    let st = super::of(&shards.server);
+    let mut cl = c.borrow_mut();
+    if cl.repl.is_replica {
+        return Reply::NoReply;
+    }
+    if cl.multi.is_some() {
+        return Reply::err("ERR Replica can't be inside MULTI");
+    }
+    let mut s = st.lock();
+    if let super::Role::Replica { .. } = s.role {
+        if s.link != super::LinkState::Up {
+            return Reply::err("NOMASTERLINK Can't SYNC while not connected with my master");
+        }
+    }
+    let ip = cl
+        .repl
+        .ip
+        .clone()
+        .unwrap_or_else(|| cl.addr.ip().to_string());
+    let port = cl.repl.listening_port;
+    let rdb_only = cl.repl.rdb_only;
+    if is_psync {
+        let (id, offset) = (&argv[1], crate::commands::args::int(&argv[2]).unwrap_or(-1));
+        let ours = id.as_ref() == s.replid.as_bytes();
+        let second = id.as_ref() == s.replid2.as_bytes() && offset <= s.second_offset;
+        if (ours || second) && offset > 0 && s.can_continue(offset as u64) {
+            s.activate();
+            let _ = s.add_reader(cl.id, ip, port, offset as u64 - 1, rdb_only);
+            if let Some(r) = s.reader(cl.id) {
+                r.state = ReaderState::Online;
+                r.ack = offset as u64 - 1;
+            }
+            st.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+            log(&format!(
+                "Partial resynchronization request from {}:{} accepted. Sending {} bytes of backlog starting from offset {}.",
+                cl.addr.ip(),
+                port,
+                s.end + 1 - offset as u64,
+                offset
+            ));
+            drop(s);
+            cl.repl.is_replica = true;
+            cl.handoff = Some(Handoff::Continue);
+            cl.update_class();
+            return Reply::NoReply;
+        }
+        if id.as_ref() != b"?" {
+            st.sync_partial_err.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    st.sync_full.fetch_add(1, Ordering::Relaxed);
+    drop(s);
+    log(&format!(
+        "Replica {}:{} asks for synchronization",
+        cl.addr.ip(),
+        port
+    ));
+    cl.repl.is_replica = true;
+    cl.handoff = Some(Handoff::Full { psync: is_psync });
+    cl.update_class();
+    Reply::NoReply
+}
+
+/// Attach the feeds to every shard, start a snapshot on each and register the reader
+/// at the stream's offset, all while every shard is held; the chunks' receiver.
+async fn start_snapshot(
+    shards: &Shards,
+    id: u64,
+    ip: String,
+    port: u16,
+    rdb_only: bool,
+) -> Result<(u64, String, flume::Receiver<ToWriter>, flume::Receiver<()>), String> {
+    let (tx, rx) = flume::bounded(8);
+    let server = shards.server.clone();
+    let steps: Vec<(usize, FirstStep<Result<(), String>>)> = (0..shards.count())
+        .map(|sid| {
+            let tx = tx.clone();
+            let server = server.clone();
+            let step: FirstStep<Result<(), String>> = Box::new(move |s: &mut Shard| {
+                if s.propagation
+                    .consumer_mut::<super::stream::Feed>()
+                    .is_none()
+                {
+                    s.propagation
+                        .attach(Box::new(super::stream::Feed { server }));
+                }
+                snapshot::begin(s, tx, false)
+            });
+            (sid, step)
+        })
+        .collect();
+    drop(tx);
+    let (t, started) = Tx::begin_with(shards, steps).await;
+    // Every shard is held: no unit is being appended.
+    let st = super::of(&shards.server);
+    let (offset, replid, wake) = {
+        let mut s = st.lock();
+        s.backlog_size = shards
+            .local
+            .borrow()
+            .config
+            .get_int("repl-backlog-size")
+            .max(16 * 1024) as usize;
+        s.activate();
+        let end = s.end;
+        let wake = s.add_reader(id, ip, port, end, rdb_only);
+        (s.end, s.replid.clone(), wake)
+    };
+    st.feeding.store(true, Ordering::Relaxed);
+    drop(t);
+    if let Some(Err(e)) = started.into_iter().find(|r| r.is_err()) {
+        shards.all(|s: &mut Shard| snapshot::abort(s)).await;
+        st.lock().remove_reader(id);
+        return Err(e);
+    }
+    Ok((offset, replid, rx, wake))
+}
+
+/// The RDB's bytes from the shards' chunks, with Redis's replication aux fields, in
+/// pieces of about 64 KiB; Err if a shard stopped.
+fn rdb_pieces(
+    parts: usize,
+    rx: flume::Receiver<ToWriter>,
+    replid: String,
+    offset: u64,
+    out: flume::Sender<Vec<u8>>,
+) -> Result<u64, String> {
+    let mut crc = Crc64::default();
+    let mut piece = Vec::with_capacity(64 << 10);
+    let mut total = 0u64;
+    let mut put = |bytes: &[u8], piece: &mut Vec<u8>, last: bool| -> Result<(), String> {
+        crc.update(bytes);
+        piece.extend_from_slice(bytes);
+        total += bytes.len() as u64;
+        if piece.len() >= 64 << 10 || last {
+            out.send(std::mem::take(piece))
+                .map_err(|_| "the replica went away".to_string())?;
+        }
+        Ok(())
+    };
+    let mut head = Vec::new();
+    let offset_s = offset.to_string();
+    encode::header(
+        &mut head,
+        false,
+        crate::commands::info::rss_bytes(),
+        &[
+            ("repl-stream-db", "0"),
+            ("repl-id", &replid),
+            ("repl-offset", &offset_s),
+        ],
+    );
+    put(&head, &mut piece, false)?;
+    let mut current_db = usize::MAX;
+    let mut done = 0;
+    while done < parts {
+        match rx.recv() {
+            Ok(ToWriter::Chunk(c)) => {
+                if c.db != current_db {
+                    let mut sel = Vec::new();
+                    encode::select_db(&mut sel, c.db);
+                    put(&sel, &mut piece, false)?;
+                    current_db = c.db;
+                }
+                put(&c.bytes, &mut piece, false)?;
+            }
+            Ok(ToWriter::Done { .. }) => done += 1,
+            Err(_) => return Err("a shard stopped before finishing its snapshot".into()),
+        }
+    }
+    let mut tail = Vec::new();
+    encode::eof(&mut tail);
+    put(&tail, &mut piece, false)?;
+    let sum = crc.value().to_le_bytes();
+    piece.extend_from_slice(&sum);
+    total += 8;
+    out.send(piece)
+        .map_err(|_| "the replica went away".to_string())?;
+    Ok(total)
+}
+
+/// Claim the snapshot machinery, waiting out a running BGSAVE or rewrite.
+async fn claim_snapshot(shards: &Shards) {
+    let st = &crate::persistence::of(&shards.server).save;
+    while st.try_begin(Activity::Bgsave).is_err() {
+        backend::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Feed the replica on `stream` (the connection of `client`, after its PSYNC / SYNC).
+pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, how: Handoff) {
+    let (id, ip, port, rdb_only, eof) = {
+        let c = client.borrow();
+        let ip = c.repl.ip.clone().unwrap_or_else(|| c.addr.ip().to_string());
+        (
+            c.id,
+            ip,
+            c.repl.listening_port,
+            c.repl.rdb_only,
+            c.repl.capa_eof,
+        )
+    };
+    let st = super::of(&shards.server);
+    let wake = match how {
+        Handoff::Continue => {
+            let (replid, wake) = {
+                let mut s = st.lock();
+                let Some(w) = s.wake_channel(id) else {
+                    return;
+                };
+                (s.replid.clone(), w)
+            };
+            if stream
+                .write_all(format!("+CONTINUE {replid}\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                st.lock().remove_reader(id);
+                return;
+            }
+            wake
+        }
+        Handoff::Full { psync } => {
+            match full_sync(stream, shards, id, &ip, port, rdb_only, eof, psync).await {
+                Some(w) => w,
+                None => {
+                    st.lock().remove_reader(id);
+                    return;
+                }
+            }
+        }
+    };
+    if rdb_only {
+        st.lock().remove_reader(id);
+        return;
+    }
+    feed(stream, shards, client, id, wake).await;
+    st.lock().remove_reader(id);
+    log(&format!("Connection with replica {ip}:{port} lost."));
+}
+
+/// Send a full sync: `+FULLRESYNC` (PSYNC), the RDB, and mark the reader online.
+#[allow(clippy::too_many_arguments)]
+async fn full_sync(
+    stream: &mut TcpStream,
+    shards: &Shards,
+    id: u64,
+    ip: &str,
+    port: u16,
+    rdb_only: bool,
+    eof: bool,
+    psync: bool,
+) -> Option<flume::Receiver<()>> {
+    claim_snapshot(shards).await;
+    let saving = &crate::persistence::of(&shards.server).save;
+    let started = start_snapshot(shards, id, ip.to_string(), port, rdb_only).await;
+    let (offset, replid, chunks, wake) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            saving.end();
+            log(&format!("Can't start the replica's snapshot: {e}"));
+            return None;
+        }
+    };
+    let diskless = eof && psync && shards.local.borrow().config.get_bool("repl-diskless-sync");
+    log(&format!(
+        "Starting BGSAVE for SYNC with target: {}",
+        if diskless { "replicas sockets" } else { "disk" }
+    ));
+    if psync
+        && stream
+            .write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
+            .await
+            .is_err()
+    {
+        drop(chunks);
+        saving.end();
+        return None;
+    }
+    if let Some(r) = super::of(&shards.server).lock().reader(id) {
+        r.state = ReaderState::SendBulk;
+    }
+    let (pieces_tx, pieces) = flume::bounded::<Vec<u8>>(4);
+    let parts = shards.count();
+    let maker = std::thread::Builder::new()
+        .name("repl-rdb".into())
+        .spawn(move || rdb_pieces(parts, chunks, replid, offset, pieces_tx))
+        .ok()?;
+    let sent = if diskless {
+        send_eof(stream, &pieces).await
+    } else {
+        send_with_length(stream, shards, &pieces).await
+    };
+    drop(pieces);
+    let made = maker.join().unwrap_or(Err("the RDB maker panicked".into()));
+    saving.end();
+    if let Err(e) = made.and(sent) {
+        log(&format!("Full sync to {ip}:{port} failed: {e}"));
+        return None;
+    }
+    log(&format!(
+        "Synchronization with replica {ip}:{port} succeeded"
+    ));
+    if let Some(r) = super::of(&shards.server).lock().reader(id) {
+        r.state = ReaderState::Online;
+        r.ack_ms = crate::clock::now_ms();
+    }
+    Some(wake)
+}
+
+/// Diskless: `$EOF:<mark>`, the RDB as it is made, the mark.
+async fn send_eof(stream: &mut TcpStream, pieces: &flume::Receiver<Vec<u8>>) -> Result<(), String> {
+    let mark = super::new_replid();
+    let io = |e: std::io::Error| e.to_string();
+    stream
+        .write_all(format!("$EOF:{mark}\r\n").as_bytes())
+        .await
+        .map_err(io)?;
+    while let Ok(p) = pieces.recv_async().await {
+        stream.write_all(&p).await.map_err(io)?;
+    }
+    stream.write_all(mark.as_bytes()).await.map_err(io)
+}
+
+/// Disk-based: the RDB into a file in `dir`, then `$<length>` and the file.
+async fn send_with_length(
+    stream: &mut TcpStream,
+    shards: &Shards,
+    pieces: &flume::Receiver<Vec<u8>>,
+) -> Result<(), String> {
+    let dir = shards.local.borrow().config.dir.clone();
+    let path = std::path::Path::new(&dir).join(format!(
+        "temp-repl-{}-{}.rdb",
+        std::process::id(),
+        crate::clock::now_ms()
+    ));
+    let result = async {
+        let mut file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+        while let Ok(p) = pieces.recv_async().await {
+            file.write_all(&p).map_err(|e| e.to_string())?;
+        }
+        drop(file);
+        let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+        stream
+            .write_all(format!("${}\r\n", bytes.len()).as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.write_all(&bytes).await.map_err(|e| e.to_string())
+    }
+    .await;
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// Send the stream from the reader's position as it grows; take the replica's ACKs.
+async fn feed(
+    stream: &mut TcpStream,
+    shards: &Shards,
+    client: &ClientRef,
+    id: u64,
+    wake: flume::Receiver<()>,
+) {
+    let st = super::of(&shards.server);
+    let mut rbuf = BytesMut::new();
+    let mut parser = RequestParser::default();
+    let mut out = Vec::with_capacity(64 << 10);
+    let mut scratch = vec![0u8; 16 << 10];
+    loop {
+        if client.borrow().killed {
+            return;
+        }
+        out.clear();
+        let limit =
+            shards.local.borrow().config.client_output_buffer_limit[ClientClass::Replica as usize];
+        if !st.lock().read(id, &mut out, 256 << 10, limit) {
+            log(&format!(
+                "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                client.borrow().info_line(crate::clock::now_ms())
+            ));
+            return;
+        }
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            shards.local.borrow_mut().stats.wrote(out.len());
+            continue;
+        }
+        // Nothing to send: wait for bytes, or read what the replica says.
+        let read = async { std::future::poll_fn(|cx| stream.poll_read(cx, &mut scratch)).await };
+        let woken = async {
+            let _ = wake.recv_async().await;
+            Ok(usize::MAX)
+        };
+        let n = match futures_lite::future::or(read, woken).await {
+            Ok(usize::MAX) => continue,
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        rbuf.extend_from_slice(&scratch[..n]);
+        let limits = Limits {
+            max_bulk_len: 512 << 20,
+            unauthenticated: false,
+        };
+        loop {
+            match parser.parse(&mut rbuf, limits) {
+                ParseOutcome::Request(argv) => {
+                    let ack = argv.len() >= 3
+                        && argv[0].eq_ignore_ascii_case(b"replconf")
+                        && argv[1].eq_ignore_ascii_case(b"ack");
+                    if ack {
+                        if let Ok(off) = crate::commands::args::int(&argv[2]) {
+                            st.lock().ack(id, off.max(0) as u64);
+                        }
+                    }
+                    client.borrow_mut().last_interaction_ms = crate::clock::now_ms();
+                }
+                ParseOutcome::Incomplete => break,
+                ParseOutcome::Error(_) => return,
+            }
+        }
+    }
+}
+
+/// WAIT numreplicas timeout: block until that many replicas acknowledged every write
+/// made so far, or the timeout (ms, 0 = forever); the number that did.
+pub async fn wait(shards: &Shards, numreplicas: i64, timeout_ms: i64) -> Reply {
+    let st = super::of(&shards.server);
+    let target = {
+        let s = st.lock();
+        if matches!(s.role, super::Role::Replica { .. }) {
+            return Reply::err("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+        }
+        s.end
+    };
+    let deadline = (timeout_ms > 0)
+        .then(|| std::time::Instant::now() + Duration::from_millis(timeout_ms as u64));
+    let mut asked = false;
+    loop {
+        let (n, rx) = {
+            let mut s = st.lock();
+            let n = s.acked(target);
+            if n as i64 >= numreplicas {
+                return Reply::Int(n as i64);
+            }
+            if !asked {
+                // Ask the replicas for their offsets now (Redis: REPLCONF GETACK *).
+                if s.readers.iter().any(|r| r.state == ReaderState::Online) {
+                    let mut getack = Vec::new();
+                    super::stream::encode(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
+                    s.append(&getack);
+                }
+                asked = true;
+            }
+            let (tx, rx) = flume::bounded(1);
+            s.ack_waiters.push(tx);
+            (n, rx)
+        };
+        let left = match deadline {
+            Some(d) => {
+                let now = std::time::Instant::now();
+                if now >= d {
+                    return Reply::Int(n as i64);
+                }
+                d - now
+            }
+            None => Duration::from_secs(3600),
+        };
+        let got = async {
+            let _ = rx.recv_async().await;
+            true
+        };
+        let timer = async {
+            backend::sleep(left.min(Duration::from_millis(100))).await;
+            false
+        };
+        futures_lite::future::or(got, timer).await;
+    }
+}
+
+/// Send a PING down the stream every `repl-ping-replica-period` seconds while there are
+/// replicas (they time out a silent master), as Redis's replication cron.
+pub async fn ping_task(shards: std::rc::Rc<Shards>) {
+    loop {
+        let period = shards
+            .local
+            .borrow()
+            .config
+            .get_int("repl-ping-replica-period")
+            .max(1) as u64;
+        backend::sleep(Duration::from_secs(period)).await;
+        let st = super::of(&shards.server);
+        let mut s = st.lock();
+        if matches!(s.role, super::Role::Master)
+            && s.readers.iter().any(|r| r.state == ReaderState::Online)
+        {
+            let mut ping = Vec::new();
+            super::stream::encode(&mut ping, &[b"PING"]);
+            s.append(&ping);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Replication, Redis's PSYNC protocol both ways: a redis-server replica can follow a
+//! Shardis master, and Shardis can follow a redis-server (or Shardis) master.
+//!
+//! # The plan
+//! - **One stream from many shards** (`stream`). Every shard's propagation hook
+//!   (`shard::propagation`) has a [`stream::Feed`] attached once a replica first
+//!   connects. It encodes each unit (a command's records, a single-shard EXEC block, a
+//!   multi-shard transaction) as Redis's replication stream does (SELECT when the db
+//!   changes, MULTI / EXEC around more than one record) and appends it, under one lock,
+//!   to the process-wide [`stream::Stream`]: the backlog and the replicas' unsent bytes
+//!   in one buffer, each replica reading from its own offset. The append is the
+//!   offset's assignment: bytes get offsets in the order they enter the buffer.
+//!
+//!   Why any such interleaving gives the replica the master's data set: shards own
+//!   disjoint keys, so units of different shards commute, and each shard appends its
+//!   own units in the order they ran (the append happens on the shard's thread, as the
+//!   command runs). A multi-shard transaction is appended once, as one MULTI / EXEC, by
+//!   the first shard of its set that concludes it: every shard of the set is held by the
+//!   transaction from before its first record until after that shard's own conclusion,
+//!   so everything those shards ran before is already in the stream and nothing they
+//!   run after can be yet. Server-wide writes (FLUSHALL, SWAPDB, FLUSHDB) are such
+//!   transactions over every shard, so they are ordered against everything. The SELECT
+//!   state belongs to the stream, not to a shard, so it is right whatever the
+//!   interleaving.
+//! - **Full sync** (`master`): one multi-shard step over every shard attaches the feeds
+//!   (first time), starts the fork-free snapshot on each shard and notes the stream's
+//!   offset, all while every shard is held: the snapshot is the data set at exactly that
+//!   offset, and the replica reads the stream from there once the RDB is sent. The RDB
+//!   goes to the replica as it is made (`$EOF:<mark>` transfer) when the replica says
+//!   `capa eof` and `repl-diskless-sync` is on, else through a file in `dir` sent with
+//!   its length.
+//! - **Partial resync**: PSYNC with our replid (or replid2 up to `second_repl_offset`)
+//!   and an offset still in the backlog gets `+CONTINUE` and the bytes from there.
+//! - **Replica side** (`replica`): REPLICAOF starts a link task on the core that ran
+//!   it. It connects, authenticates, handshakes, loads a full sync's RDB into the shards
+//!   (routed by slot, as any load) and runs the master's stream through the ordinary
+//!   dispatch path as a client flagged master (so multi-shard MULTI / EXEC blocks stay
+//!   atomic, and writes pass `replica-read-only`), answering GETACK and sending REPLCONF
+//!   ACK every second. The bytes it applies are appended to its own stream unchanged
+//!   (the feeds ignore its shards' units while it is a replica), so its offsets are its
+//!   master's and a sub-replica or a promoted sibling can resync partially.
+//!
+//! # What is not here yet
+//! Listed in the README: FAILOVER, `min-replicas-to-write`, `repl-diskless-sync-delay`
+//! (each full sync makes its own snapshot), the replid/offset in the RDB aux fields for
+//! a partial resync after a restart, PUBLISH propagation, replicas' passive expiry.
+
+pub mod master;
+pub mod replica;
+pub mod stream;
+
+use crate::runtime::hop::ServerInfo;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// A random replication id: 40 hex digits.
+pub fn new_replid() -> String {
+    (0..40)
+        .map(|_| format!("{:x}", rand::random::<u8>() & 15))
+        .collect()
+}
+
+/// What this server is in replication.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Role {
+    Master,
+    /// A replica of `host:port`.
+    Replica {
+        host: String,
+        port: u16,
+    },
+}
+
+/// The master link's state as INFO shows it (`master_link_status`, sync progress).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LinkState {
+    Connecting,
+    Syncing,
+    Up,
+    Down,
+}
+
+/// Process-wide replication state, in `ServerInfo`.
+pub struct State {
+    inner: Mutex<stream::Stream>,
+    /// Some feed is attached (the first replica came): appends are made.
+    pub feeding: AtomicBool,
+    /// True while this server is a replica: the feeds ignore the shards' units.
+    pub is_replica: AtomicBool,
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
+    /// Bumped by each REPLICAOF: a link task whose generation is old stops.
+    pub link_generation: AtomicU64,
+    /// The link is applying a batch of its master's stream.
+    pub applying: AtomicBool,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            inner: Mutex::new(stream::Stream::new(new_replid())),
+            feeding: AtomicBool::new(false),
+            is_replica: AtomicBool::new(false),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
+            link_generation: AtomicU64::new(0),
+            applying: AtomicBool::new(false),
+        }
+    }
+}
+
+impl State {
+    /// The stream and everything else behind the one lock.
+    pub fn lock(&self) -> MutexGuard<'_, stream::Stream> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `server`'s replication state.
+pub fn of(server: &ServerInfo) -> &State {
+    &server.replication
+}
+
+/// True if this server is a replica now.
+pub fn is_replica(server: &ServerInfo) -> bool {
+    server.replication.is_replica.load(Ordering::Relaxed)
+}
+
+/// True if this server is a replica whose link to its master is up.
+pub fn link_up(server: &ServerInfo) -> bool {
+    server.replication.lock().link == LinkState::Up
+}
+
+/// INFO replication, Redis 7.0's fields in its order.
+pub fn info_fields(server: &ServerInfo) -> Vec<(String, String)> {
+    let st = of(server);
+    let s = st.lock();
+    let now = crate::clock::now_ms();
+    let mut f: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: String| f.push((k.to_string(), v));
+    match &s.role {
+        Role::Master => put("role", "master".into()),
+        Role::Replica { host, port } => {
+            put("role", "slave".into());
+            put("master_host", host.clone());
+            put("master_port", port.to_string());
+            let up = s.link == LinkState::Up;
+            put("master_link_status", if up { "up" } else { "down" }.into());
+            let io = if s.last_io_ms == 0 {
+                -1
+            } else {
+                (now.saturating_sub(s.last_io_ms) / 1000) as i64
+            };
+            put("master_last_io_seconds_ago", io.to_string());
+            let syncing = s.link == LinkState::Syncing;
+            put("master_sync_in_progress", (syncing as u8).to_string());
+            put("slave_read_repl_offset", s.read_offset.to_string());
+            put("slave_repl_offset", s.end.to_string());
+            if !up {
+                let since = if s.down_since_ms == 0 {
+                    -1
+                } else {
+                    (now.saturating_sub(s.down_since_ms) / 1000) as i64
+                };
+                put("master_link_down_since_seconds", since.to_string());
+            }
+            put("slave_priority", s.priority.to_string());
+            put("slave_read_only", (s.read_only as u8).to_string());
+            put("replica_announced", "1".into());
+        }
+    }
+    let online: Vec<_> = s.readers.iter().filter(|r| !r.rdb_only).collect();
+    put("connected_slaves", online.len().to_string());
+    for (i, r) in online.iter().enumerate() {
+        let lag = (now.saturating_sub(r.ack_ms) / 1000).to_string();
+        put(
+            &format!("slave{i}"),
+            format!(
+                "ip={},port={},state={},offset={},lag={}",
+                r.ip,
+                r.port,
+                r.state.name(),
+                r.ack,
+                lag
+            ),
+        );
+    }
+    put("master_failover_state", "no-failover".into());
+    put("master_replid", s.replid.clone());
+    put("master_replid2", s.replid2.clone());
+    put("master_repl_offset", s.end.to_string());
+    put("second_repl_offset", s.second_offset.to_string());
+    put("repl_backlog_active", (s.backlog_active as u8).to_string());
+    put("repl_backlog_size", s.backlog_size.to_string());
+    put("repl_backlog_first_byte_offset", s.first_byte().to_string());
+    put("repl_backlog_histlen", s.histlen().to_string());
+    f
+}

@@ -1,0 +1,469 @@
+//! The replication stream: one buffer holding the backlog and every replica's unsent
+//! bytes (Redis 7.0's shared replication buffer), and the per-shard [`Feed`] that
+//! appends the shards' units to it (the module doc of `replication` argues the order).
+//!
+//! Offsets are Redis's: `end` (`master_repl_offset`) counts every byte ever appended;
+//! the buffer holds the last bytes, offsets `first_byte() ..= end`. A replica's
+//! reader is at the offset of the last byte sent to it. The buffer keeps what the
+//! slowest reader has not been sent and at least `repl-backlog-size` bytes; a reader
+//! further behind than its `client-output-buffer-limit replica` is cut off.
+
+use super::{LinkState, Role};
+use crate::shard::propagation::{Consumer, Effect, Unit};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// A replica's progress in the handshake and sync, as INFO's `state=` names it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReaderState {
+    WaitBgsave,
+    SendBulk,
+    Online,
+}
+
+impl ReaderState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReaderState::WaitBgsave => "wait_bgsave",
+            ReaderState::SendBulk => "send_bulk",
+            ReaderState::Online => "online",
+        }
+    }
+}
+
+/// One replica we feed.
+pub struct Reader {
+    /// Its client id.
+    pub id: u64,
+    pub ip: String,
+    pub port: u16,
+    pub state: ReaderState,
+    /// Offset of the last byte handed to it.
+    pub pos: u64,
+    /// Its last REPLCONF ACK offset, and when it came.
+    pub ack: u64,
+    pub ack_ms: u64,
+    /// `REPLCONF rdb-only 1`: it takes the RDB and goes (not listed as a replica).
+    pub rdb_only: bool,
+    /// Woken when bytes are appended (or it is cut off).
+    wake: flume::Sender<()>,
+    /// Cut off: too far behind (its output buffer limit), or told to go.
+    pub cut: bool,
+    /// When it was first found past the soft limit (0: it is not).
+    soft_since: std::cell::Cell<u64>,
+}
+
+/// The stream and the rest of the replication state behind the same lock.
+pub struct Stream {
+    pub role: Role,
+    pub replid: String,
+    pub replid2: String,
+    /// Offset up to which `replid2` is valid (-1: none).
+    pub second_offset: i64,
+    buf: VecDeque<u8>,
+    /// `master_repl_offset`.
+    pub end: u64,
+    pub backlog_active: bool,
+    pub backlog_size: usize,
+    /// The db the stream's last SELECT named.
+    selected: Option<usize>,
+    pub readers: Vec<Reader>,
+    /// Multi-shard transactions appended, and how many of their shards have yet to
+    /// conclude them.
+    txs: HashMap<u64, usize>,
+    /// Replica side: the link's state, the bytes read from the master (INFO
+    /// `slave_read_repl_offset`), the last I/O with it, when it went down.
+    pub link: LinkState,
+    pub read_offset: u64,
+    pub last_io_ms: u64,
+    pub down_since_ms: u64,
+    pub priority: i64,
+    pub read_only: bool,
+    /// Waiters of WAIT, woken when an ACK comes.
+    pub ack_waiters: Vec<flume::Sender<()>>,
+}
+
+impl Stream {
+    pub fn new(replid: String) -> Stream {
+        Stream {
+            role: Role::Master,
+            replid,
+            replid2: "0".repeat(40),
+            second_offset: -1,
+            buf: VecDeque::new(),
+            end: 0,
+            backlog_active: false,
+            backlog_size: 1 << 20,
+            selected: None,
+            readers: Vec::new(),
+            txs: HashMap::new(),
+            link: LinkState::Down,
+            read_offset: 0,
+            last_io_ms: 0,
+            down_since_ms: 0,
+            priority: 100,
+            read_only: true,
+            ack_waiters: Vec::new(),
+        }
+    }
+
+    /// Redis's `repl_backlog_first_byte_offset`: the offset of the oldest byte held
+    /// (0 with no backlog).
+    pub fn first_byte(&self) -> u64 {
+        if !self.backlog_active {
+            return 0;
+        }
+        self.end - self.buf.len() as u64 + 1
+    }
+
+    /// Bytes of history held (`repl_backlog_histlen`).
+    pub fn histlen(&self) -> usize {
+        self.buf.len().min(self.backlog_size)
+    }
+
+    /// Start keeping a backlog (the first replica).
+    pub fn activate(&mut self) {
+        if !self.backlog_active {
+            self.backlog_active = true;
+            self.buf.clear();
+            // Redis starts a new backlog's stream with a SELECT.
+            self.selected = None;
+        }
+    }
+
+    /// Drop the backlog (`repl-backlog-ttl` after the last replica, or a role change
+    /// that starts a new history).
+    pub fn deactivate(&mut self) {
+        self.backlog_active = false;
+        self.buf.clear();
+    }
+
+    /// Append raw stream bytes (a replica's copy of its master's stream, or PINGs).
+    pub fn append(&mut self, bytes: &[u8]) {
+        if !self.backlog_active || bytes.is_empty() {
+            self.end += bytes.len() as u64;
+            return;
+        }
+        self.buf.extend(bytes);
+        self.end += bytes.len() as u64;
+        self.trim();
+        for r in &self.readers {
+            let _ = r.wake.try_send(());
+        }
+    }
+
+    /// Append `effects` as one unit (MULTI / EXEC around more than one record).
+    pub fn append_effects(&mut self, effects: &[Effect]) {
+        let mut out = Vec::new();
+        let wrap = effects.len() > 1;
+        if wrap {
+            encode(&mut out, &[b"MULTI"]);
+        }
+        for e in effects {
+            if self.selected != Some(e.db) {
+                encode(&mut out, &[b"SELECT", e.db.to_string().as_bytes()]);
+                self.selected = Some(e.db);
+            }
+            let args: Vec<&[u8]> = e.argv.iter().map(|a| &a[..]).collect();
+            encode(&mut out, &args);
+        }
+        if wrap {
+            encode(&mut out, &[b"EXEC"]);
+        }
+        self.append(&out);
+    }
+
+    /// Forget bytes nobody needs: those every reader has been sent and older than the
+    /// backlog's size.
+    fn trim(&mut self) {
+        let keep_from_backlog = self.end.saturating_sub(self.backlog_size as u64);
+        let slowest = self
+            .readers
+            .iter()
+            .filter(|r| !r.cut)
+            .map(|r| r.pos)
+            .min()
+            .unwrap_or(u64::MAX);
+        let keep_after = keep_from_backlog.min(slowest);
+        let first = self.end - self.buf.len() as u64; // offset before the first byte
+        if keep_after > first {
+            let n = ((keep_after - first) as usize).min(self.buf.len());
+            self.buf.drain(..n);
+        }
+    }
+
+    /// True if `offset` (the next byte a replica wants) can be served from the backlog.
+    pub fn can_continue(&self, offset: u64) -> bool {
+        self.backlog_active && offset >= self.first_byte() && offset <= self.end + 1
+    }
+
+    /// Add a reader whose next byte is `pos + 1`; its wake-up receiver.
+    pub fn add_reader(
+        &mut self,
+        id: u64,
+        ip: String,
+        port: u16,
+        pos: u64,
+        rdb_only: bool,
+    ) -> flume::Receiver<()> {
+        let (tx, rx) = flume::bounded(1);
+        self.readers.retain(|r| r.id != id);
+        self.readers.push(Reader {
+            id,
+            ip,
+            port,
+            state: ReaderState::WaitBgsave,
+            pos,
+            ack: 0,
+            ack_ms: crate::clock::now_ms(),
+            rdb_only,
+            wake: tx,
+            cut: false,
+            soft_since: std::cell::Cell::new(0),
+        });
+        rx
+    }
+
+    /// A new wake-up channel for reader `id` (the task that feeds it took over).
+    pub fn wake_channel(&mut self, id: u64) -> Option<flume::Receiver<()>> {
+        let (tx, rx) = flume::bounded(1);
+        self.reader(id)?.wake = tx;
+        Some(rx)
+    }
+
+    pub fn reader(&mut self, id: u64) -> Option<&mut Reader> {
+        self.readers.iter_mut().find(|r| r.id == id)
+    }
+
+    pub fn remove_reader(&mut self, id: u64) {
+        self.readers.retain(|r| r.id != id);
+        self.trim();
+    }
+
+    /// Copy up to `max` bytes after reader `id`'s position into `out` and advance it;
+    /// false if it was cut off (or is gone).
+    pub fn read(
+        &mut self,
+        id: u64,
+        out: &mut Vec<u8>,
+        max: usize,
+        limit: crate::config::OutputLimit,
+    ) -> bool {
+        let end = self.end;
+        let first = end - self.buf.len() as u64;
+        let Some(r) = self.readers.iter_mut().find(|r| r.id == id) else {
+            return false;
+        };
+        if r.cut || r.pos < first {
+            r.cut = true;
+            return false;
+        }
+        let behind = end - r.pos;
+        if crate::client::limit_reached(limit, behind, &r.soft_since, || {
+            crate::clock::now_ms() / 1000
+        }) {
+            r.cut = true;
+            return false;
+        }
+        let from = (r.pos - first) as usize;
+        let n = (self.buf.len() - from).min(max);
+        let (a, b) = self.buf.as_slices();
+        for i in from..from + n {
+            out.push(if i < a.len() { a[i] } else { b[i - a.len()] });
+        }
+        r.pos += n as u64;
+        self.trim();
+        true
+    }
+
+    /// Bytes reader `id` has yet to be sent.
+    pub fn unsent(&self, id: u64) -> u64 {
+        self.readers
+            .iter()
+            .find(|r| r.id == id)
+            .map_or(0, |r| self.end - r.pos)
+    }
+
+    /// A replica acknowledged `offset`: wake WAIT's waiters.
+    pub fn ack(&mut self, id: u64, offset: u64) {
+        if let Some(r) = self.reader(id) {
+            r.ack = r.ack.max(offset);
+            r.ack_ms = crate::clock::now_ms();
+        }
+        for w in self.ack_waiters.drain(..) {
+            let _ = w.try_send(());
+        }
+    }
+
+    /// Replicas (not rdb-only) that acknowledged at least `offset`.
+    pub fn acked(&self, offset: u64) -> usize {
+        self.readers
+            .iter()
+            .filter(|r| !r.rdb_only && r.state == ReaderState::Online && r.ack >= offset)
+            .count()
+    }
+
+    /// A new history starts here (we become a master after being a replica, or take a
+    /// new master's id): the old id stays valid up to the current offset (PSYNC2).
+    pub fn shift_replid(&mut self, new: String) {
+        self.replid2 = std::mem::replace(&mut self.replid, new);
+        self.second_offset = self.end as i64 + 1;
+    }
+
+    /// Cut every reader off (REPLICAOF changes the data set's history).
+    pub fn cut_all(&mut self) {
+        for r in &mut self.readers {
+            r.cut = true;
+            let _ = r.wake.try_send(());
+        }
+    }
+
+    /// A multi-shard transaction `id` over `set` concludes on one of its shards: true
+    /// the first time (that shard appends it), false for the others.
+    fn first_conclusion(&mut self, id: u64, set: usize) -> bool {
+        match self.txs.get_mut(&id) {
+            Some(left) => {
+                *left -= 1;
+                if *left == 0 {
+                    self.txs.remove(&id);
+                }
+                false
+            }
+            None => {
+                if set > 1 {
+                    self.txs.insert(id, set - 1);
+                }
+                true
+            }
+        }
+    }
+}
+
+/// Encode one command as a RESP array of bulk strings.
+pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A shard's consumer: appends its units to the stream.
+pub struct Feed {
+    pub server: Arc<crate::runtime::hop::ServerInfo>,
+}
+
+impl Consumer for Feed {
+    fn apply(&mut self, unit: Unit<'_>) {
+        let st = super::of(&self.server);
+        // A replica's stream is its master's, copied by the link as it applies it.
+        if st.is_replica.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut s = st.lock();
+        match unit {
+            Unit::Command(effects) | Unit::Block(effects) => s.append_effects(effects),
+            Unit::Transaction {
+                shard,
+                id,
+                set,
+                effects,
+            } => {
+                if set.contains(&shard) && s.first_conclusion(id, set.len()) {
+                    s.append_effects(effects);
+                }
+            }
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn set(db: usize, k: &str) -> Effect {
+        Effect {
+            db,
+            argv: vec![
+                Bytes::from_static(b"SET"),
+                Bytes::copy_from_slice(k.as_bytes()),
+                Bytes::from_static(b"v"),
+            ],
+        }
+    }
+
+    #[test]
+    fn selects_and_wraps_like_redis() {
+        let mut s = Stream::new("a".repeat(40));
+        s.activate();
+        s.append_effects(&[set(0, "k")]);
+        s.append_effects(&[set(0, "j"), set(1, "i")]);
+        let text: Vec<u8> = s.buf.iter().copied().collect();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(
+            text,
+            "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n\
+             *1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nj\r\n$1\r\nv\r\n\
+             *2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$1\r\ni\r\n$1\r\nv\r\n\
+             *1\r\n$4\r\nEXEC\r\n"
+        );
+        assert_eq!(s.end as usize, text.len());
+        assert_eq!(s.first_byte(), 1);
+    }
+
+    #[test]
+    fn backlog_keeps_its_size_and_serves_continue() {
+        let mut s = Stream::new("a".repeat(40));
+        s.backlog_size = 100;
+        s.activate();
+        for i in 0..50 {
+            s.append_effects(&[set(0, &format!("k{i}"))]);
+        }
+        assert_eq!(s.histlen(), 100);
+        assert!(s.can_continue(s.end + 1));
+        assert!(s.can_continue(s.end - 99));
+        assert!(!s.can_continue(s.end - 100));
+    }
+
+    #[test]
+    fn a_reader_holds_what_it_was_not_sent() {
+        let mut s = Stream::new("a".repeat(40));
+        s.backlog_size = 10;
+        s.activate();
+        let _rx = s.add_reader(7, "127.0.0.1".into(), 1, 0, false);
+        s.append(b"0123456789abcdefghij");
+        let mut out = Vec::new();
+        let unlimited = crate::config::OutputLimit {
+            hard: 0,
+            soft: 0,
+            soft_seconds: 0,
+        };
+        assert!(s.read(7, &mut out, 5, unlimited));
+        assert_eq!(out, b"01234");
+        assert!(s.read(7, &mut out, 100, unlimited));
+        assert_eq!(out, b"0123456789abcdefghij");
+        assert_eq!(s.histlen(), 10);
+        let hard = crate::config::OutputLimit {
+            hard: 4,
+            soft: 0,
+            soft_seconds: 0,
+        };
+        s.append(b"klmnop");
+        assert!(!s.read(7, &mut out, 100, hard));
+    }
+
+    #[test]
+    fn a_transaction_is_appended_once() {
+        let mut s = Stream::new("a".repeat(40));
+        assert!(s.first_conclusion(9, 3));
+        assert!(!s.first_conclusion(9, 3));
+        assert!(!s.first_conclusion(9, 3));
+        assert!(s.txs.is_empty());
+    }
+}
