@@ -530,7 +530,9 @@ pub async fn wait(shards: &Shards, numreplicas: i64, timeout_ms: i64) -> Reply {
         if matches!(s.role, super::Role::Replica { .. }) {
             return Reply::err("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
         }
-        s.end
+        // Every write so far, this client's among them (Redis waits for the client's
+        // own last write: the same or earlier).
+        s.data_end
     };
     let deadline = (timeout_ms > 0)
         .then(|| std::time::Instant::now() + Duration::from_millis(timeout_ms as u64));

@@ -14,7 +14,6 @@
 
 use super::{LinkState, Role};
 use crate::client::{Client, ClientRef};
-use crate::commands::errors;
 use crate::log::log;
 use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::backend::{self, TcpStream};
@@ -61,8 +60,7 @@ pub async fn replicaof(c: &ClientRef, shards: &Shards, argv: &[Bytes]) -> Reply 
     }
     let port = match crate::commands::args::int(&argv[2]) {
         Ok(p) if (0..=65535).contains(&p) => p as u16,
-        Ok(_) => return Reply::err("ERR Invalid master port"),
-        Err(_) => return Reply::err(errors::NOT_INTEGER),
+        _ => return Reply::err("ERR Invalid master port"),
     };
     let host = String::from_utf8_lossy(&argv[1]).into_owned();
     if c.borrow().repl.is_master {
@@ -416,6 +414,7 @@ async fn full_sync(
         s.replid2 = "0".repeat(40);
         s.second_offset = -1;
         s.end = offset;
+        s.data_end = offset;
         s.deactivate();
         s.activate();
     }
@@ -529,10 +528,10 @@ async fn apply_stream(
                 if getack {
                     // The ACK names the offset before the GETACK, as Redis's.
                     let o = s.end;
-                    s.append(&bytes);
+                    s.append_data(&bytes);
                     o
                 } else {
-                    s.append(&bytes);
+                    s.append_data(&bytes);
                     s.end
                 }
             };

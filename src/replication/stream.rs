@@ -63,6 +63,9 @@ pub struct Stream {
     buf: VecDeque<u8>,
     /// `master_repl_offset`.
     pub end: u64,
+    /// `end` after the last data appended (not a PING or GETACK of ours): what WAIT
+    /// waits for.
+    pub data_end: u64,
     pub backlog_active: bool,
     pub backlog_size: usize,
     /// The db the stream's last SELECT named.
@@ -92,6 +95,7 @@ impl Stream {
             second_offset: -1,
             buf: VecDeque::new(),
             end: 0,
+            data_end: 0,
             backlog_active: false,
             backlog_size: 1 << 20,
             selected: None,
@@ -170,7 +174,13 @@ impl Stream {
         if wrap {
             encode(&mut out, &[b"EXEC"]);
         }
-        self.append(&out);
+        self.append_data(&out);
+    }
+
+    /// Append data (a write's records, or the master's stream a replica copies).
+    pub fn append_data(&mut self, bytes: &[u8]) {
+        self.append(bytes);
+        self.data_end = self.end;
     }
 
     /// Forget bytes nobody needs: those every reader has been sent and older than the

@@ -1,0 +1,391 @@
+//! Replication against redis-server 7.0 both ways: partial resyncs after a cut link, a
+//! backlog too small, chains, a promotion that siblings follow partially (PSYNC2),
+//! WAIT, the replica's refusals and introspection, redis-cli --rdb / --replica.
+//!
+//! The random-load comparison (every type, transactions across shards) is in the
+//! differential test (`replicas_follow_random_writes`); these are the situations a user
+//! meets by hand. Every server runs with `enable-debug-command` so DEBUG DIGEST can
+//! compare data sets.
+
+mod common;
+
+use common::{assert_in_sync, follow, info_field, show, Frame, RawConn, Server};
+use std::time::Duration;
+
+fn shardis(threads: usize, extra: &[&str]) -> Server {
+    let mut args = vec!["--enable-debug-command", "yes"];
+    args.extend_from_slice(extra);
+    Server::shardis_with(threads, &args)
+}
+
+fn redis(extra: &[&str]) -> Server {
+    let mut args = vec!["--enable-debug-command", "yes"];
+    args.extend_from_slice(extra);
+    Server::redis_with(&args)
+}
+
+fn num(c: &mut RawConn, field: &str) -> i64 {
+    info_field(c, field).parse().unwrap_or(-1)
+}
+
+/// Writes of every kind over many keys (so every shard has a part), `n` rounds from
+/// `from`, pipelined.
+fn write_load(server: &Server, from: usize, n: usize) {
+    let mut c = server.raw();
+    for i in from..from + n {
+        let k = format!("k{}", i % 97);
+        let cmds: Vec<Vec<String>> = vec![
+            vec!["SET".into(), k.clone(), i.to_string()],
+            vec!["INCR".into(), format!("n{}", i % 13)],
+            vec!["LPUSH".into(), format!("l{}", i % 7), i.to_string()],
+            vec![
+                "HSET".into(),
+                format!("h{}", i % 5),
+                k.clone(),
+                i.to_string(),
+            ],
+            vec!["ZADD".into(), "z".into(), i.to_string(), k.clone()],
+            vec![
+                "MSET".into(),
+                format!("a{}", i % 11),
+                "1".into(),
+                format!("b{}", i % 17),
+                "2".into(),
+            ],
+            vec!["SADD".into(), format!("s{}", i % 3), k],
+        ];
+        for argv in &cmds {
+            let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+            c.send_cmd(&args);
+        }
+        for _ in &cmds {
+            c.read_frame();
+        }
+    }
+}
+
+/// Cut the link from either side during writes: both ends resync partially, never fully.
+#[test]
+fn cut_links_resync_partially_both_ways() {
+    // Shardis master, redis-server replica.
+    let master = shardis(3, &[]);
+    let replica = redis(&[]);
+    write_load(&master, 0, 50);
+    follow(&replica, &master);
+    let (mut m, mut r) = (master.raw(), replica.raw());
+    // (A redis-server turned replica offers its own history first: a refused PSYNC.)
+    let refused = num(&mut m, "sync_partial_err");
+    write_load(&master, 50, 50);
+    r.cmd(&["CLIENT", "KILL", "TYPE", "master"]);
+    write_load(&master, 100, 50);
+    assert!(common::wait_until(Duration::from_secs(10), || num(
+        &mut m,
+        "sync_partial_ok"
+    ) == 1));
+    m.cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
+    write_load(&master, 150, 50);
+    assert!(common::wait_until(Duration::from_secs(10), || num(
+        &mut m,
+        "sync_partial_ok"
+    ) == 2));
+    assert_in_sync(&master, &replica);
+    assert_eq!(num(&mut m, "sync_full"), 1);
+    assert_eq!(num(&mut m, "sync_partial_err"), refused);
+
+    // redis-server master, Shardis replica.
+    let master = redis(&[]);
+    let replica = shardis(3, &[]);
+    write_load(&master, 0, 50);
+    follow(&replica, &master);
+    let (mut m, mut r) = (master.raw(), replica.raw());
+    // (A redis-server turned replica offers its own history first: a refused PSYNC.)
+    let refused = num(&mut m, "sync_partial_err");
+    write_load(&master, 50, 50);
+    r.cmd(&["CLIENT", "KILL", "TYPE", "master"]);
+    write_load(&master, 100, 50);
+    assert!(common::wait_until(Duration::from_secs(10), || num(
+        &mut m,
+        "sync_partial_ok"
+    ) == 1));
+    m.cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
+    write_load(&master, 150, 50);
+    assert!(common::wait_until(Duration::from_secs(10), || num(
+        &mut m,
+        "sync_partial_ok"
+    ) == 2));
+    assert_in_sync(&master, &replica);
+    assert_eq!(num(&mut m, "sync_full"), 1);
+}
+
+/// More writes than the backlog holds while the link is down: the replica's PSYNC is
+/// refused (`sync_partial_err`) and a full sync still ends equal.
+#[test]
+fn a_backlog_too_small_forces_a_full_sync() {
+    let master = shardis(2, &["--repl-backlog-size", "16kb"]);
+    let replica = redis(&[]);
+    follow(&replica, &master);
+    let (mut m, mut r) = (master.raw(), replica.raw());
+    // Stop the replica from reconnecting while the backlog overflows.
+    r.cmd(&["CONFIG", "SET", "masterauth", "wrong-on-purpose"]);
+    m.cmd(&["CONFIG", "SET", "requirepass", "secret"]);
+    m.cmd(&["AUTH", "secret"]);
+    m.cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
+    let mut w = master.raw();
+    w.cmd(&["AUTH", "secret"]);
+    let big = "x".repeat(1000);
+    for i in 0..100 {
+        w.cmd(&["SET", &format!("big{i}"), &big]);
+    }
+    r.cmd(&["CONFIG", "SET", "masterauth", "secret"]);
+    assert!(common::wait_until(Duration::from_secs(15), || {
+        num(&mut m, "sync_full") == 2
+    }));
+    assert!(num(&mut m, "sync_partial_err") >= 1);
+    m.cmd(&["CONFIG", "SET", "requirepass", ""]);
+    assert_in_sync(&master, &replica);
+}
+
+/// Redis → Shardis → Redis and Shardis → Shardis → Shardis: the end of each chain has
+/// the head's data at the head's offset.
+#[test]
+fn chains_carry_the_stream() {
+    let head = redis(&[]);
+    let middle = shardis(3, &[]);
+    let tail = redis(&[]);
+    write_load(&head, 0, 30);
+    follow(&middle, &head);
+    follow(&tail, &middle);
+    write_load(&head, 30, 60);
+    assert_in_sync(&head, &middle);
+    assert_in_sync(&head, &tail);
+
+    let head = shardis(3, &[]);
+    let middle = shardis(2, &[]);
+    let tail = shardis(4, &[]);
+    write_load(&head, 0, 30);
+    follow(&middle, &head);
+    follow(&tail, &middle);
+    write_load(&head, 30, 60);
+    assert_in_sync(&head, &middle);
+    assert_in_sync(&head, &tail);
+}
+
+/// A replica promoted with REPLICAOF NO ONE keeps its master's history as replid2, so
+/// a sibling re-pointed to it continues partially: a Shardis promoted with a
+/// redis-server sibling, and a redis-server promoted with a Shardis sibling.
+#[test]
+fn siblings_follow_a_promoted_replica_partially() {
+    for promoted_is_shardis in [true, false] {
+        let master = if promoted_is_shardis {
+            redis(&[])
+        } else {
+            shardis(3, &[])
+        };
+        let (a, b) = if promoted_is_shardis {
+            (shardis(3, &[]), redis(&[]))
+        } else {
+            (redis(&[]), shardis(2, &[]))
+        };
+        write_load(&master, 0, 40);
+        follow(&a, &master);
+        follow(&b, &master);
+        write_load(&master, 40, 40);
+        assert_in_sync(&master, &a);
+        assert_in_sync(&master, &b);
+        let mut ac = a.raw();
+        let old_id = info_field(&mut ac, "master_replid");
+        assert_eq!(show(&ac.cmd(&["REPLICAOF", "NO", "ONE"])), "+OK");
+        assert_eq!(info_field(&mut ac, "master_replid2"), old_id);
+        assert_eq!(info_field(&mut ac, "role"), "master");
+        follow(&b, &a);
+        write_load(&a, 80, 20);
+        assert_in_sync(&a, &b);
+        assert_eq!(
+            num(&mut ac, "sync_partial_ok"),
+            1,
+            "promoted: {promoted_is_shardis}"
+        );
+        assert_eq!(num(&mut ac, "sync_full"), 0);
+    }
+}
+
+/// WAIT counts the replicas that acknowledged; a write acknowledged by WAIT survives
+/// the master's SIGKILL on the promoted replica.
+#[test]
+fn wait_counts_acknowledgements_and_acknowledged_writes_survive() {
+    let master = shardis(3, &[]);
+    let r1 = redis(&[]);
+    let r2 = shardis(2, &[]);
+    follow(&r1, &master);
+    follow(&r2, &master);
+    let mut m = master.raw();
+    assert_eq!(show(&m.cmd(&["SET", "precious", "1"])), "+OK");
+    assert_eq!(show(&m.cmd(&["WAIT", "2", "5000"])), ":2");
+    // Three cannot answer: the timeout ends the wait with the two that did.
+    assert_eq!(show(&m.cmd(&["WAIT", "3", "200"])), ":2");
+    assert_eq!(show(&m.cmd(&["WAIT", "0", "0"])), ":2");
+    assert_eq!(
+        show(&m.cmd(&["WAIT", "1", "-1"])),
+        "-ERR timeout is negative"
+    );
+    let mut master = master;
+    unsafe_kill(&mut master);
+    let mut c = r2.raw();
+    assert_eq!(show(&c.cmd(&["REPLICAOF", "NO", "ONE"])), "+OK");
+    assert_eq!(show(&c.cmd(&["GET", "precious"])), "$\"1\"");
+    assert_eq!(show(&c.cmd(&["SET", "after", "1"])), "+OK");
+}
+
+/// SIGKILL, as a crash: nothing is flushed or said to the replicas.
+fn unsafe_kill(s: &mut Server) {
+    let pid = s.pid() as i32;
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    s.wait_exit(Duration::from_secs(5));
+}
+
+/// What a replica says and refuses, beside a redis-server replica in the same state.
+#[test]
+fn replicas_refuse_writes_and_report_their_role_as_redis() {
+    let master = shardis(2, &[]);
+    let shardis_replica = shardis(2, &[]);
+    let redis_replica = redis(&[]);
+    follow(&shardis_replica, &master);
+    follow(&redis_replica, &master);
+    let (mut s, mut r) = (shardis_replica.raw(), redis_replica.raw());
+    for argv in [
+        vec!["SET", "k", "v"],
+        vec!["ROLE"],
+        vec!["REPLCONF", "nonsense", "1"],
+        vec!["REPLCONF", "listening-port"],
+        vec!["WAIT", "1", "10"],
+        vec!["REPLICAOF", "127.0.0.1", "x"],
+        vec!["REPLICAOF", "127.0.0.1", "70000"],
+    ] {
+        let (a, b) = (s.cmd(&argv), r.cmd(&argv));
+        let (a, b) = (show(&a), show(&b));
+        if argv[0] == "ROLE" {
+            // Host and port are the same master; the offset may differ by a PING.
+            assert!(a.starts_with("*[$\"slave\", $\"127.0.0.1\""), "{a}");
+            assert!(b.starts_with("*[$\"slave\", $\"127.0.0.1\""), "{b}");
+            continue;
+        }
+        assert_eq!(a, b, "{argv:?}");
+    }
+    for field in [
+        "role",
+        "master_host",
+        "master_port",
+        "master_link_status",
+        "slave_read_only",
+    ] {
+        assert_eq!(
+            info_field(&mut s, field),
+            info_field(&mut r, field),
+            "{field}"
+        );
+    }
+    let mut m = master.raw();
+    assert_eq!(num(&mut m, "connected_slaves"), 2);
+    let slave0 = info_field(&mut m, "slave0");
+    assert!(slave0.contains("state=online"), "{slave0}");
+    let role = m.cmd(&["ROLE"]);
+    let Frame::Array(parts) = role else {
+        panic!("ROLE: {}", show(&role))
+    };
+    assert_eq!(show(&parts[0]), "$\"master\"");
+    let Frame::Array(replicas) = &parts[2] else {
+        panic!("ROLE replicas")
+    };
+    assert_eq!(replicas.len(), 2);
+    // The master's own connection to each replica shows as a replica in CLIENT LIST.
+    let list = show(&m.cmd(&["CLIENT", "LIST", "TYPE", "replica"]));
+    assert_eq!(list.matches("flags=S").count(), 2, "{list}");
+}
+
+/// A master that is not there, then a wrong password: the link stays down, the replica
+/// keeps its data and answers, and the log says why.
+#[test]
+fn a_missing_master_or_a_wrong_password_leaves_the_replica_serving() {
+    let replica = shardis(2, &[]);
+    let mut c = replica.raw();
+    c.cmd(&["SET", "kept", "1"]);
+    let nobody = common::free_port().to_string();
+    assert_eq!(show(&c.cmd(&["REPLICAOF", "127.0.0.1", &nobody])), "+OK");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(info_field(&mut c, "master_link_status"), "down");
+    assert_eq!(show(&c.cmd(&["GET", "kept"])), "$\"1\"");
+    let master = shardis(2, &["--requirepass", "right"]);
+    c.cmd(&["CONFIG", "SET", "masterauth", "wrong"]);
+    let port = master.port.to_string();
+    assert_eq!(show(&c.cmd(&["REPLICAOF", "127.0.0.1", &port])), "+OK");
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        replica.log_text().contains("Unable to AUTH to MASTER")
+    }));
+    assert_eq!(info_field(&mut c, "master_link_status"), "down");
+    assert_eq!(show(&c.cmd(&["GET", "kept"])), "$\"1\"");
+    c.cmd(&["CONFIG", "SET", "masterauth", "right"]);
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        info_field(&mut c, "master_link_status") == "up"
+    }));
+    // The master's data set replaced ours.
+    assert_eq!(show(&c.cmd(&["GET", "kept"])), "$-1 (nil)");
+    // Unknown history: a PSYNC with a made-up replid gets a full sync.
+    let mut m = master.raw();
+    m.cmd(&["AUTH", "right"]);
+    let reply = m.cmd(&["PSYNC", &"f".repeat(40), "100"]);
+    assert!(show(&reply).starts_with("+FULLRESYNC"), "{}", show(&reply));
+    let mut i = master.raw();
+    i.cmd(&["AUTH", "right"]);
+    assert_eq!(num(&mut i, "sync_partial_err"), 1);
+}
+
+/// redis-cli --rdb takes a snapshot over the replication protocol; redis-cli --replica
+/// prints the stream.
+#[test]
+fn redis_cli_rdb_and_replica_modes_work() {
+    let master = shardis(3, &[]);
+    write_load(&master, 0, 20);
+    let dir = std::env::temp_dir().join(format!("shardis-cli-rdb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dump.rdb");
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &master.port.to_string(), "--rdb"])
+        .arg(&file)
+        .output()
+        .expect("redis-cli runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The file loads into redis-server with the same data.
+    let copy = redis(&["--dir", dir.to_str().unwrap(), "--dbfilename", "dump.rdb"]);
+    assert_in_sync_data(&master, &copy);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mut child = std::process::Command::new("redis-cli")
+        .args(["-p", &master.port.to_string(), "--replica"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli runs");
+    std::thread::sleep(Duration::from_millis(500));
+    master.raw().cmd(&["SET", "seen-by-cli", "1"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("redis-cli output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"SET\",\"seen-by-cli\",\"1\""), "{text}");
+}
+
+/// Same DEBUG DIGEST (no replication link between them).
+fn assert_in_sync_data(a: &Server, b: &Server) {
+    let (x, y) = (
+        show(&a.raw().cmd(&["DEBUG", "DIGEST"])),
+        show(&b.raw().cmd(&["DEBUG", "DIGEST"])),
+    );
+    assert_eq!(x, y);
+}
