@@ -115,6 +115,7 @@ fn cut_links_resync_partially_both_ways() {
     ) == 2));
     assert_in_sync(&master, &replica);
     assert_eq!(num(&mut m, "sync_full"), 1);
+    assert_eq!(num(&mut m, "sync_partial_err"), refused);
 }
 
 /// More writes than the backlog holds while the link is down: the replica's PSYNC is
