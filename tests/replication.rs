@@ -390,3 +390,50 @@ fn assert_in_sync_data(a: &Server, b: &Server) {
     );
     assert_eq!(x, y);
 }
+
+/// PUBLISH on a master reaches the subscribers of its replicas, both ways; a replica
+/// answers HELLO with `role replica`.
+#[test]
+fn publish_reaches_subscribers_on_replicas() {
+    for shardis_master in [true, false] {
+        let (master, replica) = if shardis_master {
+            (shardis(3, &[]), redis(&[]))
+        } else {
+            (redis(&[]), shardis(3, &[]))
+        };
+        follow(&replica, &master);
+        let mut sub = replica.raw();
+        sub.cmd(&["SUBSCRIBE", "news"]);
+        master.raw().cmd(&["PUBLISH", "news", "hello"]);
+        let got = show(&sub.read_frame());
+        assert_eq!(
+            got, "*[$\"message\", $\"news\", $\"hello\"]",
+            "master is Shardis: {shardis_master}"
+        );
+    }
+    let master = redis(&[]);
+    let replica = shardis(2, &[]);
+    follow(&replica, &master);
+    let hello = show(&replica.raw().cmd(&["HELLO", "3"]));
+    assert!(hello.contains("$\"role\" => $\"replica\""), "{hello}");
+}
+
+/// `min-replicas-to-write`: writes get -NOREPLICAS until enough replicas acknowledge
+/// within `min-replicas-max-lag`, as from Redis.
+#[test]
+fn min_replicas_to_write_refuses_writes_as_redis() {
+    let (s, r) = (shardis(2, &[]), redis(&[]));
+    for server in [&s, &r] {
+        let mut c = server.raw();
+        c.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    }
+    let (mut a, mut b) = (s.raw(), r.raw());
+    for argv in [vec!["SET", "k", "v"], vec!["GET", "k"]] {
+        assert_eq!(show(&a.cmd(&argv)), show(&b.cmd(&argv)), "{argv:?}");
+    }
+    let replica = redis(&[]);
+    follow(&replica, &s);
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        show(&a.cmd(&["SET", "k", "v"])) == "+OK"
+    }));
+}

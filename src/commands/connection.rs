@@ -316,7 +316,14 @@ fn hello<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
             (Reply::bulk_str("proto"), Reply::Int(c.resp as i64)),
             (Reply::bulk_str("id"), Reply::Int(c.id as i64)),
             (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
-            (Reply::bulk_str("role"), Reply::bulk_str("master")),
+            (
+                Reply::bulk_str("role"),
+                Reply::bulk_str(if crate::replication::is_replica(&s.server) {
+                    "replica"
+                } else {
+                    "master"
+                }),
+            ),
             (Reply::bulk_str("modules"), Reply::Array(vec![])),
         ])
     })

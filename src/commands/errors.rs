@@ -256,6 +256,7 @@ pub fn exec_abort(why: &str) -> Reply {
 // ---- Connection & client ----------------------------------------------------------
 
 /// A monitoring client (a replica to Redis) ran a read or a write.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 pub const READONLY_REPLICA: &str = "READONLY You can't write against a read only replica.";
 pub const MASTERDOWN: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";

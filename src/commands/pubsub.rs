@@ -131,6 +131,7 @@ async fn unsubscribing(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[By
 
 /// PUBLISH / SPUBLISH channel message: the number of receivers.
 async fn publish_to(_c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
+    crate::replication::propagate_publish(&s.server, &argv[0], &argv[1], &argv[2]);
     let n = pubsub::publish(s, kind, &argv[1], &argv[2]);
     Reply::Int(n as i64)
 }

@@ -128,6 +128,43 @@ pub fn is_replica(server: &ServerInfo) -> bool {
     server.replication.is_replica.load(Ordering::Relaxed)
 }
 
+/// Propagate a PUBLISH / SPUBLISH to the replicas (Redis does, so that their
+/// subscribers hear it too); nothing while nobody is fed or this server is a replica.
+pub fn propagate_publish(server: &ServerInfo, command: &[u8], channel: &[u8], message: &[u8]) {
+    let st = of(server);
+    if !st.feeding.load(Ordering::Relaxed) || st.is_replica.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = Vec::new();
+    stream::encode(&mut out, &[command, channel, message]);
+    st.lock().append_data(&out);
+}
+
+/// `-NOREPLICAS` applies: `min-replicas-to-write` is set and fewer replicas than that
+/// acknowledged within `min-replicas-max-lag` seconds (Redis's `checkGoodReplicasStatus`).
+pub fn too_few_good_replicas(server: &ServerInfo, cfg: &crate::config::Config) -> bool {
+    let wanted = cfg.min_replicas_to_write;
+    if wanted <= 0 {
+        return false;
+    }
+    let max_lag = cfg.get_int("min-replicas-max-lag");
+    if max_lag <= 0 || is_replica(server) {
+        return false;
+    }
+    let now = crate::clock::now_ms();
+    let s = of(server).lock();
+    let good = s
+        .readers
+        .iter()
+        .filter(|r| {
+            r.state == stream::ReaderState::Online
+                && !r.rdb_only
+                && now.saturating_sub(r.ack_ms) / 1000 <= max_lag as u64
+        })
+        .count();
+    (good as i64) < wanted
+}
+
 /// True if this server is a replica whose link to its master is up.
 pub fn link_up(server: &ServerInfo) -> bool {
     server.replication.lock().link == LinkState::Up

@@ -102,6 +102,11 @@ fn check(
             return refuse(reply);
         }
     }
+    if cmd.is_write()
+        && crate::replication::too_few_good_replicas(&shards.server, &shards.local.borrow().config)
+    {
+        return refuse(Reply::err(errors::NOREPLICAS));
+    }
     if crate::replication::is_replica(&shards.server) && !client.borrow().repl.is_master {
         if let Some(reply) = replica_refuses(shards, cmd) {
             return refuse(reply);
