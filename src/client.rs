@@ -542,9 +542,9 @@ impl Client {
         self.pushes.resp.set(resp);
     }
 
-    /// Redis's `getClientType`: a client with any subscription is a Pub/Sub client,
-    /// any other a normal one (MONITOR does not change the class: Redis 7.0 flags a
-    /// monitor as a replica but classes it as normal). No replicas yet.
+    /// Redis's `getClientType`: our master's link, a replica we feed, a client with
+    /// any subscription (Pub/Sub), or a normal one (MONITOR does not change the class:
+    /// Redis 7.0 flags a monitor as a replica but classes it as normal).
     pub fn class(&self) -> ClientClass {
         if self.repl.is_master {
             ClientClass::Master

@@ -437,3 +437,58 @@ fn min_replicas_to_write_refuses_writes_as_redis() {
         show(&a.cmd(&["SET", "k", "v"])) == "+OK"
     }));
 }
+
+/// The replication id and offset saved in the RDB file let a restarted server continue
+/// partially: a restarted Shardis master with its redis-server replica, and a restarted
+/// Shardis replica with its redis-server master (Redis's restart behaviour).
+#[test]
+fn a_restart_from_the_rdb_file_continues_partially() {
+    // The master restarts.
+    let port = common::free_port();
+    let debug = ["--enable-debug-command", "yes"];
+    let master = Server::shardis_on_port_with(port, 3, &debug);
+    let replica = redis(&[]);
+    write_load(&master, 0, 30);
+    follow(&replica, &master);
+    write_load(&master, 30, 30);
+    assert_in_sync(&master, &replica);
+    assert_eq!(show(&master.raw().cmd(&["SAVE"])), "+OK");
+    master.crash();
+    let master = Server::shardis_on_port_with(port, 3, &debug);
+    let mut m = master.raw();
+    assert!(common::wait_until(Duration::from_secs(15), || {
+        num(&mut m, "connected_slaves") == 1 && info_field(&mut m, "slave0").contains("online")
+    }));
+    assert_eq!(num(&mut m, "sync_partial_ok"), 1);
+    assert_eq!(num(&mut m, "sync_full"), 0);
+    write_load(&master, 60, 30);
+    assert_in_sync(&master, &replica);
+
+    // The replica restarts.
+    let master = redis(&[]);
+    let port = common::free_port();
+    let replica = Server::shardis_on_port_with(port, 2, &debug);
+    write_load(&master, 0, 30);
+    follow(&replica, &master);
+    write_load(&master, 30, 30);
+    assert_in_sync(&master, &replica);
+    assert_eq!(show(&replica.raw().cmd(&["SAVE"])), "+OK");
+    replica.crash();
+    write_load(&master, 60, 30);
+    let mport = master.port.to_string();
+    let replica = Server::shardis_on_port_with(
+        port,
+        2,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--replicaof",
+            "127.0.0.1",
+            &mport,
+        ],
+    );
+    assert_in_sync(&master, &replica);
+    let mut m = master.raw();
+    assert_eq!(num(&mut m, "sync_partial_ok"), 1);
+    assert_eq!(num(&mut m, "sync_full"), 1);
+}

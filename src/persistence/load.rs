@@ -23,14 +23,20 @@ const BATCH: usize = 512;
 /// Batches waiting between the decoder and the shards.
 const IN_FLIGHT: usize = 32;
 
+/// What the decoder thread reports: keys loaded, keys expired, the replication history.
+type Decoded = (u64, u64, Option<(String, u64)>);
+
 /// One key as loaded: (db, key, value, deadline, idle seconds).
 type Loaded = (usize, Bytes, Value, Option<u64>, Option<u64>);
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct LoadStats {
     pub keys: u64,
     pub expired: u64,
     pub secs: f64,
+    /// The replication history the file was saved at (`repl-id`, `repl-offset` aux
+    /// fields), if it names one.
+    pub repl: Option<(String, u64)>,
 }
 
 /// Load the RDB file at `path` into the shards. With `merge`, a key already present is
@@ -52,12 +58,13 @@ pub async fn rdb_into_shards(
     let name = path.display().to_string();
     let decoder = std::thread::Builder::new()
         .name("rdb-loader".into())
-        .spawn(move || -> Result<(u64, u64), String> {
+        .spawn(move || -> Result<Decoded, String> {
             let mut reader = Reader::new(std::io::BufReader::with_capacity(1 << 20, file), limits)
                 .map_err(|e| format!("{name}: {e}"))?;
             let now = now_ms();
             let mut batches: Vec<Vec<Loaded>> = (0..nshards).map(|_| Vec::new()).collect();
             let (mut keys, mut expired) = (0u64, 0u64);
+            let (mut repl_id, mut repl_offset) = (None, None);
             while let Some(item) = reader.next().map_err(|e| format!("{name}: {e}"))? {
                 match item {
                     Item::Entry { db, key, value, expire_ms, idle, .. } => {
@@ -81,6 +88,12 @@ pub async fn rdb_into_shards(
                     Item::Aux { key, value } if &key[..] == b"redis-ver" => {
                         log(&format!("Loading RDB produced by version {}", String::from_utf8_lossy(&value)));
                     }
+                    Item::Aux { key, value } if &key[..] == b"repl-id" && value.len() == 40 => {
+                        repl_id = Some(String::from_utf8_lossy(&value).into_owned());
+                    }
+                    Item::Aux { key, value } if &key[..] == b"repl-offset" => {
+                        repl_offset = std::str::from_utf8(&value).ok().and_then(|v| v.parse::<u64>().ok());
+                    }
                     Item::Function(_) => log("The RDB file holds a function library: functions are not supported, skipped"),
                     _ => {}
                 }
@@ -90,7 +103,7 @@ pub async fn rdb_into_shards(
                     return Err("loading was abandoned".into());
                 }
             }
-            Ok((keys, expired))
+            Ok((keys, expired, repl_id.zip(repl_offset)))
         })
         .map_err(|e| format!("cannot start the RDB loader: {e}"))?;
     let mut pending = std::collections::VecDeque::new();
@@ -105,7 +118,7 @@ pub async fn rdb_into_shards(
     for a in pending {
         a.get().await;
     }
-    let (keys, expired) = decoder
+    let (keys, expired, repl) = decoder
         .join()
         .map_err(|_| "the RDB loader failed".to_string())??;
     let secs = started.elapsed().as_secs_f64();
@@ -116,6 +129,7 @@ pub async fn rdb_into_shards(
         keys,
         expired,
         secs,
+        repl,
     })
 }
 
@@ -158,6 +172,16 @@ pub async fn at_start(shards: &Shards) {
             Ok(None)
         }
     };
+    if let Ok(Some(LoadStats {
+        repl: Some((id, offset)),
+        ..
+    })) = &result
+    {
+        // Continue the saved history: a replica's PSYNC (or a replica of ours) can
+        // resume from here, as Redis's restart does.
+        crate::replication::restore_history(&shards.server, id.clone(), *offset);
+        crate::replication::master::keep_backlog(shards).await;
+    }
     match result {
         Ok(Some(st)) => log(&format!(
             "Done loading RDB, keys loaded: {}, keys expired: {}.\n DB loaded from disk: {:.3} seconds ({:.0} keys/s)",

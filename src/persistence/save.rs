@@ -43,6 +43,10 @@ pub enum ToWriter {
     Done { progress: Progress },
 }
 
+/// Extra aux fields for the file's header, known once every shard is held (the
+/// replication id and offset of that instant), sent to the writer before it starts.
+type Aux = Vec<(String, String)>;
+
 /// Chunks in flight per save before the shards wait for the disk (8 x 32 KiB: the
 /// snapshot's memory stays a fraction of a megabyte whatever the data set).
 const QUEUE: usize = 8;
@@ -199,6 +203,7 @@ fn write_file(
     path: &Path,
     parts: usize,
     rx: flume::Receiver<ToWriter>,
+    aux: flume::Receiver<Aux>,
     aof_base: bool,
     checksum: bool,
 ) -> Result<Written, String> {
@@ -212,7 +217,8 @@ fn write_file(
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_parts(&tmp, parts, &rx, aof_base, checksum).and_then(|w| {
+    let aux = aux.recv().unwrap_or_default();
+    let result = write_parts(&tmp, parts, &rx, &aux, aof_base, checksum).and_then(|w| {
         std::fs::rename(&tmp, path)
             .map_err(|e| format!("Error moving temp DB file {} on the final destination {} (in server root dir {}): {e}", tmp.display(), path.display(), cwd()))?;
         if let Ok(d) = std::fs::File::open(dir) {
@@ -237,6 +243,7 @@ fn write_parts(
     tmp: &Path,
     parts: usize,
     rx: &flume::Receiver<ToWriter>,
+    aux: &Aux,
     aof_base: bool,
     checksum: bool,
 ) -> Result<Written, String> {
@@ -257,7 +264,13 @@ fn write_parts(
             .map_err(|e| format!("Write error saving DB on disk: {e}"))
     };
     let mut head = Vec::new();
-    encode::header(&mut head, aof_base, crate::commands::info::rss_bytes(), &[]);
+    let aux: Vec<(&str, &str)> = aux.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    encode::header(
+        &mut head,
+        aof_base,
+        crate::commands::info::rss_bytes(),
+        &aux,
+    );
     put(&head, &mut out)?;
     let mut written = Written::default();
     let mut current_db = usize::MAX;
@@ -300,22 +313,25 @@ type WriterDone = flume::Receiver<Result<Written, String>>;
 
 /// Start the writer thread for `parts` snapshots' chunks into the RDB file at `path`:
 /// the sender the snapshots write to, and where the outcome arrives.
+/// The writer waits for the header's extra aux fields on the returned sender before it
+/// writes anything (dropping it means none).
 fn spawn_writer(
     shards: &Shards,
     path: PathBuf,
     parts: usize,
     aof_base: bool,
-) -> Result<(flume::Sender<ToWriter>, WriterDone), String> {
+) -> Result<(flume::Sender<ToWriter>, flume::Sender<Aux>, WriterDone), String> {
     let (tx, rx) = flume::bounded(QUEUE);
+    let (aux_tx, aux_rx) = flume::bounded(1);
     let checksum = shards.local.borrow().config.get_bool("rdbchecksum");
     let (done_tx, done_rx) = flume::bounded(1);
     std::thread::Builder::new()
         .name("rdb-writer".into())
         .spawn(move || {
-            let _ = done_tx.send(write_file(&path, parts, rx, aof_base, checksum));
+            let _ = done_tx.send(write_file(&path, parts, rx, aux_rx, aof_base, checksum));
         })
         .map_err(|e| format!("cannot start the RDB writer: {e}"))?;
-    Ok((tx, done_rx))
+    Ok((tx, aux_tx, done_rx))
 }
 
 /// The writer's outcome, once the file is in place (or not).
@@ -332,7 +348,7 @@ type Started = (Result<(), String>, u64);
 /// The caller must hold the snapshot machinery (`Status::try_begin`).
 async fn save_all(shards: &Shards, path: PathBuf, foreground: bool) -> Result<Written, String> {
     let parts = shards.count();
-    let (tx, done) = spawn_writer(shards, path, parts, false)?;
+    let (tx, aux, done) = spawn_writer(shards, path, parts, false)?;
     let steps: Vec<(usize, FirstStep<Started>)> = (0..parts)
         .map(|sid| {
             let tx = tx.clone();
@@ -343,6 +359,8 @@ async fn save_all(shards: &Shards, path: PathBuf, foreground: bool) -> Result<Wr
         .collect();
     drop(tx);
     let (t, started) = Tx::begin_with(shards, steps).await;
+    // Every shard is held: the replication offset now is the snapshot's.
+    let _ = aux.send(crate::replication::save_info(&shards.server));
     drop(t);
     let dirty: u64 = started.iter().map(|(_, d)| d).sum();
     if let Some((Err(e), _)) = started.iter().find(|(r, _)| r.is_err()) {
@@ -545,7 +563,8 @@ pub async fn shard_to_file(
     aof_base: bool,
     at_start: Box<dyn FnOnce(&mut Shard) + Send>,
 ) -> Result<u64, String> {
-    let (tx, done) = spawn_writer(shards, path, 1, aof_base)?;
+    let (tx, aux, done) = spawn_writer(shards, path, 1, aof_base)?;
+    drop(aux);
     let started = shards
         .on(sid, move |s: &mut Shard| {
             let r = snapshot::begin(s, tx, false);

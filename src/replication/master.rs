@@ -278,6 +278,34 @@ fn rdb_pieces(
     Ok(total)
 }
 
+/// Keep a backlog from now on, every shard feeding it (a master restarted with a
+/// replication history in its RDB file: its replicas may continue partially).
+pub async fn keep_backlog(shards: &Shards) {
+    let server = shards.server.clone();
+    shards
+        .all(move |s: &mut Shard| {
+            if s.propagation
+                .consumer_mut::<super::stream::Feed>()
+                .is_none()
+            {
+                s.propagation.attach(Box::new(super::stream::Feed {
+                    server: server.clone(),
+                }));
+            }
+        })
+        .await;
+    let st = super::of(&shards.server);
+    st.feeding.store(true, Ordering::Relaxed);
+    let mut s = st.lock();
+    s.backlog_size = shards
+        .local
+        .borrow()
+        .config
+        .get_int("repl-backlog-size")
+        .max(16 * 1024) as usize;
+    s.activate();
+}
+
 /// Claim the snapshot machinery, waiting out a running BGSAVE or rewrite.
 async fn claim_snapshot(shards: &Shards) {
     let st = &crate::persistence::of(&shards.server).save;

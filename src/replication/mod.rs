@@ -49,6 +49,7 @@ pub mod master;
 pub mod replica;
 pub mod stream;
 
+use crate::log;
 use crate::runtime::hop::ServerInfo;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -163,6 +164,36 @@ pub fn too_few_good_replicas(server: &ServerInfo, cfg: &crate::config::Config) -
         })
         .count();
     (good as i64) < wanted
+}
+
+/// At start, the replication id and offset an RDB file was saved at: ours from now on
+/// (Redis's `rsi` restore), so a replica that followed us, or the master we followed,
+/// can continue partially.
+pub fn restore_history(server: &ServerInfo, replid: String, offset: u64) {
+    let mut s = of(server).lock();
+    s.replid = replid;
+    s.end = offset;
+    s.data_end = offset;
+    log::log(&format!(
+        "Restored the replication history from the RDB file: {}:{offset}",
+        s.replid
+    ));
+}
+
+/// The aux fields a snapshot taken now carries (`repl-stream-db`, `repl-id`,
+/// `repl-offset`), Redis's `rdbPopulateSaveInfo`: only once there is a history to
+/// continue (a replica, or a master that fed replicas). Call with every shard held, so
+/// the offset is the snapshot's.
+pub fn save_info(server: &ServerInfo) -> Vec<(String, String)> {
+    let s = of(server).lock();
+    if s.role == Role::Master && !s.backlog_active {
+        return Vec::new();
+    }
+    vec![
+        ("repl-stream-db".into(), "0".into()),
+        ("repl-id".into(), s.replid.clone()),
+        ("repl-offset".into(), s.end.to_string()),
+    ]
 }
 
 /// True if this server is a replica whose link to its master is up.

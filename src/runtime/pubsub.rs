@@ -84,7 +84,8 @@
 //! close the connection (see `output`). A message queued for a subscriber about to be
 //! closed still counts in PUBLISH's reply, as in Redis until the client is freed.
 //!
-//! Not yet: PUBLISH is not propagated to replicas (no replication yet).
+//! **Replicas.** PUBLISH and SPUBLISH are appended to the replication stream
+//! (`replication::propagate_publish`), so a replica's subscribers hear them too.
 
 use crate::client::{ClientRef, Pushes, Subscription};
 use crate::notify::{self, Event};

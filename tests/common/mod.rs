@@ -69,8 +69,16 @@ impl Server {
 
     /// Shardis with `threads` shards on the given port (no retry on another one).
     pub fn shardis_on_port(port: u16, threads: usize) -> Server {
+        Server::shardis_on_port_with(port, threads, &[])
+    }
+
+    /// [`Server::shardis_on_port`] with extra flags. The same port means the same
+    /// scratch directory, so a restart finds the files the last run left.
+    pub fn shardis_on_port_with(port: u16, threads: usize, extra: &[&str]) -> Server {
         let threads = threads.to_string();
-        Server::start_on(Kind::Shardis, Some(port), None, &["--threads", &threads])
+        let mut args = vec!["--threads", threads.as_str()];
+        args.extend_from_slice(extra);
+        Server::start_on(Kind::Shardis, Some(port), None, &args)
     }
 
     /// Shardis reading `config_file` first, then the harness's flags and `extra`.
@@ -262,13 +270,27 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGKILL the process, as a crash, and leave its directory for a restart on the
+    /// same port (which owns and removes it then).
+    pub fn crash(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+        self.dir = PathBuf::new();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
