@@ -492,3 +492,40 @@ fn a_restart_from_the_rdb_file_continues_partially() {
     assert_eq!(num(&mut m, "sync_partial_ok"), 1);
     assert_eq!(num(&mut m, "sync_full"), 1);
 }
+
+/// `repl-backlog-ttl`: the backlog goes (with a new replication id) that long after the
+/// last replica left, on Shardis as on Redis; INFO counts the replication bytes.
+#[test]
+fn the_backlog_is_freed_after_its_ttl_as_redis() {
+    for shardis_master in [true, false] {
+        let ttl = ["--repl-backlog-ttl", "1"];
+        let master = if shardis_master {
+            shardis(2, &ttl)
+        } else {
+            redis(&ttl)
+        };
+        let replica = if shardis_master {
+            redis(&[])
+        } else {
+            shardis(2, &[])
+        };
+        write_load(&master, 0, 10);
+        follow(&replica, &master);
+        write_load(&master, 10, 10);
+        assert_in_sync(&master, &replica);
+        let (mut m, mut r) = (master.raw(), replica.raw());
+        assert!(num(&mut m, "total_net_repl_output_bytes") > 0);
+        assert!(num(&mut r, "total_net_repl_input_bytes") > 0);
+        let id = info_field(&mut m, "master_replid");
+        assert_eq!(info_field(&mut m, "repl_backlog_active"), "1");
+        drop(r);
+        drop(replica);
+        assert!(
+            common::wait_until(Duration::from_secs(10), || {
+                info_field(&mut m, "repl_backlog_active") == "0"
+            }),
+            "master is Shardis: {shardis_master}"
+        );
+        assert_ne!(info_field(&mut m, "master_replid"), id);
+    }
+}

@@ -213,6 +213,13 @@ fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
                     r.sync_partial_err.load(Ordering::Relaxed),
                 ]
             },
+            repl_bytes: {
+                let r = crate::replication::of(&s.server);
+                [
+                    r.repl_input_bytes.load(Ordering::Relaxed),
+                    r.repl_output_bytes.load(Ordering::Relaxed),
+                ]
+            },
         };
         let text = render(&wanted, &s.server.config.current(), &facts, &snaps);
         Reply::Verbatim("txt", Bytes::from(text))
@@ -247,6 +254,8 @@ pub struct ServerFacts {
     pub replication: Vec<(String, String)>,
     /// INFO stats' sync_full, sync_partial_ok, sync_partial_err.
     pub syncs: [u64; 3],
+    /// INFO stats' total_net_repl_input_bytes, total_net_repl_output_bytes.
+    pub repl_bytes: [u64; 2],
 }
 
 /// Format the requested sections, Redis's layout: `# Name` headers, `field:value`
@@ -646,8 +655,8 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFac
     w.field("total_net_output_bytes", t.net_output_bytes);
     // No replication, defragmentation, client tracking, MIGRATE or I/O
     // threads: their counters are zero, as Redis's are when unused.
-    w.field("total_net_repl_input_bytes", 0);
-    w.field("total_net_repl_output_bytes", 0);
+    w.field("total_net_repl_input_bytes", f.repl_bytes[0]);
+    w.field("total_net_repl_output_bytes", f.repl_bytes[1]);
     w.field("instantaneous_input_kbps", format!("{:.2}", inb / 1024.0));
     w.field("instantaneous_output_kbps", format!("{:.2}", outb / 1024.0));
     w.field("instantaneous_input_repl_kbps", "0.00");
@@ -781,6 +790,7 @@ mod tests {
             persistence: vec![("loading", "0".into()), ("aof_enabled", "0".into())],
             replication: vec![("role".into(), "master".into())],
             syncs: [0; 3],
+            repl_bytes: [0; 2],
         }
     }
 

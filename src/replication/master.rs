@@ -418,10 +418,15 @@ async fn full_sync(
     } else {
         send_with_length(stream, shards, &pieces).await
     };
+    if let Ok(n) = &sent {
+        super::of(&shards.server)
+            .repl_output_bytes
+            .fetch_add(*n, Ordering::Relaxed);
+    }
     drop(pieces);
     let made = maker.join().unwrap_or(Err("the RDB maker panicked".into()));
     saving.end();
-    if let Err(e) = made.and(sent) {
+    if let Err(e) = made.and(sent.map(|_| ())) {
         log(&format!("Full sync to {ip}:{port} failed: {e}"));
         return None;
     }
@@ -436,17 +441,23 @@ async fn full_sync(
 }
 
 /// Diskless: `$EOF:<mark>`, the RDB as it is made, the mark.
-async fn send_eof(stream: &mut TcpStream, pieces: &flume::Receiver<Vec<u8>>) -> Result<(), String> {
+async fn send_eof(
+    stream: &mut TcpStream,
+    pieces: &flume::Receiver<Vec<u8>>,
+) -> Result<u64, String> {
     let mark = super::new_replid();
     let io = |e: std::io::Error| e.to_string();
     stream
         .write_all(format!("$EOF:{mark}\r\n").as_bytes())
         .await
         .map_err(io)?;
+    let mut n = 0;
     while let Ok(p) = pieces.recv_async().await {
         stream.write_all(&p).await.map_err(io)?;
+        n += p.len() as u64;
     }
-    stream.write_all(mark.as_bytes()).await.map_err(io)
+    stream.write_all(mark.as_bytes()).await.map_err(io)?;
+    Ok(n)
 }
 
 /// Disk-based: the RDB into a file in `dir`, then `$<length>` and the file.
@@ -454,7 +465,7 @@ async fn send_with_length(
     stream: &mut TcpStream,
     shards: &Shards,
     pieces: &flume::Receiver<Vec<u8>>,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let dir = shards.local.borrow().config.dir.clone();
     let path = std::path::Path::new(&dir).join(format!(
         "temp-repl-{}-{}.rdb",
@@ -472,7 +483,8 @@ async fn send_with_length(
             .write_all(format!("${}\r\n", bytes.len()).as_bytes())
             .await
             .map_err(|e| e.to_string())?;
-        stream.write_all(&bytes).await.map_err(|e| e.to_string())
+        stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
+        Ok(bytes.len() as u64)
     }
     .await;
     let _ = std::fs::remove_file(&path);
@@ -510,7 +522,8 @@ async fn feed(
             if stream.write_all(&out).await.is_err() {
                 return;
             }
-            shards.local.borrow_mut().stats.wrote(out.len());
+            st.repl_output_bytes
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
             continue;
         }
         // Nothing to send: wait for bytes, or read what the replica says.
@@ -607,25 +620,55 @@ pub async fn wait(shards: &Shards, numreplicas: i64, timeout_ms: i64) -> Reply {
     }
 }
 
-/// Send a PING down the stream every `repl-ping-replica-period` seconds while there are
-/// replicas (they time out a silent master), as Redis's replication cron.
+/// The replication cron of a master, once a second: a PING down the stream every
+/// `repl-ping-replica-period` seconds while there are replicas (they time out a silent
+/// master), and the backlog freed after `repl-backlog-ttl` seconds without replicas
+/// (with a new replication id, as Redis: nobody can continue the old history from us).
 pub async fn ping_task(shards: std::rc::Rc<Shards>) {
+    let mut since_ping = 0u64;
     loop {
-        let period = shards
-            .local
-            .borrow()
-            .config
-            .get_int("repl-ping-replica-period")
-            .max(1) as u64;
-        backend::sleep(Duration::from_secs(period)).await;
+        backend::sleep(Duration::from_secs(1)).await;
+        since_ping += 1;
+        let (period, ttl) = {
+            let cfg = &shards.local.borrow().config;
+            (
+                cfg.get_int("repl-ping-replica-period").max(1) as u64,
+                cfg.get_int("repl-backlog-ttl").max(0) as u64,
+            )
+        };
         let st = super::of(&shards.server);
-        let mut s = st.lock();
-        if matches!(s.role, super::Role::Master)
-            && s.readers.iter().any(|r| r.state == ReaderState::Online)
-        {
-            let mut ping = Vec::new();
-            super::stream::encode(&mut ping, &[b"PING"]);
-            s.append(&ping);
+        let free = {
+            let mut s = st.lock();
+            let master = matches!(s.role, super::Role::Master);
+            if master && since_ping >= period {
+                since_ping = 0;
+                if s.readers.iter().any(|r| r.state == ReaderState::Online) {
+                    let mut ping = Vec::new();
+                    super::stream::encode(&mut ping, &[b"PING"]);
+                    s.append(&ping);
+                }
+            }
+            let now = crate::clock::now_ms();
+            if !s.readers.is_empty() || !master || !s.backlog_active {
+                s.no_replicas_since_ms = now;
+                false
+            } else {
+                ttl > 0 && now.saturating_sub(s.no_replicas_since_ms) / 1000 >= ttl
+            }
+        };
+        if free {
+            shards
+                .all(|s: &mut Shard| s.propagation.detach::<super::stream::Feed>())
+                .await;
+            st.feeding.store(false, Ordering::Relaxed);
+            let mut s = st.lock();
+            s.deactivate();
+            s.replid = super::new_replid();
+            s.replid2 = "0".repeat(40);
+            s.second_offset = -1;
+            log(&format!(
+                "Replication backlog freed after {ttl} seconds without connected replicas."
+            ));
         }
     }
 }

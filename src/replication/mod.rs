@@ -95,6 +95,10 @@ pub struct State {
     pub link_generation: AtomicU64,
     /// The link is applying a batch of its master's stream.
     pub applying: AtomicBool,
+    /// INFO's `total_net_repl_input_bytes` (read from our master) and
+    /// `total_net_repl_output_bytes` (written to our replicas).
+    pub repl_input_bytes: AtomicU64,
+    pub repl_output_bytes: AtomicU64,
 }
 
 impl Default for State {
@@ -108,6 +112,8 @@ impl Default for State {
             sync_partial_err: AtomicU64::new(0),
             link_generation: AtomicU64::new(0),
             applying: AtomicBool::new(false),
+            repl_input_bytes: AtomicU64::new(0),
+            repl_output_bytes: AtomicU64::new(0),
         }
     }
 }

@@ -181,6 +181,8 @@ async fn link(shards: Rc<Shards>, gen: u64, host: String, port: u16) {
 struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// Bytes read so far, for INFO's `total_net_repl_input_bytes`.
+    read_total: u64,
 }
 
 impl Conn {
@@ -200,6 +202,7 @@ impl Conn {
             return Err("the master closed the connection".into());
         }
         self.buf.extend_from_slice(&chunk[..n]);
+        self.read_total += n as u64;
         Ok(())
     }
 
@@ -242,6 +245,7 @@ async fn attempt(shards: &Rc<Shards>, gen: u64, host: &str, port: u16) -> Result
     let mut conn = Conn {
         stream,
         buf: BytesMut::new(),
+        read_total: 0,
     };
     log("MASTER <-> REPLICA sync started");
     let pong = conn.command(&[b"PING"], timeout).await?;
@@ -317,6 +321,9 @@ async fn attempt(shards: &Rc<Shards>, gen: u64, host: &str, port: u16) -> Result
     } else {
         return Err(format!("Unexpected reply to PSYNC from master: {reply}"));
     }
+    st.repl_input_bytes
+        .fetch_add(conn.read_total, Ordering::Relaxed);
+    conn.read_total = 0;
     follow(shards, conn, gen, timeout).await
 }
 
@@ -550,6 +557,9 @@ async fn apply_stream(
         let wait = next_ack.saturating_duration_since(std::time::Instant::now());
         match conn.read_more(wait.max(Duration::from_millis(1))).await {
             Ok(()) => {
+                st.repl_input_bytes
+                    .fetch_add(conn.read_total, Ordering::Relaxed);
+                conn.read_total = 0;
                 let mut s = st.lock();
                 s.last_io_ms = crate::clock::now_ms();
                 s.read_offset = s.end + conn.buf.len() as u64;

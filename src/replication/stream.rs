@@ -84,6 +84,8 @@ pub struct Stream {
     pub read_only: bool,
     /// Waiters of WAIT, woken when an ACK comes.
     pub ack_waiters: Vec<flume::Sender<()>>,
+    /// Since when a master with a backlog has had no replica (`repl-backlog-ttl`).
+    pub no_replicas_since_ms: u64,
 }
 
 impl Stream {
@@ -108,6 +110,7 @@ impl Stream {
             priority: 100,
             read_only: true,
             ack_waiters: Vec::new(),
+            no_replicas_since_ms: crate::clock::now_ms(),
         }
     }
 
