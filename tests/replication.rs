@@ -529,3 +529,103 @@ fn the_backlog_is_freed_after_its_ttl_as_redis() {
         assert_ne!(info_field(&mut m, "master_replid"), id);
     }
 }
+
+/// A fake master for bad input: answers the handshake, then sends `payload` after
+/// `+FULLRESYNC` (the RDB part and whatever stream follows), for every connection.
+fn fake_master(payload: Vec<u8>) -> (u16, std::thread::JoinHandle<usize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(false).unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut served = 0;
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let deadline = std::time::Instant::now() + Duration::from_secs(6);
+        while std::time::Instant::now() < deadline {
+            let Ok((sock, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            sock.set_nonblocking(false).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut reader = BufReader::new(sock.try_clone().unwrap());
+            let mut w = sock;
+            // Each request: *N then N times $len + value; answer by its first word.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let n: usize = line.trim_start_matches('*').trim().parse().unwrap_or(0);
+                let mut words = Vec::new();
+                for _ in 0..n {
+                    let mut len = String::new();
+                    reader.read_line(&mut len).unwrap();
+                    let mut v = String::new();
+                    reader.read_line(&mut v).unwrap();
+                    words.push(v.trim().to_ascii_uppercase());
+                }
+                match words.first().map(String::as_str) {
+                    Some("PING") => w.write_all(b"+PONG\r\n").unwrap(),
+                    Some("PSYNC") => {
+                        w.write_all(format!("+FULLRESYNC {} 0\r\n", "a".repeat(40)).as_bytes())
+                            .unwrap();
+                        w.write_all(&payload).unwrap();
+                        served += 1;
+                        std::thread::sleep(Duration::from_millis(300));
+                        break;
+                    }
+                    _ => w.write_all(b"+OK\r\n").unwrap(),
+                }
+            }
+        }
+        served
+    });
+    (port, handle)
+}
+
+/// An RDB whose checksum fails and a stream that is not RESP: the replica logs why,
+/// keeps its data (or the master's last good data) and tries again; it never crashes.
+#[test]
+fn a_bad_rdb_or_a_malformed_stream_is_survived() {
+    let replica = shardis(2, &[]);
+    let mut c = replica.raw();
+    c.cmd(&["SET", "kept", "1"]);
+    // An empty RDB with a wrong checksum.
+    let mut rdb = b"REDIS0010\xff".to_vec();
+    rdb.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
+    payload.extend_from_slice(&rdb);
+    let (port, fake) = fake_master(payload);
+    c.cmd(&["REPLICAOF", "127.0.0.1", &port.to_string()]);
+    let tries = fake.join().unwrap();
+    assert!(tries >= 2, "the replica tried {tries} times");
+    assert!(
+        replica.log_text().contains("wrong RDB checksum"),
+        "{}",
+        replica.log_text()
+    );
+    assert_eq!(show(&c.cmd(&["GET", "kept"])), "$\"1\"");
+
+    // A good empty RDB (zero checksum: not checked), then bytes that are not RESP.
+    let mut rdb = b"REDIS0010\xff".to_vec();
+    rdb.extend_from_slice(&[0; 8]);
+    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
+    payload.extend_from_slice(&rdb);
+    payload.extend_from_slice(b"*1\r\n$4\r\nPING\r\n*2\r\n$x\r\n");
+    let (port, fake) = fake_master(payload);
+    c.cmd(&["REPLICAOF", "127.0.0.1", &port.to_string()]);
+    let tries = fake.join().unwrap();
+    assert!(tries >= 2, "the replica tried {tries} times");
+    assert!(
+        replica
+            .log_text()
+            .contains("Protocol error from the master"),
+        "{}",
+        replica.log_text()
+    );
+    assert_eq!(show(&c.cmd(&["PING"])), "+PONG");
+    assert_eq!(show(&c.cmd(&["DBSIZE"])), ":0");
+}

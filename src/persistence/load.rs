@@ -133,6 +133,31 @@ pub async fn rdb_into_shards(
     })
 }
 
+/// Decode the whole RDB file at `path` without keeping anything, on a helper thread:
+/// Ok if it is well formed and its checksum holds (a replica checks its master's file
+/// so before it drops its own data set for it).
+pub async fn verify(shards: &Shards, path: &Path) -> Result<(), String> {
+    let limits = shards.local.borrow().config.encoding;
+    let path = path.to_path_buf();
+    let (tx, rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("rdb-verify".into())
+        .spawn(move || {
+            let check = || -> Result<(), String> {
+                let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+                let reader = std::io::BufReader::with_capacity(1 << 20, file);
+                let mut r = Reader::new(reader, limits).map_err(|e| e.to_string())?;
+                while r.next().map_err(|e| e.to_string())?.is_some() {}
+                Ok(())
+            };
+            let _ = tx.send(check());
+        })
+        .map_err(|e| format!("cannot start the RDB check: {e}"))?;
+    rx.recv_async()
+        .await
+        .unwrap_or_else(|_| Err("the RDB check stopped".into()))
+}
+
 /// Store a batch on its shard. Loading is not a change: the shard's change counter is
 /// left as it was (so `rdb_changes_since_last_save` reads 0 after a load), and no
 /// keyspace event is raised (Redis's `dbAddRDBLoad`).

@@ -397,6 +397,14 @@ async fn full_sync(
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
+    // A file that does not decode whole (a bad checksum, a truncated transfer) costs
+    // nothing: our data set stays, and the link tries again.
+    if let Err(e) = crate::persistence::load::verify(shards, &path).await {
+        let _ = std::fs::remove_file(&path);
+        return Err(format!(
+            "Failed trying to load the MASTER synchronization DB from disk: {e}"
+        ));
+    }
     log("MASTER <-> REPLICA sync: Flushing old data");
     shards.server.loading.store(true, Ordering::SeqCst);
     shards
