@@ -629,3 +629,70 @@ fn a_bad_rdb_or_a_malformed_stream_is_survived() {
     assert_eq!(show(&c.cmd(&["PING"])), "+PONG");
     assert_eq!(show(&c.cmd(&["DBSIZE"])), ":0");
 }
+
+/// FAILOVER hands the master's role to a replica without losing writes, both ways with
+/// redis-server: a Shardis master to a redis-server replica (our FAILOVER, our PSYNC
+/// FAILOVER), and a redis-server master to a Shardis replica (its PSYNC FAILOVER to us).
+#[test]
+fn failover_swaps_roles_with_redis() {
+    for shardis_master in [true, false] {
+        let (master, replica) = if shardis_master {
+            (shardis(3, &[]), redis(&[]))
+        } else {
+            (redis(&[]), shardis(3, &[]))
+        };
+        write_load(&master, 0, 30);
+        follow(&replica, &master);
+        write_load(&master, 30, 30);
+        let (mut m, mut r) = (master.raw(), replica.raw());
+        let port = replica.port.to_string();
+        let ok = m.cmd(&["FAILOVER", "TO", "127.0.0.1", &port, "TIMEOUT", "10000"]);
+        assert_eq!(show(&ok), "+OK", "master is Shardis: {shardis_master}");
+        assert!(
+            common::wait_until(Duration::from_secs(15), || {
+                info_field(&mut r, "role") == "master"
+                    && info_field(&mut m, "role") == "slave"
+                    && info_field(&mut m, "master_link_status") == "up"
+                    && info_field(&mut m, "master_failover_state") == "no-failover"
+            }),
+            "master is Shardis: {shardis_master}: old master {} / {}, new master {}",
+            info_field(&mut m, "role"),
+            info_field(&mut m, "master_failover_state"),
+            info_field(&mut r, "role")
+        );
+        // The old master continued from the new one's history; writes resumed there.
+        assert_eq!(num(&mut r, "sync_partial_ok"), 1);
+        write_load(&replica, 60, 20);
+        assert_in_sync(&replica, &master);
+    }
+}
+
+/// FAILOVER's refusals, beside redis-server in the same states.
+#[test]
+fn failover_refuses_as_redis() {
+    let (s, r) = (shardis(2, &[]), redis(&[]));
+    let (mut a, mut b) = (s.raw(), r.raw());
+    for argv in [
+        vec!["FAILOVER", "ABORT"],
+        vec!["FAILOVER"],
+        vec!["FAILOVER", "TIMEOUT", "0"],
+        vec!["FAILOVER", "TIMEOUT", "x"],
+        vec!["FAILOVER", "FORCE"],
+        vec!["FAILOVER", "bogus"],
+    ] {
+        assert_eq!(show(&a.cmd(&argv)), show(&b.cmd(&argv)), "{argv:?}");
+    }
+    // With a replica each: an unknown target, FORCE without a timeout.
+    let (rs, rr) = (redis(&[]), redis(&[]));
+    follow(&rs, &s);
+    follow(&rr, &r);
+    for argv in [
+        vec!["FAILOVER", "TO", "127.0.0.1", "1"],
+        vec!["FAILOVER", "TO", "127.0.0.1", "1", "FORCE"],
+    ] {
+        assert_eq!(show(&a.cmd(&argv)), show(&b.cmd(&argv)), "{argv:?}");
+    }
+    // A replica refuses FAILOVER, and a master refuses PSYNC FAILOVER.
+    let argv = ["FAILOVER"];
+    assert_eq!(show(&rs.raw().cmd(&argv)), show(&rr.raw().cmd(&argv)));
+}

@@ -1,5 +1,5 @@
 //! Replication commands (Redis's `replication.c`): PSYNC, SYNC, REPLCONF, REPLICAOF /
-//! SLAVEOF, ROLE, WAIT.
+//! SLAVEOF, ROLE, WAIT, FAILOVER.
 //!
 //! Thin: each parses its arguments and calls `crate::replication`, whose module doc
 //! has the plan (the stream, full and partial syncs, the replica's link).
@@ -7,7 +7,7 @@
 use super::{args, errors, Command, Exec, LocalBoxFuture};
 use crate::client::ClientRef;
 use crate::protocol::Reply;
-use crate::replication::{master, replica};
+use crate::replication::{failover, master, replica};
 use crate::runtime::Shards;
 use bytes::Bytes;
 
@@ -57,14 +57,25 @@ pub static COMMANDS: &[Command] = &[
         Exec::Server(role),
     ),
     Command::new("wait", 3, "noscript", "slow connection", Exec::Server(wait)),
+    Command::new(
+        "failover",
+        -1,
+        "admin noscript stale",
+        ADMIN,
+        Exec::Server(failover),
+    ),
 ];
 
+fn failover<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move { failover::failover(s, argv).await })
+}
+
 fn psync<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(async move { master::psync(c, s, argv, true) })
+    Box::pin(async move { master::psync(c, s, argv, true).await })
 }
 
 fn sync<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(async move { master::psync(c, s, argv, false) })
+    Box::pin(async move { master::psync(c, s, argv, false).await })
 }
 
 fn replconf<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {

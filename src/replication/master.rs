@@ -96,12 +96,40 @@ pub fn replconf(c: &ClientRef, shards: &Shards, argv: &[Bytes]) -> Reply {
 
 /// PSYNC replid offset / SYNC: decide full or partial, register the reader, hand the
 /// connection over after this reply.
-pub fn psync(c: &ClientRef, shards: &Shards, argv: &[Bytes], is_psync: bool) -> Reply {
+pub async fn psync(c: &ClientRef, shards: &Shards, argv: &[Bytes], is_psync: bool) -> Reply {
     let st = super::of(&shards.server);
-    let mut cl = c.borrow_mut();
-    if cl.repl.is_replica {
+    if c.borrow().repl.is_replica {
         return Reply::NoReply;
     }
+    // PSYNC replid offset FAILOVER: our master hands us its role (its FAILOVER).
+    if is_psync && argv.len() > 3 && argv[3].eq_ignore_ascii_case(b"failover") {
+        log(&format!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(&argv[1])
+        ));
+        let (replica, ours) = {
+            let s = st.lock();
+            (
+                s.role != super::Role::Master,
+                argv[1].as_ref() == s.replid.as_bytes(),
+            )
+        };
+        if !replica {
+            return Reply::err("ERR PSYNC FAILOVER can't be sent to a master.");
+        }
+        if !ours {
+            return Reply::err("ERR PSYNC FAILOVER replid must match my replid.");
+        }
+        super::replica::promote(shards).await;
+        let line = c.borrow().info_line(crate::clock::now_ms());
+        log(&format!(
+            "MASTER MODE enabled (failover request from '{line}')"
+        ));
+    }
+    if st.lock().failover.is_some() {
+        return Reply::err("NOMASTERLINK Can't SYNC while failing over");
+    }
+    let mut cl = c.borrow_mut();
     if cl.multi.is_some() {
         return Reply::err("ERR Replica can't be inside MULTI");
     }
@@ -640,7 +668,7 @@ pub async fn ping_task(shards: std::rc::Rc<Shards>) {
         let free = {
             let mut s = st.lock();
             let master = matches!(s.role, super::Role::Master);
-            if master && since_ping >= period {
+            if master && since_ping >= period && s.failover.is_none() {
                 since_ping = 0;
                 if s.readers.iter().any(|r| r.state == ReaderState::Online) {
                     let mut ping = Vec::new();

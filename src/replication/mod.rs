@@ -41,10 +41,10 @@
 //!   master's and a sub-replica or a promoted sibling can resync partially.
 //!
 //! # What is not here yet
-//! Listed in the README: FAILOVER, `min-replicas-to-write`, `repl-diskless-sync-delay`
-//! (each full sync makes its own snapshot), the replid/offset in the RDB aux fields for
-//! a partial resync after a restart, PUBLISH propagation, replicas' passive expiry.
+//! Listed in the README: `repl-diskless-sync-delay` and `-max-replicas` (each full sync
+//! makes its own snapshot), `repl-diskless-load`.
 
+pub mod failover;
 pub mod master;
 pub mod replica;
 pub mod stream;
@@ -261,7 +261,10 @@ pub fn info_fields(server: &ServerInfo) -> Vec<(String, String)> {
             ),
         );
     }
-    put("master_failover_state", "no-failover".into());
+    put(
+        "master_failover_state",
+        failover::state_name(&s.failover).into(),
+    );
     put("master_replid", s.replid.clone());
     put("master_replid2", s.replid2.clone());
     put("master_repl_offset", s.end.to_string());

@@ -31,31 +31,13 @@ use std::time::Duration;
 /// REPLICAOF host port | NO ONE.
 pub async fn replicaof(c: &ClientRef, shards: &Shards, argv: &[Bytes]) -> Reply {
     let st = super::of(&shards.server);
+    if st.lock().failover.is_some() {
+        return Reply::err("ERR REPLICAOF not allowed while failing over.");
+    }
     if argv[1].eq_ignore_ascii_case(b"no") && argv[2].eq_ignore_ascii_case(b"one") {
-        let was_replica = {
-            let mut s = st.lock();
-            let was = s.role != Role::Master;
-            if was {
-                st.link_generation.fetch_add(1, Ordering::SeqCst);
-                s.role = Role::Master;
-                s.link = LinkState::Down;
-                // A new history starts; the master's id stays valid up to here (PSYNC2).
-                s.shift_replid(super::new_replid());
-            }
-            was
-        };
-        if !was_replica {
-            return Reply::ok();
+        if promote(shards).await {
+            log("MASTER MODE enabled (user request from client)");
         }
-        kill_master_clients(shards).await;
-        // The link applies nothing more once it sees the new generation; wait for a
-        // batch it is applying, so that no write of it is left out of our stream.
-        while st.applying.load(Ordering::SeqCst) {
-            backend::sleep(Duration::from_millis(1)).await;
-        }
-        st.is_replica.store(false, Ordering::SeqCst);
-        set_replica_shards(shards, false).await;
-        log("MASTER MODE enabled (user request from client)");
         return Reply::ok();
     }
     let port = match crate::commands::args::int(&argv[2]) {
@@ -86,6 +68,36 @@ pub async fn replicaof(c: &ClientRef, shards: &Shards, argv: &[Bytes]) -> Reply 
     Reply::ok()
 }
 
+/// Become a master (REPLICAOF NO ONE, a failover): the link stops, a new history
+/// starts with the old one kept as replid2 (PSYNC2), writes reach the stream. False
+/// if this server was a master already.
+pub async fn promote(shards: &Shards) -> bool {
+    let st = super::of(&shards.server);
+    let was_replica = {
+        let mut s = st.lock();
+        let was = s.role != Role::Master;
+        if was {
+            st.link_generation.fetch_add(1, Ordering::SeqCst);
+            s.role = Role::Master;
+            s.link = LinkState::Down;
+            s.shift_replid(super::new_replid());
+        }
+        was
+    };
+    if !was_replica {
+        return false;
+    }
+    kill_master_clients(shards).await;
+    // The link applies nothing more once it sees the new generation; wait for a batch
+    // it is applying, so that no write of it is left out of our stream.
+    while st.applying.load(Ordering::SeqCst) {
+        backend::sleep(Duration::from_millis(1)).await;
+    }
+    st.is_replica.store(false, Ordering::SeqCst);
+    set_replica_shards(shards, false).await;
+    true
+}
+
 /// Become a replica of `host:port`: the old link (if any) stops, a new one starts here.
 pub async fn start(shards: &Shards, host: String, port: u16) {
     let st = super::of(&shards.server);
@@ -99,6 +111,9 @@ pub async fn start(shards: &Shards, host: String, port: u16) {
         s.link = LinkState::Connecting;
         s.down_since_ms = crate::clock::now_ms();
         let cfg = shards.local.borrow().config.clone();
+        // Our replicas follow a new history now: they must ask again (Redis's
+        // disconnectSlaves), most likely continuing partially.
+        s.cut_all();
         s.priority = cfg.get_int("replica-priority");
         s.backlog_size = cfg.get_int("repl-backlog-size").max(16 * 1024) as usize;
         s.read_only = cfg.get_bool("replica-read-only");
@@ -161,6 +176,12 @@ async fn link(shards: Rc<Shards>, gen: u64, host: String, port: u16) {
         log(&format!("Connecting to MASTER {host}:{port}"));
         if let Err(e) = attempt(&shards, gen, &host, port).await {
             log(&format!("Replication with MASTER {host}:{port}: {e}"));
+            let failing_over = st.lock().failover.is_some();
+            if failing_over {
+                // The target could not be reached or refused: we stay its master.
+                super::failover::abort(&shards, "Write error to failover target").await;
+                return;
+            }
         }
         if st.link_generation.load(Ordering::SeqCst) != gen {
             return;
@@ -298,11 +319,27 @@ async fn attempt(shards: &Rc<Shards>, gen: u64, host: &str, port: u16) -> Result
     log(&format!(
         "Trying a partial resynchronization (request {replid}:{next})."
     ));
-    let reply = conn
-        .command(&[b"PSYNC", replid.as_bytes(), next.as_bytes()], timeout)
-        .await?;
+    // Our own FAILOVER: the target promotes itself when it reads this PSYNC.
+    let failing_over = st
+        .lock()
+        .failover
+        .as_ref()
+        .is_some_and(|f| f.state == super::failover::Phase::InProgress);
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", replid.as_bytes(), next.as_bytes()];
+    if failing_over {
+        psync.push(b"FAILOVER");
+    }
+    let reply = conn.command(&psync, timeout).await?;
     if st.link_generation.load(Ordering::SeqCst) != gen {
         return Ok(());
+    }
+    if failing_over {
+        if reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE") {
+            super::failover::done(shards).await;
+        } else {
+            super::failover::abort(shards, "Failover target rejected psync request").await;
+            return Err(format!("the failover target refused: {reply}"));
+        }
     }
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
         let mut it = rest.split_whitespace();

@@ -86,6 +86,8 @@ pub struct Stream {
     pub ack_waiters: Vec<flume::Sender<()>>,
     /// Since when a master with a backlog has had no replica (`repl-backlog-ttl`).
     pub no_replicas_since_ms: u64,
+    /// FAILOVER in progress, if any.
+    pub failover: Option<super::failover::Failover>,
 }
 
 impl Stream {
@@ -111,6 +113,7 @@ impl Stream {
             read_only: true,
             ack_waiters: Vec::new(),
             no_replicas_since_ms: crate::clock::now_ms(),
+            failover: None,
         }
     }
 
