@@ -788,7 +788,11 @@ mod tests {
             tcp_port: 6379,
             connected_clients: 3,
             persistence: vec![("loading", "0".into()), ("aof_enabled", "0".into())],
-            replication: vec![("role".into(), "master".into())],
+            replication: vec![
+                ("role".into(), "master".into()),
+                ("master_replid".into(), "a".repeat(40)),
+                ("master_replid2".into(), "0".repeat(40)),
+            ],
             syncs: [0; 3],
             repl_bytes: [0; 2],
         }
