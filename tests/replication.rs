@@ -696,3 +696,42 @@ fn failover_refuses_as_redis() {
     let argv = ["FAILOVER"];
     assert_eq!(show(&rs.raw().cmd(&argv)), show(&rr.raw().cmd(&argv)));
 }
+
+/// A replica that stops reading is cut off at `client-output-buffer-limit replica`
+/// (the master's memory stays bounded), then syncs again once it reads.
+#[test]
+fn a_replica_over_its_output_limit_is_cut_off_and_resyncs() {
+    let master = shardis(2, &["--client-output-buffer-limit", "replica 256kb 0 0"]);
+    let replica = redis(&[]);
+    follow(&replica, &master);
+    let pid = replica.pid().to_string();
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill runs");
+    };
+    signal("-STOP");
+    let big = "x".repeat(10_000);
+    let mut w = master.raw();
+    // Well past what the sockets' buffers absorb (megabytes on loopback).
+    for i in 0..3000 {
+        w.cmd(&["SET", &format!("big{}", i % 50), &big]);
+        if i % 100 == 0 && master.log_text().contains("overcoming") {
+            break;
+        }
+    }
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        master
+            .log_text()
+            .contains("overcoming of output buffer limits")
+    }));
+    signal("-CONT");
+    let mut m = master.raw();
+    // Back through a full sync or, if the backlog still holds its offset, a partial one.
+    let back = common::wait_until(Duration::from_secs(15), || {
+        num(&mut m, "sync_full") + num(&mut m, "sync_partial_ok") == 2
+    });
+    assert!(back, "master:\n{}\nreplica:\n{}", master.log_text(), replica.log_text());
+    assert_in_sync(&master, &replica);
+}

@@ -152,6 +152,7 @@ pub async fn psync(c: &ClientRef, shards: &Shards, argv: &[Bytes], is_psync: boo
         let second = id.as_ref() == s.replid2.as_bytes() && offset <= s.second_offset;
         if (ours || second) && offset > 0 && s.can_continue(offset as u64) {
             s.activate();
+            s.replica_limit = replica_limit(shards);
             let _ = s.add_reader(cl.id, ip, port, offset as u64 - 1, rdb_only);
             if let Some(r) = s.reader(cl.id) {
                 r.state = ReaderState::Online;
@@ -229,6 +230,7 @@ async fn start_snapshot(
             .get_int("repl-backlog-size")
             .max(16 * 1024) as usize;
         s.activate();
+        s.replica_limit = replica_limit(shards);
         let end = s.end;
         let wake = s.add_reader(id, ip, port, end, rdb_only);
         (s.end, s.replid.clone(), wake)
@@ -332,6 +334,11 @@ pub async fn keep_backlog(shards: &Shards) {
         .get_int("repl-backlog-size")
         .max(16 * 1024) as usize;
     s.activate();
+}
+
+/// `client-output-buffer-limit replica` now.
+fn replica_limit(shards: &Shards) -> crate::config::OutputLimit {
+    shards.local.borrow().config.client_output_buffer_limit[ClientClass::Replica as usize]
 }
 
 /// Claim the snapshot machinery, waiting out a running BGSAVE or rewrite.
@@ -442,7 +449,7 @@ async fn full_sync(
         .spawn(move || rdb_pieces(parts, chunks, replid, offset, pieces_tx))
         .ok()?;
     let sent = if diskless {
-        send_eof(stream, &pieces).await
+        send_eof(stream, shards, id, &pieces).await
     } else {
         send_with_length(stream, shards, &pieces).await
     };
@@ -471,6 +478,8 @@ async fn full_sync(
 /// Diskless: `$EOF:<mark>`, the RDB as it is made, the mark.
 async fn send_eof(
     stream: &mut TcpStream,
+    shards: &Shards,
+    id: u64,
     pieces: &flume::Receiver<Vec<u8>>,
 ) -> Result<u64, String> {
     let mark = super::new_replid();
@@ -483,6 +492,9 @@ async fn send_eof(
     while let Ok(p) = pieces.recv_async().await {
         stream.write_all(&p).await.map_err(io)?;
         n += p.len() as u64;
+        if super::of(&shards.server).lock().is_cut(id) {
+            return Err("the replica went over its output buffer limit during the sync".into());
+        }
     }
     stream.write_all(mark.as_bytes()).await.map_err(io)?;
     Ok(n)
@@ -537,17 +549,26 @@ async fn feed(
             return;
         }
         out.clear();
-        let limit =
-            shards.local.borrow().config.client_output_buffer_limit[ClientClass::Replica as usize];
-        if !st.lock().read(id, &mut out, 256 << 10, limit) {
-            log(&format!(
-                "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                client.borrow().info_line(crate::clock::now_ms())
-            ));
+        if !st.lock().read(id, &mut out, 256 << 10) {
+            over_limit(client);
             return;
         }
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            // A replica that does not read is cut off while the write waits (the
+            // append that finds it over its limit wakes us).
+            let write = async { stream.write_all(&out).await.is_ok() };
+            let cut = async {
+                while wake.recv_async().await.is_ok() {
+                    if st.lock().is_cut(id) {
+                        break;
+                    }
+                }
+                false
+            };
+            if !futures_lite::future::or(write, cut).await {
+                if st.lock().is_cut(id) {
+                    over_limit(client);
+                }
                 return;
             }
             st.repl_output_bytes
@@ -588,6 +609,14 @@ async fn feed(
             }
         }
     }
+}
+
+/// Redis's log line for a replica cut off at its output buffer limit.
+fn over_limit(client: &ClientRef) {
+    log(&format!(
+        "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+        client.borrow().info_line(crate::clock::now_ms())
+    ));
 }
 
 /// WAIT numreplicas timeout: block until that many replicas acknowledged every write

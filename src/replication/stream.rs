@@ -88,6 +88,8 @@ pub struct Stream {
     pub no_replicas_since_ms: u64,
     /// FAILOVER in progress, if any.
     pub failover: Option<super::failover::Failover>,
+    /// `client-output-buffer-limit replica`, as last read from the configuration.
+    pub replica_limit: crate::config::OutputLimit,
 }
 
 impl Stream {
@@ -114,6 +116,7 @@ impl Stream {
             ack_waiters: Vec::new(),
             no_replicas_since_ms: crate::clock::now_ms(),
             failover: None,
+            replica_limit: crate::config::OutputLimit::default(),
         }
     }
 
@@ -156,6 +159,7 @@ impl Stream {
         }
         self.buf.extend(bytes);
         self.end += bytes.len() as u64;
+        self.enforce_limit();
         self.trim();
         for r in &self.readers {
             let _ = r.wake.try_send(());
@@ -258,15 +262,8 @@ impl Stream {
 
     /// Copy up to `max` bytes after reader `id`'s position into `out` and advance it;
     /// false if it was cut off (or is gone).
-    pub fn read(
-        &mut self,
-        id: u64,
-        out: &mut Vec<u8>,
-        max: usize,
-        limit: crate::config::OutputLimit,
-    ) -> bool {
-        let end = self.end;
-        let first = end - self.buf.len() as u64;
+    pub fn read(&mut self, id: u64, out: &mut Vec<u8>, max: usize) -> bool {
+        let first = self.end - self.buf.len() as u64;
         let Some(r) = self.readers.iter_mut().find(|r| r.id == id) else {
             return false;
         };
@@ -274,22 +271,46 @@ impl Stream {
             r.cut = true;
             return false;
         }
-        let behind = end - r.pos;
-        if crate::client::limit_reached(limit, behind, &r.soft_since, || {
-            crate::clock::now_ms() / 1000
-        }) {
-            r.cut = true;
-            return false;
-        }
         let from = (r.pos - first) as usize;
         let n = (self.buf.len() - from).min(max);
         let (a, b) = self.buf.as_slices();
-        for i in from..from + n {
-            out.push(if i < a.len() { a[i] } else { b[i - a.len()] });
+        let (until_a, rest) = (a.len().min(from + n), (from + n).saturating_sub(a.len()));
+        if from < a.len() {
+            out.extend_from_slice(&a[from..until_a]);
         }
+        out.extend_from_slice(&b[from.saturating_sub(a.len())..rest]);
         r.pos += n as u64;
         self.trim();
         true
+    }
+
+    /// True if reader `id` was cut off (or is gone).
+    pub fn is_cut(&self, id: u64) -> bool {
+        self.readers
+            .iter()
+            .find(|r| r.id == id)
+            .is_none_or(|r| r.cut)
+    }
+
+    /// Cut off the readers further behind than `client-output-buffer-limit replica`
+    /// allows (checked as bytes are appended, so a replica still receiving its RDB is
+    /// held to it too, as Redis holds a replica's buffered writes).
+    fn enforce_limit(&mut self) {
+        let limit = self.replica_limit;
+        if limit.hard == 0 && limit.soft == 0 {
+            return;
+        }
+        let end = self.end;
+        for r in &mut self.readers {
+            if !r.cut
+                && crate::client::limit_reached(limit, end - r.pos, &r.soft_since, || {
+                    crate::clock::now_ms() / 1000
+                })
+            {
+                r.cut = true;
+                let _ = r.wake.try_send(());
+            }
+        }
     }
 
     /// Bytes reader `id` has yet to be sent.
@@ -455,23 +476,35 @@ mod tests {
         let _rx = s.add_reader(7, "127.0.0.1".into(), 1, 0, false);
         s.append(b"0123456789abcdefghij");
         let mut out = Vec::new();
-        let unlimited = crate::config::OutputLimit {
-            hard: 0,
-            soft: 0,
-            soft_seconds: 0,
-        };
-        assert!(s.read(7, &mut out, 5, unlimited));
+        assert!(s.read(7, &mut out, 5));
         assert_eq!(out, b"01234");
-        assert!(s.read(7, &mut out, 100, unlimited));
+        assert!(s.read(7, &mut out, 100));
         assert_eq!(out, b"0123456789abcdefghij");
         assert_eq!(s.histlen(), 10);
-        let hard = crate::config::OutputLimit {
+        // Over its hard limit as bytes come: cut off, and told so.
+        s.replica_limit = crate::config::OutputLimit {
             hard: 4,
             soft: 0,
             soft_seconds: 0,
         };
         s.append(b"klmnop");
-        assert!(!s.read(7, &mut out, 100, hard));
+        assert!(s.is_cut(7));
+        assert!(!s.read(7, &mut out, 100));
+    }
+
+    #[test]
+    fn reads_cross_the_ring_s_seam() {
+        let mut s = Stream::new("a".repeat(40));
+        s.backlog_size = 4;
+        s.activate();
+        let _rx = s.add_reader(1, "127.0.0.1".into(), 1, 0, false);
+        let mut out = Vec::new();
+        for chunk in [&b"abc"[..], b"defg", b"hi", b"jklmnop"] {
+            s.append(chunk);
+            assert!(s.read(1, &mut out, 3));
+            assert!(s.read(1, &mut out, 100));
+        }
+        assert_eq!(out, b"abcdefghijklmnop");
     }
 
     #[test]
