@@ -732,6 +732,37 @@ fn a_replica_over_its_output_limit_is_cut_off_and_resyncs() {
     let back = common::wait_until(Duration::from_secs(15), || {
         num(&mut m, "sync_full") + num(&mut m, "sync_partial_ok") == 2
     });
-    assert!(back, "master:\n{}\nreplica:\n{}", master.log_text(), replica.log_text());
+    assert!(
+        back,
+        "master:\n{}\nreplica:\n{}",
+        master.log_text(),
+        replica.log_text()
+    );
     assert_in_sync(&master, &replica);
+}
+
+/// REPLICAOF its own address, and two servers each the replica of the other: every
+/// attempt is refused with -NOMASTERLINK (a replica whose link is down does not feed),
+/// logged and retried; both keep answering and their data.
+#[test]
+fn a_replication_loop_only_retries() {
+    let a = shardis(2, &[]);
+    let mut c = a.raw();
+    c.cmd(&["SET", "mine", "1"]);
+    let own = a.port.to_string();
+    assert_eq!(show(&c.cmd(&["REPLICAOF", "127.0.0.1", &own])), "+OK");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(info_field(&mut c, "master_link_status"), "down");
+    assert_eq!(show(&c.cmd(&["GET", "mine"])), "$\"1\"");
+    assert!(a.log_text().contains("NOMASTERLINK"), "{}", a.log_text());
+
+    let b = shardis(2, &[]);
+    let mut d = b.raw();
+    d.cmd(&["SET", "theirs", "1"]);
+    let bp = b.port.to_string();
+    c.cmd(&["REPLICAOF", "127.0.0.1", &bp]);
+    d.cmd(&["REPLICAOF", "127.0.0.1", &own]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(show(&c.cmd(&["PING"])), "+PONG");
+    assert_eq!(show(&d.cmd(&["GET", "theirs"])), "$\"1\"");
 }
