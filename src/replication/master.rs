@@ -8,7 +8,7 @@
 //! and reads the replica's REPLCONF ACKs, until either side closes.
 
 use super::stream::ReaderState;
-use crate::client::{ClientClass, ClientRef};
+use crate::client::ClientRef;
 use crate::commands::errors;
 use crate::log::log;
 use crate::persistence::rdb::crc64::Crc64;
@@ -151,8 +151,8 @@ pub async fn psync(c: &ClientRef, shards: &Shards, argv: &[Bytes], is_psync: boo
         let ours = id.as_ref() == s.replid.as_bytes();
         let second = id.as_ref() == s.replid2.as_bytes() && offset <= s.second_offset;
         if (ours || second) && offset > 0 && s.can_continue(offset as u64) {
+            s.configure(&shards.local.borrow().config);
             s.activate();
-            s.replica_limit = replica_limit(shards);
             let _ = s.add_reader(cl.id, ip, port, offset as u64 - 1, rdb_only);
             if let Some(r) = s.reader(cl.id) {
                 r.state = ReaderState::Online;
@@ -205,13 +205,7 @@ async fn start_snapshot(
             let tx = tx.clone();
             let server = server.clone();
             let step: FirstStep<Result<(), String>> = Box::new(move |s: &mut Shard| {
-                if s.propagation
-                    .consumer_mut::<super::stream::Feed>()
-                    .is_none()
-                {
-                    s.propagation
-                        .attach(Box::new(super::stream::Feed { server }));
-                }
+                super::stream::Feed::attach(s, &server);
                 snapshot::begin(s, tx, false)
             });
             (sid, step)
@@ -223,14 +217,8 @@ async fn start_snapshot(
     let st = super::of(&shards.server);
     let (offset, replid, wake) = {
         let mut s = st.lock();
-        s.backlog_size = shards
-            .local
-            .borrow()
-            .config
-            .get_int("repl-backlog-size")
-            .max(16 * 1024) as usize;
+        s.configure(&shards.local.borrow().config);
         s.activate();
-        s.replica_limit = replica_limit(shards);
         let end = s.end;
         let wake = s.add_reader(id, ip, port, end, rdb_only);
         (s.end, s.replid.clone(), wake)
@@ -313,32 +301,13 @@ fn rdb_pieces(
 pub async fn keep_backlog(shards: &Shards) {
     let server = shards.server.clone();
     shards
-        .all(move |s: &mut Shard| {
-            if s.propagation
-                .consumer_mut::<super::stream::Feed>()
-                .is_none()
-            {
-                s.propagation.attach(Box::new(super::stream::Feed {
-                    server: server.clone(),
-                }));
-            }
-        })
+        .all(move |s: &mut Shard| super::stream::Feed::attach(s, &server))
         .await;
     let st = super::of(&shards.server);
     st.feeding.store(true, Ordering::Relaxed);
     let mut s = st.lock();
-    s.backlog_size = shards
-        .local
-        .borrow()
-        .config
-        .get_int("repl-backlog-size")
-        .max(16 * 1024) as usize;
+    s.configure(&shards.local.borrow().config);
     s.activate();
-}
-
-/// `client-output-buffer-limit replica` now.
-fn replica_limit(shards: &Shards) -> crate::config::OutputLimit {
-    shards.local.borrow().config.client_output_buffer_limit[ClientClass::Replica as usize]
 }
 
 /// Claim the snapshot machinery, waiting out a running BGSAVE or rewrite.

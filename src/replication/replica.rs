@@ -115,7 +115,7 @@ pub async fn start(shards: &Shards, host: String, port: u16) {
         // disconnectSlaves), most likely continuing partially.
         s.cut_all();
         s.priority = cfg.get_int("replica-priority");
-        s.backlog_size = cfg.get_int("repl-backlog-size").max(16 * 1024) as usize;
+        s.configure(&cfg);
         s.read_only = cfg.get_bool("replica-read-only");
     }
     st.is_replica.store(true, Ordering::SeqCst);
@@ -133,14 +133,7 @@ async fn set_replica_shards(shards: &Shards, replica: bool) {
     shards
         .all(move |s: &mut Shard| {
             s.set_replica_expiry(replica);
-            if s.propagation
-                .consumer_mut::<super::stream::Feed>()
-                .is_none()
-            {
-                s.propagation.attach(Box::new(super::stream::Feed {
-                    server: server.clone(),
-                }));
-            }
+            super::stream::Feed::attach(s, &server);
         })
         .await;
     super::of(&shards.server)

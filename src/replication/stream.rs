@@ -134,6 +134,13 @@ impl Stream {
         self.buf.len().min(self.backlog_size)
     }
 
+    /// Take `repl-backlog-size` and `client-output-buffer-limit replica` from `cfg`.
+    pub fn configure(&mut self, cfg: &crate::config::Config) {
+        self.backlog_size = cfg.get_int("repl-backlog-size").max(16 * 1024) as usize;
+        self.replica_limit =
+            cfg.client_output_buffer_limit[crate::client::ClientClass::Replica as usize];
+    }
+
     /// Start keeping a backlog (the first replica).
     pub fn activate(&mut self) {
         if !self.backlog_active {
@@ -389,6 +396,17 @@ pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
 /// A shard's consumer: appends its units to the stream.
 pub struct Feed {
     pub server: Arc<crate::runtime::hop::ServerInfo>,
+}
+
+impl Feed {
+    /// Attach a feed to `shard` unless one is there.
+    pub fn attach(shard: &mut crate::shard::Shard, server: &Arc<crate::runtime::hop::ServerInfo>) {
+        if shard.propagation.consumer_mut::<Feed>().is_none() {
+            shard.propagation.attach(Box::new(Feed {
+                server: server.clone(),
+            }));
+        }
+    }
 }
 
 impl Consumer for Feed {
