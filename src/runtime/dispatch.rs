@@ -302,6 +302,7 @@ impl Run<'_> {
                     *local += n as i64;
                 }
             }
+            pubsub::catch_up_with(self.shards, core).await;
         }
         let mut waiting = Vec::new();
         for (sid, items) in self.pending.iter_mut().enumerate() {

@@ -156,7 +156,10 @@ pub fn install(shards: &Shards) {
     crate::runtime::backend::spawn(async move {
         while let Ok(job) = rx.recv_async().await {
             job();
-            catch_up();
+            // One job (a read's batch) at a time, as Redis handles one read per turn:
+            // the subscribers' connections write between batches, rather than a
+            // backlog of batches all landing in their queues first.
+            crate::runtime::backend::yield_now().await;
         }
     })
     .detach();
@@ -402,6 +405,26 @@ pub fn send(shards: &Shards, core: usize, batch: Outgoing) -> Vec<usize> {
     // An unbounded queue: sending never fails while the server runs.
     let _ = there.raised.0.send(Box::new(move || deliver_now(&batch)));
     counts
+}
+
+/// Batches a core may have waiting on its queue of raised work before a publisher
+/// waits for it: the queue is unbounded, so without this a publisher faster than the
+/// subscribers' core would pile messages up there, out of reach of the output buffer
+/// limits (which apply once a message is delivered to a subscriber's queue).
+const BACKLOG: usize = 16;
+
+/// Let core `core` catch up if it has more than [`BACKLOG`] jobs waiting: wait until it
+/// ran everything queued for it so far (a publisher's flow control).
+pub async fn catch_up_with(shards: &Shards, core: usize) {
+    let there = &shards.server.pubsub.cores(shards.count())[core];
+    if there.raised.0.len() <= BACKLOG {
+        return;
+    }
+    let (tx, rx) = flume::bounded::<()>(1);
+    let _ = there.raised.0.send(Box::new(move || {
+        let _ = tx.send(());
+    }));
+    let _ = rx.recv_async().await;
 }
 
 /// The other cores that may have a receiver for a message on `channel`.
