@@ -70,6 +70,13 @@
 //! invalidations noted on this core leave first thing in [`publish_events`], through
 //! [`raise_on`]).
 //!
+//! **Flow control.** Not awaiting the count leaves a publisher nothing to slow it down,
+//! and the queue of raised work is unbounded: messages waiting there are out of reach
+//! of the output buffer limits. So after queuing a batch for a core, a publisher waits
+//! for that core to run what was queued if more than [`BACKLOG`] jobs are waiting
+//! ([`catch_up_with`]), and a core runs one job per turn of its loop, so its
+//! subscribers' connections write between batches (Redis handles one read per turn).
+//!
 //! **Batching.** Outside MULTI, `dispatch` runs a PUBLISH itself (the table's
 //! `PUBLISHES` trait): it delivers on this core at once, collects the message for each
 //! listening core, and queues one batch per core ([`send`]) when the read's batches
