@@ -227,6 +227,15 @@ pub enum ClientClass {
 }
 
 impl ClientClass {
+    /// The class whose `client-output-buffer-limit` applies: a master's link is held
+    /// to the normal one (Redis: `getClientType`'s master is checked as normal).
+    pub fn limit_class(self) -> ClientClass {
+        match self {
+            ClientClass::Master => ClientClass::Normal,
+            other => other,
+        }
+    }
+
     /// The name CLIENT LIST / KILL `TYPE` takes.
     pub fn name(self) -> &'static str {
         match self {
@@ -437,7 +446,7 @@ impl Pushes {
         if self.over_limit.get().is_some() {
             return true;
         }
-        let limit = OUTPUT_LIMITS.get()[(self.class.get() as usize) % 3];
+        let limit = OUTPUT_LIMITS.get()[self.class.get().limit_class() as usize];
         let now = || crate::clock::now_ms() / 1000;
         if !limit_reached(limit, self.omem() as u64, &self.soft_since, now) {
             return false;

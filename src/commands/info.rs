@@ -197,6 +197,7 @@ fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
         // No modules, so no module fork: Redis prints these two whatever.
         persistence.push(("module_fork_in_progress", "0".into()));
         persistence.push(("module_fork_last_cow_size", "0".into()));
+        let r = crate::replication::of(&s.server);
         let facts = ServerFacts {
             run_id: s.server.run_id.clone(),
             started_ms: s.server.started_ms,
@@ -205,21 +206,10 @@ fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
             connected_clients: s.server.connected_clients.load(Ordering::Relaxed),
             persistence,
             replication: crate::replication::info_fields(&s.server),
-            syncs: {
-                let r = crate::replication::of(&s.server);
-                [
-                    r.sync_full.load(Ordering::Relaxed),
-                    r.sync_partial_ok.load(Ordering::Relaxed),
-                    r.sync_partial_err.load(Ordering::Relaxed),
-                ]
-            },
-            repl_bytes: {
-                let r = crate::replication::of(&s.server);
-                [
-                    r.repl_input_bytes.load(Ordering::Relaxed),
-                    r.repl_output_bytes.load(Ordering::Relaxed),
-                ]
-            },
+            syncs: [&r.sync_full, &r.sync_partial_ok, &r.sync_partial_err]
+                .map(|c| c.load(Ordering::Relaxed)),
+            repl_bytes: [&r.repl_input_bytes, &r.repl_output_bytes]
+                .map(|c| c.load(Ordering::Relaxed)),
         };
         let text = render(&wanted, &s.server.config.current(), &facts, &snaps);
         Reply::Verbatim("txt", Bytes::from(text))

@@ -320,14 +320,6 @@ impl Stream {
         }
     }
 
-    /// Bytes reader `id` has yet to be sent.
-    pub fn unsent(&self, id: u64) -> u64 {
-        self.readers
-            .iter()
-            .find(|r| r.id == id)
-            .map_or(0, |r| self.end - r.pos)
-    }
-
     /// A replica acknowledged `offset`: wake WAIT's waiters.
     pub fn ack(&mut self, id: u64, offset: u64) {
         if let Some(r) = self.reader(id) {

@@ -97,12 +97,14 @@ fn check(
     {
         return refuse(Reply::err(errors::LOADING));
     }
-    if cmd.is_write() || cmd.has_trait(traits::REFUSED_ON_DISK_ERROR) {
+    // (Read once: the flag lookup is on every command's path.)
+    let write = cmd.is_write();
+    if write || cmd.has_trait(traits::REFUSED_ON_DISK_ERROR) {
         if let Some(reply) = writes_refused(shards) {
             return refuse(reply);
         }
     }
-    if cmd.is_write()
+    if write
         && crate::replication::too_few_good_replicas(&shards.server, &shards.local.borrow().config)
     {
         return refuse(Reply::err(errors::NOREPLICAS));
