@@ -31,8 +31,8 @@
 use crate::client::ClientRef;
 use crate::commands::{errors, Blocking, Command, TimeoutArg};
 use crate::protocol::Reply;
-use crate::runtime::dispatch;
 use crate::runtime::Shards;
+use crate::runtime::{call, dispatch};
 use crate::shard::blocking::{Ticket, Waiter, Wake, DONE, FREE, TRYING};
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -344,7 +344,8 @@ fn set_signal(s: &mut Shard) {
 }
 
 /// Called after every command on a shard: serve blocked clients whose keys became
-/// ready, unless a transaction is running here (then its release serves them).
+/// ready, except where a transaction's claim covers them (then its release serves
+/// them).
 pub fn after_command(s: &mut Shard) {
     if !s.blocking.is_empty() {
         serve_ready(s);
@@ -354,7 +355,8 @@ pub fn after_command(s: &mut Shard) {
 /// Serve the waiters of every ready key, in arrival order per key, until no key is
 /// ready (serving one client can make another key ready: BLMOVE's destination).
 pub fn serve_ready(s: &mut Shard) {
-    if s.blocking.busy || s.lock.holder.is_some() {
+    // Not inside a transaction's work: its release serves them, outside its log.
+    if s.blocking.busy || s.propagation.in_tx_work() {
         return;
     }
     s.blocking.busy = true;
@@ -424,6 +426,13 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
             ticket.set(FREE);
             return;
         };
+        // A transaction's claim covers a key the command touches: serve it after the
+        // claim is released (which calls `after_command`).
+        if !s.intents.is_quiet() && s.intents.blocks(None, &call::footprint(cmd, &run)) {
+            ticket.set(FREE);
+            later.push((db, key.clone()));
+            return;
+        }
         // Not recorded as another call: Redis counts a blocked command once, when it
         // first runs (its stats on unblock add time, not calls).
         let reply = crate::runtime::call::run(s, cmd, db, &run, no_touch, crate::clock::now_ms());

@@ -27,6 +27,7 @@ use crate::commands::traits;
 use crate::commands::{propagate, Command, Ctx, Exec, Touch};
 use crate::protocol::Reply;
 use crate::runtime::hop::ServerInfo;
+use crate::shard::intents::Footprint;
 use crate::shard::propagation::Effect;
 use crate::shard::slowlog::{self, Caller};
 use crate::shard::Shard;
@@ -368,6 +369,17 @@ pub fn slowlog_push(shard: &mut Shard, cmd: &Command, argv: &[Bytes], us: u64, c
     }
 }
 
+/// What a command with arguments `argv` touches on its shard, for the transactions'
+/// claims (see `shard::intents`): its keys; the whole shard for a command that names
+/// none, or that may reach keys its key spec does not name (SORT's BY and GET).
+pub fn footprint(cmd: &Command, argv: &[Bytes]) -> Footprint {
+    let idx = cmd.key_indexes(argv);
+    if idx.is_empty() || cmd.spread.is_some() {
+        return Footprint::Shard;
+    }
+    Footprint::keys(idx.iter().map(|&i| argv[i].clone()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,12 +469,12 @@ mod tests {
             "staged until the block ends"
         );
         s.propagation.end_block();
-        // Held by a multi-shard transaction: records go to its log, in order.
+        // Work of a multi-shard transaction: records go to its log, in order.
         let log = Arc::new(TxLog::default());
-        s.propagation.enter_tx(log.clone());
+        let outer = s.propagation.enter_tx(log.clone());
         run_line(&mut s, "SET y 1");
         run_line(&mut s, "DEL y");
-        s.propagation.leave_tx();
+        s.propagation.leave_tx(outer);
         let (set, effects) = log.take().unwrap();
         assert_eq!(set, vec![0]);
         s.propagation.conclude(0, 7, &set, &effects);

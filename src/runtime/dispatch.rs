@@ -31,6 +31,7 @@ use crate::runtime::multishard;
 use crate::runtime::pubsub;
 use crate::runtime::transaction::{self, Tx};
 use crate::runtime::Shards;
+use crate::shard::intents::Footprint;
 use crate::shard::propagation::Effect;
 pub use crate::shard::slowlog::Caller;
 use crate::shard::Shard;
@@ -233,7 +234,8 @@ impl Run<'_> {
         argv: Vec<Bytes>,
     ) {
         let shards = self.shards;
-        if s == shards.local_id && shards.local_is_free() {
+        // Behind nothing of this batch for this shard, and under no claim.
+        if s == shards.local_id && self.pending[s].is_empty() && shards.local_admits(cmd, &argv) {
             let mut local = shards.local.borrow_mut();
             let reply = call::call(&mut local, cmd, db, &argv, no_touch, &self.caller, self.now);
             self.replies[i] = Some(reply);
@@ -312,13 +314,15 @@ impl Run<'_> {
             let items = std::mem::take(items);
             let indexes: Vec<usize> = items.iter().map(|p| p.index).collect();
             let caller = self.caller.clone();
-            let rx = self.shards.send(sid, move |s: &mut Shard| {
-                let now = crate::clock::now_ms();
-                items
-                    .into_iter()
-                    .map(|p| call::call(s, p.cmd, p.db, &p.argv, p.no_touch, &caller, now))
-                    .collect::<Vec<Reply>>()
-            });
+            let rx = self
+                .shards
+                .send_touching(sid, footprint(&items), move |s: &mut Shard| {
+                    let now = crate::clock::now_ms();
+                    items
+                        .into_iter()
+                        .map(|p| call::call(s, p.cmd, p.db, &p.argv, p.no_touch, &caller, now))
+                        .collect::<Vec<Reply>>()
+                });
             waiting.push((indexes, rx));
         }
         for (indexes, rx) in waiting {
@@ -435,4 +439,16 @@ fn target_shard(cmd: &Command, argv: &[Bytes], shards: &Shards) -> Target {
     } else {
         Target::Many
     }
+}
+
+/// What a batch of commands for one shard touches there.
+fn footprint(items: &[Pending]) -> Footprint {
+    let mut keys = Vec::new();
+    for p in items {
+        match call::footprint(p.cmd, &p.argv) {
+            Footprint::Shard => return Footprint::Shard,
+            Footprint::Keys(ks) => keys.extend(ks),
+        }
+    }
+    Footprint::keys(keys)
 }

@@ -8,16 +8,20 @@
 //! connection task holds: `on` runs a closure on one shard (inline when it is the local
 //! one), `all` on every shard concurrently.
 //!
-//! Every job says on whose behalf it runs ([`JobKind`]). While a multi-shard
-//! transaction holds a shard (see `transaction`), a job of anyone else is parked on the
-//! shard and runs when the transaction releases it; the transaction's own jobs, and the
-//! lock requests themselves, run at once. A handle made by `Shards::for_tx` sends its
-//! jobs as the transaction's. The same rule applies to the local shard: work that would
-//! run inline on a shard held by someone else goes through the inbox instead.
+//! Every job says on whose behalf it runs ([`JobKind`]) and what it touches (its
+//! [`Footprint`]: its keys, or the whole shard when it does not say). While a
+//! multi-shard transaction's granted claim covers that (see `transaction` and
+//! `shard::intents`), a job of anyone else is parked on the shard and runs when the
+//! claim is released; the transaction's own jobs, and the claim requests themselves,
+//! run at once. A handle made by `Shards::for_tx` sends its jobs as the transaction's,
+//! and its work logs its effects to the transaction's log. The same rule applies to
+//! the local shard: work that would run inline where a claim covers it goes through
+//! the inbox instead.
 
 use crate::config::ConfigHandle;
 use crate::runtime::durability::Durability;
 use crate::runtime::slots::SlotTable;
+use crate::shard::intents::Footprint;
 use crate::shard::propagation::TxLog;
 use crate::shard::Shard;
 use std::cell::RefCell;
@@ -38,6 +42,7 @@ pub enum JobKind {
 
 pub struct Job {
     pub kind: JobKind,
+    pub footprint: Footprint,
     pub run: Box<dyn FnOnce(&mut Shard) + Send>,
 }
 
@@ -175,17 +180,34 @@ impl Shards {
         })
     }
 
-    /// Run `f` inline on the local shard; the keyspace events it raised outside a
-    /// command (a lookup's `keymiss` or `expired`) leave with it, as a job's do.
+    /// Run `f` inline on the local shard (as this handle's transaction, if any); the
+    /// keyspace events it raised outside a command (a lookup's `keymiss` or `expired`)
+    /// leave with it, as a job's do.
     fn run_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
-        let r = f(&mut self.local.borrow_mut());
+        let r = as_tx(&mut self.local.borrow_mut(), self.tx_log.as_ref(), f);
         crate::runtime::pubsub::publish_events(crate::notify::take());
         r
     }
 
-    /// True if work of this handle may run inline on the local shard right now.
+    /// True if work of this handle touching anything on the local shard may run
+    /// inline right now.
     pub fn local_is_free(&self) -> bool {
-        !self.local.borrow().lock.blocks(self.tx)
+        self.local_is_free_for(&Footprint::Shard)
+    }
+
+    /// True if work of this handle touching `fp` may run inline right now.
+    pub fn local_is_free_for(&self, fp: &Footprint) -> bool {
+        !self.local.borrow().intents.blocks(self.tx, fp)
+    }
+
+    /// True if this handle may run `cmd` inline right now (its footprint is worked out
+    /// only when some claim or parked work is here).
+    pub fn local_admits(&self, cmd: &crate::commands::Command, argv: &[bytes::Bytes]) -> bool {
+        let s = self.local.borrow();
+        s.intents.is_quiet()
+            || !s
+                .intents
+                .blocks(self.tx, &crate::runtime::call::footprint(cmd, argv))
     }
 
     fn kind(&self) -> JobKind {
@@ -214,7 +236,7 @@ impl Shards {
         id: usize,
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> flume::Receiver<R> {
-        self.send_as(self.kind(), id, f)
+        self.send_as(self.kind(), Footprint::Shard, id, f)
     }
 
     /// Queue `f` on shard `id` as lock management: it runs even on a held shard.
@@ -223,25 +245,46 @@ impl Shards {
         id: usize,
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> flume::Receiver<R> {
-        self.send_as(JobKind::Control, id, f)
+        self.send_as(JobKind::Control, Footprint::Shard, id, f)
+    }
+
+    /// Queue `f`, which touches only `fp`, on shard `id`.
+    pub fn send_touching<R: Send + 'static>(
+        &self,
+        id: usize,
+        fp: Footprint,
+        f: impl FnOnce(&mut Shard) -> R + Send + 'static,
+    ) -> flume::Receiver<R> {
+        self.send_as(self.kind(), fp, id, f)
     }
 
     fn send_as<R: Send + 'static>(
         &self,
         kind: JobKind,
+        footprint: Footprint,
         id: usize,
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> flume::Receiver<R> {
         let (tx, rx) = flume::bounded(1);
         let in_flight = self.in_flight.clone();
         in_flight.fetch_add(1, Ordering::Relaxed);
+        // Only the transaction's own work logs to its log (not a release it sends).
+        let log = match kind {
+            JobKind::Tx(_) => self.tx_log.clone(),
+            JobKind::Normal | JobKind::Control => None,
+        };
         let run = Box::new(move |s: &mut Shard| {
             s.stats.hops_served += 1;
-            let _ = tx.send(f(s));
+            let _ = tx.send(as_tx(s, log.as_ref(), f));
             in_flight.fetch_sub(1, Ordering::Relaxed);
         });
         self.local.borrow_mut().stats.hops_sent += 1;
-        if self.inboxes[id].send(Job { kind, run }).is_err() {
+        let job = Job {
+            kind,
+            footprint,
+            run,
+        };
+        if self.inboxes[id].send(job).is_err() {
             panic!("shard {id} inbox closed while the server runs");
         }
         rx
@@ -290,20 +333,30 @@ pub async fn serve_inbox(shard: Rc<RefCell<Shard>>, inbox: flume::Receiver<Job>)
     }
 }
 
-/// Run a job now, or park it if another transaction holds the shard.
+/// Run `f` with its effects logged to transaction log `log`, if any (see
+/// `shard::propagation`): only the transaction's own work logs there, while other work
+/// may run on the shard between its steps.
+pub fn as_tx<R>(s: &mut Shard, log: Option<&Arc<TxLog>>, f: impl FnOnce(&mut Shard) -> R) -> R {
+    let Some(log) = log else { return f(s) };
+    let outer = s.propagation.enter_tx(log.clone());
+    let r = f(s);
+    s.propagation.leave_tx(outer);
+    r
+}
+
+/// Run a job now, or park it while a claim of another transaction covers it.
 fn run_job(s: &mut Shard, job: Job) {
-    let waits = match job.kind {
-        JobKind::Normal => s.lock.holder.is_some(),
-        JobKind::Tx(id) => s.lock.blocks(Some(id)),
-        JobKind::Control => false,
+    let tx = match job.kind {
+        JobKind::Tx(id) => Some(id),
+        JobKind::Normal | JobKind::Control => None,
     };
-    if waits {
-        s.lock.deferred.push_back(job.run);
-    } else {
-        (job.run)(s);
-        // Keyspace events a job raised outside a command (a lazy expiry in KEYS...).
-        crate::runtime::pubsub::publish_events(crate::notify::take());
+    if job.kind != JobKind::Control && s.intents.blocks(tx, &job.footprint) {
+        s.intents.park(tx, job.footprint, job.run);
+        return;
     }
+    (job.run)(s);
+    // Keyspace events a job raised outside a command (a lazy expiry in KEYS...).
+    crate::runtime::pubsub::publish_events(crate::notify::take());
 }
 
 /// An answer that is either already computed (local shard) or on its way (remote).

@@ -19,6 +19,7 @@ use crate::protocol::Reply;
 use crate::runtime::call;
 use crate::runtime::transaction::{FirstStep, Tx};
 use crate::runtime::Shards;
+use crate::shard::intents::Footprint;
 use crate::shard::Shard;
 use crate::storage::db::Entry;
 use bytes::Bytes;
@@ -40,17 +41,18 @@ pub async fn run(
         Some(merge) => {
             let nkeys = cmd.key_indexes(argv).len();
             let mut positions = Vec::new();
-            let steps: Vec<(usize, FirstStep<Reply>)> = split_parts(shards, cmd, argv)
+            let steps: Vec<(usize, Footprint, FirstStep<Reply>)> = split_parts(shards, cmd, argv)
                 .into_iter()
                 .map(|(sid, part, pos)| {
                     positions.push(pos);
+                    let claim = call::footprint(cmd, &part);
                     let step: FirstStep<Reply> = Box::new(move |s: &mut Shard| {
                         crate::tracking::set_writer(writer);
                         let r = call::run(s, cmd, db, &part, no_touch, crate::clock::now_ms());
                         crate::tracking::set_writer(0);
                         r
                     });
-                    (sid, step)
+                    (sid, claim, step)
                 })
                 .collect();
             let (tx, replies) = steps_in_tx(shards, steps).await;
@@ -60,13 +62,16 @@ pub async fn run(
             merge_parts(merge, nkeys, positions.into_iter().zip(replies).collect())
         }
         None => {
-            let steps: Vec<(usize, FirstStep<Gathered>)> = keys_by_shard(shards, cmd, argv)
-                .into_iter()
-                .map(|(sid, ks)| {
-                    let step: FirstStep<Gathered> = Box::new(move |s: &mut Shard| gather(s, &ks));
-                    (sid, step)
-                })
-                .collect();
+            let steps: Vec<(usize, Footprint, FirstStep<Gathered>)> =
+                keys_by_shard(shards, cmd, argv)
+                    .into_iter()
+                    .map(|(sid, ks)| {
+                        let claim = Footprint::keys(ks.clone());
+                        let step: FirstStep<Gathered> =
+                            Box::new(move |s: &mut Shard| gather(s, &ks));
+                        (sid, claim, step)
+                    })
+                    .collect();
             let (tx, gathered) = steps_in_tx(shards, steps).await;
             let handle = tx.as_ref().map_or(shards, |t| &t.shards);
             let before = gathered.into_iter().flatten().collect();
@@ -80,18 +85,19 @@ pub async fn run(
 }
 
 /// Run one step per shard: as plain hops inside the transaction `shards` acts for, or
-/// as the first steps of a new transaction, returned to be finished by the caller.
+/// as the first steps of a new transaction claiming what each step touches, returned
+/// to be finished by the caller.
 async fn steps_in_tx<R: Send + 'static>(
     shards: &Shards,
-    steps: Vec<(usize, FirstStep<R>)>,
+    steps: Vec<(usize, Footprint, FirstStep<R>)>,
 ) -> (Option<Tx>, Vec<R>) {
     if shards.tx.is_none() {
-        let (tx, out) = Tx::begin_with(shards, steps).await;
+        let (tx, out) = Tx::begin_claiming(shards, steps).await;
         return (Some(tx), out);
     }
     let waiting: Vec<_> = steps
         .into_iter()
-        .map(|(sid, step)| shards.send_or_local(sid, step))
+        .map(|(sid, _, step)| shards.send_or_local(sid, step))
         .collect();
     let mut out = Vec::with_capacity(waiting.len());
     for rx in waiting {

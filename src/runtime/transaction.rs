@@ -5,21 +5,24 @@
 //! live on different cores, FLUSHALL / FLUSHDB / SWAPDB, an EXEC whose commands or
 //! watched keys span shards) runs as a [`Tx`]:
 //!
-//! 1. **Schedule.** It takes an id from one global counter and asks every shard it
-//!    touches for its lock (`shard::lock`), all at once: it pushes one request into each
+//! 1. **Claim.** It takes an id from one global counter and sends every shard it
+//!    touches a request claiming what it will touch there (its keys, or the whole
+//!    shard: see `shard::intents`), all at once: it pushes one request into each
 //!    shard's inbox while holding a global mutex (held only for those pushes, never
-//!    across an await), then waits for all the grants. Each shard grants its lock to
-//!    the requests in the order they arrive.
-//! 2. **Execute.** It runs its hops through a handle made by `Shards::for_tx`, whose
-//!    jobs pass its own locks. Anything else that reaches a held shard (a hop from
-//!    another connection, a command that would run inline on this core) is parked on
-//!    the shard and runs when the lock is released.
-//! 3. **Conclude.** Dropping the `Tx` releases every lock (synchronously: a control job
-//!    per remote shard, inline for the local one), so an early return, an error or a
-//!    panic cannot leave a shard held. A client that disconnects does not cancel its
+//!    across an await), then waits for all the grants. A shard grants a request when
+//!    no earlier request still there conflicts with it (a common key, or a whole-shard
+//!    claim), running the transaction's first step there at that moment.
+//! 2. **Execute.** It runs its further hops through a handle made by `Shards::for_tx`,
+//!    whose jobs pass its own claims. Anything else that reaches a key it has claimed
+//!    (a hop from another connection, a command that would run inline on this core)
+//!    is parked on the shard and runs when the claim is released; work on other keys
+//!    runs meanwhile, and so do transactions on other keys.
+//! 3. **Conclude.** Dropping the `Tx` releases every claim (synchronously: a control
+//!    job per remote shard, inline for the local one), so an early return, an error or
+//!    a panic cannot leave a key claimed. A client that disconnects does not cancel its
 //!    connection task, which finishes the operation and releases.
 //!
-//! Operations that touch one shard take the fast path: no id, no lock, one job that
+//! Operations that touch one shard take the fast path: no id, no claim, one job that
 //! runs everything on that shard in one go (which is atomic because a shard runs one
 //! job at a time). So single-key commands, multi-key commands whose keys share a shard
 //! (hash tags), and an EXEC confined to one shard pay nothing for the scheduler.
@@ -28,31 +31,47 @@
 //! The mutex puts all transactions in one order (the order they pushed their
 //! requests), and because each shard's inbox is FIFO and requests are pushed under the
 //! mutex, every shard queues its requests in that same order (this core's shard too:
-//! its request goes through the inbox, never straight to the lock). A transaction
-//! therefore only ever waits for transactions earlier in the order, so the waits
-//! cannot form a cycle. While holding its locks it never waits for anything else: its
-//! own hops pass its locks, and parked work holds none. Ordinary work never holds a
-//! lock, so it only waits for a transaction that is itself making progress.
+//! its request goes through the inbox, never straight to the claims). A transaction
+//! therefore only ever waits for transactions earlier in the order (and for ordinary
+//! work parked before its request, which holds nothing), so the waits cannot form a
+//! cycle. While holding its claims it never waits for anything else: its own hops pass
+//! its claims, and parked work holds none. Ordinary work never holds a claim, so it
+//! only waits for a transaction that is itself making progress.
 //!
 //! # Why it is isolated
-//! While a transaction holds all its shards, no other work runs on them. Its effects
-//! therefore appear at once to everyone else, and it sees no one else's partial effects:
-//! every transaction behaves as if it ran alone at the moment it held its last lock.
+//! While a transaction is granted on all its shards, no other work touches what it
+//! claimed. Its effects therefore appear at once to everyone else, and it sees no one
+//! else's partial effects: every transaction behaves as if it ran alone at the moment
+//! it was granted its last claim. Two transactions that run at the same time on one
+//! shard touch different keys, so their order does not matter. Work that does not wait
+//! for a request that is not granted yet sees nothing of that transaction: what it ran
+//! on other shards stays hidden behind its claims there until it has run here too.
 //! Single-shard work is serialised by the shard itself.
 //!
-//! # Costs and what comes later
-//! Acquisition is one round trip whatever the number of shards. Locks are per shard,
-//! not per key (DESIGN.md §2's "simple first version"), so two transactions on
-//! disjoint keys of the same shard still queue behind each other; per-key intents are
-//! the next step if the benchmarks ask for them.
+//! # Costs
+//! Acquisition is one round trip whatever the number of shards. A key conflicts only
+//! with the same key (by name, in any database), so concurrent transactions on
+//! different keys of the same shards do not wait for each other: with
+//! `benches/load.sh`'s MSET10 and MULTI5 (random keys) they overlap.
+//!
+//! With the AOF on, a transaction claims every shard it touches whole, as the first
+//! version of this scheduler did. Two things need it. Replay meets the shards' streams
+//! at each transaction, so every shard must record transactions in one order. And a
+//! reply waits only for the records appended when it is sent (`aof::durable`), so
+//! ordinary work must not run on a shard between the transaction's part there and its
+//! parts on the others: a crash could lose those, and loading then cuts the stream at
+//! the transaction, taking the acknowledged work after it along. Letting ordinary work
+//! pass by key here too needs the durability wait to cover transactions that are
+//! still concluding.
 
 use crate::client::{ClientRef, WatchedKey};
 use crate::commands::{errors, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::call;
 use crate::runtime::dispatch::{self, Caller};
+use crate::runtime::hop;
 use crate::runtime::Shards;
-use crate::shard::lock::OnGrant;
+use crate::shard::intents::{Footprint, OnGrant};
 use crate::shard::propagation::TxLog;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -80,7 +99,7 @@ static ORDER: Mutex<()> = Mutex::new(());
 pub type FirstStep<R> = Box<dyn FnOnce(&mut Shard) -> R + Send>;
 
 impl Tx {
-    /// Acquire every shard in `set` (any order, duplicates allowed) in one round.
+    /// Acquire every shard in `set` whole (any order, duplicates allowed) in one round.
     pub async fn begin(shards: &Shards, set: &[usize]) -> Tx {
         let mut order: Vec<usize> = set.to_vec();
         order.sort_unstable();
@@ -92,34 +111,50 @@ impl Tx {
         Tx::begin_with(shards, steps).await.0
     }
 
-    /// Acquire the shards of `steps` (one entry per shard) in one round, running each
-    /// shard's step the moment that shard is granted. Returns the steps' results in
-    /// the order given.
-    ///
-    /// Running a step before the other shards are granted is safe: nobody else can see
-    /// its effects until the `Tx` is dropped, which releases every shard only after all
-    /// steps ran; and a transaction ahead of this one on a later shard is ahead of it
-    /// on every shard it shares, so it has already finished on the earlier ones.
+    /// Acquire the shards of `steps` whole (one entry per shard); see `begin_claiming`.
     pub async fn begin_with<R: Send + 'static>(
         shards: &Shards,
         steps: Vec<(usize, FirstStep<R>)>,
     ) -> (Tx, Vec<R>) {
+        let steps = steps
+            .into_iter()
+            .map(|(sid, step)| (sid, Footprint::Shard, step))
+            .collect();
+        Tx::begin_claiming(shards, steps).await
+    }
+
+    /// Claim, on each shard of `steps` (one entry per shard), what the transaction
+    /// will touch there, in one round, running each shard's step the moment that
+    /// shard grants the claim. Returns the steps' results in the order given.
+    ///
+    /// Running a step before the other shards are granted is safe: nobody else can see
+    /// its effects until the `Tx` is dropped, which releases every claim only after all
+    /// steps ran; and a transaction ahead of this one on a later shard is ahead of it
+    /// on every shard where they conflict, so it has already finished on the earlier
+    /// ones.
+    pub async fn begin_claiming<R: Send + 'static>(
+        shards: &Shards,
+        steps: Vec<(usize, Footprint, FirstStep<R>)>,
+    ) -> (Tx, Vec<R>) {
         let id = NEXT_TX.fetch_add(1, Ordering::Relaxed);
         let log = Arc::new(TxLog::default());
+        // With the AOF on, a transaction claims its shards whole (see "Costs" above).
+        let whole = shards.server.durability.propagating();
         let mut held = Vec::with_capacity(steps.len());
         let mut results = Vec::with_capacity(steps.len());
         {
             let _queueing = ORDER.lock().unwrap_or_else(|e| e.into_inner());
-            for (sid, step) in steps {
+            for (sid, claim, step) in steps {
                 let (done, result) = flume::bounded(1);
                 let granted_log = log.clone();
                 let on_grant: OnGrant = Box::new(move |s: &mut Shard| {
-                    s.propagation.enter_tx(granted_log);
-                    let _ = done.send(step(s));
+                    let _ = done.send(hop::as_tx(s, Some(&granted_log), step));
                 });
                 // Through the inbox even for this core's shard, so that the request
                 // queues behind requests other cores pushed earlier.
-                let _ = shards.send_control(sid, move |s: &mut Shard| s.lock_for(id, on_grant));
+                let claim = if whole { Footprint::Shard } else { claim };
+                let _ =
+                    shards.send_control(sid, move |s: &mut Shard| s.request(id, claim, on_grant));
                 held.push(sid);
                 results.push(result);
             }
@@ -166,13 +201,10 @@ impl Tx {
     }
 }
 
-/// Release transaction `id`'s hold on `s`, then serve the clients blocked on keys the
-/// transaction made ready.
-fn release(s: &mut Shard, id: u64) {
-    if s.lock.holder == Some(id) {
-        s.propagation.leave_tx();
-    }
-    s.unlock_for(id);
+/// Release transaction `id`'s claim on `s`, then serve the clients blocked on keys
+/// the transaction made ready.
+fn release_on(s: &mut Shard, id: u64) {
+    s.release(id);
     crate::runtime::blocking::after_command(s);
 }
 
@@ -188,7 +220,7 @@ impl Drop for Tx {
                 if let Some(l) = &log {
                     s.propagation.conclude(s.id, id, &l.0, &l.1);
                 }
-                release(s, id)
+                release_on(s, id)
             };
             if sid == self.shards.local_id {
                 release(&mut self.shards.local.borrow_mut());
@@ -454,14 +486,63 @@ fn log_in_order<'a>(
 
 /// For each shard of `set`, a first step that tells whether one of the watched keys
 /// living there changed.
-fn watch_steps(set: &[usize], watched: &[WatchedKey]) -> Vec<(usize, FirstStep<bool>)> {
+fn watch_steps(
+    set: &[usize],
+    claims: Vec<Footprint>,
+    watched: &[WatchedKey],
+) -> Vec<(usize, Footprint, FirstStep<bool>)> {
     set.iter()
-        .map(|&sid| {
+        .zip(claims)
+        .map(|(&sid, claim)| {
             let ws: Vec<WatchedKey> = watched.iter().filter(|w| w.shard == sid).cloned().collect();
             let step: FirstStep<bool> =
                 Box::new(move |s: &mut Shard| ws.iter().any(|w| watch_broken(s, w)));
-            (sid, step)
+            (sid, claim, step)
         })
+        .collect()
+}
+
+/// What an EXEC's commands and watched keys touch on each shard of `set` (in the same
+/// order): their keys; the whole shard for a server-wide command (on every shard), a
+/// keyed command that names no key (on this core's shard, where it runs) or one that
+/// may reach keys its key spec does not name (on every shard).
+fn claims(
+    shards: &Shards,
+    queued: &[Queued],
+    watched: &[WatchedKey],
+    set: &[usize],
+) -> Vec<Footprint> {
+    // None: the whole shard.
+    let mut keys: Vec<Option<Vec<Bytes>>> = set.iter().map(|_| Some(Vec::new())).collect();
+    let mut add = |sid: usize, key: Option<&Bytes>| {
+        if let Some(i) = set.iter().position(|&s| s == sid) {
+            match (&mut keys[i], key) {
+                (Some(v), Some(k)) => v.push(k.clone()),
+                (slot, None) => *slot = None,
+                (None, Some(_)) => {}
+            }
+        }
+    };
+    for w in watched {
+        add(w.shard, Some(&w.key));
+    }
+    for q in queued {
+        match q.cmd.exec {
+            Exec::Shard(_) => match call::footprint(q.cmd, &q.argv) {
+                Footprint::Keys(ks) => {
+                    for k in &ks {
+                        add(shards.shard_of(k), Some(k));
+                    }
+                }
+                Footprint::Shard if q.cmd.spread.is_none() => add(shards.local_id, None),
+                Footprint::Shard => set.iter().for_each(|&sid| add(sid, None)),
+            },
+            Exec::Server(_) => set.iter().for_each(|&sid| add(sid, None)),
+            Exec::Conn(_) | Exec::Container => {}
+        }
+    }
+    keys.into_iter()
+        .map(|k| k.map_or(Footprint::Shard, Footprint::keys))
         .collect()
 }
 
@@ -514,20 +595,23 @@ async fn exec_parallel(
             v.push(item);
         }
     }
+    let claims = claims(shards, &queued, &watched, set);
     let results: Replies = if watched.is_empty() {
-        let steps: Vec<(usize, FirstStep<Replies>)> = by_shard
+        let steps: Vec<(usize, Footprint, FirstStep<Replies>)> = by_shard
             .into_iter()
-            .map(|(sid, keyed)| {
+            .zip(claims)
+            .map(|((sid, keyed), claim)| {
                 let step: FirstStep<Replies> =
                     Box::new(move |s: &mut Shard| run_keyed(s, keyed, no_touch));
-                (sid, step)
+                (sid, claim, step)
             })
             .collect();
-        let (tx, results) = Tx::begin_with(shards, steps).await;
+        let (tx, results) = Tx::begin_claiming(shards, steps).await;
         tx.finish().await;
         results.into_iter().flatten().collect()
     } else {
-        let (tx, broken) = Tx::begin_with(shards, watch_steps(set, &watched)).await;
+        let steps = watch_steps(set, claims, &watched);
+        let (tx, broken) = Tx::begin_claiming(shards, steps).await;
         if broken.into_iter().any(|b| b) {
             return Reply::NullArray;
         }
@@ -558,8 +642,10 @@ async fn exec_locked(
     set: &[usize],
     caller: Caller,
 ) -> Reply {
-    // Hold every shard, checking the watched keys on each as it is granted.
-    let (tx, broken) = Tx::begin_with(shards, watch_steps(set, &watched)).await;
+    // Claim what it touches on every shard, checking the watched keys on each as it
+    // is granted.
+    let steps = watch_steps(set, claims(shards, &queued, &watched, set), &watched);
+    let (tx, broken) = Tx::begin_claiming(shards, steps).await;
     if broken.into_iter().any(|b| b) {
         return Reply::NullArray;
     }

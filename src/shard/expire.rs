@@ -104,7 +104,9 @@ pub fn active_expire_cycle(shard: &mut Shard, now_ms: u64, budget: Duration) -> 
                     break;
                 };
                 sampled += 1;
-                if at <= now_ms {
+                // A key a transaction has claimed changes only by its hand until it
+                // releases it.
+                if at <= now_ms && !shard.intents.holds_key(key) {
                     let key = key.clone();
                     db.delete_expired(key.as_slice());
                     expired += 1;

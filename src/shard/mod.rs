@@ -8,8 +8,8 @@
 
 pub mod blocking;
 pub mod expire;
+pub mod intents;
 pub mod latency;
-pub mod lock;
 pub mod propagation;
 pub mod slowlog;
 pub mod stats;
@@ -36,8 +36,9 @@ pub struct Shard {
     pub slowlog: slowlog::Slowlog,
     /// Latency monitor events measured on this shard (LATENCY LATEST & co).
     pub latency: latency::LatencyMonitor,
-    /// Held by a multi-shard transaction (see `runtime::transaction`).
-    pub lock: lock::ShardLock,
+    /// What multi-shard transactions claim here, and the work waiting for them (see
+    /// `runtime::transaction`).
+    pub intents: intents::Intents,
     /// Keys WATCHed by clients, with their versions.
     pub watches: watch::WatchRegistry,
     /// Clients blocked on this shard's keys.
@@ -84,7 +85,7 @@ impl Shard {
             expire: expire::CycleState::default(),
             slowlog: slowlog::Slowlog::default(),
             latency: latency::LatencyMonitor::new(),
-            lock: lock::ShardLock::default(),
+            intents: Default::default(),
             watches: watch::WatchRegistry::default(),
             blocking: Default::default(),
             propagation: Default::default(),

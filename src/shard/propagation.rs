@@ -6,9 +6,9 @@
 //! data, preceded by `DEL`s for the keys found expired meanwhile (Redis propagates
 //! expirations the same way). Outside a transaction each command is its own unit.
 //! Inside a single-shard EXEC the records are staged and leave as one MULTI/EXEC
-//! block when it ends. While a multi-shard transaction holds the shard, they go to
-//! that transaction's own log ([`TxLog`], carried by the transaction and reached here
-//! through the shard lock), shared by every shard it holds and by its coordinator, in
+//! block when it ends. While a multi-shard transaction's work runs on the shard, they
+//! go to that transaction's own log ([`TxLog`], carried by the transaction's jobs and
+//! set here for their duration), shared by every shard it holds and by its coordinator, in
 //! the order they ran; the transaction hands the whole log to every shard of its set
 //! before it releases any of them ([`Propagation::conclude`]), and each consumer
 //! decides what to write there (the AOF: its part on every shard, the records on the
@@ -100,7 +100,7 @@ pub struct Propagation {
     /// Staging a single-shard EXEC block.
     in_block: bool,
     stage: Vec<Effect>,
-    /// The log of the multi-shard transaction holding the shard.
+    /// The log of the multi-shard transaction whose work is running.
     tx: Option<Arc<TxLog>>,
 }
 
@@ -148,6 +148,11 @@ impl Propagation {
         }
     }
 
+    /// True while a multi-shard transaction's work runs here.
+    pub fn in_tx_work(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// True while records are staged or logged for a transaction (not handed out).
     pub fn in_transaction(&self) -> bool {
         self.in_block || self.tx.is_some()
@@ -171,13 +176,14 @@ impl Propagation {
         }
     }
 
-    /// A multi-shard transaction is granted the shard: records go to its log.
-    pub fn enter_tx(&mut self, log: Arc<TxLog>) {
-        self.tx = Some(log);
+    /// Work of a multi-shard transaction starts here: records go to its log until
+    /// `leave_tx`, given what this returns.
+    pub fn enter_tx(&mut self, log: Arc<TxLog>) -> Option<Arc<TxLog>> {
+        self.tx.replace(log)
     }
-    /// It releases the shard.
-    pub fn leave_tx(&mut self) {
-        self.tx = None;
+    /// That work ends.
+    pub fn leave_tx(&mut self, outer: Option<Arc<TxLog>>) {
+        self.tx = outer;
     }
     /// Transaction `id` concludes on this shard, one of `set`.
     pub fn conclude(&mut self, shard: usize, id: u64, set: &[usize], effects: &[Effect]) {
