@@ -402,7 +402,9 @@ async fn write_replies(
     if pushes.enforce_limit(OverLimit::Scheduled) {
         return Err(over_limit());
     }
-    // `appendfsync always`: what these replies show must be on disk first.
+    // What these replies show must be in the log first (on disk with `appendfsync
+    // always`), with every multi-shard transaction they may have passed.
+    crate::runtime::durability::concluding::settled().await;
     if let Some(wait) = shards.server.durability.durable() {
         wait.await;
     }

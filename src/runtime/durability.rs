@@ -38,3 +38,85 @@ pub trait Durability: std::any::Any + Send + Sync {
     /// `persistence::of`).
     fn as_any(&self) -> &dyn std::any::Any;
 }
+
+/// Multi-shard transactions whose parts are being appended to the shards' logs.
+///
+/// A transaction appends its part on every shard of its set before it releases its
+/// claims, but work on other keys may pass it on a shard meanwhile. Such work's reply
+/// must not leave before the transaction's parts are appended everywhere: loading
+/// cuts a shard's stream at a transaction that is incomplete on another shard, with
+/// everything after it. So a transaction opens a [`Conclusion`] before its first part
+/// is appended and closes it (drops its last handle) after the last one, and replies
+/// wait ([`settled`]) for every conclusion opened before them, then for the log.
+/// With no conclusion open, the check is one atomic load.
+pub mod concluding {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::task::{Poll, Waker};
+
+    #[derive(Default)]
+    struct State {
+        next: u64,
+        open: BTreeSet<u64>,
+        /// (wait until every conclusion below this one is closed, waker)
+        waiters: Vec<(u64, Waker)>,
+    }
+
+    static OPEN: AtomicUsize = AtomicUsize::new(0);
+    static STATE: Mutex<State> = Mutex::new(State {
+        next: 0,
+        open: BTreeSet::new(),
+        waiters: Vec::new(),
+    });
+
+    fn state() -> std::sync::MutexGuard<'static, State> {
+        STATE.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An open conclusion; dropping it closes it.
+    pub struct Conclusion(u64);
+
+    pub fn open() -> Conclusion {
+        let mut s = state();
+        let id = s.next;
+        s.next += 1;
+        s.open.insert(id);
+        OPEN.fetch_add(1, Ordering::SeqCst);
+        Conclusion(id)
+    }
+
+    impl Drop for Conclusion {
+        fn drop(&mut self) {
+            let ready: Vec<Waker> = {
+                let mut s = state();
+                s.open.remove(&self.0);
+                OPEN.fetch_sub(1, Ordering::SeqCst);
+                let oldest = s.open.first().copied().unwrap_or(u64::MAX);
+                let (ready, keep) = std::mem::take(&mut s.waiters)
+                    .into_iter()
+                    .partition(|(below, _)| oldest >= *below);
+                s.waiters = keep;
+                ready.into_iter().map(|(_, w)| w).collect()
+            };
+            ready.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    /// Wait until every conclusion opened before this call is closed.
+    pub async fn settled() {
+        if OPEN.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let below = state().next;
+        std::future::poll_fn(|cx| {
+            let mut s = state();
+            if s.open.first().is_none_or(|&oldest| oldest >= below) {
+                return Poll::Ready(());
+            }
+            s.waiters.push((below, cx.waker().clone()));
+            Poll::Pending
+        })
+        .await
+    }
+}

@@ -54,21 +54,22 @@
 //! different keys of the same shards do not wait for each other: with
 //! `benches/load.sh`'s MSET10 and MULTI5 (random keys) they overlap.
 //!
-//! With the AOF on, a transaction claims every shard it touches whole, as the first
-//! version of this scheduler did. Two things need it. Replay meets the shards' streams
-//! at each transaction, so every shard must record transactions in one order. And a
-//! reply waits only for the records appended when it is sent (`aof::durable`), so
-//! ordinary work must not run on a shard between the transaction's part there and its
-//! parts on the others: a crash could lose those, and loading then cuts the stream at
-//! the transaction, taking the acknowledged work after it along. Letting ordinary work
-//! pass by key here too needs the durability wait to cover transactions that are
-//! still concluding.
+//! With the AOF on, two more rules hold. Transactions that share a shard also run one
+//! after the other there (the `serial` claim of `shard::intents`), because replay
+//! meets the shards' streams at each transaction and needs every shard to have
+//! recorded them in one order; ordinary work still passes them by key. And a reply
+//! waits for every transaction that was appending its parts when the reply was made
+//! (`durability::concluding`) before it waits for the log: work that passed a
+//! transaction on one shard between its part there and its parts on the others would
+//! otherwise be acknowledged and then cut on load along with that transaction, were
+//! the others lost in a crash.
 
 use crate::client::{ClientRef, WatchedKey};
 use crate::commands::{errors, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::call;
 use crate::runtime::dispatch::{self, Caller};
+use crate::runtime::durability::concluding;
 use crate::runtime::hop;
 use crate::runtime::Shards;
 use crate::shard::intents::{Footprint, OnGrant};
@@ -138,8 +139,8 @@ impl Tx {
     ) -> (Tx, Vec<R>) {
         let id = NEXT_TX.fetch_add(1, Ordering::Relaxed);
         let log = Arc::new(TxLog::default());
-        // With the AOF on, a transaction claims its shards whole (see "Costs" above).
-        let whole = shards.server.durability.propagating();
+        // With the AOF on, transactions keep one order on every shard (see "Costs").
+        let serial = shards.server.durability.propagating();
         let mut held = Vec::with_capacity(steps.len());
         let mut results = Vec::with_capacity(steps.len());
         {
@@ -152,9 +153,9 @@ impl Tx {
                 });
                 // Through the inbox even for this core's shard, so that the request
                 // queues behind requests other cores pushed earlier.
-                let claim = if whole { Footprint::Shard } else { claim };
-                let _ =
-                    shards.send_control(sid, move |s: &mut Shard| s.request(id, claim, on_grant));
+                let _ = shards.send_control(sid, move |s: &mut Shard| {
+                    s.request(id, claim, serial, on_grant)
+                });
                 held.push(sid);
                 results.push(result);
             }
@@ -183,6 +184,8 @@ impl Tx {
     /// `persistence::aof`), all of them before any shard is released, then release.
     pub async fn finish(self) {
         if let Some((set, effects)) = self.log.take() {
+            // Replies that pass it wait until every part is appended (see `concluding`).
+            let _concluding = concluding::open();
             let (id, effects) = (self.id, Arc::new(effects));
             let waiting: Vec<_> = set
                 .iter()
@@ -214,9 +217,13 @@ impl Drop for Tx {
         // Not concluded by `finish` (an early return): conclude as the shards are
         // released.
         let log = self.log.take().map(Arc::new);
+        // Closed when the last shard has appended its part and released.
+        let concluding = log.as_ref().map(|_| Arc::new(concluding::open()));
         for &sid in &self.held {
             let log = log.clone();
+            let concluding = concluding.clone();
             let release = move |s: &mut Shard| {
+                let _concluding = concluding;
                 if let Some(l) = &log {
                     s.propagation.conclude(s.id, id, &l.0, &l.1);
                 }

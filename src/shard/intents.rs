@@ -13,6 +13,11 @@
 //! granted on every shard. Because a request only ever waits for earlier ones, the
 //! waits cannot form a cycle.
 //!
+//! With the AOF on, requests also claim the shard's `serial` slot, so transactions
+//! that share a shard are granted there one after the other, in the global order:
+//! replay needs every shard to have recorded them in the same order. Ordinary work
+//! does not look at the slot.
+//!
 //! Ordinary work (a command, a batch of commands, any hop) says what it touches too.
 //! It waits only while a *granted* claim covers it, or while work parked earlier that
 //! it overlaps still waits (so one client's work keeps its order); then it is parked
@@ -23,7 +28,7 @@
 //! transactions cannot starve it.
 //!
 //! # Data
-//! Per key, the queue of requests claiming it, oldest first: a
+//! Per key (and for `serial`), the queue of requests claiming it, oldest first: a
 //! granted request is first in each of its queues. Each request counts its obstacles:
 //! the queues where it is not first, the whole-shard requests before it (for a
 //! whole-shard request: every request before it), and the parked work holding it
@@ -70,6 +75,7 @@ struct Request {
     /// Arrival order on this shard.
     seq: u64,
     claim: Footprint,
+    serial: bool,
     obstacles: usize,
     /// Taken when granted.
     on_grant: Option<OnGrant>,
@@ -89,6 +95,7 @@ pub struct Intents {
     next_seq: u64,
     requests: HashMap<u64, Request>,
     keys: HashMap<Bytes, VecDeque<u64>>,
+    serial: VecDeque<u64>,
     /// Whole-shard requests here: (seq, transaction).
     wholes: Vec<(u64, u64)>,
     granted: usize,
@@ -173,6 +180,9 @@ impl Intents {
                 }
             }
         };
+        if r.serial {
+            unqueue(&mut self.serial);
+        }
         match &r.claim {
             Footprint::Keys(ks) => {
                 for k in ks {
@@ -221,10 +231,14 @@ impl Intents {
     }
 
     /// Queue a request; true if it has no obstacle.
-    fn enqueue(&mut self, tx: u64, claim: Footprint, on_grant: OnGrant) -> bool {
+    fn enqueue(&mut self, tx: u64, claim: Footprint, serial: bool, on_grant: OnGrant) -> bool {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut obstacles = 0;
+        if serial {
+            obstacles += usize::from(!self.serial.is_empty());
+            self.serial.push_back(tx);
+        }
         match &claim {
             Footprint::Keys(ks) => {
                 obstacles += self.wholes.len();
@@ -250,6 +264,7 @@ impl Intents {
             Request {
                 seq,
                 claim,
+                serial,
                 obstacles,
                 on_grant: Some(on_grant),
             },
@@ -295,10 +310,10 @@ impl Intents {
 }
 
 impl Shard {
-    /// Queue transaction `tx`'s request for `claim`; `on_grant` runs as soon as it is
-    /// granted, now if nothing conflicts.
-    pub fn request(&mut self, tx: u64, claim: Footprint, on_grant: OnGrant) {
-        if self.intents.enqueue(tx, claim, on_grant) {
+    /// Queue transaction `tx`'s request for `claim` (and the `serial` slot, if asked);
+    /// `on_grant` runs as soon as it is granted, now if nothing conflicts.
+    pub fn request(&mut self, tx: u64, claim: Footprint, serial: bool, on_grant: OnGrant) {
+        if self.intents.enqueue(tx, claim, serial, on_grant) {
             self.grant_all(vec![tx]);
         }
     }
@@ -350,10 +365,10 @@ mod tests {
     #[test]
     fn disjoint_claims_are_granted_together_and_common_keys_queue() {
         let (mut s, log) = shard();
-        s.request(1, keys(&["a", "b"]), note(&log, "1"));
-        s.request(2, keys(&["c"]), note(&log, "2"));
-        s.request(3, keys(&["b", "c"]), note(&log, "3"));
-        s.request(4, keys(&["d"]), note(&log, "4"));
+        s.request(1, keys(&["a", "b"]), false, note(&log, "1"));
+        s.request(2, keys(&["c"]), false, note(&log, "2"));
+        s.request(3, keys(&["b", "c"]), false, note(&log, "3"));
+        s.request(4, keys(&["d"]), false, note(&log, "4"));
         assert_eq!(ran(&log), ["1", "2", "4"]);
         s.release(1);
         assert!(ran(&log).is_empty(), "3 still waits for 2 on c");
@@ -364,9 +379,9 @@ mod tests {
     #[test]
     fn a_whole_shard_claim_waits_for_everything_before_and_holds_everything_after() {
         let (mut s, log) = shard();
-        s.request(1, keys(&["a"]), note(&log, "1"));
-        s.request(2, Footprint::Shard, note(&log, "2"));
-        s.request(3, keys(&["z"]), note(&log, "3"));
+        s.request(1, keys(&["a"]), false, note(&log, "1"));
+        s.request(2, Footprint::Shard, false, note(&log, "2"));
+        s.request(3, keys(&["z"]), false, note(&log, "3"));
         assert_eq!(ran(&log), ["1"]);
         assert!(s.intents.blocks(None, &keys(&["a"])));
         assert!(
@@ -384,7 +399,7 @@ mod tests {
     #[test]
     fn parked_work_runs_at_release_before_later_requests_and_in_order() {
         let (mut s, log) = shard();
-        s.request(1, keys(&["a"]), note(&log, "t1"));
+        s.request(1, keys(&["a"]), false, note(&log, "t1"));
         ran(&log);
         assert!(s.intents.blocks(None, &keys(&["a"])));
         s.intents.park(None, keys(&["a"]), note(&log, "n1"));
@@ -392,18 +407,30 @@ mod tests {
         assert!(s.intents.blocks(None, &keys(&["a", "q"])));
         assert!(!s.intents.blocks(None, &keys(&["q"])));
         s.intents.park(None, keys(&["a", "q"]), note(&log, "n2"));
-        s.request(2, keys(&["q"]), note(&log, "t2"));
+        s.request(2, keys(&["q"]), false, note(&log, "t2"));
         assert!(ran(&log).is_empty(), "2 is held back by the parked n2");
         s.release(1);
         assert_eq!(ran(&log), ["n1", "n2", "t2"]);
     }
 
     #[test]
+    fn serial_claims_order_transactions_on_disjoint_keys_but_not_other_work() {
+        let (mut s, log) = shard();
+        s.request(1, keys(&["a"]), true, note(&log, "1"));
+        s.request(2, keys(&["b"]), true, note(&log, "2"));
+        s.request(3, keys(&["c"]), false, note(&log, "3"));
+        assert_eq!(ran(&log), ["1", "3"]);
+        assert!(!s.intents.blocks(None, &keys(&["b"])));
+        s.release(1);
+        assert_eq!(ran(&log), ["2"]);
+    }
+
+    #[test]
     fn a_withdrawn_request_is_never_granted_and_frees_those_behind() {
         let (mut s, log) = shard();
-        s.request(1, keys(&["a"]), note(&log, "1"));
-        s.request(2, keys(&["a", "b"]), note(&log, "2"));
-        s.request(3, keys(&["b"]), note(&log, "3"));
+        s.request(1, keys(&["a"]), false, note(&log, "1"));
+        s.request(2, keys(&["a", "b"]), false, note(&log, "2"));
+        s.request(3, keys(&["b"]), false, note(&log, "3"));
         assert_eq!(ran(&log), ["1"]);
         s.release(2);
         assert_eq!(ran(&log), ["3"]);
