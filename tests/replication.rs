@@ -18,6 +18,16 @@ fn shardis(threads: usize, extra: &[&str]) -> Server {
     Server::shardis_with(threads, &args)
 }
 
+/// A master and its future replica, one Shardis (3 shards) and one redis-server:
+/// Shardis is the master when `shardis_master`.
+fn master_and_replica(shardis_master: bool) -> (Server, Server) {
+    if shardis_master {
+        (shardis(3, &[]), redis(&[]))
+    } else {
+        (redis(&[]), shardis(3, &[]))
+    }
+}
+
 fn redis(extra: &[&str]) -> Server {
     let mut args = vec!["--enable-debug-command", "yes"];
     args.extend_from_slice(extra);
@@ -374,11 +384,7 @@ fn assert_in_sync_data(a: &Server, b: &Server) {
 #[test]
 fn publish_reaches_subscribers_on_replicas() {
     for shardis_master in [true, false] {
-        let (master, replica) = if shardis_master {
-            (shardis(3, &[]), redis(&[]))
-        } else {
-            (redis(&[]), shardis(3, &[]))
-        };
+        let (master, replica) = master_and_replica(shardis_master);
         follow(&replica, &master);
         let mut sub = replica.raw();
         sub.cmd(&["SUBSCRIBE", "news"]);
@@ -614,11 +620,7 @@ fn a_bad_rdb_or_a_malformed_stream_is_survived() {
 #[test]
 fn failover_swaps_roles_with_redis() {
     for shardis_master in [true, false] {
-        let (master, replica) = if shardis_master {
-            (shardis(3, &[]), redis(&[]))
-        } else {
-            (redis(&[]), shardis(3, &[]))
-        };
+        let (master, replica) = master_and_replica(shardis_master);
         write_load(&master, 0, 30);
         follow(&replica, &master);
         write_load(&master, 30, 30);

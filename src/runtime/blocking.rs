@@ -428,7 +428,7 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
         };
         // A transaction's claim covers a key the command touches: serve it after the
         // claim is released (which calls `after_command`).
-        if !s.intents.is_quiet() && s.intents.blocks(None, &call::footprint(cmd, &run)) {
+        if s.intents.blocks_with(None, || call::footprint(cmd, &run)) {
             ticket.set(FREE);
             later.push((db, key.clone()));
             return;

@@ -192,22 +192,17 @@ impl Shards {
     /// True if work of this handle touching anything on the local shard may run
     /// inline right now.
     pub fn local_is_free(&self) -> bool {
-        self.local_is_free_for(&Footprint::Shard)
+        !self
+            .local
+            .borrow()
+            .intents
+            .blocks(self.tx, &Footprint::Shard)
     }
 
-    /// True if work of this handle touching `fp` may run inline right now.
-    pub fn local_is_free_for(&self, fp: &Footprint) -> bool {
-        !self.local.borrow().intents.blocks(self.tx, fp)
-    }
-
-    /// True if this handle may run `cmd` inline right now (its footprint is worked out
-    /// only when some claim or parked work is here).
+    /// True if this handle may run `cmd` inline right now.
     pub fn local_admits(&self, cmd: &crate::commands::Command, argv: &[bytes::Bytes]) -> bool {
-        let s = self.local.borrow();
-        s.intents.is_quiet()
-            || !s
-                .intents
-                .blocks(self.tx, &crate::runtime::call::footprint(cmd, argv))
+        let footprint = || crate::runtime::call::footprint(cmd, argv);
+        !self.local.borrow().intents.blocks_with(self.tx, footprint)
     }
 
     fn kind(&self) -> JobKind {
