@@ -201,6 +201,52 @@ fn protocol_errors_match_redis_and_close_the_connection() {
     );
 }
 
+/// A client that sends its commands and then closes its side (`printf ... | nc`) gets
+/// every reply before the server closes, as from Redis. Three timings: the close
+/// arrives after a pause, when the server has read a request and waits for more (the
+/// epoll backend then waits for the socket's next edge rather than reading again, so
+/// the close must bring one); right behind the data; and together with the data while
+/// the server is busy (DEBUG SLEEP on its one core), so the one edge it then sees
+/// carries both and no other follows.
+#[test]
+fn replies_reach_a_client_that_closed_its_sending_side() {
+    let debug = ["--enable-debug-command", "yes"];
+    let shardis = Server::shardis_with(1, &debug);
+    let redis = Server::redis_with(&debug);
+    for server in [&shardis, &redis] {
+        for timing in ["pause", "behind", "while busy"] {
+            let mut c = server.raw();
+            let mut sleeper = server.raw();
+            assert_eq!(c.cmd(&["PING"]), simple("PONG"));
+            if timing == "while busy" {
+                sleeper.send_cmd(&[b"DEBUG", b"SLEEP", b"0.3"]);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            c.send(b"SET a 1\r\nGET a\r\n");
+            if timing == "pause" {
+                std::thread::sleep(Duration::from_millis(50));
+                c.send(b"PING\r\n");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+            let want: &[u8] = if timing == "pause" {
+                b"+OK\r\n$1\r\n1\r\n+PONG\r\n"
+            } else {
+                b"+OK\r\n$1\r\n1\r\n"
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&c.read_to_close()),
+                String::from_utf8_lossy(want),
+                "{} ({timing})",
+                server.addr()
+            );
+            if timing == "while busy" {
+                assert_eq!(sleeper.read_frame(), simple("OK"));
+            }
+        }
+    }
+}
+
 #[test]
 fn inline_commands() {
     let shardis = Server::shardis(2);

@@ -17,7 +17,11 @@
 //! - **I/O** is edge-triggered: a socket is registered once for read and write; a read
 //!   or write is tried first and only a `WouldBlock` stores the task's waker, which the
 //!   next edge wakes. Events are handled between tasks, on the same thread, so a waker
-//!   is always stored before the event that must wake it is looked at.
+//!   is always stored before the event that must wake it is looked at. A read that
+//!   fills only part of its buffer counts as a `WouldBlock` too (the queue was empty
+//!   and later data brings a new edge; tokio's `PollEvented` does the same), unless
+//!   an edge said the peer closed: an unpipelined request then costs one `recvfrom`,
+//!   not two.
 //! - **Timers**: an ordered map of deadlines; the earliest bounds the epoll timeout.
 //! - **The loop**: run up to [`BATCH`] ready tasks, take the remote queue, fire due
 //!   timers, then look at I/O: without waiting when tasks are still ready, else wait.
@@ -86,6 +90,9 @@ struct IoWaiters {
     /// socket each time it is woken to write messages).
     read_blocked: bool,
     write_blocked: bool,
+    /// An edge said the peer closed its side (or the socket failed): from then on
+    /// every read is tried, since no edge will come again.
+    read_closed: bool,
 }
 
 /// One core's executor state, reached through the thread-local [`EXECUTOR`].
@@ -264,6 +271,7 @@ fn wait_io(ex: &Executor, events: &mut Events, timeout: Option<Duration>) -> io:
             let failed = ev.is_error();
             if ev.is_readable() || ev.is_read_closed() || failed {
                 w.read_blocked = false;
+                w.read_closed |= ev.is_read_closed() || failed;
                 woken.extend(w.reader.take());
             }
             if ev.is_writable() || ev.is_write_closed() || failed {
@@ -415,6 +423,19 @@ impl Registration {
         })
     }
 
+    /// A read filled only part of its buffer: the socket's queue was empty right
+    /// after it, and data that comes later brings a new edge, so the next read can
+    /// wait for that edge instead of paying a system call that returns `WouldBlock`
+    /// (one `recvfrom` of the two an unpipelined request cost). Not once the peer
+    /// closed: its edge may have come before this read, and none follows.
+    fn drained(&self) {
+        with(|ex| {
+            let mut io = ex.io.borrow_mut();
+            let w = &mut io[self.token];
+            w.read_blocked = !w.read_closed;
+        })
+    }
+
     /// Store the waker of the task that must be woken when the socket is ready (its
     /// last try in that direction blocked).
     fn wait(&self, cx: &Context<'_>, write: bool) {
@@ -424,7 +445,7 @@ impl Registration {
             if write {
                 w.write_blocked = true;
             } else {
-                w.read_blocked = true;
+                w.read_blocked = !w.read_closed;
             }
             let slot = if write { &mut w.writer } else { &mut w.reader };
             match slot {
@@ -521,8 +542,14 @@ impl TcpStream {
         self.inner.local_addr()
     }
     pub fn poll_read(&mut self, cx: &Context<'_>, buf: &mut [u8]) -> TaskPoll<io::Result<usize>> {
-        let inner = &mut self.inner;
-        poll_io(&self.reg, cx, false, || inner.read(buf))
+        let (inner, len) = (&mut self.inner, buf.len());
+        let res = poll_io(&self.reg, cx, false, || inner.read(buf));
+        if let TaskPoll::Ready(Ok(n)) = res {
+            if n > 0 && n < len {
+                self.reg.drained();
+            }
+        }
+        res
     }
     pub fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> TaskPoll<io::Result<usize>> {
         let inner = &mut self.inner;
