@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{encode_request, wait_until, Frame, RawConn, Server};
+use common::{await_blocked, encode_request, wait_until, Frame, RawConn, Server};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -879,6 +879,9 @@ fn client_kill_filters_answer_as_redis() {
         for o in &mut others {
             assert_eq!(o.cmd(&["PING"]), simple("PONG"));
         }
+        // One of them blocked: a kill takes it out of the lists at once too.
+        others[0].send_cmd(&[b"BLPOP", b"nolist", b"0"]);
+        await_blocked(me, 1);
         // Only these four clients: the harness's start-up probe has gone.
         assert!(
             wait_until(Duration::from_secs(10), || {
@@ -892,6 +895,18 @@ fn client_kill_filters_answer_as_redis() {
             Frame::Int(3),
             "{:?}",
             server.kind
+        );
+        // Killed clients are gone for the next command, as in Redis (which frees them
+        // before it replies), even before their sockets are closed.
+        assert_eq!(
+            text_of(me.cmd(&["CLIENT", "LIST"])).lines().count(),
+            1,
+            "{:?}",
+            server.kind
+        );
+        assert_eq!(
+            me.cmd(&["CLIENT", "KILL", "USER", "default"]),
+            Frame::Int(0)
         );
         for o in &mut others {
             assert!(o.is_closed(Duration::from_secs(5)), "{:?}", server.kind);

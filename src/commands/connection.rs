@@ -704,7 +704,9 @@ struct ClientFilter {
 
 impl ClientFilter {
     fn matches(&self, c: &Client) -> bool {
-        if self.skip == Some(c.id) {
+        // A killed client is gone for every later command (Redis frees it before it
+        // replies), though its connection may not have closed yet.
+        if c.killed || self.skip == Some(c.id) {
             return false;
         }
         if let Some(ids) = &self.ids {

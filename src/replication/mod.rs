@@ -240,9 +240,17 @@ pub fn info_fields(server: &ServerInfo) -> Vec<(String, String)> {
                 };
                 put("master_link_down_since_seconds", since.to_string());
             }
-            put("slave_priority", s.priority.to_string());
-            put("slave_read_only", (s.read_only as u8).to_string());
-            put("replica_announced", "1".into());
+            // Read live, as Redis does: Sentinel picks whom to promote by these, and
+            // `CONFIG SET replica-priority 0` must keep this replica out at once.
+            let cfg = server.config.current();
+            put(
+                "slave_priority",
+                cfg.get_int("replica-priority").to_string(),
+            );
+            let read_only = cfg.get_bool("replica-read-only");
+            put("slave_read_only", (read_only as u8).to_string());
+            let announced = cfg.get_bool("replica-announced");
+            put("replica_announced", (announced as u8).to_string());
         }
     }
     let online: Vec<_> = s.readers.iter().filter(|r| !r.rdb_only).collect();

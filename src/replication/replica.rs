@@ -87,6 +87,7 @@ pub async fn promote(shards: &Shards) -> bool {
     if !was_replica {
         return false;
     }
+    remember_master(shards, "");
     kill_master_clients(shards).await;
     // The link applies nothing more once it sees the new generation; wait for a batch
     // it is applying, so that no write of it is left out of our stream.
@@ -114,15 +115,25 @@ pub async fn start(shards: &Shards, host: String, port: u16) {
         // Our replicas follow a new history now: they must ask again (Redis's
         // disconnectSlaves), most likely continuing partially.
         s.cut_all();
-        s.priority = cfg.get_int("replica-priority");
         s.configure(&cfg);
-        s.read_only = cfg.get_bool("replica-read-only");
     }
+    remember_master(shards, &format!("{host} {port}"));
     st.is_replica.store(true, Ordering::SeqCst);
     set_replica_shards(shards, true).await;
     kill_master_clients(shards).await;
     let shards = shards.detached();
     backend::spawn(async move { link(shards, gen, host, port).await }).detach();
+}
+
+/// Keep the `replicaof` option equal to the role, so that CONFIG REWRITE (which
+/// Sentinel sends with every REPLICAOF of a failover) writes the master this server
+/// follows now, or none, and a restart from the file comes back in the same role.
+fn remember_master(shards: &Shards, addr: &str) {
+    let res = shards
+        .server
+        .config
+        .update(|c| c.set_option("replicaof", addr));
+    debug_assert!(res.is_ok(), "replicaof {addr:?}: {res:?}");
 }
 
 /// Every shard's side of a role change: a replica holds expiry (its master expires

@@ -80,8 +80,6 @@ pub struct Stream {
     pub read_offset: u64,
     pub last_io_ms: u64,
     pub down_since_ms: u64,
-    pub priority: i64,
-    pub read_only: bool,
     /// Waiters of WAIT, woken when an ACK comes.
     pub ack_waiters: Vec<flume::Sender<()>>,
     /// Since when a master with a backlog has had no replica (`repl-backlog-ttl`).
@@ -111,8 +109,6 @@ impl Stream {
             read_offset: 0,
             last_io_ms: 0,
             down_since_ms: 0,
-            priority: 100,
-            read_only: true,
             ack_waiters: Vec::new(),
             no_replicas_since_ms: crate::clock::now_ms(),
             failover: None,

@@ -86,6 +86,11 @@ impl Server {
         Server::start(Kind::Shardis, Some(config_file), extra)
     }
 
+    /// [`Server::shardis_config`] on the given port: a restart from the same file.
+    pub fn shardis_config_on_port(port: u16, config_file: &str, extra: &[&str]) -> Server {
+        Server::start_on(Kind::Shardis, Some(port), Some(config_file), extra)
+    }
+
     /// A real redis-server with no persistence.
     pub fn redis() -> Server {
         Server::redis_with(&[])
