@@ -12,6 +12,7 @@ pub mod persistence;
 pub mod protocol;
 pub mod replication;
 pub mod runtime;
+pub mod scripting;
 pub mod server;
 pub mod shard;
 pub mod storage;

@@ -415,6 +415,10 @@ pub fn prefix_overlap(prefix: &[u8], other: &[u8], given: bool) -> Reply {
     ))
 }
 
+/// A script has run past `busy-reply-threshold`.
+pub const BUSY_SCRIPT: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
 #[cfg(test)]
 mod tests {
     use super::*;

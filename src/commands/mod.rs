@@ -35,6 +35,7 @@ pub mod persistence;
 pub mod propagate;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -424,6 +425,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         cluster::COMMANDS,
         pubsub::COMMANDS,
         replication::COMMANDS,
+        scripting::COMMANDS,
     ]
     .into_iter()
     .flat_map(|f| f.iter())

@@ -97,6 +97,9 @@ fn check(
     {
         return refuse(Reply::err(errors::LOADING));
     }
+    if !cmd.has_flag("allow_busy") && crate::scripting::run::busy(&shards.server) {
+        return refuse(Reply::err(errors::BUSY_SCRIPT));
+    }
     // (Read once: the flag lookup is on every command's path.)
     let write = cmd.is_write();
     if write || cmd.has_trait(traits::REFUSED_ON_DISK_ERROR) {

@@ -361,6 +361,15 @@ pub enum Answer<R> {
 }
 
 impl<R> Answer<R> {
+    /// The answer, blocking this thread until it comes. Only for a script, which holds
+    /// every shard while it waits (see `scripting`): the other cores are free to answer.
+    pub fn wait(self) -> R {
+        match self {
+            Answer::Ready(r) => r,
+            Answer::Remote(rx) => rx.recv().expect("a shard never drops a job it accepted"),
+        }
+    }
+
     pub async fn get(self) -> R {
         match self {
             Answer::Ready(r) => r,

@@ -437,6 +437,19 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, of: Of) -> Replies {
     replies
 }
 
+/// One keyed command of a script holding its shard, run as EXEC runs its commands.
+pub fn run_in_tx(
+    s: &mut Shard,
+    db: usize,
+    cmd: &'static Command,
+    argv: Vec<Bytes>,
+    no_touch: bool,
+    id: u64,
+) -> Reply {
+    let mut replies = run_keyed(s, vec![(0, db, cmd, argv)], Of { no_touch, id });
+    replies.pop().map_or(Reply::Null, |(_, r, _)| r)
+}
+
 /// EXEC's reply: the keyed commands' replies by index, then the connection commands
 /// run on the client in order. Every command is then logged in the slow log in queue
 /// order, as Redis's EXEC runs (and logs) them one after the other.

@@ -1,0 +1,81 @@
+//! The process-wide script cache: sha1 → body, filled by EVAL and SCRIPT LOAD, read by
+//! EVALSHA on any core, emptied by SCRIPT FLUSH.
+//!
+//! Each core's interpreter keeps its own compiled functions by sha; the cache's
+//! generation tells it when they must be forgotten (a FLUSH since it compiled them).
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
+
+fn scripts() -> &'static RwLock<HashMap<String, Bytes>> {
+    static SCRIPTS: OnceLock<RwLock<HashMap<String, Bytes>>> = OnceLock::new();
+    SCRIPTS.get_or_init(|| RwLock::new(HashMap::new()))
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The lower-case hex sha1 of `body`, as Redis names scripts.
+pub fn sha1_hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+/// Remember `body` under its sha; returns the sha.
+pub fn add(body: &Bytes) -> String {
+    let sha = sha1_hex(body);
+    let mut m = scripts().write().unwrap_or_else(|e| e.into_inner());
+    m.entry(sha.clone()).or_insert_with(|| body.clone());
+    sha
+}
+
+/// The body cached under `sha` (any case), if any.
+pub fn get(sha: &str) -> Option<Bytes> {
+    let sha = sha.to_ascii_lowercase();
+    scripts()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&sha)
+        .cloned()
+}
+
+pub fn contains(sha: &[u8]) -> bool {
+    let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+    scripts()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&sha)
+}
+
+/// SCRIPT FLUSH: forget every script; interpreters drop their compilations.
+pub fn flush() {
+    scripts().write().unwrap_or_else(|e| e.into_inner()).clear();
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::SeqCst)
+}
+
+/// How many scripts are cached, and their bodies' total size (INFO memory).
+pub fn stats() -> (usize, usize) {
+    let m = scripts().read().unwrap_or_else(|e| e.into_inner());
+    (m.len(), m.values().map(|b| b.len()).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_scripts_as_redis() {
+        // SCRIPT LOAD "return 1" in redis-server 7.0.15.
+        assert_eq!(
+            sha1_hex(b"return 1"),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
+        let sha = add(&Bytes::from_static(b"return 1"));
+        assert!(contains(sha.to_ascii_uppercase().as_bytes()));
+        assert_eq!(get(&sha).as_deref(), Some(&b"return 1"[..]));
+    }
+}

@@ -1,0 +1,280 @@
+//! Conversions between replies and Lua values, by Redis 7.0's rules
+//! (`script_lua.c`'s `redisProtocolToLuaType` and `luaReplyToRedisReply`).
+//!
+//! A reply reaches Lua through its encoding in the script's protocol (RESP2 unless the
+//! script called `redis.setresp(3)`): the encoder already knows how every reply
+//! variant looks in each protocol (a map flattened in RESP2, a double as a bulk
+//! string...), so decoding that is what a client would see, with no second copy of
+//! those rules.
+
+use crate::protocol::Reply;
+use bytes::{Bytes, BytesMut};
+use mlua::{Lua, Table, Value};
+
+/// `reply` as the Lua value a script gets from `redis.call` in protocol `resp`.
+pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
+    let mut buf = BytesMut::new();
+    reply.encode(resp, &mut buf);
+    let mut pos = 0;
+    let v = decode(lua, &buf, &mut pos)?;
+    Ok(v)
+}
+
+/// A table `{<field> = value}`: how statuses, errors and typed RESP3 values look.
+pub fn tagged(lua: &Lua, field: &str, value: impl mlua::IntoLua) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set(field, value)?;
+    Ok(Value::Table(t))
+}
+
+fn line<'a>(buf: &'a [u8], pos: &mut usize) -> mlua::Result<&'a [u8]> {
+    let start = *pos;
+    let rest = &buf[start..];
+    let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+        return Err(mlua::Error::runtime("truncated reply"));
+    };
+    *pos = start + end + 2;
+    Ok(&rest[..end])
+}
+
+fn number(s: &[u8]) -> mlua::Result<i64> {
+    std::str::from_utf8(s)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| mlua::Error::runtime("bad length in reply"))
+}
+
+fn bulk<'a>(buf: &'a [u8], pos: &mut usize, len: usize) -> &'a [u8] {
+    let s = &buf[*pos..*pos + len];
+    *pos += len + 2;
+    s
+}
+
+/// Decode one encoded reply at `pos` into a Lua value.
+fn decode(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
+    let kind = buf[*pos];
+    *pos += 1;
+    let head = line(buf, pos)?;
+    Ok(match kind {
+        b'+' => tagged(lua, "ok", lua.create_string(head)?)?,
+        b'-' => tagged(lua, "err", lua.create_string(head)?)?,
+        b':' => Value::Number(number(head)? as f64),
+        b'$' => match number(head)? {
+            n if n < 0 => Value::Boolean(false),
+            n => Value::String(lua.create_string(bulk(buf, pos, n as usize))?),
+        },
+        b'*' | b'>' => match number(head)? {
+            n if n < 0 => Value::Boolean(false),
+            n => {
+                let t = lua.create_table_with_capacity(n as usize, 0)?;
+                for i in 1..=n {
+                    t.raw_set(i, decode(lua, buf, pos)?)?;
+                }
+                Value::Table(t)
+            }
+        },
+        // RESP3 only (a script that called redis.setresp(3)).
+        b'_' => Value::Nil,
+        b'#' => Value::Boolean(head == b"t"),
+        b',' => {
+            let d: f64 = match head {
+                b"inf" => f64::INFINITY,
+                b"-inf" => f64::NEG_INFINITY,
+                other => std::str::from_utf8(other)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(f64::NAN),
+            };
+            tagged(lua, "double", d)?
+        }
+        b'(' => tagged(lua, "big_number", lua.create_string(head)?)?,
+        b'=' => {
+            let s = bulk(buf, pos, number(head)? as usize);
+            let (format, text) = s.split_at(s.len().min(4));
+            let v = lua.create_table()?;
+            v.raw_set("format", lua.create_string(&format[..format.len().min(3)])?)?;
+            v.raw_set("string", lua.create_string(text)?)?;
+            tagged(lua, "verbatim_string", v)?
+        }
+        b'%' => {
+            let t = lua.create_table()?;
+            for _ in 0..number(head)? {
+                let k = decode(lua, buf, pos)?;
+                let v = decode(lua, buf, pos)?;
+                t.raw_set(k, v)?;
+            }
+            tagged(lua, "map", t)?
+        }
+        b'~' => {
+            let t = lua.create_table()?;
+            for _ in 0..number(head)? {
+                t.raw_set(decode(lua, buf, pos)?, true)?;
+            }
+            tagged(lua, "set", t)?
+        }
+        _ => return Err(mlua::Error::runtime("unknown reply type")),
+    })
+}
+
+/// How deep a returned table may nest before the reply is an error (a table that
+/// contains itself would otherwise recurse for ever).
+const MAX_DEPTH: usize = 1000;
+
+/// A script's return value as a reply; `resp` is the script's protocol
+/// (`redis.setresp`), which decides how booleans look (the client's protocol decides
+/// the encoding).
+pub fn lua_to_reply(v: &Value, resp: u8) -> Reply {
+    to_reply(v, resp, 0)
+}
+
+fn to_reply(v: &Value, resp: u8, depth: usize) -> Reply {
+    if depth > MAX_DEPTH {
+        return Reply::err("ERR reached lua stack limit");
+    }
+    match v {
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Boolean(true) if resp == 2 => Reply::Int(1),
+        Value::Boolean(false) if resp == 2 => Reply::Null,
+        Value::Boolean(b) => Reply::Bool(*b),
+        // (long long) of the double, as Redis: truncated toward zero.
+        Value::Number(n) => Reply::Int(*n as i64),
+        Value::Integer(n) => Reply::Int(*n),
+        Value::Table(t) => table_to_reply(t, resp, depth),
+        // What `pcall(redis.call, ...)` caught: the command's error.
+        Value::Error(e) => match super::engine::script_error(e) {
+            Some(msg) => error_line(msg),
+            None => error_line(&format!("ERR {e}")),
+        },
+        _ => Reply::Null,
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+        _ => None,
+    }
+}
+
+/// An error message as a reply line: Redis turns line breaks into spaces.
+pub fn error_line(msg: &str) -> Reply {
+    Reply::error(msg.replace(['\r', '\n'], " "))
+}
+
+fn table_to_reply(t: &Table, resp: u8, depth: usize) -> Reply {
+    let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
+    if let Some(e) = text(&field("err")) {
+        return error_line(&e);
+    }
+    if let Some(s) = text(&field("ok")) {
+        return Reply::Status(s.replace(['\r', '\n'], " ").into());
+    }
+    // (mlua hands an integral number over as an Integer.)
+    match field("double") {
+        Value::Number(d) => return Reply::Double(d),
+        Value::Integer(d) => return Reply::Double(d as f64),
+        _ => {}
+    }
+    if let Some(s) = text(&field("big_number")) {
+        return Reply::BigNumber(s);
+    }
+    if let Value::Table(m) = field("map") {
+        let pairs = m
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (to_reply(&k, resp, depth + 1), to_reply(&v, resp, depth + 1)))
+            .collect();
+        return Reply::Map(pairs);
+    }
+    if let Value::Table(s) = field("set") {
+        let members = s
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, _)| to_reply(&k, resp, depth + 1))
+            .collect();
+        return Reply::Set(members);
+    }
+    if let Value::Table(v) = field("verbatim_string") {
+        let format = text(&v.raw_get::<Value>("format").unwrap_or(Value::Nil));
+        let body = text(&v.raw_get::<Value>("string").unwrap_or(Value::Nil));
+        if let (Some(f), Some(b)) = (format, body) {
+            let f: &'static str = match f.as_str() {
+                "mkd" => "mkd",
+                _ => "txt",
+            };
+            return Reply::Verbatim(f, Bytes::from(b));
+        }
+    }
+    // An array: elements 1, 2, ... up to the first nil.
+    let mut items = Vec::new();
+    for i in 1.. {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(to_reply(&v, resp, depth + 1)),
+        }
+    }
+    Reply::Array(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(lua: &Lua, r: Reply, resp: u8) -> Reply {
+        lua_to_reply(&reply_to_lua(lua, &r, resp).unwrap(), resp)
+    }
+
+    #[test]
+    fn replies_reach_lua_as_a_client_would_see_them() {
+        let lua = Lua::new();
+        let s = |x: &str| Reply::Bulk(Bytes::copy_from_slice(x.as_bytes()));
+        assert_eq!(roundtrip(&lua, Reply::Int(-7), 2), Reply::Int(-7));
+        assert_eq!(roundtrip(&lua, s("a\r\nb"), 2), s("a\r\nb"));
+        assert_eq!(roundtrip(&lua, Reply::Null, 2), Reply::Null);
+        assert_eq!(roundtrip(&lua, Reply::ok(), 2), Reply::ok());
+        assert_eq!(roundtrip(&lua, Reply::err("ERR x"), 2), Reply::err("ERR x"));
+        // A map is a flat array in RESP2; a double a bulk string.
+        let m = Reply::Map(vec![(s("f"), Reply::Int(1))]);
+        assert_eq!(
+            roundtrip(&lua, m.clone(), 2),
+            Reply::Array(vec![s("f"), Reply::Int(1)])
+        );
+        assert_eq!(roundtrip(&lua, Reply::Double(1.5), 2), s("1.5"));
+        // RESP3 keeps them typed.
+        assert_eq!(
+            roundtrip(&lua, m, 3),
+            Reply::Map(vec![(s("f"), Reply::Int(1))])
+        );
+        assert_eq!(roundtrip(&lua, Reply::Double(1.5), 3), Reply::Double(1.5));
+        assert_eq!(roundtrip(&lua, Reply::Bool(true), 3), Reply::Bool(true));
+    }
+
+    #[test]
+    fn script_values_become_replies_by_redis_rules() {
+        let lua = Lua::new();
+        let eval = |src: &str, resp: u8| {
+            let v: Value = lua.load(src).eval().unwrap();
+            lua_to_reply(&v, resp)
+        };
+        assert_eq!(eval("return 3.99", 2), Reply::Int(3));
+        assert_eq!(eval("return -3.99", 2), Reply::Int(-3));
+        assert_eq!(eval("return true", 2), Reply::Int(1));
+        assert_eq!(eval("return false", 2), Reply::Null);
+        assert_eq!(eval("return false", 3), Reply::Bool(false));
+        assert_eq!(
+            eval("return {1, 'a', {2}, nil, 5}", 2),
+            Reply::Array(vec![
+                Reply::Int(1),
+                Reply::Bulk(Bytes::from_static(b"a")),
+                Reply::Array(vec![Reply::Int(2)])
+            ])
+        );
+        assert_eq!(eval("return {err='E2 x\\ny'}", 2), Reply::err("E2 x y"));
+        // A table holding itself ends, as in Redis, with an error at the bottom.
+        let mut r = eval("local t = {} t[1] = t return t", 2);
+        while let Reply::Array(mut v) = r {
+            r = v.pop().unwrap();
+        }
+        assert!(r.is_error());
+    }
+}

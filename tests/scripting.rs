@@ -1,0 +1,411 @@
+//! Lua scripting against the real binary: EVAL / EVALSHA / SCRIPT replies compared
+//! with a real redis-server, then what only a multi-core server can get wrong.
+//!
+//! The one idea to hold: reply texts are never transcribed here; the same commands go
+//! to redis-server 7.0 and the replies must be identical (errors with their `script:
+//! <sha>, on @user_script:<line>.` suffix, conversions both ways, RESP3 after
+//! `redis.setresp(3)` and for a HELLO 3 client). Keys are chosen with `shard_of` so
+//! that a script really spans shards; atomicity is checked by an invariant a torn
+//! script would break (counters on four shards incremented together are always equal
+//! to a reader), and replication by what a real redis-server replica ends up holding.
+
+mod common;
+
+use common::{
+    conn_on, keys_on_distinct_shards, show, wait_until, Duo, Frame, RawConn, Server, Step,
+};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+fn step(conn: usize, argv: &[&str]) -> Step {
+    Step::Cmd(conn, argv.iter().map(|s| s.to_string()).collect())
+}
+
+const INCR_ALL: &str = "for i, k in ipairs(KEYS) do redis.call('incr', k) end return #KEYS";
+
+#[test]
+fn scripts_answer_as_redis() {
+    let mut duo = Duo::new(Server::shardis(2), 2);
+    let keys = keys_on_distinct_shards("k", 2, 2);
+    let (k0, k1) = (keys[0].as_str(), keys[1].as_str());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["SET", "s", "str"],
+        // Errors raised by redis.call, caught by redis.pcall, raised by Lua itself.
+        vec!["EVAL", "return redis.call('incr','s')", "0"],
+        vec!["EVAL", "return redis.pcall('incr','s')", "0"],
+        vec!["EVAL", "local ok, e = pcall(redis.call, 'incr', 's') return e", "0"],
+        vec!["EVAL", "return 1 + nil", "0"],
+        vec!["EVAL", "\n\nerror('boom')", "0"],
+        vec!["EVAL", "error({err='tbl'})", "0"],
+        vec!["EVAL", "return (", "0"],
+        vec!["EVAL", "return redis.call('nosuch')", "0"],
+        vec!["EVAL", "return redis.call('get')", "0"],
+        vec!["EVAL", "return redis.call()", "0"],
+        vec!["EVAL", "return redis.call('set','x', {})", "0"],
+        vec!["EVAL", "return redis.call('blpop','x',0)", "0"],
+        vec!["EVAL", "return redis.call('multi')", "0"],
+        vec!["EVAL", "return redis.call('eval','return 1','0')", "0"],
+        // The sandbox.
+        vec!["EVAL", "x = 1", "0"],
+        vec!["EVAL", "string.x = 1; return 1", "0"],
+        vec!["EVAL", "redis = nil", "0"],
+        vec!["EVAL", "return foo", "0"],
+        vec!["EVAL", "return print('hi')", "0"],
+        vec!["EVAL", "return os.time()", "0"],
+        vec!["EVAL", "rawset(_G, 'y', 1) return y", "0"],
+        vec!["EVAL", "setmetatable(_G, nil)", "0"],
+        vec!["EVAL", "return getmetatable(_G)", "0"],
+        vec!["EVAL", "return loadstring('return 7')()", "0"],
+        vec!["EVAL", "return _VERSION", "0"],
+        vec![
+            "EVAL",
+            "return coroutine.wrap(function() coroutine.yield(5) end)()",
+            "0",
+        ],
+        // Return values.
+        vec!["EVAL", "return {1,2,{3,'x'},nil,5}", "0"],
+        vec!["EVAL", "return {1,2,3.7,'a',true,false,nil,'z'}", "0"],
+        vec!["EVAL", "return {ok='fine'}", "0"],
+        vec!["EVAL", "return {err='bad thing'}", "0"],
+        vec!["EVAL", "return {double=3.5}", "0"],
+        vec!["EVAL", "return {map={a=1}}", "0"],
+        vec!["EVAL", "return 3.99", "0"],
+        vec!["EVAL", "return -0.5", "0"],
+        vec!["EVAL", "return 2^53", "0"],
+        vec!["EVAL", "return 'a\0b'", "0"],
+        vec!["EVAL", "return true", "0"],
+        vec!["EVAL", "return false", "0"],
+        // Replies as a script sees them.
+        vec!["EVAL", "return redis.call('get','nokey')", "0"],
+        vec!["EVAL", "return type(redis.call('ping'))", "0"],
+        vec!["EVAL", "return redis.call('ping')['ok']", "0"],
+        vec!["EVAL", "return redis.call('hgetall','nohash')", "0"],
+        vec!["EVAL", "return redis.call('set','num', 3.5)", "0"],
+        vec!["EVAL", "return redis.call('incrbyfloat','f', 0.1)", "0"],
+        vec!["EVAL", "return redis.call('zadd','z','1','a')", "0"],
+        vec![
+            "EVAL",
+            "return redis.call('zrange','z','0','-1','withscores')",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "redis.setresp(3) return redis.call('zrange','z','0','-1','withscores')",
+            "0",
+        ],
+        vec!["EVAL", "redis.setresp(3) return redis.call('zscore','z','a')", "0"],
+        vec!["EVAL", "return redis.call('hset','h','a','1','b','2')", "0"],
+        vec![
+            "EVAL",
+            "redis.setresp(3) local t = redis.call('hgetall','h') return t.map.a",
+            "0",
+        ],
+        // KEYS, ARGV, numkeys.
+        vec!["EVAL", "return KEYS[1]..ARGV[1]", "1", "k", "a"],
+        vec!["EVAL", "return #KEYS + #ARGV", "2", "a", "b", "c", "d", "e"],
+        vec!["EVAL", "return _G.KEYS[1]", "1", "kk"],
+        vec!["EVAL", "return 1", "-1"],
+        vec!["EVAL", "return 1", "2", "a"],
+        vec!["EVAL", "return 1", "x"],
+        vec!["EVAL", "return 1"],
+        // Keys on both shards, declared or not.
+        vec!["EVAL", INCR_ALL, "2", k0, k1],
+        vec!["EVAL", "return redis.call('mget', KEYS[1], KEYS[2], 'none')", "2", k0, k1],
+        vec![
+            "EVAL",
+            "return redis.call('mset', ARGV[1], 'a', ARGV[2], 'b')",
+            "0",
+            k0,
+            k1,
+        ],
+        vec!["EVAL", "return redis.call('dbsize')", "0"],
+        vec!["EVAL", "redis.call('select', 3); return redis.call('set','dbx',1)", "0"],
+        vec!["GET", "dbx"],
+        vec!["EVAL", "return redis.call('select','99')", "0"],
+        // The redis library.
+        vec!["EVAL", "return redis.sha1hex('')", "0"],
+        vec!["EVAL", "return redis.sha1hex()", "0"],
+        vec!["EVAL", "return redis.error_reply('E2 custom')", "0"],
+        vec!["EVAL", "return redis.error_reply(5)", "0"],
+        vec!["EVAL", "return redis.status_reply('x')", "0"],
+        vec!["EVAL", "return redis.setresp(4)", "0"],
+        vec!["EVAL", "redis.set_repl(99)", "0"],
+        vec!["EVAL", "return redis.replicate_commands()", "0"],
+        vec!["EVAL", "return redis.breakpoint()", "0"],
+        vec!["EVAL", "return redis.acl_check_cmd('get','x')", "0"],
+        vec!["EVAL", "return redis.acl_check_cmd('nosuch')", "0"],
+        vec!["EVAL", "return redis.log(redis.LOG_WARNING, 'from', 'a script')", "0"],
+        vec!["EVAL", "return redis.log(9, 'x')", "0"],
+        vec!["EVAL", "return redis.REDIS_VERSION_NUM", "0"],
+        // Callbacks Lua 5.1 cannot yield across.
+        vec![
+            "EVAL",
+            "local a = {3,1,2} table.sort(a, function(x,y) redis.call('ping') return x<y end) return a",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "return string.gsub('abc', 'b', function(c) return redis.call('echo', 'X') end)",
+            "0",
+        ],
+        // Read-only scripts and shebangs.
+        vec!["EVAL_RO", "return redis.call('set','a',1)", "0"],
+        vec!["EVAL_RO", "return redis.call('get','a')", "0"],
+        vec!["EVAL", "#!lua flags=no-writes\nreturn redis.call('set','a',1)", "0"],
+        vec!["EVAL", "#!lua\nreturn 1 + nil", "0"],
+        vec!["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
+        vec!["EVAL", "#!python\nreturn 1", "0"],
+        vec!["EVAL", "#!lua name=x\nreturn 1", "0"],
+        // The cache.
+        vec!["SCRIPT", "LOAD", "return 1"],
+        vec!["SCRIPT", "LOAD", "return ("],
+        vec!["SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "abc"],
+        vec!["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        vec!["EVALSHA", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB", "0"],
+        vec!["EVALSHA_RO", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        vec!["SCRIPT", "FLUSH", "bogus"],
+        vec!["SCRIPT", "FLUSH", "ASYNC"],
+        vec!["SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"],
+        vec!["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        vec!["SCRIPT", "KILL"],
+        vec!["SCRIPT"],
+        vec!["SCRIPT", "HELP"],
+        vec!["SCRIPT", "NOSUCH"],
+        // Inside MULTI, with keys on both shards.
+        vec!["MULTI"],
+        vec!["EVAL", INCR_ALL, "2", k0, k1],
+        vec!["INCR", k0],
+        vec!["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        vec!["EVAL", "return redis.call('get', KEYS[1])", "1", k0],
+        vec!["EXEC"],
+        vec!["EVAL", "return redis.call('flushall')", "0"],
+        vec!["EVAL", "return redis.call('dbsize')", "0"],
+    ];
+    let steps: Vec<Step> = cases.iter().map(|c| step(0, c)).collect();
+    duo.run("RESP2", &steps);
+    // A RESP3 client gets booleans and typed values.
+    let mut steps = vec![Step::Any(1, vec!["HELLO".into(), "3".into()])];
+    for c in [
+        vec!["EVAL", "return true", "0"],
+        vec!["EVAL", "return false", "0"],
+        vec!["EVAL", "return {double=1.5}", "0"],
+        vec!["EVAL", "return {map={a=1}}", "0"],
+        vec!["EVAL", "return {set={a=true}}", "0"],
+        vec![
+            "EVAL",
+            "return {big_number='123456789012345678901234567890'}",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "redis.setresp(3) return redis.call('hgetall','nohash')",
+            "0",
+        ],
+        vec!["EVAL", "return redis.call('hgetall','nohash')", "0"],
+        vec!["EVAL", "return nil", "0"],
+        vec!["EVAL", "redis.setresp(3) return true", "0"],
+        vec!["EVAL", "redis.setresp(3) return false", "0"],
+    ] {
+        steps.push(step(1, &c));
+    }
+    duo.run("RESP3", &steps);
+}
+
+#[test]
+fn a_script_is_atomic_across_shards() {
+    const SHARDS: usize = 4;
+    let server = Server::shardis(SHARDS);
+    let keys = keys_on_distinct_shards("ctr", SHARDS, SHARDS);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Readers: the counters live on four shards and are only ever incremented
+    // together, so no reader may see them differ.
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let mut c = server.raw();
+            let keys = keys.clone();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut seen = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut argv = vec!["MGET"];
+                    argv.extend(keys.iter().map(String::as_str));
+                    if r == 1 {
+                        // A read-only script reaching the keys without declaring them.
+                        argv = vec!["EVAL_RO", "local t = {} for i, k in ipairs(ARGV) do t[i] = redis.call('get', k) end return t", "0"];
+                        argv.extend(keys.iter().map(String::as_str));
+                    }
+                    let reply = c.cmd(&argv);
+                    let Frame::Array(items) = &reply else {
+                        panic!("reader {r}: {}", show(&reply));
+                    };
+                    assert!(
+                        items.windows(2).all(|w| w[0] == w[1]),
+                        "reader {r} saw a script half done: {}",
+                        show(&reply)
+                    );
+                    seen += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let mut c = server.raw();
+            let keys = keys.clone();
+            thread::spawn(move || {
+                for i in 0..200 {
+                    let mut argv = vec!["EVAL", INCR_ALL];
+                    let n = keys.len().to_string();
+                    // Declared keys, or the same keys reached undeclared.
+                    let declared = (w + i) % 2 == 0;
+                    if declared {
+                        argv.push(&n);
+                        argv.extend(keys.iter().map(String::as_str));
+                    } else {
+                        argv = vec![
+                            "EVAL",
+                            "for i, k in ipairs(ARGV) do redis.call('incr', k) end return #ARGV",
+                            "0",
+                        ];
+                        argv.extend(keys.iter().map(String::as_str));
+                    }
+                    assert_eq!(c.cmd(&argv), Frame::Int(4), "writer {w}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0, "a reader never read");
+    }
+    let mut c = server.raw();
+    for k in &keys {
+        assert_eq!(c.cmd(&["GET", k]), Frame::Bulk(b"600".to_vec()), "{k}");
+    }
+}
+
+#[test]
+fn a_script_loaded_on_one_core_runs_on_every_core() {
+    let server = Server::shardis(2);
+    let (mut a, mut b) = (conn_on(&server, 0), conn_on(&server, 1));
+    let sha = match a.cmd(&["SCRIPT", "LOAD", "return ARGV[1] .. '!'"]) {
+        Frame::Bulk(s) => String::from_utf8(s).unwrap(),
+        other => panic!("SCRIPT LOAD: {}", show(&other)),
+    };
+    assert_eq!(
+        b.cmd(&["EVALSHA", &sha, "0", "hi"]),
+        Frame::Bulk(b"hi!".to_vec())
+    );
+    // EVAL caches too; FLUSH on one core empties the cache for all of them.
+    assert_eq!(b.cmd(&["EVAL", "return 42", "0"]), Frame::Int(42));
+    let sha42 = "1fa00e76656cc152ad327c13fe365858fd7be306";
+    assert_eq!(a.cmd(&["EVALSHA", sha42, "0"]), Frame::Int(42));
+    assert_eq!(b.cmd(&["SCRIPT", "FLUSH"]), Frame::Simple("OK".into()));
+    for c in [&mut a, &mut b] {
+        assert!(
+            matches!(c.cmd(&["EVALSHA", &sha, "0", "x"]), Frame::Error(e) if e.starts_with("NOSCRIPT"))
+        );
+    }
+}
+
+#[test]
+fn a_replica_gets_a_scripts_effects_not_the_script() {
+    let master = Server::shardis(2);
+    let replica = Server::redis_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    let keys = keys_on_distinct_shards("rk", 2, 2);
+    let mut m = master.raw();
+    let mut r = replica.raw();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            matches!(r.cmd(&["INFO", "replication"]), Frame::Bulk(b) | Frame::Verbatim(b)
+                if String::from_utf8_lossy(&b).contains("master_link_status:up"))
+        }),
+        "the replica did not connect"
+    );
+    // Time and randomness stay on the master: the replica gets the values written.
+    let script = "redis.call('set', KEYS[1], redis.call('time')[1] .. math.random()) \
+                  redis.call('rpush', KEYS[2], 'a', 'b') \
+                  redis.call('incr', KEYS[2])";
+    let reply = m.cmd(&["EVAL", script, "2", &keys[0], &keys[1]]);
+    assert!(
+        matches!(&reply, Frame::Error(e) if e.starts_with("WRONGTYPE")),
+        "{}",
+        show(&reply)
+    );
+    assert_eq!(m.cmd(&["WAIT", "1", "5000"]), Frame::Int(1));
+    // The writes before the error stay (no rollback), on both shards, and reached the
+    // replica exactly.
+    let value = m.cmd(&["GET", &keys[0]]);
+    assert!(matches!(value, Frame::Bulk(_)));
+    assert_eq!(r.cmd(&["GET", &keys[0]]), value);
+    assert_eq!(
+        r.cmd(&["LRANGE", &keys[1], "0", "-1"]),
+        Frame::Array(vec![Frame::Bulk(b"a".to_vec()), Frame::Bulk(b"b".to_vec())])
+    );
+}
+
+/// A connection that sent `argv` and has not read the reply yet.
+fn send(c: &mut RawConn, argv: &[&str]) {
+    let v: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+    c.send_cmd(&v);
+}
+
+#[test]
+fn a_busy_script_answers_busy_and_stops_on_script_kill() {
+    let server = Server::shardis_with(2, &["--busy-reply-threshold", "100"]);
+    let mut other = conn_on(&server, 1);
+    assert_eq!(
+        other.cmd(&["SCRIPT", "KILL"]),
+        Frame::Error("NOTBUSY No scripts in execution right now.".into())
+    );
+    let mut runner = conn_on(&server, 0);
+    send(
+        &mut runner,
+        &["EVAL", "local i = 0 while true do i = i + 1 end", "0"],
+    );
+    // Past the threshold, other clients are told why they cannot run. (A command sent
+    // before it waits for the script, behind its claims: see the README.)
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            matches!(other.cmd(&["GET", "x"]), Frame::Error(e) if e.starts_with("BUSY "))
+        }),
+        "no -BUSY while a script loops"
+    );
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Frame::Simple("OK".into()));
+    match runner.read_frame() {
+        Frame::Error(e) => assert!(
+            e.starts_with("ERR Script killed by user with SCRIPT KILL... script: ")
+                && e.ends_with(", on @user_script:1."),
+            "{e}"
+        ),
+        other => panic!("the killed script answered {}", show(&other)),
+    }
+    assert_eq!(other.cmd(&["GET", "x"]), Frame::NullBulk);
+    assert_eq!(runner.cmd(&["PING"]), Frame::Simple("PONG".into()));
+
+    // A script that wrote cannot be killed; SHUTDOWN NOSAVE still stops the server.
+    send(
+        &mut runner,
+        &["EVAL", "redis.call('set','w','1') while true do end", "0"],
+    );
+    thread::sleep(Duration::from_millis(300));
+    assert!(wait_until(Duration::from_secs(10), || {
+        matches!(other.cmd(&["GET", "x"]), Frame::Error(e) if e.starts_with("BUSY "))
+    }));
+    assert!(
+        matches!(other.cmd(&["SCRIPT", "KILL"]), Frame::Error(e) if e.starts_with("UNKILLABLE "))
+    );
+    other.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+    let mut server = server;
+    assert!(
+        server.wait_exit(Duration::from_secs(10)).is_some(),
+        "SHUTDOWN NOSAVE did not stop a server running an unkillable script"
+    );
+}
