@@ -4,8 +4,10 @@
 #
 # Two scripts, each called with random keys (`__rand_int__`), 50 clients, unpipelined:
 #   one   `return redis.call('incr', KEYS[1])`: one key, one shard.
-#   two   `redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])` with the keys
-#         under hash tags {a} and {b}, which live on different shards at 2 shards.
+#   tag   `redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])` with both
+#         keys under hash tag {a}: one shard.
+#   two   the same script with the keys under hash tags {a} and {b}, which live on
+#         different shards at 2 shards.
 # Prints requests/s and the server's CPU microseconds per script (utime+stime from
 # /proc/PID/stat around each run), one line per server, workload and round.
 #
@@ -27,6 +29,7 @@ DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
 
 one=(EVAL "return redis.call('incr', KEYS[1])" 1 "{a}k:__rand_int__")
+tag=(EVAL "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])" 2 "{a}k:__rand_int__" "{a}j:__rand_int__")
 two=(EVAL "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])" 2 "{a}k:__rand_int__" "{b}k:__rand_int__")
 
 start() {
@@ -61,6 +64,7 @@ for round in $(seq "$ROUNDS"); do
     for server in $order; do
         start "$server"
         measure "$server" one "${one[@]}"
+        measure "$server" tag "${tag[@]}"
         measure "$server" two "${two[@]}"
         kill "$PID"; wait "$PID" 2>/dev/null || true
     done

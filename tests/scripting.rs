@@ -23,6 +23,10 @@ fn step(conn: usize, argv: &[&str]) -> Step {
     Step::Cmd(conn, argv.iter().map(|s| s.to_string()).collect())
 }
 
+/// Reaches the undeclared key ARGV[1] only when KEYS[1] says so.
+const FAR: &str =
+    "if redis.call('get', KEYS[1]) == 'far' then return redis.call('get', ARGV[1]) end return 'near'";
+
 const INCR_ALL: &str = "for i, k in ipairs(KEYS) do redis.call('incr', k) end return #KEYS";
 
 #[test]
@@ -173,6 +177,26 @@ fn scripts_answer_as_redis() {
         vec!["SCRIPT"],
         vec!["SCRIPT", "HELP"],
         vec!["SCRIPT", "NOSUCH"],
+        // Declared keys on one shard: the first run holds every shard and finds the
+        // script stays there; later runs run on that shard alone.
+        vec!["EVAL", "return redis.call('incr', KEYS[1])", "1", k0],
+        vec!["EVAL", "return redis.call('incr', KEYS[1])", "1", k0],
+        vec!["EVAL", "return redis.call('incr', KEYS[1])", "1", k1],
+        vec!["EVAL", "return {redis.call('incr', KEYS[1]), redis.call('get', KEYS[1])}", "1", k0],
+        vec!["EVAL", "return {redis.call('incr', KEYS[1]), redis.call('get', KEYS[1])}", "1", k0],
+        vec!["EVAL", "return redis.call('time')[1] > '0'", "1", k0],
+        vec!["EVAL", "return redis.call('time')[1] > '0'", "1", k0],
+        vec!["EVAL", "redis.call('select', 2) return redis.call('incr', KEYS[1])", "1", k0],
+        vec!["EVAL", "redis.call('select', 2) return redis.call('incr', KEYS[1])", "1", k0],
+        vec!["GET", k0],
+        // A script seen to stay on its shard that one day reaches another (before any
+        // write) moves and still answers right.
+        vec!["EVAL", FAR, "1", k0, k1],
+        vec!["SET", k0, "far"],
+        vec!["SET", k1, "there"],
+        vec!["EVAL", FAR, "1", k0, k1],
+        vec!["EVAL", FAR, "1", k0, k1],
+        vec!["DEL", k0, k1],
         // Inside MULTI, with keys on both shards.
         vec!["MULTI"],
         vec!["EVAL", INCR_ALL, "2", k0, k1],
@@ -211,6 +235,69 @@ fn scripts_answer_as_redis() {
         steps.push(step(1, &c));
     }
     duo.run("RESP3", &steps);
+}
+
+#[test]
+fn script_libraries_answer_as_redis() {
+    let mut duo = Duo::new(Server::shardis(1), 1);
+    let exprs = [
+        // cjson
+        "cjson.encode({1,2,'a/b',{x=1},true,cjson.null})",
+        "cjson.encode({})",
+        "cjson.encode({[1]=1,[20]=2})",
+        "cjson.encode({[1]=1,[3]=2})",
+        "cjson.encode({a={b={c='\\n\\0x'}}, [5]=3})",
+        "cjson.encode({a=1,b=2,c=3,d={1,2}})",
+        "cjson.encode(0/0)",
+        "cjson.encode(1/3)",
+        "cjson.encode(1e20)",
+        "cjson.encode(-0.5)",
+        "cjson.encode(function() end)",
+        "cjson.encode({[true]=1})",
+        "cjson.encode('\\127\\31\\233\\\"')",
+        "cjson.encode()",
+        "cjson.decode('[1,2,{\"a\":null}]')[3].a == cjson.null",
+        "cjson.decode('{\"a\":[1,2.5,\"x\\\\u00e9\"]}').a[3]",
+        "cjson.decode('\"\\\\ud83d\\\\ude00\"')",
+        "cjson.decode('1e2')",
+        "cjson.decode(' [ true , false ] ')",
+        "cjson.decode('[1,')",
+        "cjson.decode('nope')",
+        "cjson.decode('')",
+        "cjson.decode('[1] x')",
+        "cjson.decode('{\"a\" 1}')",
+        "cjson.decode('[1 2]')",
+        "cjson.decode('{1:2}')",
+        "cjson.decode()",
+        "type(cjson.null)",
+        "cjson.encode(cjson.decode('{\"k\":[1,{\"z\":\"\\\\/\"}]}'))",
+        // bit
+        "bit.band(0xff, 0x0f, 0x3)",
+        "bit.bor(1,2,4)",
+        "bit.bxor(5,1)",
+        "bit.bnot(0)",
+        "bit.lshift(1, 31)",
+        "bit.rshift(-1, 28)",
+        "bit.arshift(-256, 4)",
+        "bit.rol(0x12345678, 12)",
+        "bit.ror(0x12345678, 12)",
+        "bit.tobit(0xffffffff + 1)",
+        "bit.tobit(2^32 + 5)",
+        "bit.tobit(1.5)",
+        "bit.tobit(2.5)",
+        "bit.tohex(255)",
+        "bit.tohex(-1, -4)",
+        "bit.tohex(255, 2)",
+        "bit.bswap(0x12345678)",
+        "bit.band('7', 3)",
+        "bit.band()",
+        "bit.band({})",
+    ];
+    let steps: Vec<Step> = exprs
+        .iter()
+        .map(|e| step(0, &["EVAL", &format!("return {e}"), "0"]))
+        .collect();
+    duo.run("cjson and bit", &steps);
 }
 
 #[test]
@@ -288,6 +375,76 @@ fn a_script_is_atomic_across_shards() {
     for k in &keys {
         assert_eq!(c.cmd(&["GET", k]), Frame::Bulk(b"600".to_vec()), "{k}");
     }
+}
+
+#[test]
+fn a_script_on_one_shard_is_atomic_and_cannot_leave_it_after_writing() {
+    let server = Server::shardis(2);
+    let far = keys_on_distinct_shards("f", 2, 2);
+    let mut c = server.raw();
+    let script = "redis.call('incr', KEYS[1]) \
+                  if redis.call('get', KEYS[1]) == '3' then return redis.call('get', ARGV[1]) end \
+                  return 'near'";
+    // Runs 1 (holding every shard: it stays) and 2 (on its shard) stay near.
+    for _ in 0..2 {
+        assert_eq!(
+            c.cmd(&["EVAL", script, "1", &far[0], &far[1]]),
+            Frame::Bulk(b"near".to_vec())
+        );
+    }
+    // Run 3 wrote, then reached another shard: it cannot move any more. The write
+    // stays (scripts have no rollback) and the next run holds every shard.
+    match c.cmd(&["EVAL", script, "1", &far[0], &far[1]]) {
+        Frame::Error(e) => assert!(
+            e.starts_with("ERR Script attempted to access a key on another shard after writing"),
+            "{e}"
+        ),
+        other => panic!("{}", show(&other)),
+    }
+    assert_eq!(c.cmd(&["GET", &far[0]]), Frame::Bulk(b"3".to_vec()));
+    assert_eq!(c.cmd(&["SET", &far[0], "2"]), Frame::Simple("OK".into()));
+    assert_eq!(c.cmd(&["SET", &far[1], "v"]), Frame::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&["EVAL", script, "1", &far[0], &far[1]]),
+        Frame::Bulk(b"v".to_vec())
+    );
+
+    // Keys under one hash tag, incremented together by scripts that run on their
+    // shard alone, are always equal to a reader.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let mut r = server.raw();
+        let stop = stop.clone();
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let reply = r.cmd(&["MGET", "{t}a", "{t}b"]);
+                let Frame::Array(items) = &reply else {
+                    panic!("{}", show(&reply))
+                };
+                assert_eq!(
+                    items[0], items[1],
+                    "a script on one shard was seen half done"
+                );
+            }
+        })
+    };
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut w = server.raw();
+            thread::spawn(move || {
+                for _ in 0..300 {
+                    let reply = w.cmd(&["EVAL", INCR_ALL, "2", "{t}a", "{t}b"]);
+                    assert_eq!(reply, Frame::Int(2));
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert_eq!(c.cmd(&["GET", "{t}b"]), Frame::Bulk(b"600".to_vec()));
 }
 
 #[test]

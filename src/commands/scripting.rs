@@ -215,6 +215,7 @@ fn script_flush<'a>(
             return Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
         }
         cache::flush();
+        run::forget_where_scripts_run();
         Reply::ok()
     })
 }

@@ -62,7 +62,7 @@ for _, name in ipairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetata
     'setmetatable', 'tonumber', 'tostring', 'type', 'unpack', 'xpcall', '_VERSION'}) do
   visible[name] = G[name]
 end
-for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
+for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'cjson', 'bit'}) do
   visible[name] = readonly(G[name])
 end
 visible.redis = readonly(redis)
@@ -185,9 +185,11 @@ impl Engine {
             "errtext",
             lua.create_function(|lua, e: Value| {
                 Ok(match e {
-                    Value::Error(e) => match script_error(&e) {
-                        Some(msg) => Value::String(lua.create_string(msg)?),
-                        None => Value::Nil,
+                    Value::Error(e) => match (script_error(&e), runtime_error(&e)) {
+                        (Some(msg), _) | (None, Some(msg)) => {
+                            Value::String(lua.create_string(msg)?)
+                        }
+                        _ => Value::Nil,
                     },
                     Value::Table(t) => match t.raw_get::<Value>("err")? {
                         s @ Value::String(_) => s,
@@ -210,6 +212,8 @@ impl Engine {
             },
         );
         let globals = lua.globals();
+        super::cjson::install(&lua, &globals)?;
+        super::bit::install(&lua, &globals)?;
         let (env, visible, runner): (Table, Table, Function) = lua
             .load(PRELUDE)
             .set_name("=prelude")
@@ -395,6 +399,15 @@ pub fn script_error(e: &mlua::Error) -> Option<&str> {
     match e {
         mlua::Error::ExternalError(x) => x.downcast_ref::<ScriptError>().map(|s| s.0.as_str()),
         mlua::Error::CallbackError { cause, .. } => script_error(cause),
+        _ => None,
+    }
+}
+
+/// The message of a plain runtime error raised from Rust (cjson's, the kill hook's).
+fn runtime_error(e: &mlua::Error) -> Option<&str> {
+    match e {
+        mlua::Error::RuntimeError(m) => Some(m),
+        mlua::Error::CallbackError { cause, .. } => runtime_error(cause),
         _ => None,
     }
 }

@@ -1,44 +1,116 @@
-//! Running a script: holding every shard, and `redis.call` from inside it.
+//! Running a script: on the one shard its declared keys live on, or holding every
+//! shard, and `redis.call` from inside it.
 //!
-//! [`eval`] takes the shards (one transaction over all of them, see the module plan in
-//! `scripting`), puts what `redis.call` needs in this thread's [`Running`] slot, runs
-//! the compiled function on this thread's interpreter, then releases. While the slot is
-//! filled, [`call_from_script`] runs each command synchronously: a command for this
-//! core's shard inline, one for another core's shard as a hop whose answer this thread
-//! waits for (`Answer::wait`), a command over several shards or a server-wide one by
-//! driving its future to completion here (its hops are answered by the other cores,
-//! which the script holds but does not occupy).
+//! [`eval`] picks where a script runs (see the module plan in `scripting`):
+//! - **On one shard** when every declared key lives there (or the server has one
+//!   shard): the script runs as a job of that shard, on that shard's thread, with the
+//!   shard in hand; `redis.call` executes straight on it. Nothing else runs on that
+//!   shard meanwhile, and no other shard is touched, so this is atomic without any
+//!   claim. A command the shard cannot answer alone (a key of another shard, a
+//!   server-wide command) makes the script *move*: if it has had no effect yet, the
+//!   run is abandoned (its reads are thrown away, its later writes refused) and the
+//!   script runs again holding every shard, and its sha is remembered so that it goes
+//!   there directly from then on. If it already wrote, it cannot move, and the command
+//!   gets an error naming the fix (declare the key, or share a hash tag).
+//! - **Holding every shard**: one transaction over all of them (or the EXEC it is
+//!   queued in); the script runs on this core, each `redis.call` synchronously: a
+//!   command for this core's shard inline, one for another core's shard as a hop
+//!   whose answer this thread waits for (`Answer::wait`), a command over several
+//!   shards or a server-wide one by driving its future to completion here (its hops
+//!   are answered by the other cores, which the script holds but does not occupy).
+//!
+//! Deadlock: a thread only ever blocks while its script holds every shard, and a
+//! script on one shard never waits for anything, so no two threads can wait for each
+//! other.
 
 use super::convert;
 use super::engine::{self, Outcome};
-use crate::client::ClientRef;
+use crate::client::{Client, ClientRef};
 use crate::commands::{errors, traits, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::admission;
+use crate::runtime::slots::SlotTable;
 use crate::runtime::transaction::{self, Tx};
 use crate::runtime::Shards;
 use crate::shard::propagation::Effect;
 use crate::shard::Shard;
 use bytes::Bytes;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
-/// A script runs somewhere (at most one at a time: each holds every shard).
-static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// The running script has run a write (SCRIPT KILL then refuses).
-static WROTE: AtomicBool = AtomicBool::new(false);
-/// SCRIPT KILL asked the running script to stop; its interpreter's hook sees it.
-static KILL: AtomicBool = AtomicBool::new(false);
+/// One core thread's running script, seen by SCRIPT KILL and `-BUSY` on other cores.
+struct CoreScript {
+    /// When it started (ms), 0 when none runs.
+    started_ms: AtomicU64,
+    /// It holds every shard (only such a script makes other clients `-BUSY`).
+    holds_all: AtomicBool,
+    /// It has run a write (SCRIPT KILL then refuses).
+    wrote: AtomicBool,
+    /// SCRIPT KILL asked it to stop; its interpreter's hook sees it.
+    kill: AtomicBool,
+}
 
-/// When the running script started (ms), 0 when none runs.
-static STARTED_MS: AtomicU64 = AtomicU64::new(0);
+impl CoreScript {
+    const fn new() -> CoreScript {
+        CoreScript {
+            started_ms: AtomicU64::new(0),
+            holds_all: AtomicBool::new(false),
+            wrote: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
+        }
+    }
+}
 
-/// True while a script has run longer than `busy-reply-threshold`: other clients then
-/// get `-BUSY` (see `runtime::admission`), except for the commands flagged
-/// `allow_busy` (SCRIPT KILL, SHUTDOWN...). The script's own core answers nothing
-/// until it ends; the others answer at once instead of queueing behind it.
+/// Indexed by shard id (one core thread per shard).
+static CORES: [CoreScript; 1024] = [const { CoreScript::new() }; 1024];
+
+thread_local! {
+    /// The slot of `CORES` this thread's running script uses.
+    static SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+fn core(slot: usize) -> &'static CoreScript {
+    &CORES[slot % CORES.len()]
+}
+
+/// The script starts on this thread, as shard `slot`'s.
+fn core_begin(slot: usize, holds_all: bool) {
+    SLOT.with(|s| s.set(slot));
+    let c = core(slot);
+    c.wrote.store(false, Ordering::SeqCst);
+    c.kill.store(false, Ordering::SeqCst);
+    c.holds_all.store(holds_all, Ordering::SeqCst);
+    let now = crate::clock::now_ms().max(1);
+    c.started_ms.store(now, Ordering::SeqCst);
+    if holds_all {
+        HOLDING_ALL_SINCE.store(now, Ordering::SeqCst);
+    }
+}
+
+fn core_end(slot: usize) {
+    let c = core(slot);
+    if c.holds_all.load(Ordering::SeqCst) {
+        HOLDING_ALL_SINCE.store(0, Ordering::SeqCst);
+    }
+    c.started_ms.store(0, Ordering::SeqCst);
+    c.holds_all.store(false, Ordering::SeqCst);
+    c.kill.store(false, Ordering::SeqCst);
+}
+
+/// When the script holding every shard started (ms), 0 when none does (at most one
+/// can: it holds them all).
+static HOLDING_ALL_SINCE: AtomicU64 = AtomicU64::new(0);
+
+/// True while a script holding every shard has run longer than
+/// `busy-reply-threshold`: other clients then get `-BUSY` (see `runtime::admission`),
+/// except for the commands flagged `allow_busy` (SCRIPT KILL, SHUTDOWN...). The
+/// script's own core answers nothing until it ends; the others answer at once instead
+/// of queueing behind it. (A script on one shard only holds up that shard's work.)
+/// One atomic load when no such script runs: this is on every command's path.
 pub fn busy(server: &crate::runtime::ServerInfo) -> bool {
-    let started = STARTED_MS.load(Ordering::Relaxed);
+    let started = HOLDING_ALL_SINCE.load(Ordering::Relaxed);
     if started == 0 {
         return false;
     }
@@ -46,45 +118,115 @@ pub fn busy(server: &crate::runtime::ServerInfo) -> bool {
     limit > 0 && crate::clock::now_ms().saturating_sub(started) >= limit as u64
 }
 
-/// SCRIPT KILL, from a client on another core (the script's own core is busy with it).
+/// SCRIPT KILL, from a client on another core (a script's own core is busy with it):
+/// stops every running script that has not written.
 pub fn kill() -> Reply {
-    if !ACTIVE.load(Ordering::SeqCst) {
+    let running: Vec<&CoreScript> = CORES
+        .iter()
+        .filter(|c| c.started_ms.load(Ordering::SeqCst) != 0)
+        .collect();
+    if running.is_empty() {
         return Reply::err("NOTBUSY No scripts in execution right now.");
     }
-    if WROTE.load(Ordering::SeqCst) {
+    let killable: Vec<&&CoreScript> = running
+        .iter()
+        .filter(|c| !c.wrote.load(Ordering::SeqCst))
+        .collect();
+    if killable.is_empty() {
         return Reply::err(
             "UNKILLABLE Sorry the script already executed write commands against the \
              dataset. You can either wait the script termination or kill the server in a \
              hard way using the SHUTDOWN NOSAVE command.",
         );
     }
-    KILL.store(true, Ordering::SeqCst);
+    for c in killable {
+        c.kill.store(true, Ordering::SeqCst);
+    }
     Reply::ok()
 }
 
-/// True once SCRIPT KILL asked the running script to stop.
+/// True once SCRIPT KILL asked this thread's running script to stop.
 pub fn kill_requested() -> bool {
-    KILL.load(Ordering::Relaxed)
+    core(SLOT.with(|s| s.get())).kill.load(Ordering::Relaxed)
+}
+
+/// Where a script has been seen to run: what decides whether it may run on its
+/// declared keys' shard alone.
+#[derive(Clone, Copy, PartialEq)]
+enum Seen {
+    /// Its last run holding every shard touched only its declared keys' shard.
+    Local,
+    /// It reached further (another shard's key, a server-wide command).
+    Wide,
+}
+
+/// By sha (emptied by SCRIPT FLUSH). A script not in it runs holding every shard the
+/// first time, which tells where it goes.
+fn seen() -> &'static RwLock<HashMap<String, Seen>> {
+    static SEEN: OnceLock<RwLock<HashMap<String, Seen>>> = OnceLock::new();
+    SEEN.get_or_init(|| RwLock::new(HashMap::new()))
+}
+
+fn remember(sha: &str, how: Seen) {
+    seen()
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(sha.to_string(), how);
+}
+
+pub fn forget_where_scripts_run() {
+    seen().write().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// Where a script's commands go.
+enum Target {
+    /// Every shard is held (by the script's own transaction, or the EXEC's).
+    Held { shards: Shards, own: Option<Tx> },
+    /// One shard, in hand on its own thread (see `run_on_shard`).
+    Direct {
+        shard: *mut Shard,
+        slots: Arc<SlotTable>,
+    },
 }
 
 /// What `redis.call` needs while a script runs on this thread.
 struct Running {
-    /// The handle the script's commands go through: its own transaction's, or that
-    /// of the EXEC it is queued in (which already holds every shard).
-    shards: Shards,
-    /// The script's own transaction, released when it ends (none inside EXEC).
-    own: Option<Tx>,
-    client: ClientRef,
+    target: Target,
+    /// The caller (held scripts run on its core); connection commands of a script on
+    /// another core's shard run on a stand-in.
+    client: Option<ClientRef>,
+    stand_in: Option<Client>,
+    client_id: u64,
+    no_touch: bool,
     /// The script's own database (SELECT in a script does not change the caller's).
     db: usize,
     /// EVAL_RO, EVALSHA_RO, or `#!lua flags=no-writes`.
     read_only: bool,
     /// The protocol replies reach the script in (`redis.setresp`).
     resp: u8,
+    slot: usize,
+    /// It wrote (or published): it can no longer move to every shard.
+    had_effect: bool,
+    /// It reached beyond its shard with no effect: this run is abandoned.
+    moving: bool,
+    /// Holding every shard: the shard of its declared keys, if they share one, and
+    /// whether every command so far stayed there.
+    declared: Option<usize>,
+    stayed: bool,
 }
 
 thread_local! {
     static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
+}
+
+/// Clears this thread's running script even if the script's run unwinds, so that no
+/// pointer to a shard outlives the job that lent it.
+struct Clear;
+
+impl Drop for Clear {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.borrow_mut().take());
+    }
 }
 
 /// What EVAL was asked to run.
@@ -96,14 +238,49 @@ pub struct Script {
     pub read_only: bool,
 }
 
-/// Run `script` atomically over every shard and return its reply.
+/// How a script run on one shard ended.
+enum OnShard {
+    Done(Reply),
+    /// It reached beyond the shard before any effect: run it holding every shard.
+    Move(Script),
+}
+
+/// Run `script` atomically and return its reply.
 pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply {
-    // Compile first: a script that does not compile holds nothing.
+    // Compile first: a script that does not compile runs nowhere.
     let compiled = engine::with(|e| e.function(&script.sha, &script.body));
     let f = match compiled {
         Ok(f) => f,
         Err(msg) => return convert::error_line(&msg),
     };
+    let mut script = script;
+    // A script that had to move is Wide from now on, whatever this run shows.
+    let mut moved = false;
+    let declared = declared_shard(shards, &script);
+    let known = seen()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&script.sha)
+        .copied();
+    if let (Some(sid), Some(Seen::Local), None) = (declared, known, shards.tx) {
+        let (db, id, no_touch) = {
+            let c = client.borrow();
+            (c.db, c.id, c.no_touch)
+        };
+        let slots = shards.slots.clone();
+        let ran = shards
+            .on(sid, move |s: &mut Shard| {
+                run_on_shard(s, slots, script, db, id, no_touch)
+            })
+            .await;
+        match ran {
+            OnShard::Done(reply) => return reply,
+            OnShard::Move(back) => {
+                script = back;
+                moved = true;
+            }
+        }
+    }
     // Inside EXEC the transaction already holds every shard (a queued EVAL makes it
     // server-wide); asking again would wait for itself.
     let (handle, own) = match (shards.tx, &shards.tx_log) {
@@ -114,41 +291,137 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             (tx.shards.for_tx(tx.id, tx.log.clone()), Some(tx))
         }
     };
-    let caller_db = client.borrow().db;
+    let (caller_db, client_id, no_touch) = {
+        let c = client.borrow();
+        (c.db, c.id, c.no_touch)
+    };
+    let slot = shards.local_id;
     RUNNING.with(|r| {
         *r.borrow_mut() = Some(Running {
-            shards: handle,
-            own,
-            client: client.clone(),
+            target: Target::Held {
+                shards: handle,
+                own,
+            },
+            client: Some(client.clone()),
+            stand_in: None,
+            client_id,
+            no_touch,
             db: caller_db,
             read_only: script.read_only,
             resp: 2,
+            slot,
+            had_effect: false,
+            moving: false,
+            declared,
+            stayed: true,
         })
     });
-    WROTE.store(false, Ordering::SeqCst);
-    KILL.store(false, Ordering::SeqCst);
-    ACTIVE.store(true, Ordering::SeqCst);
-    STARTED_MS.store(crate::clock::now_ms().max(1), Ordering::SeqCst);
-    let outcome = engine::with(|e| {
-        let outcome = e.call(&f, &script.keys, &script.args);
-        match outcome {
-            // Booleans follow the script's protocol (`redis.setresp`), as in Redis.
-            Ok(Outcome::Returned(v)) => convert::lua_to_reply(&v, script_resp()),
-            Ok(Outcome::Failed(err)) => engine::failure_reply(&err, &script.sha),
-            Err(e) => convert::error_line(&format!("ERR {e}")),
+    let clear = Clear;
+    core_begin(slot, true);
+    let reply = run_compiled(&f, &script);
+    core_end(slot);
+    let running = RUNNING.with(|r| r.borrow_mut().take());
+    drop(clear);
+    if let Some(run) = &running {
+        if run.declared.is_some() && !moved {
+            let how = if run.stayed { Seen::Local } else { Seen::Wide };
+            remember(&script.sha, how);
         }
-    });
-    ACTIVE.store(false, Ordering::SeqCst);
-    STARTED_MS.store(0, Ordering::SeqCst);
-    KILL.store(false, Ordering::SeqCst);
-    let running = RUNNING
-        .with(|r| r.borrow_mut().take())
-        .expect("the running script's slot is ours until it ends");
+    }
     client.borrow_mut().db = caller_db;
-    if let Some(tx) = running.own {
+    if let Some(Running {
+        target: Target::Held { own: Some(tx), .. },
+        ..
+    }) = running
+    {
         tx.finish().await;
     }
-    outcome
+    reply
+}
+
+/// The shard all of a script's declared keys live on (any, with one shard).
+fn declared_shard(shards: &Shards, script: &Script) -> Option<usize> {
+    if shards.count() == 1 {
+        return Some(0);
+    }
+    let first = shards.shard_of(script.keys.first()?);
+    script
+        .keys
+        .iter()
+        .all(|k| shards.shard_of(k) == first)
+        .then_some(first)
+}
+
+/// The script, run on shard `s`'s thread with `s` in hand (a job of `s`, or inline
+/// when `s` is this core's and free).
+fn run_on_shard(
+    s: &mut Shard,
+    slots: Arc<SlotTable>,
+    script: Script,
+    db: usize,
+    client_id: u64,
+    no_touch: bool,
+) -> OnShard {
+    let f = match engine::with(|e| e.function(&script.sha, &script.body)) {
+        Ok(f) => f,
+        Err(msg) => return OnShard::Done(convert::error_line(&msg)),
+    };
+    let slot = s.id;
+    // As EXEC on one shard: effects leave as one block, blocked clients are served
+    // after the script.
+    s.propagate_expired();
+    s.propagation.begin_block();
+    let was_busy = std::mem::replace(&mut s.blocking.busy, true);
+    let shard: *mut Shard = s;
+    RUNNING.with(|r| {
+        *r.borrow_mut() = Some(Running {
+            target: Target::Direct { shard, slots },
+            client: None,
+            stand_in: None,
+            client_id,
+            no_touch,
+            db,
+            read_only: script.read_only,
+            resp: 2,
+            slot,
+            had_effect: false,
+            moving: false,
+            declared: Some(slot),
+            stayed: true,
+        })
+    });
+    let clear = Clear;
+    core_begin(slot, false);
+    let reply = run_compiled(&f, &script);
+    core_end(slot);
+    let (moving, stayed) = RUNNING.with(|r| {
+        r.borrow()
+            .as_ref()
+            .map_or((false, true), |run| (run.moving, run.stayed))
+    });
+    drop(clear);
+    if !stayed {
+        remember(&script.sha, Seen::Wide);
+    }
+    // The pointer is gone: `s` is ours again.
+    s.propagation.end_block();
+    s.blocking.busy = was_busy;
+    crate::runtime::blocking::after_command(s);
+    if moving {
+        OnShard::Move(script)
+    } else {
+        OnShard::Done(reply)
+    }
+}
+
+/// Run the compiled script with this thread's `Running` in place; its reply.
+fn run_compiled(f: &mlua::Function, script: &Script) -> Reply {
+    engine::with(|e| match e.call(f, &script.keys, &script.args) {
+        // Booleans follow the script's protocol (`redis.setresp`), as in Redis.
+        Ok(Outcome::Returned(v)) => convert::lua_to_reply(&v, script_resp()),
+        Ok(Outcome::Failed(err)) => engine::failure_reply(&err, &script.sha),
+        Err(e) => convert::error_line(&format!("ERR {e}")),
+    })
 }
 
 /// The protocol the running script chose with `redis.setresp` (2 by default).
@@ -249,17 +522,119 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
     if run.read_only && cmd.is_write() {
         return Reply::err("ERR Write commands are not allowed from read-only scripts.");
     }
-    if cmd.is_write() {
-        WROTE.store(true, Ordering::SeqCst);
+    match &run.target {
+        Target::Direct { shard, slots } => {
+            let (shard, slots) = (*shard, slots.clone());
+            on_shard(run, shard, &slots, cmd, argv)
+        }
+        Target::Held { .. } => {
+            if cmd.is_write() {
+                core(run.slot).wrote.store(true, Ordering::SeqCst);
+            }
+            held(run, cmd, argv)
+        }
     }
-    let t = &run.shards;
+}
+
+/// A command of a script running on one shard, with that shard in hand.
+fn on_shard(
+    run: &mut Running,
+    shard: *mut Shard,
+    slots: &SlotTable,
+    cmd: &'static Command,
+    argv: Vec<Bytes>,
+) -> Reply {
+    let effect = cmd.is_write() || cmd.has_flag("pubsub") || cmd.has_flag("may_replicate");
+    if run.moving {
+        // Abandoned: reads may go on (thrown away), nothing may change.
+        return if effect {
+            Reply::err("ERR the script is moving to every shard")
+        } else {
+            Reply::Null
+        };
+    }
+    let here = match cmd.exec {
+        Exec::Shard(_) if cmd.spread.is_none() => {
+            // SAFETY: see the dereference below; only the shard's id is read here.
+            let sid = unsafe { (*shard).id };
+            let keys = cmd.key_indexes(&argv);
+            !keys.is_empty() && keys.iter().all(|&i| slots.shard_of(&argv[i]) == sid)
+        }
+        Exec::Conn(_) => true,
+        _ => false,
+    };
+    if !here {
+        run.stayed = false;
+        if run.had_effect {
+            return Reply::err(
+                "ERR Script attempted to access a key on another shard after writing: \
+                 declare every key it uses in KEYS, or give them one hash tag",
+            );
+        }
+        run.moving = true;
+        return Reply::err("ERR the script is moving to every shard");
+    }
+    if effect {
+        run.had_effect = true;
+        core(run.slot).wrote.store(true, Ordering::SeqCst);
+    }
+    match cmd.exec {
+        Exec::Shard(_) => {
+            // SAFETY: `shard` was made by `run_on_shard` from the `&mut Shard` its job
+            // holds, and stays valid until that function returns. That reference is
+            // not used while the script runs (the job is suspended in `run_compiled`
+            // on this same thread, which is the only one that touches the shard); the
+            // pointer leaves `RUNNING` (the `Clear` guard, even on unwinding) before
+            // the job uses `s` again; and `execute` is never re-entered (a script
+            // cannot run EVAL). So this is the only reference to the shard while it
+            // lives.
+            let s = unsafe { &mut *shard };
+            crate::tracking::set_writer(run.client_id);
+            let (reply, _us) = crate::runtime::call::call_queued(
+                s,
+                cmd,
+                run.db,
+                &argv,
+                run.no_touch,
+                crate::clock::now_ms(),
+            );
+            crate::tracking::set_writer(0);
+            reply
+        }
+        Exec::Conn(f) => {
+            let id = run.client_id;
+            let c = run.stand_in.get_or_insert_with(|| Client::detached(id));
+            c.db = run.db;
+            let reply = f(c, &argv);
+            run.db = c.db;
+            reply
+        }
+        _ => errors::syntax(),
+    }
+}
+
+/// A command of a script holding every shard.
+fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
+    let Target::Held { shards: t, .. } = &run.target else {
+        return errors::syntax();
+    };
+    let Some(client) = run.client.clone() else {
+        return errors::syntax();
+    };
     let start = std::time::Instant::now();
+    let stays = match cmd.exec {
+        Exec::Shard(_) => {
+            cmd.spread.is_none()
+                && transaction::shards_of(t, cmd, &argv)
+                    .is_some_and(|v| !v.is_empty() && v.iter().all(|&s| Some(s) == run.declared))
+        }
+        Exec::Conn(_) => true,
+        _ => false,
+    };
+    run.stayed &= stays;
     let reply = match cmd.exec {
         Exec::Shard(_) => {
-            let (db, no_touch, id) = {
-                let c = run.client.borrow();
-                (run.db, c.no_touch, c.id)
-            };
+            let (db, no_touch, id) = (run.db, run.no_touch, run.client_id);
             match transaction::shards_of(t, cmd, &argv) {
                 Some(v) if v.len() > 1 => {
                     let f = crate::runtime::multishard::run(t, cmd, db, &argv, no_touch, id);
@@ -274,7 +649,7 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
             }
         }
         Exec::Conn(f) => {
-            let mut c = run.client.borrow_mut();
+            let mut c = client.borrow_mut();
             c.db = run.db;
             let reply = f(&mut c, &argv);
             if cmd.has_trait(traits::SELECTS_DB) {
@@ -283,14 +658,14 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
             reply
         }
         Exec::Server(f) => {
-            let reply = futures_lite::future::block_on(f(&run.client, t, &argv));
+            let reply = futures_lite::future::block_on(f(&client, t, &argv));
             if cmd.is_write() && !reply.is_error() && crate::runtime::call::propagating(&t.server) {
                 let all: Vec<usize> = (0..t.count()).collect();
                 let effect = Effect {
                     db: run.db,
                     argv: argv.clone(),
                 };
-                if let Some(log) = &run.shards.tx_log {
+                if let Some(log) = &t.tx_log {
                     log.push(&all, [effect]);
                 }
             }
