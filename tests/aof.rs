@@ -755,3 +755,50 @@ fn sort_store_across_shards_survives_a_kill() {
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn server_wide_writes_inside_exec_and_scripts_survive_a_kill() {
+    let dir = scratch("exec-flush");
+    let p = start(&dir, 2, &["--appendfsync", "always"]).unwrap();
+    let mut c = p.conn();
+    let (a, b) = pair("x", 2);
+    let _: () = c.set(&a, "gone").unwrap();
+    let _: () = c.set(&b, "gone").unwrap();
+    // FLUSHALL queued in MULTI between two writes: only the later write may remain.
+    let (_, _, _): (String, String, String) = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("early")
+        .arg("1")
+        .cmd("FLUSHALL")
+        .cmd("SET")
+        .arg(&a)
+        .arg("kept")
+        .query(&mut c)
+        .unwrap();
+    p.kill9();
+    let p = start(&dir, 2, &["--appendfsync", "always"]).unwrap();
+    let mut c = p.conn();
+    let keys: Vec<String> = c.keys("*").unwrap();
+    assert_eq!(keys, vec![a.clone()], "{}", p.log_text());
+    // A script that writes on both shards and flushes a database in between.
+    let script = "redis.call('set', KEYS[1], 'x') redis.call('flushdb') \
+                  return redis.call('set', KEYS[2], 'kept')";
+    let _: String = redis::cmd("EVAL")
+        .arg(script)
+        .arg(2)
+        .arg("{s}1")
+        .arg(&b)
+        .query(&mut c)
+        .unwrap();
+    p.kill9();
+    let p = start(&dir, 2, &["--appendfsync", "always"]).unwrap();
+    let mut c = p.conn();
+    let mut keys: Vec<String> = c.keys("*").unwrap();
+    keys.sort();
+    let mut want = vec![b.clone()];
+    want.sort();
+    assert_eq!(keys, want, "{}", p.log_text());
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -697,7 +697,21 @@ async fn exec_locked(
         let start = std::time::Instant::now();
         let reply = match q.cmd.exec {
             Exec::Conn(f) => f(&mut client.borrow_mut(), &q.argv),
-            Exec::Server(f) => f(client, t, &q.argv).await,
+            Exec::Server(f) => {
+                let reply = f(client, t, &q.argv).await;
+                // A server-wide write (FLUSHALL, FLUSHDB, SWAPDB) is propagated once,
+                // meeting every shard's stream, as `dispatch::run_server` does.
+                if q.cmd.is_write() && !reply.is_error() && call::propagating(&shards.server) {
+                    let all: Vec<usize> = (0..shards.count()).collect();
+                    let db = client.borrow().db;
+                    let effect = crate::shard::propagation::Effect {
+                        db,
+                        argv: q.argv.clone(),
+                    };
+                    tx.log.push(&all, [effect]);
+                }
+                reply
+            }
             Exec::Shard(_) => {
                 let db = client.borrow().db;
                 crate::runtime::multishard::run(
