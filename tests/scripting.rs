@@ -463,7 +463,13 @@ fn a_script_loaded_on_one_core_runs_on_every_core() {
     assert_eq!(b.cmd(&["EVAL", "return 42", "0"]), Frame::Int(42));
     let sha42 = "1fa00e76656cc152ad327c13fe365858fd7be306";
     assert_eq!(a.cmd(&["EVALSHA", sha42, "0"]), Frame::Int(42));
+    let info =
+        |c: &mut RawConn, field: &str| -> u64 { common::info_field(c, field).parse().unwrap() };
+    assert_eq!(info(&mut a, "number_of_cached_scripts"), 2);
+    assert!(info(&mut a, "used_memory_lua") > 0);
+    assert!(info(&mut b, "used_memory_scripts_eval") > 0);
     assert_eq!(b.cmd(&["SCRIPT", "FLUSH"]), Frame::Simple("OK".into()));
+    assert_eq!(info(&mut a, "number_of_cached_scripts"), 0);
     for c in [&mut a, &mut b] {
         assert!(
             matches!(c.cmd(&["EVALSHA", &sha, "0", "x"]), Frame::Error(e) if e.starts_with("NOSCRIPT"))

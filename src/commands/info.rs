@@ -535,20 +535,25 @@ fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
     w.field("allocator_resident", resident);
     w.field("total_system_memory", system);
     w.field("total_system_memory_human", bytes_to_human(system));
-    // No scripting engine: nothing is used for Lua, scripts or functions.
-    w.field("used_memory_lua", 0);
-    w.field("used_memory_vm_eval", 0);
-    w.field("used_memory_lua_human", "0B");
-    w.field("used_memory_scripts_eval", 0);
-    w.field("number_of_cached_scripts", 0);
+    // Every core's Lua interpreter, and the script cache (no functions yet).
+    let lua = crate::scripting::engine::lua_memory() as u64;
+    let (scripts, scripts_bytes) = crate::scripting::cache::stats();
+    w.field("used_memory_lua", lua);
+    w.field("used_memory_vm_eval", lua);
+    w.field("used_memory_lua_human", bytes_to_human(lua));
+    w.field("used_memory_scripts_eval", scripts_bytes);
+    w.field("number_of_cached_scripts", scripts);
     w.field("number_of_functions", 0);
     w.field("number_of_libraries", 0);
     w.field("used_memory_vm_functions", 0);
-    w.field("used_memory_vm_total", 0);
-    w.field("used_memory_vm_total_human", "0B");
+    w.field("used_memory_vm_total", lua);
+    w.field("used_memory_vm_total_human", bytes_to_human(lua));
     w.field("used_memory_functions", 0);
-    w.field("used_memory_scripts", 0);
-    w.field("used_memory_scripts_human", "0B");
+    w.field("used_memory_scripts", scripts_bytes);
+    w.field(
+        "used_memory_scripts_human",
+        bytes_to_human(scripts_bytes as u64),
+    );
     w.field("maxmemory", cfg.maxmemory);
     w.field("maxmemory_human", bytes_to_human(cfg.maxmemory));
     w.field("maxmemory_policy", &cfg.maxmemory_policy);

@@ -57,10 +57,19 @@ pub fn generation() -> u64 {
     GENERATION.load(Ordering::SeqCst)
 }
 
-/// How many scripts are cached, and their bodies' total size (INFO memory).
+/// Bookkeeping per cached script beyond its body and sha: the map's entry and the
+/// body's handle (an estimate of the allocation, as Redis's figure is).
+const ENTRY_OVERHEAD: usize = 64;
+
+/// INFO memory: how many scripts are cached, and the bytes the cache holds (bodies,
+/// shas, entries).
 pub fn stats() -> (usize, usize) {
     let m = scripts().read().unwrap_or_else(|e| e.into_inner());
-    (m.len(), m.values().map(|b| b.len()).sum())
+    let bytes = m
+        .iter()
+        .map(|(sha, body)| sha.len() + body.len() + ENTRY_OVERHEAD)
+        .sum();
+    (m.len(), bytes)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use mlua::{ChunkMode, Function, Lua, StdLib, Table, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The error a script stopped by SCRIPT KILL ends with.
 pub const KILLED: &str = "Script killed by user with SCRIPT KILL...";
@@ -124,10 +125,21 @@ pub struct Engine {
     runner: Function,
     compiled: HashMap<String, Function>,
     generation: u64,
+    /// What this interpreter last added to `LUA_BYTES`.
+    reported: usize,
 }
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+}
+
+/// The memory every core's interpreter holds (INFO's `used_memory_lua`), updated by
+/// each interpreter after it compiles or runs a script.
+static LUA_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// INFO `used_memory_lua` / `used_memory_vm_eval`: all the interpreters' memory.
+pub fn lua_memory() -> usize {
+    LUA_BYTES.load(Ordering::Relaxed)
 }
 
 /// Run `f` with this thread's interpreter, made on first use.
@@ -242,7 +254,19 @@ impl Engine {
             runner,
             compiled: HashMap::new(),
             generation: cache::generation(),
+            reported: 0,
         })
+    }
+
+    /// Bring `LUA_BYTES` up to date with this interpreter's memory.
+    pub fn report_memory(&mut self) {
+        let now = self.lua.used_memory();
+        if now >= self.reported {
+            LUA_BYTES.fetch_add(now - self.reported, Ordering::Relaxed);
+        } else {
+            LUA_BYTES.fetch_sub(self.reported - now, Ordering::Relaxed);
+        }
+        self.reported = now;
     }
 
     /// The compiled script `sha` with `body`, compiling it on first use here; the
@@ -271,11 +295,12 @@ impl Engine {
                 format!("ERR Error compiling script (new function): {msg}")
             })?;
         self.compiled.insert(sha.to_string(), f.clone());
+        self.report_memory();
         Ok(f)
     }
 
     /// Run `f` with `KEYS` and `ARGV` set.
-    pub fn call(&self, f: &Function, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<Outcome> {
+    pub fn call(&mut self, f: &Function, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<Outcome> {
         let list = |items: &[Bytes]| -> mlua::Result<Table> {
             let t = self.lua.create_table_with_capacity(items.len(), 0)?;
             for (i, b) in items.iter().enumerate() {
@@ -286,6 +311,7 @@ impl Engine {
         self.visible.raw_set("KEYS", list(keys)?)?;
         self.visible.raw_set("ARGV", list(args)?)?;
         let (ok, v): (bool, Value) = self.runner.call(f.clone())?;
+        self.report_memory();
         Ok(match (ok, v) {
             (true, v) => Outcome::Returned(v),
             (false, Value::Table(t)) => Outcome::Failed(t),
