@@ -1127,9 +1127,21 @@ impl Pair {
         if name == "config" && matches!(&s, Frame::Simple(ok) if ok == "OK") {
             // CONFIG SET is not replicated, yet encoding limits shape the values:
             // replicas get the same settings, as an operator would give them.
+            // Each replica first applies what its master sent before the change (it
+            // was made under the old settings), then takes the new setting.
             if let Some((a, b)) = &self.replicas {
                 let args: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
-                for replica in [a, b] {
+                for (replica, master) in [(a, &self.shardis), (b, &self._redis)] {
+                    let offset = |server: &Server| -> u64 {
+                        common::info_field(&mut server.raw(), "master_repl_offset")
+                            .parse()
+                            .unwrap_or(0)
+                    };
+                    let target = offset(master);
+                    let caught_up = common::wait_until(std::time::Duration::from_secs(20), || {
+                        offset(replica) >= target
+                    });
+                    assert!(caught_up, "a replica did not catch up before CONFIG SET");
                     let mut c = replica.raw();
                     c.send_cmd(&args);
                     c.read_frame();
