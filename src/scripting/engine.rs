@@ -30,7 +30,7 @@ const VERSION_NUM: u32 = (7 << 16) | 15;
 
 const PRELUDE: &str = r#"
 local raw, G = ...
-local error, type, tostring, rawget = error, type, tostring, rawget
+local error, type, tostring = error, type, tostring
 
 local function readonly(t)
   return setmetatable({}, {

@@ -622,10 +622,17 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
         return errors::syntax();
     };
     let start = std::time::Instant::now();
+    // The shards a keyed command reaches: where it runs, and whether the script stayed
+    // on its declared keys' shard.
+    let target = match cmd.exec {
+        Exec::Shard(_) => transaction::shards_of(t, cmd, &argv),
+        _ => None,
+    };
     let stays = match cmd.exec {
         Exec::Shard(_) => {
             cmd.spread.is_none()
-                && transaction::shards_of(t, cmd, &argv)
+                && target
+                    .as_ref()
                     .is_some_and(|v| !v.is_empty() && v.iter().all(|&s| Some(s) == run.declared))
         }
         Exec::Conn(_) => true,
@@ -635,7 +642,7 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
     let reply = match cmd.exec {
         Exec::Shard(_) => {
             let (db, no_touch, id) = (run.db, run.no_touch, run.client_id);
-            match transaction::shards_of(t, cmd, &argv) {
+            match target {
                 Some(v) if v.len() > 1 => {
                     let f = crate::runtime::multishard::run(t, cmd, db, &argv, no_touch, id);
                     return futures_lite::future::block_on(f);
