@@ -802,3 +802,69 @@ fn server_wide_writes_inside_exec_and_scripts_survive_a_kill() {
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// FUNCTION LOAD / DELETE are server-wide writes logged once; a rewrite puts the
+/// libraries in a base. Every path back (replay, rewritten base, another `threads`)
+/// ends with the same libraries and the writes functions made.
+#[test]
+fn function_libraries_survive_kills_rewrites_and_new_thread_counts() {
+    let dir = scratch("functions");
+    let lib = |name: &str, value: &str| {
+        format!(
+            "#!lua name={name}\nredis.register_function('{name}_set', function(k, a) \
+             redis.call('set', k[1], a[1]) return '{value}' end)"
+        )
+    };
+    let load = |c: &mut redis::Connection, code: &str, replace: bool| -> String {
+        let mut cmd = redis::cmd("FUNCTION");
+        cmd.arg("LOAD");
+        if replace {
+            cmd.arg("REPLACE");
+        }
+        cmd.arg(code).query(c).unwrap()
+    };
+    let fcall = |c: &mut redis::Connection, f: &str, k: &str| -> redis::RedisResult<String> {
+        redis::cmd("FCALL").arg(f).arg(1).arg(k).arg("x").query(c)
+    };
+    let p = start(&dir, 2, &["--appendfsync", "always"]).unwrap();
+    let mut c = p.conn();
+    assert_eq!(load(&mut c, &lib("a", "v1"), false), "a");
+    assert_eq!(load(&mut c, &lib("b", "v1"), false), "b");
+    assert_eq!(load(&mut c, &lib("a", "v2"), true), "a");
+    let _: () = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("b")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(fcall(&mut c, "a_set", "k1").unwrap(), "v2");
+    p.kill9();
+    // Replayed from the increments.
+    let p = start(&dir, 2, &["--appendfsync", "always"]).unwrap();
+    let mut c = p.conn();
+    assert_eq!(
+        fcall(&mut c, "a_set", "k2").unwrap(),
+        "v2",
+        "{}",
+        p.log_text()
+    );
+    assert!(fcall(&mut c, "b_set", "k").is_err());
+    let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    wait_rewrites(&mut c, 1);
+    assert_eq!(load(&mut c, &lib("c", "v1"), false), "c");
+    p.kill9();
+    // From the rewritten base plus the new increment, with another thread count.
+    let p = start(&dir, 3, &["--appendfsync", "always"]).unwrap();
+    let mut c = p.conn();
+    assert_eq!(
+        fcall(&mut c, "a_set", "k3").unwrap(),
+        "v2",
+        "{}",
+        p.log_text()
+    );
+    assert_eq!(fcall(&mut c, "c_set", "k4").unwrap(), "v1");
+    let mut keys: Vec<String> = c.keys("k*").unwrap();
+    keys.sort();
+    assert_eq!(keys, ["k1", "k2", "k3", "k4"]);
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}

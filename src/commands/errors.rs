@@ -419,6 +419,10 @@ pub fn prefix_overlap(prefix: &[u8], other: &[u8], given: bool) -> Reply {
 pub const BUSY_SCRIPT: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 
+/// A function has run past `busy-reply-threshold`.
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
 #[cfg(test)]
 mod tests {
     use super::*;

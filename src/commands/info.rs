@@ -535,25 +535,29 @@ fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
     w.field("allocator_resident", resident);
     w.field("total_system_memory", system);
     w.field("total_system_memory_human", bytes_to_human(system));
-    // Every core's Lua interpreter, and the script cache (no functions yet).
+    // Every core's Lua interpreters (EVAL's and the functions'), the script cache and
+    // the function registry.
     let lua = crate::scripting::engine::lua_memory() as u64;
+    let vm_functions = crate::scripting::engine::functions_memory() as u64;
     let (scripts, scripts_bytes) = crate::scripting::cache::stats();
+    let (libraries, functions, functions_bytes) = crate::scripting::functions::stats();
+    let scripts_total = (scripts_bytes + functions_bytes) as u64;
     w.field("used_memory_lua", lua);
     w.field("used_memory_vm_eval", lua);
     w.field("used_memory_lua_human", bytes_to_human(lua));
     w.field("used_memory_scripts_eval", scripts_bytes);
     w.field("number_of_cached_scripts", scripts);
-    w.field("number_of_functions", 0);
-    w.field("number_of_libraries", 0);
-    w.field("used_memory_vm_functions", 0);
-    w.field("used_memory_vm_total", lua);
-    w.field("used_memory_vm_total_human", bytes_to_human(lua));
-    w.field("used_memory_functions", 0);
-    w.field("used_memory_scripts", scripts_bytes);
+    w.field("number_of_functions", functions);
+    w.field("number_of_libraries", libraries);
+    w.field("used_memory_vm_functions", vm_functions);
+    w.field("used_memory_vm_total", lua + vm_functions);
     w.field(
-        "used_memory_scripts_human",
-        bytes_to_human(scripts_bytes as u64),
+        "used_memory_vm_total_human",
+        bytes_to_human(lua + vm_functions),
     );
+    w.field("used_memory_functions", functions_bytes);
+    w.field("used_memory_scripts", scripts_total);
+    w.field("used_memory_scripts_human", bytes_to_human(scripts_total));
     w.field("maxmemory", cfg.maxmemory);
     w.field("maxmemory_human", bytes_to_human(cfg.maxmemory));
     w.field("maxmemory_policy", &cfg.maxmemory_policy);

@@ -24,6 +24,7 @@ pub mod debug;
 pub mod dump;
 pub mod errors;
 pub mod expire;
+pub mod function;
 pub mod geo;
 pub mod hash;
 pub mod hll;
@@ -426,6 +427,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         pubsub::COMMANDS,
         replication::COMMANDS,
         scripting::COMMANDS,
+        function::COMMANDS,
     ]
     .into_iter()
     .flat_map(|f| f.iter())

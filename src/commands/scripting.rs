@@ -6,7 +6,7 @@ use super::{args, Command, Exec, LocalBoxFuture};
 use crate::client::ClientRef;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
-use crate::scripting::{cache, engine, run};
+use crate::scripting::{cache, engine, run, Flags};
 use bytes::Bytes;
 
 const EVAL: &str = "noscript stale skip_monitor no_mandatory_keys movablekeys";
@@ -60,7 +60,7 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 /// The declared keys: `numkeys` arguments after it.
-fn script_keys(argv: &[Bytes]) -> Vec<usize> {
+pub(super) fn script_keys(argv: &[Bytes]) -> Vec<usize> {
     match argv.get(2).and_then(|n| args::int(n).ok()) {
         Some(n) if n > 0 && 3 + n as usize <= argv.len() => (3..3 + n as usize).collect(),
         _ => Vec::new(),
@@ -113,27 +113,72 @@ async fn eval_generic(
         Ok(f) => f,
         Err(e) => return e,
     };
+    let read_only = match prepare(c, s, flags, read_only) {
+        Ok(ro) => ro,
+        Err(e) => return e,
+    };
     let split = 3 + numkeys as usize;
     let script = run::Script {
-        sha,
-        body,
+        name: sha,
+        kind: run::Kind::Eval(body),
         keys: argv[3..split].to_vec(),
         args: argv[split..].to_vec(),
-        read_only: read_only || flags.no_writes,
+        read_only,
+        command: Vec::new(),
     };
     run::eval(c, s, script).await
 }
 
-/// What a `#!lua flags=...` first line declares (Redis 7.0's `evalExtractShebangFlags`).
-#[derive(Default, Debug, PartialEq)]
-struct ShebangFlags {
-    no_writes: bool,
+/// Before a script runs (Redis's `scriptPrepareForRun`): refuse it where its flags
+/// say it cannot run (`flags` is `None` for a script without a shebang line, which
+/// runs as before 7.0). Whether it runs read-only.
+pub(super) fn prepare(
+    c: &ClientRef,
+    s: &Shards,
+    flags: Option<Flags>,
+    ro: bool,
+) -> Result<bool, Reply> {
+    let server = &s.server;
+    let replica = crate::replication::is_replica(server);
+    let cfg = s.local.borrow().config.clone();
+    let stale = replica
+        && !crate::replication::link_up(server)
+        && !cfg.get_bool("replica-serve-stale-data");
+    let Some(flags) = flags else {
+        if stale {
+            return Err(Reply::err(super::errors::MASTERDOWN));
+        }
+        return Ok(ro);
+    };
+    // Redis refuses these before the script as it would a write command (its flags
+    // make the call one: `scriptFlagsToCmdFlags`), with the same errors.
+    let from_master = c.borrow().repl.is_master;
+    if !flags.has(Flags::NO_WRITES) && replica && cfg.get_bool("replica-read-only") && !from_master
+    {
+        return Err(Reply::err(super::errors::READONLY_REPLICA));
+    }
+    if stale && !flags.has(Flags::ALLOW_STALE) {
+        return Err(Reply::err(super::errors::MASTERDOWN));
+    }
+    if !flags.has(Flags::NO_WRITES) {
+        if ro {
+            return Err(Reply::err(
+                "ERR Can not execute a script with write flag using *_ro command.",
+            ));
+        }
+        if !replica && crate::replication::too_few_good_replicas(server, &cfg) {
+            return Err(Reply::err(super::errors::NOREPLICAS));
+        }
+    }
+    Ok(flags.has(Flags::NO_WRITES))
 }
 
-fn shebang_flags(body: &[u8]) -> Result<ShebangFlags, Reply> {
-    let mut flags = ShebangFlags::default();
+/// What a `#!lua flags=...` first line declares (Redis 7.0's
+/// `evalExtractShebangFlags`); `None` without a shebang line.
+fn shebang_flags(body: &[u8]) -> Result<Option<Flags>, Reply> {
+    let mut flags = Flags::default();
     if !body.starts_with(b"#!") {
-        return Ok(flags);
+        return Ok(None);
     }
     let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
     let line = String::from_utf8_lossy(&body[..end]);
@@ -151,18 +196,18 @@ fn shebang_flags(body: &[u8]) -> Result<ShebangFlags, Reply> {
             )));
         };
         for flag in list.split(',').filter(|f| !f.is_empty()) {
-            match flag {
-                "no-writes" => flags.no_writes = true,
-                "allow-oom" | "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
-                other => {
+            // Exact case here; function flags are matched in any case (as Redis).
+            match Flags::named(flag).filter(|f| f.names().eq([flag])) {
+                Some(f) => flags.add(f),
+                None => {
                     return Err(Reply::error(format!(
-                        "ERR Unexpected flag in script shebang: {other}"
+                        "ERR Unexpected flag in script shebang: {flag}"
                     )))
                 }
             }
         }
     }
-    Ok(flags)
+    Ok(Some(flags))
 }
 
 fn script_load<'a>(
@@ -225,7 +270,7 @@ fn script_kill<'a>(
     _s: &'a Shards,
     _argv: &'a [Bytes],
 ) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(async move { run::kill() })
+    Box::pin(async move { run::kill(true) })
 }
 
 fn script_help<'a>(
@@ -262,10 +307,16 @@ mod tests {
 
     #[test]
     fn shebang_lines_as_redis_reads_them() {
-        assert_eq!(shebang_flags(b"return 1"), Ok(ShebangFlags::default()));
+        assert_eq!(shebang_flags(b"return 1"), Ok(None));
+        let mut both = Flags::NO_WRITES;
+        both.add(Flags::ALLOW_OOM);
         assert_eq!(
             shebang_flags(b"#!lua  flags=no-writes,allow-oom\nreturn 1"),
-            Ok(ShebangFlags { no_writes: true })
+            Ok(Some(both))
+        );
+        assert_eq!(
+            shebang_flags(b"#!lua\nreturn 1"),
+            Ok(Some(Flags::default()))
         );
         assert_eq!(
             shebang_flags(b"#!python\nreturn 1"),

@@ -23,8 +23,9 @@ const BATCH: usize = 512;
 /// Batches waiting between the decoder and the shards.
 const IN_FLIGHT: usize = 32;
 
-/// What the decoder thread reports: keys loaded, keys expired, the replication history.
-type Decoded = (u64, u64, Option<(String, u64)>);
+/// What the decoder thread reports: keys loaded, keys expired, the replication
+/// history, the function libraries' code.
+type Decoded = (u64, u64, Option<(String, u64)>, Vec<Bytes>);
 
 /// One key as loaded: (db, key, value, deadline, idle seconds).
 type Loaded = (usize, Bytes, Value, Option<u64>, Option<u64>);
@@ -40,13 +41,14 @@ pub struct LoadStats {
 }
 
 /// Load the RDB file at `path` into the shards. With `merge`, a key already present is
-/// replaced (DEBUG RELOAD MERGE); otherwise the shards are expected to be empty.
+/// replaced (DEBUG RELOAD MERGE), and so is a function library of the same name;
+/// otherwise the shards are expected to be empty, and the file's libraries replace
+/// ours (as Redis's `emptyData` drops them before a full sync or DEBUG RELOAD).
 pub async fn rdb_into_shards(
     shards: &Shards,
     path: &Path,
     merge: bool,
 ) -> Result<LoadStats, String> {
-    let _ = merge;
     let started = Instant::now();
     let file = std::fs::File::open(path)
         .map_err(|e| format!("Cannot open the RDB file {}: {e}", path.display()))?;
@@ -65,6 +67,7 @@ pub async fn rdb_into_shards(
             let mut batches: Vec<Vec<Loaded>> = (0..nshards).map(|_| Vec::new()).collect();
             let (mut keys, mut expired) = (0u64, 0u64);
             let (mut repl_id, mut repl_offset) = (None, None);
+            let mut libraries = Vec::new();
             while let Some(item) = reader.next().map_err(|e| format!("{name}: {e}"))? {
                 match item {
                     Item::Entry { db, key, value, expire_ms, idle, .. } => {
@@ -94,7 +97,7 @@ pub async fn rdb_into_shards(
                     Item::Aux { key, value } if &key[..] == b"repl-offset" => {
                         repl_offset = std::str::from_utf8(&value).ok().and_then(|v| v.parse::<u64>().ok());
                     }
-                    Item::Function(_) => log("The RDB file holds a function library: functions are not supported, skipped"),
+                    Item::Function(code) => libraries.push(code),
                     _ => {}
                 }
             }
@@ -103,7 +106,7 @@ pub async fn rdb_into_shards(
                     return Err("loading was abandoned".into());
                 }
             }
-            Ok((keys, expired, repl_id.zip(repl_offset)))
+            Ok((keys, expired, repl_id.zip(repl_offset), libraries))
         })
         .map_err(|e| format!("cannot start the RDB loader: {e}"))?;
     let mut pending = std::collections::VecDeque::new();
@@ -118,9 +121,13 @@ pub async fn rdb_into_shards(
     for a in pending {
         a.get().await;
     }
-    let (keys, expired, repl) = decoder
+    let (keys, expired, repl, libraries) = decoder
         .join()
         .map_err(|_| "the RDB loader failed".to_string())??;
+    if !merge {
+        crate::scripting::functions::flush();
+    }
+    crate::scripting::functions::install(libraries, merge)?;
     let secs = started.elapsed().as_secs_f64();
     let st = &crate::persistence::of(&shards.server).save;
     st.last_load_keys_loaded.store(keys, Ordering::Relaxed);

@@ -43,9 +43,24 @@ pub enum ToWriter {
     Done { progress: Progress },
 }
 
-/// Extra aux fields for the file's header, known once every shard is held (the
-/// replication id and offset of that instant), sent to the writer before it starts.
-type Aux = Vec<(String, String)>;
+/// What the file's header holds beyond the fixed aux fields, known once every shard is
+/// held, sent to the writer before it starts: more aux fields (the replication id and
+/// offset of that instant), and the function libraries of that instant.
+#[derive(Default)]
+pub struct Header {
+    pub aux: Vec<(String, String)>,
+    pub libraries: Vec<Bytes>,
+}
+
+impl Header {
+    /// The header of every shard held now: the replication position and the libraries.
+    fn now(server: &ServerInfo) -> Header {
+        Header {
+            aux: crate::replication::save_info(server),
+            libraries: crate::scripting::functions::codes(),
+        }
+    }
+}
 
 /// Chunks in flight per save before the shards wait for the disk (8 x 32 KiB: the
 /// snapshot's memory stays a fraction of a megabyte whatever the data set).
@@ -203,7 +218,7 @@ fn write_file(
     path: &Path,
     parts: usize,
     rx: flume::Receiver<ToWriter>,
-    aux: flume::Receiver<Aux>,
+    aux: flume::Receiver<Header>,
     aof_base: bool,
     checksum: bool,
 ) -> Result<Written, String> {
@@ -243,7 +258,7 @@ fn write_parts(
     tmp: &Path,
     parts: usize,
     rx: &flume::Receiver<ToWriter>,
-    aux: &Aux,
+    header: &Header,
     aof_base: bool,
     checksum: bool,
 ) -> Result<Written, String> {
@@ -264,13 +279,20 @@ fn write_parts(
             .map_err(|e| format!("Write error saving DB on disk: {e}"))
     };
     let mut head = Vec::new();
-    let aux: Vec<(&str, &str)> = aux.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let aux: Vec<(&str, &str)> = header
+        .aux
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     encode::header(
         &mut head,
         aof_base,
         crate::commands::info::rss_bytes(),
         &aux,
     );
+    for code in &header.libraries {
+        encode::function(&mut head, code, false);
+    }
     put(&head, &mut out)?;
     let mut written = Written::default();
     let mut current_db = usize::MAX;
@@ -320,7 +342,7 @@ fn spawn_writer(
     path: PathBuf,
     parts: usize,
     aof_base: bool,
-) -> Result<(flume::Sender<ToWriter>, flume::Sender<Aux>, WriterDone), String> {
+) -> Result<(flume::Sender<ToWriter>, flume::Sender<Header>, WriterDone), String> {
     let (tx, rx) = flume::bounded(QUEUE);
     let (aux_tx, aux_rx) = flume::bounded(1);
     let checksum = shards.local.borrow().config.get_bool("rdbchecksum");
@@ -360,7 +382,7 @@ async fn save_all(shards: &Shards, path: PathBuf, foreground: bool) -> Result<Wr
     drop(tx);
     let (t, started) = Tx::begin_with(shards, steps).await;
     // Every shard is held: the replication offset now is the snapshot's.
-    let _ = aux.send(crate::replication::save_info(&shards.server));
+    let _ = aux.send(Header::now(&shards.server));
     drop(t);
     let dirty: u64 = started.iter().map(|(_, d)| d).sum();
     if let Some((Err(e), _)) = started.iter().find(|(r, _)| r.is_err()) {
@@ -553,18 +575,22 @@ pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
 }
 
 /// Write shard `sid`'s keys as an RDB file at `path` (an AOF rewrite's base, with
-/// `aof-base:1` when `aof_base`), from a snapshot started on that shard in the same
-/// job as `at_start`. Resolves when the file is written, fsynced and renamed in place.
+/// `aof-base:1` when `aof_base`, and the function `libraries` if any), from a snapshot
+/// started on that shard in the same job as `at_start`. Resolves when the file is written, fsynced and renamed in place.
 /// The caller holds the machinery (`Status::try_begin(Activity::AofRewrite)`).
 pub async fn shard_to_file(
     shards: &Shards,
     sid: usize,
     path: PathBuf,
     aof_base: bool,
+    libraries: Vec<Bytes>,
     at_start: Box<dyn FnOnce(&mut Shard) + Send>,
 ) -> Result<u64, String> {
     let (tx, aux, done) = spawn_writer(shards, path, 1, aof_base)?;
-    drop(aux);
+    let _ = aux.send(Header {
+        aux: Vec::new(),
+        libraries,
+    });
     let started = shards
         .on(sid, move |s: &mut Shard| {
             let r = snapshot::begin(s, tx, false);

@@ -197,7 +197,7 @@ async fn start_snapshot(
     ip: String,
     port: u16,
     rdb_only: bool,
-) -> Result<(u64, String, flume::Receiver<ToWriter>, flume::Receiver<()>), String> {
+) -> Result<Started, String> {
     let (tx, rx) = flume::bounded(8);
     let server = shards.server.clone();
     let steps: Vec<(usize, FirstStep<Result<(), String>>)> = (0..shards.count())
@@ -223,6 +223,7 @@ async fn start_snapshot(
         let wake = s.add_reader(id, ip, port, end, rdb_only);
         (s.end, s.replid.clone(), wake)
     };
+    let libraries = crate::scripting::functions::codes();
     st.feeding.store(true, Ordering::Relaxed);
     drop(t);
     if let Some(Err(e)) = started.into_iter().find(|r| r.is_err()) {
@@ -230,7 +231,23 @@ async fn start_snapshot(
         st.lock().remove_reader(id);
         return Err(e);
     }
-    Ok((offset, replid, rx, wake))
+    Ok(Started {
+        offset,
+        replid,
+        chunks: rx,
+        wake,
+        libraries,
+    })
+}
+
+/// A replica's snapshot, started: where the stream continues after it, the shards'
+/// chunks, the wake-up of the reader, and the function libraries of that instant.
+struct Started {
+    offset: u64,
+    replid: String,
+    chunks: flume::Receiver<ToWriter>,
+    wake: flume::Receiver<()>,
+    libraries: Vec<Bytes>,
 }
 
 /// The RDB's bytes from the shards' chunks, with Redis's replication aux fields, in
@@ -240,6 +257,7 @@ fn rdb_pieces(
     rx: flume::Receiver<ToWriter>,
     replid: String,
     offset: u64,
+    libraries: Vec<Bytes>,
     out: flume::Sender<Vec<u8>>,
 ) -> Result<u64, String> {
     let mut crc = Crc64::default();
@@ -267,6 +285,9 @@ fn rdb_pieces(
             ("repl-offset", &offset_s),
         ],
     );
+    for code in &libraries {
+        encode::function(&mut head, code, false);
+    }
     put(&head, &mut piece, false)?;
     let mut current_db = usize::MAX;
     let mut done = 0;
@@ -385,7 +406,13 @@ async fn full_sync(
     claim_snapshot(shards).await;
     let saving = &crate::persistence::of(&shards.server).save;
     let started = start_snapshot(shards, id, ip.to_string(), port, rdb_only).await;
-    let (offset, replid, chunks, wake) = match started {
+    let Started {
+        offset,
+        replid,
+        chunks,
+        wake,
+        libraries,
+    } = match started {
         Ok(x) => x,
         Err(e) => {
             saving.end();
@@ -415,7 +442,7 @@ async fn full_sync(
     let parts = shards.count();
     let maker = std::thread::Builder::new()
         .name("repl-rdb".into())
-        .spawn(move || rdb_pieces(parts, chunks, replid, offset, pieces_tx))
+        .spawn(move || rdb_pieces(parts, chunks, replid, offset, libraries, pieces_tx))
         .ok()?;
     let sent = if diskless {
         send_eof(stream, shards, id, &pieces).await

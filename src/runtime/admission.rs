@@ -97,8 +97,10 @@ fn check(
     {
         return refuse(Reply::err(errors::LOADING));
     }
-    if !cmd.has_flag("allow_busy") && crate::scripting::run::busy(&shards.server) {
-        return refuse(Reply::err(errors::BUSY_SCRIPT));
+    if !cmd.has_flag("allow_busy") {
+        if let Some(busy) = crate::scripting::run::busy(&shards.server) {
+            return refuse(Reply::err(busy));
+        }
     }
     // (Read once: the flag lookup is on every command's path.)
     let write = cmd.is_write();

@@ -29,7 +29,7 @@ pub const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 const VERSION_NUM: u32 = (7 << 16) | 15;
 
 const PRELUDE: &str = r#"
-local raw, G = ...
+local raw, G, functions = ...
 local error, type, tostring = error, type, tostring
 
 local function readonly(t)
@@ -94,59 +94,138 @@ visible.setmetatable = function(t, mt)
   return setmetatable_(t, mt)
 end
 
-local env = setmetatable({}, {
-  __index = function(_, k)
-    local v = visible[k]
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
+-- An __index that reads `t` and raises Redis's error for a name it lacks (level 3:
+-- the line that read the name).
+local function missing(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end
+local function strict(t)
+  return function(_, k)
+    local v = t[k]
+    if v == nil then missing(k) end
     return v
-  end,
+  end
+end
+
+local env_mt = {
+  __index = strict(visible),
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
   -- Redis's globals have a metatable: getmetatable(_G) is a table (an empty one here).
   __metatable = {},
-})
+}
+local env = setmetatable({}, env_mt)
 visible._G = env
 protected[env] = true
 
+-- Functions: while a library's code runs (FUNCTION LOAD), the globals are only a
+-- `redis` with register_function, log and the version fields, whose missing fields
+-- raise the missing-global error; the callbacks it registers share `env`, so they
+-- see the full globals when they run.
+local loading, library_api = false, nil
+if functions then
+  local lredis = {
+    LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+    REDIS_VERSION = raw.version, REDIS_VERSION_NUM = raw.version_num,
+    register_function = raw.register_function, log = raw.log,
+  }
+  library_api = {redis = setmetatable({}, {
+    __index = strict(lredis),
+    __newindex = function() error('Attempt to modify a readonly table', 2) end,
+    __metatable = false,
+  })}
+  env_mt.__index = function(_, k)
+    local v = (loading and library_api or visible)[k]
+    if v == nil then missing(k) end
+    return v
+  end
+end
+local function set_loading(on) loading = on end
+
 local handler = raw.handler
 local function run(f) return xpcall(f, handler) end
-return env, visible, run
+local function run_function(f, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
+return env, visible, run, run_function, set_loading
 "#;
+
+/// What an interpreter runs: EVAL's scripts, or FUNCTION LOAD's libraries (Redis
+/// keeps the two in separate interpreters too).
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Mode {
+    Eval,
+    Functions,
+}
 
 /// One thread's interpreter.
 pub struct Engine {
     pub lua: Lua,
+    mode: Mode,
     /// The environment scripts run in.
     env: Table,
     /// The globals scripts see (KEYS and ARGV are set here).
     visible: Table,
     /// `xpcall(f, handler)`.
     runner: Function,
+    /// `xpcall(function() return f(keys, args) end, handler)`: a function's call.
+    run_function: Function,
+    /// Switches the globals to the library API while a library's code runs.
+    set_loading: Function,
+    /// Eval: compiled scripts by sha. Functions: callbacks by lower-case name.
     compiled: HashMap<String, Function>,
-    generation: u64,
-    /// What this interpreter last added to `LUA_BYTES`.
+    /// The script cache's or the function registry's generation `compiled` is of.
+    generation: Option<u64>,
+    /// What this interpreter last added to its memory total.
     reported: usize,
 }
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    static FUNCTIONS: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    /// While a library's code runs: what it has registered so far.
+    static REGISTERING: RefCell<Option<Vec<Registered>>> = const { RefCell::new(None) };
+    /// While a library's code runs under FUNCTION LOAD: when it must stop.
+    static LOAD_DEADLINE: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
 }
 
-/// The memory every core's interpreter holds (INFO's `used_memory_lua`), updated by
-/// each interpreter after it compiles or runs a script.
-static LUA_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// A function registered by a library's code, with its callback.
+struct Registered {
+    info: super::functions::FunctionInfo,
+    callback: Function,
+}
 
-/// INFO `used_memory_lua` / `used_memory_vm_eval`: all the interpreters' memory.
+/// The memory every core's interpreters hold (INFO's `used_memory_vm_eval` and
+/// `used_memory_vm_functions`), updated by each after it compiles or runs something.
+static LUA_BYTES: AtomicUsize = AtomicUsize::new(0);
+static FUNCTION_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// INFO `used_memory_lua` / `used_memory_vm_eval`: all the EVAL interpreters' memory.
 pub fn lua_memory() -> usize {
     LUA_BYTES.load(Ordering::Relaxed)
 }
 
-/// Run `f` with this thread's interpreter, made on first use.
+/// INFO `used_memory_vm_functions`: all the function interpreters' memory.
+pub fn functions_memory() -> usize {
+    FUNCTION_BYTES.load(Ordering::Relaxed)
+}
+
+/// Run `f` with this thread's EVAL interpreter, made on first use.
 pub fn with<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
     ENGINE.with(|e| {
         let mut e = e.borrow_mut();
-        let engine = e.get_or_insert_with(|| Engine::new().expect("the Lua sandbox loads"));
+        let engine =
+            e.get_or_insert_with(|| Engine::new(Mode::Eval).expect("the Lua sandbox loads"));
+        f(engine)
+    })
+}
+
+/// Run `f` with this thread's function interpreter, made on first use.
+pub fn with_functions<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
+    FUNCTIONS.with(|e| {
+        let mut e = e.borrow_mut();
+        let engine =
+            e.get_or_insert_with(|| Engine::new(Mode::Functions).expect("the Lua sandbox loads"));
         f(engine)
     })
 }
@@ -159,7 +238,7 @@ pub enum Outcome {
 }
 
 impl Engine {
-    fn new() -> mlua::Result<Engine> {
+    fn new(mode: Mode) -> mlua::Result<Engine> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH;
         let lua = Lua::new_with(libs, mlua::LuaOptions::default())?;
         let raw = lua.create_table()?;
@@ -212,11 +291,19 @@ impl Engine {
             })?,
         )?;
         library(&lua, &raw)?;
-        // SCRIPT KILL is noticed between instructions.
+        if mode == Mode::Functions {
+            raw.set("register_function", lua.create_function(register_function)?)?;
+        }
+        // SCRIPT KILL, and FUNCTION LOAD's time limit, are noticed between instructions.
         lua.set_hook(
             mlua::HookTriggers::new().every_nth_instruction(100_000),
             |_, _| {
-                if run::kill_requested() {
+                if LOAD_DEADLINE
+                    .get()
+                    .is_some_and(|d| std::time::Instant::now() > d)
+                {
+                    Err(raise("ERR FUNCTION LOAD timeout"))
+                } else if run::kill_requested() {
                     Err(mlua::Error::runtime(KILLED))
                 } else {
                     Ok(mlua::VmState::Continue)
@@ -226,10 +313,17 @@ impl Engine {
         let globals = lua.globals();
         super::cjson::install(&lua, &globals)?;
         super::bit::install(&lua, &globals)?;
-        let (env, visible, runner): (Table, Table, Function) = lua
-            .load(PRELUDE)
-            .set_name("=prelude")
-            .call((raw.clone(), globals))?;
+        let (env, visible, runner, run_function, set_loading): (
+            Table,
+            Table,
+            Function,
+            Function,
+            Function,
+        ) = lua.load(PRELUDE).set_name("=prelude").call((
+            raw.clone(),
+            globals,
+            mode == Mode::Functions,
+        ))?;
         // loadstring compiles text only, into the same read-only environment.
         let env2 = env.clone();
         raw.set(
@@ -249,33 +343,122 @@ impl Engine {
         visible.raw_set("loadstring", raw.get::<Value>("loadstring")?)?;
         Ok(Engine {
             lua,
+            mode,
             env,
             visible,
             runner,
+            run_function,
+            set_loading,
             compiled: HashMap::new(),
-            generation: cache::generation(),
+            generation: None,
             reported: 0,
         })
     }
 
-    /// Bring `LUA_BYTES` up to date with this interpreter's memory.
+    /// Bring this interpreter's share of its memory total up to date.
     pub fn report_memory(&mut self) {
+        let total = match self.mode {
+            Mode::Eval => &LUA_BYTES,
+            Mode::Functions => &FUNCTION_BYTES,
+        };
         let now = self.lua.used_memory();
         if now >= self.reported {
-            LUA_BYTES.fetch_add(now - self.reported, Ordering::Relaxed);
+            total.fetch_add(now - self.reported, Ordering::Relaxed);
         } else {
-            LUA_BYTES.fetch_sub(self.reported - now, Ordering::Relaxed);
+            total.fetch_sub(self.reported - now, Ordering::Relaxed);
         }
         self.reported = now;
+    }
+
+    /// Run a library's code (after its metadata line) in load mode: the functions it
+    /// registers, or Redis's error text (without the `ERR ` code).
+    pub fn load_library(
+        &mut self,
+        body: &[u8],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Vec<super::functions::FunctionInfo>, String> {
+        Ok(self
+            .run_library(body, deadline)?
+            .into_iter()
+            .map(|r| r.info)
+            .collect())
+    }
+
+    fn run_library(
+        &mut self,
+        body: &[u8],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Vec<Registered>, String> {
+        let chunk = self
+            .lua
+            .load(body)
+            .set_name("@user_function")
+            .set_mode(ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| format!("Error compiling function: {}", syntax_message(&e)))?;
+        REGISTERING.with(|r| *r.borrow_mut() = Some(Vec::new()));
+        LOAD_DEADLINE.set(deadline);
+        let ran = self
+            .set_loading
+            .call::<()>(true)
+            .and_then(|_| chunk.call::<()>(()));
+        let _ = self.set_loading.call::<()>(false);
+        LOAD_DEADLINE.set(None);
+        let registered = REGISTERING
+            .with(|r| r.borrow_mut().take())
+            .unwrap_or_default();
+        self.report_memory();
+        match ran {
+            Ok(()) => Ok(registered),
+            Err(e) => {
+                let msg = match (script_error(&e), runtime_error(&e)) {
+                    (Some(m), _) => m.to_string(),
+                    (None, Some(m)) => format!("ERR {m}"),
+                    _ => format!("ERR {e}"),
+                };
+                // mlua appends a traceback to errors raised in Lua; Redis has none.
+                let msg = match msg.find("\nstack traceback:") {
+                    Some(at) => msg[..at].to_string(),
+                    None => msg,
+                };
+                Err(format!("Error registering functions: {msg}"))
+            }
+        }
+    }
+
+    /// The function called `name` (any case), loading every library again first if
+    /// the registry changed since this interpreter last did.
+    pub fn named(&mut self, name: &str) -> Option<Function> {
+        let (generation, bodies) = super::functions::bodies();
+        if self.generation != Some(generation) {
+            self.compiled.clear();
+            for body in bodies {
+                match self.run_library(&body, None) {
+                    Ok(registered) => {
+                        for r in registered {
+                            self.compiled
+                                .insert(r.info.name.to_ascii_lowercase(), r.callback);
+                        }
+                    }
+                    Err(e) => crate::log::warning(&format!("Failed loading a library: {e}")),
+                }
+            }
+            self.generation = Some(generation);
+            // Replaced callbacks are garbage now.
+            let _ = self.lua.gc_collect();
+            self.report_memory();
+        }
+        self.compiled.get(&name.to_ascii_lowercase()).cloned()
     }
 
     /// The compiled script `sha` with `body`, compiling it on first use here; the
     /// compile error as Redis words it otherwise.
     pub fn function(&mut self, sha: &str, body: &Bytes) -> Result<Function, String> {
         let generation = cache::generation();
-        if generation != self.generation {
+        if self.generation != Some(generation) {
             self.compiled.clear();
-            self.generation = generation;
+            self.generation = Some(generation);
         }
         if let Some(f) = self.compiled.get(sha) {
             return Ok(f.clone());
@@ -288,18 +471,18 @@ impl Engine {
             .set_environment(self.env.clone())
             .into_function()
             .map_err(|e| {
-                let msg = match &e {
-                    mlua::Error::SyntaxError { message, .. } => message.clone(),
-                    other => other.to_string(),
-                };
-                format!("ERR Error compiling script (new function): {msg}")
+                format!(
+                    "ERR Error compiling script (new function): {}",
+                    syntax_message(&e)
+                )
             })?;
         self.compiled.insert(sha.to_string(), f.clone());
         self.report_memory();
         Ok(f)
     }
 
-    /// Run `f` with `KEYS` and `ARGV` set.
+    /// Run `f`: a script with `KEYS` and `ARGV` set, or a function given the keys and
+    /// the arguments.
     pub fn call(&mut self, f: &Function, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<Outcome> {
         let list = |items: &[Bytes]| -> mlua::Result<Table> {
             let t = self.lua.create_table_with_capacity(items.len(), 0)?;
@@ -308,9 +491,16 @@ impl Engine {
             }
             Ok(t)
         };
-        self.visible.raw_set("KEYS", list(keys)?)?;
-        self.visible.raw_set("ARGV", list(args)?)?;
-        let (ok, v): (bool, Value) = self.runner.call(f.clone())?;
+        let (ok, v): (bool, Value) = match self.mode {
+            Mode::Eval => {
+                self.visible.raw_set("KEYS", list(keys)?)?;
+                self.visible.raw_set("ARGV", list(args)?)?;
+                self.runner.call(f.clone())?
+            }
+            Mode::Functions => self
+                .run_function
+                .call((f.clone(), list(keys)?, list(args)?))?,
+        };
         self.report_memory();
         Ok(match (ok, v) {
             (true, v) => Outcome::Returned(v),
@@ -483,13 +673,137 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             break;
         };
         let source = frame.source();
-        if source.what != "C" && source.source.as_deref() == Some("@user_script") {
-            table.raw_set("source", "@user_script")?;
+        let user = matches!(
+            source.source.as_deref(),
+            Some("@user_script" | "@user_function")
+        );
+        if source.what != "C" && user {
+            table.raw_set("source", source.source.as_deref().unwrap_or_default())?;
             table.raw_set("line", frame.curr_line())?;
             break;
         }
     }
     Ok(table)
+}
+
+/// A compile error's message as Lua words it (`user_script:1: ...`).
+fn syntax_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `redis.register_function(name, callback)` or `redis.register_function{...}`, while a
+/// library's code runs (Redis's `luaRegisterFunction`).
+fn register_function(lua: &Lua, args: mlua::MultiValue) -> mlua::Result<()> {
+    use super::functions::{valid_name, FunctionInfo};
+    use super::Flags;
+    let fail = |msg: &str| Err(raise(&format!("ERR {msg}")));
+    if REGISTERING.with(|r| r.borrow().is_none()) {
+        return fail("redis.register_function can only be called on FUNCTION LOAD command");
+    }
+    let text = |v: &Value| -> Option<Vec<u8>> {
+        match v {
+            Value::String(s) => Some(s.as_bytes().to_vec()),
+            Value::Integer(_) | Value::Number(_) => lua
+                .coerce_string(v.clone())
+                .ok()
+                .flatten()
+                .map(|s| s.as_bytes().to_vec()),
+            _ => None,
+        }
+    };
+    let (name, description, callback, flags) = match args.len() {
+        1 => {
+            let Value::Table(t) = &args[0] else {
+                return fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+            };
+            let (mut name, mut desc, mut callback, mut flags) =
+                (None, None, None, Flags::default());
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let Some(key) = text(&k) else {
+                    return fail(
+                        "named argument key given to redis.register_function is not a string",
+                    );
+                };
+                match key.to_ascii_lowercase().as_slice() {
+                    b"function_name" => match text(&v) {
+                        Some(n) => name = Some(n),
+                        None => {
+                            return fail("function_name argument given to redis.register_function must be a string")
+                        }
+                    },
+                    b"description" => match text(&v) {
+                        Some(d) => desc = Some(Bytes::from(d)),
+                        None => {
+                            return fail("description argument given to redis.register_function must be a string")
+                        }
+                    },
+                    b"callback" => match v {
+                        Value::Function(f) => callback = Some(f),
+                        _ => {
+                            return fail("callback argument given to redis.register_function must be a function")
+                        }
+                    },
+                    b"flags" => {
+                        let Value::Table(list) = v else {
+                            return fail("flags argument to redis.register_function must be a table representing function flags");
+                        };
+                        for i in 1.. {
+                            let flag = list.raw_get::<Value>(i)?;
+                            if flag == Value::Nil {
+                                break;
+                            }
+                            match text(&flag).and_then(|f| Flags::named(&String::from_utf8_lossy(&f))) {
+                                Some(f) => flags.add(f),
+                                None => return fail("unknown flag given"),
+                            }
+                        }
+                    }
+                    _ => return fail("unknown argument given to redis.register_function"),
+                }
+            }
+            let Some(name) = name else {
+                return fail("redis.register_function must get a function name argument");
+            };
+            let Some(callback) = callback else {
+                return fail("redis.register_function must get a callback argument");
+            };
+            (name, desc, callback, flags)
+        }
+        2 => {
+            let Some(name) = text(&args[0]) else {
+                return fail("first argument to redis.register_function must be a string");
+            };
+            let Value::Function(callback) = args[1].clone() else {
+                return fail("second argument to redis.register_function must be a function");
+            };
+            (name, None, callback, Flags::default())
+        }
+        _ => return fail("wrong number of arguments to redis.register_function"),
+    };
+    if !valid_name(&name) {
+        return fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long");
+    }
+    let name = String::from_utf8_lossy(&name).into_owned();
+    REGISTERING.with(|r| {
+        let mut r = r.borrow_mut();
+        let list = r.get_or_insert_with(Vec::new);
+        if list.iter().any(|f| f.info.name == name) {
+            return fail("Function already exists in the library");
+        }
+        list.push(Registered {
+            info: FunctionInfo {
+                name,
+                description,
+                flags,
+            },
+            callback,
+        });
+        Ok(())
+    })
 }
 
 /// Lua 5.1 compiles no `#!` line: the shebang line is blanked, keeping line numbers.

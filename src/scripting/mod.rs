@@ -42,13 +42,63 @@
 //!   becomes a reply by Redis's rules (numbers truncated to integers, `false` a null,
 //!   a table stops at its first nil, `{ok=}`, `{err=}`, `{double=}`, `{map=}` ...).
 //!
-//! Not here yet: FUNCTION / FCALL, `cmsgpack` and `struct`, the busy
-//! script threshold with `-BUSY` and SCRIPT KILL of a running script, SCRIPT DEBUG
-//! (LDB), and `redis.set_repl` (accepted, but effects are always propagated).
+//! - **Functions** ([`functions`]): FUNCTION LOAD's libraries live in one process-wide
+//!   registry (code, function names, flags); each core runs them in a second
+//!   interpreter of its own, which loads every library again when the registry
+//!   changes. FCALL runs a function the way EVAL runs a script.
+//!
+//! Not here yet: SCRIPT DEBUG (LDB), and `redis.set_repl` (accepted, but effects are
+//! always propagated).
 
 pub mod bit;
 pub mod cache;
 pub mod cjson;
 pub mod convert;
 pub mod engine;
+pub mod functions;
 pub mod run;
+
+/// A script's flags: a `#!lua flags=...` line, or a function's `flags` (Redis's
+/// `scripts_flags_def`, in its order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags(u8);
+
+impl Flags {
+    pub const NO_WRITES: Flags = Flags(1);
+    pub const ALLOW_OOM: Flags = Flags(2);
+    pub const ALLOW_STALE: Flags = Flags(4);
+    pub const NO_CLUSTER: Flags = Flags(8);
+    pub const ALLOW_CROSS_SLOT: Flags = Flags(16);
+
+    const NAMES: [(Flags, &'static str); 5] = [
+        (Flags::NO_WRITES, "no-writes"),
+        (Flags::ALLOW_OOM, "allow-oom"),
+        (Flags::ALLOW_STALE, "allow-stale"),
+        (Flags::NO_CLUSTER, "no-cluster"),
+        (Flags::ALLOW_CROSS_SLOT, "allow-cross-slot-keys"),
+    ];
+
+    /// The flag named `name` (any case).
+    pub fn named(name: &str) -> Option<Flags> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(f, _)| *f)
+    }
+
+    pub fn has(self, f: Flags) -> bool {
+        self.0 & f.0 != 0
+    }
+
+    pub fn add(&mut self, f: Flags) {
+        self.0 |= f.0;
+    }
+
+    /// The names of the flags set, in Redis's order (FUNCTION LIST).
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(move |(f, _)| self.has(*f))
+            .map(|(_, n)| n)
+    }
+}

@@ -50,6 +50,10 @@ struct CoreScript {
     wrote: AtomicBool,
     /// SCRIPT KILL asked it to stop; its interpreter's hook sees it.
     kill: AtomicBool,
+    /// It is an EVAL (not an FCALL): which of SCRIPT KILL / FUNCTION KILL stops it.
+    eval: AtomicBool,
+    /// For a function: its name and the FCALL that runs it (FUNCTION STATS).
+    function: std::sync::Mutex<Option<(String, Vec<Bytes>)>>,
 }
 
 impl CoreScript {
@@ -59,6 +63,8 @@ impl CoreScript {
             holds_all: AtomicBool::new(false),
             wrote: AtomicBool::new(false),
             kill: AtomicBool::new(false),
+            eval: AtomicBool::new(true),
+            function: std::sync::Mutex::new(None),
         }
     }
 }
@@ -76,12 +82,20 @@ fn core(slot: usize) -> &'static CoreScript {
 }
 
 /// The script starts on this thread, as shard `slot`'s.
-fn core_begin(slot: usize, holds_all: bool) {
+fn core_begin(slot: usize, holds_all: bool, script: &Script) {
     SLOT.with(|s| s.set(slot));
     let c = core(slot);
     c.wrote.store(false, Ordering::SeqCst);
     c.kill.store(false, Ordering::SeqCst);
     c.holds_all.store(holds_all, Ordering::SeqCst);
+    let eval = matches!(script.kind, Kind::Eval(_));
+    c.eval.store(eval, Ordering::SeqCst);
+    if !eval {
+        *lock(&c.function) = Some((script.name.clone(), script.command.clone()));
+    }
+    if holds_all {
+        HOLDING_ALL_EVAL.store(eval, Ordering::SeqCst);
+    }
     let now = crate::clock::now_ms().max(1);
     c.started_ms.store(now, Ordering::SeqCst);
     if holds_all {
@@ -97,11 +111,18 @@ fn core_end(slot: usize) {
     c.started_ms.store(0, Ordering::SeqCst);
     c.holds_all.store(false, Ordering::SeqCst);
     c.kill.store(false, Ordering::SeqCst);
+    lock(&c.function).take();
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// When the script holding every shard started (ms), 0 when none does (at most one
 /// can: it holds them all).
 static HOLDING_ALL_SINCE: AtomicU64 = AtomicU64::new(0);
+/// Whether that script is an EVAL (the `-BUSY` text names SCRIPT KILL) or an FCALL.
+static HOLDING_ALL_EVAL: AtomicBool = AtomicBool::new(true);
 
 /// True while a script holding every shard has run longer than
 /// `busy-reply-threshold`: other clients then get `-BUSY` (see `runtime::admission`),
@@ -109,18 +130,31 @@ static HOLDING_ALL_SINCE: AtomicU64 = AtomicU64::new(0);
 /// script's own core answers nothing until it ends; the others answer at once instead
 /// of queueing behind it. (A script on one shard only holds up that shard's work.)
 /// One atomic load when no such script runs: this is on every command's path.
-pub fn busy(server: &crate::runtime::ServerInfo) -> bool {
+/// The `-BUSY` error to answer, if any.
+pub fn busy(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
     let started = HOLDING_ALL_SINCE.load(Ordering::Relaxed);
     if started == 0 {
-        return false;
+        return None;
     }
     let limit = server.config.current().get_int("busy-reply-threshold");
-    limit > 0 && crate::clock::now_ms().saturating_sub(started) >= limit as u64
+    let over = limit > 0 && crate::clock::now_ms().saturating_sub(started) >= limit as u64;
+    over.then(|| busy_error(HOLDING_ALL_EVAL.load(Ordering::Relaxed)))
 }
 
-/// SCRIPT KILL, from a client on another core (a script's own core is busy with it):
-/// stops every running script that has not written.
-pub fn kill() -> Reply {
+/// The `-BUSY` text for a running EVAL or a running function.
+pub fn busy_error(eval: bool) -> &'static str {
+    if eval {
+        errors::BUSY_SCRIPT
+    } else {
+        errors::BUSY_FUNCTION
+    }
+}
+
+/// SCRIPT KILL (`eval`) or FUNCTION KILL, from a client on another core (a script's
+/// own core is busy with it): stops every running script of that kind that has not
+/// written. Redis's order of refusals: nothing runs, it wrote, it is of the other
+/// kind.
+pub fn kill(eval: bool) -> Reply {
     let running: Vec<&CoreScript> = CORES
         .iter()
         .filter(|c| c.started_ms.load(Ordering::SeqCst) != 0)
@@ -130,19 +164,49 @@ pub fn kill() -> Reply {
     }
     let killable: Vec<&&CoreScript> = running
         .iter()
-        .filter(|c| !c.wrote.load(Ordering::SeqCst))
+        .filter(|c| !c.wrote.load(Ordering::SeqCst) && c.eval.load(Ordering::SeqCst) == eval)
         .collect();
     if killable.is_empty() {
-        return Reply::err(
-            "UNKILLABLE Sorry the script already executed write commands against the \
-             dataset. You can either wait the script termination or kill the server in a \
-             hard way using the SHUTDOWN NOSAVE command.",
-        );
+        if running.iter().any(|c| c.wrote.load(Ordering::SeqCst)) {
+            return Reply::err(
+                "UNKILLABLE Sorry the script already executed write commands against the \
+                 dataset. You can either wait the script termination or kill the server in a \
+                 hard way using the SHUTDOWN NOSAVE command.",
+            );
+        }
+        return Reply::err(busy_error(!eval));
     }
     for c in killable {
         c.kill.store(true, Ordering::SeqCst);
     }
     Reply::ok()
+}
+
+/// What runs now, for FUNCTION STATS' `running_script`.
+pub enum NowRunning {
+    Nothing,
+    /// An EVAL (Redis answers `-BUSY` then).
+    Eval,
+    /// A function: its name, its FCALL, ms so far.
+    Function(String, Vec<Bytes>, u64),
+}
+
+/// The script running on some core, if any.
+pub fn running() -> NowRunning {
+    for c in CORES.iter() {
+        let started = c.started_ms.load(Ordering::SeqCst);
+        if started == 0 {
+            continue;
+        }
+        if c.eval.load(Ordering::SeqCst) {
+            return NowRunning::Eval;
+        }
+        if let Some((name, argv)) = lock(&c.function).clone() {
+            let ms = crate::clock::now_ms().saturating_sub(started);
+            return NowRunning::Function(name, argv, ms);
+        }
+    }
+    NowRunning::Nothing
 }
 
 /// True once SCRIPT KILL asked this thread's running script to stop.
@@ -175,7 +239,21 @@ fn remember(sha: &str, how: Seen) {
 }
 
 pub fn forget_where_scripts_run() {
-    seen().write().unwrap_or_else(|e| e.into_inner()).clear();
+    seen()
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|k, _| k.starts_with(FUNCTION_PREFIX));
+}
+
+/// Functions are remembered as `fn:<lower-case name>` (a sha has no colon).
+const FUNCTION_PREFIX: &str = "fn:";
+
+/// The function registry changed: a function of the same name may now do otherwise.
+pub fn forget_functions() {
+    seen()
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|k, _| !k.starts_with(FUNCTION_PREFIX));
 }
 
 /// Where a script's commands go.
@@ -229,13 +307,41 @@ impl Drop for Clear {
     }
 }
 
-/// What EVAL was asked to run.
+/// What runs: a script's body (EVAL), or a function from the registry (FCALL).
+pub enum Kind {
+    Eval(Bytes),
+    Function,
+}
+
+/// What EVAL or FCALL was asked to run.
 pub struct Script {
-    pub sha: String,
-    pub body: Bytes,
+    /// The script's sha, or the function's name (error replies name it).
+    pub name: String,
+    pub kind: Kind,
     pub keys: Vec<Bytes>,
     pub args: Vec<Bytes>,
     pub read_only: bool,
+    /// For a function: the whole FCALL (FUNCTION STATS shows it).
+    pub command: Vec<Bytes>,
+}
+
+impl Script {
+    /// Its key in `seen`.
+    fn seen_key(&self) -> std::borrow::Cow<'_, str> {
+        match self.kind {
+            Kind::Eval(_) => self.name.as_str().into(),
+            Kind::Function => format!("{FUNCTION_PREFIX}{}", self.name.to_ascii_lowercase()).into(),
+        }
+    }
+
+    /// Its compiled function in this thread's interpreter.
+    fn compiled(&self) -> Result<mlua::Function, String> {
+        match &self.kind {
+            Kind::Eval(body) => engine::with(|e| e.function(&self.name, body)),
+            Kind::Function => engine::with_functions(|e| e.named(&self.name))
+                .ok_or_else(|| "ERR Function not found".to_string()),
+        }
+    }
 }
 
 /// How a script run on one shard ended.
@@ -248,8 +354,7 @@ enum OnShard {
 /// Run `script` atomically and return its reply.
 pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply {
     // Compile first: a script that does not compile runs nowhere.
-    let compiled = engine::with(|e| e.function(&script.sha, &script.body));
-    let f = match compiled {
+    let f = match script.compiled() {
         Ok(f) => f,
         Err(msg) => return convert::error_line(&msg),
     };
@@ -260,7 +365,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
     let known = seen()
         .read()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&script.sha)
+        .get(script.seen_key().as_ref())
         .copied();
     if let (Some(sid), Some(Seen::Local), None) = (declared, known, shards.tx) {
         let (db, id, no_touch) = {
@@ -317,7 +422,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
         })
     });
     let clear = Clear;
-    core_begin(slot, true);
+    core_begin(slot, true, &script);
     let reply = run_compiled(&f, &script);
     core_end(slot);
     let running = RUNNING.with(|r| r.borrow_mut().take());
@@ -325,7 +430,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
     if let Some(run) = &running {
         if run.declared.is_some() && !moved {
             let how = if run.stayed { Seen::Local } else { Seen::Wide };
-            remember(&script.sha, how);
+            remember(&script.seen_key(), how);
         }
     }
     client.borrow_mut().db = caller_db;
@@ -362,7 +467,7 @@ fn run_on_shard(
     client_id: u64,
     no_touch: bool,
 ) -> OnShard {
-    let f = match engine::with(|e| e.function(&script.sha, &script.body)) {
+    let f = match script.compiled() {
         Ok(f) => f,
         Err(msg) => return OnShard::Done(convert::error_line(&msg)),
     };
@@ -391,7 +496,7 @@ fn run_on_shard(
         })
     });
     let clear = Clear;
-    core_begin(slot, false);
+    core_begin(slot, false, &script);
     let reply = run_compiled(&f, &script);
     core_end(slot);
     let (moving, stayed) = RUNNING.with(|r| {
@@ -401,7 +506,7 @@ fn run_on_shard(
     });
     drop(clear);
     if !stayed {
-        remember(&script.sha, Seen::Wide);
+        remember(&script.seen_key(), Seen::Wide);
     }
     // The pointer is gone: `s` is ours again.
     s.propagation.end_block();
@@ -416,12 +521,16 @@ fn run_on_shard(
 
 /// Run the compiled script with this thread's `Running` in place; its reply.
 fn run_compiled(f: &mlua::Function, script: &Script) -> Reply {
-    engine::with(|e| match e.call(f, &script.keys, &script.args) {
+    let run = |e: &mut engine::Engine| match e.call(f, &script.keys, &script.args) {
         // Booleans follow the script's protocol (`redis.setresp`), as in Redis.
         Ok(Outcome::Returned(v)) => convert::lua_to_reply(&v, script_resp()),
-        Ok(Outcome::Failed(err)) => engine::failure_reply(&err, &script.sha),
+        Ok(Outcome::Failed(err)) => engine::failure_reply(&err, &script.name),
         Err(e) => convert::error_line(&format!("ERR {e}")),
-    })
+    };
+    match script.kind {
+        Kind::Eval(_) => engine::with(run),
+        Kind::Function => engine::with_functions(run),
+    }
 }
 
 /// The protocol the running script chose with `redis.setresp` (2 by default).

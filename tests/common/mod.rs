@@ -278,6 +278,11 @@ impl Server {
 impl Server {
     /// SIGKILL the process, as a crash, and leave its directory for a restart on the
     /// same port (which owns and removes it then).
+    /// The directory the server works in (its RDB file, its AOF).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn crash(mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill(); // SIGKILL

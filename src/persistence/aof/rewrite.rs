@@ -283,6 +283,8 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
     // 2. Switch every shard at one instant for multi-shard transactions.
     let all: Vec<usize> = (0..n).collect();
     let tx = Tx::begin(shards, &all).await;
+    // The libraries of this instant go into the first shard's base.
+    let mut libraries = Some(crate::scripting::functions::codes());
     let handle = Rc::new(tx.shards.for_tx(tx.id, tx.log.clone()));
     let (switched_tx, switched_rx) = flume::unbounded::<usize>();
     let mut files = files.into_iter();
@@ -306,8 +308,9 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
             let _ = done.send(k);
         });
         let (h, done) = (handle.clone(), switched_tx.clone());
+        let libraries = libraries.take().unwrap_or_default();
         tasks.push(crate::runtime::backend::spawn(async move {
-            let r = save::shard_to_file(&h, k, path, true, at_start).await;
+            let r = save::shard_to_file(&h, k, path, true, libraries, at_start).await;
             if r.is_err() {
                 let _ = done.send(k); // it may not have switched: do not wait for it
             }

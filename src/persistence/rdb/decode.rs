@@ -71,8 +71,7 @@ pub enum Item {
         /// LFU counter (FREQ opcode).
         freq: Option<u8>,
     },
-    /// A FUNCTION2 payload (the library's code); we have no scripting, so the loader
-    /// logs and skips it.
+    /// A FUNCTION2 record: a function library's code.
     Function(Bytes),
 }
 
@@ -398,6 +397,11 @@ impl<R: Read> Reader<R> {
     /// Read one byte (a DUMP payload's type).
     pub fn read_type(&mut self) -> Result<u8, RdbError> {
         self.src.u8()
+    }
+
+    /// Read one string in any encoding (a FUNCTION DUMP payload's library code).
+    pub fn read_string(&mut self) -> Result<Vec<u8>, RdbError> {
+        self.src.string()
     }
 
     fn verify_checksum(&mut self) -> Result<(), RdbError> {

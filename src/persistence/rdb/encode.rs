@@ -56,6 +56,13 @@ pub fn aux(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     string(out, value, false);
 }
 
+/// A function library: the FUNCTION2 opcode and the library's code (RDB files,
+/// FUNCTION DUMP payloads).
+pub fn function(out: &mut Vec<u8>, code: &[u8], compress: bool) {
+    out.push(opcode::FUNCTION2);
+    string(out, code, compress);
+}
+
 /// SELECTDB opcode.
 pub fn select_db(out: &mut Vec<u8>, db: usize) {
     out.push(opcode::SELECTDB);
