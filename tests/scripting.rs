@@ -293,11 +293,82 @@ fn script_libraries_answer_as_redis() {
         "bit.band()",
         "bit.band({})",
     ];
-    let steps: Vec<Step> = exprs
+    let mut steps: Vec<Step> = exprs
         .iter()
         .map(|e| step(0, &["EVAL", &format!("return {e}"), "0"]))
         .collect();
-    duo.run("cjson and bit", &steps);
+    // cmsgpack and struct: whole scripts (the replies carry the packed bytes), edge
+    // cases of both libraries, and the Lua stack limits hostile payloads meet.
+    let scripts = [
+        "return cmsgpack.pack()",
+        "return cmsgpack.unpack()",
+        "return cmsgpack.unpack({})",
+        "return cmsgpack.unpack(string.char(0xc1))",
+        "return cmsgpack.unpack_one('abc', 10)",
+        "return cmsgpack.unpack_one('abc', -1)",
+        "return cmsgpack.unpack_one('abc', 'x')",
+        "return cmsgpack.unpack_limit('abc')",
+        "return {cmsgpack.unpack(cmsgpack.pack({1,2,3}, 'x', {a=1}))}",
+        "return cmsgpack.unpack(string.sub(cmsgpack.pack('hello'), 1, 3))",
+        "return cmsgpack.pack(0.5, 1e100, -1, -33, 300, 70000, 5000000000, -5000000000, 2^63, 'abc', true, false, {}, {1,2}, {a={b={}}}, 0/0, 1/0, -1/0, -0.0, 2^53+1, -2^63)",
+        "return cmsgpack.pack({[1]=1,[3]=3}, {[0]=1}, {1.5}, {[1.5]=2}, {x=nil}, string.rep('a', 40), string.rep('b', 300), string.rep('c', 70000):sub(1,10))",
+        "local t = {} local c = t for i=1,20 do c.x = {} c = c.x end return cmsgpack.pack(t)",
+        "local ok, e = pcall(cmsgpack.unpack, string.rep(string.char(0x91), 3999) .. string.char(1)) return tostring(ok)",
+        "local ok, e = pcall(cmsgpack.unpack, string.rep(string.char(0x91), 4000) .. string.char(1)) return tostring(e)",
+        "return type(cmsgpack.unpack(string.rep(string.char(0x91), 4000) .. string.char(1)))",
+        "return type(cmsgpack.unpack(string.rep(string.char(0x81, 1), 3999) .. string.char(1)))",
+        "return type(cmsgpack.unpack(string.rep(string.char(0x81, 1), 4000) .. string.char(1)))",
+        "local t = {} for i=1,20000 do t[i]=i end return #{cmsgpack.unpack(cmsgpack.pack(unpack(t, 1, 7000)))}",
+        "local t = {} for i=1,20000 do t[i]=i end return #{cmsgpack.unpack(cmsgpack.pack(unpack(t, 1, 4000)))}",
+        "local t = {} for i=1,20000 do t[i]=i end return #{cmsgpack.unpack(cmsgpack.pack(unpack(t, 1, 4001)))}",
+        "local a, b = cmsgpack.unpack_one(cmsgpack.pack(1,2)) return {a, b}",
+        "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 2, 1)}",
+        "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 0)}",
+        "return {cmsgpack.unpack_one(cmsgpack.pack(1,2,3), 2)}",
+        "local x = cmsgpack.unpack(cmsgpack.pack({a=1,b={1,2,{c='d'}}})) return {x.a, x.b[3].c}",
+        "return {cmsgpack.unpack(string.char(0xcf,255,255,255,255,255,255,255,255, 0xd3,128,0,0,0,0,0,0,0, 0xca,0x40,0x49,0x0f,0xdb, 0xd1,0xff,0x00, 0xdb,0,0,0,2,104,105))}",
+        "return tostring(cmsgpack.unpack(string.char(0xca,0x40,0x49,0x0f,0xdb)))",
+        "return cmsgpack._NAME .. cmsgpack._VERSION",
+        "return cmsgpack.unpack(123)",
+        "return struct.pack('>hIc3s!4d', -2, 65536, 'abcd', 'z', 0.5)",
+        "return {struct.unpack('>hIc3s!4d', struct.pack('>hIc3s!4d', -2, 65536, 'abcd', 'z', 0.5))}",
+        "return struct.pack()",
+        "return struct.pack('q', 1)",
+        "return struct.pack('i40', 1)",
+        "return struct.pack('!3', 1)",
+        "return struct.pack('i99999999999', 1)",
+        "return struct.pack('c5', 'ab')",
+        "return struct.pack('i', 'x')",
+        "return struct.pack('i')",
+        "return struct.pack('<i2 >i2 Bb', 258, 258, 255, -1)",
+        "return struct.pack('i16', -1)",
+        "return struct.pack('!i3 b i3', 1, 2, 3)",
+        "return struct.pack('c0s', 'hello', 'w')",
+        "return struct.pack('fd', 1.1, 1.1)",
+        "return {struct.unpack('i', 'ab')}",
+        "return {struct.unpack('i', 'abcd', 0)}",
+        "return {struct.unpack('i', 'abcd', -1)}",
+        "return {struct.unpack('i', 'abcdabcd', 5)}",
+        "return {struct.unpack('s', 'abc')}",
+        "return {struct.unpack('bc0', string.char(3) .. 'abcdef')}",
+        "return {struct.unpack('c0', 'abcdef')}",
+        "return {struct.unpack('Bc0', string.char(9) .. 'abc')}",
+        "return {struct.unpack('>I3 i3 H h', string.char(255,255,255, 255,255,254, 1,2, 255,0))}",
+        "return {struct.unpack('i16', string.rep(string.char(255), 16))}",
+        "return {struct.unpack('f', struct.pack('f', 0.1))}",
+        "return {struct.unpack('zz', 'ab')}",
+        "return struct.size('i!4dbc3')",
+        "return struct.size('s')",
+        "return struct.size('c0')",
+        "return struct.size('qz')",
+        "return struct.size('%')",
+        "return struct.size()",
+        "return struct.pack('b', 300)",
+        "return struct.pack('B', -1)",
+        "return struct.pack('>L', 2^64)",
+    ];
+    steps.extend(scripts.iter().map(|s| step(0, &["EVAL", s, "0"])));
+    duo.run("cjson, bit, cmsgpack and struct", &steps);
 }
 
 #[test]

@@ -63,7 +63,8 @@ for _, name in ipairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetata
     'setmetatable', 'tonumber', 'tostring', 'type', 'unpack', 'xpcall', '_VERSION'}) do
   visible[name] = G[name]
 end
-for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'cjson', 'bit'}) do
+for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'cjson', 'bit', 'cmsgpack',
+    'struct'}) do
   visible[name] = readonly(G[name])
 end
 visible.redis = readonly(redis)
@@ -313,6 +314,8 @@ impl Engine {
         let globals = lua.globals();
         super::cjson::install(&lua, &globals)?;
         super::bit::install(&lua, &globals)?;
+        super::cmsgpack::install(&lua, &globals)?;
+        super::structlib::install(&lua, &globals)?;
         let (env, visible, runner, run_function, set_loading): (
             Table,
             Table,

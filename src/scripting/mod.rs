@@ -6,7 +6,8 @@
 //!   first use. Scripts see Redis's sandbox: the base library without file access or
 //!   environment tricks (`dofile`, `loadfile`, `getfenv`, `setfenv`, `require`,
 //!   `module`, `newproxy`, `print` are absent, as in 7.0.15), `string`, `table`,
-//!   `math`, `coroutine`, `cjson` ([`cjson`]), `bit` ([`bit`]) and `redis`. A script
+//!   `math`, `coroutine`, `cjson` ([`cjson`]), `bit` ([`bit`]), `cmsgpack`
+//!   ([`cmsgpack`]), `struct` ([`structlib`]) and `redis`. A script
 //!   runs with an environment that reads the globals and refuses to create or change
 //!   one ("Attempt to modify a readonly table"), and that answers Redis's "Script attempted to access nonexistent global
 //!   variable" for a name that does not exist. Errors take Redis's form: the message,
@@ -53,10 +54,13 @@
 pub mod bit;
 pub mod cache;
 pub mod cjson;
+pub mod cmsgpack;
 pub mod convert;
 pub mod engine;
 pub mod functions;
+pub mod luaarg;
 pub mod run;
+pub mod structlib;
 
 /// A script's flags: a `#!lua flags=...` line, or a function's `flags` (Redis's
 /// `scripts_flags_def`, in its order).
