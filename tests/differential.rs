@@ -44,6 +44,8 @@ mod hash_gen;
 mod hll_gen;
 #[path = "diff/list.rs"]
 mod list_gen;
+#[path = "diff/script.rs"]
+mod script_gen;
 #[path = "diff/set.rs"]
 mod set_gen;
 #[path = "diff/sort.rs"]
@@ -64,6 +66,7 @@ const FAMILIES: &[(&str, Family)] = &[
     ("pfadd", hll_gen::command),
     ("geoadd", geo_gen::command),
     ("sort", sort_gen::command),
+    ("eval", script_gen::command),
 ];
 
 /// Slots of `command_any`'s draw given to each family (the string and key commands

@@ -643,3 +643,35 @@ fn a_busy_script_answers_busy_and_stops_on_script_kill() {
         "SHUTDOWN NOSAVE did not stop a server running an unkillable script"
     );
 }
+
+/// redis-py's `Lock` (acquire is SET NX PX; release, extend and reacquire are Lua
+/// scripts run with EVALSHA, EVAL after NOSCRIPT) guarding a read-modify-write from
+/// four threads: the count is exact only if no grant is lost or doubled. redis-py
+/// 8.1.0 comes with the tests as a wheel (Python imports from it directly).
+#[test]
+fn redis_py_locks_count_exactly() {
+    let server = Server::shardis(2);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let path = format!(
+        "{}:{}",
+        dir.join("redis-8.1.0-py3-none-any.whl").display(),
+        dir.join("stub").display()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-s")
+        .arg(dir.join("lock_contention.py"))
+        .arg(server.port.to_string())
+        .env("PYTHONPATH", path)
+        .output()
+        .expect("python3 runs (.ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.trim(),
+        "counter=160 extended=16 reacquired=16 stolen=2"
+    );
+}

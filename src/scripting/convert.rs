@@ -137,7 +137,7 @@ fn to_reply(v: &Value, resp: u8, depth: usize) -> Reply {
         Value::Boolean(false) if resp == 2 => Reply::Null,
         Value::Boolean(b) => Reply::Bool(*b),
         // (long long) of the double, as Redis: truncated toward zero.
-        Value::Number(n) => Reply::Int(*n as i64),
+        Value::Number(n) => Reply::Int(c_long(*n)),
         Value::Integer(n) => Reply::Int(*n),
         Value::Table(t) => table_to_reply(t, resp, depth),
         // What `pcall(redis.call, ...)` caught: the command's error.
@@ -214,6 +214,18 @@ fn table_to_reply(t: &Table, resp: u8, depth: usize) -> Reply {
         }
     }
     Reply::Array(items)
+}
+
+/// C's double to `long long` as x86-64 does it (`cvttsd2si`), which is what Redis's
+/// conversions of Lua numbers do: out of range or NaN gives LLONG_MIN (a Rust `as`
+/// would saturate instead).
+pub fn c_long(n: f64) -> i64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO_63..TWO_63).contains(&n) {
+        n as i64
+    } else {
+        i64::MIN
+    }
 }
 
 #[cfg(test)]

@@ -628,7 +628,8 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
     if cmd.has_flag("noscript") {
         return Reply::err("ERR This Redis command is not allowed from script");
     }
-    if run.read_only && cmd.is_write() {
+    // (Redis counts a command that may replicate, such as PFCOUNT, as a write here.)
+    if run.read_only && (cmd.is_write() || cmd.has_trait(traits::MAY_REPLICATE)) {
         return Reply::err("ERR Write commands are not allowed from read-only scripts.");
     }
     match &run.target {

@@ -7,6 +7,7 @@
 //! Integers go through a C `long` and numbers through a double, as there.
 
 use super::cjson::at;
+use super::convert::c_long;
 use super::luaarg::{bad_arg, check_number, check_string};
 use mlua::{Lua, Table, Value, Variadic};
 
@@ -113,16 +114,6 @@ fn to_align(len: usize, h: &Header, opt: u8, size: usize) -> usize {
     }
     let size = size.min(h.align);
     size.wrapping_sub(len & (size - 1)) & (size - 1)
-}
-
-/// C's double to `long` on x86-64 (`cvttsd2si`): out of range or NaN gives LONG_MIN.
-fn c_long(n: f64) -> i64 {
-    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
-    if (-TWO_63..TWO_63).contains(&n) {
-        n as i64
-    } else {
-        i64::MIN
-    }
 }
 
 /// C's double to `unsigned long` on x86-64, as compilers emit it (2^64 gives 0).
