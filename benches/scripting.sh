@@ -8,6 +8,7 @@
 #         keys under hash tag {a}: one shard.
 #   two   the same script with the keys under hash tags {a} and {b}, which live on
 #         different shards at 2 shards.
+#   fcall `one` as a function (FUNCTION LOAD once, then FCALL incr1 1 key).
 # Prints requests/s and the server's CPU microseconds per script (utime+stime from
 # /proc/PID/stat around each run), one line per server, workload and round.
 #
@@ -31,6 +32,9 @@ trap 'rm -rf "$DIR"' EXIT
 one=(EVAL "return redis.call('incr', KEYS[1])" 1 "{a}k:__rand_int__")
 tag=(EVAL "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])" 2 "{a}k:__rand_int__" "{a}j:__rand_int__")
 two=(EVAL "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])" 2 "{a}k:__rand_int__" "{b}k:__rand_int__")
+lib="#!lua name=bench
+redis.register_function('incr1', function(keys) return redis.call('incr', keys[1]) end)"
+fcall=(FCALL incr1 1 "{a}k:__rand_int__")
 
 start() {
     case $1 in
@@ -66,6 +70,8 @@ for round in $(seq "$ROUNDS"); do
         measure "$server" one "${one[@]}"
         measure "$server" tag "${tag[@]}"
         measure "$server" two "${two[@]}"
+        redis-cli -p "$PORT" FUNCTION LOAD "$lib" >/dev/null
+        measure "$server" fcall "${fcall[@]}"
         kill "$PID"; wait "$PID" 2>/dev/null || true
     done
 done

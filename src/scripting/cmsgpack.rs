@@ -276,21 +276,13 @@ impl Decoder<'_> {
         Ok(())
     }
 
-    fn string(&mut self, skip: usize, len: usize) -> Result<Value, Stop> {
-        self.need(skip + len)?;
-        let s = self
-            .lua
-            .create_string(&self.s[self.at + skip..self.at + skip + len])?;
-        self.at += skip + len;
-        Ok(Value::String(s))
-    }
-
-    /// One value (`mp_decode_to_lua_type`); it takes one more stack slot.
-    fn value(&mut self) -> Result<Value, Stop> {
+    /// The start of one value (`mp_decode_to_lua_type`): a scalar, or a container
+    /// whose table now takes a stack slot and whose elements follow.
+    fn start(&mut self) -> Result<Item, Stop> {
         let first = *self.need(1)?.first().ok_or(Stop::Eof)?;
         self.check(1, TYPE_OVERFLOW)?;
-        let num = |n: f64| Value::Number(n);
-        let v = match first {
+        let num = |n: f64| Item::Scalar(Value::Number(n));
+        let item = match first {
             0xcc => num(self.be(1, 1)? as f64),
             0xcd => num(self.be(1, 2)? as f64),
             0xce => num(self.be(1, 4)? as f64),
@@ -302,11 +294,11 @@ impl Decoder<'_> {
             0xd3 => num(self.be(1, 8)? as i64 as f64),
             0xc0 => {
                 self.at += 1;
-                Value::Nil
+                Item::Scalar(Value::Nil)
             }
             0xc2 | 0xc3 => {
                 self.at += 1;
-                Value::Boolean(first == 0xc3)
+                Item::Scalar(Value::Boolean(first == 0xc3))
             }
             0xca => num(f32::from_bits(self.be(1, 4)? as u32) as f64),
             0xcb => num(f64::from_bits(self.be(1, 8)?)),
@@ -324,19 +316,19 @@ impl Decoder<'_> {
             }
             0xdc => {
                 let l = self.be(1, 2)? as usize;
-                self.array(l)?
+                self.open(false, l)?
             }
             0xdd => {
                 let l = self.be(1, 4)? as usize;
-                self.array(l)?
+                self.open(false, l)?
             }
             0xde => {
                 let l = self.be(1, 2)? as usize;
-                self.map(l)?
+                self.open(true, l)?
             }
             0xdf => {
                 let l = self.be(1, 4)? as usize;
-                self.map(l)?
+                self.open(true, l)?
             }
             b if b & 0x80 == 0 => {
                 self.at += 1;
@@ -349,45 +341,111 @@ impl Decoder<'_> {
             b if b & 0xe0 == 0xa0 => self.string(1, (b & 0x1f) as usize)?,
             b if b & 0xf0 == 0x90 => {
                 self.at += 1;
-                self.array((b & 0xf) as usize)?
+                self.open(false, (b & 0xf) as usize)?
             }
             b if b & 0xf0 == 0x80 => {
                 self.at += 1;
-                self.map((b & 0xf) as usize)?
+                self.open(true, (b & 0xf) as usize)?
             }
             _ => return Err(Stop::BadFormat),
         };
-        Ok(v)
+        Ok(item)
     }
 
-    fn array(&mut self, len: usize) -> Result<Value, Stop> {
-        let t = self.lua.create_table()?;
+    fn string(&mut self, skip: usize, len: usize) -> Result<Item, Stop> {
+        self.need(skip + len)?;
+        let s = self
+            .lua
+            .create_string(&self.s[self.at + skip..self.at + skip + len])?;
+        self.at += skip + len;
+        Ok(Item::Scalar(Value::String(s)))
+    }
+
+    /// A new table for a container of `len` elements (pairs, for a map).
+    fn open(&mut self, map: bool, len: usize) -> Result<Item, Stop> {
+        let table = self.lua.create_table()?;
         self.top += 1;
-        for i in 1..=len {
+        if len == 0 {
+            self.top -= 1;
+            return Ok(Item::Scalar(Value::Table(table)));
+        }
+        if !map {
+            // Before the first index is pushed.
             self.check(1, ARRAY_OVERFLOW)?;
-            self.top += 1; // the index
-            let v = self.value()?;
-            t.raw_set(i, v)?;
-            self.top -= 1;
+            self.top += 1;
         }
-        self.top -= 1;
-        Ok(Value::Table(t))
+        Ok(Item::Open(Open {
+            table,
+            map,
+            len,
+            done: 0,
+            key: None,
+        }))
     }
 
-    fn map(&mut self, len: usize) -> Result<Value, Stop> {
-        let t = self.lua.create_table()?;
-        self.top += 1;
-        for _ in 0..len {
-            let k = self.value()?;
-            self.top += 1;
-            let v = self.value()?;
-            self.top -= 1;
-            // Lua's settable refuses a nil (or NaN) key, as Redis's would raise.
-            t.raw_set(k, v)?;
+    /// One whole value, nested containers included, with an explicit stack of the
+    /// open ones (a payload nests as deep as the Lua stack allows, ~4000 levels: too
+    /// deep for recursion on a shard thread's stack).
+    fn value(&mut self) -> Result<Value, Stop> {
+        let mut open: Vec<Open> = Vec::new();
+        loop {
+            let mut v = match self.start()? {
+                Item::Scalar(v) => v,
+                Item::Open(o) => {
+                    open.push(o);
+                    continue;
+                }
+            };
+            // Put `v` in its container; close the containers it completes.
+            loop {
+                let Some(o) = open.last_mut() else {
+                    return Ok(v);
+                };
+                if o.map && o.key.is_none() {
+                    o.key = Some(v);
+                    self.top += 1;
+                    break;
+                }
+                if o.map {
+                    // Lua refuses a nil (or NaN) key, as Redis's settable would.
+                    o.table.raw_set(o.key.take(), v)?;
+                } else {
+                    o.table.raw_set(o.done + 1, v)?;
+                }
+                self.top -= 1; // the index, or the key
+                o.done += 1;
+                if o.done < o.len {
+                    if !o.map {
+                        self.check(1, ARRAY_OVERFLOW)?;
+                        self.top += 1;
+                    }
+                    break;
+                }
+                let Some(closed) = open.pop() else {
+                    return Err(Stop::BadFormat);
+                };
+                self.top -= 1; // its table
+                v = Value::Table(closed.table);
+            }
         }
-        self.top -= 1;
-        Ok(Value::Table(t))
     }
+}
+
+/// What starts at the cursor: a whole scalar, or a container still to fill.
+enum Item {
+    Scalar(Value),
+    Open(Open),
+}
+
+/// A container being decoded.
+struct Open {
+    table: Table,
+    map: bool,
+    len: usize,
+    /// Elements (pairs) set so far.
+    done: usize,
+    /// A map's key waiting for its value.
+    key: Option<Value>,
 }
 
 /// `mp_unpack_full`: `limit` 0 with `offset` 0 decodes everything and returns only
