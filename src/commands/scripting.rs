@@ -140,7 +140,12 @@ pub(super) fn prepare(
 ) -> Result<bool, Reply> {
     let server = &s.server;
     let replica = crate::replication::is_replica(server);
-    let cfg = s.local.borrow().config.clone();
+    if flags.is_none() && !replica {
+        // The common case, a plain EVAL on a master: nothing to check.
+        return Ok(ro);
+    }
+    let local = s.local.borrow();
+    let cfg = &local.config;
     let stale = replica
         && !crate::replication::link_up(server)
         && !cfg.get_bool("replica-serve-stale-data");
@@ -166,7 +171,7 @@ pub(super) fn prepare(
                 "ERR Can not execute a script with write flag using *_ro command.",
             ));
         }
-        if !replica && crate::replication::too_few_good_replicas(server, &cfg) {
+        if !replica && crate::replication::too_few_good_replicas(server, cfg) {
             return Err(Reply::err(super::errors::NOREPLICAS));
         }
     }
