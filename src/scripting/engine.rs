@@ -1,4 +1,10 @@
-//! One core's Lua interpreter: the sandbox, the `redis` library, the compiled scripts.
+//! One core's Lua interpreters: the sandbox, the `redis` library, the compiled scripts.
+//!
+//! Each core has two, as Redis has: one for EVAL ([`with`]) and one for functions
+//! ([`with_functions`], [`Mode::Functions`]). The second also runs libraries' code in
+//! *load mode* ([`Engine::load_library`]), where the globals are only a `redis` with
+//! `register_function`, `log` and the version fields; it reloads every library when
+//! the registry's generation moves ([`Engine::named`]).
 //!
 //! The sandbox is built by a prelude (Lua, run once per interpreter with the full
 //! library) that keeps what scripts may use in a table of *visible* globals, wraps the
