@@ -439,8 +439,9 @@ impl Engine {
     /// The function called `name` (any case), loading every library again first if
     /// the registry changed since this interpreter last did.
     pub fn named(&mut self, name: &str) -> Option<Function> {
-        let (generation, bodies) = super::functions::bodies();
-        if self.generation != Some(generation) {
+        // One atomic load per FCALL; the bodies are read only when they changed.
+        if self.generation != Some(super::functions::generation()) {
+            let (generation, bodies) = super::functions::bodies();
             self.compiled.clear();
             for body in bodies {
                 match self.run_library(&body, None) {
