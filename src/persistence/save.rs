@@ -289,10 +289,8 @@ fn write_parts(
         aof_base,
         crate::commands::info::rss_bytes(),
         &aux,
+        &header.libraries,
     );
-    for code in &header.libraries {
-        encode::function(&mut head, code, false);
-    }
     put(&head, &mut out)?;
     let mut written = Written::default();
     let mut current_db = usize::MAX;
@@ -576,7 +574,8 @@ pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
 
 /// Write shard `sid`'s keys as an RDB file at `path` (an AOF rewrite's base, with
 /// `aof-base:1` when `aof_base`, and the function `libraries` if any), from a snapshot
-/// started on that shard in the same job as `at_start`. Resolves when the file is written, fsynced and renamed in place.
+/// started on that shard in the same job as `at_start`. Resolves when the file is
+/// written, fsynced and renamed in place.
 /// The caller holds the machinery (`Status::try_begin(Activity::AofRewrite)`).
 pub async fn shard_to_file(
     shards: &Shards,

@@ -308,7 +308,7 @@ mod tests {
         let (tx, _rx) = flume::unbounded();
         begin(sh, tx, false).unwrap();
         let mut bytes = Vec::new();
-        encode::header(&mut bytes, false, 0, &[]);
+        encode::header(&mut bytes, false, 0, &[], &[]);
         let mut round = 0;
         loop {
             let (chunks, done) = step(sh, Duration::from_micros(1));

@@ -284,10 +284,8 @@ fn rdb_pieces(
             ("repl-id", &replid),
             ("repl-offset", &offset_s),
         ],
+        &libraries,
     );
-    for code in &libraries {
-        encode::function(&mut head, code, false);
-    }
     put(&head, &mut piece, false)?;
     let mut current_db = usize::MAX;
     let mut done = 0;

@@ -23,7 +23,7 @@
 
 use super::{engine, Flags};
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -295,7 +295,7 @@ pub fn restore(payload: &[u8], policy: Policy) -> Result<(), String> {
     let body = &payload[..payload.len() - 10];
     let mut reader = Reader::raw(body, crate::config::EncodingLimits::default());
     let mut incoming: BTreeMap<String, Arc<Library>> = BTreeMap::new();
-    let mut names: HashMap<String, ()> = HashMap::new();
+    let mut names: HashSet<String> = HashSet::new();
     while (reader.offset() as usize) < body.len() {
         let ty = reader
             .read_type()
@@ -314,7 +314,7 @@ pub fn restore(payload: &[u8], policy: Policy) -> Result<(), String> {
         }
         let lib = build(&code, name.clone(), lib_body, false)?;
         for f in &lib.functions {
-            if names.insert(f.name.to_ascii_lowercase(), ()).is_some() {
+            if !names.insert(f.name.to_ascii_lowercase()) {
                 return Err(format!("Function {} already exists", f.name));
             }
         }

@@ -93,12 +93,10 @@ fn core_begin(slot: usize, holds_all: bool, script: &Script) {
     if !eval {
         *lock(&c.function) = Some((script.name.clone(), script.command.clone()));
     }
-    if holds_all {
-        HOLDING_ALL_EVAL.store(eval, Ordering::SeqCst);
-    }
     let now = crate::clock::now_ms().max(1);
     c.started_ms.store(now, Ordering::SeqCst);
     if holds_all {
+        HOLDING_ALL_EVAL.store(eval, Ordering::SeqCst);
         HOLDING_ALL_SINCE.store(now, Ordering::SeqCst);
     }
 }

@@ -853,7 +853,7 @@ mod tests {
 
     fn file(entries: &[(&str, Value)], compress: bool) -> Vec<u8> {
         let mut out = Vec::new();
-        encode::header(&mut out, false, 12345, &[("shardis", "1")]);
+        encode::header(&mut out, false, 12345, &[("shardis", "1")], &[]);
         encode::select_db(&mut out, 0);
         encode::resize_db(&mut out, entries.len() as u64, 1);
         for (i, (k, v)) in entries.iter().enumerate() {

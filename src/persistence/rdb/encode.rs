@@ -34,9 +34,16 @@ pub struct Options {
     pub compress: bool,
 }
 
-/// `REDIS0010` and the AUX fields (`redis-ver`, `redis-bits`, `ctime`, `used-mem`,
-/// `aof-base`, plus the given ones).
-pub fn header(out: &mut Vec<u8>, aof_base: bool, used_mem: u64, extra_aux: &[(&str, &str)]) {
+/// `REDIS0010`, the AUX fields (`redis-ver`, `redis-bits`, `ctime`, `used-mem`,
+/// `aof-base`, plus the given ones), then the function `libraries` (as Redis writes
+/// them, before the first database).
+pub fn header(
+    out: &mut Vec<u8>,
+    aof_base: bool,
+    used_mem: u64,
+    extra_aux: &[(&str, &str)],
+    libraries: &[bytes::Bytes],
+) {
     out.extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
     let ctime = crate::clock::now_ms() / 1000;
     aux(out, "redis-ver", REDIS_VER.as_bytes());
@@ -47,6 +54,9 @@ pub fn header(out: &mut Vec<u8>, aof_base: bool, used_mem: u64, extra_aux: &[(&s
         aux(out, k, v.as_bytes());
     }
     aux(out, "aof-base", if aof_base { b"1" } else { b"0" });
+    for code in libraries {
+        function(out, code, false);
+    }
 }
 
 /// One AUX field (opcode 250, key, value; both strings, integers encoded as such).
