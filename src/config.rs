@@ -560,6 +560,9 @@ pub struct Config {
     pub values: BTreeMap<&'static str, String>,
     /// `rename-command old new` lines from the file (applied by the command table owner).
     pub renamed_commands: Vec<(String, String)>,
+    /// Sentinel mode's `sentinel ...` lines, for `crate::sentinel` to read: (line
+    /// number, line, the arguments after `sentinel`).
+    pub sentinel_lines: Vec<(usize, String, Vec<String>)>,
     /// `user ...` ACL lines from the file, verbatim arguments.
     pub users: Vec<Vec<String>>,
 }
@@ -679,6 +682,7 @@ impl Default for Config {
             config_file: None,
             values: BTreeMap::new(),
             renamed_commands: Vec::new(),
+            sentinel_lines: Vec::new(),
             users: Vec::new(),
         };
         for o in OPTIONS {
@@ -1282,6 +1286,22 @@ fn apply_conf_text(
             .into_iter()
             .map(|a| String::from_utf8_lossy(&a).into_owned())
             .collect();
+        if argv[0].eq_ignore_ascii_case("sentinel") {
+            // A bare `sentinel` is `--sentinel` from the command line: the mode was
+            // chosen before the file was read.
+            if argv.len() > 1 {
+                if !crate::sentinel::enabled() {
+                    return Err(line_error(
+                        line_no,
+                        line,
+                        "sentinel directive while not in sentinel mode",
+                    ));
+                }
+                c.sentinel_lines
+                    .push((line_no, line.to_string(), argv[1..].to_vec()));
+            }
+            continue;
+        }
         c.apply_directive(&argv, state)
             .map_err(|e| line_error(line_no, line, &e))?;
     }
@@ -1387,6 +1407,12 @@ pub fn load(args: &[String]) -> Result<Config, String> {
 pub fn load_with_default(args: &[String], default_file: Option<&str>) -> Result<Config, String> {
     let mut c = Config::default();
     let mut state = LoadState::default();
+    let sentinel = crate::sentinel::enabled();
+    if sentinel {
+        // A Sentinel's own defaults: its port, and reachable from other hosts.
+        c.set_option("port", &crate::sentinel::DEFAULT_PORT.to_string())?;
+        c.set_option("protected-mode", "no")?;
+    }
     let (file, flags) = match args.first() {
         Some(a) if !a.starts_with('-') => (Some(a.clone()), &args[1..]),
         _ => match default_file {
@@ -1418,6 +1444,17 @@ pub fn load_with_default(args: &[String], default_file: Option<&str>) -> Result<
         file_lines + 1 + usize::from(file.is_none()),
         &mut state,
     )?;
+    if sentinel {
+        if file.as_deref().is_some_and(|f| f.ends_with(".toml")) {
+            return Err(
+                "Sentinel mode reads a redis.conf-style file (sentinel.conf), not TOML".into(),
+            );
+        }
+        // A Sentinel keeps no data set, and one core is plenty for its few links.
+        c.set_option("threads", "1")?;
+        c.set_option("save", "")?;
+        c.set_option("appendonly", "no")?;
+    }
     if c.get("daemonize") == Some("yes") {
         return Err("daemonize yes is not supported by Shardis: run it under a supervisor (systemd, docker) instead".into());
     }

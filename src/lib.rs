@@ -13,6 +13,7 @@ pub mod protocol;
 pub mod replication;
 pub mod runtime;
 pub mod scripting;
+pub mod sentinel;
 pub mod server;
 pub mod shard;
 pub mod storage;

@@ -10,6 +10,14 @@ pub fn warning(msg: &str) {
     write(b'#', msg);
 }
 
+/// The role letter of the log lines: `M` for a data server, `X` for a Sentinel.
+static ROLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(b'M');
+
+/// Mark this process's log lines as a Sentinel's (`X`), as Redis does.
+pub fn set_role(role: u8) {
+    ROLE.store(role, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn write(level: u8, msg: &str) {
     let ms = crate::clock::now_ms();
     let secs = (ms / 1000) as i64;
@@ -18,8 +26,9 @@ fn write(level: u8, msg: &str) {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     eprintln!(
-        "{}:M {:02} {} {} {:02}:{:02}:{:02}.{:03} {} {}",
+        "{}:{} {:02} {} {} {:02}:{:02}:{:02}.{:03} {} {}",
         std::process::id(),
+        ROLE.load(std::sync::atomic::Ordering::Relaxed) as char,
         d,
         MONTHS[(mo - 1) as usize],
         y,
@@ -32,8 +41,9 @@ fn write(level: u8, msg: &str) {
     );
 }
 
-/// UTC calendar fields from unix seconds (days-from-civil inverse).
-fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
+/// UTC calendar fields (year, month, day, hour, minute, second) from unix seconds
+/// (days-from-civil inverse).
+pub fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     let z = days + 719468;

@@ -5,14 +5,32 @@
 static GLOBAL: shardis::memory::CountingAlloc = shardis::memory::CountingAlloc;
 
 fn main() {
+    let exe = std::env::args().next().unwrap_or_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match shardis::config::load(&args) {
+    let sentinel = shardis::sentinel::requested(&exe, &args);
+    if sentinel {
+        shardis::sentinel::enable();
+        shardis::log::set_role(b'X');
+    }
+    // A Sentinel reads only the file it is given: it rewrites it with its state.
+    let default_file = (!sentinel).then_some("config.toml");
+    let config = match shardis::config::load_with_default(&args, default_file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
             std::process::exit(1);
         }
     };
+    if sentinel {
+        if let Err(e) = shardis::sentinel::init(&config) {
+            if e.starts_with("Reading the configuration file") {
+                eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
+            } else {
+                shardis::log::warning(&e);
+            }
+            std::process::exit(1);
+        }
+    }
     if let Err(e) = shardis::server::run(shardis::config::ConfigHandle::new(config)) {
         shardis::log::log(&e);
         std::process::exit(1);

@@ -28,7 +28,9 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
     // Until shard 0 has loaded the data set, every core answers -LOADING. With the AOF
     // on, also while there is nothing to load: a write accepted before every shard has
     // its AOF attached would not be logged, and a crash would lose it acknowledged.
-    let to_load = if cfg.get_bool("appendonly") {
+    let to_load = if crate::sentinel::enabled() {
+        false
+    } else if cfg.get_bool("appendonly") {
         true
     } else {
         save::rdb_path(&cfg).exists()
@@ -41,6 +43,10 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
 
 /// A shard's persistence tasks, started on its thread before it accepts connections.
 fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
+    if crate::sentinel::enabled() {
+        start_sentinel(shards, shutdown_rx);
+        return;
+    }
     runtime::backend::spawn(save::driver(shards.local.clone())).detach();
     if shards.local_id == 0 {
         let shutdown_rx = shutdown_rx.clone();
@@ -70,6 +76,22 @@ fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
         })
         .detach();
     }
+}
+
+/// Sentinel mode: no data set to load or save; core 0 runs the Sentinel.
+fn start_sentinel(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
+    if shards.local_id != 0 {
+        return;
+    }
+    let shutdown_rx = shutdown_rx.clone();
+    let on_signal = shards.clone();
+    runtime::backend::spawn(async move {
+        if shutdown_rx.recv_async().await.is_ok() {
+            persistence::shutdown(&on_signal, None).await;
+        }
+    })
+    .detach();
+    runtime::backend::spawn(crate::sentinel::run(shards)).detach();
 }
 
 fn install_signal_handlers(shutdown: flume::Sender<()>) {

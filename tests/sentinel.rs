@@ -37,20 +37,7 @@ fn write(path: &Path, text: &str) -> String {
 /// A query on a fresh authenticated connection (a failover kills normal clients), or
 /// None while the node is down or refuses.
 fn query<T: redis::FromRedisValue>(port: u16, auth: bool, args: &[&str]) -> Option<T> {
-    let url = if auth {
-        format!("redis://:{PASS}@127.0.0.1:{port}/")
-    } else {
-        format!("redis://127.0.0.1:{port}/")
-    };
-    let mut c = redis::Client::open(url)
-        .ok()?
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .ok()?;
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(&mut c).ok()
+    common::query_port(port, auth.then_some(PASS), args)
 }
 
 /// `ROLE` reduced to (role, master port): ("master", 0) or ("slave", port).

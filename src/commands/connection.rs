@@ -310,22 +310,26 @@ fn hello<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
         if let Some(p) = proto {
             c.set_resp(p);
         }
-        Reply::Map(vec![
+        let mut fields = vec![
             (Reply::bulk_str("server"), Reply::bulk_str("redis")),
             (Reply::bulk_str("version"), Reply::bulk_str(REDIS_VERSION)),
             (Reply::bulk_str("proto"), Reply::Int(c.resp as i64)),
             (Reply::bulk_str("id"), Reply::Int(c.id as i64)),
-            (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
-            (
-                Reply::bulk_str("role"),
-                Reply::bulk_str(if crate::replication::is_replica(&s.server) {
-                    "replica"
-                } else {
-                    "master"
-                }),
-            ),
-            (Reply::bulk_str("modules"), Reply::Array(vec![])),
-        ])
+        ];
+        // A Sentinel says so, and has no replication role.
+        if crate::sentinel::enabled() {
+            fields.push((Reply::bulk_str("mode"), Reply::bulk_str("sentinel")));
+        } else {
+            fields.push((Reply::bulk_str("mode"), Reply::bulk_str("standalone")));
+            let role = if crate::replication::is_replica(&s.server) {
+                "replica"
+            } else {
+                "master"
+            };
+            fields.push((Reply::bulk_str("role"), Reply::bulk_str(role)));
+        }
+        fields.push((Reply::bulk_str("modules"), Reply::Array(vec![])));
+        Reply::Map(fields)
     })
 }
 

@@ -176,7 +176,7 @@ pub fn snapshot(shard: &mut Shard, counts: bool, latency: bool) -> ShardSnapshot
     }
 }
 
-fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+pub fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         let wanted = requested_sections(&argv[1..]);
         let counts = wanted.contains(&"commandstats");
@@ -216,15 +216,29 @@ fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
     })
 }
 
+/// A Sentinel's sections: all shown by default.
+const SENTINEL_SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("cpu", true),
+    ("stats", true),
+    ("sentinel", true),
+];
+
 /// The section names INFO's arguments select, in Redis's order.
 pub fn requested_sections(args: &[Bytes]) -> Vec<&'static str> {
+    let sections = if crate::sentinel::enabled() {
+        SENTINEL_SECTIONS
+    } else {
+        SECTIONS
+    };
     let lower: Vec<String> = args
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
     let all = lower.iter().any(|a| a == "all" || a == "everything");
     let default = lower.is_empty() || lower.iter().any(|a| a == "default");
-    SECTIONS
+    sections
         .iter()
         .filter(|(name, dflt)| all || (default && *dflt) || lower.iter().any(|a| a == name))
         .map(|(name, _)| *name)
@@ -286,6 +300,7 @@ pub fn render(
         let mut w = Section(String::new());
         match *name {
             "server" => server(&mut w, cfg, facts),
+            "sentinel" => w.0.push_str(&crate::commands::sentinel::info_section()),
             "clients" => {
                 w.header("Clients");
                 w.field("connected_clients", facts.connected_clients);
@@ -405,7 +420,12 @@ fn server(w: &mut Section, cfg: &Config, f: &ServerFacts) {
     w.field("redis_git_sha1", "00000000");
     w.field("redis_git_dirty", 0);
     w.field("redis_build_id", build_id());
-    w.field("redis_mode", "standalone");
+    let mode = if crate::sentinel::enabled() {
+        "sentinel"
+    } else {
+        "standalone"
+    };
+    w.field("redis_mode", mode);
     w.field(
         "os",
         format!(

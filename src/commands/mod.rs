@@ -37,6 +37,7 @@ pub mod propagate;
 pub mod pubsub;
 pub mod replication;
 pub mod scripting;
+pub mod sentinel;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -399,7 +400,8 @@ impl Command {
     }
 }
 
-/// All top-level commands, by family.
+/// All top-level commands this process serves, by family (sentinel mode serves its
+/// own set: see `sentinel::serves`).
 pub fn families() -> impl Iterator<Item = &'static Command> {
     [
         string::COMMANDS,
@@ -428,9 +430,11 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         replication::COMMANDS,
         scripting::COMMANDS,
         function::COMMANDS,
+        sentinel::COMMANDS,
     ]
     .into_iter()
     .flat_map(|f| f.iter())
+    .filter(|c| sentinel::serves(c))
 }
 
 /// Name -> entry, hashed with foldhash: looked up for every request.

@@ -8,6 +8,7 @@
 
 pub mod parse;
 pub mod reply;
+pub mod response;
 
 pub use parse::{parse_request, Limits, ParseOutcome, ProtocolError, RequestParser};
 pub use reply::Reply;

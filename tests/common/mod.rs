@@ -899,3 +899,26 @@ fn differences(a: &mut RawConn, b: &mut RawConn) -> String {
     }
     out
 }
+
+/// A query on a fresh connection to `port` (authenticated with `password` if given),
+/// or None while the node is down or refuses: for tests whose nodes come and go
+/// (failovers kill normal clients).
+pub fn query_port<T: redis::FromRedisValue>(
+    port: u16,
+    password: Option<&str>,
+    args: &[&str],
+) -> Option<T> {
+    let url = match password {
+        Some(p) => format!("redis://:{p}@127.0.0.1:{port}/"),
+        None => format!("redis://127.0.0.1:{port}/"),
+    };
+    let mut c = redis::Client::open(url)
+        .ok()?
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .ok()?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut c).ok()
+}
