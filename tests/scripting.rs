@@ -651,25 +651,7 @@ fn a_busy_script_answers_busy_and_stops_on_script_kill() {
 #[test]
 fn redis_py_locks_count_exactly() {
     let server = Server::shardis(2);
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
-    let path = format!(
-        "{}:{}",
-        dir.join("redis-8.1.0-py3-none-any.whl").display(),
-        dir.join("stub").display()
-    );
-    let out = std::process::Command::new("python3")
-        .arg("-s")
-        .arg(dir.join("lock_contention.py"))
-        .arg(server.port.to_string())
-        .env("PYTHONPATH", path)
-        .output()
-        .expect("python3 runs (.ci/run installs it)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::python_client("lock_contention.py", &[server.port.to_string()]);
     assert_eq!(
         text.trim(),
         "counter=160 extended=16 reacquired=16 stolen=2"

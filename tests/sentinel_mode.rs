@@ -377,6 +377,12 @@ fn mixed_quorum_fails_over_with_either_leader_and_converges() {
     );
     let v: Option<String> = query(r_replica.port, &["GET", "k"]).unwrap();
     assert_eq!(v.as_deref(), Some("v"));
+    // redis-py's Sentinel client finds the new master and a replica through ours.
+    let seen = common::python_client("sentinel_discovery.py", &[ours.port.to_string()]);
+    assert_eq!(
+        seen.trim(),
+        format!("master={} replicas_listed=True read=yes", r_replica.port)
+    );
     let epoch1 = master_field(ours.port, "config-epoch").unwrap();
     let r_port = r_replica.port;
 

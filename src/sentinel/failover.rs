@@ -129,10 +129,13 @@ pub fn start_if_needed(g: &mut Globals, fx: &mut Effects, m: &mut Master, now: u
     if !m.inst.has(O_DOWN) || m.inst.has(FAILOVER_IN_PROGRESS) {
         return false;
     }
-    if now.saturating_sub(m.failover_start_time) < m.failover_timeout * 2 {
+    if now.saturating_sub(m.failover_start_time) < m.failover_timeout.saturating_mul(2) {
         if m.failover_delay_logged != m.failover_start_time {
             m.failover_delay_logged = m.failover_start_time;
-            let at = (m.failover_start_time + m.failover_timeout * 2) / 1000;
+            let at = m
+                .failover_start_time
+                .saturating_add(m.failover_timeout.saturating_mul(2))
+                / 1000;
             crate::log::warning(&format!(
                 "Next failover delay: I will not start a failover before {}",
                 ctime(at)
@@ -162,14 +165,14 @@ fn ctime(secs: u64) -> String {
 /// priority > 0; the lowest priority, then the highest offset, then the lowest run id.
 pub fn select_replica(g: &Globals, m: &Master, now: u64) -> Option<String> {
     let t = &g.timing;
-    let mut max_down = m.inst.down_after * 10;
+    let mut max_down = m.inst.down_after.saturating_mul(10);
     if m.inst.has(S_DOWN) {
-        max_down += now.saturating_sub(m.inst.s_down_since);
+        max_down = max_down.saturating_add(now.saturating_sub(m.inst.s_down_since));
     }
     let validity = if m.inst.has(S_DOWN) {
-        t.ping_period * 5
+        t.ping_period.saturating_mul(5)
     } else {
-        t.info_period * 3
+        t.info_period.saturating_mul(3)
     };
     let mut candidates: Vec<&Instance> = m
         .replicas
@@ -177,7 +180,7 @@ pub fn select_replica(g: &Globals, m: &Master, now: u64) -> Option<String> {
         .filter(|r| {
             r.flags & (S_DOWN | O_DOWN) == 0
                 && !r.link.disconnected
-                && now.saturating_sub(r.link.last_avail_time) <= t.ping_period * 5
+                && now.saturating_sub(r.link.last_avail_time) <= t.ping_period.saturating_mul(5)
                 && r.slave_priority != 0
                 && now.saturating_sub(r.info_refresh) <= validity
                 && r.master_link_down_time <= max_down
@@ -630,7 +633,7 @@ pub fn after_replica_info(
             reconfig_script(g, fx, m, "leader", &master_addr, &to);
             force_hello_update(m, g.timing.publish_period);
         } else {
-            let wait = g.timing.publish_period * 4;
+            let wait = g.timing.publish_period.saturating_mul(4);
             if !r.has(PROMOTED)
                 && sane
                 && r.no_down_for(wait, now)

@@ -327,6 +327,6 @@ impl Master {
     pub fn looks_sane(&self, info_period: u64, now: u64) -> bool {
         self.inst.role_reported == Kind::Master
             && self.inst.flags & (S_DOWN | O_DOWN) == 0
-            && now.saturating_sub(self.inst.info_refresh) < info_period * 2
+            && now.saturating_sub(self.inst.info_refresh) < info_period.saturating_mul(2)
     }
 }

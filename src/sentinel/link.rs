@@ -109,6 +109,10 @@ pub fn spawn(shards: Rc<Shards>, c: Connect) {
     .detach();
 }
 
+/// The largest reply a link buffers (an INFO is a few KiB): an instance sending
+/// more is not a Redis server, and its link is closed.
+const MAX_REPLY: usize = 64 << 20;
+
 /// Why a link ended: `None` when the instance dropped it (nothing to report).
 type Ended = Option<String>;
 
@@ -171,6 +175,9 @@ async fn run(shards: &Rc<Shards>, c: Connect) -> Ended {
             }
         };
         rbuf.extend_from_slice(&chunk[..n]);
+        if rbuf.len() > MAX_REPLY {
+            return Some("reply larger than a Sentinel reads".into());
+        }
         let mut replies = Vec::new();
         let mut used = 0;
         loop {

@@ -324,7 +324,7 @@ fn check_sdown(g: &Globals, fx: &mut Effects, m: &mut Master, who: &Who, now: u6
     }
     if l.pc.is_some()
         && now.saturating_sub(l.pc_conn_time) > t.min_link_reconnect_period
-        && now.saturating_sub(l.pc_last_activity) > t.publish_period * 3
+        && now.saturating_sub(l.pc_last_activity) > t.publish_period.saturating_mul(3)
     {
         l.pc = None;
         l.disconnected = true;
@@ -332,7 +332,8 @@ fn check_sdown(g: &Globals, fx: &mut Effects, m: &mut Master, who: &Who, now: u6
     let down = elapsed > i.down_after
         || (i.kind == Kind::Master
             && i.role_reported == Kind::Replica
-            && now.saturating_sub(i.role_reported_time) > i.down_after + t.info_period * 2)
+            && now.saturating_sub(i.role_reported_time)
+                > i.down_after.saturating_add(t.info_period.saturating_mul(2)))
         || (i.has(MASTER_REBOOT) && now.saturating_sub(reboot.0) > reboot.1);
     let changed = if down && !i.has(S_DOWN) {
         i.s_down_since = now;
@@ -399,7 +400,7 @@ pub fn ask_other_sentinels(g: &Globals, m: &mut Master, forced: bool, now: u64) 
     let ip = view.addr.announced(g.announce_hostnames).to_string();
     for s in m.sentinels.values_mut() {
         let elapsed = now.saturating_sub(s.last_master_down_reply_time);
-        if elapsed > g.timing.ask_period * 5 {
+        if elapsed > g.timing.ask_period.saturating_mul(5) {
             s.flags &= !MASTER_DOWN;
             s.leader = None;
         }
@@ -594,7 +595,8 @@ fn parse_info(text: &str) -> Info {
             }
         }
         if let Some(v) = l.strip_prefix("master_link_down_since_seconds:") {
-            p.master_link_down_ms = v.trim().parse::<i64>().unwrap_or(0).max(0) as u64 * 1000;
+            p.master_link_down_ms =
+                (v.trim().parse::<i64>().unwrap_or(0).max(0) as u64).saturating_mul(1000);
         }
         if l.starts_with("role:master") {
             p.role = Some(Kind::Master);
@@ -911,5 +913,47 @@ pub fn process_hello(st: &mut State, hello: &str, now: u64) {
         .and_then(|m| m.sentinels.get_mut(runid))
     {
         s.last_hello_time = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_fields_of_a_master_and_a_replica() {
+        let master = "# Server\r\nrun_id:0123456789012345678901234567890123456789\r\n\
+            # Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+            slave0:ip=10.0.0.2,port=6380,state=online,offset=5,lag=0\r\n\
+            slave1:10.0.0.3,6381,online\r\n";
+        let p = parse_info(master);
+        assert_eq!(p.role, Some(Kind::Master));
+        assert_eq!(
+            p.runid.as_deref(),
+            Some("0123456789012345678901234567890123456789")
+        );
+        assert_eq!(
+            p.replicas,
+            vec![
+                ("10.0.0.2".to_string(), 6380),
+                ("10.0.0.3".to_string(), 6381)
+            ]
+        );
+        let replica = "role:slave\r\nmaster_host:10.0.0.1\r\nmaster_port:6379\r\n\
+            master_link_status:down\r\nmaster_link_down_since_seconds:7\r\n\
+            slave_repl_offset:42\r\nslave_priority:0\r\nreplica_announced:1\r\n";
+        let p = parse_info(replica);
+        assert_eq!(p.role, Some(Kind::Replica));
+        assert_eq!(p.master_host.as_deref(), Some("10.0.0.1"));
+        assert_eq!(p.master_port, Some(6379));
+        assert_eq!(p.link_up, Some(false));
+        assert_eq!(p.master_link_down_ms, 7000);
+        assert_eq!(
+            (p.offset, p.priority, p.announced),
+            (Some(42), Some(0), Some(1))
+        );
+        // Garbage lines are skipped, never a panic.
+        let p = parse_info("slave0:\r\nslave1:ip=x\r\nrun_id:short\r\nmaster_port:x\r\n");
+        assert!(p.replicas.is_empty() && p.runid.is_none());
     }
 }

@@ -76,8 +76,11 @@ pub fn run_due(st: &mut State, now: u64) {
                 job.child = None;
                 if status.code() == Some(1) && job.retry_num < MAX_RETRY {
                     job.retry_num += 1;
-                    job.start_time =
-                        now + (timing.script_retry_delay << (job.retry_num - 1).min(20));
+                    job.start_time = now.saturating_add(
+                        timing
+                            .script_retry_delay
+                            .saturating_mul(1 << (job.retry_num - 1).min(20)),
+                    );
                     i += 1;
                 } else {
                     if status.code() != Some(0) {

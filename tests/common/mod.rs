@@ -922,3 +922,29 @@ pub fn query_port<T: redis::FromRedisValue>(
     }
     cmd.query(&mut c).ok()
 }
+
+/// Run `tests/clients/<script>` with python3 and redis-py 8.1.0 from the wheel kept
+/// there (Python imports from it directly); its standard output. Panics with both
+/// outputs if the script fails.
+pub fn python_client(script: &str, args: &[String]) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let path = format!(
+        "{}:{}",
+        dir.join("redis-8.1.0-py3-none-any.whl").display(),
+        dir.join("stub").display()
+    );
+    let out = Command::new("python3")
+        .arg("-s")
+        .arg(dir.join(script))
+        .args(args)
+        .env("PYTHONPATH", path)
+        .output()
+        .expect("python3 runs (.ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
