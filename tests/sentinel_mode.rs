@@ -451,3 +451,69 @@ fn mixed_quorum_fails_over_with_either_leader_and_converges() {
     drop((sub, ours, theirs, s_replica));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn authenticates_to_instances_and_to_other_sentinels() {
+    const PASS: &str = "s3cret";
+    let dir = scratch("sentinel-mode-auth");
+    let node_conf = |tag: &str, extra: &str| {
+        write(
+            &dir.join(format!("{tag}.conf")),
+            &format!("threads 2\nrequirepass {PASS}\nmasterauth {PASS}\n{extra}"),
+        )
+    };
+    let m = Server::shardis_config(&node_conf("master", ""), &[]);
+    let replica_of = format!("replicaof 127.0.0.1 {}\n", m.port);
+    let _r = Server::shardis_config(&node_conf("replica", &replica_of), &[]);
+    // Ours needs a password from its clients and from other Sentinels (requirepass);
+    // redis-sentinel has its own and gives ours with `sentinel-pass`; both give the
+    // data nodes' with `auth-pass`.
+    let with_auth = |tag: &str, own: &str, peer: &str| {
+        let conf = sentinel_conf(&dir, tag, m.port, 2, 5000);
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text += &format!(
+            "sentinel auth-pass {NAME} {PASS}\nrequirepass {own}\nsentinel sentinel-pass {peer}\n"
+        );
+        write(Path::new(&conf), &text)
+    };
+    let ours = shardis_sentinel(&with_auth("ours", "ours-pw", "theirs-pw"));
+    let theirs = redis_sentinel(&with_auth("theirs", "theirs-pw", "ours-pw"));
+    let asked = |port: u16, pw: &str, what: &str| {
+        common::query_port::<Vec<redis::Value>>(port, Some(pw), &["SENTINEL", what, NAME])
+            .map_or(0, |v| v.len())
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            asked(ours.port, "ours-pw", "REPLICAS") == 1
+                && asked(ours.port, "ours-pw", "SENTINELS") == 1
+                && asked(theirs.port, "theirs-pw", "SENTINELS") == 1
+        }),
+        "AUTH failed on some link:\n{}",
+        ours.log_text()
+    );
+    // Each PINGs the other on its own link, authenticated: answered within a second.
+    let peer_ok = |port: u16, pw: &str| {
+        let v: Option<Vec<std::collections::HashMap<String, String>>> =
+            common::query_port(port, Some(pw), &["SENTINEL", "SENTINELS", NAME]);
+        v.is_some_and(|v| {
+            v.len() == 1
+                && v[0]["flags"] == "sentinel"
+                && v[0]["last-ok-ping-reply"].parse::<u64>().unwrap() < 1500
+                && v[0]["last-ping-sent"] == "0"
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || peer_ok(ours.port, "ours-pw")
+            && peer_ok(theirs.port, "theirs-pw")),
+        "a Sentinel link did not authenticate:\n{}",
+        ours.log_text()
+    );
+    let noauth = shown(ours.port, &["SENTINEL", "MASTERS"]);
+    assert!(noauth.contains("NOAUTH"), "{noauth}");
+    let m: std::collections::HashMap<String, String> =
+        common::query_port(ours.port, Some("ours-pw"), &["SENTINEL", "MASTER", NAME]).unwrap();
+    assert_eq!(m["flags"], "master");
+    assert_eq!(m["runid"].len(), 40);
+    drop((ours, theirs));
+    let _ = std::fs::remove_dir_all(&dir);
+}
