@@ -366,13 +366,15 @@ fn expired_keys_are_invalidated() {
     same("expiry", &[0, 1], |s| {
         s.hello3(0);
         s.cmd(0, "CLIENT TRACKING ON");
-        s.cmd(1, &format!("SET {} v PX 50", k[0]));
-        s.cmd(1, &format!("SET {} v PX 50", k[1]));
+        // Long enough for both GETs to find the keys on a loaded machine (50 ms was
+        // not, in CI while other tests ran).
+        s.cmd(1, &format!("SET {} v PX 500", k[0]));
+        s.cmd(1, &format!("SET {} v PX 500", k[1]));
         s.cmd(0, &format!("GET {}", k[0]));
         s.cmd(0, &format!("GET {}", k[1]));
         // Lazily (the writer's read finds it expired) or by the active cycle: either
         // way an invalidation each, in an order that depends on which came first.
-        std::thread::sleep(Duration::from_millis(150));
+        std::thread::sleep(Duration::from_millis(700));
         s.cmd(1, &format!("GET {}", k[0]));
         s.read_unordered(0, 2);
     });
