@@ -48,6 +48,10 @@ pub struct Client {
     pub reply_mode: ReplyMode,
     pub no_evict: bool,
     pub no_touch: bool,
+    /// Cluster mode: READONLY (reads served by a replica of the slot's master).
+    pub cluster_readonly: bool,
+    /// Cluster mode: ASKING was sent (the next command may use an importing slot).
+    pub asking: bool,
     /// Unix ms of connection and of the last command.
     pub created_ms: u64,
     pub last_interaction_ms: u64,
@@ -500,6 +504,8 @@ impl Client {
             reply_mode: ReplyMode::On,
             no_evict: false,
             no_touch: false,
+            cluster_readonly: false,
+            asking: false,
             created_ms: now,
             last_interaction_ms: now,
             last_cmd: "NULL".into(),

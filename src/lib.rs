@@ -1,8 +1,10 @@
 //! Shardis: a Redis-compatible server with one shard per core. See DESIGN.md in the
 //! team's shared folder for the architecture; each module's doc comment says what it owns.
 
+pub mod atomic_file;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod log;

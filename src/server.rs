@@ -60,6 +60,9 @@ fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
             })
             .detach();
             runtime::backend::spawn(aof::auto_rewrite(shards.clone())).detach();
+            if crate::cluster::enabled() {
+                runtime::backend::spawn(crate::cluster::run(shards.clone())).detach();
+            }
             runtime::backend::spawn(replication::master::ping_task(shards.clone())).detach();
             let replicaof = shards
                 .local

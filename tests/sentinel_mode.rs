@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{wait_until, Server};
+use common::{shown, wait_until, Server};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,22 +31,6 @@ fn write(path: &Path, text: &str) -> String {
 /// A query on a fresh connection, or None while the node is down or refuses.
 fn query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
     common::query_port(port, None, args)
-}
-
-/// The reply (or error) as text, for comparing two servers.
-fn shown(port: u16, args: &[&str]) -> String {
-    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-        .unwrap()
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .unwrap();
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    match cmd.query::<redis::Value>(&mut c) {
-        Ok(v) => format!("{v:?}"),
-        Err(e) => format!("ERR {:?} {}", e.code(), e.detail().unwrap_or("")),
-    }
 }
 
 /// The master's port as sentinel `port` tells it.

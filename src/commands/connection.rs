@@ -220,6 +220,9 @@ fn select(c: &mut Client, argv: &[Bytes]) -> Reply {
         Ok(i) => i,
         Err(e) => return e,
     };
+    if crate::cluster::enabled() && idx != 0 {
+        return Reply::err("ERR SELECT is not allowed in cluster mode");
+    }
     if idx < 0 || idx as usize >= c.databases {
         return Reply::err(errors::DB_INDEX);
     }

@@ -54,7 +54,7 @@ pub enum Admitted {
 /// Only a `pausable` request (a client's, not one the server replays or retries
 /// itself) is postponed by CLIENT PAUSE.
 pub fn admit(client: &ClientRef, shards: &Shards, argv: Vec<Bytes>, pausable: bool) -> Admitted {
-    let cmd = match resolve(&argv).and_then(|cmd| check(client, shards, cmd)) {
+    let cmd = match resolve(&argv).and_then(|cmd| check(client, shards, cmd, &argv)) {
         Ok(cmd) => cmd,
         Err((reply, cmd)) => return Admitted::Answer(refused(client, shards, reply, cmd)),
     };
@@ -77,6 +77,7 @@ fn check(
     client: &ClientRef,
     shards: &Shards,
     cmd: &'static Command,
+    argv: &[Bytes],
 ) -> Result<&'static Command, (Reply, Option<&'static Command>)> {
     let refuse = |reply: Reply| Err((reply, Some(cmd)));
     let (authed, id, subscribe_mode, monitor) = {
@@ -90,6 +91,11 @@ fn check(
     };
     if !authed && !cmd.has_flag("no_auth") {
         return refuse(Reply::err(errors::NOAUTH));
+    }
+    if crate::cluster::enabled() {
+        if let Some(reply) = cluster_redirect(client, cmd, argv) {
+            return refuse(reply);
+        }
     }
     if shards.server.loading.load(Ordering::Relaxed)
         && !cmd.has_flag("loading")
@@ -129,6 +135,34 @@ fn check(
         return refuse(Reply::err(errors::NOT_IN_MULTI));
     }
     Ok(cmd)
+}
+
+/// Cluster mode: where a request with keys must go instead (`-MOVED`, `-CROSSSLOT`,
+/// `-CLUSTERDOWN`), unless it comes from our master or the AOF. ASKING lasts one
+/// command, as in Redis.
+fn cluster_redirect(client: &ClientRef, cmd: &Command, argv: &[Bytes]) -> Option<Reply> {
+    let (readonly, exempt) = {
+        let mut c = client.borrow_mut();
+        let asking = std::mem::take(&mut c.asking) && cmd.name != "asking";
+        if cmd.name == "asking" {
+            c.asking = true;
+        }
+        let _ = asking;
+        (
+            c.cluster_readonly,
+            c.repl.is_master || c.id == crate::client::REPLAY_CLIENT,
+        )
+    };
+    if exempt {
+        return None;
+    }
+    let slots: Vec<u16> = cmd
+        .key_indexes(argv)
+        .into_iter()
+        .filter_map(|i| argv.get(i))
+        .map(|k| crate::runtime::slots::key_slot(k))
+        .collect();
+    crate::cluster::redirect(&slots, cmd.is_write(), readonly)
 }
 
 /// On a replica: `-READONLY` for a write under `replica-read-only`, `-MASTERDOWN` for

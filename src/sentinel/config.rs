@@ -438,14 +438,9 @@ fn replace_sentinel_lines(old: &str, new: &[String], port: u16) -> String {
     text
 }
 
-/// Replace the file atomically (write aside, fsync, rename).
+/// Replace the file atomically.
 pub fn write_file(path: &str, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = format!("{path}.tmp-{}", std::process::id());
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::atomic_file::replace(path, text)
 }
 
 #[cfg(test)]

@@ -948,3 +948,20 @@ pub fn python_client(script: &str, args: &[String]) -> String {
     );
     text
 }
+
+/// A command's reply (or error) on a fresh connection to `port`, as text: for
+/// comparing two servers' answers.
+pub fn shown(port: u16, args: &[&str]) -> String {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    match cmd.query::<redis::Value>(&mut c) {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("ERR {:?} {}", e.code(), e.detail().unwrap_or("")),
+    }
+}

@@ -1,0 +1,872 @@
+//! The cluster bus's rules, as Redis 7.0's `cluster.c` has them: what a node does
+//! with each message (`clusterProcessPacket`), what its cron does every 100 ms
+//! (`clusterCron`), failure detection (PFAIL, FAIL by a majority of masters), slot
+//! ownership by config epoch (`clusterUpdateSlotsConfigWith`, UPDATE messages, the
+//! epoch collision rule) and the cluster state (`clusterUpdateState`).
+
+use super::bus::{self, Body, Gossip, Header, Message};
+use super::link::{self, LinkInfo};
+use super::node::{self, name_bytes, name_str, Node};
+use super::State;
+use crate::config::Config;
+use crate::runtime::slots::SLOTS;
+use crate::runtime::Shards;
+
+/// The bus port: `cluster-port`, else port + 10000.
+pub fn bus_port(cfg: &Config) -> u16 {
+    match cfg.get_int("cluster-port") {
+        0 => cfg.port.wrapping_add(10000),
+        p => p as u16,
+    }
+}
+
+/// The address to announce: the `cluster-announce-*` options over what we know.
+pub fn announce_of(cfg: &Config, ip: &str) -> super::Announce {
+    let get = |k: &str| cfg.get(k).unwrap_or("").to_string();
+    let port = match cfg.get_int("cluster-announce-port") {
+        0 => cfg.port,
+        p => p as u16,
+    };
+    let cport = match cfg.get_int("cluster-announce-bus-port") {
+        0 => bus_port(cfg),
+        p => p as u16,
+    };
+    let announced_ip = get("cluster-announce-ip");
+    super::Announce {
+        from_config: !announced_ip.is_empty(),
+        ip: if announced_ip.is_empty() {
+            ip.to_string()
+        } else {
+            announced_ip
+        },
+        port,
+        cport,
+        hostname: get("cluster-announce-hostname"),
+    }
+}
+
+/// A message header from this node (Redis's `clusterBuildMessageHdr`).
+pub fn header(st: &State, kind: u16) -> Header {
+    let me = st.me();
+    let master = me
+        .slaveof
+        .as_ref()
+        .and_then(|m| st.nodes.get(m))
+        .filter(|_| me.has(node::SLAVE))
+        .unwrap_or(me);
+    Header {
+        port: st.announce.port,
+        kind,
+        count: 0,
+        current_epoch: st.current_epoch,
+        config_epoch: master.config_epoch,
+        offset: 0,
+        sender: name_bytes(&st.myself),
+        myslots: master.slots.clone(),
+        slaveof: me
+            .slaveof
+            .as_deref()
+            .map(name_bytes)
+            .unwrap_or([0; node::NAMELEN]),
+        // Set only by `cluster-announce-ip`: otherwise the receiver uses the address
+        // it sees us at.
+        myip: if st.announce.from_config {
+            st.announce.ip.clone()
+        } else {
+            String::new()
+        },
+        extensions: 0,
+        pport: 0,
+        cport: st.announce.cport,
+        flags: me.flags,
+        state: if st.ok { 0 } else { 1 },
+        mflags: [0; 3],
+    }
+}
+
+/// A PING, PONG or MEET with gossip about a few other nodes (Redis's
+/// `clusterSendPing`): a tenth of the nodes (at least 3) picked at random among those
+/// worth telling about, and every node in PFAIL.
+pub fn ping(st: &State, kind: u16) -> Vec<u8> {
+    let mut h = header(st, kind);
+    let candidates: Vec<&Node> = st
+        .nodes
+        .values()
+        .filter(|n| {
+            n.name != st.myself
+                && n.flags & (node::PFAIL | node::HANDSHAKE | node::NOADDR) == 0
+                && (n.link.is_some() || n.numslots > 0)
+        })
+        .collect();
+    let wanted = (st.nodes.len() / 10)
+        .max(3)
+        .min(st.nodes.len().saturating_sub(2));
+    let mut gossip: Vec<Gossip> = Vec::new();
+    let mut picked = std::collections::BTreeSet::new();
+    for _ in 0..wanted * 3 {
+        if gossip.len() >= wanted || candidates.is_empty() {
+            break;
+        }
+        let n = candidates[rand::random::<usize>() % candidates.len()];
+        if picked.insert(n.name.clone()) {
+            gossip.push(gossip_entry(n));
+        }
+    }
+    for n in st.nodes.values() {
+        if n.has(node::PFAIL) && !n.has(node::HANDSHAKE) && !n.has(node::NOADDR) {
+            gossip.push(gossip_entry(n));
+        }
+    }
+    h.count = gossip.len() as u16;
+    let hostname = Some(st.announce.hostname.clone()).filter(|h| !h.is_empty());
+    bus::encode(&h, &Body::Ping { gossip, hostname })
+}
+
+fn gossip_entry(n: &Node) -> Gossip {
+    Gossip {
+        name: name_bytes(&n.name),
+        ping_sent: (n.ping_sent / 1000) as u32,
+        pong_received: (n.pong_received / 1000) as u32,
+        ip: n.ip.clone(),
+        port: n.port,
+        cport: n.cport,
+        flags: n.flags,
+        pport: n.pport,
+    }
+}
+
+/// Send `msg` to every node we have a link to (not in handshake).
+fn broadcast(st: &State, msg: &[u8]) {
+    for n in st.nodes.values() {
+        if n.name == st.myself || n.has(node::HANDSHAKE) {
+            continue;
+        }
+        if let Some(l) = &n.link {
+            l.send(msg.to_vec());
+        }
+    }
+}
+
+/// A PONG to every node: spreads a configuration change at once.
+pub fn broadcast_pong(st: &State) {
+    broadcast(st, &ping(st, bus::PONG));
+}
+
+/// CLUSTER MEET: a node in handshake, named at random until it answers.
+pub fn start_handshake(st: &mut State, ip: &str, port: u16, cport: u16, now: u64) -> bool {
+    let ip = match ip.parse::<std::net::IpAddr>() {
+        Ok(a) => a.to_string(),
+        Err(_) => return false,
+    };
+    let busy = st.nodes.values().any(|n| {
+        n.has(node::HANDSHAKE)
+            && n.ip.eq_ignore_ascii_case(&ip)
+            && n.port == port
+            && n.cport == cport
+    });
+    if busy {
+        return true;
+    }
+    let mut n = Node::new(node::random_name(), node::HANDSHAKE | node::MEET, now);
+    n.ip = ip;
+    n.port = port;
+    n.cport = cport;
+    st.nodes.insert(n.name.clone(), n);
+    true
+}
+
+/// The node an outbound link belongs to.
+fn node_of_link(st: &State, id: u64) -> Option<String> {
+    st.nodes
+        .values()
+        .find(|n| n.link.as_ref().is_some_and(|l| l.id == id))
+        .map(|n| n.name.clone())
+}
+
+/// An outbound link failed or closed: the cron opens a new one.
+pub fn link_closed(st: &mut State, id: u64) {
+    let now = crate::clock::now_ms();
+    if let Some(name) = node_of_link(st, id) {
+        let n = st.nodes.get_mut(&name).expect("found above");
+        n.link = None;
+        // So a node we cannot reach times out like one that stopped answering.
+        if n.ping_sent == 0 {
+            n.ping_sent = now;
+        }
+    }
+}
+
+/// The cron (Redis's `clusterCron`), every 100 ms.
+pub fn cron(st: &mut State, cfg: &Config, now: u64) {
+    st.cron_iterations += 1;
+    st.node_timeout = cfg.get_int("cluster-node-timeout").max(1) as u64;
+    st.require_full_coverage = cfg.get_bool("cluster-require-full-coverage");
+    let myip = st.me().ip.clone();
+    let a = announce_of(cfg, &myip);
+    if a.from_config && st.me().ip != a.ip {
+        st.me_mut().ip = a.ip.clone();
+    }
+    {
+        let me = st.me_mut();
+        me.port = a.port;
+        me.cport = a.cport;
+        me.hostname = a.hostname.clone();
+    }
+    st.announce = a;
+    let timeout = st.node_timeout;
+    let handshake_timeout = timeout.max(1000);
+    st.blacklist.retain(|_, until| *until > now / 1000);
+    // Links, and handshakes that took too long.
+    let names: Vec<String> = st.nodes.keys().cloned().collect();
+    st.stats_pfail_nodes = 0;
+    for name in &names {
+        let Some(n) = st.nodes.get(name) else {
+            continue;
+        };
+        if n.has(node::MYSELF) || n.has(node::NOADDR) {
+            continue;
+        }
+        if n.has(node::PFAIL) {
+            st.stats_pfail_nodes += 1;
+        }
+        if n.has(node::HANDSHAKE) && now.saturating_sub(n.ctime) > handshake_timeout {
+            st.delete_node(name);
+            continue;
+        }
+        if n.link.is_none() {
+            let id = super::next_link_id();
+            let addr = if n.ip.contains(':') {
+                format!("[{}]:{}", n.ip, n.cport)
+            } else {
+                format!("{}:{}", n.ip, n.cport)
+            };
+            let (conn, connect) = link::new_outbound(id, addr);
+            let kind = if n.has(node::MEET) {
+                bus::MEET
+            } else {
+                bus::PING
+            };
+            let msg = ping(st, kind);
+            let n = st.nodes.get_mut(name).expect("listed above");
+            conn.send(msg);
+            let old_ping_sent = n.ping_sent;
+            if kind == bus::PING && old_ping_sent == 0 {
+                n.ping_sent = now;
+            }
+            n.flags &= !node::MEET;
+            n.link = Some(conn);
+            n.link_ctime = now;
+            st.fx.connect.push(connect);
+        }
+    }
+    // Every second, PING the node with the oldest PONG among five picked at random.
+    if st.cron_iterations.is_multiple_of(10) {
+        let eligible: Vec<&Node> = st
+            .nodes
+            .values()
+            .filter(|n| {
+                n.link.is_some()
+                    && n.ping_sent == 0
+                    && n.flags & (node::MYSELF | node::HANDSHAKE) == 0
+            })
+            .collect();
+        let mut oldest: Option<&Node> = None;
+        for _ in 0..5.min(eligible.len()) {
+            let n = eligible[rand::random::<usize>() % eligible.len()];
+            if oldest.is_none_or(|o| n.pong_received < o.pong_received) {
+                oldest = Some(n);
+            }
+        }
+        if let Some(name) = oldest.map(|n| n.name.clone()) {
+            send_ping_to(st, &name, now);
+        }
+    }
+    let mut update = false;
+    for name in &names {
+        let Some(n) = st.nodes.get(name) else {
+            continue;
+        };
+        if n.flags & (node::MYSELF | node::NOADDR | node::HANDSHAKE) != 0 {
+            continue;
+        }
+        let ping_delay = if n.ping_sent != 0 {
+            now.saturating_sub(n.ping_sent)
+        } else {
+            0
+        };
+        let data_delay = now.saturating_sub(n.data_received);
+        // A link that stopped answering is dropped and opened again (by the next
+        // run), unless it was opened again recently.
+        if n.link.is_some()
+            && now.saturating_sub(n.link_ctime) > timeout
+            && n.ping_sent != 0
+            && ping_delay > timeout / 2
+            && data_delay > timeout / 2
+        {
+            st.nodes.get_mut(name).expect("listed above").link = None;
+        }
+        let Some(n) = st.nodes.get(name) else {
+            continue;
+        };
+        if n.link.is_some() && n.ping_sent == 0 && now.saturating_sub(n.pong_received) > timeout / 2
+        {
+            send_ping_to(st, name, now);
+            continue;
+        }
+        let n = st.nodes.get_mut(name).expect("listed above");
+        let delay = ping_delay.min(data_delay);
+        if n.ping_sent != 0 && delay > timeout && n.flags & (node::PFAIL | node::FAIL) == 0 {
+            crate::log::log(&format!("*** NODE {} possibly failing", n.name));
+            n.flags |= node::PFAIL;
+            update = true;
+        }
+    }
+    let _ = update;
+    update_state(st, now);
+}
+
+fn send_ping_to(st: &mut State, name: &str, now: u64) {
+    let msg = ping(st, bus::PING);
+    if let Some(n) = st.nodes.get_mut(name) {
+        if let Some(l) = &n.link {
+            l.send(msg);
+            n.ping_sent = now;
+        }
+    }
+}
+
+/// The link a message came on must close (it belongs to a node we forgot, renamed
+/// away or found at another address).
+#[derive(Debug)]
+pub struct CloseLink;
+
+/// Handle one message (Redis's `clusterProcessPacket`); the messages to write back on
+/// the same link.
+pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8>>, CloseLink> {
+    let now = crate::clock::now_ms();
+    let h = &m.header;
+    super::count_received(h.kind);
+    let mut out = Vec::new();
+    let sender_name = name_str(&h.sender);
+    let link_node = if link.inbound {
+        None
+    } else {
+        node_of_link(st, link.id)
+    };
+    if !link.inbound && link_node.is_none() {
+        // Our outbound link whose node was forgotten or replaced.
+        return Err(CloseLink);
+    }
+    let link_node_in_handshake = link_node
+        .as_ref()
+        .and_then(|n| st.nodes.get(n))
+        .is_some_and(|n| n.has(node::HANDSHAKE));
+    let sender: Option<String> = match &link_node {
+        Some(n) if !link_node_in_handshake => Some(n.clone()),
+        _ => st
+            .nodes
+            .get(&sender_name)
+            .filter(|n| !n.has(node::HANDSHAKE))
+            .map(|n| n.name.clone()),
+    };
+    let mut sender_config_epoch = 0;
+    if let Some(s) = &sender {
+        let n = st.nodes.get_mut(s).expect("looked up");
+        n.data_received = now;
+        sender_config_epoch = h.config_epoch;
+        if h.current_epoch > st.current_epoch {
+            st.current_epoch = h.current_epoch;
+            st.fx.save_config = true;
+        }
+        let n = st.nodes.get_mut(s).expect("looked up");
+        if h.config_epoch > n.config_epoch {
+            n.config_epoch = h.config_epoch;
+            st.fx.save_config = true;
+        }
+        n.repl_offset = h.offset;
+    }
+    let is_ping = matches!(h.kind, bus::PING | bus::MEET);
+    if is_ping {
+        // Learn our own IP from the address the other node reached us at.
+        if (h.kind == bus::MEET || st.me().ip.is_empty())
+            && !st.announce.from_config
+            && !link.local_ip.is_empty()
+            && st.me().ip != link.local_ip
+        {
+            st.me_mut().ip = link.local_ip.clone();
+            crate::log::warning(&format!(
+                "IP address for this node updated to {}",
+                link.local_ip
+            ));
+            st.fx.save_config = true;
+        }
+        if sender.is_none() && h.kind == bus::MEET {
+            let mut n = Node::new(node::random_name(), node::HANDSHAKE, now);
+            n.ip = if h.myip.is_empty() {
+                link_peer_ip(link, h)
+            } else {
+                h.myip.clone()
+            };
+            n.port = h.port;
+            n.pport = h.pport;
+            n.cport = h.cport;
+            st.nodes.insert(n.name.clone(), n);
+            st.fx.save_config = true;
+            if let Body::Ping { gossip, .. } = &m.body {
+                process_gossip(st, None, gossip, now);
+            }
+        }
+        out.push(ping(st, bus::PONG));
+    }
+    if matches!(h.kind, bus::PING | bus::PONG | bus::MEET) {
+        if let Some(ln) = link_node.clone() {
+            if link_node_in_handshake {
+                if let Some(s) = &sender {
+                    // We already know it: the handshake node was a duplicate.
+                    update_address(st, s, &ln, h);
+                    st.delete_node(&ln);
+                    return Err(CloseLink);
+                }
+                rename_node(st, &ln, &sender_name);
+                let n = st.nodes.get_mut(&sender_name).expect("renamed");
+                n.flags &= !node::HANDSHAKE;
+                n.flags |= h.flags & (node::MASTER | node::SLAVE);
+                st.fx.save_config = true;
+                crate::log::log(&format!("Handshake with node {sender_name} completed."));
+            } else if ln != sender_name {
+                // The node at this address is not the one we knew there.
+                let n = st.nodes.get_mut(&ln).expect("link node");
+                n.flags |= node::NOADDR;
+                n.ip.clear();
+                n.port = 0;
+                n.pport = 0;
+                n.cport = 0;
+                n.link = None;
+                st.fx.save_config = true;
+                return Err(CloseLink);
+            }
+        }
+        let sender = st
+            .nodes
+            .get(&sender_name)
+            .filter(|n| !n.has(node::HANDSHAKE))
+            .map(|n| n.name.clone());
+        if let Some(s) = &sender {
+            let n = st.nodes.get_mut(s).expect("known");
+            n.flags = (n.flags & !node::NOFAILOVER) | (h.flags & node::NOFAILOVER);
+            // A PING on a link of its own: the address it comes from is its address.
+            if h.kind == bus::PING && link.inbound {
+                let ip = if h.myip.is_empty() {
+                    link.peer_ip.clone()
+                } else {
+                    h.myip.clone()
+                };
+                if !ip.is_empty() {
+                    set_address(st, s, ip, h);
+                }
+            }
+        }
+        if !link.inbound && h.kind == bus::PONG {
+            if let Some(n) = node_of_link(st, link.id).and_then(|n| st.nodes.get_mut(&n)) {
+                n.pong_received = now;
+                n.ping_sent = 0;
+                if n.has(node::PFAIL) {
+                    n.flags &= !node::PFAIL;
+                } else if n.has(node::FAIL) {
+                    clear_failure_if_needed(n, st.node_timeout, now);
+                }
+            }
+        }
+        if let Some(s) = &sender {
+            // Master or replica, as the sender says.
+            if h.slaveof == [0; node::NAMELEN] {
+                let n = st.nodes.get_mut(s).expect("known");
+                if n.has(node::SLAVE) {
+                    n.flags = (n.flags & !node::SLAVE) | node::MASTER;
+                    n.slaveof = None;
+                    st.fx.save_config = true;
+                }
+            } else {
+                let master = name_str(&h.slaveof);
+                let n = st.nodes.get_mut(s).expect("known");
+                if n.is_master() {
+                    n.flags = (n.flags & !(node::MASTER | node::MIGRATE_TO)) | node::SLAVE;
+                    st.fx.save_config = true;
+                    for slot in 0..SLOTS {
+                        if st.slots[slot].as_deref() == Some(s.as_str()) {
+                            st.assign(slot, None);
+                        }
+                    }
+                }
+                let known = st.nodes.contains_key(&master);
+                let n = st.nodes.get_mut(s).expect("known");
+                if known && n.slaveof.as_deref() != Some(master.as_str()) {
+                    n.slaveof = Some(master);
+                    st.fx.save_config = true;
+                }
+            }
+            // Slots: a master claiming slots we think are elsewhere.
+            let sender_master = {
+                let n = &st.nodes[s];
+                if n.is_master() {
+                    Some(s.clone())
+                } else {
+                    n.slaveof.clone()
+                }
+            };
+            let dirty = sender_master
+                .as_ref()
+                .and_then(|m| st.nodes.get(m))
+                .is_some_and(|m| m.slots != h.myslots);
+            if dirty && st.nodes[s].is_master() {
+                update_slots_config_with(st, s, sender_config_epoch, &h.myslots, now);
+            }
+            if dirty {
+                // Tell a sender with stale claims who owns the slot now.
+                for slot in 0..SLOTS {
+                    if !node::slot_bit(&h.myslots, slot) {
+                        continue;
+                    }
+                    let Some(owner) = st.slots[slot].clone() else {
+                        continue;
+                    };
+                    if owner == *s {
+                        continue;
+                    }
+                    if st.nodes[&owner].config_epoch > sender_config_epoch {
+                        let msg = update_message(st, &owner);
+                        if let Some(l) = &st.nodes[s].link {
+                            l.send(msg);
+                        }
+                        break;
+                    }
+                }
+            }
+            let me = st.me();
+            if me.is_master() && st.nodes[s].is_master() && sender_config_epoch == me.config_epoch {
+                handle_epoch_collision(st, s);
+            }
+            if let Body::Ping { gossip, hostname } = &m.body {
+                process_gossip(st, Some(s), gossip, now);
+                let n = st.nodes.get_mut(s).expect("known");
+                let host = hostname.clone().unwrap_or_default();
+                if n.hostname != host {
+                    n.hostname = host;
+                    st.fx.save_config = true;
+                }
+            }
+        }
+    } else if h.kind == bus::FAIL {
+        if let (Some(_), Body::Fail { about }) = (&sender, &m.body) {
+            let failing = name_str(about);
+            if let Some(n) = st.nodes.get_mut(&failing) {
+                if n.flags & (node::FAIL | node::MYSELF) == 0 {
+                    crate::log::log(&format!(
+                        "FAIL message received from {sender_name} about {failing}"
+                    ));
+                    n.flags |= node::FAIL;
+                    n.fail_time = now;
+                    n.flags &= !node::PFAIL;
+                    st.fx.save_config = true;
+                }
+            }
+        }
+    } else if h.kind == bus::UPDATE {
+        if let (
+            Some(_),
+            Body::Update {
+                config_epoch,
+                name,
+                slots,
+            },
+        ) = (&sender, &m.body)
+        {
+            let owner = name_str(name);
+            let known = st.nodes.get(&owner).map(|n| n.config_epoch);
+            if let Some(epoch) = known {
+                if epoch < *config_epoch {
+                    st.nodes.get_mut(&owner).expect("known").config_epoch = *config_epoch;
+                    update_slots_config_with(st, &owner, *config_epoch, slots, now);
+                    st.fx.save_config = true;
+                }
+            }
+        }
+    }
+    update_state(st, now);
+    Ok(out)
+}
+
+/// The IP a node's message came from (when it did not announce one).
+fn link_peer_ip(link: &LinkInfo, _h: &Header) -> String {
+    link.peer_ip.clone()
+}
+
+fn update_address(st: &mut State, known: &str, handshake: &str, h: &Header) {
+    let ip = st.nodes[handshake].ip.clone();
+    set_address(st, known, ip, h);
+}
+
+/// A node's address changed (Redis's `nodeUpdateAddressIfNeeded`): its link is
+/// dropped, to be opened again at the new address.
+fn set_address(st: &mut State, name: &str, ip: String, h: &Header) {
+    let n = st.nodes.get_mut(name).expect("known");
+    if n.ip != ip || n.port != h.port || n.cport != h.cport {
+        n.ip = ip;
+        n.port = h.port;
+        n.cport = h.cport;
+        n.link = None;
+        n.flags &= !node::NOADDR;
+        st.fx.save_config = true;
+    }
+}
+
+fn rename_node(st: &mut State, old: &str, new: &str) {
+    if let Some(mut n) = st.nodes.remove(old) {
+        n.name = new.to_string();
+        for s in 0..SLOTS {
+            if st.slots[s].as_deref() == Some(old) {
+                st.slots[s] = Some(new.to_string());
+            }
+        }
+        st.nodes.insert(new.to_string(), n);
+    }
+}
+
+/// Gossip about other nodes: failure reports (from masters), newer PONG times, and
+/// nodes we did not know (Redis's `clusterProcessGossipSection`).
+fn process_gossip(st: &mut State, sender: Option<&String>, gossip: &[Gossip], now: u64) {
+    let sender_is_master = sender
+        .and_then(|s| st.nodes.get(s))
+        .is_some_and(|n| n.is_master());
+    for g in gossip {
+        let name = name_str(&g.name);
+        if st.nodes.contains_key(&name) {
+            if sender_is_master && name != st.myself {
+                let s = sender.expect("checked").clone();
+                let n = st.nodes.get_mut(&name).expect("known");
+                if g.flags & (node::FAIL | node::PFAIL) != 0 {
+                    match n.fail_reports.iter_mut().find(|(by, _)| *by == s) {
+                        Some(r) => r.1 = now,
+                        None => n.fail_reports.push((s, now)),
+                    }
+                    mark_failing_if_needed(st, &name, now);
+                } else {
+                    n.fail_reports.retain(|(by, _)| *by != s);
+                }
+            }
+            let timeout = st.node_timeout;
+            let n = st.nodes.get_mut(&name).expect("known");
+            let valid_reports = n
+                .fail_reports
+                .iter()
+                .filter(|(_, t)| now.saturating_sub(*t) <= timeout * 2)
+                .count();
+            if g.flags & (node::FAIL | node::PFAIL) == 0 && n.ping_sent == 0 && valid_reports == 0 {
+                let pong = g.pong_received as u64 * 1000;
+                if pong <= now + 500 && pong > n.pong_received {
+                    n.pong_received = pong;
+                }
+            }
+            if n.flags & (node::FAIL | node::PFAIL) != 0
+                && g.flags & node::NOADDR == 0
+                && g.flags & (node::FAIL | node::PFAIL) == 0
+                && (n.ip != g.ip || n.port != g.port || n.cport != g.cport)
+            {
+                n.link = None;
+                n.ip = g.ip.clone();
+                n.port = g.port;
+                n.pport = g.pport;
+                n.cport = g.cport;
+                n.flags &= !node::NOADDR;
+            }
+        } else if sender.is_some()
+            && g.flags & node::NOADDR == 0
+            && !st.blacklist.contains_key(&name)
+            && name.len() == node::NAMELEN
+        {
+            let mut n = Node::new(name.clone(), g.flags & !(node::MYSELF), now);
+            n.ip = g.ip.clone();
+            n.port = g.port;
+            n.pport = g.pport;
+            n.cport = g.cport;
+            st.nodes.insert(name, n);
+            st.fx.save_config = true;
+        }
+    }
+}
+
+/// PFAIL becomes FAIL once a majority of the masters (us included, if a master)
+/// report it; then everyone is told.
+fn mark_failing_if_needed(st: &mut State, name: &str, now: u64) {
+    let needed = st.size / 2 + 1;
+    let timeout = st.node_timeout;
+    let me_master = st.me().is_master();
+    let Some(n) = st.nodes.get_mut(name) else {
+        return;
+    };
+    if !n.has(node::PFAIL) || n.has(node::FAIL) {
+        return;
+    }
+    n.fail_reports
+        .retain(|(_, t)| now.saturating_sub(*t) <= timeout * 2);
+    let failures = n.fail_reports.len() + usize::from(me_master);
+    if failures < needed {
+        return;
+    }
+    crate::log::log(&format!("Marking node {name} as failing (quorum reached)."));
+    n.flags &= !node::PFAIL;
+    n.flags |= node::FAIL;
+    n.fail_time = now;
+    let mut h = header(st, bus::FAIL);
+    h.count = 0;
+    let msg = bus::encode(
+        &h,
+        &Body::Fail {
+            about: name_bytes(name),
+        },
+    );
+    broadcast(st, &msg);
+    st.fx.save_config = true;
+}
+
+/// A FAIL that no longer holds: a replica or slot-less master at once, a master with
+/// slots after twice the node timeout with nobody taking them.
+fn clear_failure_if_needed(n: &mut Node, timeout: u64, now: u64) {
+    if n.has(node::SLAVE) || n.numslots == 0 {
+        crate::log::log(&format!(
+            "Clear FAIL state for node {}: is reachable again.",
+            n.name
+        ));
+        n.flags &= !node::FAIL;
+    } else if now.saturating_sub(n.fail_time) > timeout * 2 {
+        crate::log::log(&format!(
+            "Clear FAIL state for node {}: is reachable again and nobody is serving its slots after some time.",
+            n.name
+        ));
+        n.flags &= !node::FAIL;
+    }
+}
+
+/// Give `sender` the slots it claims whose owners have an older config epoch
+/// (Redis's `clusterUpdateSlotsConfigWith`).
+pub fn update_slots_config_with(st: &mut State, sender: &str, epoch: u64, slots: &[u8], _now: u64) {
+    if sender == st.myself {
+        return;
+    }
+    let mut lost = Vec::new();
+    for slot in 0..SLOTS {
+        if !node::slot_bit(slots, slot) {
+            continue;
+        }
+        let owner = st.slots[slot].clone();
+        if owner.as_deref() == Some(sender) {
+            continue;
+        }
+        let older = match &owner {
+            None => true,
+            Some(o) => st.nodes.get(o).is_none_or(|n| n.config_epoch < epoch),
+        };
+        if older {
+            if owner.as_deref() == Some(st.myself.as_str()) {
+                lost.push(slot as u16);
+            }
+            st.assign(slot, Some(sender));
+            st.fx.save_config = true;
+        }
+    }
+    if !lost.is_empty() {
+        crate::log::warning(&format!(
+            "{} slot(s) of this node were taken over by {sender} (higher config epoch): their keys are deleted",
+            lost.len()
+        ));
+        st.fx.lost_slots.extend(lost);
+    }
+}
+
+fn update_message(st: &State, owner: &str) -> Vec<u8> {
+    let n = &st.nodes[owner];
+    bus::encode(
+        &header(st, bus::UPDATE),
+        &Body::Update {
+            config_epoch: n.config_epoch,
+            name: name_bytes(owner),
+            slots: n.slots.clone(),
+        },
+    )
+}
+
+/// Two masters with the same config epoch: the one with the smaller name takes a new
+/// epoch (Redis's `clusterHandleConfigEpochCollision`).
+fn handle_epoch_collision(st: &mut State, sender: &str) {
+    if sender <= st.myself.as_str() {
+        return;
+    }
+    st.current_epoch += 1;
+    let e = st.current_epoch;
+    st.me_mut().config_epoch = e;
+    st.fx.save_config = true;
+    crate::log::log(&format!(
+        "WARNING: configEpoch collision with node {sender}. configEpoch set to {e}"
+    ));
+}
+
+/// `cluster_state`: ok when every slot is served by a reachable master (unless
+/// `cluster-require-full-coverage no`) and we see a majority of the masters.
+pub fn update_state(st: &mut State, _now: u64) {
+    let mut ok = true;
+    if st.require_full_coverage {
+        ok = st.slots.iter().all(|o| {
+            o.as_ref()
+                .and_then(|o| st.nodes.get(o))
+                .is_some_and(|n| !n.has(node::FAIL))
+        });
+    }
+    let masters: Vec<&Node> = st
+        .nodes
+        .values()
+        .filter(|n| n.is_master() && n.numslots > 0)
+        .collect();
+    st.size = masters.len();
+    let reachable = masters
+        .iter()
+        .filter(|n| n.flags & (node::FAIL | node::PFAIL) == 0)
+        .count();
+    if reachable < st.size / 2 + 1 {
+        ok = false;
+    }
+    if ok != st.ok {
+        crate::log::warning(&format!(
+            "Cluster state changed: {}",
+            if ok { "ok" } else { "fail" }
+        ));
+    }
+    st.set_ok(ok);
+}
+
+/// Delete the keys of slots this node no longer serves, on every shard.
+pub fn delete_keys_in_slots(shards: &Shards, slots: Vec<u16>) {
+    let shards = shards.detached();
+    crate::runtime::backend::spawn(async move {
+        let lost: std::collections::HashSet<u16> = slots.into_iter().collect();
+        shards
+            .all(move |sh| {
+                let db = sh.db(0);
+                let doomed: Vec<Vec<u8>> = db
+                    .keys
+                    .iter()
+                    .map(|(k, _)| k.to_vec())
+                    .filter(|k| lost.contains(&crate::runtime::slots::key_slot(k)))
+                    .collect();
+                for k in doomed {
+                    db.remove(&k);
+                }
+            })
+            .await;
+    })
+    .detach();
+}
+
+/// Send a MEET-started handshake now (CLUSTER MEET), without waiting for the cron.
+pub fn meet(st: &mut State, ip: &str, port: u16, cport: u16, now: u64) -> bool {
+    start_handshake(st, ip, port, cport, now)
+}

@@ -1,0 +1,388 @@
+//! Cluster mode (`cluster-enabled yes`): this process is one node of a Redis Cluster.
+//! Its slots are spread over its cores as in standalone mode; other nodes (Shardis or
+//! redis-server) see an ordinary node, over a bus that speaks Redis 7.0's `clusterMsg`.
+//!
+//! # The plan
+//!
+//! **One view per process.** What the node knows of the cluster (its own name, the
+//! current epoch, every node with its flags, address, config epoch and slots, the owner
+//! of each slot) is one [`State`] behind one mutex, as in Redis's `clusterState`.
+//! Three kinds of step change it: the cron (every 100 ms on core 0: links, PINGs,
+//! failure detection, the cluster state), a message arriving on a bus link
+//! (`gossip::process`), and a CLUSTER command. Steps do not wait on the network under
+//! the lock: messages to other nodes go to their link's queue, links to open and the
+//! nodes.conf rewrite are carried out by [`with`] once the lock is released.
+//!
+//! **The data path reads no lock.** Which slots this node serves is mirrored in an
+//! atomic bitmap ([`serves`]); a request whose keys hash to one slot we serve runs
+//! without looking further. Only a request for a slot served elsewhere, unassigned,
+//! or spanning slots locks the state to build its redirection (`redirect`), with
+//! Redis's errors: `-MOVED slot ip:port`, `-CROSSSLOT`, `-CLUSTERDOWN`.
+//!
+//! **The bus is Redis's protocol** (`bus` for the bytes, `gossip` for the rules of
+//! `cluster.c`): MEET to join, PING/PONG every second to a random node and to any
+//! node not heard from in half the node timeout, a few gossip sections per message,
+//! PFAIL after the node timeout and FAIL once a majority of masters report it, FAIL
+//! broadcast, slot ownership decided by config epoch (UPDATE messages for stale
+//! owners, and the collision rule when two masters share one).
+//!
+//! **Not yet here** (README): replicas in a cluster (CLUSTER REPLICATE, READONLY
+//! reads, failover by election, manual failover, replica migration), slot migration
+//! (SETSLOT MIGRATING/IMPORTING with ASK and TRYAGAIN, MIGRATE), PUBLISH over the bus,
+//! and a per-slot key index (COUNTKEYSINSLOT and GETKEYSINSLOT scan the shard).
+
+pub mod bus;
+pub mod gossip;
+pub mod link;
+pub mod node;
+pub mod nodes_conf;
+
+use crate::runtime::slots::SLOTS;
+use crate::runtime::Shards;
+use node::Node;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// True when `cluster-enabled yes`.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The slots this node serves, one bit each (the data path's lock-free view).
+static SERVED: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
+/// The cluster state is `ok` (else every key command gets `-CLUSTERDOWN`).
+static STATE_OK: AtomicBool = AtomicBool::new(false);
+static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
+static SENT: [AtomicU64; bus::TYPES] = [const { AtomicU64::new(0) }; bus::TYPES];
+static RECEIVED: [AtomicU64; bus::TYPES] = [const { AtomicU64::new(0) }; bus::TYPES];
+
+pub fn serves(slot: u16) -> bool {
+    SERVED[slot as usize / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
+}
+
+pub fn state_ok() -> bool {
+    STATE_OK.load(Ordering::Relaxed)
+}
+
+pub fn next_link_id() -> u64 {
+    NEXT_LINK.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Count the messages of a write by type (CLUSTER INFO's stats).
+pub fn count_sent(buf: &[u8]) {
+    let mut at = 0;
+    while let Some(len) = bus::claimed_len(&buf[at..]) {
+        if len < 16 || buf.len() < at + len {
+            break;
+        }
+        let t = u16::from_be_bytes([buf[at + 12], buf[at + 13]]) as usize;
+        if t < bus::TYPES {
+            SENT[t].fetch_add(1, Ordering::Relaxed);
+        }
+        at += len;
+    }
+}
+
+pub fn count_received(kind: u16) {
+    if (kind as usize) < bus::TYPES {
+        RECEIVED[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// (sent, received) message counts by type.
+pub fn message_stats() -> Vec<(usize, u64, u64)> {
+    (0..bus::TYPES)
+        .map(|t| {
+            (
+                t,
+                SENT[t].load(Ordering::Relaxed),
+                RECEIVED[t].load(Ordering::Relaxed),
+            )
+        })
+        .collect()
+}
+
+/// What a step decided to do once the lock is released.
+#[derive(Default)]
+pub struct Effects {
+    pub connect: Vec<link::Connect>,
+    pub save_config: bool,
+    /// Slots this node lost to another owner: their keys are deleted.
+    pub lost_slots: Vec<u16>,
+}
+
+/// The node's view of the cluster (Redis's `clusterState`).
+pub struct State {
+    pub myself: String,
+    pub current_epoch: u64,
+    pub last_vote_epoch: u64,
+    pub nodes: BTreeMap<String, Node>,
+    /// The owner of each slot.
+    pub slots: Vec<Option<String>>,
+    pub ok: bool,
+    /// Masters serving at least one slot.
+    pub size: usize,
+    /// Nodes forgotten with CLUSTER FORGET, until when (their gossip is ignored).
+    pub blacklist: BTreeMap<String, u64>,
+    pub config_file: String,
+    pub stats_pfail_nodes: usize,
+    pub cron_iterations: u64,
+    pub fx: Effects,
+    /// From the configuration, refreshed by every cron.
+    pub node_timeout: u64,
+    pub require_full_coverage: bool,
+    pub announce: Announce,
+}
+
+/// The address this node announces on the bus.
+#[derive(Clone, Default)]
+pub struct Announce {
+    /// `cluster-announce-ip` is set: `ip` is it, and messages carry it.
+    pub from_config: bool,
+    pub ip: String,
+    pub port: u16,
+    pub cport: u16,
+    pub hostname: String,
+}
+
+impl State {
+    pub fn me(&self) -> &Node {
+        &self.nodes[&self.myself]
+    }
+
+    /// A node's config epoch as shown: a replica shows its master's.
+    pub fn epoch_of(&self, n: &Node) -> u64 {
+        if n.has(node::SLAVE) {
+            n.slaveof
+                .as_ref()
+                .and_then(|m| self.nodes.get(m))
+                .map_or(n.config_epoch, |m| m.config_epoch)
+        } else {
+            n.config_epoch
+        }
+    }
+
+    pub fn me_mut(&mut self) -> &mut Node {
+        self.nodes
+            .get_mut(&self.myself)
+            .expect("myself is always known")
+    }
+
+    /// Give `slot` to `owner` (or nobody), keeping the owners' bitmaps and our atomic
+    /// view in step.
+    pub fn assign(&mut self, slot: usize, owner: Option<&str>) {
+        if let Some(old) = self.slots[slot].take() {
+            if let Some(n) = self.nodes.get_mut(&old) {
+                n.set_slot(slot, false);
+            }
+        }
+        if let Some(o) = owner {
+            if let Some(n) = self.nodes.get_mut(o) {
+                n.set_slot(slot, true);
+                self.slots[slot] = Some(o.to_string());
+            }
+        }
+        let mine = self.slots[slot].as_deref() == Some(self.myself.as_str());
+        let word = &SERVED[slot / 64];
+        if mine {
+            word.fetch_or(1 << (slot % 64), Ordering::Relaxed);
+        } else {
+            word.fetch_and(!(1 << (slot % 64)), Ordering::Relaxed);
+        }
+    }
+
+    /// Forget a node: its slots become unassigned, its link closes, reports by it go.
+    pub fn delete_node(&mut self, name: &str) {
+        for s in 0..SLOTS {
+            if self.slots[s].as_deref() == Some(name) {
+                self.assign(s, None);
+            }
+        }
+        for n in self.nodes.values_mut() {
+            n.fail_reports.retain(|(by, _)| by != name);
+            if n.slaveof.as_deref() == Some(name) {
+                n.slaveof = None;
+            }
+        }
+        self.nodes.remove(name);
+    }
+
+    /// Set the cluster state and mirror it for the data path.
+    pub fn set_ok(&mut self, ok: bool) {
+        self.ok = ok;
+        STATE_OK.store(ok, Ordering::Relaxed);
+    }
+}
+
+static CLUSTER: OnceLock<Mutex<State>> = OnceLock::new();
+
+fn lock() -> Option<MutexGuard<'static, State>> {
+    CLUSTER
+        .get()
+        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Run one step on the state, then carry out its effects. None if cluster mode is off.
+pub fn with<R>(shards: &Shards, f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    let (r, fx, save) = {
+        let mut st = lock()?;
+        let r = f(&mut st);
+        let fx = std::mem::take(&mut st.fx);
+        let save = fx
+            .save_config
+            .then(|| (st.config_file.clone(), nodes_conf::render(&st)));
+        (r, fx, save)
+    };
+    if let Some((path, text)) = save {
+        if let Err(e) = nodes_conf::write(&path, &text) {
+            crate::log::warning(&format!(
+                "Could not save the cluster configuration {path}: {e}"
+            ));
+        }
+    }
+    for c in fx.connect {
+        link::spawn(shards.detached(), c);
+    }
+    if !fx.lost_slots.is_empty() {
+        gossip::delete_keys_in_slots(shards, fx.lost_slots);
+    }
+    Some(r)
+}
+
+/// Read-only access (CLUSTER NODES, INFO, redirections).
+pub fn read<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
+    lock().map(|st| f(&st))
+}
+
+/// Load or create nodes.conf; called once before the runtime starts.
+pub fn init(cfg: &crate::config::Config) -> Result<(), String> {
+    if !cfg.get_bool("cluster-enabled") {
+        return Ok(());
+    }
+    ENABLED.store(true, Ordering::Relaxed);
+    let file = {
+        let f = cfg.get("cluster-config-file").unwrap_or("nodes.conf");
+        let p = std::path::Path::new(f);
+        if p.is_absolute() {
+            f.to_string()
+        } else {
+            std::path::Path::new(&cfg.dir).join(p).display().to_string()
+        }
+    };
+    let now = crate::clock::now_ms();
+    let mut st = State {
+        myself: String::new(),
+        current_epoch: 0,
+        last_vote_epoch: 0,
+        nodes: BTreeMap::new(),
+        slots: vec![None; SLOTS],
+        ok: false,
+        size: 0,
+        blacklist: BTreeMap::new(),
+        config_file: file.clone(),
+        stats_pfail_nodes: 0,
+        cron_iterations: 0,
+        fx: Effects::default(),
+        node_timeout: cfg.get_int("cluster-node-timeout").max(1) as u64,
+        require_full_coverage: cfg.get_bool("cluster-require-full-coverage"),
+        announce: gossip::announce_of(cfg, ""),
+    };
+    match std::fs::read_to_string(&file) {
+        Ok(text) if !text.trim().is_empty() => {
+            nodes_conf::load(&mut st, &text, now).map_err(|e| {
+                format!("Unrecoverable error: corrupted cluster config file \"{file}\": {e}")
+            })?
+        }
+        _ => {
+            let name = node::random_name();
+            let mut me = Node::new(name.clone(), node::MYSELF | node::MASTER, now);
+            me.port = st.announce.port;
+            me.cport = st.announce.cport;
+            me.hostname = st.announce.hostname.clone();
+            st.nodes.insert(name.clone(), me);
+            st.myself = name;
+            crate::log::log(&format!(
+                "No cluster configuration found, I'm {}",
+                st.myself
+            ));
+            let text = nodes_conf::render(&st);
+            nodes_conf::write(&file, &text)
+                .map_err(|e| format!("Can't open {file} for writing: {e}"))?;
+        }
+    }
+    gossip::update_state(&mut st, now);
+    CLUSTER
+        .set(Mutex::new(st))
+        .map_err(|_| "cluster state set twice".to_string())
+}
+
+/// On core 0: listen on the bus port and run the cron for as long as the process lives.
+pub async fn run(shards: Rc<Shards>) {
+    let cfg = shards.local.borrow().config.clone();
+    let cport = gossip::bus_port(&cfg);
+    let addrs: Vec<std::net::SocketAddr> = cfg
+        .bind
+        .iter()
+        .map(|a| a.trim_start_matches('-'))
+        .filter_map(|a| {
+            format!("{a}:{cport}")
+                .parse()
+                .ok()
+                .or_else(|| format!("[{a}]:{cport}").parse().ok())
+        })
+        .collect();
+    if let Err(e) = link::listen(shards.clone(), addrs) {
+        crate::log::warning(&e);
+        std::process::exit(1);
+    }
+    loop {
+        crate::runtime::backend::sleep(std::time::Duration::from_millis(100)).await;
+        let cfg = shards.local.borrow().config.clone();
+        with(&shards, |st| gossip::cron(st, &cfg, crate::clock::now_ms()));
+    }
+}
+
+/// A request's redirection, or None when this node serves it (Redis's
+/// `getNodeByQuery` for a request whose keys hash to `slots`, `write` when it
+/// writes), in Redis's order: the first key's slot unassigned, keys in several slots,
+/// the cluster down, the slot served elsewhere. `slots` is empty for a request
+/// without keys.
+pub fn redirect(
+    slots: &[u16],
+    write: bool,
+    readonly_client: bool,
+) -> Option<crate::protocol::Reply> {
+    use crate::protocol::Reply;
+    let first = *slots.first()?;
+    let one_slot = slots.iter().all(|s| *s == first);
+    if one_slot && state_ok() && serves(first) {
+        return None;
+    }
+    read(|st| {
+        let Some(owner) = st.slots[first as usize].as_ref() else {
+            return Some(Reply::err("CLUSTERDOWN Hash slot not served"));
+        };
+        if !one_slot {
+            return Some(Reply::err(
+                "CROSSSLOT Keys in request don't hash to the same slot",
+            ));
+        }
+        if !st.ok {
+            return Some(Reply::err("CLUSTERDOWN The cluster is down"));
+        }
+        if *owner == st.myself {
+            return None;
+        }
+        // A replica of the owner serves reads to READONLY clients.
+        if readonly_client && !write && st.me().slaveof.as_ref() == Some(owner) {
+            return None;
+        }
+        let n = &st.nodes[owner];
+        Some(Reply::error(format!("MOVED {first} {}:{}", n.ip, n.port)))
+    })
+    .flatten()
+}

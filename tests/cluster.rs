@@ -1,0 +1,350 @@
+//! Cluster mode as users meet it: `redis-cli --cluster create` over Shardis nodes (and
+//! over a mix of Shardis and redis-server 7.0 nodes, which only works if the bus
+//! speaks Redis's binary format), clients following MOVED (redis-cli `-c`, redis-py's
+//! RedisCluster), failure detection across both kinds of node, nodes.conf across a
+//! restart, Redis's replies and errors for the CLUSTER commands, and a bus port that
+//! refuses what is not cluster traffic.
+//!
+//! The one idea to hold: every check reads what a user or a tool reads (CLUSTER
+//! NODES / INFO / SLOTS, redis-cli's own verdicts, client results), never Shardis's
+//! internals; every node gets its own bus port from the harness (`--cluster-port`),
+//! so port + 10000 never collides with another test. Waits are polls.
+
+mod common;
+
+use common::{free_port, query_port, shown, wait_until, Server};
+use std::process::Command;
+use std::time::Duration;
+
+/// Cluster mode on a bus port of its own (given, so restarts can reuse it).
+fn cluster_flags(bus: &str) -> [&str; 6] {
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        bus,
+        "--cluster-node-timeout",
+        "2000",
+    ]
+}
+
+fn shardis_node() -> Server {
+    Server::shardis_with(2, &cluster_flags(&free_port().to_string()))
+}
+
+fn redis_node() -> Server {
+    Server::redis_with(&cluster_flags(&free_port().to_string()))
+}
+
+/// `redis-cli --cluster create` over `nodes` (masters only); its output.
+fn create(nodes: &[&Server]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["--cluster", "create"]);
+    for n in nodes {
+        cmd.arg(format!("127.0.0.1:{}", n.port));
+    }
+    cmd.arg("--cluster-yes");
+    let out = cmd.output().expect("redis-cli runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+fn cluster_info(port: u16) -> String {
+    query_port::<String>(port, None, &["CLUSTER", "INFO"]).unwrap_or_default()
+}
+
+fn state_ok(port: u16) -> bool {
+    cluster_info(port).contains("cluster_state:ok")
+}
+
+fn cli(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The flags of the node at `port` as node `viewer` lists them.
+fn flags_seen(viewer: u16, port: u16) -> String {
+    let nodes: String = query_port(viewer, None, &["CLUSTER", "NODES"]).unwrap_or_default();
+    nodes
+        .lines()
+        .find(|l| {
+            l.split(' ')
+                .nth(1)
+                .is_some_and(|a| a.starts_with(&format!("127.0.0.1:{port}@")))
+        })
+        .and_then(|l| l.split(' ').nth(2).map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[test]
+fn redis_cli_creates_a_shardis_cluster_and_clients_follow_moved() {
+    let nodes: Vec<Server> = (0..3).map(|_| shardis_node()).collect();
+    let out = create(&nodes.iter().collect::<Vec<_>>());
+    assert!(
+        out.contains("[OK] All nodes agree about slots configuration."),
+        "{out}"
+    );
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    assert!(
+        wait_until(Duration::from_secs(20), || nodes
+            .iter()
+            .all(|n| state_ok(n.port))),
+        "{}",
+        cluster_info(nodes[0].port)
+    );
+    let check = cli(&[
+        "--cluster",
+        "check",
+        &format!("127.0.0.1:{}", nodes[1].port),
+    ]);
+    assert!(
+        check.contains("[OK] All nodes agree about slots configuration."),
+        "{check}"
+    );
+
+    // A key on another node: MOVED to it; redis-cli -c follows.
+    let p = nodes[0].port.to_string();
+    let owner = nodes
+        .iter()
+        .find(|n| {
+            let slots: String = query_port(n.port, None, &["CLUSTER", "NODES"]).unwrap();
+            slots
+                .lines()
+                .any(|l| l.contains("myself") && l.ends_with("10923-16383"))
+        })
+        .expect("a node owns the last third");
+    assert_eq!(
+        cli(&["-p", &p, "SET", "foo", "bar"]),
+        format!("MOVED 12182 127.0.0.1:{}", owner.port)
+    );
+    assert_eq!(cli(&["-c", "-p", &p, "SET", "foo", "bar"]), "OK");
+    assert_eq!(cli(&["-c", "-p", &p, "GET", "foo"]), "bar");
+    assert_eq!(
+        cli(&["-p", &p, "MSET", "{a}1", "x", "{b}1", "y"]),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    assert_eq!(
+        cli(&["-p", &p, "SELECT", "1"]),
+        "ERR SELECT is not allowed in cluster mode"
+    );
+
+    // redis-py's RedisCluster: 1000 keys over all three nodes, and a pipeline.
+    let seen = common::python_client("cluster_client.py", std::slice::from_ref(&p));
+    assert_eq!(seen.trim(), "read=1000 nodes=3 counted=100");
+    let total: i64 = nodes
+        .iter()
+        .map(|n| query_port::<i64>(n.port, None, &["DBSIZE"]).unwrap())
+        .sum();
+    assert_eq!(total, 1000 + 100 + 1);
+
+    // A restart from nodes.conf: same id, same slots, the cluster ok again.
+    let id: String = query_port(nodes[2].port, None, &["CLUSTER", "MYID"]).unwrap();
+    let port = nodes[2].port;
+    let mut nodes = nodes;
+    let old = nodes.pop().unwrap();
+    let conf = std::fs::read_to_string(old.dir().join("nodes.conf")).unwrap();
+    let cport = conf
+        .lines()
+        .find(|l| l.contains("myself"))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|a| a.split('@').nth(1))
+        .unwrap()
+        .to_string();
+    old.crash(); // SIGKILL, the files stay
+    let again = Server::shardis_on_port_with(port, 2, &cluster_flags(&cport));
+    let id2: String = query_port(again.port, None, &["CLUSTER", "MYID"]).unwrap();
+    assert_eq!(id, id2);
+    assert!(
+        wait_until(Duration::from_secs(20), || state_ok(again.port)
+            && state_ok(nodes[0].port)),
+        "{}",
+        cluster_info(again.port)
+    );
+}
+
+#[test]
+fn mixed_with_redis_server_nodes_and_failure_detection() {
+    // redis-server first: it sends the MEETs, Shardis answers them.
+    let r = redis_node();
+    let s1 = shardis_node();
+    let s2 = shardis_node();
+    let out = create(&[&r, &s1, &s2]);
+    assert!(
+        out.contains("[OK] All nodes agree about slots configuration."),
+        "{out}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || [r.port, s1.port, s2.port]
+            .iter()
+            .all(|p| state_ok(*p))),
+        "redis: {}\nshardis: {}",
+        cluster_info(r.port),
+        cluster_info(s1.port)
+    );
+    // Every node sees the three masters with the same slots.
+    let views: Vec<Vec<String>> = [r.port, s1.port, s2.port]
+        .iter()
+        .map(|p| {
+            let nodes: String = query_port(*p, None, &["CLUSTER", "NODES"]).unwrap();
+            let mut v: Vec<String> = nodes
+                .lines()
+                .map(|l| {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    format!("{} {} {}", f[0], f[1], f[8..].join(" "))
+                })
+                .collect();
+            v.sort();
+            v
+        })
+        .collect();
+    assert_eq!(views[0], views[1]);
+    assert_eq!(views[0], views[2]);
+    // Clients follow MOVED between both kinds of node.
+    for (i, p) in [r.port, s1.port, s2.port].iter().enumerate() {
+        let p = p.to_string();
+        for k in 0..20 {
+            let key = format!("k{i}-{k}");
+            assert_eq!(cli(&["-c", "-p", &p, "SET", &key, "v"]), "OK");
+        }
+    }
+    for p in [r.port, s1.port, s2.port] {
+        let p = p.to_string();
+        assert_eq!(cli(&["-c", "-p", &p, "GET", "k0-7"]), "v");
+    }
+
+    // The redis-server node dies: both Shardis nodes mark it failing (PFAIL, then
+    // FAIL once both masters report it), and its slots leave the cluster down.
+    let rp = r.port;
+    drop(r);
+    assert!(
+        wait_until(Duration::from_secs(20), || flags_seen(s1.port, rp)
+            .contains("fail")
+            && !flags_seen(s1.port, rp).contains("fail?")
+            && flags_seen(s2.port, rp).contains("fail")),
+        "{} / {}",
+        flags_seen(s1.port, rp),
+        flags_seen(s2.port, rp)
+    );
+    assert!(wait_until(Duration::from_secs(10), || cluster_info(
+        s1.port
+    )
+    .contains("cluster_state:fail")));
+    assert_eq!(
+        cli(&["-p", &s1.port.to_string(), "GET", "k0-7"]),
+        "CLUSTERDOWN The cluster is down"
+    );
+}
+
+/// Redis's replies for the commands a single fresh node answers.
+#[test]
+fn cluster_commands_answer_as_redis() {
+    let s = shardis_node();
+    let r = redis_node();
+    let cases: &[&[&str]] = &[
+        &["CLUSTER", "MYID", "x"],
+        &["CLUSTER", "FOO"],
+        &["CLUSTER", "ADDSLOTS", "1", "2", "3"],
+        &["CLUSTER", "ADDSLOTS", "1"],
+        &["CLUSTER", "ADDSLOTS", "99999"],
+        &["CLUSTER", "ADDSLOTS", "x"],
+        &["CLUSTER", "ADDSLOTSRANGE", "10", "20"],
+        &["CLUSTER", "ADDSLOTSRANGE", "20", "10"],
+        &["CLUSTER", "ADDSLOTSRANGE", "1", "2", "3"],
+        &["CLUSTER", "DELSLOTS", "3"],
+        &["CLUSTER", "DELSLOTS", "3"],
+        &["CLUSTER", "DELSLOTSRANGE", "10", "11"],
+        &["CLUSTER", "KEYSLOT", "foo"],
+        &["CLUSTER", "KEYSLOT", "{user1000}.following"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "5"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "x"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "99999"],
+        &["CLUSTER", "GETKEYSINSLOT", "5", "10"],
+        &["CLUSTER", "GETKEYSINSLOT", "5", "-1"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "-1"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "5"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "6"],
+        &["CLUSTER", "BUMPEPOCH"],
+        &["CLUSTER", "MEET", "127.0.0.1", "x"],
+        &["CLUSTER", "MEET", "1.2.3", "5"],
+        &["CLUSTER", "MEET", "127.0.0.1", "1", "x"],
+        &["CLUSTER", "FORGET", "abc"],
+        &["CLUSTER", "COUNT-FAILURE-REPORTS", "abc"],
+        &["CLUSTER", "REPLICAS", "abc"],
+        &["CLUSTER", "REPLICATE", "abc"],
+        &["CLUSTER", "SETSLOT", "1", "NODE", "abc"],
+        &["CLUSTER", "SETSLOT", "1", "foo"],
+        &["CLUSTER", "SETSLOT", "x", "stable"],
+        &["CLUSTER", "RESET", "foo"],
+        &["CLUSTER", "FAILOVER"],
+        &["CLUSTER", "HELP"],
+        &["CLUSTER", "SAVECONFIG"],
+        &["CLUSTER", "LINKS"],
+        &["GET", "foo"],
+        &["SET", "{x}1", "1"],
+        &["MGET", "a", "b"],
+        &["SELECT", "1"],
+        &["SELECT", "0"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["ASKING"],
+        &["PING"],
+    ];
+    for args in cases {
+        let (a, b) = (shown(s.port, args), shown(r.port, args));
+        assert_eq!(a, b, "{args:?} (left: Shardis, right: redis-server)");
+    }
+    // Slot ranges in CLUSTER SLOTS and NODES: 1-2 and 12-20 on both.
+    let tail = |p: u16| {
+        let n: String = query_port(p, None, &["CLUSTER", "NODES"]).unwrap();
+        n.trim().split(' ').skip(8).collect::<Vec<_>>().join(" ")
+    };
+    assert_eq!(tail(s.port), tail(r.port));
+    assert_eq!(tail(s.port), "1-2 12-20");
+    let slots = |p: u16| {
+        let v: Vec<(i64, i64, redis::Value)> = query_port(p, None, &["CLUSTER", "SLOTS"]).unwrap();
+        v.into_iter().map(|(a, b, _)| (a, b)).collect::<Vec<_>>()
+    };
+    assert_eq!(slots(s.port), slots(r.port));
+}
+
+#[test]
+fn the_bus_port_drops_what_is_not_cluster_traffic() {
+    use std::io::{Read, Write};
+    let s = shardis_node();
+    let nodes: String = query_port(s.port, None, &["CLUSTER", "NODES"]).unwrap();
+    let cport: u16 = nodes
+        .split(' ')
+        .nth(1)
+        .and_then(|a| a.split('@').nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cases: [&[u8]; 3] = [
+        b"*1\r\n$4\r\nPING\r\n",
+        b"RCmb\x00\x00\x00\x08",
+        // A header-sized packet with the signature and a bad version.
+        &{
+            let mut m = vec![0u8; 2256];
+            m[..4].copy_from_slice(b"RCmb");
+            m[4..8].copy_from_slice(&2256u32.to_be_bytes());
+            m[9] = 9;
+            m
+        },
+    ];
+    for bytes in cases {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", cport)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(bytes).unwrap();
+        let mut buf = [0u8; 16];
+        // Closed without an answer.
+        assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    }
+    let pong: String = query_port(s.port, None, &["PING"]).unwrap();
+    assert_eq!(pong, "PONG");
+    assert!(cluster_info(s.port).contains("cluster_known_nodes:1"));
+}
