@@ -217,6 +217,25 @@ fn mixed_with_redis_server_nodes_and_failure_detection() {
         assert_eq!(cli(&["-c", "-p", &p, "GET", "k0-7"]), "v");
     }
 
+    // PUBLISH reaches subscribers on every node, over the bus, both ways.
+    for (sub_port, pub_port) in [(r.port, s1.port), (s2.port, r.port), (s1.port, s2.port)] {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{sub_port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let mut sub = c.as_pubsub();
+        sub.subscribe("news").unwrap();
+        sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let text = format!("from {pub_port}");
+        // Only this node's subscribers count in the reply, as in Redis.
+        assert_eq!(
+            cli(&["-p", &pub_port.to_string(), "PUBLISH", "news", &text]),
+            "0"
+        );
+        let got: String = sub.get_message().unwrap().get_payload().unwrap();
+        assert_eq!(got, text);
+    }
+
     // The redis-server node dies: both Shardis nodes mark it failing (PFAIL, then
     // FAIL once both masters report it), and its slots leave the cluster down.
     let rp = r.port;

@@ -147,6 +147,36 @@ fn broadcast(st: &State, msg: &[u8]) {
     }
 }
 
+/// Send a published message over the bus (see `cluster::propagate_publish`).
+pub fn publish(st: &State, shard: bool, channel: &[u8], message: &[u8]) {
+    let kind = if shard {
+        bus::PUBLISHSHARD
+    } else {
+        bus::PUBLISH
+    };
+    let msg = bus::encode(
+        &header(st, kind),
+        &Body::Publish {
+            channel: channel.to_vec(),
+            message: message.to_vec(),
+        },
+    );
+    if !shard {
+        broadcast(st, &msg);
+        return;
+    }
+    let me = st.me();
+    let master = me.slaveof.clone().unwrap_or_else(|| st.myself.clone());
+    for n in st.nodes.values() {
+        let same_shard = n.name == master || n.slaveof.as_deref() == Some(master.as_str());
+        if same_shard && n.name != st.myself {
+            if let Some(l) = &n.link {
+                l.send(msg.clone());
+            }
+        }
+    }
+}
+
 /// A PONG to every node: spreads a configuration change at once.
 pub fn broadcast_pong(st: &State) {
     broadcast(st, &ping(st, bus::PONG));
@@ -570,6 +600,15 @@ pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8
                     st.fx.save_config = true;
                 }
             }
+        }
+    } else if matches!(h.kind, bus::PUBLISH | bus::PUBLISHSHARD) {
+        if let (Some(_), Body::Publish { channel, message }) = (&sender, m.body) {
+            let kind = if h.kind == bus::PUBLISH {
+                crate::client::Subscription::Channel
+            } else {
+                crate::client::Subscription::ShardChannel
+            };
+            st.fx.published.push((kind, channel.into(), message.into()));
         }
     } else if h.kind == bus::UPDATE {
         if let (

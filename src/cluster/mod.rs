@@ -28,8 +28,7 @@
 //!
 //! **Not yet here** (README): replicas in a cluster (CLUSTER REPLICATE, READONLY
 //! reads, failover by election, manual failover, replica migration), slot migration
-//! (SETSLOT MIGRATING/IMPORTING with ASK and TRYAGAIN, MIGRATE), PUBLISH over the bus,
-//! and a per-slot key index (COUNTKEYSINSLOT and GETKEYSINSLOT scan the shard).
+//! (SETSLOT MIGRATING/IMPORTING with ASK and TRYAGAIN, MIGRATE), and a per-slot key index (COUNTKEYSINSLOT and GETKEYSINSLOT scan the shard).
 
 pub mod bus;
 pub mod gossip;
@@ -113,6 +112,8 @@ pub struct Effects {
     pub save_config: bool,
     /// Slots this node lost to another owner: their keys are deleted.
     pub lost_slots: Vec<u16>,
+    /// Messages other nodes published (PUBLISH over the bus), to deliver here.
+    pub published: Vec<(crate::client::Subscription, bytes::Bytes, bytes::Bytes)>,
 }
 
 /// The node's view of the cluster (Redis's `clusterState`).
@@ -250,12 +251,22 @@ pub fn with<R>(shards: &Shards, f: impl FnOnce(&mut State) -> R) -> Option<R> {
     if !fx.lost_slots.is_empty() {
         gossip::delete_keys_in_slots(shards, fx.lost_slots);
     }
+    for (kind, channel, message) in fx.published {
+        crate::runtime::pubsub::publish(shards, kind, &channel, &message);
+    }
     Some(r)
 }
 
 /// Read-only access (CLUSTER NODES, INFO, redirections).
 pub fn read<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
     lock().map(|st| f(&st))
+}
+
+/// PUBLISH / SPUBLISH in cluster mode: send the message over the bus, to every node
+/// (PUBLISH) or to the other nodes of this node's shard, its master and replicas
+/// (SPUBLISH), as Redis's `clusterPropagatePublish`.
+pub fn propagate_publish(shard: bool, channel: &[u8], message: &[u8]) {
+    read(|st| gossip::publish(st, shard, channel, message));
 }
 
 /// Load or create nodes.conf; called once before the runtime starts.

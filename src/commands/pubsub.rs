@@ -130,8 +130,20 @@ async fn unsubscribing(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[By
 }
 
 /// PUBLISH / SPUBLISH channel message: the number of receivers.
+/// Where a PUBLISH goes besides this server's subscribers: in cluster mode to the
+/// other nodes over the bus, otherwise to replicas in the replication stream (Redis
+/// does one or the other).
+pub fn propagate(s: &Shards, kind: Subscription, argv: &[Bytes]) {
+    if crate::cluster::enabled() {
+        let shard = kind == Subscription::ShardChannel;
+        crate::cluster::propagate_publish(shard, &argv[1], &argv[2]);
+    } else {
+        crate::replication::propagate_publish(&s.server, &argv[0], &argv[1], &argv[2]);
+    }
+}
+
 async fn publish_to(_c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
-    crate::replication::propagate_publish(&s.server, &argv[0], &argv[1], &argv[2]);
+    propagate(s, kind, argv);
     let n = pubsub::publish(s, kind, &argv[1], &argv[2]);
     Reply::Int(n as i64)
 }

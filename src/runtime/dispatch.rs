@@ -281,7 +281,7 @@ impl Run<'_> {
             Subscription::Channel
         };
         let (channel, message) = (&argv[1], &argv[2]);
-        crate::replication::propagate_publish(&self.shards.server, &argv[0], channel, message);
+        crate::commands::pubsub::propagate(self.shards, kind, argv);
         for core in pubsub::listening_cores(self.shards, kind, channel) {
             self.published[core].push((i, (kind, channel.clone(), message.clone())));
         }
