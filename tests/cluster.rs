@@ -38,11 +38,17 @@ fn redis_node() -> Server {
 
 /// `redis-cli --cluster create` over `nodes` (masters only); its output.
 fn create(nodes: &[&Server]) -> String {
+    create_with(nodes, 0)
+}
+
+/// `redis-cli --cluster create` with `replicas` replicas per master.
+fn create_with(nodes: &[&Server], replicas: usize) -> String {
     let mut cmd = Command::new("redis-cli");
     cmd.args(["--cluster", "create"]);
     for n in nodes {
         cmd.arg(format!("127.0.0.1:{}", n.port));
     }
+    cmd.args(["--cluster-replicas", &replicas.to_string()]);
     cmd.arg("--cluster-yes");
     let out = cmd.output().expect("redis-cli runs");
     let text =
@@ -366,4 +372,100 @@ fn the_bus_port_drops_what_is_not_cluster_traffic() {
     let pong: String = query_port(s.port, None, &["PING"]).unwrap();
     assert_eq!(pong, "PONG");
     assert!(cluster_info(s.port).contains("cluster_known_nodes:1"));
+}
+
+/// The port of the node that serves `key`, as node `viewer` says (MOVED or itself).
+fn owner_of(viewer: u16, key: &str) -> u16 {
+    let r = cli(&["-p", &viewer.to_string(), "GET", key]);
+    match r.strip_prefix("MOVED ") {
+        Some(rest) => rest.rsplit(':').next().unwrap().parse().unwrap(),
+        None => viewer,
+    }
+}
+
+#[test]
+fn replicas_serve_readonly_reads_and_take_over_a_dead_master() {
+    let nodes: Vec<Server> = (0..6)
+        .map(|_| Server::shardis_with(1, &cluster_flags(&free_port().to_string())))
+        .collect();
+    let out = create_with(&nodes.iter().collect::<Vec<_>>(), 1);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    // redis-cli checks right after the CLUSTER REPLICATEs, while the replicas' new
+    // role may still be spreading: agreement is awaited, not taken from that check.
+    let agreed = || {
+        cli(&["--cluster", "check", &format!("127.0.0.1:{}", ports[0])])
+            .contains("[OK] All nodes agree about slots configuration.")
+    };
+    assert!(wait_until(Duration::from_secs(30), agreed), "{out}");
+    // Every node lists 3 masters and 3 replicas, and the cluster is ok.
+    assert!(
+        wait_until(Duration::from_secs(30), || ports.iter().all(|p| {
+            let n: String = query_port(*p, None, &["CLUSTER", "NODES"]).unwrap_or_default();
+            n.matches("master").count() == 3 && n.matches("slave").count() == 3 && state_ok(*p)
+        })),
+        "{}",
+        query_port::<String>(ports[0], None, &["CLUSTER", "NODES"]).unwrap_or_default()
+    );
+    let master = owner_of(ports[0], "foo");
+    let m = master.to_string();
+    assert_eq!(cli(&["-p", &m, "SET", "foo", "bar"]), "OK");
+    assert_eq!(cli(&["-p", &m, "WAIT", "1", "5000"]), "1");
+    // Its replica: MOVED for a plain client, the value for a READONLY one.
+    let replica_id = {
+        let id: String = query_port(master, None, &["CLUSTER", "MYID"]).unwrap();
+        let nodes: String = query_port(master, None, &["CLUSTER", "NODES"]).unwrap();
+        let line = nodes
+            .lines()
+            .find(|l| l.contains(&format!("slave {id}")))
+            .unwrap()
+            .to_string();
+        line.split(' ')
+            .nth(1)
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap()
+    };
+    let r = replica_id.to_string();
+    assert!(cli(&["-p", &r, "GET", "foo"]).starts_with(&format!("MOVED 12182 127.0.0.1:{master}")));
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{r}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("READONLY").query(&mut c).unwrap();
+    let v: String = redis::cmd("GET").arg("foo").query(&mut c).unwrap();
+    assert_eq!(v, "bar");
+
+    // SIGKILL the master: its replica wins the election and serves the slots.
+    let idx = ports.iter().position(|p| *p == master).unwrap();
+    let mut nodes = nodes;
+    drop(nodes.remove(idx));
+    let alive: Vec<u16> = ports.iter().copied().filter(|p| *p != master).collect();
+    assert!(
+        wait_until(Duration::from_secs(30), || alive
+            .iter()
+            .all(|p| state_ok(*p) && owner_of(*p, "foo") == replica_id)),
+        "{}\n{}",
+        query_port::<String>(alive[0], None, &["CLUSTER", "NODES"]).unwrap_or_default(),
+        nodes
+            .iter()
+            .find(|n| n.port == replica_id)
+            .unwrap()
+            .log_text()
+    );
+    assert_eq!(
+        cli(&["-c", "-p", &alive[0].to_string(), "GET", "foo"]),
+        "bar"
+    );
+    assert_eq!(
+        cli(&["-c", "-p", &alive[0].to_string(), "SET", "foo", "baz"]),
+        "OK"
+    );
+    let role: String = cli(&["-p", &r, "ROLE"]);
+    assert!(role.starts_with("master"), "{role}");
 }

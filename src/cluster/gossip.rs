@@ -60,7 +60,7 @@ pub fn header(st: &State, kind: u16) -> Header {
         count: 0,
         current_epoch: st.current_epoch,
         config_epoch: master.config_epoch,
-        offset: 0,
+        offset: st.repl_offset,
         sender: name_bytes(&st.myself),
         myslots: master.slots.clone(),
         slaveof: me
@@ -352,6 +352,7 @@ pub fn cron(st: &mut State, cfg: &Config, now: u64) {
         }
     }
     let _ = update;
+    handle_replica_failover(st, cfg, now);
     update_state(st, now);
 }
 
@@ -610,6 +611,19 @@ pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8
             };
             st.fx.published.push((kind, channel.into(), message.into()));
         }
+    } else if h.kind == bus::FAILOVER_AUTH_REQUEST {
+        if let Some(s) = &sender {
+            vote_for_replica(st, s, h, now);
+        }
+    } else if h.kind == bus::FAILOVER_AUTH_ACK {
+        // A vote counts from a master with slots, in our election's epoch.
+        let voter_ok = sender
+            .as_ref()
+            .and_then(|s| st.nodes.get(s))
+            .is_some_and(|n| n.is_master() && n.numslots > 0);
+        if voter_ok && h.current_epoch >= st.failover_auth_epoch {
+            st.failover_auth_count += 1;
+        }
     } else if h.kind == bus::UPDATE {
         if let (
             Some(_),
@@ -792,6 +806,13 @@ pub fn update_slots_config_with(st: &mut State, sender: &str, epoch: u64, slots:
     if sender == st.myself {
         return;
     }
+    let me = st.me();
+    let cur_master = if me.is_master() {
+        Some(st.myself.clone())
+    } else {
+        me.slaveof.clone()
+    };
+    let mut took_ours = 0;
     let mut lost = Vec::new();
     for slot in 0..SLOTS {
         if !node::slot_bit(slots, slot) {
@@ -806,6 +827,9 @@ pub fn update_slots_config_with(st: &mut State, sender: &str, epoch: u64, slots:
             Some(o) => st.nodes.get(o).is_none_or(|n| n.config_epoch < epoch),
         };
         if older {
+            if owner.is_some() && owner == cur_master {
+                took_ours += 1;
+            }
             if owner.as_deref() == Some(st.myself.as_str()) {
                 lost.push(slot as u16);
             }
@@ -813,12 +837,180 @@ pub fn update_slots_config_with(st: &mut State, sender: &str, epoch: u64, slots:
             st.fx.save_config = true;
         }
     }
+    // Our master (or we) lost every slot to the sender: follow the sender, as the
+    // replicas of a failed-over master do (Redis's clusterSetMaster here).
+    let emptied = cur_master
+        .as_ref()
+        .and_then(|m| st.nodes.get(m))
+        .is_some_and(|m| m.numslots == 0);
+    if took_ours > 0 && emptied {
+        crate::log::log(&format!(
+            "Configuration change detected. Reconfiguring myself as a replica of {sender}"
+        ));
+        set_master(st, sender);
+        return;
+    }
     if !lost.is_empty() {
         crate::log::warning(&format!(
             "{} slot(s) of this node were taken over by {sender} (higher config epoch): their keys are deleted",
             lost.len()
         ));
         st.fx.lost_slots.extend(lost);
+    }
+}
+
+/// Become a replica of `master` (Redis's `clusterSetMaster`): our slots go, the
+/// replication link starts.
+pub fn set_master(st: &mut State, master: &str) {
+    let mine: Vec<usize> = (0..SLOTS)
+        .filter(|s| st.slots[*s].as_deref() == Some(st.myself.as_str()))
+        .collect();
+    for s in mine {
+        st.assign(s, None);
+    }
+    let me = st.me_mut();
+    me.flags = (me.flags & !(node::MASTER | node::MIGRATE_TO)) | node::SLAVE;
+    me.slaveof = Some(master.to_string());
+    let addr = st.nodes.get(master).map(|m| (m.ip.clone(), m.port));
+    st.fx.replicate = addr.map(Some);
+    st.failover_auth_time = 0;
+    st.failover_auth_sent = false;
+    st.fx.save_config = true;
+}
+
+/// A replica of a failed master with slots: wait a delay that grows with our rank
+/// (replicas with less data wait longer), ask the masters for their votes in a new
+/// epoch, and take over once a majority voted (Redis's `clusterHandleSlaveFailover`).
+pub fn handle_replica_failover(st: &mut State, cfg: &Config, now: u64) {
+    let me = st.me();
+    let Some(master) = me.slaveof.clone() else {
+        return;
+    };
+    if !me.has(node::SLAVE)
+        || me.has(node::NOFAILOVER)
+        || cfg.get_bool("cluster-replica-no-failover")
+    {
+        return;
+    }
+    let Some(m) = st.nodes.get(&master) else {
+        return;
+    };
+    if !m.has(node::FAIL) || m.numslots == 0 {
+        return;
+    }
+    let auth_timeout = (st.node_timeout * 2).max(2000);
+    let retry = auth_timeout * 2;
+    if now.saturating_sub(st.failover_auth_time) > retry || st.failover_auth_time == 0 {
+        // Rank: replicas of the same master with a larger offset go first.
+        let my_offset = st.repl_offset;
+        let rank = st
+            .nodes
+            .values()
+            .filter(|n| n.slaveof.as_deref() == Some(master.as_str()) && n.name != st.myself)
+            .filter(|n| n.repl_offset > my_offset)
+            .count() as u64;
+        st.failover_auth_time = now + 500 + rand::random::<u64>() % 500 + rank * 1000;
+        st.failover_auth_count = 0;
+        st.failover_auth_sent = false;
+        crate::log::warning(&format!(
+            "Start of election delayed for {} milliseconds (rank #{rank}, offset {my_offset}).",
+            st.failover_auth_time - now
+        ));
+        broadcast_pong(st);
+        return;
+    }
+    if now < st.failover_auth_time || now - st.failover_auth_time > auth_timeout {
+        return;
+    }
+    if !st.failover_auth_sent {
+        st.current_epoch += 1;
+        st.failover_auth_epoch = st.current_epoch;
+        crate::log::warning(&format!(
+            "Starting a failover election for epoch {}.",
+            st.current_epoch
+        ));
+        let mut h = header(st, bus::FAILOVER_AUTH_REQUEST);
+        // The slots we claim are our master's.
+        h.myslots = st.nodes[&master].slots.clone();
+        broadcast(st, &bus::encode(&h, &Body::Other));
+        st.failover_auth_sent = true;
+        st.fx.save_config = true;
+        return;
+    }
+    let majority = st.size / 2 + 1;
+    if st.failover_auth_count >= majority {
+        crate::log::warning("Failover election won: I'm the new master.");
+        replace_master(st, &master, now);
+    }
+}
+
+/// We won the election: take every slot of our old master, with the election's epoch,
+/// and tell everyone.
+fn replace_master(st: &mut State, old: &str, now: u64) {
+    let slots: Vec<usize> = (0..SLOTS)
+        .filter(|s| st.slots[*s].as_deref() == Some(old))
+        .collect();
+    let epoch = st.failover_auth_epoch;
+    let me = st.me_mut();
+    me.flags = (me.flags & !node::SLAVE) | node::MASTER;
+    me.slaveof = None;
+    me.config_epoch = epoch;
+    let myself = st.myself.clone();
+    for s in slots {
+        st.assign(s, Some(&myself));
+    }
+    st.fx.replicate = Some(None);
+    st.fx.save_config = true;
+    update_state(st, now);
+    broadcast_pong(st);
+}
+
+/// A replica asks for our vote (Redis's `clusterSendFailoverAuthIfNeeded`): a master
+/// with slots votes once per epoch, for a replica of a master it sees as failed, not
+/// twice for the same master within twice the node timeout, and only if no slot it
+/// claims has a newer owner.
+fn vote_for_replica(st: &mut State, sender: &str, h: &Header, now: u64) {
+    let me = st.me();
+    if !me.is_master() || me.numslots == 0 {
+        return;
+    }
+    if h.current_epoch < st.current_epoch || st.last_vote_epoch == st.current_epoch {
+        return;
+    }
+    let Some(master) = st.nodes.get(sender).and_then(|n| n.slaveof.clone()) else {
+        return;
+    };
+    if st.nodes[sender].is_master() {
+        return;
+    }
+    let Some(m) = st.nodes.get(&master) else {
+        return;
+    };
+    if !m.has(node::FAIL) || now.saturating_sub(m.voted_time) < st.node_timeout * 2 {
+        return;
+    }
+    for slot in 0..SLOTS {
+        if !node::slot_bit(&h.myslots, slot) {
+            continue;
+        }
+        let newer = st.slots[slot]
+            .as_ref()
+            .and_then(|o| st.nodes.get(o))
+            .is_some_and(|o| o.config_epoch > h.config_epoch);
+        if newer {
+            return;
+        }
+    }
+    st.last_vote_epoch = st.current_epoch;
+    st.nodes.get_mut(&master).expect("known").voted_time = now;
+    st.fx.save_config = true;
+    crate::log::warning(&format!(
+        "Failover auth granted to {sender} for epoch {}",
+        st.current_epoch
+    ));
+    let ack = bus::encode(&header(st, bus::FAILOVER_AUTH_ACK), &Body::Other);
+    if let Some(l) = &st.nodes[sender].link {
+        l.send(ack);
     }
 }
 

@@ -26,8 +26,13 @@
 //! broadcast, slot ownership decided by config epoch (UPDATE messages for stale
 //! owners, and the collision rule when two masters share one).
 //!
-//! **Not yet here** (README): replicas in a cluster (CLUSTER REPLICATE, READONLY
-//! reads, failover by election, manual failover, replica migration), slot migration
+//! **Replicas** (CLUSTER REPLICATE) replicate through the ordinary replication link;
+//! when their master is FAIL they run Redis's election (`gossip::
+//! handle_replica_failover`): a delay by rank, votes asked of the masters in a new
+//! epoch, and a winner that takes the master's slots with that epoch, after which the
+//! other replicas follow it (`update_slots_config_with`).
+//!
+//! **Not yet here** (README): manual failover, replica migration, slot migration
 //! (SETSLOT MIGRATING/IMPORTING with ASK and TRYAGAIN, MIGRATE), and a per-slot key index (COUNTKEYSINSLOT and GETKEYSINSLOT scan the shard).
 
 pub mod bus;
@@ -112,6 +117,10 @@ pub struct Effects {
     pub save_config: bool,
     /// Slots this node lost to another owner: their keys are deleted.
     pub lost_slots: Vec<u16>,
+    /// Start replicating from this address (we became a replica, or our master
+    /// changed), or promote ourselves (`None` inside): Redis's `replicationSetMaster`
+    /// and `replicationUnsetMaster`.
+    pub replicate: Option<Option<(String, u16)>>,
     /// Messages other nodes published (PUBLISH over the bus), to deliver here.
     pub published: Vec<(crate::client::Subscription, bytes::Bytes, bytes::Bytes)>,
 }
@@ -131,6 +140,15 @@ pub struct State {
     pub blacklist: BTreeMap<String, u64>,
     pub config_file: String,
     pub stats_pfail_nodes: usize,
+    /// A replica's election (Redis's `failover_auth_*`): when it may ask for votes,
+    /// whether it did, in which epoch, and the votes it got.
+    pub failover_auth_time: u64,
+    pub failover_auth_sent: bool,
+    pub failover_auth_epoch: u64,
+    pub failover_auth_count: usize,
+    /// Our replication offset (a master's stream end, a replica's processed offset),
+    /// refreshed by every cron: messages carry it, and replicas rank by it.
+    pub repl_offset: u64,
     pub cron_iterations: u64,
     pub fx: Effects,
     /// From the configuration, refreshed by every cron.
@@ -251,6 +269,18 @@ pub fn with<R>(shards: &Shards, f: impl FnOnce(&mut State) -> R) -> Option<R> {
     if !fx.lost_slots.is_empty() {
         gossip::delete_keys_in_slots(shards, fx.lost_slots);
     }
+    if let Some(to) = fx.replicate {
+        let shards = shards.detached();
+        crate::runtime::backend::spawn(async move {
+            match to {
+                Some((host, port)) => crate::replication::replica::start(&shards, host, port).await,
+                None => {
+                    crate::replication::replica::promote(&shards).await;
+                }
+            }
+        })
+        .detach();
+    }
     for (kind, channel, message) in fx.published {
         crate::runtime::pubsub::publish(shards, kind, &channel, &message);
     }
@@ -296,6 +326,11 @@ pub fn init(cfg: &crate::config::Config) -> Result<(), String> {
         blacklist: BTreeMap::new(),
         config_file: file.clone(),
         stats_pfail_nodes: 0,
+        failover_auth_time: 0,
+        failover_auth_sent: false,
+        failover_auth_epoch: 0,
+        failover_auth_count: 0,
+        repl_offset: 0,
         cron_iterations: 0,
         fx: Effects::default(),
         node_timeout: cfg.get_int("cluster-node-timeout").max(1) as u64,
@@ -350,10 +385,27 @@ pub async fn run(shards: Rc<Shards>) {
         crate::log::warning(&e);
         std::process::exit(1);
     }
+    // A replica in nodes.conf follows its master again.
+    let master = read(|st| {
+        let me = st.me();
+        me.slaveof
+            .as_ref()
+            .and_then(|m| st.nodes.get(m))
+            .filter(|m| !m.ip.is_empty())
+            .map(|m| (m.ip.clone(), m.port))
+    })
+    .flatten();
+    if let Some((host, port)) = master {
+        crate::replication::replica::start(&shards, host, port).await;
+    }
     loop {
         crate::runtime::backend::sleep(std::time::Duration::from_millis(100)).await;
         let cfg = shards.local.borrow().config.clone();
-        with(&shards, |st| gossip::cron(st, &cfg, crate::clock::now_ms()));
+        let offset = crate::replication::of(&shards.server).lock().end;
+        with(&shards, |st| {
+            st.repl_offset = offset;
+            gossip::cron(st, &cfg, crate::clock::now_ms())
+        });
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Node {
     pub pong_received: u64,
     pub data_received: u64,
     pub fail_time: u64,
+    /// When we last voted for a replica of this master.
+    pub voted_time: u64,
     pub repl_offset: u64,
     pub ip: String,
     pub port: u16,
@@ -79,6 +81,7 @@ impl Node {
             pong_received: 0,
             data_received: 0,
             fail_time: 0,
+            voted_time: 0,
             repl_offset: 0,
             ip: String::new(),
             port: 0,

@@ -113,6 +113,7 @@ fn subcommand<'a>(
             "countkeysinslot" => count_keys_in_slot(s, &argv[2]).await,
             "getkeysinslot" => get_keys_in_slot(s, &argv[2], &argv[3]).await,
             "keyslot" => Reply::Int(key_slot(&argv[2]) as i64),
+            "replicate" => replicate(s, &argv[2]).await,
             "help" => help(),
             _ => cluster::with(s, |st| run(st, &sub, argv))
                 .unwrap_or_else(|| Reply::err(errors::CLUSTER_DISABLED)),
@@ -281,12 +282,7 @@ fn run(st: &mut State, sub: &str, argv: &[Bytes]) -> Reply {
         "links" => links(st),
         "reset" => reset(st, argv, now),
         "setslot" => setslot(st, argv),
-        "replicate" => match st.nodes.get(&text(&argv[2])) {
-            None => unknown_node(&argv[2]),
-            Some(_) => Reply::err(
-                "ERR CLUSTER REPLICATE is not supported by Shardis yet (replicas in cluster mode)",
-            ),
-        },
+
         "failover" => {
             if st.me().is_master() {
                 Reply::err("ERR You should send CLUSTER FAILOVER to a replica")
@@ -298,6 +294,33 @@ fn run(st: &mut State, sub: &str, argv: &[Bytes]) -> Reply {
     };
     gossip::update_state(st, now);
     r
+}
+
+/// CLUSTER REPLICATE node: become a replica of a master (we must hold no slot and,
+/// as a master, no key).
+async fn replicate(s: &Shards, name: &[u8]) -> Reply {
+    let keys: usize = s.all(|sh| sh.db(0).len()).await.iter().sum();
+    let name = text(name);
+    cluster::with(s, |st| {
+        let Some(n) = st.nodes.get(&name) else {
+            return unknown_node(name.as_bytes());
+        };
+        if name == st.myself {
+            return Reply::err("ERR Can't replicate myself");
+        }
+        if n.has(node::SLAVE) {
+            return Reply::err("ERR I can only replicate a master, not a replica.");
+        }
+        let me = st.me();
+        if me.is_master() && (me.numslots != 0 || keys != 0) {
+            return Reply::err(
+                "ERR To set a master the node must be empty and without assigned slots.",
+            );
+        }
+        gossip::set_master(st, &name);
+        Reply::ok()
+    })
+    .unwrap_or_else(|| Reply::err(errors::CLUSTER_DISABLED))
 }
 
 fn change_slots(st: &mut State, list: &[usize], add: bool) -> Reply {
