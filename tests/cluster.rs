@@ -469,3 +469,89 @@ fn replicas_serve_readonly_reads_and_take_over_a_dead_master() {
     let role: String = cli(&["-p", &r, "ROLE"]);
     assert!(role.starts_with("master"), "{role}");
 }
+
+/// The node serving slot 0 as `viewer` says, by port.
+fn slot0_owner(viewer: u16) -> Option<u16> {
+    // Entries are [start, end, master, replica...]: read them loosely.
+    let slots: Vec<Vec<redis::Value>> = query_port(viewer, None, &["CLUSTER", "SLOTS"])?;
+    let entry = slots
+        .iter()
+        .find(|e| redis::from_redis_value::<i64>(&e[0]).ok() == Some(0))?;
+    let master: Vec<redis::Value> = redis::from_redis_value(&entry[2]).ok()?;
+    redis::from_redis_value::<i64>(&master[1])
+        .ok()
+        .map(|p| p as u16)
+}
+
+#[test]
+fn elections_work_across_redis_server_and_shardis_nodes() {
+    // Shardis masters, redis-server replicas (redis-cli gives each master one).
+    let masters: Vec<Server> = (0..3)
+        .map(|_| Server::shardis_with(1, &cluster_flags(&free_port().to_string())))
+        .collect();
+    let replicas: Vec<Server> = (0..3).map(|_| redis_node()).collect();
+    let all: Vec<&Server> = masters.iter().chain(replicas.iter()).collect();
+    create_with(&all, 1);
+    let ports: Vec<u16> = all.iter().map(|n| n.port).collect();
+    assert!(wait_until(Duration::from_secs(30), || ports.iter().all(
+        |p| {
+            let n: String = query_port(*p, None, &["CLUSTER", "NODES"]).unwrap_or_default();
+            n.matches("slave").count() == 3 && state_ok(*p)
+        }
+    )));
+    let first = slot0_owner(ports[1]).unwrap();
+    let mut masters = masters;
+    let idx = masters.iter().position(|m| m.port == first).unwrap();
+    let old = masters.remove(idx);
+    let (old_port, old_dir) = (old.port, old.dir().to_path_buf());
+    let conf = std::fs::read_to_string(old_dir.join("nodes.conf")).unwrap();
+    let cport = conf
+        .lines()
+        .find(|l| l.contains("myself"))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|a| a.split('@').nth(1))
+        .unwrap()
+        .to_string();
+
+    // A Shardis master dies: its redis-server replica is elected by the masters left
+    // (Shardis nodes), and everyone sees it serve slot 0.
+    old.crash();
+    let viewer = masters[0].port;
+    assert!(
+        wait_until(Duration::from_secs(30), || slot0_owner(viewer)
+            .is_some_and(|p| replicas.iter().any(|r| r.port == p))
+            && state_ok(viewer)),
+        "{}",
+        query_port::<String>(viewer, None, &["CLUSTER", "NODES"]).unwrap_or_default()
+    );
+    let promoted = slot0_owner(viewer).unwrap();
+
+    // It comes back from nodes.conf, learns it lost its slots, and replicates from
+    // the redis-server node that took them.
+    let back = Server::shardis_on_port_with(old_port, 1, &cluster_flags(&cport));
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let role: Vec<redis::Value> =
+                query_port(back.port, None, &["ROLE"]).unwrap_or_default();
+            role.len() >= 3
+                && redis::from_redis_value::<i64>(&role[2]).ok() == Some(promoted as i64)
+        }),
+        "{}",
+        back.log_text()
+    );
+
+    // The redis-server master dies in turn: the Shardis replica wins, with the vote
+    // of a redis-server master among others.
+    let r_idx = replicas.iter().position(|r| r.port == promoted).unwrap();
+    let mut replicas = replicas;
+    drop(replicas.remove(r_idx));
+    assert!(
+        wait_until(Duration::from_secs(30), || slot0_owner(viewer)
+            == Some(back.port)
+            && state_ok(viewer)),
+        "{}\n{}",
+        query_port::<String>(viewer, None, &["CLUSTER", "NODES"]).unwrap_or_default(),
+        back.log_text()
+    );
+    assert!(back.log_text().contains("Failover election won"));
+}
