@@ -410,18 +410,16 @@ pub async fn run(shards: Rc<Shards>) {
 }
 
 /// A request's redirection, or None when this node serves it (Redis's
-/// `getNodeByQuery` for a request whose keys hash to `slots`, `write` when it
-/// writes), in Redis's order: the first key's slot unassigned, keys in several slots,
-/// the cluster down, the slot served elsewhere. `slots` is empty for a request
-/// without keys.
+/// `getNodeByQuery` for a request whose first key hashes to `first`, `one_slot` when
+/// every key does, `write` when it writes), in Redis's order: the first key's slot
+/// unassigned, keys in several slots, the cluster down, the slot served elsewhere.
 pub fn redirect(
-    slots: &[u16],
+    first: u16,
+    one_slot: bool,
     write: bool,
     readonly_client: bool,
 ) -> Option<crate::protocol::Reply> {
     use crate::protocol::Reply;
-    let first = *slots.first()?;
-    let one_slot = slots.iter().all(|s| *s == first);
     if one_slot && state_ok() && serves(first) {
         return None;
     }

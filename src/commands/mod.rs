@@ -376,8 +376,15 @@ impl Command {
 
     /// Indexes of the keys per first/last/step for `argc` arguments.
     pub fn fixed_key_indexes(&self, argc: usize) -> Vec<usize> {
+        self.fixed_key_range(argc).collect()
+    }
+
+    /// [`Command::fixed_key_indexes`] without allocating.
+    pub fn fixed_key_range(&self, argc: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
+        let step = self.key_step.max(1) as usize;
+        let empty = (0..0).step_by(1);
         if self.first_key <= 0 || argc == 0 {
-            return Vec::new();
+            return empty;
         }
         let first = self.first_key as usize;
         let last = if self.last_key < 0 {
@@ -386,11 +393,10 @@ impl Command {
             self.last_key
         };
         if last < 0 || first >= argc {
-            return Vec::new();
+            return empty;
         }
         let last = (last as usize).min(argc - 1);
-        let step = self.key_step.max(1) as usize;
-        (first..=last).step_by(step).collect()
+        (first..last + 1).step_by(step)
     }
 
     /// Arity check as Redis does it.

@@ -92,8 +92,10 @@ fn check(
     if !authed && !cmd.has_flag("no_auth") {
         return refuse(Reply::err(errors::NOAUTH));
     }
+    // (Read once: the flag lookup is on every command's path.)
+    let write = cmd.is_write();
     if crate::cluster::enabled() {
-        if let Some(reply) = cluster_redirect(client, cmd, argv) {
+        if let Some(reply) = cluster_redirect(client, cmd, argv, write) {
             return refuse(reply);
         }
     }
@@ -108,8 +110,6 @@ fn check(
             return refuse(Reply::err(busy));
         }
     }
-    // (Read once: the flag lookup is on every command's path.)
-    let write = cmd.is_write();
     if write || cmd.has_trait(traits::REFUSED_ON_DISK_ERROR) {
         if let Some(reply) = writes_refused(shards) {
             return refuse(reply);
@@ -139,15 +139,40 @@ fn check(
 
 /// Cluster mode: where a request with keys must go instead (`-MOVED`, `-CROSSSLOT`,
 /// `-CLUSTERDOWN`), unless it comes from our master or the AOF. ASKING lasts one
-/// command, as in Redis.
-fn cluster_redirect(client: &ClientRef, cmd: &Command, argv: &[Bytes]) -> Option<Reply> {
-    let (readonly, exempt) = {
-        let mut c = client.borrow_mut();
-        let asking = std::mem::take(&mut c.asking) && cmd.name != "asking";
-        if cmd.name == "asking" {
-            c.asking = true;
+/// command, as in Redis. The common case (keys in one slot this node serves) reads
+/// two atomics and hashes each key once, without allocating.
+fn cluster_redirect(
+    client: &ClientRef,
+    cmd: &Command,
+    argv: &[Bytes],
+    write: bool,
+) -> Option<Reply> {
+    let mut first: Option<u16> = None;
+    let mut one_slot = true;
+    let mut visit = |k: &Bytes| {
+        let s = crate::runtime::slots::key_slot(k);
+        match first {
+            None => first = Some(s),
+            Some(f) => one_slot &= f == s,
         }
-        let _ = asking;
+    };
+    match cmd.find_keys {
+        Some(_) => cmd.key_indexes(argv).iter().for_each(|&i| visit(&argv[i])),
+        None => cmd
+            .fixed_key_range(argv.len())
+            .for_each(|i| visit(&argv[i])),
+    }
+    let asking = {
+        let mut c = client.borrow_mut();
+        std::mem::replace(&mut c.asking, cmd.name == "asking")
+    };
+    let _ = asking;
+    let first = first?;
+    if one_slot && crate::cluster::state_ok() && crate::cluster::serves(first) {
+        return None;
+    }
+    let (readonly, exempt) = {
+        let c = client.borrow();
         (
             c.cluster_readonly,
             c.repl.is_master || c.id == crate::client::REPLAY_CLIENT,
@@ -156,13 +181,7 @@ fn cluster_redirect(client: &ClientRef, cmd: &Command, argv: &[Bytes]) -> Option
     if exempt {
         return None;
     }
-    let slots: Vec<u16> = cmd
-        .key_indexes(argv)
-        .into_iter()
-        .filter_map(|i| argv.get(i))
-        .map(|k| crate::runtime::slots::key_slot(k))
-        .collect();
-    crate::cluster::redirect(&slots, cmd.is_write(), readonly)
+    crate::cluster::redirect(first, one_slot, write, readonly)
 }
 
 /// On a replica: `-READONLY` for a write under `replica-read-only`, `-MASTERDOWN` for
