@@ -555,3 +555,87 @@ fn elections_work_across_redis_server_and_shardis_nodes() {
     );
     assert!(back.log_text().contains("Failover election won"));
 }
+
+/// The replica of the master at `master`, by port, as `master` lists it (waiting
+/// for it to be known: after a failover the old master says so in its next PING).
+fn replica_of(master: u16) -> u16 {
+    let id: String = query_port(master, None, &["CLUSTER", "MYID"]).unwrap();
+    let find = || {
+        let nodes: String = query_port(master, None, &["CLUSTER", "NODES"])?;
+        let line = nodes.lines().find(|l| l.contains(&format!("slave {id}")))?;
+        let addr = line.split(' ').nth(1)?.split('@').next()?;
+        addr.rsplit(':').next()?.parse().ok()
+    };
+    let mut found = None;
+    wait_until(Duration::from_secs(20), || {
+        found = find();
+        found.is_some()
+    });
+    found.expect("the master lists a replica")
+}
+
+fn role_word(port: u16) -> String {
+    cli(&["-p", &port.to_string(), "ROLE"])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn manual_failover_in_each_mode_swaps_master_and_replica() {
+    let nodes: Vec<Server> = (0..6)
+        .map(|_| Server::shardis_with(1, &cluster_flags(&free_port().to_string())))
+        .collect();
+    create_with(&nodes.iter().collect::<Vec<_>>(), 1);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    assert!(wait_until(Duration::from_secs(30), || ports.iter().all(
+        |p| {
+            let n: String = query_port(*p, None, &["CLUSTER", "NODES"]).unwrap_or_default();
+            n.matches("slave").count() == 3 && state_ok(*p)
+        }
+    )));
+    // Each mode on another master: masters vote about one master's replicas at most
+    // once per twice the node timeout (Redis's rule).
+    let masters: Vec<u16> = {
+        let mut m: Vec<u16> = ports
+            .iter()
+            .copied()
+            .filter(|p| role_word(*p) == "master")
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(
+        cli(&["-p", &masters[0].to_string(), "CLUSTER", "FAILOVER"]),
+        "ERR You should send CLUSTER FAILOVER to a replica"
+    );
+    for (i, mode) in [None, Some("TAKEOVER"), Some("FORCE")]
+        .into_iter()
+        .enumerate()
+    {
+        let master = masters[i];
+        let key = (0..)
+            .map(|k| format!("k{k}"))
+            .find(|k| owner_of(master, k) == master)
+            .unwrap();
+        let m = master.to_string();
+        assert_eq!(cli(&["-p", &m, "SET", &key, "before"]), "OK");
+        assert_eq!(cli(&["-p", &m, "WAIT", "1", "5000"]), "1");
+        let replica = replica_of(master);
+        let r = replica.to_string();
+        let mut args = vec!["-p", &r, "CLUSTER", "FAILOVER"];
+        args.extend(mode);
+        assert_eq!(cli(&args), "OK", "{mode:?}");
+        assert!(
+            wait_until(Duration::from_secs(20), || role_word(replica) == "master"
+                && role_word(master) == "slave"
+                && ports.iter().all(|p| owner_of(*p, &key) == replica)),
+            "{mode:?}: {}",
+            query_port::<String>(replica, None, &["CLUSTER", "NODES"]).unwrap_or_default()
+        );
+        // Nothing acknowledged before the switch is lost; the new master takes writes.
+        assert_eq!(cli(&["-p", &r, "GET", &key]), "before");
+        assert_eq!(cli(&["-p", &r, "SET", &key, "after"]), "OK");
+    }
+}

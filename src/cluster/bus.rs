@@ -33,6 +33,10 @@ pub const MODULE: u16 = 9;
 pub const PUBLISHSHARD: u16 = 10;
 pub const TYPES: usize = 11;
 
+/// `mflags[0]`: the sender is a master paused for a manual failover.
+pub const FLAG0_PAUSED: u8 = 1 << 0;
+/// `mflags[0]`: vote even though the master is not failed (manual failover).
+pub const FLAG0_FORCEACK: u8 = 1 << 1;
 /// `mflags[0]`: the message carries ping extensions.
 pub const FLAG0_EXT_DATA: u8 = 1 << 2;
 /// Ping extension type: the sender's hostname.

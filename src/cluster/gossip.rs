@@ -80,7 +80,15 @@ pub fn header(st: &State, kind: u16) -> Header {
         cport: st.announce.cport,
         flags: me.flags,
         state: if st.ok { 0 } else { 1 },
-        mflags: [0; 3],
+        mflags: [
+            if me.is_master() && st.mf_end != 0 {
+                bus::FLAG0_PAUSED
+            } else {
+                0
+            },
+            0,
+            0,
+        ],
     }
 }
 
@@ -352,6 +360,7 @@ pub fn cron(st: &mut State, cfg: &Config, now: u64) {
         }
     }
     let _ = update;
+    handle_manual_failover(st, now);
     handle_replica_failover(st, cfg, now);
     update_state(st, now);
 }
@@ -415,6 +424,19 @@ pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8
             st.fx.save_config = true;
         }
         n.repl_offset = h.offset;
+    }
+    if st.mf_end != 0
+        && st.me().has(node::SLAVE)
+        && sender.is_some()
+        && st.me().slaveof == sender
+        && h.mflags[0] & bus::FLAG0_PAUSED != 0
+        && st.mf_master_offset.is_none()
+    {
+        st.mf_master_offset = Some(h.offset);
+        crate::log::warning(&format!(
+            "Received replication offset for paused master manual failover: {}",
+            h.offset
+        ));
     }
     let is_ping = matches!(h.kind, bus::PING | bus::MEET);
     if is_ping {
@@ -610,6 +632,26 @@ pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8
                 crate::client::Subscription::ShardChannel
             };
             st.fx.published.push((kind, channel.into(), message.into()));
+        }
+    } else if h.kind == bus::MFSTART {
+        // One of our replicas asks for a manual failover: pause writers, and tell it
+        // our offset in PINGs flagged PAUSED.
+        let mine = sender
+            .as_ref()
+            .and_then(|s| st.nodes.get(s))
+            .is_some_and(|n| n.slaveof.as_deref() == Some(st.myself.as_str()));
+        if mine {
+            crate::log::warning(&format!(
+                "Manual failover requested by replica {sender_name}."
+            ));
+            reset_manual_failover(st);
+            st.mf_end = now + MF_TIMEOUT;
+            st.mf_replica = sender.clone();
+            st.fx.pause_writes_until = Some(now + MF_TIMEOUT * 2);
+            let msg = ping(st, bus::PING);
+            if let Some(l) = sender.as_ref().and_then(|s| st.nodes[s].link.as_ref()) {
+                l.send(msg);
+            }
         }
     } else if h.kind == bus::FAILOVER_AUTH_REQUEST {
         if let Some(s) = &sender {
@@ -875,6 +917,7 @@ pub fn set_master(st: &mut State, master: &str) {
     st.fx.replicate = addr.map(Some);
     st.failover_auth_time = 0;
     st.failover_auth_sent = false;
+    reset_manual_failover(st);
     st.fx.save_config = true;
 }
 
@@ -895,12 +938,16 @@ pub fn handle_replica_failover(st: &mut State, cfg: &Config, now: u64) {
     let Some(m) = st.nodes.get(&master) else {
         return;
     };
-    if !m.has(node::FAIL) || m.numslots == 0 {
+    let manual = st.mf_end != 0 && st.mf_can_start;
+    if (!m.has(node::FAIL) && !manual) || m.numslots == 0 {
         return;
     }
     let auth_timeout = (st.node_timeout * 2).max(2000);
     let retry = auth_timeout * 2;
-    if now.saturating_sub(st.failover_auth_time) > retry || st.failover_auth_time == 0 {
+    if now.saturating_sub(st.failover_auth_time) > retry
+        || st.failover_auth_time == 0
+        || (manual && !st.failover_auth_sent && now > st.failover_auth_time + auth_timeout)
+    {
         // Rank: replicas of the same master with a larger offset go first.
         let my_offset = st.repl_offset;
         let rank = st
@@ -909,7 +956,12 @@ pub fn handle_replica_failover(st: &mut State, cfg: &Config, now: u64) {
             .filter(|n| n.slaveof.as_deref() == Some(master.as_str()) && n.name != st.myself)
             .filter(|n| n.repl_offset > my_offset)
             .count() as u64;
-        st.failover_auth_time = now + 500 + rand::random::<u64>() % 500 + rank * 1000;
+        st.failover_auth_time = if manual {
+            // A manual failover starts its election at once.
+            now
+        } else {
+            now + 500 + rand::random::<u64>() % 500 + rank * 1000
+        };
         st.failover_auth_count = 0;
         st.failover_auth_sent = false;
         crate::log::warning(&format!(
@@ -932,6 +984,9 @@ pub fn handle_replica_failover(st: &mut State, cfg: &Config, now: u64) {
         let mut h = header(st, bus::FAILOVER_AUTH_REQUEST);
         // The slots we claim are our master's.
         h.myslots = st.nodes[&master].slots.clone();
+        if manual {
+            h.mflags[0] |= bus::FLAG0_FORCEACK;
+        }
         broadcast(st, &bus::encode(&h, &Body::Other));
         st.failover_auth_sent = true;
         st.fx.save_config = true;
@@ -961,8 +1016,87 @@ fn replace_master(st: &mut State, old: &str, now: u64) {
     }
     st.fx.replicate = Some(None);
     st.fx.save_config = true;
+    reset_manual_failover(st);
     update_state(st, now);
     broadcast_pong(st);
+}
+
+/// End a manual failover; a master that paused its writers for it lets them go.
+pub fn reset_manual_failover(st: &mut State) {
+    if st.mf_replica.is_some() {
+        st.fx.unpause = true;
+    }
+    st.mf_end = 0;
+    st.mf_can_start = false;
+    st.mf_master_offset = None;
+    st.mf_replica = None;
+}
+
+/// How long a manual failover may take (Redis's `CLUSTER_MF_TIMEOUT`).
+pub const MF_TIMEOUT: u64 = 5000;
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica (Redis's `clusterCommand`): TAKEOVER
+/// takes the slots at once with a new epoch; FORCE starts an election the masters
+/// join though the master is alive; the default asks the master to pause its writers
+/// (MFSTART) and starts the election once this replica has caught up.
+pub fn manual_failover(
+    st: &mut State,
+    force: bool,
+    takeover: bool,
+    now: u64,
+) -> Result<(), &'static str> {
+    let me = st.me();
+    if me.is_master() {
+        return Err("ERR You should send CLUSTER FAILOVER to a replica");
+    }
+    let Some(master) = me.slaveof.clone().filter(|m| st.nodes.contains_key(m)) else {
+        return Err("ERR I'm a replica but my master is unknown to me");
+    };
+    let m = &st.nodes[&master];
+    if !force && !takeover && (m.has(node::FAIL) || m.link.is_none()) {
+        return Err("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE");
+    }
+    reset_manual_failover(st);
+    st.mf_end = now + MF_TIMEOUT;
+    if takeover {
+        crate::log::warning("Taking over the master (user request).");
+        st.current_epoch += 1;
+        st.failover_auth_epoch = st.current_epoch;
+        replace_master(st, &master, now);
+    } else if force {
+        crate::log::warning("Forced failover user request accepted.");
+        st.mf_can_start = true;
+    } else {
+        crate::log::warning("Manual failover user request accepted.");
+        let msg = bus::encode(&header(st, bus::MFSTART), &Body::Other);
+        if let Some(l) = &st.nodes[&master].link {
+            l.send(msg);
+        }
+    }
+    Ok(())
+}
+
+/// A manual failover's progress in the cron: give up after its timeout; a replica
+/// starts the election once it has the offset its paused master announced.
+fn handle_manual_failover(st: &mut State, now: u64) {
+    if st.mf_end == 0 {
+        return;
+    }
+    if now > st.mf_end {
+        crate::log::warning("Manual failover timed out.");
+        reset_manual_failover(st);
+        return;
+    }
+    if st.me().has(node::SLAVE) && !st.mf_can_start {
+        if let Some(off) = st.mf_master_offset {
+            if st.repl_offset >= off {
+                st.mf_can_start = true;
+                crate::log::warning(
+                    "All master replication stream processed, manual failover can start.",
+                );
+            }
+        }
+    }
 }
 
 /// A replica asks for our vote (Redis's `clusterSendFailoverAuthIfNeeded`): a master
@@ -986,7 +1120,8 @@ fn vote_for_replica(st: &mut State, sender: &str, h: &Header, now: u64) {
     let Some(m) = st.nodes.get(&master) else {
         return;
     };
-    if !m.has(node::FAIL) || now.saturating_sub(m.voted_time) < st.node_timeout * 2 {
+    let force = h.mflags[0] & bus::FLAG0_FORCEACK != 0;
+    if (!m.has(node::FAIL) && !force) || now.saturating_sub(m.voted_time) < st.node_timeout * 2 {
         return;
     }
     for slot in 0..SLOTS {

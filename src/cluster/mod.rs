@@ -32,7 +32,11 @@
 //! epoch, and a winner that takes the master's slots with that epoch, after which the
 //! other replicas follow it (`update_slots_config_with`).
 //!
-//! **Not yet here** (README): manual failover, replica migration, slot migration
+//! CLUSTER FAILOVER runs the same election with FORCEACK (TAKEOVER skips it), after
+//! MFSTART has paused the master's writers and the replica caught up with the offset
+//! the master then announces (default mode).
+//!
+//! **Not yet here** (README): replica migration, slot migration
 //! (SETSLOT MIGRATING/IMPORTING with ASK and TRYAGAIN, MIGRATE), and a per-slot key index (COUNTKEYSINSLOT and GETKEYSINSLOT scan the shard).
 
 pub mod bus;
@@ -121,6 +125,10 @@ pub struct Effects {
     /// changed), or promote ourselves (`None` inside): Redis's `replicationSetMaster`
     /// and `replicationUnsetMaster`.
     pub replicate: Option<Option<(String, u16)>>,
+    /// Pause writes until this unix time in ms (a manual failover's master side),
+    /// or end that pause.
+    pub pause_writes_until: Option<u64>,
+    pub unpause: bool,
     /// Messages other nodes published (PUBLISH over the bus), to deliver here.
     pub published: Vec<(crate::client::Subscription, bytes::Bytes, bytes::Bytes)>,
 }
@@ -146,6 +154,13 @@ pub struct State {
     pub failover_auth_sent: bool,
     pub failover_auth_epoch: u64,
     pub failover_auth_count: usize,
+    /// A manual failover (CLUSTER FAILOVER) in progress, until `mf_end` (0: none).
+    /// On the replica: whether the election may start, and the offset its paused
+    /// master announced; on the master: the replica it paused its clients for.
+    pub mf_end: u64,
+    pub mf_can_start: bool,
+    pub mf_master_offset: Option<u64>,
+    pub mf_replica: Option<String>,
     /// Our replication offset (a master's stream end, a replica's processed offset),
     /// refreshed by every cron: messages carry it, and replicas rank by it.
     pub repl_offset: u64,
@@ -281,6 +296,21 @@ pub fn with<R>(shards: &Shards, f: impl FnOnce(&mut State) -> R) -> Option<R> {
         })
         .detach();
     }
+    if let Some(end) = fx.pause_writes_until {
+        let shards = shards.detached();
+        crate::runtime::backend::spawn(async move {
+            crate::runtime::pause::pause(&shards, crate::runtime::pause::Kind::Write, end as i64)
+                .await;
+        })
+        .detach();
+    }
+    if fx.unpause {
+        let shards = shards.detached();
+        crate::runtime::backend::spawn(async move {
+            crate::runtime::pause::unpause(&shards).await;
+        })
+        .detach();
+    }
     for (kind, channel, message) in fx.published {
         crate::runtime::pubsub::publish(shards, kind, &channel, &message);
     }
@@ -331,6 +361,10 @@ pub fn init(cfg: &crate::config::Config) -> Result<(), String> {
         failover_auth_epoch: 0,
         failover_auth_count: 0,
         repl_offset: 0,
+        mf_end: 0,
+        mf_can_start: false,
+        mf_master_offset: None,
+        mf_replica: None,
         cron_iterations: 0,
         fx: Effects::default(),
         node_timeout: cfg.get_int("cluster-node-timeout").max(1) as u64,

@@ -284,10 +284,15 @@ fn run(st: &mut State, sub: &str, argv: &[Bytes]) -> Reply {
         "setslot" => setslot(st, argv),
 
         "failover" => {
-            if st.me().is_master() {
-                Reply::err("ERR You should send CLUSTER FAILOVER to a replica")
-            } else {
-                Reply::err("ERR CLUSTER FAILOVER is not supported by Shardis yet")
+            let (force, takeover) = match argv.get(2).map(|a| text(a).to_ascii_lowercase()) {
+                None => (false, false),
+                Some(o) if o == "force" && argv.len() == 3 => (true, false),
+                Some(o) if o == "takeover" && argv.len() == 3 => (false, true),
+                _ => return Reply::err(errors::SYNTAX),
+            };
+            match gossip::manual_failover(st, force, takeover, now) {
+                Ok(()) => Reply::ok(),
+                Err(e) => Reply::err(e),
             }
         }
         _ => errors::unknown_subcommand("cluster", &argv[1]),
