@@ -36,6 +36,17 @@ fn redis_node() -> Server {
     Server::redis_with(&cluster_flags(&free_port().to_string()))
 }
 
+/// The bus port a node's nodes.conf gives itself (to restart it on the same one).
+fn own_bus_port(dir: &std::path::Path) -> String {
+    let conf = std::fs::read_to_string(dir.join("nodes.conf")).unwrap();
+    conf.lines()
+        .find(|l| l.contains("myself"))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|a| a.split('@').nth(1))
+        .unwrap()
+        .to_string()
+}
+
 /// `redis-cli --cluster create` over `nodes` (masters only); its output.
 fn create(nodes: &[&Server]) -> String {
     create_with(nodes, 0)
@@ -153,14 +164,7 @@ fn redis_cli_creates_a_shardis_cluster_and_clients_follow_moved() {
     let port = nodes[2].port;
     let mut nodes = nodes;
     let old = nodes.pop().unwrap();
-    let conf = std::fs::read_to_string(old.dir().join("nodes.conf")).unwrap();
-    let cport = conf
-        .lines()
-        .find(|l| l.contains("myself"))
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|a| a.split('@').nth(1))
-        .unwrap()
-        .to_string();
+    let cport = own_bus_port(old.dir());
     old.crash(); // SIGKILL, the files stay
     let again = Server::shardis_on_port_with(port, 2, &cluster_flags(&cport));
     let id2: String = query_port(again.port, None, &["CLUSTER", "MYID"]).unwrap();
@@ -504,14 +508,7 @@ fn elections_work_across_redis_server_and_shardis_nodes() {
     let idx = masters.iter().position(|m| m.port == first).unwrap();
     let old = masters.remove(idx);
     let (old_port, old_dir) = (old.port, old.dir().to_path_buf());
-    let conf = std::fs::read_to_string(old_dir.join("nodes.conf")).unwrap();
-    let cport = conf
-        .lines()
-        .find(|l| l.contains("myself"))
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|a| a.split('@').nth(1))
-        .unwrap()
-        .to_string();
+    let cport = own_bus_port(&old_dir);
 
     // A Shardis master dies: its redis-server replica is elected by the masters left
     // (Shardis nodes), and everyone sees it serve slot 0.

@@ -319,7 +319,6 @@ pub fn cron(st: &mut State, cfg: &Config, now: u64) {
             send_ping_to(st, &name, now);
         }
     }
-    let mut update = false;
     for name in &names {
         let Some(n) = st.nodes.get(name) else {
             continue;
@@ -356,10 +355,8 @@ pub fn cron(st: &mut State, cfg: &Config, now: u64) {
         if n.ping_sent != 0 && delay > timeout && n.flags & (node::PFAIL | node::FAIL) == 0 {
             crate::log::log(&format!("*** NODE {} possibly failing", n.name));
             n.flags |= node::PFAIL;
-            update = true;
         }
     }
-    let _ = update;
     handle_manual_failover(st, now);
     handle_replica_failover(st, cfg, now);
     update_state(st, now);
@@ -456,7 +453,7 @@ pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8
         if sender.is_none() && h.kind == bus::MEET {
             let mut n = Node::new(node::random_name(), node::HANDSHAKE, now);
             n.ip = if h.myip.is_empty() {
-                link_peer_ip(link, h)
+                link.peer_ip.clone()
             } else {
                 h.myip.clone()
             };
@@ -689,11 +686,6 @@ pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8
     }
     update_state(st, now);
     Ok(out)
-}
-
-/// The IP a node's message came from (when it did not announce one).
-fn link_peer_ip(link: &LinkInfo, _h: &Header) -> String {
-    link.peer_ip.clone()
 }
 
 fn update_address(st: &mut State, known: &str, handshake: &str, h: &Header) {
@@ -1230,9 +1222,4 @@ pub fn delete_keys_in_slots(shards: &Shards, slots: Vec<u16>) {
             .await;
     })
     .detach();
-}
-
-/// Send a MEET-started handshake now (CLUSTER MEET), without waiting for the cron.
-pub fn meet(st: &mut State, ip: &str, port: u16, cport: u16, now: u64) -> bool {
-    start_handshake(st, ip, port, cport, now)
 }

@@ -368,7 +368,7 @@ fn meet(st: &mut State, argv: &[Bytes], now: u64) -> Reply {
     }
     let valid = (0..=65535).contains(&port)
         && (0..=65535).contains(&cport)
-        && gossip::meet(st, &ip, port as u16, cport as u16, now);
+        && gossip::start_handshake(st, &ip, port as u16, cport as u16, now);
     if !valid {
         return Reply::error(format!("ERR Invalid node address specified: {ip}:{port}"));
     }

@@ -162,11 +162,8 @@ fn cluster_redirect(
             .fixed_key_range(argv.len())
             .for_each(|i| visit(&argv[i])),
     }
-    let asking = {
-        let mut c = client.borrow_mut();
-        std::mem::replace(&mut c.asking, cmd.name == "asking")
-    };
-    let _ = asking;
+    // (Nothing reads ASKING until slot migration exists; it is kept for one command.)
+    client.borrow_mut().asking = cmd.name == "asking";
     let first = first?;
     if one_slot && crate::cluster::state_ok() && crate::cluster::serves(first) {
         return None;

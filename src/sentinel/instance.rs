@@ -301,15 +301,6 @@ impl Master {
         &self.inst.addr
     }
 
-    /// The name to send for `command` (lower case) after `rename-command`.
-    pub fn command_name(&self, command: &str) -> String {
-        self.renamed_commands
-            .iter()
-            .find(|(from, _)| from.eq_ignore_ascii_case(command))
-            .map(|(_, to)| to.clone())
-            .unwrap_or_else(|| command.to_ascii_uppercase())
-    }
-
     /// Set `down-after-milliseconds` here and on every replica and Sentinel.
     pub fn set_down_after(&mut self, ms: u64) {
         self.inst.down_after = ms;
