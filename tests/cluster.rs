@@ -2,8 +2,9 @@
 //! over a mix of Shardis and redis-server 7.0 nodes, which only works if the bus
 //! speaks Redis's binary format), clients following MOVED (redis-cli `-c`, redis-py's
 //! RedisCluster), failure detection across both kinds of node, nodes.conf across a
-//! restart, Redis's replies and errors for the CLUSTER commands, and a bus port that
-//! refuses what is not cluster traffic.
+//! restart, Redis's replies and errors for the CLUSTER commands, a bus port that
+//! refuses what is not cluster traffic, and `redis-cli --cluster reshard` moving
+//! slots and their keys between both kinds of node while a client writes.
 //!
 //! The one idea to hold: every check reads what a user or a tool reads (CLUSTER
 //! NODES / INFO / SLOTS, redis-cli's own verdicts, client results), never Shardis's
@@ -308,6 +309,29 @@ fn cluster_commands_answer_as_redis() {
         &["CLUSTER", "SETSLOT", "1", "NODE", "abc"],
         &["CLUSTER", "SETSLOT", "1", "foo"],
         &["CLUSTER", "SETSLOT", "x", "stable"],
+        &["CLUSTER", "SETSLOT", "1", "MIGRATING", "abc"],
+        &["CLUSTER", "SETSLOT", "5000", "MIGRATING", "abc"],
+        &["CLUSTER", "SETSLOT", "1", "IMPORTING", "abc"],
+        &["CLUSTER", "SETSLOT", "5000", "IMPORTING", "abc"],
+        &["CLUSTER", "SETSLOT", "1", "MIGRATING"],
+        &["CLUSTER", "SETSLOT", "1", "STABLE"],
+        &["CLUSTER", "SETSLOT", "1", "STABLE", "x"],
+        &["MIGRATE", "127.0.0.1", "1", "k", "0", "100", "KEYS", "a"],
+        &["MIGRATE", "127.0.0.1", "1", "k", "x", "100"],
+        &["MIGRATE", "127.0.0.1", "1", "k", "0", "100", "AUTH"],
+        &["MIGRATE", "127.0.0.1", "1", "k", "0", "100", "FOO"],
+        &[
+            "MIGRATE",
+            "127.0.0.1",
+            "1",
+            "",
+            "0",
+            "100",
+            "COPY",
+            "REPLACE",
+            "KEYS",
+            "a",
+        ],
         &["CLUSTER", "RESET", "foo"],
         &["CLUSTER", "FAILOVER"],
         &["CLUSTER", "HELP"],
@@ -634,5 +658,114 @@ fn manual_failover_in_each_mode_swaps_master_and_replica() {
         // Nothing acknowledged before the switch is lost; the new master takes writes.
         assert_eq!(cli(&["-p", &r, "GET", &key]), "before");
         assert_eq!(cli(&["-p", &r, "SET", &key, "after"]), "OK");
+    }
+}
+
+fn myid(port: u16) -> String {
+    query_port(port, None, &["CLUSTER", "MYID"]).unwrap()
+}
+
+/// `redis-cli --cluster reshard`: `slots` slots from one node to another, through
+/// `via`; its output, asserting it succeeded.
+fn reshard(via: u16, from: u16, to: u16, slots: usize) -> String {
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "reshard", &format!("127.0.0.1:{via}")])
+        .args(["--cluster-from", &myid(from), "--cluster-to", &myid(to)])
+        .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+        .args(["--cluster-pipeline", "20"])
+        .output()
+        .expect("redis-cli runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("[ERR]"), "{text}");
+    text
+}
+
+/// Keys of db 0 on a node, by DBSIZE.
+fn dbsize(port: u16) -> i64 {
+    query_port(port, None, &["DBSIZE"]).unwrap()
+}
+
+/// Slot migration as `redis-cli --cluster reshard` does it (SETSLOT IMPORTING /
+/// MIGRATING, GETKEYSINSLOT, MIGRATE with RESTORE-ASKING, SETSLOT NODE), between
+/// every pair of kinds: redis-server to Shardis, Shardis to redis-server, Shardis to
+/// Shardis; while redis-py's RedisCluster keeps writing (following ASK and TRYAGAIN),
+/// and with nothing lost or changed: values, types, TTLs and every acknowledged INCR.
+#[test]
+fn reshard_moves_slots_and_keys_between_redis_server_and_shardis() {
+    let r = redis_node();
+    let s1 = shardis_node();
+    let s2 = shardis_node();
+    create(&[&r, &s1, &s2]);
+    let ports = [r.port, s1.port, s2.port];
+    assert!(wait_until(Duration::from_secs(20), || ports
+        .iter()
+        .all(|p| state_ok(*p))));
+
+    let stop = s1.dir().join("stop-traffic");
+    let traffic = common::python_command(
+        "reshard_traffic.py",
+        &[r.port.to_string(), stop.display().to_string()],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Wait until the keys are loaded (1800 keys plus the counters).
+    assert!(wait_until(Duration::from_secs(60), || ports
+        .iter()
+        .map(|p| dbsize(*p))
+        .sum::<i64>()
+        >= 1800));
+    let before: i64 = ports.iter().map(|p| dbsize(*p)).sum();
+
+    // redis-server -> Shardis, Shardis -> redis-server, Shardis -> Shardis.
+    let out = reshard(s1.port, r.port, s1.port, 1500);
+    assert!(out.contains("Moving slot"), "{out}");
+    reshard(r.port, s2.port, r.port, 1200);
+    reshard(s2.port, s1.port, s2.port, 1000);
+
+    std::fs::write(&stop, "").unwrap();
+    let done = traffic.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&done.stdout).into_owned();
+    let errs = String::from_utf8_lossy(&done.stderr).into_owned();
+    assert!(done.status.success(), "{said}\n{errs}");
+    assert!(said.contains("errors=0 mismatches=0"), "{said}\n{errs}");
+    assert!(!said.contains("incrs=0 "), "{said}");
+
+    // Every node agrees, no slot is left open, and the keys all moved with them.
+    let check = Command::new("redis-cli")
+        .args(["--cluster", "check", &format!("127.0.0.1:{}", s1.port)])
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(
+        check.contains("[OK] All nodes agree about slots configuration."),
+        "{check}"
+    );
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    assert!(!check.contains("WARNING"), "{check}");
+    let after: i64 = ports.iter().map(|p| dbsize(*p)).sum();
+    assert!(after >= before, "{before} keys before, {after} after");
+    // Each node holds only keys of its own slots.
+    let nodes: String = query_port(s1.port, None, &["CLUSTER", "NODES"]).unwrap();
+    let mut owner = vec![0u16; 16384];
+    for l in nodes.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let port: u16 = f[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+        for r in f[8..].iter().filter(|r| !r.starts_with('[')) {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            let (a, b) = (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap());
+            owner[a..=b].fill(port);
+        }
+    }
+    for p in ports {
+        let keys: Vec<String> = query_port(p, None, &["KEYS", "*"]).unwrap();
+        assert!(!keys.is_empty());
+        for k in keys {
+            let slot = common::key_slot(k.as_bytes());
+            assert_eq!(owner[slot as usize], p, "{k} (slot {slot}) on {p}");
+        }
     }
 }

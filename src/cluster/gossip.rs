@@ -185,6 +185,22 @@ pub fn publish(st: &State, shard: bool, channel: &[u8], message: &[u8]) {
     }
 }
 
+/// Take a new config epoch unless ours is already the only greatest one (Redis's
+/// `clusterBumpConfigEpochWithoutConsensus`, for BUMPEPOCH and a closed import).
+/// True if it was bumped.
+pub fn bump_epoch_without_consensus(st: &mut State) -> bool {
+    let max = st.nodes.values().map(|n| n.config_epoch).max().unwrap_or(0);
+    let mine = st.me().config_epoch;
+    if mine != 0 && mine == max {
+        return false;
+    }
+    st.current_epoch += 1;
+    let e = st.current_epoch;
+    st.me_mut().config_epoch = e;
+    st.fx.save_config = true;
+    true
+}
+
 /// A PONG to every node: spreads a configuration change at once.
 pub fn broadcast_pong(st: &State) {
     broadcast(st, &ping(st, bus::PONG));
@@ -239,6 +255,7 @@ pub fn cron(st: &mut State, cfg: &Config, now: u64) {
     st.cron_iterations += 1;
     st.node_timeout = cfg.get_int("cluster-node-timeout").max(1) as u64;
     st.require_full_coverage = cfg.get_bool("cluster-require-full-coverage");
+    st.allow_replica_migration = cfg.get_bool("cluster-allow-replica-migration");
     let myip = st.me().ip.clone();
     let a = announce_of(cfg, &myip);
     if a.from_config && st.me().ip != a.ip {
@@ -854,6 +871,11 @@ pub fn update_slots_config_with(st: &mut State, sender: &str, epoch: u64, slots:
         }
         let owner = st.slots[slot].clone();
         if owner.as_deref() == Some(sender) {
+            continue;
+        }
+        // A slot we are importing changes hands only by SETSLOT, even when its old
+        // owner already advertises the new one.
+        if st.importing.contains_key(&slot) {
             continue;
         }
         let older = match &owner {

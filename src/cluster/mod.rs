@@ -36,8 +36,18 @@
 //! MFSTART has paused the master's writers and the replica caught up with the offset
 //! the master then announces (default mode).
 //!
-//! **Not yet here** (README): replica migration, slot migration
-//! (SETSLOT MIGRATING/IMPORTING with ASK and TRYAGAIN, MIGRATE), and a per-slot key index (COUNTKEYSINSLOT and GETKEYSINSLOT scan the shard).
+//! **Slot migration** (SETSLOT MIGRATING / IMPORTING, then MIGRATE, then SETSLOT
+//! NODE, as `redis-cli --cluster reshard` drives it): the open slots are kept in the
+//! state and nodes.conf, and mirrored in a second atomic bitmap ([`open`]) so that a
+//! request on a stable slot still reads no lock. A request on an open slot is routed
+//! by [`route`]; whether it gets `-ASK` or `-TRYAGAIN` depends on which of its keys
+//! exist, which only the shard owning the slot knows: that shard makes the
+//! [`SlotCheck`] just before it runs the request, in the same job, so no command can
+//! come between the check and the run (MIGRATE claims its keys for its whole
+//! exchange, so a command on them waits, then finds them gone and is sent on).
+//!
+//! **Not yet here** (README): replica migration, and a per-slot key index
+//! (COUNTKEYSINSLOT and GETKEYSINSLOT scan the slot's shard).
 
 pub mod bus;
 pub mod gossip;
@@ -64,12 +74,20 @@ pub fn enabled() -> bool {
 static SERVED: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
 /// The cluster state is `ok` (else every key command gets `-CLUSTERDOWN`).
 static STATE_OK: AtomicBool = AtomicBool::new(false);
+/// Slots being migrated to or imported from another node, one bit each: requests on
+/// them take the slow path, which may check that their keys are here.
+static OPEN: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
 static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
 static SENT: [AtomicU64; bus::TYPES] = [const { AtomicU64::new(0) }; bus::TYPES];
 static RECEIVED: [AtomicU64; bus::TYPES] = [const { AtomicU64::new(0) }; bus::TYPES];
 
 pub fn serves(slot: u16) -> bool {
     SERVED[slot as usize / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
+}
+
+/// True while `slot` is being migrated or imported (CLUSTER SETSLOT MIGRATING/IMPORTING).
+pub fn open(slot: u16) -> bool {
+    OPEN[slot as usize / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
 }
 
 pub fn state_ok() -> bool {
@@ -141,6 +159,12 @@ pub struct State {
     pub nodes: BTreeMap<String, Node>,
     /// The owner of each slot.
     pub slots: Vec<Option<String>>,
+    /// Slots we own and are moving to another node (SETSLOT MIGRATING), and slots we
+    /// are receiving from another (SETSLOT IMPORTING): Redis's `migrating_slots_to`
+    /// and `importing_slots_from`. Change them with [`State::set_migrating`] and
+    /// [`State::set_importing`], which keep the data path's bitmap in step.
+    pub migrating: BTreeMap<usize, String>,
+    pub importing: BTreeMap<usize, String>,
     pub ok: bool,
     /// Masters serving at least one slot.
     pub size: usize,
@@ -169,6 +193,7 @@ pub struct State {
     /// From the configuration, refreshed by every cron.
     pub node_timeout: u64,
     pub require_full_coverage: bool,
+    pub allow_replica_migration: bool,
     pub announce: Announce,
 }
 
@@ -229,11 +254,55 @@ impl State {
         }
     }
 
-    /// Forget a node: its slots become unassigned, its link closes, reports by it go.
+    /// Mark `slot` as migrating to `to` (or not).
+    pub fn set_migrating(&mut self, slot: usize, to: Option<String>) {
+        match to {
+            Some(n) => self.migrating.insert(slot, n),
+            None => self.migrating.remove(&slot),
+        };
+        self.mirror_open(slot);
+    }
+
+    /// Mark `slot` as being imported from `from` (or not).
+    pub fn set_importing(&mut self, slot: usize, from: Option<String>) {
+        match from {
+            Some(n) => self.importing.insert(slot, n),
+            None => self.importing.remove(&slot),
+        };
+        self.mirror_open(slot);
+    }
+
+    fn mirror_open(&self, slot: usize) {
+        let open = self.migrating.contains_key(&slot) || self.importing.contains_key(&slot);
+        let word = &OPEN[slot / 64];
+        if open {
+            word.fetch_or(1 << (slot % 64), Ordering::Relaxed);
+        } else {
+            word.fetch_and(!(1 << (slot % 64)), Ordering::Relaxed);
+        }
+    }
+
+    /// Forget a node: its slots become unassigned, its link closes, reports by it go,
+    /// and so do migrations to or from it.
     pub fn delete_node(&mut self, name: &str) {
         for s in 0..SLOTS {
             if self.slots[s].as_deref() == Some(name) {
                 self.assign(s, None);
+            }
+        }
+        let open: Vec<usize> = self
+            .migrating
+            .iter()
+            .chain(self.importing.iter())
+            .filter(|(_, n)| *n == name)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in open {
+            if self.migrating.get(&s).is_some_and(|n| n == name) {
+                self.set_migrating(s, None);
+            }
+            if self.importing.get(&s).is_some_and(|n| n == name) {
+                self.set_importing(s, None);
             }
         }
         for n in self.nodes.values_mut() {
@@ -249,6 +318,41 @@ impl State {
     pub fn set_ok(&mut self, ok: bool) {
         self.ok = ok;
         STATE_OK.store(ok, Ordering::Relaxed);
+    }
+}
+
+impl State {
+    /// A node that knows only the configuration: no name, no other node, no slot.
+    pub fn new(cfg: &crate::config::Config, config_file: String) -> State {
+        State {
+            myself: String::new(),
+            current_epoch: 0,
+            last_vote_epoch: 0,
+            nodes: BTreeMap::new(),
+            slots: vec![None; SLOTS],
+            migrating: BTreeMap::new(),
+            importing: BTreeMap::new(),
+            ok: false,
+            size: 0,
+            blacklist: BTreeMap::new(),
+            config_file,
+            stats_pfail_nodes: 0,
+            failover_auth_time: 0,
+            failover_auth_sent: false,
+            failover_auth_epoch: 0,
+            failover_auth_count: 0,
+            repl_offset: 0,
+            mf_end: 0,
+            mf_can_start: false,
+            mf_master_offset: None,
+            mf_replica: None,
+            cron_iterations: 0,
+            fx: Effects::default(),
+            node_timeout: cfg.get_int("cluster-node-timeout").max(1) as u64,
+            require_full_coverage: cfg.get_bool("cluster-require-full-coverage"),
+            allow_replica_migration: cfg.get_bool("cluster-allow-replica-migration"),
+            announce: gossip::announce_of(cfg, ""),
+        }
     }
 }
 
@@ -345,32 +449,7 @@ pub fn init(cfg: &crate::config::Config) -> Result<(), String> {
         }
     };
     let now = crate::clock::now_ms();
-    let mut st = State {
-        myself: String::new(),
-        current_epoch: 0,
-        last_vote_epoch: 0,
-        nodes: BTreeMap::new(),
-        slots: vec![None; SLOTS],
-        ok: false,
-        size: 0,
-        blacklist: BTreeMap::new(),
-        config_file: file.clone(),
-        stats_pfail_nodes: 0,
-        failover_auth_time: 0,
-        failover_auth_sent: false,
-        failover_auth_epoch: 0,
-        failover_auth_count: 0,
-        repl_offset: 0,
-        mf_end: 0,
-        mf_can_start: false,
-        mf_master_offset: None,
-        mf_replica: None,
-        cron_iterations: 0,
-        fx: Effects::default(),
-        node_timeout: cfg.get_int("cluster-node-timeout").max(1) as u64,
-        require_full_coverage: cfg.get_bool("cluster-require-full-coverage"),
-        announce: gossip::announce_of(cfg, ""),
-    };
+    let mut st = State::new(cfg, file.clone());
     match std::fs::read_to_string(&file) {
         Ok(text) if !text.trim().is_empty() => {
             nodes_conf::load(&mut st, &text, now).map_err(|e| {
@@ -443,41 +522,154 @@ pub async fn run(shards: Rc<Shards>) {
     }
 }
 
-/// A request's redirection, or None when this node serves it (Redis's
-/// `getNodeByQuery` for a request whose first key hashes to `first`, `one_slot` when
-/// every key does, `write` when it writes), in Redis's order: the first key's slot
-/// unassigned, keys in several slots, the cluster down, the slot served elsewhere.
-pub fn redirect(
-    first: u16,
-    one_slot: bool,
-    write: bool,
-    readonly_client: bool,
-) -> Option<crate::protocol::Reply> {
+/// What the data path knows of a request with keys, for [`route`].
+pub struct Query {
+    /// The first key's slot.
+    pub first: u16,
+    /// Every key hashes to `first`.
+    pub one_slot: bool,
+    /// Some key differs from the first (Redis's `multiple_keys`).
+    pub multiple_keys: bool,
+    pub write: bool,
+    /// The client sent READONLY.
+    pub readonly_client: bool,
+    /// The client sent ASKING, or the command is one that implies it (RESTORE-ASKING).
+    pub asking: bool,
+    /// MIGRATE, which always runs here while its slot is open.
+    pub migrate: bool,
+    /// SPUBLISH / SSUBSCRIBE / SUNSUBSCRIBE: channels, not keys, so no key is looked up.
+    pub pubsub_shard: bool,
+}
+
+/// Where a request goes (Redis's `getNodeByQuery`).
+pub enum Route {
+    Here,
+    /// Refused with this error (`-MOVED`, `-CROSSSLOT`, `-CLUSTERDOWN`).
+    Refuse(crate::protocol::Reply),
+    /// Its slot is open: it runs here only if the shard holding its keys finds them
+    /// there (see [`SlotCheck`]).
+    Check(SlotCheck),
+}
+
+/// A request on a slot being migrated or imported, which this node serves only if
+/// it holds the request's keys. Which keys exist is known only on the shard that
+/// owns the slot, so that shard decides, just before running the request: the
+/// admission on the accepting core cannot look.
+#[derive(Clone, Debug)]
+pub enum SlotCheck {
+    /// We are moving the slot to the node at `to` ("ip:port"): a request whose keys
+    /// are all gone gets `-ASK` there, one with only some of them `-TRYAGAIN`.
+    Migrating { slot: u16, to: String },
+    /// We are importing the slot and the client asked: a request naming several keys
+    /// runs only if all of them have arrived, else `-TRYAGAIN`.
+    Importing,
+}
+
+impl SlotCheck {
+    /// The refusal, given how many of the request's keys exist here and how many do not.
+    pub fn verdict(&self, existing: usize, missing: usize) -> Option<crate::protocol::Reply> {
+        use crate::protocol::Reply;
+        if missing == 0 {
+            return None;
+        }
+        match self {
+            SlotCheck::Migrating { slot, to } if existing == 0 => {
+                Some(Reply::error(format!("ASK {slot} {to}")))
+            }
+            _ => Some(Reply::err(TRYAGAIN)),
+        }
+    }
+}
+
+pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
+
+/// A request's route (Redis's `getNodeByQuery`), in Redis's order: the first key's
+/// slot unassigned, keys in several slots, the cluster down, MIGRATE on an open slot,
+/// a slot we are migrating (ASK / TRYAGAIN once its keys are looked up), a slot we
+/// are importing for an asking client, a replica's reads for READONLY clients, the
+/// slot served elsewhere (MOVED).
+pub fn route(q: &Query) -> Route {
     use crate::protocol::Reply;
-    if one_slot && state_ok() && serves(first) {
-        return None;
+    if q.one_slot && state_ok() && serves(q.first) && !open(q.first) {
+        return Route::Here;
     }
     read(|st| {
-        let Some(owner) = st.slots[first as usize].as_ref() else {
-            return Some(Reply::err("CLUSTERDOWN Hash slot not served"));
+        let slot = q.first as usize;
+        let Some(owner) = st.slots[slot].as_ref() else {
+            return Route::Refuse(Reply::err("CLUSTERDOWN Hash slot not served"));
         };
-        if !one_slot {
-            return Some(Reply::err(
+        if !q.one_slot {
+            return Route::Refuse(Reply::err(
                 "CROSSSLOT Keys in request don't hash to the same slot",
             ));
         }
         if !st.ok {
-            return Some(Reply::err("CLUSTERDOWN The cluster is down"));
+            return Route::Refuse(Reply::err("CLUSTERDOWN The cluster is down"));
+        }
+        let migrating = (*owner == st.myself)
+            .then(|| st.migrating.get(&slot))
+            .flatten();
+        let importing = migrating.is_none() && st.importing.contains_key(&slot);
+        if (migrating.is_some() || importing) && q.migrate {
+            return Route::Here;
+        }
+        if let Some(to) = migrating.filter(|_| !q.pubsub_shard) {
+            return match st.nodes.get(to) {
+                Some(n) => Route::Check(SlotCheck::Migrating {
+                    slot: q.first,
+                    to: format!("{}:{}", n.ip, n.port),
+                }),
+                None => Route::Here,
+            };
+        }
+        if importing && q.asking {
+            return if q.multiple_keys && !q.pubsub_shard {
+                Route::Check(SlotCheck::Importing)
+            } else {
+                Route::Here
+            };
         }
         if *owner == st.myself {
-            return None;
+            return Route::Here;
         }
         // A replica of the owner serves reads to READONLY clients.
-        if readonly_client && !write && st.me().slaveof.as_ref() == Some(owner) {
-            return None;
+        if (q.readonly_client || q.pubsub_shard)
+            && !q.write
+            && st.me().slaveof.as_ref() == Some(owner)
+        {
+            return Route::Here;
         }
         let n = &st.nodes[owner];
-        Some(Reply::error(format!("MOVED {first} {}:{}", n.ip, n.port)))
+        Route::Refuse(Reply::error(format!(
+            "MOVED {} {}:{}",
+            q.first, n.ip, n.port
+        )))
     })
-    .flatten()
+    .unwrap_or(Route::Here)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_checks_answer_as_get_node_by_query() {
+        let migrating = SlotCheck::Migrating {
+            slot: 7,
+            to: "10.0.0.1:7001".into(),
+        };
+        // Every key here: served. None: ASK. Some: TRYAGAIN.
+        assert!(migrating.verdict(2, 0).is_none());
+        let ask = migrating
+            .verdict(0, 2)
+            .and_then(|r| r.error_text().map(|t| t.to_string()));
+        assert_eq!(ask.as_deref(), Some("ASK 7 10.0.0.1:7001"));
+        let retry = migrating
+            .verdict(1, 1)
+            .and_then(|r| r.error_text().map(|t| t.to_string()));
+        assert_eq!(retry.as_deref(), Some(TRYAGAIN));
+        // Importing (an asking client, several keys): all of them, or TRYAGAIN.
+        assert!(SlotCheck::Importing.verdict(3, 0).is_none());
+        assert!(SlotCheck::Importing.verdict(0, 3).is_some());
+    }
 }

@@ -31,6 +31,24 @@ pub fn node_line(st: &State, n: &Node, now_for_links: bool) -> String {
             line += &format!(" {a}-{b}");
         }
     }
+    // Our own open slots, in slot order, migrations before imports of the same slot.
+    if n.has(node::MYSELF) {
+        let mut open: Vec<(usize, &str, &String)> = st
+            .migrating
+            .iter()
+            .map(|(s, to)| (*s, "->-", to))
+            .chain(
+                st.importing
+                    .iter()
+                    .filter(|(s, _)| !st.migrating.contains_key(s))
+                    .map(|(s, from)| (*s, "-<-", from)),
+            )
+            .collect();
+        open.sort_by_key(|(s, _, _)| *s);
+        for (s, dir, other) in open {
+            line += &format!(" [{s}{dir}{other}]");
+        }
+    }
     line
 }
 
@@ -59,6 +77,8 @@ pub fn write(path: &str, text: &str) -> std::io::Result<()> {
 /// Read a nodes.conf into `st` (Redis's `clusterLoadConfig`).
 pub fn load(st: &mut State, text: &str, now: u64) -> Result<(), String> {
     let mut masters: Vec<(String, String)> = Vec::new();
+    // (slot, migrating, other node), set once every node is known.
+    let mut open: Vec<(usize, bool, String)> = Vec::new();
     for line in text.lines() {
         let argv: Vec<&str> = line.split_whitespace().collect();
         if argv.is_empty() {
@@ -130,9 +150,23 @@ pub fn load(st: &mut State, text: &str, now: u64) -> Result<(), String> {
         let name = n.name.clone();
         st.nodes.insert(name.clone(), n);
         for tok in &argv[8..] {
-            // Slots being migrated or imported ([slot->-node], [slot-<-node]) are not
-            // kept: slot migration is not implemented yet.
-            if tok.starts_with('[') {
+            // Slots being migrated or imported: [slot->-node], [slot-<-node].
+            if let Some(inner) = tok.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+                let (at, migrating) = match (inner.find("->-"), inner.find("-<-")) {
+                    (Some(i), _) => (i, true),
+                    (None, Some(i)) => (i, false),
+                    _ => return Err(format!("invalid open slot '{tok}'")),
+                };
+                let slot = inner[..at]
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|s| *s < crate::runtime::slots::SLOTS)
+                    .ok_or_else(|| format!("invalid open slot '{tok}'"))?;
+                let other = &inner[at + 3..];
+                if other.len() != node::NAMELEN {
+                    return Err(format!("invalid node in '{tok}'"));
+                }
+                open.push((slot, migrating, other.to_string()));
                 continue;
             }
             let (a, b) = match tok.split_once('-') {
@@ -160,6 +194,17 @@ pub fn load(st: &mut State, text: &str, now: u64) -> Result<(), String> {
         }
         st.nodes.get_mut(&replica).expect("just loaded").slaveof = Some(master);
     }
+    for (slot, migrating, other) in open {
+        if !st.nodes.contains_key(&other) {
+            st.nodes
+                .insert(other.clone(), Node::new(other.clone(), node::NOADDR, now));
+        }
+        if migrating {
+            st.set_migrating(slot, Some(other));
+        } else {
+            st.set_importing(slot, Some(other));
+        }
+    }
     // Our own slots may have been read before the line that says which node we are.
     for s in 0..crate::runtime::slots::SLOTS {
         let owner = st.slots[s].clone();
@@ -170,4 +215,40 @@ pub fn load(st: &mut State, text: &str, now: u64) -> Result<(), String> {
         &st.myself[..node::NAMELEN.min(st.myself.len())]
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: &str = "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca";
+    const OTHER: &str = "67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1";
+
+    /// Open slots are written on our own line, in slot order, as Redis writes them,
+    /// and read back, including for a node whose line comes later in the file.
+    #[test]
+    fn open_slots_round_trip() {
+        let text = format!(
+            "{ME} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-10 [3->-{OTHER}] [20-<-{OTHER}]\n\
+             {OTHER} 127.0.0.1:7001@17001 master - 0 0 2 connected 11-30\n\
+             vars currentEpoch 2 lastVoteEpoch 0\n"
+        );
+        let mut st = State::new(&crate::config::Config::default(), String::new());
+        load(&mut st, &text, 0).unwrap();
+        assert_eq!(st.migrating.get(&3).map(String::as_str), Some(OTHER));
+        assert_eq!(st.importing.get(&20).map(String::as_str), Some(OTHER));
+        assert!(super::super::open(3) && super::super::open(20) && !super::super::open(4));
+        let again = render(&st);
+        let mine = again.lines().find(|l| l.starts_with(ME)).unwrap();
+        assert!(
+            mine.ends_with(&format!("0-10 [3->-{OTHER}] [20-<-{OTHER}]")),
+            "{mine}"
+        );
+        st.set_migrating(3, None);
+        st.delete_node(OTHER);
+        assert!(st.importing.is_empty() && !super::super::open(3) && !super::super::open(20));
+        let mut bad = State::new(&crate::config::Config::default(), String::new());
+        let broken = text.replace("[3->-", "[3>>-");
+        assert!(load(&mut bad, &broken, 0).is_err());
+    }
 }

@@ -6,8 +6,7 @@
 //! table entries, with Redis 7.0's arity, flags and ACL categories, so that arity and
 //! unknown-subcommand errors and COMMAND INFO / DOCS are Redis's). With it they read
 //! and change the node's view of the cluster (`crate::cluster`), with Redis's replies
-//! and error texts. Subcommands that need what is not built yet (replicas in a
-//! cluster, slot migration, failover) answer an error that says so.
+//! and error texts.
 
 use super::{args, errors, Command, Exec, LocalBoxFuture};
 use crate::client::{Client, ClientRef};
@@ -114,6 +113,33 @@ fn subcommand<'a>(
             "getkeysinslot" => get_keys_in_slot(s, &argv[2], &argv[3]).await,
             "keyslot" => Reply::Int(key_slot(&argv[2]) as i64),
             "replicate" => replicate(s, &argv[2]).await,
+            "reset" => {
+                let keys: usize = s.all(|sh| sh.db(0).len()).await.iter().sum();
+                let master = cluster::read(|st| st.me().is_master()).unwrap_or(true);
+                let well_formed = argv.len() == 2
+                    || (argv.len() == 3
+                        && (argv[2].eq_ignore_ascii_case(b"hard")
+                            || argv[2].eq_ignore_ascii_case(b"soft")));
+                if master && keys != 0 && well_formed {
+                    return Reply::err(
+                        "ERR CLUSTER RESET can't be called with master nodes containing keys",
+                    );
+                }
+                cluster::with(s, |st| run(st, &sub, argv))
+                    .unwrap_or_else(|| Reply::err(errors::CLUSTER_DISABLED))
+            }
+            "setslot" => {
+                let held = match slot_arg(&argv[2]) {
+                    Ok(slot) => keys_in_slot(s, slot as u16, 1).await.len(),
+                    Err(_) => 0,
+                };
+                cluster::with(s, |st| {
+                    let r = setslot(st, argv, held);
+                    gossip::update_state(st, crate::clock::now_ms());
+                    r
+                })
+                .unwrap_or_else(|| Reply::err(errors::CLUSTER_DISABLED))
+            }
             "help" => help(),
             _ => cluster::with(s, |st| run(st, &sub, argv))
                 .unwrap_or_else(|| Reply::err(errors::CLUSTER_DISABLED)),
@@ -263,17 +289,9 @@ fn run(st: &mut State, sub: &str, argv: &[Bytes]) -> Reply {
             Reply::ok()
         }
         "bumpepoch" => {
-            let max = st.nodes.values().map(|n| n.config_epoch).max().unwrap_or(0);
-            let mine = st.me().config_epoch;
-            if mine == 0 || mine != max {
-                st.current_epoch += 1;
-                let e = st.current_epoch;
-                st.me_mut().config_epoch = e;
-                st.fx.save_config = true;
-                Reply::Status(format!("BUMPED {e}").into())
-            } else {
-                Reply::Status(format!("STILL {mine}").into())
-            }
+            let bumped = gossip::bump_epoch_without_consensus(st);
+            let e = st.me().config_epoch;
+            Reply::Status(format!("{} {e}", if bumped { "BUMPED" } else { "STILL" }).into())
         }
         "saveconfig" => {
             st.fx.save_config = true;
@@ -281,7 +299,6 @@ fn run(st: &mut State, sub: &str, argv: &[Bytes]) -> Reply {
         }
         "links" => links(st),
         "reset" => reset(st, argv, now),
-        "setslot" => setslot(st, argv),
 
         "failover" => {
             let (force, takeover) = match argv.get(2).map(|a| text(a).to_ascii_lowercase()) {
@@ -384,10 +401,11 @@ fn reset(st: &mut State, argv: &[Bytes], now: u64) -> Reply {
     if argv.len() > 3 {
         return Reply::err(errors::SYNTAX);
     }
-    // (A master with keys refuses: Redis's "CLUSTER RESET can't be called with master
-    // nodes containing keys" is checked by the caller, which sees the shards.)
+    // (A master with keys was refused by the caller, which sees the shards.)
     for s in 0..SLOTS {
         st.assign(s, None);
+        st.set_migrating(s, None);
+        st.set_importing(s, None);
     }
     let others: Vec<String> = st
         .nodes
@@ -417,48 +435,87 @@ fn reset(st: &mut State, argv: &[Bytes], now: u64) -> Reply {
     Reply::ok()
 }
 
-fn setslot(st: &mut State, argv: &[Bytes]) -> Reply {
+/// CLUSTER SETSLOT slot MIGRATING node | IMPORTING node | STABLE | NODE node, as
+/// Redis's; `held`: whether we hold keys in the slot (0 or 1).
+fn setslot(st: &mut State, argv: &[Bytes], held: usize) -> Reply {
+    if st.me().has(node::SLAVE) {
+        return Reply::err("ERR Please use SETSLOT only with masters.");
+    }
     let slot = match slot_arg(&argv[2]) {
         Ok(s) => s,
         Err(e) => return e,
     };
-    if st.me().has(node::SLAVE) {
-        return Reply::err("ERR Please use SETSLOT only with masters.");
-    }
     let action = text(&argv[3]).to_ascii_lowercase();
+    let target = argv.get(4).map(|a| text(a));
+    let mine = st.slots[slot].as_deref() == Some(st.myself.as_str());
     match (action.as_str(), argv.len()) {
-        ("stable", 4) => Reply::ok(),
+        ("migrating" | "importing", 5) => {
+            let name = target.expect("five arguments");
+            if action == "migrating" && !mine {
+                return Reply::error(format!("ERR I'm not the owner of hash slot {slot}"));
+            }
+            if action == "importing" && mine {
+                return Reply::error(format!("ERR I'm already the owner of hash slot {slot}"));
+            }
+            let Some(n) = st.nodes.get(&name) else {
+                return Reply::error(format!("ERR I don't know about node {name}"));
+            };
+            if n.has(node::SLAVE) {
+                return Reply::err("ERR Target node is not a master");
+            }
+            if action == "migrating" {
+                st.set_migrating(slot, Some(name));
+            } else {
+                st.set_importing(slot, Some(name));
+            }
+        }
+        ("stable", 4) => {
+            st.set_migrating(slot, None);
+            st.set_importing(slot, None);
+        }
         ("node", 5) => {
-            let name = text(&argv[4]);
-            if !st.nodes.contains_key(&name) {
+            let name = target.expect("five arguments");
+            let Some(n) = st.nodes.get(&name) else {
                 return unknown_node(&argv[4]);
+            };
+            if n.has(node::SLAVE) {
+                return Reply::err("ERR Target node is not a master");
             }
-            if st.nodes[&name].has(node::SLAVE) {
-                return Reply::error(format!("ERR Target node {name} is not a master"));
+            let to_me = name == st.myself;
+            if mine && !to_me && held != 0 {
+                return Reply::error(format!("ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."));
             }
-            if name == st.myself && st.slots[slot].as_deref() != Some(name.as_str()) {
-                // Taking a slot: our epoch must be the newest, as Redis bumps it.
-                let max = st.nodes.values().map(|n| n.config_epoch).max().unwrap_or(0);
-                if st.me().config_epoch == 0 || st.me().config_epoch != max {
-                    st.current_epoch += 1;
-                    let e = st.current_epoch;
-                    st.me_mut().config_epoch = e;
-                }
+            if held == 0 {
+                st.set_migrating(slot, None);
             }
             st.assign(slot, Some(&name));
-            st.fx.save_config = true;
-            Reply::ok()
-        }
-        ("migrating" | "importing", 5) => {
-            if !st.nodes.contains_key(&text(&argv[4])) {
-                return unknown_node(&argv[4]);
+            // A master left without slots follows the node that took its last one.
+            if mine && !to_me && st.me().numslots == 0 && st.allow_replica_migration {
+                crate::log::warning(&format!(
+                    "Configuration change detected. Reconfiguring myself as a replica of {name}"
+                ));
+                gossip::set_master(st, &name);
             }
-            Reply::err("ERR CLUSTER SETSLOT MIGRATING/IMPORTING is not supported by Shardis yet (slot migration)")
+            // Closing an import: take a new epoch without consensus so that the
+            // cluster learns the new owner, and tell everyone at once.
+            if to_me && st.importing.contains_key(&slot) {
+                if gossip::bump_epoch_without_consensus(st) {
+                    crate::log::warning(&format!(
+                        "configEpoch updated after importing slot {slot}"
+                    ));
+                }
+                st.set_importing(slot, None);
+                gossip::broadcast_pong(st);
+            }
         }
-        _ => Reply::err(
-            "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP",
-        ),
+        _ => {
+            return Reply::err(
+                "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP",
+            )
+        }
     }
+    st.fx.save_config = true;
+    Reply::ok()
 }
 
 /// CLUSTER INFO.
@@ -619,8 +676,9 @@ async fn count_keys_in_slot(s: &Shards, arg: &[u8]) -> Reply {
         return Reply::err("ERR Invalid slot");
     }
     let slot = slot as u16;
-    let counts = s
-        .all(move |sh| {
+    let sid = s.slots.shard_of_slot(slot);
+    let n = s
+        .on(sid, move |sh| {
             sh.db(0)
                 .keys
                 .iter()
@@ -628,7 +686,23 @@ async fn count_keys_in_slot(s: &Shards, arg: &[u8]) -> Reply {
                 .count()
         })
         .await;
-    Reply::Int(counts.iter().sum::<usize>() as i64)
+    Reply::Int(n as i64)
+}
+
+/// Up to `count` keys of db 0 in `slot`, from the one shard that holds the slot's
+/// keys. (There is no per-slot index: the shard's keys are scanned.)
+pub async fn keys_in_slot(s: &Shards, slot: u16, count: usize) -> Vec<Bytes> {
+    let sid = s.slots.shard_of_slot(slot);
+    s.on(sid, move |sh| {
+        sh.db(0)
+            .keys
+            .iter()
+            .filter(|(k, _)| key_slot(k) == slot)
+            .take(count)
+            .map(|(k, _)| Bytes::copy_from_slice(k))
+            .collect::<Vec<_>>()
+    })
+    .await
 }
 
 async fn get_keys_in_slot(s: &Shards, slot: &[u8], count: &[u8]) -> Reply {
@@ -638,25 +712,8 @@ async fn get_keys_in_slot(s: &Shards, slot: &[u8], count: &[u8]) -> Reply {
     if !(0..SLOTS as i64).contains(&slot) || count < 0 {
         return Reply::err("ERR Invalid slot or number of keys");
     }
-    let (slot, count) = (slot as u16, count as usize);
-    let keys = s
-        .all(move |sh| {
-            sh.db(0)
-                .keys
-                .iter()
-                .filter(|(k, _)| key_slot(k) == slot)
-                .take(count)
-                .map(|(k, _)| Bytes::copy_from_slice(k))
-                .collect::<Vec<_>>()
-        })
-        .await;
-    Reply::Array(
-        keys.into_iter()
-            .flatten()
-            .take(count)
-            .map(Reply::Bulk)
-            .collect(),
-    )
+    let keys = keys_in_slot(s, slot as u16, count as usize).await;
+    Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
 }
 
 fn help() -> Reply {

@@ -40,7 +40,7 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(restore),
     )
     .keys(1, 1, 1)
-    .verbatim(),
+    .propagate(propagate::restore),
 ];
 
 /// DUMP key: the payload, or nil for a missing key.

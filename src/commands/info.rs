@@ -672,8 +672,8 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFac
     w.field("instantaneous_ops_per_sec", ops.round() as u64);
     w.field("total_net_input_bytes", t.net_input_bytes);
     w.field("total_net_output_bytes", t.net_output_bytes);
-    // No replication, defragmentation, client tracking, MIGRATE or I/O
-    // threads: their counters are zero, as Redis's are when unused.
+    // No defragmentation, eviction or I/O threads: their counters are zero, as
+    // Redis's are when unused.
     w.field("total_net_repl_input_bytes", f.repl_bytes[0]);
     w.field("total_net_repl_output_bytes", f.repl_bytes[1]);
     w.field("instantaneous_input_kbps", format!("{:.2}", inb / 1024.0));
@@ -703,7 +703,7 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFac
     w.field("pubsubshard_channels", distinct(Subscription::ShardChannel));
     w.field("latest_fork_usec", 0);
     w.field("total_forks", 0);
-    w.field("migrate_cached_sockets", 0);
+    w.field("migrate_cached_sockets", super::migrate::cached_sockets());
     w.field("slave_expires_tracked_keys", 0);
     w.field("active_defrag_hits", 0);
     w.field("active_defrag_misses", 0);

@@ -32,6 +32,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod meta;
+pub mod migrate;
 pub mod persistence;
 pub mod propagate;
 pub mod pubsub;
@@ -132,6 +133,10 @@ pub enum Propagation {
     /// Rewritten as Redis 7.0 propagates it (see [`propagate`]): the records to log,
     /// from the state the command left, its argv and its reply.
     Rewrite(propagate::RewriteFn),
+    /// A `Server` write whose handler claims only what it touches and propagates its
+    /// own effects (MIGRATE, as DEL): the runtime neither holds every shard for it
+    /// nor logs it as sent.
+    Own,
 }
 
 /// Where a blocking command's timeout is.
@@ -309,6 +314,16 @@ impl Command {
         self.touch = t;
         self
     }
+    /// Its handler propagates its effects and claims what it touches
+    /// ([`Propagation::Own`]).
+    pub const fn propagates_itself(mut self) -> Command {
+        self.propagation = Propagation::Own;
+        self
+    }
+    /// True for a command whose handler propagates its own effects.
+    pub fn owns_its_effects(&self) -> bool {
+        matches!(self.propagation, Propagation::Own)
+    }
     /// Propagated as received.
     pub const fn verbatim(mut self) -> Command {
         self.propagation = Propagation::Verbatim;
@@ -420,6 +435,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         persistence::COMMANDS,
         aof::COMMANDS,
         dump::COMMANDS,
+        migrate::COMMANDS,
         info::COMMANDS,
         config::COMMANDS,
         slowlog::COMMANDS,

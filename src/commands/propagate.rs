@@ -25,6 +25,7 @@ pub fn records(cmd: &Command, db: &mut Db, argv: &[Bytes], reply: &Reply) -> Vec
     match cmd.propagation {
         Propagation::Rewrite(f) => f(db, argv, reply),
         Propagation::Verbatim | Propagation::Unset => vec![argv.to_vec()],
+        Propagation::Own => Vec::new(),
     }
 }
 

@@ -201,10 +201,18 @@ fn command_list(_c: &mut Client, argv: &[Bytes]) -> Reply {
 /// A key's position in GETKEYS's argv and its flags, in COMMAND INFO's order.
 type KeyRef = (usize, Vec<&'static str>);
 
-/// Redis 7.0's `getKeysUsingKeySpecs`: the keys the specs find, `None` for a spec that
-/// cannot say (unknown begin or find, an unparsable or out-of-range keynum), which
-/// makes the caller fall back to the command's own key finder.
-fn keys_from_specs(specs: &[KeySpec], argv: &[Bytes], arity: i32) -> Option<Vec<KeyRef>> {
+/// Why the specs could not give the keys.
+enum Unread {
+    /// A spec cannot say (unknown begin or find, an unparsable or out-of-range
+    /// keynum): the command's own finder is asked unless the specs were all of known
+    /// kinds, in which case the arguments are invalid.
+    Invalid,
+    /// A spec marked `incomplete` was reached: the command's own finder decides.
+    Incomplete,
+}
+
+/// Redis 7.0's `getKeysUsingKeySpecs`: the keys the specs find.
+fn keys_from_specs(specs: &[KeySpec], argv: &[Bytes], arity: i32) -> Result<Vec<KeyRef>, Unread> {
     let argc = argv.len() as i64;
     let mut keys = Vec::new();
     for spec in specs.iter().filter(|s| !s.has_flag("not_key")) {
@@ -233,7 +241,7 @@ fn keys_from_specs(specs: &[KeySpec], argv: &[Bytes], arity: i32) -> Option<Vec<
                 }
                 found
             }
-            Begin::Unknown => return None,
+            Begin::Unknown => return Err(Unread::Invalid),
         };
         let (last, step) = match spec.find {
             Find::Range {
@@ -259,25 +267,31 @@ fn keys_from_specs(specs: &[KeySpec], argv: &[Bytes], arity: i32) -> Option<Vec<
                     if arity < 0 {
                         continue;
                     }
-                    return None;
+                    return Err(Unread::Invalid);
                 }
                 let n = crate::protocol::parse::parse_i64(&argv[(first + keynumidx) as usize])
-                    .filter(|n| *n >= 0)?;
+                    .filter(|n| *n >= 0)
+                    .ok_or(Unread::Invalid)?;
                 first += firstkey;
                 (first + n - 1, keystep)
             }
-            Find::Unknown => return None,
+            Find::Unknown => return Err(Unread::Invalid),
         };
         if last >= argc || last < first || first >= argc {
-            return None;
+            return Err(Unread::Invalid);
         }
         let mut i = first;
         while i <= last {
             keys.push((i as usize, spec.flags.clone()));
             i += step.max(1);
         }
+        // A spec that may miss keys (MIGRATE's KEYS) leaves the work to the
+        // command's own finder, once it is reached.
+        if spec.has_flag("incomplete") {
+            return Err(Unread::Incomplete);
+        }
     }
-    Some(keys)
+    Ok(keys)
 }
 
 /// The flags Redis 7.0's own key finders (`setGetKeys`, `bitfieldGetKeys`,
@@ -350,8 +364,9 @@ fn getkeys(argv: &[Bytes]) -> Result<Vec<KeyRef>, Reply> {
         .all(|s| s.begin != Begin::Unknown && s.find != Find::Unknown);
     let from_specs = if has_keyspec && !specs.iter().any(|s| s.has_flag("variable_flags")) {
         match keys_from_specs(specs, target, cmd.arity) {
-            None if known => Some(Vec::new()),
-            found => found,
+            Ok(found) => Some(found),
+            Err(Unread::Invalid) if known => Some(Vec::new()),
+            Err(_) => None,
         }
     } else {
         None

@@ -11,6 +11,7 @@
 //! not mark [`traits::RUNS_IN_MULTI`] is queued inside MULTI instead of run.
 
 use crate::client::ClientRef;
+use crate::cluster::{Route, SlotCheck};
 use crate::commands::{self, errors, traits, Command};
 use crate::protocol::Reply;
 use crate::runtime::pause;
@@ -19,8 +20,11 @@ use crate::runtime::Shards;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
+/// A refused request: the error, and the command when it was found.
+type Refusal = (Reply, Option<&'static Command>);
+
 /// Find the table entry for `argv`, or the error Redis gives.
-pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, (Reply, Option<&'static Command>)> {
+pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, Refusal> {
     let Some(cmd) = commands::lookup(&argv[0]) else {
         return Err((errors::unknown_command(argv), None));
     };
@@ -41,8 +45,9 @@ pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, (Reply, Option<&'stat
 
 /// What admission decided for one request.
 pub enum Admitted {
-    /// Run it (its argv handed back).
-    Run(&'static Command, Vec<Bytes>),
+    /// Run it (its argv handed back), in cluster mode after its slot's shard made the
+    /// check (if any) that a slot being migrated or imported needs.
+    Run(&'static Command, Vec<Bytes>, Option<SlotCheck>),
     /// Answer this without running it (refused, or QUEUED inside MULTI).
     Answer(Reply),
     /// Not now: CLIENT PAUSE holds commands of this class. Admit it again when the
@@ -54,8 +59,8 @@ pub enum Admitted {
 /// Only a `pausable` request (a client's, not one the server replays or retries
 /// itself) is postponed by CLIENT PAUSE.
 pub fn admit(client: &ClientRef, shards: &Shards, argv: Vec<Bytes>, pausable: bool) -> Admitted {
-    let cmd = match resolve(&argv).and_then(|cmd| check(client, shards, cmd, &argv)) {
-        Ok(cmd) => cmd,
+    let (cmd, slot_check) = match resolve(&argv).and_then(|cmd| check(client, shards, cmd, &argv)) {
+        Ok(c) => c,
         Err((reply, cmd)) => return Admitted::Answer(refused(client, shards, reply, cmd)),
     };
     if pausable {
@@ -69,7 +74,7 @@ pub fn admit(client: &ClientRef, shards: &Shards, argv: Vec<Bytes>, pausable: bo
         }
         return Admitted::Answer(Reply::status("QUEUED"));
     }
-    Admitted::Run(cmd, argv)
+    Admitted::Run(cmd, argv, slot_check)
 }
 
 /// The refusals that depend on the client's and the server's state.
@@ -78,7 +83,7 @@ fn check(
     shards: &Shards,
     cmd: &'static Command,
     argv: &[Bytes],
-) -> Result<&'static Command, (Reply, Option<&'static Command>)> {
+) -> Result<(&'static Command, Option<SlotCheck>), Refusal> {
     let refuse = |reply: Reply| Err((reply, Some(cmd)));
     let (authed, id, subscribe_mode, monitor) = {
         let c = client.borrow();
@@ -94,9 +99,12 @@ fn check(
     }
     // (Read once: the flag lookup is on every command's path.)
     let write = cmd.is_write();
+    let mut slot_check = None;
     if crate::cluster::enabled() {
-        if let Some(reply) = cluster_redirect(client, cmd, argv, write) {
-            return refuse(reply);
+        match cluster_route(client, cmd, argv, write) {
+            Route::Here => {}
+            Route::Refuse(reply) => return refuse(reply),
+            Route::Check(c) => slot_check = Some(c),
         }
     }
     if shards.server.loading.load(Ordering::Relaxed)
@@ -134,51 +142,108 @@ fn check(
     if queues_in_multi(client, cmd) && cmd.has_flag("no_multi") {
         return refuse(Reply::err(errors::NOT_IN_MULTI));
     }
-    Ok(cmd)
+    Ok((cmd, slot_check))
 }
 
-/// Cluster mode: where a request with keys must go instead (`-MOVED`, `-CROSSSLOT`,
-/// `-CLUSTERDOWN`), unless it comes from our master or the AOF. ASKING lasts one
-/// command, as in Redis. The common case (keys in one slot this node serves) reads
-/// two atomics and hashes each key once, without allocating.
-fn cluster_redirect(
-    client: &ClientRef,
-    cmd: &Command,
-    argv: &[Bytes],
-    write: bool,
-) -> Option<Reply> {
-    let mut first: Option<u16> = None;
-    let mut one_slot = true;
-    let mut visit = |k: &Bytes| {
-        let s = crate::runtime::slots::key_slot(k);
-        match first {
-            None => first = Some(s),
-            Some(f) => one_slot &= f == s,
+/// Cluster mode: where a request with keys must go instead (`-MOVED`, `-ASK`,
+/// `-CROSSSLOT`, `-CLUSTERDOWN`), or the check its slot's shard must make first (a
+/// slot being migrated or imported), unless it comes from our master or the AOF.
+/// EXEC is routed by the keys of the commands it runs, as Redis does. ASKING lasts one
+/// command. The common case (keys in one stable slot this node serves) reads three
+/// atomics and hashes each key once, without allocating.
+fn cluster_route(client: &ClientRef, cmd: &Command, argv: &[Bytes], write: bool) -> Route {
+    let queued: Vec<Vec<Bytes>>;
+    // ASKING holds for the next command, or for a whole transaction (Redis clears it
+    // after each command outside MULTI).
+    let asking = {
+        let mut c = client.borrow_mut();
+        let asking = c.asking;
+        if c.multi.is_none() || cmd.has_trait(traits::ENDS_MULTI) || cmd.name == "asking" {
+            c.asking = cmd.name == "asking";
         }
+        asking
     };
-    match cmd.find_keys {
-        Some(_) => cmd.key_indexes(argv).iter().for_each(|&i| visit(&argv[i])),
-        None => cmd
-            .fixed_key_range(argv.len())
-            .for_each(|i| visit(&argv[i])),
-    }
-    // (Nothing reads ASKING until slot migration exists; it is kept for one command.)
-    client.borrow_mut().asking = cmd.name == "asking";
-    let first = first?;
-    if one_slot && crate::cluster::state_ok() && crate::cluster::serves(first) {
-        return None;
-    }
-    let (readonly, exempt) = {
-        let c = client.borrow();
-        (
-            c.cluster_readonly,
-            c.repl.is_master || c.id == crate::client::REPLAY_CLIENT,
-        )
+    let mut keys = Keys {
+        first: None,
+        one_slot: true,
+        multiple_keys: false,
     };
-    if exempt {
-        return None;
+    let mut write = write;
+    if cmd.has_trait(traits::ENDS_MULTI) {
+        queued = client.borrow().multi.clone().unwrap_or_default();
+        for q in &queued {
+            if let Ok(qcmd) = resolve(q) {
+                write |= qcmd.is_write();
+                keys.visit_all(qcmd, q);
+            }
+        }
+    } else {
+        keys.visit_all(cmd, argv);
     }
-    crate::cluster::redirect(first, one_slot, write, readonly)
+    let Keys {
+        first,
+        one_slot,
+        multiple_keys,
+    } = keys;
+    let Some((first, _)) = first else {
+        return Route::Here;
+    };
+    if one_slot
+        && crate::cluster::state_ok()
+        && crate::cluster::serves(first)
+        && !crate::cluster::open(first)
+    {
+        return Route::Here;
+    }
+    let c = client.borrow();
+    if c.repl.is_master || c.id == crate::client::REPLAY_CLIENT {
+        return Route::Here;
+    }
+    crate::cluster::route(&crate::cluster::Query {
+        first,
+        one_slot,
+        multiple_keys,
+        write,
+        readonly_client: c.cluster_readonly,
+        asking: asking || cmd.has_flag("asking"),
+        migrate: cmd.name == "migrate",
+        pubsub_shard: matches!(cmd.name, "spublish" | "ssubscribe" | "sunsubscribe"),
+    })
+}
+
+/// What routing needs of a request's keys, gathered in place.
+struct Keys<'a> {
+    /// The first key's slot, and the key.
+    first: Option<(u16, &'a [u8])>,
+    one_slot: bool,
+    /// Some key differs from the first.
+    multiple_keys: bool,
+}
+
+impl<'a> Keys<'a> {
+    /// Visit the keys of `argv`, run as `cmd`.
+    fn visit_all(&mut self, cmd: &Command, argv: &'a [Bytes]) {
+        match cmd.find_keys {
+            Some(_) => cmd
+                .key_indexes(argv)
+                .iter()
+                .for_each(|&i| self.visit(&argv[i])),
+            None => cmd
+                .fixed_key_range(argv.len())
+                .for_each(|i| self.visit(&argv[i])),
+        }
+    }
+
+    fn visit(&mut self, k: &'a [u8]) {
+        let s = crate::runtime::slots::key_slot(k);
+        match self.first {
+            None => self.first = Some((s, k)),
+            Some((f, fk)) => {
+                self.one_slot &= f == s;
+                self.multiple_keys |= fk != k;
+            }
+        }
+    }
 }
 
 /// On a replica: `-READONLY` for a write under `replica-read-only`, `-MASTERDOWN` for

@@ -22,6 +22,7 @@
 
 use crate::client::Subscription;
 use crate::client::{ClientRef, ReplyMode};
+use crate::cluster::SlotCheck;
 use crate::commands::{traits, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::admission::{self, Admitted};
@@ -46,6 +47,8 @@ struct Pending {
     no_touch: bool,
     cmd: &'static Command,
     argv: Vec<Bytes>,
+    /// Cluster mode, a slot being migrated or imported: the check to make first.
+    check: Option<SlotCheck>,
 }
 
 /// Replies for one read's requests, in order; `None` replies are not written.
@@ -125,11 +128,11 @@ async fn run_requests(
         let mut shown = None;
         match admission::admit(client, shards, argv, from_client) {
             Admitted::Answer(reply) => run.replies[i] = Some(reply),
-            Admitted::Run(cmd, argv) => {
+            Admitted::Run(cmd, argv, check) => {
                 if from_client && shards.server.monitors.active() {
                     shown = Some(monitor::Shown::before(client, cmd, &argv));
                 }
-                run.one(i, cmd, argv).await
+                run.one(i, cmd, argv, check).await
             }
             Admitted::Postponed(cmd, class, argv) => {
                 // Redis names the command it postponed (CLIENT LIST cmd=).
@@ -176,7 +179,13 @@ async fn run_requests(
 
 impl Run<'_> {
     /// Run (or batch) request `i`, admitted as `cmd`.
-    async fn one(&mut self, i: usize, cmd: &'static Command, argv: Vec<Bytes>) {
+    async fn one(
+        &mut self,
+        i: usize,
+        cmd: &'static Command,
+        argv: Vec<Bytes>,
+        check: Option<SlotCheck>,
+    ) {
         let (db, no_touch) = {
             let mut c = self.client.borrow_mut();
             c.last_cmd.clear();
@@ -189,7 +198,15 @@ impl Run<'_> {
             crate::runtime::tracking::after_command(self.client, cmd);
         }
         let start = Instant::now();
+        let refusal = match (&check, cmd.exec) {
+            (Some(check), Exec::Server(_)) => {
+                self.flush().await;
+                slot_refusal_elsewhere(self.client, self.shards, check, cmd, &argv).await
+            }
+            _ => None,
+        };
         let reply = match cmd.exec {
+            _ if refusal.is_some() => refusal.expect("just tested"),
             _ if cmd.has_trait(traits::PUBLISHES | traits::PUBLISHES_SHARD) => {
                 self.publish(i, cmd, &argv).await
             }
@@ -199,7 +216,7 @@ impl Run<'_> {
                 run_server(self.client, self.shards, cmd, f, db, &argv).await
             }
             Exec::Shard(_) => match target_shard(cmd, &argv, self.shards) {
-                Target::One(s) => return self.on_shard(i, s, cmd, db, no_touch, argv),
+                Target::One(s) => return self.on_shard(i, s, cmd, db, no_touch, argv, check),
                 Target::Many => {
                     self.flush().await;
                     self.across_shards(cmd, db, no_touch, &argv).await
@@ -224,6 +241,7 @@ impl Run<'_> {
 
     /// A keyed command for shard `s`: inline if it is this core's (and free), else
     /// into that shard's batch (its reply slotted when the batch is flushed).
+    #[allow(clippy::too_many_arguments)]
     fn on_shard(
         &mut self,
         i: usize,
@@ -232,12 +250,16 @@ impl Run<'_> {
         db: usize,
         no_touch: bool,
         argv: Vec<Bytes>,
+        check: Option<SlotCheck>,
     ) {
         let shards = self.shards;
         // Behind nothing of this batch for this shard, and under no claim.
         if s == shards.local_id && self.pending[s].is_empty() && shards.local_admits(cmd, &argv) {
             let mut local = shards.local.borrow_mut();
-            let reply = call::call(&mut local, cmd, db, &argv, no_touch, &self.caller, self.now);
+            let reply = match check.and_then(|c| slot_refusal(&mut local, &c, cmd, &argv)) {
+                Some(refused) => refused,
+                None => call::call(&mut local, cmd, db, &argv, no_touch, &self.caller, self.now),
+            };
             self.replies[i] = Some(reply);
         } else {
             self.pending[s].push(Pending {
@@ -246,6 +268,7 @@ impl Run<'_> {
                 no_touch,
                 cmd,
                 argv,
+                check,
             });
         }
     }
@@ -320,7 +343,12 @@ impl Run<'_> {
                     let now = crate::clock::now_ms();
                     items
                         .into_iter()
-                        .map(|p| call::call(s, p.cmd, p.db, &p.argv, p.no_touch, &caller, now))
+                        .map(|p| {
+                            let refused = p.check.and_then(|c| slot_refusal(s, &c, p.cmd, &p.argv));
+                            refused.unwrap_or_else(|| {
+                                call::call(s, p.cmd, p.db, &p.argv, p.no_touch, &caller, now)
+                            })
+                        })
                         .collect::<Vec<Reply>>()
                 });
             waiting.push((indexes, rx));
@@ -363,7 +391,7 @@ async fn run_server(
     argv: &[Bytes],
 ) -> Reply {
     let all: Vec<usize> = (0..shards.count()).collect();
-    let tx = if cmd.is_write() {
+    let tx = if cmd.is_write() && !cmd.owns_its_effects() {
         Some(Tx::begin(shards, &all).await)
     } else {
         None
@@ -382,6 +410,59 @@ async fn run_server(
         tx.finish().await;
     }
     reply
+}
+
+/// Cluster mode: a request on a slot being migrated or imported, checked on the shard
+/// that owns the slot just before it runs there: `-ASK` or `-TRYAGAIN` if its keys
+/// are not (all) here (see `cluster::SlotCheck`).
+fn slot_refusal(s: &mut Shard, check: &SlotCheck, cmd: &Command, argv: &[Bytes]) -> Option<Reply> {
+    let keys: Vec<&[u8]> = cmd
+        .key_indexes(argv)
+        .iter()
+        .map(|&i| &argv[i][..])
+        .collect();
+    count_and_judge(s, check, &keys)
+}
+
+fn count_and_judge(s: &mut Shard, check: &SlotCheck, keys: &[&[u8]]) -> Option<Reply> {
+    let now = crate::clock::now_ms();
+    let existing = keys.iter().filter(|k| s.dbs[0].alive(k, now)).count();
+    check.verdict(existing, keys.len() - existing)
+}
+
+/// [`slot_refusal`] for a request that does not run on one shard (a script, EXEC, whose
+/// keys are those of the commands it runs): a hop to the slot's shard before it runs.
+/// Unlike a keyed command's check, another client's command may run between the two.
+async fn slot_refusal_elsewhere(
+    client: &ClientRef,
+    shards: &Shards,
+    check: &SlotCheck,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Option<Reply> {
+    let mut keys: Vec<Bytes> = Vec::new();
+    let mut add = |c: &Command, a: &[Bytes]| {
+        keys.extend(c.key_indexes(a).iter().map(|&i| a[i].clone()));
+    };
+    if cmd.has_trait(traits::ENDS_MULTI) {
+        for q in client.borrow().multi.iter().flatten() {
+            if let Ok(c) = admission::resolve(q) {
+                add(c, q);
+            }
+        }
+    } else {
+        add(cmd, argv);
+    }
+    let first = keys.first()?;
+    let sid = shards.shard_of(first);
+    let check = check.clone();
+    shards
+        .send_or_local(sid, move |s: &mut Shard| {
+            let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+            count_and_judge(s, &check, &keys)
+        })
+        .get()
+        .await
 }
 
 /// The messages queued for `client` so far, if some are.

@@ -87,7 +87,7 @@ pub async fn run(
 /// Run one step per shard: as plain hops inside the transaction `shards` acts for, or
 /// as the first steps of a new transaction claiming what each step touches, returned
 /// to be finished by the caller.
-async fn steps_in_tx<R: Send + 'static>(
+pub(crate) async fn steps_in_tx<R: Send + 'static>(
     shards: &Shards,
     steps: Vec<(usize, Footprint, FirstStep<R>)>,
 ) -> (Option<Tx>, Vec<R>) {

@@ -701,7 +701,11 @@ async fn exec_locked(
                 let reply = f(client, t, &q.argv).await;
                 // A server-wide write (FLUSHALL, FLUSHDB, SWAPDB) is propagated once,
                 // meeting every shard's stream, as `dispatch::run_server` does.
-                if q.cmd.is_write() && !reply.is_error() && call::propagating(&shards.server) {
+                if q.cmd.is_write()
+                    && !q.cmd.owns_its_effects()
+                    && !reply.is_error()
+                    && call::propagating(&shards.server)
+                {
                     let all: Vec<usize> = (0..shards.count()).collect();
                     let db = client.borrow().db;
                     let effect = crate::shard::propagation::Effect {

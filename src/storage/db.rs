@@ -187,6 +187,15 @@ impl Db {
         self.keys.get_mut(key).inspect(|_| *dirty += 1)
     }
 
+    /// True if `key` exists and its deadline has not passed; nothing changes (Redis's
+    /// lookup with LOOKUP_NOTOUCH | LOOKUP_NOEXPIRE).
+    pub fn alive(&self, key: &[u8], now_ms: u64) -> bool {
+        self.keys.contains_key(key)
+            && !self
+                .expire_of(key)
+                .is_some_and(|at| at <= now_ms && !TTL_IGNORED.get())
+    }
+
     /// True if `key` exists and is live (does not touch LRU).
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
         !self.expire_if_needed(key, now_ms) && self.keys.contains_key(key)

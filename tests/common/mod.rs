@@ -927,17 +927,7 @@ pub fn query_port<T: redis::FromRedisValue>(
 /// there (Python imports from it directly); its standard output. Panics with both
 /// outputs if the script fails.
 pub fn python_client(script: &str, args: &[String]) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
-    let path = format!(
-        "{}:{}",
-        dir.join("redis-8.1.0-py3-none-any.whl").display(),
-        dir.join("stub").display()
-    );
-    let out = Command::new("python3")
-        .arg("-s")
-        .arg(dir.join(script))
-        .args(args)
-        .env("PYTHONPATH", path)
+    let out = python_command(script, args)
         .output()
         .expect("python3 runs (.ci/run installs it)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -947,6 +937,23 @@ pub fn python_client(script: &str, args: &[String]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     text
+}
+
+/// The command that runs `script` of tests/clients with the redis-py wheel (to
+/// spawn it and let it run beside the test).
+pub fn python_command(script: &str, args: &[String]) -> Command {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let path = format!(
+        "{}:{}",
+        dir.join("redis-8.1.0-py3-none-any.whl").display(),
+        dir.join("stub").display()
+    );
+    let mut cmd = Command::new("python3");
+    cmd.arg("-s")
+        .arg(dir.join(script))
+        .args(args)
+        .env("PYTHONPATH", path);
+    cmd
 }
 
 /// A command's reply (or error) on a fresh connection to `port`, as text: for
