@@ -342,6 +342,10 @@ fn cluster_commands_answer_as_redis() {
         &["MGET", "a", "b"],
         &["SELECT", "1"],
         &["SELECT", "0"],
+        &["MOVE", "{x}1", "1"],
+        &["SWAPDB", "0", "1"],
+        &["COPY", "{x}1", "{x}2", "DB", "1"],
+        &["COPY", "{x}1", "{x}2", "DB", "x"],
         &["READONLY"],
         &["READWRITE"],
         &["ASKING"],
@@ -768,4 +772,108 @@ fn reshard_moves_slots_and_keys_between_redis_server_and_shardis() {
             assert_eq!(owner[slot as usize], p, "{k} (slot {slot}) on {p}");
         }
     }
+}
+
+/// `redis-cli --cluster <args...>`: its output, asserting it succeeded without errors.
+fn cluster_tool(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("--cluster")
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !text.contains("[ERR]"),
+        "{args:?}: {text}"
+    );
+    text
+}
+
+/// The slots a node serves, by its own CLUSTER NODES line.
+fn own_slot_count(port: u16) -> usize {
+    let nodes: String = query_port(port, None, &["CLUSTER", "NODES"]).unwrap();
+    let me = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .unwrap()
+        .to_string();
+    me.split(' ')
+        .skip(8)
+        .filter(|r| !r.starts_with('['))
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
+}
+
+/// A Redis 7.0 cluster takes a Shardis node and gives it back: `add-node`,
+/// `rebalance --cluster-use-empty-masters` (slots and keys move to it), clients
+/// reading everything through either kind of node, `rebalance` with weight 0 (all
+/// move back), `del-node` (FORGET on the others, RESET on it), and `check` clean
+/// at every stage.
+#[test]
+fn a_redis_cluster_adds_rebalances_onto_and_deletes_a_shardis_node() {
+    let (r1, r2, r3) = (redis_node(), redis_node(), redis_node());
+    create(&[&r1, &r2, &r3]);
+    let entry = format!("127.0.0.1:{}", r1.port);
+    assert!(wait_until(Duration::from_secs(20), || state_ok(r1.port)));
+    let seen = common::python_client("cluster_client.py", &[r1.port.to_string()]);
+    assert!(seen.contains("read=1000"), "{seen}");
+
+    let s = shardis_node();
+    cluster_tool(&["add-node", &format!("127.0.0.1:{}", s.port), &entry]);
+    let all_agree = || {
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "check", &entry])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("[OK] All nodes agree")
+    };
+    // Every node must know the new one before slots can move to it (redis-cli's
+    // check compares only nodes that hold slots).
+    let sid = myid(s.port);
+    let known_by = |p: u16| {
+        let nodes: String = query_port(p, None, &["CLUSTER", "NODES"]).unwrap_or_default();
+        nodes.lines().count() == 4 && nodes.contains(&sid)
+    };
+    assert!(wait_until(Duration::from_secs(30), || all_agree()
+        && state_ok(s.port)
+        && [r1.port, r2.port, r3.port, s.port]
+            .iter()
+            .all(|p| known_by(*p))));
+    cluster_tool(&[
+        "rebalance",
+        &entry,
+        "--cluster-use-empty-masters",
+        "--cluster-pipeline",
+        "50",
+    ]);
+    assert!(own_slot_count(s.port) > 3000, "{}", own_slot_count(s.port));
+    assert!(dbsize(s.port) > 0);
+    assert!(wait_until(Duration::from_secs(20), all_agree));
+    let check = cluster_tool(&["check", &format!("127.0.0.1:{}", s.port)]);
+    assert!(!check.contains("WARNING"), "{check}");
+    // Every key is still there, through either kind of node.
+    for via in [r2.port, s.port] {
+        let seen = common::python_client("cluster_client.py", &[via.to_string()]);
+        assert!(seen.contains("read=1000 nodes=4"), "{seen}");
+    }
+
+    cluster_tool(&["rebalance", &entry, "--cluster-weight", &format!("{sid}=0")]);
+    assert_eq!(own_slot_count(s.port), 0);
+    assert_eq!(dbsize(s.port), 0);
+    cluster_tool(&["del-node", &entry, &sid]);
+    assert!(wait_until(Duration::from_secs(20), all_agree));
+    let nodes: String = query_port(r1.port, None, &["CLUSTER", "NODES"]).unwrap();
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    let own: String = query_port(s.port, None, &["CLUSTER", "NODES"]).unwrap();
+    assert_eq!(
+        own.lines().count(),
+        1,
+        "the deleted node forgot the others: {own}"
+    );
+    let seen = common::python_client("cluster_client.py", &[r3.port.to_string()]);
+    assert!(seen.contains("read=1000 nodes=3"), "{seen}");
 }

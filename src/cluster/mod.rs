@@ -171,6 +171,9 @@ pub struct State {
     /// Nodes forgotten with CLUSTER FORGET, until when (their gossip is ignored).
     pub blacklist: BTreeMap<String, u64>,
     pub config_file: String,
+    /// The epochs (current, last vote, ours) as last saved: a save that changes them
+    /// is fsynced.
+    pub saved_epochs: (u64, u64, u64),
     pub stats_pfail_nodes: usize,
     /// A replica's election (Redis's `failover_auth_*`): when it may ask for votes,
     /// whether it did, in which epoch, and the votes it got.
@@ -336,6 +339,7 @@ impl State {
             size: 0,
             blacklist: BTreeMap::new(),
             config_file,
+            saved_epochs: (0, 0, 0),
             stats_pfail_nodes: 0,
             failover_auth_time: 0,
             failover_auth_sent: false,
@@ -370,13 +374,16 @@ pub fn with<R>(shards: &Shards, f: impl FnOnce(&mut State) -> R) -> Option<R> {
         let mut st = lock()?;
         let r = f(&mut st);
         let fx = std::mem::take(&mut st.fx);
-        let save = fx
-            .save_config
-            .then(|| (st.config_file.clone(), nodes_conf::render(&st)));
-        (r, fx, save)
+        let epochs = (st.current_epoch, st.last_vote_epoch, st.me().config_epoch);
+        let sync = epochs != st.saved_epochs;
+        let save = fx.save_config.then(|| {
+            st.saved_epochs = epochs;
+            (st.config_file.clone(), nodes_conf::render(&st))
+        });
+        (r, fx, save.map(|s| (s, sync)))
     };
-    if let Some((path, text)) = save {
-        if let Err(e) = nodes_conf::write(&path, &text) {
+    if let Some(((path, text), sync)) = save {
+        if let Err(e) = nodes_conf::write(&path, &text, sync) {
             crate::log::warning(&format!(
                 "Could not save the cluster configuration {path}: {e}"
             ));
@@ -469,10 +476,11 @@ pub fn init(cfg: &crate::config::Config) -> Result<(), String> {
                 st.myself
             ));
             let text = nodes_conf::render(&st);
-            nodes_conf::write(&file, &text)
+            nodes_conf::write(&file, &text, true)
                 .map_err(|e| format!("Can't open {file} for writing: {e}"))?;
         }
     }
+    st.saved_epochs = (st.current_epoch, st.last_vote_epoch, st.me().config_epoch);
     gossip::update_state(&mut st, now);
     CLUSTER
         .set(Mutex::new(st))

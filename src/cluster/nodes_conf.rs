@@ -70,8 +70,16 @@ pub fn render(st: &State) -> String {
     out
 }
 
-pub fn write(path: &str, text: &str) -> std::io::Result<()> {
-    crate::atomic_file::replace(path, text)
+/// Replace the file, fsynced, for a change that must survive a power loss (`sync`: an
+/// epoch or a vote, Redis's CLUSTER_TODO_FSYNC_CONFIG); else overwrite it without
+/// fsync, as Redis saves slot and node changes (a slot migration saves at every
+/// SETSLOT).
+pub fn write(path: &str, text: &str, sync: bool) -> std::io::Result<()> {
+    if sync {
+        crate::atomic_file::replace(path, text)
+    } else {
+        crate::atomic_file::overwrite_unsynced(path, text)
+    }
 }
 
 /// Read a nodes.conf into `st` (Redis's `clusterLoadConfig`).

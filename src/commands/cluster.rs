@@ -677,32 +677,16 @@ async fn count_keys_in_slot(s: &Shards, arg: &[u8]) -> Reply {
     }
     let slot = slot as u16;
     let sid = s.slots.shard_of_slot(slot);
-    let n = s
-        .on(sid, move |sh| {
-            sh.db(0)
-                .keys
-                .iter()
-                .filter(|(k, _)| key_slot(k) == slot)
-                .count()
-        })
-        .await;
+    let n = s.on(sid, move |sh| sh.db(0).count_in_slot(slot)).await;
     Reply::Int(n as i64)
 }
 
 /// Up to `count` keys of db 0 in `slot`, from the one shard that holds the slot's
-/// keys. (There is no per-slot index: the shard's keys are scanned.)
+/// keys (its slot index).
 pub async fn keys_in_slot(s: &Shards, slot: u16, count: usize) -> Vec<Bytes> {
     let sid = s.slots.shard_of_slot(slot);
-    s.on(sid, move |sh| {
-        sh.db(0)
-            .keys
-            .iter()
-            .filter(|(k, _)| key_slot(k) == slot)
-            .take(count)
-            .map(|(k, _)| Bytes::copy_from_slice(k))
-            .collect::<Vec<_>>()
-    })
-    .await
+    s.on(sid, move |sh| sh.db(0).keys_in_slot(slot, count))
+        .await
 }
 
 async fn get_keys_in_slot(s: &Shards, slot: &[u8], count: &[u8]) -> Reply {

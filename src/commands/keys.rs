@@ -346,6 +346,9 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         }
         i += 1;
     }
+    if crate::cluster::enabled() && (ctx.db != 0 || dst_db != 0) {
+        return Reply::err("ERR Copying to another database is not allowed in cluster mode");
+    }
     let (src, dst) = (&argv[1], &argv[2]);
     if dst_db == ctx.db && src == dst {
         return Reply::err(errors::SAME_OBJECT);
@@ -372,6 +375,9 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 
 /// `MOVE key db`: 1 if moved, 0 if missing here or already present there.
 fn move_cmd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    if crate::cluster::enabled() {
+        return Reply::err("ERR MOVE is not allowed in cluster mode");
+    }
     let databases = ctx.shard.dbs.len();
     let dst_db = match db_index(&argv[2], databases) {
         Ok(d) => d,
@@ -535,6 +541,10 @@ fn flushall<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
 /// `SWAPDB index1 index2`: every shard swaps its two databases.
 fn swapdb<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
+        // Not in cluster mode: there is only db 0.
+        if crate::cluster::enabled() {
+            return Reply::err("ERR SWAPDB is not allowed in cluster mode");
+        }
         let parse = |b: &[u8], msg: &'static str| {
             args::int(b)
                 .ok()

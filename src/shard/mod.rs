@@ -71,6 +71,7 @@ impl Shard {
         let dbs = (0..config.databases.max(1))
             .map(|id| Db {
                 id,
+                slot_keys: (id == 0 && crate::cluster::enabled()).then(Default::default),
                 ..Db::default()
             })
             .collect();

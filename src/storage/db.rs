@@ -60,6 +60,50 @@ pub struct Db {
     /// This database's share of a running snapshot: every change below first lets it
     /// write the entry it is about to change (`persistence::snapshot`).
     pub snapshot: Option<Box<dyn BeforeWrite>>,
+    /// Cluster mode, db 0: the keys of each hash slot, kept by every method below that
+    /// adds or removes a key.
+    pub slot_keys: Option<SlotKeys>,
+}
+
+/// The keys of each hash slot (Redis's `slots_to_keys`), so that COUNTKEYSINSLOT and
+/// GETKEYSINSLOT cost what they return and not a scan of the shard: a slot migration
+/// asks for every slot it moves. Only slots with keys have a set; a key costs one more
+/// copy of its name (none allocated up to 22 bytes) and a set entry.
+#[derive(Default)]
+pub struct SlotKeys(std::collections::HashMap<u16, std::collections::HashSet<CompactBytes>>);
+
+impl SlotKeys {
+    fn add(&mut self, key: &[u8]) {
+        let slot = crate::runtime::slots::key_slot(key);
+        self.0
+            .entry(slot)
+            .or_default()
+            .insert(CompactBytes::new(key));
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        let slot = crate::runtime::slots::key_slot(key);
+        if let Some(set) = self.0.get_mut(&slot) {
+            set.remove(key);
+            if set.is_empty() {
+                self.0.remove(&slot);
+            }
+        }
+    }
+
+    pub fn count(&self, slot: u16) -> usize {
+        self.0.get(&slot).map_or(0, |s| s.len())
+    }
+
+    /// Up to `n` keys of `slot`, in no particular order.
+    pub fn keys(&self, slot: u16, n: usize) -> impl Iterator<Item = &[u8]> {
+        self.0
+            .get(&slot)
+            .into_iter()
+            .flat_map(|s| s.iter())
+            .take(n)
+            .map(|k| k.as_slice())
+    }
 }
 
 /// What must see an entry before it changes: a running snapshot writes it first
@@ -146,7 +190,11 @@ impl Db {
 
     /// Delete `key`, whose deadline has passed (lazy or active expiry).
     pub fn delete_expired(&mut self, key: &[u8]) {
-        self.keys.remove(key);
+        if self.keys.remove(key).is_some() {
+            if let Some(index) = &mut self.slot_keys {
+                index.remove(key);
+            }
+        }
         self.expires.remove(key);
         self.expired += 1;
         crate::notify::raise(crate::notify::EXPIRED, "expired", self.id, key);
@@ -196,6 +244,32 @@ impl Db {
                 .is_some_and(|at| at <= now_ms && !TTL_IGNORED.get())
     }
 
+    /// Up to `n` keys of hash slot `slot` (live or not yet expired lazily): from the
+    /// slot index in cluster mode, else by a scan.
+    pub fn keys_in_slot(&self, slot: u16, n: usize) -> Vec<bytes::Bytes> {
+        match &self.slot_keys {
+            Some(index) => index
+                .keys(slot, n)
+                .map(bytes::Bytes::copy_from_slice)
+                .collect(),
+            None => self
+                .keys
+                .iter()
+                .filter(|(k, _)| crate::runtime::slots::key_slot(k) == slot)
+                .take(n)
+                .map(|(k, _)| bytes::Bytes::copy_from_slice(k))
+                .collect(),
+        }
+    }
+
+    /// How many keys hash slot `slot` holds (see [`Db::keys_in_slot`]).
+    pub fn count_in_slot(&self, slot: u16) -> usize {
+        match &self.slot_keys {
+            Some(index) => index.count(slot),
+            None => self.keys_in_slot(slot, usize::MAX).len(),
+        }
+    }
+
     /// True if `key` exists and is live (does not touch LRU).
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
         !self.expire_if_needed(key, now_ms) && self.keys.contains_key(key)
@@ -216,6 +290,9 @@ impl Db {
             Some(e) => *e = entry,
             None => {
                 self.keys.insert(CompactBytes::new(key), entry);
+                if let Some(index) = &mut self.slot_keys {
+                    index.add(key);
+                }
                 crate::notify::raise(crate::notify::NEW, "new", self.id, key);
             }
         }
@@ -230,6 +307,9 @@ impl Db {
         let e = self.keys.remove(key).map(|(_, e)| e);
         if e.is_some() {
             self.dirty += 1;
+            if let Some(index) = &mut self.slot_keys {
+                index.remove(key);
+            }
             if !self.expires.is_empty() {
                 self.expires.remove(key);
             }
@@ -259,6 +339,9 @@ impl Db {
 
     pub fn clear(&mut self) {
         self.dirty += !self.keys.is_empty() as u64;
+        if let Some(index) = &mut self.slot_keys {
+            *index = SlotKeys::default();
+        }
         match &mut self.snapshot {
             Some(s) if s.wants_contents() => s.detach(
                 std::mem::take(&mut self.keys),
@@ -269,5 +352,46 @@ impl Db {
                 self.expires.clear();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot index follows every way a key comes and goes.
+    #[test]
+    fn slot_index_follows_adds_and_removes() {
+        let mut d = Db {
+            slot_keys: Some(SlotKeys::default()),
+            ..Db::default()
+        };
+        let slot = crate::runtime::slots::key_slot(b"{t}a");
+        let v = || Value::Str(crate::storage::StrValue::from_bytes(b"v"));
+        for k in [
+            "{t}a",
+            "{t}b",
+            "{t}c",
+            "a-very-long-key-name-over-22-bytes{t}",
+        ] {
+            d.set(k.as_bytes(), v(), false);
+        }
+        d.set(b"{t}a", v(), false);
+        assert_eq!(d.count_in_slot(slot), 4);
+        d.remove(b"{t}b");
+        d.set_expire(b"{t}c", 1);
+        assert!(!d.contains(b"{t}c", 10));
+        assert_eq!(d.count_in_slot(slot), 2);
+        let mut keys = d.keys_in_slot(slot, 10);
+        keys.sort();
+        assert_eq!(keys[0].as_ref(), b"a-very-long-key-name-over-22-bytes{t}");
+        assert_eq!(keys[1].as_ref(), b"{t}a");
+        assert_eq!(d.keys_in_slot(slot, 1).len(), 1);
+        d.clear();
+        assert_eq!(d.count_in_slot(slot), 0);
+        // Without an index, a scan answers the same.
+        let mut plain = Db::default();
+        plain.set(b"{t}a", v(), false);
+        assert_eq!(plain.count_in_slot(slot), 1);
     }
 }
