@@ -247,6 +247,12 @@ fn mixed_with_redis_server_nodes_and_failure_detection() {
         assert_eq!(got, text);
     }
 
+    // A key s1 serves, for reads while the cluster is down (below).
+    let mine = (0..3)
+        .flat_map(|i| (0..20).map(move |k| format!("k{i}-{k}")))
+        .find(|k| owner_of(s1.port, k) == s1.port)
+        .unwrap();
+
     // The redis-server node dies: both Shardis nodes mark it failing (PFAIL, then
     // FAIL once both masters report it), and its slots leave the cluster down.
     let rp = r.port;
@@ -264,9 +270,29 @@ fn mixed_with_redis_server_nodes_and_failure_detection() {
         s1.port
     )
     .contains("cluster_state:fail")));
+    let p1 = s1.port.to_string();
     assert_eq!(
-        cli(&["-p", &s1.port.to_string(), "GET", "k0-7"]),
+        cli(&["-p", &p1, "GET", "k0-7"]),
         "CLUSTERDOWN The cluster is down"
+    );
+    // cluster-allow-reads-when-down: reads of its own slots go on, writes do not.
+    assert_eq!(
+        cli(&[
+            "-p",
+            &p1,
+            "CONFIG",
+            "SET",
+            "cluster-allow-reads-when-down",
+            "yes"
+        ]),
+        "OK"
+    );
+    assert!(wait_until(Duration::from_secs(5), || cli(&[
+        "-p", &p1, "GET", &mine
+    ]) == "v"));
+    assert_eq!(
+        cli(&["-p", &p1, "SET", &mine, "w"]),
+        "CLUSTERDOWN The cluster is down and only accepts read commands"
     );
 }
 

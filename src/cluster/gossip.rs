@@ -256,6 +256,8 @@ pub fn cron(st: &mut State, cfg: &Config, now: u64) {
     st.node_timeout = cfg.get_int("cluster-node-timeout").max(1) as u64;
     st.require_full_coverage = cfg.get_bool("cluster-require-full-coverage");
     st.allow_replica_migration = cfg.get_bool("cluster-allow-replica-migration");
+    st.allow_reads_when_down = cfg.get_bool("cluster-allow-reads-when-down");
+    st.allow_pubsubshard_when_down = cfg.get_bool("cluster-allow-pubsubshard-when-down");
     let myip = st.me().ip.clone();
     let a = announce_of(cfg, &myip);
     if a.from_config && st.me().ip != a.ip {

@@ -46,8 +46,11 @@
 //! come between the check and the run (MIGRATE claims its keys for its whole
 //! exchange, so a command on them waits, then finds them gone and is sent on).
 //!
-//! **Not yet here** (README): replica migration, and a per-slot key index
-//! (COUNTKEYSINSLOT and GETKEYSINSLOT scan the slot's shard).
+//! The keys of each slot are indexed per shard (`storage::db::SlotKeys`), so the
+//! slot commands a migration drives cost what they return.
+//!
+//! **Not yet here** (README): replica migration to orphaned masters,
+//! `cluster-replica-validity-factor`, `cluster-preferred-endpoint-type`.
 
 pub mod bus;
 pub mod gossip;
@@ -197,6 +200,8 @@ pub struct State {
     pub node_timeout: u64,
     pub require_full_coverage: bool,
     pub allow_replica_migration: bool,
+    pub allow_reads_when_down: bool,
+    pub allow_pubsubshard_when_down: bool,
     pub announce: Announce,
 }
 
@@ -355,6 +360,8 @@ impl State {
             node_timeout: cfg.get_int("cluster-node-timeout").max(1) as u64,
             require_full_coverage: cfg.get_bool("cluster-require-full-coverage"),
             allow_replica_migration: cfg.get_bool("cluster-allow-replica-migration"),
+            allow_reads_when_down: cfg.get_bool("cluster-allow-reads-when-down"),
+            allow_pubsubshard_when_down: cfg.get_bool("cluster-allow-pubsubshard-when-down"),
             announce: gossip::announce_of(cfg, ""),
         }
     }
@@ -611,8 +618,21 @@ pub fn route(q: &Query) -> Route {
                 "CROSSSLOT Keys in request don't hash to the same slot",
             ));
         }
+        // Down: only reads (`cluster-allow-reads-when-down`) and shard channels
+        // (`cluster-allow-pubsubshard-when-down`) may still be served.
         if !st.ok {
-            return Route::Refuse(Reply::err("CLUSTERDOWN The cluster is down"));
+            let down = Reply::err("CLUSTERDOWN The cluster is down");
+            if q.pubsub_shard {
+                if !st.allow_pubsubshard_when_down {
+                    return Route::Refuse(down);
+                }
+            } else if !st.allow_reads_when_down {
+                return Route::Refuse(down);
+            } else if q.write {
+                return Route::Refuse(Reply::err(
+                    "CLUSTERDOWN The cluster is down and only accepts read commands",
+                ));
+            }
         }
         let migrating = (*owner == st.myself)
             .then(|| st.migrating.get(&slot))

@@ -409,6 +409,7 @@ struct Cached {
 
 thread_local! {
     static CACHE: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
+    static SWEEPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Cached connections on every core (INFO's `migrate_cached_sockets`).
@@ -459,11 +460,21 @@ impl Cached {
                 CACHED.fetch_add(1, Ordering::Relaxed);
             }
         });
-        backend::spawn(async {
-            backend::sleep(CACHE_TTL + Duration::from_millis(100)).await;
-            sweep();
-        })
-        .detach();
+        // One sweeper per core, once a second while the cache holds any (as Redis's
+        // cron closes them).
+        if !SWEEPING.replace(true) {
+            backend::spawn(async {
+                loop {
+                    backend::sleep(Duration::from_secs(1)).await;
+                    sweep();
+                    if CACHE.with(|c| c.borrow().is_empty()) {
+                        break;
+                    }
+                }
+                SWEEPING.set(false);
+            })
+            .detach();
+        }
     }
 
     async fn write(&mut self, out: &[u8], timeout: Duration) -> Result<(), Failure> {

@@ -198,8 +198,14 @@ impl Run<'_> {
             crate::runtime::tracking::after_command(self.client, cmd);
         }
         let start = Instant::now();
-        let refusal = match (&check, cmd.exec) {
-            (Some(check), Exec::Server(_)) => {
+        // A slot check is made where the command runs; one that does not run on a
+        // single shard (a script, EXEC, a SORT reaching other shards) checks first.
+        let on_one_shard = |shards| {
+            matches!(cmd.exec, Exec::Shard(_))
+                && matches!(target_shard(cmd, &argv, shards), Target::One(_))
+        };
+        let refusal = match &check {
+            Some(check) if !on_one_shard(self.shards) => {
                 self.flush().await;
                 slot_refusal_elsewhere(self.client, self.shards, check, cmd, &argv).await
             }
