@@ -114,7 +114,7 @@ fn subcommand<'a>(
             "keyslot" => Reply::Int(key_slot(&argv[2]) as i64),
             "replicate" => replicate(s, &argv[2]).await,
             "reset" => {
-                let keys: usize = s.all(|sh| sh.db(0).len()).await.iter().sum();
+                let keys: usize = db0_keys(s).await;
                 let master = cluster::read(|st| st.me().is_master()).unwrap_or(true);
                 let well_formed = argv.len() == 2
                     || (argv.len() == 3
@@ -130,7 +130,7 @@ fn subcommand<'a>(
             }
             "setslot" => {
                 let held = match slot_arg(&argv[2]) {
-                    Ok(slot) => keys_in_slot(s, slot as u16, 1).await.len(),
+                    Ok(slot) => slot_key_count(s, slot as u16).await,
                     Err(_) => 0,
                 };
                 cluster::with(s, |st| {
@@ -321,7 +321,7 @@ fn run(st: &mut State, sub: &str, argv: &[Bytes]) -> Reply {
 /// CLUSTER REPLICATE node: become a replica of a master (we must hold no slot and,
 /// as a master, no key).
 async fn replicate(s: &Shards, name: &[u8]) -> Reply {
-    let keys: usize = s.all(|sh| sh.db(0).len()).await.iter().sum();
+    let keys: usize = db0_keys(s).await;
     let name = text(name);
     cluster::with(s, |st| {
         let Some(n) = st.nodes.get(&name) else {
@@ -436,7 +436,7 @@ fn reset(st: &mut State, argv: &[Bytes], now: u64) -> Reply {
 }
 
 /// CLUSTER SETSLOT slot MIGRATING node | IMPORTING node | STABLE | NODE node, as
-/// Redis's; `held`: whether we hold keys in the slot (0 or 1).
+/// Redis's; `held`: how many keys we hold in the slot.
 fn setslot(st: &mut State, argv: &[Bytes], held: usize) -> Reply {
     if st.me().has(node::SLAVE) {
         return Reply::err("ERR Please use SETSLOT only with masters.");
@@ -675,10 +675,19 @@ async fn count_keys_in_slot(s: &Shards, arg: &[u8]) -> Reply {
     if !(0..SLOTS as i64).contains(&slot) {
         return Reply::err("ERR Invalid slot");
     }
-    let slot = slot as u16;
+    Reply::Int(slot_key_count(s, slot as u16).await as i64)
+}
+
+/// The keys of db 0 in `slot`, counted by the one shard that holds them.
+async fn slot_key_count(s: &Shards, slot: u16) -> usize {
     let sid = s.slots.shard_of_slot(slot);
-    let n = s.on(sid, move |sh| sh.db(0).count_in_slot(slot)).await;
-    Reply::Int(n as i64)
+    s.on(sid, move |sh| sh.db(0).count_in_slot(slot)).await
+}
+
+/// The keys of db 0 on every shard (a master must have none to be reset or to
+/// become a replica).
+async fn db0_keys(s: &Shards) -> usize {
+    s.all(|sh| sh.db(0).len()).await.iter().sum()
 }
 
 /// Up to `count` keys of db 0 in `slot`, from the one shard that holds the slot's

@@ -52,6 +52,8 @@ pub static COMMANDS: &[Command] = &[Command::new(
 .redacts(redacted)
 .propagates_itself()];
 
+const WRITE_FAILED: &str = "IOERR error or timeout writing to target instance";
+
 /// Seconds a cached connection lives unused (Redis's `MIGRATE_SOCKET_CACHE_TTL`).
 const CACHE_TTL: Duration = Duration::from_secs(10);
 /// Cached connections per core at most (Redis's `MIGRATE_SOCKET_CACHE_ITEMS`).
@@ -177,14 +179,10 @@ fn migrate<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
         };
         let db = c.borrow().db;
         // Claim the keys on their shards; each shard's first step dumps its own.
-        let mut by_shard: Vec<Vec<(usize, Bytes)>> = vec![Vec::new(); s.count()];
-        for (pos, k) in req.keys.iter().enumerate() {
-            by_shard[s.shard_of(k)].push((pos, k.clone()));
-        }
-        let steps: Vec<(usize, Footprint, FirstStep<Vec<Dumped>>)> = by_shard
+        let numbered = req.keys.iter().cloned().enumerate();
+        let steps: Vec<(usize, Footprint, FirstStep<Vec<Dumped>>)> = s
+            .group_by_shard(numbered, |(_, k)| k)
             .into_iter()
-            .enumerate()
-            .filter(|(_, ks)| !ks.is_empty())
             .map(|(sid, ks)| {
                 let claim = Footprint::keys(ks.iter().map(|(_, k)| k.clone()).collect());
                 let step: FirstStep<Vec<Dumped>> =
@@ -236,14 +234,9 @@ fn dump_keys(s: &mut Shard, db: usize, keys: Vec<(usize, Bytes)>) -> Vec<Dumped>
 /// with its keyspace events and invalidations).
 async fn delete(s: &Shards, db: usize, keys: Vec<Bytes>) {
     let del = crate::commands::lookup(b"del").expect("DEL exists");
-    let mut by_shard: Vec<Vec<Bytes>> = vec![Vec::new(); s.count()];
-    for k in keys {
-        by_shard[s.shard_of(&k)].push(k);
-    }
-    let waiting: Vec<_> = by_shard
+    let waiting: Vec<_> = s
+        .group_by_shard(keys, |k| k)
         .into_iter()
-        .enumerate()
-        .filter(|(_, ks)| !ks.is_empty())
         .map(|(sid, ks)| {
             s.send_or_local(sid, move |sh: &mut Shard| {
                 let mut argv = vec![Bytes::from_static(b"DEL")];
@@ -270,12 +263,7 @@ async fn transfer(req: &Request, dumped: &[Dumped]) -> (Reply, Vec<Bytes>) {
                 may_retry = false;
                 continue;
             }
-            Err(Failure::Closed) => {
-                return (
-                    Reply::err("IOERR error or timeout writing to target instance"),
-                    Vec::new(),
-                )
-            }
+            Err(Failure::Closed) => return (Reply::err(WRITE_FAILED), Vec::new()),
             Err(Failure::TimedOut) => {
                 return (
                     Reply::err("IOERR error or timeout connecting to the client"),
@@ -290,12 +278,8 @@ async fn transfer(req: &Request, dumped: &[Dumped]) -> (Reply, Vec<Bytes>) {
                 may_retry = false;
                 continue;
             }
-            return (
-                Reply::err("IOERR error or timeout writing to target instance"),
-                Vec::new(),
-            );
+            return (Reply::err(WRITE_FAILED), Vec::new());
         }
-        let mut first_error: Option<String> = None;
         let mut preamble = Vec::new();
         let mut socket_error = None;
         for _ in 0..(req.auth.is_some() as usize + select as usize) {
@@ -307,10 +291,11 @@ async fn transfer(req: &Request, dumped: &[Dumped]) -> (Reply, Vec<Bytes>) {
                 }
             }
         }
-        let preamble_failed = preamble.iter().any(|l| l.starts_with('-'));
-        if let Some(e) = preamble.iter().find(|l| l.starts_with('-')) {
-            first_error = Some(e[1..].to_string());
-        }
+        let mut first_error: Option<String> = preamble
+            .iter()
+            .find_map(|l| l.strip_prefix('-'))
+            .map(str::to_string);
+        let preamble_failed = first_error.is_some();
         let mut acked = Vec::new();
         let mut answered = 0;
         if socket_error.is_none() {

@@ -151,8 +151,7 @@ fn check(
 /// EXEC is routed by the keys of the commands it runs, as Redis does. ASKING lasts one
 /// command. The common case (keys in one stable slot this node serves) reads three
 /// atomics and hashes each key once, without allocating.
-fn cluster_route(client: &ClientRef, cmd: &Command, argv: &[Bytes], write: bool) -> Route {
-    let queued: Vec<Vec<Bytes>>;
+fn cluster_route(client: &ClientRef, cmd: &'static Command, argv: &[Bytes], write: bool) -> Route {
     // ASKING holds for the next command, or for a whole transaction (Redis clears it
     // after each command outside MULTI).
     let asking = {
@@ -169,16 +168,10 @@ fn cluster_route(client: &ClientRef, cmd: &Command, argv: &[Bytes], write: bool)
         multiple_keys: false,
     };
     let mut write = write;
-    if cmd.has_trait(traits::ENDS_MULTI) {
-        queued = client.borrow().multi.clone().unwrap_or_default();
-        for q in &queued {
-            if let Ok(qcmd) = resolve(q) {
-                write |= qcmd.is_write();
-                keys.visit_all(qcmd, q);
-            }
-        }
-    } else {
-        keys.visit_all(cmd, argv);
+    let held = client.borrow();
+    for (rcmd, rargv) in routed(&held, cmd, argv) {
+        write |= rcmd.is_write();
+        keys.visit_all(rcmd, rargv);
     }
     let Keys {
         first,
@@ -209,6 +202,25 @@ fn cluster_route(client: &ClientRef, cmd: &Command, argv: &[Bytes], write: bool)
         migrate: cmd.name == "migrate",
         pubsub_shard: matches!(cmd.name, "spublish" | "ssubscribe" | "sunsubscribe"),
     })
+}
+
+/// The commands whose keys route a request in cluster mode: for EXEC the ones it
+/// queued, as Redis's `getNodeByQuery` routes it, else the request itself.
+pub fn routed<'a>(
+    client: &'a crate::client::Client,
+    cmd: &'static Command,
+    argv: &'a [Bytes],
+) -> impl Iterator<Item = (&'static Command, &'a [Bytes])> + 'a {
+    let queued = client
+        .multi
+        .as_deref()
+        .filter(|_| cmd.has_trait(traits::ENDS_MULTI));
+    let own = queued.is_none().then_some((cmd, argv));
+    let of_queue = queued
+        .into_iter()
+        .flatten()
+        .filter_map(|q| resolve(q).ok().map(|c| (c, &q[..])));
+    own.into_iter().chain(of_queue)
 }
 
 /// What routing needs of a request's keys, gathered in place.

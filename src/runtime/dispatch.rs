@@ -443,22 +443,12 @@ async fn slot_refusal_elsewhere(
     client: &ClientRef,
     shards: &Shards,
     check: &SlotCheck,
-    cmd: &Command,
+    cmd: &'static Command,
     argv: &[Bytes],
 ) -> Option<Reply> {
-    let mut keys: Vec<Bytes> = Vec::new();
-    let mut add = |c: &Command, a: &[Bytes]| {
-        keys.extend(c.key_indexes(a).iter().map(|&i| a[i].clone()));
-    };
-    if cmd.has_trait(traits::ENDS_MULTI) {
-        for q in client.borrow().multi.iter().flatten() {
-            if let Ok(c) = admission::resolve(q) {
-                add(c, q);
-            }
-        }
-    } else {
-        add(cmd, argv);
-    }
+    let keys: Vec<Bytes> = admission::routed(&client.borrow(), cmd, argv)
+        .flat_map(|(c, a)| c.key_indexes(a).into_iter().map(|i| a[i].clone()))
+        .collect();
     let first = keys.first()?;
     let sid = shards.shard_of(first);
     let check = check.clone();

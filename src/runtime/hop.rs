@@ -150,6 +150,24 @@ impl Shards {
         self.slots.shard_of(key)
     }
 
+    /// `items` grouped by the shard of each one's key, in their order, for the
+    /// shards that get any.
+    pub fn group_by_shard<T>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        key: impl Fn(&T) -> &[u8],
+    ) -> Vec<(usize, Vec<T>)> {
+        let mut by_shard: Vec<Vec<T>> = (0..self.count()).map(|_| Vec::new()).collect();
+        for item in items {
+            by_shard[self.shard_of(key(&item))].push(item);
+        }
+        by_shard
+            .into_iter()
+            .enumerate()
+            .filter(|(_, items)| !items.is_empty())
+            .collect()
+    }
+
     /// A handle whose work runs as transaction `tx`'s (it passes `tx`'s locks), and
     /// whose coordinator-side records go to its `log`.
     pub fn for_tx(&self, tx: u64, log: Arc<TxLog>) -> Shards {

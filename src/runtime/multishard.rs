@@ -171,15 +171,8 @@ type Gathered = Vec<KeyState>;
 
 /// The command's keys grouped by owning shard.
 fn keys_by_shard(shards: &Shards, cmd: &Command, argv: &[Bytes]) -> Vec<(usize, Vec<Bytes>)> {
-    let mut by_shard: Vec<Vec<Bytes>> = (0..shards.count()).map(|_| Vec::new()).collect();
-    for k in cmd.key_indexes(argv) {
-        by_shard[shards.shard_of(&argv[k])].push(argv[k].clone());
-    }
-    by_shard
-        .into_iter()
-        .enumerate()
-        .filter(|(_, ks)| !ks.is_empty())
-        .collect()
+    let keys = cmd.key_indexes(argv).into_iter().map(|k| argv[k].clone());
+    shards.group_by_shard(keys, |k| k)
 }
 
 /// Copy the state of `keys` in every database (COPY ... DB reaches another one).
