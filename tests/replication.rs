@@ -746,3 +746,26 @@ fn a_replication_loop_only_retries() {
     assert_eq!(show(&c.cmd(&["PING"])), "+PONG");
     assert_eq!(show(&d.cmd(&["GET", "theirs"])), "$\"1\"");
 }
+
+#[test]
+fn keys_expired_on_the_master_leave_the_replica() {
+    // With no AOF, the replication feed alone must carry expirations as DELs: the
+    // replica holds expiry for good, so without them it keeps the keys forever.
+    for (master, replica) in [
+        (shardis(2, &[]), shardis(2, &[])),
+        (shardis(2, &[]), redis(&[])),
+    ] {
+        follow(&replica, &master);
+        let mut m = master.raw();
+        for i in 0..50 {
+            m.cmd(&["SET", &format!("t{i}"), "v", "PX", "100"]);
+        }
+        m.cmd(&["SET", "kept", "v"]);
+        let mut r = replica.raw();
+        let gone = common::wait_until(Duration::from_secs(20), || {
+            r.cmd(&["DBSIZE"]) == Frame::Int(1)
+        });
+        assert!(gone, "replica DBSIZE {}", show(&r.cmd(&["DBSIZE"])));
+        assert_in_sync(&master, &replica);
+    }
+}

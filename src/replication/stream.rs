@@ -387,10 +387,11 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Attach a feed to `shard` unless one is there.
+    /// Attach a feed to `shard` unless one is there (through `Shard::attach`, so keys
+    /// that expire or are evicted from now on reach the replicas as DELs).
     pub fn attach(shard: &mut crate::shard::Shard, server: &Arc<crate::runtime::hop::ServerInfo>) {
         if shard.propagation.consumer_mut::<Feed>().is_none() {
-            shard.propagation.attach(Box::new(Feed {
+            shard.attach(Box::new(Feed {
                 server: server.clone(),
             }));
         }
