@@ -550,6 +550,9 @@ pub struct Config {
     pub loglevel: String,
     pub maxmemory: u64,
     pub maxmemory_policy: String,
+    /// The eviction settings, typed (`shard::evict` reads them on every command while
+    /// `maxmemory` is set).
+    pub eviction: Eviction,
     /// `client-output-buffer-limit`, by client class (see [`OutputLimit`]).
     pub client_output_buffer_limit: [OutputLimit; 3],
     /// Thresholds at which collections convert from their compact encodings.
@@ -619,6 +622,71 @@ fn output_limits_of(v: &str) -> [OutputLimit; 3] {
     limits
 }
 
+/// `maxmemory-policy`: which keys may be evicted, and by which measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    NoEviction,
+    AllKeysLru,
+    VolatileLru,
+    AllKeysLfu,
+    VolatileLfu,
+    AllKeysRandom,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl Policy {
+    pub fn parse(s: &str) -> Policy {
+        match s {
+            "allkeys-lru" => Policy::AllKeysLru,
+            "volatile-lru" => Policy::VolatileLru,
+            "allkeys-lfu" => Policy::AllKeysLfu,
+            "volatile-lfu" => Policy::VolatileLfu,
+            "allkeys-random" => Policy::AllKeysRandom,
+            "volatile-random" => Policy::VolatileRandom,
+            "volatile-ttl" => Policy::VolatileTtl,
+            _ => Policy::NoEviction,
+        }
+    }
+    /// Only keys with a TTL may be evicted.
+    pub fn volatile(self) -> bool {
+        matches!(
+            self,
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
+        )
+    }
+    pub fn lfu(self) -> bool {
+        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
+    }
+}
+
+/// The eviction options (`maxmemory-*`, `lfu-*`, `replica-ignore-maxmemory`).
+#[derive(Clone, Debug)]
+pub struct Eviction {
+    pub policy: Policy,
+    pub samples: usize,
+    pub tenacity: u32,
+    pub lfu_log_factor: u32,
+    pub lfu_decay_time: u32,
+    pub replica_ignores: bool,
+}
+
+impl Default for Eviction {
+    fn default() -> Eviction {
+        Eviction {
+            policy: Policy::NoEviction,
+            samples: 5,
+            tenacity: 10,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            replica_ignores: true,
+        }
+    }
+}
+
 /// The collection encoding thresholds, by their Redis 7.0 names (`hash-max-listpack-entries`
 /// ...; the old `ziplist` names are aliases). The defaults are redis-server 7.0's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -677,6 +745,7 @@ impl Default for Config {
             loglevel: "notice".into(),
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
+            eviction: Eviction::default(),
             client_output_buffer_limit: DEFAULT_OUTPUT_LIMITS,
             encoding: EncodingLimits::default(),
             config_file: None,
@@ -768,7 +837,15 @@ impl Config {
             "logfile" => self.logfile = v,
             "loglevel" => self.loglevel = v,
             "maxmemory" => self.maxmemory = int() as u64,
-            "maxmemory-policy" => self.maxmemory_policy = v,
+            "maxmemory-policy" => {
+                self.eviction.policy = Policy::parse(&v);
+                self.maxmemory_policy = v;
+            }
+            "maxmemory-samples" => self.eviction.samples = int().max(1) as usize,
+            "maxmemory-eviction-tenacity" => self.eviction.tenacity = int().clamp(0, 100) as u32,
+            "lfu-log-factor" => self.eviction.lfu_log_factor = int().max(0) as u32,
+            "lfu-decay-time" => self.eviction.lfu_decay_time = int().max(0) as u32,
+            "replica-ignore-maxmemory" => self.eviction.replica_ignores = v == "yes",
             "client-output-buffer-limit" => {
                 self.client_output_buffer_limit = output_limits_of(&v);
             }

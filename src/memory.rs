@@ -104,6 +104,17 @@ pub fn used_memory() -> u64 {
     USED.load(Ordering::Relaxed).max(0) as u64
 }
 
+/// Move this thread's drift into the process-wide figure now (eviction reads the
+/// figure after each key it frees).
+pub fn flush_thread() {
+    let _ = LOCAL.try_with(|c| {
+        let v = c.replace(0);
+        if v != 0 {
+            USED.fetch_add(v, Ordering::Relaxed);
+        }
+    });
+}
+
 /// Remember the current figure as the start-up footprint.
 pub fn mark_startup() {
     STARTUP.store(used_memory(), Ordering::Relaxed);

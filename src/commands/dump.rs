@@ -11,7 +11,7 @@ use crate::notify;
 use crate::persistence::rdb::dump;
 use crate::persistence::rdb::encode::Options;
 use crate::protocol::Reply;
-use crate::storage::db::lru_clock;
+use crate::storage::access;
 use bytes::Bytes;
 
 pub static COMMANDS: &[Command] = &[
@@ -122,13 +122,16 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if let Some(at) = deadline {
         ctx.db().set_expire(key, at);
     }
-    let lfu = ctx.shard.config.maxmemory_policy.contains("lfu");
-    if let (Some(secs), false) = (idle, lfu) {
-        if let Some(e) = ctx.lookup_write(key) {
-            e.lru = lru_clock().saturating_sub(secs.min(u32::MAX as i64) as u32);
-        }
+    // IDLETIME counts under LRU, FREQ under LFU; the other is ignored (Redis's
+    // `objectSetLRUOrLFU`).
+    let stamp = match (access::lfu(), idle, freq) {
+        (false, Some(secs), _) => Some(access::idle_for(secs.max(0) as u64)),
+        (true, _, Some(f)) => Some(access::with_freq(f.clamp(0, 255) as u8)),
+        _ => None,
+    };
+    if let (Some(stamp), Some(e)) = (stamp, ctx.db().keys.get_mut(&key[..])) {
+        e.lru = stamp;
     }
-    let _ = freq; // No LFU counters are kept: FREQ is validated and ignored.
     ctx.notify(notify::GENERIC, "restore", key);
     Reply::ok()
 }
@@ -137,6 +140,7 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 mod tests {
     use super::*;
     use crate::commands::testing::shard;
+    use crate::storage::db::lru_clock;
     use crate::storage::{StrValue, Value};
 
     fn call(s: &mut crate::shard::Shard, f: fn(&mut Ctx, &[Bytes]) -> Reply, a: &[&[u8]]) -> Reply {
@@ -175,7 +179,7 @@ mod tests {
             ),
             Reply::ok()
         );
-        assert!(lru_clock() - Ctx::new(&mut s, 0).lookup_write(b"k2").map_or(0, |e| e.lru) >= 99);
+        assert!(lru_clock() - s.dbs[0].keys.get(&b"k2"[..]).map_or(0, |e| e.lru) >= 99);
         assert_eq!(
             call(&mut s, restore, &[b"restore", b"k3", b"-1", &p]),
             Reply::err(errors::RESTORE_TTL_NEGATIVE)

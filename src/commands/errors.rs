@@ -17,6 +17,7 @@ use crate::protocol::Reply;
 
 pub const SYNTAX: &str = "ERR syntax error";
 pub const NOT_IN_MULTI: &str = "ERR Command not allowed inside a transaction";
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
 pub fn syntax() -> Reply {
     Reply::err(SYNTAX)

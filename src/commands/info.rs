@@ -672,8 +672,8 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFac
     w.field("instantaneous_ops_per_sec", ops.round() as u64);
     w.field("total_net_input_bytes", t.net_input_bytes);
     w.field("total_net_output_bytes", t.net_output_bytes);
-    // No defragmentation, eviction or I/O threads: their counters are zero, as
-    // Redis's are when unused.
+    // No defragmentation, client eviction or I/O threads: their counters are zero,
+    // as Redis's are when unused.
     w.field("total_net_repl_input_bytes", f.repl_bytes[0]);
     w.field("total_net_repl_output_bytes", f.repl_bytes[1]);
     w.field("instantaneous_input_kbps", format!("{:.2}", inb / 1024.0));
@@ -688,7 +688,7 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFac
     w.field("expired_stale_perc", format!("{:.2}", stale * 100.0));
     w.field("expired_time_cap_reached_count", cap);
     w.field("expire_cycle_cpu_milliseconds", t.expire_cycle_us / 1000);
-    w.field("evicted_keys", 0);
+    w.field("evicted_keys", t.evicted_keys);
     w.field("evicted_clients", 0);
     w.field("total_eviction_exceeded_time", 0);
     w.field("current_eviction_exceeded_time", 0);

@@ -51,7 +51,7 @@ use crate::client::{Client, ClientRef};
 use crate::protocol::Reply;
 use crate::runtime::Shards;
 use crate::shard::Shard;
-use crate::storage::db::{lru_clock, Entry};
+use crate::storage::db::Entry;
 use crate::storage::Db;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -649,7 +649,7 @@ impl<'a> Ctx<'a> {
             Some(e) => {
                 stats.keyspace_hits += 1;
                 if touch {
-                    e.lru = lru_clock();
+                    crate::storage::access::touch(&mut e.lru);
                 }
                 Some(e)
             }
@@ -660,10 +660,16 @@ impl<'a> Ctx<'a> {
             }
         }
     }
-    /// Lookup for writing: no hit/miss accounting.
+    /// Lookup for writing: no hit/miss accounting; an access all the same (Redis's
+    /// `lookupKeyWrite` touches LRU and LFU too).
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now_ms;
-        self.shard.dbs[self.db].lookup(key, now)
+        let touch = !self.no_touch;
+        let e = self.shard.dbs[self.db].lookup(key, now)?;
+        if touch {
+            crate::storage::access::touch(&mut e.lru);
+        }
+        Some(e)
     }
     /// Lookup of an entry the caller is about to change in place (APPEND, INCR,
     /// SETRANGE, SETBIT...): counts as a modification for WATCH.

@@ -123,6 +123,9 @@ fn check(
             return refuse(reply);
         }
     }
+    if let Some(reply) = out_of_memory(client, shards, cmd) {
+        return refuse(reply);
+    }
     if write
         && crate::replication::too_few_good_replicas(&shards.server, &shards.local.borrow().config)
     {
@@ -287,6 +290,31 @@ fn writes_refused(shards: &Shards) -> Option<Reply> {
         .server
         .durability
         .writes_refused(&shards.local.borrow().config)
+}
+
+/// `-OOM` for a command that may grow memory (`denyoom`; an EXEC, if any command it
+/// queued does) while the process is over `maxmemory` and no shard can evict
+/// (`shard::evict`). Our master's stream and the AOF's replay are obeyed. One load
+/// and a compare when no limit is set.
+fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<Reply> {
+    {
+        let local = shards.local.borrow();
+        if local.config.maxmemory == 0 || !crate::shard::evict::out_of_memory(&local.config) {
+            return None;
+        }
+    }
+    let c = client.borrow();
+    if c.repl.is_master || c.id == crate::client::REPLAY_CLIENT {
+        return None;
+    }
+    let denyoom = |cmd: &Command| cmd.has_flag("denyoom");
+    let grows = denyoom(cmd)
+        || (cmd.has_trait(traits::ENDS_MULTI)
+            && c.multi
+                .iter()
+                .flatten()
+                .any(|argv| resolve(argv).is_ok_and(denyoom)));
+    grows.then(|| Reply::err(errors::OOM))
 }
 
 /// A refused request's reply: a refused EXEC discards the transaction (Redis's

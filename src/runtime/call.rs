@@ -2,6 +2,9 @@
 //! that follows from it having run, in one place (Redis's `call()`).
 //!
 //! For a command run on its shard, in order:
+//! 0. **Evict** while the process is over `maxmemory` (a client's command only, in
+//!    [`call`]; `shard::evict`), refusing a `denyoom` command with `-OOM` when nothing
+//!    can be evicted.
 //! 1. **Refuse** a write that a consumer of the propagation hook cannot take (the AOF
 //!    file cannot be written: `-MISCONF`).
 //! 2. **Watch, before**: if anyone watches a key the command may modify (or, for a
@@ -44,6 +47,15 @@ pub fn call(
     caller: &Caller,
     now_ms: u64,
 ) -> Reply {
+    // Over `maxmemory`: evict first, and refuse what would only make it worse when
+    // nothing can be evicted (not the AOF's replay: loading never evicts).
+    if shard.config.maxmemory != 0 && caller.id != crate::client::REPLAY_CLIENT {
+        if let Some(oom) = crate::shard::evict::before_command(shard, || cmd.has_flag("denyoom")) {
+            crate::runtime::pubsub::publish_events(crate::notify::take());
+            shard.stats.record_rejected(Some(cmd.name));
+            return Reply::err(oom);
+        }
+    }
     crate::tracking::set_writer(caller.id);
     let (reply, us) = run_timed(shard, cmd, db, argv, no_touch, now_ms);
     crate::tracking::set_writer(0);

@@ -257,6 +257,12 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
             crate::runtime::backend::sleep(EXPIRE_PAUSE).await;
         }
         let mut s = shard.borrow_mut();
+        // Every shard gives up keys while the process is over `maxmemory`, not only
+        // the ones receiving writes (see `shard::evict`); loading never evicts.
+        if s.config.maxmemory != 0 && !server.loading.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::shard::evict::perform(&mut s);
+            pubsub::publish_events(crate::notify::take());
+        }
         server.durability.cron(&mut s);
         if !s.propagation.in_transaction() {
             s.propagate_expired();
@@ -290,12 +296,13 @@ pub fn refresh_config(shard: &mut Shard) {
 /// How many cron periods an idle shard sleeps.
 const IDLE_PERIODS: u32 = 10;
 
-/// True if the shard's cron has nothing to do now: not shard 0, no key with a TTL, no
-/// table rehashing, no blocked client, no snapshot, nothing propagated, no change
-/// since the last publication of its dirty counter. (CONFIG SET refreshes every shard
+/// True if the shard's cron has nothing to do now: not shard 0, not over `maxmemory`,
+/// no key with a TTL, no table rehashing, no blocked client, no snapshot, nothing
+/// propagated, no change since the last publication of its dirty counter. (CONFIG SET refreshes every shard
 /// itself; the LRU clock is refreshed by shard 0.)
 fn idle(s: &Shard) -> bool {
     s.id != 0
+        && crate::shard::evict::excess(&s.config) == 0
         && s.blocking.is_empty()
         && s.snapshot.is_none()
         && !s.propagation.active()

@@ -7,6 +7,7 @@
 //! alone for its whole duration — the basis of per-command atomicity.
 
 pub mod blocking;
+pub mod evict;
 pub mod expire;
 pub mod intents;
 pub mod latency;
@@ -33,6 +34,8 @@ pub struct Shard {
     pub config: Arc<Config>,
     pub config_handle: ConfigHandle,
     pub expire: expire::CycleState,
+    /// Eviction's candidate pool and state (`maxmemory`).
+    pub evict: evict::State,
     pub slowlog: slowlog::Slowlog,
     /// Latency monitor events measured on this shard (LATENCY LATEST & co).
     pub latency: latency::LatencyMonitor,
@@ -68,6 +71,8 @@ impl Shard {
         );
         crate::notify::set_flags(config.notify_keyspace_events);
         crate::tracking::set_max_keys(config.tracking_table_max_keys);
+        configure_access(&config);
+        evict::register(nshards);
         let dbs = (0..config.databases.max(1))
             .map(|id| Db {
                 id,
@@ -84,6 +89,7 @@ impl Shard {
             config,
             config_handle,
             expire: expire::CycleState::default(),
+            evict: evict::State::default(),
             slowlog: slowlog::Slowlog::default(),
             latency: latency::LatencyMonitor::new(),
             intents: Default::default(),
@@ -114,7 +120,7 @@ impl Shard {
             }
         }
     }
-    /// Propagate the keys expired since the last record as `DEL`s (nothing to do when
+    /// Propagate the keys expired or evicted since the last record as `DEL`s (nothing to do when
     /// no consumer listens: no database notes them then).
     pub fn propagate_expired(&mut self) {
         if !self.propagation.active() {
@@ -142,6 +148,7 @@ impl Shard {
             self.config = self.config_handle.current();
             crate::notify::set_flags(self.config.notify_keyspace_events);
             crate::tracking::set_max_keys(self.config.tracking_table_max_keys);
+            configure_access(&self.config);
             latency::THRESHOLD_MS.store(
                 self.config.latency_monitor_threshold,
                 std::sync::atomic::Ordering::Relaxed,
@@ -163,4 +170,10 @@ impl Shard {
     pub fn expired_keys(&self) -> u64 {
         self.dbs.iter().map(|d| d.expired).sum()
     }
+}
+
+/// How entries' access stamps are kept (LRU or LFU), from the eviction settings.
+fn configure_access(cfg: &Config) {
+    let e = &cfg.eviction;
+    crate::storage::access::configure(e.policy.lfu(), e.lfu_log_factor, e.lfu_decay_time);
 }

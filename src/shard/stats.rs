@@ -62,6 +62,8 @@ pub struct ShardStats {
     pub writes_processed: u64,
     /// Time spent in the active expire cycle, microseconds.
     pub expire_cycle_us: u64,
+    /// Keys evicted to stay under `maxmemory`.
+    pub evicted_keys: u64,
     /// Hops this shard sent to / served for other shards.
     pub hops_sent: u64,
     pub hops_served: u64,
@@ -133,6 +135,7 @@ impl ShardStats {
         self.reads_processed += o.reads_processed;
         self.writes_processed += o.writes_processed;
         self.expire_cycle_us += o.expire_cycle_us;
+        self.evicted_keys += o.evicted_keys;
         self.total_error_replies += o.total_error_replies;
         self.hops_sent += o.hops_sent;
         self.hops_served += o.hops_served;

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     pub value: Value,
-    /// Last access, in seconds of the LRU clock (OBJECT IDLETIME).
+    /// The access stamp: the last access in seconds of the LRU clock (OBJECT
+    /// IDLETIME), or under an LFU policy the frequency counter (see `access`).
     pub lru: u32,
     /// The epoch of the snapshot that has already written this entry, or that must
     /// skip it because it was created after the start (see `persistence::snapshot`).
@@ -24,7 +25,7 @@ impl Entry {
     pub fn new(value: Value) -> Entry {
         Entry {
             value,
-            lru: lru_clock(),
+            lru: super::access::initial(),
             snap: 0,
         }
     }
@@ -49,8 +50,8 @@ pub struct Db {
     pub signal_ready: bool,
     pub ready: Vec<bytes::Bytes>,
     /// Set while the shard propagates its effects (AOF...): keys deleted because their
-    /// TTL passed are noted here, to be propagated as DELs before the next record
-    /// (as Redis propagates expirations).
+    /// TTL passed or because they were evicted are noted here, to be propagated as
+    /// DELs before the next record (as Redis propagates expirations and evictions).
     pub expired_log: Option<Vec<bytes::Bytes>>,
     /// While the clock is at or before this (unix ms), lazy expiry reports an expired
     /// key missing without deleting it: CLIENT PAUSE keeps the data set constant, as
@@ -283,7 +284,7 @@ impl Db {
         }
         let entry = Entry {
             value,
-            lru: lru_clock(),
+            lru: super::access::initial(),
             snap: self.before_write(key),
         };
         match self.keys.get_mut(key) {

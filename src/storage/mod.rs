@@ -10,6 +10,7 @@
 //! are no locks, and no operation may take time proportional to the keyspace (the dict
 //! grows and shrinks incrementally; expiry samples instead of scanning).
 
+pub mod access;
 pub mod bits;
 pub mod compact;
 pub mod db;

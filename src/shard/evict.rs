@@ -1,0 +1,313 @@
+//! Eviction: keeping the data set under `maxmemory` with the `maxmemory-policy`
+//! (Redis's `evict.c`), each shard evicting its own keys.
+//!
+//! # The plan, and why
+//! - **One figure, the process's.** `used_memory` is every thread's allocations
+//!   (`crate::memory`), what Redis compares with `maxmemory`. A shard's own share
+//!   cannot be measured (a value built by one core's connection is freed by another
+//!   core), so there are no per-shard budgets: every shard compares the one figure
+//!   with the one limit, and the shard that is about to run a command evicts from its
+//!   own keys until the process is under the limit again.
+//! - **When.** Before a client's command runs on its shard (`runtime::call::call`,
+//!   Redis's `performEvictions` in `processCommand`), and in every shard's cron, so a
+//!   shard that receives no writes gives up its keys too while the process is over.
+//!   One attempt stops after the time `maxmemory-eviction-tenacity` allows (500 µs at
+//!   the default 10, as Redis); the next command or cron tick goes on.
+//! - **Victims**, as Redis chooses them: the random policies take a random key of the
+//!   next non-empty db (all keys, or those with a TTL); LRU, LFU and TTL sample
+//!   `maxmemory-samples` keys of each db into a pool of the 16 best candidates kept
+//!   between attempts, and evict the best one still present. Scores: seconds idle
+//!   (LRU), 255 minus the decayed LFU counter (LFU), the nearest deadline (TTL).
+//! - **Across shards.** Keys are spread over shards by hash slot, so each shard's
+//!   sample is drawn from the same population as a sample of all keys would be, and
+//!   with writes spread the same way each shard evicts its share. A shard whose keys
+//!   are all colder than another's is not preferred (each picks its own best); what
+//!   one Redis would do is approximated, as Redis's own sampling approximates LRU.
+//! - **Refusing.** A command flagged `denyoom` is refused with `-OOM` only when no
+//!   shard can free anything: under `noeviction`, or when every shard's last attempt
+//!   found nothing the policy may evict (a process-wide count, read at admission for
+//!   transactions and multi-shard commands). Otherwise it runs while eviction goes on,
+//!   as Redis runs commands while its eviction timer is not done.
+//! - **Effects.** An evicted key is deleted as a user's DEL would be for WATCH and
+//!   client tracking, raises `evicted`, counts in INFO `evicted_keys`, and is
+//!   propagated as `DEL` before the next record (the AOF and replicas), by the same
+//!   queue as expired keys. A replica does not evict (`replica-ignore-maxmemory`), nor
+//!   does loading.
+
+use super::Shard;
+use crate::config::{Config, Policy};
+use crate::storage::access;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Candidates kept between attempts (Redis's `EVPOOL_SIZE`).
+const POOL_SIZE: usize = 16;
+
+/// Shards whose last attempt found nothing to evict, and how many shards there are.
+static EXHAUSTED: AtomicUsize = AtomicUsize::new(0);
+static SHARDS: AtomicUsize = AtomicUsize::new(1);
+
+/// A shard's eviction state.
+#[derive(Default)]
+pub struct State {
+    /// The best candidates found so far, worst first.
+    pool: Vec<Candidate>,
+    /// The db the random policies look at next.
+    next_db: usize,
+    /// The last attempt found nothing to evict (counted in `EXHAUSTED`).
+    exhausted: bool,
+}
+
+struct Candidate {
+    score: u64,
+    db: usize,
+    key: Bytes,
+}
+
+/// What an attempt achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The process is under the limit (or eviction does not apply here).
+    Under,
+    /// Its time ran out first; the next attempt goes on.
+    Running,
+    /// Nothing on this shard may be evicted.
+    Failed,
+}
+
+/// Count this shard among those `register` knows of (at its creation).
+pub fn register(nshards: usize) {
+    SHARDS.store(nshards.max(1), Ordering::Relaxed);
+}
+
+/// Bytes over `maxmemory` now (0: under it, or no limit).
+pub fn excess(cfg: &Config) -> u64 {
+    if cfg.maxmemory == 0 {
+        return 0;
+    }
+    crate::memory::used_memory().saturating_sub(cfg.maxmemory)
+}
+
+/// True when the process is over the limit and no shard can free anything: a
+/// `denyoom` command is refused then.
+pub fn out_of_memory(cfg: &Config) -> bool {
+    excess(cfg) > 0
+        && (cfg.eviction.policy == Policy::NoEviction
+            || EXHAUSTED.load(Ordering::Relaxed) >= SHARDS.load(Ordering::Relaxed))
+}
+
+/// Before a client's command on `shard`: evict if over the limit; the `-OOM` reply if
+/// `cmd` must be refused.
+pub fn before_command(shard: &mut Shard, denyoom: impl FnOnce() -> bool) -> Option<&'static str> {
+    match perform(shard) {
+        Outcome::Failed if !shard.expire.replica && denyoom() && out_of_memory(&shard.config) => {
+            Some(crate::commands::errors::OOM)
+        }
+        _ => None,
+    }
+}
+
+/// Evict from this shard's keys until the process is under `maxmemory`, the time
+/// slice is spent, or nothing may be evicted.
+pub fn perform(shard: &mut Shard) -> Outcome {
+    let cfg = shard.config.clone();
+    if excess(&cfg) == 0 || (shard.expire.replica && cfg.eviction.replica_ignores) {
+        return Outcome::Under;
+    }
+    if cfg.eviction.policy == Policy::NoEviction {
+        return Outcome::Failed;
+    }
+    let limit = time_limit(cfg.eviction.tenacity);
+    let start = Instant::now();
+    let mut evicted = 0u32;
+    let outcome = loop {
+        crate::memory::flush_thread();
+        if excess(&cfg) == 0 {
+            break Outcome::Under;
+        }
+        let Some((db, key)) = victim(shard, &cfg) else {
+            break Outcome::Failed;
+        };
+        evict(shard, db, &key);
+        evicted += 1;
+        // Redis reads the clock every 16 keys.
+        if evicted.is_multiple_of(16) && limit.is_some_and(|l| start.elapsed() >= l) {
+            break Outcome::Running;
+        }
+    };
+    let exhausted = outcome == Outcome::Failed;
+    if exhausted != shard.evict.exhausted {
+        shard.evict.exhausted = exhausted;
+        if exhausted {
+            EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+        } else {
+            EXHAUSTED.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    outcome
+}
+
+/// Redis's `evictionTimeLimitUs`: 50 µs per point of tenacity up to 10, then 15%
+/// more per point; 100 means no limit.
+fn time_limit(tenacity: u32) -> Option<Duration> {
+    match tenacity {
+        0..=10 => Some(Duration::from_micros(50 * tenacity as u64)),
+        11..=99 => Some(Duration::from_micros(
+            (500.0 * 1.15f64.powi(tenacity as i32 - 10)) as u64,
+        )),
+        _ => None,
+    }
+}
+
+/// The next key to evict under `cfg`'s policy, with its db.
+fn victim(shard: &mut Shard, cfg: &Config) -> Option<(usize, Bytes)> {
+    let policy = cfg.eviction.policy;
+    if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
+        return random_victim(shard, policy.volatile());
+    }
+    // Fresh samples join the pool before every pick, as in Redis: the pool keeps the
+    // best of all samples so far, so each victim is the best of many.
+    populate(shard, cfg);
+    loop {
+        let c = shard.evict.pool.pop()?;
+        // The candidate may be gone, or have lost its TTL, since it was sampled.
+        let db = &shard.dbs[c.db];
+        let present = if policy.volatile() {
+            db.expires.contains_key(&c.key[..])
+        } else {
+            db.keys.contains_key(&c.key[..])
+        };
+        if present {
+            return Some((c.db, c.key));
+        }
+    }
+}
+
+/// A random key of the next db that has one (Redis's round robin over dbs).
+fn random_victim(shard: &mut Shard, volatile: bool) -> Option<(usize, Bytes)> {
+    let n = shard.dbs.len();
+    for i in 0..n {
+        let dbi = (shard.evict.next_db + i) % n;
+        let Shard { dbs, rng, .. } = &mut *shard;
+        let db = &mut dbs[dbi];
+        let key = if volatile {
+            db.expires
+                .random_entry(rng)
+                .map(|(k, _)| k.as_slice().to_vec())
+        } else {
+            db.keys
+                .random_entry(rng)
+                .map(|(k, _)| k.as_slice().to_vec())
+        };
+        if let Some(k) = key {
+            shard.evict.next_db = dbi + 1;
+            return Some((dbi, Bytes::from(k)));
+        }
+    }
+    None
+}
+
+/// Sample `maxmemory-samples` keys of every db into the pool (Redis's
+/// `evictionPoolPopulate`, with its cheap `dictGetSomeKeys` sampling).
+fn populate(shard: &mut Shard, cfg: &Config) {
+    let policy = cfg.eviction.policy;
+    let n = cfg.eviction.samples;
+    let Shard {
+        dbs, rng, evict, ..
+    } = &mut *shard;
+    let pool = &mut evict.pool;
+    for (dbi, db) in dbs.iter_mut().enumerate() {
+        if policy.volatile() {
+            let keys = &db.keys;
+            db.expires.sample(rng, n, |k, &at| {
+                let stamp = keys.get(k.as_slice()).map_or(0, |e| e.lru);
+                offer(pool, dbi, k.as_slice(), score(policy, stamp, at));
+            });
+        } else {
+            db.keys.sample(rng, n, |k, e| {
+                offer(pool, dbi, k.as_slice(), score(policy, e.lru, 0));
+            });
+        }
+    }
+}
+
+/// How good a victim an entry is (higher: evicted first).
+fn score(policy: Policy, stamp: u32, deadline: u64) -> u64 {
+    match policy {
+        Policy::VolatileTtl => u64::MAX - deadline,
+        Policy::AllKeysLfu | Policy::VolatileLfu => 255 - access::decayed(stamp) as u64,
+        _ => access::idle_seconds(stamp) as u64,
+    }
+}
+
+/// Put a candidate in the pool (kept sorted, worst first), unless it is worse than
+/// all of a full pool or already there; its name is copied only then.
+fn offer(pool: &mut Vec<Candidate>, db: usize, key: &[u8], score: u64) {
+    let at = pool.partition_point(|c| c.score < score);
+    let full = pool.len() == POOL_SIZE;
+    if (full && at == 0) || pool.iter().any(|c| c.db == db && c.key[..] == *key) {
+        return;
+    }
+    let c = Candidate {
+        score,
+        db,
+        key: Bytes::copy_from_slice(key),
+    };
+    if full {
+        pool.remove(0);
+        pool.insert(at - 1, c);
+    } else {
+        pool.insert(at, c);
+    }
+}
+
+/// Delete `key` as an eviction: WATCH and tracking see a change, `evicted` is raised,
+/// and it is propagated as a DEL.
+fn evict(shard: &mut Shard, db: usize, key: &Bytes) {
+    let d = &mut shard.dbs[db];
+    // Not a change the save points count (Redis does not count evictions as dirty).
+    let dirty = d.dirty;
+    if d.remove(key).is_none() {
+        return;
+    }
+    d.dirty = dirty;
+    if let Some(log) = &mut d.expired_log {
+        log.push(key.clone());
+    }
+    shard.stats.evicted_keys += 1;
+    shard.watches.touch(db, key);
+    crate::notify::raise(crate::notify::EVICTED, "evicted", db, key);
+    if crate::tracking::active() {
+        crate::tracking::invalidate(std::slice::from_ref(key), 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_keeps_the_best_candidates_once() {
+        let mut pool = Vec::new();
+        for i in 0..40u64 {
+            offer(&mut pool, 0, format!("k{i}").as_bytes(), (i * 7) % 40);
+        }
+        offer(&mut pool, 0, b"k39", 100);
+        assert_eq!(pool.len(), POOL_SIZE);
+        let scores: Vec<u64> = pool.iter().map(|c| c.score).collect();
+        let mut sorted = scores.clone();
+        sorted.sort();
+        assert_eq!(scores, sorted);
+        assert_eq!(scores[0], 24);
+        assert_eq!(*scores.last().unwrap(), 39);
+    }
+
+    #[test]
+    fn tenacity_sets_the_time_slice_as_redis() {
+        assert_eq!(time_limit(10), Some(Duration::from_micros(500)));
+        assert_eq!(time_limit(0), Some(Duration::ZERO));
+        assert_eq!(time_limit(11), Some(Duration::from_micros(575)));
+        assert_eq!(time_limit(100), None);
+    }
+}
