@@ -124,7 +124,16 @@ pub fn startup_memory() -> u64 {
     STARTUP.load(Ordering::Relaxed)
 }
 
+/// Give this thread's free memory back to the system (MEMORY PURGE).
+pub fn purge_thread() {
+    // SAFETY: mi_collect takes a plain bool and only walks the calling thread's own
+    // heap (and abandoned segments), which mimalloc synchronises itself.
+    unsafe { mi_collect(true) }
+}
+
 extern "C" {
+    // mimalloc's basic API: free what this thread's heap holds unused.
+    fn mi_collect(force: bool);
     // mimalloc's C API, linked by libmimalloc-sys (declared there only under its
     // `extended` feature).
     fn mi_process_info(

@@ -67,6 +67,9 @@ const SECTIONS: &[(&str, bool)] = &[
 pub struct DbSnapshot {
     pub keys: usize,
     pub expires: usize,
+    /// Bytes of the key and expires tables' structure (MEMORY STATS `db.N`).
+    pub main_overhead: usize,
+    pub expires_overhead: usize,
     /// Sum and number of sampled remaining TTLs (ms), for `avg_ttl`.
     pub ttl_sum: u64,
     pub ttl_samples: u64,
@@ -114,6 +117,8 @@ pub fn snapshot(shard: &mut Shard, counts: bool, latency: bool) -> ShardSnapshot
             let mut snap = DbSnapshot {
                 keys: d.len(),
                 expires: d.expires.len(),
+                main_overhead: d.keys.overhead_bytes(),
+                expires_overhead: d.expires.overhead_bytes(),
                 ..Default::default()
             };
             for _ in 0..TTL_SAMPLES.min(d.expires.len()) {
@@ -511,27 +516,82 @@ fn build_id() -> String {
     )
 }
 
-/// Redis's `getMemoryOverheadData` in our terms: the start-up footprint, the clients
-/// (`mem_clients_normal`: normal and Pub/Sub clients with their buffers) and the
-/// keyspace tables' structure. The replication backlog and the AOF buffer are not
-/// counted apart (we have no replication; the AOF buffer is in the data figure).
+/// Redis's `getMemoryOverheadData` in our terms, shared by INFO memory and MEMORY
+/// STATS: the start-up footprint, the clients (`mem_clients_normal`: normal and
+/// Pub/Sub clients with their buffers) and the keyspace tables' structure. The
+/// replication backlog and the AOF buffer are not counted apart (they are in the data
+/// figure).
+pub struct MemoryFigures {
+    pub used: u64,
+    pub rss: u64,
+    pub peak: u64,
+    pub startup: u64,
+    pub clients: u64,
+    pub overhead: u64,
+    pub dataset: u64,
+    /// `used` less the start-up footprint (at least 1: a divisor).
+    pub net: u64,
+    /// What the allocator holds: mimalloc's committed segment memory, both as the
+    /// pages it keeps for allocations (jemalloc's "active") and as what it has
+    /// mapped resident; it has no finer split.
+    pub allocated: u64,
+    pub active: u64,
+    pub resident: u64,
+    pub keys: u64,
+}
+
+impl MemoryFigures {
+    pub fn of(snaps: &[ShardSnapshot]) -> MemoryFigures {
+        let used = crate::memory::used_memory();
+        let (committed, _) = crate::memory::allocator();
+        let startup = crate::memory::startup_memory();
+        let clients: u64 = snaps.iter().map(|s| s.clients_mem).sum();
+        let overhead = startup + clients + snaps.iter().map(|s| s.dict_overhead).sum::<u64>();
+        MemoryFigures {
+            used,
+            rss: rss_bytes(),
+            peak: PEAK_MEMORY.fetch_max(used, Ordering::Relaxed).max(used),
+            startup,
+            clients,
+            overhead,
+            dataset: used.saturating_sub(overhead),
+            net: used.saturating_sub(startup).max(1),
+            allocated: used,
+            active: committed.max(used),
+            resident: committed.max(used),
+            keys: snaps
+                .iter()
+                .flat_map(|s| &s.dbs)
+                .map(|d| d.keys as u64)
+                .sum(),
+        }
+    }
+    pub fn dataset_perc(&self) -> f64 {
+        self.dataset as f64 * 100.0 / self.net as f64
+    }
+    pub fn peak_perc(&self) -> f64 {
+        self.used as f64 * 100.0 / self.peak.max(1) as f64
+    }
+}
+
 fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
-    let used = crate::memory::used_memory();
-    let rss = rss_bytes();
-    let (committed, _) = crate::memory::allocator();
-    let startup = crate::memory::startup_memory();
-    let clients: u64 = snaps.iter().map(|s| s.clients_mem).sum();
-    let overhead = startup + clients + snaps.iter().map(|s| s.dict_overhead).sum::<u64>();
-    let dataset = used.saturating_sub(overhead);
-    let net = used.saturating_sub(startup).max(1);
-    let peak = PEAK_MEMORY.fetch_max(used, Ordering::Relaxed).max(used);
+    let m = MemoryFigures::of(snaps);
+    let MemoryFigures {
+        used,
+        rss,
+        peak,
+        startup,
+        clients,
+        overhead,
+        dataset,
+        allocated,
+        active,
+        resident,
+        ..
+    } = m;
     let system = total_system_memory();
     let ratio = |a: u64, b: u64| format!("{:.2}", a as f64 / b.max(1) as f64);
     let diff = |a: u64, b: u64| a as i64 - b as i64;
-    // What the allocator holds: mimalloc's committed segment memory, both as the
-    // pages it keeps for allocations (jemalloc's "active") and as what it has mapped
-    // resident; it has no finer split.
-    let (allocated, active, resident) = (used, committed.max(used), committed.max(used));
     w.header("Memory");
     w.field("used_memory", used);
     w.field("used_memory_human", bytes_to_human(used));
@@ -539,16 +599,13 @@ fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
     w.field("used_memory_rss_human", bytes_to_human(rss));
     w.field("used_memory_peak", peak);
     w.field("used_memory_peak_human", bytes_to_human(peak));
-    w.field(
-        "used_memory_peak_perc",
-        format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
-    );
+    w.field("used_memory_peak_perc", format!("{:.2}%", m.peak_perc()));
     w.field("used_memory_overhead", overhead);
     w.field("used_memory_startup", startup);
     w.field("used_memory_dataset", dataset);
     w.field(
         "used_memory_dataset_perc",
-        format!("{:.2}%", dataset as f64 * 100.0 / net as f64),
+        format!("{:.2}%", m.dataset_perc()),
     );
     w.field("allocator_allocated", allocated);
     w.field("allocator_active", active);

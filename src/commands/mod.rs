@@ -31,6 +31,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod memory;
 pub mod meta;
 pub mod migrate;
 pub mod persistence;
@@ -437,6 +438,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         dump::COMMANDS,
         migrate::COMMANDS,
         info::COMMANDS,
+        memory::COMMANDS,
         config::COMMANDS,
         slowlog::COMMANDS,
         transaction::COMMANDS,

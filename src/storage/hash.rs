@@ -79,6 +79,27 @@ impl Hash {
 
     /// Approximate heap bytes owned (for INFO memory and MEMORY USAGE): a dict node is
     /// two 24-byte strings and a pointer, plus a bucket pointer, plus long strings.
+    /// Bytes MEMORY USAGE reports: a table's entries are sampled (`samples` of them,
+    /// 0: all) and extrapolated, as Redis does.
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        std::mem::size_of::<Hash>()
+            + match self {
+                Hash::Listpack(lp) => super::alloc_size(lp.heap_size()),
+                Hash::Table(t) => {
+                    let node =
+                        super::alloc_size(
+                            std::mem::size_of::<(CompactBytes, CompactBytes, usize)>(),
+                        );
+                    let per = super::sampled_mean(t.iter(), samples, |(k, v)| {
+                        node + super::alloc_size(k.heap_size()) + super::alloc_size(v.heap_size())
+                    });
+                    std::mem::size_of::<Dict<CompactBytes, CompactBytes>>()
+                        + t.buckets() * 8
+                        + per * t.len()
+                }
+            }
+    }
+
     pub fn heap_size(&self) -> usize {
         match self {
             Hash::Listpack(lp) => lp.heap_size(),

@@ -54,6 +54,11 @@ impl List {
         std::mem::size_of::<Quicklist>() + self.ql.heap_size()
     }
 
+    /// Bytes MEMORY USAGE reports, sampling `samples` nodes (0: all).
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        std::mem::size_of::<List>() + self.ql.sampled_heap_size(samples)
+    }
+
     pub fn push(&mut self, v: &[u8], end: End) {
         match end {
             End::Head => self.ql.push_front(v),

@@ -116,6 +116,24 @@ impl Quicklist {
             + self.nodes.iter().map(|n| n.lp.heap_size()).sum::<usize>()
     }
 
+    /// [`Quicklist::heap_size`] from the first `samples` nodes' listpacks (0: all),
+    /// extrapolated to every node, as Redis's MEMORY USAGE samples a quicklist.
+    pub fn sampled_heap_size(&self, samples: usize) -> usize {
+        let n = if samples == 0 {
+            self.nodes.len()
+        } else {
+            samples.min(self.nodes.len())
+        };
+        let sampled: usize = self
+            .nodes
+            .iter()
+            .take(n)
+            .map(|n| super::alloc_size(n.lp.heap_size()))
+            .sum();
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + sampled.checked_div(n).unwrap_or(0) * self.nodes.len()
+    }
+
     /// `_quicklistNodeAllowInsert`: may an element of `sz` bytes join `node`?
     fn allows_insert(&self, node: Option<&Node>, sz: usize) -> bool {
         let Some(node) = node else {

@@ -87,6 +87,22 @@ impl Set {
 
     /// Approximate heap bytes owned (for INFO memory and MEMORY USAGE): the table's
     /// buckets and nodes (key inline, next pointer), plus long members, sampled.
+    /// Bytes MEMORY USAGE reports: a table's members are sampled (`samples` of them,
+    /// 0: all) and extrapolated, as Redis does.
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        std::mem::size_of::<Set>()
+            + match self {
+                Set::Intset(s) => super::alloc_size(s.heap_size()),
+                Set::Table(d) => {
+                    let node = super::alloc_size(std::mem::size_of::<(CompactBytes, usize)>());
+                    let per = super::sampled_mean(d.iter(), samples, |(k, _)| {
+                        node + super::alloc_size(k.heap_size())
+                    });
+                    std::mem::size_of::<Dict<CompactBytes, ()>>() + d.buckets() * 8 + per * d.len()
+                }
+            }
+    }
+
     pub fn heap_size(&self) -> usize {
         match self {
             Set::Intset(s) => s.heap_size(),

@@ -160,6 +160,24 @@ impl Value {
             Value::ZSet(z) => z.heap_size(),
         }
     }
+    /// Bytes MEMORY USAGE reports for the value beyond its entry: what it owns on the
+    /// heap, in allocator size classes; large collections are sampled (`samples`
+    /// elements, 0: all) and extrapolated, as Redis does, so the answer costs
+    /// O(samples), not O(elements).
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        use super::alloc_size;
+        match self {
+            Value::Str(StrValue::Int(_) | StrValue::Inline { .. }) => 0,
+            Value::Str(StrValue::Emb(b)) => alloc_size(b.len()),
+            Value::Str(StrValue::Raw(v)) => {
+                alloc_size(std::mem::size_of::<Vec<u8>>()) + alloc_size(v.capacity())
+            }
+            Value::List(l) => alloc_size(l.memory_usage(samples)),
+            Value::Hash(h) => h.memory_usage(samples),
+            Value::Set(s) => s.memory_usage(samples),
+            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+        }
+    }
     /// Number of elements of a collection (1 for a string); UNLINK and the lazy-free
     /// heuristics use it as the cost of freeing the value.
     pub fn elements(&self) -> usize {

@@ -1,0 +1,177 @@
+//! The MEMORY command against redis-server 7.0: the same replies and errors for what
+//! does not depend on the allocator, the same STATS fields in the same order, and a
+//! MEMORY USAGE that tells what a key really costs here (checked against the growth
+//! of `used_memory` per key).
+
+mod common;
+
+use common::{info_field, show, Frame, RawConn, Server};
+
+fn both() -> [Server; 2] {
+    [Server::redis_with(&[]), Server::shardis(2)]
+}
+
+#[test]
+fn replies_and_errors_match_redis() {
+    let mut seen = Vec::new();
+    for server in both() {
+        let mut c = server.raw();
+        c.cmd(&["SET", "s", "bar"]);
+        let mut out = Vec::new();
+        for cmd in [
+            vec!["MEMORY", "USAGE", "nokey"],
+            vec!["MEMORY", "USAGE", "s", "SAMPLES", "x"],
+            vec!["MEMORY", "USAGE", "s", "SAMPLES", "-1"],
+            vec!["MEMORY", "USAGE", "s", "SAMPLES"],
+            vec!["MEMORY", "USAGE", "s", "FOO", "1"],
+            vec!["MEMORY", "USAGE"],
+            vec!["MEMORY", "STATS", "x"],
+            vec!["MEMORY", "NOPE"],
+            vec!["MEMORY", "PURGE"],
+            vec!["MEMORY", "HELP"],
+            vec!["COMMAND", "GETKEYS", "MEMORY", "USAGE", "s"],
+        ] {
+            out.push(show(&c.cmd(&cmd)));
+        }
+        // An existing key's size is a positive integer, whatever the count of samples.
+        for samples in ["0", "1", "5"] {
+            let r = c.cmd(&["MEMORY", "USAGE", "s", "SAMPLES", samples]);
+            assert!(matches!(r, Frame::Int(n) if n > 0), "{}", show(&r));
+        }
+        // An empty instance gets the same doctor's note.
+        c.cmd(&["DEL", "s"]);
+        if let Frame::Bulk(text) = c.cmd(&["MEMORY", "DOCTOR"]) {
+            out.push(String::from_utf8_lossy(&text).into_owned());
+        }
+        seen.push(out);
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+/// The field names of a MEMORY STATS reply, `db.N` included.
+fn stats_fields(c: &mut RawConn) -> Vec<String> {
+    let Frame::Array(items) = c.cmd(&["MEMORY", "STATS"]) else {
+        panic!("MEMORY STATS is not an array")
+    };
+    items
+        .chunks(2)
+        .map(|kv| match &kv[0] {
+            Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+            f => panic!("field name {}", show(f)),
+        })
+        .collect()
+}
+
+#[test]
+fn stats_has_redis_s_fields_in_redis_s_order() {
+    let mut seen = Vec::new();
+    for server in both() {
+        let mut c = server.raw();
+        c.cmd(&["SET", "a", "1"]);
+        c.cmd(&["SELECT", "3"]);
+        c.cmd(&["SET", "b", "1"]);
+        let fields = stats_fields(&mut c);
+        assert!(fields.contains(&"db.0".to_string()) && fields.contains(&"db.3".to_string()));
+        seen.push(fields);
+        let Frame::Array(items) = c.cmd(&["MEMORY", "STATS"]) else {
+            unreachable!()
+        };
+        let value = |name: &str| {
+            let i = items
+                .iter()
+                .position(|f| *f == Frame::Bulk(name.as_bytes().to_vec()))
+                .unwrap();
+            items[i + 1].clone()
+        };
+        assert_eq!(value("keys.count"), Frame::Int(2));
+        // The same counter as INFO's used_memory, read a moment apart.
+        let Frame::Int(total) = value("total.allocated") else {
+            panic!("total.allocated")
+        };
+        let used: i64 = info_field(&mut c, "used_memory").parse().unwrap();
+        assert!((total - used).abs() < 1 << 20, "{total} vs {used}");
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+/// The command that creates key number `i`.
+type MakeKey = dyn Fn(usize) -> Vec<String>;
+
+/// Fill `n` keys made by `make`, pipelined; the growth of used_memory per key.
+fn growth_per_key(c: &mut RawConn, n: usize, make: &MakeKey) -> f64 {
+    c.cmd(&["FLUSHALL"]);
+    let used = |c: &mut RawConn| info_field(c, "used_memory").parse::<f64>().unwrap();
+    let before = used(c);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        for &i in chunk {
+            let cmd = make(i);
+            let argv: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+            c.send_cmd(&argv);
+        }
+        for _ in chunk {
+            c.read_frame();
+        }
+    }
+    (used(c) - before) / n as f64
+}
+
+#[test]
+fn usage_tells_what_a_key_costs_here() {
+    let server = Server::shardis(2);
+    let mut c = server.raw();
+    let kinds: Vec<(&str, usize, Box<MakeKey>)> = vec![
+        (
+            "string",
+            40_000,
+            Box::new(|i| vec!["SET".into(), format!("s:{i}"), "a".repeat(100)]),
+        ),
+        (
+            "hash",
+            20_000,
+            Box::new(|i| {
+                let mut v = vec!["HSET".to_string(), format!("h:{i}")];
+                (0..10).for_each(|f| v.extend([format!("f{f}"), format!("v{f}")]));
+                v
+            }),
+        ),
+        (
+            "list",
+            20_000,
+            Box::new(|i| {
+                let mut v = vec!["RPUSH".to_string(), format!("l:{i}")];
+                v.extend((0..10).map(|e| format!("e{e}")));
+                v
+            }),
+        ),
+        (
+            "set",
+            1_000,
+            Box::new(|i| {
+                let mut v = vec!["SADD".to_string(), format!("t:{i}")];
+                v.extend((0..200).map(|e| format!("member{e}")));
+                v
+            }),
+        ),
+        (
+            "zset",
+            1_000,
+            Box::new(|i| {
+                let mut v = vec!["ZADD".to_string(), format!("z:{i}")];
+                (0..200).for_each(|e| v.extend([e.to_string(), format!("member{e}")]));
+                v
+            }),
+        ),
+    ];
+    for (name, n, make) in &kinds {
+        let measured = growth_per_key(&mut c, *n, make.as_ref());
+        let key = make(n / 2)[1].clone();
+        let Frame::Int(reported) = c.cmd(&["MEMORY", "USAGE", &key, "SAMPLES", "0"]) else {
+            panic!("MEMORY USAGE {key}")
+        };
+        let ratio = reported as f64 / measured;
+        assert!(
+            (0.8..=1.25).contains(&ratio),
+            "{name}: MEMORY USAGE {reported}, used_memory grew {measured:.0} per key"
+        );
+    }
+}
