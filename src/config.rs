@@ -553,6 +553,11 @@ pub struct Config {
     /// The eviction settings, typed (`shard::evict` reads them on every command while
     /// `maxmemory` is set).
     pub eviction: Eviction,
+    /// `lazyfree-lazy-user-del`, `lazyfree-lazy-user-flush`, `replica-lazy-flush`
+    /// (see `crate::lazyfree`).
+    pub lazyfree_user_del: bool,
+    pub lazyfree_user_flush: bool,
+    pub replica_lazy_flush: bool,
     /// `client-output-buffer-limit`, by client class (see [`OutputLimit`]).
     pub client_output_buffer_limit: [OutputLimit; 3],
     /// Thresholds at which collections convert from their compact encodings.
@@ -746,6 +751,9 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
             eviction: Eviction::default(),
+            lazyfree_user_del: false,
+            lazyfree_user_flush: false,
+            replica_lazy_flush: false,
             client_output_buffer_limit: DEFAULT_OUTPUT_LIMITS,
             encoding: EncodingLimits::default(),
             config_file: None,
@@ -846,6 +854,9 @@ impl Config {
             "lfu-log-factor" => self.eviction.lfu_log_factor = int().max(0) as u32,
             "lfu-decay-time" => self.eviction.lfu_decay_time = int().max(0) as u32,
             "replica-ignore-maxmemory" => self.eviction.replica_ignores = v == "yes",
+            "lazyfree-lazy-user-del" => self.lazyfree_user_del = v == "yes",
+            "lazyfree-lazy-user-flush" => self.lazyfree_user_flush = v == "yes",
+            "replica-lazy-flush" => self.replica_lazy_flush = v == "yes",
             "client-output-buffer-limit" => {
                 self.client_output_buffer_limit = output_limits_of(&v);
             }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod lazyfree;
 pub mod log;
 pub mod memory;
 pub mod notify;

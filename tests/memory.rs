@@ -175,3 +175,81 @@ fn usage_tells_what_a_key_costs_here() {
         );
     }
 }
+
+fn lazyfree_counters(c: &mut RawConn) -> (u64, u64) {
+    let num = |c: &mut RawConn, f: &str| info_field(c, f).parse::<u64>().unwrap();
+    // Wait for the background thread to be done.
+    common::wait_until(std::time::Duration::from_secs(30), || {
+        num(c, "lazyfree_pending_objects") == 0
+    });
+    (
+        num(c, "lazyfree_pending_objects"),
+        num(c, "lazyfreed_objects"),
+    )
+}
+
+fn big_set(c: &mut RawConn, key: &str, members: usize) {
+    for chunk in (0..members).collect::<Vec<_>>().chunks(1000) {
+        let mut cmd = vec!["SADD".to_string(), key.to_string()];
+        cmd.extend(chunk.iter().map(|i| format!("member:{i}")));
+        let argv: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        c.send_cmd(&argv);
+    }
+    for _ in 0..members.div_ceil(1000) {
+        c.read_frame();
+    }
+}
+
+#[test]
+fn unlink_and_async_flushes_free_in_the_background_as_redis_counts() {
+    let mut seen = Vec::new();
+    for server in both() {
+        let mut c = server.raw();
+        let mut out = Vec::new();
+        big_set(&mut c, "big", 100_000);
+        let used = |c: &mut RawConn| info_field(c, "used_memory").parse::<i64>().unwrap();
+        let full = used(&mut c);
+        // Big values go to the background thread, small ones are freed at once.
+        out.push(show(&c.cmd(&["UNLINK", "big", "nokey"])));
+        out.push(show(&c.cmd(&["EXISTS", "big"])));
+        c.cmd(&["SET", "small", "v"]);
+        out.push(show(&c.cmd(&["UNLINK", "small"])));
+        out.push(format!("{:?}", lazyfree_counters(&mut c)));
+        let freed = full - used(&mut c);
+        assert!(freed > 2 << 20, "used_memory fell by {freed} only");
+        // DEL frees lazily under lazyfree-lazy-user-del.
+        big_set(&mut c, "big", 1000);
+        out.push(show(&c.cmd(&["DEL", "big"])));
+        out.push(format!("{:?}", lazyfree_counters(&mut c)));
+        c.cmd(&["CONFIG", "SET", "lazyfree-lazy-user-del", "yes"]);
+        big_set(&mut c, "big", 1000);
+        out.push(show(&c.cmd(&["DEL", "big"])));
+        out.push(format!("{:?}", lazyfree_counters(&mut c)));
+        // Flushes: ASYNC counts the keys; SYNC nothing; no mode follows
+        // lazyfree-lazy-user-flush.
+        for (mode, flush) in [
+            (None, vec!["FLUSHALL", "ASYNC"]),
+            (None, vec!["FLUSHALL", "SYNC"]),
+            (None, vec!["FLUSHDB"]),
+            (Some("yes"), vec!["FLUSHDB"]),
+            (Some("yes"), vec!["FLUSHALL", "SYNC"]),
+        ] {
+            if let Some(m) = mode {
+                c.cmd(&["CONFIG", "SET", "lazyfree-lazy-user-flush", m]);
+            }
+            for i in 0..100 {
+                c.cmd(&["SET", &format!("k{i}"), "v"]);
+            }
+            let mut args = flush.clone();
+            out.push(show(&c.cmd(&args)));
+            out.push(format!("{:?}", lazyfree_counters(&mut c)));
+            args.push("x");
+            out.push(show(&c.cmd(&args)));
+        }
+        out.push(show(&c.cmd(&["DBSIZE"])));
+        c.cmd(&["CONFIG", "RESETSTAT"]);
+        out.push(format!("{:?}", lazyfree_counters(&mut c)));
+        seen.push(out);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

@@ -171,6 +171,7 @@ fn config_resetstat<'a>(
         })
         .await;
         super::info::reset_rate_samples();
+        crate::lazyfree::reset_stats();
         Reply::ok()
     })
 }

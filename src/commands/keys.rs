@@ -35,7 +35,7 @@ pub static COMMANDS: &[Command] = &[
         -2,
         "write fast",
         "keyspace write fast",
-        Exec::Shard(del),
+        Exec::Shard(unlink),
     )
     .keys(1, -1, 1)
     .split(Merge::SumInt)
@@ -231,9 +231,25 @@ fn lookup_no_touch<'c>(ctx: &'c mut Ctx, key: &[u8], quiet: bool) -> Option<&'c 
 
 /// `DEL key [key ...]` and `UNLINK` (freeing is synchronous here; see the report).
 fn del(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    let lazy = ctx.shard.config.lazyfree_user_del;
+    delete(ctx, argv, lazy)
+}
+
+/// `UNLINK key [key ...]`: DEL, big values freed on the lazy-free thread.
+fn unlink(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    delete(ctx, argv, true)
+}
+
+fn delete(ctx: &mut Ctx, argv: &[Bytes], lazy: bool) -> Reply {
     let mut n = 0;
     for key in &argv[1..] {
-        if ctx.exists(key) && ctx.db().remove(key).is_some() {
+        if !ctx.exists(key) {
+            continue;
+        }
+        if let Some(e) = ctx.db().remove(key) {
+            if lazy {
+                crate::lazyfree::free(e.value);
+            }
             ctx.notify(notify::GENERIC, "del", key);
             n += 1;
         }
@@ -493,23 +509,33 @@ fn dbsize<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFu
     })
 }
 
-/// `FLUSHDB [ASYNC|SYNC]` / `FLUSHALL [ASYNC|SYNC]` option check (freeing is always
-/// synchronous here; the option only has to parse).
-fn flush_option_ok(argv: &[Bytes]) -> bool {
+/// `FLUSHDB [ASYNC|SYNC]` / `FLUSHALL [ASYNC|SYNC]`: whether to free on the lazy-free
+/// thread (no mode: `lazyfree-lazy-user-flush`); `None` for a syntax error.
+fn flush_async(s: &Shards, argv: &[Bytes]) -> Option<bool> {
     match argv.len() {
-        1 => true,
-        2 => args::eq(&argv[1], "sync") || args::eq(&argv[1], "async"),
-        _ => false,
+        1 => Some(s.local.borrow().config.lazyfree_user_flush),
+        2 if args::eq(&argv[1], "sync") => Some(false),
+        2 if args::eq(&argv[1], "async") => Some(true),
+        _ => None,
+    }
+}
+
+/// Empty `db`, freeing its tables on the lazy-free thread when `lazy`.
+pub fn flush_db(db: &mut Db, lazy: bool) {
+    match db.take() {
+        Some((keys, expires)) if lazy => crate::lazyfree::free_tables(keys, expires),
+        tables => drop(tables),
     }
 }
 
 fn flushdb<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
-        if !flush_option_ok(argv) {
+        let Some(lazy) = flush_async(s, argv) else {
             return errors::syntax();
-        }
+        };
         let db = client_db(c);
-        s.all(move |sh: &mut Shard| sh.dbs[db].clear()).await;
+        s.all(move |sh: &mut Shard| flush_db(&mut sh.dbs[db], lazy))
+            .await;
         crate::runtime::tracking::flushed();
         Reply::ok()
     })
@@ -517,10 +543,10 @@ fn flushdb<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
 
 fn flushall<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
-        if !flush_option_ok(argv) {
+        let Some(lazy) = flush_async(s, argv) else {
             return errors::syntax();
-        }
-        s.all(|sh: &mut Shard| sh.dbs.iter_mut().for_each(|d| d.clear()))
+        };
+        s.all(move |sh: &mut Shard| sh.dbs.iter_mut().for_each(|d| flush_db(d, lazy)))
             .await;
         crate::runtime::tracking::flushed();
         Reply::ok()

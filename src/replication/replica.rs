@@ -450,8 +450,9 @@ async fn full_sync(
     shards.server.loading.store(true, Ordering::SeqCst);
     shards
         .all(|s: &mut Shard| {
+            let lazy = s.config.replica_lazy_flush;
             for db in s.dbs.iter_mut() {
-                db.clear();
+                crate::commands::keys::flush_db(db, lazy);
             }
         })
         .await;

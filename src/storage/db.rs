@@ -339,19 +339,26 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
+        drop(self.take());
+    }
+
+    /// Empty the database, handing its old tables to the caller (to free them
+    /// elsewhere: FLUSHDB ASYNC), unless a running snapshot still needs them.
+    pub fn take(&mut self) -> Option<(Dict<CompactBytes, Entry>, Dict<CompactBytes, u64>)> {
         self.dirty += !self.keys.is_empty() as u64;
         if let Some(index) = &mut self.slot_keys {
             *index = SlotKeys::default();
         }
+        let tables = (
+            std::mem::take(&mut self.keys),
+            std::mem::take(&mut self.expires),
+        );
         match &mut self.snapshot {
-            Some(s) if s.wants_contents() => s.detach(
-                std::mem::take(&mut self.keys),
-                std::mem::take(&mut self.expires),
-            ),
-            _ => {
-                self.keys.clear();
-                self.expires.clear();
+            Some(s) if s.wants_contents() => {
+                s.detach(tables.0, tables.1);
+                None
             }
+            _ => Some(tables),
         }
     }
 }

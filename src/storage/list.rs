@@ -55,6 +55,11 @@ impl List {
     }
 
     /// Bytes MEMORY USAGE reports, sampling `samples` nodes (0: all).
+    /// Quicklist nodes: the allocations freeing the list takes.
+    pub fn nodes(&self) -> usize {
+        self.ql.node_count()
+    }
+
     pub fn memory_usage(&self, samples: usize) -> usize {
         std::mem::size_of::<List>() + self.ql.sampled_heap_size(samples)
     }
