@@ -184,6 +184,21 @@ fn noeviction_refuses_writes_with_redis_s_error_and_keeps_everything() {
         let exec = c.cmd(&["EXEC"]);
         // A multi-shard write is refused at admission too.
         let mset = c.cmd(&["MSET", "a", "1", "b", "2", "c", "3", "d", "4"]);
+        // Scripts: one without flags may not start with a denyoom write, but may go
+        // on after a write; one with flags is refused as a whole unless it says
+        // no-writes or allow-oom.
+        let scripts: Vec<String> = [
+            "return redis.call('set', 'x', 'y')",
+            "return redis.pcall('set', 'x', 'y')",
+            "redis.call('del', KEYS[1]); return redis.call('set', 'x', 'y')",
+            "return redis.call('get', 'x')",
+            "#!lua\nreturn redis.call('set', 'x', 'y')",
+            "#!lua flags=allow-oom\nreturn redis.call('set', 'x', 'z')",
+            "#!lua flags=no-writes\nreturn redis.call('get', 'x')",
+        ]
+        .iter()
+        .map(|body| show(&c.cmd(&["EVAL", body, "1", &persistent[1]])))
+        .collect();
         let del = c.cmd(&["DEL", &persistent[0]]);
         texts.push((
             show(refused[0]),
@@ -191,9 +206,13 @@ fn noeviction_refuses_writes_with_redis_s_error_and_keeps_everything() {
             show(&exec),
             show(&mset),
             show(&del),
+            scripts,
         ));
     }
     assert_eq!(texts[0], texts[1]);
+    let scripts = &texts[1].5;
+    assert!(scripts[0].starts_with("-OOM") && scripts[4].starts_with("-OOM"));
+    assert_eq!((scripts[2].as_str(), scripts[5].as_str()), ("+OK", "+OK"));
     assert_eq!(
         texts[0].0,
         "-OOM command not allowed when used memory > 'maxmemory'."

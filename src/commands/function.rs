@@ -111,6 +111,8 @@ async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> R
         keys: argv[3..split].to_vec(),
         args: argv[split..].to_vec(),
         read_only,
+        // Functions always have flags: `prepare` refused a writing one already.
+        oom: false,
         command: argv.to_vec(),
     };
     run::eval(c, s, script).await

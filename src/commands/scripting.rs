@@ -118,12 +118,19 @@ async fn eval_generic(
         Err(e) => return e,
     };
     let split = 3 + numkeys as usize;
+    // A script without a shebang line may not start writing while the server is
+    // out of memory (Redis's `script_oom`, taken when it starts).
+    let oom = flags.is_none() && !c.borrow().repl.is_master && {
+        let local = s.local.borrow();
+        crate::shard::evict::out_of_memory(&local.config)
+    };
     let script = run::Script {
         name: sha,
         kind: run::Kind::Eval(body),
         keys: argv[3..split].to_vec(),
         args: argv[split..].to_vec(),
         read_only,
+        oom,
         command: Vec::new(),
     };
     run::eval(c, s, script).await
@@ -170,6 +177,10 @@ pub(super) fn prepare(
             return Err(Reply::err(
                 "ERR Can not execute a script with write flag using *_ro command.",
             ));
+        }
+        // A script that may write and lacks `allow-oom` is a `denyoom` command.
+        if !flags.has(Flags::ALLOW_OOM) && !from_master && crate::shard::evict::out_of_memory(cfg) {
+            return Err(Reply::err(super::errors::OOM));
         }
         if !replica && crate::replication::too_few_good_replicas(server, cfg) {
             return Err(Reply::err(super::errors::NOREPLICAS));

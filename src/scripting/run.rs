@@ -278,6 +278,8 @@ struct Running {
     db: usize,
     /// EVAL_RO, EVALSHA_RO, or `#!lua flags=no-writes`.
     read_only: bool,
+    /// See [`Script::oom`]; cleared by its first write.
+    oom: bool,
     /// The protocol replies reach the script in (`redis.setresp`).
     resp: u8,
     slot: usize,
@@ -319,6 +321,9 @@ pub struct Script {
     pub keys: Vec<Bytes>,
     pub args: Vec<Bytes>,
     pub read_only: bool,
+    /// A script without flags started while the server was out of memory: its
+    /// first `denyoom` command is refused (after a write it may go on).
+    pub oom: bool,
     /// For a function: the whole FCALL (FUNCTION STATS shows it).
     pub command: Vec<Bytes>,
 }
@@ -411,6 +416,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             no_touch,
             db: caller_db,
             read_only: script.read_only,
+            oom: script.oom,
             resp: 2,
             slot,
             had_effect: false,
@@ -485,6 +491,7 @@ fn run_on_shard(
             no_touch,
             db,
             read_only: script.read_only,
+            oom: script.oom,
             resp: 2,
             slot,
             had_effect: false,
@@ -629,6 +636,13 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
     // (Redis counts a command that may replicate, such as PFCOUNT, as a write here.)
     if run.read_only && (cmd.is_write() || cmd.has_trait(traits::MAY_REPLICATE)) {
         return Reply::err("ERR Write commands are not allowed from read-only scripts.");
+    }
+    if run.oom {
+        if cmd.has_flag("denyoom") {
+            return Reply::err(crate::commands::errors::OOM);
+        }
+        // Once it has written it must be let finish (Redis cannot stop it midway).
+        run.oom = !cmd.is_write();
     }
     match &run.target {
         Target::Direct { shard, slots } => {

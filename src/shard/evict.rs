@@ -27,7 +27,10 @@
 //!   shard can free anything: under `noeviction`, or when every shard's last attempt
 //!   found nothing the policy may evict (a process-wide count, read at admission for
 //!   transactions and multi-shard commands). Otherwise it runs while eviction goes on,
-//!   as Redis runs commands while its eviction timer is not done.
+//!   as Redis runs commands while its eviction timer is not done. Scripts as in 7.0:
+//!   one with a shebang that may write and lacks `allow-oom` is refused before it
+//!   runs; one without a shebang has its first `denyoom` command refused unless it
+//!   has already written (`scripting::run`).
 //! - **Effects.** An evicted key is deleted as a user's DEL would be for WATCH and
 //!   client tracking, raises `evicted`, counts in INFO `evicted_keys`, and is
 //!   propagated as `DEL` before the next record (the AOF and replicas), by the same
