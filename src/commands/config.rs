@@ -172,6 +172,7 @@ fn config_resetstat<'a>(
         .await;
         super::info::reset_rate_samples();
         crate::lazyfree::reset_stats();
+        crate::shard::evict::reset_stats();
         Reply::ok()
     })
 }

@@ -747,8 +747,9 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFac
     w.field("expire_cycle_cpu_milliseconds", t.expire_cycle_us / 1000);
     w.field("evicted_keys", t.evicted_keys);
     w.field("evicted_clients", 0);
-    w.field("total_eviction_exceeded_time", 0);
-    w.field("current_eviction_exceeded_time", 0);
+    let (exceeded_total, exceeded_now) = crate::shard::evict::exceeded_time();
+    w.field("total_eviction_exceeded_time", exceeded_total);
+    w.field("current_eviction_exceeded_time", exceeded_now);
     w.field("keyspace_hits", t.keyspace_hits);
     w.field("keyspace_misses", t.keyspace_misses);
     let distinct = |k: Subscription| {

@@ -262,6 +262,8 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         if s.config.maxmemory != 0 && !server.loading.load(std::sync::atomic::Ordering::Relaxed) {
             crate::shard::evict::perform(&mut s);
             pubsub::publish_events(crate::notify::take());
+        } else {
+            crate::shard::evict::note_under();
         }
         server.durability.cron(&mut s);
         if !s.propagation.in_transaction() {

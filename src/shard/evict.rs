@@ -48,7 +48,7 @@ use super::Shard;
 use crate::config::{Config, Policy};
 use crate::storage::access;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Candidates kept between attempts (Redis's `EVPOOL_SIZE`).
@@ -57,6 +57,11 @@ const POOL_SIZE: usize = 16;
 /// Shards whose last attempt found nothing to evict, and how many shards there are.
 static EXHAUSTED: AtomicUsize = AtomicUsize::new(0);
 static SHARDS: AtomicUsize = AtomicUsize::new(1);
+
+/// Since when (unix ms) the process is over its limit (0: it is not), and how long
+/// it was over before (INFO `current_` / `total_eviction_exceeded_time`).
+static OVER_SINCE: AtomicU64 = AtomicU64::new(0);
+static OVER_TOTAL: AtomicU64 = AtomicU64::new(0);
 
 /// Each shard's count of keys the policy may evict, as it last published it.
 const MAX_SHARDS: usize = 1024;
@@ -127,8 +132,10 @@ pub fn before_command(shard: &mut Shard, denyoom: impl FnOnce() -> bool) -> Opti
 pub fn perform(shard: &mut Shard) -> Outcome {
     let cfg = shard.config.clone();
     if excess(&cfg) == 0 || (shard.expire.replica && cfg.eviction.replica_ignores) {
+        note_under();
         return Outcome::Under;
     }
+    note_over();
     if cfg.eviction.policy == Policy::NoEviction {
         return Outcome::Failed;
     }
@@ -141,6 +148,7 @@ pub fn perform(shard: &mut Shard) -> Outcome {
         crate::memory::flush_thread();
         let over = excess(&cfg);
         if over == 0 {
+            note_under();
             break Outcome::Under;
         }
         publish(shard.id, mine);
@@ -170,6 +178,42 @@ pub fn perform(shard: &mut Shard) -> Outcome {
         }
     }
     outcome
+}
+
+fn note_over() {
+    let _ = OVER_SINCE.compare_exchange(
+        0,
+        crate::clock::now_ms().max(1),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+}
+
+/// The process is under its limit (or has none) from now on.
+pub fn note_under() {
+    let since = OVER_SINCE.swap(0, Ordering::Relaxed);
+    if since != 0 {
+        OVER_TOTAL.fetch_add(
+            crate::clock::now_ms().saturating_sub(since),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// INFO's (`total_eviction_exceeded_time`, `current_eviction_exceeded_time`), ms.
+pub fn exceeded_time() -> (u64, u64) {
+    let since = OVER_SINCE.load(Ordering::Relaxed);
+    let current = if since == 0 {
+        0
+    } else {
+        crate::clock::now_ms().saturating_sub(since)
+    };
+    (OVER_TOTAL.load(Ordering::Relaxed) + current, current)
+}
+
+/// CONFIG RESETSTAT.
+pub fn reset_stats() {
+    OVER_TOTAL.store(0, Ordering::Relaxed);
 }
 
 /// The keys of this shard the policy may evict (with a TTL, for the volatile ones).
