@@ -1,5 +1,6 @@
-"""What the Python benchmarks (hop.py, scaling.py, conn_mem.py) share: a free port,
-starting a server and waiting until it accepts, and a process's CPU time."""
+"""What the Python benchmarks (hop.py, scaling.py, conn_mem.py, pubsub.py, lazyfree.py,
+eviction_quality.py) share: a free port, starting a server and waiting until it
+accepts, a process's CPU time, and a minimal RESP client."""
 import os, socket, subprocess, time
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -28,3 +29,46 @@ def cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def encode(*args):
+    """One command in RESP, its arguments bytes or anything str() can render."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+class Conn:
+    """A blocking RESP connection. Replies: bytes for bulk, status, integer and error
+    (without their type byte), None for a null, lists for arrays."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.s.makefile("rb")
+
+    def call(self, *args):
+        self.s.sendall(encode(*args))
+        return self.read()
+
+    def pipeline(self, cmds):
+        """Send every command of `cmds` (argument tuples) at once; their replies."""
+        self.s.sendall(b"".join(encode(*c) for c in cmds))
+        return [self.read() for _ in cmds]
+
+    def read(self):
+        line = self.f.readline()
+        kind, body = line[:1], line[1:-2]
+        if kind == b"$":
+            n = int(body)
+            return None if n < 0 else self.f.read(n + 2)[:-2]
+        if kind == b"*":
+            return [self.read() for _ in range(int(body))]
+        return body
+
+    def info(self, field, section="memory"):
+        """An integer field of INFO `section`."""
+        text = self.call("INFO", section).decode()
+        return int(next(l for l in text.split("\r\n") if l.startswith(field + ":")).split(":")[1])

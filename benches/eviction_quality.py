@@ -13,10 +13,10 @@ shows what evicting per shard (see src/shard/evict.rs) costs in hit ratio.
 Environment: SHARDIS_BIN [target/release/shardis], THREADS [2], KEYS [1000000],
 ZIPF [0.99], VALUE [100], LIMIT_MB [24], WARMUP [300000], OPS [300000], SEED [1].
 """
-import bisect, os, random, socket, subprocess, sys
+import bisect, os, random, sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import free_port, start
+from benchlib import Conn, free_port, start
 
 BIN = os.environ.get("SHARDIS_BIN", "target/release/shardis")
 THREADS = os.environ.get("THREADS", "2")
@@ -27,42 +27,6 @@ LIMIT_MB = int(os.environ.get("LIMIT_MB", "24"))
 WARMUP = int(os.environ.get("WARMUP", "300000"))
 OPS = int(os.environ.get("OPS", "300000"))
 SEED = int(os.environ.get("SEED", "1"))
-
-
-def enc(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.buf = b""
-
-    def reply(self):
-        while b"\r\n" not in self.buf:
-            self.buf += self.s.recv(1 << 16)
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        if line[:1] == b"$":
-            n = int(line[1:])
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self.buf += self.s.recv(1 << 16)
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
-        return line
-
-    def pipeline(self, cmds):
-        self.s.sendall(b"".join(enc(*c) for c in cmds))
-        return [self.reply() for _ in cmds]
-
-    def info(self, field):
-        text = self.pipeline([("INFO", "memory")])[0].decode()
-        return int(next(l for l in text.split("\r\n") if l.startswith(field + ":")).split(":")[1])
 
 
 def zipf_cdf():
@@ -99,7 +63,7 @@ def run(kind, policy, cdf):
             if done >= WARMUP:
                 gets += len(keys)
                 hits += len(keys) - len(misses)
-        keys_kept = int(c.pipeline([("DBSIZE",)])[0][1:])
+        keys_kept = int(c.call("DBSIZE"))
         return hits / gets, keys_kept
     finally:
         proc.kill()

@@ -10,10 +10,10 @@ the server still frees the set on its main thread). Medians of ROUNDS.
 Environment: SHARDIS_BIN [target/release/shardis], THREADS [2], RUNTIME [auto],
 MEMBERS [5000000], ROUNDS [3].
 """
-import os, socket, statistics, subprocess, sys, time
+import os, statistics, sys, time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import free_port, start
+from benchlib import Conn, encode, free_port, start
 
 BIN = os.environ.get("SHARDIS_BIN", "target/release/shardis")
 THREADS = os.environ.get("THREADS", "2")
@@ -22,40 +22,15 @@ MEMBERS = int(os.environ.get("MEMBERS", "5000000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 
 
-def enc(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            self.buf += self.s.recv(1 << 16)
-        l, self.buf = self.buf.split(b"\r\n", 1)
-        return l
-
-    def cmd(self, *args):
-        self.s.sendall(enc(*args))
-        return self.line()
-
-
 def build(c, n):
     batch = 1000
     for start_at in range(0, n, batch * 50):
         payload = b"".join(
-            enc("SADD", "big", *(f"m:{i}" for i in range(j, min(j + batch, n))))
+            encode("SADD", "big", *(f"m:{i}" for i in range(j, min(j + batch, n))))
             for j in range(start_at, min(start_at + batch * 50, n), batch))
         c.s.sendall(payload)
         for _ in range(start_at, min(start_at + batch * 50, n), batch):
-            c.line()
+            c.read()
 
 
 def one(kind, command):
@@ -69,12 +44,12 @@ def one(kind, command):
         c = Conn(port)
         build(c, MEMBERS)
         t = time.perf_counter()
-        c.cmd(command, "big")
+        c.call(command, "big")
         answer = time.perf_counter() - t
         worst = 0.0
         for _ in range(200):
             t = time.perf_counter()
-            c.cmd("PING")
+            c.call("PING")
             worst = max(worst, time.perf_counter() - t)
         return answer * 1000, worst * 1000
     finally:

@@ -17,14 +17,13 @@ SHARDIS_BIN (target/release/shardis), RUNTIME (auto).
 """
 import os
 import selectors
-import socket
 import statistics
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import cpu_s, free_port, start  # noqa: E402
+from benchlib import Conn, cpu_s, encode, free_port, start  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = int(os.environ.get("THREADS", "2"))
@@ -34,35 +33,6 @@ SUBSCRIBERS = int(os.environ.get("SUBSCRIBERS", "1000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SHARDIS = os.environ.get("SHARDIS_BIN", os.path.join(ROOT, "target/release/shardis"))
 RUNTIME = os.environ.get("RUNTIME", "auto")
-
-
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.f = self.s.makefile("rb")
-
-    def call(self, *args):
-        self.s.sendall(cmd(*args))
-        return self.read()
-
-    def read(self):
-        line = self.f.readline()
-        kind, body = line[:1], line[1:-2]
-        if kind == b"$":
-            n = int(body)
-            return None if n < 0 else self.f.read(n + 2)[:-2]
-        if kind == b"*":
-            return [self.read() for _ in range(int(body))]
-        return body
 
 
 def core_of(c):
@@ -103,7 +73,7 @@ class Drain:
 
 
 def publish(c, n, channel=b"ch", msg=b"x" * 16, pipeline=16):
-    batch = cmd(b"PUBLISH", channel, msg) * pipeline
+    batch = encode(b"PUBLISH", channel, msg) * pipeline
     for _ in range(n // pipeline):
         c.s.sendall(batch)
         for _ in range(pipeline):
