@@ -130,11 +130,14 @@ pub fn before_command(shard: &mut Shard, denyoom: impl FnOnce() -> bool) -> Opti
 /// Evict from this shard's keys until the process is under `maxmemory`, the time
 /// slice is spent, or nothing may be evicted.
 pub fn perform(shard: &mut Shard) -> Outcome {
-    let cfg = shard.config.clone();
-    if excess(&cfg) == 0 || (shard.expire.replica && cfg.eviction.replica_ignores) {
+    // The common case, under the limit, runs before every command: no clone of the
+    // configuration, no write to a shared line.
+    let cfg = &shard.config;
+    if excess(cfg) == 0 || (shard.expire.replica && cfg.eviction.replica_ignores) {
         note_under();
         return Outcome::Under;
     }
+    let cfg = cfg.clone();
     note_over();
     if cfg.eviction.policy == Policy::NoEviction {
         return Outcome::Failed;
@@ -181,6 +184,9 @@ pub fn perform(shard: &mut Shard) -> Outcome {
 }
 
 fn note_over() {
+    if OVER_SINCE.load(Ordering::Relaxed) != 0 {
+        return;
+    }
     let _ = OVER_SINCE.compare_exchange(
         0,
         crate::clock::now_ms().max(1),
@@ -191,6 +197,10 @@ fn note_over() {
 
 /// The process is under its limit (or has none) from now on.
 pub fn note_under() {
+    // Read first: every core calls this before every command while a limit is set.
+    if OVER_SINCE.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     let since = OVER_SINCE.swap(0, Ordering::Relaxed);
     if since != 0 {
         OVER_TOTAL.fetch_add(
