@@ -12,7 +12,10 @@
 
 mod common;
 
-use common::{keys_on_distinct_shards, on, shard_of, show, Duo, Frame, RawConn, Server, Step};
+use common::{
+    info_field, keys_on_distinct_shards, on, shard_of, show, wait_until, Duo, Frame, RawConn,
+    Server, Step,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -1065,8 +1068,20 @@ fn disconnect_inside_multi_leaves_nothing_behind() {
 fn disconnect_right_after_exec_is_all_or_nothing() {
     let server = Server::shardis(SHARDS);
     let keys = keys_on_distinct_shards("dx:", 6, SHARDS);
+    // A client that closes without reading its replies has no order with other
+    // connections: the server may accept and run it after a later client's
+    // commands (any core accepts). So each round waits until that client is
+    // gone, its transaction run or dropped, before setting the next round's
+    // values; the only client left then is this observer.
+    let mut obs = server.raw();
+    let received = |o: &mut RawConn| -> u64 {
+        info_field(o, "total_connections_received")
+            .parse()
+            .expect("total_connections_received")
+    };
     for round in 0..40 {
         let v = format!("r{round}");
+        let before = received(&mut obs);
         let mut c = server.raw();
         let mut cmds = vec![argv(&["MULTI"])];
         for k in &keys {
@@ -1100,15 +1115,21 @@ fn disconnect_right_after_exec_is_all_or_nothing() {
             keys.join(" "),
             got.iter().map(show).collect::<Vec<_>>()
         );
-        // Make the outcome deterministic for the next round.
-        let mut w = server.raw();
+        // Make the outcome deterministic for the next round: the round's client
+        // and the MGET's have both come and gone.
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                received(&mut obs) >= before + 2 && info_field(&mut obs, "connected_clients") == "1"
+            }),
+            "round {round}: the closed client is still connected"
+        );
         let mut a = vec!["MSET".to_string()];
         for k in &keys {
             a.push(k.clone());
             a.push(v.clone());
         }
         assert_eq!(
-            w.cmd(&strs(&a)),
+            obs.cmd(&strs(&a)),
             ok(),
             "round {round}: MSET after disconnect"
         );
