@@ -156,8 +156,59 @@ fn populate(conn: &mut RawConn, seed: u64) -> Vec<(usize, Vec<u8>)> {
         ok(conn, &[b"ZADD", k.as_bytes(), b"1", &[b'm'; 100]]);
         ok(conn, &[b"ZADD", k.as_bytes(), b"2", b"x"]);
         add(k);
+        // Streams: one node, many nodes with entries of differing fields and
+        // tombstones, trimmed, emptied (a stream may be empty), IDs set by XSETID.
+        let k = "x:small".to_string();
+        ok(
+            conn,
+            &[b"XADD", k.as_bytes(), b"1-1", b"a", b"1", b"b", b"two"],
+        );
+        ok(
+            conn,
+            &[b"XADD", k.as_bytes(), b"1-2", b"a", b"3", b"b", b"four"],
+        );
+        add(k);
+        let k = "x:large".to_string();
+        for i in 1..=450u64 {
+            let v = format!("{}", rng.gen::<i64>() >> (i % 60));
+            let f = if i % 7 == 0 { "other" } else { "field" };
+            let id = format!("{}-{}", 1000 + i / 3, i % 3);
+            ok(
+                conn,
+                &[
+                    b"XADD",
+                    k.as_bytes(),
+                    id.as_bytes(),
+                    f.as_bytes(),
+                    v.as_bytes(),
+                    b"n",
+                    &rand_bytes(&mut rng, 8),
+                ],
+            );
+        }
+        for id in ["1005-0", "1100-1", "1149-2"] {
+            ok(conn, &[b"XDEL", k.as_bytes(), id.as_bytes()]);
+        }
+        ok(conn, &[b"XTRIM", k.as_bytes(), b"MAXLEN", b"400"]);
+        ok(
+            conn,
+            &[
+                b"XSETID",
+                k.as_bytes(),
+                b"99999-0",
+                b"ENTRIESADDED",
+                b"1000",
+                b"MAXDELETEDID",
+                b"1149-2",
+            ],
+        );
+        add(k);
+        let k = "x:empty".to_string();
+        ok(conn, &[b"XADD", k.as_bytes(), b"5-5", b"f", b"v"]);
+        ok(conn, &[b"XDEL", k.as_bytes(), b"5-5"]);
+        add(k);
         // TTLs on some keys.
-        for key in ["s:int", "l:small", "t:str", "h:lp", "z:skip"] {
+        for key in ["s:int", "l:small", "t:str", "h:lp", "z:skip", "x:small"] {
             ok(conn, &[b"PEXPIRE", key.as_bytes(), b"500000"]);
         }
     }

@@ -44,6 +44,7 @@ pub mod server;
 pub mod set;
 pub mod slowlog;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod transaction;
 pub mod zset;
@@ -145,6 +146,9 @@ pub enum Propagation {
 pub enum TimeoutArg {
     Last,
     At(usize),
+    /// In milliseconds after a BLOCK option; without it the command never blocks
+    /// (XREAD).
+    BlockOption,
 }
 
 /// How a blocking command blocks (its handler is the non-blocking attempt).
@@ -160,6 +164,9 @@ pub struct Blocking {
     pub sorted_set: bool,
     /// Its keys follow a count of them (BLMPOP / BZMPOP's numkeys).
     pub counted_keys: bool,
+    /// It reads streams (XREAD): every blocked reader whose ID is below a new entry
+    /// is served, none consumes.
+    pub stream: bool,
 }
 
 impl Blocking {
@@ -170,6 +177,7 @@ impl Blocking {
         moves: false,
         sorted_set: false,
         counted_keys: false,
+        stream: false,
     };
     /// BZPOPMIN / BZPOPMAX.
     pub const ZPOP: Blocking = Blocking {
@@ -186,6 +194,12 @@ impl Blocking {
     pub const ZMPOP: Blocking = Blocking {
         sorted_set: true,
         ..Blocking::MPOP
+    };
+    /// XREAD BLOCK.
+    pub const STREAM: Blocking = Blocking {
+        timeout: TimeoutArg::BlockOption,
+        stream: true,
+        ..Blocking::POP
     };
     /// BLMOVE / BRPOPLPUSH.
     pub const MOVE: Blocking = Blocking {
@@ -448,6 +462,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         zset::COMMANDS,
         hll::COMMANDS,
         geo::COMMANDS,
+        stream::COMMANDS,
         sort::COMMANDS,
         cluster::COMMANDS,
         pubsub::COMMANDS,

@@ -18,6 +18,7 @@ use crate::runtime::Shards;
 use crate::shard::Shard;
 use crate::storage::hash::Hash;
 use crate::storage::set::Member;
+use crate::storage::stream::StreamId;
 use crate::storage::{StrValue, Value};
 use bytes::Bytes;
 
@@ -48,6 +49,7 @@ fn type_id(v: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -64,6 +66,21 @@ pub fn xor_value(d: &mut Digest, value: &Value, has_expire: bool) {
                 e.write_to(&mut buf);
                 mix(d, &buf);
             }
+        }
+        Value::Stream(s) => {
+            // Each live entry: "ms.seq", then its fields and values, all mixed in order.
+            s.range(StreamId::MIN, StreamId::MAX, false, |e| {
+                mix(d, format!("{}.{}", e.id.ms, e.id.seq).as_bytes());
+                for (f, v) in &e.fields {
+                    buf.clear();
+                    f.write_to(&mut buf);
+                    mix(d, &buf);
+                    buf.clear();
+                    v.write_to(&mut buf);
+                    mix(d, &buf);
+                }
+                true
+            });
         }
         Value::Set(s) => {
             for m in s.iter() {

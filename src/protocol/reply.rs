@@ -29,6 +29,9 @@ pub enum Reply {
     /// Pairs that Redis sends flat in RESP2 and as an array of 2-element arrays in
     /// RESP3 (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES, ZPOPMIN with a count).
     Pairs(Vec<(Reply, Reply)>),
+    /// Keyed results that Redis sends as an array of `[key, value]` arrays in RESP2
+    /// and as a map in RESP3 (XREAD, XREADGROUP).
+    Keyed(Vec<(Reply, Reply)>),
     /// Bytes already encoded, identical in RESP2 and RESP3 (an array of bulk strings):
     /// lets a command with a huge reply (SRANDMEMBER -100000000) build it as compactly
     /// as Redis's output buffer does, instead of one `Reply` per element.
@@ -93,6 +96,11 @@ impl Reply {
             Reply::Array(items) => Reply::Array(items.into_iter().map(Reply::resp2_view).collect()),
             Reply::DoubleText(s) => Reply::Bulk(Bytes::from(s)),
             Reply::Pairs(p) => Reply::Array(p.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+            Reply::Keyed(p) => Reply::Array(
+                p.into_iter()
+                    .map(|(k, v)| Reply::Array(vec![k.resp2_view(), v.resp2_view()]))
+                    .collect(),
+            ),
             Reply::Raw(b) => {
                 // `*n\r\n` then `$len\r\n<len bytes>\r\n` per element.
                 let mut items = Vec::new();
@@ -159,6 +167,20 @@ impl Reply {
                         k.encode(proto, out);
                         v.encode(proto, out);
                     }
+                }
+            }
+            Reply::Keyed(pairs) => {
+                if proto >= 3 {
+                    int_line(out, b'%', pairs.len() as i64);
+                } else {
+                    int_line(out, b'*', pairs.len() as i64);
+                }
+                for (k, v) in pairs {
+                    if proto < 3 {
+                        out.put_slice(b"*2\r\n");
+                    }
+                    k.encode(proto, out);
+                    v.encode(proto, out);
                 }
             }
             Reply::Sequence(items) => items.iter().for_each(|r| r.encode(proto, out)),

@@ -51,6 +51,16 @@ pub fn is_blocking(cmd: &Command) -> bool {
     cmd.blocking.is_some()
 }
 
+/// True if `cmd` called as `argv` blocks when it finds nothing: XREAD only with
+/// BLOCK, the others always.
+pub fn may_block(cmd: &Command, argv: &[Bytes]) -> bool {
+    match cmd.blocking {
+        None => false,
+        Some(b) if b.timeout == TimeoutArg::BlockOption => crate::commands::stream::blocks(argv),
+        Some(_) => true,
+    }
+}
+
 /// How `cmd` blocks (its table entry's rule).
 fn rule(cmd: &Command) -> Blocking {
     cmd.blocking
@@ -87,6 +97,7 @@ fn timeout_ms(cmd: &Command, argv: &[Bytes]) -> u64 {
     let arg = match rule(cmd).timeout {
         TimeoutArg::At(i) => argv.get(i),
         TimeoutArg::Last => argv.last(),
+        TimeoutArg::BlockOption => return crate::commands::stream::block_timeout(argv),
     };
     arg.and_then(|a| crate::commands::args::timeout_ms(a).ok())
         .unwrap_or(0)
@@ -316,8 +327,12 @@ pub fn peer_closed(fd: i32) -> bool {
     false
 }
 
-/// Register waiter `id` on this shard and serve at once if its keys are ready.
-fn register(s: &mut Shard, id: u64, w: Waiter) {
+/// Register waiter `id` on this shard and serve at once if its keys are ready. A
+/// stream reader's `$` IDs are fixed here, on the shard that owns the streams.
+fn register(s: &mut Shard, id: u64, mut w: Waiter) {
+    if rule(command_of(&w)).stream {
+        w.argv = crate::commands::stream::for_blocking(&mut s.dbs[w.db], &w.argv);
+    }
     let ready: Vec<(usize, Bytes)> = w.keys.iter().map(|k| (w.db, k.clone())).collect();
     s.blocking.register(id, w);
     set_signal(s);
@@ -424,6 +439,9 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
         let start = std::time::Instant::now();
         let Some(run) = ready_argv(s, db, cmd, argv.clone()) else {
             ticket.set(FREE);
+            if kind == Kind::Stream {
+                continue;
+            }
             return;
         };
         // A transaction's claim covers a key the command touches: serve it after the
@@ -438,6 +456,10 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
         let reply = crate::runtime::call::run(s, cmd, db, &run, no_touch, crate::clock::now_ms());
         if found_nothing(cmd, &reply) {
             ticket.set(FREE);
+            if kind == Kind::Stream {
+                // Readers wait for different IDs: the next may be served.
+                continue;
+            }
             return;
         }
         ticket.set(DONE);
@@ -461,6 +483,7 @@ fn command_of(w: &Waiter) -> &'static Command {
 enum Kind {
     List,
     ZSet,
+    Stream,
     Other,
 }
 
@@ -473,13 +496,16 @@ fn kind_of(s: &mut Shard, db: usize, key: &[u8]) -> Option<Kind> {
     d.keys.get(key).map(|e| match e.value {
         crate::storage::Value::List(_) => Kind::List,
         crate::storage::Value::ZSet(_) => Kind::ZSet,
+        crate::storage::Value::Stream(_) => Kind::Stream,
         _ => Kind::Other,
     })
 }
 
 /// The type of key a blocked command is served from.
 fn waits_for(cmd: &Command) -> Kind {
-    if rule(cmd).sorted_set {
+    if rule(cmd).stream {
+        Kind::Stream
+    } else if rule(cmd).sorted_set {
         Kind::ZSet
     } else {
         Kind::List
@@ -495,6 +521,11 @@ fn ready_argv(s: &mut Shard, db: usize, cmd: &Command, argv: Vec<Bytes>) -> Opti
         return Some(argv);
     }
     let want = waits_for(cmd);
+    if want == Kind::Stream {
+        return crate::commands::stream::keep_streams(&argv, |i| {
+            kind_of(s, db, &argv[i]) == Some(Kind::Stream)
+        });
+    }
     let idx = cmd.key_indexes(&argv);
     let (first, last) = (*idx.first()?, *idx.last()?);
     let keep: Vec<usize> = idx

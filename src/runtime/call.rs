@@ -327,7 +327,8 @@ fn slowlog_unless_blocked(
     reply: &Reply,
     caller: &Caller,
 ) {
-    let blocks = cmd.blocking.is_some() && crate::runtime::blocking::found_nothing(cmd, reply);
+    let blocks = crate::runtime::blocking::may_block(cmd, argv)
+        && crate::runtime::blocking::found_nothing(cmd, reply);
     if !blocks {
         slowlog_push(shard, cmd, argv, us, caller);
     }

@@ -102,12 +102,16 @@ const DENIED: &str = "DENIED Redis is running in protected mode because protecte
 
 /// The entry of `argv`'s command if it is a blocking one (BLPOP...).
 fn blocking_command(argv: &[bytes::Bytes]) -> Option<&'static crate::commands::Command> {
-    // Every blocking command's name starts with B: skip the table for the others.
+    // Every blocking command's name starts with B, or X (XREAD): skip the table for
+    // the others.
     let name = argv.first()?;
-    if !name.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'b')) {
+    if !name
+        .first()
+        .is_some_and(|c| matches!(c.to_ascii_lowercase(), b'b' | b'x'))
+    {
         return None;
     }
-    crate::commands::lookup(name).filter(|c| blocking::is_blocking(c) && c.arity_ok(argv.len()))
+    crate::commands::lookup(name).filter(|c| blocking::may_block(c, argv) && c.arity_ok(argv.len()))
 }
 
 /// Encode replies in order, counting the errors among them; the messages queued

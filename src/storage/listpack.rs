@@ -570,6 +570,29 @@ impl Listpack {
         p
     }
 
+    /// Replace the entry at `p` with an integer; returns its position.
+    pub fn replace_int(&mut self, p: Pos, v: i64) -> Pos {
+        let e = NewEntry::int(v);
+        let old = entry_len(&self.buf, p);
+        self.resize_gap(p, old, e.total_len());
+        e.write(&mut self.buf[p..p + e.total_len()]);
+        self.set_total_bytes();
+        p
+    }
+
+    /// An empty listpack with room for `bytes` (Redis's `lpNew(capacity)`: a stream
+    /// node preallocates so that appends do not reallocate each time).
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut lp = Listpack::new();
+        lp.buf.reserve_exact(bytes.saturating_sub(HEADER + 1));
+        lp
+    }
+
+    /// Give back unused capacity (`lpShrinkToFit`).
+    pub fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
+    }
+
     /// Delete the entry at `p`; returns the position of the entry that followed it.
     pub fn delete(&mut self, p: Pos) -> Option<Pos> {
         let old = entry_len(&self.buf, p);

@@ -26,6 +26,7 @@ pub mod long_double;
 pub mod quicklist;
 pub mod set;
 pub mod skiplist;
+pub mod stream;
 pub mod value;
 pub mod zset;
 

@@ -7,7 +7,7 @@
 //! modules, each an enum of its encodings; a collection is never stored empty (the
 //! command that empties it deletes the key, as in Redis).
 
-use super::{hash::Hash, list::List, set::Set, zset::ZSet};
+use super::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 use crate::protocol::parse::parse_i64;
 use std::borrow::Cow;
 
@@ -50,6 +50,9 @@ pub enum Value {
     Hash(Box<Hash>),
     Set(Box<Set>),
     ZSet(Box<ZSet>),
+    /// A stream may be empty (XADD then XDEL, XGROUP CREATE ... MKSTREAM): unlike the
+    /// collections, it stays a key.
+    Stream(Box<Stream>),
 }
 
 impl StrValue {
@@ -136,6 +139,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
     /// The name OBJECT ENCODING reports.
@@ -146,6 +150,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
     /// Approximate heap bytes owned beyond the dict node (for INFO memory).
@@ -158,6 +163,7 @@ impl Value {
             Value::Hash(h) => h.heap_size(),
             Value::Set(s) => s.heap_size(),
             Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
     /// Bytes MEMORY USAGE reports for the value beyond its entry: what it owns on the
@@ -176,6 +182,7 @@ impl Value {
             Value::Hash(h) => h.memory_usage(samples),
             Value::Set(s) => s.memory_usage(samples),
             Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+            Value::Stream(s) => alloc_size(std::mem::size_of::<Stream>()) + s.heap_size(),
         }
     }
     /// Number of elements of a collection (1 for a string); UNLINK and the lazy-free
@@ -187,6 +194,10 @@ impl Value {
             Value::Hash(h) => h.len(),
             Value::Set(s) => s.len(),
             Value::ZSet(z) => z.len(),
+            // Redis's lazy-free effort for a stream: its nodes and its groups' PELs.
+            Value::Stream(s) => {
+                s.node_count() + s.groups().map(|(_, g)| 1 + g.pel.len()).sum::<usize>()
+            }
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::storage::listpack::{Listpack, LpEntry};
 use crate::storage::quicklist::Quicklist;
 use crate::storage::set::Set;
 use crate::storage::skiplist::cmp_entries;
+use crate::storage::stream::{Consumer, Group, Nack, Stream, StreamId};
 use crate::storage::zset::{strtod, Limits, SkipListZSet, ZSet};
 use crate::storage::{CompactBytes, Dict, StrValue, Value};
 use bytes::Bytes;
@@ -662,12 +663,7 @@ impl<R: Read> Reader<R> {
             }
             rdb_type::STREAM_LISTPACKS
             | rdb_type::STREAM_LISTPACKS_2
-            | rdb_type::STREAM_LISTPACKS_3 => {
-                return Err(at_start(format!(
-                    "stream keys are not supported yet (key '{}')",
-                    key_name()
-                )))
-            }
+            | rdb_type::STREAM_LISTPACKS_3 => Value::Stream(Box::new(read_stream(src, ty)?)),
             rdb_type::HASH_METADATA_PRE_GA
             | rdb_type::HASH_LISTPACK_EX_PRE_GA
             | rdb_type::HASH_METADATA
@@ -680,6 +676,103 @@ impl<R: Read> Reader<R> {
             other => return Err(at_start(format!("unknown RDB type or opcode {other}"))),
         })
     }
+}
+
+/// A stream of RDB type 15, 19 or 21 (`rdbLoadObject`): nodes, counters, groups with
+/// their PELs and consumers; checked whole before it is used ([`Stream::validate`]).
+fn read_stream<R: Read>(src: &mut Source<R>, ty: u8) -> Result<Stream, RdbError> {
+    let mut s = Stream::new();
+    let nodes = src.count()?;
+    for _ in 0..nodes {
+        let key = src.string()?;
+        let master = StreamId::from_be_bytes(&key)
+            .ok_or_else(|| src.err("stream node key entry is not the size of a stream ID"))?;
+        let lp = Listpack::from_bytes(src.string()?)
+            .ok_or_else(|| src.err("stream listpack integrity check failed"))?;
+        if lp.is_empty() {
+            return Err(src.err("empty listpack inside stream"));
+        }
+        if !s.load_node(master, lp) {
+            return Err(src.err("stream listpack re-added with existing key"));
+        }
+    }
+    s.set_loaded_length(src.len()?);
+    s.last_id = StreamId::new(src.len()?, src.len()?);
+    if ty == rdb_type::STREAM_LISTPACKS {
+        s.entries_added = s.len();
+    } else {
+        s.first_id = StreamId::new(src.len()?, src.len()?);
+        s.max_deleted_id = StreamId::new(src.len()?, src.len()?);
+        s.entries_added = src.len()?;
+    }
+    if !s.is_empty() && s.node_count() == 0 {
+        return Err(src.err("stream length inconsistent with its nodes"));
+    }
+    s.validate_nodes().map_err(|why| src.err(why))?;
+    if ty == rdb_type::STREAM_LISTPACKS {
+        s.first_id = s.edge_id(true, true).unwrap_or(StreamId::MIN);
+    }
+    let groups = src.count()?;
+    for _ in 0..groups {
+        let name = src.string()?.into_boxed_slice();
+        let last_id = StreamId::new(src.len()?, src.len()?);
+        let entries_read = if ty == rdb_type::STREAM_LISTPACKS {
+            None
+        } else {
+            Some(src.len()? as i64)
+        };
+        let mut g = Group::new(last_id, entries_read.unwrap_or(0));
+        let pel = src.count()?;
+        for _ in 0..pel {
+            let id = StreamId::from_be_bytes(&src.array::<16>()?).expect("16 bytes");
+            let delivery_time = u64::from_le_bytes(src.array()?);
+            let delivery_count = src.len()?;
+            let nack = Nack {
+                delivery_time,
+                delivery_count,
+                consumer: Box::default(),
+            };
+            if g.pel.insert(id, nack).is_some() {
+                return Err(src.err("duplicated global PEL entry loading stream consumer group"));
+            }
+        }
+        let consumers = src.count()?;
+        for _ in 0..consumers {
+            let cname = src.string()?.into_boxed_slice();
+            let seen_time = u64::from_le_bytes(src.array()?);
+            if ty == rdb_type::STREAM_LISTPACKS_3 {
+                // 7.4's active-time: 7.0 has no such field.
+                let _active_time: [u8; 8] = src.array()?;
+            }
+            let mut c = Consumer {
+                seen_time,
+                pel: Default::default(),
+            };
+            let n = src.count()?;
+            for _ in 0..n {
+                let id = StreamId::from_be_bytes(&src.array::<16>()?).expect("16 bytes");
+                match g.pel.get_mut(&id) {
+                    Some(nack) if nack.consumer.is_empty() => nack.consumer = cname.clone(),
+                    _ => return Err(src.err("consumer entry not found in group global PEL")),
+                }
+                c.pel.insert(id);
+            }
+            if g.consumers.insert(cname, c).is_some() {
+                return Err(src.err("duplicate stream consumer detected"));
+            }
+        }
+        let groups = s.groups.get_or_insert_with(Default::default);
+        if groups.contains_key(&name) {
+            return Err(src.err("duplicated consumer group name"));
+        }
+        groups.insert(name.clone(), g);
+        if entries_read.is_none() {
+            let read = s.estimate_distance(last_id);
+            s.group_mut(&name).expect("inserted").entries_read = read;
+        }
+    }
+    s.validate_groups().map_err(|why| src.err(why))?;
+    Ok(s)
 }
 
 /// `Err(Empty)` for a collection with no elements.

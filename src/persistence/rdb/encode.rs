@@ -14,6 +14,7 @@
 use super::{opcode, rdb_type};
 use crate::storage::hash::Hash;
 use crate::storage::set::Set;
+use crate::storage::stream::Stream;
 use crate::storage::zset::ZSet;
 use crate::storage::{StrValue, Value};
 
@@ -120,6 +121,7 @@ pub fn value_type(value: &Value) -> u8 {
             ZSet::Listpack(_) => rdb_type::ZSET_LISTPACK,
             ZSet::SkipList(_) => rdb_type::ZSET_2,
         },
+        Value::Stream(_) => rdb_type::STREAM_LISTPACKS_2,
     }
 }
 
@@ -168,6 +170,45 @@ pub fn value_body(out: &mut Vec<u8>, value: &Value, opts: Options) {
                 }
             }
         },
+        Value::Stream(st) => stream(out, st, c),
+    }
+}
+
+/// A stream as `rdbSaveObject` writes type 19: its nodes (master ID, listpack), the
+/// counters, then each group with its PEL and consumers.
+fn stream(out: &mut Vec<u8>, s: &Stream, c: bool) {
+    len(out, s.node_count() as u64);
+    for (master, lp) in s.nodes() {
+        string(out, &master.to_be_bytes(), c);
+        string(out, lp.as_bytes(), c);
+    }
+    len(out, s.len());
+    for id in [s.last_id, s.first_id, s.max_deleted_id] {
+        len(out, id.ms);
+        len(out, id.seq);
+    }
+    len(out, s.entries_added);
+    len(out, s.groups().count() as u64);
+    for (name, g) in s.groups() {
+        string(out, name, c);
+        len(out, g.last_id.ms);
+        len(out, g.last_id.seq);
+        len(out, g.entries_read as u64);
+        len(out, g.pel.len() as u64);
+        for (id, nack) in &g.pel {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&nack.delivery_time.to_le_bytes());
+            len(out, nack.delivery_count);
+        }
+        len(out, g.consumers.len() as u64);
+        for (name, consumer) in &g.consumers {
+            string(out, name, c);
+            out.extend_from_slice(&consumer.seen_time.to_le_bytes());
+            len(out, consumer.pel.len() as u64);
+            for id in &consumer.pel {
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+        }
     }
 }
 
