@@ -196,6 +196,128 @@ fn commands_and_errors_match_redis() {
 }
 
 #[test]
+fn consumer_groups_match_redis() {
+    let mut duo = Duo::new(Server::shardis(SHARDS), 2);
+    let mut fill = vec![];
+    for i in 1..=12 {
+        fill.push(format!("XADD g {i}-0 f v{i}"));
+    }
+    let fill: Vec<&str> = fill.iter().map(String::as_str).collect();
+    duo.run("fill", &steps(&fill));
+    duo.run(
+        "xgroup",
+        &steps(&[
+            "XGROUP CREATE g grp 0",
+            "XGROUP CREATE g grp 0",
+            "XGROUP CREATE g late $",
+            "XGROUP CREATE g mid 5-0 ENTRIESREAD 5",
+            "XGROUP CREATE g bad 5-0 ENTRIESREAD -2",
+            "XGROUP CREATE g bad 5-0 FOO",
+            "XGROUP CREATE g bad x",
+            "XGROUP CREATE nokey grp 0",
+            "XGROUP CREATE nokey grp $ MKSTREAM",
+            "XGROUP CREATE nokey2 grp 5 MKSTREAM",
+            "TYPE nokey",
+            "XLEN nokey",
+            "XGROUP CREATECONSUMER g grp alice",
+            "XGROUP CREATECONSUMER g grp alice",
+            "XGROUP CREATECONSUMER g nogroup alice",
+            "XGROUP CREATECONSUMER nokey3 grp alice",
+            "XGROUP DELCONSUMER g grp nobody",
+            "XGROUP SETID g nogroup 0",
+            "XGROUP SETID g late 3-0",
+            "XGROUP SETID g late - ENTRIESREAD 0",
+            "XGROUP SETID g late $",
+            "XGROUP DESTROY g nogroup",
+            "XGROUP DESTROY g late",
+            "XGROUP FOO g grp",
+            "XGROUP CREATE g",
+            "XGROUP HELP",
+            "XINFO GROUPS g",
+            "XINFO STREAM g",
+            "XINFO STREAM g FOO",
+            "XINFO STREAM nokey4",
+            "XINFO GROUPS nokey4",
+            "XINFO CONSUMERS g nogroup",
+            "XINFO HELP",
+        ]),
+    );
+    duo.run(
+        "xreadgroup",
+        &steps(&[
+            "XREADGROUP GROUP grp alice COUNT 3 STREAMS g >",
+            "XREADGROUP GROUP grp bob COUNT 2 STREAMS g >",
+            "XREADGROUP GROUP grp alice STREAMS g 0",
+            "XREADGROUP GROUP grp alice COUNT 1 STREAMS g 1",
+            "XREADGROUP GROUP grp carol STREAMS g 0",
+            "XREADGROUP GROUP grp alice STREAMS g $",
+            "XREADGROUP GROUP nogroup alice STREAMS g >",
+            "XREADGROUP GROUP grp alice STREAMS nokey5 >",
+            "XREADGROUP STREAMS g >",
+            "XREADGROUP GROUP grp alice STREAMS g",
+            "XREADGROUP GROUP grp alice NOACK COUNT 2 STREAMS g >",
+            "XPENDING g grp",
+            "XPENDING g grp - + 0",
+            "XPENDING g grp - + 10 nobody",
+            "XPENDING g grp IDLE",
+            "XPENDING g grp - +",
+            "XPENDING g nogroup",
+            "XPENDING nokey grp",
+            "XACK g grp 1-0 2-0 99-0",
+            "XACK g grp x",
+            "XACK g nogroup 1-0",
+            "XACK nokey6 grp 1-0",
+            "XPENDING g grp",
+            "XDEL g 3-0",
+            "XREADGROUP GROUP grp alice STREAMS g 0",
+            "XINFO GROUPS g",
+            "XGROUP DELCONSUMER g grp bob",
+            "XPENDING g grp",
+            "XREADGROUP GROUP mid dave STREAMS g >",
+            "XINFO GROUPS g",
+        ]),
+    );
+    duo.run(
+        "claims",
+        &steps(&[
+            "XREADGROUP GROUP grp erin STREAMS g >",
+            "XCLAIM g grp frank 0 9-0 10-0 JUSTID",
+            "XCLAIM g grp frank 0 9-0 RETRYCOUNT 7 JUSTID",
+            "XCLAIM g grp frank 3600000 11-0 JUSTID",
+            "XCLAIM g grp frank 0 3-0 JUSTID",
+            "XCLAIM g grp frank 0 4-0 FORCE JUSTID",
+            "XCLAIM g grp frank 0 1-0 FORCE JUSTID",
+            "XCLAIM g grp frank 0 12-0",
+            "XCLAIM g grp frank 0 12-0 LASTID 100-0 JUSTID",
+            "XCLAIM g grp frank x 12-0",
+            "XCLAIM g grp frank 0 12-0 IDLE x",
+            "XCLAIM g grp frank 0 12-0 TIME x",
+            "XCLAIM g grp frank 0 12-0 RETRYCOUNT x",
+            "XCLAIM g grp frank 0 12-0 LASTID x",
+            "XCLAIM g grp frank 0 12-0 BOGUS",
+            "XCLAIM g nogroup frank 0 12-0",
+            "XCLAIM nokey grp frank 0 12-0",
+            "XPENDING g grp",
+            "XDEL g 10-0",
+            "XAUTOCLAIM g grp gina 0 0 COUNT 2 JUSTID",
+            "XAUTOCLAIM g grp gina 0 0 JUSTID",
+            "XAUTOCLAIM g grp gina 0 (9-0 COUNT 1",
+            "XAUTOCLAIM g grp gina 3600000 0 JUSTID",
+            "XAUTOCLAIM g grp gina 0 0 COUNT 0",
+            "XAUTOCLAIM g grp gina x 0",
+            "XAUTOCLAIM g grp gina 0 x",
+            "XAUTOCLAIM g grp gina 0 0 FOO",
+            "XAUTOCLAIM g nogroup gina 0 0",
+            "XPENDING g grp",
+            "XINFO GROUPS g",
+            "XINFO STREAM g",
+            "XGROUP DESTROY g grp",
+            "XINFO GROUPS g",
+        ]),
+    );
+}
+
+#[test]
 fn blocked_readers_are_served_from_other_cores() {
     let server = Server::shardis(SHARDS);
     let keys = keys_on_distinct_shards("bx:", 2, SHARDS);
@@ -299,4 +421,221 @@ fn replicas_and_the_aof_get_the_ids_and_trims_the_master_chose() {
         m.cmd(&["XRANGE", "log", "-", "+", "COUNT", "3"]),
         r.cmd(&["XRANGE", "log", "-", "+", "COUNT", "3"])
     );
+}
+
+/// A stream with groups, consumers and pending entries in `c`'s database.
+fn with_groups(c: &mut common::RawConn, key: &str) {
+    for i in 1..=20 {
+        let id = format!("{i}-0");
+        c.cmd(&["XADD", key, &id, "f", &i.to_string(), "g", "x"]);
+    }
+    c.cmd(&["XGROUP", "CREATE", key, "g1", "0"]);
+    c.cmd(&["XGROUP", "CREATE", key, "g2", "10-0"]);
+    c.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g1",
+        "a",
+        "COUNT",
+        "5",
+        "STREAMS",
+        key,
+        ">",
+    ]);
+    c.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g1",
+        "b",
+        "COUNT",
+        "3",
+        "STREAMS",
+        key,
+        ">",
+    ]);
+    c.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g2",
+        "c",
+        "NOACK",
+        "COUNT",
+        "2",
+        "STREAMS",
+        key,
+        ">",
+    ]);
+    c.cmd(&["XACK", key, "g1", "2-0"]);
+    c.cmd(&["XCLAIM", key, "g1", "b", "0", "3-0", "RETRYCOUNT", "4"]);
+    c.cmd(&["XDEL", key, "4-0"]);
+    c.cmd(&["XGROUP", "CREATECONSUMER", key, "g2", "idle"]);
+}
+
+fn full_info(c: &mut common::RawConn, key: &str) -> Frame {
+    c.cmd(&["XINFO", "STREAM", key, "FULL"])
+}
+
+#[test]
+fn groups_move_both_ways_with_dump_and_restore() {
+    let redis = Server::redis();
+    let shardis = Server::shardis(SHARDS);
+    let (mut r, mut s) = (redis.raw(), shardis.raw());
+    with_groups(&mut r, "src");
+    let want = full_info(&mut r, "src");
+    let dump = match r.cmd(&["DUMP", "src"]) {
+        Frame::Bulk(b) => b,
+        other => panic!("DUMP: {other:?}"),
+    };
+    s.send_cmd(&[b"RESTORE", b"copy", b"0", &dump]);
+    assert_eq!(s.read_frame(), Frame::Simple("OK".into()));
+    assert_eq!(full_info(&mut s, "copy"), want, "redis -> shardis");
+    let back = match s.cmd(&["DUMP", "copy"]) {
+        Frame::Bulk(b) => b,
+        other => panic!("DUMP: {other:?}"),
+    };
+    r.send_cmd(&[b"RESTORE", b"again", b"0", &back]);
+    assert_eq!(r.read_frame(), Frame::Simple("OK".into()));
+    assert_eq!(full_info(&mut r, "again"), want, "shardis -> redis");
+    // A corrupt payload is refused, never trusted.
+    let mut bad = back.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    s.send_cmd(&[b"RESTORE", b"bad", b"0", &bad]);
+    assert!(matches!(s.read_frame(), Frame::Error(_)));
+}
+
+#[test]
+fn replicas_get_the_groups_the_master_has() {
+    let dbg = ["--enable-debug-command", "yes"];
+    let master = Server::shardis_with(SHARDS, &dbg);
+    let replica = Server::shardis_with(SHARDS, &dbg);
+    let redis_replica = Server::redis_with(&dbg);
+    follow(&replica, &master);
+    follow(&redis_replica, &master);
+    let mut m = master.raw();
+    with_groups(&mut m, "q");
+    m.cmd(&["XAUTOCLAIM", "q", "g1", "z", "0", "0", "COUNT", "3"]);
+    m.cmd(&["XCLAIM", "q", "g2", "w", "0", "12-0", "LASTID", "15-0"]);
+    assert_in_sync(&master, &replica);
+    assert_in_sync(&master, &redis_replica);
+    let probes: [&[&str]; 3] = [
+        &["XPENDING", "q", "g1"],
+        &["XPENDING", "q", "g2"],
+        &["XRANGE", "q", "-", "+"],
+    ];
+    for p in probes {
+        let want = m.cmd(p);
+        assert_eq!(replica.raw().cmd(p), want, "{p:?} on the Shardis replica");
+        assert_eq!(
+            redis_replica.raw().cmd(p),
+            want,
+            "{p:?} on the redis replica"
+        );
+    }
+    // What the records rebuild (last IDs; entries-read, which Redis 7.0's XCLAIM
+    // does not carry) is the same on both replicas.
+    let groups = ["XINFO", "GROUPS", "q"];
+    assert_eq!(replica.raw().cmd(&groups), redis_replica.raw().cmd(&groups));
+    // Delivery times and counts travel with the XCLAIMs: the PELs, times included,
+    // are the master's.
+    let pels = |c: &mut common::RawConn| -> Vec<Frame> {
+        ["g1", "g2"]
+            .iter()
+            .map(|g| c.cmd(&["XPENDING", "q", g, "-", "+", "100"]))
+            .map(|f| match f {
+                // Idle times drift with the clock; owners and counts must not.
+                Frame::Array(items) => Frame::Array(
+                    items
+                        .into_iter()
+                        .map(|e| match e {
+                            Frame::Array(mut v) => {
+                                v[2] = Frame::Int(0);
+                                Frame::Array(v)
+                            }
+                            other => other,
+                        })
+                        .collect(),
+                ),
+                other => other,
+            })
+            .collect()
+    };
+    let want = pels(&mut m);
+    assert_eq!(pels(&mut replica.raw()), want);
+    assert_eq!(pels(&mut redis_replica.raw()), want);
+}
+
+#[test]
+fn blocked_group_readers() {
+    let server = Server::shardis(SHARDS);
+    let keys = keys_on_distinct_shards("gx:", 2, SHARDS);
+    let (a, b) = (&keys[0], &keys[1]);
+    let mut w = server.raw();
+    w.cmd(&["XGROUP", "CREATE", a, "grp", "$", "MKSTREAM"]);
+    w.cmd(&["XGROUP", "CREATE", b, "grp", "$", "MKSTREAM"]);
+    // Two consumers of one group wait; one entry goes to exactly one of them.
+    let mut c1 = server.raw();
+    c1.send_cmd(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"grp",
+        b"c1",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        a.as_bytes(),
+        b.as_bytes(),
+        b">",
+        b">",
+    ]);
+    await_blocked(&mut w, 1);
+    let mut c2 = server.raw();
+    c2.send_cmd(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"grp",
+        b"c2",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        b.as_bytes(),
+        b">",
+    ]);
+    await_blocked(&mut w, 2);
+    w.cmd(&["XADD", b, "1-0", "job", "1"]);
+    let got = c1.read_frame();
+    assert!(common::show(&got).contains("job"), "{}", common::show(&got));
+    await_blocked(&mut w, 1);
+    assert_eq!(w.cmd(&["XPENDING", b, "grp"]).clone(), {
+        let mut c = server.raw();
+        c.cmd(&["XPENDING", b, "grp"])
+    });
+    // The group goes: the reader gets Redis's error.
+    w.cmd(&["XGROUP", "DESTROY", b, "grp"]);
+    assert_eq!(
+        c2.read_frame(),
+        Frame::Error(
+            "NOGROUP the consumer group this client was blocked on no longer exists".into()
+        )
+    );
+    // The key goes: a group reader is told so.
+    let mut c3 = server.raw();
+    c3.send_cmd(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"grp",
+        b"c3",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        a.as_bytes(),
+        b">",
+    ]);
+    await_blocked(&mut w, 1);
+    w.cmd(&["DEL", a]);
+    assert_eq!(
+        c3.read_frame(),
+        Frame::Error("UNBLOCKED the stream key no longer exists".into())
+    );
+    await_blocked(&mut w, 0);
 }

@@ -45,6 +45,7 @@ pub mod set;
 pub mod slowlog;
 pub mod sort;
 pub mod stream;
+pub mod stream_groups;
 pub mod string;
 pub mod transaction;
 pub mod zset;
@@ -463,6 +464,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         hll::COMMANDS,
         geo::COMMANDS,
         stream::COMMANDS,
+        stream_groups::COMMANDS,
         sort::COMMANDS,
         cluster::COMMANDS,
         pubsub::COMMANDS,

@@ -12,8 +12,8 @@
 //! later XADD there serves it, and every blocked reader whose ID is below the new
 //! entry is served (readers do not consume).
 //!
-//! Not yet here (issue 18): consumer groups (XGROUP, XREADGROUP, XACK, XPENDING,
-//! XCLAIM, XAUTOCLAIM), XINFO. Groups loaded from an RDB are kept and saved again.
+//! Consumer groups (XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM) and XINFO
+//! are in `stream_groups.rs`.
 
 use super::{args, errors, Blocking, Command, Ctx, Exec};
 use crate::notify;
@@ -108,11 +108,11 @@ fn invalid_id() -> Reply {
     Reply::err(INVALID_ID)
 }
 
-fn id_arg(b: &[u8], form: IdForm) -> Result<StreamId, Reply> {
+pub(super) fn id_arg(b: &[u8], form: IdForm) -> Result<StreamId, Reply> {
     parse_id(b, form).ok_or_else(invalid_id)
 }
 
-fn id_reply(id: StreamId) -> Reply {
+pub(super) fn id_reply(id: StreamId) -> Reply {
     Reply::Bulk(Bytes::from(id.to_text()))
 }
 
@@ -124,7 +124,7 @@ fn lp_bulk(e: &LpEntry<'_>) -> Reply {
 }
 
 /// One entry as replies show it: `[id, [field, value, ...]]`.
-fn entry_reply(e: &Entry<'_>) -> Reply {
+pub(super) fn entry_reply(e: &Entry<'_>) -> Reply {
     let mut fv = Vec::with_capacity(2 * e.fields.len());
     for (f, v) in &e.fields {
         fv.push(lp_bulk(f));
@@ -145,7 +145,7 @@ fn range_reply(s: &Stream, start: StreamId, end: StreamId, rev: bool, count: usi
 }
 
 /// The stream at `key` for reading: `None` if there is none, WRONGTYPE if not a stream.
-fn read_stream<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Stream>, Reply> {
+pub(super) fn read_stream<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Stream>, Reply> {
     match ctx.lookup_read(key) {
         None => Ok(None),
         Some(e) => match &e.value {
@@ -155,7 +155,10 @@ fn read_stream<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Stream>, R
     }
 }
 
-fn write_stream<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut Stream>, Reply> {
+pub(super) fn write_stream<'a>(
+    ctx: &'a mut Ctx,
+    key: &[u8],
+) -> Result<Option<&'a mut Stream>, Reply> {
     match ctx.lookup_write(key) {
         None => Ok(None),
         Some(e) => match &mut e.value {
@@ -174,7 +177,7 @@ fn node_limits(ctx: &Ctx) -> NodeLimits {
 }
 
 /// Let blocked readers of `key` look at it again (Redis's `signalKeyAsReady`).
-fn signal_ready(db: &mut Db, key: &[u8]) {
+pub(super) fn signal_ready(db: &mut Db, key: &[u8]) {
     if db.signal_ready {
         db.ready.push(Bytes::copy_from_slice(key));
     }
@@ -359,7 +362,7 @@ fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 }
 
 /// The stream at `key` as it is now (for propagation rules).
-fn stream_in<'a>(d: &'a mut Db, key: &[u8]) -> Option<&'a Stream> {
+pub(super) fn stream_in<'a>(d: &'a mut Db, key: &[u8]) -> Option<&'a Stream> {
     match d.keys.get(key).map(|e| &e.value) {
         Some(Value::Stream(s)) => Some(s),
         _ => None,
@@ -458,7 +461,7 @@ fn xrevrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 }
 
 /// An interval bound and whether `(` excludes it (`streamParseIntervalIDOrReply`).
-fn bound(b: &[u8], missing_seq: u64) -> Result<(StreamId, bool), Reply> {
+pub(super) fn bound(b: &[u8], missing_seq: u64) -> Result<(StreamId, bool), Reply> {
     if b.len() > 1 && b[0] == b'(' {
         let form = IdForm {
             strict: true,
@@ -628,22 +631,33 @@ fn xsetid(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 
 // ---- XREAD ---------------------------------------------------------------------------
 
-/// XREAD's options, read the way `xreadCommand` reads them.
-struct ReadArgs {
-    count: usize,
-    block: Option<u64>,
+/// XREAD's and XREADGROUP's options, read the way `xreadCommand` reads them.
+pub(super) struct ReadArgs {
+    pub count: usize,
+    pub block: Option<u64>,
     /// Index of the first key.
-    streams: usize,
+    pub streams: usize,
     /// Number of keys (as many IDs follow).
-    n: usize,
+    pub n: usize,
+    /// XREADGROUP's GROUP group consumer.
+    pub group: Option<(Bytes, Bytes)>,
+    pub noack: bool,
 }
 
-fn parse_read(argv: &[Bytes]) -> Result<ReadArgs, Reply> {
+/// True for XREADGROUP's argv (Redis tells the two apart by the name's length).
+pub fn is_readgroup(argv: &[Bytes]) -> bool {
+    argv[0].len() == 10
+}
+
+pub(super) fn parse_read(argv: &[Bytes]) -> Result<ReadArgs, Reply> {
+    let readgroup = is_readgroup(argv);
     let mut r = ReadArgs {
         count: 0,
         block: None,
         streams: 0,
         n: 0,
+        group: None,
+        noack: false,
     };
     let mut i = 1;
     while i < argv.len() {
@@ -666,13 +680,20 @@ fn parse_read(argv: &[Bytes]) -> Result<ReadArgs, Reply> {
             r.n = rest / 2;
             break;
         } else if args::eq(o, "group") && more >= 2 {
-            return Err(Reply::err(
-                "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
-            ));
+            if !readgroup {
+                return Err(Reply::err(
+                    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            r.group = Some((argv[i + 1].clone(), argv[i + 2].clone()));
+            i += 2;
         } else if args::eq(o, "noack") {
-            return Err(Reply::err(
-                "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
-            ));
+            if !readgroup {
+                return Err(Reply::err(
+                    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            r.noack = true;
         } else {
             return Err(errors::syntax());
         }
@@ -680,6 +701,9 @@ fn parse_read(argv: &[Bytes]) -> Result<ReadArgs, Reply> {
     }
     if r.streams == 0 {
         return Err(errors::syntax());
+    }
+    if readgroup && r.group.is_none() {
+        return Err(Reply::err("ERR Missing GROUP option for XREADGROUP"));
     }
     Ok(r)
 }
@@ -698,7 +722,7 @@ fn block_ms(b: &[u8]) -> Result<u64, Reply> {
 }
 
 /// XREAD's keys: those between STREAMS and the IDs (`xreadGetKeys`).
-fn xread_keys(argv: &[Bytes]) -> Vec<usize> {
+pub(super) fn xread_keys(argv: &[Bytes]) -> Vec<usize> {
     let mut i = 1;
     let mut streams = None;
     while i < argv.len() {

@@ -404,8 +404,13 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
     };
     let ids: Vec<u64> = queue.iter().copied().collect();
     for id in ids {
-        let Some(kind) = kind_of(s, db, key) else {
-            return;
+        let kind = kind_of(s, db, key);
+        if kind != Some(Kind::Stream) {
+            // XREADGROUP waits on a group of this stream, which is gone with it.
+            end_group_reader(s, id);
+        }
+        let Some(kind) = kind else {
+            continue;
         };
         let Some(w) = s.blocking.waiters.get(&id) else {
             continue;
@@ -453,7 +458,14 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
         }
         // Not recorded as another call: Redis counts a blocked command once, when it
         // first runs (its stats on unblock add time, not calls).
-        let reply = crate::runtime::call::run(s, cmd, db, &run, no_touch, crate::clock::now_ms());
+        let mut reply =
+            crate::runtime::call::run(s, cmd, db, &run, no_touch, crate::clock::now_ms());
+        if kind == Kind::Stream && reply.error_text().is_some_and(|e| e.starts_with("NOGROUP")) {
+            // The group was destroyed while the reader waited (Redis's wording).
+            reply = Reply::err(
+                "NOGROUP the consumer group this client was blocked on no longer exists",
+            );
+        }
         if found_nothing(cmd, &reply) {
             ticket.set(FREE);
             if kind == Kind::Stream {
@@ -469,6 +481,22 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
         let _ = ticket.wake.send(Wake::Served(reply));
         s.blocking.remove(id);
     }
+}
+
+/// Complete waiter `id` with Redis's error if it is an XREADGROUP: the stream it
+/// waits on was deleted or replaced by another type.
+fn end_group_reader(s: &mut Shard, id: u64) {
+    let Some(w) = s.blocking.waiters.get(&id) else {
+        return;
+    };
+    if !rule(command_of(w)).stream || !crate::commands::stream::is_readgroup(&w.argv) {
+        return;
+    }
+    if w.ticket.take(DONE).is_ok() {
+        let reply = Reply::err("UNBLOCKED the stream key no longer exists");
+        let _ = w.ticket.wake.send(Wake::Served(reply));
+    }
+    s.blocking.remove(id);
 }
 
 /// The command `w` runs when served (registered by [`block`], always a table entry).

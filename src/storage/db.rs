@@ -279,7 +279,12 @@ impl Db {
     /// Store `value` under `key`. The old TTL is dropped unless `keep_ttl`.
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
         self.dirty += 1;
-        if self.signal_ready && matches!(value, Value::List(_) | Value::ZSet(_)) {
+        if self.signal_ready
+            && (matches!(value, Value::List(_) | Value::ZSet(_))
+                || matches!(self.keys.get(key), Some(e) if matches!(e.value, Value::Stream(_))))
+        {
+            // A new list or sorted set may serve poppers; a stream overwritten by
+            // another value ends its group readers' wait.
             self.ready.push(bytes::Bytes::copy_from_slice(key));
         }
         let entry = Entry {
@@ -306,8 +311,12 @@ impl Db {
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         self.before_write(key);
         let e = self.keys.remove(key).map(|(_, e)| e);
-        if e.is_some() {
+        if let Some(entry) = &e {
             self.dirty += 1;
+            // A reader blocked on a stream's group must learn that the stream is gone.
+            if self.signal_ready && matches!(entry.value, Value::Stream(_)) {
+                self.ready.push(bytes::Bytes::copy_from_slice(key));
+            }
             if let Some(index) = &mut self.slot_keys {
                 index.remove(key);
             }

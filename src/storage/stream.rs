@@ -254,6 +254,80 @@ impl Group {
             consumers: BTreeMap::new(),
         }
     }
+
+    /// The consumer `name`, created if missing (true then); an existing one's seen
+    /// time is refreshed when `refresh` (`streamLookupConsumer` / `streamCreateConsumer`).
+    pub fn consumer(&mut self, name: &[u8], now: u64, refresh: bool) -> (&mut Consumer, bool) {
+        let created = !self.consumers.contains_key(name);
+        let c = self
+            .consumers
+            .entry(name.into())
+            .or_insert_with(|| Consumer {
+                seen_time: now,
+                pel: BTreeSet::new(),
+            });
+        if refresh {
+            c.seen_time = now;
+        }
+        (c, created)
+    }
+
+    /// Drop `id` from the PEL (XACK); false if it was not pending.
+    pub fn ack(&mut self, id: StreamId) -> bool {
+        let Some(nack) = self.pel.remove(&id) else {
+            return false;
+        };
+        if let Some(c) = self.consumers.get_mut(&nack.consumer) {
+            c.pel.remove(&id);
+        }
+        true
+    }
+
+    /// Make `id` pending for `consumer` (which exists), moving it from its previous
+    /// owner; a new entry gets `delivery_time` and a count of 0. Returns the entry.
+    pub fn assign(&mut self, id: StreamId, consumer: &[u8], delivery_time: u64) -> &mut Nack {
+        let previous = self.pel.get(&id).map(|n| n.consumer.clone());
+        if let Some(prev) = previous.filter(|p| **p != *consumer) {
+            if let Some(c) = self.consumers.get_mut(&prev) {
+                c.pel.remove(&id);
+            }
+        }
+        if let Some(c) = self.consumers.get_mut(consumer) {
+            c.pel.insert(id);
+        }
+        let nack = self.pel.entry(id).or_insert_with(|| Nack {
+            delivery_time,
+            delivery_count: 0,
+            consumer: consumer.into(),
+        });
+        if *nack.consumer != *consumer {
+            nack.consumer = consumer.into();
+        }
+        nack
+    }
+
+    /// Remove consumer `name` and its pending entries; how many it had, or `None`.
+    pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
+        let c = self.consumers.remove(name)?;
+        for id in &c.pel {
+            self.pel.remove(id);
+        }
+        Some(c.pel.len())
+    }
+
+    /// Note that the group read `id` (`streamReplyWithRange`'s counter update): the
+    /// last delivered ID moves there and entries-read follows when it can be known.
+    pub fn advance(&mut self, s: &Stream, id: StreamId) {
+        if id <= self.last_id {
+            return;
+        }
+        if self.entries_read != INVALID_ENTRIES_READ && !s.range_has_tombstones(id, StreamId::MAX) {
+            self.entries_read += 1;
+        } else if s.entries_added > 0 {
+            self.entries_read = s.estimate_distance(id);
+        }
+        self.last_id = id;
+    }
 }
 
 /// Why a trim stops where it does (`streamAddTrimArgs` minus the parsing).
@@ -440,6 +514,46 @@ impl Stream {
 
     pub fn group_mut(&mut self, name: &[u8]) -> Option<&mut Group> {
         self.groups.as_mut()?.get_mut(name)
+    }
+
+    /// Add group `name`; false if it exists.
+    pub fn create_group(&mut self, name: &[u8], last_id: StreamId, entries_read: i64) -> bool {
+        let groups = self.groups.get_or_insert_with(Default::default);
+        if groups.contains_key(name) {
+            return false;
+        }
+        groups.insert(name.into(), Group::new(last_id, entries_read));
+        true
+    }
+
+    /// Remove group `name`; false if there was none.
+    pub fn destroy_group(&mut self, name: &[u8]) -> bool {
+        self.groups
+            .as_mut()
+            .is_some_and(|g| g.remove(name).is_some())
+    }
+
+    /// Take group `name` out to work on it beside the entries ([`Stream::put_group`]
+    /// puts it back).
+    pub fn take_group(&mut self, name: &[u8]) -> Option<(Box<[u8]>, Group)> {
+        self.groups.as_mut()?.remove_entry(name)
+    }
+
+    pub fn put_group(&mut self, name: Box<[u8]>, g: Group) {
+        self.groups
+            .get_or_insert_with(Default::default)
+            .insert(name, g);
+    }
+
+    /// Nodes of the radix tree Redis would hold for these node keys (XINFO STREAM
+    /// `radix-tree-nodes`): a compressed trie over the 16-byte master IDs, counted as
+    /// rax counts it (one node per branching point, per compressed run, per key).
+    pub fn rax_nodes(&self) -> usize {
+        let keys: Vec<[u8; 16]> = self.nodes.keys().map(|k| k.to_be_bytes()).collect();
+        if keys.is_empty() {
+            return 1;
+        }
+        rax_subtree(&keys, 0)
     }
 
     /// Heap bytes owned (MEMORY USAGE): the listpacks, a map slot per node, and the
@@ -856,6 +970,30 @@ impl Stream {
     }
 }
 
+/// Nodes of a rax subtree holding `keys` (sorted, distinct, 16 bytes) that all share
+/// their first `depth` bytes, the subtree's node standing at `depth`.
+fn rax_subtree(keys: &[[u8; 16]], depth: usize) -> usize {
+    if depth == 16 {
+        return 1; // The key's own (leaf) node.
+    }
+    let (first, last) = (&keys[0], &keys[keys.len() - 1]);
+    let common = (depth..16).take_while(|&i| first[i] == last[i]).count();
+    if common > 0 {
+        // A compressed node for the shared run, then what follows it.
+        return 1 + rax_subtree(keys, depth + common);
+    }
+    // A branching node, one child per distinct byte.
+    let mut n = 1;
+    let mut start = 0;
+    while start < keys.len() {
+        let b = keys[start][depth];
+        let end = start + keys[start..].iter().take_while(|k| k[depth] == b).count();
+        n += rax_subtree(&keys[start..end], depth + 1);
+        start = end;
+    }
+    n
+}
+
 fn checked_int(lp: &Listpack, p: Option<Pos>) -> Result<(i64, Pos), &'static str> {
     let p = p.ok_or("stream node too short")?;
     match lp.get(p) {
@@ -873,7 +1011,7 @@ fn check_node(
     let (count, p) = checked_int(lp, lp.first())?;
     let (deleted, p) = checked_int(lp, lp.next(p))?;
     let (nfields, p) = checked_int(lp, lp.next(p))?;
-    if count < 0 || deleted < 0 || nfields < 0 || count == 0 {
+    if count < 0 || deleted < 0 || nfields < 0 {
         return Err("stream node master entry is invalid");
     }
     let mut at = lp.next(p);

@@ -1196,12 +1196,12 @@ mod tests {
     #[test]
     fn unsupported_types_name_the_offset() {
         let mut f = b"REDIS0010".to_vec();
-        f.push(rdb_type::STREAM_LISTPACKS_2);
-        encode::string(&mut f, b"mystream", false);
+        f.push(rdb_type::MODULE_2);
+        encode::string(&mut f, b"mymod", false);
         let e = read_all(&f).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "stream keys are not supported yet (key 'mystream') at offset 9"
+            "module type (key 'mymod'): modules are not supported at offset 9"
         );
         let mut f = b"REDIS0010".to_vec();
         f.push(opcode::MODULE_AUX);
