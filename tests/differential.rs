@@ -50,6 +50,8 @@ mod script_gen;
 mod set_gen;
 #[path = "diff/sort.rs"]
 mod sort_gen;
+#[path = "diff/stream.rs"]
+mod stream_gen;
 #[path = "diff/zset.rs"]
 mod zset_gen;
 
@@ -67,6 +69,7 @@ const FAMILIES: &[(&str, Family)] = &[
     ("geoadd", geo_gen::command),
     ("sort", sort_gen::command),
     ("eval", script_gen::command),
+    ("xadd", stream_gen::command),
 ];
 
 /// Slots of `command_any`'s draw given to each family (the string and key commands

@@ -183,6 +183,25 @@ fn commands_and_errors_match_redis() {
             "EXEC",
         ]),
     );
+    let script = |body: &str| {
+        Step::Cmd(
+            0,
+            ["EVAL", body, "1", "u"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )
+    };
+    duo.run(
+        "scripts",
+        &[
+            script("return redis.call('XREAD', 'BLOCK', 0, 'STREAMS', KEYS[1], '$')"),
+            script("return redis.call('xread', 'block', 0, 'STREAMS', KEYS[1], '$')"),
+            script("return redis.call('XREAD', 'STREAMS', KEYS[1], '0')"),
+            script("return redis.call('XADD', KEYS[1], '90-*', 'k', 'v')"),
+            script("return redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 2)"),
+        ],
+    );
     duo.run("hello", &[Step::Any(0, vec!["HELLO".into(), "3".into()])]);
     duo.run(
         "resp3",

@@ -531,6 +531,12 @@ fn xlen(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 /// XDEL key id [id ...]
 fn xdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let key = &argv[1];
+    // The key first: a missing one answers 0 whatever the IDs (as Redis).
+    match write_stream(ctx, key) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Int(0),
+        Ok(Some(_)) => {}
+    }
     let ids: Vec<StreamId> = match argv[2..]
         .iter()
         .map(|b| id_arg(b, IdForm::STRICT))
@@ -539,10 +545,8 @@ fn xdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(ids) => ids,
         Err(e) => return e,
     };
-    let s = match write_stream(ctx, key) {
-        Err(e) => return e,
-        Ok(None) => return Reply::Int(0),
-        Ok(Some(s)) => s,
+    let Ok(Some(s)) = write_stream(ctx, key) else {
+        unreachable!("checked above")
     };
     let mut deleted = 0u64;
     let mut first = false;

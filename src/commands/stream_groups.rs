@@ -437,6 +437,8 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             ids.push(None);
         } else {
             match id_arg(id, IdForm::STRICT) {
+                // Redis reads `>` as the largest ID, so that ID asks for new entries too.
+                Ok(StreamId::MAX) => ids.push(None),
                 Ok(id) => ids.push(Some(id)),
                 Err(e) => return e,
             }
@@ -619,7 +621,11 @@ fn propagate_readgroup(d: &mut Db, argv: &[Bytes], reply: &Reply) -> Vec<Vec<Byt
         let Some(s) = stream_in(d, key) else { continue };
         let Some(g) = s.group(&group) else { continue };
         let i = (0..r.n).find(|&i| argv[r.streams + i] == *key);
-        let history = i.is_some_and(|i| &argv[r.streams + r.n + i][..] != b">");
+        let history = i.is_some_and(|i| {
+            let id = &argv[r.streams + r.n + i];
+            &id[..] != b">"
+                && crate::storage::stream::parse_id(id, IdForm::STRICT) != Some(StreamId::MAX)
+        });
         if history {
             continue;
         }
@@ -953,6 +959,10 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             return errors::syntax();
         }
         j += 1;
+    }
+    // Looked up for reading first, as Redis (a miss raises `keymiss`).
+    if let Err(e) = read_stream(ctx, key) {
+        return e;
     }
     let (s, gname, mut g) = match group_of(ctx, key, group) {
         Ok(x) => x,

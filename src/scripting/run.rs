@@ -633,6 +633,18 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
     if cmd.has_flag("noscript") {
         return Reply::err("ERR This Redis command is not allowed from script");
     }
+    // XREAD / XREADGROUP: a script may not ask to block (the other blocking commands
+    // just do not block).
+    if cmd
+        .blocking
+        .is_some_and(|b| b.timeout == crate::commands::TimeoutArg::BlockOption)
+        && crate::runtime::blocking::may_block(cmd, &argv)
+    {
+        return Reply::error(format!(
+            "ERR {} command is not allowed with BLOCK option from scripts",
+            String::from_utf8_lossy(&argv[0])
+        ));
+    }
     // (Redis counts a command that may replicate, such as PFCOUNT, as a write here.)
     if run.read_only && (cmd.is_write() || cmd.has_trait(traits::MAY_REPLICATE)) {
         return Reply::err("ERR Write commands are not allowed from read-only scripts.");

@@ -322,7 +322,7 @@ impl Group {
             return;
         }
         if self.entries_read != INVALID_ENTRIES_READ && !s.range_has_tombstones(id, StreamId::MAX) {
-            self.entries_read += 1;
+            self.entries_read = self.entries_read.wrapping_add(1);
         } else if s.entries_added > 0 {
             self.entries_read = s.estimate_distance(id);
         }
@@ -899,10 +899,10 @@ impl Stream {
         if g.entries_read != INVALID_ENTRIES_READ
             && !self.range_has_tombstones(g.last_id, StreamId::MAX)
         {
-            return Some(self.entries_added as i64 - g.entries_read);
+            return Some((self.entries_added as i64).wrapping_sub(g.entries_read));
         }
         let read = self.estimate_distance(g.last_id);
-        (read != INVALID_ENTRIES_READ).then(|| self.entries_added as i64 - read)
+        (read != INVALID_ENTRIES_READ).then(|| (self.entries_added as i64).wrapping_sub(read))
     }
 
     /// Insert a node loaded from RDB or RESTORE; false if one with that master ID is

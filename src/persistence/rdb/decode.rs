@@ -876,6 +876,31 @@ mod tests {
     }
 
     /// One value of every type and encoding.
+    /// A stream with two nodes, differing fields, a tombstone, and a group with a
+    /// PEL and two consumers.
+    fn stream_sample() -> Value {
+        use crate::storage::stream::NodeLimits;
+        let limits = NodeLimits {
+            max_bytes: 4096,
+            max_entries: 3,
+        };
+        let mut st = Stream::new();
+        for i in 1..=5u64 {
+            let v = i.to_string();
+            let fields: [&str; 2] = if i == 4 { ["o", &v] } else { ["f", &v] };
+            st.append(StreamId::new(i, 1), &fields, limits);
+        }
+        st.delete(StreamId::new(2, 1));
+        st.max_deleted_id = StreamId::new(2, 1);
+        st.create_group(b"grp", StreamId::new(3, 1), 3);
+        let g = st.group_mut(b"grp").unwrap();
+        g.consumer(b"alice", 1000, false);
+        g.consumer(b"bob", 2000, false);
+        g.assign(StreamId::new(1, 1), b"alice", 1500).delivery_count = 2;
+        g.assign(StreamId::new(3, 1), b"bob", 2500).delivery_count = 1;
+        Value::Stream(Box::new(st))
+    }
+
     fn samples() -> Vec<(&'static str, Value)> {
         vec![
             ("int", Value::Str(StrValue::from_set(b"12345"))),
@@ -889,6 +914,7 @@ mod tests {
             ("rawbin", Value::Str(StrValue::raw((0..=255u8).collect()))),
             ("empty", Value::Str(StrValue::from_set(b""))),
             ("list-small", list(&strs(5, |i| format!("e{i}")))),
+            ("stream", stream_sample()),
             (
                 "list-ints",
                 list(&strs(50, |i| format!("{}", i as i64 * 1_000_003 - 7))),
