@@ -705,6 +705,9 @@ pub struct EncodingLimits {
     pub list_max_listpack_size: i64,
     /// Nodes at each end of a quicklist left uncompressed (0 = none compressed).
     pub list_compress_depth: usize,
+    /// Largest stream node in bytes, and in entries (0 = no limit).
+    pub stream_node_max_bytes: usize,
+    pub stream_node_max_entries: i64,
 }
 
 impl Default for EncodingLimits {
@@ -717,6 +720,8 @@ impl Default for EncodingLimits {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             list_compress_depth: 0,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
         }
     }
 }
@@ -867,6 +872,8 @@ impl Config {
             "zset-max-listpack-value" => self.encoding.zset_max_listpack_value = int() as usize,
             "list-max-listpack-size" => self.encoding.list_max_listpack_size = int(),
             "list-compress-depth" => self.encoding.list_compress_depth = int() as usize,
+            "stream-node-max-bytes" => self.encoding.stream_node_max_bytes = int().max(0) as usize,
+            "stream-node-max-entries" => self.encoding.stream_node_max_entries = int().max(0),
             _ => {}
         }
     }

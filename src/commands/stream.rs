@@ -25,7 +25,7 @@ use crate::storage::stream::{
     LISTPACK_MAX_SIZE,
 };
 use crate::storage::{Db, Value};
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 pub static COMMANDS: &[Command] = &[
     Command::new(
@@ -134,14 +134,50 @@ pub(super) fn entry_reply(e: &Entry<'_>) -> Reply {
 }
 
 /// Entries from `start` to `end` (reverse: from `end` down to `start`), at most
-/// `count` (0: all).
+/// `count` (0: all), encoded straight into RESP: arrays of bulk strings are the same
+/// bytes in RESP2 and RESP3, and a reply of many small entries then costs no
+/// allocation per element (as Redis writes into its output buffer).
 fn range_reply(s: &Stream, start: StreamId, end: StreamId, rev: bool, count: usize) -> Reply {
-    let mut out = Vec::new();
+    let mut body = BytesMut::new();
+    let mut n = 0;
+    let mut num = itoa::Buffer::new();
     s.range(start, end, rev, |e| {
-        out.push(entry_reply(&e));
-        count == 0 || out.len() < count
+        let id = e.id.to_text();
+        body.put_slice(b"*2\r\n$");
+        body.put_slice(num.format(id.len()).as_bytes());
+        body.put_slice(b"\r\n");
+        body.put_slice(&id);
+        body.put_slice(b"\r\n*");
+        body.put_slice(num.format(2 * e.fields.len()).as_bytes());
+        body.put_slice(b"\r\n");
+        for (f, v) in &e.fields {
+            raw_bulk(&mut body, f);
+            raw_bulk(&mut body, v);
+        }
+        n += 1;
+        count == 0 || n < count
     });
-    Reply::Array(out)
+    let mut out = BytesMut::with_capacity(body.len() + 16);
+    out.put_u8(b'*');
+    out.put_slice(num.format(n).as_bytes());
+    out.put_slice(b"\r\n");
+    out.put_slice(&body);
+    Reply::Raw(out.freeze())
+}
+
+/// `$<len>\r\n<bytes>\r\n` for a listpack element.
+fn raw_bulk(out: &mut BytesMut, e: &LpEntry<'_>) {
+    let mut num = itoa::Buffer::new();
+    let mut int = itoa::Buffer::new();
+    let s: &[u8] = match e {
+        LpEntry::Str(s) => s,
+        LpEntry::Int(i) => int.format(*i).as_bytes(),
+    };
+    out.put_u8(b'$');
+    out.put_slice(num.format(s.len()).as_bytes());
+    out.put_slice(b"\r\n");
+    out.put_slice(s);
+    out.put_slice(b"\r\n");
 }
 
 /// The stream at `key` for reading: `None` if there is none, WRONGTYPE if not a stream.
@@ -169,10 +205,10 @@ pub(super) fn write_stream<'a>(
 }
 
 fn node_limits(ctx: &Ctx) -> NodeLimits {
-    let c = &ctx.shard.config;
+    let e = &ctx.shard.config.encoding;
     NodeLimits {
-        max_bytes: c.get_int("stream-node-max-bytes").max(0) as usize,
-        max_entries: c.get_int("stream-node-max-entries").max(0),
+        max_bytes: e.stream_node_max_bytes,
+        max_entries: e.stream_node_max_entries,
     }
 }
 
@@ -305,7 +341,7 @@ fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     }
     let key = &argv[1];
     let limits = node_limits(ctx);
-    let now = crate::clock::now_ms();
+    let now = ctx.now_ms;
     let created = match write_stream(ctx, key) {
         Err(e) => return e,
         Ok(Some(_)) => false,

@@ -378,6 +378,8 @@ struct Item {
     nfields: usize,
     /// First field (or value, with SAMEFIELDS).
     body: Pos,
+    /// The node's first master field (what SAMEFIELDS values pair with).
+    master_fields: Pos,
     /// The next entry's flags, if any.
     next: Option<Pos>,
 }
@@ -435,6 +437,7 @@ fn item_at(lp: &Listpack, base: StreamId, m: &Master, p: Pos) -> Item {
         id: StreamId::new(ms, seq),
         nfields,
         body,
+        master_fields: m.fields,
         next: lp.next(lp_count),
     }
 }
@@ -461,8 +464,7 @@ fn entry<'a>(lp: &'a Listpack, it: &Item) -> Entry<'a> {
     let mut fields = Vec::with_capacity(it.nfields);
     let mut p = Some(it.body);
     if it.flags & FLAG_SAMEFIELDS != 0 {
-        let m = master(lp);
-        let mut f = Some(m.fields);
+        let mut f = Some(it.master_fields);
         for _ in 0..it.nfields {
             let (fp, vp) = (f.expect("master field"), p.expect("value"));
             fields.push((lp.get(fp), lp.get(vp)));
@@ -604,26 +606,18 @@ impl Stream {
         } else {
             limits.max_bytes
         };
-        // Room in the last node?
-        let mut tail = self.nodes.last_key_value().map(|(k, _)| *k);
-        if let Some(key) = tail {
-            let lp = self.nodes.get_mut(&key).expect("tail node");
+        // Room in the last node? Then count the entry in its master entry, and see
+        // whether it has the master's fields (compared before the count is rewritten,
+        // which may move them).
+        let mut flags = 0;
+        let mut master_id = None;
+        if let Some((&key, lp)) = self.nodes.iter_mut().next_back() {
             let m = master(lp);
             let full = lp.bytes() + element_bytes >= max_bytes
                 || (limits.max_entries != 0 && m.count + m.deleted >= limits.max_entries);
             if full {
                 lp.shrink_to_fit();
-                tail = None;
-            }
-        }
-        let mut flags = 0;
-        let master_id = match tail {
-            Some(key) => {
-                let lp = self.nodes.get_mut(&key).expect("tail node");
-                let m = master(lp);
-                let p = lp.first().expect("master count");
-                lp.replace_int(p, m.count + 1);
-                let m = master(lp);
+            } else {
                 if m.nfields == numfields {
                     let mut f = Some(m.fields);
                     let same = (0..numfields).all(|i| {
@@ -635,8 +629,13 @@ impl Stream {
                         flags |= FLAG_SAMEFIELDS;
                     }
                 }
-                key
+                let p = lp.first().expect("master count");
+                lp.replace_int(p, m.count + 1);
+                master_id = Some(key);
             }
+        }
+        let master_id = match master_id {
+            Some(key) => key,
             None => {
                 let prealloc = if limits.max_bytes > 0 && limits.max_bytes < MAX_PREALLOCATE {
                     limits.max_bytes
