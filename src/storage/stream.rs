@@ -1198,6 +1198,76 @@ mod tests {
         s.validate().unwrap();
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// A node's bytes as an RDB file or a RESTORE payload could carry them, with
+        /// bytes changed and possibly cut short: either refused (by the listpack check
+        /// or [`Stream::validate`]) or, if accepted, every walk and edit works without
+        /// a panic.
+        #[test]
+        fn mutated_nodes_are_refused_or_safe(
+            flips in proptest::collection::vec((0usize..10_000, proptest::prelude::any::<u8>()), 0..6),
+            cut in proptest::option::of(0usize..10_000),
+            same_fields in proptest::prelude::any::<bool>(),
+            edits in proptest::collection::vec((0usize..200, 0u8..3, -3i64..40), 0..4),
+        ) {
+            let limits = NodeLimits { max_bytes: 0, max_entries: 0 };
+            let mut src = Stream::new();
+            for i in 1..=12u64 {
+                let v = (i * 977).to_string();
+                let f: &str = if same_fields || i % 3 != 0 { "f" } else { "g" };
+                src.append(StreamId::new(i, i % 2), &[f, v.as_str(), "x", "yy"], limits);
+            }
+            src.delete(StreamId::new(4, 0));
+            let (base, lp) = src.nodes().next().unwrap();
+            // Element-level edits keep the listpack well formed and break the stream
+            // layout inside it: what only `validate` can catch.
+            let mut elements: Vec<Vec<u8>> = lp.iter().map(|e| e.to_vec()).collect();
+            for (at, op, v) in edits {
+                let at = at % elements.len();
+                match op {
+                    0 => elements[at] = v.to_string().into_bytes(),
+                    1 => { elements.remove(at); }
+                    _ => elements.insert(at, v.to_string().into_bytes()),
+                }
+                if elements.is_empty() {
+                    return Ok(());
+                }
+            }
+            let mut rebuilt = Listpack::new();
+            for e in &elements {
+                rebuilt.push_back(e);
+            }
+            let mut bytes = rebuilt.as_bytes().to_vec();
+            for (at, x) in flips {
+                let n = bytes.len();
+                bytes[at % n] ^= x;
+            }
+            if let Some(c) = cut {
+                bytes.truncate(c % (bytes.len() + 1));
+            }
+            let Some(lp) = Listpack::from_bytes(bytes) else { return Ok(()) };
+            for length in 0..=13u64 {
+                let mut t = Stream::new();
+                t.load_node(*base, lp.clone());
+                t.set_loaded_length(length);
+                t.last_id = StreamId::MAX.decr().unwrap();
+                if t.validate().is_err() {
+                    continue;
+                }
+                let mut n = 0;
+                t.range(StreamId::MIN, StreamId::MAX, false, |e| { n += e.fields.len(); true });
+                t.range(StreamId::MIN, StreamId::MAX, true, |e| { n += e.fields.len(); true });
+                let _ = (t.edge_id(true, true), t.edge_id(false, false), t.rax_nodes(), n);
+                t.delete(StreamId::new(5, 1));
+                t.append(StreamId::MAX, &["f", "v"], limits);
+                t.trim(Trim { to: TrimTo::MaxLen(3), approx: false, limit: 0 });
+                t.trim(Trim { to: TrimTo::MinId(StreamId::new(9, 0)), approx: false, limit: 0 });
+                proptest::prop_assert!(t.validate().is_ok());
+            }
+        }
+    }
+
     #[test]
     fn validate_refuses_bad_nodes() {
         let s = filled(10, LIMITS);
