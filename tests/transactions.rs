@@ -534,6 +534,21 @@ fn watch_invalidation_matches_redis() {
 
     let cases: Vec<(&str, Vec<Step>)> = vec![
         (
+            "a key created without a change (BITFIELD ... OVERFLOW FAIL) does not abort",
+            vec![
+                l(0, format!("WATCH {k} {far}")),
+                l(
+                    1,
+                    format!("BITFIELD {k} OVERFLOW FAIL SET u1 22 9223372036854775807"),
+                ),
+                l(0, format!("EXISTS {k}")),
+                l(0, "MULTI".into()),
+                l(0, format!("STRLEN {k}")),
+                l(0, "EXEC".into()),
+                l(0, format!("DEL {k}")),
+            ],
+        ),
+        (
             "write from another connection",
             vec![
                 l(0, format!("SET {k} 1")),

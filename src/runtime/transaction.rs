@@ -303,11 +303,14 @@ pub fn unwatch_all(client: &ClientRef, shards: &Shards) {
 }
 
 /// True if a watched key changed since WATCH (checked on its shard, inside the
-/// operation that runs EXEC).
+/// operation that runs EXEC): a write signalled it, or it existed then and has
+/// expired since (Redis's `isWatchedKeyExpired`). A key that merely appeared without
+/// a signal does not count: BITFIELD ... OVERFLOW FAIL creates its key and changes
+/// nothing, and Redis's EXEC then goes ahead.
 fn watch_broken(s: &mut Shard, w: &WatchedKey) -> bool {
     let now = crate::clock::now_ms();
     let exists = s.dbs[w.db].contains(&w.key, now);
-    s.watches.version(w.db, &w.key) != w.version || exists != w.existed
+    s.watches.version(w.db, &w.key) != w.version || (w.existed && !exists)
 }
 
 /// Consecutive single-shard commands of an EXEC for one shard, and that shard.
