@@ -908,3 +908,70 @@ fn a_redis_cluster_adds_rebalances_onto_and_deletes_a_shardis_node() {
     let seen = common::python_client("cluster_client.py", &[r3.port.to_string()]);
     assert!(seen.contains("read=1000 nodes=3"), "{seen}");
 }
+
+/// A client blocked on a key whose slot then moves to another node is answered at
+/// once with `-MOVED` to the new owner, as Redis's clusterRedirectBlockedClientIfNeeded
+/// does (and as the redis-server node beside them does), for list and stream waits.
+#[test]
+fn clients_blocked_on_a_slot_that_moves_away_are_redirected() {
+    let (a, b, r) = (shardis_node(), shardis_node(), redis_node());
+    create(&[&a, &b, &r]);
+    await_formed_masters(&[a.port, b.port, r.port]);
+    // A key served by each node, and where its slot goes.
+    let key_on = |port: u16| {
+        (0..10_000)
+            .map(|i| format!("blk:{i}"))
+            .find(|k| owner_of(port, k) == port)
+            .expect("a key on every node")
+    };
+    let cases = [
+        (a.port, b.port, "BLPOP"),
+        (b.port, a.port, "XREAD"),
+        (r.port, a.port, "BLPOP"),
+    ];
+    for (from, to, kind) in cases {
+        let key = key_on(from);
+        let slot: u16 = query_port(from, None, &["CLUSTER", "KEYSLOT", &key]).unwrap();
+        let mut c = common::RawConn::connect(from);
+        if kind == "BLPOP" {
+            c.send_cmd(&[b"BLPOP", key.as_bytes(), b"0"]);
+        } else {
+            c.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", key.as_bytes(), b"$"]);
+        }
+        let mut admin = common::RawConn::connect(from);
+        common::await_blocked(&mut admin, 1);
+        // The slot has no keys: SETSLOT NODE on both ends moves it.
+        let target = myid(to);
+        let slot_s = slot.to_string();
+        for port in [to, from] {
+            let ok: String = query_port(
+                port,
+                None,
+                &["CLUSTER", "SETSLOT", &slot_s, "NODE", &target],
+            )
+            .unwrap();
+            assert_eq!(ok, "OK");
+        }
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(
+            c.read_frame(),
+            common::Frame::Error(format!("MOVED {slot} 127.0.0.1:{to}")),
+            "{kind} blocked on node {from}"
+        );
+        common::await_blocked(&mut admin, 0);
+    }
+}
+
+/// Waits until every node sees the cluster ok with all masters known.
+fn await_formed_masters(ports: &[u16]) {
+    let formed = |p: u16| {
+        let n: String = query_port(p, None, &["CLUSTER", "NODES"]).unwrap_or_default();
+        n.matches("master").count() == ports.len() && state_ok(p)
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || ports.iter().all(|p| formed(*p))),
+        "the cluster did not form"
+    );
+}

@@ -676,6 +676,36 @@ pub fn route(q: &Query) -> Route {
     .unwrap_or(Route::Here)
 }
 
+/// The error that ends the wait of a client blocked on a key of `slot` (BLPOP,
+/// XREAD BLOCK...) because this node no longer serves it (Redis's
+/// `clusterRedirectBlockedClientIfNeeded`): the cluster is down, the slot is
+/// unassigned, or another node owns it and we are not importing it. A READONLY
+/// client's read on a slot of our master stays. `None` outside cluster mode.
+pub fn blocked_redirect(slot: u16, readonly_read: bool) -> Option<crate::protocol::Reply> {
+    use crate::protocol::Reply;
+    read(|st| {
+        if !st.ok {
+            return Some(Reply::err("CLUSTERDOWN The cluster is down"));
+        }
+        let slot_ix = slot as usize;
+        let owner = st.slots[slot_ix].as_ref();
+        if owner == Some(&st.myself) || st.importing.contains_key(&slot_ix) {
+            return None;
+        }
+        if readonly_read && owner.is_some() && st.me().slaveof.as_ref() == owner {
+            return None;
+        }
+        Some(match owner {
+            None => Reply::err("CLUSTERDOWN Hash slot not served"),
+            Some(o) => {
+                let n = &st.nodes[o];
+                Reply::error(format!("MOVED {slot} {}:{}", n.ip, n.port))
+            }
+        })
+    })
+    .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,7 +184,8 @@ pub async fn block(
                 .on(*sid, move |s: &mut Shard| register(s, id, w))
                 .await;
         }
-        let outcome = wait(client, &ticket, &wake_rx, deadline, fd, cmd).await;
+        let first_key = idx.first().map(|&i| argv[i].clone());
+        let outcome = wait(client, &ticket, &wake_rx, deadline, fd, cmd, first_key).await;
         {
             let mut c = client.borrow_mut();
             c.blocked = None;
@@ -249,6 +250,7 @@ async fn wait(
     deadline: Option<Instant>,
     fd: i32,
     cmd: &Command,
+    first_key: Option<Bytes>,
 ) -> Outcome {
     enum Event {
         Wake(Wake),
@@ -297,9 +299,25 @@ async fn wait(
                 if (gone || peer_closed(fd)) && ticket.take(DONE).is_ok() {
                     return Outcome::Gone;
                 }
+                // Cluster mode: the slot moved away (or the cluster went down) while
+                // we waited; Redis redirects such a client at once rather than let it
+                // wait for a write that can no longer come here.
+                if let Some(redirect) = cluster_redirect(client, cmd, first_key.as_deref()) {
+                    if ticket.take(DONE).is_ok() {
+                        return Outcome::Ended(redirect);
+                    }
+                }
             }
         }
     }
+}
+
+/// The redirect for a client blocked on `key` whose slot this node stopped serving
+/// (see [`crate::cluster::blocked_redirect`]); `None` outside cluster mode.
+fn cluster_redirect(client: &ClientRef, cmd: &Command, key: Option<&[u8]>) -> Option<Reply> {
+    let key = key?;
+    let readonly_read = client.borrow().cluster_readonly && !cmd.is_write();
+    crate::cluster::blocked_redirect(crate::runtime::slots::key_slot(key), readonly_read)
 }
 
 /// True if the peer closed the connection (EOF or error pending), without consuming
