@@ -975,3 +975,63 @@ fn await_formed_masters(ports: &[u16]) {
         "the cluster did not form"
     );
 }
+
+/// Scripts in cluster mode, on a Shardis node and on a redis-server node of the same
+/// cluster, with keys chosen the same way for each: a script may touch only keys this
+/// node serves; one with a shebang line must stay in one slot (the declared keys' or
+/// the first touched) unless it has `allow-cross-slot-keys`; `no-cluster` scripts are
+/// refused. Same replies.
+#[test]
+fn scripts_touch_only_local_keys_in_one_slot() {
+    let (a, b, r) = (shardis_node(), shardis_node(), redis_node());
+    create(&[&a, &b, &r]);
+    await_formed_masters(&[a.port, b.port, r.port]);
+    let keys_on = |port: u16, other: bool| -> Vec<String> {
+        (0..10_000)
+            .map(|i| format!("sk:{i}"))
+            .filter(|k| (owner_of(port, k) == port) != other)
+            .take(2)
+            .collect()
+    };
+    let get = "return redis.call('GET', KEYS[1])";
+    let undeclared = "return redis.call('GET', ARGV[1])";
+    let two = "redis.call('GET', KEYS[1]) return redis.call('SET', ARGV[1], 'x')";
+    let two_undeclared = "redis.call('GET', ARGV[1]) return redis.call('GET', ARGV[2])";
+    let cross = "#!lua flags=allow-cross-slot-keys\nredis.call('GET', ARGV[1]) return redis.call('GET', ARGV[2])";
+    let strict = "#!lua\nredis.call('GET', ARGV[1]) return redis.call('GET', ARGV[2])";
+    let strict_declared = "#!lua\nredis.call('GET', KEYS[1]) return redis.call('GET', ARGV[1])";
+    let no_cluster = "#!lua flags=no-cluster\nreturn 1";
+    let run = |port: u16| -> Vec<String> {
+        let local = keys_on(port, false);
+        let remote = keys_on(port, true);
+        let (l1, l2, far) = (&local[0], &local[1], &remote[0]);
+        let cases: Vec<Vec<&str>> = vec![
+            vec!["EVAL", get, "1", l1],
+            vec!["EVAL", undeclared, "0", l1],
+            vec!["EVAL", undeclared, "0", far],
+            vec!["EVAL", two, "1", l1, l2],
+            vec!["EVAL", two, "1", l1, l1],
+            vec!["EVAL", two_undeclared, "0", l1, l2],
+            vec!["EVAL", cross, "0", l1, l2],
+            vec!["EVAL", cross, "0", l1, far],
+            vec!["EVAL", no_cluster, "0"],
+            vec!["EVAL", strict, "0", l1, l2],
+            vec!["EVAL", strict, "0", l1, l1],
+            vec!["EVAL", strict_declared, "1", l1, l2],
+            vec!["EVAL", strict_declared, "1", l2, l2],
+        ];
+        cases
+            .iter()
+            .map(|argv| {
+                let mut c = common::RawConn::connect(port);
+                common::show(&c.cmd(argv))
+            })
+            .collect()
+    };
+    let want = run(r.port);
+    assert_eq!(
+        run(a.port),
+        want,
+        "Shardis node against the redis-server node"
+    );
+}

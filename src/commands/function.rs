@@ -105,7 +105,9 @@ async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> R
         Err(e) => return e,
     };
     let split = 3 + numkeys as usize;
+    let cross_slot = f.flags.has(crate::scripting::Flags::ALLOW_CROSS_SLOT);
     let script = run::Script {
+        cluster: run::ClusterCheck::for_caller(c, &argv[3..split], cross_slot),
         name: f.name,
         kind: run::Kind::Function,
         keys: argv[3..split].to_vec(),

@@ -124,7 +124,10 @@ async fn eval_generic(
         let local = s.local.borrow();
         crate::shard::evict::out_of_memory(&local.config)
     };
+    // A script without a shebang line runs as before 7.0, free to cross slots.
+    let cross_slot = flags.is_none_or(|f| f.has(Flags::ALLOW_CROSS_SLOT));
     let script = run::Script {
+        cluster: run::ClusterCheck::for_caller(c, &argv[3..split], cross_slot),
         name: sha,
         kind: run::Kind::Eval(body),
         keys: argv[3..split].to_vec(),
@@ -162,6 +165,11 @@ pub(super) fn prepare(
         }
         return Ok(ro);
     };
+    if flags.has(Flags::NO_CLUSTER) && crate::cluster::enabled() {
+        return Err(Reply::err(
+            "ERR Can not run script on cluster, 'no-cluster' flag is set.",
+        ));
+    }
     // Redis refuses these before the script as it would a write command (its flags
     // make the call one: `scriptFlagsToCmdFlags`), with the same errors.
     let from_master = c.borrow().repl.is_master;

@@ -291,6 +291,7 @@ struct Running {
     /// whether every command so far stayed there.
     declared: Option<usize>,
     stayed: bool,
+    cluster: Option<ClusterCheck>,
 }
 
 thread_local! {
@@ -326,6 +327,83 @@ pub struct Script {
     pub oom: bool,
     /// For a function: the whole FCALL (FUNCTION STATS shows it).
     pub command: Vec<Bytes>,
+    /// Cluster mode: what each command's keys are checked against ([`ClusterCheck`]);
+    /// `None` outside cluster mode and for our master's and the AOF's scripts.
+    pub cluster: Option<ClusterCheck>,
+}
+
+/// Cluster mode (Redis's `scriptVerifyClusterState`): every key a script's commands
+/// touch must be served here, and, for a script with a shebang line or a function
+/// that lacks `allow-cross-slot-keys`, in one slot: the declared keys' slot, or else
+/// the first one touched (a script without a shebang line may cross slots, as
+/// before 7.0).
+#[derive(Clone, Debug)]
+pub struct ClusterCheck {
+    pub slot: Option<u16>,
+    pub cross_slot: bool,
+    pub readonly_client: bool,
+    pub asking: bool,
+}
+
+impl ClusterCheck {
+    /// The check for a script called by `c` with `keys` declared; `None` where none
+    /// applies.
+    pub fn for_caller(c: &ClientRef, keys: &[Bytes], cross_slot: bool) -> Option<ClusterCheck> {
+        let c = c.borrow();
+        if !crate::cluster::enabled() || c.repl.is_master || c.id == crate::client::REPLAY_CLIENT {
+            return None;
+        }
+        Some(ClusterCheck {
+            slot: keys.first().map(|k| crate::runtime::slots::key_slot(k)),
+            cross_slot,
+            readonly_client: c.cluster_readonly,
+            asking: c.asking,
+        })
+    }
+
+    /// Redis's refusal of `cmd` with `argv` inside the script, if any.
+    fn refuse(&mut self, cmd: &Command, argv: &[Bytes]) -> Option<Reply> {
+        use crate::cluster::{route, Query, Route};
+        let keys = cmd.key_indexes(argv);
+        let first = crate::runtime::slots::key_slot(argv.get(*keys.first()?)?);
+        let one_slot = keys
+            .iter()
+            .all(|&i| crate::runtime::slots::key_slot(&argv[i]) == first);
+        let multiple_keys = keys.iter().any(|&i| argv[i] != argv[keys[0]]);
+        let q = Query {
+            first,
+            one_slot,
+            multiple_keys,
+            write: cmd.is_write(),
+            readonly_client: self.readonly_client,
+            asking: self.asking,
+            migrate: false,
+            pubsub_shard: false,
+        };
+        if let Route::Refuse(e) = route(&q) {
+            let text = e.error_text().unwrap_or_default();
+            let why = if text.starts_with("CLUSTERDOWN The cluster is down and only accepts read") {
+                "ERR Script attempted to execute a write command while the cluster is down and readonly"
+            } else if text.starts_with("CLUSTERDOWN The cluster is down") {
+                "ERR Script attempted to execute a command while the cluster is down"
+            } else {
+                "ERR Script attempted to access a non local key in a cluster node"
+            };
+            return Some(Reply::err(why));
+        }
+        if !self.cross_slot {
+            match self.slot {
+                None => self.slot = Some(first),
+                Some(s) if s != first => {
+                    return Some(Reply::err(
+                        "ERR Script attempted to access keys that do not hash to the same slot",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
 }
 
 impl Script {
@@ -423,6 +501,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             moving: false,
             declared,
             stayed: true,
+            cluster: script.cluster.clone(),
         })
     });
     let clear = Clear;
@@ -498,6 +577,7 @@ fn run_on_shard(
             moving: false,
             declared: Some(slot),
             stayed: true,
+            cluster: script.cluster.clone(),
         })
     });
     let clear = Clear;
@@ -644,6 +724,9 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
             "ERR {} command is not allowed with BLOCK option from scripts",
             String::from_utf8_lossy(&argv[0])
         ));
+    }
+    if let Some(refusal) = run.cluster.as_mut().and_then(|c| c.refuse(cmd, &argv)) {
+        return refusal;
     }
     // (Redis counts a command that may replicate, such as PFCOUNT, as a write here.)
     if run.read_only && (cmd.is_write() || cmd.has_trait(traits::MAY_REPLICATE)) {
