@@ -1035,3 +1035,50 @@ fn scripts_touch_only_local_keys_in_one_slot() {
         "Shardis node against the redis-server node"
     );
 }
+
+/// `cluster-preferred-endpoint-type` ip / hostname / unknown-endpoint: the MOVED a
+/// Shardis node gives and its CLUSTER SLOTS (endpoint first, the other addresses in
+/// the map) are the redis-server node's, with some nodes announcing a hostname.
+#[test]
+fn preferred_endpoint_types_answer_as_redis() {
+    let (a, b, r) = (shardis_node(), shardis_node(), redis_node());
+    create(&[&a, &b, &r]);
+    await_formed_masters(&[a.port, b.port, r.port]);
+    // b announces a hostname, a and r do not.
+    let ok: String = query_port(
+        b.port,
+        None,
+        &["CONFIG", "SET", "cluster-announce-hostname", "node-b.test"],
+    )
+    .unwrap();
+    assert_eq!(ok, "OK");
+    let slots = |port: u16| shown(port, &["CLUSTER", "SLOTS"]);
+    // Both have learned b's hostname (gossip).
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            slots(a.port).contains("node-b.test") && slots(r.port).contains("node-b.test")
+        }),
+        "b's hostname never spread: {}",
+        slots(a.port)
+    );
+    let key_on_b = (0..10_000)
+        .map(|i| format!("ep:{i}"))
+        .find(|k| owner_of(b.port, k) == b.port)
+        .unwrap();
+    for kind in ["hostname", "unknown-endpoint", "ip"] {
+        for port in [a.port, r.port] {
+            let ok: String = query_port(
+                port,
+                None,
+                &["CONFIG", "SET", "cluster-preferred-endpoint-type", kind],
+            )
+            .unwrap();
+            assert_eq!(ok, "OK");
+        }
+        // The cron picks the option up within 100 ms.
+        std::thread::sleep(Duration::from_millis(300));
+        let moved = |port: u16| cli(&["-p", &port.to_string(), "GET", &key_on_b]);
+        assert_eq!(moved(a.port), moved(r.port), "MOVED with {kind}");
+        assert_eq!(slots(a.port), slots(r.port), "CLUSTER SLOTS with {kind}");
+    }
+}

@@ -258,6 +258,7 @@ pub fn cron(st: &mut State, cfg: &Config, now: u64) {
     st.allow_replica_migration = cfg.get_bool("cluster-allow-replica-migration");
     st.allow_reads_when_down = cfg.get_bool("cluster-allow-reads-when-down");
     st.allow_pubsubshard_when_down = cfg.get_bool("cluster-allow-pubsubshard-when-down");
+    st.endpoint = super::Endpoint::of(cfg);
     let myip = st.me().ip.clone();
     let a = announce_of(cfg, &myip);
     if a.from_config && st.me().ip != a.ip {

@@ -50,7 +50,7 @@
 //! slot commands a migration drives cost what they return.
 //!
 //! **Not yet here** (README): replica migration to orphaned masters,
-//! `cluster-replica-validity-factor`, `cluster-preferred-endpoint-type`.
+//! `cluster-replica-validity-factor`.
 
 pub mod bus;
 pub mod gossip;
@@ -203,6 +203,27 @@ pub struct State {
     pub allow_reads_when_down: bool,
     pub allow_pubsubshard_when_down: bool,
     pub announce: Announce,
+    /// `cluster-preferred-endpoint-type`: what redirects and CLUSTER SLOTS / SHARDS
+    /// give as a node's address.
+    pub endpoint: Endpoint,
+}
+
+/// `cluster-preferred-endpoint-type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Ip,
+    Hostname,
+    Unknown,
+}
+
+impl Endpoint {
+    pub fn of(cfg: &crate::config::Config) -> Endpoint {
+        match cfg.get("cluster-preferred-endpoint-type") {
+            Some("hostname") => Endpoint::Hostname,
+            Some("unknown-endpoint") => Endpoint::Unknown,
+            _ => Endpoint::Ip,
+        }
+    }
 }
 
 /// The address this node announces on the bus.
@@ -217,6 +238,18 @@ pub struct Announce {
 }
 
 impl State {
+    /// A node's address as redirects and CLUSTER SLOTS give it (Redis's
+    /// `getPreferredEndpoint`): its IP, its hostname (`?` if it announced none), or
+    /// nothing.
+    pub fn endpoint_of<'a>(&self, n: &'a Node) -> &'a str {
+        match self.endpoint {
+            Endpoint::Ip => &n.ip,
+            Endpoint::Hostname if n.hostname.is_empty() => "?",
+            Endpoint::Hostname => &n.hostname,
+            Endpoint::Unknown => "",
+        }
+    }
+
     pub fn me(&self) -> &Node {
         &self.nodes[&self.myself]
     }
@@ -363,6 +396,7 @@ impl State {
             allow_reads_when_down: cfg.get_bool("cluster-allow-reads-when-down"),
             allow_pubsubshard_when_down: cfg.get_bool("cluster-allow-pubsubshard-when-down"),
             announce: gossip::announce_of(cfg, ""),
+            endpoint: Endpoint::of(cfg),
         }
     }
 }
@@ -645,7 +679,7 @@ pub fn route(q: &Query) -> Route {
             return match st.nodes.get(to) {
                 Some(n) => Route::Check(SlotCheck::Migrating {
                     slot: q.first,
-                    to: format!("{}:{}", n.ip, n.port),
+                    to: format!("{}:{}", st.endpoint_of(n), n.port),
                 }),
                 None => Route::Here,
             };
@@ -670,7 +704,9 @@ pub fn route(q: &Query) -> Route {
         let n = &st.nodes[owner];
         Route::Refuse(Reply::error(format!(
             "MOVED {} {}:{}",
-            q.first, n.ip, n.port
+            q.first,
+            st.endpoint_of(n),
+            n.port
         )))
     })
     .unwrap_or(Route::Here)
@@ -699,7 +735,7 @@ pub fn blocked_redirect(slot: u16, readonly_read: bool) -> Option<crate::protoco
             None => Reply::err("CLUSTERDOWN Hash slot not served"),
             Some(o) => {
                 let n = &st.nodes[o];
-                Reply::error(format!("MOVED {slot} {}:{}", n.ip, n.port))
+                Reply::error(format!("MOVED {slot} {}:{}", st.endpoint_of(n), n.port))
             }
         })
     })

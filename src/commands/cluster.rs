@@ -566,13 +566,27 @@ fn info(st: &State) -> String {
     out
 }
 
-/// `[ip, port, id, {}]`: a node in CLUSTER SLOTS.
-fn slot_node(n: &node::Node) -> Reply {
+/// `[endpoint, port, id, {other addresses}]`: a node in CLUSTER SLOTS (Redis's
+/// `addNodeToNodeReply`): the preferred endpoint first (null for
+/// `unknown-endpoint`), then what else is known of its address.
+fn slot_node(st: &State, n: &node::Node) -> Reply {
+    use crate::cluster::Endpoint;
+    let first = match st.endpoint {
+        Endpoint::Unknown => Reply::Null,
+        _ => bulk(st.endpoint_of(n)),
+    };
+    let mut more = Vec::new();
+    if st.endpoint != Endpoint::Ip {
+        more.push((bulk("ip"), bulk(&n.ip)));
+    }
+    if st.endpoint != Endpoint::Hostname && !n.hostname.is_empty() {
+        more.push((bulk("hostname"), bulk(&n.hostname)));
+    }
     Reply::Array(vec![
-        bulk(&n.ip),
+        first,
         Reply::Int(n.port as i64),
         bulk(&n.name),
-        Reply::Map(vec![]),
+        Reply::Map(more),
     ])
 }
 
@@ -589,10 +603,10 @@ fn slots(st: &State) -> Reply {
             e += 1;
         }
         let n = &st.nodes[&owner];
-        let mut entry = vec![Reply::Int(s as i64), Reply::Int(e as i64), slot_node(n)];
+        let mut entry = vec![Reply::Int(s as i64), Reply::Int(e as i64), slot_node(st, n)];
         for r in st.nodes.values() {
             if r.slaveof.as_deref() == Some(owner.as_str()) && !r.has(node::FAIL) {
-                entry.push(slot_node(r));
+                entry.push(slot_node(st, r));
             }
         }
         out.push(Reply::Array(entry));
@@ -612,12 +626,11 @@ fn shard_node(st: &State, n: &node::Node) -> Reply {
         (bulk("id"), bulk(&n.name)),
         (bulk("port"), Reply::Int(n.port as i64)),
         (bulk("ip"), bulk(&n.ip)),
-        (bulk("endpoint"), bulk(&n.ip)),
+        (bulk("endpoint"), bulk(st.endpoint_of(n))),
     ];
     if !n.hostname.is_empty() {
         f.push((bulk("hostname"), bulk(&n.hostname)));
     }
-    let _ = st;
     f.push((bulk("role"), bulk(role)));
     f.push((bulk("replication-offset"), Reply::Int(n.repl_offset as i64)));
     f.push((bulk("health"), bulk(health)));
