@@ -1082,3 +1082,101 @@ fn preferred_endpoint_types_answer_as_redis() {
         assert_eq!(slots(a.port), slots(r.port), "CLUSTER SLOTS with {kind}");
     }
 }
+
+/// `cluster-replica-validity-factor`: a replica whose link to its failed master has
+/// been down longer than `repl-ping-replica-period` + node timeout × factor (beyond
+/// the node timeout) does not take over, and logs why, as Redis; with the factor at
+/// 0 it does.
+#[test]
+fn a_replica_with_stale_data_does_not_take_over() {
+    let masters: Vec<Server> = (0..3).map(|_| shardis_node()).collect();
+    create(&masters.iter().collect::<Vec<_>>());
+    let ports: Vec<u16> = masters.iter().map(|n| n.port).collect();
+    await_formed_masters(&ports);
+    // A replica for the first master, which may not fail over for now.
+    let replica = shardis_node();
+    let rp = replica.port.to_string();
+    let first = ports[0].to_string();
+    let bus = own_bus_port(masters[0].dir());
+    assert_eq!(
+        cli(&["-p", &rp, "CLUSTER", "MEET", "127.0.0.1", &first, &bus]),
+        "OK"
+    );
+    assert!(wait_until(Duration::from_secs(20), || {
+        cli(&["-p", &rp, "CLUSTER", "NODES"]).lines().count() == 4
+    }));
+    assert_eq!(
+        cli(&["-p", &rp, "CLUSTER", "REPLICATE", &myid(ports[0])]),
+        "OK"
+    );
+    for (k, v) in [
+        ("cluster-replica-no-failover", "yes"),
+        ("cluster-replica-validity-factor", "1"),
+        ("repl-ping-replica-period", "1"),
+    ] {
+        assert_eq!(cli(&["-p", &rp, "CONFIG", "SET", k, v]), "OK");
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            common::info_field(&mut replica.raw(), "master_link_status") == "up"
+        }),
+        "the replica never synced"
+    );
+    // Every master knows the replica, and the replica knows its master's config
+    // epoch (its election requests carry it; voters refuse an older one).
+    let master_id = myid(ports[0]);
+    assert!(wait_until(Duration::from_secs(20), || {
+        let known = ports.iter().all(|p| {
+            cli(&["-p", &p.to_string(), "CLUSTER", "NODES"]).contains(&format!("slave {master_id}"))
+        });
+        let epoch = cli(&["-p", &rp, "CLUSTER", "NODES"])
+            .lines()
+            .find(|l| l.starts_with(&master_id))
+            .and_then(|l| l.split(' ').nth(6).map(str::to_string))
+            .unwrap_or_default();
+        known && epoch != "0" && !epoch.is_empty()
+    }));
+    let mut masters = masters.into_iter();
+    masters.next().unwrap().crash();
+    // Link down for 8 s: 8 - 2 (node timeout) > 1 + 2 × 1.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        cli(&[
+            "-p",
+            &rp,
+            "CONFIG",
+            "SET",
+            "cluster-replica-no-failover",
+            "no"
+        ]),
+        "OK"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || replica.log_text().contains(
+            "Currently unable to failover: Disconnected from master for longer than allowed"
+        )),
+        "no log line:\n{}",
+        replica.log_text()
+    );
+    assert_eq!(role_word(replica.port), "slave");
+    // Without the limit it takes over.
+    assert_eq!(
+        cli(&[
+            "-p",
+            &rp,
+            "CONFIG",
+            "SET",
+            "cluster-replica-validity-factor",
+            "0"
+        ]),
+        "OK"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || role_word(replica.port)
+            == "master"),
+        "{}\n{}\n{}",
+        cli(&["-p", &rp, "CLUSTER", "NODES"]),
+        replica.log_text(),
+        masters.map(|m| m.log_text()).collect::<Vec<_>>().join("\n")
+    );
+}

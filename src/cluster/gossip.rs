@@ -940,6 +940,22 @@ pub fn set_master(st: &mut State, master: &str) {
     st.fx.save_config = true;
 }
 
+/// "Currently unable to failover: <why>" (Redis's `clusterLogCantFailover`): again
+/// only when the reason changes or after 10 s, and not in the first node timeout +
+/// 5 s after the master was marked failed.
+fn log_cant_failover(st: &mut State, now: u64, master_fail_time: u64, why: &'static str) {
+    let (last, reason) = st.cant_failover_logged;
+    if reason == why && now.saturating_sub(last) < 10_000 {
+        return;
+    }
+    st.cant_failover_logged.1 = why;
+    if now.saturating_sub(master_fail_time) < st.node_timeout + 5000 {
+        return;
+    }
+    st.cant_failover_logged.0 = now;
+    crate::log::warning(&format!("Currently unable to failover: {why}"));
+}
+
 /// A replica of a failed master with slots: wait a delay that grows with our rank
 /// (replicas with less data wait longer), ask the masters for their votes in a new
 /// epoch, and take over once a majority voted (Redis's `clusterHandleSlaveFailover`).
@@ -959,6 +975,24 @@ pub fn handle_replica_failover(st: &mut State, cfg: &Config, now: u64) {
     };
     let manual = st.mf_end != 0 && st.mf_can_start;
     if (!m.has(node::FAIL) && !manual) || m.numslots == 0 {
+        return;
+    }
+    let master_fail_time = m.fail_time;
+    // `cluster-replica-validity-factor`: a replica cut off from its master for too
+    // long has data too old to take over with (a manual failover still may).
+    let mut data_age = st.repl_data_age_ms;
+    if data_age > st.node_timeout {
+        data_age -= st.node_timeout;
+    }
+    let factor = cfg.get_int("cluster-replica-validity-factor").max(0) as u64;
+    let ping_period = cfg.get_int("repl-ping-replica-period").max(0) as u64 * 1000;
+    if factor > 0 && data_age > ping_period + st.node_timeout * factor && !manual {
+        log_cant_failover(
+            st,
+            now,
+            master_fail_time,
+            "Disconnected from master for longer than allowed. Please check the 'cluster-replica-validity-factor' configuration option.",
+        );
         return;
     }
     let auth_timeout = (st.node_timeout * 2).max(2000);

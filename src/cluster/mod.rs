@@ -49,8 +49,7 @@
 //! The keys of each slot are indexed per shard (`storage::db::SlotKeys`), so the
 //! slot commands a migration drives cost what they return.
 //!
-//! **Not yet here** (README): replica migration to orphaned masters,
-//! `cluster-replica-validity-factor`.
+//! **Not yet here** (README): replica migration to orphaned masters.
 
 pub mod bus;
 pub mod gossip;
@@ -194,6 +193,11 @@ pub struct State {
     /// Our replication offset (a master's stream end, a replica's processed offset),
     /// refreshed by every cron: messages carry it, and replicas rank by it.
     pub repl_offset: u64,
+    /// A replica's [`crate::replication::data_age_ms`], for
+    /// `cluster-replica-validity-factor`.
+    pub repl_data_age_ms: u64,
+    /// When "Currently unable to failover" was last logged (ms), and why.
+    pub cant_failover_logged: (u64, &'static str),
     pub cron_iterations: u64,
     pub fx: Effects,
     /// From the configuration, refreshed by every cron.
@@ -384,6 +388,8 @@ impl State {
             failover_auth_epoch: 0,
             failover_auth_count: 0,
             repl_offset: 0,
+            repl_data_age_ms: 0,
+            cant_failover_logged: (0, ""),
             mf_end: 0,
             mf_can_start: false,
             mf_master_offset: None,
@@ -564,8 +570,10 @@ pub async fn run(shards: Rc<Shards>) {
         crate::runtime::backend::sleep(std::time::Duration::from_millis(100)).await;
         let cfg = shards.local.borrow().config.clone();
         let offset = crate::replication::of(&shards.server).lock().end;
+        let data_age = crate::replication::data_age_ms(&shards.server);
         with(&shards, |st| {
             st.repl_offset = offset;
+            st.repl_data_age_ms = data_age;
             gossip::cron(st, &cfg, crate::clock::now_ms())
         });
     }

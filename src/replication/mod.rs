@@ -202,6 +202,23 @@ pub fn save_info(server: &ServerInfo) -> Vec<(String, String)> {
     ]
 }
 
+/// How old a replica's data may be, in ms, as Redis's cluster failover judges it:
+/// since the last byte from the master while the link is up, else since the link
+/// went down (whole seconds, as Redis counts them); 0 on a master.
+pub fn data_age_ms(server: &ServerInfo) -> u64 {
+    let s = of(server).lock();
+    if !matches!(s.role, Role::Replica { .. }) {
+        return 0;
+    }
+    let now = crate::clock::now_ms() / 1000;
+    let since = if s.link == LinkState::Up {
+        s.last_io_ms
+    } else {
+        s.down_since_ms
+    } / 1000;
+    now.saturating_sub(since) * 1000
+}
+
 /// True if this server is a replica whose link to its master is up.
 pub fn link_up(server: &ServerInfo) -> bool {
     server.replication.lock().link == LinkState::Up
