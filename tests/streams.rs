@@ -134,7 +134,7 @@ fn commands_and_errors_match_redis() {
             "XSETID t 5-0",
             "XSETID t 10-0",
             "XADD t 9-0 a b",
-            "XADD t * a b",
+            "XADD t 12-* a b",
             "XSETID t 1-0 ENTRIESADDED 1",
             "XSETID t 99999999999999-0 ENTRIESADDED 0",
             "XSETID t 99999999999999-0 ENTRIESADDED -1",

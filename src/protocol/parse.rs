@@ -94,6 +94,24 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&b| b == needle)
 }
 
+/// C's optional sign at `s[i]`, as `strtod` / `strtoull` read it: the index after
+/// it, and whether it was a minus.
+pub fn c_sign(s: &[u8], i: usize) -> (usize, bool) {
+    match s.get(i) {
+        Some(b'-') => (i + 1, true),
+        Some(b'+') => (i + 1, false),
+        _ => (i, false),
+    }
+}
+
+/// The first index at or after `i` that C's `isspace` does not skip.
+pub fn c_skip_space(s: &[u8], i: usize) -> usize {
+    i + s[i.min(s.len())..]
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+        .count()
+}
+
 /// Parse a decimal integer as Redis's `string2ll` does: optional '-', no '+', no
 /// leading zeros (except "0"), no spaces, fits in i64.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {

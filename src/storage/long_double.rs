@@ -289,17 +289,8 @@ fn parse_decimal(neg: bool, s: &[u8]) -> Option<LongDouble> {
     let mut exp10: i64 = 0;
     if i < s.len() && (s[i] == b'e' || s[i] == b'E') {
         i += 1;
-        let eneg = match s.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
+        let eneg;
+        (i, eneg) = crate::protocol::parse::c_sign(s, i);
         let start = i;
         while i < s.len() && s[i].is_ascii_digit() {
             exp10 = (exp10 * 10 + (s[i] - b'0') as i64).min(1 << 40);
@@ -389,17 +380,8 @@ fn parse_hex(neg: bool, s: &[u8]) -> Option<LongDouble> {
     }
     if i < s.len() && s[i] == b'p' {
         i += 1;
-        let eneg = match s.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
+        let eneg;
+        (i, eneg) = crate::protocol::parse::c_sign(s, i);
         let start = i;
         let mut e: i64 = 0;
         while i < s.len() && s[i].is_ascii_digit() {

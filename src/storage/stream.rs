@@ -115,21 +115,9 @@ fn string_to_u64(s: &[u8]) -> Option<u64> {
     if let Some(i) = crate::storage::listpack::string_to_int(s) {
         return u64::try_from(i).ok();
     }
-    let mut i = 0;
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
-        i += 1;
-    }
-    let negative = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let mut i = crate::protocol::parse::c_skip_space(s, 0);
+    let negative;
+    (i, negative) = crate::protocol::parse::c_sign(s, i);
     let digits = &s[i..];
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;

@@ -189,21 +189,9 @@ fn parse_lex_item(b: &[u8]) -> Option<(LexItem, bool)> {
 /// what glibc accepts: leading white space, a sign, decimal with exponent, `0x` hex
 /// floats with a `p` exponent, `inf`, `infinity` and `nan`.
 pub fn strtod(s: &[u8]) -> (f64, usize, bool) {
-    let mut i = 0;
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        i += 1;
-    }
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let mut i = crate::protocol::parse::c_skip_space(s, 0);
+    let neg;
+    (i, neg) = crate::protocol::parse::c_sign(s, i);
     let sign = |v: f64| if neg { -v } else { v };
     let rest = &s[i..];
     let starts = |w: &[u8]| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w);
@@ -307,17 +295,8 @@ fn parse_hex(s: &[u8]) -> Option<(f64, usize, bool)> {
     }
     if i < s.len() && (s[i] | 0x20) == b'p' {
         let mut k = i + 1;
-        let eneg = match s.get(k) {
-            Some(b'-') => {
-                k += 1;
-                true
-            }
-            Some(b'+') => {
-                k += 1;
-                false
-            }
-            _ => false,
-        };
+        let eneg;
+        (k, eneg) = crate::protocol::parse::c_sign(s, k);
         if k < s.len() && s[k].is_ascii_digit() {
             let mut e: i64 = 0;
             while k < s.len() && s[k].is_ascii_digit() {
