@@ -412,12 +412,7 @@ fn blocked_readers_are_served_from_other_cores() {
 
 #[test]
 fn replicas_and_the_aof_get_the_ids_and_trims_the_master_chose() {
-    let dbg = ["--enable-debug-command", "yes"];
-    let master = Server::shardis_with(SHARDS, &dbg);
-    let replica = Server::shardis_with(SHARDS, &dbg);
-    let redis_replica = Server::redis_with(&dbg);
-    follow(&replica, &master);
-    follow(&redis_replica, &master);
+    let (master, replica, redis_replica) = master_and_replicas();
     let mut m = master.raw();
     for i in 0..500 {
         let v = i.to_string();
@@ -525,12 +520,7 @@ fn groups_move_both_ways_with_dump_and_restore() {
 
 #[test]
 fn replicas_get_the_groups_the_master_has() {
-    let dbg = ["--enable-debug-command", "yes"];
-    let master = Server::shardis_with(SHARDS, &dbg);
-    let replica = Server::shardis_with(SHARDS, &dbg);
-    let redis_replica = Server::redis_with(&dbg);
-    follow(&replica, &master);
-    follow(&redis_replica, &master);
+    let (master, replica, redis_replica) = master_and_replicas();
     let mut m = master.raw();
     with_groups(&mut m, "q");
     m.cmd(&["XAUTOCLAIM", "q", "g1", "z", "0", "0", "COUNT", "3"]);
@@ -657,4 +647,16 @@ fn blocked_group_readers() {
         Frame::Error("UNBLOCKED the stream key no longer exists".into())
     );
     await_blocked(&mut w, 0);
+}
+
+/// A Shardis master followed by a Shardis and a redis-server replica, all with DEBUG
+/// (for DEBUG DIGEST).
+fn master_and_replicas() -> (Server, Server, Server) {
+    let dbg = ["--enable-debug-command", "yes"];
+    let master = Server::shardis_with(SHARDS, &dbg);
+    let replica = Server::shardis_with(SHARDS, &dbg);
+    let redis_replica = Server::redis_with(&dbg);
+    follow(&replica, &master);
+    follow(&redis_replica, &master);
+    (master, replica, redis_replica)
 }

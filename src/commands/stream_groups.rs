@@ -319,13 +319,11 @@ fn xgroup_setid(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 fn xgroup_target<'a>(ctx: &'a mut Ctx, argv: &[Bytes]) -> Result<&'a mut Stream, Reply> {
     let (key, group) = (&argv[2], &argv[3]);
     let s = write_stream(ctx, key)?.ok_or_else(|| Reply::err(NEEDS_KEY))?;
-    Ok(s).and_then(|s| {
-        if s.group(group).is_none() && argv.len() == 5 {
-            Err(no_group_for_key(group, key))
-        } else {
-            Ok(s)
-        }
-    })
+    // CREATECONSUMER / DELCONSUMER (5 arguments) need the group; DESTROY answers 0.
+    if s.group(group).is_none() && argv.len() == 5 {
+        return Err(no_group_for_key(group, key));
+    }
+    Ok(s)
 }
 
 /// XGROUP DESTROY key group: 1 if it existed.
