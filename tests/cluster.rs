@@ -463,6 +463,14 @@ fn owner_of(viewer: u16, key: &str) -> u16 {
     }
 }
 
+/// The first of `prefix`0, `prefix`1 ... that the node at `port` serves.
+fn key_served_by(port: u16, prefix: &str) -> String {
+    (0..10_000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|k| owner_of(port, k) == port)
+        .expect("a key on every node")
+}
+
 #[test]
 fn replicas_serve_readonly_reads_and_take_over_a_dead_master() {
     let nodes: Vec<Server> = (0..6)
@@ -918,12 +926,7 @@ fn clients_blocked_on_a_slot_that_moves_away_are_redirected() {
     create(&[&a, &b, &r]);
     await_formed_masters(&[a.port, b.port, r.port]);
     // A key served by each node, and where its slot goes.
-    let key_on = |port: u16| {
-        (0..10_000)
-            .map(|i| format!("blk:{i}"))
-            .find(|k| owner_of(port, k) == port)
-            .expect("a key on every node")
-    };
+    let key_on = |port: u16| key_served_by(port, "blk:");
     let cases = [
         (a.port, b.port, "BLPOP"),
         (b.port, a.port, "XREAD"),
@@ -1061,10 +1064,7 @@ fn preferred_endpoint_types_answer_as_redis() {
         "b's hostname never spread: {}",
         slots(a.port)
     );
-    let key_on_b = (0..10_000)
-        .map(|i| format!("ep:{i}"))
-        .find(|k| owner_of(b.port, k) == b.port)
-        .unwrap();
+    let key_on_b = key_served_by(b.port, "ep:");
     for kind in ["hostname", "unknown-endpoint", "ip"] {
         for port in [a.port, r.port] {
             let ok: String = query_port(
