@@ -11,6 +11,7 @@ use super::State;
 use crate::config::Config;
 use crate::runtime::slots::SLOTS;
 use crate::runtime::Shards;
+use std::collections::BTreeMap;
 
 /// The bus port: `cluster-port`, else port + 10000.
 pub fn bus_port(cfg: &Config) -> u16 {
@@ -379,7 +380,104 @@ pub fn cron(st: &mut State, cfg: &Config, now: u64) {
     }
     handle_manual_failover(st, now);
     handle_replica_failover(st, cfg, now);
+    handle_replica_migration(st, cfg, now);
     update_state(st, now);
+}
+
+/// A replica of a master with more working replicas than any other moves to a
+/// master left with none (Redis's `clusterCron` tail and
+/// `clusterHandleSlaveMigration`).
+///
+/// Orphaned: a working master with slots, no replica that is not FAIL, and the local
+/// MIGRATE_TO flag (it had replicas, took over from a master that had, or got its
+/// first slot while other masters had replicas). One replica moves, chosen without
+/// messages: the cluster must be ok, our master must keep more working (neither
+/// FAIL nor PFAIL) replicas than `cluster-migration-barrier`, we must have the
+/// smallest name among the replicas of the masters with the most working replicas
+/// (at least two), and the target must have been orphaned for 5 s, so that the
+/// replicas of a failed-over master have time to announce their new master first.
+fn handle_replica_migration(st: &mut State, cfg: &Config, now: u64) {
+    const DELAY_MS: u64 = 5000;
+    let me = st.me();
+    let Some(my_master) = me.slaveof.clone().filter(|_| me.has(node::SLAVE)) else {
+        return;
+    };
+    if !st.allow_replica_migration {
+        return;
+    }
+    // Working replicas per master, we included.
+    let mut ok_replicas: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in st.nodes.values().filter(|n| !n.has(node::FAIL)) {
+        if let Some(m) = &n.slaveof {
+            *ok_replicas.entry(m.as_str()).or_default() += 1;
+        }
+    }
+    let ok_of = |n: &Node| ok_replicas.get(n.name.as_str()).copied().unwrap_or(0);
+    let (mut orphans, mut max, mut mine) = (0, 0, 0);
+    for n in st.nodes.values() {
+        if n.flags & (node::MYSELF | node::NOADDR | node::HANDSHAKE) != 0
+            || !n.is_master()
+            || n.has(node::FAIL)
+        {
+            continue;
+        }
+        let ok = ok_of(n);
+        if ok == 0 && n.numslots > 0 && n.has(node::MIGRATE_TO) {
+            orphans += 1;
+        }
+        max = max.max(ok);
+        if n.name == my_master {
+            mine = ok;
+        }
+    }
+    if orphans == 0 || max < 2 || mine != max || !st.ok {
+        return;
+    }
+    let barrier = cfg.get_int("cluster-migration-barrier").max(0) as usize;
+    let staying = st
+        .nodes
+        .values()
+        .filter(|n| n.slaveof.as_deref() == Some(my_master.as_str()))
+        .filter(|n| n.flags & (node::FAIL | node::PFAIL) == 0)
+        .count();
+    if staying <= barrier {
+        return;
+    }
+    let mut target = None;
+    let mut candidate = st.myself.as_str();
+    let mut orphaned = Vec::new();
+    for n in st.nodes.values() {
+        let is_orphan =
+            n.is_master() && !n.has(node::FAIL) && n.has(node::MIGRATE_TO) && ok_of(n) == 0;
+        orphaned.push((n.name.clone(), is_orphan));
+        if is_orphan && target.is_none() && n.numslots > 0 {
+            target = Some(n.name.clone());
+        }
+        if n.is_master() && ok_of(n) == max {
+            for r in st.nodes.values() {
+                if r.slaveof.as_deref() == Some(n.name.as_str()) && r.name.as_str() < candidate {
+                    candidate = r.name.as_str();
+                }
+            }
+        }
+    }
+    let chosen = candidate == st.myself;
+    drop(ok_replicas);
+    for (name, is_orphan) in orphaned {
+        let n = st.nodes.get_mut(&name).expect("listed above");
+        n.orphaned_time = match (is_orphan, n.orphaned_time) {
+            (false, _) => 0,
+            (true, 0) => now,
+            (true, t) => t,
+        };
+    }
+    let Some(target) = target else {
+        return;
+    };
+    if chosen && now.saturating_sub(st.nodes[&target].orphaned_time) > DELAY_MS {
+        crate::log::warning(&format!("Migrating to orphaned master {target}"));
+        set_master(st, &target);
+    }
 }
 
 fn send_ping_to(st: &mut State, name: &str, now: u64) {
@@ -550,10 +648,7 @@ pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8
         if let Some(s) = &sender {
             // Master or replica, as the sender says.
             if h.slaveof == [0; node::NAMELEN] {
-                let n = st.nodes.get_mut(s).expect("known");
-                if n.has(node::SLAVE) {
-                    n.flags = (n.flags & !node::SLAVE) | node::MASTER;
-                    n.slaveof = None;
+                if st.set_node_as_master(s) {
                     st.fx.save_config = true;
                 }
             } else {
@@ -569,9 +664,8 @@ pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8
                     }
                 }
                 let known = st.nodes.contains_key(&master);
-                let n = st.nodes.get_mut(s).expect("known");
-                if known && n.slaveof.as_deref() != Some(master.as_str()) {
-                    n.slaveof = Some(master);
+                if known && st.nodes[s].slaveof.as_deref() != Some(master.as_str()) {
+                    st.set_replica_of(s, Some(&master));
                     st.fx.save_config = true;
                 }
             }
@@ -697,6 +791,7 @@ pub fn process(st: &mut State, link: &LinkInfo, m: Message) -> Result<Vec<Vec<u8
             let known = st.nodes.get(&owner).map(|n| n.config_epoch);
             if let Some(epoch) = known {
                 if epoch < *config_epoch {
+                    st.set_node_as_master(&owner);
                     st.nodes.get_mut(&owner).expect("known").config_epoch = *config_epoch;
                     update_slots_config_with(st, &owner, *config_epoch, slots, now);
                     st.fx.save_config = true;
@@ -931,7 +1026,8 @@ pub fn set_master(st: &mut State, master: &str) {
     }
     let me = st.me_mut();
     me.flags = (me.flags & !(node::MASTER | node::MIGRATE_TO)) | node::SLAVE;
-    me.slaveof = Some(master.to_string());
+    let myself = st.myself.clone();
+    st.set_replica_of(&myself, Some(master));
     let addr = st.nodes.get(master).map(|m| (m.ip.clone(), m.port));
     st.fx.replicate = addr.map(Some);
     st.failover_auth_time = 0;
@@ -1059,11 +1155,9 @@ fn replace_master(st: &mut State, old: &str, now: u64) {
         .filter(|s| st.slots[*s].as_deref() == Some(old))
         .collect();
     let epoch = st.failover_auth_epoch;
-    let me = st.me_mut();
-    me.flags = (me.flags & !node::SLAVE) | node::MASTER;
-    me.slaveof = None;
-    me.config_epoch = epoch;
     let myself = st.myself.clone();
+    st.set_node_as_master(&myself);
+    st.me_mut().config_epoch = epoch;
     for s in slots {
         st.assign(s, Some(&myself));
     }

@@ -49,7 +49,11 @@
 //! The keys of each slot are indexed per shard (`storage::db::SlotKeys`), so the
 //! slot commands a migration drives cost what they return.
 //!
-//! **Not yet here** (README): replica migration to orphaned masters.
+//! **Replica migration** (`gossip::handle_replica_migration`): a master left with no
+//! working replica, that had one or took over from one that had, is orphaned; after
+//! 5 s, one replica of a master with the most working replicas (at least two, and
+//! more than `cluster-migration-barrier`) moves to it: the one with the smallest
+//! name, so that the replicas agree without messages.
 
 pub mod bus;
 pub mod gossip;
@@ -285,8 +289,15 @@ impl State {
             }
         }
         if let Some(o) = owner {
+            // A master's first slot makes it a target for replica migration when
+            // other masters have replicas (Redis's `clusterNodeSetSlotBit`).
+            let first = self.nodes.get(o).is_some_and(|n| n.numslots == 0);
+            let target = first && self.masters_have_replicas();
             if let Some(n) = self.nodes.get_mut(o) {
                 n.set_slot(slot, true);
+                if target {
+                    n.flags |= node::MIGRATE_TO;
+                }
                 self.slots[slot] = Some(o.to_string());
             }
         }
@@ -327,6 +338,57 @@ impl State {
         }
     }
 
+    /// Whether any master has a replica (Redis's `clusterMastersHaveSlaves`).
+    fn masters_have_replicas(&self) -> bool {
+        self.nodes.values().any(|n| {
+            n.slaveof
+                .as_ref()
+                .and_then(|m| self.nodes.get(m))
+                .is_some_and(|m| !m.has(node::SLAVE))
+        })
+    }
+
+    /// Make `name` a replica of `master`, or of nobody. Masters keep their local
+    /// MIGRATE_TO flag as Redis's `clusterNodeAddSlave` / `clusterNodeRemoveSlave`
+    /// do: gained with a replica, lost with the last one. (Our replica lists are
+    /// the nodes naming a master, so "the last one" is read from them.)
+    pub fn set_replica_of(&mut self, name: &str, master: Option<&str>) {
+        let Some(n) = self.nodes.get_mut(name) else {
+            return;
+        };
+        let old = std::mem::replace(&mut n.slaveof, master.map(str::to_string));
+        if let Some(old) = old.filter(|o| Some(o.as_str()) != master) {
+            let orphaned = !self
+                .nodes
+                .values()
+                .any(|n| n.slaveof.as_deref() == Some(old.as_str()));
+            if let Some(m) = self.nodes.get_mut(&old).filter(|_| orphaned) {
+                m.flags &= !node::MIGRATE_TO;
+            }
+        }
+        if let Some(m) = master.and_then(|m| self.nodes.get_mut(m)) {
+            m.flags |= node::MIGRATE_TO;
+        }
+    }
+
+    /// A node we knew as a replica now acts as a master (Redis's
+    /// `clusterSetNodeAsMaster`). Another node that took over from a master becomes
+    /// a target for replica migration; true if anything changed.
+    pub fn set_node_as_master(&mut self, name: &str) -> bool {
+        let Some(n) = self.nodes.get(name).filter(|n| !n.is_master()) else {
+            return false;
+        };
+        let had_master = n.slaveof.is_some();
+        self.set_replica_of(name, None);
+        let me = name == self.myself;
+        let n = self.nodes.get_mut(name).expect("looked up above");
+        if had_master && !me {
+            n.flags |= node::MIGRATE_TO;
+        }
+        n.flags = (n.flags & !node::SLAVE) | node::MASTER;
+        true
+    }
+
     /// Forget a node: its slots become unassigned, its link closes, reports by it go,
     /// and so do migrations to or from it.
     pub fn delete_node(&mut self, name: &str) {
@@ -350,6 +412,7 @@ impl State {
                 self.set_importing(s, None);
             }
         }
+        self.set_replica_of(name, None);
         for n in self.nodes.values_mut() {
             n.fail_reports.retain(|(by, _)| by != name);
             if n.slaveof.as_deref() == Some(name) {

@@ -65,6 +65,9 @@ pub struct Node {
     pub link_ctime: u64,
     /// Masters that reported it PFAIL or FAIL, and when.
     pub fail_reports: Vec<(String, u64)>,
+    /// Since when a master has been seen orphaned (a migration target without a
+    /// working replica) by a replica considering migration; 0: not orphaned.
+    pub orphaned_time: u64,
 }
 
 impl Node {
@@ -91,6 +94,7 @@ impl Node {
             link: None,
             link_ctime: 0,
             fail_reports: Vec::new(),
+            orphaned_time: 0,
         }
     }
 

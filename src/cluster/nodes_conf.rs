@@ -200,7 +200,7 @@ pub fn load(st: &mut State, text: &str, now: u64) -> Result<(), String> {
             st.nodes
                 .insert(master.clone(), Node::new(master.clone(), node::NOADDR, now));
         }
-        st.nodes.get_mut(&replica).expect("just loaded").slaveof = Some(master);
+        st.set_replica_of(&replica, Some(&master));
     }
     for (slot, migrating, other) in open {
         if !st.nodes.contains_key(&other) {
