@@ -17,6 +17,15 @@
 //!   before loading its master's data under `replica-lazy-flush`. The values are
 //!   out of the keyspace before the command answers, so nothing can see them again:
 //!   only their memory is given back later.
+//! - **The server's own deletions**: a key deleted by expiry (active, lazy, or an
+//!   EXPIRE / GETEX deadline in the past) under `lazyfree-lazy-expire`, by eviction
+//!   under `lazyfree-lazy-eviction`, and a value a command deletes or overwrites
+//!   (SET over a big set, a *STORE's destination, RENAME's target) under
+//!   `lazyfree-lazy-server-del` go the same way. These deletions happen deep in
+//!   storage (`Db`), which holds no configuration, so the three switches are
+//!   process-wide atomics ([`Switches`]), written by every shard when it takes a
+//!   new configuration (they are the same on every shard). Expiries and evictions
+//!   freed this way are propagated as UNLINK, as Redis does.
 //! - **Counting**: INFO `lazyfree_pending_objects` (sent, not yet freed; a database
 //!   counts its keys) and `lazyfreed_objects` (freed so far; CONFIG RESETSTAT zeroes
 //!   it). `used_memory` drops as the thread frees (the allocator counts frees on
@@ -24,7 +33,7 @@
 
 use crate::storage::db::Entry;
 use crate::storage::{CompactBytes, Dict, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::OnceLock;
 
@@ -78,6 +87,50 @@ fn send(job: Job, objects: u64) {
             drop(job);
             PENDING.fetch_sub(objects, Ordering::Relaxed);
         }
+    }
+}
+
+/// `lazyfree-lazy-expire`, `lazyfree-lazy-eviction`, `lazyfree-lazy-server-del`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Switches {
+    pub expire: bool,
+    pub eviction: bool,
+    pub server_del: bool,
+}
+
+static LAZY_EXPIRE: AtomicBool = AtomicBool::new(false);
+static LAZY_EVICTION: AtomicBool = AtomicBool::new(false);
+static LAZY_SERVER_DEL: AtomicBool = AtomicBool::new(false);
+
+/// Take the configuration's switches.
+pub fn set_switches(s: Switches) {
+    LAZY_EXPIRE.store(s.expire, Ordering::Relaxed);
+    LAZY_EVICTION.store(s.eviction, Ordering::Relaxed);
+    LAZY_SERVER_DEL.store(s.server_del, Ordering::Relaxed);
+}
+
+/// `lazyfree-lazy-expire`.
+pub fn lazy_expire() -> bool {
+    LAZY_EXPIRE.load(Ordering::Relaxed)
+}
+
+/// `lazyfree-lazy-eviction`.
+pub fn lazy_eviction() -> bool {
+    LAZY_EVICTION.load(Ordering::Relaxed)
+}
+
+/// Free `v`, a value a command deleted or replaced as a side effect: lazily under
+/// `lazyfree-lazy-server-del`, else now.
+pub fn server_del(v: Value) {
+    if LAZY_SERVER_DEL.load(Ordering::Relaxed) {
+        free(v);
+    }
+}
+
+/// Free `v` lazily if `lazy`, else now.
+pub fn free_if(lazy: bool, v: Value) {
+    if lazy {
+        free(v);
     }
 }
 

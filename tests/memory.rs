@@ -253,3 +253,89 @@ fn unlink_and_async_flushes_free_in_the_background_as_redis_counts() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+/// Every file under `dir`, read whole, joined (an AOF's parts, whatever the layout).
+fn files_under(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.extend(b);
+        }
+    }
+    out
+}
+
+#[test]
+fn expiry_eviction_and_server_deletions_free_lazily_under_their_switches() {
+    let mut seen = Vec::new();
+    for server in [
+        Server::redis_with(&["--appendonly", "yes"]),
+        Server::shardis_with(2, &["--appendonly", "yes"]),
+    ] {
+        let mut c = server.raw();
+        let mut out = Vec::new();
+        let mut step = |c: &mut RawConn, what: &str, args: &[&str]| {
+            let reply = show(&c.cmd(args));
+            out.push(format!("{what}: {reply} {:?}", lazyfree_counters(c)));
+        };
+        // Switches off: every deletion frees at once.
+        big_set(&mut c, "big", 1000);
+        step(&mut c, "expire off", &["EXPIRE", "big", "-1"]);
+        // lazyfree-lazy-expire: a deadline in the past, and a key that expires.
+        c.cmd(&["CONFIG", "SET", "lazyfree-lazy-expire", "yes"]);
+        big_set(&mut c, "big", 1000);
+        step(&mut c, "expire in the past", &["EXPIRE", "big", "-1"]);
+        big_set(&mut c, "big{a}", 1000);
+        big_set(&mut c, "big{b}", 1000);
+        c.cmd(&["PEXPIRE", "big{a}", "1"]);
+        c.cmd(&["PEXPIRE", "big{b}", "1"]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        step(&mut c, "expired", &["EXISTS", "big{a}", "big{b}"]);
+        // lazyfree-lazy-server-del: values a command overwrites or deletes.
+        big_set(&mut c, "big1", 1000);
+        step(&mut c, "set over, off", &["SET", "big1", "x"]);
+        c.cmd(&["CONFIG", "SET", "lazyfree-lazy-server-del", "yes"]);
+        big_set(&mut c, "big2", 1000);
+        step(&mut c, "set over", &["SET", "big2", "x"]);
+        big_set(&mut c, "{s}big", 1000);
+        c.cmd(&["SADD", "{s}small", "a"]);
+        step(
+            &mut c,
+            "store over",
+            &["SUNIONSTORE", "{s}big", "{s}small", "{s}small"],
+        );
+        big_set(&mut c, "{s}big", 1000);
+        step(&mut c, "rename over", &["RENAME", "{s}small", "{s}big"]);
+        // lazyfree-lazy-eviction: a limit below anything evicts every key.
+        c.cmd(&["FLUSHALL", "SYNC"]);
+        c.cmd(&["CONFIG", "SET", "lazyfree-lazy-eviction", "yes"]);
+        for k in ["e1", "e2", "e3"] {
+            big_set(&mut c, k, 1000);
+        }
+        c.cmd(&["SET", "small", "v"]);
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+        c.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+        common::wait_until(std::time::Duration::from_secs(10), || {
+            c.cmd(&["DBSIZE"]) == Frame::Int(0)
+        });
+        step(&mut c, "evicted", &["DBSIZE"]);
+        out.push(format!(
+            "evicted_keys {}",
+            info_field(&mut c, "evicted_keys")
+        ));
+        c.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+        // Expiries and evictions freed lazily are propagated as UNLINK.
+        let aof = files_under(server.dir());
+        let count = |word: &[u8]| aof.windows(word.len()).filter(|w| *w == word).count();
+        out.push(format!(
+            "aof: UNLINK {} DEL {}",
+            count(b"\r\nUNLINK\r\n"),
+            count(b"\r\nDEL\r\n")
+        ));
+        seen.push(out);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

@@ -327,7 +327,7 @@ fn bitop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if len > 0 {
         ctx.db().set(dest, Value::Str(StrValue::raw(result)), false);
         ctx.notify(notify::STRING, "set", dest);
-    } else if ctx.db().remove(dest).is_some() {
+    } else if ctx.db().delete(dest) {
         ctx.notify(notify::GENERIC, "del", dest);
     }
     Reply::Int(len as i64)

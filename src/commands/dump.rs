@@ -103,7 +103,7 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(v) => v,
         Err(e) => return Reply::err(e),
     };
-    let deleted = replace && ctx.db().remove(key).is_some();
+    let deleted = replace && ctx.db().delete(key);
     let deadline = match (ttl, absttl) {
         (0, _) => None,
         (t, true) => Some(t as u64),

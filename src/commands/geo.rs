@@ -654,7 +654,7 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
     let Some(z) = zset else {
         return match storekey {
             Some(dest) => {
-                if ctx.db().remove(dest).is_some() {
+                if ctx.db().delete(dest) {
                     ctx.notify(notify::GENERIC, "del", dest);
                 }
                 Reply::Int(0)
@@ -727,7 +727,7 @@ fn search_generic(ctx: &mut Ctx, argv: &[Bytes], src: usize, variant: Variant) -
     };
     let dest = dest.clone();
     if returned == 0 {
-        if ctx.db().remove(&dest).is_some() {
+        if ctx.db().delete(&dest) {
             ctx.notify(notify::GENERIC, "del", &dest);
         }
         return Reply::Int(0);

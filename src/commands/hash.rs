@@ -265,7 +265,7 @@ fn hdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         ctx.notify(notify::HASH, "hdel", key);
     }
     if emptied {
-        ctx.db().remove(key);
+        ctx.db().delete(key);
         ctx.notify(notify::GENERIC, "del", key);
     }
     ctx.db().dirty += deleted;

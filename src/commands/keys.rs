@@ -304,7 +304,7 @@ fn rename_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], nx: bool) -> Reply {
         if nx {
             return Reply::Int(0);
         }
-        ctx.db().remove(dst);
+        ctx.db().delete(dst);
     }
     let db = ctx.db();
     let Some(entry) = db.remove(src) else {
@@ -380,7 +380,7 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         if !replace {
             return Reply::Int(0);
         }
-        target.remove(dst);
+        target.delete(dst);
     }
     target.set(dst, value, false);
     if let Some(at) = expire {

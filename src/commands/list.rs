@@ -191,7 +191,7 @@ fn store_new(ctx: &mut Ctx, key: &[u8], l: List) {
 /// count one each on their own).
 fn settle(ctx: &mut Ctx, key: &[u8], now_empty: bool, before: u64, changes: usize) {
     if now_empty {
-        ctx.db().remove(key);
+        ctx.db().delete(key);
         ctx.notify(notify::GENERIC, "del", key);
     }
     ctx.db().dirty = before + changes as u64;

@@ -38,11 +38,17 @@ fn num(n: u64) -> Bytes {
 }
 
 /// EXPIRE & co, GETEX: the key's deadline as stored now (`PEXPIREAT`), `PERSIST` if it
-/// has none, `DEL` if the command removed it (a deadline in the past).
+/// has none, `DEL` if the command removed it (a deadline in the past; `UNLINK` under
+/// `lazyfree-lazy-expire`).
 pub fn deadline(d: &mut Db, argv: &[Bytes], _reply: &Reply) -> Vec<Vec<Bytes>> {
     let key = &argv[1];
     if !d.keys.contains_key(&key[..]) {
-        return vec![vec![b("DEL"), key.clone()]];
+        let del = if crate::lazyfree::lazy_expire() {
+            "UNLINK"
+        } else {
+            "DEL"
+        };
+        return vec![vec![b(del), key.clone()]];
     }
     match d.expire_of(key) {
         Some(at) => vec![vec![b("PEXPIREAT"), key.clone(), num(at)]],

@@ -266,7 +266,7 @@ fn srem(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             ctx.notify(notify::SET, "srem", key);
         }
         if emptied {
-            ctx.db().remove(key);
+            ctx.db().delete(key);
             ctx.notify(notify::GENERIC, "del", key);
         }
         ctx.db().dirty += removed - u64::from(emptied);
@@ -320,7 +320,7 @@ fn spop_one(ctx: &mut Ctx, key: &[u8]) -> Result<Reply, Reply> {
     };
     ctx.notify(notify::SET, "spop", key);
     if emptied {
-        ctx.db().remove(key);
+        ctx.db().delete(key);
         ctx.notify(notify::GENERIC, "del", key);
     } else {
         ctx.db().dirty += 1;
@@ -348,7 +348,7 @@ fn spop_count(ctx: &mut Ctx, argv: &[Bytes]) -> Result<Reply, Reply> {
     if count >= size {
         let all = union(&[Some(&*s)], max);
         let out = members_reply(&all);
-        ctx.db().remove(key);
+        ctx.db().delete(key);
         ctx.notify(notify::GENERIC, "del", key);
         ctx.db().dirty += size as u64 - 1;
         return Ok(out);
@@ -502,7 +502,7 @@ fn smove(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         let emptied = s.is_empty();
         ctx.notify(notify::SET, "srem", src);
         if emptied {
-            ctx.db().remove(src);
+            ctx.db().delete(src);
             ctx.notify(notify::GENERIC, "del", src);
         } else {
             ctx.db().dirty += 1;
@@ -644,7 +644,7 @@ fn store(ctx: &mut Ctx, dst: &[u8], result: Set, event: &'static str) -> Reply {
     if n > 0 {
         ctx.db().set(dst, Value::Set(Box::new(result)), false);
         ctx.notify(notify::SET, event, dst);
-    } else if ctx.db().remove(dst).is_some() {
+    } else if ctx.db().delete(dst) {
         ctx.notify(notify::GENERIC, "del", dst);
     }
     Reply::Int(n as i64)

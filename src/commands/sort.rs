@@ -526,7 +526,7 @@ pub fn rows_reply(rows: Vec<Option<Vec<u8>>>) -> Reply {
 pub fn store(ctx: &mut Ctx, dest: &[u8], rows: Vec<Option<Vec<u8>>>) -> Reply {
     let n = rows.len();
     if n == 0 {
-        if ctx.db().remove(dest).is_some() {
+        if ctx.db().delete(dest) {
             ctx.notify(notify::GENERIC, "del", dest);
         }
         return Reply::Int(0);

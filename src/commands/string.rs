@@ -484,7 +484,9 @@ fn getdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Null,
         Err(e) => return e,
     };
-    ctx.db().remove(&argv[1]);
+    if let Some(e) = ctx.db().remove(&argv[1]) {
+        crate::lazyfree::free_if(ctx.shard.config.lazyfree_user_del, e.value);
+    }
     ctx.notify(notify::GENERIC, "del", &argv[1]);
     old
 }
@@ -508,7 +510,9 @@ fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             Err(e) => return e,
         };
         if flags & (flag::EXAT | flag::PXAT) != 0 && at <= now {
-            ctx.db().remove(key);
+            if let Some(e) = ctx.db().remove(key) {
+                crate::lazyfree::free_if(crate::lazyfree::lazy_expire(), e.value);
+            }
             ctx.notify(notify::GENERIC, "del", key);
         } else {
             ctx.db().set_expire(key, at);

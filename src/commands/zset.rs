@@ -430,7 +430,7 @@ fn dirty(ctx: &mut Ctx, n: usize) {
 /// dirty count is taken back.
 fn drop_emptied(ctx: &mut Ctx, key: &[u8]) {
     let db = ctx.db();
-    if db.remove(key).is_some() {
+    if db.delete(key) {
         db.dirty -= 1;
         ctx.notify(notify::GENERIC, "del", key);
     }
@@ -442,7 +442,7 @@ fn drop_emptied(ctx: &mut Ctx, key: &[u8]) {
 fn store(ctx: &mut Ctx, key: &[u8], z: ZSet, event: &'static str) -> Reply {
     let n = z.len();
     if n == 0 {
-        if ctx.db().remove(key).is_some() {
+        if ctx.db().delete(key) {
             ctx.notify(notify::GENERIC, "del", key);
         }
     } else {

@@ -285,7 +285,7 @@ fn write_back_keys(s: &mut Shard, writes: Gathered) {
         let d = &mut s.dbs[dbi];
         match new {
             None => {
-                d.remove(&k);
+                d.delete(&k);
             }
             Some((e, ttl)) => {
                 d.set(&k, e.value, false);

@@ -392,12 +392,14 @@ fn evict(shard: &mut Shard, db: usize, key: &Bytes) {
     let d = &mut shard.dbs[db];
     // Not a change the save points count (Redis does not count evictions as dirty).
     let dirty = d.dirty;
-    if d.remove(key).is_none() {
+    let Some(e) = d.remove(key) else {
         return;
-    }
+    };
+    let lazy = crate::lazyfree::lazy_eviction();
+    crate::lazyfree::free_if(lazy, e.value);
     d.dirty = dirty;
     if let Some(log) = &mut d.expired_log {
-        log.push(key.clone());
+        log.push((key.clone(), lazy));
     }
     shard.stats.evicted_keys += 1;
     shard.watches.touch(db, key);

@@ -71,6 +71,7 @@ impl Shard {
         );
         crate::notify::set_flags(config.notify_keyspace_events);
         crate::tracking::set_max_keys(config.tracking_table_max_keys);
+        crate::lazyfree::set_switches(config.lazyfree_server);
         configure_access(&config);
         evict::register(nshards);
         let dbs = (0..config.databases.max(1))
@@ -120,8 +121,9 @@ impl Shard {
             }
         }
     }
-    /// Propagate the keys expired or evicted since the last record as `DEL`s (nothing to do when
-    /// no consumer listens: no database notes them then).
+    /// Propagate the keys expired or evicted since the last record as `DEL`s, or
+    /// `UNLINK`s for those freed lazily (nothing to do when no consumer listens: no
+    /// database notes them then).
     pub fn propagate_expired(&mut self) {
         if !self.propagation.active() {
             return;
@@ -133,9 +135,12 @@ impl Shard {
             };
             let effects = keys
                 .into_iter()
-                .map(|k| propagation::Effect {
+                .map(|(k, lazy)| propagation::Effect {
                     db: dbi,
-                    argv: vec![bytes::Bytes::from_static(b"DEL"), k],
+                    argv: vec![
+                        bytes::Bytes::from_static(if lazy { b"UNLINK" } else { b"DEL" }),
+                        k,
+                    ],
                 })
                 .collect();
             self.propagation.emit(self.id, effects);
@@ -148,6 +153,7 @@ impl Shard {
             self.config = self.config_handle.current();
             crate::notify::set_flags(self.config.notify_keyspace_events);
             crate::tracking::set_max_keys(self.config.tracking_table_max_keys);
+            crate::lazyfree::set_switches(self.config.lazyfree_server);
             configure_access(&self.config);
             latency::THRESHOLD_MS.store(
                 self.config.latency_monitor_threshold,

@@ -52,7 +52,7 @@ pub struct Db {
     /// Set while the shard propagates its effects (AOF...): keys deleted because their
     /// TTL passed or because they were evicted are noted here, to be propagated as
     /// DELs before the next record (as Redis propagates expirations and evictions).
-    pub expired_log: Option<Vec<bytes::Bytes>>,
+    pub expired_log: Option<Vec<(bytes::Bytes, bool)>>,
     /// While the clock is at or before this (unix ms), lazy expiry reports an expired
     /// key missing without deleting it: CLIENT PAUSE keeps the data set constant, as
     /// Redis's `expireIfNeeded` does while clients are paused. 0: never. Set by the
@@ -191,10 +191,12 @@ impl Db {
 
     /// Delete `key`, whose deadline has passed (lazy or active expiry).
     pub fn delete_expired(&mut self, key: &[u8]) {
-        if self.keys.remove(key).is_some() {
+        let lazy = crate::lazyfree::lazy_expire();
+        if let Some((_, e)) = self.keys.remove(key) {
             if let Some(index) = &mut self.slot_keys {
                 index.remove(key);
             }
+            crate::lazyfree::free_if(lazy, e.value);
         }
         self.expires.remove(key);
         self.expired += 1;
@@ -203,7 +205,7 @@ impl Db {
             crate::tracking::invalidate(&[bytes::Bytes::copy_from_slice(key)], 0);
         }
         if let Some(log) = &mut self.expired_log {
-            log.push(bytes::Bytes::copy_from_slice(key));
+            log.push((bytes::Bytes::copy_from_slice(key), lazy));
         }
     }
 
@@ -293,7 +295,7 @@ impl Db {
             snap: self.before_write(key),
         };
         match self.keys.get_mut(key) {
-            Some(e) => *e = entry,
+            Some(e) => crate::lazyfree::server_del(std::mem::replace(e, entry).value),
             None => {
                 self.keys.insert(CompactBytes::new(key), entry);
                 if let Some(index) = &mut self.slot_keys {
@@ -325,6 +327,19 @@ impl Db {
             }
         }
         e
+    }
+
+    /// Remove `key` as a side effect of a command (an emptied collection, a *STORE's
+    /// old destination): [`Db::remove`], the value freed under
+    /// `lazyfree-lazy-server-del` (Redis's `dbDelete`); true if it was there.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        match self.remove(key) {
+            Some(e) => {
+                crate::lazyfree::server_del(e.value);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Set an absolute deadline; the key must exist.
