@@ -47,6 +47,9 @@ pub struct Client {
     pub user: String,
     pub reply_mode: ReplyMode,
     pub no_evict: bool,
+    /// What this client last counted towards `maxmemory-clients` (see
+    /// `runtime::client_eviction`).
+    pub evict_mem: u64,
     pub no_touch: bool,
     /// Cluster mode: READONLY (reads served by a replica of the slot's master).
     pub cluster_readonly: bool,
@@ -176,6 +179,9 @@ pub enum OverLimit {
     /// Found by the cron (the soft limit's time ran out while nothing was added):
     /// Redis's `freeClient` case, "closed".
     Cron,
+    /// Closed by client eviction (`maxmemory-clients`, see
+    /// `runtime::client_eviction`), which logs it itself.
+    Evicted,
 }
 
 /// What a connection has to write, and the `client-output-buffer-limit` kept on it
@@ -443,6 +449,14 @@ impl Pushes {
         self.over_limit.get()
     }
 
+    /// Close the client (mark it, wake its task), found `how`.
+    pub fn close(&self, how: OverLimit) {
+        if self.over_limit.get().is_none() {
+            self.over_limit.set(Some(how));
+            self.wake();
+        }
+    }
+
     /// Check the output against the limit of the client's class; once over it, mark the
     /// client (`how` it was found), free nothing yet (the log line shows what it held)
     /// and wake the connection task to close. True if the client is over its limit.
@@ -455,8 +469,7 @@ impl Pushes {
         if !limit_reached(limit, self.omem() as u64, &self.soft_since, now) {
             return false;
         }
-        self.over_limit.set(Some(how));
-        self.wake();
+        self.close(how);
         true
     }
 }
@@ -503,6 +516,7 @@ impl Client {
             user: "default".into(),
             reply_mode: ReplyMode::On,
             no_evict: false,
+            evict_mem: 0,
             no_touch: false,
             cluster_readonly: false,
             asking: false,

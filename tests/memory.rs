@@ -339,3 +339,107 @@ fn expiry_eviction_and_server_deletions_free_lazily_under_their_switches() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+/// The names CLIENT LIST shows (unnamed clients left out), sorted.
+fn client_names(c: &mut RawConn) -> Vec<String> {
+    let Frame::Bulk(list) = c.cmd(&["CLIENT", "LIST"]) else {
+        panic!("CLIENT LIST answers a bulk string");
+    };
+    let mut names: Vec<String> = String::from_utf8_lossy(&list)
+        .lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("name=")))
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+/// A client named `name` that has sent the start of a request with a `len`-byte
+/// argument, and `sent` bytes of it (its query buffer holds them).
+fn half_sent_request(
+    server: &Server,
+    name: &str,
+    no_evict: bool,
+    len: usize,
+    sent: usize,
+) -> RawConn {
+    let mut c = server.raw();
+    if no_evict {
+        c.cmd(&["CLIENT", "NO-EVICT", "on"]);
+    }
+    c.cmd(&["CLIENT", "SETNAME", name]);
+    let mut req = format!("*1\r\n${len}\r\n").into_bytes();
+    req.resize(req.len() + sent, b'v');
+    // The server may close the connection before it has read everything.
+    let _ = std::io::Write::write_all(&mut c.stream, &req);
+    c
+}
+
+#[test]
+fn maxmemory_clients_evicts_the_biggest_clients_as_redis_does() {
+    let mut seen = Vec::new();
+    for server in both() {
+        let mut control = server.raw();
+        control.cmd(&["CLIENT", "NO-EVICT", "on"]);
+        let mut smalls: Vec<RawConn> = (0..2)
+            .map(|i| {
+                let mut c = server.raw();
+                c.cmd(&["CLIENT", "SETNAME", &format!("small{i}")]);
+                c
+            })
+            .collect();
+        let mut out = vec![show(&control.cmd(&[
+            "CONFIG",
+            "SET",
+            "maxmemory-clients",
+            "1048576",
+        ]))];
+        let wait_for = |c: &mut RawConn, names: &[&str]| {
+            common::wait_until(std::time::Duration::from_secs(10), || {
+                client_names(c) == names
+            });
+            format!(
+                "{:?} evicted_clients {}",
+                client_names(c),
+                info_field(c, "evicted_clients")
+            )
+        };
+        // The client whose query buffer passes the limit goes; the small ones stay.
+        let mut big = half_sent_request(&server, "big", false, 3_000_000, 1_500_000);
+        out.push(wait_for(&mut control, &["small0", "small1"]));
+        out.push(format!("{:?}", big.read_to_close()));
+        for s in smalls.iter_mut() {
+            out.push(show(&s.cmd(&["PING"])));
+        }
+        // So does a client whose replies wait for it to read them.
+        // (A 2 MiB value made by a small request: while a big one is read, control's
+        // memory counts, and whether the others are evicted for it is a race in Redis.)
+        let end = ((2 << 20) - 1).to_string();
+        out.push(show(&control.cmd(&["SETRANGE", "blob", &end, "x"])));
+        let mut reader = server.raw();
+        reader.cmd(&["CLIENT", "SETNAME", "reader"]);
+        let gets: Vec<u8> = (0..8).flat_map(|_| b"GET blob\r\n".to_vec()).collect();
+        let _ = std::io::Write::write_all(&mut reader.stream, &gets);
+        out.push(wait_for(&mut control, &["small0", "small1"]));
+        drop(reader);
+        // A client with CLIENT NO-EVICT stays, but its memory counts: the evictable
+        // clients go instead.
+        let keep = half_sent_request(&server, "keep", true, 3_000_000, 1_500_000);
+        out.push(wait_for(&mut control, &["keep"]));
+        drop(keep);
+        out.push(wait_for(&mut control, &[]));
+        // With no limit, nobody is evicted.
+        out.push(show(&control.cmd(&[
+            "CONFIG",
+            "SET",
+            "maxmemory-clients",
+            "0",
+        ])));
+        let _big = half_sent_request(&server, "big2", false, 3_000_000, 1_500_000);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        out.push(wait_for(&mut control, &["big2"]));
+        seen.push(out);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

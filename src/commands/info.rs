@@ -746,7 +746,7 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFac
     w.field("expired_time_cap_reached_count", cap);
     w.field("expire_cycle_cpu_milliseconds", t.expire_cycle_us / 1000);
     w.field("evicted_keys", t.evicted_keys);
-    w.field("evicted_clients", 0);
+    w.field("evicted_clients", t.evicted_clients);
     let (exceeded_total, exceeded_now) = crate::shard::evict::exceeded_time();
     w.field("total_eviction_exceeded_time", exceeded_total);
     w.field("current_eviction_exceeded_time", exceeded_now);

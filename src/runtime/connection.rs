@@ -49,6 +49,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const KEEP_OUT: usize = 1024;
 /// A query buffer takes at least this much when it must grow (Redis: PROTO_IOBUF_LEN).
 const QUERY_BUF: usize = 16 * 1024;
+/// An empty buffer larger than this is given back as soon as a read's replies are
+/// written (smaller ones wait until the connection waits).
+const BIG_BUF: usize = 4 * QUERY_BUF;
 
 thread_local! {
     /// The core's read buffer, shared by its connections: a read copies what it got
@@ -217,6 +220,7 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
     let _ = session(&mut stream, &shards, &client).await;
     // Logged before the cleanup, so the line shows the subscriptions it had.
     crate::runtime::output::log_if_over_limit(&client);
+    crate::runtime::client_eviction::forget(&shards, &client);
     crate::runtime::transaction::unwatch_all(&client, &shards);
     crate::runtime::pubsub::unsubscribe_all(&client, &shards);
     crate::runtime::monitor::stop(&client, &shards);
@@ -298,6 +302,10 @@ async fn session(
             c.qbuf_free = rbuf.capacity() - rbuf.len();
             c.buffers_mem = rbuf.capacity() + out.capacity();
         }
+        // `maxmemory-clients`: the query buffer may have grown.
+        if crate::runtime::client_eviction::update(shards, client) {
+            return Ok(());
+        }
         // Requests of this read already answered before a blocking command.
         let mut done = 0;
         let mut close = false;
@@ -372,10 +380,25 @@ async fn session(
         if let Some(p) = crate::runtime::dispatch::queued_pushes(client).filter(|_| !close) {
             out.extend_from_slice(&p);
         }
+        // `maxmemory-clients`: the replies count before they are written.
+        pushes.set_unwritten(out.len());
+        if crate::runtime::client_eviction::update(shards, client) {
+            return Ok(());
+        }
         write_replies(stream, shards, &pushes, &mut out).await?;
         if close || client.borrow().killed {
             return Ok(());
         }
+        // Buffers a big request or reply grew go now, not at the next wait, so that
+        // what the client holds (CLIENT LIST tot-mem, `maxmemory-clients`) falls back
+        // at once, as Redis's query buffer does after a big argument.
+        if rbuf.is_empty() && rbuf.capacity() > BIG_BUF {
+            rbuf = BytesMut::new();
+        }
+        if out.capacity() > BIG_BUF {
+            out = BytesMut::new();
+        }
+        client.borrow_mut().buffers_mem = rbuf.capacity() + out.capacity();
         // PSYNC / SYNC: from here on the connection feeds a replica.
         let handoff = client.borrow_mut().handoff.take();
         if let Some(how) = handoff {

@@ -24,6 +24,7 @@ pub mod admission;
 pub mod backend;
 pub mod blocking;
 pub mod call;
+pub mod client_eviction;
 pub mod clients;
 pub mod connection;
 pub mod dispatch;
@@ -223,6 +224,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         crate::runtime::backend::sleep(if idle { period * IDLE_PERIODS } else { period }).await;
         refresh_config(&mut shard.borrow_mut());
         output::cron();
+        client_eviction::cron(&shard);
         crate::storage::db::refresh_lru_clock();
         // Redis spends up to 25% of a cron period on the slow expire cycle in one go;
         // we spend the same budget in slices of at most EXPIRE_SLICE, letting the
@@ -293,6 +295,8 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
 pub fn refresh_config(shard: &mut Shard) {
     shard.refresh_config();
     crate::client::set_output_limits(shard.config.client_output_buffer_limit);
+    let clients = shard.config.get("maxmemory-clients").unwrap_or("0");
+    client_eviction::set_limit(shard.id, clients, shard.config.maxmemory);
 }
 
 /// How many cron periods an idle shard sleeps.

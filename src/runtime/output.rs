@@ -128,6 +128,7 @@ pub fn log_if_over_limit(client: &ClientRef) {
     let what = match how {
         OverLimit::Scheduled => "scheduled to be closed ASAP",
         OverLimit::Cron => "closed",
+        OverLimit::Evicted => return,
     };
     let line = c.info_line(crate::clock::now_ms());
     crate::log::warning(&format!(

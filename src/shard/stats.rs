@@ -64,6 +64,8 @@ pub struct ShardStats {
     pub expire_cycle_us: u64,
     /// Keys evicted to stay under `maxmemory`.
     pub evicted_keys: u64,
+    /// Clients closed to stay under `maxmemory-clients`.
+    pub evicted_clients: u64,
     /// Hops this shard sent to / served for other shards.
     pub hops_sent: u64,
     pub hops_served: u64,
@@ -136,6 +138,7 @@ impl ShardStats {
         self.writes_processed += o.writes_processed;
         self.expire_cycle_us += o.expire_cycle_us;
         self.evicted_keys += o.evicted_keys;
+        self.evicted_clients += o.evicted_clients;
         self.total_error_replies += o.total_error_replies;
         self.hops_sent += o.hops_sent;
         self.hops_served += o.hops_served;
