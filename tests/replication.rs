@@ -769,3 +769,49 @@ fn keys_expired_on_the_master_leave_the_replica() {
         assert_in_sync(&master, &replica);
     }
 }
+
+/// What a slow replica has yet to be sent, past `repl-backlog-size`, shows in INFO
+/// (`mem_clients_slaves`, `mem_not_counted_for_evict`) and makes no key evicted: a
+/// `maxmemory` between `used_memory` less that and `used_memory` evicts nothing, on
+/// either kind of master.
+#[test]
+fn a_slow_replica_s_buffer_is_not_counted_for_eviction() {
+    let flags = [
+        "--client-output-buffer-limit",
+        "replica 0 0 0",
+        "--repl-backlog-size",
+        "1mb",
+    ];
+    for master in [shardis(2, &flags), redis(&flags)] {
+        let replica = redis(&[]);
+        follow(&replica, &master);
+        let pid = replica.pid().to_string();
+        let signal = |sig: &str| {
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .expect("kill runs");
+        };
+        signal("-STOP");
+        let big = "x".repeat(10_000);
+        let mut w = master.raw();
+        // Well past what the sockets' buffers absorb (megabytes on loopback).
+        for i in 0..2000 {
+            w.cmd(&["SET", &format!("big{}", i % 50), &big]);
+        }
+        let not_counted = num(&mut w, "mem_not_counted_for_evict");
+        let replicas = num(&mut w, "mem_clients_slaves");
+        let total = num(&mut w, "mem_total_replication_buffers");
+        assert!(not_counted > 2 << 20, "{not_counted}");
+        assert!(replicas >= not_counted, "{replicas} {not_counted}");
+        assert!(total > (1 << 20) + not_counted, "{total} {not_counted}");
+        let limit = num(&mut w, "used_memory") - not_counted / 2;
+        w.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        w.cmd(&["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+        assert_eq!(show(&w.cmd(&["SET", "small", "v"])), "+OK");
+        assert_eq!(num(&mut w, "evicted_keys"), 0);
+        w.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+        signal("-CONT");
+        assert_in_sync(&master, &replica);
+    }
+}

@@ -519,8 +519,8 @@ fn build_id() -> String {
 /// Redis's `getMemoryOverheadData` in our terms, shared by INFO memory and MEMORY
 /// STATS: the start-up footprint, the clients (`mem_clients_normal`: normal and
 /// Pub/Sub clients with their buffers) and the keyspace tables' structure. The
-/// replication backlog and the AOF buffer are not counted apart (they are in the data
-/// figure).
+/// replication buffer is shown apart (`replication::stream::buffer_memory`) but
+/// counted in the data figure, as is the AOF buffer.
 pub struct MemoryFigures {
     pub used: u64,
     pub rss: u64,
@@ -646,10 +646,12 @@ fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
     w.field("rss_overhead_bytes", diff(rss, resident));
     w.field("mem_fragmentation_ratio", ratio(rss, used));
     w.field("mem_fragmentation_bytes", diff(rss, used));
-    w.field("mem_not_counted_for_evict", 0);
-    w.field("mem_replication_backlog", 0);
-    w.field("mem_total_replication_buffers", 0);
-    w.field("mem_clients_slaves", 0);
+    let repl = crate::replication::stream::buffer_memory();
+    let not_counted = crate::replication::stream::not_counted_for_evict();
+    w.field("mem_not_counted_for_evict", not_counted);
+    w.field("mem_replication_backlog", repl.backlog);
+    w.field("mem_total_replication_buffers", repl.total);
+    w.field("mem_clients_slaves", repl.replicas);
     w.field("mem_clients_normal", clients);
     w.field("mem_cluster_links", 0);
     w.field("mem_aof_buffer", 0);

@@ -101,12 +101,13 @@ fn stats<'a>(_c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFu
         let lua = crate::scripting::engine::lua_memory() as u64;
         let (_, _, functions_bytes) = crate::scripting::functions::stats();
         let functions_bytes = functions_bytes as u64;
+        let repl = crate::replication::stream::buffer_memory();
         let mut out = vec![
             (key("peak.allocated"), int(m.peak)),
             (key("total.allocated"), int(m.used)),
             (key("startup.allocated"), int(m.startup)),
-            (key("replication.backlog"), int(0)),
-            (key("clients.slaves"), int(0)),
+            (key("replication.backlog"), int(repl.backlog)),
+            (key("clients.slaves"), int(repl.replicas)),
             (key("clients.normal"), int(m.clients)),
             (key("cluster.links"), int(0)),
             (key("aof.buffer"), int(0)),

@@ -11,7 +11,52 @@
 use super::{LinkState, Role};
 use crate::shard::propagation::{Consumer, Effect, Unit};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// The buffer's allocated bytes, `repl-backlog-size`, and whether any replica reads,
+/// published at every change so that INFO and the eviction check (before every
+/// command under `maxmemory`) read them without the replication lock.
+static BUFFER_MEM: AtomicU64 = AtomicU64::new(0);
+static BUFFER_LEN: AtomicU64 = AtomicU64::new(0);
+static BACKLOG_SIZE: AtomicU64 = AtomicU64::new(1 << 20);
+static HAS_READERS: AtomicBool = AtomicBool::new(false);
+
+/// The replication buffer's memory as Redis 7.0 splits it (`getMemoryOverheadData`):
+/// up to `repl-backlog-size` is the backlog's; past it, while replicas read, the
+/// rest is theirs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BufferMemory {
+    /// `mem_total_replication_buffers`.
+    pub total: u64,
+    /// `mem_replication_backlog`.
+    pub backlog: u64,
+    /// The replicas' share (in `mem_clients_slaves`).
+    pub replicas: u64,
+}
+
+pub fn buffer_memory() -> BufferMemory {
+    let total = BUFFER_MEM.load(Ordering::Relaxed);
+    let replicas = if HAS_READERS.load(Ordering::Relaxed) {
+        not_counted_for_evict().min(total)
+    } else {
+        0
+    };
+    BufferMemory {
+        total,
+        backlog: total - replicas,
+        replicas,
+    }
+}
+
+/// What `maxmemory` does not count of the buffer (Redis's
+/// `freeMemoryGetNotCountedMemory`): the bytes it holds past `repl-backlog-size`,
+/// unsent to a slow replica, so that a slow replica gets no keys evicted.
+pub fn not_counted_for_evict() -> u64 {
+    BUFFER_LEN
+        .load(Ordering::Relaxed)
+        .saturating_sub(BACKLOG_SIZE.load(Ordering::Relaxed))
+}
 
 /// A replica's progress in the handshake and sync, as INFO's `state=` names it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -135,6 +180,7 @@ impl Stream {
         self.backlog_size = cfg.get_int("repl-backlog-size").max(16 * 1024) as usize;
         self.replica_limit =
             cfg.client_output_buffer_limit[crate::client::ClientClass::Replica as usize];
+        self.publish_memory();
     }
 
     /// Start keeping a backlog (the first replica).
@@ -145,13 +191,15 @@ impl Stream {
             // Redis starts a new backlog's stream with a SELECT.
             self.selected = None;
         }
+        self.publish_memory();
     }
 
     /// Drop the backlog (`repl-backlog-ttl` after the last replica, or a role change
     /// that starts a new history).
     pub fn deactivate(&mut self) {
         self.backlog_active = false;
-        self.buf.clear();
+        self.buf = VecDeque::new();
+        self.publish_memory();
     }
 
     /// Append raw stream bytes (a replica's copy of its master's stream, or PINGs).
@@ -213,6 +261,23 @@ impl Stream {
             let n = ((keep_after - first) as usize).min(self.buf.len());
             self.buf.drain(..n);
         }
+        self.publish_memory();
+    }
+
+    /// Give back room a slow replica left behind once nobody needs it, and publish
+    /// the buffer's memory (see [`buffer_memory`]).
+    fn publish_memory(&mut self) {
+        let wanted = self.buf.len().max(self.backlog_size);
+        if self.buf.capacity() > 2 * wanted {
+            self.buf.shrink_to(wanted);
+        }
+        BUFFER_MEM.store(self.buf.capacity() as u64, Ordering::Relaxed);
+        BUFFER_LEN.store(self.buf.len() as u64, Ordering::Relaxed);
+        BACKLOG_SIZE.store(self.backlog_size as u64, Ordering::Relaxed);
+        HAS_READERS.store(
+            self.readers.iter().any(|r| !r.cut && !r.rdb_only),
+            Ordering::Relaxed,
+        );
     }
 
     /// True if `offset` (the next byte a replica wants) can be served from the backlog.
@@ -244,6 +309,7 @@ impl Stream {
             cut: false,
             soft_since: std::cell::Cell::new(0),
         });
+        self.publish_memory();
         rx
     }
 

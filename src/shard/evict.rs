@@ -105,7 +105,11 @@ pub fn excess(cfg: &Config) -> u64 {
     if cfg.maxmemory == 0 {
         return 0;
     }
-    crate::memory::used_memory().saturating_sub(cfg.maxmemory)
+    // The replication buffer past the backlog is not counted, as in Redis.
+    let not_counted = crate::replication::stream::not_counted_for_evict();
+    crate::memory::used_memory()
+        .saturating_sub(not_counted)
+        .saturating_sub(cfg.maxmemory)
 }
 
 /// True when the process is over the limit and no shard can free anything: a
