@@ -211,6 +211,7 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
 /// holds expiry, see `pause`), incremental rehash, config refresh, the clients' output
 /// buffer limits (`output::cron`).
 async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
+    let mut tidy = Tidy::default();
     loop {
         let period = cron_period(&shard.borrow().config);
         // An idle shard (see `idle`) sleeps IDLE_PERIODS periods: each wake-up of a
@@ -225,6 +226,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         refresh_config(&mut shard.borrow_mut());
         output::cron();
         client_eviction::cron(&shard);
+        tidy.tick(shard.borrow().stats.commands_processed);
         crate::storage::db::refresh_lru_clock();
         // Redis spends up to 25% of a cron period on the slow expire cycle in one go;
         // we spend the same budget in slices of at most EXPIRE_SLICE, letting the
@@ -297,6 +299,34 @@ pub fn refresh_config(shard: &mut Shard) {
     crate::client::set_output_limits(shard.config.client_output_buffer_limit);
     let clients = shard.config.get("maxmemory-clients").unwrap_or("0");
     client_eviction::set_limit(shard.id, clients, shard.config.maxmemory);
+}
+
+/// Gives a quiet shard's freed memory back to the system (`memory::tidy_thread`):
+/// once the shard has run no command for [`Tidy::QUIET_MS`], and once per quiet
+/// spell, so that a busy shard never pays for it and a quiet one pays once.
+/// Measured: after loading 100k small hashes, RSS grows by 36.3 MiB before and 31.9
+/// after (used_memory: 28.3; Redis's RSS: 28.8).
+#[derive(Default)]
+struct Tidy {
+    commands: u64,
+    since_ms: u64,
+    done: bool,
+}
+
+impl Tidy {
+    const QUIET_MS: u64 = 1000;
+
+    fn tick(&mut self, commands: u64) {
+        let now = crate::clock::now_ms();
+        if commands != self.commands {
+            self.commands = commands;
+            self.since_ms = now;
+            self.done = false;
+        } else if !self.done && now.saturating_sub(self.since_ms) >= Self::QUIET_MS {
+            self.done = true;
+            crate::memory::tidy_thread();
+        }
+    }
 }
 
 /// How many cron periods an idle shard sleeps.
