@@ -677,6 +677,14 @@ fn failover_refuses_as_redis() {
     assert_eq!(show(&rs.raw().cmd(&argv)), show(&rr.raw().cmd(&argv)));
 }
 
+/// Send `sig` (`-STOP`, `-CONT`) to `server`'s process.
+fn signal(server: &Server, sig: &str) {
+    std::process::Command::new("kill")
+        .args([sig, &server.pid().to_string()])
+        .status()
+        .expect("kill runs");
+}
+
 /// A replica that stops reading is cut off at `client-output-buffer-limit replica`
 /// (the master's memory stays bounded), then syncs again once it reads.
 #[test]
@@ -684,13 +692,7 @@ fn a_replica_over_its_output_limit_is_cut_off_and_resyncs() {
     let master = shardis(2, &["--client-output-buffer-limit", "replica 256kb 0 0"]);
     let replica = redis(&[]);
     follow(&replica, &master);
-    let pid = replica.pid().to_string();
-    let signal = |sig: &str| {
-        std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill runs");
-    };
+    let signal = |sig: &str| signal(&replica, sig);
     signal("-STOP");
     let big = "x".repeat(10_000);
     let mut w = master.raw();
@@ -785,13 +787,7 @@ fn a_slow_replica_s_buffer_is_not_counted_for_eviction() {
     for master in [shardis(2, &flags), redis(&flags)] {
         let replica = redis(&[]);
         follow(&replica, &master);
-        let pid = replica.pid().to_string();
-        let signal = |sig: &str| {
-            std::process::Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .expect("kill runs");
-        };
+        let signal = |sig: &str| signal(&replica, sig);
         signal("-STOP");
         let big = "x".repeat(10_000);
         let mut w = master.raw();
