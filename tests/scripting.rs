@@ -657,3 +657,87 @@ fn redis_py_locks_count_exactly() {
         "counter=160 extended=16 reacquired=16 stolen=2"
     );
 }
+
+/// Every file under `dir`, read whole, joined (an AOF's parts, whatever the layout).
+fn files_under(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.extend(b);
+        }
+    }
+    out
+}
+
+/// `redis.set_repl` sends a script's later writes to the AOF, the replicas, both or
+/// neither, on a script of one shard and on one holding every shard: what reaches the
+/// replica and the AOF is what redis-server sends.
+#[test]
+fn set_repl_chooses_where_writes_go_as_redis() {
+    let script = "\
+        redis.set_repl(redis.REPL_NONE) redis.call('SET', KEYS[1], 'x') \
+        redis.set_repl(redis.REPL_AOF) redis.call('SET', KEYS[2], 'x') \
+        redis.set_repl(redis.REPL_REPLICA) redis.call('SET', KEYS[3], 'x') \
+        redis.set_repl(redis.REPL_ALL) redis.call('SET', KEYS[4], 'x') \
+        return 1";
+    let undeclared = "\
+        redis.set_repl(redis.REPL_NONE) redis.call('SET', 'wide:none', 'x') \
+        redis.set_repl(redis.REPL_AOF) redis.call('SET', 'wide:aof', 'x') \
+        redis.set_repl(redis.REPL_REPLICA) redis.call('SET', 'wide:replica', 'x') \
+        redis.set_repl(redis.REPL_ALL) redis.call('SET', 'wide:all', 'x') \
+        return 1";
+    let mut seen = Vec::new();
+    for master in [
+        Server::redis_with(&["--appendonly", "yes", "--enable-debug-command", "yes"]),
+        Server::shardis_with(2, &["--appendonly", "yes"]),
+    ] {
+        let replica = Server::redis_with(&["--enable-debug-command", "yes"]);
+        common::follow(&replica, &master);
+        let mut m = master.raw();
+        let keys = ["{t}none", "{t}aof", "{t}replica", "{t}all"];
+        let mut argv = vec!["EVAL", script, "4"];
+        argv.extend(keys);
+        let mut out = vec![show(&m.cmd(&argv))];
+        out.push(show(&m.cmd(&["EVAL", undeclared, "0"])));
+        out.push(show(&m.cmd(&["EVAL", "redis.set_repl(7)", "0"])));
+        out.push(show(&m.cmd(&["SET", "after", "x"])));
+        let mut r = replica.raw();
+        assert!(common::wait_until(Duration::from_secs(10), || {
+            r.cmd(&["EXISTS", "after"]) == Frame::Int(1)
+        }));
+        let names = [
+            "{t}none",
+            "{t}aof",
+            "{t}replica",
+            "{t}all",
+            "wide:none",
+            "wide:aof",
+            "wide:replica",
+            "wide:all",
+        ];
+        let on_replica: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|k| r.cmd(&["EXISTS", k]) == Frame::Int(1))
+            .collect();
+        out.push(format!("replica: {on_replica:?}"));
+        // Redis may hold its AOF writes back while a background fsync runs: wait
+        // for the last write to be in the file.
+        let has = |aof: &[u8], k: &str| {
+            let needle = format!("${}\r\n{k}\r\n", k.len());
+            aof.windows(needle.len()).any(|w| w == needle.as_bytes())
+        };
+        assert!(common::wait_until(Duration::from_secs(10), || has(
+            &files_under(master.dir()),
+            "after"
+        )));
+        let aof = files_under(master.dir());
+        let in_aof: Vec<&str> = names.iter().copied().filter(|k| has(&aof, k)).collect();
+        out.push(format!("aof: {in_aof:?}"));
+        seen.push(out);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

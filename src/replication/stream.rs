@@ -9,7 +9,7 @@
 //! further behind than its `client-output-buffer-limit replica` is cut off.
 
 use super::{LinkState, Role};
-use crate::shard::propagation::{Consumer, Effect, Unit};
+use crate::shard::propagation::{meant_for, Consumer, Effect, Unit, TO_REPLICAS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -473,7 +473,12 @@ impl Consumer for Feed {
         }
         let mut s = st.lock();
         match unit {
-            Unit::Command(effects) | Unit::Block(effects) => s.append_effects(effects),
+            Unit::Command(effects) | Unit::Block(effects) => {
+                let effects = meant_for(effects, TO_REPLICAS);
+                if !effects.is_empty() {
+                    s.append_effects(&effects);
+                }
+            }
             Unit::Transaction {
                 shard,
                 id,
@@ -481,7 +486,10 @@ impl Consumer for Feed {
                 effects,
             } => {
                 if set.contains(&shard) && s.first_conclusion(id, set.len()) {
-                    s.append_effects(effects);
+                    let effects = meant_for(effects, TO_REPLICAS);
+                    if !effects.is_empty() {
+                        s.append_effects(&effects);
+                    }
                 }
             }
         }
@@ -498,14 +506,14 @@ mod tests {
     use bytes::Bytes;
 
     fn set(db: usize, k: &str) -> Effect {
-        Effect {
+        Effect::new(
             db,
-            argv: vec![
+            vec![
                 Bytes::from_static(b"SET"),
                 Bytes::copy_from_slice(k.as_bytes()),
                 Bytes::from_static(b"v"),
             ],
-        }
+        )
     }
 
     #[test]

@@ -186,7 +186,11 @@ pub fn effects(
 ) -> Vec<Effect> {
     propagate::records(cmd, d, argv, reply)
         .into_iter()
-        .map(|argv| Effect { db, argv })
+        .map(|argv| Effect {
+            db,
+            argv,
+            to: crate::shard::propagation::targets(),
+        })
         .collect()
 }
 

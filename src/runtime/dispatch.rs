@@ -411,7 +411,7 @@ async fn run_server(
     if let Some(tx) = tx {
         if !reply.is_error() && call::propagating(&shards.server) {
             let argv = argv.to_vec();
-            tx.log.push(&all, [Effect { db, argv }]);
+            tx.log.push(&all, [Effect::new(db, argv)]);
         }
         tx.finish().await;
     }

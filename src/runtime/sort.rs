@@ -165,10 +165,10 @@ fn log_stored(s: &mut Shard, db: usize, dest: &Bytes) {
         return;
     }
     s.propagate_expired();
-    let mut effects = vec![Effect {
+    let mut effects = vec![Effect::new(
         db,
-        argv: vec![Bytes::from_static(b"DEL"), dest.clone()],
-    }];
+        vec![Bytes::from_static(b"DEL"), dest.clone()],
+    )];
     if let Some(Entry {
         value: Value::List(l),
         ..
@@ -178,7 +178,7 @@ fn log_stored(s: &mut Shard, db: usize, dest: &Bytes) {
         push.push(Bytes::from_static(b"RPUSH"));
         push.push(dest.clone());
         push.extend(l.iter().map(|e| Bytes::from(e.to_vec())));
-        effects.push(Effect { db, argv: push });
+        effects.push(Effect::new(db, push));
     }
     s.propagation.emit(s.id, effects);
 }

@@ -711,10 +711,7 @@ async fn exec_locked(
                 {
                     let all: Vec<usize> = (0..shards.count()).collect();
                     let db = client.borrow().db;
-                    let effect = crate::shard::propagation::Effect {
-                        db,
-                        argv: q.argv.clone(),
-                    };
+                    let effect = crate::shard::propagation::Effect::new(db, q.argv.clone());
                     tx.log.push(&all, [effect]);
                 }
                 reply

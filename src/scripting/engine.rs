@@ -585,7 +585,10 @@ fn library(lua: &Lua, raw: &Table) -> mlua::Result<()> {
     raw.set(
         "set_repl",
         lua.create_function(|_, v: Value| match v {
-            Value::Integer(0..=3) => Ok(()),
+            Value::Integer(n @ 0..=3) => {
+                run::set_repl(n as u8);
+                Ok(())
+            }
             _ => Err(raise(
                 "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
             )),

@@ -48,8 +48,14 @@
 //!   interpreter of its own, which loads every library again when the registry
 //!   changes. FCALL runs a function the way EVAL runs a script.
 //!
-//! Not here yet: SCRIPT DEBUG (LDB), and `redis.set_repl` (accepted, but effects are
-//! always propagated).
+//! - **`redis.set_repl`** marks the records of the script's next commands for the AOF,
+//!   the replicas, both or neither (`propagation::Effect::to`, set by the shard that
+//!   runs the command, from the script's setting carried with it); each consumer
+//!   keeps the records meant for it. A command that spans shards within a script
+//!   holding every shard (`multishard::run`) is the exception: its records go
+//!   everywhere.
+//!
+//! Not here yet: SCRIPT DEBUG (LDB).
 
 pub mod bit;
 pub mod cache;

@@ -282,6 +282,8 @@ struct Running {
     oom: bool,
     /// The protocol replies reach the script in (`redis.setresp`).
     resp: u8,
+    /// Where its commands' records go (`redis.set_repl`; see `propagation::TO_ALL`).
+    repl: u8,
     slot: usize,
     /// It wrote (or published): it can no longer move to every shard.
     had_effect: bool,
@@ -496,6 +498,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             read_only: script.read_only,
             oom: script.oom,
             resp: 2,
+            repl: crate::shard::propagation::TO_ALL,
             slot,
             had_effect: false,
             moving: false,
@@ -572,6 +575,7 @@ fn run_on_shard(
             read_only: script.read_only,
             oom: script.oom,
             resp: 2,
+            repl: crate::shard::propagation::TO_ALL,
             slot,
             had_effect: false,
             moving: false,
@@ -628,6 +632,15 @@ pub fn set_resp(v: u8) {
     RUNNING.with(|r| {
         if let Some(run) = r.borrow_mut().as_mut() {
             run.resp = v;
+        }
+    });
+}
+
+/// `redis.set_repl`: where the records of the script's next commands go.
+pub fn set_repl(to: u8) {
+    RUNNING.with(|r| {
+        if let Some(run) = r.borrow_mut().as_mut() {
+            run.repl = to;
         }
     });
 }
@@ -739,7 +752,8 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
         // Once it has written it must be let finish (Redis cannot stop it midway).
         run.oom = !cmd.is_write();
     }
-    match &run.target {
+    let to = run.repl;
+    crate::shard::propagation::with_targets(to, || match &run.target {
         Target::Direct { shard, slots } => {
             let (shard, slots) = (*shard, slots.clone());
             on_shard(run, shard, &slots, cmd, argv)
@@ -750,7 +764,7 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
             }
             held(run, cmd, argv)
         }
-    }
+    })
 }
 
 /// A command of a script running on one shard, with that shard in hand.
@@ -866,8 +880,13 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
                 }
                 v => {
                     let sid = v.and_then(|v| v.first().copied()).unwrap_or(t.local_id);
-                    let job =
-                        move |s: &mut Shard| transaction::run_in_tx(s, db, cmd, argv, no_touch, id);
+                    // `redis.set_repl` reaches the shard that runs the command.
+                    let to = run.repl;
+                    let job = move |s: &mut Shard| {
+                        crate::shard::propagation::with_targets(to, || {
+                            transaction::run_in_tx(s, db, cmd, argv, no_touch, id)
+                        })
+                    };
                     return t.send_or_local(sid, job).wait();
                 }
             }
@@ -888,6 +907,7 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
                 let effect = Effect {
                     db: run.db,
                     argv: argv.clone(),
+                    to: run.repl,
                 };
                 if let Some(log) = &t.tx_log {
                     log.push(&all, [effect]);

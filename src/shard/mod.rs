@@ -135,12 +135,9 @@ impl Shard {
             };
             let effects = keys
                 .into_iter()
-                .map(|(k, lazy)| propagation::Effect {
-                    db: dbi,
-                    argv: vec![
-                        bytes::Bytes::from_static(if lazy { b"UNLINK" } else { b"DEL" }),
-                        k,
-                    ],
+                .map(|(k, lazy)| {
+                    let del = bytes::Bytes::from_static(if lazy { b"UNLINK" } else { b"DEL" });
+                    propagation::Effect::new(dbi, vec![del, k])
                 })
                 .collect();
             self.propagation.emit(self.id, effects);

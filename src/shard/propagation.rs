@@ -21,11 +21,64 @@ use bytes::Bytes;
 use std::any::Any;
 use std::sync::{Arc, Mutex};
 
-/// One propagated record: a command (Redis 7.0's propagated form) and its database.
+/// One propagated record: a command (Redis 7.0's propagated form), its database, and
+/// where it goes ([`TO_AOF`], [`TO_REPLICAS`]: a script's `redis.set_repl` may keep
+/// records from either).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Effect {
     pub db: usize,
     pub argv: Vec<Bytes>,
+    pub to: u8,
+}
+
+/// [`Effect::to`]'s bits, as Redis's `PROPAGATE_AOF` / `PROPAGATE_REPL` (and
+/// `redis.set_repl`'s `REPL_AOF` / `REPL_REPLICA`).
+pub const TO_AOF: u8 = 1;
+pub const TO_REPLICAS: u8 = 2;
+pub const TO_ALL: u8 = TO_AOF | TO_REPLICAS;
+
+impl Effect {
+    /// A record for every consumer.
+    pub fn new(db: usize, argv: Vec<Bytes>) -> Effect {
+        Effect {
+            db,
+            argv,
+            to: TO_ALL,
+        }
+    }
+}
+
+thread_local! {
+    /// Where the records of the commands this thread runs now go: [`TO_ALL`] but
+    /// while a script that called `redis.set_repl` runs one of its commands here.
+    static TARGETS: std::cell::Cell<u8> = const { std::cell::Cell::new(TO_ALL) };
+}
+
+/// Where the records of the command running on this thread go.
+pub fn targets() -> u8 {
+    TARGETS.get()
+}
+
+/// Run `f` with its commands' records going to `to` only.
+pub fn with_targets<R>(to: u8, f: impl FnOnce() -> R) -> R {
+    struct Restore(u8);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TARGETS.set(self.0);
+        }
+    }
+    let _restore = Restore(TARGETS.replace(to));
+    f()
+}
+
+/// The records of `effects` meant for `to` (borrowed when that is all of them, the
+/// common case).
+pub fn meant_for(effects: &[Effect], to: u8) -> std::borrow::Cow<'_, [Effect]> {
+    if effects.iter().all(|e| e.to & to != 0) {
+        std::borrow::Cow::Borrowed(effects)
+    } else {
+        std::borrow::Cow::Owned(effects.iter().filter(|e| e.to & to != 0).cloned().collect())
+    }
 }
 
 /// What a consumer receives, always whole.

@@ -62,7 +62,7 @@ use crate::protocol::Reply;
 use crate::runtime::durability::Wait;
 use crate::runtime::hop::ServerInfo;
 use crate::runtime::Shards;
-use crate::shard::propagation::{Consumer, Effect, Unit};
+use crate::shard::propagation::{meant_for, Consumer, Effect, Unit, TO_AOF};
 use crate::shard::Shard;
 use bytes::Bytes;
 use manifest::{Entry, FileType, Manifest};
@@ -108,13 +108,20 @@ impl Consumer for AofFeed {
     fn apply(&mut self, unit: Unit<'_>) {
         let mut out = Vec::new();
         match unit {
-            Unit::Command([one]) => self.encode(&mut out, std::slice::from_ref(one)),
-            // A torn tail drops the whole block; several records of one command are
-            // one block too (Redis 7.0 wraps them in MULTI / EXEC as well).
             Unit::Command(effects) | Unit::Block(effects) => {
-                record::encode(&mut out, &[b"MULTI"]);
-                self.encode(&mut out, effects);
-                record::encode(&mut out, &[b"EXEC"]);
+                let block = matches!(unit, Unit::Block(_));
+                match &meant_for(effects, TO_AOF)[..] {
+                    [] => {}
+                    [one] if !block => self.encode(&mut out, std::slice::from_ref(one)),
+                    // A torn tail drops the whole block; several records of one
+                    // command are one block too (Redis 7.0 wraps them in MULTI / EXEC
+                    // as well).
+                    effects => {
+                        record::encode(&mut out, &[b"MULTI"]);
+                        self.encode(&mut out, effects);
+                        record::encode(&mut out, &[b"EXEC"]);
+                    }
+                }
             }
             // Every shard of the set appends `MULTI`, the records if it is the
             // highest shard (so they replay in the order they ran), `SHARDIS.TXEND
@@ -131,7 +138,7 @@ impl Consumer for AofFeed {
                 record::encode(&mut out, &[b"MULTI"]);
                 if set.last() == Some(&shard) {
                     self.selected = None;
-                    self.encode(&mut out, effects);
+                    self.encode(&mut out, &meant_for(effects, TO_AOF));
                     self.selected = None;
                 }
                 let set_text: Vec<String> = set.iter().map(|s| s.to_string()).collect();
