@@ -644,6 +644,43 @@ fn a_busy_script_answers_busy_and_stops_on_script_kill() {
     );
 }
 
+/// A script whose keys share one shard runs there alone: past the threshold, commands
+/// on that shard's keys get `-BUSY` (they would wait for it), commands on the other
+/// shard's keys run, and SCRIPT KILL stops it.
+#[test]
+fn a_busy_script_on_one_shard_makes_only_that_shard_busy() {
+    let server = Server::shardis_with(2, &["--busy-reply-threshold", "100"]);
+    let keys = keys_on_distinct_shards("k", 2, 2);
+    let (free, busy) = (&keys[0], &keys[1]);
+    let mut runner = conn_on(&server, 0);
+    let mut other = conn_on(&server, 0);
+    // A script's first run holds every shard; it runs on its keys' shard once it has
+    // been seen to keep to them.
+    let script = "if redis.call('GET', KEYS[1]) == 'loop' then while true do end end return 1";
+    assert_eq!(runner.cmd(&["EVAL", script, "1", busy]), Frame::Int(1));
+    assert_eq!(
+        runner.cmd(&["SET", busy, "loop"]),
+        Frame::Simple("OK".into())
+    );
+    send(&mut runner, &["EVAL", script, "1", busy]);
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            other.cmd(&["GET", busy])
+                == Frame::Error(
+                    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                        .into(),
+                )
+        }),
+        "no -BUSY for the busy shard's key"
+    );
+    assert_eq!(other.cmd(&["SET", free, "v"]), Frame::Simple("OK".into()));
+    assert_eq!(other.cmd(&["GET", free]), Frame::Bulk(b"v".to_vec()));
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Frame::Simple("OK".into()));
+    assert!(matches!(runner.read_frame(), Frame::Error(e) if e.starts_with("ERR Script killed")));
+    assert_eq!(other.cmd(&["GET", busy]), Frame::Bulk(b"loop".to_vec()));
+}
+
 /// redis-py's `Lock` (acquire is SET NX PX; release, extend and reacquire are Lua
 /// scripts run with EVALSHA, EVAL after NOSCRIPT) guarding a read-modify-write from
 /// four threads: the count is exact only if no grant is lost or doubled. redis-py

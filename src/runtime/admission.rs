@@ -117,6 +117,10 @@ fn check(
         if let Some(busy) = crate::scripting::run::busy(&shards.server) {
             return refuse(Reply::err(busy));
         }
+        let shard_of = |k: &[u8]| shards.shard_of(k);
+        if let Some(busy) = crate::scripting::run::busy_shard(&shards.server, cmd, argv, shard_of) {
+            return refuse(Reply::err(busy));
+        }
     }
     if write || cmd.has_trait(traits::REFUSED_ON_DISK_ERROR) {
         if let Some(reply) = writes_refused(shards) {

@@ -98,6 +98,8 @@ fn core_begin(slot: usize, holds_all: bool, script: &Script) {
     if holds_all {
         HOLDING_ALL_EVAL.store(eval, Ordering::SeqCst);
         HOLDING_ALL_SINCE.store(now, Ordering::SeqCst);
+    } else {
+        ONE_SHARD_RUNNING.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -105,6 +107,8 @@ fn core_end(slot: usize) {
     let c = core(slot);
     if c.holds_all.load(Ordering::SeqCst) {
         HOLDING_ALL_SINCE.store(0, Ordering::SeqCst);
+    } else {
+        ONE_SHARD_RUNNING.fetch_sub(1, Ordering::SeqCst);
     }
     c.started_ms.store(0, Ordering::SeqCst);
     c.holds_all.store(false, Ordering::SeqCst);
@@ -126,7 +130,8 @@ static HOLDING_ALL_EVAL: AtomicBool = AtomicBool::new(true);
 /// `busy-reply-threshold`: other clients then get `-BUSY` (see `runtime::admission`),
 /// except for the commands flagged `allow_busy` (SCRIPT KILL, SHUTDOWN...). The
 /// script's own core answers nothing until it ends; the others answer at once instead
-/// of queueing behind it. (A script on one shard only holds up that shard's work.)
+/// of queueing behind it. (A script on one shard only holds up that shard's work:
+/// see [`busy_shard`].)
 /// One atomic load when no such script runs: this is on every command's path.
 /// The `-BUSY` error to answer, if any.
 pub fn busy(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
@@ -137,6 +142,37 @@ pub fn busy(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
     let limit = server.config.current().get_int("busy-reply-threshold");
     let over = limit > 0 && crate::clock::now_ms().saturating_sub(started) >= limit as u64;
     over.then(|| busy_error(HOLDING_ALL_EVAL.load(Ordering::Relaxed)))
+}
+
+/// How many scripts run on one shard each now (their shard is busy, the others not).
+static ONE_SHARD_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The `-BUSY` error for `argv` if one of its keys lives on a shard whose script (run
+/// there alone) has passed `busy-reply-threshold`: the command would wait for it,
+/// and Redis would answer `-BUSY`. A command on other shards' keys runs (they are not
+/// busy). One atomic load when no such script runs.
+pub fn busy_shard(
+    server: &crate::runtime::ServerInfo,
+    cmd: &Command,
+    argv: &[Bytes],
+    shard_of: impl Fn(&[u8]) -> usize,
+) -> Option<&'static str> {
+    if ONE_SHARD_RUNNING.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let limit = server.config.current().get_int("busy-reply-threshold");
+    if limit <= 0 {
+        return None;
+    }
+    let now = crate::clock::now_ms();
+    cmd.key_indexes(argv).into_iter().find_map(|i| {
+        let c = core(shard_of(&argv[i]));
+        let started = c.started_ms.load(Ordering::Relaxed);
+        let over = started != 0
+            && !c.holds_all.load(Ordering::Relaxed)
+            && now.saturating_sub(started) >= limit as u64;
+        over.then(|| busy_error(c.eval.load(Ordering::Relaxed)))
+    })
 }
 
 /// The `-BUSY` text for a running EVAL or a running function.
