@@ -180,7 +180,7 @@ fn write<T>(
                 return Ok(result);
             }
             // Db::set counts one change itself.
-            ctx.db().set(key, Value::Hash(Box::new(h)), false);
+            ctx.db().set(key, Value::Hash(h), false);
             (result, changes.saturating_sub(1))
         }
     };

@@ -589,7 +589,7 @@ mod tests {
         for (f, v) in pairs {
             h.set(f.as_bytes(), v.as_bytes(), &EncodingLimits::default());
         }
-        put(s, key, Value::Hash(Box::new(h)));
+        put(s, key, Value::Hash(h));
     }
 
     /// The reply as strings, `None` for nulls; panics on anything but an array.

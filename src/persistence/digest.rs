@@ -111,7 +111,7 @@ pub fn xor_value(d: &mut Digest, value: &Value, has_expire: bool) {
                 mix(&mut ele, v);
                 xor(d, &ele);
             };
-            match &**h {
+            match h {
                 Hash::Table(t) => {
                     for (f, v) in t.iter() {
                         pair(f, v);

@@ -16,7 +16,7 @@
 //! shape of their results (unique or not, order, how much one SCAN call returns) is
 //! Redis's; only the random choices themselves differ.
 
-use super::listpack::{Listpack, LpEntry};
+use super::listpack::{Listpack, LpEntry, LpSlice, Packed};
 use super::{CompactBytes, Dict};
 use crate::config::EncodingLimits;
 use rand::Rng;
@@ -26,8 +26,9 @@ use std::collections::HashSet;
 pub type Item<'a> = LpEntry<'a>;
 
 pub enum Hash {
-    /// field, value, field, value ... in insertion order.
-    Listpack(Listpack),
+    /// field, value, field, value ... in insertion order, at its exact size (16 bytes
+    /// here, so that a hash needs no box of its own in its `Value`).
+    Listpack(Packed),
     /// Boxed: the dict header is 88 bytes, a listpack 24, and most hashes are small.
     Table(Box<Dict<CompactBytes, CompactBytes>>),
 }
@@ -51,7 +52,7 @@ impl Default for Hash {
 impl Hash {
     /// An empty hash, listpack-encoded (as `createHashObject`).
     pub fn new() -> Self {
-        Hash::Listpack(Listpack::new())
+        Hash::Listpack(Packed::from(Listpack::new()))
     }
 
     /// The name OBJECT ENCODING reports.
@@ -82,22 +83,20 @@ impl Hash {
     /// Bytes MEMORY USAGE reports: a table's entries are sampled (`samples` of them,
     /// 0: all) and extrapolated, as Redis does.
     pub fn memory_usage(&self, samples: usize) -> usize {
-        std::mem::size_of::<Hash>()
-            + match self {
-                Hash::Listpack(lp) => super::alloc_size(lp.heap_size()),
-                Hash::Table(t) => {
-                    let node =
-                        super::alloc_size(
-                            std::mem::size_of::<(CompactBytes, CompactBytes, usize)>(),
-                        );
-                    let per = super::sampled_mean(t.iter(), samples, |(k, v)| {
-                        node + super::alloc_size(k.heap_size()) + super::alloc_size(v.heap_size())
-                    });
-                    std::mem::size_of::<Dict<CompactBytes, CompactBytes>>()
-                        + t.buckets() * 8
-                        + per * t.len()
-                }
+        // (The `Hash` itself lives in the key's entry.)
+        match self {
+            Hash::Listpack(lp) => super::alloc_size(lp.heap_size()),
+            Hash::Table(t) => {
+                let node =
+                    super::alloc_size(std::mem::size_of::<(CompactBytes, CompactBytes, usize)>());
+                let per = super::sampled_mean(t.iter(), samples, |(k, v)| {
+                    node + super::alloc_size(k.heap_size()) + super::alloc_size(v.heap_size())
+                });
+                std::mem::size_of::<Dict<CompactBytes, CompactBytes>>()
+                    + t.buckets() * 8
+                    + per * t.len()
             }
+        }
     }
 
     pub fn heap_size(&self) -> usize {
@@ -146,7 +145,7 @@ impl Hash {
     }
 
     /// Position of `field`'s entry in a field/value listpack.
-    fn lp_find(lp: &Listpack, field: &[u8]) -> Option<usize> {
+    fn lp_find(lp: &LpSlice, field: &[u8]) -> Option<usize> {
         lp.find(lp.first()?, field, 1)
     }
 
@@ -182,12 +181,14 @@ impl Hash {
             Hash::Listpack(lp) => {
                 let outcome = match Self::lp_find(lp, field).and_then(|f| lp.next(f)) {
                     Some(v) => {
-                        lp.replace(v, value);
+                        lp.edit(|lp| lp.replace(v, value));
                         SetOutcome::Updated
                     }
                     None => {
-                        lp.push_back(field);
-                        lp.push_back(value);
+                        lp.edit(|lp| {
+                            lp.push_back(field);
+                            lp.push_back(value);
+                        });
                         SetOutcome::Inserted
                     }
                 };
@@ -218,9 +219,11 @@ impl Hash {
                 let Some(f) = Self::lp_find(lp, field) else {
                     return false;
                 };
-                if let Some(v) = lp.delete(f) {
-                    lp.delete(v);
-                }
+                lp.edit(|lp| {
+                    if let Some(v) = lp.delete(f) {
+                        lp.delete(v);
+                    }
+                });
                 true
             }
             Hash::Table(t) => {
@@ -239,7 +242,7 @@ impl Hash {
             Hash::Listpack(lp) => (Some(lp), None),
             Hash::Table(t) => (None, Some(t)),
         };
-        let from_lp = lp.into_iter().flat_map(pairs);
+        let from_lp = lp.into_iter().flat_map(|lp| pairs(lp));
         let from_table = table
             .into_iter()
             .flat_map(|t| t.iter().map(|(k, v)| (LpEntry::Str(k), LpEntry::Str(v))));
@@ -378,7 +381,7 @@ impl Hash {
 }
 
 /// A listpack's entries two by two.
-fn pairs(lp: &Listpack) -> impl Iterator<Item = (Item<'_>, Item<'_>)> + '_ {
+fn pairs(lp: &LpSlice) -> impl Iterator<Item = (Item<'_>, Item<'_>)> + '_ {
     let mut it = lp.iter();
     std::iter::from_fn(move || Some((it.next()?, it.next()?)))
 }

@@ -321,6 +321,81 @@ pub struct Listpack {
     buf: Vec<u8>,
 }
 
+/// A listpack's bytes, read in place: every read method of a listpack lives here, so
+/// that [`Listpack`] (a growable buffer) and [`Packed`] (an exact-size box, for values
+/// kept long) share them.
+#[repr(transparent)]
+pub struct LpSlice([u8]);
+
+impl LpSlice {
+    /// `b` (a well-formed listpack) as one.
+    fn of(b: &[u8]) -> &LpSlice {
+        // SAFETY: `LpSlice` is `#[repr(transparent)]` over `[u8]`, so a `&[u8]` and a
+        // `&LpSlice` have the same layout and pointer metadata (the length); the
+        // returned reference borrows `b` for the same lifetime and allows no more
+        // than it did (reads only).
+        unsafe { &*(b as *const [u8] as *const LpSlice) }
+    }
+}
+
+impl std::ops::Deref for Listpack {
+    type Target = LpSlice;
+    fn deref(&self) -> &LpSlice {
+        LpSlice::of(&self.buf)
+    }
+}
+
+/// A listpack kept at its exact size in a box: 16 bytes where a [`Listpack`] takes
+/// 24, so a small hash's listpack fits in its `Value` with no box of its own (the
+/// 24-byte box was the rest of what a small hash cost beyond Redis's). Reads go
+/// through [`LpSlice`]; a change is made on a [`Listpack`] ([`Packed::edit`]), which
+/// grows to the exact size anyway, so taking the buffer out and back costs nothing
+/// but a shrink when the listpack got smaller.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Packed(Box<[u8]>);
+
+impl Packed {
+    /// Change it as a [`Listpack`].
+    pub fn edit<R>(&mut self, f: impl FnOnce(&mut Listpack) -> R) -> R {
+        let mut lp = Listpack {
+            buf: std::mem::take(&mut self.0).into_vec(),
+        };
+        let r = f(&mut lp);
+        *self = Packed::from(lp);
+        r
+    }
+
+    /// Heap bytes owned (for MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn into_listpack(self) -> Listpack {
+        Listpack {
+            buf: self.0.into_vec(),
+        }
+    }
+}
+
+impl From<Listpack> for Packed {
+    fn from(lp: Listpack) -> Packed {
+        Packed(lp.buf.into_boxed_slice())
+    }
+}
+
+impl std::ops::Deref for Packed {
+    type Target = LpSlice;
+    fn deref(&self) -> &LpSlice {
+        LpSlice::of(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 impl std::fmt::Debug for Listpack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
@@ -437,100 +512,9 @@ impl Listpack {
         Some(Listpack { buf })
     }
 
-    /// Redis's bytes (what an RDB file stores).
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        match self.header_count() {
-            COUNT_UNKNOWN => self.iter().count(),
-            n => n as usize,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf[HEADER] == EOF
-    }
-
-    /// Total size in bytes (header and terminator included), as `lpBytes`.
-    pub fn bytes(&self) -> usize {
-        self.buf.len()
-    }
-
     /// Heap bytes owned (for MEMORY USAGE).
     pub fn heap_size(&self) -> usize {
         self.buf.capacity()
-    }
-
-    /// Whether `add` more bytes keep the listpack under Redis's 1 GiB limit
-    /// (`lpSafeToAdd`).
-    pub fn safe_to_add(&self, add: usize) -> bool {
-        self.buf.len().saturating_add(add) <= SAFETY_SIZE
-    }
-
-    pub fn first(&self) -> Option<Pos> {
-        (self.buf[HEADER] != EOF).then_some(HEADER)
-    }
-
-    pub fn last(&self) -> Option<Pos> {
-        let eof = self.buf.len() - 1;
-        (eof > HEADER).then(|| start_before(&self.buf, eof))
-    }
-
-    pub fn next(&self, p: Pos) -> Option<Pos> {
-        let q = p + entry_len(&self.buf, p);
-        (self.buf[q] != EOF).then_some(q)
-    }
-
-    pub fn prev(&self, p: Pos) -> Option<Pos> {
-        (p > HEADER).then(|| start_before(&self.buf, p))
-    }
-
-    /// The entry at `p`.
-    pub fn get(&self, p: Pos) -> LpEntry<'_> {
-        decode(&self.buf, p)
-    }
-
-    /// The entry at `index` (negative counts from the tail: -1 is the last), as `lpSeek`.
-    pub fn seek(&self, index: i64) -> Option<Pos> {
-        let n = self.len() as i64;
-        let index = if index < 0 {
-            n.checked_add(index)?
-        } else {
-            index
-        };
-        if index < 0 || index >= n {
-            return None;
-        }
-        if index <= n / 2 {
-            let mut p = self.first()?;
-            for _ in 0..index {
-                p = self.next(p)?;
-            }
-            Some(p)
-        } else {
-            let mut p = self.last()?;
-            for _ in 0..(n - 1 - index) {
-                p = self.prev(p)?;
-            }
-            Some(p)
-        }
-    }
-
-    /// Entries from head to tail.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = LpEntry<'_>> + '_ {
-        self.iter_from(HEADER)
-    }
-
-    /// Entries from the one at `p` (or the terminator's offset, for none) to the tail.
-    pub fn iter_from(&self, p: Pos) -> Iter<'_> {
-        Iter {
-            buf: &self.buf,
-            front: p,
-            back: self.buf.len() - 1,
-        }
     }
 
     /// Append at the tail; integer-looking strings are stored as integers.
@@ -622,35 +606,6 @@ impl Listpack {
         self.count_removed(deleted);
     }
 
-    /// The first entry at or after `from` equal to `v`, looking only at every
-    /// `skip + 1`-th entry (skip 1 visits the fields of a field/value listpack).
-    pub fn find(&self, from: Pos, v: &[u8], skip: usize) -> Option<Pos> {
-        let as_int = string_to_int(v);
-        let eof = self.buf.len() - 1;
-        let mut p = from;
-        let mut to_skip = 0;
-        while p < eof {
-            if to_skip == 0 {
-                let hit = match decode(&self.buf, p) {
-                    LpEntry::Int(i) => as_int == Some(i),
-                    LpEntry::Str(s) => s == v,
-                };
-                if hit {
-                    return Some(p);
-                }
-                to_skip = skip;
-            } else {
-                to_skip -= 1;
-            }
-            p += entry_len(&self.buf, p);
-        }
-        None
-    }
-
-    fn header_count(&self) -> u16 {
-        u16::from_le_bytes([self.buf[4], self.buf[5]])
-    }
-
     fn set_header_count(&mut self, n: u16) {
         self.buf[4..6].copy_from_slice(&n.to_le_bytes());
     }
@@ -701,6 +656,130 @@ impl Listpack {
                 self.set_header_count(counted as u16);
             }
         }
+    }
+}
+
+/// The read side of a listpack, on its bytes wherever they are kept ([`Listpack`]'s
+/// growable buffer, or [`Packed`]'s exact-size box).
+impl LpSlice {
+    /// Redis's bytes (what an RDB file stores).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self.header_count() {
+            COUNT_UNKNOWN => self.iter().count(),
+            n => n as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0[HEADER] == EOF
+    }
+
+    /// Total size in bytes (header and terminator included), as `lpBytes`.
+    pub fn bytes(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether `add` more bytes keep the listpack under Redis's 1 GiB limit
+    /// (`lpSafeToAdd`).
+    pub fn safe_to_add(&self, add: usize) -> bool {
+        self.0.len().saturating_add(add) <= SAFETY_SIZE
+    }
+
+    pub fn first(&self) -> Option<Pos> {
+        (self.0[HEADER] != EOF).then_some(HEADER)
+    }
+
+    pub fn last(&self) -> Option<Pos> {
+        let eof = self.0.len() - 1;
+        (eof > HEADER).then(|| start_before(&self.0, eof))
+    }
+
+    pub fn next(&self, p: Pos) -> Option<Pos> {
+        let q = p + entry_len(&self.0, p);
+        (self.0[q] != EOF).then_some(q)
+    }
+
+    pub fn prev(&self, p: Pos) -> Option<Pos> {
+        (p > HEADER).then(|| start_before(&self.0, p))
+    }
+
+    /// The entry at `p`.
+    pub fn get(&self, p: Pos) -> LpEntry<'_> {
+        decode(&self.0, p)
+    }
+
+    /// The entry at `index` (negative counts from the tail: -1 is the last), as `lpSeek`.
+    pub fn seek(&self, index: i64) -> Option<Pos> {
+        let n = self.len() as i64;
+        let index = if index < 0 {
+            n.checked_add(index)?
+        } else {
+            index
+        };
+        if index < 0 || index >= n {
+            return None;
+        }
+        if index <= n / 2 {
+            let mut p = self.first()?;
+            for _ in 0..index {
+                p = self.next(p)?;
+            }
+            Some(p)
+        } else {
+            let mut p = self.last()?;
+            for _ in 0..(n - 1 - index) {
+                p = self.prev(p)?;
+            }
+            Some(p)
+        }
+    }
+
+    /// Entries from head to tail.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = LpEntry<'_>> + '_ {
+        self.iter_from(HEADER)
+    }
+
+    /// Entries from the one at `p` (or the terminator's offset, for none) to the tail.
+    pub fn iter_from(&self, p: Pos) -> Iter<'_> {
+        Iter {
+            buf: &self.0,
+            front: p,
+            back: self.0.len() - 1,
+        }
+    }
+
+    /// The first entry at or after `from` equal to `v`, looking only at every
+    /// `skip + 1`-th entry (skip 1 visits the fields of a field/value listpack).
+    pub fn find(&self, from: Pos, v: &[u8], skip: usize) -> Option<Pos> {
+        let as_int = string_to_int(v);
+        let eof = self.0.len() - 1;
+        let mut p = from;
+        let mut to_skip = 0;
+        while p < eof {
+            if to_skip == 0 {
+                let hit = match decode(&self.0, p) {
+                    LpEntry::Int(i) => as_int == Some(i),
+                    LpEntry::Str(s) => s == v,
+                };
+                if hit {
+                    return Some(p);
+                }
+                to_skip = skip;
+            } else {
+                to_skip -= 1;
+            }
+            p += entry_len(&self.0, p);
+        }
+        None
+    }
+
+    fn header_count(&self) -> u16 {
+        u16::from_le_bytes([self.0[4], self.0[5]])
     }
 }
 

@@ -47,7 +47,7 @@ impl PartialEq for StrValue {
 pub enum Value {
     Str(StrValue),
     List(Box<List>),
-    Hash(Box<Hash>),
+    Hash(Hash),
     Set(Box<Set>),
     ZSet(Box<ZSet>),
     /// A stream may be empty (XADD then XDEL, XGROUP CREATE ... MKSTREAM): unlike the
@@ -221,6 +221,8 @@ mod tests {
         assert_eq!(&*v.as_bytes(), b"123");
         assert_eq!(std::mem::size_of::<StrValue>(), 24);
         assert_eq!(std::mem::size_of::<Value>(), 24);
+        // A small hash's listpack lives in the Value itself (no box of its own).
+        assert_eq!(std::mem::size_of::<Hash>(), 16);
         assert_eq!(std::mem::size_of::<crate::storage::db::Entry>(), 32);
     }
 }

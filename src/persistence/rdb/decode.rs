@@ -546,7 +546,7 @@ impl<R: Read> Reader<R> {
                         return Err(src.err("duplicate hash field").into());
                     }
                 }
-                non_empty(Value::Hash(Box::new(h)), n)?
+                non_empty(Value::Hash(h), n)?
             }
             rdb_type::HASH_ZIPMAP | rdb_type::HASH_ZIPLIST => {
                 let blob = src.string()?;
@@ -568,7 +568,7 @@ impl<R: Read> Reader<R> {
                         return Err(src.err("duplicate hash field").into());
                     }
                 }
-                non_empty(Value::Hash(Box::new(h)), n)?
+                non_empty(Value::Hash(h), n)?
             }
             rdb_type::HASH_LISTPACK => {
                 let blob = src.string()?;
@@ -600,9 +600,9 @@ impl<R: Read> Reader<R> {
                             CompactBytes::new(&v.to_vec()),
                         );
                     }
-                    Value::Hash(Box::new(Hash::Table(Box::new(t))))
+                    Value::Hash(Hash::Table(Box::new(t)))
                 } else {
-                    Value::Hash(Box::new(Hash::Listpack(lp)))
+                    Value::Hash(Hash::Listpack(lp.into()))
                 }
             }
             rdb_type::ZSET | rdb_type::ZSET_2 => {
@@ -862,7 +862,7 @@ mod tests {
         for (f, v) in pairs {
             h.set(f, v, &limits());
         }
-        Value::Hash(Box::new(h))
+        Value::Hash(h)
     }
     fn zset(pairs: &[(Vec<u8>, f64)]) -> Value {
         let mut z = ZSet::new_for(Limits::of(&limits()), pairs[0].0.len());

@@ -113,7 +113,7 @@ pub fn value_type(value: &Value) -> u8 {
             Set::Intset(_) => rdb_type::SET_INTSET,
             Set::Table(_) => rdb_type::SET,
         },
-        Value::Hash(h) => match **h {
+        Value::Hash(h) => match *h {
             Hash::Listpack(_) => rdb_type::HASH_LISTPACK,
             Hash::Table(_) => rdb_type::HASH,
         },
@@ -148,7 +148,7 @@ pub fn value_body(out: &mut Vec<u8>, value: &Value, opts: Options) {
                 }
             }
         },
-        Value::Hash(h) => match &**h {
+        Value::Hash(h) => match h {
             Hash::Listpack(lp) => string(out, lp.as_bytes(), c),
             Hash::Table(t) => {
                 len(out, t.len() as u64);
