@@ -119,12 +119,9 @@ pub fn lazy_eviction() -> bool {
     LAZY_EVICTION.load(Ordering::Relaxed)
 }
 
-/// Free `v`, a value a command deleted or replaced as a side effect: lazily under
-/// `lazyfree-lazy-server-del`, else now.
-pub fn server_del(v: Value) {
-    if LAZY_SERVER_DEL.load(Ordering::Relaxed) {
-        free(v);
-    }
+/// `lazyfree-lazy-server-del`: values a command deletes or replaces as a side effect.
+pub fn lazy_server_del() -> bool {
+    LAZY_SERVER_DEL.load(Ordering::Relaxed)
 }
 
 /// Free `v` lazily if `lazy`, else now.

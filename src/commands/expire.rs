@@ -205,9 +205,7 @@ fn expire_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str, base: i64, unit: Un
     }
     if when <= ctx.now_ms as i64 {
         // Already due: delete now, as Redis does (and still answer 1).
-        if let Some(e) = ctx.db().remove(key) {
-            crate::lazyfree::free_if(crate::lazyfree::lazy_expire(), e.value);
-        }
+        ctx.db().delete_freeing(key, crate::lazyfree::lazy_expire());
         ctx.notify(notify::GENERIC, "del", key);
     } else {
         ctx.db().set_expire(key, when as u64);

@@ -229,7 +229,7 @@ fn lookup_no_touch<'c>(ctx: &'c mut Ctx, key: &[u8], quiet: bool) -> Option<&'c 
     found
 }
 
-/// `DEL key [key ...]` and `UNLINK` (freeing is synchronous here; see the report).
+/// `DEL key [key ...]`: values freed at once, or lazily under `lazyfree-lazy-user-del`.
 fn del(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let lazy = ctx.shard.config.lazyfree_user_del;
     delete(ctx, argv, lazy)
@@ -246,10 +246,7 @@ fn delete(ctx: &mut Ctx, argv: &[Bytes], lazy: bool) -> Reply {
         if !ctx.exists(key) {
             continue;
         }
-        if let Some(e) = ctx.db().remove(key) {
-            if lazy {
-                crate::lazyfree::free(e.value);
-            }
+        if ctx.db().delete_freeing(key, lazy) {
             ctx.notify(notify::GENERIC, "del", key);
             n += 1;
         }

@@ -484,9 +484,8 @@ fn getdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Null,
         Err(e) => return e,
     };
-    if let Some(e) = ctx.db().remove(&argv[1]) {
-        crate::lazyfree::free_if(ctx.shard.config.lazyfree_user_del, e.value);
-    }
+    let lazy = ctx.shard.config.lazyfree_user_del;
+    ctx.db().delete_freeing(&argv[1], lazy);
     ctx.notify(notify::GENERIC, "del", &argv[1]);
     old
 }
@@ -510,9 +509,7 @@ fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             Err(e) => return e,
         };
         if flags & (flag::EXAT | flag::PXAT) != 0 && at <= now {
-            if let Some(e) = ctx.db().remove(key) {
-                crate::lazyfree::free_if(crate::lazyfree::lazy_expire(), e.value);
-            }
+            ctx.db().delete_freeing(key, crate::lazyfree::lazy_expire());
             ctx.notify(notify::GENERIC, "del", key);
         } else {
             ctx.db().set_expire(key, at);

@@ -100,9 +100,8 @@ fn counted(c: &Client) -> u64 {
     c.total_mem() as u64
 }
 
-/// Bring `c`'s share of its core's sum up to date; what it counts now.
-fn account(core: usize, c: &mut Client) -> u64 {
-    let now = counted(c);
+/// Bring `c`'s share of its core's sum up to date with `now`, what it counts now.
+fn account(core: usize, c: &mut Client, now: u64) -> u64 {
     let was = std::mem::replace(&mut c.evict_mem, now);
     if now != was {
         // Only this core writes its sum; wrapping addition subtracts.
@@ -114,9 +113,14 @@ fn account(core: usize, c: &mut Client) -> u64 {
     now
 }
 
+/// The cores counted so far: how much of [`SUMS`] and [`LARGEST`] is in use.
+fn cores() -> usize {
+    CORES.load(Ordering::Relaxed).min(MAX_CORES)
+}
+
 /// The largest bucket of any core's evictable clients (0: none).
 fn top_bucket() -> u32 {
-    LARGEST[..CORES.load(Ordering::Relaxed).min(MAX_CORES)]
+    LARGEST[..cores()]
         .iter()
         .map(|b| b.load(Ordering::Relaxed))
         .max()
@@ -125,8 +129,7 @@ fn top_bucket() -> u32 {
 
 /// The memory of every core's counted clients.
 fn total() -> u64 {
-    let n = CORES.load(Ordering::Relaxed).min(MAX_CORES);
-    SUMS[..n]
+    SUMS[..cores()]
         .iter()
         .fold(0u64, |t, s| t.wrapping_add(s.load(Ordering::Relaxed)))
 }
@@ -144,7 +147,7 @@ pub fn update(shards: &Shards, client: &ClientRef) -> bool {
         if now.abs_diff(c.evict_mem) < STEP {
             return false;
         }
-        account(core, &mut c);
+        account(core, &mut c, now);
     }
     evict(&shards.local, core);
     client.borrow().pushes.over_limit() == Some(OverLimit::Evicted)
@@ -169,7 +172,8 @@ pub fn cron(shard: &RefCell<Shard>) {
         for client in all {
             // A client borrowed by its running command is looked at next time.
             if let Ok(mut c) = client.try_borrow_mut() {
-                let mem = account(core, &mut c);
+                let now = counted(&c);
+                let mem = account(core, &mut c, now);
                 if mem > 0 && !c.no_evict {
                     largest = largest.max(bucket(mem));
                 }
@@ -221,7 +225,8 @@ fn evict(shard: &RefCell<Shard>, core: usize) {
         c.pushes.close(OverLimit::Evicted);
         c.killed = true;
         crate::commands::connection::shutdown_socket(c.fd);
-        account(core, &mut c);
+        // Marked: it counts 0 from now on.
+        account(core, &mut c, 0);
         shard.borrow_mut().stats.evicted_clients += 1;
     }
 }

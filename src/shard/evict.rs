@@ -396,11 +396,10 @@ fn evict(shard: &mut Shard, db: usize, key: &Bytes) {
     let d = &mut shard.dbs[db];
     // Not a change the save points count (Redis does not count evictions as dirty).
     let dirty = d.dirty;
-    let Some(e) = d.remove(key) else {
-        return;
-    };
     let lazy = crate::lazyfree::lazy_eviction();
-    crate::lazyfree::free_if(lazy, e.value);
+    if !d.delete_freeing(key, lazy) {
+        return;
+    }
     d.dirty = dirty;
     if let Some(log) = &mut d.expired_log {
         log.push((key.clone(), lazy));

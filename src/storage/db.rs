@@ -295,7 +295,10 @@ impl Db {
             snap: self.before_write(key),
         };
         match self.keys.get_mut(key) {
-            Some(e) => crate::lazyfree::server_del(std::mem::replace(e, entry).value),
+            Some(e) => {
+                let old = std::mem::replace(e, entry).value;
+                crate::lazyfree::free_if(crate::lazyfree::lazy_server_del(), old);
+            }
             None => {
                 self.keys.insert(CompactBytes::new(key), entry);
                 if let Some(index) = &mut self.slot_keys {
@@ -330,12 +333,18 @@ impl Db {
     }
 
     /// Remove `key` as a side effect of a command (an emptied collection, a *STORE's
-    /// old destination): [`Db::remove`], the value freed under
-    /// `lazyfree-lazy-server-del` (Redis's `dbDelete`); true if it was there.
+    /// old destination): the value freed under `lazyfree-lazy-server-del` (Redis's
+    /// `dbDelete`); true if it was there.
     pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.delete_freeing(key, crate::lazyfree::lazy_server_del())
+    }
+
+    /// [`Db::remove`], its value freed on the lazy-free thread if `lazy` (and it is
+    /// big), else at once; true if it was there.
+    pub fn delete_freeing(&mut self, key: &[u8], lazy: bool) -> bool {
         match self.remove(key) {
             Some(e) => {
-                crate::lazyfree::server_del(e.value);
+                crate::lazyfree::free_if(lazy, e.value);
                 true
             }
             None => false,
