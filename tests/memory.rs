@@ -254,20 +254,6 @@ fn unlink_and_async_flushes_free_in_the_background_as_redis_counts() {
     assert_eq!(seen[0], seen[1]);
 }
 
-/// Every file under `dir`, read whole, joined (an AOF's parts, whatever the layout).
-fn files_under(dir: &std::path::Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else if let Ok(b) = std::fs::read(&p) {
-            out.extend(b);
-        }
-    }
-    out
-}
-
 #[test]
 fn expiry_eviction_and_server_deletions_free_lazily_under_their_switches() {
     let mut seen = Vec::new();
@@ -328,7 +314,7 @@ fn expiry_eviction_and_server_deletions_free_lazily_under_their_switches() {
         ));
         c.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
         // Expiries and evictions freed lazily are propagated as UNLINK.
-        let aof = files_under(server.dir());
+        let aof = common::files_under(server.dir());
         let count = |word: &[u8]| aof.windows(word.len()).filter(|w| *w == word).count();
         out.push(format!(
             "aof: UNLINK {} DEL {}",

@@ -695,20 +695,6 @@ fn redis_py_locks_count_exactly() {
     );
 }
 
-/// Every file under `dir`, read whole, joined (an AOF's parts, whatever the layout).
-fn files_under(dir: &std::path::Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else if let Ok(b) = std::fs::read(&p) {
-            out.extend(b);
-        }
-    }
-    out
-}
-
 /// `redis.set_repl` sends a script's later writes to the AOF, the replicas, both or
 /// neither, on a script of one shard and on one holding every shard: what reaches the
 /// replica and the AOF is what redis-server sends.
@@ -768,10 +754,10 @@ fn set_repl_chooses_where_writes_go_as_redis() {
             aof.windows(needle.len()).any(|w| w == needle.as_bytes())
         };
         assert!(common::wait_until(Duration::from_secs(10), || has(
-            &files_under(master.dir()),
+            &common::files_under(master.dir()),
             "after"
         )));
-        let aof = files_under(master.dir());
+        let aof = common::files_under(master.dir());
         let in_aof: Vec<&str> = names.iter().copied().filter(|k| has(&aof, k)).collect();
         out.push(format!("aof: {in_aof:?}"));
         seen.push(out);

@@ -606,6 +606,20 @@ pub fn conn_on(server: &Server, core: usize) -> RawConn {
     panic!("no connection landed on core {core} in 500 tries");
 }
 
+/// Every file under `dir`, read whole, joined (an AOF's parts, whatever the layout).
+pub fn files_under(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.extend(b);
+        }
+    }
+    out
+}
+
 /// Poll `f` every 50 ms until it returns true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
