@@ -1622,8 +1622,8 @@ fn zscan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             let mut cursor = cursor;
             let mut budget = count.saturating_mul(10);
             loop {
-                cursor = s.dict.scan(cursor, |m, score| {
-                    found.push((m.to_vec(), format_double_resp(*score).into_bytes()));
+                cursor = s.scan(cursor, |m, score| {
+                    found.push((m.to_vec(), format_double_resp(score).into_bytes()));
                 });
                 if cursor == 0 || budget == 0 || found.len() >= count {
                     break;

@@ -222,10 +222,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.find_with(self.hash(key), |k| k.borrow() == key)
+    }
+
+    /// The table and bucket of the entry whose key hashes to `h` and satisfies `eq`.
+    fn find_with(&self, h: usize, eq: impl Fn(&K) -> bool) -> Option<(usize, usize)> {
         if self.is_empty() {
             return None;
         }
-        let h = self.hash(key);
         for ti in 0..2 {
             let t = &self.t[ti];
             if t.buckets.is_empty() {
@@ -234,7 +238,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
             let b = h & t.mask();
             let mut cur = t.buckets[b].as_deref();
             while let Some(n) = cur {
-                if n.key.borrow() == key {
+                if eq(&n.key) {
                     return Some((ti, b));
                 }
                 cur = n.next.as_deref();
@@ -244,6 +248,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
             }
         }
         None
+    }
+
+    /// The key that hashes as `probe` does and satisfies `eq`: a lookup for keys that
+    /// cannot be compared with what is looked up without outside help (an index of
+    /// ids whose hash is that of what the id names, as a sorted set's member index).
+    pub fn find_key_by<Q: Hash + ?Sized>(&self, probe: &Q, eq: impl Fn(&K) -> bool) -> Option<&K> {
+        let (ti, b) = self.find_with(self.hash(probe), &eq)?;
+        std::iter::successors(self.t[ti].buckets[b].as_deref(), |n| n.next.as_deref())
+            .map(|n| &n.key)
+            .find(|k| eq(k))
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>

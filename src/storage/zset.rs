@@ -5,8 +5,8 @@
 //!   entry when the double is integral within ±2^62 (so `-0` reads back as `0`), else
 //!   its `%.17g` text (`inf`, `-inf`). Every operation is a linear walk, which is what
 //!   makes it fast for the small sets it is used for.
-//! - `SkipList`: a [`SkipList`] ordered by (score, member) for ranks and ranges, plus a
-//!   `Dict` member -> score for O(1) lookups.
+//! - `SkipList`: a [`SkipList`] ordered by (score, member) for ranks and ranges, plus an
+//!   index of its nodes by member for O(1) lookups (see [`SkipListZSet`]).
 //!
 //! The one idea to hold: the encoding is part of the observable state (OBJECT ENCODING,
 //! ZSCAN's order and score text), so conversions happen exactly where 7.0 does them: a
@@ -19,7 +19,7 @@
 
 use super::listpack::{Listpack, LpEntry, Pos, Where};
 use super::skiplist::{NodeId, SkipList};
-use super::{CompactBytes, Dict};
+use super::Dict;
 use crate::config::EncodingLimits;
 use std::cmp::Ordering;
 
@@ -408,23 +408,55 @@ pub enum Added {
     NaN,
 }
 
-/// The skiplist encoding: the list for order, the dict for lookups.
+/// The skiplist encoding: the list for order, an index of its nodes for lookups.
+///
+/// The index holds node ids, not members: a member's bytes live once, in its list
+/// node, and the index finds a node by the fingerprint of its member and then compares
+/// the bytes in the list (Redis shares one sds between its dict and skiplist for the
+/// same reason). 16 bytes per member (plus the bucket) where a member -> score dict
+/// took 48. Node ids change when the list rebuilds its arenas after many removals;
+/// the index is then rebuilt too (`reindex`, O(n), amortised as the rebuild is).
 #[derive(Default)]
 pub struct SkipListZSet {
-    pub list: SkipList,
-    pub dict: Dict<CompactBytes, f64>,
+    list: SkipList,
+    index: Dict<Indexed, ()>,
+}
+
+/// A node in the member index: its id and its member's fingerprint, which is all the
+/// index hashes (so a lookup by member bytes and a removal by id find the same bucket).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Indexed {
+    id: NodeId,
+    fp: u32,
+}
+
+impl std::hash::Hash for Indexed {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        Fingerprint(self.fp).hash(h)
+    }
+}
+
+/// What a member lookup hashes: the same as its node's [`Indexed`] entry.
+#[derive(Hash)]
+struct Fingerprint(u32);
+
+/// A member's fingerprint, from a hash seeded once per process (so nobody can choose
+/// members that all share one chain).
+fn fingerprint(member: &[u8]) -> u32 {
+    use std::hash::BuildHasher;
+    static SEED: std::sync::OnceLock<foldhash::fast::FixedState> = std::sync::OnceLock::new();
+    SEED.get_or_init(|| foldhash::fast::FixedState::with_seed(rand::random()))
+        .hash_one(member) as u32
 }
 
 impl Clone for SkipListZSet {
     fn clone(&self) -> Self {
-        let mut dict = Dict::new();
-        for id in self.list.iter() {
-            dict.insert(CompactBytes::new(self.list.member(id)), self.list.score(id));
-        }
-        SkipListZSet {
+        let mut z = SkipListZSet {
             list: self.list.clone(),
-            dict,
-        }
+            index: Dict::new(),
+        };
+        z.reindex();
+        z
     }
 }
 
@@ -441,15 +473,90 @@ impl PartialEq for SkipListZSet {
 }
 
 impl SkipListZSet {
-    fn insert_new(&mut self, score: f64, member: &[u8]) {
-        self.list.insert(score, member);
-        self.dict.insert(CompactBytes::new(member), score);
+    /// The members in order.
+    pub fn list(&self) -> &SkipList {
+        &self.list
+    }
+    /// The node of `member`.
+    fn find(&self, member: &[u8]) -> Option<NodeId> {
+        let fp = fingerprint(member);
+        let list = &self.list;
+        let eq = |k: &Indexed| k.fp == fp && list.member(k.id) == member;
+        self.index.find_key_by(&Fingerprint(fp), eq).map(|k| k.id)
+    }
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.find(member).is_some()
+    }
+    /// The score of `member`.
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        self.find(member).map(|id| self.list.score(id))
+    }
+    /// Add a member that is not in the set yet.
+    pub fn insert_new(&mut self, score: f64, member: &[u8]) {
+        let id = self.list.insert(score, member);
+        self.index.insert(
+            Indexed {
+                id,
+                fp: fingerprint(member),
+            },
+            (),
+        );
+    }
+    /// Give `member` (node `id`, score `old`) the score `new`.
+    fn update(&mut self, id: NodeId, member: &[u8], old: f64, new: f64) {
+        let moved = self.list.update_score(old, member, new);
+        if moved != id {
+            let fp = fingerprint(member);
+            self.index.remove(&Indexed { id, fp });
+            self.index.insert(Indexed { id: moved, fp }, ());
+        }
     }
     fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let (_, score) = self.dict.remove(member)?;
+        let id = self.find(member)?;
+        let score = self.list.score(id);
+        let generation = self.list.generation();
+        self.index.remove(&Indexed {
+            id,
+            fp: fingerprint(member),
+        });
         self.list.remove(score, member);
-        self.dict.shrink_if_needed();
+        self.after_removals(generation);
         Some(score)
+    }
+    /// Remove node `id` (just taken out of the list) from the index.
+    fn unindex(index: &mut Dict<Indexed, ()>, id: NodeId, member: &[u8]) {
+        index.remove(&Indexed {
+            id,
+            fp: fingerprint(member),
+        });
+    }
+    /// After removals that began at list generation `generation`: rebuild the index if
+    /// the list renumbered its nodes, else let it shrink.
+    fn after_removals(&mut self, generation: u32) {
+        if self.list.generation() != generation {
+            self.reindex();
+        } else {
+            self.index.shrink_if_needed();
+        }
+    }
+    fn reindex(&mut self) {
+        let mut index = Dict::new();
+        for id in self.list.iter() {
+            let fp = fingerprint(self.list.member(id));
+            index.insert(Indexed { id, fp }, ());
+        }
+        self.index = index;
+    }
+    /// One step of ZSCAN (the index's cursor, as Redis scans its dict): calls `f` with
+    /// each member and score; the next cursor.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], f64)) -> u64 {
+        self.index.scan(cursor, |k, _| {
+            f(self.list.member(k.id), self.list.score(k.id))
+        })
+    }
+    /// Heap bytes of the index (its buckets and one 16-byte node per member).
+    fn index_bytes(&self) -> usize {
+        self.index.buckets() * 8 + self.index.len() * 16
     }
     fn first_in_range(&self, r: &ScoreRange) -> Option<NodeId> {
         if !self.in_range(r) {
@@ -745,10 +852,7 @@ impl ZSet {
         match self {
             ZSet::Listpack(lp) => lp.heap_size(),
             ZSet::SkipList(z) => {
-                std::mem::size_of::<SkipListZSet>()
-                    + z.list.heap_size()
-                    + z.dict.buckets() * 8
-                    + z.dict.len() * 56
+                std::mem::size_of::<SkipListZSet>() + z.list.heap_size() + z.index_bytes()
             }
         }
     }
@@ -757,7 +861,7 @@ impl ZSet {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match self {
             ZSet::Listpack(lp) => zzl::find(lp, member).map(|(_, s)| s),
-            ZSet::SkipList(z) => z.dict.get(member).copied(),
+            ZSet::SkipList(z) => z.score(member),
         }
     }
 
@@ -812,9 +916,9 @@ impl ZSet {
         let ZSet::SkipList(z) = self else {
             unreachable!("converted above")
         };
-        match z.dict.get_mut(member) {
-            Some(slot) => {
-                let cur = *slot;
+        match z.find(member) {
+            Some(id) => {
+                let cur = z.list.score(id);
                 let new = match existing(cur) {
                     Ok(n) => n,
                     Err(a) => return a,
@@ -822,8 +926,7 @@ impl ZSet {
                 if new == cur {
                     return Added::Same(new);
                 }
-                *slot = new;
-                z.list.update_score(cur, member, new);
+                z.update(id, member, cur, new);
                 Added::Updated(new)
             }
             None if flags.xx => Added::Skipped,
@@ -870,7 +973,7 @@ impl ZSet {
                 }
             }
             ZSet::SkipList(z) => {
-                let score = *z.dict.get(member)?;
+                let score = z.score(member)?;
                 match z.list.rank(score, member) {
                     0 => return None,
                     r => r,
@@ -999,11 +1102,12 @@ impl ZSet {
                 n
             }
             ZSet::SkipList(z) => {
-                let SkipListZSet { list, dict } = &mut **z;
-                let n = list.remove_rank_range(start + 1, end + 1, |m| {
-                    dict.remove(m);
+                let generation = z.list.generation();
+                let SkipListZSet { list, index } = &mut **z;
+                let n = list.remove_rank_range(start + 1, end + 1, |id, m| {
+                    SkipListZSet::unindex(index, id, m)
                 });
-                dict.shrink_if_needed();
+                z.after_removals(generation);
                 n
             }
         }
@@ -1025,15 +1129,14 @@ impl ZSet {
                 n
             }
             ZSet::SkipList(z) => {
-                let SkipListZSet { list, dict } = &mut **z;
+                let generation = z.list.generation();
+                let SkipListZSet { list, index } = &mut **z;
                 let n = list.remove_range(
                     |s, _| !r.gte_min(s),
                     |s, _| r.lte_max(s),
-                    |m| {
-                        dict.remove(m);
-                    },
+                    |id, m| SkipListZSet::unindex(index, id, m),
                 );
-                dict.shrink_if_needed();
+                z.after_removals(generation);
                 n
             }
         }
@@ -1055,15 +1158,14 @@ impl ZSet {
                 n
             }
             ZSet::SkipList(z) => {
-                let SkipListZSet { list, dict } = &mut **z;
+                let generation = z.list.generation();
+                let SkipListZSet { list, index } = &mut **z;
                 let n = list.remove_range(
                     |_, m| !r.gte_min(m),
                     |_, m| r.lte_max(m),
-                    |m| {
-                        dict.remove(m);
-                    },
+                    |id, m| SkipListZSet::unindex(index, id, m),
                 );
-                dict.shrink_if_needed();
+                z.after_removals(generation);
                 n
             }
         }
@@ -1144,7 +1246,7 @@ impl ZSet {
         let mut z = SkipListZSet::default();
         let (mut max_len, mut total) = (0, 0);
         for (m, s) in pairs {
-            if z.dict.contains_key(m) {
+            if z.contains(m) {
                 continue;
             }
             max_len = max_len.max(m.len());
@@ -1173,12 +1275,9 @@ impl ZSet {
             }
             ZSet::SkipList(z) => {
                 z.list.check();
-                assert_eq!(z.dict.len(), z.list.len());
+                assert_eq!(z.index.len(), z.list.len());
                 for id in z.list.iter() {
-                    assert_eq!(
-                        z.dict.get(z.list.member(id)).map(|s| s.to_bits()),
-                        Some(z.list.score(id).to_bits())
-                    );
+                    assert_eq!(z.find(z.list.member(id)), Some(id));
                 }
             }
         }
@@ -1392,6 +1491,58 @@ mod tests {
         );
     }
 
+    /// The member index follows its nodes through every kind of removal, score moves
+    /// that reinsert a node, and the list's renumbering of its nodes (which only heavy
+    /// removals cause).
+    #[test]
+    fn index_follows_renumbered_nodes() {
+        let member = |i: usize| format!("member:{i}").into_bytes();
+        let mut z = ZSet::new_listpack();
+        for i in 0..2000 {
+            z.insert(i as f64, &member(i), LIMITS);
+        }
+        let ZSet::SkipList(sl) = &z else {
+            panic!("not converted")
+        };
+        let first = sl.list().generation();
+        // Moves across the order reinsert nodes (new ids); one ZREM at a time, then
+        // ranges by rank, score and lex, each past the point where the list renumbers.
+        for i in (0..2000).step_by(7) {
+            z.insert(-(i as f64), &member(i), LIMITS);
+        }
+        z.check();
+        for i in (0..2000).filter(|i| i % 3 == 0) {
+            z.remove(&member(i));
+        }
+        z.check();
+        z.remove_range_by_rank(0, 300);
+        z.check();
+        let r = ScoreRange::parse(b"500", b"1500").unwrap();
+        z.remove_range_by_score(&r);
+        z.check();
+        let ZSet::SkipList(sl) = &z else {
+            panic!("converted back")
+        };
+        assert_ne!(sl.list().generation(), first, "the list never renumbered");
+        let left: Vec<Vec<u8>> = sl
+            .list()
+            .iter()
+            .map(|id| sl.list().member(id).to_vec())
+            .collect();
+        for m in &left {
+            assert_eq!(z.score(m), sl.score(m));
+            assert!(z.score(m).is_some());
+        }
+        let mut scanned = 0;
+        let mut cursor = 0;
+        loop {
+            cursor = sl.scan(cursor, |_, _| scanned += 1);
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(scanned, left.len());
+    }
     /// Model: (member -> score) plus the order of (score, member).
     fn model_items(m: &std::collections::BTreeMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
         let mut v: Vec<_> = m.iter().map(|(k, s)| (k.clone(), *s)).collect();

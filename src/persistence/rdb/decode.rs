@@ -619,13 +619,12 @@ impl<R: Read> Reader<R> {
                     if score.is_nan() {
                         return Err(src.err("sorted set with a NaN score").into());
                     }
-                    if z.dict.contains_key(&m[..]) {
+                    if z.contains(&m[..]) {
                         return Err(src.err("duplicate sorted set member").into());
                     }
                     max_len = max_len.max(m.len());
                     total = total.saturating_add(m.len());
-                    z.list.insert(score, &m);
-                    z.dict.insert(CompactBytes::new(&m), score);
+                    z.insert_new(score, &m);
                 }
                 if n == 0 {
                     return Err(ValueError::Empty);

@@ -163,10 +163,11 @@ pub fn value_body(out: &mut Vec<u8>, value: &Value, opts: Options) {
             ZSet::SkipList(z) => {
                 // From the highest score down, as Redis: the loader then always
                 // inserts at the head of its skiplist.
-                len(out, z.list.len() as u64);
-                for id in z.list.iter().rev() {
-                    string(out, z.list.member(id), c);
-                    out.extend_from_slice(&z.list.score(id).to_le_bytes());
+                let list = z.list();
+                len(out, list.len() as u64);
+                for id in list.iter().rev() {
+                    string(out, list.member(id), c);
+                    out.extend_from_slice(&list.score(id).to_le_bytes());
                 }
             }
         },
