@@ -185,7 +185,7 @@ mod tests {
         for i in 0..1000u32 {
             s.add(format!("m{i}").as_bytes(), 512);
         }
-        let v = Value::Set(Box::new(s));
+        let v = Value::Set(s);
         assert!(effort(&v) > THRESHOLD);
         let before = freed();
         free(v);

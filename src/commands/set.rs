@@ -231,7 +231,7 @@ fn sadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             None => {
                 let mut s = Set::for_member(&members[0]);
                 let added = members.iter().filter(|m| s.add(m, max)).count();
-                ctx.db().set(key, Value::Set(Box::new(s)), false);
+                ctx.db().set(key, Value::Set(s), false);
                 // Db::set counted one change; Redis counts one per member added.
                 ctx.db().dirty -= 1;
                 added
@@ -517,7 +517,7 @@ fn smove(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         } else {
             let mut d = Set::for_member(m);
             d.add(m, max);
-            ctx.db().set(dst, Value::Set(Box::new(d)), false);
+            ctx.db().set(dst, Value::Set(d), false);
             true
         };
         if added {
@@ -544,7 +544,7 @@ fn sets_of<'a>(ctx: &'a Ctx, keys: &[Bytes]) -> Vec<Option<&'a Set>> {
             Some(Entry {
                 value: Value::Set(s),
                 ..
-            }) => Some(&**s),
+            }) => Some(s),
             _ => None,
         })
         .collect()
@@ -642,7 +642,7 @@ fn sintercard(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 fn store(ctx: &mut Ctx, dst: &[u8], result: Set, event: &'static str) -> Reply {
     let n = result.len();
     if n > 0 {
-        ctx.db().set(dst, Value::Set(Box::new(result)), false);
+        ctx.db().set(dst, Value::Set(result), false);
         ctx.notify(notify::SET, event, dst);
     } else if ctx.db().delete(dst) {
         ctx.notify(notify::GENERIC, "del", dst);

@@ -571,7 +571,7 @@ mod tests {
         for i in items {
             set.add(i.as_bytes(), 512);
         }
-        put(s, key, Value::Set(Box::new(set)));
+        put(s, key, Value::Set(set));
     }
     fn put_zset(s: &mut Shard, key: &str, pairs: &[(f64, &str)]) {
         let limits = Limits::of(&EncodingLimits::default());

@@ -18,8 +18,10 @@ const ENC_INT64: u32 = 8;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Intset {
-    /// The whole blob: header then records.
-    buf: Vec<u8>,
+    /// The whole blob: header then records, allocated to its exact size (16 bytes
+    /// where a `Vec` takes 24, so a set holds it without a box; a change reallocates,
+    /// as Redis's `intsetResize` does).
+    buf: Box<[u8]>,
 }
 
 impl Default for Intset {
@@ -77,7 +79,17 @@ impl Intset {
         let mut buf = Vec::with_capacity(HEADER);
         buf.extend_from_slice(&ENC_INT16.to_le_bytes());
         buf.extend_from_slice(&0u32.to_le_bytes());
-        Intset { buf }
+        Intset {
+            buf: buf.into_boxed_slice(),
+        }
+    }
+
+    /// Make the blob `len` bytes long (new bytes zero), reallocating once.
+    fn resize(&mut self, len: usize) {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.reserve_exact(len.saturating_sub(v.len()));
+        v.resize(len, 0);
+        self.buf = v.into_boxed_slice();
     }
 
     /// Record width in bytes: 2, 4 or 8.
@@ -149,7 +161,7 @@ impl Intset {
             Err(p) => p,
         };
         let (w, n) = (self.width(), self.len());
-        self.buf.resize(HEADER + (n + 1) * w, 0);
+        self.resize(HEADER + (n + 1) * w);
         let records = &mut self.buf[HEADER..];
         records.copy_within(pos * w..n * w, (pos + 1) * w);
         write_record(records, w, pos, v);
@@ -162,7 +174,7 @@ impl Intset {
     fn upgrade_and_add(&mut self, v: i64, width: usize) {
         let (old_w, n) = (self.width(), self.len());
         let prepend = usize::from(v < 0);
-        self.buf.resize(HEADER + (n + 1) * width, 0);
+        self.resize(HEADER + (n + 1) * width);
         self.buf[0..4].copy_from_slice(&(width as u32).to_le_bytes());
         let records = &mut self.buf[HEADER..];
         // Back to front, so no record is overwritten before it is read.
@@ -185,7 +197,7 @@ impl Intset {
         let (w, n) = (self.width(), self.len());
         self.buf
             .copy_within(HEADER + (pos + 1) * w..HEADER + n * w, HEADER + pos * w);
-        self.buf.truncate(HEADER + (n - 1) * w);
+        self.resize(HEADER + (n - 1) * w);
         self.set_len(n - 1);
         true
     }
@@ -235,12 +247,12 @@ impl Intset {
         let records = &b[HEADER..];
         let w = width as usize;
         let ascending = (1..n).all(|i| read_record(records, w, i - 1) < read_record(records, w, i));
-        ascending.then(|| Intset { buf: b.to_vec() })
+        ascending.then(|| Intset { buf: b.into() })
     }
 
     /// Heap bytes owned.
     pub fn heap_size(&self) -> usize {
-        self.buf.capacity()
+        self.buf.len()
     }
 }
 

@@ -20,11 +20,15 @@ use rand::Rng;
 /// Redis caps `set-max-intset-entries` at 2^30 "due to intset internals".
 const INTSET_ENTRIES_CAP: usize = 1 << 30;
 
+/// 16 bytes (asserted), so a key's entry holds it without a box: a small set's
+/// intset is one exact-size allocation, as in Redis.
 pub enum Set {
     Intset(Intset),
-    /// Boxed: the dict header is 88 bytes, an intset 24, and most sets are small.
+    /// Boxed: the dict header is 88 bytes, an intset 16, and most sets are small.
     Table(Box<Dict<CompactBytes, ()>>),
 }
+
+const _: () = assert!(std::mem::size_of::<Set>() == 16);
 
 /// One member as stored: intsets hold integers, tables byte strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,17 +94,19 @@ impl Set {
     /// Bytes MEMORY USAGE reports: a table's members are sampled (`samples` of them,
     /// 0: all) and extrapolated, as Redis does.
     pub fn memory_usage(&self, samples: usize) -> usize {
-        std::mem::size_of::<Set>()
-            + match self {
-                Set::Intset(s) => super::alloc_size(s.heap_size()),
-                Set::Table(d) => {
-                    let node = super::alloc_size(std::mem::size_of::<(CompactBytes, usize)>());
-                    let per = super::sampled_mean(d.iter(), samples, |(k, _)| {
-                        node + super::alloc_size(k.heap_size())
-                    });
-                    std::mem::size_of::<Dict<CompactBytes, ()>>() + d.buckets() * 8 + per * d.len()
-                }
+        // (The `Set` itself lives in the key's entry.)
+        match self {
+            Set::Intset(s) => super::alloc_size(s.heap_size()),
+            Set::Table(d) => {
+                let node = super::alloc_size(std::mem::size_of::<(CompactBytes, usize)>());
+                let per = super::sampled_mean(d.iter(), samples, |(k, _)| {
+                    node + super::alloc_size(k.heap_size())
+                });
+                super::alloc_size(std::mem::size_of::<Dict<CompactBytes, ()>>())
+                    + d.buckets() * 8
+                    + per * d.len()
             }
+        }
     }
 
     pub fn heap_size(&self) -> usize {

@@ -48,7 +48,7 @@ pub enum Value {
     Str(StrValue),
     List(Box<List>),
     Hash(Hash),
-    Set(Box<Set>),
+    Set(Set),
     ZSet(Box<ZSet>),
     /// A stream may be empty (XADD then XDEL, XGROUP CREATE ... MKSTREAM): unlike the
     /// collections, it stays a key.

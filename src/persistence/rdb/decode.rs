@@ -504,7 +504,7 @@ impl<R: Read> Reader<R> {
                         return Err(src.err("duplicate set member").into());
                     }
                 }
-                non_empty(Value::Set(Box::new(set)), n)?
+                non_empty(Value::Set(set), n)?
             }
             rdb_type::SET_INTSET => {
                 let blob = src.string()?;
@@ -513,7 +513,7 @@ impl<R: Read> Reader<R> {
                 if set.len() > limits.set_max_intset_entries {
                     set.convert_to_table();
                 }
-                Value::Set(Box::new(set))
+                Value::Set(set)
             }
             rdb_type::SET_LISTPACK => {
                 let blob = src.string()?;
@@ -530,7 +530,7 @@ impl<R: Read> Reader<R> {
                         return Err(src.err("duplicate set member").into());
                     }
                 }
-                Value::Set(Box::new(set))
+                Value::Set(set)
             }
             rdb_type::HASH => {
                 let n = src.count()?;
@@ -854,7 +854,7 @@ mod tests {
         for it in items {
             s.add(it, 512);
         }
-        Value::Set(Box::new(s))
+        Value::Set(s)
     }
     fn hash(pairs: &[(Vec<u8>, Vec<u8>)]) -> Value {
         let mut h = Hash::new();

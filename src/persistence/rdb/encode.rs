@@ -109,7 +109,7 @@ pub fn value_type(value: &Value) -> u8 {
     match value {
         Value::Str(_) => rdb_type::STRING,
         Value::List(_) => rdb_type::LIST_QUICKLIST_2,
-        Value::Set(s) => match **s {
+        Value::Set(s) => match s {
             Set::Intset(_) => rdb_type::SET_INTSET,
             Set::Table(_) => rdb_type::SET,
         },
@@ -139,7 +139,7 @@ pub fn value_body(out: &mut Vec<u8>, value: &Value, opts: Options) {
                 string(out, lp.as_bytes(), c);
             }
         }
-        Value::Set(s) => match &**s {
+        Value::Set(s) => match s {
             Set::Intset(is) => string(out, is.as_bytes(), c),
             Set::Table(t) => {
                 len(out, t.len() as u64);
