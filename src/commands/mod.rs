@@ -258,6 +258,109 @@ pub struct Spread {
         for<'a> fn(&'a Shards, &'static Command, usize, &'a [Bytes]) -> LocalBoxFuture<'a, Reply>,
 }
 
+/// Command flags as bits: the admission and call paths test several per command, so
+/// they are parsed once, when the table is built (at compile time: `Command::new` is a
+/// `const fn`, and a flag name it does not know fails the build).
+pub mod flag {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Flag(pub(super) u64);
+
+    /// Every flag an entry may carry; a flag's bit is its index here.
+    const NAMES: &[&str] = &[
+        "write",
+        "readonly",
+        "denyoom",
+        "admin",
+        "pubsub",
+        "noscript",
+        "blocking",
+        "loading",
+        "stale",
+        "skip_monitor",
+        "skip_slowlog",
+        "asking",
+        "fast",
+        "no_auth",
+        "may_replicate",
+        "sentinel",
+        "only_sentinel",
+        "no_mandatory_keys",
+        "protected",
+        "no_async_loading",
+        "no_multi",
+        "movablekeys",
+        "allow_busy",
+        "module",
+        "touches_arbitrary_keys",
+    ];
+
+    const fn same(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    const fn bit(name: &[u8]) -> u64 {
+        let mut i = 0;
+        while i < NAMES.len() {
+            if same(NAMES[i].as_bytes(), name) {
+                return 1 << i;
+            }
+            i += 1;
+        }
+        panic!("a command flag missing from commands::flag::NAMES")
+    }
+
+    const fn named(name: &str) -> Flag {
+        Flag(bit(name.as_bytes()))
+    }
+
+    /// The bits of a space-separated flag list.
+    pub(super) const fn parse(flags: &str) -> u64 {
+        let b = flags.as_bytes();
+        let (mut bits, mut start, mut i) = (0, 0, 0);
+        while i <= b.len() {
+            if i == b.len() || b[i] == b' ' {
+                if i > start {
+                    let (_, rest) = b.split_at(start);
+                    let (word, _) = rest.split_at(i - start);
+                    bits |= bit(word);
+                }
+                start = i + 1;
+            }
+            i += 1;
+        }
+        bits
+    }
+
+    pub const WRITE: Flag = named("write");
+    pub const READONLY: Flag = named("readonly");
+    pub const DENYOOM: Flag = named("denyoom");
+    pub const ADMIN: Flag = named("admin");
+    pub const PUBSUB: Flag = named("pubsub");
+    pub const NOSCRIPT: Flag = named("noscript");
+    pub const BLOCKING: Flag = named("blocking");
+    pub const LOADING: Flag = named("loading");
+    pub const STALE: Flag = named("stale");
+    pub const SKIP_MONITOR: Flag = named("skip_monitor");
+    pub const SKIP_SLOWLOG: Flag = named("skip_slowlog");
+    pub const ASKING: Flag = named("asking");
+    pub const FAST: Flag = named("fast");
+    pub const NO_AUTH: Flag = named("no_auth");
+    pub const MAY_REPLICATE: Flag = named("may_replicate");
+    pub const NO_MANDATORY_KEYS: Flag = named("no_mandatory_keys");
+    pub const NO_MULTI: Flag = named("no_multi");
+    pub const ALLOW_BUSY: Flag = named("allow_busy");
+}
+
 #[derive(Clone, Copy)]
 pub struct Command {
     /// Lower case; subcommands are `container|sub`.
@@ -266,6 +369,8 @@ pub struct Command {
     pub arity: i32,
     /// Space-separated Redis flags: write readonly denyoom fast admin noscript loading stale ...
     pub flags: &'static str,
+    /// The same flags as bits, for [`Command::has_flag`] (made by `new`).
+    flag_bits: u64,
     pub first_key: i32,
     pub last_key: i32,
     pub key_step: i32,
@@ -304,6 +409,7 @@ impl Command {
             name,
             arity,
             flags,
+            flag_bits: flag::parse(flags),
             first_key: 0,
             last_key: 0,
             key_step: 0,
@@ -385,11 +491,12 @@ impl Command {
         self.subcommands = s;
         self
     }
-    pub fn has_flag(&self, f: &str) -> bool {
-        self.flags.split(' ').any(|x| x == f)
+    /// True if the entry carries flag `f` (one of [`flag`]'s constants).
+    pub fn has_flag(&self, f: flag::Flag) -> bool {
+        self.flag_bits & f.0 != 0
     }
     pub fn is_write(&self) -> bool {
-        self.has_flag("write")
+        self.has_flag(flag::WRITE)
     }
 
     /// Indexes into argv of this command's keys: its key finder's, or per
@@ -518,6 +625,40 @@ mod metadata_tests {
         families().flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
     }
 
+    /// The bits say what the flag text says, for every entry and every named flag.
+    #[test]
+    fn flag_bits_follow_the_flag_text() {
+        let named = [
+            ("write", flag::WRITE),
+            ("readonly", flag::READONLY),
+            ("denyoom", flag::DENYOOM),
+            ("admin", flag::ADMIN),
+            ("pubsub", flag::PUBSUB),
+            ("noscript", flag::NOSCRIPT),
+            ("blocking", flag::BLOCKING),
+            ("loading", flag::LOADING),
+            ("stale", flag::STALE),
+            ("skip_monitor", flag::SKIP_MONITOR),
+            ("skip_slowlog", flag::SKIP_SLOWLOG),
+            ("asking", flag::ASKING),
+            ("fast", flag::FAST),
+            ("no_auth", flag::NO_AUTH),
+            ("may_replicate", flag::MAY_REPLICATE),
+            ("no_mandatory_keys", flag::NO_MANDATORY_KEYS),
+            ("no_multi", flag::NO_MULTI),
+            ("allow_busy", flag::ALLOW_BUSY),
+        ];
+        let mut seen = 0;
+        for c in all() {
+            for (name, f) in named {
+                let in_text = c.flags.split(' ').any(|w| w == name);
+                assert_eq!(c.has_flag(f), in_text, "{}: flag {name}", c.name);
+                seen += usize::from(in_text);
+            }
+        }
+        assert!(seen > 100, "the table names few flags: {seen}");
+    }
+
     #[test]
     fn every_write_declares_how_it_propagates() {
         let missing: Vec<&str> = all()
@@ -542,7 +683,7 @@ mod metadata_tests {
     fn every_blocking_command_declares_how_it_blocks() {
         for c in all() {
             assert_eq!(
-                c.has_flag("blocking"),
+                c.has_flag(flag::BLOCKING),
                 c.blocking.is_some(),
                 "{}: the `blocking` flag and the blocking rule disagree",
                 c.name

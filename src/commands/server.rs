@@ -377,7 +377,7 @@ fn getkeys(argv: &[Bytes]) -> Result<Vec<KeyRef>, Reply> {
             .map(|i| (i, native_key_flags(cmd, target, i)))
             .collect()
     });
-    if keys.is_empty() && !cmd.has_flag("no_mandatory_keys") {
+    if keys.is_empty() && !cmd.has_flag(crate::commands::flag::NO_MANDATORY_KEYS) {
         return Err(Reply::err(errors::INVALID_COMMAND_ARGUMENTS));
     }
     Ok(keys)

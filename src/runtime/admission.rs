@@ -94,7 +94,7 @@ fn check(
             c.monitor,
         )
     };
-    if !authed && !cmd.has_flag("no_auth") {
+    if !authed && !cmd.has_flag(crate::commands::flag::NO_AUTH) {
         return refuse(Reply::err(errors::NOAUTH));
     }
     // (Read once: the flag lookup is on every command's path.)
@@ -108,12 +108,12 @@ fn check(
         }
     }
     if shards.server.loading.load(Ordering::Relaxed)
-        && !cmd.has_flag("loading")
+        && !cmd.has_flag(crate::commands::flag::LOADING)
         && id != crate::client::REPLAY_CLIENT
     {
         return refuse(Reply::err(errors::LOADING));
     }
-    if !cmd.has_flag("allow_busy") {
+    if !cmd.has_flag(crate::commands::flag::ALLOW_BUSY) {
         if let Some(busy) = crate::scripting::run::busy(&shards.server) {
             return refuse(Reply::err(busy));
         }
@@ -146,7 +146,7 @@ fn check(
     if monitor && touches_keyspace(cmd) {
         return refuse(Reply::err(errors::REPLICA_KEYSPACE));
     }
-    if queues_in_multi(client, cmd) && cmd.has_flag("no_multi") {
+    if queues_in_multi(client, cmd) && cmd.has_flag(crate::commands::flag::NO_MULTI) {
         return refuse(Reply::err(errors::NOT_IN_MULTI));
     }
     Ok((cmd, slot_check))
@@ -205,7 +205,7 @@ fn cluster_route(client: &ClientRef, cmd: &'static Command, argv: &[Bytes], writ
         multiple_keys,
         write,
         readonly_client: c.cluster_readonly,
-        asking: asking || cmd.has_flag("asking"),
+        asking: asking || cmd.has_flag(crate::commands::flag::ASKING),
         migrate: cmd.name == "migrate",
         pubsub_shard: matches!(cmd.name, "spublish" | "ssubscribe" | "sunsubscribe"),
     })
@@ -274,7 +274,7 @@ fn replica_refuses(shards: &Shards, cmd: &Command) -> Option<Reply> {
         return Some(Reply::err(errors::READONLY_REPLICA));
     }
     if !cfg.get_bool("replica-serve-stale-data")
-        && !cmd.has_flag("stale")
+        && !cmd.has_flag(crate::commands::flag::STALE)
         && !crate::replication::link_up(&shards.server)
     {
         return Some(Reply::err(errors::MASTERDOWN));
@@ -285,7 +285,9 @@ fn replica_refuses(shards: &Shards, cmd: &Command) -> Option<Reply> {
 /// A read, a write or a command that may propagate: refused to a monitoring client,
 /// which Redis holds for a replica.
 fn touches_keyspace(cmd: &Command) -> bool {
-    cmd.is_write() || cmd.has_flag("readonly") || cmd.has_trait(traits::MAY_REPLICATE)
+    cmd.is_write()
+        || cmd.has_flag(crate::commands::flag::READONLY)
+        || cmd.has_trait(traits::MAY_REPLICATE)
 }
 
 /// `-MISCONF` after a failed background save while `stop-writes-on-bgsave-error` holds.
@@ -311,7 +313,7 @@ fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<R
     if c.repl.is_master || c.id == crate::client::REPLAY_CLIENT {
         return None;
     }
-    let denyoom = |cmd: &Command| cmd.has_flag("denyoom");
+    let denyoom = |cmd: &Command| cmd.has_flag(crate::commands::flag::DENYOOM);
     let grows = denyoom(cmd)
         || (cmd.has_trait(traits::ENDS_MULTI)
             && c.multi

@@ -50,7 +50,9 @@ pub fn call(
     // Over `maxmemory`: evict first, and refuse what would only make it worse when
     // nothing can be evicted (not the AOF's replay: loading never evicts).
     if shard.config.maxmemory != 0 && caller.id != crate::client::REPLAY_CLIENT {
-        if let Some(oom) = crate::shard::evict::before_command(shard, || cmd.has_flag("denyoom")) {
+        if let Some(oom) = crate::shard::evict::before_command(shard, || {
+            cmd.has_flag(crate::commands::flag::DENYOOM)
+        }) {
             crate::runtime::pubsub::publish_events(crate::notify::take());
             shard.stats.record_rejected(Some(cmd.name));
             return Reply::err(oom);
@@ -362,7 +364,7 @@ pub fn record_stats(shard: &mut Shard, cmd: &Command, start: Instant, reply: &Re
     let latency_threshold = shard.config.latency_monitor_threshold;
     if latency_threshold != 0 && us / 1000 >= latency_threshold {
         // Redis's call(): the event names the command's speed class.
-        let event = if cmd.has_flag("fast") {
+        let event = if cmd.has_flag(crate::commands::flag::FAST) {
             "fast-command"
         } else {
             "command"
@@ -378,7 +380,10 @@ pub fn record_stats(shard: &mut Shard, cmd: &Command, start: Instant, reply: &Re
 /// (EXEC: Redis 7.0 logs the commands it runs instead) never are.
 pub fn slowlog_push(shard: &mut Shard, cmd: &Command, argv: &[Bytes], us: u64, caller: &Caller) {
     let threshold = shard.config.slowlog_log_slower_than;
-    if threshold >= 0 && us >= threshold as u64 && !cmd.has_flag("skip_slowlog") {
+    if threshold >= 0
+        && us >= threshold as u64
+        && !cmd.has_flag(crate::commands::flag::SKIP_SLOWLOG)
+    {
         let max = shard.config.slowlog_max_len;
         shard
             .slowlog

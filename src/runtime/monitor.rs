@@ -108,7 +108,8 @@ pub fn stop(client: &ClientRef, shards: &Shards) {
 
 /// True if MONITOR shows `cmd` (Redis 7.0: not `admin` nor `skip_monitor` ones).
 pub fn shows(cmd: &Command) -> bool {
-    !cmd.has_flag("admin") && !cmd.has_flag("skip_monitor")
+    !cmd.has_flag(crate::commands::flag::ADMIN)
+        && !cmd.has_flag(crate::commands::flag::SKIP_MONITOR)
 }
 
 /// What is kept of a command about to run, to feed its line once it has run (taken

@@ -61,7 +61,8 @@ pub fn before_command(client: &ClientRef, cmd: &Command, argv: &[Bytes]) {
 }
 
 fn remember(id: u64, cmd: &Command, argv: &[Bytes]) {
-    if !cmd.has_flag("readonly") || cmd.has_flag("pubsub") {
+    if !cmd.has_flag(crate::commands::flag::READONLY) || cmd.has_flag(crate::commands::flag::PUBSUB)
+    {
         return;
     }
     let idx = cmd.key_indexes(argv);

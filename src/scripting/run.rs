@@ -759,7 +759,7 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
         }
         Err(_) => return Reply::err("ERR Unknown Redis command called from script"),
     };
-    if cmd.has_flag("noscript") {
+    if cmd.has_flag(crate::commands::flag::NOSCRIPT) {
         return Reply::err("ERR This Redis command is not allowed from script");
     }
     // XREAD / XREADGROUP: a script may not ask to block (the other blocking commands
@@ -782,7 +782,7 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
         return Reply::err("ERR Write commands are not allowed from read-only scripts.");
     }
     if run.oom {
-        if cmd.has_flag("denyoom") {
+        if cmd.has_flag(crate::commands::flag::DENYOOM) {
             return Reply::err(crate::commands::errors::OOM);
         }
         // Once it has written it must be let finish (Redis cannot stop it midway).
@@ -811,7 +811,9 @@ fn on_shard(
     cmd: &'static Command,
     argv: Vec<Bytes>,
 ) -> Reply {
-    let effect = cmd.is_write() || cmd.has_flag("pubsub") || cmd.has_flag("may_replicate");
+    let effect = cmd.is_write()
+        || cmd.has_flag(crate::commands::flag::PUBSUB)
+        || cmd.has_flag(crate::commands::flag::MAY_REPLICATE);
     if run.moving {
         // Abandoned: reads may go on (thrown away), nothing may change.
         return if effect {
