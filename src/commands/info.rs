@@ -210,6 +210,7 @@ pub fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxF
             tcp_port: s.server.tcp_port,
             connected_clients: s.server.connected_clients.load(Ordering::Relaxed),
             persistence,
+            aof_buffer: crate::persistence::aof::buffer_memory(&s.server),
             replication: crate::replication::info_fields(&s.server),
             syncs: [&r.sync_full, &r.sync_partial_ok, &r.sync_partial_err]
                 .map(|c| c.load(Ordering::Relaxed)),
@@ -259,6 +260,8 @@ pub struct ServerFacts {
     pub connected_clients: usize,
     /// INFO persistence's fields, from the RDB and AOF modules, in order.
     pub persistence: Vec<(&'static str, String)>,
+    /// Bytes waiting for the AOF writers (INFO memory `mem_aof_buffer`).
+    pub aof_buffer: u64,
     /// INFO replication's fields (`crate::replication::info_fields`), in order.
     pub replication: Vec<(String, String)>,
     /// INFO stats' sync_full, sync_partial_ok, sync_partial_err.
@@ -324,7 +327,7 @@ pub fn render(
                 w.field("tracking_clients", crate::tracking::stats().0);
                 w.field("clients_in_timeout_table", total.blocked_clients);
             }
-            "memory" => memory(&mut w, cfg, snaps),
+            "memory" => memory(&mut w, cfg, snaps, facts.aof_buffer),
             "persistence" => persistence(&mut w, facts),
             "stats" => stats(&mut w, &total, snaps, facts),
             "replication" => replication(&mut w, facts),
@@ -574,7 +577,7 @@ impl MemoryFigures {
     }
 }
 
-fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
+fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot], aof_buffer: u64) {
     let m = MemoryFigures::of(snaps);
     let MemoryFigures {
         used,
@@ -654,7 +657,7 @@ fn memory(w: &mut Section, cfg: &Config, snaps: &[ShardSnapshot]) {
     w.field("mem_clients_slaves", repl.replicas);
     w.field("mem_clients_normal", clients);
     w.field("mem_cluster_links", 0);
-    w.field("mem_aof_buffer", 0);
+    w.field("mem_aof_buffer", aof_buffer);
     w.field("mem_allocator", "mimalloc");
     w.field("active_defrag_running", 0);
     w.field("lazyfree_pending_objects", crate::lazyfree::pending());
@@ -867,6 +870,7 @@ mod tests {
             tcp_port: 6379,
             connected_clients: 3,
             persistence: vec![("loading", "0".into()), ("aof_enabled", "0".into())],
+            aof_buffer: 0,
             replication: vec![
                 ("role".into(), "master".into()),
                 ("master_replid".into(), "a".repeat(40)),

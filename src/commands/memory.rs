@@ -110,7 +110,10 @@ fn stats<'a>(_c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFu
             (key("clients.slaves"), int(repl.replicas)),
             (key("clients.normal"), int(m.clients)),
             (key("cluster.links"), int(0)),
-            (key("aof.buffer"), int(0)),
+            (
+                key("aof.buffer"),
+                int(crate::persistence::aof::buffer_memory(&s.server)),
+            ),
             (key("lua.caches"), int(lua)),
             (key("functions.caches"), int(functions_bytes)),
         ];

@@ -539,6 +539,24 @@ async fn open_streams(
     Ok(())
 }
 
+/// Bytes appended to the shards' AOF streams that their writers have not made durable
+/// yet: INFO's `aof_buffer_length`, and its `mem_aof_buffer` (0 with the AOF off, as
+/// Redis; Redis reports its buffer's allocation, which keeps up to 4 KiB once used).
+pub fn buffer_memory(server: &ServerInfo) -> u64 {
+    let g = &crate::persistence::of(server).aof;
+    if !g.enabled.load(Ordering::Relaxed) {
+        return 0;
+    }
+    let lanes = g.lanes.read().unwrap_or_else(|e| e.into_inner());
+    lanes
+        .iter()
+        .map(|l| {
+            let appended = l.appended.load(Ordering::Relaxed);
+            appended - l.durable.load(Ordering::Relaxed).min(appended)
+        })
+        .sum()
+}
+
 /// INFO persistence's AOF fields, with Redis's names.
 pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
     let g = &crate::persistence::of(server).aof;
@@ -595,15 +613,7 @@ pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
         ("aof_last_cow_size", "0".to_string()),
     ];
     if enabled {
-        let pending: u64 = lanes
-            .iter()
-            .map(|l| {
-                l.appended.load(Ordering::Relaxed)
-                    - l.durable
-                        .load(Ordering::Relaxed)
-                        .min(l.appended.load(Ordering::Relaxed))
-            })
-            .sum();
+        let pending = buffer_memory(server);
         let delayed: u64 = lanes
             .iter()
             .map(|l| l.delayed_fsync.load(Ordering::Relaxed))
