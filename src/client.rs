@@ -490,6 +490,30 @@ pub struct WatchedKey {
     pub existed: bool,
 }
 
+/// A plain client's state on its way to another core (see [`Client::moving`]).
+pub struct Moving {
+    id: u64,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+    db: usize,
+    databases: usize,
+    resp: u8,
+    name: Option<String>,
+    lib_name: Option<String>,
+    lib_ver: Option<String>,
+    authenticated: bool,
+    user: String,
+    reply_mode: ReplyMode,
+    no_evict: bool,
+    no_touch: bool,
+    cluster_readonly: bool,
+    created_ms: u64,
+    last_interaction_ms: u64,
+    last_cmd: String,
+    commands: u64,
+    requirepass_set: bool,
+}
+
 impl Client {
     pub fn new(
         id: u64,
@@ -545,6 +569,74 @@ impl Client {
             repl: Default::default(),
             handoff: None,
         }
+    }
+
+    /// Its state for moving its connection to another core, if nothing of it is tied
+    /// to this one: no transaction or WATCH, not blocked or postponed, no Pub/Sub,
+    /// MONITOR or tracking, not a replication link, nothing queued to write.
+    pub fn moving(&self) -> Option<Moving> {
+        let plain = self.multi.is_none()
+            && self.watched.is_empty()
+            && self.blocked.is_none()
+            && !self.paused
+            && !self.pubsub.active()
+            && !self.pushes.listening()
+            && self.pushes.pending() == 0
+            && !self.monitor
+            && self.tracking.is_none()
+            && !self.tracking_caching
+            && !self.repl.is_replica
+            && !self.repl.is_master
+            && self.handoff.is_none()
+            && !self.close_after_reply
+            && !self.killed
+            && !self.asking
+            && !self.deny_blocking;
+        plain.then(|| Moving {
+            id: self.id,
+            addr: self.addr,
+            laddr: self.laddr,
+            db: self.db,
+            databases: self.databases,
+            resp: self.resp,
+            name: self.name.clone(),
+            lib_name: self.lib_name.clone(),
+            lib_ver: self.lib_ver.clone(),
+            authenticated: self.authenticated,
+            user: self.user.clone(),
+            reply_mode: self.reply_mode,
+            no_evict: self.no_evict,
+            no_touch: self.no_touch,
+            cluster_readonly: self.cluster_readonly,
+            created_ms: self.created_ms,
+            last_interaction_ms: self.last_interaction_ms,
+            last_cmd: self.last_cmd.clone(),
+            commands: self.commands,
+            requirepass_set: self.requirepass_set,
+        })
+    }
+
+    /// The client `m` describes, now served by shard `shard`'s core on socket `fd`.
+    pub fn arrived(m: Moving, fd: i32, shard: usize) -> Client {
+        let mut c = Client::new(m.id, m.addr, m.laddr, fd, shard, m.requirepass_set);
+        c.db = m.db;
+        c.databases = m.databases;
+        c.resp = m.resp;
+        c.pushes = Rc::new(Pushes::new(m.resp));
+        c.name = m.name;
+        c.lib_name = m.lib_name;
+        c.lib_ver = m.lib_ver;
+        c.authenticated = m.authenticated;
+        c.user = m.user;
+        c.reply_mode = m.reply_mode;
+        c.no_evict = m.no_evict;
+        c.no_touch = m.no_touch;
+        c.cluster_readonly = m.cluster_readonly;
+        c.created_ms = m.created_ms;
+        c.last_interaction_ms = m.last_interaction_ms;
+        c.last_cmd = m.last_cmd;
+        c.commands = m.commands;
+        c
     }
 
     /// A client for tests and internal use, on loopback.

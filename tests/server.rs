@@ -1431,3 +1431,99 @@ fn runtime_option_when_io_uring_cannot_run() {
         "{log}"
     );
 }
+
+/// A hash tag whose keys shard `s` of 2 owns.
+fn tag_on(s: usize) -> String {
+    (0..)
+        .map(|i| format!("t{i}"))
+        .find(|t| common::shard_of(t.as_bytes(), 2) == s)
+        .expect("some tag lands on every shard")
+}
+
+/// INFO shards' `moved_in=` summed over the shards: connections that moved cores.
+fn moved_in(c: &mut RawConn) -> u64 {
+    text_of(c.cmd(&["INFO", "shards"]))
+        .lines()
+        .filter_map(|l| l.split("moved_in=").nth(1))
+        .map(|v| {
+            v.split(',')
+                .next()
+                .unwrap_or("0")
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn client_info(c: &mut RawConn) -> std::collections::HashMap<String, String> {
+    client_fields(&text_of(c.cmd(&["CLIENT", "INFO"])))
+}
+
+/// Connection affinity (`runtime::connection`): a connection whose requests all go to
+/// another core's shard moves to that core after 8 reads, as the same client (id,
+/// name, database, age), loses no request on the way, follows its keys when they turn
+/// to another shard, and is killed by id where it went.
+#[test]
+fn a_connection_moves_to_the_core_of_its_keys_as_the_same_client() {
+    let s = Server::shardis(2);
+    let mut c = common::conn_on(&s, 0);
+    let mut watcher = s.raw();
+    assert_eq!(c.cmd(&["CLIENT", "SETNAME", "mover"]), simple("OK"));
+    assert_eq!(c.cmd(&["SELECT", "3"]), simple("OK"));
+    let before = client_info(&mut c);
+    let far = format!("{{{}}}:n", tag_on(1));
+    for i in 1..=20 {
+        assert_eq!(c.cmd(&["INCR", &far]), Frame::Int(i));
+    }
+    let after = client_info(&mut c);
+    assert_eq!(after["shard"], "1", "moved to the key's core: {after:?}");
+    for field in ["id", "name", "db", "addr", "laddr"] {
+        assert_eq!(after[field], before[field], "{field} kept");
+    }
+    assert_eq!(moved_in(&mut watcher), 1);
+    let list = text_of(watcher.cmd(&["CLIENT", "LIST"]));
+    let lines: Vec<&str> = list
+        .lines()
+        .filter(|l| l.contains(&format!("id={} ", before["id"])))
+        .collect();
+    assert_eq!(lines.len(), 1, "listed once: {list}");
+    assert!(lines[0].contains("name=mover"), "{}", lines[0]);
+    let clients = text_of(watcher.cmd(&["INFO", "clients"]));
+    assert!(clients.contains("connected_clients:2\r\n"), "{clients}");
+
+    // Keys that turn to the other shard: the connection follows them each time,
+    // including with requests pipelined two by two, and every INCR counts once.
+    let tags = [tag_on(0), tag_on(1)];
+    for phase in 0..4 {
+        let key = format!("{{{}}}:p", tags[phase % 2]);
+        let pair = encode_request(&[b"INCR", key.as_bytes()]).repeat(2);
+        c.send(&pair);
+        let first = (phase / 2 * 12) as i64;
+        assert_eq!(c.read_frame(), Frame::Int(first + 1));
+        assert_eq!(c.read_frame(), Frame::Int(first + 2));
+        for i in 3..=12 {
+            assert_eq!(c.cmd(&["INCR", &key]), Frame::Int(first + i));
+        }
+        assert_eq!(client_info(&mut c)["shard"], (phase % 2).to_string());
+    }
+    assert_eq!(moved_in(&mut watcher), 5);
+
+    // Tied to its core (WATCH here): it stays, until UNWATCH frees it.
+    let near_key = format!("{{{}}}:w", tags[1]);
+    let far_key = format!("{{{}}}:w", tags[0]);
+    assert_eq!(c.cmd(&["WATCH", &near_key]), simple("OK"));
+    for _ in 0..12 {
+        assert_eq!(c.cmd(&["GET", &far_key]), Frame::NullBulk);
+    }
+    assert_eq!(client_info(&mut c)["shard"], "1", "a watching client stays");
+    assert_eq!(c.cmd(&["UNWATCH"]), simple("OK"));
+    for _ in 0..12 {
+        assert_eq!(c.cmd(&["GET", &far_key]), Frame::NullBulk);
+    }
+    assert_eq!(client_info(&mut c)["shard"], "0");
+    assert_eq!(c.cmd(&["GET", &far]), bulk("20"), "its database came along");
+
+    let id = before["id"].clone();
+    assert_eq!(watcher.cmd(&["CLIENT", "KILL", "ID", &id]), Frame::Int(1));
+    assert!(c.is_closed(Duration::from_secs(5)));
+}

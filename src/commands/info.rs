@@ -385,10 +385,11 @@ pub fn render(
                     w.field(
                         &format!("shard{}", sn.id),
                         format!(
-                            "keys={keys},expires={expires},ops={},hops_sent={},hops_served={},clients={},cpu_user={:.6},cpu_sys={:.6}",
+                            "keys={keys},expires={expires},ops={},hops_sent={},hops_served={},moved_in={},clients={},cpu_user={:.6},cpu_sys={:.6}",
                             sn.stats.commands_processed,
                             sn.stats.hops_sent,
                             sn.stats.hops_served,
+                            sn.stats.connections_moved_in,
                             sn.clients,
                             sn.cpu_user,
                             sn.cpu_sys

@@ -19,8 +19,14 @@
 //! Every write keeps the client's count of unwritten bytes current and gives up once
 //! the client is over its `client-output-buffer-limit`; a read's replies are checked
 //! against the limit before they are written (see `output`).
+//!
+//! A plain connection whose requests all go to one other core's shard moves there
+//! (connection affinity, [`moving`]): a request served where its keys live costs no
+//! hop. At P16 on one connection (benches/hop.py, 2 shards) a remote key cost 4.1-5.4
+//! µs of server CPU per request on epoll and 6.1-6.4 on io_uring against 1.8-2.9 for a
+//! local one; moved, it costs what a local one does (1.65 and 2.6).
 
-use crate::client::{Client, ClientRef, OverLimit, Pushes};
+use crate::client::{Client, ClientRef, Moving, OverLimit, Pushes};
 use crate::commands::errors;
 use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::backend::{self, TcpStream};
@@ -197,7 +203,8 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
         .server
         .connected_clients
         .fetch_add(1, Ordering::Relaxed);
-    let _guard = ConnectedGuard(&shards.server.connected_clients);
+    let server = shards.server.clone();
+    let _guard = ConnectedGuard(&server.connected_clients);
     if connected >= config.maxclients {
         let mut out = BytesMut::new();
         Reply::err(errors::MAX_CLIENTS).encode(2, &mut out);
@@ -217,7 +224,14 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
     client.borrow_mut().databases = config.databases;
     shards.local.borrow_mut().stats.connections_received += 1;
     crate::runtime::clients::register(id, client.clone());
-    let _ = session(&mut stream, &shards, &client).await;
+    attend(stream, shards, client).await;
+}
+
+/// Serve a registered client until its connection closes, or moves to another core.
+async fn attend(mut stream: TcpStream, shards: Rc<Shards>, client: ClientRef) {
+    let moving = session(&mut stream, &shards, &client)
+        .await
+        .unwrap_or_default();
     // Logged before the cleanup, so the line shows the subscriptions it had.
     crate::runtime::output::log_if_over_limit(&client);
     crate::runtime::client_eviction::forget(&shards, &client);
@@ -225,14 +239,74 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
     crate::runtime::pubsub::unsubscribe_all(&client, &shards);
     crate::runtime::monitor::stop(&client, &shards);
     crate::runtime::tracking::stop(&mut client.borrow_mut());
+    let id = client.borrow().id;
     crate::runtime::clients::unregister(id);
+    // Out of this core's loop before the other core takes the socket.
+    drop(stream);
+    if let Some(Move {
+        shard,
+        socket,
+        state,
+    }) = moving
+    {
+        let _ = shards.send_control(shard, move |s: &mut crate::shard::Shard| {
+            s.stats.connections_moved_in += 1;
+            arrive(socket, state)
+        });
+    }
 }
 
+/// A connection leaving for another core: the shard it goes to, its socket and its
+/// client's state.
+struct Move {
+    shard: usize,
+    socket: std::net::TcpStream,
+    state: Moving,
+}
+
+/// Reads in a row whose requests all went to one other core's shard, after which the
+/// connection moves to that core.
+const MOVE_AFTER: u32 = 8;
+
+thread_local! {
+    /// This core's handle on the shards, for connections that arrive from other cores.
+    static CORE: RefCell<Option<Rc<Shards>>> = const { RefCell::new(None) };
+}
+
+/// This core serves connections: those moved here from other cores too.
+pub fn install(shards: &Rc<Shards>) {
+    CORE.with(|c| *c.borrow_mut() = Some(shards.clone()));
+}
+
+/// A connection moved here (a job on this core): serve it from now on.
+fn arrive(socket: std::net::TcpStream, state: Moving) {
+    let Some(shards) = CORE.with(|c| c.borrow().clone()) else {
+        return;
+    };
+    backend::spawn(async move {
+        // Spawned by a job holding this core's shard, which the session takes.
+        backend::yield_once().await;
+        let Ok(stream) = TcpStream::from_std(socket) else {
+            return;
+        };
+        let server = shards.server.clone();
+        server.connected_clients.fetch_add(1, Ordering::Relaxed);
+        let _guard = ConnectedGuard(&server.connected_clients);
+        let client = Client::arrived(state, stream.as_raw_fd(), shards.local_id);
+        let id = client.id;
+        let client: ClientRef = Rc::new(RefCell::new(client));
+        crate::runtime::clients::register(id, client.clone());
+        attend(stream, shards, client).await;
+    })
+    .detach();
+}
+
+/// Serve the connection's requests; `Some` when it is to move to another core.
 async fn session(
     stream: &mut TcpStream,
     shards: &Shards,
     client: &ClientRef,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<Move>> {
     let mut rbuf = BytesMut::new();
     let mut out = BytesMut::new();
     let pushes = client.borrow().pushes.clone();
@@ -243,6 +317,9 @@ async fn session(
     // Bytes at the front of `rbuf` (an incomplete request's) that Redis would have
     // taken off its query buffer already: not counted in CLIENT LIST qbuf.
     let mut consumed = 0;
+    // The other core's shard this connection's requests all went to, for how many
+    // batches in a row (see `MOVE_AFTER`).
+    let mut affinity: (Option<usize>, u32) = (None, 0);
     loop {
         // `timeout`: close a client idle for that many seconds (0 = never), as Redis.
         let timeout = shards.local.borrow().config.timeout;
@@ -254,7 +331,7 @@ async fn session(
             }
         };
         if n == 0 || client.borrow().killed {
-            return Ok(());
+            return Ok(None);
         }
         let read_len = rbuf.len();
         ends.clear();
@@ -294,7 +371,7 @@ async fn session(
                 "Closing client that reached max query buffer length (qbuf={})",
                 rbuf.len()
             );
-            return Ok(());
+            return Ok(None);
         }
         {
             let mut c = client.borrow_mut();
@@ -304,7 +381,7 @@ async fn session(
         }
         // `maxmemory-clients`: the query buffer may have grown.
         if crate::runtime::client_eviction::update(shards, client) {
-            return Ok(());
+            return Ok(None);
         }
         // Requests of this read already answered before a blocking command.
         let mut done = 0;
@@ -320,6 +397,11 @@ async fn session(
                 .last()
                 .and_then(|a| blocking_command(a).map(|c| (c, a.clone())));
             let mut batch = run_batch(client, shards, requests).await;
+            affinity = match (affinity, batch.remote_only) {
+                ((Some(a), n), Some(s)) if a == s => (Some(s), n + 1),
+                (_, Some(s)) => (Some(s), 1),
+                _ => (None, 0),
+            };
             requests = rest;
             close = batch.close;
             if let Some(postponed) = batch.postponed.take() {
@@ -333,7 +415,7 @@ async fn session(
                 let fd = stream.as_raw_fd();
                 let first = &postponed.requests[0];
                 if !pause::wait(client, shards, postponed.class, first, fd).await {
-                    return Ok(());
+                    return Ok(None);
                 }
                 requests = postponed.requests.into_iter().chain(requests).collect();
                 continue;
@@ -356,7 +438,7 @@ async fn session(
                 let fd = stream.as_raw_fd();
                 match blocking::block(client, shards, cmd, argv, fd).await {
                     Some(r) => encode_replies(shards, client, vec![Some(r)], Vec::new(), &mut out),
-                    None => return Ok(()),
+                    None => return Ok(None),
                 }
             }
         }
@@ -383,11 +465,11 @@ async fn session(
         // `maxmemory-clients`: the replies count before they are written.
         pushes.set_unwritten(out.len());
         if crate::runtime::client_eviction::update(shards, client) {
-            return Ok(());
+            return Ok(None);
         }
         write_replies(stream, shards, &pushes, &mut out).await?;
         if close || client.borrow().killed {
-            return Ok(());
+            return Ok(None);
         }
         // Buffers a big request or reply grew go now, not at the next wait, so that
         // what the client holds (CLIENT LIST tot-mem, `maxmemory-clients`) falls back
@@ -403,9 +485,45 @@ async fn session(
         let handoff = client.borrow_mut().handoff.take();
         if let Some(how) = handoff {
             crate::replication::master::serve(stream, shards, client, how).await;
-            return Ok(());
+            return Ok(None);
+        }
+        if let (Some(shard), n) = affinity {
+            if n >= MOVE_AFTER {
+                affinity = (None, 0);
+                if let Some(m) = moving(stream, shards, client, &rbuf, shard) {
+                    return Ok(Some(m));
+                }
+            }
         }
     }
+}
+
+/// Connection affinity: a connection whose requests all go to one other core's shard
+/// pays a hop for each read (a wake-up of that core and one of this one, twice the CPU
+/// of a local request at P16); served on that core it pays none. So after
+/// [`MOVE_AFTER`] such reads in a row, a plain client (see [`Client::moving`]) with no
+/// partial request buffered moves: this core drops the socket from its loop and sends
+/// a duplicate of it, with the client's state, to the other core, which serves it from
+/// then on (same client id, name, database, protocol). Requests the client sent
+/// meanwhile wait in the socket. A client whose keys are spread over shards never
+/// moves; one that turns to another shard's keys moves again after as many reads.
+fn moving(
+    stream: &TcpStream,
+    shards: &Shards,
+    client: &ClientRef,
+    rbuf: &BytesMut,
+    to: usize,
+) -> Option<Move> {
+    if !rbuf.is_empty() || shards.server.shutting_down.load(Ordering::Relaxed) {
+        return None;
+    }
+    let state = client.borrow().moving()?;
+    let socket = stream.duplicate().ok()?;
+    Some(Move {
+        shard: to,
+        socket,
+        state,
+    })
 }
 
 /// The error a write ends with when the client went over its output buffer limit.

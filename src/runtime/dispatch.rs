@@ -62,6 +62,19 @@ pub struct Batch {
     /// The requests not run because CLIENT PAUSE postponed the first of them: the
     /// replies above are those of the requests before it.
     pub postponed: Option<Postponed>,
+    /// Every request went to shard `s`, another core's, as one single-shard command
+    /// (the connection may move there, see `connection`).
+    pub remote_only: Option<usize>,
+}
+
+/// Where one read's requests ran, so far.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Nowhere,
+    /// All on this other core's shard.
+    Remote(usize),
+    /// Anything else: the local shard, several shards, the connection itself.
+    Mixed,
 }
 
 /// Requests waiting for a pause to end, the first one postponed.
@@ -82,6 +95,7 @@ struct Run<'a> {
     pending: Vec<Vec<Pending>>,
     /// Per core, the messages of this read's PUBLISHes for it, by request index.
     published: Vec<Vec<(usize, pubsub::Message)>>,
+    route: Route,
 }
 
 /// Execute every request of one read (up to one CLIENT PAUSE postpones) and return
@@ -119,6 +133,7 @@ async fn run_requests(
         pushed: Vec::new(),
         pending: (0..shards.count()).map(|_| Vec::new()).collect(),
         published: (0..shards.count()).map(|_| Vec::new()).collect(),
+        route: Route::Nowhere,
     };
     let mut close = false;
     let mut postponed = None;
@@ -127,7 +142,10 @@ async fn run_requests(
         client.borrow_mut().argv_mem = crate::client::Client::argv_len_sum(&argv);
         let mut shown = None;
         match admission::admit(client, shards, argv, from_client) {
-            Admitted::Answer(reply) => run.replies[i] = Some(reply),
+            Admitted::Answer(reply) => {
+                run.went(None);
+                run.replies[i] = Some(reply)
+            }
             Admitted::Run(cmd, argv, check) => {
                 if from_client && shards.server.monitors.active() {
                     shown = Some(monitor::Shown::before(client, cmd, &argv));
@@ -169,15 +187,29 @@ async fn run_requests(
     monitor::flush(shards);
     client.borrow_mut().argv_mem = 0;
     let pushed = std::mem::take(&mut run.pushed);
+    let remote_only = match run.route {
+        Route::Remote(s) if postponed.is_none() => Some(s),
+        _ => None,
+    };
     Batch {
         replies: run.finish(),
         pushed,
         close,
         postponed,
+        remote_only,
     }
 }
 
 impl Run<'_> {
+    /// Request went to `shard` (another core's) alone, or (`None`) anywhere else.
+    fn went(&mut self, shard: Option<usize>) {
+        self.route = match (self.route, shard) {
+            (Route::Nowhere, Some(s)) => Route::Remote(s),
+            (Route::Remote(a), Some(s)) if a == s => Route::Remote(a),
+            _ => Route::Mixed,
+        };
+    }
+
     /// Run (or batch) request `i`, admitted as `cmd`.
     async fn one(
         &mut self,
@@ -230,6 +262,7 @@ impl Run<'_> {
             },
             Exec::Container => unreachable!("resolve returns subcommands"),
         };
+        self.went(None);
         let mut local = self.shards.local.borrow_mut();
         call::record(&mut local, cmd, &argv, start, &reply, &self.caller);
         drop(local);
@@ -267,7 +300,9 @@ impl Run<'_> {
                 None => call::call(&mut local, cmd, db, &argv, no_touch, &self.caller, self.now),
             };
             self.replies[i] = Some(reply);
+            self.went(None);
         } else {
+            self.went((s != shards.local_id).then_some(s));
             self.pending[s].push(Pending {
                 index: i,
                 db,

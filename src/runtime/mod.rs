@@ -112,6 +112,7 @@ where
             pubsub::install(&shards);
             backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
             backend::spawn(cron(shard.clone(), server)).detach();
+            connection::install(&shards);
             on_start(shards.clone());
             accept_loop(shards).await
         })

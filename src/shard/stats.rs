@@ -69,6 +69,8 @@ pub struct ShardStats {
     /// Hops this shard sent to / served for other shards.
     pub hops_sent: u64,
     pub hops_served: u64,
+    /// Connections moved to this shard's core from another (connection affinity).
+    pub connections_moved_in: u64,
     /// Keyed by lower-case command name (`get`, `client|list`).
     pub commands: FastMap<String, CommandStats>,
     /// Keyed by error code (`ERR`, `WRONGTYPE`).
@@ -142,6 +144,7 @@ impl ShardStats {
         self.total_error_replies += o.total_error_replies;
         self.hops_sent += o.hops_sent;
         self.hops_served += o.hops_served;
+        self.connections_moved_in += o.connections_moved_in;
         for (k, v) in &o.commands {
             self.commands.entry(k.clone()).or_default().merge(v);
         }

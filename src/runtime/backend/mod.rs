@@ -225,7 +225,9 @@ impl<T> Future for Task<T> {
     }
 }
 
-/// Spawn a task on this core.
+/// Spawn a task on this core. glommio runs it at once, up to its first wait (so a task
+/// spawned by a job that holds the shard must not take it before waiting, see
+/// [`yield_once`]); the epoll backend runs it at the loop's next turn.
 pub fn spawn<T: 'static>(f: impl Future<Output = T> + 'static) -> Task<T> {
     Task(match current() {
         Kind::IoUring => TaskInner::IoUring(glommio::spawn_local(f)),
@@ -249,6 +251,20 @@ pub async fn yield_now() {
         Kind::IoUring => glommio::yield_if_needed().await,
         Kind::Epoll => epoll::yield_now().await,
     }
+}
+
+/// Wait once, always: let the caller (the code that spawned this task) go on first.
+pub async fn yield_once() {
+    let mut waited = false;
+    std::future::poll_fn(|cx| {
+        if waited {
+            return Poll::Ready(());
+        }
+        waited = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
 }
 
 /// While `hint` is above zero this core awaits answers from other cores: an idle
@@ -325,18 +341,7 @@ pub async fn connect(addr: String, timeout: std::time::Duration) -> io::Result<T
         .recv_async()
         .await
         .map_err(|_| io::Error::other("the connecting thread stopped"))??;
-    std.set_nonblocking(true)?;
-    Ok(match current() {
-        Kind::IoUring => {
-            use std::os::fd::{FromRawFd, IntoRawFd};
-            let fd = std.into_raw_fd();
-            // SAFETY: `fd` is a connected TCP socket whose ownership `into_raw_fd` just
-            // gave up; glommio's stream takes it over and is its only owner (it closes
-            // it on drop).
-            TcpStream::IoUring(unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
-        }
-        Kind::Epoll => TcpStream::Epoll(epoll::TcpStream::from_std(std)?),
-    })
+    TcpStream::from_std(std)
 }
 
 /// A connected socket on this core.
@@ -346,6 +351,32 @@ pub enum TcpStream {
 }
 
 impl TcpStream {
+    /// A connected socket, joining this core's loop.
+    pub fn from_std(std: std::net::TcpStream) -> io::Result<TcpStream> {
+        std.set_nonblocking(true)?;
+        Ok(match current() {
+            Kind::IoUring => {
+                use std::os::fd::{FromRawFd, IntoRawFd};
+                let fd = std.into_raw_fd();
+                // SAFETY: `fd` is a connected TCP socket whose ownership `into_raw_fd`
+                // just gave up; glommio's stream takes it over and is its only owner (it
+                // closes it on drop).
+                TcpStream::IoUring(unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
+            }
+            Kind::Epoll => TcpStream::Epoll(epoll::TcpStream::from_std(std)?),
+        })
+    }
+
+    /// A second descriptor of this socket (`dup`), to hand the connection to another
+    /// core: once this stream is dropped (leaving this core's loop; the epoll backend
+    /// deregisters before it closes), the socket lives on in the copy.
+    pub fn duplicate(&self) -> io::Result<std::net::TcpStream> {
+        // SAFETY: the descriptor is open while `self` lives, and the borrow ends
+        // within this call, before `self` can be dropped.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) };
+        Ok(std::net::TcpStream::from(fd.try_clone_to_owned()?))
+    }
+
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         match self {
             TcpStream::IoUring(s) => s.set_nodelay(on).map_err(io::Error::from),
