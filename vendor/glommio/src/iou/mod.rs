@@ -92,6 +92,9 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// Run completions' task work at the next kernel entry instead of
+        /// interrupting the thread with an IPI (Linux 5.19+). Shardis's patch.
+        const COOP_TASKRUN = 1 << 8;
     }
 }
 

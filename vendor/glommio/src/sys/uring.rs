@@ -895,6 +895,19 @@ struct SleepableRing {
     in_kernel: usize,
 }
 
+/// A ring whose completions do not interrupt the thread (`COOP_TASKRUN`), or a
+/// plain one where the kernel predates the flag. Shardis's patch: see PATCHED.md.
+fn cooperative_ring(entries: u32) -> io::Result<iou::IoUring> {
+    match iou::IoUring::new_with_flags(
+        entries,
+        iou::SetupFlags::COOP_TASKRUN,
+        iou::SetupFeatures::empty(),
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(entries),
+        ring => ring,
+    }
+}
+
 impl SleepableRing {
     fn new(
         size: usize,
@@ -904,7 +917,7 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring: cooperative_ring(size as _)?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
