@@ -306,6 +306,11 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // Shardis's patch (PATCHED.md): what the caller queued for the executor is
+        // visible before `should_notify` is read, as the executor's fence after setting
+        // it makes that store visible before it looks at its queues: one of the two
+        // sees the other, so a wake-up is never lost.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
