@@ -28,8 +28,8 @@
 //!   Before waiting it watches its remote queue for up to [`SPIN`] while this core
 //!   awaits answers from other cores (the hint set by [`set_spin_hint`]): an answer
 //!   usually comes back within a few microseconds, and catching it without sleeping
-//!   saves the eventfd write on the other core and the wake-up on this one (the cost
-//!   glommio pays as a `membarrier` IPI on every park). Measured alternatives (looking
+//!   saves the eventfd write on the other core and the wake-up on this one (glommio
+//!   parks at once). Measured alternatives (looking
 //!   at the sockets between short spins; deferring wake-ups to the end of a loop turn)
 //!   were slower for multi-shard work, see `benches/README.md`.
 
