@@ -367,6 +367,11 @@ impl Drop for Sleep {
     }
 }
 
+/// True when tasks other than the running one are ready to run on this core.
+pub fn others_ready() -> bool {
+    with(|ex| !ex.queue.borrow().is_empty())
+}
+
 /// Give the other ready tasks (and I/O) a turn.
 pub async fn yield_now() {
     let mut yielded = false;

@@ -253,6 +253,15 @@ pub async fn yield_now() {
     }
 }
 
+/// True when other tasks may be ready to run on this core (the epoll backend knows;
+/// glommio does not say, so there it is always true).
+pub fn others_ready() -> bool {
+    match current() {
+        Kind::IoUring => true,
+        Kind::Epoll => epoll::others_ready(),
+    }
+}
+
 /// Wait once, always: let the caller (the code that spawned this task) go on first.
 pub async fn yield_once() {
     let mut waited = false;
