@@ -372,20 +372,6 @@ pub fn others_ready() -> bool {
     with(|ex| !ex.queue.borrow().is_empty())
 }
 
-/// Give the other ready tasks (and I/O) a turn.
-pub async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            return TaskPoll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        TaskPoll::Pending
-    })
-    .await
-}
-
 /// A socket registered with this thread's executor; deregistered on drop.
 struct Registration {
     token: usize,

@@ -249,7 +249,7 @@ pub async fn sleep(d: Duration) {
 pub async fn yield_now() {
     match current() {
         Kind::IoUring => glommio::yield_if_needed().await,
-        Kind::Epoll => epoll::yield_now().await,
+        Kind::Epoll => yield_once().await,
     }
 }
 
