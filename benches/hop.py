@@ -5,10 +5,11 @@ One redis-benchmark connection sends `SET {tag}:__rand_int__ v` (P16 and P1) for
 tags, one owned by each of Shardis's two shards: whichever shard accepted the
 connection, one tag is local and the other remote (INFO shards' hops_served tells
 which, or moved_in when the connection moved to the remote tag's core after its first
-reads: connection affinity, src/runtime/connection.rs). Then 50 connections at P1 (SET and GET, keys spread over both shards). For
-each workload and server: requests/s and server CPU microseconds per request
-(utime+stime of the process from /proc around the run), median of ROUNDS rounds, the
-servers alternating which goes first.
+reads: connection affinity, src/runtime/connection.rs). Then 50 connections at P1
+(SET and GET, keys spread over both shards). For each workload and server:
+requests/s and server CPU microseconds per request (utime+stime of the process from
+/proc around the run), median of ROUNDS rounds, the servers alternating which goes
+first.
 
 usage: benches/hop.py [shardis-binary]   env: RUNTIMES="io_uring epoll" ROUNDS=3 N=100000
 """
@@ -89,7 +90,7 @@ def main():
                         hops1, moved1 = shard_counts(sp)
                         # A P16 run that hops sends n/16 of them; INFO itself hops once.
                         # A connection that moved to its keys' core (connection
-                        # affinity, epoll) hopped only until it moved: remote too.
+                        # affinity) hopped only until it moved: remote too.
                         far = hops1 - hops0 > int(args[5]) // 32 or moved1 > moved0
                         kind = "remote" if far else "local"
                         if kind in need:
