@@ -625,11 +625,26 @@ fn a_busy_script_answers_busy_and_stops_on_script_kill() {
     assert_eq!(runner.cmd(&["PING"]), Frame::Simple("PONG".into()));
 
     // A script that wrote cannot be killed; SHUTDOWN NOSAVE still stops the server.
+    shutdown_nosave_stops_an_unkillable_script(server, runner, other);
+}
+
+/// Run a script that writes and then loops through `runner`: SCRIPT KILL from `other`
+/// is refused, SHUTDOWN NOSAVE stops the server.
+fn shutdown_nosave_stops_an_unkillable_script(
+    mut server: Server,
+    mut runner: RawConn,
+    mut other: RawConn,
+) {
     send(
         &mut runner,
-        &["EVAL", "redis.call('set','w','1') while true do end", "0"],
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], '1') while true do end",
+            "1",
+            "w",
+        ],
     );
-    thread::sleep(Duration::from_millis(300));
+    thread::sleep(Duration::from_millis(150));
     assert!(wait_until(Duration::from_secs(10), || {
         matches!(other.cmd(&["GET", "x"]), Frame::Error(e) if e.starts_with("BUSY "))
     }));
@@ -637,7 +652,6 @@ fn a_busy_script_answers_busy_and_stops_on_script_kill() {
         matches!(other.cmd(&["SCRIPT", "KILL"]), Frame::Error(e) if e.starts_with("UNKILLABLE "))
     );
     other.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
-    let mut server = server;
     assert!(
         server.wait_exit(Duration::from_secs(10)).is_some(),
         "SHUTDOWN NOSAVE did not stop a server running an unkillable script"
@@ -679,6 +693,93 @@ fn a_busy_script_on_one_shard_makes_only_that_shard_busy() {
     assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Frame::Simple("OK".into()));
     assert!(matches!(runner.read_frame(), Frame::Error(e) if e.starts_with("ERR Script killed")));
     assert_eq!(other.cmd(&["GET", busy]), Frame::Bulk(b"loop".to_vec()));
+}
+
+/// A client on the core a busy script runs on is answered too: the script is
+/// suspended between slices once past the threshold, so `-BUSY`, SCRIPT KILL and
+/// SHUTDOWN NOSAVE reach it. With one shard every client is on that core; the script
+/// runs holding every shard the first time, and as a job of its shard after that.
+#[test]
+fn a_busy_script_lets_clients_of_its_own_core_kill_it() {
+    let server = Server::shardis_with(1, &["--busy-reply-threshold", "100"]);
+    let mut runner = server.raw();
+    let mut other = server.raw();
+    let script = "if redis.call('GET', KEYS[1]) == 'loop' then local i = 0 while true do i = i + 1 end end return 1";
+    let busy = |c: &mut RawConn| {
+        wait_until(Duration::from_secs(10), || {
+            c.cmd(&["GET", "k"])
+                == Frame::Error(
+                    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                        .into(),
+                )
+        })
+    };
+    // First run: holding every shard. Then (seen to keep to its key) on the shard.
+    assert_eq!(
+        runner.cmd(&["SET", "k", "loop"]),
+        Frame::Simple("OK".into())
+    );
+    for run in ["holding every shard", "on its shard"] {
+        send(&mut runner, &["EVAL", script, "1", "k"]);
+        thread::sleep(Duration::from_millis(150));
+        assert!(
+            busy(&mut other),
+            "no -BUSY for the script's own core ({run})"
+        );
+        // Keyless commands are busy too, as in Redis; MULTI is allowed.
+        assert!(matches!(other.cmd(&["DBSIZE"]), Frame::Error(e) if e.starts_with("BUSY ")));
+        assert!(matches!(other.cmd(&["PING"]), Frame::Error(e) if e.starts_with("BUSY ")));
+        assert_eq!(
+            other.cmd(&["SCRIPT", "KILL"]),
+            Frame::Simple("OK".into()),
+            "{run}"
+        );
+        match runner.read_frame() {
+            Frame::Error(e) => assert!(e.starts_with("ERR Script killed by user"), "{run}: {e}"),
+            f => panic!("{run}: the killed script answered {}", show(&f)),
+        }
+        assert_eq!(other.cmd(&["GET", "k"]), Frame::Bulk(b"loop".to_vec()));
+        assert_eq!(runner.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    }
+    // A script that wrote cannot be killed; SHUTDOWN NOSAVE still stops the server.
+    shutdown_nosave_stops_an_unkillable_script(server, runner, other);
+}
+
+/// While a script on one shard is suspended, the other shard's keys are served, from
+/// both cores, and the busy shard's work waits for the script, not interleaved with
+/// it: a script that counts a key up ends with the count it wrote. The script's
+/// caller is on the shard's core, then on the other one.
+#[test]
+fn a_suspended_script_on_one_shard_stays_atomic() {
+    let server = Server::shardis_with(2, &["--busy-reply-threshold", "50"]);
+    let keys = keys_on_distinct_shards("a", 2, 2);
+    let (free, busy) = (&keys[0], &keys[1]);
+    let script = "for i = 1, tonumber(ARGV[1]) do redis.call('INCR', KEYS[1]) end \
+        return tonumber(redis.call('GET', KEYS[1]))";
+    for caller in [1, 0] {
+        let mut runner = conn_on(&server, caller);
+        let mut here = conn_on(&server, 1);
+        let mut there = conn_on(&server, 0);
+        assert_eq!(runner.cmd(&["SET", busy, "0"]), Frame::Simple("OK".into()));
+        // Its first run holds every shard; it runs on its key's shard after that.
+        assert_eq!(runner.cmd(&["EVAL", script, "1", busy, "1"]), Frame::Int(1));
+        assert_eq!(runner.cmd(&["SET", busy, "0"]), Frame::Simple("OK".into()));
+        send(&mut runner, &["EVAL", script, "1", busy, "2000000"]);
+        thread::sleep(Duration::from_millis(100));
+        for c in [&mut here, &mut there] {
+            assert_eq!(c.cmd(&["SET", free, "v"]), Frame::Simple("OK".into()));
+            assert!(
+                matches!(c.cmd(&["INCR", busy]), Frame::Error(e) if e.starts_with("BUSY ")),
+                "caller on core {caller}: no -BUSY for the busy shard's key"
+            );
+        }
+        assert_eq!(
+            runner.read_frame(),
+            Frame::Int(2000000),
+            "caller on core {caller}"
+        );
+        assert_eq!(here.cmd(&["GET", busy]), Frame::Bulk(b"2000000".to_vec()));
+    }
 }
 
 /// redis-py's `Lock` (acquire is SET NX PX; release, extend and reacquire are Lua

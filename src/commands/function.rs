@@ -144,6 +144,8 @@ fn load<'a>(c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
             let c = c.borrow();
             !c.repl.is_master && c.id != crate::client::REPLAY_CLIENT
         };
+        // This core's function interpreter may be in the middle of a suspended one.
+        crate::scripting::slices::wait_for_core().await;
         match functions::load(&argv[at], replace, timeout) {
             Ok(name) => Reply::Bulk(Bytes::from(name)),
             Err(e) => error(e),
@@ -190,6 +192,7 @@ fn restore<'a>(_c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
                 "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
             ),
         };
+        crate::scripting::slices::wait_for_core().await;
         match functions::restore(&argv[2], policy) {
             Ok(()) => Reply::ok(),
             Err(e) => error(e),

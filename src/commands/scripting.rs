@@ -244,6 +244,8 @@ fn script_load<'a>(
         if let Err(e) = shebang_flags(body) {
             return e;
         }
+        // This core's interpreter may be in the middle of a suspended script.
+        crate::scripting::slices::wait_for_core().await;
         // Compiled here first: a script that does not compile is not cached.
         let sha = cache::sha1_hex(body);
         if let Err(msg) = engine::with(|e| e.function(&sha, body)) {

@@ -183,6 +183,16 @@ impl Shards {
         }
     }
 
+    /// A handle whose work passes claim `tx` and logs nowhere but where plain work
+    /// does (a suspended script's next slice on its shard: see `scripting::run`).
+    pub fn passing(&self, tx: u64) -> Shards {
+        Shards {
+            tx: Some(tx),
+            tx_log: None,
+            ..self.for_tx(tx, Arc::default())
+        }
+    }
+
     /// A plain handle of this core's (not a transaction's), owned, for a task that
     /// outlives the command that started it (BGSAVE).
     pub fn detached(&self) -> Rc<Shards> {

@@ -81,6 +81,12 @@ use std::sync::{Arc, Mutex};
 
 static NEXT_TX: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh transaction id, for a claim taken outside a `Tx` (a suspended script's on
+/// its shard: see `scripting::run`).
+pub fn next_id() -> u64 {
+    NEXT_TX.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A multi-shard operation holding its shards; dropping it releases them.
 pub struct Tx {
     pub id: u64,
@@ -137,7 +143,7 @@ impl Tx {
         shards: &Shards,
         steps: Vec<(usize, Footprint, FirstStep<R>)>,
     ) -> (Tx, Vec<R>) {
-        let id = NEXT_TX.fetch_add(1, Ordering::Relaxed);
+        let id = next_id();
         let log = Arc::new(TxLog::default());
         // With the AOF on, transactions keep one order on every shard (see "Costs").
         let serial = shards.server.durability.propagating();

@@ -219,21 +219,27 @@ pub fn functions_memory() -> usize {
 
 /// Run `f` with this thread's EVAL interpreter, made on first use.
 pub fn with<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
-    ENGINE.with(|e| {
-        let mut e = e.borrow_mut();
-        let engine =
-            e.get_or_insert_with(|| Engine::new(Mode::Eval).expect("the Lua sandbox loads"));
-        f(engine)
-    })
+    with_engine(&ENGINE, Mode::Eval, f)
 }
 
 /// Run `f` with this thread's function interpreter, made on first use.
 pub fn with_functions<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
-    FUNCTIONS.with(|e| {
-        let mut e = e.borrow_mut();
-        let engine =
-            e.get_or_insert_with(|| Engine::new(Mode::Functions).expect("the Lua sandbox loads"));
-        f(engine)
+    with_engine(&FUNCTIONS, Mode::Functions, f)
+}
+
+/// The interpreter in `key` (made on first use), or, while a script suspended on this
+/// thread is in the middle of it (see `slices`), a fresh one for `f` alone: what runs
+/// scripts waits for the suspended one (`slices::wait_for_core`), so only a check
+/// of code (a library loaded from an RDB file meanwhile) can get here then.
+fn with_engine<R>(
+    key: &'static std::thread::LocalKey<RefCell<Option<Engine>>>,
+    mode: Mode,
+    f: impl FnOnce(&mut Engine) -> R,
+) -> R {
+    let fresh = || Engine::new(mode).expect("the Lua sandbox loads");
+    key.with(|e| match e.try_borrow_mut() {
+        Ok(mut e) => f(e.get_or_insert_with(fresh)),
+        Err(_) => f(&mut fresh()),
     })
 }
 
@@ -301,7 +307,8 @@ impl Engine {
         if mode == Mode::Functions {
             raw.set("register_function", lua.create_function(register_function)?)?;
         }
-        // SCRIPT KILL, and FUNCTION LOAD's time limit, are noticed between instructions.
+        // SCRIPT KILL, FUNCTION LOAD's time limit and the busy threshold (see `slices`)
+        // are noticed between instructions.
         lua.set_hook(
             mlua::HookTriggers::new().every_nth_instruction(100_000),
             |_, _| {
@@ -313,7 +320,14 @@ impl Engine {
                 } else if run::kill_requested() {
                     Err(mlua::Error::runtime(KILLED))
                 } else {
-                    Ok(mlua::VmState::Continue)
+                    // Past the busy threshold the core serves its other clients
+                    // between slices; one of them may have asked for SCRIPT KILL.
+                    super::slices::maybe_suspend(run::due_for_pause);
+                    if run::kill_requested() {
+                        Err(mlua::Error::runtime(KILLED))
+                    } else {
+                        Ok(mlua::VmState::Continue)
+                    }
                 }
             },
         );

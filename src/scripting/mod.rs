@@ -37,6 +37,11 @@
 //!   Hops per `redis.call` were chosen over moving the script to the keys: moving
 //!   is what the one-shard path does, and a script over several shards must hold them
 //!   all anyway; measured in `benches/README.md` ("Scripting").
+//! - **Busy scripts** ([`slices`]): a script's Lua runs on a stack of its own; past
+//!   `busy-reply-threshold` the interpreter's hook suspends it every few milliseconds
+//!   so that its core serves `-BUSY`, SCRIPT KILL and SHUTDOWN NOSAVE to its other
+//!   clients, as Redis does between instructions, while what the script holds keeps
+//!   it atomic.
 //! - **Conversions** ([`convert`]): a command's reply reaches Lua as its RESP2 (or,
 //!   after `redis.setresp(3)`, RESP3) encoding would, through the reply encoder, so
 //!   the types a script sees are the types a client would; a script's return value
@@ -66,6 +71,7 @@ pub mod engine;
 pub mod functions;
 pub mod luaarg;
 pub mod run;
+pub mod slices;
 pub mod structlib;
 
 /// A script's flags: a `#!lua flags=...` line, or a function's `flags` (Redis's

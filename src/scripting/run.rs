@@ -22,16 +22,29 @@
 //! Deadlock: a thread only ever blocks while its script holds every shard, and a
 //! script on one shard never waits for anything, so no two threads can wait for each
 //! other.
+//!
+//! Past `busy-reply-threshold` either kind of script is suspended between slices so
+//! that its core serves its other clients (`slices`). A script holding every shard
+//! simply goes on holding them. A script on one shard cannot keep its job's
+//! `&mut Shard` while suspended, so the first time it is suspended it claims its shard
+//! whole, as a transaction would (granted at once: nothing else is queued there, see
+//! [`due_for_pause`]); the job returns [`OnShard::Paused`], and each later slice is a
+//! job that passes that claim, sent by the EVAL's task after a pause. What reaches the
+//! shard meanwhile parks behind the claim, so the script stays atomic; its end releases
+//! the claim after closing its propagation block.
 
 use super::convert;
 use super::engine::{self, Outcome};
+use super::slices::{self, Slices};
 use crate::client::{Client, ClientRef};
 use crate::commands::{errors, traits, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::admission;
+use crate::runtime::backend;
 use crate::runtime::slots::SlotTable;
 use crate::runtime::transaction::{self, Tx};
 use crate::runtime::Shards;
+use crate::shard::intents::Footprint;
 use crate::shard::propagation::Effect;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -75,15 +88,19 @@ static CORES: [CoreScript; 1024] = [const { CoreScript::new() }; 1024];
 thread_local! {
     /// The slot of `CORES` this thread's running script uses.
     static SLOT: Cell<usize> = const { Cell::new(0) };
+    /// `busy-reply-threshold` when that script started (ms; 0 or less: none).
+    static LIMIT: Cell<i64> = const { Cell::new(0) };
 }
 
 fn core(slot: usize) -> &'static CoreScript {
     &CORES[slot % CORES.len()]
 }
 
-/// The script starts on this thread, as shard `slot`'s.
-fn core_begin(slot: usize, holds_all: bool, script: &Script) {
+/// The script starts on this thread, as shard `slot`'s; `limit` is
+/// `busy-reply-threshold` (ms) as it starts.
+fn core_begin(slot: usize, holds_all: bool, script: &Script, limit: i64) {
     SLOT.with(|s| s.set(slot));
+    LIMIT.with(|l| l.set(limit));
     let c = core(slot);
     c.wrote.store(false, Ordering::SeqCst);
     c.kill.store(false, Ordering::SeqCst);
@@ -128,10 +145,10 @@ static HOLDING_ALL_EVAL: AtomicBool = AtomicBool::new(true);
 
 /// True while a script holding every shard has run longer than
 /// `busy-reply-threshold`: other clients then get `-BUSY` (see `runtime::admission`),
-/// except for the commands flagged `allow_busy` (SCRIPT KILL, SHUTDOWN...). The
-/// script's own core answers nothing until it ends; the others answer at once instead
-/// of queueing behind it. (A script on one shard only holds up that shard's work:
-/// see [`busy_shard`].)
+/// except for the commands flagged `allow_busy` (SCRIPT KILL, SHUTDOWN...), on every
+/// core: the script's own core serves them between the script's slices (see
+/// `slices`). (A script on one shard only holds up that shard's work: see
+/// [`busy_shard`].)
 /// One atomic load when no such script runs: this is on every command's path.
 /// The `-BUSY` error to answer, if any.
 pub fn busy(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
@@ -150,7 +167,8 @@ static ONE_SHARD_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::At
 /// The `-BUSY` error for `argv` if one of its keys lives on a shard whose script (run
 /// there alone) has passed `busy-reply-threshold`: the command would wait for it,
 /// and Redis would answer `-BUSY`. A command on other shards' keys runs (they are not
-/// busy). One atomic load when no such script runs.
+/// busy); one without keys gets `-BUSY`, as in Redis. One atomic load when no such
+/// script runs.
 pub fn busy_shard(
     server: &crate::runtime::ServerInfo,
     cmd: &Command,
@@ -165,14 +183,21 @@ pub fn busy_shard(
         return None;
     }
     let now = crate::clock::now_ms();
-    cmd.key_indexes(argv).into_iter().find_map(|i| {
-        let c = core(shard_of(&argv[i]));
+    let busy = |c: &CoreScript| {
         let started = c.started_ms.load(Ordering::Relaxed);
         let over = started != 0
             && !c.holds_all.load(Ordering::Relaxed)
             && now.saturating_sub(started) >= limit as u64;
         over.then(|| busy_error(c.eval.load(Ordering::Relaxed)))
-    })
+    };
+    let keys = cmd.key_indexes(argv);
+    if keys.is_empty() {
+        // A command without keys may reach every shard (INFO, DBSIZE, SCRIPT LOAD...)
+        // or none (PING): Redis answers `-BUSY` to all of them.
+        return CORES.iter().find_map(busy);
+    }
+    keys.into_iter()
+        .find_map(|i| busy(core(shard_of(&argv[i]))))
 }
 
 /// The `-BUSY` text for a running EVAL or a running function.
@@ -184,9 +209,9 @@ pub fn busy_error(eval: bool) -> &'static str {
     }
 }
 
-/// SCRIPT KILL (`eval`) or FUNCTION KILL, from a client on another core (a script's
-/// own core is busy with it): stops every running script of that kind that has not
-/// written. Redis's order of refusals: nothing runs, it wrote, it is of the other
+/// SCRIPT KILL (`eval`) or FUNCTION KILL, from any core (a script's own core serves
+/// it between the script's slices): stops every running script of that kind that has
+/// not written. Redis's order of refusals: nothing runs, it wrote, it is of the other
 /// kind.
 pub fn kill(eval: bool) -> Reply {
     let running: Vec<&CoreScript> = CORES
@@ -246,6 +271,35 @@ pub fn running() -> NowRunning {
 /// True once SCRIPT KILL asked this thread's running script to stop.
 pub fn kill_requested() -> bool {
     core(SLOT.with(|s| s.get())).kill.load(Ordering::Relaxed)
+}
+
+/// The interpreter's hook asks (see `slices`): the running script has passed
+/// `busy-reply-threshold`, and what it holds keeps it atomic while it is suspended:
+/// every shard, or its own shard whole. A script on one shard claims its shard the
+/// first time it is suspended, which is granted at once when nothing else is queued
+/// there (nothing can be granted on a shard while one of its jobs runs, but requests
+/// may wait there for parked work); otherwise it runs on without suspending.
+pub fn due_for_pause() -> bool {
+    let started = core(SLOT.with(|s| s.get()))
+        .started_ms
+        .load(Ordering::Relaxed);
+    let limit = LIMIT.with(|l| l.get());
+    if started == 0 || limit <= 0 || crate::clock::now_ms().saturating_sub(started) < limit as u64 {
+        return false;
+    }
+    RUNNING.with(|r| {
+        let Ok(run) = r.try_borrow() else {
+            return false;
+        };
+        match run.as_ref().map(|run| (&run.target, run.claim)) {
+            Some((Target::Held { .. }, _)) | Some((Target::Direct { .. }, Some(_))) => true,
+            // SAFETY: as in `on_shard`: the pointer is the running job's shard, whose
+            // own reference is not used while the script runs on this thread; this
+            // only reads it.
+            Some((Target::Direct { shard, .. }, None)) => unsafe { (**shard).intents.is_empty() },
+            None => false,
+        }
+    })
 }
 
 /// Where a script has been seen to run: what decides whether it may run on its
@@ -330,6 +384,35 @@ struct Running {
     declared: Option<usize>,
     stayed: bool,
     cluster: Option<ClusterCheck>,
+    /// On one shard: the claim on it taken when the script was first suspended.
+    claim: Option<u64>,
+}
+
+impl Running {
+    /// A script's state as it starts: `caller` is its database, client id and
+    /// `no_touch`; the declared keys' shard is `slot`'s, and nobody's client is lent.
+    fn new(target: Target, script: &Script, caller: (usize, u64, bool), slot: usize) -> Running {
+        let (db, client_id, no_touch) = caller;
+        Running {
+            target,
+            client: None,
+            stand_in: None,
+            client_id,
+            no_touch,
+            db,
+            read_only: script.read_only,
+            oom: script.oom,
+            resp: 2,
+            repl: crate::shard::propagation::TO_ALL,
+            slot,
+            had_effect: false,
+            moving: false,
+            declared: Some(slot),
+            stayed: true,
+            cluster: script.cluster.clone(),
+            claim: None,
+        }
+    }
 }
 
 thread_local! {
@@ -468,10 +551,16 @@ enum OnShard {
     Done(Reply),
     /// It reached beyond the shard before any effect: run it holding every shard.
     Move(Script),
+    /// It passed `busy-reply-threshold` and is suspended on its shard's thread,
+    /// holding this claim on the shard: resume it with [`resume_on_shard`], as work of
+    /// that claim.
+    Paused(u64),
 }
 
 /// Run `script` atomically and return its reply.
 pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply {
+    // This core's interpreters may be in the middle of a suspended script.
+    slices::wait_for_core().await;
     // Compile first: a script that does not compile runs nowhere.
     let f = match script.compiled() {
         Ok(f) => f,
@@ -492,16 +581,27 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             (c.db, c.id, c.no_touch)
         };
         let slots = shards.slots.clone();
-        let ran = shards
+        let mut ran = shards
             .on(sid, move |s: &mut Shard| {
                 run_on_shard(s, slots, script, db, id, no_touch)
             })
             .await;
-        match ran {
-            OnShard::Done(reply) => return reply,
-            OnShard::Move(back) => {
-                script = back;
-                moved = true;
+        loop {
+            match ran {
+                OnShard::Done(reply) => return reply,
+                OnShard::Move(back) => {
+                    script = back;
+                    moved = true;
+                    break;
+                }
+                OnShard::Paused(claim) => {
+                    // Let the shard's core serve its other clients, then go on.
+                    backend::sleep(slices::PAUSE).await;
+                    ran = shards
+                        .passing(claim)
+                        .on(sid, move |s: &mut Shard| resume_on_shard(s, claim))
+                        .await;
+                }
             }
         }
     }
@@ -520,32 +620,34 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
         (c.db, c.id, c.no_touch)
     };
     let slot = shards.local_id;
-    RUNNING.with(|r| {
-        *r.borrow_mut() = Some(Running {
-            target: Target::Held {
-                shards: handle,
-                own,
-            },
-            client: Some(client.clone()),
-            stand_in: None,
-            client_id,
-            no_touch,
-            db: caller_db,
-            read_only: script.read_only,
-            oom: script.oom,
-            resp: 2,
-            repl: crate::shard::propagation::TO_ALL,
-            slot,
-            had_effect: false,
-            moving: false,
-            declared,
-            stayed: true,
-            cluster: script.cluster.clone(),
-        })
-    });
+    let mut running = Running::new(
+        Target::Held {
+            shards: handle,
+            own,
+        },
+        &script,
+        (caller_db, client_id, no_touch),
+        slot,
+    );
+    running.client = Some(client.clone());
+    running.declared = declared;
+    RUNNING.with(|r| *r.borrow_mut() = Some(running));
     let clear = Clear;
-    core_begin(slot, true, &script);
-    let reply = run_compiled(&f, &script);
+    let limit = shards
+        .server
+        .config
+        .current()
+        .get_int("busy-reply-threshold");
+    core_begin(slot, true, &script, limit);
+    // Every shard is held, this one too: while the script is suspended the core's
+    // other work on them parks, and its clients are answered `-BUSY`.
+    let mut run = Slices::new(move || (run_compiled(&f, &script), script));
+    let (reply, script) = loop {
+        if let Some(done) = run.resume() {
+            break done;
+        }
+        backend::sleep(slices::PAUSE).await;
+    };
     core_end(slot);
     let running = RUNNING.with(|r| r.borrow_mut().take());
     drop(clear);
@@ -599,45 +701,95 @@ fn run_on_shard(
     s.propagate_expired();
     s.propagation.begin_block();
     let was_busy = std::mem::replace(&mut s.blocking.busy, true);
-    let shard: *mut Shard = s;
-    RUNNING.with(|r| {
-        *r.borrow_mut() = Some(Running {
-            target: Target::Direct { shard, slots },
-            client: None,
-            stand_in: None,
-            client_id,
-            no_touch,
-            db,
-            read_only: script.read_only,
-            oom: script.oom,
-            resp: 2,
-            repl: crate::shard::propagation::TO_ALL,
-            slot,
-            had_effect: false,
-            moving: false,
-            declared: Some(slot),
-            stayed: true,
-            cluster: script.cluster.clone(),
-        })
-    });
+    let target = Target::Direct {
+        shard: std::ptr::null_mut(),
+        slots,
+    };
+    let running = Running::new(target, &script, (db, client_id, no_touch), slot);
+    let limit = s.config.get_int("busy-reply-threshold");
+    core_begin(slot, false, &script, limit);
+    let run = Slices::new(move || (run_compiled(&f, &script), script));
+    advance(
+        s,
+        OnShardRun {
+            run,
+            running,
+            was_busy,
+        },
+    )
+}
+
+/// A script on one shard, between two slices of its run (see `slices`).
+struct OnShardRun {
+    run: Slices<(Reply, Script)>,
+    running: Running,
+    was_busy: bool,
+}
+
+thread_local! {
+    /// This thread's shard's suspended script, by the claim it holds on the shard.
+    static PAUSED: RefCell<HashMap<u64, OnShardRun>> = RefCell::new(HashMap::new());
+}
+
+/// Resume the script suspended on `s` holding `claim` (a job of that claim).
+fn resume_on_shard(s: &mut Shard, claim: u64) -> OnShard {
+    match PAUSED.with(|p| p.borrow_mut().remove(&claim)) {
+        Some(run) => advance(s, run),
+        None => OnShard::Done(Reply::err("ERR the suspended script is gone")),
+    }
+}
+
+/// Run the script's next slice with `s` in hand: its reply, or it is suspended again.
+fn advance(s: &mut Shard, on: OnShardRun) -> OnShard {
+    let OnShardRun {
+        mut run,
+        mut running,
+        was_busy,
+    } = on;
+    if let Target::Direct { shard, .. } = &mut running.target {
+        *shard = s;
+    }
+    RUNNING.with(|r| *r.borrow_mut() = Some(running));
     let clear = Clear;
-    core_begin(slot, false, &script);
-    let reply = run_compiled(&f, &script);
-    core_end(slot);
-    let (moving, stayed) = RUNNING.with(|r| {
-        r.borrow()
-            .as_ref()
-            .map_or((false, true), |run| (run.moving, run.stayed))
-    });
+    let ended = run.resume();
+    let running = RUNNING.with(|r| r.borrow_mut().take());
     drop(clear);
-    if !stayed {
+    // The pointer is gone: `s` is ours again.
+    let Some(mut running) = running else {
+        return OnShard::Done(Reply::err("ERR the script's state is gone"));
+    };
+    let Some((reply, script)) = ended else {
+        // Suspended: hold the shard whole until it ends (granted at once: see
+        // `due_for_pause`), so that what reaches the shard meanwhile parks.
+        let claim = *running.claim.get_or_insert_with(|| {
+            let id = transaction::next_id();
+            s.request(id, Footprint::Shard, false, Box::new(|_: &mut Shard| ()));
+            id
+        });
+        PAUSED.with(|p| {
+            p.borrow_mut().insert(
+                claim,
+                OnShardRun {
+                    run,
+                    running,
+                    was_busy,
+                },
+            )
+        });
+        return OnShard::Paused(claim);
+    };
+    core_end(running.slot);
+    if !running.stayed {
         remember(&script.seen_key(), Seen::Wide);
     }
-    // The pointer is gone: `s` is ours again.
     s.propagation.end_block();
     s.blocking.busy = was_busy;
+    if let Some(claim) = running.claim {
+        // What parked behind the script runs now, after its block.
+        s.release(claim);
+    }
     crate::runtime::blocking::after_command(s);
-    if moving {
+    if running.moving {
         OnShard::Move(script)
     } else {
         OnShard::Done(reply)
@@ -849,14 +1001,14 @@ fn on_shard(
     }
     match cmd.exec {
         Exec::Shard(_) => {
-            // SAFETY: `shard` was made by `run_on_shard` from the `&mut Shard` its job
+            // SAFETY: `shard` was made by `advance` from the `&mut Shard` its job
             // holds, and stays valid until that function returns. That reference is
-            // not used while the script runs (the job is suspended in `run_compiled`
-            // on this same thread, which is the only one that touches the shard); the
+            // not used while the script's slice runs (the job waits in `resume` on
+            // this same thread, which is the only one that touches the shard); the
             // pointer leaves `RUNNING` (the `Clear` guard, even on unwinding) before
-            // the job uses `s` again; and `execute` is never re-entered (a script
-            // cannot run EVAL). So this is the only reference to the shard while it
-            // lives.
+            // the job uses `s` again, and a suspended script's next slice gets the
+            // next job's shard; and `execute` is never re-entered (a script cannot
+            // run EVAL). So this is the only reference to the shard while it lives.
             let s = unsafe { &mut *shard };
             crate::tracking::set_writer(run.client_id);
             let (reply, _us) = crate::runtime::call::call_queued(

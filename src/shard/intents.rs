@@ -137,6 +137,12 @@ impl Intents {
         }
     }
 
+    /// True if nothing is claimed, queued or parked here: a claim requested now is
+    /// granted at once.
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.parked.is_empty()
+    }
+
     /// True if no work has to wait here now: nothing granted, nothing parked.
     pub fn is_quiet(&self) -> bool {
         self.granted == 0 && self.parked.is_empty()
