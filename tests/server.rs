@@ -1372,6 +1372,41 @@ fn binds_the_port_a_stopped_server_left_connections_on() {
     drop(clients);
 }
 
+/// A second server started on a port a server listens on exits with code 1 and
+/// Redis's reason, whether the first is redis-server or Shardis (whose cores share
+/// their port with SO_REUSEPORT, which would otherwise let the second bind beside it
+/// and take part of its connections); the first keeps serving.
+#[test]
+fn a_second_server_on_a_port_in_use_exits() {
+    use std::process::{Command, Stdio};
+    for first in [Server::redis(), Server::shardis(2)] {
+        let dir = first.dir().join("second");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_shardis"))
+            .args(["--port", &first.port.to_string(), "--save", ""])
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("shardis runs");
+        let log = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        assert!(
+            log.contains(&format!(
+                "Could not create server TCP listening socket 127.0.0.1:{}: Address already in use",
+                first.port
+            )),
+            "{log}"
+        );
+        let mut c = first.raw();
+        for _ in 0..8 {
+            assert_eq!(c.cmd(&["PING"]), Frame::Simple("PONG".into()));
+            c = first.raw();
+        }
+    }
+}
+
 /// Where io_uring cannot run (here: a locked-memory limit below what glommio needs, as
 /// in a container without `--ulimit memlock`), `runtime io_uring` exits with code 1 and
 /// a line naming the cause and the fix, and `runtime auto` serves on epoll.

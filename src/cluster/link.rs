@@ -52,7 +52,8 @@ pub fn new_outbound(id: u64, addr: String) -> (Conn, Connect) {
 /// link.
 pub fn listen(shards: Rc<Shards>, addrs: Vec<std::net::SocketAddr>) -> Result<(), String> {
     for addr in addrs {
-        let listener = backend::TcpListener::bind(addr, 511)
+        // One core listens on the bus port, alone (a second node on it must fail).
+        let listener = backend::retry_in_use(|| backend::TcpListener::bind(addr, 511, false))
             .map_err(|e| format!("Could not bind the cluster bus on {addr}: {e}"))?;
         let shards = shards.clone();
         backend::spawn(async move {

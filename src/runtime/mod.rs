@@ -18,7 +18,9 @@
 //! `runtime`), build the slot table, start `threads` executors pinned to the allowed
 //! cores, each with its shard, its inbox loop, its cron, the caller's start hook, and a
 //! listener on every `bind` address (SO_REUSEADDR and SO_REUSEPORT: the kernel spreads
-//! connections over the cores).
+//! connections over the cores). Before any core binds, each address is bound once
+//! without SO_REUSEPORT, so that a port another server listens on stops the start as
+//! it stops Redis's, instead of being shared with it.
 
 pub mod admission;
 pub mod backend;
@@ -45,6 +47,7 @@ pub use hop::{ServerInfo, Shards};
 use crate::log::log;
 use crate::shard::{expire, Shard};
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -85,18 +88,20 @@ where
         cfg.port,
         kind.name(),
     ));
+    let addrs = Arc::new(listen_addresses(&cfg)?);
     let mut handles = Vec::new();
     for (id, inbox) in receivers.into_iter().enumerate() {
         let core = match cores.get(id % ncores) {
             Some(c) if nshards <= ncores => Some(c.id),
             _ => None,
         };
-        let (inboxes, slots, server, config, on_start) = (
+        let (inboxes, slots, server, config, on_start, addrs) = (
             inboxes.clone(),
             slots.clone(),
             server.clone(),
             config.clone(),
             on_start.clone(),
+            addrs.clone(),
         );
         let h = backend::start(kind, &format!("shard-{id}"), core, move || async move {
             let shard = Rc::new(RefCell::new(Shard::new(id, nshards, config)));
@@ -114,7 +119,7 @@ where
             backend::spawn(cron(shard.clone(), server)).detach();
             connection::install(&shards);
             on_start(shards.clone());
-            accept_loop(shards).await
+            accept_loop(shards, addrs).await
         })
         .map_err(|e| format!("cannot start shard {id}: {e}"))?;
         handles.push(h);
@@ -129,13 +134,14 @@ where
     Ok(())
 }
 
-async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
-    let cfg = shards.local.borrow().config.clone();
-    let backlog = cfg
-        .get("tcp-backlog")
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(511);
-    let mut listeners = Vec::new();
+/// The client listening addresses of `bind` and `port`, as text (for messages) and
+/// resolved: those that cannot be used are skipped when optional (a leading '-', as
+/// Redis), else the server stops with Redis's message. Checked once, before any core
+/// binds, so that a port another server listens on fails the start (see
+/// `backend::probe_exclusive`, and `backend::retry_in_use` for a server that has just
+/// died).
+fn listen_addresses(cfg: &crate::config::Config) -> Result<Vec<(String, SocketAddr)>, String> {
+    let mut out = Vec::new();
     for addr in &cfg.bind {
         let (optional, host) = match addr.strip_prefix('-') {
             Some(h) => (true, h),
@@ -146,29 +152,47 @@ async fn accept_loop(shards: Rc<Shards>) -> Result<(), String> {
         } else {
             format!("{host}:{}", cfg.port)
         };
-        let bound = std::net::ToSocketAddrs::to_socket_addrs(sockaddr.as_str())
+        let usable = std::net::ToSocketAddrs::to_socket_addrs(sockaddr.as_str())
             .and_then(|mut a| {
                 a.next()
                     .ok_or_else(|| std::io::ErrorKind::AddrNotAvailable.into())
             })
-            .and_then(|a| backend::TcpListener::bind(a, backlog));
-        match bound {
-            Ok(l) => listeners.push(l),
-            Err(e) if optional => {
-                if shards.local_id == 0 {
-                    log(&format!("Skipping optional bind address {sockaddr}: {e}"));
-                }
+            .and_then(|a| backend::retry_in_use(|| backend::probe_exclusive(a)).map(|()| a));
+        match usable {
+            Ok(a) => out.push((sockaddr, a)),
+            Err(e) if optional => log(&format!("Skipping optional bind address {sockaddr}: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "Could not create server TCP listening socket {sockaddr}: {e}"
+                ))
             }
+        }
+    }
+    if out.is_empty() {
+        return Err("No listening address could be bound".into());
+    }
+    Ok(out)
+}
+
+async fn accept_loop(
+    shards: Rc<Shards>,
+    addrs: Arc<Vec<(String, SocketAddr)>>,
+) -> Result<(), String> {
+    let cfg = shards.local.borrow().config.clone();
+    let backlog = cfg
+        .get("tcp-backlog")
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(511);
+    let mut listeners = Vec::new();
+    for (sockaddr, addr) in addrs.iter() {
+        match backend::TcpListener::bind(*addr, backlog, true) {
+            Ok(l) => listeners.push(l),
             Err(e) => {
                 let msg = format!("Could not create server TCP listening socket {sockaddr}: {e}");
                 log(&msg);
                 std::process::exit(1);
             }
         }
-    }
-    if listeners.is_empty() {
-        log("No listening address could be bound");
-        std::process::exit(1);
     }
     // No core accepts before every core listens: the kernel spreads connections over
     // the listeners bound so far, so the first clients would all land on the cores
