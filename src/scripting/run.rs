@@ -38,6 +38,7 @@ use super::engine::{self, Outcome};
 use super::slices::{self, Slices};
 use crate::client::{Client, ClientRef};
 use crate::commands::{errors, traits, Command, Exec};
+use crate::config::Config;
 use crate::protocol::Reply;
 use crate::runtime::admission;
 use crate::runtime::backend;
@@ -88,19 +89,19 @@ static CORES: [CoreScript; 1024] = [const { CoreScript::new() }; 1024];
 thread_local! {
     /// The slot of `CORES` this thread's running script uses.
     static SLOT: Cell<usize> = const { Cell::new(0) };
-    /// `busy-reply-threshold` when that script started (ms; 0 or less: none).
-    static LIMIT: Cell<i64> = const { Cell::new(0) };
+    /// The configuration when that script started (its `busy-reply-threshold`).
+    static CONFIG: RefCell<Option<Arc<Config>>> = const { RefCell::new(None) };
 }
 
 fn core(slot: usize) -> &'static CoreScript {
     &CORES[slot % CORES.len()]
 }
 
-/// The script starts on this thread, as shard `slot`'s; `limit` is
-/// `busy-reply-threshold` (ms) as it starts.
-fn core_begin(slot: usize, holds_all: bool, script: &Script, limit: i64) {
+/// The script starts on this thread, as shard `slot`'s, under `config` (read for
+/// `busy-reply-threshold` only once the script runs long).
+fn core_begin(slot: usize, holds_all: bool, script: &Script, config: Arc<Config>) {
     SLOT.with(|s| s.set(slot));
-    LIMIT.with(|l| l.set(limit));
+    CONFIG.with(|c| *c.borrow_mut() = Some(config));
     let c = core(slot);
     c.wrote.store(false, Ordering::SeqCst);
     c.kill.store(false, Ordering::SeqCst);
@@ -283,7 +284,11 @@ pub fn due_for_pause() -> bool {
     let started = core(SLOT.with(|s| s.get()))
         .started_ms
         .load(Ordering::Relaxed);
-    let limit = LIMIT.with(|l| l.get());
+    let limit = CONFIG.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map_or(0, |c| c.get_int("busy-reply-threshold"))
+    });
     if started == 0 || limit <= 0 || crate::clock::now_ms().saturating_sub(started) < limit as u64 {
         return false;
     }
@@ -633,12 +638,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
     running.declared = declared;
     RUNNING.with(|r| *r.borrow_mut() = Some(running));
     let clear = Clear;
-    let limit = shards
-        .server
-        .config
-        .current()
-        .get_int("busy-reply-threshold");
-    core_begin(slot, true, &script, limit);
+    core_begin(slot, true, &script, shards.server.config.current());
     // Every shard is held, this one too: while the script is suspended the core's
     // other work on them parks, and its clients are answered `-BUSY`.
     let mut run = Slices::new(move || (run_compiled(&f, &script), script));
@@ -706,8 +706,7 @@ fn run_on_shard(
         slots,
     };
     let running = Running::new(target, &script, (db, client_id, no_touch), slot);
-    let limit = s.config.get_int("busy-reply-threshold");
-    core_begin(slot, false, &script, limit);
+    core_begin(slot, false, &script, s.config.clone());
     let run = Slices::new(move || (run_compiled(&f, &script), script));
     advance(
         s,

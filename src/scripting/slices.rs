@@ -53,7 +53,8 @@ thread_local! {
     /// The suspendable run now on this thread's stack (null when none, or while it is
     /// suspended).
     static YIELDER: Cell<*const Yielder<(), ()>> = const { Cell::new(std::ptr::null()) };
-    /// When the running slice started: the hook suspends it [`SLICE`] later.
+    /// When the running slice started (at its first hook past the threshold): the
+    /// hook suspends it [`SLICE`] later.
     static SLICE_START: Cell<Option<Instant>> = const { Cell::new(None) };
     /// A script is suspended on this thread (its interpreter is in use).
     static SUSPENDED: Cell<bool> = const { Cell::new(false) };
@@ -87,9 +88,10 @@ impl<T: 'static> Slices<T> {
     pub fn resume(&mut self) -> Option<T> {
         let co = self.inner.as_mut()?;
         SUSPENDED.set(false);
-        SLICE_START.set(Some(Instant::now()));
-        let result = co.resume(());
+        // The slice's clock starts at the first hook past the threshold (no clock
+        // read on the path of a script that ends before it).
         SLICE_START.set(None);
+        let result = co.resume(());
         match result {
             CoroutineResult::Yield(()) => {
                 SUSPENDED.set(true);
@@ -123,15 +125,20 @@ impl<T: 'static> Drop for Slices<T> {
 }
 
 /// The interpreter's hook: suspend the running script if `due` says it has passed
-/// the busy threshold, and its slice is over.
+/// the busy threshold and its slice is over (a slice starts at the first hook that
+/// finds it due).
 pub fn maybe_suspend(due: impl FnOnce() -> bool) {
     let y = YIELDER.get();
     if y.is_null() || FINISHING.get() {
         return;
     }
-    let over = SLICE_START.get().is_some_and(|t| t.elapsed() >= SLICE);
-    if !over || !due() {
+    if !due() {
         return;
+    }
+    match SLICE_START.get() {
+        None => return SLICE_START.set(Some(Instant::now())),
+        Some(t) if t.elapsed() < SLICE => return,
+        Some(_) => {}
     }
     YIELDER.set(std::ptr::null());
     // SAFETY: `y` was set by this thread's running coroutine body from the `&Yielder`
@@ -165,6 +172,7 @@ mod tests {
         let mut run = Slices::new(|| {
             let mut steps = 0;
             for _ in 0..3 {
+                maybe_suspend(|| true);
                 std::thread::sleep(SLICE);
                 maybe_suspend(|| true);
                 steps += 1;
@@ -192,6 +200,7 @@ mod tests {
         let flag = done.clone();
         let mut run = Slices::new(move || {
             for _ in 0..3 {
+                maybe_suspend(|| true);
                 std::thread::sleep(SLICE);
                 maybe_suspend(|| true);
             }
