@@ -741,6 +741,17 @@ fn a_busy_script_lets_clients_of_its_own_core_kill_it() {
         assert_eq!(other.cmd(&["GET", "k"]), Frame::Bulk(b"loop".to_vec()));
         assert_eq!(runner.cmd(&["PING"]), Frame::Simple("PONG".into()));
     }
+    // Redis's log line, once per script.
+    assert_eq!(
+        server
+            .log_text()
+            .matches(
+                "Slow script detected: still in execution after 100 milliseconds. You can try \
+                 killing the script using the SCRIPT KILL command. Script name is: "
+            )
+            .count(),
+        2
+    );
     // A script that wrote cannot be killed; SHUTDOWN NOSAVE still stops the server.
     shutdown_nosave_stops_an_unkillable_script(server, runner, other);
 }

@@ -89,6 +89,8 @@ static CORES: [CoreScript; 1024] = [const { CoreScript::new() }; 1024];
 thread_local! {
     /// The slot of `CORES` this thread's running script uses.
     static SLOT: Cell<usize> = const { Cell::new(0) };
+    /// That script's name (an EVAL's sha), for the slow-script warning.
+    static NAME: RefCell<String> = const { RefCell::new(String::new()) };
     /// The configuration when that script started (its `busy-reply-threshold`).
     static CONFIG: RefCell<Option<Arc<Config>>> = const { RefCell::new(None) };
 }
@@ -102,6 +104,7 @@ fn core(slot: usize) -> &'static CoreScript {
 fn core_begin(slot: usize, holds_all: bool, script: &Script, config: Arc<Config>) {
     SLOT.with(|s| s.set(slot));
     CONFIG.with(|c| *c.borrow_mut() = Some(config));
+    NAME.with(|n| n.borrow_mut().clone_from(&script.name));
     let c = core(slot);
     c.wrote.store(false, Ordering::SeqCst);
     c.kill.store(false, Ordering::SeqCst);
@@ -293,9 +296,13 @@ pub fn due_for_pause() -> bool {
         return false;
     }
     RUNNING.with(|r| {
-        let Ok(run) = r.try_borrow() else {
+        let Ok(mut run) = r.try_borrow_mut() else {
             return false;
         };
+        if let Some(run) = run.as_mut().filter(|run| !run.warned) {
+            run.warned = true;
+            slow_script_warning(limit);
+        }
         match run.as_ref().map(|run| (&run.target, run.claim)) {
             Some((Target::Held { .. }, _)) | Some((Target::Direct { .. }, Some(_))) => true,
             // SAFETY: as in `on_shard`: the pointer is the running job's shard, whose
@@ -305,6 +312,21 @@ pub fn due_for_pause() -> bool {
             None => false,
         }
     })
+}
+
+/// Redis's log line for a script that has just passed the busy threshold.
+fn slow_script_warning(limit: i64) {
+    let c = core(SLOT.with(|s| s.get()));
+    let (kill, name) = if c.eval.load(Ordering::Relaxed) {
+        ("SCRIPT KILL", NAME.with(|n| n.borrow().clone()))
+    } else {
+        let name = lock(&c.function).as_ref().map(|(n, _)| n.clone());
+        ("FUNCTION KILL", name.unwrap_or_default())
+    };
+    crate::log::warning(&format!(
+        "Slow script detected: still in execution after {limit} milliseconds. You can try \
+         killing the script using the {kill} command. Script name is: {name}."
+    ));
 }
 
 /// Where a script has been seen to run: what decides whether it may run on its
@@ -391,6 +413,8 @@ struct Running {
     cluster: Option<ClusterCheck>,
     /// On one shard: the claim on it taken when the script was first suspended.
     claim: Option<u64>,
+    /// The slow-script warning was logged.
+    warned: bool,
 }
 
 impl Running {
@@ -416,6 +440,7 @@ impl Running {
             stayed: true,
             cluster: script.cluster.clone(),
             claim: None,
+            warned: false,
         }
     }
 }
