@@ -41,7 +41,6 @@ use crate::commands::{errors, traits, Command, Exec};
 use crate::config::Config;
 use crate::protocol::Reply;
 use crate::runtime::admission;
-use crate::runtime::backend;
 use crate::runtime::slots::SlotTable;
 use crate::runtime::transaction::{self, Tx};
 use crate::runtime::Shards;
@@ -626,7 +625,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
                 }
                 OnShard::Paused(claim) => {
                     // Let the shard's core serve its other clients, then go on.
-                    backend::sleep(slices::PAUSE).await;
+                    slices::pause().await;
                     ran = shards
                         .passing(claim)
                         .on(sid, move |s: &mut Shard| resume_on_shard(s, claim))
@@ -671,7 +670,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
         if let Some(done) = run.resume() {
             break done;
         }
-        backend::sleep(slices::PAUSE).await;
+        slices::pause().await;
     };
     core_end(slot);
     let running = RUNNING.with(|r| r.borrow_mut().take());

@@ -8,8 +8,8 @@
 //! (every 100,000 instructions, see `engine`) calls [`maybe_suspend`]: once the script
 //! has run past the threshold, and at most every [`SLICE`], it switches back to the
 //! core's stack. The code that resumed it (an async task, or a shard job that returns
-//! and is sent again: see `run`) then lets the core's loop run for a moment and resumes
-//! it. Why a stack of its own rather than Lua's coroutines: Lua 5.1 (and mlua's hook)
+//! and is sent again: see `run`) then lets the core's loop run one turn ([`pause`])
+//! and resumes it. Why a stack of its own rather than Lua's coroutines: Lua 5.1 (and mlua's hook)
 //! cannot yield from a hook, nor across `pcall`, metamethods or C callbacks; a stack
 //! switch suspends wherever the hook fires.
 //!
@@ -40,8 +40,14 @@ use std::time::{Duration, Instant};
 /// roughly each millisecond).
 pub const SLICE: Duration = Duration::from_millis(5);
 
-/// How long the core's loop runs before the script is resumed.
-pub const PAUSE: Duration = Duration::from_millis(1);
+/// Let the core's loop run one turn between two slices: it looks at its sockets and
+/// runs the tasks that woke (clients to answer `-BUSY`, a SCRIPT KILL), then the
+/// script goes on. A fixed 1 ms sleep instead cost a script past the threshold 55%
+/// of its speed (timers round up to whole milliseconds); this costs little when
+/// nobody is waiting (`benches/README.md`, "Busy scripts").
+pub async fn pause() {
+    crate::runtime::backend::after_io().await;
+}
 
 /// A script's stack: the core threads' own size (Rust's default, 2 MiB) and as much
 /// again for the interpreter's frames. Memory is only committed where it is touched.
@@ -159,7 +165,7 @@ pub fn suspended_here() -> bool {
 /// Wait while a script is suspended on this thread: its interpreter is in use.
 pub async fn wait_for_core() {
     while SUSPENDED.get() {
-        crate::runtime::backend::sleep(PAUSE).await;
+        crate::runtime::backend::sleep(Duration::from_millis(1)).await;
     }
 }
 

@@ -105,6 +105,8 @@ struct Executor {
     timers: RefCell<BTreeMap<(Instant, u64), Waker>>,
     next_timer: Cell<u64>,
     spin_hint: RefCell<Option<Arc<AtomicUsize>>>,
+    /// Tasks waiting in [`after_io`]: woken after the loop's next look at the sockets.
+    after_io: RefCell<Vec<Waker>>,
 }
 
 thread_local! {
@@ -146,6 +148,7 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
         timers: RefCell::new(BTreeMap::new()),
         next_timer: Cell::new(0),
         spin_hint: RefCell::new(None),
+        after_io: RefCell::new(Vec::new()),
     });
     EXECUTOR.with(|e| *e.borrow_mut() = Some(ex.clone()));
     let main = spawn(main);
@@ -169,7 +172,7 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
         if ran > 0 {
             spun = false;
         }
-        let busy = !ex.queue.borrow().is_empty();
+        let busy = !ex.queue.borrow().is_empty() || !ex.after_io.borrow().is_empty();
         // Idle while answers are awaited: watch the remote queue for up to SPIN, then
         // look at the sockets once without sleeping, before parking.
         let polling = !busy && !spun && awaiting(&ex);
@@ -183,6 +186,10 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
             next.map(|d| d.saturating_duration_since(Instant::now()))
         };
         wait_io(&ex, &mut events, timeout)?;
+        // Behind the tasks that look just woke.
+        for w in ex.after_io.take() {
+            w.wake();
+        }
     }
     EXECUTOR.with(|e| *e.borrow_mut() = None);
     Ok(futures_lite::future::block_on(main))
@@ -368,6 +375,21 @@ impl Drop for Sleep {
 }
 
 /// True when tasks other than the running one are ready to run on this core.
+/// Wait until the loop has looked at its sockets once (without sleeping) and run the
+/// tasks that woke: a long computation's way of letting the core serve its clients.
+pub async fn after_io() {
+    let mut waited = false;
+    std::future::poll_fn(|cx| {
+        if waited {
+            return TaskPoll::Ready(());
+        }
+        waited = true;
+        with(|ex| ex.after_io.borrow_mut().push(cx.waker().clone()));
+        TaskPoll::Pending
+    })
+    .await
+}
+
 pub fn others_ready() -> bool {
     with(|ex| !ex.queue.borrow().is_empty())
 }

@@ -263,6 +263,20 @@ pub fn others_ready() -> bool {
     }
 }
 
+/// Let the core's loop look at its sockets once and run the tasks that woke, then go
+/// on: for a long computation that must keep the core's clients served. On io_uring
+/// a timer of 10 µs makes glommio poll its rings before it fires (a plain yield may
+/// not), and one more turn lets the woken tasks go first.
+pub async fn after_io() {
+    match current() {
+        Kind::IoUring => {
+            glommio::timer::sleep(Duration::from_micros(10)).await;
+            yield_once().await;
+        }
+        Kind::Epoll => epoll::after_io().await,
+    }
+}
+
 /// Wait once, always: let the caller (the code that spawned this task) go on first.
 pub async fn yield_once() {
     let mut waited = false;
