@@ -317,7 +317,7 @@ impl Engine {
                     .is_some_and(|d| std::time::Instant::now() > d)
                 {
                     Err(raise("ERR FUNCTION LOAD timeout"))
-                } else if run::kill_requested() {
+                } else if run::kill_requested() || super::slices::finishing() {
                     Err(mlua::Error::runtime(KILLED))
                 } else {
                     // Past the busy threshold the core serves its other clients

@@ -28,7 +28,8 @@
 //!
 //! A slice that was started is always finished: nothing here drops a suspended
 //! coroutine (that would unwind through the interpreter's C frames); [`Slices`]'
-//! `Drop` runs it to its end without suspending.
+//! `Drop` (a task dropped with its script suspended, a thread's end) resumes it once
+//! with [`finishing`] set, which makes the hook stop the script at once.
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
@@ -157,6 +158,11 @@ pub fn maybe_suspend(due: impl FnOnce() -> bool) {
     YIELDER.set(y);
 }
 
+/// True while a dropped run is finished: the hook stops the script.
+pub fn finishing() -> bool {
+    FINISHING.get()
+}
+
 /// True while a script is suspended on this thread.
 pub fn suspended_here() -> bool {
     SUSPENDED.get()
@@ -204,13 +210,15 @@ mod tests {
     fn a_dropped_run_is_finished_without_suspending() {
         let done = std::rc::Rc::new(Cell::new(false));
         let flag = done.clone();
-        let mut run = Slices::new(move || {
-            for _ in 0..3 {
-                maybe_suspend(|| true);
-                std::thread::sleep(SLICE);
-                maybe_suspend(|| true);
+        // Endless unless told it is being finished (as the interpreter's hook is).
+        let mut run = Slices::new(move || loop {
+            maybe_suspend(|| true);
+            std::thread::sleep(SLICE);
+            maybe_suspend(|| true);
+            if finishing() {
+                flag.set(true);
+                return;
             }
-            flag.set(true);
         });
         assert_eq!(run.resume(), None);
         drop(run);
