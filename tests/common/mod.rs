@@ -27,6 +27,9 @@ pub enum Kind {
     Redis,
 }
 
+/// `wait_ready`'s reason when another process answers on the port.
+const ANOTHER_PROCESS: &str = "another process answers on this port";
+
 /// A running server process, killed and reaped on drop.
 pub struct Server {
     pub kind: Kind,
@@ -166,7 +169,9 @@ impl Server {
                     last_log = server.log_text();
                     let exited = server.try_exit_status().is_some();
                     drop(server);
-                    if exited && last_log.contains("ddress already in use") && fixed.is_none() {
+                    let taken = why == ANOTHER_PROCESS
+                        || exited && last_log.contains("ddress already in use");
+                    if taken && fixed.is_none() {
                         continue;
                     }
                     panic!(
@@ -177,6 +182,41 @@ impl Server {
             }
         }
         panic!("{kind:?} could not bind a free port in 5 attempts; last output:\n{last_log}");
+    }
+
+    /// Err if the process answering on our port is not ours: the port was free when
+    /// probed, but another test's server took it first (ours then exits with "Address
+    /// already in use", after a second of retries). Servers that do not say (INFO
+    /// refused, as before AUTH) count as ours.
+    fn check_process(&self, s: &mut TcpStream) -> Result<(), String> {
+        let Some(pid) = self.child.as_ref().map(|c| c.id()) else {
+            return Ok(());
+        };
+        if s.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            .is_err()
+        {
+            return Ok(());
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if let Some((Frame::Bulk(text), _)) = parse_frame(&got) {
+                let text = String::from_utf8_lossy(&text);
+                let ours = format!("process_id:{pid}\r\n");
+                if text.contains("process_id:") && !text.contains(&ours) {
+                    return Err(ANOTHER_PROCESS.into());
+                }
+                break;
+            }
+            if parse_frame(&got).is_some() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Poll until a PING gets any complete reply line but -LOADING (an error counts: the
@@ -202,7 +242,7 @@ impl Server {
                             if got.starts_with(b"-LOADING") {
                                 break;
                             }
-                            return Ok(());
+                            return self.check_process(&mut s);
                         }
                     }
                 }
