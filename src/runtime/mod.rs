@@ -287,10 +287,14 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         }
         let mut s = shard.borrow_mut();
         // Every shard gives up keys while the process is over `maxmemory`, not only
-        // the ones receiving writes (see `shard::evict`); loading never evicts.
+        // the ones receiving writes (see `shard::evict`); loading never evicts, nor
+        // does a shard a transaction or a suspended script holds (it could take a key
+        // from under them; Redis evicts before commands, never inside a script).
         if s.config.maxmemory != 0 && !server.loading.load(std::sync::atomic::Ordering::Relaxed) {
-            crate::shard::evict::perform(&mut s);
-            pubsub::publish_events(crate::notify::take());
+            if s.intents.is_quiet() && !s.propagation.in_transaction() {
+                crate::shard::evict::perform(&mut s);
+                pubsub::publish_events(crate::notify::take());
+            }
         } else {
             crate::shard::evict::note_under();
         }
