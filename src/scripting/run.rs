@@ -159,9 +159,28 @@ pub fn busy(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
     if started == 0 {
         return None;
     }
-    let limit = server.config.current().get_int("busy-reply-threshold");
+    let limit = busy_limit(server);
     let over = limit > 0 && crate::clock::now_ms().saturating_sub(started) >= limit as u64;
     over.then(|| busy_error(HOLDING_ALL_EVAL.load(Ordering::Relaxed)))
+}
+
+/// `busy-reply-threshold` (ms): read from the configuration once per configuration
+/// change, since `busy` and `busy_shard` ask on every command while a script runs
+/// (reading an option scans the option table).
+fn busy_limit(server: &crate::runtime::ServerInfo) -> i64 {
+    thread_local! {
+        /// (configuration generation, its threshold)
+        static CACHED: Cell<Option<(u64, i64)>> = const { Cell::new(None) };
+    }
+    let generation = server.config.generation();
+    CACHED.with(|c| match c.get() {
+        Some((g, limit)) if g == generation => limit,
+        _ => {
+            let limit = server.config.current().get_int("busy-reply-threshold");
+            c.set(Some((generation, limit)));
+            limit
+        }
+    })
 }
 
 /// How many scripts run on one shard each now (their shard is busy, the others not).
@@ -181,7 +200,7 @@ pub fn busy_shard(
     if ONE_SHARD_RUNNING.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    let limit = server.config.current().get_int("busy-reply-threshold");
+    let limit = busy_limit(server);
     if limit <= 0 {
         return None;
     }
