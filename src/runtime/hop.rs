@@ -168,12 +168,12 @@ impl Shards {
             .collect()
     }
 
-    /// A handle whose work runs as transaction `tx`'s (it passes `tx`'s locks), and
-    /// whose coordinator-side records go to its `log`.
-    pub fn for_tx(&self, tx: u64, log: Arc<TxLog>) -> Shards {
+    /// A handle of this core's whose work passes claim `tx` (if any) and whose
+    /// coordinator-side records go to `log` (if any).
+    fn handle(&self, tx: Option<u64>, log: Option<Arc<TxLog>>) -> Shards {
         Shards {
-            tx: Some(tx),
-            tx_log: Some(log),
+            tx,
+            tx_log: log,
             local_id: self.local_id,
             local: self.local.clone(),
             inboxes: self.inboxes.clone(),
@@ -181,31 +181,24 @@ impl Shards {
             server: self.server.clone(),
             in_flight: self.in_flight.clone(),
         }
+    }
+
+    /// A handle whose work runs as transaction `tx`'s (it passes `tx`'s locks), and
+    /// whose coordinator-side records go to its `log`.
+    pub fn for_tx(&self, tx: u64, log: Arc<TxLog>) -> Shards {
+        self.handle(Some(tx), Some(log))
     }
 
     /// A handle whose work passes claim `tx` and logs nowhere but where plain work
     /// does (a suspended script's next slice on its shard: see `scripting::run`).
     pub fn passing(&self, tx: u64) -> Shards {
-        Shards {
-            tx: Some(tx),
-            tx_log: None,
-            ..self.for_tx(tx, Arc::default())
-        }
+        self.handle(Some(tx), None)
     }
 
     /// A plain handle of this core's (not a transaction's), owned, for a task that
     /// outlives the command that started it (BGSAVE).
     pub fn detached(&self) -> Rc<Shards> {
-        Rc::new(Shards {
-            tx: None,
-            tx_log: None,
-            local_id: self.local_id,
-            local: self.local.clone(),
-            inboxes: self.inboxes.clone(),
-            slots: self.slots.clone(),
-            server: self.server.clone(),
-            in_flight: self.in_flight.clone(),
-        })
+        Rc::new(self.handle(None, None))
     }
 
     /// Run `f` inline on the local shard (as this handle's transaction, if any); the

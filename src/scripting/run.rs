@@ -38,7 +38,7 @@ use super::engine::{self, Outcome};
 use super::slices::{self, Slices};
 use crate::client::{Client, ClientRef};
 use crate::commands::{errors, traits, Command, Exec};
-use crate::config::Config;
+use crate::config::ConfigHandle;
 use crate::protocol::Reply;
 use crate::runtime::admission;
 use crate::runtime::slots::SlotTable;
@@ -90,19 +90,19 @@ thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(0) };
     /// That script's name (an EVAL's sha), for the slow-script warning.
     static NAME: RefCell<String> = const { RefCell::new(String::new()) };
-    /// The configuration when that script started (its `busy-reply-threshold`).
-    static CONFIG: RefCell<Option<Arc<Config>>> = const { RefCell::new(None) };
+    /// `busy-reply-threshold` when that script started (ms; 0 or less: none).
+    static LIMIT: Cell<i64> = const { Cell::new(0) };
 }
 
 fn core(slot: usize) -> &'static CoreScript {
     &CORES[slot % CORES.len()]
 }
 
-/// The script starts on this thread, as shard `slot`'s, under `config` (read for
-/// `busy-reply-threshold` only once the script runs long).
-fn core_begin(slot: usize, holds_all: bool, script: &Script, config: Arc<Config>) {
+/// The script starts on this thread, as shard `slot`'s, under `config`'s
+/// `busy-reply-threshold`.
+fn core_begin(slot: usize, holds_all: bool, script: &Script, config: &ConfigHandle) {
     SLOT.with(|s| s.set(slot));
-    CONFIG.with(|c| *c.borrow_mut() = Some(config));
+    LIMIT.with(|l| l.set(busy_limit(config)));
     NAME.with(|n| n.borrow_mut().clone_from(&script.name));
     let c = core(slot);
     c.wrote.store(false, Ordering::SeqCst);
@@ -159,24 +159,24 @@ pub fn busy(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
     if started == 0 {
         return None;
     }
-    let limit = busy_limit(server);
+    let limit = busy_limit(&server.config);
     let over = limit > 0 && crate::clock::now_ms().saturating_sub(started) >= limit as u64;
     over.then(|| busy_error(HOLDING_ALL_EVAL.load(Ordering::Relaxed)))
 }
 
 /// `busy-reply-threshold` (ms): read from the configuration once per configuration
-/// change, since `busy` and `busy_shard` ask on every command while a script runs
+/// change, since every script run and, while one runs, every command ask for it
 /// (reading an option scans the option table).
-fn busy_limit(server: &crate::runtime::ServerInfo) -> i64 {
+fn busy_limit(config: &ConfigHandle) -> i64 {
     thread_local! {
         /// (configuration generation, its threshold)
         static CACHED: Cell<Option<(u64, i64)>> = const { Cell::new(None) };
     }
-    let generation = server.config.generation();
+    let generation = config.generation();
     CACHED.with(|c| match c.get() {
         Some((g, limit)) if g == generation => limit,
         _ => {
-            let limit = server.config.current().get_int("busy-reply-threshold");
+            let limit = config.current().get_int("busy-reply-threshold");
             c.set(Some((generation, limit)));
             limit
         }
@@ -200,7 +200,7 @@ pub fn busy_shard(
     if ONE_SHARD_RUNNING.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    let limit = busy_limit(server);
+    let limit = busy_limit(&server.config);
     if limit <= 0 {
         return None;
     }
@@ -305,11 +305,7 @@ pub fn due_for_pause() -> bool {
     let started = core(SLOT.with(|s| s.get()))
         .started_ms
         .load(Ordering::Relaxed);
-    let limit = CONFIG.with(|c| {
-        c.borrow()
-            .as_ref()
-            .map_or(0, |c| c.get_int("busy-reply-threshold"))
-    });
+    let limit = LIMIT.with(|l| l.get());
     if started == 0 || limit <= 0 || crate::clock::now_ms().saturating_sub(started) < limit as u64 {
         return false;
     }
@@ -681,7 +677,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
     running.declared = declared;
     RUNNING.with(|r| *r.borrow_mut() = Some(running));
     let clear = Clear;
-    core_begin(slot, true, &script, shards.server.config.current());
+    core_begin(slot, true, &script, &shards.server.config);
     // Every shard is held, this one too: while the script is suspended the core's
     // other work on them parks, and its clients are answered `-BUSY`.
     let mut run = Slices::new(move || (run_compiled(&f, &script), script));
@@ -749,7 +745,7 @@ fn run_on_shard(
         slots,
     };
     let running = Running::new(target, &script, (db, client_id, no_touch), slot);
-    core_begin(slot, false, &script, s.config.clone());
+    core_begin(slot, false, &script, &s.config_handle);
     let run = Slices::new(move || (run_compiled(&f, &script), script));
     advance(
         s,

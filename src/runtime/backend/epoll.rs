@@ -374,22 +374,13 @@ impl Drop for Sleep {
     }
 }
 
-/// True when tasks other than the running one are ready to run on this core.
 /// Wait until the loop has looked at its sockets once (without sleeping) and run the
 /// tasks that woke: a long computation's way of letting the core serve its clients.
 pub async fn after_io() {
-    let mut waited = false;
-    std::future::poll_fn(|cx| {
-        if waited {
-            return TaskPoll::Ready(());
-        }
-        waited = true;
-        with(|ex| ex.after_io.borrow_mut().push(cx.waker().clone()));
-        TaskPoll::Pending
-    })
-    .await
+    super::pend_once(|w| with(|ex| ex.after_io.borrow_mut().push(w.clone()))).await
 }
 
+/// True when tasks other than the running one are ready to run on this core.
 pub fn others_ready() -> bool {
     with(|ex| !ex.queue.borrow().is_empty())
 }

@@ -279,14 +279,19 @@ pub async fn after_io() {
 
 /// Wait once, always: let the caller (the code that spawned this task) go on first.
 pub async fn yield_once() {
-    let mut waited = false;
-    std::future::poll_fn(|cx| {
-        if waited {
-            return Poll::Ready(());
+    pend_once(|w| w.wake_by_ref()).await
+}
+
+/// Be pending exactly once, handing the task's waker to `arm`, which arranges the
+/// wake-up; ready on the next poll.
+async fn pend_once(arm: impl FnOnce(&std::task::Waker)) {
+    let mut arm = Some(arm);
+    std::future::poll_fn(|cx| match arm.take() {
+        Some(arm) => {
+            arm(cx.waker());
+            Poll::Pending
         }
-        waited = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        None => Poll::Ready(()),
     })
     .await
 }
