@@ -27,6 +27,23 @@ pub enum Kind {
     Redis,
 }
 
+/// Send `req` on `s` and read one whole reply; `None` if the connection fails, closes
+/// or times out first.
+fn request(s: &mut TcpStream, req: &[u8]) -> Option<Frame> {
+    s.write_all(req).ok()?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some((frame, _)) = parse_frame(&got) {
+            return Some(frame);
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 /// `wait_ready`'s reason when another process answers on the port.
 const ANOTHER_PROCESS: &str = "another process answers on this port";
 
@@ -192,28 +209,11 @@ impl Server {
         let Some(pid) = self.child.as_ref().map(|c| c.id()) else {
             return Ok(());
         };
-        if s.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
-            .is_err()
-        {
-            return Ok(());
-        }
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = s.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-            if let Some((Frame::Bulk(text), _)) = parse_frame(&got) {
-                let text = String::from_utf8_lossy(&text);
-                let ours = format!("process_id:{pid}\r\n");
-                if text.contains("process_id:") && !text.contains(&ours) {
-                    return Err(ANOTHER_PROCESS.into());
-                }
-                break;
-            }
-            if parse_frame(&got).is_some() {
-                break;
+        if let Some(Frame::Bulk(text)) = request(s, b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n") {
+            let text = String::from_utf8_lossy(&text);
+            let ours = format!("process_id:{pid}\r\n");
+            if text.contains("process_id:") && !text.contains(&ours) {
+                return Err(ANOTHER_PROCESS.into());
             }
         }
         Ok(())
@@ -229,22 +229,11 @@ impl Server {
             }
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok() {
-                    let mut got = Vec::new();
-                    let mut buf = [0u8; 256];
-                    while let Ok(n) = s.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        got.extend_from_slice(&buf[..n]);
-                        if got.ends_with(b"\r\n") {
-                            // Still loading (or attaching its AOF): not ready for writes.
-                            if got.starts_with(b"-LOADING") {
-                                break;
-                            }
-                            return self.check_process(&mut s);
-                        }
-                    }
+                match request(&mut s, b"*1\r\n$4\r\nPING\r\n") {
+                    // Still loading (or attaching its AOF): not ready for writes.
+                    Some(Frame::Error(e)) if e.starts_with("LOADING") => {}
+                    Some(_) => return self.check_process(&mut s),
+                    None => {}
                 }
             }
             if Instant::now() >= deadline {
