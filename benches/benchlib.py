@@ -31,6 +31,17 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def crc16(data):
+    """CRC16-XMODEM, the hash Redis Cluster (and Shardis) map keys to slots with."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
 def encode(*args):
     """One command in RESP, its arguments bytes or anything str() can render."""
     out = b"*%d\r\n" % len(args)

@@ -14,22 +14,12 @@ first.
 usage: benches/hop.py [shardis-binary]   env: RUNTIMES="io_uring epoll" ROUNDS=3 N=100000
 """
 import os, re, statistics, subprocess, sys
-from benchlib import cpu_s, free_port, start
+from benchlib import cpu_s, crc16, free_port, start
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/shardis"
 RUNTIMES = os.environ.get("RUNTIMES", "io_uring epoll").split()
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 N = int(os.environ.get("N", "100000"))
-
-
-def crc16(data):
-    crc = 0
-    for b in data:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
 
 
 def tag_on(shard, nshards=2):
