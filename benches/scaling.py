@@ -14,6 +14,7 @@ and a PNG plot of req/s against shards (stdlib only: the device machine has no p
 usage: benches/scaling.py [shardis-binary] [out.png]
        benches/scaling.py --plot TABLE.md out.png   (redraw the plot from a printed table)
 env: SHARDS="1 2 4 8 12" RUNTIME=auto N=2000000 CLIENTS=200 TXLOAD=path/to/txload
+     ONLY="MSET10 P16,MULTI5 P16" (a comma-separated subset of the workloads)
 """
 import os, re, struct, subprocess, sys, threading, time, zlib
 from benchlib import Conn, cpu_s, crc16, free_port, start
@@ -46,6 +47,8 @@ WORKLOADS = [("GET P16", ["-t", "get", "-P", "16"], 1), ("SET P16", ["-t", "set"
              ("MSET10 P16", ["-P", "16"] + MSET10, 1 / 20)]
 if TXLOAD:
     WORKLOADS.append(("MULTI5 P16", "txload", 1 / 40))
+if os.environ.get("ONLY"):  # e.g. ONLY="MSET10 P16,MULTI5 P16"
+    WORKLOADS = [w for w in WORKLOADS if w[0] in os.environ["ONLY"].split(",")]
 
 
 def bench(port, pid, first_client_cpu, args, share):

@@ -282,6 +282,26 @@ impl Shards {
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> flume::Receiver<R> {
         let (tx, rx) = flume::bounded(1);
+        let job = self.job(kind, footprint, move |s: &mut Shard| {
+            let _ = tx.send(f(s));
+        });
+        self.push(id, job);
+        rx
+    }
+
+    /// A lock-management job (it runs even on a held shard) whose answer, if any, `f`
+    /// sends itself; queue it with `push`. Built apart from queueing so that a caller
+    /// queueing inside a critical section allocates outside it (`Tx::begin_claiming`).
+    pub fn control_job(&self, f: impl FnOnce(&mut Shard) + Send + 'static) -> Job {
+        self.job(JobKind::Control, Footprint::Shard, f)
+    }
+
+    fn job(
+        &self,
+        kind: JobKind,
+        footprint: Footprint,
+        f: impl FnOnce(&mut Shard) + Send + 'static,
+    ) -> Job {
         let in_flight = self.in_flight.clone();
         in_flight.fetch_add(1, Ordering::Relaxed);
         // Only the transaction's own work logs to its log (not a release it sends).
@@ -291,19 +311,22 @@ impl Shards {
         };
         let run = Box::new(move |s: &mut Shard| {
             s.stats.hops_served += 1;
-            let _ = tx.send(as_tx(s, log.as_ref(), f));
+            as_tx(s, log.as_ref(), f);
             in_flight.fetch_sub(1, Ordering::Relaxed);
         });
-        self.local.borrow_mut().stats.hops_sent += 1;
-        let job = Job {
+        Job {
             kind,
             footprint,
             run,
-        };
+        }
+    }
+
+    /// Queue `job` on shard `id`.
+    pub fn push(&self, id: usize, job: Job) {
+        self.local.borrow_mut().stats.hops_sent += 1;
         if self.inboxes[id].send(job).is_err() {
             panic!("shard {id} inbox closed while the server runs");
         }
-        rx
     }
 
     /// Run `f` on every shard (remote ones concurrently); results in shard order.

@@ -9,7 +9,11 @@
 //!    touches a request claiming what it will touch there (its keys, or the whole
 //!    shard: see `shard::intents`), all at once: it pushes one request into each
 //!    shard's inbox while holding a global mutex (held only for those pushes, never
-//!    across an await), then waits for all the grants. A shard grants a request when
+//!    across an await), then waits for all the grants. Every multi-shard operation of
+//!    every core passes through that section, so it holds nothing but the pushes: the
+//!    requests are built before it, and (epoll) the cores it finds parked are woken
+//!    after it, since a wake-up is a system call each. On 16 cores that took MSET of
+//!    ten keys from ~95k/s, flat from 4 shards on, to 160-170k/s at 12 shards. A shard grants a request when
 //!    no earlier request still there conflicts with it (a common key, or a whole-shard
 //!    claim), running the transaction's first step there at that moment.
 //! 2. **Execute.** It runs its further hops through a handle made by `Shards::for_tx`,
@@ -149,23 +153,30 @@ impl Tx {
         let serial = shards.server.durability.propagating();
         let mut held = Vec::with_capacity(steps.len());
         let mut results = Vec::with_capacity(steps.len());
-        {
-            let _queueing = ORDER.lock().unwrap_or_else(|e| e.into_inner());
-            for (sid, claim, step) in steps {
-                let (done, result) = flume::bounded(1);
-                let granted_log = log.clone();
-                let on_grant: OnGrant = Box::new(move |s: &mut Shard| {
-                    let _ = done.send(hop::as_tx(s, Some(&granted_log), step));
-                });
-                // Through the inbox even for this core's shard, so that the request
-                // queues behind requests other cores pushed earlier.
-                let _ = shards.send_control(sid, move |s: &mut Shard| {
-                    s.request(id, claim, serial, on_grant)
-                });
-                held.push(sid);
-                results.push(result);
-            }
+        let mut requests = Vec::with_capacity(steps.len());
+        for (sid, claim, step) in steps {
+            let (done, result) = flume::bounded(1);
+            let granted_log = log.clone();
+            let on_grant: OnGrant = Box::new(move |s: &mut Shard| {
+                let _ = done.send(hop::as_tx(s, Some(&granted_log), step));
+            });
+            requests.push(
+                shards.control_job(move |s: &mut Shard| s.request(id, claim, serial, on_grant)),
+            );
+            held.push(sid);
+            results.push(result);
         }
+        // Only the pushes happen in the section (every other core's transactions wait
+        // for it): the jobs are built above, and cores parked for want of work are
+        // woken after it.
+        crate::runtime::backend::deferring_wakes(|| {
+            let _queueing = ORDER.lock().unwrap_or_else(|e| e.into_inner());
+            // Through the inbox even for this core's shard, so that the request
+            // queues behind requests other cores pushed earlier.
+            for (&sid, request) in held.iter().zip(requests) {
+                shards.push(sid, request);
+            }
+        });
         // Held (or queued for) from here on: dropping the Tx releases or withdraws.
         let tx = Tx {
             id,

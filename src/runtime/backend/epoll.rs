@@ -71,13 +71,59 @@ impl Remote {
     /// thread's loop turn, to wake a destination once per turn instead of once per hop.
     /// MSET10 and MULTI5 over two shards lost 20-40% of their throughput, because a
     /// transaction's steps are a chain of round trips and each waited out a turn.)
-    fn push(&self, r: Runnable) {
+    ///
+    /// Inside [`deferring_wakes`] the eventfd write waits until that ends; `parked` is
+    /// cleared at once, so the executor stays parked until then and no other pusher
+    /// writes meanwhile.
+    fn push(self: &Arc<Self>, r: Runnable) {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(r);
         self.pending.store(true, Ordering::SeqCst);
         if self.parked.swap(false, Ordering::SeqCst) {
-            let _ = self.waker.wake();
+            let deferred = DEFERRED
+                .try_with(|d| match d.borrow_mut().as_mut() {
+                    Some(later) => {
+                        later.push(self.clone());
+                        true
+                    }
+                    None => false,
+                })
+                .unwrap_or(false);
+            if !deferred {
+                let _ = self.waker.wake();
+            }
         }
     }
+}
+
+thread_local! {
+    /// Parked executors this thread has queued work for inside [`deferring_wakes`].
+    static DEFERRED: RefCell<Option<Vec<Arc<Remote>>>> = const { RefCell::new(None) };
+}
+
+/// Run `f`, making the eventfd writes that its wake-ups of parked executors need
+/// after it returns (or unwinds) instead of during it. For a critical section that
+/// queues work on many cores: the transaction scheduler's ordered queueing, where every
+/// core that queues a transaction waits for the one inside. There a wake-up costs a
+/// system call (and an IPI) per parked shard, ~1 µs each, and on 16 cores it made the
+/// section the bottleneck of every multi-shard operation (benches/README.md, 16-core
+/// scaling).
+pub fn deferring_wakes<R>(f: impl FnOnce() -> R) -> R {
+    /// Makes the collected wake-ups when dropped, so a panic in `f` loses none.
+    struct Flush;
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            let parked = DEFERRED.with(|d| d.borrow_mut().take());
+            for remote in parked.into_iter().flatten() {
+                let _ = remote.waker.wake();
+            }
+        }
+    }
+    if DEFERRED.with(|d| d.borrow().is_some()) {
+        return f(); // nested: the outer call makes them
+    }
+    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+    let _flush = Flush;
+    f()
 }
 
 /// The waiters of one registered socket.
@@ -622,6 +668,47 @@ mod tests {
         .unwrap();
         assert_eq!(got, (0..1000u64).sum::<u64>());
         assert_eq!(hits.load(Ordering::Relaxed), 1000);
+    }
+
+    #[test]
+    fn deferred_wakes_come_after_the_section_even_when_it_panics() {
+        let received = Arc::new(AtomicU32::new(0));
+        let seen = received.clone();
+        let (tx, rx) = flume::unbounded::<u32>();
+        let waker = std::thread::spawn(move || {
+            // Long enough for the executor to park in epoll_wait (it awaits nothing
+            // else, so it does not spin).
+            std::thread::sleep(Duration::from_millis(200));
+            deferring_wakes(|| {
+                tx.send(1).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                // Still parked: its wake-up waits for the section's end.
+                assert_eq!(seen.load(Ordering::SeqCst), 0);
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while seen.load(Ordering::SeqCst) != 1 {
+                assert!(Instant::now() < deadline, "not woken after the section");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                deferring_wakes(|| {
+                    tx.send(2).unwrap();
+                    panic!("inside the section");
+                })
+            }));
+            assert!(unwound.is_err());
+        });
+        block_on(async move {
+            while let Ok(v) = rx.recv_async().await {
+                received.fetch_add(1, Ordering::SeqCst);
+                if v == 2 {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+        waker.join().unwrap();
     }
 
     #[test]

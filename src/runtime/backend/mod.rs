@@ -296,6 +296,15 @@ async fn pend_once(arm: impl FnOnce(&std::task::Waker)) {
     .await
 }
 
+/// Run `f`, waking the parked cores it queues work for only once it is done (epoll;
+/// glommio wakes its own way, at once): see `epoll::deferring_wakes`.
+pub fn deferring_wakes<R>(f: impl FnOnce() -> R) -> R {
+    match current() {
+        Kind::IoUring => f(),
+        Kind::Epoll => epoll::deferring_wakes(f),
+    }
+}
+
 /// While `hint` is above zero this core awaits answers from other cores: an idle
 /// executor then polls briefly before parking (epoll backend; glommio parks at once).
 pub fn set_spin_hint(hint: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
