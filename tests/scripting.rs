@@ -784,6 +784,18 @@ fn a_suspended_script_on_one_shard_stays_atomic() {
                 "caller on core {caller}: no -BUSY for the busy shard's key"
             );
         }
+        // A script on the free shard's key: on the busy script's core its interpreter
+        // is in use, so -BUSY as Redis answers any script then (it used to wait for the
+        // busy one to end); on the other core it runs.
+        let read = "return redis.call('GET', KEYS[1])";
+        assert!(
+            matches!(here.cmd(&["EVAL", read, "1", free]), Frame::Error(e) if e.starts_with("BUSY ")),
+            "caller on core {caller}: a script on the busy core waited"
+        );
+        assert_eq!(
+            there.cmd(&["EVAL", read, "1", free]),
+            Frame::Bulk(b"v".to_vec())
+        );
         assert_eq!(
             runner.read_frame(),
             Frame::Int(2000000),

@@ -144,8 +144,9 @@ fn load<'a>(c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
             let c = c.borrow();
             !c.repl.is_master && c.id != crate::client::REPLAY_CLIENT
         };
-        // This core's function interpreter may be in the middle of a suspended one.
-        crate::scripting::slices::wait_for_core().await;
+        if let Some(busy) = crate::scripting::run::busy_here(c).await {
+            return busy;
+        }
         match functions::load(&argv[at], replace, timeout) {
             Ok(name) => Reply::Bulk(Bytes::from(name)),
             Err(e) => error(e),
@@ -178,7 +179,7 @@ fn flush<'a>(_c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
 }
 
 /// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]
-fn restore<'a>(_c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+fn restore<'a>(c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         if argv.len() > 4 {
             return errors::unknown_subcommand_or_arity("FUNCTION", &argv[1]);
@@ -192,7 +193,9 @@ fn restore<'a>(_c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
                 "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
             ),
         };
-        crate::scripting::slices::wait_for_core().await;
+        if let Some(busy) = crate::scripting::run::busy_here(c).await {
+            return busy;
+        }
         match functions::restore(&argv[2], policy) {
             Ok(()) => Reply::ok(),
             Err(e) => error(e),

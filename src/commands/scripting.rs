@@ -235,7 +235,7 @@ fn shebang_flags(body: &[u8]) -> Result<Option<Flags>, Reply> {
 }
 
 fn script_load<'a>(
-    _c: &'a ClientRef,
+    c: &'a ClientRef,
     _s: &'a Shards,
     argv: &'a [Bytes],
 ) -> LocalBoxFuture<'a, Reply> {
@@ -244,8 +244,9 @@ fn script_load<'a>(
         if let Err(e) = shebang_flags(body) {
             return e;
         }
-        // This core's interpreter may be in the middle of a suspended script.
-        crate::scripting::slices::wait_for_core().await;
+        if let Some(busy) = crate::scripting::run::busy_here(c).await {
+            return busy;
+        }
         // Compiled here first: a script that does not compile is not cached.
         let sha = cache::sha1_hex(body);
         if let Err(msg) = engine::with(|e| e.function(&sha, body)) {

@@ -229,8 +229,8 @@ pub fn with_functions<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
 
 /// The interpreter in `key` (made on first use), or, while a script suspended on this
 /// thread is in the middle of it (see `slices`), a fresh one for `f` alone: what runs
-/// scripts waits for the suspended one (`slices::wait_for_core`), so only a check
-/// of code (a library loaded from an RDB file meanwhile) can get here then.
+/// scripts answers `-BUSY` then (`run::busy_here`), so only a check of code (a
+/// library loaded from an RDB file meanwhile) can get here then.
 fn with_engine<R>(
     key: &'static std::thread::LocalKey<RefCell<Option<Engine>>>,
     mode: Mode,

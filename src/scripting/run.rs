@@ -164,6 +164,30 @@ pub fn busy(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
     over.then(|| busy_error(HOLDING_ALL_EVAL.load(Ordering::Relaxed)))
 }
 
+/// The `-BUSY` reply for a command that would use this core's interpreters while a
+/// script is suspended in the middle of them (see `slices`): such a script has passed
+/// `busy-reply-threshold`, and Redis answers `-BUSY` to every script command then.
+/// (Commands without keys get it from admission already; this covers an EVAL or FCALL
+/// whose keys live on other shards, and a threshold raised meanwhile. Waiting instead
+/// could last as long as an unkillable script.) The master's link and the AOF's
+/// replay wait for the script instead: they must not lose a command, and Redis does
+/// not read from its master during a busy script either.
+pub async fn busy_here(client: &ClientRef) -> Option<Reply> {
+    if !slices::suspended_here() {
+        return None;
+    }
+    let replicated = {
+        let c = client.borrow();
+        c.repl.is_master || c.id == crate::client::REPLAY_CLIENT
+    };
+    if replicated {
+        slices::wait_for_core().await;
+        return None;
+    }
+    let eval = core(SLOT.with(Cell::get)).eval.load(Ordering::SeqCst);
+    Some(Reply::err(busy_error(eval)))
+}
+
 /// `busy-reply-threshold` (ms): read from the configuration once per configuration
 /// change, since every script run and, while one runs, every command ask for it
 /// (reading an option scans the option table).
@@ -603,8 +627,9 @@ enum OnShard {
 
 /// Run `script` atomically and return its reply.
 pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply {
-    // This core's interpreters may be in the middle of a suspended script.
-    slices::wait_for_core().await;
+    if let Some(busy) = busy_here(client).await {
+        return busy;
+    }
     // Compile first: a script that does not compile runs nowhere.
     let f = match script.compiled() {
         Ok(f) => f,

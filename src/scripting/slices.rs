@@ -21,9 +21,11 @@
 //!
 //! What must not happen while a script is suspended is another use of the same
 //! interpreter on this thread: the suspended stack is in the middle of a call into
-//! it. [`wait_for_core`] makes every entry that would use an interpreter (EVAL,
-//! FCALL, SCRIPT LOAD, FUNCTION LOAD/RESTORE) wait until no script is suspended here;
-//! the hook only suspends the run it belongs to (the yielder is cleared while it is
+//! it. Every entry that would use an interpreter (EVAL, FCALL, SCRIPT LOAD, FUNCTION
+//! LOAD/RESTORE) answers `-BUSY` while a script is suspended here
+//! (`run::busy_here`), as Redis answers any of them during a busy script, or waits
+//! ([`wait_for_core`]) when it comes from the master or the AOF; the hook
+//! only suspends the run it belongs to (the yielder is cleared while it is
 //! suspended).
 //!
 //! A slice that was started is always finished: nothing here drops a suspended
@@ -163,16 +165,17 @@ pub fn finishing() -> bool {
     FINISHING.get()
 }
 
-/// True while a script is suspended on this thread.
-pub fn suspended_here() -> bool {
-    SUSPENDED.get()
-}
-
-/// Wait while a script is suspended on this thread: its interpreter is in use.
+/// Wait while a script is suspended on this thread: its interpreter is in use (the
+/// master's link and the AOF's replay, see `run::busy_here`).
 pub async fn wait_for_core() {
     while SUSPENDED.get() {
         crate::runtime::backend::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// True while a script is suspended on this thread.
+pub fn suspended_here() -> bool {
+    SUSPENDED.get()
 }
 
 #[cfg(test)]
