@@ -13,9 +13,10 @@
 //!    every core passes through that section, so it holds nothing but the pushes: the
 //!    requests are built before it, and (epoll) the cores it finds parked are woken
 //!    after it, since a wake-up is a system call each. On 16 cores that took MSET of
-//!    ten keys from ~95k/s, flat from 4 shards on, to 160-170k/s at 12 shards. A shard grants a request when
-//!    no earlier request still there conflicts with it (a common key, or a whole-shard
-//!    claim), running the transaction's first step there at that moment.
+//!    ten keys from ~95k/s, flat from 4 shards on, to 160-170k/s at 12 shards. A
+//!    shard grants a request when no earlier request still there conflicts with it (a
+//!    common key, or a whole-shard claim), running the transaction's first step there
+//!    at that moment.
 //! 2. **Execute.** It runs its further hops through a handle made by `Shards::for_tx`,
 //!    whose jobs pass its own claims. Anything else that reaches a key it has claimed
 //!    (a hop from another connection, a command that would run inline on this core)
