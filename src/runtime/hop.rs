@@ -117,7 +117,8 @@ pub struct Shards {
     inboxes: Arc<Vec<flume::Sender<Job>>>,
     pub slots: Arc<SlotTable>,
     pub server: Arc<ServerInfo>,
-    /// Jobs this core has sent and the other shard has not answered yet: while above
+    /// Jobs this core has sent and the other shard has not answered yet, plus the
+    /// transactions' claims granted on its shard (`Intents::set_hint`): while above
     /// zero the executor polls briefly before parking (see `backend::set_spin_hint`).
     pub in_flight: Arc<AtomicUsize>,
 }

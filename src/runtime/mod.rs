@@ -114,6 +114,10 @@ where
                 server.clone(),
             ));
             backend::set_spin_hint(shards.in_flight.clone());
+            shard
+                .borrow_mut()
+                .intents
+                .set_hint(shards.in_flight.clone());
             pubsub::install(&shards);
             backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
             backend::spawn(cron(shard.clone(), server)).detach();

@@ -101,9 +101,32 @@ pub struct Intents {
     granted: usize,
     granted_whole: usize,
     parked: VecDeque<Parked>,
+    /// Counts this shard's granted claims too (see `set_hint`).
+    hint: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Intents {
+    /// Keep `hint` (the core's count of answers it awaits, which makes its idle loop
+    /// watch for work before parking: `backend::set_spin_hint`) up by one for each
+    /// granted claim here: a transaction holding this shard sends its next step or its
+    /// release within microseconds, and a held-all script waits, thread blocked, for
+    /// each of its calls here (measured: benches/README.md, "A shard held by a
+    /// transaction watches before it parks").
+    pub fn set_hint(&mut self, hint: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        self.hint = Some(hint);
+    }
+
+    fn hint_by(&self, add: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(h) = &self.hint {
+            if add {
+                h.fetch_add(1, Relaxed);
+            } else {
+                h.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
     fn is_granted(&self, tx: u64) -> bool {
         self.requests.get(&tx).is_some_and(|r| r.on_grant.is_none())
     }
@@ -183,6 +206,7 @@ impl Intents {
             if r.claim == Footprint::Shard {
                 self.granted_whole -= 1;
             }
+            self.hint_by(false);
         }
         let mut fronts = Vec::new();
         let mut unqueue = |q: &mut VecDeque<u64>| {
@@ -293,6 +317,7 @@ impl Intents {
         if r.claim == Footprint::Shard {
             self.granted_whole += 1;
         }
+        self.hint_by(true);
         Some(on_grant)
     }
 
