@@ -775,6 +775,13 @@ fn a_suspended_script_on_one_shard_stays_atomic() {
         // Its first run holds every shard; it runs on its key's shard after that.
         assert_eq!(runner.cmd(&["EVAL", script, "1", busy, "1"]), Frame::Int(1));
         assert_eq!(runner.cmd(&["SET", busy, "0"]), Frame::Simple("OK".into()));
+        // Seen once, so that it runs on its shard alone from now on.
+        let read = "return redis.call('GET', KEYS[1])";
+        assert_eq!(there.cmd(&["SET", free, "v"]), Frame::Simple("OK".into()));
+        assert_eq!(
+            there.cmd(&["EVAL", read, "1", free]),
+            Frame::Bulk(b"v".to_vec())
+        );
         send(&mut runner, &["EVAL", script, "1", busy, "2000000"]);
         thread::sleep(Duration::from_millis(100));
         for c in [&mut here, &mut there] {
@@ -784,10 +791,11 @@ fn a_suspended_script_on_one_shard_stays_atomic() {
                 "caller on core {caller}: no -BUSY for the busy shard's key"
             );
         }
-        // A script on the free shard's key: on the busy script's core its interpreter
-        // is in use, so -BUSY as Redis answers any script then (it used to wait for the
-        // busy one to end); on the other core it runs.
-        let read = "return redis.call('GET', KEYS[1])";
+        // Scripts on the free shard's key. On the busy script's core its interpreters
+        // are in use: -BUSY, as Redis answers any script then (it used to wait for the
+        // busy one to end). On the other core a script known to stay on its shard
+        // runs; one never seen, whose first run would hold every shard (the busy one
+        // too), gets -BUSY instead of waiting.
         assert!(
             matches!(here.cmd(&["EVAL", read, "1", free]), Frame::Error(e) if e.starts_with("BUSY ")),
             "caller on core {caller}: a script on the busy core waited"
@@ -795,6 +803,11 @@ fn a_suspended_script_on_one_shard_stays_atomic() {
         assert_eq!(
             there.cmd(&["EVAL", read, "1", free]),
             Frame::Bulk(b"v".to_vec())
+        );
+        let unseen = format!("return redis.call('EXISTS', KEYS[1]) -- {caller}");
+        assert!(
+            matches!(there.cmd(&["EVAL", &unseen, "1", free]), Frame::Error(e) if e.starts_with("BUSY ")),
+            "caller on core {caller}: a script holding every shard waited"
         );
         assert_eq!(
             runner.read_frame(),

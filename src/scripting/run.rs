@@ -221,21 +221,7 @@ pub fn busy_shard(
     argv: &[Bytes],
     shard_of: impl Fn(&[u8]) -> usize,
 ) -> Option<&'static str> {
-    if ONE_SHARD_RUNNING.load(Ordering::Relaxed) == 0 {
-        return None;
-    }
-    let limit = busy_limit(&server.config);
-    if limit <= 0 {
-        return None;
-    }
-    let now = crate::clock::now_ms();
-    let busy = |c: &CoreScript| {
-        let started = c.started_ms.load(Ordering::Relaxed);
-        let over = started != 0
-            && !c.holds_all.load(Ordering::Relaxed)
-            && now.saturating_sub(started) >= limit as u64;
-        over.then(|| busy_error(c.eval.load(Ordering::Relaxed)))
-    };
+    let busy = one_shard_busy(server)?;
     let keys = cmd.key_indexes(argv);
     if keys.is_empty() {
         // A command without keys may reach every shard (INFO, DBSIZE, SCRIPT LOAD...)
@@ -244,6 +230,35 @@ pub fn busy_shard(
     }
     keys.into_iter()
         .find_map(|i| busy(core(shard_of(&argv[i]))))
+}
+
+/// The `-BUSY` error if a script run on one shard alone has passed
+/// `busy-reply-threshold`: for a script about to hold every shard, which would wait
+/// for it (Redis answers `-BUSY`). One atomic load when no such script runs.
+fn busy_anywhere(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
+    CORES.iter().find_map(one_shard_busy(server)?)
+}
+
+/// While a script runs on one shard alone: a test of a core's script, the `-BUSY`
+/// error if it has passed `busy-reply-threshold`.
+fn one_shard_busy(
+    server: &crate::runtime::ServerInfo,
+) -> Option<impl Fn(&CoreScript) -> Option<&'static str>> {
+    if ONE_SHARD_RUNNING.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let limit = busy_limit(&server.config);
+    if limit <= 0 {
+        return None;
+    }
+    let now = crate::clock::now_ms();
+    Some(move |c: &CoreScript| {
+        let started = c.started_ms.load(Ordering::Relaxed);
+        let over = started != 0
+            && !c.holds_all.load(Ordering::Relaxed)
+            && now.saturating_sub(started) >= limit as u64;
+        over.then(|| busy_error(c.eval.load(Ordering::Relaxed)))
+    })
 }
 
 /// The `-BUSY` text for a running EVAL or a running function.
@@ -679,6 +694,11 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
     let (handle, own) = match (shards.tx, &shards.tx_log) {
         (Some(id), Some(log)) => (shards.for_tx(id, log.clone()), None),
         _ => {
+            // A script busy on one shard holds it: Redis answers `-BUSY` rather than
+            // wait.
+            if let Some(busy) = busy_anywhere(&shards.server) {
+                return Reply::err(busy);
+            }
             let all: Vec<usize> = (0..shards.count()).collect();
             let tx = Tx::begin(shards, &all).await;
             (tx.shards.for_tx(tx.id, tx.log.clone()), Some(tx))
