@@ -480,6 +480,14 @@ pub type ClientRef = Rc<RefCell<Client>>;
 /// loading, when every other client gets `-LOADING`.
 pub const REPLAY_CLIENT: u64 = u64::MAX;
 
+impl Client {
+    /// True when its commands come from the master's link or the AOF's replay: they
+    /// were checked where they first ran, and must not be refused or lost here.
+    pub fn replicated(&self) -> bool {
+        self.repl.is_master || self.id == REPLAY_CLIENT
+    }
+}
+
 /// A key this client WATCHes: where it lives, and its version and existence then.
 #[derive(Clone, Debug)]
 pub struct WatchedKey {

@@ -140,10 +140,7 @@ fn load<'a>(c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
             at += 1;
         }
         // Code from a master or the AOF runs without the time limit, as in Redis.
-        let timeout = {
-            let c = c.borrow();
-            !c.repl.is_master && c.id != crate::client::REPLAY_CLIENT
-        };
+        let timeout = !c.borrow().replicated();
         if let Some(busy) = crate::scripting::run::busy_here(c).await {
             return busy;
         }

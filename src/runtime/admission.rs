@@ -196,7 +196,7 @@ fn cluster_route(client: &ClientRef, cmd: &'static Command, argv: &[Bytes], writ
         return Route::Here;
     }
     let c = client.borrow();
-    if c.repl.is_master || c.id == crate::client::REPLAY_CLIENT {
+    if c.replicated() {
         return Route::Here;
     }
     crate::cluster::route(&crate::cluster::Query {
@@ -310,7 +310,7 @@ fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<R
         }
     }
     let c = client.borrow();
-    if c.repl.is_master || c.id == crate::client::REPLAY_CLIENT {
+    if c.replicated() {
         return None;
     }
     let denyoom = |cmd: &Command| cmd.has_flag(crate::commands::flag::DENYOOM);

@@ -176,10 +176,7 @@ pub async fn busy_here(client: &ClientRef) -> Option<Reply> {
     if !slices::suspended_here() {
         return None;
     }
-    let replicated = {
-        let c = client.borrow();
-        c.repl.is_master || c.id == crate::client::REPLAY_CLIENT
-    };
+    let replicated = client.borrow().replicated();
     if replicated {
         slices::wait_for_core().await;
         return None;
@@ -554,7 +551,7 @@ impl ClusterCheck {
     /// applies.
     pub fn for_caller(c: &ClientRef, keys: &[Bytes], cross_slot: bool) -> Option<ClusterCheck> {
         let c = c.borrow();
-        if !crate::cluster::enabled() || c.repl.is_master || c.id == crate::client::REPLAY_CLIENT {
+        if !crate::cluster::enabled() || c.replicated() {
             return None;
         }
         Some(ClusterCheck {
