@@ -399,7 +399,9 @@ fn run_job(s: &mut Shard, job: Job) {
     crate::runtime::pubsub::publish_events(crate::notify::take());
 }
 
-/// How long [`Answer::wait`] watches for the answer before it sleeps.
+/// How long [`Answer::wait`] watches for the answer before it sleeps (20 µs doubled
+/// what a script over two shards does per second against none; 50 did no better:
+/// benches/README.md, "A script's remote calls watch before they sleep").
 const WAIT_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// An answer that is either already computed (local shard) or on its way (remote).
@@ -417,20 +419,9 @@ impl<R> Answer<R> {
             Answer::Remote(rx) => {
                 // The other core usually answers within microseconds: watch for it
                 // before sleeping on the channel, which costs a futex wait here and a
-                // futex wake there (measured: see `WAIT_SPIN`).
-                let start = std::time::Instant::now();
-                loop {
-                    for _ in 0..64 {
-                        if let Ok(r) = rx.try_recv() {
-                            return r;
-                        }
-                        std::hint::spin_loop();
-                    }
-                    if start.elapsed() >= WAIT_SPIN {
-                        break;
-                    }
-                }
-                rx.recv().expect("a shard never drops a job it accepted")
+                // futex wake there (see `WAIT_SPIN`).
+                crate::runtime::backend::watch(WAIT_SPIN, || rx.try_recv().ok())
+                    .unwrap_or_else(|| rx.recv().expect("a shard never drops a job it accepted"))
             }
         }
     }

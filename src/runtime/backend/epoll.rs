@@ -283,18 +283,9 @@ fn awaiting(ex: &Executor) -> bool {
 
 /// Watch the remote queue until work arrives, for at most [`SPIN`].
 fn spin(ex: &Executor) {
-    let start = Instant::now();
-    loop {
-        for _ in 0..64 {
-            if ex.remote.pending.load(Ordering::SeqCst) {
-                return;
-            }
-            std::hint::spin_loop();
-        }
-        if start.elapsed() >= SPIN {
-            return;
-        }
-    }
+    super::watch(SPIN, || {
+        ex.remote.pending.load(Ordering::SeqCst).then_some(())
+    });
 }
 
 /// Wait for I/O (at most `timeout`; None: until something happens) and wake the

@@ -296,6 +296,24 @@ async fn pend_once(arm: impl FnOnce(&std::task::Waker)) {
     .await
 }
 
+/// Call `poll` in a busy loop until it gives something, for at most `limit`: for work
+/// another core is about to hand over, which a spin catches sooner and cheaper than a
+/// sleep and a wake-up (the epoll executor before parking, a script's remote call).
+pub fn watch<T>(limit: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..64 {
+            if let Some(v) = poll() {
+                return Some(v);
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+    }
+}
+
 /// Run `f`, waking the parked cores it queues work for only once it is done (epoll;
 /// glommio wakes its own way, at once): see `epoll::deferring_wakes`.
 pub fn deferring_wakes<R>(f: impl FnOnce() -> R) -> R {
