@@ -42,6 +42,14 @@ def crc16(data):
     return crc
 
 
+def tag_on(shard, nshards=2):
+    """A hash tag whose slot the given shard owns (slots split in equal ranges)."""
+    for i in range(10000):
+        t = f"t{i}".encode()
+        if (crc16(t) & 16383) * nshards // 16384 == shard:
+            return t.decode()
+
+
 def encode(*args):
     """One command in RESP, its arguments bytes or anything str() can render."""
     out = b"*%d\r\n" % len(args)

@@ -14,20 +14,12 @@ first.
 usage: benches/hop.py [shardis-binary]   env: RUNTIMES="io_uring epoll" ROUNDS=3 N=100000
 """
 import os, re, statistics, subprocess, sys
-from benchlib import cpu_s, crc16, free_port, start
+from benchlib import cpu_s, free_port, start, tag_on
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/shardis"
 RUNTIMES = os.environ.get("RUNTIMES", "io_uring epoll").split()
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 N = int(os.environ.get("N", "100000"))
-
-
-def tag_on(shard, nshards=2):
-    """A hash tag whose slot the given shard owns (slots split in equal ranges)."""
-    for i in range(10000):
-        t = f"t{i}".encode()
-        if (crc16(t) & 16383) * nshards // 16384 == shard:
-            return t.decode()
 
 
 

@@ -17,7 +17,7 @@ env: SHARDS="1 2 4 8 12" RUNTIME=auto N=2000000 CLIENTS=200 TXLOAD=path/to/txloa
      ONLY="MSET10 P16,MULTI5 P16" (a comma-separated subset of the workloads)
 """
 import os, re, struct, subprocess, sys, threading, time, zlib
-from benchlib import Conn, cpu_s, crc16, free_port, start
+from benchlib import Conn, cpu_s, free_port, start, tag_on
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/shardis"
 PNG = sys.argv[2] if len(sys.argv) > 2 else "benches/scaling.png"
@@ -30,17 +30,8 @@ TXLOAD = os.environ.get("TXLOAD", "")
 LIMIT = 90  # seconds for one load-generator run; a slower one is reported as 0
 
 
-def spread_tags(count):
-    """`count` hash tags whose slots lie in `count` evenly spaced slot ranges, so a
-    command naming one key of each touches min(shards, count) shards."""
-    tags = []
-    for i in range(count):
-        tags.append(next(f"t{j}" for j in range(100000)
-                         if (crc16(f"t{j}".encode()) & 16383) * count // 16384 == i))
-    return tags
-
-
-MSET10 = ["mset"] + [a for t in spread_tags(10) for a in ("{%s}:__rand_int__" % t, "v" * 16)]
+# Ten hash tags in ten evenly spaced slot ranges: one MSET touches min(shards, 10) shards.
+MSET10 = ["mset"] + [a for i in range(10) for a in ("{%s}:__rand_int__" % tag_on(i, 10), "v" * 16)]
 # (name, redis-benchmark arguments or "txload", requests per run as a fraction of N)
 WORKLOADS = [("GET P16", ["-t", "get", "-P", "16"], 1), ("SET P16", ["-t", "set", "-P", "16"], 1),
              ("GET P1", ["-t", "get", "-P", "1"], 1 / 4), ("SET P1", ["-t", "set", "-P", "1"], 1 / 4),

@@ -165,17 +165,18 @@ fn listen_addresses(cfg: &crate::config::Config) -> Result<Vec<(String, SocketAd
         match usable {
             Ok(a) => out.push((sockaddr, a)),
             Err(e) if optional => log(&format!("Skipping optional bind address {sockaddr}: {e}")),
-            Err(e) => {
-                return Err(format!(
-                    "Could not create server TCP listening socket {sockaddr}: {e}"
-                ))
-            }
+            Err(e) => return Err(cannot_listen(&sockaddr, &e)),
         }
     }
     if out.is_empty() {
         return Err("No listening address could be bound".into());
     }
     Ok(out)
+}
+
+/// Redis's message for a listening address that cannot be bound.
+fn cannot_listen(sockaddr: &str, e: &std::io::Error) -> String {
+    format!("Could not create server TCP listening socket {sockaddr}: {e}")
 }
 
 async fn accept_loop(
@@ -192,8 +193,7 @@ async fn accept_loop(
         match backend::TcpListener::bind(*addr, backlog, true) {
             Ok(l) => listeners.push(l),
             Err(e) => {
-                let msg = format!("Could not create server TCP listening socket {sockaddr}: {e}");
-                log(&msg);
+                log(&cannot_listen(sockaddr, &e));
                 std::process::exit(1);
             }
         }
