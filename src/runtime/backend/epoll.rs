@@ -28,8 +28,9 @@
 //!   Before waiting it watches its remote queue for up to [`SPIN`] while this core
 //!   awaits answers from other cores (the hint set by [`set_spin_hint`]): an answer
 //!   usually comes back within a few microseconds, and catching it without sleeping
-//!   saves the eventfd write on the other core and the wake-up on this one (glommio
-//!   parks at once). Measured alternatives (looking
+//!   saves the eventfd write on the other core and the wake-up on this one (glommio's
+//!   loop does the same through our patch: vendor/glommio/PATCHED.md). Measured
+//!   alternatives (looking
 //!   at the sockets between short spins; deferring wake-ups to the end of a loop turn)
 //!   were slower for multi-shard work, see `benches/README.md`.
 
@@ -56,7 +57,7 @@ const BATCH: usize = 128;
 /// clients. Measured (benches/README.md, "Spinning before parking"): 50 µs cost 20-25%
 /// more CPU per request than no spin at 12 shards on 16 cores for no throughput; on 2
 /// cores no spin lost ~5% throughput, and 10 µs kept it with 9% less CPU than 50 µs.
-const SPIN: Duration = Duration::from_micros(10);
+pub(super) const SPIN: Duration = Duration::from_micros(10);
 /// The token of the eventfd that wakes a parked executor.
 const WAKE: Token = Token(usize::MAX);
 

@@ -324,10 +324,12 @@ pub fn deferring_wakes<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// While `hint` is above zero this core awaits answers from other cores: an idle
-/// executor then polls briefly before parking (epoll backend; glommio parks at once).
+/// executor then polls for up to `epoll::SPIN` before parking (on glommio through
+/// the hint its patched loop reads: vendor/glommio/PATCHED.md).
 pub fn set_spin_hint(hint: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    if current() == Kind::Epoll {
-        epoll::set_spin_hint(hint);
+    match current() {
+        Kind::Epoll => epoll::set_spin_hint(hint),
+        Kind::IoUring => glommio::spin_hint::set(hint, epoll::SPIN),
     }
 }
 

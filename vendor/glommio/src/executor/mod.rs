@@ -64,6 +64,33 @@ use std::{
 };
 use tracing::trace;
 
+/// Shardis's patch (PATCHED.md): a spin before parking that the embedding program
+/// turns on per thread, while a counter it keeps says work from other threads is due.
+pub mod spin_hint {
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    thread_local! {
+        static HINT: RefCell<Option<(Arc<AtomicUsize>, Duration)>> = const { RefCell::new(None) };
+    }
+
+    /// While `hint` is above zero, this thread's idle executor polls for up to `limit`
+    /// before it parks.
+    pub fn set(hint: Arc<AtomicUsize>, limit: Duration) {
+        HINT.with(|h| *h.borrow_mut() = Some((hint, limit)));
+    }
+
+    /// How long to poll before parking now (zero when the hint is unset or zero).
+    pub(crate) fn limit() -> Duration {
+        HINT.with(|h| match &*h.borrow() {
+            Some((hint, limit)) if hint.load(Ordering::Relaxed) > 0 => *limit,
+            _ => Duration::ZERO,
+        })
+    }
+}
+
 mod latch;
 mod multitask;
 mod placement;
@@ -1494,6 +1521,9 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
+                        // Shardis's patch (PATCHED.md): watch longer while the
+                        // thread's spin hint says answers from other threads are due.
+                        let spin_before_park = spin_hint::limit().max(spin_before_park);
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
                                 this.parker
