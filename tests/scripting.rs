@@ -29,6 +29,14 @@ const FAR: &str =
 
 const INCR_ALL: &str = "for i, k in ipairs(KEYS) do redis.call('incr', k) end return #KEYS";
 
+/// Sets its keys to expire in 1 ms, computes for longer than that, and reads them:
+/// Redis 7.0 reads the clock once for a script, so they are still there.
+const OUTLIVES: &str = "for i, k in ipairs(KEYS) do redis.call('set', k, 'v', 'px', 1) end \
+    local x = 0 for i = 1, 3000000 do x = x + i end \
+    local seen = {} for i, k in ipairs(KEYS) do \
+    table.insert(seen, redis.call('get', k)) table.insert(seen, redis.call('exists', k)) end \
+    return seen";
+
 #[test]
 fn scripts_answer_as_redis() {
     let mut duo = Duo::new(Server::shardis(2), 2);
@@ -189,6 +197,11 @@ fn scripts_answer_as_redis() {
         vec!["EVAL", "redis.call('select', 2) return redis.call('incr', KEYS[1])", "1", k0],
         vec!["EVAL", "redis.call('select', 2) return redis.call('incr', KEYS[1])", "1", k0],
         vec!["GET", k0],
+        // Keys set to expire do not expire in the middle of a script: holding every
+        // shard (first run), on its shard alone (second), over two shards.
+        vec!["EVAL", OUTLIVES, "1", k0],
+        vec!["EVAL", OUTLIVES, "1", k0],
+        vec!["EVAL", OUTLIVES, "2", k0, k1],
         // A script seen to stay on its shard that one day reaches another (before any
         // write) moves and still answers right.
         vec!["EVAL", FAR, "1", k0, k1],

@@ -27,6 +27,8 @@ pub fn key_slot(key: &[u8]) -> u16 {
 #[derive(Clone, Debug)]
 pub struct SlotTable {
     owner: Vec<u16>,
+    /// One shard owns every slot: no key needs hashing to find it.
+    single: bool,
 }
 
 impl SlotTable {
@@ -34,12 +36,16 @@ impl SlotTable {
         let n = nshards.max(1);
         SlotTable {
             owner: (0..SLOTS).map(|s| (s * n / SLOTS) as u16).collect(),
+            single: n == 1,
         }
     }
     pub fn shard_of_slot(&self, slot: u16) -> usize {
         self.owner[slot as usize] as usize
     }
     pub fn shard_of(&self, key: &[u8]) -> usize {
+        if self.single {
+            return 0;
+        }
         self.shard_of_slot(key_slot(key))
     }
 }

@@ -419,12 +419,14 @@ fn plan_keyed(client: &ClientRef, queued: &[Queued]) -> Keyed {
     keyed
 }
 
-/// What the queued commands need of their client on the shards: CLIENT NO-TOUCH, and
-/// its id (the writer client-side caching's NOLOOP skips).
+/// What the queued commands need of their client on the shards: CLIENT NO-TOUCH, its
+/// id (the writer client-side caching's NOLOOP skips), and a script's clock (`None`:
+/// the shard reads the clock when it runs them).
 #[derive(Clone, Copy)]
 struct Of {
     no_touch: bool,
     id: u64,
+    now_ms: Option<u64>,
 }
 
 fn of(client: &ClientRef) -> Of {
@@ -432,6 +434,7 @@ fn of(client: &ClientRef) -> Of {
     Of {
         no_touch: c.no_touch,
         id: c.id,
+        now_ms: None,
     }
 }
 
@@ -439,7 +442,7 @@ fn of(client: &ClientRef) -> Of {
 fn run_keyed(s: &mut Shard, keyed: Keyed, of: Of) -> Replies {
     let no_touch = of.no_touch;
     crate::tracking::set_writer(of.id);
-    let now = crate::clock::now_ms();
+    let now = of.now_ms.unwrap_or_else(crate::clock::now_ms);
     // Blocked clients are served after the whole transaction, as Redis does after EXEC.
     let was_busy = std::mem::replace(&mut s.blocking.busy, true);
     s.propagate_expired();
@@ -458,7 +461,8 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, of: Of) -> Replies {
     replies
 }
 
-/// One keyed command of a script holding its shard, run as EXEC runs its commands.
+/// One keyed command of a script holding its shard, run as EXEC runs its commands,
+/// with the script's clock (`now_ms`: when it started).
 pub fn run_in_tx(
     s: &mut Shard,
     db: usize,
@@ -466,8 +470,14 @@ pub fn run_in_tx(
     argv: Vec<Bytes>,
     no_touch: bool,
     id: u64,
+    now_ms: u64,
 ) -> Reply {
-    let mut replies = run_keyed(s, vec![(0, db, cmd, argv)], Of { no_touch, id });
+    let of = Of {
+        no_touch,
+        id,
+        now_ms: Some(now_ms),
+    };
+    let mut replies = run_keyed(s, vec![(0, db, cmd, argv)], of);
     replies.pop().map_or(Reply::Null, |(_, r, _)| r)
 }
 

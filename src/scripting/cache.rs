@@ -9,9 +9,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
 
-fn scripts() -> &'static RwLock<HashMap<String, Bytes>> {
-    static SCRIPTS: OnceLock<RwLock<HashMap<String, Bytes>>> = OnceLock::new();
-    SCRIPTS.get_or_init(|| RwLock::new(HashMap::new()))
+/// Looked up on every EVALSHA: foldhash rather than SipHash (the keys are shas of
+/// the scripts themselves, and the seed is random per process).
+type Map = HashMap<String, Bytes, foldhash::fast::RandomState>;
+
+fn scripts() -> &'static RwLock<Map> {
+    static SCRIPTS: OnceLock<RwLock<Map>> = OnceLock::new();
+    SCRIPTS.get_or_init(|| RwLock::new(Map::default()))
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -31,11 +35,17 @@ pub fn add(body: &Bytes) -> String {
 
 /// The body cached under `sha` (any case), if any.
 pub fn get(sha: &str) -> Option<Bytes> {
-    let sha = sha.to_ascii_lowercase();
+    let lower;
+    let sha = if sha.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = sha.to_ascii_lowercase();
+        &lower
+    } else {
+        sha
+    };
     scripts()
         .read()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&sha)
+        .get(sha)
         .cloned()
 }
 

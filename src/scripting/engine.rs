@@ -179,7 +179,7 @@ pub struct Engine {
     /// Switches the globals to the library API while a library's code runs.
     set_loading: Function,
     /// Eval: compiled scripts by sha. Functions: callbacks by lower-case name.
-    compiled: HashMap<String, Function>,
+    compiled: HashMap<String, Function, foldhash::fast::RandomState>,
     /// The script cache's or the function registry's generation `compiled` is of.
     generation: Option<u64>,
     /// What this interpreter last added to its memory total.
@@ -372,7 +372,7 @@ impl Engine {
             runner,
             run_function,
             set_loading,
-            compiled: HashMap::new(),
+            compiled: HashMap::default(),
             generation: None,
             reported: 0,
         })

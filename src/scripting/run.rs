@@ -391,9 +391,10 @@ enum Seen {
 
 /// By sha (emptied by SCRIPT FLUSH). A script not in it runs holding every shard the
 /// first time, which tells where it goes.
-fn seen() -> &'static RwLock<HashMap<String, Seen>> {
-    static SEEN: OnceLock<RwLock<HashMap<String, Seen>>> = OnceLock::new();
-    SEEN.get_or_init(|| RwLock::new(HashMap::new()))
+fn seen() -> &'static RwLock<HashMap<String, Seen, foldhash::fast::RandomState>> {
+    static SEEN: OnceLock<RwLock<HashMap<String, Seen, foldhash::fast::RandomState>>> =
+        OnceLock::new();
+    SEEN.get_or_init(|| RwLock::new(HashMap::default()))
 }
 
 fn remember(sha: &str, how: Seen) {
@@ -465,6 +466,11 @@ struct Running {
     claim: Option<u64>,
     /// The slow-script warning was logged.
     warned: bool,
+    /// The clock its commands read (ms): the time it started, as in Redis 7.0
+    /// (`scriptTimeSnapshot`), so that a key cannot expire in the middle of a script
+    /// (what the script saw and what it propagates agree). Also one clock read per
+    /// script rather than per `redis.call`.
+    now_ms: u64,
 }
 
 impl Running {
@@ -491,6 +497,7 @@ impl Running {
             cluster: script.cluster.clone(),
             claim: None,
             warned: false,
+            now_ms: crate::clock::now_ms(),
         }
     }
 }
@@ -642,11 +649,6 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
     if let Some(busy) = busy_here(client).await {
         return busy;
     }
-    // Compile first: a script that does not compile runs nowhere.
-    let f = match script.compiled() {
-        Ok(f) => f,
-        Err(msg) => return convert::error_line(&msg),
-    };
     let mut script = script;
     // A script that had to move is Wide from now on, whatever this run shows.
     let mut moved = false;
@@ -686,6 +688,12 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             }
         }
     }
+    // Compile before holding anything: a script that does not compile runs nowhere.
+    // (The one-shard path above compiles where it runs.)
+    let f = match script.compiled() {
+        Ok(f) => f,
+        Err(msg) => return convert::error_line(&msg),
+    };
     // Inside EXEC the transaction already holds every shard (a queued EVAL makes it
     // server-wide); asking again would wait for itself.
     let (handle, own) = match (shards.tx, &shards.tx_log) {
@@ -1091,14 +1099,8 @@ fn on_shard(
             // run EVAL). So this is the only reference to the shard while it lives.
             let s = unsafe { &mut *shard };
             crate::tracking::set_writer(run.client_id);
-            let (reply, _us) = crate::runtime::call::call_queued(
-                s,
-                cmd,
-                run.db,
-                &argv,
-                run.no_touch,
-                crate::clock::now_ms(),
-            );
+            let (reply, _us) =
+                crate::runtime::call::call_queued(s, cmd, run.db, &argv, run.no_touch, run.now_ms);
             crate::tracking::set_writer(0);
             reply
         }
@@ -1142,7 +1144,7 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
     run.stayed &= stays;
     let reply = match cmd.exec {
         Exec::Shard(_) => {
-            let (db, no_touch, id) = (run.db, run.no_touch, run.client_id);
+            let (db, no_touch, id, now) = (run.db, run.no_touch, run.client_id, run.now_ms);
             match target {
                 Some(v) if v.len() > 1 => {
                     let f = crate::runtime::multishard::run(t, cmd, db, &argv, no_touch, id);
@@ -1154,7 +1156,7 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
                     let to = run.repl;
                     let job = move |s: &mut Shard| {
                         crate::shard::propagation::with_targets(to, || {
-                            transaction::run_in_tx(s, db, cmd, argv, no_touch, id)
+                            transaction::run_in_tx(s, db, cmd, argv, no_touch, id, now)
                         })
                     };
                     return t.send_or_local(sid, job).wait();
