@@ -1235,6 +1235,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// Shardis's patch (PATCHED.md): the latency ring's timer is a preemption timer
+    /// (not a sleeper's user timer), which a later `wait` may keep while it is pending.
+    latency_timer_preempts: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1366,6 +1369,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_timer_preempts: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1833,16 +1837,35 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        //
+        // Shardis's patch (PATCHED.md): a preemption timer still pending is kept when
+        // this call will not sleep (the time slice then counts from when it was armed),
+        // and so is a pending throughput timer: cancelling and re-arming both on every
+        // loop turn cost two or three `io_uring_enter`s per turn.
+        let pending = |src: &Cell<Option<Source>>| {
+            let s = src.take();
+            let pending = s.as_ref().is_some_and(|s| s.result().is_none());
+            src.set(s);
+            pending
+        };
+        let keep_preempt = preempt_timer().is_some()
+            && self.latency_timer_preempts.get()
+            && pending(&self.latency_preemption_timeout_src);
+        if !keep_preempt {
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_timer_preempts.set(false);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        if !pending(&self.throughput_preemption_timeout_src) {
+            self.throughput_preemption_timeout_src.replace(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1893,8 +1916,11 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            if !keep_preempt {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_timer_preempts.set(true);
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 
