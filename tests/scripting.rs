@@ -29,13 +29,15 @@ const FAR: &str =
 
 const INCR_ALL: &str = "for i, k in ipairs(KEYS) do redis.call('incr', k) end return #KEYS";
 
-/// Sets its keys to expire in 1 ms, computes for longer than that, and reads them:
+/// Sets its keys to expire in 1 ms, computes for longer than that, and reads them one
+/// by one and together (MGET, EXISTS: split over shards when the keys span them):
 /// Redis 7.0 reads the clock once for a script, so they are still there.
 const OUTLIVES: &str = "for i, k in ipairs(KEYS) do redis.call('set', k, 'v', 'px', 1) end \
     local x = 0 for i = 1, 3000000 do x = x + i end \
     local seen = {} for i, k in ipairs(KEYS) do \
     table.insert(seen, redis.call('get', k)) table.insert(seen, redis.call('exists', k)) end \
-    return seen";
+    table.insert(seen, redis.call('mget', unpack(KEYS))) \
+    table.insert(seen, redis.call('exists', unpack(KEYS))) return seen";
 
 #[test]
 fn scripts_answer_as_redis() {

@@ -326,7 +326,10 @@ impl Run<'_> {
             Some(spread) if (spread.reaches)(self.shards, cmd, argv) => {
                 (spread.run)(self.shards, cmd, db, argv).await
             }
-            _ => multishard::run(self.shards, cmd, db, argv, no_touch, self.caller.id).await,
+            _ => {
+                let id = self.caller.id;
+                multishard::run(self.shards, cmd, db, argv, no_touch, id, None).await
+            }
         }
     }
 

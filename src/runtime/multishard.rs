@@ -26,7 +26,8 @@ use bytes::Bytes;
 
 /// Run a keyed command whose keys span shards, atomically: inside the transaction
 /// `shards` acts for, or as its own. `writer`: the client's id (client-side caching's
-/// NOLOOP), 0 for none.
+/// NOLOOP), 0 for none. `now`: the clock a script's commands read (when it started),
+/// `None` for the time each shard reads when it runs its part.
 pub async fn run(
     shards: &Shards,
     cmd: &'static Command,
@@ -34,6 +35,7 @@ pub async fn run(
     argv: &[Bytes],
     no_touch: bool,
     writer: u64,
+    now: Option<u64>,
 ) -> Reply {
     match cmd.split {
         // An odd MSET must fail whole, before any part is applied.
@@ -48,7 +50,8 @@ pub async fn run(
                     let claim = call::footprint(cmd, &part);
                     let step: FirstStep<Reply> = Box::new(move |s: &mut Shard| {
                         crate::tracking::set_writer(writer);
-                        let r = call::run(s, cmd, db, &part, no_touch, crate::clock::now_ms());
+                        let now = now.unwrap_or_else(crate::clock::now_ms);
+                        let r = call::run(s, cmd, db, &part, no_touch, now);
                         crate::tracking::set_writer(0);
                         r
                     });
@@ -68,14 +71,14 @@ pub async fn run(
                     .map(|(sid, ks)| {
                         let claim = Footprint::keys(ks.clone());
                         let step: FirstStep<Gathered> =
-                            Box::new(move |s: &mut Shard| gather(s, &ks));
+                            Box::new(move |s: &mut Shard| gather(s, &ks, now));
                         (sid, claim, step)
                     })
                     .collect();
             let (tx, gathered) = steps_in_tx(shards, steps).await;
             let handle = tx.as_ref().map_or(shards, |t| &t.shards);
             let before = gathered.into_iter().flatten().collect();
-            let reply = finish_gathered(handle, cmd, db, argv, before, writer).await;
+            let reply = finish_gathered(handle, cmd, db, argv, before, writer, now).await;
             if let Some(tx) = tx {
                 tx.finish().await;
             }
@@ -176,8 +179,8 @@ fn keys_by_shard(shards: &Shards, cmd: &Command, argv: &[Bytes]) -> Vec<(usize, 
 }
 
 /// Copy the state of `keys` in every database (COPY ... DB reaches another one).
-fn gather(s: &mut Shard, keys: &[Bytes]) -> Gathered {
-    let now = crate::clock::now_ms();
+fn gather(s: &mut Shard, keys: &[Bytes], now: Option<u64>) -> Gathered {
+    let now = now.unwrap_or_else(crate::clock::now_ms);
     let mut out: Gathered = Vec::new();
     for (dbi, d) in s.dbs.iter_mut().enumerate() {
         for k in keys {
@@ -200,6 +203,7 @@ async fn finish_gathered(
     argv: &[Bytes],
     before: Gathered,
     writer: u64,
+    now: Option<u64>,
 ) -> Reply {
     let mut scratch = Shard::new(
         shards.local_id,
@@ -224,7 +228,8 @@ async fn finish_gathered(
         let Exec::Shard(f) = cmd.exec else {
             unreachable!("gathered commands are Shard commands")
         };
-        let mut ctx = Ctx::new(&mut scratch, db);
+        let now = now.unwrap_or_else(crate::clock::now_ms);
+        let mut ctx = Ctx::at(&mut scratch, db, now);
         let reply = call::guarded(cmd, || f(&mut ctx, argv));
         crate::runtime::pubsub::publish_events(crate::notify::take());
         reply

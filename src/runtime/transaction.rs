@@ -753,6 +753,7 @@ async fn exec_locked(
                     &q.argv,
                     no_touch.no_touch,
                     no_touch.id,
+                    None,
                 )
                 .await
             }

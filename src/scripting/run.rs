@@ -41,6 +41,7 @@ use crate::commands::{errors, traits, Command, Exec};
 use crate::config::ConfigHandle;
 use crate::protocol::Reply;
 use crate::runtime::admission;
+use crate::runtime::multishard;
 use crate::runtime::slots::SlotTable;
 use crate::runtime::transaction::{self, Tx};
 use crate::runtime::Shards;
@@ -1147,7 +1148,7 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
             let (db, no_touch, id, now) = (run.db, run.no_touch, run.client_id, run.now_ms);
             match target {
                 Some(v) if v.len() > 1 => {
-                    let f = crate::runtime::multishard::run(t, cmd, db, &argv, no_touch, id);
+                    let f = multishard::run(t, cmd, db, &argv, no_touch, id, Some(now));
                     return futures_lite::future::block_on(f);
                 }
                 v => {
