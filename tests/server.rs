@@ -1372,6 +1372,38 @@ fn binds_the_port_a_stopped_server_left_connections_on() {
     drop(clients);
 }
 
+/// The way back: stop Shardis while clients are connected and start redis-server on
+/// the same port at once. With io_uring the kernel frees a dead process's sockets only
+/// once its rings are torn down, tens of milliseconds after it is gone, so Shardis
+/// stops listening before it exits: the port is then free for a listener bound with
+/// SO_REUSEADDR, as Redis's is (the connections' lingering sockets do not hold it).
+#[test]
+fn a_stopped_server_leaves_its_port_free_at_once() {
+    for round in 0..5 {
+        let mut shardis = Server::shardis(2);
+        let port = shardis.port;
+        let mut clients: Vec<RawConn> = (0..8).map(|_| shardis.raw()).collect();
+        for c in clients.iter_mut() {
+            assert_eq!(c.cmd(&["SET", "k", "v"]), Frame::Simple("OK".into()));
+        }
+        clients[0].send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while shardis.try_exit_status().is_none() {
+            assert!(std::time::Instant::now() < deadline, "SHUTDOWN exits");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // What redis-server does to listen: SO_REUSEADDR, bind, listen.
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let sk = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sk.set_reuse_address(true).unwrap();
+        if let Err(e) = sk.bind(&addr.into()) {
+            panic!("round {round}: port {port} still held after Shardis exited: {e}");
+        }
+        sk.listen(16).unwrap();
+        drop(clients);
+    }
+}
+
 /// A second server started on a port a server listens on exits with code 1 and
 /// Redis's reason, whether the first is redis-server or Shardis (whose cores share
 /// their port with SO_REUSEPORT, which would otherwise let the second bind beside it

@@ -97,6 +97,7 @@ pub async fn shutdown(shards: &Shards, save: Option<bool>) -> String {
         return e;
     }
     aof::stop(&shards.server);
+    crate::runtime::backend::stop_listening();
     log("Shardis is now ready to exit, bye bye...");
     std::process::exit(0)
 }
