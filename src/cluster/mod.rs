@@ -614,7 +614,7 @@ pub async fn run(shards: Rc<Shards>) {
         .collect();
     if let Err(e) = link::listen(shards.clone(), addrs) {
         crate::log::warning(&e);
-        std::process::exit(1);
+        crate::runtime::backend::exit(1);
     }
     // A replica in nodes.conf follows its master again.
     let master = read(|st| {

@@ -232,7 +232,7 @@ pub async fn at_start(shards: &Shards) {
         }
         Err(e) => {
             log(&format!("Fatal error loading the DB: {e}. Exiting."));
-            std::process::exit(1);
+            crate::runtime::backend::exit(1);
         }
     }
     shards.server.loading.store(false, Ordering::SeqCst);

@@ -97,7 +97,6 @@ pub async fn shutdown(shards: &Shards, save: Option<bool>) -> String {
         return e;
     }
     aof::stop(&shards.server);
-    crate::runtime::backend::stop_listening();
     log("Shardis is now ready to exit, bye bye...");
-    std::process::exit(0)
+    crate::runtime::backend::exit(0)
 }

@@ -194,7 +194,7 @@ async fn accept_loop(
             Ok(l) => listeners.push(l),
             Err(e) => {
                 log(&cannot_listen(sockaddr, &e));
-                std::process::exit(1);
+                backend::exit(1);
             }
         }
     }

@@ -467,10 +467,13 @@ struct Running {
     claim: Option<u64>,
     /// The slow-script warning was logged.
     warned: bool,
-    /// The clock its commands read (ms): the time it started, as in Redis 7.0
-    /// (`scriptTimeSnapshot`), so that a key cannot expire in the middle of a script
-    /// (what the script saw and what it propagates agree). Also one clock read per
-    /// script rather than per `redis.call`.
+    /// The clock its keyed commands read (ms): the time it started. Redis 7.0 checks
+    /// expiry against that time (`scriptTimeSnapshot`), so that a key cannot expire in
+    /// the middle of a script (what the script saw and what it propagates agree); here
+    /// TTLs set or read by the script count from it too, as in Redis 7.2
+    /// (`commandTimeSnapshot`; 7.0 uses the current time for them). Server-wide
+    /// commands (KEYS, SCAN, RANDOMKEY) still read each shard's clock. Also one clock
+    /// read per script rather than per `redis.call`.
     now_ms: u64,
 }
 

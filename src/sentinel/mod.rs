@@ -332,7 +332,7 @@ pub fn with<R>(shards: &Shards, f: impl FnOnce(&mut State) -> R) -> Option<R> {
     }
     if fx.crash {
         crate::log::warning("Sentinel CRASH because of SENTINEL simulate-failure");
-        std::process::exit(99);
+        crate::runtime::backend::exit(99);
     }
     Some(r)
 }

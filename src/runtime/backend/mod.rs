@@ -336,12 +336,19 @@ pub fn set_spin_hint(hint: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
 /// Every listening socket's descriptor, for [`stop_listening`].
 static LISTENING: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new());
 
+/// Exit the process with `code` once every port is free: what every exit after the
+/// listeners are bound goes through (see [`stop_listening`]).
+pub fn exit(code: i32) -> ! {
+    stop_listening();
+    std::process::exit(code)
+}
+
 /// Stop listening on every port, just before the process exits. With io_uring the
 /// kernel releases a dead process's sockets only once its rings are torn down, tens of
 /// milliseconds after it is gone: a redis-server started at once on the same port
 /// failed to bind in 5 of 10 tries. A socket that no longer listens does not hold its
 /// port against one bound with SO_REUSEADDR, as Redis's (and ours) are.
-pub fn stop_listening() {
+fn stop_listening() {
     let fds = LISTENING.lock().unwrap_or_else(|e| e.into_inner());
     for &fd in fds.iter() {
         // SAFETY: shutdown() reads no memory of ours; it only changes the state of the
@@ -406,12 +413,9 @@ impl TcpListener {
         sk.bind(&addr.into())?;
         sk.listen(backlog)?;
         sk.set_nonblocking(true)?;
-        LISTENING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(sk.as_raw_fd());
+        let fd = sk.as_raw_fd();
         let std: std::net::TcpListener = sk.into();
-        Ok(match current() {
+        let listener = match current() {
             Kind::IoUring => {
                 use std::os::fd::{FromRawFd, IntoRawFd};
                 let fd = std.into_raw_fd();
@@ -421,7 +425,9 @@ impl TcpListener {
                 TcpListener::IoUring(unsafe { glommio::net::TcpListener::from_raw_fd(fd) })
             }
             Kind::Epoll => TcpListener::Epoll(epoll::TcpListener::from_std(std)?),
-        })
+        };
+        LISTENING.lock().unwrap_or_else(|e| e.into_inner()).push(fd);
+        Ok(listener)
     }
 
     pub async fn accept(&self) -> io::Result<TcpStream> {

@@ -1916,7 +1916,9 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if !keep_preempt {
+            // (A kept timer may have fired since it was looked at: its completion
+            // was consumed just above. Then a new one is armed after all.)
+            if !keep_preempt || !pending(&self.latency_preemption_timeout_src) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_timer_preempts.set(true);
