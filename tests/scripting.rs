@@ -204,6 +204,15 @@ fn scripts_answer_as_redis() {
         vec!["EVAL", OUTLIVES, "1", k0],
         vec!["EVAL", OUTLIVES, "1", k0],
         vec!["EVAL", OUTLIVES, "2", k0, k1],
+        vec![
+            "EVAL",
+            "redis.call('select', 9) redis.call('set', KEYS[1], 'v', 'px', 1) \
+             local x = 0 for i = 1, 3000000 do x = x + i end \
+             return {redis.call('keys', '*'), redis.call('scan', 0)[2], \
+             redis.call('randomkey'), redis.call('exists', KEYS[1])}",
+            "1",
+            k0,
+        ],
         // A script seen to stay on its shard that one day reaches another (before any
         // write) moves and still answers right.
         vec!["EVAL", FAR, "1", k0, k1],

@@ -472,8 +472,8 @@ struct Running {
     /// the middle of a script (what the script saw and what it propagates agree); here
     /// TTLs set or read by the script count from it too, as in Redis 7.2
     /// (`commandTimeSnapshot`; 7.0 uses the current time for them). Server-wide
-    /// commands (KEYS, SCAN, RANDOMKEY) still read each shard's clock. Also one clock
-    /// read per script rather than per `redis.call`.
+    /// commands (KEYS, SCAN, RANDOMKEY) read it through `clock::frozen_at`. Also one
+    /// clock read per script rather than per `redis.call`.
     now_ms: u64,
 }
 
@@ -1177,7 +1177,10 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
             reply
         }
         Exec::Server(f) => {
-            let reply = futures_lite::future::block_on(f(&client, t, &argv));
+            let now = run.now_ms;
+            let reply = crate::clock::frozen_at(now, || {
+                futures_lite::future::block_on(f(&client, t, &argv))
+            });
             if cmd.is_write() && !reply.is_error() && crate::runtime::call::propagating(&t.server) {
                 let all: Vec<usize> = (0..t.count()).collect();
                 let effect = Effect {
