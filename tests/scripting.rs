@@ -682,6 +682,47 @@ fn shutdown_nosave_stops_an_unkillable_script(
     );
 }
 
+/// A script that would hold every shard (here, one never seen), sent before a busy
+/// script on one shard passes the threshold, is answered `-BUSY` when it passes, as by
+/// Redis, instead of waiting behind it (for ever, for a script that never ends); after
+/// SCRIPT KILL the same script runs. (Found with ioredis at the default threshold.)
+#[test]
+fn a_script_queued_behind_a_busy_script_gets_busy() {
+    let server = Server::shardis_with(2, &["--busy-reply-threshold", "500"]);
+    let keys = keys_on_distinct_shards("k", 2, 2);
+    let (free, busy) = (&keys[0], &keys[1]);
+    let mut runner = conn_on(&server, 1);
+    let script = "if redis.call('GET', KEYS[1]) == 'loop' then while true do end end return 1";
+    assert_eq!(runner.cmd(&["EVAL", script, "1", busy]), Frame::Int(1));
+    assert_eq!(
+        runner.cmd(&["SET", busy, "loop"]),
+        Frame::Simple("OK".into())
+    );
+    // (Connected first: a new connection's CLIENT INFO would wait or be -BUSY too.)
+    let mut queued: Vec<RawConn> = [0, 1].iter().map(|&core| conn_on(&server, core)).collect();
+    let mut killer = conn_on(&server, 0);
+    send(&mut runner, &["EVAL", script, "1", busy]);
+    thread::sleep(Duration::from_millis(100));
+    let reader = "return redis.call('GET', KEYS[1]) or 'none'";
+    for c in queued.iter_mut() {
+        send(c, &["EVAL", reader, "1", free]);
+    }
+    for c in queued.iter_mut() {
+        assert!(
+            matches!(c.read_frame(), Frame::Error(e) if e.starts_with("BUSY ")),
+            "a script queued before the threshold gets -BUSY once it passes"
+        );
+    }
+    assert_eq!(killer.cmd(&["SCRIPT", "KILL"]), Frame::Simple("OK".into()));
+    assert!(matches!(runner.read_frame(), Frame::Error(e) if e.contains("Script killed")));
+    for c in queued.iter_mut() {
+        assert_eq!(
+            c.cmd(&["EVAL", reader, "1", free]),
+            Frame::Bulk(b"none".to_vec())
+        );
+    }
+}
+
 /// A script whose keys share one shard runs there alone: past the threshold, commands
 /// on that shard's keys get `-BUSY` (they would wait for it), commands on the other
 /// shard's keys run, and SCRIPT KILL stops it.

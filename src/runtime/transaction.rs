@@ -148,6 +148,57 @@ impl Tx {
         shards: &Shards,
         steps: Vec<(usize, Footprint, FirstStep<R>)>,
     ) -> (Tx, Vec<R>) {
+        let (tx, results) = Tx::queue(shards, steps, None);
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            out.push(
+                r.recv_async()
+                    .await
+                    .expect("a shard never drops a granted step"),
+            );
+        }
+        (tx, out)
+    }
+
+    /// Hold the shards of `set` whole, as [`Tx::begin`], unless a shard refuses: one
+    /// where `refuse` (run on that shard's thread when the request reaches it) says so
+    /// does not queue the request, and then every other claim is released or withdrawn
+    /// and the answer is `None`. A script that would hold every shard is refused by a
+    /// shard whose core has a busy script suspended (it holds its shard, and would
+    /// hold the script up until it ends): Redis answers `-BUSY` there.
+    pub async fn begin_unless(shards: &Shards, set: &[usize], refuse: fn() -> bool) -> Option<Tx> {
+        let mut order: Vec<usize> = set.to_vec();
+        order.sort_unstable();
+        order.dedup();
+        let steps = order
+            .into_iter()
+            .map(|s| {
+                let step: FirstStep<()> = Box::new(|_: &mut Shard| ());
+                (s, Footprint::Shard, step)
+            })
+            .collect();
+        let (tx, results) = Tx::queue(shards, steps, Some(refuse));
+        let mut refused = false;
+        for (&sid, r) in tx.held.iter().zip(results) {
+            // After a refusal only this core's shard is awaited: the Tx's drop releases
+            // that shard in place, which must come after its request has reached it.
+            if refused && sid != tx.shards.local_id {
+                continue;
+            }
+            refused |= r.recv_async().await.is_err();
+        }
+        (!refused).then_some(tx)
+    }
+
+    /// Queue the requests of `steps` (see `begin_claiming`): the transaction, held or
+    /// queued for from here on, and the receivers of the steps' results, in `steps`'
+    /// order. With `refuse`, a shard where it says so drops the step unrun (its
+    /// receiver disconnects) instead of queueing the request.
+    fn queue<R: Send + 'static>(
+        shards: &Shards,
+        steps: Vec<(usize, Footprint, FirstStep<R>)>,
+        refuse: Option<fn() -> bool>,
+    ) -> (Tx, Vec<flume::Receiver<R>>) {
         let id = next_id();
         let log = Arc::new(TxLog::default());
         // With the AOF on, transactions keep one order on every shard (see "Costs").
@@ -161,9 +212,11 @@ impl Tx {
             let on_grant: OnGrant = Box::new(move |s: &mut Shard| {
                 let _ = done.send(hop::as_tx(s, Some(&granted_log), step));
             });
-            requests.push(
-                shards.control_job(move |s: &mut Shard| s.request(id, claim, serial, on_grant)),
-            );
+            requests.push(shards.control_job(move |s: &mut Shard| {
+                if !refuse.is_some_and(|refuse| refuse()) {
+                    s.request(id, claim, serial, on_grant)
+                }
+            }));
             held.push(sid);
             results.push(result);
         }
@@ -185,15 +238,7 @@ impl Tx {
             log,
             held,
         };
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            out.push(
-                r.recv_async()
-                    .await
-                    .expect("a shard never drops a granted step"),
-            );
-        }
-        (tx, out)
+        (tx, results)
     }
 }
 

@@ -708,8 +708,13 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             if let Some(busy) = busy_anywhere(&shards.server) {
                 return Reply::err(busy);
             }
+            // One that became busy while this one queued refuses it too.
             let all: Vec<usize> = (0..shards.count()).collect();
-            let tx = Tx::begin(shards, &all).await;
+            let Some(tx) = Tx::begin_unless(shards, &all, slices::suspended_here).await else {
+                let server = &shards.server;
+                let text = busy(server).or_else(|| busy_anywhere(server));
+                return Reply::err(text.unwrap_or(busy_error(true)));
+            };
             (tx.shards.for_tx(tx.id, tx.log.clone()), Some(tx))
         }
     };
