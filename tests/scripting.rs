@@ -614,6 +614,18 @@ fn send(c: &mut RawConn, argv: &[&str]) {
     c.send_cmd(&v);
 }
 
+/// Start, through `runner`, a script that never ends on `key`'s shard alone: its
+/// first run holds every shard and finds it keeps to its key; the second loops there.
+fn start_endless_script_on_its_shard(runner: &mut RawConn, key: &str) {
+    let script = "if redis.call('GET', KEYS[1]) == 'loop' then while true do end end return 1";
+    assert_eq!(runner.cmd(&["EVAL", script, "1", key]), Frame::Int(1));
+    assert_eq!(
+        runner.cmd(&["SET", key, "loop"]),
+        Frame::Simple("OK".into())
+    );
+    send(runner, &["EVAL", script, "1", key]);
+}
+
 #[test]
 fn a_busy_script_answers_busy_and_stops_on_script_kill() {
     let server = Server::shardis_with(2, &["--busy-reply-threshold", "100"]);
@@ -692,16 +704,10 @@ fn a_script_queued_behind_a_busy_script_gets_busy() {
     let keys = keys_on_distinct_shards("k", 2, 2);
     let (free, busy) = (&keys[0], &keys[1]);
     let mut runner = conn_on(&server, 1);
-    let script = "if redis.call('GET', KEYS[1]) == 'loop' then while true do end end return 1";
-    assert_eq!(runner.cmd(&["EVAL", script, "1", busy]), Frame::Int(1));
-    assert_eq!(
-        runner.cmd(&["SET", busy, "loop"]),
-        Frame::Simple("OK".into())
-    );
     // (Connected first: a new connection's CLIENT INFO would wait or be -BUSY too.)
     let mut queued: Vec<RawConn> = [0, 1].iter().map(|&core| conn_on(&server, core)).collect();
     let mut killer = conn_on(&server, 0);
-    send(&mut runner, &["EVAL", script, "1", busy]);
+    start_endless_script_on_its_shard(&mut runner, busy);
     thread::sleep(Duration::from_millis(100));
     let reader = "return redis.call('GET', KEYS[1]) or 'none'";
     for c in queued.iter_mut() {
@@ -733,15 +739,7 @@ fn a_busy_script_on_one_shard_makes_only_that_shard_busy() {
     let (free, busy) = (&keys[0], &keys[1]);
     let mut runner = conn_on(&server, 0);
     let mut other = conn_on(&server, 0);
-    // A script's first run holds every shard; it runs on its keys' shard once it has
-    // been seen to keep to them.
-    let script = "if redis.call('GET', KEYS[1]) == 'loop' then while true do end end return 1";
-    assert_eq!(runner.cmd(&["EVAL", script, "1", busy]), Frame::Int(1));
-    assert_eq!(
-        runner.cmd(&["SET", busy, "loop"]),
-        Frame::Simple("OK".into())
-    );
-    send(&mut runner, &["EVAL", script, "1", busy]);
+    start_endless_script_on_its_shard(&mut runner, busy);
     thread::sleep(Duration::from_millis(300));
     assert!(
         wait_until(Duration::from_secs(10), || {

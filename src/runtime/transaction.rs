@@ -110,17 +110,25 @@ static ORDER: Mutex<()> = Mutex::new(());
 /// A transaction's first step on one shard, run as soon as the shard is granted.
 pub type FirstStep<R> = Box<dyn FnOnce(&mut Shard) -> R + Send>;
 
+/// Whole-shard claims with nothing to run on grant, for every shard in `set` (any
+/// order, duplicates allowed), in shard order.
+fn whole_shards(set: &[usize]) -> Vec<(usize, Footprint, FirstStep<()>)> {
+    let mut order: Vec<usize> = set.to_vec();
+    order.sort_unstable();
+    order.dedup();
+    order
+        .into_iter()
+        .map(|s| {
+            let step: FirstStep<()> = Box::new(|_: &mut Shard| ());
+            (s, Footprint::Shard, step)
+        })
+        .collect()
+}
+
 impl Tx {
     /// Acquire every shard in `set` whole (any order, duplicates allowed) in one round.
     pub async fn begin(shards: &Shards, set: &[usize]) -> Tx {
-        let mut order: Vec<usize> = set.to_vec();
-        order.sort_unstable();
-        order.dedup();
-        let steps: Vec<(usize, FirstStep<()>)> = order
-            .into_iter()
-            .map(|s| (s, Box::new(|_: &mut Shard| ()) as FirstStep<()>))
-            .collect();
-        Tx::begin_with(shards, steps).await.0
+        Tx::begin_claiming(shards, whole_shards(set)).await.0
     }
 
     /// Acquire the shards of `steps` whole (one entry per shard); see `begin_claiming`.
@@ -167,17 +175,7 @@ impl Tx {
     /// shard whose core has a busy script suspended (it holds its shard, and would
     /// hold the script up until it ends): Redis answers `-BUSY` there.
     pub async fn begin_unless(shards: &Shards, set: &[usize], refuse: fn() -> bool) -> Option<Tx> {
-        let mut order: Vec<usize> = set.to_vec();
-        order.sort_unstable();
-        order.dedup();
-        let steps = order
-            .into_iter()
-            .map(|s| {
-                let step: FirstStep<()> = Box::new(|_: &mut Shard| ());
-                (s, Footprint::Shard, step)
-            })
-            .collect();
-        let (tx, results) = Tx::queue(shards, steps, Some(refuse));
+        let (tx, results) = Tx::queue(shards, whole_shards(set), Some(refuse));
         let mut refused = false;
         for (&sid, r) in tx.held.iter().zip(results) {
             // After a refusal only this core's shard is awaited: the Tx's drop releases
