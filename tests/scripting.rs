@@ -61,6 +61,30 @@ fn scripts_answer_as_redis() {
         vec!["EVAL", "return redis.call('blpop','x',0)", "0"],
         vec!["EVAL", "return redis.call('multi')", "0"],
         vec!["EVAL", "return redis.call('eval','return 1','0')", "0"],
+        vec!["EVAL", "return redis.pcall()", "0"],
+        vec!["EVAL", "return redis.pcall('set','x', {})", "0"],
+        vec!["EVAL", "return redis.pcall('get')", "0"],
+        // What a caught error is (a table, as Redis raises it).
+        vec![
+            "EVAL",
+            "return {xpcall(function() return redis.call('incr','s') end, \
+             function(e) return type(e) .. ':' .. tostring(e.err) end)}",
+            "0",
+        ],
+        // redis.call from a coroutine (another Lua thread).
+        vec![
+            "EVAL",
+            "return coroutine.wrap(function() return redis.call('ping') end)()",
+            "0",
+        ],
+        // Numbers as arguments: `%.17g`.
+        vec![
+            "EVAL",
+            "local out = {} for i, n in ipairs({-0.0, 1e20, 0.1 + 0.2, 2^63, 7}) do \
+             redis.call('set', 'n', n) table.insert(out, redis.call('get', 'n')) end \
+             return out",
+            "0",
+        ],
         // The sandbox.
         vec!["EVAL", "x = 1", "0"],
         vec!["EVAL", "string.x = 1; return 1", "0"],

@@ -23,7 +23,7 @@ use super::cache;
 use super::convert;
 use super::run;
 use bytes::Bytes;
-use mlua::{ChunkMode, Function, Lua, StdLib, Table, Value};
+use mlua::{ffi, ChunkMode, Function, Lua, StdLib, Table, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,8 +114,12 @@ local function strict(t)
   end
 end
 
+-- A global read goes env (empty) -> visible through a table __index, so a name that
+-- exists costs no Lua call; visible's own metatable raises for one it lacks (level 3
+-- from `missing`: the line that read the name, as with a function __index on env).
+local function absent(_, k) missing(k) end
 local env_mt = {
-  __index = strict(visible),
+  __index = visible,
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
   -- Redis's globals have a metatable: getmetatable(_G) is a table (an empty one here).
   __metatable = {},
@@ -128,7 +132,7 @@ protected[env] = true
 -- `redis` with register_function, log and the version fields, whose missing fields
 -- raise the missing-global error; the callbacks it registers share `env`, so they
 -- see the full globals when they run.
-local loading, library_api = false, nil
+local library_api = nil
 if functions then
   local lredis = {
     LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
@@ -140,13 +144,12 @@ if functions then
     __newindex = function() error('Attempt to modify a readonly table', 2) end,
     __metatable = false,
   })}
-  env_mt.__index = function(_, k)
-    local v = (loading and library_api or visible)[k]
-    if v == nil then missing(k) end
-    return v
-  end
+  setmetatable(library_api, {__index = absent})
 end
-local function set_loading(on) loading = on end
+setmetatable(visible, {__index = absent})
+local function set_loading(on)
+  env_mt.__index = on and library_api or visible
+end
 
 local handler = raw.handler
 local function run(f) return xpcall(f, handler) end
@@ -167,11 +170,13 @@ pub enum Mode {
 /// One thread's interpreter.
 pub struct Engine {
     pub lua: Lua,
+    /// For the C API calls of a script's start (see `push_arrays`).
+    main: Main,
     mode: Mode,
     /// The environment scripts run in.
     env: Table,
     /// The globals scripts see (KEYS and ARGV are set here).
-    visible: Table,
+
     /// `xpcall(f, handler)`.
     runner: Function,
     /// `xpcall(function() return f(keys, args) end, handler)`: a function's call.
@@ -260,29 +265,15 @@ impl Engine {
         // Rust (C) functions, not Lua wrappers: a Lua function called as `return f()`
         // is a tail call that drops the script's frame, and with it the line number
         // Redis puts in the error.
-        raw.set(
-            "call",
-            lua.create_function(|lua, args: mlua::MultiValue| {
-                match run::call_from_script(lua, args)? {
-                    (Value::Table(t), _) if t.raw_get::<Value>("err")? != Value::Nil => {
-                        let msg: mlua::String = t.raw_get("err")?;
-                        Err(raise(&msg.to_string_lossy()))
-                    }
-                    (v, _) => Ok(v),
-                }
-            })?,
-        )?;
-        raw.set(
-            "pcall",
-            lua.create_function(|lua, args: mlua::MultiValue| {
-                match run::call_from_script(lua, args)? {
-                    (Value::Table(t), true) => {
-                        let msg: mlua::String = t.raw_get("err")?;
-                        Err(raise(&msg.to_string_lossy()))
-                    }
-                    (v, _) => Ok(v),
-                }
-            })?,
+        // SAFETY: `run::call_from_lua` is written to be called by the interpreter as a
+        // C function (see its safety comment).
+        unsafe {
+            raw.set("call", lua.create_c_function(redis_call)?)?;
+            raw.set("pcall", lua.create_c_function(redis_pcall)?)?;
+        }
+        lua.set_named_registry_value(
+            run::CONVERTER.to_str().unwrap_or_default(),
+            lua.create_function(|lua, ()| run::convert_pending(lua))?,
         )?;
         raw.set("handler", lua.create_function(error_handler)?)?;
         raw.set(
@@ -364,11 +355,25 @@ impl Engine {
             })?,
         )?;
         visible.raw_set("loadstring", raw.get::<Value>("loadstring")?)?;
+        let mut main = Main {
+            state: std::ptr::null_mut(),
+            visible: 0,
+        };
+        // SAFETY: the closure runs on the interpreter's main state (exec_raw calls it
+        // in a protected call on that state) with `visible` at 1: it keeps the state's
+        // pointer and a registry reference to `visible` (luaL_ref pops the copy).
+        unsafe {
+            lua.exec_raw::<()>(&visible, |state| {
+                main.state = state;
+                ffi::lua_pushvalue(state, 1);
+                main.visible = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+            })?
+        };
         Ok(Engine {
+            main,
             lua,
             mode,
             env,
-            visible,
             runner,
             run_function,
             set_loading,
@@ -508,22 +513,40 @@ impl Engine {
     /// Run `f`: a script with `KEYS` and `ARGV` set, or a function given the keys and
     /// the arguments.
     pub fn call(&mut self, f: &Function, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<Outcome> {
-        let list = |items: &[Bytes]| -> mlua::Result<Table> {
-            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, b) in items.iter().enumerate() {
-                t.raw_set(i + 1, self.lua.create_string(b)?)?;
-            }
-            Ok(t)
-        };
         let (ok, v): (bool, Value) = match self.mode {
             Mode::Eval => {
-                self.visible.raw_set("KEYS", list(keys)?)?;
-                self.visible.raw_set("ARGV", list(args)?)?;
+                // SAFETY: `main.state` is this interpreter's main state, alive as long
+                // as `self.lua`, and no Lua code runs on it now (a script runs from
+                // the call below; this engine is borrowed mutably, so none is in the
+                // middle of it on this thread). It gets the LUA_MINSTACK slots a C
+                // function has: the stack here is between mlua calls, which leave it
+                // balanced, and this pushes four values at most (visible, two
+                // arrays, a string) and pops them all. None of these calls can raise:
+                // see `push_arrays`; `visible` has no `__newindex` (a metatable with
+                // `__index` only), so lua_setfield runs no metamethod.
+                unsafe {
+                    let state = self.main.state;
+                    ffi::lua_checkstack(state, 4);
+                    ffi::lua_rawgeti(
+                        state,
+                        ffi::LUA_REGISTRYINDEX,
+                        self.main.visible as ffi::lua_Integer,
+                    );
+                    push_arrays(state, keys, args);
+                    ffi::lua_setfield(state, -3, c"ARGV".as_ptr());
+                    ffi::lua_setfield(state, -2, c"KEYS".as_ptr());
+                    ffi::lua_pop(state, 1);
+                }
                 self.runner.call(f.clone())?
             }
-            Mode::Functions => self
-                .run_function
-                .call((f.clone(), list(keys)?, list(args)?))?,
+            Mode::Functions => {
+                // SAFETY: see `push_arrays`; the two arrays are the results.
+                let (k, a): (Table, Table) = unsafe {
+                    self.lua
+                        .exec_raw((), |state| push_arrays(state, keys, args))?
+                };
+                self.run_function.call((f.clone(), k, a))?
+            }
         };
         self.report_memory();
         Ok(match (ok, v) {
@@ -535,6 +558,46 @@ impl Engine {
                 Outcome::Failed(t)
             }
         })
+    }
+}
+
+/// `redis.call` as a C function of the interpreter (see `run::call_from_lua`).
+unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: called by the interpreter as a C function, with its arguments.
+    unsafe { run::call_from_lua(state, false) }
+}
+
+/// `redis.pcall` as a C function of the interpreter (see `run::call_from_lua`).
+unsafe extern "C-unwind" fn redis_pcall(state: *mut ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: as `redis_call`.
+    unsafe { run::call_from_lua(state, true) }
+}
+
+/// The interpreter's main state and a registry reference to its `visible` globals
+/// table, taken once: setting KEYS and ARGV through `Lua::exec_raw` cost as much as
+/// the mlua calls it replaced (a protected call each time).
+struct Main {
+    state: *mut ffi::lua_State,
+    visible: std::ffi::c_int,
+}
+
+/// Push `keys` and `args` as two Lua arrays (a script's KEYS and ARGV), through the
+/// C API: mlua's table API took a registry reference and a stack check per element,
+/// a fifth of a short script's time (`benches/README.md`, "EVALSHA's own costs").
+///
+/// # Safety
+/// `state` is the state of a C function running under `Lua::exec_raw`, so it has
+/// `LUA_MINSTACK` (20) free slots; this pushes at most three values at once (two
+/// arrays and a string). The calls here raise only on a failed allocation, which
+/// mlua's allocator turns into an abort when no memory limit is set (none is), so no
+/// Lua error can unwind through this frame; it owns nothing to drop in any case.
+unsafe fn push_arrays(state: *mut ffi::lua_State, keys: &[Bytes], args: &[Bytes]) {
+    for items in [keys, args] {
+        ffi::lua_createtable(state, items.len().try_into().unwrap_or(0), 0);
+        for (i, b) in items.iter().enumerate() {
+            ffi::lua_pushlstring(state, b.as_ptr().cast(), b.len());
+            ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+        }
     }
 }
 

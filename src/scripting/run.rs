@@ -49,6 +49,7 @@ use crate::shard::intents::Footprint;
 use crate::shard::propagation::Effect;
 use crate::shard::Shard;
 use bytes::Bytes;
+use mlua::ffi;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -930,35 +931,179 @@ pub fn set_repl(to: u8) {
     });
 }
 
-/// `redis.call` / `redis.pcall`'s common part: the reply as a Lua value, and whether
-/// the error (if it is one) must be raised even by `pcall` (bad arguments).
-pub fn call_from_script(
-    lua: &mlua::Lua,
-    args: mlua::MultiValue,
-) -> mlua::Result<(mlua::Value, bool)> {
-    let hard = |msg: &str| Ok((convert::tagged(lua, "err", msg)?, true));
-    if args.is_empty() {
-        return hard("ERR Please specify at least one argument for this redis lib call");
+/// `redis.call` (`pcall` false) and `redis.pcall`, as C functions of the
+/// interpreter: they read their arguments from the Lua stack and push the reply
+/// there themselves. Through mlua's callbacks every argument and every reply took a
+/// registry reference, and the call its own protected frame: a third of a short
+/// script's instructions (`benches/README.md`, "EVALSHA's own costs").
+///
+/// An error reply is a table `{err = <text>}`, raised by `redis.call`, returned by
+/// `redis.pcall`, as Redis 7.0 does (bad arguments too; an earlier version raised
+/// those under `pcall` as well).
+///
+/// # Safety
+/// `state` is the state of a running Lua C function (the script's thread), with its
+/// arguments on the stack and LUA_MINSTACK free slots. `lua_error` is only reached
+/// from this frame once every Rust value of the call has been dropped (`lua_call` of
+/// the converter likewise: it may raise), so a raised error unwinds through no frame
+/// that owns anything; a panic is caught before it reaches the interpreter's C frames.
+pub unsafe fn call_from_lua(state: *mut ffi::lua_State, pcall: bool) -> std::ffi::c_int {
+    let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: as this function's.
+        unsafe { push_reply(state, run_from_lua(state)) }
+    }))
+    .unwrap_or_else(|_| {
+        // SAFETY: as this function's.
+        unsafe { push_error(state, b"ERR the command panicked") };
+        Pushed::Error { hard: true }
+    });
+    let raise = match pushed {
+        Pushed::Value => false,
+        Pushed::Error { hard } => hard || !pcall,
+        Pushed::Pending { error } => {
+            ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, CONVERTER.as_ptr());
+            ffi::lua_call(state, 0, 1);
+            error && !pcall
+        }
+    };
+    if raise {
+        ffi::lua_error(state);
     }
-    let mut argv = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
-            mlua::Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            mlua::Value::Number(n) => argv.push(Bytes::from(number_arg(*n))),
-            mlua::Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
-            _ => return hard("ERR Lua redis lib command arguments must be strings or integers"),
+    1
+}
+
+/// Where `call_from_lua` finds the converter of replies it does not push itself
+/// ([`convert_pending`]) in the interpreter's registry.
+pub const CONVERTER: &std::ffi::CStr = c"shardis.convert_pending";
+
+thread_local! {
+    /// A reply `call_from_lua` leaves to the converter, with the script's protocol.
+    static PENDING: RefCell<Option<(Reply, u8)>> = const { RefCell::new(None) };
+}
+
+/// The converter (an mlua function in the registry, see [`CONVERTER`]): the pending
+/// reply as the Lua value a script gets, by the general conversion.
+pub fn convert_pending(lua: &mlua::Lua) -> mlua::Result<mlua::Value> {
+    match PENDING.with(|p| p.borrow_mut().take()) {
+        Some((reply, resp)) => convert::reply_to_lua(lua, &reply, resp),
+        None => Ok(mlua::Value::Nil),
+    }
+}
+
+/// What `call_from_lua` got: a reply in the script's protocol, or an error of its own:
+/// bad arguments (returned by `pcall`, as Redis 7.0 does), or no script running (raised
+/// even by `pcall`).
+enum Got {
+    Reply(Reply, u8),
+    BadArguments(&'static str),
+    Hard(&'static str),
+}
+
+/// What `push_reply` left on the stack.
+enum Pushed {
+    /// The reply's value.
+    Value,
+    /// An error table (`hard`: raised even by `pcall`).
+    Error { hard: bool },
+    /// Nothing yet: the reply waits in `PENDING` for the converter (`error`: it is an
+    /// error reply).
+    Pending { error: bool },
+}
+
+/// Read the command from the stack and run it.
+///
+/// # Safety
+/// As [`call_from_lua`]'s; this calls no Lua function that can raise.
+unsafe fn run_from_lua(state: *mut ffi::lua_State) -> Got {
+    let n = ffi::lua_gettop(state);
+    if n <= 0 {
+        return Got::BadArguments(
+            "ERR Please specify at least one argument for this redis lib call",
+        );
+    }
+    let mut argv = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        match ffi::lua_type(state, i) {
+            ffi::LUA_TSTRING => {
+                let mut len = 0;
+                let p = ffi::lua_tolstring(state, i, &mut len);
+                argv.push(Bytes::copy_from_slice(std::slice::from_raw_parts(
+                    p.cast::<u8>(),
+                    len,
+                )));
+            }
+            // `%.17g`, as Redis formats a number argument.
+            ffi::LUA_TNUMBER => argv.push(Bytes::from(number_arg(ffi::lua_tonumber(state, i)))),
+            _ => {
+                return Got::BadArguments(
+                    "ERR Lua redis lib command arguments must be strings or integers",
+                )
+            }
         }
     }
-    let done = RUNNING.with(|r| {
-        let mut slot = r.borrow_mut();
-        let run = slot.as_mut()?;
-        let reply = execute(run, argv);
-        Some((reply, run.resp))
-    });
-    match done {
-        Some((reply, resp)) => Ok((convert::reply_to_lua(lua, &reply, resp)?, false)),
-        None => hard("ERR redis.call is only available inside a running script"),
+    RUNNING.with(|r| match r.borrow_mut().as_mut() {
+        Some(run) => Got::Reply(execute(run, argv), run.resp),
+        None => Got::Hard("ERR redis.call is only available inside a running script"),
+    })
+}
+
+/// Push what `got` stands for: the common single values directly (as their encoding
+/// would decode; a status or error line with a newline is left to the converter,
+/// whose encoder blanks it), anything else through the converter.
+///
+/// # Safety
+/// As [`call_from_lua`]'s: at most two values are pushed, by calls that raise only on
+/// a failed allocation, which mlua's allocator turns into an abort (no memory limit
+/// is set on the interpreter).
+unsafe fn push_reply(state: *mut ffi::lua_State, got: Got) -> Pushed {
+    let (reply, resp) = match got {
+        Got::Reply(reply, resp) => (reply, resp),
+        Got::BadArguments(msg) => {
+            push_error(state, msg.as_bytes());
+            return Pushed::Error { hard: false };
+        }
+        Got::Hard(msg) => {
+            push_error(state, msg.as_bytes());
+            return Pushed::Error { hard: true };
+        }
+    };
+    let plain = |s: &str| !s.bytes().any(|c| c == b'\r' || c == b'\n');
+    match &reply {
+        Reply::Status(s) if plain(s) => push_tagged(state, c"ok", s.as_bytes()),
+        Reply::Error(s) if plain(s) => {
+            push_error(state, s.as_bytes());
+            return Pushed::Error { hard: false };
+        }
+        Reply::Int(n) => ffi::lua_pushnumber(state, *n as f64),
+        Reply::Bulk(b) => {
+            ffi::lua_pushlstring(state, b.as_ptr().cast(), b.len());
+        }
+        Reply::Null if resp == 2 => ffi::lua_pushboolean(state, 0),
+        _ => {
+            let error = matches!(reply, Reply::Error(_) | Reply::ErrorBytes(_));
+            PENDING.with(|p| *p.borrow_mut() = Some((reply, resp)));
+            return Pushed::Pending { error };
+        }
     }
+    Pushed::Value
+}
+
+/// Push `{err = <msg>}`.
+///
+/// # Safety
+/// As [`push_reply`]'s.
+unsafe fn push_error(state: *mut ffi::lua_State, msg: &[u8]) {
+    push_tagged(state, c"err", msg)
+}
+
+/// Push `{<field> = <text>}`.
+///
+/// # Safety
+/// As [`push_reply`]'s.
+unsafe fn push_tagged(state: *mut ffi::lua_State, field: &std::ffi::CStr, text: &[u8]) {
+    ffi::lua_createtable(state, 0, 1);
+    ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
+    ffi::lua_setfield(state, -2, field.as_ptr());
 }
 
 /// A Lua number as a command argument: C's `%.17g`, as Redis formats it.
