@@ -101,7 +101,10 @@ async fn eval_generic(
         return Reply::err("ERR Number of keys can't be greater than number of args");
     }
     let (sha, body) = if by_sha {
-        let sha = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
+        let sha = match std::str::from_utf8(&argv[1]) {
+            Ok(text) => text.to_ascii_lowercase(),
+            Err(_) => String::from_utf8_lossy(&argv[1]).to_ascii_lowercase(),
+        };
         match cache::get(&sha) {
             Some(body) => (sha, body),
             None => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),

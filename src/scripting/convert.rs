@@ -162,7 +162,13 @@ fn to_reply(v: &Value, resp: u8, depth: usize) -> Reply {
 
 fn text(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+        Value::String(s) => {
+            let bytes = s.as_bytes();
+            Some(match std::str::from_utf8(&bytes) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+            })
+        }
         _ => None,
     }
 }
@@ -178,7 +184,12 @@ fn table_to_reply(t: &Table, resp: u8, depth: usize) -> Reply {
         return error_line(&e);
     }
     if let Some(s) = text(&field("ok")) {
-        return Reply::Status(s.replace(['\r', '\n'], " ").into());
+        return match s.as_str() {
+            // The common status, without an allocation.
+            "OK" => Reply::ok(),
+            _ if s.contains(['\r', '\n']) => Reply::Status(s.replace(['\r', '\n'], " ").into()),
+            _ => Reply::Status(s.into()),
+        };
     }
     // (mlua hands an integral number over as an Integer.)
     match field("double") {

@@ -107,19 +107,22 @@ fn core_begin(slot: usize, holds_all: bool, script: &Script, config: &ConfigHand
     LIMIT.with(|l| l.set(busy_limit(config)));
     NAME.with(|n| n.borrow_mut().clone_from(&script.name));
     let c = core(slot);
-    c.wrote.store(false, Ordering::SeqCst);
-    c.kill.store(false, Ordering::SeqCst);
-    c.holds_all.store(holds_all, Ordering::SeqCst);
+    // Plain stores (Release where others read what came before): no reader needs
+    // more than to see them soon, and a sequentially consistent store is a locked
+    // instruction, a dozen of them per script.
+    c.wrote.store(false, Ordering::Relaxed);
+    c.kill.store(false, Ordering::Relaxed);
+    c.holds_all.store(holds_all, Ordering::Relaxed);
     let eval = matches!(script.kind, Kind::Eval(_));
-    c.eval.store(eval, Ordering::SeqCst);
+    c.eval.store(eval, Ordering::Relaxed);
     if !eval {
         *lock(&c.function) = Some((script.name.clone(), script.command.clone()));
     }
     let now = crate::clock::now_ms().max(1);
-    c.started_ms.store(now, Ordering::SeqCst);
+    c.started_ms.store(now, Ordering::Release);
     if holds_all {
-        HOLDING_ALL_EVAL.store(eval, Ordering::SeqCst);
-        HOLDING_ALL_SINCE.store(now, Ordering::SeqCst);
+        HOLDING_ALL_EVAL.store(eval, Ordering::Relaxed);
+        HOLDING_ALL_SINCE.store(now, Ordering::Release);
     } else {
         ONE_SHARD_RUNNING.fetch_add(1, Ordering::SeqCst);
     }
@@ -128,13 +131,13 @@ fn core_begin(slot: usize, holds_all: bool, script: &Script, config: &ConfigHand
 fn core_end(slot: usize) {
     let c = core(slot);
     if c.holds_all.load(Ordering::SeqCst) {
-        HOLDING_ALL_SINCE.store(0, Ordering::SeqCst);
+        HOLDING_ALL_SINCE.store(0, Ordering::Release);
     } else {
         ONE_SHARD_RUNNING.fetch_sub(1, Ordering::SeqCst);
     }
-    c.started_ms.store(0, Ordering::SeqCst);
-    c.holds_all.store(false, Ordering::SeqCst);
-    c.kill.store(false, Ordering::SeqCst);
+    c.started_ms.store(0, Ordering::Release);
+    c.holds_all.store(false, Ordering::Relaxed);
+    c.kill.store(false, Ordering::Relaxed);
     lock(&c.function).take();
 }
 
@@ -441,7 +444,7 @@ struct Running {
     /// The caller (held scripts run on its core); connection commands of a script on
     /// another core's shard run on a stand-in.
     client: Option<ClientRef>,
-    stand_in: Option<Client>,
+    stand_in: Option<Box<Client>>,
     client_id: u64,
     no_touch: bool,
     /// The script's own database (SELECT in a script does not change the caller's).
@@ -1190,7 +1193,7 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
         }
         Target::Held { .. } => {
             if cmd.is_write() {
-                core(run.slot).wrote.store(true, Ordering::SeqCst);
+                core(run.slot).wrote.store(true, Ordering::Relaxed);
             }
             held(run, cmd, argv)
         }
@@ -1239,7 +1242,7 @@ fn on_shard(
     }
     if effect {
         run.had_effect = true;
-        core(run.slot).wrote.store(true, Ordering::SeqCst);
+        core(run.slot).wrote.store(true, Ordering::Relaxed);
     }
     match cmd.exec {
         Exec::Shard(_) => {
@@ -1260,7 +1263,9 @@ fn on_shard(
         }
         Exec::Conn(f) => {
             let id = run.client_id;
-            let c = run.stand_in.get_or_insert_with(|| Client::detached(id));
+            let c = run
+                .stand_in
+                .get_or_insert_with(|| Box::new(Client::detached(id)));
             c.db = run.db;
             let reply = f(c, &argv);
             run.db = c.db;
