@@ -153,10 +153,14 @@ end
 
 local handler = raw.handler
 local function run(f) return xpcall(f, handler) end
-local function run_function(f, keys, args)
+-- A function's keys and arguments, put here (at 1 and 2) before each call.
+local call_args = {}
+local function run_function(f)
+  local keys, args = call_args[1], call_args[2]
+  call_args[1], call_args[2] = nil, nil
   return xpcall(function() return f(keys, args) end, handler)
 end
-return env, visible, run, run_function, set_loading
+return env, visible, run, run_function, set_loading, call_args
 "#;
 
 /// What an interpreter runs: EVAL's scripts, or FUNCTION LOAD's libraries (Redis
@@ -327,12 +331,13 @@ impl Engine {
         super::bit::install(&lua, &globals)?;
         super::cmsgpack::install(&lua, &globals)?;
         super::structlib::install(&lua, &globals)?;
-        let (env, visible, runner, run_function, set_loading): (
+        let (env, visible, runner, run_function, set_loading, call_args): (
             Table,
             Table,
             Function,
             Function,
             Function,
+            Table,
         ) = lua.load(PRELUDE).set_name("=prelude").call((
             raw.clone(),
             globals,
@@ -358,15 +363,19 @@ impl Engine {
         let mut main = Main {
             state: std::ptr::null_mut(),
             visible: 0,
+            call_args: 0,
         };
         // SAFETY: the closure runs on the interpreter's main state (exec_raw calls it
-        // in a protected call on that state) with `visible` at 1: it keeps the state's
-        // pointer and a registry reference to `visible` (luaL_ref pops the copy).
+        // in a protected call on that state) with `visible` at 1 and `call_args` at 2:
+        // it keeps the state's pointer and a registry reference to each table
+        // (luaL_ref pops the copy it refers to).
         unsafe {
-            lua.exec_raw::<()>(&visible, |state| {
+            lua.exec_raw::<()>((&visible, &call_args), |state| {
                 main.state = state;
                 ffi::lua_pushvalue(state, 1);
                 main.visible = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+                ffi::lua_pushvalue(state, 2);
+                main.call_args = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
             })?
         };
         Ok(Engine {
@@ -513,40 +522,35 @@ impl Engine {
     /// Run `f`: a script with `KEYS` and `ARGV` set, or a function given the keys and
     /// the arguments.
     pub fn call(&mut self, f: &Function, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<Outcome> {
+        // SAFETY: `main.state` is this interpreter's main state, alive as long as
+        // `self.lua`, and no Lua code runs on it now (a script runs from the call
+        // below; this engine is borrowed mutably, so none is in the middle of it on
+        // this thread). The stack here is between mlua calls, which leave it
+        // balanced; this makes room for the four values it pushes at most (a table,
+        // two arrays, a string) and pops them all. None of these calls can raise: see
+        // `push_arrays`; `visible` has no `__newindex` (its metatable has `__index`
+        // only), so lua_setfield runs no metamethod, and `call_args` no metatable.
+        unsafe {
+            let state = self.main.state;
+            ffi::lua_checkstack(state, 4);
+            let (table, eval) = match self.mode {
+                Mode::Eval => (self.main.visible, true),
+                Mode::Functions => (self.main.call_args, false),
+            };
+            ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, table as ffi::lua_Integer);
+            push_arrays(state, keys, args);
+            if eval {
+                ffi::lua_setfield(state, -3, c"ARGV".as_ptr());
+                ffi::lua_setfield(state, -2, c"KEYS".as_ptr());
+            } else {
+                ffi::lua_rawseti(state, -3, 2);
+                ffi::lua_rawseti(state, -2, 1);
+            }
+            ffi::lua_pop(state, 1);
+        }
         let (ok, v): (bool, Value) = match self.mode {
-            Mode::Eval => {
-                // SAFETY: `main.state` is this interpreter's main state, alive as long
-                // as `self.lua`, and no Lua code runs on it now (a script runs from
-                // the call below; this engine is borrowed mutably, so none is in the
-                // middle of it on this thread). It gets the LUA_MINSTACK slots a C
-                // function has: the stack here is between mlua calls, which leave it
-                // balanced, and this pushes four values at most (visible, two
-                // arrays, a string) and pops them all. None of these calls can raise:
-                // see `push_arrays`; `visible` has no `__newindex` (a metatable with
-                // `__index` only), so lua_setfield runs no metamethod.
-                unsafe {
-                    let state = self.main.state;
-                    ffi::lua_checkstack(state, 4);
-                    ffi::lua_rawgeti(
-                        state,
-                        ffi::LUA_REGISTRYINDEX,
-                        self.main.visible as ffi::lua_Integer,
-                    );
-                    push_arrays(state, keys, args);
-                    ffi::lua_setfield(state, -3, c"ARGV".as_ptr());
-                    ffi::lua_setfield(state, -2, c"KEYS".as_ptr());
-                    ffi::lua_pop(state, 1);
-                }
-                self.runner.call(f.clone())?
-            }
-            Mode::Functions => {
-                // SAFETY: see `push_arrays`; the two arrays are the results.
-                let (k, a): (Table, Table) = unsafe {
-                    self.lua
-                        .exec_raw((), |state| push_arrays(state, keys, args))?
-                };
-                self.run_function.call((f.clone(), k, a))?
-            }
+            Mode::Eval => self.runner.call(f.clone())?,
+            Mode::Functions => self.run_function.call(f.clone())?,
         };
         self.report_memory();
         Ok(match (ok, v) {
@@ -579,6 +583,8 @@ unsafe extern "C-unwind" fn redis_pcall(state: *mut ffi::lua_State) -> std::ffi:
 struct Main {
     state: *mut ffi::lua_State,
     visible: std::ffi::c_int,
+    /// The prelude's table a function's keys and arguments are passed in.
+    call_args: std::ffi::c_int,
 }
 
 /// Push `keys` and `args` as two Lua arrays (a script's KEYS and ARGV), through the
@@ -586,11 +592,11 @@ struct Main {
 /// a fifth of a short script's time (`benches/README.md`, "EVALSHA's own costs").
 ///
 /// # Safety
-/// `state` is the state of a C function running under `Lua::exec_raw`, so it has
-/// `LUA_MINSTACK` (20) free slots; this pushes at most three values at once (two
-/// arrays and a string). The calls here raise only on a failed allocation, which
-/// mlua's allocator turns into an abort when no memory limit is set (none is), so no
-/// Lua error can unwind through this frame; it owns nothing to drop in any case.
+/// `state` is a valid Lua state with room for three more values (the two arrays and
+/// a string); it is left with the two arrays pushed. The calls here raise only on a
+/// failed allocation, which mlua's allocator turns into an abort when no memory limit
+/// is set (none is: it returns null only for sizes past `isize::MAX`), so no Lua error
+/// can unwind through this frame; it owns nothing to drop in any case.
 unsafe fn push_arrays(state: *mut ffi::lua_State, keys: &[Bytes], args: &[Bytes]) {
     for items in [keys, args] {
         ffi::lua_createtable(state, items.len().try_into().unwrap_or(0), 0);
