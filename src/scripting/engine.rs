@@ -14,10 +14,14 @@
 //! failure into Redis's `{err=..., source=..., line=...}` is Rust ([`error_handler`]),
 //! reading the stack through mlua, so the `debug` library is never loaded.
 //!
-//! `redis.call` and `redis.pcall` are Lua wrappers over one Rust function that runs
-//! the command (`run::call_from_script`) and returns its reply plus whether an error
-//! must be raised even under `pcall` (bad arguments), so that errors are raised as
-//! Lua tables by Lua's own `error`, as Redis raises them.
+//! `redis.call` and `redis.pcall` are C functions of the interpreter
+//! (`run::call_from_lua`): they read their arguments off the Lua stack, run the
+//! command, push the common single-value replies themselves (others go through
+//! `convert`), and raise an error reply as a `{err=...}` table with Lua's own
+//! `lua_error`, as Redis raises it. KEYS and ARGV (a function's keys and arguments)
+//! are built through the C API too. Through mlua's value API each argument, reply and
+//! array element took a registry reference and a protected frame: a third of a short
+//! script's instructions (`benches/README.md`, "EVALSHA's own costs").
 
 use super::cache;
 use super::convert;

@@ -1357,7 +1357,77 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::number_arg;
+    use super::{convert, ffi, number_arg, push_reply, Got, Pushed, Reply, PENDING};
+    use bytes::Bytes;
+
+    /// What `redis.call` pushes itself is what the general conversion makes.
+    #[test]
+    fn replies_pushed_directly_match_the_general_conversion() {
+        let lua = mlua::Lua::new();
+        let cases = [
+            Reply::ok(),
+            Reply::status("QUEUED"),
+            Reply::Status("a\r\nb".into()),
+            Reply::err("ERR x"),
+            Reply::Error("ERR a\nb".into()),
+            Reply::ErrorBytes(Bytes::from_static(b"ERR raw")),
+            Reply::Int(-7),
+            Reply::Int(i64::MAX),
+            Reply::Bulk(Bytes::from_static(b"a\r\nb")),
+            Reply::Bulk(Bytes::new()),
+            Reply::Null,
+            Reply::Array(vec![Reply::Int(1), Reply::Null]),
+        ];
+        for resp in [2, 3] {
+            for r in &cases {
+                let mut pushed = None;
+                // SAFETY: the closure runs as a C function under exec_raw, with its
+                // LUA_MINSTACK slots; push_reply pushes at most one value (a table
+                // takes two slots while it is filled) and raises nothing.
+                let direct: mlua::Value = unsafe {
+                    lua.exec_raw((), |state| {
+                        pushed = Some(push_reply(state, Got::Reply(r.clone(), resp)));
+                        if matches!(pushed, Some(Pushed::Pending { .. })) {
+                            ffi::lua_pushnil(state);
+                        }
+                    })
+                }
+                .unwrap();
+                let general = convert::reply_to_lua(&lua, r, resp).unwrap();
+                let is_error = matches!(r, Reply::Error(_) | Reply::ErrorBytes(_));
+                match pushed.unwrap() {
+                    Pushed::Pending { error } => {
+                        // Left to the converter, flagged as an error if it is one.
+                        assert_eq!(error, is_error, "{r:?}");
+                        let (left, _) = PENDING.with(|p| p.borrow_mut().take()).unwrap();
+                        assert_eq!(&left, r);
+                    }
+                    Pushed::Error { hard } => {
+                        assert!(is_error && !hard, "{r:?}");
+                        assert_eq!(
+                            convert::lua_to_reply(&direct, resp),
+                            convert::lua_to_reply(&general, resp),
+                            "{r:?} in RESP{resp}"
+                        );
+                    }
+                    Pushed::Value => {
+                        assert_eq!(
+                            convert::lua_to_reply(&direct, resp),
+                            convert::lua_to_reply(&general, resp),
+                            "{r:?} in RESP{resp}"
+                        );
+                        // (Lua 5.1 has one number type; mlua reads an integral one
+                        // off the stack as an Integer.)
+                        let lua_type = |v: &mlua::Value| match v.type_name() {
+                            "integer" => "number",
+                            other => other,
+                        };
+                        assert_eq!(lua_type(&direct), lua_type(&general), "{r:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn numbers_are_formatted_as_printf_17g() {
