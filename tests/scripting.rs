@@ -71,10 +71,22 @@ fn scripts_answer_as_redis() {
              function(e) return type(e) .. ':' .. tostring(e.err) end)}",
             "0",
         ],
-        // redis.call from a coroutine (another Lua thread).
+        // redis.call from a coroutine (another Lua thread), with a reply pushed
+        // directly and one made by the general conversion.
         vec![
             "EVAL",
             "return coroutine.wrap(function() return redis.call('ping') end)()",
+            "0",
+        ],
+        vec!["RPUSH", "cl", "a", "b"],
+        vec![
+            "EVAL",
+            "return coroutine.wrap(function() return redis.call('lrange', 'cl', 0, -1) end)()",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "return {pcall(coroutine.wrap(function() return redis.call('hgetall', 'cl') end))}",
             "0",
         ],
         // Numbers as arguments: `%.17g`.
