@@ -264,6 +264,8 @@ pub enum Outcome {
 }
 
 impl Engine {
+    /// Never set a memory limit on `lua`: the C API calls of `Engine::call` and
+    /// `run::call_from_lua` rely on allocations never failing (see `push_arrays`).
     fn new(mode: Mode) -> mlua::Result<Engine> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH;
         let lua = Lua::new_with(libs, mlua::LuaOptions::default())?;
@@ -536,7 +538,8 @@ impl Engine {
         // only), so lua_setfield runs no metamethod, and `call_args` no metatable.
         unsafe {
             let state = self.main.state;
-            ffi::lua_checkstack(state, 4);
+            let room = ffi::lua_checkstack(state, 4);
+            debug_assert!(room != 0, "the main Lua stack has room for four values");
             let (table, eval) = match self.mode {
                 Mode::Eval => (self.main.visible, true),
                 Mode::Functions => (self.main.call_args, false),
@@ -597,10 +600,17 @@ struct Main {
 ///
 /// # Safety
 /// `state` is a valid Lua state with room for three more values (the two arrays and
-/// a string); it is left with the two arrays pushed. The calls here raise only on a
-/// failed allocation, which mlua's allocator turns into an abort when no memory limit
-/// is set (none is: it returns null only for sizes past `isize::MAX`), so no Lua error
-/// can unwind through this frame; it owns nothing to drop in any case.
+/// a string); it is left with the two arrays pushed. These calls, like those of
+/// `run::push_reply` and `Engine::call` around them, run outside any protected call,
+/// so they must not raise; two invariants make sure they cannot:
+/// - no memory limit is set on an interpreter (`Engine::new` sets none; a limit would
+///   make mlua's allocator return null, and Lua raise, instead of aborting: mlua
+///   0.10's `memory.rs` returns null otherwise only for sizes past `isize::MAX`);
+/// - no finalizer can raise: Lua 5.1 runs `__gc` unprotected from any allocating
+///   call, and the only ones are mlua's userdata collectors (scripts cannot make
+///   userdata: `newproxy` is not in the sandbox).
+///
+/// This function owns nothing to drop in any case.
 unsafe fn push_arrays(state: *mut ffi::lua_State, keys: &[Bytes], args: &[Bytes]) {
     for items in [keys, args] {
         ffi::lua_createtable(state, items.len().try_into().unwrap_or(0), 0);

@@ -160,7 +160,7 @@ static HOLDING_ALL_EVAL: AtomicBool = AtomicBool::new(true);
 /// One atomic load when no such script runs: this is on every command's path.
 /// The `-BUSY` error to answer, if any.
 pub fn busy(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
-    let started = HOLDING_ALL_SINCE.load(Ordering::Relaxed);
+    let started = HOLDING_ALL_SINCE.load(Ordering::Acquire);
     if started == 0 {
         return None;
     }
@@ -255,7 +255,7 @@ fn one_shard_busy(
     }
     let now = crate::clock::now_ms();
     Some(move |c: &CoreScript| {
-        let started = c.started_ms.load(Ordering::Relaxed);
+        let started = c.started_ms.load(Ordering::Acquire);
         let over = started != 0
             && !c.holds_all.load(Ordering::Relaxed)
             && now.saturating_sub(started) >= limit as u64;
@@ -956,17 +956,19 @@ pub unsafe fn call_from_lua(state: *mut ffi::lua_State, pcall: bool) -> std::ffi
         unsafe { push_reply(state, run_from_lua(state)) }
     }))
     .unwrap_or_else(|_| {
+        // An error reply, as a command handler's panic gets (`call::guarded`).
         // SAFETY: as this function's.
-        unsafe { push_error(state, b"ERR the command panicked") };
-        Pushed::Error { hard: true }
+        unsafe { push_error(state, b"ERR internal error while running the command") };
+        Pushed::Error { hard: false }
     });
     let raise = match pushed {
         Pushed::Value => false,
         Pushed::Error { hard } => hard || !pcall,
-        Pushed::Pending { error } => {
+        Pushed::Pending => {
             ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, CONVERTER.as_ptr());
             ffi::lua_call(state, 0, 1);
-            error && !pcall
+            // Raised if it converted to an error table, whatever the reply's kind.
+            !pcall && is_error_table(state)
         }
     };
     if raise {
@@ -1008,9 +1010,23 @@ enum Pushed {
     Value,
     /// An error table (`hard`: raised even by `pcall`).
     Error { hard: bool },
-    /// Nothing yet: the reply waits in `PENDING` for the converter (`error`: it is an
-    /// error reply).
-    Pending { error: bool },
+    /// Nothing yet: the reply waits in `PENDING` for the converter.
+    Pending,
+}
+
+/// Whether the value on top of the stack is an error table (`err` a string).
+///
+/// # Safety
+/// As [`push_reply`]'s; the value is one the converter made (a table without a
+/// metatable, so reading its field runs no metamethod). Leaves the stack as it was.
+unsafe fn is_error_table(state: *mut ffi::lua_State) -> bool {
+    if ffi::lua_type(state, -1) != ffi::LUA_TTABLE {
+        return false;
+    }
+    ffi::lua_getfield(state, -1, c"err".as_ptr());
+    let error = ffi::lua_type(state, -1) == ffi::LUA_TSTRING;
+    ffi::lua_pop(state, 1);
+    error
 }
 
 /// Read the command from the stack and run it.
@@ -1046,7 +1062,7 @@ unsafe fn run_from_lua(state: *mut ffi::lua_State) -> Got {
     }
     RUNNING.with(|r| match r.borrow_mut().as_mut() {
         Some(run) => Got::Reply(execute(run, argv), run.resp),
-        None => Got::Hard("ERR redis.call is only available inside a running script"),
+        None => Got::Hard("ERR redis.call/pcall can only be called inside a script invocation"),
     })
 }
 
@@ -1055,9 +1071,12 @@ unsafe fn run_from_lua(state: *mut ffi::lua_State) -> Got {
 /// whose encoder blanks it), anything else through the converter.
 ///
 /// # Safety
-/// As [`call_from_lua`]'s: at most two values are pushed, by calls that raise only on
-/// a failed allocation, which mlua's allocator turns into an abort (no memory limit
-/// is set on the interpreter).
+/// As [`call_from_lua`]'s: at most two values are pushed, by calls that cannot raise
+/// while two invariants hold (`engine::push_arrays` names them): no memory limit is
+/// set on the interpreter, so mlua's allocator aborts rather than fail an
+/// allocation; and no finalizer (`__gc`, which Lua 5.1 runs unprotected from any
+/// allocating call) can raise. `reply`, which owns memory, is alive meanwhile, so a
+/// raise here would skip its destructor: that is why both invariants matter.
 unsafe fn push_reply(state: *mut ffi::lua_State, got: Got) -> Pushed {
     let (reply, resp) = match got {
         Got::Reply(reply, resp) => (reply, resp),
@@ -1083,9 +1102,8 @@ unsafe fn push_reply(state: *mut ffi::lua_State, got: Got) -> Pushed {
         }
         Reply::Null if resp == 2 => ffi::lua_pushboolean(state, 0),
         _ => {
-            let error = matches!(reply, Reply::Error(_) | Reply::ErrorBytes(_));
             PENDING.with(|p| *p.borrow_mut() = Some((reply, resp)));
-            return Pushed::Pending { error };
+            return Pushed::Pending;
         }
     }
     Pushed::Value
@@ -1357,7 +1375,9 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::{convert, ffi, number_arg, push_reply, Got, Pushed, Reply, PENDING};
+    use super::{
+        convert, ffi, is_error_table, number_arg, push_reply, Got, Pushed, Reply, PENDING,
+    };
     use bytes::Bytes;
 
     /// What `redis.call` pushes itself is what the general conversion makes.
@@ -1387,7 +1407,7 @@ mod tests {
                 let direct: mlua::Value = unsafe {
                     lua.exec_raw((), |state| {
                         pushed = Some(push_reply(state, Got::Reply(r.clone(), resp)));
-                        if matches!(pushed, Some(Pushed::Pending { .. })) {
+                        if matches!(pushed, Some(Pushed::Pending)) {
                             ffi::lua_pushnil(state);
                         }
                     })
@@ -1396,11 +1416,20 @@ mod tests {
                 let general = convert::reply_to_lua(&lua, r, resp).unwrap();
                 let is_error = matches!(r, Reply::Error(_) | Reply::ErrorBytes(_));
                 match pushed.unwrap() {
-                    Pushed::Pending { error } => {
-                        // Left to the converter, flagged as an error if it is one.
-                        assert_eq!(error, is_error, "{r:?}");
+                    Pushed::Pending => {
+                        // Left to the converter, which raises what converts to an
+                        // error table.
                         let (left, _) = PENDING.with(|p| p.borrow_mut().take()).unwrap();
                         assert_eq!(&left, r);
+                        // SAFETY: as above; the converter's table is pushed and
+                        // popped again around the check.
+                        let error: bool = unsafe {
+                            let mut error = false;
+                            lua.exec_raw::<()>(&general, |state| error = is_error_table(state))
+                                .unwrap();
+                            error
+                        };
+                        assert_eq!(error, is_error, "{r:?}");
                     }
                     Pushed::Error { hard } => {
                         assert!(is_error && !hard, "{r:?}");
