@@ -52,7 +52,7 @@ use bytes::Bytes;
 use mlua::ffi;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// One core thread's running script, seen by SCRIPT KILL and `-BUSY` on other cores.
@@ -61,10 +61,12 @@ struct CoreScript {
     started_ms: AtomicU64,
     /// It holds every shard (only such a script makes other clients `-BUSY`).
     holds_all: AtomicBool,
-    /// It has run a write (SCRIPT KILL then refuses).
-    wrote: AtomicBool,
-    /// SCRIPT KILL asked it to stop; its interpreter's hook sees it.
-    kill: AtomicBool,
+    /// [`CLEAN`], [`DIRTY`] (it has run a write: SCRIPT KILL refuses) or [`KILLED`]
+    /// (SCRIPT KILL asked it to stop: its interpreter's hook sees it, and a write
+    /// is refused). One value changed by compare-and-swap, so that a first write and
+    /// a SCRIPT KILL on another core cannot both succeed (a flag for each let a kill
+    /// that had read "not written" stop a script that wrote just after).
+    state: AtomicU8,
     /// It is an EVAL (not an FCALL): which of SCRIPT KILL / FUNCTION KILL stops it.
     eval: AtomicBool,
     /// For a function: its name and the FCALL that runs it (FUNCTION STATS).
@@ -76,12 +78,33 @@ impl CoreScript {
         CoreScript {
             started_ms: AtomicU64::new(0),
             holds_all: AtomicBool::new(false),
-            wrote: AtomicBool::new(false),
-            kill: AtomicBool::new(false),
+            state: AtomicU8::new(CLEAN),
             eval: AtomicBool::new(true),
             function: std::sync::Mutex::new(None),
         }
     }
+}
+
+/// A running script's [`CoreScript::state`].
+const CLEAN: u8 = 0;
+const DIRTY: u8 = 1;
+const KILLED: u8 = 2;
+
+/// The script on `slot`'s core is about to write: false if SCRIPT KILL has stopped
+/// it (the write must not run).
+fn mark_dirty(slot: usize) -> bool {
+    match core(slot)
+        .state
+        .compare_exchange(CLEAN, DIRTY, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => true,
+        Err(now) => now == DIRTY,
+    }
+}
+
+/// The reply to a write of a script SCRIPT KILL has stopped.
+fn killed_reply() -> Reply {
+    Reply::error(format!("ERR {}", engine::KILLED))
 }
 
 /// Indexed by shard id (one core thread per shard).
@@ -110,8 +133,7 @@ fn core_begin(slot: usize, holds_all: bool, script: &Script, config: &ConfigHand
     // Plain stores (Release where others read what came before): no reader needs
     // more than to see them soon, and a sequentially consistent store is a locked
     // instruction, a dozen of them per script.
-    c.wrote.store(false, Ordering::Relaxed);
-    c.kill.store(false, Ordering::Relaxed);
+    c.state.store(CLEAN, Ordering::Relaxed);
     c.holds_all.store(holds_all, Ordering::Relaxed);
     let eval = matches!(script.kind, Kind::Eval(_));
     c.eval.store(eval, Ordering::Relaxed);
@@ -137,7 +159,7 @@ fn core_end(slot: usize) {
     }
     c.started_ms.store(0, Ordering::Release);
     c.holds_all.store(false, Ordering::Relaxed);
-    c.kill.store(false, Ordering::Relaxed);
+    c.state.store(CLEAN, Ordering::Relaxed);
     lock(&c.function).take();
 }
 
@@ -284,12 +306,27 @@ pub fn kill(eval: bool) -> Reply {
     if running.is_empty() {
         return Reply::err("NOTBUSY No scripts in execution right now.");
     }
-    let killable: Vec<&&CoreScript> = running
+    // Stop every script of this kind that has not written (in one step each: see
+    // `CoreScript::state`).
+    let killed = running
         .iter()
-        .filter(|c| !c.wrote.load(Ordering::SeqCst) && c.eval.load(Ordering::SeqCst) == eval)
-        .collect();
-    if killable.is_empty() {
-        if running.iter().any(|c| c.wrote.load(Ordering::SeqCst)) {
+        .filter(|c| c.eval.load(Ordering::SeqCst) == eval)
+        .filter(|c| {
+            // (One already asked to stop counts: a second SCRIPT KILL is OK too.)
+            match c
+                .state
+                .compare_exchange(CLEAN, KILLED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => true,
+                Err(now) => now == KILLED,
+            }
+        })
+        .count();
+    if killed == 0 {
+        if running
+            .iter()
+            .any(|c| c.state.load(Ordering::SeqCst) == DIRTY)
+        {
             return Reply::err(
                 "UNKILLABLE Sorry the script already executed write commands against the \
                  dataset. You can either wait the script termination or kill the server in a \
@@ -297,9 +334,6 @@ pub fn kill(eval: bool) -> Reply {
             );
         }
         return Reply::err(busy_error(!eval));
-    }
-    for c in killable {
-        c.kill.store(true, Ordering::SeqCst);
     }
     Reply::ok()
 }
@@ -333,7 +367,7 @@ pub fn running() -> NowRunning {
 
 /// True once SCRIPT KILL asked this thread's running script to stop.
 pub fn kill_requested() -> bool {
-    core(SLOT.with(|s| s.get())).kill.load(Ordering::Relaxed)
+    core(SLOT.with(|s| s.get())).state.load(Ordering::Relaxed) == KILLED
 }
 
 /// The interpreter's hook asks (see `slices`): the running script has passed
@@ -1210,8 +1244,8 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
             on_shard(run, shard, &slots, cmd, argv)
         }
         Target::Held { .. } => {
-            if cmd.is_write() {
-                core(run.slot).wrote.store(true, Ordering::Relaxed);
+            if cmd.is_write() && !mark_dirty(run.slot) {
+                return killed_reply();
             }
             held(run, cmd, argv)
         }
@@ -1259,8 +1293,10 @@ fn on_shard(
         return Reply::err("ERR the script is moving to every shard");
     }
     if effect {
+        if !mark_dirty(run.slot) {
+            return killed_reply();
+        }
         run.had_effect = true;
-        core(run.slot).wrote.store(true, Ordering::Relaxed);
     }
     match cmd.exec {
         Exec::Shard(_) => {
