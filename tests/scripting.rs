@@ -92,7 +92,7 @@ fn scripts_answer_as_redis() {
         // Numbers as arguments: `%.17g`.
         vec![
             "EVAL",
-            "local out = {} for i, n in ipairs({-0.0, 1e20, 0.1 + 0.2, 2^63, 7}) do \
+            "local out = {} for i, n in ipairs({-0.0, 1e20, 0.1 + 0.2, 2^63, 7, 0/0, -(0/0), 1/0}) do \
              redis.call('set', 'n', n) table.insert(out, redis.call('get', 'n')) end \
              return out",
             "0",

@@ -1169,8 +1169,9 @@ pub fn number_arg(n: f64) -> String {
 /// C's `%.<digits>g` (Lua's own `tostring` is `%.14g`).
 pub fn format_g(n: f64, digits: i32) -> String {
     if !n.is_finite() {
+        // glibc prints a NaN's sign: Lua's 0/0 is "-nan" on x86, as in Redis.
         return if n.is_nan() {
-            "nan".into()
+            if n.is_sign_negative() { "-nan" } else { "nan" }.into()
         } else if n > 0.0 {
             "inf".into()
         } else {
@@ -1509,6 +1510,8 @@ mod tests {
         ] {
             assert_eq!(number_arg(n), want, "{n}");
         }
+        assert_eq!(number_arg(f64::NAN), "nan");
+        assert_eq!(number_arg(-f64::NAN), "-nan");
         assert_eq!(super::format_g(0.1, 14), "0.1");
         assert_eq!(super::format_g(1e15, 14), "1e+15");
     }
