@@ -183,11 +183,10 @@ pub struct Engine {
     mode: Mode,
     /// The environment scripts run in.
     env: Table,
-    /// The globals scripts see (KEYS and ARGV are set here).
-
     /// `xpcall(f, handler)`.
     runner: Function,
-    /// `xpcall(function() return f(keys, args) end, handler)`: a function's call.
+    /// `xpcall(function() return f(keys, args) end, handler)`, the keys and arguments
+    /// taken from the prelude's `call_args` (see `Engine::call`): a function's call.
     run_function: Function,
     /// Switches the globals to the library API while a library's code runs.
     set_loading: Function,
