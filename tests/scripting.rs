@@ -578,6 +578,183 @@ fn a_script_on_one_shard_is_atomic_and_cannot_leave_it_after_writing() {
     assert_eq!(c.cmd(&["GET", "{t}b"]), Frame::Bulk(b"600".to_vec()));
 }
 
+/// Moves one unit from KEYS[1] to KEYS[2] if KEYS[1] has one.
+const MOVE_ONE: &str = "if tonumber(redis.call('get', KEYS[1])) > 0 then \
+    redis.call('decr', KEYS[1]) redis.call('incr', KEYS[2]) return 1 end return 0";
+
+/// A script whose declared keys span shards, once seen to keep to them, holds only
+/// those keys: such scripts run side by side from every core (each core's thread
+/// waits for the other's answers while it serves its own shard) and stay atomic. Six
+/// counters on two shards, units moved between pairs on different shards by eight
+/// clients on both cores, summed by readers (MGET and a script on all six): the sum
+/// never changes.
+#[test]
+fn scripts_holding_their_keys_run_side_by_side_atomically() {
+    let server = Server::shardis(2);
+    let keys = keys_on_distinct_shards("m", 6, 2);
+    let mut c = server.raw();
+    for k in &keys {
+        assert_eq!(c.cmd(&["SET", k, "100"]), Frame::Simple("OK".into()));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let mut c = conn_on(&server, r);
+            let (keys, stop) = (keys.clone(), stop.clone());
+            thread::spawn(move || {
+                let sum = "local n = 0 for i, k in ipairs(KEYS) do \
+                    n = n + tonumber(redis.call('get', k)) end return n";
+                let mut reads = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut argv = vec!["MGET"];
+                    if r == 1 {
+                        argv = vec!["EVAL", sum, "6"];
+                    }
+                    argv.extend(keys.iter().map(String::as_str));
+                    let total = match c.cmd(&argv) {
+                        Frame::Int(n) => n,
+                        Frame::Array(items) => items
+                            .iter()
+                            .map(|f| match f {
+                                Frame::Bulk(b) => {
+                                    std::str::from_utf8(b).unwrap().parse::<i64>().unwrap()
+                                }
+                                other => panic!("{}", show(other)),
+                            })
+                            .sum(),
+                        other => panic!("reader {r}: {}", show(&other)),
+                    };
+                    assert_eq!(total, 600, "reader {r} saw a move half done");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let movers: Vec<_> = (0..8)
+        .map(|w| {
+            let mut c = conn_on(&server, w % 2);
+            let keys = keys.clone();
+            thread::spawn(move || {
+                let mut moved = 0;
+                for i in 0..300 {
+                    // An even and an odd key: always two shards.
+                    let from = 2 * ((w + i) % 3) + (i % 2);
+                    let to = 2 * ((w * 7 + i * 5) % 3) + 1 - (i % 2);
+                    match c.cmd(&["EVAL", MOVE_ONE, "2", &keys[from], &keys[to]]) {
+                        Frame::Int(n) => moved += n,
+                        other => panic!("mover {w}: {}", show(&other)),
+                    }
+                }
+                moved
+            })
+        })
+        .collect();
+    let moved: i64 = movers.into_iter().map(|m| m.join().unwrap()).sum();
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0, "a reader never read");
+    }
+    assert!(moved > 0);
+    let mut argv = vec!["MGET"];
+    argv.extend(keys.iter().map(String::as_str));
+    let Frame::Array(items) = c.cmd(&argv) else {
+        panic!()
+    };
+    let total: i64 = items
+        .iter()
+        .map(|f| match f {
+            Frame::Bulk(b) => std::str::from_utf8(b).unwrap().parse::<i64>().unwrap(),
+            other => panic!("{}", show(other)),
+        })
+        .sum();
+    assert_eq!(total, 600);
+}
+
+/// A script holding its declared keys that reaches another key: before any write it
+/// runs again holding every shard; after a write it claims that key too (free here),
+/// as Redis would run it; either way it holds every shard from then on.
+#[test]
+fn a_script_holding_its_keys_may_still_reach_others() {
+    let server = Server::shardis(2);
+    let keys = keys_on_distinct_shards("s", 4, 2);
+    let mut c = server.raw();
+    let reads_first = "if ARGV[1] == 'far' then redis.call('incr', ARGV[2]) end \
+        redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])";
+    let writes_first = "redis.call('incr', KEYS[1]) \
+        if ARGV[1] == 'far' then redis.call('mset', ARGV[2], 'x', ARGV[3], 'y') end \
+        return redis.call('incr', KEYS[2])";
+    for script in [reads_first, writes_first] {
+        // Run 1 holds every shard and finds it keeps to its keys; run 2 holds them
+        // alone; run 3 reaches further; run 4 holds every shard again.
+        for (run, arg) in ["near", "near", "far", "far"].iter().enumerate() {
+            let reply = c.cmd(&[
+                "EVAL", script, "2", &keys[0], &keys[1], arg, &keys[2], &keys[3],
+            ]);
+            assert!(
+                matches!(reply, Frame::Int(_)),
+                "run {run}: {}",
+                show(&reply)
+            );
+        }
+    }
+    // Each script incremented its declared keys 4 times; the undeclared key of the
+    // first script twice, the second script's MSET left its values.
+    assert_eq!(c.cmd(&["GET", &keys[0]]), Frame::Bulk(b"8".to_vec()));
+    assert_eq!(c.cmd(&["GET", &keys[1]]), Frame::Bulk(b"8".to_vec()));
+    assert_eq!(c.cmd(&["GET", &keys[2]]), Frame::Bulk(b"x".to_vec()));
+    assert_eq!(c.cmd(&["GET", &keys[3]]), Frame::Bulk(b"y".to_vec()));
+}
+
+/// A busy script holding its declared keys makes its core's shard busy (commands on
+/// the other shard's free keys run), answers `-BUSY` to a script sent to its shard,
+/// and stops on SCRIPT KILL.
+#[test]
+fn a_busy_script_holding_its_keys_stops_on_script_kill() {
+    let server = Server::shardis_with(2, &["--busy-reply-threshold", "100"]);
+    let keys = keys_on_distinct_shards("b", 4, 2);
+    let mut runner = conn_on(&server, 0);
+    let mut other = conn_on(&server, 1);
+    let script = "redis.call('get', KEYS[2]) \
+        if redis.call('get', KEYS[1]) == 'loop' then while true do end end return 1";
+    assert_eq!(
+        runner.cmd(&["EVAL", script, "2", &keys[0], &keys[1]]),
+        Frame::Int(1)
+    );
+    assert_eq!(
+        runner.cmd(&["SET", &keys[0], "loop"]),
+        Frame::Simple("OK".into())
+    );
+    send(&mut runner, &["EVAL", script, "2", &keys[0], &keys[1]]);
+    thread::sleep(Duration::from_millis(300));
+    let on_its_shard = "return redis.call('get', KEYS[1])";
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            matches!(other.cmd(&["GET", &keys[2]]), Frame::Error(e) if e.starts_with("BUSY "))
+        }),
+        "no -BUSY for a key of the busy core's shard"
+    );
+    assert_eq!(
+        other.cmd(&["SET", &keys[3], "v"]),
+        Frame::Simple("OK".into())
+    );
+    // A script on one shard, run once holding every shard and then on the shard.
+    assert!(matches!(
+        other.cmd(&["EVAL", on_its_shard, "1", &keys[2]]),
+        Frame::Error(e) if e.starts_with("BUSY ")
+    ));
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Frame::Simple("OK".into()));
+    assert!(matches!(runner.read_frame(), Frame::Error(e) if e.starts_with("ERR Script killed")));
+    assert_eq!(
+        other.cmd(&["EVAL", on_its_shard, "1", &keys[3]]),
+        Frame::Bulk(b"v".to_vec())
+    );
+    assert_eq!(
+        runner.cmd(&["GET", &keys[0]]),
+        Frame::Bulk(b"loop".to_vec())
+    );
+}
+
 #[test]
 fn a_script_loaded_on_one_core_runs_on_every_core() {
     let server = Server::shardis(2);

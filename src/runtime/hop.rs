@@ -17,6 +17,11 @@
 //! and its work logs its effects to the transaction's log. The same rule applies to
 //! the local shard: work that would run inline where a claim covers it goes through
 //! the inbox instead.
+//!
+//! A script's `redis.call` on another core's shard blocks its thread until the answer
+//! comes ([`Answer::wait`], [`block_serving`]); meanwhile that thread runs the jobs
+//! that reach its own inbox, so that a script on the other core, waiting in the same
+//! way for this one, is answered too.
 
 use crate::config::ConfigHandle;
 use crate::runtime::durability::Durability;
@@ -328,6 +333,7 @@ impl Shards {
         if self.inboxes[id].send(job).is_err() {
             panic!("shard {id} inbox closed while the server runs");
         }
+        WAITING[id % WAITING.len()].wake();
     }
 
     /// Run `f` on every shard (remote ones concurrently); results in shard order.
@@ -361,8 +367,18 @@ impl Shards {
     }
 }
 
+/// A core's shard and the inbox of its jobs.
+type Served = (Rc<RefCell<Shard>>, flume::Receiver<Job>);
+
+thread_local! {
+    /// This core's shard and inbox, for a script's thread that waits for another
+    /// core's answer while it holds claims (see [`block_serving`]).
+    static SERVED: RefCell<Option<Served>> = const { RefCell::new(None) };
+}
+
 /// The loop that serves a shard's inbox on its own executor.
 pub async fn serve_inbox(shard: Rc<RefCell<Shard>>, inbox: flume::Receiver<Job>) {
+    SERVED.with(|s| *s.borrow_mut() = Some((shard.clone(), inbox.clone())));
     while let Ok(job) = inbox.recv_async().await {
         let mut s = shard.borrow_mut();
         run_job(&mut s, job);
@@ -404,6 +420,143 @@ fn run_job(s: &mut Shard, job: Job) {
 /// benches/README.md, "A script's remote calls watch before they sleep").
 const WAIT_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 
+/// Drive `fut` to completion on this thread, which blocks, running meanwhile the jobs
+/// that reach this core's inbox. For a script's `redis.call`, which must be
+/// synchronous (see `scripting`): a script holding some keys waits for another core
+/// whose own script may at that moment wait for this one (each holds keys the other's
+/// calls pass), so a waiting thread must go on serving its shard, or the two would
+/// wait for each other for ever. What runs here is any job: one that would run a
+/// script on this thread's interpreter, which the waiting script is in the middle of,
+/// sees that and sends its caller back to try again (`scripting::run::run_on_shard`);
+/// no job blocks. Between two looks at the inbox the thread sleeps for at most
+/// `NESTED_SLEEP_MAX`, since a job's arrival wakes the core's executor, not this
+/// wait.
+pub fn block_serving<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Signal {
+        thread: std::thread::Thread,
+        woken: AtomicBool,
+    }
+    impl Wake for Signal {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.woken.store(true, Ordering::Release);
+            self.thread.unpark();
+        }
+    }
+    let signal = Arc::new(Signal {
+        thread: std::thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let waker = Waker::from(signal.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        let waiting = SERVED.with(|s| {
+            let id = s.borrow().as_ref()?.0.try_borrow().ok()?.id;
+            let w = &WAITING[id % WAITING.len()];
+            w.thread
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(std::thread::current);
+            Some(w)
+        });
+        while !signal.woken.swap(false, Ordering::Acquire) {
+            if serve_nested() {
+                continue;
+            }
+            if let Some(w) = waiting {
+                w.asleep.store(true, Ordering::SeqCst);
+                if inbox_is_empty() && !signal.woken.load(Ordering::Acquire) {
+                    std::thread::park_timeout(NESTED_SLEEP_MAX);
+                }
+                w.asleep.store(false, Ordering::SeqCst);
+            } else {
+                std::thread::park_timeout(NESTED_SLEEP_MAX);
+            }
+        }
+    }
+}
+
+/// The longest a waiting script's thread sleeps between two looks at its inbox (a
+/// job's arrival wakes it: [`Waiting`]; this is a backstop).
+const NESTED_SLEEP_MAX: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A core thread asleep in [`block_serving`], which a job pushed to its inbox wakes
+/// (the job's own wake-up goes to the core's executor, which that thread is not
+/// running then).
+struct Waiting {
+    asleep: AtomicBool,
+    thread: std::sync::Mutex<Option<std::thread::Thread>>,
+}
+
+impl Waiting {
+    const fn new() -> Waiting {
+        Waiting {
+            asleep: AtomicBool::new(false),
+            thread: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// After a push: wake the thread if it sleeps in `block_serving`. One load
+    /// otherwise. (SeqCst, paired with the sleeper's store before it looks at its
+    /// inbox: either it sees the job, or this sees it asleep.)
+    fn wake(&self) {
+        if self.asleep.load(Ordering::SeqCst) {
+            if let Some(t) = self
+                .thread
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                t.unpark();
+            }
+        }
+    }
+}
+
+/// By shard id (one core thread per shard).
+static WAITING: [Waiting; 1024] = [const { Waiting::new() }; 1024];
+
+/// True if this core's inbox has no job waiting (or the thread has none).
+fn inbox_is_empty() -> bool {
+    SERVED.with(|s| {
+        s.borrow()
+            .as_ref()
+            .is_none_or(|(_, inbox)| inbox.is_empty())
+    })
+}
+
+/// Run the jobs waiting in this core's inbox, from inside a script's wait; true if
+/// there were any. Nothing when the thread has no inbox or its shard is in use.
+fn serve_nested() -> bool {
+    SERVED.with(|served| {
+        let served = served.borrow();
+        let Some((shard, inbox)) = served.as_ref() else {
+            return false;
+        };
+        let Ok(mut s) = shard.try_borrow_mut() else {
+            return false;
+        };
+        let mut any = false;
+        while let Ok(job) = inbox.try_recv() {
+            // As on the executor: not with the waiting script's `redis.set_repl`
+            // targets, nor its frozen clock.
+            use crate::shard::propagation::{with_targets, TO_ALL};
+            with_targets(TO_ALL, || {
+                crate::clock::frozen_at(0, || run_job(&mut s, job))
+            });
+            any = true;
+        }
+        any
+    })
+}
+
 /// An answer that is either already computed (local shard) or on its way (remote).
 pub enum Answer<R> {
     Ready(R),
@@ -411,17 +564,27 @@ pub enum Answer<R> {
 }
 
 impl<R> Answer<R> {
-    /// The answer, blocking this thread until it comes. Only for a script, which holds
-    /// every shard while it waits (see `scripting`): the other cores are free to answer.
+    /// The answer, blocking this thread until it comes, while serving this core's
+    /// inbox (see [`block_serving`]). Only for a script, whose claims the other cores'
+    /// work passes.
     pub fn wait(self) -> R {
         match self {
             Answer::Ready(r) => r,
             Answer::Remote(rx) => {
                 // The other core usually answers within microseconds: watch for it
-                // before sleeping on the channel, which costs a futex wait here and a
-                // futex wake there (see `WAIT_SPIN`).
-                crate::runtime::backend::watch(WAIT_SPIN, || rx.try_recv().ok())
-                    .unwrap_or_else(|| rx.recv().expect("a shard never drops a job it accepted"))
+                // before sleeping, which costs a futex wait here and a futex wake
+                // there (see `WAIT_SPIN`).
+                let mut polls = 0u32;
+                let watched = crate::runtime::backend::watch(WAIT_SPIN, || {
+                    polls = polls.wrapping_add(1);
+                    if polls.is_multiple_of(64) {
+                        serve_nested();
+                    }
+                    rx.try_recv().ok()
+                });
+                watched.unwrap_or_else(|| {
+                    block_serving(rx.recv_async()).expect("a shard never drops a job it accepted")
+                })
             }
         }
     }

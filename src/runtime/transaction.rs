@@ -43,6 +43,15 @@
 //! its claims, and parked work holds none. Ordinary work never holds a claim, so it
 //! only waits for a transaction that is itself making progress.
 //!
+//! One kind of transaction blocks its thread while it waits for its own hops: a
+//! script's (`scripting::run`), whose `redis.call` must be synchronous. Those hops
+//! pass its claims, but the core that runs one may be blocked in the same way by a
+//! script of its own waiting for this core. A blocked thread therefore goes on running
+//! its shard's jobs (`hop::block_serving`), so every such wait ends. A script holding
+//! its keys that reaches another key claims it after the fact ([`Tx::claim_more`])
+//! only where nothing claims or awaits that key: it never waits there, so it adds no
+//! edge to a cycle.
+//!
 //! # Why it is isolated
 //! While a transaction is granted on all its shards, no other work touches what it
 //! claimed. Its effects therefore appear at once to everyone else, and it sees no one
@@ -110,17 +119,22 @@ static ORDER: Mutex<()> = Mutex::new(());
 /// A transaction's first step on one shard, run as soon as the shard is granted.
 pub type FirstStep<R> = Box<dyn FnOnce(&mut Shard) -> R + Send>;
 
-/// Whole-shard claims with nothing to run on grant, for every shard in `set` (any
-/// order, duplicates allowed), in shard order.
-fn whole_shards(set: &[usize]) -> Vec<(usize, Footprint, FirstStep<()>)> {
+/// Whole-shard claims for every shard in `set` (any order, duplicates allowed), in
+/// shard order.
+fn whole_shards(set: &[usize]) -> Vec<(usize, Footprint)> {
     let mut order: Vec<usize> = set.to_vec();
     order.sort_unstable();
     order.dedup();
-    order
+    order.into_iter().map(|s| (s, Footprint::Shard)).collect()
+}
+
+/// `claims` with nothing to run on grant.
+fn no_steps(claims: Vec<(usize, Footprint)>) -> Vec<(usize, Footprint, FirstStep<()>)> {
+    claims
         .into_iter()
-        .map(|s| {
+        .map(|(sid, claim)| {
             let step: FirstStep<()> = Box::new(|_: &mut Shard| ());
-            (s, Footprint::Shard, step)
+            (sid, claim, step)
         })
         .collect()
 }
@@ -128,7 +142,9 @@ fn whole_shards(set: &[usize]) -> Vec<(usize, Footprint, FirstStep<()>)> {
 impl Tx {
     /// Acquire every shard in `set` whole (any order, duplicates allowed) in one round.
     pub async fn begin(shards: &Shards, set: &[usize]) -> Tx {
-        Tx::begin_claiming(shards, whole_shards(set)).await.0
+        Tx::begin_claiming(shards, no_steps(whole_shards(set)))
+            .await
+            .0
     }
 
     /// Acquire the shards of `steps` whole (one entry per shard); see `begin_claiming`.
@@ -175,7 +191,17 @@ impl Tx {
     /// shard whose core has a busy script suspended (it holds its shard, and would
     /// hold the script up until it ends): Redis answers `-BUSY` there.
     pub async fn begin_unless(shards: &Shards, set: &[usize], refuse: fn() -> bool) -> Option<Tx> {
-        let (tx, results) = Tx::queue(shards, whole_shards(set), Some(refuse));
+        Tx::claiming_unless(shards, whole_shards(set), refuse).await
+    }
+
+    /// Claim what `claims` says on each of its shards (one entry per shard), unless a
+    /// shard refuses, as [`Tx::begin_unless`] does.
+    pub async fn claiming_unless(
+        shards: &Shards,
+        claims: Vec<(usize, Footprint)>,
+        refuse: fn() -> bool,
+    ) -> Option<Tx> {
+        let (tx, results) = Tx::queue(shards, no_steps(claims), Some(refuse));
         let mut refused = false;
         for (&sid, r) in tx.held.iter().zip(results) {
             // After a refusal only this core's shard is awaited: the Tx's drop releases
@@ -241,6 +267,23 @@ impl Tx {
 }
 
 impl Tx {
+    /// Claim `keys` too, on shard `sid`, if that needs no wait there
+    /// (`Intents::try_claim`): true if they are held now, released with the rest.
+    pub fn claim_more(&mut self, sid: usize, keys: Vec<Bytes>) -> bool {
+        let (id, serial) = (self.id, self.shards.server.durability.propagating());
+        let claim = move |s: &mut Shard| s.intents.try_claim(id, &keys, serial);
+        let held = if sid == self.shards.local_id {
+            claim(&mut self.shards.local.borrow_mut())
+        } else {
+            hop::Answer::Remote(self.shards.send_control(sid, claim)).wait()
+        };
+        if !self.held.contains(&sid) {
+            // Released (or found unclaimed) on every shard it may have reached.
+            self.held.push(sid);
+        }
+        held
+    }
+
     /// Conclude: append the transaction's AOF parts on every shard of its set (see
     /// `persistence::aof`), all of them before any shard is released, then release.
     pub async fn finish(self) {

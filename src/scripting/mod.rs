@@ -22,16 +22,19 @@
 //!   Dragonfly). A script whose declared keys share a shard, and that has been seen to
 //!   stay there, runs as a job of that shard on its thread, with the shard in hand:
 //!   nothing else runs on the shard meanwhile and no other shard is touched, so it is
-//!   atomic without claims or waits. Any other script runs as a transaction holding
-//!   every shard whole (`runtime::transaction::Tx`), like an EXEC of a server-wide
-//!   command, on the core that received EVAL. Either way `redis.call` is executed
-//!   *synchronously*: on the shard in hand, or (holding every shard) inline for this
-//!   core's shard and as a hop whose answer the thread waits for otherwise. It must
+//!   atomic without claims or waits. A script whose declared keys span shards, and
+//!   that has been seen to keep to them, runs as a transaction claiming just those
+//!   keys, beside other work and other scripts on other keys. Any other script runs
+//!   as a transaction holding every shard whole (`runtime::transaction::Tx`), like
+//!   an EXEC of a server-wide command. Those two run on the core that received EVAL.
+//!   Either way `redis.call` is executed
+//!   *synchronously*: on the shard in hand, or (holding keys or shards) inline for
+//!   this core's shard and as a hop whose answer the thread waits for otherwise. It must
 //!   be synchronous: Lua 5.1 cannot yield across `pcall`, metamethods or C callbacks
 //!   (`table.sort` comparators, `string.gsub` functions), so a `redis.call` that
 //!   suspended the script as a future would fail in ordinary scripts. Waiting cannot
-//!   deadlock: a thread only waits while its script holds every shard, so the other
-//!   cores are free to serve its hops, and a script on one shard waits for nothing.
+//!   deadlock: a waiting thread goes on serving its own shard's jobs, so the other
+//!   cores' scripts it holds up get their answers (see `run`).
 //!   The effects go to the transaction's log (or the shard's block), so the AOF and
 //!   replicas get them as one MULTI/EXEC (Redis 7.0 replicates effects, not scripts).
 //!   Hops per `redis.call` were chosen over moving the script to the keys: moving

@@ -1,5 +1,5 @@
-//! Running a script: on the one shard its declared keys live on, or holding every
-//! shard, and `redis.call` from inside it.
+//! Running a script: on the one shard its declared keys live on, holding just its
+//! declared keys, or holding every shard, and `redis.call` from inside it.
 //!
 //! [`eval`] picks where a script runs (see the module plan in `scripting`):
 //! - **On one shard** when every declared key lives there (or the server has one
@@ -12,20 +12,33 @@
 //!   script runs again holding every shard, and its sha is remembered so that it goes
 //!   there directly from then on. If it already wrote, it cannot move, and the command
 //!   gets an error naming the fix (declare the key, or share a hash tag).
+//! - **Holding its declared keys** when they live on several shards and its last run
+//!   holding every shard touched nothing else (`Seen::Keys`): a transaction claiming
+//!   those keys (`Footprint::Keys`), so that scripts on other keys, and any other work
+//!   on other keys, run beside it. A command on another key claims that key too where
+//!   nobody else claims or waits for it (`Intents::try_claim`, which never waits);
+//!   where that fails the script moves as above, or, after a write, the command gets
+//!   the same error. Either way the script holds every shard from its next run on.
 //! - **Holding every shard**: one transaction over all of them (or the EXEC it is
-//!   queued in); the script runs on this core, each `redis.call` synchronously: a
-//!   command for this core's shard inline, one for another core's shard as a hop
-//!   whose answer this thread waits for (`Answer::wait`), a command over several
-//!   shards or a server-wide one by driving its future to completion here (its hops
-//!   are answered by the other cores, which the script holds but does not occupy).
+//!   queued in).
 //!
-//! Deadlock: a thread only ever blocks while its script holds every shard, and a
-//! script on one shard never waits for anything, so no two threads can wait for each
-//! other.
+//! In the last two the script runs on this core, each `redis.call` synchronously: a
+//! command for this core's shard inline, one for another core's shard as a hop whose
+//! answer this thread waits for (`Answer::wait`), a command over several shards or a
+//! server-wide one by driving its future to completion here (`hop::block_serving`).
 //!
-//! Past `busy-reply-threshold` either kind of script is suspended between slices so
-//! that its core serves its other clients (`slices`). A script holding every shard
-//! simply goes on holding them. A script on one shard cannot keep its job's
+//! Deadlock: a script waits only for its own work, on shards where it is granted, which
+//! nothing else holds up; but the thread that must run that work may itself be
+//! waiting, inside a script holding other keys, for this thread. So a waiting thread
+//! goes on running the jobs that reach its shard (`hop::block_serving`): every wait
+//! ends. A job that would run a script on a thread whose interpreter is in the middle
+//! of one is sent back to try again (`OnShard::Again`). A script on one shard never
+//! waits for anything.
+//!
+//! Past `busy-reply-threshold` every kind of script is suspended between slices so
+//! that its core serves its other clients (`slices`). A script holding every shard,
+//! or its keys, simply goes on holding them (one on its keys makes `-BUSY` only the
+//! commands on its core's shard, as a script on one shard does). A script on one shard cannot keep its job's
 //! `&mut Shard` while suspended, so the first time it is suspended it claims its shard
 //! whole, as a transaction would (granted at once: nothing else is queued there, see
 //! [`due_for_pause`]); the job returns [`OnShard::Paused`], and each later slice is a
@@ -419,11 +432,14 @@ fn slow_script_warning(limit: i64) {
 }
 
 /// Where a script has been seen to run: what decides whether it may run on its
-/// declared keys' shard alone.
+/// declared keys' shard alone, or on its declared keys alone.
 #[derive(Clone, Copy, PartialEq)]
 enum Seen {
     /// Its last run holding every shard touched only its declared keys' shard.
     Local,
+    /// Its declared keys live on several shards, and its last run holding every
+    /// shard touched only them.
+    Keys,
     /// It reached further (another shard's key, a server-wide command).
     Wide,
 }
@@ -500,6 +516,16 @@ struct Running {
     /// whether every command so far stayed there.
     declared: Option<usize>,
     stayed: bool,
+    /// Declared keys on several shards: those keys, sorted, and whether every command
+    /// so far kept to them (what lets the script run on them alone next time).
+    spread_keys: Option<Vec<Bytes>>,
+    kept: bool,
+    /// It holds only its declared keys (`spread_keys`), not every shard: a command on
+    /// any other key claims that key too if it can without waiting, and otherwise
+    /// makes it move, as a script on one shard does.
+    keyed: bool,
+    /// Holding its keys, it reached another (it runs holding every shard next time).
+    strayed: bool,
     cluster: Option<ClusterCheck>,
     /// On one shard: the claim on it taken when the script was first suspended.
     claim: Option<u64>,
@@ -536,6 +562,10 @@ impl Running {
             moving: false,
             declared: Some(slot),
             stayed: true,
+            spread_keys: None,
+            kept: true,
+            keyed: false,
+            strayed: false,
             cluster: script.cluster.clone(),
             claim: None,
             warned: false,
@@ -684,6 +714,9 @@ enum OnShard {
     /// holding this claim on the shard: resume it with [`resume_on_shard`], as work of
     /// that claim.
     Paused(u64),
+    /// The shard's thread is in the middle of another script, waiting for another
+    /// core's answer (see `hop::block_serving`): send it again after a turn.
+    Again(Script),
 }
 
 /// Run `script` atomically and return its reply.
@@ -705,12 +738,14 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             let c = client.borrow();
             (c.db, c.id, c.no_touch)
         };
-        let slots = shards.slots.clone();
-        let mut ran = shards
-            .on(sid, move |s: &mut Shard| {
+        let send = |script: Script| {
+            let slots = shards.slots.clone();
+            shards.on(sid, move |s: &mut Shard| {
                 run_on_shard(s, slots, script, db, id, no_touch)
             })
-            .await;
+        };
+        let mut ran = send(script).await;
+        let mut again = 0;
         loop {
             match ran {
                 OnShard::Done(reply) => return reply,
@@ -718,6 +753,17 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
                     script = back;
                     moved = true;
                     break;
+                }
+                OnShard::Again(back) => {
+                    // Usually a wait of microseconds; a longer one (a script there
+                    // computing for a while) is not worth a round trip per loop turn.
+                    again += 1;
+                    if again < 8 {
+                        slices::pause().await;
+                    } else {
+                        crate::runtime::backend::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                    ran = send(back).await;
                 }
                 OnShard::Paused(claim) => {
                     // Let the shard's core serve its other clients, then go on.
@@ -736,6 +782,59 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
         Ok(f) => f,
         Err(msg) => return convert::error_line(&msg),
     };
+    let spread_keys = (declared.is_none() && !script.keys.is_empty()).then(|| {
+        let mut keys = script.keys.clone();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    });
+    if let (Some(keys), Some(Seen::Keys), None) = (&spread_keys, known, shards.tx) {
+        if let Some(busy) = busy_anywhere(&shards.server) {
+            return Reply::err(busy);
+        }
+        let claims = shards
+            .group_by_shard(keys.iter().cloned(), |k| k)
+            .into_iter()
+            .map(|(sid, keys)| (sid, Footprint::Keys(keys)))
+            .collect();
+        let Some(tx) = Tx::claiming_unless(shards, claims, slices::suspended_here).await else {
+            return Reply::err(busy_anywhere(&shards.server).unwrap_or(busy_error(true)));
+        };
+        let handle = tx.shards.for_tx(tx.id, tx.log.clone());
+        let target = Target::Held {
+            shards: handle,
+            own: Some(tx),
+        };
+        let (reply, back, running) = run_holding(
+            client,
+            shards,
+            f.clone(),
+            script,
+            target,
+            spread_keys.clone(),
+            true,
+        )
+        .await;
+        script = back;
+        let moving = running.as_ref().is_some_and(|r| r.moving);
+        if running.as_ref().is_some_and(|r| r.strayed) {
+            // Do not bet on the keys it may reach being free next time.
+            remember(&script.seen_key(), Seen::Wide);
+        }
+        if let Some(Running {
+            target: Target::Held { own: Some(tx), .. },
+            ..
+        }) = running
+        {
+            tx.finish().await;
+        }
+        if !moving {
+            return reply;
+        }
+        // It reached beyond its keys before any effect: again, holding every shard.
+        remember(&script.seen_key(), Seen::Wide);
+        moved = true;
+    }
     // Inside EXEC the transaction already holds every shard (a queued EVAL makes it
     // server-wide); asking again would wait for itself.
     let (handle, own) = match (shards.tx, &shards.tx_log) {
@@ -756,27 +855,65 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             (tx.shards.for_tx(tx.id, tx.log.clone()), Some(tx))
         }
     };
+    let target = Target::Held {
+        shards: handle,
+        own,
+    };
+    let (reply, script, running) =
+        run_holding(client, shards, f, script, target, spread_keys, false).await;
+    if let Some(run) = &running {
+        if !moved {
+            let how = match (run.declared, &run.spread_keys) {
+                (Some(_), _) if run.stayed => Some(Seen::Local),
+                (None, Some(_)) if run.kept => Some(Seen::Keys),
+                (Some(_), _) | (None, Some(_)) => Some(Seen::Wide),
+                (None, None) => None,
+            };
+            if let Some(how) = how {
+                remember(&script.seen_key(), how);
+            }
+        }
+    }
+    if let Some(Running {
+        target: Target::Held { own: Some(tx), .. },
+        ..
+    }) = running
+    {
+        tx.finish().await;
+    }
+    reply
+}
+
+/// Run `f` (`script`'s) on this core holding `target`'s shards: every shard, or
+/// (`keyed`) the script's declared keys, `spread_keys`. Its reply, the script, and
+/// its state at the end, whose transaction, if it has one of its own, the caller
+/// finishes.
+async fn run_holding(
+    client: &ClientRef,
+    shards: &Shards,
+    f: mlua::Function,
+    script: Script,
+    target: Target,
+    spread_keys: Option<Vec<Bytes>>,
+    keyed: bool,
+) -> (Reply, Script, Option<Running>) {
     let (caller_db, client_id, no_touch) = {
         let c = client.borrow();
         (c.db, c.id, c.no_touch)
     };
     let slot = shards.local_id;
-    let mut running = Running::new(
-        Target::Held {
-            shards: handle,
-            own,
-        },
-        &script,
-        (caller_db, client_id, no_touch),
-        slot,
-    );
+    let mut running = Running::new(target, &script, (caller_db, client_id, no_touch), slot);
     running.client = Some(client.clone());
-    running.declared = declared;
+    running.declared = declared_shard(shards, &script);
+    running.spread_keys = spread_keys;
+    running.keyed = keyed;
     RUNNING.with(|r| *r.borrow_mut() = Some(running));
     let clear = Clear;
-    core_begin(slot, true, &script, &shards.server.config);
-    // Every shard is held, this one too: while the script is suspended the core's
-    // other work on them parks, and its clients are answered `-BUSY`.
+    // A script on its keys counts as one running on a shard: it makes `-BUSY` only
+    // the commands on its core's shard.
+    core_begin(slot, !keyed, &script, &shards.server.config);
+    // What it holds stays held while the script is suspended: the core's other work
+    // on it parks, and its clients are answered `-BUSY`.
     let mut run = Slices::new(move || (run_compiled(&f, &script), script));
     let (reply, script) = loop {
         if let Some(done) = run.resume() {
@@ -787,21 +924,8 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
     core_end(slot);
     let running = RUNNING.with(|r| r.borrow_mut().take());
     drop(clear);
-    if let Some(run) = &running {
-        if run.declared.is_some() && !moved {
-            let how = if run.stayed { Seen::Local } else { Seen::Wide };
-            remember(&script.seen_key(), how);
-        }
-    }
     client.borrow_mut().db = caller_db;
-    if let Some(Running {
-        target: Target::Held { own: Some(tx), .. },
-        ..
-    }) = running
-    {
-        tx.finish().await;
-    }
-    reply
+    (reply, script, running)
 }
 
 /// The shard all of a script's declared keys live on (any, with one shard).
@@ -827,6 +951,16 @@ fn run_on_shard(
     client_id: u64,
     no_touch: bool,
 ) -> OnShard {
+    // This thread's interpreter is in use: by a busy script suspended here, which
+    // Redis answers `-BUSY` for; or by a script waiting, in the middle of a
+    // `redis.call`, for another core's answer, while this thread serves its shard.
+    if slices::suspended_here() {
+        let eval = core(s.id).eval.load(Ordering::Relaxed);
+        return OnShard::Done(Reply::err(busy_error(eval)));
+    }
+    if RUNNING.with(|r| r.try_borrow().map_or(true, |r| r.is_some())) {
+        return OnShard::Again(script);
+    }
     let f = match script.compiled() {
         Ok(f) => f,
         Err(msg) => return OnShard::Done(convert::error_line(&msg)),
@@ -1245,12 +1379,103 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
             on_shard(run, shard, &slots, cmd, argv)
         }
         Target::Held { .. } => {
+            if let Some(refused) = keep_to_keys(run, cmd, &argv) {
+                return refused;
+            }
             if cmd.is_write() && !mark_dirty(run.slot) {
                 return killed_reply();
             }
             held(run, cmd, argv)
         }
     })
+}
+
+/// True if `cmd` changes something others can see (a write, a publish), so that a
+/// script that ran it can no longer be run again elsewhere.
+fn is_effect(cmd: &Command) -> bool {
+    cmd.is_write()
+        || cmd.has_flag(crate::commands::flag::PUBSUB)
+        || cmd.has_flag(crate::commands::flag::MAY_REPLICATE)
+}
+
+/// The reply to a command of an abandoned run (see `Running::moving`): reads may go
+/// on (thrown away), nothing may change.
+fn while_moving(cmd: &Command) -> Reply {
+    if is_effect(cmd) {
+        Reply::err("ERR the script is moving to every shard")
+    } else {
+        Reply::Null
+    }
+}
+
+/// A command that reaches beyond what the script holds: the run is abandoned (the
+/// script runs again holding every shard) unless it has had an effect, when the
+/// command is refused.
+fn stray(run: &mut Running, what: &str) -> Reply {
+    if run.had_effect {
+        return Reply::error(format!(
+            "ERR Script attempted to access {what} after writing: declare every key it \
+             uses in KEYS, or give them one hash tag"
+        ));
+    }
+    run.moving = true;
+    Reply::err("ERR the script is moving to every shard")
+}
+
+/// For a script whose declared keys span shards: notes whether `cmd` keeps to them
+/// (a keyed command on declared keys only, or a connection command); and when the
+/// script holds only those keys, the refusal of a command that does not.
+fn keep_to_keys(run: &mut Running, cmd: &'static Command, argv: &[Bytes]) -> Option<Reply> {
+    let keys = run.spread_keys.as_ref()?;
+    let fits = match cmd.exec {
+        Exec::Shard(_) if cmd.spread.is_none() => {
+            let at = cmd.key_indexes(argv);
+            !at.is_empty() && at.iter().all(|&i| keys.binary_search(&argv[i]).is_ok())
+        }
+        Exec::Conn(_) => true,
+        _ => false,
+    };
+    run.kept &= fits;
+    if !run.keyed {
+        return None;
+    }
+    if run.moving {
+        return Some(while_moving(cmd));
+    }
+    if !fits {
+        run.strayed = true;
+        if !claim_more(run, cmd, argv) {
+            return Some(stray(run, "an undeclared key"));
+        }
+    }
+    run.had_effect |= is_effect(cmd);
+    None
+}
+
+/// A script holding its keys reached the keys of keyed command `cmd` too: claim them
+/// where that needs no wait (see `Tx::claim_more`). True if they are all held now.
+fn claim_more(run: &mut Running, cmd: &Command, argv: &[Bytes]) -> bool {
+    let Target::Held { own: Some(tx), .. } = &mut run.target else {
+        return false;
+    };
+    let at = cmd.key_indexes(argv);
+    if !matches!(cmd.exec, Exec::Shard(_)) || cmd.spread.is_some() || at.is_empty() {
+        return false;
+    }
+    let wanted: Vec<Bytes> = at.iter().map(|&i| argv[i].clone()).collect();
+    let by_shard = tx.shards.group_by_shard(wanted.iter().cloned(), |k| k);
+    // (What one shard granted before another refused is released with the rest.)
+    let held = by_shard
+        .into_iter()
+        .all(|(sid, keys)| tx.claim_more(sid, keys));
+    if held {
+        if let Some(keys) = run.spread_keys.as_mut() {
+            keys.extend(wanted);
+            keys.sort_unstable();
+            keys.dedup();
+        }
+    }
+    held
 }
 
 /// A command of a script running on one shard, with that shard in hand.
@@ -1261,16 +1486,9 @@ fn on_shard(
     cmd: &'static Command,
     argv: Vec<Bytes>,
 ) -> Reply {
-    let effect = cmd.is_write()
-        || cmd.has_flag(crate::commands::flag::PUBSUB)
-        || cmd.has_flag(crate::commands::flag::MAY_REPLICATE);
+    let effect = is_effect(cmd);
     if run.moving {
-        // Abandoned: reads may go on (thrown away), nothing may change.
-        return if effect {
-            Reply::err("ERR the script is moving to every shard")
-        } else {
-            Reply::Null
-        };
+        return while_moving(cmd);
     }
     let here = match cmd.exec {
         Exec::Shard(_) if cmd.spread.is_none() => {
@@ -1284,14 +1502,7 @@ fn on_shard(
     };
     if !here {
         run.stayed = false;
-        if run.had_effect {
-            return Reply::err(
-                "ERR Script attempted to access a key on another shard after writing: \
-                 declare every key it uses in KEYS, or give them one hash tag",
-            );
-        }
-        run.moving = true;
-        return Reply::err("ERR the script is moving to every shard");
+        return stray(run, "a key on another shard");
     }
     if effect {
         if !mark_dirty(run.slot) {
@@ -1362,7 +1573,7 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
             match target {
                 Some(v) if v.len() > 1 => {
                     let f = multishard::run(t, cmd, db, &argv, no_touch, id, Some(now));
-                    return futures_lite::future::block_on(f);
+                    return crate::runtime::hop::block_serving(f);
                 }
                 v => {
                     let sid = v.and_then(|v| v.first().copied()).unwrap_or(t.local_id);
@@ -1389,7 +1600,7 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
         Exec::Server(f) => {
             let now = run.now_ms;
             let reply = crate::clock::frozen_at(now, || {
-                futures_lite::future::block_on(f(&client, t, &argv))
+                crate::runtime::hop::block_serving(f(&client, t, &argv))
             });
             if cmd.is_write() && !reply.is_error() && crate::runtime::call::propagating(&t.server) {
                 let all: Vec<usize> = (0..t.count()).collect();

@@ -321,6 +321,68 @@ impl Intents {
         Some(on_grant)
     }
 
+    /// Add `keys` to granted transaction `tx`'s claim here (a claim of its own if it
+    /// has none yet, with the `serial` slot if asked), if that needs no wait: no
+    /// request for any of them is queued, no whole-shard request is here, and no
+    /// parked work overlaps them. True if they are `tx`'s now. (A script holding its
+    /// declared keys that reaches another: see `scripting::run`. It never waits, so
+    /// it cannot close a cycle of waits.)
+    pub fn try_claim(&mut self, tx: u64, keys: &[Bytes], serial: bool) -> bool {
+        if self.requests.get(&tx).is_some_and(|r| r.on_grant.is_some()) {
+            return false;
+        }
+        let own = self.requests.contains_key(&tx);
+        if self
+            .requests
+            .get(&tx)
+            .is_some_and(|r| r.claim == Footprint::Shard)
+        {
+            return true;
+        }
+        let free = |k: &Bytes| self.keys.get(k).is_none_or(|q| q.iter().all(|&t| t == tx));
+        let wanted = Footprint::Keys(keys.to_vec());
+        if !self.wholes.is_empty()
+            || !keys.iter().all(free)
+            || self.parked.iter().any(|p| p.footprint.overlaps(&wanted))
+            || (serial && !own && !self.serial.is_empty())
+        {
+            return false;
+        }
+        let mut added = Vec::new();
+        for k in keys {
+            let q = self.keys.entry(k.clone()).or_default();
+            if q.is_empty() {
+                q.push_back(tx);
+                added.push(k.clone());
+            }
+        }
+        match self.requests.get_mut(&tx) {
+            Some(r) => {
+                if let Footprint::Keys(ks) = &mut r.claim {
+                    ks.extend(added);
+                }
+            }
+            None => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                if serial {
+                    self.serial.push_back(tx);
+                }
+                let request = Request {
+                    seq,
+                    claim: Footprint::Keys(added),
+                    serial,
+                    obstacles: 0,
+                    on_grant: None,
+                };
+                self.requests.insert(tx, request);
+                self.granted += 1;
+                self.hint_by(true);
+            }
+        }
+        true
+    }
+
     /// Park work that must wait.
     pub fn park(&mut self, tx: Option<u64>, footprint: Footprint, run: Deferred) {
         self.parked.push_back(Parked {
@@ -461,6 +523,46 @@ mod tests {
         assert!(!s.intents.blocks(None, &keys(&["b"])));
         s.release(1);
         assert_eq!(ran(&log), ["2"]);
+    }
+
+    #[test]
+    fn a_granted_claim_takes_more_keys_only_where_nothing_waits() {
+        let (mut s, log) = shard();
+        let b = |k: &str| Bytes::from(k.to_string());
+        s.request(1, keys(&["a"]), false, note(&log, "1"));
+        s.request(2, keys(&["b"]), false, note(&log, "2"));
+        s.request(3, keys(&["b", "c"]), false, note(&log, "3"));
+        assert_eq!(ran(&log), ["1", "2"]);
+        assert!(!s.intents.try_claim(1, &[b("b")], false), "2 holds b");
+        assert!(!s.intents.try_claim(1, &[b("c")], false), "3 waits for c");
+        assert!(
+            !s.intents.try_claim(3, &[b("d")], false),
+            "3 is not granted"
+        );
+        assert!(s.intents.try_claim(1, &[b("d"), b("a"), b("d")], false));
+        assert!(s.intents.blocks(None, &keys(&["d"])));
+        // A transaction with no claim here gets one.
+        assert!(s.intents.try_claim(7, &[b("e")], false));
+        assert!(s.intents.blocks(None, &keys(&["e"])));
+        assert!(!s.intents.blocks(Some(7), &keys(&["e"])));
+        s.intents.park(None, keys(&["f"]), note(&log, "n"));
+        s.release(7);
+        assert_eq!(ran(&log), ["n"]);
+        s.intents.park(None, keys(&["d", "g"]), note(&log, "p"));
+        assert!(
+            !s.intents.try_claim(1, &[b("g")], false),
+            "parked work comes first"
+        );
+        s.release(1);
+        assert_eq!(ran(&log), ["p"]);
+        assert!(
+            !s.intents.blocks(None, &keys(&["d"])),
+            "released with the rest"
+        );
+        s.release(2);
+        assert_eq!(ran(&log), ["3"]);
+        s.release(3);
+        assert!(s.intents.is_idle());
     }
 
     #[test]
