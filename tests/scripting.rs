@@ -671,9 +671,9 @@ fn scripts_holding_their_keys_run_side_by_side_atomically() {
     assert_eq!(total, 600);
 }
 
-/// A script holding its declared keys that reaches another key: before any write it
-/// runs again holding every shard; after a write it claims that key too (free here),
-/// as Redis would run it; either way it holds every shard from then on.
+/// A script holding its declared keys that reaches another key, free here, claims it
+/// too, before or after a write, and runs as Redis runs it; either way it holds every
+/// shard from then on.
 #[test]
 fn a_script_holding_its_keys_may_still_reach_others() {
     let server = Server::shardis(2);
@@ -704,6 +704,55 @@ fn a_script_holding_its_keys_may_still_reach_others() {
     assert_eq!(c.cmd(&["GET", &keys[1]]), Frame::Bulk(b"8".to_vec()));
     assert_eq!(c.cmd(&["GET", &keys[2]]), Frame::Bulk(b"x".to_vec()));
     assert_eq!(c.cmd(&["GET", &keys[3]]), Frame::Bulk(b"y".to_vec()));
+}
+
+/// Three shards. A script holding keys on shards 1 and 2 computes on core 0 (until
+/// SCRIPT KILL). A script seen to keep to its keys that then reaches one of those
+/// claimed keys: after a write, that command is refused (Redis would have run it);
+/// before any write, the script runs again holding every shard, once the first one
+/// has ended.
+#[test]
+fn a_script_holding_its_keys_that_reaches_a_claimed_key() {
+    let server = Server::shardis_with(3, &["--busy-reply-threshold", "60000"]);
+    // Shards 0, 1, 2, 0, 1, 2.
+    let keys = keys_on_distinct_shards("c", 6, 3);
+    let (k1, k2, k3, k4) = (&keys[1], &keys[2], &keys[4], &keys[5]);
+    let mut runner = conn_on(&server, 0);
+    let mut other = conn_on(&server, 1);
+    let mut killer = conn_on(&server, 2);
+    let computes = "redis.call('get', KEYS[1]) redis.call('get', KEYS[2]) \
+        if ARGV[1] == 'loop' then while true do end end return 1";
+    let writes_first = "redis.call('set', KEYS[1], 'w') \
+        if ARGV[1] == 'far' then redis.call('get', ARGV[2]) end return 1";
+    let reads_first = "if ARGV[1] == 'far' then redis.call('get', ARGV[2]) end \
+        redis.call('set', KEYS[2], 'r') return 1";
+    // First runs: each holds every shard and keeps to its keys.
+    assert_eq!(
+        runner.cmd(&["EVAL", computes, "2", k1, k2, "x"]),
+        Frame::Int(1)
+    );
+    for script in [writes_first, reads_first] {
+        assert_eq!(
+            other.cmd(&["EVAL", script, "2", k3, k4, "near"]),
+            Frame::Int(1)
+        );
+    }
+    send(&mut runner, &["EVAL", computes, "2", k1, k2, "loop"]);
+    thread::sleep(Duration::from_millis(200));
+    match other.cmd(&["EVAL", writes_first, "2", k3, k4, "far", k1]) {
+        Frame::Error(e) => assert!(
+            e.starts_with("ERR Script attempted to access an undeclared key after writing"),
+            "{e}"
+        ),
+        reply => panic!("{}", show(&reply)),
+    }
+    send(&mut other, &["EVAL", reads_first, "2", k3, k4, "far", k1]);
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(killer.cmd(&["SCRIPT", "KILL"]), Frame::Simple("OK".into()));
+    assert!(matches!(runner.read_frame(), Frame::Error(e) if e.starts_with("ERR Script killed")));
+    assert_eq!(other.read_frame(), Frame::Int(1));
+    assert_eq!(killer.cmd(&["GET", k3]), Frame::Bulk(b"w".to_vec()));
+    assert_eq!(killer.cmd(&["GET", k4]), Frame::Bulk(b"r".to_vec()));
 }
 
 /// A busy script holding its declared keys makes its core's shard busy (commands on

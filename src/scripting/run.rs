@@ -717,6 +717,10 @@ enum OnShard {
     /// The shard's thread is in the middle of another script, waiting for another
     /// core's answer (see `hop::block_serving`): send it again after a turn.
     Again(Script),
+    /// A script (an EVAL if true) is suspended on the shard's thread, past
+    /// `busy-reply-threshold`: `-BUSY`, as Redis answers during a busy script (the
+    /// master's link and the AOF wait and send it again).
+    Busy(Script, bool),
 }
 
 /// Run `script` atomically and return its reply.
@@ -754,7 +758,10 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
                     moved = true;
                     break;
                 }
-                OnShard::Again(back) => {
+                OnShard::Busy(_, eval) if !client.borrow().replicated() => {
+                    return Reply::err(busy_error(eval));
+                }
+                OnShard::Again(back) | OnShard::Busy(back, _) => {
                     // Usually a wait of microseconds; a longer one (a script there
                     // computing for a while) is not worth a round trip per loop turn.
                     again += 1;
@@ -800,6 +807,12 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
         let Some(tx) = Tx::claiming_unless(shards, claims, slices::suspended_here).await else {
             return Reply::err(busy_anywhere(&shards.server).unwrap_or(busy_error(true)));
         };
+        // Its keys do not make it wait for a script suspended on this core (another
+        // script on other keys, past the threshold meanwhile), whose interpreter is
+        // in use: Redis answers `-BUSY` (the master's link and the AOF wait).
+        if let Some(busy) = busy_here(client).await {
+            return busy;
+        }
         let handle = tx.shards.for_tx(tx.id, tx.log.clone());
         let target = Target::Held {
             shards: handle,
@@ -956,7 +969,7 @@ fn run_on_shard(
     // `redis.call`, for another core's answer, while this thread serves its shard.
     if slices::suspended_here() {
         let eval = core(s.id).eval.load(Ordering::Relaxed);
-        return OnShard::Done(Reply::err(busy_error(eval)));
+        return OnShard::Busy(script, eval);
     }
     if RUNNING.with(|r| r.try_borrow().map_or(true, |r| r.is_some())) {
         return OnShard::Again(script);

@@ -149,6 +149,7 @@ pub fn perform(shard: &mut Shard) -> Outcome {
     let limit = time_limit(cfg.eviction.tenacity);
     let start = Instant::now();
     let mut evicted = 0u32;
+    let mut held_skipped = 0u32;
     let volatile = cfg.eviction.policy.volatile();
     let mut mine = population(shard, volatile);
     let outcome = loop {
@@ -167,6 +168,16 @@ pub fn perform(shard: &mut Shard) -> Outcome {
         let Some((db, key)) = victim(shard, &cfg) else {
             break Outcome::Failed;
         };
+        if shard.intents.holds_key(&key) {
+            // A transaction or a script holding its keys may have read it already
+            // (this runs before any client's command on the shard, while others'
+            // claims are granted): not this one.
+            held_skipped += 1;
+            if held_skipped >= 16 {
+                break Outcome::Running;
+            }
+            continue;
+        }
         evict(shard, db, &key);
         mine = mine.saturating_sub(1);
         evicted += 1;
