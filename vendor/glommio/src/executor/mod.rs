@@ -1398,6 +1398,9 @@ impl LocalExecutor {
             });
 
             let mut tasks_executed_this_loop = 0;
+            // Shardis patch: tasks other threads woke, at the head of the queue, and
+            // how many were put there (see PATCHED.md, 5).
+            let (mut ahead, mut promoted) = (0usize, 0usize);
             loop {
                 let mut queue_ref = queue.borrow_mut();
                 if self.need_preempt() || queue_ref.yielded() {
@@ -1406,8 +1409,19 @@ impl LocalExecutor {
 
                 if let Some(r) = queue_ref.get_task() {
                     drop(queue_ref);
+                    ahead = ahead.saturating_sub(1);
                     r.run();
                     tasks_executed_this_loop += 1;
+                    // Tasks another thread woke meanwhile (a hop to answer, an answer
+                    // awaited) run next, behind those woken so before them; at most
+                    // 64 per run of the queue, so that others are not held back.
+                    if promoted < 64 && self.reactor.sys.has_foreign_wakes() {
+                        let n = multitask::scheduling_first(ahead, || {
+                            self.reactor.sys.process_foreign_wakes();
+                        });
+                        ahead += n;
+                        promoted += n;
+                    }
                 } else {
                     break;
                 }

@@ -90,6 +90,23 @@ impl<T> Future for Task<T> {
     }
 }
 
+thread_local! {
+    /// While set, tasks scheduled on this thread go to the front of their queue, in
+    /// the order they are scheduled, from this position on (Shardis patch: tasks
+    /// other threads woke run first, see `Executor::run_one_task_queue`).
+    static FRONT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f`, scheduling the tasks it wakes behind the first `ahead` tasks of their
+/// queue, ahead of the others; how many it scheduled so.
+pub(crate) fn scheduling_first(ahead: usize, f: impl FnOnce()) -> usize {
+    FRONT.set(Some(ahead));
+    f();
+    let placed = FRONT.get().map_or(0, |at| at.saturating_sub(ahead));
+    FRONT.set(None);
+    placed
+}
+
 #[derive(Debug)]
 struct LocalQueue {
     queue: RefCell<VecDeque<Runnable>>,
@@ -103,7 +120,15 @@ impl LocalQueue {
     }
 
     pub(crate) fn push(&self, runnable: Runnable) {
-        self.queue.borrow_mut().push_back(runnable);
+        match FRONT.get() {
+            Some(at) => {
+                let mut queue = self.queue.borrow_mut();
+                let at = at.min(queue.len());
+                queue.insert(at, runnable);
+                FRONT.set(Some(at + 1));
+            }
+            None => self.queue.borrow_mut().push_back(runnable),
+        }
     }
 
     pub(crate) fn pop(&self) -> Option<Runnable> {

@@ -335,6 +335,12 @@ impl SleepNotifier {
         self.notify(force_notify);
     }
 
+    /// True if another thread has woken tasks of this executor that it has not
+    /// processed yet (Shardis patch: see `Executor::run_one_task_queue`).
+    pub(crate) fn has_foreign_wakes(&self) -> bool {
+        !self.foreign_wakes.is_empty()
+    }
+
     pub(crate) fn process_foreign_wakes(&self) -> usize {
         let mut processed = 0;
         while let Ok(waker) = self.foreign_wakes.try_recv() {
