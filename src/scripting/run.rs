@@ -385,7 +385,7 @@ pub fn kill_requested() -> bool {
 
 /// The interpreter's hook asks (see `slices`): the running script has passed
 /// `busy-reply-threshold`, and what it holds keeps it atomic while it is suspended:
-/// every shard, or its own shard whole. A script on one shard claims its shard the
+/// every shard, its declared keys, or its own shard whole. A script on one shard claims its shard the
 /// first time it is suspended, which is granted at once when nothing else is queued
 /// there (nothing can be granted on a shard while one of its jobs runs, but requests
 /// may wait there for parked work); otherwise it runs on without suspending.
