@@ -123,6 +123,15 @@ fn killed_reply() -> Reply {
 /// Indexed by shard id (one core thread per shard).
 static CORES: [CoreScript; 1024] = [const { CoreScript::new() }; 1024];
 
+/// How many of `CORES` have run a script (the highest slot used, plus one): what the
+/// checks on every command's path scan while a script runs, instead of all 1024.
+static CORES_USED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The part of `CORES` scripts have used.
+fn cores() -> &'static [CoreScript] {
+    &CORES[..CORES_USED.load(Ordering::Acquire).min(CORES.len())]
+}
+
 thread_local! {
     /// The slot of `CORES` this thread's running script uses.
     static SLOT: Cell<usize> = const { Cell::new(0) };
@@ -139,6 +148,7 @@ fn core(slot: usize) -> &'static CoreScript {
 /// The script starts on this thread, as shard `slot`'s, under `config`'s
 /// `busy-reply-threshold`.
 fn core_begin(slot: usize, holds_all: bool, script: &Script, config: &ConfigHandle) {
+    CORES_USED.fetch_max(slot % CORES.len() + 1, Ordering::AcqRel);
     SLOT.with(|s| s.set(slot));
     LIMIT.with(|l| l.set(busy_limit(config)));
     NAME.with(|n| n.borrow_mut().clone_from(&script.name));
@@ -263,7 +273,7 @@ pub fn busy_shard(
     if keys.is_empty() {
         // A command without keys may reach every shard (INFO, DBSIZE, SCRIPT LOAD...)
         // or none (PING): Redis answers `-BUSY` to all of them.
-        return CORES.iter().find_map(busy);
+        return cores().iter().find_map(busy);
     }
     keys.into_iter()
         .find_map(|i| busy(core(shard_of(&argv[i]))))
@@ -273,7 +283,7 @@ pub fn busy_shard(
 /// `busy-reply-threshold`: for a script about to hold every shard, which would wait
 /// for it (Redis answers `-BUSY`). One atomic load when no such script runs.
 fn busy_anywhere(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
-    CORES.iter().find_map(one_shard_busy(server)?)
+    cores().iter().find_map(one_shard_busy(server)?)
 }
 
 /// While a script runs on one shard alone: a test of a core's script, the `-BUSY`
@@ -312,7 +322,7 @@ pub fn busy_error(eval: bool) -> &'static str {
 /// not written. Redis's order of refusals: nothing runs, it wrote, it is of the other
 /// kind.
 pub fn kill(eval: bool) -> Reply {
-    let running: Vec<&CoreScript> = CORES
+    let running: Vec<&CoreScript> = cores()
         .iter()
         .filter(|c| c.started_ms.load(Ordering::SeqCst) != 0)
         .collect();
@@ -362,7 +372,7 @@ pub enum NowRunning {
 
 /// The script running on some core, if any.
 pub fn running() -> NowRunning {
-    for c in CORES.iter() {
+    for c in cores().iter() {
         let started = c.started_ms.load(Ordering::SeqCst);
         if started == 0 {
             continue;
