@@ -367,8 +367,9 @@ impl Shards {
     }
 }
 
-/// A core's shard and the inbox of its jobs.
-type Served = (Rc<RefCell<Shard>>, flume::Receiver<Job>);
+/// A core's shard, the inbox of its jobs, and where a push to that inbox wakes the
+/// core's thread waiting in [`block_serving`].
+type Served = (Rc<RefCell<Shard>>, flume::Receiver<Job>, &'static Waiting);
 
 thread_local! {
     /// This core's shard and inbox, for a script's thread that waits for another
@@ -378,7 +379,9 @@ thread_local! {
 
 /// The loop that serves a shard's inbox on its own executor.
 pub async fn serve_inbox(shard: Rc<RefCell<Shard>>, inbox: flume::Receiver<Job>) {
-    SERVED.with(|s| *s.borrow_mut() = Some((shard.clone(), inbox.clone())));
+    let waiting = &WAITING[shard.borrow().id % WAITING.len()];
+    *waiting.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+    SERVED.with(|s| *s.borrow_mut() = Some((shard.clone(), inbox.clone(), waiting)));
     while let Ok(job) = inbox.recv_async().await {
         let mut s = shard.borrow_mut();
         run_job(&mut s, job);
@@ -453,19 +456,11 @@ pub fn block_serving<F: std::future::Future>(fut: F) -> F::Output {
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
+    let waiting = SERVED.with(|s| s.borrow().as_ref().map(|(_, _, w)| *w));
     loop {
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
             return out;
         }
-        let waiting = SERVED.with(|s| {
-            let id = s.borrow().as_ref()?.0.try_borrow().ok()?.id;
-            let w = &WAITING[id % WAITING.len()];
-            w.thread
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with(std::thread::current);
-            Some(w)
-        });
         while !signal.woken.swap(false, Ordering::Acquire) {
             if serve_nested() {
                 continue;
@@ -528,7 +523,7 @@ fn inbox_is_empty() -> bool {
     SERVED.with(|s| {
         s.borrow()
             .as_ref()
-            .is_none_or(|(_, inbox)| inbox.is_empty())
+            .is_none_or(|(_, inbox, _)| inbox.is_empty())
     })
 }
 
@@ -537,7 +532,7 @@ fn inbox_is_empty() -> bool {
 fn serve_nested() -> bool {
     SERVED.with(|served| {
         let served = served.borrow();
-        let Some((shard, inbox)) = served.as_ref() else {
+        let Some((shard, inbox, _)) = served.as_ref() else {
             return false;
         };
         let Ok(mut s) = shard.try_borrow_mut() else {

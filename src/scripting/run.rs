@@ -823,39 +823,26 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
         if let Some(busy) = busy_here(client).await {
             return busy;
         }
-        let handle = tx.shards.for_tx(tx.id, tx.log.clone());
-        let target = Target::Held {
-            shards: handle,
-            own: Some(tx),
+        let hold = Hold {
+            target: Target::Held {
+                shards: tx.shards.for_tx(tx.id, tx.log.clone()),
+                own: Some(tx),
+            },
+            declared,
+            spread_keys: spread_keys.clone(),
+            keyed: true,
         };
-        let (reply, back, running) = run_holding(
-            client,
-            shards,
-            f.clone(),
-            script,
-            target,
-            spread_keys.clone(),
-            true,
-        )
-        .await;
+        let (reply, back, running) = run_holding(client, shards, f.clone(), script, hold).await;
         script = back;
-        let moving = running.as_ref().is_some_and(|r| r.moving);
         if running.as_ref().is_some_and(|r| r.strayed) {
-            // Do not bet on the keys it may reach being free next time.
+            // Do not bet on the keys it may reach being free next time. (A run that
+            // reached beyond its keys before any effect also moves: see `stray`.)
             remember(&script.seen_key(), Seen::Wide);
         }
-        if let Some(Running {
-            target: Target::Held { own: Some(tx), .. },
-            ..
-        }) = running
-        {
-            tx.finish().await;
-        }
-        if !moving {
+        if !running.as_ref().is_some_and(|r| r.moving) {
             return reply;
         }
-        // It reached beyond its keys before any effect: again, holding every shard.
-        remember(&script.seen_key(), Seen::Wide);
+        // Again, holding every shard.
         moved = true;
     }
     // Inside EXEC the transaction already holds every shard (a queued EVAL makes it
@@ -878,12 +865,16 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             (tx.shards.for_tx(tx.id, tx.log.clone()), Some(tx))
         }
     };
-    let target = Target::Held {
-        shards: handle,
-        own,
+    let hold = Hold {
+        target: Target::Held {
+            shards: handle,
+            own,
+        },
+        declared,
+        spread_keys,
+        keyed: false,
     };
-    let (reply, script, running) =
-        run_holding(client, shards, f, script, target, spread_keys, false).await;
+    let (reply, script, running) = run_holding(client, shards, f, script, hold).await;
     if let Some(run) = &running {
         if !moved {
             let how = match (run.declared, &run.spread_keys) {
@@ -897,38 +888,40 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             }
         }
     }
-    if let Some(Running {
-        target: Target::Held { own: Some(tx), .. },
-        ..
-    }) = running
-    {
-        tx.finish().await;
-    }
     reply
 }
 
-/// Run `f` (`script`'s) on this core holding `target`'s shards: every shard, or
-/// (`keyed`) the script's declared keys, `spread_keys`. Its reply, the script, and
-/// its state at the end, whose transaction, if it has one of its own, the caller
-/// finishes.
+/// What a script run on this core holds, and what its declared keys say.
+struct Hold {
+    /// Every shard, or (`keyed`) the declared keys.
+    target: Target,
+    /// The shard of its declared keys, if they share one.
+    declared: Option<usize>,
+    /// Its declared keys, sorted, if they span shards.
+    spread_keys: Option<Vec<Bytes>>,
+    keyed: bool,
+}
+
+/// Run `f` (`script`'s) on this core holding what `hold` says, then conclude and
+/// release its own transaction, if it has one. Its reply, the script, and its state
+/// at the end.
 async fn run_holding(
     client: &ClientRef,
     shards: &Shards,
     f: mlua::Function,
     script: Script,
-    target: Target,
-    spread_keys: Option<Vec<Bytes>>,
-    keyed: bool,
+    hold: Hold,
 ) -> (Reply, Script, Option<Running>) {
+    let keyed = hold.keyed;
     let (caller_db, client_id, no_touch) = {
         let c = client.borrow();
         (c.db, c.id, c.no_touch)
     };
     let slot = shards.local_id;
-    let mut running = Running::new(target, &script, (caller_db, client_id, no_touch), slot);
+    let mut running = Running::new(hold.target, &script, (caller_db, client_id, no_touch), slot);
     running.client = Some(client.clone());
-    running.declared = declared_shard(shards, &script);
-    running.spread_keys = spread_keys;
+    running.declared = hold.declared;
+    running.spread_keys = hold.spread_keys;
     running.keyed = keyed;
     RUNNING.with(|r| *r.borrow_mut() = Some(running));
     let clear = Clear;
@@ -945,9 +938,18 @@ async fn run_holding(
         slices::pause().await;
     };
     core_end(slot);
-    let running = RUNNING.with(|r| r.borrow_mut().take());
+    let mut running = RUNNING.with(|r| r.borrow_mut().take());
     drop(clear);
     client.borrow_mut().db = caller_db;
+    if let Some(Running {
+        target: Target::Held { own, .. },
+        ..
+    }) = &mut running
+    {
+        if let Some(tx) = own.take() {
+            tx.finish().await;
+        }
+    }
     (reply, script, running)
 }
 
@@ -1445,18 +1447,25 @@ fn stray(run: &mut Running, what: &str) -> Reply {
     Reply::err("ERR the script is moving to every shard")
 }
 
+/// The positions of `cmd`'s keys in `argv` if it is a keyed command that runs where
+/// its keys live (not one spread over every shard, not one without keys).
+fn command_keys(cmd: &Command, argv: &[Bytes]) -> Option<Vec<usize>> {
+    let at = match cmd.exec {
+        Exec::Shard(_) if cmd.spread.is_none() => cmd.key_indexes(argv),
+        _ => return None,
+    };
+    (!at.is_empty()).then_some(at)
+}
+
 /// For a script whose declared keys span shards: notes whether `cmd` keeps to them
 /// (a keyed command on declared keys only, or a connection command); and when the
 /// script holds only those keys, the refusal of a command that does not.
 fn keep_to_keys(run: &mut Running, cmd: &'static Command, argv: &[Bytes]) -> Option<Reply> {
     let keys = run.spread_keys.as_ref()?;
-    let fits = match cmd.exec {
-        Exec::Shard(_) if cmd.spread.is_none() => {
-            let at = cmd.key_indexes(argv);
-            !at.is_empty() && at.iter().all(|&i| keys.binary_search(&argv[i]).is_ok())
-        }
-        Exec::Conn(_) => true,
-        _ => false,
+    let at = command_keys(cmd, argv);
+    let fits = match &at {
+        Some(at) => at.iter().all(|&i| keys.binary_search(&argv[i]).is_ok()),
+        None => matches!(cmd.exec, Exec::Conn(_)),
     };
     run.kept &= fits;
     if !run.keyed {
@@ -1467,7 +1476,8 @@ fn keep_to_keys(run: &mut Running, cmd: &'static Command, argv: &[Bytes]) -> Opt
     }
     if !fits {
         run.strayed = true;
-        if !claim_more(run, cmd, argv) {
+        let claimed = at.is_some_and(|at| claim_more(run, &at, argv));
+        if !claimed {
             return Some(stray(run, "an undeclared key"));
         }
     }
@@ -1475,16 +1485,12 @@ fn keep_to_keys(run: &mut Running, cmd: &'static Command, argv: &[Bytes]) -> Opt
     None
 }
 
-/// A script holding its keys reached the keys of keyed command `cmd` too: claim them
-/// where that needs no wait (see `Tx::claim_more`). True if they are all held now.
-fn claim_more(run: &mut Running, cmd: &Command, argv: &[Bytes]) -> bool {
+/// A script holding its keys reached the keys at `at` in `argv` too: claim them where
+/// that needs no wait (see `Tx::claim_more`). True if they are all held now.
+fn claim_more(run: &mut Running, at: &[usize], argv: &[Bytes]) -> bool {
     let Target::Held { own: Some(tx), .. } = &mut run.target else {
         return false;
     };
-    let at = cmd.key_indexes(argv);
-    if !matches!(cmd.exec, Exec::Shard(_)) || cmd.spread.is_some() || at.is_empty() {
-        return false;
-    }
     let wanted: Vec<Bytes> = at.iter().map(|&i| argv[i].clone()).collect();
     let by_shard = tx.shards.group_by_shard(wanted.iter().cloned(), |k| k);
     // (What one shard granted before another refused is released with the rest.)
@@ -1513,15 +1519,13 @@ fn on_shard(
     if run.moving {
         return while_moving(cmd);
     }
-    let here = match cmd.exec {
-        Exec::Shard(_) if cmd.spread.is_none() => {
+    let here = match command_keys(cmd, &argv) {
+        Some(at) => {
             // SAFETY: see the dereference below; only the shard's id is read here.
             let sid = unsafe { (*shard).id };
-            let keys = cmd.key_indexes(&argv);
-            !keys.is_empty() && keys.iter().all(|&i| slots.shard_of(&argv[i]) == sid)
+            at.iter().all(|&i| slots.shard_of(&argv[i]) == sid)
         }
-        Exec::Conn(_) => true,
-        _ => false,
+        None => matches!(cmd.exec, Exec::Conn(_)),
     };
     if !here {
         run.stayed = false;

@@ -328,17 +328,11 @@ impl Intents {
     /// declared keys that reaches another: see `scripting::run`. It never waits, so
     /// it cannot close a cycle of waits.)
     pub fn try_claim(&mut self, tx: u64, keys: &[Bytes], serial: bool) -> bool {
-        if self.requests.get(&tx).is_some_and(|r| r.on_grant.is_some()) {
-            return false;
-        }
-        let own = self.requests.contains_key(&tx);
-        if self
-            .requests
-            .get(&tx)
-            .is_some_and(|r| r.claim == Footprint::Shard)
-        {
-            return true;
-        }
+        let own = match self.requests.get(&tx) {
+            Some(r) if r.on_grant.is_some() => return false,
+            Some(r) if r.claim == Footprint::Shard => return true,
+            mine => mine.is_some(),
+        };
         let free = |k: &Bytes| self.keys.get(k).is_none_or(|q| q.iter().all(|&t| t == tx));
         let wanted = Footprint::Keys(keys.to_vec());
         if !self.wholes.is_empty()

@@ -269,10 +269,7 @@ pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Resu
 /// `ahead` tasks (those woken the same way earlier), in the order they were woken;
 /// how many.
 fn take_remote_first(ex: &Executor, ahead: usize) -> usize {
-    if !ex.remote.pending.swap(false, Ordering::SeqCst) {
-        return 0;
-    }
-    let woken = std::mem::take(&mut *ex.remote.queue.lock().unwrap_or_else(|p| p.into_inner()));
+    let woken = take_woken(ex);
     let mut q = ex.queue.borrow_mut();
     let n = woken.len();
     for (i, t) in woken.into_iter().enumerate() {
@@ -284,10 +281,17 @@ fn take_remote_first(ex: &Executor, ahead: usize) -> usize {
 
 /// Move the tasks woken by other threads to the local run queue.
 fn take_remote(ex: &Executor) {
-    if ex.remote.pending.swap(false, Ordering::SeqCst) {
-        let woken = std::mem::take(&mut *ex.remote.queue.lock().unwrap_or_else(|p| p.into_inner()));
-        ex.queue.borrow_mut().extend(woken);
+    let woken = take_woken(ex);
+    ex.queue.borrow_mut().extend(woken);
+}
+
+/// The tasks other threads have woken since the last look (none without a lock when
+/// `pending` says so).
+fn take_woken(ex: &Executor) -> Vec<Runnable> {
+    if !ex.remote.pending.swap(false, Ordering::SeqCst) {
+        return Vec::new();
     }
+    std::mem::take(&mut *ex.remote.queue.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// Wake the sleepers whose deadline has passed; the earliest deadline left.
