@@ -465,6 +465,9 @@ pub fn block_serving<F: std::future::Future>(fut: F) -> F::Output {
             if serve_nested() {
                 continue;
             }
+            // What waits for the end of the core's turn (the AOF's write) does not
+            // wait for this thread's wait.
+            crate::runtime::backend::run_turn_end();
             if let Some(w) = waiting {
                 w.asleep.store(true, Ordering::SeqCst);
                 if inbox_is_empty() && !signal.woken.load(Ordering::Acquire) {

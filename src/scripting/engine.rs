@@ -320,6 +320,9 @@ impl Engine {
                 } else if run::kill_requested() || super::slices::finishing() {
                     Err(mlua::Error::runtime(KILLED))
                 } else {
+                    // What waits for the end of the core's turn (the AOF's write)
+                    // does not wait for a long script.
+                    crate::runtime::backend::run_turn_end();
                     // Past the busy threshold the core serves its other clients
                     // between slices; one of them may have asked for SCRIPT KILL.
                     super::slices::maybe_suspend(run::due_for_pause);

@@ -1,13 +1,26 @@
-//! One shard's AOF stream (a [`Lane`]) and the writer thread that owns its file.
+//! One shard's AOF stream (a [`Lane`]) and the writer thread that fsyncs it.
 //!
-//! The one idea to hold: the shard never touches the disk. It appends records to the
-//! lane's buffer and bumps `appended` (a byte count); the writer thread takes
-//! everything pending in one go, writes it, and (with `appendfsync always`) fsyncs,
-//! then publishes `durable` and wakes the connections waiting for it. Every client
-//! that appended while the previous fsync ran is covered by the next one: group
-//! commit. `everysec` writes at once and fsyncs once a second; `no` never fsyncs. A
-//! write error is kept (INFO, `-MISCONF`) and retried every second; `durable` does not
-//! move past data that is not written, so no reply is released on top of it.
+//! The one idea to hold: the shard appends records to the lane's buffer and bumps
+//! `appended` (a byte count); at the end of its loop turn (`backend::at_turn_end`,
+//! after every connection whose request came in with the first one) the buffer goes
+//! to the file in one write, as Redis's `beforeSleep` writes its AOF buffer, and
+//! `durable` is published, waking the connections waiting for it.
+//! - `everysec` and `no`: the shard's thread writes the buffer itself (one `write` to
+//!   the page cache per turn, no other thread involved); the writer thread only
+//!   fsyncs once a second (`everysec`), through its own handle on the file.
+//! - `always`: the turn's end kicks the writer thread, which writes, fsyncs, then
+//!   publishes. Every client whose turn ended while the previous fsync ran is covered
+//!   by the next one: group commit. The event loop never waits for an fsync.
+//! - Whenever the shard cannot write at once (the writer thread is writing, a rewrite
+//!   switched files, the last write failed), the turn's end kicks the writer thread
+//!   instead, which writes in order. A write error is kept (INFO, `-MISCONF`) and
+//!   retried every second by the writer thread; `durable` does not move past data
+//!   that is not written, so no reply is released on top of it.
+//!
+//! Measured (benches/README.md, "The AOF written at the end of a turn"): with
+//! `everysec`, a cross-thread round trip per batch of replies (the writer's futex
+//! wake, its `write`, the eventfd wake back) was what made a SET cost ~1.6x as much
+//! with the AOF as without.
 
 use crate::shard::latency;
 use std::collections::VecDeque;
@@ -47,14 +60,23 @@ struct Queue {
     items: VecDeque<Item>,
     /// Bytes appended so far (the end of the last item).
     total: u64,
-    /// The writer sleeps: the next append must wake it.
+    /// The writer sleeps: the next kick must wake it.
     idle: bool,
+    /// A kick is due at the end of the appending core's loop turn.
+    kick_due: bool,
+    /// Kicked since the writer last took the queue: it may take it.
+    go: bool,
+    /// The shard's thread wrote since the writer's last fsync (`everysec`).
+    dirty: bool,
     stop: bool,
 }
 
 /// One shard's stream of records, shared by the shard and its writer thread.
 pub struct Lane {
     queue: Mutex<Queue>,
+    /// The file records are written to; whoever writes holds this lock (taken with
+    /// `queue` held, so writes happen in the order the data was taken).
+    file: Mutex<File>,
     wake: Condvar,
     /// Bytes handed to the writer so far.
     pub appended: AtomicU64,
@@ -74,8 +96,10 @@ pub struct Lane {
 impl Lane {
     /// A lane appending to `file`, whose current size is `size`, with its writer thread.
     pub fn start(shard: usize, file: File, size: u64, policy: Fsync) -> std::io::Result<Arc<Lane>> {
+        let sync = file.try_clone()?;
         let lane = Arc::new(Lane {
             queue: Mutex::new(Queue::default()),
+            file: Mutex::new(file),
             wake: Condvar::new(),
             appended: AtomicU64::new(0),
             durable: AtomicU64::new(0),
@@ -89,7 +113,7 @@ impl Lane {
         let l = lane.clone();
         std::thread::Builder::new()
             .name(format!("aof-{shard}"))
-            .spawn(move || run(l, file))?;
+            .spawn(move || run(l, sync))?;
         Ok(lane)
     }
 
@@ -105,8 +129,9 @@ impl Lane {
         self.policy.store(p as u8, Ordering::Relaxed);
     }
 
-    /// Hand `bytes` to the writer; returns the stream position after them.
-    pub fn append(&self, bytes: Vec<u8>) -> u64 {
+    /// Hand `bytes` to the writer; returns the stream position after them. The writer
+    /// is kicked at the end of the appending core's loop turn (see the module comment).
+    pub fn append(self: &Arc<Self>, bytes: Vec<u8>) -> u64 {
         if bytes.is_empty() {
             return self.appended.load(Ordering::Acquire);
         }
@@ -118,17 +143,81 @@ impl Lane {
         }
         let total = q.total;
         self.appended.store(total, Ordering::Release);
+        let kick = !q.kick_due;
+        q.kick_due = true;
+        drop(q);
+        if kick {
+            let lane = self.clone();
+            crate::runtime::backend::at_turn_end(move || lane.kick());
+        }
+        total
+    }
+
+    /// At the end of the appending core's turn: write everything appended so far
+    /// from here if the policy lets this thread write, else let the writer take it.
+    fn kick(&self) {
+        let mut q = lock(&self.queue);
+        q.kick_due = false;
+        if self.policy() != Fsync::Always && self.write_here(&mut q) {
+            return;
+        }
+        q.go = true;
         if q.idle {
             q.idle = false;
             self.wake.notify_one();
         }
-        total
+    }
+
+    /// Write the queue from this thread and publish it: true when done, false when
+    /// the writer thread must (it is writing, a switch is queued, a write failed).
+    fn write_here(&self, q: &mut Queue) -> bool {
+        if self.failed.load(Ordering::Relaxed)
+            || q.items.iter().any(|i| matches!(i, Item::Switch(_)))
+        {
+            return false;
+        }
+        let Ok(mut file) = self.file.try_lock() else {
+            return false;
+        };
+        let upto = q.total;
+        let t = Instant::now();
+        while let Some(Item::Data(d)) = q.items.front() {
+            match write_all(self, &mut file, d) {
+                Ok(()) => {
+                    q.items.pop_front();
+                }
+                Err((done, why)) => {
+                    // Leave the rest to the writer thread, which retries.
+                    if let Some(Item::Data(d)) = q.items.front_mut() {
+                        d.drain(..done);
+                    }
+                    if !self.failed.swap(true, Ordering::AcqRel) {
+                        crate::log::log(&format!("Error writing to the AOF file: {why}"));
+                    }
+                    *lock(&self.error) = why;
+                    return false;
+                }
+            }
+        }
+        drop(file);
+        latency::add_background("aof-write", t.elapsed().as_millis() as u64);
+        if !q.dirty && self.policy() == Fsync::Everysec {
+            // The writer's fsync is due in a second.
+            q.dirty = true;
+            if q.idle {
+                q.idle = false;
+                self.wake.notify_one();
+            }
+        }
+        self.publish(upto);
+        true
     }
 
     /// Continue the stream in `file` after what is queued so far.
     pub fn switch(&self, file: File) {
         let mut q = lock(&self.queue);
         q.items.push_back(Item::Switch(file));
+        q.go = true;
         q.idle = false;
         self.wake.notify_one();
     }
@@ -151,7 +240,8 @@ impl Lane {
     }
 
     fn publish(&self, pos: u64) {
-        self.durable.store(pos, Ordering::Release);
+        // The writer thread and the shard's may publish in either order.
+        self.durable.fetch_max(pos, Ordering::AcqRel);
         let ready: Vec<Waker> = {
             let mut w = lock(&self.waiters);
             let (ready, keep): (Vec<_>, Vec<_>) = w.drain(..).partition(|(p, _)| *p <= pos);
@@ -168,16 +258,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The writer thread's loop.
-fn run(lane: Arc<Lane>, mut file: File) {
+/// The writer thread's loop. `sync` is its own handle on the current file, for the
+/// `everysec` fsync of what the shard's thread wrote.
+fn run(lane: Arc<Lane>, mut sync: File) {
     let mut last_fsync = Instant::now();
     let mut unsynced = false;
     loop {
-        let (items, upto, stop) = {
+        let (items, upto, stop, mut file) = {
             let mut q = lock(&lane.queue);
-            while q.items.is_empty() && !q.stop {
+            loop {
+                unsynced |= q.dirty;
+                if q.stop || (q.go && !q.items.is_empty()) {
+                    break;
+                }
+                if unsynced && last_fsync.elapsed() >= Duration::from_secs(1) {
+                    break;
+                }
                 q.idle = true;
-                // With nothing left to fsync, sleep until the next append: an idle
+                // With nothing left to fsync, sleep until the next kick: an idle
                 // server's writer costs nothing. Otherwise wake for the everysec fsync.
                 q = if unsynced {
                     lane.wake
@@ -187,32 +285,35 @@ fn run(lane: Arc<Lane>, mut file: File) {
                 } else {
                     lane.wake.wait(q).unwrap_or_else(|e| e.into_inner())
                 };
-                if q.items.is_empty() && unsynced && last_fsync.elapsed() >= Duration::from_secs(1)
-                {
-                    break;
-                }
             }
             q.idle = false;
-            (std::mem::take(&mut q.items), q.total, q.stop)
+            q.go = false;
+            // What the shard's thread wrote so far is covered by the fsync below.
+            q.dirty = false;
+            // Taken with the queue held: no write can come between the take and this.
+            let file = lock(&lane.file);
+            (std::mem::take(&mut q.items), q.total, q.stop, file)
         };
-        let mut pos = lane.durable.load(Ordering::Acquire);
         for item in items {
             match item {
                 Item::Data(d) => {
                     let t = Instant::now();
                     write_retrying(&lane, &mut file, &d);
                     latency::add_background("aof-write", t.elapsed().as_millis() as u64);
-                    pos += d.len() as u64;
                     unsynced = true;
                 }
                 Item::Switch(f) => {
                     sync_retrying(&lane, &file);
-                    file = f;
+                    match f.try_clone() {
+                        Ok(s) => sync = s,
+                        Err(e) => failed(&lane, &os_error(&e)),
+                    }
+                    *file = f;
                     lane.written.store(0, Ordering::Relaxed);
                 }
             }
         }
-        debug_assert!(pos == upto);
+        drop(file);
         let policy = lane.policy();
         if unsynced
             && (policy == Fsync::Always
@@ -220,7 +321,7 @@ fn run(lane: Arc<Lane>, mut file: File) {
                 || (policy == Fsync::Everysec && last_fsync.elapsed() >= Duration::from_secs(1)))
         {
             let t = Instant::now();
-            sync_retrying(&lane, &file);
+            sync_retrying(&lane, &sync);
             if policy == Fsync::Always {
                 latency::add_background("aof-fsync-always", t.elapsed().as_millis() as u64);
             }
@@ -240,18 +341,29 @@ fn run(lane: Arc<Lane>, mut file: File) {
 /// Write all of `d`, retrying every second while the disk refuses (full disk...).
 fn write_retrying(lane: &Lane, file: &mut File, d: &[u8]) {
     let mut done = 0;
+    while let Err((n, why)) = write_all(lane, file, &d[done..]) {
+        done += n;
+        failed(lane, &why);
+    }
+    recovered(lane);
+}
+
+/// Write all of `d` or stop at the first error: how much was written then, and the
+/// error's text.
+fn write_all(lane: &Lane, file: &mut File, d: &[u8]) -> Result<(), (usize, String)> {
+    let mut done = 0;
     while done < d.len() {
         match file.write(&d[done..]) {
-            Ok(0) => failed(lane, "short write"),
+            Ok(0) => return Err((done, "short write".to_string())),
             Ok(n) => {
                 done += n;
                 lane.written.fetch_add(n as u64, Ordering::Relaxed);
-                recovered(lane);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => failed(lane, &os_error(&e)),
+            Err(e) => return Err((done, os_error(&e))),
         }
     }
+    Ok(())
 }
 
 fn sync_retrying(lane: &Lane, file: &File) {
@@ -305,6 +417,33 @@ mod tests {
         assert_eq!(lane.durable.load(Ordering::Acquire), end);
         let want: String = (0..100).map(|i| format!("{i},")).collect();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
+        lane.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `everysec`: the appending thread writes the file itself at its turn's end (off
+    /// a core's thread, at once), so what it appended is written when `append` returns.
+    #[test]
+    fn everysec_appends_are_written_by_the_appending_thread() {
+        let dir = std::env::temp_dir().join(format!("shardis-aof-here-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.aof");
+        let lane = Lane::start(0, File::create(&path).unwrap(), 0, Fsync::Everysec).unwrap();
+        let mut want = String::new();
+        for i in 0..100 {
+            let end = lane.append(format!("{i},").into_bytes());
+            want.push_str(&format!("{i},"));
+            assert_eq!(lane.durable.load(Ordering::Acquire), end);
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
+        }
+        // Under `always` the writer thread writes and fsyncs, after what is written.
+        lane.set_policy(Fsync::Always);
+        let end = lane.append(b"last".to_vec());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lane.durable.load(Ordering::Acquire) < end && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), want + "last");
         lane.stop();
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -23,7 +23,7 @@
 
 pub mod epoll;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -274,6 +274,46 @@ pub async fn after_io() {
             yield_once().await;
         }
         Kind::Epoll => epoll::after_io().await,
+    }
+}
+
+thread_local! {
+    /// What [`at_turn_end`] deferred on this core, in the order it came.
+    static TURN_END: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` once the tasks ready on this core now have run: at the end of the loop's
+/// turn, after every connection whose request came in with this one. For work that
+/// serves all of a turn's requests at once (waking the AOF writer: one write and one
+/// fsync for every client of the turn, as Redis's `beforeSleep`). A task spawned with
+/// the first deferral goes to the back of the run queue and runs them all;
+/// [`run_turn_end`] runs them sooner, before a long stretch without the loop. Off a
+/// core's thread `f` runs at once.
+pub fn at_turn_end(f: impl FnOnce() + 'static) {
+    if CURRENT.get().is_none() {
+        f();
+        return;
+    }
+    let first = TURN_END.with(|t| {
+        let mut t = t.borrow_mut();
+        t.push(Box::new(f));
+        t.len() == 1
+    });
+    if first {
+        spawn(async {
+            yield_once().await;
+            run_turn_end();
+        })
+        .detach();
+    }
+}
+
+/// Run what [`at_turn_end`] deferred on this thread, now: before the thread keeps the
+/// loop waiting for long (a script's run, a wait for another core).
+pub fn run_turn_end() {
+    let due = TURN_END.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    for f in due {
+        f();
     }
 }
 
