@@ -40,7 +40,7 @@ pub mod snapshot;
 use crate::config::Config;
 use crate::log::log;
 use crate::protocol::Reply;
-use crate::runtime::durability::{Durability, Wait};
+use crate::runtime::durability::{Durability, Lanes, Wait};
 use crate::runtime::hop::ServerInfo;
 use crate::runtime::Shards;
 use crate::shard::Shard;
@@ -69,8 +69,8 @@ impl Durability for Persistence {
     fn writes_refused(&self, config: &Config) -> Option<Reply> {
         self.save.writes_refused(config).then(save::misconf)
     }
-    fn durable(&self) -> Option<Wait> {
-        aof::durable(&self.aof)
+    fn durable(&self, lanes: Lanes, conclusions: u64) -> Option<Wait> {
+        aof::durable(&self.aof, lanes, conclusions)
     }
     fn propagating(&self) -> bool {
         aof::enabled(&self.aof)

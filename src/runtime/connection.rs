@@ -41,6 +41,7 @@ use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::backend::{self, TcpStream};
 use crate::runtime::blocking;
 use crate::runtime::dispatch::run_batch;
+use crate::runtime::durability::{concluding, Lanes};
 use crate::runtime::pause;
 use crate::runtime::Shards;
 use bytes::BytesMut;
@@ -394,6 +395,8 @@ async fn session(
         }
         // Requests of this read already answered before a blocking command.
         let mut done = 0;
+        // The shards whose data this read's replies may show (see `Lanes`).
+        let mut lanes = Lanes::None;
         let mut close = false;
         // A blocking command ends a batch: what follows it waits until it is served.
         while !requests.is_empty() && !close {
@@ -406,6 +409,7 @@ async fn session(
                 .last()
                 .and_then(|a| blocking_command(a).map(|c| (c, a.clone())));
             let mut batch = run_batch(client, shards, requests).await;
+            lanes = lanes.and(batch.lanes);
             affinity = match (affinity, batch.remote_only) {
                 ((Some(a), n), Some(s)) if a == s => (Some(s), n + 1),
                 (_, Some(s)) => (Some(s), 1),
@@ -418,7 +422,7 @@ async fn session(
                 // in Redis; it and the requests behind it run when the pause ends.
                 done += batch.replies.len();
                 encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
-                write_replies(stream, shards, &pushes, &mut out).await?;
+                write_replies(stream, shards, &pushes, &mut out, lanes).await?;
                 // Redis trims its query buffer up to the postponed command.
                 client.borrow_mut().qbuf = read_len - ends[done];
                 let fd = stream.as_raw_fd();
@@ -441,7 +445,9 @@ async fn session(
             encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
             if let Some((cmd, argv)) = blocked {
                 // Replies before the blocking command leave now, as in Redis.
-                write_replies(stream, shards, &pushes, &mut out).await?;
+                write_replies(stream, shards, &pushes, &mut out, lanes).await?;
+                // Served later, maybe with what another shard's command moved.
+                lanes = Lanes::All;
                 // Redis trims the served requests off its query buffer when it blocks.
                 client.borrow_mut().qbuf = read_len - ends[done - 1];
                 let fd = stream.as_raw_fd();
@@ -470,6 +476,7 @@ async fn session(
         // output of a client that closes after its reply).
         if let Some(p) = crate::runtime::dispatch::queued_pushes(client).filter(|_| !close) {
             out.extend_from_slice(&p);
+            lanes = Lanes::All;
         }
         // `maxmemory-clients`: the replies count before they are written.
         pushes.set_unwritten(out.len());
@@ -481,7 +488,7 @@ async fn session(
         if backend::others_ready() {
             backend::yield_once().await;
         }
-        write_replies(stream, shards, &pushes, &mut out).await?;
+        write_replies(stream, shards, &pushes, &mut out, lanes).await?;
         if close || client.borrow().killed {
             return Ok(None);
         }
@@ -547,12 +554,14 @@ fn over_limit() -> std::io::Error {
 
 /// Write a read's replies (and the messages placed among them): first check them
 /// against the output buffer limit, as Redis does when it adds replies to its buffer;
-/// then, `appendfsync always` permitting, write them whole.
+/// then, `appendfsync always` permitting, write them whole. `lanes`: the shards whose
+/// data they may show.
 async fn write_replies(
     stream: &mut TcpStream,
     shards: &Shards,
     pushes: &Pushes,
     out: &mut BytesMut,
+    lanes: Lanes,
 ) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
@@ -563,8 +572,9 @@ async fn write_replies(
     }
     // What these replies show must be in the log first (on disk with `appendfsync
     // always`), with every multi-shard transaction they may have passed.
-    crate::runtime::durability::concluding::settled().await;
-    if let Some(wait) = shards.server.durability.durable() {
+    let conclusions = concluding::opened();
+    concluding::settled().await;
+    if let Some(wait) = shards.server.durability.durable(lanes, conclusions) {
         wait.await;
     }
     shards.local.borrow_mut().stats.wrote(out.len());

@@ -27,6 +27,7 @@ use crate::commands::{traits, Command, Exec};
 use crate::protocol::Reply;
 use crate::runtime::admission::{self, Admitted};
 use crate::runtime::call;
+use crate::runtime::durability::Lanes;
 use crate::runtime::monitor;
 use crate::runtime::multishard;
 use crate::runtime::pubsub;
@@ -65,6 +66,8 @@ pub struct Batch {
     /// Every request went to shard `s`, another core's, as one single-shard command
     /// (the connection may move there, see `connection`).
     pub remote_only: Option<usize>,
+    /// The shards whose data the replies may show (whose logs they wait for).
+    pub lanes: Lanes,
 }
 
 /// Where one read's requests ran, so far.
@@ -96,6 +99,7 @@ struct Run<'a> {
     /// Per core, the messages of this read's PUBLISHes for it, by request index.
     published: Vec<Vec<(usize, pubsub::Message)>>,
     route: Route,
+    lanes: Lanes,
 }
 
 /// Execute every request of one read (up to one CLIENT PAUSE postpones) and return
@@ -134,6 +138,7 @@ async fn run_requests(
         pending: (0..shards.count()).map(|_| Vec::new()).collect(),
         published: (0..shards.count()).map(|_| Vec::new()).collect(),
         route: Route::Nowhere,
+        lanes: Lanes::None,
     };
     let mut close = false;
     let mut postponed = None;
@@ -191,12 +196,20 @@ async fn run_requests(
         Route::Remote(s) if postponed.is_none() => Some(s),
         _ => None,
     };
+    // Messages among the replies may show any shard's writes (keyspace events,
+    // invalidations).
+    let lanes = if pushed.is_empty() {
+        run.lanes
+    } else {
+        Lanes::All
+    };
     Batch {
         replies: run.finish(),
         pushed,
         close,
         postponed,
         remote_only,
+        lanes,
     }
 }
 
@@ -263,6 +276,7 @@ impl Run<'_> {
             Exec::Container => unreachable!("resolve returns subcommands"),
         };
         self.went(None);
+        self.lanes = Lanes::All;
         let mut local = self.shards.local.borrow_mut();
         call::record(&mut local, cmd, &argv, start, &reply, &self.caller);
         drop(local);
@@ -292,6 +306,7 @@ impl Run<'_> {
         check: Option<SlotCheck>,
     ) {
         let shards = self.shards;
+        self.lanes = self.lanes.and_shard(s);
         // Behind nothing of this batch for this shard, and under no claim.
         if s == shards.local_id && self.pending[s].is_empty() && shards.local_admits(cmd, &argv) {
             let mut local = shards.local.borrow_mut();

@@ -27,8 +27,10 @@ pub trait Durability: std::any::Any + Send + Sync {
     /// running: `-MISCONF` after a failed background save. `config` is the shard's.
     fn writes_refused(&self, config: &Config) -> Option<Reply>;
     /// What to await before replies leave so that what they show is logged (fsynced
-    /// with `appendfsync always`); `None` when they may leave now.
-    fn durable(&self) -> Option<Wait>;
+    /// with `appendfsync always`); `None` when they may leave now. `lanes`: the
+    /// shards whose data the replies may show; `conclusions`: [`concluding::opened`]
+    /// read before the replies' [`concluding::settled`].
+    fn durable(&self, lanes: Lanes, conclusions: u64) -> Option<Wait>;
     /// True while effects are logged (coordinators of multi-shard work check it before
     /// building records on their side).
     fn propagating(&self) -> bool;
@@ -37,6 +39,44 @@ pub trait Durability: std::any::Any + Send + Sync {
     /// The implementation, for persistence to reach its own state (see
     /// `persistence::of`).
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Which shards' logs a read's replies depend on.
+///
+/// A reply may leave once the log of every shard whose data it shows is durable. A
+/// read whose requests all ran on one shard's data, one keyed command at a time (or
+/// were refused, or queued in MULTI), shows that shard's data only; anything else
+/// (a command over several shards or the server, a script, EXEC, a blocked command
+/// served later, pushed messages) may show any shard's, so it waits for all of them.
+/// Waiting for one log is only enough while no multi-shard transaction may be
+/// incomplete on disk: loading cuts every shard's log at such a transaction, with
+/// what follows it (see `persistence::aof`), so the persistence side checks that too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lanes {
+    /// Nothing of any shard (errors, `QUEUED`).
+    None,
+    One(usize),
+    All,
+}
+
+impl Lanes {
+    /// These and shard `s`'s.
+    pub fn and_shard(self, s: usize) -> Lanes {
+        match self {
+            Lanes::None => Lanes::One(s),
+            Lanes::One(t) if t == s => self,
+            _ => Lanes::All,
+        }
+    }
+
+    /// These and `other`.
+    pub fn and(self, other: Lanes) -> Lanes {
+        match other {
+            Lanes::None => self,
+            Lanes::One(s) => self.and_shard(s),
+            Lanes::All => Lanes::All,
+        }
+    }
 }
 
 /// Multi-shard transactions whose parts are being appended to the shards' logs.
@@ -51,7 +91,7 @@ pub trait Durability: std::any::Any + Send + Sync {
 /// With no conclusion open, the check is one atomic load.
 pub mod concluding {
     use std::collections::BTreeSet;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::Mutex;
     use std::task::{Poll, Waker};
 
@@ -64,6 +104,10 @@ pub mod concluding {
     }
 
     static OPEN: AtomicUsize = AtomicUsize::new(0);
+    /// Conclusions ever opened (each counted once it is registered as open).
+    static OPENED: AtomicU64 = AtomicU64::new(0);
+    /// Conclusions whose parts are all known durable (on every shard's log).
+    static DURABLE: AtomicU64 = AtomicU64::new(0);
     static STATE: Mutex<State> = Mutex::new(State {
         next: 0,
         open: BTreeSet::new(),
@@ -83,7 +127,25 @@ pub mod concluding {
         s.next += 1;
         s.open.insert(id);
         OPEN.fetch_add(1, Ordering::SeqCst);
+        OPENED.fetch_add(1, Ordering::SeqCst);
         Conclusion(id)
+    }
+
+    /// How many conclusions were opened so far. Read before [`settled`], every one
+    /// counted is closed (all its parts appended) once `settled` is done.
+    pub fn opened() -> u64 {
+        OPENED.load(Ordering::SeqCst)
+    }
+
+    /// The first `n` conclusions' parts are durable on every shard's log (a wait for
+    /// every log, after a `settled` that followed `opened() == n`, is over).
+    pub fn durable_up_to(n: u64) {
+        DURABLE.fetch_max(n, Ordering::AcqRel);
+    }
+
+    /// True when the first `n` conclusions' parts are known durable everywhere.
+    pub fn all_durable(n: u64) -> bool {
+        DURABLE.load(Ordering::Acquire) >= n
     }
 
     impl Drop for Conclusion {

@@ -13,13 +13,17 @@
 //!   (`commands::propagate`); it encodes them in RESP (`record`), with `SELECT` when
 //!   the db changes. Keys deleted by expiry are propagated as `DEL`s before the next
 //!   record, as Redis does.
-//! - **Durability** (`writer`): one writer thread per shard owns its current file; the
-//!   shard only appends to a buffer, so the event loop never waits for the disk. With
-//!   `appendfsync always` a connection writes a batch's replies only once every
-//!   shard's stream is durable up to where it was when the batch's commands were done
-//!   (so reads wait too, and no client ever sees a write that a crash could undo);
-//!   one fsync covers everyone who appended meanwhile (group commit). When nothing is
-//!   pending the check costs one atomic load per shard.
+//! - **Durability** (`writer`): the shard appends to a buffer that goes to its file
+//!   once per loop turn (written by the shard's thread under `everysec` and `no`, by
+//!   the lane's writer thread under `always`, which fsyncs too), so the event loop
+//!   never waits for an fsync. A connection writes a batch's replies only once the
+//!   streams of the shards whose data they may show (`runtime::durability::Lanes`:
+//!   one shard's for a read of single-shard commands, every shard's otherwise) are
+//!   durable up to where they were when the batch's commands were done (so reads wait
+//!   too, and no client ever sees a write that a crash could undo); one fsync covers
+//!   everyone who appended meanwhile (group commit). One stream is enough only while
+//!   every multi-shard transaction is known durable on every stream (see [`durable`]).
+//!   When nothing is pending the check costs one atomic load per stream.
 //! - **Transactions**: an EXEC confined to one shard is logged as `MULTI` ... `EXEC`
 //!   (a torn tail drops the whole block). A multi-shard transaction logs its records,
 //!   whichever shard runs them, into one log it carries (`TxLog`), in the order they
@@ -59,7 +63,7 @@ pub use rewrite::{auto_rewrite, bgrewriteaof};
 
 use crate::client::REPLAY_CLIENT;
 use crate::protocol::Reply;
-use crate::runtime::durability::Wait;
+use crate::runtime::durability::{concluding, Lanes, Wait};
 use crate::runtime::hop::ServerInfo;
 use crate::runtime::Shards;
 use crate::shard::propagation::{meant_for, Consumer, Effect, Unit, TO_AOF};
@@ -245,29 +249,40 @@ pub fn cron(shard: &mut Shard) {
 
 // ---- Durability, on the connection -------------------------------------------------
 
-/// What to await until every shard's stream is durable up to where it is now (fsynced
-/// with `appendfsync always`, written to the file otherwise); `None` when every stream
-/// is there already. Asked after a batch ran, before its replies are written.
-pub fn durable(global: &Global) -> Option<Wait> {
-    if !global.enabled.load(Ordering::Acquire) {
+/// What to await until the streams of `lanes` are durable up to where they are now
+/// (fsynced with `appendfsync always`, written to the file otherwise); `None` when
+/// they are there already. Asked after a batch ran, before its replies are written.
+/// One shard's stream is enough only while every multi-shard transaction (of the
+/// first `conclusions`) is known durable on every stream: loading cuts every stream
+/// at one that is not (see the module comment), so until then all are waited for.
+pub fn durable(global: &Global, lanes: Lanes, conclusions: u64) -> Option<Wait> {
+    if !global.enabled.load(Ordering::Acquire) || lanes == Lanes::None {
         return None;
     }
+    let only = match lanes {
+        Lanes::One(s) if concluding::all_durable(conclusions) => Some(s),
+        _ => None,
+    };
     // `durable` is "fsynced" under `always` and "written" otherwise: like Redis, which
     // writes before it replies, a killed process loses no acknowledged write with
     // `everysec` or `no` either (only a machine crash can lose up to a second).
     // Every stream's position is taken now, in one pass under the lock; only the
     // streams still behind are kept (usually none: no allocation per batch).
+    let behind = |lane: &Arc<Lane>| {
+        let target = lane.appended.load(Ordering::Acquire);
+        (lane.durable.load(Ordering::Acquire) < target).then(|| (lane.clone(), target))
+    };
     let pending: Vec<(Arc<Lane>, u64)> = {
-        let lanes = global.lanes.read().unwrap_or_else(|e| e.into_inner());
-        lanes
-            .iter()
-            .filter_map(|lane| {
-                let target = lane.appended.load(Ordering::Acquire);
-                (lane.durable.load(Ordering::Acquire) < target).then(|| (lane.clone(), target))
-            })
-            .collect()
+        let all = global.lanes.read().unwrap_or_else(|e| e.into_inner());
+        match only {
+            Some(s) => all.get(s).and_then(behind).into_iter().collect(),
+            None => all.iter().filter_map(behind).collect(),
+        }
     };
     if pending.is_empty() {
+        if only.is_none() {
+            concluding::durable_up_to(conclusions);
+        }
         return None;
     }
     Some(Box::pin(async move {
@@ -280,6 +295,9 @@ pub fn durable(global: &Global) -> Option<Wait> {
                 }
             })
             .await;
+        }
+        if only.is_none() {
+            concluding::durable_up_to(conclusions);
         }
     }))
 }
@@ -650,5 +668,45 @@ pub fn stop(server: &ServerInfo) {
         while l.durable.load(Ordering::Acquire) < target && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply that shows one shard's data waits for that shard's log alone, unless
+    /// a multi-shard transaction may be incomplete on some log: then for every log.
+    #[test]
+    fn one_log_is_waited_for_only_while_every_transaction_is_durable() {
+        let dir = std::env::temp_dir().join(format!("shardis-aof-lanes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lane = |k: usize| {
+            let f = std::fs::File::create(dir.join(format!("{k}.aof"))).unwrap();
+            Lane::start(k, f, 0, Fsync::Always).unwrap()
+        };
+        let (up_to_date, behind) = (lane(0), lane(1));
+        // Shard 1's log lags: something was appended that its writer never saw.
+        behind.appended.store(100, Ordering::Release);
+        let g = Global::default();
+        *g.lanes.write().unwrap() = vec![up_to_date.clone(), behind.clone()];
+        g.enabled.store(true, Ordering::Release);
+
+        let before = concluding::opened();
+        concluding::durable_up_to(before);
+        assert!(durable(&g, Lanes::One(0), before).is_none());
+        assert!(durable(&g, Lanes::One(1), before).is_some());
+        assert!(durable(&g, Lanes::All, before).is_some());
+        assert!(durable(&g, Lanes::None, before).is_none());
+        // A transaction concluded since: its part on shard 1 may not be durable.
+        drop(concluding::open());
+        assert!(durable(&g, Lanes::One(0), concluding::opened()).is_some());
+        // Once every log caught up, one log is enough again.
+        behind.durable.store(100, Ordering::Release);
+        assert!(durable(&g, Lanes::All, concluding::opened()).is_none());
+        assert!(durable(&g, Lanes::One(0), concluding::opened()).is_none());
+        up_to_date.stop();
+        behind.stop();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
