@@ -554,8 +554,8 @@ fn over_limit() -> std::io::Error {
 
 /// Write a read's replies (and the messages placed among them): first check them
 /// against the output buffer limit, as Redis does when it adds replies to its buffer;
-/// then, `appendfsync always` permitting, write them whole. `lanes`: the shards whose
-/// data they may show.
+/// then, once the AOF has what they show (`lanes`: the shards whose data they may
+/// show), write them whole.
 async fn write_replies(
     stream: &mut TcpStream,
     shards: &Shards,

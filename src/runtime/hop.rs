@@ -462,12 +462,13 @@ pub fn block_serving<F: std::future::Future>(fut: F) -> F::Output {
             return out;
         }
         while !signal.woken.swap(false, Ordering::Acquire) {
+            // What waits for the end of the core's turn (the AOF's write, of what
+            // this thread or the jobs it served appended) does not wait for this
+            // thread's wait.
+            crate::runtime::backend::run_turn_end();
             if serve_nested() {
                 continue;
             }
-            // What waits for the end of the core's turn (the AOF's write) does not
-            // wait for this thread's wait.
-            crate::runtime::backend::run_turn_end();
             if let Some(w) = waiting {
                 w.asleep.store(true, Ordering::SeqCst);
                 if inbox_is_empty() && !signal.woken.load(Ordering::Acquire) {
@@ -575,8 +576,10 @@ impl<R> Answer<R> {
                 let mut polls = 0u32;
                 let watched = crate::runtime::backend::watch(WAIT_SPIN, || {
                     polls = polls.wrapping_add(1);
-                    if polls.is_multiple_of(64) {
-                        serve_nested();
+                    if polls.is_multiple_of(64) && serve_nested() {
+                        // What a served job appended goes to the log now (see
+                        // `block_serving`).
+                        crate::runtime::backend::run_turn_end();
                     }
                     rx.try_recv().ok()
                 });

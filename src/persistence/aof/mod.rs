@@ -23,7 +23,7 @@
 //!   too, and no client ever sees a write that a crash could undo); one fsync covers
 //!   everyone who appended meanwhile (group commit). One stream is enough only while
 //!   every multi-shard transaction is known durable on every stream (see [`durable`]).
-//!   When nothing is pending the check costs one atomic load per stream.
+//!   When nothing is pending the check costs two atomic loads per stream waited for.
 //! - **Transactions**: an EXEC confined to one shard is logged as `MULTI` ... `EXEC`
 //!   (a torn tail drops the whole block). A multi-shard transaction logs its records,
 //!   whichever shard runs them, into one log it carries (`TxLog`), in the order they

@@ -1,4 +1,4 @@
-//! One shard's AOF stream (a [`Lane`]) and the writer thread that fsyncs it.
+//! One shard's AOF stream (a [`Lane`]) and its writer thread.
 //!
 //! The one idea to hold: the shard appends records to the lane's buffer and bumps
 //! `appended` (a byte count); at the end of its loop turn (`backend::at_turn_end`,
@@ -7,13 +7,15 @@
 //! `durable` is published, waking the connections waiting for it.
 //! - `everysec` and `no`: the shard's thread writes the buffer itself (one `write` to
 //!   the page cache per turn, no other thread involved); the writer thread only
-//!   fsyncs once a second (`everysec`), through its own handle on the file.
+//!   fsyncs once a second (`everysec`), through its own handle on the file. While
+//!   that fsync runs the writer thread writes instead, since a `write` to a file
+//!   being fsynced may wait for the disk (Redis postpones its write then too).
 //! - `always`: the turn's end kicks the writer thread, which writes, fsyncs, then
 //!   publishes. Every client whose turn ended while the previous fsync ran is covered
 //!   by the next one: group commit. The event loop never waits for an fsync.
-//! - Whenever the shard cannot write at once (the writer thread is writing, a rewrite
-//!   switched files, the last write failed), the turn's end kicks the writer thread
-//!   instead, which writes in order. A write error is kept (INFO, `-MISCONF`) and
+//! - Whenever the shard cannot write at once (the writer thread is writing or
+//!   fsyncing, a rewrite switched files, the last write failed), the turn's end kicks
+//!   the writer thread instead, which writes in order. A write error is kept (INFO, `-MISCONF`) and
 //!   retried every second by the writer thread; `durable` does not move past data
 //!   that is not written, so no reply is released on top of it.
 //!
@@ -64,7 +66,8 @@ struct Queue {
     idle: bool,
     /// A kick is due at the end of the appending core's loop turn.
     kick_due: bool,
-    /// Kicked since the writer last took the queue: it may take it.
+    /// Kicked since the writer last took the queue: it may take it (it also takes it
+    /// to stop, and for the `everysec` fsync).
     go: bool,
     /// The shard's thread wrote since the writer's last fsync (`everysec`).
     dirty: bool,
@@ -78,7 +81,7 @@ pub struct Lane {
     /// `queue` held, so writes happen in the order the data was taken).
     file: Mutex<File>,
     wake: Condvar,
-    /// Bytes handed to the writer so far.
+    /// Bytes appended so far.
     pub appended: AtomicU64,
     /// Bytes known durable (fsynced under `always`, written otherwise).
     pub durable: AtomicU64,
@@ -91,6 +94,8 @@ pub struct Lane {
     pub error: Mutex<String>,
     /// Last fsync took longer than two seconds (INFO aof_delayed_fsync counts them).
     pub delayed_fsync: AtomicU64,
+    /// The writer thread is fsyncing for `everysec`: the shard's thread does not write.
+    syncing: AtomicBool,
 }
 
 impl Lane {
@@ -109,6 +114,7 @@ impl Lane {
             failed: AtomicBool::new(false),
             error: Mutex::new(String::new()),
             delayed_fsync: AtomicU64::new(0),
+            syncing: AtomicBool::new(false),
         });
         let l = lane.clone();
         std::thread::Builder::new()
@@ -129,8 +135,9 @@ impl Lane {
         self.policy.store(p as u8, Ordering::Relaxed);
     }
 
-    /// Hand `bytes` to the writer; returns the stream position after them. The writer
-    /// is kicked at the end of the appending core's loop turn (see the module comment).
+    /// Append `bytes`; returns the stream position after them. They are written at
+    /// the end of the appending core's loop turn (see the module comment; off a core's
+    /// thread, before this returns).
     pub fn append(self: &Arc<Self>, bytes: Vec<u8>) -> u64 {
         if bytes.is_empty() {
             return self.appended.load(Ordering::Acquire);
@@ -169,9 +176,11 @@ impl Lane {
     }
 
     /// Write the queue from this thread and publish it: true when done, false when
-    /// the writer thread must (it is writing, a switch is queued, a write failed).
+    /// the writer thread must (it is writing or fsyncing, a switch is queued, a
+    /// write failed).
     fn write_here(&self, q: &mut Queue) -> bool {
         if self.failed.load(Ordering::Relaxed)
+            || self.syncing.load(Ordering::Acquire)
             || q.items.iter().any(|i| matches!(i, Item::Switch(_)))
         {
             return false;
@@ -181,6 +190,7 @@ impl Lane {
         };
         let upto = q.total;
         let t = Instant::now();
+        let wrote = !q.items.is_empty();
         while let Some(Item::Data(d)) = q.items.front() {
             match write_all(self, &mut file, d) {
                 Ok(()) => {
@@ -199,9 +209,13 @@ impl Lane {
                 }
             }
         }
+        if q.stop && wrote {
+            // The writer thread is gone or going: nothing fsyncs this later.
+            sync_retrying(self, &file);
+        }
         drop(file);
         latency::add_background("aof-write", t.elapsed().as_millis() as u64);
-        if !q.dirty && self.policy() == Fsync::Everysec {
+        if wrote && !q.dirty && self.policy() == Fsync::Everysec {
             // The writer's fsync is due in a second.
             q.dirty = true;
             if q.idle {
@@ -222,7 +236,8 @@ impl Lane {
         self.wake.notify_one();
     }
 
-    /// Write and fsync what is queued, then end the thread.
+    /// Write and fsync what is queued, then end the thread (what is appended later
+    /// is written and fsynced by the appending thread).
     pub fn stop(&self) {
         let mut q = lock(&self.queue);
         q.stop = true;
@@ -271,13 +286,15 @@ fn run(lane: Arc<Lane>, mut sync: File) {
                 if q.stop || (q.go && !q.items.is_empty()) {
                     break;
                 }
-                if unsynced && last_fsync.elapsed() >= Duration::from_secs(1) {
+                // Under `always` every write was fsynced; under `no` none will be.
+                let due = unsynced && lane.policy() == Fsync::Everysec;
+                if due && last_fsync.elapsed() >= Duration::from_secs(1) {
                     break;
                 }
                 q.idle = true;
                 // With nothing left to fsync, sleep until the next kick: an idle
                 // server's writer costs nothing. Otherwise wake for the everysec fsync.
-                q = if unsynced {
+                q = if due {
                     lane.wake
                         .wait_timeout(q, Duration::from_millis(250))
                         .unwrap_or_else(|e| e.into_inner())
@@ -304,10 +321,12 @@ fn run(lane: Arc<Lane>, mut sync: File) {
                 }
                 Item::Switch(f) => {
                     sync_retrying(&lane, &file);
-                    match f.try_clone() {
-                        Ok(s) => sync = s,
-                        Err(e) => failed(&lane, &os_error(&e)),
-                    }
+                    sync = loop {
+                        match f.try_clone() {
+                            Ok(s) => break s,
+                            Err(e) => failed(&lane, &os_error(&e)),
+                        }
+                    };
                     *file = f;
                     lane.written.store(0, Ordering::Relaxed);
                 }
@@ -321,7 +340,9 @@ fn run(lane: Arc<Lane>, mut sync: File) {
                 || (policy == Fsync::Everysec && last_fsync.elapsed() >= Duration::from_secs(1)))
         {
             let t = Instant::now();
+            lane.syncing.store(true, Ordering::Release);
             sync_retrying(&lane, &sync);
+            lane.syncing.store(false, Ordering::Release);
             if policy == Fsync::Always {
                 latency::add_background("aof-fsync-always", t.elapsed().as_millis() as u64);
             }

@@ -190,6 +190,13 @@ fn with_running(f: impl FnOnce(&Executor)) {
     });
 }
 
+/// True while this thread's executor runs.
+pub fn running() -> bool {
+    EXECUTOR
+        .try_with(|e| e.try_borrow().is_ok_and(|e| e.is_some()))
+        .unwrap_or(false)
+}
+
 /// Run `main` on this thread's new executor until it completes.
 pub fn block_on<T: 'static>(main: impl Future<Output = T> + 'static) -> io::Result<T> {
     let poll = Poll::new()?;

@@ -178,7 +178,13 @@ where
                 .io_memory(IO_MEMORY)
                 .spawn(move || {
                     CURRENT.set(Some(Kind::IoUring));
-                    main()
+                    let main = main();
+                    async move {
+                        let out = main.await;
+                        // Tasks dropped from here on run no more (`at_turn_end`).
+                        CURRENT.set(None);
+                        out
+                    }
                 })
                 .map(|h| Thread(ThreadInner::IoUring(h)))
                 .map_err(|e| io::Error::other(e.to_string()))
@@ -190,7 +196,9 @@ where
                     core_affinity::set_for_current(core_affinity::CoreId { id: c });
                 }
                 CURRENT.set(Some(Kind::Epoll));
-                epoll::block_on(main())
+                let out = epoll::block_on(main());
+                CURRENT.set(None);
+                out
             })
             .map(|h| Thread(ThreadInner::Epoll(h))),
     }
@@ -288,9 +296,14 @@ thread_local! {
 /// fsync for every client of the turn, as Redis's `beforeSleep`). A task spawned with
 /// the first deferral goes to the back of the run queue and runs them all;
 /// [`run_turn_end`] runs them sooner, before a long stretch without the loop. Off a
-/// core's thread `f` runs at once.
+/// core's running loop (another thread, a loop that ended) `f` runs at once.
 pub fn at_turn_end(f: impl FnOnce() + 'static) {
-    if CURRENT.get().is_none() {
+    let looping = match CURRENT.get() {
+        None => false,
+        Some(Kind::IoUring) => true,
+        Some(Kind::Epoll) => epoll::running(),
+    };
+    if !looping {
         f();
         return;
     }
