@@ -222,6 +222,40 @@ fn a_publish_never_overtakes_the_events_of_the_command_before_it() {
     }
 }
 
+/// With the AOF on, an idle subscriber's events wait for the log to have the writes
+/// they tell of (as Redis writes its clients after its AOF): they still come, in
+/// order, whichever core wrote.
+#[test]
+fn events_come_after_the_log_has_the_write() {
+    let shardis = Server::shardis_with(
+        2,
+        &[
+            "--notify-keyspace-events",
+            "KA",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ],
+    );
+    let mut sub = conn_on(&shardis, 0);
+    sub.send_cmd(&[b"PSUBSCRIBE", b"__keyspace@0__:*"]);
+    sub.read_frame();
+    for from in 0..2 {
+        let mut c = conn_on(&shardis, from);
+        for i in 0..50 {
+            let key = format!("logged:{from}:{i}");
+            c.send_cmd(&[b"SET", key.as_bytes(), b"v"]);
+            c.read_frame();
+            let event = show(&sub.read_frame());
+            assert!(
+                event.contains(&format!("__keyspace@0__:{key}")),
+                "{key}: {event}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_active_cycle_and_new_keys_raise_their_events() {
     let args = ["--notify-keyspace-events", "Exn"];

@@ -570,18 +570,23 @@ async fn write_replies(
     if pushes.enforce_limit(OverLimit::Scheduled) {
         return Err(over_limit());
     }
-    // What these replies show must be in the log first (on disk with `appendfsync
-    // always`), with every multi-shard transaction they may have passed.
-    let conclusions = concluding::opened();
-    concluding::settled().await;
-    if let Some(wait) = shards.server.durability.durable(lanes, conclusions) {
-        wait.await;
-    }
+    logged(shards, lanes).await;
     shards.local.borrow_mut().stats.wrote(out.len());
     let written = write_out(stream, pushes, out).await;
     pushes.set_unwritten(0);
     out.clear();
     written
+}
+
+/// Wait until what the shards of `lanes` did so far is in the log (on disk with
+/// `appendfsync always`), with every multi-shard transaction it may have passed: what
+/// a client is sent next may show it.
+async fn logged(shards: &Shards, lanes: Lanes) {
+    let conclusions = concluding::opened();
+    concluding::settled().await;
+    if let Some(wait) = shards.server.durability.durable(lanes, conclusions) {
+        wait.await;
+    }
 }
 
 /// Write `buf` whole, keeping the client's count of unwritten reply bytes current;
@@ -621,6 +626,9 @@ async fn write_pushes(
     pushes: &Pushes,
 ) -> std::io::Result<()> {
     let budget = pushes.pending();
+    // Keyspace events and invalidations show writes, which the log has first (as
+    // Redis writes its clients' buffers after its AOF's).
+    logged(shards, Lanes::All).await;
     let mut written = 0;
     let result = std::future::poll_fn(|cx| loop {
         if pushes.over_limit().is_some() {
