@@ -647,6 +647,31 @@ fn debug_is_refused_unless_enabled_as_redis() {
     assert_eq!(enabled.raw().cmd(&["DEBUG", "SLEEP", "0"]), simple("OK"));
 }
 
+/// Shardis loads no modules: MODULE answers as a Redis that has none loaded, with
+/// `enable-module-command` at its default and enabled.
+#[test]
+fn module_answers_as_a_redis_with_no_modules_loaded() {
+    const SESSION: &[&[&str]] = &[
+        &["MODULE", "LIST"],
+        &["MODULE", "HELP"],
+        &["MODULE", "LOAD", "/nonexistent/module.so"],
+        &["MODULE", "LOADEX", "/nonexistent/module.so", "ARGS", "x"],
+        &["MODULE", "UNLOAD", "nosuch"],
+        &["MODULE", "LIST", "x"],
+        &["MODULE", "LOAD"],
+        &["MODULE", "NOSUCH"],
+        &["MODULE"],
+    ];
+    for extra in [&[][..], &["--enable-module-command", "yes"][..]] {
+        let redis = Server::redis_with(extra);
+        let shardis = Server::shardis_with(2, extra);
+        let (mut r, mut s) = (redis.raw(), shardis.raw());
+        for argv in SESSION {
+            assert_eq!(s.cmd(argv), r.cmd(argv), "{argv:?} with {extra:?}");
+        }
+    }
+}
+
 /// Send `requests` in one write, then `PING <marker>`, and return every reply up to the
 /// marker's: the replies a client gets, none of the suppressed ones.
 fn replies_before_marker(c: &mut RawConn, requests: &[&[&str]], marker: &str) -> Vec<Frame> {

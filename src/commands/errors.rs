@@ -312,6 +312,7 @@ pub const INVALID_COMMAND_ARITY: &str = "ERR Invalid number of arguments specifi
 pub const NO_SHUTDOWN: &str = "ERR No shutdown in progress.";
 pub const SHUTDOWN_FAILED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
 pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
+pub const MODULE_NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 pub const SLOWLOG_GET_ARGS: &str =
     "ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.";

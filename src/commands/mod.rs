@@ -34,6 +34,7 @@ pub mod list;
 pub mod memory;
 pub mod meta;
 pub mod migrate;
+pub mod module;
 pub mod persistence;
 pub mod propagate;
 pub mod pubsub;
@@ -555,6 +556,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         connection::COMMANDS,
         server::COMMANDS,
         debug::COMMANDS,
+        module::COMMANDS,
         persistence::COMMANDS,
         aof::COMMANDS,
         dump::COMMANDS,
