@@ -222,6 +222,8 @@ async fn accept_loop(
                         crate::runtime::backend::spawn(connection::serve(stream, shards.clone()))
                             .detach();
                     }
+                    // A shutdown closes the listeners under a pending accept.
+                    Err(_) if shards.server.shutting_down.load(Ordering::Acquire) => return,
                     Err(e) => {
                         log(&format!("Accepting client connection: {e}"));
                         crate::runtime::backend::sleep(Duration::from_millis(10)).await;
