@@ -17,12 +17,15 @@ pub static COMMANDS: &[Command] = &[Command::new(
     Exec::Server(debug),
 )];
 
-fn debug_allowed(c: &ClientRef, s: &Shards) -> bool {
+/// An `enable-debug-command` / `enable-module-command` style option (`no`, Redis's
+/// default, refuses; `local` allows loopback clients only; `yes` allows everyone):
+/// does it let client `c` run its command?
+pub fn option_allows(option: &str, c: &ClientRef, s: &Shards) -> bool {
     let setting = s
         .local
         .borrow()
         .config
-        .get("enable-debug-command")
+        .get(option)
         .unwrap_or("no")
         .to_ascii_lowercase();
     match setting.as_str() {
@@ -34,7 +37,7 @@ fn debug_allowed(c: &ClientRef, s: &Shards) -> bool {
 
 fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
-        if !debug_allowed(c, s) {
+        if !option_allows("enable-debug-command", c, s) {
             return Reply::err(errors::DEBUG_NOT_ALLOWED);
         }
         let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();

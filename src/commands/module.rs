@@ -45,18 +45,7 @@ pub static COMMANDS: &[Command] =
 /// `enable-module-command`: `no` refuses LOAD / LOADEX / UNLOAD, `local` allows them
 /// from loopback only, `yes` from anywhere (as `enable-debug-command` for DEBUG).
 fn allowed(c: &ClientRef, s: &Shards) -> bool {
-    let setting = s
-        .local
-        .borrow()
-        .config
-        .get("enable-module-command")
-        .unwrap_or("no")
-        .to_ascii_lowercase();
-    match setting.as_str() {
-        "yes" => true,
-        "local" => c.borrow().addr.ip().is_loopback(),
-        _ => false,
-    }
+    super::debug::option_allows("enable-module-command", c, s)
 }
 
 fn list<'a>(_c: &'a ClientRef, _s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {

@@ -488,8 +488,6 @@ fn shutdown<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
     })
 }
 
-/// `enable-debug-command`: `no` (Redis's default) refuses DEBUG, `local` allows it from
-/// loopback only, `yes` from anywhere.
 #[cfg(test)]
 mod tests {
     use super::*;
