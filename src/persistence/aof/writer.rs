@@ -169,6 +169,11 @@ impl Lane {
             return;
         }
         q.go = true;
+        self.rouse(&mut q);
+    }
+
+    /// Wake the writer thread if it sleeps (`q` is the queue, held).
+    fn rouse(&self, q: &mut Queue) {
         if q.idle {
             q.idle = false;
             self.wake.notify_one();
@@ -201,10 +206,7 @@ impl Lane {
                     if let Some(Item::Data(d)) = q.items.front_mut() {
                         d.drain(..done);
                     }
-                    if !self.failed.swap(true, Ordering::AcqRel) {
-                        crate::log::log(&format!("Error writing to the AOF file: {why}"));
-                    }
-                    *lock(&self.error) = why;
+                    mark_failed(self, &why);
                     return false;
                 }
             }
@@ -218,10 +220,7 @@ impl Lane {
         if wrote && !q.dirty && self.policy() == Fsync::Everysec {
             // The writer's fsync is due in a second.
             q.dirty = true;
-            if q.idle {
-                q.idle = false;
-                self.wake.notify_one();
-            }
+            self.rouse(q);
         }
         self.publish(upto);
         true
@@ -402,11 +401,17 @@ fn os_error(e: &std::io::Error) -> String {
     }
 }
 
-fn failed(lane: &Lane, why: &str) {
+/// Keep the error (INFO, `-MISCONF`), logged once until the file is written again.
+fn mark_failed(lane: &Lane, why: &str) {
     if !lane.failed.swap(true, Ordering::AcqRel) {
         crate::log::log(&format!("Error writing to the AOF file: {why}"));
     }
     *lock(&lane.error) = why.to_string();
+}
+
+/// [`mark_failed`], then wait a second before the writer thread retries.
+fn failed(lane: &Lane, why: &str) {
+    mark_failed(lane, why);
     std::thread::sleep(Duration::from_secs(1));
 }
 
