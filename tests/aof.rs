@@ -868,3 +868,130 @@ fn function_libraries_survive_kills_rewrites_and_new_thread_counts() {
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The tags of the multi-shard transaction parts in an AOF file, in file order.
+fn tx_tags(file: &Path) -> Vec<String> {
+    let text = std::fs::read(file).unwrap();
+    let text = String::from_utf8_lossy(&text);
+    text.split("SHARDIS.TXEND\r\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("\r\n").nth(1).map(str::to_string))
+        .collect()
+}
+
+/// True if two transactions' parts are in opposite orders in the two files.
+fn opposite_orders(a: &[String], b: &[String]) -> bool {
+    let at: std::collections::HashMap<&String, usize> =
+        b.iter().enumerate().map(|(i, t)| (t, i)).collect();
+    let mut last = None;
+    for t in a {
+        let Some(&i) = at.get(t) else { continue };
+        if last.is_some_and(|l| i < l) {
+            return true;
+        }
+        last = Some(i);
+    }
+    false
+}
+
+/// Transactions on different keys run side by side, so two of them may append their
+/// parts in opposite orders on the two shards; loading orders them by when their
+/// conclusions opened. The writers APPEND (order matters) to keys that transactions
+/// and single commands share, so a wrong order on load would change a value. The test
+/// goes on until the files show two transactions in opposite orders.
+#[test]
+fn transactions_appended_in_opposite_orders_replay_to_the_same_state() {
+    let dir = scratch("reorder");
+    let p = start(
+        &dir,
+        2,
+        &["--appendfsync", "everysec", "--enable-debug-command", "yes"],
+    )
+    .unwrap();
+    let on = |s: usize| -> Vec<String> {
+        (0..)
+            .map(|i| format!("k{i}"))
+            .filter(|k| shard_of(k.as_bytes(), 2) == s)
+            .take(8)
+            .collect()
+    };
+    let keys = Arc::new([on(0), on(1)]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut batches = 0;
+    loop {
+        batches += 1;
+        let writers: Vec<_> = (0..6u64)
+            .map(|w| {
+                let (keys, mut c) = (keys.clone(), p.conn());
+                std::thread::spawn(move || {
+                    let mut seed = (w + 1) * 0x9E37_79B9_7F4A_7C15 + batches;
+                    let mut next = || {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed as usize
+                    };
+                    for i in 0..300 {
+                        let (a, b) = (&keys[0][next() % 8], &keys[1][next() % 8]);
+                        let tok = format!("{w}.{batches}.{i},");
+                        if i % 3 == 0 {
+                            let _: () = c.append(if i % 2 == 0 { a } else { b }, &tok).unwrap();
+                        } else {
+                            let _: () = redis::pipe()
+                                .atomic()
+                                .append(a, &tok)
+                                .append(b, &tok)
+                                .ignore()
+                                .ignore()
+                                .query(&mut c)
+                                .unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let files = incr_files(&dir);
+        assert_eq!(files.len(), 2, "{files:?}");
+        if opposite_orders(&tx_tags(&files[0]), &tx_tags(&files[1])) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no two transactions were appended in opposite orders in {batches} batches"
+        );
+    }
+    eprintln!("opposite orders after {batches} batch(es)");
+    let digest = |c: &mut redis::Connection| -> String {
+        redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+    };
+    let mut c = p.conn();
+    let before = digest(&mut c);
+    let values: Vec<Option<String>> = keys.iter().flatten().map(|k| c.get(k).unwrap()).collect();
+    drop(c);
+    p.kill9();
+    let p = start(
+        &dir,
+        2,
+        &["--appendfsync", "everysec", "--enable-debug-command", "yes"],
+    )
+    .unwrap_or_else(|log| panic!("restart failed:\n{log}"));
+    let mut c = p.conn();
+    let after: Vec<Option<String>> = keys.iter().flatten().map(|k| c.get(k).unwrap()).collect();
+    let differ: Vec<&String> = keys
+        .iter()
+        .flatten()
+        .zip(after.iter().zip(&values))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "after {batches} batch(es), these keys differ after the restart: {differ:?}"
+    );
+    assert_eq!(digest(&mut c), before);
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}

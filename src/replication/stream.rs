@@ -484,6 +484,7 @@ impl Consumer for Feed {
                 id,
                 set,
                 effects,
+                ..
             } => {
                 if set.contains(&shard) && s.first_conclusion(id, set.len()) {
                     let effects = meant_for(effects, TO_REPLICAS);

@@ -68,10 +68,14 @@
 //! different keys of the same shards do not wait for each other: with
 //! `benches/load.sh`'s MSET10 and MULTI5 (random keys) they overlap.
 //!
-//! With the AOF on, two more rules hold. Transactions that share a shard also run one
-//! after the other there (the `serial` claim of `shard::intents`), because replay
-//! meets the shards' streams at each transaction and needs every shard to have
-//! recorded them in one order; ordinary work still passes them by key. And a reply
+//! With the AOF on, transactions on different keys still run side by side, so two of
+//! them may append their parts in opposite orders on two shards; every part carries
+//! the stamp of its transaction's conclusion, by which loading orders them
+//! (`persistence::aof::load::merge` argues why that order is right). Until
+//! 2026-12-05 transactions sharing a shard ran one after the other there instead
+//! (a `serial` claim), so that every shard recorded them in one order: MSET over two
+//! shards with `appendfsync everysec` ran at 34-40k/s against 48-51k/s now (epoll)
+//! (benches/README.md, "Multi-shard transactions with the AOF"). And a reply
 //! waits for every transaction that was appending its parts when the reply was made
 //! (`durability::concluding`) before it waits for the log: work that passed a
 //! transaction on one shard between its part there and its parts on the others would
@@ -225,8 +229,6 @@ impl Tx {
     ) -> (Tx, Vec<flume::Receiver<R>>) {
         let id = next_id();
         let log = Arc::new(TxLog::default());
-        // With the AOF on, transactions keep one order on every shard (see "Costs").
-        let serial = shards.server.durability.propagating();
         let mut held = Vec::with_capacity(steps.len());
         let mut results = Vec::with_capacity(steps.len());
         let mut requests = Vec::with_capacity(steps.len());
@@ -238,7 +240,7 @@ impl Tx {
             });
             requests.push(shards.control_job(move |s: &mut Shard| {
                 if !refuse.is_some_and(|refuse| refuse()) {
-                    s.request(id, claim, serial, on_grant)
+                    s.request(id, claim, on_grant)
                 }
             }));
             held.push(sid);
@@ -270,8 +272,8 @@ impl Tx {
     /// Claim `keys` too, on shard `sid`, if that needs no wait there
     /// (`Intents::try_claim`): true if they are held now, released with the rest.
     pub fn claim_more(&mut self, sid: usize, keys: Vec<Bytes>) -> bool {
-        let (id, serial) = (self.id, self.shards.server.durability.propagating());
-        let claim = move |s: &mut Shard| s.intents.try_claim(id, &keys, serial);
+        let id = self.id;
+        let claim = move |s: &mut Shard| s.intents.try_claim(id, &keys);
         let held = if sid == self.shards.local_id {
             claim(&mut self.shards.local.borrow_mut())
         } else {
@@ -289,8 +291,8 @@ impl Tx {
     pub async fn finish(self) {
         if let Some((set, effects)) = self.log.take() {
             // Replies that pass it wait until every part is appended (see `concluding`).
-            let _concluding = concluding::open();
-            let (id, effects) = (self.id, Arc::new(effects));
+            let concluding = concluding::open();
+            let (id, effects) = ((self.id, concluding.stamp()), Arc::new(effects));
             let waiting: Vec<_> = set
                 .iter()
                 .map(|&sid| {
@@ -327,10 +329,10 @@ impl Drop for Tx {
             let log = log.clone();
             let concluding = concluding.clone();
             let release = move |s: &mut Shard| {
-                let _concluding = concluding;
-                if let Some(l) = &log {
-                    s.propagation.conclude(s.id, id, &l.0, &l.1);
+                if let (Some(l), Some(c)) = (&log, &concluding) {
+                    s.propagation.conclude(s.id, (id, c.stamp()), &l.0, &l.1);
                 }
+                drop(concluding);
                 release_on(s, id)
             };
             if sid == self.shards.local_id {

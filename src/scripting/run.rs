@@ -1057,7 +1057,7 @@ fn advance(s: &mut Shard, on: OnShardRun) -> OnShard {
         // `due_for_pause`), so that what reaches the shard meanwhile parks.
         let claim = *running.claim.get_or_insert_with(|| {
             let id = transaction::next_id();
-            s.request(id, Footprint::Shard, false, Box::new(|_: &mut Shard| ()));
+            s.request(id, Footprint::Shard, Box::new(|_: &mut Shard| ()));
             id
         });
         PAUSED.with(|p| {

@@ -13,11 +13,6 @@
 //! granted on every shard. Because a request only ever waits for earlier ones, the
 //! waits cannot form a cycle.
 //!
-//! With the AOF on, requests also claim the shard's `serial` slot, so transactions
-//! that share a shard are granted there one after the other, in the global order:
-//! replay needs every shard to have recorded them in the same order. Ordinary work
-//! does not look at the slot.
-//!
 //! Ordinary work (a command, a batch of commands, any hop) says what it touches too.
 //! It waits only while a *granted* claim covers it, or while work parked earlier that
 //! it overlaps still waits (so one client's work keeps its order); then it is parked
@@ -28,7 +23,7 @@
 //! transactions cannot starve it.
 //!
 //! # Data
-//! Per key (and for `serial`), the queue of requests claiming it, oldest first: a
+//! Per key, the queue of requests claiming it, oldest first: a
 //! granted request is first in each of its queues. Each request counts its obstacles:
 //! the queues where it is not first, the whole-shard requests before it (for a
 //! whole-shard request: every request before it), and the parked work holding it
@@ -75,7 +70,6 @@ struct Request {
     /// Arrival order on this shard.
     seq: u64,
     claim: Footprint,
-    serial: bool,
     obstacles: usize,
     /// Taken when granted.
     on_grant: Option<OnGrant>,
@@ -95,7 +89,6 @@ pub struct Intents {
     next_seq: u64,
     requests: HashMap<u64, Request>,
     keys: HashMap<Bytes, VecDeque<u64>>,
-    serial: VecDeque<u64>,
     /// Whole-shard requests here: (seq, transaction).
     wholes: Vec<(u64, u64)>,
     granted: usize,
@@ -136,7 +129,6 @@ impl Intents {
     fn is_idle(&self) -> bool {
         self.requests.is_empty()
             && self.keys.is_empty()
-            && self.serial.is_empty()
             && self.wholes.is_empty()
             && self.parked.is_empty()
     }
@@ -217,9 +209,6 @@ impl Intents {
                 }
             }
         };
-        if r.serial {
-            unqueue(&mut self.serial);
-        }
         match &r.claim {
             Footprint::Keys(ks) => {
                 for k in ks {
@@ -268,14 +257,10 @@ impl Intents {
     }
 
     /// Queue a request; true if it has no obstacle.
-    fn enqueue(&mut self, tx: u64, claim: Footprint, serial: bool, on_grant: OnGrant) -> bool {
+    fn enqueue(&mut self, tx: u64, claim: Footprint, on_grant: OnGrant) -> bool {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut obstacles = 0;
-        if serial {
-            obstacles += usize::from(!self.serial.is_empty());
-            self.serial.push_back(tx);
-        }
         match &claim {
             Footprint::Keys(ks) => {
                 obstacles += self.wholes.len();
@@ -301,7 +286,6 @@ impl Intents {
             Request {
                 seq,
                 claim,
-                serial,
                 obstacles,
                 on_grant: Some(on_grant),
             },
@@ -322,23 +306,22 @@ impl Intents {
     }
 
     /// Add `keys` to granted transaction `tx`'s claim here (a claim of its own if it
-    /// has none yet, with the `serial` slot if asked), if that needs no wait: no
+    /// has none yet), if that needs no wait: no
     /// request for any of them is queued, no whole-shard request is here, and no
     /// parked work overlaps them. True if they are `tx`'s now. (A script holding its
     /// declared keys that reaches another: see `scripting::run`. It never waits, so
     /// it cannot close a cycle of waits.)
-    pub fn try_claim(&mut self, tx: u64, keys: &[Bytes], serial: bool) -> bool {
-        let own = match self.requests.get(&tx) {
+    pub fn try_claim(&mut self, tx: u64, keys: &[Bytes]) -> bool {
+        match self.requests.get(&tx) {
             Some(r) if r.on_grant.is_some() => return false,
             Some(r) if r.claim == Footprint::Shard => return true,
-            mine => mine.is_some(),
-        };
+            _ => {}
+        }
         let free = |k: &Bytes| self.keys.get(k).is_none_or(|q| q.iter().all(|&t| t == tx));
         let wanted = Footprint::Keys(keys.to_vec());
         if !self.wholes.is_empty()
             || !keys.iter().all(free)
             || self.parked.iter().any(|p| p.footprint.overlaps(&wanted))
-            || (serial && !own && !self.serial.is_empty())
         {
             return false;
         }
@@ -359,13 +342,9 @@ impl Intents {
             None => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                if serial {
-                    self.serial.push_back(tx);
-                }
                 let request = Request {
                     seq,
                     claim: Footprint::Keys(added),
-                    serial,
                     obstacles: 0,
                     on_grant: None,
                 };
@@ -404,10 +383,10 @@ impl Intents {
 }
 
 impl Shard {
-    /// Queue transaction `tx`'s request for `claim` (and the `serial` slot, if asked);
-    /// `on_grant` runs as soon as it is granted, now if nothing conflicts.
-    pub fn request(&mut self, tx: u64, claim: Footprint, serial: bool, on_grant: OnGrant) {
-        if self.intents.enqueue(tx, claim, serial, on_grant) {
+    /// Queue transaction `tx`'s request for `claim`; `on_grant` runs as soon as it is
+    /// granted, now if nothing conflicts.
+    pub fn request(&mut self, tx: u64, claim: Footprint, on_grant: OnGrant) {
+        if self.intents.enqueue(tx, claim, on_grant) {
             self.grant_all(vec![tx]);
         }
     }
@@ -459,10 +438,10 @@ mod tests {
     #[test]
     fn disjoint_claims_are_granted_together_and_common_keys_queue() {
         let (mut s, log) = shard();
-        s.request(1, keys(&["a", "b"]), false, note(&log, "1"));
-        s.request(2, keys(&["c"]), false, note(&log, "2"));
-        s.request(3, keys(&["b", "c"]), false, note(&log, "3"));
-        s.request(4, keys(&["d"]), false, note(&log, "4"));
+        s.request(1, keys(&["a", "b"]), note(&log, "1"));
+        s.request(2, keys(&["c"]), note(&log, "2"));
+        s.request(3, keys(&["b", "c"]), note(&log, "3"));
+        s.request(4, keys(&["d"]), note(&log, "4"));
         assert_eq!(ran(&log), ["1", "2", "4"]);
         s.release(1);
         assert!(ran(&log).is_empty(), "3 still waits for 2 on c");
@@ -473,9 +452,9 @@ mod tests {
     #[test]
     fn a_whole_shard_claim_waits_for_everything_before_and_holds_everything_after() {
         let (mut s, log) = shard();
-        s.request(1, keys(&["a"]), false, note(&log, "1"));
-        s.request(2, Footprint::Shard, false, note(&log, "2"));
-        s.request(3, keys(&["z"]), false, note(&log, "3"));
+        s.request(1, keys(&["a"]), note(&log, "1"));
+        s.request(2, Footprint::Shard, note(&log, "2"));
+        s.request(3, keys(&["z"]), note(&log, "3"));
         assert_eq!(ran(&log), ["1"]);
         assert!(s.intents.blocks(None, &keys(&["a"])));
         assert!(
@@ -493,7 +472,7 @@ mod tests {
     #[test]
     fn parked_work_runs_at_release_before_later_requests_and_in_order() {
         let (mut s, log) = shard();
-        s.request(1, keys(&["a"]), false, note(&log, "t1"));
+        s.request(1, keys(&["a"]), note(&log, "t1"));
         ran(&log);
         assert!(s.intents.blocks(None, &keys(&["a"])));
         s.intents.park(None, keys(&["a"]), note(&log, "n1"));
@@ -501,42 +480,27 @@ mod tests {
         assert!(s.intents.blocks(None, &keys(&["a", "q"])));
         assert!(!s.intents.blocks(None, &keys(&["q"])));
         s.intents.park(None, keys(&["a", "q"]), note(&log, "n2"));
-        s.request(2, keys(&["q"]), false, note(&log, "t2"));
+        s.request(2, keys(&["q"]), note(&log, "t2"));
         assert!(ran(&log).is_empty(), "2 is held back by the parked n2");
         s.release(1);
         assert_eq!(ran(&log), ["n1", "n2", "t2"]);
     }
 
     #[test]
-    fn serial_claims_order_transactions_on_disjoint_keys_but_not_other_work() {
-        let (mut s, log) = shard();
-        s.request(1, keys(&["a"]), true, note(&log, "1"));
-        s.request(2, keys(&["b"]), true, note(&log, "2"));
-        s.request(3, keys(&["c"]), false, note(&log, "3"));
-        assert_eq!(ran(&log), ["1", "3"]);
-        assert!(!s.intents.blocks(None, &keys(&["b"])));
-        s.release(1);
-        assert_eq!(ran(&log), ["2"]);
-    }
-
-    #[test]
     fn a_granted_claim_takes_more_keys_only_where_nothing_waits() {
         let (mut s, log) = shard();
         let b = |k: &str| Bytes::from(k.to_string());
-        s.request(1, keys(&["a"]), false, note(&log, "1"));
-        s.request(2, keys(&["b"]), false, note(&log, "2"));
-        s.request(3, keys(&["b", "c"]), false, note(&log, "3"));
+        s.request(1, keys(&["a"]), note(&log, "1"));
+        s.request(2, keys(&["b"]), note(&log, "2"));
+        s.request(3, keys(&["b", "c"]), note(&log, "3"));
         assert_eq!(ran(&log), ["1", "2"]);
-        assert!(!s.intents.try_claim(1, &[b("b")], false), "2 holds b");
-        assert!(!s.intents.try_claim(1, &[b("c")], false), "3 waits for c");
-        assert!(
-            !s.intents.try_claim(3, &[b("d")], false),
-            "3 is not granted"
-        );
-        assert!(s.intents.try_claim(1, &[b("d"), b("a"), b("d")], false));
+        assert!(!s.intents.try_claim(1, &[b("b")]), "2 holds b");
+        assert!(!s.intents.try_claim(1, &[b("c")]), "3 waits for c");
+        assert!(!s.intents.try_claim(3, &[b("d")]), "3 is not granted");
+        assert!(s.intents.try_claim(1, &[b("d"), b("a"), b("d")]));
         assert!(s.intents.blocks(None, &keys(&["d"])));
         // A transaction with no claim here gets one.
-        assert!(s.intents.try_claim(7, &[b("e")], false));
+        assert!(s.intents.try_claim(7, &[b("e")]));
         assert!(s.intents.blocks(None, &keys(&["e"])));
         assert!(!s.intents.blocks(Some(7), &keys(&["e"])));
         s.intents.park(None, keys(&["f"]), note(&log, "n"));
@@ -544,7 +508,7 @@ mod tests {
         assert_eq!(ran(&log), ["n"]);
         s.intents.park(None, keys(&["d", "g"]), note(&log, "p"));
         assert!(
-            !s.intents.try_claim(1, &[b("g")], false),
+            !s.intents.try_claim(1, &[b("g")]),
             "parked work comes first"
         );
         s.release(1);
@@ -562,9 +526,9 @@ mod tests {
     #[test]
     fn a_withdrawn_request_is_never_granted_and_frees_those_behind() {
         let (mut s, log) = shard();
-        s.request(1, keys(&["a"]), false, note(&log, "1"));
-        s.request(2, keys(&["a", "b"]), false, note(&log, "2"));
-        s.request(3, keys(&["b"]), false, note(&log, "3"));
+        s.request(1, keys(&["a"]), note(&log, "1"));
+        s.request(2, keys(&["a", "b"]), note(&log, "2"));
+        s.request(3, keys(&["b"]), note(&log, "3"));
         assert_eq!(ran(&log), ["1"]);
         s.release(2);
         assert_eq!(ran(&log), ["3"]);
