@@ -484,7 +484,6 @@ impl Consumer for Feed {
                 id,
                 set,
                 effects,
-                ..
             } => {
                 if set.contains(&shard) && s.first_conclusion(id, set.len()) {
                     let effects = meant_for(effects, TO_REPLICAS);

@@ -435,11 +435,10 @@ mod tests {
                 Unit::Transaction {
                     shard,
                     id,
-                    stamp,
                     set,
                     effects,
                 } => {
-                    format!("tx {id} ({stamp}) on {shard} of {set:?}: {}", show(effects))
+                    format!("tx {id} on {shard} of {set:?}: {}", show(effects))
                 }
             };
             self.0.lock().unwrap().push(line);
@@ -500,13 +499,13 @@ mod tests {
         s.propagation.leave_tx(outer);
         let (set, effects) = log.take().unwrap();
         assert_eq!(set, vec![0]);
-        s.propagation.conclude(0, (7, 3), &set, &effects);
+        s.propagation.conclude(0, 7, &set, &effects);
         let got = seen.lock().unwrap().clone();
         assert_eq!(
             got,
             [
                 "block 0:SET x 1; 0:INCR x",
-                "tx 7 (3) on 0 of [0]: 0:SET y 1; 0:DEL y"
+                "tx 7 on 0 of [0]: 0:SET y 1; 0:DEL y"
             ]
         );
         // Detached: nothing more is received, and nothing is noted for expiry.

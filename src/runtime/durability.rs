@@ -121,22 +121,6 @@ pub mod concluding {
     /// An open conclusion; dropping it closes it.
     pub struct Conclusion(u64);
 
-    impl Conclusion {
-        /// Its place in the order conclusions opened in, unique and rising across
-        /// restarts (see [`continue_after`]). The AOF records it with every part, so
-        /// that loading can order transactions whose parts were appended in
-        /// different orders on different shards (`persistence::aof::load::merge`).
-        pub fn stamp(&self) -> u64 {
-            self.0
-        }
-    }
-
-    /// Stamp later conclusions above `stamp` (the highest one the loaded AOF holds).
-    pub fn continue_after(stamp: u64) {
-        let mut s = state();
-        s.next = s.next.max(stamp + 1);
-    }
-
     pub fn open() -> Conclusion {
         let mut s = state();
         let id = s.next;

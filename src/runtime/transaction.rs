@@ -68,14 +68,17 @@
 //! different keys of the same shards do not wait for each other: with
 //! `benches/load.sh`'s MSET10 and MULTI5 (random keys) they overlap.
 //!
-//! With the AOF on, transactions on different keys still run side by side, so two of
-//! them may append their parts in opposite orders on two shards; every part carries
-//! the stamp of its transaction's conclusion, by which loading orders them
-//! (`persistence::aof::load::merge` argues why that order is right). Until
-//! 2026-12-05 transactions sharing a shard ran one after the other there instead
-//! (a `serial` claim), so that every shard recorded them in one order: MSET over two
-//! shards with `appendfsync everysec` ran at 34-40k/s against 48-51k/s now (epoll)
-//! (benches/README.md, "Multi-shard transactions with the AOF"). And a reply
+//! With the AOF on, replay meets the shards' streams at each transaction and needs
+//! every shard to have recorded them in one order. Transactions on different keys
+//! still run side by side; only the appending of their parts is ordered: a
+//! conclusion is opened and its parts queued on their shards' inboxes in one critical
+//! section (`queue_parts`), so they reach every shard in the order conclusions
+//! opened. That order is a serial one: of two transactions that share a key, the one
+//! granted it first releases it, so opens its conclusion, before the other is granted
+//! it. Until 2026-12-05 transactions sharing a shard ran one after the other there
+//! (a `serial` claim) instead: MSET over two shards with `appendfsync everysec` ran at
+//! 34-40k/s against 48-52k/s now (epoll; benches/README.md, "Multi-shard transactions
+//! with the AOF"). And a reply
 //! waits for every transaction that was appending its parts when the reply was made
 //! (`durability::concluding`) before it waits for the log: work that passed a
 //! transaction on one shard between its part there and its parts on the others would
@@ -290,24 +293,62 @@ impl Tx {
     /// `persistence::aof`), all of them before any shard is released, then release.
     pub async fn finish(self) {
         if let Some((set, effects)) = self.log.take() {
-            // Replies that pass it wait until every part is appended (see `concluding`).
-            let concluding = concluding::open();
-            let (id, effects) = ((self.id, concluding.stamp()), Arc::new(effects));
-            let waiting: Vec<_> = set
-                .iter()
-                .map(|&sid| {
-                    let (set, effects) = (set.clone(), effects.clone());
-                    self.shards.send_or_local(sid, move |s: &mut Shard| {
-                        s.propagation.conclude(s.id, id, &set, &effects)
-                    })
-                })
-                .collect();
-            for w in waiting {
-                w.get().await;
+            let (id, effects) = (self.id, Arc::new(effects));
+            let mut appended = Vec::with_capacity(set.len());
+            let parts = set.iter().map(|&sid| {
+                let (done, answer) = flume::bounded(1);
+                appended.push(answer);
+                let (set, effects) = (set.clone(), effects.clone());
+                let part = move |s: &mut Shard, _open: Open| {
+                    s.propagation.conclude(s.id, id, &set, &effects);
+                    let _ = done.send(());
+                };
+                (sid, part)
+            });
+            queue_parts(&self.shards, parts.collect());
+            for a in appended {
+                let _ = a.recv_async().await;
             }
         }
         drop(self)
     }
+}
+
+/// Keeps a transaction's conclusion open (see `concluding`) until the last part that
+/// holds it has been appended.
+type Open = Arc<Mutex<Option<concluding::Conclusion>>>;
+
+/// Serialises the opening of conclusions and the queueing of their parts (never held
+/// across an await).
+static CONCLUDE: Mutex<()> = Mutex::new(());
+
+/// Open a conclusion and queue its parts, `(shard, part)`, each through its shard's
+/// inbox (this core's too), in one critical section: so the parts of any two
+/// transactions reach every shard they share in the order their conclusions opened,
+/// and every shard's AOF stream meets multi-shard transactions in one order, which
+/// loading needs (`persistence::aof::load::merge`). Without it, two transactions on
+/// disjoint keys could append in opposite orders on two shards; a crash that lost one
+/// part of the later one would then cut the earlier one from a stream, and with it
+/// work acknowledged after the earlier one (`load::complete_prefixes`).
+fn queue_parts<F>(shards: &Shards, parts: Vec<(usize, F)>)
+where
+    F: FnOnce(&mut Shard, Open) + Send + 'static,
+{
+    let open: Open = Arc::default();
+    let jobs: Vec<(usize, hop::Job)> = parts
+        .into_iter()
+        .map(|(sid, part)| {
+            let open = open.clone();
+            (sid, shards.control_job(move |s: &mut Shard| part(s, open)))
+        })
+        .collect();
+    crate::runtime::backend::deferring_wakes(|| {
+        let _order = CONCLUDE.lock().unwrap_or_else(|e| e.into_inner());
+        *open.lock().unwrap_or_else(|e| e.into_inner()) = Some(concluding::open());
+        for (sid, job) in jobs {
+            shards.push(sid, job);
+        }
+    });
 }
 
 /// Release transaction `id`'s claim on `s`, then serve the clients blocked on keys
@@ -322,19 +363,21 @@ impl Drop for Tx {
         let id = self.id;
         // Not concluded by `finish` (an early return): conclude as the shards are
         // released.
-        let log = self.log.take().map(Arc::new);
-        // Closed when the last shard has appended its part and released.
-        let concluding = log.as_ref().map(|_| Arc::new(concluding::open()));
+        if let Some(log) = self.log.take().map(Arc::new) {
+            // Each shard appends its part, then releases, in conclusion order.
+            let parts = self.held.iter().map(|&sid| {
+                let log = log.clone();
+                let part = move |s: &mut Shard, _open: Open| {
+                    s.propagation.conclude(s.id, id, &log.0, &log.1);
+                    release_on(s, id)
+                };
+                (sid, part)
+            });
+            queue_parts(&self.shards, parts.collect());
+            return;
+        }
         for &sid in &self.held {
-            let log = log.clone();
-            let concluding = concluding.clone();
-            let release = move |s: &mut Shard| {
-                if let (Some(l), Some(c)) = (&log, &concluding) {
-                    s.propagation.conclude(s.id, (id, c.stamp()), &l.0, &l.1);
-                }
-                drop(concluding);
-                release_on(s, id)
-            };
+            let release = move |s: &mut Shard| release_on(s, id);
             if sid == self.shards.local_id {
                 release(&mut self.shards.local.borrow_mut());
             } else {

@@ -89,12 +89,10 @@ pub enum Unit<'a> {
     /// A single-shard MULTI / EXEC (or a command run in EXEC's isolation).
     Block(&'a [Effect]),
     /// Multi-shard transaction `id` concludes; this shard is one of `set` (sorted),
-    /// and `effects` are all its records, whichever shard ran them. `stamp` orders
-    /// its conclusion among all others (`runtime::durability::concluding`).
+    /// and `effects` are all its records, whichever shard ran them.
     Transaction {
         shard: usize,
         id: u64,
-        stamp: u64,
         set: &'a [usize],
         effects: &'a [Effect],
     },
@@ -240,20 +238,12 @@ impl Propagation {
     pub fn leave_tx(&mut self, outer: Option<Arc<TxLog>>) {
         self.tx = outer;
     }
-    /// Transaction `id` concludes on this shard, one of `set`, with the stamp of
-    /// its conclusion.
-    pub fn conclude(
-        &mut self,
-        shard: usize,
-        (id, stamp): (u64, u64),
-        set: &[usize],
-        effects: &[Effect],
-    ) {
+    /// Transaction `id` concludes on this shard, one of `set`.
+    pub fn conclude(&mut self, shard: usize, id: u64, set: &[usize], effects: &[Effect]) {
         for c in self.consumers.iter_mut() {
             c.apply(Unit::Transaction {
                 shard,
                 id,
-                stamp,
                 set,
                 effects,
             });

@@ -11,13 +11,12 @@
 //! until none is left. Finally the shards' streams are merged in transaction order
 //! (a multi-shard transaction is a meeting point of its shards' streams; records
 //! between meeting points touch one shard's keys only, so any interleaving of them is
-//! equivalent; where two transactions on different keys met the streams in opposite
-//! orders, the one whose conclusion opened first goes first: [`merge`]) and fed to `dispatch::run_batch` as one client would send them, so
+//! equivalent) and fed to `dispatch::run_batch` as one client would send them, so
 //! every key lands on the shard that owns it now, whatever `threads` was.
 
 use super::manifest::{Entry, FileType, Manifest};
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Outcome of parsing one record at an offset.
@@ -100,9 +99,6 @@ pub struct Unit {
     pub cmds: Vec<(usize, Vec<Bytes>)>,
     /// For the part of a multi-shard transaction: its tag and shard set.
     pub tx: Option<(Bytes, Vec<usize>)>,
-    /// And the stamp of its conclusion (`runtime::durability::concluding`; files
-    /// written before stamps were recorded have none).
-    pub stamp: Option<u64>,
     /// Where the unit starts: (index of the file in the chain, offset).
     pub at: (usize, u64),
 }
@@ -113,8 +109,7 @@ pub struct Torn {
     pub offset: u64,
 }
 
-/// The closing record of a multi-shard transaction's part: `SHARDIS.TXEND tag s,s,...
-/// stamp` (older files: no stamp).
+/// The closing record of a multi-shard transaction's part: `SHARDIS.TXEND tag s,s,...`.
 pub const TXEND: &[u8] = b"SHARDIS.TXEND";
 
 /// Parse one file's records into units; `db` carries SELECT across files.
@@ -153,7 +148,6 @@ pub fn parse_units(
                 block = Some(Unit {
                     cmds: Vec::new(),
                     tx: None,
-                    stamp: None,
                     at: (file, off as u64),
                 });
             }
@@ -163,18 +157,14 @@ pub fn parse_units(
                     return Err(format!("Bad file format reading the append only file {name} at offset {off}: EXEC without MULTI"))
                 }
             },
-            _ if name0.as_slice() == TXEND && matches!(argv.len(), 3 | 4) => {
+            _ if name0.as_slice() == TXEND && argv.len() == 3 => {
                 let set: Vec<usize> = std::str::from_utf8(&argv[2])
                     .unwrap_or("")
                     .split(',')
                     .filter_map(|s| s.parse().ok())
                     .collect();
-                let stamp = argv.get(3).and_then(|s| number(s)).filter(|&n| n >= 0).map(|n| n as u64);
                 match block.as_mut() {
-                    Some(u) => {
-                        u.tx = Some((argv[1].clone(), set));
-                        u.stamp = stamp;
-                    }
+                    Some(u) => u.tx = Some((argv[1].clone(), set)),
                     None => {
                         return Err(format!("Bad file format reading the append only file {name} at offset {off}: transaction end outside MULTI"))
                     }
@@ -185,7 +175,6 @@ pub fn parse_units(
                 None => out.push(Unit {
                     cmds: vec![(*db, argv)],
                     tx: None,
-                    stamp: None,
                     at: (file, off as u64),
                 }),
             },
@@ -241,138 +230,55 @@ pub fn complete_prefixes(streams: &[Vec<TxMark>]) -> Vec<usize> {
 
 /// Merge the shards' units in transaction order: a multi-shard transaction's parts go
 /// out together once every shard of its set has reached it.
-///
-/// Two transactions on disjoint keys may append their parts in opposite orders on two
-/// shards (each holds its claims while it appends, and neither waits for the other).
-/// When every stream is stopped at a part whose transaction the others have not
-/// reached, the transaction whose conclusion opened first (the lowest stamp left) goes
-/// out at once, ahead of what precedes its parts. That is safe, because of where it
-/// was when those units were appended:
-/// - A part of another transaction before it on a shard has a higher stamp: that one
-///   opened its conclusion later, and appended there before this one did, so both
-///   held their claims at that moment (claims are granted before a conclusion opens
-///   and released after the part is appended), and they touch different keys; or,
-///   had they shared a key, this one ran first, and goes out first.
-/// - Any other unit before its part on a shard comes after such a part (the stream's
-///   head), so it ran after this transaction's conclusion opened and before its part
-///   was appended there: while it held its claims on that shard, so on other keys.
-///
-/// The stamps come from one counter under a mutex, continued across restarts
-/// (`concluding::continue_after`); parts written without stamps (older files) were
-/// written in one order on every shard and never need this.
 pub fn merge(streams: Vec<Vec<Unit>>) -> Result<Vec<(usize, Vec<Bytes>)>, String> {
-    let mut left = Left::new(streams);
+    let mut heads: Vec<std::iter::Peekable<std::vec::IntoIter<Unit>>> = streams
+        .into_iter()
+        .map(|s| s.into_iter().peekable())
+        .collect();
     let mut out = Vec::new();
     loop {
         let mut progressed = false;
-        for sid in 0..left.streams.len() {
-            while let Some(u) = left.streams[sid].front() {
-                let Some((tag, set)) = &u.tx else {
-                    let u = left.streams[sid].pop_front();
-                    out.extend(u.into_iter().flat_map(|u| u.cmds));
-                    progressed = true;
-                    continue;
-                };
-                if !left.ready(tag, set) {
-                    break;
+        let mut pending = false;
+        for sid in 0..heads.len() {
+            while let Some(u) = heads[sid].peek() {
+                pending = true;
+                match &u.tx {
+                    None => {
+                        out.extend(heads[sid].next().into_iter().flat_map(|u| u.cmds));
+                        progressed = true;
+                    }
+                    Some((tag, set)) => {
+                        let tag = tag.clone();
+                        let set = set.clone();
+                        let ready = set.iter().all(|&x| {
+                            heads
+                                .get_mut(x)
+                                .and_then(|h| h.peek())
+                                .and_then(|u| u.tx.as_ref())
+                                .is_some_and(|(t, _)| *t == tag)
+                        });
+                        if !ready {
+                            break;
+                        }
+                        for &x in &set {
+                            if let Some(u) = heads[x].next() {
+                                out.extend(u.cmds);
+                            }
+                        }
+                        progressed = true;
+                    }
                 }
-                let (tag, set) = (tag.clone(), set.clone());
-                left.take(&tag, &set, &mut out);
-                progressed = true;
             }
         }
-        if left.streams.iter().all(|s| s.is_empty()) {
+        if !pending {
             return Ok(out);
         }
-        if progressed {
-            continue;
-        }
-        match left.first_concluded() {
-            Some((tag, set)) => left.take(&tag, &set, &mut out),
-            None => {
-                return Err(
-                    "AOF transactions are recorded in an order no serial execution gives".into(),
-                )
-            }
+        if !progressed {
+            return Err(
+                "AOF transactions are recorded in an order no serial execution gives".into(),
+            );
         }
     }
-}
-
-/// What `merge` has not sent out yet.
-struct Left {
-    streams: Vec<VecDeque<Unit>>,
-    /// Transactions by stamp: (stamp, tag) -> set.
-    by_stamp: BTreeMap<(u64, Bytes), Vec<usize>>,
-    /// Transactions without a stamp.
-    unstamped: HashSet<Bytes>,
-}
-
-impl Left {
-    fn new(streams: Vec<Vec<Unit>>) -> Left {
-        let mut by_stamp = BTreeMap::new();
-        let mut unstamped = HashSet::new();
-        for u in streams.iter().flatten() {
-            match (&u.tx, u.stamp) {
-                (Some((tag, set)), Some(stamp)) => {
-                    by_stamp.insert((stamp, tag.clone()), set.clone());
-                }
-                (Some((tag, _)), None) => {
-                    unstamped.insert(tag.clone());
-                }
-                (None, _) => {}
-            }
-        }
-        Left {
-            streams: streams.into_iter().map(Into::into).collect(),
-            by_stamp,
-            unstamped,
-        }
-    }
-
-    /// Every stream of `set` is at transaction `tag`.
-    fn ready(&self, tag: &Bytes, set: &[usize]) -> bool {
-        set.iter().all(|&x| {
-            self.streams
-                .get(x)
-                .and_then(|s| s.front())
-                .and_then(|u| u.tx.as_ref())
-                .is_some_and(|(t, _)| t == tag)
-        })
-    }
-
-    /// The transaction whose conclusion opened first, if every one left has a stamp.
-    fn first_concluded(&self) -> Option<(Bytes, Vec<usize>)> {
-        if !self.unstamped.is_empty() {
-            return None;
-        }
-        let ((_, tag), set) = self.by_stamp.first_key_value()?;
-        Some((tag.clone(), set.clone()))
-    }
-
-    /// Take transaction `tag`'s part off every stream of `set`, wherever it is, and
-    /// send out its records.
-    fn take(&mut self, tag: &Bytes, set: &[usize], out: &mut Vec<(usize, Vec<Bytes>)>) {
-        for &x in set {
-            let Some(stream) = self.streams.get_mut(x) else {
-                continue;
-            };
-            let at = stream
-                .iter()
-                .position(|u| u.tx.as_ref().is_some_and(|(t, _)| t == tag));
-            if let Some(u) = at.and_then(|at| stream.remove(at)) {
-                if let Some(stamp) = u.stamp {
-                    self.by_stamp.remove(&(stamp, tag.clone()));
-                }
-                self.unstamped.remove(tag);
-                out.extend(u.cmds);
-            }
-        }
-    }
-}
-
-/// The highest conclusion stamp among `units`.
-pub fn last_stamp<'a>(units: impl IntoIterator<Item = &'a Unit>) -> Option<u64> {
-    units.into_iter().filter_map(|u| u.stamp).max()
 }
 
 /// One shard chain read and parsed.
@@ -522,7 +428,6 @@ mod tests {
         let unit = |cmd: &str, t: Option<(Bytes, Vec<usize>)>| Unit {
             cmds: vec![(0, vec![Bytes::from(cmd.to_string())])],
             tx: t,
-            stamp: None,
             at: (0, 0),
         };
         let streams = vec![
@@ -545,94 +450,5 @@ mod tests {
         let pos = |s: &str| out.iter().position(|x| x == s).unwrap();
         assert!(pos("a1") < pos("T") && pos("b1") < pos("T"));
         assert!(out.iter().rposition(|x| x == "T").unwrap() < pos("a2").min(pos("b2")));
-    }
-
-    /// A unit named `cmd`: plain, or transaction `cmd`'s part with `stamp` over `set`.
-    fn named(cmd: &str, part: Option<(u64, &[usize])>) -> Unit {
-        Unit {
-            cmds: vec![(0, vec![Bytes::from(cmd.to_string())])],
-            tx: part.map(|(_, set)| (Bytes::from(cmd.to_string()), set.to_vec())),
-            stamp: part.map(|(stamp, _)| stamp),
-            at: (0, 0),
-        }
-    }
-
-    fn names(out: Vec<(usize, Vec<Bytes>)>) -> Vec<String> {
-        out.into_iter()
-            .map(|(_, a)| String::from_utf8_lossy(&a[0]).into_owned())
-            .collect()
-    }
-
-    #[test]
-    fn transactions_met_in_opposite_orders_go_in_the_order_they_concluded() {
-        // T1 (stamp 4) and T2 (stamp 9) on disjoint keys appended their parts in
-        // opposite orders; p0 ran on shard 0 after T2's part there, so while T1 held
-        // its claims there. T1 goes first, then each stream in its order.
-        let both: &[usize] = &[0, 1];
-        let streams = vec![
-            vec![
-                named("a", None),
-                named("T2", Some((9, both))),
-                named("p0", None),
-                named("T1", Some((4, both))),
-                named("a2", None),
-            ],
-            vec![
-                named("b", None),
-                named("T1", Some((4, both))),
-                named("T2", Some((9, both))),
-                named("b2", None),
-            ],
-        ];
-        let out = names(merge(streams).unwrap());
-        // Each transaction's two parts (both named here) go out side by side.
-        let pos = |s: &str| out.iter().position(|x| x == s).unwrap();
-        assert_eq!(out[pos("T1") + 1], "T1", "{out:?}");
-        assert_eq!(out[pos("T2") + 1], "T2", "{out:?}");
-        assert!(pos("a") < pos("T1") && pos("b") < pos("T1"), "{out:?}");
-        assert!(pos("T1") < pos("T2") && pos("T2") < pos("p0"), "{out:?}");
-        assert!(pos("p0") < pos("a2") && pos("T2") < pos("b2"), "{out:?}");
-        assert_eq!(out.len(), 9);
-    }
-
-    #[test]
-    fn opposite_orders_without_stamps_are_refused() {
-        let both: &[usize] = &[0, 1];
-        let unstamped = |cmd: &str| {
-            let mut u = named(cmd, Some((0, both)));
-            u.stamp = None;
-            u
-        };
-        let streams = vec![
-            vec![unstamped("T1"), unstamped("T2")],
-            vec![unstamped("T2"), unstamped("T1")],
-        ];
-        assert!(merge(streams).is_err());
-        // Older files (no stamps) in one order still load.
-        let streams = vec![
-            vec![unstamped("T1"), named("p", None), unstamped("T2")],
-            vec![unstamped("T1"), unstamped("T2")],
-        ];
-        assert_eq!(names(merge(streams).unwrap()).len(), 5);
-    }
-
-    #[test]
-    fn the_stamp_is_read_from_the_closing_record_and_is_optional() {
-        let mut buf = Vec::new();
-        for (tag, stamp) in [("t1", Some("17")), ("t2", None)] {
-            buf.extend(rec(&["MULTI"]));
-            buf.extend(rec(&["SET", "k", "v"]));
-            match stamp {
-                Some(s) => buf.extend(rec(&["SHARDIS.TXEND", tag, "0,1", s])),
-                None => buf.extend(rec(&["SHARDIS.TXEND", tag, "0,1"])),
-            }
-            buf.extend(rec(&["EXEC"]));
-        }
-        let mut units = Vec::new();
-        parse_units(&buf, 0, "f", &mut 0, &mut units).unwrap();
-        assert_eq!(units[0].stamp, Some(17));
-        assert_eq!(units[1].stamp, None);
-        assert_eq!(units[1].tx.as_ref().unwrap().1, vec![0, 1]);
-        assert_eq!(last_stamp(&units), Some(17));
     }
 }

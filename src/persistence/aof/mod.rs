@@ -30,10 +30,10 @@
 //!   ran; before it releases any shard (`Tx::finish`) it appends, on every
 //!   shard of its set (the shards it wrote, and every shard whose keys a gathered or
 //!   server-wide command read), `MULTI`, the records (on the highest shard of the set
-//!   only), `SHARDIS.TXEND <tag> <set> <stamp>`, `EXEC`. The stamp orders the
-//!   conclusions (`runtime::durability::concluding`): transactions on different keys
-//!   may append their parts in different orders on different shards, and loading
-//!   orders them by it (`load::merge`). Because all parts are appended before
+//!   only), `SHARDIS.TXEND <tag> <set>`, `EXEC`. Transactions on different keys run
+//!   side by side, but their parts reach every shard in one order, the order their
+//!   conclusions opened in (`Tx::finish`), so every stream meets them in that order.
+//!   Because all parts are appended before
 //!   any lock is released, any later command's reply waits (see above) for every part
 //!   to be durable: a transaction that could be lost has no acknowledged successor on
 //!   any shard. On load, a transaction whose part is missing on some shard of its set
@@ -132,11 +132,10 @@ impl Consumer for AofFeed {
             }
             // Every shard of the set appends `MULTI`, the records if it is the
             // highest shard (so they replay in the order they ran), `SHARDIS.TXEND
-            // <tag> <set> <stamp>`, `EXEC`.
+            // <tag> <set>`, `EXEC`.
             Unit::Transaction {
                 shard,
                 id,
-                stamp,
                 set,
                 effects,
             } => {
@@ -156,7 +155,6 @@ impl Consumer for AofFeed {
                         load::TXEND,
                         tx_tag(id).as_bytes(),
                         set_text.join(",").as_bytes(),
-                        stamp.to_string().as_bytes(),
                     ],
                 );
                 record::encode(&mut out, &[b"EXEC"]);
@@ -387,10 +385,6 @@ pub async fn load(shards: &Shards) -> Result<(), String> {
                     .map_err(|e| format!("Error truncating {}: {e}", c.files[at.0].display()))?;
                 c.units.truncate(keep[k]);
             }
-        }
-        // Transactions concluded from now on are stamped after the loaded ones.
-        if let Some(last) = load::last_stamp(chains.iter().flat_map(|c| &c.units)) {
-            concluding::continue_after(last);
         }
         let cmds = load::merge(chains.into_iter().map(|c| c.units).collect())?;
         records += cmds.len() as u64;
