@@ -919,7 +919,7 @@ fn transactions_on_different_keys_log_in_one_order() {
         .map(|w| {
             let (keys, mut c) = (keys.clone(), p.conn());
             std::thread::spawn(move || {
-                let mut seed = (w + 1) * 0x9E37_79B9_7F4A_7C15;
+                let mut seed = (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let mut next = || {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;

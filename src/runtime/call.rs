@@ -516,6 +516,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_found_expired_before_a_transaction_step_stay_out_of_its_log() {
+        let mut s = shard();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        s.attach(Box::new(Recorder(seen.clone())));
+        run_line(&mut s, "SET k v");
+        s.dbs[0].set_expire(b"k", 1);
+        // Found expired by a look that is not a command (a WATCH's, at EXEC).
+        assert!(!s.dbs[0].contains(b"k", crate::clock::now_ms()));
+        // The transaction replays where it concludes, maybe after a later SET k by
+        // someone else: the DEL must not travel with it.
+        let log = Arc::new(TxLog::default());
+        crate::runtime::hop::as_tx(&mut s, Some(&log), |s| run_line(s, "SET a 1"));
+        let (_, effects) = log.take().unwrap();
+        assert_eq!(show(&effects), "0:SET a 1");
+        assert_eq!(seen.lock().unwrap()[1..], ["command 0:DEL k"]);
+    }
+
+    #[test]
     fn held_expiry_keeps_expired_keys_from_reads_not_from_writes() {
         let mut s = shard();
         run_line(&mut s, "SET a 1");

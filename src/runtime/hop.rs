@@ -395,8 +395,16 @@ pub async fn serve_inbox(shard: Rc<RefCell<Shard>>, inbox: flume::Receiver<Job>)
 /// Run `f` with its effects logged to transaction log `log`, if any (see
 /// `shard::propagation`): only the transaction's own work logs there, while other work
 /// may run on the shard between its steps.
+///
+/// Keys found expired before (by a WATCH's look, or a slice of the active expiry cycle
+/// that has not flushed yet) are logged first, as plain records: the transaction's log
+/// replays where it concludes, possibly after later writes to those keys by others,
+/// which it never claimed.
 pub fn as_tx<R>(s: &mut Shard, log: Option<&Arc<TxLog>>, f: impl FnOnce(&mut Shard) -> R) -> R {
     let Some(log) = log else { return f(s) };
+    if !s.propagation.in_transaction() {
+        s.propagate_expired();
+    }
     let outer = s.propagation.enter_tx(log.clone());
     let r = f(s);
     s.propagation.leave_tx(outer);
