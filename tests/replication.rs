@@ -477,6 +477,36 @@ fn a_restart_from_the_rdb_file_continues_partially() {
     assert_eq!(num(&mut m, "sync_full"), 1);
 }
 
+/// A replica with `appendonly yes` rewrites its AOF after a full sync, as Redis does:
+/// killed, then restarted on its own, it has the master's data, not its old data set
+/// with the stream applied since on top of it.
+#[test]
+fn a_replica_with_the_aof_restarts_with_the_synced_data() {
+    let master = redis(&[]);
+    write_load(&master, 0, 30);
+    let port = common::free_port();
+    let args = ["--enable-debug-command", "yes", "--appendonly", "yes"];
+    let replica = Server::shardis_on_port_with(port, 2, &args);
+    assert_eq!(show(&replica.raw().cmd(&["SET", "stale", "1"])), "+OK");
+    follow(&replica, &master);
+    write_load(&master, 30, 30);
+    assert_in_sync(&master, &replica);
+    let mut r = replica.raw();
+    assert!(
+        common::wait_until(Duration::from_secs(20), || {
+            num(&mut r, "aof_rewrites") >= 1
+                && num(&mut r, "aof_rewrite_in_progress") == 0
+                && num(&mut r, "aof_rewrite_scheduled") == 0
+        }),
+        "no rewrite after the sync"
+    );
+    write_load(&master, 60, 30);
+    assert_in_sync(&master, &replica);
+    replica.crash();
+    let replica = Server::shardis_on_port_with(port, 2, &args);
+    assert_in_sync_data(&master, &replica);
+}
+
 /// `repl-backlog-ttl`: the backlog goes (with a new replication id) that long after the
 /// last replica left, on Shardis as on Redis; INFO counts the replication bytes.
 #[test]

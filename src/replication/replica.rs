@@ -479,6 +479,7 @@ async fn full_sync(
         "MASTER <-> REPLICA sync: Finished with success ({} keys)",
         stats.keys
     ));
+    crate::persistence::aof::after_full_sync(shards);
     Ok(())
 }
 

@@ -62,7 +62,7 @@ pub mod record;
 pub mod rewrite;
 pub mod writer;
 
-pub use rewrite::{auto_rewrite, bgrewriteaof};
+pub use rewrite::{after_full_sync, auto_rewrite, bgrewriteaof};
 
 use crate::client::REPLAY_CLIENT;
 use crate::protocol::Reply;

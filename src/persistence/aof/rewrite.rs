@@ -77,6 +77,18 @@ pub fn bgrewriteaof(shards: &Shards) -> crate::protocol::Reply {
     Reply::Status("Background append only file rewriting started".into())
 }
 
+/// A replica's full sync replaced the data set without logging it: the AOF's files
+/// still describe the old one, and a restart would load that plus the stream applied
+/// since. Rewrite them from the new data as soon as nothing else runs (Redis restarts
+/// its AOF after a sync the same way; until the rewrite is done, a crash loads the old
+/// files there too).
+pub fn after_full_sync(shards: &Shards) {
+    let g = &crate::persistence::of(&shards.server).aof;
+    if super::enabled(g) {
+        g.rewrite_scheduled.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Shard 0's task: scheduled and automatic rewrites, and `CONFIG SET appendonly`.
 /// Safe to spawn more than once: later copies end at once.
 pub async fn auto_rewrite(shards: Rc<Shards>) {
