@@ -22,9 +22,11 @@
 //!    (a hop from another connection, a command that would run inline on this core)
 //!    is parked on the shard and runs when the claim is released; work on other keys
 //!    runs meanwhile, and so do transactions on other keys.
-//! 3. **Conclude.** Dropping the `Tx` releases every claim (synchronously: a control
-//!    job per remote shard, inline for the local one), so an early return, an error or
-//!    a panic cannot leave a key claimed. A client that disconnects does not cancel its
+//! 3. **Conclude.** With effects to log (the AOF, replicas), every shard it holds
+//!    appends its part of the log and then releases, in one job (`Tx::finish`);
+//!    otherwise dropping the `Tx` releases every claim (synchronously: a control job
+//!    per remote shard, inline for the local one). A `Tx` dropped early concludes the
+//!    same way, so an early return, an error or a panic cannot leave a key claimed. A client that disconnects does not cancel its
 //!    connection task, which finishes the operation and releases.
 //!
 //! Operations that touch one shard take the fast path: no id, no claim, one job that
@@ -289,28 +291,41 @@ impl Tx {
         held
     }
 
-    /// Conclude: append the transaction's AOF parts on every shard of its set (see
-    /// `persistence::aof`), all of them before any shard is released, then release.
-    pub async fn finish(self) {
-        if let Some((set, effects)) = self.log.take() {
-            let (id, effects) = (self.id, Arc::new(effects));
-            let mut appended = Vec::with_capacity(set.len());
-            let parts = set.iter().map(|&sid| {
-                let (done, answer) = flume::bounded(1);
-                appended.push(answer);
-                let (set, effects) = (set.clone(), effects.clone());
-                let part = move |s: &mut Shard, _open: Open| {
-                    s.propagation.conclude(s.id, id, &set, &effects);
-                    let _ = done.send(());
-                };
-                (sid, part)
-            });
-            queue_parts(&self.shards, parts.collect());
-            for a in appended {
-                let _ = a.recv_async().await;
-            }
+    /// Conclude: append the transaction's parts of its log on every shard it holds,
+    /// each shard releasing right after its part (see `conclude`), and return once
+    /// every part is appended; without a log, release.
+    pub async fn finish(mut self) {
+        for appended in self.conclude() {
+            let _ = appended.recv_async().await;
         }
         drop(self)
+    }
+
+    /// If the transaction logged effects, queue on every shard it holds, in conclusion
+    /// order, its part (see `persistence::aof`) followed there by its release, and
+    /// return the receivers that say when each part is appended. A shard is released
+    /// right after its part, never before it: work that reaches a key of the
+    /// transaction there comes after the part in that shard's stream. (Without a log
+    /// nothing is queued, and dropping the `Tx` releases.)
+    fn conclude(&mut self) -> Vec<flume::Receiver<()>> {
+        let Some(log) = self.log.take().map(Arc::new) else {
+            return Vec::new();
+        };
+        let id = self.id;
+        let mut appended = Vec::with_capacity(self.held.len());
+        let parts = std::mem::take(&mut self.held).into_iter().map(|sid| {
+            let (done, answer) = flume::bounded(1);
+            appended.push(answer);
+            let log = log.clone();
+            let part = move |s: &mut Shard, _open: Open| {
+                s.propagation.conclude(s.id, id, &log.0, &log.1);
+                let _ = done.send(());
+                release_on(s, id)
+            };
+            (sid, part)
+        });
+        queue_parts(&self.shards, parts.collect());
+        appended
     }
 }
 
@@ -361,21 +376,8 @@ fn release_on(s: &mut Shard, id: u64) {
 impl Drop for Tx {
     fn drop(&mut self) {
         let id = self.id;
-        // Not concluded by `finish` (an early return): conclude as the shards are
-        // released.
-        if let Some(log) = self.log.take().map(Arc::new) {
-            // Each shard appends its part, then releases, in conclusion order.
-            let parts = self.held.iter().map(|&sid| {
-                let log = log.clone();
-                let part = move |s: &mut Shard, _open: Open| {
-                    s.propagation.conclude(s.id, id, &log.0, &log.1);
-                    release_on(s, id)
-                };
-                (sid, part)
-            });
-            queue_parts(&self.shards, parts.collect());
-            return;
-        }
+        // Not concluded by `finish` (an early return): conclude, which releases too.
+        self.conclude();
         for &sid in &self.held {
             let release = move |s: &mut Shard| release_on(s, id);
             if sid == self.shards.local_id {

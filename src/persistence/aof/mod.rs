@@ -27,23 +27,23 @@
 //! - **Transactions**: an EXEC confined to one shard is logged as `MULTI` ... `EXEC`
 //!   (a torn tail drops the whole block). A multi-shard transaction logs its records,
 //!   whichever shard runs them, into one log it carries (`TxLog`), in the order they
-//!   ran; before it releases any shard (`Tx::finish`) it appends, on every
-//!   shard of its set (the shards it wrote, and every shard whose keys a gathered or
-//!   server-wide command read), `MULTI`, the records (on the highest shard of the set
-//!   only), `SHARDIS.TXEND <tag> <set>`, `EXEC`. Transactions on different keys run
-//!   side by side, but their parts reach every shard in one order, the order their
-//!   conclusions opened in (`Tx::finish`), so every stream meets them in that order.
-//!   Because all parts are appended before
-//!   any lock is released, any later command's reply waits (see above) for every part
-//!   to be durable: a transaction that could be lost has no acknowledged successor on
-//!   any shard. On load, a transaction whose part is missing on some shard of its set
-//!   is cut from every shard at its start (with everything after it, which was not
-//!   acknowledged), repeated until none is left (`load::complete_prefixes`). So a
-//!   crash never replays half of one. Replay meets the streams of its set at the
-//!   transaction and runs its records in their original order, so commands run over a
-//!   gathered copy of keys (RENAME, SMOVE, SUNIONSTORE... across shards, logged as
-//!   received) and server-wide writes (FLUSHALL, SWAPDB, logged once) see the same
-//!   data again.
+//!   ran. When it ends (`Tx::finish`), every shard of its set (the shards it wrote,
+//!   and every shard whose keys a gathered or server-wide command read) appends
+//!   `MULTI`, the records (on the highest shard of the set only), `SHARDIS.TXEND <tag>
+//!   <set>`, `EXEC`, and only then releases the transaction's claim there.
+//!   Transactions on different keys run side by side, but their parts reach every
+//!   shard in one order, the order their conclusions opened in (`Tx::finish`), so
+//!   every stream meets them in that order. Work that reaches one of its keys on a
+//!   shard comes after its part there, and its reply waits (see above, `concluding`)
+//!   for every part to be appended and durable: a transaction that could be lost has
+//!   no acknowledged successor on any shard. On load, a transaction whose part is
+//!   missing on some shard of its set is cut from every shard at its start (with
+//!   everything after it, which was not acknowledged), repeated until none is left
+//!   (`load::complete_prefixes`). So a crash never replays half of one. Replay meets
+//!   the streams of its set at the transaction and runs its records in their
+//!   original order, so commands run over a gathered copy of keys (RENAME, SMOVE,
+//!   SUNIONSTORE... across shards, logged as received) and server-wide writes
+//!   (FLUSHALL, SWAPDB, logged once) see the same data again.
 //! - **Loading** (`load`): each generation's shard streams are parsed, torn tails cut
 //!   (`aof-load-truncated`), incomplete transactions cut, then merged in transaction
 //!   order and replayed through `dispatch::run_batch` as one client, so every key goes
