@@ -79,7 +79,7 @@
 //! granted it first releases it, so opens its conclusion, before the other is granted
 //! it. Until 2026-12-05 transactions sharing a shard ran one after the other there
 //! (a `serial` claim) instead: MSET over two shards with `appendfsync everysec` ran at
-//! 34-40k/s against 48-52k/s now (epoll; benches/README.md, "Multi-shard transactions
+//! 34-40k/s against 45-52k/s now (epoll; benches/README.md, "Multi-shard transactions
 //! with the AOF"). And a reply
 //! waits for every transaction that was appending its parts when the reply was made
 //! (`durability::concluding`) before it waits for the log: work that passed a
