@@ -26,8 +26,9 @@
 //!    appends its part of the log and then releases, in one job (`Tx::finish`);
 //!    otherwise dropping the `Tx` releases every claim (synchronously: a control job
 //!    per remote shard, inline for the local one). A `Tx` dropped early concludes the
-//!    same way, so an early return, an error or a panic cannot leave a key claimed. A client that disconnects does not cancel its
-//!    connection task, which finishes the operation and releases.
+//!    same way, so an early return, an error or a panic cannot leave a key claimed. A
+//!    client that disconnects does not cancel its connection task, which finishes the
+//!    operation and releases.
 //!
 //! Operations that touch one shard take the fast path: no id, no claim, one job that
 //! runs everything on that shard in one go (which is atomic because a shard runs one
@@ -80,12 +81,11 @@
 //! it. Until 2026-12-05 transactions sharing a shard ran one after the other there
 //! (a `serial` claim) instead: MSET over two shards with `appendfsync everysec` ran at
 //! 34-40k/s against 45-52k/s now (epoll; benches/README.md, "Multi-shard transactions
-//! with the AOF"). And a reply
-//! waits for every transaction that was appending its parts when the reply was made
-//! (`durability::concluding`) before it waits for the log: work that passed a
-//! transaction on one shard between its part there and its parts on the others would
-//! otherwise be acknowledged and then cut on load along with that transaction, were
-//! the others lost in a crash.
+//! with the AOF"). And a reply waits for every transaction that was appending its
+//! parts when the reply was made (`durability::concluding`) before it waits for the
+//! log: work that passed a transaction on one shard between its part there and its
+//! parts on the others would otherwise be acknowledged and then cut on load along with
+//! that transaction, were the others lost in a crash.
 
 use crate::client::{ClientRef, WatchedKey};
 use crate::commands::{errors, Command, Exec};
@@ -317,7 +317,7 @@ impl Tx {
             let (done, answer) = flume::bounded(1);
             appended.push(answer);
             let log = log.clone();
-            let part = move |s: &mut Shard, _open: Open| {
+            let part = move |s: &mut Shard| {
                 s.propagation.conclude(s.id, id, &log.0, &log.1);
                 let _ = done.send(());
                 release_on(s, id)
@@ -328,10 +328,6 @@ impl Tx {
         appended
     }
 }
-
-/// Keeps a transaction's conclusion open (see `concluding`) until the last part that
-/// holds it has been appended.
-type Open = Arc<Mutex<Option<concluding::Conclusion>>>;
 
 /// Serialises the opening of conclusions and the queueing of their parts (never held
 /// across an await).
@@ -344,17 +340,23 @@ static CONCLUDE: Mutex<()> = Mutex::new(());
 /// loading needs (`persistence::aof::load::merge`). Without it, two transactions on
 /// disjoint keys could append in opposite orders on two shards; a crash that lost one
 /// part of the later one would then cut the earlier one from a stream, and with it
-/// work acknowledged after the earlier one (`load::complete_prefixes`).
+/// work acknowledged after the earlier one (`load::complete_prefixes`). The conclusion
+/// closes when the last part has run.
 fn queue_parts<F>(shards: &Shards, parts: Vec<(usize, F)>)
 where
-    F: FnOnce(&mut Shard, Open) + Send + 'static,
+    F: FnOnce(&mut Shard) + Send + 'static,
 {
-    let open: Open = Arc::default();
+    // Opened inside the section, after the jobs that hold it are built.
+    let open: Arc<Mutex<Option<concluding::Conclusion>>> = Arc::default();
     let jobs: Vec<(usize, hop::Job)> = parts
         .into_iter()
         .map(|(sid, part)| {
             let open = open.clone();
-            (sid, shards.control_job(move |s: &mut Shard| part(s, open)))
+            let job = move |s: &mut Shard| {
+                part(s);
+                drop(open);
+            };
+            (sid, shards.control_job(job))
         })
         .collect();
     crate::runtime::backend::deferring_wakes(|| {
