@@ -297,6 +297,88 @@ fn scripts_answer_as_redis() {
     duo.run("RESP3", &steps);
 }
 
+/// The error stats of a script's errors: those a `redis.call` got are counted when
+/// made (also when the script goes on, or returns them: `ignore_error_stats_update`),
+/// errors the script makes when it returns them, nested ones too, and errors inside
+/// EXEC; a command refused before it ran counts as rejected.
+#[test]
+fn script_errors_count_in_the_error_stats_as_redis() {
+    let mut duo = Duo::new(Server::shardis(2), 1);
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["CONFIG", "RESETSTAT"],
+        vec!["SET", "s", "str"],
+        vec![
+            "EVAL",
+            "redis.pcall('nosuch') redis.pcall('incr','x','y') return 1",
+            "0",
+        ],
+        vec!["EVAL", "return redis.pcall('get','a','b')", "0"],
+        vec!["EVAL", "return redis.error_reply('oops')", "0"],
+        vec!["EVAL", "return redis.error_reply('-oops')", "0"],
+        vec!["EVAL", "return redis.error_reply('MY oops')", "0"],
+        vec!["EVAL", "return redis.error_reply('-MY2 oops\r\n')", "0"],
+        vec![
+            "EVAL",
+            "local e = redis.error_reply('x') return e['ignore_error_stats_update']",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "local e = redis.pcall('nosuch') return e['ignore_error_stats_update']",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "local e = redis.pcall('incr','s') return e['ignore_error_stats_update']",
+            "0",
+        ],
+        vec!["EVAL", "return {err='X bad'}", "0"],
+        vec![
+            "EVAL",
+            "return {1, redis.pcall('incr','s'), {err='NEST x'}}",
+            "0",
+        ],
+        vec!["EVAL", "return redis.call('incr','s')", "0"],
+        vec![
+            "EVAL",
+            "local e = redis.pcall('incr','s') e.err = 'Y changed' return e",
+            "0",
+        ],
+        vec!["EVAL", "return pcall(redis.call, 'incr', 's')", "0"],
+        vec!["MULTI"],
+        vec!["INCR", "s"],
+        vec!["EVAL", "return redis.pcall('incr','s')", "0"],
+        vec!["EXEC"],
+    ];
+    let steps: Vec<Step> = cases.iter().map(|c| step(0, c)).collect();
+    duo.run("errors", &steps);
+    let stats = |c: &mut RawConn| {
+        let mut lines = Vec::new();
+        for section in ["errorstats", "commandstats"] {
+            let text = match c.cmd(&["INFO", section]) {
+                Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b).into_owned(),
+                other => panic!("INFO: {}", show(&other)),
+            };
+            for l in text
+                .lines()
+                .filter(|l| l.contains(':') && !l.contains("config"))
+            {
+                // Calls, rejected and failed counts; not the times.
+                let counts: Vec<&str> = l
+                    .split(',')
+                    .filter(|f| !f.contains("usec"))
+                    .filter(|f| !(l.starts_with("cmdstat_eval") && f.starts_with("failed")))
+                    .collect();
+                lines.push(counts.join(","));
+            }
+        }
+        lines.sort();
+        lines
+    };
+    let (s, r) = (stats(&mut duo.s[0]), stats(&mut duo.r[0]));
+    assert_eq!(s, r, "{}", duo.transcript());
+}
+
 #[test]
 fn script_libraries_answer_as_redis() {
     let mut duo = Duo::new(Server::shardis(1), 1);

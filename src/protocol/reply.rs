@@ -18,6 +18,9 @@ pub enum Reply {
     /// Error line with arbitrary bytes (Redis echoes a client's bytes in some errors,
     /// such as an unknown command's name and arguments).
     ErrorBytes(Bytes),
+    /// An error already counted in the error stats where it was made: a script
+    /// returning the error a `redis.call` got (Redis 7.0's `ignore_error_stats_update`).
+    CountedError(Cow<'static, str>),
     Int(i64),
     Bulk(Bytes),
     /// Null bulk in RESP2 (`$-1`), `_` in RESP3.
@@ -76,14 +79,38 @@ impl Reply {
         Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
     }
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
+        matches!(
+            self,
+            Reply::Error(_) | Reply::ErrorBytes(_) | Reply::CountedError(_)
+        )
     }
     /// The text of an error reply (lossy for non-UTF-8 bytes), for stats and logs.
     pub fn error_text(&self) -> Option<Cow<'_, str>> {
         match self {
-            Reply::Error(e) => Some(Cow::Borrowed(e)),
+            Reply::Error(e) | Reply::CountedError(e) => Some(Cow::Borrowed(e)),
             Reply::ErrorBytes(b) => Some(String::from_utf8_lossy(b)),
             _ => None,
+        }
+    }
+
+    /// Call `f` with the text of every error in this reply that the error stats have
+    /// not counted yet: itself, or those inside it (EXEC's replies, a script's
+    /// table), as Redis counts every error it adds to a reply.
+    pub fn each_uncounted_error(&self, f: &mut impl FnMut(&str)) {
+        match self {
+            Reply::Error(e) => f(e),
+            Reply::ErrorBytes(b) => f(&String::from_utf8_lossy(b)),
+            Reply::Array(items)
+            | Reply::Set(items)
+            | Reply::Push(items)
+            | Reply::Sequence(items) => items.iter().for_each(|r| r.each_uncounted_error(f)),
+            Reply::Map(pairs) | Reply::Pairs(pairs) | Reply::Keyed(pairs) => {
+                for (k, v) in pairs {
+                    k.each_uncounted_error(f);
+                    v.each_uncounted_error(f);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -125,7 +152,7 @@ impl Reply {
     pub fn encode(&self, proto: u8, out: &mut BytesMut) {
         match self {
             Reply::Status(s) => line(out, b'+', s.as_bytes()),
-            Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::Error(s) | Reply::CountedError(s) => line(out, b'-', s.as_bytes()),
             Reply::ErrorBytes(b) => line(out, b'-', b),
             Reply::Int(i) => int_line(out, b':', *i),
             Reply::Bulk(b) => bulk(out, b),

@@ -151,9 +151,7 @@ fn encode_replies(
             out.extend_from_slice(&p);
         }
         let Some(r) = r else { continue };
-        if let Some(e) = r.error_text() {
-            s.stats.record_error(&e);
-        }
+        r.each_uncounted_error(&mut |e| s.stats.record_error(e));
         r.encode(proto, out);
     }
     for (_, p) in pushed {

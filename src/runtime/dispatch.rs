@@ -242,15 +242,23 @@ impl Run<'_> {
             crate::runtime::tracking::before_command(self.client, cmd, &argv);
             crate::runtime::tracking::after_command(self.client, cmd);
         }
-        let start = Instant::now();
-        // A slot check is made where the command runs; one that does not run on a
-        // single shard (a script, EXEC, a SORT reaching other shards) checks first.
-        let on_one_shard = |shards| {
-            matches!(cmd.exec, Exec::Shard(_))
-                && matches!(target_shard(cmd, &argv, shards), Target::One(_))
+        let publishes = cmd.has_trait(traits::PUBLISHES | traits::PUBLISHES_SHARD);
+        // A keyed command for one shard is timed where it runs (`call::call`); a slot
+        // check is made there too. One that does not run on a single shard (a script,
+        // EXEC, a SORT reaching other shards) checks first.
+        let one_shard = match cmd.exec {
+            Exec::Shard(_) => match target_shard(cmd, &argv, self.shards) {
+                Target::One(s) => Some(s),
+                Target::Many => None,
+            },
+            _ => None,
         };
+        if let (Some(s), false) = (one_shard, publishes) {
+            return self.on_shard(i, s, cmd, db, no_touch, argv, check);
+        }
+        let start = Instant::now();
         let refusal = match &check {
-            Some(check) if !on_one_shard(self.shards) => {
+            Some(check) if one_shard.is_none() => {
                 self.flush().await;
                 slot_refusal_elsewhere(self.client, self.shards, check, cmd, &argv).await
             }
@@ -258,21 +266,16 @@ impl Run<'_> {
         };
         let reply = match cmd.exec {
             _ if refusal.is_some() => refusal.expect("just tested"),
-            _ if cmd.has_trait(traits::PUBLISHES | traits::PUBLISHES_SHARD) => {
-                self.publish(i, cmd, &argv).await
-            }
+            _ if publishes => self.publish(i, cmd, &argv).await,
             Exec::Conn(f) => call::guarded(cmd, || f(&mut self.client.borrow_mut(), &argv)),
             Exec::Server(f) => {
                 self.flush().await;
                 run_server(self.client, self.shards, cmd, f, db, &argv).await
             }
-            Exec::Shard(_) => match target_shard(cmd, &argv, self.shards) {
-                Target::One(s) => return self.on_shard(i, s, cmd, db, no_touch, argv, check),
-                Target::Many => {
-                    self.flush().await;
-                    self.across_shards(cmd, db, no_touch, &argv).await
-                }
-            },
+            Exec::Shard(_) => {
+                self.flush().await;
+                self.across_shards(cmd, db, no_touch, &argv).await
+            }
             Exec::Container => unreachable!("resolve returns subcommands"),
         };
         self.went(None);
@@ -429,8 +432,9 @@ impl Run<'_> {
         let mut replies = self.replies;
         for (r, s) in replies.iter_mut().zip(self.suppressed) {
             if s && !matches!(r, Some(Reply::NoReply)) {
-                if let Some(e) = r.as_ref().and_then(Reply::error_text) {
-                    self.shards.local.borrow_mut().stats.record_error(&e);
+                if let Some(r) = r {
+                    let mut local = self.shards.local.borrow_mut();
+                    r.each_uncounted_error(&mut |e| local.stats.record_error(e));
                 }
                 *r = None;
             }

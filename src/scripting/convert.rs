@@ -57,7 +57,13 @@ fn decode(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
     let head = line(buf, pos)?;
     Ok(match kind {
         b'+' => tagged(lua, "ok", lua.create_string(head)?)?,
-        b'-' => tagged(lua, "err", lua.create_string(head)?)?,
+        b'-' => {
+            // A command's error, counted already: Redis 7.0 marks its table so.
+            let t = lua.create_table()?;
+            t.raw_set("err", lua.create_string(head)?)?;
+            t.raw_set("ignore_error_stats_update", true)?;
+            Value::Table(t)
+        }
         b':' => Value::Number(number(head)? as f64),
         b'$' => match number(head)? {
             n if n < 0 => Value::Boolean(false),
@@ -167,10 +173,24 @@ pub fn error_line(msg: &str) -> Reply {
     Reply::error(msg.replace(['\r', '\n'], " "))
 }
 
+/// [`error_line`] for error table `t`: one that a `redis.call` got (its
+/// `ignore_error_stats_update` set) was counted in the error stats already.
+pub fn error_line_of(t: &Table, msg: &str) -> Reply {
+    match error_line(msg) {
+        Reply::Error(text)
+            if t.raw_get::<bool>("ignore_error_stats_update")
+                .unwrap_or(false) =>
+        {
+            Reply::CountedError(text)
+        }
+        reply => reply,
+    }
+}
+
 fn table_to_reply(t: &Table, resp: u8, depth: usize) -> Reply {
     let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
     if let Some(e) = text(&field("err")) {
-        return error_line(&e);
+        return error_line_of(t, &e);
     }
     if let Some(s) = text(&field("ok")) {
         return match s.as_str() {

@@ -623,6 +623,26 @@ unsafe fn push_arrays(state: *mut ffi::lua_State, keys: &[Bytes], args: &[Bytes]
     }
 }
 
+/// The text of `redis.error_reply(msg)`'s table, as Redis 7.0 shapes it: an error
+/// always has a code, so `oops` and `-oops` become `ERR oops`, `-MY oops` and
+/// `MY oops` stay `MY oops`; line ends at the end are dropped.
+fn error_text(msg: &[u8]) -> Vec<u8> {
+    let body = msg.strip_prefix(b"-").unwrap_or(msg);
+    let (code, text) = match body.iter().position(|&b| b == b' ') {
+        Some(space) => (&body[..space], &body[space + 1..]),
+        None => (&b"ERR"[..], body),
+    };
+    let end = text
+        .iter()
+        .rposition(|&b| b != b'\r' && b != b'\n')
+        .map_or(0, |i| i + 1);
+    let start = text[..end]
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(end);
+    [code, b" ", &text[start..end]].concat()
+}
+
 /// The rest of the `redis` library, as Rust functions so that errors carry the
 /// script's line (see `call` above).
 fn library(lua: &Lua, raw: &Table) -> mlua::Result<()> {
@@ -636,6 +656,9 @@ fn library(lua: &Lua, raw: &Table) -> mlua::Result<()> {
     };
     let reply_table = |field: &'static str| {
         lua.create_function(move |lua, msg: Value| match msg {
+            Value::String(s) if field == "err" => {
+                convert::tagged(lua, field, lua.create_string(error_text(&s.as_bytes()))?)
+            }
             Value::String(s) => convert::tagged(lua, field, s),
             // Redis answers a bad argument with an error *reply*, not a raised error.
             _ => convert::tagged(lua, "err", "ERR wrong number or type of arguments"),
@@ -948,5 +971,5 @@ pub fn failure_reply(err: &Table, sha: &str) -> crate::protocol::Reply {
         (Some(s), Some(l)) => format!("{msg} script: {sha}, on {s}:{l}."),
         _ => format!("{msg} script: {sha}"),
     };
-    convert::error_line(&text)
+    convert::error_line_of(err, &text)
 }

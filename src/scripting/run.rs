@@ -1151,7 +1151,7 @@ pub unsafe fn call_from_lua(state: *mut ffi::lua_State, pcall: bool) -> std::ffi
     .unwrap_or_else(|_| {
         // An error reply, as a command handler's panic gets (`call::guarded`).
         // SAFETY: as this function's.
-        unsafe { push_error(state, b"ERR internal error while running the command") };
+        unsafe { push_command_error(state, b"ERR internal error while running the command") };
         Pushed::Error { hard: false }
     });
     let raise = match pushed {
@@ -1286,7 +1286,7 @@ unsafe fn push_reply(state: *mut ffi::lua_State, got: Got) -> Pushed {
     match &reply {
         Reply::Status(s) if plain(s) => push_tagged(state, c"ok", s.as_bytes()),
         Reply::Error(s) if plain(s) => {
-            push_error(state, s.as_bytes());
+            push_command_error(state, s.as_bytes());
             return Pushed::Error { hard: false };
         }
         Reply::Int(n) => ffi::lua_pushnumber(state, *n as f64),
@@ -1308,6 +1308,18 @@ unsafe fn push_reply(state: *mut ffi::lua_State, got: Got) -> Pushed {
 /// As [`push_reply`]'s.
 unsafe fn push_error(state: *mut ffi::lua_State, msg: &[u8]) {
     push_tagged(state, c"err", msg)
+}
+
+/// Push the error table of a command's error reply: `{err = <msg>,
+/// ignore_error_stats_update = true}`, as Redis 7.0's: the error was counted in the
+/// error stats when the command failed, and the field says so to whoever looks.
+///
+/// # Safety
+/// As [`push_reply`]'s.
+unsafe fn push_command_error(state: *mut ffi::lua_State, msg: &[u8]) {
+    push_tagged(state, c"err", msg);
+    ffi::lua_pushboolean(state, 1);
+    ffi::lua_setfield(state, -2, c"ignore_error_stats_update".as_ptr());
 }
 
 /// Push `{<field> = <text>}`.
@@ -1361,13 +1373,53 @@ pub fn format_g(n: f64, digits: i32) -> String {
 
 /// Run one command of a script, as EXEC runs a queued command.
 fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
+    let mut rejected = None;
+    let reply = execute_command(run, argv, &mut rejected);
+    if reply.is_error() {
+        with_stats(run, |stats| {
+            reply.each_uncounted_error(&mut |e| stats.record_error(e));
+            if let Some(cmd) = rejected {
+                stats.record_rejected(Some(cmd.name));
+            }
+        });
+    }
+    reply
+}
+
+/// The stats of the shard whose thread runs the script: where a `redis.call`'s error
+/// is counted when it is made, as Redis counts it (the script may go on, or return
+/// it marked as counted: `ignore_error_stats_update`).
+fn with_stats(run: &Running, f: impl FnOnce(&mut crate::shard::stats::ShardStats)) {
+    match &run.target {
+        Target::Direct { shard, .. } => {
+            // SAFETY: as in `on_shard`: the job's shard, on its own thread, referenced
+            // nowhere else while `execute` runs (the command that used it returned).
+            f(unsafe { &mut (**shard).stats })
+        }
+        Target::Held { shards, .. } => {
+            if let Ok(mut local) = shards.local.try_borrow_mut() {
+                f(&mut local.stats)
+            }
+        }
+    }
+}
+
+/// Run a script's command; `rejected` is set to a command refused before it ran
+/// (its `rejected_calls`, as Redis's `scriptCall` counts them).
+fn execute_command(
+    run: &mut Running,
+    argv: Vec<Bytes>,
+    rejected: &mut Option<&'static Command>,
+) -> Reply {
     let cmd: &'static Command = match admission::resolve(&argv) {
         Ok(cmd) => cmd,
         Err((_, Some(cmd))) if !cmd.arity_ok(argv.len()) => {
-            return Reply::err("ERR Wrong number of args calling Redis command from script")
+            *rejected = Some(cmd);
+            return Reply::err("ERR Wrong number of args calling Redis command from script");
         }
         Err(_) => return Reply::err("ERR Unknown Redis command called from script"),
     };
+    *rejected = Some(cmd);
     if cmd.has_flag(crate::commands::flag::NOSCRIPT) {
         return Reply::err("ERR This Redis command is not allowed from script");
     }
@@ -1397,6 +1449,7 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
         // Once it has written it must be let finish (Redis cannot stop it midway).
         run.oom = !cmd.is_write();
     }
+    *rejected = None;
     let to = run.repl;
     crate::shard::propagation::with_targets(to, || match &run.target {
         Target::Direct { shard, slots } => {
