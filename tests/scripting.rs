@@ -364,11 +364,7 @@ fn script_errors_count_in_the_error_stats_as_redis() {
                 .filter(|l| l.contains(':') && !l.contains("config"))
             {
                 // Calls, rejected and failed counts; not the times.
-                let counts: Vec<&str> = l
-                    .split(',')
-                    .filter(|f| !f.contains("usec"))
-                    .filter(|f| !(l.starts_with("cmdstat_eval") && f.starts_with("failed")))
-                    .collect();
+                let counts: Vec<&str> = l.split(',').filter(|f| !f.contains("usec")).collect();
                 lines.push(counts.join(","));
             }
         }

@@ -923,8 +923,8 @@ mod tests {
     #[test]
     fn fields_present_and_formatted() {
         let mut shard = Shard::new(0, 1, ConfigHandle::new(Config::default()));
-        shard.stats.record_call("get", 6, false);
-        shard.stats.record_call("config|get", 100, false);
+        shard.stats.record_call("get", 6, 0);
+        shard.stats.record_call("config|get", 100, 0);
         shard.stats.record_error("ERR unknown command");
         shard.dbs[0].set(
             b"k",

@@ -93,25 +93,51 @@ impl Reply {
         }
     }
 
-    /// Call `f` with the text of every error in this reply that the error stats have
-    /// not counted yet: itself, or those inside it (EXEC's replies, a script's
-    /// table), as Redis counts every error it adds to a reply.
-    pub fn each_uncounted_error(&self, f: &mut impl FnMut(&str)) {
+    /// How many times the command that made this reply counts as failed (INFO
+    /// commandstats), as Redis 7.0 counts: once for an error reply; for a reply
+    /// holding errors (a script's table), once per error a `redis.call` got
+    /// ([`Reply::CountedError`]) and once for any others.
+    pub fn failures(&self) -> u64 {
         match self {
-            Reply::Error(e) => f(e),
-            Reply::ErrorBytes(b) => f(&String::from_utf8_lossy(b)),
+            Reply::Error(_) | Reply::ErrorBytes(_) | Reply::CountedError(_) => 1,
+            _ => {
+                let (mut counted, mut other) = (0, false);
+                self.each_error(&mut |e| match e {
+                    Reply::CountedError(_) => counted += 1,
+                    _ => other = true,
+                });
+                counted + other as u64
+            }
+        }
+    }
+
+    /// Call `f` with every error reply in this one, itself included.
+    fn each_error(&self, f: &mut impl FnMut(&Reply)) {
+        match self {
+            Reply::Error(_) | Reply::ErrorBytes(_) | Reply::CountedError(_) => f(self),
             Reply::Array(items)
             | Reply::Set(items)
             | Reply::Push(items)
-            | Reply::Sequence(items) => items.iter().for_each(|r| r.each_uncounted_error(f)),
+            | Reply::Sequence(items) => items.iter().for_each(|r| r.each_error(f)),
             Reply::Map(pairs) | Reply::Pairs(pairs) | Reply::Keyed(pairs) => {
                 for (k, v) in pairs {
-                    k.each_uncounted_error(f);
-                    v.each_uncounted_error(f);
+                    k.each_error(f);
+                    v.each_error(f);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Call `f` with the text of every error in this reply that the error stats have
+    /// not counted yet: itself, or those inside it (EXEC's replies, a script's
+    /// table), as Redis counts every error it adds to a reply.
+    pub fn each_uncounted_error(&self, f: &mut impl FnMut(&str)) {
+        self.each_error(&mut |e| match e {
+            Reply::Error(text) => f(text),
+            Reply::ErrorBytes(b) => f(&String::from_utf8_lossy(b)),
+            _ => {}
+        });
     }
 
     /// Append this reply's encoding for protocol `proto` (2 or 3) to `out`.

@@ -360,7 +360,13 @@ pub fn call_queued(
 /// duration in microseconds.
 pub fn record_stats(shard: &mut Shard, cmd: &Command, start: Instant, reply: &Reply) -> u64 {
     let us = start.elapsed().as_micros() as u64;
-    shard.stats.record_call(cmd.name, us, reply.is_error());
+    // EXEC's replies hold its commands' errors, not its own.
+    let failures = if cmd.has_trait(crate::commands::traits::ENDS_MULTI) {
+        reply.is_error() as u64
+    } else {
+        reply.failures()
+    };
+    shard.stats.record_call(cmd.name, us, failures);
     let latency_threshold = shard.config.latency_monitor_threshold;
     if latency_threshold != 0 && us / 1000 >= latency_threshold {
         // Redis's call(): the event names the command's speed class.

@@ -89,7 +89,9 @@ impl ShardStats {
     }
 
     /// Record one executed command.
-    pub fn record_call(&mut self, name: &str, usec: u64, failed: bool) {
+    /// Record a call that ran; `failures`: how many times it counts as failed (0 or
+    /// 1, more for a script returning errors, see `Reply::failures`).
+    pub fn record_call(&mut self, name: &str, usec: u64, failures: u64) {
         self.commands_processed += 1;
         let s = match self.commands.get_mut(name) {
             Some(s) => s,
@@ -97,9 +99,7 @@ impl ShardStats {
         };
         s.calls += 1;
         s.usec += usec;
-        if failed {
-            s.failed_calls += 1;
-        }
+        s.failed_calls += failures;
         let _ = s.latency.record(usec.max(1));
     }
 
