@@ -666,6 +666,30 @@ const MOVE_ONE: &str = "if tonumber(redis.call('get', KEYS[1])) > 0 then \
 /// counters on two shards, units moved between pairs on different shards by eight
 /// clients on both cores, summed by readers (MGET and a script on all six): the sum
 /// never changes.
+/// A script that reaches an undeclared key is not sent to its declared keys' shard
+/// alone, even when that key shares the shard: the next run's undeclared key may
+/// not (a job queue's `incr` of a declared counter, then a write of `job:<id>`).
+#[test]
+fn a_script_reaching_undeclared_keys_on_its_shard_still_reaches_others() {
+    let server = Server::shardis(2);
+    let counter = &keys_on_distinct_shards("c", 1, 2)[0];
+    let jobs = keys_on_distinct_shards("job", 8, 2);
+    let mut c = server.raw();
+    let script = "redis.call('incr', KEYS[1]) return redis.call('set', ARGV[1], 'x')";
+    // The first run's undeclared key shares the counter's shard; later ones alternate.
+    for job in &jobs {
+        assert_eq!(
+            c.cmd(&["EVAL", script, "1", counter, job]),
+            Frame::Simple("OK".into()),
+            "{job}"
+        );
+    }
+    assert_eq!(c.cmd(&["GET", counter]), Frame::Bulk(b"8".to_vec()));
+    for job in &jobs {
+        assert_eq!(c.cmd(&["EXISTS", job]), Frame::Int(1), "{job}");
+    }
+}
+
 #[test]
 fn scripts_holding_their_keys_run_side_by_side_atomically() {
     let server = Server::shardis(2);

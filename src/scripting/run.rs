@@ -445,12 +445,14 @@ fn slow_script_warning(limit: i64) {
 /// declared keys' shard alone, or on its declared keys alone.
 #[derive(Clone, Copy, PartialEq)]
 enum Seen {
-    /// Its last run holding every shard touched only its declared keys' shard.
+    /// Its declared keys share a shard, and its last run holding every shard touched
+    /// only them.
     Local,
     /// Its declared keys live on several shards, and its last run holding every
     /// shard touched only them.
     Keys,
-    /// It reached further (another shard's key, a server-wide command).
+    /// It reached further (an undeclared key, even one on the same shard, or a
+    /// server-wide command), once: for good.
     Wide,
 }
 
@@ -462,11 +464,19 @@ fn seen() -> &'static RwLock<HashMap<String, Seen, foldhash::fast::RandomState>>
     SEEN.get_or_init(|| RwLock::new(HashMap::default()))
 }
 
+/// Note where `sha` was seen to run. `Wide` is for good (until SCRIPT FLUSH): a
+/// script that once reached beyond its declared keys may do so again on any run, and
+/// one that does so after writing can no longer move (see `stray`), so a later run
+/// that happened to keep to them proves nothing.
 fn remember(sha: &str, how: Seen) {
-    seen()
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(sha.to_string(), how);
+    let mut seen = seen().write().unwrap_or_else(|e| e.into_inner());
+    match seen.get_mut(sha) {
+        Some(Seen::Wide) => {}
+        Some(known) => *known = how,
+        None => {
+            seen.insert(sha.to_string(), how);
+        }
+    }
 }
 
 pub fn forget_where_scripts_run() {
@@ -526,11 +536,12 @@ struct Running {
     /// whether every command so far stayed there.
     declared: Option<usize>,
     stayed: bool,
-    /// Declared keys on several shards: those keys, sorted, and whether every command
-    /// so far kept to them (what lets the script run on them alone next time).
-    spread_keys: Option<Vec<Bytes>>,
+    /// Its declared keys, sorted (with any more it claimed), and whether every command
+    /// so far kept to them: what lets the script run on its shard, or on them, alone
+    /// next time.
+    declared_keys: Option<Vec<Bytes>>,
     kept: bool,
-    /// It holds only its declared keys (`spread_keys`), not every shard: a command on
+    /// It holds only its declared keys (`declared_keys`), not every shard: a command on
     /// any other key claims that key too if it can without waiting, and otherwise
     /// makes it move, as a script on one shard does.
     keyed: bool,
@@ -572,7 +583,7 @@ impl Running {
             moving: false,
             declared: Some(slot),
             stayed: true,
-            spread_keys: None,
+            declared_keys: None,
             kept: true,
             keyed: false,
             strayed: false,
@@ -799,12 +810,16 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
         Ok(f) => f,
         Err(msg) => return convert::error_line(&msg),
     };
-    let spread_keys = (declared.is_none() && !script.keys.is_empty()).then(|| {
+    // Its declared keys, sorted: whether a run keeps to them is what it is learnt
+    // from (a script reaching undeclared keys that happen to share its shard is
+    // `Wide`: the next run's may not).
+    let declared_keys = (!script.keys.is_empty()).then(|| {
         let mut keys = script.keys.clone();
         keys.sort_unstable();
         keys.dedup();
         keys
     });
+    let spread_keys = declared_keys.clone().filter(|_| declared.is_none());
     if let (Some(keys), Some(Seen::Keys), None) = (&spread_keys, known, shards.tx) {
         if let Some(busy) = busy_anywhere(&shards.server) {
             return Reply::err(busy);
@@ -829,7 +844,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
                 own: Some(tx),
             },
             declared,
-            spread_keys: spread_keys.clone(),
+            declared_keys: spread_keys.clone(),
             keyed: true,
         };
         let (reply, back, running) = run_holding(client, shards, f.clone(), script, hold).await;
@@ -871,14 +886,14 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             own,
         },
         declared,
-        spread_keys,
+        declared_keys,
         keyed: false,
     };
     let (reply, script, running) = run_holding(client, shards, f, script, hold).await;
     if let Some(run) = &running {
         if !moved {
-            let how = match (run.declared, &run.spread_keys) {
-                (Some(_), _) if run.stayed => Some(Seen::Local),
+            let how = match (run.declared, &run.declared_keys) {
+                (Some(_), _) if run.stayed && run.kept => Some(Seen::Local),
                 (None, Some(_)) if run.kept => Some(Seen::Keys),
                 (Some(_), _) | (None, Some(_)) => Some(Seen::Wide),
                 (None, None) => None,
@@ -897,8 +912,8 @@ struct Hold {
     target: Target,
     /// The shard of its declared keys, if they share one.
     declared: Option<usize>,
-    /// Its declared keys, sorted, if they span shards.
-    spread_keys: Option<Vec<Bytes>>,
+    /// Its declared keys, sorted.
+    declared_keys: Option<Vec<Bytes>>,
     keyed: bool,
 }
 
@@ -921,7 +936,7 @@ async fn run_holding(
     let mut running = Running::new(hold.target, &script, (caller_db, client_id, no_touch), slot);
     running.client = Some(client.clone());
     running.declared = hold.declared;
-    running.spread_keys = hold.spread_keys;
+    running.declared_keys = hold.declared_keys;
     running.keyed = keyed;
     RUNNING.with(|r| *r.borrow_mut() = Some(running));
     let clear = Clear;
@@ -1510,11 +1525,11 @@ fn command_keys(cmd: &Command, argv: &[Bytes]) -> Option<Vec<usize>> {
     (!at.is_empty()).then_some(at)
 }
 
-/// For a script whose declared keys span shards: notes whether `cmd` keeps to them
+/// For a script with declared keys: notes whether `cmd` keeps to them
 /// (a keyed command on declared keys only, or a connection command); and when the
 /// script holds only those keys, the refusal of a command that does not.
 fn keep_to_keys(run: &mut Running, cmd: &'static Command, argv: &[Bytes]) -> Option<Reply> {
-    let keys = run.spread_keys.as_ref()?;
+    let keys = run.declared_keys.as_ref()?;
     let at = command_keys(cmd, argv);
     let fits = match &at {
         Some(at) => at.iter().all(|&i| keys.binary_search(&argv[i]).is_ok()),
@@ -1551,7 +1566,7 @@ fn claim_more(run: &mut Running, at: &[usize], argv: &[Bytes]) -> bool {
         .into_iter()
         .all(|(sid, keys)| tx.claim_more(sid, keys));
     if held {
-        if let Some(keys) = run.spread_keys.as_mut() {
+        if let Some(keys) = run.declared_keys.as_mut() {
             keys.extend(wanted);
             keys.sort_unstable();
             keys.dedup();
