@@ -54,6 +54,14 @@ fn scripts_answer_as_redis() {
         vec!["EVAL", "\n\nerror('boom')", "0"],
         vec!["EVAL", "error({err='tbl'})", "0"],
         vec!["EVAL", "return (", "0"],
+        // A script that did not compile is not cached.
+        vec!["EVALSHA", "728acb63e2aaef0ee859ece5db586bff5d800d1e", "0"],
+        vec!["SCRIPT", "EXISTS", "728acb63e2aaef0ee859ece5db586bff5d800d1e"],
+        vec!["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
+        vec!["SCRIPT", "EXISTS", "2c629bb5a96608e69af706765b522dcf69f1375e"],
+        // A shebang line ends at any white space (a file with CRLF line ends).
+        vec!["EVAL", "#!lua\r\nreturn 1", "0"],
+        vec!["EVAL", "#!lua\tflags=no-writes\nreturn redis.call('set','x','y')", "0"],
         vec!["EVAL", "return redis.call('nosuch')", "0"],
         vec!["EVAL", "return redis.call('get')", "0"],
         vec!["EVAL", "return redis.call()", "0"],
@@ -970,6 +978,18 @@ fn a_replica_gets_a_scripts_effects_not_the_script() {
         r.cmd(&["LRANGE", &keys[1], "0", "-1"]),
         Frame::Array(vec![Frame::Bulk(b"a".to_vec()), Frame::Bulk(b"b".to_vec())])
     );
+    // A script without flags may not write on the read-only replica: its writes get
+    // `-READONLY` when they run (with flags it is refused before it starts).
+    for call in ["call", "pcall"] {
+        let script = format!("return redis.{call}('set', KEYS[1], 'replica')");
+        let reply = r.cmd(&["EVAL", &script, "1", &keys[0]]);
+        assert!(
+            matches!(&reply, Frame::Error(e) if e.starts_with("READONLY You can't write")),
+            "{}",
+            show(&reply)
+        );
+    }
+    assert_eq!(r.cmd(&["GET", &keys[0]]), value);
 }
 
 /// A connection that sent `argv` and has not read the reply yet.

@@ -115,6 +115,7 @@ async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> R
         read_only,
         // Functions always have flags: `prepare` refused a writing one already.
         oom: false,
+        writes_refused: None,
         command: argv.to_vec(),
     };
     run::eval(c, s, script).await

@@ -110,12 +110,16 @@ async fn eval_generic(
             None => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
         }
     } else {
-        (cache::add(&argv[1]), argv[1].clone())
+        (cache::sha1_hex(&argv[1]), argv[1].clone())
     };
     let flags = match shebang_flags(&body) {
         Ok(f) => f,
         Err(e) => return e,
     };
+    // (Forgotten again if it does not compile: `run`.)
+    if !by_sha {
+        cache::insert(&sha, &body);
+    }
     let read_only = match prepare(c, s, flags, read_only) {
         Ok(ro) => ro,
         Err(e) => return e,
@@ -123,10 +127,12 @@ async fn eval_generic(
     let split = 3 + numkeys as usize;
     // A script without a shebang line may not start writing while the server is
     // out of memory (Redis's `script_oom`, taken when it starts).
-    let oom = flags.is_none() && !c.borrow().repl.is_master && {
+    let compat = flags.is_none() && !c.borrow().repl.is_master;
+    let oom = compat && {
         let local = s.local.borrow();
         crate::shard::evict::out_of_memory(&local.config)
     };
+    let writes_refused = if compat { writes_refused(s) } else { None };
     // A script without a shebang line runs as before 7.0, free to cross slots.
     let cross_slot = flags.is_none_or(|f| f.has(Flags::ALLOW_CROSS_SLOT));
     let script = run::Script {
@@ -137,9 +143,28 @@ async fn eval_generic(
         args: argv[split..].to_vec(),
         read_only,
         oom,
+        writes_refused,
         command: Vec::new(),
     };
     run::eval(c, s, script).await
+}
+
+/// What a script without a shebang line gets for a write command, if the server
+/// refuses writes now (Redis's `scriptVerifyWriteCommandAllow`, in its order): a
+/// read-only replica's `-READONLY`, a failed save's `-MISCONF`, too few good replicas'
+/// `-NOREPLICAS`. (A script with flags was refused before it started: `prepare`.)
+fn writes_refused(s: &Shards) -> Option<Reply> {
+    let server = &s.server;
+    let local = s.local.borrow();
+    let cfg = &local.config;
+    if crate::replication::is_replica(server) && cfg.get_bool("replica-read-only") {
+        return Some(Reply::err(super::errors::READONLY_REPLICA));
+    }
+    if let Some(misconf) = server.durability.writes_refused(cfg) {
+        return Some(misconf);
+    }
+    crate::replication::too_few_good_replicas(server, cfg)
+        .then(|| Reply::err(super::errors::NOREPLICAS))
 }
 
 /// Before a script runs (Redis's `scriptPrepareForRun`): refuse it where its flags
@@ -209,7 +234,7 @@ fn shebang_flags(body: &[u8]) -> Result<Option<Flags>, Reply> {
     }
     let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
     let line = String::from_utf8_lossy(&body[..end]);
-    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let mut parts = line.split_ascii_whitespace();
     let engine = parts.next().unwrap_or_default();
     if engine != "#!lua" {
         return Err(Reply::error(format!(

@@ -28,9 +28,25 @@ pub fn sha1_hex(body: &[u8]) -> String {
 /// Remember `body` under its sha; returns the sha.
 pub fn add(body: &Bytes) -> String {
     let sha = sha1_hex(body);
-    let mut m = scripts().write().unwrap_or_else(|e| e.into_inner());
-    m.entry(sha.clone()).or_insert_with(|| body.clone());
+    insert(&sha, body);
     sha
+}
+
+/// Remember `body` under `sha` (its [`sha1_hex`]).
+pub fn insert(sha: &str, body: &Bytes) {
+    let mut m = scripts().write().unwrap_or_else(|e| e.into_inner());
+    if !m.contains_key(sha) {
+        m.insert(sha.to_string(), body.clone());
+    }
+}
+
+/// Forget the script under `sha`: an EVAL's that did not compile (Redis caches a
+/// script only once it compiled, so its EVALSHA gets `NOSCRIPT`).
+pub fn forget(sha: &str) {
+    scripts()
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(sha);
 }
 
 /// The body cached under `sha` (any case), if any.

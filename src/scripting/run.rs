@@ -46,6 +46,7 @@
 //! shard meanwhile parks behind the claim, so the script stays atomic; its end releases
 //! the claim after closing its propagation block.
 
+use super::cache;
 use super::convert;
 use super::engine::{self, Outcome};
 use super::slices::{self, Slices};
@@ -523,6 +524,8 @@ struct Running {
     read_only: bool,
     /// See [`Script::oom`]; cleared by its first write.
     oom: bool,
+    /// See [`Script::writes_refused`].
+    writes_refused: Option<Reply>,
     /// The protocol replies reach the script in (`redis.setresp`).
     resp: u8,
     /// Where its commands' records go (`redis.set_repl`; see `propagation::TO_ALL`).
@@ -576,6 +579,7 @@ impl Running {
             db,
             read_only: script.read_only,
             oom: script.oom,
+            writes_refused: script.writes_refused.clone(),
             resp: 2,
             repl: crate::shard::propagation::TO_ALL,
             slot,
@@ -626,6 +630,9 @@ pub struct Script {
     /// A script without flags started while the server was out of memory: its
     /// first `denyoom` command is refused (after a write it may go on).
     pub oom: bool,
+    /// A script without flags started while the server refuses writes (a read-only
+    /// replica, a failed save, too few good replicas): what its write commands get.
+    pub writes_refused: Option<Reply>,
     /// For a function: the whole FCALL (FUNCTION STATS shows it).
     pub command: Vec<Bytes>,
     /// Cluster mode: what each command's keys are checked against ([`ClusterCheck`]);
@@ -714,6 +721,14 @@ impl Script {
             Kind::Eval(_) => self.name.as_str().into(),
             Kind::Function => format!("{FUNCTION_PREFIX}{}", self.name.to_ascii_lowercase()).into(),
         }
+    }
+
+    /// The reply to a script that did not compile; an EVAL's body leaves the cache.
+    fn did_not_compile(&self, msg: &str) -> Reply {
+        if let Kind::Eval(_) = self.kind {
+            cache::forget(&self.name);
+        }
+        convert::error_line(msg)
     }
 
     /// Its compiled function in this thread's interpreter.
@@ -808,7 +823,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
     // (The one-shard path above compiles where it runs.)
     let f = match script.compiled() {
         Ok(f) => f,
-        Err(msg) => return convert::error_line(&msg),
+        Err(msg) => return script.did_not_compile(&msg),
     };
     // Its declared keys, sorted: whether a run keeps to them is what it is learnt
     // from (a script reaching undeclared keys that happen to share its shard is
@@ -1003,7 +1018,7 @@ fn run_on_shard(
     }
     let f = match script.compiled() {
         Ok(f) => f,
-        Err(msg) => return OnShard::Done(convert::error_line(&msg)),
+        Err(msg) => return OnShard::Done(script.did_not_compile(&msg)),
     };
     let slot = s.id;
     // As EXEC on one shard: effects leave as one block, blocked clients are served
@@ -1456,6 +1471,9 @@ fn execute_command(
     // (Redis counts a command that may replicate, such as PFCOUNT, as a write here.)
     if run.read_only && (cmd.is_write() || cmd.has_trait(traits::MAY_REPLICATE)) {
         return Reply::err("ERR Write commands are not allowed from read-only scripts.");
+    }
+    if let Some(refused) = run.writes_refused.as_ref().filter(|_| cmd.is_write()) {
+        return refused.clone();
     }
     if run.oom {
         if cmd.has_flag(crate::commands::flag::DENYOOM) {
