@@ -268,6 +268,20 @@ fn client_unblock_and_disconnects() {
     await_blocked(&mut ctl, 0);
     ctl.cmd(&["RPUSH", "gone", "kept"]);
     assert_eq!(ctl.cmd(&["LRANGE", "gone", "0", "-1"]), arr(&["kept"]));
+    // Also one that sent more (QUIT, as client libraries do on close) and closed:
+    // its close is behind those bytes.
+    for (cmd, key) in [(&b"BLPOP"[..], "quit"), (&b"BZPOPMIN"[..], "zquit")] {
+        let mut w = s.raw();
+        w.send_cmd(&[cmd, key.as_bytes(), b"0"]);
+        await_blocked(&mut ctl, 1);
+        w.send_cmd(&[b"QUIT"]);
+        w.close();
+        await_blocked(&mut ctl, 0);
+    }
+    ctl.cmd(&["RPUSH", "quit", "kept"]);
+    assert_eq!(ctl.cmd(&["LRANGE", "quit", "0", "-1"]), arr(&["kept"]));
+    ctl.cmd(&["ZADD", "zquit", "1", "kept"]);
+    assert_eq!(ctl.cmd(&["ZCARD", "zquit"]), Frame::Int(1));
 }
 
 #[test]

@@ -105,6 +105,6 @@ fn wait<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
         if c.borrow().repl.is_master {
             return Reply::NoReply;
         }
-        master::wait(s, n, timeout).await
+        master::wait(s, c, n, timeout).await
     })
 }

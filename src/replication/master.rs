@@ -615,7 +615,12 @@ fn over_limit(client: &ClientRef) {
 
 /// WAIT numreplicas timeout: block until that many replicas acknowledged every write
 /// made so far, or the timeout (ms, 0 = forever); the number that did.
-pub async fn wait(shards: &Shards, numreplicas: i64, timeout_ms: i64) -> Reply {
+pub async fn wait(
+    shards: &Shards,
+    client: &crate::client::ClientRef,
+    numreplicas: i64,
+    timeout_ms: i64,
+) -> Reply {
     let st = super::of(&shards.server);
     let target = {
         let s = st.lock();
@@ -667,7 +672,14 @@ pub async fn wait(shards: &Shards, numreplicas: i64, timeout_ms: i64) -> Reply {
             backend::sleep(left.min(Duration::from_millis(100))).await;
             false
         };
-        futures_lite::future::or(got, timer).await;
+        if !futures_lite::future::or(got, timer).await {
+            // A client that went away (or was killed) stops waiting: its connection
+            // then sees it is gone.
+            let c = client.borrow();
+            if c.killed || crate::runtime::blocking::peer_closed(c.fd) {
+                return Reply::NoReply;
+            }
+        }
     }
 }
 

@@ -321,28 +321,21 @@ fn cluster_redirect(client: &ClientRef, cmd: &Command, key: Option<&[u8]>) -> Op
 }
 
 /// True if the peer closed the connection (EOF or error pending), without consuming
-/// any bytes it sent meanwhile: they are read after the command is served.
+/// any bytes it sent meanwhile: they are read after the command is served. A close
+/// behind such bytes counts too (a client that sent QUIT and closed while blocked:
+/// Redis reads its bytes meanwhile, meets the end of the stream and frees it), so
+/// this asks `poll` for `POLLRDHUP` rather than peeking at the first byte.
 pub fn peer_closed(fd: i32) -> bool {
-    let mut b = [0u8; 1];
-    // SAFETY: `b` is a valid, writable 1-byte buffer for the duration of the call, and
-    // recv with MSG_PEEK | MSG_DONTWAIT neither blocks nor takes data off the socket;
-    // `fd` is this connection's socket, open while the connection task runs.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            b.as_mut_ptr() as *mut libc::c_void,
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
     };
-    if n == 0 {
-        return true;
-    }
-    if n < 0 {
-        let e = std::io::Error::last_os_error().raw_os_error();
-        return !matches!(e, Some(libc::EAGAIN) | Some(libc::EINTR));
-    }
-    false
+    // SAFETY: `p` is one valid pollfd for the duration of the call, and a timeout of 0
+    // makes poll return at once; `fd` is this connection's socket, open while the
+    // connection task runs. Nothing is read from the socket.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// Register waiter `id` on this shard and serve at once if its keys are ready. A
