@@ -303,6 +303,39 @@ fn slowlog_records_commands_inside_exec_and_blocked_ones() {
     });
 }
 
+/// Secrets never reach the slow log: AUTH's, HELLO AUTH's, MIGRATE's and the values
+/// of sensitive parameters in CONFIG SET are `(redacted)`.
+#[test]
+fn slowlog_redacts_secrets() {
+    same_as_redis(|s, _| {
+        let mut out = Vec::new();
+        let mut c = s.raw();
+        out.push(run(&mut c, "CONFIG SET slowlog-log-slower-than 0"));
+        out.push(run(&mut c, "SLOWLOG RESET"));
+        for line in [
+            "AUTH secret1",
+            "AUTH someone secret2",
+            "CONFIG SET masterauth secret4 maxmemory 0",
+            "CONFIG SET MASTERUSER secret5",
+            "CONFIG SET requirepass secret6",
+            "AUTH secret6",
+            "MIGRATE 127.0.0.1 1 k 0 10 AUTH secret7",
+            "MIGRATE 127.0.0.1 1 k 0 10 AUTH2 someone secret8",
+        ] {
+            out.push(run(&mut c, line));
+        }
+        // (Its reply names the server: only the slow log's entry is compared.)
+        c.cmd(&["HELLO", "2", "AUTH", "default", "secret6"]);
+        out.push(show(&c.cmd(&["CONFIG", "SET", "requirepass", ""])));
+        let log: Vec<String> = slowlog_argvs(&mut c)
+            .into_iter()
+            .filter(|l| !l.starts_with("SLOWLOG"))
+            .collect();
+        out.push(log.join("\n"));
+        out
+    });
+}
+
 /// A tiny deterministic generator (xorshift), so the stress scenario is reproducible.
 struct Rng(u64);
 impl Rng {

@@ -20,7 +20,8 @@ const ADMIN_ACL: &str = "admin slow dangerous";
 
 static SUBCOMMANDS: &[Command] = &[
     Command::new("config|get", -3, ADMIN, ADMIN_ACL, Exec::Server(config_get)),
-    Command::new("config|set", -4, ADMIN, ADMIN_ACL, Exec::Server(config_set)),
+    Command::new("config|set", -4, ADMIN, ADMIN_ACL, Exec::Server(config_set))
+        .redacts(sensitive_values),
     Command::new(
         "config|resetstat",
         2,
@@ -221,6 +222,21 @@ fn config_help<'a>(
             ],
         )
     })
+}
+
+/// The values CONFIG SET gives to parameters Redis 7.0 marks sensitive, which the
+/// slow log and MONITOR show as `(redacted)`.
+fn sensitive_values(argv: &[Bytes]) -> Vec<usize> {
+    const SENSITIVE: [&str; 3] = ["requirepass", "masterauth", "masteruser"];
+    (2..argv.len().saturating_sub(1))
+        .step_by(2)
+        .filter(|&i| {
+            SENSITIVE
+                .iter()
+                .any(|name| argv[i].eq_ignore_ascii_case(name.as_bytes()))
+        })
+        .map(|i| i + 1)
+        .collect()
 }
 
 #[cfg(test)]

@@ -391,9 +391,22 @@ pub fn slowlog_push(shard: &mut Shard, cmd: &Command, argv: &[Bytes], us: u64, c
         && !cmd.has_flag(crate::commands::flag::SKIP_SLOWLOG)
     {
         let max = shard.config.slowlog_max_len;
+        // Secrets (AUTH's password...) are not kept: Redis shows them `(redacted)`.
+        let secret = cmd.redact.map(|f| f(argv)).unwrap_or_default();
+        let shown: std::borrow::Cow<[Bytes]> = if secret.is_empty() {
+            argv.into()
+        } else {
+            let mut shown = argv.to_vec();
+            for i in secret {
+                if let Some(arg) = shown.get_mut(i) {
+                    *arg = Bytes::from_static(b"(redacted)");
+                }
+            }
+            shown.into()
+        };
         shard
             .slowlog
-            .push(slowlog::next_id(), argv, us, caller, max);
+            .push(slowlog::next_id(), &shown, us, caller, max);
     }
 }
 
