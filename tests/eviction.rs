@@ -191,11 +191,13 @@ fn noeviction_refuses_writes_with_redis_s_error_and_keeps_everything() {
         let kept = (exists(&mut c, &persistent) + exists(&mut c, &volatile)) as u64;
         assert_eq!(kept, ok);
         assert_eq!(num(&mut c, "evicted_keys"), 0);
-        // Reads and deletes still run; a denyoom command in MULTI dooms the EXEC.
+        // Reads and deletes still run, but not inside MULTI (queuing takes memory):
+        // a command queued there is refused and dooms the EXEC.
         assert_eq!(c.cmd(&["GET", "nokey"]), Frame::NullBulk);
         let r = c.cmd(&["MULTI"]);
         assert_eq!(r, Frame::Simple("OK".into()));
-        let queued = c.cmd(&["SET", "x", "y"]);
+        let read = show(&c.cmd(&["GET", "x"]));
+        let queued = format!("{read} {}", show(&c.cmd(&["SET", "x", "y"])));
         let exec = c.cmd(&["EXEC"]);
         // A multi-shard write is refused at admission too.
         let mset = c.cmd(&["MSET", "a", "1", "b", "2", "c", "3", "d", "4"]);
@@ -217,7 +219,7 @@ fn noeviction_refuses_writes_with_redis_s_error_and_keeps_everything() {
         let del = c.cmd(&["DEL", &persistent[0]]);
         texts.push((
             show(refused[0]),
-            show(&queued),
+            queued,
             show(&exec),
             show(&mset),
             show(&del),

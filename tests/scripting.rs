@@ -315,6 +315,8 @@ fn script_errors_count_in_the_error_stats_as_redis() {
     let cases: Vec<Vec<&str>> = vec![
         vec!["CONFIG", "RESETSTAT"],
         vec!["SET", "s", "str"],
+        // An unknown subcommand counts no call of its container.
+        vec!["OBJECT", "foo"],
         vec![
             "EVAL",
             "redis.pcall('nosuch') redis.pcall('incr','x','y') return 1",

@@ -33,7 +33,8 @@ pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, Refusal> {
     }
     if !cmd.subcommands.is_empty() && argv.len() >= 2 {
         let Some(sub) = commands::lookup_sub(cmd, &argv[1]) else {
-            return Err((errors::unknown_subcommand(cmd.name, &argv[1]), Some(cmd)));
+            // (No command: Redis counts no call of the container in commandstats.)
+            return Err((errors::unknown_subcommand(cmd.name, &argv[1]), None));
         };
         if !sub.arity_ok(argv.len()) {
             return Err((errors::wrong_arity(sub.name), Some(sub)));
@@ -299,7 +300,7 @@ fn writes_refused(shards: &Shards) -> Option<Reply> {
 }
 
 /// `-OOM` for a command that may grow memory (`denyoom`; an EXEC, if any command it
-/// queued does) while the process is over `maxmemory` and no shard can evict
+/// queued does; any command queued inside MULTI) while the process is over `maxmemory` and no shard can evict
 /// (`shard::evict`). Our master's stream and the AOF's replay are obeyed. One load
 /// and a compare when no limit is set.
 fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<Reply> {
@@ -319,7 +320,12 @@ fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<R
             && c.multi
                 .iter()
                 .flatten()
-                .any(|argv| resolve(argv).is_ok_and(denyoom)));
+                .any(|argv| resolve(argv).is_ok_and(denyoom)))
+        // Queuing could take memory without bound: inside MULTI everything but the
+        // commands that end it is refused (Redis's `processCommand`).
+        || (c.multi.is_some()
+            && !cmd.has_trait(traits::ENDS_MULTI)
+            && !matches!(cmd.name, "quit" | "reset"));
     grows.then(|| Reply::err(errors::OOM))
 }
 
