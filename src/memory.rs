@@ -34,6 +34,12 @@ pub const FLUSH_BYTES: i64 = 64 * 1024;
 /// Bytes allocated and not freed, over all threads (less what threads still hold).
 static USED: AtomicI64 = AtomicI64::new(0);
 
+/// Bytes counted in [`USED`] that Redis leaves out of `used_memory`: the Lua
+/// interpreters' heaps (Redis's Lua allocates with libc's malloc, not zmalloc; INFO
+/// shows them as `used_memory_lua` and `used_memory_vm_functions`), so that scripts'
+/// garbage neither counts towards `maxmemory` nor makes it evict keys.
+static OUTSIDE: AtomicI64 = AtomicI64::new(0);
+
 /// `used_memory` once the server had started (INFO `used_memory_startup`).
 static STARTUP: AtomicU64 = AtomicU64::new(0);
 
@@ -101,7 +107,12 @@ unsafe impl GlobalAlloc for CountingAlloc {
 /// Bytes allocated through [`CountingAlloc`] and not freed (0 when another allocator is
 /// the global one, as in unit tests).
 pub fn used_memory() -> u64 {
-    USED.load(Ordering::Relaxed).max(0) as u64
+    (USED.load(Ordering::Relaxed) - OUTSIDE.load(Ordering::Relaxed)).max(0) as u64
+}
+
+/// `delta` more bytes of ours are outside `used_memory` (see [`OUTSIDE`]).
+pub fn add_outside(delta: i64) {
+    OUTSIDE.fetch_add(delta, Ordering::Relaxed);
 }
 
 /// Move this thread's drift into the process-wide figure now (eviction reads the

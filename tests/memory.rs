@@ -429,3 +429,29 @@ fn maxmemory_clients_evicts_the_biggest_clients_as_redis_does() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+/// A script's Lua heap is not data: as in Redis (whose Lua allocates outside
+/// zmalloc), it shows in `used_memory_lua`, not in `used_memory`, so the garbage a
+/// script leaves neither counts towards `maxmemory` nor refuses the next write.
+#[test]
+fn a_scripts_heap_is_not_counted_in_used_memory() {
+    let server = Server::shardis(2);
+    let mut c = server.raw();
+    let used: u64 = info_field(&mut c, "used_memory").parse().unwrap();
+    let max = (used + 16 * 1024 * 1024).to_string();
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory", &max]),
+        Frame::Simple("OK".into())
+    );
+    let script = "local t = {} for i = 1, 64 do t[i] = string.rep('x', 1000000) .. i end \
+                  return #t";
+    assert_eq!(c.cmd(&["EVAL", script, "0"]), Frame::Int(64));
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Frame::Simple("OK".into()));
+    let lua: u64 = info_field(&mut c, "used_memory_lua").parse().unwrap();
+    let after: u64 = info_field(&mut c, "used_memory").parse().unwrap();
+    assert!(lua > 64_000_000, "used_memory_lua {lua}");
+    assert!(
+        after < used + 16 * 1024 * 1024,
+        "used_memory {after} (was {used})"
+    );
+}

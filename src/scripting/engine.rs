@@ -234,6 +234,19 @@ pub fn with<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
     with_engine(&ENGINE, Mode::Eval, f)
 }
 
+impl Drop for Engine {
+    /// Its share leaves the totals with it (an interpreter made for one use while
+    /// this thread's own is busy, see `with_engine`).
+    fn drop(&mut self) {
+        let total = match self.mode {
+            Mode::Eval => &LUA_BYTES,
+            Mode::Functions => &FUNCTION_BYTES,
+        };
+        total.fetch_sub(self.reported, Ordering::Relaxed);
+        crate::memory::add_outside(-(self.reported as i64));
+    }
+}
+
 /// Run `f` with this thread's function interpreter, made on first use.
 pub fn with_functions<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
     with_engine(&FUNCTIONS, Mode::Functions, f)
@@ -412,6 +425,7 @@ impl Engine {
         } else {
             total.fetch_sub(self.reported - now, Ordering::Relaxed);
         }
+        crate::memory::add_outside(now as i64 - self.reported as i64);
         self.reported = now;
     }
 
