@@ -59,6 +59,13 @@ fn scripts_answer_as_redis() {
         vec!["SCRIPT", "EXISTS", "728acb63e2aaef0ee859ece5db586bff5d800d1e"],
         vec!["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
         vec!["SCRIPT", "EXISTS", "2c629bb5a96608e69af706765b522dcf69f1375e"],
+        // The strings' metatable is read-only, and what a script tried on it does not
+        // reach the next script's strings.
+        vec!["EVAL", "getmetatable('').__index = nil return 1", "0"],
+        vec!["EVAL", "getmetatable('').foo = 1 return 1", "0"],
+        vec!["EVAL", "getmetatable('').__index.upper = function() return 'x' end", "0"],
+        vec!["EVAL", "rawset(getmetatable(''), '__index', nil) return 1", "0"],
+        vec!["EVAL", "return {('abc'):upper(), getmetatable('').__index == string}", "0"],
         // A shebang line ends at any white space (a file with CRLF line ends).
         vec!["EVAL", "#!lua\r\nreturn 1", "0"],
         vec!["EVAL", "#!lua\tflags=no-writes\nreturn redis.call('set','x','y')", "0"],

@@ -80,6 +80,16 @@ end
 visible.redis = readonly(redis)
 visible.loadstring = raw.loadstring
 
+-- Strings share one metatable, whose __index is the real string library: handed
+-- out as it is, a script could change every later script's strings (Redis's are
+-- read-only). Scripts see a read-only view of it, its __index the string proxy.
+local getmetatable_ = G.getmetatable
+local string_mt = readonly({__index = visible.string})
+visible.getmetatable = function(v)
+  if type(v) == 'string' then return string_mt end
+  return getmetatable_(v)
+end
+
 -- Redis's pcall: an error reply caught from redis.call is its message, a string.
 local pcall_, errtext = pcall, raw.errtext
 local function caught(ok, ...)
@@ -95,6 +105,7 @@ local protected = setmetatable({}, {__mode = 'k'})
 for _, t in pairs(visible) do
   if type(t) == 'table' then protected[t] = true end
 end
+protected[string_mt] = true
 local rawset, setmetatable_ = rawset, setmetatable
 visible.rawset = function(t, k, v)
   if protected[t] then error('Attempt to modify a readonly table', 0) end
