@@ -713,6 +713,16 @@ impl Client {
             (self.pubsub.active(), 'P'),
             (self.multi.is_some(), 'x'),
             (self.blocked.is_some() || self.paused, 'b'),
+            (self.tracking.is_some(), 't'),
+            // (The shared copy knows whether the redirect was found broken since.)
+            (
+                self.tracking.as_ref().is_some_and(|t| {
+                    t.broken || crate::tracking::tracker(self.id).is_some_and(|t| t.broken)
+                }),
+                'R',
+            ),
+            (self.tracking.as_ref().is_some_and(|t| t.bcast), 'B'),
+            (self.cluster_readonly, 'r'),
             (self.no_evict, 'e'),
             (self.no_touch, 'T'),
         ] {
@@ -725,7 +735,7 @@ impl Client {
         }
         let multi = self.multi.as_ref().map_or(-1, |q| q.len() as i64);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl={} oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={} shard={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl={} oll={} omem={} tot-mem={} events={} cmd={} user={} redir={} resp={} lib-name={} lib-ver={} shard={}",
             self.id,
             self.addr,
             self.laddr,
@@ -750,6 +760,7 @@ impl Client {
             if self.pushes.pending() > 0 { "rw" } else { "r" },
             self.last_cmd,
             self.user,
+            self.tracking.as_ref().map_or(-1, |t| t.redirect as i64),
             self.resp,
             self.lib_name.as_deref().unwrap_or(""),
             self.lib_ver.as_deref().unwrap_or(""),

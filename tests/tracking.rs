@@ -130,6 +130,29 @@ impl Side {
         self.log.push(format!("[{c}] HELLO 3"));
     }
 
+    /// CLIENT INFO's `flags` and `redir` (a client id as `<idN>`).
+    fn client_info(&mut self, c: usize) {
+        let text = match self.conns[c].cmd(&["CLIENT", "INFO"]) {
+            Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("CLIENT INFO: {}", show(&other)),
+        };
+        let mut shown = Vec::new();
+        for field in text.split_whitespace() {
+            if field.starts_with("flags=") {
+                shown.push(field.to_string());
+            }
+            if let Some(r) = field.strip_prefix("redir=") {
+                let id = r
+                    .parse()
+                    .ok()
+                    .and_then(|r: i64| self.ids.iter().position(|id| *id == r));
+                shown.push(id.map_or(field.to_string(), |n| format!("redir=<id{n}>")));
+            }
+        }
+        self.log
+            .push(format!("[{c}] CLIENT INFO {}", shown.join(" ")));
+    }
+
     /// One line of INFO.
     fn info(&mut self, c: usize, field: &str) {
         let f = self.conns[c].cmd(&["INFO", "everything"]);
@@ -260,9 +283,11 @@ fn resp3_redirect_broken() {
             let f = conn.cmd(&["CLIENT", "LIST", "ID", &id]);
             matches!(f, Frame::Bulk(ref b) | Frame::Verbatim(ref b) if b.is_empty())
         }));
+        s.client_info(0);
         s.cmd(2, &format!("SET {} 1", k[1]));
         s.read(0);
         s.cmd(0, "CLIENT TRACKINGINFO");
+        s.client_info(0);
     });
 }
 
@@ -270,8 +295,10 @@ fn resp3_redirect_broken() {
 fn bcast_with_prefixes_and_noloop() {
     same("bcast", &[0, 1], |s| {
         s.hello3(0);
+        s.client_info(0);
         s.cmd(0, "CLIENT TRACKING ON BCAST PREFIX a: PREFIX b:");
         s.cmd(0, "CLIENT TRACKINGINFO");
+        s.client_info(0);
         s.info(1, "tracking_total_prefixes");
         s.cmd(1, "SET a:1 x");
         s.read(0);
