@@ -59,6 +59,12 @@ fn scripts_answer_as_redis() {
         vec!["SCRIPT", "EXISTS", "728acb63e2aaef0ee859ece5db586bff5d800d1e"],
         vec!["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
         vec!["SCRIPT", "EXISTS", "2c629bb5a96608e69af706765b522dcf69f1375e"],
+        // cjson prints every number with %.14g.
+        vec![
+            "EVAL",
+            "return cjson.encode({123456789012345, 2^53, 12, -7, 1e14, 99999999999999})",
+            "0",
+        ],
         // The strings' metatable is read-only, and what a script tried on it does not
         // reach the next script's strings.
         vec!["EVAL", "getmetatable('').__index = nil return 1", "0"],

@@ -1619,3 +1619,22 @@ fn a_connection_moves_to_the_core_of_its_keys_as_the_same_client() {
     assert_eq!(watcher.cmd(&["CLIENT", "KILL", "ID", &id]), Frame::Int(1));
     assert!(c.is_closed(Duration::from_secs(5)));
 }
+
+/// Texts a user meets by hand: CONFIG SET's pairs, HELP's last line, HELLO before
+/// AUTH.
+#[test]
+fn admin_texts_match_redis() {
+    let (shardis, redis) = (Server::shardis(2), Server::redis());
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    for argv in [
+        &["CONFIG", "SET", "maxmemory", "1", "hz"][..],
+        &["CONFIG", "SET", "maxmemory"],
+        &["CLIENT", "HELP"],
+        &["COMMAND", "HELP"],
+        &["CONFIG", "SET", "requirepass", "pw"],
+    ] {
+        assert_eq!(s.cmd(argv), r.cmd(argv), "{argv:?}");
+    }
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    assert_eq!(s.cmd(&["HELLO", "3"]), r.cmd(&["HELLO", "3"]));
+}

@@ -95,8 +95,12 @@ fn config_get<'a>(
 /// Check CONFIG SET's pairs against `c` and apply them to it; Redis's error on failure.
 /// `local` says whether the client is on a loopback address (`enable-protected-configs local`).
 pub fn apply_set(c: &mut Config, pairs: &[Bytes], local: bool) -> Result<(), Reply> {
-    if !pairs.len().is_multiple_of(2) || pairs.is_empty() {
+    if pairs.is_empty() {
         return Err(super::errors::wrong_arity("config|set"));
+    }
+    // A name without its value (Redis checks the count before the pairs).
+    if !pairs.len().is_multiple_of(2) {
+        return Err(super::errors::syntax());
     }
     let mut seen: Vec<&'static str> = Vec::new();
     let mut checked: Vec<(&'static OptDef, String, String)> = Vec::new();

@@ -82,7 +82,9 @@ fn encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(u) if u.0.is_null() => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        // Lua 5.1 has only doubles: cjson prints every number with `%.14g`
+        // (123456789012345 is 1.2345678901234e+14).
+        Value::Integer(n) => out.extend_from_slice(super::run::format_g(*n as f64, 14).as_bytes()),
         Value::Number(n) => {
             if !n.is_finite() {
                 return Err(at(lua, "Cannot serialise number: must not be NaN or Inf"));
@@ -119,7 +121,9 @@ fn encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result
                         first = false;
                         match &k {
                             Value::String(s) => escape(&s.as_bytes(), out),
-                            Value::Integer(n) => escape(n.to_string().as_bytes(), out),
+                            Value::Integer(n) => {
+                                escape(super::run::format_g(*n as f64, 14).as_bytes(), out)
+                            }
                             Value::Number(n) => {
                                 escape(super::run::format_g(*n, 14).as_bytes(), out)
                             }
