@@ -113,6 +113,9 @@ fn script() -> Vec<Vec<Vec<u8>>> {
         &[b"BLPOP", b"nolist", b"0.01"],
         &[b"PUBLISH", b"ch", b"msg"],
         &[b"PING"],
+        // Script commands are shown (their own commands are not yet: README).
+        &[b"EVAL", b"return 1", b"0"],
+        &[b"EVAL_RO", b"return 2", b"0"],
         &[b"SELECT", b"0"],
     ];
     lines

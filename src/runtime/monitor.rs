@@ -106,10 +106,16 @@ pub fn stop(client: &ClientRef, shards: &Shards) {
     m.count.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// True if MONITOR shows `cmd` (Redis 7.0: not `admin` nor `skip_monitor` ones).
+/// True if MONITOR shows `cmd` (Redis 7.0: not `admin` nor `skip_monitor` ones, but
+/// the script commands, `skip_monitor` so that `call()` leaves them out, are fed by
+/// their own handlers).
 pub fn shows(cmd: &Command) -> bool {
+    let script = matches!(
+        cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    );
     !cmd.has_flag(crate::commands::flag::ADMIN)
-        && !cmd.has_flag(crate::commands::flag::SKIP_MONITOR)
+        && (script || !cmd.has_flag(crate::commands::flag::SKIP_MONITOR))
 }
 
 /// What is kept of a command about to run, to feed its line once it has run (taken
