@@ -1638,3 +1638,48 @@ fn admin_texts_match_redis() {
     let (mut s, mut r) = (shardis.raw(), redis.raw());
     assert_eq!(s.cmd(&["HELLO", "3"]), r.cmd(&["HELLO", "3"]));
 }
+
+/// DEBUG OBJECT: Redis's fields, the same encoding, refcount and serialized length for
+/// the same value (the address and the LRU stamp differ).
+#[test]
+fn debug_object_describes_values_as_redis() {
+    let debug = ["--enable-debug-command", "yes"];
+    let (shardis, redis) = (Server::shardis_with(2, &debug), Server::redis_with(&debug));
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    let fields = |f: Frame| -> Vec<String> {
+        let Frame::Simple(line) = f else {
+            return vec![format!("{f:?}")];
+        };
+        line.split(' ')
+            .filter(|f| !f.starts_with("at:") && !f.starts_with("lru:"))
+            .map(|f| match f.strip_prefix("lru_seconds_idle:") {
+                Some(_) => "lru_seconds_idle".to_string(),
+                None => f.to_string(),
+            })
+            .collect()
+    };
+    let long = "a".repeat(100);
+    for setup in [
+        &["SET", "k", "v"][..],
+        &["SET", "k", "12"],
+        &["SET", "k", "123456789012"],
+        &["SET", "k", &long],
+        &["HSET", "h", "f", "v"],
+        &["SADD", "s", "1", "2"],
+        &["ZADD", "z", "1", "m"],
+    ] {
+        assert_eq!(s.cmd(setup), r.cmd(setup));
+        let key = setup[1];
+        let (a, b) = (
+            s.cmd(&["DEBUG", "OBJECT", key]),
+            r.cmd(&["DEBUG", "OBJECT", key]),
+        );
+        assert_eq!(fields(a), fields(b), "{setup:?}");
+        s.cmd(&["DEL", key]);
+        r.cmd(&["DEL", key]);
+    }
+    assert_eq!(
+        s.cmd(&["DEBUG", "OBJECT", "nokey"]),
+        r.cmd(&["DEBUG", "OBJECT", "nokey"])
+    );
+}

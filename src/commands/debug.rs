@@ -54,6 +54,11 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 s.all(move |shard| shard.expire.disabled = !on).await;
                 Reply::ok()
             }
+            ("object", 3) => {
+                let (db, key) = (c.borrow().db, argv[2].clone());
+                s.on(s.shard_of(&key), move |shard| object(shard, db, &key))
+                    .await
+            }
             ("digest", 2) => crate::persistence::digest::debug_digest(s).await,
             ("digest-value", _) => {
                 let db = c.borrow().db;
@@ -67,6 +72,8 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                     "    Output a hex signature representing the current DB content.",
                     "DIGEST-VALUE <key> [<key> ...]",
                     "    Output a hex signature of the values of all the specified keys.",
+                    "OBJECT <key>",
+                    "    Show low level info about the key and associated value.",
                     "RELOAD [option ...]",
                     "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
                     "    * MERGE: Merge the content of the RDB instead of flushing the current dataset.",
@@ -81,4 +88,38 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
             _ => errors::debug_unknown_subcommand(&String::from_utf8_lossy(&argv[1])),
         }
     })
+}
+
+/// DEBUG OBJECT: Redis's line about a key's value: where it lives, its encoding, the
+/// length of its RDB serialization, and its LRU stamp and idle time. (Redis adds
+/// `ql_*` fields for a quicklist, which this leaves out.)
+fn object(shard: &mut crate::shard::Shard, db: usize, key: &[u8]) -> Reply {
+    use crate::persistence::rdb::encode;
+    let compress = shard.config.get_bool("rdbcompression");
+    let Some(entry) = shard.dbs[db].lookup(key, crate::clock::now_ms()) else {
+        return Reply::err("ERR no such key");
+    };
+    let mut body = Vec::new();
+    encode::value_body(&mut body, &entry.value, encode::Options { compress });
+    // Shared integers (0..10000, Redis's OBJ_SHARED_INTEGERS) show its shared count.
+    let shared = matches!(
+        entry.value,
+        crate::storage::Value::Str(crate::storage::StrValue::Int(0..=9999))
+    ) && {
+        let cfg = &shard.config;
+        cfg.maxmemory == 0
+            || !(cfg.maxmemory_policy.contains("lru") || cfg.maxmemory_policy.contains("lfu"))
+    };
+    Reply::Status(
+        format!(
+            "Value at:{:p} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+            &entry.value,
+            if shared { i32::MAX } else { 1 },
+            entry.value.encoding(),
+            body.len(),
+            entry.lru & 0xFF_FFFF,
+            crate::storage::access::idle_seconds(entry.lru),
+        )
+        .into(),
+    )
 }
