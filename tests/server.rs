@@ -1626,6 +1626,13 @@ fn a_connection_moves_to_the_core_of_its_keys_as_the_same_client() {
 fn admin_texts_match_redis() {
     let (shardis, redis) = (Server::shardis(2), Server::redis());
     let (mut s, mut r) = (shardis.raw(), redis.raw());
+    // CONFIG RESETSTAT forgets the saves too.
+    for c in [&mut s, &mut r] {
+        assert_eq!(c.cmd(&["SAVE"]), simple("OK"));
+        assert_eq!(common::info_field(c, "rdb_saves"), "1");
+        assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), simple("OK"));
+        assert_eq!(common::info_field(c, "rdb_saves"), "0");
+    }
     for argv in [
         &["CONFIG", "SET", "maxmemory", "1", "hz"][..],
         &["CONFIG", "SET", "maxmemory"],

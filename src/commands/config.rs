@@ -176,6 +176,9 @@ fn config_resetstat<'a>(
         })
         .await;
         super::info::reset_rate_samples();
+        // (INFO persistence's `rdb_saves` too, as Redis's resetServerStats.)
+        let save = &crate::persistence::of(&s.server).save;
+        save.saves.store(0, std::sync::atomic::Ordering::Relaxed);
         crate::lazyfree::reset_stats();
         crate::shard::evict::reset_stats();
         Reply::ok()
