@@ -101,20 +101,11 @@ fn object(shard: &mut crate::shard::Shard, db: usize, key: &[u8]) -> Reply {
     };
     let mut body = Vec::new();
     encode::value_body(&mut body, &entry.value, encode::Options { compress });
-    // Shared integers (0..10000, Redis's OBJ_SHARED_INTEGERS) show its shared count.
-    let shared = matches!(
-        entry.value,
-        crate::storage::Value::Str(crate::storage::StrValue::Int(0..=9999))
-    ) && {
-        let cfg = &shard.config;
-        cfg.maxmemory == 0
-            || !(cfg.maxmemory_policy.contains("lru") || cfg.maxmemory_policy.contains("lfu"))
-    };
     Reply::Status(
         format!(
             "Value at:{:p} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
             &entry.value,
-            if shared { i32::MAX } else { 1 },
+            super::keys::refcount(&entry.value, &shard.config),
             entry.value.encoding(),
             body.len(),
             entry.lru & 0xFF_FFFF,

@@ -477,16 +477,23 @@ fn object_freq(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 
 fn object_refcount(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let cfg = ctx.shard.config.clone();
+    match lookup_no_touch(ctx, &argv[2], true) {
+        Some(e) => Reply::Int(refcount(&e.value, &cfg)),
+        None => Reply::Null,
+    }
+}
+
+/// The reference count Redis shows for `value` (OBJECT REFCOUNT, DEBUG OBJECT): its
+/// shared count for a small integer, which Redis shares unless an LRU or LFU
+/// `maxmemory-policy` is in force; 1 otherwise.
+pub fn refcount(value: &Value, cfg: &crate::config::Config) -> i64 {
     let sharing = cfg.maxmemory == 0
         || !(cfg.maxmemory_policy.contains("lru") || cfg.maxmemory_policy.contains("lfu"));
-    match lookup_no_touch(ctx, &argv[2], true) {
-        Some(e) => match e.value {
-            Value::Str(StrValue::Int(i)) if sharing && (0..SHARED_INTEGERS).contains(&i) => {
-                Reply::Int(SHARED_REFCOUNT)
-            }
-            _ => Reply::Int(1),
-        },
-        None => Reply::Null,
+    match value {
+        Value::Str(StrValue::Int(i)) if sharing && (0..SHARED_INTEGERS).contains(i) => {
+            SHARED_REFCOUNT
+        }
+        _ => 1,
     }
 }
 

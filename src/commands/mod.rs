@@ -427,10 +427,25 @@ impl Command {
             redact: None,
         }
     }
-    /// Arguments MONITOR must not show, as `f` finds them.
+    /// Arguments MONITOR and the slow log must not show, as `f` finds them.
     pub const fn redacts(mut self, f: RedactFn) -> Command {
         self.redact = Some(f);
         self
+    }
+    /// `argv` as MONITOR and the slow log show it: its secrets (see [`Command::redacts`])
+    /// replaced by `(redacted)`.
+    pub fn redacted<'a>(&self, argv: &'a [Bytes]) -> std::borrow::Cow<'a, [Bytes]> {
+        let secret = self.redact.map(|f| f(argv)).unwrap_or_default();
+        if secret.is_empty() {
+            return argv.into();
+        }
+        let mut shown = argv.to_vec();
+        for i in secret {
+            if let Some(arg) = shown.get_mut(i) {
+                *arg = Bytes::from_static(b"(redacted)");
+            }
+        }
+        shown.into()
     }
     /// Which keys it modifies for WATCH, when not all it names.
     pub const fn touch(mut self, t: Touch) -> Command {

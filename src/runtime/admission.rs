@@ -300,9 +300,9 @@ fn writes_refused(shards: &Shards) -> Option<Reply> {
 }
 
 /// `-OOM` for a command that may grow memory (`denyoom`; an EXEC, if any command it
-/// queued does; any command queued inside MULTI) while the process is over `maxmemory` and no shard can evict
-/// (`shard::evict`). Our master's stream and the AOF's replay are obeyed. One load
-/// and a compare when no limit is set.
+/// queued does; any command queued inside MULTI) while the process is over
+/// `maxmemory` and no shard can evict (`shard::evict`). Our master's stream and the
+/// AOF's replay are obeyed. One load and a compare when no limit is set.
 fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<Reply> {
     {
         let local = shards.local.borrow();

@@ -392,18 +392,7 @@ pub fn slowlog_push(shard: &mut Shard, cmd: &Command, argv: &[Bytes], us: u64, c
     {
         let max = shard.config.slowlog_max_len;
         // Secrets (AUTH's password...) are not kept: Redis shows them `(redacted)`.
-        let secret = cmd.redact.map(|f| f(argv)).unwrap_or_default();
-        let shown: std::borrow::Cow<[Bytes]> = if secret.is_empty() {
-            argv.into()
-        } else {
-            let mut shown = argv.to_vec();
-            for i in secret {
-                if let Some(arg) = shown.get_mut(i) {
-                    *arg = Bytes::from_static(b"(redacted)");
-                }
-            }
-            shown.into()
-        };
+        let shown = cmd.redacted(argv);
         shard
             .slowlog
             .push(slowlog::next_id(), &shown, us, caller, max);

@@ -173,7 +173,7 @@ fn line(db: usize, from: &dyn std::fmt::Display, cmd: &Command, argv: &[Bytes]) 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let secret = cmd.redact.map(|f| f(argv)).unwrap_or_default();
+    let argv = cmd.redacted(argv);
     let mut out = Vec::with_capacity(48 + argv.iter().map(|a| a.len() + 3).sum::<usize>());
     let _ = write!(
         out,
@@ -183,13 +183,9 @@ fn line(db: usize, from: &dyn std::fmt::Display, cmd: &Command, argv: &[Bytes]) 
         db,
         from
     );
-    for (i, a) in argv.iter().enumerate() {
+    for a in argv.iter() {
         out.push(b' ');
-        if secret.contains(&i) {
-            repr(&mut out, b"(redacted)");
-        } else {
-            repr(&mut out, a);
-        }
+        repr(&mut out, a);
     }
     out.extend_from_slice(b"\r\n");
     BytesMut::from(&out[..])

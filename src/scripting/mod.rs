@@ -20,11 +20,12 @@
 //! - **Atomicity across cores** ([`run`]): a script may reach any key, declared or
 //!   not (DESIGN §2: refusing undeclared keys is what breaks BullMQ and Sidekiq on
 //!   Dragonfly). A script whose declared keys share a shard, and that has been seen to
-//!   keep to them (and never to reach beyond them), runs as a job of that shard on its thread, with the shard in hand:
-//!   nothing else runs on the shard meanwhile and no other shard is touched, so it is
-//!   atomic without claims or waits. A script whose declared keys span shards, and
-//!   that has been seen to keep to them (likewise), runs as a transaction claiming just those
-//!   keys, beside other work and other scripts on other keys. Any other script runs
+//!   keep to them (and never to reach beyond them), runs as a job of that shard on its
+//!   thread, with the shard in hand: nothing else runs on the shard meanwhile and no
+//!   other shard is touched, so it is atomic without claims or waits. A script whose
+//!   declared keys span shards, and that has been seen to keep to them (likewise),
+//!   runs as a transaction claiming just those keys, beside other work and other
+//!   scripts on other keys. Any other script runs
 //!   as a transaction holding every shard whole (`runtime::transaction::Tx`), like
 //!   an EXEC of a server-wide command. Those two run on the core that received EVAL.
 //!   Either way `redis.call` is executed
