@@ -289,7 +289,12 @@ impl Shards {
     ) -> flume::Receiver<R> {
         let (tx, rx) = flume::bounded(1);
         let job = self.job(kind, footprint, move |s: &mut Shard| {
-            let _ = tx.send(f(s));
+            let answer = f(s);
+            // The events it raised (a lookup's `keymiss`) are queued to their
+            // subscribers' cores before the answer leaves: the caller's reply, and so
+            // the client's next command and its events, come after them.
+            crate::runtime::pubsub::publish_events(crate::notify::take());
+            let _ = tx.send(answer);
         });
         self.push(id, job);
         rx
