@@ -18,6 +18,7 @@
 #   N            scripts per run [50000]
 #   ROUNDS       rounds [2]
 #   SHARDIS_BIN  the binary [target/release/shardis]
+#   WORKLOADS    which scripts to run [one tag two fcall]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
@@ -25,6 +26,7 @@ RUNTIME=${RUNTIME:-auto}
 N=${N:-50000}
 ROUNDS=${ROUNDS:-2}
 BIN=${SHARDIS_BIN:-target/release/shardis}
+WORKLOADS=${WORKLOADS:-one tag two fcall}
 PORT=${PORT:-7781}
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
@@ -67,11 +69,12 @@ for round in $(seq "$ROUNDS"); do
     if [ $((round % 2)) -eq 0 ]; then order="redis shardis"; fi
     for server in $order; do
         start "$server"
-        measure "$server" one "${one[@]}"
-        measure "$server" tag "${tag[@]}"
-        measure "$server" two "${two[@]}"
         redis-cli -p "$PORT" FUNCTION LOAD "$lib" >/dev/null
-        measure "$server" fcall "${fcall[@]}"
+        for w in $WORKLOADS; do
+            declare -n args=$w
+            measure "$server" "$w" "${args[@]}"
+            unset -n args
+        done
         kill "$PID"; wait "$PID" 2>/dev/null || true
     done
 done
