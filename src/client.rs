@@ -99,6 +99,10 @@ pub struct Client {
     pub pushes: Rc<Pushes>,
     /// In MONITOR mode (Redis's CLIENT_MONITOR): every command's line is queued for it.
     pub monitor: bool,
+    /// While a monitor is to see this client's script command (EVAL, FCALL, or an
+    /// EXEC with some): the lines of the commands each of its scripts ran, one block
+    /// per script in the order they ran, for `monitor::Shown::feed`.
+    pub script_lines: Option<std::collections::VecDeque<Vec<u8>>>,
     /// Running EXEC's commands (Redis's CLIENT_DENY_BLOCKING): MONITOR is refused.
     pub deny_blocking: bool,
     /// Client-side caching: its mode while tracking is on (a copy of what the shared
@@ -571,6 +575,7 @@ impl Client {
             pubsub: PubSub::default(),
             pushes: Rc::new(Pushes::new(2)),
             monitor: false,
+            script_lines: None,
             deny_blocking: false,
             tracking: None,
             tracking_caching: false,

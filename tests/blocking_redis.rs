@@ -303,6 +303,59 @@ fn slowlog_records_commands_inside_exec_and_blocked_ones() {
     });
 }
 
+/// Redis 7.0 logs the commands a script runs as its own, from the Lua client (`?:0`),
+/// before the script's command, on one shard, on keys of several shards and after an
+/// undeclared key made the script run again holding every shard; commands refused
+/// before they ran are not logged.
+#[test]
+fn slowlog_records_the_commands_a_script_runs() {
+    same_as_redis(|s, _| {
+        let mut c = s.raw();
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        c.cmd(&["SLOWLOG", "RESET"]);
+        let mut out = Vec::new();
+        for argv in [
+            &[
+                "EVAL",
+                "redis.call('set', KEYS[1], 'b') redis.pcall('get') \
+               redis.call('select', 2) return redis.call('get', KEYS[1])",
+                "1",
+                "{a}1",
+            ][..],
+            &[
+                "EVAL",
+                "redis.call('set', KEYS[1], 'b') return redis.call('get', KEYS[2])",
+                "2",
+                "{a}1",
+                "{b}1",
+            ],
+            &[
+                "EVAL",
+                "redis.call('get', '{b}2') return redis.call('set', KEYS[1], 'y')",
+                "1",
+                "{a}2",
+            ],
+        ] {
+            out.push(show(&c.cmd(argv)));
+        }
+        let Frame::Array(entries) = c.cmd(&["SLOWLOG", "GET", "-1"]) else {
+            panic!("SLOWLOG GET")
+        };
+        for e in entries.iter().rev() {
+            let Frame::Array(fields) = e else {
+                panic!("an entry")
+            };
+            let from = match &fields[4] {
+                Frame::Bulk(b) if &b[..] == b"?:0" => "?:0".to_string(),
+                Frame::Bulk(b) if b.starts_with(b"127.0.0.1:") => "client".to_string(),
+                other => show(other),
+            };
+            out.push(format!("{} from {from}", show(&fields[3])));
+        }
+        out
+    });
+}
+
 /// Secrets never reach the slow log: AUTH's, HELLO AUTH's, MIGRATE's and the values
 /// of sensitive parameters in CONFIG SET are `(redacted)`.
 #[test]

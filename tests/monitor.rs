@@ -44,6 +44,10 @@ fn strip(f: &Frame) -> String {
         "bad time in {line}"
     );
     let (from, args) = rest.split_once("] ").expect("[db addr] args");
+    if from.ends_with(" lua") {
+        // A script's command.
+        return rest.to_string();
+    }
     let (db_ip, _port) = from.rsplit_once(':').expect("ip:port");
     format!("{db_ip}] {args}")
 }
@@ -113,9 +117,54 @@ fn script() -> Vec<Vec<Vec<u8>>> {
         &[b"BLPOP", b"nolist", b"0.01"],
         &[b"PUBLISH", b"ch", b"msg"],
         &[b"PING"],
-        // Script commands are shown (their own commands are not yet: README).
+        // Script commands are shown, then the commands their script ran, as
+        // `[<db> lua]` (not those refused before running), on one shard, on keys of
+        // two shards, and reaching an undeclared key (a run abandoned and run again
+        // shows its commands once).
         &[b"EVAL", b"return 1", b"0"],
         &[b"EVAL_RO", b"return 2", b"0"],
+        &[b"SELECT", b"0"],
+        &[
+            b"EVAL",
+            b"redis.call('set', KEYS[1], 'b') redis.pcall('incr', KEYS[1]) \
+              redis.pcall('config', 'get', 'x') redis.pcall('get') \
+              redis.call('select', '3') return redis.call('get', KEYS[1])",
+            b"1",
+            b"{a}1",
+        ],
+        &[
+            b"EVAL",
+            b"redis.call('set', KEYS[1], 'x') return redis.call('get', KEYS[2])",
+            b"2",
+            b"{a}1",
+            b"{b}1",
+        ],
+        &[
+            b"EVAL",
+            b"redis.call('get', '{b}2') return redis.call('set', KEYS[1], 'y')",
+            b"1",
+            b"{a}2",
+        ],
+        &[
+            b"FUNCTION",
+            b"LOAD",
+            b"REPLACE",
+            b"#!lua name=mon\nredis.register_function('f', \
+              function(k) return redis.call('incr', k[1]) end)",
+        ],
+        &[b"FCALL", b"f", b"1", b"{b}3"],
+        // Inside EXEC each script's lines follow its command's, even after one that
+        // ran no script.
+        &[b"MULTI"],
+        &[
+            b"EVALSHA",
+            b"0000000000000000000000000000000000000000",
+            b"0",
+        ],
+        &[b"EVAL", b"return redis.call('incr', 'n')", b"0"],
+        &[b"SELECT", b"2"],
+        &[b"EVAL", b"return redis.call('set', 'q', 1)", b"0"],
+        &[b"EXEC"],
         &[b"SELECT", b"0"],
     ];
     lines
@@ -171,6 +220,8 @@ fn lines_match_redis_for_a_scripted_sequence_across_cores() {
     let all = r_lines.join("\n");
     assert!(all.contains(r#""AUTH" "(redacted)" "(redacted)""#), "{all}");
     assert!(all.contains(r#"[4 127.0.0.1] "SELECT" "4""#), "{all}");
+    assert!(all.contains(r#"[3 lua] "get" "{a}1""#), "{all}");
+    assert!(all.contains(r#"[2 lua] "set" "q" "1""#), "{all}");
     assert!(!all.contains("CONFIG"), "{all}");
 }
 

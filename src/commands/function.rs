@@ -79,11 +79,11 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 fn fcall<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(fcall_generic(c, s, argv, false))
+    Box::pin(run::shown_once(c, fcall_generic(c, s, argv, false)))
 }
 
 fn fcall_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(fcall_generic(c, s, argv, true))
+    Box::pin(run::shown_once(c, fcall_generic(c, s, argv, true)))
 }
 
 /// FCALL[_RO] function numkeys key... arg...
@@ -117,6 +117,7 @@ async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> R
         oom: false,
         writes_refused: None,
         command: argv.to_vec(),
+        monitor: None,
     };
     run::eval(c, s, script).await
 }

@@ -68,19 +68,19 @@ pub(super) fn script_keys(argv: &[Bytes]) -> Vec<usize> {
 }
 
 fn eval<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(eval_generic(c, s, argv, false, false))
+    Box::pin(run::shown_once(c, eval_generic(c, s, argv, false, false)))
 }
 
 fn evalsha<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(eval_generic(c, s, argv, true, false))
+    Box::pin(run::shown_once(c, eval_generic(c, s, argv, true, false)))
 }
 
 fn eval_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(eval_generic(c, s, argv, false, true))
+    Box::pin(run::shown_once(c, eval_generic(c, s, argv, false, true)))
 }
 
 fn evalsha_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(eval_generic(c, s, argv, true, true))
+    Box::pin(run::shown_once(c, eval_generic(c, s, argv, true, true)))
 }
 
 async fn eval_generic(
@@ -145,6 +145,7 @@ async fn eval_generic(
         oom,
         writes_refused,
         command: Vec::new(),
+        monitor: None,
     };
     run::eval(c, s, script).await
 }

@@ -127,13 +127,22 @@ pub fn merge_newest(logs: Vec<Vec<SlowlogEntry>>, count: usize) -> Vec<SlowlogEn
     all
 }
 
+/// A client's address as Redis prints it: `?:0` for a script's commands (no peer).
+fn peer(addr: &std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() && addr.port() == 0 {
+        "?:0".into()
+    } else {
+        addr.to_string()
+    }
+}
+
 fn entry_reply(e: &SlowlogEntry) -> Reply {
     Reply::Array(vec![
         Reply::Int(e.id as i64),
         Reply::Int(e.time_s as i64),
         Reply::Int(e.duration_us as i64),
         Reply::Array(e.argv.iter().map(|a| Reply::Bulk(a.clone())).collect()),
-        Reply::bulk_str(&e.addr.to_string()),
+        Reply::bulk_str(&peer(&e.addr)),
         Reply::bulk_str(&e.name),
     ])
 }

@@ -26,6 +26,15 @@
 //! EXEC ran are fed just before EXEC's own, and only if they ran (not after a WATCHed
 //! key changed or a queuing error), each with the database it ran in.
 //!
+//! **Scripts.** A script's commands are shown as Redis shows them, `[<db> lua] ...`,
+//! right after the line of the EVAL or FCALL that ran it (inside EXEC too). A script
+//! may run on another core's thread, so its lines cannot be sent as they are made:
+//! [`Shown::before`] marks the client (`Client::script_lines`), the script then
+//! collects its commands' lines in a buffer it carries (`scripting::run`, only while
+//! marked), the script command leaves them with the client as one block, and
+//! [`Shown::feed`] sends each block after its command's line. A run abandoned to run
+//! again holding every shard drops its lines (the second run shows them).
+//!
 //! **What is shown.** As Redis 7.0's `call()`: every command that was executed, even if
 //! it answered an error, except those whose table entry is flagged `admin` or
 //! `skip_monitor`; a command refused before it ran (unknown, wrong arity, NOAUTH...) is
@@ -110,12 +119,17 @@ pub fn stop(client: &ClientRef, shards: &Shards) {
 /// the script commands, `skip_monitor` so that `call()` leaves them out, are fed by
 /// their own handlers).
 pub fn shows(cmd: &Command) -> bool {
-    let script = matches!(
+    !cmd.has_flag(crate::commands::flag::ADMIN)
+        && (runs_script(cmd) || !cmd.has_flag(crate::commands::flag::SKIP_MONITOR))
+}
+
+/// True for the commands that run a script, whose own line is followed by those of
+/// the commands the script ran (`[<db> lua] ...`).
+fn runs_script(cmd: &Command) -> bool {
+    matches!(
         cmd.name,
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-    );
-    !cmd.has_flag(crate::commands::flag::ADMIN)
-        && (script || !cmd.has_flag(crate::commands::flag::SKIP_MONITOR))
+    )
 }
 
 /// What is kept of a command about to run, to feed its line once it has run (taken
@@ -125,27 +139,54 @@ pub struct Shown {
     argv: Vec<Bytes>,
     /// For EXEC: the queued commands and the database they start in.
     queued: Option<(usize, Vec<Vec<Bytes>>)>,
+    /// For a script command: when it started (its line comes before its script's).
+    started: Option<std::time::SystemTime>,
 }
 
 impl Shown {
     pub fn before(client: &ClientRef, cmd: &'static Command, argv: &[Bytes]) -> Shown {
+        let mut c = client.borrow_mut();
         let queued = if cmd.has_trait(traits::ENDS_MULTI) {
-            let c = client.borrow();
             c.multi.clone().map(|q| (c.db, q))
         } else {
             None
         };
+        let script = runs_script(cmd);
+        let scripts_queued = queued.as_ref().is_some_and(|(_, q)| {
+            q.iter()
+                .any(|argv| crate::runtime::admission::resolve(argv).is_ok_and(runs_script))
+        });
+        if script || scripts_queued {
+            // The scripts it runs keep their commands' lines here (`scripting::run`).
+            c.script_lines = Some(Default::default());
+        }
         Shown {
             cmd,
             argv: argv.to_vec(),
             queued,
+            started: script.then(std::time::SystemTime::now),
         }
     }
 
     /// Feed the lines of the command that ran (`reply`: its reply, if it has one yet):
     /// for EXEC, first those of the commands it ran.
+    /// Its scripts' commands follow each script command's line (Redis's scripts feed
+    /// the monitors as they run, after their command's line).
     pub fn feed(self, client: &ClientRef, shards: &Shards, reply: Option<&Reply>) {
-        let from = client.borrow().addr;
+        let (from, mut blocks) = {
+            let mut c = client.borrow_mut();
+            (c.addr, c.script_lines.take().unwrap_or_default())
+        };
+        let mut show = |db: usize, cmd: &Command, argv: &[Bytes], at| {
+            if shows(cmd) {
+                send(shards, line(db, &from, cmd, argv, at));
+            }
+            if runs_script(cmd) {
+                if let Some(block) = blocks.pop_front().filter(|b| !b.is_empty()) {
+                    send(shards, BytesMut::from(&block[..]));
+                }
+            }
+        };
         if let (Some((mut db, queued)), Some(Reply::Array(replies))) = (self.queued, reply) {
             for (argv, r) in queued.iter().zip(replies) {
                 let Ok(cmd) = crate::runtime::admission::resolve(argv) else {
@@ -156,21 +197,25 @@ impl Shown {
                         db = n as usize;
                     }
                 }
-                if shows(cmd) {
-                    send(shards, line(db, &from, cmd, argv));
-                }
+                show(db, cmd, argv, None);
             }
         }
-        if shows(self.cmd) {
-            let db = client.borrow().db;
-            send(shards, line(db, &from, self.cmd, &self.argv));
-        }
+        let db = client.borrow().db;
+        show(db, self.cmd, &self.argv, self.started);
     }
 }
 
-/// One line, as Redis's `replicationFeedMonitors` writes it.
-fn line(db: usize, from: &dyn std::fmt::Display, cmd: &Command, argv: &[Bytes]) -> BytesMut {
-    let now = std::time::SystemTime::now()
+/// One line, as Redis's `replicationFeedMonitors` writes it, with the time `at`, or
+/// now.
+pub fn line(
+    db: usize,
+    from: &dyn std::fmt::Display,
+    cmd: &Command,
+    argv: &[Bytes],
+    at: Option<std::time::SystemTime>,
+) -> BytesMut {
+    let now = at
+        .unwrap_or_else(std::time::SystemTime::now)
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let argv = cmd.redacted(argv);
@@ -285,7 +330,7 @@ mod tests {
             .map(|s| Bytes::from(*s))
             .collect();
         let from: std::net::SocketAddr = "127.0.0.1:5555".parse().unwrap();
-        let l = line(3, &from, auth, &argv);
+        let l = line(3, &from, auth, &argv, None);
         let text = std::str::from_utf8(&l).unwrap();
         let (time, rest) = text[1..].split_once(' ').unwrap();
         let (secs, micros) = time.split_once('.').unwrap();

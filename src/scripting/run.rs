@@ -563,6 +563,8 @@ struct Running {
     /// commands (KEYS, SCAN, RANDOMKEY) read it through `clock::frozen_at`. Also one
     /// clock read per script rather than per `redis.call`.
     now_ms: u64,
+    /// Where the MONITOR lines of its commands go (`[<db> lua] ...`), if anywhere.
+    monitor: Option<Lines>,
 }
 
 impl Running {
@@ -595,7 +597,28 @@ impl Running {
             claim: None,
             warned: false,
             now_ms: crate::clock::now_ms(),
+            monitor: script.monitor.clone(),
         }
+    }
+
+    /// A command it ran, `us` long: its line for the monitors (as Redis's `call()`
+    /// feeds them: after the command, with the database it left selected), and its
+    /// slow log entry, from the `lua` client as Redis's (shown as `?:0`). Not for a
+    /// command refused before it ran.
+    fn ran(&self, cmd: &Command, argv: &[Bytes], us: u64) {
+        if let Some(lines) = &self.monitor {
+            if crate::runtime::monitor::shows(cmd) {
+                let line = crate::runtime::monitor::line(self.db, &"lua", cmd, argv, None);
+                lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&line);
+            }
+        }
+        with_shard(self, |s| {
+            let caller = crate::shard::slowlog::Caller::SCRIPT;
+            crate::runtime::call::slowlog_push(s, cmd, argv, us, &caller)
+        });
     }
 }
 
@@ -638,7 +661,13 @@ pub struct Script {
     /// Cluster mode: what each command's keys are checked against ([`ClusterCheck`]);
     /// `None` outside cluster mode and for our master's and the AOF's scripts.
     pub cluster: Option<ClusterCheck>,
+    /// Where the MONITOR lines of the commands it runs go, while a monitor is to see
+    /// them (set by [`eval`]).
+    pub monitor: Option<Lines>,
 }
+
+/// MONITOR lines a script's commands made, shared with the core that runs it.
+pub type Lines = Arc<std::sync::Mutex<Vec<u8>>>;
 
 /// Cluster mode (Redis's `scriptVerifyClusterState`): every key a script's commands
 /// touch must be served here, and, for a script with a shebang line or a function
@@ -715,6 +744,13 @@ impl ClusterCheck {
 }
 
 impl Script {
+    /// Drop the MONITOR lines of an abandoned run (it runs again, and shows them again).
+    fn forget_lines(&self) {
+        if let Some(lines) = &self.monitor {
+            lines.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
     /// Its key in `seen`.
     fn seen_key(&self) -> std::borrow::Cow<'_, str> {
         match self.kind {
@@ -760,7 +796,40 @@ enum OnShard {
 }
 
 /// Run `script` atomically and return its reply.
-pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply {
+pub async fn eval(client: &ClientRef, shards: &Shards, mut script: Script) -> Reply {
+    let watched = client.borrow().script_lines.is_some();
+    let lines: Option<Lines> = watched.then(Lines::default);
+    script.monitor = lines.clone();
+    let reply = run_script(client, shards, script).await;
+    if let Some(lines) = lines {
+        let block = std::mem::take(&mut *lines.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some(blocks) = client.borrow_mut().script_lines.as_mut() {
+            blocks.push_back(block);
+        }
+    }
+    reply
+}
+
+/// Run a script command's handler so that a monitor watching it gets exactly one
+/// block of lines for it (see `Client::script_lines`), empty if it ran no script (an
+/// EVALSHA of an unknown script, a bad key count): EXEC's queued commands and their
+/// blocks then pair up.
+pub async fn shown_once(
+    client: &ClientRef,
+    handler: impl std::future::Future<Output = Reply>,
+) -> Reply {
+    let before = client.borrow().script_lines.as_ref().map(|b| b.len());
+    let reply = handler.await;
+    if let (Some(n), Some(blocks)) = (before, client.borrow_mut().script_lines.as_mut()) {
+        if blocks.len() == n {
+            blocks.push_back(Vec::new());
+        }
+    }
+    reply
+}
+
+/// [`eval`]'s work.
+async fn run_script(client: &ClientRef, shards: &Shards, script: Script) -> Reply {
     if let Some(busy) = busy_here(client).await {
         return busy;
     }
@@ -791,6 +860,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
                 OnShard::Done(reply) => return reply,
                 OnShard::Move(back) => {
                     script = back;
+                    script.forget_lines();
                     moved = true;
                     break;
                 }
@@ -873,6 +943,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, script: Script) -> Reply 
             return reply;
         }
         // Again, holding every shard.
+        script.forget_lines();
         moved = true;
     }
     // Inside EXEC the transaction already holds every shard (a queued EVAL makes it
@@ -1406,7 +1477,8 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
     let mut rejected = None;
     let reply = execute_command(run, argv, &mut rejected);
     if reply.is_error() {
-        with_stats(run, |stats| {
+        with_shard(run, |s| {
+            let stats = &mut s.stats;
             reply.each_uncounted_error(&mut |e| stats.record_error(e));
             if let Some(cmd) = rejected {
                 stats.record_rejected(Some(cmd.name));
@@ -1416,19 +1488,19 @@ fn execute(run: &mut Running, argv: Vec<Bytes>) -> Reply {
     reply
 }
 
-/// The stats of the shard whose thread runs the script: where a `redis.call`'s error
-/// is counted when it is made, as Redis counts it (the script may go on, or return
-/// it marked as counted: `ignore_error_stats_update`).
-fn with_stats(run: &Running, f: impl FnOnce(&mut crate::shard::stats::ShardStats)) {
+/// The shard whose thread runs the script: where a `redis.call`'s error is counted
+/// when it is made, as Redis counts it (the script may go on, or return it marked as
+/// counted: `ignore_error_stats_update`), and its commands' slow log entries go.
+fn with_shard(run: &Running, f: impl FnOnce(&mut Shard)) {
     match &run.target {
         Target::Direct { shard, .. } => {
             // SAFETY: as in `on_shard`: the job's shard, on its own thread, referenced
             // nowhere else while `execute` runs (the command that used it returned).
-            f(unsafe { &mut (**shard).stats })
+            f(unsafe { &mut **shard })
         }
         Target::Held { shards, .. } => {
             if let Ok(mut local) = shards.local.try_borrow_mut() {
-                f(&mut local.stats)
+                f(&mut local)
             }
         }
     }
@@ -1496,7 +1568,10 @@ fn execute_command(
             if cmd.is_write() && !mark_dirty(run.slot) {
                 return killed_reply();
             }
-            held(run, cmd, argv)
+            let start = std::time::Instant::now();
+            let reply = held(run, cmd, argv.clone());
+            run.ran(cmd, &argv, start.elapsed().as_micros() as u64);
+            reply
         }
     })
 }
@@ -1635,9 +1710,10 @@ fn on_shard(
             // run EVAL). So this is the only reference to the shard while it lives.
             let s = unsafe { &mut *shard };
             crate::tracking::set_writer(run.client_id);
-            let (reply, _us) =
+            let (reply, us) =
                 crate::runtime::call::call_queued(s, cmd, run.db, &argv, run.no_touch, run.now_ms);
             crate::tracking::set_writer(0);
+            run.ran(cmd, &argv, us);
             reply
         }
         Exec::Conn(f) => {
@@ -1646,8 +1722,10 @@ fn on_shard(
                 .stand_in
                 .get_or_insert_with(|| Box::new(Client::detached(id)));
             c.db = run.db;
+            let start = std::time::Instant::now();
             let reply = f(c, &argv);
             run.db = c.db;
+            run.ran(cmd, &argv, start.elapsed().as_micros() as u64);
             reply
         }
         _ => errors::syntax(),

@@ -32,6 +32,18 @@ pub struct Caller {
     pub name: Option<Arc<str>>,
 }
 
+impl Caller {
+    /// A script's commands (Redis's Lua client, which has no address: `?:0`).
+    pub const SCRIPT: Caller = Caller {
+        id: 0,
+        addr: SocketAddr::V4(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::UNSPECIFIED,
+            0,
+        )),
+        name: None,
+    };
+}
+
 #[derive(Default)]
 pub struct Slowlog {
     pub entries: VecDeque<SlowlogEntry>,
