@@ -264,6 +264,70 @@ fn slowlog_argvs(c: &mut RawConn) -> Vec<String> {
     out
 }
 
+/// A reader blocked on a stream's group learns that the stream is gone however it
+/// went (FLUSHALL, FLUSHDB, its TTL passing), where it used to wait on; and a client
+/// blocked on several keys of which a transaction writes two is served from the key
+/// written first, lists and streams alike (Redis serves the ready key).
+#[test]
+fn blocked_readers_learn_streams_are_gone_and_are_served_from_the_ready_key() {
+    same_as_redis(|s, _| {
+        let mut out = Vec::new();
+        let mut ctl = s.raw();
+        let mut w = s.raw();
+        for ending in ["FLUSHALL", "FLUSHDB", "PEXPIRE st 20"] {
+            out.push(run(&mut ctl, "XGROUP CREATE st g $ MKSTREAM"));
+            block_on(
+                &mut ctl,
+                &mut w,
+                "XREADGROUP GROUP g c BLOCK 0 STREAMS st >",
+                1,
+            );
+            out.push(run(&mut ctl, ending));
+            out.push(format!("reader -> {}", show(&w.read_frame())));
+            await_blocked(&mut ctl, 0);
+            ctl.cmd(&["DEL", "st"]);
+        }
+        for line in [
+            "XGROUP CREATE {t}a g $ MKSTREAM",
+            "XGROUP CREATE {t}b g $ MKSTREAM",
+        ] {
+            out.push(run(&mut ctl, line));
+        }
+        for (block, writes) in [
+            ("BLPOP {t}la {t}lb 0", ["RPUSH {t}lb 1", "RPUSH {t}la 2"]),
+            (
+                "XREADGROUP GROUP g c BLOCK 0 STREAMS {t}a {t}b > >",
+                ["XADD {t}b 1-0 f 1", "XADD {t}a 1-0 f 0"],
+            ),
+            (
+                "XREAD BLOCK 0 STREAMS {t}a {t}b $ $",
+                ["XADD {t}b 2-0 f 1", "XADD {t}a 2-0 f 0"],
+            ),
+        ] {
+            block_on(&mut ctl, &mut w, block, 1);
+            out.push(run(&mut ctl, "MULTI"));
+            for line in writes {
+                out.push(run(&mut ctl, line));
+            }
+            out.push(run(&mut ctl, "EXEC"));
+            out.push(format!("{block} -> {}", show(&w.read_frame())));
+            await_blocked(&mut ctl, 0);
+        }
+        out.push(run(&mut ctl, "XPENDING {t}a g"));
+        out.push(run(&mut ctl, "XPENDING {t}b g"));
+        // A timeout whose deadline passes the end of time waits for ever (Redis 7.0
+        // adds it to the clock unchecked), it is no error.
+        out.push(run(
+            &mut ctl,
+            "XREAD BLOCK 9223372036854775807 STREAMS {t}a 0",
+        ));
+        block_on(&mut ctl, &mut w, "BLPOP nolist 9223372036854775", 1);
+        out.push(run(&mut ctl, "RPUSH nolist x"));
+        out.push(format!("BLPOP -> {}", show(&w.read_frame())));
+        out
+    });
+}
+
 /// Redis 7.0 logs each command run by EXEC as itself (EXEC is `skip_slowlog`), blocking
 /// ones included, and a blocked command once, when it is served.
 #[test]

@@ -667,3 +667,38 @@ fn master_and_replicas() -> (Server, Server, Server) {
     follow(&redis_replica, &master);
     (master, replica, redis_replica)
 }
+
+/// XCLAIM ... FORCE of an entry nobody had pending makes it delivered once, then
+/// counts the claim as any other (JUSTID does not), as Redis's `streamCreateNACK`:
+/// the delivery counts XPENDING shows are Redis's.
+#[test]
+fn forced_claims_count_deliveries_as_redis() {
+    let counts = |server: &Server| {
+        let mut c = server.raw();
+        for line in [
+            "XADD s 1-0 f v",
+            "XADD s 2-0 f v",
+            "XADD s 3-0 f v",
+            "XGROUP CREATE s g $",
+            "XCLAIM s g c 0 1-0 FORCE JUSTID",
+            "XCLAIM s g c 0 2-0 FORCE",
+            "XCLAIM s g c 0 3-0 FORCE RETRYCOUNT 5 JUSTID",
+        ] {
+            c.cmd(&line.split(' ').collect::<Vec<_>>());
+        }
+        let Frame::Array(entries) = c.cmd(&["XPENDING", "s", "g", "-", "+", "10"]) else {
+            panic!("XPENDING")
+        };
+        // [id, consumer, idle, count]: the idle time differs between servers.
+        entries
+            .iter()
+            .map(|e| match e {
+                Frame::Array(f) => format!("{} {}", common::show(&f[0]), common::show(&f[3])),
+                other => common::show(other),
+            })
+            .collect::<Vec<_>>()
+    };
+    let redis = counts(&Server::redis());
+    assert_eq!(redis.len(), 3, "{redis:?}");
+    assert_eq!(counts(&Server::shardis(SHARDS)), redis);
+}

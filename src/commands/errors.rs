@@ -177,7 +177,6 @@ pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
 pub const RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
 pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
 pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
-pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
 /// The answer of a blocked command ended by `CLIENT UNBLOCK id ERROR`.
 pub const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 

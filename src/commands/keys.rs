@@ -532,13 +532,36 @@ pub fn flush_db(db: &mut Db, lazy: bool) {
     }
 }
 
+/// Empty database `db` of `sh` (every one for `None`), freeing on the lazy-free thread
+/// when `lazy`. The clients blocked on its keys look at them again: a reader of a
+/// stream's group learns that the stream is gone (Redis's `scanDatabaseForDeletedKeys`).
+fn flush_shard(sh: &mut Shard, db: Option<usize>, lazy: bool) {
+    let flushed = |i: usize| db.is_none_or(|d| d == i);
+    for (i, d) in sh.dbs.iter_mut().enumerate() {
+        if flushed(i) {
+            flush_db(d, lazy);
+        }
+    }
+    let waited: Vec<(usize, Bytes)> = sh
+        .blocking
+        .by_key
+        .keys()
+        .filter(|(i, _)| flushed(*i))
+        .cloned()
+        .collect();
+    if !waited.is_empty() {
+        sh.blocking.retry.extend(waited);
+        crate::runtime::blocking::after_command(sh);
+    }
+}
+
 fn flushdb<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         let Some(lazy) = flush_async(s, argv) else {
             return errors::syntax();
         };
         let db = client_db(c);
-        s.all(move |sh: &mut Shard| flush_db(&mut sh.dbs[db], lazy))
+        s.all(move |sh: &mut Shard| flush_shard(sh, Some(db), lazy))
             .await;
         crate::runtime::tracking::flushed();
         Reply::ok()
@@ -550,7 +573,7 @@ fn flushall<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
         let Some(lazy) = flush_async(s, argv) else {
             return errors::syntax();
         };
-        s.all(move |sh: &mut Shard| sh.dbs.iter_mut().for_each(|d| flush_db(d, lazy)))
+        s.all(move |sh: &mut Shard| flush_shard(sh, None, lazy))
             .await;
         crate::runtime::tracking::flushed();
         Reply::ok()

@@ -908,6 +908,15 @@ pub mod args {
     /// `getTimeoutFromObjectOrReply`: milliseconds to wait, 0 meaning forever.
     pub fn timeout_ms(b: &[u8]) -> Result<u64, Reply> {
         use crate::storage::long_double::LongDouble;
+        if let Some(secs) = parse_i64(b) {
+            // Whole seconds exactly (a double would round 9223372036854775 up past
+            // the range Redis's long double keeps it in).
+            let ms = i128::from(secs) * 1000;
+            return match i64::try_from(ms) {
+                Ok(ms) if ms >= 0 => Ok(forever_if_past_the_end(ms)),
+                _ => Err(Reply::err(errors::TIMEOUT_NEGATIVE)),
+            };
+        }
         let not_float = || Reply::err(errors::TIMEOUT_NOT_FLOAT);
         let secs: f64 = match LongDouble::parse(b).ok_or_else(not_float)? {
             // Decimal through Rust's parser; what it refuses (hex floats) through C's
@@ -932,12 +941,19 @@ pub mod args {
         if !(0.0..9.223_372_036_854_776e18).contains(&ms) {
             return Err(Reply::err(errors::TIMEOUT_NEGATIVE));
         }
-        let ms = ms as i64;
-        if ms > i64::MAX - crate::clock::now_ms() as i64 {
-            return Err(Reply::err(errors::TIMEOUT_OUT_OF_RANGE));
-        }
-        Ok(ms as u64)
+        Ok(forever_if_past_the_end(ms as i64))
     }
+    /// A timeout of `ms` milliseconds from now, or 0 (forever) when the deadline would
+    /// pass the end of time: Redis 7.0 adds it to the clock unchecked and the
+    /// overflowed deadline never comes.
+    pub fn forever_if_past_the_end(ms: i64) -> u64 {
+        if ms > i64::MAX - crate::clock::now_ms() as i64 {
+            0
+        } else {
+            ms as u64
+        }
+    }
+
     /// Parse a float as Redis's `string2ld`/`strtod` (no spaces, no NaN).
     pub fn float(b: &[u8]) -> Result<f64, Reply> {
         let s = std::str::from_utf8(b).map_err(|_| errors::not_float())?;

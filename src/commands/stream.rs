@@ -755,10 +755,7 @@ fn block_ms(b: &[u8]) -> Result<u64, Reply> {
     if ms < 0 {
         return Err(Reply::err("ERR timeout is negative"));
     }
-    if ms > i64::MAX - crate::clock::now_ms() as i64 {
-        return Err(Reply::err("ERR timeout is out of range"));
-    }
-    Ok(ms as u64)
+    Ok(super::args::forever_if_past_the_end(ms))
 }
 
 /// XREAD's keys: those between STREAMS and the IDs (`xreadGetKeys`).

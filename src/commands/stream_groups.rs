@@ -896,6 +896,11 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         created |= g.consumer(consumer, now as u64, true).1;
         let nack = g.assign(id, consumer, delivery);
         nack.delivery_time = delivery;
+        if !pending {
+            // FORCE made it: a new entry starts delivered once (`streamCreateNACK`),
+            // and is then counted as any claimed one.
+            nack.delivery_count = 1;
+        }
         match retry {
             Some(n) if n >= 0 => nack.delivery_count = n as u64,
             _ if !justid => nack.delivery_count += 1,

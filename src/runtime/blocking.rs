@@ -453,7 +453,7 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
             continue;
         }
         let start = std::time::Instant::now();
-        let Some(run) = ready_argv(s, db, cmd, argv.clone()) else {
+        let Some(run) = ready_argv(s, db, cmd, argv.clone(), key) else {
             ticket.set(FREE);
             if kind == Kind::Stream {
                 continue;
@@ -551,27 +551,29 @@ fn waits_for(cmd: &Command) -> Kind {
     }
 }
 
-/// `argv` for serving a waiter here: its keys that hold its type on this shard, the
-/// others left out (they are empty, elsewhere, or of another type, and must neither
-/// be served nor answer WRONGTYPE: Redis serves the ready key, it does not run the
-/// command again). `None` if no key is left.
-fn ready_argv(s: &mut Shard, db: usize, cmd: &Command, argv: Vec<Bytes>) -> Option<Vec<Bytes>> {
+/// `argv` for serving a waiter here because `ready` is ready: that key alone, if it
+/// holds the waiter's type (Redis serves the ready key, it does not run the command
+/// again: a client blocked on `a b` whose transaction-mate wrote `b` then `a` gets
+/// `b`'s item, and a key of another type answers no WRONGTYPE). `None` if it does
+/// not.
+fn ready_argv(
+    s: &mut Shard,
+    db: usize,
+    cmd: &Command,
+    argv: Vec<Bytes>,
+    ready: &Bytes,
+) -> Option<Vec<Bytes>> {
     if moves(cmd) {
         return Some(argv);
     }
     let want = waits_for(cmd);
+    let mut serves = |key: &Bytes| key == ready && kind_of(s, db, key) == Some(want);
     if want == Kind::Stream {
-        return crate::commands::stream::keep_streams(&argv, |i| {
-            kind_of(s, db, &argv[i]) == Some(Kind::Stream)
-        });
+        return crate::commands::stream::keep_streams(&argv, |i| serves(&argv[i]));
     }
     let idx = cmd.key_indexes(&argv);
     let (first, last) = (*idx.first()?, *idx.last()?);
-    let keep: Vec<usize> = idx
-        .iter()
-        .copied()
-        .filter(|&i| kind_of(s, db, &argv[i]) == Some(want))
-        .collect();
+    let keep: Vec<usize> = idx.iter().copied().filter(|&i| serves(&argv[i])).collect();
     if keep.is_empty() {
         return None;
     }

@@ -281,6 +281,8 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
                 let threshold = s.config.latency_monitor_threshold;
                 s.latency.add_if_needed(threshold, "expire-cycle", ms);
                 pubsub::publish_events(crate::notify::take());
+                // A stream that expired ends its group readers' wait.
+                crate::runtime::blocking::after_command(&mut s);
                 s.expire.time_cap_reached != before
             };
             if !capped || started.elapsed() >= budget {

@@ -196,6 +196,10 @@ impl Db {
             if let Some(index) = &mut self.slot_keys {
                 index.remove(key);
             }
+            // A reader blocked on a stream's group must learn that the stream is gone.
+            if self.signal_ready && matches!(e.value, Value::Stream(_)) {
+                self.ready.push(bytes::Bytes::copy_from_slice(key));
+            }
             crate::lazyfree::free_if(lazy, e.value);
         }
         self.expires.remove(key);
