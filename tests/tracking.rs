@@ -488,3 +488,93 @@ fn cross_shard_writes_and_the_table_limit() {
         s.cmd(1, "CONFIG SET tracking-table-max-keys 0");
     });
 }
+
+/// A script's read commands track, as Redis 7.0's `call()` does for the script's
+/// caller: the keys of the caller's command (EVAL's, FCALL's declared keys), not the
+/// keys the read named; a script that only writes tracks nothing.
+#[test]
+fn scripts_track_their_declared_keys_when_they_read() {
+    let k = keys();
+    same("scripts", &[0, 1], |s| {
+        s.hello3(0);
+        s.cmd(0, "CLIENT TRACKING ON");
+        s.cmd(
+            0,
+            &format!("EVAL return(redis.call('get',KEYS[1])) 1 {}", k[0]),
+        );
+        s.cmd(1, &format!("SET {} 1", k[0]));
+        s.read(0);
+        // Reads k[1], declares k[2]: a write to k[1] invalidates nothing.
+        s.cmd(
+            0,
+            &format!("EVAL return(redis.call('get','{}')) 1 {}", k[1], k[2]),
+        );
+        s.cmd(1, &format!("SET {} 1", k[1]));
+        s.cmd(1, &format!("SET {} 1", k[2]));
+        s.read(0);
+        s.cmd(
+            0,
+            &format!("EVAL return(redis.call('set',KEYS[1],'x')) 1 {}", k[3]),
+        );
+        s.cmd(1, &format!("SET {} 1", k[3]));
+        s.cmd(0, &format!("GET {}", k[0]));
+        s.cmd(1, &format!("SET {} 2", k[0]));
+        s.read(0);
+        let lib = "#!lua name=t\nredis.register_function('g', function(k) return redis.call('get', k[1]) end)";
+        let loaded = s.conns[0].cmd(&["FUNCTION", "LOAD", "REPLACE", lib]);
+        s.log
+            .push(format!("[0] FUNCTION LOAD -> {}", show(&loaded)));
+        s.cmd(0, &format!("FCALL g 1 {}", k[1]));
+        s.cmd(1, &format!("SET {} 3", k[1]));
+        s.read(0);
+    });
+}
+
+/// OPTIN / OPTOUT inside MULTI: a CLIENT CACHING before MULTI lasts through EXEC,
+/// one queued inside applies to the commands queued after it.
+#[test]
+fn caching_flags_apply_inside_multi() {
+    let k = keys();
+    same("multi caching", &[0, 1], |s| {
+        s.hello3(0);
+        s.cmd(0, "CLIENT TRACKING ON OPTIN");
+        s.cmd(0, "CLIENT CACHING YES");
+        s.cmd(0, "MULTI");
+        s.cmd(0, &format!("GET {}", k[0]));
+        s.cmd(0, "EXEC");
+        s.cmd(1, &format!("SET {} 1", k[0]));
+        s.read(0);
+        s.cmd(0, "MULTI");
+        s.cmd(0, &format!("GET {}", k[2]));
+        s.cmd(0, "CLIENT CACHING YES");
+        s.cmd(0, &format!("GET {}", k[1]));
+        s.cmd(0, "EXEC");
+        s.cmd(1, &format!("SET {} 1", k[2]));
+        s.cmd(1, &format!("SET {} 1", k[1]));
+        s.read(0);
+        s.cmd(0, "CLIENT TRACKING OFF");
+        s.cmd(0, "CLIENT TRACKING ON OPTOUT");
+        s.cmd(0, "CLIENT CACHING NO");
+        s.cmd(0, "MULTI");
+        s.cmd(0, &format!("GET {}", k[2]));
+        s.cmd(0, "EXEC");
+        s.cmd(0, &format!("GET {}", k[3]));
+        s.cmd(1, &format!("SET {} 2", k[2]));
+        s.cmd(1, &format!("SET {} 2", k[3]));
+        s.read(0);
+    });
+}
+
+/// A RESP3 client that is another's redirect target gets its invalidations while it
+/// sends nothing, subscribed or not.
+#[test]
+fn resp3_redirect_to_an_idle_client() {
+    let k = keys();
+    same("resp3 redirect", &[0, 1, 1], |s| {
+        s.hello3(1);
+        s.cmd(0, "CLIENT TRACKING ON REDIRECT {1}");
+        s.cmd(0, &format!("GET {}", k[0]));
+        s.cmd(2, &format!("SET {} 1", k[0]));
+        s.read(1);
+    });
+}

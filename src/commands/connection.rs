@@ -575,7 +575,11 @@ fn client_caching(c: &mut Client, argv: &[Bytes]) -> Reply {
     } else {
         return errors::syntax();
     }
-    c.tracking_caching = true;
+    // Inside EXEC it was accounted for when EXEC started (`runtime::tracking`), and
+    // it ends with EXEC.
+    if !c.deny_blocking {
+        c.tracking_caching = true;
+    }
     Reply::ok()
 }
 

@@ -118,6 +118,7 @@ async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> R
         writes_refused: None,
         command: argv.to_vec(),
         monitor: None,
+        tracker: None,
     };
     run::eval(c, s, script).await
 }

@@ -146,6 +146,7 @@ async fn eval_generic(
         writes_refused,
         command: Vec::new(),
         monitor: None,
+        tracker: None,
     };
     run::eval(c, s, script).await
 }

@@ -166,8 +166,10 @@ enum Woken {
     Pushes,
 }
 
-/// Wait for input, or, for a connection that has subscribed or monitors, for queued
-/// messages (or its being over its output buffer limit).
+/// Wait for input, or, for a connection that has subscribed or monitors, or speaks
+/// RESP3 (client-side caching's invalidations reach it as pushes, for itself or as
+/// another client's redirect, while it sends nothing), for queued messages (or its
+/// being over its output buffer limit).
 async fn next_event(
     stream: &mut TcpStream,
     client: &ClientRef,
@@ -176,7 +178,7 @@ async fn next_event(
     out: &mut BytesMut,
     timeout: u64,
 ) -> Woken {
-    if !pushes.listening() {
+    if !pushes.listening() && pushes.resp.get() < 3 {
         return Woken::Read(read_into(stream, rbuf, out, timeout).await);
     }
     // Redis does not time out a subscribed or monitoring client.

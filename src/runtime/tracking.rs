@@ -41,23 +41,51 @@ pub fn before_command(client: &ClientRef, cmd: &Command, argv: &[Bytes]) {
     let Some(t) = &c.tracking else {
         return;
     };
-    if t.bcast || (t.optin && !c.tracking_caching) || (t.optout && c.tracking_caching) {
-        return;
-    }
     let id = c.id;
     if cmd.name == "exec" {
+        // Each queued command as EXEC will run it: a queued CLIENT CACHING applies
+        // to the commands after it (the flag lasts until EXEC ends: `after_command`).
+        let (optin, optout) = (t.optin, t.optout);
+        let t = t.clone();
+        let remembers = |caching: bool| counts(&t, caching);
+        let mut caching = c.tracking_caching;
         let queued = c.multi.clone().unwrap_or_default();
         drop(c);
         for q in &queued {
-            if let Ok(qc) = crate::runtime::admission::resolve(q) {
+            let Ok(qc) = crate::runtime::admission::resolve(q) else {
+                continue;
+            };
+            if qc.name == "client|caching" && q.len() == 3 {
+                // (As its handler: YES only in OPTIN mode, NO only in OPTOUT.)
+                let yes = q[2].eq_ignore_ascii_case(b"yes");
+                let no = q[2].eq_ignore_ascii_case(b"no");
+                caching |= (yes && optin) || (no && optout);
+            } else if remembers(caching) {
                 remember(id, qc, q);
             }
         }
     } else {
+        let remembers = reads_tracked(&c);
         drop(c);
-        remember(id, cmd, argv);
+        if remembers {
+            remember(id, cmd, argv);
+        }
     }
     send_pending();
+}
+
+/// True if the keys `c` reads now are remembered for it: it tracks, not in BCAST
+/// mode, and OPTIN / OPTOUT with CLIENT CACHING let this command's reads count.
+pub fn reads_tracked(c: &crate::client::Client) -> bool {
+    c.tracking
+        .as_ref()
+        .is_some_and(|t| counts(t, c.tracking_caching))
+}
+
+/// True if a read of a client tracking as `t` counts, CLIENT CACHING given or not.
+fn counts(t: &crate::tracking::Tracker, caching: bool) -> bool {
+    let refused = t.bcast || (t.optin && !caching) || (t.optout && caching);
+    !refused
 }
 
 fn remember(id: u64, cmd: &Command, argv: &[Bytes]) {
@@ -75,7 +103,13 @@ fn remember(id: u64, cmd: &Command, argv: &[Bytes]) {
 /// MULTI, and CLIENT subcommands leave it, as Redis's `resetClient`).
 pub fn after_command(client: &ClientRef, cmd: &Command) {
     let mut c = client.borrow_mut();
-    if c.tracking_caching && c.multi.is_none() && !cmd.name.starts_with("client|") {
+    // (Called before the command runs.) The flag lasts through a transaction: from
+    // MULTI, while commands are queued, until EXEC (whose queued reads were just
+    // recorded) or DISCARD.
+    let keeps = cmd.name.starts_with("client|")
+        || cmd.name == "multi"
+        || (c.multi.is_some() && !matches!(cmd.name, "exec" | "discard"));
+    if c.tracking_caching && !keeps {
         c.tracking_caching = false;
     }
 }

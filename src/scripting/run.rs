@@ -565,6 +565,9 @@ struct Running {
     now_ms: u64,
     /// Where the MONITOR lines of its commands go (`[<db> lua] ...`), if anywhere.
     monitor: Option<Lines>,
+    /// See [`Script::tracker`]: the caller and the script's declared keys, until its
+    /// first read command remembers them.
+    tracker: Option<(u64, Vec<Bytes>)>,
 }
 
 impl Running {
@@ -598,6 +601,7 @@ impl Running {
             warned: false,
             now_ms: crate::clock::now_ms(),
             monitor: script.monitor.clone(),
+            tracker: script.tracker.map(|id| (id, script.keys.clone())),
         }
     }
 
@@ -664,6 +668,11 @@ pub struct Script {
     /// Where the MONITOR lines of the commands it runs go, while a monitor is to see
     /// them (set by [`eval`]).
     pub monitor: Option<Lines>,
+    /// The caller, if client-side caching tracks its reads now: when the script runs
+    /// a read command, the script's declared keys are remembered for it, as Redis 7.0
+    /// does (its `call()` remembers the keys of the caller's command, EVAL's or
+    /// FCALL's, not the read's). Set by [`eval`].
+    pub tracker: Option<u64>,
 }
 
 /// MONITOR lines a script's commands made, shared with the core that runs it.
@@ -797,9 +806,14 @@ enum OnShard {
 
 /// Run `script` atomically and return its reply.
 pub async fn eval(client: &ClientRef, shards: &Shards, mut script: Script) -> Reply {
-    let watched = client.borrow().script_lines.is_some();
+    let (watched, tracker) = {
+        let c = client.borrow();
+        let tracked = crate::tracking::active() && crate::runtime::tracking::reads_tracked(&c);
+        (c.script_lines.is_some(), tracked.then_some(c.id))
+    };
     let lines: Option<Lines> = watched.then(Lines::default);
     script.monitor = lines.clone();
+    script.tracker = tracker;
     let reply = run_script(client, shards, script).await;
     if let Some(lines) = lines {
         let block = std::mem::take(&mut *lines.lock().unwrap_or_else(|e| e.into_inner()));
@@ -1555,6 +1569,11 @@ fn execute_command(
         run.oom = !cmd.is_write();
     }
     *rejected = None;
+    if run.tracker.is_some() && cmd.has_flag(crate::commands::flag::READONLY) {
+        if let Some((id, keys)) = run.tracker.take() {
+            crate::tracking::remember(id, keys.iter());
+        }
+    }
     let to = run.repl;
     crate::shard::propagation::with_targets(to, || match &run.target {
         Target::Direct { shard, slots } => {
