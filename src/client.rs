@@ -12,7 +12,7 @@
 use crate::config::{OutputLimit, DEFAULT_OUTPUT_LIMITS};
 use bytes::{Bytes, BytesMut};
 use std::cell::{Cell, Ref, RefCell};
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -139,12 +139,12 @@ impl Subscription {
 /// `pubsubshard_channels` of the client struct).
 #[derive(Debug, Default)]
 pub struct PubSub {
-    /// Names subscribed to, indexed by [`Subscription`].
-    pub subscribed: [HashSet<Bytes>; 3],
+    /// Names subscribed to, indexed by [`Subscription`], in the order subscribed.
+    pub subscribed: [indexmap::IndexSet<Bytes>; 3],
 }
 
 impl PubSub {
-    pub fn of(&self, kind: Subscription) -> &HashSet<Bytes> {
+    pub fn of(&self, kind: Subscription) -> &indexmap::IndexSet<Bytes> {
         &self.subscribed[kind as usize]
     }
     /// The count SUBSCRIBE and friends reply with: channels and patterns together,

@@ -175,7 +175,10 @@ fn subscribe_mode_in_resp2_matches_redis_frame_by_frame() {
     p.step(0, "UNSUBSCRIBE a", 1);
     p.step(0, "UNSUBSCRIBE", 1);
     p.step(0, "PUNSUBSCRIBE nosuch a?", 2);
-    p.step(0, "PUNSUBSCRIBE", 1);
+    // Without arguments: the patterns in the order subscribed (a list in Redis 7.0).
+    p.step(0, "PSUBSCRIBE z* y* x* w*", 4);
+    p.step(0, "PUNSUBSCRIBE y*", 1);
+    p.step(0, "PUNSUBSCRIBE", 4);
     p.step(0, "GET k", 1);
     p.step(0, "SUNSUBSCRIBE s1", 1);
     p.step(0, "SUNSUBSCRIBE", 1);
@@ -190,6 +193,11 @@ fn subscribe_mode_in_resp2_matches_redis_frame_by_frame() {
     p.step(1, "PUBSUB NUMSUB a", 1);
     p.step(0, "SUBSCRIBE a", 1);
     p.step(0, "QUIT", 1);
+    // Inside EXEC, SSUBSCRIBE is refused (SUBSCRIBE is not).
+    p.step(1, "MULTI", 1);
+    p.step(1, "SSUBSCRIBE x", 1);
+    p.step(1, "EXEC", 1);
+    p.step(1, "GET k", 1);
 }
 
 #[test]

@@ -119,8 +119,13 @@ kind_command!(pubsub_shardchannels, active, ShardChannel);
 kind_command!(pubsub_numsub, numsub, Channel);
 kind_command!(pubsub_shardnumsub, numsub, ShardChannel);
 
-/// (P|S)SUBSCRIBE name ...: answered at once (it never leaves the core).
+/// (P|S)SUBSCRIBE name ...: answered at once (it never leaves the core). SSUBSCRIBE
+/// is refused inside EXEC, as Redis 7.0 refuses it to a client that expects one reply
+/// per command (SUBSCRIBE and PSUBSCRIBE are let through there).
 async fn subscribing(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
+    if kind == Subscription::ShardChannel && c.borrow().deny_blocking {
+        return Reply::err("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client");
+    }
     pubsub::subscribe(c, s, kind, &argv[1..])
 }
 

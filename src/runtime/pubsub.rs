@@ -342,7 +342,7 @@ pub fn unsubscribe(
     let presence = shards.server.pubsub.here(shards);
     let mut replies = Vec::with_capacity(names.len());
     for name in names {
-        if c.pubsub.subscribed[kind as usize].remove(&name) {
+        if c.pubsub.subscribed[kind as usize].shift_remove(&name) {
             forget(presence, kind, &name, c.id);
         }
         let count = c.pubsub.count(kind);
