@@ -633,18 +633,38 @@ fn idle_clients_are_closed_after_timeout() {
     assert_eq!(server.raw().cmd(&["PING"]), simple("PONG"));
 }
 
+/// DEBUG (and MODULE LOAD / UNLOAD) are refused before they run or queue unless
+/// enabled, as Redis's protected commands: inside MULTI the refusal dooms EXEC.
 #[test]
 fn debug_is_refused_unless_enabled_as_redis() {
-    let redis = Server::redis();
-    let shardis = Server::shardis(1);
-    let theirs = redis.raw().cmd(&["DEBUG", "SLEEP", "0"]);
-    let ours = shardis.raw().cmd(&["DEBUG", "SLEEP", "0"]);
-    assert_eq!(
-        ours, theirs,
-        "DEBUG with enable-debug-command at its default"
-    );
-    let enabled = Server::shardis_with(1, &["--enable-debug-command", "yes"]);
-    assert_eq!(enabled.raw().cmd(&["DEBUG", "SLEEP", "0"]), simple("OK"));
+    let session: &[&[&str]] = &[
+        &["DEBUG", "SLEEP", "0"],
+        &["MULTI"],
+        &["SET", "k", "1"],
+        &["DEBUG", "SLEEP", "0"],
+        &["MODULE", "UNLOAD", "x"],
+        &["EXEC"],
+        &["GET", "k"],
+    ];
+    let enabled: &[&[&str]] = &[
+        &["DEBUG", "SLEEP", "0"],
+        &["DEBUG", "SLEEP", "abc"],
+        &["DEBUG", "CHANGE-REPL-ID"],
+        &["MULTI"],
+        &["DEBUG", "SLEEP", "0"],
+        &["EXEC"],
+    ];
+    for (extra, session) in [
+        (&[][..], session),
+        (&["--enable-debug-command", "yes"][..], enabled),
+    ] {
+        let redis = Server::redis_with(extra);
+        let shardis = Server::shardis_with(2, extra);
+        let (mut r, mut s) = (redis.raw(), shardis.raw());
+        for argv in session {
+            assert_eq!(s.cmd(argv), r.cmd(argv), "{argv:?} with {extra:?}");
+        }
+    }
 }
 
 /// Shardis loads no modules: MODULE answers as a Redis that has none loaded, with

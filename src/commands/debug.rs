@@ -17,6 +17,19 @@ pub static COMMANDS: &[Command] = &[Command::new(
     Exec::Server(debug),
 )];
 
+/// The option that protects `cmd` (Redis's `CMD_PROTECTED` commands: DEBUG, MODULE
+/// LOAD / LOADEX / UNLOAD) and the refusal when it does not allow the client, checked
+/// when the command is admitted, so that inside MULTI it dooms EXEC as in Redis.
+pub fn protection(cmd: &Command) -> Option<(&'static str, &'static str)> {
+    match cmd.name {
+        "debug" => Some(("enable-debug-command", errors::DEBUG_NOT_ALLOWED)),
+        "module|load" | "module|loadex" | "module|unload" => {
+            Some(("enable-module-command", errors::MODULE_NOT_ALLOWED))
+        }
+        _ => None,
+    }
+}
+
 /// An `enable-debug-command` / `enable-module-command` style option (`no`, Redis's
 /// default, refuses; `local` allows loopback clients only; `yes` allows everyone):
 /// does it let client `c` run its command?
@@ -37,13 +50,13 @@ pub fn option_allows(option: &str, c: &ClientRef, s: &Shards) -> bool {
 
 fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
-        if !option_allows("enable-debug-command", c, s) {
-            return Reply::err(errors::DEBUG_NOT_ALLOWED);
-        }
+        // (`enable-debug-command` was checked at admission: `protection`.)
         let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
         match (sub.as_str(), argv.len()) {
             ("sleep", 3) => {
-                let Ok(secs) = args::float(&argv[2]) else { return errors::not_float() };
+                // C's strtod, as Redis: what does not parse sleeps 0 seconds.
+                let secs = crate::storage::zset::strtod(&argv[2]).0;
+                let secs = if secs.is_nan() { 0.0 } else { secs };
                 // Like Redis, DEBUG SLEEP blocks the server: here, this core's shard.
                 let _held = s.local.borrow_mut();
                 std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
@@ -65,6 +78,15 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 crate::persistence::digest::debug_digest_value_in(s, db, &argv[2..]).await
             }
             ("reload", _) => crate::persistence::save::debug_reload(s, &argv[2..]).await,
+            ("change-repl-id", 2) => {
+                // A new replication history (Redis's changeReplicationId and
+                // clearReplicationId2).
+                let mut st = crate::replication::of(&s.server).lock();
+                st.replid = crate::replication::new_replid();
+                st.replid2 = "0".repeat(40);
+                st.second_offset = -1;
+                Reply::ok()
+            }
             ("help", 2) => help_reply(
                 "DEBUG",
                 &[

@@ -10,7 +10,7 @@
 //! the log.
 
 use super::config::help_reply;
-use super::{errors, Command, Exec, LocalBoxFuture};
+use super::{Command, Exec, LocalBoxFuture};
 use crate::client::ClientRef;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
@@ -42,21 +42,12 @@ static SUBCOMMANDS: &[Command] = &[
 pub static COMMANDS: &[Command] =
     &[Command::new("module", -2, "", "slow", Exec::Container).subcommands(SUBCOMMANDS)];
 
-/// `enable-module-command`: `no` refuses LOAD / LOADEX / UNLOAD, `local` allows them
-/// from loopback only, `yes` from anywhere (as `enable-debug-command` for DEBUG).
-fn allowed(c: &ClientRef, s: &Shards) -> bool {
-    super::debug::option_allows("enable-module-command", c, s)
-}
-
 fn list<'a>(_c: &'a ClientRef, _s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move { Reply::Array(Vec::new()) })
 }
 
-fn load<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+fn load<'a>(_c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
-        if !allowed(c, s) {
-            return Reply::err(errors::MODULE_NOT_ALLOWED);
-        }
         crate::log::log(&format!(
             "Module {} failed to load: Shardis does not load Redis modules",
             String::from_utf8_lossy(&argv[2])
@@ -65,13 +56,8 @@ fn load<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutur
     })
 }
 
-fn unload<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(async move {
-        if !allowed(c, s) {
-            return Reply::err(errors::MODULE_NOT_ALLOWED);
-        }
-        Reply::err("ERR Error unloading module: no such module with that name")
-    })
+fn unload<'a>(_c: &'a ClientRef, _s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+    Box::pin(async move { Reply::err("ERR Error unloading module: no such module with that name") })
 }
 
 fn help<'a>(_c: &'a ClientRef, _s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {

@@ -98,6 +98,11 @@ fn check(
     if !authed && !cmd.has_flag(crate::commands::flag::NO_AUTH) {
         return refuse(Reply::err(errors::NOAUTH));
     }
+    if let Some((option, refusal)) = crate::commands::debug::protection(cmd) {
+        if !crate::commands::debug::option_allows(option, client, shards) {
+            return refuse(Reply::err(refusal));
+        }
+    }
     // (Read once: the flag lookup is on every command's path.)
     let write = cmd.is_write();
     let mut slot_check = None;
