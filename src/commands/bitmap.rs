@@ -352,11 +352,11 @@ struct FieldOp {
     overflow: Overflow,
 }
 
-/// `i1`..`i64` or `u1`..`u63`.
+/// `i1`..`i64` or `u1`..`u63`, lower case only (Redis refuses `I8`).
 fn field_type(arg: &[u8]) -> Result<(bool, u32), Reply> {
     let signed = match arg.first() {
-        Some(b'i' | b'I') => true,
-        Some(b'u' | b'U') => false,
+        Some(b'i') => true,
+        Some(b'u') => false,
         _ => return Err(Reply::err(errors::BITFIELD_BAD_TYPE)),
     };
     match parse_i64(&arg[1..]) {
@@ -744,6 +744,12 @@ mod tests {
             bf(&mut s, &["get", "u64", "0"]),
             err(errors::BITFIELD_BAD_TYPE)
         );
+        for upper in ["I8", "U8", "I64"] {
+            assert_eq!(
+                bf(&mut s, &["set", upper, "0", "5"]),
+                err(errors::BITFIELD_BAD_TYPE)
+            );
+        }
         assert_eq!(
             bf(&mut s, &["get", "i65", "0"]),
             err(errors::BITFIELD_BAD_TYPE)
