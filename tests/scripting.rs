@@ -46,6 +46,26 @@ fn scripts_answer_as_redis() {
     let (k0, k1) = (keys[0].as_str(), keys[1].as_str());
     let cases: Vec<Vec<&str>> = vec![
         vec!["SET", "s", "str"],
+        // SORT's patterns reach every shard from a script, as outside one.
+        vec!["RPUSH", "sl", "3", "1", "2"],
+        vec![
+            "MSET", "o_1", "one", "o_2", "two", "o_3", "three", "w_1", "3", "w_2", "2", "w_3", "1",
+        ],
+        vec!["EVAL", "return redis.call('sort', KEYS[1], 'get', 'o_*')", "1", "sl"],
+        vec![
+            "EVAL",
+            "return redis.call('sort', KEYS[1], 'by', 'w_*', 'get', '#', 'get', 'w_*')",
+            "1",
+            "sl",
+        ],
+        vec![
+            "EVAL",
+            "redis.call('set', KEYS[2], 1) return redis.call('sort', KEYS[1], 'by', 'w_*', 'store', KEYS[2])",
+            "2",
+            "sl",
+            "{sl}d",
+        ],
+        vec!["LRANGE", "{sl}d", "0", "-1"],
         // Errors raised by redis.call, caught by redis.pcall, raised by Lua itself.
         vec!["EVAL", "return redis.call('incr','s')", "0"],
         vec!["EVAL", "return redis.pcall('incr','s')", "0"],

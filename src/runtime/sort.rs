@@ -11,7 +11,8 @@
 //! released, so the whole command is atomic, as in Redis.
 //!
 //! Inside MULTI, SORT runs on its key's shard and its patterns see that shard's keys
-//! only (listed as a known difference in the README).
+//! only (listed as a known difference in the README). Inside a script it takes this
+//! path with the script's hold on every shard (`scripting::run::held`).
 
 use crate::commands::sort::{self, Elements, SortLookup, SortOptions};
 use crate::commands::{Command, Ctx, Spread};
@@ -84,9 +85,16 @@ pub async fn sort_across_shards(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let all: Vec<usize> = (0..shards.count()).collect();
-    let tx = Tx::begin(shards, &all).await;
-    let held = &tx.shards;
+    // Inside a script that holds every shard already (`scripting::run`), as its work;
+    // otherwise holding every shard for the command.
+    let tx = match shards.tx {
+        Some(_) => None,
+        None => {
+            let all: Vec<usize> = (0..shards.count()).collect();
+            Some(Tx::begin(shards, &all).await)
+        }
+    };
+    let held = tx.as_ref().map_or(shards, |tx| &tx.shards);
     let key = argv[1].clone();
     let load_opts = opts.clone();
     let loaded: Result<Elements, Reply> = held
@@ -152,7 +160,9 @@ pub async fn sort_across_shards(
             .await
         }
     };
-    tx.finish().await;
+    if let Some(tx) = tx {
+        tx.finish().await;
+    }
     reply
 }
 

@@ -1780,6 +1780,15 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
     let reply = match cmd.exec {
         Exec::Shard(_) => {
             let (db, no_touch, id, now) = (run.db, run.no_touch, run.client_id, run.now_ms);
+            // A SORT whose patterns name keys of other shards: its own path, over the
+            // shards this script holds (all of them: such a command never keeps a
+            // script on one shard or on its keys).
+            if let Some(spread) = cmd.spread.filter(|s| (s.reaches)(t, cmd, &argv)) {
+                let f = (spread.run)(t, cmd, db, &argv);
+                let reply = crate::clock::frozen_at(now, || crate::runtime::hop::block_serving(f));
+                crate::runtime::call::record_stats(&mut t.local.borrow_mut(), cmd, start, &reply);
+                return reply;
+            }
             match target {
                 Some(v) if v.len() > 1 => {
                     let f = multishard::run(t, cmd, db, &argv, no_touch, id, Some(now));
