@@ -855,6 +855,21 @@ fn transaction_errors_match_redis() {
     let l = |s: String| on(0, &s);
     let cases: Vec<(&str, Vec<Step>)> = vec![
         (
+            "SORT's BY / GET patterns reach every shard inside EXEC, its writes included",
+            vec![
+                l(format!("RPUSH {a} 3 1 2")),
+                l("MSET o_1 one o_2 two o_3 three w_1 3 w_2 2 w_3 1".into()),
+                l("MULTI".into()),
+                l(format!("SORT {a} GET o_*")),
+                l(format!("SORT {a} BY w_* GET # GET w_*")),
+                l("MSET w_1 1 w_2 2 w_3 3".into()),
+                l(format!("SORT {a} BY w_* STORE {b}")),
+                l(format!("SORT_RO {a} BY w_* GET o_*")),
+                l(format!("LRANGE {b} 0 -1")),
+                l("EXEC".into()),
+            ],
+        ),
+        (
             "unknown command while queuing",
             vec![
                 l("MULTI".into()),

@@ -10,9 +10,10 @@
 //! rounds). STORE writes the result on the destination's shard before the shards are
 //! released, so the whole command is atomic, as in Redis.
 //!
-//! Inside MULTI, SORT runs on its key's shard and its patterns see that shard's keys
-//! only (listed as a known difference in the README). Inside a script it takes this
-//! path with the script's hold on every shard (`scripting::run::held`).
+//! Inside EXEC or a script it takes this path too, as their work over the hold they
+//! already have on every shard (an EXEC with such a SORT holds every shard:
+//! `transaction::exec`; a script reaching keys it may not hold runs holding every
+//! shard: `scripting::run::held`), so it does not claim them again.
 
 use crate::commands::sort::{self, Elements, SortLookup, SortOptions};
 use crate::commands::{Command, Ctx, Spread};

@@ -492,8 +492,12 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     let mut server_wide = false;
     for q in &queued {
         if let Some(v) = shards_of(shards, q.cmd, &q.argv) {
-            server_wide |= matches!(q.cmd.exec, Exec::Server(_));
+            let spreads = spreads(shards, q).is_some();
+            server_wide |= matches!(q.cmd.exec, Exec::Server(_)) || spreads;
             set.extend(v);
+            if spreads {
+                set.extend(0..shards.count());
+            }
         }
     }
     set.sort_unstable();
@@ -501,7 +505,10 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     // A command that spans shards, or the whole server, must run in queue order.
     let ordered = queued.iter().any(|q| match q.cmd.exec {
         Exec::Server(_) => true,
-        Exec::Shard(_) => shards_of(shards, q.cmd, &q.argv).is_some_and(|v| v.len() > 1),
+        Exec::Shard(_) => {
+            spreads(shards, q).is_some()
+                || shards_of(shards, q.cmd, &q.argv).is_some_and(|v| v.len() > 1)
+        }
         _ => false,
     });
     let reply = if set.len() <= 1 && !server_wide {
@@ -521,6 +528,13 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     };
     unwatch_all(client, shards);
     reply
+}
+
+/// The multi-shard path of a queued command that reaches beyond its key's shard (a
+/// SORT whose BY / GET patterns name keys), if it does: the EXEC holds every shard
+/// for it and runs it there as its work.
+fn spreads(shards: &Shards, q: &Queued) -> Option<crate::commands::Spread> {
+    q.cmd.spread.filter(|s| (s.reaches)(shards, q.cmd, &q.argv))
 }
 
 /// Replies of keyed commands by queue index, with their durations (us) for the slow
@@ -845,6 +859,20 @@ async fn exec_locked(
     let mut run: Option<Run> = None;
     let no_touch = of(client);
     for (i, q) in queued.into_iter().enumerate() {
+        if let Some(spread) = spreads(t, &q) {
+            flush_run(t, run.take(), &mut replies, &mut took, no_touch).await;
+            let start = std::time::Instant::now();
+            let db = client.borrow().db;
+            let reply = (spread.run)(t, q.cmd, db, &q.argv).await;
+            took.push(Some(call::record_stats(
+                &mut t.local.borrow_mut(),
+                q.cmd,
+                start,
+                &reply,
+            )));
+            replies.push(reply);
+            continue;
+        }
         let target = shards_of(t, q.cmd, &q.argv);
         if let (Exec::Shard(_), Some(v)) = (q.cmd.exec, &target) {
             if v.len() == 1 {
