@@ -415,6 +415,40 @@ fn cluster_commands_answer_as_redis() {
         v.into_iter().map(|(a, b, _)| (a, b)).collect::<Vec<_>>()
     };
     assert_eq!(slots(s.port), slots(r.port));
+    // On one connection, with keys in served slots ({t3034}: slot 1, {t5131}: 13):
+    // SORT's patterns are refused in cluster mode (7.0), CLUSTER FLUSHSLOTS refuses a
+    // node holding keys, and a cross-slot transaction's EXEC answers CROSSSLOT itself
+    // (no EXECABORT) and ends the transaction.
+    let session: &[&[&str]] = &[
+        &["RPUSH", "{t3034}l", "3", "1", "2"],
+        &["SORT", "{t3034}l", "BY", "x_*"],
+        &["SORT", "{t3034}l", "BY", "nosort"],
+        &["SORT", "{t3034}l", "GET", "#"],
+        &["SORT_RO", "{t3034}l", "GET", "x_*"],
+        &["CLUSTER", "FLUSHSLOTS"],
+        &["MULTI"],
+        &["SET", "{t3034}a", "1"],
+        &["SET", "{t5131}b", "1"],
+        &["EXEC"],
+        &["EXEC"],
+    ];
+    let (mut sc, mut rc) = (s.raw(), r.raw());
+    for c in [&mut sc, &mut rc] {
+        c.cmd(&["CONFIG", "SET", "cluster-require-full-coverage", "no"]);
+    }
+    for p in [s.port, r.port] {
+        assert!(
+            wait_until(Duration::from_secs(10), || state_ok(p)),
+            "{p}: cluster_state"
+        );
+    }
+    for argv in session {
+        assert_eq!(
+            common::show(&sc.cmd(argv)),
+            common::show(&rc.cmd(argv)),
+            "{argv:?}"
+        );
+    }
 }
 
 #[test]

@@ -141,6 +141,10 @@ fn subcommand<'a>(
                 .unwrap_or_else(|| Reply::err(errors::CLUSTER_DISABLED))
             }
             "help" => help(),
+            // A node whose slots hold keys would keep them unreachable.
+            "flushslots" if argv.len() == 2 && db0_keys(s).await != 0 => {
+                Reply::err("ERR DB must be empty to perform CLUSTER FLUSHSLOTS.")
+            }
             _ => cluster::with(s, |st| run(st, &sub, argv))
                 .unwrap_or_else(|| Reply::err(errors::CLUSTER_DISABLED)),
         }

@@ -156,10 +156,16 @@ impl SortOptions {
                 // without one turns sorting off for good: a later BY does not undo it.
                 if !c_str(&p).contains(&b'*') {
                     o.dontsort = true;
+                } else if crate::cluster::enabled() {
+                    // Redis 7.0: a pattern may name keys of any slot.
+                    return Err(Reply::err("ERR BY option of SORT denied in Cluster mode."));
                 }
                 o.by = Some(p);
                 j += 1;
             } else if args::eq(a, "get") && left >= 1 {
+                if crate::cluster::enabled() {
+                    return Err(Reply::err("ERR GET option of SORT denied in Cluster mode."));
+                }
                 o.gets.push(argv[j + 1].clone());
                 j += 1;
             } else {

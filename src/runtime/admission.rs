@@ -335,7 +335,8 @@ fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<R
 }
 
 /// A refused request's reply: a refused EXEC discards the transaction (Redis's
-/// `execCommandAbort`), and any refusal while queuing dooms it (EXECABORT).
+/// `execCommandAbort`: EXECABORT with the reason, except for a cluster redirection,
+/// which Redis sends as it is), and any refusal while queuing dooms it (EXECABORT).
 fn refused(
     client: &ClientRef,
     shards: &Shards,
@@ -343,7 +344,14 @@ fn refused(
     cmd: Option<&'static Command>,
 ) -> Reply {
     if cmd.is_some_and(|c| c.has_trait(traits::ENDS_MULTI)) {
-        reply = exec_abort(reply);
+        let redirection = reply.error_text().is_some_and(|e| {
+            ["CROSSSLOT ", "MOVED ", "ASK ", "TRYAGAIN ", "CLUSTERDOWN "]
+                .iter()
+                .any(|p| e.starts_with(p))
+        });
+        if !redirection {
+            reply = exec_abort(reply);
+        }
         let mut c = client.borrow_mut();
         c.multi = None;
         c.multi_aborted = false;
