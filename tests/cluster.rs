@@ -547,6 +547,29 @@ fn replicas_serve_readonly_reads_and_take_over_a_dead_master() {
             .unwrap()
     };
     let r = replica_id.to_string();
+    // CLUSTER SHARDS gives the master's own replication offset as its INFO does (it
+    // used to give 0 for itself).
+    let own_offset = || {
+        let info = cli(&["-p", &m, "INFO", "replication"]);
+        let offset = info
+            .lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .unwrap_or("?")
+            .trim()
+            .to_string();
+        let shards = cli(&["-p", &m, "CLUSTER", "SHARDS"]);
+        let port_line = format!("{master}");
+        let lines: Vec<&str> = shards.lines().collect();
+        let at = lines.iter().position(|l| *l == port_line);
+        let shown = at.and_then(|i| {
+            lines[i..]
+                .iter()
+                .position(|l| *l == "replication-offset")
+                .map(|j| lines[i + j + 1].to_string())
+        });
+        offset != "0" && shown.as_deref() == Some(offset.as_str())
+    };
+    assert!(wait_until(Duration::from_secs(10), own_offset));
     assert!(cli(&["-p", &r, "GET", "foo"]).starts_with(&format!("MOVED 12182 127.0.0.1:{master}")));
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{r}/"))
         .unwrap()

@@ -636,7 +636,13 @@ fn shard_node(st: &State, n: &node::Node) -> Reply {
         f.push((bulk("hostname"), bulk(&n.hostname)));
     }
     f.push((bulk("role"), bulk(role)));
-    f.push((bulk("replication-offset"), Reply::Int(n.repl_offset as i64)));
+    // This node's own offset is its stream's (as Redis's), not a gossiped one.
+    let offset = if n.name == st.myself {
+        st.repl_offset
+    } else {
+        n.repl_offset
+    };
+    f.push((bulk("replication-offset"), Reply::Int(offset as i64)));
     f.push((bulk("health"), bulk(health)));
     Reply::Map(f)
 }
