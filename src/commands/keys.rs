@@ -534,7 +534,7 @@ pub fn flush_db(db: &mut Db, lazy: bool) {
 
 /// Empty database `db` of `sh` (every one for `None`), freeing on the lazy-free thread
 /// when `lazy`. The clients blocked on its keys look at them again: a reader of a
-/// stream's group learns that the stream is gone (Redis's `scanDatabaseForDeletedKeys`).
+/// stream's group learns that the stream is gone.
 fn flush_shard(sh: &mut Shard, db: Option<usize>, lazy: bool) {
     let flushed = |i: usize| db.is_none_or(|d| d == i);
     for (i, d) in sh.dbs.iter_mut().enumerate() {
@@ -542,17 +542,7 @@ fn flush_shard(sh: &mut Shard, db: Option<usize>, lazy: bool) {
             flush_db(d, lazy);
         }
     }
-    let waited: Vec<(usize, Bytes)> = sh
-        .blocking
-        .by_key
-        .keys()
-        .filter(|(i, _)| flushed(*i))
-        .cloned()
-        .collect();
-    if !waited.is_empty() {
-        sh.blocking.retry.extend(waited);
-        crate::runtime::blocking::after_command(sh);
-    }
+    crate::runtime::blocking::look_again(sh, flushed);
 }
 
 fn flushdb<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
@@ -615,11 +605,8 @@ fn swapdb<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
         s.all(move |sh: &mut Shard| {
             sh.dbs.swap(a, b);
             (sh.dbs[a].id, sh.dbs[b].id) = (a, b);
-            // Clients blocked on keys of either database may now find them (as Redis's
-            // scanDatabaseForReadyKeys).
-            let waited = sh.blocking.keys_in(a, b);
-            sh.blocking.retry.extend(waited);
-            crate::runtime::blocking::after_command(sh);
+            // Clients blocked on keys of either database may now find them.
+            crate::runtime::blocking::look_again(sh, |db| db == a || db == b);
             // WATCH: a watched key is touched if it exists in either database.
             let Shard { dbs, watches, .. } = sh;
             let dbs = &*dbs;

@@ -515,6 +515,12 @@ impl Command {
         self.has_flag(flag::WRITE)
     }
 
+    /// Its own multi-shard path, if this invocation reaches keys on shards other than
+    /// its key's (SORT's BY / GET patterns: see [`Spread`]).
+    pub fn spread_over(&self, shards: &Shards, argv: &[Bytes]) -> Option<Spread> {
+        self.spread.filter(|s| (s.reaches)(shards, self, argv))
+    }
+
     /// Indexes into argv of this command's keys: its key finder's, or per
     /// first/last/step.
     pub fn key_indexes(&self, argv: &[Bytes]) -> Vec<usize> {

@@ -369,6 +369,17 @@ fn set_signal(s: &mut Shard) {
     }
 }
 
+/// Let the clients blocked on keys of the databases `dbs` says look at their keys
+/// again, whatever changed them wholesale (SWAPDB's swap, a flush): Redis's
+/// `scanDatabaseForReadyKeys` / `scanDatabaseForDeletedKeys`.
+pub fn look_again(s: &mut Shard, dbs: impl Fn(usize) -> bool) {
+    let waited = s.blocking.keys_in(dbs);
+    if !waited.is_empty() {
+        s.blocking.retry.extend(waited);
+        after_command(s);
+    }
+}
+
 /// Called after every command on a shard: serve blocked clients whose keys became
 /// ready, except where a transaction's claim covers them (then its release serves
 /// them).

@@ -340,10 +340,8 @@ impl Run<'_> {
         no_touch: bool,
         argv: &[Bytes],
     ) -> Reply {
-        match cmd.spread {
-            Some(spread) if (spread.reaches)(self.shards, cmd, argv) => {
-                (spread.run)(self.shards, cmd, db, argv).await
-            }
+        match cmd.spread_over(self.shards, argv) {
+            Some(spread) => (spread.run)(self.shards, cmd, db, argv).await,
             _ => {
                 let id = self.caller.id;
                 multishard::run(self.shards, cmd, db, argv, no_touch, id, None).await
@@ -560,7 +558,7 @@ fn target_shard(cmd: &Command, argv: &[Bytes], shards: &Shards) -> Target {
         return Target::One(shards.local_id);
     }
     // Keys its key spec does not name (SORT's BY / GET patterns) may be anywhere.
-    if cmd.spread.is_some_and(|s| (s.reaches)(shards, cmd, argv)) {
+    if cmd.spread_over(shards, argv).is_some() {
         return Target::Many;
     }
     let idx = cmd.key_indexes(argv);

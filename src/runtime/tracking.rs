@@ -45,13 +45,9 @@ pub fn before_command(client: &ClientRef, cmd: &Command, argv: &[Bytes]) {
     if cmd.name == "exec" {
         // Each queued command as EXEC will run it: a queued CLIENT CACHING applies
         // to the commands after it (the flag lasts until EXEC ends: `after_command`).
-        let (optin, optout) = (t.optin, t.optout);
-        let t = t.clone();
-        let remembers = |caching: bool| counts(&t, caching);
+        // (Remembering touches the tracking table only, not the client.)
         let mut caching = c.tracking_caching;
-        let queued = c.multi.clone().unwrap_or_default();
-        drop(c);
-        for q in &queued {
+        for q in c.multi.iter().flatten() {
             let Ok(qc) = crate::runtime::admission::resolve(q) else {
                 continue;
             };
@@ -59,11 +55,12 @@ pub fn before_command(client: &ClientRef, cmd: &Command, argv: &[Bytes]) {
                 // (As its handler: YES only in OPTIN mode, NO only in OPTOUT.)
                 let yes = q[2].eq_ignore_ascii_case(b"yes");
                 let no = q[2].eq_ignore_ascii_case(b"no");
-                caching |= (yes && optin) || (no && optout);
-            } else if remembers(caching) {
+                caching |= (yes && t.optin) || (no && t.optout);
+            } else if counts(t, caching) {
                 remember(id, qc, q);
             }
         }
+        drop(c);
     } else {
         let remembers = reads_tracked(&c);
         drop(c);

@@ -490,10 +490,15 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
         .collect();
     let mut set: Vec<usize> = watched.iter().map(|w| w.shard).collect();
     let mut server_wide = false;
+    // A command that spans shards, or the whole server, must run in queue order.
+    let mut ordered = false;
     for q in &queued {
         if let Some(v) = shards_of(shards, q.cmd, &q.argv) {
-            let spreads = spreads(shards, q).is_some();
-            server_wide |= matches!(q.cmd.exec, Exec::Server(_)) || spreads;
+            // (A SORT whose patterns name keys holds every shard: see `exec_locked`.)
+            let spreads = q.cmd.spread_over(shards, &q.argv).is_some();
+            let server = matches!(q.cmd.exec, Exec::Server(_));
+            server_wide |= server || spreads;
+            ordered |= server || spreads || v.len() > 1;
             set.extend(v);
             if spreads {
                 set.extend(0..shards.count());
@@ -502,15 +507,6 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     }
     set.sort_unstable();
     set.dedup();
-    // A command that spans shards, or the whole server, must run in queue order.
-    let ordered = queued.iter().any(|q| match q.cmd.exec {
-        Exec::Server(_) => true,
-        Exec::Shard(_) => {
-            spreads(shards, q).is_some()
-                || shards_of(shards, q.cmd, &q.argv).is_some_and(|v| v.len() > 1)
-        }
-        _ => false,
-    });
     let reply = if set.len() <= 1 && !server_wide {
         exec_on_one_shard(
             client,
@@ -528,13 +524,6 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     };
     unwatch_all(client, shards);
     reply
-}
-
-/// The multi-shard path of a queued command that reaches beyond its key's shard (a
-/// SORT whose BY / GET patterns name keys), if it does: the EXEC holds every shard
-/// for it and runs it there as its work.
-fn spreads(shards: &Shards, q: &Queued) -> Option<crate::commands::Spread> {
-    q.cmd.spread.filter(|s| (s.reaches)(shards, q.cmd, &q.argv))
 }
 
 /// Replies of keyed commands by queue index, with their durations (us) for the slow
@@ -859,7 +848,9 @@ async fn exec_locked(
     let mut run: Option<Run> = None;
     let no_touch = of(client);
     for (i, q) in queued.into_iter().enumerate() {
-        if let Some(spread) = spreads(t, &q) {
+        // A command reaching beyond its key's shard (a SORT whose BY / GET patterns name
+        // keys) takes its own path, as the transaction's work over every shard it holds.
+        if let Some(spread) = q.cmd.spread_over(t, &q.argv) {
             flush_run(t, run.take(), &mut replies, &mut took, no_touch).await;
             let start = std::time::Instant::now();
             let db = client.borrow().db;

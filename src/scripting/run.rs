@@ -1588,7 +1588,7 @@ fn execute_command(
                 return killed_reply();
             }
             let start = std::time::Instant::now();
-            let reply = held(run, cmd, argv.clone());
+            let reply = held(run, cmd, argv.clone(), start);
             run.ran(cmd, &argv, start.elapsed().as_micros() as u64);
             reply
         }
@@ -1751,15 +1751,19 @@ fn on_shard(
     }
 }
 
-/// A command of a script holding every shard.
-fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
+/// A command of a script holding every shard, started at `start` (its stats' time).
+fn held(
+    run: &mut Running,
+    cmd: &'static Command,
+    argv: Vec<Bytes>,
+    start: std::time::Instant,
+) -> Reply {
     let Target::Held { shards: t, .. } = &run.target else {
         return errors::syntax();
     };
     let Some(client) = run.client.clone() else {
         return errors::syntax();
     };
-    let start = std::time::Instant::now();
     // The shards a keyed command reaches: where it runs, and whether the script stayed
     // on its declared keys' shard.
     let target = match cmd.exec {
@@ -1783,7 +1787,7 @@ fn held(run: &mut Running, cmd: &'static Command, argv: Vec<Bytes>) -> Reply {
             // A SORT whose patterns name keys of other shards: its own path, over the
             // shards this script holds (all of them: such a command never keeps a
             // script on one shard or on its keys).
-            if let Some(spread) = cmd.spread.filter(|s| (s.reaches)(t, cmd, &argv)) {
+            if let Some(spread) = cmd.spread_over(t, &argv) {
                 let f = (spread.run)(t, cmd, db, &argv);
                 let reply = crate::clock::frozen_at(now, || crate::runtime::hop::block_serving(f));
                 crate::runtime::call::record_stats(&mut t.local.borrow_mut(), cmd, start, &reply);

@@ -120,11 +120,11 @@ impl BlockingRegistry {
     pub fn keys(&self) -> usize {
         self.by_key.len()
     }
-    /// Every key waited on in databases `a` or `b` (SWAPDB makes them ready).
-    pub fn keys_in(&self, a: usize, b: usize) -> Vec<(usize, Bytes)> {
+    /// Every key waited on in the databases `dbs` says (SWAPDB or a flush changed them).
+    pub fn keys_in(&self, dbs: impl Fn(usize) -> bool) -> Vec<(usize, Bytes)> {
         self.by_key
             .keys()
-            .filter(|(db, _)| *db == a || *db == b)
+            .filter(|(db, _)| dbs(*db))
             .cloned()
             .collect()
     }

@@ -189,6 +189,14 @@ impl Db {
         }
     }
 
+    /// `key`, which held `value`, has left the keyspace: a reader blocked on a stream's
+    /// group must learn that the stream is gone.
+    fn signal_gone(&mut self, key: &[u8], value: &Value) {
+        if self.signal_ready && matches!(value, Value::Stream(_)) {
+            self.ready.push(bytes::Bytes::copy_from_slice(key));
+        }
+    }
+
     /// Delete `key`, whose deadline has passed (lazy or active expiry).
     pub fn delete_expired(&mut self, key: &[u8]) {
         let lazy = crate::lazyfree::lazy_expire();
@@ -196,10 +204,7 @@ impl Db {
             if let Some(index) = &mut self.slot_keys {
                 index.remove(key);
             }
-            // A reader blocked on a stream's group must learn that the stream is gone.
-            if self.signal_ready && matches!(e.value, Value::Stream(_)) {
-                self.ready.push(bytes::Bytes::copy_from_slice(key));
-            }
+            self.signal_gone(key, &e.value);
             crate::lazyfree::free_if(lazy, e.value);
         }
         self.expires.remove(key);
@@ -322,10 +327,7 @@ impl Db {
         let e = self.keys.remove(key).map(|(_, e)| e);
         if let Some(entry) = &e {
             self.dirty += 1;
-            // A reader blocked on a stream's group must learn that the stream is gone.
-            if self.signal_ready && matches!(entry.value, Value::Stream(_)) {
-                self.ready.push(bytes::Bytes::copy_from_slice(key));
-            }
+            self.signal_gone(key, &entry.value);
             if let Some(index) = &mut self.slot_keys {
                 index.remove(key);
             }
