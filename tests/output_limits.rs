@@ -15,7 +15,7 @@
 mod common;
 
 use common::{encode_request, wait_until, Frame, RawConn, Server};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 const MB: u64 = 1024 * 1024;
@@ -441,4 +441,72 @@ fn config_rewrite_writes_the_classes_as_redis_does() {
         assert_eq!(got[0], got[1], "case {i}: shardis, then redis");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Send `requests` whole before reading any reply, as redis-py's pipeline does
+/// (`sendall`, then read), and return every reply byte. The write gives up after a
+/// generous while, so a server that stops reading while its replies wait fails here
+/// instead of hanging the test.
+fn send_all_then_read(conn: &mut RawConn, requests: &[u8], reply_len: usize) -> Vec<u8> {
+    conn.stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .expect("set_write_timeout");
+    if let Err(e) = conn.stream.write_all(requests) {
+        panic!("the server stopped reading the pipeline while its replies waited: {e}");
+    }
+    let mut got = Vec::with_capacity(reply_len);
+    let mut chunk = vec![0u8; 1 << 16];
+    while got.len() < reply_len {
+        let n = conn.stream.read(&mut chunk).expect("read replies");
+        assert!(n > 0, "closed after {} reply bytes", got.len());
+        got.extend_from_slice(&chunk[..n]);
+    }
+    got
+}
+
+#[test]
+fn a_client_that_sends_its_whole_pipeline_before_reading_is_served_as_redis_serves_it() {
+    // 32 MB of requests whose replies are as large: far more than the kernel buffers
+    // of both directions hold, so the server must go on reading while its replies
+    // wait (Redis keeps them in the client's output buffer, unbounded for the normal
+    // class by default).
+    let payload = vec![b'p'; 4096];
+    let n = 8192;
+    let request = encode_request(&[b"ECHO", &payload]);
+    let requests = request.repeat(n);
+    let mut reply = format!("${}\r\n", payload.len()).into_bytes();
+    reply.extend_from_slice(&payload);
+    reply.extend_from_slice(b"\r\n");
+    let expected = reply.repeat(n);
+    for server in [Server::redis(), Server::shardis(2)] {
+        let mut conn = server.raw();
+        let got = send_all_then_read(&mut conn, &requests, expected.len());
+        assert!(got == expected, "{}: the replies differ", server.addr());
+        // The connection goes on as usual.
+        assert_eq!(conn.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    }
+
+    // With a normal-class limit, such a client is closed once its waiting replies
+    // pass it, as Redis closes it.
+    for server in [
+        Server::redis_with(&["--client-output-buffer-limit", "normal 4mb 0 0"]),
+        Server::shardis_with(2, &["--client-output-buffer-limit", "normal 4mb 0 0"]),
+    ] {
+        let mut conn = server.raw();
+        conn.stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .expect("set_write_timeout");
+        // The server closes the socket while the pipeline is being written (a reset
+        // or a broken pipe) or after: either way far fewer replies than requests come.
+        let _ = conn.stream.write_all(&requests);
+        let got = conn.read_to_close();
+        assert!(
+            got.len() < expected.len() / 2,
+            "{}: {} reply bytes reached a client over its limit",
+            server.addr(),
+            got.len()
+        );
+        let mut probe = server.raw();
+        assert_eq!(probe.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    }
 }

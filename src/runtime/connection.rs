@@ -2,7 +2,10 @@
 //!
 //! The loop reads as much as the socket has, parses all complete requests (pipelining),
 //! runs them as one batch (see `dispatch`), encodes the replies in order into one output
-//! buffer and writes it with one call. Limits as Redis: `client-query-buffer-limit`
+//! buffer and writes it with one call. What the socket does not take waits, and the
+//! connection goes on reading and running requests meanwhile (see `next_event`): a
+//! client that sends a whole pipeline before reading must not find the server waiting
+//! for it to read. Limits as Redis: `client-query-buffer-limit`
 //! closes the connection silently; a protocol error is answered, then the connection is
 //! closed once the replies before it are written.
 //!
@@ -76,45 +79,63 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
-/// Read what the socket has onto the end of `rbuf`; 0 at end of stream. With
-/// `timeout` (seconds, 0 = none) a silent peer ends the wait with `TimedOut`. While it
+/// Read what the socket has onto the end of `rbuf`; 0 at end of stream. While it
 /// waits, the connection holds no empty query buffer and no large output buffer.
+fn poll_read_into(
+    stream: &mut TcpStream,
+    cx: &mut std::task::Context<'_>,
+    rbuf: &mut BytesMut,
+    out: &mut BytesMut,
+) -> Poll<std::io::Result<usize>> {
+    SCRATCH.with_borrow_mut(|chunk| {
+        let r = stream.poll_read(cx, chunk);
+        match r {
+            Poll::Ready(Ok(n)) => {
+                // Room for the next reads too, as Redis's query buffer has.
+                rbuf.reserve(n.max(QUERY_BUF));
+                rbuf.extend_from_slice(&chunk[..n]);
+            }
+            Poll::Pending => {
+                if rbuf.is_empty() && rbuf.capacity() > 0 {
+                    *rbuf = BytesMut::new();
+                }
+                if out.capacity() > KEEP_OUT {
+                    *out = BytesMut::new();
+                }
+            }
+            Poll::Ready(Err(_)) => {}
+        }
+        r
+    })
+}
+
+/// `wait`, or, with `timeout` (seconds, 0 = none), `TimedOut` once a silent peer let
+/// that long pass.
+async fn timed<T>(
+    wait: impl std::future::Future<Output = T>,
+    timeout: u64,
+    expired: impl FnOnce(std::io::Error) -> T,
+) -> T {
+    if timeout == 0 {
+        return wait.await;
+    }
+    let expired = async {
+        backend::sleep(std::time::Duration::from_secs(timeout)).await;
+        expired(std::io::ErrorKind::TimedOut.into())
+    };
+    futures_lite::future::or(wait, expired).await
+}
+
+/// [`poll_read_into`] as a future, ending with `TimedOut` after `timeout` seconds of
+/// silence (0 = never).
 async fn read_into(
     stream: &mut TcpStream,
     rbuf: &mut BytesMut,
     out: &mut BytesMut,
     timeout: u64,
 ) -> std::io::Result<usize> {
-    let read = std::future::poll_fn(|cx| {
-        SCRATCH.with_borrow_mut(|chunk| {
-            let r = stream.poll_read(cx, chunk);
-            match r {
-                Poll::Ready(Ok(n)) => {
-                    // Room for the next reads too, as Redis's query buffer has.
-                    rbuf.reserve(n.max(QUERY_BUF));
-                    rbuf.extend_from_slice(&chunk[..n]);
-                }
-                Poll::Pending => {
-                    if rbuf.is_empty() && rbuf.capacity() > 0 {
-                        *rbuf = BytesMut::new();
-                    }
-                    if out.capacity() > KEEP_OUT {
-                        *out = BytesMut::new();
-                    }
-                }
-                Poll::Ready(Err(_)) => {}
-            }
-            r
-        })
-    });
-    if timeout == 0 {
-        return read.await;
-    }
-    let expired = async {
-        backend::sleep(std::time::Duration::from_secs(timeout)).await;
-        Err(std::io::ErrorKind::TimedOut.into())
-    };
-    futures_lite::future::or(read, expired).await
+    let read = std::future::poll_fn(|cx| poll_read_into(stream, cx, rbuf, out));
+    timed(read, timeout, Err).await
 }
 
 const DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
@@ -164,29 +185,57 @@ enum Woken {
     Read(std::io::Result<usize>),
     /// Messages were queued for it (Pub/Sub).
     Pushes,
+    /// The socket took some of the replies that waited (or the write failed).
+    Wrote(std::io::Result<()>),
+}
+
+/// `timeout`, or none for a subscribed or monitoring client (Redis does not time them
+/// out).
+fn idle_timeout(client: &ClientRef, timeout: u64) -> u64 {
+    let c = client.borrow();
+    if c.pubsub.active() || c.monitor {
+        0
+    } else {
+        timeout
+    }
 }
 
 /// Wait for input, or, for a connection that has subscribed or monitors, or speaks
 /// RESP3 (client-side caching's invalidations reach it as pushes, for itself or as
 /// another client's redirect, while it sends nothing), for queued messages (or its
 /// being over its output buffer limit).
+///
+/// While replies wait in `unsent` (the client does not read them as fast as it sends
+/// requests), wait for the socket to take more of them or for input: a client may
+/// send a whole pipeline before it reads a reply (redis-py's pipelines do), and if
+/// the server stopped reading until its replies were written, both would wait for
+/// ever once the kernel's buffers are full. Redis keeps reading such a client and
+/// holds its replies in the output buffer, which only `client-output-buffer-limit`
+/// (none for the normal class by default) and `maxmemory-clients` bound; so does
+/// this. Messages queued for the client wait behind the replies.
 async fn next_event(
     stream: &mut TcpStream,
     client: &ClientRef,
     pushes: &Pushes,
     rbuf: &mut BytesMut,
     out: &mut BytesMut,
+    unsent: &mut BytesMut,
     timeout: u64,
 ) -> Woken {
+    if !unsent.is_empty() {
+        let either = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = poll_write_unsent(stream, cx, pushes, unsent) {
+                return Poll::Ready(Woken::Wrote(r));
+            }
+            poll_read_into(stream, cx, rbuf, out).map(Woken::Read)
+        });
+        let timeout = idle_timeout(client, timeout);
+        return timed(either, timeout, |e| Woken::Read(Err(e))).await;
+    }
     if !pushes.listening() && pushes.resp.get() < 3 {
         return Woken::Read(read_into(stream, rbuf, out, timeout).await);
     }
-    // Redis does not time out a subscribed or monitoring client.
-    let timeout = if client.borrow().pubsub.active() || client.borrow().monitor {
-        0
-    } else {
-        timeout
-    };
+    let timeout = idle_timeout(client, timeout);
     let read = async { Woken::Read(read_into(stream, rbuf, out, timeout).await) };
     let queued = async {
         pushes.ready().await;
@@ -319,6 +368,8 @@ async fn session(
 ) -> std::io::Result<Option<Move>> {
     let mut rbuf = BytesMut::new();
     let mut out = BytesMut::new();
+    // Replies the socket has not taken yet (see `next_event`).
+    let mut unsent = BytesMut::new();
     let pushes = client.borrow().pushes.clone();
     let mut parser = RequestParser::default();
     // Where each request of the current read ends, in bytes from the read's start
@@ -333,8 +384,21 @@ async fn session(
     loop {
         // `timeout`: close a client idle for that many seconds (0 = never), as Redis.
         let timeout = shards.local.borrow().config.timeout;
-        let n = match next_event(stream, client, &pushes, &mut rbuf, &mut out, timeout).await {
+        let woken = next_event(
+            stream,
+            client,
+            &pushes,
+            &mut rbuf,
+            &mut out,
+            &mut unsent,
+            timeout,
+        );
+        let n = match woken.await {
             Woken::Read(n) => n?,
+            Woken::Wrote(r) => {
+                r?;
+                continue;
+            }
             Woken::Pushes => {
                 write_pushes(stream, shards, &pushes).await?;
                 continue;
@@ -387,7 +451,7 @@ async fn session(
             let mut c = client.borrow_mut();
             c.qbuf = read_len - consumed;
             c.qbuf_free = rbuf.capacity() - rbuf.len();
-            c.buffers_mem = rbuf.capacity() + out.capacity();
+            c.buffers_mem = rbuf.capacity() + out.capacity() + unsent.capacity();
         }
         // `maxmemory-clients`: the query buffer may have grown.
         if crate::runtime::client_eviction::update(shards, client) {
@@ -422,7 +486,7 @@ async fn session(
                 // in Redis; it and the requests behind it run when the pause ends.
                 done += batch.replies.len();
                 encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
-                write_replies(stream, shards, &pushes, &mut out, lanes).await?;
+                write_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
                 // Redis trims its query buffer up to the postponed command.
                 client.borrow_mut().qbuf = read_len - ends[done];
                 let fd = stream.as_raw_fd();
@@ -445,7 +509,7 @@ async fn session(
             encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
             if let Some((cmd, argv)) = blocked {
                 // Replies before the blocking command leave now, as in Redis.
-                write_replies(stream, shards, &pushes, &mut out, lanes).await?;
+                write_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
                 // Served later, maybe with what another shard's command moved.
                 lanes = Lanes::All;
                 // Redis trims the served requests off its query buffer when it blocks.
@@ -479,7 +543,7 @@ async fn session(
             lanes = Lanes::All;
         }
         // `maxmemory-clients`: the replies count before they are written.
-        pushes.set_unwritten(out.len());
+        pushes.set_unwritten(unsent.len() + out.len());
         if crate::runtime::client_eviction::update(shards, client) {
             return Ok(None);
         }
@@ -488,8 +552,12 @@ async fn session(
         if backend::others_ready() {
             backend::yield_once().await;
         }
-        write_replies(stream, shards, &pushes, &mut out, lanes).await?;
-        if close || client.borrow().killed {
+        if close {
+            write_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
+            return Ok(None);
+        }
+        send_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
+        if client.borrow().killed {
             return Ok(None);
         }
         // Buffers a big request or reply grew go now, not at the next wait, so that
@@ -501,17 +569,18 @@ async fn session(
         if out.capacity() > BIG_BUF {
             out = BytesMut::new();
         }
-        client.borrow_mut().buffers_mem = rbuf.capacity() + out.capacity();
+        client.borrow_mut().buffers_mem = rbuf.capacity() + out.capacity() + unsent.capacity();
         // PSYNC / SYNC: from here on the connection feeds a replica.
         let handoff = client.borrow_mut().handoff.take();
         if let Some(how) = handoff {
+            write_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
             crate::replication::master::serve(stream, shards, client, how).await;
             return Ok(None);
         }
         if let (Some(shard), n) = affinity {
             if n >= MOVE_AFTER {
                 affinity = (None, 0);
-                if let Some(m) = moving(stream, shards, client, &rbuf, shard) {
+                if let Some(m) = moving(stream, shards, client, &rbuf, &unsent, shard) {
                     return Ok(Some(m));
                 }
             }
@@ -533,9 +602,11 @@ fn moving(
     shards: &Shards,
     client: &ClientRef,
     rbuf: &BytesMut,
+    unsent: &BytesMut,
     to: usize,
 ) -> Option<Move> {
-    if !rbuf.is_empty() || shards.server.shutting_down.load(Ordering::Relaxed) {
+    if !rbuf.is_empty() || !unsent.is_empty() || shards.server.shutting_down.load(Ordering::Relaxed)
+    {
         return None;
     }
     let state = client.borrow().moving()?;
@@ -552,30 +623,113 @@ fn over_limit() -> std::io::Error {
     std::io::Error::other("client is over its output buffer limit")
 }
 
-/// Write a read's replies (and the messages placed among them): first check them
-/// against the output buffer limit, as Redis does when it adds replies to its buffer;
-/// then, once the AOF has what they show (`lanes`: the shards whose data they may
-/// show), write them whole.
-async fn write_replies(
+/// Clear a read's replies (and the messages placed among them) to go and write what
+/// the socket takes of them now: first check them against the output buffer limit, as
+/// Redis does when it adds replies to its buffer; then, once the AOF has what they
+/// show (`lanes`: the shards whose data they may show), write them behind the replies
+/// still waiting. What the socket does not take waits in `unsent` (see `next_event`).
+async fn send_replies(
     stream: &mut TcpStream,
     shards: &Shards,
     pushes: &Pushes,
     out: &mut BytesMut,
+    unsent: &mut BytesMut,
     lanes: Lanes,
 ) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    pushes.set_unwritten(out.len());
+    pushes.set_unwritten(unsent.len() + out.len());
     if pushes.enforce_limit(OverLimit::Scheduled) {
         return Err(over_limit());
     }
     logged(shards, lanes).await;
     shards.local.borrow_mut().stats.wrote(out.len());
-    let written = write_out(stream, pushes, out).await;
-    pushes.set_unwritten(0);
+    let taken = if unsent.is_empty() {
+        write_now(stream, out).await?
+    } else {
+        0
+    };
+    unsent.extend_from_slice(&out[taken..]);
     out.clear();
+    pushes.set_unwritten(unsent.len());
+    Ok(())
+}
+
+/// [`send_replies`], then wait until the socket took every reply: before the
+/// connection blocks, pauses, closes or changes hands, what it answered must be out.
+async fn write_replies(
+    stream: &mut TcpStream,
+    shards: &Shards,
+    pushes: &Pushes,
+    out: &mut BytesMut,
+    unsent: &mut BytesMut,
+    lanes: Lanes,
+) -> std::io::Result<()> {
+    send_replies(stream, shards, pushes, out, unsent, lanes).await?;
+    if unsent.is_empty() {
+        return Ok(());
+    }
+    let written = write_out(stream, pushes, unsent).await;
+    pushes.set_unwritten(0);
+    *unsent = BytesMut::new();
     written
+}
+
+/// Write what the socket takes of `buf` without waiting; how much it took.
+async fn write_now(stream: &mut TcpStream, buf: &[u8]) -> std::io::Result<usize> {
+    let mut at = 0;
+    std::future::poll_fn(|cx| loop {
+        if at == buf.len() {
+            return Poll::Ready(Ok(at));
+        }
+        match stream.poll_write(cx, &buf[at..]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => at += n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Ready(Ok(at)),
+        }
+    })
+    .await
+}
+
+/// Write what the socket takes of the replies waiting in `unsent`: ready once it took
+/// some (all, or as much as it would) or the client is over its output buffer limit
+/// (the mark wakes this wait while the socket is full).
+fn poll_write_unsent(
+    stream: &mut TcpStream,
+    cx: &mut std::task::Context<'_>,
+    pushes: &Pushes,
+    unsent: &mut BytesMut,
+) -> Poll<std::io::Result<()>> {
+    let mut took = false;
+    loop {
+        if pushes.over_limit().is_some() {
+            return Poll::Ready(Err(over_limit()));
+        }
+        if unsent.is_empty() {
+            // Its capacity goes with it: a client that fell behind once keeps nothing.
+            *unsent = BytesMut::new();
+            return Poll::Ready(Ok(()));
+        }
+        match stream.poll_write(cx, unsent) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => {
+                bytes::Buf::advance(unsent, n);
+                pushes.set_unwritten(unsent.len());
+                took = true;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {
+                pushes.register(cx.waker());
+                return if took {
+                    Poll::Ready(Ok(()))
+                } else {
+                    Poll::Pending
+                };
+            }
+        }
+    }
 }
 
 /// Wait until what the shards of `lanes` did so far is in the log (on disk with
