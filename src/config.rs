@@ -44,6 +44,9 @@ pub enum Kind {
     MemOrPercent,
     /// One of the names, case-insensitively.
     Enum(&'static [&'static str]),
+    /// `shutdown-on-sigint` / `shutdown-on-sigterm`: `default`, or any of
+    /// `save nosave now force` (Redis's multi-argument enum).
+    SignalShutdown,
     /// Any string.
     Str,
     /// An octal integer (`unixsocketperm`).
@@ -220,18 +223,8 @@ pub static OPTIONS: &[OptDef] = &[
         0,
     ),
     opt("oom-score-adj-values", OomValues, "0 200 800", 0),
-    opt(
-        "shutdown-on-sigint",
-        Enum(&["default", "save", "nosave", "now", "force"]),
-        "default",
-        0,
-    ),
-    opt(
-        "shutdown-on-sigterm",
-        Enum(&["default", "save", "nosave", "now", "force"]),
-        "default",
-        0,
-    ),
+    opt("shutdown-on-sigint", SignalShutdown, "default", 0),
+    opt("shutdown-on-sigterm", SignalShutdown, "default", 0),
     opt("shutdown-timeout", Int(0, INT), "10", 0),
     // Snapshotting.
     opt("save", Save, "3600 1 300 100 60 10000", 0),
@@ -1050,6 +1043,34 @@ fn normalize(def: &OptDef, value: &str, current: &str) -> Result<String, String>
                     names.join(", ")
                 )
             }),
+        SignalShutdown => {
+            const NAMES: [&str; 5] = ["default", "save", "nosave", "now", "force"];
+            let mut set = [false; 5];
+            let words: Vec<&str> = value.split_whitespace().collect();
+            for w in words.iter().chain(words.is_empty().then_some(&"")) {
+                match NAMES.iter().position(|n| n.eq_ignore_ascii_case(w)) {
+                    Some(i) => set[i] = true,
+                    None => {
+                        return Err(format!(
+                            "argument(s) must be one of the following: {}",
+                            NAMES.join(", ")
+                        ))
+                    }
+                }
+            }
+            if set[1] && set[2] {
+                return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+            }
+            let on: Vec<&str> = (1..NAMES.len())
+                .filter(|&i| set[i])
+                .map(|i| NAMES[i])
+                .collect();
+            Ok(if on.is_empty() {
+                "default".into()
+            } else {
+                on.join(" ")
+            })
+        }
         Str => Ok(value.to_string()),
         Octal => {
             if !value.is_empty() && value.bytes().all(|c| (b'0'..=b'7').contains(&c)) {

@@ -13,11 +13,12 @@
 
 use crate::config::ConfigHandle;
 use crate::log::log;
+use crate::persistence::shutdown::Flags;
 use crate::persistence::{self, aof, load, save, Persistence};
 use crate::replication;
 use crate::runtime::{self, ServerInfo, Shards};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Start the server and block until it exits (SHUTDOWN or a signal ends the process).
@@ -36,13 +37,13 @@ pub fn run(config: ConfigHandle) -> Result<(), String> {
         save::rdb_path(&cfg).exists()
     };
     server.loading.store(to_load, Ordering::SeqCst);
-    let (shutdown_tx, shutdown_rx) = flume::bounded::<()>(1);
+    let (shutdown_tx, shutdown_rx) = flume::bounded::<i32>(1);
     install_signal_handlers(shutdown_tx);
     runtime::run(server, move |shards| start_shard(shards, &shutdown_rx))
 }
 
 /// A shard's persistence tasks, started on its thread before it accepts connections.
-fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
+fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<i32>) {
     if crate::sentinel::enabled() {
         start_sentinel(shards, shutdown_rx);
         return;
@@ -52,13 +53,7 @@ fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
         let shutdown_rx = shutdown_rx.clone();
         runtime::backend::spawn(async move {
             load::at_start(&shards).await;
-            let on_signal = shards.clone();
-            runtime::backend::spawn(async move {
-                if shutdown_rx.recv_async().await.is_ok() {
-                    persistence::shutdown(&on_signal, None).await;
-                }
-            })
-            .detach();
+            runtime::backend::spawn(on_signals(shards.clone(), shutdown_rx)).detach();
             runtime::backend::spawn(aof::auto_rewrite(shards.clone())).detach();
             if crate::cluster::enabled() {
                 runtime::backend::spawn(crate::cluster::run(shards.clone())).detach();
@@ -82,22 +77,42 @@ fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
 }
 
 /// Sentinel mode: no data set to load or save; core 0 runs the Sentinel.
-fn start_sentinel(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<()>) {
+fn start_sentinel(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<i32>) {
     if shards.local_id != 0 {
         return;
     }
-    let shutdown_rx = shutdown_rx.clone();
-    let on_signal = shards.clone();
-    runtime::backend::spawn(async move {
-        if shutdown_rx.recv_async().await.is_ok() {
-            persistence::shutdown(&on_signal, None).await;
-        }
-    })
-    .detach();
+    runtime::backend::spawn(on_signals(shards.clone(), shutdown_rx.clone())).detach();
     runtime::backend::spawn(crate::sentinel::run(shards)).detach();
 }
 
-fn install_signal_handlers(shutdown: flume::Sender<()>) {
+/// A shutdown was asked for by a signal and has not been cancelled (Redis's
+/// `shutdown_asap`): a second SIGINT then exits at once.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// Shut down on each signal the handler thread passes on, with the flags of
+/// `shutdown-on-sigint` / `shutdown-on-sigterm`; a shutdown that fails or is aborted
+/// leaves the server running, waiting for the next.
+async fn on_signals(shards: Rc<Shards>, signals: flume::Receiver<i32>) {
+    use signal_hook::consts::SIGINT;
+    while let Ok(sig) = signals.recv_async().await {
+        let option = if sig == SIGINT {
+            "shutdown-on-sigint"
+        } else {
+            "shutdown-on-sigterm"
+        };
+        let value = shards
+            .local
+            .borrow()
+            .config
+            .get(option)
+            .unwrap_or_default()
+            .to_owned();
+        persistence::shutdown(&shards, Flags::from_config(&value)).await;
+        SIGNALLED.store(false, Ordering::SeqCst);
+    }
+}
+
+fn install_signal_handlers(shutdown: flume::Sender<i32>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
         log("cannot install signal handlers");
@@ -106,10 +121,17 @@ fn install_signal_handlers(shutdown: flume::Sender<()>) {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if SIGNALLED.load(Ordering::SeqCst) && sig == SIGINT {
+                    // Ctrl+C twice: the user wants out now, without saving or waiting.
+                    crate::log::warning("You insist... exiting now.");
+                    std::process::exit(1);
+                }
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                log(&format!("Received {name} scheduling shutdown..."));
-                let _ = shutdown.send(());
+                crate::log::warning(&format!("Received {name} scheduling shutdown..."));
+                if !SIGNALLED.swap(true, Ordering::SeqCst) {
+                    let _ = shutdown.send(sig);
+                }
             }
         })
         .ok();

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{assert_in_sync, follow, info_field, show, Frame, RawConn, Server};
+use common::{assert_in_sync, follow, info_field, show, wait_until, Frame, RawConn, Server};
 use std::time::Duration;
 
 fn shardis(threads: usize, extra: &[&str]) -> Server {
@@ -839,5 +839,117 @@ fn a_slow_replica_s_buffer_is_not_counted_for_eviction() {
         w.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
         signal("-CONT");
         assert_in_sync(&master, &replica);
+    }
+}
+
+/// SHUTDOWN on a master with a replica behind waits for it (Redis 7.0's
+/// `shutdown-timeout`), pausing writes meanwhile; SHUTDOWN ABORT cancels the wait (the
+/// waiting SHUTDOWN gets an error, the paused write runs); once the replica
+/// acknowledges everything the master exits with the replica holding every write;
+/// past the timeout it exits anyway and logs the lagging replica. A redis-server
+/// master goes through the same steps.
+#[test]
+fn shutdown_waits_for_lagging_replicas_and_can_be_aborted() {
+    for shardis_master in [true, false] {
+        for replica_resumes in [true, false] {
+            let (mut master, replica) = master_and_replica(shardis_master);
+            let name = if shardis_master { "shardis" } else { "redis" };
+            follow(&replica, &master);
+            let mut c = master.raw();
+            assert_eq!(show(&c.cmd(&["SET", "a", "1"])), "+OK");
+            assert_in_sync(&master, &replica);
+            c.cmd(&["CONFIG", "SET", "shutdown-timeout", "60"]);
+            signal(&replica, "-STOP");
+            assert_eq!(show(&c.cmd(&["SET", "b", "2"])), "+OK");
+
+            // A SHUTDOWN waits for the stopped replica; writes wait too.
+            let mut shutting = master.raw();
+            shutting.send_cmd(&[b"SHUTDOWN"]);
+            assert!(
+                wait_until(Duration::from_secs(10), || !info_field(
+                    &mut c,
+                    "shutdown_in_milliseconds"
+                )
+                .is_empty()),
+                "{name}: no shutdown_in_milliseconds in INFO"
+            );
+            let mut writer = master.raw();
+            let writer_id = show(&writer.cmd(&["CLIENT", "ID"]));
+            writer.send_cmd(&[b"SET", b"c", b"3"]);
+            let id = writer_id.trim_start_matches(':').to_string();
+            assert!(
+                wait_until(Duration::from_secs(10), || {
+                    let line = show(&c.cmd(&["CLIENT", "LIST", "ID", &id]));
+                    common::client_field(&line, "flags") == "b"
+                }),
+                "{name}: the write was not held"
+            );
+            assert_eq!(show(&c.cmd(&["SHUTDOWN", "ABORT"])), "+OK", "{name}");
+            assert_eq!(
+                show(&shutting.read_frame()),
+                "-ERR Errors trying to SHUTDOWN. Check logs.",
+                "{name}"
+            );
+            assert_eq!(show(&writer.read_frame()), "+OK", "{name}");
+            assert_eq!(
+                show(&c.cmd(&["SHUTDOWN", "ABORT"])),
+                "-ERR No shutdown in progress.",
+                "{name}"
+            );
+            assert_eq!(info_field(&mut c, "shutdown_in_milliseconds"), "", "{name}");
+
+            // Shut down for good: the replica comes back, or the timeout passes.
+            if !replica_resumes {
+                c.cmd(&["CONFIG", "SET", "shutdown-timeout", "1"]);
+            }
+            // A new connection: redis-server 7.0.15 fails an assertion (networking.c
+            // 'c->argc == 0') on the next command of a client whose SHUTDOWN was
+            // aborted.
+            let mut shutting = master.raw();
+            shutting.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+            assert!(
+                wait_until(Duration::from_secs(10), || !info_field(
+                    &mut c,
+                    "shutdown_in_milliseconds"
+                )
+                .is_empty()),
+                "{name}: the second SHUTDOWN does not wait"
+            );
+            if replica_resumes {
+                signal(&replica, "-CONT");
+            }
+            assert!(
+                master.wait_exit(Duration::from_secs(70)).is_some(),
+                "{name}: the master did not exit"
+            );
+            let log = master.log_text();
+            let line = |prefix: &str| {
+                log.lines()
+                    .find_map(|l| l.split_once(prefix).map(|(_, rest)| rest.to_string()))
+            };
+            if replica_resumes {
+                assert_eq!(
+                    line("1 of 1 replicas").as_deref(),
+                    Some(" are in sync when shutting down."),
+                    "{name}: {log}"
+                );
+                let mut r = replica.raw();
+                for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+                    assert_eq!(show(&r.cmd(&["GET", k])), format!("${v:?}"), "{name} {k}");
+                }
+            } else {
+                let lagging = line("Lagging replica 127.0.0.1:").unwrap_or_default();
+                assert!(
+                    lagging.contains(" behind master, lag=")
+                        && lagging.ends_with(", state=online."),
+                    "{name}: {log}"
+                );
+                assert!(
+                    log.contains("0 of 1 replicas are in sync when shutting down."),
+                    "{name}"
+                );
+                signal(&replica, "-CONT");
+            }
+        }
     }
 }

@@ -310,6 +310,8 @@ pub const INVALID_COMMAND_ARGUMENTS: &str = "ERR Invalid arguments specified for
 pub const INVALID_COMMAND_ARITY: &str = "ERR Invalid number of arguments specified for command";
 pub const NO_SHUTDOWN: &str = "ERR No shutdown in progress.";
 pub const SHUTDOWN_FAILED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
+pub const SHUTDOWN_DENY_BLOCKING: &str =
+    "ERR SHUTDOWN without NOW or ABORT isn't allowed for DENY BLOCKING client";
 pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 pub const MODULE_NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";

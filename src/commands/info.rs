@@ -216,6 +216,7 @@ pub fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxF
                 .map(|c| c.load(Ordering::Relaxed)),
             repl_bytes: [&r.repl_input_bytes, &r.repl_output_bytes]
                 .map(|c| c.load(Ordering::Relaxed)),
+            shutdown_in_ms: crate::persistence::of(&s.server).shutdown.waiting_ms(),
         };
         let text = render(&wanted, &s.server.config.current(), &facts, &snaps);
         Reply::Verbatim("txt", Bytes::from(text))
@@ -268,6 +269,8 @@ pub struct ServerFacts {
     pub syncs: [u64; 3],
     /// INFO stats' total_net_repl_input_bytes, total_net_repl_output_bytes.
     pub repl_bytes: [u64; 2],
+    /// While a shutdown waits for replicas: the milliseconds left.
+    pub shutdown_in_ms: Option<i64>,
 }
 
 /// Format the requested sections, Redis's layout: `# Name` headers, `field:value`
@@ -465,6 +468,9 @@ fn server(w: &mut Section, cfg: &Config, f: &ServerFacts) {
     w.field("executable", &f.executable);
     w.field("config_file", cfg.config_file.as_deref().unwrap_or(""));
     w.field("io_threads_active", 0);
+    if let Some(ms) = f.shutdown_in_ms {
+        w.field("shutdown_in_milliseconds", ms);
+    }
 }
 
 /// Redis's `bytesToHuman`.
@@ -879,6 +885,7 @@ mod tests {
             ],
             syncs: [0; 3],
             repl_bytes: [0; 2],
+            shutdown_in_ms: None,
         }
     }
 

@@ -455,36 +455,49 @@ fn time(_c: &mut Client, _argv: &[Bytes]) -> Reply {
     ])
 }
 
-fn shutdown<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: see `persistence::shutdown`.
+fn shutdown<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
-        let (mut nosave, mut save, mut abort) = (false, false, false);
+        use crate::persistence::shutdown::{self, Flags};
+        let (mut flags, mut abort) = (Flags::default(), false);
+        let (mut nosave, mut save) = (false, false);
         for a in &argv[1..] {
             if args::eq(a, "nosave") {
                 nosave = true;
             } else if args::eq(a, "save") {
                 save = true;
-            } else if args::eq(a, "now") || args::eq(a, "force") {
+            } else if args::eq(a, "now") {
+                flags.now = true;
+            } else if args::eq(a, "force") {
+                flags.force = true;
             } else if args::eq(a, "abort") {
                 abort = true;
             } else {
                 return errors::syntax();
             }
         }
-        if (nosave && save) || (abort && argv.len() > 2) {
+        let any_flag = nosave || save || flags.now || flags.force;
+        if (nosave && save) || (abort && any_flag) {
             return errors::syntax();
         }
         if abort {
-            return Reply::err(errors::NO_SHUTDOWN);
+            return if shutdown::abort(s).await {
+                Reply::ok()
+            } else {
+                Reply::err(errors::NO_SHUTDOWN)
+            };
         }
-        let save = if save {
+        if !flags.now && c.borrow().deny_blocking {
+            return Reply::err(errors::SHUTDOWN_DENY_BLOCKING);
+        }
+        flags.save = if save {
             Some(true)
         } else if nosave {
             Some(false)
         } else {
             None
         };
-        crate::persistence::shutdown(s, save).await;
-        Reply::err(errors::SHUTDOWN_FAILED)
+        Reply::err(crate::persistence::shutdown(s, flags).await)
     })
 }
 

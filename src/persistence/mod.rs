@@ -35,16 +35,16 @@ pub mod digest;
 pub mod load;
 pub mod rdb;
 pub mod save;
+pub mod shutdown;
 pub mod snapshot;
 
+pub use shutdown::shutdown;
+
 use crate::config::Config;
-use crate::log::log;
 use crate::protocol::Reply;
 use crate::runtime::durability::{Durability, Lanes, Wait};
 use crate::runtime::hop::ServerInfo;
-use crate::runtime::Shards;
 use crate::shard::Shard;
-use std::sync::atomic::Ordering;
 
 /// Process-wide persistence state, installed in `ServerInfo` at start as its
 /// [`Durability`].
@@ -54,6 +54,8 @@ pub struct Persistence {
     pub save: save::Status,
     /// The AOF: the manifest, the shards' streams, rewrites.
     pub aof: aof::Global,
+    /// A shutdown waiting for replicas.
+    pub shutdown: shutdown::State,
 }
 
 /// `server`'s persistence state.
@@ -83,20 +85,4 @@ impl Durability for Persistence {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
-}
-
-/// Stop the server: save the RDB file first when `save` says so (None: when save
-/// points are configured, as Redis), and flush the AOF. Returns only if the save
-/// failed (SHUTDOWN then replies with an error and the server keeps running).
-pub async fn shutdown(shards: &Shards, save: Option<bool>) -> String {
-    shards.server.shutting_down.store(true, Ordering::SeqCst);
-    log("User requested shutdown...");
-    if let Err(e) = save::save_for_shutdown(shards, save).await {
-        log(&format!("Error trying to save the DB, can't exit: {e}"));
-        shards.server.shutting_down.store(false, Ordering::SeqCst);
-        return e;
-    }
-    aof::stop(&shards.server);
-    log("Shardis is now ready to exit, bye bye...");
-    crate::runtime::backend::exit(0)
 }

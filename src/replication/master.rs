@@ -7,7 +7,7 @@
 //! instead of reading commands. `serve` sends the RDB (a full sync), then the stream,
 //! and reads the replica's REPLCONF ACKs, until either side closes.
 
-use super::stream::ReaderState;
+use super::stream::{ReaderState, Stream};
 use crate::client::ClientRef;
 use crate::commands::errors;
 use crate::log::log;
@@ -18,7 +18,7 @@ use crate::persistence::snapshot;
 use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::backend::{self, TcpStream};
 use crate::runtime::transaction::{FirstStep, Tx};
-use crate::runtime::Shards;
+use crate::runtime::{ServerInfo, Shards};
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
 use std::io::Write;
@@ -643,16 +643,10 @@ pub async fn wait(
             }
             if !asked {
                 // Ask the replicas for their offsets now (Redis: REPLCONF GETACK *).
-                if s.readers.iter().any(|r| r.state == ReaderState::Online) {
-                    let mut getack = Vec::new();
-                    super::stream::encode(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
-                    s.append(&getack);
-                }
+                ask_for_acks(&mut s);
                 asked = true;
             }
-            let (tx, rx) = flume::bounded(1);
-            s.ack_waiters.push(tx);
-            (n, rx)
+            (n, ack_receiver(&mut s))
         };
         let left = match deadline {
             Some(d) => {
@@ -681,6 +675,67 @@ pub async fn wait(
             }
         }
     }
+}
+
+/// True if every replica (not an rdb-only reader) has acknowledged every write made
+/// so far: a shutdown need not wait for them.
+pub fn all_acked(server: &ServerInfo) -> bool {
+    let s = super::of(server).lock();
+    s.readers
+        .iter()
+        .filter(|r| !r.rdb_only)
+        .all(|r| r.state == ReaderState::Online && r.ack >= s.data_end)
+}
+
+/// Ask the replicas for their offsets now (`REPLCONF GETACK *` down the stream).
+pub fn request_acks(server: &ServerInfo) {
+    ask_for_acks(&mut super::of(server).lock());
+}
+
+fn ask_for_acks(s: &mut Stream) {
+    if s.readers.iter().any(|r| r.state == ReaderState::Online) {
+        let mut getack = Vec::new();
+        super::stream::encode(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
+        s.append(&getack);
+    }
+}
+
+/// Ready when the next REPLCONF ACK comes from any replica.
+pub fn next_ack(server: &ServerInfo) -> flume::Receiver<()> {
+    ack_receiver(&mut super::of(server).lock())
+}
+
+fn ack_receiver(s: &mut Stream) -> flume::Receiver<()> {
+    let (tx, rx) = flume::bounded(1);
+    s.ack_waiters.push(tx);
+    rx
+}
+
+/// How many replicas there are, and Redis's log line for each that has not
+/// acknowledged every write made so far (what a shutdown reports before it exits).
+pub fn lagging_replicas(server: &ServerInfo) -> (usize, Vec<String>) {
+    let s = super::of(server).lock();
+    let now = crate::clock::now_ms();
+    let replicas: Vec<_> = s.readers.iter().filter(|r| !r.rdb_only).collect();
+    let lagging = replicas
+        .iter()
+        .filter(|r| r.state != ReaderState::Online || r.ack < s.data_end)
+        .map(|r| {
+            let lag = if r.state == ReaderState::Online {
+                now.saturating_sub(r.ack_ms) / 1000
+            } else {
+                0
+            };
+            format!(
+                "Lagging replica {}:{} reported offset {} behind master, lag={lag}, state={}.",
+                r.ip,
+                r.port,
+                s.end.saturating_sub(r.ack),
+                r.state.name()
+            )
+        })
+        .collect();
+    (replicas.len(), lagging)
 }
 
 /// The replication cron of a master, once a second: a PING down the stream every
