@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{await_blocked, encode_request, wait_until, Frame, RawConn, Server};
+use common::{await_blocked, encode_request, show, wait_until, Frame, RawConn, Server};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -1722,4 +1722,67 @@ fn debug_object_describes_values_as_redis() {
         s.cmd(&["DEBUG", "OBJECT", "nokey"]),
         r.cmd(&["DEBUG", "OBJECT", "nokey"])
     );
+}
+
+/// DEBUG POPULATE: the same keys, values, encodings and errors as Redis's, existing
+/// keys left alone, over every shard, and the `new` keyspace event per key.
+#[test]
+fn debug_populate_matches_redis() {
+    let debug = ["--enable-debug-command", "yes"];
+    let (shardis, redis) = (Server::shardis_with(2, &debug), Server::redis_with(&debug));
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    let nul_prefix = "a\0b";
+    let long_prefix = "p".repeat(200);
+    for argv in [
+        &["SET", "key:0", "mine"][..],
+        &["DEBUG", "POPULATE", "200000"],
+        &["DBSIZE"],
+        &["GET", "key:0"],
+        &["GET", "key:199999"],
+        &["OBJECT", "ENCODING", "key:3"],
+        &["DEBUG", "POPULATE", "5", "foo", "3"],
+        &["GET", "foo:4"],
+        &["DEBUG", "POPULATE", "3", "bar", "12"],
+        &["GET", "bar:2"],
+        &["DEBUG", "POPULATE", "3", "big", "100"],
+        &["OBJECT", "ENCODING", "big:1"],
+        &["STRLEN", "big:1"],
+        &["DEBUG", "POPULATE", "2", nul_prefix],
+        &["EXISTS", "a:0", "a:1", "a:2"],
+        &["DEBUG", "POPULATE", "1", &long_prefix],
+        &["STRLEN", &format!("{}:0", &long_prefix[..125])],
+        &["DEBUG", "POPULATE", "0"],
+        &["DEBUG", "POPULATE", "-1"],
+        &["DEBUG", "POPULATE", "abc"],
+        &["DEBUG", "POPULATE", "1", "x", "-5"],
+        &["DEBUG", "POPULATE", "1", "x", "y"],
+        &["DEBUG", "POPULATE", "1", "2", "3", "4"],
+        &["DEBUG", "POPULATE"],
+        &["DBSIZE"],
+    ] {
+        assert_eq!(s.cmd(argv), r.cmd(argv), "{argv:?}");
+    }
+    // Each key it creates raises `new`; keys that existed raise nothing.
+    for server in [&shardis, &redis] {
+        let mut c = server.raw();
+        c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEn"]);
+        let mut sub = server.raw();
+        sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:new"]);
+        assert_eq!(
+            c.cmd(&["DEBUG", "POPULATE", "3", "ev"]),
+            Frame::Simple("OK".into())
+        );
+        assert_eq!(
+            c.cmd(&["DEBUG", "POPULATE", "4", "ev"]),
+            Frame::Simple("OK".into())
+        );
+        let mut keys: Vec<String> = (0..4)
+            .map(|_| match sub.read_frame() {
+                Frame::Array(m) => show(&m[3]),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["$\"ev:0\"", "$\"ev:1\"", "$\"ev:2\"", "$\"ev:3\""]);
+    }
 }

@@ -72,6 +72,7 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 s.on(s.shard_of(&key), move |shard| object(shard, db, &key))
                     .await
             }
+            ("populate", 3..=5) => populate(c, s, &argv[2..]).await,
             ("digest", 2) => crate::persistence::digest::debug_digest(s).await,
             ("digest-value", _) => {
                 let db = c.borrow().db;
@@ -96,6 +97,11 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                     "    Output a hex signature of the values of all the specified keys.",
                     "OBJECT <key>",
                     "    Show low level info about the key and associated value.",
+                    "POPULATE <count> [<prefix>] [<size>]",
+                    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+                    "    it is used instead of the 'key' prefix. These are not propagated to",
+                    "    replicas. Cluster slots are not respected so keys not belonging to the",
+                    "    current node can be created in cluster mode.",
                     "RELOAD [option ...]",
                     "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
                     "    * MERGE: Merge the content of the RDB instead of flushing the current dataset.",
@@ -110,6 +116,81 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
             _ => errors::debug_unknown_subcommand(&String::from_utf8_lossy(&argv[1])),
         }
     })
+}
+
+/// A non-negative integer, or Redis's error (`getPositiveLongFromObjectOrReply`, whose
+/// one message covers what does not parse too).
+fn non_negative(arg: &[u8]) -> Result<u64, Reply> {
+    match args::int(arg) {
+        Ok(n) if n >= 0 => Ok(n as u64),
+        _ => Err(Reply::err(errors::NOT_POSITIVE)),
+    }
+}
+
+/// Keys DEBUG POPULATE creates per round of jobs: a large count never holds a shard
+/// for long, nor the keys' names all at once in memory.
+const POPULATE_BATCH: u64 = 64 * 1024;
+
+/// DEBUG POPULATE count [prefix] [size] (`args`), as Redis's debug.c: string keys
+/// `prefix:N` (prefix `key`; the name cut to 127 bytes, the prefix at a NUL byte, as
+/// its C buffer does) holding `value:N`, cut or padded with zero bytes to `size` when
+/// given and not 0; keys that exist are left alone. Like Redis it propagates nothing
+/// and counts no change for the save points; each key raises the `new` keyspace event,
+/// and WATCH and client-side caching see it change. Unlike Redis (which blocks while it runs), other clients' commands may run
+/// between batches.
+async fn populate(c: &ClientRef, s: &Shards, args: &[Bytes]) -> Reply {
+    let count = match non_negative(&args[0]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let size = match args.get(2).map(|a| non_negative(a)) {
+        Some(Err(e)) => return e,
+        Some(Ok(n)) => n as usize,
+        None => 0,
+    };
+    let prefix = args.get(1).map_or(&b"key"[..], |p| &p[..]);
+    let prefix = &prefix[..prefix.iter().position(|&b| b == 0).unwrap_or(prefix.len())];
+    let (db, writer) = {
+        let c = c.borrow();
+        (c.db, c.id)
+    };
+    let mut from = 0;
+    while from < count {
+        let to = count.min(from + POPULATE_BATCH);
+        let keys = (from..to).map(|j| {
+            let mut key = prefix.to_vec();
+            key.push(b':');
+            key.extend_from_slice(j.to_string().as_bytes());
+            key.truncate(127);
+            (Bytes::from(key), j)
+        });
+        for (shard, batch) in s.group_by_shard(keys, |(k, _)| &k[..]) {
+            s.on(shard, move |sh: &mut crate::shard::Shard| {
+                let now = crate::clock::now_ms();
+                let mut added = Vec::new();
+                for (key, j) in batch {
+                    if sh.dbs[db].contains(&key, now) {
+                        continue;
+                    }
+                    let mut value = format!("value:{j}").into_bytes();
+                    if size != 0 {
+                        value.resize(size, 0);
+                    }
+                    let value = crate::storage::value::StrValue::from_bytes(&value);
+                    let dirty = sh.dbs[db].dirty;
+                    sh.dbs[db].set(&key, crate::storage::value::Value::Str(value), false);
+                    sh.dbs[db].dirty = dirty;
+                    sh.watches.touch(db, &key);
+                    added.push(key);
+                }
+                crate::tracking::invalidate(&added, writer);
+                crate::runtime::pubsub::publish_events(crate::notify::take());
+            })
+            .await;
+        }
+        from = to;
+    }
+    Reply::ok()
 }
 
 /// DEBUG OBJECT: Redis's line about a key's value: where it lives, its encoding, the
