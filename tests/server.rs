@@ -1786,3 +1786,51 @@ fn debug_populate_matches_redis() {
         assert_eq!(keys, ["$\"ev:0\"", "$\"ev:1\"", "$\"ev:2\"", "$\"ev:3\""]);
     }
 }
+
+/// What counts as a change for the save points (`rdb_changes_since_last_save`) as
+/// Redis counts it: a value stored with its TTL is one change, setting a TTL alone
+/// is one.
+#[test]
+fn changes_since_last_save_count_as_redis() {
+    let (shardis, redis) = (Server::shardis(2), Server::redis());
+    let changes = |c: &mut RawConn| common::info_field(c, "rdb_changes_since_last_save");
+    let cases: &[&[&[&str]]] = &[
+        &[&["SET", "k", "v", "EX", "100"]],
+        &[&["SETEX", "k", "100", "v"]],
+        &[&["PSETEX", "k", "100000", "v"]],
+        &[
+            &["SET", "k", "v", "EX", "100"],
+            &["SET", "k", "w", "KEEPTTL"],
+        ],
+        &[
+            &["SET", "k", "v"],
+            &["EXPIRE", "k", "100"],
+            &["PEXPIRE", "k", "9000"],
+        ],
+        &[
+            &["SET", "k", "v"],
+            &["GETEX", "k", "EX", "100"],
+            &["GETEX", "k", "PERSIST"],
+        ],
+        &[&["SET", "k", "v", "EX", "100"], &["PERSIST", "k"]],
+        &[&["SET", "k", "v", "EX", "100"], &["COPY", "k", "k2"]],
+        &[
+            &["SET", "k", "v", "EX", "100"],
+            &["SET", "k", "v", "GET", "EX", "50"],
+        ],
+        &[&["SET", "k", "v"], &["EXPIRE", "k", "-1"]],
+    ];
+    for steps in cases {
+        let mut counts = Vec::new();
+        for server in [&shardis, &redis] {
+            let mut c = server.raw();
+            c.cmd(&["FLUSHALL"]);
+            c.cmd(&["SAVE"]);
+            for step in *steps {
+                c.cmd(step);
+            }
+            counts.push(changes(&mut c));
+        }
+        assert_eq!(counts[0], counts[1], "{steps:?}");
+    }
+}

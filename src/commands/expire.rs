@@ -209,6 +209,7 @@ fn expire_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str, base: i64, unit: Un
         ctx.notify(notify::GENERIC, "del", key);
     } else {
         ctx.db().set_expire(key, when as u64);
+        ctx.db().dirty += 1;
         ctx.notify(notify::GENERIC, "expire", key);
     }
     Reply::Int(1)

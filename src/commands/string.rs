@@ -513,6 +513,7 @@ fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             ctx.notify(notify::GENERIC, "del", key);
         } else {
             ctx.db().set_expire(key, at);
+            ctx.db().dirty += 1;
             ctx.notify(notify::GENERIC, "expire", key);
         }
     } else if flags & flag::PERSIST != 0 && ctx.db().persist(key) {

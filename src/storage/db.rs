@@ -357,10 +357,12 @@ impl Db {
         }
     }
 
-    /// Set an absolute deadline; the key must exist.
+    /// Set an absolute deadline; the key must exist. Not counted as a change by
+    /// itself: a command that only sets a deadline (EXPIRE, GETEX) counts one, one
+    /// that stores a value with its deadline (SET EX, RESTORE, COPY) counts the store,
+    /// as Redis's `server.dirty`.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) {
         self.before_write(key);
-        self.dirty += 1;
         match self.expires.get_mut(key) {
             Some(d) => *d = at_ms,
             None => {
