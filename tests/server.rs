@@ -1819,6 +1819,16 @@ fn changes_since_last_save_count_as_redis() {
             &["SET", "k", "v", "GET", "EX", "50"],
         ],
         &[&["SET", "k", "v"], &["EXPIRE", "k", "-1"]],
+        &[
+            &["SET", "{k}a", "v", "EX", "9"],
+            &["SET", "{k}b", "w"],
+            &["RENAME", "{k}a", "{k}b"],
+        ],
+        &[
+            &["SET", "{k}a", "v", "EX", "9"],
+            &["RENAMENX", "{k}a", "{k}c"],
+        ],
+        &[&["SET", "k", "v", "EX", "100"], &["MOVE", "k", "1"]],
     ];
     for steps in cases {
         let mut counts = Vec::new();

@@ -297,6 +297,7 @@ fn rename_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], nx: bool) -> Reply {
         return if nx { Reply::Int(0) } else { Reply::ok() };
     }
     let expire = ctx.db().expire_of(src);
+    let dirty = ctx.db().dirty;
     if ctx.lookup_write(dst).is_some() {
         if nx {
             return Reply::Int(0);
@@ -308,6 +309,8 @@ fn rename_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], nx: bool) -> Reply {
         return Reply::err(errors::NO_SUCH_KEY);
     };
     place(db, dst, entry.value, lru, expire);
+    // One change, as Redis counts a rename (not the delete, removal and store).
+    db.dirty = dirty + 1;
     ctx.notify(notify::GENERIC, "rename_from", src);
     ctx.notify(notify::GENERIC, "rename_to", dst);
     if nx {
@@ -412,6 +415,8 @@ fn move_cmd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let Some(entry) = ctx.db().remove(key) else {
         return Reply::Int(0);
     };
+    // One change, as Redis counts a move: the store, not the removal.
+    ctx.db().dirty -= 1;
     place(&mut ctx.shard.dbs[dst_db], key, entry.value, lru, expire);
     ctx.notify(notify::GENERIC, "move_from", key);
     notify::raise(notify::GENERIC, "move_to", dst_db, key);
