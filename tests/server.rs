@@ -1829,6 +1829,28 @@ fn changes_since_last_save_count_as_redis() {
             &["RENAMENX", "{k}a", "{k}c"],
         ],
         &[&["SET", "k", "v", "EX", "100"], &["MOVE", "k", "1"]],
+        // Keys on the two shards: the rename runs over both.
+        &[
+            &["SET", "k", "v", "EX", "100"],
+            &["SET", "a", "w"],
+            &["RENAME", "k", "a"],
+        ],
+        &[&["HSET", "h", "f", "v", "g", "w"], &["HDEL", "h", "f", "g"]],
+        &[
+            &["SET", "n", "1"],
+            &["INCR", "n"],
+            &["INCRBYFLOAT", "n", "1.5"],
+        ],
+        &[
+            &["SET", "n", "x"],
+            &["INCR", "n"],
+            &["INCRBYFLOAT", "n", "1"],
+        ],
+        &[
+            &["SADD", "s", "a"],
+            &["SMOVE", "s", "{s}x", "a"],
+            &["SPOP", "{s}x"],
+        ],
     ];
     for steps in cases {
         let mut counts = Vec::new();

@@ -265,7 +265,9 @@ fn hdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         ctx.notify(notify::HASH, "hdel", key);
     }
     if emptied {
+        // Redis counts the removed fields, not the deletion.
         ctx.db().delete(key);
+        ctx.db().dirty -= 1;
         ctx.notify(notify::GENERIC, "del", key);
     }
     ctx.db().dirty += deleted;

@@ -607,7 +607,8 @@ fn strlen(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 
 /// Redis's `incrDecrCommand`: add `by` to the integer at `key` (0 if missing).
 fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) -> Reply {
-    let current = match ctx.modify(key) {
+    // Read first, modify (one change) only once the result is known.
+    let current = match ctx.lookup_write(key) {
         None => None,
         Some(e) => match as_str(e) {
             Ok(StrValue::Int(i)) => Some(*i),
@@ -666,7 +667,7 @@ fn decrby(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 /// stored and returned as `%.17Lf` without trailing zeros.
 fn incrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let key = &argv[1][..];
-    let (exists, current) = match ctx.modify(key) {
+    let (exists, current) = match ctx.lookup_write(key) {
         None => (false, Some(LongDouble::ZERO)),
         Some(e) => match as_str(e) {
             Ok(StrValue::Int(i)) => (true, Some(LongDouble::from_i64(*i))),

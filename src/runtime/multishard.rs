@@ -224,6 +224,9 @@ async fn finish_gathered(
             }
         }
     });
+    // The command's own count of changes (its Redis count), given to the shard of its
+    // first write back; the write back itself counts nothing more.
+    let base = scratch.dirty();
     let reply = {
         let Exec::Shard(f) = cmd.exec else {
             unreachable!("gathered commands are Shard commands")
@@ -244,11 +247,18 @@ async fn finish_gathered(
             call::effects(cmd, &mut scratch.dbs[db], db, argv, &reply),
         );
     }
+    let mut changes = scratch.dirty() - base;
     let waiting: Vec<_> = writes
         .into_iter()
         .enumerate()
         .filter(|(_, w)| !w.is_empty())
-        .map(|(sid, w)| shards.send_or_local(sid, move |s: &mut Shard| write_back(s, w, writer)))
+        .map(|(sid, w)| {
+            let counted = std::mem::take(&mut changes);
+            shards.send_or_local(sid, move |s: &mut Shard| {
+                write_back(s, w, writer);
+                s.dbs[db].dirty += counted;
+            })
+        })
         .collect();
     for rx in waiting {
         rx.get().await;
@@ -288,6 +298,7 @@ fn write_back_keys(s: &mut Shard, writes: Gathered) {
     for (dbi, k, new) in writes {
         s.watches.touch(dbi, &k);
         let d = &mut s.dbs[dbi];
+        let dirty = d.dirty;
         match new {
             None => {
                 d.delete(&k);
@@ -299,5 +310,7 @@ fn write_back_keys(s: &mut Shard, writes: Gathered) {
                 }
             }
         }
+        // Counted by the command where it ran (see `finish_gathered`).
+        d.dirty = dirty;
     }
 }
