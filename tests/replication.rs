@@ -953,3 +953,18 @@ fn shutdown_waits_for_lagging_replicas_and_can_be_aborted() {
         }
     }
 }
+
+/// INFO replication's `min_slaves_good_slaves` appears once `min-replicas-to-write` is
+/// set, on a master and on a replica, as redis-server shows it.
+#[test]
+fn good_replicas_show_as_in_redis() {
+    let dead = common::free_port().to_string();
+    for server in [shardis(2, &[]), redis(&[])] {
+        let mut c = server.raw();
+        assert_eq!(info_field(&mut c, "min_slaves_good_slaves"), "");
+        c.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]);
+        assert_eq!(info_field(&mut c, "min_slaves_good_slaves"), "0");
+        c.cmd(&["REPLICAOF", "127.0.0.1", &dead]);
+        assert_eq!(info_field(&mut c, "min_slaves_good_slaves"), "0");
+    }
+}

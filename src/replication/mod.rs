@@ -151,15 +151,20 @@ pub fn propagate_publish(server: &ServerInfo, command: &[u8], channel: &[u8], me
 /// acknowledged within `min-replicas-max-lag` seconds (Redis's `checkGoodReplicasStatus`).
 pub fn too_few_good_replicas(server: &ServerInfo, cfg: &crate::config::Config) -> bool {
     let wanted = cfg.min_replicas_to_write;
-    if wanted <= 0 {
+    if wanted <= 0 || is_replica(server) {
         return false;
     }
+    good_replicas(&of(server).lock(), cfg).is_some_and(|good| (good as i64) < wanted)
+}
+
+/// With `min-replicas-to-write` and `min-replicas-max-lag` both set, the replicas
+/// online that acknowledged within the lag (INFO's `min_slaves_good_slaves`).
+fn good_replicas(s: &stream::Stream, cfg: &crate::config::Config) -> Option<usize> {
     let max_lag = cfg.get_int("min-replicas-max-lag");
-    if max_lag <= 0 || is_replica(server) {
-        return false;
+    if cfg.min_replicas_to_write <= 0 || max_lag <= 0 {
+        return None;
     }
     let now = crate::clock::now_ms();
-    let s = of(server).lock();
     let good = s
         .readers
         .iter()
@@ -169,7 +174,7 @@ pub fn too_few_good_replicas(server: &ServerInfo, cfg: &crate::config::Config) -
                 && now.saturating_sub(r.ack_ms) / 1000 <= max_lag as u64
         })
         .count();
-    (good as i64) < wanted
+    Some(good)
 }
 
 /// At start, the replication id and offset an RDB file was saved at: ours from now on
@@ -272,6 +277,9 @@ pub fn info_fields(server: &ServerInfo) -> Vec<(String, String)> {
     }
     let online: Vec<_> = s.readers.iter().filter(|r| !r.rdb_only).collect();
     put("connected_slaves", online.len().to_string());
+    if let Some(good) = good_replicas(&s, &server.config.current()) {
+        put("min_slaves_good_slaves", good.to_string());
+    }
     for (i, r) in online.iter().enumerate() {
         let lag = (now.saturating_sub(r.ack_ms) / 1000).to_string();
         put(
