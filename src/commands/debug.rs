@@ -177,9 +177,8 @@ async fn populate(c: &ClientRef, s: &Shards, args: &[Bytes]) -> Reply {
                         value.resize(size, 0);
                     }
                     let value = crate::storage::value::StrValue::from_bytes(&value);
-                    let dirty = sh.dbs[db].dirty;
-                    sh.dbs[db].set(&key, crate::storage::value::Value::Str(value), false);
-                    sh.dbs[db].dirty = dirty;
+                    let value = crate::storage::value::Value::Str(value);
+                    sh.dbs[db].uncounted(|d| d.set(&key, value, false));
                     sh.watches.touch(db, &key);
                     added.push(key);
                 }

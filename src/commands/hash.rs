@@ -266,8 +266,7 @@ fn hdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     }
     if emptied {
         // Redis counts the removed fields, not the deletion.
-        ctx.db().delete(key);
-        ctx.db().dirty -= 1;
+        ctx.db().uncounted(|d| d.delete(key));
         ctx.notify(notify::GENERIC, "del", key);
     }
     ctx.db().dirty += deleted;

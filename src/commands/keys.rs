@@ -297,20 +297,19 @@ fn rename_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], nx: bool) -> Reply {
         return if nx { Reply::Int(0) } else { Reply::ok() };
     }
     let expire = ctx.db().expire_of(src);
-    let dirty = ctx.db().dirty;
+    // One change, as Redis counts a rename: the store, not the overwritten
+    // destination's deletion nor the removal.
     if ctx.lookup_write(dst).is_some() {
         if nx {
             return Reply::Int(0);
         }
-        ctx.db().delete(dst);
+        ctx.db().uncounted(|d| d.delete(dst));
     }
     let db = ctx.db();
-    let Some(entry) = db.remove(src) else {
+    let Some(entry) = db.uncounted(|d| d.remove(src)) else {
         return Reply::err(errors::NO_SUCH_KEY);
     };
     place(db, dst, entry.value, lru, expire);
-    // One change, as Redis counts a rename (not the delete, removal and store).
-    db.dirty = dirty + 1;
     ctx.notify(notify::GENERIC, "rename_from", src);
     ctx.notify(notify::GENERIC, "rename_to", dst);
     if nx {
@@ -412,11 +411,10 @@ fn move_cmd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if ctx.shard.dbs[dst_db].lookup(key, now).is_some() {
         return Reply::Int(0);
     }
-    let Some(entry) = ctx.db().remove(key) else {
+    // One change, as Redis counts a move: the store, not the removal.
+    let Some(entry) = ctx.db().uncounted(|d| d.remove(key)) else {
         return Reply::Int(0);
     };
-    // One change, as Redis counts a move: the store, not the removal.
-    ctx.db().dirty -= 1;
     place(&mut ctx.shard.dbs[dst_db], key, entry.value, lru, expire);
     ctx.notify(notify::GENERIC, "move_from", key);
     notify::raise(notify::GENERIC, "move_to", dst_db, key);

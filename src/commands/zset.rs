@@ -429,9 +429,7 @@ fn dirty(ctx: &mut Ctx, n: usize) {
 /// event). Redis counts the removed members, not the deletion, so the deletion's own
 /// dirty count is taken back.
 fn drop_emptied(ctx: &mut Ctx, key: &[u8]) {
-    let db = ctx.db();
-    if db.delete(key) {
-        db.dirty -= 1;
+    if ctx.db().uncounted(|d| d.delete(key)) {
         ctx.notify(notify::GENERIC, "del", key);
     }
 }

@@ -681,10 +681,13 @@ pub async fn wait(
 /// so far: a shutdown need not wait for them.
 pub fn all_acked(server: &ServerInfo) -> bool {
     let s = super::of(server).lock();
-    s.readers
-        .iter()
-        .filter(|r| !r.rdb_only)
-        .all(|r| r.state == ReaderState::Online && r.ack >= s.data_end)
+    !s.readers.iter().any(|r| behind(&s, r))
+}
+
+/// A replica (not an rdb-only reader) that has not acknowledged every write made so
+/// far.
+fn behind(s: &Stream, r: &super::stream::Reader) -> bool {
+    !r.rdb_only && (r.state != ReaderState::Online || r.ack < s.data_end)
 }
 
 /// Ask the replicas for their offsets now (`REPLCONF GETACK *` down the stream).
@@ -716,10 +719,11 @@ fn ack_receiver(s: &mut Stream) -> flume::Receiver<()> {
 pub fn lagging_replicas(server: &ServerInfo) -> (usize, Vec<String>) {
     let s = super::of(server).lock();
     let now = crate::clock::now_ms();
-    let replicas: Vec<_> = s.readers.iter().filter(|r| !r.rdb_only).collect();
-    let lagging = replicas
+    let replicas = s.readers.iter().filter(|r| !r.rdb_only).count();
+    let lagging = s
+        .readers
         .iter()
-        .filter(|r| r.state != ReaderState::Online || r.ack < s.data_end)
+        .filter(|r| behind(&s, r))
         .map(|r| {
             let lag = if r.state == ReaderState::Online {
                 now.saturating_sub(r.ack_ms) / 1000
@@ -735,7 +739,7 @@ pub fn lagging_replicas(server: &ServerInfo) -> (usize, Vec<String>) {
             )
         })
         .collect();
-    (replicas.len(), lagging)
+    (replicas, lagging)
 }
 
 /// The replication cron of a master, once a second: a PING down the stream every

@@ -667,10 +667,13 @@ async fn write_replies(
     lanes: Lanes,
 ) -> std::io::Result<()> {
     send_replies(stream, shards, pushes, out, unsent, lanes).await?;
-    if unsent.is_empty() {
-        return Ok(());
-    }
-    let written = write_out(stream, pushes, unsent).await;
+    let written = std::future::poll_fn(|cx| loop {
+        match poll_write_unsent(stream, cx, pushes, unsent) {
+            Poll::Ready(Ok(())) if !unsent.is_empty() => continue,
+            other => return other,
+        }
+    })
+    .await;
     pushes.set_unwritten(0);
     *unsent = BytesMut::new();
     written
@@ -741,34 +744,6 @@ async fn logged(shards: &Shards, lanes: Lanes) {
     if let Some(wait) = shards.server.durability.durable(lanes, conclusions) {
         wait.await;
     }
-}
-
-/// Write `buf` whole, keeping the client's count of unwritten reply bytes current;
-/// ends with an error as soon as the client is over its output buffer limit (the mark
-/// wakes this write while the socket is full).
-async fn write_out(stream: &mut TcpStream, pushes: &Pushes, buf: &[u8]) -> std::io::Result<()> {
-    let mut at = 0;
-    std::future::poll_fn(|cx| loop {
-        if pushes.over_limit().is_some() {
-            return Poll::Ready(Err(over_limit()));
-        }
-        match stream.poll_write(cx, &buf[at..]) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => {
-                at += n;
-                pushes.set_unwritten(buf.len() - at);
-                if at == buf.len() {
-                    return Poll::Ready(Ok(()));
-                }
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => {
-                pushes.register(cx.waker());
-                return Poll::Pending;
-            }
-        }
-    })
-    .await
 }
 
 /// Write the messages queued for an idle connection, straight from the queue's

@@ -297,9 +297,8 @@ fn write_back(s: &mut Shard, writes: Gathered, writer: u64) {
 fn write_back_keys(s: &mut Shard, writes: Gathered) {
     for (dbi, k, new) in writes {
         s.watches.touch(dbi, &k);
-        let d = &mut s.dbs[dbi];
-        let dirty = d.dirty;
-        match new {
+        // Counted by the command where it ran (see `finish_gathered`).
+        s.dbs[dbi].uncounted(|d| match new {
             None => {
                 d.delete(&k);
             }
@@ -309,8 +308,6 @@ fn write_back_keys(s: &mut Shard, writes: Gathered) {
                     d.set_expire(&k, at);
                 }
             }
-        }
-        // Counted by the command where it ran (see `finish_gathered`).
-        d.dirty = dirty;
+        });
     }
 }

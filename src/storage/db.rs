@@ -357,6 +357,16 @@ impl Db {
         }
     }
 
+    /// Run `f` without counting its changes: a step a command does not count on its own
+    /// (Redis's `dbDelete` / `dbAdd` inside a command that counts what it did as a
+    /// whole, such as RENAME's removal, or an emptied collection's deletion).
+    pub fn uncounted<R>(&mut self, f: impl FnOnce(&mut Db) -> R) -> R {
+        let dirty = self.dirty;
+        let r = f(self);
+        self.dirty = dirty;
+        r
+    }
+
     /// Set an absolute deadline; the key must exist. Not counted as a change by
     /// itself: a command that only sets a deadline (EXPIRE, GETEX) counts one, one
     /// that stores a value with its deadline (SET EX, RESTORE, COPY) counts the store,
