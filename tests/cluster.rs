@@ -653,14 +653,16 @@ fn elections_work_across_redis_server_and_shardis_nodes() {
     let promoted = slot0_owner(viewer).unwrap();
 
     // It comes back from nodes.conf, learns it lost its slots, and replicates from
-    // the redis-server node that took them.
+    // the redis-server node that took them. Only once synced may it be elected: until
+    // then its data's age is unknown, and Redis's rule refuses such a replica.
     let back = Server::shardis_on_port_with(old_port, 1, &cluster_flags(&cport));
     assert!(
         wait_until(Duration::from_secs(30), || {
             let role: Vec<redis::Value> =
                 query_port(back.port, None, &["ROLE"]).unwrap_or_default();
-            role.len() >= 3
+            role.len() >= 4
                 && redis::from_redis_value::<i64>(&role[2]).ok() == Some(promoted as i64)
+                && redis::from_redis_value::<String>(&role[3]).ok().as_deref() == Some("connected")
         }),
         "{}",
         back.log_text()

@@ -968,3 +968,35 @@ fn good_replicas_show_as_in_redis() {
         assert_eq!(info_field(&mut c, "min_slaves_good_slaves"), "0");
     }
 }
+
+/// `master_link_down_since_seconds` is -1 until a link that was up is lost (Redis's
+/// `repl_down_since`, which also ages a replica's data for a cluster failover: one
+/// that never synced must not look fresh), then counts from the loss; a switch to
+/// another unreachable master keeps counting from it.
+#[test]
+fn link_down_since_counts_from_a_lost_link_as_in_redis() {
+    let nobody = common::free_port().to_string();
+    for server in [shardis(2, &[]), redis(&[])] {
+        let mut c = server.raw();
+        c.cmd(&["REPLICAOF", "127.0.0.1", &nobody]);
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(info_field(&mut c, "master_link_down_since_seconds"), "-1");
+        let master = redis(&[]);
+        c.cmd(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+        assert!(wait_until(Duration::from_secs(10), || {
+            info_field(&mut c, "master_link_status") == "up"
+        }));
+        assert_eq!(info_field(&mut c, "master_link_down_since_seconds"), "");
+        drop(master);
+        assert!(wait_until(Duration::from_secs(10), || {
+            info_field(&mut c, "master_link_status") == "down"
+        }));
+        std::thread::sleep(Duration::from_millis(1100));
+        c.cmd(&["REPLICAOF", "127.0.0.1", &nobody]);
+        let since = num(&mut c, "master_link_down_since_seconds");
+        assert!((1..30).contains(&since), "{since}");
+        c.cmd(&["REPLICAOF", "NO", "ONE"]);
+        c.cmd(&["REPLICAOF", "127.0.0.1", &nobody]);
+        assert_eq!(info_field(&mut c, "master_link_down_since_seconds"), "-1");
+    }
+}

@@ -80,6 +80,7 @@ pub async fn promote(shards: &Shards) -> bool {
             st.link_generation.fetch_add(1, Ordering::SeqCst);
             s.role = Role::Master;
             s.link = LinkState::Down;
+            s.down_since_ms = 0;
             s.shift_replid(super::new_replid());
         }
         was
@@ -109,8 +110,14 @@ pub async fn start(shards: &Shards, host: String, port: u16) {
             host: host.clone(),
             port,
         };
+        // Down since the link to the old master was lost, if one was up (Redis's
+        // freeClient of its master); a master, or a replica that never connected,
+        // keeps "never" (0): its data's age is unknown, so a cluster failover
+        // does not elect it before it has synced.
+        if s.link == LinkState::Up {
+            s.down_since_ms = crate::clock::now_ms();
+        }
         s.link = LinkState::Connecting;
-        s.down_since_ms = crate::clock::now_ms();
         let cfg = shards.local.borrow().config.clone();
         // Our replicas follow a new history now: they must ask again (Redis's
         // disconnectSlaves), most likely continuing partially.
@@ -511,6 +518,7 @@ async fn follow(
     {
         let mut s = st.lock();
         s.link = LinkState::Up;
+        s.down_since_ms = 0;
         s.last_io_ms = crate::clock::now_ms();
         // Keep a backlog, as Redis's replicas do: a sibling re-pointed here after a
         // promotion continues from it.
