@@ -43,8 +43,12 @@ pub struct Client {
     pub name: Option<String>,
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
+    /// AUTH / HELLO AUTH succeeded (or no password was needed when it connected).
     pub authenticated: bool,
-    pub user: String,
+    /// Its ACL user, as of `acl_generation` (see `crate::acl`: read again when the
+    /// registry's generation moved on).
+    pub user: std::sync::Arc<crate::acl::User>,
+    pub acl_generation: u64,
     pub reply_mode: ReplyMode,
     pub no_evict: bool,
     /// What this client last counted towards `maxmemory-clients` (see
@@ -90,8 +94,6 @@ pub struct Client {
     pub blocked: Option<(crate::shard::blocking::Ticket, crate::protocol::Reply)>,
     /// Its command is postponed by CLIENT PAUSE (Redis's BLOCKED_POSTPONE).
     pub paused: bool,
-    /// Config values that the client check needs at each command.
-    pub requirepass_set: bool,
     /// What it is subscribed to (Pub/Sub).
     pub pubsub: PubSub,
     /// What the connection has to write: the queue Pub/Sub messages and MONITOR lines
@@ -514,7 +516,7 @@ pub struct Moving {
     lib_name: Option<String>,
     lib_ver: Option<String>,
     authenticated: bool,
-    user: String,
+    user: std::sync::Arc<crate::acl::User>,
     reply_mode: ReplyMode,
     no_evict: bool,
     no_touch: bool,
@@ -523,19 +525,12 @@ pub struct Moving {
     last_interaction_ms: u64,
     last_cmd: String,
     commands: u64,
-    requirepass_set: bool,
 }
 
 impl Client {
-    pub fn new(
-        id: u64,
-        addr: SocketAddr,
-        laddr: SocketAddr,
-        fd: i32,
-        shard: usize,
-        requirepass_set: bool,
-    ) -> Client {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32, shard: usize) -> Client {
         let now = crate::clock::now_ms();
+        let acl = crate::acl::registry();
         Client {
             id,
             addr,
@@ -548,8 +543,11 @@ impl Client {
             name: None,
             lib_name: None,
             lib_ver: None,
-            authenticated: !requirepass_set,
-            user: "default".into(),
+            // Redis's createClient: authenticated when the default user needs no
+            // password (the generation first, so a change meanwhile is seen).
+            acl_generation: acl.generation(),
+            authenticated: !acl.default_needs_auth(),
+            user: acl.default_user(),
             reply_mode: ReplyMode::On,
             no_evict: false,
             evict_mem: 0,
@@ -571,7 +569,6 @@ impl Client {
             watched: Vec::new(),
             blocked: None,
             paused: false,
-            requirepass_set,
             pubsub: PubSub::default(),
             pushes: Rc::new(Pushes::new(2)),
             monitor: false,
@@ -625,13 +622,12 @@ impl Client {
             last_interaction_ms: self.last_interaction_ms,
             last_cmd: self.last_cmd.clone(),
             commands: self.commands,
-            requirepass_set: self.requirepass_set,
         })
     }
 
     /// The client `m` describes, now served by shard `shard`'s core on socket `fd`.
     pub fn arrived(m: Moving, fd: i32, shard: usize) -> Client {
-        let mut c = Client::new(m.id, m.addr, m.laddr, fd, shard, m.requirepass_set);
+        let mut c = Client::new(m.id, m.addr, m.laddr, fd, shard);
         c.db = m.db;
         c.databases = m.databases;
         c.resp = m.resp;
@@ -655,7 +651,7 @@ impl Client {
     /// A client for tests and internal use, on loopback.
     pub fn detached(id: u64) -> Client {
         let a: SocketAddr = "127.0.0.1:0".parse().expect("static address parses");
-        Client::new(id, a, a, -1, 0, false)
+        Client::new(id, a, a, -1, 0)
     }
 
     /// Redis's `argv_len_sum` of a request: its arguments' lengths added up.
@@ -764,7 +760,7 @@ impl Client {
             // Redis waits for the socket to take more ('w') while output is pending.
             if self.pushes.pending() > 0 { "rw" } else { "r" },
             self.last_cmd,
-            self.user,
+            self.user.name,
             self.tracking.as_ref().map_or(-1, |t| t.redirect as i64),
             self.resp,
             self.lib_name.as_deref().unwrap_or(""),

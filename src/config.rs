@@ -1587,13 +1587,18 @@ pub fn load_with_default(args: &[String], default_file: Option<&str>) -> Result<
 /// An option that appears in the file gets its current value on its first line (later
 /// duplicates are dropped); an option that differs from its default and is not in the
 /// file is appended. TOML files are rewritten as TOML, others as redis.conf.
-pub fn rewrite(c: &Config) -> Result<(), String> {
+/// `users` are the ACL users as `user` lines say them (`name rules...`), or `None`
+/// to leave the file's `user` lines as they are (with an ACL file, as Redis).
+pub fn rewrite(c: &Config, users: Option<&[String]>) -> Result<(), String> {
     let Some(path) = &c.config_file else {
         return Err("The server is running without a config file".into());
     };
     let old = std::fs::read_to_string(path).unwrap_or_default();
     let toml = path.ends_with(".toml");
-    let text = rewrite_text(c, &old, toml);
+    let mut text = rewrite_text(c, &old, toml);
+    if let Some(users) = users {
+        text = with_users(&text, toml, users);
+    }
     let tmp = format!("{path}.tmp-{}", std::process::id());
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, path))
@@ -1780,9 +1785,65 @@ fn rewrite_text(c: &Config, old: &str, toml: bool) -> String {
     s
 }
 
+/// `text` with its `user` lines replaced by `users`, where the first one was (or at
+/// the end), as Redis's CONFIG REWRITE writes every ACL user.
+fn with_users(text: &str, toml: bool, users: &[String]) -> String {
+    let is_user = |l: &str| {
+        let t = l.trim_start();
+        if toml {
+            t.split('=').next().map(str::trim) == Some("user")
+        } else {
+            t.split_whitespace().next() == Some("user")
+        }
+    };
+    let lines: Vec<String> = if toml {
+        let items: Vec<String> = users
+            .iter()
+            .map(|u| toml::Value::String(u.clone()).to_string())
+            .collect();
+        vec![format!("user = [{}]", items.join(", "))]
+    } else {
+        users.iter().map(|u| format!("user {u}")).collect()
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut placed = false;
+    for l in text.lines() {
+        if is_user(l) {
+            if !placed {
+                out.extend(lines.iter().cloned());
+                placed = true;
+            }
+            continue;
+        }
+        out.push(l.to_string());
+    }
+    if !placed {
+        out.extend(lines);
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewrite_writes_every_acl_user() {
+        let users = [
+            "default on nopass ~* &* +@all".to_string(),
+            "a off -@all".into(),
+        ];
+        assert_eq!(
+            with_users("port 1\nuser old on\n# c\nuser old2\n", false, &users),
+            "port 1\nuser default on nopass ~* &* +@all\nuser a off -@all\n# c\n"
+        );
+        assert_eq!(
+            with_users("port = 1\n", true, &users[1..]),
+            "port = 1\nuser = [\"a off -@all\"]\n"
+        );
+    }
 
     fn args(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()

@@ -1,6 +1,7 @@
 //! Shardis: a Redis-compatible server with one shard per core. See DESIGN.md in the
 //! team's shared folder for the architecture; each module's doc comment says what it owns.
 
+pub mod acl;
 pub mod atomic_file;
 pub mod client;
 pub mod clock;

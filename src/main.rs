@@ -31,6 +31,10 @@ fn main() {
             std::process::exit(1);
         }
     }
+    if let Err(e) = shardis::acl::init(&config) {
+        shardis::log::warning(&e);
+        std::process::exit(1);
+    }
     if let Err(e) = shardis::cluster::init(&config) {
         shardis::log::warning(&e);
         std::process::exit(1);

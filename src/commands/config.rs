@@ -153,6 +153,22 @@ fn config_set<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBo
         if let Err(e) = result {
             return e;
         }
+        // `requirepass` is the default user's password (Redis's
+        // `ACLUpdateDefaultUserPassword`).
+        if argv[2..]
+            .chunks(2)
+            .any(|p| super::args::eq(&p[0], "requirepass"))
+        {
+            let cfg = s.server.config.current();
+            crate::acl::registry().set_default_password(cfg.requirepass.as_deref());
+        }
+        if argv[2..]
+            .chunks(2)
+            .any(|p| super::args::eq(&p[0], "acllog-max-len"))
+        {
+            let cfg = s.server.config.current();
+            crate::acl::registry().set_log_max(cfg.get_int("acllog-max-len"));
+        }
         s.all(crate::runtime::refresh_config).await;
         Reply::ok()
     })
@@ -191,7 +207,17 @@ fn config_rewrite<'a>(
     _argv: &'a [Bytes],
 ) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
-        match config::rewrite(&s.server.config.current()) {
+        let cfg = s.server.config.current();
+        // Without an ACL file the users live in the config file (Redis's
+        // `rewriteConfigUserOption`).
+        let users: Option<Vec<String>> = cfg.get("aclfile").is_none_or(str::is_empty).then(|| {
+            crate::acl::registry()
+                .users()
+                .iter()
+                .map(|u| format!("{} {}", u.name, u.describe()))
+                .collect()
+        });
+        match config::rewrite(&cfg, users.as_deref()) {
             Ok(()) => Reply::ok(),
             Err(e) => errors::config_rewrite_failed(&e.to_string()),
         }

@@ -179,7 +179,11 @@ fn reset(c: &mut Client, _argv: &[Bytes]) -> Reply {
     c.no_touch = false;
     c.multi = None;
     c.multi_aborted = false;
-    c.authenticated = !c.requirepass_set;
+    // Back to the default user, authenticated only if it needs no password.
+    let acl = crate::acl::registry();
+    c.acl_generation = acl.generation();
+    c.user = acl.default_user();
+    c.authenticated = !acl.default_needs_auth();
     crate::runtime::tracking::stop(c);
     Reply::status("RESET")
 }
@@ -230,37 +234,50 @@ fn select(c: &mut Client, argv: &[Bytes]) -> Reply {
     Reply::ok()
 }
 
-/// Check a password for `user` against `requirepass` (only the default user exists).
-fn check_password(shard: &Shard, user: &[u8], pass: &[u8]) -> bool {
-    user == b"default" && shard.config.requirepass.as_deref().map(str::as_bytes) == Some(pass)
+/// Authenticate `c` as `user` (AUTH, HELLO AUTH): `WRONGPASS` (and an ACL LOG
+/// entry) if the user does not exist, is off, or the password is not its.
+fn authenticate(c: &mut Client, user: &[u8], pass: &[u8]) -> Result<(), Reply> {
+    let acl = crate::acl::registry();
+    let generation = acl.generation();
+    match acl.authenticate(user, pass) {
+        Some(u) => {
+            c.user = u;
+            c.acl_generation = generation;
+            c.authenticated = true;
+            Ok(())
+        }
+        None => {
+            let context = if c.multi.is_some() {
+                crate::acl::Context::Multi
+            } else {
+                crate::acl::Context::Toplevel
+            };
+            let info = c.info_line(crate::clock::now_ms());
+            let denied = crate::acl::Denied::Auth;
+            let name = String::from_utf8_lossy(user);
+            let entry = crate::acl::entry(denied, context, "AUTH".into(), &name, info);
+            acl.log(entry);
+            Err(Reply::err(errors::WRONGPASS))
+        }
+    }
 }
 
-fn auth<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+fn auth<'a>(c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         if argv.len() > 3 {
             return errors::syntax();
         }
-        let shard = s.local.borrow();
         let (user, pass): (&[u8], &[u8]) = if argv.len() == 3 {
             (&argv[1], &argv[2])
         } else {
+            if crate::acl::registry().default_user().nopass {
+                return Reply::err(errors::AUTH_NO_PASSWORD);
+            }
             (b"default", &argv[1])
         };
-        if argv.len() == 2 && shard.config.requirepass.is_none() {
-            return Reply::err(errors::AUTH_NO_PASSWORD);
-        }
-        let ok = if shard.config.requirepass.is_none() {
-            // No password: the default user accepts any password (nopass).
-            user == b"default"
-        } else {
-            check_password(&shard, user, pass)
-        };
-        let mut c = c.borrow_mut();
-        if ok {
-            c.authenticated = true;
-            Reply::ok()
-        } else {
-            Reply::err(errors::WRONGPASS)
+        match authenticate(&mut c.borrow_mut(), user, pass) {
+            Ok(()) => Reply::ok(),
+            Err(e) => e,
         }
     })
 }
@@ -290,17 +307,11 @@ fn hello<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 return errors::hello_syntax(&String::from_utf8_lossy(&argv[i]));
             }
         }
-        let shard = s.local.borrow();
         let mut c = c.borrow_mut();
         if let Some((user, pass)) = auth {
-            let ok = match shard.config.requirepass {
-                None => user.as_ref() == b"default",
-                Some(_) => check_password(&shard, user, pass),
-            };
-            if !ok {
-                return Reply::err(errors::WRONGPASS);
+            if let Err(e) = authenticate(&mut c, user, pass) {
+                return e;
             }
-            c.authenticated = true;
         }
         if !c.authenticated {
             return Reply::err(errors::HELLO_NOAUTH);
@@ -736,7 +747,7 @@ impl ClientFilter {
             }
         }
         if let Some(u) = &self.user {
-            if c.user != *u {
+            if c.user.name != *u {
                 return false;
             }
         }
@@ -847,12 +858,11 @@ fn client_kill<'a>(
                 } else if args::eq(opt, "laddr") {
                     filter.laddr = Some(String::from_utf8_lossy(val).into_owned());
                 } else if args::eq(opt, "user") {
-                    // Only the default user exists (no ACL users), matched as ACL
-                    // names are: case-sensitively.
-                    if val.as_ref() != b"default" {
+                    // (Names are matched as ACL names are: case-sensitively.)
+                    if crate::acl::registry().user(val).is_none() {
                         return errors::no_such_user(&String::from_utf8_lossy(val));
                     }
-                    filter.user = Some("default".into());
+                    filter.user = Some(String::from_utf8_lossy(val).into_owned());
                 } else if args::eq(opt, "skipme") {
                     if args::eq(val, "yes") {
                         filter.skip = Some(me);

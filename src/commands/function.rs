@@ -119,6 +119,7 @@ async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> R
         command: argv.to_vec(),
         monitor: None,
         tracker: None,
+        acl: None,
     };
     run::eval(c, s, script).await
 }

@@ -15,6 +15,7 @@
 //! see only the client's own state, and [`Exec::Server`] handlers reach all shards
 //! through the [`Shards`] handle, asynchronously.
 
+pub mod acl;
 pub mod aof;
 pub mod bitmap;
 pub mod cluster;
@@ -571,6 +572,7 @@ impl Command {
 pub fn families() -> impl Iterator<Item = &'static Command> {
     [
         string::COMMANDS,
+        acl::COMMANDS,
         bitmap::COMMANDS,
         keys::COMMANDS,
         expire::COMMANDS,
@@ -789,7 +791,7 @@ pub mod testing {
     /// A client on loopback with id `id`.
     pub fn client(id: u64) -> crate::client::ClientRef {
         let addr = "127.0.0.1:1".parse().expect("address");
-        let c = crate::client::Client::new(id, addr, addr, -1, 0, false);
+        let c = crate::client::Client::new(id, addr, addr, -1, 0);
         std::rc::Rc::new(std::cell::RefCell::new(c))
     }
     /// [`run`], with the reply as a RESP2 client reads it ([`Reply::resp2_view`]).

@@ -147,6 +147,7 @@ async fn eval_generic(
         command: Vec::new(),
         monitor: None,
         tracker: None,
+        acl: None,
     };
     run::eval(c, s, script).await
 }

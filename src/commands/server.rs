@@ -199,7 +199,7 @@ fn command_list(_c: &mut Client, argv: &[Bytes]) -> Reply {
 }
 
 /// A key's position in GETKEYS's argv and its flags, in COMMAND INFO's order.
-type KeyRef = (usize, Vec<&'static str>);
+pub type KeyRef = (usize, Vec<&'static str>);
 
 /// Why the specs could not give the keys.
 enum Unread {
@@ -357,6 +357,19 @@ fn getkeys(argv: &[Bytes]) -> Result<Vec<KeyRef>, Reply> {
     if !cmd.arity_ok(target.len()) {
         return Err(Reply::err(errors::INVALID_COMMAND_ARITY));
     }
+    let keys = keys_with_flags(cmd, target);
+    if keys.is_empty() && !cmd.has_flag(crate::commands::flag::NO_MANDATORY_KEYS) {
+        return Err(Reply::err(errors::INVALID_COMMAND_ARGUMENTS));
+    }
+    Ok(keys)
+}
+
+/// The keys of `argv` run as `cmd`, each with its key spec's flags (`RW`, `access`,
+/// `update`...): the key specs when they can say, else the command's own key finder
+/// (Redis's `getKeysFromCommandWithSpecs`, which ACLs use too).
+pub fn keys_with_flags(cmd: &'static Command, target: &[Bytes]) -> Vec<KeyRef> {
+    let specs = meta::get(cmd.name).map_or(&[][..], |m| &m.key_specs[..]);
+    let has_keyspec = specs.iter().any(|s| !s.has_flag("not_key"));
     // Specs of known kinds that fail on this argv (a key count out of range) leave no
     // keys: Redis's own finders for those commands refuse the same arguments.
     let known = specs
@@ -371,16 +384,15 @@ fn getkeys(argv: &[Bytes]) -> Result<Vec<KeyRef>, Reply> {
     } else {
         None
     };
-    let keys = from_specs.unwrap_or_else(|| {
+    from_specs.unwrap_or_else(|| {
+        if cmd.find_keys.is_none() && !has_keyspec {
+            return Vec::new();
+        }
         cmd.key_indexes(target)
             .into_iter()
             .map(|i| (i, native_key_flags(cmd, target, i)))
             .collect()
-    });
-    if keys.is_empty() && !cmd.has_flag(crate::commands::flag::NO_MANDATORY_KEYS) {
-        return Err(Reply::err(errors::INVALID_COMMAND_ARGUMENTS));
-    }
-    Ok(keys)
+    })
 }
 
 fn command_getkeys(_c: &mut Client, argv: &[Bytes]) -> Reply {

@@ -502,14 +502,7 @@ async fn follow(
         return Err("the master's socket has no address".into());
     };
     let id = shards.server.new_client_id();
-    let mut client = Client::new(
-        id,
-        addr,
-        laddr,
-        conn.stream.as_raw_fd(),
-        shards.local_id,
-        false,
-    );
+    let mut client = Client::new(id, addr, laddr, conn.stream.as_raw_fd(), shards.local_id);
     client.repl.is_master = true;
     client.authenticated = true;
     client.update_class();

@@ -95,13 +95,19 @@ fn check(
             c.monitor,
         )
     };
-    if !authed && !cmd.has_flag(crate::commands::flag::NO_AUTH) {
+    if !authed
+        && crate::acl::registry().default_needs_auth()
+        && !cmd.has_flag(crate::commands::flag::NO_AUTH)
+    {
         return refuse(Reply::err(errors::NOAUTH));
     }
     if let Some((option, refusal)) = crate::commands::debug::protection(cmd) {
         if !crate::commands::debug::option_allows(option, client, shards) {
             return refuse(Reply::err(refusal));
         }
+    }
+    if let Err(denied) = permitted(client, cmd, argv) {
+        return refuse(Reply::error(denied.error(cmd)));
     }
     // (Read once: the flag lookup is on every command's path.)
     let write = cmd.is_write();
@@ -156,6 +162,52 @@ fn check(
         return refuse(Reply::err(errors::NOT_IN_MULTI));
     }
     Ok((cmd, slot_check))
+}
+
+/// May the client's ACL user run `argv`? A refusal is logged in ACL LOG (context
+/// `multi` while the client queues a transaction, as Redis).
+pub fn permitted(
+    client: &ClientRef,
+    cmd: &'static Command,
+    argv: &[Bytes],
+) -> Result<(), crate::acl::Denied> {
+    let mut c = client.borrow_mut();
+    let acl = crate::acl::registry();
+    let generation = acl.generation();
+    if c.acl_generation != generation {
+        c.acl_generation = generation;
+        if let Some(u) = acl.user(c.user.name.as_bytes()) {
+            c.user = u;
+        }
+    }
+    if c.user.unrestricted() {
+        return Ok(());
+    }
+    let denied = crate::acl::check(&c.user, cmd, argv).err();
+    let Some(denied) = denied else {
+        return Ok(());
+    };
+    let context = if c.multi.is_some() {
+        crate::acl::Context::Multi
+    } else {
+        crate::acl::Context::Toplevel
+    };
+    log_refusal(&c, denied, context, cmd, argv);
+    Err(denied)
+}
+
+/// Put a refusal of `c`'s command in ACL LOG.
+pub fn log_refusal(
+    c: &crate::client::Client,
+    denied: crate::acl::Denied,
+    context: crate::acl::Context,
+    cmd: &'static Command,
+    argv: &[Bytes],
+) {
+    let info = c.info_line(crate::clock::now_ms());
+    let object = denied.object(cmd, argv);
+    let entry = crate::acl::entry(denied, context, object, &c.user.name, info);
+    crate::acl::registry().log(entry);
 }
 
 /// Cluster mode: where a request with keys must go instead (`-MOVED`, `-ASK`,

@@ -251,7 +251,9 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
         return;
     };
     let config = shards.local.borrow().config.clone();
-    if config.protected_mode && config.requirepass.is_none() && !addr.ip().is_loopback() {
+    // (Redis 7.0: refused while the default user has no password.)
+    let open = || crate::acl::registry().default_user().nopass;
+    if config.protected_mode && !addr.ip().is_loopback() && open() {
         let mut out = BytesMut::new();
         Reply::err(DENIED).encode(2, &mut out);
         let _ = stream.write_all(&out).await;
@@ -278,7 +280,6 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
         laddr,
         stream.as_raw_fd(),
         shards.local_id,
-        config.requirepass.is_some(),
     )));
     client.borrow_mut().databases = config.databases;
     shards.local.borrow_mut().stats.connections_received += 1;
@@ -414,7 +415,7 @@ async fn session(
             let c = client.borrow();
             let l = Limits {
                 max_bulk_len: s.config.proto_max_bulk_len,
-                unauthenticated: !c.authenticated,
+                unauthenticated: !c.authenticated && crate::acl::registry().default_needs_auth(),
             };
             (l, s.config.client_query_buffer_limit)
         };

@@ -90,6 +90,7 @@
 use crate::client::{ClientRef, WatchedKey};
 use crate::commands::{errors, Command, Exec};
 use crate::protocol::Reply;
+use crate::runtime::admission;
 use crate::runtime::call;
 use crate::runtime::dispatch::{self, Caller};
 use crate::runtime::durability::concluding;
@@ -488,6 +489,7 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
                 .map(|cmd| Queued { cmd, argv })
         })
         .collect();
+    let (queued, refused) = recheck_acl(client, queued);
     let mut set: Vec<usize> = watched.iter().map(|w| w.shard).collect();
     let mut server_wide = false;
     // A command that spans shards, or the whole server, must run in queue order.
@@ -523,7 +525,46 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
         exec_locked(client, shards, queued, watched, &set, caller).await
     };
     unwatch_all(client, shards);
-    reply
+    match reply {
+        Reply::Array(mut replies) if !refused.is_empty() => {
+            for (i, r) in refused {
+                replies.insert(i.min(replies.len()), r);
+            }
+            Reply::Array(replies)
+        }
+        reply => reply,
+    }
+}
+
+/// EXEC checks the queued commands against the ACL again, as Redis does, in case the
+/// user's rules changed since they were queued: the refused ones are left out, and
+/// their errors (with their queue index) go in the reply in their place.
+fn recheck_acl(client: &ClientRef, queued: Vec<Queued>) -> (Vec<Queued>, Vec<(usize, Reply)>) {
+    if client.borrow().user.unrestricted() {
+        return (queued, Vec::new());
+    }
+    let mut kept = Vec::with_capacity(queued.len());
+    let mut refused = Vec::new();
+    for (i, q) in queued.into_iter().enumerate() {
+        let c = client.borrow();
+        match crate::acl::check(&c.user, q.cmd, &q.argv) {
+            Ok(()) => kept.push(q),
+            Err(denied) => {
+                let context = crate::acl::Context::Multi;
+                admission::log_refusal(&c, denied, context, q.cmd, &q.argv);
+                refused.push((
+                    i,
+                    Reply::error(format!(
+                        "NOPERM ACLs rules changed between the moment the transaction was \
+                         accumulated and the EXEC call. This command is no longer allowed for \
+                         the following reason: {}",
+                        denied.exec_reason()
+                    )),
+                ));
+            }
+        }
+    }
+    (kept, refused)
 }
 
 /// Replies of keyed commands by queue index, with their durations (us) for the slow

@@ -743,11 +743,22 @@ fn library(lua: &Lua, raw: &Table) -> mlua::Result<()> {
     )?;
     raw.set(
         "acl_check_cmd",
-        lua.create_function(|_, args: mlua::MultiValue| match args.front() {
-            Some(Value::String(name)) if crate::commands::lookup(&name.as_bytes()).is_some() => {
-                Ok(true)
+        lua.create_function(|_, args: mlua::MultiValue| {
+            let mut argv = Vec::with_capacity(args.len());
+            for a in args.iter() {
+                match a {
+                    Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                    Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+                    Value::Number(n) => argv.push(Bytes::from(format!("{n}"))),
+                    _ => {
+                        return Err(raise(
+                            "ERR Lua redis lib command arguments must be strings or integers",
+                        ))
+                    }
+                }
             }
-            _ => Err(raise("ERR Invalid command passed to redis.acl_check_cmd()")),
+            run::acl_check(&argv)
+                .ok_or_else(|| raise("ERR Invalid command passed to redis.acl_check_cmd()"))
         })?,
     )?;
     Ok(())

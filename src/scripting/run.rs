@@ -568,6 +568,8 @@ struct Running {
     /// See [`Script::tracker`]: the caller and the script's declared keys, until its
     /// first read command remembers them.
     tracker: Option<(u64, Vec<Bytes>)>,
+    /// See [`Script::acl`].
+    acl: Option<(Arc<crate::acl::User>, String)>,
 }
 
 impl Running {
@@ -602,6 +604,7 @@ impl Running {
             now_ms: crate::clock::now_ms(),
             monitor: script.monitor.clone(),
             tracker: script.tracker.map(|id| (id, script.keys.clone())),
+            acl: script.acl.clone(),
         }
     }
 
@@ -673,6 +676,9 @@ pub struct Script {
     /// does (its `call()` remembers the keys of the caller's command, EVAL's or
     /// FCALL's, not the read's). Set by [`eval`].
     pub tracker: Option<u64>,
+    /// The caller's ACL user, if it is refused anything, and the caller's CLIENT LIST
+    /// line for the ACL LOG entries of refused calls. Set by [`eval`].
+    pub acl: Option<(Arc<crate::acl::User>, String)>,
 }
 
 /// MONITOR lines a script's commands made, shared with the core that runs it.
@@ -814,6 +820,10 @@ pub async fn eval(client: &ClientRef, shards: &Shards, mut script: Script) -> Re
     let lines: Option<Lines> = watched.then(Lines::default);
     script.monitor = lines.clone();
     script.tracker = tracker;
+    script.acl = {
+        let c = client.borrow();
+        (!c.user.unrestricted()).then(|| (c.user.clone(), c.info_line(crate::clock::now_ms())))
+    };
     let reply = run_script(client, shards, script).await;
     if let Some(lines) = lines {
         let block = std::mem::take(&mut *lines.lock().unwrap_or_else(|e| e.into_inner()));
@@ -1234,6 +1244,22 @@ pub fn set_resp(v: u8) {
 }
 
 /// `redis.set_repl`: where the records of the script's next commands go.
+/// `redis.acl_check_cmd`: may the script's caller run `argv`? `None` if no such
+/// command.
+pub fn acl_check(argv: &[Bytes]) -> Option<bool> {
+    let mut cmd = crate::commands::lookup(argv.first()?)?;
+    if !cmd.subcommands.is_empty() && argv.len() >= 2 {
+        cmd = crate::commands::lookup_sub(cmd, &argv[1])?;
+    }
+    Some(RUNNING.with(|r| {
+        let run = r.borrow();
+        match run.as_ref().and_then(|run| run.acl.as_ref()) {
+            Some((user, _)) => crate::acl::check(user, cmd, argv).is_ok(),
+            None => true,
+        }
+    }))
+}
+
 pub fn set_repl(to: u8) {
     RUNNING.with(|r| {
         if let Some(run) = r.borrow_mut().as_mut() {
@@ -1538,6 +1564,18 @@ fn execute_command(
     *rejected = Some(cmd);
     if cmd.has_flag(crate::commands::flag::NOSCRIPT) {
         return Reply::err("ERR This Redis command is not allowed from script");
+    }
+    if let Some((user, info)) = &run.acl {
+        if let Err(d) = crate::acl::check(user, cmd, &argv) {
+            let object = d.object(cmd, &argv);
+            let context = crate::acl::Context::Lua;
+            let entry = crate::acl::entry(d, context, object, &user.name, info.clone());
+            crate::acl::registry().log(entry);
+            return Reply::error(format!(
+                "ERR The user executing the script {}",
+                d.script_text()
+            ));
+        }
     }
     // XREAD / XREADGROUP: a script may not ask to block (the other blocking commands
     // just do not block).

@@ -473,7 +473,7 @@ async fn replay(shards: &Shards, cmds: Vec<(usize, Vec<Bytes>)>) {
 
 fn replay_client(shards: &Shards) -> crate::client::ClientRef {
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
-    let mut c = crate::client::Client::new(REPLAY_CLIENT, addr, addr, -1, shards.local_id, false);
+    let mut c = crate::client::Client::new(REPLAY_CLIENT, addr, addr, -1, shards.local_id);
     c.databases = shards.local.borrow().config.databases;
     c.authenticated = true;
     std::rc::Rc::new(std::cell::RefCell::new(c))
