@@ -656,3 +656,48 @@ fn a_client_library_logs_in_as_a_named_user() {
         .expect("a wrong password is refused");
     assert_eq!(err.kind(), redis::ErrorKind::AuthenticationFailed, "{err}");
 }
+
+/// What the master and the AOF send is applied whatever the default user may run:
+/// Redis gives those clients no user at all.
+#[test]
+fn replication_and_the_aof_are_not_held_to_the_default_user() {
+    let restricted = [
+        "--user", "default", "on", "nopass", "~*", "&*", "+@all", "-set",
+    ];
+    let master = Server::redis();
+    let mut args = restricted.to_vec();
+    let port = master.port.to_string();
+    args.extend(["--replicaof", "127.0.0.1", &port]);
+    let replica = Server::shardis_with(2, &args);
+    let mut m = master.raw();
+    let mut r = replica.raw();
+    assert_eq!(
+        show(&r.cmd(&["SET", "k", "v"])).split(' ').next(),
+        Some("-NOPERM")
+    );
+    assert_eq!(show(&m.cmd(&["SET", "k", "v"])), "+OK");
+    assert_eq!(
+        show(&m.cmd(&["EVAL", "return redis.call('set', 'k2', 'v2')", "0"])),
+        "+OK"
+    );
+    assert!(wait_until(Duration::from_secs(10), || show(
+        &r.cmd(&["GET", "k2"])
+    ) == "$\"v2\""));
+    assert_eq!(show(&r.cmd(&["GET", "k"])), "$\"v\"");
+    drop(replica);
+    // The AOF, written by another user, read back at start.
+    let dir = tempdir();
+    let mut args = restricted.to_vec();
+    args.extend(["--user", "writer", "on", ">w", "~*", "+@all"]);
+    args.extend(["--appendonly", "yes", "--dir", &dir]);
+    let s = Server::shardis_with(2, &args);
+    let mut c = s.raw();
+    assert_eq!(show(&c.cmd(&["AUTH", "writer", "w"])), "+OK");
+    for i in 0..50 {
+        assert_eq!(show(&c.cmd(&["SET", &format!("k{i}"), "v"])), "+OK");
+    }
+    drop(s);
+    let s = Server::shardis_with(2, &args);
+    let mut c = s.raw();
+    assert_eq!(show(&c.cmd(&["DBSIZE"])), ":50");
+}

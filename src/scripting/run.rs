@@ -822,7 +822,8 @@ pub async fn eval(client: &ClientRef, shards: &Shards, mut script: Script) -> Re
     script.tracker = tracker;
     script.acl = {
         let c = client.borrow();
-        (!c.user.unrestricted()).then(|| (c.user.clone(), c.info_line(crate::clock::now_ms())))
+        let restricted = !c.user.unrestricted() && !c.replicated();
+        restricted.then(|| (c.user.clone(), c.info_line(crate::clock::now_ms())))
     };
     let reply = run_script(client, shards, script).await;
     if let Some(lines) = lines {
