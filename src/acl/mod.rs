@@ -415,46 +415,104 @@ pub fn check(user: &User, cmd: &'static Command, argv: &[Bytes]) -> Result<(), D
     if user.unrestricted() {
         return Ok(());
     }
-    let u = universe::Universe::get();
-    let id = u.id(cmd.name.as_bytes());
-    let mut keys: Option<Vec<(usize, u8)>> = None;
+    let mut keys = None;
     let mut worst = Denied::Command;
     for s in &user.selectors {
-        let result = (|| {
-            if !id.is_some_and(|id| s.allows_command(id, argv)) {
-                return Err(Denied::Command);
-            }
-            if !s.allkeys {
-                let keys = keys.get_or_insert_with(|| {
-                    crate::commands::server::keys_with_flags(cmd, argv)
-                        .into_iter()
-                        .map(|(i, f)| (i, needed_access(&f)))
-                        .collect()
-                });
-                if let Some(&(i, _)) = keys
-                    .iter()
-                    .find(|(i, need)| !s.allows_key(&argv[*i], *need))
-                {
-                    return Err(Denied::Key(i));
-                }
-            }
-            if !s.allchannels {
-                let refused = channels(cmd, argv.len())
-                    .into_iter()
-                    .find(|&(i, pattern)| !s.allows_channel(&argv[i], pattern));
-                if let Some((i, _)) = refused {
-                    return Err(Denied::Channel(i));
-                }
-            }
-            Ok(())
-        })();
-        match result {
+        match check_selector(s, cmd, argv, &mut keys) {
             Ok(()) => return Ok(()),
             Err(d) if d.rank() > worst.rank() => worst = d,
             Err(_) => {}
         }
     }
     Err(worst)
+}
+
+/// One selector's verdict; `keys` caches the command's keys and the access each needs
+/// across selectors.
+fn check_selector(
+    s: &user::Selector,
+    cmd: &'static Command,
+    argv: &[Bytes],
+    keys: &mut Option<Vec<(usize, u8)>>,
+) -> Result<(), Denied> {
+    let id = universe::Universe::get().id(cmd.name.as_bytes());
+    if !id.is_some_and(|id| s.allows_command(id, argv)) {
+        return Err(Denied::Command);
+    }
+    if !s.allkeys {
+        let keys = keys.get_or_insert_with(|| {
+            crate::commands::server::keys_with_flags(cmd, argv)
+                .into_iter()
+                .map(|(i, f)| (i, needed_access(&f)))
+                .collect()
+        });
+        if let Some(&(i, _)) = keys
+            .iter()
+            .find(|(i, need)| !s.allows_key(&argv[*i], *need))
+        {
+            return Err(Denied::Key(i));
+        }
+    }
+    if !s.allchannels {
+        let refused = channels(cmd, argv.len())
+            .into_iter()
+            .find(|&(i, pattern)| !s.allows_channel(&argv[i], pattern));
+        if let Some((i, _)) = refused {
+            return Err(Denied::Channel(i));
+        }
+    }
+    Ok(())
+}
+
+/// SORT's BY (with a pattern) and GET read keys its key spec does not name: Redis
+/// allows them only to a user that may read every key with this command (a selector
+/// allowing the command with `allkeys` or a `*` read pattern). The error SORT gives
+/// otherwise, found by reading its options as SORT does (up to a syntax error, which
+/// SORT itself reports).
+pub fn sort_refusal(user: &User, cmd: &'static Command, argv: &[Bytes]) -> Option<&'static str> {
+    if !matches!(cmd.name, "sort" | "sort_ro") || user.unrestricted() || crate::cluster::enabled() {
+        return None;
+    }
+    let full = user.selectors.iter().any(|s| {
+        check_selector(s, cmd, argv, &mut None).is_ok()
+            && (s.allkeys
+                || s.patterns
+                    .iter()
+                    .any(|(p, f)| p == b"*" && f & user::READ != 0))
+    });
+    if full {
+        return None;
+    }
+    let mut j = 2;
+    while j < argv.len() {
+        let left = argv.len() - j - 1;
+        let a = argv[j].to_ascii_lowercase();
+        match &a[..] {
+            b"asc" | b"desc" | b"alpha" => {}
+            b"limit" if left >= 2 => {
+                let int = |b: &Bytes| crate::commands::args::int(b).is_ok();
+                if !int(&argv[j + 1]) || !int(&argv[j + 2]) {
+                    return None;
+                }
+                j += 2;
+            }
+            b"store" if cmd.name == "sort" && left >= 1 => j += 1,
+            b"by" if left >= 1 => {
+                if argv[j + 1].contains(&b'*') {
+                    return Some(
+                        "ERR BY option of SORT denied due to insufficient ACL permissions.",
+                    );
+                }
+                j += 1;
+            }
+            b"get" if left >= 1 => {
+                return Some("ERR GET option of SORT denied due to insufficient ACL permissions.")
+            }
+            _ => return None,
+        }
+        j += 1;
+    }
+    None
 }
 
 /// May `user` subscribe to (or have) this channel or pattern?

@@ -109,6 +109,15 @@ fn check(
     if let Err(denied) = permitted(client, cmd, argv) {
         return refuse(Reply::error(denied.error(cmd)));
     }
+    let sort_refused = {
+        let c = client.borrow();
+        (!c.replicated())
+            .then(|| crate::acl::sort_refusal(&c.user, cmd, argv))
+            .flatten()
+    };
+    if let Some(e) = sort_refused {
+        return refuse(Reply::err(e));
+    }
     // (Read once: the flag lookup is on every command's path.)
     let write = cmd.is_write();
     let mut slot_check = None;
