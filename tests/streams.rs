@@ -702,3 +702,32 @@ fn forced_claims_count_deliveries_as_redis() {
     assert_eq!(redis.len(), 3, "{redis:?}");
     assert_eq!(counts(&Server::shardis(SHARDS)), redis);
 }
+
+/// An XADD whose MAXLEN trims its own entry away still moves the stream's last ID, and
+/// Redis serves a blocked reader then, with no entries; a plain XREAD after it finds
+/// nothing. The same on both servers, RESP2 and RESP3.
+#[test]
+fn a_blocked_reader_is_served_by_an_add_that_trims_itself_away() {
+    let shardis = Server::shardis(SHARDS);
+    let redis = Server::redis();
+    for proto in ["2", "3"] {
+        let mut replies = Vec::new();
+        for server in [&shardis, &redis] {
+            let mut w = server.raw();
+            w.cmd(&["DEL", "tr"]);
+            w.cmd(&["XADD", "tr", "1-1", "f", "v"]);
+            let mut r = server.raw();
+            r.cmd(&["HELLO", proto]);
+            r.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"tr", b"$"]);
+            await_blocked(&mut w, 1);
+            assert!(matches!(
+                w.cmd(&["XADD", "tr", "MAXLEN", "0", "2-1", "f", "v"]),
+                Frame::Bulk(_)
+            ));
+            let served = r.read_frame();
+            let again = r.cmd(&["XREAD", "STREAMS", "tr", "1-1"]);
+            replies.push((served, again));
+        }
+        assert_eq!(replies[0], replies[1], "RESP{proto}");
+    }
+}

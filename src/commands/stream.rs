@@ -872,6 +872,22 @@ pub fn for_blocking(db: &mut Db, argv: &[Bytes]) -> Vec<Bytes> {
     out
 }
 
+/// A blocked XREAD served because its stream's last ID moved past the one it waits
+/// after, although no entry is left there to read (an XADD that trimmed its own entry
+/// away, MAXLEN 0): Redis serves it anyway, with no entries (its blocked path compares
+/// the stream's last ID, where a plain XREAD compares the last entry's). `argv` is
+/// the reader's, kept to the ready stream.
+pub fn served_empty(db: &mut Db, argv: &[Bytes]) -> Option<Reply> {
+    if is_readgroup(argv) {
+        return None;
+    }
+    let r = parse_read(argv).ok()?;
+    let key = &argv[r.streams];
+    let gt = id_arg(&argv[r.streams + r.n], IdForm::STRICT).ok()?;
+    let s = stream_in(db, key)?;
+    (s.last_id > gt).then(|| Reply::Keyed(vec![(Reply::Bulk(key.clone()), Reply::Array(vec![]))]))
+}
+
 /// `argv` with only the streams for which `keep(key index)` holds (and their IDs).
 pub fn keep_streams(argv: &[Bytes], mut keep: impl FnMut(usize) -> bool) -> Option<Vec<Bytes>> {
     let r = parse_read(argv).ok()?;

@@ -488,6 +488,11 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
                 "NOGROUP the consumer group this client was blocked on no longer exists",
             );
         }
+        if kind == Kind::Stream && found_nothing(cmd, &reply) {
+            if let Some(r) = crate::commands::stream::served_empty(&mut s.dbs[db], &run) {
+                reply = r;
+            }
+        }
         if found_nothing(cmd, &reply) {
             ticket.set(FREE);
             if kind == Kind::Stream {
