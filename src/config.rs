@@ -1089,9 +1089,11 @@ fn normalize(def: &OptDef, value: &str, current: &str) -> Result<String, String>
                 return Err("Invalid save parameters".into());
             }
             let mut out = Vec::with_capacity(parts.len());
-            for p in parts {
+            // Seconds at least 1, changes at least 0 (Redis's `setConfigSaveOption`).
+            for (i, p) in parts.into_iter().enumerate() {
+                let least = if i % 2 == 0 { 1 } else { 0 };
                 let n = parse_i64(p.as_bytes())
-                    .filter(|n| *n >= 0)
+                    .filter(|n| *n >= least)
                     .ok_or_else(|| "Invalid save parameters".to_string())?;
                 out.push(n.to_string());
             }

@@ -1671,6 +1671,14 @@ fn admin_texts_match_redis() {
         &["SHUTDOWN", "ABORT", "NOW"],
         &["SHUTDOWN", "SAVE", "NOSAVE"],
         &["SHUTDOWN", "LATER"],
+        &["CONFIG", "SET", "save", "0 0"],
+        &["CONFIG", "SET", "save", "0 10"],
+        &["CONFIG", "SET", "save", "10 0"],
+        &["CONFIG", "GET", "save"],
+        &["CONFIG", "SET", "save", "10 -1"],
+        &["CONFIG", "SET", "save", "10x 1"],
+        &["CONFIG", "SET", "save", ""],
+        &["CONFIG", "GET", "save"],
         &["CONFIG", "SET", "requirepass", "pw"],
     ] {
         assert_eq!(s.cmd(argv), r.cmd(argv), "{argv:?}");
