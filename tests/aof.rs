@@ -679,12 +679,9 @@ fn config_set_appendonly_off_and_on_at_runtime() {
     let p = start(&dir, 2, &["--appendfsync", "always"]).unwrap();
     let mut c = p.conn();
     let _: () = c.set("before", 1).unwrap();
+    // Off before CONFIG SET returns, as in Redis.
     config_set(&mut c, "appendonly", "no");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while info_field(&mut c, "aof_enabled") != "0" {
-        assert!(Instant::now() < deadline, "AOF did not stop");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert_eq!(info_field(&mut c, "aof_enabled"), "0");
     for i in 0..100 {
         let _: () = c.set(format!("off{i}"), i).unwrap();
     }
@@ -713,8 +710,16 @@ fn config_set_appendonly_yes_from_a_server_started_without_it() {
     for i in 0..100 {
         let _: () = c.set(format!("k{i}"), i).unwrap();
     }
+    // As an operator's script waits: CONFIG SET returns with the rewrite that starts
+    // the AOF under way (Redis's `startAppendOnly`), so waiting for
+    // `aof_rewrite_in_progress:0` waits for it.
     config_set(&mut c, "appendonly", "yes");
-    wait_rewrites(&mut c, 1);
+    assert_eq!(info_field(&mut c, "aof_enabled"), "1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "the rewrite did not end");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let _: () = c.set("after", 2).unwrap();
     std::thread::sleep(Duration::from_millis(1200)); // everysec
     p.kill9();

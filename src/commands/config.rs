@@ -170,6 +170,12 @@ fn config_set<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBo
             crate::acl::registry().set_log_max(cfg.get_int("acllog-max-len"));
         }
         s.all(crate::runtime::refresh_config).await;
+        if argv[2..]
+            .chunks(2)
+            .any(|p| super::args::eq(&p[0], "appendonly"))
+        {
+            crate::persistence::aof::appendonly_changed(s).await;
+        }
         Reply::ok()
     })
 }

@@ -62,7 +62,7 @@ pub mod record;
 pub mod rewrite;
 pub mod writer;
 
-pub use rewrite::{after_full_sync, auto_rewrite, bgrewriteaof};
+pub use rewrite::{after_full_sync, appendonly_changed, auto_rewrite, bgrewriteaof};
 
 use crate::client::REPLAY_CLIENT;
 use crate::protocol::Reply;
@@ -581,7 +581,9 @@ pub fn buffer_memory(server: &ServerInfo) -> u64 {
 /// INFO persistence's AOF fields, with Redis's names.
 pub fn info_fields(server: &ServerInfo) -> Vec<(&'static str, String)> {
     let g = &crate::persistence::of(server).aof;
-    let enabled = g.enabled.load(Ordering::Relaxed);
+    // As Redis's `aof_state != AOF_OFF`: on from CONFIG SET appendonly yes, while the
+    // rewrite that starts it runs (or waits), off from CONFIG SET appendonly no.
+    let enabled = server.config.current().get_bool("appendonly");
     let lanes: Vec<Arc<Lane>> = g.lanes.read().map(|l| l.clone()).unwrap_or_default();
     let failed = lanes.iter().any(|l| l.failed.load(Ordering::Relaxed));
     if failed {

@@ -89,6 +89,36 @@ pub fn after_full_sync(shards: &Shards) {
     }
 }
 
+/// `CONFIG SET appendonly`: start or stop the AOF before the command returns, as
+/// Redis's `startAppendOnly` / `stopAppendOnly` do, not at the watcher's next tick, so
+/// that INFO shows at once the rewrite that starts it in progress (or scheduled behind
+/// a BGSAVE), and a script waiting for `aof_rewrite_in_progress:0` waits for it. With
+/// a rewrite already running, the watcher does it when that one ends.
+pub async fn appendonly_changed(shards: &Shards) {
+    let st = &crate::persistence::of(&shards.server).save;
+    let g = &crate::persistence::of(&shards.server).aof;
+    let wanted = shards.server.config.current().get_bool("appendonly");
+    let on = g.enabled.load(Ordering::Acquire);
+    if !wanted && on {
+        if st.activity().is_none() {
+            stop_at_runtime(shards).await;
+        }
+    } else if wanted && !on {
+        match st.try_begin(Activity::AofRewrite) {
+            Ok(()) => {
+                let handle = shards.detached();
+                crate::runtime::backend::spawn(async move {
+                    run_and_record(&handle).await;
+                    crate::persistence::of(&handle.server).save.end();
+                })
+                .detach();
+            }
+            Err(Activity::Bgsave) => g.rewrite_scheduled.store(true, Ordering::Relaxed),
+            Err(Activity::AofRewrite) => {}
+        }
+    }
+}
+
 /// Shard 0's task: scheduled and automatic rewrites, and `CONFIG SET appendonly`.
 /// Safe to spawn more than once: later copies end at once.
 pub async fn auto_rewrite(shards: Rc<Shards>) {
@@ -463,8 +493,13 @@ async fn detach_all(shards: &Shards) {
     *lock(&g.files) = None;
 }
 
-/// `CONFIG SET appendonly no`: stop appending, flush and close, as Redis.
+/// `CONFIG SET appendonly no`: stop appending, flush and close, as Redis. (Once: the
+/// watcher and CONFIG SET may both see it due.)
 async fn stop_at_runtime(shards: &Shards) {
+    let g = &crate::persistence::of(&shards.server).aof;
+    if !g.enabled.swap(false, Ordering::AcqRel) {
+        return;
+    }
     detach_all(shards).await;
     log("Background append only file rewriting is off: AOF disabled (appendonly no)");
 }
