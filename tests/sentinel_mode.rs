@@ -178,6 +178,23 @@ fn answers_as_redis_sentinel_does_and_its_file_reads_back() {
         &["CONFIG", "GET", "port"],
         // (SENTINEL's subcommands come in redis-server's random dict order.)
         &["COMMAND", "INFO", "role", "publish", "ping", "hello"],
+        // ACL rules name a Sentinel's own commands.
+        &["ACL", "SETUSER", "u", "+get"],
+        &[
+            "ACL",
+            "SETUSER",
+            "u",
+            "on",
+            ">p",
+            "+@all",
+            "-@dangerous",
+            "+role",
+        ],
+        &["ACL", "LIST"],
+        &["ACL", "CAT", "read"],
+        &["ACL", "DRYRUN", "u", "sentinel", "masters"],
+        &["ACL", "DRYRUN", "u", "sentinel", "reset", "x"],
+        &["ACL", "DELUSER", "u"],
     ];
     for args in cases {
         assert_eq!(

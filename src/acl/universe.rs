@@ -2,7 +2,8 @@
 //! and subcommand Redis 7.0 has (`commands::meta`), so a rule naming one Shardis does
 //! not serve yet (`+lolwut`) is accepted as Redis accepts it, and category rules cover
 //! the same commands as Redis's, which makes the descriptions that pick categories by
-//! counting them (`Selector::describe_commands`) come out the same.
+//! counting them (`Selector::describe_commands`) come out the same. In Sentinel mode,
+//! the commands a Sentinel serves, as redis-sentinel's.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -71,20 +72,40 @@ impl Universe {
     }
 }
 
+/// A command's name, category words (with or without `@`) and whether it is `no_auth`.
+type Entry = (&'static str, Vec<&'static str>, bool);
+
+/// Redis 7.0's commands from its metadata; in Sentinel mode the commands a Sentinel
+/// serves, as redis-sentinel's ACL knows only its own table.
+fn entries() -> Vec<Entry> {
+    if crate::sentinel::enabled() {
+        return crate::commands::families()
+            .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+            .map(|c| {
+                let words = c.acl.split_whitespace().collect();
+                (c.name, words, c.has_flag(crate::commands::flag::NO_AUTH))
+            })
+            .collect();
+    }
+    crate::commands::meta::all()
+        .iter()
+        .map(|(&name, m)| (name, m.words(6), m.words(2).contains(&"no_auth")))
+        .collect()
+}
+
 fn build() -> Universe {
-    let all = crate::commands::meta::all();
-    let mut names: Vec<&'static str> = all.keys().copied().collect();
+    let mut all = entries();
     let key = |n: &'static str| n.split_once('|').unwrap_or((n, ""));
-    names.sort_by(|a, b| key(a).cmp(&key(b)));
+    all.sort_by(|a, b| key(a.0).cmp(&key(b.0)));
+    let names: Vec<&'static str> = all.iter().map(|e| e.0).collect();
     let ids: HashMap<&'static str, usize> =
         names.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut cats = Vec::with_capacity(names.len());
     let mut no_auth = Vec::with_capacity(names.len());
     let mut parent = Vec::with_capacity(names.len());
     let mut subs = vec![Vec::new(); names.len()];
-    for (id, name) in names.iter().enumerate() {
-        let meta = &all[name];
-        let bits = meta.words(6).iter().fold(0, |acc, w| {
+    for (id, (name, words, open)) in all.iter().enumerate() {
+        let bits = words.iter().fold(0, |acc, w| {
             let w = w.trim_start_matches('@');
             acc | CATEGORIES
                 .iter()
@@ -92,7 +113,7 @@ fn build() -> Universe {
                 .map_or(0, |&(_, b)| b)
         });
         cats.push(bits);
-        no_auth.push(meta.words(2).contains(&"no_auth"));
+        no_auth.push(*open);
         let p = name.split_once('|').and_then(|(c, _)| ids.get(c).copied());
         if let Some(p) = p {
             subs[p].push(id);
