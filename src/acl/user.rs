@@ -465,11 +465,12 @@ impl User {
         &self.selectors[0]
     }
 
-    /// True if nothing is refused to this user: the check can be skipped.
+    /// True if nothing is refused to this user: the check can be skipped. (Read
+    /// before every command: the root selector first, the others only if it is not.)
+    #[inline]
     pub fn unrestricted(&self) -> bool {
-        self.selectors
-            .iter()
-            .any(|s| s.allcommands && s.allkeys && s.allchannels)
+        let open = |s: &Selector| s.allcommands && s.allkeys && s.allchannels;
+        open(&self.selectors[0]) || self.selectors[1..].iter().any(open)
     }
 
     /// Apply one rule (Redis's `ACLSetUser`); `allchannels` is `acl-pubsub-default`.
