@@ -397,6 +397,8 @@ fn acl_log_records_refusals_as_redis() {
         let mut u = server.raw();
         u.cmd(&["AUTH", "u", "bad"]);
         u.cmd(&["AUTH", "u", "bad"]);
+        u.cmd(&["auth", "u", "bad"]);
+        u.cmd(&["HELLO", "2", "AUTH", "nobody", "x"]);
         u.cmd(&["AUTH", "u", "pw"]);
         u.cmd(&["GET", "b"]);
         u.cmd(&["SET", "a", "1"]);

@@ -235,8 +235,9 @@ fn select(c: &mut Client, argv: &[Bytes]) -> Reply {
 }
 
 /// Authenticate `c` as `user` (AUTH, HELLO AUTH): `WRONGPASS` (and an ACL LOG
-/// entry) if the user does not exist, is off, or the password is not its.
-fn authenticate(c: &mut Client, user: &[u8], pass: &[u8]) -> Result<(), Reply> {
+/// entry naming the command as the client wrote it, `via`) if the user does not
+/// exist, is off, or the password is not its.
+fn authenticate(c: &mut Client, via: &[u8], user: &[u8], pass: &[u8]) -> Result<(), Reply> {
     let acl = crate::acl::registry();
     let generation = acl.generation();
     match acl.authenticate(user, pass) {
@@ -255,7 +256,8 @@ fn authenticate(c: &mut Client, user: &[u8], pass: &[u8]) -> Result<(), Reply> {
             let info = c.info_line(crate::clock::now_ms());
             let denied = crate::acl::Denied::Auth;
             let name = String::from_utf8_lossy(user);
-            let entry = crate::acl::entry(denied, context, "AUTH".into(), &name, info);
+            let via = String::from_utf8_lossy(via).into_owned();
+            let entry = crate::acl::entry(denied, context, via, &name, info);
             acl.log(entry);
             Err(Reply::err(errors::WRONGPASS))
         }
@@ -275,7 +277,7 @@ fn auth<'a>(c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
             }
             (b"default", &argv[1])
         };
-        match authenticate(&mut c.borrow_mut(), user, pass) {
+        match authenticate(&mut c.borrow_mut(), &argv[0], user, pass) {
             Ok(()) => Reply::ok(),
             Err(e) => e,
         }
@@ -309,7 +311,7 @@ fn hello<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
         }
         let mut c = c.borrow_mut();
         if let Some((user, pass)) = auth {
-            if let Err(e) = authenticate(&mut c, user, pass) {
+            if let Err(e) = authenticate(&mut c, &argv[0], user, pass) {
                 return e;
             }
         }
