@@ -510,3 +510,43 @@ fn a_client_that_sends_its_whole_pipeline_before_reading_is_served_as_redis_serv
         assert_eq!(probe.cmd(&["PING"]), Frame::Simple("PONG".into()));
     }
 }
+
+/// The same with a blocking command in the middle of the pipeline: while it waits, the
+/// server goes on writing the replies before it and reading the requests after it, as
+/// Redis reads a blocked client into its query buffer, so the whole pipeline goes in
+/// and, once another client pushes, every reply comes back in order.
+#[test]
+fn a_pipeline_with_a_blocking_command_in_its_middle_is_read_while_it_waits() {
+    let payload = vec![b'b'; 4096];
+    let n = 4096;
+    let echo = encode_request(&[b"ECHO", &payload]);
+    let mut requests = echo.repeat(n);
+    requests.extend_from_slice(&encode_request(&[b"BLPOP", b"bq", b"0"]));
+    requests.extend_from_slice(&echo.repeat(n));
+    let mut reply = format!("${}\r\n", payload.len()).into_bytes();
+    reply.extend_from_slice(&payload);
+    reply.extend_from_slice(b"\r\n");
+    let mut expected = reply.repeat(n);
+    expected.extend_from_slice(b"*2\r\n$2\r\nbq\r\n$1\r\nx\r\n");
+    expected.extend_from_slice(&reply.repeat(n));
+    for server in [Server::redis(), Server::shardis(2)] {
+        let mut conn = server.raw();
+        conn.stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .expect("set_write_timeout");
+        if let Err(e) = conn.stream.write_all(&requests) {
+            panic!("{}: the pipeline did not go in: {e}", server.addr());
+        }
+        let mut pusher = server.raw();
+        assert_eq!(pusher.cmd(&["RPUSH", "bq", "x"]), Frame::Int(1));
+        let mut got = Vec::with_capacity(expected.len());
+        let mut chunk = vec![0u8; 1 << 16];
+        while got.len() < expected.len() {
+            let k = conn.stream.read(&mut chunk).expect("read replies");
+            assert!(k > 0, "closed after {} reply bytes", got.len());
+            got.extend_from_slice(&chunk[..k]);
+        }
+        assert!(got == expected, "{}: the replies differ", server.addr());
+        assert_eq!(conn.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    }
+}

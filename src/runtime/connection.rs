@@ -382,27 +382,33 @@ async fn session(
     // The other core's shard this connection's requests all went to, for how many
     // batches in a row (see `MOVE_AFTER`).
     let mut affinity: (Option<usize>, u32) = (None, 0);
+    // Bytes read while a blocking command waited (see `while_blocked`), not parsed yet.
+    let mut read_while_blocked = 0;
     loop {
         // `timeout`: close a client idle for that many seconds (0 = never), as Redis.
         let timeout = shards.local.borrow().config.timeout;
-        let woken = next_event(
-            stream,
-            client,
-            &pushes,
-            &mut rbuf,
-            &mut out,
-            &mut unsent,
-            timeout,
-        );
-        let n = match woken.await {
-            Woken::Read(n) => n?,
-            Woken::Wrote(r) => {
-                r?;
-                continue;
-            }
-            Woken::Pushes => {
-                write_pushes(stream, shards, &pushes).await?;
-                continue;
+        let n = if read_while_blocked > 0 {
+            std::mem::take(&mut read_while_blocked)
+        } else {
+            let woken = next_event(
+                stream,
+                client,
+                &pushes,
+                &mut rbuf,
+                &mut out,
+                &mut unsent,
+                timeout,
+            );
+            match woken.await {
+                Woken::Read(n) => n?,
+                Woken::Wrote(r) => {
+                    r?;
+                    continue;
+                }
+                Woken::Pushes => {
+                    write_pushes(stream, shards, &pushes).await?;
+                    continue;
+                }
             }
         };
         if n == 0 || client.borrow().killed {
@@ -510,15 +516,28 @@ async fn session(
             encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
             if let Some((cmd, argv)) = blocked {
                 // Replies before the blocking command leave now, as in Redis.
-                write_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
+                send_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
                 // Served later, maybe with what another shard's command moved.
                 lanes = Lanes::All;
                 // Redis trims the served requests off its query buffer when it blocks.
                 client.borrow_mut().qbuf = read_len - ends[done - 1];
                 let fd = stream.as_raw_fd();
-                match blocking::block(client, shards, cmd, argv, fd).await {
-                    Some(r) => encode_replies(shards, client, vec![Some(r)], Vec::new(), &mut out),
-                    None => return Ok(None),
+                let wait = blocking::block(client, shards, cmd, argv, fd);
+                let io = Io {
+                    stream: &mut *stream,
+                    pushes: &pushes,
+                    rbuf: &mut rbuf,
+                    out: &mut out,
+                    unsent: &mut unsent,
+                };
+                let (served, read, failed) = while_blocked(io, qlimit, wait).await;
+                read_while_blocked += read;
+                match (served, failed) {
+                    (Some(r), None) => {
+                        encode_replies(shards, client, vec![Some(r)], Vec::new(), &mut out)
+                    }
+                    (_, Some(e)) => return Err(e),
+                    (None, None) => return Ok(None),
                 }
             }
         }
@@ -622,6 +641,69 @@ fn moving(
 /// The error a write ends with when the client went over its output buffer limit.
 fn over_limit() -> std::io::Error {
     std::io::Error::other("client is over its output buffer limit")
+}
+
+/// A connection's socket and buffers, lent to [`while_blocked`].
+struct Io<'a> {
+    stream: &'a mut TcpStream,
+    pushes: &'a Pushes,
+    rbuf: &'a mut BytesMut,
+    out: &'a mut BytesMut,
+    unsent: &'a mut BytesMut,
+}
+
+/// Wait for a blocked command (`wait`, run to its end: it withdraws its registrations
+/// as it ends, and a served element must reach its reply) while going on writing the
+/// replies before it that the socket had not taken, and reading what the client sends
+/// after it (up to `limit`, the query buffer's), as Redis goes on reading a blocked
+/// client into its query buffer. Otherwise a client that sends a pipeline with a
+/// blocking command in its middle before it reads any reply would wait for ever with
+/// the server once both directions' buffers are full (see `next_event`). Returns the
+/// reply (`None`: the client left), the bytes read into `rbuf`, and the socket's
+/// error if one ended the I/O.
+async fn while_blocked(
+    io: Io<'_>,
+    limit: usize,
+    wait: impl std::future::Future<Output = Option<Reply>>,
+) -> (Option<Reply>, usize, Option<std::io::Error>) {
+    let Io {
+        stream,
+        pushes,
+        rbuf,
+        out,
+        unsent,
+    } = io;
+    let mut wait = std::pin::pin!(wait);
+    let (mut read, mut eof, mut failed) = (0, false, None);
+    let served = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = wait.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        if failed.is_some() {
+            return Poll::Pending;
+        }
+        if !unsent.is_empty() {
+            if let Poll::Ready(Err(e)) = poll_write_unsent(stream, cx, pushes, unsent) {
+                failed = Some(e);
+                return Poll::Pending;
+            }
+        }
+        // (At end of input the wait notices the hang-up itself and ends.)
+        while !eof && rbuf.len() < limit {
+            match poll_read_into(stream, cx, rbuf, out) {
+                Poll::Ready(Ok(0)) => eof = true,
+                Poll::Ready(Ok(n)) => read += n,
+                Poll::Ready(Err(e)) => {
+                    failed = Some(e);
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    (served, read, failed)
 }
 
 /// Clear a read's replies (and the messages placed among them) to go and write what
