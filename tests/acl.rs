@@ -609,6 +609,8 @@ fn the_acl_file_round_trips_with_redis() {
         show(&c.cmd(&["ACL", "SAVE"])).split(". ").next(),
         Some("-NOPERM this user has no permissions to run the 'acl|save' command")
     );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn tempdir() -> String {
@@ -708,4 +710,6 @@ fn replication_and_the_aof_are_not_held_to_the_default_user() {
     let s = Server::shardis_with(2, &args);
     let mut c = s.raw();
     assert_eq!(show(&c.cmd(&["DBSIZE"])), ":50");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }
