@@ -564,6 +564,13 @@ fn the_acl_file_round_trips_with_redis() {
         sorted_words(&r.cmd(&["ACL", "LIST"])),
         sorted_words(&c.cmd(&["ACL", "LIST"]))
     );
+    // A relative path names a file in `dir`, as Redis (which works in `dir`) reads it.
+    let rel = Server::shardis_with(1, &["--dir", &dir, "--aclfile", "users.acl"]);
+    assert_eq!(
+        sorted_words(&rel.raw().cmd(&["ACL", "LIST"])),
+        sorted_words(&c.cmd(&["ACL", "LIST"]))
+    );
+    drop(rel);
     // A bad line: the same error, and nothing changes.
     let saved = std::fs::read_to_string(&file).unwrap();
     std::fs::write(

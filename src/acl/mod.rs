@@ -583,7 +583,7 @@ pub fn init(config: &crate::config::Config) -> Result<(), String> {
     }
     r.replace_all(users);
     if !aclfile.is_empty() {
-        load_file(aclfile, allchannels)
+        load_file(aclfile, &config.dir, allchannels)
             .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
     }
     Ok(())
@@ -597,8 +597,8 @@ fn has_spaces_str(s: &str) -> bool {
 
 /// ACL LOAD (and the start): every user from the ACL file, or an error naming each
 /// problem and nothing changed (Redis's `ACLLoadFromFile`).
-pub fn load_file(path: &str, allchannels: bool) -> Result<(), String> {
-    let text = std::fs::read(path).map_err(|e| {
+pub fn load_file(path: &str, dir: &str, allchannels: bool) -> Result<(), String> {
+    let text = std::fs::read(in_dir(dir, path)).map_err(|e| {
         format!(
             "Error loading ACLs, opening file '{path}': {}",
             strerror(&e)
@@ -685,12 +685,18 @@ fn trim<'a>(s: &'a [u8], set: &[u8]) -> &'a [u8] {
 }
 
 /// ACL SAVE: every user as a `user` line, written whole or not at all.
-pub fn save_file(path: &str) -> std::io::Result<()> {
+pub fn save_file(path: &str, dir: &str) -> std::io::Result<()> {
     let mut text = String::new();
     for u in registry().users() {
         text.push_str(&format!("user {} {}\n", u.name, u.describe()));
     }
-    crate::atomic_file::replace(path, &text)
+    crate::atomic_file::replace(&in_dir(dir, path), &text)
+}
+
+/// A relative `aclfile` names a file in `dir`, as Redis, which works in `dir`, opens
+/// it (error messages name it as configured).
+fn in_dir(dir: &str, path: &str) -> String {
+    std::path::Path::new(dir).join(path).display().to_string()
 }
 
 /// An I/O error as C's `strerror` words it ("No such file or directory").

@@ -294,7 +294,8 @@ fn load<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFutu
             .filter(|u| u.name != "default")
             .map(|u| u.name.clone())
             .collect();
-        match acl::load_file(&path, allchannels(s)) {
+        let dir = s.server.config.current().dir.clone();
+        match acl::load_file(&path, &dir, allchannels(s)) {
             // Redis frees every user but the default one, and their clients with them.
             Ok(()) => {
                 kill_users(c, s, before).await;
@@ -350,7 +351,8 @@ fn save<'a>(_c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFut
         if path.is_empty() {
             return Reply::err(NO_ACL_FILE);
         }
-        match acl::save_file(&path) {
+        let dir = s.server.config.current().dir.clone();
+        match acl::save_file(&path, &dir) {
             Ok(()) => Reply::ok(),
             Err(e) => {
                 crate::log::warning(&format!("Writing ACL file for ACL SAVE: {e}"));
