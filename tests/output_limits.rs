@@ -550,3 +550,48 @@ fn a_pipeline_with_a_blocking_command_in_its_middle_is_read_while_it_waits() {
         assert_eq!(conn.cmd(&["PING"]), Frame::Simple("PONG".into()));
     }
 }
+
+/// The same for a write that CLIENT PAUSE holds in the middle of a pipeline: the held
+/// connection goes on reading, as Redis fills a held client's query buffer.
+#[test]
+fn a_pipeline_held_by_client_pause_is_read_while_it_waits() {
+    let payload = vec![b'h'; 4096];
+    let n = 4096;
+    let echo = encode_request(&[b"ECHO", &payload]);
+    let mut requests = echo.repeat(n);
+    requests.extend_from_slice(&encode_request(&[b"SET", b"held", b"1"]));
+    requests.extend_from_slice(&echo.repeat(n));
+    let mut reply = format!("${}\r\n", payload.len()).into_bytes();
+    reply.extend_from_slice(&payload);
+    reply.extend_from_slice(b"\r\n");
+    let mut expected = reply.repeat(n);
+    expected.extend_from_slice(b"+OK\r\n");
+    expected.extend_from_slice(&reply.repeat(n));
+    for server in [Server::redis(), Server::shardis(2)] {
+        let mut admin = server.raw();
+        assert_eq!(
+            admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]),
+            Frame::Simple("OK".into())
+        );
+        let mut conn = server.raw();
+        conn.stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .expect("set_write_timeout");
+        if let Err(e) = conn.stream.write_all(&requests) {
+            panic!("{}: the pipeline did not go in: {e}", server.addr());
+        }
+        assert_eq!(
+            admin.cmd(&["CLIENT", "UNPAUSE"]),
+            Frame::Simple("OK".into())
+        );
+        let mut got = Vec::with_capacity(expected.len());
+        let mut chunk = vec![0u8; 1 << 16];
+        while got.len() < expected.len() {
+            let k = conn.stream.read(&mut chunk).expect("read replies");
+            assert!(k > 0, "closed after {} reply bytes", got.len());
+            got.extend_from_slice(&chunk[..k]);
+        }
+        assert!(got == expected, "{}: the replies differ", server.addr());
+        assert_eq!(admin.cmd(&["GET", "held"]), Frame::Bulk(b"1".to_vec()));
+    }
+}

@@ -493,13 +493,29 @@ async fn session(
                 // in Redis; it and the requests behind it run when the pause ends.
                 done += batch.replies.len();
                 encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
-                write_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
+                send_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
                 // Redis trims its query buffer up to the postponed command.
                 client.borrow_mut().qbuf = read_len - ends[done];
                 let fd = stream.as_raw_fd();
                 let first = &postponed.requests[0];
-                if !pause::wait(client, shards, postponed.class, first, fd).await {
-                    return Ok(None);
+                // Held, the connection goes on writing and reading as a blocked one.
+                let wait = async {
+                    let ended = pause::wait(client, shards, postponed.class, first, fd).await;
+                    ended.then(Reply::ok)
+                };
+                let io = Io {
+                    stream: &mut *stream,
+                    pushes: &pushes,
+                    rbuf: &mut rbuf,
+                    out: &mut out,
+                    unsent: &mut unsent,
+                };
+                let (ended, read, failed) = while_blocked(io, qlimit, wait).await;
+                read_while_blocked += read;
+                match (ended, failed) {
+                    (Some(_), None) => {}
+                    (_, Some(e)) => return Err(e),
+                    (None, None) => return Ok(None),
                 }
                 requests = postponed.requests.into_iter().chain(requests).collect();
                 continue;
@@ -652,8 +668,9 @@ struct Io<'a> {
     unsent: &'a mut BytesMut,
 }
 
-/// Wait for a blocked command (`wait`, run to its end: it withdraws its registrations
-/// as it ends, and a served element must reach its reply) while going on writing the
+/// Wait for a blocked command, or a request CLIENT PAUSE holds (`wait`, run to its
+/// end: a blocked command withdraws its registrations as it ends, and a served element
+/// must reach its reply) while going on writing the
 /// replies before it that the socket had not taken, and reading what the client sends
 /// after it (up to `limit`, the query buffer's), as Redis goes on reading a blocked
 /// client into its query buffer. Otherwise a client that sends a pipeline with a
