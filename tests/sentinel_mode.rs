@@ -518,3 +518,65 @@ fn authenticates_to_instances_and_to_other_sentinels() {
     drop((ours, theirs));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Redis's documented ACL recipe: the data nodes have a `sentinel` user with only the
+/// commands a Sentinel sends, and a `repl` user for the replication link; the Sentinel
+/// logs in with `auth-user` / `auth-pass`, finds the replica, and a forced failover
+/// goes through with those rights alone.
+#[test]
+fn works_with_the_acl_users_redis_documents_for_sentinel() {
+    let dir = scratch("sentinel-mode-acl");
+    let users = "user sentinel on >spw allchannels +multi +slaveof +ping +exec +subscribe \
+                 +config|rewrite +role +publish +info +client|setname +client|kill \
+                 +script|kill\nuser repl on >rpw +psync +replconf +ping\n\
+                 masteruser repl\nmasterauth rpw\n";
+    let node_conf = |tag: &str, extra: &str| {
+        write(
+            &dir.join(format!("{tag}.conf")),
+            &format!("threads 2\n{users}{extra}"),
+        )
+    };
+    let m = Server::shardis_config(&node_conf("master", ""), &[]);
+    let replica_of = format!("replicaof 127.0.0.1 {}\n", m.port);
+    let r = Server::shardis_config(&node_conf("replica", &replica_of), &[]);
+    let conf = sentinel_conf(&dir, "ours", m.port, 1, 5000);
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text += &format!("sentinel auth-user {NAME} sentinel\nsentinel auth-pass {NAME} spw\n");
+    let s = shardis_sentinel(&write(Path::new(&conf), &text));
+    // Found through the master, then asked itself (INFO, as the `sentinel` user).
+    let replica_ready = || {
+        let v: Option<Vec<std::collections::HashMap<String, String>>> =
+            query(s.port, &["SENTINEL", "REPLICAS", NAME]);
+        v.is_some_and(|v| {
+            v.len() == 1 && v[0]["flags"] == "slave" && v[0]["master-link-status"] == "ok"
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || replica_ready()
+            && master_field(s.port, "flags").as_deref() == Some("master")),
+        "the Sentinel did not log in or find the replica:\n{}",
+        s.log_text()
+    );
+    let failover = shown(s.port, &["SENTINEL", "FAILOVER", NAME]);
+    assert_eq!(failover, "ok");
+    assert!(
+        wait_until(Duration::from_secs(30), || master_of(s.port)
+            == Some(r.port)
+            && role_of(r.port).is_some_and(|(role, _)| role == "master")
+            && role_of(m.port)
+                .is_some_and(|(role, port)| role == "slave" && port == r.port)),
+        "the failover did not complete:\n{}",
+        s.log_text()
+    );
+    // Nothing it sent was refused on the way.
+    for node in [&m, &r] {
+        assert_eq!(
+            shown(node.port, &["ACL", "LOG"]),
+            "array([])",
+            "{}",
+            s.log_text()
+        );
+    }
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
