@@ -2,11 +2,12 @@
 //! USERS, WHOAMI, as Redis 7.0 answers them. The users and the checks are in
 //! `crate::acl`; this file is the command's surface.
 
+use super::connection::kill_where;
 use super::{args, errors, Command, Exec, LocalBoxFuture};
 use crate::acl::{self, registry, universe::Universe, User};
 use crate::client::{Client, ClientRef};
 use crate::protocol::Reply;
-use crate::runtime::{clients, Shards};
+use crate::runtime::Shards;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -70,39 +71,9 @@ fn cat(_c: &mut Client, argv: &[Bytes]) -> Reply {
     }
 }
 
-/// Close every connection `doomed` picks (on every core), the caller's own after its
-/// reply, as Redis frees the clients of a user it deletes.
-async fn kill_where(
-    c: &ClientRef,
-    s: &Shards,
-    doomed: impl Fn(&Client) -> bool + Send + Sync + 'static,
-) {
-    let me = c.borrow().id;
-    let doomed = Arc::new(doomed);
-    let shared = doomed.clone();
-    s.all(move |_| {
-        clients::each(|all| {
-            for client in all {
-                let Ok(mut cl) = client.try_borrow_mut() else {
-                    continue;
-                };
-                if cl.id != me && shared(&cl) {
-                    cl.killed = true;
-                    super::connection::shutdown_socket(cl.fd);
-                }
-            }
-        })
-    })
-    .await;
-    let mut me_c = c.borrow_mut();
-    if doomed(&me_c) {
-        me_c.close_after_reply = true;
-    }
-}
-
 /// Close every connection authenticated as one of `names`.
 async fn kill_users(c: &ClientRef, s: &Shards, names: Vec<String>) {
-    kill_where(c, s, move |cl| names.contains(&cl.user.name)).await
+    kill_where(c, s, move |cl| names.contains(&cl.user.name)).await;
 }
 
 fn deluser<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
@@ -431,7 +402,7 @@ async fn kill_refused_subscribers(c: &ClientRef, s: &Shards, old: &Arc<User>, ne
                 .iter()
                 .any(|ch| !allowed(ch, false))
     };
-    kill_where(c, s, refused).await
+    kill_where(c, s, refused).await;
 }
 
 fn users(_c: &mut Client, _argv: &[Bytes]) -> Reply {

@@ -880,46 +880,53 @@ fn client_kill<'a>(
                 i += 2;
             }
         }
-        let shared = filter.clone();
-        let killed: u64 = s
-            // Run on every core's thread: each sees its own clients.
-            .all(move |_: &mut Shard| {
-                let filter = &shared;
-                let mut n = 0;
-                clients::each(|all| {
-                    for client in all {
-                        // The caller is handled after the fan-out: it must reply first.
-                        let Ok(mut cl) = client.try_borrow_mut() else {
-                            continue;
-                        };
-                        if cl.id != me && filter.matches(&cl) {
-                            cl.killed = true;
-                            shutdown_socket(cl.fd);
-                            n += 1;
-                        }
-                    }
-                });
-                n
-            })
-            .await
-            .into_iter()
-            .sum();
-        // Killing yourself: Redis replies, then closes.
-        {
-            let mut me_c = c.borrow_mut();
-            if filter.matches(&me_c) {
-                me_c.close_after_reply = true;
-            }
-        }
+        let killed = kill_where(c, s, move |cl| filter.matches(cl)).await;
         if old_form {
-            if killed == 0 && !c.borrow().close_after_reply {
+            if killed == 0 {
                 return Reply::err(errors::NO_SUCH_CLIENT);
             }
             return Reply::ok();
         }
-        let self_killed = c.borrow().close_after_reply as u64;
-        Reply::Int((killed + self_killed) as i64)
+        Reply::Int(killed as i64)
     })
+}
+
+/// Close every connection `doomed` picks, on every core (each sees its own clients):
+/// the others at once, the caller's own after its reply, as Redis replies and then
+/// closes it (CLIENT KILL, a deleted ACL user). How many, the caller included.
+pub async fn kill_where(
+    c: &ClientRef,
+    s: &Shards,
+    doomed: impl Fn(&Client) -> bool + Send + Sync + 'static,
+) -> u64 {
+    let me = c.borrow().id;
+    let doomed = std::sync::Arc::new(doomed);
+    let shared = doomed.clone();
+    let killed: u64 = s
+        .all(move |_: &mut Shard| {
+            let mut n = 0;
+            clients::each(|all| {
+                for client in all {
+                    let Ok(mut cl) = client.try_borrow_mut() else {
+                        continue;
+                    };
+                    if cl.id != me && shared(&cl) {
+                        cl.killed = true;
+                        shutdown_socket(cl.fd);
+                        n += 1;
+                    }
+                }
+            });
+            n
+        })
+        .await
+        .into_iter()
+        .sum();
+    let mut me_c = c.borrow_mut();
+    if doomed(&me_c) {
+        me_c.close_after_reply = true;
+    }
+    killed + me_c.close_after_reply as u64
 }
 
 /// Wake a connection blocked in a read so it notices it was killed.
