@@ -39,7 +39,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 pub use user::{RuleError, User};
 
-/// Why a command was refused, in Redis's order of importance (later is more telling).
+/// Why a command was refused, ordered as Redis weighs them: a later variant is more
+/// telling, and of two alike the later argument (the derived order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Denied {
     Command,
@@ -51,15 +52,6 @@ pub enum Denied {
 }
 
 impl Denied {
-    fn rank(self) -> (u8, usize) {
-        match self {
-            Denied::Command => (1, 0),
-            Denied::Key(i) => (2, i),
-            Denied::Auth => (3, 0),
-            Denied::Channel(i) => (4, i),
-        }
-    }
-
     /// The `-NOPERM` reply of a refused command.
     pub fn error(self, cmd: &Command) -> String {
         match self {
@@ -420,7 +412,7 @@ pub fn check(user: &User, cmd: &'static Command, argv: &[Bytes]) -> Result<(), D
     for s in &user.selectors {
         match check_selector(s, cmd, argv, &mut keys) {
             Ok(()) => return Ok(()),
-            Err(d) if d.rank() > worst.rank() => worst = d,
+            Err(d) if d > worst => worst = d,
             Err(_) => {}
         }
     }
