@@ -153,27 +153,18 @@ fn config_set<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBo
         if let Err(e) = result {
             return e;
         }
+        let set = |name: &str| argv[2..].chunks(2).any(|p| super::args::eq(&p[0], name));
+        let cfg = s.server.config.current();
         // `requirepass` is the default user's password (Redis's
         // `ACLUpdateDefaultUserPassword`).
-        if argv[2..]
-            .chunks(2)
-            .any(|p| super::args::eq(&p[0], "requirepass"))
-        {
-            let cfg = s.server.config.current();
+        if set("requirepass") {
             crate::acl::registry().set_default_password(cfg.requirepass.as_deref());
         }
-        if argv[2..]
-            .chunks(2)
-            .any(|p| super::args::eq(&p[0], "acllog-max-len"))
-        {
-            let cfg = s.server.config.current();
+        if set("acllog-max-len") {
             crate::acl::registry().set_log_max(cfg.get_int("acllog-max-len"));
         }
         s.all(crate::runtime::refresh_config).await;
-        if argv[2..]
-            .chunks(2)
-            .any(|p| super::args::eq(&p[0], "appendonly"))
-        {
+        if set("appendonly") {
             crate::persistence::aof::appendonly_changed(s).await;
         }
         Reply::ok()

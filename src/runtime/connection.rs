@@ -501,7 +501,7 @@ async fn session(
                 // Held, the connection goes on writing and reading as a blocked one.
                 let wait = async {
                     let ended = pause::wait(client, shards, postponed.class, first, fd).await;
-                    ended.then(Reply::ok)
+                    ended.then_some(())
                 };
                 let io = Io {
                     stream: &mut *stream,
@@ -509,13 +509,10 @@ async fn session(
                     rbuf: &mut rbuf,
                     out: &mut out,
                     unsent: &mut unsent,
+                    read: &mut read_while_blocked,
                 };
-                let (ended, read, failed) = while_blocked(io, qlimit, wait).await;
-                read_while_blocked += read;
-                match (ended, failed) {
-                    (Some(_), None) => {}
-                    (_, Some(e)) => return Err(e),
-                    (None, None) => return Ok(None),
+                if while_blocked(io, qlimit, wait).await?.is_none() {
+                    return Ok(None);
                 }
                 requests = postponed.requests.into_iter().chain(requests).collect();
                 continue;
@@ -545,15 +542,11 @@ async fn session(
                     rbuf: &mut rbuf,
                     out: &mut out,
                     unsent: &mut unsent,
+                    read: &mut read_while_blocked,
                 };
-                let (served, read, failed) = while_blocked(io, qlimit, wait).await;
-                read_while_blocked += read;
-                match (served, failed) {
-                    (Some(r), None) => {
-                        encode_replies(shards, client, vec![Some(r)], Vec::new(), &mut out)
-                    }
-                    (_, Some(e)) => return Err(e),
-                    (None, None) => return Ok(None),
+                match while_blocked(io, qlimit, wait).await? {
+                    Some(r) => encode_replies(shards, client, vec![Some(r)], Vec::new(), &mut out),
+                    None => return Ok(None),
                 }
             }
         }
@@ -659,40 +652,42 @@ fn over_limit() -> std::io::Error {
     std::io::Error::other("client is over its output buffer limit")
 }
 
-/// A connection's socket and buffers, lent to [`while_blocked`].
+/// A connection's socket and buffers, lent to [`while_blocked`]; `read` counts the
+/// bytes it reads into `rbuf`.
 struct Io<'a> {
     stream: &'a mut TcpStream,
     pushes: &'a Pushes,
     rbuf: &'a mut BytesMut,
     out: &'a mut BytesMut,
     unsent: &'a mut BytesMut,
+    read: &'a mut usize,
 }
 
 /// Wait for a blocked command, or a request CLIENT PAUSE holds (`wait`, run to its
 /// end: a blocked command withdraws its registrations as it ends, and a served element
-/// must reach its reply) while going on writing the
-/// replies before it that the socket had not taken, and reading what the client sends
-/// after it (up to `limit`, the query buffer's), as Redis goes on reading a blocked
-/// client into its query buffer. Otherwise a client that sends a pipeline with a
-/// blocking command in its middle before it reads any reply would wait for ever with
-/// the server once both directions' buffers are full (see `next_event`). Returns the
-/// reply (`None`: the client left), the bytes read into `rbuf`, and the socket's
-/// error if one ended the I/O.
-async fn while_blocked(
+/// must reach its reply) while going on writing the replies before it that the socket
+/// had not taken, and reading what the client sends after it (up to `limit`, the
+/// query buffer's), as Redis goes on reading a blocked client into its query buffer.
+/// Otherwise a client that sends a pipeline with a blocking command in its middle
+/// before it reads any reply would wait for ever with the server once both
+/// directions' buffers are full (see `next_event`). `wait`'s outcome (`None`: the
+/// client left), or the socket's error if one ended the I/O meanwhile.
+async fn while_blocked<T>(
     io: Io<'_>,
     limit: usize,
-    wait: impl std::future::Future<Output = Option<Reply>>,
-) -> (Option<Reply>, usize, Option<std::io::Error>) {
+    wait: impl std::future::Future<Output = Option<T>>,
+) -> std::io::Result<Option<T>> {
     let Io {
         stream,
         pushes,
         rbuf,
         out,
         unsent,
+        read,
     } = io;
     let mut wait = std::pin::pin!(wait);
-    let (mut read, mut eof, mut failed) = (0, false, None);
-    let served = std::future::poll_fn(|cx| {
+    let (mut eof, mut failed) = (false, None);
+    let outcome = std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = wait.as_mut().poll(cx) {
             return Poll::Ready(r);
         }
@@ -709,7 +704,7 @@ async fn while_blocked(
         while !eof && rbuf.len() < limit {
             match poll_read_into(stream, cx, rbuf, out) {
                 Poll::Ready(Ok(0)) => eof = true,
-                Poll::Ready(Ok(n)) => read += n,
+                Poll::Ready(Ok(n)) => *read += n,
                 Poll::Ready(Err(e)) => {
                     failed = Some(e);
                     break;
@@ -720,7 +715,10 @@ async fn while_blocked(
         Poll::Pending
     })
     .await;
-    (served, read, failed)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(outcome),
+    }
 }
 
 /// Clear a read's replies (and the messages placed among them) to go and write what
