@@ -444,16 +444,25 @@ fn config_rewrite_writes_the_classes_as_redis_does() {
 }
 
 /// Send `requests` whole before reading any reply, as redis-py's pipeline does
-/// (`sendall`, then read), and return every reply byte. The write gives up after a
-/// generous while, so a server that stops reading while its replies wait fails here
-/// instead of hanging the test.
+/// (`sendall`, then read), and return every reply byte.
 fn send_all_then_read(conn: &mut RawConn, requests: &[u8], reply_len: usize) -> Vec<u8> {
+    send_all(conn, requests);
+    read_replies(conn, reply_len)
+}
+
+/// Write `requests` whole. The write gives up after a generous while, so a server that
+/// stops reading while its replies wait fails here instead of hanging the test.
+fn send_all(conn: &mut RawConn, requests: &[u8]) {
     conn.stream
         .set_write_timeout(Some(Duration::from_secs(30)))
         .expect("set_write_timeout");
     if let Err(e) = conn.stream.write_all(requests) {
         panic!("the server stopped reading the pipeline while its replies waited: {e}");
     }
+}
+
+/// Read `reply_len` reply bytes.
+fn read_replies(conn: &mut RawConn, reply_len: usize) -> Vec<u8> {
     let mut got = Vec::with_capacity(reply_len);
     let mut chunk = vec![0u8; 1 << 16];
     while got.len() < reply_len {
@@ -462,6 +471,24 @@ fn send_all_then_read(conn: &mut RawConn, requests: &[u8], reply_len: usize) -> 
         got.extend_from_slice(&chunk[..n]);
     }
     got
+}
+
+/// 16 MB of ECHOs on each side of `middle`, and the replies: `middle_reply` between
+/// theirs.
+fn echoes_around(middle: &[&[u8]], middle_reply: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let payload = vec![b'e'; 4096];
+    let n = 4096;
+    let echo = encode_request(&[b"ECHO", &payload]);
+    let mut requests = echo.repeat(n);
+    requests.extend_from_slice(&encode_request(middle));
+    requests.extend_from_slice(&echo.repeat(n));
+    let mut reply = format!("${}\r\n", payload.len()).into_bytes();
+    reply.extend_from_slice(&payload);
+    reply.extend_from_slice(b"\r\n");
+    let mut expected = reply.repeat(n);
+    expected.extend_from_slice(middle_reply);
+    expected.extend_from_slice(&reply.repeat(n));
+    (requests, expected)
 }
 
 #[test]
@@ -517,35 +544,14 @@ fn a_client_that_sends_its_whole_pipeline_before_reading_is_served_as_redis_serv
 /// and, once another client pushes, every reply comes back in order.
 #[test]
 fn a_pipeline_with_a_blocking_command_in_its_middle_is_read_while_it_waits() {
-    let payload = vec![b'b'; 4096];
-    let n = 4096;
-    let echo = encode_request(&[b"ECHO", &payload]);
-    let mut requests = echo.repeat(n);
-    requests.extend_from_slice(&encode_request(&[b"BLPOP", b"bq", b"0"]));
-    requests.extend_from_slice(&echo.repeat(n));
-    let mut reply = format!("${}\r\n", payload.len()).into_bytes();
-    reply.extend_from_slice(&payload);
-    reply.extend_from_slice(b"\r\n");
-    let mut expected = reply.repeat(n);
-    expected.extend_from_slice(b"*2\r\n$2\r\nbq\r\n$1\r\nx\r\n");
-    expected.extend_from_slice(&reply.repeat(n));
+    let blpop: &[&[u8]] = &[b"BLPOP", b"bq", b"0"];
+    let (requests, expected) = echoes_around(blpop, b"*2\r\n$2\r\nbq\r\n$1\r\nx\r\n");
     for server in [Server::redis(), Server::shardis(2)] {
         let mut conn = server.raw();
-        conn.stream
-            .set_write_timeout(Some(Duration::from_secs(30)))
-            .expect("set_write_timeout");
-        if let Err(e) = conn.stream.write_all(&requests) {
-            panic!("{}: the pipeline did not go in: {e}", server.addr());
-        }
+        send_all(&mut conn, &requests);
         let mut pusher = server.raw();
         assert_eq!(pusher.cmd(&["RPUSH", "bq", "x"]), Frame::Int(1));
-        let mut got = Vec::with_capacity(expected.len());
-        let mut chunk = vec![0u8; 1 << 16];
-        while got.len() < expected.len() {
-            let k = conn.stream.read(&mut chunk).expect("read replies");
-            assert!(k > 0, "closed after {} reply bytes", got.len());
-            got.extend_from_slice(&chunk[..k]);
-        }
+        let got = read_replies(&mut conn, expected.len());
         assert!(got == expected, "{}: the replies differ", server.addr());
         assert_eq!(conn.cmd(&["PING"]), Frame::Simple("PONG".into()));
     }
@@ -555,18 +561,8 @@ fn a_pipeline_with_a_blocking_command_in_its_middle_is_read_while_it_waits() {
 /// connection goes on reading, as Redis fills a held client's query buffer.
 #[test]
 fn a_pipeline_held_by_client_pause_is_read_while_it_waits() {
-    let payload = vec![b'h'; 4096];
-    let n = 4096;
-    let echo = encode_request(&[b"ECHO", &payload]);
-    let mut requests = echo.repeat(n);
-    requests.extend_from_slice(&encode_request(&[b"SET", b"held", b"1"]));
-    requests.extend_from_slice(&echo.repeat(n));
-    let mut reply = format!("${}\r\n", payload.len()).into_bytes();
-    reply.extend_from_slice(&payload);
-    reply.extend_from_slice(b"\r\n");
-    let mut expected = reply.repeat(n);
-    expected.extend_from_slice(b"+OK\r\n");
-    expected.extend_from_slice(&reply.repeat(n));
+    let set: &[&[u8]] = &[b"SET", b"held", b"1"];
+    let (requests, expected) = echoes_around(set, b"+OK\r\n");
     for server in [Server::redis(), Server::shardis(2)] {
         let mut admin = server.raw();
         assert_eq!(
@@ -574,23 +570,12 @@ fn a_pipeline_held_by_client_pause_is_read_while_it_waits() {
             Frame::Simple("OK".into())
         );
         let mut conn = server.raw();
-        conn.stream
-            .set_write_timeout(Some(Duration::from_secs(30)))
-            .expect("set_write_timeout");
-        if let Err(e) = conn.stream.write_all(&requests) {
-            panic!("{}: the pipeline did not go in: {e}", server.addr());
-        }
+        send_all(&mut conn, &requests);
         assert_eq!(
             admin.cmd(&["CLIENT", "UNPAUSE"]),
             Frame::Simple("OK".into())
         );
-        let mut got = Vec::with_capacity(expected.len());
-        let mut chunk = vec![0u8; 1 << 16];
-        while got.len() < expected.len() {
-            let k = conn.stream.read(&mut chunk).expect("read replies");
-            assert!(k > 0, "closed after {} reply bytes", got.len());
-            got.extend_from_slice(&chunk[..k]);
-        }
+        let got = read_replies(&mut conn, expected.len());
         assert!(got == expected, "{}: the replies differ", server.addr());
         assert_eq!(admin.cmd(&["GET", "held"]), Frame::Bulk(b"1".to_vec()));
     }
