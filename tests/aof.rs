@@ -997,3 +997,53 @@ fn transactions_on_different_keys_log_in_one_order() {
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What the AOF holds was acknowledged: a restart replays all of it whatever the
+/// server would now refuse a client (no good replicas for `min-replicas-to-write`, a
+/// read-only replica, memory over `maxmemory`), as Redis's loader, which passes no
+/// such check. The first of these used to drop every write with `-NOREPLICAS`.
+#[test]
+fn a_restart_replays_what_the_new_settings_would_refuse() {
+    let dir = scratch("refusing-settings");
+    let p = start(&dir, 2, &[]).unwrap();
+    let mut c = p.conn();
+    for i in 0..100 {
+        let _: () = c.set(format!("k{i}"), i).unwrap();
+    }
+    let (a, b) = pair("tx", 2);
+    let _: () = redis::pipe()
+        .atomic()
+        .incr(&a, 1)
+        .incr(&b, 1)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("EVAL")
+        .arg("redis.call('set', KEYS[1], 'lua')")
+        .arg(1)
+        .arg("script")
+        .query(&mut c)
+        .unwrap();
+    p.kill9();
+    let closed = free_port().to_string();
+    let settings: [&[&str]; 3] = [
+        &[
+            "--min-replicas-to-write",
+            "1",
+            "--min-replicas-max-lag",
+            "10",
+        ],
+        &["--replicaof", "127.0.0.1", &closed],
+        &["--maxmemory", "1", "--maxmemory-policy", "noeviction"],
+    ];
+    for extra in settings {
+        let p = start(&dir, 2, extra).unwrap();
+        let mut c = p.conn();
+        let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+        assert_eq!(n, 103, "{extra:?}: {}", p.log_text());
+        let counts: (i64, i64) = (c.get(&a).unwrap(), c.get(&b).unwrap());
+        assert_eq!(counts, (1, 1), "{extra:?}");
+        assert!(!p.log_text().contains("AOF replay:"), "{}", p.log_text());
+        p.kill9();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

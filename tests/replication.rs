@@ -1000,3 +1000,53 @@ fn link_down_since_counts_from_a_lost_link_as_in_redis() {
         assert_eq!(info_field(&mut c, "master_link_down_since_seconds"), "-1");
     }
 }
+
+/// A read-only script past `busy-reply-threshold` on a replica: the master's writes
+/// wait for it and apply once SCRIPT KILL ends it, on Shardis as on Redis (which stops
+/// reading its master meanwhile). Shardis used to answer them `-BUSY` and lose them.
+/// A full sync whose data arrives during such a script waits for it to flush, and
+/// SCRIPT KILL still ends the script although the replica is loading.
+#[test]
+fn a_busy_script_on_a_replica_delays_the_master_s_writes_and_loses_none() {
+    let master = redis(&["--repl-diskless-sync-delay", "1"]);
+    write_load(&master, 0, 10);
+    let busy = ["--busy-reply-threshold", "100"];
+    let (shardis_replica, redis_replica) = (shardis(2, &busy), redis(&busy));
+    let spin: [&[u8]; 3] = [b"EVAL_RO", b"local i = 0 while true do i = i + 1 end", b"0"];
+    let start_spinning = |replica: &Server| {
+        let mut script = replica.raw();
+        script.send_cmd(&spin);
+        script
+    };
+    let kill = |replica: &Server, mut script: RawConn| {
+        assert_eq!(show(&replica.raw().cmd(&["SCRIPT", "KILL"])), "+OK");
+        let end = show(&script.read_frame());
+        assert!(end.contains("Script killed by user"), "{end}");
+    };
+
+    // The full sync: the master sends its data a second after the REPLICAOF.
+    let mut r = shardis_replica.raw();
+    let port = master.port.to_string();
+    assert_eq!(show(&r.cmd(&["REPLICAOF", "127.0.0.1", &port])), "+OK");
+    let script = start_spinning(&shardis_replica);
+    let waiting = wait_until(Duration::from_secs(20), || {
+        shardis_replica.log_text().contains("Flushing old data")
+    });
+    assert!(waiting, "the full sync never began");
+    kill(&shardis_replica, script);
+    assert_in_sync(&master, &shardis_replica);
+
+    follow(&redis_replica, &master);
+    for replica in [&shardis_replica, &redis_replica] {
+        let script = start_spinning(replica);
+        let mut probe = replica.raw();
+        let busy = wait_until(Duration::from_secs(10), || {
+            show(&probe.cmd(&["PING"])).starts_with("-BUSY")
+        });
+        assert!(busy, "the script never became busy");
+        write_load(&master, 10, 10);
+        std::thread::sleep(Duration::from_millis(200));
+        kill(replica, script);
+        assert_in_sync(&master, replica);
+    }
+}

@@ -9,6 +9,8 @@
 //! `no_multi` command is refused and dooms the transaction; then, while CLIENT PAUSE
 //! holds it, a command is postponed (see `pause`); and every command the table does
 //! not mark [`traits::RUNS_IN_MULTI`] is queued inside MULTI instead of run.
+//! What our master's link or the AOF's replay sends passes every check but the first
+//! (it was accepted where it first ran, and a refusal would lose it).
 
 use crate::client::ClientRef;
 use crate::cluster::{Route, SlotCheck};
@@ -86,15 +88,23 @@ fn check(
     argv: &[Bytes],
 ) -> Result<(&'static Command, Option<SlotCheck>), Refusal> {
     let refuse = |reply: Reply| Err((reply, Some(cmd)));
-    let (authed, id, subscribe_mode, monitor) = {
+    let (authed, subscribe_mode, monitor, replicated) = {
         let c = client.borrow();
         (
             c.authenticated,
-            c.id,
             c.resp == 2 && c.pubsub.active(),
             c.monitor,
+            c.replicated(),
         )
     };
+    if replicated {
+        // What our master or the AOF sends was accepted where it first ran; refusing
+        // it here would lose it without a word (Redis's master and AOF clients pass
+        // no such check either). A script past `busy-reply-threshold` holds its shards'
+        // claims, so a command on its keys waits for it, as Redis stops reading its
+        // master meanwhile.
+        return Ok((cmd, None));
+    }
     if !authed
         && crate::acl::registry().default_needs_auth()
         && !cmd.has_flag(crate::commands::flag::NO_AUTH)
@@ -121,7 +131,8 @@ fn check(
     }
     if shards.server.loading.load(Ordering::Relaxed)
         && !cmd.has_flag(crate::commands::flag::LOADING)
-        && id != crate::client::REPLAY_CLIENT
+        && !(cmd.has_flag(crate::commands::flag::ALLOW_BUSY)
+            && crate::scripting::run::busy_somewhere(&shards.server))
     {
         return refuse(Reply::err(errors::LOADING));
     }
@@ -147,7 +158,7 @@ fn check(
     {
         return refuse(Reply::err(errors::NOREPLICAS));
     }
-    if crate::replication::is_replica(&shards.server) && !client.borrow().repl.is_master {
+    if crate::replication::is_replica(&shards.server) {
         if let Some(reply) = replica_refuses(shards, cmd) {
             return refuse(reply);
         }
@@ -257,9 +268,6 @@ fn cluster_route(client: &ClientRef, cmd: &'static Command, argv: &[Bytes], writ
         return Route::Here;
     }
     let c = client.borrow();
-    if c.replicated() {
-        return Route::Here;
-    }
     crate::cluster::route(&crate::cluster::Query {
         first,
         one_slot,
@@ -361,8 +369,8 @@ fn writes_refused(shards: &Shards) -> Option<Reply> {
 
 /// `-OOM` for a command that may grow memory (`denyoom`; an EXEC, if any command it
 /// queued does; any command queued inside MULTI) while the process is over
-/// `maxmemory` and no shard can evict (`shard::evict`). Our master's stream and the
-/// AOF's replay are obeyed. One load and a compare when no limit is set.
+/// `maxmemory` and no shard can evict (`shard::evict`). One load and a compare when no
+/// limit is set.
 fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<Reply> {
     {
         let local = shards.local.borrow();
@@ -371,9 +379,6 @@ fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<R
         }
     }
     let c = client.borrow();
-    if c.replicated() {
-        return None;
-    }
     let denyoom = |cmd: &Command| cmd.has_flag(crate::commands::flag::DENYOOM);
     let grows = denyoom(cmd)
         || (cmd.has_trait(traits::ENDS_MULTI)

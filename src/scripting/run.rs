@@ -287,6 +287,13 @@ fn busy_anywhere(server: &crate::runtime::ServerInfo) -> Option<&'static str> {
     cores().iter().find_map(one_shard_busy(server)?)
 }
 
+/// Whether any script has passed `busy-reply-threshold`. A replica's full sync waits
+/// for such a script before it flushes, with the server marked loading: admission lets
+/// SCRIPT KILL, FUNCTION KILL and SHUTDOWN through meanwhile.
+pub fn busy_somewhere(server: &crate::runtime::ServerInfo) -> bool {
+    busy(server).is_some() || busy_anywhere(server).is_some()
+}
+
 /// While a script runs on one shard alone: a test of a core's script, the `-BUSY`
 /// error if it has passed `busy-reply-threshold`.
 fn one_shard_busy(
