@@ -1047,3 +1047,39 @@ fn a_restart_replays_what_the_new_settings_would_refuse() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A record that fails when replayed (written here by hand: LPUSH on a string) is
+/// logged and counted as Redis does, and the rest of the file still loads; with
+/// `propagation-error-behavior panic` the server stops instead of starting.
+#[test]
+fn a_record_that_fails_on_replay_is_logged_and_counted() {
+    let dir = scratch("failing-record");
+    let p = start(&dir, 1, &[]).unwrap();
+    let mut c = p.conn();
+    let _: () = c.set("x", "string").unwrap();
+    p.kill9();
+    let file = incr_files(&dir).pop().unwrap();
+    let mut records = std::fs::read(&file).unwrap();
+    records.extend_from_slice(b"*3\r\n$5\r\nLPUSH\r\n$1\r\nx\r\n$1\r\na\r\n");
+    records.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\ny\r\n$1\r\n1\r\n");
+    std::fs::write(&file, records).unwrap();
+    let p = start(&dir, 1, &[]).unwrap();
+    let mut c = p.conn();
+    let stats: String = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
+    assert!(stats.contains("unexpected_error_replies:1\r\n"), "{stats}");
+    let y: Option<i64> = c.get("y").unwrap();
+    assert_eq!(y, Some(1));
+    assert!(p.log_text().contains(
+        "== CRITICAL == This server is sending an error to its AOF-loading-client: \
+         '-WRONGTYPE Operation against a key holding the wrong kind of value' after \
+         processing the command 'lpush'"
+    ));
+    p.kill9();
+    let refused = start(&dir, 1, &["--propagation-error-behavior", "panic"]);
+    let log = refused.err().expect("started after a failing record");
+    assert!(
+        log.contains("panicked sending an error to its AOF-loading-client"),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1050,3 +1050,64 @@ fn a_busy_script_on_a_replica_delays_the_master_s_writes_and_loses_none() {
         assert_in_sync(&master, replica);
     }
 }
+
+/// A command from the master that fails on the replica (here, the replica's own data
+/// differs: it accepts writes) is logged and counted as Redis does, alone and inside
+/// a transaction; with `propagation-error-behavior panic` a read-only replica stops.
+#[test]
+fn errors_the_master_s_commands_get_are_logged_and_counted_as_in_redis() {
+    let master = redis(&[]);
+    let writable = ["--replica-read-only", "no"];
+    let mut replicas = [shardis(2, &writable), redis(&writable)];
+    for replica in &replicas {
+        follow(replica, &master);
+        assert_eq!(show(&replica.raw().cmd(&["SET", "x", "local"])), "+OK");
+    }
+    let mut m = master.raw();
+    m.cmd(&["LPUSH", "x", "a"]);
+    m.cmd(&["MULTI"]);
+    m.cmd(&["SET", "y", "1"]);
+    m.cmd(&["LPUSH", "x", "b"]);
+    m.cmd(&["EXEC"]);
+    let line = |cmd: &str| {
+        format!(
+            "== CRITICAL == This replica is sending an error to its master: \
+             '-WRONGTYPE Operation against a key holding the wrong kind of value' \
+             after processing the command '{cmd}'"
+        )
+    };
+    for replica in &replicas {
+        let mut r = replica.raw();
+        let counted = wait_until(Duration::from_secs(10), || {
+            num(&mut r, "unexpected_error_replies") == 2
+        });
+        assert!(
+            counted,
+            "{}",
+            info_field(&mut r, "unexpected_error_replies")
+        );
+        let log = replica.log_text();
+        for cmd in ["lpush", "exec"] {
+            assert_eq!(log.matches(&line(cmd)).count(), 1, "{log}");
+        }
+        assert_eq!(show(&r.cmd(&["GET", "y"])), "$\"1\"");
+        let panic = [
+            "propagation-error-behavior",
+            "panic",
+            "replica-read-only",
+            "yes",
+        ];
+        assert_eq!(
+            show(&r.cmd(&[&["CONFIG", "SET"][..], &panic].concat())),
+            "+OK"
+        );
+    }
+    m.cmd(&["LPUSH", "x", "c"]);
+    for replica in &mut replicas {
+        let stopped = replica.wait_exit(Duration::from_secs(10));
+        assert!(stopped.is_some(), "the replica goes on after the error");
+        assert!(replica
+            .log_text()
+            .contains("panicked sending an error to its master"));
+    }
+}

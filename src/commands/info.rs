@@ -785,8 +785,7 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFac
     w.field("tracking_total_keys", keys);
     w.field("tracking_total_items", items);
     w.field("tracking_total_prefixes", prefixes);
-    // Error replies to a master or while loading the AOF: neither happens here.
-    w.field("unexpected_error_replies", 0);
+    w.field("unexpected_error_replies", t.unexpected_error_replies);
     w.field("total_error_replies", t.total_error_replies);
     // sanitize-dump-payload is not implemented: no deep sanitization ever runs.
     w.field("dump_payload_sanitizations", 0);

@@ -17,7 +17,7 @@ use crate::client::{Client, ClientRef};
 use crate::log::log;
 use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::backend::{self, TcpStream};
-use crate::runtime::dispatch::run_batch_unmonitored;
+use crate::runtime::dispatch::{report_unexpected_errors, run_batch_unmonitored, Obeyed};
 use crate::runtime::Shards;
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
@@ -579,7 +579,9 @@ async fn apply_stream(
                 return Err("the link was closed".into());
             }
             if !requests.is_empty() {
-                run_batch_unmonitored(client, shards, requests).await;
+                let names: Vec<Bytes> = requests.iter().map(|a| a[0].clone()).collect();
+                let out = run_batch_unmonitored(client, shards, requests).await;
+                report_unexpected_errors(shards, Obeyed::Master, &names, &out.replies);
             }
             let offset = {
                 let mut s = st.lock();

@@ -38,6 +38,7 @@ use crate::shard::propagation::Effect;
 pub use crate::shard::slowlog::Caller;
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
 use std::time::Instant;
 
 pub use admission::resolve;
@@ -117,6 +118,75 @@ pub async fn run_batch_unmonitored(
     requests: Vec<Vec<Bytes>>,
 ) -> Batch {
     run_requests(client, shards, requests, false).await
+}
+
+/// Who sent requests that were accepted elsewhere and must not fail here.
+#[derive(Clone, Copy)]
+pub enum Obeyed {
+    /// Our master's link.
+    Master,
+    /// The AOF's replay at start.
+    Aof,
+}
+
+/// Log and count (INFO `unexpected_error_replies`) each error that requests from our
+/// master or the AOF (their command `names`, in order) got, with Redis's
+/// `afterErrorReply` line: they ran where they were first accepted, so an error means
+/// the data here now differs. (As Redis's, the line shows the error with its `-` and
+/// names EXEC for an error inside a transaction.) With `propagation-error-behavior
+/// panic` the server stops there; with `panic-on-replicas` only on the master's link;
+/// on that link, only while `replica-read-only` holds (a writable replica's data may
+/// differ by design).
+pub fn report_unexpected_errors(
+    shards: &Shards,
+    from: Obeyed,
+    names: &[Bytes],
+    replies: &[Option<Reply>],
+) {
+    let mut errors: Vec<(&[u8], Cow<str>)> = Vec::new();
+    for (name, reply) in names.iter().zip(replies) {
+        match reply {
+            Some(Reply::Array(inner)) if name.eq_ignore_ascii_case(b"exec") => {
+                errors.extend(
+                    inner
+                        .iter()
+                        .filter_map(|r| Some((&name[..], r.error_text()?))),
+                );
+            }
+            Some(r) => errors.extend(r.error_text().map(|e| (&name[..], e))),
+            None => {}
+        }
+    }
+    if errors.is_empty() {
+        return;
+    }
+    let (sender, receiver) = match from {
+        Obeyed::Master => ("replica", "master"),
+        Obeyed::Aof => ("server", "AOF-loading-client"),
+    };
+    let cfg = shards.local.borrow().config.clone();
+    shards.local.borrow_mut().stats.unexpected_error_replies += errors.len() as u64;
+    for (name, text) in &errors {
+        let name = String::from_utf8_lossy(name).to_lowercase();
+        let text: String = text.chars().take(4096).collect();
+        crate::log::warning(&format!(
+            "== CRITICAL == This {sender} is sending an error to its {receiver}: '-{text}' \
+             after processing the command '{name}'"
+        ));
+    }
+    let behaviour = cfg.get("propagation-error-behavior").unwrap_or("ignore");
+    let panics = match from {
+        Obeyed::Master => behaviour != "ignore" && cfg.get_bool("replica-read-only"),
+        Obeyed::Aof => behaviour == "panic",
+    };
+    if panics {
+        let name = String::from_utf8_lossy(errors[0].0).to_lowercase();
+        crate::log::warning(&format!(
+            "This {sender} panicked sending an error to its {receiver} after processing \
+             the command '{name}'"
+        ));
+        std::process::abort();
+    }
 }
 
 /// `from_client`: the client sent these (shown by MONITOR, postponed by a pause).

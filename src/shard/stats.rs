@@ -57,6 +57,9 @@ pub struct ShardStats {
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub total_error_replies: u64,
+    /// Errors that requests from our master or the AOF got (see
+    /// `dispatch::report_unexpected_errors`).
+    pub unexpected_error_replies: u64,
     /// Socket reads and writes (INFO total_reads_processed / total_writes_processed).
     pub reads_processed: u64,
     pub writes_processed: u64,
@@ -142,6 +145,7 @@ impl ShardStats {
         self.evicted_keys += o.evicted_keys;
         self.evicted_clients += o.evicted_clients;
         self.total_error_replies += o.total_error_replies;
+        self.unexpected_error_replies += o.unexpected_error_replies;
         self.hops_sent += o.hops_sent;
         self.hops_served += o.hops_served;
         self.connections_moved_in += o.connections_moved_in;

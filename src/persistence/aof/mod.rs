@@ -65,7 +65,7 @@ pub mod writer;
 pub use rewrite::{after_full_sync, appendonly_changed, auto_rewrite, bgrewriteaof};
 
 use crate::client::REPLAY_CLIENT;
-use crate::protocol::Reply;
+use crate::runtime::dispatch;
 use crate::runtime::durability::{concluding, Lanes, Wait};
 use crate::runtime::hop::ServerInfo;
 use crate::runtime::Shards;
@@ -435,7 +435,6 @@ async fn replay(shards: &Shards, cmds: Vec<(usize, Vec<Bytes>)>) {
     let client = replay_client(shards);
     let mut db = usize::MAX;
     let mut batch: Vec<Vec<Bytes>> = Vec::with_capacity(1024);
-    let mut errors = 0u64;
     let mut it = cmds.into_iter().peekable();
     while it.peek().is_some() {
         for (d, argv) in it.by_ref() {
@@ -453,21 +452,8 @@ async fn replay(shards: &Shards, cmds: Vec<(usize, Vec<Bytes>)>) {
         }
         let requests = std::mem::take(&mut batch);
         let names: Vec<Bytes> = requests.iter().map(|a| a[0].clone()).collect();
-        let out = crate::runtime::dispatch::run_batch_unmonitored(&client, shards, requests).await;
-        for (r, name) in out.replies.iter().zip(names) {
-            if let Some(e) = r.as_ref().and_then(Reply::error_text) {
-                errors += 1;
-                if errors <= 10 {
-                    crate::log::log(&format!(
-                        "AOF replay: '{}' answered {e}",
-                        String::from_utf8_lossy(&name)
-                    ));
-                }
-            }
-        }
-    }
-    if errors > 10 {
-        crate::log::log(&format!("AOF replay: {errors} records answered an error"));
+        let out = dispatch::run_batch_unmonitored(&client, shards, requests).await;
+        dispatch::report_unexpected_errors(shards, dispatch::Obeyed::Aof, &names, &out.replies);
     }
 }
 
