@@ -1111,3 +1111,52 @@ fn errors_the_master_s_commands_get_are_logged_and_counted_as_in_redis() {
             .contains("panicked sending an error to its master"));
     }
 }
+
+/// `redis-cli --functions-rdb` (`REPLCONF rdb-filter-only functions`): an RDB with the
+/// function libraries and no keys, which redis-server loads; the option's errors as
+/// Redis's.
+#[test]
+fn redis_cli_functions_rdb_works_as_with_redis() {
+    let library = "#!lua name=cli\nredis.register_function('one', function() return 1 end)";
+    for server in [shardis(2, &[]), redis(&[])] {
+        let mut c = server.raw();
+        write_load(&server, 0, 5);
+        assert_eq!(show(&c.cmd(&["FUNCTION", "LOAD", library])), "$\"cli\"");
+        for (value, reply) in [
+            ("bogus", "-ERR Unsupported rdb-filter-only option: bogus"),
+            ("\"\"", "-ERR Unsupported rdb-filter-only option: "),
+            ("functions \"x", "-ERR Missing rdb-filter-only values"),
+            ("", "+OK"),
+            ("FUNCTIONS", "+OK"),
+        ] {
+            let got = show(&c.cmd(&["REPLCONF", "rdb-filter-only", value]));
+            assert_eq!(got, reply, "{value}");
+        }
+        let filtered_without_eof = c.cmd(&["SYNC"]);
+        assert_eq!(
+            show(&filtered_without_eof),
+            "-ERR Filtered replica requires EOF capability"
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "shardis-cli-functions-{}-{}",
+            std::process::id(),
+            server.port
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &server.port.to_string(), "--functions-rdb"])
+            .arg(dir.join("dump.rdb"))
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let copy = redis(&["--dir", dir.to_str().unwrap(), "--dbfilename", "dump.rdb"]);
+        let mut r = copy.raw();
+        assert_eq!(show(&r.cmd(&["DBSIZE"])), ":0");
+        assert_eq!(show(&r.cmd(&["FCALL", "one", "0"])), ":1");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

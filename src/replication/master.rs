@@ -32,10 +32,27 @@ pub struct Peer {
     pub ip: Option<String>,
     pub capa_eof: bool,
     pub rdb_only: bool,
+    /// What `REPLCONF rdb-filter-only` leaves out of its RDB.
+    pub rdb_excludes: Excludes,
     /// A replica we feed.
     pub is_replica: bool,
     /// Our master's link.
     pub is_master: bool,
+}
+
+/// The parts of a replica's RDB that `REPLCONF rdb-filter-only` leaves out (redis-cli
+/// --functions-rdb asks for the functions alone). Filtered RDBs go with an EOF mark,
+/// as Redis sends them only to a socket.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Excludes {
+    pub data: bool,
+    pub functions: bool,
+}
+
+impl Excludes {
+    fn any(self) -> bool {
+        self.data || self.functions
+    }
 }
 
 /// How a connection becomes a replica's feed.
@@ -68,6 +85,26 @@ pub fn replconf(c: &ClientRef, shards: &Shards, argv: &[Bytes]) -> Reply {
                 }
             }
             "rdb-only" => cl.repl.rdb_only = val.as_ref() == b"1",
+            "rdb-filter-only" => {
+                // Include filters, every part left out by default; "" keeps nothing.
+                let mut excludes = Excludes {
+                    data: true,
+                    functions: true,
+                };
+                let Some(filters) = crate::protocol::parse::split_args(val) else {
+                    return Reply::err("ERR Missing rdb-filter-only values");
+                };
+                for filter in filters {
+                    if !filter.eq_ignore_ascii_case(b"functions") {
+                        return Reply::error(format!(
+                            "ERR Unsupported rdb-filter-only option: {}",
+                            String::from_utf8_lossy(&filter)
+                        ));
+                    }
+                    excludes.functions = false;
+                }
+                cl.repl.rdb_excludes = excludes;
+            }
             "ack" | "fack" => {
                 // From a replica we feed: no reply (handled in `serve` normally).
                 if let Ok(off) = crate::commands::args::int(val) {
@@ -133,6 +170,9 @@ pub async fn psync(c: &ClientRef, shards: &Shards, argv: &[Bytes], is_psync: boo
     if cl.multi.is_some() {
         return Reply::err("ERR Replica can't be inside MULTI");
     }
+    if cl.repl.rdb_excludes.any() && !cl.repl.capa_eof {
+        return Reply::err("ERR Filtered replica requires EOF capability");
+    }
     let mut s = st.lock();
     if let super::Role::Replica { .. } = s.role {
         if s.link != super::LinkState::Up {
@@ -189,14 +229,13 @@ pub async fn psync(c: &ClientRef, shards: &Shards, argv: &[Bytes], is_psync: boo
     Reply::NoReply
 }
 
-/// Attach the feeds to every shard, start a snapshot on each and register the reader
-/// at the stream's offset, all while every shard is held; the chunks' receiver.
+/// Attach the feeds to every shard, start a snapshot on each (none `without_data`, for
+/// an RDB that leaves the keys out) and register the reader at the stream's offset,
+/// all while every shard is held; the chunks' receiver.
 async fn start_snapshot(
     shards: &Shards,
-    id: u64,
-    ip: String,
-    port: u16,
-    rdb_only: bool,
+    (id, ip, port, rdb_only): (u64, String, u16, bool),
+    without_data: bool,
 ) -> Result<Started, String> {
     let (tx, rx) = flume::bounded(8);
     let server = shards.server.clone();
@@ -206,6 +245,9 @@ async fn start_snapshot(
             let server = server.clone();
             let step: FirstStep<Result<(), String>> = Box::new(move |s: &mut Shard| {
                 super::stream::Feed::attach(s, &server);
+                if without_data {
+                    return Ok(());
+                }
                 snapshot::begin(s, tx, false)
             });
             (sid, step)
@@ -339,7 +381,7 @@ async fn claim_snapshot(shards: &Shards) {
 
 /// Feed the replica on `stream` (the connection of `client`, after its PSYNC / SYNC).
 pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, how: Handoff) {
-    let (id, ip, port, rdb_only, eof) = {
+    let (id, ip, port, rdb_only, excludes, eof) = {
         let c = client.borrow();
         let ip = c.repl.ip.clone().unwrap_or_else(|| c.addr.ip().to_string());
         (
@@ -347,6 +389,7 @@ pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, 
             ip,
             c.repl.listening_port,
             c.repl.rdb_only,
+            c.repl.rdb_excludes,
             c.repl.capa_eof,
         )
     };
@@ -371,7 +414,8 @@ pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, 
             wake
         }
         Handoff::Full { psync } => {
-            match full_sync(stream, shards, id, &ip, port, rdb_only, eof, psync).await {
+            let (reader, how) = ((id, &ip[..], port, rdb_only), (excludes, eof, psync));
+            match full_sync(stream, shards, reader, how).await {
                 Some(w) => w,
                 None => {
                     st.lock().remove_reader(id);
@@ -390,20 +434,19 @@ pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, 
 }
 
 /// Send a full sync: `+FULLRESYNC` (PSYNC), the RDB, and mark the reader online.
-#[allow(clippy::too_many_arguments)]
+/// `reader`: its id, address and whether it wants only the RDB; `how`: what the RDB
+/// leaves out, whether the replica takes an EOF mark, whether it sent PSYNC.
 async fn full_sync(
     stream: &mut TcpStream,
     shards: &Shards,
-    id: u64,
-    ip: &str,
-    port: u16,
-    rdb_only: bool,
-    eof: bool,
-    psync: bool,
+    reader: (u64, &str, u16, bool),
+    how: (Excludes, bool, bool),
 ) -> Option<flume::Receiver<()>> {
+    let ((id, ip, port, rdb_only), (excludes, eof, psync)) = (reader, how);
     claim_snapshot(shards).await;
     let saving = &crate::persistence::of(&shards.server).save;
-    let started = start_snapshot(shards, id, ip.to_string(), port, rdb_only).await;
+    let reader = (id, ip.to_string(), port, rdb_only);
+    let started = start_snapshot(shards, reader, excludes.data).await;
     let Started {
         offset,
         replid,
@@ -418,7 +461,13 @@ async fn full_sync(
             return None;
         }
     };
-    let diskless = eof && psync && shards.local.borrow().config.get_bool("repl-diskless-sync");
+    let diskless = eof
+        && (excludes.any() || psync && shards.local.borrow().config.get_bool("repl-diskless-sync"));
+    let libraries = if excludes.functions {
+        Vec::new()
+    } else {
+        libraries
+    };
     log(&format!(
         "Starting BGSAVE for SYNC with target: {}",
         if diskless { "replicas sockets" } else { "disk" }
@@ -437,7 +486,7 @@ async fn full_sync(
         r.state = ReaderState::SendBulk;
     }
     let (pieces_tx, pieces) = flume::bounded::<Vec<u8>>(4);
-    let parts = shards.count();
+    let parts = if excludes.data { 0 } else { shards.count() };
     let maker = std::thread::Builder::new()
         .name("repl-rdb".into())
         .spawn(move || rdb_pieces(parts, chunks, replid, offset, libraries, pieces_tx))
