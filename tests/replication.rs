@@ -361,13 +361,29 @@ fn redis_cli_rdb_and_replica_modes_work() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("redis-cli runs");
-    std::thread::sleep(Duration::from_millis(500));
-    master.raw().cmd(&["SET", "seen-by-cli", "1"]);
-    std::thread::sleep(Duration::from_millis(500));
+    // redis-cli takes an empty RDB (`REPLCONF rdb-filter-only ""`), waits a second
+    // and then prints what the stream brings.
+    let stdout = child.stdout.take().expect("piped");
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let mut m = master.raw();
+    let mut text = String::new();
+    let printed = wait_until(Duration::from_secs(20), || {
+        m.cmd(&["SET", "seen-by-cli", "1"]);
+        text.extend(seen.try_iter().map(|l| l + "\n"));
+        text.contains("\"SET\",\"seen-by-cli\",\"1\"")
+    });
     let _ = child.kill();
-    let out = child.wait_with_output().expect("redis-cli output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("\"SET\",\"seen-by-cli\",\"1\""), "{text}");
+    let _ = child.wait();
+    assert!(printed, "{text}");
 }
 
 /// Same DEBUG DIGEST (no replication link between them).
@@ -1159,4 +1175,22 @@ fn redis_cli_functions_rdb_works_as_with_redis() {
         assert_eq!(show(&r.cmd(&["FCALL", "one", "0"])), ":1");
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// A replica that syncs while the master's stream last selected another db than 0
+/// gets the next command in that db: its RDB says `repl-stream-db` 0, so the stream
+/// names the db again (Redis's `slaveseldb = -1`). Shardis used to go on without a
+/// SELECT, and the new replica wrote into db 0.
+#[test]
+fn a_replica_synced_while_the_stream_is_in_another_db_follows_it() {
+    let master = shardis(2, &[]);
+    let (first, second) = (redis(&[]), redis(&[]));
+    follow(&first, &master);
+    let mut m = master.raw();
+    m.cmd(&["SELECT", "3"]);
+    assert_eq!(show(&m.cmd(&["SET", "before", "1"])), "+OK");
+    follow(&second, &master);
+    assert_eq!(show(&m.cmd(&["SET", "after", "1"])), "+OK");
+    assert_in_sync(&master, &first);
+    assert_in_sync(&master, &second);
 }

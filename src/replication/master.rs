@@ -263,6 +263,7 @@ async fn start_snapshot(
         s.activate();
         let end = s.end;
         let wake = s.add_reader(id, ip, port, end, rdb_only);
+        s.force_select();
         (s.end, s.replid.clone(), wake)
     };
     let libraries = crate::scripting::functions::codes();

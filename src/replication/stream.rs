@@ -194,6 +194,13 @@ impl Stream {
         self.publish_memory();
     }
 
+    /// Make the next command name its db. A replica synced from a snapshot starts in db
+    /// 0 (its RDB says `repl-stream-db` 0), wherever the stream's last SELECT left off,
+    /// as Redis's `slaveseldb = -1` at each full sync.
+    pub fn force_select(&mut self) {
+        self.selected = None;
+    }
+
     /// Drop the backlog (`repl-backlog-ttl` after the last replica, or a role change
     /// that starts a new history).
     pub fn deactivate(&mut self) {
