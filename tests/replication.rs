@@ -1194,3 +1194,55 @@ fn a_replica_synced_while_the_stream_is_in_another_db_follows_it() {
     assert_in_sync(&master, &first);
     assert_in_sync(&master, &second);
 }
+
+/// The master's stream names a db once: a replica whose link is cut and continues
+/// partially, or that restarts from its RDB and continues, must go on in that db, as
+/// Redis's cached master does (Shardis's went back to db 0 and wrote there); and a
+/// sibling that continues from the promoted replica follows its writes in db 0.
+#[test]
+fn a_continued_link_goes_on_in_the_db_the_stream_selected() {
+    let master = redis(&[]);
+    let port = common::free_port();
+    let dir = std::env::temp_dir().join(format!("shardis-repl-db-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let args = [
+        "--enable-debug-command",
+        "yes",
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
+    let replica = Server::shardis_on_port_with(port, 2, &args);
+    follow(&replica, &master);
+    let mut m = master.raw();
+    m.cmd(&["SELECT", "3"]);
+    assert_eq!(show(&m.cmd(&["SET", "before", "1"])), "+OK");
+    assert_in_sync(&master, &replica);
+    let syncs = num(&mut master.raw(), "sync_partial_ok");
+    replica.raw().cmd(&["CLIENT", "KILL", "TYPE", "master"]);
+    assert!(wait_until(Duration::from_secs(10), || {
+        num(&mut master.raw(), "sync_partial_ok") == syncs + 1
+    }));
+    assert_eq!(show(&m.cmd(&["SET", "after-cut", "1"])), "+OK");
+    assert_in_sync(&master, &replica);
+
+    // A restart from the RDB continues partially, in db 3 still.
+    assert_eq!(show(&replica.raw().cmd(&["SAVE"])), "+OK");
+    drop(replica);
+    assert_eq!(show(&m.cmd(&["SET", "while-down", "1"])), "+OK");
+    let replica = Server::shardis_on_port_with(port, 2, &args);
+    follow(&replica, &master);
+    assert_eq!(num(&mut master.raw(), "sync_partial_ok"), syncs + 2);
+    assert_eq!(show(&m.cmd(&["SET", "after-restart", "1"])), "+OK");
+    assert_in_sync(&master, &replica);
+
+    // Promoted, with a sibling that continues from it: its first write names db 0.
+    let sibling = redis(&[]);
+    follow(&sibling, &master);
+    assert_in_sync(&master, &sibling);
+    replica.raw().cmd(&["REPLICAOF", "NO", "ONE"]);
+    follow(&sibling, &replica);
+    let mut r = replica.raw();
+    assert_eq!(show(&r.cmd(&["SET", "after-promotion", "1"])), "+OK");
+    assert_in_sync(&replica, &sibling);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -25,7 +25,7 @@ const IN_FLIGHT: usize = 32;
 
 /// What the decoder thread reports: keys loaded, keys expired, the replication
 /// history, the function libraries' code.
-type Decoded = (u64, u64, Option<(String, u64)>, Vec<Bytes>);
+type Decoded = (u64, u64, Option<(String, u64, usize)>, Vec<Bytes>);
 
 /// One key as loaded: (db, key, value, deadline, idle seconds).
 type Loaded = (usize, Bytes, Value, Option<u64>, Option<u64>);
@@ -36,8 +36,9 @@ pub struct LoadStats {
     pub expired: u64,
     pub secs: f64,
     /// The replication history the file was saved at (`repl-id`, `repl-offset` aux
-    /// fields), if it names one.
-    pub repl: Option<(String, u64)>,
+    /// fields) and the db its stream had last selected (`repl-stream-db`), if it names
+    /// one.
+    pub repl: Option<(String, u64, usize)>,
 }
 
 /// Load the RDB file at `path` into the shards. With `merge`, a key already present is
@@ -66,7 +67,7 @@ pub async fn rdb_into_shards(
             let now = now_ms();
             let mut batches: Vec<Vec<Loaded>> = (0..nshards).map(|_| Vec::new()).collect();
             let (mut keys, mut expired) = (0u64, 0u64);
-            let (mut repl_id, mut repl_offset) = (None, None);
+            let (mut repl_id, mut repl_offset, mut repl_db) = (None, None, 0);
             let mut libraries = Vec::new();
             while let Some(item) = reader.next().map_err(|e| format!("{name}: {e}"))? {
                 match item {
@@ -94,6 +95,9 @@ pub async fn rdb_into_shards(
                     Item::Aux { key, value } if &key[..] == b"repl-id" && value.len() == 40 => {
                         repl_id = Some(String::from_utf8_lossy(&value).into_owned());
                     }
+                    Item::Aux { key, value } if &key[..] == b"repl-stream-db" => {
+                        repl_db = std::str::from_utf8(&value).ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+                    }
                     Item::Aux { key, value } if &key[..] == b"repl-offset" => {
                         repl_offset = std::str::from_utf8(&value).ok().and_then(|v| v.parse::<u64>().ok());
                     }
@@ -106,7 +110,8 @@ pub async fn rdb_into_shards(
                     return Err("loading was abandoned".into());
                 }
             }
-            Ok((keys, expired, repl_id.zip(repl_offset), libraries))
+            let repl = repl_id.zip(repl_offset).map(|(id, offset)| (id, offset, repl_db));
+            Ok((keys, expired, repl, libraries))
         })
         .map_err(|e| format!("cannot start the RDB loader: {e}"))?;
     let mut pending = std::collections::VecDeque::new();
@@ -205,13 +210,13 @@ pub async fn at_start(shards: &Shards) {
         }
     };
     if let Ok(Some(LoadStats {
-        repl: Some((id, offset)),
+        repl: Some((id, offset, db)),
         ..
     })) = &result
     {
         // Continue the saved history: a replica's PSYNC (or a replica of ours) can
         // resume from here, as Redis's restart does.
-        crate::replication::restore_history(&shards.server, id.clone(), *offset);
+        crate::replication::restore_history(&shards.server, id.clone(), *offset, *db);
         crate::replication::master::keep_backlog(shards).await;
     }
     match result {

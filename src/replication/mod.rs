@@ -179,9 +179,11 @@ fn good_replicas(s: &stream::Stream, cfg: &crate::config::Config) -> Option<usiz
 
 /// At start, the replication id and offset an RDB file was saved at: ours from now on
 /// (Redis's `rsi` restore), so a replica that followed us, or the master we followed,
-/// can continue partially.
-pub fn restore_history(server: &ServerInfo, replid: String, offset: u64) {
+/// can continue partially; and the db the master's stream had selected, where a
+/// continued link starts.
+pub fn restore_history(server: &ServerInfo, replid: String, offset: u64, db: usize) {
     let mut s = of(server).lock();
+    s.master_db = db;
     s.replid = replid;
     s.end = offset;
     s.data_end = offset;
@@ -200,8 +202,14 @@ pub fn save_info(server: &ServerInfo) -> Vec<(String, String)> {
     if s.role == Role::Master && !s.backlog_active {
         return Vec::new();
     }
+    // (A master's own stream names its db again after a restart: see `force_select`.)
+    let db = if s.role == Role::Master {
+        0
+    } else {
+        s.master_db
+    };
     vec![
-        ("repl-stream-db".into(), "0".into()),
+        ("repl-stream-db".into(), db.to_string()),
         ("repl-id".into(), s.replid.clone()),
         ("repl-offset".into(), s.end.to_string()),
     ]

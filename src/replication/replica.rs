@@ -82,6 +82,9 @@ pub async fn promote(shards: &Shards) -> bool {
             s.link = LinkState::Down;
             s.down_since_ms = 0;
             s.shift_replid(super::new_replid());
+            // Our replicas go on in the db our master's stream left them in: the first
+            // command we send names its own (Redis's `slaveseldb = -1`).
+            s.force_select();
         }
         was
     };
@@ -479,6 +482,8 @@ async fn full_sync(
         s.second_offset = -1;
         s.end = offset;
         s.data_end = offset;
+        // Where the master's stream goes on (it names its db again anyway).
+        s.master_db = stats.repl.as_ref().map_or(0, |r| r.2);
         s.deactivate();
         s.activate();
     }
@@ -505,6 +510,7 @@ async fn follow(
     let mut client = Client::new(id, addr, laddr, conn.stream.as_raw_fd(), shards.local_id);
     client.repl.is_master = true;
     client.authenticated = true;
+    client.db = st.lock().master_db;
     client.update_class();
     let client: ClientRef = Rc::new(RefCell::new(client));
     crate::runtime::clients::register(id, client.clone());
@@ -586,6 +592,7 @@ async fn apply_stream(
             let offset = {
                 let mut s = st.lock();
                 st.applying.store(false, Ordering::SeqCst);
+                s.master_db = client.borrow().db;
                 if getack {
                     // The ACK names the offset before the GETACK, as Redis's.
                     let o = s.end;

@@ -115,6 +115,10 @@ pub struct Stream {
     pub backlog_size: usize,
     /// The db the stream's last SELECT named.
     selected: Option<usize>,
+    /// Replica side: the db our master's stream last selected. Redis keeps it in its
+    /// cached master: a link that continues partially starts there, since the master
+    /// does not name it again.
+    pub master_db: usize,
     pub readers: Vec<Reader>,
     /// Multi-shard transactions appended, and how many of their shards have yet to
     /// conclude them.
@@ -148,6 +152,7 @@ impl Stream {
             backlog_active: false,
             backlog_size: 1 << 20,
             selected: None,
+            master_db: 0,
             readers: Vec::new(),
             txs: HashMap::new(),
             link: LinkState::Down,
