@@ -1246,3 +1246,26 @@ fn a_continued_link_goes_on_in_the_db_the_stream_selected() {
     assert_in_sync(&replica, &sibling);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A chained replica syncing from a Shardis replica while the stream is in db 3: the
+/// replica passes its master's stream on unchanged, with no new SELECT, so its RDB
+/// must say `repl-stream-db` 3 (Redis's replicas write their master's db there), and
+/// both a redis-server and a Shardis sub-replica go on in db 3.
+#[test]
+fn a_chained_replica_synced_mid_stream_goes_on_in_the_right_db() {
+    let master = redis(&[]);
+    let middle = shardis(2, &[]);
+    follow(&middle, &master);
+    let mut m = master.raw();
+    m.cmd(&["SELECT", "3"]);
+    assert_eq!(show(&m.cmd(&["SET", "before", "1"])), "+OK");
+    assert_in_sync(&master, &middle);
+    let (redis_end, shardis_end) = (redis(&[]), shardis(2, &[]));
+    for end in [&redis_end, &shardis_end] {
+        follow(end, &middle);
+        assert!(show(&m.cmd(&["INCR", "counter"])).starts_with(':'));
+    }
+    for end in [&redis_end, &shardis_end] {
+        assert_in_sync(&master, end);
+    }
+}

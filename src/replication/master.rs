@@ -257,14 +257,15 @@ async fn start_snapshot(
     let (t, started) = Tx::begin_with(shards, steps).await;
     // Every shard is held: no unit is being appended.
     let st = super::of(&shards.server);
-    let (offset, replid, wake) = {
+    let (offset, replid, stream_db, wake) = {
         let mut s = st.lock();
         s.configure(&shards.local.borrow().config);
         s.activate();
         let end = s.end;
         let wake = s.add_reader(id, ip, port, end, rdb_only);
+        let db = s.stream_db();
         s.force_select();
-        (s.end, s.replid.clone(), wake)
+        (s.end, s.replid.clone(), db, wake)
     };
     let libraries = crate::scripting::functions::codes();
     st.feeding.store(true, Ordering::Relaxed);
@@ -277,17 +278,20 @@ async fn start_snapshot(
     Ok(Started {
         offset,
         replid,
+        stream_db,
         chunks: rx,
         wake,
         libraries,
     })
 }
 
-/// A replica's snapshot, started: where the stream continues after it, the shards'
-/// chunks, the wake-up of the reader, and the function libraries of that instant.
+/// A replica's snapshot, started: where the stream continues after it (and in which
+/// db), the shards' chunks, the wake-up of the reader, and the function libraries of
+/// that instant.
 struct Started {
     offset: u64,
     replid: String,
+    stream_db: usize,
     chunks: flume::Receiver<ToWriter>,
     wake: flume::Receiver<()>,
     libraries: Vec<Bytes>,
@@ -298,8 +302,7 @@ struct Started {
 fn rdb_pieces(
     parts: usize,
     rx: flume::Receiver<ToWriter>,
-    replid: String,
-    offset: u64,
+    (replid, offset, stream_db): (String, u64, usize),
     libraries: Vec<Bytes>,
     out: flume::Sender<Vec<u8>>,
 ) -> Result<u64, String> {
@@ -317,13 +320,13 @@ fn rdb_pieces(
         Ok(())
     };
     let mut head = Vec::new();
-    let offset_s = offset.to_string();
+    let (offset_s, db_s) = (offset.to_string(), stream_db.to_string());
     encode::header(
         &mut head,
         false,
         crate::commands::info::rss_bytes(),
         &[
-            ("repl-stream-db", "0"),
+            ("repl-stream-db", &db_s),
             ("repl-id", &replid),
             ("repl-offset", &offset_s),
         ],
@@ -451,6 +454,7 @@ async fn full_sync(
     let Started {
         offset,
         replid,
+        stream_db,
         chunks,
         wake,
         libraries,
@@ -490,7 +494,10 @@ async fn full_sync(
     let parts = if excludes.data { 0 } else { shards.count() };
     let maker = std::thread::Builder::new()
         .name("repl-rdb".into())
-        .spawn(move || rdb_pieces(parts, chunks, replid, offset, libraries, pieces_tx))
+        .spawn(move || {
+            let history = (replid, offset, stream_db);
+            rdb_pieces(parts, chunks, history, libraries, pieces_tx)
+        })
         .ok()?;
     let sent = if diskless {
         send_eof(stream, shards, id, &pieces).await

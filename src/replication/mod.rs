@@ -202,14 +202,8 @@ pub fn save_info(server: &ServerInfo) -> Vec<(String, String)> {
     if s.role == Role::Master && !s.backlog_active {
         return Vec::new();
     }
-    // (A master's own stream names its db again after a restart: see `force_select`.)
-    let db = if s.role == Role::Master {
-        0
-    } else {
-        s.master_db
-    };
     vec![
-        ("repl-stream-db".into(), db.to_string()),
+        ("repl-stream-db".into(), s.stream_db().to_string()),
         ("repl-id".into(), s.replid.clone()),
         ("repl-offset".into(), s.end.to_string()),
     ]

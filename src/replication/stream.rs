@@ -199,6 +199,16 @@ impl Stream {
         self.publish_memory();
     }
 
+    /// The db a snapshot taken now says the stream goes on in (`repl-stream-db`): 0 on
+    /// a master, whose next command names its db (see `force_select`); on a replica,
+    /// which passes its master's stream on as it came, the db that stream selected.
+    pub fn stream_db(&self) -> usize {
+        match self.role {
+            Role::Master => 0,
+            _ => self.master_db,
+        }
+    }
+
     /// Make the next command name its db. A replica synced from a snapshot starts in db
     /// 0 (its RDB says `repl-stream-db` 0), wherever the stream's last SELECT left off,
     /// as Redis's `slaveseldb = -1` at each full sync.
