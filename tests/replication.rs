@@ -337,21 +337,8 @@ fn a_missing_master_or_a_wrong_password_leaves_the_replica_serving() {
 fn redis_cli_rdb_and_replica_modes_work() {
     let master = shardis(3, &[]);
     write_load(&master, 0, 20);
-    let dir = std::env::temp_dir().join(format!("shardis-cli-rdb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("dump.rdb");
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &master.port.to_string(), "--rdb"])
-        .arg(&file)
-        .output()
-        .expect("redis-cli runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // The file loads into redis-server with the same data.
-    let copy = redis(&["--dir", dir.to_str().unwrap(), "--dbfilename", "dump.rdb"]);
+    let (copy, dir) = cli_rdb_into_redis(&master, "--rdb");
     assert_in_sync_data(&master, &copy);
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -1128,6 +1115,26 @@ fn errors_the_master_s_commands_get_are_logged_and_counted_as_in_redis() {
     }
 }
 
+/// Run `redis-cli <mode> FILE` (`--rdb`, `--functions-rdb`) against `server` and start
+/// a redis-server on the file; the copy and the directory to remove.
+fn cli_rdb_into_redis(server: &Server, mode: &str) -> (Server, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "shardis-cli-rdb-{}-{}",
+        std::process::id(),
+        server.port
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &server.port.to_string(), mode])
+        .arg(dir.join("dump.rdb"))
+        .output()
+        .expect("redis-cli runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{mode}: {err}");
+    let copy = redis(&["--dir", dir.to_str().unwrap(), "--dbfilename", "dump.rdb"]);
+    (copy, dir)
+}
+
 /// `redis-cli --functions-rdb` (`REPLCONF rdb-filter-only functions`): an RDB with the
 /// function libraries and no keys, which redis-server loads; the option's errors as
 /// Redis's.
@@ -1153,23 +1160,7 @@ fn redis_cli_functions_rdb_works_as_with_redis() {
             show(&filtered_without_eof),
             "-ERR Filtered replica requires EOF capability"
         );
-        let dir = std::env::temp_dir().join(format!(
-            "shardis-cli-functions-{}-{}",
-            std::process::id(),
-            server.port
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &server.port.to_string(), "--functions-rdb"])
-            .arg(dir.join("dump.rdb"))
-            .output()
-            .expect("redis-cli runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let copy = redis(&["--dir", dir.to_str().unwrap(), "--dbfilename", "dump.rdb"]);
+        let (copy, dir) = cli_rdb_into_redis(&server, "--functions-rdb");
         let mut r = copy.raw();
         assert_eq!(show(&r.cmd(&["DBSIZE"])), ":0");
         assert_eq!(show(&r.cmd(&["FCALL", "one", "0"])), ":1");
