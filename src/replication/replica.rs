@@ -542,7 +542,12 @@ async fn apply_stream(
         max_bulk_len: 512 << 20,
         unauthenticated: false,
     };
-    let mut next_ack = std::time::Instant::now();
+    // The first ACK at once, as Redis's replica after its sync: a master that sent an
+    // EOF-marked RDB counts us online only from it (FAILOVER refuses a target that is
+    // not), and a stream that keeps coming would put off the ACK of an idle moment.
+    let end = st.lock().end;
+    send_ack(conn, end).await?;
+    let mut next_ack = std::time::Instant::now() + Duration::from_secs(1);
     loop {
         if st.link_generation.load(Ordering::SeqCst) != gen || client.borrow().killed {
             return Err("the link was closed".into());
