@@ -232,11 +232,8 @@ pub async fn psync(c: &ClientRef, shards: &Shards, argv: &[Bytes], is_psync: boo
 /// Attach the feeds to every shard, start a snapshot on each (none `without_data`, for
 /// an RDB that leaves the keys out) and register the reader at the stream's offset,
 /// all while every shard is held; the chunks' receiver.
-async fn start_snapshot(
-    shards: &Shards,
-    (id, ip, port, rdb_only): (u64, String, u16, bool),
-    without_data: bool,
-) -> Result<Started, String> {
+async fn start_snapshot(shards: &Shards, req: &SyncRequest) -> Result<Started, String> {
+    let without_data = req.excludes.data;
     let (tx, rx) = flume::bounded(8);
     let server = shards.server.clone();
     let steps: Vec<(usize, FirstStep<Result<(), String>>)> = (0..shards.count())
@@ -262,7 +259,7 @@ async fn start_snapshot(
         s.configure(&shards.local.borrow().config);
         s.activate();
         let end = s.end;
-        let wake = s.add_reader(id, ip, port, end, rdb_only);
+        let wake = s.add_reader(req.id, req.ip.clone(), req.port, end, req.rdb_only);
         let db = s.stream_db();
         s.force_select();
         (s.end, s.replid.clone(), db, wake)
@@ -272,28 +269,50 @@ async fn start_snapshot(
     drop(t);
     if let Some(Err(e)) = started.into_iter().find(|r| r.is_err()) {
         shards.all(|s: &mut Shard| snapshot::abort(s)).await;
-        st.lock().remove_reader(id);
+        st.lock().remove_reader(req.id);
         return Err(e);
     }
     Ok(Started {
-        offset,
-        replid,
-        stream_db,
+        head: RdbHead {
+            replid,
+            offset,
+            stream_db,
+            libraries,
+        },
         chunks: rx,
         wake,
-        libraries,
     })
 }
 
-/// A replica's snapshot, started: where the stream continues after it (and in which
-/// db), the shards' chunks, the wake-up of the reader, and the function libraries of
-/// that instant.
+/// A replica asking for a full sync: who it is, and what it takes.
+struct SyncRequest {
+    id: u64,
+    ip: String,
+    port: u16,
+    /// Wants the RDB alone (redis-cli --rdb): no stream after it.
+    rdb_only: bool,
+    /// What `REPLCONF rdb-filter-only` leaves out of its RDB.
+    excludes: Excludes,
+    /// Takes an EOF-marked RDB (`REPLCONF capa eof`).
+    eof: bool,
+    /// Sent PSYNC (answered `+FULLRESYNC`), not SYNC.
+    psync: bool,
+}
+
+/// A replica's snapshot, started: its RDB's head, the shards' chunks, and the
+/// wake-up of the reader.
 struct Started {
-    offset: u64,
-    replid: String,
-    stream_db: usize,
+    head: RdbHead,
     chunks: flume::Receiver<ToWriter>,
     wake: flume::Receiver<()>,
+}
+
+/// What an RDB for a replica says before its keys: where the stream continues after
+/// it (and in which db), and the function libraries of the snapshot's instant.
+struct RdbHead {
+    replid: String,
+    offset: u64,
+    stream_db: usize,
     libraries: Vec<Bytes>,
 }
 
@@ -302,8 +321,7 @@ struct Started {
 fn rdb_pieces(
     parts: usize,
     rx: flume::Receiver<ToWriter>,
-    (replid, offset, stream_db): (String, u64, usize),
-    libraries: Vec<Bytes>,
+    head: RdbHead,
     out: flume::Sender<Vec<u8>>,
 ) -> Result<u64, String> {
     let mut crc = Crc64::default();
@@ -319,20 +337,20 @@ fn rdb_pieces(
         }
         Ok(())
     };
-    let mut head = Vec::new();
-    let (offset_s, db_s) = (offset.to_string(), stream_db.to_string());
+    let mut bytes = Vec::new();
+    let (offset_s, db_s) = (head.offset.to_string(), head.stream_db.to_string());
     encode::header(
-        &mut head,
+        &mut bytes,
         false,
         crate::commands::info::rss_bytes(),
         &[
             ("repl-stream-db", &db_s),
-            ("repl-id", &replid),
+            ("repl-id", &head.replid),
             ("repl-offset", &offset_s),
         ],
-        &libraries,
+        &head.libraries,
     );
-    put(&head, &mut piece, false)?;
+    put(&bytes, &mut piece, false)?;
     let mut current_db = usize::MAX;
     let mut done = 0;
     while done < parts {
@@ -385,18 +403,19 @@ async fn claim_snapshot(shards: &Shards) {
 
 /// Feed the replica on `stream` (the connection of `client`, after its PSYNC / SYNC).
 pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, how: Handoff) {
-    let (id, ip, port, rdb_only, excludes, eof) = {
+    let req = {
         let c = client.borrow();
-        let ip = c.repl.ip.clone().unwrap_or_else(|| c.addr.ip().to_string());
-        (
-            c.id,
-            ip,
-            c.repl.listening_port,
-            c.repl.rdb_only,
-            c.repl.rdb_excludes,
-            c.repl.capa_eof,
-        )
+        SyncRequest {
+            id: c.id,
+            ip: c.repl.ip.clone().unwrap_or_else(|| c.addr.ip().to_string()),
+            port: c.repl.listening_port,
+            rdb_only: c.repl.rdb_only,
+            excludes: c.repl.rdb_excludes,
+            eof: c.repl.capa_eof,
+            psync: matches!(how, Handoff::Full { psync: true }),
+        }
     };
+    let id = req.id;
     let st = super::of(&shards.server);
     let wake = match how {
         Handoff::Continue => {
@@ -417,48 +436,48 @@ pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, 
             }
             wake
         }
-        Handoff::Full { psync } => {
-            let (reader, how) = ((id, &ip[..], port, rdb_only), (excludes, eof, psync));
-            match full_sync(stream, shards, reader, how).await {
-                Some(w) => w,
-                None => {
-                    st.lock().remove_reader(id);
-                    return;
-                }
+        Handoff::Full { .. } => match full_sync(stream, shards, &req).await {
+            Some(w) => w,
+            None => {
+                st.lock().remove_reader(id);
+                return;
             }
-        }
+        },
     };
-    if rdb_only {
+    if req.rdb_only {
         st.lock().remove_reader(id);
         return;
     }
     feed(stream, shards, client, id, wake).await;
     st.lock().remove_reader(id);
-    log(&format!("Connection with replica {ip}:{port} lost."));
+    log(&format!(
+        "Connection with replica {}:{} lost.",
+        req.ip, req.port
+    ));
 }
 
 /// Send a full sync: `+FULLRESYNC` (PSYNC), the RDB, and mark the reader online.
-/// `reader`: its id, address and whether it wants only the RDB; `how`: what the RDB
-/// leaves out, whether the replica takes an EOF mark, whether it sent PSYNC.
 async fn full_sync(
     stream: &mut TcpStream,
     shards: &Shards,
-    reader: (u64, &str, u16, bool),
-    how: (Excludes, bool, bool),
+    req: &SyncRequest,
 ) -> Option<flume::Receiver<()>> {
-    let ((id, ip, port, rdb_only), (excludes, eof, psync)) = (reader, how);
+    let SyncRequest {
+        id,
+        ref ip,
+        port,
+        excludes,
+        eof,
+        psync,
+        ..
+    } = *req;
     claim_snapshot(shards).await;
     let saving = &crate::persistence::of(&shards.server).save;
-    let reader = (id, ip.to_string(), port, rdb_only);
-    let started = start_snapshot(shards, reader, excludes.data).await;
     let Started {
-        offset,
-        replid,
-        stream_db,
+        mut head,
         chunks,
         wake,
-        libraries,
-    } = match started {
+    } = match start_snapshot(shards, req).await {
         Ok(x) => x,
         Err(e) => {
             saving.end();
@@ -468,18 +487,16 @@ async fn full_sync(
     };
     let diskless = eof
         && (excludes.any() || psync && shards.local.borrow().config.get_bool("repl-diskless-sync"));
-    let libraries = if excludes.functions {
-        Vec::new()
-    } else {
-        libraries
-    };
+    if excludes.functions {
+        head.libraries.clear();
+    }
     log(&format!(
         "Starting BGSAVE for SYNC with target: {}",
         if diskless { "replicas sockets" } else { "disk" }
     ));
     if psync
         && stream
-            .write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
+            .write_all(format!("+FULLRESYNC {} {}\r\n", head.replid, head.offset).as_bytes())
             .await
             .is_err()
     {
@@ -494,10 +511,7 @@ async fn full_sync(
     let parts = if excludes.data { 0 } else { shards.count() };
     let maker = std::thread::Builder::new()
         .name("repl-rdb".into())
-        .spawn(move || {
-            let history = (replid, offset, stream_db);
-            rdb_pieces(parts, chunks, history, libraries, pieces_tx)
-        })
+        .spawn(move || rdb_pieces(parts, chunks, head, pieces_tx))
         .ok()?;
     let sent = if diskless {
         send_eof(stream, shards, id, &pieces).await
