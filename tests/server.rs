@@ -1874,3 +1874,80 @@ fn changes_since_last_save_count_as_redis() {
         assert_eq!(counts[0], counts[1], "{steps:?}");
     }
 }
+
+fn art_text(f: &Frame) -> String {
+    match f {
+        Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8(b.clone()).expect("utf-8"),
+        other => panic!("expected art, got {other:?}"),
+    }
+}
+
+/// The art's lines, ANSI colour escapes taken out, and how many characters each has.
+fn art_shape(f: &Frame) -> Vec<usize> {
+    let text = art_text(f);
+    let mut plain = String::new();
+    let mut escape = false;
+    for ch in text.chars() {
+        match (escape, ch) {
+            (false, '\x1b') => escape = true,
+            (true, 'm') => escape = false,
+            (false, _) => plain.push(ch),
+            _ => {}
+        }
+    }
+    plain.lines().map(|l| l.chars().count()).collect()
+}
+
+#[test]
+fn lolwut_answers_as_redis() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let mut s = shardis.raw();
+    let mut r = redis.raw();
+    // Everything that does not depend on the C library's rand(): the version, the
+    // first two rows of Schotter (only lower rows are turned), the limits, the errors.
+    let exact: &[&[&str]] = &[
+        &["LOLWUT"],
+        &["lolwut", "version", "7"],
+        &["LOLWUT", "VERSION", "4"],
+        &["LOLWUT", "VERSION", "-1"],
+        &["LOLWUT", "VERSION"],
+        &["LOLWUT", "foo", "bar"],
+        &["LOLWUT", "VERSION", "5", "30", "4", "2"],
+        &["LOLWUT", "VERSION", "5", "1", "1", "2"],
+        &["LOLWUT", "VERSION", "5", "2", "3", "1"],
+        &["LOLWUT", "VERSION", "5", "2000", "300", "1"],
+        &["LOLWUT", "VERSION", "5", "0", "0", "-3"],
+        &["LOLWUT", "VERSION", "4294967301", "41", "7", "2"],
+        &["LOLWUT", "VERSION", "x"],
+        &["LOLWUT", "VERSION", "5", "x"],
+        &["LOLWUT", "VERSION", "5", "10", "2", "1.5"],
+        &["LOLWUT", "VERSION", "6", "x"],
+        &["LOLWUT", "VERSION", "6", "10", "y"],
+    ];
+    for proto in ["2", "3"] {
+        s.cmd(&["HELLO", proto]);
+        r.cmd(&["HELLO", proto]);
+        for argv in exact {
+            assert_eq!(s.cmd(argv), r.cmd(argv), "{argv:?} in RESP{proto}");
+        }
+        // Random art: the same canvas, the same texts.
+        let random: &[&[&str]] = &[
+            &["LOLWUT", "VERSION", "5"],
+            &["LOLWUT", "VERSION", "5", "40", "5", "9"],
+            &["LOLWUT", "VERSION", "6"],
+            &["LOLWUT", "VERSION", "6", "1", "1"],
+            &["LOLWUT", "VERSION", "6", "33", "7"],
+        ];
+        for argv in random {
+            let (got, want) = (s.cmd(argv), r.cmd(argv));
+            assert_eq!(art_shape(&got), art_shape(&want), "{argv:?} in RESP{proto}");
+            let tail = |f: &Frame| art_text(f).lines().last().map(str::to_string);
+            assert_eq!(tail(&got), tail(&want), "{argv:?} in RESP{proto}");
+        }
+    }
+    assert_eq!(
+        s.cmd(&["COMMAND", "INFO", "lolwut"]),
+        r.cmd(&["COMMAND", "INFO", "lolwut"])
+    );
+}

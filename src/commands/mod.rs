@@ -32,6 +32,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod lolwut;
 pub mod memory;
 pub mod meta;
 pub mod migrate;
@@ -578,6 +579,7 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
         expire::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        lolwut::COMMANDS,
         debug::COMMANDS,
         module::COMMANDS,
         persistence::COMMANDS,
