@@ -1260,3 +1260,63 @@ fn a_chained_replica_synced_mid_stream_goes_on_in_the_right_db() {
         assert_in_sync(&master, end);
     }
 }
+
+/// A replica whose last background save failed (`stop-writes-on-bgsave-error`) stops
+/// at its master's next write, as Redis's panics, rather than take what it cannot
+/// save; with `replica-ignore-disk-write-errors yes` it applies it and logs that it
+/// did. Before, the write was applied without a word.
+#[test]
+fn a_replica_that_cannot_save_stops_at_its_master_s_write_as_redis() {
+    let master = redis(&[]);
+    for ignore in ["no", "yes"] {
+        let extra = [
+            "--save",
+            "3600 1",
+            "--replica-ignore-disk-write-errors",
+            ignore,
+            "--enable-protected-configs",
+            "yes",
+        ];
+        let mut replicas = [shardis(2, &extra), redis(&extra)];
+        for replica in &replicas {
+            follow(replica, &master);
+            let mut r = replica.raw();
+            // A directory for its saves, gone before the save.
+            let gone = replica.dir().join("gone");
+            std::fs::create_dir_all(&gone).unwrap();
+            let set_dir = r.cmd(&["CONFIG", "SET", "dir", gone.to_str().unwrap()]);
+            assert_eq!(show(&set_dir), "+OK", "{:?}", replica.kind);
+            std::fs::remove_dir_all(&gone).unwrap();
+            r.cmd(&["BGSAVE"]);
+            let failed = wait_until(Duration::from_secs(10), || {
+                info_field(&mut r, "rdb_last_bgsave_status") == "err"
+            });
+            assert!(failed, "{}", info_field(&mut r, "rdb_last_bgsave_status"));
+        }
+        let mut m = master.raw();
+        m.cmd(&["PING"]);
+        m.cmd(&["SET", "x", ignore]);
+        for replica in &mut replicas {
+            let kind = format!("{:?} replica, ignore {ignore}", replica.kind);
+            if ignore == "no" {
+                let stopped = replica.wait_exit(Duration::from_secs(10));
+                assert!(stopped.is_some(), "{kind}: goes on after the write");
+                let log = replica.log_text();
+                assert!(
+                    log.contains("Replica was unable to write command to disk."),
+                    "{kind}: {log}"
+                );
+            } else {
+                let mut r = replica.raw();
+                let applied = wait_until(Duration::from_secs(10), || {
+                    show(&r.cmd(&["GET", "x"])) == "$\"yes\""
+                });
+                assert!(applied, "{kind}");
+                let log = replica.log_text();
+                let line =
+                    "Replica is applying a command even though it is unable to write to disk.";
+                assert!(log.contains(line), "{kind}: {log}");
+            }
+        }
+    }
+}

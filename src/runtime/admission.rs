@@ -10,7 +10,9 @@
 //! holds it, a command is postponed (see `pause`); and every command the table does
 //! not mark [`traits::RUNS_IN_MULTI`] is queued inside MULTI instead of run.
 //! What our master's link or the AOF's replay sends passes every check but the first
-//! (it was accepted where it first ran, and a refusal would lose it).
+//! (it was accepted where it first ran, and a refusal would lose it); a write from our
+//! master that a failed save would refuse stops the server instead, as Redis's
+//! replica does unless `replica-ignore-disk-write-errors`.
 
 use crate::client::ClientRef;
 use crate::cluster::{Route, SlotCheck};
@@ -103,6 +105,9 @@ fn check(
         // no such check either). A script past `busy-reply-threshold` holds its shards'
         // claims, so a command on its keys waits for it, as Redis stops reading its
         // master meanwhile.
+        if client.borrow().repl.is_master {
+            obey_despite_disk_error(shards, cmd);
+        }
         return Ok((cmd, None));
     }
     if !authed
@@ -357,6 +362,37 @@ fn touches_keyspace(cmd: &Command) -> bool {
     cmd.is_write()
         || cmd.has_flag(crate::commands::flag::READONLY)
         || cmd.has_trait(traits::MAY_REPLICATE)
+}
+
+/// A write (or PING) from our master while a failed background save stops writes
+/// (`stop-writes-on-bgsave-error`): Redis's replica stops (panics) rather than take
+/// data it cannot save, unless `replica-ignore-disk-write-errors`, with which it runs
+/// the command and says so in its log at most every 10 s; a PING runs either way.
+fn obey_despite_disk_error(shards: &Shards, cmd: &Command) {
+    static LOGGED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let ping = cmd.name == "ping";
+    if !(ping || cmd.is_write()) || writes_refused(shards).is_none() {
+        return;
+    }
+    let ignore = shards
+        .local
+        .borrow()
+        .config
+        .get_bool("replica-ignore-disk-write-errors");
+    if !ignore && !ping {
+        crate::log::warning("Replica was unable to write command to disk.");
+        std::process::abort();
+    }
+    let (now, last) = (crate::clock::now_ms(), LOGGED_MS.load(Ordering::Relaxed));
+    if now > last + 10_000
+        && LOGGED_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        crate::log::warning(
+            "Replica is applying a command even though it is unable to write to disk.",
+        );
+    }
 }
 
 /// `-MISCONF` after a failed background save while `stop-writes-on-bgsave-error` holds.
