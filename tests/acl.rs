@@ -313,6 +313,11 @@ fn a_restricted_user_is_refused_as_in_redis() {
                 &["SORT", "app:list", "BY", "nosort", "LIMIT", "0", "2", "GET", "#"],
                 &["SORT", "app:list", "LIMIT", "x", "1", "GET", "#"],
                 &["SORT", "app:list", "ALPHA", "BOGUS", "GET", "#"],
+                // A script's SORT is checked as the caller's (Redis's script client
+                // has the caller's user).
+                &["EVAL", "return redis.call('sort', KEYS[1], 'BY', 'app:w_*')", "1", "app:list"],
+                &["EVAL", "return redis.pcall('sort', KEYS[1], 'GET', 'secret:*')", "1", "app:list"],
+                &["EVAL", "return redis.call('sort', KEYS[1], 'BY', 'nosort', 'GET', '#')", "1", "app:list"],
                 &["ACL", "WHOAMI"],
                 &["AUTH", "secret"],
             ],
@@ -327,6 +332,13 @@ fn a_restricted_user_is_refused_as_in_redis() {
                 &["SET", "app:5", "1"],
                 &["GET", "secret:a"],
                 &["EXEC"],
+                // SORT's own refusal of BY and GET comes when it runs, inside EXEC.
+                &["MULTI"],
+                &["SORT", "app:list", "BY", "app:w_*"],
+                &["SORT", "app:list", "GET", "#"],
+                &["SET", "app:7", "1"],
+                &["EXEC"],
+                &["GET", "app:7"],
                 &["MULTI"],
                 &["SET", "app:5", "1"],
                 &["INCR", "app:6"],

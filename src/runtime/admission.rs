@@ -209,9 +209,11 @@ pub fn permitted(client: &ClientRef, cmd: &'static Command, argv: &[Bytes]) -> R
         log_refusal(&c, denied, context, cmd, argv);
         return Err(Reply::error(denied.error(cmd)));
     }
+    // SORT's own refusal comes when it runs: inside MULTI, at EXEC
+    // (`transaction::recheck_acl`).
     match crate::acl::sort_refusal(&c.user, cmd, argv) {
-        Some(e) => Err(Reply::err(e)),
-        None => Ok(()),
+        Some(e) if c.multi.is_none() => Err(Reply::err(e)),
+        _ => Ok(()),
     }
 }
 

@@ -538,7 +538,9 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
 
 /// EXEC checks the queued commands against the ACL again, as Redis does, in case the
 /// user's rules changed since they were queued: the refused ones are left out, and
-/// their errors (with their queue index) go in the reply in their place.
+/// their errors (with their queue index) go in the reply in their place. A SORT whose
+/// BY or GET the user may not use gets SORT's own error there (Redis's SORT refuses
+/// them when it runs).
 fn recheck_acl(client: &ClientRef, queued: Vec<Queued>) -> (Vec<Queued>, Vec<(usize, Reply)>) {
     if client.borrow().user.unrestricted() || client.borrow().replicated() {
         return (queued, Vec::new());
@@ -548,7 +550,10 @@ fn recheck_acl(client: &ClientRef, queued: Vec<Queued>) -> (Vec<Queued>, Vec<(us
     for (i, q) in queued.into_iter().enumerate() {
         let c = client.borrow();
         match crate::acl::check(&c.user, q.cmd, &q.argv) {
-            Ok(()) => kept.push(q),
+            Ok(()) => match crate::acl::sort_refusal(&c.user, q.cmd, &q.argv) {
+                Some(e) => refused.push((i, Reply::err(e))),
+                None => kept.push(q),
+            },
             Err(denied) => {
                 let context = crate::acl::Context::Multi;
                 admission::log_refusal(&c, denied, context, q.cmd, &q.argv);

@@ -1584,6 +1584,11 @@ fn execute_command(
                 d.script_text()
             ));
         }
+        // SORT's BY and GET, as the caller's SORT (Redis's script client has the
+        // caller's user).
+        if let Some(e) = crate::acl::sort_refusal(user, cmd, &argv) {
+            return Reply::err(e);
+        }
     }
     // XREAD / XREADGROUP: a script may not ask to block (the other blocking commands
     // just do not block).
