@@ -1951,3 +1951,55 @@ fn lolwut_answers_as_redis() {
         r.cmd(&["COMMAND", "INFO", "lolwut"])
     );
 }
+
+/// DEBUG PROTOCOL, ERROR and LOG, which client libraries' own tests use: the same
+/// replies as Redis's in RESP2 and RESP3 (attributes and pushes included).
+#[test]
+fn debug_protocol_error_and_log_answer_as_redis() {
+    let debug = ["--enable-debug-command", "yes"];
+    let shardis = Server::shardis_with(2, &debug);
+    let redis = Server::redis_with(&debug);
+    let mut s = shardis.raw();
+    let mut r = redis.raw();
+    let types = [
+        "string", "integer", "double", "bignum", "null", "array", "set", "map", "attrib", "push",
+        "verbatim", "true", "false", "bogus", "STRING",
+    ];
+    for proto in ["2", "3"] {
+        s.cmd(&["HELLO", proto]);
+        r.cmd(&["HELLO", proto]);
+        for t in types {
+            let argv = ["DEBUG", "PROTOCOL", t];
+            let (got, want) = (s.cmd(&argv), r.cmd(&argv));
+            assert_eq!(show(&got), show(&want), "{t} in RESP{proto}");
+            // An attribute or a push comes before the reply proper.
+            if matches!(want, Frame::Attribute(_) | Frame::Push(_)) {
+                assert_eq!(
+                    show(&s.read_frame()),
+                    show(&r.read_frame()),
+                    "{t} in RESP{proto}"
+                );
+            }
+        }
+        for argv in [
+            &["DEBUG", "ERROR", "WRONGTYPE made up"][..],
+            &["DEBUG", "ERROR", "two\r\nlines"],
+            &["DEBUG", "ERROR", ""],
+            &["DEBUG", "LOG", "hello from the test"],
+            &["DEBUG", "LOG"],
+            &["PING"],
+        ] {
+            assert_eq!(
+                show(&s.cmd(argv)),
+                show(&r.cmd(argv)),
+                "{argv:?} in RESP{proto}"
+            );
+        }
+    }
+    // DEBUG ERROR is counted in no error statistics.
+    let errors = |c: &mut RawConn| common::info_field(c, "total_error_replies");
+    assert_eq!(errors(&mut s), errors(&mut r));
+    assert!(shardis
+        .log_text()
+        .contains("DEBUG LOG: hello from the test"));
+}

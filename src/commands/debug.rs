@@ -88,6 +88,18 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 st.second_offset = -1;
                 Reply::ok()
             }
+            ("protocol", 3) => protocol(c.borrow().resp, &argv[2]),
+            ("log", 3) => {
+                let msg = String::from_utf8_lossy(&argv[2]);
+                crate::log::warning(&format!("DEBUG LOG: {msg}"));
+                Reply::ok()
+            }
+            ("error", 3) => {
+                // Sent as it is, with no newline in it; Redis counts it in no error
+                // statistics (it writes the bytes itself).
+                let text = String::from_utf8_lossy(&argv[2]).replace(['\r', '\n'], " ");
+                Reply::CountedError(text.into())
+            }
             ("help", 2) => help_reply(
                 "DEBUG",
                 &[
@@ -95,6 +107,11 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                     "    Output a hex signature representing the current DB content.",
                     "DIGEST-VALUE <key> [<key> ...]",
                     "    Output a hex signature of the values of all the specified keys.",
+                    "ERROR <string>",
+                    "    Return a Redis protocol error with <string> as message. Useful for clients",
+                    "    unit tests to simulate Redis errors.",
+                    "LOG <message>",
+                    "    Write <message> to the server log.",
                     "OBJECT <key>",
                     "    Show low level info about the key and associated value.",
                     "POPULATE <count> [<prefix>] [<size>]",
@@ -102,6 +119,10 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                     "    it is used instead of the 'key' prefix. These are not propagated to",
                     "    replicas. Cluster slots are not respected so keys not belonging to the",
                     "    current node can be created in cluster mode.",
+                    "PROTOCOL <type>",
+                    "    Reply with a test value of the specified type. <type> can be: string,",
+                    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+                    "    true, false.",
                     "RELOAD [option ...]",
                     "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
                     "    * MERGE: Merge the content of the RDB instead of flushing the current dataset.",
@@ -116,6 +137,48 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
             _ => errors::debug_unknown_subcommand(&String::from_utf8_lossy(&argv[1])),
         }
     })
+}
+
+/// DEBUG PROTOCOL type: one test value of each RESP type, as Redis sends them (for
+/// client libraries' tests). An attribute exists only in RESP3, where it precedes its
+/// reply; a push is refused in RESP2.
+#[allow(clippy::approx_constant)] // Redis's test double is 3.141, not pi.
+fn protocol(resp: u8, name: &[u8]) -> Reply {
+    let ints = || (0..3).map(Reply::Int).collect::<Vec<_>>();
+    match name.to_ascii_lowercase().as_slice() {
+        b"string" => Reply::bulk(b"Hello World"),
+        b"integer" => Reply::Int(12345),
+        b"double" => Reply::Double(3.141),
+        b"bignum" => Reply::BigNumber("1234567999999999999999999999999999999".into()),
+        b"null" => Reply::Null,
+        b"array" => Reply::Array(ints()),
+        b"set" => Reply::Set(ints()),
+        b"map" => Reply::Map(
+            (0..3)
+                .map(|j| (Reply::Int(j), Reply::Bool(j == 1)))
+                .collect(),
+        ),
+        b"attrib" => {
+            let real = Reply::bulk(b"Some real reply following the attribute");
+            if resp < 3 {
+                return real;
+            }
+            let attribute = b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n";
+            Reply::Sequence(vec![Reply::Raw(Bytes::from_static(attribute)), real])
+        }
+        b"push" if resp < 3 => Reply::err("ERR RESP2 is not supported by this command"),
+        b"push" => Reply::Sequence(vec![
+            Reply::Push(vec![Reply::bulk(b"server-cpu-usage"), Reply::Int(42)]),
+            Reply::bulk(b"Some real reply following the push reply"),
+        ]),
+        b"true" => Reply::Bool(true),
+        b"false" => Reply::Bool(false),
+        b"verbatim" => Reply::Verbatim("txt", Bytes::from_static(b"This is a verbatim\nstring")),
+        _ => Reply::err(
+            "ERR Wrong protocol type name. Please use one of the following: \
+             string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+        ),
+    }
 }
 
 /// A non-negative integer, or Redis's error (`getPositiveLongFromObjectOrReply`, whose

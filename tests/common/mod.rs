@@ -352,6 +352,8 @@ pub enum Frame {
     BigNumber(String),
     Verbatim(Vec<u8>),
     Map(Vec<(Frame, Frame)>),
+    /// An attribute (`|`), read as a frame of its own before the reply it annotates.
+    Attribute(Vec<(Frame, Frame)>),
     Set(Vec<Frame>),
     Push(Vec<Frame>),
 }
@@ -535,12 +537,16 @@ pub fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
                 }
             }
         }
-        b'*' | b'~' | b'>' | b'%' => {
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
             let n = parse_len(body);
             if n < 0 {
                 Frame::NullArray
             } else {
-                let count = if marker == b'%' { n * 2 } else { n } as usize;
+                let count = if matches!(marker, b'%' | b'|') {
+                    n * 2
+                } else {
+                    n
+                } as usize;
                 let mut items = Vec::with_capacity(count.min(1024));
                 for _ in 0..count {
                     let (f, u) = parse_frame(&buf[used..])?;
@@ -557,7 +563,11 @@ pub fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
                         while let (Some(k), Some(v)) = (it.next(), it.next()) {
                             pairs.push((k, v));
                         }
-                        Frame::Map(pairs)
+                        if marker == b'|' {
+                            Frame::Attribute(pairs)
+                        } else {
+                            Frame::Map(pairs)
+                        }
                     }
                 }
             }
@@ -680,8 +690,9 @@ pub fn show(f: &Frame) -> String {
         Frame::Array(xs) => format!("*[{}]", xs.iter().map(show).collect::<Vec<_>>().join(", ")),
         Frame::Set(xs) => format!("~[{}]", xs.iter().map(show).collect::<Vec<_>>().join(", ")),
         Frame::Push(xs) => format!(">[{}]", xs.iter().map(show).collect::<Vec<_>>().join(", ")),
-        Frame::Map(kv) => format!(
-            "%{{{}}}",
+        Frame::Map(kv) | Frame::Attribute(kv) => format!(
+            "{}{{{}}}",
+            if matches!(f, Frame::Map(_)) { "%" } else { "|" },
             kv.iter()
                 .map(|(k, v)| format!("{} => {}", show(k), show(v)))
                 .collect::<Vec<_>>()
