@@ -578,3 +578,30 @@ fn resp3_redirect_to_an_idle_client() {
         s.read(1);
     });
 }
+
+/// A RESP3 client blocked in BLPOP gets the invalidations and the messages others'
+/// commands cause while it waits, as Redis writes them at once; the blocked command's
+/// reply follows when it is served.
+#[test]
+fn resp3_pushes_reach_a_blocked_client() {
+    let k = keys();
+    same("blocked", &[0, 1], |s| {
+        s.hello3(0);
+        s.cmd(0, "CLIENT TRACKING on");
+        s.cmd(0, &format!("GET {}", k[0]));
+        s.cmd(0, &format!("GET {}", k[1]));
+        s.cmd(0, "SUBSCRIBE news");
+        s.conns[0].send_cmd(&[b"BLPOP", b"jobs", b"0"]);
+        s.log.push("[0] BLPOP jobs 0 (sent)".into());
+        common::await_blocked(&mut s.conns[1], 1);
+        s.cmd(1, &format!("SET {} x", k[0]));
+        s.read(0);
+        s.cmd(1, &format!("SET {} y", k[1]));
+        s.read(0);
+        s.cmd(1, "PUBLISH news hello");
+        s.read(0);
+        s.cmd(1, "RPUSH jobs a");
+        s.read(0);
+        s.cmd(0, "PING");
+    });
+}

@@ -505,6 +505,7 @@ async fn session(
                 };
                 let io = Io {
                     stream: &mut *stream,
+                    shards,
                     pushes: &pushes,
                     rbuf: &mut rbuf,
                     out: &mut out,
@@ -538,6 +539,7 @@ async fn session(
                 let wait = blocking::block(client, shards, cmd, argv, fd);
                 let io = Io {
                     stream: &mut *stream,
+                    shards,
                     pushes: &pushes,
                     rbuf: &mut rbuf,
                     out: &mut out,
@@ -656,6 +658,7 @@ fn over_limit() -> std::io::Error {
 /// bytes it reads into `rbuf`.
 struct Io<'a> {
     stream: &'a mut TcpStream,
+    shards: &'a Shards,
     pushes: &'a Pushes,
     rbuf: &'a mut BytesMut,
     out: &'a mut BytesMut,
@@ -666,8 +669,10 @@ struct Io<'a> {
 /// Wait for a blocked command, or a request CLIENT PAUSE holds (`wait`, run to its
 /// end: a blocked command withdraws its registrations as it ends, and a served element
 /// must reach its reply) while going on writing the replies before it that the socket
-/// had not taken, and reading what the client sends after it (up to `limit`, the
-/// query buffer's), as Redis goes on reading a blocked client into its query buffer.
+/// had not taken, then a RESP3 client's pushes (invalidations, keyspace events: see
+/// [`poll_write_pushes_now`]), and reading what the client sends after it (up to
+/// `limit`, the query buffer's), as Redis goes on reading a blocked client into its
+/// query buffer and writing its output buffer.
 /// Otherwise a client that sends a pipeline with a blocking command in its middle
 /// before it reads any reply would wait for ever with the server once both
 /// directions' buffers are full (see `next_event`). `wait`'s outcome (`None`: the
@@ -679,6 +684,7 @@ async fn while_blocked<T>(
 ) -> std::io::Result<Option<T>> {
     let Io {
         stream,
+        shards,
         pushes,
         rbuf,
         out,
@@ -696,6 +702,12 @@ async fn while_blocked<T>(
         }
         if !unsent.is_empty() {
             if let Poll::Ready(Err(e)) = poll_write_unsent(stream, cx, pushes, unsent) {
+                failed = Some(e);
+                return Poll::Pending;
+            }
+        }
+        if unsent.is_empty() && pushes.resp.get() >= 3 {
+            if let Poll::Ready(Err(e)) = poll_write_pushes_now(stream, cx, shards, pushes) {
                 failed = Some(e);
                 return Poll::Pending;
             }
@@ -842,6 +854,57 @@ async fn logged(shards: &Shards, lanes: Lanes) {
     if let Some(wait) = shards.server.durability.durable(lanes, conclusions) {
         wait.await;
     }
+}
+
+/// Write what is queued for a blocked RESP3 client (pushes are told from replies, so
+/// they need not wait for the blocked command's reply, and Redis writes them at once),
+/// registering for the next message once the queue is empty. Only while the log
+/// already has what they may show (no multi-shard conclusion open, nothing to await
+/// for the AOF): otherwise they wait for the block's end, as before an idle
+/// connection's write (see [`write_pushes`]).
+fn poll_write_pushes_now(
+    stream: &mut TcpStream,
+    cx: &mut std::task::Context<'_>,
+    shards: &Shards,
+    pushes: &Pushes,
+) -> Poll<std::io::Result<()>> {
+    let logged = || {
+        concluding::none_open()
+            && shards
+                .server
+                .durability
+                .durable(Lanes::All, concluding::opened())
+                .is_none()
+    };
+    let mut written = 0;
+    let polled = loop {
+        if pushes.over_limit().is_some() {
+            break Poll::Ready(Err(over_limit()));
+        }
+        let front = match pushes.front() {
+            Some(block) if written > 0 || logged() => stream.poll_write(cx, &block),
+            _ => {
+                pushes.register(cx.waker());
+                break Poll::Ready(Ok(()));
+            }
+        };
+        match front {
+            Poll::Ready(Ok(0)) => break Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => {
+                pushes.consume(n);
+                written += n;
+            }
+            Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+            Poll::Pending => {
+                pushes.register(cx.waker());
+                break Poll::Pending;
+            }
+        }
+    };
+    if written > 0 {
+        shards.local.borrow_mut().stats.wrote(written);
+    }
+    polled
 }
 
 /// Write the messages queued for an idle connection, straight from the queue's

@@ -131,6 +131,11 @@ pub mod concluding {
         Conclusion(id)
     }
 
+    /// True when no conclusion is open (nothing for [`settled`] to wait for).
+    pub fn none_open() -> bool {
+        OPEN.load(Ordering::SeqCst) == 0
+    }
+
     /// How many conclusions were opened so far. Read before [`settled`], every one
     /// counted is closed (all its parts appended) once `settled` is done.
     pub fn opened() -> u64 {
