@@ -877,34 +877,55 @@ fn poll_write_pushes_now(
                 .is_none()
     };
     let mut written = 0;
-    let polled = loop {
-        if pushes.over_limit().is_some() {
-            break Poll::Ready(Err(over_limit()));
-        }
-        let front = match pushes.front() {
-            Some(block) if written > 0 || logged() => stream.poll_write(cx, &block),
-            _ => {
-                pushes.register(cx.waker());
-                break Poll::Ready(Ok(()));
-            }
-        };
-        match front {
-            Poll::Ready(Ok(0)) => break Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => {
-                pushes.consume(n);
-                written += n;
-            }
-            Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
-            Poll::Pending => {
-                pushes.register(cx.waker());
-                break Poll::Pending;
-            }
-        }
+    let polled = if pushes.front().is_some() && logged() {
+        poll_write_queue(stream, cx, pushes, usize::MAX, &mut written)
+    } else {
+        Poll::Ready(Ok(()))
     };
+    if polled.is_ready() {
+        // Woken by the next message.
+        pushes.register(cx.waker());
+    }
     if written > 0 {
         shards.local.borrow_mut().stats.wrote(written);
     }
     polled
+}
+
+/// Write the queue's blocks until it is empty or `budget` bytes are written (ready),
+/// the socket takes no more (pending, woken when it does), or the client is over its
+/// output buffer limit (the error); `written` counts the bytes.
+fn poll_write_queue(
+    stream: &mut TcpStream,
+    cx: &mut std::task::Context<'_>,
+    pushes: &Pushes,
+    budget: usize,
+    written: &mut usize,
+) -> Poll<std::io::Result<()>> {
+    loop {
+        if pushes.over_limit().is_some() {
+            return Poll::Ready(Err(over_limit()));
+        }
+        if *written >= budget {
+            return Poll::Ready(Ok(()));
+        }
+        let polled = match pushes.front() {
+            Some(block) => stream.poll_write(cx, &block),
+            None => return Poll::Ready(Ok(())),
+        };
+        match polled {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => {
+                pushes.consume(n);
+                *written += n;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {
+                pushes.register(cx.waker());
+                return Poll::Pending;
+            }
+        }
+    }
 }
 
 /// Write the messages queued for an idle connection, straight from the queue's
@@ -920,31 +941,8 @@ async fn write_pushes(
     // Redis writes its clients' buffers after its AOF's).
     logged(shards, Lanes::All).await;
     let mut written = 0;
-    let result = std::future::poll_fn(|cx| loop {
-        if pushes.over_limit().is_some() {
-            return Poll::Ready(Err(over_limit()));
-        }
-        if written >= budget {
-            return Poll::Ready(Ok(()));
-        }
-        let polled = match pushes.front() {
-            Some(block) => stream.poll_write(cx, &block),
-            None => return Poll::Ready(Ok(())),
-        };
-        match polled {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => {
-                pushes.consume(n);
-                written += n;
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => {
-                pushes.register(cx.waker());
-                return Poll::Pending;
-            }
-        }
-    })
-    .await;
+    let result =
+        std::future::poll_fn(|cx| poll_write_queue(stream, cx, pushes, budget, &mut written)).await;
     if written > 0 {
         shards.local.borrow_mut().stats.wrote(written);
     }
