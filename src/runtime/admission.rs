@@ -13,6 +13,25 @@
 //! (it was accepted where it first ran, and a refusal would lose it); a write from our
 //! master that a failed save would refuse stops the server instead, as Redis's
 //! replica does unless `replica-ignore-disk-write-errors`.
+//!
+//! # Commands run for a user without admission
+//! Some commands run on a user's behalf after admission, or without it: each check
+//! made here must be made there too, or it is a way around it (a script's SORT once
+//! read any key, bypassing the BY/GET rule below). Where each check is made:
+//!
+//! | check | a script's `redis.call` | EXEC's queued commands |
+//! |---|---|---|
+//! | ACL command, keys, channels | `scripting::run` (`acl::check`) | `transaction::recheck_acl` |
+//! | ACL: SORT's BY / GET | `scripting::run` (`acl::sort_refusal`) | `transaction::recheck_acl` |
+//! | `-OOM` | at the script's start (`commands::scripting`), first write only | at queueing, and EXEC itself here |
+//! | `-MISCONF` (failed save) | at the script's start (`commands::scripting`) | at queueing |
+//! | `-MISCONF` (AOF) | on the shard (`call::run`), every path | on the shard |
+//! | `-NOREPLICAS`, `-READONLY` replica | at the script's start (`commands::scripting`) | at queueing |
+//! | cluster routing | `scripting::run` (`ClusterCheck`) | EXEC routed by its commands' keys here |
+//! | `noscript`, DEBUG protection | `scripting::run` (flag); DEBUG is `noscript` | at queueing |
+//!
+//! A request CLIENT PAUSE postponed passes admission again ([`admit`]) when the pause
+//! ends; a blocked command, admitted once, is retried without it, as in Redis.
 
 use crate::client::ClientRef;
 use crate::cluster::{Route, SlotCheck};
