@@ -172,7 +172,7 @@ pub mod concluding {
 
     /// Wait until every conclusion opened before this call is closed.
     pub async fn settled() {
-        if OPEN.load(Ordering::SeqCst) == 0 {
+        if none_open() {
             return;
         }
         let below = state().next;
