@@ -216,6 +216,11 @@ pub struct Pushes {
     /// Set at the first subscription or MONITOR: from then on the connection task waits
     /// for queued messages as well as for input.
     listening: Cell<bool>,
+    /// While the client's requests run (`dispatch`): the invalidations that must follow
+    /// the running request's reply, as Redis sends the current client's own
+    /// invalidations after its reply (see [`push_after_reply`](Self::push_after_reply)).
+    holding: Cell<bool>,
+    held: RefCell<Vec<u8>>,
     waker: Cell<Option<Waker>>,
 }
 
@@ -312,6 +317,8 @@ impl Pushes {
             soft_since: Cell::new(0),
             over_limit: Cell::new(None),
             listening: Cell::new(false),
+            holding: Cell::new(false),
+            held: RefCell::new(Vec::new()),
             waker: Cell::new(None),
         }
     }
@@ -341,6 +348,34 @@ impl Pushes {
             .set(self.queued_bytes.get() + encoded.len());
         self.enforce_limit(OverLimit::Scheduled);
         self.wake();
+    }
+
+    /// [`push`](Self::push), unless a request of this client is running: then kept
+    /// until its reply is placed ([`release`](Self::release)). For invalidations, which
+    /// Redis sends its current client after the reply of the command that caused them.
+    pub fn push_after_reply(&self, encoded: &[u8]) {
+        if self.holding.get() {
+            self.held.borrow_mut().extend_from_slice(encoded);
+        } else {
+            self.push(encoded);
+        }
+    }
+
+    /// From now on until [`release`](Self::release) with `holding` false, keep what
+    /// [`push_after_reply`](Self::push_after_reply) is given.
+    pub fn hold(&self) {
+        self.holding.set(true);
+    }
+
+    /// A request's reply is placed: queue what was kept meanwhile, behind it; and go on
+    /// keeping (`holding`) or not.
+    pub fn release(&self, holding: bool) {
+        self.holding.set(holding);
+        if self.held.borrow().is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        self.push(&held);
     }
 
     /// What is queued, if anything, as one buffer, leaving the queue empty.

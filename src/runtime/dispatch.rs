@@ -212,6 +212,8 @@ async fn run_requests(
     };
     let mut close = false;
     let mut postponed = None;
+    let pushes = client.borrow().pushes.clone();
+    pushes.hold();
     let mut requests = requests.into_iter().enumerate();
     while let Some((i, argv)) = requests.next() {
         client.borrow_mut().argv_mem = crate::client::Client::argv_len_sum(&argv);
@@ -244,9 +246,16 @@ async fn run_requests(
             }
         }
         run.suppressed[i] = advance_reply_mode(client);
+        if pushes.listening() {
+            // The events this request raised, wherever it ran, are on this core's
+            // queue by now: they go before its reply, as in Redis.
+            pubsub::catch_up();
+        }
         if let Some(pushed) = queued_pushes(client) {
             run.pushed.push((i, pushed));
         }
+        // Its own invalidations follow it.
+        pushes.release(true);
         // After the pushes are taken: a monitor's own line follows its reply.
         if let Some(shown) = shown {
             shown.feed(client, shards, run.replies[i].as_ref());
@@ -258,7 +267,19 @@ async fn run_requests(
             break;
         }
     }
-    run.flush().await;
+    let lone = run.flush().await;
+    if pushes.listening() {
+        pubsub::catch_up();
+        // A request sent alone to another shard: its events before its reply. (Those
+        // of several sent together stay behind all their replies.)
+        if let Some(i) = lone {
+            if let Some(pushed) = queued_pushes(client) {
+                run.pushed.push((i, pushed));
+                run.pushed.sort_by_key(|(at, _)| *at);
+            }
+        }
+    }
+    pushes.release(false);
     monitor::flush(shards);
     client.borrow_mut().argv_mem = 0;
     let pushed = std::mem::take(&mut run.pushed);
@@ -441,8 +462,9 @@ impl Run<'_> {
         Reply::Int(pubsub::deliver(kind, channel, message) as i64)
     }
 
-    /// Send every pending per-shard batch (one hop each) and slot the replies.
-    async fn flush(&mut self) {
+    /// Send every pending per-shard batch (one hop each) and slot the replies; the
+    /// index of the request sent, if it was the only one.
+    async fn flush(&mut self) -> Option<usize> {
         for core in 0..self.published.len() {
             if self.published[core].is_empty() {
                 continue;
@@ -460,6 +482,11 @@ impl Run<'_> {
             pubsub::catch_up_with(self.shards, core).await;
         }
         let mut waiting = Vec::new();
+        let mut sent = self.pending.iter().flatten().map(|p| p.index);
+        let lone = match (sent.next(), sent.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        };
         for (sid, items) in self.pending.iter_mut().enumerate() {
             if items.is_empty() {
                 continue;
@@ -492,6 +519,7 @@ impl Run<'_> {
                 self.replies[i] = Some(r);
             }
         }
+        lone
     }
 
     /// The replies to write: those of requests sent under CLIENT REPLY OFF / SKIP are

@@ -63,6 +63,17 @@
 //! ([`deliver`] catches up), so a PUBLISH sent after a command's reply never reaches a
 //! subscriber before that command's events.
 //!
+//! **A client's own events come before its reply**, as in Redis, where the command
+//! writes them to the client's output buffer as it runs. When a command ends, its
+//! events are on this core's queue (they were queued before its reply left its shard),
+//! so `dispatch` runs the queue ([`catch_up`]) for a client that listens before it
+//! takes the client's queued messages, which it writes before that command's reply. A
+//! request sent alone to another shard gets the same once its reply is back; several
+//! pipelined requests batched to other shards get their events behind all their
+//! replies (the batch's replies come back together). The client's own invalidations
+//! (client-side caching) go the other way: Redis sends them after the reply, so
+//! they are held until it is placed (`Pushes::push_after_reply`).
+//!
 //! **Reuse.** MONITOR and tracking invalidations need another key than a channel name
 //! but the same parts: a per-core registry, a summary in
 //! [`Presence`] so nobody listening costs nothing, one job per interested core, and the
@@ -174,7 +185,7 @@ pub fn install(shards: &Shards) {
 
 /// Run, in order, the raised work queued for this core so far: called before any
 /// other delivery here, so nothing overtakes what was raised before it.
-fn catch_up() {
+pub fn catch_up() {
     RAISED.with(|r| {
         if let Some(rx) = r.get() {
             while let Ok(job) = rx.try_recv() {

@@ -20,7 +20,8 @@
 //! the client in the core's registry (`clients`) and queues on its [`Pushes`] queue a
 //! RESP3 push `invalidate` with the keys (a null after a flush), or for a RESP2 redirect
 //! target in Pub/Sub mode a `message` on `__redis__:invalidate`, as Redis's
-//! `sendTrackingMessage`. A redirect target found gone marks the tracker's redirect
+//! `sendTrackingMessage`; if that client is running a request, behind the request's
+//! reply (Redis defers its current client's own invalidations until after the reply). A redirect target found gone marks the tracker's redirect
 //! broken and posts `tracking-redir-broken` to the tracker (RESP3 only).
 //!
 //! Zero cost when nobody tracks: every hook starts with `crate::tracking::active()`,
@@ -152,11 +153,13 @@ pub fn send_pending() {
     }
 }
 
+/// Queue `msg` for a client: behind the reply of its running request, if one runs
+/// (Redis sends its current client's invalidations after the command's reply).
 fn queue(to: &Pushes, resp: u8, msg: Reply) {
     let mut b = BytesMut::new();
     msg.encode(resp, &mut b);
     to.set_listening();
-    to.push(&b);
+    to.push_after_reply(&b);
 }
 
 fn keys_reply(keys: &Option<Vec<Bytes>>) -> Reply {
