@@ -1999,6 +1999,14 @@ fn debug_protocol_error_and_log_answer_as_redis() {
     // DEBUG ERROR is counted in no error statistics.
     let errors = |c: &mut RawConn| common::info_field(c, "total_error_replies");
     assert_eq!(errors(&mut s), errors(&mut r));
+    let failed = |c: &mut RawConn| {
+        let line = common::info_field(c, "cmdstat_debug");
+        let field = line.split(',').find(|f| f.starts_with("failed_calls="));
+        field.map(str::to_string)
+    };
+    assert_eq!(failed(&mut s), failed(&mut r));
+    let wrongtype = |c: &mut RawConn| common::info_field(c, "errorstat_WRONGTYPE");
+    assert_eq!(wrongtype(&mut s), wrongtype(&mut r));
     assert!(shardis
         .log_text()
         .contains("DEBUG LOG: hello from the test"));

@@ -95,10 +95,17 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 Reply::ok()
             }
             ("error", 3) => {
-                // Sent as it is, with no newline in it; Redis counts it in no error
-                // statistics (it writes the bytes itself).
-                let text = String::from_utf8_lossy(&argv[2]).replace(['\r', '\n'], " ");
-                Reply::CountedError(text.into())
+                // Sent as it is, with no newline in it; Redis writes the bytes
+                // itself, so they count in no error statistic, not even as a failed
+                // call of DEBUG.
+                let mut line = Vec::with_capacity(argv[2].len() + 3);
+                line.push(b'-');
+                line.extend(argv[2].iter().map(|&b| match b {
+                    b'\r' | b'\n' => b' ',
+                    b => b,
+                }));
+                line.extend_from_slice(b"\r\n");
+                Reply::Raw(line.into())
             }
             ("help", 2) => help_reply(
                 "DEBUG",
