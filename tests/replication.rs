@@ -1320,3 +1320,68 @@ fn a_replica_that_cannot_save_stops_at_its_master_s_write_as_redis() {
         }
     }
 }
+
+/// INFO's instantaneous rates are the cron's samples, as Redis's: nonzero while
+/// commands flow even with no INFO shortly before (a dashboard scrapes every 15 s),
+/// the replication rates on the master (stream out) and its replica (stream in), and
+/// back near zero soon after the load stops. Shardis master and replica, then Redis's.
+#[test]
+fn instantaneous_rates_follow_the_load_as_redis() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for shardis_pair in [true, false] {
+        let (master, replica) = if shardis_pair {
+            (shardis(2, &[]), shardis(2, &[]))
+        } else {
+            (redis(&[]), redis(&[]))
+        };
+        follow(&replica, &master);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            let mut c = master.raw();
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = format!("k{}", i % 100);
+                    c.cmd(&["SET", &k, "a value of some length"]);
+                    i += 1;
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(1500));
+        let rate = |c: &mut RawConn, field: &str| -> f64 {
+            info_field(c, field)
+                .parse()
+                .unwrap_or_else(|_| panic!("{field} is not a number"))
+        };
+        let (mut m, mut r) = (master.raw(), replica.raw());
+        let who = if shardis_pair { "shardis" } else { "redis" };
+        for field in [
+            "instantaneous_ops_per_sec",
+            "instantaneous_input_kbps",
+            "instantaneous_output_kbps",
+            "instantaneous_output_repl_kbps",
+        ] {
+            assert!(rate(&mut m, field) > 0.0, "{who} master {field} under load");
+        }
+        assert!(
+            rate(&mut r, "instantaneous_input_repl_kbps") > 0.0,
+            "{who} replica's input_repl_kbps under load"
+        );
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        // Left: these INFOs (two a second) and the replica's acknowledgement every
+        // second.
+        let fell = (0..20).any(|_| {
+            std::thread::sleep(Duration::from_millis(500));
+            rate(&mut m, "instantaneous_ops_per_sec") < 10.0
+                && rate(&mut m, "instantaneous_output_repl_kbps") < 0.1
+                && rate(&mut r, "instantaneous_input_repl_kbps") < 0.1
+        });
+        assert!(fell, "{who}: the rates fall back when the load stops");
+        // CONFIG RESETSTAT zeroes the replication totals too.
+        m.cmd(&["CONFIG", "RESETSTAT"]);
+        assert_eq!(num(&mut m, "total_net_repl_output_bytes"), 0, "{who}");
+    }
+}

@@ -188,7 +188,11 @@ fn config_resetstat<'a>(
             }
         })
         .await;
-        super::info::reset_rate_samples();
+        // (And the replication byte totals, as resetServerStats.)
+        let r = crate::replication::of(&s.server);
+        for total in [&r.repl_input_bytes, &r.repl_output_bytes] {
+            total.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         // (INFO persistence's `rdb_saves` too, as Redis's resetServerStats.)
         let save = &crate::persistence::of(&s.server).save;
         save.saves.store(0, std::sync::atomic::Ordering::Relaxed);

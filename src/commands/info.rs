@@ -13,10 +13,10 @@
 //!   `used_memory_rss`: mimalloc's per-allocation statistics are not enabled, so the
 //!   allocator's own count is not available. `used_memory_peak` is the highest value
 //!   INFO has seen.
-//! - `instantaneous_ops_per_sec` and the `_kbps` rates are computed from the change
-//!   in the totals since an earlier INFO call (the oldest sample of the last 5 s that
-//!   is at least 100 ms old); the first INFO of a quiet period reports 0. Redis samples
-//!   in its cron instead.
+//! - `instantaneous_ops_per_sec` and the `_kbps` rates are Redis's means of 16
+//!   samples taken by the cron about every 100 ms, each shard sampling its own totals
+//!   (`shard::stats::Rates`), added over shards. An idle shard's cron runs less often,
+//!   so its samples cover up to a second each.
 //! - `used_cpu_*` come from `/proc/self/stat` (10 ms resolution); per-shard CPU comes
 //!   from each shard's thread, sampled by its cron.
 //! - `avg_ttl` in the keyspace section is estimated from up to 64 random keys with a TTL
@@ -27,14 +27,13 @@ use crate::client::{ClientRef, Subscription};
 use crate::config::Config;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
+use crate::shard::stats::Metric;
 use crate::shard::{Shard, ShardStats};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 pub static COMMANDS: &[Command] = &[Command::new(
     "info",
@@ -678,56 +677,7 @@ fn persistence(w: &mut Section, f: &ServerFacts) {
     }
 }
 
-/// (time, commands, input bytes, output bytes) samples for the instantaneous rates.
-type Sample = (Instant, u64, u64, u64);
-
-fn samples() -> &'static Mutex<VecDeque<Sample>> {
-    static SAMPLES: OnceLock<Mutex<VecDeque<Sample>>> = OnceLock::new();
-    SAMPLES.get_or_init(|| Mutex::new(VecDeque::new()))
-}
-
-/// Forget the rate samples (CONFIG RESETSTAT zeroes the totals they are taken from).
-pub fn reset_rate_samples() {
-    samples().lock().unwrap_or_else(|e| e.into_inner()).clear();
-}
-
-/// Rates per second of (commands, input bytes, output bytes) since an earlier INFO.
-fn rates(now: Sample) -> (f64, f64, f64) {
-    let mut q = samples().lock().unwrap_or_else(|e| e.into_inner());
-    while q
-        .front()
-        .is_some_and(|s| now.0.duration_since(s.0) > Duration::from_secs(5))
-    {
-        q.pop_front();
-    }
-    let base = q
-        .iter()
-        .find(|s| now.0.duration_since(s.0) >= Duration::from_millis(100))
-        .copied();
-    q.push_back(now);
-    if q.len() > 64 {
-        q.pop_front();
-    }
-    match base {
-        Some(b) => {
-            let dt = now.0.duration_since(b.0).as_secs_f64();
-            (
-                now.1.saturating_sub(b.1) as f64 / dt,
-                now.2.saturating_sub(b.2) as f64 / dt,
-                now.3.saturating_sub(b.3) as f64 / dt,
-            )
-        }
-        None => (0.0, 0.0, 0.0),
-    }
-}
-
 fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFacts) {
-    let (ops, inb, outb) = rates((
-        Instant::now(),
-        t.commands_processed,
-        t.net_input_bytes,
-        t.net_output_bytes,
-    ));
     let expired: u64 = snaps.iter().map(|s| s.expired).sum();
     let stale = if snaps.is_empty() {
         0.0
@@ -738,17 +688,18 @@ fn stats(w: &mut Section, t: &ShardStats, snaps: &[ShardSnapshot], f: &ServerFac
     w.header("Stats");
     w.field("total_connections_received", t.connections_received);
     w.field("total_commands_processed", t.commands_processed);
-    w.field("instantaneous_ops_per_sec", ops.round() as u64);
+    w.field("instantaneous_ops_per_sec", t.rates.get(Metric::Commands));
     w.field("total_net_input_bytes", t.net_input_bytes);
     w.field("total_net_output_bytes", t.net_output_bytes);
     // No defragmentation, client eviction or I/O threads: their counters are zero,
     // as Redis's are when unused.
     w.field("total_net_repl_input_bytes", f.repl_bytes[0]);
     w.field("total_net_repl_output_bytes", f.repl_bytes[1]);
-    w.field("instantaneous_input_kbps", format!("{:.2}", inb / 1024.0));
-    w.field("instantaneous_output_kbps", format!("{:.2}", outb / 1024.0));
-    w.field("instantaneous_input_repl_kbps", "0.00");
-    w.field("instantaneous_output_repl_kbps", "0.00");
+    let kbps = |m| format!("{:.2}", t.rates.get(m) as f64 / 1024.0);
+    w.field("instantaneous_input_kbps", kbps(Metric::NetInput));
+    w.field("instantaneous_output_kbps", kbps(Metric::NetOutput));
+    w.field("instantaneous_input_repl_kbps", kbps(Metric::ReplInput));
+    w.field("instantaneous_output_repl_kbps", kbps(Metric::ReplOutput));
     w.field("rejected_connections", t.rejected_connections);
     w.field("sync_full", f.syncs[0]);
     w.field("sync_partial_ok", f.syncs[1]);

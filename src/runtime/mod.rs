@@ -255,6 +255,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         let idle = idle(&shard.borrow());
         crate::runtime::backend::sleep(if idle { period * IDLE_PERIODS } else { period }).await;
         refresh_config(&mut shard.borrow_mut());
+        sample_rates(&mut shard.borrow_mut(), &server);
         output::cron();
         client_eviction::cron(&shard);
         tidy.tick(shard.borrow().stats.commands_processed);
@@ -383,6 +384,30 @@ fn idle(s: &Shard) -> bool {
         && s.dbs
             .iter()
             .all(|d| d.expires.is_empty() && !d.keys.is_rehashing() && !d.expires.is_rehashing())
+}
+
+/// INFO's instantaneous rates: a sample every 100 ms or so, as Redis's cron takes
+/// (an idle shard's cron comes less often: its samples then cover longer periods).
+fn sample_rates(s: &mut Shard, server: &ServerInfo) {
+    let now = crate::clock::now_ms();
+    if !s.stats.rates.due(now) {
+        return;
+    }
+    let repl = if s.id == 0 {
+        let r = crate::replication::of(server);
+        [&r.repl_input_bytes, &r.repl_output_bytes].map(|c| c.load(Ordering::Relaxed))
+    } else {
+        [0; 2]
+    };
+    let t = &s.stats;
+    let totals = [
+        t.commands_processed,
+        t.net_input_bytes,
+        t.net_output_bytes,
+        repl[0],
+        repl[1],
+    ];
+    s.stats.rates.track(now, totals);
 }
 
 /// The period of the `hz` timers (the shards' cron, shard 0's save-point and AOF

@@ -7,6 +7,85 @@ use std::collections::HashMap;
 /// Stats maps are looked up once per command: a fast non-cryptographic hasher.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Samples averaged by an instantaneous rate (Redis's `STATS_METRIC_SAMPLES`).
+const RATE_SAMPLES: usize = 16;
+
+/// What the instantaneous rates follow, in [`Rates`]' order.
+#[derive(Clone, Copy)]
+pub enum Metric {
+    /// Commands processed: `instantaneous_ops_per_sec`.
+    Commands,
+    /// `instantaneous_input_kbps`, `instantaneous_output_kbps`.
+    NetInput,
+    NetOutput,
+    /// `instantaneous_input_repl_kbps`, `instantaneous_output_repl_kbps` (shard 0
+    /// follows the process's replication totals; the other shards leave them at 0).
+    ReplInput,
+    ReplOutput,
+}
+
+const METRICS: usize = 5;
+
+/// How often the rates are sampled (Redis's cron: `run_with_period(100)`).
+const SAMPLE_MS: u64 = 100;
+
+/// Redis's instantaneous metrics (`trackInstantaneousMetric`): the cron samples each
+/// total about every 100 ms, keeps the rate per second since the previous sample for
+/// the last [`RATE_SAMPLES`] samples, and a rate is their mean. Each shard follows its
+/// own totals; INFO adds the shards' rates (`merge` adds the samples).
+#[derive(Clone, Default)]
+pub struct Rates {
+    samples: [[u64; RATE_SAMPLES]; METRICS],
+    next: usize,
+    /// When the last sample was taken (ms; 0: never) and the totals then.
+    last_ms: u64,
+    last: [u64; METRICS],
+}
+
+impl Rates {
+    /// Take a sample of `totals` (by [`Metric`]) at `now_ms`. A sample over a longer
+    /// time than [`SAMPLE_MS`] (an idle shard's cron) fills one slot per period it
+    /// covers, so that the mean weighs time as Redis's (taken every period) does.
+    pub fn track(&mut self, now_ms: u64, totals: [u64; METRICS]) {
+        let t = now_ms.saturating_sub(self.last_ms);
+        let slots = (t / SAMPLE_MS).clamp(1, RATE_SAMPLES as u64) as usize;
+        for (m, &total) in totals.iter().enumerate() {
+            let delta = total.saturating_sub(self.last[m]);
+            // (A first sample, after start or RESETSTAT, counts from 0 over no time
+            // known: it says nothing.)
+            let rate = if t > 0 && self.last_ms != 0 {
+                delta * 1000 / t
+            } else {
+                0
+            };
+            for k in 0..slots {
+                self.samples[m][(self.next + k) % RATE_SAMPLES] = rate;
+            }
+        }
+        self.next = (self.next + slots) % RATE_SAMPLES;
+        self.last_ms = now_ms;
+        self.last = totals;
+    }
+
+    /// True when a sample is due: [`SAMPLE_MS`] since the last one.
+    pub fn due(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.last_ms) >= SAMPLE_MS
+    }
+
+    /// The mean of `metric`'s samples, per second.
+    pub fn get(&self, metric: Metric) -> u64 {
+        self.samples[metric as usize].iter().sum::<u64>() / RATE_SAMPLES as u64
+    }
+
+    fn merge(&mut self, o: &Rates) {
+        for (mine, theirs) in self.samples.iter_mut().zip(&o.samples) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct CommandStats {
     pub calls: u64,
@@ -42,6 +121,9 @@ impl CommandStats {
 
 #[derive(Clone, Default)]
 pub struct ShardStats {
+    /// The instantaneous rates, sampled by the cron (reset with the counters they
+    /// follow, as Redis's `resetServerStats` does).
+    pub rates: Rates,
     /// Connections of this core blocked in BLPOP & co (a gauge, not reset).
     pub blocked_clients: u64,
     /// Connections of this core whose command CLIENT PAUSE postponed (a gauge, not
@@ -129,6 +211,7 @@ impl ShardStats {
     }
 
     pub fn merge(&mut self, o: &ShardStats) {
+        self.rates.merge(&o.rates);
         self.commands_processed += o.commands_processed;
         self.blocked_clients += o.blocked_clients;
         self.paused_clients += o.paused_clients;
@@ -171,5 +254,57 @@ impl ShardStats {
             self.paused_clients,
             self.blocking_keys,
         ) = gauges;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(n: u64) -> [u64; METRICS] {
+        [n, 2 * n, 0, 0, 0]
+    }
+
+    #[test]
+    fn a_rate_is_the_mean_of_the_last_sixteen_periods() {
+        let mut r = Rates::default();
+        assert!(r.due(1_000));
+        r.track(1_000, ops(500));
+        // The first sample knows no earlier time: it says nothing.
+        assert_eq!(r.get(Metric::Commands), 0);
+        assert!(!r.due(1_050));
+        // 100 commands in 100 ms: 1000/s in one slot of sixteen.
+        r.track(1_100, ops(600));
+        assert_eq!(r.get(Metric::Commands), 1000 / 16);
+        assert_eq!(r.get(Metric::NetInput), 2000 / 16);
+        for k in 2..=16 {
+            r.track(1_000 + 100 * k, ops(500 + 100 * k));
+        }
+        assert_eq!(r.get(Metric::Commands), 1000);
+        // A quiet second sampled at once (an idle shard's cron) fills ten slots.
+        r.track(3_600, ops(2_100));
+        assert_eq!(r.get(Metric::Commands), 6 * 1000 / 16);
+        r.track(4_600, ops(2_100));
+        assert_eq!(r.get(Metric::Commands), 0);
+    }
+
+    #[test]
+    fn shards_rates_add_up() {
+        let mut a = Rates::default();
+        let mut b = Rates::default();
+        for k in 0..=16 {
+            a.track(100 * k + 100, ops(10 * k));
+            b.track(100 * k + 100, ops(30 * k));
+        }
+        let mut total = ShardStats::default();
+        total.merge(&ShardStats {
+            rates: a,
+            ..Default::default()
+        });
+        total.merge(&ShardStats {
+            rates: b,
+            ..Default::default()
+        });
+        assert_eq!(total.rates.get(Metric::Commands), 400);
     }
 }
