@@ -21,4 +21,5 @@ pub mod sentinel;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod supervise;
 pub mod tracking;

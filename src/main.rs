@@ -21,6 +21,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    shardis::supervise::start(config.get("supervised").unwrap_or("no"));
     if sentinel {
         if let Err(e) = shardis::sentinel::init(&config) {
             if e.starts_with("Reading the configuration file") {

@@ -65,7 +65,11 @@ fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<i32>) {
                 .config
                 .get("replicaof")
                 .map(str::to_owned);
-            if let Some((host, port)) = replicaof.as_deref().and_then(|v| v.split_once(' ')) {
+            // Loaded and listening: what systemd waits for (Redis: after loading).
+            runtime::all_listening(&shards).await;
+            let master = replicaof.as_deref().and_then(|v| v.split_once(' '));
+            crate::supervise::ready(master.is_some());
+            if let Some((host, port)) = master {
                 if let Ok(port) = port.trim().parse::<u16>() {
                     replication::replica::start(&shards, host.to_string(), port).await;
                 }
@@ -82,6 +86,12 @@ fn start_sentinel(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<i32>) {
         return;
     }
     runtime::backend::spawn(on_signals(shards.clone(), shutdown_rx.clone())).detach();
+    let listening = shards.clone();
+    runtime::backend::spawn(async move {
+        runtime::all_listening(&listening).await;
+        crate::supervise::ready(false);
+    })
+    .detach();
     runtime::backend::spawn(crate::sentinel::run(shards)).detach();
 }
 

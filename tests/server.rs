@@ -2011,3 +2011,66 @@ fn debug_protocol_error_and_log_answer_as_redis() {
         .log_text()
         .contains("DEBUG LOG: hello from the test"));
 }
+
+/// `supervised systemd` (Debian's unit starts redis-server with it, `Type=notify`):
+/// the messages on `NOTIFY_SOCKET` are redis-server's, `READY=1` once the server
+/// serves (a replica's status says it waits for its master), `STOPPING=1` at SHUTDOWN; INFO says `process_supervised:systemd`; with
+/// `supervised no` nothing is sent even under systemd.
+#[test]
+fn systemd_supervision_notifies_as_redis() {
+    use std::os::unix::net::UnixDatagram;
+    let transcript = |shardis: bool, option: &str, replica: bool| -> Vec<String> {
+        let dir = std::env::temp_dir().join(format!(
+            "shardis-notify-{}-{shardis}-{option}-{replica}",
+            std::process::id(),
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify.sock");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let env = [("NOTIFY_SOCKET", path.to_str().unwrap())];
+        let mut args = vec!["--supervised", option];
+        if replica {
+            // A master that is not there: the replica serves, read-only, meanwhile.
+            args.extend(["--replicaof", "127.0.0.1", "1"]);
+        }
+        let server = Server::with_env(&env, || {
+            if shardis {
+                Server::shardis_with(2, &args)
+            } else {
+                Server::redis_with(&args)
+            }
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        let mut next = |got: &mut Vec<String>| match rx.recv(&mut buf) {
+            Ok(n) => {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                got.push(msg.clone());
+                Some(msg)
+            }
+            Err(_) => None,
+        };
+        let mut c = server.raw();
+        if option == "systemd" {
+            while next(&mut got).is_some_and(|m| m != "READY=1\n") {}
+        }
+        got.push(common::info_field(&mut c, "process_supervised"));
+        c.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+        if option == "systemd" {
+            next(&mut got);
+        } else {
+            rx.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            next(&mut got);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        got
+    };
+    for (option, replica) in [("systemd", false), ("systemd", true), ("no", false)] {
+        let s = transcript(true, option, replica);
+        let r = transcript(false, option, replica);
+        assert_eq!(s, r, "supervised {option}, replica {replica}");
+    }
+}

@@ -449,13 +449,16 @@ fn server(w: &mut Section, cfg: &Config, f: &ServerFacts) {
     w.field("arch_bits", usize::BITS);
     // std's Instant reads clock_gettime(CLOCK_MONOTONIC).
     w.field("monotonic_clock", "POSIX clock_gettime");
-    w.field("multiplexing_api", "io_uring");
+    w.field(
+        "multiplexing_api",
+        crate::runtime::backend::running().name(),
+    );
     // Rust's atomics are C11's memory model, compiled to the same instructions.
     w.field("atomicvar_api", "c11-builtin");
     // Not built by GCC: Redis prints 0.0.0 then.
     w.field("gcc_version", "0.0.0");
     w.field("process_id", std::process::id());
-    w.field("process_supervised", "no");
+    w.field("process_supervised", crate::supervise::info_value());
     w.field("run_id", &f.run_id);
     w.field("tcp_port", f.tcp_port);
     w.field("server_time_usec", now_us);

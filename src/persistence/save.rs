@@ -522,6 +522,7 @@ pub async fn save_for_shutdown(shards: &Shards, save: Option<bool>) -> Result<()
         return Ok(());
     }
     log("Saving the final RDB snapshot before exiting.");
+    crate::supervise::notify("STATUS=Saving the final RDB snapshot\n");
     // Wait for a running background save or rewrite rather than fail.
     let st = &crate::persistence::of(&shards.server).save;
     while st.try_begin(Activity::Bgsave).is_err() {

@@ -111,6 +111,7 @@ pub async fn shutdown(shards: &Shards, flags: Flags) -> &'static str {
     }
     shards.server.shutting_down.store(true, Ordering::SeqCst);
     warning("User requested shutdown...");
+    crate::supervise::notify("STOPPING=1\n");
     let timeout_s = shards
         .local
         .borrow()
@@ -182,6 +183,7 @@ async fn finish(shards: &Shards, flags: Flags) -> &'static str {
             warning(&format!("Error trying to save the DB. Exit anyway: {e}"));
         } else {
             warning(&format!("Error trying to save the DB, can't exit: {e}"));
+            crate::supervise::notify("STATUS=Error trying to save the DB, can't exit.\n");
             return errors::SHUTDOWN_FAILED;
         }
     }

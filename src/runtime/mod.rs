@@ -202,9 +202,7 @@ async fn accept_loop(
     // the listeners bound so far, so the first clients would all land on the cores
     // that bound first (and "Ready" would be logged before the server is).
     shards.server.listening.fetch_add(1, Ordering::AcqRel);
-    while shards.server.listening.load(Ordering::Acquire) < shards.count() {
-        backend::sleep(Duration::from_millis(1)).await;
-    }
+    all_listening(&shards).await;
     if shards.local_id == 0 {
         crate::memory::mark_startup();
         log(&format!(
@@ -384,6 +382,13 @@ fn idle(s: &Shard) -> bool {
         && s.dbs
             .iter()
             .all(|d| d.expires.is_empty() && !d.keys.is_rehashing() && !d.expires.is_rehashing())
+}
+
+/// Wait until every core listens for clients.
+pub async fn all_listening(shards: &Shards) {
+    while shards.server.listening.load(Ordering::Acquire) < shards.count() {
+        backend::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// INFO's instantaneous rates: a sample every 100 ms or so, as Redis's cron takes

@@ -47,6 +47,11 @@ fn request(s: &mut TcpStream, req: &[u8]) -> Option<Frame> {
 /// `wait_ready`'s reason when another process answers on the port.
 const ANOTHER_PROCESS: &str = "another process answers on this port";
 
+thread_local! {
+    /// Environment variables for the servers this thread starts (`Server::with_env`).
+    static SERVER_ENV: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A running server process, killed and reaped on drop.
 pub struct Server {
     pub kind: Kind,
@@ -126,6 +131,16 @@ impl Server {
         Server::start(Kind::Redis, Some(config_file), extra)
     }
 
+    /// `start` a server with these environment variables added (the test's thread
+    /// only: other tests' servers do not see them).
+    pub fn with_env<R>(vars: &[(&str, &str)], start: impl FnOnce() -> R) -> R {
+        let owned = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        SERVER_ENV.set(owned.collect());
+        let r = start();
+        SERVER_ENV.set(Vec::new());
+        r
+    }
+
     fn start(kind: Kind, config_file: Option<&str>, extra: &[&str]) -> Server {
         Server::start_on(kind, None, config_file, extra)
     }
@@ -168,6 +183,7 @@ impl Server {
                 cmd.args(["--runtime", rt.as_str()]);
             }
             cmd.args(extra);
+            SERVER_ENV.with_borrow(|vars| cmd.envs(vars.iter().map(|(k, v)| (k, v))));
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             let child = match cmd.spawn() {
                 Ok(c) => c,

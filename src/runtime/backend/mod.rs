@@ -52,6 +52,12 @@ thread_local! {
     static CURRENT: Cell<Option<Kind>> = const { Cell::new(None) };
 }
 
+/// The backend this core runs (INFO's `multiplexing_api`); io_uring outside a
+/// shard's executor (a unit test).
+pub fn running() -> Kind {
+    CURRENT.get().unwrap_or(Kind::IoUring)
+}
+
 fn current() -> Kind {
     CURRENT
         .get()
