@@ -1,4 +1,9 @@
 //! The server log, in Redis's line format. A leaf: everyone may import it.
+//!
+//! Lines go to stderr, or with `logfile` set to that file, appended: opened for each
+//! line, as Redis's `serverLogRaw` does, so a file moved away by logrotate is followed
+//! by a new one without a signal. A line that cannot be written there is lost, as in
+//! Redis; the file is checked once at start ([`set_file`]).
 
 /// Log a line in Redis's format (`pid:M dd Mon yyyy hh:mm:ss.mmm * msg`) to stderr.
 pub fn log(msg: &str) {
@@ -18,6 +23,31 @@ pub fn set_role(role: u8) {
     ROLE.store(role, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// The `logfile`, once set.
+static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Log to `path` (the `logfile` option) from now on; Err (Redis's text) if it cannot
+/// be opened for appending.
+pub fn set_file(path: &str) -> Result<(), String> {
+    append_to(std::path::Path::new(path), b"").map_err(|e| {
+        // strerror's words, as Redis prints them (without Rust's "(os error N)").
+        let text = e.to_string();
+        let words = text.split(" (os error").next().unwrap_or(&text);
+        format!("Can't open the log file: {words}")
+    })?;
+    let _ = FILE.set(path.into());
+    Ok(())
+}
+
+fn append_to(path: &std::path::Path, line: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    f.write_all(line)
+}
+
 fn write(level: u8, msg: &str) {
     let ms = crate::clock::now_ms();
     let secs = (ms / 1000) as i64;
@@ -25,8 +55,8 @@ fn write(level: u8, msg: &str) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    eprintln!(
-        "{}:{} {:02} {} {} {:02}:{:02}:{:02}.{:03} {} {}",
+    let line = format!(
+        "{}:{} {:02} {} {} {:02}:{:02}:{:02}.{:03} {} {}\n",
         std::process::id(),
         ROLE.load(std::sync::atomic::Ordering::Relaxed) as char,
         d,
@@ -39,6 +69,12 @@ fn write(level: u8, msg: &str) {
         level as char,
         msg
     );
+    match FILE.get() {
+        Some(path) => {
+            let _ = append_to(path, line.as_bytes());
+        }
+        None => eprint!("{line}"),
+    }
 }
 
 /// UTC calendar fields (year, month, day, hour, minute, second) from unix seconds

@@ -21,6 +21,16 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if let Err(e) = shardis::commands::rename(&config.renamed_commands) {
+        eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
+        std::process::exit(1);
+    }
+    if !config.logfile.is_empty() {
+        if let Err(e) = shardis::log::set_file(&config.logfile) {
+            eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
+            std::process::exit(1);
+        }
+    }
     shardis::supervise::start(config.get("supervised").unwrap_or("no"));
     if sentinel {
         if let Err(e) = shardis::sentinel::init(&config) {

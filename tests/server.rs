@@ -2074,3 +2074,135 @@ fn systemd_supervision_notifies_as_redis() {
         assert_eq!(s, r, "supervised {option}, replica {replica}");
     }
 }
+
+/// `logfile`: the log goes to that file, appended line by line, so a file that
+/// logrotate moved away is followed by a new one at once; a file that cannot be
+/// opened stops the start with Redis's message.
+#[test]
+fn logfile_takes_the_log_and_follows_rotation() {
+    let dir = std::env::temp_dir().join(format!("shardis-logfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("server.log");
+    let path = file.to_str().unwrap();
+    let server = Server::shardis_with(2, &["--logfile", path, "--enable-debug-command", "yes"]);
+    let text = || std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(wait_until(Duration::from_secs(10), || text()
+        .contains("Ready to accept connections")));
+    assert!(!server.log_text().contains("Ready to accept connections"));
+    std::fs::rename(&file, dir.join("server.log.1")).unwrap();
+    let mut c = server.raw();
+    c.cmd(&["DEBUG", "LOG", "after rotation"]);
+    assert!(text().contains("DEBUG LOG: after rotation"), "{}", text());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let bad = ["--logfile", "/nonexistent-dir/shardis.log"];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardis"))
+        .args(["--port", "0"])
+        .args(bad)
+        .output()
+        .unwrap();
+    let theirs = std::process::Command::new("redis-server")
+        .args(["--port", "0"])
+        .args(bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(theirs.status.code(), Some(1));
+    let last = |o: &std::process::Output| {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        all.trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(last(&out), last(&theirs));
+    assert_eq!(
+        last(&out),
+        "Can't open the log file: No such file or directory"
+    );
+}
+
+/// `rename-command` (commonly used to disable FLUSHALL or hide CONFIG): the old name
+/// is unknown, the new one runs the command, a command renamed to "" is gone, in
+/// scripts and COMMAND too; answers compared with redis-server's. Bad renames stop
+/// the start.
+#[test]
+fn rename_command_as_redis() {
+    let renames = [
+        "--rename-command",
+        "FLUSHALL",
+        "",
+        "--rename-command",
+        "config",
+        "myconfig",
+        "--rename-command",
+        "GET",
+        "fetch",
+    ];
+    let shardis = Server::shardis_with(2, &renames);
+    let redis = Server::redis_with(&renames);
+    let (mut s, mut r) = (shardis.raw(), redis.raw());
+    let steps: &[&[&str]] = &[
+        &["FLUSHALL"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["MYCONFIG", "GET", "maxmemory"],
+        &["SET", "a", "1"],
+        &["GET", "a"],
+        &["FETCH", "a"],
+        &["COMMAND", "COUNT"],
+        &["COMMAND", "INFO", "flushall", "config"],
+        &["COMMAND", "GETKEYS", "fetch", "a"],
+        &["COMMAND", "GETKEYS", "get", "a"],
+        &["EVAL", "return redis.call('fetch', 'a')", "0"],
+        &["EVAL", "return redis.pcall('get', 'a')", "0"],
+        &["MULTI"],
+        &["GET", "a"],
+        &["FETCH", "a"],
+        &["EXEC"],
+        &["FETCH", "a"],
+    ];
+    for argv in steps {
+        let (a, b) = (s.cmd(argv), r.cmd(argv));
+        assert_eq!(show(&a), show(&b), "{argv:?}");
+    }
+    // The command's own name stays in COMMAND INFO and the ACL categories.
+    let name = |f: Frame| match f {
+        Frame::Array(mut xs) if !xs.is_empty() => match xs.remove(0) {
+            Frame::Array(mut e) if !e.is_empty() => show(&e.remove(0)),
+            other => show(&other),
+        },
+        other => show(&other),
+    };
+    assert_eq!(
+        name(s.cmd(&["COMMAND", "INFO", "fetch"])),
+        name(r.cmd(&["COMMAND", "INFO", "fetch"]))
+    );
+    for bad in [["nosuch", "x"], ["get", "set"]] {
+        let run = |program: &str| {
+            std::process::Command::new(program)
+                .args(["--port", "0", "--rename-command", bad[0], bad[1]])
+                .output()
+                .unwrap()
+        };
+        let (ours, theirs) = (run(env!("CARGO_BIN_EXE_shardis")), run("redis-server"));
+        assert_eq!(ours.status.code(), Some(1));
+        assert_eq!(theirs.status.code(), Some(1));
+        let last = |o: &std::process::Output| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let text = text + &String::from_utf8_lossy(&o.stderr);
+            text.trim_end()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(last(&ours), last(&theirs), "{bad:?}");
+    }
+}

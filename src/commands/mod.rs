@@ -634,6 +634,70 @@ pub fn lookup(name: &[u8]) -> Option<&'static Command> {
     table().get(lower).copied()
 }
 
+/// `rename-command` (Redis's: applied once at start, in the file's order): the
+/// commands clients reach under another name, and the names they no longer reach.
+/// The table itself keeps the real names, which the server's own lookups use.
+#[derive(Default)]
+struct Renames {
+    added: HashMap<String, &'static Command>,
+    gone: std::collections::HashSet<String>,
+}
+
+static RENAMES: OnceLock<Renames> = OnceLock::new();
+
+/// Apply `rename-command old new` pairs (`new` empty: the command is removed); Err
+/// with Redis's text for a name that names no command or a taken new name.
+pub fn rename(pairs: &[(String, String)]) -> Result<(), String> {
+    let mut r = Renames::default();
+    for (old, new) in pairs {
+        let (old, new) = (old.to_ascii_lowercase(), new.to_ascii_lowercase());
+        let Some(cmd) = reached(&r, old.as_bytes()) else {
+            return Err("No such command in rename-command".into());
+        };
+        r.added.remove(&old);
+        r.gone.insert(old);
+        if !new.is_empty() {
+            if reached(&r, new.as_bytes()).is_some() {
+                return Err("Target command name already exists".into());
+            }
+            r.gone.remove(&new);
+            r.added.insert(new, cmd);
+        }
+    }
+    if !pairs.is_empty() {
+        let _ = RENAMES.set(r);
+    }
+    Ok(())
+}
+
+fn reached(r: &Renames, name: &[u8]) -> Option<&'static Command> {
+    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+    if let Some(c) = r.added.get(&lower) {
+        return Some(c);
+    }
+    if r.gone.contains(&lower) {
+        return None;
+    }
+    lookup(name)
+}
+
+/// The command a client's name for it finds: [`lookup`] after `rename-command`.
+pub fn lookup_named(name: &[u8]) -> Option<&'static Command> {
+    match RENAMES.get() {
+        None => lookup(name),
+        Some(r) => reached(r, name),
+    }
+}
+
+/// False for a command `rename-command` removed (renamed to ""): COMMAND no longer
+/// lists or counts it, as Redis's table no longer holds it.
+pub fn reachable(cmd: &Command) -> bool {
+    match RENAMES.get() {
+        None => true,
+        Some(r) => !r.gone.contains(cmd.name) || r.added.values().any(|c| c.name == cmd.name),
+    }
+}
+
 /// Find a subcommand of `container`, case-insensitively.
 pub fn lookup_sub(container: &'static Command, sub: &[u8]) -> Option<&'static Command> {
     let want = String::from_utf8_lossy(sub).to_ascii_lowercase();

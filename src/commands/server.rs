@@ -11,7 +11,7 @@
 
 use super::connection::help_reply;
 use super::meta::{self, Begin, Find, KeySpec};
-use super::{args, errors, families, lookup, lookup_sub, Command, Exec, LocalBoxFuture};
+use super::{args, errors, families, lookup_named, lookup_sub, Command, Exec, LocalBoxFuture};
 use crate::client::{Client, ClientRef};
 use crate::protocol::Reply;
 use crate::runtime::Shards;
@@ -128,17 +128,24 @@ fn doc_entry(c: &Command) -> Reply {
 fn find(name: &[u8]) -> Option<&'static Command> {
     let s = String::from_utf8_lossy(name).to_ascii_lowercase();
     match s.split_once('|') {
-        Some((top, sub)) => lookup(top.as_bytes()).and_then(|c| lookup_sub(c, sub.as_bytes())),
-        None => lookup(name),
+        Some((top, sub)) => {
+            lookup_named(top.as_bytes()).and_then(|c| lookup_sub(c, sub.as_bytes()))
+        }
+        None => lookup_named(name),
     }
 }
 
+/// The commands clients can reach (all but those `rename-command` removed).
+fn listed() -> impl Iterator<Item = &'static Command> {
+    families().filter(|c| super::reachable(c))
+}
+
 fn command_all(_c: &mut Client, _argv: &[Bytes]) -> Reply {
-    Reply::Array(families().map(command_entry).collect())
+    Reply::Array(listed().map(command_entry).collect())
 }
 
 fn command_count(_c: &mut Client, _argv: &[Bytes]) -> Reply {
-    Reply::Int(families().count() as i64)
+    Reply::Int(listed().count() as i64)
 }
 
 fn command_info(_c: &mut Client, argv: &[Bytes]) -> Reply {
@@ -155,7 +162,7 @@ fn command_info(_c: &mut Client, argv: &[Bytes]) -> Reply {
 
 fn command_docs(_c: &mut Client, argv: &[Bytes]) -> Reply {
     let cmds: Vec<&Command> = if argv.len() == 2 {
-        families().collect()
+        listed().collect()
     } else {
         argv[2..].iter().filter_map(|n| find(n)).collect()
     };
@@ -167,7 +174,7 @@ fn command_docs(_c: &mut Client, argv: &[Bytes]) -> Reply {
 }
 
 fn all_with_subcommands() -> impl Iterator<Item = &'static Command> {
-    families().flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+    listed().flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
 }
 
 fn command_list(_c: &mut Client, argv: &[Bytes]) -> Reply {
@@ -340,7 +347,7 @@ fn native_key_flags(c: &Command, argv: &[Bytes], i: usize) -> Vec<&'static str> 
 /// own key finder.
 fn getkeys(argv: &[Bytes]) -> Result<Vec<KeyRef>, Reply> {
     let target = &argv[2..];
-    let Some(mut cmd) = lookup(&target[0]) else {
+    let Some(mut cmd) = lookup_named(&target[0]) else {
         return Err(Reply::err(errors::INVALID_COMMAND));
     };
     if !cmd.subcommands.is_empty() && target.len() >= 2 {

@@ -48,7 +48,7 @@ type Refusal = (Reply, Option<&'static Command>);
 
 /// Find the table entry for `argv`, or the error Redis gives.
 pub fn resolve(argv: &[Bytes]) -> Result<&'static Command, Refusal> {
-    let Some(cmd) = commands::lookup(&argv[0]) else {
+    let Some(cmd) = commands::lookup_named(&argv[0]) else {
         return Err((errors::unknown_command(argv), None));
     };
     if !cmd.arity_ok(argv.len()) {

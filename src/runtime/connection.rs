@@ -151,7 +151,8 @@ fn blocking_command(argv: &[bytes::Bytes]) -> Option<&'static crate::commands::C
     {
         return None;
     }
-    crate::commands::lookup(name).filter(|c| blocking::may_block(c, argv) && c.arity_ok(argv.len()))
+    crate::commands::lookup_named(name)
+        .filter(|c| blocking::may_block(c, argv) && c.arity_ok(argv.len()))
 }
 
 /// Encode replies in order, counting the errors among them; the messages queued

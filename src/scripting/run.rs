@@ -1255,7 +1255,7 @@ pub fn set_resp(v: u8) {
 /// `redis.acl_check_cmd`: may the script's caller run `argv`? `None` if no such
 /// command.
 pub fn acl_check(argv: &[Bytes]) -> Option<bool> {
-    let mut cmd = crate::commands::lookup(argv.first()?)?;
+    let mut cmd = crate::commands::lookup_named(argv.first()?)?;
     if !cmd.subcommands.is_empty() && argv.len() >= 2 {
         cmd = crate::commands::lookup_sub(cmd, &argv[1])?;
     }
