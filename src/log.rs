@@ -5,9 +5,28 @@
 //! by a new one without a signal. A line that cannot be written there is lost, as in
 //! Redis; the file is checked once at start ([`set_file`]).
 
-/// Log a line in Redis's format (`pid:M dd Mon yyyy hh:mm:ss.mmm * msg`) to stderr.
+/// Log a line in Redis's format (`pid:M dd Mon yyyy hh:mm:ss.mmm * msg`) at Redis's
+/// `notice` level: not written under `loglevel warning`.
 pub fn log(msg: &str) {
-    write(b'*', msg);
+    if LEVEL.load(std::sync::atomic::Ordering::Relaxed) <= NOTICE {
+        write(b'*', msg);
+    }
+}
+
+/// `loglevel`: debug, verbose, notice, warning (Redis's order); the lines below it are
+/// not written. Shardis's lines are `notice` ([`log`]) or `warning`.
+static LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(NOTICE);
+const NOTICE: u8 = 2;
+
+/// Apply the `loglevel` option (at start and when CONFIG SET changes it).
+pub fn set_level(name: &str) {
+    let level = match name {
+        "debug" => 0,
+        "verbose" => 1,
+        "warning" => 3,
+        _ => NOTICE,
+    };
+    LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Log a warning: Redis marks its `LL_WARNING` lines with `#` instead of `*`.

@@ -31,7 +31,9 @@ fn main() {
             std::process::exit(1);
         }
     }
+    shardis::log::set_level(&config.loglevel);
     shardis::supervise::start(config.get("supervised").unwrap_or("no"));
+    shardis::supervise::write_pidfile(config.get("pidfile").unwrap_or(""));
     if sentinel {
         if let Err(e) = shardis::sentinel::init(&config) {
             if e.starts_with("Reading the configuration file") {

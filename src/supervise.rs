@@ -18,6 +18,9 @@
 //!
 //! `auto` picks upstart if `UPSTART_JOB` is set, else systemd if `NOTIFY_SOCKET` is.
 //! INFO server's `process_supervised` says which one took (`no` when none did).
+//!
+//! **pidfile**: with `pidfile` set, the process id is written there at start and the
+//! file removed at shutdown, as Redis does (init scripts and monitoring read it).
 
 use crate::log::{log, warning};
 use std::sync::OnceLock;
@@ -83,6 +86,35 @@ pub fn start(option: &str) {
         Mode::No => Mode::No,
     };
     let _ = MODE.set(took);
+}
+
+/// The `pidfile` written at start, to remove at shutdown.
+static PIDFILE: OnceLock<std::path::PathBuf> = OnceLock::new();
+
+/// Write the process id to `path` (the `pidfile` option); a failure is logged and the
+/// server goes on, as Redis's `createPidFile`.
+pub fn write_pidfile(path: &str) {
+    if path.is_empty() {
+        return;
+    }
+    match std::fs::write(path, format!("{}\n", std::process::id())) {
+        Ok(()) => {
+            let _ = PIDFILE.set(path.into());
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let words = text.split(" (os error").next().unwrap_or(&text);
+            warning(&format!("Failed to write PID file: {words}"));
+        }
+    }
+}
+
+/// At shutdown: remove the pid file written at start, if any.
+pub fn remove_pidfile() {
+    if let Some(path) = PIDFILE.get() {
+        log("Removing the pid file.");
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Tell systemd the server is ready (`replica`: it still has to sync with its master).

@@ -2206,3 +2206,88 @@ fn rename_command_as_redis() {
         assert_eq!(last(&ours), last(&theirs), "{bad:?}");
     }
 }
+
+/// `tcp-keepalive`: a client's socket probes its peer after that many seconds, as
+/// Redis's do (seen in /proc/net/tcp: the keepalive timer, and when it fires); 0 turns
+/// it off.
+#[test]
+fn tcp_keepalive_as_redis() {
+    // (timer kind, seconds to go) of the established server side of `port`'s socket.
+    fn timer(port: u16) -> Option<(u32, u64)> {
+        let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+        table.lines().skip(1).find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()?;
+            if local_port != port || f[3] != "01" {
+                return None;
+            }
+            let (kind, when) = f[5].split_once(':')?;
+            let ticks = u64::from_str_radix(when, 16).ok()?;
+            Some((u32::from_str_radix(kind, 16).ok()?, ticks / 100))
+        })
+    }
+    for secs in ["60", "0"] {
+        let args = ["--tcp-keepalive", secs];
+        let servers = [Server::shardis_with(2, &args), Server::redis_with(&args)];
+        let seen: Vec<Option<(u32, u64)>> = servers
+            .iter()
+            .map(|s| {
+                let mut c = s.raw();
+                c.cmd(&["PING"]);
+                timer(s.port)
+            })
+            .collect();
+        for (s, t) in servers.iter().zip(&seen) {
+            let kind = format!("{:?} tcp-keepalive {secs}", s.kind);
+            match secs {
+                // Timer 2: keepalive, due within the minute.
+                "60" => assert!(matches!(t, Some((2, 50..=60))), "{kind}: {t:?}"),
+                _ => assert_eq!(*t, Some((0, 0)), "{kind}"),
+            }
+        }
+    }
+}
+
+/// `loglevel warning` drops the notice lines (a SAVE's "DB saved on disk"), CONFIG SET
+/// brings them back; `pidfile` holds the process id while the server runs and is
+/// removed at shutdown. Both servers alike.
+#[test]
+fn loglevel_and_pidfile_as_redis() {
+    for shardis in [true, false] {
+        let dir =
+            std::env::temp_dir().join(format!("shardis-pid-{}-{shardis}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("server.pid");
+        let args = [
+            "--loglevel",
+            "warning",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+        ];
+        let mut server = if shardis {
+            Server::shardis_with(2, &args)
+        } else {
+            Server::redis_with(&args)
+        };
+        let who = if shardis { "shardis" } else { "redis" };
+        let pid = server.pid();
+        let written = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        assert_eq!(written, format!("{pid}\n"), "{who}");
+        let mut c = server.raw();
+        let saves = |s: &Server| s.log_text().matches("DB saved on disk").count();
+        c.cmd(&["SAVE"]);
+        assert_eq!(
+            saves(&server),
+            0,
+            "{who}: notice lines under loglevel warning"
+        );
+        c.cmd(&["CONFIG", "SET", "loglevel", "notice"]);
+        c.cmd(&["SAVE"]);
+        assert_eq!(saves(&server), 1, "{who}: notice lines again");
+        c.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+        assert!(server.wait_exit(Duration::from_secs(10)).is_some(), "{who}");
+        assert!(!pidfile.exists(), "{who}: the pid file is removed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

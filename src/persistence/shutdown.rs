@@ -188,6 +188,7 @@ async fn finish(shards: &Shards, flags: Flags) -> &'static str {
         }
     }
     super::aof::stop(&shards.server);
+    crate::supervise::remove_pidfile();
     warning("Shardis is now ready to exit, bye bye...");
     backend::exit(0)
 }

@@ -252,6 +252,10 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
         return;
     };
     let config = shards.local.borrow().config.clone();
+    let keepalive = config.get_int("tcp-keepalive");
+    if keepalive > 0 {
+        let _ = stream.set_keepalive(keepalive as u64);
+    }
     // (Redis 7.0: refused while the default user has no password.)
     let open = || crate::acl::registry().default_user().nopass;
     if config.protected_mode && !addr.ip().is_loopback() && open() {

@@ -151,6 +151,7 @@ impl Shard {
             crate::notify::set_flags(self.config.notify_keyspace_events);
             crate::tracking::set_max_keys(self.config.tracking_table_max_keys);
             crate::lazyfree::set_switches(self.config.lazyfree_server);
+            crate::log::set_level(&self.config.loglevel);
             configure_access(&self.config);
             latency::THRESHOLD_MS.store(
                 self.config.latency_monitor_threshold,

@@ -563,6 +563,22 @@ impl TcpStream {
             TcpStream::Epoll(s) => s.set_nodelay(on),
         }
     }
+    /// `tcp-keepalive`: probe an idle peer after `secs` seconds, then every third of
+    /// that, and give up after 3 unanswered probes (Redis's `anetKeepAlive`), so a
+    /// client gone without a FIN (a cut network, a dead host) is closed at last.
+    pub fn set_keepalive(&self, secs: u64) -> io::Result<()> {
+        let time = Duration::from_secs(secs);
+        let interval = Duration::from_secs((secs / 3).max(1));
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(time)
+            .with_interval(interval)
+            .with_retries(3);
+        // SAFETY: the descriptor is open while `self` lives, and the borrow ends
+        // within this call, before `self` can be dropped.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) };
+        socket2::SockRef::from(&fd).set_tcp_keepalive(&ka)
+    }
+
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         match self {
             TcpStream::IoUring(s) => s.peer_addr().map_err(io::Error::from),
