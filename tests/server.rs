@@ -2291,3 +2291,54 @@ fn loglevel_and_pidfile_as_redis() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `client-query-buffer-limit` counts what Redis's query buffer holds: a big
+/// argument over the limit closes the client (logged with Redis's line and the
+/// buffer's first bytes), while a request of many small arguments larger than the
+/// limit is served (its parsed arguments are argv, not query buffer).
+#[test]
+fn query_buffer_limit_as_redis() {
+    let servers = [Server::shardis(2), Server::redis()];
+    let mut lines = Vec::new();
+    for server in &servers {
+        let mut admin = server.raw();
+        admin.cmd(&["CONFIG", "SET", "client-query-buffer-limit", "1mb"]);
+        // ~1.1 MB of one-byte arguments: served.
+        let n = 160_000;
+        let mut req = format!("*{}\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n", n + 2).into_bytes();
+        for _ in 0..n {
+            req.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut c = server.raw();
+        c.send(&req);
+        assert_eq!(
+            show(&c.read_frame()),
+            show(&Frame::Int(n as i64)),
+            "{:?}",
+            server.kind
+        );
+        // A 2 MB argument: closed once 1 MB of it is in.
+        let mut c = server.raw();
+        c.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n");
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..32 {
+            if std::io::Write::write_all(&mut c.stream, &chunk).is_err() {
+                break;
+            }
+        }
+        assert!(c.is_closed(Duration::from_secs(10)), "{:?}", server.kind);
+        let log = server.log_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("Closing client that reached max query buffer length: id="))
+            .unwrap_or_else(|| panic!("{:?} logged no closing line:\n{log}", server.kind));
+        lines.push(
+            line.split("(qbuf initial bytes:")
+                .nth(1)
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert_eq!(lines[0], lines[1]);
+    assert_eq!(lines[0], format!(" \"{}\")", "x".repeat(64)));
+}

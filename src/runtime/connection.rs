@@ -451,12 +451,21 @@ async fn session(
                 }
             }
         }
-        if rbuf.len() > qlimit {
+        // What Redis's query buffer holds: not the arguments of an incomplete request
+        // already parsed (they are its argv then), so a request of many small arguments
+        // is never cut; a big argument's bytes start it.
+        let held = |rbuf: &BytesMut| rbuf.len() - parser.consumed_of_incomplete(rbuf);
+        if rbuf.len() > qlimit && held(&rbuf) > qlimit {
             // Redis logs and closes without a reply.
-            eprintln!(
-                "Closing client that reached max query buffer length (qbuf={})",
-                rbuf.len()
-            );
+            let held = &rbuf[rbuf.len() - held(&rbuf)..];
+            client.borrow_mut().qbuf = held.len();
+            let mut initial = Vec::new();
+            crate::runtime::monitor::repr(&mut initial, &held[..held.len().min(64)]);
+            crate::log::warning(&format!(
+                "Closing client that reached max query buffer length: {} (qbuf initial bytes: {})",
+                client.borrow().info_line(crate::clock::now_ms()),
+                String::from_utf8_lossy(&initial)
+            ));
             return Ok(None);
         }
         {
