@@ -258,11 +258,12 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         client_eviction::cron(&shard);
         tidy.tick(shard.borrow().stats.commands_processed);
         crate::storage::db::refresh_lru_clock();
-        // Redis spends up to 25% of a cron period on the slow expire cycle in one go;
-        // we spend the same budget in slices of at most EXPIRE_SLICE, letting the
-        // connections run between slices, so reclaiming a mass of expired keys never
-        // stalls the shard for more than a slice.
-        let budget = period / 4;
+        // Redis spends up to 25% of a cron period (more with `active-expire-effort`)
+        // on the slow expire cycle in one go; we spend the same budget in slices of at
+        // most EXPIRE_SLICE, letting the connections run between slices, so reclaiming
+        // a mass of expired keys never stalls the shard for more than a slice.
+        let effort = shard.borrow().config.get_int("active-expire-effort");
+        let budget = period * expire::Effort::of(effort).time_perc / 100;
         let started = std::time::Instant::now();
         loop {
             let capped = {

@@ -1,9 +1,10 @@
 //! The active expire cycle, run by each shard `hz` times a second.
 //!
-//! Redis's algorithm (`activeExpireCycle`): for each database, sample 20 keys that have
-//! a TTL, delete the expired ones, and repeat while more than 25% of a sample was
-//! expired, stopping when the time budget (25% of a cron period, as Redis's
-//! ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC) is spent. Sampling keeps the cost proportional
+//! Redis's algorithm (`activeExpireCycle`, slow cycle): for each database, sample 20
+//! keys that have a TTL, delete the expired ones, and repeat while more than 10% of a
+//! sample was expired, stopping when the time budget (25% of a cron period) is spent.
+//! `active-expire-effort` (1-10) scales these as Redis does ([`Effort`]): more keys per
+//! sample, a lower acceptable stale share, a larger budget. Sampling keeps the cost proportional
 //! to the garbage found, never to the keyspace, so a million short-TTL keys are
 //! reclaimed over a few cron ticks without a pause of more than the budget.
 //! `stale_perc` is the running estimate of expired-but-not-yet-reclaimed keys that
@@ -16,11 +17,39 @@
 use super::Shard;
 use std::time::{Duration, Instant};
 
-const KEYS_PER_LOOP: usize = 20;
 /// Empty buckets a sample may probe before the cycle stops early; a table this sparse
 /// is being shrunk by the cron, and walking it would stall the shard.
 const SPARSE_TRIES: usize = 64;
-const ACCEPTABLE_STALE_PERC: usize = 10;
+
+/// The cycle's parameters for an `active-expire-effort` (Redis's `activeExpireCycle`
+/// rescales 1-10 to 0-9 and adds it to its defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Effort {
+    /// Keys sampled per database per round (Redis: 20 + 5 per step).
+    pub keys_per_loop: usize,
+    /// Another round follows while more than this share (%) of a sample was expired
+    /// (Redis: 10 - 1 per step).
+    pub acceptable_stale: usize,
+    /// The share (%) of a cron period the cycle may take (Redis: 25 + 2 per step).
+    pub time_perc: u32,
+}
+
+impl Effort {
+    pub fn of(config_effort: i64) -> Effort {
+        let effort = config_effort.clamp(1, 10) as usize - 1;
+        Effort {
+            keys_per_loop: 20 + 20 / 4 * effort,
+            acceptable_stale: 10 - effort,
+            time_perc: 25 + 2 * effort as u32,
+        }
+    }
+
+    /// Another round after a sample of `sampled` keys of which `expired` were: while
+    /// more than the acceptable share was expired.
+    pub fn goes_on(&self, sampled: usize, expired: usize) -> bool {
+        sampled > 0 && expired * 100 / sampled > self.acceptable_stale
+    }
+}
 
 #[derive(Default, Debug)]
 pub struct CycleState {
@@ -84,6 +113,7 @@ pub fn active_expire_cycle(shard: &mut Shard, now_ms: u64, budget: Duration) -> 
     if shard.expire.disabled || shard.expiry_held(now_ms) {
         return 0;
     }
+    let effort = Effort::of(shard.config.get_int("active-expire-effort"));
     let start = Instant::now();
     let ndb = shard.dbs.len();
     let mut deleted = 0u64;
@@ -97,7 +127,7 @@ pub fn active_expire_cycle(shard: &mut Shard, now_ms: u64, budget: Duration) -> 
             }
             let mut sampled = 0;
             let mut expired = 0;
-            let n = KEYS_PER_LOOP.min(db.expires.len());
+            let n = effort.keys_per_loop.min(db.expires.len());
             for _ in 0..n {
                 let Some((key, &at)) = db.expires.random_entry_within(&mut shard.rng, SPARSE_TRIES)
                 else {
@@ -121,9 +151,7 @@ pub fn active_expire_cycle(shard: &mut Shard, now_ms: u64, budget: Duration) -> 
                 update_stale(shard, total_sampled, total_expired);
                 return deleted;
             }
-            // Repeat while the sample was more than 25% expired (ACCEPTABLE_STALE_PERC
-            // plus Redis's default effort gives ~25%).
-            if sampled == 0 || expired * 100 / sampled <= ACCEPTABLE_STALE_PERC + 15 {
+            if !effort.goes_on(sampled, expired) {
                 break;
             }
         }
@@ -169,6 +197,36 @@ mod tests {
         // The hold ends by itself after its end.
         assert!(!s.dbs[0].contains(b"k", NOW + 101));
         assert_eq!(s.dbs[0].len(), 0);
+    }
+
+    #[test]
+    fn effort_scales_the_cycle_as_redis() {
+        let defaults = Effort {
+            keys_per_loop: 20,
+            acceptable_stale: 10,
+            time_perc: 25,
+        };
+        assert_eq!(Effort::of(1), defaults);
+        let most = Effort {
+            keys_per_loop: 65,
+            acceptable_stale: 1,
+            time_perc: 43,
+        };
+        assert_eq!(Effort::of(10), most);
+    }
+
+    /// Redis 7's rule: another round while more than 10% of a sample was expired
+    /// (3 of 20 goes on, 2 of 20 stops; the 25% rule of older Redis stopped at 5).
+    #[test]
+    fn a_cycle_goes_on_while_samples_are_over_ten_percent_expired() {
+        let e = Effort::of(1);
+        assert!(e.goes_on(20, 3));
+        assert!(!e.goes_on(20, 2));
+        assert!(!e.goes_on(0, 0));
+        // Most effort: on while more than 1% of 65 (integer percent, as Redis: 2 keys).
+        let e = Effort::of(10);
+        assert!(e.goes_on(65, 2));
+        assert!(!e.goes_on(65, 1));
     }
 
     #[test]
