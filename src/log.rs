@@ -48,14 +48,20 @@ static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new(
 /// Log to `path` (the `logfile` option) from now on; Err (Redis's text) if it cannot
 /// be opened for appending.
 pub fn set_file(path: &str) -> Result<(), String> {
-    append_to(std::path::Path::new(path), b"").map_err(|e| {
-        // strerror's words, as Redis prints them (without Rust's "(os error N)").
-        let text = e.to_string();
-        let words = text.split(" (os error").next().unwrap_or(&text);
-        format!("Can't open the log file: {words}")
-    })?;
+    append_to(std::path::Path::new(path), b"")
+        .map_err(|e| format!("Can't open the log file: {}", strerror(&e)))?;
     let _ = FILE.set(path.into());
     Ok(())
+}
+
+/// An I/O error as C's `strerror` words it ("No such file or directory"), without
+/// Rust's " (os error N)": what Redis's messages quote.
+pub fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 fn append_to(path: &std::path::Path, line: &[u8]) -> std::io::Result<()> {

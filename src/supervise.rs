@@ -101,11 +101,10 @@ pub fn write_pidfile(path: &str) {
         Ok(()) => {
             let _ = PIDFILE.set(path.into());
         }
-        Err(e) => {
-            let text = e.to_string();
-            let words = text.split(" (os error").next().unwrap_or(&text);
-            warning(&format!("Failed to write PID file: {words}"));
-        }
+        Err(e) => warning(&format!(
+            "Failed to write PID file: {}",
+            crate::log::strerror(&e)
+        )),
     }
 }
 

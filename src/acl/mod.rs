@@ -593,7 +593,7 @@ pub fn load_file(path: &str, dir: &str, allchannels: bool) -> Result<(), String>
     let text = std::fs::read(in_dir(dir, path)).map_err(|e| {
         format!(
             "Error loading ACLs, opening file '{path}': {}",
-            strerror(&e)
+            crate::log::strerror(&e)
         )
     })?;
     let mut errors = String::new();
@@ -689,15 +689,6 @@ pub fn save_file(path: &str, dir: &str) -> std::io::Result<()> {
 /// it (error messages name it as configured).
 fn in_dir(dir: &str, path: &str) -> String {
     std::path::Path::new(dir).join(path).display().to_string()
-}
-
-/// An I/O error as C's `strerror` words it ("No such file or directory").
-fn strerror(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 #[cfg(test)]

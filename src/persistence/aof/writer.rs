@@ -323,7 +323,7 @@ fn run(lane: Arc<Lane>, mut sync: File) {
                     sync = loop {
                         match f.try_clone() {
                             Ok(s) => break s,
-                            Err(e) => failed(&lane, &os_error(&e)),
+                            Err(e) => failed(&lane, &crate::log::strerror(&e)),
                         }
                     };
                     *file = f;
@@ -380,7 +380,7 @@ fn write_all(lane: &Lane, file: &mut File, d: &[u8]) -> Result<(), (usize, Strin
                 lane.written.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err((done, os_error(&e))),
+            Err(e) => return Err((done, crate::log::strerror(&e))),
         }
     }
     Ok(())
@@ -388,16 +388,7 @@ fn write_all(lane: &Lane, file: &mut File, d: &[u8]) -> Result<(), (usize, Strin
 
 fn sync_retrying(lane: &Lane, file: &File) {
     while let Err(e) = file.sync_data() {
-        failed(lane, &os_error(&e));
-    }
-}
-
-/// The error's text without Rust's " (os error N)" suffix, as Redis's strerror.
-fn os_error(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
+        failed(lane, &crate::log::strerror(&e));
     }
 }
 
