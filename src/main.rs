@@ -16,19 +16,14 @@ fn main() {
     let default_file = (!sentinel).then_some("config.toml");
     let config = match shardis::config::load_with_default(&args, default_file) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
-            std::process::exit(1);
-        }
+        Err(e) => fatal_config(&e),
     };
     if let Err(e) = shardis::commands::rename(&config.renamed_commands) {
-        eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
-        std::process::exit(1);
+        fatal_config(&e);
     }
     if !config.logfile.is_empty() {
         if let Err(e) = shardis::log::set_file(&config.logfile) {
-            eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
-            std::process::exit(1);
+            fatal_config(&e);
         }
     }
     shardis::log::set_level(&config.loglevel);
@@ -37,10 +32,9 @@ fn main() {
     if sentinel {
         if let Err(e) = shardis::sentinel::init(&config) {
             if e.starts_with("Reading the configuration file") {
-                eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
-            } else {
-                shardis::log::warning(&e);
+                fatal_config(&e);
             }
+            shardis::log::warning(&e);
             std::process::exit(1);
         }
     }
@@ -56,4 +50,11 @@ fn main() {
         shardis::log::log(&e);
         std::process::exit(1);
     }
+}
+
+/// A configuration the server cannot start with: Redis's banner and the reason on
+/// stderr, exit code 1.
+fn fatal_config(e: &str) -> ! {
+    eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
+    std::process::exit(1);
 }

@@ -278,9 +278,7 @@ async fn attempt(shards: &Rc<Shards>, gen: u64, host: &str, port: u16) -> Result
         .map_err(|e| format!("Error condition on socket for SYNC: {e}"))?;
     let _ = stream.set_nodelay(true);
     // (Redis's master client gets `tcp-keepalive` as every client does.)
-    if cfg.get_int("tcp-keepalive") > 0 {
-        let _ = stream.set_keepalive(cfg.get_int("tcp-keepalive") as u64);
-    }
+    let _ = stream.set_keepalive(cfg.get_int("tcp-keepalive"));
     let mut conn = Conn {
         stream,
         buf: BytesMut::new(),

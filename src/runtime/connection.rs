@@ -252,10 +252,7 @@ pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
         return;
     };
     let config = shards.local.borrow().config.clone();
-    let keepalive = config.get_int("tcp-keepalive");
-    if keepalive > 0 {
-        let _ = stream.set_keepalive(keepalive as u64);
-    }
+    let _ = stream.set_keepalive(config.get_int("tcp-keepalive"));
     // (Redis 7.0: refused while the default user has no password.)
     let open = || crate::acl::registry().default_user().nopass;
     if config.protected_mode && !addr.ip().is_loopback() && open() {
@@ -454,10 +451,13 @@ async fn session(
         // What Redis's query buffer holds: not the arguments of an incomplete request
         // already parsed (they are its argv then), so a request of many small arguments
         // is never cut; a big argument's bytes start it.
-        let held = |rbuf: &BytesMut| rbuf.len() - parser.consumed_of_incomplete(rbuf);
-        if rbuf.len() > qlimit && held(&rbuf) > qlimit {
+        let held = if rbuf.len() > qlimit {
+            &rbuf[parser.consumed_of_incomplete(&rbuf)..]
+        } else {
+            &[]
+        };
+        if held.len() > qlimit {
             // Redis logs and closes without a reply.
-            let held = &rbuf[rbuf.len() - held(&rbuf)..];
             client.borrow_mut().qbuf = held.len();
             let mut initial = Vec::new();
             crate::runtime::monitor::repr(&mut initial, &held[..held.len().min(64)]);

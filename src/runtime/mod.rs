@@ -262,8 +262,8 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         // on the slow expire cycle in one go; we spend the same budget in slices of at
         // most EXPIRE_SLICE, letting the connections run between slices, so reclaiming
         // a mass of expired keys never stalls the shard for more than a slice.
-        let effort = shard.borrow().config.get_int("active-expire-effort");
-        let budget = period * expire::Effort::of(effort).time_perc / 100;
+        let effort = expire::Effort::of(shard.borrow().config.get_int("active-expire-effort"));
+        let budget = period * effort.time_perc / 100;
         let started = std::time::Instant::now();
         loop {
             let capped = {
@@ -273,6 +273,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
                 expire::active_expire_cycle(
                     &mut s,
                     crate::clock::now_ms(),
+                    effort,
                     EXPIRE_SLICE.min(budget),
                 );
                 let us = slice.elapsed().as_micros() as u64;

@@ -107,13 +107,17 @@ impl Shard {
     }
 }
 
-/// Run one active expire cycle on `shard` with the given time budget.
-/// Returns the number of keys deleted.
-pub fn active_expire_cycle(shard: &mut Shard, now_ms: u64, budget: Duration) -> u64 {
+/// Run one active expire cycle on `shard` with `effort`'s parameters and the given
+/// time budget. Returns the number of keys deleted.
+pub fn active_expire_cycle(
+    shard: &mut Shard,
+    now_ms: u64,
+    effort: Effort,
+    budget: Duration,
+) -> u64 {
     if shard.expire.disabled || shard.expiry_held(now_ms) {
         return 0;
     }
-    let effort = Effort::of(shard.config.get_int("active-expire-effort"));
     let start = Instant::now();
     let ndb = shard.dbs.len();
     let mut deleted = 0u64;
@@ -190,7 +194,10 @@ mod tests {
     fn held_expiry_keeps_expired_keys_but_reports_them_missing() {
         let mut s = shard_with_expired_key();
         s.hold_expiry(NOW + 100);
-        assert_eq!(active_expire_cycle(&mut s, NOW, Duration::from_secs(1)), 0);
+        assert_eq!(
+            active_expire_cycle(&mut s, NOW, Effort::of(1), Duration::from_secs(1)),
+            0
+        );
         assert!(s.dbs[0].lookup(b"k", NOW).is_none());
         assert!(!s.dbs[0].contains(b"k", NOW));
         assert_eq!(s.dbs[0].len(), 1, "still there while held");
@@ -233,9 +240,15 @@ mod tests {
     fn released_expiry_runs_again() {
         let mut s = shard_with_expired_key();
         s.hold_expiry(NOW + 100);
-        assert_eq!(active_expire_cycle(&mut s, NOW, Duration::from_secs(1)), 0);
+        assert_eq!(
+            active_expire_cycle(&mut s, NOW, Effort::of(1), Duration::from_secs(1)),
+            0
+        );
         s.hold_expiry(0);
-        assert_eq!(active_expire_cycle(&mut s, NOW, Duration::from_secs(1)), 1);
+        assert_eq!(
+            active_expire_cycle(&mut s, NOW, Effort::of(1), Duration::from_secs(1)),
+            1
+        );
         assert_eq!(s.dbs[0].len(), 0);
     }
 }

@@ -565,8 +565,13 @@ impl TcpStream {
     }
     /// `tcp-keepalive`: probe an idle peer after `secs` seconds, then every third of
     /// that, and give up after 3 unanswered probes (Redis's `anetKeepAlive`), so a
-    /// client gone without a FIN (a cut network, a dead host) is closed at last.
-    pub fn set_keepalive(&self, secs: u64) -> io::Result<()> {
+    /// client gone without a FIN (a cut network, a dead host) is closed at last; 0
+    /// (or less) leaves the socket as it is, as Redis's option does.
+    pub fn set_keepalive(&self, secs: i64) -> io::Result<()> {
+        if secs <= 0 {
+            return Ok(());
+        }
+        let secs = secs as u64;
         let time = Duration::from_secs(secs);
         let interval = Duration::from_secs((secs / 3).max(1));
         let ka = socket2::TcpKeepalive::new()
