@@ -2097,36 +2097,9 @@ fn logfile_takes_the_log_and_follows_rotation() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let bad = ["--logfile", "/nonexistent-dir/shardis.log"];
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardis"))
-        .args(["--port", "0"])
-        .args(bad)
-        .output()
-        .unwrap();
-    let theirs = std::process::Command::new("redis-server")
-        .args(["--port", "0"])
-        .args(bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(theirs.status.code(), Some(1));
-    let last = |o: &std::process::Output| {
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        all.trim_end()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string()
-    };
-    assert_eq!(last(&out), last(&theirs));
-    assert_eq!(
-        last(&out),
-        "Can't open the log file: No such file or directory"
-    );
+    let (ours, theirs) = refused_at_start(&["--logfile", "/nonexistent-dir/shardis.log"]);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, "Can't open the log file: No such file or directory");
 }
 
 /// `rename-command` (commonly used to disable FLUSHALL or hide CONFIG): the old name
@@ -2185,25 +2158,8 @@ fn rename_command_as_redis() {
         name(r.cmd(&["COMMAND", "INFO", "fetch"]))
     );
     for bad in [["nosuch", "x"], ["get", "set"]] {
-        let run = |program: &str| {
-            std::process::Command::new(program)
-                .args(["--port", "0", "--rename-command", bad[0], bad[1]])
-                .output()
-                .unwrap()
-        };
-        let (ours, theirs) = (run(env!("CARGO_BIN_EXE_shardis")), run("redis-server"));
-        assert_eq!(ours.status.code(), Some(1));
-        assert_eq!(theirs.status.code(), Some(1));
-        let last = |o: &std::process::Output| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            let text = text + &String::from_utf8_lossy(&o.stderr);
-            text.trim_end()
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .to_string()
-        };
-        assert_eq!(last(&ours), last(&theirs), "{bad:?}");
+        let (ours, theirs) = refused_at_start(&["--rename-command", bad[0], bad[1]]);
+        assert_eq!(ours, theirs, "{bad:?}");
     }
 }
 
@@ -2341,4 +2297,25 @@ fn query_buffer_limit_as_redis() {
     }
     assert_eq!(lines[0], lines[1]);
     assert_eq!(lines[0], format!(" \"{}\")", "x".repeat(64)));
+}
+
+/// Start Shardis and redis-server with `args`, each of which must refuse to start
+/// (exit code 1); the last line each printed (theirs second).
+fn refused_at_start(args: &[&str]) -> (String, String) {
+    let run = |program: &str| {
+        let o = std::process::Command::new(program)
+            .args(["--port", "0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{program} {args:?}");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let text = text + &String::from_utf8_lossy(&o.stderr);
+        text.trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    (run(env!("CARGO_BIN_EXE_shardis")), run("redis-server"))
 }
