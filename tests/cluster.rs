@@ -30,11 +30,25 @@ fn cluster_flags(bus: &str) -> [&str; 6] {
 }
 
 fn shardis_node() -> Server {
-    Server::shardis_with(2, &cluster_flags(&free_port().to_string()))
+    on_a_free_bus_port(|bus| Server::shardis_with(2, &cluster_flags(bus)))
 }
 
 fn redis_node() -> Server {
-    Server::redis_with(&cluster_flags(&free_port().to_string()))
+    on_a_free_bus_port(|bus| Server::redis_with(&cluster_flags(bus)))
+}
+
+/// Start a node on a bus port found free; another one if that port was taken before
+/// the node bound it (another test's connection got it: the harness's own retries
+/// change only the client port, so they would all fail alike).
+fn on_a_free_bus_port(start: impl Fn(&str) -> Server) -> Server {
+    for _ in 0..4 {
+        let bus = free_port().to_string();
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| start(&bus)));
+        if let Ok(server) = started {
+            return server;
+        }
+    }
+    start(&free_port().to_string())
 }
 
 /// The bus port a node's nodes.conf gives itself (to restart it on the same one).
