@@ -896,7 +896,7 @@ impl Config {
             "rename-command" if args.len() == 2 => {
                 self.renamed_commands
                     .push((args[0].clone(), args[1].clone()));
-                return Ok(());
+                return crate::commands::check_renames(&self.renamed_commands);
             }
             "user" if !args.is_empty() => {
                 self.users.push(args.to_vec());

@@ -2161,6 +2161,31 @@ fn rename_command_as_redis() {
         let (ours, theirs) = refused_at_start(&["--rename-command", bad[0], bad[1]]);
         assert_eq!(ours, theirs, "{bad:?}");
     }
+    // In a file, the error names the line, as Redis's.
+    let file = std::env::temp_dir().join(format!("shardis-rename-{}.conf", std::process::id()));
+    std::fs::write(
+        &file,
+        "port 0\nrename-command get fetch\nrename-command set fetch\n",
+    )
+    .unwrap();
+    let errors = [env!("CARGO_BIN_EXE_shardis"), "redis-server"].map(|program| {
+        let o = std::process::Command::new(program)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{program}");
+        let text =
+            String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+        let lines: Vec<&str> = text.trim_end().lines().collect();
+        lines[lines.len().saturating_sub(3)..].join("\n")
+    });
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(errors[0], errors[1]);
+    assert!(
+        errors[0].starts_with("Reading the configuration file, at line 3"),
+        "{}",
+        errors[0]
+    );
 }
 
 /// `tcp-keepalive`: a client's socket probes its peer after that many seconds, as

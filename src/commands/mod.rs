@@ -648,6 +648,20 @@ static RENAMES: OnceLock<Renames> = OnceLock::new();
 /// Apply `rename-command old new` pairs (`new` empty: the command is removed); Err
 /// with Redis's text for a name that names no command or a taken new name.
 pub fn rename(pairs: &[(String, String)]) -> Result<(), String> {
+    let r = renames(pairs)?;
+    if !pairs.is_empty() {
+        let _ = RENAMES.set(r);
+    }
+    Ok(())
+}
+
+/// Whether `pairs`, applied in order, are valid renames (the configuration checks
+/// each `rename-command` line as it reads it, so the error names its line).
+pub fn check_renames(pairs: &[(String, String)]) -> Result<(), String> {
+    renames(pairs).map(drop)
+}
+
+fn renames(pairs: &[(String, String)]) -> Result<Renames, String> {
     let mut r = Renames::default();
     for (old, new) in pairs {
         let (old, new) = (old.to_ascii_lowercase(), new.to_ascii_lowercase());
@@ -664,10 +678,7 @@ pub fn rename(pairs: &[(String, String)]) -> Result<(), String> {
             r.added.insert(new, cmd);
         }
     }
-    if !pairs.is_empty() {
-        let _ = RENAMES.set(r);
-    }
-    Ok(())
+    Ok(r)
 }
 
 fn reached(r: &Renames, name: &[u8]) -> Option<&'static Command> {
