@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Server;
+use common::{info_field, show, wait_until, Server};
 use redis::{Commands, Connection, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -345,6 +345,87 @@ fn failed_bgsave_stops_writes_with_misconf_until_a_save_succeeds() {
     let r: String = redis::cmd("SAVE").query(&mut c).unwrap();
     assert_eq!(r, "OK");
     c.set::<_, _, ()>("b", 1).unwrap();
+}
+
+/// While the AOF cannot be written (a full disk, here a file size limit), writes and
+/// PING are refused with `-MISCONF` before they run (inside MULTI, when queued) and
+/// reads are served; once the disk has room again the file catches up and writes
+/// run. The same steps against redis-server. (The reason after the prefix is the
+/// failing call's: Redis reports any short write as "No space left on device".)
+#[test]
+fn an_aof_that_cannot_be_written_refuses_writes_as_redis() {
+    let big = "x".repeat(1 << 20);
+    let misconf = "-MISCONF Errors writing to the AOF file: ";
+    for kind in ["shardis", "redis"] {
+        let server = Server::with_file_size_limit(256 << 10, || match kind {
+            "shardis" => Server::shardis_with(2, &["--appendonly", "yes"]),
+            _ => Server::redis_with(&["--appendonly", "yes"]),
+        });
+        let mut c = server.raw();
+        assert_eq!(show(&c.cmd(&["SET", "a", "1"])), "+OK", "{kind}");
+        assert_eq!(show(&c.cmd(&["SET", "big", &big])), "+OK", "{kind}");
+        let failed = wait_until(Duration::from_secs(10), || {
+            info_field(&mut c, "aof_last_write_status") == "err"
+        });
+        assert!(failed, "{kind}: {}", server.log_text());
+        for (argv, refused) in [
+            (&["SET", "b", "1"][..], true),
+            (&["PING"], true),
+            (&["GET", "a"], false),
+            (&["MULTI"], false),
+            (&["INCR", "a"], true),
+            (&["GET", "a"], false),
+        ] {
+            let reply = show(&c.cmd(argv));
+            assert_eq!(
+                reply.starts_with(misconf),
+                refused,
+                "{kind} {argv:?}: {reply}"
+            );
+        }
+        let exec = show(&c.cmd(&["EXEC"]));
+        assert!(exec.starts_with("-EXECABORT"), "{kind}: {exec}");
+        server.lift_file_size_limit();
+        let solved = wait_until(Duration::from_secs(10), || {
+            info_field(&mut c, "aof_last_write_status") == "ok"
+        });
+        assert!(solved, "{kind}: {}", server.log_text());
+        assert_eq!(show(&c.cmd(&["SET", "b", "1"])), "+OK", "{kind}");
+        assert_eq!(show(&c.cmd(&["STRLEN", "big"])), ":1048576", "{kind}");
+        let log = server.log_text();
+        assert!(
+            log.contains("AOF write error looks solved"),
+            "{kind}: {log}"
+        );
+    }
+}
+
+/// Under `appendfsync always` a reply promises the write is on disk: when the AOF
+/// cannot be written the server exits, as Redis's, rather than hold every reply of
+/// the shard (reads and INFO too) until the disk has room.
+#[test]
+fn an_aof_that_cannot_be_written_under_always_stops_the_server_as_redis() {
+    let big = "x".repeat(1 << 20);
+    let args = ["--appendonly", "yes", "--appendfsync", "always"];
+    for kind in ["shardis", "redis"] {
+        let mut server = Server::with_file_size_limit(256 << 10, || match kind {
+            "shardis" => Server::shardis_with(2, &args),
+            _ => Server::redis_with(&args),
+        });
+        let mut c = server.raw();
+        assert_eq!(show(&c.cmd(&["SET", "a", "1"])), "+OK", "{kind}");
+        c.send_cmd(&[b"SET", b"big", big.as_bytes()]);
+        assert!(
+            c.is_closed(Duration::from_secs(10)),
+            "{kind}: still answers"
+        );
+        let status = server.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{kind}");
+        let log = server.log_text();
+        let line =
+            "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...";
+        assert!(log.contains(line), "{kind}: {log}");
+    }
 }
 
 #[test]

@@ -1309,27 +1309,69 @@ fn a_replica_that_cannot_save_stops_at_its_master_s_write_as_redis() {
         let mut m = master.raw();
         m.cmd(&["PING"]);
         m.cmd(&["SET", "x", ignore]);
-        for replica in &mut replicas {
-            let kind = format!("{:?} replica, ignore {ignore}", replica.kind);
-            if ignore == "no" {
-                let stopped = replica.wait_exit(Duration::from_secs(10));
-                assert!(stopped.is_some(), "{kind}: goes on after the write");
-                let log = replica.log_text();
-                assert!(
-                    log.contains("Replica was unable to write command to disk."),
-                    "{kind}: {log}"
-                );
-            } else {
-                let mut r = replica.raw();
-                let applied = wait_until(Duration::from_secs(10), || {
-                    show(&r.cmd(&["GET", "x"])) == "$\"yes\""
-                });
-                assert!(applied, "{kind}");
-                let log = replica.log_text();
-                let line =
-                    "Replica is applying a command even though it is unable to write to disk.";
-                assert!(log.contains(line), "{kind}: {log}");
-            }
+        stopped_or_applied(&mut replicas, ignore);
+    }
+}
+
+/// The same for a replica whose AOF cannot be written (a full disk, here a file size
+/// limit): Redis's replica stops at its master's next write; with
+/// `replica-ignore-disk-write-errors yes` it applies it and logs that it did. Before,
+/// each of those writes was refused with `-MISCONF` and lost: the replica went on
+/// with data its master no longer had.
+#[test]
+fn a_replica_that_cannot_write_its_aof_stops_at_its_master_s_write_as_redis() {
+    let master = redis(&[]);
+    let big = "x".repeat(1 << 20);
+    for ignore in ["no", "yes"] {
+        let extra = [
+            "--appendonly",
+            "yes",
+            "--replica-ignore-disk-write-errors",
+            ignore,
+        ];
+        let mut replicas =
+            Server::with_file_size_limit(256 << 10, || [shardis(2, &extra), redis(&extra)]);
+        for replica in &replicas {
+            follow(replica, &master);
+        }
+        // A 1 MiB value: its AOF record cannot be written past the limit.
+        let mut m = master.raw();
+        m.cmd(&["SET", "big", &big]);
+        for replica in &replicas {
+            let mut r = replica.raw();
+            let failed = wait_until(Duration::from_secs(10), || {
+                info_field(&mut r, "aof_last_write_status") == "err"
+            });
+            assert!(failed, "{:?}: {}", replica.kind, replica.log_text());
+        }
+        m.cmd(&["SET", "x", ignore]);
+        stopped_or_applied(&mut replicas, ignore);
+    }
+}
+
+/// After its master's `SET x <ignore>`, a replica that cannot write to disk has
+/// stopped (`replica-ignore-disk-write-errors no`) or applied it and said so in its
+/// log (`yes`), as Redis's.
+fn stopped_or_applied(replicas: &mut [Server], ignore: &str) {
+    for replica in replicas.iter_mut() {
+        let kind = format!("{:?} replica, ignore {ignore}", replica.kind);
+        if ignore == "no" {
+            let stopped = replica.wait_exit(Duration::from_secs(10));
+            assert!(stopped.is_some(), "{kind}: goes on after the write");
+            let log = replica.log_text();
+            assert!(
+                log.contains("Replica was unable to write command to disk."),
+                "{kind}: {log}"
+            );
+        } else {
+            let mut r = replica.raw();
+            let applied = wait_until(Duration::from_secs(10), || {
+                show(&r.cmd(&["GET", "x"])) == "$\"yes\""
+            });
+            assert!(applied, "{kind}");
+            let log = replica.log_text();
+            let line = "Replica is applying a command even though it is unable to write to disk.";
+            assert!(log.contains(line), "{kind}: {log}");
         }
     }
 }

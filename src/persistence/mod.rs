@@ -69,7 +69,10 @@ pub fn of(server: &ServerInfo) -> &Persistence {
 
 impl Durability for Persistence {
     fn writes_refused(&self, config: &Config) -> Option<Reply> {
-        self.save.writes_refused(config).then(save::misconf)
+        if self.save.writes_refused(config) {
+            return Some(save::misconf());
+        }
+        aof::write_error(&self.aof).map(|why| crate::commands::errors::misconf(&why))
     }
     fn durable(&self, lanes: Lanes, conclusions: u64) -> Option<Wait> {
         aof::durable(&self.aof, lanes, conclusions)

@@ -3,7 +3,8 @@
 //! In Redis's `processCommand` order: the command and its arity must exist
 //! ([`resolve`]); an unauthenticated client may run only `no_auth` commands; while the
 //! data set loads, only `loading` commands run; after a failed background save (with
-//! `stop-writes-on-bgsave-error`) writes and PING get `-MISCONF`; a RESP2 client
+//! `stop-writes-on-bgsave-error`) or while the AOF cannot be written, writes and PING
+//! get `-MISCONF`; a RESP2 client
 //! subscribed to anything may run only the [`traits::SUBSCRIBE_CONTEXT`] commands; a
 //! monitoring client (a replica to Redis) no read or write; inside MULTI a
 //! `no_multi` command is refused and dooms the transaction; then, while CLIENT PAUSE
@@ -11,8 +12,8 @@
 //! not mark [`traits::RUNS_IN_MULTI`] is queued inside MULTI instead of run.
 //! What our master's link or the AOF's replay sends passes every check but the first
 //! (it was accepted where it first ran, and a refusal would lose it); a write from our
-//! master that a failed save would refuse stops the server instead, as Redis's
-//! replica does unless `replica-ignore-disk-write-errors`.
+//! master that a failed save or AOF write would refuse stops the server instead, as
+//! Redis's replica does unless `replica-ignore-disk-write-errors`.
 //!
 //! # Commands run for a user without admission
 //! Some commands run on a user's behalf after admission, or without it: each check
@@ -24,8 +25,8 @@
 //! | ACL command, keys, channels | `scripting::run` (`acl::check`) | `transaction::recheck_acl` |
 //! | ACL: SORT's BY / GET | `scripting::run` (`acl::sort_refusal`) | `transaction::recheck_acl` |
 //! | `-OOM` | at the script's start (`commands::scripting`), first write only | at queueing, and EXEC itself here |
-//! | `-MISCONF` (failed save) | at the script's start (`commands::scripting`) | at queueing |
-//! | `-MISCONF` (AOF) | on the shard (`call::run`), every path | on the shard |
+//! | `-MISCONF` (failed save, AOF) | at the script's start (`commands::scripting`) | at queueing |
+//! | `-MISCONF` (AOF failed since) | on the shard (`call::run`), every path | on the shard |
 //! | `-NOREPLICAS`, `-READONLY` replica | at the script's start (`commands::scripting`) | at queueing |
 //! | cluster routing | `scripting::run` (`ClusterCheck`) | EXEC routed by its commands' keys here |
 //! | `noscript`, DEBUG protection | `scripting::run` (flag); DEBUG is `noscript` | at queueing |
@@ -386,9 +387,10 @@ fn touches_keyspace(cmd: &Command) -> bool {
 }
 
 /// A write (or PING) from our master while a failed background save stops writes
-/// (`stop-writes-on-bgsave-error`): Redis's replica stops (panics) rather than take
-/// data it cannot save, unless `replica-ignore-disk-write-errors`, with which it runs
-/// the command and says so in its log at most every 10 s; a PING runs either way.
+/// (`stop-writes-on-bgsave-error`) or the AOF cannot be written: Redis's replica stops
+/// (panics) rather than take data it cannot save, unless
+/// `replica-ignore-disk-write-errors`, with which it runs the command and says so in
+/// its log at most every 10 s; a PING runs either way.
 fn obey_despite_disk_error(shards: &Shards, cmd: &Command) {
     static LOGGED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let ping = cmd.name == "ping";
@@ -416,7 +418,8 @@ fn obey_despite_disk_error(shards: &Shards, cmd: &Command) {
     }
 }
 
-/// `-MISCONF` after a failed background save while `stop-writes-on-bgsave-error` holds.
+/// `-MISCONF` after a failed background save while `stop-writes-on-bgsave-error` holds,
+/// or while the AOF cannot be written.
 fn writes_refused(shards: &Shards) -> Option<Reply> {
     shards
         .server

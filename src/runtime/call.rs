@@ -6,7 +6,8 @@
 //!    [`call`]; `shard::evict`), refusing a `denyoom` command with `-OOM` when nothing
 //!    can be evicted.
 //! 1. **Refuse** a write that a consumer of the propagation hook cannot take (the AOF
-//!    file cannot be written: `-MISCONF`).
+//!    file cannot be written: `-MISCONF`; admission refused it already unless the
+//!    file failed meanwhile, or it is our master's and we may ignore disk errors).
 //! 2. **Watch, before**: if anyone watches a key the command may modify (or, for a
 //!    write, any client tracks keys for client-side caching), note what its table
 //!    entry's [`Touch`] rule needs to know beforehand (did the key exist).
@@ -97,7 +98,13 @@ pub fn run(
     let propagating = shard.propagation.active();
     if propagating && cmd.is_write() {
         if let Some(why) = shard.propagation.refuses_writes() {
-            return errors::misconf(&why);
+            // Only our master's writes reach a replica's shard past admission's
+            // refusal (which stops the server unless it may ignore disk errors).
+            let obeyed =
+                shard.expire.replica && shard.config.get_bool("replica-ignore-disk-write-errors");
+            if !obeyed {
+                return errors::misconf(&why);
+            }
         }
     }
     // (Checked in this order so the common case, nobody watching, costs one test.)

@@ -24,7 +24,8 @@ pub type Wait = Pin<Box<dyn Future<Output = ()>>>;
 /// The request-time hooks of persistence (see the module comment).
 pub trait Durability: std::any::Any + Send + Sync {
     /// The reply a write (or a command refused on a disk error) gets now instead of
-    /// running: `-MISCONF` after a failed background save. `config` is the shard's.
+    /// running: `-MISCONF` after a failed background save, or while the AOF cannot be
+    /// written. `config` is the shard's.
     fn writes_refused(&self, config: &Config) -> Option<Reply>;
     /// What to await before replies leave so that what they show is logged (fsynced
     /// with `appendfsync always`); `None` when they may leave now. `lanes`: the

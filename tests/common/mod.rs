@@ -50,6 +50,9 @@ const ANOTHER_PROCESS: &str = "another process answers on this port";
 thread_local! {
     /// Environment variables for the servers this thread starts (`Server::with_env`).
     static SERVER_ENV: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The largest file the servers this thread starts may write, in bytes
+    /// (`Server::with_file_size_limit`; 0: no limit).
+    static SERVER_FSIZE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// A running server process, killed and reaped on drop.
@@ -141,6 +144,35 @@ impl Server {
         r
     }
 
+    /// `start` a server that cannot write a file past `bytes` (`RLIMIT_FSIZE`, with
+    /// `SIGXFSZ` ignored so the write fails with `EFBIG` instead of killing it): a
+    /// disk that fills up, for one server, without privileges.
+    pub fn with_file_size_limit<R>(bytes: u64, start: impl FnOnce() -> R) -> R {
+        SERVER_FSIZE.set(bytes);
+        let r = start();
+        SERVER_FSIZE.set(0);
+        r
+    }
+
+    /// Lift the file size limit `with_file_size_limit` set: the disk has room again.
+    pub fn lift_file_size_limit(&self) {
+        let none = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: prlimit reads one `struct rlimit` from `none`, which lives across the
+        // call, and writes nothing (the old-limit pointer is null).
+        let r = unsafe {
+            libc::prlimit(
+                self.pid() as libc::pid_t,
+                libc::RLIMIT_FSIZE,
+                &none,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
     fn start(kind: Kind, config_file: Option<&str>, extra: &[&str]) -> Server {
         Server::start_on(kind, None, config_file, extra)
     }
@@ -184,6 +216,27 @@ impl Server {
             }
             cmd.args(extra);
             SERVER_ENV.with_borrow(|vars| cmd.envs(vars.iter().map(|(k, v)| (k, v))));
+            let fsize = SERVER_FSIZE.get();
+            if fsize != 0 {
+                use std::os::unix::process::CommandExt;
+                // (The hard limit stays: a test may raise the soft one again.)
+                let limit = libc::rlimit {
+                    rlim_cur: fsize,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                // SAFETY: the closure runs in the forked child before exec and calls
+                // only setrlimit and signal, both async-signal-safe; it allocates
+                // nothing and touches no lock (`limit` is a plain copy).
+                unsafe {
+                    cmd.pre_exec(move || {
+                        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                        if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             let child = match cmd.spawn() {
                 Ok(c) => c,

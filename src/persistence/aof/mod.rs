@@ -170,10 +170,7 @@ impl Consumer for AofFeed {
         if !self.lane.failed.load(Ordering::Relaxed) {
             return None;
         }
-        Some(format!(
-            "Errors writing to the AOF file: {}",
-            lock(&self.lane.error)
-        ))
+        Some(write_error_text(&self.lane))
     }
 
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
@@ -239,6 +236,22 @@ fn tx_tag(id: u64) -> String {
 /// True while the AOF is on (multi-shard coordinators check it before logging).
 pub fn enabled(global: &Global) -> bool {
     global.enabled.load(Ordering::Acquire)
+}
+
+/// While the AOF is on and a shard's file cannot be written: the `-MISCONF` text
+/// (after `MISCONF `) that refuses writes, as Redis's `writeCommandsDeniedByDiskError`.
+/// One atomic load while every file is written.
+pub fn write_error(global: &Global) -> Option<String> {
+    if !writer::any_failing() || !enabled(global) {
+        return None;
+    }
+    let lanes = global.lanes.read().ok()?;
+    let failed = lanes.iter().find(|l| l.failed.load(Ordering::Relaxed))?;
+    Some(write_error_text(failed))
+}
+
+fn write_error_text(lane: &Lane) -> String {
+    format!("Errors writing to the AOF file: {}", lock(&lane.error))
 }
 
 /// Per-shard cron: follow `appendfsync`.

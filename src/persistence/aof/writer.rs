@@ -15,9 +15,14 @@
 //!   by the next one: group commit. The event loop never waits for an fsync.
 //! - Whenever the shard cannot write at once (the writer thread is writing or
 //!   fsyncing, a rewrite switched files, the last write failed), the turn's end kicks
-//!   the writer thread instead, which writes in order. A write error is kept (INFO, `-MISCONF`) and
-//!   retried every second by the writer thread; `durable` does not move past data
-//!   that is not written, so no reply is released on top of it.
+//!   the writer thread instead, which writes in order.
+//! - A write error is kept (INFO, `-MISCONF` for writes and PING) and retried every
+//!   second by the writer thread, as Redis's. Under `everysec` and `no`, replies are
+//!   released meanwhile ([`Lane::release_while_failed`]), as Redis sends them with
+//!   the data still in its AOF buffer: otherwise every client reading that shard, and
+//!   every INFO, would wait for the disk to have room again. Under `always` (or an
+//!   fsync error under it) the server exits, as Redis's: replies there promise the
+//!   data is on disk, and holding them would hang every client of the shard.
 //!
 //! Measured (benches/README.md, "The AOF written at the end of a turn"): with
 //! `everysec`, a cross-thread round trip per batch of replies (the writer's futex
@@ -28,7 +33,7 @@ use crate::shard::latency;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -170,6 +175,16 @@ impl Lane {
         }
         q.go = true;
         self.rouse(&mut q);
+        drop(q);
+        self.release_while_failed();
+    }
+
+    /// While the last write failed under `everysec` or `no`: let the replies waiting
+    /// for what is appended go (Redis sends them; the data waits in its buffer).
+    fn release_while_failed(&self) {
+        if self.failed.load(Ordering::Acquire) && self.policy() != Fsync::Always {
+            self.publish(self.appended.load(Ordering::Acquire));
+        }
     }
 
     /// Wake the writer thread if it sleeps (`q` is the queue, held).
@@ -388,16 +403,49 @@ fn write_all(lane: &Lane, file: &mut File, d: &[u8]) -> Result<(), (usize, Strin
 
 fn sync_retrying(lane: &Lane, file: &File) {
     while let Err(e) = file.sync_data() {
-        failed(lane, &crate::log::strerror(&e));
+        let why = crate::log::strerror(&e);
+        if lane.policy() == Fsync::Always {
+            crate::log::warning(&format!(
+                "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {why}. Exiting..."
+            ));
+            std::process::exit(1);
+        }
+        failed(lane, &why);
+    }
+}
+
+/// Lanes whose last write failed, in the process (one server per process): what
+/// admission reads on every write to refuse it with `-MISCONF` before it runs, as
+/// Redis's `writeCommandsDeniedByDiskError`, without taking any lock.
+static FAILING: AtomicUsize = AtomicUsize::new(0);
+
+/// True while some lane's last write failed.
+pub fn any_failing() -> bool {
+    FAILING.load(Ordering::Relaxed) != 0
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        if *self.failed.get_mut() {
+            FAILING.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
 /// Keep the error (INFO, `-MISCONF`), logged once until the file is written again.
 fn mark_failed(lane: &Lane, why: &str) {
-    if !lane.failed.swap(true, Ordering::AcqRel) {
-        crate::log::log(&format!("Error writing to the AOF file: {why}"));
-    }
     *lock(&lane.error) = why.to_string();
+    if !lane.failed.swap(true, Ordering::AcqRel) {
+        FAILING.fetch_add(1, Ordering::Relaxed);
+        crate::log::warning(&format!("Error writing to the AOF file: {why}"));
+    }
+    if lane.policy() == Fsync::Always {
+        crate::log::warning(
+            "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...",
+        );
+        std::process::exit(1);
+    }
+    lane.release_while_failed();
 }
 
 /// [`mark_failed`], then wait a second before the writer thread retries.
@@ -408,7 +456,8 @@ fn failed(lane: &Lane, why: &str) {
 
 fn recovered(lane: &Lane) {
     if lane.failed.swap(false, Ordering::AcqRel) {
-        crate::log::log("AOF write error looks solved, Redis can write again.");
+        FAILING.fetch_sub(1, Ordering::Relaxed);
+        crate::log::warning("AOF write error looks solved, Redis can write again.");
     }
 }
 
