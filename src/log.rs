@@ -14,19 +14,28 @@ pub fn log(msg: &str) {
 }
 
 /// `loglevel`: debug, verbose, notice, warning (Redis's order); the lines below it are
-/// not written. Shardis's lines are `notice` ([`log`]) or `warning`.
+/// not written. Shardis's lines are `verbose`, `notice` ([`log`]) or `warning`.
 static LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(NOTICE);
 const NOTICE: u8 = 2;
+const VERBOSE: u8 = 1;
 
 /// Apply the `loglevel` option (at start and when CONFIG SET changes it).
 pub fn set_level(name: &str) {
     let level = match name {
         "debug" => 0,
-        "verbose" => 1,
+        "verbose" => VERBOSE,
         "warning" => 3,
         _ => NOTICE,
     };
     LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Log a line at Redis's `verbose` level (marked `-`): written under `loglevel
+/// verbose` or `debug` only.
+pub fn verbose(msg: &str) {
+    if LEVEL.load(std::sync::atomic::Ordering::Relaxed) <= VERBOSE {
+        write(b'-', msg);
+    }
 }
 
 /// Log a warning: Redis marks its `LL_WARNING` lines with `#` instead of `*`.

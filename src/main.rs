@@ -47,7 +47,7 @@ fn main() {
         std::process::exit(1);
     }
     if let Err(e) = shardis::server::run(shardis::config::ConfigHandle::new(config)) {
-        shardis::log::log(&e);
+        shardis::log::warning(&e);
         std::process::exit(1);
     }
 }

@@ -2324,6 +2324,82 @@ fn query_buffer_limit_as_redis() {
     assert_eq!(lines[0], format!(" \"{}\")", "x".repeat(64)));
 }
 
+/// A low `ulimit -n`: `maxclients` is lowered to what the descriptors hold, with
+/// Redis's warnings, and the clients past it get `-ERR max number of clients reached`
+/// (before: Shardis kept 10000, and past the limit clients waited on connections no
+/// one accepted); CONFIG SET cannot raise it past the limit; a limit that cannot hold
+/// the server's own descriptors stops the start. Shardis then redis-server; Shardis
+/// keeps 8 more descriptors per shard than Redis's 32, so its figures are lower.
+#[test]
+fn a_low_open_files_limit_lowers_maxclients_as_redis() {
+    for kind in ["shardis", "redis"] {
+        let server = Server::with_open_files_limit(64, || match kind {
+            "shardis" => Server::shardis_with(2, &[]),
+            _ => Server::redis_with(&[]),
+        });
+        let mut admin = server.raw();
+        let maxclients = match admin.cmd(&["CONFIG", "GET", "maxclients"]) {
+            Frame::Array(kv) => show(&kv[1]),
+            other => panic!("{kind}: {}", show(&other)),
+        };
+        let maxclients: usize = maxclients
+            .trim_matches(|c| c == '$' || c == '"')
+            .parse()
+            .unwrap();
+        let expected = if kind == "shardis" {
+            64 - 32 - 2 * 8
+        } else {
+            64 - 32
+        };
+        assert_eq!(maxclients, expected, "{kind}");
+        let log = server.log_text();
+        for line in [
+            "You requested maxclients of 10000 requiring at least ".to_string(),
+            format!("Current maximum open files is 64. maxclients has been reduced to {maxclients} to compensate for low ulimit."),
+        ] {
+            assert!(log.contains(&line), "{kind}: {line}\n{log}");
+        }
+        let mut clients = Vec::new();
+        let (mut served, mut refused) = (0, 0);
+        for _ in 0..maxclients + 10 {
+            let mut c = server.raw();
+            match show(&c.cmd(&["PING"])).as_str() {
+                "+PONG" => served += 1,
+                "-ERR max number of clients reached" => refused += 1,
+                other => panic!("{kind}: {other}"),
+            }
+            clients.push(c);
+        }
+        // (The admin connection is one of the `maxclients`.)
+        assert_eq!((served, refused), (maxclients - 1, 11), "{kind}");
+        let raise = show(&admin.cmd(&["CONFIG", "SET", "maxclients", "1000"]));
+        let why = format!("-ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with {maxclients}");
+        assert_eq!(raise, why, "{kind}");
+    }
+    // Too few for the server's own descriptors: Redis's fatal line, exit code 1.
+    let lines = [env!("CARGO_BIN_EXE_shardis"), "redis-server"].map(|program| {
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(["--port", "0"]);
+        common::Limits {
+            fsize: 0,
+            nofile: 32,
+        }
+        .apply(&mut cmd);
+        let o = cmd.output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{program}");
+        let text =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        text.lines().last().unwrap_or_default().to_string()
+    });
+    for line in lines {
+        let fatal = "Your current 'ulimit -n' of 32 is not enough for the server to start. Please increase your open file limit to at least ";
+        assert!(
+            line.contains(fatal) && line.ends_with(". Exiting."),
+            "{line}"
+        );
+    }
+}
+
 /// Start Shardis and redis-server with `args`, each of which must refuse to start
 /// (exit code 1); the last line each printed (theirs second).
 fn refused_at_start(args: &[&str]) -> (String, String) {

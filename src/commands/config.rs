@@ -146,10 +146,24 @@ pub fn apply_set(c: &mut Config, pairs: &[Bytes], local: bool) -> Result<(), Rep
 fn config_set<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         let local = c.borrow().addr.ip().is_loopback();
-        let result = s
-            .server
-            .config
-            .update(|cfg| apply_set(cfg, &argv[2..], local));
+        let shard_count = s.count();
+        let result = s.server.config.update(|cfg| {
+            let before = cfg.clone();
+            apply_set(cfg, &argv[2..], local)?;
+            // A higher `maxclients` raises the open file limit, or fails the whole SET
+            // when the system cannot hold that many clients (Redis's updateMaxclients).
+            if cfg.maxclients > before.maxclients {
+                let fits = crate::runtime::open_files::on_config_set(cfg.maxclients, shard_count);
+                if let Err(why) = fits {
+                    *cfg = before;
+                    let given = argv[2..].chunks(2).map(|p| &p[0][..]);
+                    let name = given.rev().find(|n| super::args::eq(n, "maxclients"));
+                    let name = String::from_utf8_lossy(name.unwrap_or(b"maxclients"));
+                    return Err(errors::config_set_failed(&name, &why));
+                }
+            }
+            Ok(())
+        });
         if let Err(e) = result {
             return e;
         }

@@ -34,6 +34,7 @@ pub mod durability;
 pub mod hop;
 pub mod monitor;
 pub mod multishard;
+pub mod open_files;
 pub mod output;
 pub mod pause;
 pub mod pubsub;
@@ -75,6 +76,10 @@ where
     } else {
         cfg.threads
     };
+    let maxclients = open_files::at_start(cfg.maxclients, nshards)?;
+    if maxclients != cfg.maxclients {
+        config.update(|c| c.set_option("maxclients", &maxclients.to_string()))?;
+    }
     let slots = Arc::new(slots::SlotTable::new(nshards));
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..nshards).map(|_| flume::unbounded::<hop::Job>()).unzip();
@@ -223,7 +228,11 @@ async fn accept_loop(
                     // A shutdown closes the listeners under a pending accept.
                     Err(_) if shards.server.shutting_down.load(Ordering::Acquire) => return,
                     Err(e) => {
-                        log(&format!("Accepting client connection: {e}"));
+                        // (Verbose, as Redis's: out of descriptors it comes every try.)
+                        crate::log::verbose(&format!(
+                            "Accepting client connection: {}",
+                            crate::log::strerror(&e)
+                        ));
                         crate::runtime::backend::sleep(Duration::from_millis(10)).await;
                     }
                 }

@@ -50,9 +50,59 @@ const ANOTHER_PROCESS: &str = "another process answers on this port";
 thread_local! {
     /// Environment variables for the servers this thread starts (`Server::with_env`).
     static SERVER_ENV: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// The largest file the servers this thread starts may write, in bytes
-    /// (`Server::with_file_size_limit`; 0: no limit).
-    static SERVER_FSIZE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Resource limits for the servers this thread starts (`Server::with_file_size_limit`,
+    /// `Server::with_open_files_limit`).
+    static SERVER_LIMITS: std::cell::Cell<Limits> = const { std::cell::Cell::new(Limits { fsize: 0, nofile: 0 }) };
+}
+
+/// Resource limits for a server process (0: none).
+#[derive(Clone, Copy)]
+pub struct Limits {
+    /// `RLIMIT_FSIZE` (soft; writes past it fail with `EFBIG`, `SIGXFSZ` ignored).
+    pub fsize: u64,
+    /// `RLIMIT_NOFILE` (soft and hard).
+    pub nofile: u64,
+}
+
+impl Limits {
+    /// Set these limits in `cmd`'s process before it runs its program.
+    pub fn apply(self, cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        if self.fsize == 0 && self.nofile == 0 {
+            return;
+        }
+        // (The hard file size limit stays: a test may raise the soft one again.)
+        let fsize = libc::rlimit {
+            rlim_cur: self.fsize,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        let nofile = libc::rlimit {
+            rlim_cur: self.nofile,
+            rlim_max: self.nofile,
+        };
+        let set = |resource, limit: &libc::rlimit| {
+            // SAFETY: setrlimit reads one `struct rlimit`, which `limit` points to.
+            if unsafe { libc::setrlimit(resource, limit) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        };
+        // SAFETY: the closure runs in the forked child before exec and calls only
+        // setrlimit and signal, both async-signal-safe; it allocates nothing and
+        // touches no lock (the limits are plain copies).
+        unsafe {
+            cmd.pre_exec(move || {
+                if fsize.rlim_cur != 0 {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    set(libc::RLIMIT_FSIZE, &fsize)?;
+                }
+                if nofile.rlim_cur != 0 {
+                    set(libc::RLIMIT_NOFILE, &nofile)?;
+                }
+                Ok(())
+            });
+        }
+    }
 }
 
 /// A running server process, killed and reaped on drop.
@@ -148,9 +198,34 @@ impl Server {
     /// `SIGXFSZ` ignored so the write fails with `EFBIG` instead of killing it): a
     /// disk that fills up, for one server, without privileges.
     pub fn with_file_size_limit<R>(bytes: u64, start: impl FnOnce() -> R) -> R {
-        SERVER_FSIZE.set(bytes);
+        Server::with_limits(
+            Limits {
+                fsize: bytes,
+                nofile: 0,
+            },
+            start,
+        )
+    }
+
+    /// `start` a server that may open `n` descriptors at most (`ulimit -n`, soft and
+    /// hard: it cannot raise it).
+    pub fn with_open_files_limit<R>(n: u64, start: impl FnOnce() -> R) -> R {
+        Server::with_limits(
+            Limits {
+                fsize: 0,
+                nofile: n,
+            },
+            start,
+        )
+    }
+
+    fn with_limits<R>(limits: Limits, start: impl FnOnce() -> R) -> R {
+        SERVER_LIMITS.set(limits);
         let r = start();
-        SERVER_FSIZE.set(0);
+        SERVER_LIMITS.set(Limits {
+            fsize: 0,
+            nofile: 0,
+        });
         r
     }
 
@@ -216,27 +291,7 @@ impl Server {
             }
             cmd.args(extra);
             SERVER_ENV.with_borrow(|vars| cmd.envs(vars.iter().map(|(k, v)| (k, v))));
-            let fsize = SERVER_FSIZE.get();
-            if fsize != 0 {
-                use std::os::unix::process::CommandExt;
-                // (The hard limit stays: a test may raise the soft one again.)
-                let limit = libc::rlimit {
-                    rlim_cur: fsize,
-                    rlim_max: libc::RLIM_INFINITY,
-                };
-                // SAFETY: the closure runs in the forked child before exec and calls
-                // only setrlimit and signal, both async-signal-safe; it allocates
-                // nothing and touches no lock (`limit` is a plain copy).
-                unsafe {
-                    cmd.pre_exec(move || {
-                        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                        if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
-                    });
-                }
-            }
+            SERVER_LIMITS.get().apply(&mut cmd);
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             let child = match cmd.spawn() {
                 Ok(c) => c,
