@@ -1606,7 +1606,7 @@ pub fn rewrite(c: &Config, users: Option<&[String]>) -> Result<(), String> {
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            format!("Rewriting config file: {e}")
+            format!("Rewriting config file: {}", crate::log::strerror(&e))
         })
 }
 

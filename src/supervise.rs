@@ -145,7 +145,10 @@ fn send_to_systemd(msg: &str) -> bool {
     match send_datagram(&path, msg.as_bytes()) {
         Ok(()) => true,
         Err(e) => {
-            warning(&format!("systemd supervision error: sd_notify: {e}"));
+            warning(&format!(
+                "systemd supervision error: sd_notify: {}",
+                crate::log::strerror(&e)
+            ));
             false
         }
     }

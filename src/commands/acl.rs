@@ -326,7 +326,10 @@ fn save<'a>(_c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFut
         match acl::save_file(&path, &dir) {
             Ok(()) => Reply::ok(),
             Err(e) => {
-                crate::log::warning(&format!("Writing ACL file for ACL SAVE: {e}"));
+                crate::log::warning(&format!(
+                    "Writing ACL file for ACL SAVE: {}",
+                    crate::log::strerror(&e)
+                ));
                 Reply::err(
                     "ERR There was an error trying to save the ACLs. Please check the server \
                      logs for more information",

@@ -113,7 +113,7 @@ pub async fn rdb_into_shards(
             let repl = repl_id.zip(repl_offset).map(|(id, offset)| (id, offset, repl_db));
             Ok((keys, expired, repl, libraries))
         })
-        .map_err(|e| format!("cannot start the RDB loader: {e}"))?;
+        .map_err(|e| format!("cannot start the RDB loader: {}", crate::log::strerror(&e)))?;
     let mut pending = std::collections::VecDeque::new();
     while let Ok((sid, batch)) = rx.recv_async().await {
         pending.push_back(shards.send_or_local(sid, move |s: &mut Shard| insert(s, batch)));
@@ -164,7 +164,7 @@ pub async fn verify(shards: &Shards, path: &Path) -> Result<(), String> {
             };
             let _ = tx.send(check());
         })
-        .map_err(|e| format!("cannot start the RDB check: {e}"))?;
+        .map_err(|e| format!("cannot start the RDB check: {}", crate::log::strerror(&e)))?;
     rx.recv_async()
         .await
         .unwrap_or_else(|_| Err("the RDB check stopped".into()))

@@ -275,8 +275,12 @@ fn write_parts(
         if checksum {
             crc.update(bytes);
         }
-        out.write_all(bytes)
-            .map_err(|e| format!("Write error saving DB on disk: {e}"))
+        out.write_all(bytes).map_err(|e| {
+            format!(
+                "Write error saving DB on disk: {}",
+                crate::log::strerror(&e)
+            )
+        })
     };
     let mut head = Vec::new();
     let aux: Vec<(&str, &str)> = header
@@ -320,10 +324,19 @@ fn write_parts(
     let sum = if checksum { crc.value() } else { 0 };
     out.write_all(&sum.to_le_bytes())
         .and_then(|_| out.flush())
-        .map_err(|e| format!("Write error saving DB on disk: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "Write error saving DB on disk: {}",
+                crate::log::strerror(&e)
+            )
+        })?;
     let file = out.into_inner().map_err(|e| e.to_string())?;
-    file.sync_all()
-        .map_err(|e| format!("Write error saving DB on disk (fsync): {e}"))?;
+    file.sync_all().map_err(|e| {
+        format!(
+            "Write error saving DB on disk (fsync): {}",
+            crate::log::strerror(&e)
+        )
+    })?;
     written.bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     Ok(written)
 }
@@ -350,7 +363,7 @@ fn spawn_writer(
         .spawn(move || {
             let _ = done_tx.send(write_file(&path, parts, rx, aux_rx, aof_base, checksum));
         })
-        .map_err(|e| format!("cannot start the RDB writer: {e}"))?;
+        .map_err(|e| format!("cannot start the RDB writer: {}", crate::log::strerror(&e)))?;
     Ok((tx, aux_tx, done_rx))
 }
 

@@ -275,7 +275,12 @@ async fn attempt(shards: &Rc<Shards>, gen: u64, host: &str, port: u16) -> Result
     let timeout = Duration::from_secs(cfg.get_int("repl-timeout").max(1) as u64);
     let stream = backend::connect(format!("{host}:{port}"), timeout)
         .await
-        .map_err(|e| format!("Error condition on socket for SYNC: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "Error condition on socket for SYNC: {}",
+                crate::log::strerror(&e)
+            )
+        })?;
     let _ = stream.set_nodelay(true);
     // (Redis's master client gets `tcp-keepalive` as every client does.)
     let _ = stream.set_keepalive(cfg.get_int("tcp-keepalive"));
@@ -404,7 +409,10 @@ async fn full_sync(
     ));
     let received = async {
         let mut file = std::fs::File::create(&path).map_err(|e| {
-            format!("Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}")
+            format!(
+                "Opening the temp file needed for MASTER <-> REPLICA synchronization: {}",
+                crate::log::strerror(&e)
+            )
         })?;
         if let Some(mark) = spec.strip_prefix("EOF:") {
             let mark = mark.as_bytes().to_vec();

@@ -536,8 +536,12 @@ async fn open_streams(
             .open(&path)
             .map_err(|e| format!("Can't open the append-only file {}: {e}", path.display()))?;
         let size = file.metadata().map(|md| md.len()).unwrap_or(0);
-        let lane = Lane::start(k, file, size, policy)
-            .map_err(|e| format!("Can't start the AOF writer thread: {e}"))?;
+        let lane = Lane::start(k, file, size, policy).map_err(|e| {
+            format!(
+                "Can't start the AOF writer thread: {}",
+                crate::log::strerror(&e)
+            )
+        })?;
         lanes.push(lane);
     }
     m.write_atomic(dir, mname)

@@ -291,7 +291,10 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
             m1.files.extend(incrs.iter().cloned());
             if let Err(e) = m1.write_atomic(&dir, &mname) {
                 remove_incrs();
-                return Err(format!("Can't write the AOF manifest: {e}"));
+                return Err(format!(
+                    "Can't write the AOF manifest: {}",
+                    crate::log::strerror(&e)
+                ));
             }
             if let Some(f) = lock(&g.files).as_mut() {
                 f.manifest = m1;
@@ -312,7 +315,10 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
                     Err(e) => {
                         lanes.iter().for_each(|l| l.stop());
                         remove_incrs();
-                        return Err(format!("Can't start the AOF writer thread: {e}"));
+                        return Err(format!(
+                            "Can't start the AOF writer thread: {}",
+                            crate::log::strerror(&e)
+                        ));
                     }
                 }
             }
@@ -413,7 +419,10 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
             remove_incrs();
         }
         refresh_sizes(g, false);
-        return Err(format!("Can't write the AOF manifest: {e}"));
+        return Err(format!(
+            "Can't write the AOF manifest: {}",
+            crate::log::strerror(&e)
+        ));
     }
     let keep: Vec<&str> = m2.files.iter().map(|e| e.name.as_str()).collect();
     let old_files: Vec<String> = match lock(&g.files).as_ref() {

@@ -119,7 +119,7 @@ impl<R: Read> Source<R> {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 Err(self.err("unexpected end of file (truncated)"))
             }
-            Err(e) => Err(self.err(format!("read error: {e}"))),
+            Err(e) => Err(self.err(format!("read error: {}", crate::log::strerror(&e)))),
         }
     }
     fn u8(&mut self) -> Result<u8, RdbError> {
