@@ -123,8 +123,10 @@ async fn on_signals(shards: Rc<Shards>, signals: flume::Receiver<i32>) {
 }
 
 fn install_signal_handlers(shutdown: flume::Sender<i32>) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // SIGHUP is taken and ignored, as Redis ignores it: by default it ends the process
+    // without a save or a log line (a closed terminal, a `kill -HUP` meant to reload).
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
         log("cannot install signal handlers");
         return;
     };
@@ -132,6 +134,9 @@ fn install_signal_handlers(shutdown: flume::Sender<i32>) {
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
+                if sig == SIGHUP {
+                    continue;
+                }
                 if SIGNALLED.load(Ordering::SeqCst) && sig == SIGINT {
                     // Ctrl+C twice: the user wants out now, without saving or waiting.
                     crate::log::warning("You insist... exiting now.");

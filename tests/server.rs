@@ -2324,6 +2324,27 @@ fn query_buffer_limit_as_redis() {
     assert_eq!(lines[0], format!(" \"{}\")", "x".repeat(64)));
 }
 
+/// SIGHUP (a closed terminal, a `kill -HUP` meant as a reload) is ignored, as Redis
+/// ignores it; before, it ended Shardis at once, without a save or a log line.
+#[test]
+fn sighup_is_ignored_as_redis() {
+    for server in [Server::shardis(2), Server::redis()] {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &server.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            show(&server.raw().cmd(&["PING"])),
+            "+PONG",
+            "{:?}",
+            server.kind
+        );
+    }
+}
+
 /// A low `ulimit -n`: `maxclients` is lowered to what the descriptors hold, with
 /// Redis's warnings, and the clients past it get `-ERR max number of clients reached`
 /// (before: Shardis kept 10000, and past the limit clients waited on connections no
