@@ -250,6 +250,7 @@ async fn accept_loop(
 /// buffer limits (`output::cron`).
 async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     let mut tidy = Tidy::default();
+    let mut tick = std::time::Instant::now();
     loop {
         let period = cron_period(&shard.borrow().config);
         // An idle shard (see `idle`) sleeps IDLE_PERIODS periods: each wake-up of a
@@ -259,8 +260,12 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         // delays: the first active-expiry cycle after a key gets a TTL (by up to a
         // second at hz 10; lazy expiry is unaffected), and the cron's retry of a
         // deferred blocked-client serve (see `blocking::serve_ready`).
+        // Ticks come every period, as Redis's timer: the time the last tick's work took
+        // (expiry may take most of a period) is not added to it.
         let idle = idle(&shard.borrow());
-        crate::runtime::backend::sleep(if idle { period * IDLE_PERIODS } else { period }).await;
+        let wait = if idle { period * IDLE_PERIODS } else { period };
+        crate::runtime::backend::sleep(wait.saturating_sub(tick.elapsed())).await;
+        tick = std::time::Instant::now();
         refresh_config(&mut shard.borrow_mut());
         sample_rates(&mut shard.borrow_mut(), &server);
         output::cron();
@@ -270,22 +275,27 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         // Redis spends up to 25% of a cron period (more with `active-expire-effort`)
         // on the slow expire cycle in one go; we spend the same budget in slices of at
         // most EXPIRE_SLICE, letting the connections run between slices, so reclaiming
-        // a mass of expired keys never stalls the shard for more than a slice.
+        // a mass of expired keys never stalls the shard for more than a slice. When
+        // the budget runs out with expired keys still found, Redis runs its fast cycle
+        // before each sleep of its event loop: `fast_duration` of work at most every
+        // two `fast_duration`s, while cycles keep running out of time; so do we, until
+        // the next tick's slow cycle (`expire::Effort`).
         let effort = expire::Effort::of(shard.borrow().config.get_int("active-expire-effort"));
         let budget = period * effort.time_perc / 100;
         let started = std::time::Instant::now();
+        let mut fast = false;
         loop {
+            let slice = if fast {
+                effort.fast_duration
+            } else {
+                EXPIRE_SLICE.min(budget)
+            };
             let capped = {
                 let mut s = shard.borrow_mut();
                 let before = s.expire.time_cap_reached;
-                let slice = std::time::Instant::now();
-                expire::active_expire_cycle(
-                    &mut s,
-                    crate::clock::now_ms(),
-                    effort,
-                    EXPIRE_SLICE.min(budget),
-                );
-                let us = slice.elapsed().as_micros() as u64;
+                let slice_started = std::time::Instant::now();
+                expire::active_expire_cycle(&mut s, crate::clock::now_ms(), effort, slice);
+                let us = slice_started.elapsed().as_micros() as u64;
                 s.stats.expire_cycle_us += us;
                 let ms = us / 1000;
                 let threshold = s.config.latency_monitor_threshold;
@@ -295,13 +305,22 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
                 crate::runtime::blocking::after_command(&mut s);
                 s.expire.time_cap_reached != before
             };
-            if !capped || started.elapsed() >= budget {
+            if !capped {
+                break;
+            }
+            fast |= started.elapsed() >= budget;
+            if fast && started.elapsed() + effort.fast_duration * 2 > period {
                 break;
             }
             // A short sleep, not a yield: glommio polls the socket completions only
             // when no task is runnable, so on that backend a yielding loop would
             // starve connections for the whole budget.
-            crate::runtime::backend::sleep(EXPIRE_PAUSE).await;
+            let pause = if fast {
+                effort.fast_duration
+            } else {
+                EXPIRE_PAUSE
+            };
+            crate::runtime::backend::sleep(pause).await;
         }
         let mut s = shard.borrow_mut();
         // Every shard gives up keys while the process is over `maxmemory`, not only
@@ -381,10 +400,13 @@ const IDLE_PERIODS: u32 = 10;
 
 /// True if the shard's cron has nothing to do now: not shard 0, not over `maxmemory`,
 /// no key with a TTL, no table rehashing, no blocked client, no snapshot, nothing
-/// propagated, no change since the last publication of its dirty counter. (CONFIG SET refreshes every shard
-/// itself; the LRU clock is refreshed by shard 0.)
+/// propagated, no change since the last publication of its dirty counter, and an
+/// `expired_stale_perc` INFO shows as 0.00 (each cycle moves it, as Redis's ten a
+/// second do, until a mass of keys that expired no longer shows). (CONFIG SET
+/// refreshes every shard itself; the LRU clock is refreshed by shard 0.)
 fn idle(s: &Shard) -> bool {
     s.id != 0
+        && s.expire.stale_perc < 0.00005
         && crate::shard::evict::excess(&s.config) == 0
         && s.blocking.is_empty()
         && s.snapshot.is_none()

@@ -4,7 +4,9 @@
 //! keys that have a TTL, delete the expired ones, and repeat while more than 10% of a
 //! sample was expired, stopping when the time budget (25% of a cron period) is spent.
 //! `active-expire-effort` (1-10) scales these as Redis does ([`Effort`]): more keys per
-//! sample, a lower acceptable stale share, a larger budget. Sampling keeps the cost proportional
+//! sample, a lower acceptable stale share, a larger budget. When the budget runs out
+//! with keys still expiring, the shard's cron goes on with Redis's fast cycle (short
+//! cycles at half duty until the next tick; `runtime::cron`). Sampling keeps the cost proportional
 //! to the garbage found, never to the keyspace, so a million short-TTL keys are
 //! reclaimed over a few cron ticks without a pause of more than the budget.
 //! `stale_perc` is the running estimate of expired-but-not-yet-reclaimed keys that
@@ -32,6 +34,9 @@ pub struct Effort {
     pub acceptable_stale: usize,
     /// The share (%) of a cron period the cycle may take (Redis: 25 + 2 per step).
     pub time_perc: u32,
+    /// The fast cycle's time limit, and half its least period (Redis: 1000 us + 250
+    /// per step).
+    pub fast_duration: Duration,
 }
 
 impl Effort {
@@ -41,6 +46,7 @@ impl Effort {
             keys_per_loop: 20 + 20 / 4 * effort,
             acceptable_stale: 10 - effort,
             time_perc: 25 + 2 * effort as u32,
+            fast_duration: Duration::from_micros(1000 + 250 * effort as u64),
         }
     }
 
@@ -212,12 +218,14 @@ mod tests {
             keys_per_loop: 20,
             acceptable_stale: 10,
             time_perc: 25,
+            fast_duration: Duration::from_micros(1000),
         };
         assert_eq!(Effort::of(1), defaults);
         let most = Effort {
             keys_per_loop: 65,
             acceptable_stale: 1,
             time_perc: 43,
+            fast_duration: Duration::from_micros(3250),
         };
         assert_eq!(Effort::of(10), most);
     }
