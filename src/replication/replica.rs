@@ -407,6 +407,13 @@ async fn full_sync(
         crate::clock::now_ms(),
         std::process::id()
     ));
+    // (Redis's text for a failed write of the file.)
+    let disk = |e: std::io::Error| {
+        format!(
+            "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {}",
+            crate::log::strerror(&e)
+        )
+    };
     let received = async {
         let mut file = std::fs::File::create(&path).map_err(|e| {
             format!(
@@ -421,15 +428,14 @@ async fn full_sync(
             loop {
                 if conn.buf.len() >= mark.len() && conn.buf.ends_with(&mark) {
                     let body = conn.buf.len() - mark.len();
-                    file.write_all(&conn.buf[..body])
-                        .map_err(|e| e.to_string())?;
+                    file.write_all(&conn.buf[..body]).map_err(disk)?;
                     conn.buf.clear();
                     break;
                 }
                 if conn.buf.len() > mark.len() {
                     let n = conn.buf.len() - mark.len();
                     let part = conn.buf.split_to(n);
-                    file.write_all(&part).map_err(|e| e.to_string())?;
+                    file.write_all(&part).map_err(disk)?;
                 }
                 conn.read_more(timeout).await?;
             }
@@ -443,7 +449,7 @@ async fn full_sync(
             loop {
                 let n = left.min(conn.buf.len());
                 let part = conn.buf.split_to(n);
-                file.write_all(&part).map_err(|e| e.to_string())?;
+                file.write_all(&part).map_err(disk)?;
                 left -= n;
                 if left == 0 {
                     break;
@@ -451,7 +457,7 @@ async fn full_sync(
                 conn.read_more(timeout).await?;
             }
         }
-        file.sync_all().map_err(|e| e.to_string())
+        file.sync_all().map_err(disk)
     }
     .await;
     if let Err(e) = received {
