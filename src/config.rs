@@ -803,6 +803,9 @@ impl Config {
             find(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         let current = self.values.get(def.name).map(String::as_str).unwrap_or("");
         let v = normalize(def, value, current)?;
+        if def.name == "dir" {
+            check_dir(&v)?;
+        }
         self.values.insert(def.name, v);
         self.apply_typed(def.name);
         if def.name == "notify-keyspace-events" {
@@ -1376,6 +1379,17 @@ fn flags_to_text(args: &[String]) -> String {
         }
     }
     options
+}
+
+/// `dir` must name a directory, as Redis's `chdir` to it requires: otherwise its
+/// error's text. Before, a mistyped `dir` started a server that could save nothing, and
+/// whose SIGTERM, failing to save, never ended it.
+fn check_dir(path: &str) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err("Not a directory".into()),
+        Err(e) => Err(crate::log::strerror(&e)),
+    }
 }
 
 /// The error Redis prints for a bad line of the configuration.

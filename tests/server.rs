@@ -2324,6 +2324,41 @@ fn query_buffer_limit_as_redis() {
     assert_eq!(lines[0], format!(" \"{}\")", "x".repeat(64)));
 }
 
+/// `dir` must be a directory, at start and in CONFIG SET, with Redis's errors. Before,
+/// Shardis took any path: it could save nothing, and a SIGTERM (whose save failed)
+/// never ended it.
+#[test]
+fn dir_must_be_a_directory_as_redis() {
+    let file = std::env::temp_dir().join(format!("shardis-not-a-dir-{}", std::process::id()));
+    std::fs::write(&file, "").unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let missing = format!("{file}-missing");
+    for path in [&file, &missing] {
+        let (ours, theirs) = refused_at_start(&["--dir", path]);
+        assert_eq!(ours, theirs, "{path}");
+    }
+    let mut replies = Vec::new();
+    for server in [
+        Server::shardis_with(2, &["--enable-protected-configs", "yes"]),
+        Server::redis_with(&["--enable-protected-configs", "yes"]),
+    ] {
+        let mut c = server.raw();
+        let mut got = Vec::new();
+        for path in [&file, &missing] {
+            got.push(show(&c.cmd(&["CONFIG", "SET", "dir", path])));
+        }
+        got.push(show(&c.cmd(&["CONFIG", "SET", "dir", "/tmp"])));
+        replies.push(got);
+    }
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(replies[0], replies[1]);
+    assert!(
+        replies[0][0].ends_with("Not a directory"),
+        "{:?}",
+        replies[0]
+    );
+}
+
 /// SIGHUP (a closed terminal, a `kill -HUP` meant as a reload) is ignored, as Redis
 /// ignores it; before, it ended Shardis at once, without a save or a log line.
 #[test]

@@ -264,9 +264,10 @@ fn write_parts(
 ) -> Result<Written, String> {
     let file = std::fs::File::create(tmp).map_err(|e| {
         format!(
-            "Failed opening the temp RDB file {} (in server root dir {}) for saving: {e}",
+            "Failed opening the temp RDB file {} (in server root dir {}) for saving: {}",
             tmp.display(),
-            cwd()
+            cwd(),
+            crate::log::strerror(&e)
         )
     })?;
     let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
