@@ -803,9 +803,6 @@ impl Config {
             find(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         let current = self.values.get(def.name).map(String::as_str).unwrap_or("");
         let v = normalize(def, value, current)?;
-        if def.name == "dir" {
-            check_dir(&v)?;
-        }
         self.values.insert(def.name, v);
         self.apply_typed(def.name);
         if def.name == "notify-keyspace-events" {
@@ -1383,8 +1380,10 @@ fn flags_to_text(args: &[String]) -> String {
 
 /// `dir` must name a directory, as Redis's `chdir` to it requires: otherwise its
 /// error's text. Before, a mistyped `dir` started a server that could save nothing, and
-/// whose SIGTERM, failing to save, never ended it.
-fn check_dir(path: &str) -> Result<(), String> {
+/// whose SIGTERM, failing to save, never ended it. Checked by CONFIG SET and, once the
+/// whole configuration is read, at start (Redis checks each `dir` line as it reads
+/// it, so a bad one later overridden still stops it; here only the value kept counts).
+pub fn check_dir(path: &str) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err("Not a directory".into()),

@@ -18,6 +18,9 @@ fn main() {
         Ok(c) => c,
         Err(e) => fatal_config(&e),
     };
+    if let Err(e) = shardis::config::check_dir(&config.dir) {
+        fatal_config(&e);
+    }
     if let Err(e) = shardis::commands::rename(&config.renamed_commands) {
         fatal_config(&e);
     }

@@ -133,7 +133,12 @@ pub fn apply_set(c: &mut Config, pairs: &[Bytes], local: bool) -> Result<(), Rep
     }
     let mut next = c.clone();
     for (def, name, value) in &checked {
-        if let Err(why) = next.set_option(def.name, value) {
+        let valid = if def.name == "dir" {
+            config::check_dir(value)
+        } else {
+            Ok(())
+        };
+        if let Err(why) = valid.and_then(|()| next.set_option(def.name, value)) {
             return Err(errors::config_set_failed(name, &why));
         }
     }
