@@ -98,8 +98,10 @@ pub fn run(
     let propagating = shard.propagation.active();
     if propagating && cmd.is_write() {
         if let Some(why) = shard.propagation.refuses_writes() {
-            // Only our master's writes reach a replica's shard past admission's
-            // refusal (which stops the server unless it may ignore disk errors).
+            // On a replica, admission already refused clients' writes (or, for our
+            // master's, stopped the server unless it may ignore disk errors): what
+            // gets here is our master's, or a client's that raced the file's failure
+            // under `replica-read-only no`, which then runs too.
             let obeyed =
                 shard.expire.replica && shard.config.get_bool("replica-ignore-disk-write-errors");
             if !obeyed {
