@@ -549,8 +549,7 @@ pub struct Config {
     /// `lazyfree-lazy-user-del`, `lazyfree-lazy-user-flush`, `replica-lazy-flush`
     /// (see `crate::lazyfree`), and the server's own deletions'
     /// `lazyfree-lazy-expire`, `-eviction`, `-server-del`.
-    pub lazyfree_user_del: bool,
-    pub lazyfree_server: crate::lazyfree::Switches,
+    pub lazyfree: crate::lazyfree::Switches,
     pub lazyfree_user_flush: bool,
     pub replica_lazy_flush: bool,
     /// `client-output-buffer-limit`, by client class (see [`OutputLimit`]).
@@ -751,8 +750,7 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
             eviction: Eviction::default(),
-            lazyfree_user_del: false,
-            lazyfree_server: Default::default(),
+            lazyfree: Default::default(),
             lazyfree_user_flush: false,
             replica_lazy_flush: false,
             client_output_buffer_limit: DEFAULT_OUTPUT_LIMITS,
@@ -855,10 +853,10 @@ impl Config {
             "lfu-log-factor" => self.eviction.lfu_log_factor = int().max(0) as u32,
             "lfu-decay-time" => self.eviction.lfu_decay_time = int().max(0) as u32,
             "replica-ignore-maxmemory" => self.eviction.replica_ignores = v == "yes",
-            "lazyfree-lazy-user-del" => self.lazyfree_user_del = v == "yes",
-            "lazyfree-lazy-expire" => self.lazyfree_server.expire = v == "yes",
-            "lazyfree-lazy-eviction" => self.lazyfree_server.eviction = v == "yes",
-            "lazyfree-lazy-server-del" => self.lazyfree_server.server_del = v == "yes",
+            "lazyfree-lazy-user-del" => self.lazyfree.user_del = v == "yes",
+            "lazyfree-lazy-expire" => self.lazyfree.expire = v == "yes",
+            "lazyfree-lazy-eviction" => self.lazyfree.eviction = v == "yes",
+            "lazyfree-lazy-server-del" => self.lazyfree.server_del = v == "yes",
             "lazyfree-lazy-user-flush" => self.lazyfree_user_flush = v == "yes",
             "replica-lazy-flush" => self.replica_lazy_flush = v == "yes",
             "client-output-buffer-limit" => {

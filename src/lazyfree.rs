@@ -90,23 +90,27 @@ fn send(job: Job, objects: u64) {
     }
 }
 
-/// `lazyfree-lazy-expire`, `lazyfree-lazy-eviction`, `lazyfree-lazy-server-del`.
+/// `lazyfree-lazy-expire`, `lazyfree-lazy-eviction`, `lazyfree-lazy-server-del`,
+/// `lazyfree-lazy-user-del`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Switches {
     pub expire: bool,
     pub eviction: bool,
     pub server_del: bool,
+    pub user_del: bool,
 }
 
 static LAZY_EXPIRE: AtomicBool = AtomicBool::new(false);
 static LAZY_EVICTION: AtomicBool = AtomicBool::new(false);
 static LAZY_SERVER_DEL: AtomicBool = AtomicBool::new(false);
+static LAZY_USER_DEL: AtomicBool = AtomicBool::new(false);
 
 /// Take the configuration's switches.
 pub fn set_switches(s: Switches) {
     LAZY_EXPIRE.store(s.expire, Ordering::Relaxed);
     LAZY_EVICTION.store(s.eviction, Ordering::Relaxed);
     LAZY_SERVER_DEL.store(s.server_del, Ordering::Relaxed);
+    LAZY_USER_DEL.store(s.user_del, Ordering::Relaxed);
 }
 
 /// `lazyfree-lazy-expire`.
@@ -122,6 +126,12 @@ pub fn lazy_eviction() -> bool {
 /// `lazyfree-lazy-server-del`: values a command deletes or replaces as a side effect.
 pub fn lazy_server_del() -> bool {
     LAZY_SERVER_DEL.load(Ordering::Relaxed)
+}
+
+/// `lazyfree-lazy-user-del`: values DEL and GETDEL delete (GETDEL then propagates
+/// as UNLINK, as Redis's does).
+pub fn lazy_user_del() -> bool {
+    LAZY_USER_DEL.load(Ordering::Relaxed)
 }
 
 /// Free `v` lazily if `lazy`, else now.

@@ -1440,3 +1440,124 @@ fn instantaneous_rates_follow_the_load_as_redis() {
         assert_eq!(num(&mut m, "total_net_repl_output_bytes"), 0, "{who}");
     }
 }
+
+/// A replica's view of a server's replication stream (what the Redis test suite's
+/// `attach_to_replication_stream` reads): SYNC, the RDB skipped, then the commands.
+struct ReplStream {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl ReplStream {
+    fn attach(server: &Server) -> ReplStream {
+        use std::io::Write;
+        let mut c = server.raw();
+        // A disk-based sync answers at once (diskless waits `repl-diskless-sync-delay`).
+        c.cmd(&["CONFIG", "SET", "repl-diskless-sync", "no"]);
+        c.close();
+        let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.write_all(b"SYNC\r\n").expect("SYNC");
+        let mut s = ReplStream {
+            stream,
+            buf: Vec::new(),
+        };
+        // Newlines keep the link alive while the file is made; then `$<len>\r\n<rdb>`.
+        loop {
+            while s.buf.first() == Some(&b'\n') {
+                s.buf.remove(0);
+            }
+            if let Some(end) = s.buf.windows(2).position(|w| w == b"\r\n") {
+                let len: usize = String::from_utf8_lossy(&s.buf[1..end])
+                    .parse()
+                    .expect("$len");
+                while s.buf.len() < end + 2 + len {
+                    s.fill();
+                }
+                s.buf.drain(..end + 2 + len);
+                return s;
+            }
+            s.fill();
+        }
+    }
+
+    fn fill(&mut self) {
+        use std::io::Read;
+        let mut tmp = [0u8; 16384];
+        let n = self
+            .stream
+            .read(&mut tmp)
+            .expect("read the replication stream");
+        assert!(n > 0, "the server closed the replication link");
+        self.buf.extend_from_slice(&tmp[..n]);
+    }
+
+    /// The next command of the stream other than PING, as one line.
+    fn next(&mut self) -> String {
+        loop {
+            if let Some((f, used)) = common::parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                let line = show(&f);
+                if !line.eq_ignore_ascii_case("[\"PING\"]") {
+                    return line;
+                }
+                continue;
+            }
+            self.fill();
+        }
+    }
+}
+
+/// What a write propagates, read from the replication stream of both servers: GETDEL
+/// as DEL, GETSET as SET, SET ... GET without its GET, any SET with an expiry as SET
+/// ... PXAT, a transaction's SELECT before its MULTI (Redis's
+/// `propagatePendingCommands`), PUBLISH in its client's db, each compared with
+/// redis-server.
+#[test]
+fn writes_reach_the_replication_stream_as_redis_sends_them() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let writes: &[&[&str]] = &[
+        &["SELECT", "3"],
+        &["SET", "foo", "bar"],
+        &["GETDEL", "foo"],
+        &["GETDEL", "foo"],
+        &["GETSET", "g", "1"],
+        &["SET", "s", "v", "GET"],
+        &["SET", "s", "w", "NX", "GET"],
+        &["MULTI"],
+        &["SET", "a{t}", "1"],
+        &["SELECT", "4"],
+        &["SET", "b{t}", "2"],
+        &["EXEC"],
+        &["SELECT", "5"],
+        &["PUBLISH", "ch", "msg"],
+        &["SET", "k", "v", "PXAT", "99999999999999"],
+        &["SET", "k", "v", "XX", "EXAT", "99999999999"],
+        &["CONFIG", "SET", "lazyfree-lazy-user-del", "yes"],
+        &["SET", "foo", "bar"],
+        &["GETDEL", "foo"],
+        &["SET", "end", "1"],
+    ];
+    let mut seen = Vec::new();
+    for server in [&shardis, &redis] {
+        let mut stream = ReplStream::attach(server);
+        let mut c = server.raw();
+        for argv in writes {
+            c.cmd(argv);
+        }
+        let mut lines = Vec::new();
+        loop {
+            let line = stream.next();
+            let last = line.contains("\"end\"");
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        seen.push(lines.join("\n"));
+    }
+    assert_eq!(seen[0], seen[1], "shardis's stream, then redis's");
+}

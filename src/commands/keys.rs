@@ -231,7 +231,7 @@ fn lookup_no_touch<'c>(ctx: &'c mut Ctx, key: &[u8], quiet: bool) -> Option<&'c 
 
 /// `DEL key [key ...]`: values freed at once, or lazily under `lazyfree-lazy-user-del`.
 fn del(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    let lazy = ctx.shard.config.lazyfree_user_del;
+    let lazy = ctx.shard.config.lazyfree.user_del;
     delete(ctx, argv, lazy)
 }
 

@@ -56,19 +56,42 @@ pub fn deadline(d: &mut Db, argv: &[Bytes], _reply: &Reply) -> Vec<Vec<Bytes>> {
     }
 }
 
-/// SET with EX / PX / EXAT: `SET key value PXAT <deadline>` (Redis 7.0 drops the other
-/// options: the command already succeeded); other SETs as received.
+/// SET with EX / PX / EXAT / PXAT: `SET key value PXAT <deadline>` (Redis 7.0 drops
+/// the other options: the command already succeeded); other SETs as received, less
+/// any `GET`.
 pub fn set(d: &mut Db, argv: &[Bytes], _reply: &Reply) -> Vec<Vec<Bytes>> {
-    let relative = argv[3..].iter().any(|a| {
+    let expires = argv[3..].iter().any(|a| {
         a.eq_ignore_ascii_case(b"ex")
             || a.eq_ignore_ascii_case(b"px")
             || a.eq_ignore_ascii_case(b"exat")
+            || a.eq_ignore_ascii_case(b"pxat")
     });
-    if relative {
-        set_pxat(d, &argv[1], &argv[2])
-    } else {
-        vec![argv.to_vec()]
+    if expires {
+        return set_pxat(d, &argv[1], &argv[2]);
     }
+    let mut out = argv[..3].to_vec();
+    out.extend(
+        argv[3..]
+            .iter()
+            .filter(|a| !a.eq_ignore_ascii_case(b"get"))
+            .cloned(),
+    );
+    vec![out]
+}
+
+/// GETSET key value: `SET key value`.
+pub fn getset(_d: &mut Db, argv: &[Bytes], _reply: &Reply) -> Vec<Vec<Bytes>> {
+    vec![vec![b("SET"), argv[1].clone(), argv[2].clone()]]
+}
+
+/// GETDEL key: `DEL key` (`UNLINK` under `lazyfree-lazy-user-del`).
+pub fn getdel(_d: &mut Db, argv: &[Bytes], _reply: &Reply) -> Vec<Vec<Bytes>> {
+    let del = if crate::lazyfree::lazy_user_del() {
+        "UNLINK"
+    } else {
+        "DEL"
+    };
+    vec![vec![b(del), argv[1].clone()]]
 }
 
 /// SETEX / PSETEX key ttl value: `SET key value PXAT <deadline>`.
@@ -292,6 +315,21 @@ mod tests {
         assert_eq!(text(&mut d, "getex k persist", &Reply::Null), ["PERSIST k"]);
         d.remove(b"k");
         assert_eq!(text(&mut d, "expire k -1", &Reply::Int(1)), ["DEL k"]);
+    }
+
+    #[test]
+    fn get_forms_propagate_as_their_write() {
+        let mut d = Db::default();
+        let old = Reply::bulk(b"old");
+        assert_eq!(text(&mut d, "set k v get nx", &old), ["set k v nx"]);
+        d.set(b"k", Value::Str(StrValue::from_bytes(b"v")), false);
+        d.set_expire(b"k", 5_000_000_000_000);
+        assert_eq!(
+            text(&mut d, "set k v xx pxat 5000000000000", &old),
+            ["SET k v PXAT 5000000000000"]
+        );
+        assert_eq!(text(&mut d, "getset k v", &old), ["SET k v"]);
+        assert_eq!(text(&mut d, "getdel k", &old), ["DEL k"]);
     }
 
     #[test]

@@ -138,17 +138,17 @@ async fn unsubscribing(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[By
 /// Where a PUBLISH goes besides this server's subscribers: in cluster mode to the
 /// other nodes over the bus, otherwise to replicas in the replication stream (Redis
 /// does one or the other).
-pub fn propagate(s: &Shards, kind: Subscription, argv: &[Bytes]) {
+pub fn propagate(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) {
     if crate::cluster::enabled() {
         let shard = kind == Subscription::ShardChannel;
         crate::cluster::propagate_publish(shard, &argv[1], &argv[2]);
     } else {
-        crate::replication::propagate_publish(&s.server, &argv[0], &argv[1], &argv[2]);
+        crate::replication::propagate_publish(&s.server, c.borrow().db, argv);
     }
 }
 
-async fn publish_to(_c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
-    propagate(s, kind, argv);
+async fn publish_to(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) -> Reply {
+    propagate(c, s, kind, argv);
     let n = pubsub::publish(s, kind, &argv[1], &argv[2]);
     Reply::Int(n as i64)
 }

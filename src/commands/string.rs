@@ -71,7 +71,7 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(getset),
     )
     .keys(1, 1, 1)
-    .verbatim(),
+    .propagate(propagate::getset),
     Command::new(
         "getdel",
         2,
@@ -80,7 +80,7 @@ pub static COMMANDS: &[Command] = &[
         Exec::Shard(getdel),
     )
     .keys(1, 1, 1)
-    .verbatim(),
+    .propagate(propagate::getdel),
     Command::new(
         "getex",
         -2,
@@ -484,7 +484,7 @@ fn getdel(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Null,
         Err(e) => return e,
     };
-    let lazy = ctx.shard.config.lazyfree_user_del;
+    let lazy = ctx.shard.config.lazyfree.user_del;
     ctx.db().delete_freeing(&argv[1], lazy);
     ctx.notify(notify::GENERIC, "del", &argv[1]);
     old

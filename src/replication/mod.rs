@@ -51,6 +51,7 @@ pub mod stream;
 
 use crate::log;
 use crate::runtime::hop::ServerInfo;
+use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -137,14 +138,15 @@ pub fn is_replica(server: &ServerInfo) -> bool {
 
 /// Propagate a PUBLISH / SPUBLISH to the replicas (Redis does, so that their
 /// subscribers hear it too); nothing while nobody is fed or this server is a replica.
-pub fn propagate_publish(server: &ServerInfo, command: &[u8], channel: &[u8], message: &[u8]) {
+pub fn propagate_publish(server: &ServerInfo, db: usize, argv: &[Bytes]) {
     let st = of(server);
     if !st.feeding.load(Ordering::Relaxed) || st.is_replica.load(Ordering::Relaxed) {
         return;
     }
-    let mut out = Vec::new();
-    stream::encode(&mut out, &[command, channel, message]);
-    st.lock().append_data(&out);
+    // In the publisher's db, as Redis propagates it (a SELECT first if the stream is
+    // elsewhere), though the message belongs to no db.
+    let effect = crate::shard::propagation::Effect::new(db, argv.to_vec());
+    st.lock().append_effects(&[effect]);
 }
 
 /// `-NOREPLICAS` applies: `min-replicas-to-write` is set and fewer replicas than that

@@ -243,14 +243,19 @@ impl Stream {
     pub fn append_effects(&mut self, effects: &[Effect]) {
         let mut out = Vec::new();
         let wrap = effects.len() > 1;
+        let mut select = |out: &mut Vec<u8>, db: usize| {
+            if self.selected != Some(db) {
+                encode(out, &[b"SELECT", db.to_string().as_bytes()]);
+                self.selected = Some(db);
+            }
+        };
         if wrap {
+            // The first record's SELECT goes before MULTI, as Redis 7.0 writes it.
+            select(&mut out, effects[0].db);
             encode(&mut out, &[b"MULTI"]);
         }
         for e in effects {
-            if self.selected != Some(e.db) {
-                encode(&mut out, &[b"SELECT", e.db.to_string().as_bytes()]);
-                self.selected = Some(e.db);
-            }
+            select(&mut out, e.db);
             let args: Vec<&[u8]> = e.argv.iter().map(|a| &a[..]).collect();
             encode(&mut out, &args);
         }

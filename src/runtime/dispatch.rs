@@ -455,7 +455,7 @@ impl Run<'_> {
             Subscription::Channel
         };
         let (channel, message) = (&argv[1], &argv[2]);
-        crate::commands::pubsub::propagate(self.shards, kind, argv);
+        crate::commands::pubsub::propagate(self.client, self.shards, kind, argv);
         for core in pubsub::listening_cores(self.shards, kind, channel) {
             self.published[core].push((i, (kind, channel.clone(), message.clone())));
         }

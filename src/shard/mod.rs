@@ -71,7 +71,7 @@ impl Shard {
         );
         crate::notify::set_flags(config.notify_keyspace_events);
         crate::tracking::set_max_keys(config.tracking_table_max_keys);
-        crate::lazyfree::set_switches(config.lazyfree_server);
+        crate::lazyfree::set_switches(config.lazyfree);
         configure_access(&config);
         evict::register(nshards);
         let dbs = (0..config.databases.max(1))
@@ -150,7 +150,7 @@ impl Shard {
             self.config = self.config_handle.current();
             crate::notify::set_flags(self.config.notify_keyspace_events);
             crate::tracking::set_max_keys(self.config.tracking_table_max_keys);
-            crate::lazyfree::set_switches(self.config.lazyfree_server);
+            crate::lazyfree::set_switches(self.config.lazyfree);
             crate::log::set_level(&self.config.loglevel);
             configure_access(&self.config);
             latency::THRESHOLD_MS.store(
