@@ -626,13 +626,26 @@ fn blocked_group_readers() {
             Frame::Array(vec![Frame::Array(vec![bulk("c1"), bulk("1")])]),
         ])
     );
-    // The group goes: the reader gets Redis's error.
+    // The group goes: the reader gets Redis's error, and the call counts as failed.
+    w.cmd(&["CONFIG", "RESETSTAT"]);
     w.cmd(&["XGROUP", "DESTROY", b, "grp"]);
     assert_eq!(
         c2.read_frame(),
         Frame::Error(
             "NOGROUP the consumer group this client was blocked on no longer exists".into()
         )
+    );
+    let stats = match w.cmd(&["INFO", "commandstats"]) {
+        Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("INFO: {}", common::show(&other)),
+    };
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_xreadgroup:"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("cmdstat_xreadgroup:calls=0,") && line.ends_with("failed_calls=1"),
+        "{stats}"
     );
     // The key goes: a group reader is told so.
     let mut c3 = server.raw();
@@ -730,4 +743,25 @@ fn a_blocked_reader_is_served_by_an_add_that_trims_itself_away() {
         }
         assert_eq!(replies[0], replies[1], "RESP{proto}");
     }
+}
+
+/// A blocked XREAD waits for entries: a stream whose last ID is past the reader's but
+/// whose entries after it were deleted does not serve it (Redis's issue #5299), and a
+/// later entry does.
+#[test]
+fn a_blocked_reader_waits_for_an_entry_past_a_deleted_one() {
+    let mut duo = Duo::new(Server::shardis(SHARDS), 2);
+    let steps = steps(&[
+        "XADD s1 666 f v",
+        "XADD s1 667 f2 v2",
+        "XDEL s1 667",
+        "XREAD BLOCK 10 STREAMS s1 666",
+        "XREAD BLOCK 10 STREAMS s1 665",
+        "XADD s2 666 key value",
+        "XDEL s2 666",
+        "XREAD BLOCK 10 STREAMS s2 665",
+        "XADD s2 665 key value",
+        "XREAD COUNT 5 STREAMS s1 s2 0 0",
+    ]);
+    duo.run("dry streams", &steps);
 }

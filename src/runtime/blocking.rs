@@ -194,6 +194,13 @@ pub async fn block(
         for &(sid, _) in &keys {
             drop(shards.send(sid, move |s: &mut Shard| withdraw(s, id)));
         }
+        // An error ending the wait (a group destroyed, CLIENT UNBLOCK ... ERROR) makes
+        // the call a failed one, as Redis's `updateStatsOnUnblock` counts it.
+        if let Outcome::Served(r) | Outcome::Ended(r) = &outcome {
+            if r.is_error() {
+                shards.local.borrow_mut().stats.record_failed(cmd.name);
+            }
+        }
         match outcome {
             Outcome::Served(r) => return Some(r),
             Outcome::Ended(r) => {
@@ -344,7 +351,7 @@ fn register(s: &mut Shard, id: u64, mut w: Waiter) {
     if rule(command_of(&w)).stream {
         w.argv = crate::commands::stream::for_blocking(&mut s.dbs[w.db], &w.argv);
     }
-    let ready: Vec<(usize, Bytes)> = w.keys.iter().map(|k| (w.db, k.clone())).collect();
+    let ready: Vec<_> = w.keys.iter().map(|k| (w.db, k.clone(), false)).collect();
     s.blocking.register(id, w);
     set_signal(s);
     s.blocking.retry.extend(ready);
@@ -375,7 +382,9 @@ fn set_signal(s: &mut Shard) {
 pub fn look_again(s: &mut Shard, dbs: impl Fn(usize) -> bool) {
     let waited = s.blocking.keys_in(dbs);
     if !waited.is_empty() {
-        s.blocking.retry.extend(waited);
+        s.blocking
+            .retry
+            .extend(waited.into_iter().map(|(db, k)| (db, k, true)));
         after_command(s);
     }
 }
@@ -401,13 +410,13 @@ pub fn serve_ready(s: &mut Shard) {
     loop {
         let mut ready = std::mem::take(&mut s.blocking.retry);
         for (i, db) in s.dbs.iter_mut().enumerate() {
-            ready.extend(db.ready.drain(..).map(|k| (i, k)));
+            ready.extend(db.ready.drain(..).map(|k| (i, k, true)));
         }
         if ready.is_empty() {
             break;
         }
-        for (db, key) in ready {
-            serve_key(s, db, &key, &mut later);
+        for (db, key, changed) in ready {
+            serve_key(s, db, &key, changed, &mut later);
         }
     }
     s.blocking.retry = later;
@@ -420,7 +429,18 @@ pub fn serve_ready(s: &mut Shard) {
 /// or the whole transaction): a key that is gone serves nobody, and a key of one type
 /// serves only the clients blocked for that type (a list serves BLPOP / BLMOVE /
 /// BLMPOP, a sorted set BZPOPMIN / BZMPOP); the others stay blocked.
-fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Bytes)>) {
+///
+/// `changed` is false for a waiter's own first look at its keys when it registers:
+/// then a stream reader is served only with entries. Redis's blocked path (where a
+/// stream whose last ID passed the reader's serves it even with no entry left) runs
+/// only when a write signals the key.
+fn serve_key(
+    s: &mut Shard,
+    db: usize,
+    key: &Bytes,
+    changed: bool,
+    later: &mut Vec<(usize, Bytes, bool)>,
+) {
     let Some(queue) = s.blocking.by_key.get(&(db, key.clone())) else {
         return;
     };
@@ -448,7 +468,7 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
             Ok(()) => {}
             Err(TRYING) => {
                 // Another shard is running this client's command: look again later.
-                later.push((db, key.clone()));
+                later.push((db, key.clone(), changed));
                 return;
             }
             Err(_) => {
@@ -475,7 +495,7 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
         // claim is released (which calls `after_command`).
         if s.intents.blocks_with(None, || call::footprint(cmd, &run)) {
             ticket.set(FREE);
-            later.push((db, key.clone()));
+            later.push((db, key.clone(), changed));
             return;
         }
         // Not recorded as another call: Redis counts a blocked command once, when it
@@ -488,7 +508,7 @@ fn serve_key(s: &mut Shard, db: usize, key: &Bytes, later: &mut Vec<(usize, Byte
                 "NOGROUP the consumer group this client was blocked on no longer exists",
             );
         }
-        if kind == Kind::Stream && found_nothing(cmd, &reply) {
+        if changed && kind == Kind::Stream && found_nothing(cmd, &reply) {
             if let Some(r) = crate::commands::stream::served_empty(&mut s.dbs[db], &run) {
                 reply = r;
             }

@@ -75,8 +75,10 @@ pub struct BlockingRegistry {
     pub waiters: HashMap<u64, Waiter>,
     /// (db, key) -> waiter ids in arrival order.
     pub by_key: HashMap<(usize, Bytes), VecDeque<u64>>,
-    /// Keys to look at again later: their first waiter was being tried by another shard.
-    pub retry: Vec<(usize, Bytes)>,
+    /// Keys to look at again later: their first waiter was being tried by another
+    /// shard, or it just registered. The flag says whether something changed the key
+    /// (false for a registration's own look: see `runtime::blocking::serve_key`).
+    pub retry: Vec<(usize, Bytes, bool)>,
     /// Set while serving, or while a transaction runs its commands: ready keys wait.
     pub busy: bool,
 }

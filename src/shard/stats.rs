@@ -188,6 +188,14 @@ impl ShardStats {
         let _ = s.latency.record(usec.max(1));
     }
 
+    /// A blocked call that ended in an error (counted once as a call when it ran).
+    pub fn record_failed(&mut self, name: &str) {
+        self.commands
+            .entry(name.to_string())
+            .or_default()
+            .failed_calls += 1;
+    }
+
     /// Record a command refused before running (arity, unknown, auth...).
     pub fn record_rejected(&mut self, name: Option<&str>) {
         if let Some(name) = name {
