@@ -441,3 +441,33 @@ fn a_pipeline_of_publishes_costs_one_hop_per_listening_core() {
         );
     }
 }
+
+/// Under CLIENT REPLY OFF / SKIP, Redis still sends what it pushes: the subscribe
+/// family's confirmations and the messages, in RESP2 (arrays) and in RESP3 (pushes);
+/// other replies stay silenced.
+#[test]
+fn confirmations_and_messages_pass_client_reply_off() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    for resp in ["2", "3"] {
+        let mut p = Pair::new(&shardis, &redis, 2);
+        // (HELLO's replies differ: ids, versions.)
+        p.s[0].cmd(&["HELLO", resp]);
+        p.r[0].cmd(&["HELLO", resp]);
+        // (CLIENT REPLY OFF itself answers nothing: the next frame is the confirmation.)
+        p.s[0].send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);
+        p.r[0].send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);
+        p.step(0, "SUBSCRIBE channel other", 2);
+        p.step(0, "PSUBSCRIBE ch*", 1);
+        p.step(1, "PUBLISH channel hello", 1);
+        p.expect(0, "the messages", 2);
+        p.step(0, "UNSUBSCRIBE channel", 1);
+        p.step(0, "PUNSUBSCRIBE", 1);
+        p.step(0, "UNSUBSCRIBE", 1);
+        // Not subscribed any more: PING is silenced, CLIENT REPLY ON answers.
+        p.s[0].send_cmd(&[b"PING"]);
+        p.r[0].send_cmd(&[b"PING"]);
+        p.step(0, "CLIENT REPLY ON", 1);
+        p.step(0, "PING", 1);
+    }
+}

@@ -523,10 +523,14 @@ impl Run<'_> {
     }
 
     /// The replies to write: those of requests sent under CLIENT REPLY OFF / SKIP are
-    /// dropped (their errors still counted).
+    /// dropped (their errors still counted), except Pub/Sub's confirmations (pushes in
+    /// RESP3, arrays in RESP2), which Redis sends whatever the reply mode.
     fn finish(self) -> Vec<Option<Reply>> {
         let mut replies = self.replies;
         for (r, s) in replies.iter_mut().zip(self.suppressed) {
+            if s && r.as_ref().is_some_and(pushes) {
+                continue;
+            }
             if s && !matches!(r, Some(Reply::NoReply)) {
                 if let Some(r) = r {
                     let mut local = self.shards.local.borrow_mut();
@@ -536,6 +540,16 @@ impl Run<'_> {
             }
         }
         replies
+    }
+}
+
+/// True if `reply` is push frames (one, or a [`Reply::Sequence`] of them: SUBSCRIBE's
+/// confirmations).
+fn pushes(reply: &Reply) -> bool {
+    match reply {
+        Reply::Push(_) => true,
+        Reply::Sequence(items) => items.iter().all(|r| matches!(r, Reply::Push(_))),
+        _ => false,
     }
 }
 
