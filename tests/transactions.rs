@@ -1181,3 +1181,75 @@ fn disconnect_right_after_exec_is_all_or_nothing() {
     assert_eq!(w.cmd(&["SET", &keys[0], "free"]), ok());
     assert_eq!(w.cmd(&["GET", &keys[0]]), bulk("free"));
 }
+
+/// What Redis's own test suite (tests/unit/multi.tcl) checks by hand, beside
+/// redis-server: SWAPDB leaves a watch alone when the watched key is missing or
+/// expired on both sides, DISCARD works while over `maxmemory`, and EXEC of a queued
+/// write is refused when `min-replicas-to-write` cannot be met any more.
+#[test]
+fn swapdb_stale_keys_discard_on_oom_and_exec_after_min_replicas_as_redis() {
+    let debug = ["--enable-debug-command", "yes"];
+    let mut duo = Duo::pair(
+        Server::shardis_with(SHARDS, &debug),
+        Server::redis_with(&debug),
+        2,
+    );
+    let steps = [
+        on(0, "DEBUG SET-ACTIVE-EXPIRE 0"),
+        // A missing key replaced by an expired one: no change.
+        on(0, "SET x foo PX 1"),
+        Step::Sleep(5),
+        on(0, "SELECT 1"),
+        on(0, "WATCH x"),
+        on(0, "SWAPDB 0 1"),
+        on(0, "MULTI"),
+        on(0, "PING"),
+        on(0, "EXEC"),
+        on(0, "FLUSHALL"),
+        // An expired key replaced by another expired one: no change.
+        on(0, "SET x foo PX 1"),
+        on(0, "SELECT 0"),
+        on(0, "SET x bar PX 1"),
+        Step::Sleep(5),
+        on(0, "SELECT 1"),
+        on(0, "WATCH x"),
+        on(0, "SWAPDB 0 1"),
+        on(0, "MULTI"),
+        on(0, "PING"),
+        on(0, "EXEC"),
+        // An expired key replaced by a live one: a change.
+        on(0, "FLUSHALL"),
+        on(0, "SET x foo PX 1"),
+        on(0, "SELECT 0"),
+        on(0, "SET x bar"),
+        Step::Sleep(5),
+        on(0, "SELECT 1"),
+        on(0, "WATCH x"),
+        on(0, "SWAPDB 0 1"),
+        on(0, "MULTI"),
+        on(0, "PING"),
+        on(0, "EXEC"),
+        on(0, "DEBUG SET-ACTIVE-EXPIRE 1"),
+        on(0, "SELECT 0"),
+        // DISCARD while over maxmemory.
+        on(1, "CONFIG SET maxmemory 1"),
+        on(0, "MULTI"),
+        on(0, "SET x 1"),
+        on(0, "PING"),
+        on(0, "DISCARD"),
+        on(1, "CONFIG SET maxmemory 0"),
+        on(0, "PING"),
+        // EXEC of a write after min-replicas-to-write became unmet.
+        on(0, "SET xx 1"),
+        on(0, "MULTI"),
+        on(0, "INCR xx"),
+        on(1, "CONFIG SET min-replicas-to-write 2"),
+        on(0, "EXEC"),
+        on(0, "GET xx"),
+        on(0, "MULTI"),
+        on(0, "GET xx"),
+        on(0, "EXEC"),
+        on(1, "CONFIG SET min-replicas-to-write 0"),
+    ];
+    duo.run("multi.tcl's cases", &steps);
+}

@@ -610,10 +610,13 @@ fn swapdb<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
             (sh.dbs[a].id, sh.dbs[b].id) = (a, b);
             // Clients blocked on keys of either database may now find them.
             crate::runtime::blocking::look_again(sh, |db| db == a || db == b);
-            // WATCH: a watched key is touched if it exists in either database.
+            // WATCH: a watched key is touched if it is live in either database. One
+            // that is missing or expired (not yet deleted) on both sides did not change
+            // for its watchers, as Redis's touchAllWatchedKeysInDb judges.
             let Shard { dbs, watches, .. } = sh;
             let dbs = &*dbs;
-            let present = |k: &[u8]| dbs[a].keys.contains_key(k) || dbs[b].keys.contains_key(k);
+            let now = crate::clock::now_ms();
+            let present = |k: &[u8]| dbs[a].alive(k, now) || dbs[b].alive(k, now);
             watches.touch_db_where(a, present);
             watches.touch_db_where(b, present);
         })

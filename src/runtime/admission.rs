@@ -144,8 +144,11 @@ fn check(
     if let Err(reply) = permitted(client, cmd, argv) {
         return refuse(reply);
     }
-    // (Read once: the flag lookup is on every command's path.)
-    let write = cmd.is_write();
+    // (Read once: the flag lookup is on every command's path.) EXEC counts as a write
+    // when it queued one, as Redis's `processCommand` judges it (MISCONF, NOREPLICAS,
+    // a read-only replica, cluster routing).
+    let write = cmd.is_write()
+        || (cmd.has_trait(traits::ENDS_MULTI) && queued_any(client, |c, _| c.is_write()));
     let mut slot_check = None;
     if crate::cluster::enabled() {
         match cluster_route(client, cmd, argv, write) {
@@ -438,20 +441,24 @@ fn out_of_memory(client: &ClientRef, shards: &Shards, cmd: &Command) -> Option<R
             return None;
         }
     }
-    let c = client.borrow();
     let denyoom = |cmd: &Command| cmd.has_flag(crate::commands::flag::DENYOOM);
+    // Queuing could take memory without bound: inside MULTI everything but the
+    // commands that run there (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET) is refused
+    // (Redis's `processCommand`).
+    let queuing = client.borrow().multi.is_some() && !cmd.has_trait(traits::RUNS_IN_MULTI);
     let grows = denyoom(cmd)
-        || (cmd.has_trait(traits::ENDS_MULTI)
-            && c.multi
-                .iter()
-                .flatten()
-                .any(|argv| resolve(argv).is_ok_and(denyoom)))
-        // Queuing could take memory without bound: inside MULTI everything but the
-        // commands that end it is refused (Redis's `processCommand`).
-        || (c.multi.is_some()
-            && !cmd.has_trait(traits::ENDS_MULTI)
-            && !matches!(cmd.name, "quit" | "reset"));
+        || (cmd.has_trait(traits::ENDS_MULTI) && queued_any(client, |c, _| denyoom(c)))
+        || queuing;
     grows.then(|| Reply::err(errors::OOM))
+}
+
+/// True if `f` holds for a command the client queued in its MULTI.
+pub fn queued_any(client: &ClientRef, f: impl Fn(&Command, &[Bytes]) -> bool) -> bool {
+    let c = client.borrow();
+    c.multi
+        .iter()
+        .flatten()
+        .any(|argv| resolve(argv).is_ok_and(|cmd| f(cmd, argv)))
 }
 
 /// A refused request's reply: a refused EXEC discards the transaction (Redis's

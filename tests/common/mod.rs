@@ -898,7 +898,11 @@ pub struct Duo {
 
 impl Duo {
     pub fn new(shardis: Server, conns: usize) -> Duo {
-        let redis = Server::redis();
+        Duo::pair(shardis, Server::redis(), conns)
+    }
+
+    /// A Duo of these two servers (started with the same options, say).
+    pub fn pair(shardis: Server, redis: Server, conns: usize) -> Duo {
         let s = (0..conns).map(|_| shardis.raw()).collect();
         let r = (0..conns).map(|_| redis.raw()).collect();
         Duo {
