@@ -63,6 +63,19 @@ impl Pair {
         self.transcript.push(format!("[{c}] {line} (sent)"));
     }
 
+    /// Send `args` (arguments that may hold spaces) on connection `c` of both.
+    fn send_args(&mut self, c: usize, args: &[&str]) {
+        let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.r[c].send_cmd(&v);
+        self.s[c].send_cmd(&v);
+        self.transcript.push(format!("[{c}] {args:?} (sent)"));
+    }
+
+    fn cmd_args(&mut self, c: usize, args: &[&str]) -> Frame {
+        self.send_args(c, args);
+        self.read(c, &format!("{args:?}"))
+    }
+
     /// Read the next reply of connection `c` on both and compare them.
     fn read(&mut self, c: usize, what: &str) -> Frame {
         let r = self.r[c].read_frame();
@@ -445,4 +458,36 @@ fn pause_arguments_and_errors_match_redis() {
     std::thread::sleep(Duration::from_millis(10));
     p.cmd(1, "GET k");
     p.cmd(1, "CLIENT UNPAUSE");
+}
+
+/// Scripts under a WRITE pause are judged as Redis's `getCommandFlags` judges them: a
+/// script without a shebang, or with one that does not say `no-writes`, may write and
+/// is held (EVAL, EVALSHA, FCALL, and an EXEC that queued one); `no-writes` scripts,
+/// functions and the `_RO` forms run.
+#[test]
+fn a_write_pause_holds_scripts_that_may_write() {
+    let mut p = Pair::on_cores(&[0, 1, 0, 1, 0]);
+    let lib = "#!lua name=lib\n\
+        redis.register_function{function_name='ro', callback=function() return 'ro' end, flags={'no-writes'}}\n\
+        redis.register_function('rw', function() return 'rw' end)";
+    p.cmd_args(0, &["FUNCTION", "LOAD", lib]);
+    let sha = text(&p.cmd_args(0, &["SCRIPT", "LOAD", "return 'plain'"]));
+    // (Queued before the pause: a write is held even while being queued.)
+    p.cmd(4, "MULTI");
+    p.cmd_args(4, &["FCALL", "rw", "0"]);
+    p.cmd(0, "CLIENT PAUSE 100000 WRITE");
+    p.cmd_args(1, &["EVAL", "#!lua flags=no-writes\nreturn 1", "0"]);
+    p.cmd_args(1, &["EVAL_RO", "return 2", "0"]);
+    p.cmd_args(1, &["FCALL", "ro", "0"]);
+    p.cmd_args(1, &["FCALL_RO", "ro", "0"]);
+    p.send_args(1, &["EVAL", "return 1", "0"]);
+    p.send_args(2, &["EVAL", "#!lua\nreturn 2", "0"]);
+    p.send_args(3, &["EVALSHA", &sha, "0"]);
+    p.send(4, "EXEC");
+    p.await_blocked(0, 4);
+    p.cmd(0, "CLIENT UNPAUSE");
+    p.read(1, "EVAL (held)");
+    p.read(2, "EVAL #!lua (held)");
+    p.read(3, "EVALSHA (held)");
+    p.read(4, "EXEC (held)");
 }

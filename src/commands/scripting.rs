@@ -228,6 +228,24 @@ pub(super) fn prepare(
     Ok(flags.has(Flags::NO_WRITES))
 }
 
+/// True if EVAL / EVALSHA / FCALL `argv` counts as a command that may write, as
+/// Redis's `getCommandFlags` judges it before running (for CLIENT PAUSE WRITE): a
+/// script without flags may replicate; one with flags writes unless it says
+/// `no-writes`; an unknown script or function, or a bad shebang, keeps the command's
+/// own flags (may replicate). The `_RO` forms never write.
+pub fn may_write(name: &str, argv: &[Bytes]) -> bool {
+    let flags = match (name, argv.get(1)) {
+        ("eval", Some(body)) => shebang_flags(body).ok().flatten(),
+        ("evalsha", Some(sha)) => {
+            let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+            crate::scripting::cache::get(&sha).and_then(|body| shebang_flags(&body).ok().flatten())
+        }
+        ("fcall", Some(f)) => crate::scripting::functions::find(f).map(|(_, f)| f.flags),
+        _ => return false,
+    };
+    flags.is_none_or(|f| !f.has(Flags::NO_WRITES))
+}
+
 /// What a `#!lua flags=...` first line declares (Redis 7.0's
 /// `evalExtractShebangFlags`); `None` without a shebang line.
 fn shebang_flags(body: &[u8]) -> Result<Option<Flags>, Reply> {

@@ -89,7 +89,7 @@ pub fn admit(client: &ClientRef, shards: &Shards, argv: Vec<Bytes>, pausable: bo
         Err((reply, cmd)) => return Admitted::Answer(refused(client, shards, reply, cmd)),
     };
     if pausable {
-        if let Some(class) = pause::postpones(client, &shards.server, cmd) {
+        if let Some(class) = pause::postpones(client, &shards.server, cmd, &argv) {
             return Admitted::Postponed(cmd, class, argv);
         }
     }

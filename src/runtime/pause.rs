@@ -162,35 +162,44 @@ impl Pause {
 
 /// Whether `cmd` from `client` must wait for the pause to end: `Some(its class)`.
 #[inline]
-pub fn postpones(client: &ClientRef, server: &ServerInfo, cmd: &Command) -> Option<Class> {
+pub fn postpones(
+    client: &ClientRef,
+    server: &ServerInfo,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Option<Class> {
     if !server.pause.is_set() {
         return None;
     }
-    postpones_now(client, server, cmd)
+    postpones_now(client, server, cmd, argv)
 }
 
 #[cold]
-fn postpones_now(client: &ClientRef, server: &ServerInfo, cmd: &Command) -> Option<Class> {
+fn postpones_now(
+    client: &ClientRef,
+    server: &ServerInfo,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Option<Class> {
     let (kind, _) = server.pause.current(crate::clock::now_ms())?;
     // Replicas are never paused, and a monitor is one to Redis.
     if client.borrow().monitor {
         return None;
     }
-    let class = class_of(client, cmd);
+    let class = class_of(client, cmd, argv);
     kind.holds(class).then_some(class)
 }
 
-/// A write or a command that may replicate; EXEC by the commands it queued.
-fn class_of(client: &ClientRef, cmd: &Command) -> Class {
-    let writes = |c: &Command| c.is_write() || c.has_trait(traits::MAY_REPLICATE);
-    let queued_writes = || {
-        let c = client.borrow();
-        c.multi.as_ref().is_some_and(|q| {
-            q.iter()
-                .any(|argv| crate::runtime::admission::resolve(argv).is_ok_and(writes))
-        })
+/// A write or a command that may replicate (a script by its flags); EXEC by the
+/// commands it queued.
+fn class_of(client: &ClientRef, cmd: &Command, argv: &[Bytes]) -> Class {
+    let writes = |c: &Command, argv: &[Bytes]| {
+        c.is_write()
+            || c.has_trait(traits::MAY_REPLICATE)
+            || crate::commands::scripting::may_write(c.name, argv)
     };
-    if writes(cmd) || (cmd.has_trait(traits::ENDS_MULTI) && queued_writes()) {
+    let queued_writes = || crate::runtime::admission::queued_any(client, writes);
+    if writes(cmd, argv) || (cmd.has_trait(traits::ENDS_MULTI) && queued_writes()) {
         Class::Write
     } else {
         Class::Other
