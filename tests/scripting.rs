@@ -1054,30 +1054,36 @@ fn a_busy_script_answers_busy_and_stops_on_script_kill() {
         Frame::Error("NOTBUSY No scripts in execution right now.".into())
     );
     let mut runner = conn_on(&server, 0);
-    send(
-        &mut runner,
-        &["EVAL", "local i = 0 while true do i = i + 1 end", "0"],
-    );
-    // Past the threshold, other clients are told why they cannot run. (A command sent
-    // before it waits for the script, behind its claims: see the README.)
-    thread::sleep(Duration::from_millis(300));
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            matches!(other.cmd(&["GET", "x"]), Frame::Error(e) if e.starts_with("BUSY "))
-        }),
-        "no -BUSY while a script loops"
-    );
-    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Frame::Simple("OK".into()));
-    match runner.read_frame() {
-        Frame::Error(e) => assert!(
-            e.starts_with("ERR Script killed by user with SCRIPT KILL... script: ")
-                && e.ends_with(", on @user_script:1."),
-            "{e}"
-        ),
-        other => panic!("the killed script answered {}", show(&other)),
+    // A loop, and loops that catch errors: Redis's kill error gets through pcall and
+    // xpcall (it raises it again on every line).
+    let loops = [
+        "local i = 0 while true do i = i + 1 end",
+        "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end",
+        "while 1 do xpcall(function() while 1 do end end, function(e) return 'x' end) end",
+    ];
+    for script in loops {
+        send(&mut runner, &["EVAL", script, "0"]);
+        // Past the threshold, other clients are told why they cannot run. (A command
+        // sent before it waits for the script, behind its claims: see the README.)
+        thread::sleep(Duration::from_millis(300));
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                matches!(other.cmd(&["GET", "x"]), Frame::Error(e) if e.starts_with("BUSY "))
+            }),
+            "no -BUSY while a script loops"
+        );
+        assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Frame::Simple("OK".into()));
+        match runner.read_frame() {
+            Frame::Error(e) => assert!(
+                e.starts_with("ERR Script killed by user with SCRIPT KILL... script: ")
+                    && e.ends_with(", on @user_script:1."),
+                "{script}: {e}"
+            ),
+            other => panic!("the killed script answered {}", show(&other)),
+        }
+        assert_eq!(other.cmd(&["GET", "x"]), Frame::NullBulk);
+        assert_eq!(runner.cmd(&["PING"]), Frame::Simple("PONG".into()));
     }
-    assert_eq!(other.cmd(&["GET", "x"]), Frame::NullBulk);
-    assert_eq!(runner.cmd(&["PING"]), Frame::Simple("PONG".into()));
 
     // A script that wrote cannot be killed; SHUTDOWN NOSAVE still stops the server.
     shutdown_nosave_stops_an_unkillable_script(server, runner, other);

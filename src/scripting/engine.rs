@@ -91,15 +91,23 @@ visible.getmetatable = function(v)
 end
 
 -- Redis's pcall: an error reply caught from redis.call is its message, a string.
-local pcall_, errtext = pcall, raw.errtext
+-- A killed script's error is not caught: Redis raises it again on every line, so it
+-- ends the script through any pcall.
+local pcall_, xpcall_, errtext, check_stop = pcall, xpcall, raw.errtext, raw.check_stop
 local function caught(ok, ...)
   if ok then return true, ... end
+  check_stop()
   local e = ...
   local text = errtext(e)
   if text ~= nil then return false, text end
   return false, e
 end
 visible.pcall = function(f, ...) return caught(pcall_(f, ...)) end
+local function passed(ok, ...)
+  if not ok then check_stop() end
+  return ok, ...
+end
+visible.xpcall = function(f, h) return passed(xpcall_(f, h)) end
 
 local protected = setmetatable({}, {__mode = 'k'})
 for _, t in pairs(visible) do
@@ -309,6 +317,18 @@ impl Engine {
             lua.create_function(|lua, ()| run::convert_pending(lua))?,
         )?;
         raw.set("handler", lua.create_function(error_handler)?)?;
+        // Raises the killed script's error once the script must stop (SCRIPT KILL,
+        // shutdown): its pcall and xpcall then end it instead of catching the error.
+        raw.set(
+            "check_stop",
+            lua.create_function(|_, ()| {
+                if run::kill_requested() || super::slices::finishing() {
+                    Err(mlua::Error::runtime(KILLED))
+                } else {
+                    Ok(())
+                }
+            })?,
+        )?;
         raw.set(
             "errtext",
             lua.create_function(|lua, e: Value| {
