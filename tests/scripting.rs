@@ -1389,3 +1389,121 @@ fn set_repl_chooses_where_writes_go_as_redis() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+/// cjson's configuration functions, as lua-cjson in Redis 7.0: each setting's checks
+/// and errors, its effect on encode / decode, `cjson.new()` with its own settings, and
+/// a setting made by one script holding for the next one on any connection (one
+/// interpreter in Redis; on every core here) until SCRIPT FLUSH. Also strtod's view of
+/// numbers that strict JSON refuses, and shebang lines split as `sdssplitargs`.
+#[test]
+fn cjson_settings_and_shebangs_as_redis() {
+    let mut duo = Duo::new(Server::shardis(2), 4);
+    let eval = |c: usize, body: &str| step(c, &["EVAL", body, "0"]);
+    let sparse = "return cjson.encode({1,2,nil,nil,nil,nil,nil,nil,nil,nil,nil,nil,13})";
+    let steps = vec![
+        eval(
+            0,
+            "local t = cjson.decode('[1, 0x10, +2, 01, -inf, Infinity, 0x1.8p1]') \
+                 return {t[1], t[2], t[3], t[4], tostring(t[5]), tostring(t[6]), t[7]}",
+        ),
+        eval(0, "return cjson.decode('[.5]')"),
+        eval(0, sparse),
+        eval(0, "return {cjson.encode_sparse_array()}"),
+        eval(0, "return {cjson.encode_sparse_array(true, 'a')}"),
+        eval(0, "return {cjson.encode_sparse_array(1)}"),
+        eval(0, "return cjson.encode_max_depth('x')"),
+        eval(0, "return cjson.encode_max_depth(0)"),
+        eval(0, "return cjson.encode_max_depth(1, 2)"),
+        eval(0, "return cjson.encode_invalid_numbers('maybe')"),
+        eval(0, "return cjson.encode_invalid_numbers({})"),
+        eval(0, "return cjson.encode({1/0})"),
+        // Set on one connection, seen on all.
+        eval(
+            0,
+            "cjson.encode_sparse_array(true) return cjson.encode_invalid_numbers('null')",
+        ),
+        eval(1, sparse),
+        eval(2, "return cjson.encode({1/0, 0/0})"),
+        eval(
+            3,
+            "cjson.encode_invalid_numbers(true) return cjson.encode({1/0, -1/0, {[1/0]=1}})",
+        ),
+        eval(
+            1,
+            "cjson.encode_invalid_numbers(false) return cjson.encode_number_precision(3)",
+        ),
+        eval(2, "return cjson.encode({3.14159, 123456})"),
+        eval(
+            3,
+            "cjson.encode_number_precision(14) return cjson.encode_keep_buffer(false)",
+        ),
+        eval(0, "return tostring(cjson.encode_keep_buffer())"),
+        eval(
+            1,
+            "cjson.decode_invalid_numbers(false) return {pcall(cjson.decode, '[0x10]')}",
+        ),
+        eval(2, "return {pcall(cjson.decode, '[+1]')}"),
+        eval(
+            3,
+            "cjson.decode_invalid_numbers(true) cjson.decode_max_depth(2) \
+                 return {pcall(cjson.decode, '[[[1]]]')}",
+        ),
+        eval(
+            0,
+            "cjson.decode_max_depth(1000) cjson.encode_max_depth(2) \
+                 return {pcall(cjson.encode, {{{1}}})}",
+        ),
+        eval(
+            1,
+            "cjson.encode_max_depth(1000) local j = cjson.new() j.encode_max_depth(1) \
+                 return {pcall(j.encode, {{1}}), cjson.encode({{1}})}",
+        ),
+        // SCRIPT FLUSH starts Redis's interpreter afresh: the defaults are back.
+        eval(2, "return cjson.encode_number_precision(5)"),
+        step(3, &["SCRIPT", "FLUSH"]),
+        eval(0, "return cjson.encode(3.14159)"),
+        eval(1, sparse),
+        // Shebangs: quotes, a missing newline, empty flags.
+        step(0, &["EVAL", "#!lua flags=\"no-writes\"\nreturn 1", "0"]),
+        step(
+            0,
+            &["EVAL", "#!lua \"flags=no-writes,allow-oom\"\nreturn 2", "0"],
+        ),
+        step(0, &["EVAL", "#!lua flags=\"no-writes\nreturn 1", "0"]),
+        step(0, &["EVAL", "#!lua flags=no-writes", "0"]),
+        step(0, &["EVAL", "#!lua flags=\nreturn 3", "0"]),
+        step(0, &["EVAL", "#!lua flags=no-writes,\nreturn 4", "0"]),
+        step(0, &["EVAL", "#!\"lua\"\nreturn 5", "0"]),
+        step(
+            0,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=\"q\"\nredis.register_function('q', function() return 1 end)",
+            ],
+        ),
+        step(
+            0,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name='q2' \"\"\nredis.register_function('q2', function() return 1 end)",
+            ],
+        ),
+        step(
+            0,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=\"q3\nredis.register_function('q3', function() return 1 end)",
+            ],
+        ),
+        step(1, &["FCALL", "q", "0"]),
+        // The globals' metatable is read-only.
+        eval(0, "return type(getmetatable(_G))"),
+        eval(0, "local g = getmetatable(_G) g.__index = {}"),
+        eval(0, "getmetatable(_G).x = 1"),
+        eval(0, "setmetatable(_G, {})"),
+    ];
+    duo.run("cjson and shebangs", &steps);
+}

@@ -253,22 +253,31 @@ fn shebang_flags(body: &[u8]) -> Result<Option<Flags>, Reply> {
     if !body.starts_with(b"#!") {
         return Ok(None);
     }
-    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
-    let line = String::from_utf8_lossy(&body[..end]);
-    let mut parts = line.split_ascii_whitespace();
-    let engine = parts.next().unwrap_or_default();
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err(Reply::err("ERR Invalid script shebang"));
+    };
+    // Split as Redis's sdssplitargs: "quoted" parts are unquoted.
+    let parts: Vec<String> = match crate::protocol::parse::split_args(&body[..end]) {
+        Some(parts) if !parts.is_empty() => parts
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+        _ => return Err(Reply::err("ERR Invalid engine in script shebang")),
+    };
+    let engine = &parts[0];
     if engine != "#!lua" {
         return Err(Reply::error(format!(
             "ERR Unexpected engine in script shebang: {engine}"
         )));
     }
-    for part in parts {
+    for part in &parts[1..] {
         let Some(list) = part.strip_prefix("flags=") else {
             return Err(Reply::error(format!(
                 "ERR Unknown lua shebang option: {part}"
             )));
         };
-        for flag in list.split(',').filter(|f| !f.is_empty()) {
+        // Redis's sdssplitlen: no flag in an empty list, an empty one between commas.
+        for flag in list.split(',').filter(|_| !list.is_empty()) {
             // Exact case here; function flags are matched in any case (as Redis).
             match Flags::named(flag).filter(|f| f.names().eq([flag])) {
                 Some(f) => flags.add(f),

@@ -76,6 +76,7 @@ pub fn contains(sha: &[u8]) -> bool {
 /// SCRIPT FLUSH: forget every script; interpreters drop their compilations.
 pub fn flush() {
     scripts().write().unwrap_or_else(|e| e.into_inner()).clear();
+    super::cjson::reset_for_scripts();
     GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 

@@ -10,30 +10,95 @@
 //! tables, and `cjson.null` (a NULL light userdata) for `null`. Errors carry
 //! lua-cjson's words ("Expected value but found T_END at character 4").
 
-use mlua::{LightUserData, Lua, Table, Value};
+use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use std::sync::{Arc, LazyLock, Mutex};
 
-const MAX_DEPTH: usize = 1000;
+/// One `cjson` instance's settings (lua-cjson's `json_config_t`), changed by its
+/// configuration functions (`cjson.encode_max_depth(5)`) for every later call on
+/// that instance; `cjson.new()` makes an instance with the defaults.
+#[derive(Clone, Copy, Debug)]
+struct Config {
+    /// `encode_sparse_array(convert, ratio, safe)`: an array whose largest index is
+    /// over `ratio` times its items and over `safe` is excessively sparse: an error,
+    /// or an object when `convert` (ratio 0: never).
+    sparse_convert: bool,
+    sparse_ratio: i64,
+    sparse_safe: i64,
+    encode_max_depth: i64,
+    decode_max_depth: i64,
+    /// `encode_invalid_numbers`: NaN and Inf are an error (0), written as `nan` /
+    /// `inf` (1), or as `null` (2).
+    encode_invalid: i64,
+    /// `decode_invalid_numbers`: accept `nan`, `inf`, hex, `+1` and leading zeros.
+    decode_invalid: bool,
+    encode_precision: i64,
+    /// `encode_keep_buffer`: whether lua-cjson reuses its encoding buffer; kept and
+    /// reported, with nothing to change here.
+    keep_buffer: bool,
+}
 
-/// Install `cjson` into `globals`.
-pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            sparse_convert: false,
+            sparse_ratio: 2,
+            sparse_safe: 10,
+            encode_max_depth: 1000,
+            decode_max_depth: 1000,
+            encode_invalid: 0,
+            decode_invalid: true,
+            encode_precision: 14,
+            keep_buffer: true,
+        }
+    }
+}
+
+/// Settings shared by every core's interpreter of one kind: Redis has one
+/// interpreter for scripts and one for functions, so a script's
+/// `cjson.encode_max_depth(5)` holds for the scripts after it wherever they run.
+type Shared = Arc<Mutex<Config>>;
+
+static SCRIPTS: LazyLock<Shared> = LazyLock::new(Shared::default);
+static FUNCTIONS: LazyLock<Shared> = LazyLock::new(Shared::default);
+
+/// Install `cjson` into `globals` of an interpreter for scripts (`functions`
+/// false) or functions.
+pub fn install(lua: &Lua, globals: &Table, functions: bool) -> mlua::Result<()> {
+    let shared = if functions { &FUNCTIONS } else { &SCRIPTS };
+    globals.set("cjson", module(lua, Shared::clone(shared))?)
+}
+
+/// SCRIPT FLUSH: Redis starts a new interpreter for scripts, with cjson's defaults.
+pub fn reset_for_scripts() {
+    *SCRIPTS.lock().unwrap_or_else(|e| e.into_inner()) = Config::default();
+}
+
+fn get(cfg: &Shared) -> Config {
+    *cfg.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A `cjson` table whose settings are `cfg`'s.
+fn module(lua: &Lua, cfg: Shared) -> mlua::Result<Table> {
     let cjson = lua.create_table()?;
     cjson.set("null", null())?;
     cjson.set("_NAME", "cjson")?;
     cjson.set("_VERSION", "2.1.0")?;
+    let c = cfg.clone();
     cjson.set(
         "encode",
-        lua.create_function(|lua, args: mlua::MultiValue| {
+        lua.create_function(move |lua, args: MultiValue| {
             if args.len() != 1 {
                 return Err(at(lua, "bad argument #1 to 'encode' (expected 1 argument)"));
             }
             let mut out = Vec::new();
-            encode(lua, &args[0], 0, &mut out)?;
+            encode(lua, &get(&c), &args[0], 0, &mut out)?;
             lua.create_string(out)
         })?,
     )?;
+    let c = cfg.clone();
     cjson.set(
         "decode",
-        lua.create_function(|lua, args: mlua::MultiValue| {
+        lua.create_function(move |lua, args: MultiValue| {
             let text = match (args.len(), args.front()) {
                 (1, Some(Value::String(s))) => s.as_bytes().to_vec(),
                 (1, Some(Value::Integer(n))) => n.to_string().into_bytes(),
@@ -47,6 +112,7 @@ pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
                 s: &text,
                 pos: 0,
                 lua,
+                cfg: get(&c),
             };
             let v = p.value(0)?;
             p.skip_ws();
@@ -56,8 +122,188 @@ pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
             Ok(v)
         })?,
     )?;
-    globals.set("cjson", cjson)?;
+    options(lua, &cjson, &cfg)?;
+    cjson.set(
+        "new",
+        lua.create_function(|lua, ()| module(lua, Shared::default()))?,
+    )?;
+    Ok(cjson)
+}
+
+/// The configuration functions. Each takes its settings (none: only report them),
+/// checks them as lua-cjson does, and returns the settings now in force.
+fn options(lua: &Lua, cjson: &Table, cfg: &Shared) -> mlua::Result<()> {
+    type Apply = fn(&Lua, &'static str, &[Value], &mut Config) -> mlua::Result<MultiValue>;
+    let all: [(&'static str, usize, Apply); 7] = [
+        ("encode_sparse_array", 3, |lua, name, a, c| {
+            Ok(MultiValue::from_iter([
+                flag(lua, name, a, 0, &mut c.sparse_convert)?,
+                int(lua, name, a, 1, &mut c.sparse_ratio, 0, i32::MAX as i64)?,
+                int(lua, name, a, 2, &mut c.sparse_safe, 0, i32::MAX as i64)?,
+            ]))
+        }),
+        ("encode_max_depth", 1, |lua, name, a, c| {
+            let v = int(lua, name, a, 0, &mut c.encode_max_depth, 1, i32::MAX as i64)?;
+            Ok(MultiValue::from_iter([v]))
+        }),
+        ("decode_max_depth", 1, |lua, name, a, c| {
+            let v = int(lua, name, a, 0, &mut c.decode_max_depth, 1, i32::MAX as i64)?;
+            Ok(MultiValue::from_iter([v]))
+        }),
+        ("encode_number_precision", 1, |lua, name, a, c| {
+            let v = int(lua, name, a, 0, &mut c.encode_precision, 1, 14)?;
+            Ok(MultiValue::from_iter([v]))
+        }),
+        ("encode_keep_buffer", 1, |lua, name, a, c| {
+            Ok(MultiValue::from_iter([flag(
+                lua,
+                name,
+                a,
+                0,
+                &mut c.keep_buffer,
+            )?]))
+        }),
+        ("encode_invalid_numbers", 1, |lua, name, a, c| {
+            let v = choice(
+                lua,
+                name,
+                a,
+                0,
+                &mut c.encode_invalid,
+                &["off", "on", "null"],
+            )?;
+            Ok(MultiValue::from_iter([v]))
+        }),
+        ("decode_invalid_numbers", 1, |lua, name, a, c| {
+            Ok(MultiValue::from_iter([flag(
+                lua,
+                name,
+                a,
+                0,
+                &mut c.decode_invalid,
+            )?]))
+        }),
+    ];
+    for (name, max, apply) in all {
+        let cfg = cfg.clone();
+        let f = lua.create_function(move |lua, args: MultiValue| {
+            if args.len() > max {
+                return Err(at(
+                    lua,
+                    &format!(
+                        "bad argument #{} to '{name}' (found too many arguments)",
+                        max + 1
+                    ),
+                ));
+            }
+            let args: Vec<Value> = args.into_iter().collect();
+            let mut c = cfg.lock().unwrap_or_else(|e| e.into_inner());
+            apply(lua, name, &args, &mut c)
+        })?;
+        cjson.set(name, f)?;
+    }
     Ok(())
+}
+
+/// lua-cjson's `json_integer_option`: argument `i` (if given) as an integer within
+/// `min..=max`; the setting.
+fn int(
+    lua: &Lua,
+    name: &str,
+    args: &[Value],
+    i: usize,
+    setting: &mut i64,
+    min: i64,
+    max: i64,
+) -> mlua::Result<Value> {
+    let value = match args.get(i) {
+        None | Some(Value::Nil) => None,
+        Some(Value::Integer(n)) => Some(*n),
+        Some(Value::Number(n)) => Some(*n as i64),
+        Some(Value::String(s)) => {
+            match s.to_str().ok().and_then(|t| t.trim().parse::<f64>().ok()) {
+                Some(n) => Some(n as i64),
+                None => return Err(expected(lua, name, i, "number", "string")),
+            }
+        }
+        Some(other) => return Err(expected(lua, name, i, "number", other.type_name())),
+    };
+    if let Some(v) = value {
+        if !(min..=max).contains(&v) {
+            return Err(at(
+                lua,
+                &format!("bad argument #1 to '{name}' (expected integer between {min} and {max})"),
+            ));
+        }
+        *setting = v;
+    }
+    Ok(Value::Integer(*setting))
+}
+
+/// lua-cjson's `json_enum_option` for an on/off setting: a boolean, or "on" / "off".
+fn flag(
+    lua: &Lua,
+    name: &str,
+    args: &[Value],
+    i: usize,
+    setting: &mut bool,
+) -> mlua::Result<Value> {
+    let mut n = i64::from(*setting);
+    choice(lua, name, args, i, &mut n, &["off", "on"])?;
+    *setting = n == 1;
+    Ok(Value::Boolean(*setting))
+}
+
+/// lua-cjson's `json_enum_option`: argument `i` (if given) as a boolean (off / on) or
+/// one of `names`; the setting, as a boolean when off or on, else its name.
+fn choice(
+    lua: &Lua,
+    name: &str,
+    args: &[Value],
+    i: usize,
+    setting: &mut i64,
+    names: &[&str],
+) -> mlua::Result<Value> {
+    match args.get(i) {
+        None | Some(Value::Nil) => {}
+        Some(Value::Boolean(b)) => *setting = i64::from(*b),
+        Some(v @ (Value::String(_) | Value::Integer(_) | Value::Number(_))) => {
+            let text = match v {
+                Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                Value::Integer(n) => n.to_string(),
+                Value::Number(n) => super::run::format_g(*n, 14),
+                _ => unreachable!("matched above"),
+            };
+            match names.iter().position(|n| *n == text) {
+                Some(p) => *setting = p as i64,
+                None => {
+                    return Err(at(
+                        lua,
+                        &format!(
+                            "bad argument #{} to '{name}' (invalid option '{text}')",
+                            i + 1
+                        ),
+                    ))
+                }
+            }
+        }
+        Some(other) => return Err(expected(lua, name, i, "string", other.type_name())),
+    }
+    Ok(match *setting {
+        0 | 1 => Value::Boolean(*setting == 1),
+        n => Value::String(lua.create_string(names[n as usize])?),
+    })
+}
+
+/// `luaL_typerror`'s words for argument `i`.
+fn expected(lua: &Lua, name: &str, i: usize, want: &str, got: &str) -> mlua::Error {
+    at(
+        lua,
+        &format!(
+            "bad argument #{} to '{name}' ({want} expected, got {got})",
+            i + 1
+        ),
+    )
 }
 
 fn null() -> Value {
@@ -77,36 +323,31 @@ pub fn at(lua: &Lua, msg: &str) -> mlua::Error {
     mlua::Error::RuntimeError(format!("{}{msg}", place.unwrap_or_default()))
 }
 
-fn encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
+fn encode(lua: &Lua, cfg: &Config, v: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::Result<()> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(u) if u.0.is_null() => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         // Lua 5.1 has only doubles: cjson prints every number with `%.14g`
         // (123456789012345 is 1.2345678901234e+14).
-        Value::Integer(n) => out.extend_from_slice(super::run::format_g(*n as f64, 14).as_bytes()),
-        Value::Number(n) => {
-            if !n.is_finite() {
-                return Err(at(lua, "Cannot serialise number: must not be NaN or Inf"));
-            }
-            out.extend_from_slice(super::run::format_g(*n, 14).as_bytes());
-        }
+        Value::Integer(n) => number(lua, cfg, *n as f64, out)?,
+        Value::Number(n) => number(lua, cfg, *n, out)?,
         Value::String(s) => escape(&s.as_bytes(), out),
         Value::Table(t) => {
-            if depth + 1 > MAX_DEPTH {
+            if depth + 1 > cfg.encode_max_depth {
                 return Err(at(
                     lua,
                     &format!("Cannot serialise, excessive nesting ({})", depth + 1),
                 ));
             }
-            match array_length(lua, t)? {
+            match array_length(lua, cfg, t)? {
                 Some(n) => {
                     out.push(b'[');
                     for i in 1..=n {
                         if i > 1 {
                             out.push(b',');
                         }
-                        encode(lua, &t.raw_get::<Value>(i)?, depth + 1, out)?;
+                        encode(lua, cfg, &t.raw_get::<Value>(i)?, depth + 1, out)?;
                     }
                     out.push(b']');
                 }
@@ -121,11 +362,15 @@ fn encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result
                         first = false;
                         match &k {
                             Value::String(s) => escape(&s.as_bytes(), out),
-                            Value::Integer(n) => {
-                                escape(super::run::format_g(*n as f64, 14).as_bytes(), out)
-                            }
-                            Value::Number(n) => {
-                                escape(super::run::format_g(*n, 14).as_bytes(), out)
+                            Value::Integer(_) | Value::Number(_) => {
+                                let n = match k {
+                                    Value::Integer(n) => n as f64,
+                                    Value::Number(n) => n,
+                                    _ => unreachable!("matched above"),
+                                };
+                                out.push(b'"');
+                                number(lua, cfg, n, out)?;
+                                out.push(b'"');
                             }
                             other => {
                                 return Err(at(
@@ -138,7 +383,7 @@ fn encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result
                             }
                         }
                         out.push(b':');
-                        encode(lua, &v, depth + 1, out)?;
+                        encode(lua, cfg, &v, depth + 1, out)?;
                     }
                     out.push(b'}');
                 }
@@ -154,9 +399,31 @@ fn encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result
     Ok(())
 }
 
+/// lua-cjson's `json_append_number`: `%.<precision>g`; NaN and Inf as
+/// `encode_invalid_numbers` says.
+fn number(lua: &Lua, cfg: &Config, n: f64, out: &mut Vec<u8>) -> mlua::Result<()> {
+    if !n.is_finite() {
+        match cfg.encode_invalid {
+            0 => return Err(at(lua, "Cannot serialise number: must not be NaN or Inf")),
+            1 if n.is_nan() => {
+                out.extend_from_slice(b"nan");
+                return Ok(());
+            }
+            1 => {}
+            _ => {
+                out.extend_from_slice(b"null");
+                return Ok(());
+            }
+        }
+    }
+    let text = super::run::format_g(n, cfg.encode_precision as i32);
+    out.extend_from_slice(text.as_bytes());
+    Ok(())
+}
+
 /// `Some(n)` if the table is an array of length n (lua-cjson's `lua_array_length`
-/// with `encode_sparse_array(false, 2, 10)`), `None` for an object.
-fn array_length(lua: &Lua, t: &Table) -> mlua::Result<Option<usize>> {
+/// with the instance's `encode_sparse_array` settings), `None` for an object.
+fn array_length(lua: &Lua, cfg: &Config, t: &Table) -> mlua::Result<Option<usize>> {
     let (mut max, mut items) = (0usize, 0usize);
     for pair in t.clone().pairs::<Value, Value>() {
         let (k, _) = pair?;
@@ -171,7 +438,11 @@ fn array_length(lua: &Lua, t: &Table) -> mlua::Result<Option<usize>> {
     if items == 0 {
         return Ok(None);
     }
-    if max > items * 2 && max > 10 {
+    let (ratio, safe) = (cfg.sparse_ratio as usize, cfg.sparse_safe as usize);
+    if ratio > 0 && max > items.saturating_mul(ratio) && max > safe {
+        if cfg.sparse_convert {
+            return Ok(None);
+        }
         return Err(at(lua, "Cannot serialise table: excessively sparse array"));
     }
     Ok(Some(max))
@@ -200,6 +471,7 @@ struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
     lua: &'a Lua,
+    cfg: Config,
 }
 
 impl Parser<'_> {
@@ -238,13 +510,13 @@ impl Parser<'_> {
         )
     }
 
-    fn value(&mut self, depth: usize) -> mlua::Result<Value> {
+    fn value(&mut self, depth: i64) -> mlua::Result<Value> {
         self.skip_ws();
         let Some(&c) = self.s.get(self.pos) else {
             return Err(self.error("value", "T_END"));
         };
         match c {
-            b'{' | b'[' if depth + 1 > MAX_DEPTH => Err(at(
+            b'{' | b'[' if depth + 1 > self.cfg.decode_max_depth => Err(at(
                 self.lua,
                 &format!(
                     "Found too many nested data structures ({}) at character {}",
@@ -268,27 +540,25 @@ impl Parser<'_> {
                 self.pos += 4;
                 Ok(null())
             }
+            _ if self.cfg.decode_invalid && invalid_number(&self.s[self.pos..]) => self.number(),
             _ => Err(self.error("value", &self.token_name())),
         }
     }
 
+    /// A number token (lua-cjson: `strtod`, after refusing what strict JSON does not
+    /// allow unless `decode_invalid_numbers` is on: `+1`, `0x1f`, `01`, `nan`,
+    /// `inf`).
     fn number(&mut self) -> mlua::Result<Value> {
-        let start = self.pos;
-        while self.pos < self.s.len()
-            && matches!(
-                self.s[self.pos],
-                b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
-            )
-        {
-            self.pos += 1;
+        let rest = &self.s[self.pos..];
+        if !self.cfg.decode_invalid && invalid_number(rest) {
+            return Err(self.error("value", "invalid number"));
         }
-        let text = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");
-        match text.parse::<f64>() {
-            Ok(n) => Ok(Value::Number(n)),
-            Err(_) => {
-                self.pos = start;
-                Err(self.error("value", "invalid number"))
+        match strtod(rest) {
+            Some((n, len)) => {
+                self.pos += len;
+                Ok(Value::Number(n))
             }
+            None => Err(self.error("value", "invalid number")),
         }
     }
 
@@ -349,7 +619,7 @@ impl Parser<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> mlua::Result<Value> {
+    fn array(&mut self, depth: i64) -> mlua::Result<Value> {
         self.pos += 1;
         let t = self.lua.create_table()?;
         self.skip_ws();
@@ -374,7 +644,7 @@ impl Parser<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> mlua::Result<Value> {
+    fn object(&mut self, depth: i64) -> mlua::Result<Value> {
         self.pos += 1;
         let t = self.lua.create_table()?;
         self.skip_ws();
@@ -404,6 +674,145 @@ impl Parser<'_> {
                 }
                 _ => return Err(self.error("comma or object end", &self.token_name())),
             }
+        }
+    }
+}
+
+/// lua-cjson's `json_is_invalid_number`: text `strtod` may read that strict JSON
+/// does not allow (a leading `+`, hex, leading zeros, `inf`, `nan`).
+fn invalid_number(s: &[u8]) -> bool {
+    let s = match s.first() {
+        Some(b'+') => return true,
+        Some(b'-') => &s[1..],
+        _ => s,
+    };
+    match s.first() {
+        Some(b'0') => matches!(s.get(1), Some(b'x' | b'X' | b'0'..=b'9')),
+        Some(&c) if c <= b'9' => false,
+        _ => starts_ci(s, b"inf") || starts_ci(s, b"nan"),
+    }
+}
+
+fn starts_ci(s: &[u8], word: &[u8]) -> bool {
+    s.len() >= word.len() && s[..word.len()].eq_ignore_ascii_case(word)
+}
+
+/// C's `strtod` on the front of `s`: the number and how many bytes it took (decimal,
+/// hex with an optional `p` exponent, `inf`, `infinity`, `nan`), or `None` when no
+/// number starts there.
+fn strtod(s: &[u8]) -> Option<(f64, usize)> {
+    let i = usize::from(matches!(s.first(), Some(b'+' | b'-')));
+    let negative = s.first() == Some(&b'-');
+    let sign = |n: f64| if negative { -n } else { n };
+    let rest = &s[i..];
+    if starts_ci(rest, b"infinity") {
+        return Some((sign(f64::INFINITY), i + 8));
+    }
+    if starts_ci(rest, b"inf") {
+        return Some((sign(f64::INFINITY), i + 3));
+    }
+    if starts_ci(rest, b"nan") {
+        return Some((sign(f64::NAN), i + 3));
+    }
+    let digits = |from: usize, hex: bool| {
+        s[from..]
+            .iter()
+            .take_while(|c| {
+                if hex {
+                    c.is_ascii_hexdigit()
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+            .count()
+    };
+    if starts_ci(rest, b"0x") {
+        let (int_start, int_len) = (i + 2, digits(i + 2, true));
+        let mut j = int_start + int_len;
+        let mut frac_len = 0;
+        if s.get(j) == Some(&b'.') {
+            frac_len = digits(j + 1, true);
+            if int_len + frac_len > 0 {
+                j += 1 + frac_len;
+            }
+        }
+        if int_len + frac_len > 0 {
+            let mut n = 0f64;
+            for &c in &s[int_start..int_start + int_len] {
+                n = n * 16.0 + f64::from((c as char).to_digit(16)?);
+            }
+            let frac_start = int_start + int_len + 1;
+            let mut scale = 1.0 / 16.0;
+            for &c in &s[frac_start.min(j)..j] {
+                n += f64::from((c as char).to_digit(16)?) * scale;
+                scale /= 16.0;
+            }
+            if matches!(s.get(j), Some(b'p' | b'P')) {
+                let k = j + 1 + usize::from(matches!(s.get(j + 1), Some(b'+' | b'-')));
+                let e_len = digits(k, false);
+                if e_len > 0 {
+                    let e: i32 = std::str::from_utf8(&s[j + 1..k + e_len])
+                        .ok()?
+                        .parse()
+                        .unwrap_or(i32::MAX);
+                    n *= 2f64.powi(e);
+                    j = k + e_len;
+                }
+            }
+            return Some((sign(n), j));
+        }
+        // "0x" with no hex digit after: strtod reads the 0.
+    }
+    let int_len = digits(i, false);
+    let mut j = i + int_len;
+    let mut frac_len = 0;
+    if s.get(j) == Some(&b'.') {
+        frac_len = digits(j + 1, false);
+        if int_len + frac_len > 0 {
+            j += 1 + frac_len;
+        }
+    }
+    if int_len + frac_len == 0 {
+        return None;
+    }
+    if matches!(s.get(j), Some(b'e' | b'E')) {
+        let k = j + 1 + usize::from(matches!(s.get(j + 1), Some(b'+' | b'-')));
+        let e_len = digits(k, false);
+        if e_len > 0 {
+            j = k + e_len;
+        }
+    }
+    let text = std::str::from_utf8(&s[..j]).ok()?;
+    text.parse::<f64>().ok().map(|n| (n, j))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strtod_reads_what_c_reads() {
+        assert_eq!(strtod(b"12,"), Some((12.0, 2)));
+        assert_eq!(strtod(b"-1.5e3]"), Some((-1500.0, 6)));
+        assert_eq!(strtod(b"1e"), Some((1.0, 1)));
+        assert_eq!(strtod(b"+.5"), Some((0.5, 3)));
+        assert_eq!(strtod(b"0x1F"), Some((31.0, 4)));
+        assert_eq!(strtod(b"0x1.8p1"), Some((3.0, 7)));
+        assert_eq!(strtod(b"0xg"), Some((0.0, 1)));
+        assert_eq!(strtod(b"-Infinity"), Some((f64::NEG_INFINITY, 9)));
+        assert_eq!(strtod(b"inf"), Some((f64::INFINITY, 3)));
+        assert!(strtod(b"nan").is_some_and(|(n, l)| n.is_nan() && l == 3));
+        assert_eq!(strtod(b"-"), None);
+        assert_eq!(strtod(b"."), None);
+    }
+
+    #[test]
+    fn invalid_numbers_as_lua_cjson_sees_them() {
+        for s in ["+1", "0x10", "01", "-01", "nan", "-Inf", "NaN"] {
+            assert!(invalid_number(s.as_bytes()), "{s}");
+        }
+        for s in ["0", "-0.5", "10", "1e5", ".5"] {
+            assert!(!invalid_number(s.as_bytes()), "{s}");
         }
     }
 }

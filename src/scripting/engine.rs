@@ -141,15 +141,18 @@ end
 -- exists costs no Lua call; visible's own metatable raises for one it lacks (level 3
 -- from `missing`: the line that read the name, as with a function __index on env).
 local function absent(_, k) missing(k) end
+-- Redis's globals have a read-only metatable: getmetatable(_G) is a table, and
+-- changing it raises Redis's error (here a read-only empty view of it).
+local env_mt_view = readonly({})
 local env_mt = {
   __index = visible,
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
-  -- Redis's globals have a metatable: getmetatable(_G) is a table (an empty one here).
-  __metatable = {},
+  __metatable = env_mt_view,
 }
 local env = setmetatable({}, env_mt)
 visible._G = env
 protected[env] = true
+protected[env_mt_view] = true
 
 -- Functions: while a library's code runs (FUNCTION LOAD), the globals are only a
 -- `redis` with register_function, log and the version fields, whose missing fields
@@ -379,7 +382,7 @@ impl Engine {
             },
         );
         let globals = lua.globals();
-        super::cjson::install(&lua, &globals)?;
+        super::cjson::install(&lua, &globals, matches!(mode, Mode::Functions))?;
         super::bit::install(&lua, &globals)?;
         super::cmsgpack::install(&lua, &globals)?;
         super::structlib::install(&lua, &globals)?;

@@ -125,12 +125,21 @@ fn metadata(code: &Bytes) -> Result<(String, Bytes), String> {
     let Some(end) = code.iter().position(|&b| b == b'\n') else {
         return Err("Invalid library metadata".into());
     };
-    let line = String::from_utf8_lossy(&code[..end]);
-    let mut parts = line.split_ascii_whitespace();
-    let engine = parts.next().unwrap_or("#!")[2..].to_string();
+    // Split as Redis's sdssplitargs: `name="lib"` names `lib`.
+    let parts: Vec<String> = match crate::protocol::parse::split_args(&code[..end]) {
+        Some(parts) if !parts.is_empty() => parts
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+        _ => return Err("Invalid library metadata".into()),
+    };
+    let engine = parts[0].get(2..).unwrap_or_default().to_string();
     let mut name = None;
-    for part in parts {
-        if part.len() >= 5 && part[..5].eq_ignore_ascii_case("name=") {
+    for part in &parts[1..] {
+        if part
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("name="))
+        {
             if name.is_some() {
                 return Err(
                     "Invalid metadata value, name argument was given multiple times".into(),
@@ -386,6 +395,15 @@ mod tests {
         assert_eq!(m("return 1").unwrap_err(), "Missing library metadata");
         assert_eq!(m("#!lua name=x").unwrap_err(), "Invalid library metadata");
         assert_eq!(m("#!lua\n").unwrap_err(), "Library name was not given");
+        assert_eq!(m("#!lua name=\"x\"\n").unwrap().0, "x");
+        assert_eq!(
+            m("#!lua name=\"x\n").unwrap_err(),
+            "Invalid library metadata"
+        );
+        assert_eq!(
+            m("#!lua na\u{e9}=x\n").unwrap_err(),
+            "Invalid metadata value given: na\u{e9}=x"
+        );
         assert_eq!(
             m("#!lua name=x foo=bar\n").unwrap_err(),
             "Invalid metadata value given: foo=bar"
