@@ -387,6 +387,19 @@ fn libraries_survive_a_restart_and_move_to_redis_in_the_rdb_file() {
         c.cmd(&["FCALL", "four", "0"]),
         Frame::Error("ERR Function not found".into())
     );
+    // NOFLUSH keeps ours, and the file's libraries of the same names then fail the
+    // load (Redis's words); with MERGE they replace ours.
+    assert_eq!(c.cmd(&["FLUSHALL"]), Frame::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&["DEBUG", "RELOAD", "NOFLUSH"]),
+        Frame::Error("ERR Error trying to load the RDB dump".into())
+    );
+    assert_eq!(c.cmd(&["FCALL", "three", "0"]), Frame::Int(3));
+    assert_eq!(
+        c.cmd(&["DEBUG", "RELOAD", "NOFLUSH", "MERGE"]),
+        Frame::Simple("OK".into())
+    );
+    assert_eq!(c.cmd(&["FCALL", "three", "0"]), Frame::Int(3));
 }
 
 fn echo_reply() -> Frame {

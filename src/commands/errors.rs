@@ -383,9 +383,7 @@ pub fn misconf(why: &str) -> Reply {
     Reply::error(format!("MISCONF {why}"))
 }
 /// DEBUG RELOAD could not load the file it just saved.
-pub fn rdb_load_failed(why: &str) -> Reply {
-    Reply::error(format!("ERR Error trying to load the RDB dump: {why}"))
-}
+pub const RDB_LOAD_FAILED: &str = "ERR Error trying to load the RDB dump";
 
 // Client-side caching (CLIENT TRACKING / CACHING), as Redis 7.0's `clientCommand`.
 pub const TRACKING_ONE_REDIRECT: &str = "ERR A client can only redirect to a single other client";

@@ -43,8 +43,9 @@ pub struct LoadStats {
 
 /// Load the RDB file at `path` into the shards. With `merge`, a key already present is
 /// replaced (DEBUG RELOAD MERGE), and so is a function library of the same name;
-/// otherwise the shards are expected to be empty, and the file's libraries replace
-/// ours (as Redis's `emptyData` drops them before a full sync or DEBUG RELOAD).
+/// otherwise the shards are expected to be empty, and a library of a name already
+/// loaded fails the load. A caller that starts afresh (a full sync, DEBUG RELOAD)
+/// empties the keys and the functions first, as Redis's `emptyData`.
 pub async fn rdb_into_shards(
     shards: &Shards,
     path: &Path,
@@ -129,9 +130,6 @@ pub async fn rdb_into_shards(
     let (keys, expired, repl, libraries) = decoder
         .join()
         .map_err(|_| "the RDB loader failed".to_string())??;
-    if !merge {
-        crate::scripting::functions::flush();
-    }
     crate::scripting::functions::install(libraries, merge)?;
     let secs = started.elapsed().as_secs_f64();
     let st = &crate::persistence::of(&shards.server).save;

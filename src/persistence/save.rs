@@ -565,7 +565,10 @@ pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
             Some(Ok(_)) => {}
         }
     }
-    if !noflush && !merge {
+    // As Redis: the data set and the functions are emptied unless NOFLUSH; MERGE
+    // lets the file replace keys and libraries already there.
+    if !noflush {
+        crate::scripting::functions::flush();
         s.all(|sh: &mut Shard| {
             let now = now_ms();
             let Shard { dbs, watches, .. } = sh;
@@ -579,10 +582,13 @@ pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
     }
     let path = rdb_path(&s.local.borrow().config);
     match super::load::rdb_into_shards(s, &path, merge).await {
-        Ok(_) => Reply::ok(),
+        Ok(_) => {
+            crate::log::warning("DB reloaded by DEBUG RELOAD");
+            Reply::ok()
+        }
         Err(e) => {
             log(&format!("DEBUG RELOAD: {e}"));
-            errors::rdb_load_failed(&e.to_string())
+            Reply::err(errors::RDB_LOAD_FAILED)
         }
     }
 }

@@ -482,6 +482,7 @@ async fn full_sync(
             }
         })
         .await;
+    crate::scripting::functions::flush();
     log("MASTER <-> REPLICA sync: Loading DB in memory");
     let loaded = crate::persistence::load::rdb_into_shards(shards, &path, false).await;
     let _ = std::fs::remove_file(&path);
