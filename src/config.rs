@@ -1023,6 +1023,11 @@ fn normalize(def: &OptDef, value: &str, current: &str) -> Result<String, String>
         MemOrPercent => {
             if let Some(p) = value.strip_suffix('%') {
                 match parse_i64(p.as_bytes()) {
+                    // (Redis's one such option, `maxmemory-clients`, has -100 as its
+                    // lower bound: percentages are kept negative.)
+                    Some(n) if n > 100 => {
+                        return Err("percentage argument must be less or equal to 100".into())
+                    }
                     Some(n) if n >= 0 => return Ok(format!("{n}%")),
                     _ => return Err("argument must be a memory or percent value".into()),
                 }
