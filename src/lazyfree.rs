@@ -149,6 +149,15 @@ pub fn effort(v: &Value) -> usize {
         Value::Hash(h) if h.encoding() == "hashtable" => h.len(),
         Value::Set(s) if s.encoding() == "hashtable" => s.len(),
         Value::ZSet(z) if z.encoding() == "skiplist" => z.len(),
+        // Redis: one allocation per node, and per group with the entries of a PEL
+        // (the first group's standing for all).
+        Value::Stream(s) => {
+            let groups = s.groups.as_deref().map_or(0, |g| {
+                let pel = g.values().next().map_or(0, |first| first.pel.len());
+                g.len() * (1 + pel)
+            });
+            s.node_count() + groups
+        }
         _ => 1,
     }
 }

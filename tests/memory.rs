@@ -217,6 +217,18 @@ fn unlink_and_async_flushes_free_in_the_background_as_redis_counts() {
         out.push(format!("{:?}", lazyfree_counters(&mut c)));
         let freed = full - used(&mut c);
         assert!(freed > 2 << 20, "used_memory fell by {freed} only");
+        // A stream costs an allocation per node (200 of 5 entries) and per group.
+        c.cmd(&["CONFIG", "SET", "stream-node-max-entries", "5"]);
+        for i in 0..1000 {
+            let i = i.to_string();
+            c.send_cmd(&[b"XADD", b"stream", b"*", b"foo", i.as_bytes()]);
+        }
+        for _ in 0..1000 {
+            c.read_frame();
+        }
+        c.cmd(&["XGROUP", "CREATE", "stream", "g", "0"]);
+        out.push(show(&c.cmd(&["UNLINK", "stream"])));
+        out.push(format!("{:?}", lazyfree_counters(&mut c)));
         // DEL frees lazily under lazyfree-lazy-user-del.
         big_set(&mut c, "big", 1000);
         out.push(show(&c.cmd(&["DEL", "big"])));
