@@ -26,9 +26,9 @@
 //! right after the command, next to its keyspace events, and posts them, one job per
 //! destination core, before the command's reply leaves.
 //!
-//! **Simplified from Redis.** BCAST invalidations are sent per command (one message per
-//! prefix with the keys the command modified under it), not collected over one event
-//! loop iteration. `tracking-table-max-keys` is enforced when a read adds keys (Redis:
+//! **Simplified from Redis.** BCAST invalidations are sent after each command, or
+//! after a transaction's commands on a shard (one message per prefix with the keys
+//! modified under it), not collected over a whole event loop iteration. `tracking-table-max-keys` is enforced when a read adds keys (Redis:
 //! before each command), evicting keys in the table's iteration order (Redis: a random
 //! walk), each evicted key invalidated for its readers as Redis does.
 
@@ -65,6 +65,9 @@ pub struct Note {
     pub redirect: u64,
     pub redirect_core: usize,
     pub keys: Option<Vec<Bytes>>,
+    /// The BCAST prefix the keys fell under, for a BCAST note: the notes of one
+    /// batch for the same client and prefix go as one message ([`take`]).
+    pub prefix: Option<Bytes>,
 }
 
 #[derive(Default)]
@@ -85,6 +88,8 @@ thread_local! {
     static PENDING: RefCell<Vec<Note>> = const { RefCell::new(Vec::new()) };
     /// The client whose command runs on this core's shard (0: none known), for NOLOOP.
     static WRITER: Cell<u64> = const { Cell::new(0) };
+    /// Set while a transaction's commands run here: BCAST notes wait for its end.
+    static HOLD_BROADCASTS: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The client whose command runs now on this core's shard (the call path sets it).
@@ -219,6 +224,7 @@ fn note(t: &Tracker, client: u64, keys: Option<Vec<Bytes>>) -> Note {
         redirect: t.redirect,
         redirect_core: t.redirect_core,
         keys,
+        prefix: None,
     }
 }
 
@@ -240,7 +246,9 @@ fn invalidate_in(tb: &mut Table, keys: &[Bytes], writer: u64, bcast: bool) {
                 let mut ks: Vec<Bytes> = under.iter().map(|k| (*k).clone()).collect();
                 ks.sort();
                 ks.dedup();
-                notes.push(note(t, *id, Some(ks)));
+                let mut n = note(t, *id, Some(ks));
+                n.prefix = Some(prefix.clone());
+                notes.push(n);
             }
         }
     }
@@ -283,16 +291,59 @@ pub fn invalidate_all() {
     });
 }
 
-/// The invalidations noted on this core since the last call, in order.
+/// The invalidations noted on this core since the last call, in order; the BCAST
+/// notes for one client and prefix merged into the first (Redis sends one message
+/// per prefix with the keys a whole event loop iteration changed under it).
 #[inline]
 pub fn take() -> Vec<Note> {
     PENDING.with_borrow_mut(|p| {
         if p.is_empty() {
             Vec::new()
+        } else if HOLD_BROADCASTS.get() {
+            let (held, now) = std::mem::take(p)
+                .into_iter()
+                .partition(|n| n.prefix.is_some());
+            *p = held;
+            now
         } else {
-            std::mem::take(p)
+            merge_broadcasts(std::mem::take(p))
         }
     })
+}
+
+/// Keep BCAST notes pending while `on` (a transaction's commands run on this core's
+/// shard), so that its writes under one prefix go as one message after it, as
+/// Redis's go at the end of its event loop turn. Other notes leave as they come.
+pub fn hold_broadcasts(on: bool) {
+    HOLD_BROADCASTS.set(on);
+}
+
+fn merge_broadcasts(notes: Vec<Note>) -> Vec<Note> {
+    if notes.iter().filter(|n| n.prefix.is_some()).count() < 2 {
+        return notes;
+    }
+    let mut out: Vec<Note> = Vec::with_capacity(notes.len());
+    let mut first: HashMap<(u64, Bytes), usize> = HashMap::new();
+    for n in notes {
+        let Some(prefix) = n.prefix.clone() else {
+            out.push(n);
+            continue;
+        };
+        match first.get(&(n.client, prefix.clone())) {
+            Some(&at) => {
+                if let (Some(into), Some(keys)) = (out[at].keys.as_mut(), n.keys) {
+                    into.extend(keys);
+                    into.sort();
+                    into.dedup();
+                }
+            }
+            None => {
+                first.insert((n.client, prefix), out.len());
+                out.push(n);
+            }
+        }
+    }
+    out
 }
 
 /// INFO: (tracking_clients, tracking_total_keys, tracking_total_items,
@@ -343,6 +394,13 @@ mod tests {
         let notes = take();
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert_eq!(notes[0].keys, Some(vec![b("a:1"), b("a:2")]));
+        // Several writes before a take: one message per prefix.
+        invalidate(&[b("a:3")], 9);
+        invalidate(&[b("b:1")], 9);
+        invalidate(&[b("a:1")], 9);
+        let notes = take();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].keys, Some(vec![b("a:1"), b("a:3")]));
         invalidate_all();
         assert_eq!(take().len(), 2);
         assert_eq!(stats(), (2, 0, 0, 1));

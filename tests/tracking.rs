@@ -306,6 +306,20 @@ fn bcast_with_prefixes_and_noloop() {
         s.cmd(1, "MSET a:{t}1 1 b:{t}1 2 a:{t}2 3");
         s.read(0);
         s.read(0);
+        // A transaction's writes: one message per prefix after it.
+        s.cmd(1, "MULTI");
+        for line in [
+            "INCR a:1{t}",
+            "INCR b:1{t}",
+            "INCR a:2{t}",
+            "INCR c:1{t}",
+            "INCR b:2{t}",
+        ] {
+            s.cmd(1, line);
+        }
+        s.cmd(1, "EXEC");
+        s.read(0);
+        s.read(0);
         // NOLOOP: its own writes are not sent back.
         s.cmd(0, "CLIENT TRACKING ON BCAST NOLOOP PREFIX z:");
         s.cmd(0, "CLIENT TRACKINGINFO");

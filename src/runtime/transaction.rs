@@ -631,6 +631,7 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, of: Of) -> Replies {
     let was_busy = std::mem::replace(&mut s.blocking.busy, true);
     s.propagate_expired();
     s.propagation.begin_block();
+    crate::tracking::hold_broadcasts(true);
     let replies = keyed
         .into_iter()
         .map(|(i, db, cmd, argv)| {
@@ -638,6 +639,8 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, of: Of) -> Replies {
             (i, reply, us)
         })
         .collect();
+    crate::tracking::hold_broadcasts(false);
+    crate::runtime::tracking::send_pending();
     s.propagation.end_block();
     crate::tracking::set_writer(0);
     s.blocking.busy = was_busy;
