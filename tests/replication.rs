@@ -1561,3 +1561,52 @@ fn writes_reach_the_replication_stream_as_redis_sends_them() {
     }
     assert_eq!(seen[0], seen[1], "shardis's stream, then redis's");
 }
+
+/// A client blocked on a key that a MULTI pushes to and lets expire (Redis's
+/// tests/unit/type/list.tcl): the key's DEL reaches the stream after the
+/// transaction's block, never before it, or a replica would keep the key. Shardis's
+/// transaction runs from a core other than the key's, so the key's shard serves other
+/// work while the transaction still holds the key.
+#[test]
+fn a_key_expired_under_a_transaction_is_deleted_after_its_block() {
+    let debug = ["--enable-debug-command", "yes"];
+    let shardis = Server::shardis_with(2, &debug);
+    let redis = Server::redis_with(&debug);
+    let other_core = 1 - common::shard_of(b"k", 2);
+    let mut seen = Vec::new();
+    for (server, writer) in [
+        (&shardis, common::conn_on(&shardis, other_core)),
+        (&redis, redis.raw()),
+    ] {
+        let mut w = writer;
+        w.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        let mut stream = ReplStream::attach(server);
+        let mut blocked = server.raw();
+        blocked.send_cmd(&[b"BRPOP", b"k", b"0"]);
+        common::await_blocked(&mut w, 1);
+        for argv in [
+            &["MULTI"][..],
+            &["RPUSH", "k", "hello"],
+            &["PEXPIRE", "k", "100"],
+            &["DEBUG", "SLEEP", "0.2"],
+            &["EXEC"],
+        ] {
+            w.cmd(argv);
+        }
+        // The blocked client stays blocked: the key expired before it could pop.
+        assert_eq!(w.cmd(&["EXISTS", "k"]), Frame::Int(0));
+        let mut names = Vec::new();
+        loop {
+            let line = stream.next();
+            // The command and its key (PEXPIREAT's deadline differs).
+            let short: Vec<&str> = line.split(", ").take(2).collect();
+            names.push(short.join(" "));
+            if line.contains("DEL") || line.contains("RPOP") {
+                break;
+            }
+        }
+        seen.push(names.join("\n"));
+        w.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    }
+    assert_eq!(seen[0], seen[1], "shardis's stream, then redis's");
+}

@@ -444,6 +444,14 @@ fn serve_key(
     let Some(queue) = s.blocking.by_key.get(&(db, key.clone())) else {
         return;
     };
+    // A transaction's claim covers the key: look at it once the claim is released
+    // (which serves it). Looking now could expire it, and that DEL would reach the
+    // replicas and the AOF before the transaction's own writes to the key.
+    let fp = || crate::shard::intents::Footprint::keys(vec![key.clone()]);
+    if s.intents.blocks_with(None, fp) {
+        later.push((db, key.clone(), changed));
+        return;
+    }
     let ids: Vec<u64> = queue.iter().copied().collect();
     for id in ids {
         let kind = kind_of(s, db, key);
