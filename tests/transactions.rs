@@ -1184,8 +1184,9 @@ fn disconnect_right_after_exec_is_all_or_nothing() {
 
 /// What Redis's own test suite (tests/unit/multi.tcl) checks by hand, beside
 /// redis-server: SWAPDB leaves a watch alone when the watched key is missing or
-/// expired on both sides, DISCARD works while over `maxmemory`, and EXEC of a queued
-/// write is refused when `min-replicas-to-write` cannot be met any more.
+/// expired on both sides, DISCARD works while over `maxmemory`, and EXEC is refused
+/// for what it queued when `min-replicas-to-write` cannot be met any more or the
+/// server became a stale or read-only replica.
 #[test]
 fn swapdb_stale_keys_discard_on_oom_and_exec_after_min_replicas_as_redis() {
     let debug = ["--enable-debug-command", "yes"];
@@ -1250,6 +1251,22 @@ fn swapdb_stale_keys_discard_on_oom_and_exec_after_min_replicas_as_redis() {
         on(0, "GET xx"),
         on(0, "EXEC"),
         on(1, "CONFIG SET min-replicas-to-write 0"),
+        // EXEC on a server that became a stale replica after queueing: refused for
+        // what it queued (a read: MASTERDOWN; a write: READONLY).
+        on(0, "CONFIG SET replica-serve-stale-data no"),
+        on(0, "MULTI"),
+        on(0, "GET xx"),
+        on(1, "REPLICAOF localhsot 0"),
+        on(0, "EXEC"),
+        on(0, "MULTI"),
+        on(0, "PING"),
+        on(0, "EXEC"),
+        on(1, "CONFIG SET replica-serve-stale-data yes"),
+        on(0, "MULTI"),
+        on(0, "INCR xx"),
+        on(0, "EXEC"),
+        on(1, "REPLICAOF NO ONE"),
+        on(0, "GET xx"),
     ];
     duo.run("multi.tcl's cases", &steps);
 }

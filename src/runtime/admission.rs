@@ -187,7 +187,7 @@ fn check(
         return refuse(Reply::err(errors::NOREPLICAS));
     }
     if crate::replication::is_replica(&shards.server) {
-        if let Some(reply) = replica_refuses(shards, cmd) {
+        if let Some(reply) = replica_refuses(client, shards, cmd, write) {
             return refuse(reply);
         }
     }
@@ -367,14 +367,23 @@ impl<'a> Keys<'a> {
 /// On a replica: `-READONLY` for a write under `replica-read-only`, `-MASTERDOWN` for
 /// a command without the `stale` flag while the link is down and
 /// `replica-serve-stale-data` is off (Redis's order).
-fn replica_refuses(shards: &Shards, cmd: &Command) -> Option<Reply> {
+/// (`write`: the command writes, or it is an EXEC that queued a write; an EXEC is
+/// stale-safe only if all it queued is, as Redis's `processCommand` judges them.)
+fn replica_refuses(
+    client: &ClientRef,
+    shards: &Shards,
+    cmd: &Command,
+    write: bool,
+) -> Option<Reply> {
     let cfg = &shards.local.borrow().config;
-    if cmd.is_write() && cfg.get_bool("replica-read-only") {
+    if write && cfg.get_bool("replica-read-only") {
         return Some(Reply::err(errors::READONLY_REPLICA));
     }
+    let stale = |c: &Command| c.has_flag(crate::commands::flag::STALE);
     if !cfg.get_bool("replica-serve-stale-data")
-        && !cmd.has_flag(crate::commands::flag::STALE)
         && !crate::replication::link_up(&shards.server)
+        && !(stale(cmd)
+            && !(cmd.has_trait(traits::ENDS_MULTI) && queued_any(client, |c, _| !stale(c))))
     {
         return Some(Reply::err(errors::MASTERDOWN));
     }
