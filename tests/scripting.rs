@@ -1499,6 +1499,13 @@ fn cjson_settings_and_shebangs_as_redis() {
             ],
         ),
         step(1, &["FCALL", "q", "0"]),
+        // A big map packs and unpacks (it once ran out of Lua references).
+        eval(
+            0,
+            "local m = {} for i = 1, 100000 do m[tostring(i)] = i end \
+                 local e = cmsgpack.pack({m1 = m}) local d = cmsgpack.unpack(e) \
+                 local n = 0 for _ in pairs(d.m1) do n = n + 1 end return {#e, n}",
+        ),
         // The globals' metatable is read-only.
         eval(0, "return type(getmetatable(_G))"),
         eval(0, "local g = getmetatable(_G) g.__index = {}"),

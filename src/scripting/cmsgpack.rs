@@ -221,14 +221,19 @@ fn table(t: &Table, level: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
             encode(&t.get::<Value>(j)?, level + 1, out)?;
         }
     } else {
-        let pairs: Vec<(Value, Value)> = t
-            .clone()
-            .pairs::<Value, Value>()
-            .collect::<mlua::Result<_>>()?;
-        header(out, pairs.len(), 0x80, 0xde);
-        for (k, v) in &pairs {
-            encode(k, level + 1, out)?;
-            encode(v, level + 1, out)?;
+        // Counted, then written pair by pair: holding every pair at once holds as
+        // many Lua references, and past the binding's limit (8000 in Lua 5.1) a map
+        // of 100,000 keys failed with "C stack overflow".
+        let mut len = 0;
+        for pair in t.clone().pairs::<Value, Value>() {
+            pair?;
+            len += 1;
+        }
+        header(out, len, 0x80, 0xde);
+        for pair in t.clone().pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            encode(&k, level + 1, out)?;
+            encode(&v, level + 1, out)?;
         }
     }
     Ok(())
