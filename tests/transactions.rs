@@ -1195,41 +1195,24 @@ fn swapdb_stale_keys_discard_on_oom_and_exec_after_min_replicas_as_redis() {
         Server::redis_with(&debug),
         2,
     );
-    let steps = [
-        on(0, "DEBUG SET-ACTIVE-EXPIRE 0"),
-        // A missing key replaced by an expired one: no change.
-        on(0, "SET x foo PX 1"),
-        Step::Sleep(5),
-        on(0, "SELECT 1"),
-        on(0, "WATCH x"),
-        on(0, "SWAPDB 0 1"),
-        on(0, "MULTI"),
-        on(0, "PING"),
-        on(0, "EXEC"),
-        on(0, "FLUSHALL"),
-        // An expired key replaced by another expired one: no change.
-        on(0, "SET x foo PX 1"),
-        on(0, "SELECT 0"),
-        on(0, "SET x bar PX 1"),
-        Step::Sleep(5),
-        on(0, "SELECT 1"),
-        on(0, "WATCH x"),
-        on(0, "SWAPDB 0 1"),
-        on(0, "MULTI"),
-        on(0, "PING"),
-        on(0, "EXEC"),
-        // An expired key replaced by a live one: a change.
-        on(0, "FLUSHALL"),
-        on(0, "SET x foo PX 1"),
-        on(0, "SELECT 0"),
-        on(0, "SET x bar"),
-        Step::Sleep(5),
-        on(0, "SELECT 1"),
-        on(0, "WATCH x"),
-        on(0, "SWAPDB 0 1"),
-        on(0, "MULTI"),
-        on(0, "PING"),
-        on(0, "EXEC"),
+    // A watched key in db 1 swapped with db 0, where `setup` left it: a missing key
+    // replaced by an expired one and an expired one by another are no change; an
+    // expired one replaced by a live one is.
+    let cases: [&[&str]; 3] = [
+        &["SELECT 0", "SET x foo PX 1"],
+        &["SELECT 1", "SET x foo PX 1", "SELECT 0", "SET x bar PX 1"],
+        &["SELECT 1", "SET x foo PX 1", "SELECT 0", "SET x bar"],
+    ];
+    let mut steps = vec![on(0, "DEBUG SET-ACTIVE-EXPIRE 0")];
+    for setup in cases {
+        steps.push(on(0, "FLUSHALL"));
+        steps.extend(setup.iter().map(|l| on(0, l)));
+        steps.push(Step::Sleep(5));
+        for l in ["SELECT 1", "WATCH x", "SWAPDB 0 1", "MULTI", "PING", "EXEC"] {
+            steps.push(on(0, l));
+        }
+    }
+    steps.extend([
         on(0, "DEBUG SET-ACTIVE-EXPIRE 1"),
         on(0, "SELECT 0"),
         // DISCARD while over maxmemory.
@@ -1267,6 +1250,6 @@ fn swapdb_stale_keys_discard_on_oom_and_exec_after_min_replicas_as_redis() {
         on(0, "EXEC"),
         on(1, "REPLICAOF NO ONE"),
         on(0, "GET xx"),
-    ];
+    ]);
     duo.run("multi.tcl's cases", &steps);
 }

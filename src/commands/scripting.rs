@@ -256,13 +256,8 @@ fn shebang_flags(body: &[u8]) -> Result<Option<Flags>, Reply> {
     let Some(end) = body.iter().position(|&b| b == b'\n') else {
         return Err(Reply::err("ERR Invalid script shebang"));
     };
-    // Split as Redis's sdssplitargs: "quoted" parts are unquoted.
-    let parts: Vec<String> = match crate::protocol::parse::split_args(&body[..end]) {
-        Some(parts) if !parts.is_empty() => parts
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect(),
-        _ => return Err(Reply::err("ERR Invalid engine in script shebang")),
+    let Some(parts) = crate::scripting::shebang_parts(&body[..end]) else {
+        return Err(Reply::err("ERR Invalid engine in script shebang"));
     };
     let engine = &parts[0];
     if engine != "#!lua" {

@@ -9,6 +9,9 @@
 //! further behind than its `client-output-buffer-limit replica` is cut off.
 
 use super::{LinkState, Role};
+/// One command as a RESP array of bulk strings: the AOF's encoding, the stream's too.
+pub use crate::persistence::aof::record::encode;
+use crate::persistence::aof::record::{encode_owned, select};
 use crate::shard::propagation::{meant_for, Consumer, Effect, Unit, TO_REPLICAS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -243,21 +246,14 @@ impl Stream {
     pub fn append_effects(&mut self, effects: &[Effect]) {
         let mut out = Vec::new();
         let wrap = effects.len() > 1;
-        let mut select = |out: &mut Vec<u8>, db: usize| {
-            if self.selected != Some(db) {
-                encode(out, &[b"SELECT", db.to_string().as_bytes()]);
-                self.selected = Some(db);
-            }
-        };
         if wrap {
             // The first record's SELECT goes before MULTI, as Redis 7.0 writes it.
-            select(&mut out, effects[0].db);
+            select(&mut self.selected, &mut out, effects[0].db);
             encode(&mut out, &[b"MULTI"]);
         }
         for e in effects {
-            select(&mut out, e.db);
-            let args: Vec<&[u8]> = e.argv.iter().map(|a| &a[..]).collect();
-            encode(&mut out, &args);
+            select(&mut self.selected, &mut out, e.db);
+            encode_owned(&mut out, &e.argv);
         }
         if wrap {
             encode(&mut out, &[b"EXEC"]);
@@ -461,16 +457,6 @@ impl Stream {
                 true
             }
         }
-    }
-}
-
-/// Encode one command as a RESP array of bulk strings.
-pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -125,13 +125,8 @@ fn metadata(code: &Bytes) -> Result<(String, Bytes), String> {
     let Some(end) = code.iter().position(|&b| b == b'\n') else {
         return Err("Invalid library metadata".into());
     };
-    // Split as Redis's sdssplitargs: `name="lib"` names `lib`.
-    let parts: Vec<String> = match crate::protocol::parse::split_args(&code[..end]) {
-        Some(parts) if !parts.is_empty() => parts
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect(),
-        _ => return Err("Invalid library metadata".into()),
+    let Some(parts) = super::shebang_parts(&code[..end]) else {
+        return Err("Invalid library metadata".into());
     };
     let engine = parts[0].get(2..).unwrap_or_default().to_string();
     let mut name = None;

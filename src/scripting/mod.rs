@@ -78,6 +78,19 @@ pub mod run;
 pub mod slices;
 pub mod structlib;
 
+/// A `#!` first line (without its newline) split as Redis's `sdssplitargs` splits it
+/// (`name="lib"` is `name=lib`), as text; `None` if a quote is left open or nothing
+/// is there. Both scripts' shebangs and functions' metadata lines are read so.
+pub fn shebang_parts(line: &[u8]) -> Option<Vec<String>> {
+    let parts = crate::protocol::parse::split_args(line)?;
+    (!parts.is_empty()).then(|| {
+        parts
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    })
+}
+
 /// A script's flags: a `#!lua flags=...` line, or a function's `flags` (Redis's
 /// `scripts_flags_def`, in its order).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

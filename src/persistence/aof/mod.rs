@@ -102,15 +102,8 @@ impl AofFeed {
     /// Encode `effects` after `out`, with a SELECT whenever the db changes.
     fn encode(&mut self, out: &mut Vec<u8>, effects: &[Effect]) {
         for e in effects {
-            self.select(out, e.db);
+            record::select(&mut self.selected, out, e.db);
             record::encode_owned(out, &e.argv);
-        }
-    }
-    /// A SELECT after `out` if the file is not in `db` already.
-    fn select(&mut self, out: &mut Vec<u8>, db: usize) {
-        if self.selected != Some(db) {
-            record::encode(out, &[b"SELECT", db.to_string().as_bytes()]);
-            self.selected = Some(db);
         }
     }
 }
@@ -129,7 +122,7 @@ impl Consumer for AofFeed {
                     // as well).
                     effects => {
                         // The first record's SELECT before MULTI, as Redis 7.0.
-                        self.select(&mut out, effects[0].db);
+                        record::select(&mut self.selected, &mut out, effects[0].db);
                         record::encode(&mut out, &[b"MULTI"]);
                         self.encode(&mut out, effects);
                         record::encode(&mut out, &[b"EXEC"]);

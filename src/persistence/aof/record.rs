@@ -1,5 +1,6 @@
-//! AOF records: the RESP encoding of propagated commands. Which records a command
-//! propagates is the command's own rule (`commands::propagate`).
+//! AOF records: the RESP encoding of propagated commands, shared by the replication
+//! stream (`replication::stream`). Which records a command propagates is the
+//! command's own rule (`commands::propagate`).
 
 use bytes::Bytes;
 
@@ -21,6 +22,15 @@ pub fn encode(out: &mut Vec<u8>, argv: &[&[u8]]) {
 pub fn encode_owned(out: &mut Vec<u8>, argv: &[Bytes]) {
     let refs: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
     encode(out, &refs);
+}
+
+/// Append a SELECT to `out` unless the stream `selected` says is already in `db`
+/// (the AOF and the replication stream each keep where they are).
+pub fn select(selected: &mut Option<usize>, out: &mut Vec<u8>, db: usize) {
+    if *selected != Some(db) {
+        encode(out, &[b"SELECT", db.to_string().as_bytes()]);
+        *selected = Some(db);
+    }
 }
 
 #[cfg(test)]
