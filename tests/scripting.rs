@@ -338,6 +338,48 @@ fn scripts_answer_as_redis() {
     duo.run("RESP3", &steps);
 }
 
+/// `DEBUG SET-DISABLE-DENY-SCRIPTS 1` lets a script reach `no-script` commands, as
+/// Redis's own tests use it: DEBUG PROTOCOL then hands a script every RESP3 type
+/// (an attribute is dropped, the reply it precedes kept), converted back for RESP2
+/// and RESP3 clients; a big number's line break is blanked for either.
+#[test]
+fn scripts_read_every_reply_type_as_redis() {
+    let debug = ["--enable-debug-command", "yes"];
+    let mut duo = Duo::pair(
+        Server::shardis_with(2, &debug),
+        Server::redis_with(&debug),
+        1,
+    );
+    let protocol =
+        |t: &str| format!("redis.setresp(3) return redis.call('debug', 'protocol', '{t}')");
+    let types = [
+        "string", "integer", "double", "bignum", "null", "array", "set", "map", "attrib",
+        "verbatim", "true", "false",
+    ];
+    let mut steps = vec![
+        step(0, &["EVAL", &protocol("string"), "0"]),
+        step(0, &["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1"]),
+    ];
+    for hello in ["2", "3"] {
+        steps.push(Step::Any(0, vec!["HELLO".into(), hello.into()]));
+        for t in types {
+            steps.push(step(0, &["EVAL", &protocol(t), "0"]));
+            steps.push(step(
+                0,
+                &[
+                    "EVAL",
+                    &protocol(t).replace("setresp(3)", "setresp(2)"),
+                    "0",
+                ],
+            ));
+        }
+        steps.push(step(0, &["EVAL", "return {big_number='12\\r\\n3'}", "0"]));
+    }
+    steps.push(step(0, &["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0"]));
+    steps.push(step(0, &["EVAL", &protocol("string"), "0"]));
+    duo.run("DEBUG PROTOCOL from scripts", &steps);
+}
+
 /// The error stats of a script's errors: those a `redis.call` got are counted when
 /// made (also when the script goes on, or returns them: `ignore_error_stats_update`),
 /// errors the script makes when it returns them, nested ones too, and errors inside

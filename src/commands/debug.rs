@@ -88,6 +88,11 @@ fn debug<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
                 st.second_offset = -1;
                 Reply::ok()
             }
+            ("set-disable-deny-scripts", 3) => {
+                let on = args::int(&argv[2]).is_ok_and(|v| v != 0);
+                crate::scripting::run::NOSCRIPT_ALLOWED.store(on, std::sync::atomic::Ordering::Relaxed);
+                Reply::ok()
+            }
             ("protocol", 3) => protocol(c.borrow().resp, &argv[2]),
             ("log", 3) => {
                 let msg = String::from_utf8_lossy(&argv[2]);

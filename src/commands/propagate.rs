@@ -145,10 +145,11 @@ pub fn hincrbyfloat(_d: &mut Db, argv: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes
     }
 }
 
-/// SPOP: `SREM key member...` for what it popped, `DEL key` if the set is gone.
+/// SPOP: `SREM key member...` for what it popped; `DEL key` if a count took the
+/// whole set (SPOP without a count is SREM even of the last member, as in Redis).
 pub fn spop(d: &mut Db, argv: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
     let key = &argv[1];
-    if !d.keys.contains_key(&key[..]) {
+    if argv.len() > 2 && !d.keys.contains_key(&key[..]) {
         return vec![vec![b("DEL"), key.clone()]];
     }
     let members = match reply {
@@ -372,6 +373,7 @@ mod tests {
         );
         // SPOP on a set that is now gone: DEL.
         assert_eq!(text(&mut d, "spop s 5", &Reply::Array(vec![])), ["DEL s"]);
+        assert_eq!(text(&mut d, "spop s", &Reply::bulk(b"m")), ["SREM s m"]);
         assert_eq!(text(&mut d, "lpush l a", &Reply::Int(1)), ["lpush l a"]);
     }
 }

@@ -118,6 +118,13 @@ fn decode(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
             }
             tagged(lua, "set", t)?
         }
+        // An attribute: not shown to scripts (as in Redis 7.0), the reply it precedes is.
+        b'|' => {
+            for _ in 0..2 * number(head)? {
+                decode(lua, buf, pos)?;
+            }
+            decode(lua, buf, pos)?
+        }
         _ => return Err(mlua::Error::runtime("unknown reply type")),
     })
 }
@@ -207,7 +214,8 @@ fn table_to_reply(t: &Table, resp: u8, depth: usize) -> Reply {
         _ => {}
     }
     if let Some(s) = text(&field("big_number")) {
-        return Reply::BigNumber(s);
+        // Redis blanks line breaks here, so that even RESP2's bulk string has none.
+        return Reply::BigNumber(s.replace(['\r', '\n'], " "));
     }
     if let Value::Table(m) = field("map") {
         let pairs = m
