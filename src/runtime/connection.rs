@@ -157,18 +157,24 @@ fn blocking_command(argv: &[bytes::Bytes]) -> Option<&'static crate::commands::C
 
 /// Encode replies in order, counting the errors among them; the messages queued
 /// while request `i` ran go just before reply `i` (those of a reply held back, such as
-/// a blocking command's, after the rest).
+/// a blocking command's, after the rest). Each reply is in the protocol of its time
+/// (`resp_before`, see [`crate::runtime::dispatch::Batch`]), the last ones in the client's.
 fn encode_replies(
     shards: &Shards,
     client: &ClientRef,
     replies: Vec<Option<Reply>>,
     pushed: Vec<(usize, BytesMut)>,
+    resp_before: &[(usize, u8)],
     out: &mut BytesMut,
 ) {
-    let proto = client.borrow().resp;
+    let now = client.borrow().resp;
     let mut s = shards.local.borrow_mut();
     let mut pushed = pushed.into_iter().peekable();
     for (i, r) in replies.into_iter().enumerate() {
+        let proto = resp_before
+            .iter()
+            .find(|(at, _)| *at > i)
+            .map_or(now, |(_, p)| *p);
         while let Some((_, p)) = pushed.next_if(|(at, _)| *at == i) {
             out.extend_from_slice(&p);
         }
@@ -506,7 +512,14 @@ async fn session(
                 // CLIENT PAUSE: the replies before the postponed request leave now, as
                 // in Redis; it and the requests behind it run when the pause ends.
                 done += batch.replies.len();
-                encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
+                encode_replies(
+                    shards,
+                    client,
+                    batch.replies,
+                    batch.pushed,
+                    &batch.resp_before,
+                    &mut out,
+                );
                 send_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
                 // Redis trims its query buffer up to the postponed command.
                 client.borrow_mut().qbuf = read_len - ends[done];
@@ -541,7 +554,14 @@ async fn session(
                     blocked = Some((cmd, argv));
                 }
             }
-            encode_replies(shards, client, batch.replies, batch.pushed, &mut out);
+            encode_replies(
+                shards,
+                client,
+                batch.replies,
+                batch.pushed,
+                &batch.resp_before,
+                &mut out,
+            );
             if let Some((cmd, argv)) = blocked {
                 // Replies before the blocking command leave now, as in Redis.
                 send_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
@@ -561,7 +581,9 @@ async fn session(
                     read: &mut read_while_blocked,
                 };
                 match while_blocked(io, qlimit, wait).await? {
-                    Some(r) => encode_replies(shards, client, vec![Some(r)], Vec::new(), &mut out),
+                    Some(r) => {
+                        encode_replies(shards, client, vec![Some(r)], Vec::new(), &[], &mut out)
+                    }
                     None => return Ok(None),
                 }
             }

@@ -69,6 +69,9 @@ pub struct Batch {
     pub remote_only: Option<usize>,
     /// The shards whose data the replies may show (whose logs they wait for).
     pub lanes: Lanes,
+    /// Where a request (HELLO, RESET) switched protocol: `(i, p)`, the replies before
+    /// request `i` are in protocol `p`, as Redis encoded them when they ran.
+    pub resp_before: Vec<(usize, u8)>,
 }
 
 /// Where one read's requests ran, so far.
@@ -101,6 +104,7 @@ struct Run<'a> {
     published: Vec<Vec<(usize, pubsub::Message)>>,
     route: Route,
     lanes: Lanes,
+    resp_before: Vec<(usize, u8)>,
 }
 
 /// Execute every request of one read (up to one CLIENT PAUSE postpones) and return
@@ -209,6 +213,7 @@ async fn run_requests(
         published: (0..shards.count()).map(|_| Vec::new()).collect(),
         route: Route::Nowhere,
         lanes: Lanes::None,
+        resp_before: Vec::new(),
     };
     let mut close = false;
     let mut postponed = None;
@@ -294,7 +299,9 @@ async fn run_requests(
     } else {
         Lanes::All
     };
+    let resp_before = std::mem::take(&mut run.resp_before);
     Batch {
+        resp_before,
         replies: run.finish(),
         pushed,
         close,
@@ -355,6 +362,7 @@ impl Run<'_> {
             }
             _ => None,
         };
+        let resp = self.client.borrow().resp;
         let reply = match cmd.exec {
             _ if refusal.is_some() => refusal.expect("just tested"),
             _ if publishes => self.publish(i, cmd, &argv).await,
@@ -369,6 +377,9 @@ impl Run<'_> {
             }
             Exec::Container => unreachable!("resolve returns subcommands"),
         };
+        if self.client.borrow().resp != resp {
+            self.resp_before.push((i, resp));
+        }
         self.went(None);
         self.lanes = Lanes::All;
         let mut local = self.shards.local.borrow_mut();
