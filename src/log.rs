@@ -1,6 +1,8 @@
 //! The server log, in Redis's line format. A leaf: everyone may import it.
 //!
-//! Lines go to stderr, or with `logfile` set to that file, appended: opened for each
+//! Lines go to standard output, as Redis's do with `logfile ""` (one write per line, so
+//! that a supervisor or a test reading it sees each line at once), or with `logfile`
+//! set to that file, appended: opened for each
 //! line, as Redis's `serverLogRaw` does, so a file moved away by logrotate is followed
 //! by a new one without a signal. A line that cannot be written there is lost, as in
 //! Redis; the file is checked once at start ([`set_file`]).
@@ -107,7 +109,11 @@ fn write(level: u8, msg: &str) {
         Some(path) => {
             let _ = append_to(path, line.as_bytes());
         }
-        None => eprint!("{line}"),
+        None => {
+            use std::io::Write;
+            // (Not `print!`, which panics when standard output is closed.)
+            let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        }
     }
 }
 

@@ -599,7 +599,7 @@ fn the_acl_file_round_trips_with_redis() {
         .args(["--port", &port, "--dir", &dir, "--aclfile", &file])
         .output()
         .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{log}");
     assert!(
         log.contains("Aborting Redis startup because of ACL errors"),

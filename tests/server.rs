@@ -1567,8 +1567,8 @@ fn runtime_option_when_io_uring_cannot_run() {
 
     let log_path = dir.join("auto.log");
     let mut child = args("auto")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let served = wait_until(Duration::from_secs(10), || {

@@ -27,7 +27,7 @@ import glob, re, sys
 src, out = sys.argv[1], sys.argv[2]
 debug = re.compile(r'debug (loadaof|quicklist-packed-threshold|htstats|listpack|'
                    r'stringmatch-len|jmap|ziplist|sdslen|replybuffer|pause-cron|'
-                   r'set-skip-checksum|set-disable-deny-scripts|script|mallctl|'
+                   r'set-skip-checksum|script|mallctl|'
                    r'dict-resizing|client-eviction)', re.I)
 names = set()
 for f in glob.glob(src + '/tests/unit/**/*.tcl', recursive=True):
