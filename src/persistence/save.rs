@@ -175,7 +175,8 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
             snapshot_started(&shard).await;
             continue;
         };
-        let (chunks, done) = snapshot::step(&mut shard.borrow_mut(), SLICE);
+        let (chunks, done, keys) = snapshot::step(&mut shard.borrow_mut(), SLICE);
+        let delay = shard.borrow().config.get_int("rdb-key-save-delay");
         let mut failed = false;
         for c in chunks {
             if sink.send_async(ToWriter::Chunk(c)).await.is_err() {
@@ -187,6 +188,9 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
             // The writer gave up (disk error): it reports the failure.
             snapshot::abort(&mut shard.borrow_mut());
             continue;
+        }
+        if let Some(pause) = key_save_delay(delay, keys) {
+            crate::runtime::backend::sleep(pause).await;
         }
         if done {
             let progress = snapshot::take(&mut shard.borrow_mut()).map(|s| s.progress);
@@ -203,6 +207,20 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
             crate::runtime::backend::yield_now().await;
         }
     }
+}
+
+/// `rdb-key-save-delay` (a testing option: Redis's tests slow a save down with it):
+/// `delay` microseconds per key written, or for a negative value one microsecond per
+/// `-delay` keys (Redis's `debugDelay` sleeps 1 µs with probability 1/-delay). The
+/// shard's snapshot task sleeps it after each slice, its thread serving clients
+/// meanwhile, as Redis's fork child sleeps apart from the server.
+fn key_save_delay(delay: i64, keys: u64) -> Option<Duration> {
+    let us = match delay {
+        0 => return None,
+        d if d > 0 => keys.saturating_mul(d as u64),
+        d => keys / d.unsigned_abs(),
+    };
+    (us > 0).then(|| Duration::from_micros(us))
 }
 
 /// What the writer reports.

@@ -224,13 +224,15 @@ pub fn begin(
     Ok(())
 }
 
-/// Run the snapshot on `shard` for up to `budget`: the chunks ready to hand over, and
-/// whether the snapshot is complete (its state is then removed from the shard).
-pub fn step(shard: &mut Shard, budget: Duration) -> (Vec<Chunk>, bool) {
+/// Run the snapshot on `shard` for up to `budget`: the chunks ready to hand over,
+/// whether the snapshot is complete (its state is then removed from the shard), and
+/// how many keys this step wrote.
+pub fn step(shard: &mut Shard, budget: Duration) -> (Vec<Chunk>, bool, u64) {
     let deadline = Instant::now() + budget;
     let mut chunks = Vec::new();
     let mut all_done = true;
     let mut held = 0u64;
+    let mut stepped = 0u64;
     for db in shard.dbs.iter_mut() {
         let Some(snap) = db
             .snapshot
@@ -241,7 +243,9 @@ pub fn step(shard: &mut Shard, budget: Duration) -> (Vec<Chunk>, bool) {
         };
         // Every slice moves every unfinished cursor at least one step.
         if !snap.done {
+            let before = snap.keys_written;
             snap.advance(&db.keys, &db.expires, deadline);
+            stepped += snap.keys_written - before;
             if snap.done {
                 snap.detached = None; // the old contents of a FLUSHDB are written
             }
@@ -272,7 +276,7 @@ pub fn step(shard: &mut Shard, budget: Duration) -> (Vec<Chunk>, bool) {
             s.progress.keys = keys;
         }
     }
-    (chunks, all_done)
+    (chunks, all_done, stepped)
 }
 
 /// Abandon the snapshot on `shard` (the file could not be written).
@@ -311,7 +315,7 @@ mod tests {
         encode::header(&mut bytes, false, 0, &[], &[]);
         let mut round = 0;
         loop {
-            let (chunks, done) = step(sh, Duration::from_micros(1));
+            let (chunks, done, _) = step(sh, Duration::from_micros(1));
             for c in chunks {
                 encode::select_db(&mut bytes, c.db);
                 bytes.extend_from_slice(&c.bytes);
