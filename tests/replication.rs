@@ -74,6 +74,48 @@ fn write_load(server: &Server, from: usize, n: usize) {
     }
 }
 
+/// A diskless sync under a steady write load, to redis-server and Shardis replicas: the
+/// master sends nothing after the RDB's EOF mark until the replica's first ACK, as
+/// Redis's does. A replica finds the mark by comparing the last bytes of a read, so
+/// stream bytes right behind it hid it: a Redis replica waited for ever (and a Shardis
+/// one until its timeout). `rdb-key-save-delay` makes the transfer last long enough
+/// for writes to wait behind it.
+#[test]
+fn a_diskless_sync_under_writes_completes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let master = shardis(
+        2,
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--rdb-key-save-delay",
+            "200",
+        ],
+    );
+    master.raw().cmd(&["DEBUG", "POPULATE", "2000"]);
+    for replica in [redis(&[]), shardis(2, &[])] {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    write_load(&master, i, 20);
+                    i += 20;
+                }
+            });
+            // (The writer stops whatever happens: a panic here would wait for it.)
+            let synced = std::panic::catch_unwind(|| follow(&replica, &master));
+            stop.store(true, Ordering::Relaxed);
+            if let Err(e) = synced {
+                std::panic::resume_unwind(e);
+            }
+        });
+        assert_in_sync(&master, &replica);
+    }
+}
+
 /// Cut the link from either side during writes: both ends resync partially, never fully.
 #[test]
 fn cut_links_resync_partially_both_ways() {

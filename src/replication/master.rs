@@ -417,7 +417,8 @@ pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, 
     };
     let id = req.id;
     let st = super::of(&shards.server);
-    let wake = match how {
+    // (After an EOF-marked RDB: whether the stream waits for the replica's first ACK.)
+    let (wake, await_ack) = match how {
         Handoff::Continue => {
             let (replid, wake) = {
                 let mut s = st.lock();
@@ -434,10 +435,10 @@ pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, 
                 st.lock().remove_reader(id);
                 return;
             }
-            wake
+            (wake, false)
         }
         Handoff::Full { .. } => match full_sync(stream, shards, &req).await {
-            Some(w) => w,
+            Some(sent) => sent,
             None => {
                 st.lock().remove_reader(id);
                 return;
@@ -448,7 +449,7 @@ pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, 
         st.lock().remove_reader(id);
         return;
     }
-    feed(stream, shards, client, id, wake).await;
+    feed(stream, shards, client, id, wake, await_ack).await;
     st.lock().remove_reader(id);
     log(&format!(
         "Connection with replica {}:{} lost.",
@@ -456,12 +457,13 @@ pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, 
     ));
 }
 
-/// Send a full sync: `+FULLRESYNC` (PSYNC), the RDB, and mark the reader online.
+/// Send a full sync: `+FULLRESYNC` (PSYNC), the RDB, and mark the reader online; the
+/// reader's wake-ups, and whether the RDB went with an EOF mark.
 async fn full_sync(
     stream: &mut TcpStream,
     shards: &Shards,
     req: &SyncRequest,
-) -> Option<flume::Receiver<()>> {
+) -> Option<(flume::Receiver<()>, bool)> {
     let SyncRequest {
         id,
         ref ip,
@@ -537,7 +539,7 @@ async fn full_sync(
         r.state = ReaderState::Online;
         r.ack_ms = crate::clock::now_ms();
     }
-    Some(wake)
+    Some((wake, diskless))
 }
 
 /// Diskless: `$EOF:<mark>`, the RDB as it is made, the mark.
@@ -597,24 +599,31 @@ async fn send_with_length(
 }
 
 /// Send the stream from the reader's position as it grows; take the replica's ACKs.
+///
+/// With `await_ack` (the RDB went with an EOF mark) nothing is sent before the
+/// replica's first ACK, as Redis's master waits (`repl_start_cmd_stream_on_ack`): a
+/// replica finds the mark by comparing the last bytes it read, so stream bytes in the
+/// same read would hide it, and a Redis replica would wait for ever.
 async fn feed(
     stream: &mut TcpStream,
     shards: &Shards,
     client: &ClientRef,
     id: u64,
     wake: flume::Receiver<()>,
+    await_ack: bool,
 ) {
     let st = super::of(&shards.server);
     let mut rbuf = BytesMut::new();
     let mut parser = RequestParser::default();
     let mut out = Vec::with_capacity(64 << 10);
     let mut scratch = vec![0u8; 16 << 10];
+    let mut acked = !await_ack;
     loop {
         if client.borrow().killed {
             return;
         }
         out.clear();
-        if !st.lock().read(id, &mut out, 256 << 10) {
+        if acked && !st.lock().read(id, &mut out, 256 << 10) {
             over_limit(client);
             return;
         }
@@ -663,6 +672,7 @@ async fn feed(
                         && argv[0].eq_ignore_ascii_case(b"replconf")
                         && argv[1].eq_ignore_ascii_case(b"ack");
                     if ack {
+                        acked = true;
                         if let Ok(off) = crate::commands::args::int(&argv[2]) {
                             st.lock().ack(id, off.max(0) as u64);
                         }
