@@ -76,7 +76,11 @@ pub enum Role {
 /// The master link's state as INFO shows it (`master_link_status`, sync progress).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LinkState {
+    /// Not connected: connecting, or waiting to try again (ROLE's `connect`).
     Connecting,
+    /// Connected, before the master's answer to PSYNC (ROLE's `handshake`).
+    Handshake,
+    /// Receiving the master's RDB (ROLE's `sync`).
     Syncing,
     Up,
     Down,

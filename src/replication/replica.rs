@@ -290,6 +290,7 @@ async fn attempt(shards: &Rc<Shards>, gen: u64, host: &str, port: u16) -> Result
         read_total: 0,
     };
     log("MASTER <-> REPLICA sync started");
+    st.lock().link = LinkState::Handshake;
     let pong = conn.command(&[b"PING"], timeout).await?;
     if pong.starts_with('-') && !pong.starts_with("-NOAUTH") && !pong.starts_with("-NOPERM") {
         return Err(format!("Error reply to PING from master: '{pong}'"));
@@ -700,6 +701,7 @@ pub fn role(shards: &Shards) -> Reply {
         Role::Replica { host, port } => {
             let state = match s.link {
                 LinkState::Connecting | LinkState::Down => "connect",
+                LinkState::Handshake => "handshake",
                 LinkState::Syncing => "sync",
                 LinkState::Up => "connected",
             };
