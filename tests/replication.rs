@@ -74,6 +74,37 @@ fn write_load(server: &Server, from: usize, n: usize) {
     }
 }
 
+/// A client blocked on a key when its server becomes a replica gets Redis's UNBLOCKED
+/// error and is disconnected (Redis's `disconnectAllBlockedClients`). It used to stay
+/// blocked and take the first item of the master's next push: the replica diverged
+/// (Redis's integration/replication, 'BLPOP followed by role change').
+#[test]
+fn a_client_blocked_on_a_new_replica_is_unblocked_as_in_redis() {
+    let master = redis(&["--repl-diskless-sync-delay", "0"]);
+    let mut seen = Vec::new();
+    for server in [shardis(2, &[]), redis(&[])] {
+        let mut blocked = server.raw();
+        blocked.send_cmd(&[b"BLPOP", b"foo{a}", b"0"]);
+        blocked.send_cmd(&[b"BLPOP", b"bar{b}", b"0"]);
+        common::await_blocked(&mut server.raw(), 1);
+        follow(&server, &master);
+        seen.push(String::from_utf8_lossy(&blocked.read_to_close()).into_owned());
+        master.raw().cmd(&["RPUSH", "foo{a}", "a", "b", "c"]);
+        assert_in_sync(&master, &server);
+        assert_eq!(
+            show(&server.raw().cmd(&["LRANGE", "foo{a}", "0", "-1"])),
+            show(&master.raw().cmd(&["LRANGE", "foo{a}", "0", "-1"]))
+        );
+        master.raw().cmd(&["FLUSHALL"]);
+    }
+    assert_eq!(seen[0], seen[1], "Shardis, then Redis");
+    assert!(
+        seen[0].starts_with("-UNBLOCKED force unblock"),
+        "{}",
+        seen[0]
+    );
+}
+
 /// A diskless sync under a steady write load, to redis-server and Shardis replicas: the
 /// master sends nothing after the RDB's EOF mark until the replica's first ACK, as
 /// Redis's does. A replica finds the mark by comparing the last bytes of a read, so

@@ -179,6 +179,9 @@ pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range"
 pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
 /// The answer of a blocked command ended by `CLIENT UNBLOCK id ERROR`.
 pub const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+/// The answer of a command blocked on keys when the server becomes a replica.
+pub const UNBLOCKED_ROLE_CHANGE: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
 
 // ---- Sorted sets (and SORT) -------------------------------------------------------
 

@@ -131,6 +131,9 @@ pub async fn start(shards: &Shards, host: String, port: u16) {
     st.is_replica.store(true, Ordering::SeqCst);
     set_replica_shards(shards, true).await;
     kill_master_clients(shards).await;
+    shards
+        .all(|_: &mut Shard| crate::runtime::blocking::unblock_all_for_replication())
+        .await;
     let shards = shards.detached();
     backend::spawn(async move { link(shards, gen, host, port).await }).detach();
 }

@@ -656,3 +656,26 @@ pub fn unblock(id: u64, error: bool) -> bool {
     let _ = ticket.wake.send(Wake::Unblocked(reply));
     true
 }
+
+/// The server becomes a replica (REPLICAOF, a failover): every client of this core
+/// blocked on keys gets Redis's UNBLOCKED error and is closed after it, as Redis's
+/// `disconnectAllBlockedClients` does. Left blocked, it would be served by the writes
+/// the new master sends, taking an item the master keeps: the data sets would differ.
+pub fn unblock_all_for_replication() {
+    let blocked: Vec<ClientRef> = crate::runtime::clients::each(|all| {
+        all.filter(|c| c.try_borrow().is_ok_and(|c| c.blocked.is_some()))
+            .cloned()
+            .collect()
+    });
+    for c in blocked {
+        let Some((ticket, _)) = c.borrow().blocked.clone() else {
+            continue;
+        };
+        if ticket.take(DONE).is_ok() {
+            c.borrow_mut().close_after_reply = true;
+            let _ = ticket
+                .wake
+                .send(Wake::Unblocked(Reply::err(errors::UNBLOCKED_ROLE_CHANGE)));
+        }
+    }
+}

@@ -582,7 +582,9 @@ async fn session(
                 };
                 match while_blocked(io, qlimit, wait).await? {
                     Some(r) => {
-                        encode_replies(shards, client, vec![Some(r)], Vec::new(), &[], &mut out)
+                        encode_replies(shards, client, vec![Some(r)], Vec::new(), &[], &mut out);
+                        // (Unblocked because the server became a replica.)
+                        close |= client.borrow().close_after_reply;
                     }
                     None => return Ok(None),
                 }
