@@ -74,6 +74,41 @@ fn write_load(server: &Server, from: usize, n: usize) {
     }
 }
 
+/// `repl-diskless-sync-delay` holds a diskless sync, the replica meanwhile in ROLE's
+/// `handshake` state (Redis's master answers PSYNC only when the sync starts), with
+/// a Shardis master as with a redis-server one.
+#[test]
+fn a_diskless_sync_waits_its_delay_in_the_handshake_state() {
+    let delay = [
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "3",
+    ];
+    for master in [shardis(2, &delay), redis(&delay)] {
+        let replica = shardis(2, &[]);
+        let mut c = replica.raw();
+        let port = master.port.to_string();
+        c.cmd(&["REPLICAOF", "127.0.0.1", &port]);
+        let state = |c: &mut RawConn| match c.cmd(&["ROLE"]) {
+            Frame::Array(items) => match &items[3] {
+                Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => show(other),
+            },
+            other => show(&other),
+        };
+        let handshake = wait_until(Duration::from_secs(2), || state(&mut c) == "handshake");
+        assert!(handshake, "ROLE: {}", state(&mut c));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(state(&mut c), "handshake", "still waiting out the delay");
+        let up = wait_until(Duration::from_secs(10), || {
+            info_field(&mut c, "master_link_status") == "up"
+        });
+        assert!(up, "the sync after the delay: {}", state(&mut c));
+        assert_eq!(state(&mut c), "connected");
+    }
+}
+
 /// A client blocked on a key when its server becomes a replica gets Redis's UNBLOCKED
 /// error and is disconnected (Redis's `disconnectAllBlockedClients`). It used to stay
 /// blocked and take the first item of the master's next push: the replica diverged

@@ -22,7 +22,7 @@ use crate::runtime::{ServerInfo, Shards};
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
 use std::io::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What a replica said about itself (REPLCONF), and what the connection is.
@@ -473,6 +473,11 @@ async fn full_sync(
         psync,
         ..
     } = *req;
+    let diskless = eof
+        && (excludes.any() || psync && shards.local.borrow().config.get_bool("repl-diskless-sync"));
+    if diskless && !wait_for_more_replicas(stream, shards).await {
+        return None;
+    }
     claim_snapshot(shards).await;
     let saving = &crate::persistence::of(&shards.server).save;
     let Started {
@@ -487,8 +492,6 @@ async fn full_sync(
             return None;
         }
     };
-    let diskless = eof
-        && (excludes.any() || psync && shards.local.borrow().config.get_bool("repl-diskless-sync"));
     if excludes.functions {
         head.libraries.clear();
     }
@@ -540,6 +543,54 @@ async fn full_sync(
         r.ack_ms = crate::clock::now_ms();
     }
     Some((wake, diskless))
+}
+
+/// Diskless syncs waiting out `repl-diskless-sync-delay` now, and how many times
+/// `repl-diskless-sync-max-replicas` of them ended everyone's wait early.
+static WAITING: AtomicU64 = AtomicU64::new(0);
+static RELEASED: AtomicU64 = AtomicU64::new(0);
+
+/// `repl-diskless-sync-delay`: a diskless sync starts that many seconds after the
+/// replica asked, or as soon as `repl-diskless-sync-max-replicas` syncs wait, with a
+/// newline to the replica every second meanwhile (a replica's keep-alive), as Redis's
+/// master. Redis waits so that one snapshot serves every replica that comes in that
+/// time; here each sync still makes its own snapshot, so the wait only keeps Redis's
+/// timing (a replica stays in its handshake meanwhile). False if the replica left.
+async fn wait_for_more_replicas(stream: &mut TcpStream, shards: &Shards) -> bool {
+    let (delay, max) = {
+        let local = shards.local.borrow();
+        let cfg = &local.config;
+        (
+            cfg.get_int("repl-diskless-sync-delay"),
+            cfg.get_int("repl-diskless-sync-max-replicas"),
+        )
+    };
+    if delay <= 0 {
+        return true;
+    }
+    let released = RELEASED.load(Ordering::SeqCst);
+    let waiting = WAITING.fetch_add(1, Ordering::SeqCst) + 1;
+    if max > 0 && waiting >= max as u64 {
+        RELEASED.fetch_add(1, Ordering::SeqCst);
+    }
+    let start = std::time::Instant::now();
+    let end = start + Duration::from_secs(delay as u64);
+    let mut next_newline = start + Duration::from_secs(1);
+    let stayed = loop {
+        let now = std::time::Instant::now();
+        if now >= end || RELEASED.load(Ordering::SeqCst) != released {
+            break true;
+        }
+        if now >= next_newline {
+            if stream.write_all(b"\n").await.is_err() {
+                break false;
+            }
+            next_newline += Duration::from_secs(1);
+        }
+        backend::sleep(Duration::from_millis(100)).await;
+    };
+    WAITING.fetch_sub(1, Ordering::SeqCst);
+    stayed
 }
 
 /// Diskless: `$EOF:<mark>`, the RDB as it is made, the mark.

@@ -41,8 +41,8 @@
 //!   master's and a sub-replica or a promoted sibling can resync partially.
 //!
 //! # What is not here yet
-//! Listed in the README: `repl-diskless-sync-delay` and `-max-replicas` (each full sync
-//! makes its own snapshot), `repl-diskless-load`.
+//! Listed in the README: each full sync makes its own snapshot (`repl-diskless-sync-delay`
+//! and `-max-replicas` only time it, see `master`), `repl-diskless-load`.
 
 pub mod failover;
 pub mod master;

@@ -284,6 +284,11 @@ impl Server {
                 cmd.args(["--daemonize", "no"]);
             }
             cmd.args(["--save", "", "--appendonly", "no"]);
+            // A Shardis master's full syncs start at once, as they did before it kept
+            // `repl-diskless-sync-delay` (5 s by default); a test may ask for a delay.
+            if kind == Kind::Shardis && !extra.contains(&"--sentinel") {
+                cmd.args(["--repl-diskless-sync-delay", "0"]);
+            }
             cmd.arg("--dir").arg(&dir);
             // SHARDIS_RUNTIME=epoll (or io_uring) runs the suite on that backend.
             if let (Kind::Shardis, Ok(rt)) = (kind, std::env::var("SHARDIS_RUNTIME")) {
