@@ -325,6 +325,51 @@ fn corrupt_or_foreign_files_are_refused_with_the_reason() {
     }
 }
 
+/// FLUSHALL stops a running BGSAVE (Redis kills its RDB child: not a failed save, the
+/// server stays writable) and, with save points set, saves the empty data set, so a
+/// restart loads nothing, as with redis-server. The BGSAVE used to finish after the
+/// FLUSHALL and put the flushed keys back in the file for the next start.
+#[test]
+fn flushall_stops_a_bgsave_and_saves_the_empty_data_set_as_redis() {
+    for kind in ["shardis", "redis"] {
+        let dir = scratch(&format!("flushall-{kind}"));
+        let start = || match kind {
+            "shardis" => shardis_in(&dir, 2, &["--save", "3600 1"]),
+            _ => Server::redis_with(&["--dir", dir.to_str().unwrap(), "--save", "3600 1"]),
+        };
+        let mut s = start();
+        let mut c = s.conn();
+        let mut fill = redis::pipe();
+        for i in 0..2000 {
+            fill.set(format!("k{i}"), i).ignore();
+        }
+        fill.query::<()>(&mut c).unwrap();
+        let _: String = redis::cmd("SAVE").query(&mut c).unwrap();
+        let _: String = redis::cmd("CONFIG")
+            .arg(&["SET", "rdb-key-save-delay", "1000"])
+            .query(&mut c)
+            .unwrap();
+        let _: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        assert!(info.contains("rdb_bgsave_in_progress:1"), "{kind}: {info}");
+        let _: String = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+        wait_bgsave(&mut c);
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        assert!(info.contains("rdb_last_bgsave_status:ok"), "{kind}: {info}");
+        c.set::<_, _, ()>("after", 1).unwrap();
+        let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
+        assert!(
+            s.wait_exit(Duration::from_secs(30)).is_some(),
+            "{kind}: no exit"
+        );
+        let again = start();
+        let n: i64 = redis::cmd("DBSIZE").query(&mut again.conn()).unwrap();
+        assert_eq!(n, 0, "{kind}: the file after FLUSHALL");
+        drop(again);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[test]
 fn failed_bgsave_stops_writes_with_misconf_until_a_save_succeeds() {
     let dir = scratch("misconf");

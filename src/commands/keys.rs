@@ -566,9 +566,11 @@ fn flushall<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBox
         let Some(lazy) = flush_async(s, argv) else {
             return errors::syntax();
         };
+        crate::persistence::save::stop_for_flushall(s).await;
         s.all(move |sh: &mut Shard| flush_shard(sh, None, lazy))
             .await;
         crate::runtime::tracking::flushed();
+        crate::persistence::save::after_flushall(s);
         Reply::ok()
     })
 }

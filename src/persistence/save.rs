@@ -190,7 +190,16 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
             continue;
         }
         if let Some(pause) = key_save_delay(delay, keys) {
-            crate::runtime::backend::sleep(pause).await;
+            // In steps, so that a snapshot stopped meanwhile (FLUSHALL) lets its writer
+            // go at once.
+            let end = Instant::now() + pause;
+            while snapshot::running(&shard.borrow()).is_some() {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                crate::runtime::backend::sleep(left.min(Duration::from_millis(10))).await;
+            }
         }
         if done {
             let progress = snapshot::take(&mut shard.borrow_mut()).map(|s| s.progress);
@@ -455,6 +464,10 @@ async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, S
                 w.peak_bytes
             ));
         }
+        Err(_) if KILLED.swap(false, Ordering::SeqCst) => {
+            // (Redis's child killed with SIGUSR1: not a failed save.)
+            crate::log::warning("Background saving terminated by signal 10");
+        }
         Err(e) => {
             st.last_bgsave_failed.store(true, Ordering::Relaxed);
             *st.last_error.lock().unwrap_or_else(|e| e.into_inner()) = e.clone();
@@ -464,6 +477,45 @@ async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, S
     st.bgsave_started_ms.store(0, Ordering::Relaxed);
     st.end();
     result
+}
+
+/// A running save was stopped on purpose ([`stop_for_flushall`]): its end is no
+/// failure.
+static KILLED: AtomicBool = AtomicBool::new(false);
+
+/// FLUSHALL, before emptying the shards, as Redis's `flushAllDataAndResetRDB` kills
+/// its RDB child: a running BGSAVE (or save point's save) stops, its file never
+/// written. (A replica's full sync goes on: the FLUSHALL follows it in the stream.)
+pub async fn stop_for_flushall(shards: &Shards) {
+    let st = &crate::persistence::of(&shards.server).save;
+    if st.activity() == Some(Activity::Bgsave) && st.bgsave_started_ms.load(Ordering::Relaxed) != 0
+    {
+        KILLED.store(true, Ordering::SeqCst);
+        shards.all(|s: &mut Shard| snapshot::abort(s)).await;
+    }
+}
+
+/// FLUSHALL, after emptying the shards: with save points set, the empty data set is
+/// saved at once, as Redis does. Otherwise the file kept the flushed keys (or a BGSAVE
+/// begun before the FLUSHALL put them back) for the next start to load.
+///
+/// The save starts as soon as the machinery is free (the stopped save has ended, or
+/// an AOF rewrite) and runs in the foreground's haste, but after FLUSHALL answers:
+/// where FLUSHALL runs in EXEC or a script, the shards it would snapshot are held
+/// until it returns. (Redis's `rdbSave` is done when FLUSHALL answers.)
+pub fn after_flushall(shards: &Shards) {
+    if shards.local.borrow().config.save_params().is_empty() {
+        return;
+    }
+    let shards = shards.detached();
+    crate::runtime::backend::spawn(async move {
+        let st = &crate::persistence::of(&shards.server).save;
+        while st.try_begin(Activity::Bgsave).is_err() {
+            crate::runtime::backend::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = save_and_record(&shards, true).await;
+    })
+    .detach();
 }
 
 /// Claim the machinery and save in the foreground; None if a save or rewrite runs.

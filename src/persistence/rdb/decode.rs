@@ -415,7 +415,7 @@ impl<R: Read> Reader<R> {
         if stored != 0 && stored != computed {
             return Err(RdbError {
                 message: format!(
-                    "wrong RDB checksum (file says {stored:016x}, contents give {computed:016x})"
+                    "RDB CRC error: wrong RDB checksum (file says {stored:016x}, contents give {computed:016x})"
                 ),
                 offset: at,
             });
