@@ -1093,6 +1093,20 @@ fn good_replicas_show_as_in_redis() {
     }
 }
 
+/// A master's `connected_clients` leaves its replicas out (they are
+/// `connected_slaves`), as Redis counts them: Redis's SHUTDOWN tests count clients so.
+#[test]
+fn connected_clients_leaves_replicas_out_as_in_redis() {
+    for master in [shardis(2, &[]), redis(&["--repl-diskless-sync-delay", "0"])] {
+        let replica = redis(&[]);
+        follow(&replica, &master);
+        let mut c = master.raw();
+        let _other = master.raw();
+        assert_eq!(info_field(&mut c, "connected_slaves"), "1");
+        assert_eq!(info_field(&mut c, "connected_clients"), "2");
+    }
+}
+
 /// `master_link_down_since_seconds` is -1 until a link that was up is lost (Redis's
 /// `repl_down_since`, which also ages a replica's data for a cluster failover: one
 /// that never synced must not look fresh), then counts from the loss; a switch to

@@ -207,7 +207,12 @@ pub fn info<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxF
             started_ms: s.server.started_ms,
             executable: s.server.executable.clone(),
             tcp_port: s.server.tcp_port,
-            connected_clients: s.server.connected_clients.load(Ordering::Relaxed),
+            // Redis counts its replicas apart (`connected_slaves`).
+            connected_clients: s
+                .server
+                .connected_clients
+                .load(Ordering::Relaxed)
+                .saturating_sub(crate::replication::replica_count(&s.server)),
             persistence,
             aof_buffer: crate::persistence::aof::buffer_memory(&s.server),
             replication: crate::replication::info_fields(&s.server),

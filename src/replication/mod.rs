@@ -237,6 +237,16 @@ pub fn link_up(server: &ServerInfo) -> bool {
     server.replication.lock().link == LinkState::Up
 }
 
+/// Replicas connected now, whatever their state (INFO's `connected_slaves`).
+pub fn replica_count(server: &ServerInfo) -> usize {
+    of(server)
+        .lock()
+        .readers
+        .iter()
+        .filter(|r| !r.rdb_only)
+        .count()
+}
+
 /// INFO replication, Redis 7.0's fields in its order.
 pub fn info_fields(server: &ServerInfo) -> Vec<(String, String)> {
     let st = of(server);
