@@ -561,9 +561,22 @@ fn a_restart_from_the_rdb_file_continues_partially() {
     write_load(&master, 30, 30);
     assert_in_sync(&master, &replica);
     assert_eq!(show(&master.raw().cmd(&["SAVE"])), "+OK");
+    let (old_id, offset) = {
+        let mut m = master.raw();
+        (
+            info_field(&mut m, "master_replid"),
+            num(&mut m, "master_repl_offset"),
+        )
+    };
     master.crash();
     let master = Server::shardis_on_port_with(port, 3, &debug);
     let mut m = master.raw();
+    // As Redis's master: a new history from the file's offset, the file's kept as the
+    // previous one, through which the replica continues.
+    assert_ne!(info_field(&mut m, "master_replid"), old_id);
+    assert_eq!(info_field(&mut m, "master_replid2"), old_id);
+    assert_eq!(num(&mut m, "second_repl_offset"), offset + 1);
+    assert_eq!(num(&mut m, "master_repl_offset"), offset);
     assert!(common::wait_until(Duration::from_secs(15), || {
         num(&mut m, "connected_slaves") == 1 && info_field(&mut m, "slave0").contains("online")
     }));

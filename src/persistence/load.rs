@@ -214,7 +214,13 @@ pub async fn at_start(shards: &Shards) {
     {
         // Continue the saved history: a replica's PSYNC (or a replica of ours) can
         // resume from here, as Redis's restart does.
-        crate::replication::restore_history(&shards.server, id.clone(), *offset, *db);
+        let master = shards
+            .local
+            .borrow()
+            .config
+            .get("replicaof")
+            .is_none_or(str::is_empty);
+        crate::replication::restore_history(&shards.server, id.clone(), *offset, *db, master);
         crate::replication::master::keep_backlog(shards).await;
     }
     match result {

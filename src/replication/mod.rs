@@ -183,14 +183,21 @@ fn good_replicas(s: &stream::Stream, cfg: &crate::config::Config) -> Option<usiz
     Some(good)
 }
 
-/// At start, the replication id and offset an RDB file was saved at: ours from now on
-/// (Redis's `rsi` restore), so a replica that followed us, or the master we followed,
-/// can continue partially; and the db the master's stream had selected, where a
-/// continued link starts.
-pub fn restore_history(server: &ServerInfo, replid: String, offset: u64, db: usize) {
+/// At start, the replication id and offset an RDB file was saved at (Redis's `rsi`
+/// restore), so that a replica that followed us, or the master we followed, can
+/// continue partially; and the db the master's stream had selected, where a continued
+/// link starts. A replica (`replicaof` set) goes on in that history; a master starts a
+/// new one at its offset and keeps the file's as its previous one (`master_replid2`,
+/// `second_repl_offset`), as Redis's master does, so its replicas continue through it.
+pub fn restore_history(server: &ServerInfo, replid: String, offset: u64, db: usize, master: bool) {
     let mut s = of(server).lock();
     s.master_db = db;
-    s.replid = replid;
+    if master {
+        s.replid2 = replid;
+        s.second_offset = offset as i64 + 1;
+    } else {
+        s.replid = replid;
+    }
     s.end = offset;
     s.data_end = offset;
     log::log(&format!(
