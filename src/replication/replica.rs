@@ -377,6 +377,9 @@ async fn attempt(shards: &Rc<Shards>, gen: u64, host: &str, port: u16) -> Result
         let mut s = st.lock();
         if !new_id.is_empty() && new_id != s.replid {
             s.shift_replid(new_id.to_string());
+            // Our replicas must learn the new id: they ask again (and continue
+            // partially through our replid2), as Redis's disconnectSlaves.
+            s.cut_all();
         }
         log("Successful partial resynchronization with master.");
         log("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
