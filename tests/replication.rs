@@ -1021,6 +1021,8 @@ fn shutdown_waits_for_lagging_replicas_and_can_be_aborted() {
                 }),
                 "{name}: the write was not held"
             );
+            // Both count as blocked clients, as Redis counts them.
+            assert_eq!(info_field(&mut c, "blocked_clients"), "2", "{name}");
             assert_eq!(show(&c.cmd(&["SHUTDOWN", "ABORT"])), "+OK", "{name}");
             assert_eq!(
                 show(&shutting.read_frame()),

@@ -129,6 +129,7 @@ pub async fn shutdown(shards: &Shards, flags: Flags) -> &'static str {
         }
         pause::pause(shards, pause::Kind::Write, i64::MAX).await;
         log("Waiting for replicas before shutting down.");
+        let blocked = crate::runtime::blocking::Blocked::count(shards);
         loop {
             let acked = crate::replication::master::next_ack(server);
             futures_lite::future::or(
@@ -145,6 +146,7 @@ pub async fn shutdown(shards: &Shards, flags: Flags) -> &'static str {
                 break;
             }
         }
+        drop(blocked);
     }
     // From here on nothing can abort it.
     st.deadline_ms.store(0, Ordering::Release);
@@ -157,6 +159,7 @@ pub async fn shutdown(shards: &Shards, flags: Flags) -> &'static str {
 /// A SHUTDOWN while another waits for replicas: wait with it; the error if it is
 /// cancelled (if it finishes, the process is gone).
 async fn join(shards: &Shards) -> &'static str {
+    let _blocked = crate::runtime::blocking::Blocked::count(shards);
     let st = state(shards);
     let cancelled = st.cancellations.load(Ordering::Acquire);
     while st.cancellations.load(Ordering::Acquire) == cancelled {

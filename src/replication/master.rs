@@ -766,6 +766,7 @@ pub async fn wait(
     let deadline = (timeout_ms > 0)
         .then(|| std::time::Instant::now() + Duration::from_millis(timeout_ms as u64));
     let mut asked = false;
+    let mut blocked = None;
     loop {
         let (n, rx) = {
             let mut s = st.lock();
@@ -790,6 +791,8 @@ pub async fn wait(
             }
             None => Duration::from_secs(3600),
         };
+        // Waiting: a blocked client, as Redis counts WAIT's.
+        blocked.get_or_insert_with(|| crate::runtime::blocking::Blocked::count(shards));
         let got = async {
             let _ = rx.recv_async().await;
             true

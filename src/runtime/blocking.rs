@@ -154,8 +154,7 @@ pub async fn block(
         (c.db, c.no_touch)
     };
     let caller = dispatch::caller_of(client);
-    shards.local.borrow_mut().stats.blocked_clients += 1;
-    let _unblocked = BlockedGuard(shards);
+    let _unblocked = Blocked::count(shards);
     loop {
         let (wake_tx, wake_rx) = flume::bounded(1);
         let ticket = Ticket {
@@ -232,9 +231,19 @@ pub async fn block(
     }
 }
 
-/// Keeps INFO's `blocked_clients` right however the wait ends.
-struct BlockedGuard<'a>(&'a Shards);
-impl Drop for BlockedGuard<'_> {
+/// A client counted in INFO's `blocked_clients` while this lives, however its wait
+/// ends: a blocking command's, and (as Redis counts them) WAIT's and a SHUTDOWN's that
+/// waits for replicas.
+pub struct Blocked<'a>(&'a Shards);
+
+impl<'a> Blocked<'a> {
+    pub fn count(shards: &'a Shards) -> Blocked<'a> {
+        shards.local.borrow_mut().stats.blocked_clients += 1;
+        Blocked(shards)
+    }
+}
+
+impl Drop for Blocked<'_> {
     fn drop(&mut self) {
         self.0.local.borrow_mut().stats.blocked_clients -= 1;
     }
