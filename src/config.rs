@@ -910,19 +910,17 @@ impl Config {
             def.kind,
             Save | Bind | ClientOutputBufferLimit | OomValues | Percentiles | ReplicaOf
         );
-        if args.is_empty() || (!multi && args.len() != 1) {
-            return Err(if multi && def.kind != Save {
-                "wrong number of arguments".into()
-            } else if args.is_empty() && def.kind == Save {
-                "Invalid save parameters".into()
-            } else {
-                "wrong number of arguments".into()
-            });
+        // A `save` line without arguments is zero pairs, as in Redis (whose test harness
+        // writes `save ""` so): the first `save` line of a file still resets.
+        if (args.is_empty() && def.kind != Save) || (!multi && args.len() != 1) {
+            return Err("wrong number of arguments".into());
         }
         let mut value = args.join(" ");
         if def.kind == Save {
             // In a file, `save` lines accumulate; `save ""` clears.
-            if value.is_empty() {
+            if args.is_empty() && state.save_seen {
+                value = self.values.get("save").cloned().unwrap_or_default();
+            } else if value.is_empty() {
                 state.save_seen = true;
             } else if state.save_seen {
                 let cur = self.values.get("save").cloned().unwrap_or_default();
@@ -2046,6 +2044,14 @@ mod tests {
         assert_eq!(c.port, 7000);
         let c = load_with_default(&args(&[&p, "--save", "--appendonly", "no"]), None).unwrap();
         assert_eq!(c.get("save"), Some(""));
+        // A `save` line without arguments in a file: zero pairs, as in Redis (the
+        // file's first `save` line replaces the defaults).
+        let bare = tmpfile("bare-save.conf", "save \n");
+        let c = load_with_default(&args(&[&bare]), None).unwrap();
+        assert_eq!(c.get("save"), Some(""));
+        let bare = tmpfile("bare-save-2.conf", "save 60 10\nsave \n");
+        let c = load_with_default(&args(&[&bare]), None).unwrap();
+        assert_eq!(c.get("save"), Some("60 10"));
         let bad = tmpfile("bad.conf", "port 7391\nfoo bar baz\n");
         assert_eq!(
             load_with_default(&args(&[&bad]), None).unwrap_err(),
