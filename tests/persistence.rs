@@ -325,6 +325,42 @@ fn corrupt_or_foreign_files_are_refused_with_the_reason() {
     }
 }
 
+/// SHUTDOWN while the AOF just turned on is still being written (its first rewrite)
+/// fails, as Redis's does: the file does not hold the data set yet and the next start
+/// would load it. SHUTDOWN ... FORCE exits anyway.
+#[test]
+fn shutdown_refuses_while_the_first_aof_is_written_as_redis() {
+    for kind in ["shardis", "redis"] {
+        let mut s = match kind {
+            "shardis" => Server::shardis(2),
+            _ => Server::redis(),
+        };
+        let mut c = s.raw();
+        for i in 0..200 {
+            c.cmd(&["SET", &format!("k{i}"), "v"]);
+        }
+        // 0.1 s per key written: the rewrite outlasts the test.
+        c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "100000"]);
+        c.cmd(&["CONFIG", "SET", "appendonly", "yes"]);
+        assert_eq!(
+            c.cmd(&["SHUTDOWN"]),
+            common::Frame::Error("ERR Errors trying to SHUTDOWN. Check logs.".into()),
+            "{kind}"
+        );
+        assert_eq!(
+            c.cmd(&["PING"]),
+            common::Frame::Simple("PONG".into()),
+            "{kind}"
+        );
+        c.send_cmd(&[b"SHUTDOWN", b"NOSAVE", b"FORCE"]);
+        assert!(
+            s.wait_exit(Duration::from_secs(30)).is_some(),
+            "{kind}: FORCE exits"
+        );
+        assert!(s.log_text().contains("Writing initial AOF"), "{kind}");
+    }
+}
+
 /// FLUSHALL stops a running BGSAVE (Redis kills its RDB child: not a failed save, the
 /// server stays writable) and, with save points set, saves the empty data set, so a
 /// restart loads nothing, as with redis-server. The BGSAVE used to finish after the

@@ -181,6 +181,17 @@ async fn finish(shards: &Shards, flags: Flags) -> &'static str {
             replicas - lagging.len()
         ));
     }
+    // `appendonly` turned on and its first rewrite running: the AOF does not hold the
+    // data set yet, and a restart would load it (Redis's AOF_WAIT_REWRITE).
+    if super::aof::writing_initial(&super::of(&shards.server).aof) {
+        if flags.force {
+            warning("Writing initial AOF. Exit anyway.");
+        } else {
+            warning("Writing initial AOF, can't exit.");
+            crate::supervise::notify("STATUS=Writing initial AOF, can't exit.\n");
+            return errors::SHUTDOWN_FAILED;
+        }
+    }
     if let Err(e) = super::save::save_for_shutdown(shards, flags.save).await {
         if flags.force {
             warning(&format!("Error trying to save the DB. Exit anyway: {e}"));

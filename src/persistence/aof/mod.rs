@@ -189,6 +189,9 @@ pub struct Global {
     rewrite_scheduled: AtomicBool,
     /// Start of the running rewrite (0: none).
     rewrite_started_ms: AtomicU64,
+    /// The running rewrite is the one that turns the AOF on (Redis's
+    /// AOF_WAIT_REWRITE with its child running): the files do not hold the data yet.
+    initial_rewrite: AtomicBool,
     /// Some rewrite ran (else INFO says -1 for its time).
     rewrite_ran: AtomicBool,
     last_rewrite_secs: AtomicI64,
@@ -235,6 +238,11 @@ fn tx_tag(id: u64) -> String {
 /// True while the AOF is on (multi-shard coordinators check it before logging).
 pub fn enabled(global: &Global) -> bool {
     global.enabled.load(Ordering::Acquire)
+}
+
+/// True while the rewrite that turns the AOF on runs: SHUTDOWN refuses to stop then.
+pub fn writing_initial(global: &Global) -> bool {
+    global.initial_rewrite.load(Ordering::Acquire)
 }
 
 /// While the AOF is on and a shard's file cannot be written: the `-MISCONF` text

@@ -196,7 +196,10 @@ async fn run_and_record(shards: &Shards) {
     log("Background append only file rewriting started");
     let started = Instant::now();
     g.rewrite_started_ms.store(now_ms(), Ordering::Relaxed);
+    g.initial_rewrite
+        .store(matches!(mode, Mode::Start), Ordering::Release);
     let result = rewrite(shards, mode).await;
+    g.initial_rewrite.store(false, Ordering::Release);
     g.rewrite_started_ms.store(0, Ordering::Relaxed);
     g.last_rewrite_secs
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
