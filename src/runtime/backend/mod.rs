@@ -58,6 +58,11 @@ pub fn running() -> Kind {
     CURRENT.get().unwrap_or(Kind::IoUring)
 }
 
+/// True on a shard's executor (false in a unit test driving a command by hand).
+pub fn on_executor() -> bool {
+    CURRENT.get().is_some()
+}
+
 fn current() -> Kind {
     CURRENT
         .get()
