@@ -1788,6 +1788,18 @@ fn debug_object_describes_values_as_redis() {
         s.cmd(&["DEBUG", "OBJECT", "nokey"]),
         r.cmd(&["DEBUG", "OBJECT", "nokey"])
     );
+    // A key past its TTL that nothing deleted yet is still described, and stays.
+    for c in [&mut s, &mut r] {
+        c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        c.cmd(&["SET", "gone", "v", "PX", "1"]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let (a, b) = (
+        s.cmd(&["DEBUG", "OBJECT", "gone"]),
+        r.cmd(&["DEBUG", "OBJECT", "gone"]),
+    );
+    assert_eq!(fields(a), fields(b), "an expired key");
+    assert_eq!(s.cmd(&["DBSIZE"]), r.cmd(&["DBSIZE"]));
 }
 
 /// DEBUG POPULATE: the same keys, values, encodings and errors as Redis's, existing

@@ -273,7 +273,8 @@ async fn populate(c: &ClientRef, s: &Shards, args: &[Bytes]) -> Reply {
 fn object(shard: &mut crate::shard::Shard, db: usize, key: &[u8]) -> Reply {
     use crate::persistence::rdb::encode;
     let compress = shard.config.get_bool("rdbcompression");
-    let Some(entry) = shard.dbs[db].lookup(key, crate::clock::now_ms()) else {
+    // Redis looks in the dict: a key past its TTL, not yet deleted, is described.
+    let Some(entry) = shard.dbs[db].keys.get(key) else {
         return Reply::err("ERR no such key");
     };
     let mut body = Vec::new();
