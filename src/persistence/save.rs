@@ -446,6 +446,9 @@ async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, S
     st.last_attempt_ms.store(now_ms(), Ordering::Relaxed);
     let path = rdb_path(&shards.local.borrow().config);
     let result = save_all(shards, path, foreground).await;
+    // Taken whatever the outcome: a save that ended as it was stopped leaves no mark
+    // for the next one.
+    let killed = KILLED.swap(false, Ordering::SeqCst);
     let secs = started.elapsed().as_secs_f64();
     st.last_bgsave_time_s
         .store(secs.round() as i64, Ordering::Relaxed);
@@ -464,7 +467,7 @@ async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, S
                 w.peak_bytes
             ));
         }
-        Err(_) if KILLED.swap(false, Ordering::SeqCst) => {
+        Err(_) if killed => {
             // (Redis's child killed with SIGUSR1: not a failed save.)
             crate::log::warning("Background saving terminated by signal 10");
         }
