@@ -118,6 +118,9 @@ pub struct Client {
     /// Set by PSYNC / SYNC: after this read's replies the connection becomes a
     /// replica's feed (see `replication::master::serve`).
     pub handoff: Option<crate::replication::master::Handoff>,
+    /// Set by FLUSHALL with save points: resolves when the emptied data set is on disk;
+    /// the reply waits for it (`persistence::save::flushall_saved`).
+    pub flushall_save: Option<flume::Receiver<()>>,
 }
 
 /// The three kinds of Pub/Sub subscription, as Redis keeps them apart.
@@ -613,6 +616,7 @@ impl Client {
             tracking_caching: false,
             repl: Default::default(),
             handoff: None,
+            flushall_save: None,
         }
     }
 

@@ -561,16 +561,18 @@ fn flushdb<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
     })
 }
 
-fn flushall<'a>(_c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
+fn flushall<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
         let Some(lazy) = flush_async(s, argv) else {
             return errors::syntax();
         };
-        crate::persistence::save::stop_for_flushall(s).await;
-        s.all(move |sh: &mut Shard| flush_shard(sh, None, lazy))
-            .await;
+        s.all(move |sh: &mut Shard| {
+            crate::persistence::save::stop_for_flushall(sh);
+            flush_shard(sh, None, lazy)
+        })
+        .await;
         crate::runtime::tracking::flushed();
-        crate::persistence::save::after_flushall(s);
+        crate::persistence::save::after_flushall(c, s);
         Reply::ok()
     })
 }

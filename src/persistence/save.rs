@@ -17,12 +17,13 @@
 //!    logs the reason, and with `stop-writes-on-bgsave-error yes` makes writes fail
 //!    with `-MISCONF` until a save succeeds.
 
+use crate::client::ClientRef;
 use crate::clock::now_ms;
 use crate::commands::errors;
 use crate::log::log;
 use crate::persistence::rdb::crc64::Crc64;
 use crate::persistence::rdb::encode;
-use crate::persistence::snapshot::{self, Chunk, Progress};
+use crate::persistence::snapshot::{self, Chunk, Progress, Purpose};
 use crate::protocol::Reply;
 use crate::runtime::hop::ServerInfo;
 use crate::runtime::transaction::{FirstStep, Tx};
@@ -202,12 +203,11 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
             }
         }
         if done {
-            let progress = snapshot::take(&mut shard.borrow_mut()).map(|s| s.progress);
-            let _ = sink
-                .send_async(ToWriter::Done {
-                    progress: progress.unwrap_or_default(),
-                })
-                .await;
+            // A snapshot stopped during the pause above (FLUSHALL) is gone: its writer
+            // must not hear that it finished, or it would put the file in place.
+            if let Some(progress) = snapshot::take(&mut shard.borrow_mut()).map(|s| s.progress) {
+                let _ = sink.send_async(ToWriter::Done { progress }).await;
+            }
             continue;
         }
         if !foreground {
@@ -413,8 +413,12 @@ async fn save_all(shards: &Shards, path: PathBuf, foreground: bool) -> Result<Wr
     let steps: Vec<(usize, FirstStep<Started>)> = (0..parts)
         .map(|sid| {
             let tx = tx.clone();
-            let step: FirstStep<Started> =
-                Box::new(move |s: &mut Shard| (snapshot::begin(s, tx, foreground), s.dirty()));
+            let step: FirstStep<Started> = Box::new(move |s: &mut Shard| {
+                (
+                    snapshot::begin(s, tx, Purpose::Save { foreground }),
+                    s.dirty(),
+                )
+            });
             (sid, step)
         })
         .collect();
@@ -486,15 +490,14 @@ async fn save_and_record(shards: &Shards, foreground: bool) -> Result<Written, S
 /// failure.
 static KILLED: AtomicBool = AtomicBool::new(false);
 
-/// FLUSHALL, before emptying the shards, as Redis's `flushAllDataAndResetRDB` kills
-/// its RDB child: a running BGSAVE (or save point's save) stops, its file never
-/// written. (A replica's full sync goes on: the FLUSHALL follows it in the stream.)
-pub async fn stop_for_flushall(shards: &Shards) {
-    let st = &crate::persistence::of(&shards.server).save;
-    if st.activity() == Some(Activity::Bgsave) && st.bgsave_started_ms.load(Ordering::Relaxed) != 0
-    {
+/// FLUSHALL, on each shard as it empties it, as Redis's `flushAllDataAndResetRDB`
+/// kills its RDB child: a running BGSAVE's (or save point's) snapshot stops, its file
+/// never written. Done in the same step as the flush, so a save that began its
+/// snapshots just before cannot slip between the stop and the flush. (A replica's full
+/// sync or a SAVE goes on: its image precedes the FLUSHALL, which follows it.)
+pub fn stop_for_flushall(shard: &mut Shard) {
+    if snapshot::stop_background_save(shard) {
         KILLED.store(true, Ordering::SeqCst);
-        shards.all(|s: &mut Shard| snapshot::abort(s)).await;
     }
 }
 
@@ -502,17 +505,20 @@ pub async fn stop_for_flushall(shards: &Shards) {
 /// saved at once, as Redis does. Otherwise the file kept the flushed keys (or a BGSAVE
 /// begun before the FLUSHALL put them back) for the next start to load.
 ///
-/// The save starts as soon as the machinery is free (the stopped save has ended, or
-/// an AOF rewrite) and runs in the foreground's haste, but after FLUSHALL answers:
-/// where FLUSHALL runs in EXEC or a script, the shards it would snapshot are held
-/// until it returns. (Redis's `rdbSave` is done when FLUSHALL answers.)
-pub fn after_flushall(shards: &Shards) {
+/// FLUSHALL runs holding every shard (alone, or in EXEC or a script), and the save
+/// needs them: it starts in a task of its own as soon as they are released and the
+/// machinery is free (the stopped save has ended, or an AOF rewrite), and runs in the
+/// foreground's haste. The client's reply waits for it ([`flushall_saved`]), as Redis's
+/// `rdbSave` is done when FLUSHALL answers.
+pub fn after_flushall(client: &ClientRef, shards: &Shards) {
     // (Off an executor: a unit test's shards, with no file to write.)
     if shards.local.borrow().config.save_params().is_empty()
         || !crate::runtime::backend::on_executor()
     {
         return;
     }
+    let (done, saved) = flume::bounded(1);
+    client.borrow_mut().flushall_save = Some(saved);
     let shards = shards.detached();
     crate::runtime::backend::spawn(async move {
         let st = &crate::persistence::of(&shards.server).save;
@@ -520,8 +526,18 @@ pub fn after_flushall(shards: &Shards) {
             crate::runtime::backend::sleep(Duration::from_millis(10)).await;
         }
         let _ = save_and_record(&shards, true).await;
+        let _ = done.send(());
     })
     .detach();
+}
+
+/// After a command that holds every shard (FLUSHALL, or EXEC or a script running it)
+/// has released them: wait for its save of the emptied data set, if it made one.
+pub async fn flushall_saved(client: &ClientRef) {
+    let saved = client.borrow_mut().flushall_save.take();
+    if let Some(saved) = saved {
+        let _ = saved.recv_async().await;
+    }
 }
 
 /// Claim the machinery and save in the foreground; None if a save or rewrite runs.
@@ -689,7 +705,7 @@ pub async fn shard_to_file(
     });
     let started = shards
         .on(sid, move |s: &mut Shard| {
-            let r = snapshot::begin(s, tx, false);
+            let r = snapshot::begin(s, tx, Purpose::Copy);
             if r.is_ok() {
                 at_start(s);
             }

@@ -172,6 +172,16 @@ pub struct ShardSnapshot {
     pub progress: Progress,
     /// Write as fast as possible (SAVE, SHUTDOWN) instead of leaving room to clients.
     pub foreground: bool,
+    /// Begun by BGSAVE or a save point: FLUSHALL stops it ([`stop_background_save`]).
+    pub background_save: bool,
+}
+
+/// Who takes a snapshot: the save machinery, in the foreground (SAVE, SHUTDOWN) or
+/// not, or a copy for someone else (a replica's sync, an AOF rewrite's base).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Purpose {
+    Save { foreground: bool },
+    Copy,
 }
 
 /// The snapshot running on `shard`, if any.
@@ -198,7 +208,7 @@ pub fn take(shard: &mut Shard) -> Option<ShardSnapshot> {
 pub fn begin(
     shard: &mut Shard,
     sink: flume::Sender<super::save::ToWriter>,
-    foreground: bool,
+    purpose: Purpose,
 ) -> Result<(), String> {
     if shard.snapshot.is_some() {
         return Err("a snapshot is already running".into());
@@ -215,7 +225,8 @@ pub fn begin(
         epoch,
         sink,
         progress: Progress::default(),
-        foreground,
+        foreground: purpose == Purpose::Save { foreground: true },
+        background_save: purpose == Purpose::Save { foreground: false },
     }));
     // The shard's save driver sleeps until a snapshot exists: wake it.
     if let Some(w) = shard.snapshot_waiter.take() {
@@ -287,6 +298,17 @@ pub fn abort(shard: &mut Shard) {
     shard.snapshot = None;
 }
 
+/// FLUSHALL, on each shard as it empties it: stop the snapshot of a background save
+/// (as Redis kills its RDB child), not a replica's or a foreground one; whether one
+/// was stopped.
+pub fn stop_background_save(shard: &mut Shard) -> bool {
+    let stop = running(shard).is_some_and(|s| s.background_save);
+    if stop {
+        abort(shard);
+    }
+    stop
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +332,7 @@ mod tests {
         mut write: impl FnMut(&mut Shard, usize),
     ) -> BTreeMap<Vec<u8>, Vec<u8>> {
         let (tx, _rx) = flume::unbounded();
-        begin(sh, tx, false).unwrap();
+        begin(sh, tx, Purpose::Copy).unwrap();
         let mut bytes = Vec::new();
         encode::header(&mut bytes, false, 0, &[], &[]);
         let mut round = 0;

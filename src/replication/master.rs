@@ -245,7 +245,7 @@ async fn start_snapshot(shards: &Shards, req: &SyncRequest) -> Result<Started, S
                 if without_data {
                     return Ok(());
                 }
-                snapshot::begin(s, tx, false)
+                snapshot::begin(s, tx, snapshot::Purpose::Copy)
             });
             (sid, step)
         })

@@ -369,7 +369,9 @@ impl Run<'_> {
             Exec::Conn(f) => call::guarded(cmd, || f(&mut self.client.borrow_mut(), &argv)),
             Exec::Server(f) => {
                 self.flush().await;
-                run_server(self.client, self.shards, cmd, f, db, &argv).await
+                let reply = run_server(self.client, self.shards, cmd, f, db, &argv).await;
+                crate::persistence::save::flushall_saved(self.client).await;
+                reply
             }
             Exec::Shard(_) => {
                 self.flush().await;
