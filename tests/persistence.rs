@@ -139,7 +139,7 @@ fn shardis_dump_loads_in_redis_and_redis_dump_loads_in_shardis() {
         assert_eq!(r, "OK");
         redis::cmd("DEBUG")
             .arg("DIGEST")
-            .query(&mut c)
+            .query::<String>(&mut c)
             .unwrap_or_else(|e| panic!("{e} {}", s.log_text()))
     };
     assert_ne!(want, "0".repeat(40));

@@ -205,7 +205,8 @@ pub async fn driver(shard: Rc<RefCell<Shard>>) {
         if done {
             // A snapshot stopped during the pause above (FLUSHALL) is gone: its writer
             // must not hear that it finished, or it would put the file in place.
-            if let Some(progress) = snapshot::take(&mut shard.borrow_mut()).map(|s| s.progress) {
+            let taken = snapshot::take(&mut shard.borrow_mut()).map(|s| s.progress);
+            if let Some(progress) = taken {
                 let _ = sink.send_async(ToWriter::Done { progress }).await;
             }
             continue;
