@@ -939,6 +939,64 @@ fn keys_expired_on_the_master_leave_the_replica() {
     }
 }
 
+/// Keys that expire while their master is down: the restarted master drops them as it
+/// loads its RDB and puts their DELs into its backlog after the file's offset, so its
+/// replica, which continues partially and never expires keys itself, loses them too
+/// (Redis's `rdbLoad` with `RDBFLAGS_FEED_REPL`). With more DELs than the backlog
+/// holds, the replica syncs fully instead, as the overflowing backlog makes Redis's.
+#[test]
+fn keys_expired_while_the_master_was_down_leave_its_replica() {
+    for (expiring, partial) in [(60, true), (1500, false)] {
+        let port = common::free_port();
+        let flags = [
+            "--enable-debug-command",
+            "yes",
+            "--repl-backlog-size",
+            "16384",
+        ];
+        let master = Server::shardis_on_port_with(port, 2, &flags);
+        let replica = redis(&[]);
+        follow(&replica, &master);
+        let mut m = master.raw();
+        m.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        for i in 0..expiring {
+            m.cmd(&["SELECT", &(i % 3).to_string()]);
+            m.cmd(&["SET", &format!("gone:{i}"), "v", "PX", "300"]);
+        }
+        m.cmd(&["SELECT", "0"]);
+        m.cmd(&["SET", "kept", "v"]);
+        assert_in_sync(&master, &replica);
+        assert_eq!(show(&m.cmd(&["SAVE"])), "+OK");
+        let offset = num(&mut m, "master_repl_offset");
+        master.crash();
+        std::thread::sleep(Duration::from_millis(400));
+        let master = Server::shardis_on_port_with(port, 2, &flags);
+        let mut m = master.raw();
+        assert!(
+            common::wait_until(Duration::from_secs(15), || info_field(&mut m, "slave0")
+                .contains("online")),
+            "{expiring}: the replica never came back"
+        );
+        let (ok, full) = (num(&mut m, "sync_partial_ok"), num(&mut m, "sync_full"));
+        assert_eq!((ok, full), (partial as i64, !partial as i64), "{expiring}");
+        if partial {
+            assert!(num(&mut m, "master_repl_offset") > offset, "{expiring}");
+        }
+        let mut r = replica.raw();
+        for db in ["0", "1", "2"] {
+            r.cmd(&["SELECT", db]);
+            let want = Frame::Int((db == "0") as i64);
+            let gone = common::wait_until(Duration::from_secs(20), || r.cmd(&["DBSIZE"]) == want);
+            assert!(
+                gone,
+                "{expiring}: replica db {db} DBSIZE {}",
+                show(&r.cmd(&["DBSIZE"]))
+            );
+        }
+        assert_in_sync(&master, &replica);
+    }
+}
+
 /// What a slow replica has yet to be sent, past `repl-backlog-size`, shows in INFO
 /// (`mem_clients_slaves`, `mem_not_counted_for_evict`) and makes no key evicted: a
 /// `maxmemory` between `used_memory` less that and `used_memory` evicts nothing, on
@@ -1579,9 +1637,11 @@ fn instantaneous_rates_follow_the_load_as_redis() {
                 && rate(&mut r, "instantaneous_input_repl_kbps") < 0.1
         });
         assert!(fell, "{who}: the rates fall back when the load stops");
-        // CONFIG RESETSTAT zeroes the replication totals too.
+        // CONFIG RESETSTAT zeroes the replication totals and sync counters too.
+        assert_eq!(num(&mut m, "sync_full"), 1, "{who}");
         m.cmd(&["CONFIG", "RESETSTAT"]);
         assert_eq!(num(&mut m, "total_net_repl_output_bytes"), 0, "{who}");
+        assert_eq!(num(&mut m, "sync_full"), 0, "{who}");
     }
 }
 

@@ -207,9 +207,15 @@ fn config_resetstat<'a>(
             }
         })
         .await;
-        // (And the replication byte totals, as resetServerStats.)
+        // (And the replication byte totals and sync counters, as resetServerStats.)
         let r = crate::replication::of(&s.server);
-        for total in [&r.repl_input_bytes, &r.repl_output_bytes] {
+        for total in [
+            &r.repl_input_bytes,
+            &r.repl_output_bytes,
+            &r.sync_full,
+            &r.sync_partial_ok,
+            &r.sync_partial_err,
+        ] {
             total.store(0, std::sync::atomic::Ordering::Relaxed);
         }
         // (INFO persistence's `rdb_saves` too, as Redis's resetServerStats.)

@@ -2,7 +2,8 @@
 //! each key sent to the shard that owns its slot *now* (so a dump made with another
 //! `threads` value, or by Redis, loads whole).
 //!
-//! Keys whose TTL has passed are dropped, as a master does. Entries travel in batches
+//! Keys whose TTL has passed are dropped, as a master does; at start a master also
+//! names them to the replication stream as DELs (see [`ExpiredAtLoad`]). Entries travel in batches
 //! per shard through a bounded channel and a bounded number of hops in flight, so the
 //! decoder cannot run ahead of the shards by more than a few batches.
 
@@ -24,8 +25,55 @@ const BATCH: usize = 512;
 const IN_FLIGHT: usize = 32;
 
 /// What the decoder thread reports: keys loaded, keys expired, the replication
-/// history, the function libraries' code.
-type Decoded = (u64, u64, Option<(String, u64, usize)>, Vec<Bytes>);
+/// history, the function libraries' code, the expired keys kept.
+type Decoded = (
+    u64,
+    u64,
+    Option<(String, u64, usize)>,
+    Vec<Bytes>,
+    ExpiredAtLoad,
+);
+
+/// The keys a master's start-up load dropped as expired, for their DELs to follow the
+/// file's offset in the replication stream (Redis's `rdbLoad` with
+/// `RDBFLAGS_FEED_REPL`): a replica that continues partially after the restart learns
+/// that they are gone, as it never expires keys itself.
+///
+/// Kept up to about `room` bytes of DELs, the backlog's size: past it the DELs would
+/// push the file's offset out of the backlog anyway, so none is kept and `overflowed`
+/// says that a replica must sync fully.
+#[derive(Clone, Debug, Default)]
+pub struct ExpiredAtLoad {
+    pub keys: Vec<(usize, Bytes)>,
+    pub overflowed: bool,
+    /// Bytes of DELs still to keep; None: keep nothing.
+    room: Option<usize>,
+}
+
+impl ExpiredAtLoad {
+    /// Keep expired keys for up to `room` bytes of DELs.
+    pub fn keeping(room: usize) -> ExpiredAtLoad {
+        ExpiredAtLoad {
+            room: Some(room),
+            ..Default::default()
+        }
+    }
+
+    fn add(&mut self, db: usize, key: Bytes) {
+        let Some(room) = &mut self.room else {
+            return;
+        };
+        // `*2 $3 DEL $n key`, give or take a SELECT.
+        let cost = 24 + key.len();
+        if self.overflowed || cost > *room {
+            self.overflowed = true;
+            self.keys = Vec::new();
+            return;
+        }
+        *room -= cost;
+        self.keys.push((db, key));
+    }
+}
 
 /// One key as loaded: (db, key, value, deadline, idle seconds).
 type Loaded = (usize, Bytes, Value, Option<u64>, Option<u64>);
@@ -39,17 +87,22 @@ pub struct LoadStats {
     /// fields) and the db its stream had last selected (`repl-stream-db`), if it names
     /// one.
     pub repl: Option<(String, u64, usize)>,
+    /// The expired keys dropped, when the caller asked to keep them.
+    pub expired_keys: ExpiredAtLoad,
 }
 
 /// Load the RDB file at `path` into the shards. With `merge`, a key already present is
 /// replaced (DEBUG RELOAD MERGE), and so is a function library of the same name;
 /// otherwise the shards are expected to be empty, and a library of a name already
 /// loaded fails the load. A caller that starts afresh (a full sync, DEBUG RELOAD)
-/// empties the keys and the functions first, as Redis's `emptyData`.
+/// empties the keys and the functions first, as Redis's `emptyData`. `expired` keeps
+/// the keys dropped as expired (start-up as a master); pass `ExpiredAtLoad::default()`
+/// to keep none.
 pub async fn rdb_into_shards(
     shards: &Shards,
     path: &Path,
     merge: bool,
+    mut expired_keys: ExpiredAtLoad,
 ) -> Result<LoadStats, String> {
     let started = Instant::now();
     let file = std::fs::File::open(path)
@@ -78,6 +131,7 @@ pub async fn rdb_into_shards(
                         }
                         if matches!(expire_ms, Some(at) if at <= now) {
                             expired += 1;
+                            expired_keys.add(db, key);
                             continue;
                         }
                         keys += 1;
@@ -112,7 +166,7 @@ pub async fn rdb_into_shards(
                 }
             }
             let repl = repl_id.zip(repl_offset).map(|(id, offset)| (id, offset, repl_db));
-            Ok((keys, expired, repl, libraries))
+            Ok((keys, expired, repl, libraries, expired_keys))
         })
         .map_err(|e| format!("cannot start the RDB loader: {}", crate::log::strerror(&e)))?;
     let mut pending = std::collections::VecDeque::new();
@@ -127,7 +181,7 @@ pub async fn rdb_into_shards(
     for a in pending {
         a.get().await;
     }
-    let (keys, expired, repl, libraries) = decoder
+    let (keys, expired, repl, libraries, expired_keys) = decoder
         .join()
         .map_err(|_| "the RDB loader failed".to_string())??;
     crate::scripting::functions::install(libraries, merge)?;
@@ -140,6 +194,7 @@ pub async fn rdb_into_shards(
         expired,
         secs,
         repl,
+        expired_keys,
     })
 }
 
@@ -201,14 +256,21 @@ pub async fn at_start(shards: &Shards) {
         crate::persistence::aof::load(shards).await.map(|_| None)
     } else {
         let path = super::save::rdb_path(&cfg);
+        let master = cfg.get("replicaof").is_none_or(str::is_empty);
+        let keep = if master {
+            ExpiredAtLoad::keeping(cfg.get_int("repl-backlog-size").max(16 * 1024) as usize)
+        } else {
+            ExpiredAtLoad::default()
+        };
         if path.exists() {
-            rdb_into_shards(shards, &path, false).await.map(Some)
+            rdb_into_shards(shards, &path, false, keep).await.map(Some)
         } else {
             Ok(None)
         }
     };
     if let Ok(Some(LoadStats {
         repl: Some((id, offset, db)),
+        expired_keys,
         ..
     })) = &result
     {
@@ -222,6 +284,14 @@ pub async fn at_start(shards: &Shards) {
             .is_none_or(str::is_empty);
         crate::replication::restore_history(&shards.server, id.clone(), *offset, *db, master);
         crate::replication::master::keep_backlog(shards).await;
+        if master {
+            let del: &[u8] = if cfg.get_bool("lazyfree-lazy-expire") {
+                b"UNLINK"
+            } else {
+                b"DEL"
+            };
+            crate::replication::expired_at_load(&shards.server, del, expired_keys);
+        }
     }
     match result {
         Ok(Some(st)) => log(&format!(

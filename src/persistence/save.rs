@@ -674,7 +674,7 @@ pub async fn debug_reload(s: &Shards, opts: &[Bytes]) -> Reply {
         .await;
     }
     let path = rdb_path(&s.local.borrow().config);
-    match super::load::rdb_into_shards(s, &path, merge).await {
+    match super::load::rdb_into_shards(s, &path, merge, Default::default()).await {
         Ok(_) => {
             crate::log::warning("DB reloaded by DEBUG RELOAD");
             Reply::ok()

@@ -51,6 +51,7 @@ pub mod stream;
 
 use crate::log;
 use crate::runtime::hop::ServerInfo;
+use crate::shard::propagation::Effect;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -203,6 +204,40 @@ pub fn restore_history(server: &ServerInfo, replid: String, offset: u64, db: usi
     log::log(&format!(
         "Restored the replication history from the RDB file: {}:{offset}",
         s.replid
+    ));
+}
+
+/// At start, after [`restore_history`] on a master: a DEL (`del`: DEL or UNLINK) for
+/// each key the load dropped as expired, after the file's offset, each in its db, as
+/// Redis's master feeds its backlog while it loads. When they were more than the
+/// backlog holds, the file's history is forgotten instead, so a replica that asks to
+/// continue it syncs fully, as Redis's overflowing backlog makes it.
+pub fn expired_at_load(
+    server: &ServerInfo,
+    del: &[u8],
+    expired: &crate::persistence::load::ExpiredAtLoad,
+) {
+    if expired.keys.is_empty() && !expired.overflowed {
+        return;
+    }
+    let mut s = of(server).lock();
+    s.force_select();
+    for (db, key) in &expired.keys {
+        let effect = Effect::new(*db, vec![Bytes::copy_from_slice(del), key.clone()]);
+        s.append_effects(std::slice::from_ref(&effect));
+    }
+    if expired.overflowed {
+        s.replid2 = "0".repeat(40);
+        s.second_offset = -1;
+    }
+    log::log(&format!(
+        "{} DEL(s) of keys expired at load fed to the replication backlog{}",
+        expired.keys.len(),
+        if expired.overflowed {
+            "; more expired than the backlog holds: replicas will sync fully"
+        } else {
+            ""
+        }
     ));
 }
 

@@ -491,7 +491,8 @@ async fn full_sync(
         .await;
     crate::scripting::functions::flush();
     log("MASTER <-> REPLICA sync: Loading DB in memory");
-    let loaded = crate::persistence::load::rdb_into_shards(shards, &path, false).await;
+    let loaded =
+        crate::persistence::load::rdb_into_shards(shards, &path, false, Default::default()).await;
     let _ = std::fs::remove_file(&path);
     shards.server.loading.store(false, Ordering::SeqCst);
     let stats = loaded.map_err(|e| {

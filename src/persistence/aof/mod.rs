@@ -365,7 +365,8 @@ pub async fn load(shards: &Shards) -> Result<(), String> {
             let entries = m.chain(gen, k);
             let mut chain = load::read_chain(&dir, &entries)?;
             for base in &chain.bases_rdb {
-                crate::persistence::load::rdb_into_shards(shards, base, true).await?;
+                crate::persistence::load::rdb_into_shards(shards, base, true, Default::default())
+                    .await?;
             }
             if let Some(t) = chain.torn.take() {
                 let name = &entries[t.file].name;
