@@ -16,8 +16,9 @@
 //! 0; trailing bytes, NaN or ERANGE, subnormals included, fail with "One or more scores
 //! can't be converted into double"), equal scores fall back to comparing the elements'
 //! bytes; `BY` without `*` skips sorting (lists and sorted sets keep their order, DESC
-//! reversing it; a set keeps its iteration order and ignores DESC, except with STORE,
-//! where it is sorted ALPHA so the stored list is deterministic); ALPHA compares with
+//! reversing it; a set keeps its iteration order and ignores DESC, except with STORE
+//! or in a script, where it is sorted ALPHA so the stored list or the script's result
+//! is deterministic); ALPHA compares with
 //! `strcoll` in the C locale (bytes up to the first NUL) unless storing (all bytes);
 //! a missing BY key sorts as 0, or first under ALPHA; a sorted set in listpack encoding
 //! is converted to a skiplist, as Redis does before sorting it (OBJECT ENCODING shows it).
@@ -396,8 +397,12 @@ pub fn sort_elements(
         windowed,
     } = elements;
     let (mut dontsort, mut alpha, mut by) = (opts.dontsort, opts.alpha, opts.by.as_deref());
-    // An unsorted set would store its (arbitrary) iteration order: sort it ALPHA.
-    if dontsort && kind == SourceKind::Set && opts.store.is_some() {
+    // An unsorted set would store, or hand a script, its (arbitrary) iteration order:
+    // sort it ALPHA, as Redis does.
+    if dontsort
+        && kind == SourceKind::Set
+        && (opts.store.is_some() || crate::scripting::run::calling())
+    {
         dontsort = false;
         alpha = true;
         by = None;

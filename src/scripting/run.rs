@@ -638,6 +638,23 @@ impl Running {
 
 thread_local! {
     static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
+    /// Set while a script's command runs on this thread (see [`calling`]).
+    static CALLING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while the command running on this thread was called by a script (Redis's
+/// `CLIENT_SCRIPT` flag on the caller): SORT then orders a set it would leave in
+/// its own order, so that the script's result does not depend on it.
+pub fn calling() -> bool {
+    CALLING.get()
+}
+
+/// Run `f`, a script's command, on this thread, with [`calling`] true.
+fn as_script_call<R>(f: impl FnOnce() -> R) -> R {
+    CALLING.set(true);
+    let r = f();
+    CALLING.set(false);
+    r
 }
 
 /// Clears this thread's running script even if the script's run unwinds, so that no
@@ -1784,8 +1801,9 @@ fn on_shard(
             // run EVAL). So this is the only reference to the shard while it lives.
             let s = unsafe { &mut *shard };
             crate::tracking::set_writer(run.client_id);
-            let (reply, us) =
-                crate::runtime::call::call_queued(s, cmd, run.db, &argv, run.no_touch, run.now_ms);
+            let (reply, us) = as_script_call(|| {
+                crate::runtime::call::call_queued(s, cmd, run.db, &argv, run.no_touch, run.now_ms)
+            });
             crate::tracking::set_writer(0);
             run.ran(cmd, &argv, us);
             reply
@@ -1844,7 +1862,9 @@ fn held(
             // script on one shard or on its keys).
             if let Some(spread) = cmd.spread_over(t, &argv) {
                 let f = (spread.run)(t, cmd, db, &argv);
-                let reply = crate::clock::frozen_at(now, || crate::runtime::hop::block_serving(f));
+                let reply = as_script_call(|| {
+                    crate::clock::frozen_at(now, || crate::runtime::hop::block_serving(f))
+                });
                 crate::runtime::call::record_stats(&mut t.local.borrow_mut(), cmd, start, &reply);
                 return reply;
             }
@@ -1859,7 +1879,9 @@ fn held(
                     let to = run.repl;
                     let job = move |s: &mut Shard| {
                         crate::shard::propagation::with_targets(to, || {
-                            transaction::run_in_tx(s, db, cmd, argv, no_touch, id, now)
+                            as_script_call(|| {
+                                transaction::run_in_tx(s, db, cmd, argv, no_touch, id, now)
+                            })
                         })
                     };
                     return t.send_or_local(sid, job).wait();
