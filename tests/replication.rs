@@ -278,6 +278,16 @@ fn chains_carry_the_stream() {
     write_load(&head, 30, 60);
     assert_in_sync(&head, &middle);
     assert_in_sync(&head, &tail);
+
+    // The middle moves to another master: its replica is let go (and comes back), with
+    // Redis's 'Connection with replica ... lost.', not a report of an output limit.
+    let other = shardis(2, &[]);
+    follow(&middle, &other);
+    write_load(&other, 0, 10);
+    assert_in_sync(&other, &tail);
+    let log = middle.log_text();
+    assert!(log.contains("Connection with replica"), "{log}");
+    assert!(!log.contains("output buffer limits"), "{log}");
 }
 
 /// A replica promoted with REPLICAOF NO ONE keeps its master's history as replid2, so

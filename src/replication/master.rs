@@ -675,7 +675,9 @@ async fn feed(
         }
         out.clear();
         if acked && !st.lock().read(id, &mut out, 256 << 10) {
-            over_limit(client);
+            if st.lock().over_limit(id) {
+                over_limit(client);
+            }
             return;
         }
         if !out.is_empty() {
@@ -691,7 +693,7 @@ async fn feed(
                 false
             };
             if !futures_lite::future::or(write, cut).await {
-                if st.lock().is_cut(id) {
+                if st.lock().over_limit(id) {
                     over_limit(client);
                 }
                 return;

@@ -97,6 +97,8 @@ pub struct Reader {
     wake: flume::Sender<()>,
     /// Cut off: too far behind (its output buffer limit), or told to go.
     pub cut: bool,
+    /// Cut off because it was told to go (`cut_all`), not for its limit.
+    told_to_go: bool,
     /// When it was first found past the soft limit (0: it is not).
     soft_since: std::cell::Cell<u64>,
 }
@@ -330,6 +332,7 @@ impl Stream {
             rdb_only,
             wake: tx,
             cut: false,
+            told_to_go: false,
             soft_since: std::cell::Cell::new(0),
         });
         self.publish_memory();
@@ -377,6 +380,14 @@ impl Stream {
     }
 
     /// True if reader `id` was cut off (or is gone).
+    /// Reader `id` was cut off for falling too far behind (not told to go).
+    pub fn over_limit(&self, id: u64) -> bool {
+        self.readers
+            .iter()
+            .find(|r| r.id == id)
+            .is_some_and(|r| r.cut && !r.told_to_go)
+    }
+
     pub fn is_cut(&self, id: u64) -> bool {
         self.readers
             .iter()
@@ -435,6 +446,7 @@ impl Stream {
     pub fn cut_all(&mut self) {
         for r in &mut self.readers {
             r.cut = true;
+            r.told_to_go = true;
             let _ = r.wake.try_send(());
         }
     }
