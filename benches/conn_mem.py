@@ -27,7 +27,7 @@ def measure(cmd, port, n):
             socks.append(s)
         for s in socks:
             assert s.recv(16) == b"+PONG\r\n"
-        time.sleep(1.0)
+        time.sleep(float(os.environ.get("SETTLE", "1.0")))
         after = rss_kib(proc.pid)
         for s in socks:
             s.close()

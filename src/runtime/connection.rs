@@ -526,10 +526,14 @@ async fn session(
                 let fd = stream.as_raw_fd();
                 let first = &postponed.requests[0];
                 // Held, the connection goes on writing and reading as a blocked one.
-                let wait = async {
+                // (The rare paths' futures are boxed: this session's future, which
+                // every idle connection keeps, would otherwise reserve their size:
+                // 8.6 KB a connection instead of 4.3. The batch's future stays inline;
+                // boxing it cost 11% more instructions per unpipelined request.)
+                let wait = Box::pin(async {
                     let ended = pause::wait(client, shards, postponed.class, first, fd).await;
                     ended.then_some(())
-                };
+                });
                 let io = Io {
                     stream: &mut *stream,
                     shards,
@@ -539,7 +543,7 @@ async fn session(
                     unsent: &mut unsent,
                     read: &mut read_while_blocked,
                 };
-                if while_blocked(io, qlimit, wait).await?.is_none() {
+                if Box::pin(while_blocked(io, qlimit, wait)).await?.is_none() {
                     return Ok(None);
                 }
                 requests = postponed.requests.into_iter().chain(requests).collect();
@@ -570,7 +574,7 @@ async fn session(
                 // Redis trims the served requests off its query buffer when it blocks.
                 client.borrow_mut().qbuf = read_len - ends[done - 1];
                 let fd = stream.as_raw_fd();
-                let wait = blocking::block(client, shards, cmd, argv, fd);
+                let wait = Box::pin(blocking::block(client, shards, cmd, argv, fd));
                 let io = Io {
                     stream: &mut *stream,
                     shards,
@@ -580,7 +584,7 @@ async fn session(
                     unsent: &mut unsent,
                     read: &mut read_while_blocked,
                 };
-                match while_blocked(io, qlimit, wait).await? {
+                match Box::pin(while_blocked(io, qlimit, wait)).await? {
                     Some(r) => {
                         encode_replies(shards, client, vec![Some(r)], Vec::new(), &[], &mut out);
                         // (Unblocked because the server became a replica.)
@@ -643,7 +647,10 @@ async fn session(
         let handoff = client.borrow_mut().handoff.take();
         if let Some(how) = handoff {
             write_replies(stream, shards, &pushes, &mut out, &mut unsent, lanes).await?;
-            crate::replication::master::serve(stream, shards, client, how).await;
+            Box::pin(crate::replication::master::serve(
+                stream, shards, client, how,
+            ))
+            .await;
             return Ok(None);
         }
         if let (Some(shard), n) = affinity {
