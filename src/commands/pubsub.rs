@@ -14,6 +14,7 @@ use super::{errors, traits, Command, Exec, LocalBoxFuture};
 use crate::client::{ClientRef, Subscription};
 use crate::protocol::Reply;
 use crate::runtime::{pubsub, Shards};
+use crate::shard::propagation::Effect;
 use bytes::Bytes;
 
 const SUB: &str = "pubsub noscript loading stale";
@@ -142,6 +143,17 @@ pub fn propagate(c: &ClientRef, s: &Shards, kind: Subscription, argv: &[Bytes]) 
     if crate::cluster::enabled() {
         let shard = kind == Subscription::ShardChannel;
         crate::cluster::propagate_publish(shard, &argv[1], &argv[2]);
+    } else if let Some(log) = &s.tx_log {
+        // In EXEC or a script: with the transaction's records, in its place, for the
+        // replicas only (Redis propagates PUBLISH with PROPAGATE_REPL).
+        if crate::runtime::call::propagating(&s.server) {
+            let effect = Effect {
+                db: c.borrow().db,
+                argv: argv.to_vec(),
+                to: crate::shard::propagation::TO_REPLICAS,
+            };
+            log.push(&[s.local_id], [effect]);
+        }
     } else {
         crate::replication::propagate_publish(&s.server, c.borrow().db, argv);
     }
