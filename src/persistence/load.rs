@@ -3,9 +3,9 @@
 //! `threads` value, or by Redis, loads whole).
 //!
 //! Keys whose TTL has passed are dropped, as a master does; at start a master also
-//! names them to the replication stream as DELs (see [`ExpiredAtLoad`]). Entries travel in batches
-//! per shard through a bounded channel and a bounded number of hops in flight, so the
-//! decoder cannot run ahead of the shards by more than a few batches.
+//! names them to the replication stream as DELs (see [`ExpiredAtLoad`]). Entries
+//! travel in batches per shard through a bounded channel and a bounded number of hops
+//! in flight, so the decoder cannot run ahead of the shards by more than a few batches.
 
 use crate::clock::now_ms;
 use crate::log::log;
@@ -95,9 +95,9 @@ pub struct LoadStats {
 /// replaced (DEBUG RELOAD MERGE), and so is a function library of the same name;
 /// otherwise the shards are expected to be empty, and a library of a name already
 /// loaded fails the load. A caller that starts afresh (a full sync, DEBUG RELOAD)
-/// empties the keys and the functions first, as Redis's `emptyData`. `expired` keeps
-/// the keys dropped as expired (start-up as a master); pass `ExpiredAtLoad::default()`
-/// to keep none.
+/// empties the keys and the functions first, as Redis's `emptyData`. `expired_keys`
+/// keeps the keys dropped as expired (start-up as a master); pass
+/// `ExpiredAtLoad::default()` to keep none.
 pub async fn rdb_into_shards(
     shards: &Shards,
     path: &Path,
@@ -252,13 +252,13 @@ fn insert_keys(s: &mut Shard, batch: Vec<Loaded>) {
 pub async fn at_start(shards: &Shards) {
     let cfg = shards.local.borrow().config.clone();
     let started = Instant::now();
+    let master = cfg.get("replicaof").is_none_or(str::is_empty);
     let result = if cfg.get_bool("appendonly") {
         crate::persistence::aof::load(shards).await.map(|_| None)
     } else {
         let path = super::save::rdb_path(&cfg);
-        let master = cfg.get("replicaof").is_none_or(str::is_empty);
         let keep = if master {
-            ExpiredAtLoad::keeping(cfg.get_int("repl-backlog-size").max(16 * 1024) as usize)
+            ExpiredAtLoad::keeping(crate::replication::stream::backlog_size(&cfg))
         } else {
             ExpiredAtLoad::default()
         };
@@ -276,21 +276,10 @@ pub async fn at_start(shards: &Shards) {
     {
         // Continue the saved history: a replica's PSYNC (or a replica of ours) can
         // resume from here, as Redis's restart does.
-        let master = shards
-            .local
-            .borrow()
-            .config
-            .get("replicaof")
-            .is_none_or(str::is_empty);
         crate::replication::restore_history(&shards.server, id.clone(), *offset, *db, master);
         crate::replication::master::keep_backlog(shards).await;
         if master {
-            let del: &[u8] = if cfg.get_bool("lazyfree-lazy-expire") {
-                b"UNLINK"
-            } else {
-                b"DEL"
-            };
-            crate::replication::expired_at_load(&shards.server, del, expired_keys);
+            crate::replication::expired_at_load(&shards.server, expired_keys);
         }
     }
     match result {

@@ -115,6 +115,12 @@ impl Status {
             }
         }
     }
+    /// Claim the snapshot machinery for `what`, waiting out a running save or rewrite.
+    pub async fn begin(&self, what: Activity) {
+        while self.try_begin(what).is_err() {
+            crate::runtime::backend::sleep(Duration::from_millis(10)).await;
+        }
+    }
     pub fn end(&self) {
         *self.activity.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
@@ -171,7 +177,7 @@ async fn snapshot_started(shard: &Rc<RefCell<Shard>>) {
 /// Per-shard task, started with the shard: runs the shard's snapshot when there is one.
 pub async fn driver(shard: Rc<RefCell<Shard>>) {
     loop {
-        let running = snapshot::running(&shard.borrow()).map(|s| (s.sink.clone(), s.foreground));
+        let running = snapshot::running(&shard.borrow()).map(|s| (s.sink.clone(), s.foreground()));
         let Some((sink, foreground)) = running else {
             snapshot_started(&shard).await;
             continue;
@@ -522,10 +528,10 @@ pub fn after_flushall(client: &ClientRef, shards: &Shards) {
     client.borrow_mut().flushall_save = Some(saved);
     let shards = shards.detached();
     crate::runtime::backend::spawn(async move {
-        let st = &crate::persistence::of(&shards.server).save;
-        while st.try_begin(Activity::Bgsave).is_err() {
-            crate::runtime::backend::sleep(Duration::from_millis(10)).await;
-        }
+        crate::persistence::of(&shards.server)
+            .save
+            .begin(Activity::Bgsave)
+            .await;
         let _ = save_and_record(&shards, true).await;
         let _ = done.send(());
     })

@@ -170,14 +170,19 @@ pub struct ShardSnapshot {
     pub epoch: u32,
     pub sink: flume::Sender<super::save::ToWriter>,
     pub progress: Progress,
+    pub purpose: Purpose,
+}
+
+impl ShardSnapshot {
     /// Write as fast as possible (SAVE, SHUTDOWN) instead of leaving room to clients.
-    pub foreground: bool,
-    /// Begun by BGSAVE or a save point: FLUSHALL stops it ([`stop_background_save`]).
-    pub background_save: bool,
+    pub fn foreground(&self) -> bool {
+        self.purpose == Purpose::Save { foreground: true }
+    }
 }
 
 /// Who takes a snapshot: the save machinery, in the foreground (SAVE, SHUTDOWN) or
-/// not, or a copy for someone else (a replica's sync, an AOF rewrite's base).
+/// not (BGSAVE, a save point: FLUSHALL stops those, [`stop_background_save`]), or a
+/// copy for someone else (a replica's sync, an AOF rewrite's base).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Purpose {
     Save { foreground: bool },
@@ -225,8 +230,7 @@ pub fn begin(
         epoch,
         sink,
         progress: Progress::default(),
-        foreground: purpose == Purpose::Save { foreground: true },
-        background_save: purpose == Purpose::Save { foreground: false },
+        purpose,
     }));
     // The shard's save driver sleeps until a snapshot exists: wake it.
     if let Some(w) = shard.snapshot_waiter.take() {
@@ -302,7 +306,7 @@ pub fn abort(shard: &mut Shard) {
 /// (as Redis kills its RDB child), not a replica's or a foreground one; whether one
 /// was stopped.
 pub fn stop_background_save(shard: &mut Shard) -> bool {
-    let stop = running(shard).is_some_and(|s| s.background_save);
+    let stop = running(shard).is_some_and(|s| s.purpose == Purpose::Save { foreground: false });
     if stop {
         abort(shard);
     }

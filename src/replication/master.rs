@@ -393,14 +393,6 @@ pub async fn keep_backlog(shards: &Shards) {
     s.activate();
 }
 
-/// Claim the snapshot machinery, waiting out a running BGSAVE or rewrite.
-async fn claim_snapshot(shards: &Shards) {
-    let st = &crate::persistence::of(&shards.server).save;
-    while st.try_begin(Activity::Bgsave).is_err() {
-        backend::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Feed the replica on `stream` (the connection of `client`, after its PSYNC / SYNC).
 pub async fn serve(stream: &mut TcpStream, shards: &Shards, client: &ClientRef, how: Handoff) {
     let req = {
@@ -478,8 +470,8 @@ async fn full_sync(
     if diskless && !wait_for_more_replicas(stream, shards).await {
         return None;
     }
-    claim_snapshot(shards).await;
     let saving = &crate::persistence::of(&shards.server).save;
+    saving.begin(Activity::Bgsave).await;
     let Started {
         mut head,
         chunks,

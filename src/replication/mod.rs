@@ -207,23 +207,25 @@ pub fn restore_history(server: &ServerInfo, replid: String, offset: u64, db: usi
     ));
 }
 
-/// At start, after [`restore_history`] on a master: a DEL (`del`: DEL or UNLINK) for
-/// each key the load dropped as expired, after the file's offset, each in its db, as
+/// At start, after [`restore_history`] on a master: a DEL (UNLINK under
+/// `lazyfree-lazy-expire`, as for any expired key) for each key the load dropped as
+/// expired, after the file's offset, each in its db, as
 /// Redis's master feeds its backlog while it loads. When they were more than the
 /// backlog holds, the file's history is forgotten instead, so a replica that asks to
 /// continue it syncs fully, as Redis's overflowing backlog makes it.
-pub fn expired_at_load(
-    server: &ServerInfo,
-    del: &[u8],
-    expired: &crate::persistence::load::ExpiredAtLoad,
-) {
+pub fn expired_at_load(server: &ServerInfo, expired: &crate::persistence::load::ExpiredAtLoad) {
     if expired.keys.is_empty() && !expired.overflowed {
         return;
     }
+    let del: &'static [u8] = if crate::lazyfree::lazy_expire() {
+        b"UNLINK"
+    } else {
+        b"DEL"
+    };
     let mut s = of(server).lock();
     s.force_select();
     for (db, key) in &expired.keys {
-        let effect = Effect::new(*db, vec![Bytes::copy_from_slice(del), key.clone()]);
+        let effect = Effect::new(*db, vec![Bytes::from_static(del), key.clone()]);
         s.append_effects(std::slice::from_ref(&effect));
     }
     if expired.overflowed {

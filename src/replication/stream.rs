@@ -103,6 +103,11 @@ pub struct Reader {
     soft_since: std::cell::Cell<u64>,
 }
 
+/// `repl-backlog-size`, at least 16 KB as Redis allows.
+pub fn backlog_size(cfg: &crate::config::Config) -> usize {
+    cfg.get_int("repl-backlog-size").max(16 * 1024) as usize
+}
+
 /// The stream and the rest of the replication state behind the same lock.
 pub struct Stream {
     pub role: Role,
@@ -187,7 +192,7 @@ impl Stream {
 
     /// Take `repl-backlog-size` and `client-output-buffer-limit replica` from `cfg`.
     pub fn configure(&mut self, cfg: &crate::config::Config) {
-        self.backlog_size = cfg.get_int("repl-backlog-size").max(16 * 1024) as usize;
+        self.backlog_size = backlog_size(cfg);
         self.replica_limit =
             cfg.client_output_buffer_limit[crate::client::ClientClass::Replica as usize];
         self.publish_memory();
@@ -379,7 +384,6 @@ impl Stream {
         true
     }
 
-    /// True if reader `id` was cut off (or is gone).
     /// Reader `id` was cut off for falling too far behind (not told to go).
     pub fn over_limit(&self, id: u64) -> bool {
         self.readers
@@ -388,6 +392,7 @@ impl Stream {
             .is_some_and(|r| r.cut && !r.told_to_go)
     }
 
+    /// True if reader `id` was cut off (or is gone).
     pub fn is_cut(&self, id: u64) -> bool {
         self.readers
             .iter()

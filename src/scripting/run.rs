@@ -649,11 +649,13 @@ pub fn calling() -> bool {
     CALLING.get()
 }
 
-/// Run `f`, a script's command, on this thread, with [`calling`] true.
+/// Run `f`, a script's command, on this thread, with [`calling`] true; then as it was
+/// (a SORT over other shards serves other work while it waits, another script's
+/// command among it, which must not clear the flag under it).
 fn as_script_call<R>(f: impl FnOnce() -> R) -> R {
-    CALLING.set(true);
+    let was = CALLING.replace(true);
     let r = f();
-    CALLING.set(false);
+    CALLING.set(was);
     r
 }
 
