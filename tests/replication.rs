@@ -949,6 +949,55 @@ fn keys_expired_on_the_master_leave_the_replica() {
     }
 }
 
+/// A writable replica (`replica-read-only no`) as Redis's: its reads delete nothing;
+/// its own clients' writes delete the expired keys they meet (INCR starts again from
+/// 0, without the old TTL); and the keys those clients give a TTL, which the master
+/// knows nothing of, expire there by themselves. The keys are spread over shards.
+#[test]
+fn a_writable_replica_expires_what_its_own_clients_write() {
+    let master = redis(&[]);
+    let mut m = master.raw();
+    let writable = ["--replica-read-only", "no"];
+    for replica in [shardis(2, &writable), redis(&writable)] {
+        assert_eq!(show(&m.cmd(&["FLUSHALL"])), "+OK");
+        follow(&replica, &master);
+        m.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        let keys: Vec<String> = (0..8).map(|i| format!("key{i}")).collect();
+        for k in &keys {
+            m.cmd(&["SET", k, "5", "PX", "10"]);
+        }
+        let mut r = replica.raw();
+        let arrived = wait_until(Duration::from_secs(10), || {
+            r.cmd(&["DBSIZE"]) == Frame::Int(8)
+        });
+        assert!(arrived, "replica DBSIZE {}", show(&r.cmd(&["DBSIZE"])));
+        std::thread::sleep(Duration::from_millis(30));
+        let expired_before = num(&mut r, "expired_keys");
+        for k in &keys[..4] {
+            assert_eq!(show(&r.cmd(&["INCR", k])), ":1", "{k}");
+            assert_eq!(show(&r.cmd(&["TTL", k])), ":-1", "{k}");
+        }
+        for k in &keys[4..] {
+            assert_eq!(show(&r.cmd(&["GET", k])), "$-1 (nil)", "{k}");
+        }
+        assert_eq!(show(&r.cmd(&["DBSIZE"])), ":8");
+        assert_eq!(num(&mut r, "expired_keys"), expired_before + 4);
+        for i in 0..6 {
+            let own = format!("own{i}");
+            assert_eq!(show(&r.cmd(&["SET", &own, "v", "PX", "200"])), "+OK");
+        }
+        assert_eq!(show(&r.cmd(&["SET", "kept", "v", "EX", "100"])), "+OK");
+        assert_eq!(show(&r.cmd(&["DBSIZE"])), ":15");
+        let own_gone = wait_until(Duration::from_secs(10), || {
+            r.cmd(&["DBSIZE"]) == Frame::Int(9)
+        });
+        assert!(own_gone, "replica DBSIZE {}", show(&r.cmd(&["DBSIZE"])));
+        assert_eq!(num(&mut r, "expired_keys"), expired_before + 10);
+        assert_eq!(show(&r.cmd(&["EXISTS", "kept"])), ":1");
+        m.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    }
+}
+
 /// Keys that expire while their master is down: the restarted master drops them as it
 /// loads its RDB and puts their DELs into its backlog after the file's offset, so its
 /// replica, which continues partially and never expires keys itself, loses them too

@@ -136,6 +136,25 @@ pub fn of(server: &ServerInfo) -> &State {
     &server.replication
 }
 
+/// The id of the client that applies our master's stream (0: none).
+static MASTER_CLIENT: AtomicU64 = AtomicU64::new(0);
+
+/// Name `id` the client applying our master's stream (the link task, as it starts).
+pub fn set_master_client(id: u64) {
+    MASTER_CLIENT.store(id, Ordering::Relaxed);
+}
+
+/// The link task of client `id` ended: no master client until the next one starts.
+pub fn clear_master_client(id: u64) {
+    let _ = MASTER_CLIENT.compare_exchange(id, 0, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// True if client `id` applies our master's stream, or replays the AOF at start: its
+/// writes are the master's, for which no key has expired (the master sends the DELs).
+pub fn obeyed(id: u64) -> bool {
+    id == crate::client::REPLAY_CLIENT || (id != 0 && MASTER_CLIENT.load(Ordering::Relaxed) == id)
+}
+
 /// True if this server is a replica now.
 pub fn is_replica(server: &ServerInfo) -> bool {
     server.replication.is_replica.load(Ordering::Relaxed)

@@ -534,6 +534,7 @@ async fn follow(
     let id = shards.server.new_client_id();
     let mut client = Client::new(id, addr, laddr, conn.stream.as_raw_fd(), shards.local_id);
     client.repl.is_master = true;
+    super::set_master_client(id);
     client.authenticated = true;
     client.db = st.lock().master_db;
     client.update_class();
@@ -549,6 +550,7 @@ async fn follow(
         s.activate();
     }
     let result = apply_stream(shards, &mut conn, &client, gen, timeout).await;
+    super::clear_master_client(id);
     crate::runtime::clients::unregister(id);
     crate::runtime::transaction::unwatch_all(&client, shards);
     result

@@ -136,7 +136,12 @@ pub fn run(
     // While CLIENT PAUSE holds expiry, a write that runs all the same (it was on its
     // way before the pause, or EXEC paused) deletes the expired keys it meets: it
     // must not find a dead key in its place.
-    let replica_write = shard.expire.replica && cmd.is_write();
+    // On a replica, the master's writes see every key alive (it sends the DELs); a
+    // writable replica's own clients' writes delete the expired keys they meet, as
+    // anyone's do while CLIENT PAUSE holds expiry.
+    let replica_write = shard.expire.replica
+        && cmd.is_write()
+        && crate::replication::obeyed(crate::tracking::writer());
     let lifted = !replica_write && shard.expiry_held(now_ms) && cmd.is_write();
     if lifted {
         shard.hold_expiry_for_reads_only(false);
@@ -151,6 +156,9 @@ pub fn run(
     };
     if lifted {
         shard.hold_expiry_for_reads_only(true);
+        if shard.expire.replica && !reply.is_error() {
+            shard.remember_written_with_ttl(argv, &cmd.key_indexes(argv));
+        }
     }
     let changed = counting && shard.dirty() != dirty_before;
     if !tracked.is_empty() && changed && !reply.is_error() {

@@ -15,6 +15,13 @@
 //! While expiry is held ([`Shard::hold_expiry`], CLIENT PAUSE) the cycle does not run
 //! and the databases' lazy expiry keeps the keys it finds expired: the data set stays
 //! constant until the hold's end, as Redis's while clients are paused.
+//!
+//! A replica holds expiry for good: its master sends a DEL for each key that expires
+//! there, and its writes find every key alive. A writable replica's (`replica-read-only
+//! no`) own clients are another matter, as in Redis: their writes delete the expired
+//! keys they meet (`runtime::call`), and the keys they give a TTL, which the master
+//! knows nothing of, are remembered ([`CycleState::written_with_ttl`]) and expired by
+//! this cycle in place of its sampling (Redis's `expireSlaveKeys`).
 
 use super::Shard;
 use std::time::{Duration, Instant};
@@ -73,6 +80,9 @@ pub struct CycleState {
     /// reads find expired keys missing), and writes, its master's, see every key
     /// alive (Redis's `expireIfNeeded` on a replica).
     pub replica: bool,
+    /// On a writable replica, the keys its own clients gave a TTL (in any database):
+    /// the cycle deletes them when due and forgets those without a TTL left.
+    pub written_with_ttl: std::collections::HashSet<bytes::Bytes>,
 }
 
 impl Shard {
@@ -86,6 +96,7 @@ impl Shard {
     /// Hold expiry for good while this server is a replica (`on`), or give it back.
     pub fn set_replica_expiry(&mut self, on: bool) {
         self.expire.replica = on;
+        self.expire.written_with_ttl.clear();
         self.set_dbs_hold(self.expire.held_until);
     }
 
@@ -103,8 +114,24 @@ impl Shard {
     /// While expiry is held, let the databases' lazy expiry delete (`false`: for a
     /// write about to run) or keep expired keys again (`true`).
     pub fn hold_expiry_for_reads_only(&mut self, held: bool) {
-        let until = if held { self.expire.held_until } else { 0 };
-        self.set_dbs_hold(until);
+        if held {
+            self.set_dbs_hold(self.expire.held_until);
+        } else {
+            for db in self.dbs.iter_mut() {
+                db.expiry_held_until = 0;
+            }
+        }
+    }
+
+    /// After a write by a client of this writable replica: remember the keys at `keys`
+    /// in `argv` that have a TTL now, for the cycle to expire (their master will not).
+    pub fn remember_written_with_ttl(&mut self, argv: &[bytes::Bytes], keys: &[usize]) {
+        for &k in keys {
+            let key = &argv[k];
+            if self.dbs.iter().any(|db| db.expire_of(key).is_some()) {
+                self.expire.written_with_ttl.insert(key.clone());
+            }
+        }
     }
 
     /// True while expiry is held at `now_ms`.
@@ -121,8 +148,11 @@ pub fn active_expire_cycle(
     effort: Effort,
     budget: Duration,
 ) -> u64 {
-    if shard.expire.disabled || shard.expiry_held(now_ms) {
+    if shard.expire.disabled || now_ms <= shard.expire.held_until {
         return 0;
+    }
+    if shard.expire.replica {
+        return expire_written_with_ttl(shard, now_ms);
     }
     let start = Instant::now();
     let ndb = shard.dbs.len();
@@ -168,6 +198,39 @@ pub fn active_expire_cycle(
     }
     shard.expire.next_db = 0;
     update_stale(shard, total_sampled, total_expired);
+    deleted
+}
+
+/// A replica's cycle: delete the keys its own clients gave a TTL that is now past
+/// (Redis's `expireSlaveKeys`); their master sends no DEL for them.
+fn expire_written_with_ttl(shard: &mut Shard, now_ms: u64) -> u64 {
+    if shard.expire.written_with_ttl.is_empty() {
+        return 0;
+    }
+    let mut deleted = 0;
+    let keys = std::mem::take(&mut shard.expire.written_with_ttl);
+    let mut pending = std::collections::HashSet::new();
+    for key in keys {
+        if shard.intents.holds_key(&key) {
+            pending.insert(key);
+            continue;
+        }
+        let mut later = false;
+        for db in shard.dbs.iter_mut() {
+            match db.expire_of(&key) {
+                Some(at) if at <= now_ms => {
+                    db.delete_expired(&key);
+                    deleted += 1;
+                }
+                Some(_) => later = true,
+                None => {}
+            }
+        }
+        if later {
+            pending.insert(key);
+        }
+    }
+    shard.expire.written_with_ttl = pending;
     deleted
 }
 
