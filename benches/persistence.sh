@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Persistence comparison: Shardis vs redis-server 7.0, in the same run.
 #
-# 1. SAVE and load: KEYS keys `key:NNNNNNNNNNNN` (redis-benchmark's key names) with 16-byte values are loaded through
+# 1. SAVE and load: KEYS keys `key:NNNNNNNNNNNN` (redis-benchmark's key names) with VALUE_SIZE-byte
+#    values (`value-NNNNNNNNNN`, then `:` and numbers up to the size) are loaded through
 #    `redis-cli --pipe`; SAVE is timed from the client; the server is restarted on the
 #    file and the load time is taken from its own log line ("DB loaded from disk: X
 #    seconds", which both servers print).
@@ -14,7 +15,9 @@
 # 3. AOF: SET throughput with appendonly yes and appendfsync always / everysec,
 #    redis-benchmark -c CLIENTS -n AOF_N -d 16 -r 100000 (no pipelining), on each server.
 #
-# Environment: THREADS [online CPUs], RUNTIME [auto], KEYS [1000000], CLIENTS [50], AOF_N [50000],
+# Values over 20 bytes are LZF-compressed in the file: VALUE_SIZE=100 measures that.
+# Environment: THREADS [online CPUs], RUNTIME [auto], KEYS [1000000], VALUE_SIZE [16],
+# CLIENTS [50], AOF_N [50000],
 # SKIP_BUILD=1, SHARDIS_BIN, DIR (scratch dir, on the disk to measure) [mktemp -d].
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,7 @@ THREADS=${THREADS:-$(getconf _NPROCESSORS_ONLN)}
 KEYS=${KEYS:-1000000}
 CLIENTS=${CLIENTS:-50}
 AOF_N=${AOF_N:-50000}
+VALUE_SIZE=${VALUE_SIZE:-16}
 for tool in redis-server redis-benchmark redis-cli awk; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
@@ -62,12 +66,19 @@ children_rss_kb() {
     echo "$total"
 }
 fill() {
-    awk -v n="$KEYS" 'BEGIN { for (i = 0; i < n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$16\r\nvalue-%010d\r\n", i, i }' |
+    awk -v n="$KEYS" -v size="$VALUE_SIZE" 'BEGIN {
+        for (i = 0; i < n; i++) {
+            v = sprintf("value-%010d", i)
+            while (length(v) < size) v = v ":" (i * 7919 + length(v)) % 1000003
+            v = substr(v, 1, size)
+            printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$%d\r\n%s\r\n", i, length(v), v
+        }
+    }' |
         redis-cli -p "$1" --pipe >/dev/null
 }
 now() { date +%s.%N; }
 
-echo "## Persistence: Shardis ($THREADS shards) vs redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), $KEYS keys"
+echo "## Persistence: Shardis ($THREADS shards) vs redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), $KEYS keys of $VALUE_SIZE bytes"
 echo
 echo "| measure | Shardis | Redis |"
 echo "|---|---|---|"
@@ -84,7 +95,7 @@ for kind in shardis redis; do
     R[$kind.load]=$(grep -o 'DB loaded from disk: [0-9.]* seconds' "$d/log" | awk '{printf "%.2f s", $5}')
     base=$(rss_kb "$SPID")
     # BGSAVE while half of the keys are rewritten.
-    redis-benchmark -p "$p" -c 50 -P 16 -n $((KEYS / 2)) -r $((KEYS / 2)) -d 16 -t set -q >/dev/null 2>&1 &
+    redis-benchmark -p "$p" -c 50 -P 16 -n $((KEYS / 2)) -r $((KEYS / 2)) -d "$VALUE_SIZE" -t set -q >/dev/null 2>&1 &
     bench=$!
     redis-cli -p "$p" bgsave >/dev/null
     peak=0
@@ -103,7 +114,7 @@ for kind in shardis redis; do
     for fsync in always everysec; do
         d2="$DIR/$kind-aof-$fsync"; rm -rf "$d2"; p=$(port)
         start "$kind" "$d2" "$p" --appendonly yes --appendfsync "$fsync"
-        rps=$(redis-benchmark -p "$p" -c "$CLIENTS" -n "$AOF_N" -r 100000 -d 16 -t set --csv 2>/dev/null |
+        rps=$(redis-benchmark -p "$p" -c "$CLIENTS" -n "$AOF_N" -r 100000 -d "$VALUE_SIZE" -t set --csv 2>/dev/null |
             awk -F, 'NR == 2 { gsub("\"", "", $2); print $2 }')
         R[$kind.aof.$fsync]="$rps req/s"
         stop "$p"

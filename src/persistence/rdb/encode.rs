@@ -274,12 +274,9 @@ fn int_encoded(out: &mut Vec<u8>, i: i64) -> bool {
 
 /// `rdbSaveLzfStringObject`: false (nothing written) when LZF does not save 4 bytes.
 fn lzf_string(out: &mut Vec<u8>, s: &[u8]) -> bool {
-    let Ok(compressed) = lzf::compress(s) else {
+    let Some(compressed) = super::lzf::compress(s, s.len() - 4) else {
         return false;
     };
-    if compressed.is_empty() || compressed.len() > s.len() - 4 {
-        return false;
-    }
     out.push(0xc3);
     len(out, compressed.len() as u64);
     len(out, s.len() as u64);

@@ -3,7 +3,8 @@
 //! Owns: the byte format only (`encode` writes version 10 as Redis 7.0 does, `decode`
 //! reads every version up to 12 and every encoding Redis 7.0 to 7.4 writes, `ziplist`
 //! and `zipmap` read the encodings older Redis versions left in files, `dump` frames
-//! one value as a DUMP payload), and `crc64`, the checksum both carry. The one idea to
+//! one value as a DUMP payload), `crc64`, the checksum both carry, and `lzf`, the compression of
+//! strings both use. The one idea to
 //! hold: a file is a sequence of opcodes and typed records whose lengths come from the
 //! file itself, so the reader trusts no length: it never allocates more than it has
 //! read and validates every blob (listpack, intset, ziplist) before it becomes a value.
@@ -12,6 +13,7 @@ pub mod crc64;
 pub mod decode;
 pub mod dump;
 pub mod encode;
+pub mod lzf;
 pub mod ziplist;
 
 /// The oldest and newest RDB versions we read.
