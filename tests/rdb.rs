@@ -298,6 +298,53 @@ fn dump_restore_both_ways_with_redis() {
     );
 }
 
+/// Strings are LZF-compressed as Redis compresses them: the DUMP payloads (and so RDB
+/// files) hold the same bytes, for repeats, text, random bytes with repeats and
+/// incompressible ones, around the sizes where compression starts and where liblzf's
+/// output buffer runs out. Every key is set before any is dumped: Redis's compressor
+/// starts from a table left by the last call, which could only matter for an address
+/// reused since.
+#[test]
+fn strings_are_compressed_byte_for_byte_as_redis() {
+    let (redis, shardis) = (redis_dbg(), shardis_dbg(2));
+    let (mut r, mut s) = (redis.raw(), shardis.raw());
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut values: Vec<Vec<u8>> = Vec::new();
+    for n in [
+        21, 22, 23, 24, 25, 30, 50, 100, 264, 300, 1000, 8200, 70_000,
+    ] {
+        values.push(vec![b'a'; n]);
+        values.push(b"abcdefg".iter().copied().cycle().take(n).collect());
+        let text: String = (0..)
+            .map(|i| format!("user:{i} name=u{} ", i * 7919 % 1000))
+            .take(n / 8 + 1)
+            .collect();
+        values.push(text.as_bytes()[..n].to_vec());
+        for alphabet in [2u8, 4, 16, 255] {
+            values.push((0..n).map(|_| rng.gen_range(0..alphabet)).collect());
+        }
+    }
+    for (i, v) in values.iter().enumerate() {
+        let key = format!("k{i}");
+        for conn in [&mut r, &mut s] {
+            ok(conn, &[b"SET", key.as_bytes(), v]);
+        }
+    }
+    for (i, v) in values.iter().enumerate() {
+        let key = format!("k{i}");
+        let want = bulk(c(&mut r, &[b"DUMP", key.as_bytes()]));
+        let got = bulk(c(&mut s, &[b"DUMP", key.as_bytes()]));
+        assert!(
+            got == want,
+            "{} bytes from {:?}: {:?} vs Redis's {:?}",
+            v.len(),
+            String::from_utf8_lossy(&v[..v.len().min(24)]),
+            &got[..got.len().min(40)],
+            &want[..want.len().min(40)]
+        );
+    }
+}
+
 #[test]
 fn empty_dataset_digest_is_zeros() {
     let shardis = shardis_dbg(2);
