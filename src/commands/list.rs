@@ -14,6 +14,7 @@
 use super::{args, errors, propagate, Blocking, Command, Ctx, Exec, Touch};
 use crate::notify;
 use crate::protocol::parse::parse_i64;
+use crate::protocol::reply::RawArray;
 use crate::protocol::Reply;
 use crate::storage::list::{End, List};
 use crate::storage::listpack::{LpEntry, Where};
@@ -431,7 +432,19 @@ fn lrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     match read_list(ctx, &argv[1]) {
         Err(e) => e,
         Ok(None) => Reply::Array(Vec::new()),
-        Ok(Some(l)) => Reply::Array(l.range(start, stop).map(bulk).collect()),
+        Ok(Some(l)) => {
+            // Written straight into one buffer, as Redis's output buffer holds it: no
+            // `Reply` and no allocation per element.
+            let (_, count) = l.range_bounds(start, stop);
+            let mut out = RawArray::with_len(count);
+            for e in l.range(start, stop) {
+                match e {
+                    LpEntry::Str(s) => out.push(s),
+                    LpEntry::Int(i) => out.push_int(i),
+                }
+            }
+            out.finish()
+        }
     }
 }
 
@@ -686,7 +699,7 @@ fn brpoplpush(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::testing::{run, shard};
+    use crate::commands::testing::{run, run_resp2, shard};
     use crate::shard::Shard;
 
     fn bulk_s(s: &str) -> Reply {
@@ -696,7 +709,7 @@ mod tests {
         Reply::Array(items.iter().map(|s| bulk_s(s)).collect())
     }
     fn contents(s: &mut Shard, key: &str) -> Reply {
-        run(s, lrange, &["lrange", key, "0", "-1"])
+        run_resp2(s, lrange, &["lrange", key, "0", "-1"])
     }
     fn dirty(s: &mut Shard) -> u64 {
         s.dbs[0].dirty
@@ -789,7 +802,7 @@ mod tests {
             Reply::err(errors::NO_SUCH_KEY)
         );
         assert_eq!(
-            run(&mut s, lrange, &["lrange", "l", "1", "-2"]),
+            run_resp2(&mut s, lrange, &["lrange", "l", "1", "-2"]),
             arr(&["B", "c"])
         );
         assert_eq!(
