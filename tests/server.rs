@@ -29,6 +29,71 @@ fn error_text(f: &Frame) -> &str {
     }
 }
 
+/// Large bulk replies (written from the value's own buffer, not copied into the output
+/// buffer) arrive whole and in order among small ones, on keys of both shards, in
+/// RESP2 and RESP3, when the client reads at once and when it lets the replies pile up
+/// behind a full socket: byte for byte as redis-server sends them.
+#[test]
+fn large_replies_arrive_whole_and_in_order_as_redis() {
+    let (shardis, redis) = (Server::shardis(2), Server::redis());
+    let sizes = [64 * 1024 - 1, 64 * 1024, 200_000, 1 << 20];
+    let value = |i: usize, n: usize| -> Vec<u8> {
+        (0..n).map(|j| b'a' + ((i * 7 + j) % 26) as u8).collect()
+    };
+    let mut transcripts = Vec::new();
+    for server in [&shardis, &redis] {
+        let mut c = server.raw();
+        for (i, &n) in sizes.iter().enumerate() {
+            let v = value(i, n);
+            c.send_cmd(&[b"SET", format!("big{i}").as_bytes(), &v]);
+            c.send_cmd(&[b"HSET", b"h", format!("f{i}").as_bytes(), &v]);
+            c.send_cmd(&[b"RPUSH", b"l", &v]);
+        }
+        for _ in 0..sizes.len() * 3 {
+            c.read_frame();
+        }
+        let mut seen = Vec::new();
+        for proto in ["2", "3"] {
+            c.cmd(&["HELLO", proto]);
+            for slow in [false, true] {
+                let mut buf = Vec::new();
+                for round in 0..6 {
+                    for i in 0..sizes.len() {
+                        let (key, field, index) =
+                            (format!("big{i}"), format!("f{i}"), i.to_string());
+                        let argvs: [&[&str]; 6] = [
+                            &["GET", &key],
+                            &["PING"],
+                            &["HGET", "h", &field],
+                            &["GETRANGE", &key, "1", "-2"],
+                            &["LINDEX", "l", &index],
+                            &["ECHO", if round % 2 == 0 { "x" } else { "yy" }],
+                        ];
+                        for argv in argvs {
+                            let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+                            buf.extend_from_slice(&encode_request(&refs));
+                        }
+                    }
+                }
+                c.send(&buf);
+                if slow {
+                    // Some 100 MB of replies pile up behind the socket meanwhile.
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                for _ in 0..6 * sizes.len() * 6 {
+                    seen.push(c.read_frame());
+                }
+            }
+        }
+        assert_eq!(c.cmd(&["PING"]), simple("PONG"));
+        transcripts.push(seen);
+    }
+    assert_eq!(transcripts[0].len(), transcripts[1].len());
+    for (i, (a, b)) in transcripts[0].iter().zip(&transcripts[1]).enumerate() {
+        assert!(a == b, "reply {i} differs");
+    }
+}
+
 #[test]
 fn pipeline_of_1000_commands_in_one_write_keeps_order() {
     let server = Server::shardis(4);
