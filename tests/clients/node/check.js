@@ -7,6 +7,7 @@ const port = Number(process.argv[2]);
 const out = {};
 const rec = (k, v) => { out[k] = v; };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sha1 = (b) => require('crypto').createHash('sha1').update(b).digest('hex');
 
 async function ioredisPart() {
   const r = new Redis({ port, lazyConnect: false });
@@ -100,6 +101,20 @@ async function ioredisPart() {
   await sleep(100);
   rec('monitor', seen.filter((s) => s.includes('watched-by-monitor')));
   mon.disconnect();
+  // Large values (written from their own buffer past 64 KiB), long LRANGE replies,
+  // DUMP payloads of compressed strings (the same bytes as Redis's).
+  const big = Buffer.alloc(300000, 0);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 9)) % 251;
+  await r.set('big', big);
+  await r.set('big64k', big.subarray(0, 65536));
+  const bp = r.pipeline();
+  for (let i = 0; i < 20; i++) bp.getBuffer(i % 2 ? 'big' : 'big64k').get('str');
+  rec('bigPipeline', (await bp.exec()).map(([e, v]) => (e ? e.message : Buffer.isBuffer(v) ? sha1(v) : v)));
+  await r.rpush('l600', ...Array.from({ length: 600 }, (_, i) => `e${i}`));
+  const lr = await r.lrange('l600', 0, -1);
+  rec('lrange600', [lr.length, lr[0], lr[599], sha1(lr.join(','))]);
+  await r.set('text', 'user:1 name=alice '.repeat(40));
+  rec('dumpText', (await r.dumpBuffer('text')).toString('hex'));
   other.disconnect();
   r.disconnect();
 }

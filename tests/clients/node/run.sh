@@ -2,7 +2,8 @@
 # Real client libraries beside redis-server: the same ioredis / node-redis scenario
 # (check.js: scripts through EVALSHA with the NOSCRIPT fallback, pipelines, MULTI and
 # WATCH, five clients blocked on one list, pub/sub with patterns, MONITOR, streams,
-# SCAN, functions, RESP3 maps and doubles, sharded pub/sub) runs against redis-server
+# SCAN, functions, RESP3 maps and doubles, sharded pub/sub, large values, LRANGE of 600,
+# a DUMP payload) runs against redis-server
 # and against Shardis on each backend, and what each saw must be identical.
 # By hand, not in `.ci/run`: it needs npm and the registry (`npm install` here).
 #   tests/clients/node/run.sh [path/to/shardis]   (default: target/release/shardis)
