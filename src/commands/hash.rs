@@ -456,10 +456,7 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 too_large = true;
                 return;
             }
-            match f {
-                LpEntry::Str(s) => out.push(s),
-                LpEntry::Int(i) => out.push_int(i),
-            }
+            super::push_entry(&mut out, f);
         });
         if too_large {
             return random_reply::too_large();

@@ -438,10 +438,7 @@ fn lrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             let (_, count) = l.range_bounds(start, stop);
             let mut out = RawArray::with_len(count);
             for e in l.range(start, stop) {
-                match e {
-                    LpEntry::Str(s) => out.push(s),
-                    LpEntry::Int(i) => out.push_int(i),
-                }
+                super::push_entry(&mut out, e);
             }
             out.finish()
         }

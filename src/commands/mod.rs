@@ -54,6 +54,7 @@ pub mod transaction;
 pub mod zset;
 
 use crate::client::{Client, ClientRef};
+use crate::protocol::reply::RawArray;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
 use crate::shard::Shard;
@@ -66,6 +67,15 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Append a listpack entry to a raw array reply, as the bulk string it stands for.
+pub fn push_entry(out: &mut RawArray, e: crate::storage::listpack::LpEntry<'_>) {
+    use crate::storage::listpack::LpEntry;
+    match e {
+        LpEntry::Str(s) => out.push(s),
+        LpEntry::Int(i) => out.push_int(i),
+    }
+}
 
 /// Runs on the shard owning the command's keys (or the local shard if it has none).
 pub type ShardFn = fn(&mut Ctx, &[Bytes]) -> Reply;

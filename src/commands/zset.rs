@@ -481,10 +481,7 @@ fn members_reply<'a>(
     }
     let mut out = count.map_or_else(RawArray::new, RawArray::with_len);
     for (m, _) in items {
-        match m {
-            LpEntry::Str(s) => out.push(s),
-            LpEntry::Int(i) => out.push_int(i),
-        }
+        super::push_entry(&mut out, m);
     }
     out.finish()
 }

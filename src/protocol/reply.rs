@@ -300,8 +300,13 @@ fn int_line(out: &mut BytesMut, prefix: u8, i: i64) {
     out.put_slice(b"\r\n");
 }
 
+/// The `$<len>\r\n` line in front of a bulk string of `len` bytes.
+pub fn bulk_header(out: &mut BytesMut, len: usize) {
+    int_line(out, b'$', len as i64);
+}
+
 fn bulk(out: &mut BytesMut, b: &[u8]) {
-    int_line(out, b'$', b.len() as i64);
+    bulk_header(out, b.len());
     out.put_slice(b);
     out.put_slice(b"\r\n");
 }

@@ -47,7 +47,7 @@ use crate::runtime::dispatch::run_batch;
 use crate::runtime::durability::{concluding, Lanes};
 use crate::runtime::pause;
 use crate::runtime::Shards;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -204,24 +204,20 @@ const BIG_REPLY: usize = 64 * 1024;
 #[derive(Default)]
 struct Big {
     parts: Vec<(usize, Bytes)>,
-    bytes: usize,
 }
 
 impl Big {
     /// Put `b`'s bulk reply in `out`, its value as a part written from `b` itself.
     #[cold]
     fn defer(&mut self, out: &mut BytesMut, b: Bytes) {
-        out.put_u8(b'$');
-        out.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        self.bytes += b.len();
+        crate::protocol::reply::bulk_header(out, b.len());
         self.parts.push((out.len(), b));
         out.extend_from_slice(b"\r\n");
     }
 
     /// Bytes of the replies in `out` and here.
     fn len_with(&self, out: &BytesMut) -> usize {
-        out.len() + self.bytes
+        out.len() + self.parts.iter().map(|(_, b)| b.len()).sum::<usize>()
     }
 
     /// The segments to write, in order.

@@ -3,11 +3,11 @@
 //! Owns: the byte format only (`encode` writes version 10 as Redis 7.0 does, `decode`
 //! reads every version up to 12 and every encoding Redis 7.0 to 7.4 writes, `ziplist`
 //! and `zipmap` read the encodings older Redis versions left in files, `dump` frames
-//! one value as a DUMP payload), `crc64`, the checksum both carry, and `lzf`, the compression of
-//! strings both use. The one idea to
-//! hold: a file is a sequence of opcodes and typed records whose lengths come from the
-//! file itself, so the reader trusts no length: it never allocates more than it has
-//! read and validates every blob (listpack, intset, ziplist) before it becomes a value.
+//! one value as a DUMP payload), `crc64`, the checksum both carry, and `lzf`, the
+//! compression of strings both use. The one idea to hold: a file is a sequence of
+//! opcodes and typed records whose lengths come from the file itself, so the reader
+//! trusts no length: it never allocates more than it has read and validates every
+//! blob (listpack, intset, ziplist) before it becomes a value.
 
 pub mod crc64;
 pub mod decode;
