@@ -77,6 +77,38 @@ thread_local! {
     /// into the connection's query buffer at once, so an idle connection holds no
     /// buffer (Redis frees an idle client's query buffer likewise).
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+    /// Empty query buffers that connections gave back when their socket ran dry, for
+    /// the core's next reads. An unpipelined client empties its buffer on every
+    /// request; allocating and freeing 16 KiB each time was 465 of a GET's 8,104
+    /// instructions (benches/README.md, "Query buffers kept by the core").
+    static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Query buffers a core keeps for its connections' next reads. Connections of one core
+/// read one after another, so only those parked mid-request (awaiting another core)
+/// hold one besides the connection being served.
+const SPARE_MAX: usize = 8;
+
+/// A buffer for a connection whose query buffer is empty: a spare one when the core
+/// has one.
+fn query_buffer() -> BytesMut {
+    SPARE
+        .with_borrow_mut(|spare| spare.pop())
+        .unwrap_or_default()
+}
+
+/// Give an empty query buffer back to the core. Kept only when nothing else still
+/// points into it (a request's arguments held by a blocked command, a queued MULTI)
+/// and it is of the usual size; otherwise it is freed.
+fn give_back(mut buf: BytesMut) {
+    debug_assert!(buf.is_empty());
+    if buf.try_reclaim(QUERY_BUF) && buf.capacity() <= BIG_BUF {
+        SPARE.with_borrow_mut(|spare| {
+            if spare.len() < SPARE_MAX {
+                spare.push(buf);
+            }
+        });
+    }
 }
 
 /// Read what the socket has onto the end of `rbuf`; 0 at end of stream. While it
@@ -91,13 +123,16 @@ fn poll_read_into(
         let r = stream.poll_read(cx, chunk);
         match r {
             Poll::Ready(Ok(n)) => {
+                if rbuf.capacity() == 0 {
+                    *rbuf = query_buffer();
+                }
                 // Room for the next reads too, as Redis's query buffer has.
                 rbuf.reserve(n.max(QUERY_BUF));
                 rbuf.extend_from_slice(&chunk[..n]);
             }
             Poll::Pending => {
                 if rbuf.is_empty() && rbuf.capacity() > 0 {
-                    *rbuf = BytesMut::new();
+                    give_back(std::mem::take(rbuf));
                 }
                 if out.capacity() > KEEP_OUT {
                     *out = BytesMut::new();
@@ -1144,4 +1179,52 @@ async fn write_pushes(
         shards.local.borrow_mut().stats.wrote(written);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spares() -> usize {
+        SPARE.with_borrow(|s| s.len())
+    }
+
+    #[test]
+    fn a_query_buffer_is_kept_only_when_nothing_points_into_it() {
+        let start = spares();
+        let mut buf = query_buffer();
+        buf.reserve(QUERY_BUF);
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let request = buf.split_to(buf.len()).freeze();
+        // A request's argument still held (a blocked command's): the buffer is freed,
+        // not handed to another connection.
+        give_back(std::mem::take(&mut buf));
+        assert_eq!(spares(), start);
+        assert_eq!(&request[..], b"*1\r\n$4\r\nPING\r\n");
+        drop(request);
+
+        let mut buf = query_buffer();
+        buf.reserve(QUERY_BUF);
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        drop(buf.split_to(buf.len()));
+        give_back(buf);
+        assert_eq!(spares(), start + 1);
+        // The next read of the core gets it back whole.
+        let again = query_buffer();
+        assert!(again.is_empty() && again.capacity() >= QUERY_BUF);
+        assert_eq!(spares(), start);
+
+        // A buffer a big request grew is freed.
+        let mut big = BytesMut::with_capacity(4 * BIG_BUF);
+        big.extend_from_slice(&[b'x'; 100]);
+        drop(big.split_to(100));
+        give_back(big);
+        assert_eq!(spares(), start);
+
+        // At most SPARE_MAX are kept.
+        for _ in 0..SPARE_MAX + 3 {
+            give_back(BytesMut::with_capacity(QUERY_BUF));
+        }
+        assert_eq!(spares(), SPARE_MAX);
+    }
 }
