@@ -67,15 +67,39 @@ fn count(delta: i64) {
 }
 
 /// mimalloc, counting the bytes it hands out.
+///
+/// Allocations that need no more than word alignment (nearly all: bytes, vectors of
+/// pointers, boxed structs) go to `mi_malloc` / `mi_zalloc`, not to the `mimalloc`
+/// crate's `MiMalloc`, which passes every allocation to `mi_malloc_aligned`. In
+/// mimalloc 3 that function's fast path serves a size only while its page's free list
+/// has a block; when the list runs dry (after the first few hundred allocations of a
+/// size), a size whose block is not a power of two (24, 40, 48 bytes, ...) falls to
+/// the over-allocating path, which takes `size + align - 1` bytes from the next size's
+/// page. The first size's page is then never collected, so every later allocation of
+/// that size takes the slow path: 70% of the allocations of an unpipelined SET did,
+/// at ~200 instructions each (benches/README.md, "mimalloc's aligned path").
 pub struct CountingAlloc;
 
-// SAFETY: every method forwards to MiMalloc with the caller's arguments unchanged, so
-// MiMalloc's guarantees hold; the counting touches only a thread-local Cell and an
-// atomic, and never allocates.
+/// Alignment every mimalloc block has: block sizes are whole machine words and pages
+/// start word-aligned (`_mi_wsize_from_size`); as the C `malloc` it replaces,
+/// `mi_malloc` serves any object of fundamental alignment that fits its size.
+const WORD: usize = std::mem::size_of::<usize>();
+
+// SAFETY: `alloc` and `alloc_zeroed` return mimalloc blocks of at least `layout.size()`
+// bytes (zeroed for `alloc_zeroed`): from `mi_malloc` / `mi_zalloc` when
+// `layout.align()` is at most `WORD`, which every mimalloc block satisfies (see
+// `WORD`), else from MiMalloc's `mi_malloc_aligned`. `dealloc` and `realloc` forward
+// to MiMalloc (`mi_free`, `mi_realloc_aligned`), which accept blocks from any of
+// these. The counting touches only a thread-local Cell and an atomic, and never
+// allocates.
 unsafe impl GlobalAlloc for CountingAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = mimalloc::MiMalloc.alloc(layout);
+        let p = if layout.align() <= WORD {
+            mi_malloc(layout.size()) as *mut u8
+        } else {
+            mimalloc::MiMalloc.alloc(layout)
+        };
         if !p.is_null() {
             count(layout.size() as i64);
         }
@@ -83,7 +107,11 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = mimalloc::MiMalloc.alloc_zeroed(layout);
+        let p = if layout.align() <= WORD {
+            mi_zalloc(layout.size()) as *mut u8
+        } else {
+            mimalloc::MiMalloc.alloc_zeroed(layout)
+        };
         if !p.is_null() {
             count(layout.size() as i64);
         }
@@ -154,6 +182,9 @@ pub fn tidy_thread() {
 }
 
 extern "C" {
+    // mimalloc's basic API: allocate (zeroed), word-aligned.
+    fn mi_malloc(size: usize) -> *mut std::ffi::c_void;
+    fn mi_zalloc(size: usize) -> *mut std::ffi::c_void;
     // mimalloc's basic API: free what this thread's heap holds unused.
     fn mi_collect(force: bool);
     // mimalloc's C API, linked by libmimalloc-sys (declared there only under its
@@ -199,6 +230,51 @@ mod tests {
             assert_eq!(total() - before_local, 300_000);
             a.dealloc(p, Layout::from_size_align(300_000, 8).unwrap());
             assert_eq!(total() - before_local, 0);
+        }
+    }
+
+    #[test]
+    fn blocks_have_the_alignment_asked_for() {
+        // Word-aligned layouts take `mi_malloc`, wider ones `mi_malloc_aligned`; enough
+        // of each size that its page's first free list runs dry and later blocks come
+        // from freed ones.
+        let a = CountingAlloc;
+        for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in [1, 7, 8, 24, 40, 48, 100, 1000, 1500, 5000, 70_000] {
+                let Ok(l) = Layout::from_size_align(size, align) else {
+                    continue;
+                };
+                let l = l.pad_to_align();
+                let mut held = Vec::new();
+                for round in 0..600 {
+                    let zeroed = round % 2 == 0;
+                    // SAFETY: `l` has a non-zero size; each block is written within its
+                    // size and freed once with its own layout.
+                    unsafe {
+                        let p = if zeroed {
+                            a.alloc_zeroed(l)
+                        } else {
+                            a.alloc(l)
+                        };
+                        assert!(!p.is_null());
+                        assert_eq!(p as usize % align, 0, "size {size} align {align}");
+                        if zeroed {
+                            assert!(std::slice::from_raw_parts(p, l.size())
+                                .iter()
+                                .all(|&b| b == 0));
+                        }
+                        p.write_bytes(0xa5, l.size());
+                        held.push(p);
+                        if round % 3 == 0 {
+                            a.dealloc(held.swap_remove(0), l);
+                        }
+                    }
+                }
+                for p in held {
+                    // SAFETY: allocated above with `l`, not freed yet.
+                    unsafe { a.dealloc(p, l) };
+                }
+            }
         }
     }
 
