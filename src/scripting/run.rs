@@ -940,6 +940,24 @@ async fn run_script(client: &ClientRef, shards: &Shards, script: Script) -> Repl
             }
         }
     }
+    // Boxed: the paths that hold several shards keep two `run_holding` futures and a
+    // claim's; inline, every script command's future was ~10 KB, moved on each call.
+    Box::pin(run_holding_shards(
+        client, shards, script, moved, declared, known,
+    ))
+    .await
+}
+
+/// [`run_script`] for a script not known to keep to its one shard: claim what it may
+/// touch (its declared keys, or every shard) and run it on this core.
+async fn run_holding_shards(
+    client: &ClientRef,
+    shards: &Shards,
+    mut script: Script,
+    mut moved: bool,
+    declared: Option<usize>,
+    known: Option<Seen>,
+) -> Reply {
     // Compile before holding anything: a script that does not compile runs nowhere.
     // (The one-shard path above compiles where it runs.)
     let f = match script.compiled() {
