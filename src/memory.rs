@@ -68,37 +68,50 @@ fn count(delta: i64) {
 
 /// mimalloc, counting the bytes it hands out.
 ///
-/// Allocations that need no more than word alignment (nearly all: bytes, vectors of
-/// pointers, boxed structs) go to `mi_malloc` / `mi_zalloc`, not to the `mimalloc`
-/// crate's `MiMalloc`, which passes every allocation to `mi_malloc_aligned`. In
-/// mimalloc 3 that function's fast path serves a size only while its page's free list
-/// has a block; when the list runs dry (after the first few hundred allocations of a
-/// size), a size whose block is not a power of two (24, 40, 48 bytes, ...) falls to
-/// the over-allocating path, which takes `size + align - 1` bytes from the next size's
-/// page. The first size's page is then never collected, so every later allocation of
-/// that size takes the slow path: 70% of the allocations of an unpipelined SET did,
-/// at ~200 instructions each (benches/README.md, "mimalloc's aligned path").
+/// Allocations that need at most 16-byte alignment (all but a few: bytes, vectors of
+/// pointers, boxed structs, and Lua's, which mlua asks for at 16) go to `mi_malloc` /
+/// `mi_zalloc` / `mi_realloc`, not to the `mimalloc` crate's `MiMalloc`, which passes
+/// every allocation to `mi_malloc_aligned`. In mimalloc 3 that function's fast path
+/// serves a size only while its page's free list has a block; when the list runs dry
+/// (after the first few hundred allocations of a size), a size whose block is not a
+/// power of two (24, 40, 48 bytes, ...) falls to the over-allocating path, which takes
+/// `size + align - 1` bytes from the next size's page. The first size's page is then
+/// never collected, so every later allocation of that size takes the slow path: 70%
+/// of the allocations of a pipelined SET did, at ~200 instructions each
+/// (benches/README.md, "mimalloc's aligned path").
 pub struct CountingAlloc;
 
-/// Alignment every mimalloc block has: block sizes are whole machine words and pages
-/// start word-aligned (`_mi_wsize_from_size`); as the C `malloc` it replaces,
-/// `mi_malloc` serves any object of fundamental alignment that fits its size.
-const WORD: usize = std::mem::size_of::<usize>();
+/// The widest alignment a plain mimalloc block of a size that is a multiple of it
+/// has: every size class is a whole number of words, those above 64 bytes a multiple
+/// of 16 bytes (`init.c`'s queue sizes), and a page's first block is 16-aligned
+/// (`MI_PAGE_MIN_START_BLOCK_ALIGN`). So `mi_malloc` of `size` rounded up to a multiple
+/// of `align` (at most this) returns a block aligned to `align`.
+const PLAIN_ALIGN: usize = 16;
 
-// SAFETY: `alloc` and `alloc_zeroed` return mimalloc blocks of at least `layout.size()`
-// bytes (zeroed for `alloc_zeroed`): from `mi_malloc` / `mi_zalloc` when
-// `layout.align()` is at most `WORD`, which every mimalloc block satisfies (see
-// `WORD`), else from MiMalloc's `mi_malloc_aligned`. `dealloc` and `realloc` forward
-// to MiMalloc (`mi_free`, `mi_realloc_aligned`), which accept blocks from any of
-// these. The counting touches only a thread-local Cell and an atomic, and never
-// allocates.
+/// The size to ask `mi_malloc` for so that its block has `layout`'s alignment, or
+/// `None` when only `mi_malloc_aligned` can give it.
+#[inline]
+fn plain_size(size: usize, align: usize) -> Option<usize> {
+    if align > PLAIN_ALIGN {
+        return None;
+    }
+    size.checked_add(align - 1).map(|s| s & !(align - 1))
+}
+
+// SAFETY: `alloc`, `alloc_zeroed` and `realloc` return mimalloc blocks of at least the
+// size asked for (zeroed for `alloc_zeroed`, the old contents kept by `realloc`):
+// from `mi_malloc` / `mi_zalloc` / `mi_realloc` of the size rounded up to a multiple
+// of `layout.align()` when that is at most `PLAIN_ALIGN`, which gives a block of that
+// alignment (see `PLAIN_ALIGN`; `mi_realloc` either keeps the block or moves the data
+// to such a block), else from MiMalloc's `mi_malloc_aligned` / `mi_realloc_aligned`.
+// `dealloc` is `mi_free`, which takes a block from any of these. The counting touches
+// only a thread-local Cell and an atomic, and never allocates.
 unsafe impl GlobalAlloc for CountingAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = if layout.align() <= WORD {
-            mi_malloc(layout.size()) as *mut u8
-        } else {
-            mimalloc::MiMalloc.alloc(layout)
+        let p = match plain_size(layout.size(), layout.align()) {
+            Some(size) => mi_malloc(size) as *mut u8,
+            None => mimalloc::MiMalloc.alloc(layout),
         };
         if !p.is_null() {
             count(layout.size() as i64);
@@ -107,10 +120,9 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = if layout.align() <= WORD {
-            mi_zalloc(layout.size()) as *mut u8
-        } else {
-            mimalloc::MiMalloc.alloc_zeroed(layout)
+        let p = match plain_size(layout.size(), layout.align()) {
+            Some(size) => mi_zalloc(size) as *mut u8,
+            None => mimalloc::MiMalloc.alloc_zeroed(layout),
         };
         if !p.is_null() {
             count(layout.size() as i64);
@@ -124,7 +136,10 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = mimalloc::MiMalloc.realloc(ptr, layout, new_size);
+        let p = match plain_size(new_size, layout.align()) {
+            Some(size) => mi_realloc(ptr as *mut std::ffi::c_void, size) as *mut u8,
+            None => mimalloc::MiMalloc.realloc(ptr, layout, new_size),
+        };
         if !p.is_null() {
             count(new_size as i64 - layout.size() as i64);
         }
@@ -182,9 +197,10 @@ pub fn tidy_thread() {
 }
 
 extern "C" {
-    // mimalloc's basic API: allocate (zeroed), word-aligned.
+    // mimalloc's basic API: allocate (zeroed), reallocate (see `PLAIN_ALIGN`).
     fn mi_malloc(size: usize) -> *mut std::ffi::c_void;
     fn mi_zalloc(size: usize) -> *mut std::ffi::c_void;
+    fn mi_realloc(p: *mut std::ffi::c_void, size: usize) -> *mut std::ffi::c_void;
     // mimalloc's basic API: free what this thread's heap holds unused.
     fn mi_collect(force: bool);
     // mimalloc's C API, linked by libmimalloc-sys (declared there only under its
@@ -235,22 +251,22 @@ mod tests {
 
     #[test]
     fn blocks_have_the_alignment_asked_for() {
-        // Word-aligned layouts take `mi_malloc`, wider ones `mi_malloc_aligned`; enough
-        // of each size that its page's first free list runs dry and later blocks come
-        // from freed ones.
+        // Layouts up to 16-byte alignment take `mi_malloc` / `mi_realloc`, wider ones
+        // `mi_malloc_aligned`; sizes need not be multiples of the alignment (mlua asks
+        // for any size at 16). Enough of each that its page's first free list runs dry
+        // and later blocks come from freed ones.
         let a = CountingAlloc;
         for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
-            for size in [1, 7, 8, 24, 40, 48, 100, 1000, 1500, 5000, 70_000] {
+            for size in [1, 7, 8, 24, 40, 48, 72, 100, 1000, 1500, 5000, 70_000] {
                 let Ok(l) = Layout::from_size_align(size, align) else {
                     continue;
                 };
-                let l = l.pad_to_align();
-                let mut held = Vec::new();
-                for round in 0..600 {
-                    let zeroed = round % 2 == 0;
-                    // SAFETY: `l` has a non-zero size; each block is written within its
-                    // size and freed once with its own layout.
+                let mut held: Vec<(*mut u8, Layout)> = Vec::new();
+                for round in 0..600usize {
+                    // SAFETY: every layout has a non-zero size; each block is written
+                    // within its size, resized and freed with its current layout, once.
                     unsafe {
+                        let zeroed = round % 2 == 0;
                         let p = if zeroed {
                             a.alloc_zeroed(l)
                         } else {
@@ -259,18 +275,27 @@ mod tests {
                         assert!(!p.is_null());
                         assert_eq!(p as usize % align, 0, "size {size} align {align}");
                         if zeroed {
-                            assert!(std::slice::from_raw_parts(p, l.size())
-                                .iter()
-                                .all(|&b| b == 0));
+                            assert!(std::slice::from_raw_parts(p, size).iter().all(|&b| b == 0));
                         }
-                        p.write_bytes(0xa5, l.size());
-                        held.push(p);
+                        p.write_bytes(round as u8, size);
+                        held.push((p, l));
+                        if round % 5 == 0 {
+                            let (p, old) = held.swap_remove(0);
+                            let new_size = [size / 2 + 1, size * 3 + 5][round % 2];
+                            let first = *p;
+                            let q = a.realloc(p, old, new_size);
+                            assert!(!q.is_null());
+                            assert_eq!(q as usize % align, 0, "realloc {size} align {align}");
+                            assert_eq!(*q, first);
+                            held.push((q, Layout::from_size_align(new_size, align).unwrap()));
+                        }
                         if round % 3 == 0 {
-                            a.dealloc(held.swap_remove(0), l);
+                            let (p, l) = held.swap_remove(0);
+                            a.dealloc(p, l);
                         }
                     }
                 }
-                for p in held {
+                for (p, l) in held {
                     // SAFETY: allocated above with `l`, not freed yet.
                     unsafe { a.dealloc(p, l) };
                 }
