@@ -84,11 +84,17 @@ struct Parked {
     holds_back: Vec<u64>,
 }
 
+/// foldhash, as the keyspace's dicts (`storage::dict`): every multi-shard operation
+/// hashes here a few times per key. With std's SipHash the maps cost MULTI of 5
+/// commands over 2 shards ~2,500 instructions (36 hashes a transaction). The seed is
+/// random per process, as the keyspace's.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 pub struct Intents {
     next_seq: u64,
-    requests: HashMap<u64, Request>,
-    keys: HashMap<Bytes, VecDeque<u64>>,
+    requests: FastMap<u64, Request>,
+    keys: FastMap<Bytes, VecDeque<u64>>,
     /// Whole-shard requests here: (seq, transaction).
     wholes: Vec<(u64, u64)>,
     granted: usize,
