@@ -121,7 +121,7 @@ async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> R
         tracker: None,
         acl: None,
     };
-    run::eval(c, s, script).await
+    run::eval(c, s, Box::new(script)).await
 }
 
 /// An error of the registry's, as a reply (`ERR ` and the text).

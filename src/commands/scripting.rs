@@ -149,7 +149,7 @@ async fn eval_generic(
         tracker: None,
         acl: None,
     };
-    run::eval(c, s, script).await
+    run::eval(c, s, Box::new(script)).await
 }
 
 /// What a script without a shebang line gets for a write command, if the server

@@ -822,22 +822,23 @@ impl Script {
 enum OnShard {
     Done(Reply),
     /// It reached beyond the shard before any effect: run it holding every shard.
-    Move(Script),
+    Move(Box<Script>),
     /// It passed `busy-reply-threshold` and is suspended on its shard's thread,
     /// holding this claim on the shard: resume it with [`resume_on_shard`], as work of
     /// that claim.
     Paused(u64),
     /// The shard's thread is in the middle of another script, waiting for another
     /// core's answer (see `hop::block_serving`): send it again after a turn.
-    Again(Script),
+    Again(Box<Script>),
     /// A script (an EVAL if true) is suspended on the shard's thread, past
     /// `busy-reply-threshold`: `-BUSY`, as Redis answers during a busy script (the
     /// master's link and the AOF wait and send it again).
-    Busy(Script, bool),
+    Busy(Box<Script>, bool),
 }
 
-/// Run `script` atomically and return its reply.
-pub async fn eval(client: &ClientRef, shards: &Shards, mut script: Script) -> Reply {
+/// Run `script` atomically and return its reply. (Boxed: every level of the run's
+/// future, and every hop, would otherwise hold and copy the 256-byte `Script`.)
+pub async fn eval(client: &ClientRef, shards: &Shards, mut script: Box<Script>) -> Reply {
     let (watched, tracker) = {
         let c = client.borrow();
         let tracked = crate::tracking::active() && crate::runtime::tracking::reads_tracked(&c);
@@ -880,7 +881,7 @@ pub async fn shown_once(
 }
 
 /// [`eval`]'s work.
-async fn run_script(client: &ClientRef, shards: &Shards, script: Script) -> Reply {
+async fn run_script(client: &ClientRef, shards: &Shards, script: Box<Script>) -> Reply {
     if let Some(busy) = busy_here(client).await {
         return busy;
     }
@@ -898,7 +899,7 @@ async fn run_script(client: &ClientRef, shards: &Shards, script: Script) -> Repl
             let c = client.borrow();
             (c.db, c.id, c.no_touch)
         };
-        let send = |script: Script| {
+        let send = |script: Box<Script>| {
             let slots = shards.slots.clone();
             shards.on(sid, move |s: &mut Shard| {
                 run_on_shard(s, slots, script, db, id, no_touch)
@@ -953,11 +954,12 @@ async fn run_script(client: &ClientRef, shards: &Shards, script: Script) -> Repl
 async fn run_holding_shards(
     client: &ClientRef,
     shards: &Shards,
-    mut script: Script,
+    script: Box<Script>,
     mut moved: bool,
     declared: Option<usize>,
     known: Option<Seen>,
 ) -> Reply {
+    let mut script = *script;
     // Compile before holding anything: a script that does not compile runs nowhere.
     // (The one-shard path above compiles where it runs.)
     let f = match script.compiled() {
@@ -1141,7 +1143,7 @@ fn declared_shard(shards: &Shards, script: &Script) -> Option<usize> {
 fn run_on_shard(
     s: &mut Shard,
     slots: Arc<SlotTable>,
-    script: Script,
+    script: Box<Script>,
     db: usize,
     client_id: u64,
     no_touch: bool,
@@ -1185,7 +1187,7 @@ fn run_on_shard(
 
 /// A script on one shard, between two slices of its run (see `slices`).
 struct OnShardRun {
-    run: Slices<(Reply, Script)>,
+    run: Slices<(Reply, Box<Script>)>,
     running: Running,
     was_busy: bool,
 }
