@@ -233,8 +233,14 @@ pub fn allocator() -> (u64, u64) {
 mod tests {
     use super::*;
 
+    /// The tests that allocate through `CountingAlloc` move their thread's count into
+    /// the process-wide one, which `counting_follows_alloc_realloc_free` reads: one
+    /// at a time.
+    static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn counting_follows_alloc_realloc_free() {
+        let _one = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
         let a = CountingAlloc;
         let before_local = LOCAL.with(|c| c.get()) + USED.load(Ordering::Relaxed);
         let total = || LOCAL.with(|c| c.get()) + USED.load(Ordering::Relaxed);
@@ -255,6 +261,7 @@ mod tests {
         // `mi_malloc_aligned`; sizes need not be multiples of the alignment (mlua asks
         // for any size at 16). Enough of each that its page's first free list runs dry
         // and later blocks come from freed ones.
+        let _one = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
         let a = CountingAlloc;
         for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
             for size in [1, 7, 8, 24, 40, 48, 72, 100, 1000, 1500, 5000, 70_000] {
