@@ -474,6 +474,9 @@ type Run = (usize, Keyed);
 struct Queued {
     cmd: &'static Command,
     argv: Vec<Bytes>,
+    /// [`shards_of`] the command, found once: each path reads it again (its keys'
+    /// slots hashed and two vectors allocated per call).
+    shards: Option<Vec<usize>>,
 }
 
 /// EXEC: run the queued commands as one operation; a null array when a watched key
@@ -484,9 +487,11 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     let queued: Vec<Queued> = queued
         .into_iter()
         .filter_map(|argv| {
-            dispatch::resolve(&argv)
-                .ok()
-                .map(|cmd| Queued { cmd, argv })
+            dispatch::resolve(&argv).ok().map(|cmd| Queued {
+                shards: shards_of(shards, cmd, &argv),
+                cmd,
+                argv,
+            })
         })
         .collect();
     let (queued, refused) = recheck_acl(client, queued);
@@ -495,7 +500,7 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     // A command that spans shards, or the whole server, must run in queue order.
     let mut ordered = false;
     for q in &queued {
-        if let Some(v) = shards_of(shards, q.cmd, &q.argv) {
+        if let Some(v) = &q.shards {
             // (A SORT whose patterns name keys holds every shard: see `exec_locked`.)
             let spreads = q.cmd.spread_over(shards, &q.argv).is_some();
             let server = matches!(q.cmd.exec, Exec::Server(_));
@@ -826,7 +831,9 @@ async fn exec_parallel(
     let no_touch = of(client);
     let mut by_shard: Vec<(usize, Keyed)> = set.iter().map(|&sid| (sid, Vec::new())).collect();
     for item in plan_keyed(client, &queued) {
-        let sid = shards_of(shards, item.2, &item.3)
+        let sid = queued[item.0]
+            .shards
+            .as_ref()
             .and_then(|v| v.first().copied())
             .unwrap_or(shards.local_id);
         if let Some((_, v)) = by_shard.iter_mut().find(|(s, _)| *s == sid) {
@@ -896,7 +903,7 @@ async fn exec_locked(
     // Consecutive single-shard commands for one shard: (shard, [(db, cmd, argv)]).
     let mut run: Option<Run> = None;
     let no_touch = of(client);
-    for (i, q) in queued.into_iter().enumerate() {
+    for (i, mut q) in queued.into_iter().enumerate() {
         // A command reaching beyond its key's shard (a SORT whose BY / GET patterns name
         // keys) takes its own path, as the transaction's work over every shard it holds.
         if let Some(spread) = q.cmd.spread_over(t, &q.argv) {
@@ -913,7 +920,7 @@ async fn exec_locked(
             replies.push(reply);
             continue;
         }
-        let target = shards_of(t, q.cmd, &q.argv);
+        let target = q.shards.take();
         if let (Exec::Shard(_), Some(v)) = (q.cmd.exec, &target) {
             if v.len() == 1 {
                 let db = client.borrow().db;
