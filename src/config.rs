@@ -110,8 +110,8 @@ const LL: i64 = i64::MAX;
 const INT: i64 = i32::MAX as i64;
 const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
 
-/// Every option Redis 7.0 knows, plus Shardis's own `threads` and `runtime`. Defaults are Redis 7.0's
-/// except `bind` (loopback only), `port`'s mutability (Shardis cannot rebind live, so
+/// Every option Redis 7.0 knows, plus Shardis's own `threads`, `runtime` and
+/// `pin-threads`. Defaults are Redis 7.0's except `bind` (loopback only), `port`'s mutability (Shardis cannot rebind live, so
 /// `port` and `bind` are immutable here) and `daemonize` (not supported: `no` only).
 pub static OPTIONS: &[OptDef] = &[
     // Shardis's own.
@@ -119,6 +119,12 @@ pub static OPTIONS: &[OptDef] = &[
     opt(
         "runtime",
         Enum(&["auto", "io_uring", "epoll"]),
+        "auto",
+        IMMUTABLE,
+    ),
+    opt(
+        "pin-threads",
+        Enum(&["auto", "yes", "no"]),
         "auto",
         IMMUTABLE,
     ),
