@@ -1038,6 +1038,40 @@ fn a_script_loaded_on_one_core_runs_on_every_core() {
     }
 }
 
+/// SCRIPT FLUSH resets the interpreters, as Redis resets its one ("reset Lua VM" in
+/// Redis's own suite): the memory of scripts compiled on every core is given back,
+/// not kept until Lua's collector gets round to it.
+#[test]
+fn script_flush_gives_the_interpreters_memory_back() {
+    let shardis = Server::shardis(2);
+    let redis = Server::redis();
+    let mut conns = vec![
+        ("redis", redis.raw()),
+        ("shardis core 0", conn_on(&shardis, 0)),
+        ("shardis core 1", conn_on(&shardis, 1)),
+    ];
+    let lua =
+        |c: &mut RawConn| -> u64 { common::info_field(c, "used_memory_lua").parse().unwrap() };
+    // 300 distinct scripts compiled on each core (run where their connection is).
+    for (_, c) in conns.iter_mut() {
+        for i in 0..300 {
+            let script = format!("local t = {{}} for j = 1, {i} do t[j] = j end return #t");
+            assert_eq!(c.cmd(&["EVAL", &script, "0"]), Frame::Int(i));
+        }
+    }
+    for i in [0, 1] {
+        let (name, c) = &mut conns[i];
+        let full = lua(c);
+        assert_eq!(c.cmd(&["SCRIPT", "FLUSH"]), Frame::Simple("OK".into()));
+        assert_eq!(c.cmd(&["EVAL", "return 1", "0"]), Frame::Int(1));
+        let after = lua(c);
+        assert!(
+            after * 2 < full,
+            "{name}: used_memory_lua {full} with 300 scripts, {after} after SCRIPT FLUSH"
+        );
+    }
+}
+
 #[test]
 fn a_replica_gets_a_scripts_effects_not_the_script() {
     let master = Server::shardis(2);

@@ -327,7 +327,7 @@ fn script_exists<'a>(
 
 fn script_flush<'a>(
     _c: &'a ClientRef,
-    _s: &'a Shards,
+    s: &'a Shards,
     argv: &'a [Bytes],
 ) -> LocalBoxFuture<'a, Reply> {
     Box::pin(async move {
@@ -341,6 +341,9 @@ fn script_flush<'a>(
         }
         cache::flush();
         run::forget_where_scripts_run();
+        // Every core's interpreter is reset, as Redis resets its one.
+        s.all(|_| crate::scripting::engine::retire_if_flushed())
+            .await;
         Reply::ok()
     })
 }

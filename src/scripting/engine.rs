@@ -42,12 +42,11 @@ const PRELUDE: &str = r#"
 local raw, G, functions = ...
 local error, type, tostring = error, type, tostring
 
+-- One function for every read-only table's __newindex (a closure each was ~1 KB of
+-- an interpreter's memory in all).
+local function refuse() error('Attempt to modify a readonly table', 2) end
 local function readonly(t)
-  return setmetatable({}, {
-    __index = t,
-    __newindex = function() error('Attempt to modify a readonly table', 2) end,
-    __metatable = false,
-  })
+  return setmetatable({}, {__index = t, __newindex = refuse, __metatable = false})
 end
 
 local redis = {
@@ -146,7 +145,7 @@ local function absent(_, k) missing(k) end
 local env_mt_view = readonly({})
 local env_mt = {
   __index = visible,
-  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __newindex = refuse,
   __metatable = env_mt_view,
 }
 local env = setmetatable({}, env_mt)
@@ -167,7 +166,7 @@ if functions then
   }
   library_api = {redis = setmetatable({}, {
     __index = strict(lredis),
-    __newindex = function() error('Attempt to modify a readonly table', 2) end,
+    __newindex = refuse,
     __metatable = false,
   })}
   setmetatable(library_api, {__index = absent})
@@ -261,7 +260,24 @@ pub fn functions_memory() -> usize {
 
 /// Run `f` with this thread's EVAL interpreter, made on first use.
 pub fn with<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
+    retire_if_flushed();
     with_engine(&ENGINE, Mode::Eval, f)
+}
+
+/// SCRIPT FLUSH resets the EVAL interpreters, as Redis's resets its own: this thread's
+/// is dropped if it predates the last flush and no script is in the middle of it, and
+/// made again on its next use. SCRIPT FLUSH calls it on every core, and each use
+/// before it runs anything.
+pub fn retire_if_flushed() {
+    ENGINE.with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            if e.as_ref()
+                .is_some_and(|e| e.generation != Some(cache::generation()))
+            {
+                *e = None;
+            }
+        }
+    });
 }
 
 impl Drop for Engine {
@@ -441,6 +457,10 @@ impl Engine {
                 main.call_args = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
             })?
         };
+        // The prelude's compiled chunk and its temporaries are garbage now: 21 of a
+        // new interpreter's 72 KB, which Lua's own pace would keep until many scripts
+        // had run (Redis's interpreter starts collected too).
+        lua.gc_collect()?;
         Ok(Engine {
             main,
             lua,
@@ -450,7 +470,9 @@ impl Engine {
             run_function,
             set_loading,
             compiled: HashMap::default(),
-            generation: None,
+            // An EVAL interpreter is of the script cache's generation (see
+            // `retire_if_flushed`); a function one learns the registry's on first use.
+            generation: (mode == Mode::Eval).then(cache::generation),
             reported: 0,
             calls: 0,
         })
