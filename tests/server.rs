@@ -2611,3 +2611,64 @@ fn refused_at_start(args: &[&str]) -> (String, String) {
     };
     (run(env!("CARGO_BIN_EXE_shardis")), run("redis-server"))
 }
+
+/// The CPUs a thread may run on, from `Cpus_allowed_list` ("0-3,6") in `status`.
+fn cpus_allowed(status: &str) -> Vec<usize> {
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc status")
+        .trim();
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap());
+    }
+    cpus
+}
+
+/// `pin-threads`: `auto` pins each shard's thread to a core only while some allowed
+/// core has no shard, `yes` whenever there are cores enough, `no` never.
+#[test]
+fn shards_are_pinned_as_pin_threads_says() {
+    let allowed = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    if allowed.len() < 2 {
+        eprintln!("one CPU allowed: pinned and unpinned look the same here");
+        return;
+    }
+    let all = allowed.len();
+    for (threads, option, pinned) in [
+        (1, "auto", true),
+        (all, "auto", false),
+        (all, "yes", true),
+        (1, "no", false),
+    ] {
+        let server = Server::shardis_with(threads, &["--pin-threads", option]);
+        let tasks = format!("/proc/{}/task", server.pid());
+        for id in 0..threads {
+            // glommio names its executor thread `shard-<id>-<n>`, and a helper too.
+            let name = format!("shard-{id}");
+            let mut seen = 0;
+            for task in std::fs::read_dir(&tasks).unwrap() {
+                let dir = task.unwrap().path();
+                let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+                let comm = comm.trim();
+                if comm != name && !comm.starts_with(&format!("{name}-")) {
+                    continue;
+                }
+                seen += 1;
+                let cpus = cpus_allowed(&std::fs::read_to_string(dir.join("status")).unwrap());
+                let want = if pinned {
+                    vec![allowed[id]]
+                } else {
+                    allowed.clone()
+                };
+                assert_eq!(
+                    cpus, want,
+                    "{comm} with {threads} shard(s), pin-threads {option}"
+                );
+            }
+            assert!(seen > 0, "no thread named {name}");
+        }
+    }
+}
