@@ -63,7 +63,9 @@ const EXPIRE_PAUSE: Duration = Duration::from_micros(200);
 /// The core each shard is pinned to, by the `pin-threads` option; None: not pinned.
 ///
 /// `yes` pins shard `i` to the `i`-th allowed core, when there are enough of them.
-/// `auto` (the default) does so only when some allowed core is left without a shard:
+/// `auto` (the default) does so only when some allowed core is left without a shard
+/// and no CPU quota (`quota`) caps the process below its cores (it then gets CPU time
+/// on every core, shared with whatever else runs there, not cores of its own):
 /// a pinned shard cannot move off a core that something else (a client on the same
 /// machine, a snapshot, the AOF's fsync thread) also needs, even while another core is
 /// idle. With a shard on every core, whatever else runs shares a shard's core; then the
@@ -76,11 +78,12 @@ fn pinned_cores(
     option: &str,
     nshards: usize,
     cores: &[core_affinity::CoreId],
+    quota: bool,
 ) -> Option<Vec<usize>> {
     let pin = match option {
         "yes" => nshards <= cores.len(),
         "no" => false,
-        _ => nshards < cores.len(),
+        _ => nshards < cores.len() && !quota,
     };
     pin.then(|| cores[..nshards].iter().map(|c| c.id).collect())
 }
@@ -97,11 +100,13 @@ where
     let (kind, why) = backend::choose(cfg.get("runtime").unwrap_or("auto"))?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let ncores = cores.len().max(1);
-    let nshards = if cfg.threads == 0 {
-        ncores
-    } else {
-        cfg.threads
-    };
+    // The CPU time the process may use, in CPUs: fewer than its cores under a cgroup
+    // CPU quota (`docker run --cpus`, a Kubernetes CPU limit), which std reads. One
+    // shard per core there would have the kernel throttle them all in turn.
+    let cpus = std::thread::available_parallelism()
+        .map_or(ncores, |n| n.get())
+        .min(ncores);
+    let nshards = if cfg.threads == 0 { cpus } else { cfg.threads };
     let maxclients = open_files::at_start(cfg.maxclients, nshards)?;
     if maxclients != cfg.maxclients {
         config.update(|c| c.set_option("maxclients", &maxclients.to_string()))?;
@@ -111,15 +116,21 @@ where
         (0..nshards).map(|_| flume::unbounded::<hop::Job>()).unzip();
     let inboxes = Arc::new(senders);
     let on_start = Arc::new(on_start);
+    let quota = if cpus < ncores {
+        format!(" with a CPU quota of {cpus}")
+    } else {
+        String::new()
+    };
     log(&format!(
-        "Shardis {} starting: {} shard(s) on {} core(s), port {}, {} event loop ({why})",
+        "Shardis {} starting: {} shard(s) on {} core(s){quota}, port {}, {} event loop ({why})",
         env!("CARGO_PKG_VERSION"),
         nshards,
         ncores,
         cfg.port,
         kind.name(),
     ));
-    let pins = pinned_cores(cfg.get("pin-threads").unwrap_or("auto"), nshards, &cores);
+    let pin = cfg.get("pin-threads").unwrap_or("auto");
+    let pins = pinned_cores(pin, nshards, &cores, cpus < ncores);
     log(&match &pins {
         Some(_) => "Shards pinned one per core".to_string(),
         None => "Shards not pinned: the kernel places them".to_string(),
@@ -505,13 +516,16 @@ mod tests {
     #[test]
     fn shards_are_pinned_by_the_option_and_the_cores_left() {
         let cores: Vec<CoreId> = [2, 3, 5].into_iter().map(|id| CoreId { id }).collect();
-        // auto: pinned only while a core is left without a shard.
-        assert_eq!(pinned_cores("auto", 2, &cores), Some(vec![2, 3]));
-        assert_eq!(pinned_cores("auto", 3, &cores), None);
-        assert_eq!(pinned_cores("auto", 4, &cores), None);
+        // auto: pinned only while a core is left without a shard, and no CPU quota
+        // caps the process below its cores.
+        assert_eq!(pinned_cores("auto", 2, &cores, false), Some(vec![2, 3]));
+        assert_eq!(pinned_cores("auto", 2, &cores, true), None);
+        assert_eq!(pinned_cores("auto", 3, &cores, false), None);
+        assert_eq!(pinned_cores("auto", 4, &cores, false), None);
         // yes: a shard on every core is pinned too, more shards than cores cannot be.
-        assert_eq!(pinned_cores("yes", 3, &cores), Some(vec![2, 3, 5]));
-        assert_eq!(pinned_cores("yes", 4, &cores), None);
-        assert_eq!(pinned_cores("no", 1, &cores), None);
+        assert_eq!(pinned_cores("yes", 3, &cores, false), Some(vec![2, 3, 5]));
+        assert_eq!(pinned_cores("yes", 2, &cores, true), Some(vec![2, 3]));
+        assert_eq!(pinned_cores("yes", 4, &cores, false), None);
+        assert_eq!(pinned_cores("no", 1, &cores, false), None);
     }
 }
