@@ -2672,3 +2672,97 @@ fn shards_are_pinned_as_pin_threads_says() {
         }
     }
 }
+
+/// A cgroup with a CPU quota of one CPU, made for one test and removed after it.
+struct QuotaGroup {
+    dir: std::path::PathBuf,
+}
+
+impl QuotaGroup {
+    /// cgroup v2 (`cpu.max`) or v1's `cpu` hierarchy (`cpu.cfs_quota_us`); None where
+    /// neither can be written (not root, or a read-only /sys/fs/cgroup).
+    fn one_cpu() -> Option<QuotaGroup> {
+        let name = format!("shardis-test-{}", std::process::id());
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let base = if v2 {
+            "/sys/fs/cgroup"
+        } else {
+            "/sys/fs/cgroup/cpu"
+        };
+        if v2 {
+            let _ = std::fs::write(format!("{base}/cgroup.subtree_control"), "+cpu");
+        }
+        let dir = std::path::Path::new(base).join(name);
+        std::fs::create_dir(&dir).ok()?;
+        let group = QuotaGroup { dir };
+        let set = |file: &str, value: &str| std::fs::write(group.dir.join(file), value).ok();
+        if v2 {
+            set("cpu.max", "100000 100000")?;
+        } else {
+            set("cpu.cfs_period_us", "100000")?;
+            set("cpu.cfs_quota_us", "100000")?;
+        }
+        Some(group)
+    }
+}
+
+impl Drop for QuotaGroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Under a CPU quota below its cores (`docker run --cpus 1`), `threads 0` runs one
+/// shard per CPU of the quota, and `pin-threads auto` pins none of them.
+#[test]
+fn a_cpu_quota_sets_the_shard_count_and_nothing_is_pinned() {
+    let allowed = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    if allowed.len() < 2 {
+        eprintln!("one CPU allowed: a quota of one changes nothing");
+        return;
+    }
+    let Some(group) = QuotaGroup::one_cpu() else {
+        eprintln!("no writable cgroup to set a CPU quota in: skipped");
+        return;
+    };
+    let port = common::free_port();
+    let dir = std::env::temp_dir().join(format!("shardis-quota-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The shell joins the group, then becomes the server: it starts inside the quota.
+    let script = format!(
+        "echo $$ > {} && exec {} --port {port} --threads 0 --save '' --dir {}",
+        group.dir.join("cgroup.procs").display(),
+        env!("CARGO_BIN_EXE_shardis"),
+        dir.display()
+    );
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Killed(
+        std::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let up = wait_until(Duration::from_secs(20), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "the server in the quota group did not start");
+    let mut c = RawConn::connect(port);
+    assert_eq!(common::info_field(&mut c, "shards"), "1");
+    let tasks = format!("/proc/{}/task", child.0.id());
+    for task in std::fs::read_dir(&tasks).unwrap() {
+        let dir = task.unwrap().path();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap();
+        assert_eq!(cpus_allowed(&status), allowed, "{}", dir.display());
+    }
+    drop(c);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
