@@ -2725,16 +2725,6 @@ fn a_cpu_quota_sets_the_shard_count_and_nothing_is_pinned() {
         eprintln!("no writable cgroup to set a CPU quota in: skipped");
         return;
     };
-    let port = common::free_port();
-    let dir = std::env::temp_dir().join(format!("shardis-quota-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    // The shell joins the group, then becomes the server: it starts inside the quota.
-    let script = format!(
-        "echo $$ > {} && exec {} --port {port} --threads 0 --save '' --dir {}",
-        group.dir.join("cgroup.procs").display(),
-        env!("CARGO_BIN_EXE_shardis"),
-        dir.display()
-    );
     struct Killed(std::process::Child);
     impl Drop for Killed {
         fn drop(&mut self) {
@@ -2742,19 +2732,49 @@ fn a_cpu_quota_sets_the_shard_count_and_nothing_is_pinned() {
             let _ = self.0.wait();
         }
     }
-    let child = Killed(
-        std::process::Command::new("sh")
-            .args(["-c", &script])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let up = wait_until(Duration::from_secs(20), || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "the server in the quota group did not start");
+    // Another test may take the free port first: then the server exits, and this
+    // tries another one (as `Server::start` does).
+    let mut started = None;
+    for _attempt in 0..5 {
+        let port = common::free_port();
+        let dir = std::env::temp_dir().join(format!("shardis-quota-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("server.log");
+        // The shell joins the group, then becomes the server: it starts in the quota.
+        let script = format!(
+            "echo $$ > {} && exec {} --port {port} --threads 0 --save '' --dir {} > {} 2>&1",
+            group.dir.join("cgroup.procs").display(),
+            env!("CARGO_BIN_EXE_shardis"),
+            dir.display(),
+            log.display()
+        );
+        let mut child = Killed(
+            std::process::Command::new("sh")
+                .args(["-c", &script])
+                .spawn()
+                .unwrap(),
+        );
+        let ready = wait_until(Duration::from_secs(20), || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.contains("Ready to accept connections")
+                || child.0.try_wait().ok().flatten().is_some()
+        });
+        let alive = child.0.try_wait().ok().flatten().is_none();
+        if ready && alive {
+            started = Some((child, port, dir));
+            break;
+        }
+        drop(child);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let (child, port, dir) = started.expect("the server in the quota group did not start");
     let mut c = RawConn::connect(port);
+    let pid = common::info_field(&mut c, "process_id");
+    assert_eq!(
+        pid,
+        child.0.id().to_string(),
+        "another server on port {port}"
+    );
     assert_eq!(common::info_field(&mut c, "shards"), "1");
     let tasks = format!("/proc/{}/task", child.0.id());
     for task in std::fs::read_dir(&tasks).unwrap() {
