@@ -111,8 +111,9 @@ const INT: i64 = i32::MAX as i64;
 const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
 
 /// Every option Redis 7.0 knows, plus Shardis's own `threads`, `runtime` and
-/// `pin-threads`. Defaults are Redis 7.0's except `bind` (loopback only), `port`'s mutability (Shardis cannot rebind live, so
-/// `port` and `bind` are immutable here) and `daemonize` (not supported: `no` only).
+/// `pin-threads`. Defaults are Redis 7.0's except `bind` (loopback only), `port`'s
+/// mutability (Shardis cannot rebind live, so `port` and `bind` are immutable here) and
+/// `daemonize` (not supported: `no` only).
 pub static OPTIONS: &[OptDef] = &[
     // Shardis's own.
     opt("threads", Int(0, 1024), "0", IMMUTABLE),

@@ -2612,6 +2612,11 @@ fn refused_at_start(args: &[&str]) -> (String, String) {
     (run(env!("CARGO_BIN_EXE_shardis")), run("redis-server"))
 }
 
+/// The CPUs this test process may run on.
+fn own_cpus() -> Vec<usize> {
+    cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap())
+}
+
 /// The CPUs a thread may run on, from `Cpus_allowed_list` ("0-3,6") in `status`.
 fn cpus_allowed(status: &str) -> Vec<usize> {
     let list = status
@@ -2631,7 +2636,7 @@ fn cpus_allowed(status: &str) -> Vec<usize> {
 /// core has no shard, `yes` whenever there are cores enough, `no` never.
 #[test]
 fn shards_are_pinned_as_pin_threads_says() {
-    let allowed = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let allowed = own_cpus();
     if allowed.len() < 2 {
         eprintln!("one CPU allowed: pinned and unpinned look the same here");
         return;
@@ -2716,7 +2721,7 @@ impl Drop for QuotaGroup {
 /// shard per CPU of the quota, and `pin-threads auto` pins none of them.
 #[test]
 fn a_cpu_quota_sets_the_shard_count_and_nothing_is_pinned() {
-    let allowed = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let allowed = own_cpus();
     if allowed.len() < 2 {
         eprintln!("one CPU allowed: a quota of one changes nothing");
         return;
@@ -2725,64 +2730,14 @@ fn a_cpu_quota_sets_the_shard_count_and_nothing_is_pinned() {
         eprintln!("no writable cgroup to set a CPU quota in: skipped");
         return;
     };
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    // Another test may take the free port first: then the server exits, and this
-    // tries another one (as `Server::start` does).
-    let mut started = None;
-    for _attempt in 0..5 {
-        let port = common::free_port();
-        let dir = std::env::temp_dir().join(format!("shardis-quota-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("server.log");
-        // The shell joins the group, then becomes the server: it starts in the quota.
-        let script = format!(
-            "echo $$ > {} && exec {} --port {port} --threads 0 --save '' --dir {} > {} 2>&1",
-            group.dir.join("cgroup.procs").display(),
-            env!("CARGO_BIN_EXE_shardis"),
-            dir.display(),
-            log.display()
-        );
-        let mut child = Killed(
-            std::process::Command::new("sh")
-                .args(["-c", &script])
-                .spawn()
-                .unwrap(),
-        );
-        let ready = wait_until(Duration::from_secs(20), || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            text.contains("Ready to accept connections")
-                || child.0.try_wait().ok().flatten().is_some()
-        });
-        let alive = child.0.try_wait().ok().flatten().is_none();
-        if ready && alive {
-            started = Some((child, port, dir));
-            break;
-        }
-        drop(child);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let (child, port, dir) = started.expect("the server in the quota group did not start");
-    let mut c = RawConn::connect(port);
-    let pid = common::info_field(&mut c, "process_id");
-    assert_eq!(
-        pid,
-        child.0.id().to_string(),
-        "another server on port {port}"
-    );
+    let server = Server::in_cgroup(&group.dir.join("cgroup.procs"), || Server::shardis(0));
+    let mut c = server.raw();
     assert_eq!(common::info_field(&mut c, "shards"), "1");
-    let tasks = format!("/proc/{}/task", child.0.id());
-    for task in std::fs::read_dir(&tasks).unwrap() {
+    for task in std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap() {
         let dir = task.unwrap().path();
         let status = std::fs::read_to_string(dir.join("status")).unwrap();
         assert_eq!(cpus_allowed(&status), allowed, "{}", dir.display());
     }
     drop(c);
-    drop(child);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
 }

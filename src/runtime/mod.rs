@@ -116,13 +116,14 @@ where
         (0..nshards).map(|_| flume::unbounded::<hop::Job>()).unzip();
     let inboxes = Arc::new(senders);
     let on_start = Arc::new(on_start);
-    let quota = if cpus < ncores {
+    let quota = cpus < ncores;
+    let quota_text = if quota {
         format!(" with a CPU quota of {cpus}")
     } else {
         String::new()
     };
     log(&format!(
-        "Shardis {} starting: {} shard(s) on {} core(s){quota}, port {}, {} event loop ({why})",
+        "Shardis {} starting: {} shard(s) on {} core(s){quota_text}, port {}, {} event loop ({why})",
         env!("CARGO_PKG_VERSION"),
         nshards,
         ncores,
@@ -130,7 +131,7 @@ where
         kind.name(),
     ));
     let pin = cfg.get("pin-threads").unwrap_or("auto");
-    let pins = pinned_cores(pin, nshards, &cores, cpus < ncores);
+    let pins = pinned_cores(pin, nshards, &cores, quota);
     log(&match &pins {
         Some(_) => "Shards pinned one per core".to_string(),
         None => "Shards not pinned: the kernel places them".to_string(),

@@ -53,6 +53,32 @@ thread_local! {
     /// Resource limits for the servers this thread starts (`Server::with_file_size_limit`,
     /// `Server::with_open_files_limit`).
     static SERVER_LIMITS: std::cell::Cell<Limits> = const { std::cell::Cell::new(Limits { fsize: 0, nofile: 0 }) };
+    /// The `cgroup.procs` file the servers this thread starts join (`Server::in_cgroup`).
+    static SERVER_CGROUP: std::cell::RefCell<Option<std::ffi::CString>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Make `cmd`'s process join the cgroup whose `cgroup.procs` is `procs` before it runs
+/// its program ("0" written there moves the writer, in cgroup v1 and v2).
+fn join_cgroup(cmd: &mut Command, procs: std::ffi::CString) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls only open,
+    // write and close, all async-signal-safe, on a path it owns; it allocates nothing
+    // (an `io::Error` from the OS error code holds just the code).
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            if written != 1 {
+                return Err(err);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Resource limits for a server process (0: none).
@@ -219,6 +245,17 @@ impl Server {
         )
     }
 
+    /// `start` a server inside the cgroup whose `cgroup.procs` file is `procs` (it
+    /// joins it before it runs, so it starts under that group's limits).
+    pub fn in_cgroup<R>(procs: &std::path::Path, start: impl FnOnce() -> R) -> R {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(procs.as_os_str().as_bytes()).expect("a path");
+        SERVER_CGROUP.set(Some(path));
+        let r = start();
+        SERVER_CGROUP.set(None);
+        r
+    }
+
     fn with_limits<R>(limits: Limits, start: impl FnOnce() -> R) -> R {
         SERVER_LIMITS.set(limits);
         let r = start();
@@ -297,6 +334,9 @@ impl Server {
             cmd.args(extra);
             SERVER_ENV.with_borrow(|vars| cmd.envs(vars.iter().map(|(k, v)| (k, v))));
             SERVER_LIMITS.get().apply(&mut cmd);
+            if let Some(procs) = SERVER_CGROUP.with_borrow(|p| p.clone()) {
+                join_cgroup(&mut cmd, procs);
+            }
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             let child = match cmd.spawn() {
                 Ok(c) => c,
