@@ -150,6 +150,15 @@ impl Timers {
 ///
 /// There is only one global instance of this type, accessible by
 /// [`Local::get_reactor()`].
+/// Set once a multishot poll failed with `EINVAL` (a kernel before 5.13): polls are
+/// one-shot from then on. Shardis's patch 6.
+static MULTISHOT_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Record that the kernel refused a multishot poll.
+pub(crate) fn multishot_refused() {
+    MULTISHOT_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub(crate) struct Reactor {
     /// Raw bindings to `epoll`/`kqueue`/`wepoll`.
     pub(crate) sys: sys::Reactor,
@@ -430,6 +439,22 @@ impl Reactor {
     pub(crate) fn poll_read_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys.poll_ready(&source, common_flags() | read_flags());
+        source
+    }
+
+    /// A poll for readability that stays armed (`IORING_POLL_ADD_MULTI`, Linux 5.13+):
+    /// the source's result is set at each readiness and its waiter woken, until the
+    /// source is dropped. Where the kernel refuses it (the first such request fails with
+    /// `EINVAL`, see [`multishot_refused`]), a one-shot poll instead. Shardis's patch 6.
+    pub(crate) fn poll_read_ready_multi(&self, fd: RawFd) -> Source {
+        if MULTISHOT_REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
+            return self.poll_read_ready(fd);
+        }
+        let source = self.new_source(fd, SourceType::PollAdd, None);
+        self.sys.poll_ready_multi(
+            &source,
+            common_flags() | read_flags() | crate::sys::rdhup_flag(),
+        );
         source
     }
 
