@@ -142,6 +142,38 @@ impl Timers {
     }
 }
 
+/// Set once a multishot poll failed with `EINVAL`: polls are one-shot from then on.
+/// Shardis's patch 6.
+static MULTISHOT_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+lazy_static::lazy_static! {
+    /// The kernel is 5.13 or newer, which has multishot polls (`IORING_POLL_ADD_MULTI`).
+    static ref MULTISHOT_KERNEL: bool = kernel_at_least(5, 13);
+}
+
+/// Record that the kernel refused a multishot poll.
+pub(crate) fn multishot_refused() {
+    MULTISHOT_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// True where polls may be multishot. Shardis's patches 6 and 7.
+pub(crate) fn multishot_poll() -> bool {
+    *MULTISHOT_KERNEL && !MULTISHOT_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The running kernel's release (`uname -r`) is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
+}
+
 /// The reactor.
 ///
 /// Every async I/O handle and every timer is registered here. Invocations of
@@ -150,15 +182,6 @@ impl Timers {
 ///
 /// There is only one global instance of this type, accessible by
 /// [`Local::get_reactor()`].
-/// Set once a multishot poll failed with `EINVAL` (a kernel before 5.13): polls are
-/// one-shot from then on. Shardis's patch 6.
-static MULTISHOT_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Record that the kernel refused a multishot poll.
-pub(crate) fn multishot_refused() {
-    MULTISHOT_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
 pub(crate) struct Reactor {
     /// Raw bindings to `epoll`/`kqueue`/`wepoll`.
     pub(crate) sys: sys::Reactor,
@@ -447,7 +470,7 @@ impl Reactor {
     /// source is dropped. Where the kernel refuses it (the first such request fails with
     /// `EINVAL`, see [`multishot_refused`]), a one-shot poll instead. Shardis's patch 6.
     pub(crate) fn poll_read_ready_multi(&self, fd: RawFd) -> Source {
-        if MULTISHOT_REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
+        if !multishot_poll() {
             return self.poll_read_ready(fd);
         }
         let source = self.new_source(fd, SourceType::PollAdd, None);

@@ -459,12 +459,21 @@ fn transmute_error(res: io::Result<u32>) -> io::Result<usize> {
         })
 }
 
+/// The source's latency is collected (the only use of its three timestamps): only then
+/// is the clock read when it is queued, submitted and fulfilled. glommio read it three
+/// times for every request; Shardis's sources collect nothing (patch 8, PATCHED.md).
+fn wants_latency(src: &InnerSource) -> bool {
+    src.stats_collection.is_some_and(|s| s.latency.is_some())
+}
+
 fn record_stats<Ring: UringCommon>(
     ring: &mut Ring,
     src: &mut InnerSource,
     res: &io::Result<usize>,
 ) {
-    src.wakers.fulfilled_at = Some(Instant::now());
+    if wants_latency(src) {
+        src.wakers.fulfilled_at = Some(Instant::now());
+    }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
@@ -510,7 +519,6 @@ fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
-    now: Instant,
 ) -> SmallVec<[UringDescriptor; 1]> {
     queue
         .drain(chain)
@@ -518,7 +526,9 @@ fn extract_one_chain(
             if op.user_data > 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
-                    x.wakers.submitted_at = Some(now);
+                    if wants_latency(&x) {
+                        x.wakers.submitted_at = Some(Instant::now());
+                    }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
                         EnqueuedStatus::Enqueued => {
@@ -871,11 +881,10 @@ impl UringCommon for PollRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1073,12 +1082,24 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    /// Sleep until a completion arrives, first arming `arm` (the poll of the other
+    /// ring, `link`) when given; `link` already armed when not (Shardis's patch 7).
+    fn sleep(&mut self, link: &Source, arm: Option<UringOpDescriptor>) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
             "sleeping with pending SQEs"
         );
+        let Some(arm) = arm else {
+            return self
+                .ring
+                .cq()
+                .wait(1)
+                .map(|_| 1)
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok);
+        };
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
             let op = UringDescriptor {
@@ -1089,7 +1110,7 @@ impl SleepableRing {
                         .borrow_mut()
                         .add_source(link, self.submission_queue.clone()),
                 ),
-                args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+                args: arm,
             };
             fill_sqe(
                 &mut sqe,
@@ -1218,11 +1239,10 @@ impl UringCommon for SleepableRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1253,9 +1273,12 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// Shardis's patch (PATCHED.md): the latency ring's timer is a preemption timer
-    /// (not a sleeper's user timer), which a later `wait` may keep while it is pending.
-    latency_timer_preempts: Cell<bool>,
+    /// Shardis's patches 4 and 7 (PATCHED.md): when the latency ring's timer fires,
+    /// which a later `wait` keeps while it is pending and fires no later than needed.
+    latency_timer_deadline: Cell<Option<Instant>>,
+    /// Shardis's patch 7: the multishot poll of the latency ring's descriptor on the
+    /// main ring, which wakes a sleeping executor; armed at the first sleep and kept.
+    link_rings_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1277,6 +1300,10 @@ pub(crate) struct Reactor {
 pub(crate) fn common_flags() -> PollFlags {
     PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL
 }
+
+/// How much later than needed the latency ring's pending timer may fire and still be
+/// kept: the same timer, its deadline computed again (Shardis's patch 7).
+const SAME_DEADLINE: Duration = Duration::from_micros(50);
 
 /// The peer's end of stream (`POLLRDHUP`, which nix 0.27 does not name). Shardis's
 /// patch 6.
@@ -1393,7 +1420,8 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_timer_preempts: Cell::new(false),
+            latency_timer_deadline: Cell::new(None),
+            link_rings_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1784,7 +1812,19 @@ impl Reactor {
     ///
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
+    ///
+    /// Shardis's patch 7: the poll is multishot and stays armed from one sleep to the
+    /// next (glommio armed one per sleep, and cancelled it after every sleep that
+    /// something else ended); where polls cannot be multishot, one per sleep as before.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
+        let multishot = crate::reactor::multishot_poll();
+        if let Some(link) = self.link_rings_src.take() {
+            if link.is_armed() {
+                let r = ring.sleep(&link, None);
+                self.link_rings_src.set(Some(link));
+                return r.or_else(Self::busy_ok).map(|_| {});
+            }
+        }
         let link_rings = Source::new(
             IoRequirements::default(),
             self.link_fd,
@@ -1792,7 +1832,17 @@ impl Reactor {
             None,
             None,
         );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        let flags = common_flags() | read_flags();
+        let op = if multishot {
+            UringOpDescriptor::PollAddMulti(flags)
+        } else {
+            UringOpDescriptor::PollAdd(flags)
+        };
+        let r = ring.sleep(&link_rings, Some(op));
+        if multishot {
+            self.link_rings_src.set(Some(link_rings));
+        }
+        r.or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1853,6 +1903,33 @@ impl Reactor {
     ///   to the point where we *leave* this method. For instance: if we spin
     ///   here for 3ms and the preempt timer is 10ms that would leave the next
     ///   task queue just 7ms to run.
+    /// Make sure the latency ring's timer fires within `d` (or [`SAME_DEADLINE`] after),
+    /// and no more than `early` before: keep the pending one if it
+    /// does, else replace it (the old one is
+    /// cancelled). True when a new one was armed (its submission, and the
+    /// cancellation, are queued). Shardis's patch 7.
+    fn latency_timer(&self, lat_ring: &mut SleepableRing, d: Duration, early: Duration) -> bool {
+        let src = self.latency_preemption_timeout_src.take();
+        let due = Instant::now() + d;
+        let keep = src.as_ref().is_some_and(|s| s.result().is_none())
+            && self
+                .latency_timer_deadline
+                .get()
+                .is_some_and(|t| {
+                    t.saturating_duration_since(due) <= SAME_DEADLINE
+                        && due.saturating_duration_since(t) <= early
+                });
+        if keep {
+            self.latency_preemption_timeout_src.set(src);
+            return false;
+        }
+        drop(src);
+        self.latency_preemption_timeout_src
+            .set(Some(lat_ring.prepare_latency_preemption_timer(d)));
+        self.latency_timer_deadline.set(Some(due));
+        true
+    }
+
     pub(crate) fn wait<Preempt, F>(
         &self,
         preempt_timer: Preempt,
@@ -1873,30 +1950,23 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        //
-        // Shardis's patch (PATCHED.md): a preemption timer still pending is kept when
-        // this call will not sleep (the time slice then counts from when it was armed),
-        // and so is a pending throughput timer: cancelling and re-arming both on every
-        // loop turn cost two or three `io_uring_enter`s per turn.
+        // Shardis's patches 4 and 7 (PATCHED.md): glommio cancelled the latency ring's
+        // timer here on every call and armed a new one below: a preemption timer while
+        // task queues run, or the next user timer before sleeping. That cost a
+        // cancellation and a timeout, and their `io_uring_enter`s, on every loop turn
+        // and twice per sleep. Now the latency ring has one timer, kept while it is
+        // pending and fires no later than the one needed now (see `latency_timer`):
+        // one that fires early only preempts the task queue early or wakes a sleeping
+        // executor once, which then sleeps again with the timer it needs. Its deadline
+        // is the earlier of the time slice's end (while queues run) and the next user
+        // timer (before sleeping); with neither, a pending one is left to fire once.
+        // A pending throughput timer is kept too.
         let pending = |src: &Cell<Option<Source>>| {
             let s = src.take();
             let pending = s.as_ref().is_some_and(|s| s.result().is_none());
             src.set(s);
             pending
         };
-        let keep_preempt = preempt_timer().is_some()
-            && self.latency_timer_preempts.get()
-            && pending(&self.latency_preemption_timeout_src);
-        if !keep_preempt {
-            drop(self.latency_preemption_timeout_src.take());
-            self.latency_timer_preempts.set(false);
-        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
@@ -1928,10 +1998,21 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+            // A sleeper keeps a pending timer that fires no later than its next user
+            // timer: one that fires sooner wakes it once for nothing, which costs
+            // less than cancelling and re-arming at every sleep of a busy executor.
+            // (Replacing only those, and taking the cancellation's completion before
+            // sleeping, stalled a 2-shard load: a user timer whose deadline moves
+            // later at each sleep had its timer replaced at each sleep.) A replaced
+            // timer's cancellation completes at once and ends the sleep: one wake.
+            let replaced = match user_timer {
+                // No timer to wake for.
+                None => false,
+                Some(dur) => self.latency_timer(&mut lat_ring, dur, Duration::MAX),
+            };
+            if replaced {
+                let _ = lat_ring.consume_cancellation_queue();
+                flush_rings!(lat_ring)?;
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1958,12 +2039,8 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            // (A kept timer may have fired since it was looked at: its completion
-            // was consumed just above. Then a new one is armed after all.)
-            if !keep_preempt || !pending(&self.latency_preemption_timeout_src) {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_timer_preempts.set(true);
+            if self.latency_timer(&mut lat_ring, preempt, preempt) {
+                let _ = lat_ring.consume_cancellation_queue();
             }
             flush_rings!(lat_ring, main_ring)?;
         }
@@ -2080,7 +2157,12 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
-    source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
+    {
+        let mut inner = source.inner.borrow_mut();
+        if wants_latency(&inner) {
+            inner.wakers.queued_at = Some(Instant::now());
+        }
+    }
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 
