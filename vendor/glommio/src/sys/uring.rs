@@ -1279,6 +1279,9 @@ pub(crate) struct Reactor {
     /// Shardis's patch 7: the multishot poll of the latency ring's descriptor on the
     /// main ring, which wakes a sleeping executor; armed at the first sleep and kept.
     link_rings_src: Cell<Option<Source>>,
+    /// Shardis's patch 7: the last sleep was short (the executor is busy), so a pending
+    /// timer that fires early is kept at the next one.
+    busy: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1300,6 +1303,9 @@ pub(crate) struct Reactor {
 pub(crate) fn common_flags() -> PollFlags {
     PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL
 }
+
+/// A sleep shorter than this says the executor is busy (Shardis's patch 7).
+const BUSY_SLEEP: Duration = Duration::from_millis(1);
 
 /// How much later than needed the latency ring's pending timer may fire and still be
 /// kept: the same timer, its deadline computed again (Shardis's patch 7).
@@ -1422,6 +1428,7 @@ impl Reactor {
             latency_preemption_timeout_src: Cell::new(None),
             latency_timer_deadline: Cell::new(None),
             link_rings_src: Cell::new(None),
+            busy: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1998,17 +2005,23 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            // A sleeper keeps a pending timer that fires no later than its next user
-            // timer: one that fires sooner wakes it once for nothing, which costs
-            // less than cancelling and re-arming at every sleep of a busy executor.
-            // (Replacing only those, and taking the cancellation's completion before
-            // sleeping, stalled a 2-shard load: a user timer whose deadline moves
-            // later at each sleep had its timer replaced at each sleep.) A replaced
-            // timer's cancellation completes at once and ends the sleep: one wake.
+            // A busy sleeper (its last sleep was short) keeps a pending timer that
+            // fires no later than its next user timer: one that fires sooner wakes it
+            // once for nothing, which costs less than cancelling and re-arming at
+            // every sleep. An idle one, whose sleep will likely last until that
+            // timer, keeps only the timer armed for it. A replaced timer's
+            // cancellation completes at once and ends the sleep: one wake without a
+            // wait, after which the sleeper counts as busy. (Taking that completion
+            // before sleeping instead stalled a 2-shard load, see PATCHED.md.)
+            let early = if self.busy.get() {
+                Duration::MAX
+            } else {
+                SAME_DEADLINE
+            };
             let replaced = match user_timer {
                 // No timer to wake for.
                 None => false,
-                Some(dur) => self.latency_timer(&mut lat_ring, dur, Duration::MAX),
+                Some(dur) => self.latency_timer(&mut lat_ring, dur, early),
             };
             if replaced {
                 let _ = lat_ring.consume_cancellation_queue();
@@ -2026,8 +2039,10 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
+                    let slept_at = Instant::now();
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
+                    self.busy.set(slept_at.elapsed() < BUSY_SLEEP);
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
