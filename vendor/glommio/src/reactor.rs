@@ -461,7 +461,8 @@ impl Reactor {
 
     pub(crate) fn poll_read_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
-        self.sys.poll_ready(&source, common_flags() | read_flags());
+        self.sys
+            .poll_ready(&source, common_flags() | read_flags(), false);
         source
     }
 
@@ -474,17 +475,15 @@ impl Reactor {
             return self.poll_read_ready(fd);
         }
         let source = self.new_source(fd, SourceType::PollAdd, None);
-        self.sys.poll_ready_multi(
-            &source,
-            common_flags() | read_flags() | crate::sys::rdhup_flag(),
-        );
+        let flags = common_flags() | read_flags() | crate::sys::rdhup_flag();
+        self.sys.poll_ready(&source, flags, true);
         source
     }
 
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys
-            .poll_ready(&source, common_flags() | PollFlags::POLLOUT);
+            .poll_ready(&source, common_flags() | PollFlags::POLLOUT, false);
         source
     }
 

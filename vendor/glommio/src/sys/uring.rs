@@ -1317,6 +1317,15 @@ pub(crate) fn rdhup_flag() -> PollFlags {
     PollFlags::from_bits_retain(libc::POLLRDHUP)
 }
 
+/// A poll for `flags`, multishot or not (Shardis's patch 6).
+fn poll_op(flags: PollFlags, multishot: bool) -> UringOpDescriptor {
+    if multishot {
+        UringOpDescriptor::PollAddMulti(flags)
+    } else {
+        UringOpDescriptor::PollAdd(flags)
+    }
+}
+
 /// Epoll flags for all possible readability events.
 pub(crate) fn read_flags() -> PollFlags {
     PollFlags::POLLIN | PollFlags::POLLPRI
@@ -1524,22 +1533,12 @@ impl Reactor {
         );
     }
 
-    pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags) {
-        let op = UringOpDescriptor::PollAdd(flags);
-        queue_request_into_ring(
-            &mut *self.ring_for_source(source),
-            source,
-            op,
-            &mut self.source_map.borrow_mut(),
-        );
-    }
-
-    /// Like [`Self::poll_ready`], but the poll stays armed: each time the file becomes
-    /// ready again the source's result is set anew and its waiter woken, until the
-    /// source is dropped (which cancels it) or the kernel ends it (a completion
+    /// `multishot` (Shardis's patch 6): the poll stays armed, and each time the file
+    /// becomes ready again the source's result is set anew and its waiter woken, until
+    /// the source is dropped (which cancels it) or the kernel ends it (a completion
     /// without `IORING_CQE_F_MORE`, after which the source is no longer enqueued).
-    pub(crate) fn poll_ready_multi(&self, source: &Source, flags: PollFlags) {
-        let op = UringOpDescriptor::PollAddMulti(flags);
+    pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags, multishot: bool) {
+        let op = poll_op(flags, multishot);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
@@ -1821,8 +1820,11 @@ impl Reactor {
     /// Error and will just not sleep.
     ///
     /// Shardis's patch 7: the poll is multishot and stays armed from one sleep to the
-    /// next (glommio armed one per sleep, and cancelled it after every sleep that
-    /// something else ended); where polls cannot be multishot, one per sleep as before.
+    /// next. glommio armed one per sleep; a sleep that something else ended left its
+    /// poll armed in the kernel (the source, submitted here rather than through the
+    /// queue, was never marked dispatched, so dropping it cancelled nothing) until the
+    /// latency ring's next completion fired all of them. Where polls cannot be
+    /// multishot, one per sleep as before.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
         let multishot = crate::reactor::multishot_poll();
         if let Some(link) = self.link_rings_src.take() {
@@ -1839,12 +1841,7 @@ impl Reactor {
             None,
             None,
         );
-        let flags = common_flags() | read_flags();
-        let op = if multishot {
-            UringOpDescriptor::PollAddMulti(flags)
-        } else {
-            UringOpDescriptor::PollAdd(flags)
-        };
+        let op = poll_op(common_flags() | read_flags(), multishot);
         let r = ring.sleep(&link_rings, Some(op));
         if multishot {
             self.link_rings_src.set(Some(link_rings));
@@ -1867,6 +1864,32 @@ impl Reactor {
         } else {
             Ok(())
         }
+    }
+
+    /// Make sure the latency ring's timer fires within `d` (or up to [`SAME_DEADLINE`]
+    /// after), and no more than `early` before: keep the pending one if it does, else
+    /// replace it (the old one is cancelled). True when a new one was armed (its
+    /// submission, and the cancellation, are queued). Shardis's patch 7.
+    fn latency_timer(&self, lat_ring: &mut SleepableRing, d: Duration, early: Duration) -> bool {
+        let src = self.latency_preemption_timeout_src.take();
+        let due = Instant::now() + d;
+        let keep = src.as_ref().is_some_and(|s| s.result().is_none())
+            && self
+                .latency_timer_deadline
+                .get()
+                .is_some_and(|t| {
+                    t.saturating_duration_since(due) <= SAME_DEADLINE
+                        && due.saturating_duration_since(t) <= early
+                });
+        if keep {
+            self.latency_preemption_timeout_src.set(src);
+            return false;
+        }
+        drop(src);
+        self.latency_preemption_timeout_src
+            .set(Some(lat_ring.prepare_latency_preemption_timer(d)));
+        self.latency_timer_deadline.set(Some(due));
+        true
     }
 
     /// This function can be passed two timers. Because they play different
@@ -1910,33 +1933,6 @@ impl Reactor {
     ///   to the point where we *leave* this method. For instance: if we spin
     ///   here for 3ms and the preempt timer is 10ms that would leave the next
     ///   task queue just 7ms to run.
-    /// Make sure the latency ring's timer fires within `d` (or [`SAME_DEADLINE`] after),
-    /// and no more than `early` before: keep the pending one if it
-    /// does, else replace it (the old one is
-    /// cancelled). True when a new one was armed (its submission, and the
-    /// cancellation, are queued). Shardis's patch 7.
-    fn latency_timer(&self, lat_ring: &mut SleepableRing, d: Duration, early: Duration) -> bool {
-        let src = self.latency_preemption_timeout_src.take();
-        let due = Instant::now() + d;
-        let keep = src.as_ref().is_some_and(|s| s.result().is_none())
-            && self
-                .latency_timer_deadline
-                .get()
-                .is_some_and(|t| {
-                    t.saturating_duration_since(due) <= SAME_DEADLINE
-                        && due.saturating_duration_since(t) <= early
-                });
-        if keep {
-            self.latency_preemption_timeout_src.set(src);
-            return false;
-        }
-        drop(src);
-        self.latency_preemption_timeout_src
-            .set(Some(lat_ring.prepare_latency_preemption_timer(d)));
-        self.latency_timer_deadline.set(Some(due));
-        true
-    }
-
     pub(crate) fn wait<Preempt, F>(
         &self,
         preempt_timer: Preempt,
