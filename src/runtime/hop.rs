@@ -3,8 +3,8 @@
 //! Each shard has one inbox (a `flume` MPSC channel) of boxed closures that run with
 //! `&mut Shard` on the shard's own thread; the answer comes back on a one-shot channel.
 //! Both backends wake a task from a foreign thread (see `backend`), so a connection
-//! task awaiting a remote answer costs nothing while it waits; while answers are
-//! awaited (`in_flight`), the epoll backend spins briefly before parking. [`Shards`] is the handle every
+//! task awaiting a remote answer costs nothing while it waits (it does not spin for
+//! it either: see `backend::set_spin_hint`). [`Shards`] is the handle every
 //! connection task holds: `on` runs a closure on one shard (inline when it is the local
 //! one), `all` on every shard concurrently.
 //!
@@ -122,10 +122,6 @@ pub struct Shards {
     inboxes: Arc<Vec<flume::Sender<Job>>>,
     pub slots: Arc<SlotTable>,
     pub server: Arc<ServerInfo>,
-    /// Jobs this core has sent and the other shard has not answered yet, plus the
-    /// transactions' claims granted on its shard (`Intents::set_hint`): while above
-    /// zero the executor polls briefly before parking (see `backend::set_spin_hint`).
-    pub in_flight: Arc<AtomicUsize>,
 }
 
 impl Shards {
@@ -144,7 +140,6 @@ impl Shards {
             inboxes,
             slots,
             server,
-            in_flight: Arc::default(),
         }
     }
 
@@ -185,7 +180,6 @@ impl Shards {
             inboxes: self.inboxes.clone(),
             slots: self.slots.clone(),
             server: self.server.clone(),
-            in_flight: self.in_flight.clone(),
         }
     }
 
@@ -313,8 +307,6 @@ impl Shards {
         footprint: Footprint,
         f: impl FnOnce(&mut Shard) + Send + 'static,
     ) -> Job {
-        let in_flight = self.in_flight.clone();
-        in_flight.fetch_add(1, Ordering::Relaxed);
         // Only the transaction's own work logs to its log (not a release it sends).
         let log = match kind {
             JobKind::Tx(_) => self.tx_log.clone(),
@@ -323,7 +315,6 @@ impl Shards {
         let run = Box::new(move |s: &mut Shard| {
             s.stats.hops_served += 1;
             as_tx(s, log.as_ref(), f);
-            in_flight.fetch_sub(1, Ordering::Relaxed);
         });
         Job {
             kind,

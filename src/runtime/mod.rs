@@ -51,7 +51,7 @@ use crate::shard::{expire, Shard};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,11 +158,10 @@ where
                 slots,
                 server.clone(),
             ));
-            backend::set_spin_hint(shards.in_flight.clone());
-            shard
-                .borrow_mut()
-                .intents
-                .set_hint(shards.in_flight.clone());
+            // The claims granted on this shard: the idle loop watches while any is.
+            let held = Arc::new(AtomicUsize::new(0));
+            backend::set_spin_hint(held.clone());
+            shard.borrow_mut().intents.set_hint(held);
             pubsub::install(&shards);
             backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
             backend::spawn(cron(shard.clone(), server)).detach();

@@ -100,14 +100,13 @@ pub struct Intents {
     granted: usize,
     granted_whole: usize,
     parked: VecDeque<Parked>,
-    /// Counts this shard's granted claims too (see `set_hint`).
+    /// Counts this shard's granted claims (see `set_hint`).
     hint: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Intents {
-    /// Keep `hint` (the core's count of answers it awaits, which makes its idle loop
-    /// watch for work before parking: `backend::set_spin_hint`) up by one for each
-    /// granted claim here: a transaction holding this shard sends its next step or its
+    /// Keep `hint` (the count that makes the core's idle loop watch for work before
+    /// parking: `backend::set_spin_hint`) at the number of granted claims here: a transaction holding this shard sends its next step or its
     /// release within microseconds, and a held-all script waits, thread blocked, for
     /// each of its calls here (measured: benches/README.md, "A shard held by a
     /// transaction watches before it parks").

@@ -32,13 +32,14 @@
 //!   connections they waited a whole batch. Measured in `benches/README.md`
 //!   ("Remote wake-ups first"): 2 shards, 50 clients, P1 GET/SET 8% faster with 12%
 //!   less CPU, a script over two shards 15-50% faster.
-//!   Before waiting it watches its remote queue for up to [`SPIN`] while this core
-//!   awaits answers from other cores (the hint set by [`set_spin_hint`]): an answer
-//!   usually comes back within a few microseconds, and catching it without sleeping
-//!   saves the eventfd write on the other core and the wake-up on this one (glommio's
-//!   loop does the same through our patch: vendor/glommio/PATCHED.md). Measured
-//!   alternatives (looking
-//!   at the sockets between short spins; deferring wake-ups to the end of a loop turn)
+//!   Before waiting it watches its remote queue for up to [`SPIN`] while a
+//!   multi-shard transaction holds a claim on its shard (the hint set by
+//!   [`set_spin_hint`]): the transaction's next step or its release usually comes
+//!   within a few microseconds, and catching it without sleeping saves the eventfd
+//!   write on the other core and the wake-up on this one (glommio's loop does the same
+//!   through our patch: vendor/glommio/PATCHED.md). It does not watch for the answers
+//!   to its own connections' hops: see [`SPIN`]. Measured alternatives (looking at
+//!   the sockets between short spins; deferring wake-ups to the end of a loop turn)
 //!   were slower for multi-shard work, see `benches/README.md`.
 
 use async_task::{Runnable, Task};
@@ -57,13 +58,21 @@ use std::time::{Duration, Instant};
 
 /// Most tasks run between two looks at I/O.
 const BATCH: usize = 128;
-/// Longest poll (remote queue and sockets) before parking while answers are awaited.
+/// Longest poll (remote queue and sockets) before parking while a transaction holds a
+/// claim on this core's shard.
 ///
-/// An answer that comes at all comes within a few microseconds; a longer watch only
-/// burns CPU when the other cores are slow to answer or the core is idle for want of
-/// clients. Measured (benches/README.md, "Spinning before parking"): 50 µs cost 20-25%
-/// more CPU per request than no spin at 12 shards on 16 cores for no throughput; on 2
-/// cores no spin lost ~5% throughput, and 10 µs kept it with 9% less CPU than 50 µs.
+/// Its next step comes within a few microseconds; a longer watch only burns CPU when
+/// the other cores are slow to send it. Measured (benches/README.md, "Spinning before
+/// parking"): 50 µs cost 20-25% more CPU per request than no spin at 12 shards on 16
+/// cores for no throughput; on 2 cores 10 µs kept the throughput with 9% less CPU
+/// than 50 µs.
+///
+/// Until 2026-12-07 the loop also watched while its connections awaited answers from
+/// other cores. Where the shards and the clients share the CPUs, that watch took the
+/// CPU the other shard needed to send the answer: 2 shards, 50 unpipelined clients,
+/// random keys, 77-95k GET/s with it against 94-116k without (io_uring 57-63k against
+/// 90-93k), and a lone connection was no faster with it (benches/README.md, "No watch
+/// for a hop's answer").
 pub(super) const SPIN: Duration = Duration::from_micros(10);
 /// The token of the eventfd that wakes a parked executor.
 const WAKE: Token = Token(usize::MAX);

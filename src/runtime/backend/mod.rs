@@ -387,8 +387,8 @@ pub fn deferring_wakes<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// While `hint` is above zero this core awaits answers from other cores: an idle
-/// executor then polls for up to `epoll::SPIN` before parking (on glommio through
+/// While `hint` (the transactions' claims granted on this core's shard) is above zero,
+/// an idle executor polls for up to `epoll::SPIN` before parking (on glommio through
 /// the hint its patched loop reads: vendor/glommio/PATCHED.md).
 pub fn set_spin_hint(hint: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     match current() {
