@@ -409,6 +409,22 @@ pub struct Command {
     pub redact: Option<RedactFn>,
 }
 
+/// The indexes of a command's keys (see [`Command::key_index_iter`]).
+pub enum KeyIndexes {
+    Fixed(std::iter::StepBy<std::ops::Range<usize>>),
+    Found(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyIndexes {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyIndexes::Fixed(r) => r.next(),
+            KeyIndexes::Found(v) => v.next(),
+        }
+    }
+}
+
 impl Command {
     /// A command entry; fill in the rest with the builder methods.
     pub const fn new(
@@ -543,6 +559,16 @@ impl Command {
                 keys
             }
             None => self.fixed_key_indexes(argv.len()),
+        }
+    }
+
+    /// [`Command::key_indexes`], allocating only for a command that finds its keys by
+    /// parsing its arguments (most name theirs by position: routing a GET allocated a
+    /// vector for its one key).
+    pub fn key_index_iter(&self, argv: &[Bytes]) -> KeyIndexes {
+        match self.find_keys {
+            Some(_) => KeyIndexes::Found(self.key_indexes(argv).into_iter()),
+            None => KeyIndexes::Fixed(self.fixed_key_range(argv.len())),
         }
     }
 
@@ -873,6 +899,7 @@ pub mod testing {
                 config,
                 Box::<crate::persistence::Persistence>::default(),
             )),
+            Arc::new(vec![std::sync::atomic::AtomicBool::new(true)]),
         )
     }
     /// A client on loopback with id `id`.

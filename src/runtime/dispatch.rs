@@ -506,21 +506,20 @@ impl Run<'_> {
             }
             let items = std::mem::take(items);
             let indexes: Vec<usize> = items.iter().map(|p| p.index).collect();
+            let fp = self.shards.footprint_for(sid, || footprint(&items));
             let caller = self.caller.clone();
-            let rx = self
-                .shards
-                .send_touching(sid, footprint(&items), move |s: &mut Shard| {
-                    let now = crate::clock::now_ms();
-                    items
-                        .into_iter()
-                        .map(|p| {
-                            let refused = p.check.and_then(|c| slot_refusal(s, &c, p.cmd, &p.argv));
-                            refused.unwrap_or_else(|| {
-                                call::call(s, p.cmd, p.db, &p.argv, p.no_touch, &caller, now)
-                            })
+            let rx = self.shards.send_touching(sid, fp, move |s: &mut Shard| {
+                let now = crate::clock::now_ms();
+                items
+                    .into_iter()
+                    .map(|p| {
+                        let refused = p.check.and_then(|c| slot_refusal(s, &c, p.cmd, &p.argv));
+                        refused.unwrap_or_else(|| {
+                            call::call(s, p.cmd, p.db, &p.argv, p.no_touch, &caller, now)
                         })
-                        .collect::<Vec<Reply>>()
-                });
+                    })
+                    .collect::<Vec<Reply>>()
+            });
             waiting.push((indexes, rx));
         }
         for (indexes, rx) in waiting {
@@ -686,12 +685,12 @@ fn target_shard(cmd: &Command, argv: &[Bytes], shards: &Shards) -> Target {
     if cmd.spread_over(shards, argv).is_some() {
         return Target::Many;
     }
-    let idx = cmd.key_indexes(argv);
-    let Some(&first) = idx.first() else {
+    let mut idx = cmd.key_index_iter(argv);
+    let Some(first) = idx.next() else {
         return Target::One(shards.local_id);
     };
     let s = shards.shard_of(&argv[first]);
-    if idx[1..].iter().all(|&k| shards.shard_of(&argv[k]) == s) {
+    if idx.all(|k| shards.shard_of(&argv[k]) == s) {
         Target::One(s)
     } else {
         Target::Many

@@ -51,7 +51,7 @@ use crate::shard::{expire, Shard};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +115,7 @@ where
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..nshards).map(|_| flume::unbounded::<hop::Job>()).unzip();
     let inboxes = Arc::new(senders);
+    let quiet: hop::QuietFlags = Arc::new((0..nshards).map(|_| AtomicBool::new(true)).collect());
     let on_start = Arc::new(on_start);
     let quota = cpus < ncores;
     let quota_text = if quota {
@@ -148,6 +149,7 @@ where
             on_start.clone(),
             addrs.clone(),
         );
+        let quiet = quiet.clone();
         let h = backend::start(kind, &format!("shard-{id}"), core, move || async move {
             let shard = Rc::new(RefCell::new(Shard::new(id, nshards, config)));
             refresh_config(&mut shard.borrow_mut());
@@ -157,11 +159,13 @@ where
                 inboxes,
                 slots,
                 server.clone(),
+                quiet.clone(),
             ));
             // The claims granted on this shard: the idle loop watches while any is.
             let held = Arc::new(AtomicUsize::new(0));
             backend::set_spin_hint(held.clone());
             shard.borrow_mut().intents.set_hint(held);
+            shard.borrow_mut().intents.publish_to(quiet, id);
             pubsub::install(&shards);
             backend::spawn(hop::serve_inbox(shard.clone(), inbox)).detach();
             backend::spawn(cron(shard.clone(), server)).detach();

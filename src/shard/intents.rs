@@ -102,6 +102,8 @@ pub struct Intents {
     parked: VecDeque<Parked>,
     /// Counts this shard's granted claims (see `set_hint`).
     hint: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    /// Where this shard says whether it is quiet, and its index (see `publish_to`).
+    quiet: Option<(crate::runtime::hop::QuietFlags, usize)>,
 }
 
 impl Intents {
@@ -121,6 +123,25 @@ impl Intents {
                 h.fetch_add(1, Relaxed);
             } else {
                 h.fetch_sub(1, Relaxed);
+            }
+        }
+        self.publish();
+    }
+
+    /// Keep `flags[id]` at [`Intents::is_quiet`], for other cores to read (see
+    /// `hop::QuietFlags`).
+    pub fn publish_to(&mut self, flags: crate::runtime::hop::QuietFlags, id: usize) {
+        self.quiet = Some((flags, id));
+        self.publish();
+    }
+
+    /// Write whether this shard is quiet where other cores read it; after every change
+    /// to the granted claims or the parked work.
+    fn publish(&self) {
+        if let Some((flags, id)) = &self.quiet {
+            let quiet = self.is_quiet();
+            if flags[*id].load(std::sync::atomic::Ordering::Relaxed) != quiet {
+                flags[*id].store(quiet, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
@@ -369,6 +390,7 @@ impl Intents {
             run,
             holds_back: Vec::new(),
         });
+        self.publish();
     }
 
     /// The first parked work that may run now, out of the queue.
@@ -383,7 +405,9 @@ impl Intents {
                         .take(i)
                         .any(|e| e.footprint.overlaps(&p.footprint)))
         })?;
-        self.parked.remove(at)
+        let next = self.parked.remove(at);
+        self.publish();
+        next
     }
 }
 
