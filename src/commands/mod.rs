@@ -648,13 +648,14 @@ pub fn families() -> impl Iterator<Item = &'static Command> {
     .filter(|c| sentinel::serves(c))
 }
 
-/// Name -> entry, hashed with foldhash: looked up for every request.
-pub type CommandMap = HashMap<&'static str, &'static Command, foldhash::fast::RandomState>;
+/// Name -> entry, hashed with foldhash: looked up for every request. Keyed by bytes,
+/// so that a lookup need not check that the name it was sent is UTF-8.
+pub type CommandMap = HashMap<&'static [u8], &'static Command, foldhash::fast::RandomState>;
 
 /// Lookup table from lower-case name to entry.
 pub fn table() -> &'static CommandMap {
     static TABLE: OnceLock<CommandMap> = OnceLock::new();
-    TABLE.get_or_init(|| families().map(|c| (c.name, c)).collect())
+    TABLE.get_or_init(|| families().map(|c| (c.name.as_bytes(), c)).collect())
 }
 
 /// Find a command by name, case-insensitively, without allocating for short names.
@@ -666,8 +667,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static Command> {
     for (d, s) in buf.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();
     }
-    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
-    table().get(lower).copied()
+    table().get(&buf[..name.len()]).copied()
 }
 
 /// `rename-command` (Redis's: applied once at start, in the file's order): the
