@@ -12,6 +12,7 @@
 #   RUNTIME   epoll or io_uring [epoll]
 #   ARGS      redis-benchmark arguments [-c 50 -r 100000 -n 200000 -t get]
 #   ROUNDS    rounds [3]
+#   SERVER_CPUS / CLIENT_CPUS  optional taskset CPU lists for the servers / redis-benchmark
 # Each server starts afresh on a free port below the ephemeral range, takes 20,000
 # requests to warm up, then the measured test.
 set -u
@@ -19,7 +20,10 @@ THREADS=${THREADS:-2}
 RUNTIME=${RUNTIME:-epoll}
 ARGS=${ARGS:--c 50 -r 100000 -n 200000 -t get}
 ROUNDS=${ROUNDS:-3}
-[ $# -gt 0 ] || { sed -n 2,16p "$0"; exit 2; }
+SERVER_PREFIX=(); CLIENT_PREFIX=()
+[ -n "${SERVER_CPUS:-}" ] && SERVER_PREFIX=(taskset -c "$SERVER_CPUS")
+[ -n "${CLIENT_CPUS:-}" ] && CLIENT_PREFIX=(taskset -c "$CLIENT_CPUS")
+[ $# -gt 0 ] || { sed -n 2,17p "$0"; exit 2; }
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -30,9 +34,9 @@ one() {
     port=$(free_port)
     dir=$(mktemp -d)
     if [ "$bin" = redis ]; then
-        redis-server --port "$port" --save '' --appendonly no --dir "$dir" >"$dir/log" 2>&1 &
+        "${SERVER_PREFIX[@]}" redis-server --port "$port" --save '' --appendonly no --dir "$dir" >"$dir/log" 2>&1 &
     else
-        "$bin" --port "$port" --threads "$THREADS" --runtime "$RUNTIME" --save '' \
+        "${SERVER_PREFIX[@]}" "$bin" --port "$port" --threads "$THREADS" --runtime "$RUNTIME" --save '' \
             --appendonly no --dir "$dir" >"$dir/log" 2>&1 &
     fi
     pid=$!
@@ -41,7 +45,7 @@ one() {
         echo "$bin did not start:" >&2; cat "$dir/log" >&2; rm -rf "$dir"; return 1
     fi
     # shellcheck disable=SC2086
-    timeout 120 redis-benchmark -p "$port" -q $ARGS -n 20000 >/dev/null 2>&1
+    timeout 120 "${CLIENT_PREFIX[@]}" redis-benchmark -p "$port" -q $ARGS -n 20000 >/dev/null 2>&1
     cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
     switches() {
         cat /proc/"$pid"/task/*/status |
@@ -50,7 +54,7 @@ one() {
     local c0 c1 s0 s1 out
     c0=$(cpu); s0=$(switches)
     # shellcheck disable=SC2086
-    out=$(timeout 300 redis-benchmark -p "$port" -q $ARGS 2>&1 | tr '\r' '\n' | grep "per second" | tail -1)
+    out=$(timeout 300 "${CLIENT_PREFIX[@]}" redis-benchmark -p "$port" -q $ARGS 2>&1 | tr '\r' '\n' | grep "per second" | tail -1)
     c1=$(cpu); s1=$(switches)
     kill "$pid"; wait "$pid" 2>/dev/null; rm -rf "$dir"
     local n tests
@@ -66,7 +70,7 @@ one() {
     }'
 }
 
-echo "threads $THREADS, runtime $RUNTIME, redis-benchmark $ARGS"
+echo "threads $THREADS, runtime $RUNTIME, redis-benchmark $ARGS${SERVER_CPUS:+, servers on CPUs $SERVER_CPUS}${CLIENT_CPUS:+, client on $CLIENT_CPUS}"
 echo
 echo "| server | req/s | CPU µs/req | voluntary switches/req | involuntary/req |"
 echo "|---|---|---|---|---|"
