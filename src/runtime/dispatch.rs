@@ -425,6 +425,11 @@ impl Run<'_> {
             self.went(None);
         } else {
             self.went((s != shards.local_id).then_some(s));
+            if self.pending[s].capacity() == 0 {
+                // Room for every request left in the read: one allocation per batch,
+                // not one per doubling (three reallocations for 16 requests).
+                self.pending[s].reserve(self.replies.len() - i);
+            }
             self.pending[s].push(Pending {
                 index: i,
                 db,
