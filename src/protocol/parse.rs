@@ -582,6 +582,47 @@ mod tests {
         assert_eq!(parse(&s).0, ParseOutcome::Error(TooBigMbulkCount));
     }
 
+    /// The one-pass header (`short_bulk_at`) and the general path agree where the
+    /// one-pass reading gives up: leading zeros, a `\r` not followed by `\n` (Redis
+    /// skips the byte after `\r` whatever it is), long lengths, partial headers.
+    #[test]
+    fn bulk_headers_read_in_one_pass_or_not_mean_the_same() {
+        use ProtocolError::*;
+        assert_eq!(
+            parse(b"*1\r\n$01\r\nx\r\n").0,
+            ParseOutcome::Error(InvalidBulkLength)
+        );
+        assert_eq!(parse(b"*1\r\n$0\r\n\r\n"), (req(&[""]), 0));
+        assert_eq!(parse(b"*1\r\n$1\rXa\r\n"), (req(&["a"]), 0));
+        assert_eq!(
+            parse(b"*1\r\n$+1\r\na\r\n").0,
+            ParseOutcome::Error(InvalidBulkLength)
+        );
+        let ten = format!("*1\r\n$0000000001\r\na\r\n");
+        assert_eq!(
+            parse(ten.as_bytes()).0,
+            ParseOutcome::Error(InvalidBulkLength)
+        );
+        let long = format!("*1\r\n$10\r\n{}\r\n", "a".repeat(10));
+        assert_eq!(parse(long.as_bytes()), (req(&["aaaaaaaaaa"]), 0));
+        for partial in [
+            &b"*1\r\n$16\r"[..],
+            b"*1\r\n$16\r\nabc",
+            b"*1\r\n$3\r\nabc\r",
+        ] {
+            assert_eq!(parse(partial), (ParseOutcome::Incomplete, partial.len()));
+        }
+        let unauth = Limits {
+            unauthenticated: true,
+            ..Limits::default()
+        };
+        let mut b = BytesMut::from(&b"*1\r\n$20000\r\n"[..]);
+        assert_eq!(
+            parse_request(&mut b, unauth),
+            ParseOutcome::Error(UnauthenticatedBulkLength)
+        );
+    }
+
     #[test]
     fn resumes_across_reads() {
         let whole = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$5\r\nhello\r\n";

@@ -516,6 +516,34 @@ mod tests {
     }
 
     #[test]
+    fn the_published_flag_says_quiet_exactly_when_nothing_is_granted_or_parked() {
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        let (mut s, log) = shard();
+        let flags: crate::runtime::hop::QuietFlags = Arc::new(vec![AtomicBool::new(false)]);
+        s.intents.publish_to(flags.clone(), 0);
+        let quiet = || flags[0].load(Relaxed);
+        assert!(quiet());
+        s.request(1, keys(&["a"]), note(&log, "t1"));
+        assert!(!quiet(), "a claim is granted");
+        s.request(2, keys(&["a"]), note(&log, "t2"));
+        s.intents.park(None, keys(&["a"]), note(&log, "n1"));
+        s.release(1);
+        // n1 ran at the release; 2 is granted now.
+        assert_eq!(ran(&log), ["t1", "n1", "t2"]);
+        assert!(!quiet());
+        s.release(2);
+        assert!(quiet());
+        // Work parked behind a claim keeps the shard from being quiet until it has run.
+        s.request(3, keys(&["b"]), note(&log, "t3"));
+        s.intents.park(None, keys(&["b"]), note(&log, "n2"));
+        assert!(!quiet());
+        s.release(3);
+        assert_eq!(ran(&log), ["t3", "n2"]);
+        assert!(quiet());
+        assert_eq!(quiet(), s.intents.is_quiet());
+    }
+
+    #[test]
     fn a_granted_claim_takes_more_keys_only_where_nothing_waits() {
         let (mut s, log) = shard();
         let b = |k: &str| Bytes::from(k.to_string());
