@@ -598,11 +598,8 @@ mod tests {
             parse(b"*1\r\n$+1\r\na\r\n").0,
             ParseOutcome::Error(InvalidBulkLength)
         );
-        let ten = format!("*1\r\n$0000000001\r\na\r\n");
-        assert_eq!(
-            parse(ten.as_bytes()).0,
-            ParseOutcome::Error(InvalidBulkLength)
-        );
+        let ten = b"*1\r\n$0000000001\r\na\r\n";
+        assert_eq!(parse(ten).0, ParseOutcome::Error(InvalidBulkLength));
         let long = format!("*1\r\n$10\r\n{}\r\n", "a".repeat(10));
         assert_eq!(parse(long.as_bytes()), (req(&["aaaaaaaaaa"]), 0));
         for partial in [
