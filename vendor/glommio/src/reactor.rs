@@ -142,38 +142,6 @@ impl Timers {
     }
 }
 
-/// Set once a multishot poll failed with `EINVAL`: polls are one-shot from then on.
-/// Shardis's patch 6.
-static MULTISHOT_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-lazy_static::lazy_static! {
-    /// The kernel is 5.13 or newer, which has multishot polls (`IORING_POLL_ADD_MULTI`).
-    static ref MULTISHOT_KERNEL: bool = kernel_at_least(5, 13);
-}
-
-/// Record that the kernel refused a multishot poll.
-pub(crate) fn multishot_refused() {
-    MULTISHOT_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// True where polls may be multishot. Shardis's patches 6 and 7.
-pub(crate) fn multishot_poll() -> bool {
-    *MULTISHOT_KERNEL && !MULTISHOT_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// The running kernel's release (`uname -r`) is at least `major.minor`.
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
-        return false;
-    };
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (ma, mi) >= (major, minor)
-}
-
 /// The reactor.
 ///
 /// Every async I/O handle and every timer is registered here. Invocations of
@@ -461,29 +429,14 @@ impl Reactor {
 
     pub(crate) fn poll_read_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
-        self.sys
-            .poll_ready(&source, common_flags() | read_flags(), false);
-        source
-    }
-
-    /// A poll for readability that stays armed (`IORING_POLL_ADD_MULTI`, Linux 5.13+):
-    /// the source's result is set at each readiness and its waiter woken, until the
-    /// source is dropped. Where the kernel refuses it (the first such request fails with
-    /// `EINVAL`, see [`multishot_refused`]), a one-shot poll instead. Shardis's patch 6.
-    pub(crate) fn poll_read_ready_multi(&self, fd: RawFd) -> Source {
-        if !multishot_poll() {
-            return self.poll_read_ready(fd);
-        }
-        let source = self.new_source(fd, SourceType::PollAdd, None);
-        let flags = common_flags() | read_flags() | crate::sys::rdhup_flag();
-        self.sys.poll_ready(&source, flags, true);
+        self.sys.poll_ready(&source, common_flags() | read_flags());
         source
     }
 
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys
-            .poll_ready(&source, common_flags() | PollFlags::POLLOUT, false);
+            .poll_ready(&source, common_flags() | PollFlags::POLLOUT);
         source
     }
 

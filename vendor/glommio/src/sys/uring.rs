@@ -57,9 +57,6 @@ const MSG_ZEROCOPY: i32 = 0x4000000;
 #[derive(Debug)]
 enum UringOpDescriptor {
     PollAdd(PollFlags),
-    /// A poll that stays armed and posts a completion each time the file becomes
-    /// ready (Shardis patch 6: PATCHED.md).
-    PollAddMulti(PollFlags),
     PollRemove(*const u8),
     Cancel(u64),
     Write(*const u8, usize, u64),
@@ -278,10 +275,6 @@ fn fill_sqe<F>(
             UringOpDescriptor::PollAdd(events) => {
                 sqe.prep_poll_add(op.fd, events);
             }
-            UringOpDescriptor::PollAddMulti(events) => {
-                sqe.prep_poll_add(op.fd, events);
-                sqe.raw_mut().len = crate::iou::IORING_POLL_ADD_MULTI;
-            }
             UringOpDescriptor::PollRemove(to_remove) => {
                 user_data = 0;
                 sqe.prep_poll_remove(to_remove as u64);
@@ -459,21 +452,12 @@ fn transmute_error(res: io::Result<u32>) -> io::Result<usize> {
         })
 }
 
-/// The source's latency is collected (the only use of its three timestamps): only then
-/// is the clock read when it is queued, submitted and fulfilled. glommio read it three
-/// times for every request; Shardis's sources collect nothing (patch 8, PATCHED.md).
-fn wants_latency(src: &InnerSource) -> bool {
-    src.stats_collection.is_some_and(|s| s.latency.is_some())
-}
-
 fn record_stats<Ring: UringCommon>(
     ring: &mut Ring,
     src: &mut InnerSource,
     res: &io::Result<usize>,
 ) {
-    if wants_latency(src) {
-        src.wakers.fulfilled_at = Some(Instant::now());
-    }
+    src.wakers.fulfilled_at = Some(Instant::now());
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
@@ -519,6 +503,7 @@ fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
+    now: Instant,
 ) -> SmallVec<[UringDescriptor; 1]> {
     queue
         .drain(chain)
@@ -526,9 +511,7 @@ fn extract_one_chain(
             if op.user_data > 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
-                    if wants_latency(&x) {
-                        x.wakers.submitted_at = Some(Instant::now());
-                    }
+                    x.wakers.submitted_at = Some(now);
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
                         EnqueuedStatus::Enqueued => {
@@ -549,15 +532,12 @@ fn extract_one_chain(
         .collect()
 }
 
-/// Handle one completion: `Some((woke, last))`, `woke` when it woke a task, `last`
-/// unless it is one of a multishot request's completions with more to come (its source
-/// then stays in the map and the request in the kernel); `None` when there was none.
 fn process_one_event<F, R>(
     cqe: Option<iou::CQE>,
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<(bool, bool)>
+) -> Option<bool>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -565,16 +545,12 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some((false, true));
+            return Some(false);
         }
 
-        let last = !value.flags().contains(iou::CompletionFlags::MORE);
-        let id = from_user_data(value.user_data());
-        let src = if last {
-            source_map.borrow_mut().consume_source(id)
-        } else {
-            source_map.borrow()[id].clone()
-        };
+        let src = source_map
+            .borrow_mut()
+            .consume_source(from_user_data(value.user_data()));
 
         let result = value.result();
 
@@ -585,7 +561,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some((woke, last));
+        return Some(woke);
     }
     None
 }
@@ -871,20 +847,19 @@ impl UringCommon for PollRing {
             },
             source_map,
         )
-        .map(|(woke, last)| {
-            if last {
-                self.in_kernel -= 1;
-            }
-            woke
+        .map(|x| {
+            self.in_kernel -= 1;
+            x
         })
     }
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
+        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain);
+                let ops = extract_one_chain(source_map, queue, chain, now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1082,24 +1057,12 @@ impl SleepableRing {
         }
     }
 
-    /// Sleep until a completion arrives, first arming `arm` (the poll of the other
-    /// ring, `link`) when given; `link` already armed when not (Shardis's patch 7).
-    fn sleep(&mut self, link: &Source, arm: Option<UringOpDescriptor>) -> io::Result<usize> {
+    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
             "sleeping with pending SQEs"
         );
-        let Some(arm) = arm else {
-            return self
-                .ring
-                .cq()
-                .wait(1)
-                .map(|_| 1)
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok);
-        };
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
             let op = UringDescriptor {
@@ -1110,7 +1073,7 @@ impl SleepableRing {
                         .borrow_mut()
                         .add_source(link, self.submission_queue.clone()),
                 ),
-                args: arm,
+                args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
             };
             fill_sqe(
                 &mut sqe,
@@ -1229,20 +1192,19 @@ impl UringCommon for SleepableRing {
             },
             source_map,
         )
-        .map(|(woke, last)| {
-            if last {
-                self.in_kernel -= 1;
-            }
-            woke
+        .map(|x| {
+            self.in_kernel -= 1;
+            x
         })
     }
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
+        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain);
+                let ops = extract_one_chain(source_map, queue, chain, now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1273,15 +1235,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// Shardis's patches 4 and 7 (PATCHED.md): when the latency ring's timer fires,
-    /// which a later `wait` keeps while it is pending and fires no later than needed.
-    latency_timer_deadline: Cell<Option<Instant>>,
-    /// Shardis's patch 7: the multishot poll of the latency ring's descriptor on the
-    /// main ring, which wakes a sleeping executor; armed at the first sleep and kept.
-    link_rings_src: Cell<Option<Source>>,
-    /// Shardis's patch 7: the last sleep was short (the executor is busy), so a pending
-    /// timer that fires early is kept at the next one.
-    busy: Cell<bool>,
+    /// Shardis's patch (PATCHED.md): the latency ring's timer is a preemption timer
+    /// (not a sleeper's user timer), which a later `wait` may keep while it is pending.
+    latency_timer_preempts: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1302,28 +1258,6 @@ pub(crate) struct Reactor {
 
 pub(crate) fn common_flags() -> PollFlags {
     PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL
-}
-
-/// A sleep shorter than this says the executor is busy (Shardis's patch 7).
-const BUSY_SLEEP: Duration = Duration::from_millis(1);
-
-/// How much later than needed the latency ring's pending timer may fire and still be
-/// kept: the same timer, its deadline computed again (Shardis's patch 7).
-const SAME_DEADLINE: Duration = Duration::from_micros(50);
-
-/// The peer's end of stream (`POLLRDHUP`, which nix 0.27 does not name). Shardis's
-/// patch 6.
-pub(crate) fn rdhup_flag() -> PollFlags {
-    PollFlags::from_bits_retain(libc::POLLRDHUP)
-}
-
-/// A poll for `flags`, multishot or not (Shardis's patch 6).
-fn poll_op(flags: PollFlags, multishot: bool) -> UringOpDescriptor {
-    if multishot {
-        UringOpDescriptor::PollAddMulti(flags)
-    } else {
-        UringOpDescriptor::PollAdd(flags)
-    }
 }
 
 /// Epoll flags for all possible readability events.
@@ -1435,9 +1369,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_timer_deadline: Cell::new(None),
-            link_rings_src: Cell::new(None),
-            busy: Cell::new(false),
+            latency_timer_preempts: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1533,12 +1465,8 @@ impl Reactor {
         );
     }
 
-    /// `multishot` (Shardis's patch 6): the poll stays armed, and each time the file
-    /// becomes ready again the source's result is set anew and its waiter woken, until
-    /// the source is dropped (which cancels it) or the kernel ends it (a completion
-    /// without `IORING_CQE_F_MORE`, after which the source is no longer enqueued).
-    pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags, multishot: bool) {
-        let op = poll_op(flags, multishot);
+    pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags) {
+        let op = UringOpDescriptor::PollAdd(flags);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
@@ -1818,22 +1746,7 @@ impl Reactor {
     ///
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
-    ///
-    /// Shardis's patch 7: the poll is multishot and stays armed from one sleep to the
-    /// next. glommio armed one per sleep; a sleep that something else ended left its
-    /// poll armed in the kernel (the source, submitted here rather than through the
-    /// queue, was never marked dispatched, so dropping it cancelled nothing) until the
-    /// latency ring's next completion fired all of them. Where polls cannot be
-    /// multishot, one per sleep as before.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let multishot = crate::reactor::multishot_poll();
-        if let Some(link) = self.link_rings_src.take() {
-            if link.is_armed() {
-                let r = ring.sleep(&link, None);
-                self.link_rings_src.set(Some(link));
-                return r.or_else(Self::busy_ok).map(|_| {});
-            }
-        }
         let link_rings = Source::new(
             IoRequirements::default(),
             self.link_fd,
@@ -1841,12 +1754,7 @@ impl Reactor {
             None,
             None,
         );
-        let op = poll_op(common_flags() | read_flags(), multishot);
-        let r = ring.sleep(&link_rings, Some(op));
-        if multishot {
-            self.link_rings_src.set(Some(link_rings));
-        }
-        r.or_else(Self::busy_ok).map(|_| {})
+        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1864,32 +1772,6 @@ impl Reactor {
         } else {
             Ok(())
         }
-    }
-
-    /// Make sure the latency ring's timer fires within `d` (or up to [`SAME_DEADLINE`]
-    /// after), and no more than `early` before: keep the pending one if it does, else
-    /// replace it (the old one is cancelled). True when a new one was armed (its
-    /// submission, and the cancellation, are queued). Shardis's patch 7.
-    fn latency_timer(&self, lat_ring: &mut SleepableRing, d: Duration, early: Duration) -> bool {
-        let src = self.latency_preemption_timeout_src.take();
-        let due = Instant::now() + d;
-        let keep = src.as_ref().is_some_and(|s| s.result().is_none())
-            && self
-                .latency_timer_deadline
-                .get()
-                .is_some_and(|t| {
-                    t.saturating_duration_since(due) <= SAME_DEADLINE
-                        && due.saturating_duration_since(t) <= early
-                });
-        if keep {
-            self.latency_preemption_timeout_src.set(src);
-            return false;
-        }
-        drop(src);
-        self.latency_preemption_timeout_src
-            .set(Some(lat_ring.prepare_latency_preemption_timer(d)));
-        self.latency_timer_deadline.set(Some(due));
-        true
     }
 
     /// This function can be passed two timers. Because they play different
@@ -1953,23 +1835,30 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Shardis's patches 4 and 7 (PATCHED.md): glommio cancelled the latency ring's
-        // timer here on every call and armed a new one below: a preemption timer while
-        // task queues run, or the next user timer before sleeping. That cost a
-        // cancellation and a timeout, and their `io_uring_enter`s, on every loop turn
-        // and twice per sleep. Now the latency ring has one timer, kept while it is
-        // pending and fires no later than the one needed now (see `latency_timer`):
-        // one that fires early only preempts the task queue early or wakes a sleeping
-        // executor once, which then sleeps again with the timer it needs. Its deadline
-        // is the earlier of the time slice's end (while queues run) and the next user
-        // timer (before sleeping); with neither, a pending one is left to fire once.
-        // A pending throughput timer is kept too.
+        // Cancel the old timer regardless of whether we can sleep:
+        // if we won't sleep, we will register the new timer with its new
+        // value.
+        //
+        // But if we will sleep, there might be a timer registered that needs
+        // to be removed otherwise we'll wake up when it expires.
+        //
+        // Shardis's patch (PATCHED.md): a preemption timer still pending is kept when
+        // this call will not sleep (the time slice then counts from when it was armed),
+        // and so is a pending throughput timer: cancelling and re-arming both on every
+        // loop turn cost two or three `io_uring_enter`s per turn.
         let pending = |src: &Cell<Option<Source>>| {
             let s = src.take();
             let pending = s.as_ref().is_some_and(|s| s.result().is_none());
             src.set(s);
             pending
         };
+        let keep_preempt = preempt_timer().is_some()
+            && self.latency_timer_preempts.get()
+            && pending(&self.latency_preemption_timeout_src);
+        if !keep_preempt {
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_timer_preempts.set(false);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
@@ -2001,27 +1890,10 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            // A busy sleeper (its last sleep was short) keeps a pending timer that
-            // fires no later than its next user timer: one that fires sooner wakes it
-            // once for nothing, which costs less than cancelling and re-arming at
-            // every sleep. An idle one, whose sleep will likely last until that
-            // timer, keeps only the timer armed for it. A replaced timer's
-            // cancellation completes at once and ends the sleep: one wake without a
-            // wait, after which the sleeper counts as busy. (Taking that completion
-            // before sleeping instead stalled a 2-shard load, see PATCHED.md.)
-            let early = if self.busy.get() {
-                Duration::MAX
-            } else {
-                SAME_DEADLINE
-            };
-            let replaced = match user_timer {
-                // No timer to wake for.
-                None => false,
-                Some(dur) => self.latency_timer(&mut lat_ring, dur, early),
-            };
-            if replaced {
-                let _ = lat_ring.consume_cancellation_queue();
-                flush_rings!(lat_ring)?;
+            if let Some(dur) = user_timer {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -2035,10 +1907,8 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
-                    let slept_at = Instant::now();
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
-                    self.busy.set(slept_at.elapsed() < BUSY_SLEEP);
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
@@ -2050,8 +1920,12 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if self.latency_timer(&mut lat_ring, preempt, preempt) {
-                let _ = lat_ring.consume_cancellation_queue();
+            // (A kept timer may have fired since it was looked at: its completion
+            // was consumed just above. Then a new one is armed after all.)
+            if !keep_preempt || !pending(&self.latency_preemption_timeout_src) {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_timer_preempts.set(true);
             }
             flush_rings!(lat_ring, main_ring)?;
         }
@@ -2168,12 +2042,7 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
-    {
-        let mut inner = source.inner.borrow_mut();
-        if wants_latency(&inner) {
-            inner.wakers.queued_at = Some(Instant::now());
-        }
-    }
+    source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 
