@@ -420,8 +420,11 @@ pub fn slowlog_push(shard: &mut Shard, cmd: &Command, argv: &[Bytes], us: u64, c
 /// claims (see `shard::intents`): its keys; the whole shard for a command that names
 /// none, or that may reach keys its key spec does not name (SORT's BY and GET).
 pub fn footprint(cmd: &Command, argv: &[Bytes]) -> Footprint {
+    if cmd.spread.is_some() {
+        return Footprint::Shard;
+    }
     let keys: Vec<Bytes> = cmd.key_index_iter(argv).map(|i| argv[i].clone()).collect();
-    if keys.is_empty() || cmd.spread.is_some() {
+    if keys.is_empty() {
         return Footprint::Shard;
     }
     Footprint::keys(keys)

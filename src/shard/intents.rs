@@ -108,23 +108,13 @@ pub struct Intents {
 
 impl Intents {
     /// Keep `hint` (the count that makes the core's idle loop watch for work before
-    /// parking: `backend::set_spin_hint`) at the number of granted claims here: a transaction holding this shard sends its next step or its
-    /// release within microseconds, and a held-all script waits, thread blocked, for
-    /// each of its calls here (measured: benches/README.md, "A shard held by a
-    /// transaction watches before it parks").
+    /// parking: `backend::set_spin_hint`) at the number of granted claims here: a
+    /// transaction holding this shard sends its next step or its release within
+    /// microseconds, and a held-all script waits, thread blocked, for each of its
+    /// calls here (measured: benches/README.md, "A shard held by a transaction watches
+    /// before it parks").
     pub fn set_hint(&mut self, hint: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
         self.hint = Some(hint);
-    }
-
-    fn hint_by(&self, add: bool) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if let Some(h) = &self.hint {
-            if add {
-                h.fetch_add(1, Relaxed);
-            } else {
-                h.fetch_sub(1, Relaxed);
-            }
-        }
         self.publish();
     }
 
@@ -135,9 +125,12 @@ impl Intents {
         self.publish();
     }
 
-    /// Write whether this shard is quiet where other cores read it; after every change
-    /// to the granted claims or the parked work.
+    /// Write the granted claims' count to `hint` and whether this shard is quiet where
+    /// other cores read it; after every change to the granted claims or the parked work.
     fn publish(&self) {
+        if let Some(h) = &self.hint {
+            h.store(self.granted, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some((flags, id)) = &self.quiet {
             let quiet = self.is_quiet();
             if flags[*id].load(std::sync::atomic::Ordering::Relaxed) != quiet {
@@ -224,7 +217,7 @@ impl Intents {
             if r.claim == Footprint::Shard {
                 self.granted_whole -= 1;
             }
-            self.hint_by(false);
+            self.publish();
         }
         let mut fronts = Vec::new();
         let mut unqueue = |q: &mut VecDeque<u64>| {
@@ -327,7 +320,7 @@ impl Intents {
         if r.claim == Footprint::Shard {
             self.granted_whole += 1;
         }
-        self.hint_by(true);
+        self.publish();
         Some(on_grant)
     }
 
@@ -376,7 +369,7 @@ impl Intents {
                 };
                 self.requests.insert(tx, request);
                 self.granted += 1;
-                self.hint_by(true);
+                self.publish();
             }
         }
         true
