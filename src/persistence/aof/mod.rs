@@ -95,9 +95,10 @@ impl AofFeed {
     }
     /// Continue the stream in `file` (a rewrite's switch); it starts with its own
     /// SELECT.
-    pub fn switch(&mut self, file: std::fs::File) {
-        self.lane.switch(file);
+    /// The receiver hears once the writer has switched.
+    pub fn switch(&mut self, file: std::fs::File) -> flume::Receiver<()> {
         self.selected = None;
+        self.lane.switch(file)
     }
     /// Encode `effects` after `out`, with a SELECT whenever the db changes.
     fn encode(&mut self, out: &mut Vec<u8>, effects: &[Effect]) {

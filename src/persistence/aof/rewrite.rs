@@ -337,7 +337,9 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
     // The libraries of this instant go into the first shard's base.
     let mut libraries = Some(crate::scripting::functions::codes());
     let handle = Rc::new(tx.shards.for_tx(tx.id, tx.log.clone()));
-    let (switched_tx, switched_rx) = flume::unbounded::<usize>();
+    // Each shard's index once it has switched, with what says when its writer has.
+    type Switched = (usize, Option<flume::Receiver<()>>);
+    let (switched_tx, switched_rx) = flume::unbounded::<Switched>();
     let mut files = files.into_iter();
     let mut tasks = Vec::with_capacity(n);
     for (k, base) in bases.iter().enumerate() {
@@ -350,20 +352,18 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
         let lane = lanes.get(k).cloned();
         let done = switched_tx.clone();
         let at_start = Box::new(move |s: &mut Shard| {
-            if let Some(f) = file {
-                switch_increment(s, f);
-            }
+            let written = file.and_then(|f| switch_increment(s, f));
             if let Some(l) = lane {
                 attach(s, l);
             }
-            let _ = done.send(k);
+            let _ = done.send((k, written));
         });
         let (h, done) = (handle.clone(), switched_tx.clone());
         let libraries = libraries.take().unwrap_or_default();
         tasks.push(crate::runtime::backend::spawn(async move {
             let r = save::shard_to_file(&h, k, path, true, libraries, at_start).await;
             if r.is_err() {
-                let _ = done.send(k); // it may not have switched: do not wait for it
+                let _ = done.send((k, None)); // it may not have switched: do not wait for it
             }
             r
         }));
@@ -371,11 +371,13 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
     drop(switched_tx);
     let mut seen = vec![false; n];
     let mut count = 0;
+    let mut writers_switched = Vec::with_capacity(n);
     while count < n {
         match switched_rx.recv_async().await {
-            Ok(k) if k < n && !seen[k] => {
+            Ok((k, written)) if k < n && !seen[k] => {
                 seen[k] = true;
                 count += 1;
+                writers_switched.extend(written);
             }
             Ok(_) => {}
             Err(_) => break,
@@ -453,6 +455,13 @@ async fn rewrite(shards: &Shards, mode: Mode) -> Result<(), String> {
     log(&format!(
         "Successfully wrote the AOF bases ({base_bytes} bytes, {n} shard(s)), manifest {mname} replaced"
     ));
+    // The sizes count the new increments only once every writer has left the old
+    // one: a writer still writing the old increment's backlog would otherwise have it
+    // counted in `aof_current_size` after the rewrite, and in the base that growth
+    // counts from.
+    for w in writers_switched {
+        let _ = w.recv_async().await;
+    }
     refresh_sizes(g, true);
     Ok(())
 }
@@ -478,11 +487,12 @@ fn sweep(dir: &Path, prefix: &str, keep: &[&str]) {
     }
 }
 
-/// At the switch: continue this shard's stream in `file`.
-fn switch_increment(s: &mut Shard, file: std::fs::File) {
-    if let Some(feed) = s.propagation.consumer_mut::<AofFeed>() {
-        feed.switch(file);
-    }
+/// At the switch: continue this shard's stream in `file`; what says when its writer
+/// has.
+fn switch_increment(s: &mut Shard, file: std::fs::File) -> Option<flume::Receiver<()>> {
+    s.propagation
+        .consumer_mut::<AofFeed>()
+        .map(|feed| feed.switch(file))
 }
 
 /// Turning the AOF on: this shard starts logging to `lane`.

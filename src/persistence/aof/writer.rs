@@ -58,8 +58,9 @@ impl Fsync {
 
 enum Item {
     Data(Vec<u8>),
-    /// Continue in this file (a rewrite opened a new increment).
-    Switch(File),
+    /// Continue in this file (a rewrite opened a new increment); the sender says when
+    /// the writer has switched (and reset `written`, which `aof_current_size` reads).
+    Switch(File, flume::Sender<()>),
 }
 
 #[derive(Default)]
@@ -201,7 +202,7 @@ impl Lane {
     fn write_here(&self, q: &mut Queue) -> bool {
         if self.failed.load(Ordering::Relaxed)
             || self.syncing.load(Ordering::Acquire)
-            || q.items.iter().any(|i| matches!(i, Item::Switch(_)))
+            || q.items.iter().any(|i| matches!(i, Item::Switch(..)))
         {
             return false;
         }
@@ -241,13 +242,16 @@ impl Lane {
         true
     }
 
-    /// Continue the stream in `file` after what is queued so far.
-    pub fn switch(&self, file: File) {
+    /// Continue the stream in `file` after what is queued so far; the receiver hears
+    /// once the writer has switched (it disconnects if the writer stops first).
+    pub fn switch(&self, file: File) -> flume::Receiver<()> {
+        let (switched, heard) = flume::bounded(1);
         let mut q = lock(&self.queue);
-        q.items.push_back(Item::Switch(file));
+        q.items.push_back(Item::Switch(file, switched));
         q.go = true;
         q.idle = false;
         self.wake.notify_one();
+        heard
     }
 
     /// Write and fsync what is queued, then end the thread (what is appended later
@@ -333,7 +337,7 @@ fn run(lane: Arc<Lane>, mut sync: File) {
                     latency::add_background("aof-write", t.elapsed().as_millis() as u64);
                     unsynced = true;
                 }
-                Item::Switch(f) => {
+                Item::Switch(f, switched) => {
                     sync_retrying(&lane, &file);
                     sync = loop {
                         match f.try_clone() {
@@ -343,6 +347,7 @@ fn run(lane: Arc<Lane>, mut sync: File) {
                     };
                     *file = f;
                     lane.written.store(0, Ordering::Relaxed);
+                    let _ = switched.send(());
                 }
             }
         }
