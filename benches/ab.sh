@@ -13,6 +13,8 @@
 #   ARGS      redis-benchmark arguments [-c 50 -r 100000 -n 200000 -t get]
 #   ROUNDS    rounds [3]
 #   SERVER_CPUS / CLIENT_CPUS  optional taskset CPU lists for the servers / redis-benchmark
+#   SETUP     optional redis-cli arguments run against each server first, e.g.
+#             SETUP="script load \"return 1\"" for an EVALSHA test (word-split by eval)
 # Each server starts afresh on a free port below the ephemeral range, takes 20,000
 # requests to warm up, then the measured test.
 set -u
@@ -44,6 +46,7 @@ one() {
     if ! kill -0 "$pid" 2>/dev/null; then
         echo "$bin did not start:" >&2; cat "$dir/log" >&2; rm -rf "$dir"; return 1
     fi
+    [ -n "${SETUP:-}" ] && eval "redis-cli -p $port $SETUP" >/dev/null
     # shellcheck disable=SC2086
     timeout 120 "${CLIENT_PREFIX[@]}" redis-benchmark -p "$port" -q $ARGS -n 20000 >/dev/null 2>&1
     cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
@@ -59,7 +62,8 @@ one() {
     kill "$pid"; wait "$pid" 2>/dev/null; rm -rf "$dir"
     local n tests
     n=$(echo "$ARGS" | grep -o -- '-n [0-9]*' | tail -1 | awk '{print $2}')
-    tests=$(echo "$ARGS" | grep -o -- '-t [a-z,]*' | awk '{print $2}' | tr ',' '\n' | wc -l)
+    tests=$(echo "$ARGS" | grep -o -- '-t [a-z,]*' | awk '{print $2}' | tr ',' '\n' | grep -c .)
+    [ "$tests" -gt 0 ] || tests=1 # a command given in full
     awk -v bin="$bin" -v out="$out" -v c0="$c0" -v c1="$c1" -v s0="$s0" -v s1="$s1" \
         -v req=$((n * tests)) -v hz="$(getconf CLK_TCK)" 'BEGIN {
         split(s0, a, " "); split(s1, b, " ")

@@ -9,7 +9,8 @@
 
 use crate::protocol::Reply;
 use bytes::{Bytes, BytesMut};
-use mlua::{Lua, Table, Value};
+use mlua::{ffi, Lua, Table, Value};
+use std::ffi::c_int;
 
 /// `reply` as the Lua value a script gets from `redis.call` in protocol `resp`: its
 /// encoding, decoded. (`redis.call` pushes the common single values itself, see
@@ -183,14 +184,27 @@ pub fn error_line(msg: &str) -> Reply {
 /// [`error_line`] for error table `t`: one that a `redis.call` got (its
 /// `ignore_error_stats_update` set) was counted in the error stats already.
 pub fn error_line_of(t: &Table, msg: &str) -> Reply {
+    let counted = t
+        .raw_get::<bool>("ignore_error_stats_update")
+        .unwrap_or(false);
+    error_reply(msg, counted)
+}
+
+/// An error table's reply: [`error_line`], marked counted if `counted`.
+fn error_reply(msg: &str, counted: bool) -> Reply {
     match error_line(msg) {
-        Reply::Error(text)
-            if t.raw_get::<bool>("ignore_error_stats_update")
-                .unwrap_or(false) =>
-        {
-            Reply::CountedError(text)
-        }
+        Reply::Error(text) if counted => Reply::CountedError(text),
         reply => reply,
+    }
+}
+
+/// A status table's reply.
+fn status_reply(s: String) -> Reply {
+    match s.as_str() {
+        // The common status, without an allocation.
+        "OK" => Reply::ok(),
+        _ if s.contains(['\r', '\n']) => Reply::Status(s.replace(['\r', '\n'], " ").into()),
+        _ => Reply::Status(s.into()),
     }
 }
 
@@ -200,12 +214,7 @@ fn table_to_reply(t: &Table, resp: u8, depth: usize) -> Reply {
         return error_line_of(t, &e);
     }
     if let Some(s) = text(&field("ok")) {
-        return match s.as_str() {
-            // The common status, without an allocation.
-            "OK" => Reply::ok(),
-            _ if s.contains(['\r', '\n']) => Reply::Status(s.replace(['\r', '\n'], " ").into()),
-            _ => Reply::Status(s.into()),
-        };
+        return status_reply(s);
     }
     // (mlua hands an integral number over as an Integer.)
     match field("double") {
@@ -253,6 +262,142 @@ fn table_to_reply(t: &Table, resp: u8, depth: usize) -> Reply {
         }
     }
     Reply::Array(items)
+}
+
+/// [`lua_to_reply`] for the value at absolute index `idx` of `state`'s stack, read
+/// through the C API: mlua's `Table::raw_get` took a registry reference, a stack check
+/// and a protected frame per field read, ~550 instructions, two of them for the
+/// status a script returns from `redis.call('set', ...)` (`benches/README.md`,
+/// "EVALSHA's return value"). It reads nil, booleans, numbers, strings and tables of
+/// errors, statuses, doubles and arrays of these, by the same rules; `None` for
+/// anything else, anywhere inside (a `map`, `set`, `big_number` or `verbatim_string`
+/// table, mlua's error userdata, a function...), which `lua_to_reply` converts whole.
+///
+/// # Safety
+/// `state` is a valid Lua state and `idx` a valid absolute index of its stack. It
+/// calls only functions that cannot raise here: type checks and reads, raw table
+/// reads (no metamethods), `lua_checkstack` and `lua_pushstring` (they allocate: see
+/// `engine::push_arrays` for why that cannot raise). It leaves the stack as it found
+/// it.
+pub unsafe fn stack_to_reply(state: *mut ffi::lua_State, idx: c_int, resp: u8) -> Option<Reply> {
+    // SAFETY: as this function's.
+    unsafe { reply_at(state, idx, resp, 0) }
+}
+
+/// [`stack_to_reply`] at nesting `depth`.
+///
+/// # Safety
+/// As [`stack_to_reply`].
+unsafe fn reply_at(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    resp: u8,
+    depth: usize,
+) -> Option<Reply> {
+    if depth > MAX_DEPTH {
+        return Some(Reply::err("ERR reached lua stack limit"));
+    }
+    // SAFETY: `idx` is valid (the caller's promise), and the reads below are of the
+    // type just checked.
+    unsafe {
+        match ffi::lua_type(state, idx) {
+            ffi::LUA_TNIL => Some(Reply::Null),
+            ffi::LUA_TBOOLEAN => Some(match (ffi::lua_toboolean(state, idx) != 0, resp) {
+                (true, 2) => Reply::Int(1),
+                (false, 2) => Reply::Null,
+                (b, _) => Reply::Bool(b),
+            }),
+            ffi::LUA_TNUMBER => Some(Reply::Int(c_long(ffi::lua_tonumber(state, idx)))),
+            ffi::LUA_TSTRING => Some(Reply::Bulk(Bytes::copy_from_slice(string_at(state, idx)))),
+            ffi::LUA_TTABLE => table_at(state, idx, resp, depth),
+            _ => None,
+        }
+    }
+}
+
+/// The bytes of the string at `idx`, valid while it stays on the stack.
+///
+/// # Safety
+/// The value at `idx` is a string (not a number, which `lua_tolstring` would convert
+/// in place).
+unsafe fn string_at<'a>(state: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0;
+    // SAFETY: a string's pointer and length, kept alive by the stack slot.
+    unsafe {
+        let p = ffi::lua_tolstring(state, idx, &mut len);
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}
+
+/// A string's text as `text` makes it (invalid UTF-8 replaced).
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `table_to_reply` for the table at `t`: see [`stack_to_reply`].
+///
+/// # Safety
+/// As [`stack_to_reply`], with a table at `t`.
+unsafe fn table_at(state: *mut ffi::lua_State, t: c_int, resp: u8, depth: usize) -> Option<Reply> {
+    // SAFETY: room is made for the two values pushed at a time; every push is
+    // popped before returning; the fields are read raw.
+    unsafe {
+        if ffi::lua_checkstack(state, 2) == 0 {
+            return None;
+        }
+        // Pushes field `name` of the table and returns its type.
+        let field = |name: &std::ffi::CStr| {
+            ffi::lua_pushstring(state, name.as_ptr());
+            ffi::lua_rawget(state, t);
+            ffi::lua_type(state, -1)
+        };
+        if field(c"err") == ffi::LUA_TSTRING {
+            let msg = lossy(string_at(state, -1));
+            field(c"ignore_error_stats_update");
+            let counted = ffi::lua_toboolean(state, -1) != 0;
+            ffi::lua_pop(state, 2);
+            return Some(error_reply(&msg, counted));
+        }
+        ffi::lua_pop(state, 1);
+        if field(c"ok") == ffi::LUA_TSTRING {
+            let s = lossy(string_at(state, -1));
+            ffi::lua_pop(state, 1);
+            return Some(status_reply(s));
+        }
+        ffi::lua_pop(state, 1);
+        if field(c"double") == ffi::LUA_TNUMBER {
+            let d = ffi::lua_tonumber(state, -1);
+            ffi::lua_pop(state, 1);
+            return Some(Reply::Double(d));
+        }
+        ffi::lua_pop(state, 1);
+        // The kinds left to `table_to_reply`, when it would take them.
+        for (name, kind) in [
+            (c"big_number", ffi::LUA_TSTRING),
+            (c"map", ffi::LUA_TTABLE),
+            (c"set", ffi::LUA_TTABLE),
+            (c"verbatim_string", ffi::LUA_TTABLE),
+        ] {
+            let found = field(name);
+            ffi::lua_pop(state, 1);
+            if found == kind {
+                return None;
+            }
+        }
+        // An array: elements 1, 2, ... up to the first nil.
+        let mut items = Vec::new();
+        for i in 1.. {
+            ffi::lua_rawgeti(state, t, i);
+            if ffi::lua_type(state, -1) == ffi::LUA_TNIL {
+                ffi::lua_pop(state, 1);
+                break;
+            }
+            let item = reply_at(state, ffi::lua_gettop(state), resp, depth + 1);
+            ffi::lua_pop(state, 1);
+            items.push(item?);
+        }
+        Some(Reply::Array(items))
+    }
 }
 
 /// C's double to `long long` as x86-64 does it (`cvttsd2si`), which is what Redis's
@@ -331,5 +476,64 @@ mod tests {
             r = v.pop().unwrap();
         }
         assert!(r.is_error());
+    }
+
+    /// `stack_to_reply` gives what `lua_to_reply` gives, or leaves the value to it.
+    #[test]
+    fn values_read_off_the_stack_convert_as_through_mlua() {
+        let lua = Lua::new();
+        let cases = [
+            "return nil",
+            "return true",
+            "return false",
+            "return 7",
+            "return -3.99",
+            "return 1e300",
+            "return 0/0",
+            "return 'a\\r\\nb'",
+            "return {ok='OK'}",
+            "return {ok='FINE\\r\\nX'}",
+            "return {ok='\\255'}",
+            "return {ok=1, 2}",
+            "return {err='ERR x\\ny'}",
+            "return {err='bad', ignore_error_stats_update=true}",
+            "return {err='E2 x', ok='OK'}",
+            "return {double=1.5}",
+            "return {double=3}",
+            "return {double='x', 1, 2}",
+            "return {big_number='123'}",
+            "return {map={a=1}}",
+            "return {set={a=true}}",
+            "return {verbatim_string={format='txt', string='x'}}",
+            "return {verbatim_string={format=1}, 5}",
+            "return {1, 'a', {2, {ok='x'}, {err='E y'}}, false, true, nil, 5}",
+            "return {}",
+            "return {function() end}",
+            "return {1, {map={}}}",
+            "local t = {} t[1] = t return t",
+        ];
+        let mut raw_taken = 0;
+        for src in cases {
+            for resp in [2, 3] {
+                let v: Value = lua.load(src).eval().unwrap();
+                let expected = lua_to_reply(&v, resp);
+                let mut got = None;
+                // SAFETY: exec_raw runs the closure on a valid state with `v` at 1.
+                unsafe {
+                    lua.exec_raw::<()>(&v, |state| {
+                        let top = ffi::lua_gettop(state);
+                        got = stack_to_reply(state, 1, resp);
+                        assert_eq!(ffi::lua_gettop(state), top, "{src}: stack balance");
+                    })
+                    .unwrap();
+                }
+                if let Some(got) = got {
+                    raw_taken += 1;
+                    assert_eq!(got, expected, "{src} in RESP{resp}");
+                }
+            }
+        }
+        // The common shapes are read off the stack, the rare ones left to mlua.
+        assert_eq!(raw_taken, 2 * 21);
     }
 }

@@ -212,7 +212,15 @@ pub struct Engine {
     /// Switches the globals to the library API while a library's code runs.
     set_loading: Function,
     /// Eval: compiled scripts by sha. Functions: callbacks by lower-case name.
-    compiled: HashMap<String, Function, foldhash::fast::RandomState>,
+    compiled: HashMap<String, Compiled, foldhash::fast::RandomState>,
+    /// Tells this interpreter's [`Compiled`] from another's.
+    id: u64,
+    /// What `Engine::call` reaches through the C API (see [`Compiled`]): the runners
+    /// at [`RUNNER`] and [`RUN_FUNCTION`], what is held for mlua at [`HELD`], the
+    /// compiled functions from [`FIRST_SLOT`] on.
+    fns: Table,
+    /// The key the next compiled function gets in `fns` (keys are never reused).
+    next_slot: ffi::lua_Integer,
     /// The script cache's or the function registry's generation `compiled` is of.
     generation: Option<u64>,
     /// What this interpreter last added to its memory total.
@@ -220,6 +228,28 @@ pub struct Engine {
     /// Calls since the last collection step (see [`GC_PERIOD`]).
     calls: u32,
 }
+
+/// A compiled script or function of one interpreter, with its key in that
+/// interpreter's `fns` table, from which `Engine::call` pushes it through the C API:
+/// mlua's `Function::call` costs a protected frame and a registry reference for the
+/// value returned, and reading that value through mlua ~550 instructions a field
+/// (`benches/README.md`, "EVALSHA's return value").
+#[derive(Clone)]
+pub struct Compiled {
+    f: Function,
+    /// `Engine::id` of the interpreter it is in.
+    engine: u64,
+    slot: ffi::lua_Integer,
+}
+
+/// Keys of an interpreter's `fns` table.
+const HELD: ffi::lua_Integer = 0;
+const RUNNER: ffi::lua_Integer = 1;
+const RUN_FUNCTION: ffi::lua_Integer = 2;
+const FIRST_SLOT: ffi::lua_Integer = 3;
+
+/// Gives each interpreter its `Engine::id`.
+static NEXT_ENGINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Every this many calls, a step of the garbage collector of this many kilobytes, as
 /// Redis's `luaCallFunction` does: the garbage of small scripts (their KEYS and ARGV
@@ -316,6 +346,9 @@ fn with_engine<R>(
 
 /// How a script ended.
 pub enum Outcome {
+    /// Its return value, converted as it lay on the stack (`convert::stack_to_reply`).
+    Replied(crate::protocol::Reply),
+    /// Its return value, for `convert::lua_to_reply`.
     Returned(Value),
     /// Redis's error table (`err`, and `source` / `line` when known).
     Failed(Table),
@@ -439,22 +472,28 @@ impl Engine {
             })?,
         )?;
         visible.raw_set("loadstring", raw.get::<Value>("loadstring")?)?;
+        let fns = lua.create_table()?;
+        fns.raw_set(RUNNER, &runner)?;
+        fns.raw_set(RUN_FUNCTION, &run_function)?;
         let mut main = Main {
             state: std::ptr::null_mut(),
             visible: 0,
             call_args: 0,
+            fns: 0,
         };
         // SAFETY: the closure runs on the interpreter's main state (exec_raw calls it
-        // in a protected call on that state) with `visible` at 1 and `call_args` at 2:
-        // it keeps the state's pointer and a registry reference to each table
-        // (luaL_ref pops the copy it refers to).
+        // in a protected call on that state) with `visible` at 1, `call_args` at 2
+        // and `fns` at 3: it keeps the state's pointer and a registry reference to
+        // each table (luaL_ref pops the copy it refers to).
         unsafe {
-            lua.exec_raw::<()>((&visible, &call_args), |state| {
+            lua.exec_raw::<()>((&visible, &call_args, &fns), |state| {
                 main.state = state;
                 ffi::lua_pushvalue(state, 1);
                 main.visible = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
                 ffi::lua_pushvalue(state, 2);
                 main.call_args = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+                ffi::lua_pushvalue(state, 3);
+                main.fns = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
             })?
         };
         // The prelude's compiled chunk and its temporaries are garbage now: 21 of a
@@ -470,6 +509,9 @@ impl Engine {
             run_function,
             set_loading,
             compiled: HashMap::default(),
+            id: NEXT_ENGINE.fetch_add(1, Ordering::Relaxed),
+            fns,
+            next_slot: FIRST_SLOT,
             // An EVAL interpreter is of the script cache's generation (see
             // `retire_if_flushed`); a function one learns the registry's on first use.
             generation: (mode == Mode::Eval).then(cache::generation),
@@ -553,17 +595,18 @@ impl Engine {
 
     /// The function called `name` (any case), loading every library again first if
     /// the registry changed since this interpreter last did.
-    pub fn named(&mut self, name: &str) -> Option<Function> {
+    pub fn named(&mut self, name: &str) -> Option<Compiled> {
         // One atomic load per FCALL; the bodies are read only when they changed.
         if self.generation != Some(super::functions::generation()) {
             let (generation, bodies) = super::functions::bodies();
-            self.compiled.clear();
+            self.forget_compiled();
             for body in bodies {
                 match self.run_library(&body, None) {
                     Ok(registered) => {
                         for r in registered {
-                            self.compiled
-                                .insert(r.info.name.to_ascii_lowercase(), r.callback);
+                            if let Ok(kept) = self.keep(r.callback) {
+                                self.compiled.insert(r.info.name.to_ascii_lowercase(), kept);
+                            }
                         }
                     }
                     Err(e) => crate::log::warning(&format!("Failed loading a library: {e}")),
@@ -579,10 +622,10 @@ impl Engine {
 
     /// The compiled script `sha` with `body`, compiling it on first use here; the
     /// compile error as Redis words it otherwise.
-    pub fn function(&mut self, sha: &str, body: &Bytes) -> Result<Function, String> {
+    pub fn function(&mut self, sha: &str, body: &Bytes) -> Result<Compiled, String> {
         let generation = cache::generation();
         if self.generation != Some(generation) {
-            self.compiled.clear();
+            self.forget_compiled();
             self.generation = Some(generation);
         }
         if let Some(f) = self.compiled.get(sha) {
@@ -601,14 +644,36 @@ impl Engine {
                     syntax_message(&e)
                 )
             })?;
+        let f = self.keep(f).map_err(|e| format!("ERR {e}"))?;
         self.compiled.insert(sha.to_string(), f.clone());
         self.report_memory();
         Ok(f)
     }
 
+    /// Keep `f` in `fns` for `Engine::call`.
+    fn keep(&mut self, f: Function) -> mlua::Result<Compiled> {
+        let slot = self.next_slot;
+        self.fns.raw_set(slot, &f)?;
+        self.next_slot += 1;
+        Ok(Compiled {
+            f,
+            engine: self.id,
+            slot,
+        })
+    }
+
+    /// Drop every compiled function (a [`Compiled`] still held elsewhere is then called
+    /// through mlua).
+    fn forget_compiled(&mut self) {
+        for c in self.compiled.values() {
+            let _ = self.fns.raw_set(c.slot, Value::Nil);
+        }
+        self.compiled.clear();
+    }
+
     /// Run `f`: a script with `KEYS` and `ARGV` set, or a function given the keys and
     /// the arguments.
-    pub fn call(&mut self, f: &Function, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<Outcome> {
+    pub fn call(&mut self, f: &Compiled, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<Outcome> {
         // SAFETY: `main.state` is this interpreter's main state, alive as long as
         // `self.lua`, and no Lua code runs on it now (a script runs from the call
         // below; this engine is borrowed mutably, so none is in the middle of it on
@@ -636,9 +701,24 @@ impl Engine {
             }
             ffi::lua_pop(state, 1);
         }
-        let (ok, v): (bool, Value) = match self.mode {
-            Mode::Eval => self.runner.call(f.clone())?,
-            Mode::Functions => self.run_function.call(f.clone())?,
+        // SAFETY: as above; `f` comes from this interpreter when the ids match.
+        let raw = if f.engine == self.id {
+            unsafe { self.call_raw(f.slot) }
+        } else {
+            None
+        };
+        let outcome = match raw {
+            Some(outcome) => outcome,
+            None => {
+                let (ok, v): (bool, Value) = match self.mode {
+                    Mode::Eval => self.runner.call(f.f.clone())?,
+                    Mode::Functions => self.run_function.call(f.f.clone())?,
+                };
+                match ok {
+                    true => Ok(Outcome::Returned(v)),
+                    false => self.failed(v),
+                }
+            }
         };
         self.calls += 1;
         if self.calls == GC_PERIOD {
@@ -646,15 +726,91 @@ impl Engine {
             let _ = self.lua.gc_step_kbytes(GC_PERIOD as std::ffi::c_int);
         }
         self.report_memory();
-        Ok(match (ok, v) {
-            (true, v) => Outcome::Returned(v),
-            (false, Value::Table(t)) => Outcome::Failed(t),
-            (false, other) => {
+        outcome
+    }
+
+    /// What the runner's failure `v` (its error handler's table) ends the script with.
+    fn failed(&self, v: Value) -> mlua::Result<Outcome> {
+        Ok(match v {
+            Value::Table(t) => Outcome::Failed(t),
+            other => {
                 let t = self.lua.create_table()?;
                 t.raw_set("err", format!("ERR {other:?}"))?;
                 Outcome::Failed(t)
             }
         })
+    }
+
+    /// Call the function at `slot` of `fns` through its runner, through the C API,
+    /// converting a returned value in place (`convert::stack_to_reply`); a value it
+    /// leaves, an error, or a raised error is handed to mlua through `fns[HELD]`.
+    /// `None` if `fns` no longer has the function (forgotten since: SCRIPT FLUSH, a
+    /// library reload), for the caller to call it through mlua.
+    ///
+    /// # Safety
+    /// `main.state` is this interpreter's main state, with KEYS and ARGV (a function's
+    /// `call_args`) set, and no Lua code running on it (see `call`). `lua_pcall` runs
+    /// the runner protected, so nothing it raises unwinds past this frame; the other
+    /// calls are reads, raw table accesses and `lua_checkstack`, which cannot raise
+    /// (see `push_arrays`). The stack is left as it was found.
+    unsafe fn call_raw(&mut self, slot: ffi::lua_Integer) -> Option<mlua::Result<Outcome>> {
+        enum Held {
+            Raised,
+            Returned,
+            Failed,
+        }
+        let state = self.main.state;
+        // SAFETY: see above.
+        let held = unsafe {
+            let top = ffi::lua_gettop(state);
+            if ffi::lua_checkstack(state, 4) == 0 {
+                return None;
+            }
+            ffi::lua_rawgeti(
+                state,
+                ffi::LUA_REGISTRYINDEX,
+                self.main.fns as ffi::lua_Integer,
+            );
+            let fns = top + 1;
+            let runner = match self.mode {
+                Mode::Eval => RUNNER,
+                Mode::Functions => RUN_FUNCTION,
+            };
+            ffi::lua_rawgeti(state, fns, runner);
+            ffi::lua_rawgeti(state, fns, slot);
+            if ffi::lua_type(state, -1) != ffi::LUA_TFUNCTION {
+                ffi::lua_settop(state, top);
+                return None;
+            }
+            // The runner's two results, `ok` and the value (or the error raised past
+            // it), from `top + 2`.
+            let held = if ffi::lua_pcall(state, 1, 2, 0) != ffi::LUA_OK {
+                Held::Raised
+            } else if ffi::lua_toboolean(state, top + 2) != 0 {
+                if let Some(reply) = convert::stack_to_reply(state, top + 3, run::script_resp()) {
+                    ffi::lua_settop(state, top);
+                    return Some(Ok(Outcome::Replied(reply)));
+                }
+                Held::Returned
+            } else {
+                Held::Failed
+            };
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_rawseti(state, fns, HELD);
+            ffi::lua_settop(state, top);
+            held
+        };
+        let v = self.fns.raw_get::<Value>(HELD);
+        let _ = self.fns.raw_set(HELD, Value::Nil);
+        Some(v.and_then(|v| match held {
+            Held::Returned => Ok(Outcome::Returned(v)),
+            Held::Failed => self.failed(v),
+            Held::Raised => Err(match v {
+                Value::Error(e) => *e,
+                Value::String(s) => mlua::Error::runtime(s.to_string_lossy()),
+                other => mlua::Error::runtime(format!("{other:?}")),
+            }),
+        }))
     }
 }
 
@@ -678,6 +834,8 @@ struct Main {
     visible: std::ffi::c_int,
     /// The prelude's table a function's keys and arguments are passed in.
     call_args: std::ffi::c_int,
+    /// `Engine::fns`.
+    fns: std::ffi::c_int,
 }
 
 /// Push `keys` and `args` as two Lua arrays (a script's KEYS and ARGV), through the

@@ -809,7 +809,7 @@ impl Script {
     }
 
     /// Its compiled function in this thread's interpreter.
-    fn compiled(&self) -> Result<mlua::Function, String> {
+    fn compiled(&self) -> Result<engine::Compiled, String> {
         match &self.kind {
             Kind::Eval(body) => engine::with(|e| e.function(&self.name, body)),
             Kind::Function => engine::with_functions(|e| e.named(&self.name))
@@ -1080,7 +1080,7 @@ struct Hold {
 async fn run_holding(
     client: &ClientRef,
     shards: &Shards,
-    f: mlua::Function,
+    f: engine::Compiled,
     script: Script,
     hold: Hold,
 ) -> (Reply, Script, Option<Running>) {
@@ -1263,8 +1263,9 @@ fn advance(s: &mut Shard, on: OnShardRun) -> OnShard {
 }
 
 /// Run the compiled script with this thread's `Running` in place; its reply.
-fn run_compiled(f: &mlua::Function, script: &Script) -> Reply {
+fn run_compiled(f: &engine::Compiled, script: &Script) -> Reply {
     let run = |e: &mut engine::Engine| match e.call(f, &script.keys, &script.args) {
+        Ok(Outcome::Replied(reply)) => reply,
         // Booleans follow the script's protocol (`redis.setresp`), as in Redis.
         Ok(Outcome::Returned(v)) => convert::lua_to_reply(&v, script_resp()),
         Ok(Outcome::Failed(err)) => engine::failure_reply(&err, &script.name),
@@ -1277,7 +1278,7 @@ fn run_compiled(f: &mlua::Function, script: &Script) -> Reply {
 }
 
 /// The protocol the running script chose with `redis.setresp` (2 by default).
-fn script_resp() -> u8 {
+pub(super) fn script_resp() -> u8 {
     RUNNING.with(|r| r.borrow().as_ref().map_or(2, |run| run.resp))
 }
 
