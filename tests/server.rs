@@ -666,6 +666,39 @@ fn active_expire_cycle_reclaims_20k_keys() {
     assert!(expired >= 20000, "expired_keys = {expired}");
 }
 
+/// A shard with nothing to do sleeps ten cron periods between ticks (an idle server
+/// should cost what an idle Redis costs); a key given a TTL there must still be
+/// reclaimed by the active cycle within a period or two, as at Redis's `hz`. At `hz 1`
+/// the long sleep is ten seconds: the deadline below is well past the one or two
+/// seconds expected and well short of the ten an unwoken sleep would take.
+#[test]
+fn a_key_given_a_ttl_on_an_idle_shard_is_reclaimed_within_a_period_or_two() {
+    let server = Server::shardis_with(2, &["--hz", "1"]);
+    let mut con = server.conn();
+    // `{a}` hashes to slot 15495: shard 1 of 2 (shard 0 never sleeps long).
+    let () = redis::cmd("SET")
+        .arg("{a}k")
+        .arg("v")
+        .query(&mut con)
+        .expect("SET");
+    // Two ticks for shard 1 to publish the write and find itself idle.
+    std::thread::sleep(Duration::from_secs(3));
+    let set: i64 = redis::cmd("PEXPIRE")
+        .arg("{a}k")
+        .arg(100)
+        .query(&mut con)
+        .expect("PEXPIRE");
+    assert_eq!(set, 1);
+    // Only DBSIZE is asked: no key is touched, so only the active cycle can remove it.
+    let gone = wait_until(Duration::from_secs(6), || {
+        redis::cmd("DBSIZE").query::<i64>(&mut con).expect("DBSIZE") == 0
+    });
+    assert!(
+        gone,
+        "the key was not reclaimed within 6 s of its deadline at hz 1"
+    );
+}
+
 #[test]
 fn shutdown_nosave_stops_the_process() {
     let mut server = Server::shardis(2);

@@ -377,6 +377,7 @@ impl Db {
             Some(d) => *d = at_ms,
             None => {
                 self.expires.insert(CompactBytes::new(key), at_ms);
+                crate::runtime::nudge_idle_cron();
             }
         }
     }
