@@ -579,6 +579,20 @@ fn scripts_track_their_declared_keys_when_they_read() {
         s.cmd(0, &format!("FCALL g 1 {}", k[1]));
         s.cmd(1, &format!("SET {} 3", k[1]));
         s.read(0);
+        // The read-only script commands are no reads of their own: one whose script
+        // only PINGs remembers nothing (the next frame is the marker's), one whose
+        // script reads remembers its declared keys.
+        s.cmd(0, &format!("EVAL_RO return(redis.call('ping')) 1 {}", k[2]));
+        s.cmd(1, &format!("SET {} 4", k[2]));
+        s.cmd(0, &format!("GET {}", k[0]));
+        s.cmd(1, &format!("SET {} 5", k[0]));
+        s.read(0);
+        s.cmd(
+            0,
+            &format!("EVAL_RO return(redis.call('get',KEYS[1])) 1 {}", k[3]),
+        );
+        s.cmd(1, &format!("SET {} 6", k[3]));
+        s.read(0);
     });
 }
 

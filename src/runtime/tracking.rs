@@ -86,8 +86,14 @@ fn counts(t: &crate::tracking::Tracker, caching: bool) -> bool {
     !refused
 }
 
+/// Remember the keys `cmd` reads. The read-only script commands (EVAL_RO,
+/// EVALSHA_RO, FCALL_RO) remember nothing themselves: as every script, theirs
+/// remembers its declared keys once it runs a read-only command (`scripting::run`),
+/// and a script that only PINGs remembers none (Redis's `call()`).
 fn remember(id: u64, cmd: &Command, argv: &[Bytes]) {
-    if !cmd.has_flag(crate::commands::flag::READONLY) || cmd.has_flag(crate::commands::flag::PUBSUB)
+    if !cmd.has_flag(crate::commands::flag::READONLY)
+        || cmd.has_flag(crate::commands::flag::PUBSUB)
+        || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
     {
         return;
     }
