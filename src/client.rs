@@ -112,6 +112,9 @@ pub struct Client {
     pub tracking: Option<crate::tracking::Tracker>,
     /// CLIENT CACHING YES / NO given for the next command.
     pub tracking_caching: bool,
+    /// For the EXEC about to run: which queued commands' reads are remembered for
+    /// tracking, by queue index (`runtime::tracking::before_command`; empty: none).
+    pub exec_tracked: Vec<bool>,
     /// Replication: what a replica told us in REPLCONF, and whether this connection is
     /// a replica we feed or our master's link.
     pub repl: crate::replication::master::Peer,
@@ -614,6 +617,7 @@ impl Client {
             deny_blocking: false,
             tracking: None,
             tracking_caching: false,
+            exec_tracked: Vec::new(),
             repl: Default::default(),
             handoff: None,
             flushall_save: None,

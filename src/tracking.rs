@@ -16,7 +16,9 @@
 //! and reads come through four paths (inline, a batch hop, a multi-shard transaction,
 //! EXEC); one shared table lets the connection's core record the keys once, before the
 //! command runs, whatever path it then takes (a write in between only costs a
-//! spurious invalidation). A lock per shard (the key's slot choosing it) is the next
+//! spurious invalidation). EXEC's commands are recorded where each runs, right after
+//! it (`transaction::run_keyed`), as Redis's are: recorded before, a read after a
+//! write of the same key in the transaction drew an invalidation. A lock per shard (the key's slot choosing it) is the next
 //! step if tracking-heavy workloads show contention.
 //!
 //! **Where invalidations wait.** A write (the keys its table entry's `Touch` rule says

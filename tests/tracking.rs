@@ -596,6 +596,35 @@ fn scripts_track_their_declared_keys_when_they_read() {
     });
 }
 
+/// EXEC's reads are remembered as each runs, as in Redis: a read after a write of the
+/// same key in the transaction is not invalidated by that write (the client's next
+/// reply is its own, not an invalidation), a read before a write is.
+#[test]
+fn exec_remembers_each_read_as_it_runs() {
+    let k = keys();
+    same("exec reads", &[0, 1], |s| {
+        s.hello3(0);
+        s.cmd(0, "CLIENT TRACKING ON");
+        s.cmd(0, "MULTI");
+        s.cmd(0, &format!("SET {} 1", k[0]));
+        s.cmd(0, &format!("GET {}", k[0]));
+        s.cmd(0, "EXEC");
+        s.cmd(0, &format!("GET {}", k[3]));
+        s.cmd(1, &format!("SET {} 2", k[0]));
+        s.read(0);
+        // Over both shards: k[1] read then written, k[2] written then read.
+        s.cmd(0, "MULTI");
+        s.cmd(0, &format!("GET {}", k[1]));
+        s.cmd(0, &format!("SET {} 1", k[1]));
+        s.cmd(0, &format!("SET {} 1", k[2]));
+        s.cmd(0, &format!("GET {}", k[2]));
+        s.cmd(0, "EXEC");
+        s.read(0);
+        s.cmd(1, &format!("SET {} 2", k[2]));
+        s.read(0);
+    });
+}
+
 /// OPTIN / OPTOUT inside MULTI: a CLIENT CACHING before MULTI lasts through EXEC,
 /// one queued inside applies to the commands queued after it.
 #[test]

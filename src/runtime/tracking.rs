@@ -44,12 +44,17 @@ pub fn before_command(client: &ClientRef, cmd: &Command, argv: &[Bytes]) {
     };
     let id = c.id;
     if cmd.name == "exec" {
-        // Each queued command as EXEC will run it: a queued CLIENT CACHING applies
-        // to the commands after it (the flag lasts until EXEC ends: `after_command`).
-        // (Remembering touches the tracking table only, not the client.)
+        // Which queued commands' reads count, as EXEC will run them: a queued CLIENT
+        // CACHING applies to the commands after it (the flag lasts until EXEC ends:
+        // `after_command`). They are remembered where each runs, right after it
+        // (`transaction::run_keyed`), as Redis's `call()` does: remembered here, before
+        // the transaction, a read after a write of the same key in it drew an
+        // invalidation of the key just read.
         let mut caching = c.tracking_caching;
+        let mut tracked = Vec::new();
         for q in c.multi.iter().flatten() {
             let Ok(qc) = crate::runtime::admission::resolve(q) else {
+                tracked.push(false);
                 continue;
             };
             if qc.name == "client|caching" && q.len() == 3 {
@@ -57,11 +62,13 @@ pub fn before_command(client: &ClientRef, cmd: &Command, argv: &[Bytes]) {
                 let yes = q[2].eq_ignore_ascii_case(b"yes");
                 let no = q[2].eq_ignore_ascii_case(b"no");
                 caching |= (yes && t.optin) || (no && t.optout);
-            } else if counts(t, caching) {
-                remember(id, qc, q);
+                tracked.push(false);
+            } else {
+                tracked.push(counts(t, caching));
             }
         }
         drop(c);
+        client.borrow_mut().exec_tracked = tracked;
     } else {
         let remembers = reads_tracked(&c);
         drop(c);
@@ -90,7 +97,7 @@ fn counts(t: &crate::tracking::Tracker, caching: bool) -> bool {
 /// EVALSHA_RO, FCALL_RO) remember nothing themselves: as every script, theirs
 /// remembers its declared keys once it runs a read-only command (`scripting::run`),
 /// and a script that only PINGs remembers none (Redis's `call()`).
-fn remember(id: u64, cmd: &Command, argv: &[Bytes]) {
+pub fn remember(id: u64, cmd: &Command, argv: &[Bytes]) {
     if !cmd.has_flag(crate::commands::flag::READONLY)
         || cmd.has_flag(crate::commands::flag::PUBSUB)
         || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")

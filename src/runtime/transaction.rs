@@ -477,18 +477,26 @@ struct Queued {
     /// [`shards_of`] the command, found once: each path reads it again (its keys'
     /// slots hashed and two vectors allocated per call).
     shards: Option<Vec<usize>>,
+    /// Its reads are remembered for the client's tracking once it has run (see
+    /// `runtime::tracking::before_command`).
+    track: bool,
 }
 
 /// EXEC: run the queued commands as one operation; a null array when a watched key
 /// changed.
 pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) -> Reply {
     let caller = dispatch::caller_of(client);
-    let watched = client.borrow().watched.clone();
+    let (watched, tracked) = {
+        let mut c = client.borrow_mut();
+        (c.watched.clone(), std::mem::take(&mut c.exec_tracked))
+    };
     let queued: Vec<Queued> = queued
         .into_iter()
-        .filter_map(|argv| {
+        .enumerate()
+        .filter_map(|(i, argv)| {
             dispatch::resolve(&argv).ok().map(|cmd| Queued {
                 shards: shards_of(shards, cmd, &argv),
+                track: tracked.get(i).copied().unwrap_or(false),
                 cmd,
                 argv,
             })
@@ -581,8 +589,9 @@ fn recheck_acl(client: &ClientRef, queued: Vec<Queued>) -> (Vec<Queued>, Vec<(us
 /// log.
 type Replies = Vec<(usize, Reply, u64)>;
 
-/// Keyed commands of an EXEC: (queue index, db, entry, argv), in order.
-type Keyed = Vec<(usize, usize, &'static Command, Vec<Bytes>)>;
+/// Keyed commands of an EXEC: (queue index, db, entry, argv, whether its reads are
+/// remembered for tracking), in order.
+type Keyed = Vec<(usize, usize, &'static Command, Vec<Bytes>, bool)>;
 
 /// The keyed commands with the db each runs in: SELECTs are connection commands that
 /// run after the keyed ones, so their effect on later commands is worked out here.
@@ -594,7 +603,7 @@ fn plan_keyed(client: &ClientRef, queued: &[Queued]) -> Keyed {
     let mut keyed = Vec::new();
     for (i, q) in queued.iter().enumerate() {
         match q.cmd.exec {
-            Exec::Shard(_) => keyed.push((i, db, q.cmd, q.argv.clone())),
+            Exec::Shard(_) => keyed.push((i, db, q.cmd, q.argv.clone(), q.track)),
             _ if q.cmd.has_trait(crate::commands::traits::SELECTS_DB) => {
                 if let Ok(n) = crate::commands::args::int(&q.argv[1]) {
                     if n >= 0 && (n as usize) < databases {
@@ -639,8 +648,13 @@ fn run_keyed(s: &mut Shard, keyed: Keyed, of: Of) -> Replies {
     crate::tracking::hold_broadcasts(true);
     let replies = keyed
         .into_iter()
-        .map(|(i, db, cmd, argv)| {
+        .map(|(i, db, cmd, argv, track)| {
             let (reply, us) = call::call_queued(s, cmd, db, &argv, no_touch, now);
+            // Right after it ran, in the same step (see `runtime::tracking`): a write
+            // earlier in the transaction does not invalidate what this read returns.
+            if track {
+                crate::runtime::tracking::remember(of.id, cmd, &argv);
+            }
             (i, reply, us)
         })
         .collect();
@@ -669,7 +683,8 @@ pub fn run_in_tx(
         id,
         now_ms: Some(now_ms),
     };
-    let mut replies = run_keyed(s, vec![(0, db, cmd, argv)], of);
+    // (A script remembers its reads itself: `scripting::run`.)
+    let mut replies = run_keyed(s, vec![(0, db, cmd, argv, false)], of);
     replies.pop().map_or(Reply::Null, |(_, r, _)| r)
 }
 
@@ -911,6 +926,10 @@ async fn exec_locked(
             let start = std::time::Instant::now();
             let db = client.borrow().db;
             let reply = (spread.run)(t, q.cmd, db, &q.argv).await;
+            // (The transaction still holds what it read: no write comes between.)
+            if q.track {
+                crate::runtime::tracking::remember(no_touch.id, q.cmd, &q.argv);
+            }
             took.push(Some(call::record_stats(
                 &mut t.local.borrow_mut(),
                 q.cmd,
@@ -924,11 +943,12 @@ async fn exec_locked(
         if let (Exec::Shard(_), Some(v)) = (q.cmd.exec, &target) {
             if v.len() == 1 {
                 let db = client.borrow().db;
+                let item = (i, db, q.cmd, q.argv, q.track);
                 match &mut run {
-                    Some((sid, items)) if *sid == v[0] => items.push((i, db, q.cmd, q.argv)),
+                    Some((sid, items)) if *sid == v[0] => items.push(item),
                     _ => {
                         flush_run(t, run.take(), &mut replies, &mut took, no_touch).await;
-                        run = Some((v[0], vec![(i, db, q.cmd, q.argv)]));
+                        run = Some((v[0], vec![item]));
                     }
                 }
                 continue;
@@ -969,6 +989,9 @@ async fn exec_locked(
             }
             Exec::Container => errors::syntax(),
         };
+        if q.track {
+            crate::runtime::tracking::remember(no_touch.id, q.cmd, &q.argv);
+        }
         let us = call::record_stats(&mut t.local.borrow_mut(), q.cmd, start, &reply);
         took.push(Some(us));
         replies.push(reply);
