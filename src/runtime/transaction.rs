@@ -254,7 +254,9 @@ impl Tx {
         }
         // Only the pushes happen in the section (every other core's transactions wait
         // for it): the jobs are built above, and cores parked for want of work are
-        // woken after it.
+        // woken after it. Nothing in it may panic: a transaction whose requests reached
+        // some shards and not the others keeps its claims queued there for good, and
+        // every later transaction on those keys waits behind it.
         crate::runtime::backend::deferring_wakes(|| {
             let _queueing = ORDER.lock().unwrap_or_else(|e| e.into_inner());
             // Through the inbox even for this core's shard, so that the request
