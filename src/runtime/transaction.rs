@@ -490,7 +490,15 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     let caller = dispatch::caller_of(client);
     let (watched, tracked) = {
         let mut c = client.borrow_mut();
-        (c.watched.clone(), std::mem::take(&mut c.exec_tracked))
+        let tracked = std::mem::take(&mut c.exec_tracked);
+        // (What an EXEC that never ran left, EXECABORT's, is stale if the client has
+        // stopped tracking since: `before_command` sets it only while it tracks.)
+        let tracked = if c.tracking.is_some() {
+            tracked
+        } else {
+            Vec::new()
+        };
+        (c.watched.clone(), tracked)
     };
     let queued: Vec<Queued> = queued
         .into_iter()
