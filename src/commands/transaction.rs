@@ -53,8 +53,6 @@ fn exec<'a>(c: &'a ClientRef, s: &'a Shards, _argv: &'a [Bytes]) -> LocalBoxFutu
         };
         if aborted {
             transaction::unwatch_all(c, s);
-            // Nothing ran, so nothing read is remembered for tracking.
-            c.borrow_mut().exec_tracked.clear();
             return Reply::err(errors::EXECABORT);
         }
         c.borrow_mut().deny_blocking = true;

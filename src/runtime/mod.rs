@@ -309,7 +309,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         let sleep = crate::runtime::backend::sleep(wait.saturating_sub(tick.elapsed()));
         if idle {
             // A key given a TTL meanwhile ends the long sleep (`nudge_idle_cron`).
-            futures_lite::future::or(sleep, IdleSleep).await;
+            futures_lite::future::or(sleep, IdleSleep { armed: false }).await;
             IDLE_CRON.take();
         } else {
             sleep.await;
@@ -450,8 +450,6 @@ const IDLE_PERIODS: u32 = 10;
 thread_local! {
     /// While this core's cron sleeps as idle: its waker, taken by `nudge_idle_cron`.
     static IDLE_CRON: std::cell::Cell<Option<std::task::Waker>> = const { std::cell::Cell::new(None) };
-    /// Set by `nudge_idle_cron` for the cron's `IdleSleep` to see.
-    static NUDGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// A key of this core's shard got a TTL: an idle cron, asleep for `IDLE_PERIODS`
@@ -460,24 +458,27 @@ thread_local! {
 /// 50 ms TTL 500 ms to be reclaimed; an idle shard took up to a second).
 pub fn nudge_idle_cron() {
     if let Some(w) = IDLE_CRON.take() {
-        NUDGED.set(true);
         w.wake();
     }
 }
 
-/// Ends when `nudge_idle_cron` is called.
-struct IdleSleep;
+/// Ends when `nudge_idle_cron` is called: once it has left its waker, finding it
+/// taken.
+struct IdleSleep {
+    armed: bool,
+}
 
 impl std::future::Future for IdleSleep {
     type Output = ();
     fn poll(
-        self: std::pin::Pin<&mut Self>,
+        mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<()> {
-        if NUDGED.replace(false) {
+        if self.armed && IDLE_CRON.take().is_none() {
             return std::task::Poll::Ready(());
         }
         IDLE_CRON.set(Some(cx.waker().clone()));
+        self.armed = true;
         std::task::Poll::Pending
     }
 }

@@ -491,8 +491,9 @@ pub async fn exec(client: &ClientRef, shards: &Shards, queued: Vec<Vec<Bytes>>) 
     let (watched, tracked) = {
         let mut c = client.borrow_mut();
         let tracked = std::mem::take(&mut c.exec_tracked);
-        // (What an EXEC that never ran left, EXECABORT's, is stale if the client has
-        // stopped tracking since: `before_command` sets it only while it tracks.)
+        // (What an EXEC that never got here left, EXECABORT's, is stale if the
+        // client has stopped tracking since: `before_command` sets it anew for every
+        // EXEC of a tracking client.)
         let tracked = if c.tracking.is_some() {
             tracked
         } else {

@@ -714,10 +714,7 @@ impl Engine {
                     Mode::Eval => self.runner.call(f.f.clone())?,
                     Mode::Functions => self.run_function.call(f.f.clone())?,
                 };
-                match ok {
-                    true => Ok(Outcome::Returned(v)),
-                    false => self.failed(v),
-                }
+                self.ended(ok, v)
             }
         };
         self.calls += 1;
@@ -729,9 +726,11 @@ impl Engine {
         outcome
     }
 
-    /// What the runner's failure `v` (its error handler's table) ends the script with.
-    fn failed(&self, v: Value) -> mlua::Result<Outcome> {
+    /// How the script ended, from its runner's results: `ok` and the value returned,
+    /// or, on failure, its error handler's table.
+    fn ended(&self, ok: bool, v: Value) -> mlua::Result<Outcome> {
         Ok(match v {
+            v if ok => Outcome::Returned(v),
             Value::Table(t) => Outcome::Failed(t),
             other => {
                 let t = self.lua.create_table()?;
@@ -754,11 +753,6 @@ impl Engine {
     /// calls are reads, raw table accesses and `lua_checkstack`, which cannot raise
     /// (see `push_arrays`). The stack is left as it was found.
     unsafe fn call_raw(&mut self, slot: ffi::lua_Integer) -> Option<mlua::Result<Outcome>> {
-        enum Held {
-            Raised,
-            Returned,
-            Failed,
-        }
         let state = self.main.state;
         // SAFETY: see above.
         let held = unsafe {
@@ -782,18 +776,18 @@ impl Engine {
                 ffi::lua_settop(state, top);
                 return None;
             }
-            // The runner's two results, `ok` and the value (or the error raised past
-            // it), from `top + 2`.
+            // The runner's two results, `ok` and the value, from `top + 2`; `None`
+            // for an error raised past it, alone there.
             let held = if ffi::lua_pcall(state, 1, 2, 0) != ffi::LUA_OK {
-                Held::Raised
+                None
             } else if ffi::lua_toboolean(state, top + 2) != 0 {
                 if let Some(reply) = convert::stack_to_reply(state, top + 3, run::script_resp()) {
                     ffi::lua_settop(state, top);
                     return Some(Ok(Outcome::Replied(reply)));
                 }
-                Held::Returned
+                Some(true)
             } else {
-                Held::Failed
+                Some(false)
             };
             ffi::lua_pushvalue(state, -1);
             ffi::lua_rawseti(state, fns, HELD);
@@ -803,9 +797,8 @@ impl Engine {
         let v = self.fns.raw_get::<Value>(HELD);
         let _ = self.fns.raw_set(HELD, Value::Nil);
         Some(v.and_then(|v| match held {
-            Held::Returned => Ok(Outcome::Returned(v)),
-            Held::Failed => self.failed(v),
-            Held::Raised => Err(match v {
+            Some(ok) => self.ended(ok, v),
+            None => Err(match v {
                 Value::Error(e) => *e,
                 Value::String(s) => mlua::Error::runtime(s.to_string_lossy()),
                 other => mlua::Error::runtime(format!("{other:?}")),
