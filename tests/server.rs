@@ -1781,6 +1781,45 @@ fn a_connection_moves_to_the_core_of_its_keys_as_the_same_client() {
     assert!(c.is_closed(Duration::from_secs(5)));
 }
 
+/// Connection affinity counts a script that ran as one job on one shard as a request
+/// for that shard (a job queue's scripts, whose keys share a hash tag): its client
+/// moves there, and each script still runs once. One that reaches beyond its declared
+/// shard does not take the connection anywhere.
+#[test]
+fn a_client_whose_scripts_keep_to_another_shard_moves_there() {
+    let s = Server::shardis(2);
+    let mut c = common::conn_on(&s, 0);
+    let mut watcher = s.raw();
+    let far = format!("{{{}}}:n", tag_on(1));
+    let script = "return redis.call('incr', KEYS[1])";
+    let sha = text_of(c.cmd(&["SCRIPT", "LOAD", script]));
+    for i in 1..=6 {
+        assert_eq!(c.cmd(&["EVAL", script, "1", &far]), Frame::Int(i));
+    }
+    for i in 7..=12 {
+        assert_eq!(c.cmd(&["EVALSHA", &sha, "1", &far]), Frame::Int(i));
+    }
+    assert_eq!(
+        client_info(&mut c)["shard"],
+        "1",
+        "moved to its scripts' keys"
+    );
+    assert_eq!(moved_in(&mut watcher), 1);
+    assert_eq!(c.cmd(&["EVALSHA", &sha, "1", &far]), Frame::Int(13));
+
+    // Its declared key is on the other core's shard, but it also reaches a key of
+    // this one each time: it runs holding every shard, and the connection stays.
+    let mut d = common::conn_on(&s, 0);
+    let here = format!("{{{}}}:m", tag_on(0));
+    let wide = "redis.call('incr', ARGV[1]) return redis.call('incr', KEYS[1])";
+    for i in 14..=30 {
+        assert_eq!(d.cmd(&["EVAL", wide, "1", &far, &here]), Frame::Int(i));
+    }
+    assert_eq!(client_info(&mut d)["shard"], "0");
+    assert_eq!(moved_in(&mut watcher), 1);
+    assert_eq!(d.cmd(&["GET", &here]), bulk("17"));
+}
+
 /// Texts a user meets by hand: CONFIG SET's pairs, HELP's last line, HELLO before
 /// AUTH.
 #[test]

@@ -363,13 +363,17 @@ impl Run<'_> {
             _ => None,
         };
         let resp = self.client.borrow().resp;
+        // A script that ran as one job on one shard: where (see `ran_alone_on`).
+        let mut alone = None;
         let reply = match cmd.exec {
             _ if refusal.is_some() => refusal.expect("just tested"),
             _ if publishes => self.publish(i, cmd, &argv).await,
             Exec::Conn(f) => call::guarded(cmd, || f(&mut self.client.borrow_mut(), &argv)),
             Exec::Server(f) => {
                 self.flush().await;
+                crate::scripting::run::ran_alone_on();
                 let reply = run_server(self.client, self.shards, cmd, f, db, &argv).await;
+                alone = crate::scripting::run::ran_alone_on();
                 crate::persistence::save::flushall_saved(self.client).await;
                 reply
             }
@@ -382,7 +386,7 @@ impl Run<'_> {
         if self.client.borrow().resp != resp {
             self.resp_before.push((i, resp));
         }
-        self.went(None);
+        self.went(alone.filter(|&s| s != self.shards.local_id));
         self.lanes = Lanes::All;
         let mut local = self.shards.local.borrow_mut();
         call::record(&mut local, cmd, &argv, start, &reply, &self.caller);
