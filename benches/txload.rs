@@ -14,6 +14,7 @@
 //! ```text
 //! cargo bench --bench txload -- --port 6379 [--conns 16] [--txs 20000] [--pipeline 1]
 //! txload --tags 10        # print 10 hash tags with evenly spread slots (for MSET keys)
+//! txload --port 6379 --tag t1   # every key under hash tag {t1}: each block on one shard
 //! ```
 //! Output: a human-readable line on stderr and one tab-separated line on stdout:
 //! `tx_per_s  p50_ms  p99_ms  txs  errors  secs` (p50/p99 of one write's round trip).
@@ -102,6 +103,8 @@ struct Opts {
     conns: usize,
     txs: usize,
     pipeline: usize,
+    /// Every key under this hash tag (one slot) instead of five slot ranges.
+    tag: Option<String>,
 }
 
 struct Outcome {
@@ -204,7 +207,7 @@ fn client(port: u16, seed: u64, txs: usize, pipeline: usize, pools: &[Vec<String
 
 fn usage() -> ! {
     eprintln!(
-        "usage: txload --port PORT [--conns N] [--txs N] [--pipeline N]\n       \
+        "usage: txload --port PORT [--conns N] [--txs N] [--pipeline N] [--tag T]\n       \
          txload --tags N"
     );
     exit(2)
@@ -216,6 +219,7 @@ fn main() {
         conns: 16,
         txs: 20_000,
         pipeline: 1,
+        tag: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -229,6 +233,7 @@ fn main() {
             "--conns" => opts.conns = num().max(1),
             "--txs" => opts.txs = num().max(1),
             "--pipeline" => opts.pipeline = num().max(1),
+            "--tag" => opts.tag = Some(args.next().unwrap_or_else(|| usage())),
             "--tags" => {
                 let n = num().max(1);
                 for part in 0..n {
@@ -248,7 +253,10 @@ fn main() {
         return;
     }
     let pools: Vec<Vec<String>> = (0..CMDS)
-        .map(|i| names_in_range(&format!("tx{i}:"), i, CMDS, POOL))
+        .map(|i| match &opts.tag {
+            Some(t) => (0..POOL).map(|n| format!("{{{t}}}tx{i}:{n}")).collect(),
+            None => names_in_range(&format!("tx{i}:"), i, CMDS, POOL),
+        })
         .collect();
     let per_conn = opts.txs.div_ceil(opts.conns);
     let start = Instant::now();

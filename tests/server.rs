@@ -1783,8 +1783,9 @@ fn a_connection_moves_to_the_core_of_its_keys_as_the_same_client() {
 
 /// Connection affinity counts a script that ran as one job on one shard as a request
 /// for that shard (a job queue's scripts, whose keys share a hash tag): its client
-/// moves there, and each script still runs once. One that reaches beyond its declared
-/// shard does not take the connection anywhere.
+/// moves there, and each script still runs once. Connection commands between them
+/// (PING here) neither count nor break the row. A script that reaches beyond its
+/// declared shard does not take the connection anywhere.
 #[test]
 fn a_client_whose_scripts_keep_to_another_shard_moves_there() {
     let s = Server::shardis(2);
@@ -1795,6 +1796,7 @@ fn a_client_whose_scripts_keep_to_another_shard_moves_there() {
     let sha = text_of(c.cmd(&["SCRIPT", "LOAD", script]));
     for i in 1..=6 {
         assert_eq!(c.cmd(&["EVAL", script, "1", &far]), Frame::Int(i));
+        assert_eq!(c.cmd(&["PING"]), simple("PONG"));
     }
     for i in 7..=12 {
         assert_eq!(c.cmd(&["EVALSHA", &sha, "1", &far]), Frame::Int(i));

@@ -590,6 +590,7 @@ async fn session(
             affinity = match (affinity, batch.remote_only) {
                 ((Some(a), n), Some(s)) if a == s => (Some(s), n + 1),
                 (_, Some(s)) => (Some(s), 1),
+                (kept, None) if batch.went_nowhere => kept,
                 _ => (None, 0),
             };
             requests = rest;
@@ -808,11 +809,13 @@ async fn session(
 /// Connection affinity: a connection whose requests all go to one other core's shard
 /// pays a hop for each read (a wake-up of that core and one of this one, twice the CPU
 /// of a local request at P16); served on that core it pays none. So after
-/// [`MOVE_AFTER`] such reads in a row, a plain client (see [`Client::moving`]) with no
-/// partial request buffered moves: this core drops the socket from its loop and sends
-/// a duplicate of it, with the client's state, to the other core, which serves it from
-/// then on (same client id, name, database, protocol). Requests the client sent
-/// meanwhile wait in the socket. A client whose keys are spread over shards never
+/// [`MOVE_AFTER`] such reads in a row (a script that ran as one job there counts as
+/// such a request; a read that reached no shard, connection commands and QUEUED
+/// answers, neither counts nor breaks the row), a plain client (see
+/// [`Client::moving`]) with no partial request buffered moves: this core drops the
+/// socket from its loop and sends a duplicate of it, with the client's state, to the
+/// other core, which serves it from then on (same client id, name, database,
+/// protocol). Requests the client sent meanwhile wait in the socket. A client whose keys are spread over shards never
 /// moves; one that turns to another shard's keys moves again after as many reads.
 fn moving(
     stream: &TcpStream,

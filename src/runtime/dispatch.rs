@@ -39,6 +39,7 @@ pub use crate::shard::slowlog::Caller;
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::time::Instant;
 
 pub use admission::resolve;
@@ -65,13 +66,30 @@ pub struct Batch {
     /// replies above are those of the requests before it.
     pub postponed: Option<Postponed>,
     /// Every request went to shard `s`, another core's, as one single-shard command
-    /// (the connection may move there, see `connection`).
+    /// or a script that ran as one job there (the connection may move there, see
+    /// `connection`).
     pub remote_only: Option<usize>,
+    /// No request reached any shard (connection commands, QUEUED, refusals): the
+    /// read neither counts for nor against connection affinity.
+    pub went_nowhere: bool,
     /// The shards whose data the replies may show (whose logs they wait for).
     pub lanes: Lanes,
     /// Where a request (HELLO, RESET) switched protocol: `(i, p)`, the replies before
     /// request `i` are in protocol `p`, as Redis encoded them when they ran.
     pub resp_before: Vec<(usize, u8)>,
+}
+
+thread_local! {
+    /// See [`ran_alone_on`].
+    static RAN_ALONE_ON: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The `Server` command running on this core (a script) ran as one job on shard `s`
+/// and touched nothing else. Connection affinity counts it as a keyed command for
+/// `s`: a client whose scripts all keep to another core's shard (a job queue's, keys
+/// under one hash tag) moves there, and stops paying a hop for each.
+pub fn ran_alone_on(s: usize) {
+    RAN_ALONE_ON.with(|r| r.set(Some(s)));
 }
 
 /// Where one read's requests ran, so far.
@@ -224,10 +242,8 @@ async fn run_requests(
         client.borrow_mut().argv_mem = crate::client::Client::argv_len_sum(&argv);
         let mut shown = None;
         match admission::admit(client, shards, argv, from_client) {
-            Admitted::Answer(reply) => {
-                run.went(None);
-                run.replies[i] = Some(reply)
-            }
+            // (Answered here, it went nowhere: QUEUED, a refusal.)
+            Admitted::Answer(reply) => run.replies[i] = Some(reply),
             Admitted::Run(cmd, argv, check) => {
                 if from_client && shards.server.monitors.active() {
                     shown = Some(monitor::Shown::before(client, cmd, &argv));
@@ -292,6 +308,7 @@ async fn run_requests(
         Route::Remote(s) if postponed.is_none() => Some(s),
         _ => None,
     };
+    let went_nowhere = run.route == Route::Nowhere;
     // Messages among the replies may show any shard's writes (keyspace events,
     // invalidations).
     let lanes = if pushed.is_empty() {
@@ -307,6 +324,7 @@ async fn run_requests(
         close,
         postponed,
         remote_only,
+        went_nowhere,
         lanes,
     }
 }
@@ -371,9 +389,9 @@ impl Run<'_> {
             Exec::Conn(f) => call::guarded(cmd, || f(&mut self.client.borrow_mut(), &argv)),
             Exec::Server(f) => {
                 self.flush().await;
-                crate::scripting::run::ran_alone_on();
+                RAN_ALONE_ON.with(Cell::take);
                 let reply = run_server(self.client, self.shards, cmd, f, db, &argv).await;
-                alone = crate::scripting::run::ran_alone_on();
+                alone = RAN_ALONE_ON.with(Cell::take);
                 crate::persistence::save::flushall_saved(self.client).await;
                 reply
             }
@@ -386,7 +404,9 @@ impl Run<'_> {
         if self.client.borrow().resp != resp {
             self.resp_before.push((i, resp));
         }
-        self.went(alone.filter(|&s| s != self.shards.local_id));
+        if publishes || !matches!(cmd.exec, Exec::Conn(_)) {
+            self.went(alone.filter(|&s| s != self.shards.local_id));
+        }
         self.lanes = Lanes::All;
         let mut local = self.shards.local.borrow_mut();
         call::record(&mut local, cmd, &argv, start, &reply, &self.caller);

@@ -836,6 +836,9 @@ async fn exec_on_one_shard(
             Some(run_keyed(s, keyed, no_touch))
         })
         .await;
+    // (Not counted for connection affinity, unlike a script: moving every client
+    // of one hash tag's transactions to its core cost a third of their throughput
+    // on 2 cores, benches/README.md "Scripts follow their keys".)
     match results {
         Some(results) => assemble(client, shards, &caller, &queued, results),
         None => Reply::NullArray,

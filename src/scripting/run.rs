@@ -836,21 +836,6 @@ enum OnShard {
     Busy(Box<Script>, bool),
 }
 
-thread_local! {
-    /// The shard the last script this thread's connections ran kept to, when it ran
-    /// there as one job (see [`ran_alone_on`]).
-    static RAN_ALONE_ON: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
-/// Where the script command just run on this core ran, if it ran as one job on one
-/// shard and touched nothing else (taken: asked once per command). Connection
-/// affinity counts it as a request for that shard, as a keyed command's: a client
-/// whose scripts all keep to another core's shard (a job queue's, whose keys share a
-/// hash tag) moves there, and its scripts stop paying a hop each.
-pub fn ran_alone_on() -> Option<usize> {
-    RAN_ALONE_ON.with(Cell::take)
-}
-
 /// Run `script` atomically and return its reply. (Boxed: every level of the run's
 /// future, and every hop, would otherwise hold and copy the 256-byte `Script`.)
 pub async fn eval(client: &ClientRef, shards: &Shards, mut script: Box<Script>) -> Reply {
@@ -925,7 +910,7 @@ async fn run_script(client: &ClientRef, shards: &Shards, script: Box<Script>) ->
         loop {
             match ran {
                 OnShard::Done(reply) => {
-                    RAN_ALONE_ON.with(|r| r.set(Some(sid)));
+                    crate::runtime::dispatch::ran_alone_on(sid);
                     return reply;
                 }
                 OnShard::Move(back) => {
