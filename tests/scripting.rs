@@ -758,6 +758,106 @@ fn a_script_on_one_shard_is_atomic_and_cannot_leave_it_after_writing() {
     assert_eq!(c.cmd(&["GET", "{t}b"]), Frame::Bulk(b"600".to_vec()));
 }
 
+/// Reads KEYS[1], and ARGV[1] too (an undeclared key) when ARGV[2] says so.
+const PEEK: &str = "local mine = redis.call('get', KEYS[1]) \
+    if ARGV[2] == 'peek' then return {mine, redis.call('get', ARGV[1])} end \
+    return redis.call('incr', KEYS[1])";
+
+/// Send `requests` as one write and read their replies.
+fn pipeline(c: &mut RawConn, requests: &[Vec<String>]) -> Vec<Frame> {
+    let mut out = Vec::new();
+    for r in requests {
+        let argv: Vec<&[u8]> = r.iter().map(|a| a.as_bytes()).collect();
+        out.extend(common::encode_request(&argv));
+    }
+    c.send(&out);
+    requests.iter().map(|_| c.read_frame()).collect()
+}
+
+/// Scripts known to keep to another core's shard join that shard's batch when
+/// pipelined (`dispatch::Run::batch_script`), and the pipeline still runs in order, as
+/// Redis runs it: with commands for either shard between the scripts, and with a
+/// batched script that reaches beyond its shard on this run (it stops its batch, runs
+/// holding every shard, and sees the effects of the requests before it and none of
+/// those after it, on either shard).
+#[test]
+fn pipelined_scripts_run_in_order_as_redis() {
+    let (shardis, redis) = (Server::shardis(2), Server::redis());
+    let far = keys_on_distinct_shards("p", 2, 2);
+    let near = &far[0];
+    let far = &far[1];
+    let mut s = conn_on(&shardis, 0);
+    let mut r = redis.raw();
+    let cmd = |argv: &[&str]| argv.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    // A script of its own for each round (it stops being batched once it reached
+    // beyond its shard), whose first run holds every shard and finds it keeps to its
+    // key's shard.
+    let mut learnt = |n: usize| -> String {
+        let body = format!("{PEEK} -- round {n}");
+        let sha = match s.cmd(&["SCRIPT", "LOAD", &body]) {
+            Frame::Bulk(b) => String::from_utf8(b).unwrap(),
+            other => panic!("{}", show(&other)),
+        };
+        assert_eq!(
+            r.cmd(&["SCRIPT", "LOAD", &body]),
+            Frame::Bulk(sha.clone().into_bytes())
+        );
+        for c in [&mut s, &mut r] {
+            assert!(matches!(
+                c.cmd(&["EVALSHA", &sha, "1", far, near, "-"]),
+                Frame::Int(_)
+            ));
+        }
+        sha
+    };
+    let shas: Vec<String> = (0..3).map(&mut learnt).collect();
+    let evalsha = |n: usize, what: &str| cmd(&["EVALSHA", &shas[n], "1", far, near, what]);
+    let rounds: Vec<Vec<Vec<String>>> = vec![
+        // Scripts for the far shard, and keyed commands for both between them.
+        vec![
+            evalsha(0, "-"),
+            evalsha(0, "-"),
+            cmd(&["SET", near, "n1"]),
+            evalsha(0, "-"),
+            cmd(&["INCR", far]),
+            evalsha(0, "-"),
+            cmd(&["GET", far]),
+            cmd(&["PING"]),
+            evalsha(0, "-"),
+        ],
+        // A batched script that reaches the near key on this run: it must see the
+        // SET before it, not the one after, and the INCRs of its own shard after it
+        // must run after it.
+        vec![
+            cmd(&["SET", near, "before"]),
+            evalsha(1, "-"),
+            evalsha(1, "peek"),
+            cmd(&["INCR", far]),
+            evalsha(1, "-"),
+            cmd(&["SET", near, "after"]),
+            evalsha(1, "peek"),
+            cmd(&["GET", near]),
+        ],
+        // The same, the script first and a command over both shards after it.
+        vec![
+            evalsha(2, "peek"),
+            cmd(&["MSET", near, "m1", far, "41"]),
+            evalsha(2, "-"),
+            cmd(&["MGET", near, far]),
+            evalsha(2, "peek"),
+        ],
+    ];
+    for (n, round) in rounds.iter().enumerate() {
+        let got = pipeline(&mut s, round);
+        let want = pipeline(&mut r, round);
+        assert_eq!(
+            got.iter().map(show).collect::<Vec<_>>(),
+            want.iter().map(show).collect::<Vec<_>>(),
+            "round {n}"
+        );
+    }
+}
+
 /// Moves one unit from KEYS[1] to KEYS[2] if KEYS[1] has one.
 const MOVE_ONE: &str = "if tonumber(redis.call('get', KEYS[1])) > 0 then \
     redis.call('decr', KEYS[1]) redis.call('incr', KEYS[2]) return 1 end return 0";

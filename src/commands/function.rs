@@ -73,8 +73,12 @@ const FCALL: &str = "noscript stale skip_monitor no_mandatory_keys movablekeys";
 const FCALL_RO: &str = "readonly noscript stale skip_monitor no_mandatory_keys movablekeys";
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("fcall", -3, FCALL, ACL, Exec::Server(fcall)).find_keys(script_keys),
-    Command::new("fcall_ro", -3, FCALL_RO, ACL, Exec::Server(fcall_ro)).find_keys(script_keys),
+    Command::new("fcall", -3, FCALL, ACL, Exec::Server(fcall))
+        .find_keys(script_keys)
+        .traits(super::traits::RUNS_SCRIPT),
+    Command::new("fcall_ro", -3, FCALL_RO, ACL, Exec::Server(fcall_ro))
+        .find_keys(script_keys)
+        .traits(super::traits::RUNS_SCRIPT),
     Command::new("function", -2, "", "slow", Exec::Container).subcommands(FUNCTION_SUBCOMMANDS),
 ];
 
@@ -88,22 +92,35 @@ fn fcall_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxF
 
 /// FCALL[_RO] function numkeys key... arg...
 async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> Reply {
+    match script_of(c, s, argv, ro) {
+        Ok(script) => run::eval(c, s, script).await,
+        Err(e) => e,
+    }
+}
+
+/// The function an FCALL (`ro`: FCALL_RO) runs, as a script (`argv` checked), or the
+/// error it gets instead.
+pub fn script_of(
+    c: &ClientRef,
+    s: &Shards,
+    argv: &[Bytes],
+    ro: bool,
+) -> Result<Box<run::Script>, Reply> {
     let Some((_, f)) = functions::find(&argv[1]) else {
-        return Reply::err("ERR Function not found");
+        return Err(Reply::err("ERR Function not found"));
     };
     let Ok(numkeys) = args::int(&argv[2]) else {
-        return Reply::err("ERR Bad number of keys provided");
+        return Err(Reply::err("ERR Bad number of keys provided"));
     };
     if numkeys > argv.len() as i64 - 3 {
-        return Reply::err("ERR Number of keys can't be greater than number of args");
+        return Err(Reply::err(
+            "ERR Number of keys can't be greater than number of args",
+        ));
     }
     if numkeys < 0 {
-        return Reply::err("ERR Number of keys can't be negative");
+        return Err(Reply::err("ERR Number of keys can't be negative"));
     }
-    let read_only = match prepare(c, s, Some(f.flags), ro) {
-        Ok(ro) => ro,
-        Err(e) => return e,
-    };
+    let read_only = prepare(c, s, Some(f.flags), ro)?;
     let split = 3 + numkeys as usize;
     let cross_slot = f.flags.has(crate::scripting::Flags::ALLOW_CROSS_SLOT);
     let script = run::Script {
@@ -121,7 +138,7 @@ async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> R
         tracker: None,
         acl: None,
     };
-    run::eval(c, s, Box::new(script)).await
+    Ok(Box::new(script))
 }
 
 /// An error of the registry's, as a reply (`ERR ` and the text).

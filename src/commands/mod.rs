@@ -255,6 +255,9 @@ pub mod traits {
     /// Redis's `may_replicate` flag, which COMMAND INFO does not show (PUBLISH,
     /// SPUBLISH, PFCOUNT): with reads and writes, refused to a monitoring client.
     pub const MAY_REPLICATE: u16 = 1 << 11;
+    /// Runs a script or a function (EVAL, EVALSHA, FCALL and their _RO forms): in a
+    /// pipeline it may join its shard's batch (`scripting::run::batchable`).
+    pub const RUNS_SCRIPT: u16 = 1 << 12;
 }
 
 /// The indexes of a request's arguments that MONITOR shows as `"(redacted)"`.

@@ -2,7 +2,7 @@
 //! parsing, the shebang line, the script cache. Running a script is
 //! `crate::scripting::run`.
 
-use super::{args, Command, Exec, LocalBoxFuture};
+use super::{args, traits, Command, Exec, LocalBoxFuture};
 use crate::client::ClientRef;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
@@ -52,10 +52,18 @@ static SCRIPT_SUBCOMMANDS: &[Command] = &[
 ];
 
 pub static COMMANDS: &[Command] = &[
-    Command::new("eval", -3, EVAL, ACL, Exec::Server(eval)).find_keys(script_keys),
-    Command::new("evalsha", -3, EVAL, ACL, Exec::Server(evalsha)).find_keys(script_keys),
-    Command::new("eval_ro", -3, EVAL_RO, ACL, Exec::Server(eval_ro)).find_keys(script_keys),
-    Command::new("evalsha_ro", -3, EVAL_RO, ACL, Exec::Server(evalsha_ro)).find_keys(script_keys),
+    Command::new("eval", -3, EVAL, ACL, Exec::Server(eval))
+        .find_keys(script_keys)
+        .traits(traits::RUNS_SCRIPT),
+    Command::new("evalsha", -3, EVAL, ACL, Exec::Server(evalsha))
+        .find_keys(script_keys)
+        .traits(traits::RUNS_SCRIPT),
+    Command::new("eval_ro", -3, EVAL_RO, ACL, Exec::Server(eval_ro))
+        .find_keys(script_keys)
+        .traits(traits::RUNS_SCRIPT),
+    Command::new("evalsha_ro", -3, EVAL_RO, ACL, Exec::Server(evalsha_ro))
+        .find_keys(script_keys)
+        .traits(traits::RUNS_SCRIPT),
     Command::new("script", -2, "", "slow", Exec::Container).subcommands(SCRIPT_SUBCOMMANDS),
 ];
 
@@ -90,15 +98,39 @@ async fn eval_generic(
     by_sha: bool,
     read_only: bool,
 ) -> Reply {
-    let numkeys = match args::int(&argv[2]) {
-        Ok(n) => n,
-        Err(e) => return e,
-    };
+    match script(c, s, argv, by_sha, read_only) {
+        Ok(script) => run::eval(c, s, script).await,
+        Err(e) => e,
+    }
+}
+
+/// The script an EVAL, EVALSHA, EVAL_RO or EVALSHA_RO runs (`argv` checked, the body
+/// in the cache), or the error it gets instead.
+pub fn script_of(
+    c: &ClientRef,
+    s: &Shards,
+    argv: &[Bytes],
+    name: &str,
+) -> Result<Box<run::Script>, Reply> {
+    let by_sha = name.starts_with("evalsha");
+    script(c, s, argv, by_sha, name.ends_with("_ro"))
+}
+
+fn script(
+    c: &ClientRef,
+    s: &Shards,
+    argv: &[Bytes],
+    by_sha: bool,
+    read_only: bool,
+) -> Result<Box<run::Script>, Reply> {
+    let numkeys = args::int(&argv[2])?;
     if numkeys < 0 {
-        return Reply::err("ERR Number of keys can't be negative");
+        return Err(Reply::err("ERR Number of keys can't be negative"));
     }
     if numkeys as usize > argv.len() - 3 {
-        return Reply::err("ERR Number of keys can't be greater than number of args");
+        return Err(Reply::err(
+            "ERR Number of keys can't be greater than number of args",
+        ));
     }
     let (sha, body) = if by_sha {
         let sha = match std::str::from_utf8(&argv[1]) {
@@ -107,23 +139,17 @@ async fn eval_generic(
         };
         match cache::get(&sha) {
             Some(body) => (sha, body),
-            None => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
+            None => return Err(Reply::err("NOSCRIPT No matching script. Please use EVAL.")),
         }
     } else {
         (cache::sha1_hex(&argv[1]), argv[1].clone())
     };
-    let flags = match shebang_flags(&body) {
-        Ok(f) => f,
-        Err(e) => return e,
-    };
+    let flags = shebang_flags(&body)?;
     // (Forgotten again if it does not compile: `run`.)
     if !by_sha {
         cache::insert(&sha, &body);
     }
-    let read_only = match prepare(c, s, flags, read_only) {
-        Ok(ro) => ro,
-        Err(e) => return e,
-    };
+    let read_only = prepare(c, s, flags, read_only)?;
     let split = 3 + numkeys as usize;
     // A script without a shebang line may not start writing while the server is
     // out of memory (Redis's `script_oom`, taken when it starts).
@@ -149,7 +175,7 @@ async fn eval_generic(
         tracker: None,
         acl: None,
     };
-    run::eval(c, s, Box::new(script)).await
+    Ok(Box::new(script))
 }
 
 /// What a script without a shebang line gets for a write command, if the server

@@ -10,6 +10,9 @@
 //!   batch of messages (see `pubsub`);
 //! - `Shard` commands whose keys all live on one shard run inline if it is this core's
 //!   shard (and free), else join that shard's batch: one hop per shard per read;
+//! - a script known to keep to another core's shard joins that shard's batch too
+//!   ([`Run::batch_script`]); until the batch is back, nothing after it in the read
+//!   runs anywhere else, since it may still have to run holding every shard;
 //! - commands that reach several shards (`Server` commands, and `Shard` commands whose
 //!   keys span shards) first flush the pending batches, so they observe every earlier
 //!   command of the same pipeline, then run as a transaction ([`multishard`], or the
@@ -31,8 +34,10 @@ use crate::runtime::durability::Lanes;
 use crate::runtime::monitor;
 use crate::runtime::multishard;
 use crate::runtime::pubsub;
+use crate::runtime::slots::SlotTable;
 use crate::runtime::transaction::{self, Tx};
 use crate::runtime::Shards;
+use crate::scripting::run::{self, Script, Unfinished};
 use crate::shard::intents::Footprint;
 use crate::shard::propagation::Effect;
 pub use crate::shard::slowlog::Caller;
@@ -40,6 +45,7 @@ use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use admission::resolve;
@@ -52,6 +58,9 @@ struct Pending {
     argv: Vec<Bytes>,
     /// Cluster mode, a slot being migrated or imported: the check to make first.
     check: Option<SlotCheck>,
+    /// A script command joining its shard's batch: the script it runs (see
+    /// [`Run::batch_script`]).
+    script: Option<Box<Script>>,
 }
 
 /// Replies for one read's requests, in order; `None` replies are not written.
@@ -123,6 +132,9 @@ struct Run<'a> {
     route: Route,
     lanes: Lanes,
     resp_before: Vec<(usize, u8)>,
+    /// The shard whose pending batch holds a script: nothing of this read after it
+    /// runs anywhere else before the batch has run (see [`Run::batch_script`]).
+    barrier: Option<usize>,
 }
 
 /// Execute every request of one read (up to one CLIENT PAUSE postpones) and return
@@ -232,6 +244,7 @@ async fn run_requests(
         route: Route::Nowhere,
         lanes: Lanes::None,
         resp_before: Vec::new(),
+        barrier: None,
     };
     let mut close = false;
     let mut postponed = None;
@@ -358,6 +371,13 @@ impl Run<'_> {
             crate::runtime::tracking::before_command(self.client, cmd, &argv);
             crate::runtime::tracking::after_command(self.client, cmd);
         }
+        if cmd.has_trait(traits::RUNS_SCRIPT) && check.is_none() {
+            if let Some((s, script)) = run::batchable(self.client, self.shards, cmd, &argv) {
+                return self
+                    .batch_script(i, s, cmd, db, no_touch, argv, script)
+                    .await;
+            }
+        }
         let publishes = cmd.has_trait(traits::PUBLISHES | traits::PUBLISHES_SHARD);
         // A keyed command for one shard is timed where it runs (`call::call`); a slot
         // check is made there too. One that does not run on a single shard (a script,
@@ -369,6 +389,11 @@ impl Run<'_> {
             },
             _ => None,
         };
+        if let Some(b) = self.barrier {
+            if one_shard != Some(b) || publishes {
+                self.flush().await;
+            }
+        }
         if let (Some(s), false) = (one_shard, publishes) {
             return self.on_shard(i, s, cmd, db, no_touch, argv, check);
         }
@@ -461,8 +486,50 @@ impl Run<'_> {
                 cmd,
                 argv,
                 check,
+                script: None,
             });
         }
+    }
+
+    /// A script known to keep to shard `s`, another core's (see
+    /// `scripting::run::batchable`), joins that shard's batch instead of paying a hop
+    /// of its own: a pipeline of scripts for one shard costs one.
+    ///
+    /// A script may still reach beyond its shard on this run, before any effect: then
+    /// it stops its batch (the requests behind it there wait) and runs holding every
+    /// shard once the batch is back (`flush`), where it must find the effects of the
+    /// requests before it and none of those after it. So while one is pending, a
+    /// request of this read for any other shard, or for none, first sends the
+    /// pending batches and waits for them (the barrier).
+    #[allow(clippy::too_many_arguments)]
+    async fn batch_script(
+        &mut self,
+        i: usize,
+        s: usize,
+        cmd: &'static Command,
+        db: usize,
+        no_touch: bool,
+        argv: Vec<Bytes>,
+        script: Box<Script>,
+    ) {
+        if self.barrier.is_some_and(|b| b != s) {
+            self.flush().await;
+        }
+        self.barrier = Some(s);
+        self.went(Some(s));
+        self.lanes = self.lanes.and_shard(s);
+        if self.pending[s].capacity() == 0 {
+            self.pending[s].reserve(self.replies.len() - i);
+        }
+        self.pending[s].push(Pending {
+            index: i,
+            db,
+            no_touch,
+            cmd,
+            argv,
+            check: None,
+            script: Some(script),
+        });
     }
 
     /// A keyed command whose keys span shards: its own spread path, or a transaction.
@@ -523,44 +590,65 @@ impl Run<'_> {
             }
             pubsub::catch_up_with(self.shards, core).await;
         }
-        let mut waiting = Vec::new();
         let mut sent = self.pending.iter().flatten().map(|p| p.index);
         let lone = match (sent.next(), sent.next()) {
             (Some(i), None) => Some(i),
             _ => None,
         };
-        for (sid, items) in self.pending.iter_mut().enumerate() {
-            if items.is_empty() {
-                continue;
+        loop {
+            let mut waiting = Vec::new();
+            for (sid, items) in self.pending.iter_mut().enumerate() {
+                if items.is_empty() {
+                    continue;
+                }
+                let items = std::mem::take(items);
+                let indexes: Vec<usize> = items.iter().map(|p| p.index).collect();
+                let fp = self.shards.footprint_for(sid, || footprint(&items));
+                let caller = self.caller.clone();
+                let slots = self.shards.slots.clone();
+                let rx = self.shards.send_touching(sid, fp, move |s: &mut Shard| {
+                    run_pending(s, items, &caller, &slots)
+                });
+                waiting.push((sid, indexes, rx));
             }
-            let items = std::mem::take(items);
-            let indexes: Vec<usize> = items.iter().map(|p| p.index).collect();
-            let fp = self.shards.footprint_for(sid, || footprint(&items));
-            let caller = self.caller.clone();
-            let rx = self.shards.send_touching(sid, fp, move |s: &mut Shard| {
-                let now = crate::clock::now_ms();
-                items
-                    .into_iter()
-                    .map(|p| {
-                        let refused = p.check.and_then(|c| slot_refusal(s, &c, p.cmd, &p.argv));
-                        refused.unwrap_or_else(|| {
-                            call::call(s, p.cmd, p.db, &p.argv, p.no_touch, &caller, now)
-                        })
-                    })
-                    .collect::<Vec<Reply>>()
-            });
-            waiting.push((indexes, rx));
-        }
-        for (indexes, rx) in waiting {
-            let got = rx
-                .recv_async()
-                .await
-                .expect("a shard never drops a job it accepted");
-            for (i, r) in indexes.into_iter().zip(got) {
-                self.replies[i] = Some(r);
+            self.barrier = None;
+            let mut stopped = None;
+            for (sid, indexes, rx) in waiting {
+                let (got, rest) = rx
+                    .recv_async()
+                    .await
+                    .expect("a shard never drops a job it accepted");
+                let ran = got.len();
+                for (&i, r) in indexes.iter().zip(got) {
+                    self.replies[i] = Some(r);
+                }
+                if let Some(rest) = rest {
+                    stopped = Some((sid, indexes[ran], rest));
+                }
             }
+            // A batched script that did not end on its shard at once (the barrier
+            // kept every other shard's requests after it from running): carry it
+            // through here, then send what its batch left behind it.
+            let Some((sid, i, (unfinished, script, rest))) = stopped else {
+                return lone;
+            };
+            let start = Instant::now();
+            let reply = run::finish_batched(self.client, self.shards, sid, unfinished).await;
+            let mut local = self.shards.local.borrow_mut();
+            call::record(
+                &mut local,
+                script.cmd,
+                &script.argv,
+                start,
+                &reply,
+                &self.caller,
+            );
+            drop(local);
+            self.replies[i] = Some(reply);
+            self.went(None);
+            self.lanes = Lanes::All;
+            self.pending[sid] = rest;
         }
-        lone
     }
 
     /// The replies to write: those of requests sent under CLIENT REPLY OFF / SKIP are
@@ -726,10 +814,45 @@ fn target_shard(cmd: &Command, argv: &[Bytes], shards: &Shards) -> Target {
     }
 }
 
-/// What a batch of commands for one shard touches there.
+/// A batch's requests on their shard `s`, in order: their replies, and, if a script
+/// among them did not end there at once, what is left (see [`Run::batch_script`]):
+/// that script, its request, and the requests behind it, not run.
+type Ran = (Vec<Reply>, Option<(Unfinished, Pending, Vec<Pending>)>);
+
+fn run_pending(s: &mut Shard, items: Vec<Pending>, caller: &Caller, slots: &Arc<SlotTable>) -> Ran {
+    let mut now = crate::clock::now_ms();
+    let mut replies = Vec::with_capacity(items.len());
+    let mut items = items.into_iter();
+    while let Some(mut p) = items.next() {
+        if let Some(script) = p.script.take() {
+            let start = Instant::now();
+            match run::run_batched(s, slots.clone(), script, p.db, caller.id, p.no_touch) {
+                Ok(reply) => {
+                    call::record(s, p.cmd, &p.argv, start, &reply, caller);
+                    replies.push(reply);
+                }
+                Err(unfinished) => return (replies, Some((unfinished, p, items.collect()))),
+            }
+            // (Scripts may run long: the clock of the requests after it moves on.)
+            now = crate::clock::now_ms();
+            continue;
+        }
+        let refused = p.check.and_then(|c| slot_refusal(s, &c, p.cmd, &p.argv));
+        replies.push(
+            refused.unwrap_or_else(|| call::call(s, p.cmd, p.db, &p.argv, p.no_touch, caller, now)),
+        );
+    }
+    (replies, None)
+}
+
+/// What a batch of commands for one shard touches there (all of it, with a script:
+/// it may reach undeclared keys).
 fn footprint(items: &[Pending]) -> Footprint {
     let mut keys = Vec::new();
     for p in items {
+        if p.script.is_some() {
+            return Footprint::Shard;
+        }
         match call::footprint(p.cmd, &p.argv) {
             Footprint::Shard => return Footprint::Shard,
             Footprint::Keys(ks) => keys.extend(ks),

@@ -11,7 +11,11 @@
 //!   run is abandoned (its reads are thrown away, its later writes refused) and the
 //!   script runs again holding every shard, and its sha is remembered so that it goes
 //!   there directly from then on. If it already wrote, it cannot move, and the command
-//!   gets an error naming the fix (declare the key, or share a hash tag).
+//!   gets an error naming the fix (declare the key, or share a hash tag). Pipelined,
+//!   such scripts for another core's shard travel in that shard's batch of the read,
+//!   one hop for all of them ([`batchable`], `runtime::dispatch`); one that must move
+//!   or wait stops the batch there and is carried on by the caller
+//!   ([`finish_batched`]).
 //! - **Holding its declared keys** when they live on several shards and its last run
 //!   holding every shard touched nothing else (`Seen::Keys`): a transaction claiming
 //!   those keys (`Footprint::Keys`), so that scripts on other keys, and any other work
@@ -885,71 +889,173 @@ async fn run_script(client: &ClientRef, shards: &Shards, script: Box<Script>) ->
     if let Some(busy) = busy_here(client).await {
         return busy;
     }
-    let mut script = script;
-    // A script that had to move is Wide from now on, whatever this run shows.
-    let mut moved = false;
     let declared = declared_shard(shards, &script);
-    let known = seen()
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(script.seen_key().as_ref())
-        .copied();
+    let known = seen_as(&script);
     if let (Some(sid), Some(Seen::Local), None) = (declared, known, shards.tx) {
         let (db, id, no_touch) = {
             let c = client.borrow();
             (c.db, c.id, c.no_touch)
         };
-        let send = |script: Box<Script>| {
-            let slots = shards.slots.clone();
-            shards.on(sid, move |s: &mut Shard| {
+        let slots = shards.slots.clone();
+        let ran = shards
+            .on(sid, move |s: &mut Shard| {
                 run_on_shard(s, slots, script, db, id, no_touch)
             })
-        };
-        let mut ran = send(script).await;
-        let mut again = 0;
-        loop {
-            match ran {
-                OnShard::Done(reply) => {
-                    crate::runtime::dispatch::ran_alone_on(sid);
-                    return reply;
-                }
-                OnShard::Move(back) => {
-                    script = back;
-                    script.forget_lines();
-                    moved = true;
-                    break;
-                }
-                OnShard::Busy(_, eval) if !client.borrow().replicated() => {
-                    return Reply::err(busy_error(eval));
-                }
-                OnShard::Again(back) | OnShard::Busy(back, _) => {
-                    // Usually a wait of microseconds; a longer one (a script there
-                    // computing for a while) is not worth a round trip per loop turn.
-                    again += 1;
-                    if again < 8 {
-                        slices::pause().await;
-                    } else {
-                        crate::runtime::backend::sleep(std::time::Duration::from_millis(1)).await;
-                    }
-                    ran = send(back).await;
-                }
-                OnShard::Paused(claim) => {
-                    // Let the shard's core serve its other clients, then go on.
-                    slices::pause().await;
-                    ran = shards
-                        .passing(claim)
-                        .on(sid, move |s: &mut Shard| resume_on_shard(s, claim))
-                        .await;
-                }
-            }
-        }
+            .await;
+        return on_shard_outcome(client, shards, sid, ran).await;
     }
     // Boxed: the paths that hold several shards keep two `run_holding` futures and a
     // claim's; inline, every script command's future was ~10 KB, moved on each call.
     Box::pin(run_holding_shards(
-        client, shards, script, moved, declared, known,
+        client, shards, script, false, declared, known,
     ))
     .await
+}
+
+/// Where `script` has been seen to run, if it has.
+fn seen_as(script: &Script) -> Option<Seen> {
+    seen()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(script.seen_key().as_ref())
+        .copied()
+}
+
+/// Carry a script sent to its declared keys' shard `sid` through to its reply: what
+/// its run there came to (`ran`), then its further slices, its retries while that
+/// shard's interpreter is in use, or its run holding every shard if it had to move.
+async fn on_shard_outcome(
+    client: &ClientRef,
+    shards: &Shards,
+    sid: usize,
+    mut ran: OnShard,
+) -> Reply {
+    let (db, id, no_touch) = {
+        let c = client.borrow();
+        (c.db, c.id, c.no_touch)
+    };
+    let send = |script: Box<Script>| {
+        let slots = shards.slots.clone();
+        shards.on(sid, move |s: &mut Shard| {
+            run_on_shard(s, slots, script, db, id, no_touch)
+        })
+    };
+    let mut again = 0;
+    let script = loop {
+        match ran {
+            OnShard::Done(reply) => {
+                crate::runtime::dispatch::ran_alone_on(sid);
+                return reply;
+            }
+            OnShard::Move(back) => break back,
+            OnShard::Busy(_, eval) if !client.borrow().replicated() => {
+                return Reply::err(busy_error(eval));
+            }
+            OnShard::Again(back) | OnShard::Busy(back, _) => {
+                // Usually a wait of microseconds; a longer one (a script there
+                // computing for a while) is not worth a round trip per loop turn.
+                again += 1;
+                if again < 8 {
+                    slices::pause().await;
+                } else {
+                    crate::runtime::backend::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                ran = send(back).await;
+            }
+            OnShard::Paused(claim) => {
+                // Let the shard's core serve its other clients, then go on.
+                slices::pause().await;
+                ran = shards
+                    .passing(claim)
+                    .on(sid, move |s: &mut Shard| resume_on_shard(s, claim))
+                    .await;
+            }
+        }
+    };
+    // It had to move: Wide from now on, whatever this run shows.
+    script.forget_lines();
+    Box::pin(run_holding_shards(
+        client,
+        shards,
+        script,
+        true,
+        Some(sid),
+        Some(Seen::Local),
+    ))
+    .await
+}
+
+/// A script command of a pipeline that may join its shard's batch (see
+/// `runtime::dispatch`): one known to keep to its declared keys' shard, another
+/// core's, from a plain client (no MONITOR watching, no client-side caching, no ACL
+/// restriction, not in a transaction), with no script suspended on this core. Its
+/// shard and the script; `None` for any other, which runs on its own (errors
+/// included: its handler gives them).
+pub fn batchable(
+    client: &ClientRef,
+    shards: &Shards,
+    cmd: &crate::commands::Command,
+    argv: &[Bytes],
+) -> Option<(usize, Box<Script>)> {
+    if shards.tx.is_some() || slices::suspended_here() {
+        return None;
+    }
+    // Where its declared keys live, before anything is built: most scripts of a
+    // pipeline over several shards find theirs here, and run on their own.
+    let numkeys: usize = std::str::from_utf8(argv.get(2)?).ok()?.parse().ok()?;
+    let keys = argv.get(3..3 + numkeys)?;
+    let sid = shards.shard_of(keys.first()?);
+    if sid == shards.local_id || keys.iter().any(|k| shards.shard_of(k) != sid) {
+        return None;
+    }
+    {
+        let c = client.borrow();
+        let tracked = crate::tracking::active() && crate::runtime::tracking::reads_tracked(&c);
+        if c.script_lines.is_some() || tracked || !c.user.unrestricted() || c.replicated() {
+            return None;
+        }
+    }
+    let script = match cmd.name {
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+            crate::commands::scripting::script_of(client, shards, argv, cmd.name)
+        }
+        "fcall" | "fcall_ro" => {
+            crate::commands::function::script_of(client, shards, argv, cmd.name == "fcall_ro")
+        }
+        _ => return None,
+    }
+    .ok()?;
+    (seen_as(&script) == Some(Seen::Local)).then_some((sid, script))
+}
+
+/// A batched script (see [`batchable`]) on its shard: its reply, or, when it did not
+/// end there at once (it must move, wait for the interpreter, or goes on in slices),
+/// what to carry on with on the caller's core ([`finish_batched`]).
+pub fn run_batched(
+    s: &mut Shard,
+    slots: Arc<SlotTable>,
+    script: Box<Script>,
+    db: usize,
+    client_id: u64,
+    no_touch: bool,
+) -> Result<Reply, Unfinished> {
+    match run_on_shard(s, slots, script, db, client_id, no_touch) {
+        OnShard::Done(reply) => Ok(reply),
+        other => Err(Unfinished(other)),
+    }
+}
+
+/// A batched script that did not end on its shard at once.
+pub struct Unfinished(OnShard);
+
+/// Carry an [`Unfinished`] batched script for shard `sid` through to its reply.
+pub async fn finish_batched(
+    client: &ClientRef,
+    shards: &Shards,
+    sid: usize,
+    unfinished: Unfinished,
+) -> Reply {
+    on_shard_outcome(client, shards, sid, unfinished.0).await
 }
 
 /// [`run_script`] for a script not known to keep to its one shard: claim what it may
