@@ -474,21 +474,29 @@ impl Run<'_> {
             self.went(None);
         } else {
             self.went((s != shards.local_id).then_some(s));
-            if self.pending[s].capacity() == 0 {
-                // Room for every request left in the read: one allocation per batch,
-                // not one per doubling (three reallocations for 16 requests).
-                self.pending[s].reserve(self.replies.len() - i);
-            }
-            self.pending[s].push(Pending {
-                index: i,
-                db,
-                no_touch,
-                cmd,
-                argv,
-                check,
-                script: None,
-            });
+            self.queue(
+                s,
+                Pending {
+                    index: i,
+                    db,
+                    no_touch,
+                    cmd,
+                    argv,
+                    check,
+                    script: None,
+                },
+            );
         }
+    }
+
+    /// Add `p` to shard `s`'s batch.
+    fn queue(&mut self, s: usize, p: Pending) {
+        if self.pending[s].capacity() == 0 {
+            // Room for every request left in the read: one allocation per batch, not
+            // one per doubling (three reallocations for 16 requests).
+            self.pending[s].reserve(self.replies.len() - p.index);
+        }
+        self.pending[s].push(p);
     }
 
     /// A script known to keep to shard `s`, another core's (see
@@ -518,18 +526,18 @@ impl Run<'_> {
         self.barrier = Some(s);
         self.went(Some(s));
         self.lanes = self.lanes.and_shard(s);
-        if self.pending[s].capacity() == 0 {
-            self.pending[s].reserve(self.replies.len() - i);
-        }
-        self.pending[s].push(Pending {
-            index: i,
-            db,
-            no_touch,
-            cmd,
-            argv,
-            check: None,
-            script: Some(script),
-        });
+        self.queue(
+            s,
+            Pending {
+                index: i,
+                db,
+                no_touch,
+                cmd,
+                argv,
+                check: None,
+                script: Some(script),
+            },
+        );
     }
 
     /// A keyed command whose keys span shards: its own spread path, or a transaction.
