@@ -275,14 +275,16 @@ fn invalidate_in(tb: &mut Table, keys: &[Bytes], writer: u64, bcast: bool) {
 }
 
 /// Every key is gone (FLUSHALL, FLUSHDB): every tracker is told so with a null, and
-/// the table is emptied (Redis's `trackingInvalidateKeysOnFlush`).
+/// the table is emptied (Redis's `trackingInvalidateKeysOnFlush`), even when no client
+/// tracks any more: turning tracking off leaves the client's keys in the table, as in
+/// Redis, until they are invalidated or flushed.
 pub fn invalidate_all() {
-    if !active() {
-        return;
-    }
     with(|tb| {
         tb.keys.clear();
         tb.items = 0;
+        if tb.trackers.is_empty() {
+            return;
+        }
         let mut ids: Vec<&u64> = tb.trackers.keys().collect();
         ids.sort();
         let notes: Vec<Note> = ids

@@ -243,6 +243,16 @@ fn resp3_reads_then_writes_from_another_core() {
         s.cmd(0, "CLIENT TRACKINGINFO");
         s.cmd(0, "CLIENT GETREDIR");
         s.info(1, "tracking_clients");
+        // Turning tracking off leaves the client's keys in the table; FLUSHALL
+        // empties it even when nobody tracks any more (Redis's tracking unit,
+        // "Test ASYNC flushall", counts on it).
+        s.cmd(0, "CLIENT TRACKING ON");
+        s.cmd(0, &format!("GET {}", k[0]));
+        s.cmd(0, &format!("GET {}", k[1]));
+        s.cmd(0, "CLIENT TRACKING OFF");
+        s.info(1, "tracking_total_keys");
+        s.cmd(1, "FLUSHALL");
+        s.info(1, "tracking_total_keys");
     });
 }
 

@@ -127,8 +127,8 @@ pub fn after_command(client: &ClientRef, cmd: &Command) {
 
 /// Every key is gone (FLUSHALL, FLUSHDB): every tracker gets a null invalidation.
 pub fn flushed() {
+    tracking::invalidate_all();
     if tracking::active() {
-        tracking::invalidate_all();
         send_pending();
     }
 }
