@@ -613,7 +613,11 @@ impl Run<'_> {
                 let indexes: Vec<usize> = items.iter().map(|p| p.index).collect();
                 let fp = self.shards.footprint_for(sid, || footprint(&items));
                 let caller = self.caller.clone();
-                let slots = self.shards.slots.clone();
+                // (Only a script needs the slot table: no reference count otherwise.)
+                let slots = items
+                    .iter()
+                    .any(|p| p.script.is_some())
+                    .then(|| self.shards.slots.clone());
                 let rx = self.shards.send_touching(sid, fp, move |s: &mut Shard| {
                     run_pending(s, items, &caller, &slots)
                 });
@@ -827,14 +831,22 @@ fn target_shard(cmd: &Command, argv: &[Bytes], shards: &Shards) -> Target {
 /// that script, its request, and the requests behind it, not run.
 type Ran = (Vec<Reply>, Option<(Unfinished, Pending, Vec<Pending>)>);
 
-fn run_pending(s: &mut Shard, items: Vec<Pending>, caller: &Caller, slots: &Arc<SlotTable>) -> Ran {
+fn run_pending(
+    s: &mut Shard,
+    items: Vec<Pending>,
+    caller: &Caller,
+    slots: &Option<Arc<SlotTable>>,
+) -> Ran {
     let mut now = crate::clock::now_ms();
     let mut replies = Vec::with_capacity(items.len());
     let mut items = items.into_iter();
     while let Some(mut p) = items.next() {
         if let Some(script) = p.script.take() {
             let start = Instant::now();
-            match run::run_batched(s, slots.clone(), script, p.db, caller.id, p.no_touch) {
+            let slots = slots
+                .clone()
+                .expect("a batch with a script has the slot table");
+            match run::run_batched(s, slots, script, p.db, caller.id, p.no_touch) {
                 Ok(reply) => {
                     call::record(s, p.cmd, &p.argv, start, &reply, caller);
                     replies.push(reply);
