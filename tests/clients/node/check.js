@@ -32,6 +32,17 @@ async function ioredisPart() {
   p.hset('h', 'a', '1', 'b', '2');
   p.hgetall('h');
   rec('pipeline', (await p.exec()).slice(-4).map(([e, v]) => (e ? `ERR ${e.message}` : v)));
+  // Scripts in pipelines, on keys of every shard, with reads between them (the second
+  // and third rounds find the script known, and batched with its shard's requests).
+  r.defineCommand('bump', { numberOfKeys: 1, lua: "return redis.call('INCRBY', KEYS[1], ARGV[1])" });
+  for (let round = 0; round < 3; round++) {
+    const sp = r.pipeline();
+    for (let i = 0; i < 30; i++) {
+      sp.bump(`{${'abc'[i % 3]}}n${i % 5}`, i);
+      if (i % 4 === 0) sp.get(`{${'abc'[(i + 1) % 3]}}n${i % 5}`);
+    }
+    rec(`scriptPipeline${round}`, (await sp.exec()).map(([e, v]) => (e ? `ERR ${e.message}` : v)));
+  }
   const m = await r.multi().set('m1', 'x').lpush('m1', 'y').get('m1').exec();
   rec('multiTypeErr', m.map(([e, v]) => (e ? `ERR ${e.message}` : v)));
   await r.watch('w');
