@@ -18,8 +18,9 @@
 //! command runs, whatever path it then takes (a write in between only costs a
 //! spurious invalidation). EXEC's commands are recorded where each runs, right after
 //! it (`transaction::run_keyed`), as Redis's are: recorded before, a read after a
-//! write of the same key in the transaction drew an invalidation. A lock per shard (the key's slot choosing it) is the next
-//! step if tracking-heavy workloads show contention.
+//! write of the same key in the transaction drew an invalidation. A lock per shard
+//! (the key's slot choosing it) is the next step if tracking-heavy workloads show
+//! contention.
 //!
 //! **Where invalidations wait.** A write (the keys its table entry's `Touch` rule says
 //! it modified, as for WATCH), an expired key, an eviction from a full table or a

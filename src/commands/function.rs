@@ -75,37 +75,40 @@ const FCALL_RO: &str = "readonly noscript stale skip_monitor no_mandatory_keys m
 pub static COMMANDS: &[Command] = &[
     Command::new("fcall", -3, FCALL, ACL, Exec::Server(fcall))
         .find_keys(script_keys)
-        .traits(super::traits::RUNS_SCRIPT),
+        .runs_script(fcall_script),
     Command::new("fcall_ro", -3, FCALL_RO, ACL, Exec::Server(fcall_ro))
         .find_keys(script_keys)
-        .traits(super::traits::RUNS_SCRIPT),
+        .runs_script(fcall_ro_script),
     Command::new("function", -2, "", "slow", Exec::Container).subcommands(FUNCTION_SUBCOMMANDS),
 ];
 
 fn fcall<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(c, fcall_generic(c, s, argv, false)))
+    Box::pin(run::shown_once(
+        c,
+        run::built(c, s, fcall_script(c, s, argv)),
+    ))
 }
 
 fn fcall_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(c, fcall_generic(c, s, argv, true)))
+    Box::pin(run::shown_once(
+        c,
+        run::built(c, s, fcall_ro_script(c, s, argv)),
+    ))
 }
 
-/// FCALL[_RO] function numkeys key... arg...
-async fn fcall_generic(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> Reply {
-    match script_of(c, s, argv, ro) {
-        Ok(script) => run::eval(c, s, script).await,
-        Err(e) => e,
-    }
+type Built = Result<Box<run::Script>, Reply>;
+
+fn fcall_script(c: &ClientRef, s: &Shards, argv: &[Bytes]) -> Built {
+    script(c, s, argv, false)
 }
 
-/// The function an FCALL (`ro`: FCALL_RO) runs, as a script (`argv` checked), or the
-/// error it gets instead.
-pub fn script_of(
-    c: &ClientRef,
-    s: &Shards,
-    argv: &[Bytes],
-    ro: bool,
-) -> Result<Box<run::Script>, Reply> {
+fn fcall_ro_script(c: &ClientRef, s: &Shards, argv: &[Bytes]) -> Built {
+    script(c, s, argv, true)
+}
+
+/// The function FCALL[_RO] function numkeys key... arg... runs (`ro`: FCALL_RO), as
+/// a script (`argv` checked), or the error it gets instead.
+fn script(c: &ClientRef, s: &Shards, argv: &[Bytes], ro: bool) -> Built {
     let Some((_, f)) = functions::find(&argv[1]) else {
         return Err(Reply::err("ERR Function not found"));
     };

@@ -108,6 +108,11 @@ pub enum Merge {
 /// Finds a command's key indexes in argv (see [`Command::find_keys`]).
 pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
 
+/// The script a request runs (its arguments checked, an EVAL's body cached), or the
+/// error it gets instead (see [`Command::script`]).
+pub type ScriptOf =
+    fn(&ClientRef, &Shards, &[Bytes]) -> Result<Box<crate::scripting::run::Script>, Reply>;
+
 /// Which of its keys a write modifies, for WATCH (and, later, keyspace events): Redis
 /// signals exactly these (`signalModifiedKey`), only when the command changed data.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -255,9 +260,6 @@ pub mod traits {
     /// Redis's `may_replicate` flag, which COMMAND INFO does not show (PUBLISH,
     /// SPUBLISH, PFCOUNT): with reads and writes, refused to a monitoring client.
     pub const MAY_REPLICATE: u16 = 1 << 11;
-    /// Runs a script or a function (EVAL, EVALSHA, FCALL and their _RO forms): in a
-    /// pipeline it may join its shard's batch (`scripting::run::batchable`).
-    pub const RUNS_SCRIPT: u16 = 1 << 12;
 }
 
 /// The indexes of a request's arguments that MONITOR shows as `"(redacted)"`.
@@ -410,6 +412,10 @@ pub struct Command {
     pub spread: Option<Spread>,
     /// Its secret arguments, hidden from MONITOR (AUTH's password).
     pub redact: Option<RedactFn>,
+    /// For a command that runs a script or a function (EVAL, EVALSHA, FCALL and their
+    /// _RO forms): the script it runs, built from its arguments. In a pipeline such a
+    /// request may join its shard's batch (`scripting::run::batchable`).
+    pub script: Option<ScriptOf>,
 }
 
 /// The indexes of a command's keys (see [`Command::key_index_iter`]).
@@ -456,7 +462,13 @@ impl Command {
             traits: 0,
             spread: None,
             redact: None,
+            script: None,
         }
+    }
+    /// It runs the script `f` builds (see [`Command::script`]).
+    pub const fn runs_script(mut self, f: ScriptOf) -> Command {
+        self.script = Some(f);
+        self
     }
     /// Arguments MONITOR and the slow log must not show, as `f` finds them.
     pub const fn redacts(mut self, f: RedactFn) -> Command {

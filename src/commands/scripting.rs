@@ -2,7 +2,7 @@
 //! parsing, the shebang line, the script cache. Running a script is
 //! `crate::scripting::run`.
 
-use super::{args, traits, Command, Exec, LocalBoxFuture};
+use super::{args, Command, Exec, LocalBoxFuture};
 use crate::client::ClientRef;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
@@ -54,16 +54,16 @@ static SCRIPT_SUBCOMMANDS: &[Command] = &[
 pub static COMMANDS: &[Command] = &[
     Command::new("eval", -3, EVAL, ACL, Exec::Server(eval))
         .find_keys(script_keys)
-        .traits(traits::RUNS_SCRIPT),
+        .runs_script(eval_script),
     Command::new("evalsha", -3, EVAL, ACL, Exec::Server(evalsha))
         .find_keys(script_keys)
-        .traits(traits::RUNS_SCRIPT),
+        .runs_script(evalsha_script),
     Command::new("eval_ro", -3, EVAL_RO, ACL, Exec::Server(eval_ro))
         .find_keys(script_keys)
-        .traits(traits::RUNS_SCRIPT),
+        .runs_script(eval_ro_script),
     Command::new("evalsha_ro", -3, EVAL_RO, ACL, Exec::Server(evalsha_ro))
         .find_keys(script_keys)
-        .traits(traits::RUNS_SCRIPT),
+        .runs_script(evalsha_ro_script),
     Command::new("script", -2, "", "slow", Exec::Container).subcommands(SCRIPT_SUBCOMMANDS),
 ];
 
@@ -76,53 +76,54 @@ pub(super) fn script_keys(argv: &[Bytes]) -> Vec<usize> {
 }
 
 fn eval<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(c, eval_generic(c, s, argv, false, false)))
+    Box::pin(run::shown_once(
+        c,
+        run::built(c, s, eval_script(c, s, argv)),
+    ))
 }
 
 fn evalsha<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(c, eval_generic(c, s, argv, true, false)))
+    Box::pin(run::shown_once(
+        c,
+        run::built(c, s, evalsha_script(c, s, argv)),
+    ))
 }
 
 fn eval_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(c, eval_generic(c, s, argv, false, true)))
+    Box::pin(run::shown_once(
+        c,
+        run::built(c, s, eval_ro_script(c, s, argv)),
+    ))
 }
 
 fn evalsha_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(c, eval_generic(c, s, argv, true, true)))
+    Box::pin(run::shown_once(
+        c,
+        run::built(c, s, evalsha_ro_script(c, s, argv)),
+    ))
 }
 
-async fn eval_generic(
-    c: &ClientRef,
-    s: &Shards,
-    argv: &[Bytes],
-    by_sha: bool,
-    read_only: bool,
-) -> Reply {
-    match script(c, s, argv, by_sha, read_only) {
-        Ok(script) => run::eval(c, s, script).await,
-        Err(e) => e,
-    }
+type Built = Result<Box<run::Script>, Reply>;
+
+fn eval_script(c: &ClientRef, s: &Shards, argv: &[Bytes]) -> Built {
+    script(c, s, argv, false, false)
+}
+
+fn evalsha_script(c: &ClientRef, s: &Shards, argv: &[Bytes]) -> Built {
+    script(c, s, argv, true, false)
+}
+
+fn eval_ro_script(c: &ClientRef, s: &Shards, argv: &[Bytes]) -> Built {
+    script(c, s, argv, false, true)
+}
+
+fn evalsha_ro_script(c: &ClientRef, s: &Shards, argv: &[Bytes]) -> Built {
+    script(c, s, argv, true, true)
 }
 
 /// The script an EVAL, EVALSHA, EVAL_RO or EVALSHA_RO runs (`argv` checked, the body
 /// in the cache), or the error it gets instead.
-pub fn script_of(
-    c: &ClientRef,
-    s: &Shards,
-    argv: &[Bytes],
-    name: &str,
-) -> Result<Box<run::Script>, Reply> {
-    let by_sha = name.starts_with("evalsha");
-    script(c, s, argv, by_sha, name.ends_with("_ro"))
-}
-
-fn script(
-    c: &ClientRef,
-    s: &Shards,
-    argv: &[Bytes],
-    by_sha: bool,
-    read_only: bool,
-) -> Result<Box<run::Script>, Reply> {
+fn script(c: &ClientRef, s: &Shards, argv: &[Bytes], by_sha: bool, read_only: bool) -> Built {
     let numkeys = args::int(&argv[2])?;
     if numkeys < 0 {
         return Err(Reply::err("ERR Number of keys can't be negative"));

@@ -815,8 +815,9 @@ async fn session(
 /// [`Client::moving`]) with no partial request buffered moves: this core drops the
 /// socket from its loop and sends a duplicate of it, with the client's state, to the
 /// other core, which serves it from then on (same client id, name, database,
-/// protocol). Requests the client sent meanwhile wait in the socket. A client whose keys are spread over shards never
-/// moves; one that turns to another shard's keys moves again after as many reads.
+/// protocol). Requests the client sent meanwhile wait in the socket. A client whose
+/// keys are spread over shards never moves; one that turns to another shard's keys
+/// moves again after as many reads.
 fn moving(
     stream: &TcpStream,
     shards: &Shards,

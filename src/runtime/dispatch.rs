@@ -371,12 +371,10 @@ impl Run<'_> {
             crate::runtime::tracking::before_command(self.client, cmd, &argv);
             crate::runtime::tracking::after_command(self.client, cmd);
         }
-        if cmd.has_trait(traits::RUNS_SCRIPT) && check.is_none() {
-            if let Some((s, script)) = run::batchable(self.client, self.shards, cmd, &argv) {
-                return self
-                    .batch_script(i, s, cmd, db, no_touch, argv, script)
-                    .await;
-            }
+        if let Some((s, script)) = self.remote_script(cmd, &argv, &check) {
+            return self
+                .batch_script(i, s, cmd, db, no_touch, argv, script)
+                .await;
         }
         let publishes = cmd.has_trait(traits::PUBLISHES | traits::PUBLISHES_SHARD);
         // A keyed command for one shard is timed where it runs (`call::call`); a slot
@@ -497,6 +495,25 @@ impl Run<'_> {
             self.pending[s].reserve(self.replies.len() - p.index);
         }
         self.pending[s].push(p);
+    }
+
+    /// A script command whose declared keys live on another core's shard, and which
+    /// may join that shard's batch (`scripting::run::batchable`): the shard and the
+    /// script.
+    fn remote_script(
+        &self,
+        cmd: &Command,
+        argv: &[Bytes],
+        check: &Option<SlotCheck>,
+    ) -> Option<(usize, Box<Script>)> {
+        let build = cmd.script.filter(|_| check.is_none())?;
+        let Target::One(s) = target_shard(cmd, argv, self.shards) else {
+            return None;
+        };
+        if s == self.shards.local_id {
+            return None;
+        }
+        Some((s, run::batchable(self.client, self.shards, build, argv)?))
     }
 
     /// A script known to keep to shard `s`, another core's (see

@@ -100,7 +100,7 @@ fn counts(t: &crate::tracking::Tracker, caching: bool) -> bool {
 pub fn remember(id: u64, cmd: &Command, argv: &[Bytes]) {
     if !cmd.has_flag(crate::commands::flag::READONLY)
         || cmd.has_flag(crate::commands::flag::PUBSUB)
-        || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
+        || cmd.script.is_some()
     {
         return;
     }

@@ -985,27 +985,19 @@ async fn on_shard_outcome(
     .await
 }
 
-/// A script command of a pipeline that may join its shard's batch (see
-/// `runtime::dispatch`): one known to keep to its declared keys' shard, another
-/// core's, from a plain client (no MONITOR watching, no client-side caching, no ACL
-/// restriction, not in a transaction), with no script suspended on this core. Its
-/// shard and the script; `None` for any other, which runs on its own (errors
-/// included: its handler gives them).
+/// A script command of a pipeline whose declared keys all live on another core's
+/// shard may join that shard's batch (see `runtime::dispatch`) when it comes from a
+/// plain client (no MONITOR watching, no client-side caching, no ACL restriction,
+/// not in a transaction), no script is suspended on this core, and the script
+/// (`build` makes it) is known to keep to that shard. The script if so; `None` for
+/// any other, which runs on its own (errors included: its handler gives them).
 pub fn batchable(
     client: &ClientRef,
     shards: &Shards,
-    cmd: &crate::commands::Command,
+    build: crate::commands::ScriptOf,
     argv: &[Bytes],
-) -> Option<(usize, Box<Script>)> {
+) -> Option<Box<Script>> {
     if shards.tx.is_some() || slices::suspended_here() {
-        return None;
-    }
-    // Where its declared keys live, before anything is built: most scripts of a
-    // pipeline over several shards find theirs here, and run on their own.
-    let numkeys: usize = std::str::from_utf8(argv.get(2)?).ok()?.parse().ok()?;
-    let keys = argv.get(3..3 + numkeys)?;
-    let sid = shards.shard_of(keys.first()?);
-    if sid == shards.local_id || keys.iter().any(|k| shards.shard_of(k) != sid) {
         return None;
     }
     {
@@ -1015,17 +1007,20 @@ pub fn batchable(
             return None;
         }
     }
-    let script = match cmd.name {
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
-            crate::commands::scripting::script_of(client, shards, argv, cmd.name)
-        }
-        "fcall" | "fcall_ro" => {
-            crate::commands::function::script_of(client, shards, argv, cmd.name == "fcall_ro")
-        }
-        _ => return None,
+    let script = build(client, shards, argv).ok()?;
+    (seen_as(&script) == Some(Seen::Local)).then_some(script)
+}
+
+/// Run the script a script command built, or answer the error it got instead.
+pub async fn built(
+    client: &ClientRef,
+    shards: &Shards,
+    script: Result<Box<Script>, Reply>,
+) -> Reply {
+    match script {
+        Ok(script) => eval(client, shards, script).await,
+        Err(e) => e,
     }
-    .ok()?;
-    (seen_as(&script) == Some(Seen::Local)).then_some((sid, script))
 }
 
 /// A batched script (see [`batchable`]) on its shard: its reply, or, when it did not
