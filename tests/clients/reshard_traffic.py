@@ -32,10 +32,26 @@ while not os.path.exists(stop):
     i += 1
 
 bad = 0
+
+
+def check(ok, what):
+    """Count a mismatch, and say which on stderr (the test shows it)."""
+    global bad
+    if not ok:
+        bad += 1
+        print("mismatch", what, file=sys.stderr, flush=True)
+
+
 for i in range(KEYS):
-    bad += cluster.get(f"str:{i}") != f"v{i}".encode()
-    bad += cluster.lrange(f"list:{i}", 0, -1) != [b"a", b"b", str(i).encode()]
-    bad += cluster.hget(f"hash:{i}", "f") != str(i).encode()
-    bad += (cluster.ttl(f"str:{i}") > 0) != (i % 3 == 0)
-bad += sum(int(cluster.get(k) or 0) != n for k, n in incrs.items())
+    v = cluster.get(f"str:{i}")
+    check(v == f"v{i}".encode(), f"str:{i} = {v!r}")
+    v = cluster.lrange(f"list:{i}", 0, -1)
+    check(v == [b"a", b"b", str(i).encode()], f"list:{i} = {v!r}")
+    v = cluster.hget(f"hash:{i}", "f")
+    check(v == str(i).encode(), f"hash:{i} f = {v!r}")
+    ttl = cluster.ttl(f"str:{i}")
+    check((ttl > 0) == (i % 3 == 0), f"str:{i} ttl = {ttl}")
+for k, n in incrs.items():
+    v = int(cluster.get(k) or 0)
+    check(v == n, f"{k} = {v}, {n} INCRs acknowledged")
 print(f"incrs={sum(incrs.values())} errors={errors} mismatches={bad}", flush=True)
