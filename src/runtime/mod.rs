@@ -294,7 +294,6 @@ async fn accept_loop(
 async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
     let mut tidy = Tidy::default();
     let mut tick = std::time::Instant::now();
-    let mut last_work = (0, 0);
     loop {
         let period = cron_period(&shard.borrow().config);
         // An idle shard (see `idle`) sleeps IDLE_PERIODS periods: each wake-up of a
@@ -305,15 +304,7 @@ async fn cron(shard: Rc<RefCell<Shard>>, server: Arc<ServerInfo>) {
         // `blocking::serve_ready`); a key given a TTL wakes it (`nudge_idle_cron`).
         // Ticks come every period, as Redis's timer: the time the last tick's work took
         // (expiry may take most of a period) is not added to it.
-        let work = {
-            let s = shard.borrow();
-            (s.stats.commands_processed, s.stats.net_input_bytes)
-        };
-        // A core that served anything since the last tick is not idle: its cron is
-        // the next timer its event loop keeps armed while it runs (see glommio patch
-        // 7, vendor/glommio/PATCHED.md), and INFO's rates are sampled every period.
-        let idle = work == last_work && idle(&shard.borrow());
-        last_work = work;
+        let idle = idle(&shard.borrow());
         let wait = if idle { period * IDLE_PERIODS } else { period };
         let sleep = crate::runtime::backend::sleep(wait.saturating_sub(tick.elapsed()));
         if idle {

@@ -1247,10 +1247,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// Shardis's patch (PATCHED.md, 7): when the latency ring's timer fires. One
-    /// timer serves as the time slice's end while tasks run and as the next user
-    /// timer's wake-up while asleep; `wait` keeps it while its deadline does for both.
-    latency_timer_deadline: Cell<Option<Instant>>,
+    /// Shardis's patch (PATCHED.md): the latency ring's timer is a preemption timer
+    /// (not a sleeper's user timer), which a later `wait` may keep while it is pending.
+    latency_timer_preempts: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1277,12 +1276,6 @@ pub(crate) fn common_flags() -> PollFlags {
 pub(crate) fn read_flags() -> PollFlags {
     PollFlags::POLLIN | PollFlags::POLLPRI
 }
-
-/// How far apart a kept latency-ring timer's deadline and the next user timer's may
-/// be for the kept one to serve as the sleep's wake-up (Shardis's patch 7): both are
-/// computed from `Instant::now()` reads microseconds apart. Early by this much is a
-/// spurious wake-up at worst; late by it, a timer that fires this much late.
-const TIMER_SLACK: Duration = Duration::from_micros(100);
 
 macro_rules! consume_rings {
     (into $woke:expr; $( $ring:expr ),+ ) => {{
@@ -1388,7 +1381,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_timer_deadline: Cell::new(None),
+            latency_timer_preempts: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1871,31 +1864,12 @@ impl Reactor {
             src.set(s);
             pending
         };
-        //
-        // Patch 7: one latency-ring timer serves both roles. While tasks run, any
-        // pending timer due within a time slice ends the slice soon enough, and the
-        // next user timer (a cron tick, at most `hz` away) usually is. Before sleeping,
-        // a pending timer due when the next user timer is (give or take
-        // `TIMER_SLACK`) is the wake-up the sleep needs. So the timer is kept across
-        // sleeps and wake-ups: cancelling one and arming the other on each cost two
-        // `io_uring_enter`s per sleep, and the same again per wake-up.
-        let now = Instant::now();
-        let armed = if pending(&self.latency_preemption_timeout_src) {
-            self.latency_timer_deadline.get()
-        } else {
-            None
-        };
-        let keep_timer = match (preempt_timer(), armed) {
-            (Some(slice), Some(at)) => at <= now + slice,
-            (None, Some(at)) => user_timer.is_some_and(|d| {
-                let wanted = now + d;
-                at <= wanted + TIMER_SLACK && at + TIMER_SLACK >= wanted
-            }),
-            (_, None) => false,
-        };
-        if !keep_timer {
+        let keep_preempt = preempt_timer().is_some()
+            && self.latency_timer_preempts.get()
+            && pending(&self.latency_preemption_timeout_src);
+        if !keep_preempt {
             drop(self.latency_preemption_timeout_src.take());
-            self.latency_timer_deadline.set(None);
+            self.latency_timer_preempts.set(false);
         }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
@@ -1929,13 +1903,9 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                // (Patch 7: unless the kept timer is already that wake-up.)
-                if !pending(&self.latency_preemption_timeout_src) {
-                    self.latency_preemption_timeout_src
-                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                    self.latency_timer_deadline.set(Some(now + dur));
-                    assert!(flush_rings!(lat_ring)? > 0);
-                }
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1964,10 +1934,10 @@ impl Reactor {
         if let Some(preempt) = preempt_timer() {
             // (A kept timer may have fired since it was looked at: its completion
             // was consumed just above. Then a new one is armed after all.)
-            if !keep_timer || !pending(&self.latency_preemption_timeout_src) {
+            if !keep_preempt || !pending(&self.latency_preemption_timeout_src) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_timer_deadline.set(Some(Instant::now() + preempt));
+                self.latency_timer_preempts.set(true);
             }
             flush_rings!(lat_ring, main_ring)?;
         }
