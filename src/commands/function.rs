@@ -11,7 +11,7 @@ use crate::client::ClientRef;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
 use crate::scripting::functions::{self, Policy};
-use crate::scripting::run;
+use crate::scripting::run::{self, Built};
 use bytes::Bytes;
 
 const ACL: &str = "slow scripting";
@@ -83,20 +83,12 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 fn fcall<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(
-        c,
-        run::built(c, s, fcall_script(c, s, argv)),
-    ))
+    run::handle(c, s, fcall_script(c, s, argv))
 }
 
 fn fcall_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(
-        c,
-        run::built(c, s, fcall_ro_script(c, s, argv)),
-    ))
+    run::handle(c, s, fcall_ro_script(c, s, argv))
 }
-
-type Built = Result<Box<run::Script>, Reply>;
 
 fn fcall_script(c: &ClientRef, s: &Shards, argv: &[Bytes]) -> Built {
     script(c, s, argv, false)

@@ -110,8 +110,7 @@ pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
 
 /// The script a request runs (its arguments checked, an EVAL's body cached), or the
 /// error it gets instead (see [`Command::script`]).
-pub type ScriptOf =
-    fn(&ClientRef, &Shards, &[Bytes]) -> Result<Box<crate::scripting::run::Script>, Reply>;
+pub type ScriptOf = fn(&ClientRef, &Shards, &[Bytes]) -> crate::scripting::run::Built;
 
 /// Which of its keys a write modifies, for WATCH (and, later, keyspace events): Redis
 /// signals exactly these (`signalModifiedKey`), only when the command changed data.

@@ -6,6 +6,7 @@ use super::{args, Command, Exec, LocalBoxFuture};
 use crate::client::ClientRef;
 use crate::protocol::Reply;
 use crate::runtime::Shards;
+use crate::scripting::run::Built;
 use crate::scripting::{cache, engine, run, Flags};
 use bytes::Bytes;
 
@@ -76,34 +77,20 @@ pub(super) fn script_keys(argv: &[Bytes]) -> Vec<usize> {
 }
 
 fn eval<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(
-        c,
-        run::built(c, s, eval_script(c, s, argv)),
-    ))
+    run::handle(c, s, eval_script(c, s, argv))
 }
 
 fn evalsha<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(
-        c,
-        run::built(c, s, evalsha_script(c, s, argv)),
-    ))
+    run::handle(c, s, evalsha_script(c, s, argv))
 }
 
 fn eval_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(
-        c,
-        run::built(c, s, eval_ro_script(c, s, argv)),
-    ))
+    run::handle(c, s, eval_ro_script(c, s, argv))
 }
 
 fn evalsha_ro<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFuture<'a, Reply> {
-    Box::pin(run::shown_once(
-        c,
-        run::built(c, s, evalsha_ro_script(c, s, argv)),
-    ))
+    run::handle(c, s, evalsha_ro_script(c, s, argv))
 }
-
-type Built = Result<Box<run::Script>, Reply>;
 
 fn eval_script(c: &ClientRef, s: &Shards, argv: &[Bytes]) -> Built {
     script(c, s, argv, false, false)

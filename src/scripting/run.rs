@@ -870,7 +870,7 @@ pub async fn eval(client: &ClientRef, shards: &Shards, mut script: Box<Script>) 
 /// block of lines for it (see `Client::script_lines`), empty if it ran no script (an
 /// EVALSHA of an unknown script, a bad key count): EXEC's queued commands and their
 /// blocks then pair up.
-pub async fn shown_once(
+async fn shown_once(
     client: &ClientRef,
     handler: impl std::future::Future<Output = Reply>,
 ) -> Reply {
@@ -1011,16 +1011,23 @@ pub fn batchable(
     (seen_as(&script) == Some(Seen::Local)).then_some(script)
 }
 
-/// Run the script a script command built, or answer the error it got instead.
-pub async fn built(
-    client: &ClientRef,
-    shards: &Shards,
-    script: Result<Box<Script>, Reply>,
-) -> Reply {
-    match script {
-        Ok(script) => eval(client, shards, script).await,
-        Err(e) => e,
-    }
+/// What a script command's builder (`Command::script`) gives: the script its request
+/// runs, or the error it gets instead.
+pub type Built = Result<Box<Script>, Reply>;
+
+/// A script command's handler, once its builder has run: the script run, or the
+/// error answered, shown once to a monitor (see [`shown_once`]).
+pub fn handle<'a>(
+    client: &'a ClientRef,
+    shards: &'a Shards,
+    script: Built,
+) -> crate::commands::LocalBoxFuture<'a, Reply> {
+    Box::pin(shown_once(client, async move {
+        match script {
+            Ok(script) => eval(client, shards, script).await,
+            Err(e) => e,
+        }
+    }))
 }
 
 /// A batched script (see [`batchable`]) on its shard: its reply, or, when it did not
