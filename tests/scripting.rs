@@ -975,6 +975,87 @@ fn scripts_holding_their_keys_run_side_by_side_atomically() {
     assert_eq!(total, 600);
 }
 
+/// While a script holding keys on both shards waits for the other core's answer, its
+/// own core goes on with everything else (`scripting::slices`): scripts on one shard
+/// (sent back while the interpreter is taken), scripts holding every shard, SCRIPT
+/// LOAD and FCALL (which wait for the interpreter), plain commands. Clients of every
+/// kind on both cores at once; every count must come out exact, and nothing may hang.
+#[test]
+fn a_core_whose_script_waits_for_the_other_serves_every_other_kind_of_work() {
+    let server = Server::shardis(2);
+    // k[0], k[2] on shard 0; k[1], k[3] on shard 1.
+    let k = keys_on_distinct_shards("w", 4, 2);
+    let mut c = server.raw();
+    let lib = "#!lua name=wait\nredis.register_function('both', function(keys) \
+        redis.call('incr', keys[1]) return redis.call('incr', keys[2]) end)";
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LOAD", lib]),
+        Frame::Bulk(b"wait".to_vec())
+    );
+    const N: i64 = 150;
+    let both = "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])";
+    let one = "return redis.call('incr', KEYS[1])";
+    let wide = "redis.call('incr', ARGV[1]) return redis.call('incr', ARGV[2])";
+    let mut jobs: Vec<thread::JoinHandle<()>> = Vec::new();
+    for core in 0..2 {
+        let spawn = |f: Box<dyn FnOnce(RawConn) + Send>| {
+            let conn = conn_on(&server, core);
+            thread::spawn(move || f(conn))
+        };
+        for _ in 0..2 {
+            let ks = k.clone();
+            jobs.push(spawn(Box::new(move |mut c| {
+                let k = ks;
+                for _ in 0..N {
+                    let r = c.cmd(&["EVAL", both, "2", &k[0], &k[1]]);
+                    assert!(matches!(r, Frame::Int(_)), "both: {}", show(&r));
+                }
+            })));
+        }
+        let ks = k.clone();
+        jobs.push(spawn(Box::new(move |mut c| {
+            let k = ks;
+            for _ in 0..N {
+                let r = c.cmd(&["EVAL", one, "1", &k[2 + core]]);
+                assert!(matches!(r, Frame::Int(_)), "one: {}", show(&r));
+                let r = c.cmd(&["FCALL", "both", "2", &k[0], &k[1]]);
+                assert!(matches!(r, Frame::Int(_)), "fcall: {}", show(&r));
+            }
+        })));
+        let ks = k.clone();
+        jobs.push(spawn(Box::new(move |mut c| {
+            let k = ks;
+            for i in 0..N {
+                // Undeclared keys: it holds every shard.
+                let r = c.cmd(&["EVAL", wide, "0", &k[2], &k[3]]);
+                assert!(matches!(r, Frame::Int(_)), "wide: {}", show(&r));
+                let body = format!("return {}", i + 1000 * core as i64);
+                let Frame::Bulk(sha) = c.cmd(&["SCRIPT", "LOAD", &body]) else {
+                    panic!("SCRIPT LOAD")
+                };
+                let sha = String::from_utf8(sha).unwrap();
+                let r = c.cmd(&["EVALSHA", &sha, "0"]);
+                assert_eq!(r, Frame::Int(i + 1000 * core as i64));
+                assert!(matches!(c.cmd(&["INCR", "plain"]), Frame::Int(_)));
+            }
+        })));
+    }
+    for j in jobs {
+        j.join().unwrap();
+    }
+    let get = |c: &mut RawConn, key: &str| match c.cmd(&["GET", key]) {
+        Frame::Bulk(b) => String::from_utf8(b).unwrap().parse::<i64>().unwrap(),
+        other => panic!("{key}: {}", show(&other)),
+    };
+    // Both cores: two EVAL clients and one FCALL client on k[0] and k[1]; one-shard
+    // scripts on k[2] (core 0's client) and k[3] (core 1's); the wide scripts on both.
+    assert_eq!(get(&mut c, &k[0]), 6 * N);
+    assert_eq!(get(&mut c, &k[1]), 6 * N);
+    assert_eq!(get(&mut c, &k[2]), 3 * N);
+    assert_eq!(get(&mut c, &k[3]), 3 * N);
+    assert_eq!(get(&mut c, "plain"), 2 * N);
+}
+
 /// A script holding its declared keys that reaches another key, free here, claims it
 /// too, before or after a write, and runs as Redis runs it; either way it holds every
 /// shard from then on.

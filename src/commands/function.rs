@@ -160,6 +160,7 @@ fn load<'a>(c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFutu
         if let Some(busy) = crate::scripting::run::busy_here(c).await {
             return busy;
         }
+        crate::scripting::slices::interpreter_free().await;
         match functions::load(&argv[at], replace, timeout) {
             Ok(name) => Reply::Bulk(Bytes::from(name)),
             Err(e) => error(e),
@@ -209,6 +210,7 @@ fn restore<'a>(c: &'a ClientRef, _s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxF
         if let Some(busy) = crate::scripting::run::busy_here(c).await {
             return busy;
         }
+        crate::scripting::slices::interpreter_free().await;
         match functions::restore(&argv[2], policy) {
             Ok(()) => Reply::ok(),
             Err(e) => error(e),

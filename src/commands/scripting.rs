@@ -314,6 +314,7 @@ fn script_load<'a>(
         if let Some(busy) = crate::scripting::run::busy_here(c).await {
             return busy;
         }
+        crate::scripting::slices::interpreter_free().await;
         // Compiled here first: a script that does not compile is not cached.
         let sha = cache::sha1_hex(body);
         if let Err(msg) = engine::with(|e| e.function(&sha, body)) {

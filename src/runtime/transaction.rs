@@ -46,11 +46,16 @@
 //! its claims, and parked work holds none. Ordinary work never holds a claim, so it
 //! only waits for a transaction that is itself making progress.
 //!
-//! One kind of transaction blocks its thread while it waits for its own hops: a
-//! script's (`scripting::run`), whose `redis.call` must be synchronous. Those hops
-//! pass its claims, but the core that runs one may be blocked in the same way by a
-//! script of its own waiting for this core. A blocked thread therefore goes on running
-//! its shard's jobs (`hop::block_serving`), so every such wait ends. A script holding
+//! One kind of transaction may block its thread while it waits for its own hops: a
+//! script's (`scripting::run`), whose `redis.call` of a command over several shards
+//! drives that command to its end in place (a call for one other shard suspends the
+//! script instead, and the core runs on: `scripting::slices`). Those hops pass its
+//! claims, but the core that runs one may be blocked in the same way by a script of
+//! its own waiting for this core. A blocked thread therefore goes on running its
+//! shard's jobs (`hop::block_serving`), so every such wait ends. A script waiting
+//! for this core's interpreter holds its claims meanwhile, but the script it waits for
+//! took the interpreter with every claim it waits for already granted, and never
+//! waits for a claim after ([`Tx::claim_more`] does not wait). A script holding
 //! its keys that reaches another key claims it after the fact ([`Tx::claim_more`])
 //! only where nothing claims or awaits that key: it never waits there, so it adds no
 //! edge to a cycle.

@@ -28,14 +28,17 @@
 //!   scripts on other keys. Any other script runs
 //!   as a transaction holding every shard whole (`runtime::transaction::Tx`), like
 //!   an EXEC of a server-wide command. Those two run on the core that received EVAL.
-//!   Either way `redis.call` is executed
-//!   *synchronously*: on the shard in hand, or (holding keys or shards) inline for
-//!   this core's shard and as a hop whose answer the thread waits for otherwise. It must
-//!   be synchronous: Lua 5.1 cannot yield across `pcall`, metamethods or C callbacks
-//!   (`table.sort` comparators, `string.gsub` functions), so a `redis.call` that
-//!   suspended the script as a future would fail in ordinary scripts. Waiting cannot
-//!   deadlock: a waiting thread goes on serving its own shard's jobs, so the other
-//!   cores' scripts it holds up get their answers (see `run`).
+//!   Either way `redis.call` returns its reply to the script as the call's
+//!   result: on the shard in hand, or (holding keys or shards) inline for this core's
+//!   shard and as a hop otherwise. Lua 5.1 cannot yield across `pcall`, metamethods or
+//!   C callbacks (`table.sort` comparators, `string.gsub` functions), so a hop's wait
+//!   cannot be a Lua coroutine's yield; the script runs on a stack of its own instead
+//!   (`slices`), which a `redis.call` waiting for another core suspends, whatever Lua
+//!   frames lie between, while the core serves its other clients (the script keeps
+//!   this core's interpreter meanwhile: other scripts here wait for it). A command over
+//!   several shards inside a script still blocks the thread, which goes on serving its
+//!   own shard's jobs meanwhile, so the other cores' scripts it holds up get their
+//!   answers (see `run`).
 //!   The effects go to the transaction's log (or the shard's block), so the AOF and
 //!   replicas get them as one MULTI/EXEC (Redis 7.0 replicates effects, not scripts).
 //!   Hops per `redis.call` were chosen over moving the script to the keys: moving

@@ -26,9 +26,10 @@
 //! - **Holding every shard**: one transaction over all of them (or the EXEC it is
 //!   queued in).
 //!
-//! In the last two the script runs on this core, each `redis.call` synchronously: a
-//! command for this core's shard inline, one for another core's shard as a hop whose
-//! answer this thread waits for (`Answer::wait`), a command over several shards or a
+//! In the last two the script runs on this core, from its client's task: a command
+//! for this core's shard inline; one for another core's shard as a hop, the script
+//! suspended until its answer comes while the core serves everything else
+//! ([`answer_of`], `slices::suspend_until`); a command over several shards or a
 //! server-wide one by driving its future to completion here (`hop::block_serving`).
 //!
 //! Deadlock: a script waits only for its own work, on shards where it is granted, which
@@ -59,6 +60,7 @@ use crate::commands::{errors, traits, Command, Exec};
 use crate::config::ConfigHandle;
 use crate::protocol::Reply;
 use crate::runtime::admission;
+use crate::runtime::hop::Answer;
 use crate::runtime::multishard;
 use crate::runtime::slots::SlotTable;
 use crate::runtime::transaction::{self, Tx};
@@ -1072,7 +1074,9 @@ async fn run_holding_shards(
 ) -> Reply {
     let mut script = *script;
     // Compile before holding anything: a script that does not compile runs nowhere.
-    // (The one-shard path above compiles where it runs.)
+    // (The one-shard path above compiles where it runs.) Not while a script waits in
+    // the middle of this core's interpreter (see `slices`).
+    slices::interpreter_free().await;
     let f = match script.compiled() {
         Ok(f) => f,
         Err(msg) => return script.did_not_compile(&msg),
@@ -1201,6 +1205,9 @@ async fn run_holding(
         (c.db, c.id, c.no_touch)
     };
     let slot = shards.local_id;
+    // From here to the run's first slice nothing awaits: the interpreter is taken in
+    // this turn (see `slices::interpreter_free`).
+    slices::interpreter_free().await;
     let mut running = Running::new(hold.target, &script, (caller_db, client_id, no_touch), slot);
     running.client = Some(client.clone());
     running.declared = hold.declared;
@@ -1212,14 +1219,11 @@ async fn run_holding(
     // the commands on its core's shard.
     core_begin(slot, !keyed, &script, &shards.server.config);
     // What it holds stays held while the script is suspended: the core's other work
-    // on it parks, and its clients are answered `-BUSY`.
-    let mut run = Slices::new(move || (run_compiled(&f, &script), script));
-    let (reply, script) = loop {
-        if let Some(done) = run.resume() {
-            break done;
-        }
-        slices::pause().await;
-    };
+    // on it parks, and past the threshold its clients are answered `-BUSY`. Its
+    // `redis.call`s for other cores' shards suspend it until they are answered
+    // ([`answer_of`]).
+    let run = Slices::awaitable(move || (run_compiled(&f, &script), script));
+    let (reply, script) = run.finish().await;
     core_end(slot);
     let mut running = RUNNING.with(|r| r.borrow_mut().take());
     drop(clear);
@@ -1958,6 +1962,25 @@ fn on_shard(
     }
 }
 
+/// A script's command's answer from the shard that ran it. One from another core's
+/// shard is awaited by the script's task where its run can wait so (see `slices`),
+/// the core serving its other clients meanwhile, with the propagation targets of
+/// their commands, not this script's (`redis.set_repl`); otherwise, and if the run is
+/// dropped meanwhile, this thread waits for it ([`Answer::wait`]).
+fn answer_of(answer: Answer<Reply>) -> Reply {
+    let Answer::Remote(rx) = answer else {
+        return answer.wait();
+    };
+    let waiting = rx.clone();
+    let got = crate::shard::propagation::with_targets(crate::shard::propagation::TO_ALL, || {
+        slices::suspend_until(move || waiting.into_recv_async())
+    });
+    match got {
+        Some(Ok(reply)) => reply,
+        _ => Answer::Remote(rx).wait(),
+    }
+}
+
 /// A command of a script holding every shard, started at `start` (its stats' time).
 fn held(
     run: &mut Running,
@@ -2018,7 +2041,7 @@ fn held(
                             })
                         })
                     };
-                    return t.send_or_local(sid, job).wait();
+                    return answer_of(t.send_or_local(sid, job));
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Running a script in slices, so that a core whose script passes
 //! `busy-reply-threshold` goes on serving its other clients (`-BUSY`, SCRIPT KILL,
-//! FUNCTION KILL, SHUTDOWN NOSAVE), as Redis does between a script's instructions.
+//! FUNCTION KILL, SHUTDOWN NOSAVE), as Redis does between a script's instructions,
+//! and so that a script waiting for another core's answer does not stop its own.
 //!
 //! # The plan
 //! A script's Lua runs on a stack of its own (a `corosensei` coroutine, one stack per
@@ -28,6 +29,30 @@
 //! only suspends the run it belongs to (the yielder is cleared while it is
 //! suspended).
 //!
+//! # Waiting for another core inside a script
+//! A script holding its keys or every shard runs on the core that received it, from
+//! that client's task (`run::run_holding`), and a `redis.call` for another core's
+//! shard waits for that core's answer. Blocking the thread for it (watching, then
+//! sleeping) left the core idle for a round trip per such call: `two` in
+//! `benches/scripting.sh` spent 17% of its CPU watching. Such a run is made with
+//! [`Slices::awaitable`]: its `redis.call` hands the answer's future to
+//! [`suspend_until`], which switches back to the task's stack; the task awaits the
+//! future ([`Slices::finish`]), its core serving its other clients and its inbox
+//! meanwhile, and resumes the script with the answer.
+//!
+//! The interpreter stays in the middle of that script while it waits, so nothing else
+//! may use it: unlike a busy script's, this wait is short and not Redis's `-BUSY`,
+//! so the entries that would use it wait until it is free ([`interpreter_free`], a
+//! queue woken one at a time as scripts end) instead of answering `-BUSY`, and a
+//! script sent to this core's shard as a job is sent back to try again (it finds the
+//! running script's state in place: `run::run_on_shard`). A script waiting so holds
+//! what it claimed, so it stays atomic; its claims were granted before it took the
+//! interpreter, and it never waits for a claim while holding it (`Tx::claim_more`
+//! never waits), so a script queued for the interpreter, holding claims of its own,
+//! cannot hold it up. What the waiting script had set for the commands it runs
+//! (`propagation::with_targets`) is put back to the default for the others meanwhile
+//! (`run::answer_of`).
+//!
 //! A slice that was started is always finished: nothing here drops a suspended
 //! coroutine (that would unwind through the interpreter's C frames); [`Slices`]'
 //! `Drop` (a task dropped with its script suspended, a thread's end) resumes it once
@@ -36,6 +61,9 @@
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How long a script past the threshold runs between two moments it lets the core's
@@ -71,14 +99,52 @@ thread_local! {
     static FINISHING: Cell<bool> = const { Cell::new(false) };
     /// A spare stack, so that a script does not map one per run.
     static SPARE: RefCell<Option<DefaultStack>> = const { RefCell::new(None) };
+    /// The running slice's run may wait for a future ([`Slices::awaitable`]).
+    static CAN_AWAIT: Cell<bool> = const { Cell::new(false) };
+    /// What the script suspended to wait for ([`suspend_until`]), for the task that
+    /// resumes it to await.
+    static AWAITED: RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>> =
+        const { RefCell::new(None) };
+    /// A script is suspended on this thread waiting for a future (its interpreter is
+    /// in use, but it is not busy).
+    static AWAITING: Cell<bool> = const { Cell::new(false) };
+    /// The tasks waiting for this thread's interpreter ([`interpreter_free`]).
+    static QUEUE: RefCell<std::collections::VecDeque<(u64, Waker)>> =
+        const { RefCell::new(std::collections::VecDeque::new()) };
+    /// The id the next task queued in `QUEUE` gets.
+    static NEXT_WAITER: Cell<u64> = const { Cell::new(0) };
 }
 
 /// A run of `T`-returning script code that may be suspended.
 pub struct Slices<T: 'static> {
     inner: Option<Inner<T>>,
+    /// Its script may wait for a future ([`Slices::awaitable`]).
+    awaitable: bool,
 }
 
 impl<T: 'static> Slices<T> {
+    /// `body` on a stack of its own, not started yet, whose script may suspend to
+    /// wait for a future ([`suspend_until`]): run it with [`Slices::finish`].
+    pub fn awaitable(body: impl FnOnce() -> T + 'static) -> Slices<T> {
+        let mut run = Slices::new(body);
+        run.awaitable = true;
+        run
+    }
+
+    /// Run it to its end from a task: between slices the core's loop runs a turn
+    /// ([`pause`]); while its script waits for a future, the task awaits that future.
+    pub async fn finish(mut self) -> T {
+        loop {
+            if let Some(done) = self.resume() {
+                return done;
+            }
+            match AWAITED.with(|a| a.borrow_mut().take()) {
+                Some(awaited) => awaited.await,
+                None => pause().await,
+            }
+        }
+    }
+
     /// `body` on a stack of its own, not started yet.
     pub fn new(body: impl FnOnce() -> T + 'static) -> Slices<T> {
         let stack = SPARE
@@ -90,20 +156,30 @@ impl<T: 'static> Slices<T> {
             YIELDER.set(std::ptr::null());
             out
         });
-        Slices { inner: Some(inner) }
+        Slices {
+            inner: Some(inner),
+            awaitable: false,
+        }
     }
 
     /// Run until the script ends (`Some`) or suspends itself (`None`).
     pub fn resume(&mut self) -> Option<T> {
         let co = self.inner.as_mut()?;
         SUSPENDED.set(false);
+        AWAITING.set(false);
         // The slice's clock starts at the first hook past the threshold (no clock
         // read on the path of a script that ends before it).
         SLICE_START.set(None);
+        let could = CAN_AWAIT.replace(self.awaitable && !FINISHING.get());
         let result = co.resume(());
+        CAN_AWAIT.set(could);
         match result {
             CoroutineResult::Yield(()) => {
-                SUSPENDED.set(true);
+                if AWAITED.with(|a| a.borrow().is_some()) {
+                    AWAITING.set(true);
+                } else {
+                    SUSPENDED.set(true);
+                }
                 None
             }
             CoroutineResult::Return(out) => {
@@ -111,6 +187,7 @@ impl<T: 'static> Slices<T> {
                     let stack = co.into_stack();
                     SPARE.with(|s| *s.borrow_mut() = Some(stack));
                 }
+                wake_next();
                 Some(out)
             }
         }
@@ -125,11 +202,125 @@ impl<T: 'static> Drop for Slices<T> {
             .is_some_and(|c| c.started() && !c.done())
         {
             // Finish it here, on this thread, without suspending again.
+            // (A future it was waiting for is dropped: it resumes without it, and
+            // waits for its answer in place; see `suspend_until`.)
+            AWAITED.with(|a| a.borrow_mut().take());
             FINISHING.set(true);
             let _ = self.resume();
             FINISHING.set(false);
             SUSPENDED.set(false);
+            AWAITING.set(false);
+            wake_next();
         }
+    }
+}
+
+/// From the script's own code: suspend it until `make`'s future completes, and give
+/// its output. `None`, without calling `make`, where the run cannot wait so (a run
+/// not made [`Slices::awaitable`], one being finished by `Drop`); and `None` if the
+/// run was dropped while it waited: the caller then waits its own way.
+pub fn suspend_until<R: 'static, F: Future<Output = R> + 'static>(
+    make: impl FnOnce() -> F,
+) -> Option<R> {
+    let y = YIELDER.get();
+    if y.is_null() || !CAN_AWAIT.get() || FINISHING.get() {
+        return None;
+    }
+    let out: std::rc::Rc<Cell<Option<R>>> = std::rc::Rc::new(Cell::new(None));
+    let filled = out.clone();
+    let fut = make();
+    AWAITED.with(|a| *a.borrow_mut() = Some(Box::pin(async move { filled.set(Some(fut.await)) })));
+    YIELDER.set(std::ptr::null());
+    // SAFETY: as in `maybe_suspend`: `y` is the yielder of the coroutine running now
+    // on this thread, and this runs on its stack (called from the script's
+    // `redis.call`, inside the interpreter call the coroutine's body made).
+    unsafe { (*y).suspend(()) };
+    YIELDER.set(y);
+    out.take()
+}
+
+/// True while this thread's interpreter is in the middle of a suspended script, busy
+/// or waiting for a future.
+pub fn in_use_here() -> bool {
+    SUSPENDED.get() || AWAITING.get()
+}
+
+/// Wait until no script is suspended on this thread, in its turn: what would use the
+/// interpreter (a script's run, compiling a script or a library) waits here while a
+/// script waits for a future. Waiters are woken one at a time, as scripts end; each
+/// one let through wakes the next, which goes on too if the interpreter is still free
+/// when it runs, or takes its place at the head of the queue again.
+pub async fn interpreter_free() {
+    if !in_use_here() {
+        return;
+    }
+    /// Its place in `QUEUE` (an id), once it has one.
+    struct Queued {
+        id: Option<u64>,
+        done: bool,
+    }
+    impl Future for Queued {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let id = self.id;
+            if !in_use_here() {
+                if let Some(id) = id {
+                    QUEUE.with(|q| q.borrow_mut().retain(|(i, _)| *i != id));
+                }
+                self.done = true;
+                wake_next();
+                return Poll::Ready(());
+            }
+            QUEUE.with(|q| {
+                let mut q = q.borrow_mut();
+                match id {
+                    None => {
+                        let id = NEXT_WAITER.get();
+                        NEXT_WAITER.set(id.wrapping_add(1));
+                        q.push_back((id, cx.waker().clone()));
+                        self.id = Some(id);
+                    }
+                    Some(id) => match q.iter_mut().find(|(i, _)| *i == id) {
+                        Some(entry) => entry.1 = cx.waker().clone(),
+                        // Woken, but the interpreter was taken again: first in line.
+                        None => q.push_front((id, cx.waker().clone())),
+                    },
+                }
+            });
+            Poll::Pending
+        }
+    }
+    impl Drop for Queued {
+        fn drop(&mut self) {
+            let (Some(id), false) = (self.id, self.done) else {
+                return;
+            };
+            let was_queued = QUEUE.with(|q| {
+                let mut q = q.borrow_mut();
+                let before = q.len();
+                q.retain(|(i, _)| *i != id);
+                q.len() != before
+            });
+            // Woken and dropped before it ran: the next in line goes instead.
+            if !was_queued {
+                wake_next();
+            }
+        }
+    }
+    Queued {
+        id: None,
+        done: false,
+    }
+    .await
+}
+
+/// Wake the first task waiting for this thread's interpreter, if it is free.
+fn wake_next() {
+    if in_use_here() {
+        return;
+    }
+    if let Some((_, w)) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
+        w.wake();
     }
 }
 
