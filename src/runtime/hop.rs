@@ -358,6 +358,21 @@ impl Shards {
         WAITING[id % WAITING.len()].wake();
     }
 
+    /// Run `job` on this core's shard now if that is where its inbox would run it next:
+    /// the inbox is empty and the shard is not in use on this thread, so nothing
+    /// queued or running there could come before it (a job pushed meanwhile by
+    /// another core comes after it either way). `Err(job)` otherwise, to be pushed.
+    pub fn run_here_if_next(&self, job: Job) -> Result<(), Job> {
+        if !self.inboxes[self.local_id].is_empty() {
+            return Err(job);
+        }
+        let Ok(mut s) = self.local.try_borrow_mut() else {
+            return Err(job);
+        };
+        run_job(&mut s, job);
+        Ok(())
+    }
+
     /// Run `f` on every shard (remote ones concurrently); results in shard order.
     pub async fn all<R: Send + 'static>(
         &self,

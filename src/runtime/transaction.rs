@@ -39,7 +39,8 @@
 //! The mutex puts all transactions in one order (the order they pushed their
 //! requests), and because each shard's inbox is FIFO and requests are pushed under the
 //! mutex, every shard queues its requests in that same order (this core's shard too:
-//! its request goes through the inbox, never straight to the claims). A transaction
+//! its request goes through the inbox, or, when that inbox is empty, is made at once
+//! inside the section, which is where the inbox would have put it). A transaction
 //! therefore only ever waits for transactions earlier in the order (and for ordinary
 //! work parked before its request, which holds nothing), so the waits cannot form a
 //! cycle. While holding its claims it never waits for anything else: its own hops pass
@@ -187,7 +188,7 @@ impl Tx {
         shards: &Shards,
         steps: Vec<(usize, Footprint, FirstStep<R>)>,
     ) -> (Tx, Vec<R>) {
-        let (tx, results) = Tx::queue(shards, steps, None);
+        let (tx, results) = Tx::queue(shards, steps, None, false);
         let mut out = Vec::with_capacity(results.len());
         for r in results {
             out.push(
@@ -216,7 +217,7 @@ impl Tx {
         claims: Vec<(usize, Footprint)>,
         refuse: fn() -> bool,
     ) -> Option<Tx> {
-        let (tx, results) = Tx::queue(shards, no_steps(claims), Some(refuse));
+        let (tx, results) = Tx::queue(shards, no_steps(claims), Some(refuse), true);
         let mut refused = false;
         for (&sid, r) in tx.held.iter().zip(results) {
             // After a refusal only this core's shard is awaited: the Tx's drop releases
@@ -232,11 +233,16 @@ impl Tx {
     /// Queue the requests of `steps` (see `begin_claiming`): the transaction, held or
     /// queued for from here on, and the receivers of the steps' results, in `steps`'
     /// order. With `refuse`, a shard where it says so drops the step unrun (its
-    /// receiver disconnects) instead of queueing the request.
+    /// receiver disconnects) instead of queueing the request. With `inline`, the
+    /// request for this core's shard is made there at once when its inbox would
+    /// run it next (`Shards::run_here_if_next`), which saves the trip through the
+    /// inbox and a wake-up of this core's inbox task; only for steps that do nothing,
+    /// since it runs inside the ordering section.
     fn queue<R: Send + 'static>(
         shards: &Shards,
         steps: Vec<(usize, Footprint, FirstStep<R>)>,
         refuse: Option<fn() -> bool>,
+        inline: bool,
     ) -> (Tx, Vec<flume::Receiver<R>>) {
         let id = next_id();
         let log = Arc::new(TxLog::default());
@@ -265,8 +271,16 @@ impl Tx {
         crate::runtime::backend::deferring_wakes(|| {
             let _queueing = ORDER.lock().unwrap_or_else(|e| e.into_inner());
             // Through the inbox even for this core's shard, so that the request
-            // queues behind requests other cores pushed earlier.
+            // queues behind requests other cores pushed earlier, unless there are
+            // none (the section keeps others from pushing theirs meanwhile).
             for (&sid, request) in held.iter().zip(requests) {
+                let request = match (inline, sid == shards.local_id) {
+                    (true, true) => match shards.run_here_if_next(request) {
+                        Ok(()) => continue,
+                        Err(request) => request,
+                    },
+                    _ => request,
+                };
                 shards.push(sid, request);
             }
         });
