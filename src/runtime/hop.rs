@@ -18,10 +18,12 @@
 //! the local shard: work that would run inline where a claim covers it goes through
 //! the inbox instead.
 //!
-//! A script's `redis.call` on another core's shard blocks its thread until the answer
-//! comes ([`Answer::wait`], [`block_serving`]); meanwhile that thread runs the jobs
-//! that reach its own inbox, so that a script on the other core, waiting in the same
-//! way for this one, is answered too.
+//! A script's `redis.call` on another core's shard suspends the script until the
+//! answer comes, its core running on (`scripting::slices`). A command over several
+//! shards inside a script, and a call that cannot suspend, block the thread instead
+//! ([`Answer::wait`], [`block_serving`]); meanwhile that thread runs the jobs that
+//! reach its own inbox, so that a script on the other core, waiting for this one, is
+//! answered too.
 
 use crate::config::ConfigHandle;
 use crate::runtime::durability::Durability;
@@ -469,8 +471,8 @@ fn run_job(s: &mut Shard, job: Job) {
 const WAIT_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// Drive `fut` to completion on this thread, which blocks, running meanwhile the jobs
-/// that reach this core's inbox. For a script's `redis.call`, which must be
-/// synchronous (see `scripting`): a script holding some keys waits for another core
+/// that reach this core's inbox. For a script's `redis.call` of a command over
+/// several shards (see `scripting`): a script holding some keys waits for another core
 /// whose own script may at that moment wait for this one (each holds keys the other's
 /// calls pass), so a waiting thread must go on serving its shard, or the two would
 /// wait for each other for ever. What runs here is any job: one that would run a
