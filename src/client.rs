@@ -27,11 +27,53 @@ pub enum ReplyMode {
     SkipNext,
 }
 
+/// Where a client connected from, or to: a TCP address, or the Unix domain socket
+/// (`unixsocket`) it came through.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Peer {
+    Ip(SocketAddr),
+    Unix(std::sync::Arc<str>),
+}
+
+impl Peer {
+    /// The IP address (unspecified for a Unix socket's client).
+    pub fn ip(&self) -> std::net::IpAddr {
+        match self {
+            Peer::Ip(a) => a.ip(),
+            Peer::Unix(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        }
+    }
+
+    /// The address as MONITOR shows its sender: `ip:port`, or `unix:<path>`.
+    pub fn monitor_form(&self) -> String {
+        match self {
+            Peer::Ip(a) => a.to_string(),
+            Peer::Unix(path) => format!("unix:{path}"),
+        }
+    }
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(a: SocketAddr) -> Peer {
+        Peer::Ip(a)
+    }
+}
+
+/// As CLIENT LIST and the slow log show it: `ip:port`, or `<path>:0`, as Redis's.
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Ip(a) => a.fmt(f),
+            Peer::Unix(path) => write!(f, "{path}:0"),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Client {
     pub id: u64,
-    pub addr: SocketAddr,
-    pub laddr: SocketAddr,
+    pub addr: Peer,
+    pub laddr: Peer,
     pub fd: i32,
     /// Shard whose core accepted the connection.
     pub shard: usize,
@@ -548,8 +590,8 @@ pub struct WatchedKey {
 /// A plain client's state on its way to another core (see [`Client::moving`]).
 pub struct Moving {
     id: u64,
-    addr: SocketAddr,
-    laddr: SocketAddr,
+    addr: Peer,
+    laddr: Peer,
     db: usize,
     databases: usize,
     resp: u8,
@@ -569,7 +611,14 @@ pub struct Moving {
 }
 
 impl Client {
-    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32, shard: usize) -> Client {
+    pub fn new(
+        id: u64,
+        addr: impl Into<Peer>,
+        laddr: impl Into<Peer>,
+        fd: i32,
+        shard: usize,
+    ) -> Client {
+        let (addr, laddr) = (addr.into(), laddr.into());
         let now = crate::clock::now_ms();
         let acl = crate::acl::registry();
         Client {
@@ -647,8 +696,8 @@ impl Client {
             && !self.deny_blocking;
         plain.then(|| Moving {
             id: self.id,
-            addr: self.addr,
-            laddr: self.laddr,
+            addr: self.addr.clone(),
+            laddr: self.laddr.clone(),
             db: self.db,
             databases: self.databases,
             resp: self.resp,
@@ -766,6 +815,7 @@ impl Client {
                 'R',
             ),
             (self.tracking.as_ref().is_some_and(|t| t.bcast), 'B'),
+            (matches!(self.addr, Peer::Unix(_)), 'U'),
             (self.cluster_readonly, 'r'),
             (self.no_evict, 'e'),
             (self.no_touch, 'T'),

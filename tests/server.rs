@@ -2826,3 +2826,97 @@ fn a_cpu_quota_sets_the_shard_count_and_nothing_is_pinned() {
     drop(c);
     drop(server);
 }
+
+/// Send one request on a Unix socket connection.
+fn unix_send(s: &mut std::os::unix::net::UnixStream, argv: &[&str]) {
+    let v: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+    s.write_all(&encode_request(&v)).unwrap();
+}
+
+/// The next whole reply on a Unix socket connection (read a byte at a time: nothing
+/// after it is taken from the socket).
+fn unix_read(s: &mut std::os::unix::net::UnixStream) -> Frame {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    loop {
+        if let Some((f, _)) = common::parse_frame(&buf) {
+            return f;
+        }
+        let mut byte = [0u8; 1];
+        let n = s.read(&mut byte).expect("a reply within the timeout");
+        assert!(n > 0, "connection closed");
+        buf.push(byte[0]);
+    }
+}
+
+/// One request on a Unix socket connection, and its reply.
+fn unix_cmd(s: &mut std::os::unix::net::UnixStream, argv: &[&str]) -> Frame {
+    unix_send(s, argv);
+    unix_read(s)
+}
+
+/// `unixsocket` and `unixsocketperm`, against redis-server: clients on the socket are
+/// served on every backend, CLIENT LIST shows them as Redis does (`addr=<path>:0`,
+/// flag `U`), so do the slow log and MONITOR, the file has the mode asked for, and
+/// it is gone once the server has shut down.
+#[test]
+fn a_unix_socket_serves_clients_as_redis_does() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+    let mut seen = Vec::new();
+    for kind in ["shardis", "redis"] {
+        let path =
+            std::env::temp_dir().join(format!("shardis-unix-{}-{kind}.sock", std::process::id()));
+        let p = path.to_str().unwrap().to_string();
+        let args = ["--unixsocket", p.as_str(), "--unixsocketperm", "700"];
+        let _server = match kind {
+            "shardis" => Server::shardis_with(2, &args),
+            _ => Server::redis_with(&args),
+        };
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let connect = || {
+            let s = UnixStream::connect(&path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        };
+        let mut c = connect();
+        let mut out = vec![format!("mode {mode:o}")];
+        // Keys on both shards, from one socket connection.
+        for k in ["a", "b", "c", "d"] {
+            out.push(show(&unix_cmd(&mut c, &["SET", k, k])));
+        }
+        out.push(show(&unix_cmd(&mut c, &["MGET", "a", "b", "c", "d"])));
+        let Frame::Bulk(line) = unix_cmd(&mut c, &["CLIENT", "INFO"]) else {
+            panic!("CLIENT INFO")
+        };
+        let line = String::from_utf8(line).unwrap().replace(&p, "PATH");
+        for field in ["addr", "laddr", "flags"] {
+            out.push(format!("{field}={}", common::client_field(&line, field)));
+        }
+        unix_cmd(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        unix_cmd(&mut c, &["SLOWLOG", "RESET"]);
+        unix_cmd(&mut c, &["ECHO", "slow"]);
+        let Frame::Array(entries) = unix_cmd(&mut c, &["SLOWLOG", "GET", "1"]) else {
+            panic!("SLOWLOG GET")
+        };
+        let Frame::Array(entry) = &entries[0] else {
+            panic!("a slow log entry")
+        };
+        out.push(show(&entry[4]).replace(&p, "PATH"));
+        let mut monitor = connect();
+        assert_eq!(unix_cmd(&mut monitor, &["MONITOR"]), simple("OK"));
+        unix_cmd(&mut c, &["GET", "a"]);
+        let Frame::Simple(fed) = unix_read(&mut monitor) else {
+            panic!("a MONITOR line")
+        };
+        let from = fed.split(['[', ']']).nth(1).unwrap_or_default();
+        out.push(from.replace(&p, "PATH"));
+        unix_send(&mut c, &["SHUTDOWN", "NOSAVE"]);
+        assert!(
+            wait_until(Duration::from_secs(10), || !path.exists()),
+            "{kind} left {p} behind"
+        );
+        seen.push(out);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

@@ -918,7 +918,7 @@ pub mod testing {
     }
     /// A client on loopback with id `id`.
     pub fn client(id: u64) -> crate::client::ClientRef {
-        let addr = "127.0.0.1:1".parse().expect("address");
+        let addr: std::net::SocketAddr = "127.0.0.1:1".parse().expect("address");
         let c = crate::client::Client::new(id, addr, addr, -1, 0);
         std::rc::Rc::new(std::cell::RefCell::new(c))
     }

@@ -128,11 +128,10 @@ pub fn merge_newest(logs: Vec<Vec<SlowlogEntry>>, count: usize) -> Vec<SlowlogEn
 }
 
 /// A client's address as Redis prints it: `?:0` for a script's commands (no peer).
-fn peer(addr: &std::net::SocketAddr) -> String {
-    if addr.ip().is_unspecified() && addr.port() == 0 {
-        "?:0".into()
-    } else {
-        addr.to_string()
+fn peer(addr: &crate::client::Peer) -> String {
+    match addr {
+        crate::client::Peer::Ip(a) if a.ip().is_unspecified() && a.port() == 0 => "?:0".into(),
+        a => a.to_string(),
     }
 }
 
@@ -636,7 +635,7 @@ mod tests {
     fn caller() -> Caller {
         Caller {
             id: 0,
-            addr: "127.0.0.1:5000".parse().unwrap(),
+            addr: crate::client::Peer::Ip("127.0.0.1:5000".parse().unwrap()),
             name: Some("me".into()),
         }
     }

@@ -60,7 +60,7 @@ pub async fn replicaof(c: &ClientRef, shards: &Shards, argv: &[Bytes]) -> Reply 
         }
     }
     start(shards, host.clone(), port).await;
-    let addr = c.borrow().addr;
+    let addr = c.borrow().addr.clone();
     log(&format!(
         "REPLICAOF {host}:{port} enabled (user request from 'id={} addr={addr}')",
         c.borrow().id

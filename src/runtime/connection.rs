@@ -38,7 +38,7 @@
 //! µs of server CPU per request on epoll and 6.1-6.4 on io_uring against 1.8-2.9 for a
 //! local one; moved, it costs what a local one does (1.65 and 2.6).
 
-use crate::client::{Client, ClientRef, Moving, OverLimit, Pushes};
+use crate::client::{Client, ClientRef, Moving, OverLimit, Peer, Pushes};
 use crate::commands::errors;
 use crate::protocol::{Limits, ParseOutcome, Reply, RequestParser};
 use crate::runtime::backend::{self, TcpStream};
@@ -338,14 +338,23 @@ async fn next_event(
 /// Serve one accepted connection until it closes.
 pub async fn serve(mut stream: TcpStream, shards: Rc<Shards>) {
     let _ = stream.set_nodelay(true);
-    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
-        return;
-    };
     let config = shards.local.borrow().config.clone();
+    let (addr, laddr) = if stream.is_unix() {
+        // A client of the Unix socket: both ends are its path, as Redis shows them.
+        let path = Peer::Unix(config.get("unixsocket").unwrap_or_default().into());
+        (path.clone(), path)
+    } else {
+        let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
+            return;
+        };
+        (Peer::Ip(addr), Peer::Ip(laddr))
+    };
     let _ = stream.set_keepalive(config.get_int("tcp-keepalive"));
-    // (Redis 7.0: refused while the default user has no password.)
+    // (Redis 7.0: refused while the default user has no password; never on the Unix
+    // socket, whose file mode says who may connect.)
     let open = || crate::acl::registry().default_user().nopass;
-    if config.protected_mode && !addr.ip().is_loopback() && open() {
+    let remote = matches!(addr, Peer::Ip(a) if !a.ip().is_loopback());
+    if config.protected_mode && remote && open() {
         let mut out = BytesMut::new();
         Reply::err(DENIED).encode(2, &mut out);
         let _ = stream.write_all(&out).await;

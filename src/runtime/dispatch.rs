@@ -796,7 +796,7 @@ pub fn caller_of(client: &ClientRef) -> Caller {
     let c = client.borrow();
     Caller {
         id: c.id,
-        addr: c.addr,
+        addr: c.addr.clone(),
         name: c.name.as_deref().map(Into::into),
     }
 }

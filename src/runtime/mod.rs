@@ -138,16 +138,18 @@ where
         None => "Shards not pinned: the kernel places them".to_string(),
     });
     let addrs = Arc::new(listen_addresses(&cfg)?);
+    let unix = unix_socket(&cfg)?.map(Arc::new);
     let mut handles = Vec::new();
     for (id, inbox) in receivers.into_iter().enumerate() {
         let core = pins.as_ref().map(|p| p[id]);
-        let (inboxes, slots, server, config, on_start, addrs) = (
+        let (inboxes, slots, server, config, on_start, addrs, unix) = (
             inboxes.clone(),
             slots.clone(),
             server.clone(),
             config.clone(),
             on_start.clone(),
             addrs.clone(),
+            unix.clone(),
         );
         let quiet = quiet.clone();
         let h = backend::start(kind, &format!("shard-{id}"), core, move || async move {
@@ -171,7 +173,7 @@ where
             backend::spawn(cron(shard.clone(), server)).detach();
             connection::install(&shards);
             on_start(shards.clone());
-            accept_loop(shards, addrs).await
+            accept_loop(shards, addrs, unix).await
         })
         .map_err(|e| format!("cannot start shard {id}: {e}"))?;
         handles.push(h);
@@ -222,6 +224,43 @@ fn listen_addresses(cfg: &crate::config::Config) -> Result<Vec<(String, SocketAd
     Ok(out)
 }
 
+/// The Unix domain socket of `unixsocket`, bound and listening (with `unixsocketperm`
+/// and `tcp-backlog`, as Redis's), if one is set; every core accepts on a copy of it.
+fn unix_socket(
+    cfg: &crate::config::Config,
+) -> Result<Option<std::os::unix::net::UnixListener>, String> {
+    let path = cfg.get("unixsocket").unwrap_or_default();
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let perm = cfg
+        .get("unixsocketperm")
+        .and_then(|p| u32::from_str_radix(p, 8).ok())
+        .unwrap_or(0);
+    let backlog = cfg
+        .get("tcp-backlog")
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(511);
+    backend::bind_unix(path, perm, backlog)
+        .map(Some)
+        .map_err(|e| format!("Failed opening Unix socket: {e}"))
+}
+
+/// A listening socket of this core: a TCP address, or the Unix socket.
+enum Listener {
+    Tcp(backend::TcpListener),
+    Unix(backend::UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<backend::TcpStream> {
+        match self {
+            Listener::Tcp(l) => l.accept().await,
+            Listener::Unix(l) => l.accept().await,
+        }
+    }
+}
+
 /// Redis's message for a listening address that cannot be bound.
 fn cannot_listen(sockaddr: &str, e: &std::io::Error) -> String {
     format!("Could not create server TCP listening socket {sockaddr}: {e}")
@@ -230,6 +269,7 @@ fn cannot_listen(sockaddr: &str, e: &std::io::Error) -> String {
 async fn accept_loop(
     shards: Rc<Shards>,
     addrs: Arc<Vec<(String, SocketAddr)>>,
+    unix: Option<Arc<std::os::unix::net::UnixListener>>,
 ) -> Result<(), String> {
     let cfg = shards.local.borrow().config.clone();
     let backlog = cfg
@@ -239,9 +279,18 @@ async fn accept_loop(
     let mut listeners = Vec::new();
     for (sockaddr, addr) in addrs.iter() {
         match backend::TcpListener::bind(*addr, backlog, true) {
-            Ok(l) => listeners.push(l),
+            Ok(l) => listeners.push(Listener::Tcp(l)),
             Err(e) => {
                 log(&cannot_listen(sockaddr, &e));
+                backend::exit(1);
+            }
+        }
+    }
+    if let Some(unix) = &unix {
+        match backend::UnixListener::on_this_core(unix) {
+            Ok(l) => listeners.push(Listener::Unix(l)),
+            Err(e) => {
+                log(&format!("Failed opening Unix socket: {e}"));
                 backend::exit(1);
             }
         }
@@ -257,6 +306,12 @@ async fn accept_loop(
             "Ready to accept connections tcp on port {}",
             cfg.port
         ));
+        if unix.is_some() {
+            log(&format!(
+                "The server is now ready to accept connections at {}",
+                cfg.get("unixsocket").unwrap_or_default()
+            ));
+        }
     }
     let mut tasks = Vec::new();
     for l in listeners {

@@ -175,7 +175,10 @@ impl Shown {
     pub fn feed(self, client: &ClientRef, shards: &Shards, reply: Option<&Reply>) {
         let (from, mut blocks) = {
             let mut c = client.borrow_mut();
-            (c.addr, c.script_lines.take().unwrap_or_default())
+            (
+                c.addr.monitor_form(),
+                c.script_lines.take().unwrap_or_default(),
+            )
         };
         let mut show = |db: usize, cmd: &Command, argv: &[Bytes], at| {
             if shows(cmd) {

@@ -19,7 +19,7 @@ pub struct SlowlogEntry {
     pub time_s: u64,
     pub duration_us: u64,
     pub argv: Vec<Bytes>,
-    pub addr: SocketAddr,
+    pub addr: crate::client::Peer,
     pub name: String,
 }
 
@@ -28,7 +28,7 @@ pub struct SlowlogEntry {
 pub struct Caller {
     /// The client's id (0: none), which client-side caching's NOLOOP needs.
     pub id: u64,
-    pub addr: SocketAddr,
+    pub addr: crate::client::Peer,
     pub name: Option<Arc<str>>,
 }
 
@@ -36,10 +36,10 @@ impl Caller {
     /// A script's commands (Redis's Lua client, which has no address: `?:0`).
     pub const SCRIPT: Caller = Caller {
         id: 0,
-        addr: SocketAddr::V4(std::net::SocketAddrV4::new(
+        addr: crate::client::Peer::Ip(SocketAddr::V4(std::net::SocketAddrV4::new(
             std::net::Ipv4Addr::UNSPECIFIED,
             0,
-        )),
+        ))),
         name: None,
     };
 }
@@ -83,7 +83,7 @@ impl Slowlog {
             time_s: crate::clock::now_us().saturating_sub(duration_us) / 1_000_000,
             duration_us,
             argv: args,
-            addr: caller.addr,
+            addr: caller.addr.clone(),
             name: caller.name.as_deref().unwrap_or("").to_string(),
         });
         self.entries.truncate(max_len);

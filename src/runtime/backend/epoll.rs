@@ -609,7 +609,7 @@ impl TcpListener {
         let (stream, _) =
             std::future::poll_fn(|cx| poll_io(&self.reg, cx, false, || self.inner.accept()))
                 .await?;
-        TcpStream::new(stream)
+        Stream::new(stream)
     }
 }
 
@@ -619,20 +619,49 @@ impl Drop for TcpListener {
     }
 }
 
-pub struct TcpStream {
-    inner: mio::net::TcpStream,
+/// A listening Unix domain socket (`unixsocket`).
+pub struct UnixListener {
+    inner: mio::net::UnixListener,
     reg: Registration,
 }
+
+impl UnixListener {
+    /// Take a bound, listening socket.
+    pub fn from_std(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        l.set_nonblocking(true)?;
+        let mut inner = mio::net::UnixListener::from_std(l);
+        let reg = Registration::new(&mut inner)?;
+        Ok(UnixListener { inner, reg })
+    }
+
+    pub async fn accept(&self) -> io::Result<UnixStream> {
+        let (stream, _) =
+            std::future::poll_fn(|cx| poll_io(&self.reg, cx, false, || self.inner.accept()))
+                .await?;
+        Stream::new(stream)
+    }
+}
+
+impl Drop for UnixListener {
+    fn drop(&mut self) {
+        self.reg.release(&mut self.inner);
+    }
+}
+
+/// A connected socket of this core's loop: TCP or Unix domain.
+pub struct Stream<S: mio::event::Source> {
+    inner: S,
+    reg: Registration,
+}
+
+pub type TcpStream = Stream<mio::net::TcpStream>;
+pub type UnixStream = Stream<mio::net::UnixStream>;
 
 impl TcpStream {
     /// Take a connected socket (an outgoing connection).
     pub fn from_std(s: std::net::TcpStream) -> io::Result<TcpStream> {
         s.set_nonblocking(true)?;
-        TcpStream::new(mio::net::TcpStream::from_std(s))
-    }
-    fn new(mut inner: mio::net::TcpStream) -> io::Result<TcpStream> {
-        let reg = Registration::new(&mut inner)?;
-        Ok(TcpStream { inner, reg })
+        Stream::new(mio::net::TcpStream::from_std(s))
     }
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.inner.set_nodelay(on)
@@ -643,9 +672,23 @@ impl TcpStream {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
+}
+
+impl<S> Stream<S>
+where
+    S: mio::event::Source,
+    for<'a> &'a S: Read + Write,
+{
+    fn new(mut inner: S) -> io::Result<Stream<S>> {
+        let reg = Registration::new(&mut inner)?;
+        Ok(Stream { inner, reg })
+    }
     pub fn poll_read(&mut self, cx: &Context<'_>, buf: &mut [u8]) -> TaskPoll<io::Result<usize>> {
-        let (inner, len) = (&mut self.inner, buf.len());
-        let res = poll_io(&self.reg, cx, false, || inner.read(buf));
+        let (inner, len) = (&self.inner, buf.len());
+        let res = poll_io(&self.reg, cx, false, || {
+            let mut s = inner;
+            s.read(buf)
+        });
         if let TaskPoll::Ready(Ok(n)) = res {
             if n > 0 && n < len {
                 self.reg.drained();
@@ -654,18 +697,21 @@ impl TcpStream {
         res
     }
     pub fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> TaskPoll<io::Result<usize>> {
-        let inner = &mut self.inner;
-        poll_io(&self.reg, cx, true, || inner.write(buf))
+        let inner = &self.inner;
+        poll_io(&self.reg, cx, true, || {
+            let mut s = inner;
+            s.write(buf)
+        })
     }
 }
 
-impl std::os::fd::AsRawFd for TcpStream {
+impl<S: mio::event::Source + std::os::fd::AsRawFd> std::os::fd::AsRawFd for Stream<S> {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.inner.as_raw_fd()
     }
 }
 
-impl Drop for TcpStream {
+impl<S: mio::event::Source> Drop for Stream<S> {
     fn drop(&mut self) {
         self.reg.release(&mut self.inner);
     }

@@ -404,6 +404,7 @@ static LISTENING: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new(
 /// listeners are bound goes through (see [`stop_listening`]).
 pub fn exit(code: i32) -> ! {
     stop_listening();
+    remove_unix_socket();
     std::process::exit(code)
 }
 
@@ -506,6 +507,84 @@ impl TcpListener {
     }
 }
 
+/// The listening Unix domain socket of `unixsocket`, bound once at start
+/// ([`bind_unix`]); every core accepts on a copy of it ([`UnixListener::on_this_core`]).
+pub enum UnixListener {
+    IoUring(glommio::net::UnixListener),
+    Epoll(epoll::UnixListener),
+}
+
+/// Where the Unix socket is, to remove it at exit as Redis does.
+static UNIX_PATH: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+/// Bind and listen on the Unix domain socket `path` with `backlog`, as Redis does: a
+/// file left there (by a server that did not exit cleanly) is removed first, and
+/// `perm`, if not 0, becomes the file's mode. The socket is removed again at exit.
+/// The error names the call that failed, as Redis's (`bind: No such file or
+/// directory`); a mode that cannot be set is left, as Redis leaves it.
+pub fn bind_unix(
+    path: &str,
+    perm: u32,
+    backlog: i32,
+) -> Result<std::os::unix::net::UnixListener, String> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let failed = |call: &str, e: io::Error| format!("{call}: {}", crate::log::strerror(&e));
+    let _ = std::fs::remove_file(path);
+    let sk = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|e| failed("socket", e))?;
+    let addr = SockAddr::unix(path).map_err(|e| failed("bind", e))?;
+    sk.bind(&addr).map_err(|e| failed("bind", e))?;
+    if perm != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm));
+    }
+    sk.listen(backlog).map_err(|e| failed("listen", e))?;
+    sk.set_nonblocking(true).map_err(|e| failed("fcntl", e))?;
+    *UNIX_PATH.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.into());
+    let listener: std::os::unix::net::UnixListener = sk.into();
+    LISTENING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(listener.as_raw_fd());
+    Ok(listener)
+}
+
+impl UnixListener {
+    /// This core's listener on `shared` (a copy of its descriptor).
+    pub fn on_this_core(shared: &std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        let copy = shared.try_clone()?;
+        Ok(match current() {
+            Kind::IoUring => {
+                use std::os::fd::{FromRawFd, IntoRawFd};
+                let fd = copy.into_raw_fd();
+                // SAFETY: `fd` is a bound, listening Unix socket whose ownership
+                // `into_raw_fd` just gave up; glommio's listener takes it over and is
+                // its only owner (it closes it on drop).
+                UnixListener::IoUring(unsafe { glommio::net::UnixListener::from_raw_fd(fd) })
+            }
+            Kind::Epoll => UnixListener::Epoll(epoll::UnixListener::from_std(copy)?),
+        })
+    }
+
+    pub async fn accept(&self) -> io::Result<TcpStream> {
+        match self {
+            UnixListener::IoUring(l) => l
+                .accept()
+                .await
+                .map(TcpStream::IoUringUnix)
+                .map_err(io::Error::from),
+            UnixListener::Epoll(l) => l.accept().await.map(TcpStream::EpollUnix),
+        }
+    }
+}
+
+/// Remove the Unix socket's file, if one was bound (at exit).
+fn remove_unix_socket() {
+    if let Some(path) = UNIX_PATH.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        crate::log::log("Removing the unix socket file.");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Connect to `addr` (host:port) within `timeout`: the connect runs on a helper thread
 /// so the core's loop never blocks on it, then the socket joins this core's loop.
 pub async fn connect(addr: String, timeout: std::time::Duration) -> io::Result<TcpStream> {
@@ -529,10 +608,13 @@ pub async fn connect(addr: String, timeout: std::time::Duration) -> io::Result<T
     TcpStream::from_std(std)
 }
 
-/// A connected socket on this core.
+/// A connected socket on this core: TCP, or a client of the Unix domain socket
+/// (`unixsocket`).
 pub enum TcpStream {
     IoUring(glommio::net::TcpStream),
     Epoll(epoll::TcpStream),
+    IoUringUnix(glommio::net::UnixStream),
+    EpollUnix(epoll::UnixStream),
 }
 
 impl TcpStream {
@@ -552,10 +634,19 @@ impl TcpStream {
         })
     }
 
+    /// True for a client of the Unix domain socket.
+    pub fn is_unix(&self) -> bool {
+        matches!(self, TcpStream::IoUringUnix(_) | TcpStream::EpollUnix(_))
+    }
+
     /// A second descriptor of this socket (`dup`), to hand the connection to another
     /// core: once this stream is dropped (leaving this core's loop; the epoll backend
-    /// deregisters before it closes), the socket lives on in the copy.
+    /// deregisters before it closes), the socket lives on in the copy. (Not for a Unix
+    /// socket's client, which stays on the core that accepted it.)
     pub fn duplicate(&self) -> io::Result<std::net::TcpStream> {
+        if self.is_unix() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
         // SAFETY: the descriptor is open while `self` lives, and the borrow ends
         // within this call, before `self` can be dropped.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) };
@@ -566,6 +657,7 @@ impl TcpStream {
         match self {
             TcpStream::IoUring(s) => s.set_nodelay(on).map_err(io::Error::from),
             TcpStream::Epoll(s) => s.set_nodelay(on),
+            TcpStream::IoUringUnix(_) | TcpStream::EpollUnix(_) => Ok(()),
         }
     }
     /// `tcp-keepalive`: probe an idle peer after `secs` seconds, then every third of
@@ -573,7 +665,7 @@ impl TcpStream {
     /// client gone without a FIN (a cut network, a dead host) is closed at last; 0
     /// (or less) leaves the socket as it is, as Redis's option does.
     pub fn set_keepalive(&self, secs: i64) -> io::Result<()> {
-        if secs <= 0 {
+        if secs <= 0 || self.is_unix() {
             return Ok(());
         }
         let secs = secs as u64;
@@ -589,16 +681,24 @@ impl TcpStream {
         socket2::SockRef::from(&fd).set_tcp_keepalive(&ka)
     }
 
+    /// The peer's address (a Unix socket's client has none: `Unsupported`).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         match self {
             TcpStream::IoUring(s) => s.peer_addr().map_err(io::Error::from),
             TcpStream::Epoll(s) => s.peer_addr(),
+            TcpStream::IoUringUnix(_) | TcpStream::EpollUnix(_) => {
+                Err(io::ErrorKind::Unsupported.into())
+            }
         }
     }
+    /// This end's address (a Unix socket's client has none: `Unsupported`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
             TcpStream::IoUring(s) => s.local_addr().map_err(io::Error::from),
             TcpStream::Epoll(s) => s.local_addr(),
+            TcpStream::IoUringUnix(_) | TcpStream::EpollUnix(_) => {
+                Err(io::ErrorKind::Unsupported.into())
+            }
         }
     }
 
@@ -607,6 +707,8 @@ impl TcpStream {
         match self {
             TcpStream::IoUring(s) => futures_lite::AsyncRead::poll_read(Pin::new(s), cx, buf),
             TcpStream::Epoll(s) => s.poll_read(cx, buf),
+            TcpStream::IoUringUnix(s) => futures_lite::AsyncRead::poll_read(Pin::new(s), cx, buf),
+            TcpStream::EpollUnix(s) => s.poll_read(cx, buf),
         }
     }
 
@@ -615,6 +717,8 @@ impl TcpStream {
         match self {
             TcpStream::IoUring(s) => futures_lite::AsyncWrite::poll_write(Pin::new(s), cx, buf),
             TcpStream::Epoll(s) => s.poll_write(cx, buf),
+            TcpStream::IoUringUnix(s) => futures_lite::AsyncWrite::poll_write(Pin::new(s), cx, buf),
+            TcpStream::EpollUnix(s) => s.poll_write(cx, buf),
         }
     }
 
@@ -636,6 +740,8 @@ impl AsRawFd for TcpStream {
         match self {
             TcpStream::IoUring(s) => s.as_raw_fd(),
             TcpStream::Epoll(s) => s.as_raw_fd(),
+            TcpStream::IoUringUnix(s) => s.as_raw_fd(),
+            TcpStream::EpollUnix(s) => s.as_raw_fd(),
         }
     }
 }

@@ -71,6 +71,17 @@ pub struct UnixListener {
     listener: net::UnixListener,
 }
 
+impl FromRawFd for UnixListener {
+    /// Convert an already bound and listening RawFd into a UnixListener (Shardis:
+    /// PATCHED.md, 9).
+    unsafe fn from_raw_fd(fd: RawFd) -> Self {
+        UnixListener {
+            reactor: Rc::downgrade(&crate::executor().reactor()),
+            listener: net::UnixListener::from_raw_fd(fd),
+        }
+    }
+}
+
 impl UnixListener {
     /// Creates a Unix listener bound to the specified address.
     ///
@@ -276,6 +287,13 @@ pin_project! {
     /// [`AsyncWrite`]: https://docs.rs/futures-io/0.3.8/futures_io/trait.AsyncWrite.html
     pub struct UnixStream<B: RxBuf = NonBuffered> {
         stream: GlommioStream<net::UnixStream, B>
+    }
+}
+
+impl<B: RxBuf> AsRawFd for UnixStream<B> {
+    /// (Shardis: PATCHED.md, 9.)
+    fn as_raw_fd(&self) -> RawFd {
+        self.stream.stream().as_raw_fd()
     }
 }
 
