@@ -826,7 +826,8 @@ async fn session(
 /// other core, which serves it from then on (same client id, name, database,
 /// protocol). Requests the client sent meanwhile wait in the socket. A client whose
 /// keys are spread over shards never moves; one that turns to another shard's keys
-/// moves again after as many reads.
+/// moves again after as many reads. A client of the Unix socket never moves (the
+/// other core's side re-creates a TCP stream).
 fn moving(
     stream: &TcpStream,
     shards: &Shards,
@@ -835,7 +836,10 @@ fn moving(
     unsent: &BytesMut,
     to: usize,
 ) -> Option<Move> {
-    if !rbuf.is_empty() || !unsent.is_empty() || shards.server.shutting_down.load(Ordering::Relaxed)
+    if stream.is_unix()
+        || !rbuf.is_empty()
+        || !unsent.is_empty()
+        || shards.server.shutting_down.load(Ordering::Relaxed)
     {
         return None;
     }
