@@ -237,13 +237,16 @@ fn unix_socket(
         .get("unixsocketperm")
         .and_then(|p| u32::from_str_radix(p, 8).ok())
         .unwrap_or(0);
-    let backlog = cfg
-        .get("tcp-backlog")
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(511);
-    backend::bind_unix(path, perm, backlog)
+    backend::bind_unix(path, perm, listen_backlog(cfg))
         .map(Some)
         .map_err(|e| format!("Failed opening Unix socket: {e}"))
+}
+
+/// `tcp-backlog`: every listening socket's backlog, the Unix socket's too (as Redis's).
+fn listen_backlog(cfg: &crate::config::Config) -> i32 {
+    cfg.get("tcp-backlog")
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(511)
 }
 
 /// A listening socket of this core: a TCP address, or the Unix socket.
@@ -272,10 +275,7 @@ async fn accept_loop(
     unix: Option<Arc<std::os::unix::net::UnixListener>>,
 ) -> Result<(), String> {
     let cfg = shards.local.borrow().config.clone();
-    let backlog = cfg
-        .get("tcp-backlog")
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(511);
+    let backlog = listen_backlog(&cfg);
     let mut listeners = Vec::new();
     for (sockaddr, addr) in addrs.iter() {
         match backend::TcpListener::bind(*addr, backlog, true) {

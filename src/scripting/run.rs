@@ -235,7 +235,7 @@ pub async fn busy_here(client: &ClientRef) -> Option<Reply> {
     }
     let replicated = client.borrow().replicated();
     if replicated {
-        slices::wait_for_core().await;
+        slices::interpreter_free().await;
         return None;
     }
     let eval = core(SLOT.with(Cell::get)).eval.load(Ordering::SeqCst);

@@ -25,7 +25,7 @@
 //! it. Every entry that would use an interpreter (EVAL, FCALL, SCRIPT LOAD, FUNCTION
 //! LOAD/RESTORE) answers `-BUSY` while a script is suspended here
 //! (`run::busy_here`), as Redis answers any of them during a busy script, or waits
-//! ([`wait_for_core`]) when it comes from the master or the AOF; the hook
+//! ([`interpreter_free`]) when it comes from the master or the AOF; the hook
 //! only suspends the run it belongs to (the yielder is cleared while it is
 //! suspended).
 //!
@@ -241,7 +241,7 @@ pub fn suspend_until<R: 'static, F: Future<Output = R> + 'static>(
 
 /// True while this thread's interpreter is in the middle of a suspended script, busy
 /// or waiting for a future.
-pub fn in_use_here() -> bool {
+fn in_use_here() -> bool {
     SUSPENDED.get() || AWAITING.get()
 }
 
@@ -354,14 +354,6 @@ pub fn maybe_suspend(due: impl FnOnce() -> bool) {
 /// True while a dropped run is finished: the hook stops the script.
 pub fn finishing() -> bool {
     FINISHING.get()
-}
-
-/// Wait while a script is suspended on this thread: its interpreter is in use (the
-/// master's link and the AOF's replay, see `run::busy_here`).
-pub async fn wait_for_core() {
-    while SUSPENDED.get() {
-        crate::runtime::backend::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// True while a script is suspended on this thread.
