@@ -51,15 +51,19 @@ fn on_a_free_bus_port(start: impl Fn(&str) -> Server) -> Server {
     start(&free_port().to_string())
 }
 
-/// The bus port a node's nodes.conf gives itself (to restart it on the same one).
+/// The bus port a node's nodes.conf gives itself (to restart it on the same one: no
+/// other test's node is given it from now on).
 fn own_bus_port(dir: &std::path::Path) -> String {
     let conf = std::fs::read_to_string(dir.join("nodes.conf")).unwrap();
-    conf.lines()
+    let port = conf
+        .lines()
         .find(|l| l.contains("myself"))
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|a| a.split('@').nth(1))
         .unwrap()
-        .to_string()
+        .to_string();
+    common::reserve_port(port.parse().expect("a port"));
+    port
 }
 
 /// `redis-cli --cluster create` over `nodes` (masters only); its output.

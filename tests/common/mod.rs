@@ -142,19 +142,64 @@ pub struct Server {
 
 /// A port that was free a moment ago (bind port 0, read it, release it).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local_addr").port();
+        if !RESERVED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&port)
+        {
+            return port;
+        }
+    }
 }
 
-fn scratch_dir(tag: &str, port: u16) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
+/// Ports `free_port` no longer hands out: those a crashed server comes back on.
+static RESERVED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// Keep `free_port` from giving `port` to another test: a crashed server will bind it
+/// again (a cluster node's bus port, say, read from its nodes.conf).
+pub fn reserve_port(port: u16) {
+    RESERVED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(port);
+}
+
+fn scratch_path(tag: &str, port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!(
         "shardis-test-{}-{}-{}",
         std::process::id(),
         tag,
         port
-    ));
-    std::fs::create_dir_all(&d).expect("create scratch dir");
-    d
+    ))
+}
+
+/// The scratch directory of a server on `fixed` (a restart: the directory its last
+/// run left, if any), or a free port and a new, empty directory for it. The tests of
+/// one binary share a process id, so a port is skipped while its directory exists: a
+/// server that `crash`ed left its files there for its restart, and a new server given
+/// that port would start from them (a cluster node from the dead one's nodes.conf).
+fn scratch_dir(tag: &str, fixed: Option<u16>) -> (u16, PathBuf) {
+    if let Some(port) = fixed {
+        let d = scratch_path(tag, port);
+        std::fs::create_dir_all(&d).expect("create scratch dir");
+        return (port, d);
+    }
+    loop {
+        let port = free_port();
+        let other = if tag == "redis" { "shardis" } else { "redis" };
+        if scratch_path(other, port).exists() {
+            continue;
+        }
+        let d = scratch_path(tag, port);
+        match std::fs::create_dir(&d) {
+            Ok(()) => return (port, d),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("create scratch dir {}: {e}", d.display()),
+        }
+    }
 }
 
 impl Server {
@@ -299,12 +344,11 @@ impl Server {
         // parallel; when the process dies at start-up, try again on another port.
         let mut last_log = String::new();
         for _attempt in 0..5 {
-            let port = fixed.unwrap_or_else(free_port);
             let tag = match kind {
                 Kind::Shardis => "shardis",
                 Kind::Redis => "redis",
             };
-            let dir = scratch_dir(tag, port);
+            let (port, dir) = scratch_dir(tag, fixed);
             let log = dir.join("server.log");
             let out = std::fs::File::create(&log).expect("create server log");
             let err = out.try_clone().expect("clone log handle");
@@ -482,6 +526,7 @@ impl Server {
     }
 
     pub fn crash(mut self) {
+        reserve_port(self.port);
         if let Some(mut c) = self.child.take() {
             let _ = c.kill(); // SIGKILL
             let _ = c.wait();
