@@ -2920,3 +2920,52 @@ fn a_unix_socket_serves_clients_as_redis_does() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+/// A client of the Unix socket follows its keys to their core as a TCP client does
+/// (`a_connection_moves_to_the_core_of_its_keys_as_the_same_client`), keeping its
+/// id, name and socket address, and losing no request on the way.
+#[test]
+fn a_unix_socket_client_moves_to_the_core_of_its_keys() {
+    let path = std::env::temp_dir().join(format!("shardis-unix-move-{}.sock", std::process::id()));
+    let p = path.to_str().unwrap().to_string();
+    let s = Server::shardis_with(2, &["--unixsocket", p.as_str()]);
+    let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let info = |c: &mut std::os::unix::net::UnixStream| {
+        let Frame::Bulk(line) = unix_cmd(c, &["CLIENT", "INFO"]) else {
+            panic!("CLIENT INFO")
+        };
+        String::from_utf8(line).unwrap()
+    };
+    assert_eq!(
+        unix_cmd(&mut c, &["CLIENT", "SETNAME", "local"]),
+        simple("OK")
+    );
+    let before = info(&mut c);
+    for (round, shard) in [0, 1, 0, 1].into_iter().enumerate() {
+        let key = format!("{{{}}}:n", tag_on(shard));
+        let first = (round / 2 * 20) as i64;
+        for i in 1..=20 {
+            assert_eq!(unix_cmd(&mut c, &["INCR", &key]), Frame::Int(first + i));
+        }
+        let now = info(&mut c);
+        assert_eq!(
+            common::client_field(&now, "shard"),
+            shard.to_string(),
+            "{now}"
+        );
+        for field in ["id", "name", "addr", "laddr"] {
+            assert_eq!(
+                common::client_field(&now, field),
+                common::client_field(&before, field),
+                "{field} kept"
+            );
+        }
+        assert!(common::client_field(&now, "flags").contains('U'), "{now}");
+    }
+    let mut watcher = s.raw();
+    assert!(moved_in(&mut watcher) >= 3, "moved as its keys turned");
+    drop(c);
+    drop(s);
+    let _ = std::fs::remove_file(&path);
+}

@@ -421,7 +421,7 @@ async fn attend(mut stream: TcpStream, shards: Rc<Shards>, client: ClientRef) {
 /// client's state.
 struct Move {
     shard: usize,
-    socket: std::net::TcpStream,
+    socket: backend::StdStream,
     state: Moving,
 }
 
@@ -440,14 +440,14 @@ pub fn install(shards: &Rc<Shards>) {
 }
 
 /// A connection moved here (a job on this core): serve it from now on.
-fn arrive(socket: std::net::TcpStream, state: Moving) {
+fn arrive(socket: backend::StdStream, state: Moving) {
     let Some(shards) = CORE.with(|c| c.borrow().clone()) else {
         return;
     };
     backend::spawn(async move {
         // Spawned by a job holding this core's shard, which the session takes.
         backend::yield_once().await;
-        let Ok(stream) = TcpStream::from_std(socket) else {
+        let Ok(stream) = TcpStream::adopt(socket) else {
             return;
         };
         let server = shards.server.clone();
@@ -826,8 +826,7 @@ async fn session(
 /// other core, which serves it from then on (same client id, name, database,
 /// protocol). Requests the client sent meanwhile wait in the socket. A client whose
 /// keys are spread over shards never moves; one that turns to another shard's keys
-/// moves again after as many reads. A client of the Unix socket never moves (the
-/// other core's side re-creates a TCP stream).
+/// moves again after as many reads. A client of the Unix socket moves the same way.
 fn moving(
     stream: &TcpStream,
     shards: &Shards,
@@ -836,10 +835,7 @@ fn moving(
     unsent: &BytesMut,
     to: usize,
 ) -> Option<Move> {
-    if stream.is_unix()
-        || !rbuf.is_empty()
-        || !unsent.is_empty()
-        || shards.server.shutting_down.load(Ordering::Relaxed)
+    if !rbuf.is_empty() || !unsent.is_empty() || shards.server.shutting_down.load(Ordering::Relaxed)
     {
         return None;
     }

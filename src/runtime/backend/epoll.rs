@@ -674,6 +674,14 @@ impl TcpStream {
     }
 }
 
+impl UnixStream {
+    /// Take a connected socket (a client moving in from another core).
+    pub fn from_std(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        s.set_nonblocking(true)?;
+        Stream::new(mio::net::UnixStream::from_std(s))
+    }
+}
+
 impl<S> Stream<S>
 where
     S: mio::event::Source,

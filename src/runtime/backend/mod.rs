@@ -617,6 +617,13 @@ pub enum TcpStream {
     EpollUnix(epoll::UnixStream),
 }
 
+/// A client's socket on its way from one core to another (see
+/// [`TcpStream::duplicate`]): a TCP connection or a client of the Unix socket.
+pub enum StdStream {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
 impl TcpStream {
     /// A connected socket, joining this core's loop.
     pub fn from_std(std: std::net::TcpStream) -> io::Result<TcpStream> {
@@ -641,16 +648,38 @@ impl TcpStream {
 
     /// A second descriptor of this socket (`dup`), to hand the connection to another
     /// core: once this stream is dropped (leaving this core's loop; the epoll backend
-    /// deregisters before it closes), the socket lives on in the copy. (Not for a Unix
-    /// socket's client, which stays on the core that accepted it.)
-    pub fn duplicate(&self) -> io::Result<std::net::TcpStream> {
-        if self.is_unix() {
-            return Err(io::ErrorKind::Unsupported.into());
-        }
+    /// deregisters before it closes), the socket lives on in the copy.
+    pub fn duplicate(&self) -> io::Result<StdStream> {
         // SAFETY: the descriptor is open while `self` lives, and the borrow ends
         // within this call, before `self` can be dropped.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) };
-        Ok(std::net::TcpStream::from(fd.try_clone_to_owned()?))
+        let copy = fd.try_clone_to_owned()?;
+        Ok(if self.is_unix() {
+            StdStream::Unix(copy.into())
+        } else {
+            StdStream::Tcp(copy.into())
+        })
+    }
+
+    /// A socket [`duplicate`](Self::duplicate)d on another core, joining this core's
+    /// loop.
+    pub fn adopt(socket: StdStream) -> io::Result<TcpStream> {
+        let std = match socket {
+            StdStream::Tcp(s) => return TcpStream::from_std(s),
+            StdStream::Unix(s) => s,
+        };
+        std.set_nonblocking(true)?;
+        Ok(match current() {
+            Kind::IoUring => {
+                use std::os::fd::{FromRawFd, IntoRawFd};
+                let fd = std.into_raw_fd();
+                // SAFETY: `fd` is a connected Unix stream socket whose ownership
+                // `into_raw_fd` just gave up; glommio's stream takes it over and is its
+                // only owner (it closes it on drop).
+                TcpStream::IoUringUnix(unsafe { glommio::net::UnixStream::from_raw_fd(fd) })
+            }
+            Kind::Epoll => TcpStream::EpollUnix(epoll::UnixStream::from_std(std)?),
+        })
     }
 
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
