@@ -1590,6 +1590,33 @@ fn a_stopped_server_leaves_its_port_free_at_once() {
     }
 }
 
+/// The same after SIGKILL, which gives the server no chance to close anything: the
+/// port is free once the process is gone. (With io_uring, an accept in flight on the
+/// listener kept it bound until the kernel tore the dead process's rings down, a few
+/// milliseconds later: `backend::Polled`.)
+#[test]
+fn a_killed_server_leaves_its_port_free_at_once() {
+    for round in 0..5 {
+        let shardis = Server::shardis(2);
+        let port = shardis.port;
+        let mut clients: Vec<RawConn> = (0..8).map(|_| shardis.raw()).collect();
+        for c in clients.iter_mut() {
+            assert_eq!(c.cmd(&["SET", "k", "v"]), Frame::Simple("OK".into()));
+        }
+        let dir = shardis.dir().to_path_buf();
+        shardis.crash(); // SIGKILL, then reaped
+        let _ = std::fs::remove_dir_all(dir);
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let sk = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sk.set_reuse_address(true).unwrap();
+        if let Err(e) = sk.bind(&addr.into()) {
+            panic!("round {round}: port {port} still held after Shardis was killed: {e}");
+        }
+        sk.listen(16).unwrap();
+        drop(clients);
+    }
+}
+
 /// A second server started on a port a server listens on exits with code 1 and
 /// Redis's reason, whether the first is redis-server or Shardis (whose cores share
 /// their port with SO_REUSEPORT, which would otherwise let the second bind beside it

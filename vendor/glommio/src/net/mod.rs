@@ -106,6 +106,14 @@ fn yolo_sendmsg(
     }
 }
 
+/// Wait until `fd` is readable: one poll of it on this executor's ring (Shardis:
+/// PATCHED.md, 10). The ring holds a reference to `fd`'s file until the poll
+/// completes or is cancelled.
+pub async fn readable(fd: RawFd) -> io::Result<()> {
+    let source = crate::executor().reactor().poll_read_ready(fd);
+    source.collect_rw().await.map(|_| ())
+}
+
 mod datagram;
 mod stream;
 mod tcp_socket;
