@@ -112,8 +112,7 @@ const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
 
 /// Every option Redis 7.0 knows, plus Shardis's own `threads`, `runtime` and
 /// `pin-threads`. Defaults are Redis 7.0's except `bind` (loopback only), `port`'s
-/// mutability (Shardis cannot rebind live, so `port` and `bind` are immutable here) and
-/// `daemonize` (not supported: `no` only).
+/// mutability (Shardis cannot rebind live, so `port` and `bind` are immutable here).
 pub static OPTIONS: &[OptDef] = &[
     // Shardis's own.
     opt("threads", Int(0, 1024), "0", IMMUTABLE),
@@ -889,12 +888,7 @@ impl Config {
         let name = argv[0].to_ascii_lowercase();
         let args = &argv[1..];
         match name.as_str() {
-            "include" => {
-                return Err(
-                    "'include' is not supported by Shardis: merge the included file into this one"
-                        .into(),
-                )
-            }
+            "include" if args.len() == 1 => return self.include(&args[0], state),
             "loadmodule" => {
                 return Err("Modules are not supported by Shardis ('loadmodule')".into())
             }
@@ -950,6 +944,31 @@ impl Config {
             value.clear();
         }
         self.set_option(def.name, &value)
+    }
+
+    /// `include FILE`: apply that redis.conf file here, as if its lines stood in place
+    /// of this one, as Redis's `loadServerConfig`: a name with `*`, `?` or `[` is a
+    /// glob pattern whose files, in glob's order, are read as one text, and which may
+    /// match none (an empty `conf.d`); a plain name must open. Errors in the included
+    /// text name its own lines.
+    fn include(&mut self, name: &str, state: &mut LoadState) -> Result<(), String> {
+        let files = if name.contains(['*', '?', '[']) {
+            glob(name)
+        } else {
+            vec![name.to_string()]
+        };
+        let mut text = String::new();
+        for f in files {
+            let body = std::fs::read(&f).map_err(|e| {
+                included(format!(
+                    "Fatal error, can't open config file '{f}': {}",
+                    crate::log::strerror(&e)
+                ))
+            })?;
+            text.push_str(&String::from_utf8_lossy(&body));
+        }
+        apply_conf_text(self, &text, 1, state).map_err(included)?;
+        Ok(())
     }
 
     /// The value CONFIG GET shows (`dir` as an absolute path, like Redis's getcwd).
@@ -1401,7 +1420,45 @@ pub fn check_dir(path: &str) -> Result<(), String> {
 
 /// The error Redis prints for a bad line of the configuration.
 fn line_error(line_no: usize, line: &str, msg: &str) -> String {
+    if let Some(whole) = msg.strip_prefix(INCLUDED) {
+        // Already told in the included file's terms.
+        return whole.to_string();
+    }
     format!("Reading the configuration file, at line {line_no}\n>>> '{line}'\n{msg}")
+}
+
+/// Marks an error from an included file, reported as it is (see `line_error`).
+const INCLUDED: &str = "\u{1}";
+
+fn included(e: String) -> String {
+    format!("{INCLUDED}{e}")
+}
+
+/// The paths `pattern` matches, as the C library's glob(3) (Redis's `include` uses
+/// it): sorted, none when nothing matches.
+fn glob(pattern: &str) -> Vec<String> {
+    let Ok(c_pattern) = std::ffi::CString::new(pattern) else {
+        return Vec::new();
+    };
+    // SAFETY: glob_t is plain data that glob() fills in; zeroed is its documented
+    // initial state.
+    let mut found: libc::glob_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_pattern` is NUL-terminated and outlives the call; `found` is a valid
+    // glob_t; no error callback.
+    let r = unsafe { libc::glob(c_pattern.as_ptr(), 0, None, &mut found) };
+    let mut out = Vec::new();
+    if r == 0 {
+        for i in 0..found.gl_pathc {
+            // SAFETY: glob() succeeded, so gl_pathv holds gl_pathc pointers to
+            // NUL-terminated strings, valid until globfree.
+            let path = unsafe { std::ffi::CStr::from_ptr(*found.gl_pathv.add(i)) };
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+    // SAFETY: `found` was filled in by glob() (or is still zeroed, which globfree
+    // accepts); it is not used after.
+    unsafe { libc::globfree(&mut found) };
+    out
 }
 
 /// Apply redis.conf text; `first_line` is the number of its first line.
@@ -1524,11 +1581,13 @@ fn apply_toml_text(
         for argv in toml_lines(key, v)
             .map_err(|e| format!("Reading the configuration file {path}, key '{key}'\n{e}"))?
         {
-            c.apply_directive(&argv, state).map_err(|e| {
-                format!(
+            c.apply_directive(&argv, state)
+                .map_err(|e| match e.strip_prefix(INCLUDED) {
+                    Some(whole) => whole.to_string(),
+                    None => format!(
                     "Reading the configuration file {path}, key '{key}'\n>>> '{key} = {v}'\n{e}"
-                )
-            })?;
+                ),
+                })?;
         }
     }
     Ok(())
@@ -1599,9 +1658,6 @@ pub fn load_with_default(args: &[String], default_file: Option<&str>) -> Result<
         c.set_option("threads", "1")?;
         c.set_option("save", "")?;
         c.set_option("appendonly", "no")?;
-    }
-    if c.get("daemonize") == Some("yes") {
-        return Err("daemonize yes is not supported by Shardis: run it under a supervisor (systemd, docker) instead".into());
     }
     Ok(c)
 }
@@ -2064,10 +2120,46 @@ mod tests {
             load_with_default(&args(&[&bad]), None).unwrap_err(),
             "Reading the configuration file, at line 2\n>>> 'foo bar baz'\nBad directive or wrong number of arguments"
         );
-        let inc = tmpfile("inc.conf", "include /etc/other.conf\n");
-        assert!(load_with_default(&args(&[&inc]), None)
-            .unwrap_err()
-            .contains("include"));
+        let inc = tmpfile("inc.conf", "include /nonexistent/other.conf\n");
+        assert_eq!(
+            load_with_default(&args(&[&inc]), None).unwrap_err(),
+            "Fatal error, can't open config file '/nonexistent/other.conf': No such file or directory"
+        );
+    }
+
+    /// `include` as Redis 7.0's: in place, a glob for conf.d directories (which may
+    /// be empty), errors told in the included file's lines.
+    #[test]
+    fn include_reads_files_in_place_as_redis() {
+        let dir = std::env::temp_dir().join(format!("shardis-include-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        write("conf.d/b.conf", "maxclients 200\n");
+        write("conf.d/a.conf", "maxclients 100\nhz 20\n");
+        let common = write("common.conf", "port 7001\nhz 15\n");
+        let glob = format!("{}/conf.d/*.conf", dir.display());
+        let empty = format!("{}/none.d/*.conf", dir.display());
+        let main = write(
+            "main.conf",
+            &format!("port 7000\ninclude {common}\ninclude {glob}\ninclude {empty}\nhz 30\n"),
+        );
+        let c = load_with_default(&args(&[&main]), None).unwrap();
+        // In place: later lines win, and glob order (a before b).
+        assert_eq!(c.get("port"), Some("7001"));
+        assert_eq!(c.get("maxclients"), Some("200"));
+        assert_eq!(c.get("hz"), Some("30"));
+        let bad = write("bad.conf", "hz 10\nnot-an-option 1\n");
+        let main = write("main2.conf", &format!("port 7000\ninclude {bad}\n"));
+        assert_eq!(
+            load_with_default(&args(&[&main]), None).unwrap_err(),
+            "Reading the configuration file, at line 2\n>>> 'not-an-option 1'\nBad directive or wrong number of arguments"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -2107,7 +2199,8 @@ mod tests {
             .unwrap();
         assert_eq!(c.get("save"), Some("60 10"));
         assert_eq!(c.requirepass.as_deref(), Some("--x"));
-        assert!(load_with_default(&args(&["--daemonize", "yes"]), None).is_err());
+        let c = load_with_default(&args(&["--daemonize", "yes"]), None).unwrap();
+        assert_eq!(c.get("daemonize"), Some("yes"));
     }
 
     #[test]

@@ -31,7 +31,18 @@ fn main() {
     }
     shardis::log::set_level(&config.loglevel);
     shardis::supervise::start(config.get("supervised").unwrap_or("no"));
-    shardis::supervise::write_pidfile(config.get("pidfile").unwrap_or(""));
+    let background = config.get("daemonize") == Some("yes")
+        && shardis::supervise::mode() == shardis::supervise::Mode::No;
+    let mut pidfile = config.get("pidfile").unwrap_or("").to_string();
+    if background {
+        if let Err(e) = shardis::supervise::daemonize() {
+            fatal_config(&e);
+        }
+        if pidfile.is_empty() {
+            pidfile = shardis::supervise::DEFAULT_PIDFILE.into();
+        }
+    }
+    shardis::supervise::write_pidfile(&pidfile);
     if sentinel {
         if let Err(e) = shardis::sentinel::init(&config) {
             if e.starts_with("Reading the configuration file") {

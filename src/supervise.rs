@@ -21,6 +21,9 @@
 //!
 //! **pidfile**: with `pidfile` set, the process id is written there at start and the
 //! file removed at shutdown, as Redis does (init scripts and monitoring read it).
+//!
+//! **daemonize**: `daemonize yes` forks into the background when no supervisor took
+//! (see [`daemonize`]), writing [`DEFAULT_PIDFILE`] when no `pidfile` is set.
 
 use crate::log::{log, warning};
 use std::sync::OnceLock;
@@ -87,6 +90,48 @@ pub fn start(option: &str) {
     };
     let _ = MODE.set(took);
 }
+
+/// `daemonize yes`, as Redis's `daemonize()`: fork, the parent exits with 0 at once,
+/// and the child goes on as the server in a new session, its standard input, output
+/// and error on /dev/null (so without a `logfile` it logs nowhere, as Redis). Only
+/// before any thread starts (the child would have only this one), and not under a
+/// supervisor, which expects the process it started to be the server (Redis:
+/// `background = daemonize && !supervised`). Errors after it (a port in use...) reach
+/// only the log file and the exit code nobody waits for, as with Redis.
+pub fn daemonize() -> Result<(), String> {
+    let threads = std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count());
+    if threads > 1 {
+        return Err(format!("cannot daemonize: {threads} threads already run"));
+    }
+    // SAFETY: the process has one thread (checked above: nothing before this point in
+    // `main` starts one), so the child is a whole copy of it, with no lock held by a
+    // thread that does not exist there; `fork` itself touches no Rust state.
+    match unsafe { libc::fork() } {
+        -1 => return Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {}
+        _ => std::process::exit(0),
+    }
+    // SAFETY: setsid and open take no pointers but the NUL-terminated literal, which
+    // lives across the call; dup2 and close act on descriptors this process owns (the
+    // standard three, and `fd`, just opened).
+    unsafe {
+        libc::setsid();
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0);
+        if fd != -1 {
+            libc::dup2(fd, libc::STDIN_FILENO);
+            libc::dup2(fd, libc::STDOUT_FILENO);
+            libc::dup2(fd, libc::STDERR_FILENO);
+            if fd > libc::STDERR_FILENO {
+                libc::close(fd);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Redis's `CONFIG_DEFAULT_PID_FILE`: where a daemonized server with no `pidfile`
+/// writes its process id.
+pub const DEFAULT_PIDFILE: &str = "/var/run/redis.pid";
 
 /// The `pidfile` written at start, to remove at shutdown.
 static PIDFILE: OnceLock<std::path::PathBuf> = OnceLock::new();

@@ -2520,6 +2520,100 @@ fn loglevel_and_pidfile_as_redis() {
     }
 }
 
+/// `daemonize yes` (Debian's /etc/redis/redis.conf says it): the command returns at
+/// once with 0, the server goes on in the background as another process, writes its
+/// pidfile and its log file, serves, and at SHUTDOWN removes the pidfile and exits.
+/// Both servers alike.
+#[test]
+fn daemonize_runs_the_server_in_the_background_as_redis() {
+    use std::process::{Command, Stdio};
+    /// Kills the daemon if the test fails before it shuts down.
+    struct Daemon(Option<i32>);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0 {
+                // SAFETY: kill takes no pointers; a stale pid names no process (ESRCH).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    for shardis in [true, false] {
+        let who = if shardis { "shardis" } else { "redis" };
+        let dir = std::env::temp_dir().join(format!("shardis-daemon-{}-{who}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (pidfile, logfile) = (dir.join("server.pid"), dir.join("server.log"));
+        let port = common::free_port();
+        let mut cmd = Command::new(if shardis {
+            env!("CARGO_BIN_EXE_shardis")
+        } else {
+            "redis-server"
+        });
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--daemonize",
+            "yes",
+        ])
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .arg("--logfile")
+        .arg(&logfile)
+        .arg("--dir")
+        .arg(&dir)
+        .stdin(Stdio::null());
+        let started = std::time::Instant::now();
+        let out = cmd.output().expect("starts");
+        assert!(out.status.success(), "{who}: {out:?}");
+        assert!(out.stdout.is_empty(), "{who}: nothing on stdout");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{who}: returns at once"
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || std::fs::read_to_string(
+                &pidfile
+            )
+            .is_ok_and(|p| p.ends_with('\n'))),
+            "{who}: pidfile"
+        );
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _daemon = Daemon(Some(pid));
+        assert!(
+            wait_until(Duration::from_secs(10), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "{who}: serves"
+        );
+        let mut c = RawConn::connect(port);
+        assert_eq!(c.cmd(&["PING"]), simple("PONG"));
+        assert_eq!(common::info_field(&mut c, "process_id"), pid.to_string());
+        let Frame::Array(daemonize) = c.cmd(&["CONFIG", "GET", "daemonize"]) else {
+            panic!("CONFIG GET")
+        };
+        assert_eq!(daemonize[1], Frame::Bulk(b"yes".to_vec()), "{who}");
+        c.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let alive = || unsafe { libc::kill(pid, 0) } == 0;
+        assert!(
+            wait_until(Duration::from_secs(10), || !alive()),
+            "{who}: exits"
+        );
+        assert!(!pidfile.exists(), "{who}: the pid file is removed");
+        let log = std::fs::read_to_string(&logfile).unwrap_or_default();
+        assert!(log.contains("Ready to accept connections"), "{who}: {log}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// `client-query-buffer-limit` counts what Redis's query buffer holds: a big
 /// argument over the limit closes the client (logged with Redis's line and the
 /// buffer's first bytes), while a request of many small arguments larger than the
