@@ -111,8 +111,7 @@ const INT: i64 = i32::MAX as i64;
 const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
 
 /// Every option Redis 7.0 knows, plus Shardis's own `threads`, `runtime` and
-/// `pin-threads`. Defaults are Redis 7.0's except `bind` (loopback only), `port`'s
-/// mutability (Shardis cannot rebind live, so `port` and `bind` are immutable here).
+/// `pin-threads`. Defaults are Redis 7.0's except `bind` (loopback only).
 pub static OPTIONS: &[OptDef] = &[
     // Shardis's own.
     opt("threads", Int(0, 1024), "0", IMMUTABLE),
@@ -129,8 +128,8 @@ pub static OPTIONS: &[OptDef] = &[
         IMMUTABLE,
     ),
     // Network and clients.
-    opt("port", Int(0, 65535), "6379", IMMUTABLE),
-    opt("bind", Bind, "127.0.0.1 -::1", IMMUTABLE),
+    opt("port", Int(0, 65535), "6379", 0),
+    opt("bind", Bind, "127.0.0.1 -::1", 0),
     opt("bind-source-addr", Str, "", 0),
     opt("protected-mode", Bool, "yes", 0),
     opt("tcp-backlog", Int(0, INT), "511", IMMUTABLE),

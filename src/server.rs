@@ -66,7 +66,7 @@ fn start_shard(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<i32>) {
                 .get("replicaof")
                 .map(str::to_owned);
             // Loaded and listening: what systemd waits for (Redis: after loading).
-            runtime::all_listening(&shards).await;
+            runtime::listen::all_listening(&shards).await;
             let master = replicaof.as_deref().and_then(|v| v.split_once(' '));
             crate::supervise::ready(master.is_some());
             if let Some((host, port)) = master {
@@ -88,7 +88,7 @@ fn start_sentinel(shards: Rc<Shards>, shutdown_rx: &flume::Receiver<i32>) {
     runtime::backend::spawn(on_signals(shards.clone(), shutdown_rx.clone())).detach();
     let listening = shards.clone();
     runtime::backend::spawn(async move {
-        runtime::all_listening(&listening).await;
+        runtime::listen::all_listening(&listening).await;
         crate::supervise::ready(false);
     })
     .detach();

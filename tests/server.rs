@@ -2520,6 +2520,52 @@ fn loglevel_and_pidfile_as_redis() {
     }
 }
 
+/// CONFIG SET port / bind listen at once where they say (connections stay), as
+/// Redis's: a port in use or an address that cannot be bound fails the SET and the
+/// server goes on where it listened; port 0 closes TCP. Both servers alike.
+#[test]
+fn config_set_port_and_bind_move_the_listener_as_redis() {
+    let occupied = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = occupied.local_addr().unwrap().port().to_string();
+    let connects = |port: &str| {
+        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok()
+    };
+    let mut seen = Vec::new();
+    for server in [Server::shardis(2), Server::redis()] {
+        let mut out = Vec::new();
+        let old = server.port.to_string();
+        let new = common::free_port().to_string();
+        let mut c = server.raw();
+        // (The default `bind` differs: Shardis listens on loopback only.)
+        let bind = show(&c.cmd(&["CONFIG", "GET", "bind"]));
+        out.push(show(&c.cmd(&["CONFIG", "SET", "port", &new])));
+        out.push(show(&c.cmd(&["PING"])));
+        out.push(format!("old {} new {}", connects(&old), connects(&new)));
+        out.push(show(&c.cmd(&["CONFIG", "SET", "port", &taken])));
+        out.push(show(&c.cmd(&["CONFIG", "GET", "port"])).replace(&new, "NEW"));
+        out.push(format!("new {}", connects(&new)));
+        out.push(show(&c.cmd(&["CONFIG", "SET", "bind", "192.0.2.1"])));
+        let kept = show(&c.cmd(&["CONFIG", "GET", "bind"])) == bind;
+        out.push(format!("bind kept {kept}"));
+        out.push(format!("new {}", connects(&new)));
+        out.push(show(&c.cmd(&["CONFIG", "SET", "port", "0"])));
+        out.push(format!("new {}", connects(&new)));
+        out.push(show(&c.cmd(&[
+            "CONFIG",
+            "SET",
+            "bind",
+            "127.0.0.1",
+            "port",
+            &new,
+        ])));
+        out.push(format!("new {}", connects(&new)));
+        let mut d = RawConn::connect(new.parse().unwrap());
+        out.push(show(&d.cmd(&["CONFIG", "GET", "bind"])));
+        seen.push(out);
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
 /// `daemonize yes` (Debian's /etc/redis/redis.conf says it): the command returns at
 /// once with 0, the server goes on in the background as another process, writes its
 /// pidfile and its log file, serves, and at SHUTDOWN removes the pidfile and exits.

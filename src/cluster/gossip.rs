@@ -15,11 +15,15 @@ use std::collections::BTreeMap;
 
 /// The bus port: `cluster-port`, else port + 10000.
 pub fn bus_port(cfg: &Config) -> u16 {
-    match cfg.get_int("cluster-port") {
+    *BUS_PORT.get_or_init(|| match cfg.get_int("cluster-port") {
         0 => cfg.port.wrapping_add(10000),
         p => p as u16,
-    }
+    })
 }
+
+/// The bus port, fixed where the bus listens at start: a CONFIG SET port later moves
+/// the clients' listener, not the bus (Redis's `myself->cport` stays too).
+static BUS_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
 
 /// The address to announce: the `cluster-announce-*` options over what we know.
 pub fn announce_of(cfg: &Config, ip: &str) -> super::Announce {

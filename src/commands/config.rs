@@ -152,6 +152,28 @@ fn config_set<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBo
     Box::pin(async move {
         let local = c.borrow().addr.ip().is_loopback();
         let shard_count = s.count();
+        // A new `port` or `bind` is listened on before it is set (Redis's updatePort,
+        // applyBind): where it cannot be, the SET fails and the old one stays.
+        let before = s.server.config.current();
+        let mut next = (*before).clone();
+        if let Err(e) = apply_set(&mut next, &argv[2..], local) {
+            return e;
+        }
+        let bind_changed = next.bind != before.bind;
+        if (bind_changed || next.port != before.port)
+            && crate::runtime::listen::rebind(s, &before, &next)
+                .await
+                .is_err()
+        {
+            let (option, text) = match bind_changed {
+                true => ("bind", "Failed to bind to specified addresses."),
+                false => ("port", "Unable to listen on this port. Check server logs."),
+            };
+            let given = argv[2..].chunks(2).map(|p| &p[0][..]);
+            let name = given.rev().find(|n| super::args::eq(n, option));
+            let name = String::from_utf8_lossy(name.unwrap_or(option.as_bytes()));
+            return errors::config_set_failed(&name, text);
+        }
         let result = s.server.config.update(|cfg| {
             let before = cfg.clone();
             apply_set(cfg, &argv[2..], local)?;
@@ -375,8 +397,8 @@ mod tests {
             "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"
         );
         assert_eq!(
-            err(apply_set(&mut c, &b(&["port", "7000"]), true)),
-            "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"
+            err(apply_set(&mut c, &b(&["tcp-backlog", "7000"]), true)),
+            "ERR CONFIG SET failed (possibly related to argument 'tcp-backlog') - can't set immutable config"
         );
         assert_eq!(
             err(apply_set(&mut c, &b(&["dir", "/tmp"]), true)),

@@ -439,6 +439,11 @@ pub fn install(shards: &Rc<Shards>) {
     CORE.with(|c| *c.borrow_mut() = Some(shards.clone()));
 }
 
+/// This core's handle on the shards (set by `install`).
+pub fn core_shards() -> Option<Rc<Shards>> {
+    CORE.with(|c| c.borrow().clone())
+}
+
 /// A connection moved here (a job on this core): serve it from now on.
 fn arrive(socket: backend::StdStream, state: Moving) {
     let Some(shards) = CORE.with(|c| c.borrow().clone()) else {

@@ -18,10 +18,10 @@
 //! `runtime`), build the slot table, start `threads` executors (pinned to the allowed
 //! cores or not: [`pinned_cores`]), each with its shard, its inbox loop, its cron, the
 //! caller's start hook, and a listener on every `bind` address (SO_REUSEADDR and
-//! SO_REUSEPORT: the kernel spreads connections over the cores). Before any core
-//! binds, each address is bound once without SO_REUSEPORT, so that a port another
-//! server listens on stops the start as it stops Redis's, instead of being shared with
-//! it.
+//! SO_REUSEPORT: the kernel spreads connections over the cores; [`listen`]). Before
+//! any core binds, each address is bound once without SO_REUSEPORT, so that a port
+//! another server listens on stops the start as it stops Redis's, instead of being
+//! shared with it.
 
 pub mod admission;
 pub mod backend;
@@ -33,6 +33,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod durability;
 pub mod hop;
+pub mod listen;
 pub mod monitor;
 pub mod multishard;
 pub mod open_files;
@@ -49,7 +50,6 @@ pub use hop::{ServerInfo, Shards};
 use crate::log::log;
 use crate::shard::{expire, Shard};
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -137,8 +137,11 @@ where
         Some(_) => "Shards pinned one per core".to_string(),
         None => "Shards not pinned: the kernel places them".to_string(),
     });
-    let addrs = Arc::new(listen_addresses(&cfg)?);
-    let unix = unix_socket(&cfg)?.map(Arc::new);
+    let addrs = Arc::new(listen::addresses(&cfg, true)?);
+    let unix = listen::unix_socket(&cfg)?.map(Arc::new);
+    if addrs.is_empty() && unix.is_none() {
+        return Err("Configured to not listen anywhere, exiting.".into());
+    }
     let mut handles = Vec::new();
     for (id, inbox) in receivers.into_iter().enumerate() {
         let core = pins.as_ref().map(|p| p[id]);
@@ -173,7 +176,7 @@ where
             backend::spawn(cron(shard.clone(), server)).detach();
             connection::install(&shards);
             on_start(shards.clone());
-            accept_loop(shards, addrs, unix).await
+            listen::accept_loop(shards, addrs, unix).await
         })
         .map_err(|e| format!("cannot start shard {id}: {e}"))?;
         handles.push(h);
@@ -184,161 +187,6 @@ where
             Ok(Err(e)) => return Err(e),
             Err(e) => return Err(format!("shard failed: {e}")),
         }
-    }
-    Ok(())
-}
-
-/// The client listening addresses of `bind` and `port`, as text (for messages) and
-/// resolved: those that cannot be used are skipped when optional (a leading '-', as
-/// Redis), else the server stops with Redis's message. Checked once, before any core
-/// binds, so that a port another server listens on fails the start (see
-/// `backend::probe_exclusive`, and `backend::retry_in_use` for a server that has just
-/// died).
-fn listen_addresses(cfg: &crate::config::Config) -> Result<Vec<(String, SocketAddr)>, String> {
-    let mut out = Vec::new();
-    for addr in &cfg.bind {
-        let (optional, host) = match addr.strip_prefix('-') {
-            Some(h) => (true, h),
-            None => (false, addr.as_str()),
-        };
-        let sockaddr = if host.contains(':') {
-            format!("[{host}]:{}", cfg.port)
-        } else {
-            format!("{host}:{}", cfg.port)
-        };
-        let usable = std::net::ToSocketAddrs::to_socket_addrs(sockaddr.as_str())
-            .and_then(|mut a| {
-                a.next()
-                    .ok_or_else(|| std::io::ErrorKind::AddrNotAvailable.into())
-            })
-            .and_then(|a| backend::retry_in_use(|| backend::probe_exclusive(a)).map(|()| a));
-        match usable {
-            Ok(a) => out.push((sockaddr, a)),
-            Err(e) if optional => log(&format!("Skipping optional bind address {sockaddr}: {e}")),
-            Err(e) => return Err(cannot_listen(&sockaddr, &e)),
-        }
-    }
-    if out.is_empty() {
-        return Err("No listening address could be bound".into());
-    }
-    Ok(out)
-}
-
-/// The Unix domain socket of `unixsocket`, bound and listening (with `unixsocketperm`
-/// and `tcp-backlog`, as Redis's), if one is set; every core accepts on a copy of it.
-fn unix_socket(
-    cfg: &crate::config::Config,
-) -> Result<Option<std::os::unix::net::UnixListener>, String> {
-    let path = cfg.get("unixsocket").unwrap_or_default();
-    if path.is_empty() {
-        return Ok(None);
-    }
-    let perm = cfg
-        .get("unixsocketperm")
-        .and_then(|p| u32::from_str_radix(p, 8).ok())
-        .unwrap_or(0);
-    backend::bind_unix(path, perm, listen_backlog(cfg))
-        .map(Some)
-        .map_err(|e| format!("Failed opening Unix socket: {e}"))
-}
-
-/// `tcp-backlog`: every listening socket's backlog, the Unix socket's too (as Redis's).
-fn listen_backlog(cfg: &crate::config::Config) -> i32 {
-    cfg.get("tcp-backlog")
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(511)
-}
-
-/// A listening socket of this core: a TCP address, or the Unix socket.
-enum Listener {
-    Tcp(backend::TcpListener),
-    Unix(backend::UnixListener),
-}
-
-impl Listener {
-    async fn accept(&self) -> std::io::Result<backend::TcpStream> {
-        match self {
-            Listener::Tcp(l) => l.accept().await,
-            Listener::Unix(l) => l.accept().await,
-        }
-    }
-}
-
-/// Redis's message for a listening address that cannot be bound.
-fn cannot_listen(sockaddr: &str, e: &std::io::Error) -> String {
-    format!("Could not create server TCP listening socket {sockaddr}: {e}")
-}
-
-async fn accept_loop(
-    shards: Rc<Shards>,
-    addrs: Arc<Vec<(String, SocketAddr)>>,
-    unix: Option<Arc<std::os::unix::net::UnixListener>>,
-) -> Result<(), String> {
-    let cfg = shards.local.borrow().config.clone();
-    let backlog = listen_backlog(&cfg);
-    let mut listeners = Vec::new();
-    for (sockaddr, addr) in addrs.iter() {
-        match backend::TcpListener::bind(*addr, backlog, true) {
-            Ok(l) => listeners.push(Listener::Tcp(l)),
-            Err(e) => {
-                log(&cannot_listen(sockaddr, &e));
-                backend::exit(1);
-            }
-        }
-    }
-    if let Some(unix) = &unix {
-        match backend::UnixListener::on_this_core(unix) {
-            Ok(l) => listeners.push(Listener::Unix(l)),
-            Err(e) => {
-                log(&format!("Failed opening Unix socket: {e}"));
-                backend::exit(1);
-            }
-        }
-    }
-    // No core accepts before every core listens: the kernel spreads connections over
-    // the listeners bound so far, so the first clients would all land on the cores
-    // that bound first (and "Ready" would be logged before the server is).
-    shards.server.listening.fetch_add(1, Ordering::AcqRel);
-    all_listening(&shards).await;
-    if shards.local_id == 0 {
-        crate::memory::mark_startup();
-        log(&format!(
-            "Ready to accept connections tcp on port {}",
-            cfg.port
-        ));
-        if unix.is_some() {
-            log(&format!(
-                "The server is now ready to accept connections at {}",
-                cfg.get("unixsocket").unwrap_or_default()
-            ));
-        }
-    }
-    let mut tasks = Vec::new();
-    for l in listeners {
-        let shards = shards.clone();
-        tasks.push(crate::runtime::backend::spawn(async move {
-            loop {
-                match l.accept().await {
-                    Ok(stream) => {
-                        crate::runtime::backend::spawn(connection::serve(stream, shards.clone()))
-                            .detach();
-                    }
-                    // A shutdown closes the listeners under a pending accept.
-                    Err(_) if shards.server.shutting_down.load(Ordering::Acquire) => return,
-                    Err(e) => {
-                        // (Verbose, as Redis's: out of descriptors it comes every try.)
-                        crate::log::verbose(&format!(
-                            "Accepting client connection: {}",
-                            crate::log::strerror(&e)
-                        ));
-                        crate::runtime::backend::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await;
     }
     Ok(())
 }
@@ -555,13 +403,6 @@ fn idle(s: &Shard) -> bool {
         && s.dbs
             .iter()
             .all(|d| d.expires.is_empty() && !d.keys.is_rehashing() && !d.expires.is_rehashing())
-}
-
-/// Wait until every core listens for clients.
-pub async fn all_listening(shards: &Shards) {
-    while shards.server.listening.load(Ordering::Acquire) < shards.count() {
-        backend::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// INFO's instantaneous rates: a sample every 100 ms or so, as Redis's cron takes

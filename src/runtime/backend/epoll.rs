@@ -613,6 +613,12 @@ impl TcpListener {
     }
 }
 
+impl std::os::fd::AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
 impl Drop for TcpListener {
     fn drop(&mut self) {
         self.reg.release(&mut self.inner);

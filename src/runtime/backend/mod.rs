@@ -542,6 +542,23 @@ impl TcpListener {
         Ok(listener)
     }
 
+    /// Stop listening now, ahead of dropping the listener: the port is free at once
+    /// for a listener bound with SO_REUSEADDR, and a pending accept fails (CONFIG SET
+    /// port / bind: `runtime::listen::rebind`). It no longer counts for `stop_listening`.
+    pub fn stop(&self) {
+        let fd = match self {
+            TcpListener::IoUring(l) => l.listener.as_raw_fd(),
+            TcpListener::Epoll(l) => l.as_raw_fd(),
+        };
+        LISTENING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|&f| f != fd);
+        // SAFETY: `fd` is this listener's socket, open while `self` lives (the borrow
+        // lasts the call); shutdown() reads no memory of ours.
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    }
+
     pub async fn accept(&self) -> io::Result<TcpStream> {
         match self {
             TcpListener::IoUring(l) => {
