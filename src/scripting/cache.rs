@@ -20,9 +20,17 @@ fn scripts() -> &'static RwLock<Map> {
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// The lower-case hex sha1 of `body`, as Redis names scripts.
+/// The lower-case hex sha1 of `body`, as Redis names scripts. (Every EVAL names its
+/// body: `Digest`'s `Display` took ~630 instructions of formatting machinery.)
 pub fn sha1_hex(body: &[u8]) -> String {
-    sha1_smol::Sha1::from(body).digest().to_string()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(body).digest().bytes();
+    let mut out = String::with_capacity(40);
+    for b in digest {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// Remember `body` under its sha; returns the sha.
@@ -34,6 +42,14 @@ pub fn add(body: &Bytes) -> String {
 
 /// Remember `body` under `sha` (its [`sha1_hex`]).
 pub fn insert(sha: &str, body: &Bytes) {
+    // Every EVAL comes here, mostly with a known script: a shared lock for that.
+    if scripts()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(sha)
+    {
+        return;
+    }
     let mut m = scripts().write().unwrap_or_else(|e| e.into_inner());
     if !m.contains_key(sha) {
         m.insert(sha.to_string(), body.clone());
