@@ -409,10 +409,12 @@ pub fn exit(code: i32) -> ! {
 }
 
 /// Stop listening on every port, just before the process exits. With io_uring the
-/// kernel releases a dead process's sockets only once its rings are torn down, tens of
-/// milliseconds after it is gone: a redis-server started at once on the same port
-/// failed to bind in 5 of 10 tries. A socket that no longer listens does not hold its
-/// port against one bound with SO_REUSEADDR, as Redis's (and ours) are.
+/// kernel releases the files a dead process's rings still use only once the rings
+/// are torn down, tens of milliseconds after it is gone: when the listeners had
+/// accepts in flight, a redis-server started at once on the same port failed to bind
+/// in 5 of 10 tries. They no longer do ([`Polled`]); this stays for whatever socket a
+/// ring may hold at exit. A socket that no longer listens does not hold its port
+/// against one bound with SO_REUSEADDR, as Redis's (and ours) are.
 fn stop_listening() {
     let fds = LISTENING.lock().unwrap_or_else(|e| e.into_inner());
     for &fd in fds.iter() {
