@@ -225,6 +225,60 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         self.find_with(self.hash(key), |k| k.borrow() == key)
     }
 
+    /// The node whose key hashes to `h` and satisfies `eq`: one walk of its chain (a
+    /// lookup that went on to walk the chain again from the bucket `find` gave cost a
+    /// second set of key comparisons).
+    fn node_with(&self, h: usize, eq: impl Fn(&K) -> bool) -> Option<&Node<K, V>> {
+        if self.is_empty() {
+            return None;
+        }
+        for t in &self.t {
+            if t.buckets.is_empty() {
+                continue;
+            }
+            let mut cur = t.buckets[h & t.mask()].as_deref();
+            while let Some(n) = cur {
+                if eq(&n.key) {
+                    return Some(n);
+                }
+                cur = n.next.as_deref();
+            }
+            if !self.is_rehashing() {
+                break;
+            }
+        }
+        None
+    }
+
+    /// [`Dict::node_with`], for changing the value.
+    fn value_mut_with<Q>(&mut self, h: usize, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        if self.is_empty() {
+            return None;
+        }
+        let rehashing = self.is_rehashing();
+        for t in self.t.iter_mut() {
+            if t.buckets.is_empty() {
+                continue;
+            }
+            let b = h & t.mask();
+            let mut cur = t.buckets[b].as_deref_mut();
+            while let Some(n) = cur {
+                if n.key.borrow() == key {
+                    return Some(&mut n.value);
+                }
+                cur = n.next.as_deref_mut();
+            }
+            if !rehashing {
+                break;
+            }
+        }
+        None
+    }
+
     /// The table and bucket of the entry whose key hashes to `h` and satisfies `eq`.
     fn find_with(&self, h: usize, eq: impl Fn(&K) -> bool) -> Option<(usize, usize)> {
         if self.is_empty() {
@@ -273,15 +327,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (ti, b) = self.find(key)?;
-        let mut cur = self.t[ti].buckets[b].as_deref();
-        while let Some(n) = cur {
-            if n.key.borrow() == key {
-                return Some((&n.key, &n.value));
-            }
-            cur = n.next.as_deref();
-        }
-        None
+        self.node_with(self.hash(key), |k| k.borrow() == key)
+            .map(|n| (&n.key, &n.value))
     }
 
     pub fn contains_key<Q>(&self, key: &Q) -> bool
@@ -289,7 +336,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.find(key).is_some()
+        self.node_with(self.hash(key), |k| k.borrow() == key)
+            .is_some()
     }
 
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
@@ -298,25 +346,18 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         self.step();
-        let (ti, b) = self.find(key)?;
-        let mut cur = self.t[ti].buckets[b].as_deref_mut();
-        while let Some(n) = cur {
-            if n.key.borrow() == key {
-                return Some(&mut n.value);
-            }
-            cur = n.next.as_deref_mut();
-        }
-        None
+        let h = self.hash(key);
+        self.value_mut_with(h, key)
     }
 
     /// Insert or replace; returns the previous value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.step();
-        if let Some(v) = self.get_mut(&key) {
+        let h = self.hash(&key);
+        if let Some(v) = self.value_mut_with(h, &key) {
             return Some(std::mem::replace(v, value));
         }
         self.grow_if_needed();
-        let h = self.hash(&key);
         let ti = if self.is_rehashing() { 1 } else { 0 };
         let t = &mut self.t[ti];
         let b = h & t.mask();
