@@ -217,29 +217,22 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         }
     }
 
-    fn find<Q>(&self, key: &Q) -> Option<(usize, usize)>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.find_with(self.hash(key), |k| k.borrow() == key)
-    }
-
-    /// The node whose key hashes to `h` and satisfies `eq`: one walk of its chain (a
-    /// lookup that went on to walk the chain again from the bucket `find` gave cost a
-    /// second set of key comparisons).
-    fn node_with(&self, h: usize, eq: impl Fn(&K) -> bool) -> Option<&Node<K, V>> {
+    /// The table, bucket and node of the entry whose key hashes to `h` and satisfies
+    /// `eq`: one walk of its chain, which every lookup takes (walking it again from the
+    /// bucket to reach the node would compare the same keys twice).
+    fn locate(&self, h: usize, eq: impl Fn(&K) -> bool) -> Option<(usize, usize, &Node<K, V>)> {
         if self.is_empty() {
             return None;
         }
-        for t in &self.t {
+        for (ti, t) in self.t.iter().enumerate() {
             if t.buckets.is_empty() {
                 continue;
             }
-            let mut cur = t.buckets[h & t.mask()].as_deref();
+            let b = h & t.mask();
+            let mut cur = t.buckets[b].as_deref();
             while let Some(n) = cur {
                 if eq(&n.key) {
-                    return Some(n);
+                    return Some((ti, b, n));
                 }
                 cur = n.next.as_deref();
             }
@@ -250,7 +243,17 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         None
     }
 
-    /// [`Dict::node_with`], for changing the value.
+    /// The node of `key`, if present.
+    fn node<Q>(&self, key: &Q) -> Option<&Node<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.locate(self.hash(key), |k| k.borrow() == key)
+            .map(|(_, _, n)| n)
+    }
+
+    /// [`Dict::locate`]'s walk, for changing the value.
     fn value_mut_with<Q>(&mut self, h: usize, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
@@ -279,39 +282,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         None
     }
 
-    /// The table and bucket of the entry whose key hashes to `h` and satisfies `eq`.
-    fn find_with(&self, h: usize, eq: impl Fn(&K) -> bool) -> Option<(usize, usize)> {
-        if self.is_empty() {
-            return None;
-        }
-        for ti in 0..2 {
-            let t = &self.t[ti];
-            if t.buckets.is_empty() {
-                continue;
-            }
-            let b = h & t.mask();
-            let mut cur = t.buckets[b].as_deref();
-            while let Some(n) = cur {
-                if eq(&n.key) {
-                    return Some((ti, b));
-                }
-                cur = n.next.as_deref();
-            }
-            if !self.is_rehashing() {
-                break;
-            }
-        }
-        None
-    }
-
     /// The key that hashes as `probe` does and satisfies `eq`: a lookup for keys that
     /// cannot be compared with what is looked up without outside help (an index of
     /// ids whose hash is that of what the id names, as a sorted set's member index).
     pub fn find_key_by<Q: Hash + ?Sized>(&self, probe: &Q, eq: impl Fn(&K) -> bool) -> Option<&K> {
-        let (ti, b) = self.find_with(self.hash(probe), &eq)?;
-        std::iter::successors(self.t[ti].buckets[b].as_deref(), |n| n.next.as_deref())
-            .map(|n| &n.key)
-            .find(|k| eq(k))
+        self.locate(self.hash(probe), eq).map(|(_, _, n)| &n.key)
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
@@ -327,8 +302,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.node_with(self.hash(key), |k| k.borrow() == key)
-            .map(|n| (&n.key, &n.value))
+        self.node(key).map(|n| (&n.key, &n.value))
     }
 
     pub fn contains_key<Q>(&self, key: &Q) -> bool
@@ -336,8 +310,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.node_with(self.hash(key), |k| k.borrow() == key)
-            .is_some()
+        self.node(key).is_some()
     }
 
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
@@ -375,7 +348,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Dict<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         self.step();
-        let (ti, b) = self.find(key)?;
+        let (ti, b, _) = self.locate(self.hash(key), |k| k.borrow() == key)?;
         let t = &mut self.t[ti];
         let mut link = &mut t.buckets[b];
         loop {
