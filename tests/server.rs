@@ -1578,16 +1578,21 @@ fn a_stopped_server_leaves_its_port_free_at_once() {
             assert!(std::time::Instant::now() < deadline, "SHUTDOWN exits");
             std::thread::sleep(Duration::from_millis(1));
         }
-        // What redis-server does to listen: SO_REUSEADDR, bind, listen.
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let sk = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        sk.set_reuse_address(true).unwrap();
-        if let Err(e) = sk.bind(&addr.into()) {
+        if let Err(e) = listen_as_redis(port) {
             panic!("round {round}: port {port} still held after Shardis exited: {e}");
         }
-        sk.listen(16).unwrap();
         drop(clients);
     }
+}
+
+/// Listen on `port` of 127.0.0.1 as redis-server does: SO_REUSEADDR, bind, listen.
+fn listen_as_redis(port: u16) -> std::io::Result<socket2::Socket> {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let sk = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sk.set_reuse_address(true)?;
+    sk.bind(&addr.into())?;
+    sk.listen(16)?;
+    Ok(sk)
 }
 
 /// The same after SIGKILL, which gives the server no chance to close anything: the
@@ -1606,13 +1611,9 @@ fn a_killed_server_leaves_its_port_free_at_once() {
         let dir = shardis.dir().to_path_buf();
         shardis.crash(); // SIGKILL, then reaped
         let _ = std::fs::remove_dir_all(dir);
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let sk = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        sk.set_reuse_address(true).unwrap();
-        if let Err(e) = sk.bind(&addr.into()) {
+        if let Err(e) = listen_as_redis(port) {
             panic!("round {round}: port {port} still held after Shardis was killed: {e}");
         }
-        sk.listen(16).unwrap();
         drop(clients);
     }
 }

@@ -446,7 +446,7 @@ pub fn core_shards() -> Option<Rc<Shards>> {
 
 /// A connection moved here (a job on this core): serve it from now on.
 fn arrive(socket: backend::StdStream, state: Moving) {
-    let Some(shards) = CORE.with(|c| c.borrow().clone()) else {
+    let Some(shards) = core_shards() else {
         return;
     };
     backend::spawn(async move {

@@ -160,7 +160,7 @@ pub async fn accept_loop(
     }
     accept_tcp(&shards, tcp);
     if let Some(l) = unix_listener {
-        backend::spawn(accept_on(shards.clone(), Rc::new(l), None)).detach();
+        backend::spawn(accept_on(shards.clone(), l, None)).detach();
     }
     // The core runs until the process exits (SHUTDOWN, a signal: `backend::exit`).
     std::future::pending().await
@@ -195,7 +195,7 @@ fn accept_tcp(shards: &Rc<Shards>, listeners: Vec<Rc<backend::TcpListener>>) {
     close_tcp();
     let (stop_tx, stop) = flume::bounded::<()>(0);
     for l in &listeners {
-        let l = Rc::new(Listener::Shared(l.clone()));
+        let l = Listener::Shared(l.clone());
         backend::spawn(accept_on(shards.clone(), l, Some(stop.clone()))).detach();
     }
     TCP.with(|t| *t.borrow_mut() = (listeners, Some(stop_tx)));
@@ -213,7 +213,7 @@ fn close_tcp() {
 
 /// Accept connections on `l` and serve each on this core, until `stop` (if any)
 /// disconnects.
-async fn accept_on(shards: Rc<Shards>, l: Rc<Listener>, stop: Option<flume::Receiver<()>>) {
+async fn accept_on(shards: Rc<Shards>, l: Listener, stop: Option<flume::Receiver<()>>) {
     loop {
         let accepted = async { Some(l.accept().await) };
         let stopped = async {
