@@ -540,6 +540,16 @@ fn script_libraries_answer_as_redis() {
     // cmsgpack and struct: whole scripts (the replies carry the packed bytes), edge
     // cases of both libraries, and the Lua stack limits hostile payloads meet.
     let scripts = [
+        // math.random: Redis's lrand48, the same numbers for the same seed.
+        "math.randomseed(7) return {math.random(), math.random(5), math.random(-3, 3), math.random(2.7)}",
+        "math.randomseed(-12345) local t = {} for i = 1, 50 do t[i] = math.random(1000000) end return t",
+        "math.randomseed(2^40 + 3) return {math.random(100), tostring(math.random())}",
+        "math.randomseed('9') return math.random('5', 8)",
+        "return math.random(0)",
+        "return math.random(3, 1)",
+        "return math.random(1, 2, 3)",
+        "return math.random('x')",
+        "return math.randomseed()",
         "return cmsgpack.pack()",
         "return cmsgpack.unpack()",
         "return cmsgpack.unpack({})",

@@ -443,6 +443,7 @@ impl Engine {
         super::bit::install(&lua, &globals)?;
         super::cmsgpack::install(&lua, &globals)?;
         super::structlib::install(&lua, &globals)?;
+        super::random::install(&lua, &globals)?;
         let (env, visible, runner, run_function, set_loading, call_args): (
             Table,
             Table,

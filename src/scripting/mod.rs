@@ -77,6 +77,7 @@ pub mod convert;
 pub mod engine;
 pub mod functions;
 pub mod luaarg;
+pub mod random;
 pub mod run;
 pub mod slices;
 pub mod structlib;
