@@ -142,6 +142,15 @@ impl Timers {
     }
 }
 
+/// Set once a multishot poll failed with `EINVAL` (a kernel before 5.13): polls are
+/// one-shot from then on. Shardis's patch 11.
+static MULTISHOT_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Record that the kernel refused a multishot poll.
+pub(crate) fn multishot_refused() {
+    MULTISHOT_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The reactor.
 ///
 /// Every async I/O handle and every timer is registered here. Invocations of
@@ -429,14 +438,29 @@ impl Reactor {
 
     pub(crate) fn poll_read_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
-        self.sys.poll_ready(&source, common_flags() | read_flags());
+        self.sys
+            .poll_ready(&source, common_flags() | read_flags(), false);
+        source
+    }
+
+    /// A poll for readability that stays armed (`IORING_POLL_ADD_MULTI`, Linux 5.13+):
+    /// the source's result is set at each readiness and its waiter woken, until the
+    /// source is dropped. Where the kernel refuses it (the first such request fails with
+    /// `EINVAL`, see [`multishot_refused`]), a one-shot poll instead. Shardis's patch 11.
+    pub(crate) fn poll_read_ready_multi(&self, fd: RawFd) -> Source {
+        if MULTISHOT_REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
+            return self.poll_read_ready(fd);
+        }
+        let source = self.new_source(fd, SourceType::PollAdd, None);
+        let flags = common_flags() | read_flags() | crate::sys::rdhup_flag();
+        self.sys.poll_ready(&source, flags, true);
         source
     }
 
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys
-            .poll_ready(&source, common_flags() | PollFlags::POLLOUT);
+            .poll_ready(&source, common_flags() | PollFlags::POLLOUT, false);
         source
     }
 

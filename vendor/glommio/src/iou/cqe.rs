@@ -209,5 +209,7 @@ bitflags::bitflags! {
     #[derive(Debug, Clone, Copy)]
     pub struct CompletionFlags: u32 {
         const BUFFER_SHIFT    = 1 << 0;
+        /// More completions will come for this request (a multishot one). Shardis's patch.
+        const MORE            = 1 << 1;
     }
 }

@@ -66,7 +66,10 @@ use std::{
 };
 
 #[doc(inline)]
-pub use cqe::{CQEs, CQEsBlocking, CQE};
+pub use cqe::{CQEs, CQEsBlocking, CompletionFlags, CQE};
+
+/// `sqe.len` of a POLL_ADD that stays armed after it fires (Linux 5.13+). Shardis's patch.
+pub const IORING_POLL_ADD_MULTI: u32 = 1 << 0;
 #[doc(inline)]
 pub use sqe::{SQEs, SQE};
 

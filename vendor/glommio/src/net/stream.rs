@@ -8,7 +8,7 @@ use crate::{
     sys::{self, Source, SourceType},
 };
 use futures_lite::ready;
-use nix::sys::socket::MsgFlags;
+use nix::{poll::PollFlags, sys::socket::MsgFlags};
 use std::{
     cell::Cell,
     io,
@@ -229,7 +229,39 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
         let reactor = self.reactor.upgrade().unwrap();
         let stream_fd = self.stream.as_raw_fd();
-        self.source_rx = Some(reactor.poll_read_ready(stream_fd));
+        self.source_rx = Some(reactor.poll_read_ready_multi(stream_fd));
+    }
+
+    /// After a read found the socket empty: wait for the next readiness. The read poll
+    /// stays armed (multishot), so only its result is forgotten; a poll the kernel ended
+    /// (or a one-shot one, where multishot is refused) is armed anew. Shardis's patch 11.
+    ///
+    /// `short`: the read returned data but less than asked. The socket has no more
+    /// data then, but it may have its end of stream: a FIN that came with the data, or
+    /// right behind it before the read, brings no further readiness. The poll's last
+    /// completion says so (`POLLRDHUP`, `POLLHUP`, `POLLERR` in its mask: any completion
+    /// since the last look at it was consumed before this task ran), and then the
+    /// readiness is kept so that the next read finds the end.
+    fn await_next_readiness(&mut self, reactor: &Reactor, short: bool) {
+        if let Some(src) = &self.source_rx {
+            if short {
+                let hangup = (sys::rdhup_flag() | PollFlags::POLLHUP | PollFlags::POLLERR)
+                    .bits() as usize;
+                if matches!(src.result(), Some(Ok(mask)) if mask & hangup != 0) {
+                    return;
+                }
+            }
+            if src.is_armed() {
+                src.clear_result();
+                return;
+            }
+            if let Some(Err(e)) = src.result() {
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    crate::reactor::multishot_refused();
+                }
+            }
+        }
+        self.source_rx = Some(reactor.poll_read_ready_multi(self.stream.as_raw_fd()));
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -253,6 +285,11 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Ok(sz)
     }
 
+    /// Shardis's patch 11: the read poll is armed once, multishot, when the stream is
+    /// made, and stays armed; its result, when set, says the socket became readable
+    /// since a read last found it empty. glommio armed a new one-shot poll after every
+    /// read that did not fill the buffer, that is after every unpipelined request: a
+    /// source, a submission and the kernel's arming and disarming each time.
     pub(crate) fn poll_read(
         &mut self,
         cx: &Context<'_>,
@@ -261,36 +298,29 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
 
-        let no_pending_poll = self
+        let readable = self
             .source_rx
             .as_ref()
-            .map(|src| src.result().is_some())
+            .map(|src| src.has_result())
             .unwrap_or(true);
 
-        if no_pending_poll {
-            if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
-                self.source_rx.take();
-                self.read_timeout.cancel_timer(reactor);
-                let result = poll_err!(result);
-                // Start an early poll if the buffer is not fully filled. So when
-                // the next time `poll_read` is called, it will be known immediately
-                // whether the underlying stream is ready for reading.
-                if result > 0 && result < buf.len() {
-                    self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-                    // The `rush_dispatch`s here and after could be removed to
-                    // improve performance if #458 is handled appropriately.
-                    // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
+        if readable {
+            match super::yolo_recv(self.stream.as_raw_fd(), buf) {
+                Some(result) => {
+                    self.read_timeout.cancel_timer(reactor);
+                    let result = poll_err!(result);
+                    // A read that does not fill the buffer emptied the socket: the next
+                    // one waits for the poll's next completion.
+                    if result > 0 && result < buf.len() {
+                        self.await_next_readiness(reactor, true);
+                    }
+                    return Poll::Ready(Ok(result));
                 }
-                return Poll::Ready(Ok(result));
+                None => self.await_next_readiness(reactor, false),
             }
         }
 
         poll_err!(self.read_timeout.check(reactor));
-
-        if no_pending_poll {
-            self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-            // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
-        }
 
         let source = self.source_rx.as_ref().unwrap();
         source.add_waiter_single(cx.waker());

@@ -264,6 +264,24 @@ impl Source {
         ret
     }
 
+    /// True once a completion has set the result (for a multishot poll: since the last
+    /// [`Self::clear_result`]). Shardis's patch 11.
+    pub(crate) fn has_result(&self) -> bool {
+        self.inner.borrow().wakers.result.is_some()
+    }
+
+    /// Forget the result, so that [`Self::has_result`] tells of the next completion of
+    /// a multishot request only. Shardis's patch 11.
+    pub(crate) fn clear_result(&self) {
+        self.inner.borrow_mut().wakers.result = None;
+    }
+
+    /// True while the request is queued or in the kernel: for a multishot request, until
+    /// its last completion. Shardis's patch 11.
+    pub(crate) fn is_armed(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     // adds a single waiter to the list, replacing any waiter that may already
     // exist. Should be used for single streams that map a future 1:1 to their I/O
     // source

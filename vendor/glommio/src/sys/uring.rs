@@ -57,6 +57,9 @@ const MSG_ZEROCOPY: i32 = 0x4000000;
 #[derive(Debug)]
 enum UringOpDescriptor {
     PollAdd(PollFlags),
+    /// A poll that stays armed and posts a completion each time the file becomes
+    /// ready (Shardis patch 11: PATCHED.md).
+    PollAddMulti(PollFlags),
     PollRemove(*const u8),
     Cancel(u64),
     Write(*const u8, usize, u64),
@@ -274,6 +277,10 @@ fn fill_sqe<F>(
         match op.args {
             UringOpDescriptor::PollAdd(events) => {
                 sqe.prep_poll_add(op.fd, events);
+            }
+            UringOpDescriptor::PollAddMulti(events) => {
+                sqe.prep_poll_add(op.fd, events);
+                sqe.raw_mut().len = crate::iou::IORING_POLL_ADD_MULTI;
             }
             UringOpDescriptor::PollRemove(to_remove) => {
                 user_data = 0;
@@ -544,12 +551,15 @@ fn extract_one_chain(
         .collect()
 }
 
+/// Handle one completion: `Some((woke, last))`, `woke` when it woke a task, `last`
+/// unless it is one of a multishot request's completions with more to come (its source
+/// then stays in the map and the request in the kernel); `None` when there was none.
 fn process_one_event<F, R>(
     cqe: Option<iou::CQE>,
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+) -> Option<(bool, bool)>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -557,12 +567,16 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some((false, true));
         }
 
-        let src = source_map
-            .borrow_mut()
-            .consume_source(from_user_data(value.user_data()));
+        let last = !value.flags().contains(iou::CompletionFlags::MORE);
+        let id = from_user_data(value.user_data());
+        let src = if last {
+            source_map.borrow_mut().consume_source(id)
+        } else {
+            source_map.borrow()[id].clone()
+        };
 
         let result = value.result();
 
@@ -573,7 +587,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some((woke, last));
     }
     None
 }
@@ -859,9 +873,11 @@ impl UringCommon for PollRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, last)| {
+            if last {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1204,9 +1220,11 @@ impl UringCommon for SleepableRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, last)| {
+            if last {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1270,6 +1288,12 @@ pub(crate) struct Reactor {
 
 pub(crate) fn common_flags() -> PollFlags {
     PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL
+}
+
+/// The peer's end of stream (`POLLRDHUP`, which nix 0.27 does not name). Shardis's
+/// patch 11.
+pub(crate) fn rdhup_flag() -> PollFlags {
+    PollFlags::from_bits_retain(libc::POLLRDHUP)
 }
 
 /// Epoll flags for all possible readability events.
@@ -1477,8 +1501,17 @@ impl Reactor {
         );
     }
 
-    pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags) {
-        let op = UringOpDescriptor::PollAdd(flags);
+    /// A poll for `flags`; with `multishot` (Shardis's patch 11) it stays armed: each
+    /// time the file becomes ready again the source's result is set anew and its waiter
+    /// woken, until the source is dropped (which cancels it) or the kernel ends it (a
+    /// completion without `IORING_CQE_F_MORE`, after which the source is no longer
+    /// enqueued).
+    pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags, multishot: bool) {
+        let op = if multishot {
+            UringOpDescriptor::PollAddMulti(flags)
+        } else {
+            UringOpDescriptor::PollAdd(flags)
+        };
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
