@@ -58,10 +58,11 @@ pub async fn run(
                     (sid, claim, step)
                 })
                 .collect();
-            let (tx, replies) = steps_in_tx(shards, steps).await;
-            if let Some(tx) = tx {
-                tx.finish().await;
-            }
+            let replies = if shards.tx.is_none() {
+                Tx::run_split(shards, steps).await
+            } else {
+                steps_in_tx(shards, steps).await.1
+            };
             merge_parts(merge, nkeys, positions.into_iter().zip(replies).collect())
         }
         None => {

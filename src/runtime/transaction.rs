@@ -188,7 +188,16 @@ impl Tx {
         shards: &Shards,
         steps: Vec<(usize, Footprint, FirstStep<R>)>,
     ) -> (Tx, Vec<R>) {
-        let (tx, results) = Tx::queue(shards, steps, None, false);
+        Tx::claiming(shards, steps, false).await
+    }
+
+    /// [`Tx::begin_claiming`], its claims `brief` or not (see [`Tx::queue`]).
+    async fn claiming<R: Send + 'static>(
+        shards: &Shards,
+        steps: Vec<(usize, Footprint, FirstStep<R>)>,
+        brief: bool,
+    ) -> (Tx, Vec<R>) {
+        let (tx, results) = Tx::queue(shards, steps, None, false, brief);
         let mut out = Vec::with_capacity(results.len());
         for r in results {
             out.push(
@@ -198,6 +207,22 @@ impl Tx {
             );
         }
         (tx, out)
+    }
+
+    /// A transaction that is nothing but `steps`, one per shard (a split command's
+    /// parts, see `multishard`): claim and run them as [`Tx::begin_claiming`], then
+    /// conclude. Its claims are `brief`: once a shard has run its part, nothing but the
+    /// release follows there, so the core does not watch for more before it parks.
+    /// (Watching cost MSET, MGET and DEL over 2 shards, unpipelined, about 10% more
+    /// CPU per command on 2 cores shared with the clients; benches/README.md, "No
+    /// watch for a split command's release".)
+    pub async fn run_split<R: Send + 'static>(
+        shards: &Shards,
+        steps: Vec<(usize, Footprint, FirstStep<R>)>,
+    ) -> Vec<R> {
+        let (tx, out) = Tx::claiming(shards, steps, true).await;
+        tx.finish().await;
+        out
     }
 
     /// Hold the shards of `set` whole, as [`Tx::begin`], unless a shard refuses: one
@@ -217,7 +242,7 @@ impl Tx {
         claims: Vec<(usize, Footprint)>,
         refuse: fn() -> bool,
     ) -> Option<Tx> {
-        let (tx, results) = Tx::queue(shards, no_steps(claims), Some(refuse), true);
+        let (tx, results) = Tx::queue(shards, no_steps(claims), Some(refuse), true, false);
         let mut refused = false;
         for (&sid, r) in tx.held.iter().zip(results) {
             // After a refusal only this core's shard is awaited: the Tx's drop releases
@@ -238,11 +263,15 @@ impl Tx {
     /// run it next (`Shards::run_here_if_next`), which saves the trip through the
     /// inbox and a wake-up of this core's inbox task; only for steps that do nothing,
     /// since it runs inside the ordering section.
+    ///
+    /// `brief`: the transaction sends its shards nothing after these steps but its
+    /// conclusion (see [`Tx::run_split`]).
     fn queue<R: Send + 'static>(
         shards: &Shards,
         steps: Vec<(usize, Footprint, FirstStep<R>)>,
         refuse: Option<fn() -> bool>,
         inline: bool,
+        brief: bool,
     ) -> (Tx, Vec<flume::Receiver<R>>) {
         let id = next_id();
         let log = Arc::new(TxLog::default());
@@ -257,7 +286,7 @@ impl Tx {
             });
             requests.push(shards.control_job(move |s: &mut Shard| {
                 if !refuse.is_some_and(|refuse| refuse()) {
-                    s.request(id, claim, on_grant)
+                    s.request_as(id, claim, on_grant, brief)
                 }
             }));
             held.push(sid);

@@ -73,6 +73,9 @@ struct Request {
     obstacles: usize,
     /// Taken when granted.
     on_grant: Option<OnGrant>,
+    /// Its transaction sends this shard nothing more than its release once granted (a
+    /// split command's part: see `Tx::run_split`), so the core does not watch for it.
+    brief: bool,
 }
 
 struct Parked {
@@ -99,6 +102,8 @@ pub struct Intents {
     wholes: Vec<(u64, u64)>,
     granted: usize,
     granted_whole: usize,
+    /// Granted claims that are `brief` (see `Request::brief`).
+    granted_brief: usize,
     parked: VecDeque<Parked>,
     /// Counts this shard's granted claims (see `set_hint`).
     hint: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
@@ -108,7 +113,8 @@ pub struct Intents {
 
 impl Intents {
     /// Keep `hint` (the count that makes the core's idle loop watch for work before
-    /// parking: `backend::set_spin_hint`) at the number of granted claims here: a
+    /// parking: `backend::set_spin_hint`) at the number of granted claims here but
+    /// the `brief` ones (a split command's part, after which only the release comes): a
     /// transaction holding this shard sends its next step or its release within
     /// microseconds, and a held-all script waits, thread blocked, for each of its
     /// calls here (measured: benches/README.md, "A shard held by a transaction watches
@@ -125,11 +131,13 @@ impl Intents {
         self.publish();
     }
 
-    /// Write the granted claims' count to `hint` and whether this shard is quiet where
-    /// other cores read it; after every change to the granted claims or the parked work.
+    /// Write the count of granted claims whose transactions send more work here (not
+    /// `brief`) to `hint` and whether this shard is quiet where other cores read it;
+    /// after every change to the granted claims or the parked work.
     fn publish(&self) {
         if let Some(h) = &self.hint {
-            h.store(self.granted, std::sync::atomic::Ordering::Relaxed);
+            let watched = self.granted - self.granted_brief;
+            h.store(watched, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some((flags, id)) = &self.quiet {
             let quiet = self.is_quiet();
@@ -214,6 +222,7 @@ impl Intents {
         };
         if r.on_grant.is_none() {
             self.granted -= 1;
+            self.granted_brief -= usize::from(r.brief);
             if r.claim == Footprint::Shard {
                 self.granted_whole -= 1;
             }
@@ -276,7 +285,7 @@ impl Intents {
     }
 
     /// Queue a request; true if it has no obstacle.
-    fn enqueue(&mut self, tx: u64, claim: Footprint, on_grant: OnGrant) -> bool {
+    fn enqueue(&mut self, tx: u64, claim: Footprint, on_grant: OnGrant, brief: bool) -> bool {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut obstacles = 0;
@@ -307,6 +316,7 @@ impl Intents {
                 claim,
                 obstacles,
                 on_grant: Some(on_grant),
+                brief,
             },
         );
         obstacles == 0
@@ -317,6 +327,7 @@ impl Intents {
         let r = self.requests.get_mut(&tx)?;
         let on_grant = r.on_grant.take()?;
         self.granted += 1;
+        self.granted_brief += usize::from(r.brief);
         if r.claim == Footprint::Shard {
             self.granted_whole += 1;
         }
@@ -366,6 +377,7 @@ impl Intents {
                     claim: Footprint::Keys(added),
                     obstacles: 0,
                     on_grant: None,
+                    brief: false,
                 };
                 self.requests.insert(tx, request);
                 self.granted += 1;
@@ -408,7 +420,13 @@ impl Shard {
     /// Queue transaction `tx`'s request for `claim`; `on_grant` runs as soon as it is
     /// granted, now if nothing conflicts.
     pub fn request(&mut self, tx: u64, claim: Footprint, on_grant: OnGrant) {
-        if self.intents.enqueue(tx, claim, on_grant) {
+        self.request_as(tx, claim, on_grant, false)
+    }
+
+    /// [`Shard::request`], `brief` when the transaction will send this shard nothing
+    /// but its release once granted (see `Request::brief`).
+    pub fn request_as(&mut self, tx: u64, claim: Footprint, on_grant: OnGrant, brief: bool) {
+        if self.intents.enqueue(tx, claim, on_grant, brief) {
             self.grant_all(vec![tx]);
         }
     }
@@ -455,6 +473,28 @@ mod tests {
 
     fn ran(log: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
         std::mem::take(&mut log.lock().unwrap())
+    }
+
+    #[test]
+    fn brief_claims_are_not_watched_for() {
+        // The hint makes an idle core watch for a transaction's next step before it
+        // parks; a split command's part sends nothing after its grant but the release.
+        let (mut s, _) = shard();
+        let hint = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        s.intents.set_hint(hint.clone());
+        let watched = || hint.load(std::sync::atomic::Ordering::Relaxed);
+        s.request_as(1, keys(&["a"]), Box::new(|_| {}), true);
+        assert_eq!(watched(), 0, "a brief claim is granted but not watched for");
+        s.request(2, keys(&["b"]), Box::new(|_| {}));
+        assert_eq!(watched(), 1);
+        s.request_as(3, keys(&["a"]), Box::new(|_| {}), true);
+        assert_eq!(watched(), 1, "queued, not granted");
+        s.release(1);
+        assert_eq!(watched(), 1, "3 granted, brief");
+        s.release(2);
+        assert_eq!(watched(), 0);
+        s.release(3);
+        assert_eq!((s.intents.granted, s.intents.granted_brief), (0, 0));
     }
 
     #[test]

@@ -33,8 +33,9 @@
 //!   ("Remote wake-ups first"): 2 shards, 50 clients, P1 GET/SET 8% faster with 12%
 //!   less CPU, a script over two shards 15-50% faster.
 //!   Before waiting it watches its remote queue for up to [`SPIN`] while a
-//!   multi-shard transaction holds a claim on its shard (the hint set by
-//!   [`set_spin_hint`]): the transaction's next step or its release usually comes
+//!   multi-shard transaction that sends more work holds a claim on its shard (the
+//!   hint set by [`set_spin_hint`]; a split command's parts do not count, as only
+//!   their release follows): the transaction's next step or its release usually comes
 //!   within a few microseconds, and catching it without sleeping saves the eventfd
 //!   write on the other core and the wake-up on this one (glommio's loop does the same
 //!   through our patch: vendor/glommio/PATCHED.md). It does not watch for the answers
