@@ -269,10 +269,12 @@ fn unlink_and_async_flushes_free_in_the_background_as_redis_counts() {
 #[test]
 fn expiry_eviction_and_server_deletions_free_lazily_under_their_switches() {
     let mut seen = Vec::new();
-    for server in [
-        Server::redis_with(&["--appendonly", "yes"]),
-        Server::shardis_with(2, &["--appendonly", "yes"]),
-    ] {
+    // `appendfsync always`: with `everysec`, redis-server postpones its write while a
+    // background fsync is slow (up to 2 s), and the records this test counts in the
+    // files were then missing on a loaded CI machine. With `always` every record is in
+    // the file before the next reply, on both servers.
+    let aof = ["--appendonly", "yes", "--appendfsync", "always"];
+    for server in [Server::redis_with(&aof), Server::shardis_with(2, &aof)] {
         let mut c = server.raw();
         let mut out = Vec::new();
         let mut step = |c: &mut RawConn, what: &str, args: &[&str]| {
