@@ -190,7 +190,7 @@ fn migrate<'a>(c: &'a ClientRef, s: &'a Shards, argv: &'a [Bytes]) -> LocalBoxFu
                 (sid, claim, step)
             })
             .collect();
-        let (tx, dumped) = multishard::steps_in_tx(s, steps).await;
+        let (tx, dumped) = multishard::steps_in_tx(s, steps, false).await;
         let handle = tx.as_ref().map_or(s, |t| &t.shards);
         let mut dumped: Vec<Dumped> = dumped.into_iter().flatten().collect();
         dumped.sort_by_key(|d| d.0);

@@ -58,11 +58,11 @@ pub async fn run(
                     (sid, claim, step)
                 })
                 .collect();
-            let replies = if shards.tx.is_none() {
-                Tx::run_split(shards, steps).await
-            } else {
-                steps_in_tx(shards, steps).await.1
-            };
+            // Nothing follows the parts but the conclusion: their claims are brief.
+            let (tx, replies) = steps_in_tx(shards, steps, true).await;
+            if let Some(tx) = tx {
+                tx.finish().await;
+            }
             merge_parts(merge, nkeys, positions.into_iter().zip(replies).collect())
         }
         None => {
@@ -76,7 +76,7 @@ pub async fn run(
                         (sid, claim, step)
                     })
                     .collect();
-            let (tx, gathered) = steps_in_tx(shards, steps).await;
+            let (tx, gathered) = steps_in_tx(shards, steps, false).await;
             let handle = tx.as_ref().map_or(shards, |t| &t.shards);
             let before = gathered.into_iter().flatten().collect();
             let reply = finish_gathered(handle, cmd, db, argv, before, writer, now).await;
@@ -90,13 +90,15 @@ pub async fn run(
 
 /// Run one step per shard: as plain hops inside the transaction `shards` acts for, or
 /// as the first steps of a new transaction claiming what each step touches, returned
-/// to be finished by the caller.
+/// to be finished by the caller. `brief`: the caller will only finish that new
+/// transaction, sending its shards nothing more (see [`Tx::claiming`]).
 pub(crate) async fn steps_in_tx<R: Send + 'static>(
     shards: &Shards,
     steps: Vec<(usize, Footprint, FirstStep<R>)>,
+    brief: bool,
 ) -> (Option<Tx>, Vec<R>) {
     if shards.tx.is_none() {
-        let (tx, out) = Tx::begin_claiming(shards, steps).await;
+        let (tx, out) = Tx::claiming(shards, steps, brief).await;
         return (Some(tx), out);
     }
     let waiting: Vec<_> = steps

@@ -191,8 +191,14 @@ impl Tx {
         Tx::claiming(shards, steps, false).await
     }
 
-    /// [`Tx::begin_claiming`], its claims `brief` or not (see [`Tx::queue`]).
-    async fn claiming<R: Send + 'static>(
+    /// [`Tx::begin_claiming`], its claims `brief` or not. `brief`: the caller will do
+    /// nothing with the transaction but finish it (a split command's parts, see
+    /// `multishard`), so once a shard has run its step nothing but the conclusion
+    /// follows there, and its core does not watch for more before it parks
+    /// (`Shard::request_as`). Watching cost MSET, MGET and DEL over 2 shards,
+    /// unpipelined, about 10% more CPU per command on 2 cores shared with the clients
+    /// (benches/README.md, "No watch for a split command's release").
+    pub(crate) async fn claiming<R: Send + 'static>(
         shards: &Shards,
         steps: Vec<(usize, Footprint, FirstStep<R>)>,
         brief: bool,
@@ -207,22 +213,6 @@ impl Tx {
             );
         }
         (tx, out)
-    }
-
-    /// A transaction that is nothing but `steps`, one per shard (a split command's
-    /// parts, see `multishard`): claim and run them as [`Tx::begin_claiming`], then
-    /// conclude. Its claims are `brief`: once a shard has run its part, nothing but the
-    /// release follows there, so the core does not watch for more before it parks.
-    /// (Watching cost MSET, MGET and DEL over 2 shards, unpipelined, about 10% more
-    /// CPU per command on 2 cores shared with the clients; benches/README.md, "No
-    /// watch for a split command's release".)
-    pub async fn run_split<R: Send + 'static>(
-        shards: &Shards,
-        steps: Vec<(usize, Footprint, FirstStep<R>)>,
-    ) -> Vec<R> {
-        let (tx, out) = Tx::claiming(shards, steps, true).await;
-        tx.finish().await;
-        out
     }
 
     /// Hold the shards of `set` whole, as [`Tx::begin`], unless a shard refuses: one
@@ -265,7 +255,7 @@ impl Tx {
     /// since it runs inside the ordering section.
     ///
     /// `brief`: the transaction sends its shards nothing after these steps but its
-    /// conclusion (see [`Tx::run_split`]).
+    /// conclusion (see [`Tx::claiming`]).
     fn queue<R: Send + 'static>(
         shards: &Shards,
         steps: Vec<(usize, Footprint, FirstStep<R>)>,

@@ -40,6 +40,11 @@ fn next() -> u32 {
     })
 }
 
+/// A draw in [0, 1), as Redis's `math.random` makes it.
+fn draw() -> f64 {
+    f64::from(next() % DRAW_MAX) / f64::from(DRAW_MAX)
+}
+
 /// `srand48(seed)`.
 fn seed(n: i32) {
     STATE.with(|s| s.set(((n as u32 as u64) << 16) | 0x330E));
@@ -74,7 +79,7 @@ unsafe fn check_int(state: *mut ffi::lua_State, arg: c_int) -> f64 {
 /// where no Rust value of this frame needs dropping, so the interpreter's `longjmp`
 /// skips nothing.
 unsafe extern "C-unwind" fn random(state: *mut ffi::lua_State) -> c_int {
-    let r = f64::from(next() % DRAW_MAX) / f64::from(DRAW_MAX);
+    let r = draw();
     let n = match ffi::lua_gettop(state) {
         0 => r,
         1 => {
@@ -140,12 +145,9 @@ mod tests {
     fn a_fresh_core_starts_where_lrand48_starts() {
         // Redis's first `math.random(10)` after start is 4, its first with
         // `math.randomseed(7)` then `math.random(100)` is 27 (redis-server 7.0.15).
-        let first = std::thread::spawn(|| f64::from(next() % DRAW_MAX) / f64::from(DRAW_MAX))
-            .join()
-            .unwrap();
+        let first = std::thread::spawn(draw).join().unwrap();
         assert_eq!((first * 10.0).floor() + 1.0, 4.0);
         seed(7);
-        let r = f64::from(next() % DRAW_MAX) / f64::from(DRAW_MAX);
-        assert_eq!((r * 100.0).floor() + 1.0, 27.0);
+        assert_eq!((draw() * 100.0).floor() + 1.0, 27.0);
     }
 }
